@@ -1,0 +1,534 @@
+//! An emulator of the Close API (`/api/v1/`), faithful to the recorded real exchanges and
+//! the documented contract.
+//!
+//! It serves leads (with nested contacts), contacts, opportunities, activities, tasks, lead
+//! and opportunity statuses, pipelines, custom fields and their schemas, users, webhooks, the
+//! event log, Advanced Filtering and OAuth 2.0 tokens; enforces rate limits per endpoint
+//! group with Close's headers and 429 bodies; delivers signed webhooks with retries; and can
+//! inject faults. Admin endpoints live under `/_sandbox/`:
+//!
+//! | endpoint | what it does |
+//! |---|---|
+//! | `GET /_sandbox/stats`, `POST /_sandbox/stats/reset` | request log and counters |
+//! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] |
+//! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
+//! | `POST /_sandbox/oauth/expire` | expire every access token now |
+
+mod data;
+mod events;
+mod gate;
+mod kinds;
+mod oauth;
+mod resources;
+mod search;
+mod seed;
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::faults::Faults;
+use crate::server::{Served, serve};
+pub use seed::SeedIds;
+pub use webhooks::sign;
+
+use data::Data;
+use kinds::Kind;
+use resources::{ApiError, ListLimits};
+
+/// How the emulator behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Accepted API keys; any non-empty key when empty.
+    pub api_keys: Vec<String>,
+    /// Requests allowed per endpoint group and key in one window.
+    pub rate_limit: u32,
+    /// The rate-limit window (10 s like the real API; scale it down for fast tests).
+    pub rate_window: Duration,
+    /// Largest `_limit` a list accepts.
+    pub max_limit: usize,
+    /// Largest `_skip` a list accepts; beyond it Close answers 400.
+    pub max_skip: usize,
+    /// OAuth client id and secret accepted at `/oauth2/token/`.
+    pub oauth_client: (String, String),
+    /// Lifetime of issued access tokens.
+    pub token_ttl: Duration,
+    /// First delay between webhook delivery attempts; it doubles each time.
+    pub webhook_retry_base: Duration,
+    /// Webhook delivery attempts before giving up.
+    pub webhook_attempts: u32,
+    /// Seed of all generated ids and data.
+    pub seed: u64,
+    /// How many leads to seed.
+    pub leads: usize,
+    /// Faults to inject from the start.
+    pub faults: Faults,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            rate_limit: 100,
+            rate_window: Duration::from_secs(10),
+            max_limit: 100,
+            max_skip: 10_000,
+            oauth_client: ("sandbox-client".into(), "sandbox-secret".into()),
+            token_ttl: Duration::from_secs(3600),
+            webhook_retry_base: Duration::from_secs(1),
+            webhook_attempts: 8,
+            seed: 1,
+            leads: 0,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// One request as the emulator saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestLog {
+    /// Milliseconds since the emulator started.
+    pub at_ms: f64,
+    /// The HTTP method.
+    pub method: String,
+    /// The path below `/api/v1/`.
+    pub path: String,
+    /// The rate-limit group it counted against.
+    pub group: String,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+/// Counters and the request log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Every `/api/v1/` request, in arrival order (the most recent 200,000).
+    pub requests: Vec<RequestLog>,
+    /// Requests answered 429 (by the limiter or by fault injection).
+    pub rate_limited: u64,
+    /// Successful refresh-token grants.
+    pub token_refreshes: u64,
+    /// Authorization-code grants.
+    pub code_exchanges: u64,
+    /// Webhook POSTs made.
+    pub webhook_attempts: u64,
+    /// Webhook events delivered with a 2xx.
+    pub webhook_delivered: u64,
+    /// Webhook events given up on.
+    pub webhook_failed: u64,
+}
+
+const REQUEST_LOG_CAP: usize = 200_000;
+
+pub(crate) struct State {
+    pub config: Config,
+    pub data: Mutex<Data>,
+    pub faults: Mutex<Faults>,
+    pub stats: Mutex<Stats>,
+    pub gate: gate::Gate,
+    pub oauth: Mutex<oauth::OAuth>,
+    pub events: mpsc::UnboundedSender<Value>,
+    pub seed_ids: SeedIds,
+}
+
+impl State {
+    pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Builds and starts a Close emulator.
+#[derive(Debug, Clone, Default)]
+pub struct CloseSandbox {
+    config: Config,
+    addr: Option<SocketAddr>,
+}
+
+impl CloseSandbox {
+    /// Starts from the defaults (real limits, no seed data, any key accepted).
+    pub fn builder() -> Self {
+        Self::default()
+    }
+
+    /// Uses `config` as a whole.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Seeds ids and data from `seed`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Seeds `n` leads with contacts, opportunities and activities.
+    pub fn leads(mut self, n: usize) -> Self {
+        self.config.leads = n;
+        self
+    }
+
+    /// Accepts `key` (once any key is given, only given keys are accepted).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.config.api_keys.push(key.into());
+        self
+    }
+
+    /// Allows `limit` requests per endpoint group in each `window`.
+    pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
+        self.config.rate_limit = limit;
+        self.config.rate_window = window;
+        self
+    }
+
+    /// Sets the `_skip` ceiling.
+    pub fn max_skip(mut self, max: usize) -> Self {
+        self.config.max_skip = max;
+        self
+    }
+
+    /// Injects `faults` from the start.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.config.faults = faults;
+        self
+    }
+
+    /// Sets the webhook retry schedule.
+    pub fn webhook_retry(mut self, base: Duration, attempts: u32) -> Self {
+        self.config.webhook_retry_base = base;
+        self.config.webhook_attempts = attempts;
+        self
+    }
+
+    /// Listens on `addr` instead of `127.0.0.1:0`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// Seeds the data and starts serving.
+    pub async fn start(self) -> std::io::Result<RunningClose> {
+        let mut data = Data::new(self.config.seed);
+        let seed_ids = seed::seed(&mut data, self.config.leads);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(State {
+            faults: Mutex::new(self.config.faults.clone()),
+            gate: gate::Gate::new(),
+            oauth: Mutex::new(oauth::OAuth::default()),
+            config: self.config,
+            data: Mutex::new(data),
+            stats: Mutex::new(Stats::default()),
+            events: tx,
+            seed_ids,
+        });
+        let deliverer = tokio::spawn(webhooks::run(state.clone(), rx));
+        let addr = self
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let served = serve(router(state.clone()), addr).await?;
+        Ok(RunningClose {
+            served,
+            state,
+            deliverer,
+        })
+    }
+}
+
+/// A running Close emulator; stops when dropped.
+pub struct RunningClose {
+    served: Served,
+    state: Arc<State>,
+    deliverer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningClose {
+    fn drop(&mut self) {
+        self.deliverer.abort();
+    }
+}
+
+impl std::fmt::Debug for RunningClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningClose")
+            .field("addr", &self.served.addr())
+            .finish()
+    }
+}
+
+impl RunningClose {
+    /// `http://127.0.0.1:PORT`, where `/oauth2/token/` and `/_sandbox/` live.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.served.addr())
+    }
+
+    /// `http://127.0.0.1:PORT/api/v1/`, the API root to give a client.
+    pub fn api_url(&self) -> String {
+        format!("{}/api/v1/", self.base_url())
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.served.addr()
+    }
+
+    /// A copy of the counters and request log.
+    pub fn stats(&self) -> Stats {
+        self.state.stats().clone()
+    }
+
+    /// Clears the counters and request log.
+    pub fn reset_stats(&self) {
+        *self.state.stats() = Stats::default();
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Issues an OAuth authorization code, as if a user had approved the app.
+    pub fn issue_oauth_code(&self) -> String {
+        self.state
+            .oauth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .issue_code()
+    }
+
+    /// Expires every access token now, so the next call answers 401.
+    pub fn expire_tokens(&self) {
+        self.state
+            .oauth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expire_all();
+    }
+
+    /// Ids of the seeded configuration (custom fields, pipeline).
+    pub fn seed_ids(&self) -> &SeedIds {
+        &self.state.seed_ids
+    }
+
+    /// How many records a collection holds (`lead`, `contact`, `opportunity`, `activity`…).
+    pub fn count(&self, collection: &str) -> usize {
+        let data = self.state.data();
+        data.tables
+            .iter()
+            .find(|(name, _)| **name == collection)
+            .map(|(_, t)| t.len())
+            .unwrap_or(0)
+    }
+}
+
+fn router(state: Arc<State>) -> Router {
+    let api = Router::new().route("/api/v1/{*path}", any(api)).layer(
+        axum::middleware::from_fn_with_state(state.clone(), gate::check),
+    );
+    Router::new()
+        .merge(api)
+        .route("/oauth2/token/", post(oauth::token))
+        .route("/_sandbox/stats", get(admin_stats))
+        .route("/_sandbox/stats/reset", post(admin_reset))
+        .route("/_sandbox/faults", get(admin_faults).put(admin_set_faults))
+        .route("/_sandbox/oauth/code", post(admin_code))
+        .route("/_sandbox/oauth/expire", post(admin_expire))
+        .with_state(state)
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        reply(self.status(), self.body())
+    }
+}
+
+async fn api(
+    AxState(state): AxState<Arc<State>>,
+    method: Method,
+    Path(path): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let full_path = format!("/api/v1/{path}");
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let json_body = || -> Result<Value, ApiError> {
+        if body.is_empty() {
+            return Ok(json!({}));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Errors(vec![format!("Invalid JSON body: {e}")]))
+    };
+    let result: Result<(u16, Value, Vec<Value>), ApiError> = (|| {
+        let mut data = state.data();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["me"]) => Ok((200, me(&data), vec![])),
+            (&Method::GET, ["user"]) => Ok((
+                200,
+                json!({"data": [user(&data)], "has_more": false}),
+                vec![],
+            )),
+            (&Method::GET, ["user", id]) if *id == data.user_id => Ok((200, user(&data), vec![])),
+            (&Method::GET, ["organization", id]) if *id == data.org_id => {
+                Ok((200, organization(&data), vec![]))
+            }
+            (&Method::GET, ["custom_field_schema", object]) => {
+                let fields: Vec<Value> = data
+                    .rows("custom_field")
+                    .filter(|cf| cf["object_type"] == *object)
+                    .cloned()
+                    .collect();
+                Ok((200, json!({"fields": fields}), vec![]))
+            }
+            (&Method::POST, ["data", "search"]) => {
+                Ok((200, search::run(&data, &json_body()?)?, vec![]))
+            }
+            (&Method::GET, ["event"]) => Ok((200, events::list(&data, &params)?, vec![])),
+            (&Method::GET, ["event", id]) => Ok((200, events::get(&data, id)?, vec![])),
+            _ => {
+                let Some((kind, id)) = Kind::parse(&segments) else {
+                    return Err(ApiError::NotFound("Resource".into()));
+                };
+                let limits = ListLimits {
+                    max_limit: state.config.max_limit,
+                    max_skip: state.config.max_skip,
+                };
+                let done = match (&method, id) {
+                    (&Method::GET, None) => {
+                        return Ok((200, resources::list(&data, kind, &params, limits)?, vec![]));
+                    }
+                    (&Method::GET, Some(id)) => {
+                        return Ok((200, resources::get(&data, kind, &id, &params)?, vec![]));
+                    }
+                    (&Method::POST, None) => {
+                        resources::create(&mut data, kind, json_body()?, &full_path)?
+                    }
+                    (&Method::PUT, Some(id)) => {
+                        resources::update(&mut data, kind, &id, json_body()?, &full_path)?
+                    }
+                    (&Method::DELETE, Some(id)) => {
+                        resources::delete(&mut data, kind, &id, &full_path)?
+                    }
+                    _ => return Err(ApiError::MethodNotAllowed),
+                };
+                Ok((done.status, done.body, done.events))
+            }
+        }
+    })();
+    match result {
+        Ok((status, body, events)) => {
+            for e in events {
+                let _ = state.events.send(e);
+            }
+            reply(status, body)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn user(data: &Data) -> Value {
+    json!({"id": data.user_id, "first_name": "Sandbox", "last_name": "User",
+           "email": "sandbox.user@example.com", "organizations": [data.org_id]})
+}
+
+fn me(data: &Data) -> Value {
+    let mut me = user(data);
+    me["organizations"] = json!([{"id": data.org_id, "name": "crmkit Sandbox"}]);
+    me
+}
+
+fn organization(data: &Data) -> Value {
+    let pipelines: Vec<Value> = data
+        .rows("pipeline")
+        .map(|p| resources::render(data, "pipeline", p.clone()))
+        .collect();
+    json!({"id": data.org_id, "name": "crmkit Sandbox",
+           "lead_statuses": data.rows("status_lead").cloned().collect::<Vec<_>>(),
+           "opportunity_statuses": data.rows("status_opportunity").cloned().collect::<Vec<_>>(),
+           "pipelines": pipelines})
+}
+
+async fn admin_stats(AxState(state): AxState<Arc<State>>) -> Response {
+    axum::Json(state.stats().clone()).into_response()
+}
+
+async fn admin_reset(AxState(state): AxState<Arc<State>>) -> Response {
+    *state.stats() = Stats::default();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_faults(AxState(state): AxState<Arc<State>>) -> Response {
+    axum::Json(
+        state
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    )
+    .into_response()
+}
+
+async fn admin_set_faults(
+    AxState(state): AxState<Arc<State>>,
+    axum::Json(f): axum::Json<Faults>,
+) -> Response {
+    *state.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_code(AxState(state): AxState<Arc<State>>) -> Response {
+    let code = state
+        .oauth
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .issue_code();
+    axum::Json(json!({"code": code})).into_response()
+}
+
+async fn admin_expire(AxState(state): AxState<Arc<State>>) -> Response {
+    state
+        .oauth
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .expire_all();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub(crate) fn log_request(state: &State, method: &str, path: &str, group: &str, status: u16) {
+    let at_ms = state.gate.started.elapsed().as_secs_f64() * 1000.0;
+    let mut stats = state.stats();
+    if status == 429 {
+        stats.rate_limited += 1;
+    }
+    if stats.requests.len() >= REQUEST_LOG_CAP {
+        stats.requests.drain(..REQUEST_LOG_CAP / 2);
+    }
+    stats.requests.push(RequestLog {
+        at_ms,
+        method: method.to_string(),
+        path: path.to_string(),
+        group: group.to_string(),
+        status,
+    });
+}
