@@ -1,0 +1,231 @@
+//! The Close client: configuration, credentials and the per-resource handlers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crmkit_core::http::auth::{Auth, TokenSource};
+use crmkit_core::http::rate::Quota;
+use crmkit_core::http::retry::RetryPolicy;
+use crmkit_core::http::{ApiRequest, Transport};
+use crmkit_core::{Error, Result, SecretString};
+use serde_json::Value;
+
+use crate::auth::{OAuthApp, RotatingRefresher, RotationHook, TokenSet};
+use crate::dialect::CloseDialect;
+use crate::models::{Activity, Contact, CustomField, Lead, Opportunity, Pipeline, Status, Task, User, WebhookSubscription};
+use crate::resources::Resource;
+
+/// The real API root.
+pub const DEFAULT_BASE_URL: &str = "https://api.close.com/api/v1/";
+
+/// Close's documented default budget: 100 requests per 10 s per endpoint group.
+const DEFAULT_QUOTA: (u32, Duration) = (100, Duration::from_secs(10));
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    base_url: String,
+    auth: Option<Auth>,
+    quota: Quota,
+    retry: RetryPolicy,
+    timeout: Duration,
+    max_skip: usize,
+}
+
+impl ClientBuilder {
+    /// Authenticates with an API key (HTTP Basic, key as user, empty password).
+    pub fn api_key(mut self, key: SecretString) -> Self {
+        self.auth = Some(Auth::Basic { user: key, password: None });
+        self
+    }
+
+    /// Authenticates with OAuth: starts with `tokens` and refreshes through `app`, keeping the
+    /// rotated refresh token and passing each new one to `on_rotate`.
+    pub fn oauth(mut self, app: OAuthApp, tokens: TokenSet, on_rotate: Option<RotationHook>) -> Result<Self> {
+        let refresh = tokens
+            .refresh_token
+            .clone()
+            .ok_or_else(|| Error::config("OAuth tokens have no refresh token; request the offline_access scope"))?;
+        let refresher = Arc::new(RotatingRefresher::new(app, refresh, on_rotate));
+        self.auth = Some(Auth::OAuth(TokenSource::new(Some(tokens.issued()), refresher)));
+        Ok(self)
+    }
+
+    /// Points the client at another API root, such as a sandbox's `…/api/v1/`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Sets the budget per endpoint group (default 100 requests per 10 s).
+    pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
+        self.quota = Quota::new(limit, window);
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the per-attempt timeout (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest `_skip` the server accepts; listings start a new `date_created` slice
+    /// before reaching it (default 10,000).
+    pub fn max_skip(mut self, max: usize) -> Self {
+        self.max_skip = max.max(1);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client> {
+        let auth = self
+            .auth
+            .ok_or_else(|| Error::config("no Close credentials: set CLOSE_API_KEY or configure OAuth"))?;
+        let transport = Transport::builder(self.base_url, Arc::new(CloseDialect))
+            .auth(auth)
+            .quota(self.quota)
+            .retry(self.retry)
+            .timeout(self.timeout)
+            .build()?;
+        Ok(Client { inner: Arc::new(Inner { transport, max_skip: self.max_skip }) })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    transport: Transport,
+    max_skip: usize,
+}
+
+/// A Close API client. Cheap to clone; clones share connections and rate budgets.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Starts configuring a client for the real API.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            base_url: DEFAULT_BASE_URL.into(),
+            auth: None,
+            quota: Quota::new(DEFAULT_QUOTA.0, DEFAULT_QUOTA.1),
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(60),
+            max_skip: 10_000,
+        }
+    }
+
+    /// A client from `CLOSE_API_KEY` and, if set, `CLOSE_BASE_URL`.
+    pub fn from_env() -> Result<Client> {
+        let key = std::env::var("CLOSE_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| Error::config("CLOSE_API_KEY is not set"))?;
+        let mut b = Client::builder().api_key(SecretString::from(key));
+        if let Ok(url) = std::env::var("CLOSE_BASE_URL")
+            && !url.trim().is_empty()
+        {
+            b = b.base_url(url);
+        }
+        b.build()
+    }
+
+    /// The transport, for raw requests with budgets and retries.
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    pub(crate) fn max_skip(&self) -> usize {
+        self.inner.max_skip
+    }
+
+    /// Sends any request and returns the JSON answer (`Value::Null` for an empty body).
+    pub async fn raw(&self, req: &ApiRequest) -> Result<Value> {
+        let resp = self.transport().send(req).await?;
+        if resp.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(&resp.body)?)
+    }
+
+    /// Leads (`/lead/`).
+    pub fn leads(&self) -> Resource<Lead> {
+        Resource::new(self.clone(), "lead/")
+    }
+
+    /// Contacts (`/contact/`).
+    pub fn contacts(&self) -> Resource<Contact> {
+        Resource::new(self.clone(), "contact/")
+    }
+
+    /// Opportunities (`/opportunity/`).
+    pub fn opportunities(&self) -> Resource<Opportunity> {
+        Resource::new(self.clone(), "opportunity/")
+    }
+
+    /// All activities (`/activity/`), for listing; create through [`Self::activities_of`].
+    pub fn activities(&self) -> Resource<Activity> {
+        Resource::new(self.clone(), "activity/")
+    }
+
+    /// Activities of one type: `note`, `call`, `email`, `meeting`, `sms`.
+    pub fn activities_of(&self, kind: &str) -> Resource<Activity> {
+        Resource::new(self.clone(), format!("activity/{}/", kind.to_ascii_lowercase()))
+    }
+
+    /// Tasks (`/task/`).
+    pub fn tasks(&self) -> Resource<Task> {
+        Resource::new(self.clone(), "task/")
+    }
+
+    /// Lead statuses.
+    pub fn lead_statuses(&self) -> Resource<Status> {
+        Resource::new(self.clone(), "status/lead/")
+    }
+
+    /// Opportunity statuses.
+    pub fn opportunity_statuses(&self) -> Resource<Status> {
+        Resource::new(self.clone(), "status/opportunity/")
+    }
+
+    /// Pipelines.
+    pub fn pipelines(&self) -> Resource<Pipeline> {
+        Resource::new(self.clone(), "pipeline/")
+    }
+
+    /// Custom field definitions of `object`: `lead`, `contact`, `opportunity`, `activity`.
+    pub fn custom_fields(&self, object: &str) -> Resource<CustomField> {
+        Resource::new(self.clone(), format!("custom_field/{object}/"))
+    }
+
+    /// The custom field schema of `object` (`/custom_field_schema/{object}/`).
+    pub async fn custom_field_schema(&self, object: &str) -> Result<Vec<CustomField>> {
+        #[derive(serde::Deserialize)]
+        struct Schema {
+            fields: Vec<CustomField>,
+        }
+        let s: Schema = self.transport().json(&ApiRequest::get(format!("custom_field_schema/{object}/"))).await?;
+        Ok(s.fields)
+    }
+
+    /// Users of the organization.
+    pub fn users(&self) -> Resource<User> {
+        Resource::new(self.clone(), "user/")
+    }
+
+    /// The user the credentials belong to (`/me/`): a cheap call to check credentials.
+    pub async fn me(&self) -> Result<User> {
+        self.transport().json(&ApiRequest::get("me/")).await
+    }
+
+    /// Webhook subscriptions.
+    pub fn webhooks(&self) -> Resource<WebhookSubscription> {
+        Resource::new(self.clone(), "webhook/")
+    }
+}
