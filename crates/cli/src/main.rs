@@ -1,1 +1,351 @@
-fn main() {}
+//! The `crmkit` command line.
+
+mod bench;
+mod config;
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use crmkit_close::Client;
+use crmkit_core::http::ApiRequest;
+use crmkit_core::{Error, Result};
+use futures::TryStreamExt;
+use serde_json::Value;
+
+use config::Settings;
+use output::{Format, Progress};
+
+/// crmkit: CRM clients, sync and a local sandbox of Close, HubSpot and Salesforce.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "crmkit.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole system offline against seeded sandbox CRMs and print a summary.
+    Demo {
+        /// Leads to seed.
+        #[arg(long, default_value_t = 200)]
+        leads: usize,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Work with Close.
+    Close {
+        #[command(subcommand)]
+        command: CloseCommand,
+    },
+    /// Check each configured credential with a cheap call.
+    Doctor,
+    /// Run a sandbox CRM.
+    Sandbox {
+        #[command(subcommand)]
+        crm: SandboxCommand,
+    },
+    /// Run a benchmark; the last line holds the figures as name=value pairs.
+    Bench {
+        #[command(subcommand)]
+        bench: bench::Bench,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// The Close API emulator.
+    Close {
+        /// Port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8025)]
+        port: u16,
+        /// Seed of ids and data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Leads to seed.
+        #[arg(long, default_value_t = 100)]
+        leads: usize,
+        /// Accepted API key (repeatable); any non-empty key when none is given.
+        #[arg(long = "api-key")]
+        api_keys: Vec<String>,
+        /// Requests per endpoint group per window.
+        #[arg(long, default_value_t = 100)]
+        rate_limit: u32,
+        /// The rate window in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        window_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CloseResource {
+    Leads,
+    Contacts,
+    Opportunities,
+    Activities,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Action {
+    List,
+    Get,
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Subcommand)]
+enum CloseCommand {
+    /// Search leads with the Close query language, e.g. 'company:Acme sort:date_updated desc'.
+    Search {
+        /// The query.
+        query: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    #[command(flatten)]
+    Resource(ResourceCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ResourceArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    action: Action,
+    /// The object id (get, update, delete).
+    id: Option<String>,
+    /// JSON fields (create, update), e.g. '{"name": "Acme"}'.
+    #[arg(long)]
+    data: Option<String>,
+    /// Filters for list, e.g. --filter lead_id=lead_… (repeatable).
+    #[arg(long = "filter", value_parser = parse_filter)]
+    filters: Vec<(String, String)>,
+    /// Stop after this many objects (list).
+    #[arg(long)]
+    max: Option<usize>,
+    /// Activity type for create (note, call, email).
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum ResourceCommand {
+    /// Leads.
+    Leads(ResourceArgs),
+    /// Contacts.
+    Contacts(ResourceArgs),
+    /// Opportunities.
+    Opportunities(ResourceArgs),
+    /// Activities.
+    Activities(ResourceArgs),
+}
+
+fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo { leads, seed } => demo::run(leads, seed).await,
+        Command::Bench { bench } => bench::run(bench).await,
+        Command::Sandbox {
+            crm:
+                SandboxCommand::Close {
+                    port,
+                    seed,
+                    leads,
+                    api_keys,
+                    rate_limit,
+                    window_ms,
+                },
+        } => {
+            let mut b = crmkit_sandbox::close::CloseSandbox::builder()
+                .seed(seed)
+                .leads(leads)
+                .rate_limit(rate_limit, Duration::from_millis(window_ms))
+                .bind(([127, 0, 0, 1], port).into());
+            for k in api_keys {
+                b = b.api_key(k);
+            }
+            let sandbox = b.start().await.map_err(|e| {
+                Error::config(format!(
+                    "cannot start the Close sandbox on port {port}: {e}"
+                ))
+            })?;
+            println!(
+                "Close sandbox listening at {} (API root {})",
+                sandbox.base_url(),
+                sandbox.api_url()
+            );
+            println!(
+                "Point crmkit at it with CLOSE_BASE_URL={} and any CLOSE_API_KEY. Ctrl-C stops it.",
+                sandbox.api_url()
+            );
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
+            Ok(())
+        }
+        Command::Doctor => doctor(&Settings::load(&cli.config)?).await,
+        Command::Close { command } => {
+            let client = Settings::load(&cli.config)?.close_client()?;
+            match command {
+                CloseCommand::Search { query, output } => {
+                    let rows = client.search_text(&query).await?;
+                    output::print(&rows, output::columns("leads"), output);
+                    Ok(())
+                }
+                CloseCommand::Resource(r) => resource(&client, r).await,
+            }
+        }
+    }
+}
+
+async fn doctor(settings: &Settings) -> Result<()> {
+    let mut problems = 0;
+    match settings.close_client() {
+        Err(e) => {
+            println!("close: not configured ({e})");
+        }
+        Ok(client) => match client.me().await {
+            Ok(me) => println!(
+                "close: ok — authenticated as {} at {}",
+                me.email.unwrap_or(me.id),
+                client.transport().base_url()
+            ),
+            Err(e) => {
+                problems += 1;
+                let hint = match e.kind() {
+                    crmkit_core::ErrorKind::Auth => {
+                        "the API key is wrong or revoked; create a new one in Close under Settings → API Keys"
+                    }
+                    crmkit_core::ErrorKind::Transient => {
+                        "Close could not be reached; check the network or CLOSE_BASE_URL"
+                    }
+                    _ => "see the error above",
+                };
+                println!("close: FAILED — {e}\n       fix: {hint}");
+            }
+        },
+    }
+    println!("hubspot: not supported yet");
+    println!("salesforce: not supported yet");
+    if problems > 0 {
+        return Err(Error::config(format!("{problems} credential(s) failed")));
+    }
+    Ok(())
+}
+
+async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
+    let (name, args) = match cmd {
+        ResourceCommand::Leads(a) => ("leads", a),
+        ResourceCommand::Contacts(a) => ("contacts", a),
+        ResourceCommand::Opportunities(a) => ("opportunities", a),
+        ResourceCommand::Activities(a) => ("activities", a),
+    };
+    let base = match name {
+        "leads" => "lead/".to_string(),
+        "contacts" => "contact/".to_string(),
+        "opportunities" => "opportunity/".to_string(),
+        _ => match (&args.action, &args.kind) {
+            (Action::Create, Some(k)) | (Action::Update, Some(k)) => format!("activity/{k}/"),
+            (Action::Create, None) => {
+                return Err(Error::config(
+                    "creating an activity needs --type note|call|email",
+                ));
+            }
+            _ => "activity/".to_string(),
+        },
+    };
+    let data = || -> Result<Value> {
+        let text = args
+            .data
+            .as_deref()
+            .ok_or_else(|| Error::config("this action needs --data '{…}' with the fields"))?;
+        serde_json::from_str(text)
+            .map_err(|e| Error::config(format!("--data is not valid JSON: {e}")))
+    };
+    let id = || -> Result<&str> {
+        args.id
+            .as_deref()
+            .ok_or_else(|| Error::config(format!("this action needs the {name} id")))
+    };
+    let cols = output::columns(name);
+    match args.action {
+        Action::List => {
+            let mut builder = client.resource::<Value>(&base).list();
+            for (k, v) in &args.filters {
+                builder = builder.filter(k.clone(), v.clone());
+            }
+            let mut stream = Box::pin(builder.stream());
+            let mut rows = Vec::new();
+            let mut progress = Progress::new();
+            while let Some(row) = stream.try_next().await? {
+                rows.push(row);
+                progress.tick();
+                if args.max.is_some_and(|m| rows.len() >= m) {
+                    break;
+                }
+            }
+            progress.done();
+            output::print(&rows, cols, args.output);
+        }
+        Action::Get => {
+            let row = client
+                .raw(&ApiRequest::get(format!("{base}{}/", id()?)))
+                .await?;
+            output::print(&[row], cols, args.output);
+        }
+        Action::Create => {
+            let row = client.raw(&ApiRequest::post(base, data()?)).await?;
+            output::print(&[row], cols, args.output);
+        }
+        Action::Update => {
+            let row = client
+                .raw(&ApiRequest::put(format!("{base}{}/", id()?), data()?))
+                .await?;
+            output::print(&[row], cols, args.output);
+        }
+        Action::Delete => {
+            let id = id()?;
+            client
+                .raw(&ApiRequest::delete(format!("{base}{id}/")))
+                .await?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}

@@ -43,7 +43,10 @@ impl fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSet")
             .field("access_token", &"[REDACTED]")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
             .field("organization_id", &self.organization_id)
@@ -135,9 +138,12 @@ impl OAuthApp {
             .send()
             .await
             .map_err(|e| {
-                Error::new(ErrorKind::Transient, "could not reach the OAuth token endpoint")
-                    .with_crm(Crm::Close)
-                    .with_source(e.without_url())
+                Error::new(
+                    ErrorKind::Transient,
+                    "could not reach the OAuth token endpoint",
+                )
+                .with_crm(Crm::Close)
+                .with_source(e.without_url())
             })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.unwrap_or_default();
@@ -151,9 +157,12 @@ impl OAuthApp {
             } else {
                 ErrorKind::from_status(status)
             };
-            return Err(Error::new(kind, format!("the token endpoint refused the grant: {code}"))
-                .with_crm(Crm::Close)
-                .with_status(status));
+            return Err(Error::new(
+                kind,
+                format!("the token endpoint refused the grant: {code}"),
+            )
+            .with_crm(Crm::Close)
+            .with_status(status));
         }
         serde_json::from_slice(&body).map_err(|e| {
             Error::bad_response(format!("token response is not valid: {e}")).with_crm(Crm::Close)
@@ -173,19 +182,32 @@ pub struct RotatingRefresher {
 
 impl fmt::Debug for RotatingRefresher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RotatingRefresher").field("app", &self.app).finish_non_exhaustive()
+        f.debug_struct("RotatingRefresher")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
     }
 }
 
 impl RotatingRefresher {
     /// Refreshes with `refresh_token` through `app`; `on_rotate` sees every new refresh token.
-    pub fn new(app: OAuthApp, refresh_token: SecretString, on_rotate: Option<RotationHook>) -> Self {
-        Self { app, refresh_token: Mutex::new(refresh_token), on_rotate }
+    pub fn new(
+        app: OAuthApp,
+        refresh_token: SecretString,
+        on_rotate: Option<RotationHook>,
+    ) -> Self {
+        Self {
+            app,
+            refresh_token: Mutex::new(refresh_token),
+            on_rotate,
+        }
     }
 
     /// The refresh token to use next.
     pub fn current_refresh_token(&self) -> SecretString {
-        self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.refresh_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -12,7 +12,10 @@ use serde_json::Value;
 
 use crate::auth::{OAuthApp, RotatingRefresher, RotationHook, TokenSet};
 use crate::dialect::CloseDialect;
-use crate::models::{Activity, Contact, CustomField, Lead, Opportunity, Pipeline, Status, Task, User, WebhookSubscription};
+use crate::models::{
+    Activity, Contact, CustomField, Lead, Opportunity, Pipeline, Status, Task, User,
+    WebhookSubscription,
+};
 use crate::resources::Resource;
 
 /// The real API root.
@@ -34,19 +37,29 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Authenticates with an API key (HTTP Basic, key as user, empty password).
     pub fn api_key(mut self, key: SecretString) -> Self {
-        self.auth = Some(Auth::Basic { user: key, password: None });
+        self.auth = Some(Auth::Basic {
+            user: key,
+            password: None,
+        });
         self
     }
 
     /// Authenticates with OAuth: starts with `tokens` and refreshes through `app`, keeping the
     /// rotated refresh token and passing each new one to `on_rotate`.
-    pub fn oauth(mut self, app: OAuthApp, tokens: TokenSet, on_rotate: Option<RotationHook>) -> Result<Self> {
-        let refresh = tokens
-            .refresh_token
-            .clone()
-            .ok_or_else(|| Error::config("OAuth tokens have no refresh token; request the offline_access scope"))?;
+    pub fn oauth(
+        mut self,
+        app: OAuthApp,
+        tokens: TokenSet,
+        on_rotate: Option<RotationHook>,
+    ) -> Result<Self> {
+        let refresh = tokens.refresh_token.clone().ok_or_else(|| {
+            Error::config("OAuth tokens have no refresh token; request the offline_access scope")
+        })?;
         let refresher = Arc::new(RotatingRefresher::new(app, refresh, on_rotate));
-        self.auth = Some(Auth::OAuth(TokenSource::new(Some(tokens.issued()), refresher)));
+        self.auth = Some(Auth::OAuth(TokenSource::new(
+            Some(tokens.issued()),
+            refresher,
+        )));
         Ok(self)
     }
 
@@ -83,16 +96,21 @@ impl ClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<Client> {
-        let auth = self
-            .auth
-            .ok_or_else(|| Error::config("no Close credentials: set CLOSE_API_KEY or configure OAuth"))?;
+        let auth = self.auth.ok_or_else(|| {
+            Error::config("no Close credentials: set CLOSE_API_KEY or configure OAuth")
+        })?;
         let transport = Transport::builder(self.base_url, Arc::new(CloseDialect))
             .auth(auth)
             .quota(self.quota)
             .retry(self.retry)
             .timeout(self.timeout)
             .build()?;
-        Ok(Client { inner: Arc::new(Inner { transport, max_skip: self.max_skip }) })
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport,
+                max_skip: self.max_skip,
+            }),
+        })
     }
 }
 
@@ -154,6 +172,11 @@ impl Client {
         Ok(serde_json::from_slice(&resp.body)?)
     }
 
+    /// Any collection by path (`lead/`, `activity/sms/`…), decoded into `T`.
+    pub fn resource<T: serde::de::DeserializeOwned>(&self, path: &str) -> Resource<T> {
+        Resource::new(self.clone(), path)
+    }
+
     /// Leads (`/lead/`).
     pub fn leads(&self) -> Resource<Lead> {
         Resource::new(self.clone(), "lead/")
@@ -176,7 +199,10 @@ impl Client {
 
     /// Activities of one type: `note`, `call`, `email`, `meeting`, `sms`.
     pub fn activities_of(&self, kind: &str) -> Resource<Activity> {
-        Resource::new(self.clone(), format!("activity/{}/", kind.to_ascii_lowercase()))
+        Resource::new(
+            self.clone(),
+            format!("activity/{}/", kind.to_ascii_lowercase()),
+        )
     }
 
     /// Tasks (`/task/`).
@@ -210,7 +236,10 @@ impl Client {
         struct Schema {
             fields: Vec<CustomField>,
         }
-        let s: Schema = self.transport().json(&ApiRequest::get(format!("custom_field_schema/{object}/"))).await?;
+        let s: Schema = self
+            .transport()
+            .json(&ApiRequest::get(format!("custom_field_schema/{object}/")))
+            .await?;
         Ok(s.fields)
     }
 

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use crmkit_core::connector::Change;
 use crmkit_core::model::{Activity, ActivityKind, Company, Deal, Money, Person};
-use crmkit_core::{BatchOutcome, ChangeCursor, Connector, Crm, Error, ObjectKind, Record, RecordRef, Result};
+use crmkit_core::{
+    BatchOutcome, ChangeCursor, Connector, Crm, Error, ObjectKind, Record, RecordRef, Result,
+};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 
@@ -59,12 +61,20 @@ fn custom(raw: &Value) -> Map<String, Value> {
     raw.as_object()
         .into_iter()
         .flatten()
-        .filter_map(|(k, v)| k.strip_prefix("custom.").map(|id| (id.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("custom.")
+                .map(|id| (id.to_string(), v.clone()))
+        })
         .collect()
 }
 
 fn domain_of(url: &str) -> Option<String> {
-    let host = url.split("://").nth(1).unwrap_or(url).split(['/', '?', '#']).next()?;
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', '?', '#'])
+        .next()?;
     let host = host.trim_start_matches("www.").to_lowercase();
     (!host.is_empty()).then_some(host)
 }
@@ -77,7 +87,9 @@ pub(crate) fn to_record(kind: ObjectKind, raw: Value) -> Result<Record> {
     Ok(match kind {
         ObjectKind::Company => Record::Company(Company {
             id,
-            name: text(&raw["name"]).or_else(|| text(&raw["display_name"])).unwrap_or_default(),
+            name: text(&raw["name"])
+                .or_else(|| text(&raw["display_name"]))
+                .unwrap_or_default(),
             domain: raw["url"].as_str().and_then(domain_of),
             url: text(&raw["url"]),
             description: text(&raw["description"]),
@@ -104,8 +116,12 @@ pub(crate) fn to_record(kind: ObjectKind, raw: Value) -> Result<Record> {
         }
         ObjectKind::Deal => Record::Deal(Deal {
             id,
-            name: text(&raw["note"]).or_else(|| text(&raw["lead_name"])).unwrap_or_default(),
-            amount: raw["value"].as_i64().map(|v| Money::new(v, raw["value_currency"].as_str().unwrap_or("USD"))),
+            name: text(&raw["note"])
+                .or_else(|| text(&raw["lead_name"]))
+                .unwrap_or_default(),
+            amount: raw["value"]
+                .as_i64()
+                .map(|v| Money::new(v, raw["value_currency"].as_str().unwrap_or("USD"))),
             stage_id: text(&raw["status_id"]),
             pipeline_id: text(&raw["pipeline_id"]),
             confidence: raw["confidence"].as_u64().map(|c| c.min(100) as u8),
@@ -163,20 +179,48 @@ fn to_close(record: &Record) -> Result<(String, Value)> {
     Ok(match record {
         Record::Company(c) => (
             "lead/".into(),
-            with_custom(strip_nulls(json!({"name": c.name, "url": c.url, "description": c.description})), &c.custom),
+            with_custom(
+                strip_nulls(json!({"name": c.name, "url": c.url, "description": c.description})),
+                &c.custom,
+            ),
         ),
         Record::Person(p) => {
-            let emails: Vec<EmailAddress> = p.emails.iter().map(|e| EmailAddress { kind: Some("office".into()), email: e.clone() }).collect();
-            let phones: Vec<PhoneNumber> = p.phones.iter().map(|n| PhoneNumber { kind: Some("office".into()), phone: n.clone() }).collect();
+            let emails: Vec<EmailAddress> = p
+                .emails
+                .iter()
+                .map(|e| EmailAddress {
+                    kind: Some("office".into()),
+                    email: e.clone(),
+                })
+                .collect();
+            let phones: Vec<PhoneNumber> = p
+                .phones
+                .iter()
+                .map(|n| PhoneNumber {
+                    kind: Some("office".into()),
+                    phone: n.clone(),
+                })
+                .collect();
             (
                 "contact/".into(),
-                with_custom(strip_nulls(json!({"name": p.name, "title": p.title, "lead_id": p.company_id, "emails": emails, "phones": phones})), &p.custom),
+                with_custom(
+                    strip_nulls(
+                        json!({"name": p.name, "title": p.title, "lead_id": p.company_id, "emails": emails, "phones": phones}),
+                    ),
+                    &p.custom,
+                ),
             )
         }
         Record::Deal(d) => {
             let company = d.company_id.as_ref().ok_or_else(|| {
-                Error::new(crmkit_core::ErrorKind::Validation, "a Close opportunity needs the lead it belongs to")
-                    .with_field_errors(vec![crmkit_core::FieldError { field: "company_id".into(), message: "required".into() }])
+                Error::new(
+                    crmkit_core::ErrorKind::Validation,
+                    "a Close opportunity needs the lead it belongs to",
+                )
+                .with_field_errors(vec![crmkit_core::FieldError {
+                    field: "company_id".into(),
+                    message: "required".into(),
+                }])
             })?;
             let mut body = json!({"lead_id": company, "note": d.name, "status_id": d.stage_id, "contact_id": d.person_id,
                 "confidence": d.confidence});
@@ -184,7 +228,10 @@ fn to_close(record: &Record) -> Result<(String, Value)> {
                 body["value"] = json!(m.minor);
                 body["value_currency"] = json!(m.currency);
             }
-            ("opportunity/".into(), with_custom(strip_nulls(body), &d.custom))
+            (
+                "opportunity/".into(),
+                with_custom(strip_nulls(body), &d.custom),
+            )
         }
         Record::Activity(a) => {
             let seg = match a.kind {
@@ -193,7 +240,9 @@ fn to_close(record: &Record) -> Result<(String, Value)> {
                 ActivityKind::Email => "email",
                 ActivityKind::Meeting => "meeting",
                 ActivityKind::Task => {
-                    return Err(Error::config("Close tasks are not activities; create them with Client::tasks()"));
+                    return Err(Error::config(
+                        "Close tasks are not activities; create them with Client::tasks()",
+                    ));
                 }
             };
             let mut body = json!({"lead_id": a.company_id, "contact_id": a.person_id, "duration": a.duration_secs,
@@ -206,13 +255,18 @@ fn to_close(record: &Record) -> Result<(String, Value)> {
                 }
                 _ => body["note"] = json!(a.body),
             }
-            (format!("activity/{seg}/"), with_custom(strip_nulls(body), &a.custom))
+            (
+                format!("activity/{seg}/"),
+                with_custom(strip_nulls(body), &a.custom),
+            )
         }
     })
 }
 
 fn record_ref(kind: ObjectKind, v: &Value) -> Result<RecordRef> {
-    let id = v["id"].as_str().ok_or_else(|| Error::bad_response("Close returned an object without an id"))?;
+    let id = v["id"]
+        .as_str()
+        .ok_or_else(|| Error::bad_response("Close returned an object without an id"))?;
     Ok(RecordRef::new(Crm::Close, kind, id))
 }
 
@@ -220,7 +274,8 @@ impl CloseConnector {
     async fn write(&self, record: Record, update: bool) -> Result<RecordRef> {
         let kind = record.kind();
         let label = record.describe();
-        let (create_path, body) = to_close(&record).map_err(|e| e.with_crm(Crm::Close).with_record(label.clone()))?;
+        let (create_path, body) =
+            to_close(&record).map_err(|e| e.with_crm(Crm::Close).with_record(label.clone()))?;
         let req = match (update, record.id()) {
             (false, _) => crmkit_core::http::ApiRequest::post(create_path, body),
             (true, Some(id)) => {
@@ -228,12 +283,22 @@ impl CloseConnector {
                 if let Value::Object(m) = &mut body {
                     m.remove("lead_id");
                 }
-                let base = if kind == ObjectKind::Activity { create_path } else { path(kind).to_string() };
+                let base = if kind == ObjectKind::Activity {
+                    create_path
+                } else {
+                    path(kind).to_string()
+                };
                 crmkit_core::http::ApiRequest::put(format!("{base}{id}/"), body)
             }
-            (true, None) => return Err(Error::config("an update needs the record's id").with_record(label)),
+            (true, None) => {
+                return Err(Error::config("an update needs the record's id").with_record(label));
+            }
         };
-        let v = self.client.raw(&req).await.map_err(|e| e.with_record(label))?;
+        let v = self
+            .client
+            .raw(&req)
+            .await
+            .map_err(|e| e.with_record(label))?;
         record_ref(kind, &v)
     }
 
@@ -242,7 +307,10 @@ impl CloseConnector {
         F: Fn(Record) -> Fut,
         Fut: std::future::Future<Output = Result<RecordRef>>,
     {
-        let results = stream::iter(items.into_iter().map(f)).buffered(WRITE_CONCURRENCY).collect().await;
+        let results = stream::iter(items.into_iter().map(f))
+            .buffered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
         BatchOutcome { results }
     }
 }
@@ -253,31 +321,54 @@ impl Connector for CloseConnector {
         Crm::Close
     }
 
-    fn changes(&self, kind: ObjectKind, since: Option<ChangeCursor>) -> BoxStream<'_, Result<Change>> {
+    fn changes(
+        &self,
+        kind: ObjectKind,
+        since: Option<ChangeCursor>,
+    ) -> BoxStream<'_, Result<Change>> {
         let ot = object_type(kind);
         let mut parts = vec![Query::object_type(ot)];
         if let Some(c) = &since {
             parts.push(Query::field(
-                Field::RegularField { object_type: ot.into(), field_name: "date_updated".into() },
-                Condition::MomentRange { gte: Some(c.0.clone()), lt: None },
+                Field::RegularField {
+                    object_type: ot.into(),
+                    field_name: "date_updated".into(),
+                },
+                Condition::MomentRange {
+                    gte: Some(c.0.clone()),
+                    lt: None,
+                },
             ));
         }
         let mut req = SearchRequest::new(Query::and(parts)).fields(ot, &["_all"]);
         req.sort.push(Sort {
             direction: "asc".into(),
-            field: Field::RegularField { object_type: ot.into(), field_name: "date_updated".into() },
+            field: Field::RegularField {
+                object_type: ot.into(),
+                field_name: "date_updated".into(),
+            },
         });
         self.client
             .search(req)
             .and_then(move |raw| async move {
-                let cursor = ChangeCursor(raw["date_updated"].as_str().unwrap_or_default().to_string());
-                Ok(Change { record: to_record(kind, raw)?, cursor })
+                let cursor =
+                    ChangeCursor(raw["date_updated"].as_str().unwrap_or_default().to_string());
+                Ok(Change {
+                    record: to_record(kind, raw)?,
+                    cursor,
+                })
             })
             .boxed()
     }
 
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
-        let v = self.client.raw(&crmkit_core::http::ApiRequest::get(format!("{}{id}/", path(kind)))).await?;
+        let v = self
+            .client
+            .raw(&crmkit_core::http::ApiRequest::get(format!(
+                "{}{id}/",
+                path(kind)
+            )))
+            .await?;
         to_record(kind, v)
     }
 
@@ -292,7 +383,11 @@ impl Connector for CloseConnector {
     async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
         let results = stream::iter(refs.into_iter().map(|r| async move {
             let req = crmkit_core::http::ApiRequest::delete(format!("{}{}/", path(r.object), r.id));
-            self.client.raw(&req).await.map(|_| r.clone()).map_err(|e| e.with_record(r.to_string()))
+            self.client
+                .raw(&req)
+                .await
+                .map(|_| r.clone())
+                .map_err(|e| e.with_record(r.to_string()))
         }))
         .buffered(WRITE_CONCURRENCY)
         .collect()
@@ -302,7 +397,9 @@ impl Connector for CloseConnector {
 
     fn search(&self, kind: ObjectKind, text: &str) -> BoxStream<'_, Result<Record>> {
         if kind != ObjectKind::Company {
-            let e = Error::config("the Close query language searches companies (leads); filter people, deals and activities through them");
+            let e = Error::config(
+                "the Close query language searches companies (leads); filter people, deals and activities through them",
+            );
             return stream::once(async { Err(e) }).boxed();
         }
         let text = text.to_string();
@@ -320,7 +417,11 @@ impl Client {
     pub async fn search_text_request(&self, text: &str) -> Result<SearchRequest> {
         let parsed = query::parse(text)?;
         let wanted = query::custom_field_names(&parsed);
-        let fields = if wanted.is_empty() { Vec::new() } else { self.custom_field_schema("lead").await? };
+        let fields = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.custom_field_schema("lead").await?
+        };
         let resolve = |name: &str| {
             fields
                 .iter()
@@ -332,7 +433,10 @@ impl Client {
 
     /// Runs a text query and returns the matching leads (whole objects).
     pub async fn search_text(&self, text: &str) -> Result<Vec<Value>> {
-        let req = self.search_text_request(text).await?.fields("lead", &["_all"]);
+        let req = self
+            .search_text_request(text)
+            .await?
+            .fields("lead", &["_all"]);
         self.search(req).try_collect().await
     }
 }
@@ -349,7 +453,9 @@ mod tests {
                    "date_updated": "2024-05-01T12:00:00.000000+00:00"}),
         )
         .unwrap();
-        let Record::Company(c) = r else { panic!("company") };
+        let Record::Company(c) = r else {
+            panic!("company")
+        };
         assert_eq!(c.domain.as_deref(), Some("acme.com"));
         assert_eq!(c.custom.get("cf_a"), Some(&json!(1)));
         assert!(c.updated_at.is_some());

@@ -77,14 +77,19 @@ impl crmkit_core::http::Dialect for CloseDialect {
         if let Some(limit) = header(headers, "x-rate-limit-limit") {
             return Some(RateInfo {
                 limit: limit.trim().parse().ok(),
-                remaining: header(headers, "x-rate-limit-remaining").and_then(|v| v.trim().parse().ok()),
+                remaining: header(headers, "x-rate-limit-remaining")
+                    .and_then(|v| v.trim().parse().ok()),
                 reset: header(headers, "x-rate-limit-reset").and_then(seconds),
             });
         }
         if status == 429 {
             // Legacy bodies: flat (2017 recordings) or nested under "error".
             let body: Value = serde_json::from_slice(body).ok()?;
-            let b = if body["error"].is_object() { &body["error"] } else { &body };
+            let b = if body["error"].is_object() {
+                &body["error"]
+            } else {
+                &body
+            };
             let reset = match &b["rate_reset"] {
                 Value::Number(n) => n.as_f64().map(Duration::from_secs_f64),
                 Value::String(s) => seconds(s),
@@ -107,7 +112,10 @@ impl crmkit_core::http::Dialect for CloseDialect {
             let message = if text.is_empty() {
                 format!("Close answered HTTP {status} with no body")
             } else {
-                format!("Close answered: {}", text.chars().take(200).collect::<String>())
+                format!(
+                    "Close answered: {}",
+                    text.chars().take(200).collect::<String>()
+                )
             };
             return Error::new(kind, message);
         };
@@ -138,7 +146,10 @@ impl crmkit_core::http::Dialect for CloseDialect {
             .flatten()
             .map(|(field, msg)| FieldError {
                 field: field.clone(),
-                message: msg.as_str().map(str::to_string).unwrap_or_else(|| msg.to_string()),
+                message: msg
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| msg.to_string()),
             })
             .collect();
         let message = if messages.is_empty() && !field_errors.is_empty() {
@@ -146,7 +157,9 @@ impl crmkit_core::http::Dialect for CloseDialect {
         } else {
             messages.join("; ")
         };
-        Error::new(kind, message).with_field_errors(field_errors).with_body(json)
+        Error::new(kind, message)
+            .with_field_errors(field_errors)
+            .with_body(json)
     }
 }
 
@@ -170,7 +183,10 @@ mod tests {
         let b = ApiRequest::get("lead/lead_XLnuBerozWCpobHZOJjbC9KpPIUcFgpDfut809pCcp9/");
         assert_eq!(d.endpoint_group(&a), "GET /lead/{id}/");
         assert_eq!(d.endpoint_group(&a), d.endpoint_group(&b));
-        assert_eq!(d.endpoint_group(&ApiRequest::get("custom_field/lead/")), "GET /custom_field/lead/");
+        assert_eq!(
+            d.endpoint_group(&ApiRequest::get("custom_field/lead/")),
+            "GET /custom_field/lead/"
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ use serde_json::{Map, Value};
 fn custom_of(extra: &Map<String, Value>) -> BTreeMap<String, Value> {
     extra
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("custom.").map(|id| (id.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("custom.")
+                .map(|id| (id.to_string(), v.clone()))
+        })
         .collect()
 }
 
@@ -391,7 +394,10 @@ impl fmt::Debug for WebhookSubscription {
             .field("url", &self.url)
             .field("events", &self.events)
             .field("status", &self.status)
-            .field("signature_key", &self.signature_key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "signature_key",
+                &self.signature_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -544,11 +550,18 @@ pub struct ActivityFields {
     pub activity_at: Option<String>,
 }
 
-fn custom_keys<S: serde::Serializer>(custom: &BTreeMap<String, Value>, s: S) -> Result<S::Ok, S::Error> {
+fn custom_keys<S: serde::Serializer>(
+    custom: &BTreeMap<String, Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(custom.len()))?;
     for (id, v) in custom {
-        let key = if id.starts_with("custom.") { id.clone() } else { format!("custom.{id}") };
+        let key = if id.starts_with("custom.") {
+            id.clone()
+        } else {
+            format!("custom.{id}")
+        };
         map.serialize_entry(&key, v)?;
     }
     map.end()
@@ -571,7 +584,11 @@ mod tests {
     fn write_payload_sends_only_set_fields_and_prefixes_custom() {
         let mut custom = BTreeMap::new();
         custom.insert("cf_industry".to_string(), json!("MEP Contractor"));
-        let f = LeadFields { name: Some("Acme".into()), custom, ..LeadFields::default() };
+        let f = LeadFields {
+            name: Some("Acme".into()),
+            custom,
+            ..LeadFields::default()
+        };
         assert_eq!(
             serde_json::to_value(&f).unwrap(),
             json!({"name": "Acme", "custom.cf_industry": "MEP Contractor"})

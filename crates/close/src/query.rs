@@ -42,7 +42,11 @@ pub struct QueryError {
 
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at position {}: expected {}, found {}", self.position, self.expected, self.found)
+        write!(
+            f,
+            "at position {}: expected {}, found {}",
+            self.position, self.expected, self.found
+        )
     }
 }
 
@@ -97,7 +101,11 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
                 loop {
                     match chars.get(i) {
                         None => {
-                            return Err(QueryError { position: pos, expected: "a closing `\"`".into(), found: "end of input".into() });
+                            return Err(QueryError {
+                                position: pos,
+                                expected: "a closing `\"`".into(),
+                                found: "end of input".into(),
+                            });
                         }
                         Some('\\') if chars.get(i + 1).is_some() => {
                             s.push(chars[i + 1]);
@@ -127,14 +135,23 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
                     ('>', true) => ">=",
                     ('<', false) => "<",
                     ('>', false) => ">",
-                    _ => return Err(QueryError { position: pos, expected: "`!=`".into(), found: "`!`".into() }),
+                    _ => {
+                        return Err(QueryError {
+                            position: pos,
+                            expected: "`!=`".into(),
+                            found: "`!`".into(),
+                        });
+                    }
                 };
                 out.push((Tok::Op(op), pos));
                 i += if two { 2 } else { 1 };
             }
             _ => {
                 let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !"()\":=!<>".contains(chars[i]) {
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && !"()\":=!<>".contains(chars[i])
+                {
                     i += 1;
                 }
                 out.push((Tok::Word(chars[start..i].iter().collect()), pos));
@@ -156,7 +173,12 @@ enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
-    Cond { field: String, op: &'static str, value: String, pos: usize },
+    Cond {
+        field: String,
+        op: &'static str,
+        value: String,
+        pos: usize,
+    },
 }
 
 struct Parser {
@@ -208,7 +230,11 @@ impl Parser {
             if self.keyword("AND") {
                 self.at += 1;
                 if parts.is_empty() {
-                    return Err(QueryError { position: self.toks[self.at - 1].1, expected: "a condition before AND".into(), found: "`AND`".into() });
+                    return Err(QueryError {
+                        position: self.toks[self.at - 1].1,
+                        expected: "a condition before AND".into(),
+                        found: "`AND`".into(),
+                    });
                 }
                 match self.unary()? {
                     Some(e) => parts.push(e),
@@ -251,12 +277,18 @@ impl Parser {
                     return Err(self.error("`)`"));
                 }
                 self.at += 1;
-                inner.map(Some).ok_or(QueryError { position: pos, expected: "a condition inside parentheses".into(), found: "`()`".into() })
+                inner.map(Some).ok_or(QueryError {
+                    position: pos,
+                    expected: "a condition inside parentheses".into(),
+                    found: "`()`".into(),
+                })
             }
             Tok::Word(field) => {
                 self.at += 1;
                 let Some((Tok::Op(op), op_pos)) = self.peek().cloned() else {
-                    return Err(self.error(&format!("an operator (`:`, `=`, `!=`, `<`, `<=`, `>`, `>=`) after `{field}`")));
+                    return Err(self.error(&format!(
+                        "an operator (`:`, `=`, `!=`, `<`, `<=`, `>`, `>=`) after `{field}`"
+                    )));
                 };
                 self.at += 1;
                 let value = match self.peek().cloned() {
@@ -285,7 +317,12 @@ impl Parser {
                     self.sorts.push((value, desc, pos));
                     return Ok(None);
                 }
-                Ok(Some(Expr::Cond { field, op, value, pos }))
+                Ok(Some(Expr::Cond {
+                    field,
+                    op,
+                    value,
+                    pos,
+                }))
             }
             _ => Err(self.error("a field name, `(` or NOT")),
         }
@@ -295,12 +332,20 @@ impl Parser {
 /// Parses a query; a syntax error names the position and what was expected.
 pub fn parse(input: &str) -> Result<Parsed, QueryError> {
     let toks = lex(input)?;
-    let mut p = Parser { toks, at: 0, sorts: Vec::new(), len: input.chars().count() };
+    let mut p = Parser {
+        toks,
+        at: 0,
+        sorts: Vec::new(),
+        len: input.chars().count(),
+    };
     let expr = p.or()?;
     if p.at < p.toks.len() {
         return Err(p.error("AND, OR or the end of the query"));
     }
-    Ok(Parsed { expr, sorts: p.sorts })
+    Ok(Parsed {
+        expr,
+        sorts: p.sorts,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -358,50 +403,102 @@ const OPPORTUNITY_FIELDS: &[(&str, &str, Ty)] = &[
 ];
 
 fn names(list: &[(&str, &str, Ty)]) -> String {
-    list.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn target(name: &str, pos: usize, resolve: &dyn Fn(&str) -> Option<String>) -> Result<Target, QueryError> {
-    let unknown = |expected: String| QueryError { position: pos, expected, found: format!("`{name}`") };
+fn target(
+    name: &str,
+    pos: usize,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, QueryError> {
+    let unknown = |expected: String| QueryError {
+        position: pos,
+        expected,
+        found: format!("`{name}`"),
+    };
     let lookup = |object: &'static str, list: &[(&str, &str, Ty)], f: &str, related| {
-        list.iter().find(|(n, _, _)| *n == f).map(|(_, real, ty)| Target {
-            related,
-            field: Field::RegularField { object_type: object.into(), field_name: (*real).into() },
-            ty: *ty,
-        })
+        list.iter()
+            .find(|(n, _, _)| *n == f)
+            .map(|(_, real, ty)| Target {
+                related,
+                field: Field::RegularField {
+                    object_type: object.into(),
+                    field_name: (*real).into(),
+                },
+                ty: *ty,
+            })
     };
     if let Some(cf) = name.strip_prefix("custom.") {
-        let id = if cf.starts_with("cf_") { Some(cf.to_string()) } else { resolve(cf) };
+        let id = if cf.starts_with("cf_") {
+            Some(cf.to_string())
+        } else {
+            resolve(cf)
+        };
         let id = id.ok_or_else(|| unknown(format!("a custom field id (`custom.cf_…`) or the name of a lead custom field; `{cf}` is neither")))?;
-        return Ok(Target { related: None, field: Field::CustomField { custom_field_id: id }, ty: Ty::Text });
+        return Ok(Target {
+            related: None,
+            field: Field::CustomField {
+                custom_field_id: id,
+            },
+            ty: Ty::Text,
+        });
     }
     if let Some((rel, f)) = name.split_once('.') {
         return match rel {
             "contacts" | "contact" => lookup("contact", CONTACT_FIELDS, f, Some("contact"))
                 .ok_or_else(|| unknown(format!("a contact field ({})", names(CONTACT_FIELDS)))),
-            "opportunities" | "opportunity" => lookup("opportunity", OPPORTUNITY_FIELDS, f, Some("opportunity"))
-                .ok_or_else(|| unknown(format!("an opportunity field ({})", names(OPPORTUNITY_FIELDS)))),
-            _ => Err(unknown("a field of `custom.`, `contacts.` or `opportunities.`".into())),
+            "opportunities" | "opportunity" => {
+                lookup("opportunity", OPPORTUNITY_FIELDS, f, Some("opportunity")).ok_or_else(|| {
+                    unknown(format!(
+                        "an opportunity field ({})",
+                        names(OPPORTUNITY_FIELDS)
+                    ))
+                })
+            }
+            _ => Err(unknown(
+                "a field of `custom.`, `contacts.` or `opportunities.`".into(),
+            )),
         };
     }
     if let Some(t) = lookup("lead", LEAD_FIELDS, name, None) {
         return Ok(t);
     }
-    if let Some(t) = ["email", "phone"].contains(&name).then(|| lookup("contact", CONTACT_FIELDS, name, Some("contact"))).flatten() {
+    if let Some(t) = ["email", "phone"]
+        .contains(&name)
+        .then(|| lookup("contact", CONTACT_FIELDS, name, Some("contact")))
+        .flatten()
+    {
         return Ok(t);
     }
-    Err(unknown(format!("a known field ({}, email, phone, custom.…, contacts.…, opportunities.…)", names(LEAD_FIELDS))))
+    Err(unknown(format!(
+        "a known field ({}, email, phone, custom.…, contacts.…, opportunities.…)",
+        names(LEAD_FIELDS)
+    )))
 }
 
 /// A parsed moment and whether it was a whole day.
-fn moment(value: &str, now: DateTime<Utc>, pos: usize) -> Result<(DateTime<Utc>, bool), QueryError> {
+fn moment(
+    value: &str,
+    now: DateTime<Utc>,
+    pos: usize,
+) -> Result<(DateTime<Utc>, bool), QueryError> {
     let v = value.trim().to_lowercase();
-    let bad = || QueryError {
+    let bad = || {
+        QueryError {
         position: pos,
         expected: "a date (`2024-05-01`), a time (`2024-05-01T12:00:00Z`), `today`, `yesterday` or `N days ago`".into(),
         found: format!("\"{value}\""),
+    }
     };
-    let midnight = |t: DateTime<Utc>| t.date_naive().and_hms_opt(0, 0, 0).expect("valid").and_utc();
+    let midnight = |t: DateTime<Utc>| {
+        t.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("valid")
+            .and_utc()
+    };
     match v.as_str() {
         "now" => return Ok((now, false)),
         "today" => return Ok((midnight(now), true)),
@@ -426,29 +523,71 @@ fn moment(value: &str, now: DateTime<Utc>, pos: usize) -> Result<(DateTime<Utc>,
     if let Ok(d) = NaiveDate::parse_from_str(&v, "%Y-%m-%d") {
         return Ok((d.and_hms_opt(0, 0, 0).expect("valid").and_utc(), true));
     }
-    crmkit_core::time::parse_timestamp(value).map(|t| (t, false)).ok_or_else(bad)
+    crmkit_core::time::parse_timestamp(value)
+        .map(|t| (t, false))
+        .ok_or_else(bad)
 }
 
 fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-fn condition(t: &Target, op: &'static str, value: &str, pos: usize, now: DateTime<Utc>) -> Result<(Condition, bool), QueryError> {
-    let op_err = |what: &str| QueryError { position: pos, expected: format!("an operator that applies to {what}"), found: format!("`{op}`") };
+fn condition(
+    t: &Target,
+    op: &'static str,
+    value: &str,
+    pos: usize,
+    now: DateTime<Utc>,
+) -> Result<(Condition, bool), QueryError> {
+    let op_err = |what: &str| QueryError {
+        position: pos,
+        expected: format!("an operator that applies to {what}"),
+        found: format!("`{op}`"),
+    };
     Ok(match t.ty {
         Ty::Text => match op {
-            ":" => (Condition::Text { mode: "full_words".into(), value: value.into() }, false),
-            "=" => (Condition::Term { values: vec![json!(value)] }, false),
-            "!=" => (Condition::Term { values: vec![json!(value)] }, true),
+            ":" => (
+                Condition::Text {
+                    mode: "full_words".into(),
+                    value: value.into(),
+                },
+                false,
+            ),
+            "=" => (
+                Condition::Term {
+                    values: vec![json!(value)],
+                },
+                false,
+            ),
+            "!=" => (
+                Condition::Term {
+                    values: vec![json!(value)],
+                },
+                true,
+            ),
             _ => return Err(op_err("text (`:`, `=`, `!=`)")),
         },
         Ty::Term => match op {
-            ":" | "=" => (Condition::Term { values: vec![json!(value)] }, false),
-            "!=" => (Condition::Term { values: vec![json!(value)] }, true),
+            ":" | "=" => (
+                Condition::Term {
+                    values: vec![json!(value)],
+                },
+                false,
+            ),
+            "!=" => (
+                Condition::Term {
+                    values: vec![json!(value)],
+                },
+                true,
+            ),
             _ => return Err(op_err("this field (`:`, `=`, `!=`)")),
         },
         Ty::Number => {
-            let n: f64 = value.parse().map_err(|_| QueryError { position: pos, expected: "a number".into(), found: format!("\"{value}\"") })?;
+            let n: f64 = value.parse().map_err(|_| QueryError {
+                position: pos,
+                expected: "a number".into(),
+                found: format!("\"{value}\""),
+            })?;
             let range = |gt, gte, lt, lte| Condition::NumberRange { gt, gte, lt, lte };
             match op {
                 ":" | "=" => (range(None, Some(n), None, Some(n)), false),
@@ -462,8 +601,16 @@ fn condition(t: &Target, op: &'static str, value: &str, pos: usize, now: DateTim
         Ty::Date => {
             let (t0, whole_day) = moment(value, now, pos)?;
             // The smallest step after the value: the next day for a date, 1 µs for a time.
-            let next = if whole_day { t0 + Duration::days(1) } else { t0 + Duration::microseconds(1) };
-            let range = |gte: Option<DateTime<Utc>>, lt: Option<DateTime<Utc>>| Condition::MomentRange { gte: gte.map(iso), lt: lt.map(iso) };
+            let next = if whole_day {
+                t0 + Duration::days(1)
+            } else {
+                t0 + Duration::microseconds(1)
+            };
+            let range =
+                |gte: Option<DateTime<Utc>>, lt: Option<DateTime<Utc>>| Condition::MomentRange {
+                    gte: gte.map(iso),
+                    lt: lt.map(iso),
+                };
             match op {
                 ":" | "=" => (range(Some(t0), Some(next)), false),
                 "!=" => (range(Some(t0), Some(next)), true),
@@ -493,12 +640,25 @@ fn wrap(part: Part) -> Query {
     }
 }
 
-fn lower(e: &Expr, now: DateTime<Utc>, resolve: &dyn Fn(&str) -> Option<String>) -> Result<Part, QueryError> {
+fn lower(
+    e: &Expr,
+    now: DateTime<Utc>,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Result<Part, QueryError> {
     Ok(match e {
-        Expr::Cond { field, op, value, pos } => {
+        Expr::Cond {
+            field,
+            op,
+            value,
+            pos,
+        } => {
             let t = target(field, *pos, resolve)?;
             let (cond, negate) = condition(&t, op, value, *pos, now)?;
-            let q = Query::FieldCondition { field: t.field, condition: cond, negate };
+            let q = Query::FieldCondition {
+                field: t.field,
+                condition: cond,
+                negate,
+            };
             match t.related {
                 Some(rel) => Part::Related(rel, q),
                 None => Part::Plain(q),
@@ -506,7 +666,10 @@ fn lower(e: &Expr, now: DateTime<Utc>, resolve: &dyn Fn(&str) -> Option<String>)
         }
         Expr::Not(inner) => Part::Plain(wrap(lower(inner, now, resolve)?).negated()),
         Expr::Or(items) => Part::Plain(Query::or(
-            items.iter().map(|i| lower(i, now, resolve).map(wrap)).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .map(|i| lower(i, now, resolve).map(wrap))
+                .collect::<Result<_, _>>()?,
         )),
         Expr::And(items) => {
             // Conditions on the same related object must hold for one object: group them.
@@ -522,17 +685,29 @@ fn lower(e: &Expr, now: DateTime<Utc>, resolve: &dyn Fn(&str) -> Option<String>)
                 }
             }
             for (rel, mut qs) in related {
-                let q = if qs.len() == 1 { qs.pop().expect("one") } else { Query::and(qs) };
+                let q = if qs.len() == 1 {
+                    qs.pop().expect("one")
+                } else {
+                    Query::and(qs)
+                };
                 plain.push(wrap(Part::Related(rel, q)));
             }
-            Part::Plain(if plain.len() == 1 { plain.pop().expect("one") } else { Query::and(plain) })
+            Part::Plain(if plain.len() == 1 {
+                plain.pop().expect("one")
+            } else {
+                Query::and(plain)
+            })
         }
     })
 }
 
 /// Compiles a parsed query into a lead search. `resolve` maps a custom field name to its id;
 /// `now` anchors relative dates.
-pub fn compile(parsed: &Parsed, now: DateTime<Utc>, resolve: &dyn Fn(&str) -> Option<String>) -> Result<SearchRequest, QueryError> {
+pub fn compile(
+    parsed: &Parsed,
+    now: DateTime<Utc>,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Result<SearchRequest, QueryError> {
     let mut parts = vec![Query::object_type("lead")];
     if let Some(e) = &parsed.expr {
         parts.push(wrap(lower(e, now, resolve)?));
@@ -541,9 +716,16 @@ pub fn compile(parsed: &Parsed, now: DateTime<Utc>, resolve: &dyn Fn(&str) -> Op
     for (field, desc, pos) in &parsed.sorts {
         let t = target(field, *pos, resolve)?;
         if t.related.is_some() {
-            return Err(QueryError { position: *pos, expected: "a lead field to sort by".into(), found: format!("`{field}`") });
+            return Err(QueryError {
+                position: *pos,
+                expected: "a lead field to sort by".into(),
+                found: format!("`{field}`"),
+            });
         }
-        req.sort.push(Sort { direction: if *desc { "desc" } else { "asc" }.into(), field: t.field });
+        req.sort.push(Sort {
+            direction: if *desc { "desc" } else { "asc" }.into(),
+            field: t.field,
+        });
     }
     Ok(req)
 }
@@ -553,7 +735,10 @@ pub fn custom_field_names(parsed: &Parsed) -> Vec<String> {
     fn walk(e: &Expr, out: &mut Vec<String>) {
         match e {
             Expr::Cond { field, .. } => {
-                if let Some(n) = field.strip_prefix("custom.").filter(|n| !n.starts_with("cf_")) {
+                if let Some(n) = field
+                    .strip_prefix("custom.")
+                    .filter(|n| !n.starts_with("cf_"))
+                {
                     out.push(n.to_string());
                 }
             }

@@ -24,13 +24,19 @@ pub struct Resource<T> {
 // Manual impls: derives would demand `T: Clone + Debug`, which the handle never needs.
 impl<T> Clone for Resource<T> {
     fn clone(&self) -> Self {
-        Self { client: self.client.clone(), path: self.path.clone(), _t: PhantomData }
+        Self {
+            client: self.client.clone(),
+            path: self.path.clone(),
+            _t: PhantomData,
+        }
     }
 }
 
 impl<T> std::fmt::Debug for Resource<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resource").field("path", &self.path).finish()
+        f.debug_struct("Resource")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -49,13 +55,20 @@ impl<T> Clone for ListBuilder<T> {
 
 impl<T> std::fmt::Debug for ListBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListBuilder").field("path", &self.path).field("filters", &self.filters).finish()
+        f.debug_struct("ListBuilder")
+            .field("path", &self.path)
+            .field("filters", &self.filters)
+            .finish()
     }
 }
 
 impl<T: DeserializeOwned> Resource<T> {
     pub(crate) fn new(client: Client, path: impl Into<String>) -> Self {
-        Self { client, path: path.into(), _t: PhantomData }
+        Self {
+            client,
+            path: path.into(),
+            _t: PhantomData,
+        }
     }
 
     fn item(&self, id: &str) -> Result<String> {
@@ -79,24 +92,37 @@ impl<T: DeserializeOwned> Resource<T> {
 
     /// Reads one object.
     pub async fn get(&self, id: &str) -> Result<T> {
-        self.client.transport().json(&ApiRequest::get(self.item(id)?)).await
+        self.client
+            .transport()
+            .json(&ApiRequest::get(self.item(id)?))
+            .await
     }
 
     /// Creates an object from any serializable payload (a `*Fields` struct or JSON).
     pub async fn create(&self, fields: &impl Serialize) -> Result<T> {
         let body = serde_json::to_value(fields)?;
-        self.client.transport().json(&ApiRequest::post(self.path.clone(), body)).await
+        self.client
+            .transport()
+            .json(&ApiRequest::post(self.path.clone(), body))
+            .await
     }
 
     /// Updates the fields present in `fields`; the others stay as they are.
     pub async fn update(&self, id: &str, fields: &impl Serialize) -> Result<T> {
         let body = serde_json::to_value(fields)?;
-        self.client.transport().json(&ApiRequest::put(self.item(id)?, body)).await
+        self.client
+            .transport()
+            .json(&ApiRequest::put(self.item(id)?, body))
+            .await
     }
 
     /// Deletes an object.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        self.client.transport().send(&ApiRequest::delete(self.item(id)?)).await.map(|_| ())
+        self.client
+            .transport()
+            .send(&ApiRequest::delete(self.item(id)?))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -147,7 +173,11 @@ impl<T: DeserializeOwned> ListBuilder<T> {
 
     /// Every matching object, oldest first, one page in memory at a time.
     pub fn stream(self) -> impl Stream<Item = Result<T>> {
-        let start = SliceCursor { since: None, skip: 0, at_floor: Vec::new() };
+        let start = SliceCursor {
+            since: None,
+            skip: 0,
+            at_floor: Vec::new(),
+        };
         paginate(start, move |cursor| {
             let this = self.clone();
             async move { this.page(cursor).await }
@@ -190,7 +220,10 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             }
             at_floor.push(id.clone());
             let item = serde_json::from_value::<T>(raw).map_err(|e| {
-                Error::bad_response(format!("{} {id} does not match the expected shape: {e}", self.path))
+                Error::bad_response(format!(
+                    "{} {id} does not match the expected shape: {e}",
+                    self.path
+                ))
             })?;
             items.push(item);
         }
@@ -198,8 +231,14 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             None
         } else if c.skip + self.page_size > ceiling {
             match floor {
-                Some(since) if Some(&since) != c.since.as_ref() || at_floor.len() > c.at_floor.len() => {
-                    Some(SliceCursor { since: Some(since), skip: 0, at_floor })
+                Some(since)
+                    if Some(&since) != c.since.as_ref() || at_floor.len() > c.at_floor.len() =>
+                {
+                    Some(SliceCursor {
+                        since: Some(since),
+                        skip: 0,
+                        at_floor,
+                    })
                 }
                 _ => {
                     return Err(Error::new(
@@ -212,7 +251,11 @@ impl<T: DeserializeOwned> ListBuilder<T> {
                 }
             }
         } else {
-            Some(SliceCursor { since: c.since.clone(), skip: c.skip + self.page_size, at_floor: c.at_floor.clone() })
+            Some(SliceCursor {
+                since: c.since.clone(),
+                skip: c.skip + self.page_size,
+                at_floor: c.at_floor.clone(),
+            })
         };
         Ok(Page { items, next })
     }

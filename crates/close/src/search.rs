@@ -131,22 +131,34 @@ pub enum Query {
 impl Query {
     /// `and` of `queries`.
     pub fn and(queries: Vec<Query>) -> Self {
-        Query::And { queries, negate: false }
+        Query::And {
+            queries,
+            negate: false,
+        }
     }
 
     /// `or` of `queries`.
     pub fn or(queries: Vec<Query>) -> Self {
-        Query::Or { queries, negate: false }
+        Query::Or {
+            queries,
+            negate: false,
+        }
     }
 
     /// Results of `object_type`.
     pub fn object_type(object_type: &str) -> Self {
-        Query::ObjectType { object_type: object_type.into() }
+        Query::ObjectType {
+            object_type: object_type.into(),
+        }
     }
 
     /// `condition` on `field`.
     pub fn field(field: Field, condition: Condition) -> Self {
-        Query::FieldCondition { field, condition, negate: false }
+        Query::FieldCondition {
+            field,
+            condition,
+            negate: false,
+        }
     }
 
     /// Inverts this node.
@@ -156,7 +168,12 @@ impl Query {
             | Query::Or { negate, .. }
             | Query::FieldCondition { negate, .. }
             | Query::HasRelated { negate, .. } => *negate = !*negate,
-            Query::ObjectType { .. } => return Query::And { queries: vec![self], negate: true },
+            Query::ObjectType { .. } => {
+                return Query::And {
+                    queries: vec![self],
+                    negate: true,
+                };
+            }
         }
         self
     }
@@ -193,7 +210,13 @@ pub struct SearchRequest {
 impl SearchRequest {
     /// Searches with `query`, 200 results per page.
     pub fn new(query: Query) -> Self {
-        Self { query, sort: Vec::new(), fields: None, limit: 200, cursor: None }
+        Self {
+            query,
+            sort: Vec::new(),
+            fields: None,
+            limit: 200,
+            cursor: None,
+        }
     }
 
     /// Returns these fields of `object_type`.
@@ -222,7 +245,10 @@ impl Client {
                 // A search changes nothing, so repeating it after a 5xx is safe.
                 let req = ApiRequest::post("data/search/", body).repeat_safe();
                 let page: SearchPage = client.transport().json(&req).await?;
-                Ok(Page { items: page.data, next: page.cursor.map(Some) })
+                Ok(Page {
+                    items: page.data,
+                    next: page.cursor.map(Some),
+                })
             }
         })
     }
@@ -237,12 +263,22 @@ mod tests {
         let q = Query::and(vec![
             Query::object_type("lead"),
             Query::field(
-                Field::RegularField { object_type: "lead".into(), field_name: "status_id".into() },
-                Condition::Term { values: vec![json!("stat_1")] },
+                Field::RegularField {
+                    object_type: "lead".into(),
+                    field_name: "status_id".into(),
+                },
+                Condition::Term {
+                    values: vec![json!("stat_1")],
+                },
             ),
             Query::field(
-                Field::CustomField { custom_field_id: "cf_1".into() },
-                Condition::Text { mode: "phrase".into(), value: "abc".into() },
+                Field::CustomField {
+                    custom_field_id: "cf_1".into(),
+                },
+                Condition::Text {
+                    mode: "phrase".into(),
+                    value: "abc".into(),
+                },
             )
             .negated(),
         ]);

@@ -33,7 +33,8 @@ pub struct Delivery {
 fn mac(key: &SecretString) -> Result<Hmac<Sha256>> {
     let bytes = hex::decode(key.expose_secret().trim())
         .map_err(|_| Error::config("the webhook signature key is not hex").with_crm(Crm::Close))?;
-    Hmac::<Sha256>::new_from_slice(&bytes).map_err(|_| Error::config("the webhook signature key is empty"))
+    Hmac::<Sha256>::new_from_slice(&bytes)
+        .map_err(|_| Error::config("the webhook signature key is empty"))
 }
 
 /// Computes `close-sig-hash` for `timestamp` and `body`; for tests and for sending.
@@ -59,10 +60,11 @@ pub fn verify(
     now_unix: i64,
     tolerance: Duration,
 ) -> Result<Delivery> {
-    let ts: i64 = sig_timestamp
-        .trim()
-        .parse()
-        .map_err(|_| reject(format!("close-sig-timestamp {sig_timestamp:?} is not a Unix time")))?;
+    let ts: i64 = sig_timestamp.trim().parse().map_err(|_| {
+        reject(format!(
+            "close-sig-timestamp {sig_timestamp:?} is not a Unix time"
+        ))
+    })?;
     let age = now_unix - ts;
     if age.unsigned_abs() > tolerance.as_secs() {
         return Err(reject(format!(
@@ -77,7 +79,11 @@ pub fn verify(
     m.verify_slice(&expected)
         .map_err(|_| reject("close-sig-hash does not match the body and timestamp"))?;
     serde_json::from_slice::<Delivery>(body).map_err(|e| {
-        Error::new(ErrorKind::Validation, format!("the webhook body is not a Close event: {e}")).with_crm(Crm::Close)
+        Error::new(
+            ErrorKind::Validation,
+            format!("the webhook body is not a Close event: {e}"),
+        )
+        .with_crm(Crm::Close)
     })
 }
 
@@ -95,7 +101,14 @@ pub fn verify_headers(
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| reject(format!("the {name} header is missing")))
     };
-    verify(key, get("close-sig-hash")?, get("close-sig-timestamp")?, body, now_unix, tolerance)
+    verify(
+        key,
+        get("close-sig-hash")?,
+        get("close-sig-timestamp")?,
+        body,
+        now_unix,
+        tolerance,
+    )
 }
 
 /// Filters of the event log; Close accepts only some combinations (see its docs).
@@ -141,7 +154,10 @@ impl Client {
                     }
                 }
                 let page: EventPage = client.transport().json(&req).await?;
-                Ok(Page { items: page.data, next: page.cursor_next.map(Some) })
+                Ok(Page {
+                    items: page.data,
+                    next: page.cursor_next.map(Some),
+                })
             }
         })
     }
@@ -157,6 +173,9 @@ mod tests {
     fn signing_matches_a_known_hash() {
         let body = br#"{"event": {"object_type": "lead", "action": "created"}, "subscription_id": "whsub_test"}"#;
         let sig = sign(&SecretString::from(KEY), "1544271440", body).unwrap();
-        assert_eq!(sig, "9c4096f9ba627e1c401d47a9e0016f58d44379927324f7fe7530c14397f14864");
+        assert_eq!(
+            sig,
+            "9c4096f9ba627e1c401d47a9e0016f58d44379927324f7fe7530c14397f14864"
+        );
     }
 }

@@ -165,6 +165,23 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
     }
 }
 
+/// A row with the derived fields a query may test (status labels and types). A lead is not
+/// rendered whole: nesting its children would make every search quadratic.
+fn view(data: &Data, table: &str, row: &Value) -> Value {
+    if table != "lead" {
+        return render(data, table, row.clone());
+    }
+    let mut v = row.clone();
+    if let Some(s) = row["status_id"]
+        .as_str()
+        .and_then(|s| data.get("status_lead", s))
+    {
+        v["status_label"] = s["label"].clone();
+    }
+    v["display_name"] = row["name"].clone();
+    v
+}
+
 /// Whether `row` (of `object_type`) satisfies `query`.
 fn eval(data: &Data, object_type: &str, row: &Value, query: &Value) -> Result<bool, ApiError> {
     let result = match query["type"].as_str() {
@@ -217,7 +234,12 @@ fn eval(data: &Data, object_type: &str, row: &Value, query: &Value) -> Result<bo
             };
             let mut found = false;
             for r in data.rows(table).filter(|r| r[key] == id) {
-                if eval(data, related, r, &query["related_query"])? {
+                if eval(
+                    data,
+                    related,
+                    &view(data, table, r),
+                    &query["related_query"],
+                )? {
                     found = true;
                     break;
                 }
@@ -259,7 +281,7 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     };
     let mut hits = Vec::new();
     for row in data.rows(table) {
-        if eval(data, &object_type, row, query)? {
+        if eval(data, &object_type, &view(data, table, row), query)? {
             hits.push(row.clone());
         }
     }
