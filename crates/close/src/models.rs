@@ -406,6 +406,7 @@ impl fmt::Debug for WebhookSubscription {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// `ev_…`.
+    #[serde(default)]
     pub id: String,
     /// `lead`, `contact`, `opportunity`, `activity.note`…
     pub object_type: String,

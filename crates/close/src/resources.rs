@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
 use crmkit_core::{Error, ErrorKind, Result};
-use futures::Stream;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -172,7 +173,10 @@ impl<T: DeserializeOwned> ListBuilder<T> {
     }
 
     /// Every matching object, oldest first, one page in memory at a time.
-    pub fn stream(self) -> impl Stream<Item = Result<T>> {
+    pub fn stream(self) -> BoxStream<'static, Result<T>>
+    where
+        T: Send + 'static,
+    {
         let start = SliceCursor {
             since: None,
             skip: 0,
@@ -182,6 +186,7 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             let this = self.clone();
             async move { this.page(cursor).await }
         })
+        .boxed()
     }
 
     fn request(&self, c: &SliceCursor) -> ApiRequest {

@@ -4,7 +4,8 @@
 use crmkit_core::Result;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
-use futures::Stream;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -234,7 +235,7 @@ struct SearchPage {
 
 impl Client {
     /// Runs an Advanced Filtering search, following the cursor; yields the result objects.
-    pub fn search(&self, request: SearchRequest) -> impl Stream<Item = Result<Value>> + use<> {
+    pub fn search(&self, request: SearchRequest) -> BoxStream<'static, Result<Value>> {
         let client = self.clone();
         paginate(request.cursor.clone(), move |cursor| {
             let client = client.clone();
@@ -251,6 +252,7 @@ impl Client {
                 })
             }
         })
+        .boxed()
     }
 }
 

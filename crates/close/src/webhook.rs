@@ -9,7 +9,8 @@ use std::time::Duration;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
 use crmkit_core::{Crm, Error, ErrorKind, ExposeSecret, Result, SecretString};
-use futures::Stream;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -134,7 +135,7 @@ struct EventPage {
 
 impl Client {
     /// The event log, newest first, following `cursor_next`.
-    pub fn events(&self, q: EventQuery) -> impl Stream<Item = Result<Event>> + use<> {
+    pub fn events(&self, q: EventQuery) -> BoxStream<'static, Result<Event>> {
         let client = self.clone();
         paginate(None::<String>, move |cursor| {
             let client = client.clone();
@@ -160,6 +161,7 @@ impl Client {
                 })
             }
         })
+        .boxed()
     }
 }
 
