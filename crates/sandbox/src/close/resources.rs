@@ -677,10 +677,10 @@ fn validate(
                 return Err(ApiError::field("contact", "Object does not exist."));
             }
             match seg {
-                "note" if creating => {
-                    if !obj.contains_key("note") && !obj.contains_key("note_html") {
-                        return Err(ApiError::field("note", "This field is required."));
-                    }
+                "note"
+                    if creating && !obj.contains_key("note") && !obj.contains_key("note_html") =>
+                {
+                    return Err(ApiError::field("note", "This field is required."));
                 }
                 "call" => {
                     one_of(obj, "direction", &["outbound", "inbound"])?;
