@@ -82,6 +82,9 @@ enum SandboxCommand {
         /// The rate window in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         window_ms: u64,
+        /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
+        #[arg(long)]
+        faults: Option<String>,
     },
 }
 
@@ -190,9 +193,16 @@ async fn run(cli: Cli) -> Result<()> {
                     api_keys,
                     rate_limit,
                     window_ms,
+                    faults,
                 },
         } => {
+            let faults = match faults {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| Error::config(format!("--faults is not valid: {e}")))?,
+                None => crmkit_sandbox::faults::Faults::default(),
+            };
             let mut b = crmkit_sandbox::close::CloseSandbox::builder()
+                .faults(faults)
                 .seed(seed)
                 .leads(leads)
                 .rate_limit(rate_limit, Duration::from_millis(window_ms))
