@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use crmkit_close::Client;
 use crmkit_core::http::ApiRequest;
-use crmkit_core::{Error, Result};
+use crmkit_core::{Error, ExposeSecret, Result};
 use futures::TryStreamExt;
 use serde_json::Value;
 
@@ -135,7 +135,7 @@ struct ResourceArgs {
     /// Stop after this many objects (list).
     #[arg(long)]
     max: Option<usize>,
-    /// Activity type for create (note, call, email).
+    /// Activity type (note, call, email, meeting, sms): needed to create; found from the id otherwise.
     #[arg(long = "type")]
     kind: Option<String>,
     /// Output format.
@@ -271,6 +271,17 @@ async fn doctor(settings: &Settings) -> Result<()> {
             }
         },
     }
+    if let Some(secret) = &settings.close.webhook_secret {
+        let hex_key = secret.expose_secret().trim();
+        if hex_key.len() == 64 && crmkit_close::webhook::sign(secret, "0", b"").is_ok() {
+            println!("close webhook secret: ok");
+        } else {
+            problems += 1;
+            println!(
+                "close webhook secret: FAILED — CLOSE_WEBHOOK_SECRET must be the subscription's signature_key, 64 hex characters"
+            );
+        }
+    }
     println!("hubspot: not supported yet");
     println!("salesforce: not supported yet");
     if problems > 0 {
@@ -286,19 +297,17 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
         ResourceCommand::Opportunities(a) => ("opportunities", a),
         ResourceCommand::Activities(a) => ("activities", a),
     };
-    let base = match name {
-        "leads" => "lead/".to_string(),
-        "contacts" => "contact/".to_string(),
-        "opportunities" => "opportunity/".to_string(),
-        _ => match (&args.action, &args.kind) {
-            (Action::Create, Some(k)) | (Action::Update, Some(k)) => format!("activity/{k}/"),
-            (Action::Create, None) => {
-                return Err(Error::config(
-                    "creating an activity needs --type note|call|email",
-                ));
-            }
-            _ => "activity/".to_string(),
-        },
+    let collection = match (name, args.kind.as_deref()) {
+        ("leads", _) => "lead/".to_string(),
+        ("contacts", _) => "contact/".to_string(),
+        ("opportunities", _) => "opportunity/".to_string(),
+        (_, Some(kind)) => format!("activity/{kind}/"),
+        (_, None) if matches!(args.action, Action::Create) => {
+            return Err(Error::config(
+                "creating an activity needs --type note|call|email",
+            ));
+        }
+        _ => "activity/".to_string(),
     };
     let data = || -> Result<Value> {
         let text = args
@@ -313,10 +322,18 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
             .as_deref()
             .ok_or_else(|| Error::config(format!("this action needs the {name} id")))
     };
+    // Activity item endpoints are typed; without --type, find the type from the id.
+    let item = || async {
+        let id = id()?;
+        if name == "activities" && args.kind.is_none() {
+            return Ok::<_, Error>(format!("{}{id}/", client.find_activity(id).await?.0));
+        }
+        Ok(format!("{collection}{id}/"))
+    };
     let cols = output::columns(name);
     match args.action {
         Action::List => {
-            let mut builder = client.resource::<Value>(&base).list();
+            let mut builder = client.resource::<Value>(&collection).list();
             for (k, v) in &args.filters {
                 builder = builder.filter(k.clone(), v.clone());
             }
@@ -334,27 +351,20 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
             output::print(&rows, cols, args.output);
         }
         Action::Get => {
-            let row = client
-                .raw(&ApiRequest::get(format!("{base}{}/", id()?)))
-                .await?;
+            let row = client.raw(&ApiRequest::get(item().await?)).await?;
             output::print(&[row], cols, args.output);
         }
         Action::Create => {
-            let row = client.raw(&ApiRequest::post(base, data()?)).await?;
+            let row = client.raw(&ApiRequest::post(collection, data()?)).await?;
             output::print(&[row], cols, args.output);
         }
         Action::Update => {
-            let row = client
-                .raw(&ApiRequest::put(format!("{base}{}/", id()?), data()?))
-                .await?;
+            let row = client.raw(&ApiRequest::put(item().await?, data()?)).await?;
             output::print(&[row], cols, args.output);
         }
         Action::Delete => {
-            let id = id()?;
-            client
-                .raw(&ApiRequest::delete(format!("{base}{id}/")))
-                .await?;
-            println!("deleted {id}");
+            client.raw(&ApiRequest::delete(item().await?)).await?;
+            println!("deleted {}", id()?);
         }
     }
     Ok(())

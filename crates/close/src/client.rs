@@ -6,8 +6,8 @@ use std::time::Duration;
 use crmkit_core::http::auth::{Auth, TokenSource};
 use crmkit_core::http::rate::Quota;
 use crmkit_core::http::retry::RetryPolicy;
-use crmkit_core::http::{ApiRequest, Transport};
-use crmkit_core::{Error, Result, SecretString};
+use crmkit_core::http::{ApiRequest, Transport, TransportBuilder};
+use crmkit_core::{Crm, Error, ErrorKind, Result, SecretString};
 use serde_json::Value;
 
 use crate::auth::{OAuthApp, RotatingRefresher, RotationHook, TokenSet};
@@ -18,19 +18,17 @@ use crate::models::{
 };
 use crate::resources::Resource;
 
+/// The activity types with item endpoints (`activity/{type}/{id}/`).
+pub const ACTIVITY_TYPES: [&str; 5] = ["note", "call", "email", "meeting", "sms"];
+
 /// The real API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.close.com/api/v1/";
 
-/// Close's documented default budget: 100 requests per 10 s per endpoint group.
-const DEFAULT_QUOTA: (u32, Duration) = (100, Duration::from_secs(10));
-
-/// Builds a [`Client`].
+/// Builds a [`Client`]. Transport settings (base URL, budget, retries, timeout) go straight
+/// to the core [`crmkit_core::http::TransportBuilder`]; only what is Close's lives here.
 pub struct ClientBuilder {
-    base_url: String,
+    transport: TransportBuilder,
     auth: Option<Auth>,
-    quota: Quota,
-    retry: RetryPolicy,
-    timeout: Duration,
     max_skip: usize,
 }
 
@@ -65,25 +63,26 @@ impl ClientBuilder {
 
     /// Points the client at another API root, such as a sandbox's `…/api/v1/`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
+        self.transport = self.transport.base_url(url);
         self
     }
 
-    /// Sets the budget per endpoint group (default 100 requests per 10 s).
+    /// Sets the budget per endpoint group (default 100 requests per 10 s, Close's documented
+    /// limit).
     pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
-        self.quota = Quota::new(limit, window);
+        self.transport = self.transport.quota(Quota::new(limit, window));
         self
     }
 
     /// Sets the retry policy.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.transport = self.transport.retry(retry);
         self
     }
 
     /// Sets the per-attempt timeout (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.transport = self.transport.timeout(timeout);
         self
     }
 
@@ -99,12 +98,7 @@ impl ClientBuilder {
         let auth = self.auth.ok_or_else(|| {
             Error::config("no Close credentials: set CLOSE_API_KEY or configure OAuth")
         })?;
-        let transport = Transport::builder(self.base_url, Arc::new(CloseDialect))
-            .auth(auth)
-            .quota(self.quota)
-            .retry(self.retry)
-            .timeout(self.timeout)
-            .build()?;
+        let transport = self.transport.auth(auth).build()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
@@ -130,11 +124,9 @@ impl Client {
     /// Starts configuring a client for the real API.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            base_url: DEFAULT_BASE_URL.into(),
+            // The core defaults (100 requests per 10 s, 60 s timeout) are Close's own.
+            transport: Transport::builder(DEFAULT_BASE_URL, Arc::new(CloseDialect)),
             auth: None,
-            quota: Quota::new(DEFAULT_QUOTA.0, DEFAULT_QUOTA.1),
-            retry: RetryPolicy::default(),
-            timeout: Duration::from_secs(60),
             max_skip: 10_000,
         }
     }
@@ -203,6 +195,29 @@ impl Client {
             self.clone(),
             format!("activity/{}/", kind.to_ascii_lowercase()),
         )
+    }
+
+    /// Finds activity `id` when its type is unknown: Close's activity ids do not say their
+    /// type and its item endpoints are typed, so each type is tried in turn. Returns the
+    /// typed collection (`activity/call/`) and the activity as Close sent it.
+    pub async fn find_activity(&self, id: &str) -> Result<(String, Value)> {
+        for kind in ACTIVITY_TYPES {
+            let collection = format!("activity/{kind}/");
+            match self
+                .raw(&ApiRequest::get(format!("{collection}{id}/")))
+                .await
+            {
+                Ok(v) => return Ok((collection, v)),
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no {} activity has this id", ACTIVITY_TYPES.join(", ")),
+        )
+        .with_crm(Crm::Close)
+        .with_record(format!("activity {id}")))
     }
 
     /// Tasks (`/task/`).

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use crmkit_core::connector::Change;
+use crmkit_core::http::ApiRequest;
 use crmkit_core::model::{Activity, ActivityKind, Company, Deal, Money, Person};
 use crmkit_core::{
     BatchOutcome, ChangeCursor, Connector, Crm, Error, ObjectKind, Record, RecordRef, Result,
@@ -40,12 +41,14 @@ fn object_type(kind: ObjectKind) -> &'static str {
     }
 }
 
-fn path(kind: ObjectKind) -> &'static str {
+/// The collection of a kind; activities have one per type, found with
+/// [`Client::find_activity`].
+fn collection(kind: ObjectKind) -> Option<&'static str> {
     match kind {
-        ObjectKind::Company => "lead/",
-        ObjectKind::Person => "contact/",
-        ObjectKind::Deal => "opportunity/",
-        ObjectKind::Activity => "activity/",
+        ObjectKind::Company => Some("lead/"),
+        ObjectKind::Person => Some("contact/"),
+        ObjectKind::Deal => Some("opportunity/"),
+        ObjectKind::Activity => None,
     }
 }
 
@@ -274,21 +277,16 @@ impl CloseConnector {
     async fn write(&self, record: Record, update: bool) -> Result<RecordRef> {
         let kind = record.kind();
         let label = record.describe();
-        let (create_path, body) =
+        let (collection, body) =
             to_close(&record).map_err(|e| e.with_crm(Crm::Close).with_record(label.clone()))?;
         let req = match (update, record.id()) {
-            (false, _) => crmkit_core::http::ApiRequest::post(create_path, body),
+            (false, _) => ApiRequest::post(collection, body),
             (true, Some(id)) => {
                 let mut body = body;
                 if let Value::Object(m) = &mut body {
                     m.remove("lead_id");
                 }
-                let base = if kind == ObjectKind::Activity {
-                    create_path
-                } else {
-                    path(kind).to_string()
-                };
-                crmkit_core::http::ApiRequest::put(format!("{base}{id}/"), body)
+                ApiRequest::put(format!("{collection}{id}/"), body)
             }
             (true, None) => {
                 return Err(Error::config("an update needs the record's id").with_record(label));
@@ -362,13 +360,14 @@ impl Connector for CloseConnector {
     }
 
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
-        let v = self
-            .client
-            .raw(&crmkit_core::http::ApiRequest::get(format!(
-                "{}{id}/",
-                path(kind)
-            )))
-            .await?;
+        let v = match collection(kind) {
+            Some(c) => {
+                self.client
+                    .raw(&ApiRequest::get(format!("{c}{id}/")))
+                    .await?
+            }
+            None => self.client.find_activity(id).await?.1,
+        };
         to_record(kind, v)
     }
 
@@ -382,7 +381,11 @@ impl Connector for CloseConnector {
 
     async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
         let results = stream::iter(refs.into_iter().map(|r| async move {
-            let req = crmkit_core::http::ApiRequest::delete(format!("{}{}/", path(r.object), r.id));
+            let collection = match collection(r.object) {
+                Some(c) => c.to_string(),
+                None => self.client.find_activity(&r.id).await?.0,
+            };
+            let req = ApiRequest::delete(format!("{collection}{}/", r.id));
             self.client
                 .raw(&req)
                 .await

@@ -31,7 +31,7 @@ mod resources;
 pub mod search;
 pub mod webhook;
 
-pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL};
+pub use client::{ACTIVITY_TYPES, Client, ClientBuilder, DEFAULT_BASE_URL};
 pub use connector::CloseConnector;
 pub use dialect::CloseDialect;
 pub use models::*;

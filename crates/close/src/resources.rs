@@ -137,13 +137,16 @@ pub struct ListBuilder<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-/// Where a sliced listing stands: the `date_created` floor of the current slice, the offset
-/// in it, and the ids at the floor already yielded (so a new slice does not repeat them).
+/// Where a sliced listing stands: the `date_created` floor of the current slice and the
+/// offset in it, the ids at that floor the previous slice already yielded, and the newest
+/// `date_created` yielded so far with every id yielded at it (a new slice starts there).
 #[derive(Debug, Clone, PartialEq)]
 struct SliceCursor {
     since: Option<String>,
     skip: usize,
-    at_floor: Vec<String>,
+    skip_ids: Vec<String>,
+    last: Option<String>,
+    at_last: Vec<String>,
 }
 
 impl<T: DeserializeOwned> ListBuilder<T> {
@@ -180,7 +183,9 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         let start = SliceCursor {
             since: None,
             skip: 0,
-            at_floor: Vec::new(),
+            skip_ids: Vec::new(),
+            last: None,
+            at_last: Vec::new(),
         };
         paginate(start, move |cursor| {
             let this = self.clone();
@@ -211,19 +216,18 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         let ceiling = self.client.max_skip();
         let page: ListPage<Value> = self.client.transport().json(&self.request(&c)).await?;
         let mut items = Vec::with_capacity(page.data.len());
-        let mut floor = c.since.clone();
-        let mut at_floor = c.at_floor.clone();
+        let (mut last, mut at_last) = (c.last.clone(), c.at_last.clone());
         for raw in page.data {
             let id = raw["id"].as_str().unwrap_or_default().to_string();
             let created = raw["date_created"].as_str().map(str::to_string);
-            if c.since.is_some() && created == c.since && c.at_floor.contains(&id) {
+            if c.since.is_some() && created == c.since && c.skip_ids.contains(&id) {
                 continue;
             }
-            if created.is_some() && created != floor {
-                floor = created;
-                at_floor.clear();
+            if created != last {
+                last = created;
+                at_last.clear();
             }
-            at_floor.push(id.clone());
+            at_last.push(id.clone());
             let item = serde_json::from_value::<T>(raw).map_err(|e| {
                 Error::bad_response(format!(
                     "{} {id} does not match the expected shape: {e}",
@@ -234,33 +238,31 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         }
         let next = if !page.has_more {
             None
-        } else if c.skip + self.page_size > ceiling {
-            match floor {
-                Some(since)
-                    if Some(&since) != c.since.as_ref() || at_floor.len() > c.at_floor.len() =>
-                {
-                    Some(SliceCursor {
-                        since: Some(since),
-                        skip: 0,
-                        at_floor,
-                    })
-                }
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::BadResponse,
-                        format!(
-                            "more than {ceiling} {} objects share one date_created; cannot page past them",
-                            self.path
-                        ),
-                    ));
-                }
-            }
-        } else {
+        } else if c.skip + self.page_size <= ceiling {
             Some(SliceCursor {
-                since: c.since.clone(),
                 skip: c.skip + self.page_size,
-                at_floor: c.at_floor.clone(),
+                last,
+                at_last,
+                ..c
             })
+        } else if last != c.since || at_last.len() > c.skip_ids.len() {
+            // The next offset would pass the ceiling: start a new slice at the newest
+            // date_created seen, skipping the ids already yielded there.
+            Some(SliceCursor {
+                since: last.clone(),
+                skip: 0,
+                skip_ids: at_last.clone(),
+                last,
+                at_last,
+            })
+        } else {
+            return Err(Error::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "more than {ceiling} {} objects share one date_created; cannot page past them",
+                    self.path
+                ),
+            ));
         };
         Ok(Page { items, next })
     }

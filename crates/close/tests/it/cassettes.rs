@@ -132,9 +132,7 @@ async fn replay(exchanges: Vec<Exchange>) -> (Client, Replay) {
         ..Replay::default()
     };
     let app = axum::Router::new().fallback(answer).with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = super::serve(app).await;
     let client = Client::builder()
         .api_key(SecretString::from("FAKE_CLOSEIO_TOKEN"))
         .base_url(format!("http://{addr}/api/v1/"))

@@ -34,6 +34,33 @@ pub fn client(sb: &RunningClose, key: &str) -> Client {
         .expect("client builds")
 }
 
+/// A sandbox that answers its next requests with `faults`, in order, and a client for it.
+pub async fn faulty(faults: Vec<crmkit_sandbox::faults::Fault>) -> (RunningClose, Client) {
+    let sb = sandbox(0).await;
+    sb.set_faults(crmkit_sandbox::faults::Faults {
+        next: faults,
+        ..Default::default()
+    });
+    let c = client(&sb, "k");
+    (sb, c)
+}
+
+/// A lead payload with only a name.
+pub fn named(name: &str) -> crmkit_close::LeadFields {
+    crmkit_close::LeadFields {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+/// Serves `app` on a free loopback port and returns its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 /// Retries with short backoff.
 pub fn fast_retry() -> crmkit_core::http::retry::RetryPolicy {
     crmkit_core::http::retry::RetryPolicy {

@@ -257,6 +257,26 @@ async fn activities_tasks_and_configuration() {
     assert_eq!(raw["pipelines"][0]["name"], "Sales");
 }
 
+/// A client that knows the sandbox's `_skip` ceiling of 20.
+fn ceiling_client(sb: &crmkit_sandbox::close::RunningClose) -> Client {
+    Client::builder()
+        .api_key(SecretString::from("k"))
+        .base_url(sb.api_url())
+        .max_skip(20)
+        .build()
+        .unwrap()
+}
+
+async fn list_in_pages_of_ten(c: &Client) -> Vec<Lead> {
+    c.leads()
+        .list()
+        .limit(10)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn listing_slices_by_date_past_the_skip_ceiling() {
     let sb = CloseSandbox::builder()
@@ -266,20 +286,8 @@ async fn listing_slices_by_date_past_the_skip_ceiling() {
         .start()
         .await
         .unwrap();
-    let c = Client::builder()
-        .api_key(SecretString::from("k"))
-        .base_url(sb.api_url())
-        .max_skip(20)
-        .build()
-        .unwrap();
-    let leads: Vec<Lead> = c
-        .leads()
-        .list()
-        .limit(10)
-        .stream()
-        .try_collect()
-        .await
-        .unwrap();
+    let c = ceiling_client(&sb);
+    let leads = list_in_pages_of_ten(&c).await;
     let ids: HashSet<&str> = leads.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(leads.len(), 120);
     assert_eq!(ids.len(), 120, "no duplicates across slices");
@@ -381,9 +389,7 @@ async fn webhooks_are_signed_delivered_and_logged() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{}/hook", super::serve(app).await);
 
     let sub = c.webhooks().create(&json!({"url": url, "events": [{"object_type": "lead", "action": "created"}, {"object_type": "lead", "action": "updated"}]})).await.unwrap();
     assert!(sub.id.starts_with("whsub_"));
@@ -527,4 +533,48 @@ async fn connector_maps_and_reports_per_record() {
         .delete(vec![out.results[0].as_ref().unwrap().clone()])
         .await;
     assert_eq!(del.succeeded().count(), 1);
+
+    // Activities are found by id alone, although Close's item endpoints are typed.
+    let call = conn
+        .changes(ObjectKind::Activity, None)
+        .try_filter(|c| futures::future::ready(matches!(&c.record, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Call)))
+        .try_next()
+        .await
+        .unwrap()
+        .expect("seeded calls");
+    let call_id = call.record.id().unwrap().to_string();
+    let Record::Activity(a) = conn.get(ObjectKind::Activity, &call_id).await.unwrap() else {
+        panic!("activity")
+    };
+    assert_eq!(a.kind, crmkit_core::ActivityKind::Call);
+    let call_ref = crmkit_core::RecordRef::new(
+        crmkit_core::Crm::Close,
+        ObjectKind::Activity,
+        call_id.clone(),
+    );
+    assert_eq!(conn.delete(vec![call_ref]).await.succeeded().count(), 1);
+    let gone = conn.get(ObjectKind::Activity, &call_id).await.unwrap_err();
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn slicing_keeps_ids_that_share_a_timestamp_across_pages() {
+    // 15 early leads, 15 created at one instant (spanning two pages), 20 later ones: the
+    // ceiling falls inside the shared instant, so the new slice must skip all 15 of them.
+    let sb = CloseSandbox::builder().max_skip(20).start().await.unwrap();
+    let c = ceiling_client(&sb);
+    let stamps = (0..15)
+        .map(|i| format!("2026-01-01T00:00:{i:02}.000000+00:00"))
+        .chain((0..15).map(|_| "2026-02-01T00:00:00.000000+00:00".to_string()))
+        .chain((0..20).map(|i| format!("2026-03-01T00:00:{i:02}.000000+00:00")));
+    for (i, at) in stamps.enumerate() {
+        c.leads()
+            .create(&json!({"name": format!("L{i}"), "date_created": at}))
+            .await
+            .unwrap();
+    }
+    let leads = list_in_pages_of_ten(&c).await;
+    let ids: HashSet<&str> = leads.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(leads.len(), 50);
+    assert_eq!(ids.len(), 50, "no lead is yielded twice");
 }

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crmkit_close::Client;
 use crmkit_close::auth::OAuthApp;
-use crmkit_close::{Client, LeadFields};
 use crmkit_core::{ErrorKind, ExposeSecret, SecretString};
 use crmkit_sandbox::close::CloseSandbox;
-use crmkit_sandbox::faults::{Fault, Faults};
+use crmkit_sandbox::faults::Fault;
 
-use super::{client, fast_retry, sandbox};
+use super::{fast_retry, faulty, named, sandbox};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_tasks_stay_under_the_budget() {
@@ -54,12 +54,7 @@ async fn twenty_tasks_stay_under_the_budget() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let sb = sandbox(0).await;
-    sb.set_faults(Faults {
-        next: vec![Fault::RateLimit],
-        ..Faults::default()
-    });
-    let c = client(&sb, "k");
+    let (sb, c) = faulty(vec![Fault::RateLimit]).await;
     let start = Instant::now();
     c.me().await.unwrap();
     assert!(
@@ -72,20 +67,8 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn a_post_is_not_repeated_after_a_500() {
-    let sb = sandbox(0).await;
-    sb.set_faults(Faults {
-        next: vec![Fault::ServerError],
-        ..Faults::default()
-    });
-    let c = client(&sb, "k");
-    let e = c
-        .leads()
-        .create(&LeadFields {
-            name: Some("Once".into()),
-            ..LeadFields::default()
-        })
-        .await
-        .unwrap_err();
+    let (sb, c) = faulty(vec![Fault::ServerError]).await;
+    let e = c.leads().create(&named("Once")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
     assert_eq!(e.status(), Some(500));
     let posts = sb
@@ -99,51 +82,23 @@ async fn a_post_is_not_repeated_after_a_500() {
 
 #[tokio::test]
 async fn a_429_is_always_retried_even_for_a_post() {
-    let sb = sandbox(0).await;
-    sb.set_faults(Faults {
-        next: vec![Fault::RateLimit],
-        ..Faults::default()
-    });
-    let c = client(&sb, "k");
-    c.leads()
-        .create(&LeadFields {
-            name: Some("Retried".into()),
-            ..LeadFields::default()
-        })
-        .await
-        .unwrap();
+    let (sb, c) = faulty(vec![Fault::RateLimit]).await;
+    c.leads().create(&named("Retried")).await.unwrap();
     assert_eq!(sb.count("lead"), 1);
     assert_eq!(sb.stats().requests.len(), 2);
 }
 
 #[tokio::test]
 async fn gets_survive_5xx_and_dropped_connections() {
-    let sb = sandbox(0).await;
-    sb.set_faults(Faults {
-        next: vec![Fault::ServerError, Fault::Drop, Fault::Unavailable],
-        ..Faults::default()
-    });
-    let c = client(&sb, "k");
+    let (sb, c) = faulty(vec![Fault::ServerError, Fault::Drop, Fault::Unavailable]).await;
     c.me().await.unwrap();
     assert_eq!(sb.stats().requests.len(), 4);
 }
 
 #[tokio::test]
 async fn a_dropped_post_is_reported_not_repeated() {
-    let sb = sandbox(0).await;
-    sb.set_faults(Faults {
-        next: vec![Fault::Drop],
-        ..Faults::default()
-    });
-    let c = client(&sb, "k");
-    let e = c
-        .leads()
-        .create(&LeadFields {
-            name: Some("x".into()),
-            ..LeadFields::default()
-        })
-        .await
-        .unwrap_err();
+    let (sb, c) = faulty(vec![Fault::Drop]).await;
+    let e = c.leads().create(&named("x")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
     assert_eq!(sb.stats().requests.len(), 1);
 }

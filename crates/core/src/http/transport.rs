@@ -139,6 +139,12 @@ pub struct TransportBuilder {
 }
 
 impl TransportBuilder {
+    /// Sets the base URL requests are relative to.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
     /// Sets how requests authenticate.
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;

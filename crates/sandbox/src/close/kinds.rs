@@ -33,7 +33,6 @@ pub(crate) enum Kind {
 impl Kind {
     /// Splits a path below `/api/v1/` into a collection and an optional id.
     pub(crate) fn parse(segments: &[&str]) -> Option<(Kind, Option<String>)> {
-        let id = |s: Option<&&str>| s.map(|s| s.to_string());
         let (kind, rest): (Kind, &[&str]) = match segments {
             ["lead", rest @ ..] => (Kind::Lead, rest),
             ["contact", rest @ ..] => (Kind::Contact, rest),
@@ -56,7 +55,7 @@ impl Kind {
         };
         match rest {
             [] => Some((kind, None)),
-            [one] => Some((kind, id(Some(one)))),
+            [id] => Some((kind, Some(id.to_string()))),
             _ => None,
         }
     }

@@ -106,7 +106,7 @@ fn matches_filter(row: &Value, key: &str, wanted: &str) -> bool {
 }
 
 /// Orders rows by a field (`-field` for descending), numbers and times understood.
-pub(crate) fn sort_rows(rows: &mut [Value], order_by: &str) {
+pub(crate) fn sort_rows(rows: &mut [&Value], order_by: &str) {
     let (field, desc) = match order_by.strip_prefix('-') {
         Some(f) => (f, true),
         None => (order_by, false),
@@ -194,7 +194,8 @@ pub(crate) fn list(
         .activity_type()
         .map(str::to_string)
         .or_else(|| param(params, "_type").map(|t| t.to_string()));
-    let mut rows: Vec<Value> = data
+    // References until the page is cut, so a listing copies one page, not the table.
+    let mut rows: Vec<&Value> = data
         .rows(kind.table())
         .filter(|row| match kind {
             Kind::CustomField(object) => row["object_type"] == object,
@@ -212,7 +213,6 @@ pub(crate) fn list(
                 .filter(|(k, _)| !k.starts_with('_'))
                 .all(|(k, v)| matches_filter(row, k, v))
         })
-        .cloned()
         .collect();
     if let Some(order) = param(params, "_order_by") {
         sort_rows(&mut rows, order);
@@ -220,16 +220,17 @@ pub(crate) fn list(
     let total = rows.len();
     let fields = param(params, "_fields");
     let page: Vec<Value> = rows
-        .into_iter()
+        .iter()
         .skip(skip)
         .take(limit)
-        .map(|r| select_fields(render(data, kind.table(), r), fields))
+        .map(|r| select_fields(render(data, kind.table(), (*r).clone()), fields))
         .collect();
     let has_more = skip + page.len() < total;
     let mut body = json!({"data": page, "has_more": has_more, "total_results": total});
     if kind == Kind::Opportunity {
+        // Close's aggregates cover every opportunity the filters match, not just this page.
         let sum = |period: &str| -> i64 {
-            data.rows("opportunity")
+            rows.iter()
                 .filter(|o| o["value_period"] == period)
                 .filter_map(|o| o["value"].as_i64())
                 .sum()

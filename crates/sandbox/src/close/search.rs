@@ -282,7 +282,7 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     let mut hits = Vec::new();
     for row in data.rows(table) {
         if eval(data, &object_type, &view(data, table, row), query)? {
-            hits.push(row.clone());
+            hits.push(row);
         }
     }
     for s in body["sort"].as_array().into_iter().flatten().rev() {
@@ -305,12 +305,12 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     });
     let next = (offset + limit < hits.len()).then(|| format!("sbx1.{}", offset + limit));
     let page: Vec<Value> = hits
-        .into_iter()
+        .iter()
         .skip(offset)
         .take(limit)
         .map(|row| {
             let mut item = match &fields {
-                Some(f) => select_fields(render(data, table, row.clone()), Some(f)),
+                Some(f) => select_fields(render(data, table, (*row).clone()), Some(f)),
                 None => json!({"id": row["id"]}),
             };
             item["__object_type"] = json!(object_type);
