@@ -3,21 +3,42 @@
 mod bench;
 mod config;
 mod demo;
+mod failure;
+mod listing;
 mod output;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 use crmkit_close::Client;
 use crmkit_core::http::ApiRequest;
-use crmkit_core::{Error, ExposeSecret, Result};
-use futures::TryStreamExt;
+use crmkit_core::{Error, ExposeSecret};
 use serde_json::Value;
 
 use config::Settings;
-use output::{Format, Progress};
+use failure::Failure;
+use output::{Format, Printer};
+
+/// What a command ends with.
+type Outcome = std::result::Result<(), Failure>;
+
+/// Lead fields a search returns: the table columns plus what a JSON reader most often wants
+/// (`/data/search/` returns only `id` without `_fields`; close-openapi.yml /data/search/).
+const SEARCH_FIELDS: &[&str] = &[
+    "id",
+    "display_name",
+    "name",
+    "status_id",
+    "status_label",
+    "url",
+    "description",
+    "date_created",
+    "date_updated",
+];
 
 /// crmkit: CRM clients, sync and a local sandbox of Close, HubSpot and Salesforce.
 #[derive(Debug, Parser)]
@@ -57,6 +78,12 @@ enum Command {
     Bench {
         #[command(subcommand)]
         bench: bench::Bench,
+    },
+    /// Print a shell completion script, e.g. `crmkit completions bash > ~/.local/share/bash-completion/completions/crmkit`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
     },
 }
 
@@ -111,6 +138,9 @@ enum CloseCommand {
     Search {
         /// The query.
         query: String,
+        /// Stop after this many leads.
+        #[arg(long)]
+        max: Option<usize>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         output: Format,
@@ -173,6 +203,7 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -180,10 +211,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> Outcome {
     match cli.command {
-        Command::Demo { leads, seed } => demo::run(leads, seed).await,
+        Command::Demo { leads, seed } => Ok(demo::run(leads, seed).await?),
         Command::Bench { bench } => bench::run(bench).await,
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "crmkit", &mut out);
+            Ok(std::io::Write::flush(&mut out)?)
+        }
         Command::Sandbox {
             crm:
                 SandboxCommand::Close {
@@ -233,9 +269,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Close { command } => {
             let client = Settings::load(&cli.config)?.close_client()?;
             match command {
-                CloseCommand::Search { query, output } => {
-                    let rows = client.search_text(&query).await?;
-                    output::print(&rows, output::columns("leads"), output);
+                CloseCommand::Search { query, max, output } => {
+                    let req = client
+                        .search_text_request(&query)
+                        .await?
+                        .fields("lead", SEARCH_FIELDS);
+                    let leads = client.search(req);
+                    listing::print_stream(leads, output::columns("leads"), output, max, "leads")
+                        .await?;
                     Ok(())
                 }
                 CloseCommand::Resource(r) => resource(&client, r).await,
@@ -244,7 +285,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn doctor(settings: &Settings) -> Result<()> {
+async fn doctor(settings: &Settings) -> Outcome {
     let mut problems = 0;
     match settings.close_client() {
         Err(e) => {
@@ -285,12 +326,12 @@ async fn doctor(settings: &Settings) -> Result<()> {
     println!("hubspot: not supported yet");
     println!("salesforce: not supported yet");
     if problems > 0 {
-        return Err(Error::config(format!("{problems} credential(s) failed")));
+        return Err(Error::config(format!("{problems} credential(s) failed")).into());
     }
     Ok(())
 }
 
-async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
+async fn resource(client: &Client, cmd: ResourceCommand) -> Outcome {
     let (name, args) = match cmd {
         ResourceCommand::Leads(a) => ("leads", a),
         ResourceCommand::Contacts(a) => ("contacts", a),
@@ -303,13 +344,11 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
         ("opportunities", _) => "opportunity/".to_string(),
         (_, Some(kind)) => format!("activity/{kind}/"),
         (_, None) if matches!(args.action, Action::Create) => {
-            return Err(Error::config(
-                "creating an activity needs --type note|call|email",
-            ));
+            return Err(Error::config("creating an activity needs --type note|call|email").into());
         }
         _ => "activity/".to_string(),
     };
-    let data = || -> Result<Value> {
+    let data = || -> crmkit_core::Result<Value> {
         let text = args
             .data
             .as_deref()
@@ -317,7 +356,7 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
         serde_json::from_str(text)
             .map_err(|e| Error::config(format!("--data is not valid JSON: {e}")))
     };
-    let id = || -> Result<&str> {
+    let id = || -> crmkit_core::Result<&str> {
         args.id
             .as_deref()
             .ok_or_else(|| Error::config(format!("this action needs the {name} id")))
@@ -337,30 +376,19 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
             for (k, v) in &args.filters {
                 builder = builder.filter(k.clone(), v.clone());
             }
-            let mut stream = Box::pin(builder.stream());
-            let mut rows = Vec::new();
-            let mut progress = Progress::new();
-            while let Some(row) = stream.try_next().await? {
-                rows.push(row);
-                progress.tick();
-                if args.max.is_some_and(|m| rows.len() >= m) {
-                    break;
-                }
-            }
-            progress.done();
-            output::print(&rows, cols, args.output);
+            listing::print_stream(builder.stream(), cols, args.output, args.max, name).await?;
         }
         Action::Get => {
             let row = client.raw(&ApiRequest::get(item().await?)).await?;
-            output::print(&[row], cols, args.output);
+            print_one(&row, cols, args.output)?;
         }
         Action::Create => {
             let row = client.raw(&ApiRequest::post(collection, data()?)).await?;
-            output::print(&[row], cols, args.output);
+            print_one(&row, cols, args.output)?;
         }
         Action::Update => {
             let row = client.raw(&ApiRequest::put(item().await?, data()?)).await?;
-            output::print(&[row], cols, args.output);
+            print_one(&row, cols, args.output)?;
         }
         Action::Delete => {
             client.raw(&ApiRequest::delete(item().await?)).await?;
@@ -368,4 +396,10 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_one(row: &Value, cols: &'static [&'static str], format: Format) -> std::io::Result<()> {
+    let mut printer = Printer::one(std::io::stdout().lock(), cols, format)?;
+    printer.write(row)?;
+    printer.finish()
 }
