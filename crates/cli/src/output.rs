@@ -58,7 +58,7 @@ enum Sink<W: Write> {
     Table { out: W, rows: Vec<Vec<String>> },
     Json { out: W, started: bool },
     Ndjson(W),
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 /// Writes records one at a time in a [`Format`].
@@ -96,7 +96,7 @@ impl<W: Write> Printer<W> {
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(cols).map_err(csv_io)?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
         };
         Ok(Self {

@@ -121,7 +121,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
 }
 
 /// Leads with the probe's status whose name holds the probe's first word.
-fn search_request(probe: Option<(Option<String>, Option<String>)>) -> Result<SearchRequest, Failure> {
+fn search_request(
+    probe: Option<(Option<String>, Option<String>)>,
+) -> Result<SearchRequest, Failure> {
     let (name, status) = probe.ok_or_else(|| Failure::Bench("no lead to search for".into()))?;
     let word = name
         .as_deref()

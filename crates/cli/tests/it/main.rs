@@ -1,0 +1,6 @@
+//! Runs the built `crmkit` binary against an in-process Close sandbox.
+
+mod bench;
+mod completions;
+mod listing;
+mod support;

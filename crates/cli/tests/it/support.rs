@@ -1,0 +1,48 @@
+//! Starting a sandbox and running the binary against it.
+
+use std::process::{Command, Output};
+
+use crmkit_sandbox::close::{CloseSandbox, RunningClose};
+
+/// A seeded Close sandbox with the rate limit out of the way.
+pub async fn sandbox(leads: usize) -> RunningClose {
+    CloseSandbox::builder()
+        .seed(3)
+        .leads(leads)
+        .rate_limit(1_000_000, std::time::Duration::from_secs(1))
+        .start()
+        .await
+        .expect("the sandbox starts")
+}
+
+/// Runs `crmkit args…` pointed at `api_url` (if any) from an empty directory, so no
+/// `crmkit.toml` or `.env` of the developer's leaks in; fails the test unless it succeeds.
+pub async fn crmkit(api_url: Option<String>, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || run(api_url, &args))
+        .await
+        .expect("the runner thread ends");
+    assert!(
+        output.status.success(),
+        "crmkit failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("stdout is UTF-8")
+}
+
+fn run(api_url: Option<String>, args: &[String]) -> Output {
+    let dir = std::env::temp_dir().join(format!("crmkit-cli-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crmkit"));
+    cmd.current_dir(&dir)
+        .arg("--config")
+        .arg(dir.join("absent.toml"))
+        .args(args)
+        .env_remove("CLOSE_BASE_URL")
+        .env_remove("CLOSE_WEBHOOK_SECRET")
+        .env("CLOSE_API_KEY", "it-key");
+    if let Some(url) = api_url {
+        cmd.env("CLOSE_BASE_URL", url);
+    }
+    cmd.output().expect("the crmkit binary runs")
+}
