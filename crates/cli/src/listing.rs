@@ -1,6 +1,8 @@
 //! Printing a stream of records as it arrives, with a running count on stderr.
 
+use std::future::Future;
 use std::io::{BufWriter, IsTerminal};
+use std::time::Duration;
 
 use crmkit_core::Result;
 use futures::stream::BoxStream;
@@ -37,7 +39,7 @@ pub async fn print_stream(
             Some(next) => next?,
             None => {
                 printer.flush()?;
-                stream.try_next().await?
+                patiently(stream.try_next(), &progress).await?
             }
         };
         let Some(row) = next else { break };
@@ -48,4 +50,22 @@ pub async fn print_stream(
     progress.done();
     printer.finish()?;
     Ok(printed)
+}
+
+/// How long a page may take before the progress line says that it is waiting.
+const PATIENCE: Duration = Duration::from_secs(1);
+
+/// Awaits `next`, noting on the progress line when it takes longer than [`PATIENCE`]: the
+/// transport is then waiting on a rate budget, a retry pause or a slow answer.
+async fn patiently<T>(next: impl Future<Output = T>, progress: &Progress) -> T {
+    let mut next = std::pin::pin!(next);
+    tokio::select! {
+        out = &mut next => out,
+        () = tokio::time::sleep(PATIENCE) => {
+            progress.note("waiting (rate limit, retry or a slow answer)");
+            let out = next.await;
+            progress.note("");
+            out
+        }
+    }
 }

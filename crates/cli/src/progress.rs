@@ -24,8 +24,9 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(None, target());
         bar.set_style(
             ProgressStyle::with_template(&format!(
-                "{{spinner}} {{human_pos}} {what} ({{per_sec}}, {{elapsed}})"
+                "{{spinner}} {{human_pos}} {what} ({{rate}}, {{elapsed}}) {{msg}}"
             ))
+            .map(with_rate)
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         Self::ticking(bar)
@@ -36,8 +37,9 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(Some(total), target());
         bar.set_style(
             ProgressStyle::with_template(&format!(
-                "{{bar:40}} {{human_pos}}/{{human_len}} {what} ({{per_sec}}, {{eta}} left)"
+                "{{bar:40}} {{human_pos}}/{{human_len}} {what} ({{rate}}, {{eta}} left) {{msg}}"
             ))
+            .map(with_rate)
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Self::ticking(bar)
@@ -55,6 +57,11 @@ impl Progress {
         self.bar.inc(n);
     }
 
+    /// Shows `note` after the counts; an empty note clears it.
+    pub fn note(&self, note: &str) {
+        self.bar.set_message(note.to_string());
+    }
+
     /// Removes the indicator from the terminal.
     pub fn done(&self) {
         self.bar.finish_and_clear();
@@ -68,6 +75,16 @@ impl Drop for Progress {
             self.bar.finish_and_clear();
         }
     }
+}
+
+/// `{rate}`: whole items per second (indicatif's own `{per_sec}` shows four decimals).
+fn with_rate(style: ProgressStyle) -> ProgressStyle {
+    style.with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", state.per_sec());
+        },
+    )
 }
 
 fn target() -> ProgressDrawTarget {
