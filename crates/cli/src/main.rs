@@ -1,4 +1,22 @@
 //! The `crmkit` command line.
+//!
+//! Listings (`crmkit close leads list`, `crmkit close search`) print each record as it
+//! arrives instead of collecting the listing first. `--output` picks the shape:
+//!
+//! | format | what it prints |
+//! |---|---|
+//! | `table` (default) | the main fields in aligned columns, in chunks of 100 rows, each with its header |
+//! | `json` | one JSON array of whole objects, streamed element by element (`jq '.[]'`); a single object for get, create and update |
+//! | `ndjson` | one whole JSON object per line |
+//! | `csv` | the main fields with a header row |
+//!
+//! While stdout goes to a file or a pipe and stderr is a terminal, stderr shows a running
+//! count with the rate, and notes when a page takes more than a second (a rate-limit wait,
+//! a retry or a slow answer). A closed pipe (`| head`) ends the command quietly.
+//! `crmkit completions bash|zsh|fish|powershell|elvish` prints a completion script.
+//!
+//! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
+//! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
 mod bench;
 mod config;

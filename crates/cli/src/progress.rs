@@ -19,6 +19,16 @@ impl Progress {
         }
     }
 
+    /// A spinner showing `what` is being done and for how long, for a step with no count.
+    pub fn spinner(what: &str) -> Self {
+        let bar = ProgressBar::with_draw_target(None, target());
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{{spinner}} {what} ({{elapsed}})"))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Self::ticking(bar)
+    }
+
     /// A spinner counting `what` (e.g. "leads") with the rate per second.
     pub fn counter(what: &str) -> Self {
         let bar = ProgressBar::with_draw_target(None, target());

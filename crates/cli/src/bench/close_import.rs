@@ -95,10 +95,12 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     );
 
     // The same duration budget keeps the run bounded; the ratios do not depend on its length.
+    // Two windows at least, so that the reference has a whole window to be measured over.
+    let budget = elapsed.max(window * 2);
     let sandbox = start(&args).await?;
     let progress = Progress::counter("leads through the reference loop");
     let reference =
-        reference::import(&sandbox.api_url(), API_KEY, args.leads, elapsed, &progress).await?;
+        reference::import(&sandbox.api_url(), API_KEY, args.leads, budget, &progress).await?;
     progress.done();
     let reference_rate_ratio = ratio(&sandbox.stats(), &args, "the reference import")?;
     let reference_per_s = reference.leads as f64 / reference.elapsed.as_secs_f64().max(1e-9);

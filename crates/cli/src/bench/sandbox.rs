@@ -37,6 +37,7 @@ pub struct Args {
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: Args) -> Result<(), Failure> {
     let window = Duration::from_secs(1);
+    let progress = Progress::spinner(&format!("seeding {} leads", args.leads));
     let started = Instant::now();
     let sandbox = CloseSandbox::builder()
         .seed(args.seed)
@@ -46,6 +47,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Bench(format!("cannot start the sandbox: {e}")))?;
     let seed_s = started.elapsed().as_secs_f64();
+    progress.done();
     let seeded = sandbox.count("lead");
     if seeded != args.leads {
         return Err(Failure::Bench(format!(

@@ -1,24 +1,53 @@
-//! `crmkit bench sandbox` ends with its figures as name=value pairs.
+//! The benchmarks end with their figures as name=value pairs.
 
 use std::collections::HashMap;
 
 use crate::support::crmkit;
 
+/// The figures of the last line, as numbers.
+fn figures(out: &str) -> HashMap<String, f64> {
+    let last = out.lines().last().expect("some output");
+    last.split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_sandbox_reports_seed_list_and_search_figures() {
     let out = crmkit(None, &["bench", "sandbox", "--leads", "500"]).await;
-    let last = out.lines().last().expect("some output");
-    let figures: HashMap<&str, &str> = last
-        .split_whitespace()
-        .filter_map(|pair| pair.split_once('='))
-        .collect();
-    assert_eq!(figures.get("leads"), Some(&"500"), "{last}");
+    let figures = figures(&out);
+    assert_eq!(figures.get("leads"), Some(&500.0), "{out}");
     for name in ["seed_s", "list_per_s", "search_ms"] {
-        let value: f64 = figures
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} in {last}"))
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} is a number in {last}"));
-        assert!(value > 0.0, "{name} in {last}");
+        assert!(
+            figures.get(name).is_some_and(|v| *v > 0.0),
+            "{name} in {out}"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_close_import_compares_with_the_reference_loop() {
+    let out = crmkit(
+        None,
+        &[
+            "bench",
+            "close-import",
+            "--leads",
+            "120",
+            "--window-ms",
+            "500",
+            "--latency-ms",
+            "0",
+        ],
+    )
+    .await;
+    let figures = figures(&out);
+    for name in ["rate_ratio", "share_429", "reference_rate_ratio", "speedup"] {
+        assert!(figures.contains_key(name), "{name} in {out}");
+    }
+    // One request per 100 ms cannot reach 100 requests per 500 ms; crmkit can.
+    let reference = figures["reference_rate_ratio"];
+    assert!(reference > 0.0 && reference < 0.1, "{out}");
+    assert!(figures["speedup"] > 1.0, "{out}");
 }
