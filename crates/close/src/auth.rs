@@ -141,7 +141,11 @@ impl OAuthApp {
     /// Exchanges an authorization code for tokens.
     pub async fn exchange_code(&self, code: &str, redirect_uri: Option<&str>) -> Result<TokenSet> {
         let code = SecretString::from(code.to_string());
-        Ok(self.endpoint.exchange_code(&code, redirect_uri).await?.into())
+        Ok(self
+            .endpoint
+            .exchange_code(&code, redirect_uri)
+            .await?
+            .into())
     }
 
     /// Uses `refresh_token` for new tokens; the answer carries the rotated refresh token.

@@ -80,6 +80,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Tells `observer` about admissions, rate-limit waits and retries (for progress
+    /// displays).
+    pub fn observer(mut self, observer: crmkit_core::http::Observer) -> Self {
+        self.transport = self.transport.observer(observer);
+        self
+    }
+
     /// Sets the per-attempt timeout (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.transport = self.transport.timeout(timeout);

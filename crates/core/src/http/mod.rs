@@ -18,5 +18,6 @@ pub use rate::{BudgetKind, BudgetSpec, Quota, RateInfo};
 pub use reqwest::Method;
 pub use reqwest::header::HeaderMap;
 pub use transport::{
-    ApiRequest, ApiResponse, Body, Dialect, InstanceUrlPolicy, Transport, TransportBuilder,
+    ApiRequest, ApiResponse, Body, Dialect, InstanceUrlPolicy, Observer, Transport,
+    TransportBuilder, TransportEvent,
 };

@@ -310,6 +310,15 @@ impl Budget {
     /// [`ErrorKind::RateLimited`] when that would take longer than `max_wait`, and with
     /// [`ErrorKind::QuotaExhausted`] when a daily budget is used up.
     pub async fn acquire_within(&self, max_wait: Duration) -> Result<Slot, Error> {
+        self.acquire_observed(max_wait, &|_, _| {}).await
+    }
+
+    /// As [`Self::acquire_within`], telling `on_wait` (budget name, wait) before each sleep.
+    pub async fn acquire_observed(
+        &self,
+        max_wait: Duration,
+        on_wait: &(dyn Fn(&str, Duration) + Send + Sync),
+    ) -> Result<Slot, Error> {
         // Fail before queuing when the answer is already known.
         let known = self.lock().check(Instant::now(), false);
         self.refuse(known, max_wait)?;
@@ -320,6 +329,7 @@ impl Budget {
                 return Ok(Slot { at });
             }
             let wait = self.refuse(check, max_wait)?;
+            on_wait(&self.name, wait);
             tokio::time::sleep(wait + jitter(wait)).await;
         }
     }
@@ -511,9 +521,18 @@ impl RateBudgets {
 /// If one budget refuses, the slots already taken are given back. Once all are taken, they
 /// are restamped to the same instant.
 pub async fn acquire_all(budgets: &[Arc<Budget>], max_wait: Duration) -> Result<Vec<Slot>, Error> {
+    acquire_all_observed(budgets, max_wait, &|_, _| {}).await
+}
+
+/// As [`acquire_all`], telling `on_wait` (budget name, wait) before each sleep.
+pub async fn acquire_all_observed(
+    budgets: &[Arc<Budget>],
+    max_wait: Duration,
+    on_wait: &(dyn Fn(&str, Duration) + Send + Sync),
+) -> Result<Vec<Slot>, Error> {
     let mut slots: Vec<Slot> = Vec::with_capacity(budgets.len());
     for b in budgets {
-        match b.acquire_within(max_wait).await {
+        match b.acquire_observed(max_wait, on_wait).await {
             Ok(slot) => slots.push(slot),
             Err(e) => {
                 for (b, slot) in budgets.iter().zip(slots) {

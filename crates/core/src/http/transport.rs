@@ -144,6 +144,41 @@ pub trait Dialect: Send + Sync + 'static {
     }
 }
 
+/// Something the transport did, for progress displays and tests.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportEvent<'a> {
+    /// Every budget admitted `request`; it leaves now.
+    Admitted {
+        /// The request.
+        request: &'a ApiRequest,
+        /// When the budgets admitted it.
+        at: tokio::time::Instant,
+    },
+    /// `request` waits `wait` for room in `budget`.
+    Waiting {
+        /// The request.
+        request: &'a ApiRequest,
+        /// The budget it waits for.
+        budget: &'a str,
+        /// How long.
+        wait: Duration,
+    },
+    /// `request` failed with `outcome` and is sent again after `wait` (after a 429, the
+    /// budget's pause does the waiting).
+    Retrying {
+        /// The request.
+        request: &'a ApiRequest,
+        /// What happened.
+        outcome: Outcome,
+        /// The backoff.
+        wait: Duration,
+    },
+}
+
+/// Receives [`TransportEvent`]s; called inline, so it must be quick.
+pub type Observer = Arc<dyn Fn(&TransportEvent<'_>) + Send + Sync>;
+
 /// Validates an instance URL that came with an OAuth token and returns the API root to send
 /// to (it may append a path such as `/services/data/v61.0/`); an error fails the request.
 pub type InstanceUrlPolicy = Arc<dyn Fn(&str) -> Result<String> + Send + Sync>;
@@ -159,6 +194,7 @@ pub struct TransportBuilder {
     timeout: Duration,
     user_agent: String,
     instance_url_policy: Option<InstanceUrlPolicy>,
+    observer: Option<Observer>,
 }
 
 impl TransportBuilder {
@@ -180,6 +216,12 @@ impl TransportBuilder {
     pub fn quota(mut self, quota: Quota) -> Self {
         self.quota = quota;
         self.quota_configured = true;
+        self
+    }
+
+    /// Tells `observer` about admissions, rate-limit waits and retries.
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -235,6 +277,7 @@ impl TransportBuilder {
                 timeout: self.timeout,
                 instance_url_policy: self.instance_url_policy,
                 instance: std::sync::Mutex::new(None),
+                observer: self.observer,
             }),
         })
     }
@@ -251,6 +294,7 @@ struct Inner {
     instance_url_policy: Option<InstanceUrlPolicy>,
     /// The last instance URL seen and the API root the policy made of it.
     instance: std::sync::Mutex<Option<(String, String)>>,
+    observer: Option<Observer>,
 }
 
 /// Sends requests to one CRM with one credential. Cheap to clone; clones share budgets.
@@ -282,6 +326,7 @@ impl Transport {
             timeout: Duration::from_secs(60),
             user_agent: concat!("crmkit/", env!("CARGO_PKG_VERSION")).to_string(),
             instance_url_policy: None,
+            observer: None,
         }
     }
 
@@ -302,6 +347,12 @@ impl Transport {
             .as_ref()
             .map(|(_, root)| root.clone())
             .unwrap_or_else(|| self.inner.base_url.clone())
+    }
+
+    fn emit(&self, event: &TransportEvent<'_>) {
+        if let Some(o) = &self.inner.observer {
+            o(event);
+        }
     }
 
     /// The API root for a token's instance URL, validated once per distinct URL.
@@ -372,9 +423,20 @@ impl Transport {
                 .root_for(credential.instance_url.as_deref())
                 .map_err(|e| self.fail(req, e))?;
             let url = format!("{root}{}", req.path.trim_start_matches('/'));
-            let mut slots = rate::acquire_all(&budgets, inner.retry.max_hint)
+            let on_wait = |budget: &str, wait: Duration| {
+                self.emit(&TransportEvent::Waiting {
+                    request: req,
+                    budget,
+                    wait,
+                });
+            };
+            let mut slots = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
                 .await
                 .map_err(|e| self.fail(req, e))?;
+            self.emit(&TransportEvent::Admitted {
+                request: req,
+                at: tokio::time::Instant::now(),
+            });
             let slot = slots.swap_remove(primary);
             let budget = &budgets[primary];
             let mut builder = inner
@@ -484,6 +546,11 @@ impl Transport {
             match decision {
                 Decision::Retry(wait) => {
                     tracing::debug!(request = %req.describe(), ?outcome, ?attempts, wait_ms = wait.as_millis() as u64, "Retrying request.");
+                    self.emit(&TransportEvent::Retrying {
+                        request: req,
+                        outcome,
+                        wait,
+                    });
                     // After a 429 the budget's pause does the waiting, for every task at once.
                     if outcome != Outcome::Status(429) {
                         tokio::time::sleep(wait).await;
