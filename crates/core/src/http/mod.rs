@@ -12,6 +12,8 @@ pub mod oauth;
 pub mod paginate;
 pub mod rate;
 pub mod retry;
+#[cfg(test)]
+mod test_server;
 mod transport;
 
 pub use rate::{BudgetKind, BudgetSpec, Quota, RateInfo};

@@ -142,6 +142,16 @@ pub trait Dialect: Send + Sync + 'static {
     fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
         vec![BudgetSpec::rolling(self.endpoint_group(req))]
     }
+    /// What the response says about budgets other than the first, by budget name (HubSpot's
+    /// daily remaining, for example). Names the request was not charged to are ignored.
+    fn budget_infos(
+        &self,
+        _status: u16,
+        _headers: &HeaderMap,
+        _body: &[u8],
+    ) -> Vec<(String, RateInfo)> {
+        Vec::new()
+    }
 }
 
 /// Something the transport did, for progress displays and tests.
@@ -430,14 +440,13 @@ impl Transport {
                     wait,
                 });
             };
-            let mut slots = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
+            let slots = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
                 .await
                 .map_err(|e| self.fail(req, e))?;
             self.emit(&TransportEvent::Admitted {
                 request: req,
                 at: tokio::time::Instant::now(),
             });
-            let slot = slots.swap_remove(primary);
             let budget = &budgets[primary];
             let mut builder = inner
                 .http
@@ -462,7 +471,13 @@ impl Transport {
                             let body = body.to_vec();
                             let info = inner.dialect.rate_info(status, &headers, &body);
                             if let Some(info) = info {
-                                budget.observe_after(info, &slot);
+                                budget.observe_after(info, &slots[primary]);
+                            }
+                            for (name, info) in inner.dialect.budget_infos(status, &headers, &body)
+                            {
+                                if let Some(i) = budgets.iter().position(|b| b.name() == name) {
+                                    budgets[i].observe_after(info, &slots[i]);
+                                }
                             }
                             tracing::debug!(
                                 request = %req.describe(),
@@ -499,6 +514,10 @@ impl Transport {
                                 }
                             }
                             let err = inner.dialect.error(status, &headers, &body);
+                            if err.kind() == ErrorKind::QuotaExhausted {
+                                // The dialect knows a daily quota is spent: no retry helps.
+                                return Err(self.fail(req, err.with_status(status)));
+                            }
                             let err = match hint {
                                 Some(h) => err.with_retry_after(h),
                                 None => err,
@@ -589,3 +608,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: f64 = v.trim().parse().ok()?;
     rate::secs_to_duration(secs)
 }
+
+#[cfg(test)]
+mod tests;

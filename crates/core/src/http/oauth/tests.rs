@@ -1,91 +1,13 @@
 //! The token endpoint against a scripted loopback HTTP server.
 
-use std::sync::{Arc, Mutex};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
 use super::*;
 
-/// One scripted answer.
-#[derive(Clone)]
-enum Answer {
-    /// Status and JSON body.
-    Json(u16, &'static str),
-    /// Waits this long before answering 200 (to trip a timeout).
-    Slow(Duration),
-    /// Promises a longer body than it sends, then closes.
-    Truncated,
-}
-
-/// Serves `answers` in order (the last one repeats); returns the URL and the request bodies.
-async fn script(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let answer = answers[n.min(answers.len() - 1)].clone();
-            n += 1;
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(k) = sock.read(&mut chunk).await else {
-                        return;
-                    };
-                    if k == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..k]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            log.lock().expect("log").push(text[end + 4..].to_string());
-                            break;
-                        }
-                    }
-                }
-                let reply = |status: u16, body: &str| {
-                    format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let out = match answer {
-                    Answer::Json(status, body) => reply(status, body),
-                    Answer::Slow(d) => {
-                        tokio::time::sleep(d).await;
-                        reply(200, OK)
-                    }
-                    Answer::Truncated => {
-                        "HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{\"access_token\":"
-                            .to_string()
-                    }
-                };
-                let _ = sock.write_all(out.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (format!("http://{addr}/oauth2/token/"), seen)
-}
+use super::super::test_server::{Answer, script};
 
 const OK: &str = r#"{"access_token":"at-1","refresh_token":"rt-2","expires_in":"3600","scope":"all.full_access offline_access","token_type":"Bearer","organization_id":"orga_1","id_token":"secret-id-token"}"#;
 
-fn endpoint(url: &str) -> TokenEndpoint {
-    TokenEndpoint::new(Crm::Close, url, "client-1")
+fn endpoint(base: &str) -> TokenEndpoint {
+    TokenEndpoint::new(Crm::Close, format!("{base}/oauth2/token/"), "client-1")
         .client_secret(SecretString::from("client-secret-xyz"))
         .timeouts(Duration::from_secs(2), Duration::from_millis(300))
         .retry(RetryPolicy {
@@ -115,7 +37,7 @@ async fn a_refresh_parses_every_field_and_keeps_the_rest() {
         !debug.contains("at-1") && !debug.contains("secret-id-token"),
         "{debug}"
     );
-    let body = seen.lock().expect("log")[0].clone();
+    let body = seen.lock().expect("log")[0].body.clone();
     assert!(body.contains("grant_type=refresh_token"), "{body}");
     assert!(
         body.contains("refresh_token=rt-1") && body.contains("client_id=client-1"),
@@ -181,7 +103,7 @@ async fn a_401_without_a_body_is_an_auth_error() {
 #[tokio::test]
 async fn a_slow_endpoint_times_out_and_is_retried() {
     let (url, seen) = script(vec![
-        Answer::Slow(Duration::from_secs(5)),
+        Answer::Slow(Duration::from_secs(5), OK),
         Answer::Json(200, OK),
     ])
     .await;
