@@ -205,13 +205,14 @@ impl Error {
         self.body.as_deref()
     }
 
-    /// A rate-limit error for a wait longer than the caller agreed to: the request was not
-    /// sent, and `wait` says when the allowance comes back.
+    /// A rate-limit error for a wait longer than the caller agreed to (a server's hint or a
+    /// budget's own count): the request was not sent, and `wait` says when the allowance
+    /// comes back.
     pub fn rate_limited_for(wait: Duration, max_wait: Duration) -> Self {
         Self::new(
             ErrorKind::RateLimited,
             format!(
-                "the server asked to wait {}, longer than the retry policy's maximum wait of {}; not sent",
+                "the rate limit admits this request only in {}, longer than the retry policy's maximum wait of {}; not sent",
                 human(wait),
                 human(max_wait)
             ),

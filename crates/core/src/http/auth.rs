@@ -177,6 +177,9 @@ impl TokenSource {
     fn start_refresh(&self) -> Refresh {
         let state = self.state.clone();
         let task = tokio::spawn(async move {
+            // Cleared when the task ends in any way (even a panicking refresher), after the
+            // result is stored, so a caller never sees neither.
+            let _clear = ClearInflight(state.clone());
             let result = state.refresher.refresh().await.map(|issued| {
                 let mut c = write(&state.current);
                 c.token = Some(issued.access_token.clone());
@@ -194,8 +197,6 @@ impl TokenSource {
                     instance_url: c.instance_url.clone(),
                 }
             });
-            // Stored before this clears, so a caller never sees neither.
-            *lock(&state.inflight) = None;
             result
         });
         async move {
@@ -216,6 +217,14 @@ impl TokenSource {
         if c.generation == generation {
             c.token = None;
         }
+    }
+}
+
+struct ClearInflight(Arc<SourceState>);
+
+impl Drop for ClearInflight {
+    fn drop(&mut self) {
+        *lock(&self.0.inflight) = None;
     }
 }
 
@@ -462,6 +471,31 @@ mod tests {
         assert_eq!(a.expect_err("fails").kind(), ErrorKind::Auth);
         assert_eq!(b.expect_err("fails").kind(), ErrorKind::Auth);
         assert!(src.token().await.is_err());
+    }
+
+    struct Panicking(AtomicU32);
+
+    #[async_trait]
+    impl TokenRefresher for Panicking {
+        async fn refresh(&self) -> Result<IssuedToken> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("refresher bug");
+            }
+            Ok(IssuedToken::new(SecretString::from("tok"), None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_refresh_is_an_error_and_the_next_call_tries_again() {
+        let src = TokenSource::new(None, Arc::new(Panicking(AtomicU32::new(0))));
+        assert_eq!(
+            src.token().await.expect_err("panicked").kind(),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            src.token().await.expect("second try").0.expose_secret(),
+            "tok"
+        );
     }
 
     #[test]
