@@ -180,7 +180,7 @@ impl TokenSource {
             // Cleared when the task ends in any way (even a panicking refresher), after the
             // result is stored, so a caller never sees neither.
             let _clear = ClearInflight(state.clone());
-            let result = state.refresher.refresh().await.map(|issued| {
+            state.refresher.refresh().await.map(|issued| {
                 let mut c = write(&state.current);
                 c.token = Some(issued.access_token.clone());
                 c.expires_at = issued
@@ -196,8 +196,7 @@ impl TokenSource {
                     generation: c.generation,
                     instance_url: c.instance_url.clone(),
                 }
-            });
-            result
+            })
         });
         async move {
             task.await.unwrap_or_else(|e| {
