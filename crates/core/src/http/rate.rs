@@ -519,7 +519,8 @@ impl RateBudgets {
 /// Takes one slot in each of `budgets` (in the given order, which callers keep the same
 /// everywhere, such as sorted by name, so two requests never wait on each other crosswise).
 /// If one budget refuses, the slots already taken are given back. Once all are taken, they
-/// are restamped to the same instant.
+/// are restamped to the same instant. A caller cancelled while waiting leaves the slots it
+/// already took counted, which errs on the slow side until they leave the window.
 pub async fn acquire_all(budgets: &[Arc<Budget>], max_wait: Duration) -> Result<Vec<Slot>, Error> {
     acquire_all_observed(budgets, max_wait, &|_, _| {}).await
 }
