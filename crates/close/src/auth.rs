@@ -1,9 +1,13 @@
 //! Close authentication: API keys and OAuth 2.0.
 //!
 //! An API key is sent as HTTP Basic with the key as the user and an empty password. OAuth
-//! tokens come from `/oauth2/token/`; Close **rotates** refresh tokens (the old one is revoked
-//! on use), so [`RotatingRefresher`] keeps the newest one and hands it to an optional callback
-//! for the application to persist.
+//! tokens come from `/oauth2/token/` through the core
+//! [`TokenEndpoint`](crmkit_core::http::oauth::TokenEndpoint) (timeouts, retries of transient
+//! failures, `invalid_grant` as an [`ErrorKind::Auth`] error). Close **rotates** refresh
+//! tokens (the old one is revoked on use, developer.close.com/topics/authentication-oauth2),
+//! so [`RotatingRefresher`] keeps the newest one and hands it to an optional callback for the
+//! application to persist. The refresh runs in its own task: a caller cancelled mid-refresh
+//! does not lose the rotated token.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -11,7 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crmkit_core::http::auth::{IssuedToken, TokenRefresher};
-use crmkit_core::{Crm, Error, ErrorKind, ExposeSecret, Result, SecretString};
+use crmkit_core::http::oauth::{TokenEndpoint, TokenResponse};
+use crmkit_core::http::retry::RetryPolicy;
+use crmkit_core::{Crm, Result, SecretString};
 use serde::Deserialize;
 
 /// Where Close issues tokens.
@@ -56,9 +62,23 @@ impl fmt::Debug for TokenSet {
 
 impl TokenSet {
     pub(crate) fn issued(&self) -> IssuedToken {
-        IssuedToken {
-            access_token: self.access_token.clone(),
-            expires_in: self.expires_in.map(Duration::from_secs),
+        IssuedToken::new(
+            self.access_token.clone(),
+            self.expires_in.map(Duration::from_secs),
+        )
+    }
+}
+
+impl From<TokenResponse> for TokenSet {
+    fn from(t: TokenResponse) -> Self {
+        let text = |name: &str| t.extra.get(name).and_then(|v| v.as_str()).map(String::from);
+        Self {
+            organization_id: text("organization_id"),
+            user_id: text("user_id"),
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            expires_in: t.expires_in,
+            scope: t.scope,
         }
     }
 }
@@ -66,18 +86,15 @@ impl TokenSet {
 /// A registered OAuth app: client id, secret and the token endpoint.
 #[derive(Clone)]
 pub struct OAuthApp {
-    client_id: String,
-    client_secret: SecretString,
-    token_url: String,
-    http: reqwest::Client,
+    endpoint: TokenEndpoint,
 }
 
 impl fmt::Debug for OAuthApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthApp")
-            .field("client_id", &self.client_id)
+            .field("client_id", &self.endpoint.client_id())
             .field("client_secret", &"[REDACTED]")
-            .field("token_url", &self.token_url)
+            .field("token_url", &self.endpoint.endpoint())
             .finish()
     }
 }
@@ -86,24 +103,35 @@ impl OAuthApp {
     /// The app with `client_id` and `client_secret`, using Close's token endpoint.
     pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
-            client_id: client_id.into(),
-            client_secret,
-            token_url: DEFAULT_TOKEN_URL.into(),
-            http: reqwest::Client::new(),
+            endpoint: TokenEndpoint::new(Crm::Close, DEFAULT_TOKEN_URL, client_id)
+                .client_secret(client_secret),
         }
     }
 
     /// Uses another token endpoint (a sandbox's `http://127.0.0.1:P/oauth2/token/`).
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
-        self.token_url = url.into();
+        self.endpoint = self.endpoint.url(url);
+        self
+    }
+
+    /// Sets the token endpoint's connect and total timeouts (default 10 s and 30 s).
+    pub fn timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.endpoint = self.endpoint.timeouts(connect, total);
+        self
+    }
+
+    /// Sets how transient token-endpoint failures are retried (default: 3 retries).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.endpoint = self.endpoint.retry(retry);
         self
     }
 
     /// The URL to send a user to so they approve the app.
     pub fn authorize_url(&self, redirect_uri: &str, state: &str) -> String {
+        // A constant that parses; no input reaches this.
         let mut url = reqwest::Url::parse(AUTHORIZE_URL).expect("constant URL");
         url.query_pairs_mut()
-            .append_pair("client_id", &self.client_id)
+            .append_pair("client_id", self.endpoint.client_id())
             .append_pair("response_type", "code")
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("state", state);
@@ -112,61 +140,17 @@ impl OAuthApp {
 
     /// Exchanges an authorization code for tokens.
     pub async fn exchange_code(&self, code: &str, redirect_uri: Option<&str>) -> Result<TokenSet> {
-        let mut form = vec![("grant_type", "authorization_code"), ("code", code)];
-        if let Some(r) = redirect_uri {
-            form.push(("redirect_uri", r));
-        }
-        self.grant(form).await
+        let code = SecretString::from(code.to_string());
+        Ok(self
+            .endpoint
+            .exchange_code(&code, redirect_uri)
+            .await?
+            .into())
     }
 
     /// Uses `refresh_token` for new tokens; the answer carries the rotated refresh token.
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
-        self.grant(vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-        ])
-        .await
-    }
-
-    async fn grant(&self, mut form: Vec<(&str, &str)>) -> Result<TokenSet> {
-        form.push(("client_id", &self.client_id));
-        form.push(("client_secret", self.client_secret.expose_secret()));
-        let resp = self
-            .http
-            .post(&self.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Transient,
-                    "could not reach the OAuth token endpoint",
-                )
-                .with_crm(Crm::Close)
-                .with_source(e.without_url())
-            })?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            let code = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "unknown_error".into());
-            let kind = if matches!(code.as_str(), "invalid_grant" | "invalid_client") {
-                ErrorKind::Auth
-            } else {
-                ErrorKind::from_status(status)
-            };
-            return Err(Error::new(
-                kind,
-                format!("the token endpoint refused the grant: {code}"),
-            )
-            .with_crm(Crm::Close)
-            .with_status(status));
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            Error::bad_response(format!("token response is not valid: {e}")).with_crm(Crm::Close)
-        })
+        Ok(self.endpoint.refresh(refresh_token).await?.into())
     }
 }
 

@@ -67,8 +67,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Sets the budget per endpoint group (default 100 requests per 10 s, Close's documented
-    /// limit).
+    /// Caps the budget per endpoint group. Without it the client starts at 100 requests per
+    /// 10 s and follows the limit, window and remaining the server announces; with it, the
+    /// server can slow the client down but never speed it up beyond this.
     pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
         self.transport = self.transport.quota(Quota::new(limit, window));
         self
@@ -77,6 +78,13 @@ impl ClientBuilder {
     /// Sets the retry policy.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.transport = self.transport.retry(retry);
+        self
+    }
+
+    /// Tells `observer` about admissions, rate-limit waits and retries (for progress
+    /// displays).
+    pub fn observer(mut self, observer: crmkit_core::http::Observer) -> Self {
+        self.transport = self.transport.observer(observer);
         self
     }
 

@@ -80,6 +80,7 @@ impl crmkit_core::http::Dialect for CloseDialect {
                 remaining: header(headers, "x-rate-limit-remaining")
                     .and_then(|v| v.trim().parse().ok()),
                 reset: header(headers, "x-rate-limit-reset").and_then(seconds),
+                window: None,
             });
         }
         if status == 429 {
@@ -99,6 +100,9 @@ impl crmkit_core::http::Dialect for CloseDialect {
                 limit: b["rate_limit"].as_u64().map(|l| l as u32),
                 remaining: Some(0),
                 reset,
+                window: b["rate_window"]
+                    .as_f64()
+                    .and_then(crmkit_core::http::rate::secs_to_duration),
             });
         }
         None

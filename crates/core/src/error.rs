@@ -6,6 +6,7 @@
 //! secret: transports build errors from response bodies and URLs, never from headers.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Crm;
@@ -80,6 +81,10 @@ pub struct FieldError {
 }
 
 /// A failure from a CRM call or from crmkit itself.
+///
+/// Cheap to clone (the cause is shared), so one failure can be handed to every caller that
+/// waited on the same work, such as a token refresh.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     crm: Option<Crm>,
@@ -89,7 +94,7 @@ pub struct Error {
     field_errors: Vec<FieldError>,
     retry_after: Option<Duration>,
     body: Option<Box<serde_json::Value>>,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -156,7 +161,7 @@ impl Error {
 
     /// Keeps the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 
@@ -198,6 +203,21 @@ impl Error {
     /// The CRM's error body, as it was sent.
     pub fn body(&self) -> Option<&serde_json::Value> {
         self.body.as_deref()
+    }
+
+    /// A rate-limit error for a wait longer than the caller agreed to (a server's hint or a
+    /// budget's own count): the request was not sent, and `wait` says when the allowance
+    /// comes back.
+    pub fn rate_limited_for(wait: Duration, max_wait: Duration) -> Self {
+        Self::new(
+            ErrorKind::RateLimited,
+            format!(
+                "the rate limit admits this request only in {}, longer than the retry policy's maximum wait of {}; not sent",
+                human(wait),
+                human(max_wait)
+            ),
+        )
+        .with_retry_after(wait)
     }
 
     /// Whether trying the same request again later can succeed.
@@ -247,6 +267,18 @@ impl fmt::Debug for Error {
     }
 }
 
+/// A wait as a person reads it (`2.5 s`, `15 min`, `24.0 h`).
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7_200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3_600.0)
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source
@@ -292,5 +324,16 @@ mod tests {
         assert_eq!(ErrorKind::from_status(429), ErrorKind::RateLimited);
         assert_eq!(ErrorKind::from_status(503), ErrorKind::Transient);
         assert_eq!(ErrorKind::from_status(400), ErrorKind::Validation);
+    }
+
+    #[test]
+    fn a_long_rate_limit_wait_reads_in_hours_and_keeps_the_reset() {
+        let e = Error::rate_limited_for(Duration::from_secs(86_400), Duration::from_secs(300));
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(86_400)));
+        assert!(e.to_string().contains("24.0 h"), "{e}");
+        assert!(e.to_string().contains("5 min"), "{e}");
+        let copy = e.clone();
+        assert_eq!(copy.to_string(), e.to_string());
     }
 }

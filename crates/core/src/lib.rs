@@ -8,6 +8,7 @@
 pub mod connector;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod model;
 pub mod time;
 
@@ -18,3 +19,7 @@ pub use model::{
     Stage, StageKind,
 };
 pub use secrecy::{ExposeSecret, SecretString};
+
+// The `id_type!` macro names serde through this path, so crates using it need no serde import.
+#[doc(hidden)]
+pub use serde as __serde;

@@ -1,29 +1,50 @@
-//! Transport behaviour counted at the sandbox: budgets, Retry-After, what is retried, OAuth.
+//! Transport behaviour counted at the sandbox: budgets (counted when admitted), the server's
+//! window and remaining, Retry-After and long hints, what is retried, OAuth.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crmkit_close::Client;
 use crmkit_close::auth::OAuthApp;
+use crmkit_core::http::{ApiRequest, TransportEvent};
 use crmkit_core::{ErrorKind, ExposeSecret, SecretString};
-use crmkit_sandbox::close::CloseSandbox;
+use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use crmkit_sandbox::faults::Fault;
 
-use super::{fast_retry, faulty, named, sandbox};
+use super::{fast_retry, faulty, named, sandbox, serve};
+
+/// A client of `sb` with `key`, configured for `limit` per `window`.
+fn budgeted(sb: &RunningClose, key: &str, limit: u32, window: Duration) -> Client {
+    Client::builder()
+        .api_key(SecretString::from(key.to_string()))
+        .base_url(sb.api_url())
+        .rate_limit(limit, window)
+        .retry(fast_retry())
+        .build()
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_tasks_stay_under_the_budget() {
+async fn twenty_tasks_stay_under_the_budget_counted_at_admission() {
     let window = Duration::from_millis(500);
     let sb = CloseSandbox::builder()
         .rate_limit(10, window)
         .start()
         .await
         .unwrap();
+    let admitted = Arc::new(Mutex::new(Vec::new()));
+    let log = admitted.clone();
     let c = Client::builder()
         .api_key(SecretString::from("budget-key"))
         .base_url(sb.api_url())
         .rate_limit(10, window)
+        .retry(fast_retry())
+        .observer(Arc::new(move |e: &TransportEvent<'_>| {
+            if let TransportEvent::Admitted { at, .. } = e {
+                log.lock().unwrap().push(*at);
+            }
+        }))
         .build()
         .unwrap();
     let tasks: Vec<_> = (0..20)
@@ -39,17 +60,132 @@ async fn twenty_tasks_stay_under_the_budget() {
     for t in tasks {
         t.await.unwrap();
     }
-    let stats = sb.stats();
-    assert_eq!(stats.requests.len(), 40);
-    assert_eq!(
-        stats.rate_limited, 0,
-        "the client let requests through that the server refused"
-    );
-    let mut per_window = std::collections::HashMap::new();
-    for r in &stats.requests {
-        *per_window.entry((r.at_ms / 500.0) as u64).or_insert(0) += 1;
+    let mut at = admitted.lock().unwrap().clone();
+    at.sort();
+    assert!(at.len() >= 40, "{} admissions", at.len());
+    // In any rolling window the budget admitted at most 10: the 11th after any admission
+    // came a full window later.
+    for pair in at.windows(11) {
+        assert!(pair[10] - pair[0] >= window, "{:?}", pair[10] - pair[0]);
     }
-    assert!(per_window.values().all(|n| *n <= 10), "{per_window:?}");
+}
+
+#[tokio::test]
+async fn a_server_window_longer_than_configured_is_followed_without_429s() {
+    let sb = CloseSandbox::builder()
+        .rate_limit(5, Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    // The user believes in 5 per 200 ms; the server allows 5 per second.
+    let c = budgeted(&sb, "window-key", 5, Duration::from_millis(200));
+    let start = Instant::now();
+    for _ in 0..12 {
+        c.me().await.unwrap();
+    }
+    assert_eq!(
+        sb.stats().rate_limited,
+        0,
+        "the client ran into the server's window"
+    );
+    // Twelve requests at five per window span at least two window edges.
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_shared_key_whose_remaining_drops_is_followed() {
+    let sb = CloseSandbox::builder()
+        .rate_limit(10, Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    // Another process spends most of the key's allowance.
+    let other = reqwest::Client::new();
+    for _ in 0..8 {
+        let r = other
+            .get(format!("{}me/", sb.api_url()))
+            .basic_auth("shared-key", Some(""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // We configured the full 10 per window, but the server says 1 is left after our first.
+    let c = budgeted(&sb, "shared-key", 10, Duration::from_secs(3));
+    c.me().await.unwrap();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.me().await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        sb.stats().rate_limited,
+        0,
+        "the client trusted its own count over the server's remaining"
+    );
+}
+
+#[tokio::test]
+async fn a_day_long_429_fails_fast_while_other_groups_proceed() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let seen = hits.clone();
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/me/",
+            axum::routing::get(move || {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [
+                            ("retry-after", "86400"),
+                            ("ratelimit", "limit=100, remaining=0, reset=86400"),
+                        ],
+                        axum::Json(serde_json::json!({"error": {"message": "API call count exceeded for this period"}})),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/api/v1/user/",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"data": [], "has_more": false}))
+            }),
+        );
+    let addr = serve(app).await;
+    let c = Client::builder()
+        .api_key(SecretString::from("day-key"))
+        .base_url(format!("http://{addr}/api/v1/"))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    for _ in 0..2 {
+        let e = c.me().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        let wait = e.retry_after().unwrap();
+        assert!(wait > Duration::from_secs(86_000), "{wait:?}");
+        assert!(e.to_string().contains("maximum wait"), "{e}");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the second call was not sent"
+    );
+    c.raw(&ApiRequest::get("user/")).await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]

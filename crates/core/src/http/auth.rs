@@ -4,17 +4,23 @@
 //! `Authorization` header. OAuth access tokens live in a [`TokenSource`] that refreshes ahead
 //! of expiry and, when many tasks find the token expired at once, runs the refresh exactly
 //! once for all of them.
+//!
+//! A refresh runs in its own task: if the caller that started it is cancelled (a timeout, a
+//! dropped future), the refresh still finishes, the new token is stored, and a rotated
+//! refresh token reaches the refresher's hook. Callers that arrive meanwhile join the same
+//! refresh instead of starting another with a refresh token that may already be spent.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// A fresh access token from a refresh.
 pub struct IssuedToken {
@@ -22,6 +28,21 @@ pub struct IssuedToken {
     pub access_token: SecretString,
     /// Seconds until it expires, if the server said.
     pub expires_in: Option<Duration>,
+    /// The API root this token must be used against, when the token endpoint names one
+    /// (Salesforce's `instance_url`). The transport only follows it through the CRM's
+    /// [`crate::http::TransportBuilder::instance_url_policy`].
+    pub instance_url: Option<String>,
+}
+
+impl IssuedToken {
+    /// A token that expires after `expires_in`, if known, with no instance URL.
+    pub fn new(access_token: SecretString, expires_in: Option<Duration>) -> Self {
+        Self {
+            access_token,
+            expires_in,
+            instance_url: None,
+        }
+    }
 }
 
 impl fmt::Debug for IssuedToken {
@@ -29,6 +50,7 @@ impl fmt::Debug for IssuedToken {
         f.debug_struct("IssuedToken")
             .field("access_token", &"[REDACTED]")
             .field("expires_in", &self.expires_in)
+            .field("instance_url", &self.instance_url)
             .finish()
     }
 }
@@ -44,14 +66,42 @@ struct Current {
     token: Option<SecretString>,
     expires_at: Option<Instant>,
     generation: u64,
+    instance_url: Option<String>,
+}
+
+/// The token to use now, with what came along with it.
+#[derive(Clone)]
+pub struct AccessToken {
+    /// The access token.
+    pub token: SecretString,
+    /// Its generation; pass it to [`TokenSource::invalidate`] on a 401.
+    pub generation: u64,
+    /// The API root the token endpoint named, if any.
+    pub instance_url: Option<String>,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[REDACTED]")
+            .field("generation", &self.generation)
+            .field("instance_url", &self.instance_url)
+            .finish()
+    }
+}
+
+type Refresh = Shared<BoxFuture<'static, Result<AccessToken>>>;
+
+struct SourceState {
+    current: RwLock<Current>,
+    inflight: Mutex<Option<Refresh>>,
+    refresher: Arc<dyn TokenRefresher>,
+    skew: Duration,
 }
 
 /// An OAuth access token that refreshes itself ahead of expiry, once for many callers.
 pub struct TokenSource {
-    current: RwLock<Current>,
-    refreshing: Mutex<()>,
-    refresher: Arc<dyn TokenRefresher>,
-    skew: Duration,
+    state: Arc<SourceState>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -69,69 +119,140 @@ impl TokenSource {
         refresher: Arc<dyn TokenRefresher>,
     ) -> Arc<TokenSource> {
         let now = Instant::now();
-        let (token, expires_at) = match initial {
-            Some(t) => (Some(t.access_token), t.expires_in.map(|d| now + d)),
-            None => (None, None),
+        let (token, expires_at, instance_url) = match initial {
+            Some(t) => (
+                Some(t.access_token),
+                t.expires_in.and_then(|d| now.checked_add(d)),
+                t.instance_url,
+            ),
+            None => (None, None, None),
         };
         Arc::new(TokenSource {
-            current: RwLock::new(Current {
-                token,
-                expires_at,
-                generation: 0,
+            state: Arc::new(SourceState {
+                current: RwLock::new(Current {
+                    token,
+                    expires_at,
+                    generation: 0,
+                    instance_url,
+                }),
+                inflight: Mutex::new(None),
+                refresher,
+                // Refresh a little early so a token does not expire in flight.
+                skew: Duration::from_secs(60),
             }),
-            refreshing: Mutex::new(()),
-            refresher,
-            // Refresh a little early so a token does not expire in flight.
-            skew: Duration::from_secs(60),
         })
     }
 
     /// The token to use now, and its generation (pass it to [`Self::invalidate`] on a 401).
     pub async fn token(&self) -> Result<(SecretString, u64)> {
-        let seen = {
-            let c = self.current.read().await;
-            if let Some(t) = self.usable(&c) {
-                return Ok((t, c.generation));
-            }
-            c.generation
-        };
-        self.refresh_after(seen).await
+        self.access().await.map(|a| (a.token, a.generation))
     }
 
-    fn usable(&self, c: &Current) -> Option<SecretString> {
-        let fresh = c
-            .expires_at
-            .is_none_or(|at| at > Instant::now() + self.skew);
-        c.token.clone().filter(|_| fresh)
+    /// The token to use now, its generation and the instance URL that came with it.
+    pub async fn access(&self) -> Result<AccessToken> {
+        let refresh = {
+            let mut inflight = lock(&self.state.inflight);
+            if let Some(ready) = self.state.usable() {
+                return Ok(ready);
+            }
+            match &*inflight {
+                Some(running) => running.clone(),
+                None => {
+                    let started = self.start_refresh();
+                    *inflight = Some(started.clone());
+                    started
+                }
+            }
+        };
+        refresh.await
+    }
+
+    /// The instance URL the latest token came with, if any.
+    pub fn instance_url(&self) -> Option<String> {
+        read(&self.state.current).instance_url.clone()
+    }
+
+    /// Runs the refresher in its own task, so it finishes (and stores what it got) even when
+    /// every caller waiting for it is cancelled.
+    fn start_refresh(&self) -> Refresh {
+        let state = self.state.clone();
+        let task = tokio::spawn(async move {
+            // Cleared when the task ends in any way (even a panicking refresher), after the
+            // result is stored, so a caller never sees neither.
+            let _clear = ClearInflight(state.clone());
+            state.refresher.refresh().await.map(|issued| {
+                let mut c = write(&state.current);
+                c.token = Some(issued.access_token.clone());
+                c.expires_at = issued
+                    .expires_in
+                    .and_then(|d| Instant::now().checked_add(d));
+                c.generation += 1;
+                if issued.instance_url.is_some() {
+                    c.instance_url = issued.instance_url;
+                }
+                tracing::debug!(generation = c.generation, "Refreshed access token.");
+                AccessToken {
+                    token: issued.access_token,
+                    generation: c.generation,
+                    instance_url: c.instance_url.clone(),
+                }
+            })
+        });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Error::new(
+                    ErrorKind::Auth,
+                    format!("the token refresh did not finish: {e}"),
+                ))
+            })
+        }
+        .boxed()
+        .shared()
     }
 
     /// Marks the token of `generation` as rejected, so the next call refreshes it.
     pub async fn invalidate(&self, generation: u64) {
-        let mut c = self.current.write().await;
+        let mut c = write(&self.state.current);
         if c.generation == generation {
             c.token = None;
         }
     }
+}
 
-    async fn refresh_after(&self, seen: u64) -> Result<(SecretString, u64)> {
-        let _single = self.refreshing.lock().await;
-        {
-            // Another caller may have refreshed while we queued for the lock.
-            let c = self.current.read().await;
-            if c.generation != seen
-                && let Some(t) = self.usable(&c)
-            {
-                return Ok((t, c.generation));
-            }
-        }
-        let issued = self.refresher.refresh().await?;
-        let mut c = self.current.write().await;
-        c.token = Some(issued.access_token.clone());
-        c.expires_at = issued.expires_in.map(|d| Instant::now() + d);
-        c.generation += 1;
-        tracing::debug!(generation = c.generation, "Refreshed access token.");
-        Ok((issued.access_token, c.generation))
+struct ClearInflight(Arc<SourceState>);
+
+impl Drop for ClearInflight {
+    fn drop(&mut self) {
+        *lock(&self.0.inflight) = None;
     }
+}
+
+impl SourceState {
+    fn usable(&self) -> Option<AccessToken> {
+        let c = read(&self.current);
+        let fresh = c
+            .expires_at
+            .is_none_or(|at| at > Instant::now() + self.skew);
+        let token = c.token.clone().filter(|_| fresh)?;
+        Some(AccessToken {
+            token,
+            generation: c.generation,
+            instance_url: c.instance_url.clone(),
+        })
+    }
+}
+
+// A panic while holding these locks cannot leave a half-written token, so keep going.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How requests authenticate.
@@ -182,26 +303,60 @@ impl Auth {
             .collect::<String>()
     }
 
-    /// Adds the credential to `req`; returns the token generation used, for OAuth.
-    pub(crate) async fn apply(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<(reqwest::RequestBuilder, Option<u64>)> {
+    /// Gets the credential ready (refreshing an OAuth token if needed) before a budget slot
+    /// is taken, so no slot is spent waiting on the token endpoint.
+    pub(crate) async fn ready(&self) -> Result<Ready> {
         Ok(match self {
-            Auth::None => (req, None),
-            Auth::Basic { user, password } => (
-                req.basic_auth(
-                    user.expose_secret(),
-                    password.as_ref().map(|p| p.expose_secret()),
-                ),
-                None,
-            ),
-            Auth::Bearer(t) => (req.bearer_auth(t.expose_secret()), None),
+            Auth::None => Ready::default(),
+            Auth::Basic { user, password } => Ready {
+                header: Header::Basic(user.clone(), password.clone()),
+                ..Ready::default()
+            },
+            Auth::Bearer(t) => Ready {
+                header: Header::Bearer(t.clone()),
+                ..Ready::default()
+            },
             Auth::OAuth(src) => {
-                let (t, generation) = src.token().await?;
-                (req.bearer_auth(t.expose_secret()), Some(generation))
+                let a = src.access().await?;
+                Ready {
+                    header: Header::Bearer(a.token),
+                    generation: Some(a.generation),
+                    instance_url: a.instance_url,
+                }
             }
         })
+    }
+}
+
+#[derive(Default)]
+enum Header {
+    #[default]
+    None,
+    Basic(SecretString, Option<SecretString>),
+    Bearer(SecretString),
+}
+
+/// A credential ready to go on a request.
+#[derive(Default)]
+pub(crate) struct Ready {
+    header: Header,
+    /// The OAuth token generation used, to invalidate on a 401.
+    pub(crate) generation: Option<u64>,
+    /// The instance URL that came with the OAuth token.
+    pub(crate) instance_url: Option<String>,
+}
+
+impl Ready {
+    /// Adds the credential to `req`.
+    pub(crate) fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.header {
+            Header::None => req,
+            Header::Basic(user, password) => req.basic_auth(
+                user.expose_secret(),
+                password.as_ref().map(|p| p.expose_secret()),
+            ),
+            Header::Bearer(t) => req.bearer_auth(t.expose_secret()),
+        }
     }
 }
 
@@ -217,10 +372,10 @@ mod tests {
         async fn refresh(&self) -> Result<IssuedToken> {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(IssuedToken {
-                access_token: SecretString::from(format!("tok-{n}")),
-                expires_in: Some(Duration::from_secs(3600)),
-            })
+            Ok(IssuedToken::new(
+                SecretString::from(format!("tok-{n}")),
+                Some(Duration::from_secs(3600)),
+            ))
         }
     }
 
@@ -243,6 +398,103 @@ mod tests {
         src.invalidate(generation).await;
         assert_eq!(src.token().await.unwrap().0.expose_secret(), "tok-2");
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+    }
+
+    /// A slow refresher that rotates: each refresh spends the previous refresh token.
+    struct Rotating {
+        calls: AtomicU32,
+        kept: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl TokenRefresher for Rotating {
+        async fn refresh(&self) -> Result<IssuedToken> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            lock(&self.kept).push(format!("rt-{n}"));
+            Ok(IssuedToken {
+                access_token: SecretString::from(format!("tok-{n}")),
+                expires_in: Some(Duration::from_secs(3600)),
+                instance_url: Some(format!("https://na{n}.example.com/")),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_finishes_when_its_caller_is_cancelled() {
+        let r = Arc::new(Rotating {
+            calls: AtomicU32::new(0),
+            kept: Mutex::new(Vec::new()),
+        });
+        let src = TokenSource::new(None, r.clone());
+        let cut = tokio::time::timeout(Duration::from_millis(100), src.token()).await;
+        assert!(cut.is_err(), "the caller gave up mid-refresh");
+        // A caller arriving meanwhile joins the running refresh.
+        let joined = src.access().await.expect("refresh completes");
+        assert_eq!(joined.token.expose_secret(), "tok-1");
+        assert_eq!(
+            joined.instance_url.as_deref(),
+            Some("https://na1.example.com/")
+        );
+        assert_eq!(r.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(*lock(&r.kept), vec!["rt-1".to_string()]);
+
+        // Even with nobody waiting at all, the refresh runs to the end and is stored.
+        src.invalidate(joined.generation).await;
+        let cut = tokio::time::timeout(Duration::from_millis(100), src.token()).await;
+        assert!(cut.is_err());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(*lock(&r.kept), vec!["rt-1".to_string(), "rt-2".to_string()]);
+        let (t, _) = src.token().await.expect("stored token");
+        assert_eq!(t.expose_secret(), "tok-2");
+        assert_eq!(
+            src.instance_url().as_deref(),
+            Some("https://na2.example.com/")
+        );
+        assert_eq!(r.calls.load(Ordering::SeqCst), 2);
+    }
+
+    struct Failing;
+
+    #[async_trait]
+    impl TokenRefresher for Failing {
+        async fn refresh(&self) -> Result<IssuedToken> {
+            Err(Error::new(ErrorKind::Auth, "invalid_grant"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_reaches_every_caller_and_the_next_call_tries_again() {
+        let src = TokenSource::new(None, Arc::new(Failing));
+        let (a, b) = tokio::join!(src.token(), src.token());
+        assert_eq!(a.expect_err("fails").kind(), ErrorKind::Auth);
+        assert_eq!(b.expect_err("fails").kind(), ErrorKind::Auth);
+        assert!(src.token().await.is_err());
+    }
+
+    struct Panicking(AtomicU32);
+
+    #[async_trait]
+    impl TokenRefresher for Panicking {
+        async fn refresh(&self) -> Result<IssuedToken> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("refresher bug");
+            }
+            Ok(IssuedToken::new(SecretString::from("tok"), None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_refresh_is_an_error_and_the_next_call_tries_again() {
+        let src = TokenSource::new(None, Arc::new(Panicking(AtomicU32::new(0))));
+        assert_eq!(
+            src.token().await.expect_err("panicked").kind(),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            src.token().await.expect("second try").0.expose_secret(),
+            "tok"
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! retried (within its own, larger allowance); a 5xx, timeout or dropped connection is
 //! retried only when the request is safe to repeat (GET, PUT, DELETE, or marked so); a
 //! connection that was never established is always retried, since nothing was sent.
+//!
+//! 429s and failures are counted apart ([`Attempts`]): a storm of 429s does not use up the
+//! allowance for 5xx answers, nor the other way round.
 
 use std::time::Duration;
 
@@ -56,10 +59,28 @@ pub enum Decision {
     GiveUp,
 }
 
-/// Decides what to do after `attempt` retries have already been made.
-///
-/// `hint` is the server's requested wait (`Retry-After` or a rate-limit reset); it beats the
-/// computed backoff. `jitter` is a number in `[0, 1)` that spreads concurrent retries apart.
+/// Retries made so far for one request, counted per cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// Retries after a 429.
+    pub rate_limited: u32,
+    /// Retries after a 5xx, timeout, broken or refused connection.
+    pub failed: u32,
+}
+
+impl Attempts {
+    /// Counts one more retry after `outcome`, in the counter its cause uses.
+    pub fn record(&mut self, outcome: Outcome) {
+        if outcome == Outcome::Status(429) {
+            self.rate_limited = self.rate_limited.saturating_add(1);
+        } else {
+            self.failed = self.failed.saturating_add(1);
+        }
+    }
+}
+
+/// Decides what to do after `attempt` retries of any cause; same as [`decide_counted`] with
+/// `attempt` in both counters. Kept for callers that count retries in one number.
 pub fn decide(
     policy: &RetryPolicy,
     outcome: Outcome,
@@ -68,22 +89,49 @@ pub fn decide(
     attempt: u32,
     jitter: f64,
 ) -> Decision {
-    let (allowed, needs_safe) = match outcome {
-        Outcome::Status(429) => (policy.max_rate_limit_retries, false),
+    let attempts = Attempts {
+        rate_limited: attempt,
+        failed: attempt,
+    };
+    decide_counted(policy, outcome, repeat_safe, hint, attempts, jitter)
+}
+
+/// Decides what to do after the retries in `attempts`: a 429 is judged against
+/// `max_rate_limit_retries` and the 429 count, anything else against `max_retries` and the
+/// failure count.
+///
+/// `hint` is the server's requested wait (`Retry-After` or a rate-limit reset); it beats the
+/// computed backoff, and one longer than `max_hint` gives up at once. `jitter` is a number
+/// in `[0, 1)` that spreads concurrent retries apart.
+pub fn decide_counted(
+    policy: &RetryPolicy,
+    outcome: Outcome,
+    repeat_safe: bool,
+    hint: Option<Duration>,
+    attempts: Attempts,
+    jitter: f64,
+) -> Decision {
+    let (allowed, done, needs_safe) = match outcome {
+        Outcome::Status(429) => (policy.max_rate_limit_retries, attempts.rate_limited, false),
         Outcome::Status(500 | 502 | 503 | 504) | Outcome::Timeout | Outcome::Dropped => {
-            (policy.max_retries, true)
+            (policy.max_retries, attempts.failed, true)
         }
-        Outcome::Connect => (policy.max_retries, false),
+        Outcome::Connect => (policy.max_retries, attempts.failed, false),
         Outcome::Status(_) => return Decision::GiveUp,
     };
-    if attempt >= allowed || (needs_safe && !repeat_safe) {
+    if done >= allowed || (needs_safe && !repeat_safe) {
         return Decision::GiveUp;
     }
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     match hint {
         Some(wait) if wait > policy.max_hint => Decision::GiveUp,
         // A small spread keeps many waiting tasks from hitting the reset instant together.
-        Some(wait) => Decision::Retry(wait + policy.base_delay.mul_f64(jitter * 0.2)),
-        None => Decision::Retry(backoff(policy, attempt, jitter)),
+        Some(wait) => Decision::Retry(wait.saturating_add(policy.base_delay.mul_f64(jitter * 0.2))),
+        None => Decision::Retry(backoff(policy, done, jitter)),
     }
 }
 
@@ -94,7 +142,12 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32, jitter: f64) -> Duration {
         .base_delay
         .saturating_mul(factor)
         .min(policy.max_delay);
-    step.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    step.mul_f64(0.5 + jitter / 2.0)
 }
 
 #[cfg(test)]
@@ -178,6 +231,88 @@ mod tests {
             0.0,
         );
         assert_eq!(d, Decision::GiveUp);
+    }
+
+    #[test]
+    fn a_429_storm_does_not_use_up_the_5xx_allowance() {
+        let p = policy();
+        let mut a = Attempts::default();
+        for _ in 0..p.max_rate_limit_retries {
+            assert!(matches!(
+                decide_counted(&p, Outcome::Status(429), true, None, a, 0.0),
+                Decision::Retry(_)
+            ));
+            a.record(Outcome::Status(429));
+        }
+        assert_eq!(
+            decide_counted(&p, Outcome::Status(429), true, None, a, 0.0),
+            Decision::GiveUp
+        );
+        assert_eq!(a.failed, 0);
+        assert!(matches!(
+            decide_counted(&p, Outcome::Status(503), true, None, a, 0.0),
+            Decision::Retry(_)
+        ));
+    }
+
+    #[test]
+    fn failures_do_not_use_up_the_429_allowance() {
+        let p = policy();
+        let mut a = Attempts::default();
+        for o in [
+            Outcome::Status(500),
+            Outcome::Timeout,
+            Outcome::Dropped,
+            Outcome::Connect,
+        ] {
+            a.record(o);
+        }
+        assert_eq!(a.failed, p.max_retries);
+        assert_eq!(
+            decide_counted(&p, Outcome::Status(502), true, None, a, 0.0),
+            Decision::GiveUp
+        );
+        assert_eq!(
+            decide_counted(
+                &p,
+                Outcome::Status(429),
+                true,
+                Some(Duration::from_secs(1)),
+                a,
+                0.0
+            ),
+            Decision::Retry(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn backoff_follows_the_failure_count_not_the_429_count() {
+        let p = policy();
+        let a = Attempts {
+            rate_limited: 10,
+            failed: 0,
+        };
+        assert_eq!(
+            decide_counted(&p, Outcome::Status(503), true, None, a, 1.0),
+            Decision::Retry(p.base_delay)
+        );
+    }
+
+    #[test]
+    fn odd_jitter_and_huge_hints_do_not_panic() {
+        let p = RetryPolicy {
+            max_hint: Duration::MAX,
+            ..policy()
+        };
+        let d = decide_counted(
+            &p,
+            Outcome::Status(429),
+            true,
+            Some(Duration::MAX),
+            Attempts::default(),
+            f64::NAN,
+        );
+        assert_eq!(d, Decision::Retry(Duration::MAX));
     }
 
     #[test]

@@ -1,4 +1,14 @@
 //! Executes [`ApiRequest`]s: auth, rate budgets, retries and error mapping in one place.
+//!
+//! Each attempt gets the credential ready first (an OAuth refresh happens here), then takes a
+//! slot in every budget the request is charged to ([`Dialect::budgets`]), then sends. A wait
+//! for budget longer than the retry policy's `max_hint` fails the request at once with
+//! [`ErrorKind::RateLimited`] instead of sleeping; a used-up daily quota fails with
+//! [`ErrorKind::QuotaExhausted`].
+//!
+//! When an OAuth token comes with an instance URL (Salesforce), the transport sends to it,
+//! but only through the CRM's [`TransportBuilder::instance_url_policy`], which validates it:
+//! a token endpoint must not be able to send credentials anywhere it likes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::auth::Auth;
-use super::rate::{Quota, RateBudgets, RateInfo};
-use super::retry::{self, Decision, Outcome, RetryPolicy};
+use super::rate::{self, Budget, BudgetSpec, Quota, RateBudgets, RateInfo};
+use super::retry::{self, Attempts, Decision, Outcome, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Crm;
 
@@ -125,7 +135,63 @@ pub trait Dialect: Send + Sync + 'static {
     fn rate_info(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Option<RateInfo>;
     /// Maps a non-2xx response to an error; the transport adds status, CRM and request.
     fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error;
+    /// Every budget a request is charged to. The first is the one the response's limit
+    /// headers ([`Self::rate_info`]) and 429s speak about. The default is the request's
+    /// endpoint group with the transport's configured quota; a CRM with several limits adds
+    /// more (a burst window, a per-second search limit, a daily quota).
+    fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
+        vec![BudgetSpec::rolling(self.endpoint_group(req))]
+    }
+    /// What the response says about budgets other than the first, by budget name (HubSpot's
+    /// daily remaining, for example). Names the request was not charged to are ignored.
+    fn budget_infos(
+        &self,
+        _status: u16,
+        _headers: &HeaderMap,
+        _body: &[u8],
+    ) -> Vec<(String, RateInfo)> {
+        Vec::new()
+    }
 }
+
+/// Something the transport did, for progress displays and tests.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportEvent<'a> {
+    /// Every budget admitted `request`; it leaves now.
+    Admitted {
+        /// The request.
+        request: &'a ApiRequest,
+        /// When the budgets admitted it.
+        at: tokio::time::Instant,
+    },
+    /// `request` waits `wait` for room in `budget`.
+    Waiting {
+        /// The request.
+        request: &'a ApiRequest,
+        /// The budget it waits for.
+        budget: &'a str,
+        /// How long.
+        wait: Duration,
+    },
+    /// `request` failed with `outcome` and is sent again after `wait` (after a 429, the
+    /// budget's pause does the waiting).
+    Retrying {
+        /// The request.
+        request: &'a ApiRequest,
+        /// What happened.
+        outcome: Outcome,
+        /// The backoff.
+        wait: Duration,
+    },
+}
+
+/// Receives [`TransportEvent`]s; called inline, so it must be quick.
+pub type Observer = Arc<dyn Fn(&TransportEvent<'_>) + Send + Sync>;
+
+/// Validates an instance URL that came with an OAuth token and returns the API root to send
+/// to (it may append a path such as `/services/data/v61.0/`); an error fails the request.
+pub type InstanceUrlPolicy = Arc<dyn Fn(&str) -> Result<String> + Send + Sync>;
 
 /// Builds a [`Transport`].
 pub struct TransportBuilder {
@@ -133,9 +199,12 @@ pub struct TransportBuilder {
     auth: Auth,
     dialect: Arc<dyn Dialect>,
     quota: Quota,
+    quota_configured: bool,
     retry: RetryPolicy,
     timeout: Duration,
     user_agent: String,
+    instance_url_policy: Option<InstanceUrlPolicy>,
+    observer: Option<Observer>,
 }
 
 impl TransportBuilder {
@@ -151,9 +220,25 @@ impl TransportBuilder {
         self
     }
 
-    /// Sets the starting budget of every endpoint group.
+    /// Sets the budget of every endpoint group. It is a ceiling: the server's headers may
+    /// slow requests down further, never speed them up beyond it. Without it, the transport
+    /// starts at the CRM's documented limit and follows what the server announces.
     pub fn quota(mut self, quota: Quota) -> Self {
         self.quota = quota;
+        self.quota_configured = true;
+        self
+    }
+
+    /// Tells `observer` about admissions, rate-limit waits and retries.
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Follows the instance URL that comes with OAuth tokens, after `policy` validated it.
+    /// Without a policy, the instance URL is ignored and the base URL stays put.
+    pub fn instance_url_policy(mut self, policy: InstanceUrlPolicy) -> Self {
+        self.instance_url_policy = Some(policy);
         self
     }
 
@@ -186,7 +271,11 @@ impl TransportBuilder {
             .build()
             .map_err(|e| Error::config(format!("cannot build HTTP client: {e}")))?;
         let scope = format!("{}|{base_url}", self.dialect.crm());
-        let budgets = RateBudgets::shared(&self.auth.fingerprint(&scope), self.quota);
+        let budgets = RateBudgets::shared_configured(
+            &self.auth.fingerprint(&scope),
+            self.quota,
+            self.quota_configured,
+        );
         Ok(Transport {
             inner: Arc::new(Inner {
                 http,
@@ -196,6 +285,9 @@ impl TransportBuilder {
                 budgets,
                 retry: self.retry,
                 timeout: self.timeout,
+                instance_url_policy: self.instance_url_policy,
+                instance: std::sync::Mutex::new(None),
+                observer: self.observer,
             }),
         })
     }
@@ -209,6 +301,10 @@ struct Inner {
     budgets: Arc<RateBudgets>,
     retry: RetryPolicy,
     timeout: Duration,
+    instance_url_policy: Option<InstanceUrlPolicy>,
+    /// The last instance URL seen and the API root the policy made of it.
+    instance: std::sync::Mutex<Option<(String, String)>>,
+    observer: Option<Observer>,
 }
 
 /// Sends requests to one CRM with one credential. Cheap to clone; clones share budgets.
@@ -235,15 +331,73 @@ impl Transport {
             auth: Auth::None,
             dialect,
             quota: Quota::new(100, Duration::from_secs(10)),
+            quota_configured: false,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
             user_agent: concat!("crmkit/", env!("CARGO_PKG_VERSION")).to_string(),
+            instance_url_policy: None,
+            observer: None,
         }
     }
 
-    /// The base URL requests are relative to (always ends in `/`).
+    /// The configured base URL (always ends in `/`); see [`Self::current_base_url`] for where
+    /// requests go after an OAuth token named an instance URL.
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
+    }
+
+    /// Where requests go now: the validated instance URL of the current OAuth token, if the
+    /// CRM set an [`TransportBuilder::instance_url_policy`] and a token named one, else the
+    /// configured base URL.
+    pub fn current_base_url(&self) -> String {
+        self.inner
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, root)| root.clone())
+            .unwrap_or_else(|| self.inner.base_url.clone())
+    }
+
+    fn emit(&self, event: &TransportEvent<'_>) {
+        if let Some(o) = &self.inner.observer {
+            o(event);
+        }
+    }
+
+    /// The API root for a token's instance URL, validated once per distinct URL.
+    fn root_for(&self, instance_url: Option<&str>) -> Result<String> {
+        let inner = &self.inner;
+        let (Some(policy), Some(raw)) = (&inner.instance_url_policy, instance_url) else {
+            return Ok(inner.base_url.clone());
+        };
+        let mut cached = inner.instance.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, root)) = cached.as_ref()
+            && seen == raw
+        {
+            return Ok(root.clone());
+        }
+        let root = policy(raw)?;
+        let root = format!("{}/", root.trim_end_matches('/'));
+        reqwest::Url::parse(&root)
+            .map_err(|e| Error::config(format!("invalid instance URL {root:?}: {e}")))?;
+        *cached = Some((raw.to_string(), root.clone()));
+        Ok(root)
+    }
+
+    /// The budgets `req` is charged to, in name order so that two requests never wait on
+    /// each other crosswise, and which of them is the primary one (the dialect's first).
+    fn budgets_for(&self, req: &ApiRequest) -> (Vec<Arc<Budget>>, usize) {
+        let mut specs = self.inner.dialect.budgets(req);
+        if specs.is_empty() {
+            specs.push(BudgetSpec::rolling(self.inner.dialect.endpoint_group(req)));
+        }
+        let primary = specs[0].name.clone();
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs.dedup_by(|a, b| a.name == b.name);
+        let index = specs.iter().position(|s| s.name == primary).unwrap_or(0);
+        let budgets = specs.iter().map(|s| self.inner.budgets.budget(s)).collect();
+        (budgets, index)
     }
 
     /// The CRM this transport talks to.
@@ -269,12 +423,31 @@ impl Transport {
     /// Sends `req`, waiting for budget and retrying as the policy allows.
     pub async fn send(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let inner = &self.inner;
-        let budget = inner.budgets.group(&inner.dialect.endpoint_group(req));
-        let url = format!("{}{}", inner.base_url, req.path.trim_start_matches('/'));
-        let mut attempt = 0u32;
+        let (budgets, primary) = self.budgets_for(req);
+        let mut attempts = Attempts::default();
         let mut refreshed = false;
         loop {
-            budget.acquire().await;
+            // Token first: a slot is not held while the token endpoint answers.
+            let credential = inner.auth.ready().await.map_err(|e| self.fail(req, e))?;
+            let root = self
+                .root_for(credential.instance_url.as_deref())
+                .map_err(|e| self.fail(req, e))?;
+            let url = format!("{root}{}", req.path.trim_start_matches('/'));
+            let on_wait = |budget: &str, wait: Duration| {
+                self.emit(&TransportEvent::Waiting {
+                    request: req,
+                    budget,
+                    wait,
+                });
+            };
+            let slots = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
+                .await
+                .map_err(|e| self.fail(req, e))?;
+            self.emit(&TransportEvent::Admitted {
+                request: req,
+                at: tokio::time::Instant::now(),
+            });
+            let budget = &budgets[primary];
             let mut builder = inner
                 .http
                 .request(req.method.clone(), &url)
@@ -288,11 +461,7 @@ impl Transport {
                 Body::Json(v) => builder.json(v),
                 Body::Form(f) => builder.form(f),
             };
-            let (builder, generation) = inner
-                .auth
-                .apply(builder)
-                .await
-                .map_err(|e| self.fail(req, e))?;
+            let builder = credential.apply(builder);
             let (outcome, hint, failure) = match builder.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -302,12 +471,18 @@ impl Transport {
                             let body = body.to_vec();
                             let info = inner.dialect.rate_info(status, &headers, &body);
                             if let Some(info) = info {
-                                budget.observe(info);
+                                budget.observe_after(info, &slots[primary]);
+                            }
+                            for (name, info) in inner.dialect.budget_infos(status, &headers, &body)
+                            {
+                                if let Some(i) = budgets.iter().position(|b| b.name() == name) {
+                                    budgets[i].observe_after(info, &slots[i]);
+                                }
                             }
                             tracing::debug!(
                                 request = %req.describe(),
                                 status,
-                                attempt,
+                                attempt = attempts.failed + attempts.rate_limited,
                                 "Received response."
                             );
                             if (200..300).contains(&status) {
@@ -320,7 +495,7 @@ impl Transport {
                             if status == 401
                                 && !refreshed
                                 && let (Auth::OAuth(src), Some(generation)) =
-                                    (&inner.auth, generation)
+                                    (&inner.auth, credential.generation)
                             {
                                 refreshed = true;
                                 src.invalidate(generation).await;
@@ -332,8 +507,17 @@ impl Transport {
                                 .or_else(|| retry_after(&headers));
                             if status == 429 {
                                 budget.pause(hint.unwrap_or(Duration::from_secs(2)));
+                                if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
+                                    let err = Error::rate_limited_for(h, inner.retry.max_hint)
+                                        .with_status(429);
+                                    return Err(self.fail(req, err));
+                                }
                             }
                             let err = inner.dialect.error(status, &headers, &body);
+                            if err.kind() == ErrorKind::QuotaExhausted {
+                                // The dialect knows a daily quota is spent: no retry helps.
+                                return Err(self.fail(req, err.with_status(status)));
+                            }
                             let err = match hint {
                                 Some(h) => err.with_retry_after(h),
                                 None => err,
@@ -370,21 +554,27 @@ impl Transport {
                     (outcome, None, err)
                 }
             };
-            let decision = retry::decide(
+            let decision = retry::decide_counted(
                 &inner.retry,
                 outcome,
                 req.repeat_safe,
                 hint,
-                attempt,
+                attempts,
                 fastrand::f64(),
             );
             match decision {
                 Decision::Retry(wait) => {
-                    tracing::debug!(request = %req.describe(), ?outcome, attempt, wait_ms = wait.as_millis() as u64, "Retrying request.");
+                    tracing::debug!(request = %req.describe(), ?outcome, ?attempts, wait_ms = wait.as_millis() as u64, "Retrying request.");
+                    self.emit(&TransportEvent::Retrying {
+                        request: req,
+                        outcome,
+                        wait,
+                    });
+                    // After a 429 the budget's pause does the waiting, for every task at once.
                     if outcome != Outcome::Status(429) {
                         tokio::time::sleep(wait).await;
                     }
-                    attempt += 1;
+                    attempts.record(outcome);
                 }
                 Decision::GiveUp => return Err(self.fail(req, failure)),
             }
@@ -416,5 +606,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = v.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    rate::secs_to_duration(secs)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! The transport against a scripted loopback server: instance URLs, several budgets per
+//! request, and the token being ready before a budget slot is taken.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::*;
+use crate::http::auth::{IssuedToken, TokenRefresher, TokenSource};
+use crate::http::test_server::{Answer, script};
+
+struct TestDialect {
+    daily: Option<u32>,
+}
+
+impl Dialect for TestDialect {
+    fn crm(&self) -> Crm {
+        Crm::Salesforce
+    }
+    fn endpoint_group(&self, req: &ApiRequest) -> String {
+        format!("{} {}", req.method, req.path)
+    }
+    fn rate_info(&self, _: u16, _: &HeaderMap, _: &[u8]) -> Option<RateInfo> {
+        None
+    }
+    fn error(&self, status: u16, _: &HeaderMap, _: &[u8]) -> Error {
+        Error::new(ErrorKind::from_status(status), "test server said no")
+    }
+    fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
+        let mut specs = vec![BudgetSpec::rolling(self.endpoint_group(req))];
+        specs.extend(self.daily.map(|d| BudgetSpec::daily("daily", d)));
+        specs
+    }
+}
+
+/// Issues `tok-N` after `delay`, naming `instance` as the instance URL; notes when it ends.
+struct Slow {
+    delay: Duration,
+    instance: Option<String>,
+    done: Mutex<Vec<tokio::time::Instant>>,
+}
+
+#[async_trait]
+impl TokenRefresher for Slow {
+    async fn refresh(&self) -> Result<IssuedToken> {
+        tokio::time::sleep(self.delay).await;
+        self.done
+            .lock()
+            .expect("log")
+            .push(tokio::time::Instant::now());
+        Ok(IssuedToken {
+            access_token: SecretString::from("tok"),
+            expires_in: Some(Duration::from_secs(3600)),
+            instance_url: self.instance.clone(),
+        })
+    }
+}
+
+fn oauth(delay: Duration, instance: Option<String>) -> (Auth, Arc<Slow>) {
+    let slow = Arc::new(Slow {
+        delay,
+        instance,
+        done: Mutex::new(Vec::new()),
+    });
+    (Auth::OAuth(TokenSource::new(None, slow.clone())), slow)
+}
+
+fn builder(base: &str, daily: Option<u32>) -> TransportBuilder {
+    Transport::builder(base, Arc::new(TestDialect { daily }))
+}
+
+#[tokio::test]
+async fn the_instance_url_is_followed_only_through_the_crms_policy() {
+    let (configured, at_configured) = script(vec![Answer::Json(200, "{}")]).await;
+    let (instance, at_instance) = script(vec![Answer::Json(200, "{}")]).await;
+
+    let (auth, _) = oauth(Duration::ZERO, Some(instance.clone()));
+    let ignoring = builder(&configured, None)
+        .auth(auth)
+        .build()
+        .expect("builds");
+    ignoring.send(&ApiRequest::get("a/")).await.expect("sent");
+    assert_eq!(at_configured.lock().expect("log").len(), 1);
+    assert_eq!(ignoring.current_base_url(), format!("{configured}/"));
+
+    let (auth, _) = oauth(Duration::ZERO, Some(instance.clone()));
+    let following = builder(&configured, None)
+        .auth(auth)
+        .instance_url_policy(Arc::new(|url: &str| {
+            if url.starts_with("http://127.0.0.1:") {
+                Ok(format!("{url}/services/data/"))
+            } else {
+                Err(Error::new(ErrorKind::Auth, "unexpected instance URL"))
+            }
+        }))
+        .build()
+        .expect("builds");
+    following.send(&ApiRequest::get("b/")).await.expect("sent");
+    assert_eq!(
+        at_instance.lock().expect("log")[0].path,
+        "/services/data/b/"
+    );
+    assert_eq!(
+        following.current_base_url(),
+        format!("{instance}/services/data/")
+    );
+
+    let (auth, _) = oauth(Duration::ZERO, Some("https://evil.example/".into()));
+    let refusing = builder(&configured, None)
+        .auth(auth)
+        .instance_url_policy(Arc::new(|_: &str| {
+            Err(Error::new(ErrorKind::Auth, "unexpected instance URL"))
+        }))
+        .build()
+        .expect("builds");
+    let e = refusing
+        .send(&ApiRequest::get("c/"))
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    assert_eq!(at_configured.lock().expect("log").len(), 1, "nothing sent");
+}
+
+#[tokio::test]
+async fn the_budget_slot_is_taken_after_the_token_is_ready() {
+    let (base, _) = script(vec![Answer::Json(200, "{}")]).await;
+    let (auth, slow) = oauth(Duration::from_millis(200), None);
+    let admitted = Arc::new(Mutex::new(Vec::new()));
+    let log = admitted.clone();
+    let t = builder(&base, None)
+        .auth(auth)
+        .observer(Arc::new(move |e: &TransportEvent<'_>| {
+            if let TransportEvent::Admitted { at, .. } = e {
+                log.lock().expect("log").push(*at);
+            }
+        }))
+        .build()
+        .expect("builds");
+    t.send(&ApiRequest::get("x/")).await.expect("sent");
+    let refreshed = slow.done.lock().expect("log")[0];
+    let admitted = admitted.lock().expect("log")[0];
+    assert!(
+        admitted >= refreshed,
+        "a slot was held while the token was fetched"
+    );
+}
+
+#[tokio::test]
+async fn a_spent_daily_quota_fails_without_sending_or_waiting() {
+    let (base, seen) = script(vec![Answer::Json(200, "{}")]).await;
+    let t = builder(&base, Some(2))
+        .auth(Auth::Bearer(SecretString::from("static")))
+        .build()
+        .expect("builds");
+    for path in ["a/", "b/"] {
+        t.send(&ApiRequest::get(path)).await.expect("within quota");
+    }
+    let start = tokio::time::Instant::now();
+    let e = t
+        .send(&ApiRequest::get("c/"))
+        .await
+        .expect_err("quota spent");
+    assert_eq!(e.kind(), ErrorKind::QuotaExhausted);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(seen.lock().expect("log").len(), 2);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_up_to_the_failure_allowance() {
+    let (base, seen) = script(vec![Answer::Json(503, "{}")]).await;
+    let t = builder(&base, None)
+        .retry(RetryPolicy {
+            base_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .expect("builds");
+    let e = t.send(&ApiRequest::get("x/")).await.expect_err("fails");
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert_eq!(seen.lock().expect("log").len(), 5, "1 try and 4 retries");
+}
+
+#[test]
+fn retry_after_never_panics() {
+    for (v, want) in [
+        ("1e300", Some(rate::LONGEST_WAIT)),
+        ("-5", None),
+        ("NaN", None),
+        ("2.5", Some(Duration::from_millis(2500))),
+        ("99999999999999", Some(rate::LONGEST_WAIT)),
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            v.parse().expect("header value"),
+        );
+        assert_eq!(retry_after(&h), want, "{v}");
+    }
+}
