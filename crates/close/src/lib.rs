@@ -25,6 +25,7 @@ pub mod auth;
 mod client;
 mod connector;
 mod dialect;
+mod fields;
 pub mod models;
 pub mod query;
 mod resources;

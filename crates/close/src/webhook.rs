@@ -154,7 +154,7 @@ impl Client {
                         req = req.query(k, v);
                     }
                 }
-                let page: EventPage = client.transport().json(&req).await?;
+                let page: EventPage = client.json(&req).await?;
                 Ok(Page {
                     items: page.data,
                     next: page.cursor_next.map(Some),

@@ -180,8 +180,8 @@ mod tests {
         assert_eq!(results.len(), 7);
         assert_eq!(results[0].as_ref().ok(), Some(&0));
         assert_eq!(results[2].as_ref().ok(), Some(&2));
-        for i in 3..6 {
-            let e = results[i].as_ref().unwrap_err();
+        for (i, r) in results.iter().enumerate().take(6).skip(3) {
+            let e = r.as_ref().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Transient);
             assert_eq!(e.status(), Some(503));
             assert_eq!(e.record(), Some(format!("r{i}").as_str()));
