@@ -26,8 +26,8 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::query;
-use crate::search::{Condition, Field, Query, SearchRequest};
+use crate::filter::{Condition, Field, Query, SearchRequest};
+use crate::text_query;
 
 pub(crate) use mapping::to_record;
 
@@ -276,8 +276,8 @@ impl Client {
     /// Compiles a text query (resolving `custom.<name>` through the lead custom fields) into
     /// an Advanced Filtering request for leads.
     pub async fn search_text_request(&self, text: &str) -> Result<SearchRequest> {
-        let parsed = query::parse(text)?;
-        let wanted = query::custom_field_names(&parsed);
+        let parsed = text_query::parse(text)?;
+        let wanted = text_query::custom_field_names(&parsed);
         let fields = if wanted.is_empty() {
             Vec::new()
         } else {
@@ -289,7 +289,7 @@ impl Client {
                 .find(|f| f.name.eq_ignore_ascii_case(name))
                 .map(|f| f.id.clone())
         };
-        Ok(query::compile(&parsed, chrono::Utc::now(), &resolve)?)
+        Ok(text_query::compile(&parsed, chrono::Utc::now(), &resolve)?)
     }
 
     /// Runs a text query and returns the matching leads (the fields a [`crate::Lead`] has).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use crmkit_close::search::{Condition, Field, Query, SearchRequest};
+use crmkit_close::filter::{Condition, Field, Query, SearchRequest};
 use crmkit_close::webhook::{DEFAULT_TOLERANCE, EventQuery, verify_headers};
 use crmkit_close::{
     ActivityFields, Client, CloseConnector, ContactFields, EmailAddress, Lead, LeadFields,
