@@ -10,7 +10,7 @@ use crmkit_close::filter::{Condition, Field, Query, SearchRequest};
 use crmkit_close::webhook::{DEFAULT_TOLERANCE, EventQuery, verify_headers};
 use crmkit_close::{
     ActivityFields, Client, CloseConnector, ContactFields, EmailAddress, Lead, LeadFields,
-    OpportunityFields, PhoneNumber,
+    OpportunityFields, Patch, PhoneNumber,
 };
 use crmkit_core::{Change, Connector, ErrorKind, ObjectKind, Record, SecretString};
 use crmkit_sandbox::close::CloseSandbox;
@@ -96,7 +96,7 @@ async fn leads_contacts_opportunities_crud() {
         .opportunities()
         .create(&OpportunityFields {
             lead_id: Some(lead.id.clone()),
-            value: Some(50_000),
+            value: Patch::Set(50_000),
             ..OpportunityFields::default()
         })
         .await
@@ -146,7 +146,7 @@ async fn activities_tasks_and_configuration() {
         .activities_of("note")
         .create(&ActivityFields {
             lead_id: Some(lead.id.clone()),
-            note: Some("hi".into()),
+            note: Patch::Set("hi".into()),
             ..ActivityFields::default()
         })
         .await
@@ -156,8 +156,8 @@ async fn activities_tasks_and_configuration() {
         .activities_of("call")
         .create(&ActivityFields {
             lead_id: Some(lead.id.clone()),
-            duration: Some(60),
-            direction: Some("inbound".into()),
+            duration: Patch::Set(60),
+            direction: Patch::Set("inbound".into()),
             ..ActivityFields::default()
         })
         .await
@@ -168,7 +168,7 @@ async fn activities_tasks_and_configuration() {
         .create(&ActivityFields {
             lead_id: Some(lead.id.clone()),
             status: Some("draft".into()),
-            subject: Some("Hello".into()),
+            subject: Patch::Set("Hello".into()),
             ..ActivityFields::default()
         })
         .await
