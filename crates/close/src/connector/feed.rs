@@ -109,6 +109,7 @@ pub(super) fn changes(
     kind: ObjectKind,
     since: Option<ChangeCursor>,
     overlap: Duration,
+    page_size: usize,
 ) -> BoxStream<'static, Result<Change>> {
     let start = match since.as_ref().map(FeedCursor::decode).transpose() {
         Ok(c) => c.unwrap_or_default(),
@@ -117,7 +118,14 @@ pub(super) fn changes(
     // Fixed for the run: what changes after it is read next run, not shifted into this one.
     let until = Utc::now();
     tombstones(client, kind, &start, until, overlap)
-        .chain(upserts(client, kind, start.upserts, until, overlap))
+        .chain(upserts(
+            client,
+            kind,
+            start.upserts,
+            until,
+            overlap,
+            page_size,
+        ))
         .boxed()
 }
 
@@ -188,13 +196,14 @@ fn upserts(
     start: Option<KeysetCursor>,
     until: DateTime<Utc>,
     overlap: Duration,
+    page_size: usize,
 ) -> BoxStream<'static, Result<Change>> {
     let ot = object_type(kind);
     let fields: Vec<String> = crate::fields::listing(ot)
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let config = KeysetConfig::new(200).overlap(overlap).until(until);
+    let config = KeysetConfig::new(page_size).overlap(overlap).until(until);
     let client = client.clone();
     keyset::slices(
         config,

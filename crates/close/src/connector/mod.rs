@@ -41,6 +41,7 @@ pub struct CloseConnector {
     /// The custom field holding idempotency markers, per kind.
     markers: BTreeMap<ObjectKind, String>,
     overlap: chrono::Duration,
+    page_size: usize,
 }
 
 impl CloseConnector {
@@ -50,7 +51,14 @@ impl CloseConnector {
             client,
             markers: BTreeMap::new(),
             overlap: chrono::Duration::minutes(1),
+            page_size: 200,
         }
+    }
+
+    /// Records per change-feed page (default 200, the most `/data/search/` returns).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = n.clamp(1, 200);
+        self
     }
 
     /// Stores idempotency markers in the custom field `field_id` (`cf_…`) on every kind (a
@@ -166,7 +174,7 @@ impl Connector for CloseConnector {
         kind: ObjectKind,
         since: Option<ChangeCursor>,
     ) -> BoxStream<'_, Result<Change>> {
-        feed::changes(&self.client, kind, since, self.overlap)
+        feed::changes(&self.client, kind, since, self.overlap, self.page_size)
     }
 
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
