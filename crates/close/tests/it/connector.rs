@@ -59,13 +59,16 @@ async fn first(
     conn.get(kind, &id).await.expect("get")
 }
 
+/// Which seeded record a test wants.
+type Pick = Box<dyn Fn(&Record) -> bool>;
+
 #[tokio::test]
 async fn a_record_read_and_written_back_unchanged_changes_nothing() {
     let sb = sandbox(3).await;
     let conn = CloseConnector::new(client(&sb, "k"));
     let call =
         |r: &Record| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Call);
-    let picks: [(ObjectKind, Box<dyn Fn(&Record) -> bool>); 5] = [
+    let picks: [(ObjectKind, Pick); 5] = [
         (ObjectKind::Company, Box::new(|_| true)),
         (
             ObjectKind::Person,
