@@ -76,7 +76,10 @@ impl<T: DeserializeOwned> Resource<T> {
 
     fn item(&self, id: &str) -> Result<String> {
         if id.is_empty() || id.contains(['/', '?', '#']) {
-            return Err(Error::config(format!("{id:?} is not a valid Close id")));
+            return Err(Error::new(
+                ErrorKind::Validation,
+                format!("{id:?} is not a valid Close id"),
+            ));
         }
         Ok(format!("{}{id}/", self.path))
     }
