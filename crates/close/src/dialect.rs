@@ -57,6 +57,10 @@ impl crmkit_core::http::Dialect for CloseDialect {
         Crm::Close
     }
 
+    /// crmkit's own budget key: method plus path with ids folded. Close counts per endpoint
+    /// group (developer.close.com/topics/rate-limits) but publishes no group names (429
+    /// bodies carry an opaque `rate_endpoint_group` hash), so this is a client-side grouping
+    /// only; the server's headers stay the truth about what is left.
     fn endpoint_group(&self, req: &ApiRequest) -> String {
         let path: Vec<&str> = req
             .path
