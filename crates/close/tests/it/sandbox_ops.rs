@@ -278,7 +278,7 @@ async fn list_in_pages_of_ten(c: &Client) -> Vec<Lead> {
 }
 
 #[tokio::test]
-async fn listing_slices_by_date_past_the_skip_ceiling() {
+async fn leads_list_past_the_skip_ceiling_by_keyset_search() {
     let sb = CloseSandbox::builder()
         .seed(9)
         .leads(120)
@@ -292,7 +292,7 @@ async fn listing_slices_by_date_past_the_skip_ceiling() {
     assert_eq!(leads.len(), 120);
     assert_eq!(ids.len(), 120, "no duplicates across slices");
     assert!(sb.stats().requests.iter().all(|r| r.status == 200));
-    // Without slicing, the server's ceiling answers 400.
+    // Offsets past the ceiling answer 400: the listing above never used them.
     let e = c
         .raw(&crmkit_core::http::ApiRequest::get("lead/").query("_skip", "30"))
         .await
