@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use crmkit_close::webhook::{DEFAULT_TOLERANCE, EventQuery, verify_headers};
 use crmkit_close::{
     ActivityFields, Client, CloseConnector, ContactFields, EmailAddress, EventFilter, LeadFields,
-    OpportunityFields,
+    OpportunityFields, Patch,
 };
 use crmkit_core::{Connector, Error, ObjectKind, Result, SecretString};
 use crmkit_sandbox::close::CloseSandbox;
@@ -125,7 +125,7 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
         .leads()
         .create(&LeadFields {
             name: Some("Coperniq Demo Co".into()),
-            url: Some("https://coperniq.example".into()),
+            url: Patch::Set("https://coperniq.example".into()),
             contacts: vec![ContactFields {
                 name: Some("Dana Demo".into()),
                 emails: Some(vec![EmailAddress {
@@ -150,9 +150,9 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
         .opportunities()
         .create(&OpportunityFields {
             lead_id: Some(lead.id.clone()),
-            value: Some(7_500_000),
-            confidence: Some(40),
-            note: Some("Demo rollout".into()),
+            value: Patch::Set(7_500_000),
+            confidence: Patch::Set(40),
+            note: Patch::Set("Demo rollout".into()),
             ..OpportunityFields::default()
         })
         .await?;
@@ -174,7 +174,7 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
         .activities_of("note")
         .create(&ActivityFields {
             lead_id: Some(lead.id.clone()),
-            note: Some("Walked through the rollout plan.".into()),
+            note: Patch::Set("Walked through the rollout plan.".into()),
             ..ActivityFields::default()
         })
         .await?;
@@ -182,8 +182,8 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
         .activities_of("call")
         .create(&ActivityFields {
             lead_id: Some(lead.id.clone()),
-            direction: Some("outbound".into()),
-            duration: Some(420),
+            direction: Patch::Set("outbound".into()),
+            duration: Patch::Set(420),
             ..ActivityFields::default()
         })
         .await?;

@@ -1,12 +1,14 @@
 //! The Close client: configuration, credentials and the per-resource handlers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crmkit_core::http::auth::{Auth, TokenSource};
 use crmkit_core::http::rate::Quota;
 use crmkit_core::http::retry::RetryPolicy;
-use crmkit_core::http::{ApiRequest, Transport, TransportBuilder};
+use crmkit_core::http::{ApiRequest, ApiResponse, Transport, TransportBuilder};
 use crmkit_core::{Crm, Error, ErrorKind, Result, SecretString};
 use serde_json::Value;
 
@@ -21,6 +23,26 @@ use crate::resources::Resource;
 /// The activity types with item endpoints (`activity/{type}/{id}/`).
 pub const ACTIVITY_TYPES: [&str; 5] = ["note", "call", "email", "meeting", "sms"];
 
+/// The item collection of an activity `_type` (`Call` → `activity/call/`).
+pub(crate) fn activity_collection(kind: &str) -> Option<String> {
+    let seg = kind.to_ascii_lowercase();
+    ACTIVITY_TYPES
+        .contains(&seg.as_str())
+        .then(|| format!("activity/{seg}/"))
+}
+
+/// The API root for `url`: a server root such as the sandbox's `http://127.0.0.1:8080`
+/// gets `/api/v1/` added; an API root keeps its path and gains a trailing slash.
+pub(crate) fn api_root(url: &str) -> String {
+    let trimmed = url.trim().trim_end_matches('/');
+    let after_scheme = trimmed.find("://").map_or(0, |i| i + 3);
+    if trimmed[after_scheme..].contains('/') {
+        format!("{trimmed}/")
+    } else {
+        format!("{trimmed}/api/v1/")
+    }
+}
+
 /// The real API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.close.com/api/v1/";
 
@@ -30,6 +52,7 @@ pub struct ClientBuilder {
     transport: TransportBuilder,
     auth: Option<Auth>,
     max_skip: usize,
+    max_skip_by_resource: BTreeMap<String, usize>,
 }
 
 impl ClientBuilder {
@@ -61,9 +84,10 @@ impl ClientBuilder {
         Ok(self)
     }
 
-    /// Points the client at another API root, such as a sandbox's `…/api/v1/`.
+    /// Points the client at another server: an API root (`…/api/v1/`) or a server root such
+    /// as the sandbox's `http://127.0.0.1:8080`, to which `/api/v1/` is added.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.transport = self.transport.base_url(url);
+        self.transport = self.transport.base_url(api_root(&url.into()));
         self
     }
 
@@ -94,10 +118,19 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest `_skip` the server accepts; listings start a new `date_created` slice
-    /// before reaching it (default 10,000).
+    /// The largest `_skip` the server accepts on any resource; listings start a new
+    /// `date_created` slice before reaching it (default 10,000). A listing that meets a lower
+    /// ceiling learns it from the server's 400 and slices there.
     pub fn max_skip(mut self, max: usize) -> Self {
         self.max_skip = max.max(1);
+        self
+    }
+
+    /// The largest `_skip` of one resource (`opportunity/`, `activity/email/`…): Close's
+    /// ceilings differ per resource (developer.close.com/topics/pagination).
+    pub fn max_skip_for(mut self, resource: &str, max: usize) -> Self {
+        self.max_skip_by_resource
+            .insert(resource.trim_matches('/').to_string(), max.max(1));
         self
     }
 
@@ -111,6 +144,8 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 transport,
                 max_skip: self.max_skip,
+                max_skip_by_resource: self.max_skip_by_resource,
+                answered: AtomicBool::new(false),
             }),
         })
     }
@@ -120,6 +155,9 @@ impl ClientBuilder {
 struct Inner {
     transport: Transport,
     max_skip: usize,
+    max_skip_by_resource: BTreeMap<String, usize>,
+    /// Whether any call has succeeded: until one has, a bare 404 hints at the base URL.
+    answered: AtomicBool,
 }
 
 /// A Close API client. Cheap to clone; clones share connections and rate budgets.
@@ -136,6 +174,7 @@ impl Client {
             transport: Transport::builder(DEFAULT_BASE_URL, Arc::new(CloseDialect)),
             auth: None,
             max_skip: 10_000,
+            max_skip_by_resource: BTreeMap::new(),
         }
     }
 
@@ -159,13 +198,63 @@ impl Client {
         &self.inner.transport
     }
 
-    pub(crate) fn max_skip(&self) -> usize {
-        self.inner.max_skip
+    /// The `_skip` ceiling of the collection at `path`.
+    pub(crate) fn max_skip(&self, path: &str) -> usize {
+        self.inner
+            .max_skip_by_resource
+            .get(path.trim_matches('/'))
+            .copied()
+            .unwrap_or(self.inner.max_skip)
+    }
+
+    /// Sends `req` through the transport, remembering whether the server ever answered.
+    pub(crate) async fn send(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let r = self.transport().send(req).await;
+        self.observe(r)
+    }
+
+    /// Sends `req` and decodes the JSON answer.
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(&self, req: &ApiRequest) -> Result<T> {
+        let r = self.transport().json(req).await;
+        self.observe(r)
+    }
+
+    fn observe<T>(&self, r: Result<T>) -> Result<T> {
+        match r {
+            Ok(v) => {
+                self.inner.answered.store(true, Ordering::Relaxed);
+                Ok(v)
+            }
+            // Close answers a missing object with a JSON error body; a bare 404 before any
+            // call worked means the requests go somewhere that is not the Close API.
+            Err(e)
+                if e.status() == Some(404)
+                    && e.body().is_none()
+                    && !self.inner.answered.load(Ordering::Relaxed) =>
+            {
+                let mut hint = Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{}; no call to {} has worked yet, so the base URL is probably wrong \
+                         (use the API root {DEFAULT_BASE_URL} or a sandbox root such as http://127.0.0.1:8080)",
+                        e.message(),
+                        self.transport().base_url()
+                    ),
+                )
+                .with_crm(Crm::Close)
+                .with_status(404);
+                if let Some(r) = e.record() {
+                    hint = hint.with_record(r);
+                }
+                Err(hint)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends any request and returns the JSON answer (`Value::Null` for an empty body).
     pub async fn raw(&self, req: &ApiRequest) -> Result<Value> {
-        let resp = self.transport().send(req).await?;
+        let resp = self.send(req).await?;
         if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -205,27 +294,36 @@ impl Client {
         )
     }
 
-    /// Finds activity `id` when its type is unknown: Close's activity ids do not say their
-    /// type and its item endpoints are typed, so each type is tried in turn. Returns the
-    /// typed collection (`activity/call/`) and the activity as Close sent it.
+    /// Finds activity `id` when its type is unknown, in one call (`GET /activity/?id__in=`
+    /// finds any type; close-openapi.yml /activity/). Returns the typed item collection
+    /// (`activity/call/`) and the activity as Close sent it.
     pub async fn find_activity(&self, id: &str) -> Result<(String, Value)> {
-        for kind in ACTIVITY_TYPES {
-            let collection = format!("activity/{kind}/");
-            match self
-                .raw(&ApiRequest::get(format!("{collection}{id}/")))
-                .await
-            {
-                Ok(v) => return Ok((collection, v)),
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
+        let not_found = || {
+            Error::new(ErrorKind::NotFound, "no activity has this id")
+                .with_crm(Crm::Close)
+                .with_record(format!("activity {id}"))
+        };
+        if id.is_empty() || id.contains([',', '/', '?', '#']) {
+            return Err(not_found());
         }
-        Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no {} activity has this id", ACTIVITY_TYPES.join(", ")),
-        )
-        .with_crm(Crm::Close)
-        .with_record(format!("activity {id}")))
+        let page: crate::models::ListPage<Value> = self
+            .json(&ApiRequest::get("activity/").query("id__in", id))
+            .await?;
+        let found = page
+            .data
+            .into_iter()
+            .find(|a| a["id"] == id)
+            .ok_or_else(not_found)?;
+        let kind = found["_type"].as_str().unwrap_or_default();
+        let collection = activity_collection(kind).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Validation,
+                format!("activity type {kind:?} has no item endpoint crmkit knows"),
+            )
+            .with_crm(Crm::Close)
+            .with_record(format!("activity {id}"))
+        })?;
+        Ok((collection, found))
     }
 
     /// Tasks (`/task/`).
@@ -260,7 +358,6 @@ impl Client {
             fields: Vec<CustomField>,
         }
         let s: Schema = self
-            .transport()
             .json(&ApiRequest::get(format!("custom_field_schema/{object}/")))
             .await?;
         Ok(s.fields)
@@ -273,11 +370,30 @@ impl Client {
 
     /// The user the credentials belong to (`/me/`): a cheap call to check credentials.
     pub async fn me(&self) -> Result<User> {
-        self.transport().json(&ApiRequest::get("me/")).await
+        self.json(&ApiRequest::get("me/")).await
     }
 
     /// Webhook subscriptions.
     pub fn webhooks(&self) -> Resource<WebhookSubscription> {
         Resource::new(self.clone(), "webhook/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_roots_gain_the_api_path() {
+        assert_eq!(
+            api_root("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/api/v1/"
+        );
+        assert_eq!(
+            api_root("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080/api/v1/"
+        );
+        assert_eq!(api_root(" https://api.close.com/api/v1 "), DEFAULT_BASE_URL);
+        assert_eq!(api_root(DEFAULT_BASE_URL), DEFAULT_BASE_URL);
     }
 }

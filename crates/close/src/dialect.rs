@@ -34,7 +34,8 @@ pub(crate) fn parse_ratelimit(value: &str) -> RateInfo {
 
 fn seconds(v: &str) -> Option<Duration> {
     let s: f64 = v.trim().trim_matches('"').parse().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
+    // Never panics: absurd hints are capped, negative or NaN ones ignored.
+    crmkit_core::http::rate::secs_to_duration(s)
 }
 
 /// Whether a path segment is a Close object id (`lead_…`, `oppo_…`).
@@ -56,6 +57,10 @@ impl crmkit_core::http::Dialect for CloseDialect {
         Crm::Close
     }
 
+    /// crmkit's own budget key: method plus path with ids folded. Close counts per endpoint
+    /// group (developer.close.com/topics/rate-limits) but publishes no group names (429
+    /// bodies carry an opaque `rate_endpoint_group` hash), so this is a client-side grouping
+    /// only; the server's headers stay the truth about what is left.
     fn endpoint_group(&self, req: &ApiRequest) -> String {
         let path: Vec<&str> = req
             .path
@@ -66,46 +71,59 @@ impl crmkit_core::http::Dialect for CloseDialect {
         format!("{} /{}/", req.method, path.join("/"))
     }
 
+    /// Reads the budget in all three forms Close has sent: the combined `RateLimit:
+    /// limit=…, remaining=…, reset=…` header, the split `ratelimit-limit` / `-remaining` /
+    /// `-reset` headers of older responses, and the legacy `X-Rate-Limit-*` headers, then the
+    /// legacy 429 body (`rate_limit`, `rate_reset`; flat or under `error`) for what is still
+    /// missing (developer.close.com/topics/rate-limits; recorded find_activities.json).
     fn rate_info(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Option<RateInfo> {
-        if let Some(v) = header(headers, "ratelimit") {
-            let mut info = parse_ratelimit(v);
-            if info.reset.is_none() {
-                info.reset = header(headers, "ratelimit-reset").and_then(seconds);
+        let mut info = header(headers, "ratelimit")
+            .map(parse_ratelimit)
+            .unwrap_or_default();
+        for prefix in ["ratelimit-", "x-rate-limit-"] {
+            let get = |name: &str| header(headers, &format!("{prefix}{name}"));
+            if info.limit.is_none() {
+                info.limit = get("limit").and_then(|v| v.trim().parse().ok());
             }
-            return Some(info);
-        }
-        if let Some(limit) = header(headers, "x-rate-limit-limit") {
-            return Some(RateInfo {
-                limit: limit.trim().parse().ok(),
-                remaining: header(headers, "x-rate-limit-remaining")
-                    .and_then(|v| v.trim().parse().ok()),
-                reset: header(headers, "x-rate-limit-reset").and_then(seconds),
-                window: None,
-            });
+            if info.remaining.is_none() {
+                info.remaining = get("remaining").and_then(|v| v.trim().parse().ok());
+            }
+            if info.reset.is_none() {
+                info.reset = get("reset").and_then(seconds);
+            }
         }
         if status == 429 {
-            // Legacy bodies: flat (2017 recordings) or nested under "error".
-            let body: Value = serde_json::from_slice(body).ok()?;
-            let b = if body["error"].is_object() {
-                &body["error"]
-            } else {
-                &body
-            };
-            let reset = match &b["rate_reset"] {
-                Value::Number(n) => n.as_f64().map(Duration::from_secs_f64),
-                Value::String(s) => seconds(s),
-                _ => None,
-            };
-            return Some(RateInfo {
-                limit: b["rate_limit"].as_u64().map(|l| l as u32),
-                remaining: Some(0),
-                reset,
-                window: b["rate_window"]
-                    .as_f64()
-                    .and_then(crmkit_core::http::rate::secs_to_duration),
-            });
+            if let Ok(body) = serde_json::from_slice::<Value>(body) {
+                let b = if body["error"].is_object() {
+                    &body["error"]
+                } else {
+                    &body
+                };
+                if info.reset.is_none() {
+                    info.reset = match &b["rate_reset"] {
+                        Value::Number(n) => n.as_f64().and_then(|s| seconds(&s.to_string())),
+                        Value::String(s) => seconds(s),
+                        _ => None,
+                    };
+                }
+                if info.limit.is_none() {
+                    info.limit = b["rate_limit"].as_u64().and_then(|l| u32::try_from(l).ok());
+                }
+                // The legacy body names the window too (recorded find_leads_rate_limit.json).
+                if info.window.is_none() {
+                    info.window = b["rate_window"]
+                        .as_f64()
+                        .and_then(crmkit_core::http::rate::secs_to_duration);
+                }
+            }
+            // A 429 means the window is spent, whatever the headers still said.
+            info.remaining = Some(0);
         }
-        None
+        let known = info.limit.is_some()
+            || info.remaining.is_some()
+            || info.reset.is_some()
+            || info.window.is_some();
+        known.then_some(info)
     }
 
     fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Error {
@@ -178,6 +196,66 @@ mod tests {
         assert_eq!(i.limit, Some(100));
         assert_eq!(i.remaining, Some(50));
         assert_eq!(i.reset, Some(Duration::from_millis(5250)));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn reads_all_three_header_forms_and_the_legacy_body() {
+        let combined = headers(&[("ratelimit", "limit=100, remaining=7, reset=3")]);
+        let i = CloseDialect.rate_info(200, &combined, b"").unwrap();
+        assert_eq!((i.limit, i.remaining), (Some(100), Some(7)));
+        assert_eq!(i.reset, Some(Duration::from_secs(3)));
+
+        let split = headers(&[
+            ("ratelimit-limit", "240"),
+            ("ratelimit-remaining", "239"),
+            ("ratelimit-reset", "1"),
+        ]);
+        let i = CloseDialect.rate_info(200, &split, b"").unwrap();
+        assert_eq!((i.limit, i.remaining), (Some(240), Some(239)));
+        assert_eq!(i.reset, Some(Duration::from_secs(1)));
+
+        let legacy = headers(&[
+            ("x-rate-limit-limit", "320"),
+            ("x-rate-limit-remaining", "0"),
+            ("x-rate-limit-reset", "0.5"),
+        ]);
+        let i = CloseDialect.rate_info(200, &legacy, b"").unwrap();
+        assert_eq!((i.limit, i.remaining), (Some(320), Some(0)));
+        assert_eq!(i.reset, Some(Duration::from_millis(500)));
+
+        // The 2017 recording: a flat body with `rate_reset` as a string and `rate_window`.
+        let body = br#"{"message":"API call count exceeded for this period","rate_limit":320,"rate_limit_type":"key","rate_reset":"0.595956","rate_window":8}"#;
+        let i = CloseDialect
+            .rate_info(429, &HeaderMap::new(), body)
+            .unwrap();
+        assert_eq!((i.limit, i.remaining), (Some(320), Some(0)));
+        assert_eq!(i.reset, Some(Duration::from_secs_f64(0.595956)));
+        assert_eq!(i.window, Some(Duration::from_secs(8)));
+        let nested = br#"{"error":{"rate_reset":1.5,"rate_limit":40}}"#;
+        let i = CloseDialect
+            .rate_info(429, &HeaderMap::new(), nested)
+            .unwrap();
+        assert_eq!(i.reset, Some(Duration::from_millis(1500)));
+
+        assert!(
+            CloseDialect
+                .rate_info(200, &HeaderMap::new(), b"")
+                .is_none()
+        );
+        let absurd = headers(&[("ratelimit", "limit=1, remaining=0, reset=1e300")]);
+        // Capped, never a panic: the transport then fails that request fast.
+        assert_eq!(
+            CloseDialect.rate_info(200, &absurd, b"").unwrap().reset,
+            Some(crmkit_core::http::rate::LONGEST_WAIT)
+        );
     }
 
     #[test]

@@ -14,9 +14,12 @@
 //! - [`Client`]: per-resource handlers (`leads()`, `contacts()`, `opportunities()`,
 //!   `activities()`, `tasks()`, statuses, pipelines, custom fields, users, webhooks, events)
 //!   plus [`Client::raw`] for anything else. Lists are streams that never stop at the `_skip`
-//!   ceiling: they slice by `date_created` instead.
-//! - [`search`]: the Advanced Filtering (`/data/search/`) query builder; [`query`]: the text
-//!   query language compiled into it.
+//!   ceiling: leads and contacts page by keyset over `/data/search/`, the collections that
+//!   document `_order_by` slice by `date_created`. `base_url` takes the API root or a
+//!   sandbox root (`http://127.0.0.1:8080`); a 404 before any call worked says the base URL
+//!   is probably wrong.
+//! - [`filter`]: the Advanced Filtering (`/data/search/`) tree builder; [`text_query`]: the
+//!   text query language compiled into it.
 //! - [`webhook`]: signature verification with a replay window, and typed events.
 //! - [`CloseConnector`]: the unified model (Company = lead, Person = contact, Deal =
 //!   opportunity, Activity = note, call, email, meeting, task).
@@ -25,10 +28,11 @@ pub mod auth;
 mod client;
 mod connector;
 mod dialect;
+mod fields;
+pub mod filter;
 pub mod models;
-pub mod query;
 mod resources;
-pub mod search;
+pub mod text_query;
 pub mod webhook;
 
 pub use client::{ACTIVITY_TYPES, Client, ClientBuilder, DEFAULT_BASE_URL};

@@ -2,8 +2,10 @@
 //! Close returns is lost; custom fields (`custom.cf_…`) live there and are read with
 //! `custom()`.
 //!
-//! The `*Fields` structs are write payloads: every field is optional and only set fields are
-//! sent, which matches Close's PUT-as-partial-update.
+//! The `*Fields` structs are write payloads, and Close's PUT is a partial update: a field
+//! left alone is not sent and keeps its value. Fields Close lets you empty are a [`Patch`]
+//! (leave, set or clear); the others are `Option` (leave or set); `emails` and `phones`
+//! replace the whole list (`Some(vec![])` empties it).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,6 +47,43 @@ macro_rules! timestamps {
             }
         }
     };
+}
+
+/// One field of a write payload: left as it is (not sent), set to a value, or cleared (sent
+/// as `null`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Patch<T> {
+    /// Not sent: Close keeps the stored value.
+    #[default]
+    Leave,
+    /// Sent with this value.
+    Set(T),
+    /// Sent as `null`: Close empties the field.
+    Clear,
+}
+
+impl<T> Patch<T> {
+    /// Whether the field is left out of the payload.
+    pub fn is_leave(&self) -> bool {
+        matches!(self, Patch::Leave)
+    }
+}
+
+impl<T> From<T> for Patch<T> {
+    fn from(v: T) -> Self {
+        Patch::Set(v)
+    }
+}
+
+impl<T: Serialize> Serialize for Patch<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Patch::Set(v) => v.serialize(s),
+            // `Leave` is skipped by `skip_serializing_if`; should it reach here, null is the
+            // only value that writes nothing new.
+            Patch::Leave | Patch::Clear => s.serialize_none(),
+        }
+    }
 }
 
 /// An email address of a contact.
@@ -445,11 +484,11 @@ pub struct LeadFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub description: Patch<String>,
     /// Website.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub url: Patch<String>,
     /// Status id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_id: Option<String>,
@@ -471,8 +510,8 @@ pub struct ContactFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Job title.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub title: Patch<String>,
     /// Email addresses (replaces the list).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emails: Option<Vec<EmailAddress>>,
@@ -491,8 +530,8 @@ pub struct OpportunityFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<String>,
     /// The main contact.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub contact_id: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub contact_id: Patch<String>,
     /// Status id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_id: Option<String>,
@@ -500,8 +539,8 @@ pub struct OpportunityFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline_id: Option<String>,
     /// Value in cents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<i64>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub value: Patch<i64>,
     /// `one_time`, `monthly` or `annual`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_period: Option<String>,
@@ -509,11 +548,11 @@ pub struct OpportunityFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_currency: Option<String>,
     /// Confidence 0–100.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub confidence: Option<u8>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub confidence: Patch<u8>,
     /// Note.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub note: Patch<String>,
     /// Custom fields by id.
     #[serde(flatten, serialize_with = "custom_keys")]
     pub custom: BTreeMap<String, Value>,
@@ -526,29 +565,29 @@ pub struct ActivityFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<String>,
     /// The contact.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub contact_id: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub contact_id: Patch<String>,
     /// Note text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub note: Patch<String>,
     /// Email subject.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub subject: Patch<String>,
     /// Email body.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body_text: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub body_text: Patch<String>,
     /// Call or email direction.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub direction: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub direction: Patch<String>,
     /// Call duration in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration: Option<u32>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub duration: Patch<u32>,
     /// Call or email status (emails: `draft`, `sent`…; `outbox` really sends).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// When it happened.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub activity_at: Option<String>,
+    #[serde(skip_serializing_if = "Patch::is_leave")]
+    pub activity_at: Patch<String>,
 }
 
 fn custom_keys<S: serde::Serializer>(
@@ -594,6 +633,20 @@ mod tests {
             serde_json::to_value(&f).unwrap(),
             json!({"name": "Acme", "custom.cf_industry": "MEP Contractor"})
         );
+    }
+
+    #[test]
+    fn patch_fields_leave_set_or_clear() {
+        let f = OpportunityFields {
+            note: Patch::Set("big".into()),
+            value: Patch::Clear,
+            ..OpportunityFields::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            json!({"value": null, "note": "big"})
+        );
+        assert_eq!(Patch::from(5), Patch::Set(5));
     }
 
     #[test]

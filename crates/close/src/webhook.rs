@@ -34,8 +34,12 @@ pub struct Delivery {
 fn mac(key: &SecretString) -> Result<Hmac<Sha256>> {
     let bytes = hex::decode(key.expose_secret().trim())
         .map_err(|_| Error::config("the webhook signature key is not hex").with_crm(Crm::Close))?;
+    // HMAC accepts an empty key, and anyone could then sign: refuse it.
+    if bytes.is_empty() {
+        return Err(Error::config("the webhook signature key is empty").with_crm(Crm::Close));
+    }
     Hmac::<Sha256>::new_from_slice(&bytes)
-        .map_err(|_| Error::config("the webhook signature key is empty"))
+        .map_err(|_| Error::config("the webhook signature key is unusable").with_crm(Crm::Close))
 }
 
 /// Computes `close-sig-hash` for `timestamp` and `body`; for tests and for sending.
@@ -66,8 +70,9 @@ pub fn verify(
             "close-sig-timestamp {sig_timestamp:?} is not a Unix time"
         ))
     })?;
-    let age = now_unix - ts;
-    if age.unsigned_abs() > tolerance.as_secs() {
+    // In i128: a timestamp of i64::MIN must not overflow the subtraction.
+    let age = i128::from(now_unix) - i128::from(ts);
+    if age.unsigned_abs() > u128::from(tolerance.as_secs()) {
         return Err(reject(format!(
             "the delivery is {age} s old, outside the {} s replay window",
             tolerance.as_secs()
@@ -154,7 +159,7 @@ impl Client {
                         req = req.query(k, v);
                     }
                 }
-                let page: EventPage = client.transport().json(&req).await?;
+                let page: EventPage = client.json(&req).await?;
                 Ok(Page {
                     items: page.data,
                     next: page.cursor_next.map(Some),

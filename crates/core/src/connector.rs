@@ -1,28 +1,112 @@
-//! The `Connector` trait that every CRM implements.
+//! The `Connector` trait that every CRM implements, and the contract each implementation
+//! keeps.
 //!
-//! The sync engine and the CLI work with any CRM through this trait alone: list what changed
-//! since a cursor, read one record, write records in batches with per-record results, and
-//! search with the CRM's own query language.
+//! The sync engine and the CLI work with any CRM through this trait alone.
+//!
+//! # The contract
+//!
+//! - **Change feed, at least once.** [`Connector::changes`] yields every record of a kind
+//!   that changed since a cursor, oldest first, as [`Change`]s. Each change carries an opaque
+//!   [`ChangeCursor`]; persist it after storing the change and hand it back to resume. A
+//!   change may be delivered again after a resume (the feed re-reads an overlap window for
+//!   records the CRM indexed late), but none is ever skipped: records changed while a run is
+//!   going are left for the next run, which starts where this one stopped (see
+//!   [`crate::keyset`]). Consumers must therefore be idempotent per record id.
+//! - **Tombstones.** Deleted records come out as [`Change::Deleted`], from the CRM's own
+//!   deletion log, so a mirror can remove them.
+//! - **Nothing unmappable is fatal.** A record the connector cannot express in the unified
+//!   model (an SMS, a status-change activity) comes out as [`Change::Skipped`] with the
+//!   reason; the feed goes on.
+//! - **Updates are patches.** [`Connector::update`] changes only what the caller changed:
+//!   when a record carries `raw` (it was read from the CRM), only fields whose unified value
+//!   differs from what `raw` maps to are sent; without `raw`, only fields that are set
+//!   (`Some`, non-empty) are sent. Clearing is explicit: a field that `raw` had and the
+//!   record now holds as `None` (or an empty list) is sent as a clear. So a record read and
+//!   written back unchanged changes nothing.
+//! - **Per-record batch outcomes.** Writes take many records and answer one result per
+//!   record in input order ([`BatchOutcome`]); one bad record never fails the others, and
+//!   each error names its record.
+//! - **Idempotent creates.** [`Connector::create_marked`] stores an idempotency marker (an
+//!   external id such as the source record's id) with each new record and first looks the
+//!   marker up, so a sync interrupted after a create finds the record instead of creating it
+//!   twice. [`Connector::find_by_marker`] is that lookup. Where the marker lives is the
+//!   connector's choice (an external-id field, or a configured custom field).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Crm, ObjectKind, Record, RecordRef};
 
-/// An opaque position in a CRM's change feed. Persist it after the records it covers are
+/// An opaque position in a CRM's change feed. Persist it after the changes it covers are
 /// stored; hand it back to resume.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChangeCursor(pub String);
 
-/// One record from a change feed, with the cursor that resumes just after it.
+/// One entry of a change feed, with the cursor that resumes just after it.
+// Changes are streamed one at a time and almost all are upserts: boxing the record would
+// add an allocation per change to save memory nobody holds.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
-pub struct Change {
-    /// The record as it is now.
+pub enum Change {
+    /// A record was created or updated; this is how it is now.
+    Upsert {
+        /// The record.
+        record: Record,
+        /// Resume here to continue after this change.
+        cursor: ChangeCursor,
+    },
+    /// A record was deleted (a tombstone).
+    Deleted {
+        /// The record that is gone.
+        record: RecordRef,
+        /// When it was deleted, if the CRM says.
+        at: Option<DateTime<Utc>>,
+        /// Resume here to continue after this change.
+        cursor: ChangeCursor,
+    },
+    /// A record changed but has no unified form (an SMS, a status change); reported, not
+    /// fatal.
+    Skipped {
+        /// The record that was passed over.
+        record: RecordRef,
+        /// Why it has no unified form.
+        reason: String,
+        /// Resume here to continue after this change.
+        cursor: ChangeCursor,
+    },
+}
+
+impl Change {
+    /// The cursor that resumes just after this change.
+    pub fn cursor(&self) -> &ChangeCursor {
+        match self {
+            Change::Upsert { cursor, .. }
+            | Change::Deleted { cursor, .. }
+            | Change::Skipped { cursor, .. } => cursor,
+        }
+    }
+
+    /// The id of the record the change concerns.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Change::Upsert { record, .. } => record.id(),
+            Change::Deleted { record, .. } | Change::Skipped { record, .. } => {
+                Some(record.id.as_str())
+            }
+        }
+    }
+}
+
+/// A record to create together with its idempotency marker.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    /// The record to create.
     pub record: Record,
-    /// Resume here to skip this record and everything before it.
-    pub cursor: ChangeCursor,
+    /// A value unique to this record in the source system (its id there, say).
+    pub marker: String,
 }
 
 /// Per-record results of a batch write, in input order. A batch never fails as a whole: each
@@ -48,14 +132,22 @@ impl BatchOutcome {
     }
 }
 
+fn no_markers(crm: Crm) -> Error {
+    Error::config(format!(
+        "the {crm} connector has no idempotency marker configured"
+    ))
+    .with_crm(crm)
+}
+
 /// What every CRM connector can do, in the unified vocabulary.
 #[async_trait]
 pub trait Connector: Send + Sync {
     /// Which CRM this connector talks to.
     fn crm(&self) -> Crm;
 
-    /// Records of `kind` changed at or after `since` (everything when `None`), oldest first,
-    /// as a stream with bounded memory.
+    /// Changes to records of `kind` after `since` (everything when `None`), oldest first,
+    /// as a stream with bounded memory: at least once, with tombstones and skipped records
+    /// reported (see the module docs).
     fn changes(
         &self,
         kind: ObjectKind,
@@ -68,7 +160,22 @@ pub trait Connector: Send + Sync {
     /// Creates records; each result carries the new id or that record's error.
     async fn create(&self, records: Vec<Record>) -> BatchOutcome;
 
-    /// Updates records (each must carry its id) with the fields they hold.
+    /// Creates records that carry an idempotency marker: a record whose marker is already
+    /// stored is not created again, its existing reference is returned instead.
+    async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
+        let crm = self.crm();
+        BatchOutcome {
+            results: records.iter().map(|_| Err(no_markers(crm))).collect(),
+        }
+    }
+
+    /// Finds the record of `kind` created with `marker`, if any.
+    async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
+        let _ = (kind, marker);
+        Err(no_markers(self.crm()))
+    }
+
+    /// Updates records (each must carry its id) as patches: only what changed is sent.
     async fn update(&self, records: Vec<Record>) -> BatchOutcome;
 
     /// Deletes records.

@@ -5,14 +5,16 @@
 //! authentication, proactive rate budgets, retries and pagination. Nothing above the
 //! connectors needs to know a CRM's field names.
 
+pub mod batch;
 pub mod connector;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod keyset;
 pub mod model;
 pub mod time;
 
-pub use connector::{BatchOutcome, Change, ChangeCursor, Connector};
+pub use connector::{BatchOutcome, Change, ChangeCursor, Connector, Marked};
 pub use error::{Error, ErrorKind, FieldError, Result};
 pub use model::{
     Activity, ActivityKind, Company, Crm, Deal, Money, ObjectKind, Person, Record, RecordRef,

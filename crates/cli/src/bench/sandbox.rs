@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crmkit_close::Client;
-use crmkit_close::search::{Condition, Field, Query, SearchRequest};
+use crmkit_close::filter::{Condition, Field, Query, SearchRequest};
 use crmkit_core::SecretString;
 use crmkit_sandbox::close::CloseSandbox;
 use futures::{StreamExt, TryStreamExt};

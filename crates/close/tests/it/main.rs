@@ -2,6 +2,7 @@
 //! against recorded real Close exchanges.
 
 mod cassettes;
+mod connector;
 mod oauth;
 mod query;
 mod sandbox_ops;

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use crmkit_close::query::{compile, parse};
+use crmkit_close::text_query::{compile, parse};
 use serde_json::{Value, json};
 
 fn now() -> DateTime<Utc> {
@@ -134,8 +134,107 @@ fn meaning_errors_name_the_field() {
     let e = compile(&p, now(), &|_: &str| None).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "at position 1: expected a number, found \"lots\""
+        "at position 1: expected a finite number, found \"lots\""
     );
     let p = parse("custom.Nope:x").unwrap();
     assert!(compile(&p, now(), &|_: &str| None).is_err());
+}
+
+/// Parses and compiles `q`, returning the error text if either step refuses it.
+fn refusal(q: &str) -> Option<String> {
+    let resolve = |_: &str| None;
+    match parse(q) {
+        Err(e) => Some(e.to_string()),
+        Ok(p) => compile(&p, now(), &resolve).err().map(|e| e.to_string()),
+    }
+}
+
+#[test]
+fn out_of_range_input_is_a_clear_error_not_a_panic() {
+    let e = refusal(r#"date_created > "1000000 years ago""#).expect("refused");
+    assert!(e.contains("between the years"), "{e}");
+    let e = refusal(r#"date_created > "99999999999999999999 days ago""#).expect("refused");
+    assert!(e.contains("expected a date"), "{e}");
+    let e = refusal(r#"date_created > "9223372036854775807 weeks ago""#).expect("refused");
+    assert!(e.contains("between the years"), "{e}");
+    let e = refusal("opportunities.value > 1e999").expect("refused");
+    assert!(e.contains("finite number"), "{e}");
+    let deep = format!("{}company:x{}", "(".repeat(10_000), ")".repeat(10_000));
+    let e = refusal(&deep).expect("refused");
+    assert!(e.contains("levels of parentheses"), "{e}");
+    let e = refusal(&"NOT ".repeat(10_000)).expect("refused");
+    assert!(e.contains("levels of parentheses"), "{e}");
+    // Still fine just under the limit.
+    assert_eq!(
+        refusal(&format!("{}company:x{}", "(".repeat(60), ")".repeat(60))),
+        None
+    );
+}
+
+#[test]
+fn a_syntax_error_is_invalid_input_not_misconfiguration() {
+    let e: crmkit_core::Error = parse("company:").unwrap_err().into();
+    assert_eq!(e.kind(), crmkit_core::ErrorKind::Validation);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just("AND".to_string()),
+            Just("OR".to_string()),
+            Just("NOT".to_string()),
+            Just("sort:".to_string()),
+            Just("desc".to_string()),
+            Just("\"".to_string()),
+            prop::sample::select(vec![":", "=", "!=", "<", "<=", ">", ">="]).prop_map(String::from),
+            prop::sample::select(vec![
+                "company",
+                "date_created",
+                "date_updated",
+                "custom.Industry",
+                "custom.cf_x",
+                "opportunities.value",
+                "opportunities.date_won",
+                "contacts.email",
+                "status",
+            ])
+            .prop_map(String::from),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+            (
+                any::<i64>(),
+                prop::sample::select(vec!["minutes", "days", "weeks", "years", "months"])
+            )
+                .prop_map(|(n, u)| format!("\"{n} {u} ago\"")),
+            "[a-zA-Z0-9_.:\\-]{0,12}",
+            "\\PC{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_token_soup_panics(tokens in prop::collection::vec(token(), 0..24)) {
+            let _ = refusal(&tokens.join(" "));
+        }
+
+        #[test]
+        fn no_string_panics(s in "\\PC{0,64}") {
+            let _ = refusal(&s);
+        }
+
+        #[test]
+        fn a_refusal_names_a_position_inside_the_input(tokens in prop::collection::vec(token(), 1..12)) {
+            let q = tokens.join(" ");
+            if let Err(e) = parse(&q) {
+                prop_assert!(e.position >= 1 && e.position <= q.chars().count() + 1, "{q}: {e}");
+            }
+        }
+    }
 }

@@ -65,3 +65,87 @@ fn stale_or_future_deliveries_are_replays() {
         .is_ok()
     );
 }
+
+#[test]
+fn hostile_headers_and_keys_are_clear_errors() {
+    let (key, ts, body, hash) = vector();
+    let now: i64 = ts.parse().unwrap();
+    let e = verify(
+        &key,
+        &hash,
+        "-9223372036854775808",
+        &body,
+        now,
+        DEFAULT_TOLERANCE,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("replay window"), "{e}");
+    let e = verify(&key, &hash, &ts, &body, i64::MIN, DEFAULT_TOLERANCE).unwrap_err();
+    assert!(e.to_string().contains("replay window"), "{e}");
+    let e = verify(&key, "zz", &ts, &body, now, DEFAULT_TOLERANCE).unwrap_err();
+    assert!(e.to_string().contains("not hex"), "{e}");
+    let empty = SecretString::from(String::new());
+    let forged = sign(&SecretString::from("00".to_string()), &ts, &body).unwrap();
+    let e = verify(&empty, &forged, &ts, &body, now, DEFAULT_TOLERANCE).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("empty"), "{e}");
+    assert!(
+        sign(&empty, &ts, &body).is_err(),
+        "nobody signs with an empty key"
+    );
+    let e = verify(
+        &SecretString::from("xyz".to_string()),
+        &hash,
+        &ts,
+        &body,
+        now,
+        DEFAULT_TOLERANCE,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not hex"), "{e}");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_header_values_are_refused_without_panicking(
+            key in "\\PC{0,70}",
+            hash in "\\PC{0,70}",
+            ts in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), "\\PC{0,24}"],
+            now in any::<i64>(),
+            tolerance in any::<u64>(),
+            body in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let r = verify(
+                &SecretString::from(key),
+                &hash,
+                &ts,
+                &body,
+                now,
+                Duration::from_secs(tolerance),
+            );
+            // Random input never carries a valid signature for a parseable body.
+            prop_assert!(r.is_err());
+        }
+
+        #[test]
+        fn a_signature_verifies_only_for_its_own_body(
+            body in prop::collection::vec(any::<u8>(), 1..64),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let (key, ts, _, _) = vector();
+            let now: i64 = ts.parse().unwrap();
+            let hash = sign(&key, &ts, &body).unwrap();
+            let mut other = body.clone();
+            let i = flip.index(other.len());
+            other[i] ^= 0x01;
+            let e = verify(&key, &hash, &ts, &other, now, DEFAULT_TOLERANCE).unwrap_err();
+            prop_assert!(e.to_string().contains("does not match"));
+        }
+    }
+}

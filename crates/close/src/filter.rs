@@ -1,9 +1,11 @@
 //! Advanced Filtering (`POST /data/search/`): a typed builder for its query JSON, and the
 //! search as a stream that follows the cursor.
 
+use chrono::SecondsFormat;
 use crmkit_core::Result;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
+use crmkit_core::keyset::{SlicePage, SliceRequest};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -234,6 +236,54 @@ struct SearchPage {
 }
 
 impl Client {
+    /// Runs one page of a keyset slice: `object_type` objects with `from ≤ time_field <
+    /// until`, oldest first, with `fields` named.
+    pub(crate) async fn slice(
+        &self,
+        object_type: &str,
+        time_field: &str,
+        fields: &[String],
+        req: &SliceRequest,
+    ) -> Result<SlicePage<Value>> {
+        let field = || Field::RegularField {
+            object_type: object_type.into(),
+            field_name: time_field.into(),
+        };
+        let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let query = Query::and(vec![
+            Query::object_type(object_type),
+            Query::field(
+                field(),
+                Condition::MomentRange {
+                    gte: req.from.map(iso),
+                    lt: Some(iso(req.until)),
+                },
+            ),
+        ]);
+        let body = SearchRequest {
+            query,
+            sort: vec![Sort {
+                direction: "asc".into(),
+                field: field(),
+            }],
+            fields: Some(json!({ object_type: fields })),
+            limit: req.limit.clamp(1, 200) as u32,
+            cursor: req.page.clone(),
+        };
+        let page = self.search_page(&body).await?;
+        Ok(SlicePage {
+            items: page.data,
+            next: page.cursor,
+        })
+    }
+
+    async fn search_page(&self, body: &SearchRequest) -> Result<SearchPage> {
+        let body = serde_json::to_value(body)?;
+        // A search changes nothing, so repeating it after a 5xx is safe.
+        let req = ApiRequest::post("data/search/", body).repeat_safe();
+        self.json(&req).await
+    }
+
     /// Runs an Advanced Filtering search, following the cursor; yields the result objects.
     pub fn search(&self, request: SearchRequest) -> BoxStream<'static, Result<Value>> {
         let client = self.clone();
@@ -242,10 +292,7 @@ impl Client {
             let mut body = request.clone();
             body.cursor = cursor;
             async move {
-                let body = serde_json::to_value(&body)?;
-                // A search changes nothing, so repeating it after a 5xx is safe.
-                let req = ApiRequest::post("data/search/", body).repeat_safe();
-                let page: SearchPage = client.transport().json(&req).await?;
+                let page = client.search_page(&body).await?;
                 Ok(Page {
                     items: page.data,
                     next: page.cursor.map(Some),

@@ -1,0 +1,311 @@
+//! The unified model on Close: Company = lead, Person = contact, Deal = opportunity,
+//! Activity = note, call, email or meeting activity.
+//!
+//! The connector keeps the [`Connector`] contract: the change feed pages by keyset on
+//! (`date_updated`, id) over `/data/search/` with an upper bound fixed at the start of each
+//! run and an overlap window (default one minute) for late-indexed records; deletions come
+//! from the event log as tombstones; SMS, status-change and other activity types with no
+//! unified form are reported as [`Change::Skipped`]. Updates send only what changed. Creates
+//! can carry an idempotency marker stored in a custom field
+//! ([`CloseConnector::with_marker_field`]).
+
+mod feed;
+mod mapping;
+mod patch;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use crmkit_core::connector::{Change, Marked};
+use crmkit_core::http::ApiRequest;
+use crmkit_core::{
+    BatchOutcome, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind, Record, RecordRef,
+    Result, batch,
+};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::filter::{Condition, Field, Query, SearchRequest};
+use crate::text_query;
+
+pub(crate) use mapping::to_record;
+
+/// Writes in flight at once for a batch; Close has no batch endpoints.
+const WRITE_CONCURRENCY: usize = 4;
+
+/// [`Connector`] for Close.
+#[derive(Debug, Clone)]
+pub struct CloseConnector {
+    client: Client,
+    /// The custom field holding idempotency markers, per kind.
+    markers: BTreeMap<ObjectKind, String>,
+    overlap: chrono::Duration,
+    page_size: usize,
+}
+
+impl CloseConnector {
+    /// A connector using `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            markers: BTreeMap::new(),
+            overlap: chrono::Duration::minutes(1),
+            page_size: 200,
+        }
+    }
+
+    /// Records per change-feed page (default 200, the most `/data/search/` returns).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = n.clamp(1, 200);
+        self
+    }
+
+    /// Stores idempotency markers in the custom field `field_id` (`cf_…`) on every kind (a
+    /// Close shared custom field serves leads, contacts, opportunities and activities).
+    pub fn with_marker_field(mut self, field_id: &str) -> Self {
+        for kind in [
+            ObjectKind::Company,
+            ObjectKind::Person,
+            ObjectKind::Deal,
+            ObjectKind::Activity,
+        ] {
+            self.markers.insert(kind, field_id.to_string());
+        }
+        self
+    }
+
+    /// Stores idempotency markers of `kind` in the custom field `field_id`.
+    pub fn with_marker_field_for(mut self, kind: ObjectKind, field_id: &str) -> Self {
+        self.markers.insert(kind, field_id.to_string());
+        self
+    }
+
+    /// How far before a resumed cursor the change feed starts again, for records Close
+    /// indexes late (default one minute).
+    pub fn with_overlap(mut self, overlap: std::time::Duration) -> Self {
+        self.overlap = chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
+        self
+    }
+
+    fn marker_field(&self, kind: ObjectKind) -> Result<&str> {
+        self.markers.get(&kind).map(String::as_str).ok_or_else(|| {
+            Error::config(format!(
+                "no marker field for {kind}s: configure CloseConnector::with_marker_field"
+            ))
+            .with_crm(Crm::Close)
+        })
+    }
+
+    async fn create_one(&self, record: Record) -> Result<RecordRef> {
+        let kind = record.kind();
+        let (collection, body) = patch::create_body(&record)?;
+        let v = self.client.raw(&ApiRequest::post(collection, body)).await?;
+        record_ref(kind, &v)
+    }
+
+    async fn update_one(&self, record: Record) -> Result<RecordRef> {
+        let kind = record.kind();
+        let (path, fields) = patch::update_body(&record, kind)?;
+        let id = record.id().unwrap_or_default().to_string();
+        if !fields.is_empty() {
+            self.client
+                .raw(&ApiRequest::put(path, Value::Object(fields)))
+                .await?;
+        }
+        Ok(RecordRef::new(Crm::Close, kind, id))
+    }
+
+    async fn create_marked_one(&self, m: Marked) -> Result<RecordRef> {
+        let kind = m.record.kind();
+        if let Some(found) = self.find_by_marker(kind, &m.marker).await? {
+            return Ok(found);
+        }
+        let field = self.marker_field(kind)?.to_string();
+        let mut record = m.record;
+        let custom = match &mut record {
+            Record::Company(r) => &mut r.custom,
+            Record::Person(r) => &mut r.custom,
+            Record::Deal(r) => &mut r.custom,
+            Record::Activity(r) => &mut r.custom,
+        };
+        custom.insert(field, Value::String(m.marker));
+        self.create_one(record).await
+    }
+}
+
+fn record_ref(kind: ObjectKind, v: &Value) -> Result<RecordRef> {
+    let id = v["id"]
+        .as_str()
+        .ok_or_else(|| Error::bad_response("Close returned an object without an id"))?;
+    Ok(RecordRef::new(Crm::Close, kind, id))
+}
+
+/// The item collection of a kind; activities have one per type, found with
+/// [`Client::find_activity`].
+fn collection(kind: ObjectKind) -> Option<&'static str> {
+    match kind {
+        ObjectKind::Company => Some("lead/"),
+        ObjectKind::Person => Some("contact/"),
+        ObjectKind::Deal => Some("opportunity/"),
+        ObjectKind::Activity => None,
+    }
+}
+
+fn valid_id(kind: ObjectKind, id: &str) -> Result<()> {
+    if id.is_empty() || id.contains(['/', '?', '#', ',']) {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            format!("{id:?} is not a valid Close id"),
+        )
+        .with_record(format!("{kind} {id}")));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Connector for CloseConnector {
+    fn crm(&self) -> Crm {
+        Crm::Close
+    }
+
+    fn changes(
+        &self,
+        kind: ObjectKind,
+        since: Option<ChangeCursor>,
+    ) -> BoxStream<'_, Result<Change>> {
+        feed::changes(&self.client, kind, since, self.overlap, self.page_size)
+    }
+
+    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
+        valid_id(kind, id)?;
+        let v = match collection(kind) {
+            Some(c) => {
+                self.client
+                    .raw(&ApiRequest::get(format!("{c}{id}/")))
+                    .await?
+            }
+            None => self.client.find_activity(id).await?.1,
+        };
+        to_record(kind, v).map_err(|e| e.with_crm(Crm::Close).with_record(format!("{kind} {id}")))
+    }
+
+    async fn create(&self, records: Vec<Record>) -> BatchOutcome {
+        BatchOutcome {
+            results: batch::each(records, WRITE_CONCURRENCY, Record::describe, |r| {
+                self.create_one(r)
+            })
+            .await,
+        }
+    }
+
+    async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
+        BatchOutcome {
+            results: batch::each(
+                records,
+                WRITE_CONCURRENCY,
+                |m| format!("{} (marker {:?})", m.record.describe(), m.marker),
+                |m| self.create_marked_one(m),
+            )
+            .await,
+        }
+    }
+
+    async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
+        let field = self.marker_field(kind)?;
+        let query = Query::and(vec![
+            Query::object_type(feed::object_type(kind)),
+            Query::field(
+                Field::CustomField {
+                    custom_field_id: field.to_string(),
+                },
+                Condition::Term {
+                    values: vec![Value::String(marker.to_string())],
+                },
+            ),
+        ]);
+        let mut req = SearchRequest::new(query);
+        req.limit = 1;
+        let hit = self.client.search(req).try_next().await?;
+        hit.map(|v| record_ref(kind, &v)).transpose()
+    }
+
+    async fn update(&self, records: Vec<Record>) -> BatchOutcome {
+        BatchOutcome {
+            results: batch::each(records, WRITE_CONCURRENCY, Record::describe, |r| {
+                self.update_one(r)
+            })
+            .await,
+        }
+    }
+
+    async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
+        let results = batch::each(
+            refs,
+            WRITE_CONCURRENCY,
+            RecordRef::to_string,
+            |r| async move {
+                valid_id(r.object, &r.id)?;
+                let collection = match collection(r.object) {
+                    Some(c) => c.to_string(),
+                    None => self.client.find_activity(&r.id).await?.0,
+                };
+                self.client
+                    .raw(&ApiRequest::delete(format!("{collection}{}/", r.id)))
+                    .await
+                    .map(|_| r)
+            },
+        )
+        .await;
+        BatchOutcome { results }
+    }
+
+    fn search(&self, kind: ObjectKind, text: &str) -> BoxStream<'_, Result<Record>> {
+        if kind != ObjectKind::Company {
+            let e = Error::new(
+                ErrorKind::Validation,
+                "the Close query language searches companies (leads); filter people, deals and activities through them",
+            );
+            return stream::once(async { Err(e) }).boxed();
+        }
+        let text = text.to_string();
+        stream::once(async move { self.client.search_text_request(&text).await })
+            .map_ok(|req| {
+                self.client
+                    .search(req.fields("lead", crate::fields::listing("lead")))
+            })
+            .try_flatten()
+            .and_then(|raw| async move { to_record(ObjectKind::Company, raw) })
+            .boxed()
+    }
+}
+
+impl Client {
+    /// Compiles a text query (resolving `custom.<name>` through the lead custom fields) into
+    /// an Advanced Filtering request for leads.
+    pub async fn search_text_request(&self, text: &str) -> Result<SearchRequest> {
+        let parsed = text_query::parse(text)?;
+        let wanted = text_query::custom_field_names(&parsed);
+        let fields = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.custom_field_schema("lead").await?
+        };
+        let resolve = |name: &str| {
+            fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+                .map(|f| f.id.clone())
+        };
+        Ok(text_query::compile(&parsed, chrono::Utc::now(), &resolve)?)
+    }
+
+    /// Runs a text query and returns the matching leads (the fields a [`crate::Lead`] has).
+    pub async fn search_text(&self, text: &str) -> Result<Vec<Value>> {
+        let req = self
+            .search_text_request(text)
+            .await?
+            .fields("lead", crate::fields::listing("lead"));
+        self.search(req).try_collect().await
+    }
+}

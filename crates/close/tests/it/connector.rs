@@ -1,0 +1,509 @@
+//! The `Connector` contract on Close, against the sandbox: patch updates, the change feed
+//! (at least once, tombstones, skipped records), idempotent creates, and listings past the
+//! `_skip` ceiling.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crmkit_close::{Client, CloseConnector, Contact, LeadFields, Opportunity, Patch};
+use crmkit_core::connector::Marked;
+use crmkit_core::http::ApiRequest;
+use crmkit_core::{
+    Change, ChangeCursor, Company, Connector, Crm, ErrorKind, ObjectKind, Record, RecordRef,
+    SecretString,
+};
+use crmkit_sandbox::close::{CloseSandbox, RunningClose};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+
+use super::{client, sandbox};
+
+/// Every change of `kind` after `since`.
+async fn run(conn: &CloseConnector, kind: ObjectKind, since: Option<ChangeCursor>) -> Vec<Change> {
+    conn.changes(kind, since)
+        .try_collect()
+        .await
+        .expect("feed runs")
+}
+
+fn upserts(changes: &[Change]) -> Vec<&Record> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert { record, .. } => Some(record),
+            _ => None,
+        })
+        .collect()
+}
+
+fn writes(sb: &RunningClose) -> usize {
+    sb.stats()
+        .requests
+        .iter()
+        .filter(|r| r.method != "GET" && r.path != "data/search/" && r.path != "/data/search/")
+        .count()
+}
+
+/// One record of `kind` read through the connector.
+async fn first(
+    conn: &CloseConnector,
+    kind: ObjectKind,
+    wanted: impl Fn(&Record) -> bool,
+) -> Record {
+    let changes = run(conn, kind, None).await;
+    let id = upserts(&changes)
+        .into_iter()
+        .find(|r| wanted(r))
+        .and_then(|r| r.id().map(str::to_string))
+        .expect("a seeded record");
+    conn.get(kind, &id).await.expect("get")
+}
+
+/// Which seeded record a test wants.
+type Pick = Box<dyn Fn(&Record) -> bool>;
+
+#[tokio::test]
+async fn a_record_read_and_written_back_unchanged_changes_nothing() {
+    let sb = sandbox(3).await;
+    let conn = CloseConnector::new(client(&sb, "k"));
+    let call =
+        |r: &Record| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Call);
+    let picks: [(ObjectKind, Pick); 5] = [
+        (ObjectKind::Company, Box::new(|_| true)),
+        (
+            ObjectKind::Person,
+            Box::new(
+                |r| matches!(r, Record::Person(p) if !p.emails.is_empty() && !p.phones.is_empty()),
+            ),
+        ),
+        (ObjectKind::Deal, Box::new(|_| true)),
+        (ObjectKind::Activity, Box::new(call)),
+        (
+            ObjectKind::Activity,
+            Box::new(
+                |r| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Note),
+            ),
+        ),
+    ];
+    for (kind, wanted) in picks {
+        let before = first(&conn, kind, wanted).await;
+        sb.reset_stats();
+        let out = conn.update(vec![before.clone()]).await;
+        assert_eq!(out.succeeded().count(), 1, "{kind}: {:?}", out.results);
+        assert_eq!(writes(&sb), 0, "{kind}: an unchanged record sends nothing");
+        let id = before.id().expect("id");
+        let after = conn.get(kind, id).await.unwrap();
+        assert_eq!(after, before, "{kind}: every field the same");
+    }
+}
+
+#[tokio::test]
+async fn a_patched_contact_keeps_its_emails_and_phones() {
+    // Needs a sandbox whose PUT is partial on contacts too (Close's is, A3).
+    let sb = sandbox(2).await;
+    let conn = CloseConnector::new(client(&sb, "k"));
+    let Record::Person(mut p) = first(
+        &conn,
+        ObjectKind::Person,
+        |r| matches!(r, Record::Person(p) if !p.emails.is_empty() && !p.phones.is_empty()),
+    )
+    .await
+    else {
+        panic!("person")
+    };
+    let (emails, phones) = (p.emails.clone(), p.phones.clone());
+    p.title = Some("Chief Patch Officer".into());
+    let id = p.id.clone().unwrap();
+    sb.reset_stats();
+    let out = conn.update(vec![Record::Person(p)]).await;
+    assert_eq!(out.succeeded().count(), 1, "{:?}", out.results);
+    assert_eq!(writes(&sb), 1);
+    let Record::Person(now) = conn.get(ObjectKind::Person, &id).await.unwrap() else {
+        panic!("person")
+    };
+    assert_eq!(now.title.as_deref(), Some("Chief Patch Officer"));
+    assert_eq!(
+        (now.emails, now.phones),
+        (emails, phones),
+        "lists untouched"
+    );
+}
+
+#[tokio::test]
+async fn updates_send_only_what_changed() {
+    let sb = sandbox(2).await;
+    let conn = CloseConnector::new(client(&sb, "k"));
+    // Without `raw`, only the fields that are set go out: nothing is emptied.
+    let Record::Company(lead) = first(&conn, ObjectKind::Company, |_| true).await else {
+        panic!("company")
+    };
+    let bare = Company {
+        id: lead.id.clone(),
+        description: Some("Patched from a bare record".into()),
+        ..Company::default()
+    };
+    let out = conn.update(vec![Record::Company(bare)]).await;
+    assert_eq!(out.succeeded().count(), 1, "{:?}", out.results);
+    let Record::Company(now) = conn
+        .get(ObjectKind::Company, lead.id.as_deref().unwrap())
+        .await
+        .unwrap()
+    else {
+        panic!("company")
+    };
+    assert_eq!(
+        now.description.as_deref(),
+        Some("Patched from a bare record")
+    );
+    assert_eq!((now.name, now.url), (lead.name, lead.url));
+
+    // A deal whose name was read from its lead keeps an empty note: nothing is copied over.
+    let c = client(&sb, "k");
+    let opp: Opportunity = c
+        .opportunities()
+        .create(&json!({"lead_id": lead.id, "note": ""}))
+        .await
+        .unwrap();
+    let before = conn.get(ObjectKind::Deal, &opp.id).await.unwrap();
+    conn.update(vec![before]).await;
+    let stored: Opportunity = c.opportunities().get(&opp.id).await.unwrap();
+    assert_eq!(stored.note.as_deref().unwrap_or(""), "");
+
+    // Clearing is explicit: a Patch::Clear, or a field the caller emptied after reading it.
+    let lead_id = lead.id.unwrap();
+    c.leads()
+        .update(
+            &lead_id,
+            &LeadFields {
+                url: Patch::Clear,
+                ..LeadFields::default()
+            },
+        )
+        .await
+        .unwrap();
+    let Record::Company(cleared) = conn.get(ObjectKind::Company, &lead_id).await.unwrap() else {
+        panic!("company")
+    };
+    assert_eq!(cleared.url, None);
+    assert_eq!(
+        cleared.description.as_deref(),
+        Some("Patched from a bare record")
+    );
+}
+
+#[tokio::test]
+async fn the_change_feed_sees_every_change_made_while_it_runs() {
+    let sb = sandbox(0).await;
+    let c = client(&sb, "k");
+    let conn = CloseConnector::new(c.clone()).with_page_size(7);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let lead: crmkit_close::Lead = c
+            .leads()
+            .create(&super::named(&format!("Feed {i}")))
+            .await
+            .unwrap();
+        ids.push(lead.id);
+    }
+    // Run 1, changing records between its pages: updates of read and unread records,
+    // creations and deletions.
+    let mut feed = conn.changes(ObjectKind::Company, None);
+    let mut first_run = Vec::new();
+    let mut created = Vec::new();
+    let (updated, deleted) = (
+        vec![ids[0].clone(), ids[20].clone()],
+        vec![ids[1].clone(), ids[25].clone()],
+    );
+    while let Some(change) = feed.try_next().await.unwrap() {
+        if first_run.len() == 8 {
+            for id in &updated {
+                c.leads()
+                    .update(id, &json!({"name": format!("Renamed {id}")}))
+                    .await
+                    .unwrap();
+            }
+            for id in &deleted {
+                c.leads().delete(id).await.unwrap();
+            }
+            for i in 0..3 {
+                let lead: crmkit_close::Lead = c
+                    .leads()
+                    .create(&super::named(&format!("Late {i}")))
+                    .await
+                    .unwrap();
+                created.push(lead.id);
+            }
+        }
+        first_run.push(change);
+    }
+    drop(feed);
+    let cursor = first_run.last().unwrap().cursor().clone();
+    let second_run = run(&conn, ObjectKind::Company, Some(cursor)).await;
+
+    let seen: HashMap<String, String> = upserts(&first_run)
+        .into_iter()
+        .chain(upserts(&second_run))
+        .filter_map(|r| match r {
+            Record::Company(c) => Some((c.id.clone()?, c.name.clone())),
+            _ => None,
+        })
+        .collect();
+    for id in ids
+        .iter()
+        .chain(&created)
+        .filter(|id| !deleted.contains(id))
+    {
+        assert!(seen.contains_key(id), "{id} was never seen");
+    }
+    for id in &updated {
+        let renamed = upserts(&second_run).into_iter().any(|r| {
+            r.id() == Some(id.as_str())
+                && matches!(r, Record::Company(c) if c.name.starts_with("Renamed"))
+        });
+        assert!(renamed, "the update of {id} is seen by the next run");
+    }
+    let tombstones: HashSet<&str> = second_run
+        .iter()
+        .filter_map(|c| match c {
+            Change::Deleted { record, .. } => Some(record.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    for id in &deleted {
+        assert!(
+            tombstones.contains(id.as_str()),
+            "{id} comes out as a tombstone"
+        );
+    }
+    // A cursor from another connector is refused, not misread.
+    let e = conn
+        .changes(ObjectKind::Company, Some(ChangeCursor("2024-01-01".into())))
+        .try_next()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+}
+
+#[tokio::test]
+async fn activities_without_a_unified_form_are_reported_not_fatal() {
+    let sb = sandbox(2).await;
+    let c = client(&sb, "k");
+    let leads: Vec<crmkit_close::Lead> = c.leads().list().stream().try_collect().await.unwrap();
+    let lead_id = leads[0].id.clone();
+    let sms = c
+        .raw(&ApiRequest::post(
+            "activity/sms/",
+            json!({"lead_id": lead_id, "text": "hi", "status": "inbox", "direction": "inbound"}),
+        ))
+        .await
+        .unwrap();
+    let sms_id = sms["id"].as_str().unwrap().to_string();
+    let conn = CloseConnector::new(c);
+    let changes = run(&conn, ObjectKind::Activity, None).await;
+    let skipped: Vec<(&str, &str)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Skipped { record, reason, .. } => Some((record.id.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|(id, reason)| *id == sms_id && reason.contains("SMS")),
+        "{skipped:?}"
+    );
+    assert!(
+        upserts(&changes).len() >= 4,
+        "the mappable activities still come out"
+    );
+}
+
+#[tokio::test]
+async fn a_marked_create_interrupted_and_repeated_creates_once() {
+    let sb = sandbox(0).await;
+    let c = client(&sb, "k");
+    let cf: Value = c
+        .raw(&ApiRequest::post(
+            "custom_field/lead/",
+            json!({"name": "crmkit marker", "type": "text"}),
+        ))
+        .await
+        .unwrap();
+    let cf_id = cf["id"].as_str().unwrap().to_string();
+    let conn = CloseConnector::new(c.clone()).with_marker_field_for(ObjectKind::Company, &cf_id);
+    let marked = |name: &str| Marked {
+        record: Record::Company(Company {
+            name: name.into(),
+            ..Company::default()
+        }),
+        marker: "hubspot:company:42".into(),
+    };
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "hubspot:company:42")
+            .await
+            .unwrap(),
+        None
+    );
+    let first = conn.create_marked(vec![marked("Acme")]).await;
+    let first_ref = first.results[0].as_ref().unwrap().clone();
+    // The sync restarts after the create and sends it again.
+    let again = conn.create_marked(vec![marked("Acme")]).await;
+    assert_eq!(again.results[0].as_ref().unwrap(), &first_ref);
+    assert_eq!(sb.count("lead"), 1);
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "hubspot:company:42")
+            .await
+            .unwrap(),
+        Some(first_ref)
+    );
+    // Without a marker field the contract says so instead of creating blindly.
+    let plain = CloseConnector::new(c);
+    let e = plain.create_marked(vec![marked("Other")]).await;
+    assert_eq!(e.results[0].as_ref().unwrap_err().kind(), ErrorKind::Config);
+    assert_eq!(sb.count("lead"), 1);
+}
+
+#[tokio::test]
+async fn batch_writes_report_per_record_in_input_order() {
+    let sb = sandbox(1).await;
+    let conn = CloseConnector::new(client(&sb, "k"));
+    let good = |n: &str| {
+        Record::Company(Company {
+            name: n.into(),
+            ..Company::default()
+        })
+    };
+    let out = conn
+        .update(vec![
+            good("no id"),
+            Record::Company(Company {
+                id: Some("lead_doesnotexist00000000".into()),
+                name: "x".into(),
+                ..Company::default()
+            }),
+        ])
+        .await;
+    let errors: Vec<_> = out.failed().collect();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0].1.kind(), ErrorKind::Validation);
+    assert!(errors[0].1.to_string().contains("no id"), "{}", errors[0].1);
+    assert_eq!(errors[1].1.kind(), ErrorKind::NotFound);
+    assert!(
+        errors[1].1.to_string().contains("lead_doesnotexist"),
+        "{}",
+        errors[1].1
+    );
+    let created = conn.create(vec![good("A"), good("B"), good("C")]).await;
+    let names: Vec<String> =
+        futures::stream::iter(created.succeeded().cloned().collect::<Vec<RecordRef>>())
+            .then(|r| {
+                let conn = conn.clone();
+                async move { conn.get(r.object, &r.id).await.unwrap() }
+            })
+            .map(|r| match r {
+                Record::Company(c) => c.name,
+                _ => String::new(),
+            })
+            .collect()
+            .await;
+    assert_eq!(names, ["A", "B", "C"]);
+    assert_eq!(created.results[0].as_ref().unwrap().crm, Crm::Close);
+}
+
+#[tokio::test]
+async fn find_activity_takes_one_call() {
+    let sb = sandbox(2).await;
+    let c = client(&sb, "k");
+    let conn = CloseConnector::new(c.clone());
+    let meeting = first(
+        &conn,
+        ObjectKind::Activity,
+        |r| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Meeting),
+    )
+    .await;
+    sb.reset_stats();
+    let (collection, found) = c.find_activity(meeting.id().unwrap()).await.unwrap();
+    assert_eq!(collection, "activity/meeting/");
+    assert_eq!(found["id"], meeting.id().unwrap());
+    assert_eq!(
+        sb.stats().requests.len(),
+        1,
+        "one request, whatever the type"
+    );
+    let e = c.find_activity("acti_doesnotexist0000").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn contacts_list_past_the_skip_ceiling() {
+    let sb = CloseSandbox::builder()
+        .seed(5)
+        .leads(40)
+        .max_skip(20)
+        .start()
+        .await
+        .unwrap();
+    // Contacts page by keyset over /data/search/: no offsets, so no ceiling to meet.
+    let c = client(&sb, "k");
+    let contacts: Vec<Contact> = c
+        .contacts()
+        .list()
+        .limit(10)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    let unique: HashSet<&str> = contacts.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(contacts.len(), sb.count("contact"));
+    assert_eq!(unique.len(), contacts.len(), "no duplicates");
+    assert!(contacts.len() > 30);
+}
+
+#[tokio::test]
+async fn opportunities_learn_the_skip_ceiling_from_the_server() {
+    // Needs a sandbox whose 400 names the ceiling as Close's does ("max_skip = N").
+    let sb = CloseSandbox::builder()
+        .seed(5)
+        .leads(40)
+        .max_skip(20)
+        .start()
+        .await
+        .unwrap();
+    let c = client(&sb, "k");
+    let opps: Vec<Opportunity> = c
+        .opportunities()
+        .list()
+        .limit(10)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    let unique: HashSet<&str> = opps.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(opps.len(), sb.count("opportunity"));
+    assert_eq!(unique.len(), opps.len(), "no duplicates");
+    assert!(opps.len() > 30, "{}", opps.len());
+}
+
+#[tokio::test]
+async fn the_sandbox_root_works_as_base_url_and_a_wrong_one_says_so() {
+    let sb = sandbox(1).await;
+    let root = Client::builder()
+        .api_key(SecretString::from("k"))
+        .base_url(sb.base_url())
+        .build()
+        .unwrap();
+    root.me()
+        .await
+        .expect("the server root is completed to the API root");
+    let wrong = Client::builder()
+        .api_key(SecretString::from("k"))
+        .base_url(format!("{}/v2/", sb.base_url().trim_end_matches('/')))
+        .retry(super::fast_retry())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let e = wrong.me().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("base URL is probably wrong"), "{e}");
+}

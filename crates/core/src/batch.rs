@@ -1,0 +1,194 @@
+//! Batch fan-out with per-record outcomes: a batch never fails as a whole, each record
+//! succeeds or fails on its own, results come back in input order, and every error names the
+//! record it belongs to.
+//!
+//! [`each`] runs one write per record with bounded concurrency (Close has no batch
+//! endpoints); [`chunked`] runs one request per chunk for CRMs that have them (HubSpot's
+//! `batch/create`, Salesforce composite), spreading a whole-chunk failure over its records.
+
+use std::future::Future;
+
+use futures::stream::{self, StreamExt};
+
+use crate::error::{Error, Result};
+
+/// Names the record an error belongs to, unless the error already names one.
+fn name(e: Error, label: &str) -> Error {
+    if e.record().is_some() {
+        e
+    } else {
+        e.with_record(label)
+    }
+}
+
+/// A copy of `e` for one record of a chunk that failed as a whole (errors are not `Clone`:
+/// they may hold a source).
+fn copy_for(e: &Error, label: &str) -> Error {
+    let mut c = Error::new(e.kind(), e.message()).with_record(label);
+    if let Some(crm) = e.crm() {
+        c = c.with_crm(crm);
+    }
+    if let Some(s) = e.status() {
+        c = c.with_status(s);
+    }
+    if let Some(w) = e.retry_after() {
+        c = c.with_retry_after(w);
+    }
+    c.with_field_errors(e.field_errors().to_vec())
+}
+
+/// Runs `write` on every item, at most `concurrency` at once; one result per item, in input
+/// order. `label` describes an item for its error (`company "Acme"`).
+pub async fn each<I, T, L, F, Fut>(
+    items: Vec<I>,
+    concurrency: usize,
+    label: L,
+    write: F,
+) -> Vec<Result<T>>
+where
+    L: Fn(&I) -> String,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    stream::iter(items.into_iter().map(|item| {
+        let l = label(&item);
+        let fut = write(item);
+        async move { fut.await.map_err(|e| name(e, &l)) }
+    }))
+    .buffered(concurrency.max(1))
+    .collect()
+    .await
+}
+
+/// Splits `items` into chunks of `chunk_size`, runs `write` on each chunk (at most
+/// `concurrency` at once), and flattens the per-record results in input order. A chunk that
+/// fails as a whole, or answers with the wrong number of results, fails each of its records.
+pub async fn chunked<I, T, L, F, Fut>(
+    items: Vec<I>,
+    chunk_size: usize,
+    concurrency: usize,
+    label: L,
+    write: F,
+) -> Vec<Result<T>>
+where
+    L: Fn(&I) -> String,
+    F: Fn(Vec<I>) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<T>>>>,
+{
+    let size = chunk_size.max(1);
+    let mut chunks: Vec<(Vec<String>, Vec<I>)> = Vec::new();
+    for item in items {
+        match chunks.last_mut() {
+            Some((labels, chunk)) if chunk.len() < size => {
+                labels.push(label(&item));
+                chunk.push(item);
+            }
+            _ => chunks.push((vec![label(&item)], vec![item])),
+        }
+    }
+    let per_chunk: Vec<Vec<Result<T>>> = stream::iter(chunks.into_iter().map(|(labels, chunk)| {
+        let fut = write(chunk);
+        async move {
+            match fut.await {
+                Ok(results) if results.len() == labels.len() => results
+                    .into_iter()
+                    .zip(&labels)
+                    .map(|(r, l)| r.map_err(|e| name(e, l)))
+                    .collect(),
+                Ok(results) => {
+                    let e = Error::bad_response(format!(
+                        "the batch answered {} results for {} records",
+                        results.len(),
+                        labels.len()
+                    ));
+                    labels.iter().map(|l| Err(copy_for(&e, l))).collect()
+                }
+                Err(e) => labels.iter().map(|l| Err(copy_for(&e, l))).collect(),
+            }
+        }
+    }))
+    .buffered(concurrency.max(1))
+    .collect()
+    .await;
+    per_chunk.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn each_keeps_input_order_bounds_concurrency_and_names_failures() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let results = each(
+            (0..20u64).collect(),
+            3,
+            |i| format!("record {i}"),
+            |i| {
+                let (running, peak) = (running.clone(), peak.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    // Later items finish first, so order must come from the fan-out.
+                    tokio::time::sleep(Duration::from_millis(20 - i)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    if i % 7 == 3 {
+                        Err(Error::new(ErrorKind::Validation, "rejected"))
+                    } else {
+                        Ok(i * 10)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(results.len(), 20);
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v, i as u64 * 10),
+                Err(e) => {
+                    assert_eq!(i % 7, 3);
+                    assert_eq!(e.record(), Some(format!("record {i}").as_str()));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_spreads_a_chunk_failure_over_its_records_only() {
+        let results: Vec<Result<usize>> = chunked(
+            (0..7usize).collect(),
+            3,
+            2,
+            |i| format!("r{i}"),
+            |chunk: Vec<usize>| async move {
+                if chunk.contains(&4) {
+                    Err(Error::new(ErrorKind::Transient, "batch endpoint down").with_status(503))
+                } else if chunk.contains(&6) {
+                    Ok(vec![])
+                } else {
+                    Ok(chunk.into_iter().map(Ok).collect())
+                }
+            },
+        )
+        .await;
+        assert_eq!(results.len(), 7);
+        assert_eq!(results[0].as_ref().ok(), Some(&0));
+        assert_eq!(results[2].as_ref().ok(), Some(&2));
+        for (i, r) in results.iter().enumerate().take(6).skip(3) {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Transient);
+            assert_eq!(e.status(), Some(503));
+            assert_eq!(e.record(), Some(format!("r{i}").as_str()));
+        }
+        assert_eq!(
+            results[6].as_ref().unwrap_err().kind(),
+            ErrorKind::BadResponse
+        );
+    }
+}
