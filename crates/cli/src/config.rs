@@ -59,6 +59,11 @@ impl Settings {
 
     /// A Close client from these settings.
     pub fn close_client(&self) -> Result<crmkit_close::Client> {
+        self.close_builder()?.build()
+    }
+
+    /// A Close client builder from these settings, for adding to before building.
+    pub fn close_builder(&self) -> Result<crmkit_close::ClientBuilder> {
         let key = self.close.api_key.clone().ok_or_else(|| {
             Error::config("no Close API key: set CLOSE_API_KEY (environment or .env) or [close] api_key in crmkit.toml")
         })?;
@@ -66,6 +71,6 @@ impl Settings {
         if let Some(u) = &self.close.base_url {
             b = b.base_url(u.clone());
         }
-        b.build()
+        Ok(b)
     }
 }

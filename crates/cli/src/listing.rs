@@ -12,15 +12,18 @@ use serde_json::Value;
 use crate::failure::Failure;
 use crate::output::{Format, Printer};
 use crate::progress::Progress;
+use crate::waits::Waits;
 
 /// Prints each record of `stream` as it comes, at most `max`; `what` names them in the
-/// progress line. Returns how many were printed.
+/// progress line, which also shows the waits of the client that `waits` observes. Returns
+/// how many were printed.
 pub async fn print_stream(
     mut stream: BoxStream<'_, Result<Value>>,
     cols: &'static [&'static str],
     format: Format,
     max: Option<usize>,
     what: &str,
+    waits: &Waits,
 ) -> std::result::Result<usize, Failure> {
     let stdout = std::io::stdout();
     // When the records themselves scroll by on the terminal they are the progress; a bar
@@ -28,7 +31,7 @@ pub async fn print_stream(
     let progress = if stdout.is_terminal() {
         Progress::hidden()
     } else {
-        Progress::counter(what)
+        Progress::counter(what, waits)
     };
     let mut printer = Printer::list(BufWriter::new(stdout), cols, format)?;
     let mut printed = 0;
@@ -55,14 +58,15 @@ pub async fn print_stream(
 /// How long a page may take before the progress line says that it is waiting.
 const PATIENCE: Duration = Duration::from_secs(1);
 
-/// Awaits `next`, noting on the progress line when it takes longer than [`PATIENCE`]: the
-/// transport is then waiting on a rate budget, a retry pause or a slow answer.
+/// Awaits `next`, noting on the progress line when it takes longer than [`PATIENCE`]. A
+/// rate-limit wait or retry pause shows itself (the client reports it) over this note, so
+/// what the note stands for is the server taking its time.
 async fn patiently<T>(next: impl Future<Output = T>, progress: &Progress) -> T {
     let mut next = std::pin::pin!(next);
     tokio::select! {
         out = &mut next => out,
         () = tokio::time::sleep(PATIENCE) => {
-            progress.note("waiting (rate limit, retry or a slow answer)");
+            progress.note("waiting for the answer");
             let out = next.await;
             progress.note("");
             out

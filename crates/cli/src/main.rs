@@ -11,8 +11,11 @@
 //! | `csv` | the main fields with a header row |
 //!
 //! While stdout goes to a file or a pipe and stderr is a terminal, stderr shows a running
-//! count with the rate, and notes when a page takes more than a second (a rate-limit wait,
-//! a retry or a slow answer). A closed pipe (`| head`) ends the command quietly.
+//! count with the rate. While the client holds a request back it says so, counting down:
+//! `waiting 3.2 s for the rate limit (GET lead/)` or `retrying after 503 in 1.0 s (GET
+//! lead/)`; a page that takes more than a second otherwise shows `waiting for the answer`.
+//! Benchmarks, whose totals are known, draw a bar with the time left. A closed pipe
+//! (`| head`) ends the command quietly.
 //! `crmkit completions bash|zsh|fish|powershell|elvish` prints a completion script.
 //!
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
@@ -25,6 +28,7 @@ mod failure;
 mod listing;
 mod output;
 mod progress;
+mod waits;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +44,7 @@ use serde_json::Value;
 use config::Settings;
 use failure::Failure;
 use output::{Format, Printer};
+use waits::Waits;
 
 /// What a command ends with.
 type Outcome = std::result::Result<(), Failure>;
@@ -285,7 +290,11 @@ async fn run(cli: Cli) -> Outcome {
         }
         Command::Doctor => doctor(&Settings::load(&cli.config)?).await,
         Command::Close { command } => {
-            let client = Settings::load(&cli.config)?.close_client()?;
+            let waits = Waits::default();
+            let client = Settings::load(&cli.config)?
+                .close_builder()?
+                .observer(waits.observer())
+                .build()?;
             match command {
                 CloseCommand::Search { query, max, output } => {
                     let req = client
@@ -293,11 +302,11 @@ async fn run(cli: Cli) -> Outcome {
                         .await?
                         .fields("lead", SEARCH_FIELDS);
                     let leads = client.search(req);
-                    listing::print_stream(leads, output::columns("leads"), output, max, "leads")
-                        .await?;
+                    let cols = output::columns("leads");
+                    listing::print_stream(leads, cols, output, max, "leads", &waits).await?;
                     Ok(())
                 }
-                CloseCommand::Resource(r) => resource(&client, r).await,
+                CloseCommand::Resource(r) => resource(&client, r, &waits).await,
             }
         }
     }
@@ -349,7 +358,7 @@ async fn doctor(settings: &Settings) -> Outcome {
     Ok(())
 }
 
-async fn resource(client: &Client, cmd: ResourceCommand) -> Outcome {
+async fn resource(client: &Client, cmd: ResourceCommand, waits: &Waits) -> Outcome {
     let (name, args) = match cmd {
         ResourceCommand::Leads(a) => ("leads", a),
         ResourceCommand::Contacts(a) => ("contacts", a),
@@ -394,7 +403,8 @@ async fn resource(client: &Client, cmd: ResourceCommand) -> Outcome {
             for (k, v) in &args.filters {
                 builder = builder.filter(k.clone(), v.clone());
             }
-            listing::print_stream(builder.stream(), cols, args.output, args.max, name).await?;
+            let stream = builder.stream();
+            listing::print_stream(stream, cols, args.output, args.max, name, waits).await?;
         }
         Action::Get => {
             let row = client.raw(&ApiRequest::get(item().await?)).await?;

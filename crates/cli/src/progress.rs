@@ -1,14 +1,21 @@
 //! Progress on stderr: a bar when the total is known, a spinner with the running count and
 //! rate otherwise. Drawn only when stderr is a terminal, so pipes and logs stay clean.
+//!
+//! Counters and bars end with a note: the client's current rate-limit wait or retry pause
+//! (from [`Waits`]) while one lasts, else what the command itself noted.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::waits::Waits;
 
 /// A progress indicator on stderr.
 pub struct Progress {
     bar: ProgressBar,
+    note: Arc<Mutex<String>>,
 }
 
 impl Progress {
@@ -16,6 +23,7 @@ impl Progress {
     pub fn hidden() -> Self {
         Self {
             bar: ProgressBar::hidden(),
+            note: Arc::default(),
         }
     }
 
@@ -26,40 +34,46 @@ impl Progress {
             ProgressStyle::with_template(&format!("{{spinner}} {what} ({{elapsed}})"))
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        Self::ticking(bar)
+        Self::ticking(bar, Arc::default())
     }
 
-    /// A spinner counting `what` (e.g. "leads") with the rate per second.
-    pub fn counter(what: &str) -> Self {
-        let bar = ProgressBar::with_draw_target(None, target());
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{{spinner}} {{human_pos}} {what} ({{rate}}, {{elapsed}}) {{msg}}"
-            ))
-            .map(with_rate)
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    /// A spinner counting `what` (e.g. "leads") with the rate per second and the waits of
+    /// the client that `waits` observes.
+    pub fn counter(what: &str, waits: &Waits) -> Self {
+        let template = format!("{{spinner}} {{human_pos}} {what} ({{rate}}, {{elapsed}}) {{note}}");
+        Self::noted(None, &template, waits)
+    }
+
+    /// A bar of `total` steps of `what`, with the rate, the time left and the waits of the
+    /// client that `waits` observes.
+    pub fn bar(total: u64, what: &str, waits: &Waits) -> Self {
+        let template = format!(
+            "{{bar:40}} {{human_pos}}/{{human_len}} {what} ({{rate}}, {{eta}} left) {{note}}"
         );
-        Self::ticking(bar)
+        Self::noted(Some(total), &template, waits)
     }
 
-    /// A bar of `total` steps of `what`, with the rate and the time left.
-    pub fn bar(total: u64, what: &str) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(total), target());
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{{bar:40}} {{human_pos}}/{{human_len}} {what} ({{rate}}, {{eta}} left) {{msg}}"
-            ))
+    fn noted(total: Option<u64>, template: &str, waits: &Waits) -> Self {
+        let bar = ProgressBar::with_draw_target(total, target());
+        let note: Arc<Mutex<String>> = Arc::default();
+        let fallback = match total {
+            Some(_) => ProgressStyle::default_bar(),
+            None => ProgressStyle::default_spinner(),
+        };
+        let style = ProgressStyle::with_template(template)
             .map(with_rate)
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Self::ticking(bar)
+            .map(|style| with_note(style, waits.clone(), note.clone()))
+            .unwrap_or(fallback);
+        bar.set_style(style);
+        Self::ticking(bar, note)
     }
 
-    fn ticking(bar: ProgressBar) -> Self {
-        // Ticking on its own keeps the spinner and rate moving while a request waits on the
-        // rate budget or the server, which is when people wonder whether it hangs.
+    fn ticking(bar: ProgressBar, note: Arc<Mutex<String>>) -> Self {
+        // Ticking on its own keeps the spinner, the rate and a wait's countdown moving while
+        // a request waits on the rate budget or the server, which is when people wonder
+        // whether it hangs.
         bar.enable_steady_tick(Duration::from_millis(120));
-        Self { bar }
+        Self { bar, note }
     }
 
     /// Counts `n` more.
@@ -67,9 +81,11 @@ impl Progress {
         self.bar.inc(n);
     }
 
-    /// Shows `note` after the counts; an empty note clears it.
+    /// Shows `note` after the counts while the client is not waiting; an empty note clears
+    /// it.
     pub fn note(&self, note: &str) {
-        self.bar.set_message(note.to_string());
+        *self.note.lock().unwrap_or_else(|p| p.into_inner()) = note.to_string();
+        self.bar.tick();
     }
 
     /// Removes the indicator from the terminal.
@@ -93,6 +109,19 @@ fn with_rate(style: ProgressStyle) -> ProgressStyle {
         "rate",
         |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
             let _ = write!(w, "{:.0}/s", state.per_sec());
+        },
+    )
+}
+
+/// `{note}`: the client's wait while one lasts, else the command's own note.
+fn with_note(style: ProgressStyle, waits: Waits, note: Arc<Mutex<String>>) -> ProgressStyle {
+    style.with_key(
+        "note",
+        move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = match waits.note(Instant::now()) {
+                Some(wait) => w.write_str(&wait),
+                None => w.write_str(&note.lock().unwrap_or_else(|p| p.into_inner())),
+            };
         },
     )
 }

@@ -14,6 +14,7 @@ use super::rate::steady_ratio;
 use super::reference;
 use crate::failure::Failure;
 use crate::progress::Progress;
+use crate::waits::Waits;
 
 const API_KEY: &str = "bench-key";
 
@@ -42,12 +43,14 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<(), Failure> {
     let window = Duration::from_millis(args.window_ms);
     let sandbox = start(&args).await?;
+    let waits = Waits::default();
     let client = Client::builder()
         .api_key(SecretString::from(API_KEY))
         .base_url(sandbox.api_url())
         .rate_limit(args.limit, window)
+        .observer(waits.observer())
         .build()?;
-    let progress = Progress::bar(args.leads as u64, "leads through crmkit");
+    let progress = Progress::bar(args.leads as u64, "leads through crmkit", &waits);
     let started = Instant::now();
     let failures: Vec<Error> = stream::iter(0..args.leads)
         .map(|i| {
@@ -98,7 +101,8 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     // Two windows at least, so that the reference has a whole window to be measured over.
     let budget = elapsed.max(window * 2);
     let sandbox = start(&args).await?;
-    let progress = Progress::counter("leads through the reference loop");
+    // The reference loop does its own waiting, which no transport reports.
+    let progress = Progress::counter("leads through the reference loop", &Waits::default());
     let reference =
         reference::import(&sandbox.api_url(), API_KEY, args.leads, budget, &progress).await?;
     progress.done();

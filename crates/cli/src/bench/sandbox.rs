@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::progress::Progress;
+use crate::waits::Waits;
 
 /// A limit no run reaches, so only the sandbox's own speed is measured.
 const UNLIMITED: u32 = 1_000_000_000;
@@ -55,13 +56,15 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             args.leads
         )));
     }
+    let waits = Waits::default();
     let client = Client::builder()
         .api_key(SecretString::from("bench-key"))
         .base_url(sandbox.api_url())
         .rate_limit(UNLIMITED, window)
+        .observer(waits.observer())
         .build()?;
 
-    let progress = Progress::bar(args.leads as u64, "leads listed");
+    let progress = Progress::bar(args.leads as u64, "leads listed", &waits);
     let started = Instant::now();
     let mut leads = client.leads().list().stream();
     let mut seen = HashSet::with_capacity(args.leads);
