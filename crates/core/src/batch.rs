@@ -5,8 +5,12 @@
 //! [`each`] runs one write per record with bounded concurrency (Close has no batch
 //! endpoints); [`chunked`] runs one request per chunk for CRMs that have them (HubSpot's
 //! `batch/create`, Salesforce composite), spreading a whole-chunk failure over its records.
+//! [`each_unique`] is [`each`] that writes once per key, for idempotent creates where two
+//! records of one batch carry the same marker and must not race each other into two creates.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 
 use futures::stream::{self, StreamExt};
 
@@ -58,6 +62,56 @@ where
     .buffered(concurrency.max(1))
     .collect()
     .await
+}
+
+/// [`each`], but items with the same `key` are written once: the first of them is written
+/// and every item sharing its key gets that result (an error is copied and names each
+/// item). One result per item, in input order.
+pub async fn each_unique<I, K, T, KF, L, F, Fut>(
+    items: Vec<I>,
+    concurrency: usize,
+    key: KF,
+    label: L,
+    write: F,
+) -> Vec<Result<T>>
+where
+    K: Eq + Hash,
+    T: Clone,
+    KF: Fn(&I) -> K,
+    L: Fn(&I) -> String,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut first_of: HashMap<K, usize> = HashMap::new();
+    // For each item: its label and the index of the unique write it shares; for each unique
+    // write: the item that owns it (the first with its key), which gets the original result.
+    let mut slots: Vec<(String, usize)> = Vec::with_capacity(items.len());
+    let mut owners: Vec<usize> = Vec::new();
+    let mut unique: Vec<I> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let next = unique.len();
+        let at = *first_of.entry(key(&item)).or_insert(next);
+        slots.push((label(&item), at));
+        if at == next {
+            owners.push(i);
+            unique.push(item);
+        }
+    }
+    let results = each(unique, concurrency, &label, write).await;
+    let mut out: Vec<Option<Result<T>>> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, (l, at))| {
+            (owners[*at] != i).then(|| match &results[*at] {
+                Ok(v) => Ok(v.clone()),
+                Err(e) => Err(copy_for(e, l)),
+            })
+        })
+        .collect();
+    for (r, owner) in results.into_iter().zip(owners) {
+        out[owner] = Some(r);
+    }
+    out.into_iter().flatten().collect()
 }
 
 /// Splits `items` into chunks of `chunk_size`, runs `write` on each chunk (at most
@@ -157,6 +211,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn each_unique_writes_a_shared_key_once_and_answers_every_item() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let results = each_unique(
+            vec![("a", 1), ("b", 2), ("a", 3), ("bad", 4), ("bad", 5)],
+            4,
+            |(k, _)| *k,
+            |(k, n)| format!("{k}{n}"),
+            |(k, n)| {
+                let calls = calls.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    if k == "bad" {
+                        Err(Error::new(ErrorKind::Validation, "rejected"))
+                    } else {
+                        Ok(format!("{k}{n}"))
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "one write per key");
+        assert_eq!(results[0].as_ref().ok().map(String::as_str), Some("a1"));
+        assert_eq!(results[1].as_ref().ok().map(String::as_str), Some("b2"));
+        assert_eq!(results[2].as_ref().ok().map(String::as_str), Some("a1"));
+        assert_eq!(results[3].as_ref().unwrap_err().record(), Some("bad4"));
+        let copy = results[4].as_ref().unwrap_err();
+        assert_eq!(
+            (copy.kind(), copy.record()),
+            (ErrorKind::Validation, Some("bad5"))
+        );
     }
 
     #[tokio::test]

@@ -15,14 +15,23 @@
 //! - **Tombstones.** Deleted records come out as [`Change::Deleted`], from the CRM's own
 //!   deletion log, so a mirror can remove them.
 //! - **Nothing unmappable is fatal.** A record the connector cannot express in the unified
-//!   model (an SMS, a status-change activity) comes out as [`Change::Skipped`] with the
-//!   reason; the feed goes on.
+//!   model comes out as [`Change::Skipped`] with the reason and the feed goes on. The
+//!   [`SkipReason`] tells a design gap ([`SkipReason::Unmappable`]: an SMS, a status-change
+//!   activity) from a record the connector failed to read ([`SkipReason::Malformed`]: the
+//!   CRM's shape changed or the mapping has a bug), which a sync engine should alert on and
+//!   resync, because the cursor has moved past it.
 //! - **Updates are patches.** [`Connector::update`] changes only what the caller changed:
-//!   when a record carries `raw` (it was read from the CRM), only fields whose unified value
-//!   differs from what `raw` maps to are sent; without `raw`, only fields that are set
-//!   (`Some`, non-empty) are sent. Clearing is explicit: a field that `raw` had and the
-//!   record now holds as `None` (or an empty list) is sent as a clear. So a record read and
-//!   written back unchanged changes nothing.
+//!   when a record carries `raw` read from the CRM for this very record (same id), only
+//!   fields whose unified value differs from what `raw` maps to are sent; otherwise (no
+//!   `raw`, or the `raw` of another record or CRM) only fields that are set (`Some`,
+//!   non-empty) are sent. Clearing is explicit: a typed field that `raw` had and the record
+//!   now holds as `None` (or an empty list) is sent as a clear; a custom field is cleared
+//!   only when its key is present in `custom` with `Value::Null`. A custom field missing
+//!   from `custom` is left as it is, so a record built from another CRM's fields with only
+//!   some custom fields mapped never wipes the others. A record read (through
+//!   [`Connector::get`] or the change feed) and written back unchanged sends nothing. An
+//!   update with nothing to send is a success without a request, so it does not check that
+//!   the id exists.
 //! - **Per-record batch outcomes.** Writes take many records and answer one result per
 //!   record in input order ([`BatchOutcome`]); one bad record never fails the others, and
 //!   each error names its record.
@@ -30,7 +39,10 @@
 //!   external id such as the source record's id) with each new record and first looks the
 //!   marker up, so a sync interrupted after a create finds the record instead of creating it
 //!   twice. [`Connector::find_by_marker`] is that lookup. Where the marker lives is the
-//!   connector's choice (an external-id field, or a configured custom field).
+//!   connector's choice (an external-id field, or a configured custom field). Records of one
+//!   batch that share a marker are created once and all get that one result. A kind that
+//!   cannot store a marker is refused with a [`crate::ErrorKind::Config`] error, never
+//!   created without one.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -67,12 +79,13 @@ pub enum Change {
         /// Resume here to continue after this change.
         cursor: ChangeCursor,
     },
-    /// A record changed but has no unified form (an SMS, a status change); reported, not
-    /// fatal.
+    /// A record changed but was not turned into a unified record; reported, not fatal.
     Skipped {
         /// The record that was passed over.
         record: RecordRef,
-        /// Why it has no unified form.
+        /// Whether it has no unified form by design, or failed to map.
+        cause: SkipReason,
+        /// Why, in words.
         reason: String,
         /// Resume here to continue after this change.
         cursor: ChangeCursor,
@@ -98,6 +111,18 @@ impl Change {
             }
         }
     }
+}
+
+/// Why a change feed passed over a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The record has no unified form by design (an SMS, a status-change activity): expected,
+    /// nothing to do.
+    Unmappable,
+    /// The record should have mapped but could not be read (its shape changed, or the
+    /// connector has a bug): the record is missing downstream, so alert and resync.
+    Malformed,
 }
 
 /// A record to create together with its idempotency marker.

@@ -14,7 +14,7 @@ pub mod keyset;
 pub mod model;
 pub mod time;
 
-pub use connector::{BatchOutcome, Change, ChangeCursor, Connector, Marked};
+pub use connector::{BatchOutcome, Change, ChangeCursor, Connector, Marked, SkipReason};
 pub use error::{Error, ErrorKind, FieldError, Result};
 pub use model::{
     Activity, ActivityKind, Company, Crm, Deal, Money, ObjectKind, Person, Record, RecordRef,

@@ -330,6 +330,36 @@ impl Record {
         }
     }
 
+    /// The record's custom field values, keyed by the CRM's field id.
+    pub fn custom(&self) -> &CustomFields {
+        match self {
+            Record::Company(r) => &r.custom,
+            Record::Person(r) => &r.custom,
+            Record::Deal(r) => &r.custom,
+            Record::Activity(r) => &r.custom,
+        }
+    }
+
+    /// The record's custom field values, to change them.
+    pub fn custom_mut(&mut self) -> &mut CustomFields {
+        match self {
+            Record::Company(r) => &mut r.custom,
+            Record::Person(r) => &mut r.custom,
+            Record::Deal(r) => &mut r.custom,
+            Record::Activity(r) => &mut r.custom,
+        }
+    }
+
+    /// The object as the CRM returned it (`Value::Null` for a record built locally).
+    pub fn raw(&self) -> &Value {
+        match self {
+            Record::Company(r) => &r.raw,
+            Record::Person(r) => &r.raw,
+            Record::Deal(r) => &r.raw,
+            Record::Activity(r) => &r.raw,
+        }
+    }
+
     /// When the record last changed.
     pub fn updated_at(&self) -> Option<DateTime<Utc>> {
         match self {
@@ -366,6 +396,14 @@ mod tests {
     }
 
     #[test]
+    fn custom_fields_and_raw_are_reachable_on_any_record() {
+        let mut r = Record::Activity(Activity::new(ActivityKind::Note));
+        r.custom_mut().insert("cf_a".into(), Value::from(1));
+        assert_eq!(r.custom().get("cf_a"), Some(&Value::from(1)));
+        assert!(r.raw().is_null());
+    }
+
+    #[test]
     fn record_describes_itself_for_errors() {
         let c = Record::Company(Company {
             id: Some("lead_1".into()),
@@ -373,6 +411,7 @@ mod tests {
             ..Company::default()
         });
         assert_eq!(c.describe(), "company lead_1 \"Acme\"");
+        assert!(c.custom().is_empty() && c.raw().is_null());
         assert_eq!(
             RecordRef::new(Crm::Close, ObjectKind::Deal, "oppo_1").to_string(),
             "close:deal:oppo_1"
