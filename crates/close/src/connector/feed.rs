@@ -2,7 +2,7 @@
 //! upserts, and the event log for tombstones.
 
 use chrono::{DateTime, Duration, Utc};
-use crmkit_core::connector::Change;
+use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor};
 use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -81,17 +81,19 @@ fn event_time(e: &Event) -> Option<DateTime<Utc>> {
 /// One search result as a change: an upsert, or a skip when it has no unified form.
 fn to_change(kind: ObjectKind, raw: Value, cursor: ChangeCursor) -> Change {
     let id = raw["id"].as_str().unwrap_or_default().to_string();
-    let skipped = |reason: String| Change::Skipped {
+    let skipped = |cause: SkipReason, reason: String| Change::Skipped {
         record: RecordRef::new(Crm::Close, kind, id.clone()),
+        cause,
         reason,
         cursor: cursor.clone(),
     };
     if kind == ObjectKind::Activity {
         let close_type = raw["_type"].as_str().unwrap_or_default();
         if activity_kind(close_type).is_none() {
-            return skipped(format!(
-                "Close {close_type:?} activities have no unified equivalent"
-            ));
+            return skipped(
+                SkipReason::Unmappable,
+                format!("Close {close_type:?} activities have no unified equivalent"),
+            );
         }
     }
     match to_record(kind, raw) {
@@ -99,7 +101,7 @@ fn to_change(kind: ObjectKind, raw: Value, cursor: ChangeCursor) -> Change {
             record,
             cursor: cursor.clone(),
         },
-        Err(e) => skipped(e.to_string()),
+        Err(e) => skipped(SkipReason::Malformed, e.to_string()),
     }
 }
 
