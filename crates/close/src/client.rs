@@ -31,6 +31,20 @@ pub(crate) fn activity_collection(kind: &str) -> Option<String> {
         .then(|| format!("activity/{seg}/"))
 }
 
+/// `id` if it can be a Close object id in a URL path or an `id__in` list: not empty, no
+/// path, query, fragment or list separators, no whitespace. The one check every id the
+/// caller hands in goes through.
+pub(crate) fn close_id(id: &str) -> Result<&str> {
+    if id.is_empty() || id.contains([',', '/', '?', '#', '%']) || id.contains(char::is_whitespace) {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            format!("{id:?} is not a valid Close id"),
+        )
+        .with_crm(Crm::Close));
+    }
+    Ok(id)
+}
+
 /// The API root for `url`: a server root such as the sandbox's `http://127.0.0.1:8080`
 /// gets `/api/v1/` added; an API root keeps its path and gains a trailing slash.
 pub(crate) fn api_root(url: &str) -> String {
@@ -303,9 +317,7 @@ impl Client {
                 .with_crm(Crm::Close)
                 .with_record(format!("activity {id}"))
         };
-        if id.is_empty() || id.contains([',', '/', '?', '#']) {
-            return Err(not_found());
-        }
+        let id = close_id(id).map_err(|e| e.with_record(format!("activity {id}")))?;
         let page: crate::models::ListPage<Value> = self
             .json(&ApiRequest::get("activity/").query("id__in", id))
             .await?;
@@ -382,6 +394,15 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_ids_that_could_change_the_url_are_refused() {
+        assert_eq!(close_id("lead_abc123").unwrap(), "lead_abc123");
+        for bad in ["", "a/b", "a?x=1", "a#f", "a,b", "a b", "a%2F"] {
+            let e = close_id(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Validation, "{bad:?}");
+        }
+    }
 
     #[test]
     fn server_roots_gain_the_api_path() {

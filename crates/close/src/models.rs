@@ -79,9 +79,12 @@ impl<T: Serialize> Serialize for Patch<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Patch::Set(v) => v.serialize(s),
-            // `Leave` is skipped by `skip_serializing_if`; should it reach here, null is the
-            // only value that writes nothing new.
-            Patch::Leave | Patch::Clear => s.serialize_none(),
+            Patch::Clear => s.serialize_none(),
+            // `Leave` must be skipped (`skip_serializing_if = "Patch::is_leave"`); written as
+            // null it would clear the field, so a forgotten attribute fails the request.
+            Patch::Leave => Err(serde::ser::Error::custom(
+                "Patch::Leave must be skipped (skip_serializing_if = \"Patch::is_leave\"), not sent",
+            )),
         }
     }
 }
@@ -619,6 +622,16 @@ pub(crate) struct ListPage<T> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_leave_that_reaches_the_serializer_fails_instead_of_clearing() {
+        assert!(serde_json::to_value(Patch::<String>::Leave).is_err());
+        assert_eq!(
+            serde_json::to_value(Patch::<String>::Clear).unwrap(),
+            Value::Null
+        );
+        assert_eq!(serde_json::to_value(Patch::Set(3)).unwrap(), json!(3));
+    }
 
     #[test]
     fn write_payload_sends_only_set_fields_and_prefixes_custom() {
