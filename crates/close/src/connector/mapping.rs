@@ -85,9 +85,9 @@ pub(crate) fn to_record(kind: ObjectKind, raw: Value) -> Result<Record> {
         }
         ObjectKind::Deal => Record::Deal(Deal {
             id,
-            name: text(&raw["note"])
-                .or_else(|| text(&raw["lead_name"]))
-                .unwrap_or_default(),
+            // Only the opportunity's own note: a name borrowed from the lead would be written
+            // back into the note by an update. The lead's name stays in `raw["lead_name"]`.
+            name: text(&raw["note"]).unwrap_or_default(),
             amount: raw["value"]
                 .as_i64()
                 .map(|v| Money::new(v, raw["value_currency"].as_str().unwrap_or("USD"))),
@@ -150,6 +150,18 @@ mod tests {
         assert_eq!(c.custom.get("cf_a"), Some(&json!(1)));
         assert!(c.updated_at.is_some());
         assert_eq!(c.raw["id"], "lead_1");
+    }
+
+    #[test]
+    fn a_deal_without_a_note_has_no_name_borrowed_from_its_lead() {
+        let r = to_record(
+            ObjectKind::Deal,
+            json!({"id": "oppo_1", "lead_name": "Acme", "note": ""}),
+        )
+        .unwrap();
+        let Record::Deal(d) = r else { panic!("deal") };
+        assert_eq!(d.name, "");
+        assert_eq!(d.raw["lead_name"], "Acme");
     }
 
     #[test]

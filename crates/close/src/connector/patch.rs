@@ -1,13 +1,21 @@
 //! Unified records to Close write payloads, as patches: an update sends only the fields whose
 //! value differs from what the record's `raw` maps to, so a record read and written back
-//! unchanged sends nothing (Close's PUT keeps every field it is not sent, A3 "Update lead").
+//! unchanged sends nothing (Close's PUT keeps every field it is not sent, close-openapi.yml
+//! "Update lead").
+//!
+//! `raw` is the diff base only when it is this record's own Close object (`raw["id"]` equals
+//! the record's id); any other `raw` (another CRM's, another record's) is ignored and only
+//! the fields that are set are sent. A custom field is cleared only by an explicit
+//! `Value::Null` in `custom`; a key missing from `custom` is left alone. `Company::domain` is
+//! written as `url = https://{domain}` when `url` is `None`: to empty a lead's website, clear
+//! both.
 
 use crmkit_core::model::ActivityKind;
-use crmkit_core::{Error, ErrorKind, FieldError, ObjectKind, Record, Result};
+use crmkit_core::{Crm, Error, ErrorKind, FieldError, ObjectKind, Record, Result};
 use serde_json::{Map, Value, json};
 
 use super::mapping::to_record;
-use crate::client::activity_collection;
+use crate::client::{activity_collection, close_id};
 
 fn opt<T: Into<Value> + Clone>(v: &Option<T>) -> Value {
     v.clone().map_or(Value::Null, Into::into)
@@ -33,14 +41,17 @@ fn kind_of(raw: &Value, list: &str, key: &str, value: &str) -> Value {
 /// keeps details the unified model drops, such as the type of an email address.
 fn wanted(record: &Record, raw: &Value) -> Map<String, Value> {
     let mut m = Map::new();
-    let custom = match record {
+    match record {
         Record::Company(c) => {
             m.insert("name".into(), name(&c.name));
-            m.insert("url".into(), opt(&c.url));
+            let url = c
+                .url
+                .clone()
+                .or_else(|| c.domain.as_ref().map(|d| format!("https://{d}")));
+            m.insert("url".into(), opt(&url));
             m.insert("description".into(), opt(&c.description));
             // The label: Close takes `status` (a label) or `status_id` (A3 "Create lead").
             m.insert("status".into(), opt(&c.status));
-            &c.custom
         }
         Record::Person(p) => {
             m.insert("name".into(), name(&p.name));
@@ -58,7 +69,6 @@ fn wanted(record: &Record, raw: &Value) -> Map<String, Value> {
                 .collect();
             m.insert("emails".into(), emails.into());
             m.insert("phones".into(), phones.into());
-            &p.custom
         }
         Record::Deal(d) => {
             m.insert("lead_id".into(), opt(&d.company_id));
@@ -82,7 +92,6 @@ fn wanted(record: &Record, raw: &Value) -> Map<String, Value> {
                 d.close_date
                     .map_or(Value::Null, |t| t.format("%Y-%m-%d").to_string().into()),
             );
-            &d.custom
         }
         Record::Activity(a) => {
             m.insert("lead_id".into(), opt(&a.company_id));
@@ -103,10 +112,9 @@ fn wanted(record: &Record, raw: &Value) -> Map<String, Value> {
             if let Some(subject) = subject {
                 m.insert(subject.into(), opt(&a.subject));
             }
-            &a.custom
         }
-    };
-    for (k, v) in custom {
+    }
+    for (k, v) in record.custom() {
         m.insert(format!("custom.{k}"), v.clone());
     }
     m
@@ -122,19 +130,32 @@ fn is_set(v: &Value) -> bool {
     }
 }
 
-fn activity_segment(kind: ActivityKind) -> Result<&'static str> {
+/// The collection segment a new activity of `kind` is created in. Meetings have item
+/// endpoints but no create (close-openapi.yml lists no POST /activity/meeting/).
+fn create_segment(kind: ActivityKind) -> Result<&'static str> {
+    match kind {
+        ActivityKind::Meeting => Err(Error::new(
+            ErrorKind::Validation,
+            "Close has no API to create meetings (close-openapi.yml lists no POST /activity/meeting/); they come from calendar sync",
+        )
+        .with_crm(Crm::Close)),
+        other => item_segment(other),
+    }
+}
+
+/// The item collection segment of an existing activity of `kind` (`activity/{seg}/{id}/`):
+/// note, call, email and meeting (SMS has no unified kind and is reached through `raw`).
+fn item_segment(kind: ActivityKind) -> Result<&'static str> {
     match kind {
         ActivityKind::Note => Ok("note"),
         ActivityKind::Call => Ok("call"),
         ActivityKind::Email => Ok("email"),
-        ActivityKind::Meeting | ActivityKind::Task => Err(Error::new(
+        ActivityKind::Meeting => Ok("meeting"),
+        ActivityKind::Task => Err(Error::new(
             ErrorKind::Validation,
-            if kind == ActivityKind::Meeting {
-                "Close has no API to create meetings (close-openapi.yml lists no POST /activity/meeting/); they come from calendar sync"
-            } else {
-                "Close tasks are not activities; create them with Client::tasks()"
-            },
-        )),
+            "Close tasks are not activities; write them with Client::tasks()",
+        )
+        .with_crm(Crm::Close)),
     }
 }
 
@@ -162,7 +183,7 @@ pub(crate) fn create_body(record: &Record) -> Result<(String, Value)> {
             "opportunity/".to_string()
         }
         Record::Activity(a) => {
-            let seg = activity_segment(a.kind)?;
+            let seg = create_segment(a.kind)?;
             if a.kind == ActivityKind::Email {
                 // Logs a sent email; `outbox` would really send it (A3 "Email").
                 body.insert("status".into(), "sent".into());
@@ -181,66 +202,53 @@ fn item_path(record: &Record, id: &str) -> Result<String> {
         Record::Deal(_) => "opportunity/".to_string(),
         Record::Activity(a) => match a.raw["_type"].as_str().and_then(activity_collection) {
             Some(c) => c,
-            None => format!("activity/{}/", activity_segment(a.kind)?),
+            None => format!("activity/{}/", item_segment(a.kind)?),
         },
     };
     Ok(format!("{collection}{id}/"))
 }
 
-/// The item path of an update and the fields to send. With `raw`, the fields whose wanted
-/// value differs from what `raw` maps to (a field `raw` had and the record cleared is sent
-/// as a clear); without it, only the fields that are set, and custom fields explicitly set
-/// to null.
+/// `raw` if it is this record's own Close object (same id), the only `raw` that can serve as
+/// a diff base.
+fn own_raw<'a>(record: &'a Record, id: &str) -> Option<&'a Value> {
+    let raw = record.raw();
+    (raw.is_object() && raw["id"].as_str() == Some(id)).then_some(raw)
+}
+
+/// The item path of an update and the fields to send. With the record's own `raw`, the
+/// fields whose wanted value differs from what `raw` maps to (a typed field `raw` had and the
+/// record cleared is sent as a clear; a custom field only when set to null); otherwise only
+/// the fields that are set, and custom fields explicitly set to null.
 pub(crate) fn update_body(
     record: &Record,
     kind: ObjectKind,
 ) -> Result<(String, Map<String, Value>)> {
-    let id = record
-        .id()
-        .filter(|id| !id.is_empty() && !id.contains(['/', '?', '#']))
-        .ok_or_else(|| Error::new(ErrorKind::Validation, "an update needs the record's id"))?;
+    let id = record.id().ok_or_else(|| {
+        Error::new(ErrorKind::Validation, "an update needs the record's id").with_crm(Crm::Close)
+    })?;
+    let id = close_id(id)?;
     let path = item_path(record, id)?;
-    let raw = match record {
-        Record::Company(r) => &r.raw,
-        Record::Person(r) => &r.raw,
-        Record::Deal(r) => &r.raw,
-        Record::Activity(r) => &r.raw,
-    };
-    let now = wanted(record, raw);
-    let patch = if raw.is_object() {
-        let base = wanted(&to_record(kind, raw.clone())?, raw);
-        let mut patch: Map<String, Value> = now
-            .into_iter()
-            .filter(|(k, v)| base.get(k).unwrap_or(&Value::Null) != v)
-            .collect();
-        for k in base.keys().filter(|k| k.starts_with("custom.")) {
-            if !patch.contains_key(k) && !record_has_custom(record, k) {
-                patch.insert(k.clone(), Value::Null);
-            }
+    let patch = match own_raw(record, id) {
+        Some(raw) => {
+            let base = wanted(&to_record(kind, raw.clone())?, raw);
+            // Keys missing from the record's `custom` are not in `wanted`, so they are left.
+            wanted(record, raw)
+                .into_iter()
+                .filter(|(k, v)| base.get(k).unwrap_or(&Value::Null) != v)
+                .collect()
         }
-        patch
-    } else {
-        now.into_iter()
+        None => wanted(record, &Value::Null)
+            .into_iter()
             .filter(|(k, v)| is_set(v) || (k.starts_with("custom.") && v.is_null()))
-            .collect()
+            .collect(),
     };
     Ok((path, patch))
-}
-
-fn record_has_custom(record: &Record, key: &str) -> bool {
-    let id = key.trim_start_matches("custom.");
-    match record {
-        Record::Company(r) => r.custom.contains_key(id),
-        Record::Person(r) => r.custom.contains_key(id),
-        Record::Deal(r) => r.custom.contains_key(id),
-        Record::Activity(r) => r.custom.contains_key(id),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crmkit_core::model::{Company, Deal, Person};
+    use crmkit_core::model::{Activity, Company, Deal, Person};
 
     fn read(kind: ObjectKind, raw: Value) -> Record {
         to_record(kind, raw).unwrap()
@@ -285,14 +293,73 @@ mod tests {
         };
         p.emails.push("b@x.io".into());
         p.title = None;
+        // A custom field missing from the map is left; only an explicit null clears.
         p.custom.clear();
-        let (path, patch) = update_body(&Record::Person(p), ObjectKind::Person).unwrap();
+        let (path, patch) = update_body(&Record::Person(p.clone()), ObjectKind::Person).unwrap();
         assert_eq!(path, "contact/cont_1/");
         assert_eq!(
             Value::Object(patch),
-            json!({"title": null, "custom.cf_a": null,
+            json!({"title": null,
                    "emails": [{"type": "home", "email": "a@x.io"}, {"type": "office", "email": "b@x.io"}]})
         );
+        p.custom.insert("cf_a".into(), Value::Null);
+        let (_, patch) = update_body(&Record::Person(p), ObjectKind::Person).unwrap();
+        assert_eq!(patch.get("custom.cf_a"), Some(&Value::Null));
+    }
+
+    #[test]
+    fn a_raw_that_is_not_this_records_is_not_a_diff_base() {
+        // Another CRM's object, or another Close record's, would turn its fields into clears.
+        for raw in [
+            json!({"id": "12345", "properties": {"name": "Acme"}, "url": "https://acme.com"}),
+            json!({"id": "lead_other", "name": "Other", "url": "https://other.com", "custom.cf_a": 1}),
+        ] {
+            let c = Company {
+                id: Some("lead_1".into()),
+                name: "Acme".into(),
+                raw,
+                ..Company::default()
+            };
+            let (_, patch) = update_body(&Record::Company(c), ObjectKind::Company).unwrap();
+            assert_eq!(Value::Object(patch), json!({"name": "Acme"}));
+        }
+    }
+
+    #[test]
+    fn a_meeting_is_updated_without_raw_but_never_created() {
+        let mut m = Activity::new(ActivityKind::Meeting);
+        m.id = Some("acti_1".into());
+        m.body = Some("agenda".into());
+        let (path, patch) =
+            update_body(&Record::Activity(m.clone()), ObjectKind::Activity).unwrap();
+        assert_eq!(path, "activity/meeting/acti_1/");
+        assert_eq!(Value::Object(patch), json!({"note": "agenda"}));
+        let e = create_body(&Record::Activity(m)).unwrap_err();
+        assert_eq!(e.crm(), Some(Crm::Close));
+        assert!(e.to_string().contains("meetings"), "{e}");
+    }
+
+    #[test]
+    fn a_domain_without_a_url_is_written_as_the_website() {
+        let c = Company {
+            name: "Acme".into(),
+            domain: Some("acme.com".into()),
+            ..Company::default()
+        };
+        let (_, body) = create_body(&Record::Company(c)).unwrap();
+        assert_eq!(body["url"], "https://acme.com");
+    }
+
+    #[test]
+    fn an_update_without_a_usable_id_says_so() {
+        let e = update_body(&Record::Company(Company::default()), ObjectKind::Company).unwrap_err();
+        assert!(e.to_string().contains("needs the record's id"), "{e}");
+        let bad = Company {
+            id: Some("lead_1/../x".into()),
+            ..Company::default()
+        };
+        let e = update_body(&Record::Company(bad), ObjectKind::Company).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
     }
 
     #[test]
