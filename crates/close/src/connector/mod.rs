@@ -5,9 +5,19 @@
 //! (`date_updated`, id) over `/data/search/` with an upper bound fixed at the start of each
 //! run and an overlap window (default one minute) for late-indexed records; deletions come
 //! from the event log as tombstones; SMS, status-change and other activity types with no
-//! unified form are reported as [`Change::Skipped`]. Updates send only what changed. Creates
-//! can carry an idempotency marker stored in a custom field
-//! ([`CloseConnector::with_marker_field`]).
+//! unified form are reported as [`Change::Skipped`]. Updates send only what changed; an
+//! update with nothing to send makes no request and succeeds without checking that the id
+//! exists. Creates of companies, people and deals can carry an idempotency marker stored in a
+//! custom field ([`CloseConnector::with_marker_field`]); built-in activities cannot hold one
+//! (Close custom fields exist on leads, contacts, opportunities and custom activities only,
+//! developer.close.com custom fields docs), so marked activity creates are refused.
+//!
+//! A marker is looked up twice before a create: through `/data/search/` (reading the
+//! marker field back and comparing it exactly), then, because Close's search index updates
+//! asynchronously and a record created just before an interruption may not be in it yet,
+//! through the event log's `created` events of the last ten minutes, matching
+//! `data["custom.<field>"]` (close-openapi.yml /event/: `object_type` + `action` with
+//! `date_updated__gte`). Records of one batch sharing a marker are created once.
 
 mod feed;
 mod mapping;
@@ -22,17 +32,22 @@ use crmkit_core::{
     BatchOutcome, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind, Record, RecordRef,
     Result, batch,
 };
+use futures::future;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use crate::client::Client;
+use crate::client::{Client, close_id};
 use crate::filter::{Condition, Field, Query, SearchRequest};
 use crate::text_query;
+use crate::webhook::EventQuery;
 
 pub(crate) use mapping::to_record;
 
 /// Writes in flight at once for a batch; Close has no batch endpoints.
 const WRITE_CONCURRENCY: usize = 4;
+
+/// How far back the event log is read for creates the search index may not show yet.
+const RECENT_CREATES: chrono::Duration = chrono::Duration::minutes(10);
 
 /// [`Connector`] for Close.
 #[derive(Debug, Clone)]
@@ -61,21 +76,19 @@ impl CloseConnector {
         self
     }
 
-    /// Stores idempotency markers in the custom field `field_id` (`cf_…`) on every kind (a
-    /// Close shared custom field serves leads, contacts, opportunities and activities).
+    /// Stores idempotency markers of companies, people and deals in the custom field
+    /// `field_id` (`cf_…`; a Close shared custom field can serve leads, contacts and
+    /// opportunities). Activities cannot hold one: see the module docs.
     pub fn with_marker_field(mut self, field_id: &str) -> Self {
-        for kind in [
-            ObjectKind::Company,
-            ObjectKind::Person,
-            ObjectKind::Deal,
-            ObjectKind::Activity,
-        ] {
+        for kind in [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal] {
             self.markers.insert(kind, field_id.to_string());
         }
         self
     }
 
-    /// Stores idempotency markers of `kind` in the custom field `field_id`.
+    /// Stores idempotency markers of `kind` in the custom field `field_id`. For
+    /// [`ObjectKind::Activity`] marked creates are still refused: built-in activities have
+    /// no custom fields.
     pub fn with_marker_field_for(mut self, kind: ObjectKind, field_id: &str) -> Self {
         self.markers.insert(kind, field_id.to_string());
         self
@@ -89,6 +102,12 @@ impl CloseConnector {
     }
 
     fn marker_field(&self, kind: ObjectKind) -> Result<&str> {
+        if kind == ObjectKind::Activity {
+            return Err(Error::config(
+                "Close notes, calls, emails and meetings cannot hold an idempotency marker: custom fields exist on leads, contacts, opportunities and custom activities only",
+            )
+            .with_crm(Crm::Close));
+        }
         self.markers.get(&kind).map(String::as_str).ok_or_else(|| {
             Error::config(format!(
                 "no marker field for {kind}s: configure CloseConnector::with_marker_field"
@@ -118,19 +137,62 @@ impl CloseConnector {
 
     async fn create_marked_one(&self, m: Marked) -> Result<RecordRef> {
         let kind = m.record.kind();
+        let field = self.marker_field(kind)?.to_string();
         if let Some(found) = self.find_by_marker(kind, &m.marker).await? {
             return Ok(found);
         }
-        let field = self.marker_field(kind)?.to_string();
+        if let Some(found) = self.recently_created(kind, &field, &m.marker).await? {
+            return Ok(found);
+        }
         let mut record = m.record;
-        let custom = match &mut record {
-            Record::Company(r) => &mut r.custom,
-            Record::Person(r) => &mut r.custom,
-            Record::Deal(r) => &mut r.custom,
-            Record::Activity(r) => &mut r.custom,
-        };
-        custom.insert(field, Value::String(m.marker));
+        record.custom_mut().insert(field, Value::String(m.marker));
         self.create_one(record).await
+    }
+
+    /// A record of `kind` whose `created` event of the last few minutes carries `marker`,
+    /// and that still exists: the second lookup, for creates the search index lags behind.
+    async fn recently_created(
+        &self,
+        kind: ObjectKind,
+        field: &str,
+        marker: &str,
+    ) -> Result<Option<RecordRef>> {
+        let Some(collection) = collection(kind) else {
+            return Ok(None);
+        };
+        let since = chrono::Utc::now()
+            .checked_sub_signed(RECENT_CREATES)
+            .unwrap_or_default();
+        let key = format!("custom.{field}");
+        let hit = self
+            .client
+            .events(EventQuery {
+                object_type: Some(feed::object_type(kind).to_string()),
+                action: Some("created".into()),
+                date_updated_gte: Some(crmkit_core::time::format_close(since)),
+                ..EventQuery::default()
+            })
+            .try_filter(|e| {
+                future::ready(
+                    e.data[key.as_str()].as_str() == Some(marker) && e.object_id.is_some(),
+                )
+            })
+            .try_next()
+            .await?;
+        let Some(id) = hit.and_then(|e| e.object_id) else {
+            return Ok(None);
+        };
+        let id = close_id(&id)?;
+        // Created and since deleted: no longer a record to return.
+        match self
+            .client
+            .raw(&ApiRequest::get(format!("{collection}{id}/")))
+            .await
+        {
+            Ok(_) => Ok(Some(RecordRef::new(Crm::Close, kind, id))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -152,15 +214,8 @@ fn collection(kind: ObjectKind) -> Option<&'static str> {
     }
 }
 
-fn valid_id(kind: ObjectKind, id: &str) -> Result<()> {
-    if id.is_empty() || id.contains(['/', '?', '#', ',']) {
-        return Err(Error::new(
-            ErrorKind::Validation,
-            format!("{id:?} is not a valid Close id"),
-        )
-        .with_record(format!("{kind} {id}")));
-    }
-    Ok(())
+fn valid_id(kind: ObjectKind, id: &str) -> Result<&str> {
+    close_id(id).map_err(|e| e.with_record(format!("{kind} {id}")))
 }
 
 #[async_trait]
@@ -201,9 +256,11 @@ impl Connector for CloseConnector {
 
     async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
         BatchOutcome {
-            results: batch::each(
+            // Same marker, same record: one create, and both inputs get its result.
+            results: batch::each_unique(
                 records,
                 WRITE_CONCURRENCY,
+                |m| (m.record.kind(), m.marker.clone()),
                 |m| format!("{} (marker {:?})", m.record.describe(), m.marker),
                 |m| self.create_marked_one(m),
             )
@@ -213,20 +270,29 @@ impl Connector for CloseConnector {
 
     async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
         let field = self.marker_field(kind)?;
+        let ot = feed::object_type(kind);
+        // The text condition is the one documented for text fields; it may match more than
+        // the marker (words, prefixes), so the field is read back and compared exactly.
         let query = Query::and(vec![
-            Query::object_type(feed::object_type(kind)),
+            Query::object_type(ot),
             Query::field(
                 Field::CustomField {
                     custom_field_id: field.to_string(),
                 },
-                Condition::Term {
-                    values: vec![Value::String(marker.to_string())],
+                Condition::Text {
+                    mode: "phrase".into(),
+                    value: marker.to_string(),
                 },
             ),
         ]);
-        let mut req = SearchRequest::new(query);
-        req.limit = 1;
-        let hit = self.client.search(req).try_next().await?;
+        let key = format!("custom.{field}");
+        let req = SearchRequest::new(query).fields(ot, &["id", key.as_str()]);
+        let hit = self
+            .client
+            .search(req)
+            .try_filter(|v| future::ready(v[key.as_str()].as_str() == Some(marker)))
+            .try_next()
+            .await?;
         hit.map(|v| record_ref(kind, &v)).transpose()
     }
 
