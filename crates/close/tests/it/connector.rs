@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crmkit_close::{Client, CloseConnector, Contact, LeadFields, Opportunity, Patch};
-use crmkit_core::connector::Marked;
+use crmkit_core::connector::{Marked, SkipReason};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::{
     Change, ChangeCursor, Company, Connector, Crm, ErrorKind, ObjectKind, Record, RecordRef,
@@ -44,19 +44,28 @@ fn writes(sb: &RunningClose) -> usize {
         .count()
 }
 
-/// One record of `kind` read through the connector.
-async fn first(
+/// One record of `kind` as the change feed delivers it (its `raw` holds the listing fields).
+async fn from_feed(
     conn: &CloseConnector,
     kind: ObjectKind,
     wanted: impl Fn(&Record) -> bool,
 ) -> Record {
     let changes = run(conn, kind, None).await;
-    let id = upserts(&changes)
+    upserts(&changes)
         .into_iter()
         .find(|r| wanted(r))
-        .and_then(|r| r.id().map(str::to_string))
-        .expect("a seeded record");
-    conn.get(kind, &id).await.expect("get")
+        .cloned()
+        .expect("a seeded record")
+}
+
+/// One record of `kind` read through the connector's `get`.
+async fn first(
+    conn: &CloseConnector,
+    kind: ObjectKind,
+    wanted: impl Fn(&Record) -> bool,
+) -> Record {
+    let found = from_feed(conn, kind, wanted).await;
+    conn.get(kind, found.id().expect("id")).await.expect("get")
 }
 
 /// Which seeded record a test wants.
@@ -86,11 +95,24 @@ async fn a_record_read_and_written_back_unchanged_changes_nothing() {
         ),
     ];
     for (kind, wanted) in picks {
-        let before = first(&conn, kind, wanted).await;
-        sb.reset_stats();
-        let out = conn.update(vec![before.clone()]).await;
-        assert_eq!(out.succeeded().count(), 1, "{kind}: {:?}", out.results);
-        assert_eq!(writes(&sb), 0, "{kind}: an unchanged record sends nothing");
+        // Read through the change feed (what a sync engine holds) and through `get`.
+        let fed = from_feed(&conn, kind, &wanted).await;
+        let before = conn.get(kind, fed.id().expect("id")).await.unwrap();
+        for (how, record) in [("feed", fed), ("get", before.clone())] {
+            sb.reset_stats();
+            let out = conn.update(vec![record]).await;
+            assert_eq!(
+                out.succeeded().count(),
+                1,
+                "{kind} ({how}): {:?}",
+                out.results
+            );
+            assert_eq!(
+                writes(&sb),
+                0,
+                "{kind} ({how}): an unchanged record sends nothing"
+            );
+        }
         let id = before.id().expect("id");
         let after = conn.get(kind, id).await.unwrap();
         assert_eq!(after, before, "{kind}: every field the same");
@@ -165,7 +187,10 @@ async fn updates_send_only_what_changed() {
         .await
         .unwrap();
     let before = conn.get(ObjectKind::Deal, &opp.id).await.unwrap();
-    conn.update(vec![before]).await;
+    sb.reset_stats();
+    let out = conn.update(vec![before]).await;
+    assert_eq!(out.succeeded().count(), 1, "{:?}", out.results);
+    assert_eq!(writes(&sb), 0, "a deal with an empty note sends nothing");
     let stored: Opportunity = c.opportunities().get(&opp.id).await.unwrap();
     assert_eq!(stored.note.as_deref().unwrap_or(""), "");
 
@@ -300,18 +325,29 @@ async fn activities_without_a_unified_form_are_reported_not_fatal() {
     let sms_id = sms["id"].as_str().unwrap().to_string();
     let conn = CloseConnector::new(c);
     let changes = run(&conn, ObjectKind::Activity, None).await;
-    let skipped: Vec<(&str, &str)> = changes
+    let skipped: Vec<(&str, SkipReason, &str)> = changes
         .iter()
         .filter_map(|c| match c {
-            Change::Skipped { record, reason, .. } => Some((record.id.as_str(), reason.as_str())),
+            Change::Skipped {
+                record,
+                cause,
+                reason,
+                ..
+            } => Some((record.id.as_str(), *cause, reason.as_str())),
             _ => None,
         })
         .collect();
     assert!(
+        skipped.iter().any(|(id, cause, reason)| *id == sms_id
+            && *cause == SkipReason::Unmappable
+            && reason.contains("SMS")),
+        "{skipped:?}"
+    );
+    assert!(
         skipped
             .iter()
-            .any(|(id, reason)| *id == sms_id && reason.contains("SMS")),
-        "{skipped:?}"
+            .all(|(_, cause, _)| *cause == SkipReason::Unmappable),
+        "no seeded activity fails to map: {skipped:?}"
     );
     assert!(
         upserts(&changes).len() >= 4,
@@ -319,8 +355,8 @@ async fn activities_without_a_unified_form_are_reported_not_fatal() {
     );
 }
 
-#[tokio::test]
-async fn a_marked_create_interrupted_and_repeated_creates_once() {
+/// A sandbox with a text custom field on leads, and a connector keeping markers in it.
+async fn marked_setup() -> (RunningClose, Client, CloseConnector, String) {
     let sb = sandbox(0).await;
     let c = client(&sb, "k");
     let cf: Value = c
@@ -331,37 +367,123 @@ async fn a_marked_create_interrupted_and_repeated_creates_once() {
         .await
         .unwrap();
     let cf_id = cf["id"].as_str().unwrap().to_string();
-    let conn = CloseConnector::new(c.clone()).with_marker_field_for(ObjectKind::Company, &cf_id);
-    let marked = |name: &str| Marked {
+    let conn = CloseConnector::new(c.clone()).with_marker_field(&cf_id);
+    (sb, c, conn, cf_id)
+}
+
+fn marked(name: &str, marker: &str) -> Marked {
+    Marked {
         record: Record::Company(Company {
             name: name.into(),
             ..Company::default()
         }),
-        marker: "hubspot:company:42".into(),
-    };
+        marker: marker.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_marked_create_interrupted_and_repeated_creates_once() {
+    let (sb, c, conn, cf_id) = marked_setup().await;
     assert_eq!(
         conn.find_by_marker(ObjectKind::Company, "hubspot:company:42")
             .await
             .unwrap(),
         None
     );
-    let first = conn.create_marked(vec![marked("Acme")]).await;
-    let first_ref = first.results[0].as_ref().unwrap().clone();
-    // The sync restarts after the create and sends it again.
-    let again = conn.create_marked(vec![marked("Acme")]).await;
-    assert_eq!(again.results[0].as_ref().unwrap(), &first_ref);
+    // The sandbox has no "processed, then the connection dropped" fault yet: the interrupted
+    // create is simulated by creating the marked lead directly, as Close would have, and
+    // the restarted sync then sends the same create.
+    let done: Value = c
+        .raw(&ApiRequest::post(
+            "lead/",
+            json!({"name": "Acme", format!("custom.{cf_id}"): "hubspot:company:42"}),
+        ))
+        .await
+        .unwrap();
+    let done_id = done["id"].as_str().unwrap().to_string();
+    let again = conn
+        .create_marked(vec![marked("Acme", "hubspot:company:42")])
+        .await;
+    assert_eq!(again.results[0].as_ref().unwrap().id, done_id);
     assert_eq!(sb.count("lead"), 1);
+    // A marker that only contains the wanted one is not a match: values compare exactly.
+    let near = conn
+        .create_marked(vec![marked("Acme 2", "hubspot:company:4")])
+        .await;
+    let near_ref = near.results[0].as_ref().unwrap().clone();
+    assert_ne!(near_ref.id, done_id);
+    assert_eq!(sb.count("lead"), 2);
     assert_eq!(
-        conn.find_by_marker(ObjectKind::Company, "hubspot:company:42")
+        conn.find_by_marker(ObjectKind::Company, "hubspot:company:4")
             .await
             .unwrap(),
-        Some(first_ref)
+        Some(near_ref)
     );
     // Without a marker field the contract says so instead of creating blindly.
     let plain = CloseConnector::new(c);
-    let e = plain.create_marked(vec![marked("Other")]).await;
+    let e = plain
+        .create_marked(vec![marked("Other", "hubspot:company:7")])
+        .await;
     assert_eq!(e.results[0].as_ref().unwrap_err().kind(), ErrorKind::Config);
-    assert_eq!(sb.count("lead"), 1);
+    assert_eq!(sb.count("lead"), 2);
+}
+
+#[tokio::test]
+async fn a_missed_marker_is_also_looked_up_in_the_event_log_before_creating() {
+    let (sb, _c, conn, _cf) = marked_setup().await;
+    sb.reset_stats();
+    let out = conn
+        .create_marked(vec![marked("Fresh", "hubspot:company:9")])
+        .await;
+    assert_eq!(out.succeeded().count(), 1, "{:?}", out.results);
+    let paths: Vec<String> = sb
+        .stats()
+        .requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path.trim_start_matches('/')))
+        .collect();
+    let event = paths.iter().position(|p| p.starts_with("GET event/"));
+    let create = paths.iter().position(|p| p == "POST lead/");
+    assert!(
+        matches!((event, create), (Some(e), Some(c)) if e < c),
+        "the event log is read before the create: {paths:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_marker_twice_in_one_batch_creates_once() {
+    let (sb, _c, conn, _cf) = marked_setup().await;
+    let out = conn
+        .create_marked(vec![
+            marked("Acme", "sf:001"),
+            marked("Other", "sf:002"),
+            marked("Acme again", "sf:001"),
+        ])
+        .await;
+    let refs: Vec<&RecordRef> = out.succeeded().collect();
+    assert_eq!(refs.len(), 3, "{:?}", out.results);
+    assert_eq!(refs[0], refs[2]);
+    assert_ne!(refs[0], refs[1]);
+    assert_eq!(sb.count("lead"), 2);
+}
+
+#[tokio::test]
+async fn built_in_activities_cannot_carry_a_marker() {
+    let (sb, _c, conn, cf_id) = marked_setup().await;
+    let conn = conn.with_marker_field_for(ObjectKind::Activity, &cf_id);
+    let before = sb.count("activity");
+    let mut note = crmkit_core::Activity::new(crmkit_core::ActivityKind::Note);
+    note.body = Some("hello".into());
+    let out = conn
+        .create_marked(vec![Marked {
+            record: Record::Activity(note),
+            marker: "hubspot:note:1".into(),
+        }])
+        .await;
+    let e = out.results[0].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("custom fields exist on"), "{e}");
+    assert_eq!(sb.count("activity"), before, "nothing created");
 }
 
 #[tokio::test]
@@ -376,7 +498,7 @@ async fn batch_writes_report_per_record_in_input_order() {
     };
     let out = conn
         .update(vec![
-            good("no id"),
+            good("Nameless"),
             Record::Company(Company {
                 id: Some("lead_doesnotexist00000000".into()),
                 name: "x".into(),
@@ -387,7 +509,11 @@ async fn batch_writes_report_per_record_in_input_order() {
     let errors: Vec<_> = out.failed().collect();
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[0].1.kind(), ErrorKind::Validation);
-    assert!(errors[0].1.to_string().contains("no id"), "{}", errors[0].1);
+    assert!(
+        errors[0].1.to_string().contains("needs the record's id"),
+        "{}",
+        errors[0].1
+    );
     assert_eq!(errors[1].1.kind(), ErrorKind::NotFound);
     assert!(
         errors[1].1.to_string().contains("lead_doesnotexist"),
@@ -433,6 +559,31 @@ async fn find_activity_takes_one_call() {
     );
     let e = c.find_activity("acti_doesnotexist0000").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_meeting_is_updated_without_its_raw() {
+    let sb = sandbox(2).await;
+    let conn = CloseConnector::new(client(&sb, "k"));
+    let meeting = from_feed(
+        &conn,
+        ObjectKind::Activity,
+        |r| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Meeting),
+    )
+    .await;
+    let mut bare = crmkit_core::Activity::new(crmkit_core::ActivityKind::Meeting);
+    bare.id = meeting.id().map(str::to_string);
+    bare.body = Some("Agenda, rewritten".into());
+    let out = conn.update(vec![Record::Activity(bare)]).await;
+    assert_eq!(out.succeeded().count(), 1, "{:?}", out.results);
+    let Record::Activity(now) = conn
+        .get(ObjectKind::Activity, meeting.id().unwrap())
+        .await
+        .unwrap()
+    else {
+        panic!("activity")
+    };
+    assert_eq!(now.body.as_deref(), Some("Agenda, rewritten"));
 }
 
 #[tokio::test]
