@@ -152,6 +152,13 @@ pub trait Dialect: Send + Sync + 'static {
     ) -> Vec<(String, RateInfo)> {
         Vec::new()
     }
+    /// The budget a 429, or an error [`Self::error`] maps to [`ErrorKind::QuotaExhausted`],
+    /// speaks about, by name (HubSpot's 429 body names the policy that tripped). That budget
+    /// is paused, or marked used up, instead of the request's first. The default, `None`,
+    /// means the first; a name the request was not charged to also falls back to it.
+    fn limited_budget(&self, _status: u16, _headers: &HeaderMap, _body: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// Something the transport did, for progress displays and tests.
@@ -162,7 +169,7 @@ pub enum TransportEvent<'a> {
     Admitted {
         /// The request.
         request: &'a ApiRequest,
-        /// When the budgets admitted it.
+        /// The instant the budgets counted it (the same in every budget).
         at: tokio::time::Instant,
     },
     /// `request` waits `wait` for room in `budget`.
@@ -175,7 +182,7 @@ pub enum TransportEvent<'a> {
         wait: Duration,
     },
     /// `request` failed with `outcome` and is sent again after `wait` (after a 429, the
-    /// budget's pause does the waiting).
+    /// budget's pause does the waiting, so every request of that budget waits too).
     Retrying {
         /// The request.
         request: &'a ApiRequest,
@@ -222,7 +229,9 @@ impl TransportBuilder {
 
     /// Sets the budget of every endpoint group. It is a ceiling: the server's headers may
     /// slow requests down further, never speed them up beyond it. Without it, the transport
-    /// starts at the CRM's documented limit and follows what the server announces.
+    /// starts at the CRM's documented limit and follows what the server announces. Another
+    /// client of the same credential and base URL shares the budgets; the slower of their
+    /// configured quotas applies to both. A zero window is refused by [`Self::build`].
     pub fn quota(mut self, quota: Quota) -> Self {
         self.quota = quota;
         self.quota_configured = true;
@@ -262,6 +271,11 @@ impl TransportBuilder {
 
     /// Builds the transport. Clients with the same credential and base URL share budgets.
     pub fn build(self) -> Result<Transport> {
+        if self.quota.window().is_zero() {
+            return Err(Error::config(
+                "the rate-limit window must be longer than zero",
+            ));
+        }
         let base_url = format!("{}/", self.base_url.trim_end_matches('/'));
         reqwest::Url::parse(&base_url)
             .map_err(|e| Error::config(format!("invalid base URL {base_url:?}: {e}")))?;
@@ -427,6 +441,8 @@ impl Transport {
         let mut attempts = Attempts::default();
         let mut refreshed = false;
         loop {
+            // The pause a 429 put on its budget, which does this request's waiting.
+            let mut paused = None;
             // Token first: a slot is not held while the token endpoint answers.
             let credential = inner.auth.ready().await.map_err(|e| self.fail(req, e))?;
             let root = self
@@ -440,14 +456,13 @@ impl Transport {
                     wait,
                 });
             };
-            let slots = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
+            let slot = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
                 .await
                 .map_err(|e| self.fail(req, e))?;
             self.emit(&TransportEvent::Admitted {
                 request: req,
-                at: tokio::time::Instant::now(),
+                at: slot.at(),
             });
-            let budget = &budgets[primary];
             let mut builder = inner
                 .http
                 .request(req.method.clone(), &url)
@@ -471,12 +486,12 @@ impl Transport {
                             let body = body.to_vec();
                             let info = inner.dialect.rate_info(status, &headers, &body);
                             if let Some(info) = info {
-                                budget.observe_after(info, &slots[primary]);
+                                budgets[primary].observe_after(info, &slot);
                             }
                             for (name, info) in inner.dialect.budget_infos(status, &headers, &body)
                             {
-                                if let Some(i) = budgets.iter().position(|b| b.name() == name) {
-                                    budgets[i].observe_after(info, &slots[i]);
+                                if let Some(b) = budgets.iter().find(|b| b.name() == name) {
+                                    b.observe_after(info, &slot);
                                 }
                             }
                             tracing::debug!(
@@ -498,24 +513,52 @@ impl Transport {
                                     (&inner.auth, credential.generation)
                             {
                                 refreshed = true;
-                                src.invalidate(generation).await;
+                                src.invalidate(generation);
                                 continue;
                             }
-                            let hint = info
-                                .and_then(|i| i.reset)
-                                .filter(|_| status == 429)
-                                .or_else(|| retry_after(&headers));
-                            if status == 429 {
-                                budget.pause(hint.unwrap_or(Duration::from_secs(2)));
-                                if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
-                                    let err = Error::rate_limited_for(h, inner.retry.max_hint)
-                                        .with_status(429);
-                                    return Err(self.fail(req, err));
-                                }
-                            }
+                            // The longer of the two: a server may send a rate-limit reset
+                            // and a larger explicit Retry-After together.
+                            let reset = info.and_then(|i| i.reset).filter(|_| status == 429);
+                            let hint = reset.max(retry_after(&headers));
+                            let limited = inner
+                                .dialect
+                                .limited_budget(status, &headers, &body)
+                                .and_then(|name| budgets.iter().find(|b| b.name() == name))
+                                .unwrap_or(&budgets[primary]);
                             let err = inner.dialect.error(status, &headers, &body);
+                            if status == 429 {
+                                if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
+                                    limited.pause(h);
+                                    let wait = Error::rate_limited_for(h, inner.retry.max_hint);
+                                    let mut out = Error::new(
+                                        ErrorKind::RateLimited,
+                                        format!(
+                                            "{}; the server said: {}",
+                                            wait.message(),
+                                            err.message()
+                                        ),
+                                    )
+                                    .with_retry_after(h)
+                                    .with_status(429);
+                                    if let Some(b) = err.body() {
+                                        out = out.with_body(b.clone());
+                                    }
+                                    return Err(self.fail(req, out));
+                                }
+                                // Never a zero pause: a `Retry-After: 0` or `reset=0` retried
+                                // at once would spend every retry in a few milliseconds.
+                                let pause = hint.unwrap_or_default().max(retry::backoff(
+                                    &inner.retry,
+                                    attempts.rate_limited,
+                                    fastrand::f64(),
+                                ));
+                                limited.pause(pause);
+                                paused = Some(pause);
+                            }
                             if err.kind() == ErrorKind::QuotaExhausted {
-                                // The dialect knows a daily quota is spent: no retry helps.
+                                // The dialect knows a quota is spent: no retry helps, and
+                                // later requests fail here instead of being refused there.
+                                limited.exhaust(err.retry_after().or(hint));
                                 return Err(self.fail(req, err.with_status(status)));
                             }
                             let err = match hint {
@@ -564,6 +607,7 @@ impl Transport {
             );
             match decision {
                 Decision::Retry(wait) => {
+                    let wait = paused.map_or(wait, |p| p.max(wait));
                     tracing::debug!(request = %req.describe(), ?outcome, ?attempts, wait_ms = wait.as_millis() as u64, "Retrying request.");
                     self.emit(&TransportEvent::Retrying {
                         request: req,
