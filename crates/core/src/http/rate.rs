@@ -22,8 +22,9 @@
 //! the budgets cannot admit the request within the caller's maximum wait, and also when its
 //! turn in a budget's queue does not come within that time. A day-long pause therefore makes
 //! each caller of that budget fail fast instead of freezing; budgets of other endpoint groups
-//! are untouched. Waiters are admitted in arrival order (a fair queue per budget) and wake
-//! with a little jitter.
+//! are untouched. Waiters of a budget are admitted in arrival order (a fair queue per
+//! budget; a request waits in the queue of the one budget it waits for, so requests that do
+//! not need that budget pass by) and wake with a little jitter.
 //!
 //! A [`BudgetKind::Daily`] budget is a counter with a fixed reset (one day after its first
 //! request, or whenever the server says): it never waits; once used up, requests fail with
@@ -686,65 +687,102 @@ async fn admit_all(
     max_wait: Duration,
     on_wait: &(dyn Fn(&str, Duration) + Send + Sync),
 ) -> Result<Slot, Error> {
-    // One fixed order (by address) for taking queues and state locks, so two requests that
-    // share budgets can never hold them crosswise.
+    // One fixed order (by address) for the state locks, so two requests that share budgets
+    // can never hold them crosswise.
     let mut order: Vec<&Budget> = budgets.to_vec();
     order.sort_by_key(|b| std::ptr::from_ref::<Budget>(b) as usize);
     order.dedup_by_key(|b| std::ptr::from_ref::<Budget>(b) as usize);
     let start = Instant::now();
     let deadline = start.checked_add(max_wait);
-    // Fail before queuing when the answer is already known.
-    round(&order, start, start, max_wait, false)?;
-    let mut turns = Vec::with_capacity(order.len());
-    for b in &order {
-        let turn = match deadline {
-            Some(d) => tokio::time::timeout_at(d, b.queue.lock()).await.map_err(|_| {
-                Error::new(
-                    ErrorKind::RateLimited,
-                    format!(
-                        "the request waited longer than the retry policy's maximum wait of {} s for its turn in the rate budget `{}`; not sent",
-                        max_wait.as_secs(),
-                        b.name
-                    ),
-                )
-                .with_retry_after(max_wait)
-            })?,
-            None => b.queue.lock().await,
-        };
-        turns.push(turn);
-    }
+    // A waiter holds the queue of the one budget it sleeps on, and only that one: requests
+    // that do not need that budget pass by, and no two waiters can hold queues crosswise.
+    // A request finding another's queue held waits its turn there, so nobody jumps the
+    // queue of a budget that others are waiting for.
+    let mut held: Option<(usize, tokio::sync::MutexGuard<'_, ()>)> = None;
     loop {
         let now = Instant::now();
-        match round(&order, start, now, max_wait, true)? {
-            None => return Ok(Slot { at: now }),
-            Some((name, wait)) => {
-                on_wait(name, wait);
-                tokio::time::sleep(wait + jitter(wait)).await;
+        let mut turns = Vec::with_capacity(order.len());
+        let mut busy = None;
+        for (i, b) in order.iter().enumerate() {
+            if held.as_ref().is_some_and(|(h, _)| *h == i) {
+                continue;
+            }
+            match b.queue.try_lock() {
+                Ok(turn) => turns.push(turn),
+                Err(_) => {
+                    busy = Some(i);
+                    break;
+                }
             }
         }
+        let blocker = match busy {
+            Some(i) => {
+                drop(turns);
+                // Fail at once when the budgets alone already say it takes too long.
+                round(&order, start, now, max_wait, false)?;
+                i
+            }
+            None => {
+                let outcome = round(&order, start, now, max_wait, true);
+                drop(turns);
+                match outcome? {
+                    None => return Ok(Slot { at: now }),
+                    Some((i, wait)) => {
+                        if held.as_ref().is_some_and(|(h, _)| *h == i) {
+                            on_wait(&order[i].name, wait);
+                            tokio::time::sleep(wait + jitter(wait)).await;
+                            continue;
+                        }
+                        i
+                    }
+                }
+            }
+        };
+        // Queue up in the blocking budget, holding nothing else meanwhile.
+        drop(held.take());
+        let queue = &order[blocker].queue;
+        let turn = match deadline {
+            Some(d) => tokio::time::timeout_at(d, queue.lock())
+                .await
+                .map_err(|_| queue_timeout(order[blocker], max_wait))?,
+            None => queue.lock().await,
+        };
+        held = Some((blocker, turn));
     }
+}
+
+fn queue_timeout(b: &Budget, max_wait: Duration) -> Error {
+    Error::new(
+        ErrorKind::RateLimited,
+        format!(
+            "the request did not get its turn in the rate budget `{}` within the retry policy's maximum wait of {} s; not sent",
+            b.name,
+            max_wait.as_secs()
+        ),
+    )
+    .with_retry_after(max_wait)
 }
 
 /// Checks every budget at `now` with all their states locked. When all admit and `admit` is
 /// set, counts the request in every one and returns `None`; otherwise returns the budget
 /// that needs the longest wait and that wait, or an error when the wait goes past the
 /// deadline or a daily budget is used up.
-fn round<'a>(
-    order: &[&'a Budget],
+fn round(
+    order: &[&Budget],
     start: Instant,
     now: Instant,
     max_wait: Duration,
     admit: bool,
-) -> Result<Option<(&'a str, Duration)>, Error> {
+) -> Result<Option<(usize, Duration)>, Error> {
     let mut states: Vec<MutexGuard<'_, State>> = order.iter().map(|b| b.lock()).collect();
-    let mut longest: Option<(&'a str, Duration)> = None;
-    for (b, s) in order.iter().zip(states.iter_mut()) {
+    let mut longest: Option<(usize, Duration)> = None;
+    for (i, (b, s)) in order.iter().zip(states.iter_mut()).enumerate() {
         match s.check(now) {
             Check::Admit => {}
             Check::Exhausted(reset) => return Err(b.exhausted(reset)),
             Check::Wait(w) => {
                 if longest.is_none_or(|(_, l)| w > l) {
-                    longest = Some((b.name.as_str(), w));
+                    longest = Some((i, w));
                 }
             }
         }

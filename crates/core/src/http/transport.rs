@@ -526,6 +526,12 @@ impl Transport {
                                 .and_then(|name| budgets.iter().find(|b| b.name() == name))
                                 .unwrap_or(&budgets[primary]);
                             let err = inner.dialect.error(status, &headers, &body);
+                            if err.kind() == ErrorKind::QuotaExhausted {
+                                // The dialect knows a quota is spent: no retry helps, and
+                                // later requests fail here instead of being refused there.
+                                limited.exhaust(err.retry_after().or(hint));
+                                return Err(self.fail(req, err.with_status(status)));
+                            }
                             if status == 429 {
                                 if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
                                     limited.pause(h);
@@ -554,12 +560,6 @@ impl Transport {
                                 ));
                                 limited.pause(pause);
                                 paused = Some(pause);
-                            }
-                            if err.kind() == ErrorKind::QuotaExhausted {
-                                // The dialect knows a quota is spent: no retry helps, and
-                                // later requests fail here instead of being refused there.
-                                limited.exhaust(err.retry_after().or(hint));
-                                return Err(self.fail(req, err.with_status(status)));
                             }
                             let err = match hint {
                                 Some(h) => err.with_retry_after(h),

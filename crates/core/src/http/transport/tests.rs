@@ -315,3 +315,108 @@ fn retry_after_never_panics() {
         assert_eq!(retry_after(&h), want, "{v}");
     }
 }
+
+/// Like HubSpot: every request counts in `all`, searches also in `search`, and everything in
+/// `daily`; a 429's body names the policy that tripped.
+struct PolicyDialect;
+
+impl Dialect for PolicyDialect {
+    fn crm(&self) -> Crm {
+        Crm::Salesforce
+    }
+    fn endpoint_group(&self, _: &ApiRequest) -> String {
+        "all".into()
+    }
+    fn rate_info(&self, _: u16, _: &HeaderMap, _: &[u8]) -> Option<RateInfo> {
+        None
+    }
+    fn error(&self, status: u16, _: &HeaderMap, body: &[u8]) -> Error {
+        if String::from_utf8_lossy(body).contains("DAILY") {
+            Error::new(ErrorKind::QuotaExhausted, "daily limit reached")
+        } else {
+            Error::new(ErrorKind::from_status(status), "test server said no")
+        }
+    }
+    fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
+        let mut specs = vec![
+            BudgetSpec::rolling("all"),
+            BudgetSpec::daily("daily", 1_000),
+        ];
+        if req.path.starts_with("search") {
+            specs.push(BudgetSpec::rolling_with(
+                "search",
+                Quota::new(100, Duration::from_secs(1)),
+            ));
+        }
+        specs
+    }
+    fn limited_budget(&self, _: u16, _: &HeaderMap, body: &[u8]) -> Option<String> {
+        let body = String::from_utf8_lossy(body);
+        if body.contains("SECONDLY") {
+            Some("search".into())
+        } else if body.contains("DAILY") {
+            Some("daily".into())
+        } else {
+            None
+        }
+    }
+}
+
+fn policy_transport(base: &str, key: &str) -> Transport {
+    Transport::builder(base, Arc::new(PolicyDialect))
+        .auth(Auth::Bearer(SecretString::from(key.to_string())))
+        .build()
+        .expect("builds")
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_budget_the_server_names_not_the_first() {
+    let (base, seen) = script(vec![
+        Answer::Headed(429, "retry-after: 1\r\n", r#"{"policyName":"SECONDLY"}"#),
+        Answer::Json(200, "{}"),
+    ])
+    .await;
+    let t = policy_transport(&base, "policy-secondly");
+    let search = {
+        let t = t.clone();
+        tokio::spawn(async move { t.send(&ApiRequest::get("search/")).await.map(|_| ()) })
+    };
+    while seen.lock().expect("log").is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = tokio::time::Instant::now();
+    t.send(&ApiRequest::get("other/"))
+        .await
+        .expect("not searched");
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "a request outside the search budget waited {:?}",
+        start.elapsed()
+    );
+    search.await.expect("task").expect("search retried");
+    assert_eq!(seen.lock().expect("log").len(), 3);
+}
+
+#[tokio::test]
+async fn a_quota_the_server_says_is_spent_fails_later_requests_locally() {
+    let (base, seen) = script(vec![Answer::Headed(
+        429,
+        "retry-after: 3600\r\n",
+        r#"{"policyName":"DAILY"}"#,
+    )])
+    .await;
+    let t = policy_transport(&base, "policy-daily");
+    for _ in 0..3 {
+        let e = t
+            .send(&ApiRequest::get("other/"))
+            .await
+            .expect_err("quota spent");
+        assert_eq!(e.kind(), ErrorKind::QuotaExhausted, "{e}");
+    }
+    assert_eq!(
+        seen.lock().expect("log").len(),
+        1,
+        "only the first was sent"
+    );
+}
