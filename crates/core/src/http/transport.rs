@@ -6,6 +6,14 @@
 //! [`ErrorKind::RateLimited`] instead of sleeping; a used-up daily quota fails with
 //! [`ErrorKind::QuotaExhausted`].
 //!
+//! After a 429 the transport pauses the budget the answer speaks about
+//! ([`Dialect::limited_budget`], by default the request's first) for the longer of the
+//! rate-limit `reset` and `Retry-After`, and never for less than the retry policy's backoff,
+//! so a `Retry-After: 0` cannot spend every retry at once. A hint longer than `max_hint`
+//! fails the request with the server's message attached. When the dialect maps an answer
+//! to [`ErrorKind::QuotaExhausted`], that budget is marked used up, so later requests fail
+//! locally instead of being sent to be refused.
+//!
 //! When an OAuth token comes with an instance URL (Salesforce), the transport sends to it,
 //! but only through the CRM's [`TransportBuilder::instance_url_policy`], which validates it:
 //! a token endpoint must not be able to send credentials anywhere it likes.
@@ -136,7 +144,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// Maps a non-2xx response to an error; the transport adds status, CRM and request.
     fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error;
     /// Every budget a request is charged to. The first is the one the response's limit
-    /// headers ([`Self::rate_info`]) and 429s speak about. The default is the request's
+    /// headers ([`Self::rate_info`]) speak about, and 429s unless
+    /// [`Self::limited_budget`] names another. The default is the request's
     /// endpoint group with the transport's configured quota; a CRM with several limits adds
     /// more (a burst window, a per-second search limit, a daily quota).
     fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
