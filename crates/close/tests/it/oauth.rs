@@ -111,7 +111,11 @@ async fn a_caller_cancelled_mid_refresh_still_leaves_the_rotated_token_stored() 
         cut.is_err(),
         "the caller was cancelled while the refresh ran"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The refresh finishes on its own; wait for it with a generous deadline, not a guess.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rotated.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(sb.stats().token_refreshes, 1, "the refresh ran to the end");
     let kept = rotated.lock().unwrap().clone();
     assert_eq!(kept.len(), 1, "on_rotate saw the rotated refresh token");

@@ -70,8 +70,83 @@ async fn twenty_tasks_stay_under_the_budget_counted_at_admission() {
     }
 }
 
+/// A server admitting `LIMIT` requests per rolling second that says so only in its legacy
+/// 429 body (`rate_window`), as Close did (recorded find_leads_rate_limit.json); it notes
+/// when it accepted each request and how many it refused.
+#[derive(Clone, Default)]
+struct WindowServer {
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    refused: Arc<AtomicU32>,
+}
+
+const LIMIT: usize = 3;
+const SERVER_WINDOW: Duration = Duration::from_secs(1);
+
+async fn windowed(
+    axum::extract::State(s): axum::extract::State<WindowServer>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let now = Instant::now();
+    let mut accepted = s.accepted.lock().unwrap();
+    let recent: Vec<Instant> = accepted
+        .iter()
+        .copied()
+        .filter(|t| now.duration_since(*t) < SERVER_WINDOW)
+        .collect();
+    if recent.len() >= LIMIT {
+        s.refused.fetch_add(1, Ordering::SeqCst);
+        let reset = SERVER_WINDOW - now.duration_since(recent[recent.len() - LIMIT]);
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({
+                "message": "API call count exceeded for this period",
+                "rate_limit": LIMIT,
+                "rate_reset": reset.as_secs_f64(),
+                "rate_window": SERVER_WINDOW.as_secs_f64(),
+            })),
+        )
+            .into_response();
+    }
+    accepted.push(now);
+    axum::Json(serde_json::json!({"id": "user_1"})).into_response()
+}
+
 #[tokio::test]
-async fn a_server_window_longer_than_configured_is_followed_without_429s() {
+async fn a_server_window_named_in_a_429_is_adopted() {
+    let server = WindowServer::default();
+    let app = axum::Router::new()
+        .route("/api/v1/me/", axum::routing::get(windowed))
+        .with_state(server.clone());
+    let addr = serve(app).await;
+    // The user believes in 3 per 200 ms; the server allows 3 per second.
+    let c = Client::builder()
+        .api_key(SecretString::from("legacy-window-key"))
+        .base_url(format!("http://{addr}/api/v1/"))
+        .rate_limit(LIMIT as u32, Duration::from_millis(200))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        c.raw(&ApiRequest::get("me/")).await.unwrap();
+    }
+    assert_eq!(
+        server.refused.load(Ordering::SeqCst),
+        1,
+        "after the first 429 the client keeps to the server's window"
+    );
+    let at = server.accepted.lock().unwrap().clone();
+    assert_eq!(at.len(), 10);
+    for run in at.windows(LIMIT + 1) {
+        assert!(
+            run[LIMIT] - run[0] >= SERVER_WINDOW,
+            "{:?}",
+            run[LIMIT] - run[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_allowing_less_than_configured_is_followed_without_429s() {
     let sb = CloseSandbox::builder()
         .rate_limit(5, Duration::from_secs(1))
         .start()

@@ -9,6 +9,12 @@
 //! dropped future), the refresh still finishes, the new token is stored, and a rotated
 //! refresh token reaches the refresher's hook. Callers that arrive meanwhile join the same
 //! refresh instead of starting another with a refresh token that may already be spent.
+//!
+//! A token is refreshed a little before it expires: a minute early, or half its lifetime
+//! early for a token that lives two minutes or less. A refresh the token endpoint refuses
+//! (an [`ErrorKind::Auth`] error such as `invalid_grant`) is final: every later call fails
+//! with that error at once, without calling the endpoint again, until the application
+//! authorizes again ([`TokenSource::reauthorize`], or a new client with the new tokens).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
@@ -65,8 +71,21 @@ pub trait TokenRefresher: Send + Sync {
 struct Current {
     token: Option<SecretString>,
     expires_at: Option<Instant>,
+    /// How long before `expires_at` the token counts as expired.
+    skew: Duration,
     generation: u64,
     instance_url: Option<String>,
+    /// The token endpoint's final refusal, returned until the app authorizes again.
+    refused: Option<Error>,
+}
+
+/// The longest a token is refreshed ahead of its expiry.
+const SKEW: Duration = Duration::from_secs(60);
+
+/// How early a token that lives `expires_in` is refreshed: a minute, or half its life for a
+/// short-lived one, so it is not refreshed on every call.
+fn skew_for(expires_in: Option<Duration>) -> Duration {
+    expires_in.map_or(SKEW, |d| SKEW.min(d / 2))
 }
 
 /// The token to use now, with what came along with it.
@@ -96,7 +115,6 @@ struct SourceState {
     current: RwLock<Current>,
     inflight: Mutex<Option<Refresh>>,
     refresher: Arc<dyn TokenRefresher>,
-    skew: Duration,
 }
 
 /// An OAuth access token that refreshes itself ahead of expiry, once for many callers.
@@ -118,29 +136,35 @@ impl TokenSource {
         initial: Option<IssuedToken>,
         refresher: Arc<dyn TokenRefresher>,
     ) -> Arc<TokenSource> {
-        let now = Instant::now();
-        let (token, expires_at, instance_url) = match initial {
-            Some(t) => (
-                Some(t.access_token),
-                t.expires_in.and_then(|d| now.checked_add(d)),
-                t.instance_url,
-            ),
-            None => (None, None, None),
+        let mut current = Current {
+            token: None,
+            expires_at: None,
+            skew: SKEW,
+            generation: 0,
+            instance_url: None,
+            refused: None,
         };
+        if let Some(t) = initial {
+            current.store(t);
+        }
         Arc::new(TokenSource {
             state: Arc::new(SourceState {
-                current: RwLock::new(Current {
-                    token,
-                    expires_at,
-                    generation: 0,
-                    instance_url,
-                }),
+                current: RwLock::new(current),
                 inflight: Mutex::new(None),
                 refresher,
-                // Refresh a little early so a token does not expire in flight.
-                skew: Duration::from_secs(60),
             }),
         })
+    }
+
+    /// Starts over after the application authorized again: forgets a final refusal and, if
+    /// given, uses `token` from now on. (The refresher must hold the new refresh token.)
+    pub fn reauthorize(&self, token: Option<IssuedToken>) {
+        let mut c = write(&self.state.current);
+        c.refused = None;
+        if let Some(t) = token {
+            c.store(t);
+            c.generation += 1;
+        }
     }
 
     /// The token to use now, and its generation (pass it to [`Self::invalidate`] on a 401).
@@ -152,7 +176,7 @@ impl TokenSource {
     pub async fn access(&self) -> Result<AccessToken> {
         let refresh = {
             let mut inflight = lock(&self.state.inflight);
-            if let Some(ready) = self.state.usable() {
+            if let Some(ready) = self.state.usable()? {
                 return Ok(ready);
             }
             match &*inflight {
@@ -180,23 +204,28 @@ impl TokenSource {
             // Cleared when the task ends in any way (even a panicking refresher), after the
             // result is stored, so a caller never sees neither.
             let _clear = ClearInflight(state.clone());
-            state.refresher.refresh().await.map(|issued| {
-                let mut c = write(&state.current);
-                c.token = Some(issued.access_token.clone());
-                c.expires_at = issued
-                    .expires_in
-                    .and_then(|d| Instant::now().checked_add(d));
-                c.generation += 1;
-                if issued.instance_url.is_some() {
-                    c.instance_url = issued.instance_url;
+            let result = state.refresher.refresh().await;
+            let mut c = write(&state.current);
+            match result {
+                Ok(issued) => {
+                    let token = issued.access_token.clone();
+                    c.store(issued);
+                    c.generation += 1;
+                    tracing::debug!(generation = c.generation, "Refreshed access token.");
+                    Ok(AccessToken {
+                        token,
+                        generation: c.generation,
+                        instance_url: c.instance_url.clone(),
+                    })
                 }
-                tracing::debug!(generation = c.generation, "Refreshed access token.");
-                AccessToken {
-                    token: issued.access_token,
-                    generation: c.generation,
-                    instance_url: c.instance_url.clone(),
+                Err(e) => {
+                    if e.kind() == ErrorKind::Auth {
+                        // Asking again with the same refresh token cannot help.
+                        c.refused = Some(e.clone());
+                    }
+                    Err(e)
                 }
-            })
+            }
         });
         async move {
             task.await.unwrap_or_else(|e| {
@@ -211,7 +240,7 @@ impl TokenSource {
     }
 
     /// Marks the token of `generation` as rejected, so the next call refreshes it.
-    pub async fn invalidate(&self, generation: u64) {
+    pub fn invalidate(&self, generation: u64) {
         let mut c = write(&self.state.current);
         if c.generation == generation {
             c.token = None;
@@ -227,18 +256,41 @@ impl Drop for ClearInflight {
     }
 }
 
+impl Current {
+    fn store(&mut self, issued: IssuedToken) {
+        self.token = Some(issued.access_token);
+        self.expires_at = issued
+            .expires_in
+            .and_then(|d| Instant::now().checked_add(d));
+        self.skew = skew_for(issued.expires_in);
+        if issued.instance_url.is_some() {
+            self.instance_url = issued.instance_url;
+        }
+    }
+}
+
 impl SourceState {
-    fn usable(&self) -> Option<AccessToken> {
+    /// The current token if it is fresh; the final refusal if the endpoint refused.
+    fn usable(&self) -> Result<Option<AccessToken>> {
         let c = read(&self.current);
-        let fresh = c
-            .expires_at
-            .is_none_or(|at| at > Instant::now() + self.skew);
-        let token = c.token.clone().filter(|_| fresh)?;
-        Some(AccessToken {
-            token,
-            generation: c.generation,
-            instance_url: c.instance_url.clone(),
-        })
+        let fresh = c.expires_at.is_none_or(|at| at > Instant::now() + c.skew);
+        if let Some(token) = c.token.clone().filter(|_| fresh) {
+            return Ok(Some(AccessToken {
+                token,
+                generation: c.generation,
+                instance_url: c.instance_url.clone(),
+            }));
+        }
+        match &c.refused {
+            Some(e) => Err(Error::new(
+                e.kind(),
+                format!(
+                    "{}; not asking the token endpoint again until the app is authorized again",
+                    e.message()
+                ),
+            )),
+            None => Ok(None),
+        }
     }
 }
 
@@ -394,8 +446,8 @@ mod tests {
         }
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         let (_, generation) = src.token().await.unwrap();
-        src.invalidate(generation).await;
-        src.invalidate(generation).await;
+        src.invalidate(generation);
+        src.invalidate(generation);
         assert_eq!(src.token().await.unwrap().0.expose_secret(), "tok-2");
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
     }
@@ -440,7 +492,7 @@ mod tests {
         assert_eq!(*lock(&r.kept), vec!["rt-1".to_string()]);
 
         // Even with nobody waiting at all, the refresh runs to the end and is stored.
-        src.invalidate(joined.generation).await;
+        src.invalidate(joined.generation);
         let cut = tokio::time::timeout(Duration::from_millis(100), src.token()).await;
         assert!(cut.is_err());
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -454,22 +506,80 @@ mod tests {
         assert_eq!(r.calls.load(Ordering::SeqCst), 2);
     }
 
-    struct Failing;
+    /// Fails with `kind` on every call, counting them.
+    struct Failing(ErrorKind, AtomicU32);
 
     #[async_trait]
     impl TokenRefresher for Failing {
         async fn refresh(&self) -> Result<IssuedToken> {
-            Err(Error::new(ErrorKind::Auth, "invalid_grant"))
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Err(Error::new(self.0, "invalid_grant"))
         }
     }
 
     #[tokio::test]
-    async fn a_failed_refresh_reaches_every_caller_and_the_next_call_tries_again() {
-        let src = TokenSource::new(None, Arc::new(Failing));
+    async fn a_refused_refresh_token_is_not_tried_again_until_reauthorized() {
+        let failing = Arc::new(Failing(ErrorKind::Auth, AtomicU32::new(0)));
+        let src = TokenSource::new(None, failing.clone());
         let (a, b) = tokio::join!(src.token(), src.token());
         assert_eq!(a.expect_err("fails").kind(), ErrorKind::Auth);
         assert_eq!(b.expect_err("fails").kind(), ErrorKind::Auth);
+        for _ in 0..5 {
+            let e = src.token().await.expect_err("still refused");
+            assert_eq!(e.kind(), ErrorKind::Auth);
+            assert!(e.to_string().contains("invalid_grant"), "{e}");
+            assert!(e.to_string().contains("authorized again"), "{e}");
+        }
+        assert_eq!(
+            failing.1.load(Ordering::SeqCst),
+            1,
+            "asked the endpoint once"
+        );
+        src.reauthorize(Some(IssuedToken::new(
+            SecretString::from("fresh"),
+            Some(Duration::from_secs(3600)),
+        )));
+        assert_eq!(src.token().await.expect("new").0.expose_secret(), "fresh");
+    }
+
+    #[tokio::test]
+    async fn a_transient_refresh_failure_is_tried_again_on_the_next_call() {
+        let failing = Arc::new(Failing(ErrorKind::Transient, AtomicU32::new(0)));
+        let src = TokenSource::new(None, failing.clone());
         assert!(src.token().await.is_err());
+        assert!(src.token().await.is_err());
+        assert_eq!(failing.1.load(Ordering::SeqCst), 2);
+    }
+
+    /// Issues tokens that live `0` long.
+    struct ShortLived(Duration, AtomicU32);
+
+    #[async_trait]
+    impl TokenRefresher for ShortLived {
+        async fn refresh(&self) -> Result<IssuedToken> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(IssuedToken::new(SecretString::from("short"), Some(self.0)))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_lived_token_is_refreshed_at_half_its_life_not_on_every_call() {
+        let r = Arc::new(ShortLived(Duration::from_secs(30), AtomicU32::new(0)));
+        let src = TokenSource::new(None, r.clone());
+        for _ in 0..5 {
+            src.token().await.expect("token");
+        }
+        assert_eq!(r.1.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(14)).await;
+        src.token().await.expect("token");
+        assert_eq!(r.1.load(Ordering::SeqCst), 1, "still fresh after 14 s");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        src.token().await.expect("token");
+        assert_eq!(
+            r.1.load(Ordering::SeqCst),
+            2,
+            "refreshed after half its life"
+        );
     }
 
     struct Panicking(AtomicU32);

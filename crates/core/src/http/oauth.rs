@@ -165,6 +165,8 @@ impl TokenEndpoint {
             hidden.push(s.expose_secret());
         }
         let mut attempts = retry::Attempts::default();
+        // Whether an earlier attempt may have reached the server and had its answer lost.
+        let mut maybe_processed = false;
         loop {
             let (outcome, hint, err) = match self.attempt(&http, &form, &hidden).await {
                 Attempt::Done(result) => return result,
@@ -186,6 +188,22 @@ impl TokenEndpoint {
                     );
                     tokio::time::sleep(wait).await;
                     attempts.record(outcome);
+                    maybe_processed |=
+                        matches!(outcome, retry::Outcome::Timeout | retry::Outcome::Dropped);
+                }
+                retry::Decision::GiveUp if maybe_processed && err.kind() == ErrorKind::Auth => {
+                    let mut e = Error::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "{}; an earlier attempt may have rotated the refresh token and its answer was lost",
+                            err.message()
+                        ),
+                    )
+                    .with_crm(self.crm);
+                    if let Some(status) = err.status() {
+                        e = e.with_status(status);
+                    }
+                    return Err(e);
                 }
                 retry::Decision::GiveUp => return Err(err),
             }
@@ -320,12 +338,21 @@ fn refusal(status: u16, body: &[u8], hidden: &[&str]) -> Error {
     Error::new(kind, message)
 }
 
-/// Blanks out every secret the server may have echoed back.
+/// Blanks out every secret the server may have echoed back, as sent or form-encoded (`+`,
+/// `%2F`), since the grant went out as a form.
 fn scrub(text: &str, hidden: &[&str]) -> String {
     hidden
         .iter()
         .filter(|h| !h.is_empty())
-        .fold(text.to_string(), |t, h| t.replace(h, "[REDACTED]"))
+        .flat_map(|h| {
+            let encoded: String = reqwest::Url::parse_with_params("x:", [("", *h)])
+                .ok()
+                .and_then(|u| u.query().map(|q| q.trim_start_matches('=').to_string()))
+                .unwrap_or_default();
+            [h.to_string(), encoded]
+        })
+        .filter(|h| !h.is_empty())
+        .fold(text.to_string(), |t, h| t.replace(&h, "[REDACTED]"))
 }
 
 /// What the token endpoint issued. `Debug` shows no token and no value of `extra`.

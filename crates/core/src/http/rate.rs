@@ -10,24 +10,34 @@
 //! - **Remaining.** When the server says `remaining=r, reset=t`, at most `r` more requests
 //!   leave before the reset, less the ones we sent after the answered request (they are in
 //!   flight and will spend that allowance). So another process spending the same key slows
-//!   us down too.
+//!   us down too. A whole-second `reset` with nothing remaining is taken as at least one
+//!   second: a server that rounds down says `reset=0` during the last second of a window.
 //! - **Pauses.** After a 429 the whole budget waits until the reset.
 //!
-//! Waiting is capped: [`Budget::acquire_within`] fails at once with
-//! [`ErrorKind::RateLimited`] (carrying the wait) when the budget cannot admit the request
-//! within the caller's maximum wait. A day-long pause therefore makes each caller of that
-//! budget fail fast instead of freezing; budgets of other endpoint groups are untouched.
-//! Waiters are admitted in arrival order (a fair queue) and wake with a little jitter.
+//! A request charged to several budgets is admitted by all of them **in one step**
+//! ([`acquire_all`]): it waits until every budget has room at the same instant, and nothing
+//! is counted anywhere until then. So a cancelled wait costs nothing, and a request never
+//! leaves uncounted in a budget it waited on. Waiting is capped by one deadline for the whole
+//! request: the call fails at once with [`ErrorKind::RateLimited`] (carrying the wait) when
+//! the budgets cannot admit the request within the caller's maximum wait, and also when its
+//! turn in a budget's queue does not come within that time. A day-long pause therefore makes
+//! each caller of that budget fail fast instead of freezing; budgets of other endpoint groups
+//! are untouched. Waiters of a budget are admitted in arrival order (a fair queue per
+//! budget; a request waits in the queue of the one budget it waits for, so requests that do
+//! not need that budget pass by) and wake with a little jitter.
 //!
-//! A [`BudgetKind::Daily`] budget counts requests per day and never waits: once used up,
-//! requests fail with [`ErrorKind::QuotaExhausted`].
+//! A [`BudgetKind::Daily`] budget is a counter with a fixed reset (one day after its first
+//! request, or whenever the server says): it never waits; once used up, requests fail with
+//! [`ErrorKind::QuotaExhausted`]. When the server reports the quota's `remaining`/`reset`,
+//! both are adopted, in either direction, so a quota the server renewed is usable at once.
 //!
-//! [`RateBudgets`] keeps the budgets of one credential by name; [`RateBudgets::shared`] hands
-//! every client built with the same credential the same budgets, so all tasks using one key
-//! draw from one allowance.
+//! [`RateBudgets`] keeps the budgets of one credential by name;
+//! [`RateBudgets::shared_configured`] hands every client built with the same credential the
+//! same budgets, so all tasks using one key draw from one allowance. When a later client of
+//! the key configures a lower quota, the shared ceiling is lowered to it (never raised).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,6 +49,18 @@ use crate::error::{Error, ErrorKind};
 pub const LONGEST_WAIT: Duration = Duration::from_secs(366 * 86_400);
 
 const DAY: Duration = Duration::from_secs(86_400);
+
+/// The shortest window a budget counts in, so a zero window cannot switch limiting off.
+const SHORTEST_WINDOW: Duration = Duration::from_millis(1);
+
+/// Most send times a budget remembers. A limit above it is not enforced by the local count
+/// (the server's `remaining` still is); this keeps memory bounded whatever a server or the
+/// user says the limit is.
+const MAX_TRACKED: usize = 100_000;
+
+/// How long a daily budget remembers send times, only to tell which requests were in flight
+/// when an answer came.
+const IN_FLIGHT_SPAN: Duration = Duration::from_secs(600);
 
 /// Seconds as a server wrote them (`1.5`, `1e300`, `-3`, `NaN`) to a wait: `None` when negative
 /// or not a number, capped at [`LONGEST_WAIT`]. Never panics, unlike `Duration::from_secs_f64`.
@@ -53,22 +75,45 @@ pub fn secs_to_duration(secs: f64) -> Option<Duration> {
     )
 }
 
-/// A rate limit: `limit` requests per `window`.
+/// A rate limit: `limit` requests per `window`. The limit is at least 1; a budget counts a
+/// zero window as one millisecond (a transport refuses it as a configuration error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
-    /// Requests allowed in one window.
-    pub limit: u32,
-    /// The window length.
-    pub window: Duration,
+    limit: u32,
+    window: Duration,
 }
 
 impl Quota {
-    /// `limit` requests per `window`.
+    /// `limit` requests per `window`; a limit of 0 is taken as 1 and a window is capped at
+    /// [`LONGEST_WAIT`].
     pub fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit: limit.max(1),
-            window,
+            window: window.min(LONGEST_WAIT),
         }
+    }
+
+    /// Requests allowed in one window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The window length.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The window a budget counts in: never zero.
+    fn counted_window(&self) -> Duration {
+        self.window.max(SHORTEST_WINDOW)
+    }
+
+    /// The slower of two quotas (fewer requests per unit of time).
+    pub fn slower(self, other: Quota) -> Quota {
+        // Compare rates without division: a.limit / a.window vs b.limit / b.window.
+        let ra = u128::from(self.limit) * other.counted_window().as_nanos();
+        let rb = u128::from(other.limit) * self.counted_window().as_nanos();
+        if rb < ra { other } else { self }
     }
 }
 
@@ -92,8 +137,8 @@ pub enum BudgetKind {
     /// At most `limit` requests in any rolling window; callers wait for room.
     #[default]
     Rolling,
-    /// At most `limit` requests per day; once used up, requests fail with
-    /// [`ErrorKind::QuotaExhausted`] instead of waiting.
+    /// At most `limit` requests per day, counted until a fixed reset; once used up, requests
+    /// fail with [`ErrorKind::QuotaExhausted`] instead of waiting.
     Daily,
 }
 
@@ -138,18 +183,32 @@ impl BudgetSpec {
     }
 }
 
-/// A request admitted by a budget. Give it back with [`Budget::release`] if the request is not
-/// sent after all.
-#[derive(Debug)]
-#[must_use = "a slot that is not sent should be released"]
+/// A request admitted by its budgets: when they counted it. Pass it to
+/// [`Budget::observe_after`] with the answer's limit headers.
+#[derive(Debug, Clone, Copy)]
 pub struct Slot {
     at: Instant,
+}
+
+impl Slot {
+    /// The instant every budget counted the request.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Allowance {
     left: u32,
     until: Instant,
+}
+
+/// A daily budget's count since its last reset.
+#[derive(Debug, Default, Clone, Copy)]
+struct Day {
+    used: u32,
+    /// When the count starts over; set by the first request or by the server.
+    ends: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -161,13 +220,16 @@ struct State {
     ceiling: Option<Quota>,
     /// What the server announced.
     server: Option<Quota>,
+    /// Send times: the rolling log (rolling budgets) or recent sends (daily budgets, for
+    /// in-flight counting only).
     sent: VecDeque<Instant>,
     allowance: Option<Allowance>,
+    day: Day,
     paused_until: Option<Instant>,
 }
 
 enum Check {
-    Admit(Instant),
+    Admit,
     Wait(Duration),
     Exhausted(Duration),
 }
@@ -179,12 +241,50 @@ impl State {
             .chain(Some(self.server.unwrap_or(self.guess)))
     }
 
-    fn longest_window(&self) -> Duration {
-        self.quotas().map(|q| q.window).max().unwrap_or_default()
+    /// The quota in force: the slowest of the ceiling and the server's (or the guess).
+    fn quota(&self) -> Quota {
+        self.quotas()
+            .reduce(Quota::slower)
+            .unwrap_or(self.server.unwrap_or(self.guess))
     }
 
-    fn check(&mut self, now: Instant, admit: bool) -> Check {
-        let keep = self.longest_window();
+    /// A daily budget's limit: the smallest any quota allows.
+    fn daily_limit(&self) -> u32 {
+        self.quotas().map(|q| q.limit).min().unwrap_or(1)
+    }
+
+    /// How long a daily count runs before it starts over.
+    fn period(&self) -> Duration {
+        self.server.unwrap_or(self.guess).counted_window()
+    }
+
+    fn keep(&self) -> Duration {
+        match self.kind {
+            BudgetKind::Rolling => self
+                .quotas()
+                .map(|q| q.counted_window())
+                .max()
+                .unwrap_or_default(),
+            BudgetKind::Daily => IN_FLIGHT_SPAN,
+        }
+    }
+
+    fn tracked(&self) -> usize {
+        match self.kind {
+            BudgetKind::Rolling => self
+                .quotas()
+                .map(|q| usize::try_from(q.limit).unwrap_or(usize::MAX))
+                .max()
+                .unwrap_or(1)
+                // Beyond the limit, entries only serve to count requests in flight.
+                .clamp(1_024, MAX_TRACKED),
+            BudgetKind::Daily => MAX_TRACKED,
+        }
+    }
+
+    /// Whether a request fits now; counts nothing.
+    fn check(&mut self, now: Instant) -> Check {
+        let keep = self.keep();
         while self
             .sent
             .front()
@@ -198,42 +298,67 @@ impl State {
             }
             self.paused_until = None;
         }
+        if self.kind == BudgetKind::Daily {
+            if self.day.ends.is_some_and(|end| end <= now) {
+                self.day = Day::default();
+            }
+            if self.day.used >= self.daily_limit() {
+                let reset = self
+                    .day
+                    .ends
+                    .map_or(self.period(), |end| end.saturating_duration_since(now));
+                return Check::Exhausted(reset);
+            }
+            return Check::Admit;
+        }
         if let Some(a) = self.allowance {
             if a.until <= now {
                 self.allowance = None;
             } else if a.left == 0 {
-                return match self.kind {
-                    BudgetKind::Daily => Check::Exhausted(a.until - now),
-                    BudgetKind::Rolling => Check::Wait(a.until - now),
-                };
+                return Check::Wait(a.until - now);
             }
         }
         let mut wait = Duration::ZERO;
         for q in self.quotas() {
+            let window = q.counted_window();
             let start = self
                 .sent
-                .partition_point(|t| t.checked_add(q.window).is_none_or(|end| end <= now));
+                .partition_point(|t| t.checked_add(window).is_none_or(|end| end <= now));
             let in_window = self.sent.len() - start;
-            let limit = q.limit as usize;
+            let limit = usize::try_from(q.limit.max(1)).unwrap_or(usize::MAX);
             if in_window >= limit {
                 let oldest = self.sent[self.sent.len() - limit];
-                let free_at = oldest.checked_add(q.window).unwrap_or(now + LONGEST_WAIT);
+                let free_at = oldest.checked_add(window).unwrap_or(now + LONGEST_WAIT);
                 wait = wait.max(free_at.saturating_duration_since(now));
             }
         }
-        if !wait.is_zero() {
-            return match self.kind {
-                BudgetKind::Daily => Check::Exhausted(wait),
-                BudgetKind::Rolling => Check::Wait(wait),
-            };
+        if wait.is_zero() {
+            Check::Admit
+        } else {
+            Check::Wait(wait)
         }
-        if admit {
-            self.sent.push_back(now);
-            if let Some(a) = &mut self.allowance {
-                a.left -= 1;
+    }
+
+    /// Counts a request as sent at `now`; only after [`Self::check`] admitted it.
+    fn admit(&mut self, now: Instant) {
+        self.sent.push_back(now);
+        let tracked = self.tracked();
+        while self.sent.len() > tracked {
+            self.sent.pop_front();
+        }
+        match self.kind {
+            BudgetKind::Rolling => {
+                if let Some(a) = &mut self.allowance {
+                    a.left = a.left.saturating_sub(1);
+                }
+            }
+            BudgetKind::Daily => {
+                self.day.used = self.day.used.saturating_add(1);
+                if self.day.ends.is_none() {
+                    self.day.ends = now.checked_add(self.period());
+                }
             }
         }
-        Check::Admit(now)
     }
 
     fn pause(&mut self, now: Instant, wait: Duration) {
@@ -248,6 +373,8 @@ impl State {
 #[derive(Debug)]
 pub struct Budget {
     name: String,
+    /// Whether the quota is the transport's default (so a tighter configured one applies).
+    from_default: bool,
     state: Mutex<State>,
     /// Waiters queue here, so they are admitted in arrival order.
     queue: tokio::sync::Mutex<()>,
@@ -255,26 +382,36 @@ pub struct Budget {
 
 impl Budget {
     /// A rolling budget that starts at `quota` and adopts what the server announces.
-    pub fn new(quota: Quota) -> Self {
-        Self::build("budget", BudgetKind::Rolling, quota, None)
+    #[cfg(test)]
+    pub(crate) fn new(quota: Quota) -> Self {
+        Self::build("budget", BudgetKind::Rolling, quota, None, false)
     }
 
     /// A rolling budget that never goes faster than `ceiling`, the user's configured quota.
-    pub fn with_ceiling(ceiling: Quota) -> Self {
-        Self::build("budget", BudgetKind::Rolling, ceiling, Some(ceiling))
+    #[cfg(test)]
+    pub(crate) fn with_ceiling(ceiling: Quota) -> Self {
+        Self::build("budget", BudgetKind::Rolling, ceiling, Some(ceiling), false)
     }
 
-    /// A budget for `spec`; `default` fills in a missing quota, and is a ceiling when
-    /// `default_is_ceiling` (the user configured it).
-    pub fn from_spec(spec: &BudgetSpec, default: Quota, default_is_ceiling: bool) -> Self {
+    /// A budget for `spec`; `default` fills in a missing quota, and `ceiling` (the user's
+    /// configured quota, if any) caps a budget that uses the default.
+    pub fn from_spec(spec: &BudgetSpec, default: Quota, ceiling: Option<Quota>) -> Self {
         let quota = spec.quota.unwrap_or(default);
-        let ceiling = (spec.quota.is_none() && default_is_ceiling).then_some(default);
-        Self::build(&spec.name, spec.kind, quota, ceiling)
+        let from_default = spec.quota.is_none();
+        let ceiling = ceiling.filter(|_| from_default);
+        Self::build(&spec.name, spec.kind, quota, ceiling, from_default)
     }
 
-    fn build(name: &str, kind: BudgetKind, guess: Quota, ceiling: Option<Quota>) -> Self {
+    fn build(
+        name: &str,
+        kind: BudgetKind,
+        guess: Quota,
+        ceiling: Option<Quota>,
+        from_default: bool,
+    ) -> Self {
         Self {
             name: name.to_string(),
+            from_default,
             state: Mutex::new(State {
                 kind,
                 guess,
@@ -282,6 +419,7 @@ impl Budget {
                 server: None,
                 sent: VecDeque::new(),
                 allowance: None,
+                day: Day::default(),
                 paused_until: None,
             }),
             queue: tokio::sync::Mutex::new(()),
@@ -293,90 +431,33 @@ impl Budget {
         &self.name
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the log inconsistent, so keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The send times this budget remembers, oldest first.
+    #[cfg(test)]
+    pub(crate) fn sent_log(&self) -> Vec<Instant> {
+        self.lock().sent.iter().copied().collect()
+    }
+
     /// Waits until one more request fits, however long that takes, then counts it as sent.
     /// Returns at once, counting nothing, if a daily budget is used up.
-    pub async fn acquire(&self) {
-        if let Ok(slot) = self.acquire_within(LONGEST_WAIT).await {
-            drop(slot);
-        }
+    #[cfg(test)]
+    pub(crate) async fn acquire(&self) {
+        let _ = self.acquire_within(LONGEST_WAIT).await;
     }
 
-    /// Waits until one more request fits and counts it as sent; fails at once with
-    /// [`ErrorKind::RateLimited`] when that would take longer than `max_wait`, and with
-    /// [`ErrorKind::QuotaExhausted`] when a daily budget is used up.
-    pub async fn acquire_within(&self, max_wait: Duration) -> Result<Slot, Error> {
-        self.acquire_observed(max_wait, &|_, _| {}).await
-    }
-
-    /// As [`Self::acquire_within`], telling `on_wait` (budget name, wait) before each sleep.
-    pub async fn acquire_observed(
-        &self,
-        max_wait: Duration,
-        on_wait: &(dyn Fn(&str, Duration) + Send + Sync),
-    ) -> Result<Slot, Error> {
-        // Fail before queuing when the answer is already known.
-        let known = self.lock().check(Instant::now(), false);
-        self.refuse(known, max_wait)?;
-        let _turn = self.queue.lock().await;
-        loop {
-            let check = self.lock().check(Instant::now(), true);
-            if let Check::Admit(at) = check {
-                return Ok(Slot { at });
-            }
-            let wait = self.refuse(check, max_wait)?;
-            on_wait(&self.name, wait);
-            tokio::time::sleep(wait + jitter(wait)).await;
-        }
-    }
-
-    /// Turns a check into an error, or into the wait still allowed.
-    fn refuse(&self, check: Check, max_wait: Duration) -> Result<Duration, Error> {
-        match check {
-            Check::Admit(_) => Ok(Duration::ZERO),
-            Check::Wait(w) if w > max_wait => Err(Error::rate_limited_for(w, max_wait)),
-            Check::Wait(w) => Ok(w),
-            Check::Exhausted(reset) => Err(Error::new(
-                ErrorKind::QuotaExhausted,
-                format!(
-                    "the daily quota `{}` is used up; it resets in {:.0} min",
-                    self.name,
-                    reset.as_secs_f64() / 60.0
-                ),
-            )
-            .with_retry_after(reset)),
-        }
-    }
-
-    /// Gives back a slot whose request was not sent.
-    pub fn release(&self, slot: Slot) {
-        let mut s = self.lock();
-        if let Some(i) = s.sent.iter().rposition(|t| *t == slot.at) {
-            s.sent.remove(i);
-            if let Some(a) = &mut s.allowance {
-                a.left = a.left.saturating_add(1);
-            }
-        }
-    }
-
-    /// Moves a slot to now, for a request that waited on other budgets after this one
-    /// admitted it, so the log shows when it really left.
-    pub fn restamp(&self, slot: &mut Slot) {
-        let mut s = self.lock();
-        let now = Instant::now();
-        if let Some(i) = s.sent.iter().rposition(|t| *t == slot.at) {
-            s.sent.remove(i);
-            s.sent.push_back(now);
-            slot.at = now;
-        }
+    /// Waits until one more request fits and counts it as sent (see [`acquire_all`]).
+    #[cfg(test)]
+    pub(crate) async fn acquire_within(&self, max_wait: Duration) -> Result<Slot, Error> {
+        admit_all(&[self], max_wait, &|_, _| {}).await
     }
 
     /// Learns from the limit headers of a response, as if nothing else were in flight.
-    pub fn observe(&self, info: RateInfo) {
+    #[cfg(test)]
+    pub(crate) fn observe(&self, info: RateInfo) {
         self.learn(info, None);
     }
 
@@ -392,30 +473,41 @@ impl Budget {
         let now = Instant::now();
         let current = s.server.unwrap_or(s.guess);
         let limit = info.limit.filter(|l| *l > 0);
-        let window = info
-            .window
-            .filter(|w| !w.is_zero())
-            .map(|w| w.min(LONGEST_WAIT));
+        let window = info.window.filter(|w| !w.is_zero());
         if limit.is_some() || window.is_some() {
             s.server = Some(Quota::new(
                 limit.unwrap_or(current.limit),
                 window.unwrap_or(current.window),
             ));
         }
-        if let Some(remaining) = info.remaining {
-            let reset = info
-                .reset
-                .unwrap_or(s.server.unwrap_or(s.guess).window)
-                .min(LONGEST_WAIT);
-            let later = match sent_at {
-                Some(at) => s.sent.len() - s.sent.partition_point(|t| *t <= at),
-                None => 0,
-            };
-            let left = remaining.saturating_sub(u32::try_from(later).unwrap_or(u32::MAX));
-            s.allowance = Some(Allowance {
-                left,
-                until: now + reset,
-            });
+        let Some(remaining) = info.remaining else {
+            return;
+        };
+        let mut reset = info.reset.unwrap_or(s.period()).min(LONGEST_WAIT);
+        // A whole number of seconds may be rounded down: `reset=0` can mean "in 0.9 s".
+        if remaining == 0 && reset.subsec_nanos() == 0 {
+            reset = reset.max(Duration::from_secs(1));
+        }
+        let later = match sent_at {
+            Some(at) => s.sent.len() - s.sent.partition_point(|t| *t <= at),
+            None => 0,
+        };
+        let left = remaining.saturating_sub(u32::try_from(later).unwrap_or(u32::MAX));
+        match s.kind {
+            BudgetKind::Rolling => {
+                s.allowance = Some(Allowance {
+                    left,
+                    until: now + reset,
+                });
+            }
+            BudgetKind::Daily => {
+                // The server's count wins in both directions: it may have renewed the quota.
+                let limit = s.daily_limit();
+                s.day.used = limit.saturating_sub(left);
+                if info.reset.is_some() || s.day.ends.is_none() {
+                    s.day.ends = Some(now + reset);
+                }
+            }
         }
     }
 
@@ -425,18 +517,55 @@ impl Budget {
         self.lock().pause(Instant::now(), wait);
     }
 
+    /// Records that the server refused a request because this budget is used up, for `wait`
+    /// if it said how long (else until a daily budget's reset, or one window): later
+    /// requests fail or wait locally instead of being sent to be refused.
+    pub fn exhaust(&self, wait: Option<Duration>) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        match s.kind {
+            BudgetKind::Rolling => {
+                let wait = wait.unwrap_or(s.quota().counted_window()).min(LONGEST_WAIT);
+                s.allowance = Some(Allowance {
+                    left: 0,
+                    until: now + wait,
+                });
+            }
+            BudgetKind::Daily => {
+                s.day.used = s.daily_limit();
+                match wait {
+                    Some(w) => s.day.ends = Some(now + w.min(LONGEST_WAIT)),
+                    None => {
+                        let period = s.period();
+                        s.day.ends.get_or_insert(now + period);
+                    }
+                }
+            }
+        }
+    }
+
     /// The quota in force now: the tightest of the user's ceiling and what the server
     /// announced (or the starting guess).
     pub fn quota(&self) -> Quota {
-        let s = self.lock();
-        let mut it = s.quotas();
-        let first = it.next().unwrap_or(s.guess);
-        it.fold(first, |a, b| {
-            // Compare rates without division: a.limit / a.window vs b.limit / b.window.
-            let ra = u128::from(a.limit) * b.window.as_nanos();
-            let rb = u128::from(b.limit) * a.window.as_nanos();
-            if rb < ra { b } else { a }
-        })
+        self.lock().quota()
+    }
+
+    /// Lowers the user's ceiling to `ceiling` if that is slower.
+    fn tighten(&self, ceiling: Quota) {
+        let mut s = self.lock();
+        s.ceiling = Some(s.ceiling.map_or(ceiling, |c| c.slower(ceiling)));
+    }
+
+    fn exhausted(&self, reset: Duration) -> Error {
+        Error::new(
+            ErrorKind::QuotaExhausted,
+            format!(
+                "the daily quota `{}` is used up; it resets in {:.0} min",
+                self.name,
+                reset.as_secs_f64() / 60.0
+            ),
+        )
+        .with_retry_after(reset)
     }
 }
 
@@ -448,17 +577,25 @@ fn jitter(wait: Duration) -> Duration {
     Duration::from_micros(fastrand::u64(0..=micros))
 }
 
+/// The defaults a credential's budgets start from.
+#[derive(Debug, Clone, Copy)]
+struct Defaults {
+    quota: Quota,
+    /// The slowest quota any client of the credential configured.
+    ceiling: Option<Quota>,
+}
+
 /// The budgets of one credential, by name.
 #[derive(Debug)]
 pub struct RateBudgets {
-    default: Quota,
-    default_is_ceiling: bool,
+    defaults: Mutex<Defaults>,
     groups: Mutex<HashMap<String, Arc<Budget>>>,
 }
 
 impl RateBudgets {
     /// Budgets that start every group at `default`, a guess the server may correct.
-    pub fn new(default: Quota) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(default: Quota) -> Self {
         Self::configured(default, false)
     }
 
@@ -466,20 +603,19 @@ impl RateBudgets {
     /// and no server answer raises the pace above it.
     pub fn configured(default: Quota, is_ceiling: bool) -> Self {
         Self {
-            default,
-            default_is_ceiling: is_ceiling,
+            defaults: Mutex::new(Defaults {
+                quota: default,
+                ceiling: is_ceiling.then_some(default),
+            }),
             groups: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The budgets of the credential whose fingerprint is `key`, shared with every other
-    /// client built with the same credential while any of them lives.
-    pub fn shared(key: &str, default: Quota) -> Arc<Self> {
-        Self::shared_configured(key, default, false)
-    }
-
-    /// As [`Self::shared`], with `default` a ceiling when `is_ceiling`. The first client of a
-    /// credential decides the defaults.
+    /// As [`Self::configured`], shared with every other client built with the same
+    /// credential (whose fingerprint is `key`) while any of them lives. The first client
+    /// decides the starting guess; a client that configures a slower quota (`is_ceiling`)
+    /// lowers the ceiling of every budget that uses the default, since the key's real
+    /// allowance is shared and the user asked for no more than that.
     pub fn shared_configured(key: &str, default: Quota, is_ceiling: bool) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<RateBudgets>>>> = OnceLock::new();
         let mut reg = REGISTRY
@@ -488,6 +624,9 @@ impl RateBudgets {
             .unwrap_or_else(|p| p.into_inner());
         reg.retain(|_, w| w.strong_count() > 0);
         if let Some(existing) = reg.get(key).and_then(Weak::upgrade) {
+            if is_ceiling {
+                existing.tighten(default);
+            }
             return existing;
         }
         let fresh = Arc::new(Self::configured(default, is_ceiling));
@@ -495,33 +634,41 @@ impl RateBudgets {
         fresh
     }
 
+    /// Lowers the configured ceiling of the default quota, and of every budget built from
+    /// it, to `ceiling` where that is slower; never raises it.
+    pub fn tighten(&self, ceiling: Quota) {
+        let mut d = self.defaults.lock().unwrap_or_else(|p| p.into_inner());
+        d.ceiling = Some(d.ceiling.map_or(ceiling, |c| c.slower(ceiling)));
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for b in groups.values().filter(|b| b.from_default) {
+            b.tighten(ceiling);
+        }
+    }
+
     /// The budget of one endpoint group, with the default quota.
-    pub fn group(&self, name: &str) -> Arc<Budget> {
+    #[cfg(test)]
+    pub(crate) fn group(&self, name: &str) -> Arc<Budget> {
         self.budget(&BudgetSpec::rolling(name))
     }
 
     /// The budget `spec` names, created from it on first use.
     pub fn budget(&self, spec: &BudgetSpec) -> Arc<Budget> {
+        // Lock order: defaults, then groups (as in `tighten`).
+        let d = *self.defaults.lock().unwrap_or_else(|p| p.into_inner());
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         groups
             .entry(spec.name.clone())
-            .or_insert_with(|| {
-                Arc::new(Budget::from_spec(
-                    spec,
-                    self.default,
-                    self.default_is_ceiling,
-                ))
-            })
+            .or_insert_with(|| Arc::new(Budget::from_spec(spec, d.quota, d.ceiling)))
             .clone()
     }
 }
 
-/// Takes one slot in each of `budgets` (in the given order, which callers keep the same
-/// everywhere, such as sorted by name, so two requests never wait on each other crosswise).
-/// If one budget refuses, the slots already taken are given back. Once all are taken, they
-/// are restamped to the same instant. A caller cancelled while waiting leaves the slots it
-/// already took counted, which errs on the slow side until they leave the window.
-pub async fn acquire_all(budgets: &[Arc<Budget>], max_wait: Duration) -> Result<Vec<Slot>, Error> {
+/// Admits one request in every one of `budgets` at the same instant, waiting until all have
+/// room; nothing is counted in any budget until then, so a refused or cancelled call costs
+/// nothing. Fails with [`ErrorKind::RateLimited`] when that takes longer than `max_wait` in
+/// all (queueing included), and with [`ErrorKind::QuotaExhausted`] when a daily budget is
+/// used up.
+pub async fn acquire_all(budgets: &[Arc<Budget>], max_wait: Duration) -> Result<Slot, Error> {
     acquire_all_observed(budgets, max_wait, &|_, _| {}).await
 }
 
@@ -530,25 +677,134 @@ pub async fn acquire_all_observed(
     budgets: &[Arc<Budget>],
     max_wait: Duration,
     on_wait: &(dyn Fn(&str, Duration) + Send + Sync),
-) -> Result<Vec<Slot>, Error> {
-    let mut slots: Vec<Slot> = Vec::with_capacity(budgets.len());
-    for b in budgets {
-        match b.acquire_observed(max_wait, on_wait).await {
-            Ok(slot) => slots.push(slot),
-            Err(e) => {
-                for (b, slot) in budgets.iter().zip(slots) {
-                    b.release(slot);
+) -> Result<Slot, Error> {
+    let list: Vec<&Budget> = budgets.iter().map(|b| b.as_ref()).collect();
+    admit_all(&list, max_wait, on_wait).await
+}
+
+async fn admit_all(
+    budgets: &[&Budget],
+    max_wait: Duration,
+    on_wait: &(dyn Fn(&str, Duration) + Send + Sync),
+) -> Result<Slot, Error> {
+    // One fixed order (by address) for the state locks, so two requests that share budgets
+    // can never hold them crosswise.
+    let mut order: Vec<&Budget> = budgets.to_vec();
+    order.sort_by_key(|b| std::ptr::from_ref::<Budget>(b) as usize);
+    order.dedup_by_key(|b| std::ptr::from_ref::<Budget>(b) as usize);
+    let start = Instant::now();
+    let deadline = start.checked_add(max_wait);
+    // A waiter holds the queue of the one budget it sleeps on, and only that one: requests
+    // that do not need that budget pass by, and no two waiters can hold queues crosswise.
+    // A request finding another's queue held waits its turn there, so nobody jumps the
+    // queue of a budget that others are waiting for.
+    let mut held: Option<(usize, tokio::sync::MutexGuard<'_, ()>)> = None;
+    loop {
+        let now = Instant::now();
+        let mut turns = Vec::with_capacity(order.len());
+        let mut busy = None;
+        for (i, b) in order.iter().enumerate() {
+            if held.as_ref().is_some_and(|(h, _)| *h == i) {
+                continue;
+            }
+            match b.queue.try_lock() {
+                Ok(turn) => turns.push(turn),
+                Err(_) => {
+                    busy = Some(i);
+                    break;
                 }
-                return Err(e);
+            }
+        }
+        let blocker = match busy {
+            Some(i) => {
+                drop(turns);
+                // Fail at once when the budgets alone already say it takes too long.
+                round(&order, start, now, max_wait, false)?;
+                i
+            }
+            None => {
+                let outcome = round(&order, start, now, max_wait, true);
+                drop(turns);
+                match outcome? {
+                    None => return Ok(Slot { at: now }),
+                    Some((i, wait)) => {
+                        if held.as_ref().is_some_and(|(h, _)| *h == i) {
+                            on_wait(&order[i].name, wait);
+                            tokio::time::sleep(wait + jitter(wait)).await;
+                            continue;
+                        }
+                        i
+                    }
+                }
+            }
+        };
+        // Queue up in the blocking budget, holding nothing else meanwhile.
+        drop(held.take());
+        let queue = &order[blocker].queue;
+        let turn = match deadline {
+            Some(d) => tokio::time::timeout_at(d, queue.lock())
+                .await
+                .map_err(|_| queue_timeout(order[blocker], max_wait))?,
+            None => queue.lock().await,
+        };
+        held = Some((blocker, turn));
+    }
+}
+
+fn queue_timeout(b: &Budget, max_wait: Duration) -> Error {
+    Error::new(
+        ErrorKind::RateLimited,
+        format!(
+            "the request did not get its turn in the rate budget `{}` within the retry policy's maximum wait of {} s; not sent",
+            b.name,
+            max_wait.as_secs()
+        ),
+    )
+    .with_retry_after(max_wait)
+}
+
+/// Checks every budget at `now` with all their states locked. When all admit and `admit` is
+/// set, counts the request in every one and returns `None`; otherwise returns the budget
+/// that needs the longest wait and that wait, or an error when the wait goes past the
+/// deadline or a daily budget is used up.
+fn round(
+    order: &[&Budget],
+    start: Instant,
+    now: Instant,
+    max_wait: Duration,
+    admit: bool,
+) -> Result<Option<(usize, Duration)>, Error> {
+    let mut states: Vec<MutexGuard<'_, State>> = order.iter().map(|b| b.lock()).collect();
+    let mut longest: Option<(usize, Duration)> = None;
+    for (i, (b, s)) in order.iter().zip(states.iter_mut()).enumerate() {
+        match s.check(now) {
+            Check::Admit => {}
+            Check::Exhausted(reset) => return Err(b.exhausted(reset)),
+            Check::Wait(w) => {
+                if longest.is_none_or(|(_, l)| w > l) {
+                    longest = Some((i, w));
+                }
             }
         }
     }
-    if budgets.len() > 1 {
-        for (b, slot) in budgets.iter().zip(slots.iter_mut()) {
-            b.restamp(slot);
+    match longest {
+        None => {
+            if admit {
+                for s in &mut states {
+                    s.admit(now);
+                }
+            }
+            Ok(None)
+        }
+        Some((_, w)) => {
+            let total = now.saturating_duration_since(start).saturating_add(w);
+            if total > max_wait {
+                Err(Error::rate_limited_for(total, max_wait).with_retry_after(w))
+            } else {
+                Ok(longest)
+            }
         }
     }
-    Ok(slots)
 }
 
 #[cfg(test)]

@@ -79,23 +79,6 @@ impl Attempts {
     }
 }
 
-/// Decides what to do after `attempt` retries of any cause; same as [`decide_counted`] with
-/// `attempt` in both counters. Kept for callers that count retries in one number.
-pub fn decide(
-    policy: &RetryPolicy,
-    outcome: Outcome,
-    repeat_safe: bool,
-    hint: Option<Duration>,
-    attempt: u32,
-    jitter: f64,
-) -> Decision {
-    let attempts = Attempts {
-        rate_limited: attempt,
-        failed: attempt,
-    };
-    decide_counted(policy, outcome, repeat_safe, hint, attempts, jitter)
-}
-
 /// Decides what to do after the retries in `attempts`: a 429 is judged against
 /// `max_rate_limit_retries` and the 429 count, anything else against `max_retries` and the
 /// failure count.
@@ -153,6 +136,22 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`decide_counted`] with `attempt` retries in both counters.
+    fn decide(
+        policy: &RetryPolicy,
+        outcome: Outcome,
+        repeat_safe: bool,
+        hint: Option<Duration>,
+        attempt: u32,
+        jitter: f64,
+    ) -> Decision {
+        let attempts = Attempts {
+            rate_limited: attempt,
+            failed: attempt,
+        };
+        decide_counted(policy, outcome, repeat_safe, hint, attempts, jitter)
+    }
 
     fn policy() -> RetryPolicy {
         RetryPolicy::default()

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 pub(crate) enum Answer {
     /// Status and JSON body.
     Json(u16, &'static str),
+    /// Status, extra header lines (`name: value\r\n` each) and JSON body.
+    Headed(u16, &'static str, &'static str),
     /// Waits this long, then answers 200 with the body (to trip a timeout).
     Slow(Duration, &'static str),
     /// Promises a longer body than it sends, then closes.
@@ -73,17 +75,18 @@ pub(crate) async fn script(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<Seen>
                         }
                     }
                 }
-                let reply = |status: u16, body: &str| {
+                let reply = |status: u16, extra: &str, body: &str| {
                     format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{body}",
                         body.len()
                     )
                 };
                 let out = match answer {
-                    Answer::Json(status, body) => reply(status, body),
+                    Answer::Json(status, body) => reply(status, "", body),
+                    Answer::Headed(status, extra, body) => reply(status, extra, body),
                     Answer::Slow(d, body) => {
                         tokio::time::sleep(d).await;
-                        reply(200, body)
+                        reply(200, "", body)
                     }
                     Answer::Truncated => {
                         "HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{\"access_token\":"

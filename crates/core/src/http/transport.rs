@@ -6,6 +6,14 @@
 //! [`ErrorKind::RateLimited`] instead of sleeping; a used-up daily quota fails with
 //! [`ErrorKind::QuotaExhausted`].
 //!
+//! After a 429 the transport pauses the budget the answer speaks about
+//! ([`Dialect::limited_budget`], by default the request's first) for the longer of the
+//! rate-limit `reset` and `Retry-After`, and never for less than the retry policy's backoff,
+//! so a `Retry-After: 0` cannot spend every retry at once. A hint longer than `max_hint`
+//! fails the request with the server's message attached. When the dialect maps an answer
+//! to [`ErrorKind::QuotaExhausted`], that budget is marked used up, so later requests fail
+//! locally instead of being sent to be refused.
+//!
 //! When an OAuth token comes with an instance URL (Salesforce), the transport sends to it,
 //! but only through the CRM's [`TransportBuilder::instance_url_policy`], which validates it:
 //! a token endpoint must not be able to send credentials anywhere it likes.
@@ -136,7 +144,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// Maps a non-2xx response to an error; the transport adds status, CRM and request.
     fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error;
     /// Every budget a request is charged to. The first is the one the response's limit
-    /// headers ([`Self::rate_info`]) and 429s speak about. The default is the request's
+    /// headers ([`Self::rate_info`]) speak about, and 429s unless
+    /// [`Self::limited_budget`] names another. The default is the request's
     /// endpoint group with the transport's configured quota; a CRM with several limits adds
     /// more (a burst window, a per-second search limit, a daily quota).
     fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
@@ -152,6 +161,13 @@ pub trait Dialect: Send + Sync + 'static {
     ) -> Vec<(String, RateInfo)> {
         Vec::new()
     }
+    /// The budget a 429, or an error [`Self::error`] maps to [`ErrorKind::QuotaExhausted`],
+    /// speaks about, by name (HubSpot's 429 body names the policy that tripped). That budget
+    /// is paused, or marked used up, instead of the request's first. The default, `None`,
+    /// means the first; a name the request was not charged to also falls back to it.
+    fn limited_budget(&self, _status: u16, _headers: &HeaderMap, _body: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// Something the transport did, for progress displays and tests.
@@ -162,7 +178,7 @@ pub enum TransportEvent<'a> {
     Admitted {
         /// The request.
         request: &'a ApiRequest,
-        /// When the budgets admitted it.
+        /// The instant the budgets counted it (the same in every budget).
         at: tokio::time::Instant,
     },
     /// `request` waits `wait` for room in `budget`.
@@ -175,7 +191,7 @@ pub enum TransportEvent<'a> {
         wait: Duration,
     },
     /// `request` failed with `outcome` and is sent again after `wait` (after a 429, the
-    /// budget's pause does the waiting).
+    /// budget's pause does the waiting, so every request of that budget waits too).
     Retrying {
         /// The request.
         request: &'a ApiRequest,
@@ -222,7 +238,9 @@ impl TransportBuilder {
 
     /// Sets the budget of every endpoint group. It is a ceiling: the server's headers may
     /// slow requests down further, never speed them up beyond it. Without it, the transport
-    /// starts at the CRM's documented limit and follows what the server announces.
+    /// starts at the CRM's documented limit and follows what the server announces. Another
+    /// client of the same credential and base URL shares the budgets; the slower of their
+    /// configured quotas applies to both. A zero window is refused by [`Self::build`].
     pub fn quota(mut self, quota: Quota) -> Self {
         self.quota = quota;
         self.quota_configured = true;
@@ -262,6 +280,11 @@ impl TransportBuilder {
 
     /// Builds the transport. Clients with the same credential and base URL share budgets.
     pub fn build(self) -> Result<Transport> {
+        if self.quota.window().is_zero() {
+            return Err(Error::config(
+                "the rate-limit window must be longer than zero",
+            ));
+        }
         let base_url = format!("{}/", self.base_url.trim_end_matches('/'));
         reqwest::Url::parse(&base_url)
             .map_err(|e| Error::config(format!("invalid base URL {base_url:?}: {e}")))?;
@@ -427,6 +450,8 @@ impl Transport {
         let mut attempts = Attempts::default();
         let mut refreshed = false;
         loop {
+            // The pause a 429 put on its budget, which does this request's waiting.
+            let mut paused = None;
             // Token first: a slot is not held while the token endpoint answers.
             let credential = inner.auth.ready().await.map_err(|e| self.fail(req, e))?;
             let root = self
@@ -440,14 +465,13 @@ impl Transport {
                     wait,
                 });
             };
-            let slots = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
+            let slot = rate::acquire_all_observed(&budgets, inner.retry.max_hint, &on_wait)
                 .await
                 .map_err(|e| self.fail(req, e))?;
             self.emit(&TransportEvent::Admitted {
                 request: req,
-                at: tokio::time::Instant::now(),
+                at: slot.at(),
             });
-            let budget = &budgets[primary];
             let mut builder = inner
                 .http
                 .request(req.method.clone(), &url)
@@ -471,12 +495,12 @@ impl Transport {
                             let body = body.to_vec();
                             let info = inner.dialect.rate_info(status, &headers, &body);
                             if let Some(info) = info {
-                                budget.observe_after(info, &slots[primary]);
+                                budgets[primary].observe_after(info, &slot);
                             }
                             for (name, info) in inner.dialect.budget_infos(status, &headers, &body)
                             {
-                                if let Some(i) = budgets.iter().position(|b| b.name() == name) {
-                                    budgets[i].observe_after(info, &slots[i]);
+                                if let Some(b) = budgets.iter().find(|b| b.name() == name) {
+                                    b.observe_after(info, &slot);
                                 }
                             }
                             tracing::debug!(
@@ -498,25 +522,53 @@ impl Transport {
                                     (&inner.auth, credential.generation)
                             {
                                 refreshed = true;
-                                src.invalidate(generation).await;
+                                src.invalidate(generation);
                                 continue;
                             }
-                            let hint = info
-                                .and_then(|i| i.reset)
-                                .filter(|_| status == 429)
-                                .or_else(|| retry_after(&headers));
-                            if status == 429 {
-                                budget.pause(hint.unwrap_or(Duration::from_secs(2)));
-                                if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
-                                    let err = Error::rate_limited_for(h, inner.retry.max_hint)
-                                        .with_status(429);
-                                    return Err(self.fail(req, err));
-                                }
-                            }
+                            // The longer of the two: a server may send a rate-limit reset
+                            // and a larger explicit Retry-After together.
+                            let reset = info.and_then(|i| i.reset).filter(|_| status == 429);
+                            let hint = reset.max(retry_after(&headers));
+                            let limited = inner
+                                .dialect
+                                .limited_budget(status, &headers, &body)
+                                .and_then(|name| budgets.iter().find(|b| b.name() == name))
+                                .unwrap_or(&budgets[primary]);
                             let err = inner.dialect.error(status, &headers, &body);
                             if err.kind() == ErrorKind::QuotaExhausted {
-                                // The dialect knows a daily quota is spent: no retry helps.
+                                // The dialect knows a quota is spent: no retry helps, and
+                                // later requests fail here instead of being refused there.
+                                limited.exhaust(err.retry_after().or(hint));
                                 return Err(self.fail(req, err.with_status(status)));
+                            }
+                            if status == 429 {
+                                if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
+                                    limited.pause(h);
+                                    let wait = Error::rate_limited_for(h, inner.retry.max_hint);
+                                    let mut out = Error::new(
+                                        ErrorKind::RateLimited,
+                                        format!(
+                                            "{}; the server said: {}",
+                                            wait.message(),
+                                            err.message()
+                                        ),
+                                    )
+                                    .with_retry_after(h)
+                                    .with_status(429);
+                                    if let Some(b) = err.body() {
+                                        out = out.with_body(b.clone());
+                                    }
+                                    return Err(self.fail(req, out));
+                                }
+                                // Never a zero pause: a `Retry-After: 0` or `reset=0` retried
+                                // at once would spend every retry in a few milliseconds.
+                                let pause = hint.unwrap_or_default().max(retry::backoff(
+                                    &inner.retry,
+                                    attempts.rate_limited,
+                                    fastrand::f64(),
+                                ));
+                                limited.pause(pause);
+                                paused = Some(pause);
                             }
                             let err = match hint {
                                 Some(h) => err.with_retry_after(h),
@@ -564,6 +616,7 @@ impl Transport {
             );
             match decision {
                 Decision::Retry(wait) => {
+                    let wait = paused.map_or(wait, |p| p.max(wait));
                     tracing::debug!(request = %req.describe(), ?outcome, ?attempts, wait_ms = wait.as_millis() as u64, "Retrying request.");
                     self.emit(&TransportEvent::Retrying {
                         request: req,

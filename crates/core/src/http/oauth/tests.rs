@@ -145,3 +145,37 @@ fn an_empty_or_missing_access_token_is_a_bad_response() {
         Some("https://na1.my.salesforce.com")
     );
 }
+
+#[tokio::test]
+async fn a_form_encoded_echo_of_a_secret_is_blanked_too() {
+    let (url, _) = script(vec![Answer::Json(
+        400,
+        r#"{"error":"invalid_grant","error_description":"bad token a+b%2Fc%3D and a b/c="}"#,
+    )])
+    .await;
+    let e = endpoint(&url)
+        .refresh(&SecretString::from("a b/c="))
+        .await
+        .expect_err("refused");
+    let text = e.to_string();
+    assert!(
+        !text.contains("a+b%2Fc%3D") && !text.contains("a b/c="),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_after_a_lost_answer_says_the_token_may_have_rotated() {
+    let (url, seen) = script(vec![
+        Answer::Truncated,
+        Answer::Json(400, r#"{"error":"invalid_grant"}"#),
+    ])
+    .await;
+    let e = endpoint(&url)
+        .refresh(&SecretString::from("rt"))
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    assert!(e.to_string().contains("may have rotated"), "{e}");
+    assert_eq!(seen.lock().expect("log").len(), 2);
+}

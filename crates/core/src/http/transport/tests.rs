@@ -14,6 +14,21 @@ struct TestDialect {
     daily: Option<u32>,
 }
 
+/// Reads `ratelimit: remaining=R, reset=S` (both required), as Close's header reads.
+fn ratelimit(headers: &HeaderMap) -> Option<RateInfo> {
+    let v = headers.get("ratelimit")?.to_str().ok()?;
+    let mut info = RateInfo::default();
+    for part in v.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        match k {
+            "remaining" => info.remaining = v.parse().ok(),
+            "reset" => info.reset = v.parse().ok().and_then(rate::secs_to_duration),
+            _ => {}
+        }
+    }
+    Some(info)
+}
+
 impl Dialect for TestDialect {
     fn crm(&self) -> Crm {
         Crm::Salesforce
@@ -21,8 +36,8 @@ impl Dialect for TestDialect {
     fn endpoint_group(&self, req: &ApiRequest) -> String {
         format!("{} {}", req.method, req.path)
     }
-    fn rate_info(&self, _: u16, _: &HeaderMap, _: &[u8]) -> Option<RateInfo> {
-        None
+    fn rate_info(&self, _: u16, headers: &HeaderMap, _: &[u8]) -> Option<RateInfo> {
+        ratelimit(headers)
     }
     fn error(&self, status: u16, _: &HeaderMap, _: &[u8]) -> Error {
         Error::new(ErrorKind::from_status(status), "test server said no")
@@ -125,6 +140,12 @@ async fn the_instance_url_is_followed_only_through_the_crms_policy() {
 #[tokio::test]
 async fn the_budget_slot_is_taken_after_the_token_is_ready() {
     let (base, _) = script(vec![Answer::Json(200, "{}")]).await;
+    // The budget the request is charged to, shared through the credential's registry.
+    let budget = |t: &Transport| {
+        t.inner.budgets.budget(&BudgetSpec::rolling(
+            TestDialect { daily: None }.endpoint_group(&ApiRequest::get("x/")),
+        ))
+    };
     let (auth, slow) = oauth(Duration::from_millis(200), None);
     let admitted = Arc::new(Mutex::new(Vec::new()));
     let log = admitted.clone();
@@ -139,11 +160,107 @@ async fn the_budget_slot_is_taken_after_the_token_is_ready() {
         .expect("builds");
     t.send(&ApiRequest::get("x/")).await.expect("sent");
     let refreshed = slow.done.lock().expect("log")[0];
-    let admitted = admitted.lock().expect("log")[0];
+    let counted = budget(&t).sent_log();
+    assert_eq!(counted.len(), 1);
     assert!(
-        admitted >= refreshed,
+        counted[0] >= refreshed,
         "a slot was held while the token was fetched"
     );
+    let admitted = admitted.lock().expect("log")[0];
+    assert_eq!(
+        admitted, counted[0],
+        "the event carries the admission instant"
+    );
+}
+
+/// A transport whose 429 retries are few and quick, with the given answers.
+async fn limited(
+    answers: Vec<Answer>,
+    key: &str,
+) -> (Transport, Arc<Mutex<Vec<crate::http::test_server::Seen>>>) {
+    let (base, seen) = script(answers).await;
+    let t = builder(&base, None)
+        .auth(Auth::Bearer(SecretString::from(key.to_string())))
+        .retry(RetryPolicy {
+            max_rate_limit_retries: 3,
+            base_delay: Duration::from_millis(40),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .expect("builds");
+    (t, seen)
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_zero_backs_off_instead_of_spinning() {
+    let (t, seen) = limited(
+        vec![Answer::Headed(429, "retry-after: 0\r\n", "{}")],
+        "zero-retry-after",
+    )
+    .await;
+    let start = tokio::time::Instant::now();
+    let e = t.send(&ApiRequest::get("x/")).await.expect_err("gives up");
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(seen.lock().expect("log").len(), 4, "1 try and 3 retries");
+    // Backoff from 40 ms, doubling, at least half of each step: 20 + 40 + 80 ms.
+    assert!(
+        start.elapsed() >= Duration::from_millis(140),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_429_with_reset_zero_and_nothing_left_waits_a_second() {
+    let (t, seen) = limited(
+        vec![
+            Answer::Headed(429, "ratelimit: remaining=0, reset=0\r\n", "{}"),
+            Answer::Json(200, "{}"),
+        ],
+        "zero-reset",
+    )
+    .await;
+    let start = tokio::time::Instant::now();
+    t.send(&ApiRequest::get("x/")).await.expect("second try");
+    assert_eq!(seen.lock().expect("log").len(), 2);
+    assert!(
+        start.elapsed() >= Duration::from_millis(990),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_longer_of_reset_and_retry_after_is_waited() {
+    let (t, seen) = limited(
+        vec![
+            Answer::Headed(
+                429,
+                "ratelimit: remaining=0, reset=0.1\r\nretry-after: 1\r\n",
+                "{}",
+            ),
+            Answer::Json(200, "{}"),
+        ],
+        "longer-hint",
+    )
+    .await;
+    let start = tokio::time::Instant::now();
+    t.send(&ApiRequest::get("x/")).await.expect("second try");
+    assert_eq!(seen.lock().expect("log").len(), 2);
+    assert!(
+        start.elapsed() >= Duration::from_millis(990),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_zero_window_is_a_configuration_error() {
+    let e = builder("http://127.0.0.1:9", None)
+        .quota(Quota::new(5, Duration::ZERO))
+        .build()
+        .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Config);
 }
 
 #[tokio::test]
@@ -197,4 +314,109 @@ fn retry_after_never_panics() {
         );
         assert_eq!(retry_after(&h), want, "{v}");
     }
+}
+
+/// Like HubSpot: every request counts in `all`, searches also in `search`, and everything in
+/// `daily`; a 429's body names the policy that tripped.
+struct PolicyDialect;
+
+impl Dialect for PolicyDialect {
+    fn crm(&self) -> Crm {
+        Crm::Salesforce
+    }
+    fn endpoint_group(&self, _: &ApiRequest) -> String {
+        "all".into()
+    }
+    fn rate_info(&self, _: u16, _: &HeaderMap, _: &[u8]) -> Option<RateInfo> {
+        None
+    }
+    fn error(&self, status: u16, _: &HeaderMap, body: &[u8]) -> Error {
+        if String::from_utf8_lossy(body).contains("DAILY") {
+            Error::new(ErrorKind::QuotaExhausted, "daily limit reached")
+        } else {
+            Error::new(ErrorKind::from_status(status), "test server said no")
+        }
+    }
+    fn budgets(&self, req: &ApiRequest) -> Vec<BudgetSpec> {
+        let mut specs = vec![
+            BudgetSpec::rolling("all"),
+            BudgetSpec::daily("daily", 1_000),
+        ];
+        if req.path.starts_with("search") {
+            specs.push(BudgetSpec::rolling_with(
+                "search",
+                Quota::new(100, Duration::from_secs(1)),
+            ));
+        }
+        specs
+    }
+    fn limited_budget(&self, _: u16, _: &HeaderMap, body: &[u8]) -> Option<String> {
+        let body = String::from_utf8_lossy(body);
+        if body.contains("SECONDLY") {
+            Some("search".into())
+        } else if body.contains("DAILY") {
+            Some("daily".into())
+        } else {
+            None
+        }
+    }
+}
+
+fn policy_transport(base: &str, key: &str) -> Transport {
+    Transport::builder(base, Arc::new(PolicyDialect))
+        .auth(Auth::Bearer(SecretString::from(key.to_string())))
+        .build()
+        .expect("builds")
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_budget_the_server_names_not_the_first() {
+    let (base, seen) = script(vec![
+        Answer::Headed(429, "retry-after: 1\r\n", r#"{"policyName":"SECONDLY"}"#),
+        Answer::Json(200, "{}"),
+    ])
+    .await;
+    let t = policy_transport(&base, "policy-secondly");
+    let search = {
+        let t = t.clone();
+        tokio::spawn(async move { t.send(&ApiRequest::get("search/")).await.map(|_| ()) })
+    };
+    while seen.lock().expect("log").is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = tokio::time::Instant::now();
+    t.send(&ApiRequest::get("other/"))
+        .await
+        .expect("not searched");
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "a request outside the search budget waited {:?}",
+        start.elapsed()
+    );
+    search.await.expect("task").expect("search retried");
+    assert_eq!(seen.lock().expect("log").len(), 3);
+}
+
+#[tokio::test]
+async fn a_quota_the_server_says_is_spent_fails_later_requests_locally() {
+    let (base, seen) = script(vec![Answer::Headed(
+        429,
+        "retry-after: 3600\r\n",
+        r#"{"policyName":"DAILY"}"#,
+    )])
+    .await;
+    let t = policy_transport(&base, "policy-daily");
+    for _ in 0..3 {
+        let e = t
+            .send(&ApiRequest::get("other/"))
+            .await
+            .expect_err("quota spent");
+        assert_eq!(e.kind(), ErrorKind::QuotaExhausted, "{e}");
+    }
+    assert_eq!(
+        seen.lock().expect("log").len(),
+        1,
+        "only the first was sent"
+    );
 }
