@@ -16,3 +16,4 @@ pub mod close;
 pub mod faults;
 mod names;
 pub mod server;
+pub mod shared;

@@ -88,11 +88,14 @@ fn credential(state: &State, req: &Request) -> Option<String> {
     oauth.access_valid(token).then(|| "oauth".to_string())
 }
 
+/// The combined header with an integer `reset`, rounded up, as Close sends it
+/// (developer.close.com/topics/rate-limits: `RateLimit: limit=100, remaining=50, reset=5`).
 fn rate_header(limit: u32, remaining: u32, reset: f64) -> HeaderValue {
+    let reset = reset.ceil().max(1.0) as u64;
     HeaderValue::from_str(&format!(
-        "limit={limit}, remaining={remaining}, reset={reset:.3}"
+        "limit={limit}, remaining={remaining}, reset={reset}"
     ))
-    .expect("ASCII header")
+    .unwrap_or_else(|_| HeaderValue::from_static("limit=0, remaining=0, reset=1"))
 }
 
 fn too_many(limit: u32, window: Duration, reset: f64, group: &str) -> Response {

@@ -14,18 +14,24 @@
 //! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
 //! | `POST /_sandbox/oauth/expire` | expire every access token now |
 
+mod api_error;
 mod data;
 mod events;
 mod gate;
 mod kinds;
+mod listing;
 mod oauth;
-mod resources;
+mod params;
+mod render;
 mod search;
 mod seed;
+mod text_query;
+mod validate;
 mod webhooks;
+mod writes;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::Router;
@@ -43,9 +49,10 @@ use crate::server::{Served, serve};
 pub use seed::SeedIds;
 pub use webhooks::sign;
 
+use api_error::ApiError;
 use data::Data;
 use kinds::Kind;
-use resources::{ApiError, ListLimits};
+use listing::Overrides;
 
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
@@ -56,10 +63,12 @@ pub struct Config {
     pub rate_limit: u32,
     /// The rate-limit window (10 s like the real API; scale it down for fast tests).
     pub rate_window: Duration,
-    /// Largest `_limit` a list accepts.
-    pub max_limit: usize,
-    /// Largest `_skip` a list accepts; beyond it Close answers 400.
-    pub max_skip: usize,
+    /// Overrides every collection's largest `_limit` (a larger one is clamped); each
+    /// collection has its own when `None`.
+    pub max_limit: Option<usize>,
+    /// Overrides every collection's largest `_skip` (beyond it Close answers 400); each
+    /// collection has its own when `None`.
+    pub max_skip: Option<usize>,
     /// OAuth client id and secret accepted at `/oauth2/token/`.
     pub oauth_client: (String, String),
     /// Lifetime of issued access tokens.
@@ -82,8 +91,8 @@ impl Default for Config {
             api_keys: Vec::new(),
             rate_limit: 100,
             rate_window: Duration::from_secs(10),
-            max_limit: 100,
-            max_skip: 10_000,
+            max_limit: None,
+            max_skip: None,
             oauth_client: ("sandbox-client".into(), "sandbox-secret".into()),
             token_ttl: Duration::from_secs(3600),
             webhook_retry_base: Duration::from_secs(1),
@@ -133,7 +142,7 @@ const REQUEST_LOG_CAP: usize = 200_000;
 
 pub(crate) struct State {
     pub config: Config,
-    pub data: Mutex<Data>,
+    pub data: RwLock<Data>,
     pub faults: Mutex<Faults>,
     pub stats: Mutex<Stats>,
     pub gate: gate::Gate,
@@ -147,8 +156,14 @@ impl State {
         self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    /// The data for a change.
+    fn data(&self) -> RwLockWriteGuard<'_, Data> {
+        self.data.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The data for a read; reads run side by side.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
+        self.data.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -196,9 +211,9 @@ impl CloseSandbox {
         self
     }
 
-    /// Sets the `_skip` ceiling.
+    /// Sets the `_skip` ceiling of every collection.
     pub fn max_skip(mut self, max: usize) -> Self {
-        self.config.max_skip = max;
+        self.config.max_skip = Some(max);
         self
     }
 
@@ -231,7 +246,7 @@ impl CloseSandbox {
             gate: gate::Gate::new(),
             oauth: Mutex::new(oauth::OAuth::default()),
             config: self.config,
-            data: Mutex::new(data),
+            data: RwLock::new(data),
             stats: Mutex::new(Stats::default()),
             events: tx,
             seed_ids,
@@ -326,7 +341,7 @@ impl RunningClose {
 
     /// How many records a collection holds (`lead`, `contact`, `opportunity`, `activity`…).
     pub fn count(&self, collection: &str) -> usize {
-        let data = self.state.data();
+        let data = self.state.read();
         data.tables
             .iter()
             .find(|(name, _)| **name == collection)
@@ -380,61 +395,49 @@ async fn api(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::Errors(vec![format!("Invalid JSON body: {e}")]))
     };
+    let overrides = Overrides {
+        max_limit: state.config.max_limit,
+        max_skip: state.config.max_skip,
+    };
     let result: Result<(u16, Value, Vec<Value>), ApiError> = (|| {
-        let mut data = state.data();
-        match (&method, segments.as_slice()) {
-            (&Method::GET, ["me"]) => Ok((200, me(&data), vec![])),
-            (&Method::GET, ["user"]) => Ok((
-                200,
-                json!({"data": [user(&data)], "has_more": false}),
-                vec![],
-            )),
-            (&Method::GET, ["user", id]) if *id == data.user_id => Ok((200, user(&data), vec![])),
-            (&Method::GET, ["organization", id]) if *id == data.org_id => {
-                Ok((200, organization(&data), vec![]))
-            }
-            (&Method::GET, ["custom_field_schema", object]) => {
-                let fields: Vec<Value> = data
-                    .rows("custom_field")
-                    .filter(|cf| cf["object_type"] == *object)
-                    .cloned()
-                    .collect();
-                Ok((200, json!({"fields": fields}), vec![]))
-            }
-            (&Method::POST, ["data", "search"]) => {
-                Ok((200, search::run(&data, &json_body()?)?, vec![]))
-            }
-            (&Method::GET, ["event"]) => Ok((200, events::list(&data, &params)?, vec![])),
-            (&Method::GET, ["event", id]) => Ok((200, events::get(&data, id)?, vec![])),
-            _ => {
-                let Some((kind, id)) = Kind::parse(&segments) else {
-                    return Err(ApiError::NotFound("Resource".into()));
-                };
-                let limits = ListLimits {
-                    max_limit: state.config.max_limit,
-                    max_skip: state.config.max_skip,
-                };
-                let done = match (&method, id) {
-                    (&Method::GET, None) => {
-                        return Ok((200, resources::list(&data, kind, &params, limits)?, vec![]));
-                    }
-                    (&Method::GET, Some(id)) => {
-                        return Ok((200, resources::get(&data, kind, &id, &params)?, vec![]));
-                    }
-                    (&Method::POST, None) => {
-                        resources::create(&mut data, kind, json_body()?, &full_path)?
-                    }
-                    (&Method::PUT, Some(id)) => {
-                        resources::update(&mut data, kind, &id, json_body()?, &full_path)?
-                    }
-                    (&Method::DELETE, Some(id)) => {
-                        resources::delete(&mut data, kind, &id, &full_path)?
-                    }
-                    _ => return Err(ApiError::MethodNotAllowed),
-                };
-                Ok((done.status, done.body, done.events))
-            }
+        let read = method == Method::GET || segments.as_slice() == ["data", "search"];
+        if read {
+            let data = state.read();
+            let body = match (&method, segments.as_slice()) {
+                (&Method::GET, ["me"]) => me(&data),
+                (&Method::GET, ["user"]) => json!({"data": [user(&data)], "has_more": false}),
+                (&Method::GET, ["user", id]) if *id == data.user_id => user(&data),
+                (&Method::GET, ["organization", id]) if *id == data.org_id => organization(&data),
+                (&Method::GET, ["custom_field_schema", object]) => {
+                    let fields: Vec<Value> =
+                        data.children("custom_field", object).cloned().collect();
+                    json!({"fields": fields})
+                }
+                (&Method::POST, ["data", "search"]) => search::run(&data, &json_body()?)?,
+                (&Method::GET, ["event"]) => events::list(&data, &params)?,
+                (&Method::GET, ["event", id]) => events::get(&data, id)?,
+                (&Method::GET, _) => match Kind::parse(&segments) {
+                    Some((kind, None)) => listing::list(&data, kind, &params, overrides)?,
+                    Some((kind, Some(id))) => listing::get(&data, kind, &id, &params)?,
+                    None => return Err(ApiError::NotFound("Resource".into())),
+                },
+                _ => return Err(ApiError::MethodNotAllowed),
+            };
+            return Ok((200, body, vec![]));
         }
+        let Some((kind, id)) = Kind::parse(&segments) else {
+            return Err(ApiError::NotFound("Resource".into()));
+        };
+        let mut data = state.data();
+        let done = match (&method, id) {
+            (&Method::POST, None) => writes::create(&mut data, kind, json_body()?, &full_path)?,
+            (&Method::PUT, Some(id)) => {
+                writes::update(&mut data, kind, &id, json_body()?, &full_path)?
+            }
+            (&Method::DELETE, Some(id)) => writes::delete(&mut data, kind, &id, &full_path)?,
+            _ => return Err(ApiError::MethodNotAllowed),
+        };
+        Ok((done.status, done.body, done.events))
     })();
     match result {
         Ok((status, body, events)) => {
@@ -461,7 +464,7 @@ fn me(data: &Data) -> Value {
 fn organization(data: &Data) -> Value {
     let pipelines: Vec<Value> = data
         .rows("pipeline")
-        .map(|p| resources::render(data, "pipeline", p.clone()))
+        .map(|p| render::render(data, "pipeline", p.clone()))
         .collect();
     json!({"id": data.org_id, "name": "crmkit Sandbox",
            "lead_statuses": data.rows("status_lead").cloned().collect::<Vec<_>>(),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::data::{Data, stamp};
 use super::kinds::Kind;
-use super::resources::create;
+use super::writes::create;
 use crate::names;
 
 /// Ids of the seeded configuration, for callers that want to refer to it.
@@ -27,13 +27,10 @@ fn made(data: &mut Data, kind: Kind, body: Value) -> Value {
 }
 
 fn backdate(data: &mut Data, table: &'static str, id: &Value, at: DateTime<Utc>) {
-    if let Some(row) = data
-        .table_mut(table)
-        .get_mut(id.as_str().unwrap_or_default())
-    {
+    data.update_row(table, id.as_str().unwrap_or_default(), |row| {
         row["date_created"] = json!(stamp(at));
         row["date_updated"] = json!(stamp(at));
-    }
+    });
 }
 
 /// Fills `data` with `leads` leads and the configuration they use.

@@ -27,7 +27,7 @@ pub(crate) async fn run(state: Arc<State>, mut events: mpsc::UnboundedReceiver<V
         .expect("a plain HTTP client builds");
     while let Some(event) = events.recv().await {
         let targets: Vec<(String, String, String)> = {
-            let data = state.data.lock().unwrap_or_else(|p| p.into_inner());
+            let data = state.read();
             data.rows("webhook")
                 .filter(|s| s["status"] == "active")
                 .filter(|s| {
