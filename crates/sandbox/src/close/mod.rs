@@ -10,7 +10,7 @@
 //! | endpoint | what it does |
 //! |---|---|
 //! | `GET /_sandbox/stats`, `POST /_sandbox/stats/reset` | request log and counters |
-//! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] |
+//! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] (optionally for one route) |
 //! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
 //! | `POST /_sandbox/oauth/expire` | expire every access token now |
 
@@ -39,13 +39,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use serde::Serialize;
+use axum::routing::{any, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::faults::Faults;
 use crate::server::{Served, serve};
+use crate::shared::admin::{self, HasGate};
+use crate::shared::gate::Gate;
+pub use crate::shared::stats::{RequestLog, Stats};
 pub use seed::SeedIds;
 pub use webhooks::sign;
 
@@ -104,48 +106,10 @@ impl Default for Config {
     }
 }
 
-/// One request as the emulator saw it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestLog {
-    /// Milliseconds since the emulator started.
-    pub at_ms: f64,
-    /// The HTTP method.
-    pub method: String,
-    /// The path below `/api/v1/`.
-    pub path: String,
-    /// The rate-limit group it counted against.
-    pub group: String,
-    /// The status it was answered with.
-    pub status: u16,
-}
-
-/// Counters and the request log.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Stats {
-    /// Every `/api/v1/` request, in arrival order (the most recent 200,000).
-    pub requests: Vec<RequestLog>,
-    /// Requests answered 429 (by the limiter or by fault injection).
-    pub rate_limited: u64,
-    /// Successful refresh-token grants.
-    pub token_refreshes: u64,
-    /// Authorization-code grants.
-    pub code_exchanges: u64,
-    /// Webhook POSTs made.
-    pub webhook_attempts: u64,
-    /// Webhook events delivered with a 2xx.
-    pub webhook_delivered: u64,
-    /// Webhook events given up on.
-    pub webhook_failed: u64,
-}
-
-const REQUEST_LOG_CAP: usize = 200_000;
-
 pub(crate) struct State {
     pub config: Config,
     pub data: RwLock<Data>,
-    pub faults: Mutex<Faults>,
-    pub stats: Mutex<Stats>,
-    pub gate: gate::Gate,
+    pub gate: Gate,
     pub oauth: Mutex<oauth::OAuth>,
     pub events: mpsc::UnboundedSender<Value>,
     pub seed_ids: SeedIds,
@@ -153,7 +117,7 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+        self.gate.stats.lock()
     }
 
     /// The data for a change.
@@ -242,12 +206,10 @@ impl CloseSandbox {
         let seed_ids = seed::seed(&mut data, self.config.leads);
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
-            faults: Mutex::new(self.config.faults.clone()),
-            gate: gate::Gate::new(),
+            gate: Gate::new(self.config.faults.clone()),
             oauth: Mutex::new(oauth::OAuth::default()),
             config: self.config,
             data: RwLock::new(data),
-            stats: Mutex::new(Stats::default()),
             events: tx,
             seed_ids,
         });
@@ -313,7 +275,7 @@ impl RunningClose {
 
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
-        *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        self.state.gate.set_faults(faults);
     }
 
     /// Issues an OAuth authorization code, as if a user had approved the app.
@@ -356,10 +318,8 @@ fn router(state: Arc<State>) -> Router {
     );
     Router::new()
         .merge(api)
+        .merge(admin::routes::<State>())
         .route("/oauth2/token/", post(oauth::token))
-        .route("/_sandbox/stats", get(admin_stats))
-        .route("/_sandbox/stats/reset", post(admin_reset))
-        .route("/_sandbox/faults", get(admin_faults).put(admin_set_faults))
         .route("/_sandbox/oauth/code", post(admin_code))
         .route("/_sandbox/oauth/expire", post(admin_expire))
         .with_state(state)
@@ -472,34 +432,6 @@ fn organization(data: &Data) -> Value {
            "pipelines": pipelines})
 }
 
-async fn admin_stats(AxState(state): AxState<Arc<State>>) -> Response {
-    axum::Json(state.stats().clone()).into_response()
-}
-
-async fn admin_reset(AxState(state): AxState<Arc<State>>) -> Response {
-    *state.stats() = Stats::default();
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn admin_faults(AxState(state): AxState<Arc<State>>) -> Response {
-    axum::Json(
-        state
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
-    )
-    .into_response()
-}
-
-async fn admin_set_faults(
-    AxState(state): AxState<Arc<State>>,
-    axum::Json(f): axum::Json<Faults>,
-) -> Response {
-    *state.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
-    StatusCode::NO_CONTENT.into_response()
-}
-
 async fn admin_code(AxState(state): AxState<Arc<State>>) -> Response {
     let code = state
         .oauth
@@ -518,20 +450,8 @@ async fn admin_expire(AxState(state): AxState<Arc<State>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub(crate) fn log_request(state: &State, method: &str, path: &str, group: &str, status: u16) {
-    let at_ms = state.gate.started.elapsed().as_secs_f64() * 1000.0;
-    let mut stats = state.stats();
-    if status == 429 {
-        stats.rate_limited += 1;
+impl HasGate for State {
+    fn gate(&self) -> &Gate {
+        &self.gate
     }
-    if stats.requests.len() >= REQUEST_LOG_CAP {
-        stats.requests.drain(..REQUEST_LOG_CAP / 2);
-    }
-    stats.requests.push(RequestLog {
-        at_ms,
-        method: method.to_string(),
-        path: path.to_string(),
-        group: group.to_string(),
-        status,
-    });
 }
