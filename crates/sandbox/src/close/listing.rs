@@ -43,15 +43,22 @@ pub(crate) fn list(
     )?;
     let fields = param(params, "_fields");
     let show = |r: &Value| select_fields(render(data, kind.table(), r.clone()), fields);
+    // A query is checked even when there is nothing to search.
+    let query = match kind {
+        Kind::Lead => param(params, "query")
+            .filter(|q| !q.trim().is_empty())
+            .map(text_query::parse)
+            .transpose()?,
+        _ => None,
+    };
     let Some(table) = data.table(kind.table()) else {
         return Ok(json!({"data": [], "has_more": false, "total_results": 0}));
     };
     match kind {
         Kind::Lead => {
-            let Some(text) = param(params, "query").filter(|q| !q.trim().is_empty()) else {
+            let Some(q) = query else {
                 return Ok(cut(table.iter(), page, show, Some(table.len())));
             };
-            let q = text_query::parse(text)?;
             let keep = |r: &&Value| q.matches(data, r);
             if let Some((field, lower, upper, desc)) = q.time_walk() {
                 let rows = table.by_time(field, lower, upper, desc).map(|(_, v)| v);
