@@ -8,3 +8,5 @@ pub mod rate;
 pub mod stats;
 pub mod store;
 pub mod time;
+pub mod webhook;
+pub mod world;
