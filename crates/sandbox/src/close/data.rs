@@ -30,6 +30,8 @@ pub(crate) struct Data {
     /// The event log, oldest first; each event with its sequence number (the cursor).
     pub events: VecDeque<(u64, Value)>,
     event_seq: u64,
+    /// While seeding, changes record no events (the log starts empty anyway).
+    pub seeding: bool,
 }
 
 /// How many events the log keeps (Close keeps 30 days; a bound keeps long runs small).
@@ -43,6 +45,7 @@ impl Data {
         Self {
             rng,
             event_seq: 0,
+            seeding: false,
             tables: HashMap::new(),
             org_id,
             user_id,

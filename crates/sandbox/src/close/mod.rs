@@ -13,6 +13,31 @@
 //! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] (optionally for one route) |
 //! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
 //! | `POST /_sandbox/oauth/expire` | expire every access token now |
+//!
+//! What it honours, per Close's spec and docs (each rule cites its source where it is
+//! implemented):
+//!
+//! - `GET /lead/` takes `_limit`, `_skip`, `_fields` and `query=` (the text search language,
+//!   e.g. `sort:updated date_updated > "2024-01-01" date_updated <= "2024-06-01"`,
+//!   `name:acme`, `status:"Potential"`; a syntax error is a 400). `GET /contact/` adds
+//!   `lead_id`. Only opportunities, tasks and activities take field filters,
+//!   `date_created__gt/gte/lt/lte` and `_order_by`; elsewhere unknown parameters are
+//!   ignored.
+//! - A `_limit` above a collection's maximum is clamped (leads and contacts 200,
+//!   opportunities 250, tasks 1,000, activities 100); a `_skip` above its ceiling (leads and
+//!   contacts 10,000, opportunities, tasks and activities 250,000; [`Config::max_skip`]
+//!   overrides all) answers 400 "The skip you set is larger than the maximum skip for this
+//!   resource (max_skip = N). Please refine your search query."
+//! - `POST /data/search/` returns `{"__object_type", "id"}` per result unless `_fields`
+//!   names fields per object type; `_limit` is clamped to 200; the cursor resumes where the
+//!   last page ended.
+//! - `GET /event/` accepts only the filter combinations the spec lists (plus
+//!   `date_updated__gte/lte`), caps `_limit` at 50, answers newest first, pages with
+//!   `_cursor` / `cursor_next`, and delete events carry `"data": null`.
+//! - `POST /activity/meeting/` is refused; `GET /activity/?id__in=a,b` finds any type.
+//! - PUT is a partial update on every collection.
+//! - Answers carry `RateLimit: limit=N, remaining=N, reset=N` (integer reset); a 429 adds
+//!   `Retry-After` and `RateLimit-Reset`.
 
 mod api_error;
 mod data;

@@ -37,6 +37,7 @@ fn backdate(data: &mut Data, table: &'static str, id: &Value, at: DateTime<Utc>)
 
 /// Fills `data` with `leads` leads and the configuration they use.
 pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
+    data.seeding = true;
     for label in ["Potential", "Qualified", "Customer", "Bad Fit"] {
         made(data, Kind::LeadStatus, json!({"label": label}));
     }
@@ -144,6 +145,7 @@ pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
         }
     }
     data.events.clear();
+    data.seeding = false;
     SeedIds {
         industry_field: industry.as_str().unwrap_or_default().to_string(),
         trades_field: trades.as_str().unwrap_or_default().to_string(),

@@ -29,6 +29,9 @@ fn change_event(
     method: &str,
     path: &str,
 ) -> Option<Value> {
+    if data.seeding {
+        return None;
+    }
     let object_type = event_type(table, row)?;
     let changed: Vec<String> = previous.keys().cloned().collect();
     let lead_id = if table == "lead" {

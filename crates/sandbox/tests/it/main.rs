@@ -6,6 +6,7 @@ mod gate;
 mod lists;
 mod scale;
 mod search;
+mod webhooks;
 mod writes;
 
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
