@@ -97,7 +97,7 @@ impl GateHooks for State {
     }
 
     fn too_many(&self, a: &Admission, group: &str) -> Response {
-        // Body per api-contracts A7's recommendation (the recorded 2017 body, nested).
+        // The recorded 429 body, nested under `error` as closeio-api ≤ 2.0 read it (commit 48d1503).
         let body = json!({"error": {
             "message": "API call count exceeded for this period",
             "rate_reset": (a.reset * 1000.0).round() / 1000.0,

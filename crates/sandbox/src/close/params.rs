@@ -17,6 +17,9 @@ pub(crate) fn param<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The page size when `_limit` is not given.
+const DEFAULT_LIMIT: usize = 100;
+
 /// The page a list request asks for, after clamping `_limit` and checking `_skip`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Page {
@@ -32,7 +35,8 @@ pub(crate) fn page(params: &Params, max_limit: usize, max_skip: usize) -> Result
         Some(l) => l
             .parse::<usize>()
             .map_err(|_| ApiError::field("_limit", "A valid integer is required."))?,
-        None => max_limit,
+        // Lists default to 100 (close-openapi.yml `GET /lead/`).
+        None => DEFAULT_LIMIT.min(max_limit),
     };
     let limit = if limit == 0 {
         max_limit
@@ -166,5 +170,6 @@ mod tests {
             "The skip you set is larger than the maximum skip for this resource (max_skip = 10). Please refine your search query."
         );
         assert!(page(&p(&[("_limit", "x")]), 200, 10).is_err());
+        assert_eq!(page(&p(&[]), 200, 10).unwrap().limit, 100);
     }
 }

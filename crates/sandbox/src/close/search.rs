@@ -15,8 +15,8 @@ use super::params::{keep, order_by};
 use super::render::render;
 use crate::shared::store::{Table, TimeField};
 
-/// The largest `_limit`; a larger one is clamped (developer.close.com advanced-filtering
-/// pages use 200; api-contracts A5 notes it as the third-party maximum).
+/// The largest `_limit`; a larger one is clamped (third-party Close clients page
+/// `/data/search/` with at most 200; developer.close.com/api/resources/advanced-filtering).
 const MAX_LIMIT: u64 = 200;
 
 /// Object types `/data/search/` can return, and the tables they live in.
@@ -463,8 +463,8 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
             let mut item = Map::new();
             item.insert("__object_type".into(), json!(object_type));
             match &fields {
-                // Named fields only: `_all` is documented for GET, not here (api-contracts
-                // A10, developer.close.com/topics/fields), so an unknown name is absent.
+                // Named fields only: `_all` is documented for GET, not here
+                // (developer.close.com/topics/fields), so an unknown name is absent.
                 Some(f) => {
                     if let Value::Object(map) = render(data, table_name, (*row).clone()) {
                         item.extend(keep(&map, f, false));

@@ -194,6 +194,8 @@ async fn a_limit_above_the_maximum_is_clamped() {
     assert_eq!(leads.status, 200);
     assert_eq!(ids(&leads.body).len(), 200);
     assert_eq!(leads.body["has_more"], true);
+    let default = api.get("lead/", &[]).await;
+    assert_eq!(ids(&default.body).len(), 100);
     let activities = api.get("activity/", &[("_limit", "5000")]).await;
     assert_eq!(activities.status, 200);
     assert_eq!(ids(&activities.body).len(), 100);
