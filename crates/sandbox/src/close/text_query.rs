@@ -372,6 +372,28 @@ mod tests {
     }
 
     #[test]
+    fn no_input_panics() {
+        let alphabet: Vec<char> = "ab:<>=\"\\ -_sortdate_updated2024()|!é0".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..24);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            if let Ok(q) = parse(&text) {
+                let _ = q.time_walk();
+            }
+        }
+        for edge in [
+            r#"date_updated > "262143-12-31""#,
+            r#"created:"-9999-01-01""#,
+            "sort:-",
+        ] {
+            let _ = parse(edge).map(|q| q.time_walk());
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_400s() {
         for bad in [
             r#"name:"open"#,

@@ -188,8 +188,16 @@ impl Table {
             TimeField::Created => &self.created,
             TimeField::Updated => &self.updated,
         };
-        if matches!((&lower, &upper), (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) if l > u)
-        {
+        // BTreeSet::range panics on an inverted range or on equal bounds both excluded.
+        let empty = match (&lower, &upper) {
+            (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => {
+                l > u
+                    || (l == u
+                        && !matches!((&lower, &upper), (Bound::Included(_), Bound::Included(_))))
+            }
+            _ => false,
+        };
+        if empty {
             return Box::new(std::iter::empty());
         }
         let range = set.range((lower, upper));
@@ -243,6 +251,14 @@ mod tests {
         assert_eq!(ids(t.children("l1").collect()), ["a"]);
         assert_eq!(ids(t.children("l2").collect()), ["b", "c"]);
         assert_eq!(by_created(&t), ["a", "c", "b"]);
+        let k = (0, "x".to_string());
+        let none = t.by_time(
+            TimeField::Updated,
+            Bound::Excluded(k.clone()),
+            Bound::Excluded(k),
+            false,
+        );
+        assert_eq!(none.count(), 0);
         t.remove("a");
         assert_eq!(t.children("l1").count(), 0);
         assert_eq!(by_created(&t), ["c", "b"]);
