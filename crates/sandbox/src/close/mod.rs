@@ -41,6 +41,7 @@
 
 mod api_error;
 mod data;
+mod dispatch;
 mod events;
 mod gate;
 mod kinds;
@@ -60,9 +61,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State as AxState};
-use axum::http::{Method, StatusCode};
+use axum::extract::State as AxState;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::{Value, json};
@@ -76,10 +76,7 @@ pub use crate::shared::stats::{RequestLog, Stats};
 pub use seed::SeedIds;
 pub use webhooks::sign;
 
-use api_error::ApiError;
 use data::Data;
-use kinds::Kind;
-use listing::Overrides;
 
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
@@ -338,9 +335,12 @@ impl RunningClose {
 }
 
 fn router(state: Arc<State>) -> Router {
-    let api = Router::new().route("/api/v1/{*path}", any(api)).layer(
-        axum::middleware::from_fn_with_state(state.clone(), gate::check),
-    );
+    let api = Router::new()
+        .route("/api/v1/{*path}", any(dispatch::api))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::check,
+        ));
     Router::new()
         .merge(api)
         .merge(admin::routes::<State>())
@@ -348,113 +348,6 @@ fn router(state: Arc<State>) -> Router {
         .route("/_sandbox/oauth/code", post(admin_code))
         .route("/_sandbox/oauth/expire", post(admin_expire))
         .with_state(state)
-}
-
-fn reply(status: u16, body: Value) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    if status == StatusCode::NO_CONTENT {
-        return status.into_response();
-    }
-    (status, axum::Json(body)).into_response()
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        reply(self.status(), self.body())
-    }
-}
-
-async fn api(
-    AxState(state): AxState<Arc<State>>,
-    method: Method,
-    Path(path): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    body: Bytes,
-) -> Response {
-    let full_path = format!("/api/v1/{path}");
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let json_body = || -> Result<Value, ApiError> {
-        if body.is_empty() {
-            return Ok(json!({}));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Errors(vec![format!("Invalid JSON body: {e}")]))
-    };
-    let overrides = Overrides {
-        max_limit: state.config.max_limit,
-        max_skip: state.config.max_skip,
-    };
-    let result: Result<(u16, Value, Vec<Value>), ApiError> = (|| {
-        let read = method == Method::GET || segments.as_slice() == ["data", "search"];
-        if read {
-            let data = state.read();
-            let body = match (&method, segments.as_slice()) {
-                (&Method::GET, ["me"]) => me(&data),
-                (&Method::GET, ["user"]) => json!({"data": [user(&data)], "has_more": false}),
-                (&Method::GET, ["user", id]) if *id == data.user_id => user(&data),
-                (&Method::GET, ["organization", id]) if *id == data.org_id => organization(&data),
-                (&Method::GET, ["custom_field_schema", object]) => {
-                    let fields: Vec<Value> =
-                        data.children("custom_field", object).cloned().collect();
-                    json!({"fields": fields})
-                }
-                (&Method::POST, ["data", "search"]) => search::run(&data, &json_body()?)?,
-                (&Method::GET, ["event"]) => events::list(&data, &params)?,
-                (&Method::GET, ["event", id]) => events::get(&data, id)?,
-                (&Method::GET, _) => match Kind::parse(&segments) {
-                    Some((kind, None)) => listing::list(&data, kind, &params, overrides)?,
-                    Some((kind, Some(id))) => listing::get(&data, kind, &id, &params)?,
-                    None => return Err(ApiError::NotFound("Resource".into())),
-                },
-                _ => return Err(ApiError::MethodNotAllowed),
-            };
-            return Ok((200, body, vec![]));
-        }
-        let Some((kind, id)) = Kind::parse(&segments) else {
-            return Err(ApiError::NotFound("Resource".into()));
-        };
-        let mut data = state.data();
-        let done = match (&method, id) {
-            (&Method::POST, None) => writes::create(&mut data, kind, json_body()?, &full_path)?,
-            (&Method::PUT, Some(id)) => {
-                writes::update(&mut data, kind, &id, json_body()?, &full_path)?
-            }
-            (&Method::DELETE, Some(id)) => writes::delete(&mut data, kind, &id, &full_path)?,
-            _ => return Err(ApiError::MethodNotAllowed),
-        };
-        Ok((done.status, done.body, done.events))
-    })();
-    match result {
-        Ok((status, body, events)) => {
-            for e in events {
-                let _ = state.events.send(e);
-            }
-            reply(status, body)
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-fn user(data: &Data) -> Value {
-    json!({"id": data.user_id, "first_name": "Sandbox", "last_name": "User",
-           "email": "sandbox.user@example.com", "organizations": [data.org_id]})
-}
-
-fn me(data: &Data) -> Value {
-    let mut me = user(data);
-    me["organizations"] = json!([{"id": data.org_id, "name": "crmkit Sandbox"}]);
-    me
-}
-
-fn organization(data: &Data) -> Value {
-    let pipelines: Vec<Value> = data
-        .rows("pipeline")
-        .map(|p| render::render(data, "pipeline", p.clone()))
-        .collect();
-    json!({"id": data.org_id, "name": "crmkit Sandbox",
-           "lead_statuses": data.rows("status_lead").cloned().collect::<Vec<_>>(),
-           "opportunity_statuses": data.rows("status_opportunity").cloned().collect::<Vec<_>>(),
-           "pipelines": pipelines})
 }
 
 async fn admin_code(AxState(state): AxState<Arc<State>>) -> Response {

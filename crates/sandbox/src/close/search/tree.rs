@@ -1,0 +1,265 @@
+//! The Advanced Filtering query tree and its evaluation against one row: `and`, `or`,
+//! `object_type`, `field_condition`, `has_related`, `negate`, and the `text`, `term`,
+//! `reference`, `number_range`, `moment_range` and `exists` conditions
+//! (developer.close.com/api/resources/advanced-filtering).
+
+use serde_json::{Value, json};
+
+use super::super::api_error::ApiError;
+use super::super::data::{Data, parse_time};
+use super::super::render::render;
+
+/// Object types `/data/search/` can return, and the tables they live in.
+pub(super) const SEARCHABLE: &[(&str, &str)] = &[
+    ("lead", "lead"),
+    ("contact", "contact"),
+    ("opportunity", "opportunity"),
+    ("task", "task"),
+    ("activity", "activity"),
+];
+
+pub(super) fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::Errors(vec![msg.into()])
+}
+
+pub(super) fn object_types(query: &Value, out: &mut Vec<String>) {
+    match query["type"].as_str() {
+        Some("object_type") => {
+            if let Some(t) = query["object_type"].as_str() {
+                out.push(t.to_string());
+            }
+        }
+        Some("and") => {
+            for q in query["queries"].as_array().into_iter().flatten() {
+                object_types(q, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn field_value<'a>(row: &'a Value, field: &Value) -> Result<&'a Value, ApiError> {
+    match field["type"].as_str() {
+        Some("regular_field") => {
+            let name = field["field_name"]
+                .as_str()
+                .ok_or_else(|| bad("regular_field needs field_name"))?;
+            Ok(&row[name])
+        }
+        Some("custom_field") => {
+            let id = field["custom_field_id"]
+                .as_str()
+                .ok_or_else(|| bad("custom_field needs custom_field_id"))?;
+            Ok(&row[format!("custom.{id}").as_str()])
+        }
+        other => Err(bad(format!("unknown field type {other:?}"))),
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn scalar_text(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(scalar_text).collect(),
+        Value::Null => vec![],
+        other => vec![other.to_string()],
+    }
+}
+
+fn moment(v: &Value) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => parse_time(s)
+            .map(Some)
+            .ok_or_else(|| bad(format!("not a valid moment: {s}"))),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("fixed_local_date") => {
+            let d = o.get("value").and_then(Value::as_str).unwrap_or_default();
+            let start = parse_time(d).ok_or_else(|| bad(format!("not a valid date: {d}")))?;
+            let end = o.get("which").and_then(Value::as_str) == Some("end");
+            Ok(Some(if end {
+                start + chrono::Duration::days(1)
+            } else {
+                start
+            }))
+        }
+        other => Err(bad(format!("not a valid moment: {other}"))),
+    }
+}
+
+fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
+    match cond["type"].as_str() {
+        Some("exists") => Ok(!value.is_null() && value != &json!([]) && value != &json!("")),
+        Some("text") => {
+            let wanted = cond["value"]
+                .as_str()
+                .ok_or_else(|| bad("text needs value"))?;
+            let hay = scalar_text(value);
+            Ok(match cond["mode"].as_str().unwrap_or("full_words") {
+                "phrase" => {
+                    let w = wanted.to_lowercase();
+                    hay.iter().any(|h| h.to_lowercase().contains(&w))
+                }
+                "beginning_of_words" => {
+                    let w = wanted.to_lowercase();
+                    hay.iter()
+                        .any(|h| words(h).iter().any(|x| x.starts_with(&w)))
+                }
+                _ => {
+                    let need = words(wanted);
+                    hay.iter().any(|h| {
+                        let have = words(h);
+                        need.iter().all(|n| have.contains(n))
+                    })
+                }
+            })
+        }
+        Some("term") => {
+            let values = cond["values"]
+                .as_array()
+                .ok_or_else(|| bad("term needs values"))?;
+            let have = scalar_text(value);
+            Ok(values.iter().any(|v| {
+                have.iter()
+                    .any(|h| Some(h.as_str()) == v.as_str() || h == &v.to_string())
+            }))
+        }
+        Some("reference") => {
+            let ids = cond["object_ids"]
+                .as_array()
+                .ok_or_else(|| bad("reference needs object_ids"))?;
+            Ok(ids.iter().any(|id| id == value))
+        }
+        Some("number_range") => {
+            let Some(n) = value.as_f64() else {
+                return Ok(false);
+            };
+            let ok =
+                |key: &str, f: fn(f64, f64) -> bool| cond[key].as_f64().is_none_or(|b| f(n, b));
+            Ok(ok("gt", |a, b| a > b)
+                && ok("gte", |a, b| a >= b)
+                && ok("lt", |a, b| a < b)
+                && ok("lte", |a, b| a <= b))
+        }
+        Some("moment_range") => {
+            let Some(t) = value.as_str().and_then(parse_time) else {
+                return Ok(false);
+            };
+            let mut ok = true;
+            for key in ["gt", "gte", "lt", "lte", "on_or_after", "before"] {
+                if let Some(b) = moment(&cond[key])? {
+                    ok &= match key {
+                        "gt" => t > b,
+                        "gte" | "on_or_after" => t >= b,
+                        "lt" | "before" => t < b,
+                        _ => t <= b,
+                    };
+                }
+            }
+            Ok(ok)
+        }
+        other => Err(bad(format!("unknown condition type {other:?}"))),
+    }
+}
+
+/// A row with the derived fields a query may test (status labels and types). A lead is not
+/// rendered whole: nesting its children would make every search quadratic.
+pub(super) fn view(data: &Data, table: &str, row: &Value) -> Value {
+    if table != "lead" {
+        return render(data, table, row.clone());
+    }
+    let mut v = row.clone();
+    if let Some(s) = row["status_id"]
+        .as_str()
+        .and_then(|s| data.get("status_lead", s))
+    {
+        v["status_label"] = s["label"].clone();
+    }
+    v["display_name"] = row["name"].clone();
+    v
+}
+
+/// Whether `row` (of `object_type`) satisfies `query`.
+pub(super) fn eval(
+    data: &Data,
+    object_type: &str,
+    row: &Value,
+    query: &Value,
+) -> Result<bool, ApiError> {
+    let result = match query["type"].as_str() {
+        Some("and") => {
+            let mut all = true;
+            for q in query["queries"]
+                .as_array()
+                .ok_or_else(|| bad("and needs queries"))?
+            {
+                all &= eval(data, object_type, row, q)?;
+            }
+            all
+        }
+        Some("or") => {
+            let mut any = false;
+            for q in query["queries"]
+                .as_array()
+                .ok_or_else(|| bad("or needs queries"))?
+            {
+                any |= eval(data, object_type, row, q)?;
+            }
+            any
+        }
+        Some("object_type") => query["object_type"] == object_type,
+        Some("field_condition") => {
+            let field = &query["field"];
+            if let Some(ot) = field["object_type"].as_str()
+                && ot != object_type
+            {
+                return Err(bad(format!(
+                    "field {} belongs to {ot}, not {object_type}",
+                    field["field_name"]
+                )));
+            }
+            condition(field_value(row, field)?, &query["condition"])?
+        }
+        Some("has_related") => {
+            let related = query["related_object_type"]
+                .as_str()
+                .ok_or_else(|| bad("has_related needs related_object_type"))?;
+            let table = SEARCHABLE
+                .iter()
+                .find(|(t, _)| *t == related)
+                .map(|(_, t)| *t)
+                .ok_or_else(|| bad(format!("cannot relate to {related}")))?;
+            let (key, id) = if object_type == "lead" {
+                ("lead_id", row["id"].clone())
+            } else {
+                ("id", row["lead_id"].clone())
+            };
+            let mut found = false;
+            let rows: Box<dyn Iterator<Item = &Value>> = if key == "lead_id" {
+                Box::new(data.children(table, id.as_str().unwrap_or_default()))
+            } else {
+                Box::new(data.get(table, id.as_str().unwrap_or_default()).into_iter())
+            };
+            for r in rows {
+                if eval(
+                    data,
+                    related,
+                    &view(data, table, r),
+                    &query["related_query"],
+                )? {
+                    found = true;
+                    break;
+                }
+            }
+            found
+        }
+        Some("match_all") => true,
+        other => return Err(bad(format!("unknown query node type {other:?}"))),
+    };
+    Ok(result != query["negate"].as_bool().unwrap_or(false))
+}
