@@ -1,5 +1,6 @@
 //! Fault injection shared by the emulators: a share of 429s and 5xx answers, added latency,
-//! and dropped connections, set at start or changed at run time through the admin endpoint.
+//! dropped connections, and writes that are applied but whose answer never arrives; set at
+//! start or changed at run time through the admin endpoint, for every route or one.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +14,11 @@ pub enum Fault {
     ServerError,
     /// Answer 503.
     Unavailable,
-    /// Close the connection without answering.
+    /// Close the connection without answering, before the request is processed.
     Drop,
+    /// Process the request (a write is applied), then close the connection instead of
+    /// answering: the client sees a broken connection for a change that happened.
+    ProcessedThenDrop,
 }
 
 /// What failures to inject, and how often.
@@ -29,13 +33,46 @@ pub struct Faults {
     pub rate_503: f64,
     /// Share of connections dropped without an answer.
     pub rate_drop: f64,
+    /// Share of requests processed and then dropped without an answer.
+    pub rate_processed_drop: f64,
     /// Delay added to every answer, in milliseconds.
     pub latency_ms: u64,
     /// Failures for the next requests, in order, before the shares apply.
     pub next: Vec<Fault>,
+    /// Only requests on this route get faults (latency still applies to all): `"POST /lead/"`
+    /// for one method and path, or `"/lead/"` for any method; a trailing `*` matches any
+    /// path that starts with the rest (`"GET /lead/*"`). Paths are below the API root.
+    pub route: Option<String>,
 }
 
 impl Faults {
+    /// Whether faults apply to a request with `method` on `path` (below the API root).
+    pub fn targets(&self, method: &str, path: &str) -> bool {
+        let Some(route) = self.route.as_deref().map(str::trim) else {
+            return true;
+        };
+        let (want_method, want_path) = match route.split_once(' ') {
+            Some((m, p)) => (Some(m.trim()), p.trim()),
+            None => (None, route),
+        };
+        if want_method.is_some_and(|m| !m.eq_ignore_ascii_case(method)) {
+            return false;
+        }
+        match want_path.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == want_path,
+        }
+    }
+
+    /// Picks the fault (if any) for the next request on `method` `path`, using `roll` in
+    /// `[0, 1)`.
+    pub fn pick_for(&mut self, method: &str, path: &str, roll: f64) -> Option<Fault> {
+        if !self.targets(method, path) {
+            return None;
+        }
+        self.pick(roll)
+    }
+
     /// Picks the fault (if any) for the next request, using `roll` in `[0, 1)`.
     pub fn pick(&mut self, roll: f64) -> Option<Fault> {
         if !self.next.is_empty() {
@@ -47,6 +84,7 @@ impl Faults {
             (self.rate_500, Fault::ServerError),
             (self.rate_503, Fault::Unavailable),
             (self.rate_drop, Fault::Drop),
+            (self.rate_processed_drop, Fault::ProcessedThenDrop),
         ] {
             edge += share;
             if roll < edge {
@@ -71,5 +109,26 @@ mod tests {
         assert_eq!(f.pick(0.9), Some(Fault::Drop));
         assert_eq!(f.pick(0.9), None);
         assert_eq!(f.pick(0.1), Some(Fault::ServerError));
+    }
+
+    #[test]
+    fn a_route_limits_where_faults_land() {
+        let mut f = Faults {
+            next: vec![Fault::ProcessedThenDrop],
+            route: Some("POST /lead/".into()),
+            ..Faults::default()
+        };
+        assert_eq!(f.pick_for("GET", "/lead/", 0.0), None);
+        assert_eq!(f.pick_for("POST", "/contact/", 0.0), None);
+        assert_eq!(
+            f.pick_for("POST", "/lead/", 0.0),
+            Some(Fault::ProcessedThenDrop)
+        );
+        let prefix = Faults {
+            route: Some("/lead/*".into()),
+            ..Faults::default()
+        };
+        assert!(prefix.targets("PUT", "/lead/lead_1/"));
+        assert!(!prefix.targets("PUT", "/contact/cont_1/"));
     }
 }

@@ -1,47 +1,22 @@
 //! The emulator's records: JSON objects in insertion order, one table per collection.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use fastrand::Rng;
 use serde_json::{Map, Value, json};
 
 use crate::names;
+pub(crate) use crate::shared::store::Table;
+pub(crate) use crate::shared::time::parse_time;
 
-/// Rows of one collection, kept in insertion order.
-#[derive(Debug, Default)]
-pub(crate) struct Table {
-    rows: BTreeMap<u64, Value>,
-    index: HashMap<String, u64>,
-}
-
-impl Table {
-    pub(crate) fn get(&self, id: &str) -> Option<&Value> {
-        self.index.get(id).and_then(|s| self.rows.get(s))
-    }
-
-    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Value> {
-        let seq = *self.index.get(id)?;
-        self.rows.get_mut(&seq)
-    }
-
-    pub(crate) fn insert(&mut self, seq: u64, row: Value) {
-        let id = row["id"].as_str().unwrap_or_default().to_string();
-        self.index.insert(id, seq);
-        self.rows.insert(seq, row);
-    }
-
-    pub(crate) fn remove(&mut self, id: &str) -> Option<Value> {
-        let seq = self.index.remove(id)?;
-        self.rows.remove(&seq)
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Value> {
-        self.rows.values()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.rows.len()
+/// The field that ties a row of `table` to its parent, indexed for nested reads.
+fn parent_field(table: &str) -> Option<&'static str> {
+    match table {
+        "contact" | "opportunity" | "task" | "activity" => Some("lead_id"),
+        "status_opportunity" => Some("pipeline_id"),
+        "custom_field" => Some("object_type"),
+        _ => None,
     }
 }
 
@@ -49,11 +24,14 @@ impl Table {
 #[derive(Debug)]
 pub(crate) struct Data {
     pub rng: Rng,
-    seq: u64,
     pub tables: HashMap<&'static str, Table>,
     pub org_id: String,
     pub user_id: String,
-    pub events: VecDeque<Value>,
+    /// The event log, oldest first; each event with its sequence number (the cursor).
+    pub events: VecDeque<(u64, Value)>,
+    event_seq: u64,
+    /// While seeding, changes record no events (the log starts empty anyway).
+    pub seeding: bool,
 }
 
 /// How many events the log keeps (Close keeps 30 days; a bound keeps long runs small).
@@ -66,7 +44,8 @@ impl Data {
         let user_id = names::close_id(&mut rng, "user");
         Self {
             rng,
-            seq: 0,
+            event_seq: 0,
+            seeding: false,
             tables: HashMap::new(),
             org_id,
             user_id,
@@ -83,7 +62,19 @@ impl Data {
     }
 
     pub(crate) fn table_mut(&mut self, name: &'static str) -> &mut Table {
-        self.tables.entry(name).or_default()
+        self.tables
+            .entry(name)
+            .or_insert_with(|| Table::new(parent_field(name)))
+    }
+
+    /// Changes a row in place through the table, so its indexes follow.
+    pub(crate) fn update_row(
+        &mut self,
+        table: &'static str,
+        id: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
+        self.table_mut(table).update(id, change).cloned()
     }
 
     pub(crate) fn get(&self, table: &'static str, id: &str) -> Option<&Value> {
@@ -94,10 +85,19 @@ impl Data {
         self.table(table).into_iter().flat_map(|t| t.iter())
     }
 
+    /// Rows of `table` under `parent` (through the children index).
+    pub(crate) fn children<'a>(
+        &'a self,
+        table: &'static str,
+        parent: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.table(table)
+            .into_iter()
+            .flat_map(move |t| t.children(parent))
+    }
+
     pub(crate) fn insert(&mut self, table: &'static str, row: Value) {
-        self.seq += 1;
-        let seq = self.seq;
-        self.table_mut(table).insert(seq, row);
+        self.table_mut(table).insert(row);
     }
 
     /// Appends an event to the log, newest last, and returns it.
@@ -132,7 +132,8 @@ impl Data {
             "previous_data": previous,
             "data": data,
         });
-        self.events.push_back(event.clone());
+        self.event_seq += 1;
+        self.events.push_back((self.event_seq, event.clone()));
         if self.events.len() > EVENT_LOG_CAP {
             self.events.pop_front();
         }
@@ -143,18 +144,4 @@ impl Data {
 /// Close's timestamp format: microseconds and `+00:00`.
 pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
-}
-
-/// Parses the timestamps and dates Close accepts in filters.
-pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Some(t.and_utc());
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
 }

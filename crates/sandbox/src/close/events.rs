@@ -1,10 +1,10 @@
 //! The event log, `GET /event/` and `GET /event/{id}/`: newest first, cursor paging, and
-//! only the filter combinations Close allows.
+//! only the filter combinations the spec lists (close-openapi.yml `/event/`).
 
 use serde_json::{Value, json};
 
+use super::api_error::ApiError;
 use super::data::{Data, parse_time};
-use super::resources::ApiError;
 
 const FILTERS: &[&str] = &[
     "object_type",
@@ -14,6 +14,30 @@ const FILTERS: &[&str] = &[
     "user_id",
     "request_id",
 ];
+
+/// The supported combinations, as listed in close-openapi.yml `/event/`; no filter at all
+/// reads the whole log.
+const COMBINATIONS: &[&[&str]] = &[
+    &[],
+    &["object_type", "object_id"],
+    &["object_type", "action"],
+    &["object_id", "action"],
+    &["lead_id", "object_type"],
+    &["lead_id", "object_type", "action"],
+    &["lead_id", "user_id", "object_type"],
+    &["lead_id", "user_id", "object_type", "action"],
+    &["lead_id", "user_id"],
+    &["user_id", "object_id"],
+    &["user_id", "object_id", "action"],
+    &["user_id", "object_type"],
+    &["user_id", "object_type", "action"],
+    &["lead_id"],
+    &["user_id"],
+    &["request_id"],
+];
+
+/// `_limit` is "capped at and defaulting to 50" (close-openapi.yml `/event/`).
+const MAX_LIMIT: usize = 50;
 
 /// `GET /event/`.
 pub(crate) fn list(data: &Data, params: &[(String, String)]) -> Result<Value, ApiError> {
@@ -27,90 +51,69 @@ pub(crate) fn list(data: &Data, params: &[(String, String)]) -> Result<Value, Ap
         Some(l) => l
             .parse::<usize>()
             .map_err(|_| ApiError::field("_limit", "A valid integer is required."))?,
-        None => 50,
+        None => MAX_LIMIT,
     };
-    if !(1..=50).contains(&limit) {
-        return Err(ApiError::field("_limit", "Must be between 1 and 50."));
-    }
+    let limit = if limit == 0 {
+        MAX_LIMIT
+    } else {
+        limit.min(MAX_LIMIT)
+    };
     let used: Vec<&str> = FILTERS
         .iter()
         .copied()
         .filter(|f| get(f).is_some())
         .collect();
-    let allowed = [
-        &[][..],
-        &["object_type"],
-        &["object_type", "object_id"],
-        &["object_type", "action"],
-        &["object_id", "action"],
-        &["object_id"],
-        &["lead_id"],
-        &["object_type", "lead_id"],
-        &["object_type", "action", "lead_id"],
-        &["lead_id", "user_id"],
-        &["user_id"],
-        &["object_type", "user_id"],
-        &["action", "user_id"],
-        &["object_type", "action", "user_id"],
-        &["request_id"],
-    ];
-    if !allowed
+    if !COMBINATIONS
         .iter()
         .any(|combo| combo.len() == used.len() && combo.iter().all(|c| used.contains(c)))
     {
         return Err(ApiError::Errors(vec![format!(
-            "This combination of filters is not supported: {}.",
+            "This combination of filters is not supported: {}. See the supported combinations at developer.close.com/api/resources/events.",
             used.join(", ")
         )]));
     }
-    let gte = get("date_updated__gte")
-        .map(|v| parse_time(v).ok_or_else(|| ApiError::field("date_updated__gte", "Invalid date.")))
-        .transpose()?;
-    let lte = get("date_updated__lte")
-        .map(|v| parse_time(v).ok_or_else(|| ApiError::field("date_updated__lte", "Invalid date.")))
-        .transpose()?;
-    // Cursors are event ids: the next page starts after that event, going back in time.
-    let start_after = get("_cursor");
-    let mut iter = data.events.iter().rev().peekable();
-    if let Some(cursor) = start_after {
-        if !data.events.iter().any(|e| e["id"] == cursor) {
-            return Err(ApiError::field("_cursor", "Invalid or expired cursor."));
+    let bound = |key: &str| {
+        get(key)
+            .map(|v| parse_time(v).ok_or_else(|| ApiError::field(key, "Invalid date.")))
+            .transpose()
+    };
+    let (gte, lte) = (bound("date_updated__gte")?, bound("date_updated__lte")?);
+    // A cursor is an event's sequence number: the next page starts just before it.
+    let end = match get("_cursor") {
+        None => data.events.len(),
+        Some(c) => {
+            let seq = c
+                .strip_prefix("ev.")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::field("_cursor", "Invalid or expired cursor."))?;
+            data.events.partition_point(|(s, _)| *s < seq)
         }
-        for e in iter.by_ref() {
-            if e["id"] == cursor {
-                break;
-            }
-        }
-    }
-    let matching = iter.filter(|e| {
+    };
+    let matching = data.events.range(..end).rev().filter(|(_, e)| {
         used.iter().all(|f| e[*f].as_str() == get(f))
             && e["date_updated"]
                 .as_str()
                 .and_then(parse_time)
                 .is_some_and(|t| gte.is_none_or(|g| t >= g) && lte.is_none_or(|l| t <= l))
     });
-    let mut page: Vec<Value> = Vec::with_capacity(limit + 1);
-    for e in matching {
-        page.push(e.clone());
-        if page.len() > limit {
-            break;
-        }
-    }
+    let mut page: Vec<&(u64, Value)> = matching.take(limit + 1).collect();
     let more = page.len() > limit;
     page.truncate(limit);
     let next = if more {
-        page.last().map(|e| e["id"].clone())
+        page.last().map(|(s, _)| format!("ev.{s}"))
     } else {
         None
     };
-    Ok(json!({"data": page, "cursor_next": next, "cursor_previous": start_after}))
+    let events: Vec<&Value> = page.iter().map(|(_, e)| e).collect();
+    Ok(json!({"data": events, "cursor_next": next, "cursor_previous": get("_cursor")}))
 }
 
 /// `GET /event/{id}/`.
 pub(crate) fn get(data: &Data, id: &str) -> Result<Value, ApiError> {
     data.events
         .iter()
-        .find(|e| e["id"] == id)
-        .cloned()
+        .rev()
+        .find(|(_, e)| e["id"] == id)
+        .map(|(_, e)| e.clone())
         .ok_or_else(|| ApiError::NotFound("Event".into()))
 }

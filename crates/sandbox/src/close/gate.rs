@@ -1,9 +1,7 @@
-//! What every `/api/v1/` request passes before it reaches a handler: authentication, fault
-//! injection, and the rate limit per key and endpoint group, with Close's headers and bodies.
+//! Close's side of the request gate: API keys (HTTP Basic) and OAuth bearer tokens, endpoint
+//! groups, its 401 and 429 bodies and its `RateLimit` headers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode};
@@ -12,47 +10,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::json;
 
-use super::{State, log_request};
-use crate::faults::Fault;
-use crate::server::DropConnection;
+use super::State;
+use crate::shared::gate::GateHooks;
+use crate::shared::rate::{Admission, Window, WindowKind};
 
 const UNAUTHORIZED: &str = "The server could not verify that you are authorized to access the URL requested.  You either supplied the wrong credentials (e.g. a bad password), or your browser doesn't understand how to supply the credentials required.";
 
-/// Fixed rate-limit windows per (credential, endpoint group).
-pub(crate) struct Gate {
-    pub started: Instant,
-    windows: Mutex<HashMap<(String, String), (u64, u32)>>,
-}
-
-impl Gate {
-    pub(crate) fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts one request; returns `(allowed, remaining, seconds to reset)`.
-    fn admit(&self, cred: &str, group: &str, limit: u32, window: Duration) -> (bool, u32, f64) {
-        let elapsed = self.started.elapsed();
-        let idx = (elapsed.as_nanos() / window.as_nanos().max(1)) as u64;
-        let reset = window.as_secs_f64() * (idx + 1) as f64 - elapsed.as_secs_f64();
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = windows
-            .entry((cred.to_string(), group.to_string()))
-            .or_insert((idx, 0));
-        if entry.0 != idx {
-            *entry = (idx, 0);
-        }
-        if entry.1 >= limit {
-            return (false, 0, reset);
-        }
-        entry.1 += 1;
-        (true, limit - entry.1, reset)
-    }
-}
-
-/// The endpoint group: method plus path, with ids (`lead_abc…`) folded to `{id}`.
+/// The endpoint group, the sandbox's own reading of "path + method"
+/// (developer.close.com/topics/rate-limits): ids (`lead_abc…`) fold to `{id}`.
 pub(crate) fn endpoint_group(method: &str, path: &str) -> String {
     let folded: Vec<&str> = path
         .split('/')
@@ -71,102 +36,87 @@ pub(crate) fn endpoint_group(method: &str, path: &str) -> String {
     format!("{method} /{}/", folded.join("/"))
 }
 
-fn credential(state: &State, req: &Request) -> Option<String> {
-    let header = req.headers().get("authorization")?.to_str().ok()?;
-    if let Some(b64) = header.strip_prefix("Basic ") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let key = text.split_once(':').map(|(k, _)| k).unwrap_or(&text);
-        let ok = !key.is_empty()
-            && (state.config.api_keys.is_empty() || state.config.api_keys.iter().any(|k| k == key));
-        return ok.then(|| format!("key:{key}"));
-    }
-    let token = header.strip_prefix("Bearer ")?.trim();
-    let oauth = state.oauth.lock().unwrap_or_else(|p| p.into_inner());
-    oauth.access_valid(token).then(|| "oauth".to_string())
-}
-
+/// The combined header with an integer `reset`, rounded up, as Close sends it
+/// (developer.close.com/topics/rate-limits: `RateLimit: limit=100, remaining=50, reset=5`).
 fn rate_header(limit: u32, remaining: u32, reset: f64) -> HeaderValue {
+    let reset = reset.ceil().max(1.0) as u64;
     HeaderValue::from_str(&format!(
-        "limit={limit}, remaining={remaining}, reset={reset:.3}"
+        "limit={limit}, remaining={remaining}, reset={reset}"
     ))
-    .expect("ASCII header")
+    .unwrap_or_else(|_| HeaderValue::from_static("limit=0, remaining=0, reset=1"))
 }
 
-fn too_many(limit: u32, window: Duration, reset: f64, group: &str) -> Response {
-    let body = json!({"error": {
-        "message": "API call count exceeded for this period",
-        "rate_reset": (reset * 1000.0).round() / 1000.0,
-        "rate_limit": limit,
-        "rate_limit_type": "key",
-        "rate_endpoint_group": format!("{:x}", fnv(group)),
-        "rate_window": window.as_secs_f64(),
-    }});
-    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    let h = resp.headers_mut();
-    h.insert("ratelimit", rate_header(limit, 0, reset));
-    h.insert(
-        "retry-after",
-        HeaderValue::from(reset.ceil().max(1.0) as u64),
-    );
-    h.insert(
-        "ratelimit-reset",
-        HeaderValue::from(reset.ceil().max(1.0) as u64),
-    );
-    resp
-}
-
-/// A short stable hash, so the group shows as an opaque id like Close's.
+/// A short stable hash, so the group shows as an opaque id like the recorded 429 bodies.
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     })
 }
 
-/// The middleware.
-pub(crate) async fn check(
-    AxState(state): AxState<Arc<State>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path().trim_start_matches("/api/v1").to_string();
-    let group = endpoint_group(&method, &path);
-    let done = |resp: Response| {
-        log_request(&state, &method, &path, &group, resp.status().as_u16());
-        resp
-    };
-    let Some(cred) = credential(&state, &req) else {
-        return done(
-            (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": UNAUTHORIZED})),
-            )
-                .into_response(),
-        );
-    };
-    let (fault, latency) = {
-        let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
-        (faults.pick(fastrand::f64()), faults.latency_ms)
-    };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+impl GateHooks for State {
+    fn api_prefix(&self) -> &str {
+        "/api/v1"
     }
-    let (limit, window) = (state.config.rate_limit, state.config.rate_window);
-    match fault {
-        Some(Fault::RateLimit) => return done(too_many(limit, window, 1.0, &group)),
-        Some(Fault::ServerError) => {
-            return done(
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    axum::Json(json!({"error": "Internal server error."})),
-                )
-                    .into_response(),
-            );
+
+    fn credential(&self, req: &Request) -> Option<String> {
+        let header = req.headers().get("authorization")?.to_str().ok()?;
+        if let Some(b64) = header.strip_prefix("Basic ") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let key = text.split_once(':').map(|(k, _)| k).unwrap_or(&text);
+            let ok = !key.is_empty()
+                && (self.config.api_keys.is_empty()
+                    || self.config.api_keys.iter().any(|k| k == key));
+            return ok.then(|| format!("key:{key}"));
         }
-        Some(Fault::Unavailable) => {
+        let token = header.strip_prefix("Bearer ")?.trim();
+        let oauth = self.oauth.lock().unwrap_or_else(|p| p.into_inner());
+        oauth.access_valid(token).then(|| "oauth".to_string())
+    }
+
+    fn group(&self, method: &str, path: &str) -> String {
+        endpoint_group(method, path)
+    }
+
+    fn windows(&self, _group: &str) -> Vec<Window> {
+        vec![Window {
+            kind: WindowKind::Fixed,
+            limit: self.config.rate_limit,
+            length: self.config.rate_window,
+        }]
+    }
+
+    fn unauthorized(&self) -> Response {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": UNAUTHORIZED})),
+        )
+            .into_response()
+    }
+
+    fn too_many(&self, a: &Admission, group: &str) -> Response {
+        // The recorded 429 body, nested under `error` as closeio-api ≤ 2.0 read it (commit 48d1503).
+        let body = json!({"error": {
+            "message": "API call count exceeded for this period",
+            "rate_reset": (a.reset * 1000.0).round() / 1000.0,
+            "rate_limit": a.limit,
+            "rate_limit_type": "key",
+            "rate_endpoint_group": format!("{:x}", fnv(group)),
+            "rate_window": a.window,
+        }});
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        let wait = HeaderValue::from(a.reset.ceil().max(1.0) as u64);
+        let h = resp.headers_mut();
+        h.insert("ratelimit", rate_header(a.limit, 0, a.reset));
+        h.insert("retry-after", wait.clone());
+        h.insert("ratelimit-reset", wait);
+        resp
+    }
+
+    fn server_error(&self, status: u16) -> Response {
+        if status == 503 {
             let mut r = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 axum::Json(json!({"error": "Service temporarily unavailable."})),
@@ -174,23 +124,28 @@ pub(crate) async fn check(
                 .into_response();
             r.headers_mut()
                 .insert("retry-after", HeaderValue::from(1u64));
-            return done(r);
+            return r;
         }
-        Some(Fault::Drop) => {
-            let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            r.extensions_mut().insert(DropConnection);
-            return done(r);
-        }
-        None => {}
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "Internal server error."})),
+        )
+            .into_response()
     }
-    let (allowed, remaining, reset) = state.gate.admit(&cred, &group, limit, window);
-    if !allowed {
-        return done(too_many(limit, window, reset, &group));
+
+    fn rate_headers(&self, resp: &mut Response, a: &Admission) {
+        resp.headers_mut()
+            .insert("ratelimit", rate_header(a.limit, a.remaining, a.reset));
     }
-    let mut resp = next.run(req).await;
-    resp.headers_mut()
-        .insert("ratelimit", rate_header(limit, remaining, reset));
-    done(resp)
+}
+
+/// The middleware in front of `/api/v1/`.
+pub(crate) async fn check(
+    AxState(state): AxState<Arc<State>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    state.gate.pass(&*state, req, next).await
 }
 
 #[cfg(test)]
@@ -210,22 +165,13 @@ mod tests {
             endpoint_group("POST", "/activity/note/"),
             "POST /activity/note/"
         );
-        assert_eq!(
-            endpoint_group("GET", "/custom_field/lead/"),
-            "GET /custom_field/lead/"
-        );
     }
 
     #[test]
-    fn window_admits_limit_then_refuses() {
-        let g = Gate::new();
-        for _ in 0..3 {
-            assert!(g.admit("k", "g", 3, Duration::from_secs(60)).0);
-        }
-        let (ok, remaining, reset) = g.admit("k", "g", 3, Duration::from_secs(60));
-        assert!(!ok);
-        assert_eq!(remaining, 0);
-        assert!(reset > 0.0 && reset <= 60.0);
-        assert!(g.admit("other", "g", 3, Duration::from_secs(60)).0);
+    fn reset_is_an_integer_rounded_up() {
+        assert_eq!(
+            rate_header(100, 50, 4.2),
+            HeaderValue::from_static("limit=100, remaining=50, reset=5")
+        );
     }
 }

@@ -89,6 +89,21 @@ impl Kind {
         }
     }
 
+    /// The largest `_limit` of a list (a larger one is clamped) and the largest `_skip`.
+    /// Close says both vary per resource (developer.close.com/topics/pagination); the
+    /// numbers are the page sizes integrations use (airbyte PR 31534: leads 200,
+    /// opportunities 250, tasks 1,000) and the activity skip ceiling of airbyte issue 20959
+    /// (250,000). The lead and contact skip ceiling is the sandbox's own choice.
+    pub(crate) fn list_limits(self) -> (usize, usize) {
+        match self {
+            Kind::Lead | Kind::Contact => (200, 10_000),
+            Kind::Opportunity => (250, 250_000),
+            Kind::Task => (1_000, 250_000),
+            Kind::Activity(_) => (100, 250_000),
+            _ => (100, 10_000),
+        }
+    }
+
     /// The model name in Close's 404 body ("Lead matching query does not exist.").
     pub(crate) fn model_name(self) -> String {
         match self {

@@ -10,42 +10,73 @@
 //! | endpoint | what it does |
 //! |---|---|
 //! | `GET /_sandbox/stats`, `POST /_sandbox/stats/reset` | request log and counters |
-//! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] |
+//! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] (optionally for one route) |
 //! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
 //! | `POST /_sandbox/oauth/expire` | expire every access token now |
+//!
+//! What it honours, per Close's spec and docs (each rule cites its source where it is
+//! implemented):
+//!
+//! - `GET /lead/` takes `_limit`, `_skip`, `_fields` and `query=` (the text search language,
+//!   e.g. `sort:updated date_updated > "2024-01-01" date_updated <= "2024-06-01"`,
+//!   `name:acme`, `status:"Potential"`; a syntax error is a 400). `GET /contact/` adds
+//!   `lead_id`. Only opportunities, tasks and activities take field filters,
+//!   `date_created__gt/gte/lt/lte` and `_order_by`; elsewhere unknown parameters are
+//!   ignored.
+//! - A `_limit` above a collection's maximum is clamped (leads and contacts 200,
+//!   opportunities 250, tasks 1,000, activities 100); a `_skip` above its ceiling (leads and
+//!   contacts 10,000, opportunities, tasks and activities 250,000; [`Config::max_skip`]
+//!   overrides all) answers 400 "The skip you set is larger than the maximum skip for this
+//!   resource (max_skip = N). Please refine your search query."
+//! - `POST /data/search/` returns `{"__object_type", "id"}` per result unless `_fields`
+//!   names fields per object type; `_limit` is clamped to 200; the cursor resumes where the
+//!   last page ended.
+//! - `GET /event/` accepts only the filter combinations the spec lists (plus
+//!   `date_updated__gte/lte`), caps `_limit` at 50, answers newest first, pages with
+//!   `_cursor` / `cursor_next`, and delete events carry `"data": null`.
+//! - `POST /activity/meeting/` is refused; `GET /activity/?id__in=a,b` finds any type.
+//! - PUT is a partial update on every collection.
+//! - Answers carry `RateLimit: limit=N, remaining=N, reset=N` (integer reset); a 429 adds
+//!   `Retry-After` and `RateLimit-Reset`.
 
+mod api_error;
 mod data;
+mod dispatch;
 mod events;
 mod gate;
 mod kinds;
+mod listing;
 mod oauth;
-mod resources;
+mod params;
+mod render;
 mod search;
 mod seed;
+mod text_query;
+mod validate;
 mod webhooks;
+mod writes;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State as AxState};
-use axum::http::{Method, StatusCode};
+use axum::extract::State as AxState;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use serde::Serialize;
+use axum::routing::{any, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::faults::Faults;
 use crate::server::{Served, serve};
+use crate::shared::admin::{self, HasGate};
+use crate::shared::gate::Gate;
+pub use crate::shared::stats::{RequestLog, Stats};
 pub use seed::SeedIds;
 pub use webhooks::sign;
 
 use data::Data;
-use kinds::Kind;
-use resources::{ApiError, ListLimits};
 
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
@@ -56,10 +87,12 @@ pub struct Config {
     pub rate_limit: u32,
     /// The rate-limit window (10 s like the real API; scale it down for fast tests).
     pub rate_window: Duration,
-    /// Largest `_limit` a list accepts.
-    pub max_limit: usize,
-    /// Largest `_skip` a list accepts; beyond it Close answers 400.
-    pub max_skip: usize,
+    /// Overrides every collection's largest `_limit` (a larger one is clamped); each
+    /// collection has its own when `None`.
+    pub max_limit: Option<usize>,
+    /// Overrides every collection's largest `_skip` (beyond it Close answers 400); each
+    /// collection has its own when `None`.
+    pub max_skip: Option<usize>,
     /// OAuth client id and secret accepted at `/oauth2/token/`.
     pub oauth_client: (String, String),
     /// Lifetime of issued access tokens.
@@ -82,8 +115,8 @@ impl Default for Config {
             api_keys: Vec::new(),
             rate_limit: 100,
             rate_window: Duration::from_secs(10),
-            max_limit: 100,
-            max_skip: 10_000,
+            max_limit: None,
+            max_skip: None,
             oauth_client: ("sandbox-client".into(), "sandbox-secret".into()),
             token_ttl: Duration::from_secs(3600),
             webhook_retry_base: Duration::from_secs(1),
@@ -95,48 +128,10 @@ impl Default for Config {
     }
 }
 
-/// One request as the emulator saw it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestLog {
-    /// Milliseconds since the emulator started.
-    pub at_ms: f64,
-    /// The HTTP method.
-    pub method: String,
-    /// The path below `/api/v1/`.
-    pub path: String,
-    /// The rate-limit group it counted against.
-    pub group: String,
-    /// The status it was answered with.
-    pub status: u16,
-}
-
-/// Counters and the request log.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Stats {
-    /// Every `/api/v1/` request, in arrival order (the most recent 200,000).
-    pub requests: Vec<RequestLog>,
-    /// Requests answered 429 (by the limiter or by fault injection).
-    pub rate_limited: u64,
-    /// Successful refresh-token grants.
-    pub token_refreshes: u64,
-    /// Authorization-code grants.
-    pub code_exchanges: u64,
-    /// Webhook POSTs made.
-    pub webhook_attempts: u64,
-    /// Webhook events delivered with a 2xx.
-    pub webhook_delivered: u64,
-    /// Webhook events given up on.
-    pub webhook_failed: u64,
-}
-
-const REQUEST_LOG_CAP: usize = 200_000;
-
 pub(crate) struct State {
     pub config: Config,
-    pub data: Mutex<Data>,
-    pub faults: Mutex<Faults>,
-    pub stats: Mutex<Stats>,
-    pub gate: gate::Gate,
+    pub data: RwLock<Data>,
+    pub gate: Gate,
     pub oauth: Mutex<oauth::OAuth>,
     pub events: mpsc::UnboundedSender<Value>,
     pub seed_ids: SeedIds,
@@ -144,11 +139,17 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+        self.gate.stats.lock()
     }
 
-    fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    /// The data for a change.
+    fn data(&self) -> RwLockWriteGuard<'_, Data> {
+        self.data.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The data for a read; reads run side by side.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
+        self.data.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -196,9 +197,9 @@ impl CloseSandbox {
         self
     }
 
-    /// Sets the `_skip` ceiling.
+    /// Sets the `_skip` ceiling of every collection.
     pub fn max_skip(mut self, max: usize) -> Self {
-        self.config.max_skip = max;
+        self.config.max_skip = Some(max);
         self
     }
 
@@ -227,12 +228,10 @@ impl CloseSandbox {
         let seed_ids = seed::seed(&mut data, self.config.leads);
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
-            faults: Mutex::new(self.config.faults.clone()),
-            gate: gate::Gate::new(),
+            gate: Gate::new(self.config.faults.clone()),
             oauth: Mutex::new(oauth::OAuth::default()),
             config: self.config,
-            data: Mutex::new(data),
-            stats: Mutex::new(Stats::default()),
+            data: RwLock::new(data),
             events: tx,
             seed_ids,
         });
@@ -298,7 +297,7 @@ impl RunningClose {
 
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
-        *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        self.state.gate.set_faults(faults);
     }
 
     /// Issues an OAuth authorization code, as if a user had approved the app.
@@ -326,7 +325,7 @@ impl RunningClose {
 
     /// How many records a collection holds (`lead`, `contact`, `opportunity`, `activity`…).
     pub fn count(&self, collection: &str) -> usize {
-        let data = self.state.data();
+        let data = self.state.read();
         data.tables
             .iter()
             .find(|(name, _)| **name == collection)
@@ -336,165 +335,19 @@ impl RunningClose {
 }
 
 fn router(state: Arc<State>) -> Router {
-    let api = Router::new().route("/api/v1/{*path}", any(api)).layer(
-        axum::middleware::from_fn_with_state(state.clone(), gate::check),
-    );
+    let api = Router::new()
+        .route("/api/v1/{*path}", any(dispatch::api))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::check,
+        ));
     Router::new()
         .merge(api)
+        .merge(admin::routes::<State>())
         .route("/oauth2/token/", post(oauth::token))
-        .route("/_sandbox/stats", get(admin_stats))
-        .route("/_sandbox/stats/reset", post(admin_reset))
-        .route("/_sandbox/faults", get(admin_faults).put(admin_set_faults))
         .route("/_sandbox/oauth/code", post(admin_code))
         .route("/_sandbox/oauth/expire", post(admin_expire))
         .with_state(state)
-}
-
-fn reply(status: u16, body: Value) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    if status == StatusCode::NO_CONTENT {
-        return status.into_response();
-    }
-    (status, axum::Json(body)).into_response()
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        reply(self.status(), self.body())
-    }
-}
-
-async fn api(
-    AxState(state): AxState<Arc<State>>,
-    method: Method,
-    Path(path): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    body: Bytes,
-) -> Response {
-    let full_path = format!("/api/v1/{path}");
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let json_body = || -> Result<Value, ApiError> {
-        if body.is_empty() {
-            return Ok(json!({}));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Errors(vec![format!("Invalid JSON body: {e}")]))
-    };
-    let result: Result<(u16, Value, Vec<Value>), ApiError> = (|| {
-        let mut data = state.data();
-        match (&method, segments.as_slice()) {
-            (&Method::GET, ["me"]) => Ok((200, me(&data), vec![])),
-            (&Method::GET, ["user"]) => Ok((
-                200,
-                json!({"data": [user(&data)], "has_more": false}),
-                vec![],
-            )),
-            (&Method::GET, ["user", id]) if *id == data.user_id => Ok((200, user(&data), vec![])),
-            (&Method::GET, ["organization", id]) if *id == data.org_id => {
-                Ok((200, organization(&data), vec![]))
-            }
-            (&Method::GET, ["custom_field_schema", object]) => {
-                let fields: Vec<Value> = data
-                    .rows("custom_field")
-                    .filter(|cf| cf["object_type"] == *object)
-                    .cloned()
-                    .collect();
-                Ok((200, json!({"fields": fields}), vec![]))
-            }
-            (&Method::POST, ["data", "search"]) => {
-                Ok((200, search::run(&data, &json_body()?)?, vec![]))
-            }
-            (&Method::GET, ["event"]) => Ok((200, events::list(&data, &params)?, vec![])),
-            (&Method::GET, ["event", id]) => Ok((200, events::get(&data, id)?, vec![])),
-            _ => {
-                let Some((kind, id)) = Kind::parse(&segments) else {
-                    return Err(ApiError::NotFound("Resource".into()));
-                };
-                let limits = ListLimits {
-                    max_limit: state.config.max_limit,
-                    max_skip: state.config.max_skip,
-                };
-                let done = match (&method, id) {
-                    (&Method::GET, None) => {
-                        return Ok((200, resources::list(&data, kind, &params, limits)?, vec![]));
-                    }
-                    (&Method::GET, Some(id)) => {
-                        return Ok((200, resources::get(&data, kind, &id, &params)?, vec![]));
-                    }
-                    (&Method::POST, None) => {
-                        resources::create(&mut data, kind, json_body()?, &full_path)?
-                    }
-                    (&Method::PUT, Some(id)) => {
-                        resources::update(&mut data, kind, &id, json_body()?, &full_path)?
-                    }
-                    (&Method::DELETE, Some(id)) => {
-                        resources::delete(&mut data, kind, &id, &full_path)?
-                    }
-                    _ => return Err(ApiError::MethodNotAllowed),
-                };
-                Ok((done.status, done.body, done.events))
-            }
-        }
-    })();
-    match result {
-        Ok((status, body, events)) => {
-            for e in events {
-                let _ = state.events.send(e);
-            }
-            reply(status, body)
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-fn user(data: &Data) -> Value {
-    json!({"id": data.user_id, "first_name": "Sandbox", "last_name": "User",
-           "email": "sandbox.user@example.com", "organizations": [data.org_id]})
-}
-
-fn me(data: &Data) -> Value {
-    let mut me = user(data);
-    me["organizations"] = json!([{"id": data.org_id, "name": "crmkit Sandbox"}]);
-    me
-}
-
-fn organization(data: &Data) -> Value {
-    let pipelines: Vec<Value> = data
-        .rows("pipeline")
-        .map(|p| resources::render(data, "pipeline", p.clone()))
-        .collect();
-    json!({"id": data.org_id, "name": "crmkit Sandbox",
-           "lead_statuses": data.rows("status_lead").cloned().collect::<Vec<_>>(),
-           "opportunity_statuses": data.rows("status_opportunity").cloned().collect::<Vec<_>>(),
-           "pipelines": pipelines})
-}
-
-async fn admin_stats(AxState(state): AxState<Arc<State>>) -> Response {
-    axum::Json(state.stats().clone()).into_response()
-}
-
-async fn admin_reset(AxState(state): AxState<Arc<State>>) -> Response {
-    *state.stats() = Stats::default();
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn admin_faults(AxState(state): AxState<Arc<State>>) -> Response {
-    axum::Json(
-        state
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
-    )
-    .into_response()
-}
-
-async fn admin_set_faults(
-    AxState(state): AxState<Arc<State>>,
-    axum::Json(f): axum::Json<Faults>,
-) -> Response {
-    *state.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn admin_code(AxState(state): AxState<Arc<State>>) -> Response {
@@ -515,20 +368,8 @@ async fn admin_expire(AxState(state): AxState<Arc<State>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub(crate) fn log_request(state: &State, method: &str, path: &str, group: &str, status: u16) {
-    let at_ms = state.gate.started.elapsed().as_secs_f64() * 1000.0;
-    let mut stats = state.stats();
-    if status == 429 {
-        stats.rate_limited += 1;
+impl HasGate for State {
+    fn gate(&self) -> &Gate {
+        &self.gate
     }
-    if stats.requests.len() >= REQUEST_LOG_CAP {
-        stats.requests.drain(..REQUEST_LOG_CAP / 2);
-    }
-    stats.requests.push(RequestLog {
-        at_ms,
-        method: method.to_string(),
-        path: path.to_string(),
-        group: group.to_string(),
-        status,
-    });
 }

@@ -84,12 +84,7 @@ pub(crate) async fn token(
         .access
         .insert(access.clone(), Instant::now() + state.config.token_ttl);
     oauth.refresh.insert(refresh.clone());
-    let org = state
-        .data
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .org_id
-        .clone();
+    let org = state.read().org_id.clone();
     axum::Json(json!({
         "token_type": "Bearer",
         "access_token": access,

@@ -1,13 +1,15 @@
-//! Deterministic seed data: statuses, a pipeline, custom fields, and leads with contacts,
-//! opportunities and activities that look like a real sales team's.
+//! Deterministic seed data: statuses, a pipeline, custom fields, and the shared world's
+//! companies as leads with contacts, opportunities and activities that look like a real
+//! sales team's.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::data::{Data, stamp};
 use super::kinds::Kind;
-use super::resources::create;
+use super::writes::create;
 use crate::names;
+use crate::shared::world::{Crm, DEAL_STAGES, World};
 
 /// Ids of the seeded configuration, for callers that want to refer to it.
 #[derive(Debug, Clone)]
@@ -27,29 +29,27 @@ fn made(data: &mut Data, kind: Kind, body: Value) -> Value {
 }
 
 fn backdate(data: &mut Data, table: &'static str, id: &Value, at: DateTime<Utc>) {
-    if let Some(row) = data
-        .table_mut(table)
-        .get_mut(id.as_str().unwrap_or_default())
-    {
+    data.update_row(table, id.as_str().unwrap_or_default(), |row| {
         row["date_created"] = json!(stamp(at));
         row["date_updated"] = json!(stamp(at));
-    }
+    });
 }
 
 /// Fills `data` with `leads` leads and the configuration they use.
 pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
+    data.seeding = true;
     for label in ["Potential", "Qualified", "Customer", "Bad Fit"] {
         made(data, Kind::LeadStatus, json!({"label": label}));
     }
     let pipeline = made(data, Kind::Pipeline, json!({"name": "Sales"}))["id"].clone();
     let mut opp_statuses = Vec::new();
-    for (label, ty) in [
-        ("Active", "active"),
-        ("Demo Scheduled", "active"),
-        ("Proposal Sent", "active"),
-        ("Won", "won"),
-        ("Lost", "lost"),
-    ] {
+    // The world's deal stages, in order; the last two are closed.
+    for (n, label) in DEAL_STAGES.iter().enumerate() {
+        let ty = match DEAL_STAGES.len() - n {
+            2 => "won",
+            1 => "lost",
+            _ => "active",
+        };
         let s = made(
             data,
             Kind::OpportunityStatus,
@@ -70,46 +70,44 @@ pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
     let origin = DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
         .expect("valid constant")
         .with_timezone(&Utc);
-    for i in 0..leads {
-        let rng = &mut data.rng;
-        let (company, domain) = names::company(rng);
-        let contact_count = rng.usize(1..=3);
-        let contacts: Vec<Value> = (0..contact_count)
-            .map(|_| {
-                let (name, email, title) = names::person(rng, &domain);
-                json!({"name": name, "title": title,
-                       "emails": [{"type": "office", "email": email}],
-                       "phones": [{"type": "office", "phone": names::phone(rng)}]})
+    let world = World::generate(data.rng.u64(..), leads);
+    for company in world.members(Crm::Close) {
+        let i = company.index;
+        let contacts: Vec<Value> = world.people[company.people.clone()]
+            .iter()
+            .map(|p| {
+                json!({"name": p.name, "title": p.title,
+                       "emails": [{"type": "office", "email": p.email}],
+                       "phones": [{"type": "office", "phone": world.phone(Crm::Close, p)}]})
             })
             .collect();
+        let name = world.company_name(Crm::Close, company);
         let mut body = json!({
-            "name": company,
-            "url": format!("https://{domain}"),
-            "description": format!("{} in the {} market.", company, names::industry(rng)),
+            "name": name,
+            "url": format!("https://{}", company.domain),
+            "description": format!("{name} in the {} market.", company.industry),
             "contacts": contacts,
         });
-        body[ind_key.as_str()] = json!(names::industry(rng));
-        body[trades_key.as_str()] = json!(names::trades(rng));
-        let at = origin + Duration::minutes(37 * i as i64);
+        body[ind_key.as_str()] = json!(company.industry);
+        body[trades_key.as_str()] = json!(company.trades);
+        let at = origin + Duration::minutes(company.created_minute);
         let lead = made(data, Kind::Lead, body);
         let lead_id = lead["id"].clone();
         backdate(data, "lead", &lead_id, at);
         for c in lead["contacts"].as_array().into_iter().flatten() {
             backdate(data, "contact", &c["id"], at);
         }
-        let opp_count = data.rng.usize(0..=2);
-        for _ in 0..opp_count {
-            let status = opp_statuses[data.rng.usize(..opp_statuses.len())].clone();
-            let value = data.rng.i64(10..=500) * 100_000;
-            let confidence = data.rng.u8(10..=90);
+        for deal in &world.deals[company.deals.clone()] {
+            let status = opp_statuses[deal.stage.min(opp_statuses.len() - 1)].clone();
             let o = made(
                 data,
                 Kind::Opportunity,
-                json!({"lead_id": lead_id, "status_id": status, "value": value,
-                "value_period": "one_time", "confidence": confidence, "note": "Seeded opportunity"}),
+                json!({"lead_id": lead_id, "status_id": status, "value": deal.value_cents,
+                "value_period": "one_time", "confidence": deal.confidence, "note": "Seeded opportunity"}),
             );
             backdate(data, "opportunity", &o["id"], at + Duration::hours(2));
         }
+        let company = name;
         let contact_id = lead["contacts"][0]["id"].clone();
         let n = made(
             data,
@@ -147,6 +145,7 @@ pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
         }
     }
     data.events.clear();
+    data.seeding = false;
     SeedIds {
         industry_field: industry.as_str().unwrap_or_default().to_string(),
         trades_field: trades.as_str().unwrap_or_default().to_string(),

@@ -9,6 +9,7 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::State;
+use crate::shared::webhook::{self, RetrySchedule};
 
 /// `close-sig-hash` for `timestamp` and `body` with the hex `signature_key`.
 pub fn sign(signature_key_hex: &str, timestamp: &str, body: &[u8]) -> Option<String> {
@@ -27,7 +28,7 @@ pub(crate) async fn run(state: Arc<State>, mut events: mpsc::UnboundedReceiver<V
         .expect("a plain HTTP client builds");
     while let Some(event) = events.recv().await {
         let targets: Vec<(String, String, String)> = {
-            let data = state.data.lock().unwrap_or_else(|p| p.into_inner());
+            let data = state.read();
             data.rows("webhook")
                 .filter(|s| s["status"] == "active")
                 .filter(|s| {
@@ -55,31 +56,18 @@ pub(crate) async fn run(state: Arc<State>, mut events: mpsc::UnboundedReceiver<V
 }
 
 async fn deliver(state: Arc<State>, http: reqwest::Client, url: String, key: String, body: String) {
-    let mut delay = state.config.webhook_retry_base;
-    for attempt in 1..=state.config.webhook_attempts {
+    // Close retries with exponential back-off up to every 20 minutes (developer.close.com/topics/webhooks).
+    let schedule = RetrySchedule {
+        base: state.config.webhook_retry_base,
+        max_delay: Duration::from_secs(1200),
+        attempts: state.config.webhook_attempts,
+    };
+    let headers = || {
         let ts = chrono::Utc::now().timestamp().to_string();
-        let Some(sig) = sign(&key, &ts, body.as_bytes()) else {
-            return;
-        };
-        let sent = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("close-sig-hash", sig)
-            .header("close-sig-timestamp", &ts)
-            .body(body.clone())
-            .send()
-            .await;
-        let ok = matches!(&sent, Ok(r) if r.status().is_success());
-        state.stats().webhook_attempts += 1;
-        if ok {
-            state.stats().webhook_delivered += 1;
-            return;
-        }
-        tracing::debug!(%url, attempt, "Webhook delivery failed; will retry.");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1200));
-    }
-    state.stats().webhook_failed += 1;
+        let sig = sign(&key, &ts, body.as_bytes())?;
+        Some(vec![("close-sig-hash", sig), ("close-sig-timestamp", ts)])
+    };
+    webhook::deliver(&http, &url, &body, schedule, &state.gate.stats, headers).await;
 }
 
 #[cfg(test)]

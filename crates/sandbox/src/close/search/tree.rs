@@ -1,14 +1,16 @@
-//! Advanced Filtering (`POST /data/search/`) evaluated for real: `and`, `or`,
+//! The Advanced Filtering query tree and its evaluation against one row: `and`, `or`,
 //! `object_type`, `field_condition`, `has_related`, `negate`, and the `text`, `term`,
-//! `reference`, `number_range`, `moment_range` and `exists` conditions, with cursor paging.
+//! `reference`, `number_range`, `moment_range` and `exists` conditions
+//! (developer.close.com/api/resources/advanced-filtering).
 
 use serde_json::{Value, json};
 
-use super::data::{Data, parse_time};
-use super::resources::{ApiError, render, select_fields, sort_rows};
+use super::super::api_error::ApiError;
+use super::super::data::{Data, parse_time};
+use super::super::render::render;
 
 /// Object types `/data/search/` can return, and the tables they live in.
-const SEARCHABLE: &[(&str, &str)] = &[
+pub(super) const SEARCHABLE: &[(&str, &str)] = &[
     ("lead", "lead"),
     ("contact", "contact"),
     ("opportunity", "opportunity"),
@@ -16,11 +18,11 @@ const SEARCHABLE: &[(&str, &str)] = &[
     ("activity", "activity"),
 ];
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(super) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::Errors(vec![msg.into()])
 }
 
-fn object_types(query: &Value, out: &mut Vec<String>) {
+pub(super) fn object_types(query: &Value, out: &mut Vec<String>) {
     match query["type"].as_str() {
         Some("object_type") => {
             if let Some(t) = query["object_type"].as_str() {
@@ -167,7 +169,7 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
 
 /// A row with the derived fields a query may test (status labels and types). A lead is not
 /// rendered whole: nesting its children would make every search quadratic.
-fn view(data: &Data, table: &str, row: &Value) -> Value {
+pub(super) fn view(data: &Data, table: &str, row: &Value) -> Value {
     if table != "lead" {
         return render(data, table, row.clone());
     }
@@ -183,7 +185,12 @@ fn view(data: &Data, table: &str, row: &Value) -> Value {
 }
 
 /// Whether `row` (of `object_type`) satisfies `query`.
-fn eval(data: &Data, object_type: &str, row: &Value, query: &Value) -> Result<bool, ApiError> {
+pub(super) fn eval(
+    data: &Data,
+    object_type: &str,
+    row: &Value,
+    query: &Value,
+) -> Result<bool, ApiError> {
     let result = match query["type"].as_str() {
         Some("and") => {
             let mut all = true;
@@ -233,7 +240,12 @@ fn eval(data: &Data, object_type: &str, row: &Value, query: &Value) -> Result<bo
                 ("id", row["lead_id"].clone())
             };
             let mut found = false;
-            for r in data.rows(table).filter(|r| r[key] == id) {
+            let rows: Box<dyn Iterator<Item = &Value>> = if key == "lead_id" {
+                Box::new(data.children(table, id.as_str().unwrap_or_default()))
+            } else {
+                Box::new(data.get(table, id.as_str().unwrap_or_default()).into_iter())
+            };
+            for r in rows {
                 if eval(
                     data,
                     related,
@@ -250,72 +262,4 @@ fn eval(data: &Data, object_type: &str, row: &Value, query: &Value) -> Result<bo
         other => return Err(bad(format!("unknown query node type {other:?}"))),
     };
     Ok(result != query["negate"].as_bool().unwrap_or(false))
-}
-
-/// Runs a `/data/search/` request.
-pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
-    let query = body.get("query").ok_or_else(|| bad("query is required"))?;
-    let mut types = Vec::new();
-    object_types(query, &mut types);
-    let object_type = match types.as_slice() {
-        [one] => one.clone(),
-        [] => return Err(bad("The query must select one object_type.")),
-        _ => return Err(bad("The query selects more than one object_type.")),
-    };
-    let table = SEARCHABLE
-        .iter()
-        .find(|(t, _)| *t == object_type)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| bad(format!("{object_type} cannot be searched")))?;
-    let limit = body["_limit"].as_u64().unwrap_or(200) as usize;
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("_limit", "Must be between 1 and 200."));
-    }
-    let offset = match &body["cursor"] {
-        Value::Null => 0,
-        Value::String(c) => c
-            .strip_prefix("sbx1.")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| ApiError::field("cursor", "Invalid or expired cursor."))?,
-        _ => return Err(ApiError::field("cursor", "Invalid or expired cursor.")),
-    };
-    let mut hits = Vec::new();
-    for row in data.rows(table) {
-        if eval(data, &object_type, &view(data, table, row), query)? {
-            hits.push(row);
-        }
-    }
-    for s in body["sort"].as_array().into_iter().flatten().rev() {
-        let field = s["field"]["field_name"].as_str().unwrap_or("date_created");
-        let order = if s["direction"] == "desc" {
-            format!("-{field}")
-        } else {
-            field.to_string()
-        };
-        sort_rows(&mut hits, &order);
-    }
-    if let Some(cap) = body["results_limit"].as_u64() {
-        hits.truncate(cap as usize);
-    }
-    let fields: Option<String> = body["_fields"][object_type.as_str()].as_array().map(|f| {
-        f.iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(",")
-    });
-    let next = (offset + limit < hits.len()).then(|| format!("sbx1.{}", offset + limit));
-    let page: Vec<Value> = hits
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|row| {
-            let mut item = match &fields {
-                Some(f) => select_fields(render(data, table, (*row).clone()), Some(f)),
-                None => json!({"id": row["id"]}),
-            };
-            item["__object_type"] = json!(object_type);
-            item
-        })
-        .collect();
-    Ok(json!({"data": page, "cursor": next}))
 }

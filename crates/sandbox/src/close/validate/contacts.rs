@@ -1,0 +1,91 @@
+//! Contacts: emails, E.164 phones, and the lead Close creates when none is given.
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::super::api_error::ApiError;
+use super::super::data::{Data, stamp};
+use super::check_custom_fields;
+
+/// A contact being created or updated.
+pub(super) fn contact(
+    data: &mut Data,
+    obj: &mut Map<String, Value>,
+    current: Option<&Map<String, Value>>,
+) -> Result<(), ApiError> {
+    let creating = current.is_none();
+    if let Some(Value::Array(emails)) = obj.get_mut("emails") {
+        for (i, e) in emails.iter_mut().enumerate() {
+            let addr = e["email"].as_str().unwrap_or_default().to_string();
+            if !addr.contains('@') {
+                return Err(ApiError::field(
+                    &format!("emails.{i}.email"),
+                    "Enter a valid email address.",
+                ));
+            }
+            e["email_lower"] = json!(addr.to_lowercase());
+            if e.get("type").is_none() {
+                e["type"] = json!("office");
+            }
+        }
+    }
+    if let Some(Value::Array(phones)) = obj.get_mut("phones") {
+        for (i, p) in phones.iter_mut().enumerate() {
+            let raw = p["phone"].as_str().unwrap_or_default();
+            let Some(norm) = e164(raw) else {
+                return Err(ApiError::field(
+                    &format!("phones.{i}.phone"),
+                    "Enter a valid phone number.",
+                ));
+            };
+            p["phone"] = json!(norm);
+            if p.get("type").is_none() {
+                p["type"] = json!("office");
+            }
+        }
+    }
+    if let Some(lead) = obj.get("lead_id").and_then(Value::as_str) {
+        if data.get("lead", lead).is_none() {
+            return Err(ApiError::field("lead", "Object does not exist."));
+        }
+    } else if creating {
+        // Close creates a lead named after the contact when none is given.
+        let name = obj.get("name").cloned().unwrap_or(json!(""));
+        let lead_id = data.new_id("lead");
+        let now = stamp(Utc::now());
+        let first_status = data.rows("status_lead").next().map(|s| s["id"].clone());
+        let lead = json!({"id": lead_id, "name": name, "description": "", "url": null,
+            "addresses": [], "status_id": first_status, "organization_id": data.org_id,
+            "date_created": now, "date_updated": now});
+        data.insert("lead", lead);
+        obj.insert("lead_id".into(), json!(lead_id));
+    }
+    if creating {
+        obj.entry("emails").or_insert(json!([]));
+        obj.entry("phones").or_insert(json!([]));
+        obj.entry("urls").or_insert(json!([]));
+    }
+    check_custom_fields(data, "contact", obj, current)
+}
+
+fn e164(raw: &str) -> Option<String> {
+    let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
+    match (raw.trim_start().starts_with('+'), digits.len()) {
+        (true, 8..=15) => Some(format!("+{digits}")),
+        (false, 10) => Some(format!("+1{digits}")),
+        (false, 11) if digits.starts_with('1') => Some(format!("+{digits}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_normalise_to_e164() {
+        assert_eq!(e164("(650) 555-1234").as_deref(), Some("+16505551234"));
+        assert_eq!(e164("+44 20 7946 0958").as_deref(), Some("+442079460958"));
+        assert_eq!(e164("12"), None);
+    }
+}

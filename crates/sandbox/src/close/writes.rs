@@ -1,0 +1,253 @@
+//! Create, update (a partial update on every collection) and delete, with cascading deletes
+//! and an event for every change.
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::api_error::{ApiError, Changed};
+use super::data::{Data, stamp};
+use super::kinds::{Kind, event_type};
+use super::listing::find;
+use super::render::render;
+use super::validate::validate;
+
+fn body_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::Errors(vec![
+            "The request body must be a JSON object.".into(),
+        ])),
+    }
+}
+
+fn change_event(
+    data: &mut Data,
+    table: &'static str,
+    action: &str,
+    row: &Value,
+    previous: Map<String, Value>,
+    method: &str,
+    path: &str,
+) -> Option<Value> {
+    if data.seeding {
+        return None;
+    }
+    let object_type = event_type(table, row)?;
+    let changed: Vec<String> = previous.keys().cloned().collect();
+    let lead_id = if table == "lead" {
+        row["id"].as_str()
+    } else {
+        row["lead_id"].as_str()
+    }
+    .map(str::to_string);
+    // Delete events carry no data (developer.close.com/api/resources/events).
+    let rendered = if action == "deleted" {
+        Value::Null
+    } else {
+        render(data, table, row.clone())
+    };
+    Some(data.record_event(
+        &object_type,
+        action,
+        row["id"].as_str().unwrap_or_default(),
+        lead_id.as_deref(),
+        rendered,
+        previous,
+        changed,
+        method,
+        path,
+    ))
+}
+
+/// `POST /{collection}/`.
+pub(crate) fn create(
+    data: &mut Data,
+    kind: Kind,
+    body: Value,
+    path: &str,
+) -> Result<Changed, ApiError> {
+    let mut obj = body_object(body)?;
+    obj.remove("id");
+    let nested_contacts = if kind == Kind::Lead {
+        obj.remove("contacts")
+    } else {
+        None
+    };
+    validate(data, kind, &mut obj, None)?;
+    let id = data.new_id(kind.prefix());
+    let now = stamp(Utc::now());
+    obj.insert("id".into(), json!(id));
+    obj.entry("date_created").or_insert(json!(now));
+    obj.insert("date_updated".into(), json!(now));
+    obj.insert("organization_id".into(), json!(data.org_id));
+    if matches!(
+        kind,
+        Kind::Lead | Kind::Contact | Kind::Opportunity | Kind::Task | Kind::Activity(_)
+    ) {
+        obj.insert("created_by".into(), json!(data.user_id));
+        obj.insert("updated_by".into(), json!(data.user_id));
+        obj.entry("user_id").or_insert(json!(data.user_id));
+    }
+    let row = Value::Object(obj);
+    data.insert(kind.table(), row.clone());
+    let mut events: Vec<Value> = change_event(
+        data,
+        kind.table(),
+        "created",
+        &row,
+        Map::new(),
+        "POST",
+        path,
+    )
+    .into_iter()
+    .collect();
+    if let Some(Value::Array(contacts)) = nested_contacts {
+        for (i, mut c) in contacts.into_iter().enumerate() {
+            c["lead_id"] = json!(id);
+            match create(data, Kind::Contact, c, "/api/v1/contact/") {
+                Ok(done) => events.extend(done.events),
+                Err(ApiError::Fields(f)) => {
+                    // Undo the lead so a bad nested contact leaves nothing half-created.
+                    delete(data, Kind::Lead, &id, path).ok();
+                    let prefixed = f
+                        .into_iter()
+                        .map(|(k, v)| (format!("contacts.{i}.{k}"), v))
+                        .collect();
+                    return Err(ApiError::Fields(prefixed));
+                }
+                Err(e) => {
+                    delete(data, Kind::Lead, &id, path).ok();
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let stored = data.get(kind.table(), &id).cloned().unwrap_or(row);
+    let status = if kind == Kind::Webhook { 201 } else { 200 };
+    Ok(Changed {
+        status,
+        body: render(data, kind.table(), stored),
+        events,
+    })
+}
+
+/// `PUT /{collection}/{id}/`: a partial update.
+pub(crate) fn update(
+    data: &mut Data,
+    kind: Kind,
+    id: &str,
+    body: Value,
+    path: &str,
+) -> Result<Changed, ApiError> {
+    let current = find(data, kind, id)?
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut obj = body_object(body)?;
+    for k in [
+        "id",
+        "organization_id",
+        "date_created",
+        "created_by",
+        "signature_key",
+        "_type",
+        "object_type",
+    ] {
+        obj.remove(k);
+    }
+    validate(data, kind, &mut obj, Some(&current))?;
+    let mut previous = Map::new();
+    for (k, v) in &obj {
+        let old = current.get(k).cloned().unwrap_or(Value::Null);
+        if &old != v {
+            previous.insert(k.clone(), old);
+        }
+    }
+    let table = kind.table();
+    let user_id = data.user_id.clone();
+    let changed = !previous.is_empty();
+    if changed {
+        previous.insert(
+            "date_updated".into(),
+            current.get("date_updated").cloned().unwrap_or(Value::Null),
+        );
+    }
+    let row = data
+        .update_row(table, id, |row| {
+            for (k, v) in obj {
+                row[k.as_str()] = v;
+            }
+            if changed {
+                row["date_updated"] = json!(stamp(Utc::now()));
+                row["updated_by"] = json!(user_id);
+            }
+        })
+        .ok_or_else(|| ApiError::NotFound(kind.model_name()))?;
+    let events = if previous.is_empty() {
+        Vec::new()
+    } else {
+        change_event(data, table, "updated", &row, previous, "PUT", path)
+            .into_iter()
+            .collect()
+    };
+    Ok(Changed {
+        status: 200,
+        body: render(data, table, row),
+        events,
+    })
+}
+
+/// `DELETE /{collection}/{id}/`; deleting a lead deletes everything under it.
+pub(crate) fn delete(
+    data: &mut Data,
+    kind: Kind,
+    id: &str,
+    path: &str,
+) -> Result<Changed, ApiError> {
+    find(data, kind, id)?;
+    let mut events = Vec::new();
+    if kind == Kind::Lead {
+        for table in ["contact", "opportunity", "task", "activity"] {
+            let children: Vec<String> = data
+                .children(table, id)
+                .filter_map(|r| r["id"].as_str().map(str::to_string))
+                .collect();
+            for child in children {
+                if let Some(row) = data.table_mut(table).remove(&child) {
+                    events.extend(change_event(
+                        data,
+                        table,
+                        "deleted",
+                        &row,
+                        Map::new(),
+                        "DELETE",
+                        path,
+                    ));
+                }
+            }
+        }
+    }
+    let row = data
+        .table_mut(kind.table())
+        .remove(id)
+        .ok_or_else(|| ApiError::NotFound(kind.model_name()))?;
+    events.extend(change_event(
+        data,
+        kind.table(),
+        "deleted",
+        &row,
+        Map::new(),
+        "DELETE",
+        path,
+    ));
+    let (status, body) = if kind == Kind::Pipeline {
+        (204, Value::Null)
+    } else {
+        (200, json!({}))
+    };
+    Ok(Changed {
+        status,
+        body,
+        events,
+    })
+}

@@ -1,0 +1,56 @@
+//! Webhook delivery with retries, shared by the emulators: each attempt is a fresh POST
+//! (so signatures can carry a fresh timestamp), retried with a doubling delay up to a cap.
+
+use std::time::Duration;
+
+use super::stats::StatsCell;
+
+/// When to retry a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    /// The first delay; it doubles after each failure.
+    pub base: Duration,
+    /// The longest delay between attempts.
+    pub max_delay: Duration,
+    /// Attempts before giving up.
+    pub attempts: u32,
+}
+
+/// Posts `body` to `url` until a 2xx answers or the attempts run out, counting each
+/// attempt in `stats`. `headers` builds each attempt's headers (`None` stops delivery,
+/// e.g. when the payload cannot be signed).
+pub async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    schedule: RetrySchedule,
+    stats: &StatsCell,
+    headers: impl Fn() -> Option<Vec<(&'static str, String)>>,
+) -> bool {
+    let mut delay = schedule.base;
+    for attempt in 1..=schedule.attempts {
+        let Some(hs) = headers() else {
+            return false;
+        };
+        let mut req = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in hs {
+            req = req.header(k, v);
+        }
+        let ok = matches!(req.send().await, Ok(r) if r.status().is_success());
+        stats.lock().webhook_attempts += 1;
+        if ok {
+            stats.lock().webhook_delivered += 1;
+            return true;
+        }
+        tracing::debug!(%url, attempt, "Webhook delivery failed; will retry.");
+        if attempt < schedule.attempts {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(schedule.max_delay);
+        }
+    }
+    stats.lock().webhook_failed += 1;
+    false
+}

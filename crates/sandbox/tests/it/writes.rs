@@ -1,0 +1,207 @@
+//! Writes: PUT is a partial update on every collection, meetings cannot be created, and
+//! `id__in` finds activities of any type.
+
+use serde_json::{Value, json};
+
+use crate::{Api, ids, sandbox};
+
+/// Creates at `path` with `create`, PUTs `change`, and checks that the changed fields took
+/// and every other created field kept its value.
+async fn partial(api: &Api, path: &str, create: Value, change: Value, kept: &[&str]) {
+    let made = api.post(path, &create).await;
+    assert!(
+        made.status == 200 || made.status == 201,
+        "{path}: {}",
+        made.body
+    );
+    let id = made.body["id"].as_str().unwrap_or_default().to_string();
+    let one = format!("{path}{id}/");
+    let put = api.put(&one, &change).await;
+    assert_eq!(put.status, 200, "{one}: {}", put.body);
+    let now = api.get(&one, &[]).await;
+    assert_eq!(now.status, 200, "{one}");
+    for (k, v) in change.as_object().into_iter().flatten() {
+        assert_eq!(&now.body[k.as_str()], v, "{path}: {k} changed");
+    }
+    for k in kept {
+        assert!(!made.body[*k].is_null(), "{path}: {k} was created");
+        assert_eq!(now.body[*k], made.body[*k], "{path}: {k} kept");
+    }
+}
+
+#[tokio::test]
+async fn put_is_a_partial_update_on_every_collection() {
+    let sb = sandbox(1).await;
+    let api = Api::new(&sb);
+    let lead = api.get("lead/", &[]).await.body["data"][0]["id"].clone();
+    partial(
+        &api,
+        "lead/",
+        json!({"name": "Partial Co", "description": "Keeps", "url": "https://p.example"}),
+        json!({"name": "Partial Co 2"}),
+        &["description", "url", "status_id"],
+    )
+    .await;
+    partial(
+        &api,
+        "contact/",
+        json!({"lead_id": lead, "name": "Pat", "title": "CFO",
+               "emails": [{"email": "pat@p.example"}], "phones": [{"phone": "+16505551234"}]}),
+        json!({"title": "CEO"}),
+        &["name", "emails", "phones"],
+    )
+    .await;
+    partial(
+        &api,
+        "opportunity/",
+        json!({"lead_id": lead, "note": "Big", "value": 50000, "confidence": 40}),
+        json!({"confidence": 60}),
+        &["note", "value", "status_id"],
+    )
+    .await;
+    partial(
+        &api,
+        "activity/note/",
+        json!({"lead_id": lead, "note": "Keeps", "title": "Before"}),
+        json!({"title": "After"}),
+        &["note", "lead_id"],
+    )
+    .await;
+    partial(
+        &api,
+        "activity/call/",
+        json!({"lead_id": lead, "note": "Keeps", "duration": 60}),
+        json!({"duration": 90}),
+        &["note", "direction"],
+    )
+    .await;
+    partial(
+        &api,
+        "activity/email/",
+        json!({"lead_id": lead, "status": "draft", "subject": "Keeps", "body_text": "Hi"}),
+        json!({"body_text": "Hello"}),
+        &["subject", "status"],
+    )
+    .await;
+    partial(
+        &api,
+        "activity/sms/",
+        json!({"lead_id": lead, "text": "Keeps", "remote_phone": "+16505551234"}),
+        json!({"text": "Changed"}),
+        &["remote_phone", "lead_id"],
+    )
+    .await;
+    partial(
+        &api,
+        "task/",
+        json!({"lead_id": lead, "text": "Keeps", "date": "2026-03-01"}),
+        json!({"is_complete": true}),
+        &["text", "date"],
+    )
+    .await;
+    partial(
+        &api,
+        "status/lead/",
+        json!({"label": "Warm"}),
+        json!({"label": "Hot"}),
+        &["organization_id", "date_created"],
+    )
+    .await;
+    let pipeline = api.post("pipeline/", &json!({"name": "Renewals"})).await;
+    let pipe_id = pipeline.body["id"].clone();
+    partial(
+        &api,
+        "status/opportunity/",
+        json!({"label": "Open", "type": "active", "pipeline_id": pipe_id}),
+        json!({"label": "Opened"}),
+        &["type", "pipeline_id"],
+    )
+    .await;
+    partial(
+        &api,
+        "pipeline/",
+        json!({"name": "Expansion"}),
+        json!({"name": "Expansion 2"}),
+        &["organization_id", "date_created"],
+    )
+    .await;
+    partial(
+        &api,
+        "custom_field/lead/",
+        json!({"name": "Tier", "type": "choices", "choices": ["A", "B"]}),
+        json!({"name": "Tier 2"}),
+        &["type", "choices"],
+    )
+    .await;
+    partial(
+        &api,
+        "webhook/",
+        json!({"url": "https://hooks.example/x", "verify_ssl": false,
+               "events": [{"object_type": "lead", "action": "created"}]}),
+        json!({"status": "paused"}),
+        &["url", "events", "verify_ssl", "signature_key"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_seeded_meeting_keeps_unsent_fields_on_put() {
+    let sb = sandbox(1).await;
+    let api = Api::new(&sb);
+    let meetings = api.get("activity/meeting/", &[]).await;
+    let m = meetings.body["data"][0].clone();
+    let id = m["id"].as_str().unwrap_or_default();
+    let put = api
+        .put(
+            &format!("activity/meeting/{id}/"),
+            &json!({"note": "Agenda"}),
+        )
+        .await;
+    assert_eq!(put.status, 200);
+    assert_eq!(put.body["note"], "Agenda");
+    assert_eq!(put.body["title"], m["title"]);
+    assert_eq!(put.body["duration"], m["duration"]);
+}
+
+#[tokio::test]
+async fn meetings_cannot_be_created() {
+    let sb = sandbox(1).await;
+    let api = Api::new(&sb);
+    let lead = api.get("lead/", &[]).await.body["data"][0]["id"].clone();
+    let a = api
+        .post(
+            "activity/meeting/",
+            &json!({"lead_id": lead, "title": "Nope"}),
+        )
+        .await;
+    assert!(a.status == 405 || a.status == 404, "{}", a.status);
+    let after = api.get("activity/meeting/", &[]).await;
+    assert_eq!(ids(&after.body).len(), 1);
+}
+
+#[tokio::test]
+async fn id_in_finds_activities_of_any_type() {
+    let sb = sandbox(1).await;
+    let api = Api::new(&sb);
+    let lead = api.get("lead/", &[]).await.body["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let all = api.get("activity/", &[("lead_id", lead.as_str())]).await;
+    let all_ids = ids(&all.body);
+    let mut types: Vec<String> = all.body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["_type"].as_str().map(str::to_string))
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Call", "Email", "Meeting", "Note"]);
+    let joined = all_ids.join(",");
+    let found = api.get("activity/", &[("id__in", joined.as_str())]).await;
+    let mut got = ids(&found.body);
+    got.sort();
+    let mut want = all_ids.clone();
+    want.sort();
+    assert_eq!(got, want);
+}
