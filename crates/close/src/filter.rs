@@ -1,7 +1,7 @@
 //! Advanced Filtering (`POST /data/search/`): a typed builder for its query JSON, and the
 //! search as a stream that follows the cursor.
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use crmkit_core::Result;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
@@ -69,17 +69,41 @@ pub enum Condition {
         #[serde(skip_serializing_if = "Option::is_none")]
         lte: Option<f64>,
     },
-    /// A time range of ISO 8601 instants; `gte` inclusive, `lt` exclusive.
+    /// A time range; an unset bound is open. Build it with [`Condition::moment_range`].
     MomentRange {
         /// From (inclusive).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        gte: Option<String>,
+        on_or_after: Option<Moment>,
         /// Until (exclusive).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        lt: Option<String>,
+        before: Option<Moment>,
     },
     /// The field has a value.
     Exists,
+}
+
+/// A point in time in a [`Condition::MomentRange`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Moment {
+    /// An exact instant in UTC.
+    FixedUtc {
+        /// ISO 8601 with an offset (`2025-12-08T21:12:12.000000+00:00`).
+        value: String,
+    },
+}
+
+impl Condition {
+    /// `on_or_after ≤ t < before`, each bound open when `None`, in the form the Close app's
+    /// "Copy Filters" emits: `{"type":"moment_range","on_or_after":{"type":"fixed_utc",
+    /// "value":…},"before":null}` (developer.close.com/api/resources/advanced-filtering/search).
+    pub fn moment_range(on_or_after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>) -> Self {
+        let fixed = |t: DateTime<Utc>| Moment::FixedUtc {
+            value: t.to_rfc3339_opts(SecondsFormat::Micros, false),
+        };
+        Condition::MomentRange {
+            on_or_after: on_or_after.map(fixed),
+            before: before.map(fixed),
+        }
+    }
 }
 
 /// A node of an Advanced Filtering query.
@@ -249,16 +273,9 @@ impl Client {
             object_type: object_type.into(),
             field_name: time_field.into(),
         };
-        let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
         let query = Query::and(vec![
             Query::object_type(object_type),
-            Query::field(
-                field(),
-                Condition::MomentRange {
-                    gte: req.from.map(iso),
-                    lt: Some(iso(req.until)),
-                },
-            ),
+            Query::field(field(), Condition::moment_range(req.from, Some(req.until))),
         ]);
         let body = SearchRequest {
             query,
