@@ -254,7 +254,7 @@ pub(super) fn changes(
     .boxed()
 }
 
-/// Close's time now, from the `Date` header of an event-log request (RFC 9110 §6.6.1).
+/// The end of Close's current second, from the `Date` header of an event-log request (RFC 9110 §6.6.1).
 async fn server_now(client: &Client, kind: ObjectKind) -> Result<DateTime<Utc>> {
     let probe = sources(kind)[0];
     let resp = client
@@ -269,7 +269,9 @@ async fn server_now(client: &Client, kind: ObjectKind) -> Result<DateTime<Utc>> 
         .get("date")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-        .map(|t| t.with_timezone(&Utc))
+        // The header has whole seconds: the second it names is read whole, and the next
+        // run's deletion overlap (at least five minutes) covers that margin.
+        .and_then(|t| t.with_timezone(&Utc).checked_add_signed(Duration::seconds(1)))
         .ok_or_else(|| {
             Error::bad_response(
                 "Close answered without a valid Date header; the change feed needs Close's clock",
