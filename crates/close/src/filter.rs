@@ -253,6 +253,15 @@ impl SearchRequest {
     }
 }
 
+/// Whether a search failed because its `cursor` expired or is unknown: a public Close
+/// integration reports search cursors living about 30 s, and Close names the field in its
+/// 400. The keyset slicer then reads the instant again from its first page.
+pub(crate) fn expired_cursor(e: &crmkit_core::Error) -> bool {
+    let names_cursor = |s: &str| s.to_ascii_lowercase().contains("cursor");
+    e.status() == Some(400)
+        && (names_cursor(e.message()) || e.field_errors().iter().any(|f| f.field == "cursor"))
+}
+
 #[derive(Deserialize)]
 struct SearchPage {
     data: Vec<Value>,
@@ -302,6 +311,8 @@ impl Client {
     }
 
     /// Runs an Advanced Filtering search, following the cursor; yields the result objects.
+    /// Close's search cursors expire (about 30 s is reported): drain the stream promptly,
+    /// or buffer it, when the consumer is slow.
     pub fn search(&self, request: SearchRequest) -> BoxStream<'static, Result<Value>> {
         let client = self.clone();
         paginate(request.cursor.clone(), move |cursor| {

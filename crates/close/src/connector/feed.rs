@@ -271,7 +271,10 @@ async fn server_now(client: &Client, kind: ObjectKind) -> Result<DateTime<Utc>> 
         .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
         // The header has whole seconds: the second it names is read whole, and the next
         // run's deletion overlap (at least five minutes) covers that margin.
-        .and_then(|t| t.with_timezone(&Utc).checked_add_signed(Duration::seconds(1)))
+        .and_then(|t| {
+            t.with_timezone(&Utc)
+                .checked_add_signed(Duration::seconds(1))
+        })
         .ok_or_else(|| {
             Error::bad_response(
                 "Close answered without a valid Date header; the change feed needs Close's clock",
@@ -408,7 +411,10 @@ fn upserts(
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let config = KeysetConfig::new(page_size).overlap(overlap).until(until);
+    let config = KeysetConfig::new(page_size)
+        .overlap(overlap)
+        .until(until)
+        .expired_token(crate::filter::expired_cursor);
     let client = client.clone();
     keyset::slices(
         config,
