@@ -447,6 +447,16 @@ impl<T: DeserializeOwned> ListBuilder<T> {
     /// contact listings, which have no documented way past the ceiling).
     async fn page(&self, skip: usize, ceiling: &AtomicUsize) -> Result<Page<T, usize>> {
         let max_skip = self.client.max_skip(&self.path);
+        if skip > max_skip {
+            // Reached only after every page below the ceiling was handed out.
+            return Err(Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "Close pages {} only up to _skip {max_skip}; narrow the listing with filters",
+                    self.path
+                ),
+            ));
+        }
         let page: ListPage<Value> = loop {
             let req = self.base_request(skip, learned(self.page_size, ceiling), false);
             match self.client.json(&req).await {
@@ -465,21 +475,8 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             .into_iter()
             .map(|raw| decode(&self.path, raw))
             .collect::<Result<Vec<T>>>()?;
-        // Close may clamp `_limit`: the offset moves by what was received, not what was asked.
-        let next_skip = skip + received;
-        let next = if !page.has_more || received == 0 {
-            None
-        } else if next_skip <= max_skip {
-            Some(next_skip)
-        } else {
-            return Err(Error::new(
-                ErrorKind::Validation,
-                format!(
-                    "Close pages {} only up to _skip {max_skip}; narrow the listing with filters",
-                    self.path
-                ),
-            ));
-        };
+        // Close may answer fewer than asked: the offset moves by what was received.
+        let next = (page.has_more && received > 0).then_some(skip + received);
         Ok(Page { items, next })
     }
 }

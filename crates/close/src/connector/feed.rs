@@ -476,4 +476,54 @@ mod tests {
         assert_eq!(record.id, "acti_1");
         assert!(reason.contains("SMS"));
     }
+
+    #[test]
+    fn merged_and_cascaded_deletions_name_the_records_they_remove() {
+        let merged: Event = serde_json::from_value(json!({
+            "object_type": "lead", "action": "merged", "object_id": "lead_dest",
+            "meta": {"merge_source_lead_id": "lead_src", "merge_destination_lead_id": "lead_dest"}
+        }))
+        .unwrap();
+        assert_eq!(removed_ids(&merged, Removed::MergeSource), ["lead_src"]);
+        let deleted: Event = serde_json::from_value(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_1", "data": null,
+            "previous_data": {"id": "lead_1",
+                "contacts": [{"id": "cont_1"}, {"id": "cont_2"}],
+                "opportunities": [{"id": "oppo_1"}]}
+        }))
+        .unwrap();
+        assert_eq!(removed_ids(&deleted, Removed::Own), ["lead_1"]);
+        assert_eq!(
+            removed_ids(&deleted, Removed::Nested("contacts")),
+            ["cont_1", "cont_2"]
+        );
+        assert_eq!(
+            removed_ids(&deleted, Removed::Nested("opportunities")),
+            ["oppo_1"]
+        );
+        // Without previous_data (non-admins after an hour) nothing is guessed.
+        let bare: Event = serde_json::from_value(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_1"
+        }))
+        .unwrap();
+        assert!(removed_ids(&bare, Removed::Nested("contacts")).is_empty());
+    }
+
+    #[test]
+    fn every_kind_reads_its_own_deletions_first() {
+        for kind in [
+            ObjectKind::Company,
+            ObjectKind::Person,
+            ObjectKind::Deal,
+            ObjectKind::Activity,
+        ] {
+            assert_eq!(sources(kind)[0].removed, Removed::Own);
+            assert_eq!(sources(kind)[0].action, "deleted");
+        }
+        assert!(
+            sources(ObjectKind::Company)
+                .iter()
+                .any(|s| s.action == "merged")
+        );
+    }
 }

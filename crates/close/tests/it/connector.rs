@@ -436,7 +436,7 @@ async fn find_activity_takes_one_call() {
 }
 
 #[tokio::test]
-async fn contacts_list_past_the_skip_ceiling() {
+async fn contacts_list_by_keyset_search_without_offsets() {
     let sb = CloseSandbox::builder()
         .seed(5)
         .leads(40)
