@@ -262,7 +262,7 @@ impl<T: DeserializeOwned> ListBuilder<T> {
 
     /// The `date_created` range the user's filters ask for, refusing the filters the
     /// listing's own ordering and range would contradict.
-    fn date_range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    fn date_range(&self) -> Result<(Bound, Bound)> {
         let (mut from, mut until) = (None, None);
         for (k, v) in &self.filters {
             let slot = match k.as_str() {
@@ -294,11 +294,7 @@ impl<T: DeserializeOwned> ListBuilder<T> {
 
     /// A listing of a collection that documents `date_created` filters and `_order_by`:
     /// keyset slices on (`date_created`, id), `_skip` only inside one instant.
-    fn date_stream(
-        self,
-        from: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    ) -> BoxStream<'static, Result<T>>
+    fn date_stream(self, from: Bound, until: Bound) -> BoxStream<'static, Result<T>>
     where
         T: Send + 'static,
     {
@@ -480,6 +476,9 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         Ok(Page { items, next })
     }
 }
+
+/// One end of a `date_created` range; `None` is open.
+type Bound = Option<DateTime<Utc>>;
 
 /// A listed object in its typed form, or an error naming it.
 fn decode<T: DeserializeOwned>(path: &str, raw: Value) -> Result<T> {

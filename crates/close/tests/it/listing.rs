@@ -387,3 +387,108 @@ async fn a_deletion_watermark_older_than_the_event_log_asks_for_a_resync() {
     assert_eq!(e.kind(), ErrorKind::Validation);
     assert!(e.message().contains("resync"), "{}", e.message());
 }
+
+/// A Close-like server for the change feed: its clock says 2020-01-01 whatever the
+/// client's says, it compares `moment_range` bounds at millisecond precision, accepts only
+/// the `on_or_after`/`before` form, and 12 of its leads share one `date_updated`.
+async fn feed_server(bounds: Arc<Mutex<Vec<(Value, Value)>>>) -> Client {
+    let stamp = |ms: u32| format!("2019-12-31T10:00:00.{ms:03}000+00:00");
+    let rows: Vec<Value> = (0..3)
+        .map(|i| (format!("lead_a{i}"), stamp(1)))
+        .chain((0..12).map(|i| (format!("lead_b{i:02}"), stamp(2))))
+        .chain((0..2).map(|i| (format!("lead_c{i}"), stamp(3))))
+        .map(|(id, t)| {
+            json!({"id": id, "name": id, "display_name": id, "date_created": t, "date_updated": t})
+        })
+        .collect();
+    let date = [(axum::http::header::DATE, "Wed, 01 Jan 2020 00:00:00 GMT")];
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/event/",
+            get(
+                move || async move { (date, axum::Json(json!({"data": [], "cursor_next": null}))) },
+            ),
+        )
+        .route(
+            "/api/v1/data/search/",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let rows = rows.clone();
+                let bounds = bounds.clone();
+                async move {
+                    let cond = &body["query"]["queries"][1]["condition"];
+                    if cond.get("gte").is_some() || cond.get("lt").is_some() {
+                        let e = json!({"error": "unknown moment_range keys"});
+                        return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
+                    }
+                    bounds
+                        .lock()
+                        .unwrap()
+                        .push((cond["on_or_after"].clone(), cond["before"].clone()));
+                    // Millisecond precision: bounds are truncated, as a date index would.
+                    let ms = |m: &Value| {
+                        m["value"].as_str().map(|v| {
+                            let t = chrono::DateTime::parse_from_rfc3339(v).unwrap();
+                            t.timestamp_millis()
+                        })
+                    };
+                    let (from, until) = (ms(&cond["on_or_after"]), ms(&cond["before"]));
+                    let hits: Vec<&Value> = rows
+                        .iter()
+                        .filter(|r| {
+                            let t = chrono::DateTime::parse_from_rfc3339(
+                                r["date_updated"].as_str().unwrap(),
+                            )
+                            .unwrap()
+                            .timestamp_millis();
+                            from.is_none_or(|f| t >= f) && until.is_none_or(|u| t < u)
+                        })
+                        .collect();
+                    let skip: usize = body["cursor"].as_str().map_or(0, |c| c.parse().unwrap());
+                    let limit = body["_limit"].as_u64().unwrap() as usize;
+                    let page: Vec<&Value> = hits.iter().skip(skip).take(limit).copied().collect();
+                    let end = skip + page.len();
+                    let cursor = (end < hits.len()).then(|| end.to_string());
+                    axum::Json(json!({"data": page, "cursor": cursor})).into_response()
+                }
+            }),
+        );
+    let addr = serve(app).await;
+    Client::builder()
+        .api_key(SecretString::from("k"))
+        .base_url(format!("http://{addr}"))
+        .retry(fast_retry())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_feed_reads_a_crowded_instant_across_pages_on_the_servers_clock() {
+    let bounds = Arc::new(Mutex::new(Vec::new()));
+    let conn = CloseConnector::new(feed_server(bounds.clone()).await).with_page_size(5);
+    let changes = drain(&conn, ObjectKind::Company, None).await;
+    let ids: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert { record, .. } => record.id().map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), 17, "each lead once: {ids:?}");
+    assert_eq!(unique.len(), 17);
+    let bounds = bounds.lock().unwrap().clone();
+    assert!(bounds.len() <= 8, "{} searches", bounds.len());
+    // The upper bound is Close's clock (the end of the second its Date header names), not
+    // the client's.
+    for (_, before) in &bounds {
+        assert_eq!(before["type"], "fixed_utc");
+        assert!(
+            before["value"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("2020-01-01T00:00:01")),
+            "{before}"
+        );
+    }
+    let last = changes.last().unwrap().cursor().0.clone();
+    assert!(last.contains("2020-01-01T00:00:01"), "{last}");
+}
