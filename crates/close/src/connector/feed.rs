@@ -219,12 +219,11 @@ pub(super) fn changes(
     let client = client.clone();
     stream::once(async move {
         // Fixed for the run, on Close's clock: what changes after it is read next run.
-        let until = match &start.pending {
-            Some(p) => p.until,
-            None => server_now(&client, kind).await?,
-        };
+        let now = server_now(&client, kind).await?;
+        // A deletion window read part way is finished with its own bound.
+        let until = start.pending.as_ref().map_or(now, |p| p.until.min(now));
         if let Some(deletes) = start.deletes {
-            if until
+            if now
                 .checked_sub_signed(RETENTION)
                 .is_some_and(|oldest| deletes < oldest)
             {
