@@ -160,6 +160,7 @@ impl ClientBuilder {
                 max_skip: self.max_skip,
                 max_skip_by_resource: self.max_skip_by_resource,
                 answered: AtomicBool::new(false),
+                custom_ids: std::sync::Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -172,6 +173,9 @@ struct Inner {
     max_skip_by_resource: BTreeMap<String, usize>,
     /// Whether any call has succeeded: until one has, a bare 404 hints at the base URL.
     answered: AtomicBool,
+    /// Custom field ids per object type, with when they were read (see
+    /// [`Client::custom_field_ids`]).
+    custom_ids: std::sync::Mutex<BTreeMap<String, (std::time::Instant, Vec<String>)>>,
 }
 
 /// A Close API client. Cheap to clone; clones share connections and rate budgets.
@@ -373,6 +377,37 @@ impl Client {
             .json(&ApiRequest::get(format!("custom_field_schema/{object}/")))
             .await?;
         Ok(s.fields)
+    }
+
+    /// The ids (`cf_…`) of `object`'s custom fields, read from its schema at most once a
+    /// minute. Searches name custom fields one by one (`custom.cf_…`), the form Close's
+    /// search `_fields` is known to take; a field created since is seen within a minute.
+    pub(crate) async fn custom_field_ids(&self, object: &str) -> Result<Vec<String>> {
+        const FRESH: Duration = Duration::from_secs(60);
+        {
+            let cache = self
+                .inner
+                .custom_ids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, ids)) = cache.get(object)
+                && at.elapsed() < FRESH
+            {
+                return Ok(ids.clone());
+            }
+        }
+        let ids: Vec<String> = self
+            .custom_field_schema(object)
+            .await?
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        self.inner
+            .custom_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(object.to_string(), (std::time::Instant::now(), ids.clone()));
+        Ok(ids)
     }
 
     /// Users of the organization.

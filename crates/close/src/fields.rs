@@ -1,6 +1,12 @@
 //! The fields crmkit names in `_fields` when it reads through `/data/search/`, which answers
 //! only `id` and `__object_type` unless fields are named (developer.close.com
 //! advanced-filtering; `_all` is documented only for `GET ?_fields=_all`).
+//!
+//! Only fields some Close-side source shows coming back from a search are named: scalars,
+//! `custom` and, on contacts, `emails`/`phones` (Close's own close-api-scripts ask search for
+//! contact `emails`). A lead's nested `addresses`, `contacts` and `opportunities` are not
+//! named: no source shows search returning them, so leads read through search have those
+//! lists empty; read them with `GET /lead/{id}/` or `GET /contact/?lead_id=`.
 
 use chrono::{DateTime, Utc};
 use crmkit_core::{Error, Result};
@@ -15,9 +21,6 @@ const LEAD: &[&str] = &[
     "url",
     "status_id",
     "status_label",
-    "addresses",
-    "contacts",
-    "opportunities",
     "organization_id",
     "date_created",
     "date_updated",

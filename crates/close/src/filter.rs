@@ -1,7 +1,7 @@
 //! Advanced Filtering (`POST /data/search/`): a typed builder for its query JSON, and the
 //! search as a stream that follows the cursor.
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use crmkit_core::Result;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
@@ -69,17 +69,41 @@ pub enum Condition {
         #[serde(skip_serializing_if = "Option::is_none")]
         lte: Option<f64>,
     },
-    /// A time range of ISO 8601 instants; `gte` inclusive, `lt` exclusive.
+    /// A time range; an unset bound is open. Build it with [`Condition::moment_range`].
     MomentRange {
         /// From (inclusive).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        gte: Option<String>,
+        on_or_after: Option<Moment>,
         /// Until (exclusive).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        lt: Option<String>,
+        before: Option<Moment>,
     },
     /// The field has a value.
     Exists,
+}
+
+/// A point in time in a [`Condition::MomentRange`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Moment {
+    /// An exact instant in UTC.
+    FixedUtc {
+        /// ISO 8601 with an offset (`2025-12-08T21:12:12.000000+00:00`).
+        value: String,
+    },
+}
+
+impl Condition {
+    /// `on_or_after ≤ t < before`, each bound open when `None`, in the form the Close app's
+    /// "Copy Filters" emits: `{"type":"moment_range","on_or_after":{"type":"fixed_utc",
+    /// "value":…},"before":null}` (developer.close.com/api/resources/advanced-filtering/search).
+    pub fn moment_range(on_or_after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>) -> Self {
+        let fixed = |t: DateTime<Utc>| Moment::FixedUtc {
+            value: t.to_rfc3339_opts(SecondsFormat::Micros, false),
+        };
+        Condition::MomentRange {
+            on_or_after: on_or_after.map(fixed),
+            before: before.map(fixed),
+        }
+    }
 }
 
 /// A node of an Advanced Filtering query.
@@ -229,6 +253,15 @@ impl SearchRequest {
     }
 }
 
+/// Whether a search failed because its `cursor` expired or is unknown: a public Close
+/// integration reports search cursors living about 30 s, and Close names the field in its
+/// 400. The keyset slicer then reads the instant again from its first page.
+pub(crate) fn expired_cursor(e: &crmkit_core::Error) -> bool {
+    let names_cursor = |s: &str| s.to_ascii_lowercase().contains("cursor");
+    e.status() == Some(400)
+        && (names_cursor(e.message()) || e.field_errors().iter().any(|f| f.field == "cursor"))
+}
+
 #[derive(Deserialize)]
 struct SearchPage {
     data: Vec<Value>,
@@ -249,16 +282,9 @@ impl Client {
             object_type: object_type.into(),
             field_name: time_field.into(),
         };
-        let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
         let query = Query::and(vec![
             Query::object_type(object_type),
-            Query::field(
-                field(),
-                Condition::MomentRange {
-                    gte: req.from.map(iso),
-                    lt: Some(iso(req.until)),
-                },
-            ),
+            Query::field(field(), Condition::moment_range(req.from, Some(req.until))),
         ]);
         let body = SearchRequest {
             query,
@@ -278,13 +304,42 @@ impl Client {
     }
 
     async fn search_page(&self, body: &SearchRequest) -> Result<SearchPage> {
-        let body = serde_json::to_value(body)?;
+        let mut body = serde_json::to_value(body)?;
+        self.expand_custom(&mut body["_fields"]).await?;
         // A search changes nothing, so repeating it after a 5xx is safe.
         let req = ApiRequest::post("data/search/", body).repeat_safe();
         self.json(&req).await
     }
 
+    /// Replaces `custom` in a search's `_fields` with each custom field by name
+    /// (`custom.cf_…`): `custom` as "every custom field" is documented for `GET ?_fields=`
+    /// (developer.close.com/topics/fields), not for search, whose `_fields` take named
+    /// `custom.cf_…` entries. Activities have no schema to read (built-in activities hold no
+    /// custom fields), so `custom` is simply dropped there.
+    async fn expand_custom(&self, fields: &mut Value) -> Result<()> {
+        let Some(per_type) = fields.as_object_mut() else {
+            return Ok(());
+        };
+        for (object_type, names) in per_type.iter_mut() {
+            let Some(list) = names.as_array_mut() else {
+                continue;
+            };
+            let Some(at) = list.iter().position(|n| n == "custom") else {
+                continue;
+            };
+            list.remove(at);
+            if matches!(object_type.as_str(), "lead" | "contact" | "opportunity") {
+                for id in self.custom_field_ids(object_type).await? {
+                    list.push(Value::String(format!("custom.{id}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs an Advanced Filtering search, following the cursor; yields the result objects.
+    /// Close's search cursors expire (about 30 s is reported): drain the stream promptly,
+    /// or buffer it, when the consumer is slow.
     pub fn search(&self, request: SearchRequest) -> BoxStream<'static, Result<Value>> {
         let client = self.clone();
         paginate(request.cursor.clone(), move |cursor| {

@@ -1,12 +1,18 @@
 //! The per-resource handler shared by every Close collection, and list streams that never
-//! stop at the `_skip` ceiling: keyset slices over `/data/search/` for leads and contacts,
-//! `date_created` slices for the collections that document `_order_by`.
+//! stop at the `_skip` ceiling and never skip a live record when others are deleted: keyset
+//! slices on (`date_created`, id) over `/data/search/` for leads and contacts, and over
+//! `GET ?date_created__gte=…&date_created__lt=…&_order_by=date_created` for the collections
+//! that document those filters (opportunities, tasks, activities), where `_skip` is used
+//! only to page through records sharing one instant.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chrono::{DateTime, Utc};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
-use crmkit_core::keyset::{self, KeysetConfig};
+use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor, SlicePage, SliceRequest};
 use crmkit_core::{Error, ErrorKind, Result};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -91,7 +97,7 @@ impl<T: DeserializeOwned> Resource<T> {
             path: self.path.clone(),
             filters: Vec::new(),
             fields: None,
-            page_size: 100,
+            page_size: 100.min(max_page(&self.path)),
             _t: PhantomData,
         }
     }
@@ -136,26 +142,14 @@ pub struct ListBuilder<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-/// Where a sliced listing stands: the `date_created` floor of the current slice and the
-/// offset in it, the ids at that floor the previous slice already yielded, and the newest
-/// `date_created` yielded so far with every id yielded at it (a new slice starts there).
-#[derive(Debug, Clone, PartialEq)]
-struct SliceCursor {
-    since: Option<String>,
-    skip: usize,
-    skip_ids: Vec<String>,
-    last: Option<String>,
-    at_last: Vec<String>,
-}
-
 /// How a collection pages past its `_skip` ceiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Paging {
     /// Leads and contacts document neither `_order_by` nor `date_created__gte`
     /// (close-openapi.yml /lead/, /contact/): keyset slices over `/data/search/`.
     Search(&'static str),
-    /// Opportunities, tasks and activities document `_order_by` and `date_created__gte`:
-    /// offset pages inside `date_created` slices.
+    /// Opportunities, tasks and activities document `_order_by` and `date_created__*`
+    /// (close-openapi.yml /opportunity/, /task/, /activity/): keyset slices over `GET`.
     DateSlices,
     /// Small configuration collections: offsets up to the ceiling.
     Offsets,
@@ -172,18 +166,44 @@ fn paging(path: &str) -> Paging {
     }
 }
 
-/// The ceiling a 400 names: "The skip you set is larger than the maximum skip for this
-/// resource (max_skip = N). …" (airbyte issue 20959).
-fn ceiling_in(e: &Error) -> Option<usize> {
-    let rest = e.message().split("max_skip = ").nth(1)?;
+/// The number a 400 names after `key = `: the skip ceiling in "The skip you set is larger
+/// than the maximum skip for this resource (max_skip = N). …" (airbyte issue 20959), the
+/// page ceiling in "The limit you set is larger than the maximum limit for this resource
+/// (max_limit = N)." (closeio/flask-mongorest resources.py).
+fn named_in(e: &Error, key: &str) -> Option<usize> {
+    if e.status() != Some(400) {
+        return None;
+    }
+    let rest = e.message().split(&format!("{key} = ")).nth(1)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// The largest page known to work on a collection: the sizes Airbyte's Close source uses
+/// "due to maximum Close.com limit of data per request" (airbytehq/airbyte source-close-com
+/// manifest.yaml and bootstrap.md); 100, flask-mongorest's default maximum, elsewhere.
+pub(crate) fn max_page(path: &str) -> usize {
+    match path.trim_matches('/') {
+        "lead" => 200,
+        "opportunity" => 250,
+        "task" | "user" | "custom_field" | "sequence" => 1000,
+        "event" => 50,
+        _ => 100,
+    }
+}
+
+/// `_limit` for a page: what was asked, within what the server taught us.
+fn learned(limit: usize, ceiling: &AtomicUsize) -> usize {
+    limit.min(ceiling.load(Ordering::Relaxed)).max(1)
 }
 
 impl<T: DeserializeOwned> ListBuilder<T> {
     /// Adds a filter such as `lead_id=lead_…` or `date_updated__gte=2024-01-01`. Leads and
     /// contacts document no filters but `lead_id` on contacts: a filtered listing of them
-    /// pages by offset and stops with an error at the `_skip` ceiling.
+    /// pages by offset and stops with an error at the `_skip` ceiling. On opportunities,
+    /// tasks and activities, `date_created__gte` / `date_created__lt` narrow the listing's
+    /// own range; `date_created__gt`, `date_created__lte` and `_order_by` are refused, since
+    /// the listing orders and bounds by `date_created` itself.
     pub fn filter(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.filters.push((key.into(), value.into()));
         self
@@ -202,14 +222,20 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         self
     }
 
-    /// Objects per request (`_limit`, at most 200; Close clamps larger pages itself).
+    /// Objects per request (`_limit`), capped at the largest page known to work on this
+    /// collection (lead 200, opportunity 250, task and user 1000, event 50, others 100). A
+    /// server that still answers "…(max_limit = N)" is asked again with pages of N.
     pub fn limit(mut self, n: usize) -> Self {
-        self.page_size = n.clamp(1, 200);
+        self.page_size = n.clamp(1, max_page(&self.path));
         self
     }
 
     /// Every matching object, oldest first, one page in memory at a time, past the `_skip`
     /// ceiling without duplicates or gaps.
+    ///
+    /// Leads listed without filters are read through `/data/search/`, which is not shown to
+    /// return nested lists: their `addresses`, `contacts` and `opportunities` are empty (read
+    /// one lead with [`Resource::get`] for those).
     pub fn stream(self) -> BoxStream<'static, Result<T>>
     where
         T: Send + 'static,
@@ -218,19 +244,143 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             Paging::Search(object_type) if self.filters.is_empty() => {
                 self.search_stream(object_type)
             }
+            Paging::DateSlices => match self.date_range() {
+                Ok((from, until)) => self.date_stream(from, until),
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+            },
             _ => {
-                let start = SliceCursor {
-                    since: None,
-                    skip: 0,
-                    skip_ids: Vec::new(),
-                    last: None,
-                    at_last: Vec::new(),
-                };
-                paginate(start, move |cursor| {
+                let ceiling = Arc::new(AtomicUsize::new(self.page_size));
+                paginate(0usize, move |skip| {
                     let this = self.clone();
-                    async move { this.page(cursor).await }
+                    let ceiling = ceiling.clone();
+                    async move { this.page(skip, &ceiling).await }
                 })
                 .boxed()
+            }
+        }
+    }
+
+    /// The `date_created` range the user's filters ask for, refusing the filters the
+    /// listing's own ordering and range would contradict.
+    fn date_range(&self) -> Result<(Bound, Bound)> {
+        let (mut from, mut until) = (None, None);
+        for (k, v) in &self.filters {
+            let slot = match k.as_str() {
+                "date_created__gte" => &mut from,
+                "date_created__lt" => &mut until,
+                "_order_by" | "_skip" | "_limit" | "date_created" | "date_created__gt"
+                | "date_created__lte" => {
+                    return Err(Error::new(
+                        ErrorKind::Validation,
+                        format!(
+                            "{} listings order and bound by date_created themselves; use \
+                             date_created__gte / date_created__lt instead of {k}",
+                            self.path
+                        ),
+                    ));
+                }
+                _ => continue,
+            };
+            let t = crmkit_core::time::parse_timestamp(v).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Validation,
+                    format!("{k}={v:?} is not a date or time"),
+                )
+            })?;
+            *slot = Some(t);
+        }
+        Ok((from, until))
+    }
+
+    /// A listing of a collection that documents `date_created` filters and `_order_by`:
+    /// keyset slices on (`date_created`, id), `_skip` only inside one instant.
+    fn date_stream(self, from: Bound, until: Bound) -> BoxStream<'static, Result<T>>
+    where
+        T: Send + 'static,
+    {
+        // date_created never changes, so the bound only has to include objects created
+        // just now on a server whose clock runs ahead.
+        let until = until.unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+        let config = KeysetConfig::new(self.page_size).until(until);
+        let start = from.map(|time| KeysetCursor {
+            time,
+            ids: Vec::new(),
+        });
+        let path = self.path.clone();
+        let ceiling = Arc::new(AtomicUsize::new(self.page_size));
+        keyset::slices(
+            config,
+            start,
+            |raw: &Value| crate::fields::key(raw, "date_created"),
+            move |req| {
+                let this = self.clone();
+                let ceiling = ceiling.clone();
+                async move { this.date_page(&req, &ceiling).await }
+            },
+        )
+        .map(move |r| decode(&path, r?.item))
+        .boxed()
+    }
+
+    /// One page of a `date_created` slice.
+    async fn date_page(
+        &self,
+        req: &SliceRequest,
+        ceiling: &AtomicUsize,
+    ) -> Result<SlicePage<Value>> {
+        let skip: usize = match req.page.as_deref() {
+            None => 0,
+            Some(p) => p
+                .parse()
+                .map_err(|_| Error::bad_response(format!("bad page token {p:?}")))?,
+        };
+        let max_skip = self.client.max_skip(&self.path);
+        if skip > max_skip {
+            return Err(Error::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "more than {max_skip} {} objects share one date_created; cannot page past them",
+                    self.path
+                ),
+            ));
+        }
+        loop {
+            let mut r = self.base_request(skip, learned(req.limit, ceiling), true);
+            if let Some(from) = req.from {
+                r = r.query("date_created__gte", crmkit_core::time::format_close(from));
+            }
+            r = r
+                .query(
+                    "date_created__lt",
+                    crmkit_core::time::format_close(req.until),
+                )
+                .query("_order_by", "date_created");
+            match self.client.json::<ListPage<Value>>(&r).await {
+                Ok(page) => {
+                    // Close may answer fewer than asked: the offset moves by what came.
+                    let next = (page.has_more && !page.data.is_empty())
+                        .then(|| (skip + page.data.len()).to_string());
+                    return Ok(SlicePage {
+                        items: page.data,
+                        next,
+                    });
+                }
+                Err(e) => match named_in(&e, "max_limit") {
+                    Some(n) if n > 0 && n < learned(req.limit, ceiling) => {
+                        ceiling.store(n, Ordering::Relaxed);
+                    }
+                    _ if skip > 0 && named_in(&e, "max_skip").is_some() => {
+                        return Err(Error::new(
+                            ErrorKind::BadResponse,
+                            format!(
+                                "more than {} {} objects share one date_created; cannot page past them",
+                                named_in(&e, "max_skip").unwrap_or(skip),
+                                self.path
+                            ),
+                        ));
+                    }
+                    _ => return Err(e),
+                },
             }
         }
     }
@@ -249,7 +399,8 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         // No upper bound is needed (date_created never changes); a minute of slack keeps
         // objects created just now on a server whose clock runs ahead.
         let config = KeysetConfig::new(self.page_size)
-            .until(chrono::Utc::now() + chrono::Duration::minutes(1));
+            .until(Utc::now() + chrono::Duration::minutes(1))
+            .expired_token(crate::filter::expired_cursor);
         let client = self.client.clone();
         let path = self.path.clone();
         keyset::slices(
@@ -266,114 +417,75 @@ impl<T: DeserializeOwned> ListBuilder<T> {
                 }
             },
         )
-        .map(move |r| {
-            let raw = r?.item;
-            let id = raw["id"].as_str().unwrap_or_default().to_string();
-            serde_json::from_value::<T>(raw).map_err(|e| {
-                Error::bad_response(format!(
-                    "{path} {id} does not match the expected shape: {e}"
-                ))
-            })
-        })
+        .map(move |r| decode(&path, r?.item))
         .boxed()
     }
 
-    fn request(&self, c: &SliceCursor, sliced: bool) -> ApiRequest {
+    /// A `GET` of the collection with the user's filters; `own_dates` leaves out the
+    /// `date_created` filters a slice sets itself.
+    fn base_request(&self, skip: usize, limit: usize, own_dates: bool) -> ApiRequest {
         let mut req = ApiRequest::get(self.path.clone());
         for (k, v) in &self.filters {
-            req = req.query(k.clone(), v.clone());
-        }
-        if sliced {
-            if let Some(since) = &c.since {
-                req = req.query("date_created__gte", since.clone());
+            if !(own_dates && k.starts_with("date_created")) {
+                req = req.query(k.clone(), v.clone());
             }
-            req = req.query("_order_by", "date_created");
         }
         req = req
-            .query("_skip", c.skip.to_string())
-            .query("_limit", self.page_size.to_string());
+            .query("_skip", skip.to_string())
+            .query("_limit", limit.to_string());
         if let Some(f) = &self.fields {
             req = req.query("_fields", f.clone());
         }
         req
     }
 
-    /// The next slice, starting at the newest `date_created` yielded and skipping the ids
-    /// already yielded there.
-    fn next_slice(&self, c: &SliceCursor, ceiling: usize) -> Result<SliceCursor> {
-        if c.last != c.since || c.at_last.len() > c.skip_ids.len() {
-            Ok(SliceCursor {
-                since: c.last.clone(),
-                skip: 0,
-                skip_ids: c.at_last.clone(),
-                last: c.last.clone(),
-                at_last: c.at_last.clone(),
-            })
-        } else {
-            Err(Error::new(
-                ErrorKind::BadResponse,
-                format!(
-                    "more than {ceiling} {} objects share one date_created; cannot page past them",
-                    self.path
-                ),
-            ))
-        }
-    }
-
-    async fn page(&self, c: SliceCursor) -> Result<Page<T, SliceCursor>> {
-        let sliced = paging(&self.path) == Paging::DateSlices;
-        let ceiling = self.client.max_skip(&self.path);
-        let page: ListPage<Value> = match self.client.json(&self.request(&c, sliced)).await {
-            Ok(p) => p,
-            // The server's ceiling is lower than the configured one: slice where it says.
-            Err(e) if sliced && c.skip > 0 && ceiling_in(&e).is_some_and(|n| c.skip > n) => {
-                let next = self.next_slice(&c, c.skip)?;
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: Some(next),
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let received = page.data.len();
-        let mut items = Vec::with_capacity(received);
-        let mut at = c.clone();
-        for raw in page.data {
-            let id = raw["id"].as_str().unwrap_or_default().to_string();
-            let created = raw["date_created"].as_str().map(str::to_string);
-            if c.since.is_some() && created == c.since && c.skip_ids.contains(&id) {
-                continue;
-            }
-            if created != at.last {
-                at.last = created;
-                at.at_last.clear();
-            }
-            at.at_last.push(id.clone());
-            let item = serde_json::from_value::<T>(raw).map_err(|e| {
-                Error::bad_response(format!(
-                    "{} {id} does not match the expected shape: {e}",
-                    self.path
-                ))
-            })?;
-            items.push(item);
-        }
-        // Close may clamp `_limit`: the offset moves by what was received, not what was asked.
-        let skip = c.skip + received;
-        let next = if !page.has_more || received == 0 {
-            None
-        } else if skip <= ceiling {
-            Some(SliceCursor { skip, ..at })
-        } else if sliced {
-            Some(self.next_slice(&at, ceiling)?)
-        } else {
+    /// One offset page, for collections too small to need slicing (and filtered lead or
+    /// contact listings, which have no documented way past the ceiling).
+    async fn page(&self, skip: usize, ceiling: &AtomicUsize) -> Result<Page<T, usize>> {
+        let max_skip = self.client.max_skip(&self.path);
+        if skip > max_skip {
+            // Reached only after every page below the ceiling was handed out.
             return Err(Error::new(
                 ErrorKind::Validation,
                 format!(
-                    "Close pages {} only up to _skip {ceiling}; narrow the listing with filters",
+                    "Close pages {} only up to _skip {max_skip}; narrow the listing with filters",
                     self.path
                 ),
             ));
+        }
+        let page: ListPage<Value> = loop {
+            let req = self.base_request(skip, learned(self.page_size, ceiling), false);
+            match self.client.json(&req).await {
+                Ok(p) => break p,
+                Err(e) => match named_in(&e, "max_limit") {
+                    Some(n) if n > 0 && n < learned(self.page_size, ceiling) => {
+                        ceiling.store(n, Ordering::Relaxed);
+                    }
+                    _ => return Err(e),
+                },
+            }
         };
+        let received = page.data.len();
+        let items = page
+            .data
+            .into_iter()
+            .map(|raw| decode(&self.path, raw))
+            .collect::<Result<Vec<T>>>()?;
+        // Close may answer fewer than asked: the offset moves by what was received.
+        let next = (page.has_more && received > 0).then_some(skip + received);
         Ok(Page { items, next })
     }
+}
+
+/// One end of a `date_created` range; `None` is open.
+type Bound = Option<DateTime<Utc>>;
+
+/// A listed object in its typed form, or an error naming it.
+fn decode<T: DeserializeOwned>(path: &str, raw: Value) -> Result<T> {
+    let id = raw["id"].as_str().unwrap_or_default().to_string();
+    serde_json::from_value::<T>(raw).map_err(|e| {
+        Error::bad_response(format!(
+            "{path} {id} does not match the expected shape: {e}"
+        ))
+    })
 }

@@ -4,8 +4,11 @@
 //!
 //! Each page is a fresh query "time ≥ the last instant read, time < an upper bound fixed when
 //! the run started", and the ids already read at that instant are dropped from its answer.
-//! When a whole page shares one instant, the slicer pages through that single instant with
-//! the CRM's own page token and then moves one microsecond on. A resumed run starts an
+//! When a whole page shares one instant, the slicer keeps the same query and follows the
+//! CRM's own page token until a record later than that instant appears, then queries afresh
+//! from there; it never narrows a bound, so it assumes nothing about the precision at which
+//! the CRM compares times. Each page is sorted by (time, id) before use, so a page that
+//! comes back out of order loses nothing. A resumed run starts an
 //! overlap window earlier, so records indexed late (written with an older time than the
 //! newest one read) are still seen: delivery is at least once, never at most once.
 //!
@@ -126,7 +129,18 @@ pub struct KeysetConfig {
     /// The exclusive upper bound: records changed after the run started are left for the
     /// next run instead of shifting the pages of this one.
     pub until: DateTime<Utc>,
+    /// Whether an error means the CRM's page token expired (search cursors live about 30 s);
+    /// such a token is dropped and the crowded instant is read again from its first page.
+    pub expired_token: fn(&Error) -> bool,
 }
+
+fn never(_: &Error) -> bool {
+    false
+}
+
+/// How often one crowded instant may be restarted after expired page tokens without any
+/// new record in between, before the error is handed to the caller.
+const MAX_TIE_RESTARTS: u32 = 3;
 
 impl KeysetConfig {
     /// Pages of `page_size` (at least 1), no overlap, bounded by now.
@@ -135,6 +149,7 @@ impl KeysetConfig {
             page_size: page_size.max(1),
             overlap: Duration::zero(),
             until: Utc::now(),
+            expired_token: never,
         }
     }
 
@@ -147,6 +162,12 @@ impl KeysetConfig {
     /// Fixes the upper bound (tests, or several feeds that must share one bound).
     pub fn until(mut self, until: DateTime<Utc>) -> Self {
         self.until = until;
+        self
+    }
+
+    /// Tells the slicer which errors mean "this page token expired".
+    pub fn expired_token(mut self, is_expired: fn(&Error) -> bool) -> Self {
+        self.expired_token = is_expired;
         self
     }
 }
@@ -188,13 +209,24 @@ impl Mark {
     }
 }
 
+/// Paging through one crowded instant: the same `[t, until)` query, page after page.
+#[derive(Debug, Clone, Default)]
+struct Tie {
+    /// The CRM's token for the next page; `None` is the query's first page.
+    page: Option<String>,
+    /// Pages of this walk that brought nothing new.
+    stale_pages: usize,
+    /// Restarts after an expired token since the last new record.
+    restarts: u32,
+}
+
 struct Run<T> {
     /// Where the next query starts; its ids are dropped from the answer.
     scan: Mark,
     /// The cursor handed out: never behind the one the run started from.
     mark: Mark,
-    /// Paging through one crowded instant with the CRM's token.
-    tie: Option<Option<String>>,
+    /// Set while paging through one crowded instant with the CRM's token.
+    tie: Option<Tie>,
     done: bool,
     out: VecDeque<Sliced<T>>,
 }
@@ -258,6 +290,12 @@ where
 }
 
 /// Runs one query and queues what it brings that was not read yet.
+///
+/// The query is always `[scan time, until)`: no bound is narrowed, so nothing depends on
+/// the precision at which the CRM compares times (Close's look like milliseconds, its
+/// documented examples like seconds). Inside a crowded instant the slicer follows the CRM's
+/// page token until a record later than that instant shows up, then queries afresh from
+/// there.
 async fn step<T, K, F, Fut>(
     run: &mut Run<T>,
     config: &KeysetConfig,
@@ -269,38 +307,57 @@ where
     F: Fn(SliceRequest) -> Fut,
     Fut: Future<Output = Result<SlicePage<T>>>,
 {
-    let tie_instant = run.tie.is_some().then_some(run.scan.time).flatten();
-    let req = match (&run.tie, tie_instant) {
-        (Some(page), Some(t)) => SliceRequest {
-            from: Some(t),
-            until: (t + Duration::microseconds(1)).min(config.until),
-            limit: config.page_size,
-            page: page.clone(),
-        },
-        _ => SliceRequest {
-            from: run.scan.time,
-            until: config.until,
-            limit: config.page_size,
-            page: None,
-        },
+    let req = SliceRequest {
+        from: run.scan.time,
+        until: config.until,
+        limit: config.page_size,
+        page: run.tie.as_ref().and_then(|t| t.page.clone()),
     };
     if req.from.is_some_and(|f| f >= req.until) {
         run.done = true;
         return Ok(());
     }
-    let page = fetch(req.clone()).await?;
-    let mut fresh = 0usize;
-    let mut past_bound = false;
+    let page = match fetch(req.clone()).await {
+        Ok(page) => page,
+        Err(e) if req.page.is_some() && (config.expired_token)(&e) => {
+            // The ids read at this instant are kept, so reading it again from its first
+            // page only costs requests.
+            let tie = run.tie.get_or_insert_with(Tie::default);
+            if tie.restarts >= MAX_TIE_RESTARTS {
+                return Err(e);
+            }
+            tie.restarts += 1;
+            tie.page = None;
+            tie.stale_pages = 0;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut keyed = Vec::with_capacity(page.items.len());
     for item in page.items {
         let (time, id) = key(&item)?;
+        keyed.push((time, id, item));
+    }
+    // A page out of order (coarser sorting than the times shown, odd tie breaks) must not
+    // lose records: place each by its own key.
+    keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let full = page.next.is_some();
+    let at = run.scan.time;
+    let (mut fresh, mut below, mut later, mut past_bound) = (0usize, 0usize, false, false);
+    for (time, id, item) in keyed {
         if time >= req.until {
             // The server ignored the upper bound; what follows is for the next run.
             past_bound = true;
             break;
         }
-        if run.scan.time.is_some_and(|s| time < s) || run.scan.has(time, &id) {
+        if req.from.is_some_and(|f| time < f) {
+            below += 1;
             continue;
         }
+        if run.scan.has(time, &id) {
+            continue;
+        }
+        later |= at.is_some_and(|t| time > t);
         run.scan.advance(time, &id);
         run.mark.advance(time, &id);
         fresh += 1;
@@ -311,36 +368,67 @@ where
         };
         run.out.push_back(Sliced { item, cursor });
     }
-    match (&run.tie, page.next) {
-        (Some(current), Some(next)) if current.as_deref() == Some(next.as_str()) => {
-            return Err(Error::bad_response(
-                "the CRM answered the same page token twice; paging cannot progress",
-            ));
-        }
-        (Some(_), Some(next)) if !past_bound => run.tie = Some(Some(next)),
-        (Some(_), _) => {
-            // The crowded instant is read through: go on just after it.
-            run.tie = None;
-            if let Some(t) = run.scan.time {
-                run.scan = Mark {
-                    time: Some(t + Duration::microseconds(1)),
-                    ids: Vec::new(),
-                };
+    if full && fresh == 0 && below > 0 {
+        return Err(Error::bad_response(
+            "the CRM answered a full page of records older than the range asked for; \
+             it does not honour the lower bound, so paging cannot progress",
+        ));
+    }
+    if past_bound || !full {
+        // The query `[scan time, until)` is read to its end, in a tie walk or not.
+        run.tie = None;
+        run.done = true;
+        return Ok(());
+    }
+    if run.tie.is_some() && later {
+        // Past the crowded instant: later records come from a fresh query.
+        run.tie = None;
+        return Ok(());
+    }
+    let next = page.next;
+    match run.tie.as_mut() {
+        Some(tie) => {
+            if next.is_some() && tie.page == next {
+                return Err(Error::bad_response(
+                    "the CRM answered the same page token twice; paging cannot progress",
+                ));
             }
+            if fresh > 0 {
+                tie.restarts = 0;
+            } else {
+                tie.stale_pages += 1;
+                if tie.stale_pages > stale_page_budget(&run.scan, config.page_size) {
+                    return Err(Error::bad_response(
+                        "the CRM keeps answering records already read at one instant; \
+                         paging cannot progress",
+                    ));
+                }
+            }
+            tie.page = next;
         }
-        (None, None) => run.done = true,
-        (None, Some(_)) if past_bound => run.done = true,
-        (None, Some(_)) if fresh == 0 => {
+        None if fresh > 0 => {}
+        None => {
             if run.scan.time.is_none() {
                 return Err(Error::bad_response(
                     "the CRM answered a full page of records the slicer cannot place",
                 ));
             }
-            run.tie = Some(None);
+            // A full page of records already read at the scan instant: more share it than
+            // a page holds, so page through it with the CRM's token.
+            run.tie = Some(Tie {
+                page: next,
+                stale_pages: 1,
+                restarts: 0,
+            });
         }
-        (None, Some(_)) => {}
     }
     Ok(())
+}
+
+/// How many pages of one walk through an instant may bring nothing new: the ids already
+/// read there fill at most this many pages (one more for storage order).
+fn stale_page_budget(scan: &Mark, page_size: usize) -> usize {
+    scan.ids.len().div_ceil(page_size.max(1)) + 1
 }
 
 #[cfg(test)]
@@ -546,5 +634,177 @@ mod tests {
                 .try_collect()
                 .await;
         assert_eq!(out.unwrap_err().kind(), ErrorKind::BadResponse);
+    }
+
+    /// A CRM that compares range bounds at millisecond precision (truncating them) and
+    /// holds more records at one instant than a page (review finding 3).
+    #[tokio::test]
+    async fn millisecond_precision_bounds_still_read_a_crowded_instant_whole() {
+        use chrono::DurationRound;
+        let ms = |n: i64| DateTime::from_timestamp_millis(1_700_000_000_000 + n).expect("valid");
+        let rows: Vec<Row> = (0..5)
+            .map(|i| (ms(1), format!("a{i}")))
+            .chain([(ms(5), "z".to_string())])
+            .collect();
+        let calls = Arc::new(Mutex::new(0usize));
+        let counter = calls.clone();
+        let rows = Arc::new(rows);
+        let fetch = move |req: SliceRequest| {
+            let rows = rows.clone();
+            let calls = counter.clone();
+            async move {
+                *calls.lock().unwrap() += 1;
+                let tr = |t: DateTime<Utc>| t.duration_trunc(Duration::milliseconds(1)).unwrap();
+                let hits: Vec<Row> = rows
+                    .iter()
+                    .filter(|r| req.from.is_none_or(|f| r.0 >= tr(f)) && r.0 < tr(req.until))
+                    .cloned()
+                    .collect();
+                let off: usize = req.page.as_deref().map_or(0, |p| p.parse().unwrap());
+                let items: Vec<Row> = hits.iter().skip(off).take(req.limit).cloned().collect();
+                let end = off + items.len();
+                Ok(SlicePage {
+                    items,
+                    next: (end < hits.len()).then(|| end.to_string()),
+                })
+            }
+        };
+        let out: Vec<Sliced<Row>> = slices(
+            KeysetConfig::new(2).until(ms(100)),
+            None,
+            |r: &Row| Ok(r.clone()),
+            fetch,
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        let mut got = ids(&out);
+        got.sort();
+        assert_eq!(got, ["a0", "a1", "a2", "a3", "a4", "z"]);
+        assert!(
+            *calls.lock().unwrap() <= 6,
+            "{} requests",
+            calls.lock().unwrap()
+        );
+    }
+
+    /// A page whose items are not ascending (review finding 7): both records are read.
+    #[tokio::test]
+    async fn an_out_of_order_page_loses_nothing() {
+        let t = at(0);
+        let fetch = move |_req: SliceRequest| async move {
+            Ok(SlicePage {
+                items: vec![
+                    (t + Duration::microseconds(900), "b".to_string()),
+                    (t + Duration::microseconds(100), "a".to_string()),
+                ],
+                next: None,
+            })
+        };
+        let out: Vec<Sliced<Row>> = slices(
+            KeysetConfig::new(10).until(at(10)),
+            None,
+            |r: &Row| Ok(r.clone()),
+            fetch,
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        assert_eq!(ids(&out), ["a", "b"]);
+        assert_eq!(out[1].cursor.time, t + Duration::microseconds(900));
+    }
+
+    #[tokio::test]
+    async fn a_full_page_below_the_lower_bound_is_an_error_not_a_loop() {
+        // The server ignores the lower bound and always answers the oldest records.
+        let fake = Fake::with((0..10).map(|i| (at(i), format!("r{i}"))).collect());
+        let me = fake.clone();
+        let out: Result<Vec<Sliced<Row>>> = slices(
+            KeysetConfig::new(3).until(at(100)),
+            None,
+            |r: &Row| Ok(r.clone()),
+            move |mut req: SliceRequest| {
+                let me = me.clone();
+                req.from = None;
+                async move { me.answer(req) }
+            },
+        )
+        .try_collect()
+        .await;
+        assert_eq!(out.unwrap_err().kind(), ErrorKind::BadResponse);
+        assert!(fake.requests.lock().unwrap().len() <= 3);
+    }
+
+    #[tokio::test]
+    async fn a_crowded_instant_answered_with_only_records_already_read_is_an_error() {
+        // Fresh page tokens every time, but always the same record: the walk through its
+        // instant brings nothing new and must stop instead of looping.
+        let served = Arc::new(Mutex::new(0usize));
+        let fetch = move |_req: SliceRequest| {
+            let served = served.clone();
+            async move {
+                let mut n = served.lock().unwrap();
+                *n += 1;
+                Ok(SlicePage {
+                    items: vec![(at(1), "x".to_string())],
+                    next: Some(format!("p{n}")),
+                })
+            }
+        };
+        let out: Result<Vec<Sliced<Row>>> = slices(
+            KeysetConfig::new(1).until(at(10)),
+            None,
+            |r: &Row| Ok(r.clone()),
+            fetch,
+        )
+        .try_collect()
+        .await;
+        assert_eq!(out.unwrap_err().kind(), ErrorKind::BadResponse);
+    }
+
+    #[tokio::test]
+    async fn an_expired_page_token_restarts_the_crowded_instant() {
+        let rows: Vec<Row> = (0..9).map(|i| (at(1), format!("a{i}"))).collect();
+        let fake = Fake::with(rows);
+        let me = fake.clone();
+        let expired = Arc::new(Mutex::new(false));
+        let once = expired.clone();
+        let out: Vec<Sliced<Row>> = slices(
+            KeysetConfig::new(2)
+                .until(at(10))
+                .expired_token(|e| e.message().contains("expired")),
+            None,
+            |r: &Row| Ok(r.clone()),
+            move |req: SliceRequest| {
+                let me = me.clone();
+                let once = once.clone();
+                async move {
+                    // The first token deep in the instant has expired by the time it is used.
+                    if req.page.as_deref() == Some("6") && !*once.lock().unwrap() {
+                        *once.lock().unwrap() = true;
+                        return Err(Error::new(ErrorKind::Validation, "cursor expired"));
+                    }
+                    me.answer(req)
+                }
+            },
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        assert!(*expired.lock().unwrap(), "the token expired once");
+        let mut got = ids(&out);
+        let n = got.len();
+        got.sort();
+        got.dedup();
+        assert_eq!((n, got.len()), (9, 9), "every record once");
+    }
+
+    #[tokio::test]
+    async fn an_upper_bound_at_the_end_of_time_does_not_panic() {
+        let fake = Fake::with(vec![(DateTime::<Utc>::MAX_UTC, "end".into())]);
+        let out = fake
+            .run(KeysetConfig::new(1).until(DateTime::<Utc>::MAX_UTC), None)
+            .await;
+        assert!(out.is_empty(), "the bound is exclusive");
     }
 }

@@ -1,8 +1,24 @@
 //! The Close change feed: keyset slices over `/data/search/` on (`date_updated`, id) for
 //! upserts, and the event log for tombstones.
+//!
+//! Every time bound comes from Close's clock, never the client's: the run's upper bound is
+//! the `Date` header of an event-log request made when the run starts, so a client clock
+//! running ahead cannot move the deletion watermark past deletions Close has not logged yet.
+//! Deletions are re-read from five minutes (or the configured overlap, if longer) before
+//! the watermark, as Close's event-log docs advise; a watermark older than the log's 30-day
+//! retention is refused, since deletions may already be gone from the log.
+//!
+//! Tombstones cover: Company — `lead` deleted, and the source lead of a `lead` merged event
+//! (`meta.merge_source_lead_id`); Person and Deal — their own `deleted` events and the
+//! `contacts` / `opportunities` inside a deleted lead's `previous_data` (Close deletes a
+//! lead's children with it and does not document logging them separately; `previous_data`
+//! reaches non-admins only for events under an hour old); Activity — `deleted` events of
+//! notes, calls, emails and meetings. Activities removed with their lead are NOT reported:
+//! a deleted lead's `previous_data` does not hold its activities.
 
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
+use crmkit_core::http::ApiRequest;
 use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor};
 use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -12,16 +28,36 @@ use serde_json::Value;
 use super::mapping::{activity_kind, to_record};
 use crate::client::Client;
 use crate::models::Event;
-use crate::webhook::EventQuery;
 
-/// Where a Close change feed stands: the keyset position of the upserts and the time up to
-/// which deletions were read.
+/// How far back deletions are re-read at least (developer.close.com/resources/event-log:
+/// "scan the latest 5 minutes again").
+const EVENT_OVERLAP: Duration = Duration::minutes(5);
+/// The longest overlap honoured; a larger one is as good as a resync.
+const MAX_OVERLAP: Duration = Duration::days(7);
+/// Oldest deletion watermark still covered by the event log (30-day retention, A9 of
+/// developer.close.com/resources/event-log), with a day of margin.
+const RETENTION: Duration = Duration::days(29);
+
+/// Where a Close change feed stands: the keyset position of the upserts, the time up to
+/// which deletions were read, and the place inside a deletion window being read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FeedCursor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upserts: Option<KeysetCursor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deletes: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<Pending>,
+}
+
+/// A deletion window `[deletes - overlap, until)` read part way: sources before `source`
+/// are done, and of `source` every event at or after `before` was emitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pending {
+    until: DateTime<Utc>,
+    source: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    before: Option<DateTime<Utc>>,
 }
 
 impl FeedCursor {
@@ -55,18 +91,59 @@ pub(super) fn object_type(kind: ObjectKind) -> &'static str {
     }
 }
 
-/// The event-log object types whose deletions concern `kind` (A9).
-fn deleted_types(kind: ObjectKind) -> &'static [&'static str] {
+/// What a deletion event names as removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removed {
+    /// The event's own object.
+    Own,
+    /// The lead a merge folded into another (`meta.merge_source_lead_id`).
+    MergeSource,
+    /// The objects listed under this key of the deleted lead's `previous_data`.
+    Nested(&'static str),
+}
+
+/// One event-log query whose events are tombstones of some kind.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    object_type: &'static str,
+    action: &'static str,
+    removed: Removed,
+}
+
+const fn src(object_type: &'static str, action: &'static str, removed: Removed) -> Source {
+    Source {
+        object_type,
+        action,
+        removed,
+    }
+}
+
+/// The event-log queries whose events remove records of `kind` (A9; event object types
+/// from developer.close.com/resources/event-log).
+fn sources(kind: ObjectKind) -> &'static [Source] {
+    const COMPANY: &[Source] = &[
+        src("lead", "deleted", Removed::Own),
+        src("lead", "merged", Removed::MergeSource),
+    ];
+    const PERSON: &[Source] = &[
+        src("contact", "deleted", Removed::Own),
+        src("lead", "deleted", Removed::Nested("contacts")),
+    ];
+    const DEAL: &[Source] = &[
+        src("opportunity", "deleted", Removed::Own),
+        src("lead", "deleted", Removed::Nested("opportunities")),
+    ];
+    const ACTIVITY: &[Source] = &[
+        src("activity.note", "deleted", Removed::Own),
+        src("activity.call", "deleted", Removed::Own),
+        src("activity.email", "deleted", Removed::Own),
+        src("activity.meeting", "deleted", Removed::Own),
+    ];
     match kind {
-        ObjectKind::Company => &["lead"],
-        ObjectKind::Person => &["contact"],
-        ObjectKind::Deal => &["opportunity"],
-        ObjectKind::Activity => &[
-            "activity.note",
-            "activity.call",
-            "activity.email",
-            "activity.meeting",
-        ],
+        ObjectKind::Company => COMPANY,
+        ObjectKind::Person => PERSON,
+        ObjectKind::Deal => DEAL,
+        ObjectKind::Activity => ACTIVITY,
     }
 }
 
@@ -76,6 +153,29 @@ fn event_time(e: &Event) -> Option<DateTime<Utc>> {
         .and_then(Value::as_str)
         .or(e.date_created.as_deref())
         .and_then(crmkit_core::time::parse_timestamp)
+}
+
+/// The ids an event removes, per its source.
+fn removed_ids(e: &Event, removed: Removed) -> Vec<String> {
+    match removed {
+        Removed::Own => e.object_id.iter().cloned().collect(),
+        Removed::MergeSource => e.meta["merge_source_lead_id"]
+            .as_str()
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        Removed::Nested(key) => e
+            .previous_data
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|children| {
+                children
+                    .iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// One search result as a change: an upsert, or a skip when it has no unified form.
@@ -117,22 +217,90 @@ pub(super) fn changes(
         Ok(c) => c.unwrap_or_default(),
         Err(e) => return stream::once(async { Err(e) }).boxed(),
     };
-    // Fixed for the run: what changes after it is read next run, not shifted into this one.
-    let until = Utc::now();
-    tombstones(client, kind, &start, until, overlap)
-        .chain(upserts(
-            client,
-            kind,
-            start.upserts,
-            until,
-            overlap,
-            page_size,
-        ))
-        .boxed()
+    let overlap = overlap.clamp(Duration::zero(), MAX_OVERLAP);
+    let client = client.clone();
+    stream::once(async move {
+        // Fixed for the run, on Close's clock: what changes after it is read next run.
+        let now = server_now(&client, kind).await?;
+        // A deletion window read part way is finished with its own bound.
+        let until = start.pending.as_ref().map_or(now, |p| p.until.min(now));
+        if let Some(deletes) = start.deletes {
+            if now
+                .checked_sub_signed(RETENTION)
+                .is_some_and(|oldest| deletes < oldest)
+            {
+                return Err(Error::new(
+                    ErrorKind::Validation,
+                    format!(
+                        "this change cursor last read deletions at {deletes}, longer ago than \
+                         Close keeps its event log (30 days): deletions may be lost, so resync \
+                         {kind}s from scratch (start the feed without a cursor)"
+                    ),
+                )
+                .with_crm(Crm::Close));
+            }
+        }
+        Ok(
+            tombstones(&client, kind, &start, until, overlap).chain(upserts(
+                &client,
+                kind,
+                start.upserts.clone(),
+                until,
+                overlap,
+                page_size,
+            )),
+        )
+    })
+    .try_flatten()
+    .boxed()
 }
 
-/// Deletions logged since the last run (none on a first run: there is nothing to remove),
-/// oldest first.
+/// The end of Close's current second, from the `Date` header of an event-log request (RFC 9110 §6.6.1).
+async fn server_now(client: &Client, kind: ObjectKind) -> Result<DateTime<Utc>> {
+    let probe = sources(kind)[0];
+    let resp = client
+        .send(
+            &ApiRequest::get("event/")
+                .query("object_type", probe.object_type)
+                .query("action", probe.action)
+                .query("_limit", "1"),
+        )
+        .await?;
+    resp.headers
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+        // The header has whole seconds: the second it names is read whole, and the next
+        // run's deletion overlap (at least five minutes) covers that margin.
+        .and_then(|t| {
+            t.with_timezone(&Utc)
+                .checked_add_signed(Duration::seconds(1))
+        })
+        .ok_or_else(|| {
+            Error::bad_response(
+                "Close answered without a valid Date header; the change feed needs Close's clock",
+            )
+            .with_crm(Crm::Close)
+        })
+}
+
+#[derive(Deserialize)]
+struct EventPage {
+    data: Vec<Event>,
+    cursor_next: Option<String>,
+}
+
+/// Where the tombstone stream stands between pages.
+struct Reading {
+    source: usize,
+    before: Option<DateTime<Utc>>,
+    page: Option<String>,
+    source_done: bool,
+}
+
+/// Deletions logged in `[watermark - overlap, until)` (none on a first run: there is
+/// nothing to remove), one event-log page in memory at a time, newest first per source;
+/// each carries a cursor that resumes inside the window if the run stops there.
 fn tombstones(
     client: &Client,
     kind: ObjectKind,
@@ -143,50 +311,89 @@ fn tombstones(
     let Some(since) = start.deletes else {
         return stream::empty().boxed();
     };
-    let from = since.checked_sub_signed(overlap).unwrap_or(since);
+    // Never an overflow: a window reaching past the start of time reads everything.
+    let from = since
+        .checked_sub_signed(overlap.max(EVENT_OVERLAP))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let client = client.clone();
     let upserts = start.upserts.clone();
-    stream::once(async move {
-        let mut found: Vec<(DateTime<Utc>, String)> = Vec::new();
-        for object_type in deleted_types(kind) {
-            // Newest first (A9): read back to the cursor's time, no further.
-            let events: Vec<Event> = client
-                .events(EventQuery {
-                    object_type: Some((*object_type).to_string()),
-                    action: Some("deleted".into()),
-                    date_updated_gte: Some(crmkit_core::time::format_close(from)),
-                    ..EventQuery::default()
-                })
-                .try_take_while(|e| {
-                    let keep = event_time(e).is_none_or(|t| t >= from);
-                    async move { Ok(keep) }
-                })
-                .try_collect()
-                .await?;
-            for e in events {
-                if let (Some(t), Some(id)) = (event_time(&e), e.object_id) {
-                    if t < until {
-                        found.push((t, id));
-                    }
+    let reading = match &start.pending {
+        Some(p) => Reading {
+            source: p.source,
+            before: p.before,
+            page: None,
+            source_done: false,
+        },
+        None => Reading {
+            source: 0,
+            before: None,
+            page: None,
+            source_done: false,
+        },
+    };
+    let all = sources(kind);
+    stream::try_unfold(reading, move |mut r| {
+        let client = client.clone();
+        let upserts = upserts.clone();
+        async move {
+            if r.source_done {
+                r = Reading {
+                    source: r.source + 1,
+                    before: None,
+                    page: None,
+                    source_done: false,
+                };
+            }
+            let Some(source) = all.get(r.source) else {
+                return Ok::<_, Error>(None);
+            };
+            let mut req = ApiRequest::get("event/")
+                .query("object_type", source.object_type)
+                .query("action", source.action)
+                .query("date_updated__gte", crmkit_core::time::format_close(from))
+                .query("_limit", "50");
+            if let Some(b) = r.before {
+                // Resuming inside the window: events newer than this were emitted.
+                req = req.query("date_updated__lte", crmkit_core::time::format_close(b));
+            }
+            if let Some(c) = &r.page {
+                req = req.query("_cursor", c.clone());
+            }
+            let page: EventPage = client.json(&req).await?;
+            let mut out = Vec::new();
+            let mut older = false;
+            for e in &page.data {
+                let Some(t) = event_time(e) else { continue };
+                if t < from {
+                    // Newest first (A9): everything after this is older still.
+                    older = true;
+                    break;
+                }
+                if t >= until {
+                    continue;
+                }
+                let cursor = FeedCursor {
+                    upserts: upserts.clone(),
+                    deletes: Some(since),
+                    pending: Some(Pending {
+                        until,
+                        source: r.source,
+                        before: Some(t),
+                    }),
+                }
+                .encode();
+                for id in removed_ids(e, source.removed) {
+                    out.push(Ok(Change::Deleted {
+                        record: RecordRef::new(Crm::Close, kind, id),
+                        at: Some(t),
+                        cursor: cursor.clone(),
+                    }));
                 }
             }
+            r.page = page.cursor_next.filter(|_| !older);
+            r.source_done = r.page.is_none();
+            Ok(Some((stream::iter(out), r)))
         }
-        found.sort();
-        let changes: Vec<Result<Change>> = found
-            .into_iter()
-            .map(|(t, id)| {
-                Ok(Change::Deleted {
-                    record: RecordRef::new(Crm::Close, kind, id),
-                    at: Some(t),
-                    cursor: FeedCursor {
-                        upserts: upserts.clone(),
-                        deletes: Some(t),
-                    }
-                    .encode(),
-                })
-            })
-            .collect();
-        Ok::<_, Error>(stream::iter(changes))
     })
     .try_flatten()
     .boxed()
@@ -205,7 +412,10 @@ fn upserts(
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let config = KeysetConfig::new(page_size).overlap(overlap).until(until);
+    let config = KeysetConfig::new(page_size)
+        .overlap(overlap)
+        .until(until)
+        .expired_token(crate::filter::expired_cursor);
     let client = client.clone();
     keyset::slices(
         config,
@@ -221,6 +431,7 @@ fn upserts(
         let cursor = FeedCursor {
             upserts: Some(s.cursor),
             deletes: Some(until),
+            pending: None,
         }
         .encode();
         to_change(kind, s.item, cursor)
@@ -241,6 +452,11 @@ mod tests {
                 ids: vec!["lead_1".into()],
             }),
             deletes: Some(Utc::now()),
+            pending: Some(Pending {
+                until: Utc::now(),
+                source: 1,
+                before: None,
+            }),
         };
         let back = FeedCursor::decode(&c.encode()).unwrap();
         assert_eq!(back.upserts, c.upserts);
@@ -260,5 +476,55 @@ mod tests {
         };
         assert_eq!(record.id, "acti_1");
         assert!(reason.contains("SMS"));
+    }
+
+    #[test]
+    fn merged_and_cascaded_deletions_name_the_records_they_remove() {
+        let merged: Event = serde_json::from_value(json!({
+            "object_type": "lead", "action": "merged", "object_id": "lead_dest",
+            "meta": {"merge_source_lead_id": "lead_src", "merge_destination_lead_id": "lead_dest"}
+        }))
+        .unwrap();
+        assert_eq!(removed_ids(&merged, Removed::MergeSource), ["lead_src"]);
+        let deleted: Event = serde_json::from_value(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_1", "data": null,
+            "previous_data": {"id": "lead_1",
+                "contacts": [{"id": "cont_1"}, {"id": "cont_2"}],
+                "opportunities": [{"id": "oppo_1"}]}
+        }))
+        .unwrap();
+        assert_eq!(removed_ids(&deleted, Removed::Own), ["lead_1"]);
+        assert_eq!(
+            removed_ids(&deleted, Removed::Nested("contacts")),
+            ["cont_1", "cont_2"]
+        );
+        assert_eq!(
+            removed_ids(&deleted, Removed::Nested("opportunities")),
+            ["oppo_1"]
+        );
+        // Without previous_data (non-admins after an hour) nothing is guessed.
+        let bare: Event = serde_json::from_value(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_1"
+        }))
+        .unwrap();
+        assert!(removed_ids(&bare, Removed::Nested("contacts")).is_empty());
+    }
+
+    #[test]
+    fn every_kind_reads_its_own_deletions_first() {
+        for kind in [
+            ObjectKind::Company,
+            ObjectKind::Person,
+            ObjectKind::Deal,
+            ObjectKind::Activity,
+        ] {
+            assert_eq!(sources(kind)[0].removed, Removed::Own);
+            assert_eq!(sources(kind)[0].action, "deleted");
+        }
+        assert!(
+            sources(ObjectKind::Company)
+                .iter()
+                .any(|s| s.action == "merged")
+        );
     }
 }

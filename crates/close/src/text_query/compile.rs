@@ -201,10 +201,6 @@ fn moment(
         .ok_or_else(bad)
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
 fn condition(
     t: &Target,
     op: &'static str,
@@ -288,11 +284,7 @@ fn condition(
                 expected: "a date before the year 262000".into(),
                 found: format!("\"{value}\""),
             })?;
-            let range =
-                |gte: Option<DateTime<Utc>>, lt: Option<DateTime<Utc>>| Condition::MomentRange {
-                    gte: gte.map(iso),
-                    lt: lt.map(iso),
-                };
+            let range = Condition::moment_range;
             match op {
                 ":" | "=" => (range(Some(t0), Some(next)), false),
                 "!=" => (range(Some(t0), Some(next)), true),

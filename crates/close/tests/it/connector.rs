@@ -55,7 +55,7 @@ async fn from_feed(
         .into_iter()
         .find(|r| wanted(r))
         .cloned()
-        .expect("a seeded record")
+        .unwrap_or_else(|| panic!("a seeded {kind} record in the feed"))
 }
 
 /// One record of `kind` read through the connector's `get`.
@@ -73,7 +73,8 @@ type Pick = Box<dyn Fn(&Record) -> bool>;
 
 #[tokio::test]
 async fn a_record_read_and_written_back_unchanged_changes_nothing() {
-    let sb = sandbox(3).await;
+    // Enough seeded leads that every kind picked below exists (a lead has 0–2 deals).
+    let sb = sandbox(8).await;
     let conn = CloseConnector::new(client(&sb, "k"));
     let call =
         |r: &Record| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Call);
@@ -587,7 +588,7 @@ async fn a_meeting_is_updated_without_its_raw() {
 }
 
 #[tokio::test]
-async fn contacts_list_past_the_skip_ceiling() {
+async fn contacts_list_by_keyset_search_without_offsets() {
     let sb = CloseSandbox::builder()
         .seed(5)
         .leads(40)

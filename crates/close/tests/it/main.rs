@@ -3,6 +3,7 @@
 
 mod cassettes;
 mod connector;
+mod listing;
 mod oauth;
 mod query;
 mod sandbox_ops;

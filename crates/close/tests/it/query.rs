@@ -76,7 +76,8 @@ fn relative_dates_and_sort() {
     assert_eq!(
         c["query"]["queries"][1],
         json!({"type": "field_condition", "field": regular("lead", "date_updated"),
-               "condition": {"type": "moment_range", "lt": "2026-10-28T12:00:00.000000Z"}})
+               "condition": {"type": "moment_range", "on_or_after": null,
+                 "before": {"type": "fixed_utc", "value": "2026-10-28T12:00:00.000000+00:00"}}})
     );
     assert_eq!(
         c["sort"],
@@ -91,7 +92,9 @@ fn dates_cover_whole_days_and_not_negates() {
     assert_eq!(q["negate"], true);
     assert_eq!(
         q["condition"],
-        json!({"type": "moment_range", "gte": "2026-01-05T00:00:00.000000Z", "lt": "2026-01-06T00:00:00.000000Z"})
+        json!({"type": "moment_range",
+               "on_or_after": {"type": "fixed_utc", "value": "2026-01-05T00:00:00.000000+00:00"},
+               "before": {"type": "fixed_utc", "value": "2026-01-06T00:00:00.000000+00:00"}})
     );
 }
 

@@ -461,7 +461,9 @@ async fn event_log_pages_past_fifty() {
     }
     let events: Vec<crmkit_close::Event> = c
         .events(EventQuery {
+            // object_type + action is one of the documented filter combinations.
             object_type: Some("lead".into()),
+            action: Some("created".into()),
             ..EventQuery::default()
         })
         .try_collect()

@@ -9,6 +9,9 @@ pub(crate) enum ApiError {
     Fields(Map<String, Value>),
     /// 400 `{"errors": [...], "field-errors": {}}`.
     Errors(Vec<String>),
+    /// 400 `{"error": "..."}`: the flat body of paging errors (closeio/flask-mongorest,
+    /// the REST layer Close is built on, `resources.py` `get_skip_and_limit`).
+    Paging(String),
     /// 404 `{"error": "Empty query: X matching query does not exist."}`.
     NotFound(String),
     /// 405.
@@ -24,7 +27,7 @@ impl ApiError {
 
     pub(crate) fn status(&self) -> u16 {
         match self {
-            ApiError::Fields(_) | ApiError::Errors(_) => 400,
+            ApiError::Fields(_) | ApiError::Errors(_) | ApiError::Paging(_) => 400,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
         }
@@ -34,6 +37,7 @@ impl ApiError {
         match self {
             ApiError::Fields(m) => json!({"errors": [], "field-errors": m}),
             ApiError::Errors(e) => json!({"errors": e, "field-errors": {}}),
+            ApiError::Paging(message) => json!({"error": message}),
             ApiError::NotFound(model) => {
                 json!({"error": format!("Empty query: {model} matching query does not exist.")})
             }

@@ -27,32 +27,37 @@ pub(crate) struct Page {
     pub skip: usize,
 }
 
-/// Reads `_limit` and `_skip`. A `_limit` above `max_limit` is clamped, as real integrations
-/// rely on (Airbyte pages leads with 200, opportunities with 250: airbyte PR 31534); a
-/// `_skip` above `max_skip` is refused with Close's message (airbyte issue 20959).
+/// Reads `_limit` and `_skip`. "There is a maximum limit that can vary per resource. You
+/// will get a 400 response with an appropriate message if you exceed it"
+/// (developer.close.com/api/overview/pagination); the wording is flask-mongorest's
+/// `get_skip_and_limit`. `_limit=0` returns no items, only the totals (Close's own
+/// close-api-scripts `find_duplicate_leads.py` reads `total_results` that way). A `_skip`
+/// above `max_skip` is refused with Close's message (airbyte issue 20959).
 pub(crate) fn page(params: &Params, max_limit: usize, max_skip: usize) -> Result<Page, ApiError> {
     let limit = match param(params, "_limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .map_err(|_| ApiError::field("_limit", "A valid integer is required."))?,
+        Some(l) => l.parse::<usize>().map_err(|_| {
+            ApiError::Paging(format!("_limit must be an integer (got \"{l}\" instead)."))
+        })?,
         // Lists default to 100 (close-openapi.yml `GET /lead/`).
         None => DEFAULT_LIMIT.min(max_limit),
     };
-    let limit = if limit == 0 {
-        max_limit
-    } else {
-        limit.min(max_limit)
-    };
+    if limit > max_limit {
+        return Err(ApiError::Paging(format!(
+            "The limit you set is larger than the maximum limit for this resource (max_limit = {max_limit})."
+        )));
+    }
     let skip = match param(params, "_skip") {
-        Some(s) => s
-            .parse::<usize>()
-            .map_err(|_| ApiError::field("_skip", "A valid integer is required."))?,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            ApiError::Paging(format!(
+                "_skip must be a non-negative integer (got \"{s}\" instead)."
+            ))
+        })?,
         None => 0,
     };
     if skip > max_skip {
-        return Err(ApiError::Errors(vec![format!(
+        return Err(ApiError::Paging(format!(
             "The skip you set is larger than the maximum skip for this resource (max_skip = {max_skip}). Please refine your search query."
-        )]));
+        )));
     }
     Ok(Page { limit, skip })
 }
@@ -161,12 +166,18 @@ mod tests {
     }
 
     #[test]
-    fn limit_clamps_and_skip_has_a_ceiling() {
-        let got = page(&p(&[("_limit", "1000"), ("_skip", "5")]), 200, 10).unwrap();
+    fn limit_and_skip_have_ceilings() {
+        let got = page(&p(&[("_limit", "200"), ("_skip", "5")]), 200, 10).unwrap();
         assert_eq!((got.limit, got.skip), (200, 5));
+        let err = page(&p(&[("_limit", "201")]), 200, 10).unwrap_err();
+        assert_eq!(
+            err.body()["error"],
+            "The limit you set is larger than the maximum limit for this resource (max_limit = 200)."
+        );
+        assert_eq!(page(&p(&[("_limit", "0")]), 200, 10).unwrap().limit, 0);
         let err = page(&p(&[("_skip", "11")]), 200, 10).unwrap_err();
         assert_eq!(
-            err.body()["errors"][0],
+            err.body()["error"],
             "The skip you set is larger than the maximum skip for this resource (max_skip = 10). Please refine your search query."
         );
         assert!(page(&p(&[("_limit", "x")]), 200, 10).is_err());

@@ -187,18 +187,27 @@ async fn lead_query_syntax_errors_are_400() {
 }
 
 #[tokio::test]
-async fn a_limit_above_the_maximum_is_clamped() {
+async fn a_limit_above_the_maximum_is_refused_with_closes_message() {
     let sb = sandbox(230).await;
     let api = Api::new(&sb);
-    let leads = api.get("lead/", &[("_limit", "1000")]).await;
+    // Airbyte's page sizes are within the maxima (airbyte source-close-com manifest.yaml).
+    let leads = api.get("lead/", &[("_limit", "200")]).await;
     assert_eq!(leads.status, 200);
     assert_eq!(ids(&leads.body).len(), 200);
     assert_eq!(leads.body["has_more"], true);
+    let too_many = api.get("lead/", &[("_limit", "201")]).await;
+    assert_eq!(too_many.status, 400);
+    assert_eq!(
+        too_many.body["error"],
+        "The limit you set is larger than the maximum limit for this resource (max_limit = 200)."
+    );
     let default = api.get("lead/", &[]).await;
     assert_eq!(ids(&default.body).len(), 100);
     let activities = api.get("activity/", &[("_limit", "5000")]).await;
-    assert_eq!(activities.status, 200);
-    assert_eq!(ids(&activities.body).len(), 100);
+    assert_eq!(activities.status, 400);
+    let totals_only = api.get("opportunity/", &[("_limit", "0")]).await;
+    assert_eq!(totals_only.status, 200);
+    assert_eq!(ids(&totals_only.body).len(), 0);
 }
 
 #[tokio::test]
@@ -212,12 +221,12 @@ async fn the_skip_ceiling_is_per_resource_with_closes_message() {
     };
     let leads = api.get("lead/", &[("_skip", "10001")]).await;
     assert_eq!(leads.status, 400);
-    assert_eq!(leads.body["errors"][0], message(10_000));
+    assert_eq!(leads.body["error"], message(10_000));
     let activities = api.get("activity/", &[("_skip", "10001")]).await;
     assert_eq!(activities.status, 200);
     let deep = api.get("activity/", &[("_skip", "250001")]).await;
     assert_eq!(deep.status, 400);
-    assert_eq!(deep.body["errors"][0], message(250_000));
+    assert_eq!(deep.body["error"], message(250_000));
 
     let lowered = CloseSandbox::builder()
         .max_skip(20)
@@ -228,5 +237,5 @@ async fn the_skip_ceiling_is_per_resource_with_closes_message() {
     assert_eq!(api.get("task/", &[("_skip", "20")]).await.status, 200);
     let over = api.get("task/", &[("_skip", "21")]).await;
     assert_eq!(over.status, 400);
-    assert_eq!(over.body["errors"][0], message(20));
+    assert_eq!(over.body["error"], message(20));
 }

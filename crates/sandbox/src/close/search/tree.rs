@@ -72,23 +72,28 @@ fn scalar_text(v: &Value) -> Vec<String> {
     }
 }
 
+/// A moment of a `moment_range`: `{"type":"fixed_utc","value":…}` (what the Close app's
+/// "Copy Filters" emits) or `{"type":"fixed_local_date","value":"YYYY-MM-DD","which":…}`
+/// (developer.close.com/api/resources/advanced-filtering). Bare strings are not moments.
 fn moment(v: &Value) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => parse_time(s)
+    let kind = v.get("type").and_then(Value::as_str);
+    let value = v.get("value").and_then(Value::as_str).unwrap_or_default();
+    match (v, kind) {
+        (Value::Null, _) => Ok(None),
+        (_, Some("fixed_utc")) => parse_time(value)
             .map(Some)
-            .ok_or_else(|| bad(format!("not a valid moment: {s}"))),
-        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("fixed_local_date") => {
-            let d = o.get("value").and_then(Value::as_str).unwrap_or_default();
-            let start = parse_time(d).ok_or_else(|| bad(format!("not a valid date: {d}")))?;
-            let end = o.get("which").and_then(Value::as_str) == Some("end");
+            .ok_or_else(|| bad(format!("not a valid moment: {value}"))),
+        (_, Some("fixed_local_date")) => {
+            let start =
+                parse_time(value).ok_or_else(|| bad(format!("not a valid date: {value}")))?;
+            let end = v.get("which").and_then(Value::as_str) == Some("end");
             Ok(Some(if end {
                 start + chrono::Duration::days(1)
             } else {
                 start
             }))
         }
-        other => Err(bad(format!("not a valid moment: {other}"))),
+        (other, _) => Err(bad(format!("not a valid moment: {other}"))),
     }
 }
 
@@ -150,16 +155,20 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
             let Some(t) = value.as_str().and_then(parse_time) else {
                 return Ok(false);
             };
+            // Only `on_or_after` and `before` bound a moment range; `gte`/`lt` style keys
+            // appear in no Close-issued query and are refused rather than ignored.
+            if ["gt", "gte", "lt", "lte"]
+                .iter()
+                .any(|k| cond.get(*k).is_some())
+            {
+                return Err(bad("a moment_range takes on_or_after and before"));
+            }
             let mut ok = true;
-            for key in ["gt", "gte", "lt", "lte", "on_or_after", "before"] {
-                if let Some(b) = moment(&cond[key])? {
-                    ok &= match key {
-                        "gt" => t > b,
-                        "gte" | "on_or_after" => t >= b,
-                        "lt" | "before" => t < b,
-                        _ => t <= b,
-                    };
-                }
+            if let Some(b) = moment(&cond["on_or_after"])? {
+                ok &= t >= b;
+            }
+            if let Some(b) = moment(&cond["before"])? {
+                ok &= t < b;
             }
             Ok(ok)
         }
