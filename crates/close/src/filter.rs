@@ -284,7 +284,10 @@ impl Client {
         };
         let query = Query::and(vec![
             Query::object_type(object_type),
-            Query::field(field(), Condition::moment_range(req.from, Some(req.until))),
+            Query::field(
+                field(),
+                Condition::moment_range(req.from, req.upper_bound()),
+            ),
         ]);
         let body = SearchRequest {
             query,

@@ -298,9 +298,9 @@ impl<T: DeserializeOwned> ListBuilder<T> {
     where
         T: Send + 'static,
     {
-        // date_created never changes, so the bound only has to include objects created
-        // just now on a server whose clock runs ahead.
-        let until = until.unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+        // date_created never changes, so a listing needs no upper bound of its own: none is
+        // sent unless the caller gave one, and no client clock can hide recent objects.
+        let until = until.unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
         let config = KeysetConfig::new(self.page_size).until(until);
         let start = from.map(|time| KeysetCursor {
             time,
@@ -349,12 +349,10 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             if let Some(from) = req.from {
                 r = r.query("date_created__gte", crmkit_core::time::format_close(from));
             }
-            r = r
-                .query(
-                    "date_created__lt",
-                    crmkit_core::time::format_close(req.until),
-                )
-                .query("_order_by", "date_created");
+            if let Some(until) = req.upper_bound() {
+                r = r.query("date_created__lt", crmkit_core::time::format_close(until));
+            }
+            r = r.query("_order_by", "date_created");
             match self.client.json::<ListPage<Value>>(&r).await {
                 Ok(page) => {
                     // Close may answer fewer than asked: the offset moves by what came.
@@ -396,10 +394,10 @@ impl<T: DeserializeOwned> ListBuilder<T> {
                 .map(|f| f.to_string())
                 .collect(),
         };
-        // No upper bound is needed (date_created never changes); a minute of slack keeps
-        // objects created just now on a server whose clock runs ahead.
+        // No upper bound is needed (date_created never changes), so none is sent: no client
+        // clock can hide objects created just now.
         let config = KeysetConfig::new(self.page_size)
-            .until(Utc::now() + chrono::Duration::minutes(1))
+            .until(chrono::DateTime::<Utc>::MAX_UTC)
             .expired_token(crate::filter::expired_cursor);
         let client = self.client.clone();
         let path = self.path.clone();

@@ -104,6 +104,13 @@ pub struct SliceRequest {
 }
 
 impl SliceRequest {
+    /// The upper bound to send, or `None` for a run without one (a listing configured with
+    /// `until(DateTime::<Utc>::MAX_UTC)`, which reads everything there is, whatever the
+    /// clocks say).
+    pub fn upper_bound(&self) -> Option<DateTime<Utc>> {
+        (self.until != DateTime::<Utc>::MAX_UTC).then_some(self.until)
+    }
+
     /// Whether `time` falls in this request's range (for fakes and client-side filtering).
     pub fn contains(&self, time: DateTime<Utc>) -> bool {
         self.from.is_none_or(|f| time >= f) && time < self.until

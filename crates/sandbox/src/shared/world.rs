@@ -61,7 +61,9 @@ pub struct Company {
     pub industry: &'static str,
     /// One to three of the seeded trades.
     pub trades: Vec<String>,
-    /// Minutes after the world's origin when it was first recorded.
+    /// Minutes relative to the world's origin when it was first recorded: never positive,
+    /// so a large world stretches back in time from the origin instead of into the future
+    /// (no real CRM holds records created later than now).
     pub created_minute: i64,
     /// Its people, as indexes into [`World::people`].
     pub people: Range<usize>,
@@ -164,7 +166,7 @@ impl World {
                 domain,
                 industry,
                 trades,
-                created_minute: 37 * index as i64,
+                created_minute: -37 * (companies - 1 - index) as i64,
                 people: first_person..world.people.len(),
                 deals: first_deal..world.deals.len(),
             });

@@ -18,7 +18,7 @@ use super::params::{keep, order_by};
 use super::render::render;
 use crate::shared::store::{Table, TimeField};
 use cursor::{Resume, decode, encode};
-use tree::{SEARCHABLE, bad, eval, object_types, view};
+use tree::{SEARCHABLE, bad, eval, index_range, object_types, view};
 
 /// The largest `_limit`; a larger one is clamped (third-party Close clients page
 /// `/data/search/` with at most 200; developer.close.com/api/resources/advanced-filtering).
@@ -118,14 +118,36 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
         }
         Order::Time(field, desc) => {
             let from = match resume {
-                Some(Resume::Time(t, id)) => Bound::Excluded((t, id)),
-                None => Bound::Unbounded,
+                Some(Resume::Time(t, id)) => Some((t, id)),
+                None => None,
                 Some(_) => return Err(ApiError::field("cursor", "Invalid or expired cursor.")),
             };
+            // The query's own range on the sorted field narrows the index scan, so a keyset
+            // page costs what it returns, not the rows before it. An empty id sorts before
+            // every real id at the same instant.
+            let field_name = match field {
+                TimeField::Created => "date_created",
+                TimeField::Updated => "date_updated",
+            };
+            let (on_or_after, before) = index_range(query, field_name)?;
+            let range_low = on_or_after.map(|t| (t, String::new()));
+            let range_high = before.map(|t| Bound::Excluded((t, String::new())));
             let (lower, upper) = if desc {
-                (Bound::Unbounded, from)
+                let upper = match (from, range_high) {
+                    (Some(c), Some(Bound::Excluded(h))) if h < c => Bound::Excluded(h),
+                    (Some(c), _) => Bound::Excluded(c),
+                    (None, Some(h)) => h,
+                    (None, None) => Bound::Unbounded,
+                };
+                (range_low.map_or(Bound::Unbounded, Bound::Included), upper)
             } else {
-                (from, Bound::Unbounded)
+                let lower = match (from, range_low) {
+                    (Some(c), Some(l)) if l > c => Bound::Included(l),
+                    (Some(c), _) => Bound::Excluded(c),
+                    (None, Some(l)) => Bound::Included(l),
+                    (None, None) => Bound::Unbounded,
+                };
+                (lower, range_high.unwrap_or(Bound::Unbounded))
             };
             for (key, row) in table.by_time(field, lower, upper, desc) {
                 if page.len() > want {

@@ -178,6 +178,43 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
 
 /// A row with the derived fields a query may test (status labels and types). A lead is not
 /// rendered whole: nesting its children would make every search quadratic.
+/// The `[on_or_after, before)` range a query's top-level `and` puts on the regular field
+/// `field_name`, in microseconds, so a search sorted on that time field can start its
+/// index scan at the range instead of the beginning. Ranges under `or` or `negate` are not
+/// used (the whole tree is still evaluated on every row it visits, so this only narrows).
+pub(super) fn index_range(
+    query: &Value,
+    field_name: &str,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let mut range = (None::<i64>, None::<i64>);
+    let parts: Vec<&Value> = match query["type"].as_str() {
+        Some("and") if query["negate"] != true => {
+            query["queries"].as_array().into_iter().flatten().collect()
+        }
+        _ => vec![query],
+    };
+    for q in parts {
+        let cond = &q["condition"];
+        if q["type"] != "field_condition"
+            || q["negate"] == true
+            || q["field"]["type"] != "regular_field"
+            || q["field"]["field_name"] != field_name
+            || cond["type"] != "moment_range"
+        {
+            continue;
+        }
+        if let Some(t) = moment(&cond["on_or_after"])? {
+            let t = t.timestamp_micros();
+            range.0 = Some(range.0.map_or(t, |r| r.max(t)));
+        }
+        if let Some(t) = moment(&cond["before"])? {
+            let t = t.timestamp_micros();
+            range.1 = Some(range.1.map_or(t, |r| r.min(t)));
+        }
+    }
+    Ok(range)
+}
+
 pub(super) fn view(data: &Data, table: &str, row: &Value) -> Value {
     if table != "lead" {
         return render(data, table, row.clone());
