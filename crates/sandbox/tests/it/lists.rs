@@ -8,11 +8,12 @@ use serde_json::json;
 use crate::{Api, ids, sandbox};
 
 /// When the seeded lead `i` was created and last updated.
-fn seeded_at(i: i64) -> String {
+/// When company `i` of a world of `n` was seeded: 37 minutes apart, the last at the origin.
+fn seeded_at(n: i64, i: i64) -> String {
     let origin = DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
         .expect("constant")
         .with_timezone(&Utc);
-    (origin + Duration::minutes(37 * i))
+    (origin - Duration::minutes(37 * (n - 1 - i)))
         .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
         .to_string()
 }
@@ -77,7 +78,7 @@ async fn opportunities_honour_order_and_date_filters() {
         .collect();
     assert!(stamps.len() > 5);
     assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "{stamps:?}");
-    let cut = seeded_at(20);
+    let cut = seeded_at(40, 20);
     let recent = api
         .get("opportunity/", &[("date_created__gte", cut.as_str())])
         .await;
@@ -98,8 +99,8 @@ async fn lead_query_is_evaluated_like_airbytes_slices() {
     let api = Api::new(&sb);
     let q = format!(
         r#"sort:updated date_updated > "{}" date_updated <= "{}""#,
-        seeded_at(10),
-        seeded_at(20)
+        seeded_at(30, 10),
+        seeded_at(30, 20)
     );
     let slice = api.get("lead/", &[("query", q.as_str())]).await;
     assert_eq!(slice.status, 200);
@@ -109,7 +110,7 @@ async fn lead_query_is_evaluated_like_airbytes_slices() {
         .flatten()
         .filter_map(|l| l["date_updated"].as_str())
         .collect();
-    let expected: Vec<String> = (11..=20).map(seeded_at).collect();
+    let expected: Vec<String> = (11..=20).map(|i| seeded_at(30, i)).collect();
     assert_eq!(stamps, expected);
     let desc = api
         .get("lead/", &[("query", "sort:-created"), ("_limit", "3")])
@@ -120,7 +121,10 @@ async fn lead_query_is_evaluated_like_airbytes_slices() {
         .flatten()
         .filter_map(|l| l["date_created"].as_str())
         .collect();
-    assert_eq!(created, vec![seeded_at(29), seeded_at(28), seeded_at(27)]);
+    assert_eq!(
+        created,
+        vec![seeded_at(30, 29), seeded_at(30, 28), seeded_at(30, 27)]
+    );
 }
 
 #[tokio::test]

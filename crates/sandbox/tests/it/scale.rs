@@ -42,7 +42,7 @@ async fn twenty_thousand_leads_seed_list_and_search() {
         {"type": "object_type", "object_type": "lead"},
         {"type": "field_condition",
          "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
-         "condition": {"type": "moment_range", "on_or_after": {"type": "fixed_utc", "value": "2026-06-01T00:00:00+00:00"}, "before": null}}]},
+         "condition": {"type": "moment_range", "on_or_after": {"type": "fixed_utc", "value": "2025-06-01T00:00:00+00:00"}, "before": null}}]},
         "sort": [{"direction": "desc", "field": {"type": "regular_field", "object_type": "lead",
                   "field_name": "date_created"}}],
         "_limit": 200});
