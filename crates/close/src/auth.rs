@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crmkit_core::http::auth::{IssuedToken, TokenRefresher};
-use crmkit_core::http::oauth::{TokenEndpoint, TokenResponse};
+use crmkit_core::http::oauth::{TokenEndpoint, TokenResponse, debug_grant};
 use crmkit_core::http::retry::RetryPolicy;
 use crmkit_core::{Crm, Result, SecretString};
 use serde::Deserialize;
@@ -47,16 +47,15 @@ pub struct TokenSet {
 
 impl fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("access_token", &"[REDACTED]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .field("organization_id", &self.organization_id)
-            .finish()
+        debug_grant(
+            f,
+            "TokenSet",
+            self.refresh_token.as_ref(),
+            self.expires_in,
+            self.scope.as_deref(),
+        )
+        .field("organization_id", &self.organization_id)
+        .finish()
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crmkit_core::Result;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
-use crmkit_core::keyset::{SlicePage, SliceRequest};
+use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor, SlicePage, SliceRequest, Sliced};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -269,6 +269,29 @@ struct SearchPage {
 }
 
 impl Client {
+    /// Every `object_type` object (with `fields`) from `start` on, by keyset slices on
+    /// (`time_field`, id) over `/data/search/`; an expired search cursor restarts its instant.
+    pub(crate) fn search_slices(
+        &self,
+        object_type: &'static str,
+        time_field: &'static str,
+        fields: Vec<String>,
+        config: KeysetConfig,
+        start: Option<KeysetCursor>,
+    ) -> BoxStream<'static, Result<Sliced<Value>>> {
+        let client = self.clone();
+        keyset::slices(
+            config.expired_token(expired_cursor),
+            start,
+            move |raw: &Value| crate::fields::key(raw, time_field),
+            move |req| {
+                let client = client.clone();
+                let fields = fields.clone();
+                async move { client.slice(object_type, time_field, &fields, &req).await }
+            },
+        )
+    }
+
     /// Runs one page of a keyset slice: `object_type` objects with `from ≤ time_field <
     /// until`, oldest first, with `fields` named.
     pub(crate) async fn slice(

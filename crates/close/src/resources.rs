@@ -396,27 +396,12 @@ impl<T: DeserializeOwned> ListBuilder<T> {
         };
         // No upper bound is needed (date_created never changes), so none is sent: no client
         // clock can hide objects created just now.
-        let config = KeysetConfig::new(self.page_size)
-            .until(chrono::DateTime::<Utc>::MAX_UTC)
-            .expired_token(crate::filter::expired_cursor);
-        let client = self.client.clone();
+        let config = KeysetConfig::new(self.page_size).until(chrono::DateTime::<Utc>::MAX_UTC);
         let path = self.path.clone();
-        keyset::slices(
-            config,
-            None,
-            |raw: &Value| crate::fields::key(raw, "date_created"),
-            move |req| {
-                let client = client.clone();
-                let fields = fields.clone();
-                async move {
-                    client
-                        .slice(object_type, "date_created", &fields, &req)
-                        .await
-                }
-            },
-        )
-        .map(move |r| decode(&path, r?.item))
-        .boxed()
+        self.client
+            .search_slices(object_type, "date_created", fields, config, None)
+            .map(move |r| decode(&path, r?.item))
+            .boxed()
     }
 
     /// A `GET` of the collection with the user's filters; `own_dates` leaves out the

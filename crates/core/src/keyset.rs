@@ -492,19 +492,28 @@ mod tests {
 
         async fn run(&self, config: KeysetConfig, start: Option<KeysetCursor>) -> Vec<Sliced<Row>> {
             let me = self.clone();
-            slices(
-                config,
-                start,
-                |r: &Row| Ok(r.clone()),
-                move |req| {
-                    let me = me.clone();
-                    async move { me.answer(req) }
-                },
-            )
-            .try_collect()
+            read(config, start, move |req| {
+                let me = me.clone();
+                async move { me.answer(req) }
+            })
             .await
             .expect("run succeeds")
         }
+    }
+
+    /// Reads every slice from `start` through `fetch`, or the first error.
+    async fn read<F, Fut>(
+        config: KeysetConfig,
+        start: Option<KeysetCursor>,
+        fetch: F,
+    ) -> Result<Vec<Sliced<Row>>>
+    where
+        F: Fn(SliceRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<SlicePage<Row>>> + Send + 'static,
+    {
+        slices(config, start, |r: &Row| Ok(r.clone()), fetch)
+            .try_collect()
+            .await
     }
 
     fn ids(out: &[Sliced<Row>]) -> Vec<String> {
@@ -577,23 +586,17 @@ mod tests {
         let me = fake.clone();
         let config = KeysetConfig::new(3).until(at(50));
         // Every fetch moves r0 to "now" (after the bound), as a user editing it would.
-        let out: Vec<Sliced<Row>> = slices(
-            config,
-            None,
-            |r: &Row| Ok(r.clone()),
-            move |req| {
-                let me = me.clone();
-                async move {
-                    let page = me.answer(req);
-                    let mut rows = me.rows.lock().unwrap();
-                    if let Some(r) = rows.iter_mut().find(|r| r.1 == "r0") {
-                        r.0 = at(60);
-                    }
-                    page
+        let out: Vec<Sliced<Row>> = read(config, None, move |req| {
+            let me = me.clone();
+            async move {
+                let page = me.answer(req);
+                let mut rows = me.rows.lock().unwrap();
+                if let Some(r) = rows.iter_mut().find(|r| r.1 == "r0") {
+                    r.0 = at(60);
                 }
-            },
-        )
-        .try_collect()
+                page
+            }
+        })
         .await
         .unwrap();
         assert_eq!(ids(&out).len(), 10, "no record skipped while others moved");
@@ -676,15 +679,9 @@ mod tests {
                 })
             }
         };
-        let out: Vec<Sliced<Row>> = slices(
-            KeysetConfig::new(2).until(ms(100)),
-            None,
-            |r: &Row| Ok(r.clone()),
-            fetch,
-        )
-        .try_collect()
-        .await
-        .unwrap();
+        let out: Vec<Sliced<Row>> = read(KeysetConfig::new(2).until(ms(100)), None, fetch)
+            .await
+            .unwrap();
         let mut got = ids(&out);
         got.sort();
         assert_eq!(got, ["a0", "a1", "a2", "a3", "a4", "z"]);
@@ -708,15 +705,9 @@ mod tests {
                 next: None,
             })
         };
-        let out: Vec<Sliced<Row>> = slices(
-            KeysetConfig::new(10).until(at(10)),
-            None,
-            |r: &Row| Ok(r.clone()),
-            fetch,
-        )
-        .try_collect()
-        .await
-        .unwrap();
+        let out: Vec<Sliced<Row>> = read(KeysetConfig::new(10).until(at(10)), None, fetch)
+            .await
+            .unwrap();
         assert_eq!(ids(&out), ["a", "b"]);
         assert_eq!(out[1].cursor.time, t + Duration::microseconds(900));
     }
@@ -726,17 +717,15 @@ mod tests {
         // The server ignores the lower bound and always answers the oldest records.
         let fake = Fake::with((0..10).map(|i| (at(i), format!("r{i}"))).collect());
         let me = fake.clone();
-        let out: Result<Vec<Sliced<Row>>> = slices(
+        let out: Result<Vec<Sliced<Row>>> = read(
             KeysetConfig::new(3).until(at(100)),
             None,
-            |r: &Row| Ok(r.clone()),
             move |mut req: SliceRequest| {
                 let me = me.clone();
                 req.from = None;
                 async move { me.answer(req) }
             },
         )
-        .try_collect()
         .await;
         assert_eq!(out.unwrap_err().kind(), ErrorKind::BadResponse);
         assert!(fake.requests.lock().unwrap().len() <= 3);
@@ -758,14 +747,8 @@ mod tests {
                 })
             }
         };
-        let out: Result<Vec<Sliced<Row>>> = slices(
-            KeysetConfig::new(1).until(at(10)),
-            None,
-            |r: &Row| Ok(r.clone()),
-            fetch,
-        )
-        .try_collect()
-        .await;
+        let out: Result<Vec<Sliced<Row>>> =
+            read(KeysetConfig::new(1).until(at(10)), None, fetch).await;
         assert_eq!(out.unwrap_err().kind(), ErrorKind::BadResponse);
     }
 
@@ -776,12 +759,11 @@ mod tests {
         let me = fake.clone();
         let expired = Arc::new(Mutex::new(false));
         let once = expired.clone();
-        let out: Vec<Sliced<Row>> = slices(
+        let out: Vec<Sliced<Row>> = read(
             KeysetConfig::new(2)
                 .until(at(10))
                 .expired_token(|e| e.message().contains("expired")),
             None,
-            |r: &Row| Ok(r.clone()),
             move |req: SliceRequest| {
                 let me = me.clone();
                 let once = once.clone();
@@ -795,7 +777,6 @@ mod tests {
                 }
             },
         )
-        .try_collect()
         .await
         .unwrap();
         assert!(*expired.lock().unwrap(), "the token expired once");

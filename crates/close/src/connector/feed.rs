@@ -19,7 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
-use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor};
+use crmkit_core::keyset::{KeysetConfig, KeysetCursor};
 use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -412,31 +412,19 @@ fn upserts(
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let config = KeysetConfig::new(page_size)
-        .overlap(overlap)
-        .until(until)
-        .expired_token(crate::filter::expired_cursor);
-    let client = client.clone();
-    keyset::slices(
-        config,
-        start,
-        |raw: &Value| crate::fields::key(raw, "date_updated"),
-        move |req| {
-            let client = client.clone();
-            let fields = fields.clone();
-            async move { client.slice(ot, "date_updated", &fields, &req).await }
-        },
-    )
-    .map_ok(move |s| {
-        let cursor = FeedCursor {
-            upserts: Some(s.cursor),
-            deletes: Some(until),
-            pending: None,
-        }
-        .encode();
-        to_change(kind, s.item, cursor)
-    })
-    .boxed()
+    let config = KeysetConfig::new(page_size).overlap(overlap).until(until);
+    client
+        .search_slices(ot, "date_updated", fields, config, start)
+        .map_ok(move |s| {
+            let cursor = FeedCursor {
+                upserts: Some(s.cursor),
+                deletes: Some(until),
+                pending: None,
+            }
+            .encode();
+            to_change(kind, s.item, cursor)
+        })
+        .boxed()
 }
 
 #[cfg(test)]

@@ -213,6 +213,9 @@ fn condition(
         expected: format!("an operator that applies to {what}"),
         found: format!("`{op}`"),
     };
+    let term = || Condition::Term {
+        values: vec![json!(value)],
+    };
     Ok(match t.ty {
         Ty::Text => match op {
             ":" => (
@@ -222,33 +225,13 @@ fn condition(
                 },
                 false,
             ),
-            "=" => (
-                Condition::Term {
-                    values: vec![json!(value)],
-                },
-                false,
-            ),
-            "!=" => (
-                Condition::Term {
-                    values: vec![json!(value)],
-                },
-                true,
-            ),
+            "=" => (term(), false),
+            "!=" => (term(), true),
             _ => return Err(op_err("text (`:`, `=`, `!=`)")),
         },
         Ty::Term => match op {
-            ":" | "=" => (
-                Condition::Term {
-                    values: vec![json!(value)],
-                },
-                false,
-            ),
-            "!=" => (
-                Condition::Term {
-                    values: vec![json!(value)],
-                },
-                true,
-            ),
+            ":" | "=" => (term(), false),
+            "!=" => (term(), true),
             _ => return Err(op_err("this field (`:`, `=`, `!=`)")),
         },
         Ty::Number => {

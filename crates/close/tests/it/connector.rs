@@ -16,7 +16,7 @@ use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use super::{client, sandbox};
+use super::{client, opportunities_in_tens, sandbox};
 
 /// Every change of `kind` after `since`.
 async fn run(conn: &CloseConnector, kind: ObjectKind, since: Option<ChangeCursor>) -> Vec<Change> {
@@ -587,8 +587,9 @@ async fn a_meeting_is_updated_without_its_raw() {
     assert_eq!(now.body.as_deref(), Some("Agenda, rewritten"));
 }
 
-#[tokio::test]
-async fn contacts_list_by_keyset_search_without_offsets() {
+/// A sandbox of 40 leads whose `_skip` ceiling (20) is below its number of contacts and
+/// opportunities, and a client for it.
+async fn past_the_skip_ceiling() -> (RunningClose, Client) {
     let sb = CloseSandbox::builder()
         .seed(5)
         .leads(40)
@@ -596,8 +597,22 @@ async fn contacts_list_by_keyset_search_without_offsets() {
         .start()
         .await
         .unwrap();
-    // Contacts page by keyset over /data/search/: no offsets, so no ceiling to meet.
     let c = client(&sb, "k");
+    (sb, c)
+}
+
+/// Asserts that `ids` lists each of the sandbox's `total` objects once, past the ceiling.
+fn assert_each_once(ids: &[&str], total: usize) {
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), total);
+    assert_eq!(unique.len(), ids.len(), "no duplicates");
+    assert!(ids.len() > 30, "{}", ids.len());
+}
+
+#[tokio::test]
+async fn contacts_list_by_keyset_search_without_offsets() {
+    // Contacts page by keyset over /data/search/: no offsets, so no ceiling to meet.
+    let (sb, c) = past_the_skip_ceiling().await;
     let contacts: Vec<Contact> = c
         .contacts()
         .list()
@@ -606,35 +621,17 @@ async fn contacts_list_by_keyset_search_without_offsets() {
         .try_collect()
         .await
         .unwrap();
-    let unique: HashSet<&str> = contacts.iter().map(|x| x.id.as_str()).collect();
-    assert_eq!(contacts.len(), sb.count("contact"));
-    assert_eq!(unique.len(), contacts.len(), "no duplicates");
-    assert!(contacts.len() > 30);
+    let ids: Vec<&str> = contacts.iter().map(|x| x.id.as_str()).collect();
+    assert_each_once(&ids, sb.count("contact"));
 }
 
 #[tokio::test]
 async fn opportunities_learn_the_skip_ceiling_from_the_server() {
     // Needs a sandbox whose 400 names the ceiling as Close's does ("max_skip = N").
-    let sb = CloseSandbox::builder()
-        .seed(5)
-        .leads(40)
-        .max_skip(20)
-        .start()
-        .await
-        .unwrap();
-    let c = client(&sb, "k");
-    let opps: Vec<Opportunity> = c
-        .opportunities()
-        .list()
-        .limit(10)
-        .stream()
-        .try_collect()
-        .await
-        .unwrap();
-    let unique: HashSet<&str> = opps.iter().map(|x| x.id.as_str()).collect();
-    assert_eq!(opps.len(), sb.count("opportunity"));
-    assert_eq!(unique.len(), opps.len(), "no duplicates");
-    assert!(opps.len() > 30, "{}", opps.len());
+    let (sb, c) = past_the_skip_ceiling().await;
+    let opps = opportunities_in_tens(&c).await;
+    let ids: Vec<&str> = opps.iter().map(|x| x.id.as_str()).collect();
+    assert_each_once(&ids, sb.count("opportunity"));
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use super::{client, fast_retry, sandbox, serve};
+use super::{client, fast_retry, opportunities_in_tens, sandbox, serve};
 
 /// Every request a client sent: its path and query.
 type Sent = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
@@ -101,14 +101,7 @@ async fn opportunities_sharing_one_date_created_are_listed_once_each_past_pages(
             .await
             .unwrap();
     }
-    let opps: Vec<Opportunity> = c
-        .opportunities()
-        .list()
-        .limit(10)
-        .stream()
-        .try_collect()
-        .await
-        .unwrap();
+    let opps = opportunities_in_tens(&c).await;
     let ids: HashSet<&str> = opps.iter().map(|o| o.id.as_str()).collect();
     assert_eq!(opps.len(), 35, "each once");
     assert_eq!(ids.len(), 35);
@@ -212,6 +205,17 @@ async fn a_filtered_contact_listing_stops_at_the_skip_ceiling_with_a_clear_error
     );
 }
 
+/// Serves `app` as a fake Close and returns a client for it.
+async fn client_of(app: axum::Router) -> Client {
+    let addr = serve(app).await;
+    Client::builder()
+        .api_key(SecretString::from("k"))
+        .base_url(format!("http://{addr}"))
+        .retry(fast_retry())
+        .build()
+        .unwrap()
+}
+
 /// A Close-like `/user/` whose largest page is 3, answering bigger ones with the
 /// flask-mongorest 400.
 async fn small_page_server(limits: Arc<Mutex<Vec<usize>>>) -> Client {
@@ -237,13 +241,7 @@ async fn small_page_server(limits: Arc<Mutex<Vec<usize>>>) -> Client {
             }
         }),
     );
-    let addr = serve(app).await;
-    Client::builder()
-        .api_key(SecretString::from("k"))
-        .base_url(format!("http://{addr}"))
-        .retry(fast_retry())
-        .build()
-        .unwrap()
+    client_of(app).await
 }
 
 #[tokio::test]
@@ -458,13 +456,7 @@ async fn feed_server(bounds: Arc<Mutex<Vec<(Value, Value)>>>) -> Client {
                 }
             }),
         );
-    let addr = serve(app).await;
-    Client::builder()
-        .api_key(SecretString::from("k"))
-        .base_url(format!("http://{addr}"))
-        .retry(fast_retry())
-        .build()
-        .unwrap()
+    client_of(app).await
 }
 
 #[tokio::test]

@@ -71,3 +71,15 @@ pub fn fast_retry() -> crmkit_core::http::retry::RetryPolicy {
         ..Default::default()
     }
 }
+
+/// Every opportunity `c` lists, in pages of ten.
+pub async fn opportunities_in_tens(c: &Client) -> Vec<crmkit_close::Opportunity> {
+    use futures::TryStreamExt;
+    c.opportunities()
+        .list()
+        .limit(10)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap()
+}

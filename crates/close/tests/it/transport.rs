@@ -192,15 +192,7 @@ async fn a_shared_key_whose_remaining_drops_is_followed() {
     // We configured the full 10 per window, but the server says 1 is left after our first.
     let c = budgeted(&sb, "shared-key", 10, Duration::from_secs(3));
     c.me().await.unwrap();
-    let tasks: Vec<_> = (0..5)
-        .map(|_| {
-            let c = c.clone();
-            tokio::spawn(async move { c.me().await.map(|_| ()) })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
+    me_at_once(&c, 5).await;
     assert_eq!(
         sb.stats().rate_limited,
         0,
@@ -341,7 +333,18 @@ async fn an_expired_token_is_refreshed_once_for_many_callers() {
         .unwrap();
     c.me().await.unwrap();
     sb.expire_tokens();
-    let tasks: Vec<_> = (0..20)
+    me_at_once(&c, 20).await;
+    assert_eq!(sb.stats().token_refreshes, 1);
+    assert_eq!(rotations.load(Ordering::SeqCst), 1);
+    // Close rotates refresh tokens: the first one is dead now.
+    let e = app.refresh(&first_refresh).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    assert!(!e.to_string().contains(first_refresh.expose_secret()));
+}
+
+/// Sends `n` `me` calls at once from clones of `c`; every one must succeed.
+async fn me_at_once(c: &Client, n: usize) {
+    let tasks: Vec<_> = (0..n)
         .map(|_| {
             let c = c.clone();
             tokio::spawn(async move { c.me().await.map(|_| ()) })
@@ -350,10 +353,4 @@ async fn an_expired_token_is_refreshed_once_for_many_callers() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(sb.stats().token_refreshes, 1);
-    assert_eq!(rotations.load(Ordering::SeqCst), 1);
-    // Close rotates refresh tokens: the first one is dead now.
-    let e = app.refresh(&first_refresh).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Auth);
-    assert!(!e.to_string().contains(first_refresh.expose_secret()));
 }

@@ -374,20 +374,37 @@ pub struct TokenResponse {
     pub extra: Map<String, Value>,
 }
 
+/// Starts the `Debug` of a token grant named `name` with the fields every grant has: the
+/// tokens only as `[REDACTED]` (the refresh token as `None` when none came), so a CRM's own
+/// token type shows the same and cannot leak one.
+pub fn debug_grant<'a, 'b>(
+    f: &'a mut fmt::Formatter<'b>,
+    name: &str,
+    refresh_token: Option<&SecretString>,
+    expires_in: Option<u64>,
+    scope: Option<&str>,
+) -> fmt::DebugStruct<'a, 'b> {
+    let mut d = f.debug_struct(name);
+    d.field("access_token", &"[REDACTED]")
+        .field("refresh_token", &refresh_token.map(|_| "[REDACTED]"))
+        .field("expires_in", &expires_in)
+        .field("scope", &scope);
+    d
+}
+
 impl fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("access_token", &"[REDACTED]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .field("token_type", &self.token_type)
-            .field("instance_url", &self.instance_url)
-            .field("extra_fields", &self.extra.keys().collect::<Vec<_>>())
-            .finish()
+        debug_grant(
+            f,
+            "TokenResponse",
+            self.refresh_token.as_ref(),
+            self.expires_in,
+            self.scope.as_deref(),
+        )
+        .field("token_type", &self.token_type)
+        .field("instance_url", &self.instance_url)
+        .field("extra_fields", &self.extra.keys().collect::<Vec<_>>())
+        .finish()
     }
 }
 

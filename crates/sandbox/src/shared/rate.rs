@@ -189,6 +189,14 @@ mod tests {
         Duration::from_millis(ms)
     }
 
+    fn window(kind: WindowKind, limit: u32, length: Duration) -> Window {
+        Window {
+            kind,
+            limit,
+            length,
+        }
+    }
+
     fn wall() -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default()
     }
@@ -196,11 +204,7 @@ mod tests {
     #[test]
     fn fixed_window_admits_limit_then_refuses_until_the_next_window() {
         let r = RateWindows::new();
-        let w = [Window {
-            kind: WindowKind::Fixed,
-            limit: 2,
-            length: at(1000),
-        }];
+        let w = [window(WindowKind::Fixed, 2, at(1000))];
         assert!(r.admit_at("k", "g", &w, at(10), wall()).allowed);
         assert!(r.admit_at("k", "g", &w, at(20), wall()).allowed);
         let refused = r.admit_at("k", "g", &w, at(30), wall());
@@ -213,11 +217,7 @@ mod tests {
     #[test]
     fn rolling_window_frees_slots_as_requests_age() {
         let r = RateWindows::new();
-        let w = [Window {
-            kind: WindowKind::Rolling,
-            limit: 2,
-            length: at(1000),
-        }];
+        let w = [window(WindowKind::Rolling, 2, at(1000))];
         assert!(r.admit_at("k", "g", &w, at(0), wall()).allowed);
         assert!(r.admit_at("k", "g", &w, at(600), wall()).allowed);
         // A fixed window would have reset at 1000 ms; the rolling one still holds both.
@@ -230,16 +230,8 @@ mod tests {
     fn every_window_must_have_room_and_the_daily_one_counts_all_day() {
         let r = RateWindows::new();
         let w = [
-            Window {
-                kind: WindowKind::Rolling,
-                limit: 10,
-                length: at(1000),
-            },
-            Window {
-                kind: WindowKind::Daily,
-                limit: 3,
-                length: Duration::ZERO,
-            },
+            window(WindowKind::Rolling, 10, at(1000)),
+            window(WindowKind::Daily, 3, Duration::ZERO),
         ];
         for i in 0..3 {
             let a = r.admit_at("k", "g", &w, at(i * 5000), wall());

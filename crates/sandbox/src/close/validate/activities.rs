@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::super::api_error::ApiError;
 use super::super::data::{Data, stamp};
 use super::super::kinds::Kind;
-use super::{check_custom_fields, int_in, one_of, require_lead, require_str};
+use super::{check_custom_fields, int_in, lead_if_sent, one_of, require_row, require_str};
 
 /// An activity of type `seg` (`note`, `call`…) being created or updated.
 pub(super) fn activity(
@@ -22,13 +22,9 @@ pub(super) fn activity(
     if creating && seg == "meeting" {
         return Err(ApiError::MethodNotAllowed);
     }
-    if creating || obj.contains_key("lead_id") {
-        require_lead(data, obj)?;
-    }
-    if let Some(contact) = obj.get("contact_id").and_then(Value::as_str)
-        && data.get("contact", contact).is_none()
-    {
-        return Err(ApiError::field("contact", "Object does not exist."));
+    lead_if_sent(data, obj, creating)?;
+    if let Some(contact) = obj.get("contact_id").and_then(Value::as_str) {
+        require_row(data, "contact", contact, "contact")?;
     }
     match seg {
         "note" if creating && !obj.contains_key("note") && !obj.contains_key("note_html") => {
@@ -89,9 +85,7 @@ pub(super) fn task(
     current: Option<&Map<String, Value>>,
 ) -> Result<(), ApiError> {
     let creating = current.is_none();
-    if creating || obj.contains_key("lead_id") {
-        require_lead(data, obj)?;
-    }
+    lead_if_sent(data, obj, creating)?;
     if creating {
         require_str(obj, "text", "text")?;
         one_of(obj, "_type", &["lead", "outgoing_call"])?;

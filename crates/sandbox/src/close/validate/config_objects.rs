@@ -5,16 +5,17 @@ use serde_json::{Map, Value, json};
 
 use super::super::api_error::ApiError;
 use super::super::data::Data;
-use super::{one_of, require_str};
+use super::{one_of, require_row, require_str};
 
-/// A lead status being created or updated.
-pub(super) fn lead_status(
+/// A lead status (named by `label`) or pipeline (named by `name`) being created or updated:
+/// its name is all Close requires, and only on create.
+pub(super) fn named(
     obj: &mut Map<String, Value>,
     current: Option<&Map<String, Value>>,
+    key: &str,
 ) -> Result<(), ApiError> {
-    let creating = current.is_none();
-    if creating {
-        require_str(obj, "label", "label")?;
+    if current.is_none() {
+        require_str(obj, key, key)?;
     }
     Ok(())
 }
@@ -30,23 +31,9 @@ pub(super) fn opportunity_status(
         require_str(obj, "label", "label")?;
         require_str(obj, "type", "type")?;
         let p = require_str(obj, "pipeline_id", "pipeline_id")?;
-        if data.get("pipeline", p).is_none() {
-            return Err(ApiError::field("pipeline", "Object does not exist."));
-        }
+        require_row(data, "pipeline", p, "pipeline")?;
     }
     one_of(obj, "type", &["active", "won", "lost"])
-}
-
-/// A pipeline being created or updated.
-pub(super) fn pipeline(
-    obj: &mut Map<String, Value>,
-    current: Option<&Map<String, Value>>,
-) -> Result<(), ApiError> {
-    let creating = current.is_none();
-    if creating {
-        require_str(obj, "name", "name")?;
-    }
-    Ok(())
 }
 
 /// A custom field of `object` being created or updated.

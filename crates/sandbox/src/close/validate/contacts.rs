@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::api_error::ApiError;
 use super::super::data::{Data, stamp};
-use super::check_custom_fields;
+use super::{check_custom_fields, require_row};
 
 /// A contact being created or updated.
 pub(super) fn contact(
@@ -45,9 +45,7 @@ pub(super) fn contact(
         }
     }
     if let Some(lead) = obj.get("lead_id").and_then(Value::as_str) {
-        if data.get("lead", lead).is_none() {
-            return Err(ApiError::field("lead", "Object does not exist."));
-        }
+        require_row(data, "lead", lead, "lead")?;
     } else if creating {
         // Close creates a lead named after the contact when none is given.
         let name = obj.get("name").cloned().unwrap_or(json!(""));

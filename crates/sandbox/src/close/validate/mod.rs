@@ -29,11 +29,33 @@ pub(super) fn require_str<'a>(
     }
 }
 
-pub(super) fn require_lead(data: &Data, obj: &Map<String, Value>) -> Result<(), ApiError> {
+fn require_lead(data: &Data, obj: &Map<String, Value>) -> Result<(), ApiError> {
     let lead = require_str(obj, "lead_id", "lead")?;
-    data.get("lead", lead)
+    require_row(data, "lead", lead, "lead")
+}
+
+/// Requires a known lead on create, and checks it whenever an update moves the object.
+pub(super) fn lead_if_sent(
+    data: &Data,
+    obj: &Map<String, Value>,
+    creating: bool,
+) -> Result<(), ApiError> {
+    if creating || obj.contains_key("lead_id") {
+        require_lead(data, obj)?;
+    }
+    Ok(())
+}
+
+/// Fails with Close's "Object does not exist." on `field` when `id` is not in `collection`.
+pub(super) fn require_row(
+    data: &Data,
+    collection: &'static str,
+    id: &str,
+    field: &str,
+) -> Result<(), ApiError> {
+    data.get(collection, id)
         .map(|_| ())
-        .ok_or_else(|| ApiError::field("lead", "Object does not exist."))
+        .ok_or_else(|| ApiError::field(field, "Object does not exist."))
 }
 
 pub(super) fn one_of(
@@ -88,9 +110,9 @@ pub(super) fn validate(
         Kind::Task => activities::task(data, obj, current),
         Kind::Activity(Some(seg)) => activities::activity(data, seg, obj, current),
         Kind::Activity(None) => Err(ApiError::MethodNotAllowed),
-        Kind::LeadStatus => config_objects::lead_status(obj, current),
+        Kind::LeadStatus => config_objects::named(obj, current, "label"),
         Kind::OpportunityStatus => config_objects::opportunity_status(data, obj, current),
-        Kind::Pipeline => config_objects::pipeline(obj, current),
+        Kind::Pipeline => config_objects::named(obj, current, "name"),
         Kind::CustomField(object) => config_objects::custom_field(object, obj, current),
         Kind::Webhook => config_objects::webhook(data, obj, current),
     }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::api_error::ApiError;
 use super::super::data::Data;
-use super::{check_custom_fields, int_in, one_of, require_lead};
+use super::{check_custom_fields, int_in, lead_if_sent, one_of, require_row};
 
 /// An opportunity being created or updated.
 pub(super) fn opportunity(
@@ -14,9 +14,7 @@ pub(super) fn opportunity(
     current: Option<&Map<String, Value>>,
 ) -> Result<(), ApiError> {
     let creating = current.is_none();
-    if creating || obj.contains_key("lead_id") {
-        require_lead(data, obj)?;
-    }
+    lead_if_sent(data, obj, creating)?;
     int_in(obj, "value", 0, i64::MAX)?;
     int_in(obj, "confidence", 0, 100)?;
     one_of(obj, "value_period", &["one_time", "monthly", "annual"])?;
@@ -24,10 +22,8 @@ pub(super) fn opportunity(
         .get("pipeline_id")
         .and_then(Value::as_str)
         .map(str::to_string);
-    if let Some(p) = &pipeline
-        && data.get("pipeline", p).is_none()
-    {
-        return Err(ApiError::field("pipeline", "Object does not exist."));
+    if let Some(p) = &pipeline {
+        require_row(data, "pipeline", p, "pipeline")?;
     }
     if let Some(sid) = obj.get("status_id").and_then(Value::as_str) {
         let Some(status) = data.get("status_opportunity", sid) else {
