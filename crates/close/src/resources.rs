@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
 use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor, SlicePage, SliceRequest};
-use crmkit_core::{Error, ErrorKind, Result};
+use crmkit_core::{Crm, Error, ErrorKind, Result};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::Serialize;
@@ -155,6 +155,30 @@ enum Paging {
     Offsets,
 }
 
+/// A filter that Close's lead or contact list does not document, as an error: Close ignores
+/// such parameters and would answer with every record (close-openapi.yml `GET /lead/` takes
+/// only `query` besides paging and `_fields`; `GET /contact/` adds `lead_id`).
+fn undocumented_filter(object_type: &str, filters: &[(String, String)]) -> Option<Error> {
+    let documented: &[&str] = if object_type == "contact" {
+        &["lead_id", "query"]
+    } else {
+        &["query"]
+    };
+    let (key, _) = filters
+        .iter()
+        .find(|(k, _)| !documented.contains(&k.as_str()))?;
+    Some(
+        Error::new(
+            ErrorKind::Validation,
+            format!(
+                "Close's {object_type} list takes no `{key}` filter (it documents only {}); search with Client::search or search_text instead",
+                documented.join(" and ")
+            ),
+        )
+        .with_crm(Crm::Close),
+    )
+}
+
 fn paging(path: &str) -> Paging {
     match path.trim_matches('/') {
         "lead" => Paging::Search("lead"),
@@ -198,9 +222,11 @@ fn learned(limit: usize, ceiling: &AtomicUsize) -> usize {
 }
 
 impl<T: DeserializeOwned> ListBuilder<T> {
-    /// Adds a filter such as `lead_id=lead_…` or `date_updated__gte=2024-01-01`. Leads and
-    /// contacts document no filters but `lead_id` on contacts: a filtered listing of them
-    /// pages by offset and stops with an error at the `_skip` ceiling. On opportunities,
+    /// Adds a filter such as `lead_id=lead_…` or `date_updated__gte=2024-01-01`. Leads
+    /// document only `query` (Close's text search) and contacts also `lead_id`; any other
+    /// filter on them is refused, since Close would ignore it and answer with every record.
+    /// A filtered listing of leads or contacts pages by offset and stops with an error at the
+    /// `_skip` ceiling. On opportunities,
     /// tasks and activities, `date_created__gte` / `date_created__lt` narrow the listing's
     /// own range; `date_created__gt`, `date_created__lte` and `_order_by` are refused, since
     /// the listing orders and bounds by `date_created` itself.
@@ -244,20 +270,30 @@ impl<T: DeserializeOwned> ListBuilder<T> {
             Paging::Search(object_type) if self.filters.is_empty() => {
                 self.search_stream(object_type)
             }
+            Paging::Search(object_type) => match undocumented_filter(object_type, &self.filters) {
+                Some(e) => futures::stream::once(async { Err(e) }).boxed(),
+                None => self.offset_stream(),
+            },
             Paging::DateSlices => match self.date_range() {
                 Ok((from, until)) => self.date_stream(from, until),
                 Err(e) => futures::stream::once(async { Err(e) }).boxed(),
             },
-            _ => {
-                let ceiling = Arc::new(AtomicUsize::new(self.page_size));
-                paginate(0usize, move |skip| {
-                    let this = self.clone();
-                    let ceiling = ceiling.clone();
-                    async move { this.page(skip, &ceiling).await }
-                })
-                .boxed()
-            }
+            Paging::Offsets => self.offset_stream(),
         }
+    }
+
+    /// Pages by `_skip` up to the collection's ceiling.
+    fn offset_stream(self) -> BoxStream<'static, Result<T>>
+    where
+        T: Send + 'static,
+    {
+        let ceiling = Arc::new(AtomicUsize::new(self.page_size));
+        paginate(0usize, move |skip| {
+            let this = self.clone();
+            let ceiling = ceiling.clone();
+            async move { this.page(skip, &ceiling).await }
+        })
+        .boxed()
     }
 
     /// The `date_created` range the user's filters ask for, refusing the filters the

@@ -490,3 +490,51 @@ async fn the_feed_reads_a_crowded_instant_across_pages_on_the_servers_clock() {
     let last = changes.last().unwrap().cursor().0.clone();
     assert!(last.contains("2020-01-01T00:00:01"), "{last}");
 }
+
+#[tokio::test]
+async fn a_filter_close_would_ignore_on_leads_or_contacts_is_refused() {
+    let sb = CloseSandbox::builder()
+        .seed(3)
+        .leads(5)
+        .start()
+        .await
+        .unwrap();
+    let c = super::client(&sb, "k");
+    let e = c
+        .leads()
+        .list()
+        .filter("status_id", "stat_x")
+        .stream()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.message().contains("`status_id`"), "{e}");
+    assert!(
+        sb.stats().requests.is_empty(),
+        "refused before anything is sent"
+    );
+    let contact: Contact = c
+        .contacts()
+        .list()
+        .stream()
+        .try_next()
+        .await
+        .unwrap()
+        .unwrap();
+    let lead_id = contact.lead_id.clone().unwrap();
+    let of_lead: Vec<Contact> = c
+        .contacts()
+        .list()
+        .filter("lead_id", lead_id.clone())
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(!of_lead.is_empty());
+    assert!(
+        of_lead
+            .iter()
+            .all(|k| k.lead_id.as_deref() == Some(lead_id.as_str()))
+    );
+}
