@@ -2,5 +2,6 @@
 
 mod bench;
 mod completions;
+mod failures;
 mod listing;
 mod support;
