@@ -22,6 +22,7 @@
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
 mod bench;
+mod bounds;
 mod config;
 mod demo;
 mod failure;
@@ -120,17 +121,17 @@ enum SandboxCommand {
         /// Seed of ids and data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Leads to seed.
-        #[arg(long, default_value_t = 100)]
+        /// Leads to seed (at most 10,000,000).
+        #[arg(long, default_value_t = 100, value_parser = bounds::leads())]
         leads: usize,
         /// Accepted API key (repeatable); any non-empty key when none is given.
         #[arg(long = "api-key")]
         api_keys: Vec<String>,
-        /// Requests per endpoint group per window.
-        #[arg(long, default_value_t = 100)]
+        /// Requests per endpoint group per window (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = bounds::rate_limit())]
         rate_limit: u32,
-        /// The rate window in milliseconds.
-        #[arg(long, default_value_t = 10_000)]
+        /// The rate window in milliseconds (1 to 86,400,000, one day).
+        #[arg(long, default_value_t = 10_000, value_parser = bounds::window_ms())]
         window_ms: u64,
         /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
         #[arg(long)]
@@ -214,6 +215,33 @@ fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
         .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
+/// `--faults` as JSON, with each share a number from 0 to 1 and the latency within
+/// [`bounds::MAX_LATENCY_MS`].
+fn parse_faults(text: &str) -> crmkit_core::Result<crmkit_sandbox::faults::Faults> {
+    let faults: crmkit_sandbox::faults::Faults = serde_json::from_str(text)
+        .map_err(|e| Error::config(format!("--faults is not valid: {e}")))?;
+    let shares = [
+        ("rate_429", faults.rate_429),
+        ("rate_500", faults.rate_500),
+        ("rate_503", faults.rate_503),
+        ("rate_drop", faults.rate_drop),
+        ("rate_processed_drop", faults.rate_processed_drop),
+    ];
+    if let Some((name, share)) = shares.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+        return Err(Error::config(format!(
+            "--faults {name} is {share}; a share must be from 0 to 1"
+        )));
+    }
+    if faults.latency_ms > bounds::MAX_LATENCY_MS {
+        return Err(Error::config(format!(
+            "--faults latency_ms is {}; it must be at most {} (one minute)",
+            faults.latency_ms,
+            bounds::MAX_LATENCY_MS
+        )));
+    }
+    Ok(faults)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -256,8 +284,7 @@ async fn run(cli: Cli) -> Outcome {
                 },
         } => {
             let faults = match faults {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| Error::config(format!("--faults is not valid: {e}")))?,
+                Some(text) => parse_faults(&text)?,
                 None => crmkit_sandbox::faults::Faults::default(),
             };
             let mut b = crmkit_sandbox::close::CloseSandbox::builder()

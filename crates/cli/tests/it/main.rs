@@ -4,4 +4,5 @@ mod bench;
 mod completions;
 mod failures;
 mod listing;
+mod options;
 mod support;
