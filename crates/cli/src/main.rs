@@ -18,6 +18,12 @@
 //! (`| head`) ends the command quietly.
 //! `crmkit completions bash|zsh|fish|powershell|elvish` prints a completion script.
 //!
+//! A listing that fails part way still prints the records it fetched (a JSON array is
+//! closed, so it parses) and then exits non-zero with `error: the listing stopped after N
+//! <records>: <why>`. `--filter` is refused where Close would ignore it: leads take none
+//! (narrow them with `crmkit close search`), contacts only `lead_id`. Numeric options are
+//! range-checked when read (`--window-ms` 1 ms to one day, limits at least 1).
+//!
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
@@ -183,7 +189,9 @@ struct ResourceArgs {
     /// JSON fields (create, update), e.g. '{"name": "Acme"}'.
     #[arg(long)]
     data: Option<String>,
-    /// Filters for list, e.g. --filter lead_id=lead_… (repeatable).
+    /// Filters for list, e.g. --filter lead_id=lead_… (repeatable): contacts take only
+    /// lead_id, leads none (use `close search`), opportunities and activities the fields
+    /// Close documents for them, such as date_created__gte.
     #[arg(long = "filter", value_parser = parse_filter)]
     filters: Vec<(String, String)>,
     /// Stop after this many objects (list).
@@ -426,6 +434,7 @@ async fn resource(client: &Client, cmd: ResourceCommand, waits: &Waits) -> Outco
     let cols = output::columns(name);
     match args.action {
         Action::List => {
+            check_filters(name, &args.filters)?;
             let mut builder = client.resource::<Value>(&collection).list();
             for (k, v) in &args.filters {
                 builder = builder.filter(k.clone(), v.clone());
@@ -451,6 +460,25 @@ async fn resource(client: &Client, cmd: ResourceCommand, waits: &Waits) -> Outco
         }
     }
     Ok(())
+}
+
+/// Refuses a `--filter` the listing would silently drop: Close's `GET /lead/` documents no
+/// filters and `GET /contact/` only `lead_id` (close-openapi.yml /lead/, /contact/), so
+/// either would come back unfiltered.
+fn check_filters(name: &str, filters: &[(String, String)]) -> crmkit_core::Result<()> {
+    let refused = |msg: String| Err(Error::new(crmkit_core::ErrorKind::Validation, msg));
+    match name {
+        "leads" if !filters.is_empty() => refused(
+            "leads list takes no --filter, since Close lists leads unfiltered; narrow leads with `crmkit close search 'QUERY'` instead".into(),
+        ),
+        "contacts" => match filters.iter().find(|(k, _)| k != "lead_id") {
+            Some((k, _)) => refused(format!(
+                "contacts list supports only --filter lead_id=…, not {k}, since Close documents no other filter on contacts"
+            )),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 fn print_one(row: &Value, cols: &'static [&'static str], format: Format) -> std::io::Result<()> {

@@ -43,3 +43,18 @@ async fn fault_shares_outside_zero_to_one_are_refused() {
         "error: configuration error: --faults rate_500 is 2; a share must be from 0 to 1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_a_listing_would_ignore_are_refused() {
+    let stderr = refused(&["close", "leads", "list", "--filter", "name=Acme"]).await;
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("crmkit close search"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = refused(&["close", "contacts", "list", "--filter", "email=a@b.c"]).await;
+    assert!(
+        stderr.contains("only --filter lead_id") && stderr.contains("not email"),
+        "{stderr}"
+    );
+}
