@@ -17,8 +17,8 @@ pub enum Failure {
         printed: usize,
         /// What was listed, such as `leads`.
         what: String,
-        /// Why it broke off.
-        error: crmkit_core::Error,
+        /// Why it broke off (boxed, so a `Failure` stays small).
+        error: Box<crmkit_core::Error>,
     },
     /// A benchmark found a wrong result (missing or repeated records) or could not measure.
     Bench(String),

@@ -75,7 +75,7 @@ pub async fn print_stream(
             Err(Failure::Cut {
                 printed,
                 what: what.to_string(),
-                error,
+                error: Box::new(error),
             })
         }
     }
