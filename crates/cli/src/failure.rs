@@ -11,6 +11,15 @@ pub enum Failure {
     Crm(crmkit_core::Error),
     /// Writing to stdout failed (a closed pipe ends the command quietly instead).
     Output(io::Error),
+    /// A listing broke off after `printed` records (which were printed) of `what`.
+    Cut {
+        /// Records printed before the failure.
+        printed: usize,
+        /// What was listed, such as `leads`.
+        what: String,
+        /// Why it broke off (boxed, so a `Failure` stays small).
+        error: Box<crmkit_core::Error>,
+    },
     /// A benchmark found a wrong result (missing or repeated records) or could not measure.
     Bench(String),
 }
@@ -27,6 +36,11 @@ impl fmt::Display for Failure {
         match self {
             Failure::Crm(e) => write!(f, "{e}"),
             Failure::Output(e) => write!(f, "cannot write the output: {e}"),
+            Failure::Cut {
+                printed,
+                what,
+                error,
+            } => write!(f, "the listing stopped after {printed} {what}: {error}"),
             Failure::Bench(msg) => write!(f, "benchmark failed: {msg}"),
         }
     }

@@ -16,7 +16,8 @@ use crate::waits::Waits;
 
 /// Prints each record of `stream` as it comes, at most `max`; `what` names them in the
 /// progress line, which also shows the waits of the client that `waits` observes. Returns
-/// how many were printed.
+/// how many were printed. When the stream fails part way, the records already fetched are
+/// still printed (a JSON array is closed) and the error says how many came before it.
 pub async fn print_stream(
     mut stream: BoxStream<'_, Result<Value>>,
     cols: &'static [&'static str],
@@ -35,24 +36,49 @@ pub async fn print_stream(
     };
     let mut printer = Printer::list(BufWriter::new(stdout), cols, format)?;
     let mut printed = 0;
-    while max.is_none_or(|m| printed < m) {
+    let cut = loop {
+        if max.is_some_and(|m| printed >= m) {
+            break None;
+        }
         // Hand over what is printed before waiting for the next page, so a reader (jq, a
         // pager) sees each page as soon as it came, not when a buffer fills.
         let next = match stream.try_next().now_or_never() {
-            Some(next) => next?,
+            Some(next) => next,
             None => {
                 printer.flush()?;
-                patiently(stream.try_next(), &progress).await?
+                patiently(stream.try_next(), &progress).await
             }
         };
-        let Some(row) = next else { break };
-        printer.write(&row)?;
-        progress.inc(1);
-        printed += 1;
-    }
+        match next {
+            Ok(Some(row)) => {
+                printer.write(&row)?;
+                progress.inc(1);
+                printed += 1;
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
     progress.done();
-    printer.finish()?;
-    Ok(printed)
+    match cut {
+        None => {
+            printer.finish()?;
+            Ok(printed)
+        }
+        // The rows already fetched are worth keeping: print them (closing a JSON array so
+        // it still parses) before the error ends the command.
+        Some(error) => {
+            printer.finish_cut()?;
+            if printed == 0 {
+                return Err(error.into());
+            }
+            Err(Failure::Cut {
+                printed,
+                what: what.to_string(),
+                error: Box::new(error),
+            })
+        }
+    }
 }
 
 /// How long a page may take before the progress line says that it is waiting.

@@ -18,10 +18,17 @@
 //! (`| head`) ends the command quietly.
 //! `crmkit completions bash|zsh|fish|powershell|elvish` prints a completion script.
 //!
+//! A listing that fails part way still prints the records it fetched (a JSON array is
+//! closed, so it parses) and then exits non-zero with `error: the listing stopped after N
+//! <records>: <why>`. `--filter` is refused where Close would ignore it: leads take none
+//! (narrow them with `crmkit close search`), contacts only `lead_id`. Numeric options are
+//! range-checked when read (`--window-ms` 1 ms to one day, limits at least 1).
+//!
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
 mod bench;
+mod bounds;
 mod config;
 mod demo;
 mod failure;
@@ -120,17 +127,17 @@ enum SandboxCommand {
         /// Seed of ids and data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Leads to seed.
-        #[arg(long, default_value_t = 100)]
+        /// Leads to seed (at most 10,000,000).
+        #[arg(long, default_value_t = 100, value_parser = bounds::leads())]
         leads: usize,
         /// Accepted API key (repeatable); any non-empty key when none is given.
         #[arg(long = "api-key")]
         api_keys: Vec<String>,
-        /// Requests per endpoint group per window.
-        #[arg(long, default_value_t = 100)]
+        /// Requests per endpoint group per window (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = bounds::rate_limit())]
         rate_limit: u32,
-        /// The rate window in milliseconds.
-        #[arg(long, default_value_t = 10_000)]
+        /// The rate window in milliseconds (1 to 86,400,000, one day).
+        #[arg(long, default_value_t = 10_000, value_parser = bounds::window_ms())]
         window_ms: u64,
         /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
         #[arg(long)]
@@ -182,7 +189,9 @@ struct ResourceArgs {
     /// JSON fields (create, update), e.g. '{"name": "Acme"}'.
     #[arg(long)]
     data: Option<String>,
-    /// Filters for list, e.g. --filter lead_id=lead_… (repeatable).
+    /// Filters for list, e.g. --filter lead_id=lead_… (repeatable): contacts take only
+    /// lead_id, leads none (use `close search`), opportunities and activities the fields
+    /// Close documents for them, such as date_created__gte.
     #[arg(long = "filter", value_parser = parse_filter)]
     filters: Vec<(String, String)>,
     /// Stop after this many objects (list).
@@ -212,6 +221,33 @@ fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+/// `--faults` as JSON, with each share a number from 0 to 1 and the latency within
+/// [`bounds::MAX_LATENCY_MS`].
+fn parse_faults(text: &str) -> crmkit_core::Result<crmkit_sandbox::faults::Faults> {
+    let faults: crmkit_sandbox::faults::Faults = serde_json::from_str(text)
+        .map_err(|e| Error::config(format!("--faults is not valid: {e}")))?;
+    let shares = [
+        ("rate_429", faults.rate_429),
+        ("rate_500", faults.rate_500),
+        ("rate_503", faults.rate_503),
+        ("rate_drop", faults.rate_drop),
+        ("rate_processed_drop", faults.rate_processed_drop),
+    ];
+    if let Some((name, share)) = shares.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+        return Err(Error::config(format!(
+            "--faults {name} is {share}; a share must be from 0 to 1"
+        )));
+    }
+    if faults.latency_ms > bounds::MAX_LATENCY_MS {
+        return Err(Error::config(format!(
+            "--faults latency_ms is {}; it must be at most {} (one minute)",
+            faults.latency_ms,
+            bounds::MAX_LATENCY_MS
+        )));
+    }
+    Ok(faults)
 }
 
 fn main() -> ExitCode {
@@ -256,8 +292,7 @@ async fn run(cli: Cli) -> Outcome {
                 },
         } => {
             let faults = match faults {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| Error::config(format!("--faults is not valid: {e}")))?,
+                Some(text) => parse_faults(&text)?,
                 None => crmkit_sandbox::faults::Faults::default(),
             };
             let mut b = crmkit_sandbox::close::CloseSandbox::builder()
@@ -399,6 +434,7 @@ async fn resource(client: &Client, cmd: ResourceCommand, waits: &Waits) -> Outco
     let cols = output::columns(name);
     match args.action {
         Action::List => {
+            check_filters(name, &args.filters)?;
             let mut builder = client.resource::<Value>(&collection).list();
             for (k, v) in &args.filters {
                 builder = builder.filter(k.clone(), v.clone());
@@ -424,6 +460,25 @@ async fn resource(client: &Client, cmd: ResourceCommand, waits: &Waits) -> Outco
         }
     }
     Ok(())
+}
+
+/// Refuses a `--filter` the listing would silently drop: Close's `GET /lead/` documents no
+/// filters and `GET /contact/` only `lead_id` (close-openapi.yml /lead/, /contact/), so
+/// either would come back unfiltered.
+fn check_filters(name: &str, filters: &[(String, String)]) -> crmkit_core::Result<()> {
+    let refused = |msg: String| Err(Error::new(crmkit_core::ErrorKind::Validation, msg));
+    match name {
+        "leads" if !filters.is_empty() => refused(
+            "leads list takes no --filter, since Close lists leads unfiltered; narrow leads with `crmkit close search 'QUERY'` instead".into(),
+        ),
+        "contacts" => match filters.iter().find(|(k, _)| k != "lead_id") {
+            Some((k, _)) => refused(format!(
+                "contacts list supports only --filter lead_id=…, not {k}, since Close documents no other filter on contacts"
+            )),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 fn print_one(row: &Value, cols: &'static [&'static str], format: Format) -> std::io::Result<()> {

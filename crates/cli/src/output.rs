@@ -155,17 +155,28 @@ impl<W: Write> Printer<W> {
     }
 
     /// Prints what is buffered and closes the JSON array.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub fn finish(self) -> io::Result<()> {
+        self.end(true)
+    }
+
+    /// Ends a listing that broke off: prints the rows already buffered and closes the JSON
+    /// array, so what was printed stays whole and valid; unlike [`Self::finish`] it adds no
+    /// empty table or empty array when nothing came.
+    pub fn finish_cut(self) -> io::Result<()> {
+        self.end(false)
+    }
+
+    fn end(mut self, complete: bool) -> io::Result<()> {
         match &mut self.sink {
             Sink::Table { rows, .. } => {
-                if !rows.is_empty() || !self.printed {
+                if !rows.is_empty() || (complete && !self.printed) {
                     self.print_table()?;
                 }
             }
             Sink::Json { out, started } => match (self.many, *started) {
                 (true, true) => out.write_all(b"\n]\n")?,
-                (true, false) => out.write_all(b"[]\n")?,
-                (false, _) => {}
+                (true, false) if complete => out.write_all(b"[]\n")?,
+                (true, false) | (false, _) => {}
             },
             Sink::Ndjson(_) | Sink::Csv(_) => {}
         }
@@ -269,6 +280,29 @@ mod tests {
     fn empty_table_shows_its_header() {
         let text = print(Format::Table, true, &[]);
         assert_eq!(text.trim(), "ID  NAME");
+    }
+
+    fn print_cut(format: Format, rows: &[Value]) -> String {
+        let mut out = Vec::new();
+        let mut p = Printer::list(&mut out, &["id", "name"], format).unwrap();
+        for r in rows {
+            p.write(r).unwrap();
+        }
+        p.finish_cut().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_cut_listing_keeps_its_rows_and_stays_valid() {
+        let text = print_cut(Format::Table, &rows(TABLE_CHUNK + 7));
+        assert_eq!(
+            text.lines().filter(|l| l.contains("lead_")).count(),
+            TABLE_CHUNK + 7
+        );
+        let parsed: Vec<Value> = serde_json::from_str(&print_cut(Format::Json, &rows(3))).unwrap();
+        assert_eq!(parsed, rows(3));
+        assert_eq!(print_cut(Format::Table, &[]), "");
+        assert_eq!(print_cut(Format::Json, &[]), "");
     }
 
     #[test]

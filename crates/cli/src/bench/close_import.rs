@@ -12,6 +12,7 @@ use futures::{StreamExt, stream};
 
 use super::rate::steady_ratio;
 use super::reference;
+use crate::bounds;
 use crate::failure::Failure;
 use crate::progress::Progress;
 use crate::waits::Waits;
@@ -23,19 +24,19 @@ const API_KEY: &str = "bench-key";
 pub struct Args {
     /// Leads to import through crmkit (the defaults take about 30 s, and the reference as
     /// long again).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = bounds::leads())]
     leads: usize,
-    /// Requests allowed per window.
-    #[arg(long, default_value_t = 100)]
+    /// Requests allowed per window (at least 1).
+    #[arg(long, default_value_t = 100, value_parser = bounds::rate_limit())]
     limit: u32,
-    /// The rate window in milliseconds (Close's is 10 s).
-    #[arg(long, default_value_t = 10_000)]
+    /// The rate window in milliseconds (Close's is 10 s; 1 to 86,400,000, one day).
+    #[arg(long, default_value_t = 10_000, value_parser = bounds::window_ms())]
     window_ms: u64,
-    /// Delay the sandbox adds to each answer, in milliseconds.
-    #[arg(long, default_value_t = 150)]
+    /// Delay the sandbox adds to each answer, in milliseconds (at most 60,000).
+    #[arg(long, default_value_t = 150, value_parser = bounds::latency_ms())]
     latency_ms: u64,
-    /// Requests crmkit keeps in flight.
-    #[arg(long, default_value_t = 8)]
+    /// Requests crmkit keeps in flight (1 to 1,000).
+    #[arg(long, default_value_t = 8, value_parser = bounds::concurrency())]
     concurrency: usize,
 }
 

@@ -28,7 +28,7 @@ const SEARCH_RUNS: usize = 5;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Leads to seed and list (targets apply to 100,000 on a release build).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = crate::bounds::leads())]
     leads: usize,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]

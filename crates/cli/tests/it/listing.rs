@@ -97,3 +97,26 @@ async fn table_repeats_its_header_per_chunk_of_100() {
         LEADS
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_filtered_by_lead_id_belong_to_that_lead() {
+    let sb = sandbox(LEADS).await;
+    let first = crmkit(
+        Some(sb.api_url()),
+        &["close", "leads", "list", "--max", "1", "--output", "ndjson"],
+    )
+    .await;
+    let first: Value = serde_json::from_str(&first).expect("one lead");
+    let lead = first["id"].as_str().expect("a lead id").to_string();
+    let filter = format!("lead_id={lead}");
+    let out = crmkit(
+        Some(sb.api_url()),
+        &[
+            "close", "contacts", "list", "--filter", &filter, "--output", "json",
+        ],
+    )
+    .await;
+    let rows: Vec<Value> = serde_json::from_str(&out).expect("one JSON array");
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["lead_id"] == lead.as_str()));
+}

@@ -2,5 +2,7 @@
 
 mod bench;
 mod completions;
+mod failures;
 mod listing;
+mod options;
 mod support;

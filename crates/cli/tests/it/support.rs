@@ -18,16 +18,21 @@ pub async fn sandbox(leads: usize) -> RunningClose {
 /// Runs `crmkit args…` pointed at `api_url` (if any) from an empty directory, so no
 /// `crmkit.toml` or `.env` of the developer's leaks in; fails the test unless it succeeds.
 pub async fn crmkit(api_url: Option<String>, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let output = tokio::task::spawn_blocking(move || run(api_url, &args))
-        .await
-        .expect("the runner thread ends");
+    let output = crmkit_output(api_url, args).await;
     assert!(
         output.status.success(),
         "crmkit failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("stdout is UTF-8")
+}
+
+/// Runs `crmkit args…` as [`crmkit`] does, whatever its outcome.
+pub async fn crmkit_output(api_url: Option<String>, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || run(api_url, &args))
+        .await
+        .expect("the runner thread ends")
 }
 
 fn run(api_url: Option<String>, args: &[String]) -> Output {

@@ -73,12 +73,17 @@ type Pick = Box<dyn Fn(&Record) -> bool>;
 
 #[tokio::test]
 async fn a_record_read_and_written_back_unchanged_changes_nothing() {
-    // Enough seeded leads that every kind picked below exists (a lead has 0–2 deals).
-    let sb = sandbox(8).await;
+    // Enough seeded leads that every kind picked below exists: a lead has 0–2 deals, every
+    // 3rd lead has emails and every 5th a meeting.
+    let sb = sandbox(15).await;
     let conn = CloseConnector::new(client(&sb, "k"));
-    let call =
-        |r: &Record| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Call);
-    let picks: [(ObjectKind, Pick); 5] = [
+    let activity = |kind: crmkit_core::ActivityKind| -> (ObjectKind, Pick) {
+        (
+            ObjectKind::Activity,
+            Box::new(move |r| matches!(r, Record::Activity(a) if a.kind == kind)),
+        )
+    };
+    let picks: [(ObjectKind, Pick); 7] = [
         (ObjectKind::Company, Box::new(|_| true)),
         (
             ObjectKind::Person,
@@ -87,13 +92,10 @@ async fn a_record_read_and_written_back_unchanged_changes_nothing() {
             ),
         ),
         (ObjectKind::Deal, Box::new(|_| true)),
-        (ObjectKind::Activity, Box::new(call)),
-        (
-            ObjectKind::Activity,
-            Box::new(
-                |r| matches!(r, Record::Activity(a) if a.kind == crmkit_core::ActivityKind::Note),
-            ),
-        ),
+        activity(crmkit_core::ActivityKind::Call),
+        activity(crmkit_core::ActivityKind::Note),
+        activity(crmkit_core::ActivityKind::Email),
+        activity(crmkit_core::ActivityKind::Meeting),
     ];
     for (kind, wanted) in picks {
         // Read through the change feed (what a sync engine holds) and through `get`.

@@ -471,3 +471,29 @@ fn a_second_client_with_a_lower_limit_tightens_the_shared_ceiling() {
     let own = c.budget(&BudgetSpec::rolling_with("search", Quota::new(5, secs(1))));
     assert_eq!(own.quota(), Quota::new(5, secs(1)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_window_of_centuries_neither_panics_nor_lets_a_second_request_through() {
+    let huge = Quota::new(u32::MAX, Duration::from_millis(u64::MAX));
+    assert_eq!(huge.window(), LONGEST_WAIT);
+    let tiny = Quota::new(1, Duration::ZERO);
+    assert_eq!(huge.slower(tiny), huge);
+    assert_eq!(Quota::new(1, Duration::MAX).slower(huge).limit(), 1);
+    let b = Budget::with_ceiling(Quota::new(1, Duration::MAX));
+    b.acquire_within(secs(1)).await.expect("the first fits");
+    let e = b.acquire_within(secs(300)).await.expect_err("fails fast");
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    b.exhaust(Some(Duration::MAX));
+    b.pause(Duration::MAX);
+    b.observe(RateInfo {
+        limit: Some(1),
+        remaining: Some(0),
+        reset: Some(Duration::MAX),
+        window: Some(Duration::MAX),
+    });
+    let e = b
+        .acquire_within(secs(300))
+        .await
+        .expect_err("still fails fast");
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+}
