@@ -111,8 +111,11 @@ impl RateWindows {
                         c.bucket = bucket;
                         c.used = 0;
                     }
-                    let end = Duration::from_nanos(((bucket + 1) as u128 * len) as u64);
-                    (c.used, (end - now).as_secs_f64(), w.length.as_secs_f64())
+                    // In u128 and saturating: a window of centuries must not overflow.
+                    let end_nanos = (u128::from(bucket) + 1).saturating_mul(len);
+                    let left = end_nanos.saturating_sub(now.as_nanos());
+                    let left = Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX));
+                    (c.used, left.as_secs_f64(), w.length.as_secs_f64())
                 }
                 WindowKind::Rolling => {
                     while c
@@ -212,6 +215,16 @@ mod tests {
         assert!((refused.reset - 0.97).abs() < 1e-6);
         assert!(r.admit_at("other", "g", &w, at(30), wall()).allowed);
         assert!(r.admit_at("k", "g", &w, at(1001), wall()).allowed);
+    }
+
+    #[test]
+    fn a_window_of_centuries_neither_panics_nor_resets() {
+        let r = RateWindows::new();
+        let w = [window(WindowKind::Fixed, 1, Duration::MAX)];
+        assert!(r.admit_at("k", "g", &w, at(10), wall()).allowed);
+        let refused = r.admit_at("k", "g", &w, at(20), wall());
+        assert!(!refused.allowed);
+        assert!(refused.reset > 1e9);
     }
 
     #[test]
