@@ -126,3 +126,50 @@ async fn a_bad_cursor_is_refused() {
         .await;
     assert_eq!(a.status, 400);
 }
+
+#[tokio::test]
+async fn hostile_cursors_get_an_answer_never_a_dropped_connection() {
+    let sb = sandbox(3).await;
+    let api = Api::new(&sb);
+    let max = u64::MAX;
+    let min = i64::MIN;
+    let cursors = [
+        format!("sbx2.{max}.s.0"),
+        format!("sbx2.{}.s.0", 1u64 << 40),
+        format!("sbx2.0.s.{max}"),
+        format!("sbx2.{max}.o.{max}"),
+        format!("sbx2.0.o.{max}"),
+        format!("sbx2.0.t.{min}."),
+        format!("sbx2.0.t.{}.zzz", i64::MAX),
+        "sbx2.1.t.1".to_string(),
+        "sbx2.1.q.1".to_string(),
+    ];
+    let sorts = [
+        json!([]),
+        json!([{"field": {"field_name": "date_created"}, "direction": "desc"}]),
+        json!([{"field": {"field_name": "name"}, "direction": "asc"}]),
+    ];
+    for cursor in &cursors {
+        for sort in &sorts {
+            for results_limit in [json!(null), json!(max), json!(1)] {
+                let a = api
+                    .post(
+                        "data/search/",
+                        &json!({"query": leads_query(), "_limit": 1, "cursor": cursor,
+                                "sort": sort, "results_limit": results_limit}),
+                    )
+                    .await;
+                assert!(
+                    a.status == 200 || a.status == 400,
+                    "{cursor} {sort}: {}",
+                    a.status
+                );
+            }
+        }
+    }
+    // The server still answers after all of them.
+    let a = api
+        .post("data/search/", &json!({"query": leads_query()}))
+        .await;
+    assert_eq!(ids(&a.body).len(), 3);
+}

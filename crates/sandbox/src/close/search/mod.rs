@@ -181,7 +181,7 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
                 .enumerate()
                 .skip(offset)
                 .take(want + 1)
-                .map(|(i, r)| (r, Resume::Offset(i + 1)))
+                .map(|(i, r)| (r, Resume::Offset(i.saturating_add(1))))
                 .collect();
         }
     }
@@ -190,8 +190,14 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     }
     let more = page.len() > want;
     page.truncate(want);
+    // `returned` comes from the client's cursor, so the count is added with a check.
     let next = match page.last() {
-        Some((_, at)) if more => Some(encode(returned + page.len(), at)),
+        Some((_, at)) if more => Some(encode(
+            returned
+                .checked_add(page.len())
+                .ok_or_else(|| ApiError::field("cursor", "Invalid or expired cursor."))?,
+            at,
+        )),
         _ => None,
     };
     let fields: Option<Vec<&str>> = body["_fields"][object_type.as_str()]
