@@ -54,6 +54,7 @@ mod seed;
 mod text_query;
 mod validate;
 mod webhooks;
+mod writable;
 mod writes;
 
 use std::net::SocketAddr;

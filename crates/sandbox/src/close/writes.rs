@@ -10,6 +10,7 @@ use super::kinds::{Kind, event_type};
 use super::listing::find;
 use super::render::render;
 use super::validate::validate;
+use super::writable::keep_writable;
 
 fn body_object(body: Value) -> Result<Map<String, Value>, ApiError> {
     match body {
@@ -67,7 +68,7 @@ pub(crate) fn create(
     path: &str,
 ) -> Result<Changed, ApiError> {
     let mut obj = body_object(body)?;
-    obj.remove("id");
+    keep_writable(kind, &mut obj);
     let nested_contacts = if kind == Kind::Lead {
         obj.remove("contacts")
     } else {
@@ -144,15 +145,9 @@ pub(crate) fn update(
         .cloned()
         .unwrap_or_default();
     let mut obj = body_object(body)?;
-    for k in [
-        "id",
-        "organization_id",
-        "date_created",
-        "created_by",
-        "signature_key",
-        "_type",
-        "object_type",
-    ] {
+    keep_writable(kind, &mut obj);
+    // Kept on create only: what an object is and when it began do not change.
+    for k in ["date_created", "_type"] {
         obj.remove(k);
     }
     validate(data, kind, &mut obj, Some(&current))?;
