@@ -79,6 +79,7 @@ pub(super) async fn api(
             return Err(ApiError::NotFound("Resource".into()));
         };
         let mut data = state.data();
+        data.begin_request();
         let done = match (&method, id) {
             (&Method::POST, None) => writes::create(&mut data, kind, json_body()?, &full_path)?,
             (&Method::PUT, Some(id)) => {
