@@ -20,8 +20,10 @@ use crate::shared::store::{Table, TimeField};
 use cursor::{Resume, decode, encode};
 use tree::{SEARCHABLE, bad, eval, index_range, object_types, view};
 
-/// The largest `_limit`; a larger one is clamped (third-party Close clients page
-/// `/data/search/` with at most 200; developer.close.com/api/resources/advanced-filtering).
+/// The largest search `_limit`; a larger one is clamped, not refused, unlike list
+/// endpoints: the sandbox's choice, after third-party Close clients that page
+/// `/data/search/` with at most 200 (developer.close.com/api/resources/advanced-filtering
+/// gives no maximum).
 const MAX_LIMIT: u64 = 200;
 
 /// The sort of a search: one time field the indexes cover, or anything else.
