@@ -202,9 +202,29 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
         )),
         _ => None,
     };
-    let fields: Option<Vec<&str>> = body["_fields"][object_type.as_str()]
-        .as_array()
-        .map(|f| f.iter().filter_map(Value::as_str).collect());
+    // `_fields` is `{object_type: [names]}` (developer.close.com/api/resources/advanced-filtering);
+    // any other shape is a client bug, so it is refused rather than read as "ids only".
+    let fields: Option<Vec<&str>> = match &body["_fields"] {
+        Value::Null => None,
+        Value::Object(per_type) => match per_type.get(object_type.as_str()) {
+            None => None,
+            Some(Value::Array(f)) if f.iter().all(Value::is_string) => {
+                Some(f.iter().filter_map(Value::as_str).collect())
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "_fields",
+                    "Each object type maps to a list of field names.",
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::field(
+                "_fields",
+                "_fields must map object types to lists of field names.",
+            ));
+        }
+    };
     let items: Vec<Value> = page
         .iter()
         .map(|(row, _)| {
