@@ -32,6 +32,10 @@ pub(crate) struct Data {
     event_seq: u64,
     /// While seeding, changes record no events (the log starts empty anyway).
     pub seeding: bool,
+    /// The `request_id` of the request being served: every event one request causes
+    /// shares it, which is what the event log's `request_id` filter finds
+    /// (developer.close.com/resources/event-log).
+    request_id: String,
 }
 
 /// How many events the log keeps (Close keeps 30 days; a bound keeps long runs small).
@@ -46,11 +50,17 @@ impl Data {
             rng,
             event_seq: 0,
             seeding: false,
+            request_id: String::new(),
             tables: HashMap::new(),
             org_id,
             user_id,
             events: VecDeque::new(),
         }
+    }
+
+    /// Starts serving a new write request: its events get a fresh `request_id`.
+    pub(crate) fn begin_request(&mut self) {
+        self.request_id = self.new_id("req");
     }
 
     pub(crate) fn new_id(&mut self, prefix: &str) -> String {
@@ -124,7 +134,7 @@ impl Data {
             "organization_id": self.org_id,
             "user_id": self.user_id,
             "api_key_id": null,
-            "request_id": self.new_id("req"),
+            "request_id": self.request_id,
             "date_created": now,
             "date_updated": now,
             "meta": {"request_method": method, "request_path": path},

@@ -78,6 +78,7 @@ pub(crate) fn list(data: &Data, params: &[(String, String)]) -> Result<Value, Ap
             .transpose()
     };
     let (gte, lte) = (bound("date_updated__gte")?, bound("date_updated__lte")?);
+    let (gt, lt) = (bound("date_updated__gt")?, bound("date_updated__lt")?);
     // A cursor is an event's sequence number: the next page starts just before it.
     let end = match get("_cursor") {
         None => data.events.len(),
@@ -89,13 +90,19 @@ pub(crate) fn list(data: &Data, params: &[(String, String)]) -> Result<Value, Ap
             data.events.partition_point(|(s, _)| *s < seq)
         }
     };
-    let matching = data.events.range(..end).rev().filter(|(_, e)| {
+    let fits = |(_, e): &&(u64, Value)| {
         used.iter().all(|f| e[*f].as_str() == get(f))
             && e["date_updated"]
                 .as_str()
                 .and_then(parse_time)
-                .is_some_and(|t| gte.is_none_or(|g| t >= g) && lte.is_none_or(|l| t <= l))
-    });
+                .is_some_and(|t| {
+                    gte.is_none_or(|g| t >= g)
+                        && lte.is_none_or(|l| t <= l)
+                        && gt.is_none_or(|g| t > g)
+                        && lt.is_none_or(|l| t < l)
+                })
+    };
+    let matching = data.events.range(..end).rev().filter(fits);
     let mut page: Vec<&(u64, Value)> = matching.take(limit + 1).collect();
     let more = page.len() > limit;
     page.truncate(limit);
@@ -104,8 +111,20 @@ pub(crate) fn list(data: &Data, params: &[(String, String)]) -> Result<Value, Ap
     } else {
         None
     };
+    // The newer page: the `limit` matching events just after this page, read with a cursor
+    // one past the newest of them; null on the first page or when nothing newer matches.
+    let previous = match get("_cursor") {
+        None => None,
+        Some(_) => data
+            .events
+            .range(end..)
+            .filter(fits)
+            .take(limit)
+            .last()
+            .map(|(s, _)| format!("ev.{}", s.saturating_add(1))),
+    };
     let events: Vec<&Value> = page.iter().map(|(_, e)| e).collect();
-    Ok(json!({"data": events, "cursor_next": next, "cursor_previous": get("_cursor")}))
+    Ok(json!({"data": events, "cursor_next": next, "cursor_previous": previous}))
 }
 
 /// `GET /event/{id}/`.

@@ -89,17 +89,22 @@ impl Kind {
         }
     }
 
-    /// The largest `_limit` of a list (a larger one is clamped) and the largest `_skip`.
-    /// Close says both vary per resource (developer.close.com/topics/pagination); the
-    /// numbers are the page sizes integrations use (airbyte PR 31534: leads 200,
-    /// opportunities 250, tasks 1,000) and the activity skip ceiling of airbyte issue 20959
-    /// (250,000). The lead and contact skip ceiling is the sandbox's own choice.
+    /// The largest `_limit` of a list (a larger one answers 400, as flask-mongorest's
+    /// `get_skip_and_limit` does) and the largest `_skip`. Close says both vary per
+    /// resource (developer.close.com/api/overview/pagination) but documents no numbers.
     pub(crate) fn list_limits(self) -> (usize, usize) {
         match self {
+            // Limit: airbyte PR 31534's lead page size (a lower bound; contacts share it by
+            // the sandbox's choice). Skip: chosen by the sandbox; no public source gives
+            // the lead or contact ceiling.
             Kind::Lead | Kind::Contact => (200, 10_000),
+            // Limit: airbyte PR 31534 (lower bound); skip: airbyte issue 20959.
             Kind::Opportunity => (250, 250_000),
+            // Limit: airbyte PR 31534 (lower bound); skip: airbyte issue 20959.
             Kind::Task => (1_000, 250_000),
+            // Limit: airbyte PR 31534 (lower bound); skip: airbyte issue 20959.
             Kind::Activity(_) => (100, 250_000),
+            // Configuration objects: both chosen by the sandbox.
             _ => (100, 10_000),
         }
     }

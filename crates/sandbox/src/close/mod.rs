@@ -20,21 +20,32 @@
 //! - `GET /lead/` takes `_limit`, `_skip`, `_fields` and `query=` (the text search language,
 //!   e.g. `sort:updated date_updated > "2024-01-01" date_updated <= "2024-06-01"`,
 //!   `name:acme`, `status:"Potential"`; a syntax error is a 400). `GET /contact/` adds
-//!   `lead_id`. Only opportunities, tasks and activities take field filters,
-//!   `date_created__gt/gte/lt/lte` and `_order_by`; elsewhere unknown parameters are
-//!   ignored.
-//! - A `_limit` above a collection's maximum is clamped (leads and contacts 200,
-//!   opportunities 250, tasks 1,000, activities 100); a `_skip` above its ceiling (leads and
-//!   contacts 10,000, opportunities, tasks and activities 250,000; [`Config::max_skip`]
-//!   overrides all) answers 400 "The skip you set is larger than the maximum skip for this
-//!   resource (max_skip = N). Please refine your search query."
+//!   `lead_id`. Opportunities, tasks and activities take the filters their
+//!   close-openapi.yml entry lists (field filters, date ranges, `_order_by`); every other
+//!   parameter, including documented ones the sandbox does not model (`_group_by`,
+//!   `query` on opportunities, `view`, `thread_emails`), is ignored, never a filter that
+//!   matches nothing. Opportunity lists carry the documented aggregates over all matches.
+//! - A `_limit` above a collection's maximum answers 400 "The limit you set is larger than
+//!   the maximum limit for this resource (max_limit = N)." ("You will get a 400 response
+//!   with an appropriate message if you exceed it", developer.close.com/api/overview/pagination;
+//!   the maxima, leads and contacts 200, opportunities 250, tasks 1,000, activities 100,
+//!   are page sizes known to work, not documented maxima). A `_skip` above its ceiling
+//!   (leads and contacts 10,000, the sandbox's choice; opportunities, tasks and activities
+//!   250,000; [`Config::max_skip`] overrides all) answers 400 "The skip you set is larger
+//!   than the maximum skip for this resource (max_skip = N). Please refine your search
+//!   query."
 //! - `POST /data/search/` returns `{"__object_type", "id"}` per result unless `_fields`
-//!   names fields per object type; `_limit` is clamped to 200; the cursor resumes where the
-//!   last page ended.
+//!   names fields per object type (any other `_fields` shape is a 400); its `_limit` is
+//!   clamped to 200, unlike list endpoints; the cursor resumes where the last page ended.
 //! - `GET /event/` accepts only the filter combinations the spec lists (plus
-//!   `date_updated__gte/lte`), caps `_limit` at 50, answers newest first, pages with
-//!   `_cursor` / `cursor_next`, and delete events carry `"data": null`.
+//!   `date_updated__gte/gt/lte/lt`), caps `_limit` at 50, answers newest first, pages with
+//!   `_cursor` / `cursor_next` / `cursor_previous`; delete events carry `"data": null` and
+//!   the whole prior object in `previous_data`; the events of one request share its
+//!   `request_id`.
 //! - `POST /activity/meeting/` is refused; `GET /activity/?id__in=a,b` finds any type.
+//! - A POST or PUT stores only the fields Close documents for the collection (and defined
+//!   `custom.cf_…` fields); other keys are dropped, as Close ignores them. A refused write
+//!   leaves no row and no event behind.
 //! - PUT is a partial update on every collection.
 //! - Answers carry `RateLimit: limit=N, remaining=N, reset=N` (integer reset); a 429 adds
 //!   `Retry-After` and `RateLimit-Reset`.
@@ -54,6 +65,7 @@ mod seed;
 mod text_query;
 mod validate;
 mod webhooks;
+mod writable;
 mod writes;
 
 use std::net::SocketAddr;
@@ -87,7 +99,7 @@ pub struct Config {
     pub rate_limit: u32,
     /// The rate-limit window (10 s like the real API; scale it down for fast tests).
     pub rate_window: Duration,
-    /// Overrides every collection's largest `_limit` (a larger one is clamped); each
+    /// Overrides every collection's largest `_limit` (a larger one answers 400); each
     /// collection has its own when `None`.
     pub max_limit: Option<usize>,
     /// Overrides every collection's largest `_skip` (beyond it Close answers 400); each

@@ -1,4 +1,4 @@
-//! List parameters shared by every collection: `_limit` (clamped), `_skip` (with the
+//! List parameters shared by every collection: `_limit` (a 400 above the maximum), `_skip` (with the
 //! per-resource ceiling), `_fields`, field filters and `_order_by`.
 
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ pub(crate) fn param<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
 /// The page size when `_limit` is not given.
 const DEFAULT_LIMIT: usize = 100;
 
-/// The page a list request asks for, after clamping `_limit` and checking `_skip`.
+/// The page a list request asks for, after checking `_limit` and `_skip` against their maxima.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Page {
     pub limit: usize,

@@ -10,6 +10,7 @@ use super::kinds::{Kind, event_type};
 use super::listing::find;
 use super::render::render;
 use super::validate::validate;
+use super::writable::keep_writable;
 
 fn body_object(body: Value) -> Result<Map<String, Value>, ApiError> {
     match body {
@@ -33,18 +34,23 @@ fn change_event(
         return None;
     }
     let object_type = event_type(table, row)?;
-    let changed: Vec<String> = previous.keys().cloned().collect();
     let lead_id = if table == "lead" {
         row["id"].as_str()
     } else {
         row["lead_id"].as_str()
     }
     .map(str::to_string);
-    // Delete events carry no data (developer.close.com/api/resources/events).
-    let rendered = if action == "deleted" {
-        Value::Null
+    // Delete events carry no data but the whole prior object in `previous_data`
+    // (developer.close.com/resources/event-log; Close's restore_deleted_leads.py re-POSTs it).
+    let (rendered, previous, changed) = if action == "deleted" {
+        let prior = match render(data, table, row.clone()) {
+            Value::Object(m) => m,
+            _ => previous,
+        };
+        (Value::Null, prior, Vec::new())
     } else {
-        render(data, table, row.clone())
+        let changed = previous.keys().cloned().collect();
+        (render(data, table, row.clone()), previous, changed)
     };
     Some(data.record_event(
         &object_type,
@@ -59,21 +65,54 @@ fn change_event(
     ))
 }
 
-/// `POST /{collection}/`.
-pub(crate) fn create(
-    data: &mut Data,
-    kind: Kind,
-    body: Value,
-    path: &str,
-) -> Result<Changed, ApiError> {
+/// A create body after the allow-list and validation, not yet stored.
+struct Checked {
+    obj: Map<String, Value>,
+    /// Nested contacts of a lead, each checked too.
+    contacts: Vec<Map<String, Value>>,
+}
+
+/// Checks a create body completely, nested contacts included, without changing `data`, so
+/// a refused request leaves nothing behind.
+fn check_create(data: &mut Data, kind: Kind, body: Value) -> Result<Checked, ApiError> {
     let mut obj = body_object(body)?;
-    obj.remove("id");
-    let nested_contacts = if kind == Kind::Lead {
+    keep_writable(kind, &mut obj);
+    let nested = if kind == Kind::Lead {
         obj.remove("contacts")
     } else {
         None
     };
     validate(data, kind, &mut obj, None)?;
+    let mut contacts = Vec::new();
+    if let Some(Value::Array(list)) = nested {
+        for (i, c) in list.into_iter().enumerate() {
+            let prefixed = |e: ApiError| match e {
+                ApiError::Fields(f) => ApiError::Fields(
+                    f.into_iter()
+                        .map(|(k, v)| (format!("contacts.{i}.{k}"), v))
+                        .collect(),
+                ),
+                e => e,
+            };
+            let mut c = body_object(c).map_err(prefixed)?;
+            keep_writable(Kind::Contact, &mut c);
+            // The lead they belong to does not exist yet; it is set when stored.
+            c.remove("lead_id");
+            validate(data, Kind::Contact, &mut c, None).map_err(prefixed)?;
+            contacts.push(c);
+        }
+    }
+    Ok(Checked { obj, contacts })
+}
+
+/// Stores a checked object of `kind` and records its event.
+fn store(
+    data: &mut Data,
+    kind: Kind,
+    mut obj: Map<String, Value>,
+    path: &str,
+    events: &mut Vec<Value>,
+) -> String {
     let id = data.new_id(kind.prefix());
     let now = stamp(Utc::now());
     obj.insert("id".into(), json!(id));
@@ -90,7 +129,7 @@ pub(crate) fn create(
     }
     let row = Value::Object(obj);
     data.insert(kind.table(), row.clone());
-    let mut events: Vec<Value> = change_event(
+    events.extend(change_event(
         data,
         kind.table(),
         "created",
@@ -98,31 +137,34 @@ pub(crate) fn create(
         Map::new(),
         "POST",
         path,
-    )
-    .into_iter()
-    .collect();
-    if let Some(Value::Array(contacts)) = nested_contacts {
-        for (i, mut c) in contacts.into_iter().enumerate() {
-            c["lead_id"] = json!(id);
-            match create(data, Kind::Contact, c, "/api/v1/contact/") {
-                Ok(done) => events.extend(done.events),
-                Err(ApiError::Fields(f)) => {
-                    // Undo the lead so a bad nested contact leaves nothing half-created.
-                    delete(data, Kind::Lead, &id, path).ok();
-                    let prefixed = f
-                        .into_iter()
-                        .map(|(k, v)| (format!("contacts.{i}.{k}"), v))
-                        .collect();
-                    return Err(ApiError::Fields(prefixed));
-                }
-                Err(e) => {
-                    delete(data, Kind::Lead, &id, path).ok();
-                    return Err(e);
-                }
-            }
-        }
+    ));
+    id
+}
+
+/// `POST /{collection}/`. Everything is checked before anything is stored.
+pub(crate) fn create(
+    data: &mut Data,
+    kind: Kind,
+    body: Value,
+    path: &str,
+) -> Result<Changed, ApiError> {
+    let Checked { mut obj, contacts } = check_create(data, kind, body)?;
+    let mut events = Vec::new();
+    if kind == Kind::Contact && !obj.contains_key("lead_id") {
+        // Close creates a lead named after the contact when none is given
+        // (developer.close.com/resources/contacts).
+        let name = obj.get("name").cloned().unwrap_or(json!(""));
+        let mut lead = body_object(json!({"name": name}))?;
+        validate(data, Kind::Lead, &mut lead, None)?;
+        let lead_id = store(data, Kind::Lead, lead, "/api/v1/lead/", &mut events);
+        obj.insert("lead_id".into(), json!(lead_id));
     }
-    let stored = data.get(kind.table(), &id).cloned().unwrap_or(row);
+    let id = store(data, kind, obj, path, &mut events);
+    for mut c in contacts {
+        c.insert("lead_id".into(), json!(id));
+        store(data, Kind::Contact, c, "/api/v1/contact/", &mut events);
+    }
+    let stored = data.get(kind.table(), &id).cloned().unwrap_or(Value::Null);
     let status = if kind == Kind::Webhook { 201 } else { 200 };
     Ok(Changed {
         status,
@@ -144,15 +186,9 @@ pub(crate) fn update(
         .cloned()
         .unwrap_or_default();
     let mut obj = body_object(body)?;
-    for k in [
-        "id",
-        "organization_id",
-        "date_created",
-        "created_by",
-        "signature_key",
-        "_type",
-        "object_type",
-    ] {
+    keep_writable(kind, &mut obj);
+    // Kept on create only: what an object is and when it began do not change.
+    for k in ["date_created", "_type"] {
         obj.remove(k);
     }
     validate(data, kind, &mut obj, Some(&current))?;

@@ -1,5 +1,6 @@
-//! `POST /data/search/`: result shapes with and without `_fields`, clamped `_limit`, and
-//! cursor paging in the requested order without gaps or repeats.
+//! `POST /data/search/`: result shapes with and without `_fields` (and the wrong shape
+//! refused), clamped `_limit`, cursor paging in the requested order without gaps or repeats
+//! (and forged cursors answered), `exact_value` text and `has_related` from any object.
 
 use std::collections::HashSet;
 
@@ -125,4 +126,149 @@ async fn a_bad_cursor_is_refused() {
         )
         .await;
     assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn hostile_cursors_get_an_answer_never_a_dropped_connection() {
+    let sb = sandbox(3).await;
+    let api = Api::new(&sb);
+    let max = u64::MAX;
+    let min = i64::MIN;
+    let cursors = [
+        format!("sbx2.{max}.s.0"),
+        format!("sbx2.{}.s.0", 1u64 << 40),
+        format!("sbx2.0.s.{max}"),
+        format!("sbx2.{max}.o.{max}"),
+        format!("sbx2.0.o.{max}"),
+        format!("sbx2.0.t.{min}."),
+        format!("sbx2.0.t.{}.zzz", i64::MAX),
+        "sbx2.1.t.1".to_string(),
+        "sbx2.1.q.1".to_string(),
+    ];
+    let sorts = [
+        json!([]),
+        json!([{"field": {"field_name": "date_created"}, "direction": "desc"}]),
+        json!([{"field": {"field_name": "name"}, "direction": "asc"}]),
+    ];
+    for cursor in &cursors {
+        for sort in &sorts {
+            for results_limit in [json!(null), json!(max), json!(1)] {
+                let a = api
+                    .post(
+                        "data/search/",
+                        &json!({"query": leads_query(), "_limit": 1, "cursor": cursor,
+                                "sort": sort, "results_limit": results_limit}),
+                    )
+                    .await;
+                assert!(
+                    a.status == 200 || a.status == 400,
+                    "{cursor} {sort}: {}",
+                    a.status
+                );
+            }
+        }
+    }
+    // The server still answers after all of them.
+    let a = api
+        .post("data/search/", &json!({"query": leads_query()}))
+        .await;
+    assert_eq!(ids(&a.body).len(), 3);
+}
+
+#[tokio::test]
+async fn fields_in_any_shape_but_a_map_of_lists_is_refused() {
+    let sb = sandbox(2).await;
+    let api = Api::new(&sb);
+    for fields in [
+        json!(["id", "name"]),
+        json!("name"),
+        json!({"lead": "name"}),
+        json!({"lead": [1]}),
+    ] {
+        let a = api
+            .post(
+                "data/search/",
+                &json!({"query": leads_query(), "_fields": fields}),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{fields}");
+    }
+}
+
+fn contacts_where(field: &str, condition: Value) -> Value {
+    json!({"type": "and", "queries": [
+        {"type": "object_type", "object_type": "contact"},
+        {"type": "field_condition", "field": {"type": "regular_field", "field_name": field},
+         "condition": condition}]})
+}
+
+#[tokio::test]
+async fn exact_value_compares_the_whole_value_and_has_related_works_from_any_object() {
+    let sb = sandbox(0).await;
+    let api = Api::new(&sb);
+    let lead = api
+        .post(
+            "lead/",
+            &json!({"name": "Rel", "contacts": [{"name": "Ann Lee"}, {"name": "Bob Lee"}]}),
+        )
+        .await
+        .body;
+    let lead_id = lead["id"].as_str().unwrap_or_default();
+    let ann = lead["contacts"][0]["id"].as_str().unwrap_or_default();
+    let bob = lead["contacts"][1]["id"].as_str().unwrap_or_default();
+    let exact = |v: &str| {
+        contacts_where(
+            "name",
+            json!({"type": "text", "mode": "exact_value", "value": v}),
+        )
+    };
+    let hits = api
+        .post("data/search/", &json!({"query": exact("ann lee")}))
+        .await;
+    assert_eq!(ids(&hits.body), [ann]);
+    let none = api
+        .post("data/search/", &json!({"query": exact("Ann")}))
+        .await;
+    assert!(ids(&none.body).is_empty(), "a word is not the whole value");
+    let call = api
+        .post(
+            "activity/call/",
+            &json!({"lead_id": lead_id, "contact_id": ann, "note": "zebra"}),
+        )
+        .await;
+    assert_eq!(call.status, 200, "{}", call.body);
+    let opp = api
+        .post(
+            "opportunity/",
+            &json!({"lead_id": lead_id, "contact_id": bob, "note": "o"}),
+        )
+        .await;
+    assert_eq!(opp.status, 200, "{}", opp.body);
+    // Contact → activity: only the contact the call points at.
+    let q = json!({"type": "and", "queries": [
+        {"type": "object_type", "object_type": "contact"},
+        {"type": "has_related", "related_object_type": "activity", "related_query":
+            {"type": "field_condition", "field": {"type": "regular_field", "field_name": "note"},
+             "condition": {"type": "text", "mode": "full_words", "value": "zebra"}}}]});
+    let hits = api.post("data/search/", &json!({"query": q})).await;
+    assert_eq!(ids(&hits.body), [ann]);
+    // Opportunity → contact: the contact it points at.
+    let q = json!({"type": "and", "queries": [
+        {"type": "object_type", "object_type": "opportunity"},
+        {"type": "has_related", "related_object_type": "contact", "related_query":
+            {"type": "field_condition", "field": {"type": "regular_field", "field_name": "name"},
+             "condition": {"type": "text", "mode": "full_words", "value": "bob"}}}]});
+    let hits = api.post("data/search/", &json!({"query": q})).await;
+    assert_eq!(
+        ids(&hits.body),
+        [opp.body["id"].as_str().unwrap_or_default()]
+    );
+    // Opportunity → lead.
+    let q = json!({"type": "and", "queries": [
+        {"type": "object_type", "object_type": "opportunity"},
+        {"type": "has_related", "related_object_type": "lead", "related_query":
+            {"type": "field_condition", "field": {"type": "regular_field", "field_name": "name"},
+             "condition": {"type": "text", "mode": "full_words", "value": "rel"}}}]});
+    let hits = api.post("data/search/", &json!({"query": q})).await;
+    assert_eq!(ids(&hits.body).len(), 1);
 }

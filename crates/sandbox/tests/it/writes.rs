@@ -205,3 +205,70 @@ async fn id_in_finds_activities_of_any_type() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn fields_close_does_not_document_are_dropped_on_every_collection() {
+    let sb = sandbox(1).await;
+    let api = Api::new(&sb);
+    let lead = api.get("lead/", &[]).await.body["data"][0]["id"].clone();
+    // (collection, a valid create body, fields that must not be stored)
+    let cases = [
+        ("lead/", json!({"name": "Typo Co"}), "descripton"),
+        ("contact/", json!({"lead_id": lead, "name": "Ty"}), "email"),
+        (
+            "opportunity/",
+            json!({"lead_id": lead, "value": 100}),
+            "amount",
+        ),
+        ("task/", json!({"lead_id": lead, "text": "Call"}), "due"),
+        (
+            "activity/note/",
+            json!({"lead_id": lead, "note": "n"}),
+            "body",
+        ),
+        ("activity/call/", json!({"lead_id": lead}), "disposition"),
+    ];
+    for (path, create, unknown) in cases {
+        let mut body = create.clone();
+        body[unknown] = json!("x");
+        body["display_name"] = json!("echo");
+        body["lead_name"] = json!("echo");
+        let made = api.post(path, &body).await;
+        assert_eq!(made.status, 200, "{path}: {}", made.body);
+        assert!(made.body.get(unknown).is_none(), "{path}: {unknown} stored");
+        let id = made.body["id"].as_str().unwrap_or_default();
+        let one = format!("{path}{id}/");
+        let put = api
+            .put(
+                &one,
+                &json!({unknown: "y", "date_updated": "2020-01-01T00:00:00+00:00"}),
+            )
+            .await;
+        assert_eq!(put.status, 200, "{one}: {}", put.body);
+        let now = api.get(&one, &[]).await.body;
+        assert!(now.get(unknown).is_none(), "{one}: {unknown} stored");
+        assert_ne!(now["date_updated"], "2020-01-01T00:00:00+00:00", "{one}");
+        if path != "lead/" {
+            assert!(
+                now.get("display_name").is_none(),
+                "{one}: display_name stored"
+            );
+        }
+        if path != "opportunity/" {
+            assert!(now.get("lead_name").is_none(), "{one}: lead_name stored");
+        }
+    }
+    // The recorded misspelling of the review: a lead PUT with `descripton` and `emails`.
+    let one = format!("lead/{}/", lead.as_str().unwrap_or_default());
+    let before = api.get(&one, &[]).await.body;
+    let put = api
+        .put(
+            &one,
+            &json!({"descripton": "typo", "emails": ["x@y.example"]}),
+        )
+        .await;
+    assert_eq!(put.status, 200);
+    let after = api.get(&one, &[]).await.body;
+    assert!(after.get("descripton").is_none() && after.get("emails").is_none());
+    assert_eq!(after["description"], before["description"]);
+}

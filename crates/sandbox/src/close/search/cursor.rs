@@ -1,6 +1,10 @@
 //! Search cursors: how many results were returned so far and where the walk resumes, so a
 //! next page never rescans from the start.
 
+/// The most results a cursor may claim were returned: far more than any table the sandbox
+/// holds, and far from `usize::MAX`, so adding a page to it cannot overflow.
+const MAX_RETURNED: usize = 1 << 40;
+
 /// Where the walk resumes.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Resume {
@@ -21,9 +25,15 @@ pub(super) fn encode(returned: usize, at: &Resume) -> String {
     }
 }
 
+/// Reads a cursor; a forged one is `None`. A count of results already returned above
+/// `MAX_RETURNED` cannot come from a real walk, so it is refused rather than carried into
+/// arithmetic.
 pub(super) fn decode(cursor: &str) -> Option<(usize, Resume)> {
     let mut parts = cursor.strip_prefix("sbx2.")?.splitn(3, '.');
-    let returned = parts.next()?.parse().ok()?;
+    let returned: usize = parts.next()?.parse().ok()?;
+    if returned > MAX_RETURNED {
+        return None;
+    }
     let kind = parts.next()?;
     let rest = parts.next()?;
     let at = match kind {
@@ -53,5 +63,28 @@ mod tests {
         }
         assert_eq!(decode("sbx2.1.x.1"), None);
         assert_eq!(decode("nonsense"), None);
+    }
+
+    #[test]
+    fn hostile_cursors_are_refused_or_bounded() {
+        let max = u64::MAX;
+        for c in [
+            format!("sbx2.{max}.s.0"),
+            format!("sbx2.{}.s.0", MAX_RETURNED + 1),
+            "sbx2.-1.s.0".to_string(),
+            "sbx2.1.t.x.lead_a".to_string(),
+            "sbx2.1.o.-3".to_string(),
+            "sbx2..s.".to_string(),
+        ] {
+            assert_eq!(decode(&c), None, "{c}");
+        }
+        assert_eq!(
+            decode(&format!("sbx2.1.s.{max}")),
+            Some((1, Resume::Seq(max)))
+        );
+        assert_eq!(
+            decode(&format!("sbx2.1.t.{}.", i64::MIN)),
+            Some((1, Resume::Time(i64::MIN, String::new())))
+        );
     }
 }

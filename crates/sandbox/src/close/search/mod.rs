@@ -20,8 +20,10 @@ use crate::shared::store::{Table, TimeField};
 use cursor::{Resume, decode, encode};
 use tree::{SEARCHABLE, bad, eval, index_range, object_types, view};
 
-/// The largest `_limit`; a larger one is clamped (third-party Close clients page
-/// `/data/search/` with at most 200; developer.close.com/api/resources/advanced-filtering).
+/// The largest search `_limit`; a larger one is clamped, not refused, unlike list
+/// endpoints: the sandbox's choice, after third-party Close clients that page
+/// `/data/search/` with at most 200 (developer.close.com/api/resources/advanced-filtering
+/// gives no maximum).
 const MAX_LIMIT: u64 = 200;
 
 /// The sort of a search: one time field the indexes cover, or anything else.
@@ -181,7 +183,7 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
                 .enumerate()
                 .skip(offset)
                 .take(want + 1)
-                .map(|(i, r)| (r, Resume::Offset(i + 1)))
+                .map(|(i, r)| (r, Resume::Offset(i.saturating_add(1))))
                 .collect();
         }
     }
@@ -190,13 +192,39 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     }
     let more = page.len() > want;
     page.truncate(want);
+    // `returned` comes from the client's cursor, so the count is added with a check.
     let next = match page.last() {
-        Some((_, at)) if more => Some(encode(returned + page.len(), at)),
+        Some((_, at)) if more => Some(encode(
+            returned
+                .checked_add(page.len())
+                .ok_or_else(|| ApiError::field("cursor", "Invalid or expired cursor."))?,
+            at,
+        )),
         _ => None,
     };
-    let fields: Option<Vec<&str>> = body["_fields"][object_type.as_str()]
-        .as_array()
-        .map(|f| f.iter().filter_map(Value::as_str).collect());
+    // `_fields` is `{object_type: [names]}` (developer.close.com/api/resources/advanced-filtering);
+    // any other shape is a client bug, so it is refused rather than read as "ids only".
+    let fields: Option<Vec<&str>> = match &body["_fields"] {
+        Value::Null => None,
+        Value::Object(per_type) => match per_type.get(object_type.as_str()) {
+            None => None,
+            Some(Value::Array(f)) if f.iter().all(Value::is_string) => {
+                Some(f.iter().filter_map(Value::as_str).collect())
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "_fields",
+                    "Each object type maps to a list of field names.",
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::field(
+                "_fields",
+                "_fields must map object types to lists of field names.",
+            ));
+        }
+    };
     let items: Vec<Value> = page
         .iter()
         .map(|(row, _)| {

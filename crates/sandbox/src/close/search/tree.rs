@@ -106,6 +106,11 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
                 .ok_or_else(|| bad("text needs value"))?;
             let hay = scalar_text(value);
             Ok(match cond["mode"].as_str().unwrap_or("full_words") {
+                // The whole value, ignoring case (used on emails by third-party clients,
+                // e.g. CloseApiWrapper; the case rule is the sandbox's choice).
+                "exact_value" => hay
+                    .iter()
+                    .any(|h| h.to_lowercase() == wanted.to_lowercase()),
                 "phrase" => {
                     let w = wanted.to_lowercase();
                     hay.iter().any(|h| h.to_lowercase().contains(&w))
@@ -115,13 +120,14 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
                     hay.iter()
                         .any(|h| words(h).iter().any(|x| x.starts_with(&w)))
                 }
-                _ => {
+                "full_words" => {
                     let need = words(wanted);
                     hay.iter().any(|h| {
                         let have = words(h);
                         need.iter().all(|n| have.contains(n))
                     })
                 }
+                other => return Err(bad(format!("unknown text mode {other:?}"))),
             })
         }
         Some("term") => {
@@ -280,17 +286,24 @@ pub(super) fn eval(
                 .find(|(t, _)| *t == related)
                 .map(|(_, t)| *t)
                 .ok_or_else(|| bad(format!("cannot relate to {related}")))?;
-            let (key, id) = if object_type == "lead" {
-                ("lead_id", row["id"].clone())
-            } else {
-                ("id", row["lead_id"].clone())
+            let own_id = row["id"].as_str().unwrap_or_default();
+            let lead_id = row["lead_id"].as_str().unwrap_or_default();
+            // A lead relates to everything under it; anything else to its lead, and to the
+            // objects of the same lead that point at it (`contact_id` of an activity) or
+            // that it points at (an opportunity's `contact_id`). Found through the lead's
+            // children index, so a relation never scans a table.
+            let rows: Box<dyn Iterator<Item = &Value>> = match (object_type, related) {
+                ("lead", _) => Box::new(data.children(table, own_id)),
+                (_, "lead") => Box::new(data.get(table, lead_id).into_iter()),
+                _ => {
+                    let back = format!("{object_type}_id");
+                    let forth = format!("{related}_id");
+                    Box::new(data.children(table, lead_id).filter(move |r| {
+                        r[back.as_str()] == own_id || row[forth.as_str()] == r["id"]
+                    }))
+                }
             };
             let mut found = false;
-            let rows: Box<dyn Iterator<Item = &Value>> = if key == "lead_id" {
-                Box::new(data.children(table, id.as_str().unwrap_or_default()))
-            } else {
-                Box::new(data.get(table, id.as_str().unwrap_or_default()).into_iter())
-            };
             for r in rows {
                 if eval(
                     data,

@@ -91,6 +91,9 @@ pub(super) fn task(
         one_of(obj, "_type", &["lead", "outgoing_call"])?;
         obj.entry("_type").or_insert(json!("lead"));
         obj.entry("is_complete").or_insert(json!(false));
+        // A task is assigned to its creator unless the body says otherwise (the sandbox's
+        // reading of Close's task form; the spec gives no default).
+        obj.entry("assigned_to").or_insert(json!(data.user_id));
         let dateless = !obj.contains_key("date");
         obj.entry("is_dateless").or_insert(json!(dateless));
     }

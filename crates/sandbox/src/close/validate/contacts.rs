@@ -1,10 +1,9 @@
-//! Contacts: emails, E.164 phones, and the lead Close creates when none is given.
+//! Contacts: emails and E.164 phones.
 
-use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::super::api_error::ApiError;
-use super::super::data::{Data, stamp};
+use super::super::data::Data;
 use super::{check_custom_fields, require_row};
 
 /// A contact being created or updated.
@@ -44,19 +43,11 @@ pub(super) fn contact(
             }
         }
     }
+    // Without a lead_id on create, the write creates the lead once everything is checked.
     if let Some(lead) = obj.get("lead_id").and_then(Value::as_str) {
         require_row(data, "lead", lead, "lead")?;
-    } else if creating {
-        // Close creates a lead named after the contact when none is given.
-        let name = obj.get("name").cloned().unwrap_or(json!(""));
-        let lead_id = data.new_id("lead");
-        let now = stamp(Utc::now());
-        let first_status = data.rows("status_lead").next().map(|s| s["id"].clone());
-        let lead = json!({"id": lead_id, "name": name, "description": "", "url": null,
-            "addresses": [], "status_id": first_status, "organization_id": data.org_id,
-            "date_created": now, "date_updated": now});
-        data.insert("lead", lead);
-        obj.insert("lead_id".into(), json!(lead_id));
+    } else if obj.get("lead_id").is_some_and(|l| !l.is_null()) {
+        return Err(ApiError::field("lead", "Not a valid string."));
     }
     if creating {
         obj.entry("emails").or_insert(json!([]));
