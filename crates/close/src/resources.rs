@@ -156,11 +156,13 @@ enum Paging {
 }
 
 /// A filter that Close's lead or contact list does not document, as an error: Close ignores
-/// such parameters and would answer with every record (close-openapi.yml `GET /lead/` takes
-/// only `query` besides paging and `_fields`; `GET /contact/` adds `lead_id`).
+/// such parameters and would answer with every record. close-openapi.yml gives `GET /lead/`
+/// only `_limit`, `_skip` and `_fields`; its older docs also listed the (deprecated since
+/// 2022-02-14) text `query`, which this client still passes through on leads.
+/// `GET /contact/` adds `lead_id`.
 fn undocumented_filter(object_type: &str, filters: &[(String, String)]) -> Option<Error> {
     let documented: &[&str] = if object_type == "contact" {
-        &["lead_id", "query"]
+        &["lead_id"]
     } else {
         &["query"]
     };
@@ -171,8 +173,8 @@ fn undocumented_filter(object_type: &str, filters: &[(String, String)]) -> Optio
         Error::new(
             ErrorKind::Validation,
             format!(
-                "Close's {object_type} list takes no `{key}` filter (it documents only {}); search with Client::search or search_text instead",
-                documented.join(" and ")
+                "Close's {object_type} list takes no `{key}` filter (it documents only `{}`); search with Client::search or search_text instead",
+                documented.join("`, `")
             ),
         )
         .with_crm(Crm::Close),
@@ -222,9 +224,9 @@ fn learned(limit: usize, ceiling: &AtomicUsize) -> usize {
 }
 
 impl<T: DeserializeOwned> ListBuilder<T> {
-    /// Adds a filter such as `lead_id=lead_…` or `date_updated__gte=2024-01-01`. Leads
-    /// document only `query` (Close's text search) and contacts also `lead_id`; any other
-    /// filter on them is refused, since Close would ignore it and answer with every record.
+    /// Adds a filter such as `lead_id=lead_…` or `date_updated__gte=2024-01-01`. Leads take
+    /// only the deprecated text `query` and contacts only `lead_id`; any other filter on them
+    /// is refused, since Close would ignore it and answer with every record.
     /// A filtered listing of leads or contacts pages by offset and stops with an error at the
     /// `_skip` ceiling. On opportunities,
     /// tasks and activities, `date_created__gte` / `date_created__lt` narrow the listing's

@@ -62,8 +62,8 @@ pub struct Company {
     /// One to three of the seeded trades.
     pub trades: Vec<String>,
     /// Minutes relative to the world's origin when it was first recorded: never positive,
-    /// so a large world stretches back in time from the origin instead of into the future
-    /// (no real CRM holds records created later than now).
+    /// so a large world stretches back in time from the origin instead of years into the
+    /// future (a CRM's seeding may date a company's deals and activities a little after it).
     pub created_minute: i64,
     /// Its people, as indexes into [`World::people`].
     pub people: Range<usize>,
