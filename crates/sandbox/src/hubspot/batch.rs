@@ -100,7 +100,9 @@ pub(crate) fn create(
     let mut results = vec![];
     let mut errors = vec![];
     for input in inputs {
-        let done = Data::validate(t, &input["properties"]).and_then(|p| data.create(t, p, None));
+        let done = data
+            .validate(t, &input["properties"])
+            .and_then(|p| data.create(t, p, None));
         match done {
             Ok(row) => results.push(written(data, t, &row)),
             Err(e) => errors.push(e.standard()),
@@ -120,7 +122,7 @@ pub(crate) fn update(
     let mut errors = vec![];
     for input in inputs {
         let key = id_of(input);
-        let done = Data::validate(t, &input["properties"]).and_then(|p| {
+        let done = data.validate(t, &input["properties"]).and_then(|p| {
             let id = data
                 .resolve(t, &key, input["idProperty"].as_str())?
                 .ok_or_else(|| {
@@ -149,7 +151,7 @@ pub(crate) fn upsert(
     for input in inputs {
         let key = id_of(input);
         let id_property = input["idProperty"].as_str();
-        let done = Data::validate(t, &input["properties"]).and_then(|mut p| {
+        let done = data.validate(t, &input["properties"]).and_then(|mut p| {
             match data.resolve(t, &key, id_property)? {
                 Some(id)
                     if data

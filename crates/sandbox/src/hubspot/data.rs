@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::api_error::ApiError;
-use super::kinds::{ObjectType, TYPES};
+use super::kinds::{ObjectType, PropKind, TYPES};
 use crate::shared::store::Table;
 
 /// One association from a record.
@@ -31,6 +31,8 @@ pub(crate) struct Data {
     /// Lower-cased email → id of the live contact holding it.
     emails: HashMap<String, String>,
     assoc: HashMap<(&'static str, String), Vec<Assoc>>,
+    /// Custom property definitions per type (`/crm/v3/properties`).
+    custom: HashMap<&'static str, Vec<Value>>,
     next_id: u64,
     last_micros: i64,
 }
@@ -60,6 +62,7 @@ impl Data {
             tables: TYPES.iter().map(|t| (t.plural, Table::new(None))).collect(),
             emails: HashMap::new(),
             assoc: HashMap::new(),
+            custom: HashMap::new(),
             next_id: first_id,
             last_micros: 0,
         }
@@ -78,8 +81,34 @@ impl Data {
         chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
     }
 
+    /// How a property of `t` compares, or `None` when it does not exist (built-in or custom).
+    pub(crate) fn kind(&self, t: &ObjectType, name: &str) -> Option<PropKind> {
+        t.kind(name).or_else(|| {
+            self.custom
+                .get(t.plural)
+                .and_then(|defs| defs.iter().find(|d| d["name"] == name))
+                .map(|d| match d["type"].as_str() {
+                    Some("number") => PropKind::Number,
+                    Some("date" | "datetime") => PropKind::Date,
+                    Some("enumeration" | "bool") => PropKind::Enum,
+                    _ => PropKind::Text,
+                })
+        })
+    }
+
+    /// Custom property definitions of a type, in creation order.
+    pub(crate) fn custom(&self, t: &ObjectType) -> &[Value] {
+        self.custom.get(t.plural).map_or(&[], Vec::as_slice)
+    }
+
+    /// Adds a custom property definition.
+    pub(crate) fn add_custom(&mut self, t: &ObjectType, def: Value) {
+        self.custom.entry(t.plural).or_default().push(def);
+    }
+
     /// Checks written properties: each must exist on the type and not be maintained by HubSpot.
     pub(crate) fn validate(
+        &self,
         t: &ObjectType,
         props: &Value,
     ) -> Result<Vec<(String, String)>, ApiError> {
@@ -91,7 +120,7 @@ impl Data {
                 "Invalid input JSON: properties must be an object",
             ));
         };
-        let unknown: Vec<&String> = map.keys().filter(|k| t.kind(k).is_none()).collect();
+        let unknown: Vec<&String> = map.keys().filter(|k| self.kind(t, k).is_none()).collect();
         if !unknown.is_empty() {
             // Message shape and PROPERTY_DOESNT_EXIST code: HubSpot CRM objects API error responses.
             let details: Vec<Value> = unknown
@@ -327,6 +356,19 @@ impl Data {
             .or_default();
         if !list.contains(&a) {
             list.push(a);
+        }
+    }
+
+    /// Removes every association from one record to another (one direction).
+    pub(crate) fn unlink(
+        &mut self,
+        from: &ObjectType,
+        from_id: &str,
+        to: &ObjectType,
+        to_id: &str,
+    ) {
+        if let Some(list) = self.assoc.get_mut(&(from.plural, from_id.to_string())) {
+            list.retain(|a| !(a.to_type == to.plural && a.to_id == to_id));
         }
     }
 

@@ -1,4 +1,4 @@
-//! Routing of `/crm/v3/objects/…` requests to the handlers, on the blocking pool: reads
+//! Routing of API requests (`/crm/…`, `/properties/v2/…`) to the handlers, on the blocking pool: reads
 //! (GET, batch read, search) under the shared read lock, writes under the write lock.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::api_error::{ApiError, reply};
 use super::kinds::ObjectType;
-use super::{State, batch, objects, search};
+use super::{State, associations, batch, objects, owners, pipelines, properties, search};
 
 /// Serves one CRM request off the async workers (the handler holds the data lock).
 pub(super) async fn api(
@@ -39,6 +39,11 @@ pub(super) async fn not_found(uri: Uri) -> Response {
     ApiError::not_found(format!("No route for {}", uri.path())).into_response()
 }
 
+fn parse_type(segment: &str) -> Result<&'static ObjectType, ApiError> {
+    ObjectType::parse(segment)
+        .ok_or_else(|| ApiError::invalid(format!("Unable to infer object type from: {segment}")))
+}
+
 fn handle(
     state: &State,
     method: &Method,
@@ -47,11 +52,6 @@ fn handle(
     body: &[u8],
 ) -> Result<(u16, Value), ApiError> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let ["crm", "v3", "objects", kind, rest @ ..] = segments.as_slice() else {
-        return Err(ApiError::not_found(format!("No route for {path}")));
-    };
-    let t = ObjectType::parse(kind)
-        .ok_or_else(|| ApiError::invalid(format!("Unable to infer object type from: {kind}")))?;
     let json_body = || -> Result<Value, ApiError> {
         if body.is_empty() {
             return Ok(json!({}));
@@ -59,6 +59,84 @@ fn handle(
         serde_json::from_slice(body)
             .map_err(|e| ApiError::invalid(format!("Invalid input JSON: {e}")))
     };
+    match segments.as_slice() {
+        ["crm", "v3", "objects", kind, rest @ ..] => {
+            objects_route(state, method, parse_type(kind)?, rest, params, json_body)
+        }
+        ["crm", "v3", "pipelines", kind, rest @ ..] if method == Method::GET => {
+            Ok((200, pipelines::get(parse_type(kind)?, rest)?))
+        }
+        ["crm", "v3", "owners", rest @ ..] if method == Method::GET => {
+            Ok((200, owners::get(rest, params)?))
+        }
+        ["crm", "v3", "properties", kind, rest @ ..] => {
+            let t = parse_type(kind)?;
+            match (method, rest) {
+                (&Method::GET, _) => Ok((200, properties::get(&state.read(), t, rest)?)),
+                (&Method::POST, []) => {
+                    let body = json_body()?;
+                    Ok((201, properties::create(&mut state.write(), t, &body)?))
+                }
+                _ => Err(method_not_allowed()),
+            }
+        }
+        ["properties", "v2", kind, "properties"] if method == Method::GET => {
+            Ok((200, properties::get_v2(&state.read(), parse_type(kind)?)))
+        }
+        [
+            "crm",
+            "v4",
+            "objects",
+            from,
+            from_id,
+            "associations",
+            rest @ ..,
+        ] => {
+            let from = parse_type(from)?;
+            match (method, rest) {
+                (&Method::GET, [to]) => Ok((
+                    200,
+                    associations::list(&state.read(), from, from_id, parse_type(to)?)?,
+                )),
+                (&Method::PUT, ["default", to, to_id]) => associations::put_default(
+                    &mut state.write(),
+                    from,
+                    from_id,
+                    parse_type(to)?,
+                    to_id,
+                ),
+                (&Method::PUT, [to, to_id]) => {
+                    let body = json_body()?;
+                    let to = parse_type(to)?;
+                    associations::put_labels(&mut state.write(), from, from_id, to, to_id, &body)
+                }
+                (&Method::DELETE, [to, to_id]) => Ok(associations::delete(
+                    &mut state.write(),
+                    from,
+                    from_id,
+                    parse_type(to)?,
+                    to_id,
+                )),
+                _ => Err(method_not_allowed()),
+            }
+        }
+        ["crm", "v4", "associations", from, to, "batch", op @ ..] if method == Method::POST => {
+            let (from, to) = (parse_type(from)?, parse_type(to)?);
+            let body = json_body()?;
+            associations::batch(&mut state.write(), from, to, op, &body)
+        }
+        _ => Err(ApiError::not_found(format!("No route for {path}"))),
+    }
+}
+
+fn objects_route(
+    state: &State,
+    method: &Method,
+    t: &'static ObjectType,
+    rest: &[&str],
+    params: &[(String, String)],
+    json_body: impl Fn() -> Result<Value, ApiError>,
+) -> Result<(u16, Value), ApiError> {
     let read = method == Method::GET || matches!(rest, ["search"] | ["batch", "read"]);
     if read {
         let data = state.read();

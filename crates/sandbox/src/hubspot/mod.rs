@@ -51,6 +51,7 @@
 //! ```
 
 mod api_error;
+mod associations;
 mod batch;
 mod data;
 mod dispatch;
@@ -58,6 +59,9 @@ mod gate;
 mod kinds;
 mod oauth;
 mod objects;
+mod owners;
+mod pipelines;
+mod properties;
 mod search;
 mod seed;
 
@@ -310,6 +314,7 @@ impl RunningHubSpot {
 fn router(state: Arc<State>) -> Router {
     let api = Router::new()
         .route("/crm/{*path}", any(dispatch::api))
+        .route("/properties/{*path}", any(dispatch::api))
         .fallback(dispatch::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

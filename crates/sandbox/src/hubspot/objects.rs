@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::api_error::ApiError;
-use super::data::{Assoc, Data};
+use super::data::Data;
 use super::kinds::ObjectType;
 
 /// The largest list page: 100 (HubSpot CRM API guide, "limit … maximum 100"); a larger
@@ -84,7 +84,7 @@ pub(crate) fn render(data: &Data, t: &ObjectType, row: &Value, shape: &Shape) ->
         Some(names) if !names.is_empty() => {
             // Requested properties the type knows appear, null when unset; unknown names are
             // skipped silently on reads (HubSpot ignores them on GET).
-            for n in names.iter().filter(|n| t.kind(n).is_some()) {
+            for n in names.iter().filter(|n| data.kind(t, n).is_some()) {
                 props.insert(n.clone(), stored.get(n).cloned().unwrap_or(Value::Null));
             }
         }
@@ -105,7 +105,7 @@ pub(crate) fn render(data: &Data, t: &ObjectType, row: &Value, shape: &Shape) ->
     }
     if !shape.history.is_empty() {
         let mut h = Map::new();
-        for n in shape.history.iter().filter(|n| t.kind(n).is_some()) {
+        for n in shape.history.iter().filter(|n| data.kind(t, n).is_some()) {
             h.insert(
                 n.clone(),
                 row["history"].get(n).cloned().unwrap_or_else(|| json!([])),
@@ -229,29 +229,13 @@ pub(crate) fn create(
     t: &'static ObjectType,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let props = Data::validate(t, &body["properties"])?;
+    let props = data.validate(t, &body["properties"])?;
     let links = create_associations(data, body)?;
     let row = data.create(t, props, None)?;
     let id = row["id"].as_str().unwrap_or_default().to_string();
     for (to, to_id, type_id) in links {
-        data.associate(
-            t,
-            &id,
-            Assoc {
-                to_type: to.plural,
-                to_id: to_id.clone(),
-                type_id,
-            },
-        );
-        data.associate(
-            to,
-            &to_id,
-            Assoc {
-                to_type: t.plural,
-                to_id: id.clone(),
-                type_id: 0,
-            },
-        );
+        // The targets were checked above, so linking cannot fail here.
+        super::associations::link(data, t, &id, to, &to_id, &[type_id])?;
     }
     Ok(render(
         data,
@@ -280,7 +264,7 @@ pub(crate) fn update(
     params: &[(String, String)],
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let props = Data::validate(t, &body["properties"])?;
+    let props = data.validate(t, &body["properties"])?;
     let id = data
         .resolve(t, id, param(params, "idProperty"))?
         .ok_or_else(|| ApiError::not_found(format!("resource not found: {id}")))?;

@@ -104,9 +104,9 @@ struct Filter {
 }
 
 impl Filter {
-    fn parse(t: &ObjectType, f: &Value) -> Result<Filter, ApiError> {
+    fn parse(data: &Data, t: &ObjectType, f: &Value) -> Result<Filter, ApiError> {
         let name = f["propertyName"].as_str().unwrap_or_default().to_string();
-        let kind = t.kind(&name).ok_or_else(|| {
+        let kind = data.kind(t, &name).ok_or_else(|| {
             ApiError::invalid(format!(
                 "There was a problem with the request: property {name} does not exist"
             ))
@@ -184,7 +184,7 @@ impl Filter {
     }
 }
 
-fn parse_groups(t: &ObjectType, body: &Value) -> Result<Vec<Vec<Filter>>, ApiError> {
+fn parse_groups(data: &Data, t: &ObjectType, body: &Value) -> Result<Vec<Vec<Filter>>, ApiError> {
     let groups = body["filterGroups"].as_array().cloned().unwrap_or_default();
     let total: usize = groups
         .iter()
@@ -207,7 +207,7 @@ fn parse_groups(t: &ObjectType, body: &Value) -> Result<Vec<Vec<Filter>>, ApiErr
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|f| Filter::parse(t, f))
+                .map(|f| Filter::parse(data, t, f))
                 .collect()
         })
         .collect()
@@ -215,7 +215,11 @@ fn parse_groups(t: &ObjectType, body: &Value) -> Result<Vec<Vec<Filter>>, ApiErr
 
 /// The one sort: `{propertyName, direction}` as the docs write it, or a bare name (the
 /// spec's `string[]`), read as ascending unless prefixed with `-` (sandbox's reading).
-fn parse_sort(t: &ObjectType, body: &Value) -> Result<Option<(String, bool)>, ApiError> {
+fn parse_sort(
+    data: &Data,
+    t: &ObjectType,
+    body: &Value,
+) -> Result<Option<(String, bool)>, ApiError> {
     let sorts = body["sorts"].as_array().cloned().unwrap_or_default();
     if sorts.len() > 1 {
         // Search guide: "only one sorting rule can be applied to any search".
@@ -234,7 +238,7 @@ fn parse_sort(t: &ObjectType, body: &Value) -> Result<Option<(String, bool)>, Ap
             s["direction"].as_str() == Some("DESCENDING"),
         ),
     };
-    if t.kind(&name).is_none() {
+    if data.kind(t, &name).is_none() {
         return Err(ApiError::invalid(format!(
             "Cannot sort on unknown property {name}"
         )));
@@ -259,8 +263,8 @@ fn offset(v: &Value, name: &str, default: usize) -> Result<usize, ApiError> {
 
 /// Runs one search.
 pub(crate) fn run(data: &Data, t: &ObjectType, body: &Value) -> Result<Value, ApiError> {
-    let groups = parse_groups(t, body)?;
-    let sort = parse_sort(t, body)?;
+    let groups = parse_groups(data, t, body)?;
+    let sort = parse_sort(data, t, body)?;
     let limit = offset(&body["limit"], "limit", 10)?;
     if limit > MAX_LIMIT {
         return Err(ApiError::invalid(format!(
@@ -306,7 +310,7 @@ pub(crate) fn run(data: &Data, t: &ObjectType, body: &Value) -> Result<Value, Ap
             .collect(),
         None => {
             let (name, _) = sort.clone().unwrap_or_default();
-            let kind = t.kind(&name).unwrap_or(PropKind::Text);
+            let kind = data.kind(t, &name).unwrap_or(PropKind::Text);
             let mut rows: Vec<&Value> = tb.iter().filter(|r| keep(r)).collect();
             rows.sort_by(|a, b| {
                 let get = |r: &Value| r["properties"][&name].as_str().map(|s| scalar(kind, s));

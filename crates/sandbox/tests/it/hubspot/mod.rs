@@ -1,9 +1,11 @@
 //! The HubSpot emulator over real loopback HTTP, pinning each documented behaviour.
 
+mod associations;
 mod batch;
 mod gate;
 mod objects;
 mod search;
+mod settings;
 
 use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
 use serde_json::Value;
