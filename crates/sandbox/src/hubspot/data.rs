@@ -31,6 +31,8 @@ pub(crate) struct Data {
     /// Lower-cased email → id of the live contact holding it.
     emails: HashMap<String, String>,
     assoc: HashMap<(&'static str, String), Vec<Assoc>>,
+    /// Webhook events of the writes not yet handed to the deliverer.
+    outbox: Vec<Value>,
     /// Custom property definitions per type (`/crm/v3/properties`).
     custom: HashMap<&'static str, Vec<Value>>,
     next_id: u64,
@@ -63,9 +65,27 @@ impl Data {
             emails: HashMap::new(),
             assoc: HashMap::new(),
             custom: HashMap::new(),
+            outbox: Vec::new(),
             next_id: first_id,
             last_micros: 0,
         }
+    }
+
+    /// Takes the webhook events written since the last call.
+    pub(crate) fn take_events(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn event(&mut self, t: &ObjectType, kind: &str, id: &str, change: Option<(&str, &str)>) {
+        let mut e = json!({"subscriptionType": format!("{}.{kind}", t.singular),
+                           "objectId": id.parse::<u64>().unwrap_or_default(),
+                           "occurredAt": chrono::Utc::now().timestamp_millis(),
+                           "changeSource": "API"});
+        if let Some((name, value)) = change {
+            e["propertyName"] = json!(name);
+            e["propertyValue"] = json!(value);
+        }
+        self.outbox.push(e);
     }
 
     /// The table of a type.
@@ -252,6 +272,7 @@ impl Data {
         if let Some(tb) = self.tables.get_mut(t.plural) {
             tb.insert(row.clone());
         }
+        self.event(t, "creation", &id, None);
         Ok(row)
     }
 
@@ -276,6 +297,9 @@ impl Data {
         let stamp = iso(self.now());
         let old_email = self.row_prop(t, id, "email");
         let modified = t.modified;
+        for (k, v) in &props {
+            self.event(t, "propertyChange", id, Some((k, v)));
+        }
         let row = self
             .tables
             .get_mut(t.plural)
@@ -345,6 +369,7 @@ impl Data {
                 row["archivedAt"] = json!(stamp);
             });
         }
+        self.event(t, "deletion", id, None);
         true
     }
 

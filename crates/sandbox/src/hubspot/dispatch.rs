@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::api_error::{ApiError, reply};
 use super::kinds::ObjectType;
-use super::{State, associations, batch, objects, owners, pipelines, properties, search};
+use super::{State, associations, batch, objects, owners, pipelines, properties, search, webhooks};
 
 /// Serves one CRM request off the async workers (the handler holds the data lock).
 pub(super) async fn api(
@@ -22,10 +22,19 @@ pub(super) async fn api(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    let write = method != Method::GET;
+    let worker = Arc::clone(&state);
     let joined =
         tokio::task::spawn_blocking(move || handle(&state, &method, &path, &params, &body)).await;
     match joined {
-        Ok(Ok((status, body))) => reply(status, body),
+        Ok(Ok((status, body))) => {
+            if write {
+                for e in worker.write().take_events() {
+                    let _ = worker.events.send(e);
+                }
+            }
+            reply(status, body)
+        }
         Ok(Err(e)) => e.into_response(),
         Err(_) => reply(
             500,
@@ -119,6 +128,14 @@ fn handle(
                 )),
                 _ => Err(method_not_allowed()),
             }
+        }
+        ["webhooks", "v3", app_id, rest @ ..] => {
+            let body = if method == Method::GET {
+                Value::Null
+            } else {
+                json_body()?
+            };
+            webhooks::manage(state, method, app_id, rest, &body)
         }
         ["crm", "v4", "associations", from, to, "batch", op @ ..] if method == Method::POST => {
             let (from, to) = (parse_type(from)?, parse_type(to)?);

@@ -48,8 +48,22 @@ impl GateHooks for State {
     }
 
     fn credential(&self, req: &Request) -> Option<String> {
-        let header = req.headers().get("authorization")?.to_str().ok()?;
-        let token = header.strip_prefix("Bearer ")?.trim();
+        let bearer = req
+            .headers()
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
+        let Some(header) = bearer else {
+            // Developer API key as `hapikey=` (spec securitySchemes `developer_hapikey`).
+            let query = req.uri().query().unwrap_or_default();
+            let key = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("hapikey="))
+                .filter(|k| !k.is_empty())?;
+            let ok = self.config.hapikey.as_deref().is_none_or(|h| h == key);
+            return ok.then(|| format!("hapikey:{key}"));
+        };
+        let token = header.trim();
         if token.is_empty() {
             return None;
         }

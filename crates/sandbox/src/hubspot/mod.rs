@@ -64,6 +64,7 @@ mod pipelines;
 mod properties;
 mod search;
 mod seed;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -75,12 +76,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::faults::Faults;
 use crate::server::{Served, serve};
 use crate::shared::admin::{self, HasGate};
 use crate::shared::gate::Gate;
 pub use crate::shared::stats::{RequestLog, Stats};
+pub use webhooks::{sign_v1, sign_v3};
 
 use data::Data;
 use kinds::TYPES;
@@ -104,6 +107,16 @@ pub struct Config {
     pub oauth_client: (String, String),
     /// Lifetime of issued access tokens (1,800 s as HubSpot's token responses show).
     pub token_ttl: Duration,
+    /// The app id webhooks are managed under (`/webhooks/v3/{appId}/…`) and sent from.
+    pub app_id: u64,
+    /// The account id events carry as `portalId`.
+    pub portal_id: u64,
+    /// Developer API key accepted as `hapikey=`; any non-empty one when `None`.
+    pub hapikey: Option<String>,
+    /// First delay between webhook delivery attempts; it doubles each time.
+    pub webhook_retry_base: Duration,
+    /// Webhook delivery attempts before giving up (HubSpot makes up to 10).
+    pub webhook_attempts: u32,
     /// Seed of the generated world.
     pub seed: u64,
     /// How many world companies to generate (HubSpot holds about 70% of them).
@@ -122,6 +135,11 @@ impl Default for Config {
             search_limit: 5,
             oauth_client: ("sandbox-client".into(), "sandbox-secret".into()),
             token_ttl: Duration::from_secs(1800),
+            app_id: 1,
+            portal_id: 62515,
+            hapikey: None,
+            webhook_retry_base: Duration::from_secs(1),
+            webhook_attempts: 10,
             seed: 1,
             companies: 0,
             faults: Faults::default(),
@@ -134,6 +152,8 @@ pub(crate) struct State {
     data: RwLock<Data>,
     gate: Gate,
     oauth: Mutex<oauth::OAuth>,
+    hooks: Mutex<webhooks::Hooks>,
+    events: mpsc::UnboundedSender<serde_json::Value>,
 }
 
 impl State {
@@ -215,6 +235,13 @@ impl HubSpotSandbox {
         self
     }
 
+    /// Sets the webhook retry schedule.
+    pub fn webhook_retry(mut self, base: Duration, attempts: u32) -> Self {
+        self.config.webhook_retry_base = base;
+        self.config.webhook_attempts = attempts;
+        self
+    }
+
     /// Injects `faults` from the start.
     pub fn faults(mut self, faults: Faults) -> Self {
         self.config.faults = faults;
@@ -232,17 +259,27 @@ impl HubSpotSandbox {
         // Ids start high and seed-dependent, like HubSpot's large numeric ids.
         let mut data = Data::new(1_000 + (self.config.seed % 1_000) * 1_000);
         seed::seed(&mut data, self.config.seed, self.config.companies);
+        // Seeding is history, not news: no webhooks for it.
+        data.take_events();
+        let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
             gate: Gate::new(self.config.faults.clone()),
             oauth: Mutex::new(oauth::OAuth::default()),
             config: self.config,
             data: RwLock::new(data),
+            hooks: Mutex::new(webhooks::Hooks::default()),
+            events: tx,
         });
+        let deliverer = tokio::spawn(webhooks::run(state.clone(), rx));
         let addr = self
             .addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let served = serve(router(state.clone()), addr).await?;
-        Ok(RunningHubSpot { served, state })
+        Ok(RunningHubSpot {
+            served,
+            state,
+            deliverer,
+        })
     }
 }
 
@@ -250,6 +287,13 @@ impl HubSpotSandbox {
 pub struct RunningHubSpot {
     served: Served,
     state: Arc<State>,
+    deliverer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningHubSpot {
+    fn drop(&mut self) {
+        self.deliverer.abort();
+    }
 }
 
 impl std::fmt::Debug for RunningHubSpot {
@@ -315,6 +359,7 @@ fn router(state: Arc<State>) -> Router {
     let api = Router::new()
         .route("/crm/{*path}", any(dispatch::api))
         .route("/properties/{*path}", any(dispatch::api))
+        .route("/webhooks/{*path}", any(dispatch::api))
         .fallback(dispatch::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

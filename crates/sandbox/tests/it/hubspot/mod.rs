@@ -6,6 +6,7 @@ mod gate;
 mod objects;
 mod search;
 mod settings;
+mod webhooks;
 
 use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
 use serde_json::Value;
