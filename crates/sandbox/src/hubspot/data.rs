@@ -373,6 +373,74 @@ impl Data {
         true
     }
 
+    /// Deletes a record for good (GDPR delete): no archived copy stays behind.
+    pub(crate) fn purge(&mut self, t: &ObjectType, id: &str) -> bool {
+        if let Some(email) = self.row_prop(t, id, "email")
+            && self.contact_by_email(&email) == Some(id)
+        {
+            self.emails.remove(&email.to_lowercase());
+        }
+        let gone = self
+            .tables
+            .get_mut(t.plural)
+            .and_then(|tb| tb.remove(id))
+            .is_some();
+        if let Some(links) = self.assoc.remove(&(t.plural, id.to_string())) {
+            for a in links {
+                if let Some(back) = self.assoc.get_mut(&(a.to_type, a.to_id.clone())) {
+                    back.retain(|b| !(b.to_type == t.plural && b.to_id == id));
+                }
+            }
+        }
+        if gone {
+            self.event(t, "privacyDeletion", id, None);
+        }
+        gone
+    }
+
+    /// Moves every association of `from_id` onto `to_id` (both directions), for merges.
+    pub(crate) fn move_associations(&mut self, t: &ObjectType, from_id: &str, to_id: &str) {
+        let links = self
+            .assoc
+            .remove(&(t.plural, from_id.to_string()))
+            .unwrap_or_default();
+        for a in links {
+            if let Some(back) = self.assoc.get_mut(&(a.to_type, a.to_id.clone())) {
+                for b in back
+                    .iter_mut()
+                    .filter(|b| b.to_type == t.plural && b.to_id == from_id)
+                {
+                    b.to_id = to_id.to_string();
+                }
+                back.dedup();
+            }
+            let own = self.assoc.entry((t.plural, to_id.to_string())).or_default();
+            if !own.contains(&a) {
+                own.push(a);
+            }
+        }
+    }
+
+    /// Queues a merge event (`{type}.merge`; HubSpot webhooks guide).
+    pub(crate) fn merge_event(&mut self, t: &ObjectType, primary: &str, merged: &str) {
+        let num = |s: &str| s.parse::<u64>().unwrap_or_default();
+        self.outbox
+            .push(json!({"subscriptionType": format!("{}.merge", t.singular),
+                                "objectId": num(primary), "primaryObjectId": num(primary),
+                                "mergedObjectIds": [num(merged)], "newObjectId": num(primary),
+                                "occurredAt": chrono::Utc::now().timestamp_millis(),
+                                "changeSource": "API"}));
+    }
+
+    /// The stored properties of a live record.
+    pub(crate) fn live_properties(&self, t: &ObjectType, id: &str) -> Option<Map<String, Value>> {
+        let row = self.table(t)?.get(id)?;
+        if row["archived"] != json!(false) {
+            return None;
+        }
+        row["properties"].as_object().cloned()
+    }
+
     /// Records an association from one record to another (one direction).
     pub(crate) fn associate(&mut self, from: &ObjectType, from_id: &str, a: Assoc) {
         let list = self

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::api_error::{ApiError, reply};
 use super::kinds::ObjectType;
-use super::{State, associations, batch, objects, owners, pipelines, properties, search, webhooks};
+use super::{
+    State, associations, batch, merge, objects, owners, pipelines, properties, search, webhooks,
+};
 
 /// Serves one CRM request off the async workers (the handler holds the data lock).
 pub(super) async fn api(
@@ -176,6 +178,11 @@ fn objects_route(
             } else {
                 Err(ApiError::not_found(format!("resource not found: {id}")))
             }
+        }
+        (&Method::POST, ["merge"]) => Ok((200, merge::merge(&mut data, t, &body)?)),
+        (&Method::POST, ["gdpr-delete"]) => {
+            merge::gdpr_delete(&mut data, t, &body)?;
+            Ok((204, Value::Null))
         }
         (&Method::POST, ["batch", "create"]) => batch::create(&mut data, t, &body),
         (&Method::POST, ["batch", "update"]) => batch::update(&mut data, t, &body),

@@ -3,8 +3,12 @@
 //! It serves the CRM v3 objects (contacts, companies, deals, notes, calls, tasks, meetings,
 //! emails; addressed by plural or singular name or by objectTypeId such as `0-1`, `0-2`,
 //! `0-3`): read one, list, create, patch, archive, batch read/create/update/upsert/archive
-//! and search; OAuth 2.0 tokens at `/oauth/v1/token`; and it plugs into the shared gate for
-//! credentials, rate windows and faults. Admin endpoints live under `/_sandbox/`:
+//! and search; merges and GDPR deletes; associations v4 (default and labelled, batch);
+//! the default deal pipeline; property definitions (v3, with custom properties, and the
+//! older `/properties/v2/{object}/properties`); owners; webhook settings and subscriptions
+//! with batched, signed deliveries; OAuth 2.0 tokens at `/oauth/v1/token`; and it plugs into
+//! the shared gate for credentials, rate windows and faults. Admin endpoints live under
+//! `/_sandbox/`:
 //!
 //! | endpoint | what it does |
 //! |---|---|
@@ -41,6 +45,12 @@
 //!   `SECONDLY` for search).
 //! - Auth: any non-empty Bearer token unless tokens are configured, then only those (and
 //!   OAuth access tokens it issued); anything else is a 401 `INVALID_AUTHENTICATION`.
+//!   Developer APIs (webhooks) also take `hapikey=`.
+//! - Webhooks: the events of one request (`{type}.creation`, `.propertyChange`,
+//!   `.deletion`, `.merge`, `.privacyDeletion`) go to the app's `targetUrl` as one JSON array
+//!   (up to 100 events), signed with `X-HubSpot-Signature-v3` + `X-HubSpot-Request-Timestamp`
+//!   ([`sign_v3`]) and `X-HubSpot-Signature` v1 ([`sign_v1`]) using the OAuth client secret,
+//!   and retried with a doubling delay.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -57,6 +67,7 @@ mod data;
 mod dispatch;
 mod gate;
 mod kinds;
+mod merge;
 mod oauth;
 mod objects;
 mod owners;

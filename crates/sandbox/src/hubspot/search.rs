@@ -26,6 +26,9 @@ pub(crate) const MAX_LIMIT: usize = 200;
 /// Results reachable by paging (search guide: "a maximum of 10,000 total results").
 pub(crate) const MAX_RESULTS: usize = 10_000;
 
+/// Characters in one search request body (search guide: "max 3,000 characters").
+pub(crate) const MAX_BODY: usize = 3_000;
+
 /// A value on a comparable scale.
 #[derive(Debug, PartialEq, PartialOrd)]
 enum Scalar {
@@ -263,6 +266,11 @@ fn offset(v: &Value, name: &str, default: usize) -> Result<usize, ApiError> {
 
 /// Runs one search.
 pub(crate) fn run(data: &Data, t: &ObjectType, body: &Value) -> Result<Value, ApiError> {
+    if body.to_string().len() > MAX_BODY {
+        return Err(ApiError::invalid(format!(
+            "The search request body is limited to {MAX_BODY} characters"
+        )));
+    }
     let groups = parse_groups(data, t, body)?;
     let sort = parse_sort(data, t, body)?;
     let limit = offset(&body["limit"], "limit", 10)?;

@@ -3,6 +3,7 @@
 mod associations;
 mod batch;
 mod gate;
+mod merges;
 mod objects;
 mod search;
 mod settings;
