@@ -104,11 +104,35 @@ struct Filter {
     value: Option<String>,
     high: Option<String>,
     values: Vec<String>,
+    /// For the pseudo-property `associations.{type}`: ids of the records associated with
+    /// the record named in `value`.
+    linked: Option<Vec<String>>,
 }
 
 impl Filter {
     fn parse(data: &Data, t: &ObjectType, f: &Value) -> Result<Filter, ApiError> {
         let name = f["propertyName"].as_str().unwrap_or_default().to_string();
+        // Pseudo-property `associations.{type}` with EQ (search guide, "Search through associations").
+        if let Some(other) = name.strip_prefix("associations.") {
+            let other = ObjectType::parse(other).ok_or_else(|| {
+                ApiError::invalid(format!("Unable to infer object type from: {other}"))
+            })?;
+            let value = text_of(&f["value"]).unwrap_or_default();
+            let linked = data
+                .associations(other, &value, t)
+                .iter()
+                .map(|a| a.to_id.clone())
+                .collect();
+            return Ok(Filter {
+                name,
+                kind: PropKind::Enum,
+                op: "EQ".into(),
+                value: Some(value),
+                high: None,
+                values: vec![],
+                linked: Some(linked),
+            });
+        }
         let kind = data.kind(t, &name).ok_or_else(|| {
             ApiError::invalid(format!(
                 "There was a problem with the request: property {name} does not exist"
@@ -156,10 +180,16 @@ impl Filter {
             value,
             high: text_of(&f["highValue"]),
             values,
+            linked: None,
         })
     }
 
     fn matches(&self, row: &Value) -> bool {
+        if let Some(linked) = &self.linked {
+            return row["id"]
+                .as_str()
+                .is_some_and(|id| linked.iter().any(|l| l == id));
+        }
         let stored = row["properties"][&self.name].as_str();
         let cmp = |v: &str| -> Option<Ordering> {
             stored.and_then(|s| scalar(self.kind, s).partial_cmp(&scalar(self.kind, v)))

@@ -108,6 +108,14 @@ async fn default_and_labelled_associations_are_seen_from_both_sides() {
         company
     );
 
+    let found = hs
+        .post(
+            "/crm/v3/objects/contacts/search",
+            &json!({"filterGroups": [{"filters": [{"propertyName": "associations.company", "operator": "EQ", "value": company}]}]}),
+        )
+        .await;
+    assert_eq!(crate::hubspot::ids(&found.body), vec![contact.to_string()]);
+
     let gone = hs
         .delete(&format!(
             "/crm/v4/objects/contacts/{contact}/associations/companies/{company}"
