@@ -21,6 +21,7 @@
 
 pub mod close;
 pub mod faults;
+pub mod hubspot;
 mod names;
 pub mod server;
 pub mod shared;

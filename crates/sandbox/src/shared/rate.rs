@@ -89,6 +89,41 @@ impl RateWindows {
         )
     }
 
+    /// What each window has left for `cred` on `group`, without charging anything (for
+    /// emulators that report several windows in their headers).
+    pub fn remaining(&self, cred: &str, group: &str, windows: &[Window]) -> Vec<u32> {
+        let now = self.started.elapsed();
+        let day = chrono::Utc::now().timestamp().div_euclid(86_400) as u64;
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let used = counts
+                    .get(&(cred.to_string(), group.to_string(), i))
+                    .map_or(0, |c| match w.kind {
+                        WindowKind::Fixed => {
+                            let bucket = (now.as_nanos() / w.length.as_nanos().max(1)) as u64;
+                            if c.bucket == bucket { c.used } else { 0 }
+                        }
+                        WindowKind::Rolling => c
+                            .times
+                            .iter()
+                            .filter(|t| now.saturating_sub(**t) < w.length)
+                            .count() as u32,
+                        WindowKind::Daily => {
+                            if c.bucket == day {
+                                c.used
+                            } else {
+                                0
+                            }
+                        }
+                    });
+                w.limit.saturating_sub(used)
+            })
+            .collect()
+    }
+
     fn admit_at(
         &self,
         cred: &str,
@@ -237,6 +272,19 @@ mod tests {
         assert!(!r.admit_at("k", "g", &w, at(999), wall()).allowed);
         assert!(r.admit_at("k", "g", &w, at(1000), wall()).allowed);
         assert!(!r.admit_at("k", "g", &w, at(1500), wall()).allowed);
+    }
+
+    #[test]
+    fn remaining_reports_every_window_without_charging() {
+        let r = RateWindows::new();
+        let w = [
+            window(WindowKind::Rolling, 10, Duration::from_secs(60)),
+            window(WindowKind::Daily, 50, Duration::ZERO),
+        ];
+        assert!(r.admit("k", "g", &w).allowed);
+        assert_eq!(r.remaining("k", "g", &w), [9, 49]);
+        assert_eq!(r.remaining("k", "g", &w), [9, 49]);
+        assert_eq!(r.remaining("other", "g", &w), [10, 50]);
     }
 
     #[test]

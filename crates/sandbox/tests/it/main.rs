@@ -3,6 +3,7 @@
 
 mod events;
 mod gate;
+mod hubspot;
 mod lists;
 mod scale;
 mod search;

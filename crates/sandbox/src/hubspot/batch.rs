@@ -1,0 +1,197 @@
+//! `/crm/v3/objects/{type}/batch/{read,create,update,upsert,archive}`: at most 100 inputs,
+//! 207 multi-status with `numErrors` and `errors[]` when some inputs fail.
+
+use serde_json::{Value, json};
+
+use super::api_error::ApiError;
+use super::data::{Data, iso};
+use super::kinds::ObjectType;
+use super::objects::{Shape, all_set, render};
+
+/// Inputs per batch request: 100 (HubSpot usage guidelines, "batch … up to 100 records").
+pub(crate) const BATCH_MAX: usize = 100;
+
+fn inputs(body: &Value) -> Result<&Vec<Value>, ApiError> {
+    let inputs = body["inputs"]
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("Invalid input JSON: inputs is required"))?;
+    if inputs.len() > BATCH_MAX {
+        return Err(ApiError::invalid(format!(
+            "Too many inputs: {} (the limit is {BATCH_MAX})",
+            inputs.len()
+        ))
+        .with_context(json!({"limit": [BATCH_MAX.to_string()]})));
+    }
+    Ok(inputs)
+}
+
+fn id_of(input: &Value) -> String {
+    match &input["id"] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+/// The `BatchResponse` body, and its status: `ok` when nothing failed, 207 otherwise.
+fn answer(ok: u16, results: Vec<Value>, errors: Vec<Value>) -> (u16, Value) {
+    let now = iso(chrono::Utc::now());
+    let mut body = json!({"status": "COMPLETE", "results": results,
+                          "requestedAt": now, "startedAt": now, "completedAt": now});
+    if errors.is_empty() {
+        return (ok, body);
+    }
+    body["numErrors"] = json!(errors.len());
+    body["errors"] = Value::Array(errors);
+    (207, body)
+}
+
+/// `batch/read`: missing ids become one OBJECT_NOT_FOUND error naming them.
+pub(crate) fn read(data: &Data, t: &ObjectType, body: &Value) -> Result<(u16, Value), ApiError> {
+    let inputs = inputs(body)?;
+    let shape = Shape::from_body(body);
+    let id_property = body["idProperty"].as_str();
+    let archived = body["archived"] == json!(true);
+    let mut results = vec![];
+    let mut missing = vec![];
+    for input in inputs {
+        let id = id_of(input);
+        let row = data
+            .resolve(t, &id, id_property)?
+            .and_then(|id| data.table(t).and_then(|tb| tb.get(&id)))
+            .filter(|r| r["archived"] == json!(archived));
+        match row {
+            Some(row) => results.push(render(data, t, row, &shape)),
+            None => missing.push(id),
+        }
+    }
+    let errors = if missing.is_empty() {
+        vec![]
+    } else {
+        vec![ApiError::not_found(format!(
+            "Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.",
+            t.upper
+        ))
+        .with_context(json!({"ids": missing}))
+        .standard()]
+    };
+    Ok(answer(200, results, errors))
+}
+
+fn written(data: &Data, t: &ObjectType, row: &Value) -> Value {
+    render(
+        data,
+        t,
+        row,
+        &Shape {
+            properties: Some(all_set(row)),
+            ..Shape::default()
+        },
+    )
+}
+
+/// `batch/create` → 201, or 207 with the inputs that failed.
+pub(crate) fn create(
+    data: &mut Data,
+    t: &ObjectType,
+    body: &Value,
+) -> Result<(u16, Value), ApiError> {
+    let inputs = inputs(body)?;
+    let mut results = vec![];
+    let mut errors = vec![];
+    for input in inputs {
+        let done = data
+            .validate(t, &input["properties"])
+            .and_then(|p| data.create(t, p, None));
+        match done {
+            Ok(row) => results.push(written(data, t, &row)),
+            Err(e) => errors.push(e.standard()),
+        }
+    }
+    Ok(answer(201, results, errors))
+}
+
+/// `batch/update` → 200, or 207 with the inputs that failed.
+pub(crate) fn update(
+    data: &mut Data,
+    t: &ObjectType,
+    body: &Value,
+) -> Result<(u16, Value), ApiError> {
+    let inputs = inputs(body)?;
+    let mut results = vec![];
+    let mut errors = vec![];
+    for input in inputs {
+        let key = id_of(input);
+        let done = data.validate(t, &input["properties"]).and_then(|p| {
+            let id = data
+                .resolve(t, &key, input["idProperty"].as_str())?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("resource not found: {key}"))
+                        .with_context(json!({"ids": [key]}))
+                })?;
+            data.update(t, &id, p)
+        });
+        match done {
+            Ok(row) => results.push(written(data, t, &row)),
+            Err(e) => errors.push(e.standard()),
+        }
+    }
+    Ok(answer(200, results, errors))
+}
+
+/// `batch/upsert` by a unique `idProperty` (contacts: `email`): results carry `new`.
+pub(crate) fn upsert(
+    data: &mut Data,
+    t: &ObjectType,
+    body: &Value,
+) -> Result<(u16, Value), ApiError> {
+    let inputs = inputs(body)?;
+    let mut results = vec![];
+    let mut errors = vec![];
+    for input in inputs {
+        let key = id_of(input);
+        let id_property = input["idProperty"].as_str();
+        let done = data.validate(t, &input["properties"]).and_then(|mut p| {
+            match data.resolve(t, &key, id_property)? {
+                Some(id)
+                    if data
+                        .table(t)
+                        .and_then(|tb| tb.get(&id))
+                        .is_some_and(|r| r["archived"] == json!(false)) =>
+                {
+                    data.update(t, &id, p).map(|r| (r, false))
+                }
+                _ => {
+                    // A new record takes the key as its unique property value.
+                    if let Some(prop) = id_property.filter(|p| *p != "hs_object_id")
+                        && !p.iter().any(|(k, _)| k == prop)
+                    {
+                        p.push((prop.to_string(), key.clone()));
+                    }
+                    data.create(t, p, None).map(|r| (r, true))
+                }
+            }
+        });
+        match done {
+            Ok((row, new)) => {
+                let mut r = written(data, t, &row);
+                r["new"] = json!(new);
+                results.push(r);
+            }
+            Err(e) => errors.push(e.standard()),
+        }
+    }
+    Ok(answer(200, results, errors))
+}
+
+/// `batch/archive` → 204; ids that do not exist are ignored.
+pub(crate) fn archive(
+    data: &mut Data,
+    t: &ObjectType,
+    body: &Value,
+) -> Result<(u16, Value), ApiError> {
+    for input in inputs(body)? {
+        data.archive(t, &id_of(input));
+    }
+    Ok((204, Value::Null))
+}

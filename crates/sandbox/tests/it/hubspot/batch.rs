@@ -1,0 +1,105 @@
+//! Batch endpoints: the 100-input limit and 207 multi-status partial failures.
+
+use serde_json::{Value, json};
+
+use super::{Hs, hubspot};
+
+#[tokio::test]
+async fn more_than_100_inputs_is_a_400() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let inputs: Vec<Value> = (0..101)
+        .map(|i| json!({"properties": {"name": format!("c{i}")}}))
+        .collect();
+    let a = hs
+        .post(
+            "/crm/v3/objects/companies/batch/create",
+            &json!({"inputs": inputs}),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(sb.count("companies"), 0);
+    let hundred: Vec<Value> = (0..100)
+        .map(|i| json!({"properties": {"name": format!("c{i}")}}))
+        .collect();
+    let ok = hs
+        .post(
+            "/crm/v3/objects/companies/batch/create",
+            &json!({"inputs": hundred}),
+        )
+        .await;
+    assert_eq!(ok.status, 201);
+    assert_eq!(ok.body["status"], json!("COMPLETE"));
+    assert_eq!(sb.count("companies"), 100);
+}
+
+#[tokio::test]
+async fn partial_failures_are_a_207_with_num_errors() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let made = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            &json!({"inputs": [
+            {"properties": {"email": "a@x.io"}}, {"properties": {"nope": "1"}}]}),
+        )
+        .await;
+    assert_eq!(made.status, 207);
+    assert_eq!(made.body["numErrors"], json!(1));
+    assert_eq!(
+        made.body["errors"][0]["category"],
+        json!("VALIDATION_ERROR")
+    );
+    let id = made.body["results"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let read = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            &json!({"inputs": [{"id": id}, {"id": "999999999"}], "properties": ["email"]}),
+        )
+        .await;
+    assert_eq!(read.status, 207);
+    assert_eq!(
+        read.body["errors"][0]["context"]["ids"],
+        json!(["999999999"])
+    );
+    assert_eq!(
+        read.body["results"][0]["properties"]["email"],
+        json!("a@x.io")
+    );
+    let upsert = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/upsert",
+            &json!({"inputs": [
+            {"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}},
+            {"id": "b@x.io", "idProperty": "email", "properties": {"firstname": "B"}}]}),
+        )
+        .await;
+    assert_eq!(upsert.status, 200, "{}", upsert.body);
+    let news: Vec<&Value> = upsert.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| &r["new"])
+        .collect();
+    assert_eq!(news, [&json!(false), &json!(true)]);
+    assert_eq!(
+        upsert.body["results"][1]["properties"]["email"],
+        json!("b@x.io")
+    );
+    let update = hs
+        .post("/crm/v3/objects/contacts/batch/update", &json!({"inputs": [
+            {"id": id, "properties": {"lastname": "Z"}}, {"id": "1", "properties": {"lastname": "Z"}}]}))
+        .await;
+    assert_eq!(update.status, 207);
+    let archived = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/archive",
+            &json!({"inputs": [{"id": id}]}),
+        )
+        .await;
+    assert_eq!(archived.status, 204);
+    assert_eq!(sb.count("contacts"), 1);
+}

@@ -1,0 +1,162 @@
+//! Webhooks: settings and subscriptions, batched deliveries signed with v3 and v1, retries.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use crmkit_sandbox::hubspot::{HubSpotSandbox, sign_v1, sign_v3};
+use serde_json::{Value, json};
+
+use super::Hs;
+
+type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+#[tokio::test]
+async fn events_arrive_in_signed_batches_and_failures_are_retried() {
+    let seen: Seen = Arc::default();
+    let calls = Arc::new(Mutex::new(0u32));
+    let (seen2, calls2) = (seen.clone(), calls.clone());
+    let receiver = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let (seen, calls) = (seen2.clone(), calls2.clone());
+            async move {
+                let mut n = calls.lock().unwrap_or_else(|p| p.into_inner());
+                *n += 1;
+                if *n == 1 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((headers, body.to_vec()));
+                StatusCode::OK
+            }
+        }),
+    );
+    let served = crmkit_sandbox::server::serve(receiver, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("receiver starts");
+    let sb = HubSpotSandbox::builder()
+        .webhook_retry(Duration::from_millis(20), 4)
+        .start()
+        .await
+        .expect("starts");
+    let hs = Hs::new(&sb);
+    let url = format!("http://{}/hook", served.addr());
+    let put = hs
+        .http
+        .put(format!(
+            "{}/webhooks/v3/1/settings?hapikey=dev-key",
+            hs.root
+        ))
+        .json(&json!({"targetUrl": url}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(put.status().as_u16(), 200);
+    for sub in [
+        json!({"eventType": "contact.creation"}),
+        json!({"eventType": "contact.propertyChange", "propertyName": "firstname"}),
+    ] {
+        let a = hs
+            .http
+            .post(format!(
+                "{}/webhooks/v3/1/subscriptions?hapikey=dev-key",
+                hs.root
+            ))
+            .json(&sub)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(a.status().as_u16(), 201);
+    }
+    let made = hs
+        .post("/crm/v3/objects/contacts/batch/create", &json!({"inputs": [
+            {"properties": {"email": "a@x.io"}}, {"properties": {"email": "b@x.io"}}, {"properties": {"email": "c@x.io"}}]}))
+        .await;
+    assert_eq!(made.status, 201);
+    let id = made.body["results"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    hs.patch(
+        &format!("/crm/v3/objects/contacts/{id}"),
+        &json!({"properties": {"firstname": "A", "lastname": "B"}}),
+    )
+    .await;
+    let mut events: Vec<Value> = vec![];
+    for _ in 0..100 {
+        events = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|(_, b)| serde_json::from_slice::<Vec<Value>>(b).unwrap_or_default())
+            .collect();
+        if events.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["subscriptionType"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "contact.creation",
+            "contact.creation",
+            "contact.creation",
+            "contact.propertyChange"
+        ]
+    );
+    assert_eq!(events[3]["propertyName"], json!("firstname"));
+    assert_eq!(events[3]["objectId"].to_string(), id);
+    let deliveries = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let creations_per_delivery: Vec<usize> = deliveries
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_slice::<Vec<Value>>(b)
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| e["subscriptionType"] == "contact.creation")
+                .count()
+        })
+        .collect();
+    assert!(
+        creations_per_delivery.contains(&3),
+        "one request's events go out in one batch: {creations_per_delivery:?}"
+    );
+    for (headers, body) in &deliveries {
+        let h = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let ts = h("x-hubspot-request-timestamp");
+        assert_eq!(
+            h("x-hubspot-signature-v3"),
+            sign_v3("sandbox-secret", "POST", &url, body, &ts)
+        );
+        assert_eq!(h("x-hubspot-signature"), sign_v1("sandbox-secret", body));
+        let age = chrono::Utc::now().timestamp_millis() - ts.parse::<i64>().unwrap_or_default();
+        assert!((0..300_000).contains(&age), "fresh timestamp: {age}");
+    }
+    // The sandbox counts an attempt once the answer is back, just after the receiver saw it.
+    for _ in 0..50 {
+        if sb.stats().webhook_delivered == deliveries.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sb.stats().webhook_attempts,
+        deliveries.len() as u64 + 1,
+        "the first attempt failed and was retried"
+    );
+}
