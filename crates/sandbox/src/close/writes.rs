@@ -155,9 +155,9 @@ pub(crate) fn create(
 ) -> Result<Changed, ApiError> {
     let Checked { mut obj, contacts } = check_create(data, kind, body)?;
     let mut events = Vec::new();
-    if kind == Kind::Contact && !obj.contains_key("lead_id") {
+    if kind == Kind::Contact && obj.get("lead_id").is_none_or(Value::is_null) {
         // Close creates a lead named after the contact when none is given
-        // (developer.close.com/resources/contacts).
+        // (developer.close.com/resources/contacts); a null `lead_id` gives none either.
         let name = obj.get("name").cloned().unwrap_or(json!(""));
         let mut lead = body_object(json!({"name": name}))?;
         validate(data, Kind::Lead, &mut lead, None)?;
