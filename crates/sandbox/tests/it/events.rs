@@ -180,7 +180,7 @@ async fn a_delete_carries_the_prior_object_and_one_request_shares_one_request_id
     assert_eq!(contact_ids.len(), 2);
     assert_eq!(nested("contacts", "id"), contact_ids);
     assert_eq!(nested("contacts", "name"), ["Ann", "Bob"]);
-    assert_eq!(nested("opportunities", "id"), [opp_id.clone()]);
+    assert_eq!(nested("opportunities", "id"), [opp_id]);
     assert_eq!(deleted["previous_data"]["opportunities"][0]["value"], 100);
     let request = deleted["request_id"].as_str().unwrap_or_default();
     let cascade = api.get("event/", &[("request_id", request)]).await.body;
