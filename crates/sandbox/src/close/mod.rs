@@ -36,7 +36,8 @@
 //!   query."
 //! - `POST /data/search/` returns `{"__object_type", "id"}` per result unless `_fields`
 //!   names fields per object type (any other `_fields` shape is a 400); its `_limit` is
-//!   clamped to 200, unlike list endpoints; the cursor resumes where the last page ended.
+//!   clamped to 200, unlike list endpoints; the cursor resumes where the last page ended and
+//!   is a 400 under another sort; a sort without `field.field_name` is a 400.
 //! - `GET /event/` accepts only the filter combinations the spec lists (plus
 //!   `date_updated__gte/gt/lte/lt`), caps `_limit` at 50, answers newest first, pages with
 //!   `_cursor` / `cursor_next` / `cursor_previous`; delete events carry `"data": null` and

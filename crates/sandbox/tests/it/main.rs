@@ -6,6 +6,7 @@ mod gate;
 mod lists;
 mod scale;
 mod search;
+mod search_ranges;
 mod webhooks;
 mod writes;
 
