@@ -155,3 +155,11 @@ impl Data {
 pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
 }
+
+/// `t` in microseconds rounded up, for an exclusive upper bound on a time index (whose keys
+/// are rounded down): a row kept by `time < t` has a key below it, including a row stored at
+/// the microsecond `t` falls inside.
+pub(crate) fn micros_up(t: DateTime<Utc>) -> i64 {
+    let partial = t.timestamp_subsec_nanos() % 1000 != 0;
+    t.timestamp_micros().saturating_add(i64::from(partial))
+}

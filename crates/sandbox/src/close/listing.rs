@@ -11,7 +11,7 @@ use std::ops::Bound;
 use serde_json::{Value, json};
 
 use super::api_error::ApiError;
-use super::data::{Data, parse_time};
+use super::data::{Data, micros_up, parse_time};
 use super::kinds::Kind;
 use super::params::{Page, Params, matches_filter, page, param, select_fields, sort_rows};
 use super::render::render;
@@ -101,14 +101,14 @@ fn time_bound(params: &Params, key: &str, lower: bool) -> Result<Bound<TimeKey>,
     let Some(v) = param(params, key) else {
         return Ok(Bound::Unbounded);
     };
-    let at = parse_time(v)
-        .ok_or_else(|| ApiError::field(key, "Enter a valid date/time."))?
-        .timestamp_micros();
+    let t = parse_time(v).ok_or_else(|| ApiError::field(key, "Enter a valid date/time."))?;
     // Strict bounds become inclusive ones a microsecond further; the filter checks again.
+    // A strict upper bound is rounded up, so the microsecond it falls inside stays in range.
     let strict = key.ends_with("__gt") || key.ends_with("__lt");
     let at = match (lower, strict) {
-        (true, true) | (false, false) => at.saturating_add(1),
-        _ => at,
+        (true, true) | (false, false) => t.timestamp_micros().saturating_add(1),
+        (false, true) => micros_up(t),
+        (true, false) => t.timestamp_micros(),
     };
     Ok(if lower {
         Bound::Included((at, String::new()))

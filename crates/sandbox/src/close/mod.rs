@@ -36,12 +36,15 @@
 //!   query."
 //! - `POST /data/search/` returns `{"__object_type", "id"}` per result unless `_fields`
 //!   names fields per object type (any other `_fields` shape is a 400); its `_limit` is
-//!   clamped to 200, unlike list endpoints; the cursor resumes where the last page ended.
+//!   clamped to 200, unlike list endpoints; the cursor resumes where the last page ended and
+//!   is a 400 under another sort; a sort without `field.field_name` is a 400.
 //! - `GET /event/` accepts only the filter combinations the spec lists (plus
 //!   `date_updated__gte/gt/lte/lt`), caps `_limit` at 50, answers newest first, pages with
 //!   `_cursor` / `cursor_next` / `cursor_previous`; delete events carry `"data": null` and
-//!   the whole prior object in `previous_data`; the events of one request share its
-//!   `request_id`.
+//!   the whole prior object in `previous_data` (a lead's with its nested contacts,
+//!   opportunities and tasks); deleting a lead also logs a `deleted` event for each of its
+//!   contacts, opportunities, tasks and activities, as Close does; the events of one request
+//!   share its `request_id`.
 //! - `POST /activity/meeting/` is refused; `GET /activity/?id__in=a,b` finds any type.
 //! - A POST or PUT stores only the fields Close documents for the collection (and defined
 //!   `custom.cf_…` fields); other keys are dropped, as Close ignores them. A refused write

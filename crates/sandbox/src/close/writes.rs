@@ -42,10 +42,15 @@ fn change_event(
     .map(str::to_string);
     // Delete events carry no data but the whole prior object in `previous_data`
     // (developer.close.com/resources/event-log; Close's restore_deleted_leads.py re-POSTs it).
+    // A caller that rendered the object before removing its children passes that rendering.
     let (rendered, previous, changed) = if action == "deleted" {
-        let prior = match render(data, table, row.clone()) {
-            Value::Object(m) => m,
-            _ => previous,
+        let prior = if previous.is_empty() {
+            match render(data, table, row.clone()) {
+                Value::Object(m) => m,
+                _ => previous,
+            }
+        } else {
+            previous
         };
         (Value::Null, prior, Vec::new())
     } else {
@@ -150,9 +155,9 @@ pub(crate) fn create(
 ) -> Result<Changed, ApiError> {
     let Checked { mut obj, contacts } = check_create(data, kind, body)?;
     let mut events = Vec::new();
-    if kind == Kind::Contact && !obj.contains_key("lead_id") {
+    if kind == Kind::Contact && obj.get("lead_id").is_none_or(Value::is_null) {
         // Close creates a lead named after the contact when none is given
-        // (developer.close.com/resources/contacts).
+        // (developer.close.com/resources/contacts); a null `lead_id` gives none either.
         let name = obj.get("name").cloned().unwrap_or(json!(""));
         let mut lead = body_object(json!({"name": name}))?;
         validate(data, Kind::Lead, &mut lead, None)?;
@@ -240,9 +245,23 @@ pub(crate) fn delete(
     id: &str,
     path: &str,
 ) -> Result<Changed, ApiError> {
-    find(data, kind, id)?;
+    let found = find(data, kind, id)?.clone();
+    // A lead's tombstone shows the lead as it was, its nested contacts, opportunities and
+    // tasks included, so it is rendered before the cascade removes them.
+    let prior = match kind {
+        Kind::Lead => match render(data, kind.table(), found) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    };
     let mut events = Vec::new();
     if kind == Kind::Lead {
+        // Each cascaded child also gets its own `deleted` event, as Close logs them: "deleting
+        // a lead will cause additional deleted events on child objects like activities,
+        // opportunities, tasks, and contacts" (developer.close.com/resources/event-log/list-of-events).
+        // The same children are also in the lead's `previous_data`, so a reader may take
+        // them from either place.
         for table in ["contact", "opportunity", "task", "activity"] {
             let children: Vec<String> = data
                 .children(table, id)
@@ -272,7 +291,7 @@ pub(crate) fn delete(
         kind.table(),
         "deleted",
         &row,
-        Map::new(),
+        prior,
         "DELETE",
         path,
     ));

@@ -131,11 +131,14 @@ async fn a_delete_carries_the_prior_object_and_one_request_shares_one_request_id
         .await;
     assert_eq!(lead.status, 200, "{}", lead.body);
     let id = lead.body["id"].as_str().unwrap_or_default().to_string();
-    api.post(
-        "opportunity/",
-        &json!({"lead_id": id, "value": 100, "note": "n"}),
-    )
-    .await;
+    let opp = api
+        .post(
+            "opportunity/",
+            &json!({"lead_id": id, "value": 100, "note": "n"}),
+        )
+        .await;
+    assert_eq!(opp.status, 200, "{}", opp.body);
+    let opp_id = opp.body["id"].as_str().unwrap_or_default().to_string();
     let created = api.get("event/", &[("lead_id", id.as_str())]).await.body;
     let create_requests: HashSet<&str> = created["data"]
         .as_array()
@@ -156,9 +159,33 @@ async fn a_delete_carries_the_prior_object_and_one_request_shares_one_request_id
     assert_eq!(deleted["previous_data"]["name"], "Gone");
     assert_eq!(deleted["previous_data"]["description"], "d");
     assert_eq!(deleted["previous_data"]["id"], id.as_str());
+    // The tombstone is rendered before the cascade, so it still holds the lead's children.
+    let nested = |key: &str, field: &str| -> Vec<String> {
+        let mut v: Vec<String> = deleted["previous_data"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c[field].as_str().map(str::to_string))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let mut contact_ids: Vec<String> = lead.body["contacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["id"].as_str().map(str::to_string))
+        .collect();
+    contact_ids.sort_unstable();
+    assert_eq!(contact_ids.len(), 2);
+    assert_eq!(nested("contacts", "id"), contact_ids);
+    assert_eq!(nested("contacts", "name"), ["Ann", "Bob"]);
+    assert_eq!(nested("opportunities", "id"), [opp_id]);
+    assert_eq!(deleted["previous_data"]["opportunities"][0]["value"], 100);
     let request = deleted["request_id"].as_str().unwrap_or_default();
     let cascade = api.get("event/", &[("request_id", request)]).await.body;
-    // The lead, two contacts and one opportunity, all from one DELETE.
+    // The lead, two contacts and one opportunity, all from one DELETE: Close logs a
+    // `deleted` event for each child of a deleted lead too.
     assert_eq!(ids(&cascade).len(), 4, "{cascade}");
     let opp = cascade["data"]
         .as_array()

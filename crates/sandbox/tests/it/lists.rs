@@ -314,3 +314,40 @@ async fn the_skip_ceiling_is_per_resource_with_closes_message() {
     assert_eq!(over.status, 400);
     assert_eq!(over.body["error"], message(20));
 }
+
+#[tokio::test]
+async fn a_strict_upper_date_bound_keeps_the_microsecond_it_falls_inside() {
+    let sb = sandbox(5).await;
+    let api = Api::new(&sb);
+    let opps = api.get("opportunity/", &[("_limit", "1")]).await;
+    let at = opps.body["data"][0]["date_created"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let id = ids(&opps.body);
+    assert_eq!(id.len(), 1, "{}", opps.body);
+    // Half a microsecond after the opportunity was created.
+    let nudged = at.replacen("+00:00", "5+00:00", 1);
+    assert_ne!(nudged, at);
+    let kept = api
+        .get(
+            "opportunity/",
+            &[
+                ("date_created__gte", at.as_str()),
+                ("date_created__lt", nudged.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert!(ids(&kept.body).contains(&id[0]), "{}", kept.body);
+    let exact = api
+        .get(
+            "opportunity/",
+            &[
+                ("date_created__gte", at.as_str()),
+                ("date_created__lt", at.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(ids(&exact.body), Vec::<String>::new());
+}

@@ -7,6 +7,7 @@ mod hubspot;
 mod lists;
 mod scale;
 mod search;
+mod search_ranges;
 mod webhooks;
 mod writes;
 

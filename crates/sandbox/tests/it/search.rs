@@ -71,7 +71,8 @@ async fn the_limit_is_clamped_to_200() {
     assert!(a.body["cursor"].is_string());
 }
 
-async fn page_all(api: &Api, body: Value) -> Vec<Value> {
+/// Every result of a search, following its cursor to the end.
+pub(crate) async fn page_all(api: &Api, body: Value) -> Vec<Value> {
     let mut out = Vec::new();
     let mut body = body;
     loop {
@@ -134,24 +135,37 @@ async fn hostile_cursors_get_an_answer_never_a_dropped_connection() {
     let api = Api::new(&sb);
     let max = u64::MAX;
     let min = i64::MIN;
-    let cursors = [
-        format!("sbx2.{max}.s.0"),
-        format!("sbx2.{}.s.0", 1u64 << 40),
-        format!("sbx2.0.s.{max}"),
-        format!("sbx2.{max}.o.{max}"),
-        format!("sbx2.0.o.{max}"),
-        format!("sbx2.0.t.{min}."),
-        format!("sbx2.0.t.{}.zzz", i64::MAX),
-        "sbx2.1.t.1".to_string(),
-        "sbx2.1.q.1".to_string(),
-    ];
     let sorts = [
         json!([]),
         json!([{"field": {"field_name": "date_created"}, "direction": "desc"}]),
         json!([{"field": {"field_name": "name"}, "direction": "asc"}]),
     ];
-    for cursor in &cursors {
-        for sort in &sorts {
+    for sort in &sorts {
+        // A real cursor's sort tag, so the forged positions reach the walk.
+        let real = api
+            .post(
+                "data/search/",
+                &json!({"query": leads_query(), "_limit": 1, "sort": sort}),
+            )
+            .await;
+        let tag = real.body["cursor"]
+            .as_str()
+            .and_then(|c| c.split('.').nth(2))
+            .unwrap_or_default()
+            .to_string();
+        assert!(!tag.is_empty(), "{}", real.body);
+        let cursors = [
+            format!("sbx3.{max}.{tag}.s.0"),
+            format!("sbx3.{}.{tag}.s.0", 1u64 << 40),
+            format!("sbx3.0.{tag}.s.{max}"),
+            format!("sbx3.{max}.{tag}.o.{max}"),
+            format!("sbx3.0.{tag}.o.{max}"),
+            format!("sbx3.0.{tag}.t.{min}."),
+            format!("sbx3.0.{tag}.t.{}.zzz", i64::MAX),
+            format!("sbx3.1.{tag}.t.1"),
+            format!("sbx3.1.{tag}.q.1"),
+        ];
+        for cursor in &cursors {
             for results_limit in [json!(null), json!(max), json!(1)] {
                 let a = api
                     .post(

@@ -1,5 +1,5 @@
-//! Writes: PUT is a partial update on every collection, meetings cannot be created, and
-//! `id__in` finds activities of any type.
+//! Writes: PUT is a partial update on every collection, meetings cannot be created,
+//! `id__in` finds activities of any type, and a contact always belongs to a lead.
 
 use serde_json::{Value, json};
 
@@ -271,4 +271,40 @@ async fn fields_close_does_not_document_are_dropped_on_every_collection() {
     let after = api.get(&one, &[]).await.body;
     assert!(after.get("descripton").is_none() && after.get("emails").is_none());
     assert_eq!(after["description"], before["description"]);
+}
+
+#[tokio::test]
+async fn a_null_lead_id_makes_a_lead_on_create_and_is_refused_on_update() {
+    let sb = sandbox(0).await;
+    let api = Api::new(&sb);
+    let made = api
+        .post("contact/", &json!({"name": "Ann Null", "lead_id": null}))
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let lead_id = made.body["lead_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(lead_id.starts_with("lead_"), "{}", made.body);
+    let lead = api.get(&format!("lead/{lead_id}/"), &[]).await;
+    assert_eq!(lead.status, 200);
+    assert_eq!(lead.body["name"], "Ann Null");
+    assert_eq!(
+        ids(&json!({"data": lead.body["contacts"]})),
+        [made.body["id"].clone()]
+    );
+
+    let id = made.body["id"].as_str().unwrap_or_default().to_string();
+    let orphan = api
+        .put(&format!("contact/{id}/"), &json!({"lead_id": null}))
+        .await;
+    assert_eq!(orphan.status, 400, "{}", orphan.body);
+    assert_eq!(
+        orphan.body["field-errors"]["lead"],
+        "This field may not be null."
+    );
+    let kept = api.get(&format!("contact/{id}/"), &[]).await;
+    assert_eq!(kept.body["lead_id"], lead_id.as_str());
+    let listed = api.get("contact/", &[("lead_id", lead_id.as_str())]).await;
+    assert_eq!(ids(&listed.body), [id]);
 }

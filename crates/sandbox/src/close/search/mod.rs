@@ -3,8 +3,11 @@
 //! `reference`, `number_range`, `moment_range` and `exists` conditions, with cursor paging.
 //!
 //! A cursor holds the position of the last result (its sequence number, or its place in a
-//! time index), so the next page resumes there instead of scanning from the start.
+//! time index), so the next page resumes there instead of scanning from the start, and the
+//! sort it was made under: reused with another sort it is a 400. A sort without
+//! `field.field_name` is a 400 too.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
 
 use serde_json::{Map, Value, json};
@@ -17,7 +20,7 @@ use super::data::Data;
 use super::params::{keep, order_by};
 use super::render::render;
 use crate::shared::store::{Table, TimeField};
-use cursor::{Resume, decode, encode};
+use cursor::{Cursor, Resume, decode, encode};
 use tree::{SEARCHABLE, bad, eval, index_range, object_types, view};
 
 /// The largest search `_limit`; a larger one is clamped, not refused, unlike list
@@ -33,22 +36,33 @@ enum Order {
     Fields(Vec<(String, bool)>),
 }
 
-fn order(body: &Value) -> Order {
-    let sorts: Vec<(String, bool)> = body["sort"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            let field = s["field"]["field_name"].as_str().unwrap_or("date_created");
-            (field.to_string(), s["direction"] == "desc")
-        })
-        .collect();
-    match sorts.as_slice() {
+/// The sort a search asks for, and its tag: a hash of the sort, recorded in every cursor so
+/// a cursor reused under another sort is refused. A sort must name its field: a silent
+/// default order would be a wrong answer with status 200.
+fn order(body: &Value) -> Result<(Order, u64), ApiError> {
+    let sorts = match &body["sort"] {
+        Value::Null => Vec::new(),
+        Value::Array(list) => list
+            .iter()
+            .map(|s| {
+                let field = s["field"]["field_name"]
+                    .as_str()
+                    .ok_or_else(|| bad("Each sort needs field.field_name."))?;
+                Ok((field.to_string(), s["direction"] == "desc"))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?,
+        _ => return Err(bad("sort must be a list.")),
+    };
+    let mut hasher = DefaultHasher::new();
+    sorts.hash(&mut hasher);
+    let tag = hasher.finish();
+    let order = match sorts.as_slice() {
         [] => Order::Insertion,
         [(f, desc)] if f == "date_created" => Order::Time(TimeField::Created, *desc),
         [(f, desc)] if f == "date_updated" => Order::Time(TimeField::Updated, *desc),
         _ => Order::Fields(sorts),
-    }
+    };
+    Ok((order, tag))
 }
 
 /// Runs a `/data/search/` request.
@@ -77,13 +91,13 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     } else {
         limit.min(MAX_LIMIT)
     } as usize;
+    let (order, sort_tag) = order(body)?;
     let (returned, resume) = match &body["cursor"] {
         Value::Null => (0, None),
-        Value::String(c) => {
-            let (n, at) =
-                decode(c).ok_or_else(|| ApiError::field("cursor", "Invalid or expired cursor."))?;
-            (n, Some(at))
-        }
+        Value::String(c) => match decode(c) {
+            Some(Cursor { returned, sort, at }) if sort == sort_tag => (returned, Some(at)),
+            _ => return Err(ApiError::field("cursor", "Invalid or expired cursor.")),
+        },
         _ => return Err(ApiError::field("cursor", "Invalid or expired cursor.")),
     };
     let cap = body["results_limit"].as_u64().map(|c| c as usize);
@@ -102,7 +116,7 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
     };
     // One result more than the page tells whether there is a next page.
     let mut page: Vec<(&Value, Resume)> = Vec::with_capacity(want + 1);
-    match order(body) {
+    match order {
         Order::Insertion => {
             let after = match resume {
                 Some(Resume::Seq(s)) => s,
@@ -198,6 +212,7 @@ pub(crate) fn run(data: &Data, body: &Value) -> Result<Value, ApiError> {
             returned
                 .checked_add(page.len())
                 .ok_or_else(|| ApiError::field("cursor", "Invalid or expired cursor."))?,
+            sort_tag,
             at,
         )),
         _ => None,

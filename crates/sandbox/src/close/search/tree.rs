@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::super::api_error::ApiError;
-use super::super::data::{Data, parse_time};
+use super::super::data::{Data, micros_up, parse_time};
 use super::super::render::render;
 
 /// Object types `/data/search/` can return, and the tables they live in.
@@ -182,12 +182,11 @@ fn condition(value: &Value, cond: &Value) -> Result<bool, ApiError> {
     }
 }
 
-/// A row with the derived fields a query may test (status labels and types). A lead is not
-/// rendered whole: nesting its children would make every search quadratic.
 /// The `[on_or_after, before)` range a query's top-level `and` puts on the regular field
 /// `field_name`, in microseconds, so a search sorted on that time field can start its
 /// index scan at the range instead of the beginning. Ranges under `or` or `negate` are not
 /// used (the whole tree is still evaluated on every row it visits, so this only narrows).
+/// `on_or_after` is rounded down and `before` up, so the range never loses a matching row.
 pub(super) fn index_range(
     query: &Value,
     field_name: &str,
@@ -214,13 +213,15 @@ pub(super) fn index_range(
             range.0 = Some(range.0.map_or(t, |r| r.max(t)));
         }
         if let Some(t) = moment(&cond["before"])? {
-            let t = t.timestamp_micros();
+            let t = micros_up(t);
             range.1 = Some(range.1.map_or(t, |r| r.min(t)));
         }
     }
     Ok(range)
 }
 
+/// A row with the derived fields a query may test (status labels and types). A lead is not
+/// rendered whole: nesting its children would make every search quadratic.
 pub(super) fn view(data: &Data, table: &str, row: &Value) -> Value {
     if table != "lead" {
         return render(data, table, row.clone());

@@ -43,11 +43,17 @@ pub(super) fn contact(
             }
         }
     }
-    // Without a lead_id on create, the write creates the lead once everything is checked.
-    if let Some(lead) = obj.get("lead_id").and_then(Value::as_str) {
-        require_row(data, "lead", lead, "lead")?;
-    } else if obj.get("lead_id").is_some_and(|l| !l.is_null()) {
-        return Err(ApiError::field("lead", "Not a valid string."));
+    // Without a lead_id (or with a null one) on create, the write creates the lead once
+    // everything is checked. On update a null would orphan the contact, which belongs to
+    // exactly one lead (developer.close.com/resources/contacts).
+    match obj.get("lead_id") {
+        None => {}
+        Some(Value::String(lead)) => require_row(data, "lead", lead, "lead")?,
+        Some(Value::Null) if creating => {}
+        Some(Value::Null) => {
+            return Err(ApiError::field("lead", "This field may not be null."));
+        }
+        Some(_) => return Err(ApiError::field("lead", "Not a valid string.")),
     }
     if creating {
         obj.entry("emails").or_insert(json!([]));
