@@ -1,0 +1,30 @@
+//! A typed client for the HubSpot CRM API, built on crmkit's shared transport.
+//!
+//! ```no_run
+//! # async fn demo() -> crmkit_core::Result<()> {
+//! use futures::TryStreamExt;
+//! use crmkit_hubspot::objects::ReadOptions;
+//! let hs = crmkit_hubspot::Client::from_env()?;
+//! let contacts: Vec<_> = hs
+//!     .contacts()
+//!     .list(ReadOptions::default().properties(["email"]), 100)
+//!     .try_collect()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`auth`]: private-app tokens (`HUBSPOT_ACCESS_TOKEN`, Bearer) and OAuth 2.0 (authorize
+//!   URL, code exchange, refresh through the core token endpoint client).
+//! - [`Client`]: `HUBSPOT_BASE_URL` points it at a sandbox. Budgets: the 10-second burst
+//!   window ([`RateTier`]), the search endpoints' own per-second budget and the daily quota,
+//!   shared by every client of one token ([`dialect`]).
+//! - [`objects`]: CRM v3 objects of any type: get, list as a stream, create, patch, archive.
+
+pub mod auth;
+mod client;
+pub mod dialect;
+pub mod objects;
+
+pub use client::{BURST_WINDOW, Client, ClientBuilder, DEFAULT_BASE_URL, RateTier};
+pub use dialect::HubSpotDialect;
+pub use objects::{HubSpotObject, ObjectType, Objects, Properties, ReadOptions};
