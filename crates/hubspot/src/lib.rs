@@ -19,12 +19,16 @@
 //!   window ([`RateTier`]), the search endpoints' own per-second budget and the daily quota,
 //!   shared by every client of one token ([`dialect`]).
 //! - [`objects`]: CRM v3 objects of any type: get, list as a stream, create, patch, archive.
+//! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
+//!   `search_all`, which reads past the 10,000-result cap by keyset slicing.
 
 pub mod auth;
 mod client;
 pub mod dialect;
 pub mod objects;
+pub mod search;
 
 pub use client::{BURST_WINDOW, Client, ClientBuilder, DEFAULT_BASE_URL, RateTier};
 pub use dialect::HubSpotDialect;
 pub use objects::{HubSpotObject, ObjectType, Objects, Properties, ReadOptions};
+pub use search::{Filter, FilterGroup, SearchRequest};

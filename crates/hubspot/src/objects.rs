@@ -334,6 +334,10 @@ impl Objects {
         &self.object_type
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// `crm/v3/objects/{type}` plus `rest`.
     pub(crate) fn path(&self, rest: &str) -> Result<String> {
         Ok(format!(

@@ -1,6 +1,7 @@
 //! Integration tests of the HubSpot client against small axum fakes over loopback HTTP.
 
 mod objects;
+mod search;
 mod transport;
 
 use std::sync::{Arc, Mutex};
