@@ -19,10 +19,13 @@
 //!   window ([`RateTier`]), the search endpoints' own per-second budget and the daily quota,
 //!   shared by every client of one token ([`dialect`]).
 //! - [`objects`]: CRM v3 objects of any type: get, list as a stream, create, patch, archive.
+//! - [`batch`]: batch create, read, update, upsert (by `idProperty`) and archive in chunks of
+//!   100, with one outcome per record (207 multi-status answers included).
 //! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
 //!   `search_all`, which reads past the 10,000-result cap by keyset slicing.
 
 pub mod auth;
+pub mod batch;
 mod client;
 pub mod dialect;
 pub mod objects;

@@ -1,5 +1,6 @@
 //! Integration tests of the HubSpot client against small axum fakes over loopback HTTP.
 
+mod batch;
 mod objects;
 mod search;
 mod transport;
