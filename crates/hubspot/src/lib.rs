@@ -23,6 +23,8 @@
 //!   100, with one outcome per record (207 multi-status answers included).
 //! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
 //!   `search_all`, which reads past the 10,000-result cap by keyset slicing.
+//! - [`webhook`]: signatures v1, v2 and v3 (with the 5-minute replay window) and batched
+//!   event arrays as typed events.
 
 pub mod auth;
 pub mod batch;
@@ -30,6 +32,7 @@ mod client;
 pub mod dialect;
 pub mod objects;
 pub mod search;
+pub mod webhook;
 
 pub use client::{BURST_WINDOW, Client, ClientBuilder, DEFAULT_BASE_URL, RateTier};
 pub use dialect::HubSpotDialect;

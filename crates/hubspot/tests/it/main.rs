@@ -3,6 +3,7 @@
 mod batch;
 mod objects;
 mod search;
+mod signatures;
 mod transport;
 
 use std::sync::{Arc, Mutex};
