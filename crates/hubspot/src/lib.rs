@@ -23,14 +23,20 @@
 //!   100, with one outcome per record (207 multi-status answers included).
 //! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
 //!   `search_all`, which reads past the 10,000-result cap by keyset slicing.
+//! - [`associations`]: associations v4 (default and labelled create, list, batch read,
+//!   delete) and the default type ids ([`association_types`]).
+//! - [`schema`]: pipelines and stages (label ↔ id), properties and property groups, owners.
 //! - [`webhook`]: signatures v1, v2 and v3 (with the 5-minute replay window) and batched
 //!   event arrays as typed events.
 
+pub mod association_types;
+pub mod associations;
 pub mod auth;
 pub mod batch;
 mod client;
 pub mod dialect;
 pub mod objects;
+pub mod schema;
 pub mod search;
 pub mod webhook;
 

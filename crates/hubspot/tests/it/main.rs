@@ -2,6 +2,7 @@
 
 mod batch;
 mod objects;
+mod schema;
 mod search;
 mod signatures;
 mod transport;
