@@ -19,6 +19,8 @@
 //!   window ([`RateTier`]), the search endpoints' own per-second budget and the daily quota,
 //!   shared by every client of one token ([`dialect`]).
 //! - [`objects`]: CRM v3 objects of any type: get, list as a stream, create, patch, archive.
+//! - [`typed`]: typed properties of contacts, companies, deals, notes, calls, tasks,
+//!   meetings and emails (only the fields set are sent).
 //! - [`batch`]: batch create, read, update, upsert (by `idProperty`) and archive in chunks of
 //!   100, with one outcome per record (207 multi-status answers included).
 //! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
@@ -38,6 +40,7 @@ pub mod dialect;
 pub mod objects;
 pub mod schema;
 pub mod search;
+pub mod typed;
 pub mod webhook;
 
 pub use client::{BURST_WINDOW, Client, ClientBuilder, DEFAULT_BASE_URL, RateTier};
