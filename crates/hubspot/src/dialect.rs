@@ -230,11 +230,10 @@ impl crmkit_core::http::Dialect for HubSpotDialect {
         )]
     }
 
+    /// Only 429s name a policy; [`Self::error`] reports a used-up quota only for them.
     fn limited_budget(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Option<String> {
         if status != 429 {
-            return policy(body)
-                .filter(|(n, _)| n.eq_ignore_ascii_case("DAILY"))
-                .map(|_| DAILY.to_string());
+            return None;
         }
         let (name, message) = policy(body)?;
         budget_of_policy(&name, &message).map(str::to_string)
