@@ -230,7 +230,7 @@ impl crmkit_core::http::Dialect for HubSpotDialect {
         )]
     }
 
-    /// Only 429s name a policy; [`Self::error`] reports a used-up quota only for them.
+    /// Only 429s name a policy; `error` reports a used-up quota only for them.
     fn limited_budget(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Option<String> {
         if status != 429 {
             return None;
