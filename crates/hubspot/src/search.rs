@@ -1,0 +1,754 @@
+//! CRM search (`POST /crm/v3/objects/{type}/search`): a typed filter builder, HubSpot's
+//! limits checked before anything is sent, and a stream that reads past the 10,000-result
+//! cap.
+//!
+//! Filter groups are OR-ed, the filters inside a group AND-ed (HubSpot CRM search guide,
+//! developers.hubspot.com/docs/api/crm/search). The limits ([`SearchLimits::DOCUMENTED`])
+//! come from that guide: at most 5 filter groups, 6 filters per group and 18 filters in
+//! all, one sort rule, pages of at most 200, queries of at most 3,000 characters, and no
+//! more than 10,000 results through paging. (A 2024 changelog announced 5 × 10 and 25 in
+//! all; the two sources conflict, so the stricter numbers are the default and
+//! [`SearchLimits`] can be relaxed.)
+//!
+//! [`crate::Objects::search_all`] reads every match by keyset slicing on the modification
+//! time with [`crmkit_core::keyset`]: each query adds `time ≥ last instant read` and
+//! `time < the run's start` to every filter group and sorts by time, so no query pages
+//! beyond the cap; records sharing one instant are followed with HubSpot's own `after`
+//! and dropped by id when seen, so nothing is cut and nothing loops.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use crmkit_core::http::ApiRequest;
+use crmkit_core::keyset::{self, KeysetConfig, KeysetCursor, SlicePage, SliceRequest, Sliced};
+use crmkit_core::time::parse_timestamp;
+use crmkit_core::{Crm, Error, ErrorKind, Result};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::objects::{HubSpotObject, Objects, Paging};
+
+/// A filter operator (`PublicObjectSearchRequest`, HubSpot CRM search guide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Operator {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Neq,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Between `value` and `highValue`, inclusive.
+    Between,
+    /// One of `values`.
+    In,
+    /// None of `values`.
+    NotIn,
+    /// The property has a value.
+    HasProperty,
+    /// The property has no value.
+    NotHasProperty,
+    /// Contains the token (`*` is a wildcard).
+    ContainsToken,
+    /// Does not contain the token.
+    NotContainsToken,
+}
+
+/// One filter. Values are strings; dates are epoch milliseconds or ISO text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    /// The property compared (or a pseudo-property such as `associations.contact`).
+    pub property_name: String,
+    /// The comparison.
+    pub operator: Operator,
+    /// The value, for single-value operators and the low end of `BETWEEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The high end of `BETWEEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_value: Option<String>,
+    /// The values of `IN` / `NOT_IN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+}
+
+impl Filter {
+    fn one(property: impl Into<String>, operator: Operator, value: impl Into<String>) -> Self {
+        Self {
+            property_name: property.into(),
+            operator,
+            value: Some(value.into()),
+            high_value: None,
+            values: None,
+        }
+    }
+
+    fn none(property: impl Into<String>, operator: Operator) -> Self {
+        Self {
+            property_name: property.into(),
+            operator,
+            value: None,
+            high_value: None,
+            values: None,
+        }
+    }
+
+    fn many<I: IntoIterator<Item = S>, S: Into<String>>(
+        property: impl Into<String>,
+        operator: Operator,
+        values: I,
+    ) -> Self {
+        Self {
+            values: Some(values.into_iter().map(Into::into).collect()),
+            ..Self::none(property, operator)
+        }
+    }
+
+    /// `property = value`.
+    pub fn eq(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::Eq, value)
+    }
+    /// `property ≠ value`.
+    pub fn neq(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::Neq, value)
+    }
+    /// `property < value`.
+    pub fn lt(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::Lt, value)
+    }
+    /// `property ≤ value`.
+    pub fn lte(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::Lte, value)
+    }
+    /// `property > value`.
+    pub fn gt(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::Gt, value)
+    }
+    /// `property ≥ value`.
+    pub fn gte(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::Gte, value)
+    }
+    /// `low ≤ property ≤ high`.
+    pub fn between(
+        property: impl Into<String>,
+        low: impl Into<String>,
+        high: impl Into<String>,
+    ) -> Self {
+        Self {
+            high_value: Some(high.into()),
+            ..Self::one(property, Operator::Between, low)
+        }
+    }
+    /// `property` is one of `values` (the guide asks for lowercase strings, except for
+    /// enumeration properties, which compare case-sensitively).
+    pub fn is_in<I: IntoIterator<Item = S>, S: Into<String>>(
+        property: impl Into<String>,
+        values: I,
+    ) -> Self {
+        Self::many(property, Operator::In, values)
+    }
+    /// `property` is none of `values`.
+    pub fn not_in<I: IntoIterator<Item = S>, S: Into<String>>(
+        property: impl Into<String>,
+        values: I,
+    ) -> Self {
+        Self::many(property, Operator::NotIn, values)
+    }
+    /// `property` has a value.
+    pub fn has_property(property: impl Into<String>) -> Self {
+        Self::none(property, Operator::HasProperty)
+    }
+    /// `property` has no value.
+    pub fn not_has_property(property: impl Into<String>) -> Self {
+        Self::none(property, Operator::NotHasProperty)
+    }
+    /// `property` contains the token `value` (`*` is a wildcard).
+    pub fn contains_token(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::ContainsToken, value)
+    }
+    /// `property` does not contain the token `value`.
+    pub fn not_contains_token(property: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::one(property, Operator::NotContainsToken, value)
+    }
+
+    /// Whether the filter carries the values its operator needs.
+    fn well_formed(&self) -> bool {
+        use Operator::*;
+        match self.operator {
+            HasProperty | NotHasProperty => true,
+            Between => self.value.is_some() && self.high_value.is_some(),
+            In | NotIn => self.values.as_ref().is_some_and(|v| !v.is_empty()),
+            _ => self.value.is_some(),
+        }
+    }
+}
+
+/// Filters that must all match (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterGroup {
+    /// The filters.
+    pub filters: Vec<Filter>,
+}
+
+impl FilterGroup {
+    /// A group of one filter.
+    pub fn new(filter: Filter) -> Self {
+        Self {
+            filters: vec![filter],
+        }
+    }
+
+    /// Adds a filter that must match too.
+    pub fn and(mut self, filter: Filter) -> Self {
+        self.filters.push(filter);
+        self
+    }
+}
+
+/// The order of a sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Direction {
+    /// Oldest / smallest first.
+    Ascending,
+    /// Newest / largest first.
+    Descending,
+}
+
+/// A sort rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sort {
+    /// The property sorted on.
+    pub property_name: String,
+    /// The order.
+    pub direction: Direction,
+}
+
+/// HubSpot's search limits, checked before a request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchLimits {
+    /// Filter groups per request.
+    pub max_groups: usize,
+    /// Filters per group.
+    pub max_filters_per_group: usize,
+    /// Filters in all groups together.
+    pub max_filters_total: usize,
+    /// Sort rules.
+    pub max_sorts: usize,
+    /// Results per page.
+    pub max_page_size: usize,
+    /// Results reachable through paging (`after` + page).
+    pub max_results: usize,
+    /// Characters of the request body.
+    pub max_body_chars: usize,
+}
+
+impl SearchLimits {
+    /// The HubSpot CRM search guide's numbers: 5 groups, 6 filters per group, 18 in all,
+    /// one sort, 200 per page, 10,000 results, 3,000 characters.
+    pub const DOCUMENTED: SearchLimits = SearchLimits {
+        max_groups: 5,
+        max_filters_per_group: 6,
+        max_filters_total: 18,
+        max_sorts: 1,
+        max_page_size: 200,
+        max_results: 10_000,
+        max_body_chars: 3_000,
+    };
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        Self::DOCUMENTED
+    }
+}
+
+/// A search: filter groups (OR-ed), sorts, a full-text query, properties and paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// The filter groups, OR-ed.
+    pub filter_groups: Vec<FilterGroup>,
+    /// The sort rules (HubSpot allows one).
+    pub sorts: Vec<Sort>,
+    /// Full-text search over the type's default searchable properties.
+    pub query: Option<String>,
+    /// Properties to return; empty means the type's defaults.
+    pub properties: Vec<String>,
+    /// Results per page (default 10 on HubSpot's side, at most 200).
+    pub limit: Option<usize>,
+    /// The offset HubSpot handed back as `paging.next.after`.
+    pub after: Option<String>,
+}
+
+impl SearchRequest {
+    /// An empty search (matches everything).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `filter` to the last group (AND), starting one if there is none.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        match self.filter_groups.last_mut() {
+            Some(g) => g.filters.push(filter),
+            None => self.filter_groups.push(FilterGroup::new(filter)),
+        }
+        self
+    }
+
+    /// Adds a group that may match instead (OR).
+    pub fn or(mut self, group: FilterGroup) -> Self {
+        self.filter_groups.push(group);
+        self
+    }
+
+    /// Adds a sort rule.
+    pub fn sort(mut self, property: impl Into<String>, direction: Direction) -> Self {
+        self.sorts.push(Sort {
+            property_name: property.into(),
+            direction,
+        });
+        self
+    }
+
+    /// Sets the full-text query.
+    pub fn query(mut self, query: impl Into<String>) -> Self {
+        self.query = Some(query.into());
+        self
+    }
+
+    /// Asks for `names` as properties.
+    pub fn properties<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.properties.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Starts at HubSpot's offset `after`.
+    pub fn after(mut self, after: impl Into<String>) -> Self {
+        self.after = Some(after.into());
+        self
+    }
+
+    /// The JSON body sent.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({ "filterGroups": self.filter_groups });
+        if !self.sorts.is_empty() {
+            body["sorts"] = json!(self.sorts);
+        }
+        if let Some(q) = &self.query {
+            body["query"] = json!(q);
+        }
+        if !self.properties.is_empty() {
+            body["properties"] = json!(self.properties);
+        }
+        if let Some(l) = self.limit {
+            body["limit"] = json!(l);
+        }
+        if let Some(a) = &self.after {
+            body["after"] = json!(a);
+        }
+        body
+    }
+
+    /// Checks the request against `limits`; the error says which limit and by how much.
+    pub fn validate(&self, limits: &SearchLimits) -> Result<()> {
+        let refuse = |m: String| Err(Error::new(ErrorKind::Validation, m).with_crm(Crm::HubSpot));
+        if self.filter_groups.len() > limits.max_groups {
+            return refuse(format!(
+                "{} filter groups; HubSpot allows at most {}",
+                self.filter_groups.len(),
+                limits.max_groups
+            ));
+        }
+        let mut total = 0;
+        for (i, g) in self.filter_groups.iter().enumerate() {
+            if g.filters.is_empty() {
+                return refuse(format!("filter group {i} has no filters"));
+            }
+            if g.filters.len() > limits.max_filters_per_group {
+                return refuse(format!(
+                    "filter group {i} has {} filters; HubSpot allows at most {} per group",
+                    g.filters.len(),
+                    limits.max_filters_per_group
+                ));
+            }
+            if let Some(f) = g.filters.iter().find(|f| !f.well_formed()) {
+                return refuse(format!(
+                    "the {:?} filter on {:?} lacks the value(s) its operator needs",
+                    f.operator, f.property_name
+                ));
+            }
+            total += g.filters.len();
+        }
+        if total > limits.max_filters_total {
+            return refuse(format!(
+                "{total} filters in all; HubSpot allows at most {}",
+                limits.max_filters_total
+            ));
+        }
+        if self.sorts.len() > limits.max_sorts {
+            return refuse(format!(
+                "{} sort rules; HubSpot allows {}",
+                self.sorts.len(),
+                limits.max_sorts
+            ));
+        }
+        let limit = self.limit.unwrap_or(10);
+        if limit == 0 || limit > limits.max_page_size {
+            return refuse(format!(
+                "a page of {limit}; HubSpot allows 1 to {}",
+                limits.max_page_size
+            ));
+        }
+        if let Some(a) = &self.after {
+            let Ok(offset) = a.parse::<usize>() else {
+                return refuse(format!(
+                    "after {a:?} is not the numeric offset HubSpot hands out"
+                ));
+            };
+            if offset.saturating_add(limit) > limits.max_results {
+                return refuse(format!(
+                    "offset {offset} plus a page of {limit} passes HubSpot's cap of {} results; use search_all, which slices by modification time",
+                    limits.max_results
+                ));
+            }
+        }
+        let chars = self.to_json().to_string().chars().count();
+        if chars > limits.max_body_chars {
+            return refuse(format!(
+                "the search body has {chars} characters; HubSpot allows {}",
+                limits.max_body_chars
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchPage {
+    /// How many records match in all.
+    #[serde(default)]
+    pub total: u64,
+    /// This page's records.
+    #[serde(default)]
+    pub results: Vec<HubSpotObject>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+impl SearchPage {
+    /// The offset of the next page, if there is one.
+    pub fn next_after(&self) -> Option<&str> {
+        self.paging
+            .as_ref()
+            .and_then(|p| p.next.as_ref())
+            .map(|n| n.after.as_str())
+    }
+}
+
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(v.as_str().unwrap_or_default())
+    }
+}
+
+/// Epoch milliseconds as HubSpot compares dates.
+fn millis(t: DateTime<Utc>) -> String {
+    t.timestamp_millis().to_string()
+}
+
+/// The request of one keyset slice: `base` with the time bounds added to every group,
+/// sorted by time.
+pub(crate) fn slice_request(
+    base: &SearchRequest,
+    time_property: &str,
+    s: &SliceRequest,
+) -> SearchRequest {
+    let mut bounds = Vec::new();
+    if let Some(from) = s.from {
+        bounds.push(Filter::gte(time_property, millis(from)));
+    }
+    if let Some(until) = s.upper_bound() {
+        bounds.push(Filter::lt(time_property, millis(until)));
+    }
+    let mut groups = base.filter_groups.clone();
+    if groups.is_empty() && !bounds.is_empty() {
+        groups.push(FilterGroup::default());
+    }
+    for g in &mut groups {
+        g.filters.extend(bounds.iter().cloned());
+    }
+    let mut properties = base.properties.clone();
+    if !properties.is_empty() {
+        for p in [time_property, "hs_object_id"] {
+            if !properties.iter().any(|q| q == p) {
+                properties.push(p.to_string());
+            }
+        }
+    }
+    SearchRequest {
+        filter_groups: groups,
+        sorts: vec![Sort {
+            property_name: time_property.to_string(),
+            direction: Direction::Ascending,
+        }],
+        query: base.query.clone(),
+        properties,
+        limit: Some(s.limit),
+        after: s.page.clone(),
+    }
+}
+
+impl Objects {
+    /// The POST of one search page, checked against `limits`.
+    pub fn search_request(&self, req: &SearchRequest, limits: &SearchLimits) -> Result<ApiRequest> {
+        req.validate(limits)?;
+        // A search changes nothing, so it is safe to send again after a 5xx.
+        Ok(ApiRequest::post(self.path("/search")?, req.to_json()).repeat_safe())
+    }
+
+    /// Runs one search page (documented limits checked first).
+    pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
+        self.client()
+            .json(&self.search_request(req, &SearchLimits::DOCUMENTED)?)
+            .await
+    }
+
+    /// Every record matching `req`, oldest change first, past the 10,000-result cap (see
+    /// the module docs). `req` must not carry sorts or `after`: the order is the keyset's.
+    pub fn search_all(&self, req: SearchRequest) -> BoxStream<'static, Result<HubSpotObject>> {
+        let page = req.limit.unwrap_or(SearchLimits::DOCUMENTED.max_page_size);
+        self.search_slices(req, None, KeysetConfig::new(page))
+            .map(|r| r.map(|s| s.item))
+            .boxed()
+    }
+
+    /// [`Self::search_all`] with each record's resume cursor, starting after `start` (a
+    /// change feed); `config` sets page size, overlap and the upper bound.
+    pub fn search_slices(
+        &self,
+        req: SearchRequest,
+        start: Option<KeysetCursor>,
+        config: KeysetConfig,
+    ) -> BoxStream<'static, Result<Sliced<HubSpotObject>>> {
+        let limits = SearchLimits::DOCUMENTED;
+        let time_property = self.object_type().modified_property();
+        let refuse = |m: &str| {
+            futures::stream::once(futures::future::ready(Err(
+                Error::config(m.to_string()).with_crm(Crm::HubSpot)
+            )))
+            .boxed()
+        };
+        if !req.sorts.is_empty() || req.after.is_some() {
+            return refuse("search_all orders by modification time itself; remove sorts and after");
+        }
+        let config = KeysetConfig {
+            page_size: config.page_size.clamp(1, limits.max_page_size),
+            ..config
+        };
+        // Check once, with the bounds every slice adds, before anything is sent.
+        let probe = SliceRequest {
+            from: Some(config.until),
+            until: config.until,
+            limit: config.page_size,
+            page: None,
+        };
+        if let Err(e) = slice_request(&req, time_property, &probe).validate(&limits) {
+            return futures::stream::once(futures::future::ready(Err(Error::new(
+                e.kind(),
+                format!(
+                    "{} (search_all adds two time filters to every group)",
+                    e.message()
+                ),
+            )
+            .with_crm(Crm::HubSpot))))
+            .boxed();
+        }
+        let this = self.clone();
+        let key = move |o: &HubSpotObject| {
+            let t = o
+                .property(time_property)
+                .and_then(parse_timestamp)
+                .ok_or_else(|| {
+                    Error::bad_response(format!(
+                        "search result {} has no readable {time_property}",
+                        o.id
+                    ))
+                    .with_crm(Crm::HubSpot)
+                })?;
+            Ok((t, o.id.clone()))
+        };
+        keyset::slices(config, start, key, move |s: SliceRequest| {
+            let this = this.clone();
+            let body = slice_request(&req, time_property, &s);
+            async move {
+                let page = this.search(&body).await?;
+                let next = page.next_after().map(str::to_string);
+                Ok(SlicePage {
+                    items: page.results,
+                    next,
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_every_operator_as_documented() {
+        let req = SearchRequest::new()
+            .filter(Filter::contains_token("email", "*@hubspot.com"))
+            .filter(Filter::between("amount", "10", "20"))
+            .or(FilterGroup::new(Filter::not_has_property("email"))
+                .and(Filter::is_in("dealstage", ["closedwon", "closedlost"])))
+            .sort("createdate", Direction::Descending)
+            .query("x")
+            .properties(["email"])
+            .limit(20)
+            .after("20");
+        assert_eq!(
+            req.to_json(),
+            json!({
+                "filterGroups": [
+                    {"filters": [
+                        {"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*@hubspot.com"},
+                        {"propertyName": "amount", "operator": "BETWEEN", "value": "10", "highValue": "20"}
+                    ]},
+                    {"filters": [
+                        {"propertyName": "email", "operator": "NOT_HAS_PROPERTY"},
+                        {"propertyName": "dealstage", "operator": "IN", "values": ["closedwon", "closedlost"]}
+                    ]}
+                ],
+                "sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+                "query": "x", "properties": ["email"], "limit": 20, "after": "20"
+            })
+        );
+        req.validate(&SearchLimits::DOCUMENTED).expect("valid");
+        let ops = [
+            (Filter::eq("a", "1"), "EQ"),
+            (Filter::neq("a", "1"), "NEQ"),
+            (Filter::lt("a", "1"), "LT"),
+            (Filter::lte("a", "1"), "LTE"),
+            (Filter::gt("a", "1"), "GT"),
+            (Filter::gte("a", "1"), "GTE"),
+            (Filter::not_in("a", ["1"]), "NOT_IN"),
+            (Filter::has_property("a"), "HAS_PROPERTY"),
+            (Filter::not_contains_token("a", "x"), "NOT_CONTAINS_TOKEN"),
+        ];
+        for (f, name) in ops {
+            assert_eq!(serde_json::to_value(&f).expect("json")["operator"], name);
+            assert_eq!(f.operator.to_string(), name);
+        }
+        assert_eq!(SearchRequest::new().to_json(), json!({"filterGroups": []}));
+    }
+
+    fn groups(n: usize, per: usize) -> SearchRequest {
+        (0..n).fold(SearchRequest::new(), |r, _| {
+            r.or(FilterGroup {
+                filters: (0..per).map(|i| Filter::eq(format!("p{i}"), "v")).collect(),
+            })
+        })
+    }
+
+    #[test]
+    fn limits_are_checked_before_sending() {
+        let l = SearchLimits::DOCUMENTED;
+        groups(5, 3).validate(&l).expect("5 × 3 = 15");
+        groups(3, 6).validate(&l).expect("3 × 6 = 18");
+        let e = groups(6, 1).validate(&l).expect_err("6 groups");
+        assert!(e.message().contains("at most 5"), "{e}");
+        let e = groups(1, 7).validate(&l).expect_err("7 per group");
+        assert!(e.message().contains("at most 6"), "{e}");
+        let e = groups(4, 5).validate(&l).expect_err("20 filters");
+        assert!(e.message().contains("at most 18"), "{e}");
+        assert!(SearchRequest::new().limit(201).validate(&l).is_err());
+        assert!(SearchRequest::new().limit(200).validate(&l).is_ok());
+        assert!(
+            SearchRequest::new()
+                .limit(200)
+                .after("9900")
+                .validate(&l)
+                .is_err(),
+            "past the 10,000 cap"
+        );
+        assert!(
+            SearchRequest::new()
+                .limit(100)
+                .after("9900")
+                .validate(&l)
+                .is_ok()
+        );
+        assert!(SearchRequest::new().after("abc").validate(&l).is_err());
+        let two_sorts = SearchRequest::new()
+            .sort("a", Direction::Ascending)
+            .sort("b", Direction::Ascending);
+        assert!(two_sorts.validate(&l).is_err());
+        let lacking = SearchRequest::new().filter(Filter {
+            values: None,
+            ..Filter::is_in("a", ["x"])
+        });
+        assert!(lacking.validate(&l).is_err());
+        let long = SearchRequest::new().query("x".repeat(3_000));
+        assert!(long.validate(&l).is_err());
+    }
+
+    #[test]
+    fn a_slice_bounds_every_group_and_sorts_by_time() {
+        let base = SearchRequest::new()
+            .filter(Filter::eq("lifecyclestage", "lead"))
+            .or(FilterGroup::new(Filter::has_property("email")))
+            .properties(["email"]);
+        let from = DateTime::from_timestamp_millis(1_000).expect("t");
+        let until = DateTime::from_timestamp_millis(5_000).expect("t");
+        let s = SliceRequest {
+            from: Some(from),
+            until,
+            limit: 50,
+            page: Some("50".into()),
+        };
+        let r = slice_request(&base, "lastmodifieddate", &s);
+        for g in &r.filter_groups {
+            let n = g.filters.len();
+            assert_eq!(g.filters[n - 2], Filter::gte("lastmodifieddate", "1000"));
+            assert_eq!(g.filters[n - 1], Filter::lt("lastmodifieddate", "5000"));
+        }
+        assert_eq!(r.sorts[0].property_name, "lastmodifieddate");
+        assert_eq!(
+            r.properties,
+            vec!["email", "lastmodifieddate", "hs_object_id"]
+        );
+        assert_eq!((r.limit, r.after.as_deref()), (Some(50), Some("50")));
+        let unbounded = slice_request(
+            &SearchRequest::new(),
+            "hs_lastmodifieddate",
+            &SliceRequest {
+                from: None,
+                until: DateTime::<Utc>::MAX_UTC,
+                limit: 10,
+                page: None,
+            },
+        );
+        assert!(unbounded.filter_groups.is_empty());
+        assert!(unbounded.properties.is_empty(), "defaults include the keys");
+    }
+}

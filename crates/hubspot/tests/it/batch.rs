@@ -1,0 +1,240 @@
+//! Batch writes against a fake that answers 207s, refuses whole batches with one invalid
+//! input (as HubSpot does) and fails on demand.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use crmkit_core::ErrorKind;
+use crmkit_hubspot::batch::{CreateInput, UpdateInput};
+use crmkit_hubspot::{Properties, ReadOptions};
+use serde_json::{Value, json};
+
+use crate::{client, serve};
+
+#[derive(Default)]
+struct Seen {
+    /// (endpoint, number of inputs) per request.
+    calls: Vec<(String, usize)>,
+}
+
+type S = State<Arc<Mutex<Seen>>>;
+
+fn note(s: &S, what: &str, body: &Value) -> Vec<Value> {
+    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+    s.lock()
+        .expect("seen")
+        .calls
+        .push((what.into(), inputs.len()));
+    inputs
+}
+
+fn invalid() -> axum::response::Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"status":"error","message":"Property values were not valid: Property \"bogus\" does not exist","correlationId":"c","category":"VALIDATION_ERROR"})),
+    )
+        .into_response()
+}
+
+async fn upsert(s: S, axum::Json(body): axum::Json<Value>) -> axum::response::Response {
+    let inputs = note(&s, "upsert", &body);
+    assert!(inputs.len() <= 100, "chunks of at most 100");
+    if inputs
+        .iter()
+        .any(|i| i["properties"].get("bogus").is_some())
+    {
+        return invalid();
+    }
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    // Answer in reverse order, as nothing promises input order.
+    for i in inputs.iter().rev() {
+        let email = i["id"].as_str().unwrap_or_default();
+        if email.starts_with("taken") {
+            errors.push(json!({"status":"error","category":"CONFLICT","message":format!("Contact already exists. Existing ID: 1"),"context":{"ids":[email]},"errors":[],"links":{}}));
+        } else {
+            results.push(json!({"id": format!("id-{email}"), "new": email.starts_with("new"), "properties": {"email": email},
+                                "createdAt":"2024-01-01T00:00:00Z","updatedAt":"2024-01-01T00:00:00Z","archived":false}));
+        }
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    (
+        status,
+        axum::Json(
+            json!({"status":"COMPLETE","results":results,"errors":errors,"numErrors":errors.len()}),
+        ),
+    )
+        .into_response()
+}
+
+async fn create(s: S, axum::Json(body): axum::Json<Value>) -> axum::response::Response {
+    let inputs = note(&s, "create", &body);
+    if inputs
+        .iter()
+        .any(|i| i["properties"]["firstname"] == "boom")
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal").into_response();
+    }
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|i| json!({"id": format!("n{}", i["objectWriteTraceId"].as_str().unwrap_or_default()), "objectWriteTraceId": i["objectWriteTraceId"], "properties": i["properties"], "archived": false}))
+        .collect();
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"status":"COMPLETE","results":results})),
+    )
+        .into_response()
+}
+
+async fn archive(s: S, axum::Json(body): axum::Json<Value>) -> StatusCode {
+    note(&s, "archive", &body);
+    StatusCode::NO_CONTENT
+}
+
+async fn read(s: S, axum::Json(body): axum::Json<Value>) -> axum::response::Response {
+    let inputs = note(&s, "read", &body);
+    assert_eq!(body["properties"], json!(["email"]));
+    let (found, missing): (Vec<Value>, Vec<Value>) = inputs
+        .into_iter()
+        .partition(|i| i["id"].as_str().is_some_and(|id| id != "404"));
+    let results: Vec<Value> = found
+        .iter()
+        .map(|i| json!({"id": i["id"], "properties": {"email": "x"}}))
+        .collect();
+    let ids: Vec<Value> = missing.iter().map(|i| i["id"].clone()).collect();
+    let errors = if ids.is_empty() {
+        vec![]
+    } else {
+        vec![
+            json!({"status":"error","category":"OBJECT_NOT_FOUND","message":"Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.","context":{"ids":ids}}),
+        ]
+    };
+    (
+        StatusCode::MULTI_STATUS,
+        axum::Json(json!({"status":"COMPLETE","results":results,"errors":errors})),
+    )
+        .into_response()
+}
+
+async fn fake() -> (String, Arc<Mutex<Seen>>) {
+    let s = Arc::new(Mutex::new(Seen::default()));
+    let app = Router::new()
+        .route("/crm/v3/objects/contacts/batch/upsert", post(upsert))
+        .route("/crm/v3/objects/contacts/batch/create", post(create))
+        .route("/crm/v3/objects/contacts/batch/archive", post(archive))
+        .route("/crm/v3/objects/contacts/batch/read", post(read))
+        .with_state(s.clone());
+    (serve(app).await, s)
+}
+
+fn props(pairs: &[(&str, &str)]) -> Properties {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn upserts_in_chunks_of_100_with_per_record_outcomes() {
+    let (base, seen) = fake().await;
+    let c = client(&base, "batch-upsert");
+    let mut inputs: Vec<UpdateInput> = (0..250)
+        .map(|i| UpdateInput {
+            id: format!("new{i}@x.com"),
+            properties: props(&[("firstname", "A")]),
+        })
+        .collect();
+    inputs[3].id = "taken@x.com".into();
+    inputs[120].properties = props(&[("bogus", "1")]);
+    let out = c.contacts().batch_upsert("email", inputs).await;
+    assert_eq!(out.len(), 250);
+    for (i, r) in out.iter().enumerate() {
+        match i {
+            3 => {
+                let e = r.as_ref().expect_err("conflict");
+                assert_eq!(e.kind(), ErrorKind::Conflict);
+                assert!(e.message().contains("Existing ID"), "{e}");
+            }
+            120 => {
+                let e = r.as_ref().expect_err("invalid");
+                assert_eq!(e.kind(), ErrorKind::Validation);
+                assert!(e.message().contains("bogus"), "{e}");
+            }
+            _ => {
+                let u = r.as_ref().expect("written");
+                assert_eq!(u.object.id, format!("id-new{i}@x.com"), "in input order");
+                assert!(u.created);
+            }
+        }
+    }
+    let calls = seen.lock().expect("seen").calls.clone();
+    let sizes: Vec<usize> = calls.iter().map(|c| c.1).collect();
+    // Three chunks; the second is refused whole and split until the bogus input stands alone
+    // (100 → 50 → 25 → 13 → 7 → 4 → 2 → 1: 2 sends per level).
+    assert_eq!(sizes[..1], [100]);
+    assert!(sizes.iter().all(|n| *n <= 100));
+    assert!(calls.len() <= 3 + 2 * 7, "{sizes:?}");
+    assert!(
+        sizes.contains(&1),
+        "the invalid input ended alone: {sizes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_create_chunk_is_reported_per_record_not_resent() {
+    let (base, seen) = fake().await;
+    let c = client(&base, "batch-create");
+    let mut inputs: Vec<CreateInput> = (0..150)
+        .map(|i| CreateInput {
+            properties: props(&[("email", &format!("c{i}@x.com"))]),
+            associations: Vec::new(),
+        })
+        .collect();
+    inputs[130].properties = props(&[("firstname", "boom")]);
+    let out = c.contacts().batch_create(inputs).await;
+    assert!(out[..100].iter().all(Result::is_ok));
+    assert_eq!(out[7].as_ref().expect("created").id, "n7");
+    for r in &out[100..] {
+        let e = r.as_ref().expect_err("chunk failed");
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert!(e.record().is_some());
+    }
+    let creates = seen.lock().expect("seen").calls.len();
+    assert_eq!(
+        creates, 2,
+        "a create that may have happened is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn reads_report_missing_ids_and_archives_succeed() {
+    let (base, _) = fake().await;
+    let c = client(&base, "batch-read");
+    let out = c
+        .contacts()
+        .batch_read(
+            vec!["1".into(), "404".into(), "3".into()],
+            &ReadOptions::default().properties(["email"]),
+            None,
+        )
+        .await;
+    assert_eq!(out[0].as_ref().expect("1").id, "1");
+    assert_eq!(
+        out[1].as_ref().expect_err("404").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(out[2].as_ref().expect("3").id, "3");
+    let archived = c
+        .contacts()
+        .batch_archive(vec!["1".into(), "2".into()])
+        .await;
+    assert!(archived.iter().all(Result::is_ok));
+}
