@@ -143,6 +143,27 @@ enum SandboxCommand {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// The HubSpot API emulator, served at the root of its port like api.hubapi.com.
+    Hubspot {
+        /// Port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8026)]
+        port: u16,
+        /// Seed of ids and data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Companies to seed, with their contacts and deals (at most 10,000,000).
+        #[arg(long, default_value_t = 100, value_parser = bounds::leads())]
+        companies: usize,
+        /// Accepted bearer token (repeatable); any non-empty token when none is given.
+        #[arg(long = "token")]
+        tokens: Vec<String>,
+        /// Requests per ten seconds per token: 100, or 190 for higher tiers (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = bounds::rate_limit())]
+        burst_limit: u32,
+        /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
+        #[arg(long)]
+        faults: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -317,6 +338,45 @@ async fn run(cli: Cli) -> Outcome {
             println!(
                 "Point crmkit at it with CLOSE_BASE_URL={} and any CLOSE_API_KEY. Ctrl-C stops it.",
                 sandbox.api_url()
+            );
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
+            Ok(())
+        }
+        Command::Sandbox {
+            crm:
+                SandboxCommand::Hubspot {
+                    port,
+                    seed,
+                    companies,
+                    tokens,
+                    burst_limit,
+                    faults,
+                },
+        } => {
+            let faults = match faults {
+                Some(text) => parse_faults(&text)?,
+                None => crmkit_sandbox::faults::Faults::default(),
+            };
+            let sandbox = crmkit_sandbox::hubspot::HubSpotSandbox::builder()
+                .faults(faults)
+                .seed(seed)
+                .companies(companies)
+                .tokens(tokens)
+                .burst_limit(burst_limit, Duration::from_secs(10))
+                .bind(([127, 0, 0, 1], port).into())
+                .start()
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "cannot start the HubSpot sandbox on port {port}: {e}"
+                    ))
+                })?;
+            println!("HubSpot sandbox listening at {}", sandbox.base_url());
+            println!(
+                "Point a HubSpot client at it with HUBSPOT_BASE_URL={} and any HUBSPOT_ACCESS_TOKEN. Ctrl-C stops it.",
+                sandbox.base_url()
             );
             tokio::signal::ctrl_c()
                 .await
