@@ -160,10 +160,8 @@ async fn a_duplicate_email_is_a_conflict_naming_the_existing_id() {
         }])
         .await;
     let e = outcomes[0].as_ref().expect_err("duplicate in a batch");
-    assert!(
-        e.message().contains(&first.id) || e.to_string().contains(&first.id),
-        "{e}"
-    );
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains(&first.id), "{e}");
 }
 
 #[tokio::test]
@@ -356,6 +354,30 @@ async fn batch_writes_chunk_and_report_each_record() {
     assert_eq!(first.object.id, ids[1]);
     assert!(!first.created);
     assert!(second.created);
+
+    let company = hs
+        .companies()
+        .create(&props(&[("name", "Batch Co")]), &[])
+        .await
+        .expect("company");
+    let type_id =
+        default_type_id(&ObjectType::Contacts, &ObjectType::Companies).expect("known type");
+    let linked = hs
+        .contacts()
+        .batch_create(vec![CreateInput {
+            properties: props(&[("email", "linked@batch.example")]),
+            associations: vec![NewAssociation::hubspot_defined(company.id.clone(), type_id)],
+        }])
+        .await;
+    let linked = linked[0].as_ref().expect("created with an association");
+    let to: Vec<_> = hs
+        .associations()
+        .list(&ObjectType::Contacts, &linked.id, &ObjectType::Companies)
+        .try_collect()
+        .await
+        .expect("lists");
+    assert_eq!(to.len(), 1, "the batch input's association was made");
+    assert_eq!(to[0].to_object_id, company.id);
 
     let archived = hs.contacts().batch_archive(ids.clone()).await;
     assert!(archived.iter().all(Result::is_ok), "{archived:?}");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::api_error::ApiError;
 use super::data::{Data, iso};
 use super::kinds::ObjectType;
-use super::objects::{Shape, all_set, render};
+use super::objects::{Shape, all_set, create_linked, render};
 
 /// Inputs per batch request: 100 (HubSpot usage guidelines, "batch … up to 100 records").
 pub(crate) const BATCH_MAX: usize = 100;
@@ -97,19 +97,19 @@ fn written(data: &Data, t: &ObjectType, row: &Value, input: &Value) -> Value {
     out
 }
 
-/// `batch/create` → 201, or 207 with the inputs that failed.
+/// `batch/create` → 201, or 207 with the inputs that failed. Each input's `associations`
+/// are made as on a single create (crm-objects-contacts-v3.json,
+/// `SimplePublicObjectBatchInputForCreate` requires `associations`).
 pub(crate) fn create(
     data: &mut Data,
-    t: &ObjectType,
+    t: &'static ObjectType,
     body: &Value,
 ) -> Result<(u16, Value), ApiError> {
     let inputs = inputs(body)?;
     let mut results = vec![];
     let mut errors = vec![];
     for input in inputs {
-        let done = data
-            .validate(t, &input["properties"])
-            .and_then(|p| data.create(t, p, None));
+        let done = create_linked(data, t, input);
         match done {
             Ok(row) => results.push(written(data, t, &row, input)),
             Err(e) => errors.push(e.standard()),
