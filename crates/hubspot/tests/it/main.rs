@@ -1,7 +1,9 @@
-//! Integration tests of the HubSpot client against small axum fakes over loopback HTTP.
+//! Integration tests of the HubSpot client against small axum fakes and the crmkit sandbox
+//! over loopback HTTP.
 
 mod batch;
 mod objects;
+mod sandbox;
 mod schema;
 mod search;
 mod signatures;

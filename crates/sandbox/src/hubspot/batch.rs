@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::api_error::ApiError;
 use super::data::{Data, iso};
 use super::kinds::ObjectType;
-use super::objects::{Shape, all_set, render};
+use super::objects::{Shape, all_set, create_linked, render};
 
 /// Inputs per batch request: 100 (HubSpot usage guidelines, "batch … up to 100 records").
 pub(crate) const BATCH_MAX: usize = 100;
@@ -78,8 +78,11 @@ pub(crate) fn read(data: &Data, t: &ObjectType, body: &Value) -> Result<(u16, Va
     Ok(answer(200, results, errors))
 }
 
-fn written(data: &Data, t: &ObjectType, row: &Value) -> Value {
-    render(
+/// A written record as a batch answers it, echoing the input's `objectWriteTraceId`
+/// (crm-objects-contacts-v3.json: `SimplePublicObject.objectWriteTraceId`, "An identifier
+/// used for tracing the write request for the object") so callers can match results to inputs.
+fn written(data: &Data, t: &ObjectType, row: &Value, input: &Value) -> Value {
+    let mut out = render(
         data,
         t,
         row,
@@ -87,24 +90,28 @@ fn written(data: &Data, t: &ObjectType, row: &Value) -> Value {
             properties: Some(all_set(row)),
             ..Shape::default()
         },
-    )
+    );
+    if let Some(trace) = input["objectWriteTraceId"].as_str() {
+        out["objectWriteTraceId"] = json!(trace);
+    }
+    out
 }
 
-/// `batch/create` → 201, or 207 with the inputs that failed.
+/// `batch/create` → 201, or 207 with the inputs that failed. Each input's `associations`
+/// are made as on a single create (crm-objects-contacts-v3.json,
+/// `SimplePublicObjectBatchInputForCreate` requires `associations`).
 pub(crate) fn create(
     data: &mut Data,
-    t: &ObjectType,
+    t: &'static ObjectType,
     body: &Value,
 ) -> Result<(u16, Value), ApiError> {
     let inputs = inputs(body)?;
     let mut results = vec![];
     let mut errors = vec![];
     for input in inputs {
-        let done = data
-            .validate(t, &input["properties"])
-            .and_then(|p| data.create(t, p, None));
+        let done = create_linked(data, t, input);
         match done {
-            Ok(row) => results.push(written(data, t, &row)),
+            Ok(row) => results.push(written(data, t, &row, input)),
             Err(e) => errors.push(e.standard()),
         }
     }
@@ -132,7 +139,7 @@ pub(crate) fn update(
             data.update(t, &id, p)
         });
         match done {
-            Ok(row) => results.push(written(data, t, &row)),
+            Ok(row) => results.push(written(data, t, &row, input)),
             Err(e) => errors.push(e.standard()),
         }
     }
@@ -174,7 +181,7 @@ pub(crate) fn upsert(
         });
         match done {
             Ok((row, new)) => {
-                let mut r = written(data, t, &row);
+                let mut r = written(data, t, &row, input);
                 r["new"] = json!(new);
                 results.push(r);
             }

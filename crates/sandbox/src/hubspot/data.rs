@@ -93,10 +93,13 @@ impl Data {
         self.tables.get(t.plural)
     }
 
-    /// "Now", strictly later than every earlier write, so change feeds never tie by accident.
+    /// "Now", never earlier than an earlier write. It is never later than the wall clock
+    /// either: a record's `updatedAt` is when it was written (crm-objects-contacts-v3.json,
+    /// `SimplePublicObject`), so writes within one millisecond share it, as on HubSpot,
+    /// where a batch's records carry one timestamp.
     fn now(&mut self) -> chrono::DateTime<chrono::Utc> {
         let now = chrono::Utc::now().timestamp_micros();
-        let micros = now.max(self.last_micros + 1000);
+        let micros = now.max(self.last_micros);
         self.last_micros = micros;
         chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
     }

@@ -223,8 +223,9 @@ fn create_associations(
     Ok(out)
 }
 
-/// `POST /crm/v3/objects/{type}` → 201 with the record.
-pub(crate) fn create(
+/// Creates one record from a create body (`properties` and `associations`), as a single
+/// create and each batch create input do.
+pub(crate) fn create_linked(
     data: &mut Data,
     t: &'static ObjectType,
     body: &Value,
@@ -237,6 +238,16 @@ pub(crate) fn create(
         // The targets were checked above, so linking cannot fail here.
         super::associations::link(data, t, &id, to, &to_id, &[type_id])?;
     }
+    Ok(row)
+}
+
+/// `POST /crm/v3/objects/{type}` → 201 with the record.
+pub(crate) fn create(
+    data: &mut Data,
+    t: &'static ObjectType,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let row = create_linked(data, t, body)?;
     Ok(render(
         data,
         t,

@@ -24,6 +24,8 @@ async fn create_read_patch_archive_with_exact_status_codes() {
     assert_eq!(created.body["archived"], json!(false));
     assert_eq!(created.body["createdAt"], p["createdate"]);
 
+    // Times are the write's millisecond, so the patch waits for a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     let patched = hs
         .patch(
             &format!("/crm/v3/objects/0-1/{id}"),

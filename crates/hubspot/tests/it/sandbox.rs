@@ -1,0 +1,521 @@
+//! The client's main operations against the crmkit HubSpot sandbox, which was written from
+//! HubSpot's documents independently of the client.
+
+use std::time::Duration;
+
+use crmkit_core::{ErrorKind, SecretString};
+use crmkit_hubspot::associations::default_type_id;
+use crmkit_hubspot::batch::{CreateInput, UpdateInput};
+use crmkit_hubspot::objects::NewAssociation;
+use crmkit_hubspot::search::Direction;
+use crmkit_hubspot::{
+    Client, Filter, ObjectType, Properties, RateTier, ReadOptions, SearchRequest,
+};
+use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
+use futures::TryStreamExt;
+
+fn props(pairs: &[(&str, &str)]) -> Properties {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn seeded() -> RunningHubSpot {
+    HubSpotSandbox::builder()
+        .seed(7)
+        .companies(30)
+        .start()
+        .await
+        .expect("sandbox starts")
+}
+
+/// Requests the sandbox logged under paths containing `part`.
+fn requests_to(sb: &RunningHubSpot, part: &str) -> usize {
+    sb.stats()
+        .requests
+        .iter()
+        .filter(|r| r.path.contains(part))
+        .count()
+}
+
+#[tokio::test]
+async fn objects_get_list_create_patch_archive() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "objects");
+    for (objects, name) in [
+        (hs.contacts(), "contacts"),
+        (hs.companies(), "companies"),
+        (hs.deals(), "deals"),
+    ] {
+        let all: Vec<_> = objects
+            .list(ReadOptions::default(), 7)
+            .try_collect()
+            .await
+            .expect("lists");
+        assert_eq!(all.len(), sb.count(name), "{name}: every page read");
+        assert!(all.len() > 7, "{name}: more than one page");
+        let mut ids: Vec<_> = all.iter().map(|o| o.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len(), "{name}: no record twice");
+        let one = objects
+            .get(&all[0].id, &ReadOptions::default())
+            .await
+            .expect("gets");
+        assert_eq!(one.id, all[0].id);
+    }
+
+    let company = hs
+        .companies()
+        .create(
+            &props(&[("name", "Loopback Ltd"), ("domain", "loopback.example")]),
+            &[],
+        )
+        .await
+        .expect("company created");
+    let type_id =
+        default_type_id(&ObjectType::Contacts, &ObjectType::Companies).expect("known type");
+    let contact = hs
+        .contacts()
+        .create(
+            &props(&[
+                ("email", "ada@loopback.example"),
+                ("firstname", "Ada"),
+                ("lastname", "Lovelace"),
+            ]),
+            &[NewAssociation::hubspot_defined(company.id.clone(), type_id)],
+        )
+        .await
+        .expect("contact created");
+    let read = hs
+        .contacts()
+        .get(
+            &contact.id,
+            &ReadOptions::default()
+                .properties(["firstname", "lastname", "email"])
+                .associations(["companies"]),
+        )
+        .await
+        .expect("reads");
+    let linked: Vec<_> = read
+        .associations
+        .as_ref()
+        .and_then(|a| a.get("companies"))
+        .map(|a| a.results.iter().map(|r| r.id.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(linked, vec![company.id.clone()]);
+
+    hs.contacts()
+        .update(&contact.id, &props(&[("firstname", "Augusta")]))
+        .await
+        .expect("patched");
+    let after = hs
+        .contacts()
+        .get(
+            &contact.id,
+            &ReadOptions::default().properties(["firstname", "lastname", "email"]),
+        )
+        .await
+        .expect("reads");
+    assert_eq!(after.property("firstname"), Some("Augusta"));
+    assert_eq!(
+        after.property("lastname"),
+        Some("Lovelace"),
+        "not sent, kept"
+    );
+    assert_eq!(after.property("email"), Some("ada@loopback.example"));
+
+    hs.contacts().archive(&contact.id).await.expect("archived");
+    let gone = hs
+        .contacts()
+        .get(&contact.id, &ReadOptions::default())
+        .await
+        .expect_err("archived");
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_duplicate_email_is_a_conflict_naming_the_existing_id() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "conflict");
+    let first = hs
+        .contacts()
+        .create(&props(&[("email", "dup@loopback.example")]), &[])
+        .await
+        .expect("created");
+    let e = hs
+        .contacts()
+        .create(&props(&[("email", "dup@loopback.example")]), &[])
+        .await
+        .expect_err("duplicate");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains(&first.id), "{e}");
+
+    let outcomes = hs
+        .contacts()
+        .batch_create(vec![CreateInput {
+            properties: props(&[("email", "dup@loopback.example")]),
+            associations: Vec::new(),
+        }])
+        .await;
+    let e = outcomes[0].as_ref().expect_err("duplicate in a batch");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains(&first.id), "{e}");
+}
+
+#[tokio::test]
+async fn search_filters_and_sorts() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "search");
+    let inputs = (0..12)
+        .map(|i| CreateInput {
+            properties: props(&[
+                ("email", &format!("s{i}@search.example")),
+                ("firstname", if i % 2 == 0 { "Even" } else { "Odd" }),
+                ("lastname", &format!("L{:02}", i)),
+            ]),
+            associations: Vec::new(),
+        })
+        .collect();
+    for r in hs.contacts().batch_create(inputs).await {
+        r.expect("created");
+    }
+    let page = hs
+        .contacts()
+        .search(
+            &SearchRequest::new()
+                .filter(Filter::eq("firstname", "Even"))
+                .filter(Filter::contains_token("email", "*@search.example"))
+                .sort("lastname", Direction::Descending)
+                .properties(["lastname", "firstname"])
+                .limit(4),
+        )
+        .await
+        .expect("searches");
+    assert_eq!(page.total, 6);
+    let names: Vec<_> = page
+        .results
+        .iter()
+        .map(|o| o.property("lastname").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["L10", "L08", "L06", "L04"]);
+    let after = page.next_after().expect("more").to_string();
+    let rest = hs
+        .contacts()
+        .search(
+            &SearchRequest::new()
+                .filter(Filter::eq("firstname", "Even"))
+                .filter(Filter::contains_token("email", "*@search.example"))
+                .sort("lastname", Direction::Descending)
+                .properties(["lastname"])
+                .limit(4)
+                .after(after),
+        )
+        .await
+        .expect("second page");
+    assert_eq!(rest.results.len(), 2);
+    assert!(rest.next_after().is_none());
+}
+
+#[tokio::test]
+async fn search_all_reads_past_the_result_cap() {
+    // The sandbox's 10,000-result cap is fixed, so the test holds more records than that and
+    // lets the budgets be generous so it stays quick.
+    let sb = HubSpotSandbox::builder()
+        .burst_limit(100_000, Duration::from_secs(10))
+        .search_limit(1_000)
+        .start()
+        .await
+        .expect("sandbox starts");
+    let hs = Client::builder()
+        .access_token(SecretString::from("search-all".to_string()))
+        .base_url(sb.base_url())
+        .tier(RateTier::Custom(100_000))
+        .search_per_second(1_000)
+        .retry(crate::fast_retry())
+        .build()
+        .expect("client builds");
+    let n = 10_050;
+    let inputs = (0..n)
+        .map(|i| CreateInput {
+            properties: props(&[("email", &format!("c{i}@many.example"))]),
+            associations: Vec::new(),
+        })
+        .collect();
+    for r in hs.contacts().batch_create(inputs).await {
+        r.expect("created");
+    }
+    let all: Vec<_> = hs
+        .contacts()
+        .search_all(SearchRequest::new().properties(["email"]))
+        .try_collect()
+        .await
+        .expect("reads every record");
+    let mut ids: Vec<_> = all.iter().map(|o| o.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    assert_eq!(all.len(), n, "no record twice");
+}
+
+#[tokio::test]
+async fn batch_writes_chunk_and_report_each_record() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "batch");
+    let before = requests_to(&sb, "/batch/create");
+    let mut inputs: Vec<CreateInput> = (0..150)
+        .map(|i| CreateInput {
+            properties: props(&[("email", &format!("b{i}@batch.example"))]),
+            associations: Vec::new(),
+        })
+        .collect();
+    inputs[120].properties = props(&[("no_such_property", "x")]);
+    let created = hs.contacts().batch_create(inputs).await;
+    assert_eq!(created.len(), 150);
+    assert_eq!(
+        requests_to(&sb, "/batch/create") - before,
+        2,
+        "chunks of 100"
+    );
+    for (i, r) in created.iter().enumerate() {
+        match r {
+            Ok(o) if i != 120 => assert_eq!(
+                o.property("email"),
+                Some(format!("b{i}@batch.example").as_str())
+            ),
+            Err(e) if i == 120 => assert_eq!(e.kind(), ErrorKind::Validation, "{e}"),
+            other => panic!("input {i}: {other:?}"),
+        }
+    }
+    let ids: Vec<String> = created
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|o| o.id.clone()))
+        .collect();
+
+    let mut to_read = ids[..3].to_vec();
+    to_read.push("999999999".into());
+    let read = hs
+        .contacts()
+        .batch_read(to_read, &ReadOptions::default().properties(["email"]), None)
+        .await;
+    assert!(read[..3].iter().all(Result::is_ok), "{read:?}");
+    assert_eq!(
+        read[3].as_ref().expect_err("missing").kind(),
+        ErrorKind::NotFound
+    );
+
+    let updated = hs
+        .contacts()
+        .batch_update(
+            ids[..2]
+                .iter()
+                .map(|id| UpdateInput {
+                    id: id.clone(),
+                    properties: props(&[("firstname", "Batched")]),
+                })
+                .collect(),
+        )
+        .await;
+    for r in &updated {
+        assert_eq!(
+            r.as_ref().expect("updated").property("firstname"),
+            Some("Batched")
+        );
+    }
+    let kept = hs
+        .contacts()
+        .get(
+            &ids[0],
+            &ReadOptions::default().properties(["email", "firstname"]),
+        )
+        .await
+        .expect("reads");
+    assert_eq!(kept.property("email"), Some("b0@batch.example"));
+
+    let upserted = hs
+        .contacts()
+        .batch_upsert(
+            "email",
+            vec![
+                UpdateInput {
+                    id: "b1@batch.example".into(),
+                    properties: props(&[("lastname", "Up")]),
+                },
+                UpdateInput {
+                    id: "new@batch.example".into(),
+                    properties: props(&[("lastname", "New")]),
+                },
+            ],
+        )
+        .await;
+    let first = upserted[0].as_ref().expect("upserted");
+    let second = upserted[1].as_ref().expect("upserted");
+    assert_eq!(first.object.id, ids[1]);
+    assert!(!first.created);
+    assert!(second.created);
+
+    let company = hs
+        .companies()
+        .create(&props(&[("name", "Batch Co")]), &[])
+        .await
+        .expect("company");
+    let type_id =
+        default_type_id(&ObjectType::Contacts, &ObjectType::Companies).expect("known type");
+    let linked = hs
+        .contacts()
+        .batch_create(vec![CreateInput {
+            properties: props(&[("email", "linked@batch.example")]),
+            associations: vec![NewAssociation::hubspot_defined(company.id.clone(), type_id)],
+        }])
+        .await;
+    let linked = linked[0].as_ref().expect("created with an association");
+    let to: Vec<_> = hs
+        .associations()
+        .list(&ObjectType::Contacts, &linked.id, &ObjectType::Companies)
+        .try_collect()
+        .await
+        .expect("lists");
+    assert_eq!(to.len(), 1, "the batch input's association was made");
+    assert_eq!(to[0].to_object_id, company.id);
+
+    let archived = hs.contacts().batch_archive(ids.clone()).await;
+    assert!(archived.iter().all(Result::is_ok), "{archived:?}");
+    let e = hs
+        .contacts()
+        .get(&ids[140], &ReadOptions::default())
+        .await
+        .expect_err("archived");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn concurrent_tasks_stay_within_a_lowered_burst_limit() {
+    let sb = HubSpotSandbox::builder()
+        .seed(3)
+        .companies(5)
+        .burst_limit(10, Duration::from_secs(1))
+        .start()
+        .await
+        .expect("sandbox starts");
+    let hs = crate::client(&sb.base_url(), "burst");
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let hs = hs.clone();
+            tokio::spawn(async move {
+                for _ in 0..8 {
+                    hs.owners().try_collect::<Vec<_>>().await.expect("lists");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let stats = sb.stats();
+    assert_eq!(stats.rate_limited, 0, "{:?}", stats.requests);
+    assert_eq!(requests_to(&sb, "/crm/v3/owners"), 32);
+}
+
+#[tokio::test]
+async fn a_daily_429_fails_later_requests_locally() {
+    let sb = HubSpotSandbox::builder()
+        .daily_limit(3)
+        .start()
+        .await
+        .expect("sandbox starts");
+    // Another program spends the token's daily quota, so the client learns of it only from
+    // the 429 it gets.
+    let other = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = other
+            .get(format!("{}/crm/v3/owners", sb.base_url()))
+            .bearer_auth("daily")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 200);
+    }
+    let hs = crate::client(&sb.base_url(), "daily");
+    for _ in 0..3 {
+        let e = hs
+            .owners()
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("over quota");
+        assert_eq!(e.kind(), ErrorKind::QuotaExhausted, "{e}");
+    }
+    let stats = sb.stats();
+    assert_eq!(stats.rate_limited, 1, "one DAILY 429: {:?}", stats.requests);
+    assert_eq!(
+        requests_to(&sb, "/crm/v3/owners"),
+        4,
+        "nothing sent after the daily 429: {:?}",
+        stats.requests
+    );
+}
+
+#[tokio::test]
+async fn associations_pipelines_and_owners() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "schema");
+    let contact = hs
+        .contacts()
+        .create(&props(&[("email", "assoc@loopback.example")]), &[])
+        .await
+        .expect("contact");
+    let deal = hs
+        .deals()
+        .create(&props(&[("dealname", "Loopback deal")]), &[])
+        .await
+        .expect("deal");
+    let assoc = hs.associations();
+    assoc
+        .associate_default(
+            &ObjectType::Contacts,
+            &contact.id,
+            &ObjectType::Deals,
+            &deal.id,
+        )
+        .await
+        .expect("associated");
+    let listed: Vec<_> = assoc
+        .list(&ObjectType::Contacts, &contact.id, &ObjectType::Deals)
+        .try_collect()
+        .await
+        .expect("lists");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].to_object_id, deal.id);
+    let expected = default_type_id(&ObjectType::Contacts, &ObjectType::Deals);
+    assert!(
+        listed[0]
+            .association_types
+            .iter()
+            .any(|t| Some(t.type_id) == expected),
+        "{listed:?}"
+    );
+    let (back, errors) = assoc
+        .batch_read(
+            &ObjectType::Deals,
+            &ObjectType::Contacts,
+            std::slice::from_ref(&deal.id),
+        )
+        .await
+        .expect("batch reads");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(back[0].to[0].to_object_id, contact.id);
+
+    let pipelines = hs.pipelines(&ObjectType::Deals).await.expect("pipelines");
+    let id = pipelines
+        .stage_id("default", "Closed Won")
+        .expect("label to id")
+        .to_string();
+    assert_eq!(id, "closedwon");
+    let (p, s) = pipelines.stage(&id).expect("id to label");
+    assert_eq!((p.id.as_str(), s.label.as_str()), ("default", "Closed Won"));
+
+    let owners: Vec<_> = hs.owners().try_collect().await.expect("owners");
+    assert!(!owners.is_empty());
+    let one = hs.owner(&owners[0].id).await.expect("owner");
+    assert_eq!(one.email, owners[0].email);
+}
