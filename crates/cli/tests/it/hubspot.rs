@@ -283,3 +283,66 @@ async fn doctor_checks_the_token_without_printing_it() {
     assert!(out.contains("hubspot scopes: not checked"), "{out}");
     assert!(!out.contains("it-token"), "{out}");
 }
+
+/// A stand-in for HubSpot that answers the owners check and introspects `it-token` as
+/// an OAuth access token with `scopes` (the sandbox has no introspection endpoint).
+async fn introspecting(scopes: &'static [&'static str]) -> String {
+    use axum::extract::Path;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/crm/v3/owners",
+            get(|| async { axum::Json(serde_json::json!({"results": []})) }),
+        )
+        .route(
+            "/oauth/v1/access-tokens/{token}",
+            get(move |Path(token): Path<String>| async move {
+                let body =
+                    serde_json::json!({"token": token, "token_type": "access", "scopes": scopes});
+                let status = if token == "it-token" { 200 } else { 404 };
+                (
+                    axum::http::StatusCode::from_u16(status).expect("a status"),
+                    axum::Json(body),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn doctor_names_the_scopes_an_oauth_token_lacks() {
+    let base = introspecting(&["crm.objects.contacts.read", "crm.objects.owners.read"]).await;
+    let out = crmkit_hubspot(base, &["doctor"]).await;
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("hubspot scopes:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("MISSING") && line.contains("crm.objects.deals.write"),
+        "{line}"
+    );
+    assert!(!line.contains("crm.objects.contacts.read ("), "{line}");
+    assert!(!stdout.contains("it-token"), "{stdout}");
+
+    let all = &[
+        "crm.objects.contacts.read",
+        "crm.objects.contacts.write",
+        "crm.objects.companies.read",
+        "crm.objects.companies.write",
+        "crm.objects.deals.read",
+        "crm.objects.deals.write",
+        "crm.objects.owners.read",
+    ];
+    let base = introspecting(all).await;
+    let out = crmkit_hubspot(base, &["doctor"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("hubspot scopes: ok"), "{stdout}");
+}
