@@ -104,6 +104,9 @@ enum Command {
         command: CloseCommand,
     },
     /// Work with HubSpot: records of any object type, associations, pipelines.
+    #[command(
+        after_help = "Records: crmkit hubspot <OBJECT> list|get|create|update|archive|search [ID] [OPTIONS],\nwhere OBJECT is contacts, companies, deals, notes, calls, tasks, meetings, emails or any\ntype name or id; see `crmkit hubspot contacts --help`."
+    )]
     Hubspot {
         #[command(subcommand)]
         command: hubspot::HubSpotCommand,
