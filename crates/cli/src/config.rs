@@ -17,6 +17,16 @@ pub struct CloseSettings {
     pub webhook_secret: Option<SecretString>,
 }
 
+/// The `[hubspot]` table of `crmkit.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSpotSettings {
+    /// Private-app or OAuth access token (prefer `HUBSPOT_ACCESS_TOKEN` in the environment).
+    pub access_token: Option<SecretString>,
+    /// Server root, for a sandbox.
+    pub base_url: Option<String>,
+}
+
 /// The whole `crmkit.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +34,9 @@ pub struct Settings {
     /// Close settings.
     #[serde(default)]
     pub close: CloseSettings,
+    /// HubSpot settings.
+    #[serde(default)]
+    pub hubspot: HubSpotSettings,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -54,6 +67,12 @@ impl Settings {
         if let Some(w) = env("CLOSE_WEBHOOK_SECRET") {
             s.close.webhook_secret = Some(SecretString::from(w));
         }
+        if let Some(t) = env("HUBSPOT_ACCESS_TOKEN") {
+            s.hubspot.access_token = Some(SecretString::from(t.trim().to_string()));
+        }
+        if let Some(u) = env("HUBSPOT_BASE_URL") {
+            s.hubspot.base_url = Some(u);
+        }
         Ok(s)
     }
 
@@ -69,6 +88,18 @@ impl Settings {
         })?;
         let mut b = crmkit_close::Client::builder().api_key(key);
         if let Some(u) = &self.close.base_url {
+            b = b.base_url(u.clone());
+        }
+        Ok(b)
+    }
+
+    /// A HubSpot client builder from these settings, for adding to before building.
+    pub fn hubspot_builder(&self) -> Result<crmkit_hubspot::ClientBuilder> {
+        let token = self.hubspot.access_token.clone().ok_or_else(|| {
+            Error::config("no HubSpot access token: set HUBSPOT_ACCESS_TOKEN (environment or .env) or [hubspot] access_token in crmkit.toml")
+        })?;
+        let mut b = crmkit_hubspot::Client::builder().access_token(token);
+        if let Some(u) = &self.hubspot.base_url {
             b = b.base_url(u.clone());
         }
         Ok(b)

@@ -24,6 +24,11 @@
 //! (narrow them with `crmkit close search`), contacts only `lead_id`. Numeric options are
 //! range-checked when read (`--window-ms` 1 ms to one day, limits at least 1).
 //!
+//! `crmkit hubspot <object> list|get|create|update|archive|search`, `crmkit hubspot
+//! associate` and `crmkit hubspot pipelines` work the same way (see the `hubspot` module);
+//! `HUBSPOT_ACCESS_TOKEN` and `HUBSPOT_BASE_URL`, or `[hubspot] access_token, base_url` in
+//! `crmkit.toml`, configure them.
+//!
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
@@ -32,6 +37,7 @@ mod bounds;
 mod config;
 mod demo;
 mod failure;
+mod hubspot;
 mod listing;
 mod output;
 mod progress;
@@ -97,7 +103,15 @@ enum Command {
         #[command(subcommand)]
         command: CloseCommand,
     },
-    /// Check each configured credential with a cheap call.
+    /// Work with HubSpot: records of any object type, associations, pipelines.
+    #[command(
+        after_help = "Records: crmkit hubspot <OBJECT> list|get|create|update|archive|search [ID] [OPTIONS],\nwhere OBJECT is contacts, companies, deals, notes, calls, tasks, meetings, emails or any\ntype name or id; see `crmkit hubspot contacts --help`."
+    )]
+    Hubspot {
+        #[command(subcommand)]
+        command: hubspot::HubSpotCommand,
+    },
+    /// Check each configured credential with a cheap call (and HubSpot's scopes).
     Doctor,
     /// Run a sandbox CRM.
     Sandbox {
@@ -384,6 +398,7 @@ async fn run(cli: Cli) -> Outcome {
             Ok(())
         }
         Command::Doctor => doctor(&Settings::load(&cli.config)?).await,
+        Command::Hubspot { command } => hubspot::run(&Settings::load(&cli.config)?, command).await,
         Command::Close { command } => {
             let waits = Waits::default();
             let client = Settings::load(&cli.config)?
@@ -445,7 +460,7 @@ async fn doctor(settings: &Settings) -> Outcome {
             );
         }
     }
-    println!("hubspot: not supported yet");
+    problems += hubspot::doctor::check(settings).await;
     println!("salesforce: not supported yet");
     if problems > 0 {
         return Err(Error::config(format!("{problems} credential(s) failed")).into());

@@ -1,8 +1,9 @@
-//! Runs the built `crmkit` binary against an in-process Close sandbox.
+//! Runs the built `crmkit` binary against in-process Close and HubSpot sandboxes.
 
 mod bench;
 mod completions;
 mod failures;
+mod hubspot;
 mod listing;
 mod options;
 mod support;

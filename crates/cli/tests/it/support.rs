@@ -30,12 +30,21 @@ pub async fn crmkit(api_url: Option<String>, args: &[&str]) -> String {
 /// Runs `crmkit args…` as [`crmkit`] does, whatever its outcome.
 pub async fn crmkit_output(api_url: Option<String>, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || run(api_url, &args))
+    tokio::task::spawn_blocking(move || run(api_url, None, &args))
         .await
         .expect("the runner thread ends")
 }
 
-fn run(api_url: Option<String>, args: &[String]) -> Output {
+/// Runs `crmkit args…` pointed at the HubSpot server at `base_url` with any token, as
+/// [`crmkit_output`] does for Close.
+pub async fn crmkit_hubspot(base_url: String, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || run(None, Some(base_url), &args))
+        .await
+        .expect("the runner thread ends")
+}
+
+fn run(api_url: Option<String>, hubspot_url: Option<String>, args: &[String]) -> Output {
     let dir = std::env::temp_dir().join(format!("crmkit-cli-it-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crmkit"));
@@ -45,7 +54,15 @@ fn run(api_url: Option<String>, args: &[String]) -> Output {
         .args(args)
         .env_remove("CLOSE_BASE_URL")
         .env_remove("CLOSE_WEBHOOK_SECRET")
-        .env("CLOSE_API_KEY", "it-key");
+        .env("CLOSE_API_KEY", "it-key")
+        .env_remove("HUBSPOT_ACCESS_TOKEN")
+        .env_remove("HUBSPOT_BASE_URL");
+    if let Some(url) = hubspot_url {
+        // Only HubSpot is configured, so `doctor` checks nothing out of reach.
+        cmd.env_remove("CLOSE_API_KEY")
+            .env("HUBSPOT_BASE_URL", url)
+            .env("HUBSPOT_ACCESS_TOKEN", "it-token");
+    }
     if let Some(url) = api_url {
         cmd.env("CLOSE_BASE_URL", url);
     }
