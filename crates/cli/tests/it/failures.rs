@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::support::crmkit_output;
 
-/// Objects per page the sandbox allows, so a page is not a whole table chunk of 100.
+/// Objects per page the sandbox allows, so a page is not a whole table chunk of 100 and a
+/// table has an unfinished chunk when the failure comes.
 const PAGE: usize = 30;
 
 /// Each answer takes this long, so the listing is still running when the fault is set.
@@ -93,7 +94,11 @@ async fn json_keeps_the_rows_fetched_before_a_failure_as_a_valid_array() {
         "{} rows",
         rows.len()
     );
-    assert_eq!(rows.len() % PAGE, 0, "whole pages");
+    // Keyset pages re-read the last instant, so the count is not a multiple of the page; what
+    // matters is that every row fetched was printed once and the error says how many.
+    let ids: std::collections::HashSet<&str> =
+        rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), rows.len(), "each row once");
     check_error(&stderr, rows.len());
 }
 
@@ -105,6 +110,5 @@ async fn a_table_prints_its_unfinished_chunk_before_the_error() {
         .filter(|l| l.trim_start().starts_with("oppo_"))
         .count();
     assert!(rows > 0 && rows < total, "{rows} rows");
-    assert_eq!(rows % PAGE, 0, "whole pages");
     check_error(&stderr, rows);
 }
