@@ -1,6 +1,7 @@
 //! Integration tests of the HubSpot client against small axum fakes over loopback HTTP.
 
 mod batch;
+mod connector;
 mod objects;
 mod schema;
 mod search;
