@@ -208,7 +208,7 @@ impl HubSpotConnector {
                 continue;
             }
             let old = old.flatten();
-            if old.as_deref() == new || (old.is_none() && new.is_none()) {
+            if old.as_deref() == new {
                 continue;
             }
             // Without `raw`, only links that are set are written (the contract's patch rule).

@@ -390,3 +390,37 @@ async fn text_search_finds_records_of_a_kind() {
         .collect();
     assert_eq!(names, ["Zebra Works"]);
 }
+
+#[tokio::test]
+async fn an_activity_created_then_linked_reads_back_with_its_link() {
+    let sb = sandbox().await;
+    let conn = HubSpotConnector::new(client(&sb.base_url(), "conn-activity"));
+    let co = conn.create(vec![company("Linked")]).await;
+    let co = co.succeeded().next().expect("company").id.clone();
+    let mut note = crmkit_core::Activity::new(crmkit_core::ActivityKind::Note);
+    note.body = Some("Met at the fair".into());
+    note.occurred_at = chrono::DateTime::from_timestamp(1_767_225_600, 0);
+    let out = conn.create(vec![Record::Activity(note)]).await;
+    let id = out.succeeded().next().expect("note").id.clone();
+    let Record::Activity(mut a) = conn.get(ObjectKind::Activity, &id).await.expect("reads") else {
+        panic!("activity")
+    };
+    assert_eq!(a.company_id, None);
+    // A changed link is written through associations v4.
+    a.company_id = Some(co.clone());
+    let out = conn.update(vec![Record::Activity(a)]).await;
+    assert_eq!(out.failed().count(), 0, "{:?}", out.results);
+    let Record::Activity(a) = conn.get(ObjectKind::Activity, &id).await.expect("reads") else {
+        panic!("activity")
+    };
+    assert_eq!(a.kind, crmkit_core::ActivityKind::Note);
+    assert_eq!(a.body.as_deref(), Some("Met at the fair"));
+    assert_eq!(
+        a.occurred_at,
+        chrono::DateTime::from_timestamp(1_767_225_600, 0)
+    );
+    assert_eq!(a.company_id, Some(co));
+    let gone = crmkit_core::RecordRef::new(crmkit_core::Crm::HubSpot, ObjectKind::Activity, id);
+    assert_eq!(conn.delete(vec![gone]).await.failed().count(), 0);
+    assert_eq!(sb.count("notes"), 0);
+}
