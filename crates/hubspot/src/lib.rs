@@ -28,6 +28,8 @@
 //! - [`associations`]: associations v4 (default and labelled create, list, batch read,
 //!   delete) and the default type ids ([`association_types`]).
 //! - [`schema`]: pipelines and stages (label ↔ id), properties and property groups, owners.
+//! - [`connector`]: [`HubSpotConnector`], the `crmkit_core::Connector` on HubSpot (unified
+//!   records, change feed with tombstones, patches, batch outcomes, idempotent creates).
 //! - [`webhook`]: signatures v1, v2 and v3 (with the 5-minute replay window) and batched
 //!   event arrays as typed events.
 
@@ -36,6 +38,7 @@ pub mod associations;
 pub mod auth;
 pub mod batch;
 mod client;
+pub mod connector;
 pub mod dialect;
 pub mod objects;
 pub mod schema;
@@ -44,6 +47,7 @@ pub mod typed;
 pub mod webhook;
 
 pub use client::{BURST_WINDOW, Client, ClientBuilder, DEFAULT_BASE_URL, RateTier};
+pub use connector::HubSpotConnector;
 pub use dialect::HubSpotDialect;
 pub use objects::{HubSpotObject, ObjectType, Objects, Properties, ReadOptions};
 pub use search::{Filter, FilterGroup, SearchRequest};

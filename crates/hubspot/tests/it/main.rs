@@ -2,6 +2,7 @@
 //! over loopback HTTP.
 
 mod batch;
+mod connector;
 mod objects;
 mod sandbox;
 mod schema;

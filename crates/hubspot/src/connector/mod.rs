@@ -1,0 +1,589 @@
+//! The unified model on HubSpot: Company = company, Person = contact, Deal = deal,
+//! Activity = note, call, task, meeting or email.
+//!
+//! The connector keeps the [`Connector`] contract:
+//!
+//! - **Change feed**: keyset slices over CRM search on the modification time, with an upper
+//!   bound from HubSpot's clock and an overlap window; tombstones from the archived listing
+//!   (see [`feed`] for what it covers and its limits). A record that fails to map comes out
+//!   as [`Change::Skipped`].
+//! - **Mapping**: companies — `name`, `domain`, `website` → url, `description`,
+//!   `lifecyclestage` → status; contacts — `firstname` + `lastname` → name (written back
+//!   split at the first space), `jobtitle`, `email` then `hs_additional_emails`, `phone`
+//!   then `mobilephone`, `associatedcompanyid` or the first associated company; deals —
+//!   `dealname`, `amount` → [`crmkit_core::Money`] in cents with `deal_currency_code` (USD
+//!   when unset), `dealstage`, `pipeline`, `hs_deal_stage_probability` (0–1) → confidence
+//!   (0–100), `closedate`, the first associated company and contact; activities —
+//!   `hs_timestamp`, the type's body and subject/title, `hs_call_duration` (ms → s),
+//!   `hs_call_direction` / `hs_email_direction`, `hs_task_status` `COMPLETED` → completed,
+//!   the first associated company and contact. Every other property read (the account's
+//!   custom properties, found through the properties API once per connector) stays in
+//!   `custom`; `raw` keeps the object. Secondary emails are read only: HubSpot manages
+//!   `hs_additional_emails`.
+//! - **Writes**: creates go through batch create (with associations to the linked company
+//!   and contact) and updates through batch update, one outcome per record. An update sends
+//!   only the properties whose value differs from what the record's own `raw` maps to
+//!   (clears as `""`, as HubSpot documents), and changes links through associations v4 (the
+//!   old default association removed, the new one added); nothing to send, no request.
+//!   Deletes archive (batch archive).
+//! - **Idempotent creates**: the marker is stored in a unique property — `email` for
+//!   contacts by default, a configured property for other kinds
+//!   ([`HubSpotConnector::with_marker_property`]). Records whose marker exists are returned
+//!   untouched (batch read by `idProperty`); the rest go through batch upsert by
+//!   `idProperty`, so a create retried after an interruption updates the record it made
+//!   instead of making a second one. The property must be unique (`hasUniqueValue`) for
+//!   HubSpot to accept it as `idProperty` (developers.hubspot.com/docs/api/crm/properties,
+//!   unique identifier properties).
+//! - **Search**: HubSpot's `query` text search (default searchable properties of each
+//!   type), every match past the 10,000 cap.
+//!
+//! Activity ids are looked up in notes, calls, tasks, meetings and emails in that order
+//! when only an id is given (`get`, `delete`, `find_by_marker`).
+
+pub mod feed;
+mod mapping;
+mod patch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use crmkit_core::connector::{Change, Marked};
+use crmkit_core::{
+    BatchOutcome, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind, Record, RecordRef,
+    Result,
+};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use crate::Client;
+use crate::associations::default_type_id;
+use crate::batch::{CreateInput, UpdateInput};
+use crate::objects::{HubSpotObject, NewAssociation, ObjectType, ReadOptions};
+use crate::search::SearchRequest;
+use mapping::{linked, object_type_of, object_types, to_record};
+
+/// [`Connector`] for HubSpot.
+#[derive(Debug, Clone)]
+pub struct HubSpotConnector {
+    client: Client,
+    /// The unique property holding idempotency markers, per kind.
+    markers: BTreeMap<ObjectKind, String>,
+    overlap: chrono::Duration,
+    page_size: usize,
+    /// Custom property names per object type, read once.
+    custom: Arc<Mutex<HashMap<String, Vec<String>>>>,
+}
+
+impl HubSpotConnector {
+    /// A connector using `client`; contacts' markers live in `email`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            markers: BTreeMap::from([(ObjectKind::Person, "email".to_string())]),
+            overlap: chrono::Duration::minutes(1),
+            page_size: 200,
+            custom: Arc::default(),
+        }
+    }
+
+    /// Records per change-feed page (default 200, the most CRM search returns).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = n.clamp(1, 200);
+        self
+    }
+
+    /// How far before a resumed cursor the change feed starts again, for records the search
+    /// index shows late (default one minute); also the margin of the archived scan.
+    pub fn with_overlap(mut self, overlap: std::time::Duration) -> Self {
+        self.overlap = chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
+        self
+    }
+
+    /// Stores the idempotency markers of companies, deals and activities in the unique
+    /// property `name` (such as `crmkit_id`, created with `hasUniqueValue: true` on each
+    /// object type); contacts keep `email` unless set with
+    /// [`Self::with_marker_property_for`].
+    pub fn with_marker_property(mut self, name: &str) -> Self {
+        for kind in [ObjectKind::Company, ObjectKind::Deal, ObjectKind::Activity] {
+            self.markers.insert(kind, name.to_string());
+        }
+        self
+    }
+
+    /// Stores the idempotency markers of `kind` in the unique property `name`.
+    pub fn with_marker_property_for(mut self, kind: ObjectKind, name: &str) -> Self {
+        self.markers.insert(kind, name.to_string());
+        self
+    }
+
+    fn marker_property(&self, kind: ObjectKind) -> Result<&str> {
+        self.markers.get(&kind).map(String::as_str).ok_or_else(|| {
+            Error::config(format!(
+                "no marker property for {kind}s: configure HubSpotConnector::with_marker_property"
+            ))
+            .with_crm(Crm::HubSpot)
+        })
+    }
+
+    /// The properties to read for `t`: the mapped ones, the account's custom ones and the
+    /// marker property.
+    async fn properties(&self, t: &ObjectType) -> Result<Vec<String>> {
+        let cached = self
+            .custom
+            .lock()
+            .map(|c| c.get(t.as_str()).cloned())
+            .unwrap_or_default();
+        let custom = match cached {
+            Some(c) => c,
+            None => {
+                let names: Vec<String> = self
+                    .client
+                    .properties(t)
+                    .await?
+                    .into_iter()
+                    .filter(|p| p.hubspot_defined == Some(false))
+                    .map(|p| p.name)
+                    .collect();
+                if let Ok(mut c) = self.custom.lock() {
+                    c.insert(t.as_str().to_string(), names.clone());
+                }
+                names
+            }
+        };
+        let mut out: Vec<String> = mapping::mapped(t).into_iter().map(String::from).collect();
+        let marker = mapping::kind_of(t).and_then(|k| self.markers.get(&k));
+        for name in custom.into_iter().chain(marker.cloned()) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_options(&self, t: &ObjectType) -> Result<ReadOptions> {
+        Ok(ReadOptions::default()
+            .properties(self.properties(t).await?)
+            .associations(linked(t).iter().map(ObjectType::as_str)))
+    }
+
+    /// The object of `kind` with `id`, and its type (activities are looked up per type).
+    async fn find(&self, kind: ObjectKind, id: &str) -> Result<(ObjectType, HubSpotObject)> {
+        for t in object_types(kind) {
+            let options = self.read_options(t).await?;
+            match self.client.objects(t.clone()).get(id, &options).await {
+                Ok(o) => return Ok((t.clone(), o)),
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(
+            Error::new(ErrorKind::NotFound, format!("no HubSpot {kind} {id}"))
+                .with_crm(Crm::HubSpot),
+        )
+    }
+
+    /// Adds the links of newly written records (company, person), one request each.
+    async fn link(
+        &self,
+        t: &ObjectType,
+        id: &str,
+        now: (Option<&str>, Option<&str>),
+        before: Option<(Option<String>, Option<String>)>,
+    ) -> Result<()> {
+        let assoc = self.client.associations();
+        let pairs = [
+            (
+                ObjectType::Companies,
+                now.0,
+                before.as_ref().map(|b| b.0.clone()),
+            ),
+            (
+                ObjectType::Contacts,
+                now.1,
+                before.as_ref().map(|b| b.1.clone()),
+            ),
+        ];
+        for (to, new, old) in pairs {
+            if !linked(t).contains(&to) {
+                continue;
+            }
+            let old = old.flatten();
+            if old.as_deref() == new {
+                continue;
+            }
+            // Without `raw`, only links that are set are written (the contract's patch rule).
+            if new.is_none() && before.is_none() {
+                continue;
+            }
+            if let Some(old) = &old {
+                assoc.remove(t, id, &to, old).await?;
+            }
+            if let Some(new) = new {
+                assoc.associate_default(t, id, &to, new).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records grouped by object type, with their input positions.
+    fn by_type<T>(
+        items: Vec<(usize, ObjectType, T)>,
+    ) -> BTreeMap<String, (ObjectType, Vec<(usize, T)>)> {
+        let mut groups: BTreeMap<String, (ObjectType, Vec<(usize, T)>)> = BTreeMap::new();
+        for (i, t, item) in items {
+            groups
+                .entry(t.as_str().to_string())
+                .or_insert_with(|| (t, Vec::new()))
+                .1
+                .push((i, item));
+        }
+        groups
+    }
+
+    async fn create_all(&self, records: Vec<Record>) -> Vec<Result<RecordRef>> {
+        let n = records.len();
+        let mut out: Vec<Option<Result<RecordRef>>> = (0..n).map(|_| None).collect();
+        let items = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i, object_type_of(&r), r))
+            .collect();
+        for (_, (t, group)) in Self::by_type(items) {
+            let inputs = group
+                .iter()
+                .map(|(_, r)| {
+                    let (company, person) = patch::links(r);
+                    let associations = [
+                        (ObjectType::Companies, company),
+                        (ObjectType::Contacts, person),
+                    ]
+                    .into_iter()
+                    .filter(|(to, _)| linked(&t).contains(to))
+                    .filter_map(|(to, id)| {
+                        Some(NewAssociation::hubspot_defined(
+                            id?,
+                            default_type_id(&t, &to)?,
+                        ))
+                    })
+                    .collect();
+                    CreateInput {
+                        properties: patch::create_properties(r),
+                        associations,
+                    }
+                })
+                .collect();
+            let results = self.client.objects(t.clone()).batch_create(inputs).await;
+            for ((i, r), res) in group.into_iter().zip(results) {
+                out[i] = Some(
+                    res.map(|o| RecordRef::new(Crm::HubSpot, r.kind(), o.id))
+                        .map_err(|e| e.with_crm(Crm::HubSpot).with_record(r.describe())),
+                );
+            }
+        }
+        finish(out)
+    }
+
+    async fn update_all(&self, records: Vec<Record>) -> Vec<Result<RecordRef>> {
+        let n = records.len();
+        let mut out: Vec<Option<Result<RecordRef>>> = (0..n).map(|_| None).collect();
+        let mut items = Vec::new();
+        for (i, r) in records.into_iter().enumerate() {
+            match patch::update(&r) {
+                Ok(u) => items.push((i, object_type_of(&r), (r, u))),
+                Err(e) => out[i] = Some(Err(e.with_crm(Crm::HubSpot).with_record(r.describe()))),
+            }
+        }
+        for (_, (t, group)) in Self::by_type(items) {
+            let inputs: Vec<UpdateInput> = group
+                .iter()
+                .filter(|(_, (_, u))| !u.properties.is_empty())
+                .map(|(_, (r, u))| UpdateInput {
+                    id: r.id().unwrap_or_default().to_string(),
+                    properties: u.properties.clone(),
+                })
+                .collect();
+            let mut sent = self
+                .client
+                .objects(t.clone())
+                .batch_update(inputs)
+                .await
+                .into_iter();
+            for (i, (r, u)) in group {
+                let id = r.id().unwrap_or_default().to_string();
+                let written = if u.properties.is_empty() {
+                    Ok(())
+                } else {
+                    sent.next()
+                        .unwrap_or_else(|| Err(Error::bad_response("no batch result")))
+                        .map(|_| ())
+                };
+                let linked = match written {
+                    Ok(()) => self.link(&t, &id, patch::links(&r), u.before).await,
+                    Err(e) => Err(e),
+                };
+                out[i] = Some(
+                    linked
+                        .map(|()| RecordRef::new(Crm::HubSpot, r.kind(), id))
+                        .map_err(|e| e.with_crm(Crm::HubSpot).with_record(r.describe())),
+                );
+            }
+        }
+        finish(out)
+    }
+
+    async fn create_marked_all(&self, records: Vec<Marked>) -> Vec<Result<RecordRef>> {
+        let n = records.len();
+        let mut out: Vec<Option<Result<RecordRef>>> = (0..n).map(|_| None).collect();
+        // Same type and marker: one write, and every input gets its result.
+        let mut first: HashMap<(String, String), usize> = HashMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
+        let mut items = Vec::new();
+        for (i, m) in records.into_iter().enumerate() {
+            let kind = m.record.kind();
+            let label = format!("{} (marker {:?})", m.record.describe(), m.marker);
+            let prop = match self.marker_property(kind) {
+                Ok(p) => p.to_string(),
+                Err(e) => {
+                    out[i] = Some(Err(e.with_record(label)));
+                    continue;
+                }
+            };
+            let t = object_type_of(&m.record);
+            match first.entry((t.as_str().to_string(), m.marker.clone())) {
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    copies.push((i, *o.get()));
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+            let mut properties = patch::create_properties(&m.record);
+            if let Some(have) = properties
+                .get(&prop)
+                .filter(|v| !v.eq_ignore_ascii_case(&m.marker))
+            {
+                out[i] = Some(Err(Error::new(
+                    ErrorKind::Validation,
+                    format!(
+                        "the record's {prop} {have:?} is not its marker: the marker lives in {prop}"
+                    ),
+                )
+                .with_crm(Crm::HubSpot)
+                .with_record(label)));
+                continue;
+            }
+            properties.insert(prop.clone(), m.marker.clone());
+            items.push((i, t, (m, prop, properties)));
+        }
+        for (_, (t, group)) in Self::by_type(items) {
+            let objects = self.client.objects(t.clone());
+            // One idProperty per request: group again by marker property.
+            let mut by_prop: BTreeMap<String, Vec<_>> = BTreeMap::new();
+            for g in group {
+                by_prop.entry(g.1.1.clone()).or_default().push(g);
+            }
+            for (prop, group) in by_prop {
+                let markers: Vec<String> = group
+                    .iter()
+                    .map(|(_, (m, _, _))| m.marker.clone())
+                    .collect();
+                let options = ReadOptions::default().properties([prop.as_str()]);
+                let found = objects.batch_read(markers, &options, Some(&prop)).await;
+                let mut missing = Vec::new();
+                for ((i, (m, p, props)), f) in group.into_iter().zip(found) {
+                    match f {
+                        Ok(o) if !o.archived => {
+                            out[i] = Some(Ok(RecordRef::new(Crm::HubSpot, m.record.kind(), o.id)));
+                        }
+                        _ => missing.push((i, (m, p, props))),
+                    }
+                }
+                let inputs = missing
+                    .iter()
+                    .map(|(_, (m, _, props))| UpdateInput {
+                        id: m.marker.clone(),
+                        properties: props.clone(),
+                    })
+                    .collect();
+                let results = objects.batch_upsert(&prop, inputs).await;
+                for ((i, (m, _, _)), res) in missing.into_iter().zip(results) {
+                    let done = match res {
+                        Ok(u) => {
+                            let linked = if u.created {
+                                self.link(&t, &u.object.id, patch::links(&m.record), None)
+                                    .await
+                            } else {
+                                Ok(())
+                            };
+                            linked.map(|()| {
+                                RecordRef::new(Crm::HubSpot, m.record.kind(), u.object.id)
+                            })
+                        }
+                        Err(e) => Err(e),
+                    };
+                    out[i] = Some(done.map_err(|e| {
+                        e.with_crm(Crm::HubSpot).with_record(format!(
+                            "{} (marker {:?})",
+                            m.record.describe(),
+                            m.marker
+                        ))
+                    }));
+                }
+            }
+        }
+        for (i, from) in copies {
+            out[i] = out[from].clone();
+        }
+        finish(out)
+    }
+
+    async fn delete_all(&self, refs: Vec<RecordRef>) -> Vec<Result<RecordRef>> {
+        let n = refs.len();
+        let mut out: Vec<Option<Result<RecordRef>>> = (0..n).map(|_| None).collect();
+        let mut items = Vec::new();
+        for (i, r) in refs.into_iter().enumerate() {
+            let t = if r.object == ObjectKind::Activity {
+                match self.find(r.object, &r.id).await {
+                    Ok((t, _)) => t,
+                    Err(e) => {
+                        out[i] = Some(Err(e.with_record(r.to_string())));
+                        continue;
+                    }
+                }
+            } else {
+                object_types(r.object)[0].clone()
+            };
+            items.push((i, t, r));
+        }
+        for (_, (t, group)) in Self::by_type(items) {
+            let ids = group.iter().map(|(_, r)| r.id.clone()).collect();
+            let results = self.client.objects(t).batch_archive(ids).await;
+            for ((i, r), res) in group.into_iter().zip(results) {
+                let label = r.to_string();
+                out[i] = Some(
+                    res.map(|()| r)
+                        .map_err(|e| e.with_crm(Crm::HubSpot).with_record(label)),
+                );
+            }
+        }
+        finish(out)
+    }
+}
+
+/// The results in input order; a slot left empty (never expected) is reported, not hidden.
+fn finish(out: Vec<Option<Result<RecordRef>>>) -> Vec<Result<RecordRef>> {
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(
+                    Error::bad_response("the batch answer did not account for this record")
+                        .with_crm(Crm::HubSpot),
+                )
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Connector for HubSpotConnector {
+    fn crm(&self) -> Crm {
+        Crm::HubSpot
+    }
+
+    fn changes(
+        &self,
+        kind: ObjectKind,
+        since: Option<ChangeCursor>,
+    ) -> BoxStream<'_, Result<Change>> {
+        let config = feed::FeedConfig {
+            overlap: self.overlap.max(chrono::Duration::zero()),
+            page_size: self.page_size,
+        };
+        stream::once(async move {
+            let mut properties = BTreeMap::new();
+            for t in object_types(kind) {
+                properties.insert(t.as_str().to_string(), self.properties(t).await?);
+            }
+            Ok::<_, Error>(feed::changes(&self.client, kind, since, config, properties))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
+        let (t, o) = self.find(kind, id).await?;
+        to_record(&t, &o).map_err(|e| e.with_crm(Crm::HubSpot).with_record(format!("{kind} {id}")))
+    }
+
+    async fn create(&self, records: Vec<Record>) -> BatchOutcome {
+        BatchOutcome {
+            results: self.create_all(records).await,
+        }
+    }
+
+    async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
+        BatchOutcome {
+            results: self.create_marked_all(records).await,
+        }
+    }
+
+    async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
+        let prop = self.marker_property(kind)?;
+        for t in object_types(kind) {
+            let options = ReadOptions::default().properties([prop]);
+            match self
+                .client
+                .objects(t.clone())
+                .get_by(prop, marker, &options)
+                .await
+            {
+                Ok(o) if !o.archived => return Ok(Some(RecordRef::new(Crm::HubSpot, kind, o.id))),
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn update(&self, records: Vec<Record>) -> BatchOutcome {
+        BatchOutcome {
+            results: self.update_all(records).await,
+        }
+    }
+
+    async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
+        BatchOutcome {
+            results: self.delete_all(refs).await,
+        }
+    }
+
+    fn search(&self, kind: ObjectKind, query: &str) -> BoxStream<'_, Result<Record>> {
+        let query = query.to_string();
+        stream::iter(object_types(kind))
+            .then(move |t| {
+                let query = query.clone();
+                async move {
+                    let props = self.properties(t).await?;
+                    let req = SearchRequest::new().query(query).properties(props);
+                    Ok::<_, Error>(
+                        self.client
+                            .objects(t.clone())
+                            .search_all(req)
+                            .try_chunks(crate::batch::BATCH_SIZE)
+                            .map_err(|e| e.1)
+                            .and_then(move |page| async move {
+                                feed::with_links(&self.client, t, page, |o| o).await
+                            })
+                            .map_ok(move |page| {
+                                stream::iter(page.into_iter().map(move |o| to_record(t, &o)))
+                            })
+                            .try_flatten(),
+                    )
+                }
+            })
+            .try_flatten()
+            .boxed()
+    }
+}

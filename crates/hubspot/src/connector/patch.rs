@@ -1,0 +1,262 @@
+//! Unified records to HubSpot property writes: creates send what is set, updates send only
+//! what differs from the record's own `raw`.
+//!
+//! Both sides of an update are compared in one canonical form (the properties a record maps
+//! to), so a record read and written back unchanged sends nothing even where HubSpot's text
+//! differs from crmkit's (`"1234.5"` vs `"1234.50"`, a call of 12,500 ms read as 12 s). An
+//! empty string clears a property (crm-objects-contacts-v3.json, PATCH: "Properties values
+//! can be cleared by passing an empty string").
+
+use std::collections::BTreeMap;
+
+use crmkit_core::{Error, ErrorKind, Record, Result};
+use serde_json::Value;
+
+use super::mapping::{
+    activity_props, decimal, format_time, is_mapped, object_type_of, split_name, to_record,
+};
+use crate::objects::{HubSpotObject, ObjectType, Properties};
+
+/// Every typed property a record maps to, `""` for unset ones. Secondary emails
+/// (`hs_additional_emails`) and `associatedcompanyid` are read only here: HubSpot manages
+/// the first, and links are written through associations.
+fn canonical(record: &Record) -> Properties {
+    let mut p = Properties::new();
+    let mut put = |k: &str, v: Option<String>| {
+        p.insert(k.to_string(), v.unwrap_or_default());
+    };
+    match record {
+        Record::Company(c) => {
+            put("name", Some(c.name.clone()));
+            put("domain", c.domain.clone());
+            put("website", c.url.clone());
+            put("description", c.description.clone());
+            put("lifecyclestage", c.status.clone());
+        }
+        Record::Person(r) => {
+            let (first, last) = split_name(&r.name);
+            put("firstname", Some(first));
+            put("lastname", Some(last));
+            put("jobtitle", r.title.clone());
+            put("email", r.emails.first().cloned());
+            put("phone", r.phones.first().cloned());
+            put("mobilephone", r.phones.get(1).cloned());
+        }
+        Record::Deal(d) => {
+            put("dealname", Some(d.name.clone()));
+            put("amount", d.amount.as_ref().map(|m| decimal(m.minor)));
+            if let Some(m) = &d.amount {
+                put("deal_currency_code", Some(m.currency.clone()));
+            }
+            put("dealstage", d.stage_id.clone());
+            put("pipeline", d.pipeline_id.clone());
+            put(
+                "hs_deal_stage_probability",
+                d.confidence.map(|c| (f64::from(c) / 100.0).to_string()),
+            );
+            put("closedate", d.close_date.map(format_time));
+        }
+        Record::Activity(a) => {
+            let t = object_type_of(record);
+            let (body, subject) = activity_props(&t);
+            put("hs_timestamp", a.occurred_at.map(format_time));
+            put(body, a.body.clone());
+            if let Some(s) = subject {
+                put(s, a.subject.clone());
+            }
+            match t {
+                ObjectType::Calls => {
+                    put(
+                        "hs_call_duration",
+                        a.duration_secs.map(|s| (u64::from(s) * 1000).to_string()),
+                    );
+                    put(
+                        "hs_call_direction",
+                        a.direction.as_ref().map(|d| d.to_ascii_uppercase()),
+                    );
+                }
+                ObjectType::Tasks => put(
+                    "hs_task_status",
+                    a.completed
+                        .map(|c| if c { "COMPLETED" } else { "NOT_STARTED" }.to_string()),
+                ),
+                ObjectType::Emails => put(
+                    "hs_email_direction",
+                    a.direction.as_deref().map(|d| {
+                        if d.eq_ignore_ascii_case("inbound") {
+                            "INCOMING_EMAIL".to_string()
+                        } else {
+                            "EMAIL".to_string()
+                        }
+                    }),
+                ),
+                _ => {}
+            }
+        }
+    }
+    p
+}
+
+/// A custom value as HubSpot's string (`Null` clears).
+fn custom_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The HubSpot object this record was read from, when `raw` is one with the record's id.
+pub(super) fn baseline(record: &Record) -> Option<HubSpotObject> {
+    let id = record.id()?;
+    let o: HubSpotObject = serde_json::from_value(record.raw().clone()).ok()?;
+    (o.id == id).then_some(o)
+}
+
+/// The links (company, person) a record holds.
+pub(super) fn links(record: &Record) -> (Option<&str>, Option<&str>) {
+    match record {
+        Record::Company(_) => (None, None),
+        Record::Person(p) => (p.company_id.as_deref(), None),
+        Record::Deal(d) => (d.company_id.as_deref(), d.person_id.as_deref()),
+        Record::Activity(a) => (a.company_id.as_deref(), a.person_id.as_deref()),
+    }
+}
+
+/// The properties of a create: only those set.
+pub(super) fn create_properties(record: &Record) -> Properties {
+    let t = object_type_of(record);
+    let mut p: Properties = canonical(record)
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    for (k, v) in record.custom() {
+        if !is_mapped(&t, k) && !v.is_null() {
+            p.insert(k.clone(), custom_text(v));
+        }
+    }
+    p
+}
+
+/// What an update sends, and the links (company, person) before it, from `raw` when it is
+/// this record's (see the module docs).
+pub(super) struct Update {
+    /// The properties to patch.
+    pub properties: Properties,
+    /// The links `raw` had, when the record carries its own `raw`.
+    pub before: Option<(Option<String>, Option<String>)>,
+}
+
+/// The patch of an update.
+pub(super) fn update(record: &Record) -> Result<Update> {
+    if record.id().is_none_or(str::is_empty) {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            "an update needs the record's HubSpot id",
+        ));
+    }
+    let t = object_type_of(record);
+    let now = canonical(record);
+    let base = baseline(record);
+    let before = base.as_ref().map(|o| to_record(&t, o)).transpose()?;
+    let mut properties = Properties::new();
+    match &before {
+        Some(b) => {
+            let was = canonical(b);
+            for (k, v) in now {
+                if was.get(&k).map_or(!v.is_empty(), |w| *w != v) {
+                    properties.insert(k, v);
+                }
+            }
+        }
+        None => properties.extend(now.into_iter().filter(|(_, v)| !v.is_empty())),
+    }
+    let old: BTreeMap<&str, &str> = base
+        .as_ref()
+        .map(|o| {
+            o.properties
+                .iter()
+                .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (k, v) in record.custom() {
+        if is_mapped(&t, k) {
+            continue;
+        }
+        let v = custom_text(v);
+        let unchanged = base.is_some() && old.get(k.as_str()).copied().unwrap_or("") == v;
+        if !unchanged {
+            properties.insert(k.clone(), v);
+        }
+    }
+    Ok(Update {
+        properties,
+        before: before.as_ref().map(|b| {
+            let (c, p) = links(b);
+            (c.map(str::to_string), p.map(str::to_string))
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmkit_core::model::{Company, Deal, Money};
+    use serde_json::json;
+
+    fn read(t: &ObjectType, v: Value) -> Record {
+        to_record(t, &serde_json::from_value(v).expect("object")).expect("maps")
+    }
+
+    #[test]
+    fn a_record_written_back_unchanged_sends_nothing() {
+        let r = read(
+            &ObjectType::Deals,
+            json!({"id": "5", "properties": {"dealname": "D", "amount": "1234.5",
+                   "closedate": "2024-05-01T00:00:00Z", "custom_x": "1", "hs_lastmodifieddate": "2024-05-01T00:00:00Z"}}),
+        );
+        let u = update(&r).expect("patch");
+        assert!(u.properties.is_empty(), "{:?}", u.properties);
+    }
+
+    #[test]
+    fn only_changed_fields_are_sent_and_clears_are_empty_strings() {
+        let Record::Deal(mut d) = read(
+            &ObjectType::Deals,
+            json!({"id": "5", "properties": {"dealname": "D", "amount": "10", "pipeline": "default", "custom_x": "1"}}),
+        ) else {
+            panic!("deal")
+        };
+        d.amount = Some(Money::new(2000, "USD"));
+        d.pipeline_id = None;
+        d.custom.insert("custom_x".into(), Value::Null);
+        let u = update(&Record::Deal(d)).expect("patch");
+        let sent: Vec<(&str, &str)> = u
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            sent,
+            [("amount", "20.00"), ("custom_x", ""), ("pipeline", "")]
+        );
+    }
+
+    #[test]
+    fn without_raw_only_set_fields_are_sent() {
+        let c = Record::Company(Company {
+            id: Some("1".into()),
+            name: "Acme".into(),
+            ..Company::default()
+        });
+        let u = update(&c).expect("patch");
+        assert_eq!(u.properties.len(), 1);
+        assert!(u.before.is_none());
+        let no_id = Record::Deal(Deal::default());
+        assert_eq!(
+            update(&no_id).err().map(|e| e.kind()),
+            Some(ErrorKind::Validation)
+        );
+    }
+}
