@@ -214,18 +214,36 @@ pub struct SignatureHeaders<'a> {
     pub version: Option<&'a str>,
 }
 
-/// Checks whichever signature the request carries, v3 first.
+/// Checks the v3 signature, the only version with a timestamp and so the only one that
+/// refuses a replayed delivery. A request without `X-HubSpot-Signature-v3` is refused, so
+/// an attacker cannot strip the v3 header and replay an old v1-signed body; apps still on
+/// v1 or v2 call [`verify_any`] and accept that those versions carry no replay window.
 pub fn verify(
     client_secret: &SecretString,
     request: Received<'_>,
     headers: SignatureHeaders<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if let Some(sig) = headers.signature_v3 {
-        let ts = headers
-            .timestamp
-            .ok_or_else(|| reject("a v3 signature without X-HubSpot-Request-Timestamp"))?;
-        return verify_v3(client_secret, request, sig, ts, now);
+    let sig = headers
+        .signature_v3
+        .ok_or_else(|| reject("the request carries no X-HubSpot-Signature-v3"))?;
+    let ts = headers
+        .timestamp
+        .ok_or_else(|| reject("a v3 signature without X-HubSpot-Request-Timestamp"))?;
+    verify_v3(client_secret, request, sig, ts, now)
+}
+
+/// Checks whichever signature the request carries, v3 first, then v2 or v1 (which HubSpot
+/// still sends to apps configured for them). v1 and v2 carry no timestamp, so a delivery
+/// checked by them can be replayed: prefer [`verify`].
+pub fn verify_any(
+    client_secret: &SecretString,
+    request: Received<'_>,
+    headers: SignatureHeaders<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if headers.signature_v3.is_some() {
+        return verify(client_secret, request, headers, now);
     }
     let sig = headers
         .signature

@@ -3,7 +3,7 @@
 use chrono::DateTime;
 use crmkit_core::{ErrorKind, SecretString};
 use crmkit_hubspot::webhook::{
-    Received, SignatureHeaders, sign_v3, verify, verify_v1, verify_v2, verify_v3,
+    Received, SignatureHeaders, sign_v3, verify, verify_any, verify_v1, verify_v2, verify_v3,
 };
 use serde_json::Value;
 
@@ -45,7 +45,10 @@ fn every_public_vector_verifies_and_a_tampered_one_does_not() {
                     version: Some("v1"),
                     ..Default::default()
                 };
-                verify(&secret, req, headers, chrono::Utc::now()).expect("dispatches to v1");
+                verify_any(&secret, req, headers, chrono::Utc::now()).expect("dispatches to v1");
+                // `verify` insists on v3: a stripped v3 header cannot fall back to v1.
+                let e = verify(&secret, req, headers, chrono::Utc::now()).expect_err("v3 only");
+                assert_eq!(e.kind(), ErrorKind::Auth);
             }
             "v2" => {
                 verify_v2(&secret, req.method, req.uri, body, expected).expect("v2 verifies");

@@ -54,13 +54,21 @@ impl GateHooks for State {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer "));
         let Some(header) = bearer else {
-            // Developer API key as `hapikey=` (spec securitySchemes `developer_hapikey`).
+            // Developer API key as `hapikey=` (spec securitySchemes `developer_hapikey`), taken
+            // only by the developer APIs (webhooks-v3.json) and, once keys or tokens are
+            // configured, only the configured key.
+            if !req.uri().path().starts_with("/webhooks/") {
+                return None;
+            }
             let query = req.uri().query().unwrap_or_default();
             let key = query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("hapikey="))
                 .filter(|k| !k.is_empty())?;
-            let ok = self.config.hapikey.as_deref().is_none_or(|h| h == key);
+            let ok = match self.config.hapikey.as_deref() {
+                Some(configured) => configured == key,
+                None => self.config.tokens.is_empty(),
+            };
             return ok.then(|| format!("hapikey:{key}"));
         };
         let token = header.trim();
