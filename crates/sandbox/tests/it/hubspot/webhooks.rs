@@ -160,3 +160,35 @@ async fn events_arrive_in_signed_batches_and_failures_are_retried() {
         "the first attempt failed and was retried"
     );
 }
+
+#[tokio::test]
+async fn a_developer_key_opens_only_the_developer_apis() {
+    let sb = HubSpotSandbox::builder()
+        .tokens(["pat-good"])
+        .start()
+        .await
+        .expect("starts");
+    let http = reqwest::Client::new();
+    let crm = http
+        .get(format!(
+            "{}/crm/v3/objects/contacts?hapikey=anything",
+            sb.base_url()
+        ))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(crm.status(), 401, "CRM APIs take no developer key");
+    let dev = http
+        .get(format!(
+            "{}/webhooks/v3/1/settings?hapikey=anything",
+            sb.base_url()
+        ))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        dev.status(),
+        401,
+        "with tokens configured and no developer key, no key is accepted"
+    );
+}
