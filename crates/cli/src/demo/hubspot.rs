@@ -98,7 +98,7 @@ pub async fn tour(first: u32, companies: usize, seed: u64) -> Result<Map<String,
         .await
         .map_err(|e| Error::config(format!("cannot start the HubSpot sandbox: {e}")))?;
     println!(
-        "\nHubSpot sandbox at {} seeded with {companies} companies (seed {seed})\n",
+        "\nHubSpot sandbox at {} seeded from the same world (seed {seed}; HubSpot holds part of its {companies} companies)\n",
         sandbox.base_url()
     );
     let client = Client::builder()
