@@ -1,6 +1,8 @@
 //! `crmkit demo`: the Close sandbox seeded with data, and a tour of the client through it —
 //! listing, CRUD, the query language, webhooks with verified signatures, the event log and
-//! the unified connector — ending in a summary. No network, no credentials.
+//! the unified connector — then the HubSpot sandbox from the same seed and a short tour of
+//! the HubSpot client and connector (see [`hubspot`]), ending in one summary. No network, no
+//! credentials.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +18,8 @@ use crmkit_core::{Connector, Error, ObjectKind, Result, SecretString};
 use crmkit_sandbox::close::CloseSandbox;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
+
+mod hubspot;
 
 fn step(n: u32, text: &str) {
     println!("{n:>2}. {text}");
@@ -275,7 +279,7 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
     step(13, &format!("Deleted the demo lead (now: {gone:?})"));
 
     let stats = sandbox.stats();
-    let summary = json!({
+    let mut summary = json!({
         "leads_seeded": leads,
         "leads_streamed": all.len(),
         "search_hits": hits.len(),
@@ -283,8 +287,15 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
         "events": events.len(),
         "requests": stats.requests.len(),
         "rate_limited": stats.rate_limited,
-        "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
+    let hubspot = hubspot::tour(14, leads, seed).await?;
+    if let Some(all) = summary.as_object_mut() {
+        all.extend(hubspot);
+        all.insert(
+            "seconds".into(),
+            json!((started.elapsed().as_secs_f64() * 100.0).round() / 100.0),
+        );
+    }
     println!("\nSummary: {}", summary_line(&summary));
     Ok(())
 }
