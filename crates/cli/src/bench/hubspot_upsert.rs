@@ -7,6 +7,11 @@
 //! over; at HubSpot's own 100 per 10 s the whole run would fit in one window and no rate
 //! could be measured. The reference loop gets the same time budget, so a run takes about a
 //! minute.
+//!
+//! With several batch calls in flight the client leaves part of each window unused: it takes
+//! every request sent after an answered one off the server's `remaining`, including those the
+//! server had already counted. At the defaults that measured a rate ratio of 0.94, and 1.00
+//! with `--concurrency 1`.
 
 use std::time::{Duration, Instant};
 
