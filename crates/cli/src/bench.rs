@@ -2,6 +2,7 @@
 //! name=value pairs, so runs can be compared.
 
 mod close_import;
+mod hubspot_upsert;
 mod rate;
 mod reference;
 mod sandbox;
@@ -18,6 +19,16 @@ pub enum Bench {
     /// `reference_rate_ratio` and `speedup` (crmkit leads/s ÷ reference leads/s).
     /// Target at `--window-ms 10000 --latency-ms 150`: rate_ratio ≥ 0.97, share_429 ≤ 0.005.
     CloseImport(close_import::Args),
+    /// Upsert contacts by email into the HubSpot sandbox with its burst limit on, through
+    /// crmkit's batch upsert and then the one-request-per-record loop other tools use.
+    ///
+    /// Last line: `calls` (batch upserts the sandbox saw), `call_ratio` (calls ÷ ⌈N/100⌉,
+    /// target ≤ 1.02), `rate_ratio` (steady achieved ÷ allowed rate, target ≥ 0.95),
+    /// `share_429` (target ≤ 0.01), `reference_calls` (the reference loop's requests per
+    /// record, not counting those answered 429) and `speedup` (crmkit contacts/s ÷ reference
+    /// contacts/s). Defaults: 10,000 contacts at 25 requests per 10 s, so crmkit's 100 calls
+    /// span four windows and the rate can be measured (at 100 per 10 s they fit in one).
+    HubspotUpsert(hubspot_upsert::Args),
     /// Seed a large Close sandbox, list every lead through the client with the rate limit
     /// off, and time one page of a filtered search.
     ///
@@ -30,6 +41,7 @@ pub enum Bench {
 pub async fn run(bench: Bench) -> Result<(), Failure> {
     match bench {
         Bench::CloseImport(args) => close_import::run(args).await,
+        Bench::HubspotUpsert(args) => hubspot_upsert::run(args).await,
         Bench::Sandbox(args) => sandbox::run(args).await,
     }
 }

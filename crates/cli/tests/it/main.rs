@@ -1,6 +1,7 @@
 //! Runs the built `crmkit` binary against in-process Close and HubSpot sandboxes.
 
 mod bench;
+mod bench_hubspot;
 mod completions;
 mod failures;
 mod hubspot;
