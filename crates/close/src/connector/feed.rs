@@ -11,10 +11,11 @@
 //! Tombstones cover: Company — `lead` deleted, and the source lead of a `lead` merged event
 //! (`meta.merge_source_lead_id`); Person and Deal — their own `deleted` events and the
 //! `contacts` / `opportunities` inside a deleted lead's `previous_data` (Close deletes a
-//! lead's children with it and does not document logging them separately; `previous_data`
-//! reaches non-admins only for events under an hour old); Activity — `deleted` events of
-//! notes, calls, emails and meetings. Activities removed with their lead are NOT reported:
-//! a deleted lead's `previous_data` does not hold its activities.
+//! lead's children with it; `previous_data` reaches non-admins only for events under an hour
+//! old); Activity — `deleted` events of notes, calls, emails and meetings. Activities removed
+//! with their lead come only through their own `deleted` events, which Close says it logs
+//! for a lead's children (developer.close.com/resources/event-log/list-of-events): a deleted
+//! lead's `previous_data` does not hold its activities.
 
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
