@@ -62,22 +62,11 @@ struct Pending {
 
 impl FeedCursor {
     fn encode(&self) -> ChangeCursor {
-        ChangeCursor(format!(
-            "close1.{}",
-            serde_json::to_string(self).unwrap_or_default()
-        ))
+        ChangeCursor::with_state("close1.", self)
     }
 
     fn decode(c: &ChangeCursor) -> Result<Self> {
-        c.0.strip_prefix("close1.")
-            .and_then(|json| serde_json::from_str(json).ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Validation,
-                    "this change cursor was not made by the Close connector",
-                )
-                .with_crm(Crm::Close)
-            })
+        c.state("close1.", Crm::Close)
     }
 }
 
