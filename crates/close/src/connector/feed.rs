@@ -255,16 +255,10 @@ async fn server_now(client: &Client, kind: ObjectKind) -> Result<DateTime<Utc>> 
                 .query("_limit", "1"),
         )
         .await?;
-    resp.headers
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+    resp.server_date()
         // The header has whole seconds: the second it names is read whole, and the next
         // run's deletion overlap (at least five minutes) covers that margin.
-        .and_then(|t| {
-            t.with_timezone(&Utc)
-                .checked_add_signed(Duration::seconds(1))
-        })
+        .and_then(|t| t.checked_add_signed(Duration::seconds(1)))
         .ok_or_else(|| {
             Error::bad_response(
                 "Close answered without a valid Date header; the change feed needs Close's clock",

@@ -110,12 +110,7 @@ pub(super) fn changes(
 async fn server_now(client: &Client, t: &ObjectType) -> Result<DateTime<Utc>> {
     let req = ApiRequest::get(format!("crm/v3/objects/{}", t.as_str())).query("limit", "1");
     let resp = client.transport().send(&req).await?;
-    Ok(resp
-        .headers
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-        .map_or_else(Utc::now, |t| t.with_timezone(&Utc)))
+    Ok(resp.server_date().unwrap_or_else(Utc::now))
 }
 
 /// Records archived in `[watermark - overlap, until)`, per object type of `kind`.
