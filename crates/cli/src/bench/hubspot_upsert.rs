@@ -23,6 +23,7 @@ use futures::{StreamExt, stream};
 use serde_json::json;
 
 use super::rate::{admitted_ratio, share};
+use super::reference::http_client;
 use crate::bounds;
 use crate::failure::Failure;
 use crate::progress::Progress;
@@ -219,10 +220,7 @@ async fn reference(
     budget: Duration,
     progress: &Progress,
 ) -> Result<Reference, Failure> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| Failure::Bench(format!("cannot build an HTTP client: {e}")))?;
+    let http = http_client()?;
     let root = base_url.trim_end_matches('/');
     let started = Instant::now();
     let (mut records, mut rejected, mut elapsed) = (0, 0, Duration::ZERO);
