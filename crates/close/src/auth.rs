@@ -10,12 +10,14 @@
 //! does not lose the rotated token.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use crmkit_core::http::auth::{IssuedToken, TokenRefresher};
-use crmkit_core::http::oauth::{TokenEndpoint, TokenResponse, debug_grant};
+use crmkit_core::http::oauth::{
+    RefreshTokenSlot, TokenEndpoint, TokenResponse, debug_app, debug_grant,
+};
 use crmkit_core::http::retry::RetryPolicy;
 use crmkit_core::{Crm, Result, SecretString};
 use serde::Deserialize;
@@ -90,11 +92,7 @@ pub struct OAuthApp {
 
 impl fmt::Debug for OAuthApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuthApp")
-            .field("client_id", &self.endpoint.client_id())
-            .field("client_secret", &"[REDACTED]")
-            .field("token_url", &self.endpoint.endpoint())
-            .finish()
+        debug_app(f, &self.endpoint)
     }
 }
 
@@ -159,7 +157,7 @@ pub type RotationHook = Arc<dyn Fn(&SecretString) + Send + Sync>;
 /// Refreshes access tokens and keeps Close's rotated refresh token.
 pub struct RotatingRefresher {
     app: OAuthApp,
-    refresh_token: Mutex<SecretString>,
+    refresh_token: RefreshTokenSlot,
     on_rotate: Option<RotationHook>,
 }
 
@@ -180,17 +178,14 @@ impl RotatingRefresher {
     ) -> Self {
         Self {
             app,
-            refresh_token: Mutex::new(refresh_token),
+            refresh_token: RefreshTokenSlot::new(refresh_token),
             on_rotate,
         }
     }
 
     /// The refresh token to use next.
     pub fn current_refresh_token(&self) -> SecretString {
-        self.refresh_token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.refresh_token.current()
     }
 }
 
@@ -200,7 +195,7 @@ impl TokenRefresher for RotatingRefresher {
         let current = self.current_refresh_token();
         let tokens = self.app.refresh(&current).await?;
         if let Some(new) = &tokens.refresh_token {
-            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
+            self.refresh_token.replace(new);
             if let Some(hook) = &self.on_rotate {
                 hook(new);
             }

@@ -47,15 +47,48 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Crm, ObjectKind, Record, RecordRef};
 
 /// An opaque position in a CRM's change feed. Persist it after the changes it covers are
 /// stored; hand it back to resume.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChangeCursor(pub String);
+
+impl ChangeCursor {
+    /// A connector's cursor: `prefix` (which names the connector and the format's version,
+    /// such as `close1.`) followed by the JSON of the connector's `state`.
+    pub fn with_state<T: Serialize>(prefix: &str, state: &T) -> Self {
+        Self(format!(
+            "{prefix}{}",
+            serde_json::to_string(state).unwrap_or_default()
+        ))
+    }
+
+    /// The state in a cursor made by [`ChangeCursor::with_state`] with `prefix`. Any other
+    /// cursor is a [`ErrorKind::Validation`] error saying it was not made by `crm`'s
+    /// connector.
+    pub fn state<T: DeserializeOwned>(&self, prefix: &str, crm: Crm) -> Result<T> {
+        self.0
+            .strip_prefix(prefix)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .ok_or_else(|| {
+                let name = match crm {
+                    Crm::Close => "Close",
+                    Crm::HubSpot => "HubSpot",
+                    Crm::Salesforce => "Salesforce",
+                };
+                Error::new(
+                    ErrorKind::Validation,
+                    format!("this change cursor was not made by the {name} connector"),
+                )
+                .with_crm(crm)
+            })
+    }
+}
 
 /// One entry of a change feed, with the cursor that resumes just after it.
 // Changes are streamed one at a time and almost all are upserts: boxing the record would
@@ -208,4 +241,26 @@ pub trait Connector: Send + Sync {
 
     /// Searches records of `kind` with the CRM's own query language.
     fn search(&self, kind: ObjectKind, query: &str) -> BoxStream<'_, Result<Record>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_state_round_trips_and_a_foreign_cursor_is_refused() {
+        let c = ChangeCursor::with_state("x1.", &vec![1, 2]);
+        assert_eq!(c.0, "x1.[1,2]");
+        assert_eq!(
+            c.state::<Vec<i32>>("x1.", Crm::HubSpot).ok(),
+            Some(vec![1, 2])
+        );
+        let e = c
+            .state::<Vec<i32>>("y1.", Crm::HubSpot)
+            .expect_err("other prefix");
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.to_string().contains("HubSpot connector"), "{e}");
+        let bad = ChangeCursor("x1.{".into());
+        assert!(bad.state::<Vec<i32>>("x1.", Crm::Close).is_err());
+    }
 }

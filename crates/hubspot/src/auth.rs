@@ -8,12 +8,14 @@
 //! many concurrent callers, and the transport refreshes once and retries once on a 401.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use crmkit_core::http::auth::{IssuedToken, TokenRefresher};
-use crmkit_core::http::oauth::{TokenEndpoint, TokenResponse, debug_grant};
+use crmkit_core::http::oauth::{
+    RefreshTokenSlot, TokenEndpoint, TokenResponse, debug_app, debug_grant,
+};
 use crmkit_core::http::retry::RetryPolicy;
 use crmkit_core::{Crm, Error, Result, SecretString};
 
@@ -98,11 +100,7 @@ pub struct OAuthApp {
 
 impl fmt::Debug for OAuthApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuthApp")
-            .field("client_id", &self.endpoint.client_id())
-            .field("client_secret", &"[REDACTED]")
-            .field("token_url", &self.endpoint.endpoint())
-            .finish()
+        debug_app(f, &self.endpoint)
     }
 }
 
@@ -191,7 +189,7 @@ impl OAuthApp {
 /// sends one.
 pub struct Refresher {
     app: OAuthApp,
-    refresh_token: Mutex<SecretString>,
+    refresh_token: RefreshTokenSlot,
 }
 
 impl fmt::Debug for Refresher {
@@ -207,24 +205,17 @@ impl Refresher {
     pub fn new(app: OAuthApp, refresh_token: SecretString) -> Arc<Self> {
         Arc::new(Self {
             app,
-            refresh_token: Mutex::new(refresh_token),
+            refresh_token: RefreshTokenSlot::new(refresh_token),
         })
-    }
-
-    fn current(&self) -> SecretString {
-        self.refresh_token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 }
 
 #[async_trait]
 impl TokenRefresher for Refresher {
     async fn refresh(&self) -> Result<IssuedToken> {
-        let tokens = self.app.refresh(&self.current()).await?;
+        let tokens = self.app.refresh(&self.refresh_token.current()).await?;
         if let Some(new) = &tokens.refresh_token {
-            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
+            self.refresh_token.replace(new);
         }
         Ok(tokens.issued())
     }

@@ -10,7 +10,7 @@ use crmkit_sandbox::close::{CloseSandbox, RunningClose, Stats};
 use crmkit_sandbox::faults::Faults;
 use futures::{StreamExt, stream};
 
-use super::rate::steady_ratio;
+use super::rate::{admitted_ratio, share};
 use super::reference;
 use crate::bounds;
 use crate::failure::Failure;
@@ -85,11 +85,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let requests = stats.requests.len();
     let rejected = stats.requests.iter().filter(|r| r.status == 429).count();
     let rate_ratio = ratio(&stats, &args, "crmkit's import")?;
-    let share_429 = if requests > 0 {
-        rejected as f64 / requests as f64
-    } else {
-        0.0
-    };
+    let share_429 = share(rejected, requests);
     let allowed_per_s = f64::from(args.limit) / window.as_secs_f64();
     let crmkit_per_s = args.leads as f64 / elapsed.as_secs_f64();
     println!(
@@ -143,15 +139,11 @@ async fn start(args: &Args) -> Result<RunningClose, Failure> {
 }
 
 fn ratio(stats: &Stats, args: &Args, what: &str) -> Result<f64, Failure> {
-    let admitted: Vec<f64> = stats
-        .requests
-        .iter()
-        .filter(|r| r.status != 429)
-        .map(|r| r.at_ms)
-        .collect();
-    steady_ratio(&admitted, args.limit, args.window_ms).ok_or_else(|| {
-        Failure::Bench(format!(
-            "{what} spanned less than one rate window; import more leads than --limit"
-        ))
-    })
+    admitted_ratio(
+        stats,
+        args.limit,
+        args.window_ms,
+        what,
+        "import more leads than --limit",
+    )
 }

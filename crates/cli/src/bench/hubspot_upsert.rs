@@ -22,7 +22,8 @@ use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot, Stats};
 use futures::{StreamExt, stream};
 use serde_json::json;
 
-use super::rate::steady_ratio;
+use super::rate::{admitted_ratio, share};
+use super::reference::http_client;
 use crate::bounds;
 use crate::failure::Failure;
 use crate::progress::Progress;
@@ -112,11 +113,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let calls = upserts.len();
     let rejected = upserts.iter().filter(|r| r.status == 429).count();
     let call_ratio = calls as f64 / expected_calls.max(1) as f64;
-    let share_429 = if calls > 0 {
-        rejected as f64 / calls as f64
-    } else {
-        0.0
-    };
+    let share_429 = share(rejected, calls);
     let rate_ratio = ratio(&stats, &args, "crmkit's upsert")?;
     let allowed_per_s = f64::from(args.burst_limit) / window.as_secs_f64();
     let crmkit_per_s = args.contacts as f64 / elapsed.as_secs_f64().max(1e-9);
@@ -198,17 +195,13 @@ async fn start(args: &Args) -> Result<RunningHubSpot, Failure> {
 }
 
 fn ratio(stats: &Stats, args: &Args, what: &str) -> Result<f64, Failure> {
-    let admitted: Vec<f64> = stats
-        .requests
-        .iter()
-        .filter(|r| r.status != 429)
-        .map(|r| r.at_ms)
-        .collect();
-    steady_ratio(&admitted, args.burst_limit, args.window_ms).ok_or_else(|| {
-        Failure::Bench(format!(
-            "{what} spanned less than one rate window; upsert more contacts than 100 × --burst-limit"
-        ))
-    })
+    admitted_ratio(
+        stats,
+        args.burst_limit,
+        args.window_ms,
+        what,
+        "upsert more contacts than 100 × --burst-limit",
+    )
 }
 
 /// What the reference loop achieved.
@@ -227,10 +220,7 @@ async fn reference(
     budget: Duration,
     progress: &Progress,
 ) -> Result<Reference, Failure> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| Failure::Bench(format!("cannot build an HTTP client: {e}")))?;
+    let http = http_client()?;
     let root = base_url.trim_end_matches('/');
     let started = Instant::now();
     let (mut records, mut rejected, mut elapsed) = (0, 0, Duration::ZERO);

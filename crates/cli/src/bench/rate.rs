@@ -1,5 +1,9 @@
 //! How close a run came to the rate the server allows.
 
+use crmkit_sandbox::shared::stats::Stats;
+
+use crate::failure::Failure;
+
 /// The steady achieved rate ÷ the allowed rate, from the times (ms) of admitted requests.
 ///
 /// It counts the requests admitted in the whole windows that follow the first admitted one
@@ -18,6 +22,34 @@ pub fn steady_ratio(admitted_ms: &[f64], limit: u32, window_ms: u64) -> Option<f
     let end = first + windows * window;
     let inside = admitted_ms.iter().filter(|t| **t < end).count();
     Some(inside as f64 / (windows * f64::from(limit)))
+}
+
+/// [`steady_ratio`] of the requests in `stats` the sandbox admitted (all but its 429s).
+/// A run too short to measure is a failure naming `what` ran and `hint` to lengthen it.
+pub fn admitted_ratio(
+    stats: &Stats,
+    limit: u32,
+    window_ms: u64,
+    what: &str,
+    hint: &str,
+) -> Result<f64, Failure> {
+    let admitted: Vec<f64> = stats
+        .requests
+        .iter()
+        .filter(|r| r.status != 429)
+        .map(|r| r.at_ms)
+        .collect();
+    steady_ratio(&admitted, limit, window_ms)
+        .ok_or_else(|| Failure::Bench(format!("{what} spanned less than one rate window; {hint}")))
+}
+
+/// `part` as a share of `whole`; 0 when there is no whole.
+pub fn share(part: usize, whole: usize) -> f64 {
+    if whole > 0 {
+        part as f64 / whole as f64
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -45,5 +77,11 @@ mod tests {
     fn less_than_a_window_cannot_be_measured() {
         assert_eq!(steady_ratio(&[0.0, 500.0], 10, 1000), None);
         assert_eq!(steady_ratio(&[], 10, 1000), None);
+    }
+
+    #[test]
+    fn a_share_of_nothing_is_zero() {
+        assert_eq!(share(1, 4), 0.25);
+        assert_eq!(share(0, 0), 0.0);
     }
 }

@@ -20,6 +20,14 @@ pub struct Imported {
     pub elapsed: Duration,
 }
 
+/// The plain HTTP client a reference loop uses: reqwest with a 30 s timeout, nothing more.
+pub fn http_client() -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Failure::Bench(format!("cannot build an HTTP client: {e}")))
+}
+
 /// Creates up to `max_leads` leads at `api_url` (the API root) until `budget` has passed.
 ///
 /// A 429 is waited out with the same pause and the lead sent again, as such loops do.
@@ -30,10 +38,7 @@ pub async fn import(
     budget: Duration,
     progress: &Progress,
 ) -> Result<Imported, Failure> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| Failure::Bench(format!("cannot build an HTTP client: {e}")))?;
+    let http = http_client()?;
     let url = format!("{}/lead/", api_url.trim_end_matches('/'));
     let started = Instant::now();
     let mut elapsed = Duration::ZERO;

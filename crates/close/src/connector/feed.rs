@@ -63,22 +63,11 @@ struct Pending {
 
 impl FeedCursor {
     fn encode(&self) -> ChangeCursor {
-        ChangeCursor(format!(
-            "close1.{}",
-            serde_json::to_string(self).unwrap_or_default()
-        ))
+        ChangeCursor::with_state("close1.", self)
     }
 
     fn decode(c: &ChangeCursor) -> Result<Self> {
-        c.0.strip_prefix("close1.")
-            .and_then(|json| serde_json::from_str(json).ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Validation,
-                    "this change cursor was not made by the Close connector",
-                )
-                .with_crm(Crm::Close)
-            })
+        c.state("close1.", Crm::Close)
     }
 }
 
@@ -267,16 +256,10 @@ async fn server_now(client: &Client, kind: ObjectKind) -> Result<DateTime<Utc>> 
                 .query("_limit", "1"),
         )
         .await?;
-    resp.headers
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+    resp.server_date()
         // The header has whole seconds: the second it names is read whole, and the next
         // run's deletion overlap (at least five minutes) covers that margin.
-        .and_then(|t| {
-            t.with_timezone(&Utc)
-                .checked_add_signed(Duration::seconds(1))
-        })
+        .and_then(|t| t.checked_add_signed(Duration::seconds(1)))
         .ok_or_else(|| {
             Error::bad_response(
                 "Close answered without a valid Date header; the change feed needs Close's clock",

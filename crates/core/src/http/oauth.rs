@@ -15,6 +15,7 @@
 //!   [`TokenResponse::extra`] (Close's `organization_id`, HubSpot's `hub_id`).
 
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -390,6 +391,44 @@ pub fn debug_grant<'a, 'b>(
         .field("expires_in", &expires_in)
         .field("scope", &scope);
     d
+}
+
+/// Writes the `Debug` of a CRM's OAuth app built on `endpoint`: client id and token URL,
+/// the client secret only as `[REDACTED]`, so every CRM's app shows the same.
+pub fn debug_app(f: &mut fmt::Formatter<'_>, endpoint: &TokenEndpoint) -> fmt::Result {
+    f.debug_struct("OAuthApp")
+        .field("client_id", &endpoint.client_id())
+        .field("client_secret", &"[REDACTED]")
+        .field("token_url", &endpoint.endpoint())
+        .finish()
+}
+
+/// The refresh token a refresher uses next, replaced when the server sends a new one
+/// (Close rotates on every use; HubSpot may). Shared by concurrent refreshes; a poisoned lock
+/// still yields the last token stored.
+pub struct RefreshTokenSlot(Mutex<SecretString>);
+
+impl fmt::Debug for RefreshTokenSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshTokenSlot([REDACTED])")
+    }
+}
+
+impl RefreshTokenSlot {
+    /// A slot holding `refresh_token`.
+    pub fn new(refresh_token: SecretString) -> Self {
+        Self(Mutex::new(refresh_token))
+    }
+
+    /// The refresh token to use next.
+    pub fn current(&self) -> SecretString {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Keeps `new` for the next refresh.
+    pub fn replace(&self, new: &SecretString) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
+    }
 }
 
 impl fmt::Debug for TokenResponse {

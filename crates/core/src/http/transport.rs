@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
@@ -130,6 +131,18 @@ pub struct ApiResponse {
     pub headers: HeaderMap,
     /// The raw body.
     pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// The server's clock from the `Date` header (RFC 9110 §6.6.1; whole seconds), so time
+    /// bounds never depend on the client's clock. `None` without a valid header.
+    pub fn server_date(&self) -> Option<DateTime<Utc>> {
+        self.headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
 }
 
 /// What differs between CRMs at the HTTP level: how endpoints are grouped for rate limits,

@@ -29,7 +29,7 @@ use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::keyset::{KeysetConfig, KeysetCursor};
-use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
+use crmkit_core::{ChangeCursor, Crm, Error, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -53,22 +53,11 @@ struct FeedCursor {
 
 impl FeedCursor {
     fn encode(&self) -> ChangeCursor {
-        ChangeCursor(format!(
-            "hs1.{}",
-            serde_json::to_string(self).unwrap_or_default()
-        ))
+        ChangeCursor::with_state("hs1.", self)
     }
 
     fn decode(c: &ChangeCursor) -> Result<Self> {
-        c.0.strip_prefix("hs1.")
-            .and_then(|json| serde_json::from_str(json).ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Validation,
-                    "this change cursor was not made by the HubSpot connector",
-                )
-                .with_crm(Crm::HubSpot)
-            })
+        c.state("hs1.", Crm::HubSpot)
     }
 }
 
@@ -121,12 +110,7 @@ pub(super) fn changes(
 async fn server_now(client: &Client, t: &ObjectType) -> Result<DateTime<Utc>> {
     let req = ApiRequest::get(format!("crm/v3/objects/{}", t.as_str())).query("limit", "1");
     let resp = client.transport().send(&req).await?;
-    Ok(resp
-        .headers
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-        .map_or_else(Utc::now, |t| t.with_timezone(&Utc)))
+    Ok(resp.server_date().unwrap_or_else(Utc::now))
 }
 
 /// Records archived in `[watermark - overlap, until)`, per object type of `kind`.
@@ -270,6 +254,7 @@ fn to_change(t: &ObjectType, o: &HubSpotObject, cursor: ChangeCursor) -> Change 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crmkit_core::ErrorKind;
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {

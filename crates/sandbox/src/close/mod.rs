@@ -84,9 +84,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::faults::Faults;
-use crate::server::{Served, serve};
 use crate::shared::admin::{self, HasGate};
 use crate::shared::gate::Gate;
+use crate::shared::listen::Listening;
 pub use crate::shared::stats::{RequestLog, Stats};
 pub use seed::SeedIds;
 pub use webhooks::sign;
@@ -251,29 +251,15 @@ impl CloseSandbox {
             seed_ids,
         });
         let deliverer = tokio::spawn(webhooks::run(state.clone(), rx));
-        let addr = self
-            .addr
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let served = serve(router(state.clone()), addr).await?;
-        Ok(RunningClose {
-            served,
-            state,
-            deliverer,
-        })
+        let served = Listening::start(router(state.clone()), self.addr, deliverer).await?;
+        Ok(RunningClose { served, state })
     }
 }
 
 /// A running Close emulator; stops when dropped.
 pub struct RunningClose {
-    served: Served,
+    served: Listening,
     state: Arc<State>,
-    deliverer: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for RunningClose {
-    fn drop(&mut self) {
-        self.deliverer.abort();
-    }
 }
 
 impl std::fmt::Debug for RunningClose {

@@ -90,9 +90,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::faults::Faults;
-use crate::server::{Served, serve};
 use crate::shared::admin::{self, HasGate};
 use crate::shared::gate::Gate;
+use crate::shared::listen::Listening;
 pub use crate::shared::stats::{RequestLog, Stats};
 pub use webhooks::{sign_v1, sign_v3};
 
@@ -282,29 +282,15 @@ impl HubSpotSandbox {
             events: tx,
         });
         let deliverer = tokio::spawn(webhooks::run(state.clone(), rx));
-        let addr = self
-            .addr
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let served = serve(router(state.clone()), addr).await?;
-        Ok(RunningHubSpot {
-            served,
-            state,
-            deliverer,
-        })
+        let served = Listening::start(router(state.clone()), self.addr, deliverer).await?;
+        Ok(RunningHubSpot { served, state })
     }
 }
 
 /// A running HubSpot emulator; stops when dropped.
 pub struct RunningHubSpot {
-    served: Served,
+    served: Listening,
     state: Arc<State>,
-    deliverer: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for RunningHubSpot {
-    fn drop(&mut self) {
-        self.deliverer.abort();
-    }
 }
 
 impl std::fmt::Debug for RunningHubSpot {

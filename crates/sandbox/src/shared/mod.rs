@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod gate;
+pub mod listen;
 pub mod rate;
 pub mod stats;
 pub mod store;

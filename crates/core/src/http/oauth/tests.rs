@@ -179,3 +179,12 @@ async fn a_refusal_after_a_lost_answer_says_the_token_may_have_rotated() {
     assert!(e.to_string().contains("may have rotated"), "{e}");
     assert_eq!(seen.lock().expect("log").len(), 2);
 }
+
+#[test]
+fn a_refresh_token_slot_keeps_the_newest_token_and_hides_it() {
+    let slot = RefreshTokenSlot::new(SecretString::from("rt-1"));
+    assert_eq!(slot.current().expose_secret(), "rt-1");
+    slot.replace(&SecretString::from("rt-2"));
+    assert_eq!(slot.current().expose_secret(), "rt-2");
+    assert!(!format!("{slot:?}").contains("rt-2"));
+}

@@ -407,3 +407,27 @@ async fn a_quota_the_server_says_is_spent_fails_later_requests_locally() {
         "only the first was sent"
     );
 }
+
+#[test]
+fn the_server_date_reads_the_date_header() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "date",
+        "Tue, 03 Mar 2026 10:00:07 GMT".parse().expect("header"),
+    );
+    let resp = ApiResponse {
+        status: 200,
+        headers,
+        body: Vec::new(),
+    };
+    assert_eq!(
+        resp.server_date().map(|t| t.to_rfc3339()),
+        Some("2026-03-03T10:00:07+00:00".to_string())
+    );
+    let none = ApiResponse {
+        status: 200,
+        headers: HeaderMap::new(),
+        body: Vec::new(),
+    };
+    assert_eq!(none.server_date(), None);
+}
