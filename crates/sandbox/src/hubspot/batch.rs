@@ -105,17 +105,9 @@ pub(crate) fn create(
     t: &'static ObjectType,
     body: &Value,
 ) -> Result<(u16, Value), ApiError> {
-    let inputs = inputs(body)?;
-    let mut results = vec![];
-    let mut errors = vec![];
-    for input in inputs {
-        let done = create_linked(data, t, input);
-        match done {
-            Ok(row) => results.push(written(data, t, &row, input)),
-            Err(e) => errors.push(e.standard()),
-        }
-    }
-    Ok(answer(201, results, errors))
+    each_input(data, t, body, 201, |data, input| {
+        create_linked(data, t, input).map(|row| (row, None))
+    })
 }
 
 /// `batch/update` → 200, or 207 with the inputs that failed.
@@ -124,26 +116,17 @@ pub(crate) fn update(
     t: &ObjectType,
     body: &Value,
 ) -> Result<(u16, Value), ApiError> {
-    let inputs = inputs(body)?;
-    let mut results = vec![];
-    let mut errors = vec![];
-    for input in inputs {
+    each_input(data, t, body, 200, |data, input| {
         let key = id_of(input);
-        let done = data.validate(t, &input["properties"]).and_then(|p| {
-            let id = data
-                .resolve(t, &key, input["idProperty"].as_str())?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("resource not found: {key}"))
-                        .with_context(json!({"ids": [key]}))
-                })?;
-            data.update(t, &id, p)
-        });
-        match done {
-            Ok(row) => results.push(written(data, t, &row, input)),
-            Err(e) => errors.push(e.standard()),
-        }
-    }
-    Ok(answer(200, results, errors))
+        let p = data.validate(t, &input["properties"])?;
+        let id = data
+            .resolve(t, &key, input["idProperty"].as_str())?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("resource not found: {key}"))
+                    .with_context(json!({"ids": [key]}))
+            })?;
+        data.update(t, &id, p).map(|row| (row, None))
+    })
 }
 
 /// `batch/upsert` by a unique `idProperty` (contacts: `email`): results carry `new`.
@@ -152,13 +135,10 @@ pub(crate) fn upsert(
     t: &ObjectType,
     body: &Value,
 ) -> Result<(u16, Value), ApiError> {
-    let inputs = inputs(body)?;
-    let mut results = vec![];
-    let mut errors = vec![];
-    for input in inputs {
+    each_input(data, t, body, 200, |data, input| {
         let key = id_of(input);
         let id_property = input["idProperty"].as_str();
-        let done = data.validate(t, &input["properties"]).and_then(|mut p| {
+        data.validate(t, &input["properties"]).and_then(|mut p| {
             match data.resolve(t, &key, id_property)? {
                 Some(id)
                     if data
@@ -166,7 +146,7 @@ pub(crate) fn upsert(
                         .and_then(|tb| tb.get(&id))
                         .is_some_and(|r| r["archived"] == json!(false)) =>
                 {
-                    data.update(t, &id, p).map(|r| (r, false))
+                    data.update(t, &id, p).map(|r| (r, Some(false)))
                 }
                 _ => {
                     // A new record takes the key as its unique property value.
@@ -175,20 +155,37 @@ pub(crate) fn upsert(
                     {
                         p.push((prop.to_string(), key.clone()));
                     }
-                    data.create(t, p, None).map(|r| (r, true))
+                    data.create(t, p, None).map(|r| (r, Some(true)))
                 }
             }
-        });
-        match done {
+        })
+    })
+}
+
+/// Runs `write` on each input and answers `ok`, or 207 with the inputs that failed; a
+/// `Some(new)` from `write` is reported as the result's `new` (upserts).
+fn each_input(
+    data: &mut Data,
+    t: &ObjectType,
+    body: &Value,
+    ok: u16,
+    write: impl Fn(&mut Data, &Value) -> Result<(Value, Option<bool>), ApiError>,
+) -> Result<(u16, Value), ApiError> {
+    let mut results = vec![];
+    let mut errors = vec![];
+    for input in inputs(body)? {
+        match write(data, input) {
             Ok((row, new)) => {
                 let mut r = written(data, t, &row, input);
-                r["new"] = json!(new);
+                if let Some(new) = new {
+                    r["new"] = json!(new);
+                }
                 results.push(r);
             }
             Err(e) => errors.push(e.standard()),
         }
     }
-    Ok(answer(200, results, errors))
+    Ok(answer(ok, results, errors))
 }
 
 /// `batch/archive` → 204; ids that do not exist are ignored.
