@@ -12,6 +12,7 @@ mod webhooks;
 mod writes;
 
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
+use crmkit_sandbox::hubspot::RunningHubSpot;
 use serde_json::Value;
 
 /// A started emulator with `leads` seeded leads.
@@ -24,10 +25,31 @@ pub async fn sandbox(leads: usize) -> RunningClose {
         .expect("sandbox starts")
 }
 
-/// A plain HTTP client speaking to one emulator with an API key.
+/// A plain HTTP client speaking to one emulator: HTTP Basic with an API key (Close) or a
+/// Bearer token (HubSpot).
 pub struct Api {
     http: reqwest::Client,
     root: String,
+    token: String,
+    bearer: bool,
+}
+
+/// An emulator an [`Api`] can speak to, with its default credential.
+pub trait Target {
+    /// The root paths are relative to, the credential, and whether it goes as a Bearer.
+    fn endpoint(&self) -> (String, String, bool);
+}
+
+impl Target for RunningClose {
+    fn endpoint(&self) -> (String, String, bool) {
+        (self.api_url(), "test-key".into(), false)
+    }
+}
+
+impl Target for RunningHubSpot {
+    fn endpoint(&self) -> (String, String, bool) {
+        (self.base_url(), "pat-na1-test".into(), true)
+    }
 }
 
 /// An answer: status, the `RateLimit`-family headers, and the JSON body (null when empty).
@@ -40,21 +62,51 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// A header as an integer.
+    pub fn int(&self, name: &str) -> Option<u64> {
+        self.headers.get(name)?.to_str().ok()?.parse().ok()
+    }
+}
+
 impl Api {
-    /// A client for `sb`.
-    pub fn new(sb: &RunningClose) -> Self {
+    /// A client for `sb` with its default credential.
+    pub fn new(sb: &impl Target) -> Self {
+        let (root, token, bearer) = sb.endpoint();
         Self {
             http: reqwest::Client::new(),
-            root: sb.api_url(),
+            root,
+            token,
+            bearer,
+        }
+    }
+
+    /// A client for `sb` with `token` instead of the default one.
+    pub fn with_token(sb: &impl Target, token: &str) -> Self {
+        Self {
+            token: token.to_string(),
+            ..Self::new(sb)
+        }
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.bearer {
+            req.bearer_auth(&self.token)
+        } else {
+            req.basic_auth(&self.token, Some(""))
         }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
-        let resp = req
-            .basic_auth("test-key", Some(""))
-            .send()
-            .await
-            .expect("the sandbox answers");
+        let resp = self.authed(req).send().await.expect("the sandbox answers");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("a body");
@@ -78,6 +130,12 @@ impl Api {
             .await
     }
 
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.http.patch(format!("{}{path}", self.root)).json(body))
+            .await
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> Answer {
         self.send(self.http.put(format!("{}{path}", self.root)).json(body))
@@ -92,9 +150,7 @@ impl Api {
 
     /// The raw request builder for `method path`, for tests that expect no answer.
     pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.root))
-            .basic_auth("test-key", Some(""))
+        self.authed(self.http.request(method, format!("{}{path}", self.root)))
     }
 }
 
