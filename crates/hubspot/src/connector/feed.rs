@@ -4,8 +4,8 @@
 //!
 //! - **Upper bound.** Fixed at the start of each run from the `Date` header of one cheap
 //!   list request (HubSpot's clock, RFC 9110 §6.6.1), so a client clock running ahead moves
-//!   no bound past records HubSpot has not indexed; without the header the local clock is
-//!   used.
+//!   no bound past records HubSpot has not indexed; an answer without the header is an
+//!   error rather than a fall back to the local clock.
 //! - **Overlap.** A resumed run starts the configured overlap (default one minute) before
 //!   its cursor: the search index lags writes by a few seconds (HubSpot CRM search guide).
 //! - **Associations.** Search answers carry no associations, so each page of up to 100
@@ -110,7 +110,14 @@ pub(super) fn changes(
 async fn server_now(client: &Client, t: &ObjectType) -> Result<DateTime<Utc>> {
     let req = ApiRequest::get(format!("crm/v3/objects/{}", t.as_str())).query("limit", "1");
     let resp = client.transport().send(&req).await?;
-    Ok(resp.server_date().unwrap_or_else(Utc::now))
+    // The local clock is no stand-in: one running ahead would fix the run's upper bound past
+    // records HubSpot has not indexed yet, and the next run would start after them.
+    resp.server_date().ok_or_else(|| {
+        Error::bad_response(
+            "HubSpot sent no Date header, so the change feed cannot take its bound from HubSpot's clock",
+        )
+        .with_crm(Crm::HubSpot)
+    })
 }
 
 /// Records archived in `[watermark - overlap, until)`, per object type of `kind`.

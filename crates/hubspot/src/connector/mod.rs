@@ -394,9 +394,21 @@ impl HubSpotConnector {
                 for ((i, (m, p, props)), f) in group.into_iter().zip(found) {
                     match f {
                         Ok(o) if !o.archived => {
-                            out[i] = Some(Ok(RecordRef::new(Crm::HubSpot, m.record.kind(), o.id)));
+                            // Found after an interrupted run: its links may never have been
+                            // made, and a default association is idempotent, so make them.
+                            let linked = self.link(&t, &o.id, patch::links(&m.record), None).await;
+                            out[i] = Some(
+                                linked
+                                    .map(|()| RecordRef::new(Crm::HubSpot, m.record.kind(), o.id)),
+                            );
                         }
-                        _ => missing.push((i, (m, p, props))),
+                        Ok(_) => missing.push((i, (m, p, props))),
+                        Err(e) if e.kind() == ErrorKind::NotFound => {
+                            missing.push((i, (m, p, props)))
+                        }
+                        // A lookup that failed says nothing about the record: upserting now
+                        // could overwrite an existing one with the create payload.
+                        Err(e) => out[i] = Some(Err(e)),
                     }
                 }
                 let inputs = missing
@@ -410,12 +422,10 @@ impl HubSpotConnector {
                 for ((i, (m, _, _)), res) in missing.into_iter().zip(results) {
                     let done = match res {
                         Ok(u) => {
-                            let linked = if u.created {
-                                self.link(&t, &u.object.id, patch::links(&m.record), None)
-                                    .await
-                            } else {
-                                Ok(())
-                            };
+                            // Linked whether created now or by an interrupted run.
+                            let linked = self
+                                .link(&t, &u.object.id, patch::links(&m.record), None)
+                                .await;
                             linked.map(|()| {
                                 RecordRef::new(Crm::HubSpot, m.record.kind(), u.object.id)
                             })
