@@ -16,11 +16,15 @@
 //!   number is configurable). Searches are also charged to the burst window: that costs a
 //!   little pace if HubSpot does not count them there, and never a 429 if it does.
 //!
-//! A 429 body names the policy that tripped (`policyName`, read by the official Node client's
-//! `RetryDecorator`): `TEN_SECONDLY_ROLLING` pauses the burst window, `SECONDLY` (search's
-//! "You have reached your secondly limit.") pauses the search budget, and `DAILY` marks the
-//! daily quota as used up, so later requests fail locally with
-//! [`ErrorKind::QuotaExhausted`] instead of being sent to be refused.
+//! A 429 body names the policy that tripped in `policyName` (read by the official Node
+//! client's `RetryDecorator`): `TEN_SECONDLY_ROLLING` pauses the burst window and `DAILY`
+//! marks the daily quota as used up, so later requests fail locally with
+//! [`ErrorKind::QuotaExhausted`] instead of being sent to be refused. Those are the only two
+//! policies documented (developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
+//! The search endpoints answer their own limit with the message "You have reached your
+//! secondly limit." (CRM search guide), which pauses the search budget. A 429 is classified
+//! by a documented `policyName` first, by its message otherwise; anything else (an unknown
+//! policy, no body) is read as the burst window, the budget every request is charged to.
 
 use std::time::Duration;
 
@@ -89,19 +93,25 @@ fn policy(body: &[u8]) -> Option<(String, String)> {
     Some((name, message))
 }
 
-/// The budget a 429 body speaks about.
-fn budget_of_policy(name: &str, message: &str) -> Option<&'static str> {
+/// The budget a 429 body speaks about: a documented `policyName` decides, then the message;
+/// an unknown policy is the burst window, which every request is charged to.
+fn budget_of_policy(name: &str, message: &str) -> &'static str {
     let message = message.to_ascii_lowercase();
     match name.to_ascii_uppercase().as_str() {
-        "TEN_SECONDLY_ROLLING" => Some(BURST),
-        "DAILY" => Some(DAILY),
-        "SECONDLY" => Some(SEARCH),
-        _ if message.contains("ten_secondly") => Some(BURST),
-        _ if message.contains("daily limit") => Some(DAILY),
+        "TEN_SECONDLY_ROLLING" => BURST,
+        "DAILY" => DAILY,
+        _ if message.contains("ten_secondly") => BURST,
+        _ if message.contains("daily limit") => DAILY,
         // Search's own 429: "You have reached your secondly limit." (HubSpot CRM search guide).
-        _ if message.contains("secondly limit") => Some(SEARCH),
-        _ => None,
+        _ if message.contains("secondly limit") => SEARCH,
+        _ => BURST,
     }
+}
+
+/// The budget a 429 with `body` speaks about (the burst window when the body says nothing).
+fn budget_of_429(body: &[u8]) -> &'static str {
+    let (name, message) = policy(body).unwrap_or_default();
+    budget_of_policy(&name, &message)
 }
 
 /// HubSpot's error categories, mapped to what a caller acts on. The status decides unless
@@ -141,8 +151,10 @@ pub(crate) fn error_from_body(status: u16, json: Value) -> Error {
     let category = json["category"].as_str().unwrap_or_default();
     let mut kind = kind_of(status, category);
     if status == 429
-        && let Some(p) = json["policyName"].as_str()
-        && p.eq_ignore_ascii_case("DAILY")
+        && budget_of_policy(
+            json["policyName"].as_str().unwrap_or_default(),
+            json["message"].as_str().unwrap_or_default(),
+        ) == DAILY
     {
         kind = ErrorKind::QuotaExhausted;
     }
@@ -200,8 +212,7 @@ impl crmkit_core::http::Dialect for HubSpotDialect {
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),
         };
-        if status == 429 && policy(body).and_then(|(n, m)| budget_of_policy(&n, &m)) == Some(BURST)
-        {
+        if status == 429 && budget_of_429(body) == BURST {
             info.remaining = Some(0);
         }
         let known = info.limit.is_some() || info.remaining.is_some() || info.window.is_some();
@@ -235,8 +246,7 @@ impl crmkit_core::http::Dialect for HubSpotDialect {
         if status != 429 {
             return None;
         }
-        let (name, message) = policy(body)?;
-        budget_of_policy(&name, &message).map(str::to_string)
+        Some(budget_of_429(body).to_string())
     }
 
     fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Error {
@@ -306,10 +316,34 @@ mod tests {
         assert_eq!(d.error(429, &h, daily).kind(), ErrorKind::QuotaExhausted);
         let search = br#"{"status":"error","message":"You have reached your secondly limit.","category":"RATE_LIMITS"}"#;
         assert_eq!(d.limited_budget(429, &h, search).as_deref(), Some(SEARCH));
-        let secondly = br#"{"policyName":"SECONDLY"}"#;
-        assert_eq!(d.limited_budget(429, &h, secondly).as_deref(), Some(SEARCH));
+        // An undocumented policy name is not trusted to name a budget: the message still
+        // says which, and without one the burst window, which every request counts against.
+        let invented =
+            br#"{"policyName":"SECONDLY","message":"You have reached your secondly limit."}"#;
+        assert_eq!(d.limited_budget(429, &h, invented).as_deref(), Some(SEARCH));
+        let unknown = br#"{"policyName":"SECONDLY"}"#;
+        assert_eq!(d.limited_budget(429, &h, unknown).as_deref(), Some(BURST));
+        assert_eq!(
+            d.rate_info(429, &h, unknown).map(|i| i.remaining),
+            Some(Some(0))
+        );
+        let daily_by_message =
+            br#"{"status":"error","message":"You have reached your daily limit."}"#;
+        assert_eq!(
+            d.limited_budget(429, &h, daily_by_message).as_deref(),
+            Some(DAILY)
+        );
+        assert_eq!(
+            d.error(429, &h, daily_by_message).kind(),
+            ErrorKind::QuotaExhausted
+        );
+        assert_eq!(d.error(429, &h, search).kind(), ErrorKind::RateLimited);
         assert_eq!(d.error(429, &h, ten).kind(), ErrorKind::RateLimited);
-        assert_eq!(d.limited_budget(429, &h, b"not json"), None);
+        assert_eq!(
+            d.limited_budget(429, &h, b"not json").as_deref(),
+            Some(BURST)
+        );
+        assert_eq!(d.limited_budget(200, &h, ten), None);
     }
 
     #[test]
