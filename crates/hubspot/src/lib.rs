@@ -24,7 +24,10 @@
 //! - [`batch`]: batch create, read, update, upsert (by `idProperty`) and archive in chunks of
 //!   100, with one outcome per record (207 multi-status answers included).
 //! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
-//!   `search_all`, which reads past the 10,000-result cap by keyset slicing.
+//!   `search_all`, which reads past the 10,000-result cap by keyset slicing on (modification
+//!   time, `hs_object_id`) and never sends an `after` offset: an instant holding more than a
+//!   page is walked by id. The bound is fixed when a run starts; records changed during a
+//!   run come with the next one (at least once).
 //! - [`associations`]: associations v4 (default and labelled create, list, batch read,
 //!   delete) and the default type ids ([`association_types`]).
 //! - [`schema`]: pipelines and stages (label ↔ id), properties and property groups, owners.

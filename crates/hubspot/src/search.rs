@@ -10,11 +10,27 @@
 //! all; the two sources conflict, so the stricter numbers are the default and
 //! [`SearchLimits`] can be relaxed.)
 //!
-//! [`crate::Objects::search_all`] reads every match by keyset slicing on the modification
-//! time with [`crmkit_core::keyset`]: each query adds `time ≥ last instant read` and
-//! `time < the run's start` to every filter group and sorts by time, so no query pages
-//! beyond the cap; records sharing one instant are followed with HubSpot's own `after`
-//! and dropped by id when seen, so nothing is cut and nothing loops.
+//! [`crate::Objects::search_all`] reads every match by keyset slicing on (modification
+//! time, `hs_object_id`) with [`crmkit_core::keyset`], and never sends an `after` offset, so
+//! no query can page into the 10,000-result cap however many records share one instant:
+//!
+//! - each query adds `time ≥ last instant read` and `time < the run's start` to every
+//!   filter group and sorts by time; ids already read at the last instant are dropped;
+//! - when a page is full of one instant `t`, that instant is walked by id instead:
+//!   `time = t AND hs_object_id > last id read`, sorted by `hs_object_id` ascending (HubSpot
+//!   allows one sort, so ties under a time sort come in no defined order); when that walk
+//!   ends, the same answer goes on with `time > t AND time < the run's start`, sorted by
+//!   time, and slicing resumes from there.
+//!
+//! Every slice adds at most two filters to each group, and they count against the limits
+//! above: a request whose groups hold more than 4 filters, or more than 18 − 2 × groups in
+//! all, is refused before anything is sent.
+//!
+//! The upper bound is fixed when a run starts. A record modified while a run reads moves
+//! to a later time, past that bound: the run does not return it (if it was not read yet)
+//! or does not return it twice (if it was), and the next run from the cursor returns it
+//! with its new values. Delivery across runs is therefore at least once: a record read
+//! and then modified is delivered again by the next run.
 
 use std::fmt;
 
@@ -474,6 +490,12 @@ fn millis(t: DateTime<Utc>) -> String {
     t.timestamp_millis().to_string()
 }
 
+/// The page token of a walk through one instant that has read no id yet.
+const TIE_START: &str = "";
+
+/// The id property every record has, numeric and sortable (HubSpot CRM search guide).
+const ID_PROPERTY: &str = "hs_object_id";
+
 /// The request of one keyset slice: `base` with the time bounds added to every group,
 /// sorted by time.
 pub(crate) fn slice_request(
@@ -488,6 +510,74 @@ pub(crate) fn slice_request(
     if let Some(until) = s.upper_bound() {
         bounds.push(Filter::lt(time_property, millis(until)));
     }
+    bounded(base, time_property, bounds, time_property, s.limit)
+}
+
+/// One page of the walk through instant `at` by id: `time = at AND hs_object_id > after`,
+/// sorted by id ascending.
+fn tie_request(
+    base: &SearchRequest,
+    time_property: &str,
+    at: DateTime<Utc>,
+    after: Option<&str>,
+    limit: usize,
+) -> SearchRequest {
+    let mut bounds = vec![Filter::eq(time_property, millis(at))];
+    if let Some(id) = after {
+        bounds.push(Filter::gt(ID_PROPERTY, id));
+    }
+    bounded(base, time_property, bounds, ID_PROPERTY, limit)
+}
+
+/// The first page after instant `s.from`: `from < time < until`, sorted by time.
+fn after_instant_request(
+    base: &SearchRequest,
+    time_property: &str,
+    s: &SliceRequest,
+) -> SearchRequest {
+    let mut bounds = Vec::new();
+    if let Some(from) = s.from {
+        bounds.push(Filter::gt(time_property, millis(from)));
+    }
+    if let Some(until) = s.upper_bound() {
+        bounds.push(Filter::lt(time_property, millis(until)));
+    }
+    bounded(base, time_property, bounds, time_property, s.limit)
+}
+
+/// The largest id of a page of the walk by id (HubSpot sorted it ascending, but the token
+/// must not depend on that): the next page starts after it.
+fn last_id(items: &[HubSpotObject], after: Option<&str>) -> Result<String> {
+    let mut last: Option<u64> = None;
+    for o in items {
+        let id = o.id.parse::<u64>().map_err(|_| {
+            Error::bad_response(format!(
+                "search result id {:?} is not the number hs_object_id is",
+                o.id
+            ))
+            .with_crm(Crm::HubSpot)
+        })?;
+        last = last.max(Some(id));
+    }
+    let before = after.and_then(|a| a.parse::<u64>().ok());
+    match last {
+        Some(l) if before.is_none_or(|b| l > b) => Ok(l.to_string()),
+        _ => Err(Error::bad_response(
+            "HubSpot announced another page of ids but sent none past the last one read; \
+             paging cannot progress",
+        )
+        .with_crm(Crm::HubSpot)),
+    }
+}
+
+/// `base` with `bounds` added to every group, sorted ascending by `sort`, without `after`.
+fn bounded(
+    base: &SearchRequest,
+    time_property: &str,
+    bounds: Vec<Filter>,
+    sort: &str,
+    limit: usize,
+) -> SearchRequest {
     let mut groups = base.filter_groups.clone();
     if groups.is_empty() && !bounds.is_empty() {
         groups.push(FilterGroup::default());
@@ -497,7 +587,7 @@ pub(crate) fn slice_request(
     }
     let mut properties = base.properties.clone();
     if !properties.is_empty() {
-        for p in [time_property, "hs_object_id"] {
+        for p in [time_property, ID_PROPERTY] {
             if !properties.iter().any(|q| q == p) {
                 properties.push(p.to_string());
             }
@@ -506,13 +596,13 @@ pub(crate) fn slice_request(
     SearchRequest {
         filter_groups: groups,
         sorts: vec![Sort {
-            property_name: time_property.to_string(),
+            property_name: sort.to_string(),
             direction: Direction::Ascending,
         }],
         query: base.query.clone(),
         properties,
-        limit: Some(s.limit),
-        after: s.page.clone(),
+        limit: Some(limit),
+        after: None,
     }
 }
 
@@ -563,18 +653,29 @@ impl Objects {
             page_size: config.page_size.clamp(1, limits.max_page_size),
             ..config
         };
-        // Check once, with the bounds every slice adds, before anything is sent.
+        // Check once, with the bounds every kind of slice adds, before anything is sent.
         let probe = SliceRequest {
             from: Some(config.until),
             until: config.until,
             limit: config.page_size,
             page: None,
         };
-        if let Err(e) = slice_request(&req, time_property, &probe).validate(&limits) {
+        let shapes = [
+            slice_request(&req, time_property, &probe),
+            tie_request(
+                &req,
+                time_property,
+                config.until,
+                Some(&u64::MAX.to_string()),
+                config.page_size,
+            ),
+            after_instant_request(&req, time_property, &probe),
+        ];
+        if let Some(e) = shapes.iter().find_map(|r| r.validate(&limits).err()) {
             return futures::stream::once(futures::future::ready(Err(Error::new(
                 e.kind(),
                 format!(
-                    "{} (search_all adds two time filters to every group)",
+                    "{} (search_all adds two filters, on time and id, to every group)",
                     e.message()
                 ),
             )
@@ -595,18 +696,62 @@ impl Objects {
                 })?;
             Ok((t, o.id.clone()))
         };
+        let req = std::sync::Arc::new(req);
         keyset::slices(config, start, key, move |s: SliceRequest| {
             let this = this.clone();
-            let body = slice_request(&req, time_property, &s);
-            async move {
-                let page = this.search(&body).await?;
-                let next = page.next_after().map(str::to_string);
-                Ok(SlicePage {
-                    items: page.results,
-                    next,
-                })
-            }
+            let req = req.clone();
+            async move { this.slice_page(&req, time_property, s).await }
         })
+    }
+
+    /// Answers one keyset query. A query without a page token reads `[from, until)` by time;
+    /// its "next page" is the start of a walk by id through the instant `from` (the slicer
+    /// only asks for it when a page holds nothing new, that is when one instant fills it).
+    /// A page token is the last id read in such a walk ([`TIE_START`] for none yet).
+    async fn slice_page(
+        &self,
+        req: &SearchRequest,
+        time_property: &str,
+        s: SliceRequest,
+    ) -> Result<SlicePage<HubSpotObject>> {
+        let Some(token) = s.page.clone() else {
+            let page = self.search(&slice_request(req, time_property, &s)).await?;
+            return Ok(SlicePage {
+                next: page.next_after().map(|_| TIE_START.to_string()),
+                items: page.results,
+            });
+        };
+        let Some(at) = s.from else {
+            return Err(Error::bad_response(
+                "a walk through one instant was asked for without the instant",
+            )
+            .with_crm(Crm::HubSpot));
+        };
+        let after_id = (token != TIE_START).then_some(token.as_str());
+        let page = self
+            .search(&tie_request(req, time_property, at, after_id, s.limit))
+            .await?;
+        let more = page.next_after().is_some();
+        let mut items = page.results;
+        if more {
+            let last = last_id(&items, after_id)?;
+            return Ok(SlicePage {
+                items,
+                next: Some(last),
+            });
+        }
+        // The instant is read to its end: go on with what follows it, in the same answer.
+        let later = SliceRequest {
+            from: Some(at),
+            page: None,
+            ..s
+        };
+        let page = self
+            .search(&after_instant_request(req, time_property, &later))
+            .await?;
+        let next = page.next_after().map(|_| TIE_START.to_string());
+        items.extend(page.results);
+        Ok(SlicePage { items, next })
     }
 }
 
@@ -737,7 +882,11 @@ mod tests {
             r.properties,
             vec!["email", "lastmodifieddate", "hs_object_id"]
         );
-        assert_eq!((r.limit, r.after.as_deref()), (Some(50), Some("50")));
+        assert_eq!(
+            (r.limit, r.after.as_deref()),
+            (Some(50), None),
+            "no offsets"
+        );
         let unbounded = slice_request(
             &SearchRequest::new(),
             "hs_lastmodifieddate",
@@ -750,5 +899,53 @@ mod tests {
         );
         assert!(unbounded.filter_groups.is_empty());
         assert!(unbounded.properties.is_empty(), "defaults include the keys");
+    }
+
+    #[test]
+    fn an_instant_is_walked_by_id_and_then_left_by_time() {
+        let base = SearchRequest::new().filter(Filter::eq("lifecyclestage", "lead"));
+        let at = DateTime::from_timestamp_millis(2_000).expect("t");
+        let r = tie_request(&base, "hs_lastmodifieddate", at, Some("41"), 200);
+        assert_eq!(
+            r.filter_groups[0].filters,
+            vec![
+                Filter::eq("lifecyclestage", "lead"),
+                Filter::eq("hs_lastmodifieddate", "2000"),
+                Filter::gt("hs_object_id", "41"),
+            ]
+        );
+        assert_eq!(r.sorts[0].property_name, "hs_object_id");
+        assert_eq!(r.sorts[0].direction, Direction::Ascending);
+        assert!(r.after.is_none());
+        let first = tie_request(&base, "hs_lastmodifieddate", at, None, 200);
+        assert_eq!(first.filter_groups[0].filters.len(), 2);
+        let s = SliceRequest {
+            from: Some(at),
+            until: DateTime::from_timestamp_millis(9_000).expect("t"),
+            limit: 200,
+            page: None,
+        };
+        let r = after_instant_request(&base, "hs_lastmodifieddate", &s);
+        assert_eq!(
+            r.filter_groups[0].filters[1..],
+            [
+                Filter::gt("hs_lastmodifieddate", "2000"),
+                Filter::lt("hs_lastmodifieddate", "9000"),
+            ]
+        );
+        assert_eq!(r.sorts[0].property_name, "hs_lastmodifieddate");
+    }
+
+    #[test]
+    fn the_next_id_is_the_largest_read_and_must_move_forward() {
+        let o = |id: &str| HubSpotObject {
+            id: id.to_string(),
+            ..serde_json::from_value(json!({"id": "0"})).expect("object")
+        };
+        let page = [o("9"), o("100"), o("12")];
+        assert_eq!(last_id(&page, Some("5")).expect("forward"), "100");
+        assert!(last_id(&page, Some("100")).is_err(), "no progress");
+        assert!(last_id(&[], None).is_err());
+        assert!(last_id(&[o("abc")], None).is_err());
     }
 }

@@ -260,6 +260,59 @@ async fn search_all_reads_past_the_result_cap() {
 }
 
 #[tokio::test]
+async fn search_all_walks_a_crowded_instant_by_id() {
+    let sb = HubSpotSandbox::builder()
+        .burst_limit(100_000, Duration::from_secs(10))
+        .search_limit(1_000)
+        .start()
+        .await
+        .expect("sandbox starts");
+    let hs = Client::builder()
+        .access_token(SecretString::from("search-tie".to_string()))
+        .base_url(sb.base_url())
+        .tier(RateTier::Custom(100_000))
+        .search_per_second(1_000)
+        .retry(crate::fast_retry())
+        .build()
+        .expect("client builds");
+    let n = 300;
+    let inputs = (0..n)
+        .map(|i| CreateInput {
+            properties: props(&[("email", &format!("t{i}@tie.example"))]),
+            associations: Vec::new(),
+        })
+        .collect();
+    for r in hs.contacts().batch_create(inputs).await {
+        r.expect("created");
+    }
+    let page = 3;
+    let all: Vec<_> = hs
+        .contacts()
+        .search_all(SearchRequest::new().properties(["email"]).limit(page))
+        .try_collect()
+        .await
+        .expect("reads every record");
+    let mut ids: Vec<_> = all.iter().map(|o| o.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((ids.len(), all.len()), (n, n), "each record once");
+    // Records written together share one millisecond; an instant holding more than a page
+    // is walked by `lastmodifieddate = t AND hs_object_id > last` on the sandbox too.
+    let mut per_instant = std::collections::HashMap::new();
+    for o in &all {
+        *per_instant
+            .entry(
+                o.property("lastmodifieddate")
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_insert(0usize) += 1;
+    }
+    let crowded = per_instant.values().copied().max().unwrap_or_default();
+    assert!(crowded > page, "an instant fuller than a page: {crowded}");
+}
+
+#[tokio::test]
 async fn batch_writes_chunk_and_report_each_record() {
     let sb = seeded().await;
     let hs = crate::client(&sb.base_url(), "batch");

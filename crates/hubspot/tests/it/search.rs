@@ -35,18 +35,24 @@ struct World {
     /// (id, modification time in ms, lifecycle stage).
     rows: Vec<(u64, i64, &'static str)>,
     calls: usize,
+    /// Results reachable through `after` (HubSpot's is 10,000).
+    cap: usize,
+    /// The largest `after` offset asked for.
+    deepest: usize,
 }
 
 fn matches(row: &(u64, i64, &str), f: &Value) -> bool {
     let value = f["value"].as_str().unwrap_or_default();
     let (left, right): (i64, i64) = match f["propertyName"].as_str() {
         Some("hs_lastmodifieddate") => (row.1, value.parse().unwrap_or(i64::MIN)),
+        Some("hs_object_id") => (row.0 as i64, value.parse().unwrap_or(i64::MIN)),
         Some("lifecyclestage") => return (f["operator"] == "EQ") == (row.2 == value),
         _ => return false,
     };
     match f["operator"].as_str() {
         Some("GTE") => left >= right,
         Some("LT") => left < right,
+        Some("GT") => left > right,
         Some("EQ") => left == right,
         _ => false,
     }
@@ -74,17 +80,20 @@ async fn search(
         })
         .cloned()
         .collect();
-    // The only order this fake knows; search_all must ask for it.
-    if let Some(sort) = body["sorts"].get(0) {
-        assert_eq!(sort["propertyName"], "hs_lastmodifieddate");
+    // Ascending by time or by id. Records sharing an instant come in no defined order on
+    // HubSpot (one sort rule only): here a scrambled one.
+    match body["sorts"][0]["propertyName"].as_str() {
+        Some("hs_object_id") => hits.sort_by_key(|r| r.0),
+        Some("hs_lastmodifieddate") | None => hits.sort_by_key(|r| (r.1, r.0 * 7_919 % 10_007)),
+        Some(other) => panic!("this fake cannot sort by {other}"),
     }
-    hits.sort_by_key(|r| (r.1, r.0));
     let after: usize = body["after"]
         .as_str()
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
     let limit = body["limit"].as_u64().unwrap_or(10) as usize;
-    if after + limit > CAP {
+    w.deepest = w.deepest.max(after);
+    if after + limit > w.cap {
         return (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({"status":"error","message":"paging past the cap","correlationId":"c","category":"VALIDATION_ERROR"})),
@@ -109,7 +118,23 @@ async fn search(
 }
 
 async fn fake(rows: Vec<(u64, i64, &'static str)>) -> (String, Arc<Mutex<World>>) {
-    let w = Arc::new(Mutex::new(World { rows, calls: 0 }));
+    fake_capped(rows, CAP).await
+}
+
+fn world(rows: Vec<(u64, i64, &'static str)>, cap: usize) -> Arc<Mutex<World>> {
+    Arc::new(Mutex::new(World {
+        rows,
+        calls: 0,
+        cap,
+        deepest: 0,
+    }))
+}
+
+async fn fake_capped(
+    rows: Vec<(u64, i64, &'static str)>,
+    cap: usize,
+) -> (String, Arc<Mutex<World>>) {
+    let w = world(rows, cap);
     let app = Router::new()
         .route("/crm/v3/objects/deals/search", post(search))
         .with_state(w.clone());
@@ -161,6 +186,49 @@ async fn search_all_reads_past_the_cap_without_duplicates_through_crowded_instan
 }
 
 #[tokio::test]
+async fn search_all_walks_instants_fuller_than_the_cap_by_id() {
+    // 10,600 records at four instants, 10,076 of them at one: more than HubSpot's 10,000
+    // results reachable through `after`. Ids interleave across instants.
+    let crowded = 1_700_000_050_000;
+    let rows: Vec<(u64, i64, &str)> = (1..=10_600u64)
+        .map(|id| {
+            let t = match id % 50 {
+                0 => 1_700_000_000_000,
+                1 => 1_700_000_100_000,
+                2 if id < 5_000 => 1_700_000_200_000,
+                _ => crowded,
+            };
+            (id * 3, t, "lead")
+        })
+        .collect();
+    assert!(rows.iter().filter(|r| r.1 == crowded).count() > 10_000);
+    let (base, world) = fake_capped(rows, 10_000).await;
+    let c = client(&base, "search-crowded");
+    let got: Vec<_> = c
+        .deals()
+        .search_all(SearchRequest::new())
+        .try_collect()
+        .await
+        .expect("complete");
+    let mut ids: Vec<u64> = got.iter().map(|o| o.id.parse().expect("id")).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no duplicates");
+    assert_eq!(ids, (1..=10_600u64).map(|i| i * 3).collect::<Vec<_>>());
+    let times: Vec<_> = got
+        .iter()
+        .map(|o| o.property("hs_lastmodifieddate").expect("time").to_string())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest change first");
+    let w = world.lock().expect("w");
+    assert_eq!(w.deepest, 0, "no offsets sent");
+    assert!(w.calls < 10_600 / 200 * 2 + 10, "{} requests", w.calls);
+}
+
+#[tokio::test]
 async fn one_page_and_requests_refused_before_sending() {
     let (base, world) = fake((1..=30).map(|i| (i, 1_000 * i as i64, "lead")).collect()).await;
     let c = client(&base, "search-page");
@@ -182,7 +250,7 @@ async fn one_page_and_requests_refused_before_sending() {
     });
     let e = c.deals().search(&too_many).await.expect_err("6 groups");
     assert_eq!(e.kind(), ErrorKind::Validation);
-    // Six filters in a group leave no room for search_all's two time bounds.
+    // Six filters in a group leave no room for the two filters search_all adds.
     let full = (0..6).fold(SearchRequest::new(), |r, i| {
         r.filter(Filter::eq("lifecyclestage", format!("s{i}")))
     });
@@ -192,7 +260,41 @@ async fn one_page_and_requests_refused_before_sending() {
         .try_collect::<Vec<_>>()
         .await
         .expect_err("no room");
-    assert!(e.message().contains("two time filters"), "{e}");
+    assert!(e.message().contains("two filters"), "{e}");
+    // Five leave room for one only: the walk by id adds a time and an id filter.
+    let five = (0..5).fold(SearchRequest::new(), |r, i| {
+        r.filter(Filter::eq("lifecyclestage", format!("s{i}")))
+    });
+    let e = c
+        .deals()
+        .search_all(five)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("no room for two");
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert_eq!(world.lock().expect("w").calls, calls, "nothing sent");
+    // Three groups of four: 12 + 2 × 3 = 18 filters, the most allowed in all.
+    let group = |i: usize| FilterGroup {
+        filters: (0..4)
+            .map(|j| Filter::eq("lifecyclestage", format!("g{i}f{j}")))
+            .collect(),
+    };
+    let fits = (0..3).fold(SearchRequest::new().limit(10), |r, i| r.or(group(i)));
+    let none: Vec<_> = c
+        .deals()
+        .search_all(fits.clone())
+        .try_collect()
+        .await
+        .expect("18 filters in all are allowed");
+    assert!(none.is_empty());
+    let calls = world.lock().expect("w").calls;
+    let e = c
+        .deals()
+        .search_all(fits.or(FilterGroup::new(Filter::eq("lifecyclestage", "x"))))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("13 + 2 × 4 = 21 filters");
+    assert!(e.message().contains("at most 18"), "{e}");
     let sorted = SearchRequest::new().sort("amount", Direction::Ascending);
     let e = c
         .deals()
@@ -227,7 +329,7 @@ async fn search_all_ends_and_misses_nothing_while_records_change() {
     let rows: Vec<(u64, i64, &'static str)> = (0..120u64)
         .map(|i| (i + 1, 1_700_000_000_000 + (i / 4) as i64 * 1000, "lead"))
         .collect();
-    let w = Arc::new(Mutex::new(World { rows, calls: 0 }));
+    let w = world(rows, CAP);
     let app = Router::new()
         .route("/crm/v3/objects/deals/search", post(moving))
         .with_state(w.clone());
