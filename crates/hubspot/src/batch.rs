@@ -4,21 +4,27 @@
 //! Chunks go through [`crmkit_core::batch::chunked`]. HubSpot answers a batch with 200/201
 //! when every input worked and **207 multi-status** when some failed: `results` for those
 //! that worked and `errors` (`StandardError`: `category`, `message`, `context`) for the
-//! others (`crm-objects-*-v3.json`, `BatchResponse…WithErrors`). Each result is matched to
-//! its input by `objectWriteTraceId` (crmkit sends the input's position), else by id (or
-//! the `idProperty` value); each error by the ids or trace ids in its `context`. An input
-//! the answer does not account for gets an error saying so, never silence.
+//! others (`crm-objects-*-v3.json`, `BatchResponse…WithErrors`). Every create, update and
+//! upsert input carries an `objectWriteTraceId` (the three batch input schemas accept it;
+//! read and archive inputs do not), which HubSpot echoes on its result. Each result is
+//! matched to its input by that trace id, else by record id (update, read) or by the
+//! `idProperty` value without regard to case (upsert, and reads or updates by a unique
+//! property: HubSpot lowercases emails); each error by the ids or trace ids in its
+//! `context`. Results are never matched by position: an input the answer does not account
+//! for gets an error saying HubSpot did not report it, never someone else's result.
 //!
 //! A chunk that fails as a whole:
-//! - with a 400 (HubSpot refuses a whole batch when one input is invalid) is split in
-//!   halves and sent again until the invalid inputs stand alone, so every valid record is
-//!   still written and each invalid one gets HubSpot's own message;
+//! - with a 400 (HubSpot refuses a whole batch when one input is invalid) or a 409 (a batch
+//!   create holding one contact whose email exists is refused with "Contact already exists.
+//!   Existing ID: N") wrote nothing, so it is sent again: without the inputs the error
+//!   names in its `context`, which get that error, or, when it names none, in halves until
+//!   the refused inputs stand alone. Every other record is still written and each refused
+//!   one gets HubSpot's own message (for a 409, naming the existing record);
 //! - with a 5xx or a timeout is retried by the transport when sending it twice does no
 //!   harm (read, update, upsert, archive), and otherwise (create) reported on each of its
 //!   records, since HubSpot may have created them.
 
 use std::collections::VecDeque;
-use std::ops::Range;
 
 use crmkit_core::http::ApiRequest;
 use crmkit_core::{Crm, Error, ErrorKind, Result};
@@ -118,6 +124,9 @@ struct Prepared {
     json: Value,
     key: Option<String>,
     label: String,
+    /// Its `objectWriteTraceId`: its position in its chunk, set when the chunk is sent, so
+    /// it stays the same in every part a refused chunk is split into.
+    trace: String,
 }
 
 impl Objects {
@@ -125,11 +134,10 @@ impl Objects {
     fn batch_request(&self, op: &Op, inputs: &[Prepared]) -> Result<ApiRequest> {
         let items: Vec<Value> = inputs
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
+            .map(|p| {
                 let mut v = p.json.clone();
                 if op.traced() {
-                    v["objectWriteTraceId"] = json!(i.to_string());
+                    v["objectWriteTraceId"] = json!(p.trace);
                 }
                 v
             })
@@ -140,7 +148,15 @@ impl Objects {
             id_property,
         } = op
         {
-            body["properties"] = json!(options.properties);
+            let mut properties = options.properties.clone();
+            // Results read by a unique property are matched to inputs by its value.
+            if let Some(p) = id_property
+                && !properties.is_empty()
+                && !properties.contains(p)
+            {
+                properties.push(p.clone());
+            }
+            body["properties"] = json!(properties);
             body["propertiesWithHistory"] = json!(options.properties_with_history);
             if let Some(p) = id_property {
                 body["idProperty"] = json!(p);
@@ -172,29 +188,50 @@ impl Objects {
         Ok(assign(op, inputs, &body))
     }
 
-    /// Sends `inputs` (one chunk), splitting it on a whole-batch 400 until the invalid
-    /// inputs stand alone.
-    async fn send_splitting(&self, op: &Op, inputs: Vec<Prepared>) -> Result<Vec<Result<Value>>> {
+    /// Sends `inputs` (one chunk). A chunk HubSpot refuses as a whole with a 400 or a 409
+    /// wrote nothing, so it is sent again without the inputs the error names (which get
+    /// that error), or, when it names none, in halves, until the refused inputs stand
+    /// alone.
+    async fn send_splitting(
+        &self,
+        op: &Op,
+        mut inputs: Vec<Prepared>,
+    ) -> Result<Vec<Result<Value>>> {
+        for (i, p) in inputs.iter_mut().enumerate() {
+            p.trace = i.to_string();
+        }
         let mut out: Vec<Option<Result<Value>>> = vec![None; inputs.len()];
-        let mut queue: VecDeque<Range<usize>> = VecDeque::new();
-        queue.push_back(0..inputs.len());
-        while let Some(range) = queue.pop_front() {
-            let whole = range.len() == inputs.len();
-            match self.send_chunk(op, &inputs[range.clone()]).await {
+        let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
+        queue.push_back((0..inputs.len()).collect());
+        while let Some(part) = queue.pop_front() {
+            let whole = part.len() == inputs.len();
+            let sent: Vec<Prepared> = part.iter().map(|&i| inputs[i].clone()).collect();
+            match self.send_chunk(op, &sent).await {
                 Ok(results) => {
-                    for (i, r) in range.zip(results) {
+                    for (&i, r) in part.iter().zip(results) {
                         out[i] = Some(r);
                     }
                 }
-                Err(e) if e.status() == Some(400) && range.len() > 1 => {
-                    let mid = range.start + range.len() / 2;
-                    queue.push_back(range.start..mid);
-                    queue.push_back(mid..range.end);
+                Err(e) if refused_whole(&e) && part.len() > 1 => {
+                    let names = e.body().map(named_in).unwrap_or_default();
+                    let (named, rest): (Vec<usize>, Vec<usize>) = part
+                        .iter()
+                        .partition(|&&i| names_input(op, &inputs[i], &names));
+                    if named.is_empty() || rest.is_empty() {
+                        let (a, b) = part.split_at(part.len() / 2);
+                        queue.push_back(a.to_vec());
+                        queue.push_back(b.to_vec());
+                    } else {
+                        for i in named {
+                            out[i] = Some(Err(e.clone().with_record(inputs[i].label.clone())));
+                        }
+                        queue.push_back(rest);
+                    }
                 }
                 // The core spreads a whole-chunk failure over its records.
                 Err(e) if whole => return Err(e),
                 Err(e) => {
-                    for i in range {
+                    for i in part {
                         out[i] = Some(Err(e.clone().with_record(inputs[i].label.clone())));
                     }
                 }
@@ -238,6 +275,7 @@ impl Objects {
                 json: crate::objects::create_body(&c.properties, &c.associations),
                 key: None,
                 label: format!("new {} #{i}", self.object_type()),
+                trace: String::new(),
             })
             .collect();
         decode_all(self.run(Op::Create, prepared).await)
@@ -256,6 +294,7 @@ impl Objects {
                 json: json!({ "id": id }),
                 label: self.label(&id),
                 key: Some(id),
+                trace: String::new(),
             })
             .collect();
         let op = Op::Read {
@@ -306,6 +345,7 @@ impl Objects {
                 json: json!({ "id": id }),
                 label: self.label(&id),
                 key: Some(id),
+                trace: String::new(),
             })
             .collect();
         self.run(Op::Archive, prepared)
@@ -327,6 +367,7 @@ impl Objects {
                     json,
                     label: self.label(&u.id),
                     key: Some(u.id),
+                    trace: String::new(),
                 }
             })
             .collect()
@@ -348,21 +389,60 @@ fn decode_all<T: serde::de::DeserializeOwned>(results: Vec<Result<Value>>) -> Ve
 }
 
 /// Whether `value` is the key of an input: ids exactly, `idProperty` values (emails) without
-/// regard to case.
+/// regard to case (HubSpot stores emails lowercased).
 fn same_key(a: &str, b: &str) -> bool {
     a == b || a.eq_ignore_ascii_case(b)
 }
 
+/// Whether HubSpot refused a whole chunk for something in it: a 400 (one invalid input
+/// fails the batch) or a 409 (a batch create with one contact whose email exists answers
+/// "Contact already exists. Existing ID: N" for the whole batch).
+fn refused_whole(e: &Error) -> bool {
+    matches!(e.status(), Some(400 | 409))
+}
+
+/// The strings an error body names in `context` (`StandardError.context`: lists of ids or
+/// trace ids), its own or that of its detailed `errors`.
+fn named_in(body: &Value) -> Vec<String> {
+    std::iter::once(body)
+        .chain(body["errors"].as_array().into_iter().flatten())
+        .flat_map(|e| {
+            e["context"]
+                .as_object()
+                .into_iter()
+                .flat_map(|c| c.values())
+        })
+        .flat_map(|v| match v {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        })
+        .filter_map(|v| match v {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `names` (from [`named_in`]) point at input `p`: by its trace id or its key.
+fn names_input(op: &Op, p: &Prepared, names: &[String]) -> bool {
+    names
+        .iter()
+        .any(|n| (op.traced() && *n == p.trace) || p.key.as_deref().is_some_and(|k| same_key(k, n)))
+}
+
 /// Gives each input of a chunk its outcome from a batch answer (see the module docs).
+/// Results are matched by `objectWriteTraceId`, else by id or `idProperty` value, never by
+/// position: an input nothing matches gets an error saying HubSpot did not report it.
 fn assign(op: &Op, inputs: &[Prepared], body: &Value) -> Vec<Result<Value>> {
     let mut out: Vec<Option<Result<Value>>> = vec![None; inputs.len()];
     let results = body["results"].as_array().cloned().unwrap_or_default();
-    let mut unmatched = Vec::new();
+    let mut unmatched = 0usize;
     for r in results {
-        let by_trace = r["objectWriteTraceId"]
-            .as_str()
-            .and_then(|t| t.parse::<usize>().ok())
-            .filter(|i| *i < inputs.len() && out[*i].is_none());
+        let by_trace = || {
+            let t = r["objectWriteTraceId"].as_str()?;
+            (0..inputs.len()).find(|&i| op.traced() && out[i].is_none() && inputs[i].trace == t)
+        };
         let by_key = || {
             let keys: Vec<&str> = [
                 r["id"].as_str(),
@@ -371,32 +451,23 @@ fn assign(op: &Op, inputs: &[Prepared], body: &Value) -> Vec<Result<Value>> {
             .into_iter()
             .flatten()
             .collect();
-            (0..inputs.len()).find(|i| {
-                out[*i].is_none()
-                    && inputs[*i]
+            (0..inputs.len()).find(|&i| {
+                out[i].is_none()
+                    && inputs[i]
                         .key
                         .as_deref()
                         .is_some_and(|k| keys.iter().any(|v| same_key(k, v)))
             })
         };
-        match by_trace.or_else(by_key) {
+        match by_trace().or_else(by_key) {
             Some(i) => out[i] = Some(Ok(r)),
-            None => unmatched.push(r),
+            None => unmatched += 1,
         }
     }
     let errors = body["errors"].as_array().cloned().unwrap_or_default();
     let mut stray: Vec<Error> = Vec::new();
     for e in errors {
-        let named: Vec<String> = e["context"]
-            .as_object()
-            .into_iter()
-            .flat_map(|c| c.values())
-            .flat_map(|v| match v {
-                Value::Array(a) => a.clone(),
-                other => vec![other.clone()],
-            })
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let named = named_in(&e);
         let status = match e["category"].as_str() {
             Some("OBJECT_NOT_FOUND") => 404,
             Some("CONFLICT") => 409,
@@ -407,25 +478,13 @@ fn assign(op: &Op, inputs: &[Prepared], body: &Value) -> Vec<Result<Value>> {
             .with_status(status);
         let mut hit = false;
         for (i, p) in inputs.iter().enumerate() {
-            let trace = i.to_string();
-            let named_here = named.iter().any(|n| {
-                (op.traced() && *n == trace) || p.key.as_deref().is_some_and(|k| same_key(k, n))
-            });
-            if out[i].is_none() && named_here {
+            if out[i].is_none() && names_input(op, p, &named) {
                 out[i] = Some(Err(error.clone().with_record(p.label.clone())));
                 hit = true;
             }
         }
         if !hit {
             stray.push(error);
-        }
-    }
-    // Without trace ids or keys in the answer (a create whose results carry no trace id),
-    // a complete answer free of errors is taken in input order.
-    let open: Vec<usize> = (0..inputs.len()).filter(|i| out[*i].is_none()).collect();
-    if stray.is_empty() && open.len() == unmatched.len() {
-        for (i, r) in open.into_iter().zip(unmatched) {
-            out[i] = Some(Ok(r));
         }
     }
     out.into_iter()
@@ -438,11 +497,18 @@ fn assign(op: &Op, inputs: &[Prepared], body: &Value) -> Vec<Result<Value>> {
                     .collect::<Vec<_>>()
                     .join("; ");
                 let kind = stray.first().map_or(ErrorKind::BadResponse, Error::kind);
-                let message = if why.is_empty() {
-                    "HubSpot's batch answer does not account for this record".to_string()
+                let mut message = if why.is_empty() {
+                    "HubSpot did not report this record in its batch answer".to_string()
                 } else {
-                    format!("HubSpot's batch answer does not say which record failed: {why}")
+                    format!(
+                        "HubSpot did not report this record in its batch answer, which has errors naming no record: {why}"
+                    )
                 };
+                if unmatched > 0 {
+                    message.push_str(&format!(
+                        " ({unmatched} result(s) in the answer match no input; none is guessed to be this one)"
+                    ));
+                }
                 Err(Error::new(kind, message)
                     .with_crm(Crm::HubSpot)
                     .with_record(p.label.clone()))
@@ -457,10 +523,12 @@ mod tests {
 
     fn keyed(keys: &[&str]) -> Vec<Prepared> {
         keys.iter()
-            .map(|k| Prepared {
+            .enumerate()
+            .map(|(i, k)| Prepared {
                 json: json!({ "id": k }),
                 key: Some(k.to_string()),
                 label: format!("contact {k}"),
+                trace: i.to_string(),
             })
             .collect()
     }
@@ -489,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn upserts_match_by_id_property_and_creates_by_trace_or_order() {
+    fn upserts_match_by_id_property_and_creates_by_trace_never_by_order() {
         let op = Op::Upsert {
             id_property: "email".into(),
         };
@@ -506,6 +574,7 @@ mod tests {
                 json: json!({}),
                 key: None,
                 label: format!("new #{i}"),
+                trace: i.to_string(),
             })
             .collect();
         let traced = json!({"results": [
@@ -519,9 +588,61 @@ mod tests {
         );
         assert_eq!(out[2].as_ref().expect("c")["id"], "c");
 
+        // Results without trace ids cannot be told apart: no input takes one by position.
         let untraced = json!({"results": [{"id": "a"}, {"id": "b"}, {"id": "c"}]});
-        let out = assign(&Op::Create, &creates, &untraced);
-        assert_eq!(out[2].as_ref().expect("c")["id"], "c");
+        for r in assign(&Op::Create, &creates, &untraced) {
+            let e = r.expect_err("not guessed");
+            assert!(e.message().contains("did not report"), "{e}");
+            assert!(e.message().contains("3 result(s)"), "{e}");
+        }
+        // An update answered with another record's result, or none, is not taken.
+        let stray =
+            json!({"results": [{"id": "9", "properties": {}}, {"id": "2", "properties": {}}]});
+        let out = assign(
+            &Op::Update { id_property: None },
+            &keyed(&["1", "2"]),
+            &stray,
+        );
+        assert!(
+            out[0]
+                .as_ref()
+                .expect_err("1 unreported")
+                .message()
+                .contains("did not report")
+        );
+        assert_eq!(out[1].as_ref().expect("2")["id"], "2");
+        // Upserts by email: a lowercased email still matches, a trace id wins over order.
+        let op = Op::Upsert {
+            id_property: "email".into(),
+        };
+        let body = json!({"results": [
+            {"id": "5", "new": true, "objectWriteTraceId": "1", "properties": {"email": "x@y.com"}},
+            {"id": "4", "new": false, "properties": {"email": "mixed@case.com"}}
+        ]});
+        let out = assign(&op, &keyed(&["Mixed@Case.com", "X@y.com"]), &body);
+        assert_eq!(out[0].as_ref().expect("mixed")["id"], "4");
+        assert_eq!(out[1].as_ref().expect("x")["id"], "5");
+    }
+
+    #[test]
+    fn a_refused_batch_names_its_inputs_by_trace_or_key() {
+        let inputs = keyed(&["a@x.com", "b@x.com", "c@x.com"]);
+        let op = Op::Upsert {
+            id_property: "email".into(),
+        };
+        let body = json!({"status": "error", "message": "Duplicate IDs found in batch input",
+            "category": "VALIDATION_ERROR", "context": {"ids": ["B@X.com"]}});
+        let names = named_in(&body);
+        let hits: Vec<bool> = inputs.iter().map(|p| names_input(&op, p, &names)).collect();
+        assert_eq!(hits, [false, true, false]);
+        let nested =
+            json!({"errors": [{"message": "bad", "context": {"objectWriteTraceId": ["2"]}}]});
+        let names = named_in(&nested);
+        let hits: Vec<bool> = inputs.iter().map(|p| names_input(&op, p, &names)).collect();
+        assert_eq!(hits, [false, false, true]);
+        let conflict = json!({"status": "error", "message": "Contact already exists. Existing ID: 5",
+            "category": "CONFLICT"});
+        assert!(named_in(&conflict).is_empty(), "halved instead");
     }
 
     #[test]

@@ -83,9 +83,34 @@ async fn create(s: S, axum::Json(body): axum::Json<Value>) -> axum::response::Re
     {
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal").into_response();
     }
+    // HubSpot refuses a whole batch create when one contact's email exists.
+    if inputs.iter().any(|i| {
+        i["properties"]["email"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("dup"))
+    }) {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({"status":"error","message":"Contact already exists. Existing ID: 4242","correlationId":"c","category":"CONFLICT"})),
+        )
+            .into_response();
+    }
+    // Results come in no promised order; `untraced` ones lack their trace id.
+    let traced = !inputs
+        .iter()
+        .any(|i| i["properties"]["firstname"] == "untraced");
     let results: Vec<Value> = inputs
         .iter()
-        .map(|i| json!({"id": format!("n{}", i["objectWriteTraceId"].as_str().unwrap_or_default()), "objectWriteTraceId": i["objectWriteTraceId"], "properties": i["properties"], "archived": false}))
+        .rev()
+        .filter(|i| i["properties"]["firstname"] != "lost")
+        .map(|i| {
+            let trace = i["objectWriteTraceId"].as_str().unwrap_or_default();
+            let mut r = json!({"id": format!("n{trace}"), "properties": i["properties"], "archived": false});
+            if traced {
+                r["objectWriteTraceId"] = json!(trace);
+            }
+            r
+        })
         .collect();
     (
         StatusCode::CREATED,
@@ -237,4 +262,72 @@ async fn reads_report_missing_ids_and_archives_succeed() {
         .batch_archive(vec!["1".into(), "2".into()])
         .await;
     assert!(archived.iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn a_whole_batch_conflict_is_split_and_names_the_existing_record() {
+    let (base, seen) = fake().await;
+    let c = client(&base, "batch-conflict");
+    let mut inputs: Vec<CreateInput> = (0..150)
+        .map(|i| CreateInput {
+            properties: props(&[("email", &format!("c{i}@x.com"))]),
+            associations: Vec::new(),
+        })
+        .collect();
+    inputs[42].properties = props(&[("email", "dup@x.com")]);
+    let out = c.contacts().batch_create(inputs).await;
+    for (i, r) in out.iter().enumerate() {
+        if i == 42 {
+            let e = r.as_ref().expect_err("conflict");
+            assert_eq!(e.kind(), ErrorKind::Conflict);
+            assert!(e.message().contains("Existing ID: 4242"), "{e}");
+            assert_eq!(e.record(), Some("new contacts #42"));
+        } else {
+            let o = r.as_ref().expect("written despite the conflict");
+            // The fake names each record after the trace id it was sent with.
+            assert_eq!(
+                o.id,
+                format!("n{}", i % 100),
+                "input {i} got its own result"
+            );
+        }
+    }
+    let sizes: Vec<usize> = seen
+        .lock()
+        .expect("seen")
+        .calls
+        .iter()
+        .map(|c| c.1)
+        .collect();
+    assert!(sizes.contains(&1), "the conflict ended alone: {sizes:?}");
+    assert!(sizes.len() <= 2 + 2 * 7, "{sizes:?}");
+}
+
+#[tokio::test]
+async fn batch_results_are_matched_by_trace_id_never_by_position() {
+    let (base, _) = fake().await;
+    let c = client(&base, "batch-trace");
+    let inputs = |marked: &str| -> Vec<CreateInput> {
+        (0..3)
+            .map(|i| CreateInput {
+                properties: props(&[
+                    ("email", &format!("t{i}@x.com")),
+                    ("firstname", if i == 1 { marked } else { "A" }),
+                ]),
+                associations: Vec::new(),
+            })
+            .collect()
+    };
+    // Answered in reverse order, one record left out: the others still get their own.
+    let out = c.contacts().batch_create(inputs("lost")).await;
+    assert_eq!(out[0].as_ref().expect("0").id, "n0");
+    assert_eq!(out[2].as_ref().expect("2").id, "n2");
+    let e = out[1].as_ref().expect_err("not reported");
+    assert!(e.message().contains("did not report"), "{e}");
+    // Results that cannot be told apart are given to no input.
+    let out = c.contacts().batch_create(inputs("untraced")).await;
+    for r in out {
+        let e = r.expect_err("not guessed");
+        assert!(e.message().contains("did not report"), "{e}");
+    }
 }
