@@ -1,5 +1,14 @@
 //! Associations v4 (`crm-associations-v4.json`): default and labelled create, listing,
 //! batch read and delete, and the default type ids.
+//!
+//! [`Associations::batch_read`] reads every association of every record asked for: ids
+//! go in requests of at most [`BATCH_READ_MAX`], and a record whose answer carries
+//! `paging.next.after` is asked for again with that `after` until HubSpot sends no more.
+//! Per-record errors of a 207 answer are per-record errors, never "no associations": only
+//! HubSpot's own "no associations found" answer reads as an empty list, and a record the
+//! answer does not mention at all is an error too.
+
+use std::collections::{HashMap, HashSet};
 
 use crmkit_core::http::ApiRequest;
 use crmkit_core::http::paginate::{Page, paginate};
@@ -117,8 +126,36 @@ struct ListPage {
 pub struct AssociationsOf {
     /// The record.
     pub from_id: String,
-    /// Its associated records (first page of each).
+    /// Its associated records, every page of them.
     pub to: Vec<Associated>,
+}
+
+/// Ids per associations batch read: HubSpot refuses more than 1,000 inputs since
+/// 2025-02-10 (developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api).
+pub const BATCH_READ_MAX: usize = 1_000;
+
+/// Whether a per-record error of a batch read only says the record has no associations of
+/// the type asked for (`subCategory` `crm.associations.NO_ASSOCIATIONS_FOUND`, message
+/// "No … is associated …").
+fn says_none_associated(e: &Value) -> bool {
+    let sub = e["subCategory"].as_str().unwrap_or_default();
+    let message = e["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    sub.to_ascii_uppercase().ends_with("NO_ASSOCIATIONS_FOUND")
+        || (message.starts_with("no ") && message.contains(" associated"))
+}
+
+/// The status a per-record error of a batch stands for, by its category.
+fn status_of(e: &Value) -> u16 {
+    match e["category"].as_str() {
+        Some("OBJECT_NOT_FOUND") => 404,
+        Some("CONFLICT") => 409,
+        Some("RATE_LIMITS") => 429,
+        Some("INTERNAL_ERROR") => 500,
+        _ => 400,
+    }
 }
 
 /// Associations v4.
@@ -238,47 +275,131 @@ impl Associations {
         ))
     }
 
-    /// The associations of many records at once (first page of each); records HubSpot
-    /// reports as failed (207) are left out, with their errors in the second list.
+    /// The associations of many records at once, every page of each (see the module docs).
+    /// The first list holds each record read, in the order asked (an empty `to` when
+    /// HubSpot says none is associated); the second one error per record that could not
+    /// be read, naming it. A request that fails as a whole is the `Err`.
     pub async fn batch_read(
         &self,
         from: &ObjectType,
         to: &ObjectType,
         ids: &[String],
     ) -> Result<(Vec<AssociationsOf>, Vec<Error>)> {
-        if ids.len() > crate::batch::BATCH_SIZE {
-            return Err(Error::config(format!(
-                "{} ids; a batch read takes at most {}",
-                ids.len(),
-                crate::batch::BATCH_SIZE
-            ))
-            .with_crm(Crm::HubSpot));
+        let path = Self::batch_path(from, to, "read")?;
+        let label = |id: &str| format!("{from} {id}");
+        let mut read: HashMap<String, Vec<Associated>> = HashMap::new();
+        let mut failed: HashMap<String, Error> = HashMap::new();
+        let mut seen_tokens: HashSet<(String, String)> = HashSet::new();
+        let mut pending: Vec<(String, Option<String>)> = Vec::new();
+        let mut asked = HashSet::new();
+        for id in ids {
+            if asked.insert(id.clone()) {
+                pending.push((id.clone(), None));
+            }
         }
-        let inputs: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
-        let req = ApiRequest::post(
-            Self::batch_path(from, to, "read")?,
-            json!({ "inputs": inputs }),
-        )
-        .repeat_safe();
-        let body: Value = self.client.json(&req).await?;
+        while !pending.is_empty() {
+            let mut next = Vec::new();
+            for chunk in pending.chunks(BATCH_READ_MAX) {
+                let inputs: Vec<Value> = chunk
+                    .iter()
+                    .map(|(id, after)| match after {
+                        Some(a) => json!({ "id": id, "after": a }),
+                        None => json!({ "id": id }),
+                    })
+                    .collect();
+                let req = ApiRequest::post(path.clone(), json!({ "inputs": inputs })).repeat_safe();
+                let body: Value = self.client.json(&req).await?;
+                let mut answered = HashSet::new();
+                for r in body["results"].as_array().into_iter().flatten() {
+                    let from_id = match &r["from"]["id"] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let Some((_, after)) = chunk.iter().find(|(id, _)| *id == from_id) else {
+                        continue;
+                    };
+                    answered.insert(from_id.clone());
+                    let page: Vec<Associated> = match serde_json::from_value(r["to"].clone()) {
+                        Ok(page) => page,
+                        Err(e) => {
+                            failed.insert(
+                                from_id.clone(),
+                                Error::bad_response(format!(
+                                    "an association result does not parse: {e}"
+                                ))
+                                .with_crm(Crm::HubSpot)
+                                .with_record(label(&from_id)),
+                            );
+                            continue;
+                        }
+                    };
+                    read.entry(from_id.clone()).or_default().extend(page);
+                    let more = r["paging"]["next"]["after"]
+                        .as_str()
+                        .filter(|a| !a.is_empty());
+                    if let Some(a) = more {
+                        if after.as_deref() == Some(a)
+                            || !seen_tokens.insert((from_id.clone(), a.to_string()))
+                        {
+                            failed.insert(
+                                from_id.clone(),
+                                Error::bad_response(
+                                    "HubSpot handed out the same association page token twice; \
+                                     paging cannot progress",
+                                )
+                                .with_crm(Crm::HubSpot)
+                                .with_record(label(&from_id)),
+                            );
+                        } else {
+                            next.push((from_id, Some(a.to_string())));
+                        }
+                    }
+                }
+                for e in body["errors"].as_array().into_iter().flatten() {
+                    let named = crate::batch::named_in(e);
+                    let none = says_none_associated(e);
+                    for (id, _) in chunk.iter().filter(|(id, _)| named.contains(id)) {
+                        answered.insert(id.clone());
+                        if none {
+                            read.entry(id.clone()).or_default();
+                        } else {
+                            let status = status_of(e);
+                            failed.insert(
+                                id.clone(),
+                                crate::dialect::error_from_body(status, e.clone())
+                                    .with_crm(Crm::HubSpot)
+                                    .with_status(status)
+                                    .with_record(label(id)),
+                            );
+                        }
+                    }
+                }
+                for (id, _) in chunk.iter().filter(|(id, _)| !answered.contains(id)) {
+                    failed.insert(
+                        id.clone(),
+                        Error::bad_response(
+                            "HubSpot did not report this record in its associations batch answer",
+                        )
+                        .with_crm(Crm::HubSpot)
+                        .with_record(label(id)),
+                    );
+                }
+            }
+            next.retain(|(id, _)| !failed.contains_key(id));
+            pending = next;
+        }
         let mut found = Vec::new();
-        for r in body["results"].as_array().into_iter().flatten() {
-            let to: Vec<Associated> = serde_json::from_value(r["to"].clone()).map_err(|e| {
-                Error::bad_response(format!("an association result does not parse: {e}"))
-                    .with_crm(Crm::HubSpot)
-            })?;
-            let from_id = match &r["from"]["id"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            found.push(AssociationsOf { from_id, to });
+        let mut errors = Vec::new();
+        for id in ids {
+            if let Some(e) = failed.remove(id) {
+                errors.push(e);
+            } else if let Some(to) = read.remove(id) {
+                found.push(AssociationsOf {
+                    from_id: id.clone(),
+                    to,
+                });
+            }
         }
-        let errors = body["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| crate::dialect::error_from_body(400, e.clone()).with_crm(Crm::HubSpot))
-            .collect();
         Ok((found, errors))
     }
 

@@ -403,7 +403,7 @@ fn refused_whole(e: &Error) -> bool {
 
 /// The strings an error body names in `context` (`StandardError.context`: lists of ids or
 /// trace ids), its own or that of its detailed `errors`.
-fn named_in(body: &Value) -> Vec<String> {
+pub(crate) fn named_in(body: &Value) -> Vec<String> {
     std::iter::once(body)
         .chain(body["errors"].as_array().into_iter().flatten())
         .flat_map(|e| {

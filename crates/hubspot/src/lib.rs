@@ -32,7 +32,9 @@
 //!   page is walked by id. The bound is fixed when a run starts; records changed during a
 //!   run come with the next one (at least once).
 //! - [`associations`]: associations v4 (default and labelled create, list, batch read,
-//!   delete) and the default type ids ([`association_types`]).
+//!   delete) and the default type ids ([`association_types`]). A batch read follows each
+//!   record's `paging.next.after` to the end, sends at most 1,000 ids per request and
+//!   reports a record HubSpot failed to read as an error, never as "no associations".
 //! - [`schema`]: pipelines and stages (label ↔ id), properties and property groups, owners.
 //! - [`connector`]: [`HubSpotConnector`], the `crmkit_core::Connector` on HubSpot (unified
 //!   records, change feed with tombstones, patches, batch outcomes, idempotent creates).

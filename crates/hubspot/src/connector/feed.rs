@@ -216,9 +216,12 @@ pub(super) async fn with_links<T>(
     }
     let ids: Vec<String> = page.iter_mut().map(|s| object(s).id.clone()).collect();
     for to in linked(t) {
-        // HubSpot answers a record without associations of this type with a per-record
-        // error ("No … is associated"): that is no link, not a failure.
-        let (found, _unlinked) = client.associations().batch_read(t, to, &ids).await?;
+        // `batch_read` reads "none is associated" as an empty list; what is left in the
+        // errors is a record whose links could not be read, which must not pass for none.
+        let (found, failed) = client.associations().batch_read(t, to, &ids).await?;
+        if let Some(e) = failed.into_iter().next() {
+            return Err(e);
+        }
         let by_id: BTreeMap<String, AssociationsOf> =
             found.into_iter().map(|a| (a.from_id.clone(), a)).collect();
         for s in &mut page {

@@ -1,6 +1,7 @@
 //! Integration tests of the HubSpot client against small axum fakes and the crmkit sandbox
 //! over loopback HTTP.
 
+mod associations;
 mod batch;
 mod connector;
 mod objects;
