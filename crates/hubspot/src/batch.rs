@@ -124,8 +124,8 @@ struct Prepared {
     json: Value,
     key: Option<String>,
     label: String,
-    /// Its `objectWriteTraceId`: its position in its chunk, set when the chunk is sent, so
-    /// it stays the same in every part a refused chunk is split into.
+    /// Its `objectWriteTraceId` ([`trace_id`] of its position in its chunk), set when the
+    /// chunk is sent, so it stays the same in every part a refused chunk is split into.
     trace: String,
 }
 
@@ -198,7 +198,7 @@ impl Objects {
         mut inputs: Vec<Prepared>,
     ) -> Result<Vec<Result<Value>>> {
         for (i, p) in inputs.iter_mut().enumerate() {
-            p.trace = i.to_string();
+            p.trace = trace_id(i);
         }
         let mut out: Vec<Option<Result<Value>>> = vec![None; inputs.len()];
         let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
@@ -394,6 +394,12 @@ fn same_key(a: &str, b: &str) -> bool {
     a == b || a.eq_ignore_ascii_case(b)
 }
 
+/// The `objectWriteTraceId` of the `i`th input of a chunk: prefixed, so that it can never
+/// be read as a record id (HubSpot's are numbers) in an error's `context`.
+fn trace_id(i: usize) -> String {
+    format!("crmkit-{i}")
+}
+
 /// Whether HubSpot refused a whole chunk for something in it: a 400 (one invalid input
 /// fails the batch) or a 409 (a batch create with one contact whose email exists answers
 /// "Contact already exists. Existing ID: N" for the whole batch).
@@ -402,16 +408,13 @@ fn refused_whole(e: &Error) -> bool {
 }
 
 /// The strings an error body names in `context` (`StandardError.context`: lists of ids or
-/// trace ids), its own or that of its detailed `errors`.
+/// trace ids), its own or that of its detailed `errors`; property names are not records.
 pub(crate) fn named_in(body: &Value) -> Vec<String> {
     std::iter::once(body)
         .chain(body["errors"].as_array().into_iter().flatten())
-        .flat_map(|e| {
-            e["context"]
-                .as_object()
-                .into_iter()
-                .flat_map(|c| c.values())
-        })
+        .flat_map(|e| e["context"].as_object().into_iter().flatten())
+        .filter(|(k, _)| !k.to_ascii_lowercase().contains("property"))
+        .map(|(_, v)| v)
         .flat_map(|v| match v {
             Value::Array(a) => a.clone(),
             other => vec![other.clone()],
@@ -528,7 +531,7 @@ mod tests {
                 json: json!({ "id": k }),
                 key: Some(k.to_string()),
                 label: format!("contact {k}"),
-                trace: i.to_string(),
+                trace: trace_id(i),
             })
             .collect()
     }
@@ -574,12 +577,12 @@ mod tests {
                 json: json!({}),
                 key: None,
                 label: format!("new #{i}"),
-                trace: i.to_string(),
+                trace: trace_id(i),
             })
             .collect();
         let traced = json!({"results": [
-            {"id": "c", "objectWriteTraceId": "2"}, {"id": "a", "objectWriteTraceId": "0"}
-        ], "errors": [{"category": "VALIDATION_ERROR", "message": "Property \"x\" does not exist", "context": {"objectWriteTraceId": ["1"]}}]});
+            {"id": "c", "objectWriteTraceId": "crmkit-2"}, {"id": "a", "objectWriteTraceId": "crmkit-0"}
+        ], "errors": [{"category": "VALIDATION_ERROR", "message": "Property \"x\" does not exist", "context": {"objectWriteTraceId": ["crmkit-1"]}}]});
         let out = assign(&Op::Create, &creates, &traced);
         assert_eq!(out[0].as_ref().expect("a")["id"], "a");
         assert_eq!(
@@ -616,7 +619,7 @@ mod tests {
             id_property: "email".into(),
         };
         let body = json!({"results": [
-            {"id": "5", "new": true, "objectWriteTraceId": "1", "properties": {"email": "x@y.com"}},
+            {"id": "5", "new": true, "objectWriteTraceId": "crmkit-1", "properties": {"email": "x@y.com"}},
             {"id": "4", "new": false, "properties": {"email": "mixed@case.com"}}
         ]});
         let out = assign(&op, &keyed(&["Mixed@Case.com", "X@y.com"]), &body);
@@ -635,11 +638,18 @@ mod tests {
         let names = named_in(&body);
         let hits: Vec<bool> = inputs.iter().map(|p| names_input(&op, p, &names)).collect();
         assert_eq!(hits, [false, true, false]);
-        let nested =
-            json!({"errors": [{"message": "bad", "context": {"objectWriteTraceId": ["2"]}}]});
+        let nested = json!({"errors": [{"message": "bad", "context": {"objectWriteTraceId": ["crmkit-2"]}}]});
         let names = named_in(&nested);
         let hits: Vec<bool> = inputs.iter().map(|p| names_input(&op, p, &names)).collect();
         assert_eq!(hits, [false, false, true]);
+        // A record id that equals an input's position names that record only.
+        let by_id = keyed(&["1", "0"]);
+        let names = named_in(&json!({"context": {"ids": ["0"], "propertyName": ["1"]}}));
+        let hits: Vec<bool> = by_id
+            .iter()
+            .map(|p| names_input(&Op::Update { id_property: None }, p, &names))
+            .collect();
+        assert_eq!(hits, [false, true]);
         let conflict = json!({"status": "error", "message": "Contact already exists. Existing ID: 5",
             "category": "CONFLICT"});
         assert!(named_in(&conflict).is_empty(), "halved instead");

@@ -105,7 +105,8 @@ async fn create(s: S, axum::Json(body): axum::Json<Value>) -> axum::response::Re
         .filter(|i| i["properties"]["firstname"] != "lost")
         .map(|i| {
             let trace = i["objectWriteTraceId"].as_str().unwrap_or_default();
-            let mut r = json!({"id": format!("n{trace}"), "properties": i["properties"], "archived": false});
+            let email = i["properties"]["email"].as_str().unwrap_or_default();
+            let mut r = json!({"id": format!("id-{email}"), "properties": i["properties"], "archived": false});
             if traced {
                 r["objectWriteTraceId"] = json!(trace);
             }
@@ -226,7 +227,7 @@ async fn a_failed_create_chunk_is_reported_per_record_not_resent() {
     inputs[130].properties = props(&[("firstname", "boom")]);
     let out = c.contacts().batch_create(inputs).await;
     assert!(out[..100].iter().all(Result::is_ok));
-    assert_eq!(out[7].as_ref().expect("created").id, "n7");
+    assert_eq!(out[7].as_ref().expect("created").id, "id-c7@x.com");
     for r in &out[100..] {
         let e = r.as_ref().expect_err("chunk failed");
         assert_eq!(e.kind(), ErrorKind::Transient);
@@ -284,10 +285,10 @@ async fn a_whole_batch_conflict_is_split_and_names_the_existing_record() {
             assert_eq!(e.record(), Some("new contacts #42"));
         } else {
             let o = r.as_ref().expect("written despite the conflict");
-            // The fake names each record after the trace id it was sent with.
+            // The fake names each record after its email.
             assert_eq!(
                 o.id,
-                format!("n{}", i % 100),
+                format!("id-c{i}@x.com"),
                 "input {i} got its own result"
             );
         }
@@ -320,8 +321,8 @@ async fn batch_results_are_matched_by_trace_id_never_by_position() {
     };
     // Answered in reverse order, one record left out: the others still get their own.
     let out = c.contacts().batch_create(inputs("lost")).await;
-    assert_eq!(out[0].as_ref().expect("0").id, "n0");
-    assert_eq!(out[2].as_ref().expect("2").id, "n2");
+    assert_eq!(out[0].as_ref().expect("0").id, "id-t0@x.com");
+    assert_eq!(out[2].as_ref().expect("2").id, "id-t2@x.com");
     let e = out[1].as_ref().expect_err("not reported");
     assert!(e.message().contains("did not report"), "{e}");
     // Results that cannot be told apart are given to no input.
