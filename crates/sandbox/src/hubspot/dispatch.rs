@@ -25,11 +25,15 @@ pub(super) async fn api(
 ) -> Response {
     let path = uri.path().to_string();
     let write = method != Method::GET;
+    let shuffle = path.contains("/batch/") && state.gate.faults().shuffles(method.as_str(), &path);
     let worker = Arc::clone(&state);
     let joined =
         tokio::task::spawn_blocking(move || handle(&state, &method, &path, &params, &body)).await;
     match joined {
-        Ok(Ok((status, body))) => {
+        Ok(Ok((status, mut body))) => {
+            if shuffle && let Some(results) = body["results"].as_array_mut() {
+                crate::faults::Faults::shuffle(results);
+            }
             if write {
                 for e in worker.write().take_events() {
                     let _ = worker.events.send(e);

@@ -103,3 +103,43 @@ async fn partial_failures_are_a_207_with_num_errors() {
     assert_eq!(archived.status, 204);
     assert_eq!(sb.count("contacts"), 1);
 }
+
+#[tokio::test]
+async fn the_shuffle_fault_answers_batches_out_of_input_order() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let names: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+    let inputs: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"properties": {"name": n}}))
+        .collect();
+    sb.set_faults(crmkit_sandbox::faults::Faults {
+        shuffle_batch_results: true,
+        route: Some("/crm/v3/objects/companies/batch/*".into()),
+        ..Default::default()
+    });
+    let made = hs
+        .post(
+            "/crm/v3/objects/companies/batch/create",
+            &json!({"inputs": inputs}),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    let got: Vec<&str> = made.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["properties"]["name"].as_str())
+        .collect();
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter().zip(&names).all(|(g, n)| g != n),
+        "every result moved: {got:?}"
+    );
+    // Other routes keep their order.
+    let list = hs.get("/crm/v3/objects/companies", &[]).await;
+    let ids = super::ids(&list.body);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
