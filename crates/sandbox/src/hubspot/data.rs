@@ -35,6 +35,8 @@ pub(crate) struct Data {
     outbox: Vec<Value>,
     /// Custom property definitions per type (`/crm/v3/properties`).
     custom: HashMap<&'static str, Vec<Value>>,
+    /// Ids merged away → the record they were merged into, per type.
+    aliases: HashMap<(&'static str, String), String>,
     next_id: u64,
     last_micros: i64,
 }
@@ -57,6 +59,29 @@ fn as_text(name: &str, v: &Value) -> Result<String, ApiError> {
     }
 }
 
+/// Adds what HubSpot computes from written values: a deal's `hs_deal_stage_probability`
+/// follows its stage's probability ("defaults to the deal stage probability",
+/// knowledge.hubspot.com/crm-deals/hubspots-default-deal-properties).
+fn derive(t: &ObjectType, props: &mut Vec<(String, String)>) {
+    if t.plural != "deals" {
+        return;
+    }
+    let Some(stage) = props
+        .iter()
+        .find(|(k, _)| k == "dealstage")
+        .map(|(_, v)| v.clone())
+    else {
+        return;
+    };
+    let probability = super::pipelines::STAGES
+        .iter()
+        .find(|(id, _, _)| *id == stage)
+        .map(|(_, _, p)| (*p).to_string())
+        .unwrap_or_default();
+    props.retain(|(k, _)| k != "hs_deal_stage_probability");
+    props.push(("hs_deal_stage_probability".to_string(), probability));
+}
+
 impl Data {
     /// Empty tables; ids start at `first_id`.
     pub(crate) fn new(first_id: u64) -> Self {
@@ -65,6 +90,7 @@ impl Data {
             emails: HashMap::new(),
             assoc: HashMap::new(),
             custom: HashMap::new(),
+            aliases: HashMap::new(),
             outbox: Vec::new(),
             next_id: first_id,
             last_micros: 0,
@@ -161,8 +187,9 @@ impl Data {
         }
         let mut out = Vec::with_capacity(map.len());
         for (k, v) in map {
-            if t.maintained().contains(&k.as_str()) && k != "hs_createdate" {
-                // Read-only properties are refused on write (B2: "read-only … → error").
+            if t.read_only(k) {
+                // Read-only properties are refused on write (crm-objects-*-v3.json PATCH:
+                // "Read-only and non-existent properties will result in an error").
                 return Err(ApiError::invalid(format!(
                     "Property values were not valid: \"{k}\" is a read only property; its value cannot be set."
                 )));
@@ -217,7 +244,8 @@ impl Data {
             None | Some("hs_object_id") => Ok(self
                 .table(t)
                 .and_then(|tb| tb.get(id))
-                .map(|_| id.to_string())),
+                .map(|_| id.to_string())
+                .or_else(|| self.aliases.get(&(t.plural, id.to_string())).cloned())),
             Some("email") if t.plural == "contacts" => {
                 Ok(self.contact_by_email(id).map(str::to_string))
             }
@@ -235,6 +263,8 @@ impl Data {
         props: Vec<(String, String)>,
         at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Value, ApiError> {
+        let mut props = props;
+        derive(t, &mut props);
         if t.plural == "contacts" {
             self.email_conflict(&props, None)?;
         }
@@ -294,6 +324,8 @@ impl Data {
         if !live {
             return Err(ApiError::not_found(format!("resource not found: {id}")));
         }
+        let mut props = props;
+        derive(t, &mut props);
         if t.plural == "contacts" {
             self.email_conflict(&props, Some(id))?;
         }
@@ -422,6 +454,26 @@ impl Data {
                 own.push(a);
             }
         }
+    }
+
+    /// Takes `from_id` out of the table once merged into `into_id`: HubSpot lists it nowhere
+    /// (not even as archived) and answers its id with the merged record ("both of the
+    /// previous IDs will point to the resulting merged record",
+    /// developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies).
+    pub(crate) fn merge_away(&mut self, t: &ObjectType, from_id: &str, into_id: &str) {
+        if let Some(email) = self.row_prop(t, from_id, "email")
+            && self.contact_by_email(&email) == Some(from_id)
+        {
+            self.emails.remove(&email.to_lowercase());
+        }
+        if let Some(tb) = self.tables.get_mut(t.plural) {
+            tb.remove(from_id);
+        }
+        for target in self.aliases.values_mut().filter(|v| *v == from_id) {
+            *target = into_id.to_string();
+        }
+        self.aliases
+            .insert((t.plural, from_id.to_string()), into_id.to_string());
     }
 
     /// Queues a merge event (`{type}.merge`; HubSpot webhooks guide).
