@@ -233,7 +233,73 @@ impl Data {
         }
     }
 
-    /// Resolves `id` (or the value of a unique `id_property`) to a record id, live or archived.
+    /// Whether `name` holds unique values on `t`, so it can be an `idProperty`: the record
+    /// id, contacts' `email`, and custom properties created with `hasUniqueValue: true`
+    /// (developers.hubspot.com/changelog/updating-objects-by-custom-field-and-adding-owner-properties-via-the-api).
+    pub(crate) fn is_unique(&self, t: &ObjectType, name: &str) -> bool {
+        name == "hs_object_id"
+            || (t.plural == "contacts" && name == "email")
+            || self
+                .custom(t)
+                .iter()
+                .any(|d| d["name"] == name && d["hasUniqueValue"] == json!(true))
+    }
+
+    /// The record holding `value` in the custom unique property `name`: a live one first,
+    /// else an archived one.
+    fn holder(&self, t: &ObjectType, name: &str, value: &str) -> Option<String> {
+        let tb = self.table(t)?;
+        let mut archived = None;
+        for (_, row) in tb.after_seq(0) {
+            if row["properties"][name].as_str() != Some(value) {
+                continue;
+            }
+            let id = row["id"].as_str().unwrap_or_default().to_string();
+            if row["archived"] == json!(false) {
+                return Some(id);
+            }
+            archived.get_or_insert(id);
+        }
+        archived
+    }
+
+    /// Refuses a write that would give a custom unique property a value another live
+    /// record holds: such properties are HubSpot's "Unique ID properties"
+    /// (developers.hubspot.com/changelog/updating-objects-by-custom-field-and-adding-owner-properties-via-the-api).
+    /// No public document shows the duplicate's answer; the sandbox answers it as HubSpot
+    /// answers a duplicate email, 409 `CONFLICT` naming the existing id, in its own words.
+    fn unique_conflict(
+        &self,
+        t: &ObjectType,
+        props: &[(String, String)],
+        own: Option<&str>,
+    ) -> Result<(), ApiError> {
+        for (k, v) in props {
+            if v.is_empty() || k == "email" || !self.is_unique(t, k) {
+                continue;
+            }
+            if let Some(existing) = self.holder(t, k, v).filter(|e| Some(e.as_str()) != own)
+                && self
+                    .table(t)
+                    .and_then(|tb| tb.get(&existing))
+                    .is_some_and(|r| r["archived"] == json!(false))
+            {
+                return Err(ApiError {
+                    status: 409,
+                    category: "CONFLICT",
+                    message: format!(
+                        "A {} with {k} \"{v}\" already exists. Existing ID: {existing}",
+                        t.singular
+                    ),
+                    context: json!({"propertyName": [k]}),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `id` (or the value of a unique `id_property`) to a record id, live or
+    /// archived; a merged-away id resolves to the record it was merged into.
     pub(crate) fn resolve(
         &self,
         t: &ObjectType,
@@ -249,8 +315,9 @@ impl Data {
             Some("email") if t.plural == "contacts" => {
                 Ok(self.contact_by_email(id).map(str::to_string))
             }
+            Some(p) if self.is_unique(t, p) => Ok(self.holder(t, p, id)),
             Some(p) => Err(ApiError::invalid(format!(
-                "{p} is not a unique property of {}",
+                "{p} is not a unique property of {}: idProperty must name a property with hasUniqueValue",
                 t.plural
             ))),
         }
@@ -268,6 +335,7 @@ impl Data {
         if t.plural == "contacts" {
             self.email_conflict(&props, None)?;
         }
+        self.unique_conflict(t, &props, None)?;
         let when = match at {
             Some(at) => at,
             None => self.now(),
@@ -329,6 +397,7 @@ impl Data {
         if t.plural == "contacts" {
             self.email_conflict(&props, Some(id))?;
         }
+        self.unique_conflict(t, &props, Some(id))?;
         let stamp = iso(self.now());
         let old_email = self.row_prop(t, id, "email");
         let modified = t.modified;

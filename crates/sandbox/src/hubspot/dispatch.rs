@@ -167,7 +167,7 @@ fn objects_route(
             (&Method::GET, []) => Ok((200, objects::list(&data, t, params)?)),
             (&Method::GET, [id]) => Ok((200, objects::get(&data, t, id, params)?)),
             (&Method::POST, ["search"]) => Ok((200, search::run(&data, t, &json_body()?)?)),
-            (&Method::POST, ["batch", "read"]) => batch::read(&data, t, &json_body()?),
+            (&Method::POST, ["batch", "read"]) => batch::read(&data, t, params, &json_body()?),
             _ => Err(method_not_allowed()),
         };
     }
