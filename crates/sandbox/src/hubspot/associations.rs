@@ -269,7 +269,7 @@ fn batch_answer(ok: u16, results: Vec<Value>, errors: Vec<Value>) -> (u16, Value
     (207, body)
 }
 
-/// `POST /crm/v4/associations/{from}/{to}/batch/{create,associate/default,read,archive}`.
+/// `POST /crm/v4/associations/{from}/{to}/batch/{create,associate/default,read,archive,labels/archive}`.
 pub(crate) fn batch(
     data: &mut Data,
     from: &'static ObjectType,
@@ -323,6 +323,25 @@ pub(crate) fn batch(
                 let f = text(&i["from"]["id"]);
                 for t in i["to"].as_array().into_iter().flatten() {
                     delete(data, from, &f, to, &text(&t["id"]));
+                }
+            }
+            Ok((204, Value::Null))
+        }
+        ["labels", "archive"] => {
+            // Removes only the given types between each pair, the pair's other labels
+            // staying; but "Deleting an unlabeled association will also delete all labeled
+            // associations between those two objects" (crm-associations-v4.json,
+            // `/batch/labels/archive`).
+            let unlabeled = default_type(from, to);
+            for i in inputs {
+                let (f, t) = (text(&i["from"]["id"]), text(&i["to"]["id"]));
+                for type_id in specs(&i["types"])? {
+                    if Some(type_id) == unlabeled {
+                        delete(data, from, &f, to, &t);
+                    } else {
+                        data.unlink_type(from, &f, to, &t, type_id);
+                        data.unlink_type(to, &t, from, &f, reverse(type_id));
+                    }
                 }
             }
             Ok((204, Value::Null))

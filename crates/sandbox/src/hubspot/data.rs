@@ -589,6 +589,21 @@ impl Data {
         }
     }
 
+    /// Removes one association type from one record to another (one direction), leaving
+    /// the pair's other types (labels) in place.
+    pub(crate) fn unlink_type(
+        &mut self,
+        from: &ObjectType,
+        from_id: &str,
+        to: &ObjectType,
+        to_id: &str,
+        type_id: u32,
+    ) {
+        if let Some(list) = self.assoc.get_mut(&(from.plural, from_id.to_string())) {
+            list.retain(|a| !(a.to_type == to.plural && a.to_id == to_id && a.type_id == type_id));
+        }
+    }
+
     /// The associations of a record towards one type.
     pub(crate) fn associations(
         &self,

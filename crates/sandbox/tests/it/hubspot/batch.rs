@@ -224,7 +224,10 @@ async fn custom_unique_properties_address_records_and_refuse_duplicates() {
     assert_eq!(up.body["results"][0]["id"], id);
     assert_eq!(up.body["results"][0]["new"], json!(false));
     assert_eq!(up.body["results"][1]["new"], json!(true));
-    assert_eq!(up.body["results"][1]["properties"]["crmkit_id"], json!("m2"));
+    assert_eq!(
+        up.body["results"][1]["properties"]["crmkit_id"],
+        json!("m2")
+    );
     assert_eq!(sb.count("companies"), 3);
 }
 

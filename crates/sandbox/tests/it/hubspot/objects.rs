@@ -265,7 +265,10 @@ async fn default_properties_exist_and_calculated_ones_are_read_only() {
             )
             .await;
         assert_eq!(refused.status, 400, "{prop}");
-        assert_eq!(refused.body["category"], serde_json::json!("VALIDATION_ERROR"));
+        assert_eq!(
+            refused.body["category"],
+            serde_json::json!("VALIDATION_ERROR")
+        );
     }
     let def = hs
         .get("/crm/v3/properties/deals/hs_deal_stage_probability", &[])
