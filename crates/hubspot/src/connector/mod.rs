@@ -13,7 +13,9 @@
 //!   then `mobilephone`, `associatedcompanyid` or the first associated company; deals —
 //!   `dealname`, `amount` → [`crmkit_core::Money`] in cents with `deal_currency_code` (USD
 //!   when unset), `dealstage`, `pipeline`, `hs_deal_stage_probability` (0–1) → confidence
-//!   (0–100), `closedate`, the first associated company and contact; activities —
+//!   (0–100, **read-only**: HubSpot calculates the probability from the deal's stage, so a
+//!   changed confidence is never sent; change the stage instead), `closedate`, the first
+//!   associated company and contact; activities —
 //!   `hs_timestamp`, the type's body and subject/title, `hs_call_duration` (ms → s),
 //!   `hs_call_direction` / `hs_email_direction`, `hs_task_status` `COMPLETED` → completed,
 //!   the first associated company and contact. Every other property read (the account's
@@ -23,12 +25,21 @@
 //! - **Writes**: creates go through batch create (with associations to the linked company
 //!   and contact) and updates through batch update, one outcome per record. An update sends
 //!   only the properties whose value differs from what the record's own `raw` maps to
-//!   (clears as `""`, as HubSpot documents), and changes links through associations v4 (the
-//!   old default association removed, the new one added); nothing to send, no request.
-//!   Deletes archive (batch archive).
+//!   (clears as `""`, as HubSpot documents), and changes links through associations v4: the
+//!   default association to the new record is added; the old pair is removed whole only when
+//!   it carries nothing but HubSpot's unlabelled and primary types, otherwise only the
+//!   primary label goes and the user's (or app's) labels stay, with the unlabelled
+//!   association they need (HubSpot deletes every label with it). Nothing to send, no
+//!   request. Batch answers are matched to their inputs, not taken in order. Deletes
+//!   archive (batch archive).
 //! - **Idempotent creates**: the marker is stored in a unique property — `email` for
-//!   contacts by default, a configured property for other kinds
-//!   ([`HubSpotConnector::with_marker_property`]). Records whose marker exists are returned
+//!   contacts, [`DEFAULT_MARKER_PROPERTY`] (`crmkit_id`) for companies and deals, a
+//!   configured property for activities or to override
+//!   ([`HubSpotConnector::with_marker_property`]). On the first marked create the property
+//!   is checked and, on companies, deals and contacts, created when missing (a text
+//!   property with `hasUniqueValue: true`; the token needs the properties write scope —
+//!   otherwise create it beforehand); a property that exists but is not unique is refused.
+//!   `find_by_marker` answers `None` while the property does not exist. Records whose marker exists are returned
 //!   untouched (batch read by `idProperty`); the rest go through batch upsert by
 //!   `idProperty`, so a create retried after an interruption updates the record it made
 //!   instead of making a second one. The property must be unique (`hasUniqueValue`) for
