@@ -723,3 +723,39 @@ async fn a_merged_away_contact_is_reported_as_deleted() {
         "the tombstone comes before the winner: {second:?}"
     );
 }
+
+#[tokio::test]
+async fn a_tombstone_older_than_the_cursor_is_not_reported_again() {
+    let sb = sandbox().await;
+    let conn =
+        HubSpotConnector::new(client(&sb.base_url(), "conn-tomb")).with_overlap(Duration::ZERO);
+    let made = conn.create(vec![company("Doomed")]).await;
+    let doomed = made.succeeded().next().expect("created").id.clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = |cursor| async {
+        let changes: Vec<Change> = conn
+            .changes(ObjectKind::Company, cursor)
+            .try_collect()
+            .await
+            .expect("runs");
+        changes
+    };
+    let first = run(None).await;
+    let cursor = first.last().expect("changes").cursor().clone();
+    let gone = crmkit_core::RecordRef::new(
+        crmkit_core::Crm::HubSpot,
+        ObjectKind::Company,
+        doomed.clone(),
+    );
+    assert_eq!(conn.delete(vec![gone]).await.failed().count(), 0);
+    // An upsert after the tombstone moves the archive watermark past it.
+    conn.create(vec![company("After")]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = run(Some(cursor)).await;
+    let is_tomb = |c: &Change| matches!(c, Change::Deleted { record, .. } if record.id == doomed);
+    assert!(second.iter().any(is_tomb), "{second:?}");
+    let cursor = second.last().expect("changes").cursor().clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = run(Some(cursor)).await;
+    assert!(!third.iter().any(is_tomb), "reported once: {third:?}");
+}
