@@ -219,12 +219,19 @@ impl HubSpotConnector {
         if self.ensured.lock().is_ok_and(|e| e.contains(&key)) {
             return Ok(true);
         }
-        Ok(self
+        let def = self
             .client
             .properties(t)
             .await?
-            .iter()
-            .any(|p| p.name == prop))
+            .into_iter()
+            .find(|p| p.name == prop);
+        if def.as_ref().is_some_and(|p| p.has_unique_value)
+            && let Ok(mut e) = self.ensured.lock()
+        {
+            // Found unique: later look-ups and marked creates need not ask again.
+            e.insert(key);
+        }
+        Ok(def.is_some())
     }
 
     /// The properties to read for `t`: the mapped ones, the account's custom ones and the
