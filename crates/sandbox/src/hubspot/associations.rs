@@ -33,6 +33,9 @@ const DEFAULTS: &[(&str, &str, u32, u32)] = &[
     ("email", "deal", 210, 209),
 ];
 
+/// The primary types (contact ↔ company, deal ↔ company), labelled "Primary".
+const PRIMARY: &[u32] = &[1, 2, 5, 6];
+
 /// Primary and parent/child pairs that have a reverse but are not the unlabeled default.
 const OTHERS: &[(u32, u32)] = &[(1, 2), (5, 6), (13, 14)];
 
@@ -104,7 +107,17 @@ pub(crate) fn link(
             )));
         }
     }
-    for type_id in type_ids {
+    // A primary association comes with the unlabelled one: HubSpot lists a primary company
+    // as `{typeId: 1, label: "Primary"}` next to `{typeId: 279, label: null}`
+    // (github.com/HubSpot/hubspot-api-ruby/issues/171).
+    let mut type_ids = type_ids.to_vec();
+    if type_ids.iter().any(|n| PRIMARY.contains(n))
+        && let Some(unlabeled) = default_type(from, to)
+        && !type_ids.contains(&unlabeled)
+    {
+        type_ids.push(unlabeled);
+    }
+    for type_id in &type_ids {
         data.associate(
             from,
             from_id,
@@ -214,7 +227,8 @@ fn grouped(data: &Data, from: &ObjectType, from_id: &str, to: &ObjectType) -> Ve
         by_id
             .entry(a.to_id.clone())
             .or_default()
-            .push(json!({"category": category(a.type_id), "typeId": a.type_id, "label": null}));
+            .push(json!({"category": category(a.type_id), "typeId": a.type_id,
+                         "label": PRIMARY.contains(&a.type_id).then_some("Primary")}));
     }
     by_id
         .into_iter()
