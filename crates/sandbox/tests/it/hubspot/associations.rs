@@ -187,15 +187,25 @@ async fn removing_one_label_keeps_the_others_but_removing_the_unlabeled_one_remo
     let put = hs
         .put(
             &format!("/crm/v4/objects/contacts/{contact}/associations/companies/{company}"),
-            &serde_json::json!([
-                spec("HUBSPOT_DEFINED", 279),
-                spec("HUBSPOT_DEFINED", 1),
-                spec("USER_DEFINED", 1001)
-            ]),
+            &serde_json::json!([spec("HUBSPOT_DEFINED", 1), spec("USER_DEFINED", 1001)]),
         )
         .await;
     assert_eq!(put.status, 201);
+    // The primary type brings the unlabelled one, and is labelled "Primary".
     assert_eq!(type_ids(&hs, &contact).await, [1, 279, 1001]);
+    let listed = hs
+        .get(
+            &format!("/crm/v4/objects/contacts/{contact}/associations/companies"),
+            &[],
+        )
+        .await;
+    let primary = listed.body["results"][0]["associationTypes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["typeId"] == 1)
+        .map(|t| t["label"].clone());
+    assert_eq!(primary, Some(serde_json::json!("Primary")));
     let archive = |id: u32| {
         serde_json::json!({"inputs": [{"from": {"id": contact}, "to": {"id": company},
                                        "types": [spec("HUBSPOT_DEFINED", id)]}]})
