@@ -38,6 +38,9 @@
 //!   `archived` (a query parameter, batch read included) and `idProperty`: the id,
 //!   contacts' `email`, or any custom property created with `hasUniqueValue: true` (batch
 //!   read, update and upsert take it too).
+//! - Associations: a primary association (contact → company 1, deal → company 5) comes with
+//!   the unlabelled one and is listed with the label `Primary`; `batch/labels/archive`
+//!   removes only the given types, except that the unlabelled one takes every label with it.
 //! - Merges: the winner keeps its id and lists the other in `hs_merged_object_ids`; the
 //!   merged-away id is in no listing (not even the archived one) and reads answer it with
 //!   the winner.
