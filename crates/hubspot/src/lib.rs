@@ -37,7 +37,8 @@
 //!   reports a record HubSpot failed to read as an error, never as "no associations".
 //! - [`schema`]: pipelines and stages (label ↔ id), properties and property groups, owners.
 //! - [`connector`]: [`HubSpotConnector`], the `crmkit_core::Connector` on HubSpot (unified
-//!   records, change feed with tombstones, patches, batch outcomes, idempotent creates).
+//!   records, change feed with tombstones for archives and merges, patches, batch outcomes,
+//!   idempotent creates; deal confidence is read-only).
 //! - [`webhook`]: signatures v1, v2 and v3 (with the 5-minute replay window) and batched
 //!   event arrays as typed events.
 

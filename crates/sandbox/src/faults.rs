@@ -37,6 +37,11 @@ pub struct Faults {
     pub rate_processed_drop: f64,
     /// Delay added to every answer, in milliseconds.
     pub latency_ms: u64,
+    /// Batch answers list their `results` in an order other than the inputs' (on the
+    /// targeted route): CRMs whose batch endpoints promise no order (HubSpot,
+    /// github.com/HubSpot/hubspot-api-nodejs/issues/190) can be answered that way, so a
+    /// client's matching of results to inputs is tested.
+    pub shuffle_batch_results: bool,
     /// Failures for the next requests, in order, before the shares apply.
     pub next: Vec<Fault>,
     /// Only requests on this route get faults (latency still applies to all): `"POST /lead/"`
@@ -61,6 +66,20 @@ impl Faults {
         match want_path.strip_suffix('*') {
             Some(prefix) => path.starts_with(prefix),
             None => path == want_path,
+        }
+    }
+
+    /// Whether a batch answer to `method` `path` is to list its results out of input order.
+    pub fn shuffles(&self, method: &str, path: &str) -> bool {
+        self.shuffle_batch_results && self.targets(method, path)
+    }
+
+    /// Reorders `results` so that, when there are two or more, none is where it was (a
+    /// random rotation): a client that assumes input order fails every time, not by luck.
+    pub fn shuffle<T>(results: &mut [T]) {
+        if results.len() > 1 {
+            let by = fastrand::usize(1..results.len());
+            results.rotate_left(by);
         }
     }
 
@@ -109,6 +128,15 @@ mod tests {
         assert_eq!(f.pick(0.9), Some(Fault::Drop));
         assert_eq!(f.pick(0.9), None);
         assert_eq!(f.pick(0.1), Some(Fault::ServerError));
+    }
+
+    #[test]
+    fn a_shuffle_moves_every_result() {
+        for _ in 0..20 {
+            let mut v: Vec<usize> = (0..5).collect();
+            Faults::shuffle(&mut v);
+            assert!(v.iter().enumerate().all(|(i, x)| i != *x), "{v:?}");
+        }
     }
 
     #[test]

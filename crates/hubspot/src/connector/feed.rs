@@ -13,11 +13,19 @@
 //!   per linked type.
 //! - **Tombstones.** `GET /crm/v3/objects/{type}?archived=true` lists archived records with
 //!   `archivedAt` (crm-objects-*-v3.json). It has no time filter or order, so every run
-//!   reads the whole archived list and keeps what was archived in `[watermark - overlap,
-//!   until)`. Limits: HubSpot keeps archived records restorable for 90 days only (HubSpot
-//!   knowledge base, "Restore deleted records"), so a cursor older than that may miss
-//!   tombstones; GDPR deletes and merged-away records are not in the archived list and are
-//!   not reported (webhooks report those); the first run reports none (nothing to remove).
+//!   reads the whole archived list — one request per 100 archived records of each object
+//!   type, each run, whatever the cursor (HubSpot keeps archived records about 90 days, so
+//!   the list is bounded by what was archived in that time) — and reports only what was
+//!   archived in `[watermark - overlap, until)`: a record archived before the cursor's
+//!   watermark is skipped, not reported again each run. Limits: HubSpot keeps archived
+//!   records restorable for 90 days only (HubSpot knowledge base, "Restore deleted
+//!   records"), so a cursor older than that may miss tombstones; GDPR deletes are not in
+//!   the archived list and are not reported (webhooks report those); the first run reports
+//!   none (nothing to remove).
+//! - **Merges.** A merged-away contact, company or deal is in no listing; its id stays in the
+//!   winner's `hs_merged_object_ids`, and the merge changes the winner, so the winner's
+//!   upsert comes with a [`Change::Deleted`] for each id merged into it, just before it
+//!   (and again whenever the winner changes: at-least-once).
 //! - **Cursor.** Opaque, `hs1.` + JSON of one keyset position per object type and the
 //!   archive watermark. Tombstones carry the watermark the run started from, so a run that
 //!   stops among them reads them again; the watermark moves to the run's bound with the
@@ -194,9 +202,13 @@ fn upserts(
         .map_ok(move |page| {
             let mut base = base.clone();
             let t = t.clone();
-            stream::iter(page.into_iter().map(move |s| {
+            stream::iter(page.into_iter().flat_map(move |s| {
+                // Merged-away ids first, under the cursor before the winner: a run that stops
+                // among them reads the winner (and them) again.
+                let mut out = merged_away(&t, &s.item, base.encode());
                 base.u.insert(t.as_str().to_string(), s.cursor);
-                Ok(to_change(&t, &s.item, base.encode()))
+                out.push(to_change(&t, &s.item, base.encode()));
+                out.into_iter().map(Ok)
             }))
         })
         .try_flatten()
@@ -243,6 +255,32 @@ pub(super) async fn with_links<T>(
         }
     }
     Ok(page)
+}
+
+/// Tombstones for the records merged into `o`: HubSpot lists merged-away records nowhere,
+/// not even as archived, and keeps their ids in the winner's `hs_merged_object_ids`
+/// (semicolon-separated; developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies
+/// on what a merge leaves behind). They come again each time the winner changes
+/// (at-least-once), dated with the winner's modification.
+fn merged_away(t: &ObjectType, o: &HubSpotObject, cursor: ChangeCursor) -> Vec<Change> {
+    let Some(kind) = super::mapping::kind_of(t) else {
+        return Vec::new();
+    };
+    let at = o
+        .updated_at
+        .as_deref()
+        .and_then(crmkit_core::time::parse_timestamp);
+    o.property("hs_merged_object_ids")
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && *id != o.id)
+        .map(|id| Change::Deleted {
+            record: RecordRef::new(Crm::HubSpot, kind, id),
+            at,
+            cursor: cursor.clone(),
+        })
+        .collect()
 }
 
 fn to_change(t: &ObjectType, o: &HubSpotObject, cursor: ChangeCursor) -> Change {

@@ -19,9 +19,11 @@ pub(super) const ACTIVITY_TYPES: [ObjectType; 5] = [
     ObjectType::Emails,
 ];
 
-/// Properties HubSpot maintains itself: never custom fields, never written.
+/// Properties HubSpot maintains itself: never custom fields, never written
+/// (`hs_merged_object_ids` lists the ids merged into a record; the feed reports them).
 const SYSTEM: &[&str] = &[
     "hs_object_id",
+    "hs_merged_object_ids",
     "createdate",
     "hs_createdate",
     "lastmodifieddate",

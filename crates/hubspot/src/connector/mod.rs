@@ -13,7 +13,9 @@
 //!   then `mobilephone`, `associatedcompanyid` or the first associated company; deals —
 //!   `dealname`, `amount` → [`crmkit_core::Money`] in cents with `deal_currency_code` (USD
 //!   when unset), `dealstage`, `pipeline`, `hs_deal_stage_probability` (0–1) → confidence
-//!   (0–100), `closedate`, the first associated company and contact; activities —
+//!   (0–100, **read-only**: HubSpot calculates the probability from the deal's stage, so a
+//!   changed confidence is never sent; change the stage instead), `closedate`, the first
+//!   associated company and contact; activities —
 //!   `hs_timestamp`, the type's body and subject/title, `hs_call_duration` (ms → s),
 //!   `hs_call_direction` / `hs_email_direction`, `hs_task_status` `COMPLETED` → completed,
 //!   the first associated company and contact. Every other property read (the account's
@@ -23,12 +25,21 @@
 //! - **Writes**: creates go through batch create (with associations to the linked company
 //!   and contact) and updates through batch update, one outcome per record. An update sends
 //!   only the properties whose value differs from what the record's own `raw` maps to
-//!   (clears as `""`, as HubSpot documents), and changes links through associations v4 (the
-//!   old default association removed, the new one added); nothing to send, no request.
-//!   Deletes archive (batch archive).
+//!   (clears as `""`, as HubSpot documents), and changes links through associations v4: the
+//!   default association to the new record is added; the old pair is removed whole only when
+//!   it carries nothing but HubSpot's unlabelled and primary types, otherwise only the
+//!   primary label goes and the user's (or app's) labels stay, with the unlabelled
+//!   association they need (HubSpot deletes every label with it). Nothing to send, no
+//!   request. Batch answers are matched to their inputs, not taken in order. Deletes
+//!   archive (batch archive).
 //! - **Idempotent creates**: the marker is stored in a unique property — `email` for
-//!   contacts by default, a configured property for other kinds
-//!   ([`HubSpotConnector::with_marker_property`]). Records whose marker exists are returned
+//!   contacts, [`DEFAULT_MARKER_PROPERTY`] (`crmkit_id`) for companies and deals, a
+//!   configured property for activities or to override
+//!   ([`HubSpotConnector::with_marker_property`]). On the first marked create the property
+//!   is checked and, on companies, deals and contacts, created when missing (a text
+//!   property with `hasUniqueValue: true`; the token needs the properties write scope —
+//!   otherwise create it beforehand); a property that exists but is not unique is refused.
+//!   `find_by_marker` answers `None` while the property does not exist. Records whose marker exists are returned
 //!   untouched (batch read by `idProperty`); the rest go through batch upsert by
 //!   `idProperty`, so a create retried after an interruption updates the record it made
 //!   instead of making a second one. The property must be unique (`hasUniqueValue`) for
@@ -44,7 +55,7 @@ pub mod feed;
 mod mapping;
 mod patch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -59,8 +70,13 @@ use crate::Client;
 use crate::associations::default_type_id;
 use crate::batch::{CreateInput, UpdateInput};
 use crate::objects::{HubSpotObject, NewAssociation, ObjectType, ReadOptions};
+use crate::schema::NewProperty;
 use crate::search::SearchRequest;
 use mapping::{linked, object_type_of, object_types, to_record};
+
+/// The unique property that holds the idempotency markers of companies and deals unless
+/// configured otherwise ([`HubSpotConnector::with_marker_property`]).
+pub const DEFAULT_MARKER_PROPERTY: &str = "crmkit_id";
 
 /// [`Connector`] for HubSpot.
 #[derive(Debug, Clone)]
@@ -72,17 +88,25 @@ pub struct HubSpotConnector {
     page_size: usize,
     /// Custom property names per object type, read once.
     custom: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// `type/property` pairs whose marker property is known to exist and be unique.
+    ensured: Arc<Mutex<HashSet<String>>>,
 }
 
 impl HubSpotConnector {
-    /// A connector using `client`; contacts' markers live in `email`.
+    /// A connector using `client`; contacts' markers live in `email`, companies' and deals'
+    /// in [`DEFAULT_MARKER_PROPERTY`].
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            markers: BTreeMap::from([(ObjectKind::Person, "email".to_string())]),
+            markers: BTreeMap::from([
+                (ObjectKind::Person, "email".to_string()),
+                (ObjectKind::Company, DEFAULT_MARKER_PROPERTY.to_string()),
+                (ObjectKind::Deal, DEFAULT_MARKER_PROPERTY.to_string()),
+            ]),
             overlap: chrono::Duration::minutes(1),
             page_size: 200,
             custom: Arc::default(),
+            ensured: Arc::default(),
         }
     }
 
@@ -123,6 +147,91 @@ impl HubSpotConnector {
             ))
             .with_crm(Crm::HubSpot)
         })
+    }
+
+    /// Makes sure the marker property `prop` of `t` exists and is unique, creating it (a
+    /// text property with `hasUniqueValue: true`) on companies, deals and contacts when it
+    /// is missing; checked once per connector. HubSpot takes only unique properties as
+    /// `idProperty` (developers.hubspot.com/changelog/updating-objects-by-custom-field-and-adding-owner-properties-via-the-api).
+    async fn ensure_marker(&self, t: &ObjectType, prop: &str) -> Result<()> {
+        let key = format!("{}/{prop}", t.as_str());
+        if self.ensured.lock().is_ok_and(|e| e.contains(&key)) {
+            return Ok(());
+        }
+        let defs = self.client.properties(t).await?;
+        match defs.iter().find(|p| p.name == prop) {
+            Some(p) if p.has_unique_value || (prop == "email" && *t == ObjectType::Contacts) => {}
+            Some(_) => {
+                return Err(Error::config(format!(
+                    "the marker property {prop} of HubSpot {t} is not unique (hasUniqueValue), \
+                     so HubSpot cannot find records by it"
+                ))
+                .with_crm(Crm::HubSpot));
+            }
+            None => {
+                let group = match t {
+                    ObjectType::Companies => "companyinformation",
+                    ObjectType::Deals => "dealinformation",
+                    ObjectType::Contacts => "contactinformation",
+                    _ => {
+                        return Err(Error::config(format!(
+                            "HubSpot {t} have no property {prop}: create it as a unique \
+                             (hasUniqueValue) text property before creating marked records"
+                        ))
+                        .with_crm(Crm::HubSpot));
+                    }
+                };
+                let new = NewProperty {
+                    name: prop.to_string(),
+                    label: "crmkit id".to_string(),
+                    kind: "string".to_string(),
+                    field_type: "text".to_string(),
+                    group_name: group.to_string(),
+                    description: Some(
+                        "Idempotency marker written by crmkit; unique per record.".to_string(),
+                    ),
+                    options: Vec::new(),
+                    has_unique_value: Some(true),
+                };
+                match self.client.create_property(t, &new).await {
+                    Ok(_) => {}
+                    // Made meanwhile by another run: check it like an existing one next time.
+                    Err(e) if e.kind() == ErrorKind::Conflict => {}
+                    Err(e) => return Err(e),
+                }
+                if let Ok(mut c) = self.custom.lock() {
+                    c.remove(t.as_str());
+                }
+            }
+        }
+        if let Ok(mut e) = self.ensured.lock() {
+            e.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Whether HubSpot `t` has the property `prop` (so records can carry a marker in it).
+    async fn has_property(&self, t: &ObjectType, prop: &str) -> Result<bool> {
+        if prop == "email" && *t == ObjectType::Contacts {
+            return Ok(true);
+        }
+        let key = format!("{}/{prop}", t.as_str());
+        if self.ensured.lock().is_ok_and(|e| e.contains(&key)) {
+            return Ok(true);
+        }
+        let def = self
+            .client
+            .properties(t)
+            .await?
+            .into_iter()
+            .find(|p| p.name == prop);
+        if def.as_ref().is_some_and(|p| p.has_unique_value)
+            && let Ok(mut e) = self.ensured.lock()
+        {
+            // Found unique: later look-ups and marked creates need not ask again.
+            e.insert(key);
+        }
+        Ok(def.is_some())
     }
 
     /// The properties to read for `t`: the mapped ones, the account's custom ones and the
@@ -182,6 +291,69 @@ impl HubSpotConnector {
         )
     }
 
+    /// Ends the link from record `id` of `t` to `old` of `to` without losing a label a user
+    /// or app put on that pair. Without labels, the association goes as a whole. With them,
+    /// only HubSpot's primary label goes: the unlabelled association stays, because
+    /// "Deleting an unlabeled association will also delete all labeled associations between
+    /// those two objects" (associations v4, `POST …/batch/labels/archive`; HubSpot's v4
+    /// associations API reference).
+    async fn unlink_default(
+        &self,
+        t: &ObjectType,
+        id: &str,
+        to: &ObjectType,
+        old: &str,
+    ) -> Result<()> {
+        use crate::association_types::HUBSPOT_DEFINED;
+        use crate::associations::Category;
+        let assoc = self.client.associations();
+        let pairs: Vec<crate::associations::Associated> = assoc
+            .list(t, id, to)
+            .try_filter(|a| futures::future::ready(a.to_object_id == old))
+            .try_collect()
+            .await?;
+        let types: Vec<_> = pairs
+            .into_iter()
+            .flat_map(|a| a.association_types)
+            .collect();
+        if types.is_empty() {
+            return Ok(());
+        }
+        let primary = |type_id: u32| {
+            HUBSPOT_DEFINED
+                .iter()
+                .any(|(name, n)| *n == type_id && name.starts_with("PRIMARY_"))
+        };
+        let hubspots = |a: &crate::associations::AssociationType| {
+            a.category == Category::HubspotDefined && (a.label.is_none() || primary(a.type_id))
+        };
+        if types.iter().all(hubspots) {
+            return assoc.remove(t, id, to, old).await;
+        }
+        let primaries: Vec<serde_json::Value> = types
+            .iter()
+            .filter(|a| a.category == Category::HubspotDefined && primary(a.type_id))
+            .map(|a| {
+                serde_json::json!({"associationCategory": "HUBSPOT_DEFINED",
+                                   "associationTypeId": a.type_id})
+            })
+            .collect();
+        if primaries.is_empty() {
+            return Ok(());
+        }
+        let req = crmkit_core::http::ApiRequest::post(
+            format!(
+                "crm/v4/associations/{}/{}/batch/labels/archive",
+                t.segment()?,
+                to.segment()?
+            ),
+            serde_json::json!({"inputs": [{"from": {"id": id}, "to": {"id": old},
+                                           "types": primaries}]}),
+        )
+        .repeat_safe();
+        self.client.raw(&req).await.map(|_| ())
+    }
+
     /// Adds the links of newly written records (company, person), one request each.
     async fn link(
         &self,
@@ -216,7 +388,7 @@ impl HubSpotConnector {
                 continue;
             }
             if let Some(old) = &old {
-                assoc.remove(t, id, &to, old).await?;
+                self.unlink_default(t, id, &to, old).await?;
             }
             if let Some(new) = new {
                 assoc.associate_default(t, id, &to, new).await?;
@@ -384,6 +556,13 @@ impl HubSpotConnector {
                 by_prop.entry(g.1.1.clone()).or_default().push(g);
             }
             for (prop, group) in by_prop {
+                if let Err(e) = self.ensure_marker(&t, &prop).await {
+                    for (i, (m, _, _)) in group {
+                        let label = format!("{} (marker {:?})", m.record.describe(), m.marker);
+                        out[i] = Some(Err(e.clone().with_record(label)));
+                    }
+                    continue;
+                }
                 let markers: Vec<String> = group
                     .iter()
                     .map(|(_, (m, _, _))| m.marker.clone())
@@ -541,6 +720,11 @@ impl Connector for HubSpotConnector {
     async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
         let prop = self.marker_property(kind)?;
         for t in object_types(kind) {
+            // No such property: no record can carry the marker (and HubSpot would refuse
+            // the idProperty).
+            if !self.has_property(t, prop).await? {
+                continue;
+            }
             let options = ReadOptions::default().properties([prop]);
             match self
                 .client

@@ -50,10 +50,8 @@ fn canonical(record: &Record) -> Properties {
             }
             put("dealstage", d.stage_id.clone());
             put("pipeline", d.pipeline_id.clone());
-            put(
-                "hs_deal_stage_probability",
-                d.confidence.map(|c| (f64::from(c) / 100.0).to_string()),
-            );
+            // Confidence is never written: HubSpot calculates `hs_deal_stage_probability`
+            // from the deal's stage and refuses it on write.
             put("closedate", d.close_date.map(format_time));
         }
         Record::Activity(a) => {

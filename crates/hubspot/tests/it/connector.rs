@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crmkit_core::connector::{Change, Marked};
-use crmkit_core::model::{Company, Person};
+use crmkit_core::model::{Activity, ActivityKind, Company, Deal, Person};
 use crmkit_core::{Connector, ObjectKind, Record};
 use crmkit_hubspot::objects::NewAssociation;
 use crmkit_hubspot::{HubSpotConnector, Properties};
@@ -87,7 +87,6 @@ async fn records_read_and_written_back_unchanged_send_nothing_and_stay_the_same(
                 ("amount", "1234.5"),
                 ("dealstage", "appointmentscheduled"),
                 ("pipeline", "default"),
-                ("hs_deal_stage_probability", "0.2"),
                 ("closedate", "2026-03-01T00:00:00.000Z"),
             ]),
             &[
@@ -357,7 +356,7 @@ async fn a_marked_create_repeated_creates_once() {
     // Kinds without a configured marker property are refused, never created unmarked.
     let out = conn
         .create_marked(vec![Marked {
-            record: company("Unmarked"),
+            record: Record::Activity(Activity::new(ActivityKind::Note)),
             marker: "m-1".into(),
         }])
         .await;
@@ -365,7 +364,7 @@ async fn a_marked_create_repeated_creates_once() {
         out.results[0].as_ref().err().map(|e| e.kind()),
         Some(crmkit_core::ErrorKind::Config)
     );
-    assert_eq!(sb.count("companies"), 0);
+    assert_eq!(sb.count("notes"), 0);
 }
 
 #[tokio::test]
@@ -423,4 +422,340 @@ async fn an_activity_created_then_linked_reads_back_with_its_link() {
     let gone = crmkit_core::RecordRef::new(crmkit_core::Crm::HubSpot, ObjectKind::Activity, id);
     assert_eq!(conn.delete(vec![gone]).await.failed().count(), 0);
     assert_eq!(sb.count("notes"), 0);
+}
+
+fn deal(name: &str) -> Record {
+    Record::Deal(Deal {
+        name: name.into(),
+        stage_id: Some("qualifiedtobuy".into()),
+        pipeline_id: Some("default".into()),
+        ..Deal::default()
+    })
+}
+
+#[tokio::test]
+async fn marked_companies_and_deals_are_created_once_through_a_unique_marker_property() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "conn-marked-co");
+    let conn = HubSpotConnector::new(hs.clone());
+    // Before any marked create the property does not exist: nothing carries a marker.
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "co-1")
+            .await
+            .expect("looks up"),
+        None
+    );
+    for (record, kind, marker, object) in [
+        (
+            company("Marked Co"),
+            ObjectKind::Company,
+            "co-1",
+            "companies",
+        ),
+        (deal("Marked Deal"), ObjectKind::Deal, "deal-1", "deals"),
+    ] {
+        let once = conn
+            .create_marked(vec![Marked {
+                record: record.clone(),
+                marker: marker.into(),
+            }])
+            .await;
+        let first = once.succeeded().next().map(|r| r.id.clone());
+        assert!(first.is_some(), "{:?}", once.results);
+        // A second connector (a rerun after a crash) finds the record instead of making one.
+        let rerun = HubSpotConnector::new(hs.clone());
+        let twice = rerun
+            .create_marked(vec![Marked {
+                record,
+                marker: marker.into(),
+            }])
+            .await;
+        assert_eq!(twice.succeeded().next().map(|r| r.id.clone()), first);
+        assert_eq!(sb.count(object), 1, "{object}");
+        let found = rerun.find_by_marker(kind, marker).await.expect("looks up");
+        assert_eq!(found.map(|r| r.id), first);
+        let def = hs
+            .properties(&crmkit_hubspot::ObjectType::from(object))
+            .await
+            .expect("properties")
+            .into_iter()
+            .find(|p| p.name == crmkit_hubspot::connector::DEFAULT_MARKER_PROPERTY)
+            .expect("the marker property was created");
+        assert!(def.has_unique_value, "{def:?}");
+    }
+}
+
+#[tokio::test]
+async fn deal_confidence_is_read_from_the_stage_and_never_written() {
+    let sb = sandbox().await;
+    let conn = HubSpotConnector::new(client(&sb.base_url(), "conn-confidence"));
+    let Record::Deal(mut d) = deal("Confident") else {
+        panic!("deal")
+    };
+    d.confidence = Some(75);
+    let made = conn.create(vec![Record::Deal(d)]).await;
+    let id = made
+        .succeeded()
+        .next()
+        .map(|r| r.id.clone())
+        .unwrap_or_else(|| panic!("created: {:?}", made.results));
+    let Record::Deal(mut read) = conn.get(ObjectKind::Deal, &id).await.expect("reads") else {
+        panic!("deal")
+    };
+    assert_eq!(read.confidence, Some(40), "the stage's probability");
+    let before = writes(&sb).len();
+    read.confidence = Some(90);
+    let out = conn.update(vec![Record::Deal(read)]).await;
+    assert_eq!(out.failed().count(), 0, "{:?}", out.results);
+    assert_eq!(writes(&sb)[before..], [] as [String; 0], "nothing sent");
+}
+
+#[tokio::test]
+async fn a_changed_company_link_keeps_the_labels_users_put_on_the_old_one() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "conn-labels");
+    let conn = HubSpotConnector::new(hs.clone());
+    let made = conn
+        .create(vec![
+            company("Old Co"),
+            company("New Co"),
+            company("Plain Co"),
+        ])
+        .await;
+    let ids: Vec<String> = made.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 3, "{:?}", made.results);
+    let person = |name: &str, company: &str| {
+        Record::Person(Person {
+            name: name.into(),
+            emails: vec![format!("{}@x.io", name.to_lowercase())],
+            company_id: Some(company.to_string()),
+            ..Person::default()
+        })
+    };
+    let people = conn
+        .create(vec![person("Labelled", &ids[0]), person("Plain", &ids[2])])
+        .await;
+    let pids: Vec<String> = people.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(pids.len(), 2, "{:?}", people.results);
+    // A user labels the first contact's association to its company.
+    hs.associations()
+        .associate(
+            &crmkit_hubspot::ObjectType::Contacts,
+            &pids[0],
+            &crmkit_hubspot::ObjectType::Companies,
+            &ids[0],
+            &[crmkit_hubspot::associations::AssociationSpec {
+                association_category: crmkit_hubspot::associations::Category::UserDefined,
+                association_type_id: 1001,
+            }],
+        )
+        .await
+        .expect("labelled");
+    let mut moved = Vec::new();
+    for pid in &pids {
+        let Record::Person(mut p) = conn.get(ObjectKind::Person, pid).await.expect("reads") else {
+            panic!("person")
+        };
+        p.company_id = Some(ids[1].clone());
+        moved.push(Record::Person(p));
+    }
+    let out = conn.update(moved).await;
+    assert_eq!(out.failed().count(), 0, "{:?}", out.results);
+    let links = |pid: String| {
+        let hs = hs.clone();
+        async move {
+            let mut v: Vec<(String, Vec<u32>)> = hs
+                .associations()
+                .list(
+                    &crmkit_hubspot::ObjectType::Contacts,
+                    &pid,
+                    &crmkit_hubspot::ObjectType::Companies,
+                )
+                .map_ok(|a| {
+                    let mut t: Vec<u32> = a.association_types.iter().map(|t| t.type_id).collect();
+                    t.sort();
+                    (a.to_object_id, t)
+                })
+                .try_collect()
+                .await
+                .expect("lists");
+            v.sort();
+            v
+        }
+    };
+    let labelled = links(pids[0].clone()).await;
+    let old = labelled.iter().find(|(id, _)| *id == ids[0]);
+    let old_types = old.map(|(_, t)| t.clone()).unwrap_or_default();
+    assert!(
+        old_types.contains(&1001),
+        "the label survives: {labelled:?}"
+    );
+    assert!(!old_types.contains(&1), "no longer primary: {labelled:?}");
+    assert!(labelled.iter().any(|(id, _)| *id == ids[1]), "{labelled:?}");
+    // Without labels the old association goes whole.
+    let plain = links(pids[1].clone()).await;
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    assert_eq!(plain[0].0, ids[1]);
+}
+
+#[tokio::test]
+async fn per_record_outcomes_keep_input_order_when_hubspot_shuffles_batch_results() {
+    let sb = sandbox().await;
+    let conn = HubSpotConnector::new(client(&sb.base_url(), "conn-shuffle"));
+    sb.set_faults(crmkit_sandbox::faults::Faults {
+        shuffle_batch_results: true,
+        ..Default::default()
+    });
+    let names = ["S1", "S2", "S3", "S4"];
+    let made = conn
+        .create(names.iter().map(|n| company(n)).collect())
+        .await;
+    let ids: Vec<String> = made.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 4, "{:?}", made.results);
+    let mut records = Vec::new();
+    for (id, name) in ids.iter().zip(names) {
+        let r = conn.get(ObjectKind::Company, id).await.expect("reads");
+        assert!(matches!(&r, Record::Company(c) if c.name == name), "{r:?}");
+        records.push(r);
+    }
+    for r in &mut records {
+        if let Record::Company(c) = r {
+            c.description = Some(format!("about {}", c.name));
+        }
+    }
+    // The third names a company HubSpot does not have: its failure stays in its place.
+    records[2] = Record::Company(Company {
+        id: Some("999999999".into()),
+        name: "Ghost".into(),
+        description: Some("boo".into()),
+        ..Company::default()
+    });
+    let out = conn.update(records).await;
+    let failed: Vec<usize> = out.failed().map(|(i, _)| i).collect();
+    assert_eq!(failed, [2], "{:?}", out.results);
+    for i in [0, 1, 3] {
+        assert_eq!(
+            out.results[i].as_ref().map(|r| r.id.clone()).ok(),
+            Some(ids[i].clone())
+        );
+        let r = conn.get(ObjectKind::Company, &ids[i]).await.expect("reads");
+        assert!(
+            matches!(&r, Record::Company(c) if c.description.as_deref() == Some(&format!("about {}", names[i]))),
+            "{r:?}"
+        );
+    }
+    let marked = conn
+        .create_marked(
+            names
+                .iter()
+                .map(|n| Marked {
+                    record: company(&format!("{n} marked")),
+                    marker: format!("mk-{n}"),
+                })
+                .collect(),
+        )
+        .await;
+    for (i, n) in names.iter().enumerate() {
+        let id = marked.results[i]
+            .as_ref()
+            .map(|r| r.id.clone())
+            .expect("created");
+        let r = conn.get(ObjectKind::Company, &id).await.expect("reads");
+        assert!(
+            matches!(&r, Record::Company(c) if c.name == format!("{n} marked")),
+            "{r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_merged_away_contact_is_reported_as_deleted() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "conn-merge");
+    let conn = HubSpotConnector::new(hs.clone());
+    let made = conn
+        .create(vec![
+            Record::Person(Person {
+                name: "Win Ner".into(),
+                emails: vec!["w@x.io".into()],
+                ..Person::default()
+            }),
+            Record::Person(Person {
+                name: "Lo Ser".into(),
+                emails: vec!["l@x.io".into()],
+                ..Person::default()
+            }),
+        ])
+        .await;
+    let ids: Vec<String> = made.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{:?}", made.results);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Person, None)
+        .try_collect()
+        .await
+        .expect("first run");
+    let cursor = first.last().expect("changes").cursor().clone();
+    let merged = hs
+        .transport()
+        .send(&crmkit_core::http::ApiRequest::post(
+            "crm/v3/objects/contacts/merge",
+            serde_json::json!({"primaryObjectId": ids[0], "objectIdToMerge": ids[1]}),
+        ))
+        .await
+        .expect("merged");
+    assert_eq!(merged.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second: Vec<Change> = conn
+        .changes(ObjectKind::Person, Some(cursor))
+        .try_collect()
+        .await
+        .expect("second run");
+    let gone = second
+        .iter()
+        .position(|c| matches!(c, Change::Deleted { record, .. } if record.id == ids[1]));
+    let winner = second
+        .iter()
+        .position(|c| matches!(c, Change::Upsert { .. }) && c.id() == Some(ids[0].as_str()));
+    assert!(gone.is_some() && winner.is_some(), "{second:?}");
+    assert!(
+        gone < winner,
+        "the tombstone comes before the winner: {second:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tombstone_older_than_the_cursor_is_not_reported_again() {
+    let sb = sandbox().await;
+    let conn =
+        HubSpotConnector::new(client(&sb.base_url(), "conn-tomb")).with_overlap(Duration::ZERO);
+    let made = conn.create(vec![company("Doomed")]).await;
+    let doomed = made.succeeded().next().expect("created").id.clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = |cursor| async {
+        let changes: Vec<Change> = conn
+            .changes(ObjectKind::Company, cursor)
+            .try_collect()
+            .await
+            .expect("runs");
+        changes
+    };
+    let first = run(None).await;
+    let cursor = first.last().expect("changes").cursor().clone();
+    let gone = crmkit_core::RecordRef::new(
+        crmkit_core::Crm::HubSpot,
+        ObjectKind::Company,
+        doomed.clone(),
+    );
+    assert_eq!(conn.delete(vec![gone]).await.failed().count(), 0);
+    // An upsert after the tombstone moves the archive watermark past it.
+    conn.create(vec![company("After")]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = run(Some(cursor)).await;
+    let is_tomb = |c: &Change| matches!(c, Change::Deleted { record, .. } if record.id == doomed);
+    assert!(second.iter().any(is_tomb), "{second:?}");
+    let cursor = second.last().expect("changes").cursor().clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = run(Some(cursor)).await;
+    assert!(!third.iter().any(is_tomb), "reported once: {third:?}");
 }

@@ -33,6 +33,9 @@ const DEFAULTS: &[(&str, &str, u32, u32)] = &[
     ("email", "deal", 210, 209),
 ];
 
+/// The primary types (contact ↔ company, deal ↔ company), labelled "Primary".
+const PRIMARY: &[u32] = &[1, 2, 5, 6];
+
 /// Primary and parent/child pairs that have a reverse but are not the unlabeled default.
 const OTHERS: &[(u32, u32)] = &[(1, 2), (5, 6), (13, 14)];
 
@@ -104,7 +107,17 @@ pub(crate) fn link(
             )));
         }
     }
-    for type_id in type_ids {
+    // A primary association comes with the unlabelled one: HubSpot lists a primary company
+    // as `{typeId: 1, label: "Primary"}` next to `{typeId: 279, label: null}`
+    // (github.com/HubSpot/hubspot-api-ruby/issues/171).
+    let mut type_ids = type_ids.to_vec();
+    if type_ids.iter().any(|n| PRIMARY.contains(n))
+        && let Some(unlabeled) = default_type(from, to)
+        && !type_ids.contains(&unlabeled)
+    {
+        type_ids.push(unlabeled);
+    }
+    for type_id in &type_ids {
         data.associate(
             from,
             from_id,
@@ -214,7 +227,8 @@ fn grouped(data: &Data, from: &ObjectType, from_id: &str, to: &ObjectType) -> Ve
         by_id
             .entry(a.to_id.clone())
             .or_default()
-            .push(json!({"category": category(a.type_id), "typeId": a.type_id, "label": null}));
+            .push(json!({"category": category(a.type_id), "typeId": a.type_id,
+                         "label": PRIMARY.contains(&a.type_id).then_some("Primary")}));
     }
     by_id
         .into_iter()
@@ -269,7 +283,7 @@ fn batch_answer(ok: u16, results: Vec<Value>, errors: Vec<Value>) -> (u16, Value
     (207, body)
 }
 
-/// `POST /crm/v4/associations/{from}/{to}/batch/{create,associate/default,read,archive}`.
+/// `POST /crm/v4/associations/{from}/{to}/batch/{create,associate/default,read,archive,labels/archive}`.
 pub(crate) fn batch(
     data: &mut Data,
     from: &'static ObjectType,
@@ -323,6 +337,25 @@ pub(crate) fn batch(
                 let f = text(&i["from"]["id"]);
                 for t in i["to"].as_array().into_iter().flatten() {
                     delete(data, from, &f, to, &text(&t["id"]));
+                }
+            }
+            Ok((204, Value::Null))
+        }
+        ["labels", "archive"] => {
+            // Removes only the given types between each pair, the pair's other labels
+            // staying; but "Deleting an unlabeled association will also delete all labeled
+            // associations between those two objects" (crm-associations-v4.json,
+            // `/batch/labels/archive`).
+            let unlabeled = default_type(from, to);
+            for i in inputs {
+                let (f, t) = (text(&i["from"]["id"]), text(&i["to"]["id"]));
+                for type_id in specs(&i["types"])? {
+                    if Some(type_id) == unlabeled {
+                        delete(data, from, &f, to, &t);
+                    } else {
+                        data.unlink_type(from, &f, to, &t, type_id);
+                        data.unlink_type(to, &t, from, &f, reverse(type_id));
+                    }
                 }
             }
             Ok((204, Value::Null))

@@ -46,12 +46,19 @@ fn answer(ok: u16, results: Vec<Value>, errors: Vec<Value>) -> (u16, Value) {
     (207, body)
 }
 
-/// `batch/read`: missing ids become one OBJECT_NOT_FOUND error naming them.
-pub(crate) fn read(data: &Data, t: &ObjectType, body: &Value) -> Result<(u16, Value), ApiError> {
+/// `batch/read`: missing ids become one OBJECT_NOT_FOUND error naming them. `archived` is a
+/// query parameter (crm-objects-*-v3.json, `batch/read` parameters); `idProperty` in the
+/// body may name any unique property.
+pub(crate) fn read(
+    data: &Data,
+    t: &ObjectType,
+    params: &[(String, String)],
+    body: &Value,
+) -> Result<(u16, Value), ApiError> {
     let inputs = inputs(body)?;
     let shape = Shape::from_body(body);
     let id_property = body["idProperty"].as_str();
-    let archived = body["archived"] == json!(true);
+    let archived = super::objects::param(params, "archived") == Some("true");
     let mut results = vec![];
     let mut missing = vec![];
     for input in inputs {
@@ -129,7 +136,8 @@ pub(crate) fn update(
     })
 }
 
-/// `batch/upsert` by a unique `idProperty` (contacts: `email`): results carry `new`.
+/// `batch/upsert` by a unique `idProperty` (contacts' `email`, or a custom property created
+/// with `hasUniqueValue`): results carry `new`.
 pub(crate) fn upsert(
     data: &mut Data,
     t: &ObjectType,

@@ -35,6 +35,8 @@ pub(crate) struct Data {
     outbox: Vec<Value>,
     /// Custom property definitions per type (`/crm/v3/properties`).
     custom: HashMap<&'static str, Vec<Value>>,
+    /// Ids merged away → the record they were merged into, per type.
+    aliases: HashMap<(&'static str, String), String>,
     next_id: u64,
     last_micros: i64,
 }
@@ -57,6 +59,29 @@ fn as_text(name: &str, v: &Value) -> Result<String, ApiError> {
     }
 }
 
+/// Adds what HubSpot computes from written values: a deal's `hs_deal_stage_probability`
+/// follows its stage's probability ("defaults to the deal stage probability",
+/// knowledge.hubspot.com/crm-deals/hubspots-default-deal-properties).
+fn derive(t: &ObjectType, props: &mut Vec<(String, String)>) {
+    if t.plural != "deals" {
+        return;
+    }
+    let Some(stage) = props
+        .iter()
+        .find(|(k, _)| k == "dealstage")
+        .map(|(_, v)| v.clone())
+    else {
+        return;
+    };
+    let probability = super::pipelines::STAGES
+        .iter()
+        .find(|(id, _, _)| *id == stage)
+        .map(|(_, _, p)| (*p).to_string())
+        .unwrap_or_default();
+    props.retain(|(k, _)| k != "hs_deal_stage_probability");
+    props.push(("hs_deal_stage_probability".to_string(), probability));
+}
+
 impl Data {
     /// Empty tables; ids start at `first_id`.
     pub(crate) fn new(first_id: u64) -> Self {
@@ -65,6 +90,7 @@ impl Data {
             emails: HashMap::new(),
             assoc: HashMap::new(),
             custom: HashMap::new(),
+            aliases: HashMap::new(),
             outbox: Vec::new(),
             next_id: first_id,
             last_micros: 0,
@@ -161,8 +187,9 @@ impl Data {
         }
         let mut out = Vec::with_capacity(map.len());
         for (k, v) in map {
-            if t.maintained().contains(&k.as_str()) && k != "hs_createdate" {
-                // Read-only properties are refused on write (B2: "read-only … → error").
+            if t.read_only(k) {
+                // Read-only properties are refused on write (crm-objects-*-v3.json PATCH:
+                // "Read-only and non-existent properties will result in an error").
                 return Err(ApiError::invalid(format!(
                     "Property values were not valid: \"{k}\" is a read only property; its value cannot be set."
                 )));
@@ -206,7 +233,73 @@ impl Data {
         }
     }
 
-    /// Resolves `id` (or the value of a unique `id_property`) to a record id, live or archived.
+    /// Whether `name` holds unique values on `t`, so it can be an `idProperty`: the record
+    /// id, contacts' `email`, and custom properties created with `hasUniqueValue: true`
+    /// (developers.hubspot.com/changelog/updating-objects-by-custom-field-and-adding-owner-properties-via-the-api).
+    pub(crate) fn is_unique(&self, t: &ObjectType, name: &str) -> bool {
+        name == "hs_object_id"
+            || (t.plural == "contacts" && name == "email")
+            || self
+                .custom(t)
+                .iter()
+                .any(|d| d["name"] == name && d["hasUniqueValue"] == json!(true))
+    }
+
+    /// The record holding `value` in the custom unique property `name`: a live one first,
+    /// else an archived one.
+    fn holder(&self, t: &ObjectType, name: &str, value: &str) -> Option<String> {
+        let tb = self.table(t)?;
+        let mut archived = None;
+        for (_, row) in tb.after_seq(0) {
+            if row["properties"][name].as_str() != Some(value) {
+                continue;
+            }
+            let id = row["id"].as_str().unwrap_or_default().to_string();
+            if row["archived"] == json!(false) {
+                return Some(id);
+            }
+            archived.get_or_insert(id);
+        }
+        archived
+    }
+
+    /// Refuses a write that would give a custom unique property a value another live
+    /// record holds: such properties are HubSpot's "Unique ID properties"
+    /// (developers.hubspot.com/changelog/updating-objects-by-custom-field-and-adding-owner-properties-via-the-api).
+    /// No public document shows the duplicate's answer; the sandbox answers it as HubSpot
+    /// answers a duplicate email, 409 `CONFLICT` naming the existing id, in its own words.
+    fn unique_conflict(
+        &self,
+        t: &ObjectType,
+        props: &[(String, String)],
+        own: Option<&str>,
+    ) -> Result<(), ApiError> {
+        for (k, v) in props {
+            if v.is_empty() || k == "email" || !self.is_unique(t, k) {
+                continue;
+            }
+            if let Some(existing) = self.holder(t, k, v).filter(|e| Some(e.as_str()) != own)
+                && self
+                    .table(t)
+                    .and_then(|tb| tb.get(&existing))
+                    .is_some_and(|r| r["archived"] == json!(false))
+            {
+                return Err(ApiError {
+                    status: 409,
+                    category: "CONFLICT",
+                    message: format!(
+                        "A {} with {k} \"{v}\" already exists. Existing ID: {existing}",
+                        t.singular
+                    ),
+                    context: json!({"propertyName": [k]}),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `id` (or the value of a unique `id_property`) to a record id, live or
+    /// archived; a merged-away id resolves to the record it was merged into.
     pub(crate) fn resolve(
         &self,
         t: &ObjectType,
@@ -217,12 +310,14 @@ impl Data {
             None | Some("hs_object_id") => Ok(self
                 .table(t)
                 .and_then(|tb| tb.get(id))
-                .map(|_| id.to_string())),
+                .map(|_| id.to_string())
+                .or_else(|| self.aliases.get(&(t.plural, id.to_string())).cloned())),
             Some("email") if t.plural == "contacts" => {
                 Ok(self.contact_by_email(id).map(str::to_string))
             }
+            Some(p) if self.is_unique(t, p) => Ok(self.holder(t, p, id)),
             Some(p) => Err(ApiError::invalid(format!(
-                "{p} is not a unique property of {}",
+                "{p} is not a unique property of {}: idProperty must name a property with hasUniqueValue",
                 t.plural
             ))),
         }
@@ -235,9 +330,12 @@ impl Data {
         props: Vec<(String, String)>,
         at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Value, ApiError> {
+        let mut props = props;
+        derive(t, &mut props);
         if t.plural == "contacts" {
             self.email_conflict(&props, None)?;
         }
+        self.unique_conflict(t, &props, None)?;
         let when = match at {
             Some(at) => at,
             None => self.now(),
@@ -294,9 +392,12 @@ impl Data {
         if !live {
             return Err(ApiError::not_found(format!("resource not found: {id}")));
         }
+        let mut props = props;
+        derive(t, &mut props);
         if t.plural == "contacts" {
             self.email_conflict(&props, Some(id))?;
         }
+        self.unique_conflict(t, &props, Some(id))?;
         let stamp = iso(self.now());
         let old_email = self.row_prop(t, id, "email");
         let modified = t.modified;
@@ -424,6 +525,26 @@ impl Data {
         }
     }
 
+    /// Takes `from_id` out of the table once merged into `into_id`: HubSpot lists it nowhere
+    /// (not even as archived) and answers its id with the merged record ("both of the
+    /// previous IDs will point to the resulting merged record",
+    /// developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies).
+    pub(crate) fn merge_away(&mut self, t: &ObjectType, from_id: &str, into_id: &str) {
+        if let Some(email) = self.row_prop(t, from_id, "email")
+            && self.contact_by_email(&email) == Some(from_id)
+        {
+            self.emails.remove(&email.to_lowercase());
+        }
+        if let Some(tb) = self.tables.get_mut(t.plural) {
+            tb.remove(from_id);
+        }
+        for target in self.aliases.values_mut().filter(|v| *v == from_id) {
+            *target = into_id.to_string();
+        }
+        self.aliases
+            .insert((t.plural, from_id.to_string()), into_id.to_string());
+    }
+
     /// Queues a merge event (`{type}.merge`; HubSpot webhooks guide).
     pub(crate) fn merge_event(&mut self, t: &ObjectType, primary: &str, merged: &str) {
         let num = |s: &str| s.parse::<u64>().unwrap_or_default();
@@ -465,6 +586,21 @@ impl Data {
     ) {
         if let Some(list) = self.assoc.get_mut(&(from.plural, from_id.to_string())) {
             list.retain(|a| !(a.to_type == to.plural && a.to_id == to_id));
+        }
+    }
+
+    /// Removes one association type from one record to another (one direction), leaving
+    /// the pair's other types (labels) in place.
+    pub(crate) fn unlink_type(
+        &mut self,
+        from: &ObjectType,
+        from_id: &str,
+        to: &ObjectType,
+        to_id: &str,
+        type_id: u32,
+    ) {
+        if let Some(list) = self.assoc.get_mut(&(from.plural, from_id.to_string())) {
+            list.retain(|a| !(a.to_type == to.plural && a.to_id == to_id && a.type_id == type_id));
         }
     }
 

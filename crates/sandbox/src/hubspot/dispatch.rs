@@ -25,11 +25,15 @@ pub(super) async fn api(
 ) -> Response {
     let path = uri.path().to_string();
     let write = method != Method::GET;
+    let shuffle = path.contains("/batch/") && state.gate.faults().shuffles(method.as_str(), &path);
     let worker = Arc::clone(&state);
     let joined =
         tokio::task::spawn_blocking(move || handle(&state, &method, &path, &params, &body)).await;
     match joined {
-        Ok(Ok((status, body))) => {
+        Ok(Ok((status, mut body))) => {
+            if shuffle && let Some(results) = body["results"].as_array_mut() {
+                crate::faults::Faults::shuffle(results);
+            }
             if write {
                 for e in worker.write().take_events() {
                     let _ = worker.events.send(e);
@@ -163,7 +167,7 @@ fn objects_route(
             (&Method::GET, []) => Ok((200, objects::list(&data, t, params)?)),
             (&Method::GET, [id]) => Ok((200, objects::get(&data, t, id, params)?)),
             (&Method::POST, ["search"]) => Ok((200, search::run(&data, t, &json_body()?)?)),
-            (&Method::POST, ["batch", "read"]) => batch::read(&data, t, &json_body()?),
+            (&Method::POST, ["batch", "read"]) => batch::read(&data, t, params, &json_body()?),
             _ => Err(method_not_allowed()),
         };
     }

@@ -115,6 +115,9 @@ impl GateHooks for State {
 
     fn too_many(&self, a: &Admission, group: &str) -> Response {
         let (policy, message) = if group == SEARCH {
+            // The secondly window's body as HubSpot sent it, `policyName` included, in public
+            // reports: github.com/HGData/mk-node-hubspot/issues/89 and /pull/84 (the search
+            // guide names the message only: developers.hubspot.com/docs/api/crm/search).
             ("SECONDLY", "You have reached your secondly limit.")
         } else if a.window >= 86_400.0 {
             ("DAILY", "You have reached your daily limit.")

@@ -85,7 +85,12 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("hs_additional_emails", Text),
             ("lifecyclestage", Enum),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
+            ("associatedcompanyid", Number),
+            ("address", Text),
+            ("state", Text),
+            ("zip", Text),
+            ("hs_lead_status", Enum),
+            ("hs_merged_object_ids", Enum),
         ],
     },
     ObjectType {
@@ -115,7 +120,11 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("numberofemployees", Number),
             ("annualrevenue", Number),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
+            ("lifecyclestage", Enum),
+            ("address", Text),
+            ("state", Text),
+            ("zip", Text),
+            ("hs_merged_object_ids", Enum),
         ],
     },
     ObjectType {
@@ -152,7 +161,8 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("dealtype", Enum),
             ("hs_deal_stage_probability", Number),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
+            ("deal_currency_code", Enum),
+            ("hs_merged_object_ids", Enum),
         ],
     },
     ObjectType {
@@ -168,7 +178,6 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("hs_timestamp", Date),
             ("hs_note_body", Text),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
         ],
     },
     ObjectType {
@@ -189,7 +198,6 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("hs_call_status", Enum),
             ("hs_body_preview", Text),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
         ],
     },
     ObjectType {
@@ -209,7 +217,6 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("hs_task_priority", Enum),
             ("hs_task_type", Enum),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
         ],
     },
     ObjectType {
@@ -229,7 +236,6 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("hs_meeting_end_time", Date),
             ("hs_meeting_outcome", Enum),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
         ],
     },
     ObjectType {
@@ -247,7 +253,6 @@ pub(crate) const TYPES: &[ObjectType] = &[
             ("hs_email_text", Text),
             ("hs_email_direction", Enum),
             ("hubspot_owner_id", Enum),
-            ("crmkit_id", Text),
         ],
     },
 ];
@@ -264,6 +269,17 @@ impl ObjectType {
     /// Properties the sandbox maintains; a write may not set them.
     pub(crate) fn maintained(&self) -> [&'static str; 4] {
         ["hs_object_id", self.created, self.modified, "hs_createdate"]
+    }
+
+    /// Whether HubSpot computes `name` itself, so a write may not set it: the maintained
+    /// properties, `hs_merged_object_ids` (set by merges) and, on deals,
+    /// `hs_deal_stage_probability` ("Deal probability … defaults to the deal stage
+    /// probability", knowledge.hubspot.com/crm-deals/hubspots-default-deal-properties;
+    /// the stage probabilities are set per pipeline stage, developers.hubspot.com/docs/api/crm/pipelines).
+    pub(crate) fn read_only(&self, name: &str) -> bool {
+        (self.maintained().contains(&name) && name != "hs_createdate")
+            || name == "hs_merged_object_ids"
+            || (self.plural == "deals" && name == "hs_deal_stage_probability")
     }
 
     /// How a property compares, or `None` when the type does not know it.

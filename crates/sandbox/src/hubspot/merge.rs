@@ -15,7 +15,8 @@ fn text(v: &Value) -> String {
 /// Merges `objectIdToMerge` into `primaryObjectId` → 200 with the primary. The primary's
 /// values win; empty ones are filled from the other record; a merged contact's email joins
 /// `hs_additional_emails` (HubSpot "Merge records" knowledge-base article); associations
-/// move to the primary; the other record is archived.
+/// move to the primary; the other record's id joins the primary's `hs_merged_object_ids`
+/// and from then on answers with the primary (it is not archived).
 pub(crate) fn merge(data: &mut Data, t: &ObjectType, body: &Value) -> Result<Value, ApiError> {
     if !matches!(t.plural, "contacts" | "companies" | "deals") {
         return Err(ApiError::invalid(format!("{} cannot be merged", t.plural)));
@@ -39,7 +40,21 @@ pub(crate) fn merge(data: &mut Data, t: &ObjectType, body: &Value) -> Result<Val
     let other_email = gone
         .remove("email")
         .and_then(|v| v.as_str().map(str::to_string));
-    data.archive(t, &other);
+    // The winner lists every id merged into it, its own earlier merges included
+    // (`hs_merged_object_ids`, semicolon-separated like HubSpot's multi-value properties).
+    let merged_ids = [
+        keep.get("hs_merged_object_ids").and_then(Value::as_str),
+        gone.get("hs_merged_object_ids").and_then(Value::as_str),
+        Some(other.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|s| s.split(';'))
+    .filter(|s| !s.is_empty())
+    .collect::<Vec<_>>()
+    .join(";");
+    gone.remove("hs_merged_object_ids");
+    data.merge_away(t, &other, &primary);
     let mut fill: Vec<(String, String)> = gone
         .into_iter()
         .filter(|(k, _)| !keep.contains_key(k))
@@ -53,6 +68,7 @@ pub(crate) fn merge(data: &mut Data, t: &ObjectType, body: &Value) -> Result<Val
         fill.retain(|(k, _)| k != "hs_additional_emails");
         fill.push(("hs_additional_emails".to_string(), extra));
     }
+    fill.push(("hs_merged_object_ids".to_string(), merged_ids));
     let row = data.update(t, &primary, fill)?;
     data.move_associations(t, &other, &primary);
     data.merge_event(t, &primary, &other);

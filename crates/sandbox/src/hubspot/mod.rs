@@ -23,15 +23,27 @@
 //!   update and upsert, 204 on archive and batch archive, 207 when some batch inputs fail
 //!   (`numErrors`, `errors[]`), 400 for a batch of more than 100 inputs, 404 for a missing
 //!   record, 409 for a second contact with the same email ("Contact already exists. Existing
-//!   ID: N"). Every JSON answer carries `Content-Type: application/json`; errors carry
+//!   ID: N") and for a second live record with the value of a custom unique property. Every JSON answer carries `Content-Type: application/json`; errors carry
 //!   HubSpot's body (`status`, `message`, `correlationId`, `category`, `errors`).
 //! - Properties: every value is a string; writing a property the type does not know (or a
-//!   read-only one such as `hs_object_id`) is a 400 `VALIDATION_ERROR`; an empty string
-//!   clears a value. `hs_object_id`, `createdate` (`hs_createdate` on engagements),
+//!   read-only one such as `hs_object_id`, `hs_merged_object_ids` or a deal's
+//!   `hs_deal_stage_probability`, which follows its `dealstage`) is a 400
+//!   `VALIDATION_ERROR`; an empty string clears a value. The default properties
+//!   integrations use exist (contacts' `lifecyclestage`, `associatedcompanyid`, `company`,
+//!   `jobtitle`, `phone`, `website`…; companies' `domain`, `website`, `industry`,
+//!   `lifecyclestage`…; deals' `deal_currency_code`, `closedate`, `hubspot_owner_id`…). `hs_object_id`, `createdate` (`hs_createdate` on engagements),
 //!   `lastmodifieddate` (contacts) or `hs_lastmodifieddate` (others), `createdAt`,
 //!   `updatedAt` and `archived` are maintained; `propertiesWithHistory` returns each change,
 //!   newest first. Reads take `properties`, `propertiesWithHistory`, `associations`,
-//!   `archived` and `idProperty` (`email` for contacts).
+//!   `archived` (a query parameter, batch read included) and `idProperty`: the id,
+//!   contacts' `email`, or any custom property created with `hasUniqueValue: true` (batch
+//!   read, update and upsert take it too).
+//! - Associations: a primary association (contact → company 1, deal → company 5) comes with
+//!   the unlabelled one and is listed with the label `Primary`; `batch/labels/archive`
+//!   removes only the given types, except that the unlabelled one takes every label with it.
+//! - Merges: the winner keeps its id and lists the other in `hs_merged_object_ids`; the
+//!   merged-away id is in no listing (not even the archived one) and reads answer it with
+//!   the winner.
 //! - Lists: `limit` defaults to 10 and is capped at 100; `after` continues from
 //!   `paging.next.after`, which is absent on the last page.
 //! - Search: groups OR-ed, filters AND-ed, the thirteen operators; at most 5 groups, 6
@@ -51,6 +63,8 @@
 //!   (up to 100 events), signed with `X-HubSpot-Signature-v3` + `X-HubSpot-Request-Timestamp`
 //!   ([`sign_v3`]) and `X-HubSpot-Signature` v1 ([`sign_v1`]) using the OAuth client secret,
 //!   and retried with a doubling delay.
+//! - Faults (besides 429, 5xx, drops and latency): `shuffle_batch_results` answers batch
+//!   endpoints with their results out of input order, as HubSpot may.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

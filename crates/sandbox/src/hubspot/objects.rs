@@ -116,9 +116,12 @@ pub(crate) fn render(data: &Data, t: &ObjectType, row: &Value, shape: &Shape) ->
     let id = row["id"].as_str().unwrap_or_default();
     let mut assoc = Map::new();
     for to in &shape.associations {
+        // One entry per associated record, however many types link the pair.
+        let mut seen = std::collections::HashSet::new();
         let results: Vec<Value> = data
             .associations(t, id, to)
             .iter()
+            .filter(|a| seen.insert(a.to_id.clone()))
             .map(|a| json!({"id": a.to_id, "type": format!("{}_to_{}", t.singular, to.singular)}))
             .collect();
         if !results.is_empty() {

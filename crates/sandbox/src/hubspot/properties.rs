@@ -38,11 +38,11 @@ fn builtin(t: &ObjectType, name: &str, kind: PropKind, order: usize) -> Value {
     } else {
         vec![]
     };
-    let read_only = t.maintained().contains(&name);
+    let read_only = t.maintained().contains(&name) || t.read_only(name);
     json!({"name": name, "label": name, "type": ty, "fieldType": field, "groupName": group(t),
            "description": "", "options": options, "displayOrder": order,
            "hasUniqueValue": false, "hidden": false, "hubspotDefined": true, "formField": !read_only,
-           "calculated": false, "externalOptions": false,
+           "calculated": read_only, "externalOptions": false,
            "modificationMetadata": {"archivable": false, "readOnlyDefinition": true, "readOnlyValue": read_only},
            "createdAt": CREATED, "updatedAt": CREATED, "archived": false})
 }

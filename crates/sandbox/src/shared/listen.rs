@@ -22,15 +22,21 @@ impl Drop for Listening {
 
 impl Listening {
     /// Serves `router` on `addr` (`127.0.0.1:0`, any free port, when `None`) next to
-    /// `deliverer`.
+    /// `deliverer`; when serving fails (the address is taken), `deliverer` is stopped.
     pub async fn start(
         router: Router,
         addr: Option<SocketAddr>,
         deliverer: JoinHandle<()>,
     ) -> std::io::Result<Self> {
         let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let served = serve(router, addr).await?;
-        Ok(Self { served, deliverer })
+        match serve(router, addr).await {
+            Ok(served) => Ok(Self { served, deliverer }),
+            Err(e) => {
+                // Nothing will ever drop a `Listening` for this deliverer: stop it here.
+                deliverer.abort();
+                Err(e)
+            }
+        }
     }
 
     /// The address it listens on.

@@ -4,6 +4,7 @@
 mod events;
 mod gate;
 mod hubspot;
+mod listen;
 mod lists;
 mod scale;
 mod search;

@@ -146,3 +146,82 @@ async fn default_and_labelled_associations_are_seen_from_both_sides() {
         json!(342)
     );
 }
+
+async fn make_one(hs: &super::Hs, path: &str, props: serde_json::Value) -> String {
+    let a = hs
+        .post(path, &serde_json::json!({"properties": props}))
+        .await;
+    a.body["id"].as_str().unwrap_or_default().to_string()
+}
+
+async fn type_ids(hs: &super::Hs, contact: &str) -> Vec<u64> {
+    let path = format!("/crm/v4/objects/contacts/{contact}/associations/companies");
+    let a = hs.get(&path, &[]).await;
+    let mut ids: Vec<u64> = a.body["results"][0]["associationTypes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["typeId"].as_u64())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn removing_one_label_keeps_the_others_but_removing_the_unlabeled_one_removes_all() {
+    let sb = super::hubspot(0).await;
+    let hs = super::Hs::new(&sb);
+    let contact = make_one(
+        &hs,
+        "/crm/v3/objects/contacts",
+        serde_json::json!({"email": "l@x.io"}),
+    )
+    .await;
+    let company = make_one(
+        &hs,
+        "/crm/v3/objects/companies",
+        serde_json::json!({"name": "L"}),
+    )
+    .await;
+    let spec = |category: &str, id: u32| serde_json::json!({"associationCategory": category, "associationTypeId": id});
+    let put = hs
+        .put(
+            &format!("/crm/v4/objects/contacts/{contact}/associations/companies/{company}"),
+            &serde_json::json!([spec("HUBSPOT_DEFINED", 1), spec("USER_DEFINED", 1001)]),
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    // The primary type brings the unlabelled one, and is labelled "Primary".
+    assert_eq!(type_ids(&hs, &contact).await, [1, 279, 1001]);
+    let listed = hs
+        .get(
+            &format!("/crm/v4/objects/contacts/{contact}/associations/companies"),
+            &[],
+        )
+        .await;
+    let primary = listed.body["results"][0]["associationTypes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["typeId"] == 1)
+        .map(|t| t["label"].clone());
+    assert_eq!(primary, Some(serde_json::json!("Primary")));
+    let archive = |id: u32| {
+        serde_json::json!({"inputs": [{"from": {"id": contact}, "to": {"id": company},
+                                       "types": [spec("HUBSPOT_DEFINED", id)]}]})
+    };
+    let a = hs
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/labels/archive",
+            &archive(1),
+        )
+        .await;
+    assert_eq!(a.status, 204);
+    assert_eq!(type_ids(&hs, &contact).await, [279, 1001]);
+    hs.post(
+        "/crm/v4/associations/contacts/companies/batch/labels/archive",
+        &archive(279),
+    )
+    .await;
+    assert!(type_ids(&hs, &contact).await.is_empty());
+}

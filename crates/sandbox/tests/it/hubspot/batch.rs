@@ -103,3 +103,164 @@ async fn partial_failures_are_a_207_with_num_errors() {
     assert_eq!(archived.status, 204);
     assert_eq!(sb.count("contacts"), 1);
 }
+
+#[tokio::test]
+async fn the_shuffle_fault_answers_batches_out_of_input_order() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let names: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+    let inputs: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"properties": {"name": n}}))
+        .collect();
+    sb.set_faults(crmkit_sandbox::faults::Faults {
+        shuffle_batch_results: true,
+        route: Some("/crm/v3/objects/companies/batch/*".into()),
+        ..Default::default()
+    });
+    let made = hs
+        .post(
+            "/crm/v3/objects/companies/batch/create",
+            &json!({"inputs": inputs}),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    let got: Vec<&str> = made.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["properties"]["name"].as_str())
+        .collect();
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter().zip(&names).all(|(g, n)| g != n),
+        "every result moved: {got:?}"
+    );
+    // Other routes keep their order.
+    let list = hs.get("/crm/v3/objects/companies", &[]).await;
+    let ids = super::ids(&list.body);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
+#[tokio::test]
+async fn custom_unique_properties_address_records_and_refuse_duplicates() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    for (name, unique) in [("crmkit_id", true), ("plain", false)] {
+        let def = hs
+            .post(
+                "/crm/v3/properties/companies",
+                &json!({"name": name, "label": name, "type": "string", "fieldType": "text",
+                        "groupName": "companyinformation", "hasUniqueValue": unique}),
+            )
+            .await;
+        assert_eq!(def.status, 201, "{}", def.body);
+    }
+    let made = hs
+        .post(
+            "/crm/v3/objects/companies",
+            &json!({"properties": {"name": "Acme", "crmkit_id": "m1", "plain": "p"}}),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    let id = made.body["id"].clone();
+    let one = hs
+        .get(
+            "/crm/v3/objects/companies/m1",
+            &[("idProperty", "crmkit_id")],
+        )
+        .await;
+    assert_eq!((one.status, &one.body["id"]), (200, &id));
+    let read = hs
+        .post(
+            "/crm/v3/objects/companies/batch/read",
+            &json!({"inputs": [{"id": "m1"}], "idProperty": "crmkit_id"}),
+        )
+        .await;
+    assert_eq!(read.body["results"][0]["id"], id);
+    // Only unique properties address records.
+    let plain = hs
+        .post(
+            "/crm/v3/objects/companies/batch/read",
+            &json!({"inputs": [{"id": "p"}], "idProperty": "plain"}),
+        )
+        .await;
+    assert_eq!(plain.status, 400);
+    // A second record may not take the value, on create or update.
+    let twin = hs
+        .post(
+            "/crm/v3/objects/companies",
+            &json!({"properties": {"name": "Twin", "crmkit_id": "m1"}}),
+        )
+        .await;
+    assert_eq!(twin.status, 409, "{}", twin.body);
+    assert_eq!(twin.body["category"], json!("CONFLICT"));
+    let other = hs
+        .post(
+            "/crm/v3/objects/companies",
+            &json!({"properties": {"name": "Other"}}),
+        )
+        .await;
+    let other_id = other.body["id"].as_str().unwrap_or_default().to_string();
+    let taken = hs
+        .patch(
+            &format!("/crm/v3/objects/companies/{other_id}"),
+            &json!({"properties": {"crmkit_id": "m1"}}),
+        )
+        .await;
+    assert_eq!(taken.status, 409);
+    // Upserts by the property update the holder or create a new one.
+    let up = hs
+        .post(
+            "/crm/v3/objects/companies/batch/upsert",
+            &json!({"inputs": [
+                {"id": "m1", "idProperty": "crmkit_id", "properties": {"name": "Acme 2"}},
+                {"id": "m2", "idProperty": "crmkit_id", "properties": {"name": "New"}}]}),
+        )
+        .await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    assert_eq!(up.body["results"][0]["id"], id);
+    assert_eq!(up.body["results"][0]["new"], json!(false));
+    assert_eq!(up.body["results"][1]["new"], json!(true));
+    assert_eq!(
+        up.body["results"][1]["properties"]["crmkit_id"],
+        json!("m2")
+    );
+    assert_eq!(sb.count("companies"), 3);
+}
+
+#[tokio::test]
+async fn batch_read_takes_archived_as_a_query_parameter() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let made = hs
+        .post(
+            "/crm/v3/objects/companies",
+            &json!({"properties": {"name": "Gone"}}),
+        )
+        .await;
+    let id = made.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        hs.delete(&format!("/crm/v3/objects/companies/{id}"))
+            .await
+            .status,
+        204
+    );
+    let body = json!({"inputs": [{"id": id}]});
+    let by_query = hs
+        .post("/crm/v3/objects/companies/batch/read?archived=true", &body)
+        .await;
+    assert_eq!(by_query.status, 200, "{}", by_query.body);
+    assert_eq!(by_query.body["results"][0]["archived"], json!(true));
+    // The body field is not the spec's: it changes nothing.
+    let by_body = hs
+        .post(
+            "/crm/v3/objects/companies/batch/read",
+            &json!({"inputs": [{"id": id}], "archived": true}),
+        )
+        .await;
+    assert_eq!(by_body.status, 207);
+    assert_eq!(by_body.body["results"], json!([]));
+}

@@ -34,12 +34,17 @@ async fn a_merge_keeps_the_primary_values_and_fills_the_gaps() {
     assert_eq!(p["firstname"], json!("Pat"));
     assert_eq!(p["jobtitle"], json!("CTO"));
     assert_eq!(p["hs_additional_emails"], json!("o@x.io"));
-    assert_eq!(
-        hs.get(&format!("/crm/v3/objects/contacts/{other}"), &[])
-            .await
-            .status,
-        404
-    );
+    assert_eq!(p["hs_merged_object_ids"], json!(other));
+    // The merged-away id answers with the winner, and is not listed as archived.
+    let old = hs
+        .get(&format!("/crm/v3/objects/contacts/{other}"), &[])
+        .await;
+    assert_eq!(old.status, 200);
+    assert_eq!(old.body["id"], json!(primary));
+    let archived = hs
+        .get("/crm/v3/objects/contacts", &[("archived", "true")])
+        .await;
+    assert_eq!(archived.body["results"], json!([]));
     assert_eq!(sb.count("contacts"), 1);
     let again = hs
         .post(
@@ -48,6 +53,14 @@ async fn a_merge_keeps_the_primary_values_and_fills_the_gaps() {
         )
         .await;
     assert_eq!(again.status, 404);
+    // hs_merged_object_ids is HubSpot's to write.
+    let refused = hs
+        .patch(
+            &format!("/crm/v3/objects/contacts/{primary}"),
+            &json!({"properties": {"hs_merged_object_ids": "1"}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
 }
 
 #[tokio::test]

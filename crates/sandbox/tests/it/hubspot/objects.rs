@@ -211,3 +211,70 @@ async fn the_seeded_world_has_associated_contacts_and_deals() {
         assert!(stages.contains(&d["properties"]["dealstage"].as_str().unwrap_or_default()));
     }
 }
+
+#[tokio::test]
+async fn default_properties_exist_and_calculated_ones_are_read_only() {
+    let sb = super::hubspot(0).await;
+    let hs = super::Hs::new(&sb);
+    let co = hs
+        .post(
+            "/crm/v3/objects/companies",
+            &serde_json::json!({"properties": {"name": "Acme", "lifecyclestage": "customer",
+                "industry": "COMPUTER_SOFTWARE", "domain": "acme.io", "website": "acme.io"}}),
+        )
+        .await;
+    assert_eq!(co.status, 201, "{}", co.body);
+    let contact = hs
+        .post(
+            "/crm/v3/objects/contacts",
+            &serde_json::json!({"properties": {"email": "a@acme.io", "lifecyclestage": "lead",
+                "company": "Acme", "jobtitle": "CTO", "phone": "1", "website": "acme.io",
+                "associatedcompanyid": co.body["id"]}}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let deal = hs
+        .post(
+            "/crm/v3/objects/deals",
+            &serde_json::json!({"properties": {"dealname": "D", "deal_currency_code": "EUR",
+                "dealstage": "qualifiedtobuy", "closedate": "2026-01-01T00:00:00.000Z",
+                "hubspot_owner_id": "1"}}),
+        )
+        .await;
+    assert_eq!(deal.status, 201, "{}", deal.body);
+    assert_eq!(
+        deal.body["properties"]["hs_deal_stage_probability"],
+        serde_json::json!("0.4")
+    );
+    let id = deal.body["id"].as_str().unwrap_or_default().to_string();
+    let moved = hs
+        .patch(
+            &format!("/crm/v3/objects/deals/{id}"),
+            &serde_json::json!({"properties": {"dealstage": "contractsent"}}),
+        )
+        .await;
+    assert_eq!(
+        moved.body["properties"]["hs_deal_stage_probability"],
+        serde_json::json!("0.9")
+    );
+    for (prop, value) in [("hs_deal_stage_probability", "0.5"), ("hs_object_id", "1")] {
+        let refused = hs
+            .patch(
+                &format!("/crm/v3/objects/deals/{id}"),
+                &serde_json::json!({"properties": {prop: value}}),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{prop}");
+        assert_eq!(
+            refused.body["category"],
+            serde_json::json!("VALIDATION_ERROR")
+        );
+    }
+    let def = hs
+        .get("/crm/v3/properties/deals/hs_deal_stage_probability", &[])
+        .await;
+    assert_eq!(
+        def.body["modificationMetadata"]["readOnlyValue"],
+        serde_json::json!(true)
+    );
+}
