@@ -1,5 +1,6 @@
 //! Associations v4 (`crm-associations-v4.json`): default and labelled create, listing,
-//! batch read and delete, and the default type ids.
+//! batch read and delete, the default (unlabelled) and primary type ids, and which of
+//! several associated records is "the" linked one ([`sort_by_preference`]).
 //!
 //! [`Associations::batch_read`] reads every association of every record asked for: ids
 //! go in requests of at most [`BATCH_READ_MAX`], and a record whose answer carries
@@ -105,12 +106,63 @@ fn singular(t: &ObjectType) -> String {
     }
 }
 
-/// The default type id from `from` to `to`: the primary type where HubSpot has one (contact
-/// → company 1, company → deal 6), else the plain one (contact → deal 4, deal → contact 3,
-/// note → contact 202).
+/// The type id the "default" association endpoints create from `from` to `to`
+/// (`PUT …/associations/default/…`, `batch/associate/default`): HubSpot's unlabelled type
+/// (contact → company 279, deal → company 341, contact → deal 4, deal → contact 3, note →
+/// contact 202). Never the primary type: ask [`primary_type_id`] for that.
 pub fn default_type_id(from: &ObjectType, to: &ObjectType) -> Option<u32> {
     let (f, t) = (singular(from), singular(to));
-    type_id(&format!("PRIMARY_{f}_TO_{t}")).or_else(|| type_id(&format!("{f}_TO_{t}")))
+    type_id(&format!("{f}_TO_{t}"))
+}
+
+/// HubSpot's primary type from `from` to `to`, where the pair has one (contact → company 1,
+/// deal → company 5, company → contact 2, company → deal 6): it marks the one company a
+/// contact or deal belongs to first.
+pub fn primary_type_id(from: &ObjectType, to: &ObjectType) -> Option<u32> {
+    let (f, t) = (singular(from), singular(to));
+    type_id(&format!("PRIMARY_{f}_TO_{t}"))
+}
+
+/// Orders the records of type `to` associated with one record of type `from` from the most
+/// to the least likely to be "the" linked record, so that the first one is it:
+///
+/// 1. the one carrying HubSpot's primary type ([`primary_type_id`]);
+/// 2. else one associated only by HubSpot's unlabelled type — a pair that still has a
+///    user's or app's label but no primary is what a changed link leaves behind, so it
+///    ranks below;
+/// 3. else any other.
+///
+/// Ties (several primaries, several unlabelled, several labelled) go to the lowest id,
+/// numerically where ids are numbers: a deterministic choice, the same on every read, which
+/// is the record HubSpot made first. HubSpot's own order carries no meaning here.
+pub fn sort_by_preference(from: &ObjectType, to: &ObjectType, records: &mut [Associated]) {
+    let primary = primary_type_id(from, to);
+    let rank = |a: &Associated| {
+        let hubspot = |t: &AssociationType| t.category == Category::HubspotDefined;
+        if a.association_types
+            .iter()
+            .any(|t| hubspot(t) && Some(t.type_id) == primary)
+        {
+            0
+        } else if a
+            .association_types
+            .iter()
+            .all(|t| hubspot(t) && t.label.is_none())
+        {
+            1
+        } else {
+            2
+        }
+    };
+    records.sort_by(|a, b| {
+        let id = |x: &Associated| {
+            (
+                x.to_object_id.parse::<u64>().unwrap_or(u64::MAX),
+                x.to_object_id.clone(),
+            )
+        };
+        (rank(a), id(a)).cmp(&(rank(b), id(b)))
+    });
 }
 
 #[derive(Deserialize)]
@@ -460,15 +512,67 @@ mod tests {
             ObjectType::Companies,
             ObjectType::Deals,
         );
-        assert_eq!(default_type_id(&contact, &company), Some(1));
+        assert_eq!(default_type_id(&contact, &company), Some(279));
         assert_eq!(default_type_id(&contact, &deal), Some(4));
-        assert_eq!(default_type_id(&company, &deal), Some(6));
+        assert_eq!(default_type_id(&company, &deal), Some(342));
+        assert_eq!(default_type_id(&ObjectType::Deals, &company), Some(341));
+        assert_eq!(primary_type_id(&contact, &company), Some(1));
+        assert_eq!(primary_type_id(&ObjectType::Deals, &company), Some(5));
+        assert_eq!(primary_type_id(&company, &deal), Some(6));
+        assert_eq!(primary_type_id(&contact, &deal), None);
         assert_eq!(default_type_id(&deal, &contact), Some(3));
         assert_eq!(default_type_id(&ObjectType::Notes, &contact), Some(202));
         assert_eq!(default_type_id(&ObjectType::Emails, &deal), Some(210));
         assert_eq!(type_id("CONTACT_TO_COMPANY"), Some(279));
         assert_eq!(type_id("nope"), None);
         assert_eq!(HUBSPOT_DEFINED.len(), 332);
+    }
+
+    fn listed(id: &str, types: &[(Category, u32, Option<&str>)]) -> Associated {
+        Associated {
+            to_object_id: id.into(),
+            association_types: types
+                .iter()
+                .map(|(category, type_id, label)| AssociationType {
+                    category: *category,
+                    type_id: *type_id,
+                    label: label.map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
+    fn order(from: &ObjectType, mut v: Vec<Associated>) -> Vec<String> {
+        sort_by_preference(from, &ObjectType::Companies, &mut v);
+        v.into_iter().map(|a| a.to_object_id).collect()
+    }
+
+    #[test]
+    fn the_primary_company_comes_first_then_an_unlabelled_one_then_the_lowest_id() {
+        use Category::{HubspotDefined as H, UserDefined as U};
+        let labelled_old = listed("5", &[(H, 279, None), (U, 1001, Some("Billing"))]);
+        let contact = ObjectType::Contacts;
+        // The primary wins over a lower id and over labels.
+        let v = vec![
+            labelled_old.clone(),
+            listed("90", &[(H, 279, None), (H, 1, Some("Primary"))]),
+        ];
+        assert_eq!(order(&contact, v), ["90", "5"]);
+        // Deals: 5 is primary there, 1 is not a deal type.
+        let v = vec![
+            listed("3", &[(H, 341, None)]),
+            listed("40", &[(H, 341, None), (H, 5, Some("Primary"))]),
+        ];
+        assert_eq!(order(&ObjectType::Deals, v), ["40", "3"]);
+        // No primary: the unlabelled one over the labelled one left behind.
+        let v = vec![labelled_old.clone(), listed("70", &[(H, 279, None)])];
+        assert_eq!(order(&contact, v), ["70", "5"]);
+        // No primary, several alike: lowest id, numerically.
+        let v = vec![
+            listed("100", &[(H, 279, None)]),
+            listed("20", &[(H, 279, None)]),
+        ];
+        assert_eq!(order(&contact, v), ["20", "100"]);
     }
 
     #[test]

@@ -572,3 +572,70 @@ async fn associations_pipelines_and_owners() {
     let one = hs.owner(&owners[0].id).await.expect("owner");
     assert_eq!(one.email, owners[0].email);
 }
+
+#[tokio::test]
+async fn the_default_type_id_is_the_type_the_default_endpoint_creates() {
+    use crmkit_hubspot::associations::{AssociationSpec, primary_type_id};
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "default-types");
+    let (contacts, companies, deals) = (
+        ObjectType::Contacts,
+        ObjectType::Companies,
+        ObjectType::Deals,
+    );
+    let assoc = hs.associations();
+    for from in [&contacts, &deals] {
+        let record = hs
+            .objects(from.clone())
+            .create(&Properties::new(), &[])
+            .await
+            .expect("record");
+        let (plain, primary) = (
+            hs.companies()
+                .create(&props(&[("name", "Plain")]), &[])
+                .await
+                .expect("company"),
+            hs.companies()
+                .create(&props(&[("name", "Primary")]), &[])
+                .await
+                .expect("company"),
+        );
+        assoc
+            .associate_default(from, &record.id, &companies, &plain.id)
+            .await
+            .expect("default");
+        let default = default_type_id(from, &companies).expect("known");
+        let primary_type = primary_type_id(from, &companies).expect("known");
+        assert_ne!(default, primary_type);
+        assoc
+            .associate(
+                from,
+                &record.id,
+                &companies,
+                &primary.id,
+                &[AssociationSpec::hubspot_defined(primary_type)],
+            )
+            .await
+            .expect("primary");
+        let listed: Vec<_> = assoc
+            .list(from, &record.id, &companies)
+            .try_collect()
+            .await
+            .expect("lists");
+        let types = |id: &str| {
+            let mut t: Vec<u32> = listed
+                .iter()
+                .filter(|a| a.to_object_id == id)
+                .flat_map(|a| a.association_types.iter().map(|t| t.type_id))
+                .collect();
+            t.sort();
+            t
+        };
+        // The default endpoint makes exactly the type `default_type_id` names.
+        assert!(types(&plain.id).contains(&default), "{listed:?}");
+        // A primary association carries the unlabelled one too.
+        let mut both = vec![default, primary_type];
+        both.sort();
+        assert_eq!(types(&primary.id), both, "{listed:?}");
+    }
+}

@@ -130,7 +130,7 @@ async fn associations_pipelines_properties_and_owners() {
     .expect("201");
     assert_eq!(
         l.lock().expect("log")[1].1,
-        json!([{"associationCategory":"HUBSPOT_DEFINED","associationTypeId":1}])
+        json!([{"associationCategory":"HUBSPOT_DEFINED","associationTypeId":279}])
     );
     let listed: Vec<_> = a
         .list(&contact, "1", &company)
