@@ -10,7 +10,8 @@
 //!   its cursor: the search index lags writes by a few seconds (HubSpot CRM search guide).
 //! - **Associations.** Search answers carry no associations, so each page of up to 100
 //!   records has its company and contact links read with one associations v4 batch read
-//!   per linked type.
+//!   per linked type; of several associated companies the primary one is the link (see
+//!   [`crate::associations::sort_by_preference`]).
 //! - **Tombstones.** `GET /crm/v3/objects/{type}?archived=true` lists archived records with
 //!   `archivedAt` (crm-objects-*-v3.json). It has no time filter or order, so every run
 //!   reads the whole archived list — one request per 100 archived records of each object
@@ -43,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mapping::{linked, object_types, to_record};
 use crate::Client;
-use crate::associations::AssociationsOf;
+use crate::associations::{AssociationsOf, sort_by_preference};
 use crate::batch::BATCH_SIZE;
 use crate::objects::{AssociatedId, AssociatedIds, HubSpotObject, ObjectType, ReadOptions};
 use crate::search::SearchRequest;
@@ -216,7 +217,11 @@ fn upserts(
 }
 
 /// The page (at most 100 records of type `t`) with each record's associations to the
-/// types its kind links to, in the shape of a v3 read with `associations`.
+/// types its kind links to, in the shape of a v3 read with `associations`, read through
+/// associations v4 because only v4 tells the primary association from the others: each
+/// list is in [`sort_by_preference`] order, so the mapping's "first associated" is the
+/// primary company (else the unlabelled one, else the lowest id), and `raw` keeps that
+/// order for the links an update compares against.
 pub(super) async fn with_links<T>(
     client: &Client,
     t: &ObjectType,
@@ -234,8 +239,14 @@ pub(super) async fn with_links<T>(
         if let Some(e) = failed.into_iter().next() {
             return Err(e);
         }
-        let by_id: BTreeMap<String, AssociationsOf> =
-            found.into_iter().map(|a| (a.from_id.clone(), a)).collect();
+        // The linked record is the first one: primary, else unlabelled, else lowest id.
+        let by_id: BTreeMap<String, AssociationsOf> = found
+            .into_iter()
+            .map(|mut a| {
+                sort_by_preference(t, to, &mut a.to);
+                (a.from_id.clone(), a)
+            })
+            .collect();
         for s in &mut page {
             let item = object(s);
             let results = by_id

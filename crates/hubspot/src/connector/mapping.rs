@@ -200,7 +200,9 @@ pub(super) fn decimal(minor: i64) -> String {
     format!("{sign}{}.{:02}", abs / 100, abs % 100)
 }
 
-/// The first associated id of type `to` (a v3 read with `associations`).
+/// The linked id of type `to`: the first associated one, which is the preferred one
+/// (primary first) because the connector reads associations through v4 and orders them
+/// ([`crate::associations::sort_by_preference`]) before mapping.
 fn associated(o: &HubSpotObject, to: &ObjectType) -> Option<String> {
     let map = o.associations.as_ref()?;
     map.get(to.as_str())

@@ -10,24 +10,33 @@
 //! - **Mapping**: companies — `name`, `domain`, `website` → url, `description`,
 //!   `lifecyclestage` → status; contacts — `firstname` + `lastname` → name (written back
 //!   split at the first space), `jobtitle`, `email` then `hs_additional_emails`, `phone`
-//!   then `mobilephone`, `associatedcompanyid` or the first associated company; deals —
+//!   then `mobilephone`, `associatedcompanyid` or the linked company (below); deals —
 //!   `dealname`, `amount` → [`crmkit_core::Money`] in cents with `deal_currency_code` (USD
 //!   when unset), `dealstage`, `pipeline`, `hs_deal_stage_probability` (0–1) → confidence
 //!   (0–100, **read-only**: HubSpot calculates the probability from the deal's stage, so a
-//!   changed confidence is never sent; change the stage instead), `closedate`, the first
-//!   associated company and contact; activities —
+//!   changed confidence is never sent; change the stage instead), `closedate`, the linked
+//!   company and contact; activities —
 //!   `hs_timestamp`, the type's body and subject/title, `hs_call_duration` (ms → s),
 //!   `hs_call_direction` / `hs_email_direction`, `hs_task_status` `COMPLETED` → completed,
-//!   the first associated company and contact. Every other property read (the account's
+//!   the linked company and contact. Every other property read (the account's
 //!   custom properties, found through the properties API once per connector) stays in
 //!   `custom`; `raw` keeps the object. Secondary emails are read only: HubSpot manages
 //!   `hs_additional_emails`.
+//! - **Links read**: associations are read through associations v4 (`get`, the change
+//!   feed and search alike), which names each pair's types. Of several associated
+//!   companies the link is the one with HubSpot's primary type (contact → company 1, deal →
+//!   company 5), else one associated only by the unlabelled type, else the lowest id — a
+//!   deterministic pick rather than an error, so a record with several unlabelled or only
+//!   labelled companies still reads (and reads the same each time); see
+//!   [`crate::associations::sort_by_preference`].
 //! - **Writes**: creates go through batch create (with associations to the linked company
 //!   and contact) and updates through batch update, one outcome per record. An update sends
 //!   only the properties whose value differs from what the record's own `raw` maps to
 //!   (clears as `""`, as HubSpot documents), and changes links through associations v4: the
-//!   default association to the new record is added; the old pair is removed whole only when
-//!   it carries nothing but HubSpot's unlabelled and primary types, otherwise only the
+//!   new record is associated with the unlabelled type and, towards a company, the primary
+//!   type too (creates send the same types), so the link written is the link read; the old
+//!   pair is removed whole only when it carries nothing but HubSpot's unlabelled and
+//!   primary types, otherwise only the
 //!   primary label goes and the user's (or app's) labels stay, with the unlabelled
 //!   association they need (HubSpot deletes every label with it). Nothing to send, no
 //!   request. Batch answers are matched to their inputs, not taken in order. Deletes
@@ -67,12 +76,22 @@ use crmkit_core::{
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::Client;
-use crate::associations::default_type_id;
+use crate::associations::{AssociationSpec, default_type_id, primary_type_id};
 use crate::batch::{CreateInput, UpdateInput};
 use crate::objects::{HubSpotObject, NewAssociation, ObjectType, ReadOptions};
 use crate::schema::NewProperty;
 use crate::search::SearchRequest;
 use mapping::{linked, object_type_of, object_types, to_record};
+
+/// The association types a link the connector writes from `t` to `to` gets: HubSpot's
+/// unlabelled type, plus the primary type where the pair has one (contact or deal →
+/// company), so the company written is the one read back (reads prefer the primary).
+fn link_types(t: &ObjectType, to: &ObjectType) -> Vec<u32> {
+    default_type_id(t, to)
+        .into_iter()
+        .chain(primary_type_id(t, to))
+        .collect()
+}
 
 /// The unique property that holds the idempotency markers of companies and deals unless
 /// configured otherwise ([`HubSpotConnector::with_marker_property`]).
@@ -391,7 +410,11 @@ impl HubSpotConnector {
                 self.unlink_default(t, id, &to, old).await?;
             }
             if let Some(new) = new {
-                assoc.associate_default(t, id, &to, new).await?;
+                let types: Vec<AssociationSpec> = link_types(t, &to)
+                    .into_iter()
+                    .map(AssociationSpec::hubspot_defined)
+                    .collect();
+                assoc.associate(t, id, &to, new, &types).await?;
             }
         }
         Ok(())
@@ -431,11 +454,11 @@ impl HubSpotConnector {
                     ]
                     .into_iter()
                     .filter(|(to, _)| linked(&t).contains(to))
-                    .filter_map(|(to, id)| {
-                        Some(NewAssociation::hubspot_defined(
-                            id?,
-                            default_type_id(&t, &to)?,
-                        ))
+                    .flat_map(|(to, id)| {
+                        let id = id.map(str::to_string);
+                        link_types(&t, &to).into_iter().filter_map(move |n| {
+                            Some(NewAssociation::hubspot_defined(id.clone()?, n))
+                        })
                     })
                     .collect();
                     CreateInput {
@@ -702,6 +725,11 @@ impl Connector for HubSpotConnector {
 
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
         let (t, o) = self.find(kind, id).await?;
+        // A v3 read lists associated records without saying which is primary; v4 does.
+        let o = feed::with_links(&self.client, &t, vec![o], |o| o)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::bad_response("the associations read lost the record"))?;
         to_record(&t, &o).map_err(|e| e.with_crm(Crm::HubSpot).with_record(format!("{kind} {id}")))
     }
 

@@ -759,3 +759,182 @@ async fn a_tombstone_older_than_the_cursor_is_not_reported_again() {
     let third = run(Some(cursor)).await;
     assert!(!third.iter().any(is_tomb), "reported once: {third:?}");
 }
+
+/// The types of each association from `from` `id` to companies, sorted.
+async fn company_links(
+    hs: &crmkit_hubspot::Client,
+    from: &crmkit_hubspot::ObjectType,
+    id: &str,
+) -> Vec<(String, Vec<u32>)> {
+    let mut v: Vec<(String, Vec<u32>)> = hs
+        .associations()
+        .list(from, id, &crmkit_hubspot::ObjectType::Companies)
+        .map_ok(|a| {
+            let mut t: Vec<u32> = a.association_types.iter().map(|t| t.type_id).collect();
+            t.sort();
+            (a.to_object_id, t)
+        })
+        .try_collect()
+        .await
+        .expect("lists");
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn after_a_labelled_link_changes_get_and_the_feed_read_the_new_primary_company() {
+    use crmkit_hubspot::ObjectType;
+    use crmkit_hubspot::associations::{AssociationSpec, Category};
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "conn-primary");
+    let conn = HubSpotConnector::new(hs.clone());
+    // A is made first, so it has the lower id and is listed first: "the first associated
+    // company" would be A.
+    let made = conn.create(vec![company("A Co"), company("B Co")]).await;
+    let ids: Vec<String> = made.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{:?}", made.results);
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    // Primary (plus the unlabelled type) on A, as HubSpot's UI makes them, then a user label.
+    let contact = hs
+        .contacts()
+        .create(
+            &props(&[("email", "moves@x.io"), ("firstname", "Mo")]),
+            &[
+                NewAssociation::hubspot_defined(a.clone(), 279),
+                NewAssociation::hubspot_defined(a.clone(), 1),
+            ],
+        )
+        .await
+        .expect("contact");
+    let deal = hs
+        .deals()
+        .create(
+            &props(&[("dealname", "Moving deal")]),
+            &[
+                NewAssociation::hubspot_defined(a.clone(), 341),
+                NewAssociation::hubspot_defined(a.clone(), 5),
+            ],
+        )
+        .await
+        .expect("deal");
+    let label = [AssociationSpec {
+        association_category: Category::UserDefined,
+        association_type_id: 1001,
+    }];
+    for (t, id) in [
+        (ObjectType::Contacts, &contact.id),
+        (ObjectType::Deals, &deal.id),
+    ] {
+        hs.associations()
+            .associate(&t, id, &ObjectType::Companies, &a, &label)
+            .await
+            .expect("labelled");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let cursor = conn
+        .changes(ObjectKind::Person, None)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("first run")
+        .last()
+        .expect("changes")
+        .cursor()
+        .clone();
+    let deal_cursor = conn
+        .changes(ObjectKind::Deal, None)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("first run")
+        .last()
+        .expect("changes")
+        .cursor()
+        .clone();
+
+    let Record::Person(mut p) = conn
+        .get(ObjectKind::Person, &contact.id)
+        .await
+        .expect("reads")
+    else {
+        panic!("person")
+    };
+    assert_eq!(p.company_id.as_deref(), Some(a.as_str()));
+    p.company_id = Some(b.clone());
+    p.title = Some("Moved".into());
+    let Record::Deal(mut d) = conn.get(ObjectKind::Deal, &deal.id).await.expect("reads") else {
+        panic!("deal")
+    };
+    assert_eq!(d.company_id.as_deref(), Some(a.as_str()));
+    d.company_id = Some(b.clone());
+    d.name = "Moved deal".into();
+    let out = conn.update(vec![Record::Person(p), Record::Deal(d)]).await;
+    assert_eq!(out.failed().count(), 0, "{:?}", out.results);
+
+    // A keeps the user's label without the primary one; B is primary.
+    for (t, id, primary, unlabelled) in [
+        (ObjectType::Contacts, &contact.id, 1, 279),
+        (ObjectType::Deals, &deal.id, 5, 341),
+    ] {
+        let links = company_links(&hs, &t, id).await;
+        assert_eq!(
+            links,
+            vec![
+                (a.clone(), vec![unlabelled, 1001]),
+                (b.clone(), vec![primary, unlabelled])
+            ]
+        );
+    }
+
+    let Record::Person(p) = conn
+        .get(ObjectKind::Person, &contact.id)
+        .await
+        .expect("reads")
+    else {
+        panic!("person")
+    };
+    assert_eq!(p.company_id.as_deref(), Some(b.as_str()), "get: {p:?}");
+    let Record::Deal(d) = conn.get(ObjectKind::Deal, &deal.id).await.expect("reads") else {
+        panic!("deal")
+    };
+    assert_eq!(d.company_id.as_deref(), Some(b.as_str()), "get: {d:?}");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let people: Vec<Change> = conn
+        .changes(ObjectKind::Person, Some(cursor))
+        .try_collect()
+        .await
+        .expect("second run");
+    let fed = people.iter().find_map(|c| match c {
+        Change::Upsert {
+            record: Record::Person(p),
+            ..
+        } if p.id.as_deref() == Some(contact.id.as_str()) => Some(p.company_id.clone()),
+        _ => None,
+    });
+    assert_eq!(fed, Some(Some(b.clone())), "feed: {people:?}");
+    let deals: Vec<Change> = conn
+        .changes(ObjectKind::Deal, Some(deal_cursor))
+        .try_collect()
+        .await
+        .expect("second run");
+    let fed = deals.iter().find_map(|c| match c {
+        Change::Upsert {
+            record: Record::Deal(d),
+            ..
+        } if d.id.as_deref() == Some(deal.id.as_str()) => Some(d.company_id.clone()),
+        _ => None,
+    });
+    assert_eq!(fed, Some(Some(b.clone())), "feed: {deals:?}");
+
+    // Written back unchanged, nothing moves: the link read is the link written.
+    let before = writes(&sb).len();
+    let Record::Person(p) = conn
+        .get(ObjectKind::Person, &contact.id)
+        .await
+        .expect("reads")
+    else {
+        panic!("person")
+    };
+    let out = conn.update(vec![Record::Person(p)]).await;
+    assert_eq!(out.failed().count(), 0, "{:?}", out.results);
+    assert_eq!(writes(&sb).len(), before, "{:?}", writes(&sb));
+}
