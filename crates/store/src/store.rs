@@ -451,3 +451,45 @@ impl<'r> Reader<'r> {
 pub(crate) fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
 }
+
+/// Declares a closed set of states stored as lowercase words, with `as_str`, `Display` and
+/// `FromStr`.
+macro_rules! str_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// The stored word.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err($crate::Error::InvalidInput {
+                        field: stringify!($name).into(),
+                        reason: format!("unknown value {other:?}"),
+                    }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use str_enum;

@@ -6,5 +6,7 @@
 mod support;
 
 mod cursors;
+mod intents;
 mod links;
 mod migrations;
+mod runs;
