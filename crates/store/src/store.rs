@@ -150,7 +150,6 @@ impl Store {
     }
 
     /// The pool, for operations that must run on their own (leases, inbox claims).
-    #[allow(dead_code)] // used by the lease and inbox modules that come next
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -420,7 +419,6 @@ impl<'r> Reader<'r> {
     }
 
     /// A column holding one of the names `T` parses.
-    #[allow(dead_code)] // used by the modules that come next
     pub fn parsed<T: FromStr>(&self, column: &'static str) -> Result<T> {
         let s = self.text(column)?;
         s.parse()
@@ -428,14 +426,12 @@ impl<'r> Reader<'r> {
     }
 
     /// A JSON text column.
-    #[allow(dead_code)] // used by the modules that come next
     pub fn json(&self, column: &'static str) -> Result<serde_json::Value> {
         let s = self.text(column)?;
         serde_json::from_str(&s).map_err(|e| self.corrupt(column, format!("not JSON: {e}")))
     }
 
     /// A nullable JSON text column.
-    #[allow(dead_code)] // used by the modules that come next
     pub fn opt_json(&self, column: &'static str) -> Result<Option<serde_json::Value>> {
         match self.opt_text(column)? {
             None => Ok(None),
@@ -447,7 +443,6 @@ impl<'r> Reader<'r> {
 }
 
 /// A JSON value as stored text.
-#[allow(dead_code)] // used by the modules that come next
 pub(crate) fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
 }

@@ -5,8 +5,11 @@
 
 mod support;
 
+mod conflicts;
 mod cursors;
+mod inbox;
 mod intents;
+mod leases;
 mod links;
 mod migrations;
 mod runs;
