@@ -10,7 +10,7 @@ use crmkit_core::{Crm, ObjectKind};
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 
 use crate::error::db;
 use crate::url::DbUrl;
@@ -72,6 +72,14 @@ impl Store {
             (Backend::Sqlite, false) => options.max_connections(4),
             (Backend::Postgres, _) => options.max_connections(8),
         };
+        if !parsed.memory {
+            // One direct attempt first: a wrong host or password fails at once with the
+            // server's answer, instead of after the pool's retries.
+            let probe = sqlx::AnyConnection::connect(&parsed.driver_url)
+                .await
+                .map_err(connect_err)?;
+            probe.close().await.map_err(connect_err)?;
+        }
         let pool = options
             .connect(&parsed.driver_url)
             .await

@@ -13,3 +13,4 @@ mod leases;
 mod links;
 mod migrations;
 mod runs;
+mod secrets;
