@@ -63,7 +63,9 @@
 //! | `webhook_inbox` | `id`, `crm`, `received_at`, `body`, `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at` |
 //!
 //! CRM ids are unique per entity type rather than globally because HubSpot numbers each
-//! object type on its own (a company and a contact can both be `101`).
+//! object type on its own (a company and a contact can both be `101`). The store compares ids
+//! as exact strings: give it one spelling per record (Salesforce's 18-character form, for
+//! instance, not sometimes the 15-character one).
 //!
 //! # Guarantees
 //! - **Transactions.** Every write method exists on [`Store`] (its own transaction) and on

@@ -313,7 +313,9 @@ ops! {
     /// Creates the link, or merges `new` into the one link holding any of its CRM ids: ids
     /// the link lacks are added and the matching attributes given replace the stored ones.
     /// Fails with [`Error::AmbiguousLinks`] if its ids belong to two links and with
-    /// [`Error::CrmIdMismatch`] if the link holds a different id for a side.
+    /// [`Error::CrmIdMismatch`] if the link holds a different id for a side. If another
+    /// process creates a link with one of the same ids at the same instant, one of the two
+    /// fails with [`Error::CrmIdTaken`]; running the upsert again merges into that link.
     write fn upsert_link(new: &NewLink) -> Upserted = upsert;
     /// Applies `update` to `link` if the stored link is still at `link.version`; returns the
     /// new link. A stale version is [`Error::VersionConflict`]; nothing is written.

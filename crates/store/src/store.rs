@@ -132,8 +132,10 @@ impl Store {
     /// cursor together with the links it covers.
     ///
     /// On SQLite the transaction takes the write lock when it starts (`BEGIN IMMEDIATE`), so
-    /// writers queue instead of failing midway; do not call other `Store` methods on an
-    /// in-memory store while holding one (it has a single connection).
+    /// writers queue instead of failing midway. While a `Tx` is open, write through it, not
+    /// through the `Store`: on SQLite another writer waits for the `Tx` to end (and gives up
+    /// with a "database is locked" error after 5 s), and an in-memory store has a single
+    /// connection, which the `Tx` holds.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = begin_on(&self.pool, self.backend)
             .await
