@@ -68,14 +68,20 @@ async fn a_cursor_moves_with_its_links(db: TestDb) {
     let lead_b = crmkit_core::RecordRef::new(Crm::Close, ObjectKind::Company, "lead_b");
     assert_eq!(s.link_by_record(&lead_b).await.unwrap(), None);
 
-    // Committed: both at once.
+    // Committed: both at once (from another task: a transaction can move between threads).
     let mut tx = s.begin().await.unwrap();
-    let committed = tx
-        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_b"))
-        .await
-        .unwrap();
-    tx.set_cursor(&key, "after-b").await.unwrap();
-    tx.commit().await.unwrap();
+    let in_task = key.clone();
+    let committed = tokio::spawn(async move {
+        let link = tx
+            .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_b"))
+            .await
+            .unwrap();
+        tx.set_cursor(&in_task, "after-b").await.unwrap();
+        tx.commit().await.unwrap();
+        link
+    })
+    .await
+    .unwrap();
     assert_eq!(s.link_by_record(&lead_b).await.unwrap(), Some(committed));
     assert_eq!(s.cursor(&key).await.unwrap().unwrap().value, "after-b");
 }

@@ -11,6 +11,7 @@ both_backends!(
     a_crm_id_is_held_by_one_link,
     stale_writes_are_refused,
     racing_writers_one_wins,
+    racing_inserts_of_one_crm_id,
     upsert_creates_merges_and_refuses,
     unlink_and_hashes,
     list_pages_in_id_order,
@@ -192,6 +193,46 @@ async fn racing_writers_one_wins(db: TestDb) {
         let stored = first.link(&link.id).await.unwrap().unwrap();
         assert_eq!(&stored, won[0]);
         assert_eq!(stored.version, current.version + 1);
+    }
+}
+
+async fn racing_inserts_of_one_crm_id(db: TestDb) {
+    let handles = [db.store.clone(), db.open_another().await];
+    for round in 0..10 {
+        let id = format!("{round}0{round}");
+        let mut tasks = Vec::new();
+        for (h, store) in handles.iter().enumerate() {
+            for t in 0..3 {
+                let store = store.clone();
+                let new = NewLink::new(ObjectKind::Company)
+                    .crm_id(Crm::HubSpot, id.clone())
+                    .crm_id(Crm::Close, format!("lead_{round}_{h}_{t}"));
+                tasks.push(tokio::spawn(async move { store.insert_link(&new).await }));
+            }
+        }
+        let mut created = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(link) => created.push(link),
+                // Seen by the pre-check (naming the holder) or, when both inserts ran at once,
+                // by the database's unique constraint: either way, which id of which CRM.
+                Err(Error::CrmIdTaken {
+                    crm: Crm::HubSpot,
+                    crm_id,
+                    link: None,
+                    ..
+                }) => {
+                    assert_eq!(crm_id, id);
+                }
+                Err(e) => panic!("round {round}: unexpected {e}"),
+            }
+        }
+        assert_eq!(created.len(), 1, "round {round}: {created:?}");
+        let record = RecordRef::new(Crm::HubSpot, ObjectKind::Company, id.as_str());
+        assert_eq!(
+            db.store.link_by_record(&record).await.unwrap(),
+            created.pop()
+        );
     }
 }
 
