@@ -38,8 +38,8 @@
 //! (not macro-checked) queries, `$1…$n` placeholders, and only `TEXT` and `BIGINT` columns.
 //! Ids are UUID v7 strings made in Rust, times are `BIGINT` milliseconds since the Unix epoch,
 //! JSON is stored as text. The only backend-specific fragments are the database clock used by
-//! leases and inbox claims, `BEGIN IMMEDIATE` on SQLite, and `FOR UPDATE SKIP LOCKED` in
-//! PostgreSQL inbox claims. sqlx was chosen over a driver per backend so that no operation
+//! leases and inbox claims, `BEGIN IMMEDIATE` on SQLite, and on PostgreSQL `FOR UPDATE` on
+//! the link an upsert merges into and `FOR UPDATE SKIP LOCKED` in inbox claims. sqlx was chosen over a driver per backend so that no operation
 //! exists twice; its compile-time macros and offline data are not used, so building needs no
 //! database.
 //!
@@ -110,7 +110,7 @@ pub use error::{Error, Result};
 pub use inbox::InboxItem;
 pub use intents::{Intent, IntentOp, IntentState, NewIntent};
 pub use leases::Lease;
-pub use links::{Link, LinkUpdate, NewLink, Upserted};
+pub use links::{Link, LinkUpdate, NewLink, UPSERT_ATTEMPTS, Upserted};
 pub use runs::{Run, RunCounts, RunStatus};
 pub use store::{Store, Tx};
 pub use url::{Backend, redact};

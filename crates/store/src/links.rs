@@ -310,13 +310,6 @@ ops! {
     /// of the same kind holds one of its CRM ids, and with [`Error::InvalidInput`] if it has
     /// no CRM id.
     write fn insert_link(new: &NewLink) -> Link = insert;
-    /// Creates the link, or merges `new` into the one link holding any of its CRM ids: ids
-    /// the link lacks are added and the matching attributes given replace the stored ones.
-    /// Fails with [`Error::AmbiguousLinks`] if its ids belong to two links and with
-    /// [`Error::CrmIdMismatch`] if the link holds a different id for a side. If another
-    /// process creates a link with one of the same ids at the same instant, one of the two
-    /// fails with [`Error::CrmIdTaken`]; running the upsert again merges into that link.
-    write fn upsert_link(new: &NewLink) -> Upserted = upsert;
     /// Applies `update` to `link` if the stored link is still at `link.version`; returns the
     /// new link. A stale version is [`Error::VersionConflict`]; nothing is written.
     write fn update_link(link: &Link, update: &LinkUpdate) -> Link = update_op;
@@ -330,6 +323,53 @@ ops! {
     write fn set_hash(link: &Link, crm: Crm, hash: &str) -> Link = set_hash_op;
     /// Deletes `link` if it is still at `link.version`.
     write fn delete_link(link: &Link) -> () = delete;
+}
+
+/// How many times [`Store::upsert_link`](crate::Store::upsert_link) runs an upsert that
+/// another writer got in the way of.
+pub const UPSERT_ATTEMPTS: u32 = 10;
+
+impl crate::Tx {
+    /// Creates the link, or merges `new` into the one link holding any of its CRM ids: ids
+    /// the link lacks are added and the matching attributes given replace the stored ones.
+    /// Fails with [`Error::AmbiguousLinks`] if its ids belong to two links and with
+    /// [`Error::CrmIdMismatch`] if the link holds a different id for a side. If another
+    /// process creates a link with one of the same ids at the same instant, this fails with
+    /// [`Error::CrmIdTaken`] (and the transaction must be dropped); running the upsert again
+    /// in a new transaction merges into that link.
+    pub async fn upsert_link(&mut self, new: &NewLink) -> Result<Upserted> {
+        upsert(self.conn(), new).await
+    }
+}
+
+impl crate::Store {
+    /// Creates the link, or merges `new` into the one link holding any of its CRM ids: ids
+    /// the link lacks are added and the matching attributes given replace the stored ones.
+    /// Fails with [`Error::AmbiguousLinks`] if its ids belong to two links and with
+    /// [`Error::CrmIdMismatch`] if the link holds a different id for a side.
+    ///
+    /// An upsert decides nothing from what it read, so when another writer gets in between
+    /// (it created a link with one of the same ids at the same instant, or changed the link
+    /// being merged into) the upsert is simply run again on what is stored now, up to
+    /// [`UPSERT_ATTEMPTS`] times in all.
+    pub async fn upsert_link(&self, new: &NewLink) -> Result<Upserted> {
+        let mut attempt = 1;
+        loop {
+            let mut tx = self.begin().await?;
+            let outcome = match tx.upsert_link(new).await {
+                Ok(out) => tx.commit().await.map(|()| out),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(Error::CrmIdTaken { .. } | Error::VersionConflict { .. })
+                    if attempt < UPSERT_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &LinkId) -> Result<Option<Link>> {
@@ -348,8 +388,35 @@ async fn holder(
     crm: Crm,
     id: &str,
 ) -> Result<Option<Link>> {
+    find_holder(conn, entity, crm, id, "").await
+}
+
+/// Like [`holder`], and on PostgreSQL locks the row until the transaction ends, so that
+/// concurrent upserts of one record take turns instead of failing each other's version
+/// check. (SQLite transactions here already take the write lock when they begin.)
+async fn holder_for_update(
+    conn: &mut AnyConnection,
+    entity: ObjectKind,
+    crm: Crm,
+    id: &str,
+) -> Result<Option<Link>> {
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    find_holder(conn, entity, crm, id, lock).await
+}
+
+async fn find_holder(
+    conn: &mut AnyConnection,
+    entity: ObjectKind,
+    crm: Crm,
+    id: &str,
+    lock: &str,
+) -> Result<Option<Link>> {
     let row = sqlx::query(&format!(
-        "{SELECT} WHERE entity_type = $1 AND {} = $2",
+        "{SELECT} WHERE entity_type = $1 AND {} = $2{lock}",
         id_column(crm)
     ))
     .bind(object_str(entity))
@@ -629,7 +696,7 @@ async fn delete(conn: &mut AnyConnection, link: &Link) -> Result<()> {
 async fn upsert(conn: &mut AnyConnection, new: &NewLink) -> Result<Upserted> {
     let mut found: Option<(Crm, String, Link)> = None;
     for (&crm, id) in &new.ids {
-        let Some(link) = holder(conn, new.entity, crm, id).await? else {
+        let Some(link) = holder_for_update(conn, new.entity, crm, id).await? else {
             continue;
         };
         match &found {

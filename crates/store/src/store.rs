@@ -84,7 +84,7 @@ impl Store {
             .connect(&parsed.driver_url)
             .await
             .map_err(connect_err)?;
-        if parsed.backend == Backend::Sqlite && !parsed.memory {
+        if parsed.backend == Backend::Sqlite && !parsed.memory && !parsed.read_only() {
             enable_wal(&pool).await.map_err(connect_err)?;
         }
         let store = Store {
@@ -173,14 +173,19 @@ async fn enable_wal(pool: &AnyPool) -> std::result::Result<(), sqlx::Error> {
     loop {
         match sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await {
             Ok(_) => return Ok(()),
-            Err(e) if attempt < 20 => {
+            Err(e) if attempt < 20 && is_busy(&e) => {
                 attempt += 1;
-                let _ = e;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether SQLite answered "database is locked" / "busy".
+fn is_busy(e: &sqlx::Error) -> bool {
+    let text = e.to_string();
+    text.contains("locked") || text.contains("busy")
 }
 
 /// Starts a transaction that takes SQLite's write lock at once.

@@ -97,6 +97,11 @@ impl DbUrl {
         })
     }
 
+    /// Whether the URL opens a SQLite file read-only (`mode=ro`).
+    pub fn read_only(&self) -> bool {
+        self.backend == Backend::Sqlite && self.driver_url.contains("mode=ro")
+    }
+
     /// Blanks the password out of a driver message.
     pub fn scrub(&self, message: &str) -> String {
         match &self.password {

@@ -12,6 +12,7 @@ both_backends!(
     stale_writes_are_refused,
     racing_writers_one_wins,
     racing_inserts_of_one_crm_id,
+    racing_upserts_of_one_record_make_one_link,
     upsert_creates_merges_and_refuses,
     unlink_and_hashes,
     list_pages_in_id_order,
@@ -232,6 +233,40 @@ async fn racing_inserts_of_one_crm_id(db: TestDb) {
         assert_eq!(
             db.store.link_by_record(&record).await.unwrap(),
             created.pop()
+        );
+    }
+}
+
+async fn racing_upserts_of_one_record_make_one_link(db: TestDb) {
+    let handles = [db.store.clone(), db.open_another().await];
+    for round in 0..10 {
+        let close_id = format!("lead_race_{round}");
+        let mut tasks = Vec::new();
+        for (h, store) in handles.iter().enumerate() {
+            for t in 0..3 {
+                let store = store.clone();
+                let new = NewLink::new(ObjectKind::Company)
+                    .crm_id(Crm::Close, close_id.clone())
+                    .company_name(format!("p{h}t{t}"));
+                tasks.push(tokio::spawn(async move { store.upsert_link(&new).await }));
+            }
+        }
+        let mut ids = Vec::new();
+        let mut created = 0;
+        for t in tasks {
+            let up = t
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            created += usize::from(up.created);
+            ids.push(up.link.id);
+        }
+        assert_eq!(created, 1, "round {round}");
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            1,
+            "round {round}: every upsert ended on one link"
         );
     }
 }
