@@ -8,6 +8,9 @@ use serde_json::json;
 
 use crate::support::{TestDb, both_backends};
 
+/// Long enough that a slow machine does not see a claim expire between two calls.
+const SHORT: Duration = Duration::from_millis(1500);
+
 both_backends!(
     claim_process_and_reclaim,
     concurrent_claimers_never_share_a_row
@@ -26,10 +29,7 @@ async fn claim_process_and_reclaim(db: TestDb) {
     let stored = s.inbox_item(&first.id).await.unwrap().unwrap();
     assert_eq!((stored.body.as_str(), &stored.headers), (body, &headers));
 
-    let claimed = s
-        .inbox_claim("w1", Duration::from_millis(300), 10)
-        .await
-        .unwrap();
+    let claimed = s.inbox_claim("w1", SHORT, 10).await.unwrap();
     let ids: Vec<_> = claimed.iter().map(|i| i.id.clone()).collect();
     assert_eq!(
         ids,
@@ -51,7 +51,7 @@ async fn claim_process_and_reclaim(db: TestDb) {
     assert!(s.inbox_mark_processed(&first.id).await.unwrap());
     assert!(!s.inbox_mark_processed(&first.id).await.unwrap());
     // w1 "dies" holding the second item: after its claim expires, w2 gets it.
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
     let reclaimed = s
         .inbox_claim("w2", Duration::from_secs(60), 10)
         .await

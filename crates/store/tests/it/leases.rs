@@ -13,6 +13,8 @@ both_backends!(
 );
 
 const LONG: Duration = Duration::from_secs(60);
+/// Long enough that a slow machine does not see it expire between two calls.
+const SHORT: Duration = Duration::from_millis(1500);
 
 async fn one_holder_at_a_time(db: TestDb) {
     let s = &db.store;
@@ -75,7 +77,7 @@ async fn one_holder_at_a_time(db: TestDb) {
 async fn a_dead_holder_loses_its_lease(db: TestDb) {
     let dead = db.open_another().await;
     let lease = dead
-        .acquire_lease("worker", "dead", Duration::from_millis(300))
+        .acquire_lease("worker", "dead", SHORT)
         .await
         .unwrap()
         .unwrap();
@@ -85,7 +87,7 @@ async fn a_dead_holder_loses_its_lease(db: TestDb) {
         s.acquire_lease("worker", "alive", LONG).await.unwrap(),
         None
     );
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
     let taken = s
         .acquire_lease("worker", "alive", LONG)
         .await
