@@ -43,10 +43,12 @@ pub struct InboxItem {
     pub attempts: i64,
     /// When it was marked processed.
     pub processed_at: Option<DateTime<Utc>>,
+    /// The CRM's own id of the delivery, if it was stored with one.
+    pub delivery_id: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, crm, received_at, body, headers, claimed_by, claimed_until, attempts, processed_at";
+const COLUMNS: &str = "id, crm, received_at, body, headers, claimed_by, claimed_until, \
+    attempts, processed_at, delivery_id";
 
 fn from_row(row: &AnyRow) -> Result<InboxItem> {
     let r = Reader::new(row, "webhook_inbox", "id");
@@ -60,12 +62,25 @@ fn from_row(row: &AnyRow) -> Result<InboxItem> {
         claimed_until: r.opt_time("claimed_until")?,
         attempts: r.int("attempts")?,
         processed_at: r.opt_time("processed_at")?,
+        delivery_id: r.opt_text("delivery_id")?,
     })
 }
 
 ops! {
     /// Stores a received webhook (before answering 2xx).
     write fn inbox_insert(crm: Crm, body: &str, headers: &serde_json::Value) -> InboxItem = insert;
+    /// Stores a received webhook that carries the CRM's own delivery id, unless a delivery
+    /// with that id from that CRM is already stored (the CRM retried it): then `None`, and
+    /// nothing is written. Answer 2xx either way.
+    write fn inbox_insert_once(
+        crm: Crm,
+        delivery_id: &str,
+        body: &str,
+        headers: &serde_json::Value,
+    ) -> Option<InboxItem> = insert_once;
+    /// Deletes processed items processed before `before`; returns how many. Unprocessed
+    /// items are never deleted.
+    write fn inbox_prune(before: DateTime<Utc>) -> u64 = prune;
     /// Marks an item processed; `false` if it already was (another worker got it after this
     /// one's claim expired). Processed items are never claimed again.
     write fn inbox_mark_processed(id: &InboxId) -> bool = mark_processed;
@@ -81,6 +96,52 @@ async fn insert(
     body: &str,
     headers: &serde_json::Value,
 ) -> Result<InboxItem> {
+    // Without a delivery id there is nothing to collide with, so a row is always stored.
+    store_item(conn, crm, None, body, headers)
+        .await?
+        .ok_or_else(|| Error::Corrupt {
+            table: "webhook_inbox",
+            column: "delivery_id",
+            id: "-".into(),
+            reason: format!("storing a {crm} webhook without a delivery id stored nothing"),
+        })
+}
+
+async fn insert_once(
+    conn: &mut AnyConnection,
+    crm: Crm,
+    delivery_id: &str,
+    body: &str,
+    headers: &serde_json::Value,
+) -> Result<Option<InboxItem>> {
+    if delivery_id.is_empty() {
+        return Err(Error::InvalidInput {
+            field: format!("{crm} webhook delivery id"),
+            reason: "empty; use inbox_insert for deliveries without one".into(),
+        });
+    }
+    store_item(conn, crm, Some(delivery_id), body, headers).await
+}
+
+async fn prune(conn: &mut AnyConnection, before: DateTime<Utc>) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM webhook_inbox WHERE processed_at IS NOT NULL AND processed_at < $1",
+    )
+    .bind(before.timestamp_millis())
+    .execute(conn)
+    .await
+    .map_err(db(format!("pruning inbox items processed before {before}")))?;
+    Ok(done.rows_affected())
+}
+
+/// Inserts an item; `None` if its delivery id is already stored for `crm`.
+async fn store_item(
+    conn: &mut AnyConnection,
+    crm: Crm,
+    delivery_id: Option<&str>,
+    body: &str,
+    headers: &serde_json::Value,
+) -> Result<Option<InboxItem>> {
     let item = InboxItem {
         id: InboxId::new(new_id()),
         crm,
@@ -91,9 +152,12 @@ async fn insert(
         claimed_until: None,
         attempts: 0,
         processed_at: None,
+        delivery_id: delivery_id.map(str::to_owned),
     };
-    sqlx::query(&format!(
-        "INSERT INTO webhook_inbox ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    let done = sqlx::query(&format!(
+        "INSERT INTO webhook_inbox ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (crm, delivery_id) DO NOTHING"
     ))
     .bind(item.id.as_str())
     .bind(crm_str(crm))
@@ -104,10 +168,11 @@ async fn insert(
     .bind(None::<i64>)
     .bind(0_i64)
     .bind(None::<i64>)
+    .bind(item.delivery_id.clone())
     .execute(conn)
     .await
     .map_err(db(format!("storing a {crm} webhook in the inbox")))?;
-    Ok(item)
+    Ok((done.rows_affected() > 0).then_some(item))
 }
 
 async fn get(conn: &mut AnyConnection, id: &InboxId) -> Result<Option<InboxItem>> {

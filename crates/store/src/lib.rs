@@ -60,7 +60,7 @@
 //! | `sync_audit` | `id`, `link_id`, `run_id`, `crm`, `field`, `old_value`, `new_value`, `source`, `changed_at` |
 //! | `match_reviews` | `id`, `entity_type`, `candidates` (JSON), `reason`, `status`, `decision`, `decided_by`, `decided_at`, `created_at` |
 //! | `leases` | `name`, `holder`, `token`, `acquired_at`, `expires_at` |
-//! | `webhook_inbox` | `id`, `crm`, `received_at`, `body`, `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at` |
+//! | `webhook_inbox` | `id`, `crm`, `delivery_id` (unique per CRM), `received_at`, `body`, `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at` |
 //!
 //! CRM ids are unique per entity type rather than globally because HubSpot numbers each
 //! object type on its own (a company and a contact can both be `101`). The store compares ids
@@ -85,7 +85,9 @@
 //!   only if it is free or expired, judged by the database's clock; two processes never hold
 //!   one lease at once, and a dead holder's lease expires after its time to live.
 //! - **Inbox claims exclude.** [`Store::inbox_claim`] hands each unprocessed row to one worker
-//!   until its claim expires; processed rows are never handed out again.
+//!   until its claim expires; processed rows are never handed out again. A delivery stored
+//!   with its CRM's delivery id ([`Store::inbox_insert_once`]) is stored once however often
+//!   the CRM retries it.
 //! - **Secrets.** A password in the database URL never appears in errors or `Debug` output
 //!   ([`Store::url`] and errors show `[REDACTED]`).
 //! - **Errors** are one `#[non_exhaustive]` [`Error`] naming the record (and field) concerned.

@@ -154,6 +154,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX webhook_inbox_pending ON webhook_inbox (processed_at, received_at)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "webhook inbox delivery ids",
+        statements: &[
+            // The CRM's own id of a delivery (HubSpot's eventId, Close's event id), so a
+            // delivery the CRM retries is stored once. Rows without one never collide.
+            "ALTER TABLE webhook_inbox ADD COLUMN delivery_id TEXT",
+            "CREATE UNIQUE INDEX webhook_inbox_delivery ON webhook_inbox (crm, delivery_id)",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -13,7 +13,8 @@ const SHORT: Duration = Duration::from_millis(1500);
 
 both_backends!(
     claim_process_and_reclaim,
-    concurrent_claimers_never_share_a_row
+    concurrent_claimers_never_share_a_row,
+    a_retried_delivery_is_stored_once_and_old_items_are_pruned,
 );
 
 async fn claim_process_and_reclaim(db: TestDb) {
@@ -124,4 +125,44 @@ async fn concurrent_claimers_never_share_a_row(db: TestDb) {
     let distinct: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(seen.len(), distinct.len(), "a row was claimed twice");
     assert_eq!(distinct, all, "every row was claimed");
+}
+
+async fn a_retried_delivery_is_stored_once_and_old_items_are_pruned(db: TestDb) {
+    let s = &db.store;
+    let body = r#"[{"eventId":100,"subscriptionType":"contact.creation","objectId":1}]"#;
+    let first = s
+        .inbox_insert_once(Crm::HubSpot, "100", body, &json!({}))
+        .await
+        .unwrap()
+        .expect("a new delivery is stored");
+    assert_eq!(first.delivery_id.as_deref(), Some("100"));
+    // HubSpot retries it: nothing new is stored.
+    assert_eq!(
+        s.inbox_insert_once(Crm::HubSpot, "100", body, &json!({}))
+            .await
+            .unwrap(),
+        None
+    );
+    // The same id from another CRM is another delivery; deliveries without ids never collide.
+    assert!(
+        s.inbox_insert_once(Crm::Close, "100", "{}", &json!({}))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 4);
+    assert!(matches!(
+        s.inbox_insert_once(Crm::Close, "", "{}", &json!({})).await,
+        Err(crmkit_store::Error::InvalidInput { .. })
+    ));
+
+    // Pruning removes processed items only.
+    assert!(s.inbox_mark_processed(&first.id).await.unwrap());
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(s.inbox_prune(later).await.unwrap(), 1);
+    assert_eq!(s.inbox_item(&first.id).await.unwrap(), None);
+    assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 3);
+    assert_eq!(s.inbox_prune(later).await.unwrap(), 0);
 }
