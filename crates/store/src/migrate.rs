@@ -179,15 +179,18 @@ async fn ensure_table(pool: &AnyPool) -> Result<()> {
         applied_at BIGINT NOT NULL
     )";
     // Two PostgreSQL sessions creating the same table at once can race in the catalog even
-    // with IF NOT EXISTS (one gets a unique violation on pg_type); the second try sees it.
-    match sqlx::query(create).execute(pool).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => sqlx::query(create)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(db("creating the crmkit_migrations table")),
-        Err(e) => Err(db("creating the crmkit_migrations table")(e)),
+    // with IF NOT EXISTS (one gets "type already exists" or a unique violation on pg_type);
+    // a later try sees the table and does nothing.
+    let mut attempt = 0;
+    loop {
+        match sqlx::query(create).execute(pool).await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::Database(_)) if attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => return Err(db("creating the crmkit_migrations table")(e)),
+        }
     }
 }
 

@@ -8,6 +8,8 @@ both_backends!(
     migrations_are_idempotent,
     a_newer_schema_is_refused,
     processes_opening_at_once_migrate_once,
+    an_older_database_is_upgraded_in_place,
+    a_failing_migration_leaves_nothing_behind,
 );
 
 async fn migrations_are_idempotent(db: TestDb) {
@@ -76,4 +78,63 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
         s.close().await;
     }
     cleanup.run().await;
+}
+
+/// Takes the database back to schema version 2 (before the inbox delivery ids).
+async fn downgrade_to_2(db: &TestDb) {
+    db.raw("DROP INDEX webhook_inbox_delivery").await;
+    db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
+        .await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 3")
+        .await;
+}
+
+async fn an_older_database_is_upgraded_in_place(db: TestDb) {
+    assert_eq!(
+        Store::latest_schema_version(),
+        3,
+        "update this test for new migrations"
+    );
+    let s = &db.store;
+    let kept = s
+        .inbox_insert(crmkit_core::Crm::Close, "{}", &serde_json::json!({}))
+        .await
+        .unwrap();
+    downgrade_to_2(&db).await;
+    assert_eq!(s.schema_version().await.unwrap(), 2);
+    assert_eq!(s.migrate().await.unwrap(), 1);
+    assert_eq!(s.schema_version().await.unwrap(), 3);
+    let item = s.inbox_item(&kept.id).await.unwrap().unwrap();
+    assert_eq!(item.delivery_id, None);
+    assert!(
+        s.inbox_insert_once(crmkit_core::Crm::Close, "e1", "{}", &serde_json::json!({}))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
+    // Forget that migration 3 ran but keep its column: applying it again fails midway.
+    db.raw("DROP INDEX webhook_inbox_delivery").await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 3")
+        .await;
+    let e = db.store.migrate().await.unwrap_err();
+    match &e {
+        Error::Migration { version, .. } => assert_eq!(*version, 3),
+        other => panic!("expected a Migration error, got {other:?}"),
+    }
+    assert!(e.to_string().contains("webhook inbox delivery ids"), "{e}");
+    // Its row was rolled back with it: the database still says version 2, and a store that
+    // opens it reports the same failure rather than a half-migrated schema.
+    assert_eq!(db.store.schema_version().await.unwrap(), 2);
+    assert!(matches!(
+        Store::open(&db.url).await,
+        Err(Error::Migration { version: 3, .. })
+    ));
+    // Repaired by hand, it migrates.
+    db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
+        .await;
+    assert_eq!(db.store.migrate().await.unwrap(), 1);
+    assert_eq!(db.store.schema_version().await.unwrap(), 3);
 }
