@@ -49,35 +49,42 @@ async fn a_newer_schema_is_refused(db: TestDb) {
 
 async fn processes_opening_at_once_migrate_once(db: TestDb) {
     let (url, cleanup) = crate::support::fresh(db.kind).await;
-    let opens: Vec<_> = (0..4)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { Store::open(&url).await })
-        })
-        .collect();
-    let mut stores = Vec::new();
-    for o in opens {
-        stores.push(o.await.unwrap().expect("every concurrent open succeeds"));
-    }
-    for s in &stores {
-        assert_eq!(
-            s.schema_version().await.unwrap(),
-            Store::latest_schema_version()
+    // The checks run in a task so that the fresh database is removed even if one fails.
+    let checks = tokio::spawn(async move {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Store::open(&url).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for o in opens {
+            stores.push(o.await.unwrap().expect("every concurrent open succeeds"));
+        }
+        for s in &stores {
+            assert_eq!(
+                s.schema_version().await.unwrap(),
+                Store::latest_schema_version()
+            );
+            assert_eq!(s.migrate().await.unwrap(), 0);
+        }
+        // The schema works from every handle.
+        let key = crmkit_store::CursorKey::new(
+            "p",
+            crmkit_core::Crm::HubSpot,
+            crmkit_core::ObjectKind::Deal,
         );
-        assert_eq!(s.migrate().await.unwrap(), 0);
-    }
-    // The schema works from every handle.
-    let key = crmkit_store::CursorKey::new(
-        "p",
-        crmkit_core::Crm::HubSpot,
-        crmkit_core::ObjectKind::Deal,
-    );
-    stores[0].set_cursor(&key, "x").await.unwrap();
-    assert_eq!(stores[3].cursor(&key).await.unwrap().unwrap().value, "x");
-    for s in stores {
-        s.close().await;
-    }
+        stores[0].set_cursor(&key, "x").await.unwrap();
+        assert_eq!(stores[3].cursor(&key).await.unwrap().unwrap().value, "x");
+        for s in stores {
+            s.close().await;
+        }
+    })
+    .await;
     cleanup.run().await;
+    if let Err(e) = checks {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 /// Takes the database back to schema version 2 (before the inbox delivery ids).
