@@ -11,6 +11,7 @@ mod inbox;
 mod intents;
 mod leases;
 mod links;
+mod memory;
 mod migrations;
 mod runs;
 mod secrets;
