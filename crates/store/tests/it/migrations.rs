@@ -1,0 +1,147 @@
+//! Schema migrations: applied on open, recorded, idempotent.
+
+use crmkit_store::{Error, Store};
+
+use crate::support::{TestDb, both_backends};
+
+both_backends!(
+    migrations_are_idempotent,
+    a_newer_schema_is_refused,
+    processes_opening_at_once_migrate_once,
+    an_older_database_is_upgraded_in_place,
+    a_failing_migration_leaves_nothing_behind,
+);
+
+async fn migrations_are_idempotent(db: TestDb) {
+    let latest = Store::latest_schema_version();
+    assert!(latest >= 2);
+    assert_eq!(db.store.schema_version().await.unwrap(), latest);
+    // Opening applied everything: migrating again, twice, applies nothing.
+    assert_eq!(db.store.migrate().await.unwrap(), 0);
+    assert_eq!(db.store.migrate().await.unwrap(), 0);
+    // So does opening a second handle, and the data written before survives it.
+    let key = crmkit_store::CursorKey::new(
+        "p",
+        crmkit_core::Crm::Close,
+        crmkit_core::ObjectKind::Company,
+    );
+    db.store.set_cursor(&key, "c1").await.unwrap();
+    let again = db.open_another().await;
+    assert_eq!(again.schema_version().await.unwrap(), latest);
+    assert_eq!(again.migrate().await.unwrap(), 0);
+    assert_eq!(again.cursor(&key).await.unwrap().unwrap().value, "c1");
+}
+
+async fn a_newer_schema_is_refused(db: TestDb) {
+    let latest = Store::latest_schema_version();
+    db.raw(&format!(
+        "INSERT INTO crmkit_migrations (version, name, applied_at) VALUES ({}, 'future', 0)",
+        latest + 1
+    ))
+    .await;
+    match Store::open(&db.url).await {
+        Err(Error::SchemaTooNew { found, known }) => {
+            assert_eq!((found, known), (latest + 1, latest));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+async fn processes_opening_at_once_migrate_once(db: TestDb) {
+    let (url, cleanup) = crate::support::fresh(db.kind).await;
+    // The checks run in a task so that the fresh database is removed even if one fails.
+    let checks = tokio::spawn(async move {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Store::open(&url).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for o in opens {
+            stores.push(o.await.unwrap().expect("every concurrent open succeeds"));
+        }
+        for s in &stores {
+            assert_eq!(
+                s.schema_version().await.unwrap(),
+                Store::latest_schema_version()
+            );
+            assert_eq!(s.migrate().await.unwrap(), 0);
+        }
+        // The schema works from every handle.
+        let key = crmkit_store::CursorKey::new(
+            "p",
+            crmkit_core::Crm::HubSpot,
+            crmkit_core::ObjectKind::Deal,
+        );
+        stores[0].set_cursor(&key, "x").await.unwrap();
+        assert_eq!(stores[3].cursor(&key).await.unwrap().unwrap().value, "x");
+        for s in stores {
+            s.close().await;
+        }
+    })
+    .await;
+    cleanup.run().await;
+    if let Err(e) = checks {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Takes the database back to schema version 2 (before the inbox delivery ids).
+async fn downgrade_to_2(db: &TestDb) {
+    db.raw("DROP INDEX webhook_inbox_delivery").await;
+    db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
+        .await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 3")
+        .await;
+}
+
+async fn an_older_database_is_upgraded_in_place(db: TestDb) {
+    assert_eq!(
+        Store::latest_schema_version(),
+        3,
+        "update this test for new migrations"
+    );
+    let s = &db.store;
+    let kept = s
+        .inbox_insert(crmkit_core::Crm::Close, "{}", &serde_json::json!({}))
+        .await
+        .unwrap();
+    downgrade_to_2(&db).await;
+    assert_eq!(s.schema_version().await.unwrap(), 2);
+    assert_eq!(s.migrate().await.unwrap(), 1);
+    assert_eq!(s.schema_version().await.unwrap(), 3);
+    let item = s.inbox_item(&kept.id).await.unwrap().unwrap();
+    assert_eq!(item.delivery_id, None);
+    assert!(
+        s.inbox_insert_once(crmkit_core::Crm::Close, "e1", "{}", &serde_json::json!({}))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
+    // Forget that migration 3 ran but keep its column: applying it again fails midway.
+    db.raw("DROP INDEX webhook_inbox_delivery").await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 3")
+        .await;
+    let e = db.store.migrate().await.unwrap_err();
+    match &e {
+        Error::Migration { version, .. } => assert_eq!(*version, 3),
+        other => panic!("expected a Migration error, got {other:?}"),
+    }
+    assert!(e.to_string().contains("webhook inbox delivery ids"), "{e}");
+    // Its row was rolled back with it: the database still says version 2, and a store that
+    // opens it reports the same failure rather than a half-migrated schema.
+    assert_eq!(db.store.schema_version().await.unwrap(), 2);
+    assert!(matches!(
+        Store::open(&db.url).await,
+        Err(Error::Migration { version: 3, .. })
+    ));
+    // Repaired by hand, it migrates.
+    db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
+        .await;
+    assert_eq!(db.store.migrate().await.unwrap(), 1);
+    assert_eq!(db.store.schema_version().await.unwrap(), 3);
+}
