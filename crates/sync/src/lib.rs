@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod matching;
+pub mod plan;
 pub mod resolve;
 pub mod values;
