@@ -1,5 +1,6 @@
 //! The crmkit sync engine.
 
+pub mod bench;
 pub mod config;
 pub mod matching;
 pub mod plan;
