@@ -1,0 +1,254 @@
+//! The schema and its migrations.
+//!
+//! Each migration is a list of portable statements (only `TEXT` and `BIGINT` columns, named
+//! `UNIQUE` constraints, plain indexes), applied in its own transaction together with its
+//! row in `crmkit_migrations`. That row is inserted first: when two processes migrate one
+//! PostgreSQL database at once, the second blocks on the first's row, then sees a unique
+//! violation, rolls back and finds the migration applied.
+
+use sqlx::{AnyPool, Row};
+
+use crate::error::{db, is_unique_violation};
+use crate::{Backend, Error, Result};
+
+/// One schema migration.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+/// Every migration, in order. Never edit one that has shipped: add a new one.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "links, cursors, runs, write intents",
+        statements: &[
+            // The link between one record's ids in each CRM. CRM ids are unique per kind of
+            // record, not globally: HubSpot numbers each object type separately, so a company
+            // and a contact can both be 101.
+            "CREATE TABLE crm_sync_records (
+                id TEXT PRIMARY KEY,
+                entity_type TEXT NOT NULL,
+                close_id TEXT,
+                hubspot_id TEXT,
+                salesforce_id TEXT,
+                email TEXT,
+                domain TEXT,
+                company_name TEXT,
+                close_hash TEXT,
+                hubspot_hash TEXT,
+                salesforce_hash TEXT,
+                sync_hash TEXT,
+                sync_source TEXT,
+                last_synced_at BIGINT,
+                version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                CONSTRAINT crm_sync_records_close_id UNIQUE (entity_type, close_id),
+                CONSTRAINT crm_sync_records_hubspot_id UNIQUE (entity_type, hubspot_id),
+                CONSTRAINT crm_sync_records_salesforce_id UNIQUE (entity_type, salesforce_id)
+            )",
+            "CREATE INDEX crm_sync_records_email ON crm_sync_records (email)",
+            "CREATE INDEX crm_sync_records_domain ON crm_sync_records (domain)",
+            "CREATE TABLE sync_cursors (
+                pair TEXT NOT NULL,
+                crm TEXT NOT NULL,
+                object TEXT NOT NULL,
+                cursor_value TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (pair, crm, object)
+            )",
+            "CREATE TABLE sync_runs (
+                id TEXT PRIMARY KEY,
+                pair TEXT NOT NULL,
+                started_at BIGINT NOT NULL,
+                finished_at BIGINT,
+                status TEXT NOT NULL,
+                counts TEXT NOT NULL,
+                errors TEXT NOT NULL
+            )",
+            "CREATE INDEX sync_runs_pair ON sync_runs (pair, started_at)",
+            "CREATE TABLE write_intents (
+                id TEXT PRIMARY KEY,
+                run_id TEXT,
+                link_id TEXT,
+                crm TEXT NOT NULL,
+                object TEXT NOT NULL,
+                op TEXT NOT NULL,
+                marker TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                state TEXT NOT NULL,
+                result_id TEXT,
+                error TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                CONSTRAINT write_intents_marker UNIQUE (marker)
+            )",
+            "CREATE INDEX write_intents_state ON write_intents (state, created_at)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "conflicts, audit, review queue, leases, webhook inbox",
+        statements: &[
+            "CREATE TABLE sync_conflicts (
+                id TEXT PRIMARY KEY,
+                link_id TEXT NOT NULL,
+                entity_type TEXT NOT NULL,
+                field TEXT NOT NULL,
+                close_value TEXT,
+                hubspot_value TEXT,
+                salesforce_value TEXT,
+                status TEXT NOT NULL,
+                resolution TEXT,
+                resolved_by TEXT,
+                resolved_at BIGINT,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX sync_conflicts_status ON sync_conflicts (status, created_at)",
+            "CREATE INDEX sync_conflicts_link ON sync_conflicts (link_id)",
+            "CREATE TABLE sync_audit (
+                id TEXT PRIMARY KEY,
+                link_id TEXT NOT NULL,
+                run_id TEXT,
+                crm TEXT NOT NULL,
+                field TEXT NOT NULL,
+                old_value TEXT,
+                new_value TEXT,
+                source TEXT NOT NULL,
+                changed_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX sync_audit_link ON sync_audit (link_id, changed_at)",
+            "CREATE INDEX sync_audit_run ON sync_audit (run_id)",
+            "CREATE TABLE match_reviews (
+                id TEXT PRIMARY KEY,
+                entity_type TEXT NOT NULL,
+                candidates TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                status TEXT NOT NULL,
+                decision TEXT,
+                decided_by TEXT,
+                decided_at BIGINT,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX match_reviews_status ON match_reviews (status, created_at)",
+            "CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                token BIGINT NOT NULL,
+                acquired_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+            "CREATE TABLE webhook_inbox (
+                id TEXT PRIMARY KEY,
+                crm TEXT NOT NULL,
+                received_at BIGINT NOT NULL,
+                body TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                claimed_by TEXT,
+                claimed_until BIGINT,
+                attempts BIGINT NOT NULL,
+                processed_at BIGINT
+            )",
+            "CREATE INDEX webhook_inbox_pending ON webhook_inbox (processed_at, received_at)",
+        ],
+    },
+];
+
+/// The newest schema version this build knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Creates the migrations table if needed.
+async fn ensure_table(pool: &AnyPool) -> Result<()> {
+    let create = "CREATE TABLE IF NOT EXISTS crmkit_migrations (
+        version BIGINT PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at BIGINT NOT NULL
+    )";
+    // Two PostgreSQL sessions creating the same table at once can race in the catalog even
+    // with IF NOT EXISTS (one gets a unique violation on pg_type); the second try sees it.
+    match sqlx::query(create).execute(pool).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => sqlx::query(create)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db("creating the crmkit_migrations table")),
+        Err(e) => Err(db("creating the crmkit_migrations table")(e)),
+    }
+}
+
+/// The versions recorded as applied.
+pub(crate) async fn applied(pool: &AnyPool) -> Result<Vec<i64>> {
+    let rows = sqlx::query("SELECT version FROM crmkit_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(db("reading crmkit_migrations"))?;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<i64, _>(0).map_err(|e| Error::Corrupt {
+                table: "crmkit_migrations",
+                column: "version",
+                id: "?".into(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Applies every migration not yet recorded; returns how many this call applied.
+pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<usize> {
+    ensure_table(pool).await?;
+    let done = applied(pool).await?;
+    let found = done.last().copied().unwrap_or(0);
+    if found > latest() {
+        return Err(Error::SchemaTooNew {
+            found,
+            known: latest(),
+        });
+    }
+    let mut count = 0;
+    for m in MIGRATIONS {
+        if done.contains(&m.version) {
+            continue;
+        }
+        if apply(pool, backend, m).await? {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Applies one migration in a transaction; `false` if another process applied it first.
+async fn apply(pool: &AnyPool, backend: Backend, m: &Migration) -> Result<bool> {
+    let fail = |source| Error::Migration {
+        version: m.version,
+        name: m.name,
+        source,
+    };
+    let mut tx = crate::store::begin_on(pool, backend).await.map_err(fail)?;
+    let claimed = sqlx::query(
+        "INSERT INTO crmkit_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+    )
+    .bind(m.version)
+    .bind(m.name)
+    .bind(crate::store::now_ms())
+    .execute(&mut *tx)
+    .await;
+    match claimed {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Ok(false),
+        Err(e) => return Err(fail(e)),
+    }
+    for statement in m.statements {
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)?;
+    Ok(true)
+}

@@ -1,0 +1,453 @@
+//! The store handle, its transactions, and helpers shared by every table module.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use crmkit_core::{Crm, ObjectKind};
+use sqlx::AnyConnection;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::error::db;
+use crate::url::DbUrl;
+use crate::{Backend, Error, Result};
+
+/// A handle on the sync engine's durable state: a pool of connections to one SQLite or
+/// PostgreSQL database whose schema is up to date. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    redacted_url: String,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("url", &self.redacted_url)
+            .finish()
+    }
+}
+
+/// The drivers behind `AnyPool`. Installed once per process; if the application installed its
+/// own set first, that set stays (opening then fails with the driver's clear error if it
+/// lacks one of ours).
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _already_installed =
+            sqlx::any::install_drivers(&[sqlx::postgres::any::DRIVER, sqlx::sqlite::any::DRIVER]);
+    });
+}
+
+impl Store {
+    /// Opens the database at `url` and brings its schema up to date.
+    ///
+    /// `url` is `postgres://user[:password]@host[:port]/db[?options]` (also `postgresql://`),
+    /// `sqlite:PATH` or `sqlite://PATH` (created if missing unless the URL sets `mode=`),
+    /// a bare file path such as `crmkit.db` (SQLite), or `sqlite::memory:` (a private
+    /// database that lives as long as the store; for tests). Migrations not yet applied are
+    /// applied, each in its own transaction; opening an up-to-date database changes nothing.
+    pub async fn open(url: &str) -> Result<Store> {
+        let parsed = DbUrl::parse(url)?;
+        install_drivers();
+        let connect_err = |e: sqlx::Error| Error::Connect {
+            url: parsed.redacted.clone(),
+            message: parsed.scrub(&e.to_string()),
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        options = match (parsed.backend, parsed.memory) {
+            // Each connection to `sqlite::memory:` is its own database: keep exactly one,
+            // forever.
+            (Backend::Sqlite, true) => options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            (Backend::Sqlite, false) => options.max_connections(4),
+            (Backend::Postgres, _) => options.max_connections(8),
+        };
+        let pool = options
+            .connect(&parsed.driver_url)
+            .await
+            .map_err(connect_err)?;
+        if parsed.backend == Backend::Sqlite && !parsed.memory {
+            enable_wal(&pool).await.map_err(connect_err)?;
+        }
+        let store = Store {
+            pool,
+            backend: parsed.backend,
+            redacted_url: parsed.redacted,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this database lacks and returns how many it applied (0 when
+    /// the schema is current). [`Store::open`] already does this; calling it again is
+    /// harmless.
+    pub async fn migrate(&self) -> Result<usize> {
+        crate::migrate::run(&self.pool, self.backend).await
+    }
+
+    /// The schema version of the database (the highest applied migration).
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(crate::migrate::applied(&self.pool)
+            .await?
+            .last()
+            .copied()
+            .unwrap_or(0))
+    }
+
+    /// The schema version this build of crmkit writes.
+    pub fn latest_schema_version() -> i64 {
+        crate::migrate::latest()
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database URL with its password replaced by `[REDACTED]`.
+    pub fn url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// Starts a transaction: every write made through the returned [`Tx`] becomes visible
+    /// at once on [`Tx::commit`], or not at all (dropping it rolls back). Use it to move a
+    /// cursor together with the links it covers.
+    ///
+    /// On SQLite the transaction takes the write lock when it starts (`BEGIN IMMEDIATE`), so
+    /// writers queue instead of failing midway; do not call other `Store` methods on an
+    /// in-memory store while holding one (it has a single connection).
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = begin_on(&self.pool, self.backend)
+            .await
+            .map_err(db("starting a transaction"))?;
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+        })
+    }
+
+    /// Closes every connection; the store cannot be used afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A connection for reads outside a transaction.
+    pub(crate) async fn acquire(&self) -> Result<PoolConnection<Any>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(db("taking a connection from the pool"))
+    }
+
+    /// The pool, for operations that must run on their own (leases, inbox claims).
+    #[allow(dead_code)] // used by the lease and inbox modules that come next
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Switches a SQLite file to write-ahead logging (readers do not block the writer). The mode
+/// is stored in the file; switching needs a lock that the busy timeout does not wait for, so
+/// a process opening at the same instant as another retries a few times.
+async fn enable_wal(pool: &AnyPool) -> std::result::Result<(), sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        match sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 20 => {
+                attempt += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts a transaction that takes SQLite's write lock at once.
+pub(crate) async fn begin_on(
+    pool: &AnyPool,
+    backend: Backend,
+) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+}
+
+/// A transaction on the store. Operations on it see its own writes; [`Tx::commit`] makes
+/// them durable together; dropping it without committing rolls everything back.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Tx {
+    /// Makes every write of this transaction durable, all at once.
+    pub async fn commit(self) -> Result<()> {
+        self.inner
+            .commit()
+            .await
+            .map_err(db("committing a transaction"))
+    }
+
+    /// Discards every write of this transaction.
+    pub async fn rollback(self) -> Result<()> {
+        self.inner
+            .rollback()
+            .await
+            .map_err(db("rolling back a transaction"))
+    }
+
+    /// Which backend this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The transaction's connection.
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// Declares operations once and exposes each on both [`Tx`] (inside the caller's
+/// transaction) and [`Store`] (a `write` in a transaction of its own, a `read` on a pooled
+/// connection).
+macro_rules! ops {
+    (@call read $s:ident, $imp:path, $($arg:ident),*) => {{
+        let mut conn = $s.acquire().await?;
+        $imp(&mut conn, $($arg),*).await
+    }};
+    (@call write $s:ident, $imp:path, $($arg:ident),*) => {{
+        let mut tx = $s.begin().await?;
+        let out = $imp(tx.conn(), $($arg),*).await?;
+        tx.commit().await?;
+        Ok(out)
+    }};
+    ($(
+        $(#[$meta:meta])*
+        $kind:ident fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $imp:path;
+    )*) => {
+        impl $crate::Tx {
+            $(
+                $(#[$meta])*
+                pub async fn $name(&mut self, $($arg: $ty),*) -> $crate::Result<$ret> {
+                    $imp(self.conn(), $($arg),*).await
+                }
+            )*
+        }
+        impl $crate::Store {
+            $(
+                $(#[$meta])*
+                pub async fn $name(&self, $($arg: $ty),*) -> $crate::Result<$ret> {
+                    ops!(@call $kind self, $imp, $($arg),*)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use ops;
+
+/// Milliseconds since the Unix epoch, as stored.
+pub(crate) fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A new time-ordered id (UUID v7 as text): ids made later in one process sort later.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Stored milliseconds as a time.
+pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A time as stored milliseconds.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The stored name of a CRM.
+pub(crate) fn crm_str(crm: Crm) -> &'static str {
+    match crm {
+        Crm::Close => "close",
+        Crm::HubSpot => "hubspot",
+        Crm::Salesforce => "salesforce",
+    }
+}
+
+/// Reads a stored CRM name.
+pub(crate) fn parse_crm(s: &str) -> Option<Crm> {
+    match s {
+        "close" => Some(Crm::Close),
+        "hubspot" => Some(Crm::HubSpot),
+        "salesforce" => Some(Crm::Salesforce),
+        _ => None,
+    }
+}
+
+/// The stored name of an object kind.
+pub(crate) fn object_str(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Company => "company",
+        ObjectKind::Person => "person",
+        ObjectKind::Deal => "deal",
+        ObjectKind::Activity => "activity",
+    }
+}
+
+/// Reads a stored object kind.
+pub(crate) fn parse_object(s: &str) -> Option<ObjectKind> {
+    match s {
+        "company" => Some(ObjectKind::Company),
+        "person" => Some(ObjectKind::Person),
+        "deal" => Some(ObjectKind::Deal),
+        "activity" => Some(ObjectKind::Activity),
+        _ => None,
+    }
+}
+
+/// Reads the columns of one row, turning any surprise into [`Error::Corrupt`] naming the
+/// table, column and row.
+pub(crate) struct Reader<'r> {
+    row: &'r AnyRow,
+    table: &'static str,
+    id: String,
+}
+
+impl<'r> Reader<'r> {
+    /// A reader for `row` of `table`, whose key is in column `id_column`.
+    pub fn new(row: &'r AnyRow, table: &'static str, id_column: &str) -> Self {
+        let id = row
+            .try_get::<String, _>(id_column)
+            .unwrap_or_else(|_| "?".into());
+        Self { row, table, id }
+    }
+
+    /// The row's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn corrupt(&self, column: &'static str, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            table: self.table,
+            column,
+            id: self.id.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A text column.
+    pub fn text(&self, column: &'static str) -> Result<String> {
+        self.row
+            .try_get::<String, _>(column)
+            .map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    /// A nullable text column.
+    pub fn opt_text(&self, column: &'static str) -> Result<Option<String>> {
+        self.row
+            .try_get::<Option<String>, _>(column)
+            .map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    /// A BIGINT column.
+    pub fn int(&self, column: &'static str) -> Result<i64> {
+        self.row
+            .try_get::<i64, _>(column)
+            .map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    /// A nullable BIGINT column.
+    pub fn opt_int(&self, column: &'static str) -> Result<Option<i64>> {
+        self.row
+            .try_get::<Option<i64>, _>(column)
+            .map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    /// A time column.
+    pub fn time(&self, column: &'static str) -> Result<DateTime<Utc>> {
+        self.int(column).map(to_time)
+    }
+
+    /// A nullable time column.
+    pub fn opt_time(&self, column: &'static str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.opt_int(column)?.map(to_time))
+    }
+
+    /// A CRM column.
+    pub fn crm(&self, column: &'static str) -> Result<Crm> {
+        let s = self.text(column)?;
+        parse_crm(&s).ok_or_else(|| self.corrupt(column, format!("unknown CRM {s:?}")))
+    }
+
+    /// A nullable CRM column.
+    pub fn opt_crm(&self, column: &'static str) -> Result<Option<Crm>> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(s) => parse_crm(&s)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(column, format!("unknown CRM {s:?}"))),
+        }
+    }
+
+    /// An object kind column.
+    pub fn object(&self, column: &'static str) -> Result<ObjectKind> {
+        let s = self.text(column)?;
+        parse_object(&s).ok_or_else(|| self.corrupt(column, format!("unknown object kind {s:?}")))
+    }
+
+    /// A column holding one of the names `T` parses.
+    #[allow(dead_code)] // used by the modules that come next
+    pub fn parsed<T: FromStr>(&self, column: &'static str) -> Result<T> {
+        let s = self.text(column)?;
+        s.parse()
+            .map_err(|_| self.corrupt(column, format!("unknown value {s:?}")))
+    }
+
+    /// A JSON text column.
+    #[allow(dead_code)] // used by the modules that come next
+    pub fn json(&self, column: &'static str) -> Result<serde_json::Value> {
+        let s = self.text(column)?;
+        serde_json::from_str(&s).map_err(|e| self.corrupt(column, format!("not JSON: {e}")))
+    }
+
+    /// A nullable JSON text column.
+    #[allow(dead_code)] // used by the modules that come next
+    pub fn opt_json(&self, column: &'static str) -> Result<Option<serde_json::Value>> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| self.corrupt(column, format!("not JSON: {e}"))),
+        }
+    }
+}
+
+/// A JSON value as stored text.
+#[allow(dead_code)] // used by the modules that come next
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}

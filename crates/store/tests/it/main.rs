@@ -1,0 +1,10 @@
+//! The store's one test suite, run against SQLite (a temporary file) and PostgreSQL (a fresh
+//! schema per test of the database named by `CRMKIT_TEST_DATABASE_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/test`). PostgreSQL tests fail, never skip, when the
+//! database is unreachable.
+
+mod support;
+
+mod cursors;
+mod links;
+mod migrations;
