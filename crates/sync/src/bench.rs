@@ -98,7 +98,10 @@ fn plan_chunk(config: &Config, from: usize, to: usize) -> usize {
                     (Crm::Close, c.id().to_string()),
                     (Crm::HubSpot, h.id().to_string()),
                 ]),
-                hashes: BTreeMap::from([(Crm::Close, c.hash.clone()), (Crm::HubSpot, c.hash.clone())]),
+                hashes: BTreeMap::from([
+                    (Crm::Close, c.hash.clone()),
+                    (Crm::HubSpot, c.hash.clone()),
+                ]),
                 bases: BTreeMap::new(),
             };
             input

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod engine;
 pub mod matching;
 pub mod plan;
 pub mod resolve;

@@ -556,7 +556,28 @@ fn plan_group(
             .iter()
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
-        let (fields, _) = from_anchor(&all, anchor, *crm, refs);
+        let (fields, dropped) = from_anchor(&all, anchor, *crm, refs);
+        // A record whose parent is not linked in the target yet waits: created without it,
+        // it would land under no company (or, in Close, under a new lead of its own).
+        let unlinked: Vec<&String> = first
+            .fields
+            .keys()
+            .filter(|f| reference_kind(f).is_some() && (skip.contains(*f) || dropped.contains(*f)))
+            .collect();
+        if !unlinked.is_empty() {
+            out.errors.push(PlanError {
+                record: first.reference(),
+                message: format!(
+                    "not created in {crm} yet: its {} is not linked there (retried next run)",
+                    unlinked
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
         let mut record = values::blank(kind);
         if let Err(e) = values::apply(&mut record, *crm, cfg, &fields) {
             out.errors.push(PlanError {

@@ -130,6 +130,13 @@ fn text(map: &mut FieldMap, field: &str, v: &Option<String>) {
     }
 }
 
+/// A record id: trimmed text, never read as a number (HubSpot ids are digits).
+fn id_text(map: &mut FieldMap, field: &str, v: &Option<String>) {
+    if let Some(id) = v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        map.insert(field.to_string(), Value::String(id.to_string()));
+    }
+}
+
 fn date(t: &Option<DateTime<Utc>>) -> Option<Value> {
     t.map(|t| Value::String(t.date_naive().to_string()))
 }
@@ -213,7 +220,7 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                 put(&mut m, "phones", list(&p.phones, false));
             }
             if wants("company") {
-                text(&mut m, "company", &p.company_id);
+                id_text(&mut m, "company", &p.company_id);
             }
         }
         Record::Deal(d) => {
@@ -250,10 +257,10 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                 }
             }
             if wants("company") {
-                text(&mut m, "company", &d.company_id);
+                id_text(&mut m, "company", &d.company_id);
             }
             if wants("person") {
-                text(&mut m, "person", &d.person_id);
+                id_text(&mut m, "person", &d.person_id);
             }
         }
         Record::Activity(_) => {}
