@@ -114,6 +114,12 @@ pub enum Error {
         /// The version in the database.
         found: i64,
     },
+    /// A write intent with this marker (idempotency key) is already recorded.
+    #[error("a write intent with marker {marker:?} is already recorded")]
+    MarkerTaken {
+        /// The marker.
+        marker: String,
+    },
     /// A row the operation needs does not exist.
     #[error("{what} {id} not found")]
     NotFound {

@@ -10,7 +10,7 @@ use crmkit_core::{Crm, ObjectKind};
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 
 use crate::error::db;
 use crate::url::DbUrl;
@@ -72,6 +72,14 @@ impl Store {
             (Backend::Sqlite, false) => options.max_connections(4),
             (Backend::Postgres, _) => options.max_connections(8),
         };
+        if !parsed.memory {
+            // One direct attempt first: a wrong host or password fails at once with the
+            // server's answer, instead of after the pool's retries.
+            let probe = sqlx::AnyConnection::connect(&parsed.driver_url)
+                .await
+                .map_err(connect_err)?;
+            probe.close().await.map_err(connect_err)?;
+        }
         let pool = options
             .connect(&parsed.driver_url)
             .await
@@ -150,7 +158,6 @@ impl Store {
     }
 
     /// The pool, for operations that must run on their own (leases, inbox claims).
-    #[allow(dead_code)] // used by the lease and inbox modules that come next
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -420,7 +427,6 @@ impl<'r> Reader<'r> {
     }
 
     /// A column holding one of the names `T` parses.
-    #[allow(dead_code)] // used by the modules that come next
     pub fn parsed<T: FromStr>(&self, column: &'static str) -> Result<T> {
         let s = self.text(column)?;
         s.parse()
@@ -428,14 +434,12 @@ impl<'r> Reader<'r> {
     }
 
     /// A JSON text column.
-    #[allow(dead_code)] // used by the modules that come next
     pub fn json(&self, column: &'static str) -> Result<serde_json::Value> {
         let s = self.text(column)?;
         serde_json::from_str(&s).map_err(|e| self.corrupt(column, format!("not JSON: {e}")))
     }
 
     /// A nullable JSON text column.
-    #[allow(dead_code)] // used by the modules that come next
     pub fn opt_json(&self, column: &'static str) -> Result<Option<serde_json::Value>> {
         match self.opt_text(column)? {
             None => Ok(None),
@@ -447,7 +451,48 @@ impl<'r> Reader<'r> {
 }
 
 /// A JSON value as stored text.
-#[allow(dead_code)] // used by the modules that come next
 pub(crate) fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
 }
+
+/// Declares a closed set of states stored as lowercase words, with `as_str`, `Display` and
+/// `FromStr`.
+macro_rules! str_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// The stored word.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err($crate::Error::InvalidInput {
+                        field: stringify!($name).into(),
+                        reason: format!("unknown value {other:?}"),
+                    }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use str_enum;

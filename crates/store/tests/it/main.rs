@@ -5,6 +5,12 @@
 
 mod support;
 
+mod conflicts;
 mod cursors;
+mod inbox;
+mod intents;
+mod leases;
 mod links;
 mod migrations;
+mod runs;
+mod secrets;

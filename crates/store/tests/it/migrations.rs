@@ -4,7 +4,11 @@ use crmkit_store::{Error, Store};
 
 use crate::support::{TestDb, both_backends};
 
-both_backends!(migrations_are_idempotent, a_newer_schema_is_refused);
+both_backends!(
+    migrations_are_idempotent,
+    a_newer_schema_is_refused,
+    processes_opening_at_once_migrate_once,
+);
 
 async fn migrations_are_idempotent(db: TestDb) {
     let latest = Store::latest_schema_version();
@@ -39,4 +43,37 @@ async fn a_newer_schema_is_refused(db: TestDb) {
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
+}
+
+async fn processes_opening_at_once_migrate_once(db: TestDb) {
+    let (url, cleanup) = crate::support::fresh(db.kind).await;
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.unwrap().expect("every concurrent open succeeds"));
+    }
+    for s in &stores {
+        assert_eq!(
+            s.schema_version().await.unwrap(),
+            Store::latest_schema_version()
+        );
+        assert_eq!(s.migrate().await.unwrap(), 0);
+    }
+    // The schema works from every handle.
+    let key = crmkit_store::CursorKey::new(
+        "p",
+        crmkit_core::Crm::HubSpot,
+        crmkit_core::ObjectKind::Deal,
+    );
+    stores[0].set_cursor(&key, "x").await.unwrap();
+    assert_eq!(stores[3].cursor(&key).await.unwrap().unwrap().value, "x");
+    for s in stores {
+        s.close().await;
+    }
+    cleanup.run().await;
 }

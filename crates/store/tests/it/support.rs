@@ -62,8 +62,21 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let (url, cleanup) = fresh(kind).await;
+    let store = Store::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("opening the {kind:?} test database: {e}"));
+    let outcome = tokio::spawn(test(TestDb { url, store, kind })).await;
+    cleanup.run().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// A URL for a new, empty database of `kind` (nothing opened on it yet) and what removes it.
+pub async fn fresh(kind: Kind) -> (String, Cleanup) {
     let unique = uuid::Uuid::now_v7().simple().to_string();
-    let (url, cleanup) = match kind {
+    match kind {
         Kind::Sqlite => {
             let dir = std::env::temp_dir().join(format!("crmkit-store-test-{unique}"));
             std::fs::create_dir_all(&dir).expect("temp dir");
@@ -83,14 +96,6 @@ where
             let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
             (url, Cleanup::Schema(base, schema))
         }
-    };
-    let store = Store::open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("opening the {kind:?} test database: {e}"));
-    let outcome = tokio::spawn(test(TestDb { url, store, kind })).await;
-    cleanup.run().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
     }
 }
 
@@ -105,13 +110,15 @@ async fn connect_pg(url: &str) -> sqlx::PgConnection {
     })
 }
 
-enum Cleanup {
+/// Removes a test database.
+pub enum Cleanup {
     Dir(PathBuf),
     Schema(String, String),
 }
 
 impl Cleanup {
-    async fn run(self) {
+    /// Removes it.
+    pub async fn run(self) {
         match self {
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);

@@ -1,0 +1,235 @@
+//! Sync runs: one row per run of a sync pair, with its outcome, counts and errors.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::error::db;
+use crate::store::{Reader, new_id, now_ms, ops, str_enum, to_time};
+use crate::{Error, Result, RunId};
+
+str_enum! {
+    /// Where a run is.
+    pub enum RunStatus {
+        /// Started, not finished (or its process died: see `started_at`).
+        Running => "running",
+        /// Finished with every record synced.
+        Succeeded => "succeeded",
+        /// Finished, some records failed (see `errors`).
+        Partial => "partial",
+        /// Stopped by an error before finishing.
+        Failed => "failed",
+        /// Stopped on request.
+        Cancelled => "cancelled",
+    }
+}
+
+/// What a run did, record by record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RunCounts {
+    /// Changes read from the feeds.
+    pub read: u64,
+    /// Records created in a CRM.
+    pub created: u64,
+    /// Records updated in a CRM.
+    pub updated: u64,
+    /// Records deleted in a CRM.
+    pub deleted: u64,
+    /// Changes skipped (unchanged, echoes, unmappable).
+    pub skipped: u64,
+    /// Writes that failed.
+    pub failed: u64,
+    /// Conflicts opened.
+    pub conflicts: u64,
+}
+
+/// One run of a sync pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Run {
+    /// The run's id.
+    pub id: RunId,
+    /// The sync pair it ran.
+    pub pair: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished, if it did.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its status.
+    pub status: RunStatus,
+    /// What it did (so far, while running).
+    pub counts: RunCounts,
+    /// The errors it met, as JSON objects.
+    pub errors: Vec<serde_json::Value>,
+}
+
+const SELECT: &str =
+    "SELECT id, pair, started_at, finished_at, status, counts, errors FROM sync_runs";
+
+fn from_row(row: &AnyRow) -> Result<Run> {
+    let r = Reader::new(row, "sync_runs", "id");
+    let counts = serde_json::from_value(r.json("counts")?).map_err(|e| Error::Corrupt {
+        table: "sync_runs",
+        column: "counts",
+        id: r.id().to_owned(),
+        reason: e.to_string(),
+    })?;
+    let errors = match r.json("errors")? {
+        serde_json::Value::Array(items) => items,
+        other => vec![other],
+    };
+    Ok(Run {
+        id: RunId::new(r.id()),
+        pair: r.text("pair")?,
+        started_at: r.time("started_at")?,
+        finished_at: r.opt_time("finished_at")?,
+        status: r.parsed("status")?,
+        counts,
+        errors,
+    })
+}
+
+ops! {
+    /// Records the start of a run of `pair`.
+    write fn start_run(pair: &str) -> Run = start;
+    /// Stores the counts of a running run (progress).
+    write fn update_run_counts(run: &RunId, counts: &RunCounts) -> Run = progress;
+    /// Records the end of a running run: its final status (not `Running`), counts and errors.
+    /// A run finishes once: finishing it again is [`Error::InvalidState`].
+    write fn finish_run(
+        run: &RunId,
+        status: RunStatus,
+        counts: &RunCounts,
+        errors: &[serde_json::Value],
+    ) -> Run = finish;
+    /// The run with this id.
+    read fn run(id: &RunId) -> Option<Run> = get;
+    /// The latest `limit` runs of `pair`, newest first.
+    read fn runs(pair: &str, limit: u32) -> Vec<Run> = list;
+}
+
+fn counts_text(counts: &RunCounts) -> String {
+    serde_json::to_string(counts).unwrap_or_else(|_| "{}".into())
+}
+
+async fn start(conn: &mut AnyConnection, pair: &str) -> Result<Run> {
+    let run = Run {
+        id: RunId::new(new_id()),
+        pair: pair.to_owned(),
+        started_at: to_time(now_ms()),
+        finished_at: None,
+        status: RunStatus::Running,
+        counts: RunCounts::default(),
+        errors: Vec::new(),
+    };
+    sqlx::query(
+        "INSERT INTO sync_runs (id, pair, started_at, finished_at, status, counts, errors) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(run.id.as_str())
+    .bind(pair)
+    .bind(run.started_at.timestamp_millis())
+    .bind(None::<i64>)
+    .bind(run.status.as_str())
+    .bind(counts_text(&run.counts))
+    .bind("[]")
+    .execute(conn)
+    .await
+    .map_err(db(format!("starting a run of {pair}")))?;
+    Ok(run)
+}
+
+pub(crate) async fn get(conn: &mut AnyConnection, id: &RunId) -> Result<Option<Run>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(db(format!("reading run {id}")))?;
+    row.as_ref().map(from_row).transpose()
+}
+
+async fn list(conn: &mut AnyConnection, pair: &str, limit: u32) -> Result<Vec<Run>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE pair = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(pair)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(db(format!("listing the runs of {pair}")))?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The error for a write to run `id` that found it not running.
+async fn not_running(conn: &mut AnyConnection, id: &RunId, to: RunStatus) -> Error {
+    match get(conn, id).await {
+        Ok(Some(run)) => Error::InvalidState {
+            what: "run",
+            id: id.to_string(),
+            from: run.status.to_string(),
+            to: to.to_string(),
+        },
+        Ok(None) => Error::NotFound {
+            what: "run",
+            id: id.to_string(),
+        },
+        Err(e) => e,
+    }
+}
+
+async fn progress(conn: &mut AnyConnection, run: &RunId, counts: &RunCounts) -> Result<Run> {
+    let done = sqlx::query("UPDATE sync_runs SET counts = $1 WHERE id = $2 AND status = $3")
+        .bind(counts_text(counts))
+        .bind(run.as_str())
+        .bind(RunStatus::Running.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db(format!("storing the counts of run {run}")))?;
+    if done.rows_affected() == 0 {
+        return Err(not_running(conn, run, RunStatus::Running).await);
+    }
+    reread(conn, run).await
+}
+
+async fn finish(
+    conn: &mut AnyConnection,
+    run: &RunId,
+    status: RunStatus,
+    counts: &RunCounts,
+    errors: &[serde_json::Value],
+) -> Result<Run> {
+    if status == RunStatus::Running {
+        return Err(Error::InvalidInput {
+            field: format!("status of run {run}"),
+            reason: "a run finishes with a final status, not running".into(),
+        });
+    }
+    let errors = serde_json::Value::Array(errors.to_vec()).to_string();
+    let done = sqlx::query(
+        "UPDATE sync_runs SET status = $1, counts = $2, errors = $3, finished_at = $4 \
+         WHERE id = $5 AND status = $6",
+    )
+    .bind(status.as_str())
+    .bind(counts_text(counts))
+    .bind(errors)
+    .bind(now_ms())
+    .bind(run.as_str())
+    .bind(RunStatus::Running.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db(format!("finishing run {run}")))?;
+    if done.rows_affected() == 0 {
+        return Err(not_running(conn, run, status).await);
+    }
+    reread(conn, run).await
+}
+
+async fn reread(conn: &mut AnyConnection, run: &RunId) -> Result<Run> {
+    get(conn, run).await?.ok_or_else(|| Error::NotFound {
+        what: "run",
+        id: run.to_string(),
+    })
+}

@@ -1,0 +1,184 @@
+//! Conflicts, the review queue and the audit trail.
+
+use crmkit_core::{Crm, ObjectKind};
+use crmkit_store::{ConflictStatus, Error, NewAuditEntry, NewConflict, NewLink, ReviewStatus};
+use serde_json::json;
+
+use crate::support::{TestDb, both_backends};
+
+both_backends!(
+    conflicts_open_once_and_resolve_once,
+    reviews_queue_ambiguous_matches,
+    every_field_change_is_audited
+);
+
+async fn conflicts_open_once_and_resolve_once(db: TestDb) {
+    let s = &db.store;
+    let link = s
+        .insert_link(
+            &NewLink::new(ObjectKind::Person)
+                .crm_id(Crm::Close, "cont_c")
+                .crm_id(Crm::HubSpot, "31"),
+        )
+        .await
+        .unwrap();
+    let new = NewConflict::new(link.id.clone(), ObjectKind::Person, "phone")
+        .value(Crm::Close, json!("+1 555 0100"))
+        .value(Crm::HubSpot, json!("+1 555 0199"));
+    let c = s.open_conflict(&new).await.unwrap();
+    assert_eq!(c.status, ConflictStatus::Open);
+    assert_eq!(c.values[&Crm::HubSpot], json!("+1 555 0199"));
+    assert!(!c.values.contains_key(&Crm::Salesforce));
+    // Seen again by the next run with new values: the same conflict, updated.
+    let again = s
+        .open_conflict(
+            &NewConflict::new(link.id.clone(), ObjectKind::Person, "phone")
+                .value(Crm::Close, json!("+1 555 0100"))
+                .value(Crm::HubSpot, json!(null)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.id, c.id);
+    assert_eq!(again.values[&Crm::HubSpot], json!(null));
+    let other = s
+        .open_conflict(
+            &NewConflict::new(link.id.clone(), ObjectKind::Person, "email")
+                .value(Crm::Close, json!("a@x.example"))
+                .value(Crm::HubSpot, json!("b@x.example")),
+        )
+        .await
+        .unwrap();
+    let open: Vec<_> = s
+        .open_conflicts(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(open, vec![c.id.clone(), other.id.clone()]);
+    // One value is not a conflict.
+    let e = s
+        .open_conflict(
+            &NewConflict::new(link.id.clone(), ObjectKind::Person, "x").value(Crm::Close, json!(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
+
+    let resolved = s
+        .resolve_conflict(&c.id, &json!("+1 555 0100"), "ada@ops.example")
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ConflictStatus::Resolved);
+    assert_eq!(resolved.resolution, Some(json!("+1 555 0100")));
+    assert_eq!(resolved.resolved_by.as_deref(), Some("ada@ops.example"));
+    assert!(resolved.resolved_at.is_some());
+    let e = s
+        .resolve_conflict(&c.id, &json!("x"), "bob")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidState { from, .. } if from == "resolved"),
+        "{e}"
+    );
+    assert_eq!(s.conflict(&c.id).await.unwrap(), Some(resolved));
+    let open: Vec<_> = s
+        .open_conflicts(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(open, vec![other.id]);
+    assert_eq!(s.link_conflicts(&link.id).await.unwrap().len(), 2);
+    // After resolution, a new disagreement on the same field is a new conflict.
+    let fresh = s.open_conflict(&new).await.unwrap();
+    assert_ne!(fresh.id, c.id);
+}
+
+async fn reviews_queue_ambiguous_matches(db: TestDb) {
+    let s = &db.store;
+    let candidates = json!({"record": {"crm": "hubspot", "id": "44"}, "links": ["a", "b"]});
+    let r = s
+        .enqueue_review(
+            ObjectKind::Company,
+            &candidates,
+            "two companies share acme.example",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReviewStatus::Open);
+    let r2 = s
+        .enqueue_review(ObjectKind::Person, &json!([]), "no email")
+        .await
+        .unwrap();
+    let open: Vec<_> = s
+        .open_reviews(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(open, vec![r.id.clone(), r2.id.clone()]);
+    let decided = s
+        .decide_review(&r.id, ReviewStatus::Resolved, &json!({"link": "a"}), "ada")
+        .await
+        .unwrap();
+    assert_eq!(decided.decision, Some(json!({"link": "a"})));
+    assert_eq!(decided.candidates, candidates);
+    assert!(matches!(
+        s.decide_review(&r.id, ReviewStatus::Dismissed, &json!(null), "bob")
+            .await,
+        Err(Error::InvalidState { .. })
+    ));
+    assert!(matches!(
+        s.decide_review(&r2.id, ReviewStatus::Open, &json!(null), "bob")
+            .await,
+        Err(Error::InvalidInput { .. })
+    ));
+    let open: Vec<_> = s
+        .open_reviews(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(open, vec![r2.id]);
+}
+
+async fn every_field_change_is_audited(db: TestDb) {
+    let s = &db.store;
+    let run = s.start_run("p").await.unwrap();
+    let link = s
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_audit"))
+        .await
+        .unwrap();
+    let entries = vec![
+        NewAuditEntry::new(link.id.clone(), Crm::HubSpot, "name", "sync:close")
+            .run(run.id.clone())
+            .change(Some(json!("Acme")), Some(json!("Acme Inc"))),
+        NewAuditEntry::new(link.id.clone(), Crm::HubSpot, "phone", "sync:close")
+            .run(run.id.clone())
+            .change(None, Some(json!("+1 555 0100"))),
+        NewAuditEntry::new(link.id.clone(), Crm::Close, "industry", "conflict:manual")
+            .change(Some(json!("Retail")), None),
+    ];
+    let written = s.record_audit(&entries).await.unwrap();
+    assert_eq!(written.len(), 3);
+    let of_link = s.link_audit(&link.id).await.unwrap();
+    assert_eq!(of_link, written);
+    assert_eq!(of_link[1].before, None);
+    assert_eq!(of_link[2].after, None);
+    assert_eq!(of_link[2].run, None);
+    let fields: Vec<_> = s
+        .run_audit(&run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, vec!["name", "phone"]);
+    // The audit outlives the link.
+    s.delete_link(&link).await.unwrap();
+    assert_eq!(s.link_audit(&link.id).await.unwrap().len(), 3);
+}

@@ -1,0 +1,129 @@
+//! Leases: exclusion between processes, renewal, release and expiry.
+
+use std::time::Duration;
+
+use crmkit_store::Error;
+
+use crate::support::{TestDb, both_backends};
+
+both_backends!(
+    one_holder_at_a_time,
+    a_dead_holder_loses_its_lease,
+    racing_processes_never_share_a_lease
+);
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn one_holder_at_a_time(db: TestDb) {
+    let s = &db.store;
+    let a = s
+        .acquire_lease("sync:close-hubspot", "a", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.holder.as_str(), a.token), ("a", 1));
+    assert_eq!(
+        s.acquire_lease("sync:close-hubspot", "b", LONG)
+            .await
+            .unwrap(),
+        None
+    );
+    // Not even the holder takes it twice: it renews.
+    assert_eq!(
+        s.acquire_lease("sync:close-hubspot", "a", LONG)
+            .await
+            .unwrap(),
+        None
+    );
+    // Another name is another lease.
+    assert!(
+        s.acquire_lease("sync:close-salesforce", "b", LONG)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let renewed = s.renew_lease(&a, Duration::from_secs(120)).await.unwrap();
+    assert!(renewed.expires_at > a.expires_at);
+    assert_eq!(
+        s.lease("sync:close-hubspot").await.unwrap(),
+        Some(renewed.clone())
+    );
+    assert!(s.release_lease(&renewed).await.unwrap());
+    assert_eq!(s.lease("sync:close-hubspot").await.unwrap(), None);
+    let b = s
+        .acquire_lease("sync:close-hubspot", "b", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.token, 2, "the fencing token survives a release");
+    let e = s.renew_lease(&renewed, LONG).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::LeaseLost { holder, .. } if holder == "a"),
+        "{e}"
+    );
+    assert!(!s.release_lease(&renewed).await.unwrap());
+    assert_eq!(
+        s.lease("sync:close-hubspot").await.unwrap().unwrap().holder,
+        "b"
+    );
+    assert!(matches!(
+        s.acquire_lease("x", "a", Duration::ZERO).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+async fn a_dead_holder_loses_its_lease(db: TestDb) {
+    let dead = db.open_another().await;
+    let lease = dead
+        .acquire_lease("worker", "dead", Duration::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    dead.close().await;
+    let s = &db.store;
+    assert_eq!(
+        s.acquire_lease("worker", "alive", LONG).await.unwrap(),
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let taken = s
+        .acquire_lease("worker", "alive", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.token, lease.token + 1);
+    // The dead holder, come back, cannot renew.
+    assert!(matches!(
+        s.renew_lease(&lease, LONG).await,
+        Err(Error::LeaseLost { .. })
+    ));
+}
+
+async fn racing_processes_never_share_a_lease(db: TestDb) {
+    let handles = [db.store.clone(), db.open_another().await];
+    for round in 0..10 {
+        let name = format!("race-{round}");
+        let mut tasks = Vec::new();
+        for (h, store) in handles.iter().enumerate() {
+            for t in 0..4 {
+                let store = store.clone();
+                let name = name.clone();
+                tasks.push(tokio::spawn(async move {
+                    store
+                        .acquire_lease(&name, &format!("p{h}-t{t}"), LONG)
+                        .await
+                }));
+            }
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            if let Some(lease) = t.await.unwrap().unwrap() {
+                winners.push(lease.holder);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let held = db.store.lease(&name).await.unwrap().unwrap();
+        assert_eq!(held.holder, winners[0]);
+        assert_eq!(held.token, 1);
+    }
+}

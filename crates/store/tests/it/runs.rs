@@ -1,0 +1,62 @@
+//! Runs: start, progress, finish once.
+
+use crmkit_store::{Error, RunCounts, RunStatus};
+use serde_json::json;
+
+use crate::support::{TestDb, both_backends};
+
+both_backends!(a_run_starts_progresses_and_finishes_once);
+
+async fn a_run_starts_progresses_and_finishes_once(db: TestDb) {
+    let s = &db.store;
+    let run = s.start_run("close-hubspot").await.unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.finished_at, None);
+    let mut counts = RunCounts::default();
+    counts.read = 10;
+    counts.created = 2;
+    let progressed = s.update_run_counts(&run.id, &counts).await.unwrap();
+    assert_eq!(progressed.counts, counts);
+    counts.failed = 1;
+    let errors = vec![json!({"record": "lead_1", "field": "email", "reason": "invalid"})];
+    let finished = s
+        .finish_run(&run.id, RunStatus::Partial, &counts, &errors)
+        .await
+        .unwrap();
+    assert_eq!(finished.status, RunStatus::Partial);
+    assert_eq!(finished.counts, counts);
+    assert_eq!(finished.errors, errors);
+    assert!(finished.finished_at.is_some());
+    assert_eq!(s.run(&run.id).await.unwrap(), Some(finished.clone()));
+    // A finished run stays finished.
+    let e = s
+        .finish_run(&run.id, RunStatus::Succeeded, &counts, &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidState { what: "run", .. }), "{e}");
+    assert!(matches!(
+        s.update_run_counts(&run.id, &counts).await,
+        Err(Error::InvalidState { .. })
+    ));
+    let e = s
+        .finish_run(
+            &crmkit_store::RunId::new("nope"),
+            RunStatus::Failed,
+            &counts,
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { what: "run", .. }), "{e}");
+    // Listing: newest first, per pair.
+    let second = s.start_run("close-hubspot").await.unwrap();
+    s.start_run("close-salesforce").await.unwrap();
+    let listed: Vec<_> = s
+        .runs("close-hubspot", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![second.id, run.id]);
+}
