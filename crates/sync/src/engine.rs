@@ -9,9 +9,13 @@ use crmkit_core::{
     Change, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind, Record, RecordRef, Result,
     SkipReason,
 };
-use crmkit_store::{CursorKey, Link, LinkUpdate, NewLink, Store};
+use crmkit_store::{
+    CursorKey, IntentOp, Link, LinkUpdate, NewAuditEntry, NewConflict, NewIntent, NewLink,
+    RunCounts, RunId, RunStatus, Store,
+};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::config::{Config, DeletePolicy};
 use crate::matching;
@@ -24,6 +28,9 @@ const READ_CONCURRENCY: usize = 8;
 
 /// Records per batch write call.
 const WRITE_BATCH: usize = 100;
+
+/// How long a run's lease lasts unless renewed (it is renewed between kinds).
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// A store failure as a crmkit error.
 fn store_err(e: crmkit_store::Error) -> Error {
@@ -74,8 +81,15 @@ pub struct Report {
     pub ambiguous: Vec<Ambiguous>,
     /// Feed records that were our own writes coming back (or changed nothing synced).
     pub echoes: usize,
+    /// Changes read from the feeds.
+    pub read: usize,
+    /// Writes an interrupted earlier run left unsettled, settled now (creates found by
+    /// their marker, deletes resent).
+    pub recovered: usize,
     /// Per-record failures; the run went on.
     pub errors: Vec<String>,
+    /// The stored run (not for dry runs).
+    pub run: Option<RunId>,
 }
 
 impl Report {
@@ -151,10 +165,177 @@ impl Engine {
             dry_run,
             ..Report::default()
         };
-        for kind in self.config.kinds() {
-            self.run_kind(kind, dry_run, &mut report).await?;
+        if dry_run {
+            for kind in self.config.kinds() {
+                self.run_kind(kind, None, &mut report).await?;
+            }
+            return Ok(report);
         }
+        // One run at a time per pair.
+        let lease_name = format!("sync:{}", self.pair);
+        let holder = format!(
+            "crmkit-sync-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        let Some(mut lease) = self
+            .store
+            .acquire_lease(&lease_name, &holder, LEASE_TTL)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "another sync of {} is running (it holds lease {lease_name:?})",
+                    self.pair
+                ),
+            ));
+        };
+        let run = self.store.start_run(&self.pair).await.map_err(store_err)?;
+        report.run = Some(run.id.clone());
+        let mut outcome = self.reconcile(&mut report).await;
+        if outcome.is_ok() {
+            for kind in self.config.kinds() {
+                outcome = self.run_kind(kind, Some(&run.id), &mut report).await;
+                if outcome.is_err() {
+                    break;
+                }
+                match self.store.renew_lease(&lease, LEASE_TTL).await {
+                    Ok(l) => lease = l,
+                    Err(e) => {
+                        outcome = Err(store_err(e));
+                        break;
+                    }
+                }
+            }
+        }
+        let mut counts = RunCounts::default();
+        counts.read = report.read as u64;
+        counts.created = report.created as u64;
+        counts.updated = report.updated as u64;
+        counts.deleted = report.deleted as u64;
+        counts.skipped = report.echoes as u64;
+        counts.failed = report.errors.len() as u64;
+        counts.conflicts = report.conflicts.len() as u64;
+        let mut errors: Vec<Value> = report
+            .errors
+            .iter()
+            .map(|e| json!({"message": e}))
+            .collect();
+        let status = match &outcome {
+            Err(e) => {
+                errors.push(json!({"message": e.to_string(), "fatal": true}));
+                RunStatus::Failed
+            }
+            Ok(()) if report.errors.is_empty() => RunStatus::Succeeded,
+            Ok(()) => RunStatus::Partial,
+        };
+        let finished = self
+            .store
+            .finish_run(&run.id, status, &counts, &errors)
+            .await
+            .map_err(store_err);
+        let released = self.store.release_lease(&lease).await.map_err(store_err);
+        outcome?;
+        finished?;
+        released?;
         Ok(report)
+    }
+
+    /// Settles the writes an interrupted run left `pending` or `sent`: a create is looked up
+    /// by its marker (found: the link gets its id; not found: it never happened and is
+    /// planned again), an update is planned again (the link's hashes were not moved), a
+    /// delete is sent again.
+    async fn reconcile(&self, report: &mut Report) -> Result<()> {
+        let intents = self.store.unsettled_intents().await.map_err(store_err)?;
+        for intent in intents {
+            if !self.config.sync.crms.contains(&intent.crm) {
+                continue;
+            }
+            match intent.op {
+                IntentOp::Create => {
+                    let marker = intent.payload["marker"].as_str().unwrap_or_default();
+                    match self
+                        .conn(intent.crm)
+                        .find_by_marker(intent.object, marker)
+                        .await
+                    {
+                        Ok(Some(found)) => {
+                            if let Some(link) = match &intent.link {
+                                Some(id) => self.store.link(id).await.map_err(store_err)?,
+                                None => None,
+                            } {
+                                if link.crm_id(intent.crm).is_none() {
+                                    if let Err(e) =
+                                        self.store.set_crm_id(&link, intent.crm, &found.id).await
+                                    {
+                                        report.errors.push(format!(
+                                            "linking {found}, created before an interruption: {}",
+                                            store_err(e)
+                                        ));
+                                        continue;
+                                    }
+                                }
+                            }
+                            self.store
+                                .settle_intent(&intent.id, Some(&found.id))
+                                .await
+                                .map_err(store_err)?;
+                            report.recovered += 1;
+                        }
+                        Ok(None) => {
+                            self.store
+                                .fail_intent(
+                                    &intent.id,
+                                    "interrupted before the CRM created it; planned again",
+                                )
+                                .await
+                                .map_err(store_err)?;
+                        }
+                        Err(e) => report.errors.push(format!(
+                            "looking up marker {marker:?} in {}: {e}",
+                            intent.crm
+                        )),
+                    }
+                }
+                IntentOp::Update => {
+                    self.store
+                        .fail_intent(
+                            &intent.id,
+                            "interrupted; the record is planned again from its stored hashes",
+                        )
+                        .await
+                        .map_err(store_err)?;
+                }
+                IntentOp::Delete => {
+                    let Some(id) = intent.payload["id"].as_str() else {
+                        continue;
+                    };
+                    let target = RecordRef::new(intent.crm, intent.object, id);
+                    let out = self.conn(intent.crm).delete(vec![target.clone()]).await;
+                    match out.results.into_iter().next() {
+                        Some(Ok(_)) => {
+                            self.store
+                                .settle_intent(&intent.id, Some(id))
+                                .await
+                                .map_err(store_err)?;
+                            report.recovered += 1;
+                        }
+                        Some(Err(e)) if e.kind() == ErrorKind::NotFound => {
+                            self.store
+                                .settle_intent(&intent.id, Some(id))
+                                .await
+                                .map_err(store_err)?;
+                            report.recovered += 1;
+                        }
+                        Some(Err(e)) => report.errors.push(format!("deleting {target}: {e}")),
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn conn(&self, crm: Crm) -> &dyn Connector {
@@ -162,7 +343,12 @@ impl Engine {
         self.connectors[&crm].as_ref()
     }
 
-    async fn run_kind(&self, kind: ObjectKind, dry_run: bool, report: &mut Report) -> Result<()> {
+    async fn run_kind(
+        &self,
+        kind: ObjectKind,
+        run: Option<&RunId>,
+        report: &mut Report,
+    ) -> Result<()> {
         let Some(cfg) = self.config.entity(kind) else {
             return Ok(());
         };
@@ -183,6 +369,7 @@ impl Engine {
                 .map(|c| ChangeCursor(c.value));
             let mut feed = self.conn(*crm).changes(kind, since);
             while let Some(change) = feed.try_next().await? {
+                report.read += 1;
                 cursors.insert(*crm, change.cursor().clone());
                 match change {
                     Change::Upsert { record, .. } => {
@@ -322,13 +509,13 @@ impl Engine {
                 });
             }
         }
-        if dry_run {
+        let Some(run) = run else {
             report.plans.push(plan);
             return Ok(());
-        }
+        };
 
         // 5. Apply; the cursors move only when everything they cover is stored.
-        let clean = self.apply(kind, &plan, &mut links, report).await?;
+        let clean = self.apply(kind, run, &plan, &mut links, report).await?;
         report.plans.push(plan);
         if clean {
             for (crm, cursor) in cursors {
@@ -402,10 +589,47 @@ impl Engine {
         Ok(table)
     }
 
+    /// Records a write as an intent before it is sent; `None` (and an error in the report)
+    /// when the store refuses it, so the write is not sent.
+    async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
+        match self.store.record_intent(&new).await {
+            Ok(i) => match self.store.mark_intent_sent(&i.id).await {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("recording a write: {}", store_err(e)));
+                    None
+                }
+            },
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("recording a write: {}", store_err(e)));
+                None
+            }
+        }
+    }
+
+    /// Settles (`Ok`: the id written) or fails an intent after the CRM answered.
+    async fn settle(
+        &self,
+        intent: &crmkit_store::Intent,
+        outcome: std::result::Result<&str, String>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(id) => self.store.settle_intent(&intent.id, Some(id)).await,
+            Err(e) => self.store.fail_intent(&intent.id, &e).await,
+        }
+        .map(|_| ())
+        .map_err(store_err)
+    }
+
     /// Writes `plan`; returns whether every write succeeded.
     async fn apply(
         &self,
         kind: ObjectKind,
+        run: &RunId,
         plan: &Plan,
         links: &mut BTreeMap<String, Link>,
         report: &mut Report,
@@ -417,6 +641,22 @@ impl Engine {
             .cloned()
             .unwrap_or_else(|| self.config.company.clone());
 
+        // Ambiguous matches go to the review queue.
+        for a in &plan.ambiguous {
+            let candidates = json!({
+                "record": a.record.to_string(),
+                "candidates": a.candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            self.store
+                .enqueue_review(
+                    kind,
+                    &candidates,
+                    "ambiguous match: several records fit; link one by hand",
+                )
+                .await
+                .map_err(store_err)?;
+        }
+
         // Deletions.
         for d in &plan.deletions {
             let Some(link) = links.get(&d.link).cloned() else {
@@ -424,12 +664,9 @@ impl Engine {
             };
             match d.policy {
                 DeletePolicy::Ignore => {
-                    let left = link
-                        .record(Crm::Close)
+                    let left = [Crm::Close, Crm::HubSpot, Crm::Salesforce]
                         .into_iter()
-                        .chain(link.record(Crm::HubSpot))
-                        .chain(link.record(Crm::Salesforce))
-                        .filter(|r| r.crm != d.deleted.crm)
+                        .filter(|c| *c != d.deleted.crm && link.crm_id(*c).is_some())
                         .count();
                     if left == 0 {
                         self.store.delete_link(&link).await.map_err(store_err)?;
@@ -441,20 +678,54 @@ impl Engine {
                     }
                     report.unlinked += 1;
                 }
-                DeletePolicy::Flag => report.flagged.push(d.deleted.clone()),
+                DeletePolicy::Flag => {
+                    let what = json!({
+                        "deleted": d.deleted.to_string(),
+                        "linked": link_state(&link).ids.iter()
+                            .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
+                            .collect::<Vec<_>>(),
+                    });
+                    self.store
+                        .enqueue_review(kind, &what, "deleted in one CRM (delete = \"flag\"): delete the others or restore it")
+                        .await
+                        .map_err(store_err)?;
+                    report.flagged.push(d.deleted.clone());
+                }
                 DeletePolicy::Propagate => {
                     let mut all_gone = true;
                     for target in &d.targets {
+                        let new = NewIntent::new(
+                            target.crm,
+                            kind,
+                            IntentOp::Delete,
+                            format!("{run}:delete:{target}"),
+                            json!({"id": target.id, "because": d.deleted.to_string()}),
+                        )
+                        .run(run.clone())
+                        .link(link.id.clone());
+                        let Some(intent) = self.intent(new, report).await else {
+                            all_gone = false;
+                            clean = false;
+                            continue;
+                        };
                         let out = self.conn(target.crm).delete(vec![target.clone()]).await;
-                        for r in out.results {
-                            match r {
-                                Ok(_) => report.deleted += 1,
-                                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                                Err(e) => {
-                                    all_gone = false;
-                                    clean = false;
-                                    report.errors.push(format!("deleting {target}: {e}"));
-                                }
+                        let result =
+                            out.results.into_iter().next().unwrap_or_else(|| {
+                                Err(Error::bad_response("no result for a delete"))
+                            });
+                        match result {
+                            Ok(_) => {
+                                report.deleted += 1;
+                                self.settle(&intent, Ok(&target.id)).await?;
+                            }
+                            Err(e) if e.kind() == ErrorKind::NotFound => {
+                                self.settle(&intent, Ok(&target.id)).await?;
+                            }
+                            Err(e) => {
+                                all_gone = false;
+                                clean = false;
+                                self.settle(&intent, Err(e.to_string())).await?;
+                                report.errors.push(format!("deleting {target}: {e}"));
                             }
                         }
                     }
@@ -465,8 +736,8 @@ impl Engine {
             }
         }
 
-        // Links for every group, before anything is written: a crash after a create leaves
-        // the source linked, so the next run finds the created record by its marker.
+        // Links for every group, before anything is written: a create's intent names its
+        // link, so after a crash the created record is found by its marker and linked.
         let mut group_links: Vec<Option<Link>> = Vec::with_capacity(plan.groups.len());
         for g in &plan.groups {
             let existing = g.link.as_ref().and_then(|k| links.get(k)).cloned();
@@ -498,50 +769,96 @@ impl Engine {
                     }
                 }
             };
+            for c in &g.conflicts {
+                let mut new = NewConflict::new(link.id.clone(), kind, c.field.clone());
+                for (crm, v) in &c.values {
+                    new = new.value(*crm, v.clone().unwrap_or(Value::Null));
+                }
+                self.store.open_conflict(&new).await.map_err(store_err)?;
+            }
             group_links.push(Some(link));
         }
 
-        // Creates and updates, batched per CRM.
+        // Creates and updates, batched per CRM, each recorded as an intent first.
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         let mut written: Vec<(usize, RecordRef)> = Vec::new();
+        let mut audit: Vec<NewAuditEntry> = Vec::new();
         for crm in &self.config.sync.crms {
             let creates: Vec<(usize, &plan::Create)> = plan
                 .creates()
                 .filter(|(i, c)| c.target == *crm && group_links[*i].is_some())
                 .collect();
             for chunk in creates.chunks(WRITE_BATCH) {
-                let batch = chunk
+                let mut sent = Vec::new();
+                for (i, c) in chunk {
+                    let Some(link) = &group_links[*i] else {
+                        continue;
+                    };
+                    let new = NewIntent::new(
+                        *crm,
+                        kind,
+                        IntentOp::Create,
+                        format!("{run}:create:{crm}:{}", c.marker),
+                        json!({"marker": c.marker, "source": c.source.to_string(), "fields": c.fields}),
+                    )
+                    .run(run.clone())
+                    .link(link.id.clone());
+                    match self.intent(new, report).await {
+                        Some(intent) => sent.push((*i, *c, intent)),
+                        None => {
+                            clean = false;
+                            failed.insert(*i);
+                        }
+                    }
+                }
+                let batch = sent
                     .iter()
-                    .map(|(_, c)| Marked {
+                    .map(|(_, c, _)| Marked {
                         record: c.record.clone(),
                         marker: c.marker.clone(),
                     })
                     .collect();
                 let out = self.conn(*crm).create_marked(batch).await;
-                for ((i, c), r) in chunk.iter().zip(out.results) {
+                for ((i, c, intent), r) in sent.into_iter().zip(out.results) {
                     match r {
                         Ok(made) => {
                             report.created += 1;
-                            if let Some(link) = group_links[*i].take() {
+                            if let Some(link) = group_links[i].take() {
                                 match self.store.set_crm_id(&link, *crm, &made.id).await {
-                                    Ok(l) => group_links[*i] = Some(l),
+                                    Ok(l) => {
+                                        for (field, v) in &c.fields {
+                                            audit.push(
+                                                NewAuditEntry::new(
+                                                    l.id.clone(),
+                                                    *crm,
+                                                    field.clone(),
+                                                    format!("sync:{}", c.source.crm),
+                                                )
+                                                .run(run.clone())
+                                                .change(None, v.clone()),
+                                            );
+                                        }
+                                        group_links[i] = Some(l);
+                                    }
                                     Err(e) => {
                                         clean = false;
-                                        failed.insert(*i);
+                                        failed.insert(i);
                                         report.errors.push(format!(
                                             "linking {made} created from {}: {}",
                                             c.source,
                                             store_err(e)
                                         ));
-                                        group_links[*i] = Some(link);
+                                        group_links[i] = Some(link);
                                     }
                                 }
                             }
-                            written.push((*i, made));
+                            self.settle(&intent, Ok(&made.id)).await?;
+                            written.push((i, made));
                         }
                         Err(e) => {
                             clean = false;
-                            failed.insert(*i);
+                            failed.insert(i);
+                            self.settle(&intent, Err(e.to_string())).await?;
                             report
                                 .errors
                                 .push(format!("creating {} in {crm}: {e}", c.source));
@@ -554,31 +871,72 @@ impl Engine {
                 .filter(|(i, u)| u.target.crm == *crm && group_links[*i].is_some())
                 .collect();
             for chunk in updates.chunks(WRITE_BATCH) {
-                let batch = chunk.iter().map(|(_, u)| u.record.clone()).collect();
+                let mut sent = Vec::new();
+                for (i, u) in chunk {
+                    let Some(link) = &group_links[*i] else {
+                        continue;
+                    };
+                    let new = NewIntent::new(
+                        *crm,
+                        kind,
+                        IntentOp::Update,
+                        format!("{run}:update:{}", u.target),
+                        json!({"id": u.target.id, "changes": u.changes}),
+                    )
+                    .run(run.clone())
+                    .link(link.id.clone());
+                    match self.intent(new, report).await {
+                        Some(intent) => sent.push((*i, *u, intent)),
+                        None => {
+                            clean = false;
+                            failed.insert(*i);
+                        }
+                    }
+                }
+                let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
                 let out = self.conn(*crm).update(batch).await;
-                for ((i, u), r) in chunk.iter().zip(out.results) {
+                for ((i, u, intent), r) in sent.into_iter().zip(out.results) {
                     match r {
                         Ok(_) => {
                             report.updated += 1;
-                            for ch in &u.changes {
-                                tracing::info!(
-                                    record = %u.target,
-                                    field = %ch.field,
-                                    from = ?ch.from,
-                                    to = ?ch.to,
-                                    "field updated"
-                                );
+                            self.settle(&intent, Ok(&u.target.id)).await?;
+                            if let Some(link) = &group_links[i] {
+                                let winners: BTreeMap<&str, Crm> = plan.groups[i]
+                                    .decisions
+                                    .iter()
+                                    .map(|d| (d.field.as_str(), d.winner))
+                                    .collect();
+                                for ch in &u.changes {
+                                    let source = winners.get(ch.field.as_str()).map_or_else(
+                                        || "sync".to_string(),
+                                        |w| format!("sync:{w}"),
+                                    );
+                                    audit.push(
+                                        NewAuditEntry::new(
+                                            link.id.clone(),
+                                            *crm,
+                                            ch.field.clone(),
+                                            source,
+                                        )
+                                        .run(run.clone())
+                                        .change(ch.from.clone(), ch.to.clone()),
+                                    );
+                                }
                             }
-                            written.push((*i, u.target.clone()));
+                            written.push((i, u.target.clone()));
                         }
                         Err(e) => {
                             clean = false;
-                            failed.insert(*i);
+                            failed.insert(i);
+                            self.settle(&intent, Err(e.to_string())).await?;
                             report.errors.push(format!("updating {}: {e}", u.target));
                         }
                     }
                 }
             }
+        }
+        if !audit.is_empty() {
+            self.store.record_audit(&audit).await.map_err(store_err)?;
         }
 
         // Hashes: what each side holds now. Written records are read back, so a CRM that
