@@ -71,8 +71,8 @@ pub struct Report {
     pub linked: usize,
     /// Records deleted (delete policy `propagate`).
     pub deleted: usize,
-    /// Links dropped because a side was deleted (policy `ignore`).
-    pub unlinked: usize,
+    /// Deletions left alone (policy `ignore`).
+    pub deletes_ignored: usize,
     /// Deletions put in the review queue (policy `flag`).
     pub flagged: Vec<RecordRef>,
     /// Field conflicts queued (policy `manual`).
@@ -663,21 +663,9 @@ impl Engine {
                 continue;
             };
             match d.policy {
-                DeletePolicy::Ignore => {
-                    let left = [Crm::Close, Crm::HubSpot, Crm::Salesforce]
-                        .into_iter()
-                        .filter(|c| *c != d.deleted.crm && link.crm_id(*c).is_some())
-                        .count();
-                    if left == 0 {
-                        self.store.delete_link(&link).await.map_err(store_err)?;
-                    } else {
-                        self.store
-                            .unlink(&link, d.deleted.crm)
-                            .await
-                            .map_err(store_err)?;
-                    }
-                    report.unlinked += 1;
-                }
+                // The link keeps the deleted id, so the record is not created again from the
+                // others; they stay as they are.
+                DeletePolicy::Ignore => report.deletes_ignored += 1,
                 DeletePolicy::Flag => {
                     let what = json!({
                         "deleted": d.deleted.to_string(),

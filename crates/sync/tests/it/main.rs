@@ -1,8 +1,11 @@
 //! The sync engine end to end: the Close and HubSpot sandboxes over loopback HTTP, the
 //! connectors, and a real SQLite store.
 
+mod deletes;
 mod marked;
+mod policies;
 mod propagation;
+mod safety;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -286,4 +289,45 @@ fn fastrand_id() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0))
+}
+
+/// A Close lead "Acme" linked to the HubSpot company the first run creates for it: the
+/// Close and HubSpot ids.
+pub async fn linked_acme(w: &World, engine: &Engine) -> (String, String) {
+    let close = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    let report = engine.run().await.expect("first run");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.created, 1, "{report:?}");
+    let link = w
+        .store
+        .link_by_record(&crmkit_core::RecordRef::new(
+            Crm::Close,
+            crmkit_core::ObjectKind::Company,
+            close.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let hs = link
+        .crm_id(Crm::HubSpot)
+        .expect("created in HubSpot")
+        .to_string();
+    (close, hs)
+}
+
+/// The HubSpot company `id`'s `name` and `description`.
+pub async fn hs_company(w: &World, id: &str) -> (Value, Value) {
+    let v =
+        w.hs.raw(&ApiRequest::get(format!(
+            "crm/v3/objects/companies/{id}?properties=name,description"
+        )))
+        .await
+        .expect("read");
+    (
+        v["properties"]["name"].clone(),
+        v["properties"]["description"].clone(),
+    )
 }
