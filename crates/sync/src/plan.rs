@@ -880,8 +880,8 @@ mod tests {
             ObjectKind::Deal,
             Input {
                 unlinked: vec![
-                    seen(&c, Crm::Close, deal("lead_1", "oppo_1", 100_00)),
-                    seen(&c, Crm::HubSpot, deal("11", "d1", 100_00)),
+                    seen(&c, Crm::Close, deal("lead_1", "oppo_1", 10_000)),
+                    seen(&c, Crm::HubSpot, deal("11", "d1", 10_000)),
                 ],
                 ..Input::default()
             },
