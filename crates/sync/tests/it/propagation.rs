@@ -194,3 +194,95 @@ async fn matching_records_are_linked_and_ambiguous_ones_queued_never_merged() {
         .expect("linked");
     assert_eq!(link.crm_id(Crm::Close), Some(close_initech.as_str()));
 }
+
+#[tokio::test]
+async fn deals_cross_with_their_stage_amount_and_company() {
+    let w = World::new().await;
+    let statuses = w.close_get("status/opportunity/").await;
+    let status = |label: &str| -> String {
+        statuses["data"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["label"] == label))
+            .and_then(|s| s["id"].as_str())
+            .unwrap_or_else(|| panic!("Close status {label}: {statuses}"))
+            .to_string()
+    };
+    let mut c = config();
+    c.deal.enabled = true;
+    c.deal.fields = ["name", "amount", "currency", "stage", "company"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let stages = &mut c.deal.pipelines.get_mut("default").expect("default").stages;
+    for (unified, close_label, hubspot) in [
+        ("New", "Active", "appointmentscheduled"),
+        ("Demo", "Demo Scheduled", "presentationscheduled"),
+        ("Proposal", "Proposal Sent", "decisionmakerboughtin"),
+        ("Won", "Won", "closedwon"),
+        ("Lost", "Lost", "closedlost"),
+    ] {
+        let s = stages.get_mut(unified).expect("default stage");
+        s.close = Some(status(close_label));
+        s.hubspot = Some(hubspot.into());
+    }
+    stages.remove("Qualified");
+    // HubSpot deals have `deal_currency_code` out of the box
+    // (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties); the
+    // sandbox does not define it yet, so it is added here.
+    w.hs.raw(&crmkit_core::http::ApiRequest::post(
+        "crm/v3/properties/deals",
+        json!({"name": "deal_currency_code", "label": "Currency", "type": "enumeration",
+               "fieldType": "select", "groupName": "dealinformation",
+               "options": [{"label": "USD", "value": "USD"}]}),
+    ))
+    .await
+    .expect("currency property");
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.close
+        .raw(&crmkit_core::http::ApiRequest::post(
+            "opportunity/",
+            json!({"lead_id": lead, "note": "Anvil order", "status_id": status("Demo Scheduled"),
+                   "value": 150_050, "value_currency": "USD"}),
+        ))
+        .await
+        .expect("opportunity");
+    w.settle().await;
+    let engine = w.engine(c);
+    let first = engine.run().await.expect("run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.created, 2, "the company, then its deal: {first:?}");
+    let deals = w
+        .hs_all("deals", "dealname,amount,dealstage,deal_currency_code")
+        .await;
+    assert_eq!(deals.len(), 1, "{deals:?}");
+    let deal = &deals[0]["properties"];
+    assert_eq!(deal["dealstage"], "presentationscheduled");
+    assert_eq!(deal["dealname"], "Anvil order");
+    let amount: f64 = deal["amount"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("amount");
+    assert_eq!(amount, 1500.5);
+
+    // Won in HubSpot: the opportunity follows.
+    let hs_id = deals[0]["id"].as_str().expect("id").to_string();
+    w.hs_update("deals", &hs_id, &[("dealstage", "closedwon")])
+        .await;
+    w.settle().await;
+    let won = engine.run().await.expect("run");
+    assert!(won.errors.is_empty(), "{:?}", won.errors);
+    assert_eq!(won.updated, 1, "{won:?}");
+    let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
+    assert_eq!(
+        opps["data"][0]["status_id"].as_str(),
+        Some(status("Won").as_str())
+    );
+
+    w.settle().await;
+    w.reset_stats();
+    let again = engine.run().await.expect("run");
+    assert!(!again.wrote(), "{again:?}");
+    assert_eq!(w.writes(), Vec::<String>::new());
+}
