@@ -35,6 +35,8 @@ pub struct World {
     pub connectors: Vec<Arc<dyn Connector>>,
     /// The sync store (SQLite file in a temporary directory).
     pub store: Store,
+    /// The PostgreSQL schema to drop, if the store is there.
+    schema: Option<String>,
     /// Requests each sandbox had logged at the last [`World::reset_stats`].
     seen: std::sync::Mutex<(usize, usize)>,
     _dir: TempDir,
@@ -49,6 +51,30 @@ impl Drop for TempDir {
     }
 }
 
+/// The database a test's store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh schema of the test PostgreSQL (`CRMKIT_TEST_DATABASE_URL`, default
+    /// `postgres://postgres@127.0.0.1:5432/test`), dropped by [`World::finish`].
+    Postgres,
+}
+
+fn pg_base_url() -> String {
+    std::env::var("CRMKIT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+async fn pg_admin(base: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(base).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable ({e}): start it or point CRMKIT_TEST_DATABASE_URL at one"
+        )
+    })
+}
+
 fn fast_retry() -> crmkit_core::http::retry::RetryPolicy {
     crmkit_core::http::retry::RetryPolicy {
         base_delay: Duration::from_millis(20),
@@ -59,6 +85,23 @@ fn fast_retry() -> crmkit_core::http::retry::RetryPolicy {
 impl World {
     /// Empty sandboxes with marker fields, connectors and a fresh SQLite store.
     pub async fn new() -> World {
+        Self::on(Db::Sqlite).await
+    }
+
+    /// Drops the PostgreSQL schema of a [`Db::Postgres`] world.
+    pub async fn finish(self) {
+        if let Some(schema) = &self.schema {
+            self.store.close().await;
+            let mut admin = pg_admin(&pg_base_url()).await;
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&mut admin)
+                .await
+                .expect("drop the test schema");
+        }
+    }
+
+    /// Empty sandboxes with marker fields, connectors and a fresh store on `db`.
+    pub async fn on(db: Db) -> World {
         let close_sb = CloseSandbox::builder()
             .leads(0)
             .start()
@@ -117,9 +160,24 @@ impl World {
             fastrand_id()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let store = Store::open(&format!("sqlite:{}", dir.join("sync.db").display()))
-            .await
-            .expect("store opens");
+        let (url, schema) = match db {
+            Db::Sqlite => (format!("sqlite:{}", dir.join("sync.db").display()), None),
+            Db::Postgres => {
+                let base = pg_base_url();
+                let schema = format!("crmkit_sync_test_{}", fastrand_id());
+                let mut admin = pg_admin(&base).await;
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the test schema");
+                let sep = if base.contains('?') { '&' } else { '?' };
+                (
+                    format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                    Some(schema),
+                )
+            }
+        };
+        let store = Store::open(&url).await.expect("store opens");
         World {
             close_sb,
             hs_sb,
@@ -133,6 +191,7 @@ impl World {
                 }),
             ],
             store,
+            schema,
             seen: std::sync::Mutex::new((0, 0)),
             _dir: TempDir(dir),
         }

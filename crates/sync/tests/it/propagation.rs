@@ -4,11 +4,20 @@
 use crmkit_core::{Crm, ObjectKind, RecordRef};
 use serde_json::json;
 
-use super::{World, config};
+use super::{Db, World, config};
 
 #[tokio::test]
 async fn records_flow_both_ways_and_a_second_run_writes_nothing() {
-    let w = World::new().await;
+    records_flow_both_ways(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn records_flow_both_ways_on_postgres() {
+    records_flow_both_ways(Db::Postgres).await;
+}
+
+async fn records_flow_both_ways(db: Db) {
+    let w = World::on(db).await;
     let acme = w
         .close_lead(json!({"name": "Acme Inc", "url": "https://acme.com",
             "contacts": [{"name": "Ann Smith", "title": "CTO", "emails": [{"email": "Ann@Acme.com", "type": "office"}]}]}))

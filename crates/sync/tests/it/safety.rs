@@ -7,7 +7,7 @@ use crmkit_core::{Crm, ErrorKind, ObjectKind, RecordRef};
 use crmkit_store::{CursorKey, IntentOp, NewIntent};
 use serde_json::json;
 
-use super::{World, config};
+use super::{Db, World, config};
 
 #[tokio::test]
 async fn a_dry_run_plans_and_writes_nothing() {
@@ -40,7 +40,16 @@ async fn a_dry_run_plans_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_create_interrupted_after_sending_is_found_by_its_marker_not_made_twice() {
-    let w = World::new().await;
+    interrupted_create(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_recovered_on_postgres() {
+    interrupted_create(Db::Postgres).await;
+}
+
+async fn interrupted_create(db: Db) {
+    let w = World::on(db).await;
     // A contact without an email cannot be matched: only its marker can find it again.
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com",
@@ -101,6 +110,7 @@ async fn a_create_interrupted_after_sending_is_found_by_its_marker_not_made_twic
         "the link has its HubSpot id back"
     );
     assert!(w.store.unsettled_intents().await.expect("store").is_empty());
+    w.finish().await;
 }
 
 #[tokio::test]
