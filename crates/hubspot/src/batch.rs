@@ -27,10 +27,11 @@
 //!     goes to the whole chunk;
 //!   - otherwise (an error one record can cause: a bad value, a duplicate, a 409) the
 //!     part is sent again in halves until the refused inputs stand alone, but with at
-//!     most `2·⌈log2 n⌉` extra requests for a chunk of `n` inputs ([`split_budget`]: 14
-//!     for 100, enough to isolate one bad record). Parts still unresolved when that
-//!     budget is spent get the chunk's error, so a chunk costs at most `1 + 2·⌈log2 n⌉`
-//!     blind requests (plus one per input the answers name).
+//!     most `4·⌈log2 n⌉` extra requests for a chunk of `n` inputs ([`split_budget`]: 28
+//!     for 100, enough to isolate two bad records). Parts still unresolved when that
+//!     budget is spent get the chunk's error (not written; the caller may send them
+//!     again), so a chunk costs at most `1 + 4·⌈log2 n⌉` blind requests (plus one per
+//!     answer naming inputs) instead of `2n − 1` = 199.
 //!
 //!   Every other record is still written and each refused one gets HubSpot's own message
 //!   (for a 409, naming the existing record);
@@ -451,13 +452,13 @@ pub(crate) fn named_in(body: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The extra requests blind halving may spend on one chunk of `n` inputs: `2·⌈log2 n⌉`
-/// (14 for 100), enough to isolate one refused input (two halves per level), so a chunk
-/// refused for something no answer names costs at most `1 + 2·⌈log2 n⌉` requests instead
-/// of `2n − 1`.
+/// The extra requests blind halving may spend on one chunk of `n` inputs: `4·⌈log2 n⌉`
+/// (28 for 100), enough to isolate two refused inputs (two halves per level each), so a
+/// chunk refused for something no answer names costs at most `1 + 4·⌈log2 n⌉` requests
+/// instead of `2n − 1`.
 pub(crate) fn split_budget(n: usize) -> usize {
     let levels = usize::BITS - n.saturating_sub(1).leading_zeros();
-    2 * levels as usize
+    4 * levels as usize
 }
 
 /// Property errors that do not depend on the value (HubSpot's `PROPERTY_DOESNT_EXIST`,
@@ -773,8 +774,8 @@ mod tests {
         let value = json!({"message": "Property values were not valid: Email address x is invalid",
             "context": {"propertyName": ["email"]}});
         assert!(refused_properties(&value).is_empty());
-        assert_eq!(split_budget(100), 14);
-        assert_eq!(split_budget(2), 2);
+        assert_eq!(split_budget(100), 28);
+        assert_eq!(split_budget(2), 4);
         assert_eq!(split_budget(1), 0);
     }
 

@@ -257,8 +257,8 @@ async fn halving_a_chunk_the_answer_does_not_explain_is_bounded() {
     }));
     let calls = seen.lock().expect("seen").calls.len();
     assert!(
-        calls <= 1 + 14,
-        "at most 1 + 2·⌈log2 100⌉ requests, got {calls}"
+        calls <= 1 + 28,
+        "at most 1 + 4·⌈log2 100⌉ requests, got {calls}"
     );
 
     // One bad record among 100 is still isolated within that budget.
@@ -275,7 +275,7 @@ async fn halving_a_chunk_the_answer_does_not_explain_is_bounded() {
         assert_eq!(r.is_err(), i == 37, "input {i}: {r:?}");
     }
     let calls = seen.lock().expect("seen").calls.len();
-    assert!(calls <= 1 + 14, "{calls}");
+    assert!(calls <= 1 + 28, "{calls}");
 }
 
 #[tokio::test]

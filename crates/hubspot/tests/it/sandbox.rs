@@ -639,3 +639,102 @@ async fn the_default_type_id_is_the_type_the_default_endpoint_creates() {
         assert_eq!(types(&primary.id), both, "{listed:?}");
     }
 }
+
+#[tokio::test]
+async fn whole_batch_refusals_are_split_against_the_sandbox() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "batch-refusals");
+
+    // One record named twice: HubSpot (and the sandbox) refuse the whole upsert with a 400
+    // naming it; the other input is written, both duplicates are reported.
+    let before = requests_to(&sb, "/batch/upsert");
+    let upserted = hs
+        .contacts()
+        .batch_upsert(
+            "email",
+            ["a@dup.example", "b@dup.example", "A@dup.example"]
+                .iter()
+                .map(|e| UpdateInput {
+                    id: e.to_string(),
+                    properties: props(&[("firstname", "D")]),
+                })
+                .collect(),
+        )
+        .await;
+    for i in [0, 2] {
+        let e = upserted[i].as_ref().expect_err("duplicate");
+        assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+        assert!(e.message().contains("Duplicate IDs"), "{e}");
+    }
+    assert!(upserted[1].as_ref().expect("written").created);
+    assert_eq!(
+        requests_to(&sb, "/batch/upsert") - before,
+        2,
+        "refused, then resent without the named ones"
+    );
+    let found = hs
+        .contacts()
+        .batch_read(
+            vec!["a@dup.example".into(), "b@dup.example".into()],
+            &ReadOptions::default().properties(["email"]),
+            Some("email"),
+        )
+        .await;
+    assert_eq!(
+        found[0].as_ref().expect_err("never written").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(found[1].is_ok());
+
+    // A batch create holding existing emails: a whole-batch 409 naming only the first
+    // existing contact; halving writes every new contact and reports each existing one.
+    let existing = hs
+        .contacts()
+        .batch_create(
+            ["x1@dup.example", "x3@dup.example"]
+                .iter()
+                .map(|e| CreateInput {
+                    properties: props(&[("email", e)]),
+                    associations: Vec::new(),
+                })
+                .collect(),
+        )
+        .await;
+    let ids: Vec<String> = existing
+        .iter()
+        .map(|r| r.as_ref().expect("created").id.clone())
+        .collect();
+    let before = requests_to(&sb, "/batch/create");
+    let emails = [
+        "n0@dup.example",
+        "x1@dup.example",
+        "n2@dup.example",
+        "x3@dup.example",
+        "n4@dup.example",
+    ];
+    let created = hs
+        .contacts()
+        .batch_create(
+            emails
+                .iter()
+                .map(|e| CreateInput {
+                    properties: props(&[("email", e)]),
+                    associations: Vec::new(),
+                })
+                .collect(),
+        )
+        .await;
+    for (i, r) in created.iter().enumerate() {
+        match (i, r) {
+            (1 | 3, Err(e)) => {
+                assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+                let id = if i == 1 { &ids[0] } else { &ids[1] };
+                assert!(e.message().contains(&format!("Existing ID: {id}")), "{e}");
+            }
+            (0 | 2 | 4, Ok(o)) => assert_eq!(o.property("email"), Some(emails[i])),
+            other => panic!("input {i}: {other:?}"),
+        }
+    }
+    let sent = requests_to(&sb, "/batch/create") - before;
+    assert!(sent <= 1 + 4 * 3, "bounded halving: {sent} requests");
+}

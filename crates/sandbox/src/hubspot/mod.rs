@@ -23,7 +23,10 @@
 //!   update and upsert, 204 on archive and batch archive, 207 when some batch inputs fail
 //!   (`numErrors`, `errors[]`), 400 for a batch of more than 100 inputs, 404 for a missing
 //!   record, 409 for a second contact with the same email ("Contact already exists. Existing
-//!   ID: N") and for a second live record with the value of a custom unique property. Every JSON answer carries `Content-Type: application/json`; errors carry
+//!   ID: N") and for a second live record with the value of a custom unique property; a
+//!   batch naming one record twice is refused whole with a 400 ("Duplicate IDs found in
+//!   batch input"), and a batch create holding an existing contact's email with the 409 of
+//!   the first one, writing nothing. Every JSON answer carries `Content-Type: application/json`; errors carry
 //!   HubSpot's body (`status`, `message`, `correlationId`, `category`, `errors`).
 //! - Properties: every value is a string; writing a property the type does not know (or a
 //!   read-only one such as `hs_object_id`, `hs_merged_object_ids` or a deal's
