@@ -130,6 +130,22 @@ async fn events_arrive_in_signed_batches_and_failures_are_retried() {
         creations_per_delivery.contains(&3),
         "one request's events go out in one batch: {creations_per_delivery:?}"
     );
+    // The retried delivery numbers its events' attempt 1, the others 0.
+    let mut attempts: Vec<Vec<u64>> = deliveries
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_slice::<Vec<Value>>(b)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| e["attemptNumber"].as_u64().unwrap_or(99))
+                .collect()
+        })
+        .collect();
+    attempts.sort();
+    let retried: Vec<&Vec<u64>> = attempts.iter().filter(|a| a.contains(&1)).collect();
+    assert_eq!(retried.len(), 1, "{attempts:?}");
+    assert!(retried[0].iter().all(|n| *n == 1), "{attempts:?}");
+    assert!(attempts.iter().flatten().all(|n| *n <= 1), "{attempts:?}");
     for (headers, body) in &deliveries {
         let h = |k: &str| {
             headers
