@@ -738,3 +738,68 @@ async fn whole_batch_refusals_are_split_against_the_sandbox() {
     let sent = requests_to(&sb, "/batch/create") - before;
     assert!(sent <= 1 + 4 * 3, "bounded halving: {sent} requests");
 }
+
+#[tokio::test]
+async fn a_restored_record_comes_back_to_the_change_feed() {
+    use crmkit_core::connector::Change;
+    use crmkit_core::{Connector, ObjectKind};
+    let sb = HubSpotSandbox::builder()
+        .burst_limit(1000, Duration::from_secs(10))
+        .start()
+        .await
+        .expect("sandbox starts");
+    let hs = crate::client(&sb.base_url(), "restore");
+    let made = hs
+        .companies()
+        .create(&props(&[("name", "Phoenix")]), &[])
+        .await
+        .expect("created");
+    let conn = crmkit_hubspot::HubSpotConnector::new(hs.clone());
+    // The run's bound is HubSpot's clock in whole seconds: let it pass each write.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("first run");
+    let cursor = first.last().expect("changes").cursor().clone();
+
+    hs.companies().archive(&made.id).await.expect("archived");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect()
+        .await
+        .expect("second run");
+    assert!(
+        second
+            .iter()
+            .any(|c| matches!(c, Change::Deleted { record, .. } if record.id == made.id)),
+        "tombstone: {second:?}"
+    );
+    let cursor = second.last().expect("changes").cursor().clone();
+
+    sb.restore("companies", &made.id).expect("restored");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect()
+        .await
+        .expect("third run");
+    assert!(
+        third
+            .iter()
+            .any(|c| matches!(c, Change::Upsert { .. }) && c.id() == Some(made.id.as_str())),
+        "restored record is an upsert again: {third:?}"
+    );
+    let back = hs
+        .companies()
+        .get(&made.id, &ReadOptions::default().properties(["name"]))
+        .await
+        .expect("live again");
+    assert_eq!(back.property("name"), Some("Phoenix"));
+    assert!(
+        sb.restore("companies", &made.id).is_err(),
+        "not archived any more"
+    );
+}

@@ -16,6 +16,7 @@
 //! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] (optionally for one route) |
 //! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
 //! | `POST /_sandbox/oauth/expire` | expire every access token now |
+//! | `POST /_sandbox/hubspot/restore` | restore an archived record (`{"objectType": "contacts", "id": "…"}`), as from HubSpot's recycle bin |
 //!
 //! What it honours (each rule cites its source where it is implemented):
 //!
@@ -61,8 +62,12 @@
 //! - Auth: any non-empty Bearer token unless tokens are configured, then only those (and
 //!   OAuth access tokens it issued); anything else is a 401 `INVALID_AUTHENTICATION`.
 //!   Developer APIs (webhooks) also take `hapikey=`.
+//! - Restore: an archived record comes back with its id, properties and associations,
+//!   a new modified time and a `{type}.restore` event, via the admin endpoint or
+//!   [`RunningHubSpot::restore`] (HubSpot restores from the recycle bin in its UI within
+//!   90 days and documents no API for it; source at `Data::restore`).
 //! - Webhooks: the events of one request (`{type}.creation`, `.propertyChange`,
-//!   `.deletion`, `.merge`, `.privacyDeletion`) go to the app's `targetUrl` as one JSON array
+//!   `.deletion`, `.restore`, `.merge`, `.privacyDeletion`) go to the app's `targetUrl` as one JSON array
 //!   (up to 100 events), signed with `X-HubSpot-Signature-v3` + `X-HubSpot-Request-Timestamp`
 //!   ([`sign_v3`]) and `X-HubSpot-Signature` v1 ([`sign_v1`]) using the OAuth client secret,
 //!   and retried with a doubling delay.
@@ -358,6 +363,13 @@ impl RunningHubSpot {
             .expire_all();
     }
 
+    /// Restores the archived record `id` of `object_type` (`contacts`, `0-2`…) as a user
+    /// does from HubSpot's recycle bin: live again, modified now, a `.restore` event sent.
+    /// Returns its new `updatedAt`.
+    pub fn restore(&self, object_type: &str, id: &str) -> Result<String, String> {
+        restore_now(&self.state, object_type, id)
+    }
+
     /// How many live (not archived) records an object type holds (`contacts`, `0-2`…).
     pub fn count(&self, object_type: &str) -> usize {
         let data = self.state.read();
@@ -384,8 +396,36 @@ fn router(state: Arc<State>) -> Router {
         .route("/oauth/v1/token", post(oauth::token))
         .route("/_sandbox/oauth/code", post(admin_code))
         .route("/_sandbox/oauth/expire", post(admin_expire))
+        .route("/_sandbox/hubspot/restore", post(admin_restore))
         .merge(api)
         .with_state(state)
+}
+
+fn restore_now(state: &State, object_type: &str, id: &str) -> Result<String, String> {
+    let t = kinds::ObjectType::parse(object_type)
+        .ok_or_else(|| format!("unknown object type {object_type:?}"))?;
+    let mut data = state.write();
+    let row = data.restore(t, id).map_err(|e| e.message)?;
+    for e in data.take_events() {
+        let _ = state.events.send(e);
+    }
+    Ok(row["date_updated"].as_str().unwrap_or_default().to_string())
+}
+
+async fn admin_restore(
+    AxState(state): AxState<Arc<State>>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> Response {
+    let object_type = body["objectType"].as_str().unwrap_or_default();
+    let id = body["id"].as_str().unwrap_or_default();
+    match restore_now(&state, object_type, id) {
+        Ok(updated) => axum::Json(json!({"restored": id, "updatedAt": updated})).into_response(),
+        Err(message) => (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": message})),
+        )
+            .into_response(),
+    }
 }
 
 async fn admin_code(AxState(state): AxState<Arc<State>>) -> Response {
