@@ -6,7 +6,8 @@
 //! and search; merges and GDPR deletes; associations v4 (default and labelled, batch);
 //! the default deal pipeline; property definitions (v3, with custom properties, and the
 //! older `/properties/v2/{object}/properties`); owners; webhook settings and subscriptions
-//! with batched, signed deliveries; OAuth 2.0 tokens at `/oauth/v1/token`; and it plugs into
+//! with batched, signed deliveries; OAuth 2.0 tokens at `/oauth/v1/token`; private-app
+//! token scopes at `POST /oauth/v2/private-apps/get/access-token-info`; and it plugs into
 //! the shared gate for credentials, rate windows and faults. Admin endpoints live under
 //! `/_sandbox/`:
 //!
@@ -116,6 +117,7 @@ use crate::shared::admin::{self, HasGate};
 use crate::shared::gate::Gate;
 use crate::shared::listen::Listening;
 pub use crate::shared::stats::{RequestLog, Stats};
+pub use oauth::DEFAULT_SCOPES;
 pub use webhooks::{sign_v1, sign_v3};
 
 use data::Data;
@@ -126,6 +128,9 @@ use kinds::TYPES;
 pub struct Config {
     /// Accepted Bearer tokens; any non-empty token when empty.
     pub tokens: Vec<String>,
+    /// Scopes of private-app tokens, as `access-token-info` reports them; a token not
+    /// listed here has [`DEFAULT_SCOPES`].
+    pub token_scopes: Vec<(String, Vec<String>)>,
     /// Requests per token in one burst window (100 for Free/Starter and OAuth apps, 190 for
     /// Professional/Enterprise private apps; developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
     pub burst_limit: u32,
@@ -162,6 +167,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             tokens: Vec::new(),
+            token_scopes: Vec::new(),
             burst_limit: 100,
             burst_window: Duration::from_secs(10),
             daily_limit: 250_000,
@@ -246,6 +252,21 @@ impl HubSpotSandbox {
         self.config
             .tokens
             .extend(tokens.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts the private-app token `token` and grants it only `scopes` (reported by
+    /// `POST /oauth/v2/private-apps/get/access-token-info`).
+    pub fn token_with_scopes<I, S>(mut self, token: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let token = token.into();
+        self.config.tokens.push(token.clone());
+        self.config
+            .token_scopes
+            .push((token, scopes.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -394,6 +415,10 @@ fn router(state: Arc<State>) -> Router {
     Router::new()
         .merge(admin::routes::<State>())
         .route("/oauth/v1/token", post(oauth::token))
+        .route(
+            "/oauth/v2/private-apps/get/access-token-info",
+            post(oauth::private_app_token_info),
+        )
         .route("/_sandbox/oauth/code", post(admin_code))
         .route("/_sandbox/oauth/expire", post(admin_expire))
         .route("/_sandbox/hubspot/restore", post(admin_restore))
