@@ -803,3 +803,56 @@ async fn a_restored_record_comes_back_to_the_change_feed() {
         "not archived any more"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_storm_against_the_sandbox_refreshes_once() {
+    use crmkit_hubspot::auth::OAuthApp;
+    let sb = HubSpotSandbox::builder()
+        .burst_limit(1000, Duration::from_secs(10))
+        .start()
+        .await
+        .expect("sandbox starts");
+    let app = OAuthApp::new("sandbox-client", SecretString::from("sandbox-secret"))
+        .base_url(&sb.base_url());
+    let code = sb.issue_oauth_code();
+    let mut tokens = app
+        .exchange_code(&code, "http://localhost/callback")
+        .await
+        .expect("the code exchanges");
+    assert_eq!(sb.stats().code_exchanges, 1);
+    let seed = crate::client(&sb.base_url(), "storm-seed")
+        .contacts()
+        .create(&props(&[("email", "storm@example.com")]), &[])
+        .await
+        .expect("created");
+    // The client believes its token expired: 50 concurrent calls refresh once, ahead.
+    tokens.expires_in = Some(0);
+    let hs = Client::builder()
+        .oauth(app, tokens)
+        .expect("has a refresh token")
+        .base_url(&sb.base_url())
+        .retry(crate::fast_retry())
+        .build()
+        .expect("builds");
+    let storm = |hs: Client, id: String| async move {
+        let calls: Vec<_> = (0..50)
+            .map(|_| {
+                let (hs, id) = (hs.clone(), id.clone());
+                tokio::spawn(async move { hs.contacts().get(&id, &ReadOptions::default()).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("task").expect("the call works");
+        }
+    };
+    storm(hs.clone(), seed.id.clone()).await;
+    assert_eq!(sb.stats().token_refreshes, 1, "one refresh for 50 calls");
+    // The sandbox expires every token: 50 concurrent calls meet a 401 and refresh once more.
+    sb.expire_tokens();
+    storm(hs.clone(), seed.id.clone()).await;
+    assert_eq!(
+        sb.stats().token_refreshes,
+        2,
+        "one refresh for the 401 storm"
+    );
+}
