@@ -257,6 +257,58 @@ async fn search_all_reads_past_the_result_cap() {
     ids.dedup();
     assert_eq!(ids.len(), n);
     assert_eq!(all.len(), n, "no record twice");
+
+    // Again while a side task patches records (each patch moves its record to "now", past
+    // the run's upper bound, the clock at its start, so the next run delivers it): every
+    // record that did not change is read exactly once; a patched one at most once per
+    // instant it held.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let patcher = {
+        let (hs, stop) = (hs.clone(), stop.clone());
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            let mut patched = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && i < ids.len() {
+                // Spread over the whole range, oldest first, so some are read before
+                // and again after they move.
+                let id = &ids[(i * 7919) % ids.len()];
+                hs.contacts()
+                    .update(id, &props(&[("firstname", &format!("moved {i}"))]))
+                    .await
+                    .expect("patched");
+                patched.push(id.clone());
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            patched
+        })
+    };
+    let again: Vec<_> = hs
+        .contacts()
+        .search_all(SearchRequest::new().properties(["email"]))
+        .try_collect()
+        .await
+        .expect("reads every record while records change");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let patched = patcher.await.expect("patcher");
+    assert!(!patched.is_empty(), "records changed during the run");
+    let mut reads: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for o in &again {
+        *reads.entry(o.id.as_str()).or_default() += 1;
+    }
+    for id in &ids {
+        let count = reads.get(id.as_str()).copied().unwrap_or(0);
+        let moves = patched.iter().filter(|p| *p == id).count();
+        if moves == 0 {
+            assert_eq!(count, 1, "{id} did not change and was read {count} times");
+        } else {
+            assert!(
+                count <= 1 + moves,
+                "{id} read {count} times, patched {moves} times"
+            );
+        }
+    }
 }
 
 #[tokio::test]
