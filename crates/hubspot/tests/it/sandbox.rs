@@ -882,7 +882,7 @@ async fn a_refresh_storm_against_the_sandbox_refreshes_once() {
     let hs = Client::builder()
         .oauth(app, tokens)
         .expect("has a refresh token")
-        .base_url(&sb.base_url())
+        .base_url(sb.base_url())
         .retry(crate::fast_retry())
         .build()
         .expect("builds");
