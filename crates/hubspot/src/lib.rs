@@ -24,8 +24,11 @@
 //! - [`batch`]: batch create, read, update, upsert (by `idProperty`) and archive in chunks of
 //!   100, with one outcome per record (207 multi-status answers included). Results are
 //!   matched to inputs by `objectWriteTraceId`, id or `idProperty` value, never by position;
-//!   a chunk refused whole with a 400 or 409 (a contact whose email exists) is split so the
-//!   other records are still written and the refused one gets HubSpot's message.
+//!   a chunk refused whole with a 400 or 409 (a contact whose email exists, a duplicate id)
+//!   is classified first: inputs the error names, or that carry a property it refuses
+//!   whatever the value, get the error at once; otherwise it is halved, with at most
+//!   `4·⌈log2 n⌉` extra requests per chunk, so the other records are still written and the
+//!   refused ones get HubSpot's message.
 //! - [`search`]: the typed filter builder with HubSpot's limits checked before sending, and
 //!   `search_all`, which reads past the 10,000-result cap by keyset slicing on (modification
 //!   time, `hs_object_id`) and never sends an `after` offset: an instant holding more than a

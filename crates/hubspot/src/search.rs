@@ -437,9 +437,12 @@ impl SearchRequest {
                     "after {a:?} is not the numeric offset HubSpot hands out"
                 ));
             };
-            if offset.saturating_add(limit) > limits.max_results {
+            // HubSpot refuses offsets from its cap on; a last page that would run past it is
+            // clipped when sent (`Objects::search_request`), so the last reachable records
+            // can still be read.
+            if offset >= limits.max_results {
                 return refuse(format!(
-                    "offset {offset} plus a page of {limit} passes HubSpot's cap of {} results; use search_all, which slices by modification time",
+                    "offset {offset} is at or past HubSpot's cap of {} results; use search_all, which slices by modification time",
                     limits.max_results
                 ));
             }
@@ -608,10 +611,21 @@ fn bounded(
 
 impl Objects {
     /// The POST of one search page, checked against `limits`.
+    /// A page that would run past the result cap asks only for what remains below it.
     pub fn search_request(&self, req: &SearchRequest, limits: &SearchLimits) -> Result<ApiRequest> {
         req.validate(limits)?;
+        let offset = req.after.as_deref().and_then(|a| a.parse::<usize>().ok());
+        let limit = req.limit.unwrap_or(10);
+        let body = match offset {
+            Some(o) if o.saturating_add(limit) > limits.max_results => {
+                let mut clipped = req.clone();
+                clipped.limit = Some(limits.max_results - o);
+                clipped.to_json()
+            }
+            _ => req.to_json(),
+        };
         // A search changes nothing, so it is safe to send again after a 5xx.
-        Ok(ApiRequest::post(self.path("/search")?, req.to_json()).repeat_safe())
+        Ok(ApiRequest::post(self.path("/search")?, body).repeat_safe())
     }
 
     /// Runs one search page (documented limits checked first).
@@ -831,11 +845,24 @@ mod tests {
         assert!(
             SearchRequest::new()
                 .limit(200)
-                .after("9900")
+                .after("10000")
                 .validate(&l)
                 .is_err(),
-            "past the 10,000 cap"
+            "at the 10,000 cap"
         );
+        // The last reachable page is allowed and asks only for what remains.
+        let last = SearchRequest::new().limit(150).after("9900");
+        last.validate(&l).expect("the last page");
+        let hs = crate::Client::builder()
+            .access_token(crmkit_core::SecretString::from("t"))
+            .base_url("http://127.0.0.1:9")
+            .build()
+            .expect("builds");
+        let sent = hs.contacts().search_request(&last, &l).expect("request");
+        match &sent.body {
+            crmkit_core::http::Body::Json(v) => assert_eq!(v["limit"], json!(100)),
+            other => panic!("not JSON: {other:?}"),
+        }
         assert!(
             SearchRequest::new()
                 .limit(100)

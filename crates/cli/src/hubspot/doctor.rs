@@ -1,5 +1,6 @@
-//! `crmkit doctor` for HubSpot: the token with a cheap call, then its scopes where HubSpot
-//! tells them.
+//! `crmkit doctor` for HubSpot: the token with a cheap call, then its scopes: a private-app
+//! token's (`pat-…`) from `POST /oauth/v2/private-apps/get/access-token-info`, an OAuth
+//! access token's from `GET /oauth/v1/access-tokens/{token}`; each is tried in turn.
 
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ pub async fn check(settings: &Settings) -> usize {
         None => {
             let all: Vec<&str> = NEEDED_SCOPES.iter().map(|(s, _)| *s).collect();
             println!(
-                "hubspot scopes: not checked — HubSpot tells the scopes of OAuth access tokens only and did not for this one (a private-app token?); crmkit's commands use {}",
+                "hubspot scopes: not checked — HubSpot reported no scopes for this token (neither as a private-app token nor as an OAuth access token); crmkit's commands use {}",
                 all.join(", ")
             );
             0
@@ -85,24 +86,46 @@ pub async fn check(settings: &Settings) -> usize {
     }
 }
 
-/// The scopes HubSpot's token introspection names for `token`
-/// (`GET /oauth/v1/access-tokens/{token}`, oauth-v1.json), or `None` when it does not
-/// answer with them. Sent outside the client's transport so the token, which is part of
-/// the path, never reaches a log line or an error message.
+/// The scopes HubSpot reports for `token`: a private-app token's first when it looks like
+/// one (`pat-…`), else an OAuth access token's first, each falling back to the other.
 async fn granted_scopes(base_url: &str, token: &SecretString) -> Option<Vec<String>> {
-    let mut url = reqwest::Url::parse(base_url)
-        .ok()?
-        .join("oauth/v1/access-tokens/")
-        .ok()?;
-    url.path_segments_mut()
-        .ok()?
-        .pop_if_empty()
-        .push(token.expose_secret());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
         .ok()?;
-    let response = http.get(url).send().await.ok()?;
+    if token.expose_secret().starts_with("pat-") {
+        match private_app_scopes(&http, base_url, token).await {
+            Some(s) => Some(s),
+            None => oauth_scopes(&http, base_url, token).await,
+        }
+    } else {
+        match oauth_scopes(&http, base_url, token).await {
+            Some(s) => Some(s),
+            None => private_app_scopes(&http, base_url, token).await,
+        }
+    }
+}
+
+/// The `scopes` of a private app's token: `POST /oauth/v2/private-apps/get/access-token-info`
+/// with `{"tokenKey": token}` answers `userId`, `hubId`, `appId` and `scopes` (HubSpot
+/// private apps guide, https://developers.hubspot.com/docs/api/private-apps, "Show private
+/// app access token information"). The token is in the body, never in a URL or a log line.
+async fn private_app_scopes(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &SecretString,
+) -> Option<Vec<String>> {
+    let url = reqwest::Url::parse(base_url)
+        .ok()?
+        .join("oauth/v2/private-apps/get/access-token-info")
+        .ok()?;
+    let body = serde_json::json!({"tokenKey": token.expose_secret()});
+    let response = http.post(url).json(&body).send().await.ok()?;
+    scopes_of(response).await
+}
+
+/// The `scopes` array of a successful answer.
+async fn scopes_of(response: reqwest::Response) -> Option<Vec<String>> {
     if !response.status().is_success() {
         return None;
     }
@@ -114,4 +137,25 @@ async fn granted_scopes(base_url: &str, token: &SecretString) -> Option<Vec<Stri
             .filter_map(|s| s.as_str().map(str::to_string))
             .collect(),
     )
+}
+
+/// The scopes HubSpot's token introspection names for an OAuth access token
+/// (`GET /oauth/v1/access-tokens/{token}`, developers.hubspot.com/docs/api/oauth/tokens), or `None` when it does not
+/// answer with them. Sent outside the client's transport so the token, which is part of
+/// the path, never reaches a log line or an error message.
+async fn oauth_scopes(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &SecretString,
+) -> Option<Vec<String>> {
+    let mut url = reqwest::Url::parse(base_url)
+        .ok()?
+        .join("oauth/v1/access-tokens/")
+        .ok()?;
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push(token.expose_secret());
+    let response = http.get(url).send().await.ok()?;
+    scopes_of(response).await
 }

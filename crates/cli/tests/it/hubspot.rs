@@ -280,8 +280,38 @@ async fn doctor_checks_the_token_without_printing_it() {
     let hs = sandbox().await;
     let out = ok(&hs, &["doctor"]).await;
     assert!(out.contains("hubspot: ok"), "{out}");
-    assert!(out.contains("hubspot scopes: not checked"), "{out}");
+    // Not an OAuth token the sandbox issued, so the private-app endpoint answers.
+    assert!(out.contains("hubspot scopes: ok"), "{out}");
     assert!(!out.contains("it-token"), "{out}");
+}
+
+#[tokio::test]
+async fn doctor_names_the_scopes_a_private_app_token_lacks() {
+    let token = "pat-na1-11111111-2222-3333-4444-555555555555";
+    let hs = HubSpotSandbox::builder()
+        .token_with_scopes(
+            token,
+            crmkit_sandbox::hubspot::DEFAULT_SCOPES
+                .iter()
+                .filter(|s| **s != "crm.objects.deals.write")
+                .copied(),
+        )
+        .start()
+        .await
+        .expect("the sandbox starts");
+    let out = crate::support::crmkit_hubspot_as(hs.base_url(), token, &["doctor"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("hubspot scopes:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("MISSING") && line.contains("crm.objects.deals.write"),
+        "{line}"
+    );
+    assert!(!line.contains("crm.objects.deals.read"), "{line}");
+    assert!(!stdout.contains(token), "{stdout}");
 }
 
 /// A stand-in for HubSpot that answers the owners check and introspects `it-token` as

@@ -30,7 +30,7 @@ pub async fn crmkit(api_url: Option<String>, args: &[&str]) -> String {
 /// Runs `crmkit args…` as [`crmkit`] does, whatever its outcome.
 pub async fn crmkit_output(api_url: Option<String>, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || run(api_url, None, &args))
+    tokio::task::spawn_blocking(move || run(api_url, None, "it-token", &args))
         .await
         .expect("the runner thread ends")
 }
@@ -38,13 +38,24 @@ pub async fn crmkit_output(api_url: Option<String>, args: &[&str]) -> Output {
 /// Runs `crmkit args…` pointed at the HubSpot server at `base_url` with any token, as
 /// [`crmkit_output`] does for Close.
 pub async fn crmkit_hubspot(base_url: String, args: &[&str]) -> Output {
+    crmkit_hubspot_as(base_url, "it-token", args).await
+}
+
+/// [`crmkit_hubspot`] with the access token `token`.
+pub async fn crmkit_hubspot_as(base_url: String, token: &str, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || run(None, Some(base_url), &args))
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || run(None, Some(base_url), &token, &args))
         .await
         .expect("the runner thread ends")
 }
 
-fn run(api_url: Option<String>, hubspot_url: Option<String>, args: &[String]) -> Output {
+fn run(
+    api_url: Option<String>,
+    hubspot_url: Option<String>,
+    token: &str,
+    args: &[String],
+) -> Output {
     let dir = std::env::temp_dir().join(format!("crmkit-cli-it-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crmkit"));
@@ -61,7 +72,7 @@ fn run(api_url: Option<String>, hubspot_url: Option<String>, args: &[String]) ->
         // Only HubSpot is configured, so `doctor` checks nothing out of reach.
         cmd.env_remove("CLOSE_API_KEY")
             .env("HUBSPOT_BASE_URL", url)
-            .env("HUBSPOT_ACCESS_TOKEN", "it-token");
+            .env("HUBSPOT_ACCESS_TOKEN", token);
     }
     if let Some(url) = api_url {
         cmd.env("CLOSE_BASE_URL", url);

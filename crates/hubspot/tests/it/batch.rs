@@ -49,6 +49,14 @@ async fn upsert(s: S, axum::Json(body): axum::Json<Value>) -> axum::response::Re
     {
         return invalid();
     }
+    // A bad value the answer does not tie to an input: only halving can find it.
+    if inputs.iter().any(|i| i["properties"]["firstname"] == "BAD") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"status":"error","message":"Property values were not valid: a value is not allowed","correlationId":"c","category":"VALIDATION_ERROR"})),
+        )
+            .into_response();
+    }
     let mut results = Vec::new();
     let mut errors = Vec::new();
     // Answer in reverse order, as nothing promises input order.
@@ -203,15 +211,71 @@ async fn upserts_in_chunks_of_100_with_per_record_outcomes() {
     }
     let calls = seen.lock().expect("seen").calls.clone();
     let sizes: Vec<usize> = calls.iter().map(|c| c.1).collect();
-    // Three chunks; the second is refused whole and split until the bogus input stands alone
-    // (100 → 50 → 25 → 13 → 7 → 4 → 2 → 1: 2 sends per level).
-    assert_eq!(sizes[..1], [100]);
-    assert!(sizes.iter().all(|n| *n <= 100));
-    assert!(calls.len() <= 3 + 2 * 7, "{sizes:?}");
+    // Three chunks; the second is refused whole for a property only input 120 carries, so
+    // it gets that error and the other 99 are sent again once: four requests in all.
+    let mut sorted = sizes.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [50, 99, 100, 100], "{sizes:?}");
+}
+
+#[tokio::test]
+async fn a_property_every_input_carries_fails_the_chunk_in_one_request() {
+    let (base, seen) = fake().await;
+    let c = client(&base, "batch-stale");
+    let inputs: Vec<UpdateInput> = (0..250)
+        .map(|i| UpdateInput {
+            id: format!("new{i}@x.com"),
+            properties: props(&[("firstname", "A"), ("bogus", "1")]),
+        })
+        .collect();
+    let out = c.contacts().batch_upsert("email", inputs).await;
+    assert_eq!(out.len(), 250);
+    for r in &out {
+        let e = r.as_ref().expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("bogus"), "{e}");
+    }
+    // One request per chunk, not 2n − 1 = 199.
+    assert_eq!(seen.lock().expect("seen").calls.len(), 3);
+}
+
+#[tokio::test]
+async fn halving_a_chunk_the_answer_does_not_explain_is_bounded() {
+    let (base, seen) = fake().await;
+    let c = client(&base, "batch-bounded");
+    // Every input has a bad value: unbounded halving would cost 199 requests.
+    let inputs: Vec<UpdateInput> = (0..100)
+        .map(|i| UpdateInput {
+            id: format!("new{i}@x.com"),
+            properties: props(&[("firstname", "BAD")]),
+        })
+        .collect();
+    let out = c.contacts().batch_upsert("email", inputs).await;
+    assert!(out.iter().all(|r| {
+        r.as_ref()
+            .is_err_and(|e| e.message().contains("not allowed"))
+    }));
+    let calls = seen.lock().expect("seen").calls.len();
     assert!(
-        sizes.contains(&1),
-        "the invalid input ended alone: {sizes:?}"
+        calls <= 1 + 28,
+        "at most 1 + 4·⌈log2 100⌉ requests, got {calls}"
     );
+
+    // One bad record among 100 is still isolated within that budget.
+    seen.lock().expect("seen").calls.clear();
+    let mut inputs: Vec<UpdateInput> = (0..100)
+        .map(|i| UpdateInput {
+            id: format!("new{i}@x.com"),
+            properties: props(&[("firstname", "A")]),
+        })
+        .collect();
+    inputs[37].properties = props(&[("firstname", "BAD")]);
+    let out = c.contacts().batch_upsert("email", inputs).await;
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r.is_err(), i == 37, "input {i}: {r:?}");
+    }
+    let calls = seen.lock().expect("seen").calls.len();
+    assert!(calls <= 1 + 28, "{calls}");
 }
 
 #[tokio::test]

@@ -257,6 +257,58 @@ async fn search_all_reads_past_the_result_cap() {
     ids.dedup();
     assert_eq!(ids.len(), n);
     assert_eq!(all.len(), n, "no record twice");
+
+    // Again while a side task patches records (each patch moves its record to "now", past
+    // the run's upper bound, the clock at its start, so the next run delivers it): every
+    // record that did not change is read exactly once; a patched one at most once per
+    // instant it held.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let patcher = {
+        let (hs, stop) = (hs.clone(), stop.clone());
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            let mut patched = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && i < ids.len() {
+                // Spread over the whole range, oldest first, so some are read before
+                // and again after they move.
+                let id = &ids[(i * 7919) % ids.len()];
+                hs.contacts()
+                    .update(id, &props(&[("firstname", &format!("moved {i}"))]))
+                    .await
+                    .expect("patched");
+                patched.push(id.clone());
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            patched
+        })
+    };
+    let again: Vec<_> = hs
+        .contacts()
+        .search_all(SearchRequest::new().properties(["email"]))
+        .try_collect()
+        .await
+        .expect("reads every record while records change");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let patched = patcher.await.expect("patcher");
+    assert!(!patched.is_empty(), "records changed during the run");
+    let mut reads: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for o in &again {
+        *reads.entry(o.id.as_str()).or_default() += 1;
+    }
+    for id in &ids {
+        let count = reads.get(id.as_str()).copied().unwrap_or(0);
+        let moves = patched.iter().filter(|p| *p == id).count();
+        if moves == 0 {
+            assert_eq!(count, 1, "{id} did not change and was read {count} times");
+        } else {
+            assert!(
+                count <= 1 + moves,
+                "{id} read {count} times, patched {moves} times"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -638,4 +690,221 @@ async fn the_default_type_id_is_the_type_the_default_endpoint_creates() {
         both.sort();
         assert_eq!(types(&primary.id), both, "{listed:?}");
     }
+}
+
+#[tokio::test]
+async fn whole_batch_refusals_are_split_against_the_sandbox() {
+    let sb = seeded().await;
+    let hs = crate::client(&sb.base_url(), "batch-refusals");
+
+    // One record named twice: HubSpot (and the sandbox) refuse the whole upsert with a 400
+    // naming it; the other input is written, both duplicates are reported.
+    let before = requests_to(&sb, "/batch/upsert");
+    let upserted = hs
+        .contacts()
+        .batch_upsert(
+            "email",
+            ["a@dup.example", "b@dup.example", "A@dup.example"]
+                .iter()
+                .map(|e| UpdateInput {
+                    id: e.to_string(),
+                    properties: props(&[("firstname", "D")]),
+                })
+                .collect(),
+        )
+        .await;
+    for i in [0, 2] {
+        let e = upserted[i].as_ref().expect_err("duplicate");
+        assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+        assert!(e.message().contains("Duplicate IDs"), "{e}");
+    }
+    assert!(upserted[1].as_ref().expect("written").created);
+    assert_eq!(
+        requests_to(&sb, "/batch/upsert") - before,
+        2,
+        "refused, then resent without the named ones"
+    );
+    let found = hs
+        .contacts()
+        .batch_read(
+            vec!["a@dup.example".into(), "b@dup.example".into()],
+            &ReadOptions::default().properties(["email"]),
+            Some("email"),
+        )
+        .await;
+    assert_eq!(
+        found[0].as_ref().expect_err("never written").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(found[1].is_ok());
+
+    // A batch create holding existing emails: a whole-batch 409 naming only the first
+    // existing contact; halving writes every new contact and reports each existing one.
+    let existing = hs
+        .contacts()
+        .batch_create(
+            ["x1@dup.example", "x3@dup.example"]
+                .iter()
+                .map(|e| CreateInput {
+                    properties: props(&[("email", e)]),
+                    associations: Vec::new(),
+                })
+                .collect(),
+        )
+        .await;
+    let ids: Vec<String> = existing
+        .iter()
+        .map(|r| r.as_ref().expect("created").id.clone())
+        .collect();
+    let before = requests_to(&sb, "/batch/create");
+    let emails = [
+        "n0@dup.example",
+        "x1@dup.example",
+        "n2@dup.example",
+        "x3@dup.example",
+        "n4@dup.example",
+    ];
+    let created = hs
+        .contacts()
+        .batch_create(
+            emails
+                .iter()
+                .map(|e| CreateInput {
+                    properties: props(&[("email", e)]),
+                    associations: Vec::new(),
+                })
+                .collect(),
+        )
+        .await;
+    for (i, r) in created.iter().enumerate() {
+        match (i, r) {
+            (1 | 3, Err(e)) => {
+                assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+                let id = if i == 1 { &ids[0] } else { &ids[1] };
+                assert!(e.message().contains(&format!("Existing ID: {id}")), "{e}");
+            }
+            (0 | 2 | 4, Ok(o)) => assert_eq!(o.property("email"), Some(emails[i])),
+            other => panic!("input {i}: {other:?}"),
+        }
+    }
+    let sent = requests_to(&sb, "/batch/create") - before;
+    assert!(sent <= 1 + 4 * 3, "bounded halving: {sent} requests");
+}
+
+#[tokio::test]
+async fn a_restored_record_comes_back_to_the_change_feed() {
+    use crmkit_core::connector::Change;
+    use crmkit_core::{Connector, ObjectKind};
+    let sb = HubSpotSandbox::builder()
+        .burst_limit(1000, Duration::from_secs(10))
+        .start()
+        .await
+        .expect("sandbox starts");
+    let hs = crate::client(&sb.base_url(), "restore");
+    let made = hs
+        .companies()
+        .create(&props(&[("name", "Phoenix")]), &[])
+        .await
+        .expect("created");
+    let conn = crmkit_hubspot::HubSpotConnector::new(hs.clone());
+    // The run's bound is HubSpot's clock in whole seconds: let it pass each write.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("first run");
+    let cursor = first.last().expect("changes").cursor().clone();
+
+    hs.companies().archive(&made.id).await.expect("archived");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect()
+        .await
+        .expect("second run");
+    assert!(
+        second
+            .iter()
+            .any(|c| matches!(c, Change::Deleted { record, .. } if record.id == made.id)),
+        "tombstone: {second:?}"
+    );
+    let cursor = second.last().expect("changes").cursor().clone();
+
+    sb.restore("companies", &made.id).expect("restored");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect()
+        .await
+        .expect("third run");
+    assert!(
+        third
+            .iter()
+            .any(|c| matches!(c, Change::Upsert { .. }) && c.id() == Some(made.id.as_str())),
+        "restored record is an upsert again: {third:?}"
+    );
+    let back = hs
+        .companies()
+        .get(&made.id, &ReadOptions::default().properties(["name"]))
+        .await
+        .expect("live again");
+    assert_eq!(back.property("name"), Some("Phoenix"));
+    assert!(
+        sb.restore("companies", &made.id).is_err(),
+        "not archived any more"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_storm_against_the_sandbox_refreshes_once() {
+    use crmkit_hubspot::auth::OAuthApp;
+    let sb = HubSpotSandbox::builder()
+        .burst_limit(1000, Duration::from_secs(10))
+        .start()
+        .await
+        .expect("sandbox starts");
+    let app = OAuthApp::new("sandbox-client", SecretString::from("sandbox-secret"))
+        .base_url(&sb.base_url());
+    let code = sb.issue_oauth_code();
+    let mut tokens = app
+        .exchange_code(&code, "http://localhost/callback")
+        .await
+        .expect("the code exchanges");
+    assert_eq!(sb.stats().code_exchanges, 1);
+    let seed = crate::client(&sb.base_url(), "storm-seed")
+        .contacts()
+        .create(&props(&[("email", "storm@example.com")]), &[])
+        .await
+        .expect("created");
+    // The client believes its token expired: 50 concurrent calls refresh once, ahead.
+    tokens.expires_in = Some(0);
+    let hs = Client::builder()
+        .oauth(app, tokens)
+        .expect("has a refresh token")
+        .base_url(sb.base_url())
+        .retry(crate::fast_retry())
+        .build()
+        .expect("builds");
+    let storm = |hs: Client, id: String| async move {
+        let calls: Vec<_> = (0..50)
+            .map(|_| {
+                let (hs, id) = (hs.clone(), id.clone());
+                tokio::spawn(async move { hs.contacts().get(&id, &ReadOptions::default()).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("task").expect("the call works");
+        }
+    };
+    storm(hs.clone(), seed.id.clone()).await;
+    assert_eq!(sb.stats().token_refreshes, 1, "one refresh for 50 calls");
+    // The sandbox expires every token: 50 concurrent calls meet a 401 and refresh once more.
+    sb.expire_tokens();
+    storm(hs.clone(), seed.id.clone()).await;
+    assert_eq!(
+        sb.stats().token_refreshes,
+        2,
+        "one refresh for the 401 storm"
+    );
 }

@@ -126,7 +126,7 @@ fn oauth_client(base: &str, state: &str, expires_in: u64) -> Client {
 }
 
 #[tokio::test]
-async fn a_401_refreshes_once_and_retries_and_a_storm_refreshes_once() {
+async fn a_401_refreshes_once_and_retries() {
     let state = Arc::new(OAuthFake::default());
     let app = Router::new()
         .route("/oauth/v1/token", post(token))
@@ -141,16 +141,5 @@ async fn a_401_refreshes_once_and_retries_and_a_storm_refreshes_once() {
         .expect("refreshed after the 401");
     assert_eq!(state.refreshes.load(Ordering::SeqCst), 1);
 
-    // An expired token and 50 concurrent calls: one refresh.
-    let c = oauth_client(&base, "expired", 0);
-    let calls: Vec<_> = (0..50)
-        .map(|_| {
-            let c = c.clone();
-            tokio::spawn(async move { c.contacts().get("1", &ReadOptions::default()).await })
-        })
-        .collect();
-    for call in calls {
-        call.await.expect("task").expect("call works");
-    }
-    assert_eq!(state.refreshes.load(Ordering::SeqCst), 2);
+    // The 50-call storm runs against the sandbox's OAuth (sandbox.rs).
 }

@@ -1,5 +1,8 @@
 //! `/crm/v3/objects/{type}/batch/{read,create,update,upsert,archive}`: at most 100 inputs,
-//! 207 multi-status with `numErrors` and `errors[]` when some inputs fail.
+//! 207 multi-status with `numErrors` and `errors[]` when some inputs fail. Two inputs naming
+//! one record (400 "Duplicate IDs found in batch input") and a batch create holding an
+//! existing contact's email (409 "Contact already exists. Existing ID: N") refuse the whole
+//! batch, as HubSpot does (sources at `inputs` and `create`).
 
 use serde_json::{Value, json};
 
@@ -21,6 +24,38 @@ fn inputs(body: &Value) -> Result<&Vec<Value>, ApiError> {
             inputs.len()
         ))
         .with_context(json!({"limit": [BATCH_MAX.to_string()]})));
+    }
+    // HubSpot refuses the whole batch (nothing written) when two inputs name the same
+    // record: 400 VALIDATION_ERROR "Duplicate IDs found in batch input: [N]. IDs must be
+    // unique" with `context.ids` naming them — HubSpot's answer as recorded in
+    // https://github.com/rudderlabs/rudder-transformer (test/integrations/destinations/hs,
+    // "Duplicate IDs found in batch input"); also
+    // https://github.com/segmentio/action-destinations/pull/3969 (a batch upsert naming one
+    // `idProperty` value twice is rejected). Emails compare without case (HubSpot
+    // lowercases them).
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dups: Vec<String> = vec![];
+    for input in inputs {
+        let id = id_of(input);
+        if id.is_empty() {
+            continue;
+        }
+        let by = input["idProperty"].as_str().or(body["idProperty"].as_str());
+        let key = if by == Some("email") {
+            id.to_lowercase()
+        } else {
+            id.clone()
+        };
+        if !seen.insert(key) && !dups.contains(&id) {
+            dups.push(id);
+        }
+    }
+    if !dups.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "Duplicate IDs found in batch input: [{}]. IDs must be unique",
+            dups.join(", ")
+        ))
+        .with_context(json!({"ids": dups})));
     }
     Ok(inputs)
 }
@@ -112,6 +147,24 @@ pub(crate) fn create(
     t: &'static ObjectType,
     body: &Value,
 ) -> Result<(u16, Value), ApiError> {
+    // A batch create holding a contact whose email exists is refused as a whole (nothing
+    // written) with the 409 of the first such input only: "Contact already exists.
+    // Existing ID: N", category CONFLICT, no `context`
+    // (https://github.com/HubSpot/hubspot-api-python/issues/51: two existing emails in one
+    // batch create answer with the first one's 409 alone).
+    if t.plural == "contacts" {
+        for input in inputs(body)? {
+            let email = input["properties"]["email"].as_str().unwrap_or_default();
+            if let Some(existing) = data.contact_by_email(email).filter(|_| !email.is_empty()) {
+                return Err(ApiError {
+                    status: 409,
+                    category: "CONFLICT",
+                    message: format!("Contact already exists. Existing ID: {existing}"),
+                    context: Value::Null,
+                });
+            }
+        }
+    }
     each_input(data, t, body, 201, |data, input| {
         create_linked(data, t, input).map(|row| (row, None))
     })

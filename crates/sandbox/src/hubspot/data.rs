@@ -477,6 +477,57 @@ impl Data {
         true
     }
 
+    /// Restores an archived record, as a user does from the recycle bin within 90 days of
+    /// deletion (knowledge.hubspot.com/records/restore-deleted-records; HubSpot documents no
+    /// public API for it): it is live again with its id, properties and associations, its
+    /// modified time moves to now, and a `{type}.restore` webhook event goes out ("Restore:
+    /// When an object is restored (opposite of delete)", no extra payload properties,
+    /// https://developers.hubspot.com/changelog/new-subscription-types-for-webhooks). A
+    /// contact whose email another live contact took meanwhile cannot come back (409, as
+    /// creating it would be). Returns the restored row.
+    pub(crate) fn restore(&mut self, t: &ObjectType, id: &str) -> Result<Value, ApiError> {
+        let archived = self
+            .table(t)
+            .and_then(|tb| tb.get(id))
+            .is_some_and(|r| r["archived"] == json!(true));
+        if !archived {
+            return Err(ApiError::not_found(format!(
+                "No archived {} with id {id}",
+                t.singular
+            )));
+        }
+        let email = self.row_prop(t, id, "email").filter(|e| !e.is_empty());
+        if t.plural == "contacts"
+            && let Some(email) = &email
+        {
+            self.email_conflict(&[("email".to_string(), email.clone())], Some(id))?;
+        }
+        let stamp = iso(self.now());
+        let modified = t.modified;
+        let row = self
+            .tables
+            .get_mut(t.plural)
+            .and_then(|tb| {
+                tb.update(id, |row| {
+                    row["archived"] = json!(false);
+                    if let Some(o) = row.as_object_mut() {
+                        o.remove("archivedAt");
+                    }
+                    row["date_updated"] = json!(stamp);
+                    row["properties"][modified] = json!(stamp);
+                })
+            })
+            .cloned()
+            .unwrap_or(Value::Null);
+        if t.plural == "contacts"
+            && let Some(email) = email
+        {
+            self.emails.insert(email.to_lowercase(), id.to_string());
+        }
+        self.event(t, "restore", id, None);
+        Ok(row)
+    }
+
     /// Deletes a record for good (GDPR delete): no archived copy stays behind.
     pub(crate) fn purge(&mut self, t: &ObjectType, id: &str) -> bool {
         if let Some(email) = self.row_prop(t, id, "email")

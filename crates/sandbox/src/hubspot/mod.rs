@@ -6,7 +6,8 @@
 //! and search; merges and GDPR deletes; associations v4 (default and labelled, batch);
 //! the default deal pipeline; property definitions (v3, with custom properties, and the
 //! older `/properties/v2/{object}/properties`); owners; webhook settings and subscriptions
-//! with batched, signed deliveries; OAuth 2.0 tokens at `/oauth/v1/token`; and it plugs into
+//! with batched, signed deliveries; OAuth 2.0 tokens at `/oauth/v1/token`; private-app
+//! token scopes at `POST /oauth/v2/private-apps/get/access-token-info`; and it plugs into
 //! the shared gate for credentials, rate windows and faults. Admin endpoints live under
 //! `/_sandbox/`:
 //!
@@ -16,6 +17,7 @@
 //! | `GET`/`PUT /_sandbox/faults` | read or set the [`Faults`] (optionally for one route) |
 //! | `POST /_sandbox/oauth/code` | issue an authorization code to exchange |
 //! | `POST /_sandbox/oauth/expire` | expire every access token now |
+//! | `POST /_sandbox/hubspot/restore` | restore an archived record (`{"objectType": "contacts", "id": "…"}`), as from HubSpot's recycle bin |
 //!
 //! What it honours (each rule cites its source where it is implemented):
 //!
@@ -23,7 +25,10 @@
 //!   update and upsert, 204 on archive and batch archive, 207 when some batch inputs fail
 //!   (`numErrors`, `errors[]`), 400 for a batch of more than 100 inputs, 404 for a missing
 //!   record, 409 for a second contact with the same email ("Contact already exists. Existing
-//!   ID: N") and for a second live record with the value of a custom unique property. Every JSON answer carries `Content-Type: application/json`; errors carry
+//!   ID: N") and for a second live record with the value of a custom unique property; a
+//!   batch naming one record twice is refused whole with a 400 ("Duplicate IDs found in
+//!   batch input"), and a batch create holding an existing contact's email with the 409 of
+//!   the first one, writing nothing. Every JSON answer carries `Content-Type: application/json`; errors carry
 //!   HubSpot's body (`status`, `message`, `correlationId`, `category`, `errors`).
 //! - Properties: every value is a string; writing a property the type does not know (or a
 //!   read-only one such as `hs_object_id`, `hs_merged_object_ids` or a deal's
@@ -58,8 +63,12 @@
 //! - Auth: any non-empty Bearer token unless tokens are configured, then only those (and
 //!   OAuth access tokens it issued); anything else is a 401 `INVALID_AUTHENTICATION`.
 //!   Developer APIs (webhooks) also take `hapikey=`.
+//! - Restore: an archived record comes back with its id, properties and associations,
+//!   a new modified time and a `{type}.restore` event, via the admin endpoint or
+//!   [`RunningHubSpot::restore`] (HubSpot restores from the recycle bin in its UI within
+//!   90 days and documents no API for it; source at `Data::restore`).
 //! - Webhooks: the events of one request (`{type}.creation`, `.propertyChange`,
-//!   `.deletion`, `.merge`, `.privacyDeletion`) go to the app's `targetUrl` as one JSON array
+//!   `.deletion`, `.restore`, `.merge`, `.privacyDeletion`) go to the app's `targetUrl` as one JSON array
 //!   (up to 100 events), signed with `X-HubSpot-Signature-v3` + `X-HubSpot-Request-Timestamp`
 //!   ([`sign_v3`]) and `X-HubSpot-Signature` v1 ([`sign_v1`]) using the OAuth client secret,
 //!   and retried with a doubling delay.
@@ -108,6 +117,7 @@ use crate::shared::admin::{self, HasGate};
 use crate::shared::gate::Gate;
 use crate::shared::listen::Listening;
 pub use crate::shared::stats::{RequestLog, Stats};
+pub use oauth::DEFAULT_SCOPES;
 pub use webhooks::{sign_v1, sign_v3};
 
 use data::Data;
@@ -118,6 +128,9 @@ use kinds::TYPES;
 pub struct Config {
     /// Accepted Bearer tokens; any non-empty token when empty.
     pub tokens: Vec<String>,
+    /// Scopes of private-app tokens, as `access-token-info` reports them; a token not
+    /// listed here has [`DEFAULT_SCOPES`].
+    pub token_scopes: Vec<(String, Vec<String>)>,
     /// Requests per token in one burst window (100 for Free/Starter and OAuth apps, 190 for
     /// Professional/Enterprise private apps; developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
     pub burst_limit: u32,
@@ -154,6 +167,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             tokens: Vec::new(),
+            token_scopes: Vec::new(),
             burst_limit: 100,
             burst_window: Duration::from_secs(10),
             daily_limit: 250_000,
@@ -238,6 +252,21 @@ impl HubSpotSandbox {
         self.config
             .tokens
             .extend(tokens.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts the private-app token `token` and grants it only `scopes` (reported by
+    /// `POST /oauth/v2/private-apps/get/access-token-info`).
+    pub fn token_with_scopes<I, S>(mut self, token: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let token = token.into();
+        self.config.tokens.push(token.clone());
+        self.config
+            .token_scopes
+            .push((token, scopes.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -355,6 +384,13 @@ impl RunningHubSpot {
             .expire_all();
     }
 
+    /// Restores the archived record `id` of `object_type` (`contacts`, `0-2`…) as a user
+    /// does from HubSpot's recycle bin: live again, modified now, a `.restore` event sent.
+    /// Returns its new `updatedAt`.
+    pub fn restore(&self, object_type: &str, id: &str) -> Result<String, String> {
+        restore_now(&self.state, object_type, id)
+    }
+
     /// How many live (not archived) records an object type holds (`contacts`, `0-2`…).
     pub fn count(&self, object_type: &str) -> usize {
         let data = self.state.read();
@@ -379,10 +415,42 @@ fn router(state: Arc<State>) -> Router {
     Router::new()
         .merge(admin::routes::<State>())
         .route("/oauth/v1/token", post(oauth::token))
+        .route(
+            "/oauth/v2/private-apps/get/access-token-info",
+            post(oauth::private_app_token_info),
+        )
         .route("/_sandbox/oauth/code", post(admin_code))
         .route("/_sandbox/oauth/expire", post(admin_expire))
+        .route("/_sandbox/hubspot/restore", post(admin_restore))
         .merge(api)
         .with_state(state)
+}
+
+fn restore_now(state: &State, object_type: &str, id: &str) -> Result<String, String> {
+    let t = kinds::ObjectType::parse(object_type)
+        .ok_or_else(|| format!("unknown object type {object_type:?}"))?;
+    let mut data = state.write();
+    let row = data.restore(t, id).map_err(|e| e.message)?;
+    for e in data.take_events() {
+        let _ = state.events.send(e);
+    }
+    Ok(row["date_updated"].as_str().unwrap_or_default().to_string())
+}
+
+async fn admin_restore(
+    AxState(state): AxState<Arc<State>>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> Response {
+    let object_type = body["objectType"].as_str().unwrap_or_default();
+    let id = body["id"].as_str().unwrap_or_default();
+    match restore_now(&state, object_type, id) {
+        Ok(updated) => axum::Json(json!({"restored": id, "updatedAt": updated})).into_response(),
+        Err(message) => (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": message})),
+        )
+            .into_response(),
+    }
 }
 
 async fn admin_code(AxState(state): AxState<Arc<State>>) -> Response {

@@ -1,6 +1,7 @@
 //! OAuth 2.0 at `/oauth/v1/token` (`authorization_code` and `refresh_token` grants,
 //! form-encoded; oauth-v1.json). HubSpot's refresh tokens stay valid across refreshes
-//! (they do not rotate; HubSpot OAuth guide), so the same one may be used again.
+//! (they do not rotate; HubSpot OAuth guide), so the same one may be used again. Also the
+//! private-app token information endpoint, which reports a token's scopes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +14,58 @@ use serde_json::json;
 
 use super::State;
 use super::api_error::{correlation_id, reply};
+
+/// The scopes a token has unless configured otherwise: every scope crmkit's HubSpot
+/// commands use (HubSpot scopes guide, developers.hubspot.com/docs/api/scopes).
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.objects.owners.read",
+];
+
+/// `POST /oauth/v2/private-apps/get/access-token-info` with `{"tokenKey": "<token>"}`:
+/// the private app's `userId`, `hubId`, `appId` and `scopes` (HubSpot private apps guide,
+/// "Show private app access token information",
+/// https://developers.hubspot.com/docs/api/private-apps; also
+/// https://github.com/HubSpot/hubspot-api-php/issues/171). The token travels in the body,
+/// so no Bearer header is needed. A token the sandbox does not accept answers 401
+/// `INVALID_AUTHENTICATION` (HubSpot's body for a bad token; the guide gives no error
+/// shape for this endpoint).
+pub(crate) async fn private_app_token_info(
+    AxState(state): AxState<Arc<State>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(token) = parsed["tokenKey"].as_str().filter(|t| !t.is_empty()) else {
+        return reply(
+            400,
+            json!({"status": "error", "message": "Invalid input JSON: tokenKey is required",
+                   "correlationId": correlation_id(), "category": "VALIDATION_ERROR"}),
+        );
+    };
+    let config = &state.config;
+    if !(config.tokens.is_empty() || config.tokens.iter().any(|t| t == token)) {
+        return reply(
+            401,
+            json!({"status": "error", "message": "The access token provided is invalid.",
+                   "correlationId": correlation_id(), "category": "INVALID_AUTHENTICATION"}),
+        );
+    }
+    let scopes: Vec<String> = config
+        .token_scopes
+        .iter()
+        .find(|(t, _)| t == token)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+    reply(
+        200,
+        json!({"userId": 1, "hubId": config.portal_id, "appId": config.app_id, "scopes": scopes}),
+    )
+}
 
 /// Issued codes and tokens.
 #[derive(Debug, Default)]

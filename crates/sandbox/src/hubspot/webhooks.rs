@@ -180,13 +180,12 @@ pub(crate) async fn run(state: Arc<State>, mut events: mpsc::UnboundedReceiver<V
                     e
                 })
                 .collect();
-            let body = Value::Array(chunk).to_string();
-            tokio::spawn(deliver(state.clone(), http.clone(), url.clone(), body));
+            tokio::spawn(deliver(state.clone(), http.clone(), url.clone(), chunk));
         }
     }
 }
 
-async fn deliver(state: Arc<State>, http: reqwest::Client, url: String, body: String) {
+async fn deliver(state: Arc<State>, http: reqwest::Client, url: String, events: Vec<Value>) {
     // HubSpot retries a failed delivery up to 10 times over 24 hours (webhooks guide).
     let schedule = RetrySchedule {
         base: state.config.webhook_retry_base,
@@ -194,9 +193,22 @@ async fn deliver(state: Arc<State>, http: reqwest::Client, url: String, body: St
         attempts: state.config.webhook_attempts,
     };
     let secret = state.config.oauth_client.1.clone();
-    let headers = || {
+    let attempt = |n: u32| {
+        // Each retry numbers its events' `attemptNumber` from 0 (HubSpot webhooks guide,
+        // event fields: "attemptNumber: Starting at 0, which number attempt this is to
+        // notify your service of this event",
+        // https://developers.hubspot.com/docs/api/webhooks#webhook-payloads).
+        let events: Vec<Value> = events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e["attemptNumber"] = json!(n);
+                e
+            })
+            .collect();
+        let body = Value::Array(events).to_string();
         let ts = chrono::Utc::now().timestamp_millis().to_string();
-        Some(vec![
+        let headers = vec![
             (
                 "x-hubspot-signature-v3",
                 sign_v3(&secret, "POST", &url, body.as_bytes(), &ts),
@@ -204,9 +216,10 @@ async fn deliver(state: Arc<State>, http: reqwest::Client, url: String, body: St
             ("x-hubspot-request-timestamp", ts),
             ("x-hubspot-signature", sign_v1(&secret, body.as_bytes())),
             ("x-hubspot-signature-version", "v1".to_string()),
-        ])
+        ];
+        Some((body, headers))
     };
-    webhook::deliver(&http, &url, &body, schedule, &state.gate.stats, headers).await;
+    webhook::deliver_each(&http, &url, schedule, &state.gate.stats, attempt).await;
 }
 
 #[cfg(test)]

@@ -27,15 +27,31 @@ pub async fn deliver(
     stats: &StatsCell,
     headers: impl Fn() -> Option<Vec<(&'static str, String)>>,
 ) -> bool {
+    deliver_each(http, url, schedule, stats, |_| {
+        headers().map(|h| (body.to_string(), h))
+    })
+    .await
+}
+
+/// [`deliver`] for payloads that change between attempts (HubSpot numbers each attempt in
+/// the events' `attemptNumber`): `attempt` builds the body and headers of attempt `n`,
+/// counted from 0.
+pub async fn deliver_each(
+    http: &reqwest::Client,
+    url: &str,
+    schedule: RetrySchedule,
+    stats: &StatsCell,
+    attempt: impl Fn(u32) -> Option<(String, Vec<(&'static str, String)>)>,
+) -> bool {
     let mut delay = schedule.base;
-    for attempt in 1..=schedule.attempts {
-        let Some(hs) = headers() else {
+    for n in 0..schedule.attempts {
+        let Some((body, hs)) = attempt(n) else {
             return false;
         };
         let mut req = http
             .post(url)
             .header("content-type", "application/json")
-            .body(body.to_string());
+            .body(body);
         for (k, v) in hs {
             req = req.header(k, v);
         }
@@ -45,8 +61,8 @@ pub async fn deliver(
             stats.lock().webhook_delivered += 1;
             return true;
         }
-        tracing::debug!(%url, attempt, "Webhook delivery failed; will retry.");
-        if attempt < schedule.attempts {
+        tracing::debug!(%url, attempt = n + 1, "Webhook delivery failed; will retry.");
+        if n + 1 < schedule.attempts {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(schedule.max_delay);
         }

@@ -264,3 +264,68 @@ async fn batch_read_takes_archived_as_a_query_parameter() {
     assert_eq!(by_body.status, 207);
     assert_eq!(by_body.body["results"], json!([]));
 }
+
+#[tokio::test]
+async fn a_batch_naming_one_record_twice_is_refused_whole() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let upsert = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/upsert",
+            &json!({"inputs": [
+            {"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}},
+            {"id": "b@x.io", "idProperty": "email", "properties": {"firstname": "B"}},
+            {"id": "A@x.io", "idProperty": "email", "properties": {"firstname": "C"}}]}),
+        )
+        .await;
+    assert_eq!(upsert.status, 400, "{}", upsert.body);
+    assert_eq!(upsert.body["category"], json!("VALIDATION_ERROR"));
+    assert!(
+        upsert.body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Duplicate IDs found in batch input")),
+        "{}",
+        upsert.body
+    );
+    assert_eq!(upsert.body["context"]["ids"], json!(["A@x.io"]));
+    assert_eq!(sb.count("contacts"), 0, "nothing written");
+    let read = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            &json!({"inputs": [{"id": "1"}, {"id": "1"}], "properties": ["email"]}),
+        )
+        .await;
+    assert_eq!(read.status, 400);
+}
+
+#[tokio::test]
+async fn a_batch_create_with_an_existing_email_is_refused_whole_with_the_first_409() {
+    let sb = hubspot(0).await;
+    let hs = Hs::new(&sb);
+    let made = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            &json!({"inputs": [{"properties": {"email": "a@x.io"}}, {"properties": {"email": "b@x.io"}}]}),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    let a = made.body["results"][0]["id"].clone();
+    let again = hs
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            &json!({"inputs": [{"properties": {"email": "new@x.io"}},
+                               {"properties": {"email": "A@x.io"}},
+                               {"properties": {"email": "b@x.io"}}]}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body["category"], json!("CONFLICT"));
+    assert_eq!(
+        again.body["message"],
+        json!(format!(
+            "Contact already exists. Existing ID: {}",
+            a.as_str().unwrap_or_default()
+        ))
+    );
+    assert_eq!(sb.count("contacts"), 2, "new@x.io was not written either");
+}

@@ -190,3 +190,45 @@ async fn oauth_codes_and_refresh_tokens_give_access_tokens() {
         200
     );
 }
+
+#[tokio::test]
+async fn private_app_token_info_reports_each_tokens_scopes() {
+    let sb = HubSpotSandbox::builder()
+        .tokens(["pat-full"])
+        .token_with_scopes("pat-narrow", ["crm.objects.contacts.read"])
+        .start()
+        .await
+        .expect("starts");
+    let http = reqwest::Client::new();
+    let info = |body: serde_json::Value| {
+        let http = http.clone();
+        let url = format!(
+            "{}/oauth/v2/private-apps/get/access-token-info",
+            sb.base_url()
+        );
+        async move {
+            let r = http.post(url).json(&body).send().await.expect("answers");
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = info(json!({"tokenKey": "pat-narrow"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scopes"], json!(["crm.objects.contacts.read"]));
+    assert_eq!(body["hubId"], json!(62515));
+    assert!(body["appId"].is_u64() && body["userId"].is_u64(), "{body}");
+    let (status, body) = info(json!({"tokenKey": "pat-full"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["scopes"].as_array().map(Vec::len),
+        Some(crmkit_sandbox::hubspot::DEFAULT_SCOPES.len())
+    );
+    let (status, body) = info(json!({"tokenKey": "pat-unknown"})).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["category"], json!("INVALID_AUTHENTICATION"));
+    let (status, _) = info(json!({})).await;
+    assert_eq!(status, 400);
+}

@@ -130,6 +130,22 @@ async fn events_arrive_in_signed_batches_and_failures_are_retried() {
         creations_per_delivery.contains(&3),
         "one request's events go out in one batch: {creations_per_delivery:?}"
     );
+    // The retried delivery numbers its events' attempt 1, the others 0.
+    let mut attempts: Vec<Vec<u64>> = deliveries
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_slice::<Vec<Value>>(b)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| e["attemptNumber"].as_u64().unwrap_or(99))
+                .collect()
+        })
+        .collect();
+    attempts.sort();
+    let retried: Vec<&Vec<u64>> = attempts.iter().filter(|a| a.contains(&1)).collect();
+    assert_eq!(retried.len(), 1, "{attempts:?}");
+    assert!(retried[0].iter().all(|n| *n == 1), "{attempts:?}");
+    assert!(attempts.iter().flatten().all(|n| *n <= 1), "{attempts:?}");
     for (headers, body) in &deliveries {
         let h = |k: &str| {
             headers
@@ -191,4 +207,104 @@ async fn a_developer_key_opens_only_the_developer_apis() {
         401,
         "with tokens configured and no developer key, no key is accepted"
     );
+}
+
+#[tokio::test]
+async fn a_restore_brings_a_record_back_and_sends_a_restore_event() {
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    let receiver = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let seen = seen2.clone();
+            async move {
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((headers, body.to_vec()));
+                StatusCode::OK
+            }
+        }),
+    );
+    let served = crmkit_sandbox::server::serve(receiver, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("receiver starts");
+    let sb = HubSpotSandbox::builder().start().await.expect("starts");
+    let hs = Hs::new(&sb);
+    let url = format!("http://{}/hook", served.addr());
+    hs.http
+        .put(format!(
+            "{}/webhooks/v3/1/settings?hapikey=dev-key",
+            hs.root
+        ))
+        .json(&json!({"targetUrl": url}))
+        .send()
+        .await
+        .expect("answers");
+    hs.http
+        .post(format!(
+            "{}/webhooks/v3/1/subscriptions?hapikey=dev-key",
+            hs.root
+        ))
+        .json(&json!({"eventType": "contact.restore"}))
+        .send()
+        .await
+        .expect("answers");
+    let made = hs
+        .post(
+            "/crm/v3/objects/contacts",
+            &json!({"properties": {"email": "r@x.io"}}),
+        )
+        .await;
+    let id = made.body["id"].as_str().unwrap_or_default().to_string();
+    let before = made.body["updatedAt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let gone = hs.delete(&format!("/crm/v3/objects/contacts/{id}")).await;
+    assert_eq!(gone.status, 204);
+    // Not archived: nothing to restore.
+    let wrong = hs
+        .http
+        .post(format!("{}/_sandbox/hubspot/restore", hs.root))
+        .json(&json!({"objectType": "contacts", "id": "1"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(wrong.status().as_u16(), 404);
+    let restored = hs
+        .http
+        .post(format!("{}/_sandbox/hubspot/restore", hs.root))
+        .json(&json!({"objectType": "contacts", "id": id}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(restored.status().as_u16(), 200);
+    let back = hs.get(&format!("/crm/v3/objects/contacts/{id}"), &[]).await;
+    assert_eq!(back.status, 200);
+    assert_eq!(back.body["archived"], json!(false));
+    assert!(back.body["updatedAt"].as_str().unwrap_or_default() > before.as_str());
+    // Its email is taken again.
+    let twin = hs
+        .post(
+            "/crm/v3/objects/contacts",
+            &json!({"properties": {"email": "r@x.io"}}),
+        )
+        .await;
+    assert_eq!(twin.status, 409);
+    let mut events: Vec<Value> = vec![];
+    for _ in 0..100 {
+        events = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|(_, b)| serde_json::from_slice::<Vec<Value>>(b).unwrap_or_default())
+            .collect();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["subscriptionType"], json!("contact.restore"));
+    assert_eq!(events[0]["objectId"].to_string(), id);
 }
