@@ -788,19 +788,39 @@ impl Connector for HubSpotConnector {
                 let query = query.clone();
                 async move {
                     let props = self.properties(t).await?;
-                    let req = SearchRequest::new().query(query).properties(props);
+                    // Lean search, full read per page: see `feed::upserts` (search body cap).
+                    let req = SearchRequest::new().query(query).properties(feed::keys(t));
                     Ok::<_, Error>(
                         self.client
                             .objects(t.clone())
                             .search_all(req)
                             .try_chunks(crate::batch::BATCH_SIZE)
                             .map_err(|e| e.1)
-                            .and_then(move |page| async move {
-                                feed::with_links(&self.client, t, page, |o| o).await
+                            .and_then(move |page| {
+                                let props = props.clone();
+                                async move {
+                                    let ids = page.into_iter().map(|o| o.id).collect();
+                                    let (mut read, mut failed) = (Vec::new(), Vec::new());
+                                    let full = feed::hydrate(&self.client, t, ids, &props).await;
+                                    for (i, o) in full.into_iter().enumerate() {
+                                        match o {
+                                            Ok(o) => read.push((i, o)),
+                                            Err(e) => failed.push((i, Err(e))),
+                                        }
+                                    }
+                                    let read =
+                                        feed::with_links(&self.client, t, read, |r| &mut r.1)
+                                            .await?;
+                                    let mut rows: Vec<(usize, Result<Record>)> = read
+                                        .into_iter()
+                                        .map(|(i, o)| (i, to_record(t, &o)))
+                                        .chain(failed)
+                                        .collect();
+                                    rows.sort_by_key(|r| r.0);
+                                    Ok(rows.into_iter().map(|r| r.1).collect::<Vec<_>>())
+                                }
                             })
-                            .map_ok(move |page| {
-                                stream::iter(page.into_iter().map(move |o| to_record(t, &o)))
-                            })
+                            .map_ok(stream::iter)
                             .try_flatten(),
                     )
                 }

@@ -169,6 +169,31 @@ pub(super) fn update(record: &Record) -> Result<Update> {
         }
         None => properties.extend(now.into_iter().filter(|(_, v)| !v.is_empty())),
     }
+    if let (Record::Person(p), Some(o)) = (record, &base) {
+        // Names, phones and emails are compacted on read (empty slots dropped, parts
+        // joined), so their canonical slots say nothing about where a value sits in
+        // HubSpot; they are diffed per property against `raw` instead.
+        for k in ["firstname", "lastname", "phone", "mobilephone", "email"] {
+            properties.remove(k);
+        }
+        let raw = |k: &str| o.property(k).map(str::trim).unwrap_or("").to_string();
+        let mut send = |k: &str, v: String| {
+            if raw(k) != v {
+                properties.insert(k.to_string(), v);
+            }
+        };
+        for (k, v) in name_parts(&p.name, &raw("firstname"), &raw("lastname")) {
+            send(k, v);
+        }
+        let slots = PHONES.map(|k| raw(k));
+        for (k, v) in PHONES.into_iter().zip(phone_slots(&slots, &p.phones)?) {
+            send(k, v);
+        }
+        send("email", p.emails.first().cloned().unwrap_or_default());
+    }
+    if let Record::Person(p) = record {
+        check_person(p, base.as_ref())?;
+    }
     let old: BTreeMap<&str, &str> = base
         .as_ref()
         .map(|o| {
@@ -195,6 +220,96 @@ pub(super) fn update(record: &Record) -> Result<Update> {
             (c.map(str::to_string), p.map(str::to_string))
         }),
     })
+}
+
+/// The phone properties a person's `phones` come from, in order.
+const PHONES: [&str; 2] = ["phone", "mobilephone"];
+
+/// The `firstname` and `lastname` to hold `name`, given what they hold now: an unchanged
+/// name keeps both parts as they are (whatever split HubSpot has), and a one-word name
+/// stays in the part it was in (a last-name-only contact renamed keeps it a last name).
+fn name_parts(name: &str, first: &str, last: &str) -> Vec<(&'static str, String)> {
+    let name = name.trim();
+    let joined = [first, last]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name == joined {
+        return Vec::new();
+    }
+    if !name.contains(' ') && first.is_empty() && !last.is_empty() {
+        return vec![("firstname", String::new()), ("lastname", name.to_string())];
+    }
+    let (f, l) = split_name(name);
+    vec![("firstname", f), ("lastname", l)]
+}
+
+/// The values of the phone properties (`slots`, as HubSpot holds them) after the person's
+/// `phones` are written: a number still listed stays in its property, a removed one is
+/// cleared, and an added one goes to the first property left empty; nothing shifts.
+/// More numbers than properties is an error naming the field, not a silent drop.
+fn phone_slots(slots: &[String; 2], phones: &[String]) -> Result<[String; 2]> {
+    let phones: Vec<&str> = phones
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut out: [String; 2] = Default::default();
+    let mut placed = vec![false; phones.len()];
+    for (slot, was) in out.iter_mut().zip(slots) {
+        if let Some(i) = (0..phones.len()).find(|&i| !placed[i] && phones[i] == was) {
+            placed[i] = true;
+            *slot = was.clone();
+        }
+    }
+    for (i, p) in phones.iter().enumerate().filter(|(i, _)| !placed[*i]) {
+        let Some(slot) = out.iter_mut().find(|s| s.is_empty()) else {
+            return Err(Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "phones: HubSpot holds two numbers per contact (phone, mobilephone); \
+                     number {} ({p}) has no property to go to",
+                    i + 1
+                ),
+            ));
+        };
+        *slot = (*p).to_string();
+    }
+    Ok(out)
+}
+
+/// Refuses what a contact update cannot write: secondary emails (and, without `raw`, a
+/// third phone number). HubSpot's
+/// `hs_additional_emails` is read-only (its property definition says
+/// `readOnlyValue: true`; developers.hubspot.com/docs/api/crm/contacts lists it among the
+/// properties HubSpot sets), so a changed list of secondary addresses is a per-record
+/// error naming the field rather than a success that wrote nothing.
+fn check_person(p: &crmkit_core::model::Person, base: Option<&HubSpotObject>) -> Result<()> {
+    let was: Vec<String> = base
+        .and_then(|o| o.property("hs_additional_emails"))
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect();
+    if base.is_none() {
+        // Without `raw` the numbers go to phone, mobilephone in order; a third has nowhere.
+        phone_slots(&Default::default(), &p.phones)?;
+    }
+    let now: Vec<String> = p.emails.iter().skip(1).map(|e| e.trim().to_string()).collect();
+    if now != was && !(was.is_empty() && now.is_empty()) {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            format!(
+                "emails: HubSpot's secondary addresses (hs_additional_emails) are read-only \
+                 through the API; only the first email (email) can be written (had {was:?}, \
+                 asked for {now:?})"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

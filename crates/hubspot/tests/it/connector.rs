@@ -938,3 +938,90 @@ async fn after_a_labelled_link_changes_get_and_the_feed_read_the_new_primary_com
     assert_eq!(out.failed().count(), 0, "{:?}", out.results);
     assert_eq!(writes(&sb).len(), before, "{:?}", writes(&sb));
 }
+
+#[tokio::test]
+async fn review_activity_feed_resumes_every_type() {
+    let sb = sandbox().await;
+    let conn = HubSpotConnector::new(client(&sb.base_url(), "review-act"))
+        .with_overlap(Duration::ZERO);
+    let mut note = Activity::new(ActivityKind::Note);
+    note.body = Some("n".into());
+    note.occurred_at = Some(chrono::Utc::now());
+    let mut call = Activity::new(ActivityKind::Call);
+    call.body = Some("c".into());
+    call.occurred_at = Some(chrono::Utc::now());
+    let made = conn.create(vec![Record::Activity(note), Record::Activity(call)]).await;
+    assert_eq!(made.failed().count(), 0, "{:?}", made.results);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first: Vec<Change> = conn.changes(ObjectKind::Activity, None).try_collect().await.expect("run 1");
+    assert_eq!(first.len(), 2, "{first:?}");
+    let cursor = first.last().expect("c").cursor().clone();
+    eprintln!("REVIEW cursor {cursor:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second: Vec<Change> = conn.changes(ObjectKind::Activity, Some(cursor)).try_collect().await.expect("run 2");
+    eprintln!("REVIEW second run: {:?}", second.iter().map(|c| c.id()).collect::<Vec<_>>());
+    assert!(second.is_empty(), "nothing changed, yet run 2 delivered {} changes", second.len());
+}
+
+#[tokio::test]
+async fn review_adding_a_phone_keeps_the_mobile_number() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "review-phone");
+    let c = hs
+        .contacts()
+        .create(&props(&[("firstname", "Ann"), ("lastname", "Lee"), ("email", "ann@x.com"), ("mobilephone", "+1555")]), &[])
+        .await
+        .expect("contact");
+    let conn = HubSpotConnector::new(hs.clone());
+    let Record::Person(mut p) = conn.get(ObjectKind::Person, &c.id).await.expect("reads") else { panic!() };
+    assert_eq!(p.phones, ["+1555"]);
+    p.phones.push("+1777".into());
+    assert_eq!(conn.update(vec![Record::Person(p)]).await.failed().count(), 0);
+    let after = hs.contacts().get(&c.id, &crmkit_hubspot::ReadOptions::default().properties(["phone", "mobilephone"])).await.expect("read");
+    eprintln!("REVIEW phone={:?} mobile={:?}", after.property("phone"), after.property("mobilephone"));
+    let both: Vec<_> = [after.property("phone"), after.property("mobilephone")].into_iter().flatten().collect();
+    assert!(both.contains(&"+1555"), "the mobile number +1555 was lost: {both:?}");
+}
+
+#[tokio::test]
+async fn review_renaming_a_lastname_only_contact() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "review-name");
+    let c = hs
+        .contacts()
+        .create(&props(&[("lastname", "Smith"), ("email", "s@x.com")]), &[])
+        .await
+        .expect("contact");
+    let conn = HubSpotConnector::new(hs.clone());
+    let Record::Person(mut p) = conn.get(ObjectKind::Person, &c.id).await.expect("reads") else { panic!() };
+    p.name = "Smyth".into();
+    assert_eq!(conn.update(vec![Record::Person(p)]).await.failed().count(), 0);
+    let Record::Person(p) = conn.get(ObjectKind::Person, &c.id).await.expect("reads") else { panic!() };
+    eprintln!("REVIEW renamed to {:?}", p.name);
+    assert_eq!(p.name, "Smyth");
+}
+
+#[tokio::test]
+async fn review_feed_with_many_custom_properties() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "review-many-props");
+    for i in 0..120 {
+        let new = crmkit_hubspot::schema::NewProperty {
+            name: format!("custom_field_number_{i:03}"),
+            label: format!("Custom {i}"),
+            kind: "string".into(),
+            field_type: "text".into(),
+            group_name: "contactinformation".into(),
+            description: None,
+            options: Vec::new(),
+            has_unique_value: None,
+        };
+        hs.create_property(&crmkit_hubspot::ObjectType::Contacts, &new).await.expect("prop");
+    }
+    hs.contacts().create(&props(&[("email", "m@x.com")]), &[]).await.expect("contact");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let conn = HubSpotConnector::new(hs);
+    let r: Result<Vec<Change>, _> = conn.changes(ObjectKind::Person, None).try_collect().await;
+    eprintln!("REVIEW many props: {:?}", r.as_ref().map(|v| v.len()).map_err(|e| e.to_string()));
+    r.expect("feed runs");
+}
