@@ -233,11 +233,7 @@ fn upserts(
                 let mut rows: Vec<(usize, Row)> = linked
                     .into_iter()
                     .map(|(i, s)| (i, Row::Read(s)))
-                    .chain(
-                        failed
-                            .into_iter()
-                            .map(|(i, (s, e))| (i, Row::Failed(s, e))),
-                    )
+                    .chain(failed.into_iter().map(|(i, (s, e))| (i, Row::Failed(s, e))))
                     .collect();
                 rows.sort_by_key(|r| r.0);
                 Ok(rows.into_iter().map(|r| r.1).collect::<Vec<_>>())
@@ -248,7 +244,9 @@ fn upserts(
             // shared position then holds their final cursors.
             let mut out = Vec::new();
             // A poisoned lock still holds a valid position (each insert is one whole step).
-            let mut base = base.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut base = base
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for row in page {
                 match row {
                     Row::Read(s) => {

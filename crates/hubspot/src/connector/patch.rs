@@ -138,6 +138,7 @@ pub(super) fn create_properties(record: &Record) -> Properties {
 
 /// What an update sends, and the links (company, person) before it, from `raw` when it is
 /// this record's (see the module docs).
+#[derive(Debug)]
 pub(super) struct Update {
     /// The properties to patch.
     pub properties: Properties,
@@ -298,7 +299,12 @@ fn check_person(p: &crmkit_core::model::Person, base: Option<&HubSpotObject>) ->
         // Without `raw` the numbers go to phone, mobilephone in order; a third has nowhere.
         phone_slots(&Default::default(), &p.phones)?;
     }
-    let now: Vec<String> = p.emails.iter().skip(1).map(|e| e.trim().to_string()).collect();
+    let now: Vec<String> = p
+        .emails
+        .iter()
+        .skip(1)
+        .map(|e| e.trim().to_string())
+        .collect();
     if now != was && !(was.is_empty() && now.is_empty()) {
         return Err(Error::new(
             ErrorKind::Validation,
@@ -371,5 +377,63 @@ mod tests {
             update(&no_id).err().map(|e| e.kind()),
             Some(ErrorKind::Validation)
         );
+    }
+    fn person(props: Value) -> crmkit_core::model::Person {
+        let Record::Person(p) = read(
+            &ObjectType::Contacts,
+            json!({"id": "7", "properties": props}),
+        ) else {
+            panic!("person")
+        };
+        p
+    }
+
+    fn sent(p: crmkit_core::model::Person) -> Vec<(String, String)> {
+        update(&Record::Person(p))
+            .expect("patch")
+            .properties
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn phones_stay_in_their_properties_and_an_added_one_fills_the_empty_one() {
+        let mut p = person(json!({"mobilephone": "+1555"}));
+        p.phones.push("+1777".into());
+        assert_eq!(sent(p), [("phone".into(), "+1777".into())]);
+        let mut p = person(json!({"phone": "+1", "mobilephone": "+2"}));
+        p.phones.remove(0);
+        assert_eq!(sent(p), [("phone".into(), String::new())], "no shift");
+        let mut p = person(json!({"phone": "+1", "mobilephone": "+2"}));
+        p.phones.push("+3".into());
+        let e = update(&Record::Person(p)).expect_err("no third property");
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("phones"), "{e}");
+    }
+
+    #[test]
+    fn names_change_only_the_parts_that_changed() {
+        let p = person(json!({"lastname": "Smith"}));
+        assert!(sent(p).is_empty(), "unchanged");
+        let mut p = person(json!({"lastname": "Smith"}));
+        p.name = "Smyth".into();
+        assert_eq!(sent(p), [("lastname".into(), "Smyth".into())]);
+        let mut p = person(json!({"firstname": "Ada"}));
+        p.name = "Ida".into();
+        assert_eq!(sent(p), [("firstname".into(), "Ida".into())]);
+        let mut p = person(json!({"firstname": "Ada", "lastname": "Lovelace"}));
+        p.name = "Ada King".into();
+        assert_eq!(sent(p), [("lastname".into(), "King".into())]);
+    }
+
+    #[test]
+    fn a_secondary_email_that_cannot_be_written_is_an_error() {
+        let p = person(json!({"email": "a@x.io", "hs_additional_emails": "b@x.io"}));
+        assert!(sent(p).is_empty(), "unchanged secondaries are fine");
+        let mut p = person(json!({"email": "a@x.io"}));
+        p.emails.push("b@x.io".into());
+        let e = update(&Record::Person(p)).expect_err("read-only");
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("hs_additional_emails"), "{e}");
     }
 }
