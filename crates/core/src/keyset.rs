@@ -811,7 +811,7 @@ mod tests {
         let config = KeysetConfig::new(50)
             .overlap(Duration::zero())
             .until(at(100));
-        let out = fake.run(config.clone(), None).await;
+        let out = fake.run(config, None).await;
         assert_eq!(out.len(), 601, "each record once");
         assert!(out.iter().all(|s| s.cursor.ids.len() <= MAX_CURSOR_IDS));
         let last = out.last().expect("some").cursor.clone();

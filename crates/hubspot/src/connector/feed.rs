@@ -27,8 +27,21 @@
 //!   winner's `hs_merged_object_ids`, and the merge changes the winner, so the winner's
 //!   upsert comes with a [`Change::Deleted`] for each id merged into it, just before it
 //!   (and again whenever the winner changes: at-least-once).
+//! - **Lean search.** The search asks only for `hs_object_id` and the modification time
+//!   (the keyset's keys); each page of up to 100 records is then read in full with one
+//!   batch read (see `upserts`), because a search body is capped at 3,000 characters and a
+//!   portal's custom property names pass that. A record the search found but the batch
+//!   read could not return (archived in between, say) comes out as [`Change::Skipped`]
+//!   (`Malformed`, with HubSpot's reason), never dropped.
 //! - **Cursor.** Opaque, `hs1.` + JSON of one keyset position per object type and the
-//!   archive watermark. Tombstones carry the watermark the run started from, so a run that
+//!   archive watermark. The object types of a kind (the five activity types) are read one
+//!   after another, each from its own position, and every cursor carries the final
+//!   positions of the types read before it: resuming from a run's last cursor resumes each
+//!   type where it stopped, so a run with nothing changed delivers only the overlap window
+//!   again (nothing with a zero overlap). A position lists at most
+//!   [`crmkit_core::keyset::MAX_CURSOR_IDS`] ids read at its instant, so a crowded instant
+//!   (an import stamping thousands of records with one time) keeps cursors small; a run
+//!   resumed in such an instant reads its other records again (at least once). Tombstones carry the watermark the run started from, so a run that
 //!   stops among them reads them again; the watermark moves to the run's bound with the
 //!   first upsert after them.
 

@@ -3,7 +3,13 @@
 //!
 //! Both sides of an update are compared in one canonical form (the properties a record maps
 //! to), so a record read and written back unchanged sends nothing even where HubSpot's text
-//! differs from crmkit's (`"1234.5"` vs `"1234.50"`, a call of 12,500 ms read as 12 s). An
+//! differs from crmkit's (`"1234.5"` vs `"1234.50"`, a call of 12,500 ms read as 12 s).
+//! A contact's name, phones and email are compacted on read (`firstname` + `lastname`
+//! joined, empty phone properties dropped), so they are diffed per HubSpot property against
+//! `raw` instead: a phone stays in the property it came from, an added one fills an empty
+//! one (never shifting the others), an unchanged name sends nothing and a renamed one-word
+//! name stays in the part it was in. What cannot be written (secondary emails, a third
+//! phone) is a per-record validation error, not a silent success. An
 //! empty string clears a property (crm-objects-contacts-v3.json, PATCH: "Properties values
 //! can be cleared by passing an empty string").
 
@@ -186,7 +192,7 @@ pub(super) fn update(record: &Record) -> Result<Update> {
         for (k, v) in name_parts(&p.name, &raw("firstname"), &raw("lastname")) {
             send(k, v);
         }
-        let slots = PHONES.map(|k| raw(k));
+        let slots = PHONES.map(raw);
         for (k, v) in PHONES.into_iter().zip(phone_slots(&slots, &p.phones)?) {
             send(k, v);
         }
@@ -221,6 +227,14 @@ pub(super) fn update(record: &Record) -> Result<Update> {
             (c.map(str::to_string), p.map(str::to_string))
         }),
     })
+}
+
+/// Refuses a create HubSpot cannot hold whole (see [`check_person`]).
+pub(super) fn check_create(record: &Record) -> Result<()> {
+    match record {
+        Record::Person(p) => check_person(p, None),
+        _ => Ok(()),
+    }
 }
 
 /// The phone properties a person's `phones` come from, in order.
@@ -280,12 +294,14 @@ fn phone_slots(slots: &[String; 2], phones: &[String]) -> Result<[String; 2]> {
     Ok(out)
 }
 
-/// Refuses what a contact update cannot write: secondary emails (and, without `raw`, a
-/// third phone number). HubSpot's
-/// `hs_additional_emails` is read-only (its property definition says
-/// `readOnlyValue: true`; developers.hubspot.com/docs/api/crm/contacts lists it among the
-/// properties HubSpot sets), so a changed list of secondary addresses is a per-record
-/// error naming the field rather than a success that wrote nothing.
+/// Refuses what a contact write cannot hold: secondary emails (and, without `raw`, a
+/// third phone number). HubSpot fills `hs_additional_emails` itself (from merges and its
+/// secondary-email feature); the CRM v3 objects API offers no write for it, and the only
+/// documented one is the legacy `/contacts/v1/secondary-email/{vid}` family, a developer
+/// preview "subject to bugs and breaking changes"
+/// (legacydocs.hubspot.com/docs/methods/contacts/update-secondary-email), which crmkit
+/// does not call. So a changed list of secondary addresses is a per-record error naming
+/// the field rather than a success that wrote nothing.
 fn check_person(p: &crmkit_core::model::Person, base: Option<&HubSpotObject>) -> Result<()> {
     let was: Vec<String> = base
         .and_then(|o| o.property("hs_additional_emails"))
@@ -309,8 +325,8 @@ fn check_person(p: &crmkit_core::model::Person, base: Option<&HubSpotObject>) ->
         return Err(Error::new(
             ErrorKind::Validation,
             format!(
-                "emails: HubSpot's secondary addresses (hs_additional_emails) are read-only \
-                 through the API; only the first email (email) can be written (had {was:?}, \
+                "emails: HubSpot's secondary addresses (hs_additional_emails) cannot be written \
+                 through the CRM objects API; only the first email (email) can be written (had {was:?}, \
                  asked for {now:?})"
             ),
         ));
@@ -435,5 +451,9 @@ mod tests {
         let e = update(&Record::Person(p)).expect_err("read-only");
         assert_eq!(e.kind(), ErrorKind::Validation);
         assert!(e.message().contains("hs_additional_emails"), "{e}");
+        let mut p = person(json!({"email": "a@x.io"}));
+        p.emails.push("b@x.io".into());
+        p.raw = Value::Null;
+        assert!(check_create(&Record::Person(p)).is_err(), "creates too");
     }
 }
