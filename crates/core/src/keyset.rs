@@ -38,7 +38,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A position in a keyset listing: every record older than `time` was read, and of the
-/// records at exactly `time`, the ones in `ids`.
+/// records at exactly `time`, the ones in `ids` (at most [`MAX_CURSOR_IDS`] of them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeysetCursor {
     /// The newest modification time read.
@@ -188,30 +188,44 @@ pub struct Sliced<T> {
     pub cursor: KeysetCursor,
 }
 
+/// The most ids a handed-out [`KeysetCursor`] carries. An import or workflow can stamp
+/// thousands of records with one modification time; a cursor listing all of them would
+/// grow with each record, and a run would spend quadratic time and bytes on cursors. A
+/// cursor keeps the first ids read at its instant only: still a true statement ("these
+/// were read"), so a run resumed from it reads the instant's other records again —
+/// at-least-once, like the overlap window — and nothing is skipped. Within a run the
+/// slicer remembers every id (in a set), so a run itself never repeats a record.
+pub const MAX_CURSOR_IDS: usize = 256;
+
 /// A (time, ids read at that time) mark that only moves forward.
 #[derive(Debug, Clone, Default)]
 struct Mark {
     time: Option<DateTime<Utc>>,
+    /// In reading order (the cursor keeps the first ones).
     ids: Vec<String>,
+    /// The same ids, for constant-time look-ups.
+    seen: HashSet<String>,
 }
 
 impl Mark {
+    fn new(time: Option<DateTime<Utc>>, ids: Vec<String>) -> Self {
+        let seen = ids.iter().cloned().collect();
+        Mark { time, ids, seen }
+    }
+
     fn has(&self, time: DateTime<Utc>, id: &str) -> bool {
-        self.time == Some(time) && self.ids.iter().any(|i| i == id)
+        self.time == Some(time) && self.seen.contains(id)
     }
 
     fn advance(&mut self, time: DateTime<Utc>, id: &str) {
         match self.time {
             Some(t) if t > time => {}
             Some(t) if t == time => {
-                if !self.ids.iter().any(|i| i == id) {
+                if self.seen.insert(id.to_string()) {
                     self.ids.push(id.to_string());
                 }
             }
-            _ => {
-                self.time = Some(time);
-                self.ids = vec![id.to_string()];
-            }
+            _ => *self = Mark::new(Some(time), vec![id.to_string()]),
         }
     }
 }
@@ -256,15 +270,9 @@ where
     let (scan, mark) = match start {
         None => (Mark::default(), Mark::default()),
         Some(c) => {
-            let mark = Mark {
-                time: Some(c.time),
-                ids: c.ids.clone(),
-            };
+            let mark = Mark::new(Some(c.time), c.ids.clone());
             let scan = if config.overlap > Duration::zero() {
-                Mark {
-                    time: c.time.checked_sub_signed(config.overlap),
-                    ids: Vec::new(),
-                }
+                Mark::new(c.time.checked_sub_signed(config.overlap), Vec::new())
             } else {
                 mark.clone()
             };
@@ -371,7 +379,7 @@ where
         let cursor = KeysetCursor {
             // `mark` has a time: it was just advanced.
             time: run.mark.time.unwrap_or(time),
-            ids: run.mark.ids.clone(),
+            ids: run.mark.ids.iter().take(MAX_CURSOR_IDS).cloned().collect(),
         };
         run.out.push_back(Sliced { item, cursor });
     }
@@ -794,5 +802,30 @@ mod tests {
             .run(KeysetConfig::new(1).until(DateTime::<Utc>::MAX_UTC), None)
             .await;
         assert!(out.is_empty(), "the bound is exclusive");
+    }
+    #[tokio::test]
+    async fn a_crowded_instant_keeps_cursors_small_and_a_resume_rereads_only_that_instant() {
+        let mut rows: Vec<Row> = vec![(at(1), "early".into())];
+        rows.extend((0..600).map(|i| (at(2), format!("t{i:03}"))));
+        let fake = Fake::with(rows);
+        let config = KeysetConfig::new(50)
+            .overlap(Duration::zero())
+            .until(at(100));
+        let out = fake.run(config, None).await;
+        assert_eq!(out.len(), 601, "each record once");
+        assert!(out.iter().all(|s| s.cursor.ids.len() <= MAX_CURSOR_IDS));
+        let last = out.last().expect("some").cursor.clone();
+        assert_eq!((last.time, last.ids.len()), (at(2), MAX_CURSOR_IDS));
+        let again = fake.run(config, Some(last.clone())).await;
+        let got = ids(&again);
+        assert_eq!(
+            got.len(),
+            600 - MAX_CURSOR_IDS,
+            "only the instant's uncounted ids"
+        );
+        assert!(
+            got.iter()
+                .all(|id| id.starts_with('t') && !last.ids.contains(id))
+        );
     }
 }

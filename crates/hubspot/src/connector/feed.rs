@@ -27,17 +27,31 @@
 //!   winner's `hs_merged_object_ids`, and the merge changes the winner, so the winner's
 //!   upsert comes with a [`Change::Deleted`] for each id merged into it, just before it
 //!   (and again whenever the winner changes: at-least-once).
+//! - **Lean search.** The search asks only for `hs_object_id` and the modification time
+//!   (the keyset's keys); each page of up to 100 records is then read in full with one
+//!   batch read (see `upserts`), because a search body is capped at 3,000 characters and a
+//!   portal's custom property names pass that. A record the search found but the batch
+//!   read could not return (archived in between, say) comes out as [`Change::Skipped`]
+//!   (`Malformed`, with HubSpot's reason), never dropped.
 //! - **Cursor.** Opaque, `hs1.` + JSON of one keyset position per object type and the
-//!   archive watermark. Tombstones carry the watermark the run started from, so a run that
+//!   archive watermark. The object types of a kind (the five activity types) are read one
+//!   after another, each from its own position, and every cursor carries the final
+//!   positions of the types read before it: resuming from a run's last cursor resumes each
+//!   type where it stopped, so a run with nothing changed delivers only the overlap window
+//!   again (nothing with a zero overlap). A position lists at most
+//!   [`crmkit_core::keyset::MAX_CURSOR_IDS`] ids read at its instant, so a crowded instant
+//!   (an import stamping thousands of records with one time) keeps cursors small; a run
+//!   resumed in such an instant reads its other records again (at least once). Tombstones carry the watermark the run started from, so a run that
 //!   stops among them reads them again; the watermark moves to the run's bound with the
 //!   first upsert after them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
-use crmkit_core::keyset::{KeysetConfig, KeysetCursor};
+use crmkit_core::keyset::{KeysetConfig, KeysetCursor, Sliced};
 use crmkit_core::{ChangeCursor, Crm, Error, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -96,13 +110,18 @@ pub(super) fn changes(
         let tomb = tombstones(&client, kind, &start, until, config.overlap);
         let mut moving = start.clone();
         moving.d = Some(until);
+        // One position for the whole run, shared by the type streams (which run one after
+        // another): each cursor a type emits carries the final positions of the types before
+        // it, so resuming from the last cursor resumes every type where it stopped.
+        let moving = Arc::new(Mutex::new(moving));
         let mut ups = Vec::new();
         for t in object_types(kind) {
             let props = properties.get(t.as_str()).cloned().unwrap_or_default();
             ups.push(upserts(
                 &client,
                 t.clone(),
-                moving.clone(),
+                start.u.get(t.as_str()).cloned(),
+                Arc::clone(&moving),
                 until,
                 &config,
                 props,
@@ -173,12 +192,18 @@ fn tombstones(
     stream::iter(lists).flatten().boxed()
 }
 
-/// One object type's upserts, each cursor holding the other types' positions as `base` has
-/// them.
+/// One object type's upserts from its own position `start`; each cursor is the shared run
+/// position `base` with this type's position moved to the record.
+///
+/// The search asks only for the keyset keys (id and modification time): a search body is
+/// capped at 3,000 characters (HubSpot CRM search guide, "Limitations"), which a list of
+/// every custom property of a portal passes. Each page's full `properties` are then read
+/// with one batch read per 100 ids ([`hydrate`]), which has no such cap.
 fn upserts(
     client: &Client,
     t: ObjectType,
-    base: FeedCursor,
+    start: Option<KeysetCursor>,
+    base: Arc<Mutex<FeedCursor>>,
     until: DateTime<Utc>,
     config: &FeedConfig,
     properties: Vec<String>,
@@ -186,8 +211,7 @@ fn upserts(
     let keyset = KeysetConfig::new(config.page_size)
         .overlap(config.overlap)
         .until(until);
-    let start = base.u.get(t.as_str()).cloned();
-    let req = SearchRequest::new().properties(properties);
+    let req = SearchRequest::new().properties(keys(&t));
     let client2 = client.clone();
     let t2 = t.clone();
     client
@@ -198,22 +222,99 @@ fn upserts(
         .and_then(move |page| {
             let client = client2.clone();
             let t = t2.clone();
-            async move { with_links(&client, &t, page, |s| &mut s.item).await }
+            let properties = properties.clone();
+            async move {
+                let ids = page.iter().map(|s| s.item.id.clone()).collect();
+                let full = hydrate(&client, &t, ids, &properties).await;
+                let mut read = Vec::new();
+                let mut failed = BTreeMap::new();
+                for (i, (s, o)) in page.into_iter().zip(full).enumerate() {
+                    match o {
+                        Ok(o) => read.push((
+                            i,
+                            Sliced {
+                                item: o,
+                                cursor: s.cursor,
+                            },
+                        )),
+                        Err(e) => {
+                            failed.insert(i, (s, e));
+                        }
+                    }
+                }
+                let linked = with_links(&client, &t, read, |r| &mut r.1.item).await?;
+                let mut rows: Vec<(usize, Row)> = linked
+                    .into_iter()
+                    .map(|(i, s)| (i, Row::Read(s)))
+                    .chain(failed.into_iter().map(|(i, (s, e))| (i, Row::Failed(s, e))))
+                    .collect();
+                rows.sort_by_key(|r| r.0);
+                Ok(rows.into_iter().map(|r| r.1).collect::<Vec<_>>())
+            }
         })
         .map_ok(move |page| {
-            let mut base = base.clone();
-            let t = t.clone();
-            stream::iter(page.into_iter().flat_map(move |s| {
-                // Merged-away ids first, under the cursor before the winner: a run that stops
-                // among them reads the winner (and them) again.
-                let mut out = merged_away(&t, &s.item, base.encode());
-                base.u.insert(t.as_str().to_string(), s.cursor);
-                out.push(to_change(&t, &s.item, base.encode()));
-                out.into_iter().map(Ok)
-            }))
+            // Built here, page by page, while the earlier types' streams are done: the
+            // shared position then holds their final cursors.
+            let mut out = Vec::new();
+            // A poisoned lock still holds a valid position (each insert is one whole step).
+            let mut base = base
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for row in page {
+                match row {
+                    Row::Read(s) => {
+                        // Merged-away ids first, under the cursor before the winner: a run
+                        // that stops among them reads the winner (and them) again.
+                        out.extend(merged_away(&t, &s.item, base.encode()).into_iter().map(Ok));
+                        base.u.insert(t.as_str().to_string(), s.cursor);
+                        out.push(Ok(to_change(&t, &s.item, base.encode())));
+                    }
+                    Row::Failed(s, e) => {
+                        base.u.insert(t.as_str().to_string(), s.cursor);
+                        out.push(Ok(Change::Skipped {
+                            record: RecordRef::new(
+                                Crm::HubSpot,
+                                super::mapping::kind_of(&t).unwrap_or(ObjectKind::Activity),
+                                s.item.id,
+                            ),
+                            cause: SkipReason::Malformed,
+                            reason: format!("found by the search but not read back: {e}"),
+                            cursor: base.encode(),
+                        }));
+                    }
+                }
+            }
+            stream::iter(out)
         })
         .try_flatten()
         .boxed()
+}
+
+/// A record of a feed page: read in full, or found by the search but not readable.
+enum Row {
+    Read(Sliced<HubSpotObject>),
+    Failed(Sliced<HubSpotObject>, Error),
+}
+
+/// The properties a lean search asks for: the keyset's keys.
+pub(super) fn keys(t: &ObjectType) -> [&'static str; 2] {
+    ["hs_object_id", t.modified_property()]
+}
+
+/// The objects with `ids` (of type `t`) read with `properties`, in the order of `ids`, one
+/// batch read per 100 ids; a record that could not be read is its own error (say, archived
+/// between the search and the read), never left out.
+pub(super) async fn hydrate(
+    client: &Client,
+    t: &ObjectType,
+    ids: Vec<String>,
+    properties: &[String],
+) -> Vec<Result<HubSpotObject>> {
+    let options = ReadOptions::default().properties(properties.iter().cloned());
+    client
+        .objects(t.clone())
+        .batch_read(ids, &options, None)
+        .await
 }
 
 /// The page (at most 100 records of type `t`) with each record's associations to the

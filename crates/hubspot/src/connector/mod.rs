@@ -20,8 +20,10 @@
 //!   `hs_call_direction` / `hs_email_direction`, `hs_task_status` `COMPLETED` → completed,
 //!   the linked company and contact. Every other property read (the account's
 //!   custom properties, found through the properties API once per connector) stays in
-//!   `custom`; `raw` keeps the object. Secondary emails are read only: HubSpot manages
-//!   `hs_additional_emails`.
+//!   `custom`; `raw` keeps the object. Secondary emails are read only: HubSpot's
+//!   `hs_additional_emails` cannot be written through the CRM objects API, so a create or update whose
+//!   secondary emails differ from what HubSpot holds fails for that record with a
+//!   validation error naming the field (nothing is written); so does a third phone number.
 //! - **Links read**: associations are read through associations v4 (`get`, the change
 //!   feed and search alike), which names each pair's types. Of several associated
 //!   companies the link is the one with HubSpot's primary type (contact → company 1, deal →
@@ -32,7 +34,10 @@
 //! - **Writes**: creates go through batch create (with associations to the linked company
 //!   and contact) and updates through batch update, one outcome per record. An update sends
 //!   only the properties whose value differs from what the record's own `raw` maps to
-//!   (clears as `""`, as HubSpot documents), and changes links through associations v4: the
+//!   (clears as `""`, as HubSpot documents); a contact's name, phones and email are compared
+//!   per HubSpot property with `raw` (see `patch`): phones stay in the property they were
+//!   read from and an added one goes to the empty one, an unchanged name sends nothing and
+//!   a one-word name stays in the part it was in, and changes links through associations v4: the
 //!   new record is associated with the unlabelled type and, towards a company, the primary
 //!   type too (creates send the same types), so the link written is the link read; the old
 //!   pair is removed whole only when it carries nothing but HubSpot's unlabelled and
@@ -55,7 +60,11 @@
 //!   HubSpot to accept it as `idProperty` (developers.hubspot.com/docs/api/crm/properties,
 //!   unique identifier properties).
 //! - **Search**: HubSpot's `query` text search (default searchable properties of each
-//!   type), every match past the 10,000 cap.
+//!   type), every match past the 10,000 cap. Search and the change feed ask the search
+//!   endpoint only for id and modification time and read each page of up to 100 records in
+//!   full with one batch read, so a portal with hundreds of custom properties stays under
+//!   search's 3,000-character body limit; a record found but not read back is an error
+//!   (search) or [`Change::Skipped`] (feed), never left out.
 //!
 //! Activity ids are looked up in notes, calls, tasks, meetings and emails in that order
 //! when only an id is given (`get`, `delete`, `find_by_marker`).
@@ -438,11 +447,15 @@ impl HubSpotConnector {
     async fn create_all(&self, records: Vec<Record>) -> Vec<Result<RecordRef>> {
         let n = records.len();
         let mut out: Vec<Option<Result<RecordRef>>> = (0..n).map(|_| None).collect();
-        let items = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (i, object_type_of(&r), r))
-            .collect();
+        let mut items = Vec::new();
+        for (i, r) in records.into_iter().enumerate() {
+            // What HubSpot cannot hold (a secondary email, a third phone) is refused, not
+            // dropped in silence.
+            match patch::check_create(&r) {
+                Ok(()) => items.push((i, object_type_of(&r), r)),
+                Err(e) => out[i] = Some(Err(e.with_crm(Crm::HubSpot).with_record(r.describe()))),
+            }
+        }
         for (_, (t, group)) in Self::by_type(items) {
             let inputs = group
                 .iter()
@@ -552,6 +565,10 @@ impl HubSpotConnector {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(i);
                 }
+            }
+            if let Err(e) = patch::check_create(&m.record) {
+                out[i] = Some(Err(e.with_crm(Crm::HubSpot).with_record(label)));
+                continue;
             }
             let mut properties = patch::create_properties(&m.record);
             if let Some(have) = properties
@@ -788,19 +805,39 @@ impl Connector for HubSpotConnector {
                 let query = query.clone();
                 async move {
                     let props = self.properties(t).await?;
-                    let req = SearchRequest::new().query(query).properties(props);
+                    // Lean search, full read per page: see `feed::upserts` (search body cap).
+                    let req = SearchRequest::new().query(query).properties(feed::keys(t));
                     Ok::<_, Error>(
                         self.client
                             .objects(t.clone())
                             .search_all(req)
                             .try_chunks(crate::batch::BATCH_SIZE)
                             .map_err(|e| e.1)
-                            .and_then(move |page| async move {
-                                feed::with_links(&self.client, t, page, |o| o).await
+                            .and_then(move |page| {
+                                let props = props.clone();
+                                async move {
+                                    let ids = page.into_iter().map(|o| o.id).collect();
+                                    let (mut read, mut failed) = (Vec::new(), Vec::new());
+                                    let full = feed::hydrate(&self.client, t, ids, &props).await;
+                                    for (i, o) in full.into_iter().enumerate() {
+                                        match o {
+                                            Ok(o) => read.push((i, o)),
+                                            Err(e) => failed.push((i, Err(e))),
+                                        }
+                                    }
+                                    let read =
+                                        feed::with_links(&self.client, t, read, |r| &mut r.1)
+                                            .await?;
+                                    let mut rows: Vec<(usize, Result<Record>)> = read
+                                        .into_iter()
+                                        .map(|(i, o)| (i, to_record(t, &o)))
+                                        .chain(failed)
+                                        .collect();
+                                    rows.sort_by_key(|r| r.0);
+                                    Ok(rows.into_iter().map(|r| r.1).collect::<Vec<_>>())
+                                }
                             })
-                            .map_ok(move |page| {
-                                stream::iter(page.into_iter().map(move |o| to_record(t, &o)))
-                            })
+                            .map_ok(stream::iter)
                             .try_flatten(),
                     )
                 }

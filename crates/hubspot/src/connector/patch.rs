@@ -3,7 +3,13 @@
 //!
 //! Both sides of an update are compared in one canonical form (the properties a record maps
 //! to), so a record read and written back unchanged sends nothing even where HubSpot's text
-//! differs from crmkit's (`"1234.5"` vs `"1234.50"`, a call of 12,500 ms read as 12 s). An
+//! differs from crmkit's (`"1234.5"` vs `"1234.50"`, a call of 12,500 ms read as 12 s).
+//! A contact's name, phones and email are compacted on read (`firstname` + `lastname`
+//! joined, empty phone properties dropped), so they are diffed per HubSpot property against
+//! `raw` instead: a phone stays in the property it came from, an added one fills an empty
+//! one (never shifting the others), an unchanged name sends nothing and a renamed one-word
+//! name stays in the part it was in. What cannot be written (secondary emails, a third
+//! phone) is a per-record validation error, not a silent success. An
 //! empty string clears a property (crm-objects-contacts-v3.json, PATCH: "Properties values
 //! can be cleared by passing an empty string").
 
@@ -138,6 +144,7 @@ pub(super) fn create_properties(record: &Record) -> Properties {
 
 /// What an update sends, and the links (company, person) before it, from `raw` when it is
 /// this record's (see the module docs).
+#[derive(Debug)]
 pub(super) struct Update {
     /// The properties to patch.
     pub properties: Properties,
@@ -169,6 +176,31 @@ pub(super) fn update(record: &Record) -> Result<Update> {
         }
         None => properties.extend(now.into_iter().filter(|(_, v)| !v.is_empty())),
     }
+    if let (Record::Person(p), Some(o)) = (record, &base) {
+        // Names, phones and emails are compacted on read (empty slots dropped, parts
+        // joined), so their canonical slots say nothing about where a value sits in
+        // HubSpot; they are diffed per property against `raw` instead.
+        for k in ["firstname", "lastname", "phone", "mobilephone", "email"] {
+            properties.remove(k);
+        }
+        let raw = |k: &str| o.property(k).map(str::trim).unwrap_or("").to_string();
+        let mut send = |k: &str, v: String| {
+            if raw(k) != v {
+                properties.insert(k.to_string(), v);
+            }
+        };
+        for (k, v) in name_parts(&p.name, &raw("firstname"), &raw("lastname")) {
+            send(k, v);
+        }
+        let slots = PHONES.map(raw);
+        for (k, v) in PHONES.into_iter().zip(phone_slots(&slots, &p.phones)?) {
+            send(k, v);
+        }
+        send("email", p.emails.first().cloned().unwrap_or_default());
+    }
+    if let Record::Person(p) = record {
+        check_person(p, base.as_ref())?;
+    }
     let old: BTreeMap<&str, &str> = base
         .as_ref()
         .map(|o| {
@@ -195,6 +227,111 @@ pub(super) fn update(record: &Record) -> Result<Update> {
             (c.map(str::to_string), p.map(str::to_string))
         }),
     })
+}
+
+/// Refuses a create HubSpot cannot hold whole (see [`check_person`]).
+pub(super) fn check_create(record: &Record) -> Result<()> {
+    match record {
+        Record::Person(p) => check_person(p, None),
+        _ => Ok(()),
+    }
+}
+
+/// The phone properties a person's `phones` come from, in order.
+const PHONES: [&str; 2] = ["phone", "mobilephone"];
+
+/// The `firstname` and `lastname` to hold `name`, given what they hold now: an unchanged
+/// name keeps both parts as they are (whatever split HubSpot has), and a one-word name
+/// stays in the part it was in (a last-name-only contact renamed keeps it a last name).
+fn name_parts(name: &str, first: &str, last: &str) -> Vec<(&'static str, String)> {
+    let name = name.trim();
+    let joined = [first, last]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name == joined {
+        return Vec::new();
+    }
+    if !name.contains(' ') && first.is_empty() && !last.is_empty() {
+        return vec![("firstname", String::new()), ("lastname", name.to_string())];
+    }
+    let (f, l) = split_name(name);
+    vec![("firstname", f), ("lastname", l)]
+}
+
+/// The values of the phone properties (`slots`, as HubSpot holds them) after the person's
+/// `phones` are written: a number still listed stays in its property, a removed one is
+/// cleared, and an added one goes to the first property left empty; nothing shifts.
+/// More numbers than properties is an error naming the field, not a silent drop.
+fn phone_slots(slots: &[String; 2], phones: &[String]) -> Result<[String; 2]> {
+    let phones: Vec<&str> = phones
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut out: [String; 2] = Default::default();
+    let mut placed = vec![false; phones.len()];
+    for (slot, was) in out.iter_mut().zip(slots) {
+        if let Some(i) = (0..phones.len()).find(|&i| !placed[i] && phones[i] == was) {
+            placed[i] = true;
+            *slot = was.clone();
+        }
+    }
+    for (i, p) in phones.iter().enumerate().filter(|(i, _)| !placed[*i]) {
+        let Some(slot) = out.iter_mut().find(|s| s.is_empty()) else {
+            return Err(Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "phones: HubSpot holds two numbers per contact (phone, mobilephone); \
+                     number {} ({p}) has no property to go to",
+                    i + 1
+                ),
+            ));
+        };
+        *slot = (*p).to_string();
+    }
+    Ok(out)
+}
+
+/// Refuses what a contact write cannot hold: secondary emails (and, without `raw`, a
+/// third phone number). HubSpot fills `hs_additional_emails` itself (from merges and its
+/// secondary-email feature); the CRM v3 objects API offers no write for it, and the only
+/// documented one is the legacy `/contacts/v1/secondary-email/{vid}` family, a developer
+/// preview "subject to bugs and breaking changes"
+/// (legacydocs.hubspot.com/docs/methods/contacts/update-secondary-email), which crmkit
+/// does not call. So a changed list of secondary addresses is a per-record error naming
+/// the field rather than a success that wrote nothing.
+fn check_person(p: &crmkit_core::model::Person, base: Option<&HubSpotObject>) -> Result<()> {
+    let was: Vec<String> = base
+        .and_then(|o| o.property("hs_additional_emails"))
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect();
+    if base.is_none() {
+        // Without `raw` the numbers go to phone, mobilephone in order; a third has nowhere.
+        phone_slots(&Default::default(), &p.phones)?;
+    }
+    let now: Vec<String> = p
+        .emails
+        .iter()
+        .skip(1)
+        .map(|e| e.trim().to_string())
+        .collect();
+    if now != was && !(was.is_empty() && now.is_empty()) {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            format!(
+                "emails: HubSpot's secondary addresses (hs_additional_emails) cannot be written \
+                 through the CRM objects API; only the first email (email) can be written (had {was:?}, \
+                 asked for {now:?})"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -256,5 +393,67 @@ mod tests {
             update(&no_id).err().map(|e| e.kind()),
             Some(ErrorKind::Validation)
         );
+    }
+    fn person(props: Value) -> crmkit_core::model::Person {
+        let Record::Person(p) = read(
+            &ObjectType::Contacts,
+            json!({"id": "7", "properties": props}),
+        ) else {
+            panic!("person")
+        };
+        p
+    }
+
+    fn sent(p: crmkit_core::model::Person) -> Vec<(String, String)> {
+        update(&Record::Person(p))
+            .expect("patch")
+            .properties
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn phones_stay_in_their_properties_and_an_added_one_fills_the_empty_one() {
+        let mut p = person(json!({"mobilephone": "+1555"}));
+        p.phones.push("+1777".into());
+        assert_eq!(sent(p), [("phone".into(), "+1777".into())]);
+        let mut p = person(json!({"phone": "+1", "mobilephone": "+2"}));
+        p.phones.remove(0);
+        assert_eq!(sent(p), [("phone".into(), String::new())], "no shift");
+        let mut p = person(json!({"phone": "+1", "mobilephone": "+2"}));
+        p.phones.push("+3".into());
+        let e = update(&Record::Person(p)).expect_err("no third property");
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("phones"), "{e}");
+    }
+
+    #[test]
+    fn names_change_only_the_parts_that_changed() {
+        let p = person(json!({"lastname": "Smith"}));
+        assert!(sent(p).is_empty(), "unchanged");
+        let mut p = person(json!({"lastname": "Smith"}));
+        p.name = "Smyth".into();
+        assert_eq!(sent(p), [("lastname".into(), "Smyth".into())]);
+        let mut p = person(json!({"firstname": "Ada"}));
+        p.name = "Ida".into();
+        assert_eq!(sent(p), [("firstname".into(), "Ida".into())]);
+        let mut p = person(json!({"firstname": "Ada", "lastname": "Lovelace"}));
+        p.name = "Ada King".into();
+        assert_eq!(sent(p), [("lastname".into(), "King".into())]);
+    }
+
+    #[test]
+    fn a_secondary_email_that_cannot_be_written_is_an_error() {
+        let p = person(json!({"email": "a@x.io", "hs_additional_emails": "b@x.io"}));
+        assert!(sent(p).is_empty(), "unchanged secondaries are fine");
+        let mut p = person(json!({"email": "a@x.io"}));
+        p.emails.push("b@x.io".into());
+        let e = update(&Record::Person(p)).expect_err("read-only");
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("hs_additional_emails"), "{e}");
+        let mut p = person(json!({"email": "a@x.io"}));
+        p.emails.push("b@x.io".into());
+        p.raw = Value::Null;
+        assert!(check_create(&Record::Person(p)).is_err(), "creates too");
     }
 }

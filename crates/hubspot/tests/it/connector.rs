@@ -938,3 +938,172 @@ async fn after_a_labelled_link_changes_get_and_the_feed_read_the_new_primary_com
     assert_eq!(out.failed().count(), 0, "{:?}", out.results);
     assert_eq!(writes(&sb).len(), before, "{:?}", writes(&sb));
 }
+
+#[tokio::test]
+async fn an_activity_feed_resumes_every_type_from_its_own_position() {
+    let sb = sandbox().await;
+    let conn =
+        HubSpotConnector::new(client(&sb.base_url(), "review-act")).with_overlap(Duration::ZERO);
+    let mut note = Activity::new(ActivityKind::Note);
+    note.body = Some("n".into());
+    note.occurred_at = Some(chrono::Utc::now());
+    let mut call = Activity::new(ActivityKind::Call);
+    call.body = Some("c".into());
+    call.occurred_at = Some(chrono::Utc::now());
+    let made = conn
+        .create(vec![Record::Activity(note), Record::Activity(call)])
+        .await;
+    assert_eq!(made.failed().count(), 0, "{:?}", made.results);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Activity, None)
+        .try_collect()
+        .await
+        .expect("run 1");
+    assert_eq!(first.len(), 2, "{first:?}");
+    let cursor = first.last().expect("c").cursor().clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second: Vec<Change> = conn
+        .changes(ObjectKind::Activity, Some(cursor))
+        .try_collect()
+        .await
+        .expect("run 2");
+    assert!(
+        second.is_empty(),
+        "nothing changed, yet run 2 delivered {} changes",
+        second.len()
+    );
+}
+
+#[tokio::test]
+async fn adding_a_phone_keeps_the_mobile_number_in_its_property() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "review-phone");
+    let c = hs
+        .contacts()
+        .create(
+            &props(&[
+                ("firstname", "Ann"),
+                ("lastname", "Lee"),
+                ("email", "ann@x.com"),
+                ("mobilephone", "+1555"),
+            ]),
+            &[],
+        )
+        .await
+        .expect("contact");
+    let conn = HubSpotConnector::new(hs.clone());
+    let Record::Person(mut p) = conn.get(ObjectKind::Person, &c.id).await.expect("reads") else {
+        panic!()
+    };
+    assert_eq!(p.phones, ["+1555"]);
+    p.phones.push("+1777".into());
+    assert_eq!(
+        conn.update(vec![Record::Person(p)]).await.failed().count(),
+        0
+    );
+    let after = hs
+        .contacts()
+        .get(
+            &c.id,
+            &crmkit_hubspot::ReadOptions::default().properties(["phone", "mobilephone"]),
+        )
+        .await
+        .expect("read");
+    assert_eq!(
+        (after.property("phone"), after.property("mobilephone")),
+        (Some("+1777"), Some("+1555")),
+        "the mobile number stays, the new one fills the empty phone"
+    );
+}
+
+#[tokio::test]
+async fn renaming_a_lastname_only_contact_keeps_it_a_last_name() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "review-name");
+    let c = hs
+        .contacts()
+        .create(&props(&[("lastname", "Smith"), ("email", "s@x.com")]), &[])
+        .await
+        .expect("contact");
+    let conn = HubSpotConnector::new(hs.clone());
+    let Record::Person(mut p) = conn.get(ObjectKind::Person, &c.id).await.expect("reads") else {
+        panic!()
+    };
+    p.name = "Smyth".into();
+    assert_eq!(
+        conn.update(vec![Record::Person(p)]).await.failed().count(),
+        0
+    );
+    let Record::Person(p) = conn.get(ObjectKind::Person, &c.id).await.expect("reads") else {
+        panic!()
+    };
+    assert_eq!(p.name, "Smyth");
+    let raw = hs
+        .contacts()
+        .get(
+            &c.id,
+            &crmkit_hubspot::ReadOptions::default().properties(["firstname", "lastname"]),
+        )
+        .await
+        .expect("read");
+    assert_eq!(
+        (raw.property("firstname"), raw.property("lastname")),
+        (None, Some("Smyth"))
+    );
+}
+
+#[tokio::test]
+async fn feed_and_search_read_every_custom_property_of_a_wide_portal() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "review-many-props");
+    // 150 names of ~24 characters: far past the 3,000-character search body.
+    for i in 0..150 {
+        let new = crmkit_hubspot::schema::NewProperty {
+            name: format!("custom_field_number_{i:03}"),
+            label: format!("Custom {i}"),
+            kind: "string".into(),
+            field_type: "text".into(),
+            group_name: "contactinformation".into(),
+            description: None,
+            options: Vec::new(),
+            has_unique_value: None,
+        };
+        hs.create_property(&crmkit_hubspot::ObjectType::Contacts, &new)
+            .await
+            .expect("prop");
+    }
+    hs.contacts()
+        .create(
+            &props(&[("email", "m@x.com"), ("custom_field_number_149", "deep")]),
+            &[],
+        )
+        .await
+        .expect("contact");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let conn = HubSpotConnector::new(hs);
+    let changes: Vec<Change> = conn
+        .changes(ObjectKind::Person, None)
+        .try_collect()
+        .await
+        .expect("feed runs");
+    let [
+        Change::Upsert {
+            record: Record::Person(p),
+            ..
+        },
+    ] = changes.as_slice()
+    else {
+        panic!("one upsert: {changes:?}")
+    };
+    assert_eq!(p.custom["custom_field_number_149"], "deep", "read in full");
+    let found: Vec<Record> = conn
+        .search(ObjectKind::Person, "m@x.com")
+        .try_collect()
+        .await
+        .expect("search runs");
+    let [Record::Person(p)] = found.as_slice() else {
+        panic!("one person: {found:?}")
+    };
+    assert_eq!(p.custom["custom_field_number_149"], "deep", "read in full");
+}
