@@ -3,12 +3,14 @@
 //! (Crate documentation is completed below.)
 
 pub mod auth;
+pub mod composite;
 mod client;
 pub mod dialect;
 pub mod ids;
 pub mod query;
 pub mod sobjects;
 pub mod soql;
+pub mod typed;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_API_VERSION, DEFAULT_BULK_THRESHOLD, DEFAULT_MAX_CONCURRENCY,
