@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod composite;
+pub mod connector;
 mod client;
 pub mod dialect;
 pub mod ids;
@@ -18,3 +19,4 @@ pub use client::{
 pub use dialect::SalesforceDialect;
 pub use ids::SalesforceId;
 pub use sobjects::{Describe, Fields, SObjects};
+pub use connector::SalesforceConnector;
