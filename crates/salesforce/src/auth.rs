@@ -102,8 +102,8 @@ impl JwtBearer {
         private_key_pem: &SecretString,
         login_url: &str,
     ) -> Result<Self> {
-        let key = EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes())
-            .map_err(|e| {
+        let key =
+            EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes()).map_err(|e| {
                 Error::config(format!(
                     "the private key is not an RSA key in PEM form: {e}"
                 ))
@@ -243,9 +243,8 @@ pub fn is_salesforce_host(host: &str) -> bool {
 
 /// The `scheme://host[:port]` of `url`, checked: no user info, a host, http or https.
 fn origin(url: &str) -> Result<(reqwest::Url, String)> {
-    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
-        auth_error(format!("the instance URL {url:?} is not a URL: {e}"))
-    })?;
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| auth_error(format!("the instance URL {url:?} is not a URL: {e}")))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(auth_error(format!(
             "the instance URL {url:?} carries user information; refused"
@@ -308,10 +307,7 @@ mod tests {
 
     #[test]
     fn instance_urls_are_accepted_only_where_they_belong() {
-        let trusted = vec![
-            "https://crm.example.org".to_string(),
-            LOGIN_URL.to_string(),
-        ];
+        let trusted = vec!["https://crm.example.org".to_string(), LOGIN_URL.to_string()];
         for ok in [
             "https://na1.salesforce.com",
             "https://acme.my.salesforce.com/",

@@ -206,7 +206,10 @@ impl ClientBuilder {
                 })?;
                 let origin = auth::check_instance_url(&instance, &trusted)
                     .map_err(|e| Error::config(e.message()).with_crm(Crm::Salesforce))?;
-                (Auth::Bearer(token), auth::rest_root(&origin, &self.api_version))
+                (
+                    Auth::Bearer(token),
+                    auth::rest_root(&origin, &self.api_version),
+                )
             }
             Credentials::Refresher(r) => {
                 // Until a token names its instance, requests would go to the configured one.
@@ -299,7 +302,11 @@ impl Client {
 
     /// [`Self::from_env`] with the variables read through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Client> {
-        let get = |n: &str| var(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |n: &str| {
+            var(n)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut b = Client::builder();
         if let Some(u) = get("SF_INSTANCE_URL") {
             b = b.instance_url(u);
@@ -326,9 +333,12 @@ impl Client {
                 })?;
                 b.jwt(JwtBearer::new(id, user, &SecretString::from(pem), &login)?)
             }
-            (Some(id), _, _, Some(rt)) => {
-                b.refresh_token(RefreshToken::new(id, secret, SecretString::from(rt), &login))
-            }
+            (Some(id), _, _, Some(rt)) => b.refresh_token(RefreshToken::new(
+                id,
+                secret,
+                SecretString::from(rt),
+                &login,
+            )),
             (Some(id), _, _, None) if secret.is_some() => {
                 let domain = b.instance_url.clone().unwrap_or(login);
                 b.client_credentials(ClientCredentials::new(

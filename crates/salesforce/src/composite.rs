@@ -171,8 +171,12 @@ impl Collections {
     /// `PATCH composite/sobjects/{Type}/{field}`: upserts each record by its external id
     /// `field` (which each record must carry); `created` tells inserts from updates.
     pub async fn upsert(&self, field: &str, records: Vec<Fields>) -> Vec<Result<Upserted>> {
-        let path = path_segment("sObject name", &self.sobject)
-            .and_then(|s| Ok(format!("composite/sobjects/{s}/{}", path_segment("field name", field)?)));
+        let path = path_segment("sObject name", &self.sobject).and_then(|s| {
+            Ok(format!(
+                "composite/sobjects/{s}/{}",
+                path_segment("field name", field)?
+            ))
+        });
         self.run(records, move |records| {
             Ok(ApiRequest::new(Method::PATCH, path.clone()?)
                 .json(json!({ "allOrNone": false, "records": records }))
@@ -190,8 +194,11 @@ impl Collections {
             CONCURRENCY,
             |id| format!("{sobject} {id}"),
             |chunk| {
-                let labels: Vec<String> = chunk.iter().map(|id| format!("{sobject} {id}")).collect();
-                let bad = chunk.iter().find(|id| path_segment("record id", id).is_err() || id.contains(','));
+                let labels: Vec<String> =
+                    chunk.iter().map(|id| format!("{sobject} {id}")).collect();
+                let bad = chunk
+                    .iter()
+                    .find(|id| path_segment("record id", id).is_err() || id.contains(','));
                 let req = match bad {
                     Some(id) => Err(Error::new(
                         ErrorKind::Validation,
@@ -266,10 +273,12 @@ impl SubResponse {
         if (200..300).contains(&self.http_status_code) {
             Ok(self.body)
         } else {
-            Err(crate::dialect::error_from_entries(self.http_status_code, &self.body)
-                .with_crm(Crm::Salesforce)
-                .with_status(self.http_status_code)
-                .with_record(self.reference_id))
+            Err(
+                crate::dialect::error_from_entries(self.http_status_code, &self.body)
+                    .with_crm(Crm::Salesforce)
+                    .with_status(self.http_status_code)
+                    .with_record(self.reference_id),
+            )
         }
     }
 }
@@ -354,9 +363,14 @@ impl Client {
     /// `POST composite/tree/{Type}`: creates records with their children in one call and
     /// returns each reference id with its new id. A tree is saved whole or not at all; the
     /// error names each failing reference.
-    pub async fn tree(&self, sobject: &str, records: &[TreeRecord]) -> Result<Vec<(String, SalesforceId)>> {
+    pub async fn tree(
+        &self,
+        sobject: &str,
+        records: &[TreeRecord],
+    ) -> Result<Vec<(String, SalesforceId)>> {
         let path = format!("composite/tree/{}", path_segment("sObject name", sobject)?);
-        let body = json!({ "records": records.iter().map(TreeRecord::to_json).collect::<Vec<_>>() });
+        let body =
+            json!({ "records": records.iter().map(TreeRecord::to_json).collect::<Vec<_>>() });
         let resp = self.send(&ApiRequest::post(path, body)).await;
         let a: TreeAnswer = match resp {
             Ok(r) => serde_json::from_slice(&r.body)?,
@@ -381,8 +395,7 @@ impl Client {
             )
             .with_crm(Crm::Salesforce));
         }
-        Ok(a
-            .results
+        Ok(a.results
             .iter()
             .filter_map(|r| {
                 Some((

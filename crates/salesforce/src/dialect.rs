@@ -105,9 +105,7 @@ pub fn kind_of(status: u16, code: &str, message: &str) -> ErrorKind {
         "REQUEST_LIMIT_EXCEEDED" if message.contains("Concurrent") => ErrorKind::RateLimited,
         "REQUEST_LIMIT_EXCEEDED" => ErrorKind::QuotaExhausted,
         "NOT_FOUND" | "ENTITY_IS_DELETED" => ErrorKind::NotFound,
-        "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" | "DUPLICATE_EXTERNAL_ID" => {
-            ErrorKind::Conflict
-        }
+        "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" | "DUPLICATE_EXTERNAL_ID" => ErrorKind::Conflict,
         "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "API_DISABLED_FOR_ORG" => {
             ErrorKind::Forbidden
         }
@@ -133,7 +131,13 @@ pub fn error_from_entries(status: u16, json: &Value) -> Error {
     let kind = kind_of(status, code, message);
     let text = list
         .iter()
-        .map(|(c, m, _)| if c.is_empty() { m.clone() } else { format!("{c}: {m}") })
+        .map(|(c, m, _)| {
+            if c.is_empty() {
+                m.clone()
+            } else {
+                format!("{c}: {m}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let field_errors = list
@@ -141,7 +145,11 @@ pub fn error_from_entries(status: u16, json: &Value) -> Error {
         .flat_map(|(c, m, fields)| {
             fields.iter().map(move |f| FieldError {
                 field: f.clone(),
-                message: if c.is_empty() { m.clone() } else { format!("{c}: {m}") },
+                message: if c.is_empty() {
+                    m.clone()
+                } else {
+                    format!("{c}: {m}")
+                },
             })
         })
         .collect();
@@ -187,9 +195,7 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
         let json: Value = serde_json::from_slice(body).ok()?;
         entries(&json)
             .iter()
-            .any(|(c, m, _)| {
-                kind_of(status, c, m) == ErrorKind::QuotaExhausted
-            })
+            .any(|(c, m, _)| kind_of(status, c, m) == ErrorKind::QuotaExhausted)
             .then(|| DAILY.to_string())
     }
 
@@ -242,9 +248,15 @@ mod tests {
             parse_limit_info("api-usage=25/5000; api-bursts=1/750"),
             Some((25, 5000))
         );
-        assert_eq!(parse_limit_info("per-app-api-usage=17/250(appName=x)"), None);
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=17/250(appName=x)"),
+            None
+        );
         let mut h = HeaderMap::new();
-        h.insert("sforce-limit-info", "api-usage=4990/5000".parse().expect("value"));
+        h.insert(
+            "sforce-limit-info",
+            "api-usage=4990/5000".parse().expect("value"),
+        );
         let info = SalesforceDialect::default()
             .rate_info(200, &h, b"")
             .expect("info");
@@ -265,7 +277,8 @@ mod tests {
         let limit = br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
         assert_eq!(d.error(403, &h, limit).kind(), ErrorKind::QuotaExhausted);
         assert_eq!(d.limited_budget(403, &h, limit).as_deref(), Some(DAILY));
-        let session = br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+        let session =
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
         assert_eq!(d.error(401, &h, session).kind(), ErrorKind::Auth);
         let many = br#"["/services/data/v59.0/sobjects/Account/001E000000Kr9uhIAB","/services/data/v59.0/sobjects/Account/001E000000Kr9v1IAB"]"#;
         let e = d.error(300, &h, many);

@@ -117,7 +117,13 @@ mod tests {
 
     #[test]
     fn wrong_ids_are_refused() {
-        for bad in ["", "001", "001D000000IqhSLIAA", "001D000000Iqh L", "001D000000IqhSL/x"] {
+        for bad in [
+            "",
+            "001",
+            "001D000000IqhSLIAA",
+            "001D000000Iqh L",
+            "001D000000IqhSL/x",
+        ] {
             let e = SalesforceId::parse(bad).expect_err(bad);
             assert_eq!(e.kind(), ErrorKind::Validation);
         }

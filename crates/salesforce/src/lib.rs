@@ -3,9 +3,9 @@
 //! (Crate documentation is completed below.)
 
 pub mod auth;
+mod client;
 pub mod composite;
 pub mod connector;
-mod client;
 pub mod dialect;
 pub mod ids;
 pub mod query;
@@ -16,7 +16,7 @@ pub mod typed;
 pub use client::{
     Client, ClientBuilder, DEFAULT_API_VERSION, DEFAULT_BULK_THRESHOLD, DEFAULT_MAX_CONCURRENCY,
 };
+pub use connector::SalesforceConnector;
 pub use dialect::SalesforceDialect;
 pub use ids::SalesforceId;
 pub use sobjects::{Describe, Fields, SObjects};
-pub use connector::SalesforceConnector;

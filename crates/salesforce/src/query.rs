@@ -147,7 +147,10 @@ impl Client {
             if !child.contains_key("records") {
                 continue;
             }
-            let mut next = match (child.get("done").and_then(Value::as_bool), child.get("nextRecordsUrl")) {
+            let mut next = match (
+                child.get("done").and_then(Value::as_bool),
+                child.get("nextRecordsUrl"),
+            ) {
                 (Some(false), Some(Value::String(url))) => Some(url.clone()),
                 _ => None,
             };

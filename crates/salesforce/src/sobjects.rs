@@ -152,12 +152,17 @@ pub struct Describe {
 impl Describe {
     /// The field named `name` (case-insensitive, as in SOQL).
     pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// Fields a create must set.
     pub fn required_fields(&self) -> Vec<&FieldDescribe> {
-        self.fields.iter().filter(|f| f.required_on_create()).collect()
+        self.fields
+            .iter()
+            .filter(|f| f.required_on_create())
+            .collect()
     }
 
     /// The active values of picklist `name`.
@@ -229,7 +234,10 @@ pub fn replication_date(t: DateTime<Utc>) -> String {
 pub(crate) fn save_error(errors: &[Value], record: &str) -> Error {
     let mut e = crate::dialect::error_from_entries(400, &Value::Array(errors.to_vec()));
     if errors.is_empty() {
-        e = Error::new(ErrorKind::BadResponse, "Salesforce reported a failure without errors");
+        e = Error::new(
+            ErrorKind::BadResponse,
+            "Salesforce reported a failure without errors",
+        );
     }
     e.with_crm(Crm::Salesforce).with_record(record.to_string())
 }
@@ -252,11 +260,18 @@ impl SObjects {
     }
 
     fn base(&self) -> Result<String> {
-        Ok(format!("sobjects/{}", path_segment("sObject name", &self.name)?))
+        Ok(format!(
+            "sobjects/{}",
+            path_segment("sObject name", &self.name)?
+        ))
     }
 
     fn record_path(&self, id: &str) -> Result<String> {
-        Ok(format!("{}/{}", self.base()?, path_segment("record id", id)?))
+        Ok(format!(
+            "{}/{}",
+            self.base()?,
+            path_segment("record id", id)?
+        ))
     }
 
     /// `GET sobjects/{Type}/{id}`, with only `fields` when given.
@@ -335,7 +350,10 @@ impl SObjects {
         }
         let r: SaveResult = serde_json::from_slice(&resp.body)?;
         if !r.success && !r.errors.is_empty() {
-            return Err(save_error(&r.errors, &format!("{} {field}={value}", self.name)));
+            return Err(save_error(
+                &r.errors,
+                &format!("{} {field}={value}", self.name),
+            ));
         }
         Ok(Upserted {
             id: r.id.map(SalesforceId::new),

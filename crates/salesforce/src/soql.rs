@@ -165,7 +165,9 @@ pub fn check_name(name: &str) -> Result<&str> {
     if ok {
         Ok(name)
     } else {
-        Err(invalid(format!("{name:?} is not a SOQL field or object name")))
+        Err(invalid(format!(
+            "{name:?} is not a SOQL field or object name"
+        )))
     }
 }
 
@@ -349,7 +351,11 @@ fn render(c: &Cond) -> Result<String> {
             format!("{} {op} ({})", check_name(f)?, q.build()?)
         }
         Cond::And(v) | Cond::Or(v) => {
-            let sep = if matches!(c, Cond::And(_)) { " AND " } else { " OR " };
+            let sep = if matches!(c, Cond::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             let parts = v.iter().map(render).collect::<Result<Vec<_>>>()?;
             format!("({})", parts.join(sep))
         }
@@ -524,7 +530,10 @@ mod tests {
 
     #[test]
     fn escapes_follow_the_soql_reference() {
-        assert_eq!(quote("O'Brien \\ \"x\"\n\r\t"), r#"'O\'Brien \\ \"x\"\n\r\t'"#);
+        assert_eq!(
+            quote("O'Brien \\ \"x\"\n\r\t"),
+            r#"'O\'Brien \\ \"x\"\n\r\t'"#
+        );
         assert_eq!(escape_like("50%_off"), r"50\%\_off");
         let date = NaiveDate::from_ymd_opt(2024, 1, 31).expect("date");
         let t = DateTime::parse_from_rfc3339("2024-01-31T12:30:05.250Z")
@@ -567,15 +576,28 @@ mod tests {
             "SELECT Id, Name, Owner.Name, (SELECT Id, LastName FROM Contacts) FROM Account WHERE (Id IN (SELECT AccountId FROM Opportunity WHERE StageName = 'Closed Won') AND (NOT (Type = null AND Type != null))) ORDER BY Name ASC, Id DESC LIMIT 5"
         );
         assert_eq!(
-            Soql::select(["COUNT()"]).from("Lead").build().expect("count"),
+            Soql::select(["COUNT()"])
+                .from("Lead")
+                .build()
+                .expect("count"),
             "SELECT COUNT() FROM Lead"
         );
     }
 
     #[test]
     fn names_that_could_inject_are_refused() {
-        for bad in ["Name; DELETE", "Name'", "", "1Id", "Account..Name", "Name FROM User"] {
-            assert!(Soql::select([bad]).from("Account").build().is_err(), "{bad}");
+        for bad in [
+            "Name; DELETE",
+            "Name'",
+            "",
+            "1Id",
+            "Account..Name",
+            "Name FROM User",
+        ] {
+            assert!(
+                Soql::select([bad]).from("Account").build().is_err(),
+                "{bad}"
+            );
             assert!(Soql::select(["Id"]).from(bad).build().is_err(), "{bad}");
             assert!(Condition::eq(bad, 1).render().is_err(), "{bad}");
         }

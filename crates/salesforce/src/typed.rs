@@ -27,15 +27,16 @@ pub trait SObject: Serialize + DeserializeOwned + Send + Sync + 'static {
                 m.remove("attributes");
                 Ok(m)
             }
-            _ => Err(Error::bad_response("a typed record did not serialize to an object")),
+            _ => Err(Error::bad_response(
+                "a typed record did not serialize to an object",
+            )),
         }
     }
 
     /// Reads a record as Salesforce returned it.
     fn from_fields(fields: Fields) -> Result<Self> {
-        serde_json::from_value(Value::Object(fields)).map_err(|e| {
-            Error::bad_response(format!("a {} record does not fit: {e}", Self::NAME))
-        })
+        serde_json::from_value(Value::Object(fields))
+            .map_err(|e| Error::bad_response(format!("a {} record does not fit: {e}", Self::NAME)))
     }
 }
 
@@ -321,7 +322,10 @@ mod tests {
             ..Account::default()
         };
         let f = patch.to_fields().expect("fields");
-        assert_eq!(Value::Object(f), serde_json::json!({"Website": "acme.example"}));
+        assert_eq!(
+            Value::Object(f),
+            serde_json::json!({"Website": "acme.example"})
+        );
         let read = Account::from_fields(
             serde_json::from_str(
                 r#"{"attributes":{"type":"Account","url":"/x"},"Id":"001D000000IqhSLIAZ","Name":"Acme","SystemModstamp":"2011-07-07T00:37:00.000+0000","Custom__c":1}"#,

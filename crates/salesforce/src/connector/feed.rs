@@ -184,14 +184,19 @@ pub(super) fn changes(
         let deleted = {
             let start = start.clone();
             let last = after_tombstones.clone();
-            stream::iter(tombstones.into_iter().enumerate().map(move |(i, (at, id))| {
-                let cursor = if i + 1 == n { &last } else { &start };
-                Ok(Change::Deleted {
-                    record: RecordRef::new(Crm::Salesforce, kind, id),
-                    at,
-                    cursor: cursor.encode(),
-                })
-            }))
+            stream::iter(
+                tombstones
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(i, (at, id))| {
+                        let cursor = if i + 1 == n { &last } else { &start };
+                        Ok(Change::Deleted {
+                            record: RecordRef::new(Crm::Salesforce, kind, id),
+                            at,
+                            cursor: cursor.encode(),
+                        })
+                    }),
+            )
         };
         // One cursor for the whole run: the positions of sObjects read earlier in it stay
         // in the cursors of the later ones.

@@ -12,26 +12,76 @@ use crate::sobjects::Fields;
 /// The standard fields each sObject maps (before the describe narrows them to the org's).
 pub(super) fn mapped(sobject: &str) -> &'static [&'static str] {
     match sobject {
-        "Account" => &["Id", "Name", "Website", "Description", "Type", "CreatedDate", "SystemModstamp"],
+        "Account" => &[
+            "Id",
+            "Name",
+            "Website",
+            "Description",
+            "Type",
+            "CreatedDate",
+            "SystemModstamp",
+        ],
         "Contact" => &[
-            "Id", "FirstName", "LastName", "Title", "Email", "Phone", "MobilePhone", "AccountId",
-            "CreatedDate", "SystemModstamp",
+            "Id",
+            "FirstName",
+            "LastName",
+            "Title",
+            "Email",
+            "Phone",
+            "MobilePhone",
+            "AccountId",
+            "CreatedDate",
+            "SystemModstamp",
         ],
         "Lead" => &[
-            "Id", "FirstName", "LastName", "Title", "Email", "Phone", "MobilePhone", "Company",
-            "CreatedDate", "SystemModstamp",
+            "Id",
+            "FirstName",
+            "LastName",
+            "Title",
+            "Email",
+            "Phone",
+            "MobilePhone",
+            "Company",
+            "CreatedDate",
+            "SystemModstamp",
         ],
         "Opportunity" => &[
-            "Id", "Name", "Amount", "CurrencyIsoCode", "StageName", "Probability", "CloseDate",
-            "AccountId", "CreatedDate", "SystemModstamp",
+            "Id",
+            "Name",
+            "Amount",
+            "CurrencyIsoCode",
+            "StageName",
+            "Probability",
+            "CloseDate",
+            "AccountId",
+            "CreatedDate",
+            "SystemModstamp",
         ],
         "Task" => &[
-            "Id", "Subject", "Description", "ActivityDate", "Status", "IsClosed", "TaskSubtype",
-            "CallDurationInSeconds", "CallType", "WhoId", "WhatId", "CreatedDate", "SystemModstamp",
+            "Id",
+            "Subject",
+            "Description",
+            "ActivityDate",
+            "Status",
+            "IsClosed",
+            "TaskSubtype",
+            "CallDurationInSeconds",
+            "CallType",
+            "WhoId",
+            "WhatId",
+            "CreatedDate",
+            "SystemModstamp",
         ],
         "Event" => &[
-            "Id", "Subject", "Description", "ActivityDateTime", "DurationInMinutes", "WhoId",
-            "WhatId", "CreatedDate", "SystemModstamp",
+            "Id",
+            "Subject",
+            "Description",
+            "ActivityDateTime",
+            "DurationInMinutes",
+            "WhoId",
+            "WhatId",
+            "CreatedDate",
+            "SystemModstamp",
         ],
         _ => &["Id", "CreatedDate", "SystemModstamp"],
     }
@@ -79,7 +129,10 @@ fn domain_of(url: &str) -> Option<String> {
     } else {
         format!("https://{url}")
     };
-    let host = reqwest::Url::parse(&with_scheme).ok()?.host_str()?.to_ascii_lowercase();
+    let host = reqwest::Url::parse(&with_scheme)
+        .ok()?
+        .host_str()?
+        .to_ascii_lowercase();
     Some(host.trim_start_matches("www.").to_string())
 }
 
@@ -236,11 +289,7 @@ pub(super) fn canonical(sobject: &str, record: &Record) -> Fields {
     match record {
         Record::Company(c) => {
             put(&mut m, "Name", Some(Value::String(c.name.clone())));
-            put(
-                &mut m,
-                "Website",
-                s(&c.url).or_else(|| s(&c.domain)),
-            );
+            put(&mut m, "Website", s(&c.url).or_else(|| s(&c.domain)));
             put(&mut m, "Description", s(&c.description));
             put(&mut m, "Type", s(&c.status));
         }
@@ -279,9 +328,8 @@ pub(super) fn canonical(sobject: &str, record: &Record) -> Fields {
                 put(
                     &mut m,
                     "ActivityDateTime",
-                    a.occurred_at.map(|t| {
-                        Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
-                    }),
+                    a.occurred_at
+                        .map(|t| Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())),
                 );
                 put(
                     &mut m,
@@ -291,7 +339,11 @@ pub(super) fn canonical(sobject: &str, record: &Record) -> Fields {
             } else {
                 put(&mut m, "ActivityDate", date(a.occurred_at));
                 if a.kind == ActivityKind::Call {
-                    put(&mut m, "CallDurationInSeconds", a.duration_secs.map(Value::from));
+                    put(
+                        &mut m,
+                        "CallDurationInSeconds",
+                        a.duration_secs.map(Value::from),
+                    );
                     put(
                         &mut m,
                         "CallType",
@@ -307,9 +359,8 @@ pub(super) fn canonical(sobject: &str, record: &Record) -> Fields {
                 put(
                     &mut m,
                     "Status",
-                    a.completed.map(|done| {
-                        Value::from(if done { "Completed" } else { "Not Started" })
-                    }),
+                    a.completed
+                        .map(|done| Value::from(if done { "Completed" } else { "Not Started" })),
                 );
             }
             put(&mut m, "WhatId", s(&a.company_id));
@@ -454,7 +505,9 @@ mod tests {
         }));
         let r = to_record("Opportunity", &raw, "USD").expect("maps");
         assert!(patch_fields("Opportunity", &r, "USD").is_empty());
-        let Record::Deal(mut d) = r else { panic!("deal") };
+        let Record::Deal(mut d) = r else {
+            panic!("deal")
+        };
         assert_eq!(d.amount, Some(Money::new(123_450, "USD")));
         d.stage_id = Some("Closed Won".into());
         d.custom.insert("Region__c".into(), Value::Null);
@@ -473,13 +526,19 @@ mod tests {
 
     #[test]
     fn names_split_and_leads_need_a_company() {
-        assert_eq!(split_name("Ada King Lovelace"), (Some("Ada".into()), "King Lovelace".into()));
+        assert_eq!(
+            split_name("Ada King Lovelace"),
+            (Some("Ada".into()), "King Lovelace".into())
+        );
         assert_eq!(split_name("Plato"), (None, "Plato".into()));
         let p = Record::Person(Person {
             name: "Ada Lovelace".into(),
             ..Person::default()
         });
-        assert_eq!(create_fields("Lead", &p).expect_err("no company").kind(), ErrorKind::Validation);
+        assert_eq!(
+            create_fields("Lead", &p).expect_err("no company").kind(),
+            ErrorKind::Validation
+        );
         let f = create_fields("Contact", &p).expect("ok");
         assert_eq!(f["LastName"], "Lovelace");
         assert!(!f.contains_key("Title"));

@@ -44,8 +44,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use crmkit_core::connector::{Change, Marked};
 use crmkit_core::{
-    ActivityKind, BatchOutcome, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind,
-    Record, RecordRef, Result,
+    ActivityKind, BatchOutcome, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind, Record,
+    RecordRef, Result,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -325,7 +325,10 @@ impl SalesforceConnector {
             items.push((i, sobject, (m, label, fields)));
         }
         for (sobject, group) in Self::group(items) {
-            let markers: Vec<String> = group.iter().map(|(_, (m, _, _))| m.marker.clone()).collect();
+            let markers: Vec<String> = group
+                .iter()
+                .map(|(_, (m, _, _))| m.marker.clone())
+                .collect();
             let found = match self.lookup(sobject, &markers).await {
                 Ok(f) => f,
                 Err(e) => {
@@ -341,13 +344,21 @@ impl SalesforceConnector {
             for (i, (m, label, fields)) in group {
                 match found.get(&m.marker) {
                     Some(id) => {
-                        out[i] = Some(Ok(RecordRef::new(Crm::Salesforce, m.record.kind(), id.clone())))
+                        out[i] = Some(Ok(RecordRef::new(
+                            Crm::Salesforce,
+                            m.record.kind(),
+                            id.clone(),
+                        )))
                     }
                     None => missing.push((i, (m, label, fields))),
                 }
             }
             let bodies = missing.iter().map(|(_, (_, _, f))| f.clone()).collect();
-            let results = self.client.collections(sobject).upsert(&field, bodies).await;
+            let results = self
+                .client
+                .collections(sobject)
+                .upsert(&field, bodies)
+                .await;
             for ((i, (m, label, _)), res) in missing.into_iter().zip(results) {
                 out[i] = Some(
                     res.and_then(|u| {
@@ -387,15 +398,21 @@ impl SalesforceConnector {
 
 fn named(e: Error, label: &str) -> Error {
     let e = e.with_crm(Crm::Salesforce);
-    if e.record().is_some() { e } else { e.with_record(label.to_string()) }
+    if e.record().is_some() {
+        e
+    } else {
+        e.with_record(label.to_string())
+    }
 }
 
 fn finish(out: Vec<Option<Result<RecordRef>>>) -> Vec<Result<RecordRef>> {
     out.into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                Err(Error::bad_response("the batch answer did not account for this record")
-                    .with_crm(Crm::Salesforce))
+                Err(
+                    Error::bad_response("the batch answer did not account for this record")
+                        .with_crm(Crm::Salesforce),
+                )
             })
         })
         .collect()
@@ -493,9 +510,11 @@ impl Connector for SalesforceConnector {
                         .unwrap_or_else(|| Condition::like_contains("Name", &text));
                     let q = Soql::select(fields).from(sobject).filter(cond);
                     let currency = self.currency.clone();
-                    Ok::<_, Error>(self.client.query_soql(&q).map(move |r| {
-                        r.and_then(|f| to_record(sobject, &f, &currency))
-                    }))
+                    Ok::<_, Error>(
+                        self.client
+                            .query_soql(&q)
+                            .map(move |r| r.and_then(|f| to_record(sobject, &f, &currency))),
+                    )
                 }
             })
             .try_flatten()
