@@ -3,6 +3,7 @@
 //! (Crate documentation is completed below.)
 
 pub mod auth;
+pub mod bulk;
 mod client;
 pub mod composite;
 pub mod connector;

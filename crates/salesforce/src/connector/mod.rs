@@ -219,7 +219,7 @@ impl SalesforceConnector {
         }
         for (sobject, group) in Self::group(items) {
             let bodies = group.iter().map(|(_, (_, f))| f.clone()).collect();
-            let results = self.client.collections(sobject).create(bodies).await;
+            let results = self.client.insert_many(sobject, bodies).await;
             for ((i, (r, _)), res) in group.into_iter().zip(results) {
                 out[i] = Some(
                     res.map(|id| RecordRef::new(Crm::Salesforce, r.kind(), id.into_string()))
