@@ -140,7 +140,12 @@ pub fn parse_csv(text: &str) -> Result<Vec<Map<String, Value>>> {
         Error::bad_response(format!("a Bulk API result is not valid CSV: {e}"))
             .with_crm(Crm::Salesforce)
     };
-    let header: Vec<String> = r.headers().map_err(bad)?.iter().map(str::to_string).collect();
+    let header: Vec<String> = r
+        .headers()
+        .map_err(bad)?
+        .iter()
+        .map(str::to_string)
+        .collect();
     let mut rows = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(bad)?;
@@ -279,21 +284,33 @@ impl Client {
     /// Creates `records` of `sobject`, one result per record in input order: through sObject
     /// collections below the client's bulk threshold, through a Bulk API 2.0 insert job from
     /// it on.
-    pub async fn insert_many(&self, sobject: &str, records: Vec<Fields>) -> Vec<Result<SalesforceId>> {
+    pub async fn insert_many(
+        &self,
+        sobject: &str,
+        records: Vec<Fields>,
+    ) -> Vec<Result<SalesforceId>> {
         if records.len() < self.bulk_threshold() {
             return self.collections(sobject).create(records).await;
         }
         let label = |i: usize| format!("{sobject} #{i}");
         let (header, _) = match to_csv(&records) {
             Ok(h) => h,
-            Err(e) => return (0..records.len()).map(|i| Err(e.clone().with_record(label(i)))).collect(),
+            Err(e) => {
+                return (0..records.len())
+                    .map(|i| Err(e.clone().with_record(label(i))))
+                    .collect();
+            }
         };
         let (info, results) = match self
             .bulk_ingest(sobject, Operation::Insert, None, &records)
             .await
         {
             Ok(r) => r,
-            Err(e) => return (0..records.len()).map(|i| Err(e.clone().with_record(label(i)))).collect(),
+            Err(e) => {
+                return (0..records.len())
+                    .map(|i| Err(e.clone().with_record(label(i))))
+                    .collect();
+            }
         };
         // Result rows in any order: match each to an input row with the same columns.
         let mut pending: HashMap<Vec<String>, VecDeque<Result<SalesforceId>>> = HashMap::new();
@@ -309,7 +326,10 @@ impl Client {
                 400,
                 &json!([{ "errorCode": code.trim(), "message": message.trim() }]),
             );
-            pending.entry(signature(&row, &header)).or_default().push_back(Err(e));
+            pending
+                .entry(signature(&row, &header))
+                .or_default()
+                .push_back(Err(e));
         }
         records
             .iter()
@@ -347,7 +367,11 @@ impl Client {
 
     /// Runs `soql` as a Bulk API 2.0 query job and streams its rows (every value a string,
     /// as the CSV has it), page after page by `Sforce-Locator`.
-    pub fn bulk_query(&self, soql: &str, all: bool) -> BoxStream<'static, Result<Map<String, Value>>> {
+    pub fn bulk_query(
+        &self,
+        soql: &str,
+        all: bool,
+    ) -> BoxStream<'static, Result<Map<String, Value>>> {
         enum Next {
             Start(String),
             Page(String, Option<String>),
@@ -422,7 +446,8 @@ mod tests {
     #[test]
     fn csv_round_trips_with_quotes_commas_and_nulls() {
         let rows: Vec<Fields> = vec![
-            serde_json::from_value(json!({"Name": "Acme, \"Inc\"", "NumberOfEmployees": 5})).expect("map"),
+            serde_json::from_value(json!({"Name": "Acme, \"Inc\"", "NumberOfEmployees": 5}))
+                .expect("map"),
             serde_json::from_value(json!({"Name": "B\nline", "Site": null})).expect("map"),
         ];
         let (header, text) = to_csv(&rows).expect("csv");

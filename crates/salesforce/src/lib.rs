@@ -8,6 +8,7 @@ mod client;
 pub mod composite;
 pub mod connector;
 pub mod dialect;
+pub mod events;
 pub mod ids;
 pub mod query;
 pub mod sobjects;
