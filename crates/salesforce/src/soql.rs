@@ -479,7 +479,7 @@ mod tests {
                 outside.push(c);
                 continue;
             }
-            outside.push_str("?");
+            outside.push('?');
             let mut lit = String::new();
             loop {
                 match chars.next()? {
