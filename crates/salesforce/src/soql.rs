@@ -5,7 +5,7 @@
 //! escapes strings as the SOQL reference prescribes (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm):
 //! `\` `'` `"` and the control characters `\n \r \t \b \f` are backslash-escaped, and in
 //! `LIKE` patterns also `%` and `_`. Dates are `YYYY-MM-DD` and datetimes
-//! `YYYY-MM-DDThh:mm:ssZ`, unquoted. So no value, whatever it holds, can end its literal
+//! `YYYY-MM-DDThh:mm:ssZ` (with `.SSS` only when the time has milliseconds), unquoted. So no value, whatever it holds, can end its literal
 //! early and change the query's structure.
 //!
 //! ```
@@ -41,7 +41,7 @@ pub enum Literal {
     Null,
     /// A date (`2024-01-31`).
     Date(NaiveDate),
-    /// A datetime in UTC, whole seconds (`2024-01-31T12:00:00Z`).
+    /// A datetime in UTC (`2024-01-31T12:00:00Z`).
     DateTime(DateTime<Utc>),
 }
 
@@ -125,10 +125,15 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", escape(s))
 }
 
-/// A datetime literal (`2024-01-31T12:00:00Z`; fractions of a second are dropped, which is
-/// what Salesforce stores).
+/// A datetime literal: `2024-01-31T12:00:00Z`, with milliseconds (`…:00.250Z`) only when
+/// the time has them. Salesforce stores whole seconds, so values read from it never do;
+/// a value with milliseconds keeps them rather than being moved to another instant.
 pub fn datetime(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    if t.timestamp_subsec_millis() == 0 {
+        t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    } else {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
 }
 
 impl Literal {
@@ -550,7 +555,7 @@ mod tests {
             .expect("builds");
         assert_eq!(
             q,
-            "SELECT Id FROM Opportunity WHERE (CloseDate >= 2024-01-31 AND SystemModstamp < 2024-01-31T12:30:05Z AND IsWon = true AND Amount != null AND Amount > 1.5)"
+            "SELECT Id FROM Opportunity WHERE (CloseDate >= 2024-01-31 AND SystemModstamp < 2024-01-31T12:30:05.250Z AND IsWon = true AND Amount != null AND Amount > 1.5)"
         );
     }
 

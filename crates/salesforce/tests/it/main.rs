@@ -5,6 +5,7 @@ mod auth;
 mod bulk;
 mod composite;
 mod rest;
+mod sandbox;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
