@@ -187,6 +187,22 @@ impl SalesforceConnector {
         Ok(out)
     }
 
+    /// Drops the mapped standard fields the org does not have (`CurrencyIsoCode` without
+    /// multi-currency, call fields on a trimmed Task); custom fields are kept, so a wrong
+    /// one is refused by Salesforce rather than dropped.
+    async fn writable(
+        &self,
+        sobject: &str,
+        mut f: crate::sobjects::Fields,
+    ) -> Result<crate::sobjects::Fields> {
+        let known = self.fields(sobject).await?;
+        let mapped = mapping::mapped(sobject);
+        f.retain(|k, _| {
+            !(mapped.contains(&k.as_str()) || k == "TaskSubtype") || known.iter().any(|n| n == k)
+        });
+        Ok(f)
+    }
+
     fn marker_field(&self) -> Result<&str> {
         self.marker.as_deref().ok_or_else(|| {
             Error::config(
@@ -218,7 +234,18 @@ impl SalesforceConnector {
             }
         }
         for (sobject, group) in Self::group(items) {
-            let bodies = group.iter().map(|(_, (_, f))| f.clone()).collect();
+            let mut bodies = Vec::with_capacity(group.len());
+            for (_, (_, f)) in &group {
+                match self.writable(sobject, f.clone()).await {
+                    Ok(b) => bodies.push(b),
+                    Err(e) => {
+                        for (i, (r, _)) in group {
+                            out[i] = Some(Err(named(e.clone(), &r.describe())));
+                        }
+                        return finish(out);
+                    }
+                }
+            }
             let results = self.client.insert_many(sobject, bodies).await;
             for ((i, (r, _)), res) in group.into_iter().zip(results) {
                 out[i] = Some(
@@ -253,6 +280,17 @@ impl SalesforceConnector {
                 out[i] = Some(Ok(RecordRef::new(Crm::Salesforce, r.kind(), id)));
                 continue;
             }
+            patch = match self.writable(sobject, patch).await {
+                Ok(p) if p.is_empty() => {
+                    out[i] = Some(Ok(RecordRef::new(Crm::Salesforce, r.kind(), id)));
+                    continue;
+                }
+                Ok(p) => p,
+                Err(e) => {
+                    out[i] = Some(Err(named(e, &r.describe())));
+                    continue;
+                }
+            };
             patch.insert("Id".into(), Value::String(id.clone()));
             items.push((i, sobject, (r, id, patch)));
         }
@@ -321,6 +359,13 @@ impl SalesforceConnector {
                 continue;
             }
             first.insert((sobject, m.marker.clone()), i);
+            fields = match self.writable(sobject, fields).await {
+                Ok(f) => f,
+                Err(e) => {
+                    out[i] = Some(Err(named(e, &label)));
+                    continue;
+                }
+            };
             fields.insert(field.clone(), Value::String(m.marker.clone()));
             items.push((i, sobject, (m, label, fields)));
         }
@@ -396,13 +441,10 @@ impl SalesforceConnector {
     }
 }
 
+/// The error named after the unified record (its kind, id and name), which says more to a
+/// caller than the sObject label of the layer below.
 fn named(e: Error, label: &str) -> Error {
-    let e = e.with_crm(Crm::Salesforce);
-    if e.record().is_some() {
-        e
-    } else {
-        e.with_record(label.to_string())
-    }
+    e.with_crm(Crm::Salesforce).with_record(label.to_string())
 }
 
 fn finish(out: Vec<Option<Result<RecordRef>>>) -> Vec<Result<RecordRef>> {

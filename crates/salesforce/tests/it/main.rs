@@ -4,6 +4,7 @@
 mod auth;
 mod bulk;
 mod composite;
+mod connector;
 mod rest;
 mod sandbox;
 
