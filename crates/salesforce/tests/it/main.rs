@@ -5,6 +5,7 @@ mod auth;
 mod bulk;
 mod composite;
 mod connector;
+mod fakes;
 mod rest;
 mod sandbox;
 

@@ -203,3 +203,81 @@ async fn upsert_and_collections_against_the_sandbox() {
     assert!(deleted.iter().all(Result::is_ok));
     assert_eq!(sandbox.count("Account"), 202);
 }
+
+#[tokio::test]
+async fn composite_references_trees_and_replication_calls() {
+    use crmkit_core::http::Method;
+    use crmkit_salesforce::composite::{Subrequest, TreeRecord};
+
+    let sandbox = strict(0, 2000).await;
+    let c = jwt_client(&sandbox);
+    let start = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let answers = c
+        .composite(
+            vec![
+                Subrequest::new(Method::POST, "sobjects/Account", "newAccount")
+                    .body(json!({"Name": "Composite Co"})),
+                Subrequest::new(Method::POST, "sobjects/Contact", "newContact")
+                    .body(json!({"LastName": "Ref", "AccountId": "@{newAccount.id}"})),
+            ],
+            true,
+        )
+        .await
+        .expect("composite");
+    assert_eq!(answers.len(), 2);
+    let contact = answers[1].clone().into_result().expect("contact created");
+    let account = answers[0].clone().into_result().expect("account created");
+    let read = c
+        .sobject("Contact")
+        .get(contact["id"].as_str().expect("id"), &["AccountId"])
+        .await
+        .expect("read");
+    assert_eq!(
+        read["AccountId"], account["id"],
+        "the reference was resolved"
+    );
+
+    let tree = TreeRecord {
+        sobject: "Account".into(),
+        reference_id: "ref1".into(),
+        fields: fields(json!({"Name": "Tree Co"})),
+        children: vec![(
+            "Contacts".into(),
+            vec![TreeRecord {
+                sobject: "Contact".into(),
+                reference_id: "ref2".into(),
+                fields: fields(json!({"LastName": "Leaf"})),
+                children: vec![],
+            }],
+        )],
+    };
+    let ids = c.tree("Account", &[tree.clone()]).await.expect("tree");
+    let refs: Vec<&str> = ids.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(refs, vec!["ref1", "ref2"]);
+    let mut bad = tree;
+    bad.children[0].1[0].fields = fields(json!({"FirstName": "No last name"}));
+    let e = c.tree("Account", &[bad]).await.expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+    assert!(e.to_string().contains("ref2"), "{e}");
+
+    let acc_id = account["id"].as_str().expect("id").to_string();
+    c.sobject("Account").delete(&acc_id).await.expect("deleted");
+    let end = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let updated = c
+        .sobject("Contact")
+        .updated(start, end)
+        .await
+        .expect("updated");
+    assert!(
+        updated
+            .ids
+            .iter()
+            .any(|i| Some(i.as_str()) == contact["id"].as_str())
+    );
+    let deleted = c
+        .sobject("Account")
+        .deleted(start, end)
+        .await
+        .expect("deleted");
+    assert!(deleted.deleted_records.iter().any(|d| d.id == acc_id));
+}
