@@ -251,7 +251,10 @@ async fn composite_references_trees_and_replication_calls() {
             }],
         )],
     };
-    let ids = c.tree("Account", &[tree.clone()]).await.expect("tree");
+    let ids = c
+        .tree("Account", std::slice::from_ref(&tree))
+        .await
+        .expect("tree");
     let refs: Vec<&str> = ids.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(refs, vec!["ref1", "ref2"]);
     let mut bad = tree;
