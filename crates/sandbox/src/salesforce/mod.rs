@@ -57,6 +57,7 @@ mod outbound;
 mod query;
 mod schema;
 mod seed;
+mod soap;
 mod soql;
 
 use std::net::SocketAddr;
@@ -369,6 +370,7 @@ fn router(state: Arc<State>) -> Router {
     Router::new()
         .merge(admin::routes::<State>())
         .route("/services/oauth2/token", post(oauth::token))
+        .route("/services/Soap/{kind}/{version}", post(soap::login))
         .route("/services/data", get(dispatch::versions))
         .route("/services/data/", get(dispatch::versions))
         .route("/_sandbox/sessions/expire", post(admin_expire))

@@ -39,7 +39,8 @@ pub(crate) struct Pending {
     xml: String,
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for XML.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
