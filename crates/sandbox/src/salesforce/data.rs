@@ -27,7 +27,6 @@ pub(crate) enum ChangeKind {
 }
 
 /// One change, for outbound messages.
-#[allow(dead_code)] // Read by outbound messaging, which lands next.
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
     /// The object.

@@ -20,7 +20,6 @@ use super::{bulk, composite, ids};
 use crate::shared::store::TimeField;
 
 /// A request below `/services/data/`.
-#[allow(dead_code)] // `content_type` is read by Bulk 2.0, which lands next.
 #[derive(Debug, Clone)]
 pub(crate) struct Req {
     /// The method.
@@ -36,7 +35,6 @@ pub(crate) struct Req {
 }
 
 /// An answer's body.
-#[allow(dead_code)] // `Text` answers come with Bulk 2.0, which lands next.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
     /// JSON.

@@ -57,16 +57,20 @@ mod outbound;
 mod query;
 mod schema;
 mod seed;
+mod soap;
 mod soql;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use tokio::sync::mpsc;
 
 use crate::faults::Faults;
 use crate::shared::admin::{self, HasGate};
@@ -74,6 +78,7 @@ use crate::shared::gate::Gate;
 use crate::shared::listen::Listening;
 pub use crate::shared::stats::{RequestLog, Stats};
 pub use oauth::Auth;
+pub use outbound::OutboundMessage;
 
 use data::Data;
 
@@ -95,6 +100,15 @@ pub struct Config {
     /// API does (seconds are ignored, so changes of the current minute show up only after
     /// it ends); turn off for fast tests.
     pub replication_whole_minutes: bool,
+    /// Outbound messages: objects whose creations and edits are POSTed as SOAP.
+    pub outbound: Vec<OutboundMessage>,
+    /// First delay between outbound message attempts; it doubles after each failure.
+    pub outbound_retry_base: Duration,
+    /// The longest delay between attempts (about two hours on the real service;
+    /// sforce_api_om_outboundmessaging_understanding.htm).
+    pub outbound_retry_max: Duration,
+    /// Attempts before a message is given up (the real service keeps trying for 24 hours).
+    pub outbound_attempts: u32,
     /// Seed of the generated world.
     pub seed: u64,
     /// How many world companies to generate (Salesforce holds about half of them).
@@ -111,6 +125,10 @@ impl Default for Config {
             page_size: 2_000,
             subquery_page_size: 200,
             replication_whole_minutes: true,
+            outbound: Vec::new(),
+            outbound_retry_base: Duration::from_secs(15),
+            outbound_retry_max: Duration::from_secs(2 * 3600),
+            outbound_attempts: 20,
             seed: 1,
             companies: 0,
             faults: Faults::default(),
@@ -124,6 +142,10 @@ pub(crate) struct State {
     gate: Gate,
     sessions: Mutex<oauth::Sessions>,
     cursors: Mutex<query::Cursors>,
+    jobs: Mutex<bulk::Jobs>,
+    outbound: mpsc::UnboundedSender<outbound::Pending>,
+    notifications: AtomicU64,
+    instance: OnceLock<String>,
 }
 
 impl State {
@@ -137,6 +159,10 @@ impl State {
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
         self.gate.stats.lock()
+    }
+
+    fn next_notification(&self) -> u64 {
+        self.notifications.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -202,6 +228,34 @@ impl SalesforceSandbox {
         self
     }
 
+    /// Sends an outbound message to `url` for every creation and edit of `object`,
+    /// carrying `fields` (every set field when empty).
+    pub fn outbound_message<I, S>(mut self, object: &str, url: &str, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.outbound.push(OutboundMessage {
+            object: object.to_string(),
+            url: url.to_string(),
+            fields: fields.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Sets the outbound message retry schedule.
+    pub fn outbound_retry(mut self, base: Duration, attempts: u32) -> Self {
+        self.config.outbound_retry_base = base;
+        self.config.outbound_attempts = attempts;
+        self
+    }
+
+    /// Takes getUpdated and getDeleted spans to the millisecond instead of whole minutes.
+    pub fn exact_replication(mut self) -> Self {
+        self.config.replication_whole_minutes = false;
+        self
+    }
+
     /// Injects `faults` from the start.
     pub fn faults(mut self, faults: Faults) -> Self {
         self.config.faults = faults;
@@ -219,15 +273,21 @@ impl SalesforceSandbox {
         let mut data = Data::new(1_000 + (self.config.seed % 1_000) * 100_000);
         seed::seed(&mut data, self.config.seed, self.config.companies);
         data.events.clear();
+        let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
             gate: Gate::new(self.config.faults.clone()),
             config: self.config,
             data: RwLock::new(data),
             sessions: Mutex::new(oauth::Sessions::default()),
             cursors: Mutex::new(query::Cursors::default()),
+            jobs: Mutex::new(bulk::Jobs::default()),
+            outbound: tx,
+            notifications: AtomicU64::new(0),
+            instance: OnceLock::new(),
         });
-        let deliverer = tokio::spawn(async {});
+        let deliverer = tokio::spawn(outbound::run(state.clone(), rx));
         let served = Listening::start(router(state.clone()), self.addr, deliverer).await?;
+        let _ = state.instance.set(format!("http://{}", served.addr()));
         Ok(RunningSalesforce { served, state })
     }
 }
@@ -310,6 +370,7 @@ fn router(state: Arc<State>) -> Router {
     Router::new()
         .merge(admin::routes::<State>())
         .route("/services/oauth2/token", post(oauth::token))
+        .route("/services/Soap/{kind}/{version}", post(soap::login))
         .route("/services/data", get(dispatch::versions))
         .route("/services/data/", get(dispatch::versions))
         .route("/_sandbox/sessions/expire", post(admin_expire))

@@ -95,6 +95,18 @@ fn refused(error: &str, description: &str) -> Response {
     )
 }
 
+/// Issues a new session id for the org.
+pub(crate) fn issue(state: &State, org: &str) -> String {
+    let access = token_text(org);
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .issued
+        .insert(access.clone());
+    access
+}
+
 fn token_text(org: &str) -> String {
     let tail: String = (0..96).map(|_| fastrand::alphanumeric()).collect();
     // Session ids start with the org id's first 15 characters and `!` (restforce fixtures).
@@ -291,10 +303,9 @@ pub(crate) async fn token(
         let data = state.read();
         (data.org_id.clone(), data.user_id.clone())
     };
-    let access = token_text(&org);
+    let access = issue(&state, &org);
     let issued_at = chrono::Utc::now().timestamp_millis().to_string();
     let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
-    sessions.issued.insert(access.clone());
     // Success body: restforce `auth_success_response.json` (instance_url, id, issued_at,
     // signature, token_type, scope).
     let mut body = json!({

@@ -299,7 +299,6 @@ pub(crate) fn more(ctx: &Ctx, data: &Data, locator: &str) -> Result<Value, ApiEr
 
 /// The rows of a query as flat columns (Bulk 2.0 query results): headers are the
 /// selected paths (`Account.Name`), values text.
-#[allow(dead_code)] // Bulk 2.0 query results, which land next.
 pub(crate) fn flat(
     data: &Data,
     o: &'static Object,

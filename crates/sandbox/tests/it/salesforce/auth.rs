@@ -237,3 +237,62 @@ async fn every_answer_carries_the_api_usage_and_the_quota_really_runs_out() {
     let missing = Sf::with_token(&sb, "").get("/limits", &[]).await;
     assert_eq!(missing.status, 401);
 }
+
+#[tokio::test]
+async fn soap_login_issues_a_session_the_rest_api_accepts() {
+    let sb = SalesforceSandbox::builder()
+        .auth(Auth {
+            usernames: vec!["ops@example.com".into()],
+            password: Some("pw+token".into()),
+            ..Auth::default()
+        })
+        .start()
+        .await
+        .expect("starts");
+    let envelope = |user: &str, pass: &str| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\" ?><env:Envelope xmlns:env=\"http://schemas.xmlsoap.org/soap/envelope/\"><env:Body><n1:login xmlns:n1=\"urn:partner.soap.sforce.com\"><n1:username>{user}</n1:username><n1:password>{pass}</n1:password></n1:login></env:Body></env:Envelope>"
+        )
+    };
+    let http = reqwest::Client::new();
+    let url = format!("{}/services/Soap/u/59.0", sb.instance_url());
+    let send = |body: String| {
+        http.post(&url)
+            .header("content-type", "text/xml")
+            .header("soapaction", "login")
+            .body(body)
+            .send()
+    };
+    let bad = send(envelope("ops@example.com", "nope"))
+        .await
+        .expect("answers");
+    assert_eq!(bad.status().as_u16(), 500);
+    assert!(
+        bad.text()
+            .await
+            .unwrap_or_default()
+            .contains("<faultcode>sf:INVALID_LOGIN</faultcode>")
+    );
+    let ok = send(envelope("ops@example.com", "pw+token"))
+        .await
+        .expect("answers");
+    assert_eq!(ok.status().as_u16(), 200);
+    let xml = ok.text().await.unwrap_or_default();
+    let session = xml
+        .split("<sessionId>")
+        .nth(1)
+        .and_then(|s| s.split("</sessionId>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(xml.contains(&format!(
+        "<serverUrl>{}/services/Soap/u/59.0/",
+        sb.instance_url()
+    )));
+    assert_eq!(
+        Sf::with_token(&sb, &session)
+            .get("/limits", &[])
+            .await
+            .status,
+        200
+    );
+}

@@ -1,7 +1,11 @@
 //! The Salesforce emulator over real loopback HTTP, pinning each documented behaviour.
 
 mod auth;
+mod bulk;
+mod composite;
+mod outbound;
 mod records;
+mod replication;
 mod soql;
 
 use crmkit_sandbox::salesforce::{RunningSalesforce, SalesforceSandbox};
