@@ -23,5 +23,6 @@ pub mod close;
 pub mod faults;
 pub mod hubspot;
 mod names;
+pub mod salesforce;
 pub mod server;
 pub mod shared;

@@ -27,6 +27,37 @@ pub async fn deliver(
     stats: &StatsCell,
     headers: impl Fn() -> Option<Vec<(&'static str, String)>>,
 ) -> bool {
+    let json = Delivery {
+        content_type: "application/json",
+        acked: two_xx,
+    };
+    deliver_as(http, url, body, json, schedule, stats, headers).await
+}
+
+fn two_xx(status: u16, _body: &str) -> bool {
+    (200..300).contains(&status)
+}
+
+/// How a delivery is sent and what counts as its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<A> {
+    /// The body's `Content-Type`.
+    pub content_type: &'static str,
+    /// Whether an answer (status and body) acknowledges the delivery; anything else is
+    /// retried (Salesforce's outbound messages need a SOAP `Ack` of true, not just a 2xx).
+    pub acked: A,
+}
+
+/// [`deliver`] with a chosen content type and acknowledgement rule.
+pub async fn deliver_as(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    how: Delivery<impl Fn(u16, &str) -> bool>,
+    schedule: RetrySchedule,
+    stats: &StatsCell,
+    headers: impl Fn() -> Option<Vec<(&'static str, String)>>,
+) -> bool {
     let mut delay = schedule.base;
     for attempt in 1..=schedule.attempts {
         let Some(hs) = headers() else {
@@ -34,12 +65,19 @@ pub async fn deliver(
         };
         let mut req = http
             .post(url)
-            .header("content-type", "application/json")
+            .header("content-type", how.content_type)
             .body(body.to_string());
         for (k, v) in hs {
             req = req.header(k, v);
         }
-        let ok = matches!(req.send().await, Ok(r) if r.status().is_success());
+        let ok = match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                (how.acked)(status, &text)
+            }
+            Err(_) => false,
+        };
         stats.lock().webhook_attempts += 1;
         if ok {
             stats.lock().webhook_delivered += 1;
