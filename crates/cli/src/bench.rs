@@ -5,6 +5,8 @@ mod close_import;
 mod hubspot_upsert;
 mod rate;
 mod reference;
+mod salesforce_import;
+mod salesforce_query;
 mod sandbox;
 
 use crate::failure::Failure;
@@ -35,6 +37,21 @@ pub enum Bench {
     /// Last line: `seed_s=… list_per_s=… search_ms=…`. Targets at 100,000 leads (release
     /// build): seeding under 20 s, at least 5,000 leads/s listed, a search page under 50 ms.
     Sandbox(sandbox::Args),
+    /// Import contacts into the Salesforce sandbox through the client's bulk path (a Bulk
+    /// API 2.0 job from 2,000 records on), then a sample one POST per contact.
+    ///
+    /// Last line: `calls` (requests of the import, status polls not counted; target ≤ 10 for
+    /// 10,000 contacts), `polls` (job status reads), `reference_calls` (requests one POST per
+    /// contact takes, measured on `reference_sample` contacts against the same sandbox in
+    /// the same run and extrapolated to all of them), `reference_sample` and `speedup`
+    /// (crmkit contacts/s ÷ reference contacts/s).
+    SalesforceImport(salesforce_import::Args),
+    /// Load contacts into a Salesforce sandbox in a child process, then stream them all by
+    /// SOQL through nextRecordsUrl pages.
+    ///
+    /// Last line: `records` (streamed), `peak_rss_mb` (this process's VmHWM over the query;
+    /// target under 100 MB at 200,000 records) and `records_per_s`.
+    SalesforceQuery(salesforce_query::Args),
 }
 
 /// Runs a benchmark.
@@ -43,5 +60,7 @@ pub async fn run(bench: Bench) -> Result<(), Failure> {
         Bench::CloseImport(args) => close_import::run(args).await,
         Bench::HubspotUpsert(args) => hubspot_upsert::run(args).await,
         Bench::Sandbox(args) => sandbox::run(args).await,
+        Bench::SalesforceImport(args) => salesforce_import::run(args).await,
+        Bench::SalesforceQuery(args) => salesforce_query::run(args).await,
     }
 }
