@@ -52,7 +52,6 @@ pub struct SalesforceSettings {
     pub access_token: Option<SecretString>,
 }
 
-
 /// The whole `crmkit.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

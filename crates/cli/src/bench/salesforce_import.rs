@@ -126,7 +126,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
 
     let sample = args.reference_sample.min(args.contacts).max(1);
     let before = sandbox.stats().requests.len();
-    let progress = Progress::bar(sample as u64, "contacts through the reference loop", &Waits::default());
+    let progress = Progress::bar(
+        sample as u64,
+        "contacts through the reference loop",
+        &Waits::default(),
+    );
     let reference = reference(&url, args.contacts, sample, &progress).await?;
     progress.done();
     let sent = sandbox.stats().requests.len() - before;
@@ -207,12 +211,18 @@ mod tests {
 
     #[test]
     fn polls_are_status_reads_of_a_job() {
-        assert!(is_poll(&log("GET", "/services/data/v59.0/jobs/ingest/7505g01")));
+        assert!(is_poll(&log(
+            "GET",
+            "/services/data/v59.0/jobs/ingest/7505g01"
+        )));
         assert!(!is_poll(&log(
             "GET",
             "/services/data/v59.0/jobs/ingest/7505g01/successfulResults/"
         )));
-        assert!(!is_poll(&log("PATCH", "/services/data/v59.0/jobs/ingest/7505g01")));
+        assert!(!is_poll(&log(
+            "PATCH",
+            "/services/data/v59.0/jobs/ingest/7505g01"
+        )));
         assert!(!is_poll(&log("POST", "/services/data/v59.0/jobs/ingest")));
         assert_eq!(
             short("/services/data/v59.0/jobs/ingest/7505g01/batches"),

@@ -68,9 +68,12 @@ fn spawn() -> Result<(Sandbox, String), Failure> {
     let Some(stdout) = stdout else {
         return Err(Failure::Bench("the sandbox process has no stdout".into()));
     };
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line.map_err(|e| Failure::Bench(format!("cannot read the sandbox: {e}")))?;
         if let Some(url) = line.strip_prefix("SF_INSTANCE_URL=") {
+            // Keep reading what it prints after, so it never writes into a closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
             return Ok((sandbox, url.trim().to_string()));
         }
     }
@@ -98,7 +101,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Bench(format!("cannot start the sandbox process: {e}")))??;
     let sf = client(&url)?;
     let waits = Waits::default();
-    let progress = Progress::bar(args.records as u64, "contacts loaded by Bulk API 2.0", &waits);
+    let progress = Progress::bar(
+        args.records as u64,
+        "contacts loaded by Bulk API 2.0",
+        &waits,
+    );
     let load_started = Instant::now();
     let mut start = 0;
     while start < args.records {
@@ -154,6 +161,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             "covers the loading too (/proc/self/clear_refs refused the reset)"
         }
     );
-    println!("records={streamed} peak_rss_mb={peak:.1} records_per_s={:.0}", streamed as f64 / elapsed.max(1e-9));
+    println!(
+        "records={streamed} peak_rss_mb={peak:.1} records_per_s={:.0}",
+        streamed as f64 / elapsed.max(1e-9)
+    );
     Ok(())
 }

@@ -63,7 +63,9 @@ pub async fn tour(first: u32, companies: usize, seed: u64) -> Result<Map<String,
 
     let accounts = client.sobject("Account");
     let id = accounts
-        .create(&fields(json!({"Name": "Demo Robotics", "Industry": "Technology"})))
+        .create(&fields(
+            json!({"Name": "Demo Robotics", "Industry": "Technology"}),
+        ))
         .await?;
     accounts
         .update(id.as_str(), &fields(json!({"Industry": "Manufacturing"})))
@@ -175,7 +177,10 @@ pub async fn tour(first: u32, companies: usize, seed: u64) -> Result<Map<String,
             "salesforce_collection_failed",
             json!(outcomes.len() - created),
         ),
-        ("salesforce_bulk_successful", json!(results.successful.len())),
+        (
+            "salesforce_bulk_successful",
+            json!(results.successful.len()),
+        ),
         ("salesforce_bulk_failed", json!(results.failed.len())),
         (
             "salesforce_api_remaining",
@@ -197,13 +202,15 @@ mod tests {
         let summary = tour(1, 20, 7).await?;
         assert_eq!(summary["salesforce_collection_created"], json!(2));
         assert_eq!(summary["salesforce_collection_failed"], json!(1));
-        assert_eq!(
-            summary["salesforce_bulk_successful"],
-            json!(BULK_ROWS - 1)
-        );
+        assert_eq!(summary["salesforce_bulk_successful"], json!(BULK_ROWS - 1));
         assert_eq!(summary["salesforce_bulk_failed"], json!(1));
         assert!(summary["salesforce_accounts"].as_u64().unwrap_or(0) > 0);
-        assert!(summary["salesforce_subquery_contacts"].as_u64().unwrap_or(0) > 0);
+        assert!(
+            summary["salesforce_subquery_contacts"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+        );
         Ok(())
     }
 }

@@ -96,12 +96,13 @@ pub fn prepare(args: &Args) -> Result<Prepared, Failure> {
         .map(|h| h.trim().to_string())
         .collect();
     if header.iter().all(String::is_empty) {
-        return Err(invalid(format!(
-            "{shown} has no header row of field names"
-        )));
+        return Err(invalid(format!("{shown} has no header row of field names")));
     }
     if let Some(i) = header.iter().position(String::is_empty) {
-        return Err(invalid(format!("{shown}: column {} has no field name", i + 1)));
+        return Err(invalid(format!(
+            "{shown}: column {} has no field name",
+            i + 1
+        )));
     }
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
@@ -121,8 +122,11 @@ pub fn prepare(args: &Args) -> Result<Prepared, Failure> {
     let bytes = out
         .into_inner()
         .map_err(|e| invalid(format!("{shown}: {e}")))?;
-    let csv = String::from_utf8(bytes)
-        .map_err(|_| invalid(format!("{shown} is not UTF-8 text, which Bulk API 2.0 needs")))?;
+    let csv = String::from_utf8(bytes).map_err(|_| {
+        invalid(format!(
+            "{shown} is not UTF-8 text, which Bulk API 2.0 needs"
+        ))
+    })?;
     Ok(Prepared { header, csv, rows })
 }
 

@@ -232,7 +232,9 @@ mod tests {
             ["Id", "Contacts"]
         );
         assert_eq!(
-            columns("SELECT COUNT(Id), MAX(Amount) top, StageName FROM Opportunity GROUP BY StageName"),
+            columns(
+                "SELECT COUNT(Id), MAX(Amount) top, StageName FROM Opportunity GROUP BY StageName"
+            ),
             ["expr0", "top", "StageName"]
         );
         assert!(columns("DELETE everything").is_empty());

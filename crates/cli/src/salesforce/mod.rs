@@ -175,7 +175,8 @@ pub async fn query(
 }
 
 async fn sobject(client: &Client, args: SobjectArgs) -> Outcome {
-    let refuse = |m: String| -> crate::failure::Failure { Error::new(ErrorKind::Validation, m).into() };
+    let refuse =
+        |m: String| -> crate::failure::Failure { Error::new(ErrorKind::Validation, m).into() };
     // The first word is the record id unless it is already a Field=value.
     let (id, assignments) = match args.words.split_first() {
         Some((first, rest)) if !input::is_assignment(first) => (Some(first.as_str()), rest),
