@@ -89,11 +89,12 @@ pub fn columns(soql: &str) -> Vec<String> {
                 items.push(&rest[start..i]);
                 start = i + 1;
             }
-            c if depth == 0 && c.is_ascii_whitespace() => {
-                if strip_keyword(rest[i..].trim_start(), "from").is_some() {
-                    end = i;
-                    break;
-                }
+            c if depth == 0
+                && c.is_ascii_whitespace()
+                && strip_keyword(rest[i..].trim_start(), "from").is_some() =>
+            {
+                end = i;
+                break;
             }
             _ => {}
         }
