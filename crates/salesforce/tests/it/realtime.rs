@@ -19,22 +19,7 @@ use crate::serve;
 async fn a_large_insert_runs_as_a_bulk_job_and_a_bulk_query_reads_it_back() {
     let sandbox = strict(0, 2000).await;
     let base = jwt_client(&sandbox);
-    // A client with a small threshold, sharing nothing but the org.
-    let c = Client::builder()
-        .login_url(sandbox.instance_url())
-        .jwt(
-            crmkit_salesforce::auth::JwtBearer::new(
-                "consumer-key",
-                "ada@example.com",
-                &crmkit_core::SecretString::from(crate::fixture("throwaway-test-key.pem")),
-                &sandbox.instance_url(),
-            )
-            .expect("key"),
-        )
-        .retry(crate::fast_retry())
-        .bulk_threshold(5)
-        .build()
-        .expect("builds");
+    let c = bulk_client(&sandbox, 5);
     let mut rows: Vec<Fields> = (0..12)
         .map(|i| {
             json!({"Name": format!("Bulk, \"quoted\" {i}"), "Website": format!("b{i}.example")})
@@ -79,6 +64,100 @@ async fn a_large_insert_runs_as_a_bulk_job_and_a_bulk_query_reads_it_back() {
         .expect("rows");
     assert_eq!(names.len(), 11);
     assert!(names.contains(&"Bulk, \"quoted\" 11".to_string()));
+}
+
+/// A JWT client for `sandbox` that switches to Bulk from `threshold` records.
+fn bulk_client(
+    sandbox: &crmkit_sandbox::salesforce::RunningSalesforce,
+    threshold: usize,
+) -> Client {
+    Client::builder()
+        .login_url(sandbox.instance_url())
+        .jwt(
+            crmkit_salesforce::auth::JwtBearer::new(
+                "consumer-key",
+                "ada@example.com",
+                &crmkit_core::SecretString::from(crate::fixture("throwaway-test-key.pem")),
+                &sandbox.instance_url(),
+            )
+            .expect("key"),
+        )
+        .retry(crate::fast_retry())
+        .bulk_threshold(threshold)
+        .build()
+        .expect("builds")
+}
+
+#[tokio::test]
+async fn large_updates_and_deletes_run_as_bulk_jobs_with_outcomes_by_id() {
+    let sandbox = strict(0, 2000).await;
+    let c = bulk_client(&sandbox, 3);
+    let rows: Vec<Fields> = (0..4)
+        .map(|i| {
+            json!({"Name": format!("U{i}"), "Website": format!("u{i}.example")})
+                .as_object()
+                .cloned()
+                .expect("object")
+        })
+        .collect();
+    let ids: Vec<String> = c
+        .insert_many("Account", rows)
+        .await
+        .into_iter()
+        .map(|r| r.expect("created").into_string())
+        .collect();
+    let mut patches: Vec<Fields> = ids
+        .iter()
+        .rev()
+        .map(|id| {
+            json!({"Id": id, "Description": format!("patched {id}")})
+                .as_object()
+                .cloned()
+                .expect("object")
+        })
+        .collect();
+    patches[1].insert("Website".into(), serde_json::Value::Null);
+    patches.push(
+        json!({"Description": "no id"})
+            .as_object()
+            .cloned()
+            .expect("object"),
+    );
+    patches.push(
+        json!({"Id": "001000000000999AAA", "Description": "ghost"})
+            .as_object()
+            .cloned()
+            .expect("object"),
+    );
+    let before = sandbox.stats().requests.len();
+    let out = c.update_many("Account", patches).await;
+    assert_eq!(out.len(), 6);
+    assert!(out[..4].iter().all(Result::is_ok), "{out:?}");
+    assert!(out[4].is_err() && out[5].is_err(), "{out:?}");
+    assert!(
+        sandbox.stats().requests[before..]
+            .iter()
+            .any(|r| r.path.contains("/jobs/ingest")),
+        "a bulk job"
+    );
+    let read = c
+        .sobject("Account")
+        .get(&ids[2], &["Name", "Website", "Description"])
+        .await
+        .expect("read");
+    assert_eq!(read["Description"], format!("patched {}", ids[2]));
+    assert_eq!(read["Website"], serde_json::Value::Null, "#N/A cleared it");
+    assert_eq!(read["Name"], "U2", "an empty cell left it alone");
+    let first = c
+        .sobject("Account")
+        .get(&ids[0], &["Website"])
+        .await
+        .expect("read");
+    assert_eq!(first["Website"], "u0.example");
+
+    let gone = c.delete_many("Account", ids.clone()).await;
+    assert!(gone.iter().all(Result::is_ok), "{gone:?}");
+    assert_eq!(sandbox.count("Account"), 0);
 }
 
 #[tokio::test]
