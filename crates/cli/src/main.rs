@@ -29,6 +29,10 @@
 //! `HUBSPOT_ACCESS_TOKEN` and `HUBSPOT_BASE_URL`, or `[hubspot] access_token, base_url` in
 //! `crmkit.toml`, configure them.
 //!
+//! `crmkit salesforce query|get|create|update|delete|describe|limits` work against the org
+//! that `SF_*` variables name (see the `salesforce` module); `crmkit sandbox salesforce`
+//! serves the Salesforce emulator.
+//!
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
@@ -41,6 +45,7 @@ mod hubspot;
 mod listing;
 mod output;
 mod progress;
+mod salesforce;
 mod waits;
 
 use std::path::PathBuf;
@@ -111,6 +116,11 @@ enum Command {
         #[command(subcommand)]
         command: hubspot::HubSpotCommand,
     },
+    /// Work with Salesforce: SOQL queries, records of any sObject, describe, limits.
+    Salesforce {
+        #[command(subcommand)]
+        command: salesforce::SalesforceCommand,
+    },
     /// Check each configured credential with a cheap call (and HubSpot's scopes).
     Doctor,
     /// Run a sandbox CRM.
@@ -153,6 +163,25 @@ enum SandboxCommand {
         /// The rate window in milliseconds (1 to 86,400,000, one day).
         #[arg(long, default_value_t = 10_000, value_parser = bounds::window_ms())]
         window_ms: u64,
+        /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
+        #[arg(long)]
+        faults: Option<String>,
+    },
+    /// The Salesforce API emulator, served at the root of its port like an org's instance.
+    Salesforce {
+        /// Port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8027)]
+        port: u16,
+        /// Seed of ids and data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// World companies to generate; about half are seeded as Accounts with their
+        /// Contacts and Opportunities (at most 10,000,000).
+        #[arg(long, default_value_t = 100, value_parser = bounds::leads())]
+        companies: usize,
+        /// API requests per day for the org (at least 1).
+        #[arg(long, default_value_t = 15_000, value_parser = bounds::rate_limit())]
+        daily_limit: u32,
         /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
         #[arg(long)]
         faults: Option<String>,
@@ -397,6 +426,49 @@ async fn run(cli: Cli) -> Outcome {
                 .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
             Ok(())
         }
+        Command::Sandbox {
+            crm:
+                SandboxCommand::Salesforce {
+                    port,
+                    seed,
+                    companies,
+                    daily_limit,
+                    faults,
+                },
+        } => {
+            let faults = match faults {
+                Some(text) => parse_faults(&text)?,
+                None => crmkit_sandbox::faults::Faults::default(),
+            };
+            let sandbox = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
+                .faults(faults)
+                .seed(seed)
+                .companies(companies)
+                .daily_limit(daily_limit)
+                .bind(([127, 0, 0, 1], port).into())
+                .start()
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "cannot start the Salesforce sandbox on port {port}: {e}"
+                    ))
+                })?;
+            println!("Salesforce sandbox listening at {}", sandbox.instance_url());
+            println!(
+                "Point crmkit at it with SF_INSTANCE_URL={} and any SF_ACCESS_TOKEN (or SF_LOGIN_URL={} for the OAuth flows). Ctrl-C stops it.",
+                sandbox.instance_url(),
+                sandbox.instance_url()
+            );
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
+            Ok(())
+        }
+        Command::Salesforce { command } => {
+            // Loads `.env` like the other commands.
+            let _ = Settings::load(&cli.config)?;
+            salesforce::run(command).await
+        }
         Command::Doctor => doctor(&Settings::load(&cli.config)?).await,
         Command::Hubspot { command } => hubspot::run(&Settings::load(&cli.config)?, command).await,
         Command::Close { command } => {
@@ -461,7 +533,7 @@ async fn doctor(settings: &Settings) -> Outcome {
         }
     }
     problems += hubspot::doctor::check(settings).await;
-    println!("salesforce: not supported yet");
+    problems += salesforce::doctor().await;
     if problems > 0 {
         return Err(Error::config(format!("{problems} credential(s) failed")).into());
     }

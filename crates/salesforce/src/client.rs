@@ -298,11 +298,24 @@ impl Client {
     /// from the login URL, [`crate::auth::default_audience`]) and `SF_API_VERSION` are
     /// optional.
     pub fn from_env() -> Result<Client> {
-        Self::from_vars(|name| std::env::var(name).ok())
+        ClientBuilder::from_env()?.build()
     }
 
     /// [`Self::from_env`] with the variables read through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Client> {
+        ClientBuilder::from_vars(var)?.build()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder configured from the environment as [`Client::from_env`] describes, to set
+    /// more (an observer, a quota) before building.
+    pub fn from_env() -> Result<ClientBuilder> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] with the variables read through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
         let get = |n: &str| {
             var(n)
                 .map(|v| v.trim().to_string())
@@ -357,9 +370,11 @@ impl Client {
                 None => b,
             },
         };
-        b.build()
+        Ok(b)
     }
+}
 
+impl Client {
     /// The transport, for raw requests with budgets and retries.
     pub fn transport(&self) -> &Transport {
         &self.inner.transport
