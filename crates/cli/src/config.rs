@@ -154,16 +154,21 @@ impl Settings {
             .any(|n| self.salesforce_var(n).is_some())
     }
 
-    /// A Salesforce client from these settings: the sign-in flow the variables describe
-    /// (see `crmkit_salesforce::Client::from_env`), pointed at `SF_LOGIN_URL` and
-    /// `SF_INSTANCE_URL`.
+    /// A Salesforce client from these settings.
     pub fn salesforce_client(&self) -> Result<crmkit_salesforce::Client> {
+        self.salesforce_builder()?.build()
+    }
+
+    /// A Salesforce client builder from these settings, for adding to before building: the
+    /// sign-in flow the variables describe (see `crmkit_salesforce::Client::from_env`),
+    /// pointed at `SF_LOGIN_URL` and `SF_INSTANCE_URL`.
+    pub fn salesforce_builder(&self) -> Result<crmkit_salesforce::ClientBuilder> {
         if !self.salesforce_configured() {
             return Err(Error::config(
                 "no Salesforce credentials: set SF_CLIENT_ID, SF_USERNAME and SF_PRIVATE_KEY_PATH (JWT bearer), or SF_CLIENT_ID with SF_CLIENT_SECRET, or SF_ACCESS_TOKEN with SF_INSTANCE_URL (environment, .env or [salesforce] in crmkit.toml)",
             ));
         }
-        crmkit_salesforce::Client::from_vars(|name| self.salesforce_var(name))
+        crmkit_salesforce::ClientBuilder::from_vars(|name| self.salesforce_var(name))
     }
 
     /// A HubSpot client builder from these settings, for adding to before building.

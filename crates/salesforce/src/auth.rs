@@ -71,6 +71,26 @@ struct Claims<'a> {
     exp: i64,
 }
 
+/// The `aud` Salesforce expects for a token endpoint: the authorization server's URL, which
+/// for a My Domain endpoint is still `https://login.salesforce.com` (or
+/// `https://test.salesforce.com` for a sandbox org's `….sandbox.my.salesforce.com`); other
+/// hosts (login, test, an Experience Cloud site, a local sandbox) are their own audience
+/// (help.salesforce.com, "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration").
+pub fn default_audience(login_url: &str) -> String {
+    let url = login_url.trim().trim_end_matches('/');
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host.ends_with(".sandbox.my.salesforce.com") {
+        TEST_LOGIN_URL.to_string()
+    } else if host.ends_with(".my.salesforce.com") {
+        LOGIN_URL.to_string()
+    } else {
+        url.to_string()
+    }
+}
+
 /// Signs JWT bearer assertions with the connected app's private key and trades them for
 /// access tokens.
 pub struct JwtBearer {
@@ -94,8 +114,8 @@ impl fmt::Debug for JwtBearer {
 
 impl JwtBearer {
     /// The flow for `client_id` (the consumer key) acting as `username`, signing with the
-    /// RSA private key in `private_key_pem`, against `login_url` (which is also the
-    /// audience; see [`Self::audience`]).
+    /// RSA private key in `private_key_pem`, against `login_url` (the audience is
+    /// [`default_audience`] of it; see [`Self::audience`]).
     pub fn new(
         client_id: impl Into<String>,
         username: impl Into<String>,
@@ -112,7 +132,7 @@ impl JwtBearer {
         Ok(Self {
             endpoint: TokenEndpoint::new(Crm::Salesforce, token_url(login_url), client_id),
             username: username.into(),
-            audience: login_url.trim().trim_end_matches('/').to_string(),
+            audience: default_audience(login_url),
             key,
         })
     }
@@ -346,6 +366,19 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"));
         let r = RefreshToken::new("cid", None, SecretString::from("rt-secret"), LOGIN_URL);
         assert!(!format!("{r:?}").contains("rt-secret"));
+        assert_eq!(
+            default_audience("https://acme.my.salesforce.com"),
+            LOGIN_URL
+        );
+        assert_eq!(
+            default_audience("https://acme--dev.sandbox.my.salesforce.com/"),
+            TEST_LOGIN_URL
+        );
+        assert_eq!(
+            default_audience("https://test.salesforce.com/"),
+            TEST_LOGIN_URL
+        );
+        assert_eq!(default_audience("http://127.0.0.1:9"), "http://127.0.0.1:9");
         assert_eq!(
             token_url("https://login.salesforce.com/"),
             "https://login.salesforce.com/services/oauth2/token"

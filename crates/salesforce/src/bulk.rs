@@ -353,6 +353,151 @@ impl Client {
             .collect()
     }
 
+    /// Patches `records` of `sobject` (each carrying `Id`), one result per record in input
+    /// order: sObject collections below the bulk threshold, a Bulk API 2.0 update job from
+    /// it on (results matched back by `Id`).
+    pub async fn update_many(&self, sobject: &str, records: Vec<Fields>) -> Vec<Result<()>> {
+        if records.len() < self.bulk_threshold() {
+            return self.collections(sobject).update(records).await;
+        }
+        let keys: Vec<Option<String>> = records
+            .iter()
+            .map(|r| {
+                r.get("Id")
+                    .and_then(Value::as_str)
+                    .map(crate::ids::normalize)
+            })
+            .collect();
+        self.bulk_by_key(sobject, Operation::Update, None, "Id", records, keys)
+            .await
+            .into_iter()
+            .map(|r| r.map(drop))
+            .collect()
+    }
+
+    /// Deletes `ids` of `sobject`, one result per id in input order: sObject collections
+    /// below the bulk threshold, a Bulk API 2.0 delete job from it on.
+    pub async fn delete_many(&self, sobject: &str, ids: Vec<String>) -> Vec<Result<()>> {
+        if ids.len() < self.bulk_threshold() {
+            return self.collections(sobject).delete(ids).await;
+        }
+        let keys = ids.iter().map(|i| Some(crate::ids::normalize(i))).collect();
+        let records = ids
+            .into_iter()
+            .map(|id| {
+                let mut f = Fields::new();
+                f.insert("Id".into(), Value::String(id));
+                f
+            })
+            .collect();
+        self.bulk_by_key(sobject, Operation::Delete, None, "Id", records, keys)
+            .await
+            .into_iter()
+            .map(|r| r.map(drop))
+            .collect()
+    }
+
+    /// Runs one ingest job and gives each input the outcome of the result row with its key
+    /// (`Id`, or the external id field): `sf__Id` of a successful row, the key column of a
+    /// failed or unprocessed one. An input without a key fails alone.
+    async fn bulk_by_key(
+        &self,
+        sobject: &str,
+        operation: Operation,
+        external_id_field: Option<&str>,
+        key_field: &str,
+        records: Vec<Fields>,
+        keys: Vec<Option<String>>,
+    ) -> Vec<Result<SalesforceId>> {
+        let label = |i: usize| format!("{sobject} #{i}");
+        let sendable: Vec<Fields> = records
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| k.is_some())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let outcome = if sendable.is_empty() {
+            Ok(None)
+        } else {
+            self.bulk_ingest(sobject, operation, external_id_field, &sendable)
+                .await
+                .map(Some)
+        };
+        let (info, results) = match outcome {
+            Ok(Some(r)) => r,
+            Ok(None) => (
+                JobInfo {
+                    id: String::new(),
+                    state: "NotStarted".into(),
+                    object: None,
+                    number_records_processed: None,
+                    number_records_failed: None,
+                    error_message: None,
+                },
+                IngestResults::default(),
+            ),
+            Err(e) => {
+                return (0..records.len())
+                    .map(|i| Err(e.clone().with_record(label(i))))
+                    .collect();
+            }
+        };
+        let mut by_key: HashMap<String, VecDeque<Result<SalesforceId>>> = HashMap::new();
+        let key_of = |row: &Map<String, Value>, fallback: &str| {
+            let v = row.get(key_field).map(cell).unwrap_or_default();
+            let v = if v.is_empty() {
+                fallback.to_string()
+            } else {
+                v
+            };
+            if key_field == "Id" {
+                crate::ids::normalize(&v)
+            } else {
+                v
+            }
+        };
+        for (id, _, row) in &results.successful {
+            by_key
+                .entry(key_of(row, id))
+                .or_default()
+                .push_back(Ok(SalesforceId::new(id.clone())));
+        }
+        for (error, row) in &results.failed {
+            let (code, message) = error.split_once(':').unwrap_or(("", error.as_str()));
+            let e = crate::dialect::error_from_entries(
+                400,
+                &json!([{ "errorCode": code.trim(), "message": message.trim() }]),
+            );
+            by_key.entry(key_of(row, "")).or_default().push_back(Err(e));
+        }
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let Some(key) = key else {
+                    return Err(Error::new(
+                        ErrorKind::Validation,
+                        format!("the record has no {key_field}"),
+                    )
+                    .with_crm(Crm::Salesforce)
+                    .with_record(label(i)));
+                };
+                by_key
+                    .get_mut(key)
+                    .and_then(VecDeque::pop_front)
+                    .unwrap_or_else(|| {
+                        Err(Error::new(
+                            ErrorKind::Transient,
+                            format!(
+                                "the Bulk API job {} ended {} without processing this record",
+                                info.id, info.state
+                            ),
+                        ))
+                    })
+                    .map_err(|e| e.with_crm(Crm::Salesforce).with_record(label(i)))
+            })
+            .collect()
+    }
+
     /// `POST jobs/query`: starts a query job (`all` for queryAll).
     pub async fn bulk_query_job(&self, soql: &str, all: bool) -> Result<JobInfo> {
         let body = json!({

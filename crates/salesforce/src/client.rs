@@ -294,14 +294,28 @@ impl Client {
     /// `SF_PRIVATE_KEY_PATH` for the JWT bearer flow; or `SF_CLIENT_ID`, `SF_CLIENT_SECRET`
     /// and `SF_REFRESH_TOKEN`; or `SF_CLIENT_ID` and `SF_CLIENT_SECRET` alone for client
     /// credentials (against `SF_INSTANCE_URL`); or `SF_ACCESS_TOKEN`. `SF_INSTANCE_URL`,
-    /// `SF_LOGIN_URL` (default `https://login.salesforce.com`) and `SF_API_VERSION` are
+    /// `SF_LOGIN_URL` (default `https://login.salesforce.com`), `SF_JWT_AUDIENCE` (default
+    /// from the login URL, [`crate::auth::default_audience`]) and `SF_API_VERSION` are
     /// optional.
     pub fn from_env() -> Result<Client> {
-        Self::from_vars(|name| std::env::var(name).ok())
+        ClientBuilder::from_env()?.build()
     }
 
     /// [`Self::from_env`] with the variables read through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Client> {
+        ClientBuilder::from_vars(var)?.build()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder configured from the environment as [`Client::from_env`] describes, to set
+    /// more (an observer, a quota) before building.
+    pub fn from_env() -> Result<ClientBuilder> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] with the variables read through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
         let get = |n: &str| {
             var(n)
                 .map(|v| v.trim().to_string())
@@ -331,7 +345,11 @@ impl Client {
                     Error::config(format!("cannot read SF_PRIVATE_KEY_PATH {path:?}: {e}"))
                         .with_crm(Crm::Salesforce)
                 })?;
-                b.jwt(JwtBearer::new(id, user, &SecretString::from(pem), &login)?)
+                let mut flow = JwtBearer::new(id, user, &SecretString::from(pem), &login)?;
+                if let Some(aud) = get("SF_JWT_AUDIENCE") {
+                    flow = flow.audience(aud);
+                }
+                b.jwt(flow)
             }
             (Some(id), _, _, Some(rt)) => b.refresh_token(RefreshToken::new(
                 id,
@@ -352,9 +370,11 @@ impl Client {
                 None => b,
             },
         };
-        b.build()
+        Ok(b)
     }
+}
 
+impl Client {
     /// The transport, for raw requests with budgets and retries.
     pub fn transport(&self) -> &Transport {
         &self.inner.transport

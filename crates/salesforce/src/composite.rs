@@ -185,37 +185,52 @@ impl Collections {
         .await
     }
 
-    /// `DELETE composite/sobjects?ids=…&allOrNone=false`: deletes each id.
+    /// `DELETE composite/sobjects?ids=…&allOrNone=false`: deletes each id. An id that
+    /// cannot be one fails alone, before anything is sent.
     pub async fn delete(&self, ids: Vec<String>) -> Vec<Result<()>> {
         let sobject = self.sobject.clone();
-        batch::chunked(
-            ids,
+        let mut out: Vec<Option<Result<()>>> = Vec::with_capacity(ids.len());
+        let mut send = Vec::new();
+        for id in ids {
+            if path_segment("record id", &id).is_ok() && !id.contains(',') {
+                out.push(None);
+                send.push(id);
+            } else {
+                out.push(Some(Err(Error::new(
+                    ErrorKind::Validation,
+                    format!("{id:?} is not a valid record id"),
+                )
+                .with_crm(Crm::Salesforce)
+                .with_record(format!("{sobject} {id}")))));
+            }
+        }
+        let mut done = batch::chunked(
+            send,
             COLLECTION_SIZE,
             CONCURRENCY,
             |id| format!("{sobject} {id}"),
             |chunk| {
                 let labels: Vec<String> =
                     chunk.iter().map(|id| format!("{sobject} {id}")).collect();
-                let bad = chunk
-                    .iter()
-                    .find(|id| path_segment("record id", id).is_err() || id.contains(','));
-                let req = match bad {
-                    Some(id) => Err(Error::new(
-                        ErrorKind::Validation,
-                        format!("{id:?} is not a valid record id"),
-                    )
-                    .with_crm(Crm::Salesforce)),
-                    None => Ok(ApiRequest::delete("composite/sobjects")
-                        .query("ids", chunk.join(","))
-                        .query("allOrNone", "false")),
-                };
+                let req = ApiRequest::delete("composite/sobjects")
+                    .query("ids", chunk.join(","))
+                    .query("allOrNone", "false");
                 async move {
-                    let results = self.call(req?, labels).await?;
+                    let results = self.call(req, labels).await?;
                     Ok(results.into_iter().map(|r| r.map(drop)).collect())
                 }
             },
         )
         .await
+        .into_iter();
+        out.into_iter()
+            .map(|slot| match slot {
+                Some(r) => r,
+                None => done
+                    .next()
+                    .unwrap_or_else(|| Err(Error::bad_response("missing result"))),
+            })
+            .collect()
     }
 }
 

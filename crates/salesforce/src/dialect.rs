@@ -111,9 +111,7 @@ pub fn kind_of(status: u16, code: &str, message: &str) -> ErrorKind {
         }
         "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" => ErrorKind::Transient,
         _ if status == 300 => ErrorKind::Conflict,
-        _ if status < 500 && !code.is_empty() && status != 401 && status != 403 => {
-            ErrorKind::Validation
-        }
+        // Save results carry no HTTP status of their own: they come as 400 here.
         _ => ErrorKind::from_status(status),
     }
 }

@@ -62,7 +62,7 @@ pub async fn check(settings: &Settings) -> usize {
             println!("salesforce token: ok — obtained and accepted");
             println!(
                 "salesforce API: ok — version {version} answers at {}",
-                client.transport().base_url()
+                client.transport().current_base_url()
             );
         }
         Err(e) => {

@@ -5,9 +5,11 @@
 //!   page after page through `nextRecordsUrl` (`--all` reads through `queryAll`, deleted
 //!   and archived records too). Table and CSV show the select list's columns (a parent's
 //!   field as `Account.Name`, a subquery as its child count); JSON and NDJSON whole records.
-//! - `crmkit salesforce sobject <Type> get|create|update|delete|upsert [ID] [Field=value…]
-//!   [--data '{…}'] [--external-id Field=value] [--fields A,B]`: only the fields given are
-//!   sent, so an update changes nothing else; upsert matches on `--external-id`.
+//! - `crmkit salesforce sobject <Type> get|create|update|delete|upsert|describe [ID]
+//!   [Field=value…] [--data '{…}'] [--external-id Field=value] [--fields A,B]`: only the
+//!   fields given are sent, so an update changes nothing else; upsert matches on
+//!   `--external-id`; describe lists the fields (type, required on create, external id,
+//!   active picklist values).
 //! - `crmkit salesforce bulk import FILE.csv --object Contact [--operation insert|update|
 //!   upsert --external-id-field F] [--failed PATH]`: one Bulk API 2.0 ingest job with a
 //!   progress bar; prints the successful and failed counts and writes the failed (and
@@ -51,7 +53,7 @@ pub enum SalesforceCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
-    /// Records of one sObject type: get, create, update, delete, upsert.
+    /// Records of one sObject type: get, create, update, delete, upsert, describe.
     Sobject(SobjectArgs),
     /// Bulk API 2.0 jobs.
     Bulk {
@@ -86,6 +88,9 @@ pub enum SobjectAction {
     Delete,
     /// Create or update the record --external-id names.
     Upsert,
+    /// The type's fields: type, whether a create needs it, external id, active picklist
+    /// values.
+    Describe,
 }
 
 /// `crmkit salesforce sobject …`.
@@ -117,10 +122,13 @@ pub struct SobjectArgs {
 
 /// Runs a `crmkit salesforce` command with the client `settings` describe.
 pub async fn run(settings: &Settings, command: SalesforceCommand) -> Outcome {
-    // The Salesforce client takes its sign-in flow from the variables alone and has no
-    // observer hook there, so its waits are not shown on the progress line.
     let waits = Waits::default();
-    let client = || settings.salesforce_client();
+    let client = || {
+        settings
+            .salesforce_builder()?
+            .observer(waits.observer())
+            .build()
+    };
     match command {
         SalesforceCommand::Query {
             soql,
@@ -256,6 +264,29 @@ async fn sobject(client: &Client, args: SobjectArgs) -> Outcome {
             records.delete(id).await?;
             print_one(&outcome(id, "deleted"), cols, args.output)?;
         }
+        SobjectAction::Describe => {
+            no_words("describe")?;
+            let described = records.describe().await?;
+            let cols: &'static [&'static str] =
+                &["name", "type", "required", "external_id", "picklist"];
+            let mut printer = Printer::list(std::io::stdout().lock(), cols, args.output)?;
+            for f in &described.fields {
+                let picklist: Vec<&str> = f
+                    .picklist_values
+                    .iter()
+                    .filter(|v| v.active)
+                    .map(|v| v.value.as_str())
+                    .collect();
+                printer.write(&json!({
+                    "name": f.name,
+                    "type": f.field_type,
+                    "required": f.required_on_create(),
+                    "external_id": f.external_id,
+                    "picklist": picklist.join(";"),
+                }))?;
+            }
+            printer.finish()?;
+        }
         SobjectAction::Upsert => {
             let Some(ext) = &args.external_id else {
                 return Err(refuse(format!(
@@ -287,6 +318,7 @@ fn name(action: SobjectAction) -> &'static str {
         SobjectAction::Update => "update",
         SobjectAction::Delete => "delete",
         SobjectAction::Upsert => "upsert",
+        SobjectAction::Describe => "describe",
     }
 }
 

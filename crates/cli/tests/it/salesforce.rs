@@ -230,6 +230,29 @@ async fn sobject_commands_create_read_patch_upsert_and_delete() {
     assert_eq!(by_ext["Title"], "Rear Admiral");
     assert_eq!(by_ext["LastName"], "Hopper");
 
+    let fields = json(
+        &sf,
+        &[
+            "salesforce",
+            "sobject",
+            "Contact",
+            "describe",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    let field = |name: &str| {
+        fields
+            .as_array()
+            .and_then(|all| all.iter().find(|f| f["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing from {fields}"))
+    };
+    assert_eq!(field("LastName")["required"], true);
+    assert_eq!(field("Title")["required"], false);
+    assert_eq!(field("External_Id__c")["external_id"], true);
+
     let deleted = ok(&sf, &["salesforce", "sobject", "Contact", "delete", &id]).await;
     assert!(deleted.contains("deleted"), "{deleted}");
     let gone = refused(&sf, &["salesforce", "sobject", "Contact", "get", &id]).await;

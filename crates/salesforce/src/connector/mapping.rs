@@ -95,9 +95,12 @@ fn read_only(field: &str) -> bool {
     )
 }
 
-/// Whether a field is a typed one of `sobject` (the rest go to `custom`).
+/// Whether a field is a typed one of `sobject` (the rest go to `custom`). A lead's
+/// `Company` is read with the mapped fields but lives in `custom`: the unified person has
+/// no company name.
 fn is_mapped(sobject: &str, field: &str) -> bool {
-    field == "attributes" || mapped(sobject).contains(&field)
+    field == "attributes"
+        || (mapped(sobject).contains(&field) && !(sobject == "Lead" && field == "Company"))
 }
 
 fn text(f: &Fields, k: &str) -> Option<String> {
@@ -522,6 +525,21 @@ mod tests {
         let p = patch_fields("Opportunity", &Record::Deal(d), "USD");
         assert!(!p.contains_key("Amount"));
         assert_eq!(p["StageName"], "Closed Won");
+    }
+
+    #[test]
+    fn a_leads_company_lives_in_custom_both_ways() {
+        let raw = fields(serde_json::json!({
+            "attributes": {"type": "Lead"}, "Id": "00Q000000000001AAA",
+            "LastName": "Lovelace", "Company": "Analytical Engines"
+        }));
+        let r = to_record("Lead", &raw, "USD").expect("maps");
+        assert_eq!(r.custom()["Company"], "Analytical Engines");
+        assert_eq!(
+            create_fields("Lead", &r).expect("ok")["Company"],
+            "Analytical Engines"
+        );
+        assert!(patch_fields("Lead", &r, "USD").is_empty());
     }
 
     #[test]

@@ -20,10 +20,12 @@
 //!   `DurationInMinutes`; both with `WhoId` → person and an account `WhatId` → company.
 //!   Every other field read (the org's custom `__c` fields, found through the describe) stays
 //!   in `custom`; `raw` keeps the record. Notes have no Task or Event form and are refused.
-//! - **Writes**: creates and updates go through sObject collections (200 per call,
-//!   `allOrNone: false`, one outcome per record). An update sends only the fields whose
-//!   value differs from what the record's own `raw` maps to (clears as `null`); nothing to
-//!   send, no request. Deletes go through collections too.
+//! - **Writes**: creates, updates and deletes go through sObject collections (200 per
+//!   call, `allOrNone: false`, one outcome per record), or through a Bulk API 2.0 job from
+//!   the client's bulk threshold on (default 2,000 records of one object). An update sends
+//!   only the fields whose value differs from what the record's own `raw` maps to (clears
+//!   as `null`); nothing to send, no request. Mapped standard fields the org lacks (per its
+//!   describe) are left out of writes.
 //! - **Idempotent creates**: the marker lives in an external id field
 //!   ([`SalesforceConnector::with_marker_field`], such as `crmkit_id__c`, defined as
 //!   External ID and Unique on each object). Markers already stored are found with one SOQL
@@ -296,7 +298,7 @@ impl SalesforceConnector {
         }
         for (sobject, group) in Self::group(items) {
             let bodies = group.iter().map(|(_, (_, _, p))| p.clone()).collect();
-            let results = self.client.collections(sobject).update(bodies).await;
+            let results = self.client.update_many(sobject, bodies).await;
             for ((i, (r, id, _)), res) in group.into_iter().zip(results) {
                 out[i] = Some(
                     res.map(|()| RecordRef::new(Crm::Salesforce, r.kind(), id))
@@ -431,7 +433,7 @@ impl SalesforceConnector {
         out.resize_with(groups.values().map(Vec::len).sum(), || None);
         for (sobject, group) in groups {
             let ids = group.iter().map(|(_, r)| r.id.clone()).collect();
-            let results = self.client.collections(sobject).delete(ids).await;
+            let results = self.client.delete_many(sobject, ids).await;
             for ((i, r), res) in group.into_iter().zip(results) {
                 let label = r.to_string();
                 out[i] = Some(res.map(|()| r).map_err(|e| named(e, &label)));

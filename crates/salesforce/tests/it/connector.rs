@@ -325,3 +325,29 @@ async fn people_deals_and_activities_round_trip() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].raw()["Email"], Value::from("ada@example.com"));
 }
+
+#[tokio::test]
+async fn people_can_be_leads_with_their_company_in_custom() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_leads();
+    let mut lead = Person {
+        name: "Grace Hopper".into(),
+        emails: vec!["grace@example.com".into()],
+        ..Person::default()
+    };
+    let refused = conn.create(vec![Record::Person(lead.clone())]).await;
+    let e = refused.results[0].as_ref().expect_err("no company");
+    assert!(e.field_errors().iter().any(|f| f.field == "Company"), "{e}");
+    lead.custom
+        .insert("Company".into(), Value::from("Compilers Inc"));
+    let made = conn.create(vec![Record::Person(lead)]).await;
+    let r = made.results[0].as_ref().expect("created");
+    assert!(r.id.starts_with("00Q"), "a Lead id: {}", r.id);
+    assert_eq!(sandbox.count("Lead"), 1);
+    assert_eq!(sandbox.count("Contact"), 0);
+    let Record::Person(p) = conn.get(ObjectKind::Person, &r.id).await.expect("read") else {
+        panic!("person")
+    };
+    assert_eq!(p.name, "Grace Hopper");
+    assert_eq!(p.custom["Company"], "Compilers Inc");
+}

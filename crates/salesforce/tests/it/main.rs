@@ -6,6 +6,7 @@ mod bulk;
 mod composite;
 mod connector;
 mod fakes;
+mod realtime;
 mod rest;
 mod sandbox;
 

@@ -284,3 +284,39 @@ async fn composite_references_trees_and_replication_calls() {
         .expect("deleted");
     assert!(deleted.deleted_records.iter().any(|d| d.id == acc_id));
 }
+
+#[tokio::test]
+async fn from_env_signs_in_with_the_key_file_and_query_all_sees_deleted_rows() {
+    let sandbox = strict(0, 2000).await;
+    let key = format!(
+        "{}/tests/fixtures/salesforce/throwaway-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let login = sandbox.instance_url();
+    let c = Client::from_vars(|name| match name {
+        "SF_CLIENT_ID" => Some("consumer-key".into()),
+        "SF_USERNAME" => Some("ada@example.com".into()),
+        "SF_PRIVATE_KEY_PATH" => Some(key.clone()),
+        "SF_LOGIN_URL" => Some(login.clone()),
+        _ => None,
+    })
+    .expect("builds");
+    let acc = c.sobject("Account");
+    let id = acc
+        .create(&fields(json!({"Name": "Soon gone"})))
+        .await
+        .expect("created");
+    acc.delete(id.as_str()).await.expect("deleted");
+    let q = Soql::select(["Id", "IsDeleted"])
+        .from("Account")
+        .filter(Condition::eq("IsDeleted", true));
+    let live: Vec<Fields> = c.query_soql(&q).try_collect().await.expect("live");
+    assert!(live.is_empty());
+    let all: Vec<Fields> = c
+        .query_all(q.build().expect("query"))
+        .try_collect()
+        .await
+        .expect("all");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["Id"], id.as_str());
+}
