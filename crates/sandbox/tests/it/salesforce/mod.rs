@@ -6,6 +6,7 @@ mod composite;
 mod outbound;
 mod records;
 mod replication;
+mod scale;
 mod soql;
 
 use crmkit_sandbox::salesforce::{RunningSalesforce, SalesforceSandbox};
