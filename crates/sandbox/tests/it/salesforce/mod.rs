@@ -3,6 +3,7 @@
 mod auth;
 mod bulk;
 mod composite;
+mod faults;
 mod outbound;
 mod records;
 mod replication;
