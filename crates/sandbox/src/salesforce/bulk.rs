@@ -231,7 +231,7 @@ pub(crate) fn read(
                 .find(|(k, _)| k == "maxRecords")
                 .and_then(|(_, v)| v.parse::<usize>().ok())
                 .filter(|n| *n > 0)
-                .unwrap_or(state.config.page_size.max(1));
+                .unwrap_or(state.config.bulk_results_page.max(1));
             let end = (start + max).min(job.ids.len());
             let slice = job.ids.get(start..end).unwrap_or_default();
             let (headers, rows) = query::flat(data, job.object, &job.query, slice);

@@ -385,6 +385,8 @@ fn composite(state: &State, data: &mut Data, v: &str, req: &Req) -> Result<Answe
     let mut done = Map::new();
     let mut out: Vec<Value> = Vec::with_capacity(subs.len());
     let mut failed = false;
+    // A collection that failed in part keeps its own results in the answer.
+    let mut failed_at = None;
     for sub in subs {
         let reference = sub["referenceId"].as_str().unwrap_or_default().to_string();
         if failed && all_or_none {
@@ -392,11 +394,30 @@ fn composite(state: &State, data: &mut Data, v: &str, req: &Req) -> Result<Answe
                             "httpHeaders": {}, "httpStatusCode": 400, "referenceId": reference}));
             continue;
         }
-        let answer = match subrequest(state, data, v, sub, &done) {
+        let collection = sub["url"].as_str().is_some_and(|u| {
+            u.split('?')
+                .next()
+                .unwrap_or_default()
+                .contains("/composite/sobjects")
+        });
+        let mut sub = sub.clone();
+        if all_or_none && collection && sub["body"].is_object() {
+            // The outer allOrNone overrides the collections' own (resources_composite_allornone.htm).
+            sub["body"]["allOrNone"] = json!(true);
+        }
+        let answer = match subrequest(state, data, v, &sub, &done) {
             Ok(a) => a,
             Err(e) => Answer::json(e.status, json!([e.entry()])),
         };
         let body = answer.json_body();
+        let partial = collection
+            && body
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["success"] == json!(false)));
+        if all_or_none && partial {
+            failed = true;
+            failed_at = Some(out.len());
+        }
         let mut headers = Map::new();
         for (k, val) in &answer.headers {
             let name = if *k == "location" { "Location" } else { k };
@@ -413,8 +434,8 @@ fn composite(state: &State, data: &mut Data, v: &str, req: &Req) -> Result<Answe
     if failed && all_or_none {
         data.rollback();
         // Earlier successes are reported as rolled back too.
-        for r in out.iter_mut() {
-            if r["httpStatusCode"].as_u64().is_some_and(|s| s < 400) {
+        for (i, r) in out.iter_mut().enumerate() {
+            if Some(i) != failed_at && r["httpStatusCode"].as_u64().is_some_and(|s| s < 400) {
                 r["body"] = halted("The transaction was rolled back since another operation in the same transaction failed.".into());
                 r["httpStatusCode"] = json!(400);
                 r["httpHeaders"] = json!({});

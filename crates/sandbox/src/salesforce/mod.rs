@@ -93,6 +93,9 @@ pub struct Config {
     /// Records per query page (2,000 by default, the REST API's default batch size;
     /// developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm).
     pub page_size: usize,
+    /// Records per Bulk 2.0 query results page when the request names no `maxRecords`
+    /// (the real service picks a size by itself; jsforce reads a single page correctly).
+    pub bulk_results_page: usize,
     /// Child records per subquery page before the subquery answers its own
     /// `nextRecordsUrl`.
     pub subquery_page_size: usize,
@@ -124,6 +127,7 @@ impl Default for Config {
             daily_limit: 15_000,
             page_size: 2_000,
             subquery_page_size: 200,
+            bulk_results_page: 100_000,
             replication_whole_minutes: true,
             outbound: Vec::new(),
             outbound_retry_base: Duration::from_secs(15),
@@ -216,7 +220,7 @@ impl SalesforceSandbox {
         self
     }
 
-    /// Sets the records per query page (and the default Bulk 2.0 result page).
+    /// Sets the records per query page.
     pub fn page_size(mut self, n: usize) -> Self {
         self.config.page_size = n.max(1);
         self

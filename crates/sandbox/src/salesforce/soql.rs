@@ -883,8 +883,19 @@ pub(crate) fn prepare(data: &Data, o: &'static Object, c: &Cond) -> Result<Ready
             Ready::Cmp(p.clone(), *op, l.clone())
         }
         Cond::In(p, neg, v) => {
-            field_of(o, p)?;
-            Ready::In(p.clone(), *neg, v.clone())
+            let f = field_of(o, p)?;
+            let ids: Option<HashSet<String>> = if matches!(f.ftype, FType::Id | FType::Reference) {
+                // Id lists become a set, so a long list costs one lookup per row.
+                v.iter()
+                    .map(|l| lit_text(l).map(|s| ids::to18(&s).unwrap_or(s)))
+                    .collect()
+            } else {
+                None
+            };
+            match ids {
+                Some(set) => Ready::InSet(p.clone(), *neg, set),
+                None => Ready::In(p.clone(), *neg, v.clone()),
+            }
         }
         Cond::Like(p, s) => {
             field_of(o, p)?;
