@@ -32,7 +32,7 @@ pub async fn check(settings: &Settings) -> usize {
                 "{name} not set (default {})",
                 crmkit_salesforce::auth::LOGIN_URL
             ),
-            (None, _) => format!("{name} MISSING"),
+            (None, _) => format!("{name} not set"),
         })
         .collect();
     println!("salesforce settings: {}", present.join(", "));
