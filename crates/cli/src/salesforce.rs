@@ -104,22 +104,38 @@ fn select_columns(soql: &str) -> &'static [&'static str] {
     let (Some(start), Some(end)) = (upper.find("SELECT "), upper.find(" FROM ")) else {
         return &["Id"];
     };
+    // Items as (text, kind): a field, a function call (an aggregate, which Salesforce
+    // names expr0, expr1, …) or a subquery (no column).
     let mut depth = 0;
-    let mut cols = Vec::new();
+    let mut items: Vec<(String, Option<bool>)> = Vec::new();
     let mut current = String::new();
+    let mut call: Option<bool> = None;
     for c in soql[start + 7..end.max(start + 7)].chars() {
         match c {
-            '(' => depth += 1,
+            '(' => {
+                if depth == 0 {
+                    call = Some(!current.trim().is_empty());
+                }
+                depth += 1;
+            }
             ')' => depth -= 1,
-            ',' if depth == 0 => cols.push(std::mem::take(&mut current)),
+            ',' if depth == 0 => items.push((std::mem::take(&mut current), call.take())),
             c if depth == 0 => current.push(c),
             _ => {}
         }
     }
-    cols.push(current);
-    let cols: Vec<&'static str> = cols
+    items.push((current, call));
+    let mut aggregates = 0;
+    let cols: Vec<&'static str> = items
         .into_iter()
-        .map(|c| c.trim().to_string())
+        .filter_map(|(text, call)| match call {
+            Some(false) => None,
+            Some(true) => {
+                aggregates += 1;
+                Some(format!("expr{}", aggregates - 1))
+            }
+            None => Some(text.trim().to_string()),
+        })
         .filter(|c| !c.is_empty() && !c.contains(' '))
         .map(|c| &*Box::leak(c.into_boxed_str()))
         .collect();
@@ -300,7 +316,12 @@ mod tests {
             select_columns("SELECT Id, Name, Account.Name, (SELECT Id FROM Contacts) FROM Account"),
             ["Id", "Name", "Account.Name"]
         );
-        assert_eq!(select_columns("select count() from Lead"), ["count()"]);
+        assert_eq!(
+            select_columns(
+                "SELECT StageName, COUNT(Id), MAX(Amount) FROM Opportunity GROUP BY StageName"
+            ),
+            ["StageName", "expr0", "expr1"]
+        );
         assert_eq!(select_columns("nonsense"), ["Id"]);
         let row = flatten(
             json!({"Id": "1", "Account": {"Name": "Acme"}}),
