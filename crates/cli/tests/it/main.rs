@@ -1,4 +1,5 @@
-//! Runs the built `crmkit` binary against in-process Close and HubSpot sandboxes.
+//! Runs the built `crmkit` binary against in-process Close, HubSpot and Salesforce
+//! sandboxes.
 
 mod bench;
 mod bench_hubspot;
@@ -7,4 +8,5 @@ mod failures;
 mod hubspot;
 mod listing;
 mod options;
+mod salesforce;
 mod support;

@@ -44,6 +44,47 @@ pub async fn crmkit_hubspot(base_url: String, args: &[&str]) -> Output {
         .expect("the runner thread ends")
 }
 
+/// The variables that configure Salesforce, kept out of every run unless a test sets them.
+const SALESFORCE_VARS: &[&str] = &[
+    "SF_CLIENT_ID",
+    "SF_CLIENT_SECRET",
+    "SF_USERNAME",
+    "SF_PRIVATE_KEY_PATH",
+    "SF_REFRESH_TOKEN",
+    "SF_ACCESS_TOKEN",
+    "SF_INSTANCE_URL",
+    "SF_LOGIN_URL",
+    "SF_API_VERSION",
+    "SF_JWT_AUDIENCE",
+];
+
+/// Runs `crmkit args…` with only Salesforce configured: a session token for the org at
+/// `instance_url`.
+pub async fn crmkit_salesforce(instance_url: String, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let dir = std::env::temp_dir().join(format!("crmkit-cli-it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crmkit"));
+        cmd.current_dir(&dir)
+            .arg("--config")
+            .arg(dir.join("absent.toml"))
+            .args(&args)
+            .env_remove("CLOSE_API_KEY")
+            .env_remove("CLOSE_BASE_URL")
+            .env_remove("HUBSPOT_ACCESS_TOKEN")
+            .env_remove("HUBSPOT_BASE_URL");
+        for v in SALESFORCE_VARS {
+            cmd.env_remove(v);
+        }
+        cmd.env("SF_ACCESS_TOKEN", "it-session")
+            .env("SF_INSTANCE_URL", instance_url);
+        cmd.output().expect("the crmkit binary runs")
+    })
+    .await
+    .expect("the runner thread ends")
+}
+
 fn run(api_url: Option<String>, hubspot_url: Option<String>, args: &[String]) -> Output {
     let dir = std::env::temp_dir().join(format!("crmkit-cli-it-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -57,6 +98,9 @@ fn run(api_url: Option<String>, hubspot_url: Option<String>, args: &[String]) ->
         .env("CLOSE_API_KEY", "it-key")
         .env_remove("HUBSPOT_ACCESS_TOKEN")
         .env_remove("HUBSPOT_BASE_URL");
+    for v in SALESFORCE_VARS {
+        cmd.env_remove(v);
+    }
     if let Some(url) = hubspot_url {
         // Only HubSpot is configured, so `doctor` checks nothing out of reach.
         cmd.env_remove("CLOSE_API_KEY")
