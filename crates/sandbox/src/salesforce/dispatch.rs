@@ -569,6 +569,8 @@ fn updated(
                 format!("{name} parameter must be specified"),
             )
         })?;
+        // A `+` left unencoded in the query string arrives as a space.
+        let s = &s.replace(' ', "+");
         super::data::parse_datetime(s)
             .or_else(|| crate::shared::time::parse_time(s))
             .ok_or_else(|| {
