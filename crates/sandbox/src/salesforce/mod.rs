@@ -8,7 +8,8 @@
 //! global and describe; SOQL `query` and `queryAll` with `nextRecordsUrl` paging; sObject
 //! Collections, Composite and sObject Tree; Bulk API 2.0 ingest and query jobs over real
 //! CSV; getUpdated and getDeleted; `/limits` and a daily request quota; Outbound Messages
-//! (SOAP) to configured endpoints; and the shared gate's faults. Admin endpoints live under
+//! (SOAP) to configured endpoints; and the shared gate's faults (a fault `route` names the
+//! full path, `POST /services/data/v59.0/sobjects/Account`). Admin endpoints live under
 //! `/_sandbox/` (`stats`, `stats/reset`, `faults`, and `POST /_sandbox/sessions/expire`).
 //!
 //! What it honours (each rule cites its public source where it is implemented):
