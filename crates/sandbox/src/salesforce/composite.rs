@@ -581,20 +581,19 @@ fn subrequest(
     dispatch::route(state, data, &req)
 }
 
-struct TreeNode<'a> {
+struct TreeNode {
     object: &'static Object,
     reference: String,
     fields: Value,
     parent: Option<(usize, &'static str)>,
-    _source: &'a Value,
 }
 
-fn flatten<'a>(
+fn flatten(
     o: &'static Object,
-    r: &'a Value,
+    r: &Value,
     parent: Option<(usize, &'static str)>,
     depth: usize,
-    out: &mut Vec<TreeNode<'a>>,
+    out: &mut Vec<TreeNode>,
 ) -> Result<()> {
     if depth > 5 {
         return Err(ApiError::bad(
@@ -638,7 +637,6 @@ fn flatten<'a>(
         reference,
         fields: Value::Object(fields),
         parent,
-        _source: r,
     });
     for (child, v) in kids {
         let co =
