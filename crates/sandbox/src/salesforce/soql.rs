@@ -383,7 +383,16 @@ impl Parser {
             q.limit = Some(self.count()?);
         }
         if self.eat("OFFSET") {
-            q.offset = Some(self.count()?);
+            let n = self.count()?;
+            // "The maximum offset is 2,000 rows. Requesting an offset greater than 2,000
+            // results in a NUMBER_OUTSIDE_VALID_RANGE error" (sforce_api_calls_soql_select_offset.htm).
+            if n > 2_000 {
+                return Err(ApiError::bad(
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    format!("Maximum SOQL offset allowed is 2000, found {n}"),
+                ));
+            }
+            q.offset = Some(n);
         }
         Ok(q)
     }
@@ -1196,6 +1205,10 @@ mod tests {
         assert!(parse("SELECT Id FROM Account WHERE Name = 'unterminated").is_err());
         assert!(parse("SELECT Id FROM Account WHERE Name = 'bad \\q escape'").is_err());
         assert!(parse("SELECT Id FROM Account LIMIT").is_err());
+        assert!(
+            parse("SELECT Id FROM Account LIMIT 10 OFFSET 2001")
+                .is_err_and(|e| e.code == "NUMBER_OUTSIDE_VALID_RANGE")
+        );
     }
 
     #[test]
