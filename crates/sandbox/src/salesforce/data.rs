@@ -44,7 +44,8 @@ pub(crate) struct Data {
     tables: HashMap<&'static str, Table>,
     index: HashMap<(&'static str, &'static str), HashMap<String, BTreeSet<String>>>,
     next: u64,
-    journal: Option<(Vec<Undo>, usize)>,
+    journal: Vec<Undo>,
+    marks: Vec<(usize, usize)>,
     last_micros: i64,
     /// Changes not yet handed to outbound messaging.
     pub events: Vec<Change>,
@@ -56,11 +57,22 @@ pub(crate) struct Data {
 
 /// A timestamp in Salesforce's wire form, `2024-01-31T12:00:00.000+0000`.
 pub(crate) fn sf_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+    // The RFC 3339 writer is much cheaper than a strftime pattern, and seeding calls this
+    // for every record.
+    let mut text = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    text.pop();
+    text.push_str("+0000");
+    text
 }
 
 /// Parses a datetime as the API accepts it (ISO 8601 with `Z`, `+00:00` or `+0000`).
 pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    // `+0000` is how the API writes every timestamp; read it on the RFC 3339 fast path.
+    if let Some(head) = s.strip_suffix("+0000")
+        && let Ok(t) = DateTime::parse_from_rfc3339(&format!("{head}Z"))
+    {
+        return Some(t.with_timezone(&Utc));
+    }
     if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return Some(t.with_timezone(&Utc));
     }
@@ -99,7 +111,8 @@ impl Data {
                 .collect(),
             index: HashMap::new(),
             next: first_id,
-            journal: None,
+            journal: Vec::new(),
+            marks: Vec::new(),
             last_micros: 0,
             events: Vec::new(),
             user_id: ids::make("005", first_id),
@@ -206,8 +219,8 @@ impl Data {
             return;
         };
         let old = table.remove(&id);
-        if let Some((undo, _)) = self.journal.as_mut() {
-            undo.push((o.name, id.clone(), old.clone()));
+        if !self.marks.is_empty() {
+            self.journal.push((o.name, id.clone(), old.clone()));
         }
         self.reindex(o, &id, old.as_ref(), Some(&row));
         if let Some(t) = self.tables.get_mut(o.name) {
@@ -215,22 +228,31 @@ impl Data {
         }
     }
 
-    /// Starts recording changes so that [`Data::rollback`] can undo them.
+    /// Starts recording changes so that [`Data::rollback`] can undo them; calls nest (a
+    /// collection inside a composite request rolls back on its own or with its parent).
     pub(crate) fn begin(&mut self) {
-        self.journal = Some((Vec::new(), self.events.len()));
+        self.marks.push((self.journal.len(), self.events.len()));
     }
 
-    /// Keeps the changes since [`Data::begin`].
+    /// Keeps the changes since the matching [`Data::begin`] (an enclosing one may still
+    /// undo them).
     pub(crate) fn commit(&mut self) {
-        self.journal = None;
+        self.marks.pop();
+        if self.marks.is_empty() {
+            self.journal.clear();
+        }
     }
 
-    /// Undoes every change since [`Data::begin`].
+    /// Undoes every change since the matching [`Data::begin`].
     pub(crate) fn rollback(&mut self) {
-        let Some((undo, events)) = self.journal.take() else {
+        let Some((undo_len, events)) = self.marks.pop() else {
             return;
         };
         self.events.truncate(events);
+        let undo = self.journal.split_off(undo_len);
+        if self.marks.is_empty() {
+            self.journal.clear();
+        }
         for (object, id, old) in undo.into_iter().rev() {
             let Some(o) = schema::object(object) else {
                 continue;

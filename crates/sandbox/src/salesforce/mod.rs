@@ -8,7 +8,8 @@
 //! global and describe; SOQL `query` and `queryAll` with `nextRecordsUrl` paging; sObject
 //! Collections, Composite and sObject Tree; Bulk API 2.0 ingest and query jobs over real
 //! CSV; getUpdated and getDeleted; `/limits` and a daily request quota; Outbound Messages
-//! (SOAP) to configured endpoints; and the shared gate's faults. Admin endpoints live under
+//! (SOAP) to configured endpoints; and the shared gate's faults (a fault `route` names the
+//! full path, `POST /services/data/v59.0/sobjects/Account`). Admin endpoints live under
 //! `/_sandbox/` (`stats`, `stats/reset`, `faults`, and `POST /_sandbox/sessions/expire`).
 //!
 //! What it honours (each rule cites its public source where it is implemented):
@@ -93,6 +94,9 @@ pub struct Config {
     /// Records per query page (2,000 by default, the REST API's default batch size;
     /// developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm).
     pub page_size: usize,
+    /// Records per Bulk 2.0 query results page when the request names no `maxRecords`
+    /// (the real service picks a size by itself; jsforce reads a single page correctly).
+    pub bulk_results_page: usize,
     /// Child records per subquery page before the subquery answers its own
     /// `nextRecordsUrl`.
     pub subquery_page_size: usize,
@@ -124,6 +128,7 @@ impl Default for Config {
             daily_limit: 15_000,
             page_size: 2_000,
             subquery_page_size: 200,
+            bulk_results_page: 100_000,
             replication_whole_minutes: true,
             outbound: Vec::new(),
             outbound_retry_base: Duration::from_secs(15),
@@ -216,7 +221,7 @@ impl SalesforceSandbox {
         self
     }
 
-    /// Sets the records per query page (and the default Bulk 2.0 result page).
+    /// Sets the records per query page.
     pub fn page_size(mut self, n: usize) -> Self {
         self.config.page_size = n.max(1);
         self
@@ -371,6 +376,9 @@ fn router(state: Arc<State>) -> Router {
         .merge(admin::routes::<State>())
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/Soap/{kind}/{version}", post(soap::login))
+        .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route("/services/oauth2/userinfo", get(oauth::identity))
+        .route("/id/{org}/{user}", get(oauth::identity))
         .route("/services/data", get(dispatch::versions))
         .route("/services/data/", get(dispatch::versions))
         .route("/_sandbox/sessions/expire", post(admin_expire))

@@ -162,3 +162,60 @@ async fn tree_creates_parents_with_children_or_nothing() {
     );
     assert_eq!(sb.count("Account"), 1);
 }
+
+#[tokio::test]
+async fn an_all_or_none_composite_rolls_back_a_partly_failed_collection_and_all_before_it() {
+    let sb = salesforce(0).await;
+    let api = Sf::new(&sb);
+    let a = api
+        .post(
+            "/composite",
+            &json!({"allOrNone": true, "compositeRequest": [
+                {"method": "POST", "url": "/services/data/v59.0/sobjects/Lead", "referenceId": "lead", "body": {"LastName": "L", "Company": "C"}},
+                {"method": "POST", "url": "/services/data/v59.0/composite/sobjects", "referenceId": "coll",
+                 "body": {"allOrNone": false, "records": [
+                    {"attributes": {"type": "Account"}, "Name": "Kept?"},
+                    {"attributes": {"type": "Account"}}]}},
+            ]}),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let r = &a.body["compositeResponse"];
+    assert_eq!(r[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(
+        r[1]["body"][0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!((sb.count("Lead"), sb.count("Account")), (0, 0));
+}
+
+#[tokio::test]
+async fn composite_limits_queries_and_batch_runs_independent_subrequests() {
+    let sb = salesforce(0).await;
+    let api = Sf::new(&sb);
+    let six: Vec<Value> = (0..6)
+        .map(|i| json!({"method": "GET", "url": "/services/data/v59.0/query?q=SELECT+Id+FROM+Account", "referenceId": format!("q{i}")}))
+        .collect();
+    let a = api
+        .post("/composite", &json!({"compositeRequest": six}))
+        .await;
+    assert_eq!(a.status, 400);
+    let b = api
+        .post(
+            "/composite/batch",
+            &json!({"haltOnError": false, "batchRequests": [
+                {"method": "POST", "url": "v59.0/sobjects/Account", "richInput": {"Name": "Batch Co"}},
+                {"method": "POST", "url": "v59.0/sobjects/Account", "richInput": {}},
+                {"method": "GET", "url": "v59.0/query?q=SELECT+Name+FROM+Account"},
+            ]}),
+        )
+        .await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(b.body["hasErrors"], true);
+    assert_eq!(b.body["results"][0]["statusCode"], 201);
+    assert_eq!(b.body["results"][1]["statusCode"], 400);
+    assert_eq!(
+        b.body["results"][2]["result"]["records"][0]["Name"],
+        "Batch Co"
+    );
+}

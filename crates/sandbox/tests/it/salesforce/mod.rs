@@ -3,9 +3,11 @@
 mod auth;
 mod bulk;
 mod composite;
+mod faults;
 mod outbound;
 mod records;
 mod replication;
+mod scale;
 mod soql;
 
 use crmkit_sandbox::salesforce::{RunningSalesforce, SalesforceSandbox};
