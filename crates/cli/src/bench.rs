@@ -5,6 +5,7 @@ mod close_import;
 mod hubspot_upsert;
 mod rate;
 mod reference;
+mod salesforce_load;
 mod sandbox;
 
 use crate::failure::Failure;
@@ -35,6 +36,16 @@ pub enum Bench {
     /// Last line: `seed_s=… list_per_s=… search_ms=…`. Targets at 100,000 leads (release
     /// build): seeding under 20 s, at least 5,000 leads/s listed, a search page under 50 ms.
     Sandbox(sandbox::Args),
+    /// Create accounts through the Salesforce connector against the Salesforce sandbox
+    /// (collections of 200, or one Bulk API 2.0 job from the bulk threshold on), then read
+    /// them back through its change feed, checking each comes out exactly once.
+    ///
+    /// Last line: `writes` (write requests the sandbox saw), `write_ratio` (writes ÷
+    /// ⌈N/200⌉ for collections or ÷ 3 for a Bulk job: create, upload, close; target 1.0),
+    /// `write_per_s`, `feed_runs` (feed runs from the last cursor until every account came
+    /// out: records stamped after the server's clock wait for the next run), `feed_per_s`
+    /// (while reading), `missing` and `repeated` (both must be 0).
+    SalesforceLoad(salesforce_load::Args),
 }
 
 /// Runs a benchmark.
@@ -43,5 +54,6 @@ pub async fn run(bench: Bench) -> Result<(), Failure> {
         Bench::CloseImport(args) => close_import::run(args).await,
         Bench::HubspotUpsert(args) => hubspot_upsert::run(args).await,
         Bench::Sandbox(args) => sandbox::run(args).await,
+        Bench::SalesforceLoad(args) => salesforce_load::run(args).await,
     }
 }
