@@ -234,7 +234,7 @@ async fn composite_references_trees_and_replication_calls() {
         .expect("read");
     assert_eq!(
         read["AccountId"], account["id"],
-        "the reference was resolved"
+        "@{newAccount.id} was resolved"
     );
 
     let tree = TreeRecord {
