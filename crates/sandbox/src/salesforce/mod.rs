@@ -1,6 +1,7 @@
 //! An emulator of a Salesforce org's REST API, serving at the root of its port like an
-//! instance (`https://MyDomain.my.salesforce.com`): `/services/oauth2/token` and
-//! `/services/data/vXX.X/…` for any version.
+//! instance (`https://MyDomain.my.salesforce.com`): `/services/oauth2/token` (and
+//! `revoke`, `userinfo`, the identity URL), SOAP `login` at `/services/Soap/u/{version}`,
+//! and `/services/data/vXX.X/…` for any version.
 //!
 //! It serves the standard objects Account, Contact, Lead, Opportunity, Task and Event (and
 //! read-only User for `OwnerId`), with their standard fields, required fields and
@@ -37,6 +38,20 @@
 //!   `nextRecordsUrl`, subquery pages of [`Config::subquery_page_size`] too.
 //! - Limits: one org-wide daily quota ([`Config::daily_limit`]); every answer carries
 //!   `Sforce-Limit-Info: api-usage=N/M`; beyond it 403 `REQUEST_LIMIT_EXCEEDED`.
+//! - Composite: collections of at most 200 records answer a SaveResult per record
+//!   (`statusCode` inside), `allOrNone` rolling all back with
+//!   `ALL_OR_NONE_OPERATION_ROLLED_BACK`; composite takes 25 subrequests (5 queries at most)
+//!   with `@{ref.path}` references and an `allOrNone` that also covers its collections;
+//!   composite batch runs independent subrequests; trees are all-or-none (201 or 400).
+//! - Bulk API 2.0: ingest jobs go `Open → UploadComplete → JobComplete` (or `Failed`,
+//!   `Aborted`), results are CSV with `sf__Id`, `sf__Created` or `sf__Error`; query jobs
+//!   answer CSV pages with `Sforce-Locator` (`null` on the last) and
+//!   `Sforce-NumberOfRecords`.
+//! - getUpdated and getDeleted take whole minutes and at most 30 days back
+//!   (`INVALID_REPLICATION_DATE`), unless [`Config::replication_whole_minutes`] is off.
+//! - Outbound messages: creations and edits of a configured object are POSTed as SOAP
+//!   `notifications` (up to 100) and retried with a doubling delay until the endpoint
+//!   answers a `notificationsResponse` with `<Ack>true</Ack>`; deletions send nothing.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
