@@ -282,7 +282,14 @@ pub(crate) fn route_read(state: &State, data: &Data, req: &Req) -> Result<Answer
         ["sobjects", t, "deleted"] => updated(state, data, object(t)?, req, true),
         ["sobjects", t, id] => {
             let o = object(t)?;
-            let row = data.live(o, id_segment(id)?)?;
+            // Reading a deleted record is a plain 404 (only writes name ENTITY_IS_DELETED).
+            let row = data.live(o, id_segment(id)?).map_err(|e| {
+                if e.code == "ENTITY_IS_DELETED" {
+                    ApiError::no_row()
+                } else {
+                    e
+                }
+            })?;
             Ok(Answer::json(200, record(v, o, row, param(req, "fields"))?))
         }
         ["sobjects", t, field, value] => {

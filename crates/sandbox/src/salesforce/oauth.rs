@@ -225,7 +225,7 @@ pub(crate) async fn token(
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let own = format!("http://{host}");
+    let own = format!("{}://{host}", state.scheme());
     let mut refresh = None;
     match field("grant_type") {
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
@@ -340,7 +340,7 @@ pub(crate) async fn identity(
         .headers()
         .get("host")
         .and_then(|h| h.to_str().ok())
-        .map(|h| format!("http://{h}"))
+        .map(|h| format!("{}://{h}", state.scheme()))
         .unwrap_or_default();
     let data = state.read();
     let user = data.get("User", &data.user_id).cloned().unwrap_or_default();

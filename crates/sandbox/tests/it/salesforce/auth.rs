@@ -358,3 +358,52 @@ async fn the_identity_url_names_the_user_and_revoked_sessions_stop_working() {
         401
     );
 }
+
+#[tokio::test]
+async fn it_can_serve_https_with_a_given_certificate() {
+    let cert = include_str!("../../fixtures/salesforce/tls-cert.pem");
+    let key = include_str!("../../fixtures/salesforce/tls-key.pem");
+    let ca = include_str!("../../fixtures/salesforce/tls-ca.pem");
+    let sb = SalesforceSandbox::builder()
+        .tls(cert, key)
+        .start()
+        .await
+        .expect("starts");
+    let root = sb.instance_url();
+    assert!(root.starts_with("https://127.0.0.1:"));
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA"))
+        .build()
+        .expect("client");
+    let token: Value = http
+        .post(format!("{root}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "c"),
+            ("client_secret", "s"),
+            ("username", "u"),
+            ("password", "p"),
+        ])
+        .send()
+        .await
+        .expect("answers over TLS")
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(token["instance_url"], root);
+    let r = http
+        .get(format!("{root}/services/data/v59.0/limits"))
+        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status().as_u16(), 200);
+    // A client that does not trust the certificate is refused at the handshake.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{root}/services/data/"))
+            .send()
+            .await
+            .is_err()
+    );
+}
