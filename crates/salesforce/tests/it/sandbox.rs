@@ -234,7 +234,7 @@ async fn composite_references_trees_and_replication_calls() {
         .expect("read");
     assert_eq!(
         read["AccountId"], account["id"],
-        "@{newAccount.id} was resolved"
+        "the Contact points at the Account the first subrequest made"
     );
 
     let tree = TreeRecord {
