@@ -7,6 +7,7 @@ mod rate;
 mod reference;
 mod salesforce_import;
 mod salesforce_query;
+mod salesforce_load;
 mod sandbox;
 
 use crate::failure::Failure;
@@ -52,6 +53,16 @@ pub enum Bench {
     /// Last line: `records` (streamed), `peak_rss_mb` (this process's VmHWM over the query;
     /// target under 100 MB at 200,000 records) and `records_per_s`.
     SalesforceQuery(salesforce_query::Args),
+    /// Create accounts through the Salesforce connector against the Salesforce sandbox
+    /// (collections of 200, or one Bulk API 2.0 job from the bulk threshold on), then read
+    /// them back through its change feed, checking each comes out exactly once.
+    ///
+    /// Last line: `writes` (write requests the sandbox saw), `write_ratio` (writes ÷
+    /// ⌈N/200⌉ for collections or ÷ 3 for a Bulk job: create, upload, close; target 1.0),
+    /// `write_per_s`, `feed_runs` (feed runs from the last cursor until every account came
+    /// out: records stamped after the server's clock wait for the next run), `feed_per_s`
+    /// (while reading), `missing` and `repeated` (both must be 0).
+    SalesforceLoad(salesforce_load::Args),
 }
 
 /// Runs a benchmark.
@@ -62,5 +73,6 @@ pub async fn run(bench: Bench) -> Result<(), Failure> {
         Bench::Sandbox(args) => sandbox::run(args).await,
         Bench::SalesforceImport(args) => salesforce_import::run(args).await,
         Bench::SalesforceQuery(args) => salesforce_query::run(args).await,
+        Bench::SalesforceLoad(args) => salesforce_load::run(args).await,
     }
 }

@@ -144,6 +144,16 @@ impl JwtBearer {
         self
     }
 
+    /// Who signs in where, to tell orgs apart before a token names its instance.
+    pub(crate) fn org_hint(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.endpoint.endpoint(),
+            self.endpoint.client_id(),
+            self.username
+        )
+    }
+
     /// A signed assertion valid for [`ASSERTION_LIFETIME`].
     pub fn assertion(&self) -> Result<SecretString> {
         let exp = chrono::Utc::now().timestamp() + ASSERTION_LIFETIME.as_secs() as i64;
@@ -205,6 +215,13 @@ impl RefreshToken {
     }
 }
 
+impl RefreshToken {
+    /// Which app signs in where, to tell orgs apart before a token names its instance.
+    pub(crate) fn org_hint(&self) -> String {
+        format!("{}|{}", self.endpoint.endpoint(), self.endpoint.client_id())
+    }
+}
+
 #[async_trait]
 impl TokenRefresher for RefreshToken {
     async fn refresh(&self) -> Result<IssuedToken> {
@@ -242,6 +259,13 @@ impl ClientCredentials {
                 .client_secret(client_secret)
                 .client_auth(ClientAuth::Basic),
         }
+    }
+}
+
+impl ClientCredentials {
+    /// Which app signs in where (a My Domain names one org).
+    pub(crate) fn org_hint(&self) -> String {
+        format!("{}|{}", self.endpoint.endpoint(), self.endpoint.client_id())
     }
 }
 

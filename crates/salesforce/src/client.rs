@@ -20,7 +20,7 @@ use crate::sobjects::{Describe, SObjects};
 
 /// The REST API version used unless configured.
 pub const DEFAULT_API_VERSION: &str = "59.0";
-/// How many requests one client sends to the org at once. Salesforce allows 25 concurrent
+/// How many requests the clients of one org send at once. Salesforce allows 25 concurrent
 /// long-running (over 20 s) requests per production org (Salesforce Developer Limits and
 /// Allocations Quick Reference, "API Request Limits and Allocations").
 pub const DEFAULT_MAX_CONCURRENCY: usize = 25;
@@ -59,6 +59,24 @@ pub(crate) fn encode_segment(value: &str) -> String {
     out
 }
 
+/// The concurrency caps of the orgs clients of this process talk to, by org key: clients
+/// built apart for one org share one cap.
+fn org_permits(key: &str, size: usize) -> Arc<Semaphore> {
+    static ORGS: std::sync::OnceLock<Mutex<HashMap<String, std::sync::Weak<Semaphore>>>> =
+        std::sync::OnceLock::new();
+    let mut orgs = ORGS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    orgs.retain(|_, w| w.strong_count() > 0);
+    if let Some(s) = orgs.get(key).and_then(std::sync::Weak::upgrade) {
+        return s;
+    }
+    let s = Arc::new(Semaphore::new(size));
+    orgs.insert(key.to_string(), Arc::downgrade(&s));
+    s
+}
+
 /// How the client authenticates.
 #[derive(Clone)]
 enum Credentials {
@@ -79,6 +97,8 @@ pub struct ClientBuilder {
     observer: Option<Observer>,
     max_concurrency: usize,
     bulk_threshold: usize,
+    /// What identifies the org before a token names its instance.
+    org_hint: Option<String>,
 }
 
 impl ClientBuilder {
@@ -111,18 +131,21 @@ impl ClientBuilder {
 
     /// Authenticates with the JWT bearer flow.
     pub fn jwt(mut self, flow: JwtBearer) -> Self {
+        self.org_hint = Some(flow.org_hint());
         self.credentials = Some(Credentials::Refresher(Arc::new(flow)));
         self
     }
 
     /// Authenticates with a refresh token.
     pub fn refresh_token(mut self, flow: RefreshToken) -> Self {
+        self.org_hint = Some(flow.org_hint());
         self.credentials = Some(Credentials::Refresher(Arc::new(flow)));
         self
     }
 
     /// Authenticates with the client-credentials flow.
     pub fn client_credentials(mut self, flow: ClientCredentials) -> Self {
+        self.org_hint = Some(flow.org_hint());
         self.credentials = Some(Credentials::Refresher(Arc::new(flow)));
         self
     }
@@ -163,7 +186,9 @@ impl ClientBuilder {
         self
     }
 
-    /// At most this many requests in flight at once (default 25).
+    /// At most this many requests in flight at once for the org (default 25). Every client
+    /// of this process for the same org (the same instance URL or, without one, the same
+    /// login URL, app and user) shares one cap; the first client built sets its size.
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = n.max(1);
         self
@@ -220,6 +245,12 @@ impl ClientBuilder {
                 )
             }
         };
+        let org = match (&self.instance_url, &self.org_hint) {
+            (Some(i), _) => format!("instance|{}", i.trim_end_matches('/')),
+            (None, Some(h)) => format!("login|{h}"),
+            (None, None) => format!("login|{}", self.login_url),
+        };
+        let permits = org_permits(&org, self.max_concurrency);
         let dialect = SalesforceDialect::new(self.daily_limit, self.quota.is_some());
         let mut t = Transport::builder(base, Arc::new(dialect))
             .auth(auth)
@@ -240,7 +271,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 transport: t.build()?,
                 api_version: self.api_version,
-                permits: Semaphore::new(self.max_concurrency),
+                permits,
                 describes: Mutex::new(HashMap::new()),
                 bulk_threshold: self.bulk_threshold,
             }),
@@ -251,7 +282,7 @@ impl ClientBuilder {
 struct Inner {
     transport: Transport,
     api_version: String,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     describes: Mutex<HashMap<String, Arc<Describe>>>,
     bulk_threshold: usize,
 }
@@ -287,6 +318,7 @@ impl Client {
             observer: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             bulk_threshold: DEFAULT_BULK_THRESHOLD,
+            org_hint: None,
         }
     }
 

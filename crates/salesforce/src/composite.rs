@@ -20,6 +20,12 @@ use crate::sobjects::{Fields, SaveResult, Upserted, save_error};
 
 /// Most records per collections call.
 pub const COLLECTION_SIZE: usize = 200;
+/// Most subrequests in one composite request (REST API guide, "Composite": "up to 25
+/// subrequests").
+pub const MAX_SUBREQUESTS: usize = 25;
+/// Most records in one sObject tree request, over all its trees (REST API guide, "sObject
+/// Tree": "up to 200 records").
+pub const MAX_TREE_RECORDS: usize = 200;
 /// Collection calls in flight at once for one write.
 const CONCURRENCY: usize = 4;
 
@@ -352,6 +358,13 @@ impl Client {
         requests: Vec<Subrequest>,
         all_or_none: bool,
     ) -> Result<Vec<SubResponse>> {
+        if requests.is_empty() || requests.len() > MAX_SUBREQUESTS {
+            return Err(Error::config(format!(
+                "a composite request takes 1 to {MAX_SUBREQUESTS} subrequests, not {}",
+                requests.len()
+            ))
+            .with_crm(Crm::Salesforce));
+        }
         let root = format!("/services/data/v{}/", self.api_version());
         let list: Vec<Value> = requests
             .iter()
@@ -383,6 +396,21 @@ impl Client {
         sobject: &str,
         records: &[TreeRecord],
     ) -> Result<Vec<(String, SalesforceId)>> {
+        fn count(r: &TreeRecord) -> usize {
+            1 + r
+                .children
+                .iter()
+                .flat_map(|(_, kids)| kids)
+                .map(count)
+                .sum::<usize>()
+        }
+        let total: usize = records.iter().map(count).sum();
+        if total == 0 || total > MAX_TREE_RECORDS {
+            return Err(Error::config(format!(
+                "an sObject tree request takes 1 to {MAX_TREE_RECORDS} records, not {total}"
+            ))
+            .with_crm(Crm::Salesforce));
+        }
         let path = format!("composite/tree/{}", path_segment("sObject name", sobject)?);
         let body =
             json!({ "records": records.iter().map(TreeRecord::to_json).collect::<Vec<_>>() });

@@ -115,6 +115,19 @@ mod tests {
         assert_eq!(checksum("AAAAAAAAAAAAAAA"), "555");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_fifteen_character_id_round_trips(id in "[a-zA-Z0-9]{15}") {
+            let long = SalesforceId::parse(&id).expect("valid");
+            proptest::prop_assert_eq!(long.as_str().len(), 18);
+            proptest::prop_assert_eq!(long.to_15(), id.as_str());
+            // The suffix survives any change of case, the first 15 characters do not.
+            let shouted = format!("{}{}", &long.as_str()[..15], long.as_str()[15..].to_ascii_lowercase());
+            proptest::prop_assert_eq!(SalesforceId::parse(&shouted).expect("valid"), long.clone());
+            proptest::prop_assert_eq!(SalesforceId::parse(long.as_str()).expect("valid"), long);
+        }
+    }
+
     #[test]
     fn wrong_ids_are_refused() {
         for bad in [

@@ -41,7 +41,8 @@
 //! - [`Client`]: raw requests ([`Client::raw`]) with the org's daily budget (fed by
 //!   `Sforce-Limit-Info`; a 403 `REQUEST_LIMIT_EXCEEDED` stops further spending with
 //!   [`ErrorKind::QuotaExhausted`](crmkit_core::ErrorKind::QuotaExhausted)), a cap on
-//!   concurrent requests per client (25), [`Client::limits`], and the describe cache.
+//!   concurrent requests per org (25, shared by every client of the org in the process),
+//!   [`Client::limits`], and the describe cache.
 //! - [`sobjects`]: create, read, patch, delete any sObject; upsert by external id (201
 //!   created, 200/204 updated, 300 several matches as a `Conflict` listing them); describe
 //!   (fields, picklists, required fields), read once per client; getUpdated/getDeleted.

@@ -16,7 +16,7 @@
 //!     .order_by("SystemModstamp")
 //!     .limit(10)
 //!     .build()
-//!     .unwrap();
+//!     .expect("only valid names");
 //! assert_eq!(
 //!     q,
 //!     r"SELECT Id, Name, Account.Name FROM Contact WHERE (LastName = 'O\'Brien' AND Email LIKE 'a\_b%') ORDER BY SystemModstamp ASC LIMIT 10"

@@ -235,6 +235,15 @@ sobject!(
     }
 );
 
+/// Fields the typed structs carry that Salesforce computes and refuses in writes.
+const READ_ONLY: &[&str] = &["Id", "SystemModstamp", "CreatedDate", "IsClosed", "IsWon"];
+
+fn writable<T: SObject>(record: &T) -> Result<Fields> {
+    let mut f = record.to_fields()?;
+    f.retain(|k, _| !READ_ONLY.contains(&k.as_str()));
+    Ok(f)
+}
+
 /// The records of a typed standard object.
 #[derive(Debug, Clone)]
 pub struct Typed<T> {
@@ -253,21 +262,22 @@ impl<T: SObject> Typed<T> {
         T::from_fields(self.raw.get(id, &[]).await?)
     }
 
-    /// Creates a record from the fields set in `record`.
+    /// Creates a record from the fields set in `record` (its read-only typed fields are
+    /// left out).
     pub async fn create(&self, record: &T) -> Result<SalesforceId> {
-        self.raw.create(&record.to_fields()?).await
+        self.raw.create(&writable(record)?).await
     }
 
-    /// Patches record `id` with the fields set in `patch` (nothing else changes).
+    /// Patches record `id` with the fields set in `patch` (nothing else changes). Build the
+    /// patch with only the fields to change: the typed read-only fields are left out, but
+    /// other system fields of a record read back (in `other`) would be sent and refused.
     pub async fn update(&self, id: &str, patch: &T) -> Result<()> {
-        let mut fields = patch.to_fields()?;
-        fields.remove("Id");
-        self.raw.update(id, &fields).await
+        self.raw.update(id, &writable(patch)?).await
     }
 
     /// Upserts by external id `field` = `value`.
     pub async fn upsert(&self, field: &str, value: &str, record: &T) -> Result<Upserted> {
-        self.raw.upsert(field, value, &record.to_fields()?).await
+        self.raw.upsert(field, value, &writable(record)?).await
     }
 
     /// Deletes record `id`.
@@ -342,5 +352,8 @@ mod tests {
         let back = read.to_fields().expect("fields");
         assert!(!back.contains_key("attributes"));
         assert_eq!(back["SystemModstamp"], "2011-07-07T00:37:00.000+0000");
+        let w = writable(&read).expect("fields");
+        assert!(!w.contains_key("Id") && !w.contains_key("SystemModstamp"));
+        assert_eq!(w["Name"], "Acme");
     }
 }

@@ -35,7 +35,8 @@
 //! by any key). Given a [`salesforce::Auth`] with a certificate and the credentials to
 //! accept, the token endpoint verifies the RS256 signature and refuses everything else with
 //! the real `invalid_grant` answers, and data calls need a session it issued (else 401
-//! `INVALID_SESSION_ID`).
+//! `INVALID_SESSION_ID`). It can also serve `https://` with a given certificate, for clients
+//! that build `https://` URLs themselves.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

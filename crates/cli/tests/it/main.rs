@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_hubspot;
+mod bench_salesforce;
 mod completions;
 mod failures;
 mod hubspot;

@@ -64,6 +64,7 @@ pub const SALESFORCE_VARS: &[&str] = &[
     "SF_CLIENT_SECRET",
     "SF_REFRESH_TOKEN",
     "SF_ACCESS_TOKEN",
+    "SF_JWT_AUDIENCE",
 ];
 
 fn run(

@@ -103,7 +103,7 @@ async fn records_sharing_one_timestamp_are_all_read_across_pages() {
 }
 
 #[tokio::test]
-async fn no_more_requests_are_in_flight_than_the_cap() {
+async fn no_more_requests_are_in_flight_for_one_org_than_its_cap() {
     let now = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (n, p) = (now.clone(), peak.clone());
@@ -120,16 +120,23 @@ async fn no_more_requests_are_in_flight_than_the_cap() {
             }
         }),
     );
-    let c = Client::builder()
-        .access_token(SecretString::from("cap"))
-        .instance_url(serve(app).await)
-        .retry(fast_retry())
-        .max_concurrency(2)
-        .build()
-        .expect("builds");
+    let base = serve(app).await;
+    // Two clients built apart, with different sessions, for the same org share its cap.
+    let clients: Vec<Client> = ["cap-a", "cap-b"]
+        .iter()
+        .map(|token| {
+            Client::builder()
+                .access_token(SecretString::from(token.to_string()))
+                .instance_url(&base)
+                .retry(fast_retry())
+                .max_concurrency(2)
+                .build()
+                .expect("builds")
+        })
+        .collect();
     let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let c = c.clone();
+        .map(|i| {
+            let c = clients[i % 2].clone();
             tokio::spawn(async move { c.limits().await })
         })
         .collect();

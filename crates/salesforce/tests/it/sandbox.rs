@@ -234,7 +234,7 @@ async fn composite_references_trees_and_replication_calls() {
         .expect("read");
     assert_eq!(
         read["AccountId"], account["id"],
-        "the reference was resolved"
+        "the Contact points at the Account the first subrequest made"
     );
 
     let tree = TreeRecord {
@@ -262,6 +262,16 @@ async fn composite_references_trees_and_replication_calls() {
     let e = c.tree("Account", &[bad]).await.expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
     assert!(e.to_string().contains("ref2"), "{e}");
+
+    let too_many: Vec<Subrequest> = (0..26)
+        .map(|i| Subrequest::new(Method::GET, "limits/", format!("r{i}")))
+        .collect();
+    let e = c
+        .composite(too_many, false)
+        .await
+        .expect_err("26 subrequests");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(c.tree("Account", &[]).await.is_err());
 
     let acc_id = account["id"].as_str().expect("id").to_string();
     c.sobject("Account").delete(&acc_id).await.expect("deleted");

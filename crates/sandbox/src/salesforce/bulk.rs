@@ -317,7 +317,17 @@ pub(crate) fn write(
             }
         }
         (&Method::DELETE, ["ingest", id]) => {
-            lock(state).ingest.remove(*id).ok_or_else(no_job)?;
+            let mut jobs = lock(state);
+            let job = jobs.ingest.get(*id).ok_or_else(no_job)?;
+            // Only a job that is no longer open can be deleted (delete_job.htm: "UploadComplete,
+            // JobComplete, Aborted, or Failed").
+            if job.info["state"] == "Open" {
+                return Err(ApiError::bad(
+                    "INVALIDJOBSTATE",
+                    "Only a job in state UploadComplete, JobComplete, Aborted or Failed can be deleted",
+                ));
+            }
+            jobs.ingest.remove(*id);
             Ok(Answer::empty())
         }
         (&Method::POST, ["query"]) => create_query(state, data, v, &json_body(req)?),

@@ -54,6 +54,7 @@ pub(crate) fn route(
 ) -> Result<Answer> {
     match (&req.method, segs) {
         (&Method::POST, []) => composite(state, data, v, req),
+        (&Method::POST, ["batch"]) => batch(state, data, v, req),
         (&Method::POST, ["sobjects"]) => collection(data, req, Op::Create, v),
         (&Method::PATCH, ["sobjects"]) => collection(data, req, Op::Update, v),
         (&Method::PATCH, ["sobjects", t, field]) => {
@@ -362,6 +363,54 @@ fn resolve_value(v: &Value, done: &Map<String, Value>) -> std::result::Result<Va
     })
 }
 
+/// Composite Batch (resources_composite_batch.htm): up to 25 independent subrequests with
+/// URLs relative to `/services/data/` (`v59.0/sobjects/Account`); each commits on its own,
+/// and `haltOnError` skips the rest after a failure.
+fn batch(state: &State, data: &mut Data, v: &str, req: &Req) -> Result<Answer> {
+    let body = json_body(req)?;
+    let subs = body["batchRequests"].as_array().ok_or_else(|| {
+        ApiError::bad(
+            "JSON_PARSER_ERROR",
+            "The request body needs a batchRequests array",
+        )
+    })?;
+    if subs.len() > COMPOSITE_MAX {
+        return Err(ApiError::bad(
+            "LIMIT_EXCEEDED",
+            "The number of subrequests exceeds the maximum of 25",
+        ));
+    }
+    let halt = body["haltOnError"] == json!(true);
+    let mut has_errors = false;
+    let mut results = Vec::with_capacity(subs.len());
+    for sub in subs {
+        if halt && has_errors {
+            results.push(
+                json!({"statusCode": 412, "result": [{"errorCode": "BATCH_PROCESSING_HALTED",
+                "message": "Batch processing halted per request"}]}),
+            );
+            continue;
+        }
+        let url = sub["url"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        let url = url.strip_prefix("services/data/").unwrap_or(url);
+        let one = json!({"method": sub["method"], "url": format!("/services/data/{url}"),
+                         "body": sub.get("richInput").cloned().unwrap_or(Value::Null)});
+        let answer = match subrequest(state, data, v, &one, &Map::new()) {
+            Ok(a) => a,
+            Err(e) => Answer::json(e.status, json!([e.entry()])),
+        };
+        has_errors |= answer.status >= 400;
+        results.push(json!({"statusCode": answer.status, "result": answer.json_body()}));
+    }
+    Ok(Answer::json(
+        200,
+        json!({"hasErrors": has_errors, "results": results}),
+    ))
+}
+
 fn halted(message: String) -> Value {
     json!([{"errorCode": "PROCESSING_HALTED", "message": message}])
 }
@@ -378,6 +427,22 @@ fn composite(state: &State, data: &mut Data, v: &str, req: &Req) -> Result<Answe
         return Err(ApiError::bad(
             "LIMIT_EXCEEDED",
             "The number of subrequests exceeds the maximum of 25",
+        ));
+    }
+    // "Up to 5 of these subrequests can be query operations, including Query and QueryAll
+    // requests and requests to get the next batch of query results" (resources_composite_composite.htm).
+    let queries = subs
+        .iter()
+        .filter(|sub| {
+            let url = sub["url"].as_str().unwrap_or_default();
+            let path = url.split('?').next().unwrap_or_default();
+            path.contains("/query") || path.contains("/queryAll")
+        })
+        .count();
+    if queries > 5 {
+        return Err(ApiError::bad(
+            "LIMIT_EXCEEDED",
+            "A composite request may hold at most 5 query operations",
         ));
     }
     let all_or_none = body["allOrNone"] == json!(true);
@@ -516,20 +581,19 @@ fn subrequest(
     dispatch::route(state, data, &req)
 }
 
-struct TreeNode<'a> {
+struct TreeNode {
     object: &'static Object,
     reference: String,
     fields: Value,
     parent: Option<(usize, &'static str)>,
-    _source: &'a Value,
 }
 
-fn flatten<'a>(
+fn flatten(
     o: &'static Object,
-    r: &'a Value,
+    r: &Value,
     parent: Option<(usize, &'static str)>,
     depth: usize,
-    out: &mut Vec<TreeNode<'a>>,
+    out: &mut Vec<TreeNode>,
 ) -> Result<()> {
     if depth > 5 {
         return Err(ApiError::bad(
@@ -573,7 +637,6 @@ fn flatten<'a>(
         reference,
         fields: Value::Object(fields),
         parent,
-        _source: r,
     });
     for (child, v) in kids {
         let co =

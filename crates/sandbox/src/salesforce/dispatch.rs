@@ -282,7 +282,14 @@ pub(crate) fn route_read(state: &State, data: &Data, req: &Req) -> Result<Answer
         ["sobjects", t, "deleted"] => updated(state, data, object(t)?, req, true),
         ["sobjects", t, id] => {
             let o = object(t)?;
-            let row = data.live(o, id)?;
+            // Reading a deleted record is a plain 404 (only writes name ENTITY_IS_DELETED).
+            let row = data.live(o, id_segment(id)?).map_err(|e| {
+                if e.code == "ENTITY_IS_DELETED" {
+                    ApiError::no_row()
+                } else {
+                    e
+                }
+            })?;
             Ok(Answer::json(200, record(v, o, row, param(req, "fields"))?))
         }
         ["sobjects", t, field, value] => {
@@ -337,11 +344,11 @@ pub(crate) fn route(state: &State, data: &mut Data, req: &Req) -> Result<Answer>
             Ok(a)
         }
         (&Method::PATCH, ["sobjects", t, id]) => {
-            data.update(object(t)?, id, &json_body(req)?)?;
+            data.update(object(t)?, id_segment(id)?, &json_body(req)?)?;
             Ok(Answer::empty())
         }
         (&Method::DELETE, ["sobjects", t, id]) => {
-            data.delete(object(t)?, id)?;
+            data.delete(object(t)?, id_segment(id)?)?;
             Ok(Answer::empty())
         }
         (&Method::PATCH | &Method::POST, ["sobjects", t, field, value]) => {
@@ -379,6 +386,20 @@ pub(crate) fn route(state: &State, data: &mut Data, req: &Req) -> Result<Answer>
             "METHOD_NOT_ALLOWED",
             format!("HTTP Method '{}' not allowed. Allowed are GET", req.method),
         )),
+    }
+}
+
+/// A path segment that should be a record id: one that is not an id at all is read as an
+/// external id field without a value, as the real API answers it (restforce
+/// `delete_error_response.json`: "Provided external ID field does not exist or is not
+/// accessible: rid").
+fn id_segment(id: &str) -> Result<&str> {
+    if ids::to18(id).is_some() {
+        Ok(id)
+    } else {
+        Err(ApiError::not_found(format!(
+            "Provided external ID field does not exist or is not accessible: {id}"
+        )))
     }
 }
 
@@ -569,6 +590,8 @@ fn updated(
                 format!("{name} parameter must be specified"),
             )
         })?;
+        // A `+` left unencoded in the query string arrives as a space.
+        let s = &s.replace(' ', "+");
         super::data::parse_datetime(s)
             .or_else(|| crate::shared::time::parse_time(s))
             .ok_or_else(|| {

@@ -1,6 +1,7 @@
 //! An emulator of a Salesforce org's REST API, serving at the root of its port like an
-//! instance (`https://MyDomain.my.salesforce.com`): `/services/oauth2/token` and
-//! `/services/data/vXX.X/…` for any version.
+//! instance (`https://MyDomain.my.salesforce.com`): `/services/oauth2/token` (and
+//! `revoke`, `userinfo`, the identity URL), SOAP `login` at `/services/Soap/u/{version}`,
+//! and `/services/data/vXX.X/…` for any version.
 //!
 //! It serves the standard objects Account, Contact, Lead, Opportunity, Task and Event (and
 //! read-only User for `OwnerId`), with their standard fields, required fields and
@@ -8,7 +9,8 @@
 //! global and describe; SOQL `query` and `queryAll` with `nextRecordsUrl` paging; sObject
 //! Collections, Composite and sObject Tree; Bulk API 2.0 ingest and query jobs over real
 //! CSV; getUpdated and getDeleted; `/limits` and a daily request quota; Outbound Messages
-//! (SOAP) to configured endpoints; and the shared gate's faults. Admin endpoints live under
+//! (SOAP) to configured endpoints; and the shared gate's faults (a fault `route` names the
+//! full path, `POST /services/data/v59.0/sobjects/Account`). Admin endpoints live under
 //! `/_sandbox/` (`stats`, `stats/reset`, `faults`, and `POST /_sandbox/sessions/expire`).
 //!
 //! What it honours (each rule cites its public source where it is implemented):
@@ -36,6 +38,20 @@
 //!   `nextRecordsUrl`, subquery pages of [`Config::subquery_page_size`] too.
 //! - Limits: one org-wide daily quota ([`Config::daily_limit`]); every answer carries
 //!   `Sforce-Limit-Info: api-usage=N/M`; beyond it 403 `REQUEST_LIMIT_EXCEEDED`.
+//! - Composite: collections of at most 200 records answer a SaveResult per record
+//!   (`statusCode` inside), `allOrNone` rolling all back with
+//!   `ALL_OR_NONE_OPERATION_ROLLED_BACK`; composite takes 25 subrequests (5 queries at most)
+//!   with `@{ref.path}` references and an `allOrNone` that also covers its collections;
+//!   composite batch runs independent subrequests; trees are all-or-none (201 or 400).
+//! - Bulk API 2.0: ingest jobs go `Open → UploadComplete → JobComplete` (or `Failed`,
+//!   `Aborted`), results are CSV with `sf__Id`, `sf__Created` or `sf__Error`; query jobs
+//!   answer CSV pages with `Sforce-Locator` (`null` on the last) and
+//!   `Sforce-NumberOfRecords`.
+//! - getUpdated and getDeleted take whole minutes and at most 30 days back
+//!   (`INVALID_REPLICATION_DATE`), unless [`Config::replication_whole_minutes`] is off.
+//! - Outbound messages: creations and edits of a configured object are POSTed as SOAP
+//!   `notifications` (up to 100) and retried with a doubling delay until the endpoint
+//!   answers a `notificationsResponse` with `<Ack>true</Ack>`; deletions send nothing.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -112,6 +128,9 @@ pub struct Config {
     pub outbound_retry_max: Duration,
     /// Attempts before a message is given up (the real service keeps trying for 24 hours).
     pub outbound_attempts: u32,
+    /// Serve `https://` with this certificate and key instead of plain HTTP (for clients
+    /// that build `https://` URLs themselves, such as simple-salesforce).
+    pub tls: Option<Tls>,
     /// Seed of the generated world.
     pub seed: u64,
     /// How many world companies to generate (Salesforce holds about half of them).
@@ -133,10 +152,27 @@ impl Default for Config {
             outbound_retry_base: Duration::from_secs(15),
             outbound_retry_max: Duration::from_secs(2 * 3600),
             outbound_attempts: 20,
+            tls: None,
             seed: 1,
             companies: 0,
             faults: Faults::default(),
         }
+    }
+}
+
+/// A PEM certificate chain and its PEM private key.
+#[derive(Clone)]
+pub struct Tls {
+    /// The certificate chain (PEM).
+    pub cert_pem: String,
+    /// The private key (PEM).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches logs.
+        f.debug_struct("Tls").finish_non_exhaustive()
     }
 }
 
@@ -163,6 +199,15 @@ impl State {
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
         self.gate.stats.lock()
+    }
+
+    /// `https` when serving TLS, else `http`.
+    fn scheme(&self) -> &'static str {
+        if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     fn next_notification(&self) -> u64 {
@@ -260,6 +305,15 @@ impl SalesforceSandbox {
         self
     }
 
+    /// Serves `https://` with this PEM certificate chain and private key.
+    pub fn tls(mut self, cert_pem: &str, key_pem: &str) -> Self {
+        self.config.tls = Some(Tls {
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+        });
+        self
+    }
+
     /// Injects `faults` from the start.
     pub fn faults(mut self, faults: Faults) -> Self {
         self.config.faults = faults;
@@ -290,8 +344,16 @@ impl SalesforceSandbox {
             instance: OnceLock::new(),
         });
         let deliverer = tokio::spawn(outbound::run(state.clone(), rx));
-        let served = Listening::start(router(state.clone()), self.addr, deliverer).await?;
-        let _ = state.instance.set(format!("http://{}", served.addr()));
+        let served = match &state.config.tls {
+            Some(tls) => {
+                let acceptor = crate::server::tls_acceptor(&tls.cert_pem, &tls.key_pem)?;
+                Listening::start_tls(router(state.clone()), self.addr, deliverer, acceptor).await?
+            }
+            None => Listening::start(router(state.clone()), self.addr, deliverer).await?,
+        };
+        let _ = state
+            .instance
+            .set(format!("{}://{}", state.scheme(), served.addr()));
         Ok(RunningSalesforce { served, state })
     }
 }
@@ -311,10 +373,11 @@ impl std::fmt::Debug for RunningSalesforce {
 }
 
 impl RunningSalesforce {
-    /// `http://127.0.0.1:PORT`, the instance URL to give a client (it stands for
-    /// `https://MyDomain.my.salesforce.com`, and for the login host of the token endpoint).
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), the instance URL to give a client
+    /// (it stands for `https://MyDomain.my.salesforce.com`, and for the login host of the
+    /// token endpoint).
     pub fn instance_url(&self) -> String {
-        format!("http://{}", self.served.addr())
+        format!("{}://{}", self.state.scheme(), self.served.addr())
     }
 
     /// The same as [`RunningSalesforce::instance_url`].
@@ -375,6 +438,9 @@ fn router(state: Arc<State>) -> Router {
         .merge(admin::routes::<State>())
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/Soap/{kind}/{version}", post(soap::login))
+        .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route("/services/oauth2/userinfo", get(oauth::identity))
+        .route("/id/{org}/{user}", get(oauth::identity))
         .route("/services/data", get(dispatch::versions))
         .route("/services/data/", get(dispatch::versions))
         .route("/_sandbox/sessions/expire", post(admin_expire))

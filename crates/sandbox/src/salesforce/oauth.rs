@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::State as AxState;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -225,7 +225,7 @@ pub(crate) async fn token(
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let own = format!("http://{host}");
+    let own = format!("{}://{host}", state.scheme());
     let mut refresh = None;
     match field("grant_type") {
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
@@ -323,4 +323,56 @@ pub(crate) async fn token(
         body["refresh_token"] = json!(r);
     }
     reply(200, body)
+}
+
+/// `GET /id/{org}/{user}` (the `id` URL of a token answer) and
+/// `GET /services/oauth2/userinfo`: who the session belongs to
+/// (help.salesforce.com/s/articleView?id=sf.remoteaccess_using_openid.htm, identity URLs).
+pub(crate) async fn identity(
+    AxState(state): AxState<Arc<State>>,
+    request: axum::extract::Request,
+) -> Response {
+    use crate::shared::gate::GateHooks;
+    if state.credential(&request).is_none() {
+        return state.unauthorized();
+    }
+    let own = request
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| format!("{}://{h}", state.scheme()))
+        .unwrap_or_default();
+    let data = state.read();
+    let user = data.get("User", &data.user_id).cloned().unwrap_or_default();
+    let (org, uid) = (data.org_id.clone(), data.user_id.clone());
+    reply(
+        200,
+        json!({
+            "id": format!("{own}/id/{org}/{uid}"),
+            "sub": format!("{own}/id/{org}/{uid}"),
+            "user_id": uid, "organization_id": org,
+            "username": user["Username"], "preferred_username": user["Username"],
+            "display_name": user["Name"], "name": user["Name"], "email": user["Email"],
+            "active": true, "user_type": "STANDARD",
+            "urls": {
+                "rest": format!("{own}/services/data/v{{version}}/"),
+                "sobjects": format!("{own}/services/data/v{{version}}/sobjects/"),
+                "query": format!("{own}/services/data/v{{version}}/query/"),
+                "partner": format!("{own}/services/Soap/u/{{version}}/{}", org.get(..15).unwrap_or(&org)),
+            },
+        }),
+    )
+}
+
+/// `POST /services/oauth2/revoke` (`token=`): ends a session or refresh token; 200 even
+/// for unknown ones, as revocation endpoints answer (RFC 7009 §2.2).
+pub(crate) async fn revoke(
+    AxState(state): AxState<Arc<State>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let token = form.get("token").map(String::as_str).unwrap_or_default();
+    let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
+    sessions.issued.remove(token);
+    sessions.refresh.remove(token);
+    axum::http::StatusCode::OK.into_response()
 }

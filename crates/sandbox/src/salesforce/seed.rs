@@ -1,6 +1,7 @@
 //! Seeding from the shared world: the companies Salesforce holds become Accounts, their
 //! people Contacts (phones kept as typed, `(650) 555-1234`) and their deals Opportunities
-//! with a standard stage, amount and close date.
+//! with a standard stage, amount and close date; of the companies it does not hold, every
+//! fourth has its first person as an open Lead.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
@@ -30,10 +31,11 @@ fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
 /// Fills `data` with the Salesforce share of a world of `companies` companies; linear in
 /// its size.
 pub(crate) fn seed(data: &mut Data, seed: u64, companies: usize) {
-    let (Some(account_o), Some(contact_o), Some(opp_o)) = (
+    let (Some(account_o), Some(contact_o), Some(opp_o), Some(lead_o)) = (
         schema::object("Account"),
         schema::object("Contact"),
         schema::object("Opportunity"),
+        schema::object("Lead"),
     ) else {
         return;
     };
@@ -45,6 +47,33 @@ pub(crate) fn seed(data: &mut Data, seed: u64, companies: usize) {
     let origin = DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default();
+    for company in world
+        .companies
+        .iter()
+        .filter(|c| c.index % 4 == 0 && !world.holds(Crm::Salesforce, c.index))
+    {
+        let Some(p) = world.people.get(company.people.start) else {
+            continue;
+        };
+        let (first, last) = p.name.split_once(' ').unwrap_or(("", p.name.as_str()));
+        data.seed(
+            lead_o,
+            fields(&[
+                ("FirstName", json!(first)),
+                ("LastName", json!(last)),
+                (
+                    "Company",
+                    json!(world.company_name(Crm::Salesforce, company)),
+                ),
+                ("Email", json!(p.email)),
+                ("Title", json!(p.title)),
+                ("Phone", json!(world.phone(Crm::Salesforce, p))),
+                ("Industry", json!(company.industry)),
+                ("LeadSource", json!("Web")),
+            ]),
+            origin + Duration::minutes(company.created_minute),
+        );
+    }
     for company in world.members(Crm::Salesforce) {
         let at = origin + Duration::minutes(company.created_minute);
         let account = data.seed(

@@ -77,7 +77,7 @@ pub(crate) async fn login(
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let own = format!("http://{host}");
+    let own = format!("{}://{host}", state.scheme());
     let (org, user_id) = {
         let data = state.read();
         (data.org_id.clone(), data.user_id.clone())

@@ -383,7 +383,16 @@ impl Parser {
             q.limit = Some(self.count()?);
         }
         if self.eat("OFFSET") {
-            q.offset = Some(self.count()?);
+            let n = self.count()?;
+            // "The maximum offset is 2,000 rows. Requesting an offset greater than 2,000
+            // results in a NUMBER_OUTSIDE_VALID_RANGE error" (sforce_api_calls_soql_select_offset.htm).
+            if n > 2_000 {
+                return Err(ApiError::bad(
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    format!("Maximum SOQL offset allowed is 2000, found {n}"),
+                ));
+            }
+            q.offset = Some(n);
         }
         Ok(q)
     }
@@ -580,6 +589,7 @@ fn date_literal(
         NaiveDate::from_ymd_opt(total.div_euclid(12), total.rem_euclid(12) as u32 + 1, 1)
     };
     let year_start = NaiveDate::from_ymd_opt(today.year(), 1, 1)?;
+    let quarter_start = NaiveDate::from_ymd_opt(today.year(), today.month0() / 3 * 3 + 1, 1)?;
     let tomorrow = today + Duration::days(1);
     Some(match (word, n) {
         ("TODAY", None) => (day(today), day(tomorrow)),
@@ -596,6 +606,12 @@ fn date_literal(
         ("NEXT_MONTH", None) => (
             day(add_months(month_start, 1)?),
             day(add_months(month_start, 2)?),
+        ),
+        ("THIS_QUARTER", None) => (day(quarter_start), day(add_months(quarter_start, 3)?)),
+        ("LAST_QUARTER", None) => (day(add_months(quarter_start, -3)?), day(quarter_start)),
+        ("NEXT_QUARTER", None) => (
+            day(add_months(quarter_start, 3)?),
+            day(add_months(quarter_start, 6)?),
         ),
         ("LAST_90_DAYS", None) => (day(today - Duration::days(90)), day(tomorrow)),
         ("NEXT_90_DAYS", None) => (day(tomorrow), day(tomorrow + Duration::days(90))),
@@ -1189,6 +1205,45 @@ mod tests {
         assert!(parse("SELECT Id FROM Account WHERE Name = 'unterminated").is_err());
         assert!(parse("SELECT Id FROM Account WHERE Name = 'bad \\q escape'").is_err());
         assert!(parse("SELECT Id FROM Account LIMIT").is_err());
+        assert!(
+            parse("SELECT Id FROM Account LIMIT 10 OFFSET 2001")
+                .is_err_and(|e| e.code == "NUMBER_OUTSIDE_VALID_RANGE")
+        );
+    }
+
+    #[test]
+    fn relative_date_literals_cover_their_documented_spans() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 5, 20, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let d = |y, m, day| midnight(NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default());
+        assert_eq!(
+            date_literal("TODAY", None, now),
+            Some((d(2026, 5, 20), d(2026, 5, 21)))
+        );
+        assert_eq!(
+            date_literal("LAST_N_DAYS", Some(30), now),
+            Some((d(2026, 4, 20), d(2026, 5, 21)))
+        );
+        assert_eq!(
+            date_literal("THIS_QUARTER", None, now),
+            Some((d(2026, 4, 1), d(2026, 7, 1)))
+        );
+        assert_eq!(
+            date_literal("LAST_MONTH", None, now),
+            Some((d(2026, 4, 1), d(2026, 5, 1)))
+        );
+        assert_eq!(
+            date_literal("LAST_YEAR", None, now),
+            Some((d(2025, 1, 1), d(2026, 1, 1)))
+        );
+        // 2026-05-20 is a Wednesday; weeks start on Sunday.
+        assert_eq!(
+            date_literal("THIS_WEEK", None, now),
+            Some((d(2026, 5, 17), d(2026, 5, 24)))
+        );
+        assert_eq!(date_literal("SOMEDAY", None, now), None);
     }
 
     #[test]

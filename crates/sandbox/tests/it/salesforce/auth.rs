@@ -296,3 +296,114 @@ async fn soap_login_issues_a_session_the_rest_api_accepts() {
         200
     );
 }
+
+#[tokio::test]
+async fn the_identity_url_names_the_user_and_revoked_sessions_stop_working() {
+    let sb = SalesforceSandbox::builder()
+        .auth(Auth {
+            client_id: Some("cid".into()),
+            ..Auth::default()
+        })
+        .start()
+        .await
+        .expect("starts");
+    let root = sb.instance_url();
+    let (status, body) = token(
+        &root,
+        &[
+            ("grant_type", "password"),
+            ("client_id", "cid"),
+            ("client_secret", "s"),
+            ("username", "u@example.com"),
+            ("password", "p"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let session = body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let id_url = body["id"].as_str().unwrap_or_default().to_string();
+    let http = reqwest::Client::new();
+    let me: Value = http
+        .get(&id_url)
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .unwrap_or_default();
+    assert!(me["user_id"].as_str().is_some_and(|u| u.starts_with("005")));
+    assert!(
+        me["organization_id"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("00D"))
+    );
+    let anonymous = http.get(&id_url).send().await.expect("answers");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let revoked = http
+        .post(format!("{root}/services/oauth2/revoke"))
+        .form(&[("token", session.as_str())])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(revoked.status().as_u16(), 200);
+    assert_eq!(
+        Sf::with_token(&sb, &session)
+            .get("/limits", &[])
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn it_can_serve_https_with_a_given_certificate() {
+    let cert = include_str!("../../fixtures/salesforce/tls-cert.pem");
+    let key = include_str!("../../fixtures/salesforce/tls-key.pem");
+    let ca = include_str!("../../fixtures/salesforce/tls-ca.pem");
+    let sb = SalesforceSandbox::builder()
+        .tls(cert, key)
+        .start()
+        .await
+        .expect("starts");
+    let root = sb.instance_url();
+    assert!(root.starts_with("https://127.0.0.1:"));
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA"))
+        .build()
+        .expect("client");
+    let token: Value = http
+        .post(format!("{root}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "c"),
+            ("client_secret", "s"),
+            ("username", "u"),
+            ("password", "p"),
+        ])
+        .send()
+        .await
+        .expect("answers over TLS")
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(token["instance_url"], root);
+    let r = http
+        .get(format!("{root}/services/data/v59.0/limits"))
+        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status().as_u16(), 200);
+    // A client that does not trust the certificate is refused at the handshake.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{root}/services/data/"))
+            .send()
+            .await
+            .is_err()
+    );
+}

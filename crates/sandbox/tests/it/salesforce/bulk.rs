@@ -142,6 +142,19 @@ async fn ingest_jobs_process_csv_and_report_results() {
     )
     .await;
     assert_eq!(un, "Name\nNever\n");
+    assert_eq!(api.delete(&format!("/jobs/ingest/{aid}")).await.status, 204);
+    let open = api
+        .post(
+            "/jobs/ingest",
+            &json!({"object": "Lead", "operation": "insert"}),
+        )
+        .await;
+    let oid = open.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        api.delete(&format!("/jobs/ingest/{oid}")).await.status,
+        400,
+        "an open job stays"
+    );
     let missing = api.get("/jobs/ingest/750000000000000AAA", &[]).await;
     assert_eq!(missing.status, 404);
 }

@@ -188,3 +188,34 @@ async fn an_all_or_none_composite_rolls_back_a_partly_failed_collection_and_all_
     );
     assert_eq!((sb.count("Lead"), sb.count("Account")), (0, 0));
 }
+
+#[tokio::test]
+async fn composite_limits_queries_and_batch_runs_independent_subrequests() {
+    let sb = salesforce(0).await;
+    let api = Sf::new(&sb);
+    let six: Vec<Value> = (0..6)
+        .map(|i| json!({"method": "GET", "url": "/services/data/v59.0/query?q=SELECT+Id+FROM+Account", "referenceId": format!("q{i}")}))
+        .collect();
+    let a = api
+        .post("/composite", &json!({"compositeRequest": six}))
+        .await;
+    assert_eq!(a.status, 400);
+    let b = api
+        .post(
+            "/composite/batch",
+            &json!({"haltOnError": false, "batchRequests": [
+                {"method": "POST", "url": "v59.0/sobjects/Account", "richInput": {"Name": "Batch Co"}},
+                {"method": "POST", "url": "v59.0/sobjects/Account", "richInput": {}},
+                {"method": "GET", "url": "v59.0/query?q=SELECT+Name+FROM+Account"},
+            ]}),
+        )
+        .await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(b.body["hasErrors"], true);
+    assert_eq!(b.body["results"][0]["statusCode"], 201);
+    assert_eq!(b.body["results"][1]["statusCode"], 400);
+    assert_eq!(
+        b.body["results"][2]["result"]["records"][0]["Name"],
+        "Batch Co"
+    );
+}

@@ -64,7 +64,7 @@ async fn create_read_update_delete_round_trip() {
         204
     );
     let gone = api.get(&format!("/sobjects/Account/{id}"), &[]).await;
-    assert_eq!(gone.status, 404);
+    assert_eq!((gone.status, code(&gone.body)), (404, "NOT_FOUND"));
     let again = api.delete(&format!("/sobjects/Account/{id}")).await;
     assert_eq!(
         (again.status, code(&again.body)),

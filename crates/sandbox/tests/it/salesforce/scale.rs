@@ -31,6 +31,8 @@ async fn a_large_org_pages_in_full_and_answers_indexed_queries() {
     let accounts = sb.count("Account");
     let contacts = sb.count("Contact");
     assert!((4_000..6_000).contains(&accounts), "{accounts}");
+    let leads = sb.count("Lead");
+    assert!((1_000..1_600).contains(&leads), "{leads}");
     let api = Sf::new(&sb);
 
     let (total, rows) = all_pages(&api, "SELECT Id, Email, AccountId FROM Contact").await;
