@@ -21,7 +21,10 @@ use serde_json::{Value, json};
 use super::State;
 use super::api_error::reply;
 
-/// The credentials a strict sandbox accepts; every empty part accepts anything non-empty.
+/// The credentials a strict sandbox accepts. Once anything is configured, passwords and
+/// client secrets must match configured ones (an unconfigured one accepts none); client ids,
+/// usernames and refresh tokens left empty accept any non-empty value (refresh tokens:
+/// only those it issued).
 #[derive(Clone, Default)]
 pub struct Auth {
     /// PEM certificate (or public key) of the connected app: JWTs must be RS256-signed by
@@ -209,6 +212,15 @@ fn check_jwt(
     Ok(sub.to_string())
 }
 
+/// Whether a secret (password, client secret) is accepted: a strict sandbox accepts only
+/// the configured one, so a secret it was not given refuses everything.
+fn secret_ok(auth: &Auth, configured: &Option<String>, given: &str) -> bool {
+    if auth.strict() && configured.is_none() {
+        return false;
+    }
+    matches(configured, given)
+}
+
 fn matches(configured: &Option<String>, given: &str) -> bool {
     !given.is_empty() && configured.as_deref().is_none_or(|c| c == given)
 }
@@ -265,7 +277,7 @@ pub(crate) async fn token(
             let user_ok = !user.is_empty()
                 && (auth.usernames.is_empty() || auth.usernames.iter().any(|u| u == user));
             if !user_ok
-                || !matches(&auth.password, field("password"))
+                || !secret_ok(auth, &auth.password, field("password"))
                 || !matches(&auth.client_secret, field("client_secret"))
             {
                 // restforce `auth_error_response.json`.
@@ -293,7 +305,7 @@ pub(crate) async fn token(
                     field("client_secret").to_string(),
                 ),
             };
-            if !matches(&auth.client_id, &id) || !matches(&auth.client_secret, &secret) {
+            if !matches(&auth.client_id, &id) || !secret_ok(auth, &auth.client_secret, &secret) {
                 return refused("invalid_client", "invalid client credentials");
             }
         }

@@ -66,7 +66,12 @@ pub(crate) async fn login(
     };
     let auth = &state.config.auth;
     let user_ok = !user.is_empty() && (auth.usernames.is_empty() || auth.usernames.contains(&user));
-    let pass_ok = !password.is_empty() && auth.password.as_deref().is_none_or(|p| p == password);
+    // A strict sandbox without a configured password accepts none.
+    let pass_ok = !password.is_empty()
+        && match auth.password.as_deref() {
+            Some(p) => p == password,
+            None => !auth.strict(),
+        };
     if !user_ok || !pass_ok {
         return fault(
             "INVALID_LOGIN",

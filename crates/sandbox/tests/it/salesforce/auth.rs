@@ -302,6 +302,7 @@ async fn the_identity_url_names_the_user_and_revoked_sessions_stop_working() {
     let sb = SalesforceSandbox::builder()
         .auth(Auth {
             client_id: Some("cid".into()),
+            password: Some("p".into()),
             ..Auth::default()
         })
         .start()
