@@ -6,8 +6,8 @@ mod hubspot_upsert;
 mod rate;
 mod reference;
 mod salesforce_import;
-mod salesforce_query;
 mod salesforce_load;
+mod salesforce_query;
 mod sandbox;
 
 use crate::failure::Failure;

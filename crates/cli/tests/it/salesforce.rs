@@ -256,7 +256,7 @@ async fn sobject_commands_create_read_patch_upsert_and_delete() {
     let deleted = ok(&sf, &["salesforce", "sobject", "Contact", "delete", &id]).await;
     assert!(deleted.contains("deleted"), "{deleted}");
     let gone = refused(&sf, &["salesforce", "sobject", "Contact", "get", &id]).await;
-    assert!(gone.contains("ENTITY_IS_DELETED"), "{gone}");
+    assert!(gone.contains("not found") && gone.contains(&id), "{gone}");
     // queryAll still sees it, in the recycle bin.
     let soql = format!("SELECT Id, IsDeleted FROM Contact WHERE Id = '{id}'");
     let live = json(&sf, &["salesforce", "query", &soql, "--output", "json"]).await;
