@@ -5,6 +5,9 @@ mod close_import;
 mod hubspot_upsert;
 mod rate;
 mod reference;
+mod salesforce_import;
+mod salesforce_load;
+mod salesforce_query;
 mod sandbox;
 mod sync_plan;
 
@@ -41,6 +44,31 @@ pub enum Bench {
     /// Last line: `pairs_per_s=… peak_rss_mb=…`. Targets (release build, 2 cores):
     /// at least 1,000,000 pairs/s, under 1 GB for 1,000,000 pairs.
     SyncPlan(sync_plan::Args),
+    /// Import contacts into the Salesforce sandbox through the client's bulk path (a Bulk
+    /// API 2.0 job from 2,000 records on), then a sample one POST per contact.
+    ///
+    /// Last line: `calls` (requests of the import, status polls not counted; target ≤ 10 for
+    /// 10,000 contacts), `polls` (job status reads), `reference_calls` (requests one POST per
+    /// contact takes, measured on `reference_sample` contacts against the same sandbox in
+    /// the same run and extrapolated to all of them), `reference_sample` and `speedup`
+    /// (crmkit contacts/s ÷ reference contacts/s).
+    SalesforceImport(salesforce_import::Args),
+    /// Load contacts into a Salesforce sandbox in a child process, then stream them all by
+    /// SOQL through nextRecordsUrl pages.
+    ///
+    /// Last line: `records` (streamed), `peak_rss_mb` (this process's VmHWM over the query;
+    /// target under 100 MB at 200,000 records) and `records_per_s`.
+    SalesforceQuery(salesforce_query::Args),
+    /// Create accounts through the Salesforce connector against the Salesforce sandbox
+    /// (collections of 200, or one Bulk API 2.0 job from the bulk threshold on), then read
+    /// them back through its change feed, checking each comes out exactly once.
+    ///
+    /// Last line: `writes` (write requests the sandbox saw), `write_ratio` (writes ÷
+    /// ⌈N/200⌉ for collections or ÷ 3 for a Bulk job: create, upload, close; target 1.0),
+    /// `write_per_s`, `feed_runs` (feed runs from the last cursor until every account came
+    /// out: records stamped after the server's clock wait for the next run), `feed_per_s`
+    /// (while reading), `missing` and `repeated` (both must be 0).
+    SalesforceLoad(salesforce_load::Args),
 }
 
 /// Runs a benchmark.
@@ -50,5 +78,8 @@ pub async fn run(bench: Bench) -> Result<(), Failure> {
         Bench::HubspotUpsert(args) => hubspot_upsert::run(args).await,
         Bench::Sandbox(args) => sandbox::run(args).await,
         Bench::SyncPlan(args) => sync_plan::run(args),
+        Bench::SalesforceImport(args) => salesforce_import::run(args).await,
+        Bench::SalesforceQuery(args) => salesforce_query::run(args).await,
+        Bench::SalesforceLoad(args) => salesforce_load::run(args).await,
     }
 }

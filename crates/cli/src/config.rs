@@ -27,6 +27,31 @@ pub struct HubSpotSettings {
     pub base_url: Option<String>,
 }
 
+/// The `[salesforce]` table of `crmkit.toml`; each key stands for the `SF_` variable of
+/// the same name in capitals (`client_id` for `SF_CLIENT_ID`), which wins over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSettings {
+    /// The connected app's consumer key.
+    pub client_id: Option<String>,
+    /// The user the JWT bearer flow signs in as.
+    pub username: Option<String>,
+    /// The PEM RSA key whose certificate is uploaded to the connected app.
+    pub private_key_path: Option<String>,
+    /// The org's My Domain URL, or a sandbox's.
+    pub instance_url: Option<String>,
+    /// The login host (default `https://login.salesforce.com`).
+    pub login_url: Option<String>,
+    /// The REST API version, such as `59.0`.
+    pub api_version: Option<String>,
+    /// The connected app's consumer secret (refresh-token and client-credentials flows).
+    pub client_secret: Option<SecretString>,
+    /// A refresh token (prefer `SF_REFRESH_TOKEN` in the environment).
+    pub refresh_token: Option<SecretString>,
+    /// An access token, used as is (prefer `SF_ACCESS_TOKEN` in the environment).
+    pub access_token: Option<SecretString>,
+}
+
 /// The whole `crmkit.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +62,9 @@ pub struct Settings {
     /// HubSpot settings.
     #[serde(default)]
     pub hubspot: HubSpotSettings,
+    /// Salesforce settings.
+    #[serde(default)]
+    pub salesforce: SalesforceSettings,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -91,6 +119,56 @@ impl Settings {
             b = b.base_url(u.clone());
         }
         Ok(b)
+    }
+
+    /// The value of a Salesforce variable (`SF_CLIENT_ID`, `SF_USERNAME`, `SF_PRIVATE_KEY_PATH`,
+    /// `SF_INSTANCE_URL`, `SF_LOGIN_URL`, `SF_API_VERSION`, `SF_CLIENT_SECRET`,
+    /// `SF_REFRESH_TOKEN`, `SF_ACCESS_TOKEN`): the environment's,
+    /// else the `[salesforce]` table's.
+    pub fn salesforce_var(&self, name: &str) -> Option<String> {
+        use crmkit_core::ExposeSecret;
+        if let Some(v) = env(name) {
+            return Some(v.trim().to_string());
+        }
+        let sf = &self.salesforce;
+        let secret = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_string());
+        let v = match name {
+            "SF_CLIENT_ID" => sf.client_id.clone(),
+            "SF_USERNAME" => sf.username.clone(),
+            "SF_PRIVATE_KEY_PATH" => sf.private_key_path.clone(),
+            "SF_INSTANCE_URL" => sf.instance_url.clone(),
+            "SF_LOGIN_URL" => sf.login_url.clone(),
+            "SF_API_VERSION" => sf.api_version.clone(),
+            "SF_CLIENT_SECRET" => secret(&sf.client_secret),
+            "SF_REFRESH_TOKEN" => secret(&sf.refresh_token),
+            "SF_ACCESS_TOKEN" => secret(&sf.access_token),
+            _ => None,
+        };
+        v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    /// Whether any Salesforce credential is configured at all.
+    pub fn salesforce_configured(&self) -> bool {
+        ["SF_CLIENT_ID", "SF_ACCESS_TOKEN"]
+            .iter()
+            .any(|n| self.salesforce_var(n).is_some())
+    }
+
+    /// A Salesforce client from these settings.
+    pub fn salesforce_client(&self) -> Result<crmkit_salesforce::Client> {
+        self.salesforce_builder()?.build()
+    }
+
+    /// A Salesforce client builder from these settings, for adding to before building: the
+    /// sign-in flow the variables describe (see `crmkit_salesforce::Client::from_env`),
+    /// pointed at `SF_LOGIN_URL` and `SF_INSTANCE_URL`.
+    pub fn salesforce_builder(&self) -> Result<crmkit_salesforce::ClientBuilder> {
+        if !self.salesforce_configured() {
+            return Err(Error::config(
+                "no Salesforce credentials: set SF_CLIENT_ID, SF_USERNAME and SF_PRIVATE_KEY_PATH (JWT bearer), or SF_CLIENT_ID with SF_CLIENT_SECRET, or SF_ACCESS_TOKEN with SF_INSTANCE_URL (environment, .env or [salesforce] in crmkit.toml)",
+            ));
+        }
+        crmkit_salesforce::ClientBuilder::from_vars(|name| self.salesforce_var(name))
     }
 
     /// A HubSpot client builder from these settings, for adding to before building.

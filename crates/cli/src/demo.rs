@@ -1,8 +1,9 @@
 //! `crmkit demo`: the Close sandbox seeded with data, and a tour of the client through it —
 //! listing, CRUD, the query language, webhooks with verified signatures, the event log and
 //! the unified connector — then the HubSpot sandbox from the same seed and a short tour of
-//! the HubSpot client and connector (see [`hubspot`]), ending in one summary. No network, no
-//! credentials.
+//! the HubSpot client and connector (see [`hubspot`]), then the Salesforce sandbox and a
+//! tour of the Salesforce client (see [`salesforce`]), ending in one summary. No network,
+//! no credentials.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 mod hubspot;
+mod salesforce;
 
 fn step(n: u32, text: &str) {
     println!("{n:>2}. {text}");
@@ -288,9 +290,11 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
         "requests": stats.requests.len(),
         "rate_limited": stats.rate_limited,
     });
-    let hubspot = hubspot::tour(14, leads, seed).await?;
+    let (hubspot, next) = hubspot::tour(14, leads, seed).await?;
+    let salesforce = salesforce::tour(next, leads, seed).await?;
     if let Some(all) = summary.as_object_mut() {
         all.extend(hubspot);
+        all.extend(salesforce);
         all.insert(
             "seconds".into(),
             json!((started.elapsed().as_secs_f64() * 100.0).round() / 100.0),

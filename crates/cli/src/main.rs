@@ -29,6 +29,10 @@
 //! `HUBSPOT_ACCESS_TOKEN` and `HUBSPOT_BASE_URL`, or `[hubspot] access_token, base_url` in
 //! `crmkit.toml`, configure them.
 //!
+//! `crmkit salesforce query|sobject|bulk import|limits` do the same for Salesforce (see the
+//! `salesforce` module), configured by `SF_*` variables or `[salesforce]` in `crmkit.toml`;
+//! `crmkit sandbox salesforce` prints the lines that point them at a local emulator.
+//!
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
@@ -41,6 +45,7 @@ mod hubspot;
 mod listing;
 mod output;
 mod progress;
+mod salesforce;
 mod waits;
 
 use std::path::PathBuf;
@@ -111,7 +116,14 @@ enum Command {
         #[command(subcommand)]
         command: hubspot::HubSpotCommand,
     },
-    /// Check each configured credential with a cheap call (and HubSpot's scopes).
+    /// Work with Salesforce: SOQL queries, records of any sObject type, Bulk API 2.0 imports,
+    /// limits.
+    Salesforce {
+        #[command(subcommand)]
+        command: salesforce::SalesforceCommand,
+    },
+    /// Check each configured credential with a cheap call (and HubSpot's scopes,
+    /// Salesforce's API version and daily quota).
     Doctor,
     /// Run a sandbox CRM.
     Sandbox {
@@ -175,6 +187,28 @@ enum SandboxCommand {
         #[arg(long, default_value_t = 100, value_parser = bounds::rate_limit())]
         burst_limit: u32,
         /// Faults to inject from the start, as JSON, e.g. '{"rate_429":0.05,"latency_ms":20}'.
+        #[arg(long)]
+        faults: Option<String>,
+    },
+    /// The Salesforce API emulator, an org instance and its login host on one port.
+    Salesforce {
+        /// Port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8027)]
+        port: u16,
+        /// Seed of ids and data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// World companies to generate (at most 10,000,000); Salesforce holds about half as
+        /// Accounts, with their Contacts and Opportunities.
+        #[arg(long, default_value_t = 100, value_parser = bounds::leads())]
+        companies: usize,
+        /// API requests per day for the org (at least 1; a Developer Edition org has 15,000).
+        #[arg(long, default_value_t = 15_000, value_parser = bounds::rate_limit())]
+        daily_limit: u32,
+        /// Records per query page (at least 1; Salesforce's default is 2,000).
+        #[arg(long, default_value_t = 2_000, value_parser = bounds::leads())]
+        page_size: usize,
+        /// Faults to inject from the start, as JSON, e.g. '{"rate_500":0.05,"latency_ms":20}'.
         #[arg(long)]
         faults: Option<String>,
     },
@@ -397,7 +431,52 @@ async fn run(cli: Cli) -> Outcome {
                 .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
             Ok(())
         }
+        Command::Sandbox {
+            crm:
+                SandboxCommand::Salesforce {
+                    port,
+                    seed,
+                    companies,
+                    daily_limit,
+                    page_size,
+                    faults,
+                },
+        } => {
+            let faults = match faults {
+                Some(text) => parse_faults(&text)?,
+                None => crmkit_sandbox::faults::Faults::default(),
+            };
+            let sandbox = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
+                .faults(faults)
+                .seed(seed)
+                .companies(companies)
+                .daily_limit(daily_limit)
+                .page_size(page_size)
+                .bind(([127, 0, 0, 1], port).into())
+                .start()
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "cannot start the Salesforce sandbox on port {port}: {e}"
+                    ))
+                })?;
+            let url = sandbox.instance_url();
+            println!("Salesforce sandbox listening at {url}");
+            println!(
+                "Point crmkit at it with these lines (environment or .env); it accepts any client id and secret, and a JWT signed by any key. Ctrl-C stops it."
+            );
+            for line in salesforce_env(&url) {
+                println!("{line}");
+            }
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
+            Ok(())
+        }
         Command::Doctor => doctor(&Settings::load(&cli.config)?).await,
+        Command::Salesforce { command } => {
+            salesforce::run(&Settings::load(&cli.config)?, command).await
+        }
         Command::Hubspot { command } => hubspot::run(&Settings::load(&cli.config)?, command).await,
         Command::Close { command } => {
             let waits = Waits::default();
@@ -461,7 +540,7 @@ async fn doctor(settings: &Settings) -> Outcome {
         }
     }
     problems += hubspot::doctor::check(settings).await;
-    println!("salesforce: not supported yet");
+    problems += salesforce::doctor::check(settings).await;
     if problems > 0 {
         return Err(Error::config(format!("{problems} credential(s) failed")).into());
     }
@@ -554,6 +633,17 @@ fn check_filters(name: &str, filters: &[(String, String)]) -> crmkit_core::Resul
         },
         _ => Ok(()),
     }
+}
+
+/// The variables that point crmkit at a Salesforce sandbox at `url`: the client-credentials
+/// flow, which the sandbox's token endpoint serves at the instance itself.
+fn salesforce_env(url: &str) -> [String; 4] {
+    [
+        format!("SF_INSTANCE_URL={url}"),
+        format!("SF_LOGIN_URL={url}"),
+        "SF_CLIENT_ID=crmkit-sandbox".to_string(),
+        "SF_CLIENT_SECRET=crmkit-sandbox".to_string(),
+    ]
 }
 
 fn print_one(row: &Value, cols: &'static [&'static str], format: Format) -> std::io::Result<()> {

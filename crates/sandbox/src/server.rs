@@ -51,6 +51,23 @@ impl Drop for Served {
 
 /// Serves `router` on `addr` (use port 0 for any free port).
 pub async fn serve(router: Router, addr: SocketAddr) -> std::io::Result<Served> {
+    serve_with(router, addr, None).await
+}
+
+/// Serves `router` over TLS on `addr` (for clients that only speak `https://`).
+pub async fn serve_tls(
+    router: Router,
+    addr: SocketAddr,
+    tls: tokio_rustls::TlsAcceptor,
+) -> std::io::Result<Served> {
+    serve_with(router, addr, Some(tls)).await
+}
+
+async fn serve_with(
+    router: Router,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<Served> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let accept = tokio::spawn(async move {
@@ -59,26 +76,65 @@ pub async fn serve(router: Router, addr: SocketAddr) -> std::io::Result<Served> 
                 continue;
             };
             let router = router.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let router = router.clone();
-                    async move {
-                        let resp = match router.oneshot(req.map(Body::new)).await {
-                            Ok(r) => r,
-                            Err(e) => match e {},
-                        };
-                        if resp.extensions().get::<DropConnection>().is_some() {
-                            return Err(Dropped);
+                match tls {
+                    // A failed handshake ends only that connection.
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            connection(router, stream).await;
                         }
-                        Ok::<_, Dropped>(resp)
                     }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                    None => connection(router, stream).await,
+                }
             });
         }
     });
     Ok(Served { addr, accept })
+}
+
+/// Serves one connection until it closes, dropping it instead of answering when a response
+/// is marked with [`DropConnection`].
+async fn connection<I>(router: Router, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            let resp = match router.oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(e) => match e {},
+            };
+            if resp.extensions().get::<DropConnection>().is_some() {
+                return Err(Dropped);
+            }
+            Ok::<_, Dropped>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+/// A TLS acceptor from a PEM certificate chain and its PEM private key.
+pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("TLS certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| invalid(format!("TLS private key: {e}")))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(format!("TLS certificate and key: {e}")))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }

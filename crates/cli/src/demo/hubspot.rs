@@ -81,8 +81,9 @@ fn count<T>(n: usize, _: T) -> std::future::Ready<Result<usize>> {
     std::future::ready(Ok(n + 1))
 }
 
-/// Runs the HubSpot tour, numbering its steps from `first`; returns its summary figures.
-pub async fn tour(first: u32, companies: usize, seed: u64) -> Result<Map<String, Value>> {
+/// Runs the HubSpot tour, numbering its steps from `first`; returns its summary figures and
+/// the number of the step after its last.
+pub async fn tour(first: u32, companies: usize, seed: u64) -> Result<(Map<String, Value>, u32)> {
     let config = Config {
         seed,
         companies,
@@ -327,7 +328,7 @@ pub async fn tour(first: u32, companies: usize, seed: u64) -> Result<Map<String,
     ] {
         summary.insert(k.to_string(), v);
     }
-    Ok(summary)
+    Ok((summary, next()))
 }
 
 #[cfg(test)]
@@ -354,7 +355,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_tour_reports_each_outcome() -> Result<()> {
-        let summary = tour(14, 20, 7).await?;
+        let (summary, after) = tour(14, 20, 7).await?;
+        assert!(after > 14);
         assert_eq!(summary["hubspot_search_total"], json!(1));
         assert_eq!(summary["hubspot_upserted"], json!(2));
         assert_eq!(summary["hubspot_upsert_failed"], json!(1));

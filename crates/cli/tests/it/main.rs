@@ -1,10 +1,12 @@
-//! Runs the built `crmkit` binary against in-process Close and HubSpot sandboxes.
+//! Runs the built `crmkit` binary against in-process Close, HubSpot and Salesforce sandboxes.
 
 mod bench;
 mod bench_hubspot;
+mod bench_salesforce;
 mod completions;
 mod failures;
 mod hubspot;
 mod listing;
 mod options;
+mod salesforce;
 mod support;

@@ -30,7 +30,7 @@ pub async fn crmkit(api_url: Option<String>, args: &[&str]) -> String {
 /// Runs `crmkit args…` as [`crmkit`] does, whatever its outcome.
 pub async fn crmkit_output(api_url: Option<String>, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || run(api_url, None, "it-token", &args))
+    tokio::task::spawn_blocking(move || run(api_url, None, None, "it-token", &args))
         .await
         .expect("the runner thread ends")
 }
@@ -45,14 +45,38 @@ pub async fn crmkit_hubspot(base_url: String, args: &[&str]) -> Output {
 pub async fn crmkit_hubspot_as(base_url: String, token: &str, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let token = token.to_string();
-    tokio::task::spawn_blocking(move || run(None, Some(base_url), &token, &args))
+    tokio::task::spawn_blocking(move || run(None, Some(base_url), None, &token, &args))
         .await
         .expect("the runner thread ends")
 }
 
+/// Runs `crmkit args…` pointed at the Salesforce instance at `instance_url` (also its login
+/// host) with the client-credentials flow, as [`crmkit_output`] does for Close.
+pub async fn crmkit_salesforce(instance_url: String, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || run(None, None, Some(instance_url), "it-token", &args))
+        .await
+        .expect("the runner thread ends")
+}
+
+/// The Salesforce variables a test run clears, so a developer's own never leak in.
+pub const SALESFORCE_VARS: &[&str] = &[
+    "SF_CLIENT_ID",
+    "SF_USERNAME",
+    "SF_PRIVATE_KEY_PATH",
+    "SF_INSTANCE_URL",
+    "SF_LOGIN_URL",
+    "SF_API_VERSION",
+    "SF_CLIENT_SECRET",
+    "SF_REFRESH_TOKEN",
+    "SF_ACCESS_TOKEN",
+    "SF_JWT_AUDIENCE",
+];
+
 fn run(
     api_url: Option<String>,
     hubspot_url: Option<String>,
+    salesforce_url: Option<String>,
     token: &str,
     args: &[String],
 ) -> Output {
@@ -68,6 +92,17 @@ fn run(
         .env("CLOSE_API_KEY", "it-key")
         .env_remove("HUBSPOT_ACCESS_TOKEN")
         .env_remove("HUBSPOT_BASE_URL");
+    for var in SALESFORCE_VARS {
+        cmd.env_remove(var);
+    }
+    if let Some(url) = salesforce_url {
+        // Only Salesforce is configured, so `doctor` checks nothing out of reach.
+        cmd.env_remove("CLOSE_API_KEY")
+            .env("SF_INSTANCE_URL", &url)
+            .env("SF_LOGIN_URL", &url)
+            .env("SF_CLIENT_ID", "it-client")
+            .env("SF_CLIENT_SECRET", "it-secret");
+    }
     if let Some(url) = hubspot_url {
         // Only HubSpot is configured, so `doctor` checks nothing out of reach.
         cmd.env_remove("CLOSE_API_KEY")

@@ -44,6 +44,13 @@ pub enum Body {
     Json(Value),
     /// An `application/x-www-form-urlencoded` form.
     Form(Vec<(String, String)>),
+    /// Text of another type, such as the CSV of a Salesforce Bulk API upload.
+    Text {
+        /// The `Content-Type`, e.g. `text/csv`.
+        content_type: String,
+        /// The text.
+        text: String,
+    },
 }
 
 /// One API call: method, path relative to the base URL, query and body.
@@ -60,6 +67,9 @@ pub struct ApiRequest {
     /// Whether sending it twice does no harm even though the method is not idempotent
     /// (searches sent as POST, for example).
     pub repeat_safe: bool,
+    /// Extra headers (never credentials: the transport adds those). An `Accept` here
+    /// replaces the default `application/json`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl ApiRequest {
@@ -75,6 +85,7 @@ impl ApiRequest {
             query: Vec::new(),
             body: Body::Empty,
             repeat_safe,
+            headers: Vec::new(),
         }
     }
 
@@ -107,6 +118,12 @@ impl ApiRequest {
     /// Adds a query parameter.
     pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header (a CSV `Accept`, a query batch size).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -488,8 +505,17 @@ impl Transport {
             let mut builder = inner
                 .http
                 .request(req.method.clone(), &url)
-                .timeout(inner.timeout)
-                .header(reqwest::header::ACCEPT, "application/json");
+                .timeout(inner.timeout);
+            if !req
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+            {
+                builder = builder.header(reqwest::header::ACCEPT, "application/json");
+            }
+            for (k, v) in &req.headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
             if !req.query.is_empty() {
                 builder = builder.query(&req.query);
             }
@@ -497,6 +523,9 @@ impl Transport {
                 Body::Empty => builder,
                 Body::Json(v) => builder.json(v),
                 Body::Form(f) => builder.form(f),
+                Body::Text { content_type, text } => builder
+                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                    .body(text.clone()),
             };
             let builder = credential.apply(builder);
             let (outcome, hint, failure) = match builder.send().await {

@@ -219,7 +219,15 @@ async fn deliver(state: Arc<State>, http: reqwest::Client, url: String, events: 
         ];
         Some((body, headers))
     };
-    webhook::deliver_each(&http, &url, schedule, &state.gate.stats, attempt).await;
+    webhook::deliver_each(
+        &http,
+        &url,
+        webhook::Delivery::json(),
+        schedule,
+        &state.gate.stats,
+        attempt,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use tokio::task::JoinHandle;
 
-use crate::server::{Served, serve};
+use crate::server::{Served, serve, serve_tls};
 
 /// A served emulator and its webhook deliverer; dropping it stops both.
 pub struct Listening {
@@ -37,6 +37,18 @@ impl Listening {
                 Err(e)
             }
         }
+    }
+
+    /// Like [`Listening::start`], over TLS.
+    pub async fn start_tls(
+        router: Router,
+        addr: Option<SocketAddr>,
+        deliverer: JoinHandle<()>,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<Self> {
+        let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let served = serve_tls(router, addr, tls).await?;
+        Ok(Self { served, deliverer })
     }
 
     /// The address it listens on.

@@ -27,18 +27,56 @@ pub async fn deliver(
     stats: &StatsCell,
     headers: impl Fn() -> Option<Vec<(&'static str, String)>>,
 ) -> bool {
-    deliver_each(http, url, schedule, stats, |_| {
+    deliver_as(http, url, body, Delivery::json(), schedule, stats, headers).await
+}
+
+fn two_xx(status: u16, _body: &str) -> bool {
+    (200..300).contains(&status)
+}
+
+/// How a delivery is sent and what counts as its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<A> {
+    /// The body's `Content-Type`.
+    pub content_type: &'static str,
+    /// Whether an answer (status and body) acknowledges the delivery; anything else is
+    /// retried (Salesforce's outbound messages need a SOAP `Ack` of true, not just a 2xx).
+    pub acked: A,
+}
+
+impl Delivery<fn(u16, &str) -> bool> {
+    /// JSON bodies acknowledged by any 2xx, as Close and HubSpot webhooks are.
+    pub fn json() -> Self {
+        Delivery {
+            content_type: "application/json",
+            acked: two_xx,
+        }
+    }
+}
+
+/// [`deliver`] with a chosen content type and acknowledgement rule.
+pub async fn deliver_as(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    how: Delivery<impl Fn(u16, &str) -> bool>,
+    schedule: RetrySchedule,
+    stats: &StatsCell,
+    headers: impl Fn() -> Option<Vec<(&'static str, String)>>,
+) -> bool {
+    deliver_each(http, url, how, schedule, stats, |_| {
         headers().map(|h| (body.to_string(), h))
     })
     .await
 }
 
-/// [`deliver`] for payloads that change between attempts (HubSpot numbers each attempt in
-/// the events' `attemptNumber`): `attempt` builds the body and headers of attempt `n`,
+/// [`deliver_as`] for payloads that change between attempts (HubSpot numbers each attempt
+/// in the events' `attemptNumber`): `attempt` builds the body and headers of attempt `n`,
 /// counted from 0.
 pub async fn deliver_each(
     http: &reqwest::Client,
     url: &str,
+    how: Delivery<impl Fn(u16, &str) -> bool>,
     schedule: RetrySchedule,
     stats: &StatsCell,
     attempt: impl Fn(u32) -> Option<(String, Vec<(&'static str, String)>)>,
@@ -50,12 +88,19 @@ pub async fn deliver_each(
         };
         let mut req = http
             .post(url)
-            .header("content-type", "application/json")
+            .header("content-type", how.content_type)
             .body(body);
         for (k, v) in hs {
             req = req.header(k, v);
         }
-        let ok = matches!(req.send().await, Ok(r) if r.status().is_success());
+        let ok = match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                (how.acked)(status, &text)
+            }
+            Err(_) => false,
+        };
         stats.lock().webhook_attempts += 1;
         if ok {
             stats.lock().webhook_delivered += 1;

@@ -6,6 +6,7 @@ mod gate;
 mod hubspot;
 mod listen;
 mod lists;
+mod salesforce;
 mod scale;
 mod search;
 mod search_ranges;
@@ -14,6 +15,7 @@ mod writes;
 
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use crmkit_sandbox::hubspot::RunningHubSpot;
+use crmkit_sandbox::salesforce::RunningSalesforce;
 use serde_json::Value;
 
 /// A started emulator with `leads` seeded leads.
@@ -27,7 +29,7 @@ pub async fn sandbox(leads: usize) -> RunningClose {
 }
 
 /// A plain HTTP client speaking to one emulator: HTTP Basic with an API key (Close) or a
-/// Bearer token (HubSpot).
+/// Bearer token (HubSpot, Salesforce).
 pub struct Api {
     http: reqwest::Client,
     root: String,
@@ -44,6 +46,16 @@ pub trait Target {
 impl Target for RunningClose {
     fn endpoint(&self) -> (String, String, bool) {
         (self.api_url(), "test-key".into(), false)
+    }
+}
+
+impl Target for RunningSalesforce {
+    fn endpoint(&self) -> (String, String, bool) {
+        (
+            format!("{}/services/data/v59.0", self.instance_url()),
+            "00D000000000001!ARsandbox".into(),
+            true,
+        )
     }
 }
 

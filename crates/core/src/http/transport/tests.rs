@@ -431,3 +431,20 @@ fn the_server_date_reads_the_date_header() {
     };
     assert_eq!(none.server_date(), None);
 }
+
+#[tokio::test]
+async fn a_text_body_goes_out_as_sent() {
+    let (base, seen) = script(vec![Answer::Json(201, "{}")]).await;
+    let t = builder(&base, None).build().expect("builds");
+    let mut req = ApiRequest::new(Method::PUT, "jobs/ingest/750/batches")
+        .header("Accept", "application/json");
+    req.body = Body::Text {
+        content_type: "text/csv".into(),
+        text: "Name\n\"Acme, Inc.\"\n".into(),
+    };
+    let resp = t.send(&req).await.expect("sent");
+    assert_eq!(resp.status, 201);
+    let seen = seen.lock().expect("log");
+    assert_eq!(seen[0].path, "/jobs/ingest/750/batches");
+    assert_eq!(seen[0].body, "Name\n\"Acme, Inc.\"\n");
+}

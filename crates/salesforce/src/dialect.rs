@@ -1,0 +1,288 @@
+//! How Salesforce speaks HTTP: its daily API budget, its `Sforce-Limit-Info` header and its
+//! error bodies.
+//!
+//! - **Daily budget.** Every REST answer carries `Sforce-Limit-Info: api-usage=18/5000`
+//!   (used/maximum over the rolling 24 hours; developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm).
+//!   Each request is charged to the [`DAILY`] budget, which adopts what the header says, so
+//!   many tasks sharing one org stop before the org's allowance is gone.
+//! - **Quota refusal.** When the allowance is spent anyway (another integration used it),
+//!   Salesforce answers HTTP 403 `REQUEST_LIMIT_EXCEEDED` ("TotalRequests Limit exceeded.",
+//!   developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm):
+//!   that is [`ErrorKind::QuotaExhausted`] and the daily budget is marked used up, so later
+//!   requests fail locally instead of spending nothing but time. The same code with
+//!   `ConcurrentPerOrgLongTxn` means too many long requests at once: [`ErrorKind::RateLimited`].
+//! - **Errors.** Bodies are JSON arrays `[{"message","errorCode","fields"}]`
+//!   (REST API guide, "Status Codes and Error Responses"); each becomes the message, the
+//!   error code decides the kind, and `fields` become per-field errors. A 300 (an external
+//!   id matching several records) lists the records' URLs.
+//! - **Optional pace.** Salesforce has no per-second limit for REST; a quota configured on
+//!   the client adds a rolling [`API`] budget.
+
+use crmkit_core::http::{ApiRequest, BudgetSpec, HeaderMap, RateInfo};
+use crmkit_core::{Crm, Error, ErrorKind, FieldError};
+use serde_json::Value;
+
+/// The name of the org's daily API request budget.
+pub const DAILY: &str = "salesforce daily";
+/// The name of the optional rolling budget.
+pub const API: &str = "salesforce api";
+/// The starting daily allowance until the first `Sforce-Limit-Info` header says the real
+/// one (an Enterprise org starts at 100,000 requests per 24 hours).
+pub const DEFAULT_DAILY_LIMIT: u32 = 100_000;
+
+/// Salesforce's HTTP conventions for [`crmkit_core::http::Transport`].
+#[derive(Debug, Clone, Copy)]
+pub struct SalesforceDialect {
+    daily_limit: u32,
+    paced: bool,
+}
+
+impl Default for SalesforceDialect {
+    fn default() -> Self {
+        Self::new(DEFAULT_DAILY_LIMIT, false)
+    }
+}
+
+impl SalesforceDialect {
+    /// A dialect starting from `daily_limit`; `paced` adds the rolling [`API`] budget with the
+    /// transport's configured quota.
+    pub fn new(daily_limit: u32, paced: bool) -> Self {
+        Self {
+            daily_limit: daily_limit.max(1),
+            paced,
+        }
+    }
+}
+
+/// `api-usage=used/max` out of a `Sforce-Limit-Info` value (other parts such as
+/// `api-bursts=…` or `per-app-api-usage=…` are ignored).
+pub fn parse_limit_info(value: &str) -> Option<(u32, u32)> {
+    value.split(';').find_map(|part| {
+        let (name, usage) = part.trim().split_once('=')?;
+        if name.trim() != "api-usage" {
+            return None;
+        }
+        let (used, max) = usage.trim().split_once('/')?;
+        Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
+    })
+}
+
+/// The `(errorCode, message, fields)` entries of a Salesforce error body.
+fn entries(json: &Value) -> Vec<(String, String, Vec<String>)> {
+    let list: Vec<&Value> = match json {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![json],
+        _ => Vec::new(),
+    };
+    list.into_iter()
+        .map(|e| {
+            let code = e["errorCode"]
+                .as_str()
+                .or_else(|| e["statusCode"].as_str())
+                .or_else(|| e["error"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let message = e["message"]
+                .as_str()
+                .or_else(|| e["error_description"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let fields = e["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            (code, message, fields)
+        })
+        .collect()
+}
+
+/// The kind a caller acts on for a Salesforce error code; the status decides otherwise.
+pub fn kind_of(status: u16, code: &str, message: &str) -> ErrorKind {
+    match code {
+        "INVALID_SESSION_ID" => ErrorKind::Auth,
+        "REQUEST_LIMIT_EXCEEDED" if message.contains("Concurrent") => ErrorKind::RateLimited,
+        "REQUEST_LIMIT_EXCEEDED" => ErrorKind::QuotaExhausted,
+        "NOT_FOUND" | "ENTITY_IS_DELETED" => ErrorKind::NotFound,
+        "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" | "DUPLICATE_EXTERNAL_ID" => ErrorKind::Conflict,
+        "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "API_DISABLED_FOR_ORG" => {
+            ErrorKind::Forbidden
+        }
+        "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" => ErrorKind::Transient,
+        _ if status == 300 => ErrorKind::Conflict,
+        // Save results carry no HTTP status of their own: they come as 400 here.
+        _ => ErrorKind::from_status(status),
+    }
+}
+
+/// One error out of a Salesforce error list: the first entry decides the kind, every entry
+/// goes into the message, every named field into the field errors.
+pub fn error_from_entries(status: u16, json: &Value) -> Error {
+    let list = entries(json);
+    let Some((code, message, _)) = list.first() else {
+        return Error::new(
+            ErrorKind::from_status(status),
+            format!("Salesforce answered HTTP {status}"),
+        );
+    };
+    let kind = kind_of(status, code, message);
+    let text = list
+        .iter()
+        .map(|(c, m, _)| {
+            if c.is_empty() {
+                m.clone()
+            } else {
+                format!("{c}: {m}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let field_errors = list
+        .iter()
+        .flat_map(|(c, m, fields)| {
+            fields.iter().map(move |f| FieldError {
+                field: f.clone(),
+                message: if c.is_empty() {
+                    m.clone()
+                } else {
+                    format!("{c}: {m}")
+                },
+            })
+        })
+        .collect();
+    Error::new(kind, text)
+        .with_field_errors(field_errors)
+        .with_body(json.clone())
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl crmkit_core::http::Dialect for SalesforceDialect {
+    fn crm(&self) -> Crm {
+        Crm::Salesforce
+    }
+
+    /// Salesforce counts per org, not per endpoint.
+    fn endpoint_group(&self, _req: &ApiRequest) -> String {
+        DAILY.to_string()
+    }
+
+    fn budgets(&self, _req: &ApiRequest) -> Vec<BudgetSpec> {
+        let mut specs = vec![BudgetSpec::daily(DAILY, self.daily_limit)];
+        if self.paced {
+            specs.push(BudgetSpec::rolling(API));
+        }
+        specs
+    }
+
+    /// `Sforce-Limit-Info: api-usage=used/max` speaks about the daily budget.
+    fn rate_info(&self, _status: u16, headers: &HeaderMap, _body: &[u8]) -> Option<RateInfo> {
+        let (used, max) = parse_limit_info(header(headers, "sforce-limit-info")?)?;
+        Some(RateInfo {
+            limit: Some(max),
+            remaining: Some(max.saturating_sub(used)),
+            reset: None,
+            window: None,
+        })
+    }
+
+    fn limited_budget(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Option<String> {
+        let json: Value = serde_json::from_slice(body).ok()?;
+        entries(&json)
+            .iter()
+            .any(|(c, m, _)| kind_of(status, c, m) == ErrorKind::QuotaExhausted)
+            .then(|| DAILY.to_string())
+    }
+
+    fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Error {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(json) if status == 300 => {
+                let urls: Vec<String> = json
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the external id matches {} records, so none was written: {}",
+                        urls.len(),
+                        urls.join(", ")
+                    ),
+                )
+                .with_body(json)
+            }
+            Ok(json) if json.is_array() || json.is_object() => error_from_entries(status, &json),
+            _ => {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                let message = if text.is_empty() {
+                    format!("Salesforce answered HTTP {status} with no body")
+                } else {
+                    format!(
+                        "Salesforce answered HTTP {status}: {}",
+                        text.chars().take(200).collect::<String>()
+                    )
+                };
+                Error::new(ErrorKind::from_status(status), message)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmkit_core::http::Dialect;
+
+    #[test]
+    fn limit_info_reads_api_usage_among_other_parts() {
+        assert_eq!(parse_limit_info("api-usage=18/5000"), Some((18, 5000)));
+        assert_eq!(
+            parse_limit_info("api-usage=25/5000; api-bursts=1/750"),
+            Some((25, 5000))
+        );
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=17/250(appName=x)"),
+            None
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "sforce-limit-info",
+            "api-usage=4990/5000".parse().expect("value"),
+        );
+        let info = SalesforceDialect::default()
+            .rate_info(200, &h, b"")
+            .expect("info");
+        assert_eq!((info.limit, info.remaining), (Some(5000), Some(10)));
+    }
+
+    #[test]
+    fn error_bodies_map_to_kinds_and_fields() {
+        let d = SalesforceDialect::default();
+        let h = HeaderMap::new();
+        let e = d.error(
+            400,
+            &h,
+            br#"[{"message":"No such column 'Foo' on entity 'Account'.","errorCode":"INVALID_FIELD","fields":["Foo"]}]"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert_eq!(e.field_errors()[0].field, "Foo");
+        let limit = br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert_eq!(d.error(403, &h, limit).kind(), ErrorKind::QuotaExhausted);
+        assert_eq!(d.limited_budget(403, &h, limit).as_deref(), Some(DAILY));
+        let session =
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+        assert_eq!(d.error(401, &h, session).kind(), ErrorKind::Auth);
+        let many = br#"["/services/data/v59.0/sobjects/Account/001E000000Kr9uhIAB","/services/data/v59.0/sobjects/Account/001E000000Kr9v1IAB"]"#;
+        let e = d.error(300, &h, many);
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(e.message().contains("2 records"), "{e}");
+        assert!(e.message().contains("001E000000Kr9v1IAB"), "{e}");
+        assert_eq!(d.error(502, &h, b"<html>").kind(), ErrorKind::Transient);
+    }
+}

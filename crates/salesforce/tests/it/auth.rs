@@ -1,0 +1,218 @@
+//! The JWT bearer flow, the instance URL policy and re-authentication after a 401.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use crmkit_core::{ErrorKind, SecretString};
+use crmkit_salesforce::Client;
+use crmkit_salesforce::auth::{JWT_BEARER_GRANT, JwtBearer};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+
+use crate::{fast_retry, fixture, serve};
+
+#[derive(Clone)]
+struct Org {
+    /// The instance URL the token endpoint names.
+    instance: Arc<std::sync::Mutex<String>>,
+    grants: Arc<AtomicU32>,
+    data_calls: Arc<AtomicU32>,
+}
+
+/// A token endpoint that checks the assertion as Salesforce documents it: RS256 signed by
+/// the app's key, `iss` the consumer key, `sub` the user, `aud` the login URL, `exp` at most
+/// three minutes ahead.
+async fn token(
+    State(org): State<Org>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> impl IntoResponse {
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if get("grant_type") != JWT_BEARER_GRANT {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error":"unsupported_grant_type","error_description":"grant type not supported"}),
+            ),
+        );
+    }
+    let key = DecodingKey::from_rsa_pem(fixture("throwaway-test-key.pub.pem").as_bytes())
+        .expect("public key");
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_audience(&["https://login.example.test"]);
+    v.set_issuer(&["consumer-key"]);
+    let claims = match jsonwebtoken::decode::<Value>(&get("assertion"), &key, &v) {
+        Ok(d) => d.claims,
+        Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(
+                    json!({"error":"invalid_grant","error_description":"invalid assertion"}),
+                ),
+            );
+        }
+    };
+    let exp = claims["exp"].as_i64().unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    assert!(exp > now && exp <= now + 180, "exp within three minutes");
+    assert_eq!(claims["sub"], "ada@example.com");
+    let n = org.grants.fetch_add(1, Ordering::SeqCst) + 1;
+    let instance = org.instance.lock().expect("lock").clone();
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "access_token": format!("00Dx!tok-{n}"),
+            "scope": "api",
+            "instance_url": instance,
+            "id": "https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P",
+            "token_type": "Bearer"
+        })),
+    )
+}
+
+/// Answers with the account for the newest token and `INVALID_SESSION_ID` for older ones.
+async fn account(State(org): State<Org>, headers: HeaderMap) -> impl IntoResponse {
+    org.data_calls.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let newest = format!("Bearer 00Dx!tok-{}", org.grants.load(Ordering::SeqCst));
+    // The first token is revoked as soon as it is used, as an admin or expiry would.
+    if auth != newest || auth.ends_with("tok-1") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "application/json")],
+            fixture("expired_session_response.json"),
+        );
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        json!({"attributes":{"type":"Account"},"Id":"001D000000IqhSLIAZ","Name":"Acme"})
+            .to_string(),
+    )
+}
+
+async fn org() -> (String, Org) {
+    let org = Org {
+        instance: Arc::default(),
+        grants: Arc::default(),
+        data_calls: Arc::default(),
+    };
+    let app = Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route("/services/data/v59.0/sobjects/Account/{id}", get(account))
+        .with_state(org.clone());
+    let base = serve(app).await;
+    *org.instance.lock().expect("lock") = base.clone();
+    (base, org)
+}
+
+fn jwt_client(login: &str) -> Client {
+    let flow = JwtBearer::new(
+        "consumer-key",
+        "ada@example.com",
+        &SecretString::from(fixture("throwaway-test-key.pem")),
+        login,
+    )
+    .expect("key")
+    .audience("https://login.example.test");
+    Client::builder()
+        .login_url(login)
+        .jwt(flow)
+        .retry(fast_retry())
+        .build()
+        .expect("builds")
+}
+
+#[tokio::test]
+async fn a_401_reauthenticates_once_for_all_concurrent_callers() {
+    let (base, org) = org().await;
+    let c = jwt_client(&base);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.sobject("Account").get("001D000000IqhSLIAZ", &[]).await })
+        })
+        .collect();
+    for call in calls {
+        let rec = call.await.expect("joins").expect("read after re-auth");
+        assert_eq!(rec["Name"], "Acme");
+    }
+    assert_eq!(
+        org.grants.load(Ordering::SeqCst),
+        2,
+        "one grant, then one re-authentication shared by every caller"
+    );
+    assert!(org.data_calls.load(Ordering::SeqCst) <= 16);
+}
+
+#[tokio::test]
+async fn a_token_naming_a_foreign_instance_is_refused_before_anything_is_sent_there() {
+    let (base, org) = org().await;
+    *org.instance.lock().expect("lock") = "https://attacker.example".into();
+    let c = jwt_client(&base);
+    let e = c
+        .sobject("Account")
+        .get("001D000000IqhSLIAZ", &[])
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert!(e.to_string().contains("attacker.example"), "{e}");
+    assert!(!e.to_string().contains("tok-"), "no token in errors: {e}");
+    assert_eq!(org.data_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_by_the_token_endpoint_as_an_auth_error() {
+    let (base, _org) = org().await;
+    let other = std::process::Command::new("openssl")
+        .args(["genrsa", "2048"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
+    // Without openssl on the machine, the committed public key's mismatch is shown with
+    // the right key signing for another audience instead.
+    let flow = match other {
+        Some(pem) => JwtBearer::new(
+            "consumer-key",
+            "ada@example.com",
+            &SecretString::from(pem),
+            &base,
+        )
+        .expect("key")
+        .audience("https://login.example.test"),
+        None => JwtBearer::new(
+            "consumer-key",
+            "ada@example.com",
+            &SecretString::from(fixture("throwaway-test-key.pem")),
+            &base,
+        )
+        .expect("key"),
+    };
+    let c = Client::builder()
+        .login_url(&base)
+        .jwt(flow)
+        .retry(fast_retry())
+        .build()
+        .expect("builds");
+    let e = c
+        .sobject("Account")
+        .get("001D000000IqhSLIAZ", &[])
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert!(e.to_string().contains("invalid_grant"), "{e}");
+}

@@ -1,0 +1,353 @@
+//! `SalesforceConnector` against the sandbox: the change feed with resume and tombstones,
+//! patches, idempotent creates, activities, per-record outcomes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use crmkit_core::connector::{Change, Marked};
+use crmkit_core::{
+    Activity, ActivityKind, Company, Connector, Deal, ErrorKind, Money, ObjectKind, Person, Record,
+    RecordRef,
+};
+use crmkit_salesforce::SalesforceConnector;
+use futures::TryStreamExt;
+use serde_json::Value;
+
+use crate::sandbox::{jwt_client, strict};
+
+fn company(name: &str) -> Record {
+    Record::Company(Company {
+        name: name.into(),
+        url: Some(format!("https://www.{}.example", name.to_lowercase())),
+        ..Company::default()
+    })
+}
+
+/// Waits until the sandbox's clock is in a later second, so the feed's bound (the `Date`
+/// header, whole seconds) covers what was just written.
+async fn next_second() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+#[tokio::test]
+async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions() {
+    let sandbox = strict(40, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_page_size(3);
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let accounts = sandbox.count("Account");
+    assert!(accounts > 3);
+    assert_eq!(first.len(), accounts, "every account once");
+    let ids: HashSet<&str> = first.iter().filter_map(Change::id).collect();
+    assert_eq!(ids.len(), accounts);
+    let mut last_time = None;
+    for c in &first {
+        let Change::Upsert { record, .. } = c else {
+            panic!("only upserts on a first run: {c:?}")
+        };
+        assert!(record.updated_at() >= last_time, "oldest first");
+        last_time = record.updated_at();
+    }
+    let cursor = first.last().expect("changes").cursor().clone();
+
+    // Nothing changed: a resumed run re-reads at most the overlap window.
+    let again: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor.clone()))
+        .try_collect()
+        .await
+        .expect("feed");
+    assert!(again.iter().all(|c| matches!(c, Change::Upsert { .. })));
+
+    let created = conn.create(vec![company("Fresh")]).await;
+    let fresh = created.results[0].as_ref().expect("created").clone();
+    let victim = first[0].id().expect("id").to_string();
+    let gone = conn
+        .delete(vec![RecordRef::new(
+            crmkit_core::Crm::Salesforce,
+            ObjectKind::Company,
+            victim.clone(),
+        )])
+        .await;
+    assert!(gone.results[0].is_ok());
+    next_second().await;
+    let later: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect()
+        .await
+        .expect("feed");
+    let tombstones: Vec<&str> = later
+        .iter()
+        .filter_map(|c| match c {
+            Change::Deleted { record, .. } => Some(record.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tombstones, vec![victim.as_str()]);
+    assert!(
+        matches!(later.first(), Some(Change::Deleted { .. })),
+        "tombstones come first"
+    );
+    assert!(later.iter().any(|c| c.id() == Some(fresh.id.as_str())));
+    assert!(!later.iter().any(
+        |c| matches!(c, Change::Upsert { record, .. } if record.id() == Some(victim.as_str()))
+    ));
+    let foreign = crmkit_core::ChangeCursor("hs1.{}".into());
+    let e = conn
+        .changes(ObjectKind::Company, Some(foreign))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("foreign cursor");
+    assert_eq!(e.kind(), ErrorKind::Validation);
+}
+
+#[tokio::test]
+async fn updates_are_patches_and_an_unchanged_record_sends_nothing() {
+    let sandbox = strict(6, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    let made = conn.create(vec![company("Patchy")]).await;
+    let id = made.results[0].as_ref().expect("created").id.clone();
+    let read = conn.get(ObjectKind::Company, &id).await.expect("read");
+    let Record::Company(c) = &read else {
+        panic!("company")
+    };
+    assert_eq!(c.domain.as_deref(), Some("patchy.example"));
+
+    let before = sandbox.stats().requests.len();
+    let same = conn.update(vec![read.clone()]).await;
+    assert!(same.results[0].is_ok());
+    assert_eq!(sandbox.stats().requests.len(), before, "nothing sent");
+
+    let mut changed = c.clone();
+    changed.description = Some("Now described".into());
+    changed.url = None;
+    changed.domain = None;
+    let out = conn.update(vec![Record::Company(changed)]).await;
+    assert!(out.results[0].is_ok(), "{:?}", out.results);
+    let back = conn.get(ObjectKind::Company, &id).await.expect("read");
+    let Record::Company(b) = back else {
+        panic!("company")
+    };
+    assert_eq!(b.description.as_deref(), Some("Now described"));
+    assert_eq!(b.url, None, "a field cleared from raw is cleared");
+    assert_eq!(b.domain, None);
+    assert_eq!(b.name, "Patchy");
+
+    // Without raw, only fields that are set are sent: the description stays.
+    let bare = Record::Company(Company {
+        id: Some(id.clone()),
+        name: "Patchy Renamed".into(),
+        ..Company::default()
+    });
+    assert!(conn.update(vec![bare]).await.results[0].is_ok());
+    let Record::Company(b) = conn.get(ObjectKind::Company, &id).await.expect("read") else {
+        panic!("company")
+    };
+    assert_eq!(b.name, "Patchy Renamed");
+    assert_eq!(b.description.as_deref(), Some("Now described"));
+
+    let missing = Record::Company(Company {
+        id: Some("001000000000000AAA".into()),
+        name: "Ghost".into(),
+        ..Company::default()
+    });
+    let out = conn.update(vec![missing]).await;
+    let e = out.results[0].as_ref().expect_err("missing");
+    assert!(e.record().is_some_and(|r| r.contains("Ghost")), "{e}");
+}
+
+#[tokio::test]
+async fn marked_creates_are_idempotent_and_share_results_within_a_batch() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_marker_field("External_Id__c");
+    let batch = || {
+        vec![
+            Marked {
+                record: company("One"),
+                marker: "src-1".into(),
+            },
+            Marked {
+                record: company("Two"),
+                marker: "src-2".into(),
+            },
+            Marked {
+                record: company("One again"),
+                marker: "src-1".into(),
+            },
+            Marked {
+                record: Record::Company(Company::default()),
+                marker: "src-bad".into(),
+            },
+        ]
+    };
+    let first = conn.create_marked(batch()).await;
+    let a = first.results[0].as_ref().expect("one").clone();
+    assert_eq!(first.results[2].as_ref().expect("shared"), &a);
+    assert!(first.results[3].is_err(), "a nameless account is refused");
+    assert_eq!(sandbox.count("Account"), 2);
+    let second = conn.create_marked(batch()).await;
+    assert_eq!(second.results[0].as_ref().expect("found"), &a);
+    assert_eq!(sandbox.count("Account"), 2, "no second record");
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "src-2")
+            .await
+            .expect("lookup"),
+        second.results[1].as_ref().ok().cloned()
+    );
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "nope' OR Name != '")
+            .await
+            .expect("lookup"),
+        None
+    );
+    let unconfigured = SalesforceConnector::new(jwt_client(&sandbox));
+    let e = unconfigured
+        .create_marked(batch())
+        .await
+        .results
+        .remove(0)
+        .expect_err("no marker field");
+    assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn people_deals_and_activities_round_trip() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    let acc = conn.create(vec![company("Acme")]).await.results[0]
+        .as_ref()
+        .expect("account")
+        .id
+        .clone();
+    let person = Record::Person(Person {
+        name: "Ada Lovelace".into(),
+        title: Some("Analyst".into()),
+        emails: vec!["ada@example.com".into()],
+        company_id: Some(acc.clone()),
+        ..Person::default()
+    });
+    let deal = Record::Deal(Deal {
+        name: "Engines".into(),
+        amount: Some(Money::new(1_234_550, "USD")),
+        stage_id: Some("Prospecting".into()),
+        close_date: Some(Utc::now()),
+        company_id: Some(acc.clone()),
+        ..Deal::default()
+    });
+    let mut call = Activity::new(ActivityKind::Call);
+    call.subject = Some("Intro call".into());
+    call.duration_secs = Some(300);
+    call.direction = Some("outbound".into());
+    call.company_id = Some(acc.clone());
+    let mut meeting = Activity::new(ActivityKind::Meeting);
+    meeting.subject = Some("Kick-off".into());
+    meeting.occurred_at = Some(Utc::now());
+    meeting.duration_secs = Some(1800);
+    let note = Activity::new(ActivityKind::Note);
+    let out = conn
+        .create(vec![
+            person,
+            deal,
+            Record::Activity(call),
+            Record::Activity(meeting),
+            Record::Activity(note),
+        ])
+        .await;
+    let e = out.results[4].as_ref().expect_err("notes are refused");
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    let refs: Vec<RecordRef> = out.results[..4]
+        .iter()
+        .map(|r| r.as_ref().expect("created").clone())
+        .collect();
+    let Record::Person(p) = conn
+        .get(ObjectKind::Person, &refs[0].id)
+        .await
+        .expect("person")
+    else {
+        panic!("person")
+    };
+    assert_eq!(p.name, "Ada Lovelace");
+    assert_eq!(p.company_id.as_deref(), Some(acc.as_str()));
+    let Record::Deal(d) = conn.get(ObjectKind::Deal, &refs[1].id).await.expect("deal") else {
+        panic!("deal")
+    };
+    assert_eq!(d.amount, Some(Money::new(1_234_550, "USD")));
+    assert_eq!(d.stage_id.as_deref(), Some("Prospecting"));
+    let Record::Activity(c) = conn
+        .get(ObjectKind::Activity, &refs[2].id)
+        .await
+        .expect("call")
+    else {
+        panic!("activity")
+    };
+    assert_eq!(c.kind, ActivityKind::Call);
+    assert_eq!(c.duration_secs, Some(300));
+    let Record::Activity(m) = conn
+        .get(ObjectKind::Activity, &refs[3].id)
+        .await
+        .expect("meeting")
+    else {
+        panic!("activity")
+    };
+    assert_eq!(m.kind, ActivityKind::Meeting);
+    assert_eq!(m.duration_secs, Some(1800));
+
+    next_second().await;
+    let feed: Vec<Change> = conn
+        .changes(ObjectKind::Activity, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let kinds: Vec<ActivityKind> = feed
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert {
+                record: Record::Activity(a),
+                ..
+            } => Some(a.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![ActivityKind::Call, ActivityKind::Meeting],
+        "Tasks, then Events"
+    );
+    let found: Vec<Record> = conn
+        .search(ObjectKind::Person, "lovelace")
+        .try_collect()
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].raw()["Email"], Value::from("ada@example.com"));
+}
+
+#[tokio::test]
+async fn people_can_be_leads_with_their_company_in_custom() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_leads();
+    let mut lead = Person {
+        name: "Grace Hopper".into(),
+        emails: vec!["grace@example.com".into()],
+        ..Person::default()
+    };
+    let refused = conn.create(vec![Record::Person(lead.clone())]).await;
+    let e = refused.results[0].as_ref().expect_err("no company");
+    assert!(e.field_errors().iter().any(|f| f.field == "Company"), "{e}");
+    lead.custom
+        .insert("Company".into(), Value::from("Compilers Inc"));
+    let made = conn.create(vec![Record::Person(lead)]).await;
+    let r = made.results[0].as_ref().expect("created");
+    assert!(r.id.starts_with("00Q"), "a Lead id: {}", r.id);
+    assert_eq!(sandbox.count("Lead"), 1);
+    assert_eq!(sandbox.count("Contact"), 0);
+    let Record::Person(p) = conn.get(ObjectKind::Person, &r.id).await.expect("read") else {
+        panic!("person")
+    };
+    assert_eq!(p.name, "Grace Hopper");
+    assert_eq!(p.custom["Company"], "Compilers Inc");
+}
