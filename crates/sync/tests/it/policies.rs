@@ -6,7 +6,7 @@ use crmkit_core::Crm;
 use crmkit_sync::config::PolicyKind;
 use serde_json::json;
 
-use super::{World, config, hs_company, linked_acme};
+use super::{Db, World, config, hs_company, linked_acme};
 
 /// Renames Acme in Close, then (later) in HubSpot, and gives HubSpot a description.
 async fn rename_both(w: &World, close: &str, hs: &str) {
@@ -162,7 +162,17 @@ async fn a_change_made_in_one_crm_only_propagates_whatever_the_policy() {
 /// clear from a field never filled), both ways.
 #[tokio::test]
 async fn a_clear_propagates_as_a_clear_both_ways() {
-    let w = World::new().await;
+    clears_propagate(Db::Sqlite).await;
+}
+
+/// The same with the per-side values kept in PostgreSQL.
+#[tokio::test]
+async fn a_clear_propagates_on_postgres() {
+    clears_propagate(Db::Postgres).await;
+}
+
+async fn clears_propagate(db: Db) {
+    let w = World::on(db).await;
     let engine = w.engine(config());
     let (close, hs) = linked_acme(&w, &engine).await;
     w.close_update(
@@ -207,4 +217,5 @@ async fn a_clear_propagates_as_a_clear_both_ways() {
     w.reset_stats();
     let again = engine.run().await.expect("run");
     assert!(!again.wrote(), "{again:?}");
+    w.finish().await;
 }
