@@ -1,5 +1,6 @@
 //! Links: one row per record known in several CRMs, holding each CRM's id and what was last
-//! synced (a hash per side).
+//! synced: a hash per side and, per side, the mapped field values last synced (JSON), so
+//! a sync can tell a field changed or cleared on one side from one left alone.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::error::{db, is_unique_violation, violation_text};
-use crate::store::{Reader, crm_str, new_id, now_ms, object_str, ops, to_ms};
+use crate::store::{Reader, crm_str, json_text, new_id, now_ms, object_str, ops, to_ms};
 use crate::{Error, LinkId, Result};
 
 /// Every CRM, in column order.
@@ -51,6 +52,12 @@ pub struct Link {
     pub hubspot_hash: Option<String>,
     /// Hash of the record as last seen in Salesforce.
     pub salesforce_hash: Option<String>,
+    /// The mapped field values (a JSON object) of the record as last synced in Close.
+    pub close_fields: Option<serde_json::Value>,
+    /// The mapped field values (a JSON object) of the record as last synced in HubSpot.
+    pub hubspot_fields: Option<serde_json::Value>,
+    /// The mapped field values (a JSON object) of the record as last synced in Salesforce.
+    pub salesforce_fields: Option<serde_json::Value>,
     /// Hash of the unified record as last synced.
     pub sync_hash: Option<String>,
     /// The CRM the last sync took the record from.
@@ -81,6 +88,24 @@ impl Link {
             Crm::Close => self.close_hash.as_deref(),
             Crm::HubSpot => self.hubspot_hash.as_deref(),
             Crm::Salesforce => self.salesforce_hash.as_deref(),
+        }
+    }
+
+    /// The mapped field values of the record as last synced in `crm` (a JSON object), if
+    /// stored: the base against which a sync tells which fields changed on that side.
+    pub fn fields(&self, crm: Crm) -> Option<&serde_json::Value> {
+        match crm {
+            Crm::Close => self.close_fields.as_ref(),
+            Crm::HubSpot => self.hubspot_fields.as_ref(),
+            Crm::Salesforce => self.salesforce_fields.as_ref(),
+        }
+    }
+
+    fn fields_mut(&mut self, crm: Crm) -> &mut Option<serde_json::Value> {
+        match crm {
+            Crm::Close => &mut self.close_fields,
+            Crm::HubSpot => &mut self.hubspot_fields,
+            Crm::Salesforce => &mut self.salesforce_fields,
         }
     }
 
@@ -120,6 +145,9 @@ impl Link {
             close_hash: r.opt_text("close_hash")?,
             hubspot_hash: r.opt_text("hubspot_hash")?,
             salesforce_hash: r.opt_text("salesforce_hash")?,
+            close_fields: r.opt_json("close_fields")?,
+            hubspot_fields: r.opt_json("hubspot_fields")?,
+            salesforce_fields: r.opt_json("salesforce_fields")?,
             sync_hash: r.opt_text("sync_hash")?,
             sync_source: r.opt_crm("sync_source")?,
             last_synced_at: r.opt_time("last_synced_at")?,
@@ -184,12 +212,13 @@ impl NewLink {
 
 /// A patch to a link: only what is set here changes. `Some(None)` clears a field.
 ///
-/// Changing or clearing a CRM id also clears that side's hash (it described the old record)
-/// unless the same update sets the hash.
+/// Changing or clearing a CRM id also clears that side's hash and field values (they
+/// described the old record) unless the same update sets them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkUpdate {
     ids: BTreeMap<Crm, Option<String>>,
     hashes: BTreeMap<Crm, Option<String>>,
+    fields: BTreeMap<Crm, Option<serde_json::Value>>,
     email: Option<Option<String>>,
     domain: Option<Option<String>>,
     company_name: Option<Option<String>>,
@@ -213,6 +242,13 @@ impl LinkUpdate {
     /// Sets or clears the hash of the record as last seen in `crm`.
     pub fn hash(mut self, crm: Crm, hash: Option<String>) -> Self {
         self.hashes.insert(crm, hash);
+        self
+    }
+
+    /// Sets or clears the mapped field values (a JSON object) of the record as last synced
+    /// in `crm`.
+    pub fn fields(mut self, crm: Crm, fields: Option<serde_json::Value>) -> Self {
+        self.fields.insert(crm, fields);
         self
     }
 
@@ -254,10 +290,14 @@ impl LinkUpdate {
             if out.crm_id(crm) != id.as_deref() {
                 *out.crm_id_mut(crm) = id.clone();
                 *out.hash_mut(crm) = None;
+                *out.fields_mut(crm) = None;
             }
         }
         for (&crm, hash) in &self.hashes {
             *out.hash_mut(crm) = hash.clone();
+        }
+        for (&crm, fields) in &self.fields {
+            *out.fields_mut(crm) = fields.clone();
         }
         if let Some(v) = &self.email {
             out.email = v.clone();
@@ -292,8 +332,8 @@ pub struct Upserted {
 }
 
 const SELECT: &str = "SELECT id, entity_type, close_id, hubspot_id, salesforce_id, email, domain, \
-    company_name, close_hash, hubspot_hash, salesforce_hash, sync_hash, sync_source, \
-    last_synced_at, version, created_at, updated_at FROM crm_sync_records";
+    company_name, close_hash, hubspot_hash, salesforce_hash, close_fields, hubspot_fields, \
+    salesforce_fields, sync_hash, sync_source, last_synced_at, version, created_at, updated_at FROM crm_sync_records";
 
 ops! {
     /// The link with this id.
@@ -550,6 +590,9 @@ async fn insert(conn: &mut AnyConnection, new: &NewLink) -> Result<Link> {
         close_hash: None,
         hubspot_hash: None,
         salesforce_hash: None,
+        close_fields: None,
+        hubspot_fields: None,
+        salesforce_fields: None,
         sync_hash: None,
         sync_source: None,
         last_synced_at: None,
@@ -606,7 +649,8 @@ async fn write(conn: &mut AnyConnection, next: &Link, expected: i64) -> Result<L
         "UPDATE crm_sync_records SET close_id = $1, hubspot_id = $2, salesforce_id = $3, \
          email = $4, domain = $5, company_name = $6, close_hash = $7, hubspot_hash = $8, \
          salesforce_hash = $9, sync_hash = $10, sync_source = $11, last_synced_at = $12, \
-         version = $13, updated_at = $14 WHERE id = $15 AND version = $16",
+         version = $13, updated_at = $14, close_fields = $15, hubspot_fields = $16, \
+         salesforce_fields = $17 WHERE id = $18 AND version = $19",
     )
     .bind(out.close_id.clone())
     .bind(out.hubspot_id.clone())
@@ -622,6 +666,9 @@ async fn write(conn: &mut AnyConnection, next: &Link, expected: i64) -> Result<L
     .bind(out.last_synced_at.map(to_ms))
     .bind(out.version)
     .bind(to_ms(out.updated_at))
+    .bind(out.close_fields.as_ref().map(json_text))
+    .bind(out.hubspot_fields.as_ref().map(json_text))
+    .bind(out.salesforce_fields.as_ref().map(json_text))
     .bind(out.id.as_str())
     .bind(expected)
     .execute(&mut *conn)

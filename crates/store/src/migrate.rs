@@ -164,6 +164,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE UNIQUE INDEX webhook_inbox_delivery ON webhook_inbox (crm, delivery_id)",
         ],
     },
+    Migration {
+        version: 4,
+        name: "per-side field values last synced",
+        statements: &[
+            // Each side's mapped field values as last synced (a JSON object), so a sync tells
+            // a field changed or cleared on one side from one that side left alone.
+            "ALTER TABLE crm_sync_records ADD COLUMN close_fields TEXT",
+            "ALTER TABLE crm_sync_records ADD COLUMN hubspot_fields TEXT",
+            "ALTER TABLE crm_sync_records ADD COLUMN salesforce_fields TEXT",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -350,6 +350,17 @@ fn parse_rule(text: &str) -> Result<Rule> {
 impl Config {
     /// Parses and checks `crmkit.toml` text; errors name the table and key at fault.
     pub fn from_toml(text: &str) -> Result<Self> {
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| Error::config(format!("crmkit.toml: {}", e.message().trim())))?;
+        // Asking for activities must not pass for syncing them: they are not synced yet.
+        if table.contains_key("activity") {
+            return Err(Error::config(
+                "crmkit.toml [activity]: activities are not synced by this version: the engine \
+                 does not map activity fields, and the Close connector cannot create activities \
+                 idempotently (built-in activities have no custom field to hold a marker), so a \
+                 restarted run could duplicate them; remove the [activity] table",
+            ));
+        }
         let config: Config = toml::from_str(text)
             .map_err(|e| Error::config(format!("crmkit.toml: {}", e.message().trim())))?;
         config.validate()?;
@@ -633,6 +644,7 @@ mod tests {
                 .to_string()
         };
         assert!(bad("[company]\nfields = [\"nmae\"]").contains("unknown field \"nmae\""));
+        assert!(bad("[activity]\nenabled = true").contains("activities are not synced"));
         assert!(
             bad("[company]\nfields = [\"name\"]\nconflict = { primary = \"salesforce\" }")
                 .contains("does not take part")

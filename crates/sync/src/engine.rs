@@ -21,7 +21,7 @@ use crate::config::{Config, DeletePolicy};
 use crate::matching;
 use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen};
 use crate::resolve::FieldConflict;
-use crate::values::reference_kind;
+use crate::values::{FieldMap, reference_kind};
 
 /// Reads in flight at once when completing links and reading written records back.
 const READ_CONCURRENCY: usize = 8;
@@ -950,11 +950,8 @@ impl Engine {
 
         // Hashes: what each side holds now. Written records are read back, so a CRM that
         // normalises or ignores a value does not make our own write look like its change.
-        let mut hashes: Vec<BTreeMap<Crm, String>> = plan
-            .groups
-            .iter()
-            .map(|g| g.seen.iter().map(|(c, (h, _))| (*c, h.clone())).collect())
-            .collect();
+        let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
+            plan.groups.iter().map(|g| g.seen.clone()).collect();
         let reads: Vec<(usize, RecordRef, Result<Record>)> = stream::iter(written)
             .filter(|(i, _)| futures::future::ready(!failed.contains(i)))
             .map(|(i, r)| async move {
@@ -967,7 +964,7 @@ impl Engine {
         for (i, r, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
                 Ok(seen) => {
-                    hashes[i].insert(r.crm, seen.hash);
+                    hashes[i].insert(r.crm, (seen.hash, seen.fields));
                 }
                 Err(e) => {
                     clean = false;
@@ -983,9 +980,16 @@ impl Engine {
             };
             let mut update = LinkUpdate::new();
             let mut any = false;
-            for (crm, h) in &hashes[i] {
+            for (crm, (h, fields)) in &hashes[i] {
                 if link.hash(*crm) != Some(h.as_str()) {
                     update = update.hash(*crm, Some(h.clone()));
+                    any = true;
+                }
+                // The side's values are the base that tells next run's changes (and clears)
+                // on that side from the fields it left alone.
+                let values = fields_json(fields);
+                if link.fields(*crm) != Some(&values) {
+                    update = update.fields(*crm, Some(values));
                     any = true;
                 }
             }
@@ -1007,7 +1011,11 @@ impl Engine {
 fn link_state(link: &Link) -> LinkState {
     let mut ids = BTreeMap::new();
     let mut hashes = BTreeMap::new();
+    let mut bases = BTreeMap::new();
     for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
+        if let Some(serde_json::Value::Object(m)) = link.fields(crm) {
+            bases.insert(crm, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        }
         if let Some(id) = link.crm_id(crm) {
             ids.insert(crm, id.to_string());
         }
@@ -1019,8 +1027,13 @@ fn link_state(link: &Link) -> LinkState {
         key: link.id.to_string(),
         ids,
         hashes,
-        bases: BTreeMap::new(),
+        bases,
     }
+}
+
+/// A side's mapped fields as the JSON object the store keeps.
+fn fields_json(fields: &FieldMap) -> serde_json::Value {
+    serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// The matching attributes of a group's first side, stored on its link so records seen in

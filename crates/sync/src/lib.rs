@@ -23,8 +23,9 @@
 //!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get);
 //!    a side that is gone is a deletion). Unlinked records are matched ([`matching`]) against
 //!    each other and against stored links by e-mail and domain.
-//! 6. **Plan** ([`plan::plan`]). Per group: sides whose hash equals the stored one did not
-//!    change (a feed record like that is our own write coming back: an *echo*, never sent
+//! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
+//!    store per side) tell, per field, whether that side changed it, left it or cleared it.
+//!    Per group: sides whose hash equals the stored one did not change (a feed record like that is our own write coming back: an *echo*, never sent
 //!    back); a group where nothing changed is skipped. Otherwise fields are resolved
 //!    ([`resolve::resolve`]) into patches for the sides that differ, creates (with an
 //!    idempotency marker `<crm>:<kind>:<id>` of the source) for the CRMs lacking the record,
@@ -34,8 +35,9 @@
 //!    `sent`) before it goes out through the connectors' batch methods
 //!    ([`Connector::create_marked`](crmkit_core::Connector::create_marked), `update`,
 //!    `delete`), and settled or failed per record after. Each field change is audited.
-//!    Written records are read back and their hashes stored, so a CRM that normalises a
-//!    value (or ignores one) does not make our write look like its own change next time.
+//!    Written records are read back and their hashes and field values stored (the base of
+//!    the next run), so a CRM that normalises a value (or ignores one) does not make our
+//!    write look like its own change next time.
 //! 8. **Cursors.** A kind's cursors are saved only after everything they cover is stored,
 //!    and only when every write of the kind succeeded: a failed record is read again next
 //!    run (the rest is idempotent, as its hashes moved).
@@ -69,13 +71,17 @@
 //!
 //! # Conflict resolution
 //!
-//! Per field, the sides that *changed* it are those whose hash moved since the last run
-//! and that hold a value (so an empty value is never mistaken for a deliberate clear). One
-//! changer, or changers that agree, win. Disagreeing changers are settled by the field's
-//! rule: `primary` (the primary CRM's value when it has one, otherwise the first non-empty
-//! one fills it: the primary also wins over the others' one-sided changes), `last_write_wins`
-//! (the changer whose record was modified last, by its own CRM's clock), or `manual`
-//! (nothing is written for the field; a conflict is queued).
+//! Per field, the sides that *changed* it are those whose value differs from their stored
+//! base (a value set, changed or cleared). Without a stored base (a link from before the
+//! store kept them, or a first match) they are the sides whose hash moved and that hold a
+//! value, so an empty value is never mistaken for a deliberate clear. One changer, or
+//! changers that agree, win whatever the rule: a field changed on one side only propagates
+//! from that side, and a clear as an explicit clear (typed fields emptied, custom fields set
+//! to `null`). Only changers that disagree are settled by the field's rule: `primary` (the
+//! primary CRM's value when it has one, otherwise the first non-empty one fills it; it also
+//! decides where values differ and no side is known to have changed them),
+//! `last_write_wins` (the changer whose record was modified last, by its own CRM's clock),
+//! or `manual` (nothing is written for the field; a conflict is queued).
 //!
 //! # `crmkit.toml` reference
 //!
@@ -110,7 +116,9 @@
 //! `emails`, `phones`, `company`; deals `name`, `amount`, `currency`, `stage`, `confidence`,
 //! `close_date`, `company`, `person`. [`config::render_default`] prints a commented default
 //! with the default stage table (New, Qualified, Demo, Proposal, Won, Lost). Activities are
-//! not synced.
+//! not synced: an `[activity]` table is a configuration error saying so (Close's built-in
+//! activities hold no marker, so their creates could not be made idempotent), never a
+//! silent skip.
 //!
 //! # Matching
 //!
@@ -121,9 +129,11 @@
 //! # Limits
 //!
 //! - A kind's changes are held in memory for the run.
-//! - The store keeps each side's hash, not its field values, so a value cleared in one CRM
-//!   is not cleared in the others (the planner supports per-side bases, [`plan::LinkState`],
-//!   for when the store keeps them); until another change fills it, it stays cleared there.
+//! - Links stored before the store kept field values get them at their next change; until
+//!   then (no base) a clear on one side is not told from a field never filled, and is not
+//!   propagated.
+//! - The HubSpot feed leaves records changed in HubSpot's current second for the next run;
+//!   the engine cannot count them (the search leaves them out), so the report does not.
 //! - Unlinked records are matched against the records read in the same run and against
 //!   stored links (by e-mail or domain); an older record never seen by a feed is not a
 //!   candidate.

@@ -79,12 +79,13 @@ pub struct Resolution {
 ///
 /// For each field: the sides that changed it are those whose value differs from their base
 /// (or, without a base, that changed at all and hold a value: without a base an empty value
-/// is never taken for a deliberate clear). One changer, or changers that agree, win. Changers
-/// that disagree are a conflict, settled by the rule: `primary` — the primary CRM's value
-/// if it has one, else the first non-empty one fills it; `last_write_wins` — the changer
-/// with the latest modification time (ties: config order); `manual` — queued. A `primary`
-/// rule also wins when the primary did not change the field: its value is the truth and
-/// the others only fill its gaps.
+/// is never taken for a deliberate clear). One changer, or changers that agree, win whatever
+/// the rule: a value changed in one CRM only propagates from there, a clear as a clear.
+/// Changers that disagree are a conflict, settled by the rule: `primary` — the primary
+/// CRM's value if it has one, else the first non-empty one fills it (the primary's gaps
+/// only); `last_write_wins` — the changer with the latest modification time (ties: config
+/// order); `manual` — queued. Where values differ but no side is known to have changed the
+/// field (no stored base), `primary` still decides and the other rules leave it alone.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<String>) -> Resolution {
     let mut out = Resolution::default();
     let mut fields: BTreeSet<&String> = BTreeSet::new();
@@ -114,45 +115,56 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Strin
             })
             .collect();
         let rule = cfg.rule(field);
-        let decided: Option<(Option<Value>, Crm, Option<Rule>)> = match rule {
-            Rule::Primary(p) => {
-                let primary = sides.iter().find(|s| s.crm == p);
-                match primary.and_then(|s| value(s).map(|v| (v, s.crm))) {
-                    Some((v, c)) => Some((Some(v.clone()), c, Some(rule))),
-                    None => {
-                        let cleared = primary.is_some_and(|s| {
-                            s.base.is_some_and(|b| b.contains_key(field.as_str()))
-                        });
-                        if cleared {
-                            Some((None, p, Some(rule)))
-                        } else {
-                            changers.iter().copied().chain(sides.iter()).find_map(|s| {
-                                value(s).map(|v| (Some(v.clone()), s.crm, Some(rule)))
-                            })
+        let agree = changers
+            .first()
+            .is_some_and(|head| changers.iter().all(|s| value(s) == value(head)));
+        let decided: Option<(Option<Value>, Crm, Option<Rule>)> = if agree {
+            // One side changed the field (or all changers agree): it propagates from there,
+            // whatever the rule; a rule only settles changes that disagree.
+            let head = changers[0];
+            Some((value(head).cloned(), head.crm, None))
+        } else {
+            match rule {
+                Rule::Primary(p) => {
+                    // Several sides changed it differently, or (no base) none is known to have
+                    // changed it: the primary's value wins; when it has none, the primary keeps
+                    // it cleared if it cleared it, and otherwise the others fill it.
+                    let primary = sides.iter().find(|s| s.crm == p);
+                    match primary.and_then(|s| value(s).map(|v| (v, s.crm))) {
+                        Some((v, c)) => Some((Some(v.clone()), c, Some(rule))),
+                        None => {
+                            let cleared = primary.is_some_and(|s| {
+                                s.base.is_some_and(|b| b.contains_key(field.as_str()))
+                            });
+                            if cleared {
+                                Some((None, p, Some(rule)))
+                            } else {
+                                changers.iter().copied().chain(sides.iter()).find_map(|s| {
+                                    value(s).map(|v| (Some(v.clone()), s.crm, Some(rule)))
+                                })
+                            }
                         }
                     }
                 }
-            }
-            Rule::LastWriteWins | Rule::Manual => {
-                let Some(head) = changers.first() else {
-                    continue;
-                };
-                if changers.iter().all(|s| value(s) == value(head)) {
-                    Some((value(head).cloned(), head.crm, None))
-                } else if rule == Rule::Manual {
-                    out.conflicts.push(FieldConflict {
-                        field: field.clone(),
-                        values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
-                    });
-                    None
-                } else {
-                    let mut best = *head;
-                    for s in &changers[1..] {
-                        if s.modified > best.modified {
-                            best = s;
+                Rule::LastWriteWins | Rule::Manual => {
+                    let Some(head) = changers.first() else {
+                        continue;
+                    };
+                    if rule == Rule::Manual {
+                        out.conflicts.push(FieldConflict {
+                            field: field.clone(),
+                            values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
+                        });
+                        None
+                    } else {
+                        let mut best = *head;
+                        for s in &changers[1..] {
+                            if s.modified > best.modified {
+                                best = s;
+                            }
                         }
+                        Some((value(best).cloned(), best.crm, Some(rule)))
                     }
-                    Some((value(best).cloned(), best.crm, Some(rule)))
                 }
             }
         };
@@ -349,17 +361,86 @@ mod tests {
     }
 
     #[test]
-    fn primary_wins_over_an_unconflicted_change_and_is_filled_when_empty() {
+    fn a_one_sided_change_propagates_whatever_the_policy() {
+        // HubSpot alone renamed the record and cleared its description: under every rule
+        // that reaches Close, even with Close as the primary.
+        let base = map(&[("name", json!("Acme")), ("description", json!("old"))]);
+        let close = base.clone();
+        let hs = map(&[("name", json!("Acme Renamed"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: Some(&base),
+                changed: false,
+                modified: at("2024-01-03T00:00:00Z"),
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: Some(&base),
+                changed: true,
+                modified: at("2024-01-01T00:00:00Z"),
+            },
+        ];
+        let mut primary = cfg();
+        primary.conflict.primary = Some(Crm::Close);
+        let mut manual = cfg();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        let mut per_field = cfg();
+        per_field
+            .conflict
+            .fields
+            .insert("name".into(), "close".into());
+        for c in [cfg(), primary, manual, per_field] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert!(r.conflicts.is_empty());
+            assert!(!r.writes.contains_key(&Crm::HubSpot));
+            let cw = &r.writes[&Crm::Close];
+            assert_eq!(cw["name"], Some(json!("Acme Renamed")));
+            assert_eq!(cw["description"], None, "the clear propagates");
+            assert!(r.decisions.iter().all(|d| d.rule.is_none()));
+        }
+    }
+
+    #[test]
+    fn primary_wins_a_real_conflict_and_only_gets_its_gaps_filled() {
         let mut c = cfg();
         c.conflict.primary = Some(Crm::Close);
+        // Both changed the name; only HubSpot has a url.
+        let base = map(&[("name", json!("Acme"))]);
+        let close = map(&[("name", json!("Acme C"))]);
+        let hs = map(&[("name", json!("Acme H")), ("url", json!("acme.com"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: Some(&base),
+                changed: true,
+                modified: at("2024-01-01T00:00:00Z"),
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: Some(&base),
+                changed: true,
+                modified: at("2024-01-02T00:00:00Z"),
+            },
+        ];
+        let r = resolve(&c, &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme C")));
+        assert_eq!(r.writes[&Crm::Close]["url"], Some(json!("acme.com")));
+        let d = r.decisions.iter().find(|d| d.field == "name").unwrap();
+        assert_eq!(d.rule.as_deref(), Some("primary = close"));
+        // Without a base (first sync of a match) the primary decides where values differ.
         let close = map(&[("name", json!("Acme"))]);
-        let hs = map(&[("name", json!("Acme Renamed")), ("url", json!("acme.com"))]);
+        let hs = map(&[("name", json!("Acme Inc")), ("url", json!("acme.com"))]);
         let sides = [
             Side {
                 crm: Crm::Close,
                 fields: &close,
                 base: None,
-                changed: false,
+                changed: true,
                 modified: None,
             },
             Side {

@@ -3,6 +3,7 @@
 use chrono::{TimeZone, Utc};
 use crmkit_core::{Crm, ObjectKind, RecordRef};
 use crmkit_store::{Error, LinkUpdate, NewLink};
+use serde_json::json;
 
 use crate::support::{TestDb, both_backends};
 
@@ -15,6 +16,7 @@ both_backends!(
     racing_upserts_of_one_record_make_one_link,
     upsert_creates_merges_and_refuses,
     unlink_and_hashes,
+    field_values_per_side,
     list_pages_in_id_order,
 );
 
@@ -382,6 +384,67 @@ async fn unlink_and_hashes(db: TestDb) {
     // The last id cannot be unlinked.
     let e = s.unlink(&unlinked, Crm::Close).await.unwrap_err();
     assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
+}
+
+async fn field_values_per_side(db: TestDb) {
+    let s = &db.store;
+    let link = s
+        .insert_link(
+            &NewLink::new(ObjectKind::Person)
+                .crm_id(Crm::Close, "cont_f")
+                .crm_id(Crm::HubSpot, "77"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(link.fields(Crm::Close), None);
+    let close = json!({"name": "Ada", "emails": ["ada@acme.example"], "title": "CTO"});
+    let hubspot = json!({"name": "Ada", "emails": ["ada@acme.example"]});
+    let link = s
+        .update_link(
+            &link,
+            &LinkUpdate::new()
+                .fields(Crm::Close, Some(close.clone()))
+                .fields(Crm::HubSpot, Some(hubspot.clone())),
+        )
+        .await
+        .unwrap();
+    let stored = s.link(&link.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields(Crm::Close), Some(&close));
+    assert_eq!(stored.fields(Crm::HubSpot), Some(&hubspot));
+    assert_eq!(stored.fields(Crm::Salesforce), None);
+    // Only the side named changes; an explicit None clears it.
+    let next = s
+        .update_link(&stored, &LinkUpdate::new().fields(Crm::Close, None))
+        .await
+        .unwrap();
+    let stored = s.link(&next.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields(Crm::Close), None);
+    assert_eq!(stored.fields(Crm::HubSpot), Some(&hubspot));
+    // A side's values describe its record: a new id there drops them, unless set with it.
+    let moved = s
+        .update_link(
+            &stored,
+            &LinkUpdate::new().crm_id(Crm::HubSpot, Some("78".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.fields(Crm::HubSpot), None);
+    let stored = s.link(&moved.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields(Crm::HubSpot), None);
+    let v = json!({"name": "Ada L"});
+    let set = s
+        .update_link(
+            &stored,
+            &LinkUpdate::new()
+                .crm_id(Crm::HubSpot, Some("79".into()))
+                .fields(Crm::HubSpot, Some(v.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.link(&set.id).await.unwrap().unwrap().fields(Crm::HubSpot),
+        Some(&v)
+    );
 }
 
 async fn list_pages_in_id_order(db: TestDb) {

@@ -87,8 +87,21 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
     }
 }
 
+/// Takes the database back to schema version 3 (before the per-side field values).
+async fn downgrade_to_3(db: &TestDb) {
+    for side in ["close", "hubspot", "salesforce"] {
+        db.raw(&format!(
+            "ALTER TABLE crm_sync_records DROP COLUMN {side}_fields"
+        ))
+        .await;
+    }
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 4")
+        .await;
+}
+
 /// Takes the database back to schema version 2 (before the inbox delivery ids).
 async fn downgrade_to_2(db: &TestDb) {
+    downgrade_to_3(db).await;
     db.raw("DROP INDEX webhook_inbox_delivery").await;
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
@@ -99,7 +112,7 @@ async fn downgrade_to_2(db: &TestDb) {
 async fn an_older_database_is_upgraded_in_place(db: TestDb) {
     assert_eq!(
         Store::latest_schema_version(),
-        3,
+        4,
         "update this test for new migrations"
     );
     let s = &db.store;
@@ -107,10 +120,29 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
         .inbox_insert(crmkit_core::Crm::Close, "{}", &serde_json::json!({}))
         .await
         .unwrap();
+    let link = s
+        .insert_link(
+            &crmkit_store::NewLink::new(crmkit_core::ObjectKind::Company)
+                .crm_id(crmkit_core::Crm::Close, "lead_old"),
+        )
+        .await
+        .unwrap();
     downgrade_to_2(&db).await;
     assert_eq!(s.schema_version().await.unwrap(), 2);
-    assert_eq!(s.migrate().await.unwrap(), 1);
-    assert_eq!(s.schema_version().await.unwrap(), 3);
+    assert_eq!(s.migrate().await.unwrap(), 2);
+    assert_eq!(s.schema_version().await.unwrap(), 4);
+    // A link from before migration 4 has no field values, and can be given some.
+    let old = s.link(&link.id).await.unwrap().unwrap();
+    assert_eq!(old.fields(crmkit_core::Crm::Close), None);
+    let v = serde_json::json!({"name": "Old Co"});
+    let new = s
+        .update_link(
+            &old,
+            &crmkit_store::LinkUpdate::new().fields(crmkit_core::Crm::Close, Some(v.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(new.fields(crmkit_core::Crm::Close), Some(&v));
     let item = s.inbox_item(&kept.id).await.unwrap().unwrap();
     assert_eq!(item.delivery_id, None);
     assert!(
@@ -122,6 +154,7 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
 }
 
 async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
+    downgrade_to_3(&db).await;
     // Forget that migration 3 ran but keep its column: applying it again fails midway.
     db.raw("DROP INDEX webhook_inbox_delivery").await;
     db.raw("DELETE FROM crmkit_migrations WHERE version = 3")
@@ -142,6 +175,6 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
     // Repaired by hand, it migrates.
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
-    assert_eq!(db.store.migrate().await.unwrap(), 1);
-    assert_eq!(db.store.schema_version().await.unwrap(), 3);
+    assert_eq!(db.store.migrate().await.unwrap(), 2);
+    assert_eq!(db.store.schema_version().await.unwrap(), 4);
 }

@@ -2,7 +2,6 @@
 //! connectors, and a real SQLite store.
 
 mod deletes;
-mod marked;
 mod policies;
 mod propagation;
 mod safety;
@@ -139,21 +138,11 @@ impl World {
                 .expect("custom field");
             close_conn = close_conn.with_marker_field_for(kind, cf["id"].as_str().expect("id"));
         }
-        let hs_conn = HubSpotConnector::new(hs.clone());
-        for (object, kind) in [
-            ("companies", crmkit_core::ObjectKind::Company),
-            ("contacts", crmkit_core::ObjectKind::Person),
-            ("deals", crmkit_core::ObjectKind::Deal),
-        ] {
-            hs.raw(&ApiRequest::post(
-                format!("crm/v3/properties/{object}"),
-                json!({"name": "crmkit_marker", "label": "crmkit marker", "type": "string",
-                       "fieldType": "text", "groupName": "companyinformation", "hasUniqueValue": true}),
-            ))
-            .await
-            .expect("marker property");
-            let _ = kind;
-        }
+        // Marked creates go through the connector's own path: it creates its unique marker
+        // property on first use and upserts by it (`idProperty`). Contacts keep theirs in
+        // `crmkit_id` too: their default, `email`, would need the e-mail to be the marker.
+        let hs_conn = HubSpotConnector::new(hs.clone())
+            .with_marker_property_for(crmkit_core::ObjectKind::Person, "crmkit_id");
         let dir = std::env::temp_dir().join(format!(
             "crmkit-sync-it-{}-{}",
             std::process::id(),
@@ -183,13 +172,7 @@ impl World {
             hs_sb,
             close,
             hs: hs.clone(),
-            connectors: vec![
-                Arc::new(close_conn),
-                Arc::new(marked::SearchMarked {
-                    inner: hs_conn,
-                    client: hs.clone(),
-                }),
-            ],
+            connectors: vec![Arc::new(close_conn), Arc::new(hs_conn)],
             store,
             schema,
             seen: std::sync::Mutex::new((0, 0)),

@@ -6,7 +6,7 @@ use crmkit_core::Crm;
 use crmkit_sync::config::PolicyKind;
 use serde_json::json;
 
-use super::{World, config, hs_company, linked_acme};
+use super::{Db, World, config, hs_company, linked_acme};
 
 /// Renames Acme in Close, then (later) in HubSpot, and gives HubSpot a description.
 async fn rename_both(w: &World, close: &str, hs: &str) {
@@ -108,4 +108,114 @@ async fn a_per_field_rule_overrides_the_policy() {
     let r = engine.run().await.expect("run");
     assert!(r.errors.is_empty() && r.conflicts.is_empty(), "{r:?}");
     assert_eq!(hs_company(&w, &hs).await.0, "Acme Close");
+}
+
+/// A field changed in one CRM only is no conflict: it reaches the other CRM whatever the
+/// policy. Here Close is the primary and `name` has its own rule naming Close, yet a rename
+/// made in HubSpot alone reaches Close, and one made in Close alone reaches HubSpot.
+#[tokio::test]
+async fn a_change_made_in_one_crm_only_propagates_whatever_the_policy() {
+    let w = World::new().await;
+    let mut c = config();
+    c.company.conflict.primary = Some(Crm::Close);
+    c.company
+        .conflict
+        .fields
+        .insert("name".into(), "close".into());
+    let engine = w.engine(c);
+    let (close, hs) = linked_acme(&w, &engine).await;
+    w.settle().await;
+
+    w.hs_update(
+        "companies",
+        &hs,
+        &[("name", "Acme Renamed In HubSpot"), ("domain", "acme.io")],
+    )
+    .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty() && r.conflicts.is_empty(), "{r:?}");
+    let lead = w.close_get(&format!("lead/{close}/")).await;
+    assert_eq!(lead["name"], "Acme Renamed In HubSpot", "{lead}");
+    assert_eq!(hs_company(&w, &hs).await.0, "Acme Renamed In HubSpot");
+
+    w.settle().await;
+    w.close_update(
+        &format!("lead/{close}/"),
+        json!({"name": "Acme From Close"}),
+    )
+    .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty() && r.conflicts.is_empty(), "{r:?}");
+    assert_eq!(hs_company(&w, &hs).await.0, "Acme From Close");
+    let lead = w.close_get(&format!("lead/{close}/")).await;
+    assert_eq!(lead["name"], "Acme From Close");
+
+    w.settle().await;
+    w.reset_stats();
+    let again = engine.run().await.expect("run");
+    assert!(!again.wrote(), "{again:?}");
+}
+
+/// A value cleared in one CRM is cleared in the other (the stored per-side values tell a
+/// clear from a field never filled), both ways.
+#[tokio::test]
+async fn a_clear_propagates_as_a_clear_both_ways() {
+    clears_propagate(Db::Sqlite).await;
+}
+
+/// The same with the per-side values kept in PostgreSQL.
+#[tokio::test]
+async fn a_clear_propagates_on_postgres() {
+    clears_propagate(Db::Postgres).await;
+}
+
+async fn clears_propagate(db: Db) {
+    let w = World::on(db).await;
+    let engine = w.engine(config());
+    let (close, hs) = linked_acme(&w, &engine).await;
+    w.close_update(
+        &format!("lead/{close}/"),
+        json!({"description": "Makes anvils"}),
+    )
+    .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(hs_company(&w, &hs).await.1, "Makes anvils");
+
+    // Cleared in HubSpot: cleared in Close.
+    w.settle().await;
+    w.hs_update("companies", &hs, &[("description", "")]).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let lead = w.close_get(&format!("lead/{close}/")).await;
+    assert!(
+        lead["description"].is_null() || lead["description"] == "",
+        "cleared in Close: {lead}"
+    );
+
+    // Filled again and cleared in Close: cleared in HubSpot.
+    w.settle().await;
+    w.close_update(&format!("lead/{close}/"), json!({"description": "Back"}))
+        .await;
+    w.settle().await;
+    engine.run().await.expect("run");
+    assert_eq!(hs_company(&w, &hs).await.1, "Back");
+    w.settle().await;
+    w.close_update(&format!("lead/{close}/"), json!({"description": ""}))
+        .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let d = hs_company(&w, &hs).await.1;
+    assert!(d.is_null() || d == "", "cleared in HubSpot: {d}");
+
+    w.settle().await;
+    w.reset_stats();
+    let again = engine.run().await.expect("run");
+    assert!(!again.wrote(), "{again:?}");
+    w.finish().await;
 }

@@ -236,16 +236,8 @@ async fn deals_cross_with_their_stage_amount_and_company() {
     }
     stages.remove("Qualified");
     // HubSpot deals have `deal_currency_code` out of the box
-    // (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties); the
-    // sandbox does not define it yet, so it is added here.
-    w.hs.raw(&crmkit_core::http::ApiRequest::post(
-        "crm/v3/properties/deals",
-        json!({"name": "deal_currency_code", "label": "Currency", "type": "enumeration",
-               "fieldType": "select", "groupName": "dealinformation",
-               "options": [{"label": "USD", "value": "USD"}]}),
-    ))
-    .await
-    .expect("currency property");
+    // (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties), and so
+    // does the sandbox: nothing is defined here.
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
