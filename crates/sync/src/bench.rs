@@ -80,7 +80,11 @@ pub fn bench_sync_plan(n: usize) -> BenchReport {
 
 fn plan_chunk(config: &Config, from: usize, to: usize) -> usize {
     let cfg = &config.company;
-    let mut input = Input::default();
+    let mut input = Input {
+        linked: Vec::with_capacity((to - from).div_ceil(2)),
+        unlinked: Vec::with_capacity(to - from),
+        ..Input::default()
+    };
     for i in from..to {
         let close = company(format!("lead_{i}"), i, false);
         let hs = company(format!("{i}"), i, i % 2 == 0);
