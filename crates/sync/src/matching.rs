@@ -189,7 +189,24 @@ pub enum Found<T> {
 /// An index of candidates by matching key.
 #[derive(Debug)]
 pub struct Index<T> {
-    by_key: HashMap<String, Vec<T>>,
+    by_key: HashMap<String, Slot<T>>,
+}
+
+/// The candidates under one key. Nearly every key has exactly one, so that one is held
+/// inline: a list is allocated only for a key shared by several records.
+#[derive(Debug)]
+enum Slot<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Slot<T> {
+    fn items(&self) -> &[T] {
+        match self {
+            Slot::One(t) => std::slice::from_ref(t),
+            Slot::Many(ts) => ts,
+        }
+    }
 }
 
 impl<T> Default for Index<T> {
@@ -210,9 +227,22 @@ impl<T: Clone + PartialEq> Index<T> {
     pub fn insert(&mut self, keys: &Keys, item: T) {
         for tier in &keys.tiers {
             for k in tier {
-                let slot = self.by_key.entry(k.clone()).or_default();
-                if !slot.contains(&item) {
-                    slot.push(item.clone());
+                match self.by_key.get_mut(k.as_str()) {
+                    None => {
+                        self.by_key.insert(k.clone(), Slot::One(item.clone()));
+                    }
+                    Some(slot) => match slot {
+                        Slot::One(first) if *first == item => {}
+                        Slot::One(first) => {
+                            let first = first.clone();
+                            *slot = Slot::Many(vec![first, item.clone()]);
+                        }
+                        Slot::Many(items) => {
+                            if !items.contains(&item) {
+                                items.push(item.clone());
+                            }
+                        }
+                    },
                 }
             }
         }
@@ -221,18 +251,30 @@ impl<T: Clone + PartialEq> Index<T> {
     /// The candidates for `keys`: the first tier that finds any decides.
     pub fn find(&self, keys: &Keys) -> Found<T> {
         for tier in &keys.tiers {
-            let mut hits: Vec<T> = Vec::new();
+            // One candidate is the common case: a list only once a second distinct one
+            // turns up.
+            let mut one: Option<&T> = None;
+            let mut many: Vec<T> = Vec::new();
             for k in tier {
-                for item in self.by_key.get(k).into_iter().flatten() {
-                    if !hits.contains(item) {
-                        hits.push(item.clone());
+                for item in self.by_key.get(k.as_str()).map_or(&[][..], Slot::items) {
+                    match one {
+                        None => one = Some(item),
+                        Some(o) if o == item => {}
+                        Some(o) => {
+                            if many.is_empty() {
+                                many.push(o.clone());
+                            }
+                            if !many.contains(item) {
+                                many.push(item.clone());
+                            }
+                        }
                     }
                 }
             }
-            match hits.len() {
-                0 => continue,
-                1 => return Found::One(hits.remove(0)),
-                _ => return Found::Many(hits),
+            match one {
+                None => continue,
+                Some(_) if !many.is_empty() => return Found::Many(many),
+                Some(o) => return Found::One(o.clone()),
             }
         }
         Found::None

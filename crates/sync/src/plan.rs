@@ -374,21 +374,22 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
     }
     // Components: a consistent one becomes a group; one holding two records of a CRM is
     // ambiguous as a whole.
-    let mut comps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for n in 0..nodes.len() {
-        let r = root(&mut parent, n);
-        comps.entry(r).or_default().push(n);
-    }
+    // Sorted (root, node) pairs: each component's members in a run, in the order a map of
+    // root → members would give, without a list allocated per component.
+    let mut comps: Vec<(usize, usize)> = (0..nodes.len())
+        .map(|n| (root(&mut parent, n), n))
+        .collect();
+    comps.sort_unstable();
     let mut linked_slots: Vec<Option<(LinkState, BTreeMap<Crm, Seen>)>> =
         linked.into_iter().map(Some).collect();
     let mut free_slots: Vec<Option<Seen>> = unlinked.into_iter().map(Some).collect();
-    for members in comps.into_values() {
+    for members in comps.chunk_by(|a, b| a.0 == b.0) {
         let mut link: Option<LinkState> = None;
         let mut sides: BTreeMap<Crm, Seen> = BTreeMap::new();
         let mut clash = false;
         let mut free_members = Vec::new();
-        for n in &members {
-            match nodes[*n] {
+        for &(_, n) in members {
+            match nodes[n] {
                 Node::Linked(g) => {
                     let Some((l, s)) = linked_slots[g].take() else {
                         continue;
@@ -543,8 +544,13 @@ fn plan_group(
         });
     }
     // The agreed values: the first side's, with its writes applied.
-    let mut agreed: FieldMap = comparable[&first.crm].clone().into_owned();
-    if let Some(w) = resolution.writes.get(&first.crm) {
+    // Only creates need them: not built when every CRM holds the record.
+    let mut agreed: FieldMap = if complete {
+        FieldMap::new()
+    } else {
+        comparable[&first.crm].clone().into_owned()
+    };
+    if let Some(w) = resolution.writes.get(&first.crm).filter(|_| !complete) {
         for (f, v) in w {
             match v {
                 Some(v) => agreed.insert(f.clone(), v.clone()),

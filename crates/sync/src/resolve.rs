@@ -6,22 +6,15 @@ use chrono::{DateTime, Utc};
 use crmkit_core::Crm;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::config::{EntityConfig, Rule};
 use crate::values::FieldMap;
 
-/// The canonical hash of a record's mapped fields: SHA-256 of their JSON with keys in
-/// order (the map is sorted and [`crate::values::canonical`] sorts nested objects and
-/// normalises numbers and strings), first 16 bytes in hex. Two records with the same
-/// synced values hash the same whatever CRM or key order they came from; a record whose
-/// hash equals the one stored for it has nothing new to sync.
+/// The canonical hash of a record's mapped fields ([`crate::values::hash`]). Two records
+/// with the same synced values hash the same whatever CRM or key order they came from; a
+/// record whose hash equals the one stored for it has nothing new to sync.
 pub fn hash(fields: &FieldMap) -> String {
-    let mut h = Sha256::new();
-    // Writing a BTreeMap<String, Value> as JSON cannot fail.
-    let bytes = serde_json::to_vec(fields).unwrap_or_default();
-    h.update(&bytes);
-    hex::encode(&h.finalize()[..16])
+    crate::values::hash(fields)
 }
 
 /// One CRM's side of a linked record, as resolution sees it.
