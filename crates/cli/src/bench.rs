@@ -6,6 +6,7 @@ mod hubspot_upsert;
 mod rate;
 mod reference;
 mod sandbox;
+mod sync_plan;
 
 use crate::failure::Failure;
 
@@ -35,6 +36,11 @@ pub enum Bench {
     /// Last line: `seed_s=… list_per_s=… search_ms=…`. Targets at 100,000 leads (release
     /// build): seeding under 20 s, at least 5,000 leads/s listed, a search page under 50 ms.
     Sandbox(sandbox::Args),
+    /// Plan N synthetic Close/HubSpot record pairs in memory: match, hash, resolve.
+    ///
+    /// Last line: `pairs_per_s=… peak_rss_mb=…`. Targets (release build, 2 cores):
+    /// at least 1,000,000 pairs/s, under 1 GB for 1,000,000 pairs.
+    SyncPlan(sync_plan::Args),
 }
 
 /// Runs a benchmark.
@@ -43,5 +49,6 @@ pub async fn run(bench: Bench) -> Result<(), Failure> {
         Bench::CloseImport(args) => close_import::run(args).await,
         Bench::HubspotUpsert(args) => hubspot_upsert::run(args).await,
         Bench::Sandbox(args) => sandbox::run(args).await,
+        Bench::SyncPlan(args) => sync_plan::run(args),
     }
 }

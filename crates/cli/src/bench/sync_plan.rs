@@ -1,0 +1,30 @@
+//! `bench sync-plan`: the sync planner's speed and memory on synthetic record pairs.
+
+use crate::failure::Failure;
+
+/// Options of `bench sync-plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Record pairs to plan (targets apply to 1,000,000 on a release build).
+    #[arg(long, default_value_t = 1_000_000)]
+    pairs: usize,
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(args: Args) -> Result<(), Failure> {
+    let r = crmkit_sync::bench::bench_sync_plan(args.pairs);
+    if r.writes != args.pairs {
+        return Err(Failure::Bench(format!(
+            "the plans hold {} writes or links for {} pairs",
+            r.writes, args.pairs
+        )));
+    }
+    println!(
+        "pairs={} seconds={:.3} pairs_per_s={:.0} peak_rss_mb={:.1}",
+        r.pairs,
+        r.seconds,
+        r.pairs_per_s,
+        crmkit_sync::bench::peak_rss_mb()
+    );
+    Ok(())
+}

@@ -1,0 +1,927 @@
+//! The planner: from what each CRM holds now and what was stored at the last sync, the
+//! writes that bring the CRMs into agreement. Pure and in memory: nothing here does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crmkit_core::{Crm, ObjectKind, Record, RecordRef, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Config, DeletePolicy, EntityConfig};
+use crate::matching::{self, Found, Index, Keys};
+use crate::resolve::{self, Decision, FieldConflict, Side};
+use crate::values::{self, FieldMap, reference_kind};
+
+/// A record read from one CRM during this run, mapped to unified fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct Seen {
+    /// The CRM it was read from.
+    pub crm: Crm,
+    /// The record as the connector gave it (its `raw` makes updates patches).
+    pub record: Record,
+    /// Its synced fields, canonical, with references as this CRM's ids.
+    pub fields: FieldMap,
+    /// [`resolve::hash`] of `fields`.
+    pub hash: String,
+    /// Whether it came from the change feed (rather than being read to complete a link).
+    pub fed: bool,
+}
+
+impl Seen {
+    /// Maps `record` of `crm` through `cfg`; fails for an unmapped deal stage.
+    pub fn new(crm: Crm, record: Record, cfg: &EntityConfig, fed: bool) -> Result<Self> {
+        let fields = values::extract(&record, crm, cfg)?;
+        let hash = resolve::hash(&fields);
+        Ok(Self {
+            crm,
+            record,
+            fields,
+            hash,
+            fed,
+        })
+    }
+
+    /// The record's id in its CRM (empty for a record without one).
+    pub fn id(&self) -> &str {
+        self.record.id().unwrap_or_default()
+    }
+
+    /// A reference to the record.
+    pub fn reference(&self) -> RecordRef {
+        RecordRef::new(self.crm, self.record.kind(), self.id())
+    }
+}
+
+/// What was stored about a link at the end of the last sync.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkState {
+    /// The store's key for the link.
+    pub key: String,
+    /// The linked record's id in each CRM.
+    pub ids: BTreeMap<Crm, String>,
+    /// The hash of each side's mapped fields as last read from or written to it.
+    pub hashes: BTreeMap<Crm, String>,
+    /// Each side's mapped fields as last read from or written to it, when stored.
+    pub bases: BTreeMap<Crm, FieldMap>,
+}
+
+/// Translates a record id of one CRM into the linked record's id in another.
+pub trait Refs {
+    /// The id in `to` of the record of `kind` that is `id` in `from`, if they are linked.
+    fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
+}
+
+/// [`Refs`] from an in-memory table, for tests and benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct RefTable {
+    groups: Vec<BTreeMap<Crm, String>>,
+    by_id: BTreeMap<(ObjectKind, Crm, String), (ObjectKind, usize)>,
+}
+
+impl RefTable {
+    /// Records that `ids` are one record of `kind`.
+    pub fn link(&mut self, kind: ObjectKind, ids: BTreeMap<Crm, String>) {
+        let n = self.groups.len();
+        for (c, id) in &ids {
+            self.by_id.insert((kind, *c, id.clone()), (kind, n));
+        }
+        self.groups.push(ids);
+    }
+}
+
+impl Refs for RefTable {
+    fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String> {
+        if from == to {
+            return Some(id.to_string());
+        }
+        let (_, g) = self.by_id.get(&(kind, from, id.to_string()))?;
+        self.groups.get(*g)?.get(&to).cloned()
+    }
+}
+
+/// A record to create in `target`, carrying an idempotency marker.
+#[derive(Debug, Clone, Serialize)]
+pub struct Create {
+    /// The CRM to create it in.
+    pub target: Crm,
+    /// The record it copies.
+    pub source: RecordRef,
+    /// The idempotency marker (`<crm>:<kind>:<id>` of the source).
+    pub marker: String,
+    /// The fields set.
+    pub fields: BTreeMap<String, Option<Value>>,
+    /// The record to send.
+    pub record: Record,
+}
+
+/// One field an update changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// The unified field.
+    pub field: String,
+    /// The value before (`None`: empty).
+    pub from: Option<Value>,
+    /// The value after (`None`: cleared).
+    pub to: Option<Value>,
+}
+
+/// A patch to an existing record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Update {
+    /// The record changed.
+    pub target: RecordRef,
+    /// What changes, field by field.
+    pub changes: Vec<FieldChange>,
+    /// The record to send: the current one with the changes applied, so the connector
+    /// sends only the changed fields.
+    pub record: Record,
+}
+
+/// Everything planned for one linked (or newly matched) record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// The stored link, if it existed before this run.
+    pub link: Option<String>,
+    /// The record's id in each CRM it exists in.
+    pub ids: BTreeMap<Crm, String>,
+    /// Each present side's hash and fields as read this run (stored as the new base for
+    /// sides not written).
+    pub seen: BTreeMap<Crm, (String, FieldMap)>,
+    /// Patches.
+    pub updates: Vec<Update>,
+    /// Creates in CRMs that lack the record.
+    pub creates: Vec<Create>,
+    /// Field-level decisions where the CRMs differed.
+    pub decisions: Vec<Decision>,
+    /// Fields queued for a person.
+    pub conflicts: Vec<FieldConflict>,
+}
+
+/// An unlinked record that matched several candidates: for the review queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ambiguous {
+    /// The record.
+    pub record: RecordRef,
+    /// The candidates it matched.
+    pub candidates: Vec<RecordRef>,
+}
+
+/// A deletion and what the delete policy makes of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deletion {
+    /// The record deleted in its CRM.
+    pub deleted: RecordRef,
+    /// The link it belonged to.
+    pub link: String,
+    /// The policy applied.
+    pub policy: DeletePolicy,
+    /// The linked records to delete (`propagate` only).
+    pub targets: Vec<RecordRef>,
+}
+
+/// A record the plan could not handle, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanError {
+    /// The record.
+    pub record: RecordRef,
+    /// Why.
+    pub message: String,
+}
+
+/// The plan for one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The kind planned.
+    pub kind: ObjectKind,
+    /// Linked or newly matched records with work to do.
+    pub groups: Vec<Group>,
+    /// Ambiguous matches (nothing is linked or created for them).
+    pub ambiguous: Vec<Ambiguous>,
+    /// Deletions.
+    pub deletions: Vec<Deletion>,
+    /// Records that could not be planned.
+    pub errors: Vec<PlanError>,
+    /// Linked records none of whose sides changed since the last sync.
+    pub unchanged: usize,
+    /// Feed records whose hash equals the stored one: our own writes coming back, or
+    /// changes to fields that are not synced. Not sent anywhere.
+    pub echoes: usize,
+}
+
+impl Plan {
+    /// Every create, with its group index.
+    pub fn creates(&self) -> impl Iterator<Item = (usize, &Create)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| g.creates.iter().map(move |c| (i, c)))
+    }
+
+    /// Every update, with its group index.
+    pub fn updates(&self) -> impl Iterator<Item = (usize, &Update)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| g.updates.iter().map(move |u| (i, u)))
+    }
+
+    /// Whether the plan writes nothing to any CRM.
+    pub fn is_empty(&self) -> bool {
+        self.creates().next().is_none()
+            && self.updates().next().is_none()
+            && self.deletions.iter().all(|d| d.targets.is_empty())
+    }
+}
+
+/// What the planner is given for one kind.
+#[derive(Debug, Default)]
+pub struct Input {
+    /// Linked records: the stored link and every side read (a side missing here no longer
+    /// exists in its CRM or is not linked yet).
+    pub linked: Vec<(LinkState, BTreeMap<Crm, Seen>)>,
+    /// Records with no link.
+    pub unlinked: Vec<Seen>,
+    /// Tombstones of linked records.
+    pub deleted: Vec<(RecordRef, LinkState)>,
+}
+
+/// Plans `kind` from `input`. `refs` translates reference fields through links.
+pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) -> Plan {
+    let mut out = Plan {
+        kind,
+        groups: Vec::new(),
+        ambiguous: Vec::new(),
+        deletions: Vec::new(),
+        errors: Vec::new(),
+        unchanged: 0,
+        echoes: 0,
+    };
+    let Some(cfg) = config.entity(kind) else {
+        return out;
+    };
+    let crms = &config.sync.crms;
+    let anchor = crms[0];
+
+    // Deletions first: a record deleted and changed in one run is only deleted.
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    for (deleted, link) in input.deleted {
+        gone.insert(link.key.clone());
+        let targets = if cfg.delete == DeletePolicy::Propagate {
+            link.ids
+                .iter()
+                .filter(|(c, _)| **c != deleted.crm)
+                .map(|(c, id)| RecordRef::new(*c, kind, id.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.deletions.push(Deletion {
+            deleted,
+            link: link.key,
+            policy: cfg.delete,
+            targets,
+        });
+    }
+
+    // Matching: unlinked records against each other CRM's unlinked and linked records.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Node {
+        Free(usize),
+        Linked(usize),
+    }
+    let linked: Vec<(LinkState, BTreeMap<Crm, Seen>)> = input
+        .linked
+        .into_iter()
+        .filter(|(l, _)| !gone.contains(&l.key))
+        .collect();
+    let unlinked = input.unlinked;
+    let company_key = |s: &Seen| -> Option<String> {
+        let Record::Deal(d) = &s.record else {
+            return None;
+        };
+        let id = d.company_id.as_deref()?;
+        refs.translate(ObjectKind::Company, s.crm, id, anchor)
+    };
+    let key_of = |s: &Seen| -> Keys { matching::keys(&s.record, company_key(s).as_deref()) };
+    let mut index: BTreeMap<Crm, Index<usize>> = BTreeMap::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    let free_keys: Vec<Keys> = unlinked.iter().map(key_of).collect();
+    for (i, s) in unlinked.iter().enumerate() {
+        index
+            .entry(s.crm)
+            .or_default()
+            .insert(&free_keys[i], nodes.len());
+        nodes.push(Node::Free(i));
+    }
+    for (g, (_, sides)) in linked.iter().enumerate() {
+        for s in sides.values() {
+            index
+                .entry(s.crm)
+                .or_default()
+                .insert(&key_of(s), nodes.len());
+        }
+        nodes.push(Node::Linked(g));
+    }
+    let mut parent: Vec<usize> = (0..nodes.len()).collect();
+    fn root(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let mut ambiguous: BTreeSet<usize> = BTreeSet::new();
+    let describe = |n: usize| -> Vec<RecordRef> {
+        match nodes[n] {
+            Node::Free(i) => vec![unlinked[i].reference()],
+            Node::Linked(g) => linked[g].1.values().map(Seen::reference).collect(),
+        }
+    };
+    if matching::matchable(kind) {
+        let mut claimed: BTreeMap<(Crm, usize), Vec<usize>> = BTreeMap::new();
+        for (i, s) in unlinked.iter().enumerate() {
+            for c in crms.iter().filter(|c| **c != s.crm) {
+                let Some(idx) = index.get(c) else { continue };
+                match idx.find(&free_keys[i]) {
+                    Found::None => {}
+                    Found::One(n) => claimed.entry((s.crm, n)).or_default().push(i),
+                    Found::Many(ns) => {
+                        ambiguous.insert(i);
+                        out.ambiguous.push(Ambiguous {
+                            record: s.reference(),
+                            candidates: ns.into_iter().flat_map(describe).collect(),
+                        });
+                    }
+                }
+            }
+        }
+        for ((_, n), claimants) in claimed {
+            if claimants.len() > 1 {
+                for i in &claimants {
+                    if ambiguous.insert(*i) {
+                        out.ambiguous.push(Ambiguous {
+                            record: unlinked[*i].reference(),
+                            candidates: describe(n),
+                        });
+                    }
+                }
+            } else if !ambiguous.contains(&claimants[0]) {
+                let (a, b) = (root(&mut parent, claimants[0]), root(&mut parent, n));
+                parent[a] = b;
+            }
+        }
+    }
+    // Components: a consistent one becomes a group; one holding two records of a CRM is
+    // ambiguous as a whole.
+    let mut comps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for n in 0..nodes.len() {
+        let r = root(&mut parent, n);
+        comps.entry(r).or_default().push(n);
+    }
+    let mut linked_slots: Vec<Option<(LinkState, BTreeMap<Crm, Seen>)>> =
+        linked.into_iter().map(Some).collect();
+    let mut free_slots: Vec<Option<Seen>> = unlinked.into_iter().map(Some).collect();
+    for members in comps.into_values() {
+        let mut link: Option<LinkState> = None;
+        let mut sides: BTreeMap<Crm, Seen> = BTreeMap::new();
+        let mut clash = false;
+        let mut free_members = Vec::new();
+        for n in &members {
+            match nodes[*n] {
+                Node::Linked(g) => {
+                    let Some((l, s)) = linked_slots[g].take() else {
+                        continue;
+                    };
+                    if link.is_some() {
+                        clash = true;
+                    }
+                    link = Some(l);
+                    for (c, seen) in s {
+                        if sides.insert(c, seen).is_some() {
+                            clash = true;
+                        }
+                    }
+                }
+                Node::Free(i) => {
+                    if ambiguous.contains(&i) {
+                        free_slots[i] = None;
+                        continue;
+                    }
+                    let Some(seen) = free_slots[i].take() else {
+                        continue;
+                    };
+                    free_members.push(seen.reference());
+                    if sides.insert(seen.crm, seen).is_some() {
+                        clash = true;
+                    }
+                }
+            }
+        }
+        if sides.is_empty() && link.is_none() {
+            continue;
+        }
+        if clash {
+            for r in free_members {
+                out.ambiguous.push(Ambiguous {
+                    record: r.clone(),
+                    candidates: sides
+                        .values()
+                        .map(Seen::reference)
+                        .filter(|x| *x != r)
+                        .collect(),
+                });
+            }
+            continue;
+        }
+        plan_group(config, cfg, kind, anchor, link, sides, refs, &mut out);
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_group(
+    config: &Config,
+    cfg: &EntityConfig,
+    kind: ObjectKind,
+    anchor: Crm,
+    link: Option<LinkState>,
+    sides: BTreeMap<Crm, Seen>,
+    refs: &dyn Refs,
+    out: &mut Plan,
+) {
+    let stored = |c: Crm| link.as_ref().and_then(|l| l.hashes.get(&c));
+    let mut any_changed = false;
+    for s in sides.values() {
+        if stored(s.crm) == Some(&s.hash) {
+            if s.fed {
+                out.echoes += 1;
+            }
+        } else {
+            any_changed = true;
+        }
+    }
+    let complete = config.sync.crms.iter().all(|c| sides.contains_key(c));
+    if link.is_some() && !any_changed && complete {
+        out.unchanged += 1;
+        return;
+    }
+    let Some(first) = config.sync.crms.iter().find_map(|c| sides.get(c)) else {
+        return;
+    };
+    // References compared across CRMs as the anchor CRM's ids.
+    let mut skip: BTreeSet<String> = BTreeSet::new();
+    let mut comparable: BTreeMap<Crm, FieldMap> = BTreeMap::new();
+    let mut bases: BTreeMap<Crm, FieldMap> = BTreeMap::new();
+    for s in sides.values() {
+        let mut f = s.fields.clone();
+        to_anchor(&mut f, s.crm, anchor, refs, &mut skip);
+        comparable.insert(s.crm, f);
+        if let Some(b) = link.as_ref().and_then(|l| l.bases.get(&s.crm)) {
+            let mut b = b.clone();
+            to_anchor(&mut b, s.crm, anchor, refs, &mut skip);
+            bases.insert(s.crm, b);
+        }
+    }
+    let side_list: Vec<Side<'_>> = config
+        .sync
+        .crms
+        .iter()
+        .filter_map(|c| sides.get(c))
+        .map(|s| Side {
+            crm: s.crm,
+            fields: &comparable[&s.crm],
+            base: bases.get(&s.crm),
+            changed: stored(s.crm) != Some(&s.hash),
+            modified: s.record.updated_at(),
+        })
+        .collect();
+    let resolution = resolve::resolve(cfg, &side_list, &skip);
+    let mut group = Group {
+        link: link.as_ref().map(|l| l.key.clone()),
+        ids: sides
+            .iter()
+            .map(|(c, s)| (*c, s.id().to_string()))
+            .collect(),
+        seen: sides
+            .iter()
+            .map(|(c, s)| (*c, (s.hash.clone(), s.fields.clone())))
+            .collect(),
+        updates: Vec::new(),
+        creates: Vec::new(),
+        decisions: resolution.decisions,
+        conflicts: resolution.conflicts,
+    };
+    for (crm, writes) in &resolution.writes {
+        let Some(s) = sides.get(crm) else { continue };
+        let (writes, _) = from_anchor(writes, anchor, *crm, refs);
+        if writes.is_empty() {
+            continue;
+        }
+        let mut record = s.record.clone();
+        if let Err(e) = values::apply(&mut record, *crm, cfg, &writes) {
+            out.errors.push(PlanError {
+                record: s.reference(),
+                message: e.to_string(),
+            });
+            continue;
+        }
+        group.updates.push(Update {
+            target: s.reference(),
+            changes: writes
+                .iter()
+                .map(|(f, v)| FieldChange {
+                    field: f.clone(),
+                    from: s.fields.get(f).cloned(),
+                    to: v.clone(),
+                })
+                .collect(),
+            record,
+        });
+    }
+    // The agreed values: the first side's, with its writes applied.
+    let mut agreed = comparable[&first.crm].clone();
+    if let Some(w) = resolution.writes.get(&first.crm) {
+        for (f, v) in w {
+            match v {
+                Some(v) => agreed.insert(f.clone(), v.clone()),
+                None => agreed.remove(f),
+            };
+        }
+    }
+    for skipped in &skip {
+        agreed.remove(skipped);
+    }
+    for crm in config.sync.crms.iter().filter(|c| !sides.contains_key(c)) {
+        let all: BTreeMap<String, Option<Value>> = agreed
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        let (fields, dropped) = from_anchor(&all, anchor, *crm, refs);
+        // A record whose parent is not linked in the target yet waits: created without it,
+        // it would land under no company (or, in Close, under a new lead of its own).
+        let unlinked: Vec<&String> = first
+            .fields
+            .keys()
+            .filter(|f| reference_kind(f).is_some() && (skip.contains(*f) || dropped.contains(*f)))
+            .collect();
+        if !unlinked.is_empty() {
+            out.errors.push(PlanError {
+                record: first.reference(),
+                message: format!(
+                    "not created in {crm} yet: its {} is not linked there (retried next run)",
+                    unlinked
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
+        let mut record = values::blank(kind);
+        if let Err(e) = values::apply(&mut record, *crm, cfg, &fields) {
+            out.errors.push(PlanError {
+                record: first.reference(),
+                message: format!("cannot create it in {crm}: {e}"),
+            });
+            continue;
+        }
+        group.creates.push(Create {
+            target: *crm,
+            source: first.reference(),
+            marker: format!("{}:{}:{}", first.crm, kind, first.id()),
+            fields,
+            record,
+        });
+    }
+    out.groups.push(group);
+}
+
+/// Rewrites reference fields of a record of `crm` into the anchor CRM's ids; a reference
+/// with no link yet is taken out of the comparison.
+fn to_anchor(
+    f: &mut FieldMap,
+    crm: Crm,
+    anchor: Crm,
+    refs: &dyn Refs,
+    skip: &mut BTreeSet<String>,
+) {
+    for (field, v) in f.iter_mut() {
+        let Some(rk) = reference_kind(field) else {
+            continue;
+        };
+        let id = match &*v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match refs.translate(rk, crm, &id, anchor) {
+            Some(a) => *v = Value::String(a),
+            None => {
+                skip.insert(field.clone());
+            }
+        }
+    }
+}
+
+/// The writes for `crm` with references as `crm`'s ids; references with no link in `crm`
+/// are left out (and listed).
+fn from_anchor(
+    writes: &BTreeMap<String, Option<Value>>,
+    anchor: Crm,
+    crm: Crm,
+    refs: &dyn Refs,
+) -> (BTreeMap<String, Option<Value>>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut dropped = Vec::new();
+    for (field, v) in writes {
+        match (reference_kind(field), v) {
+            (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
+                Some(local) => {
+                    out.insert(field.clone(), Some(Value::String(local)));
+                }
+                None => dropped.push(field.clone()),
+            },
+            _ => {
+                out.insert(field.clone(), v.clone());
+            }
+        }
+    }
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use crmkit_core::{Company, Deal, Money, Person};
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::PolicyKind;
+
+    fn cfg() -> Config {
+        Config::new(vec![Crm::Close, Crm::HubSpot])
+    }
+
+    fn company(id: &str, name: &str, url: Option<&str>) -> Record {
+        Record::Company(Company {
+            id: Some(id.into()),
+            name: name.into(),
+            url: url.map(Into::into),
+            ..Company::default()
+        })
+    }
+
+    fn seen(c: &Config, crm: Crm, r: Record) -> Seen {
+        let kind = r.kind();
+        Seen::new(crm, r, c.entity(kind).unwrap(), true).unwrap()
+    }
+
+    #[test]
+    fn unlinked_records_match_link_and_fill_or_create() {
+        let c = cfg();
+        let input = Input {
+            unlinked: vec![
+                seen(
+                    &c,
+                    Crm::Close,
+                    company("lead_1", "Acme Inc", Some("https://acme.com")),
+                ),
+                seen(
+                    &c,
+                    Crm::HubSpot,
+                    company("11", "ACME", Some("www.acme.com/x")),
+                ),
+                seen(&c, Crm::Close, company("lead_2", "Globex", None)),
+            ],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Company, input, &RefTable::default());
+        assert!(p.ambiguous.is_empty() && p.errors.is_empty(), "{p:?}");
+        assert_eq!(p.groups.len(), 2);
+        let acme = p.groups.iter().find(|g| g.ids.len() == 2).expect("matched");
+        assert_eq!(acme.ids[&Crm::HubSpot], "11");
+        assert!(acme.creates.is_empty());
+        let globex = p.groups.iter().find(|g| g.ids.len() == 1).expect("alone");
+        let create = &globex.creates[0];
+        assert_eq!(
+            (create.target, create.marker.as_str()),
+            (Crm::HubSpot, "close:company:lead_2")
+        );
+        assert_eq!(create.fields["name"], Some(json!("Globex")));
+    }
+
+    #[test]
+    fn several_candidates_are_ambiguous_and_neither_linked_nor_created() {
+        let c = cfg();
+        let input = Input {
+            unlinked: vec![
+                seen(&c, Crm::Close, company("lead_1", "Acme Inc", None)),
+                seen(&c, Crm::Close, company("lead_2", "Acme LLC", None)),
+                seen(&c, Crm::HubSpot, company("11", "Acme", None)),
+            ],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Company, input, &RefTable::default());
+        assert_eq!(
+            p.ambiguous.len(),
+            1 + 2,
+            "HubSpot's record sees two, and both claim it"
+        );
+        let hs = p
+            .ambiguous
+            .iter()
+            .find(|a| a.record.crm == Crm::HubSpot)
+            .unwrap();
+        assert_eq!(hs.candidates.len(), 2);
+        assert!(p.groups.is_empty(), "{:?}", p.groups);
+    }
+
+    fn linked(
+        c: &Config,
+        close: Record,
+        hs: Record,
+        base_from: Option<(&Record, &Record)>,
+    ) -> (LinkState, BTreeMap<Crm, Seen>) {
+        let sc = seen(c, Crm::Close, close);
+        let sh = seen(c, Crm::HubSpot, hs);
+        let (bc, bh) = match base_from {
+            Some((a, b)) => (
+                seen(c, Crm::Close, a.clone()),
+                seen(c, Crm::HubSpot, b.clone()),
+            ),
+            None => (sc.clone(), sh.clone()),
+        };
+        let link = LinkState {
+            key: "1".into(),
+            ids: [
+                (Crm::Close, sc.id().to_string()),
+                (Crm::HubSpot, sh.id().to_string()),
+            ]
+            .into(),
+            hashes: [
+                (Crm::Close, bc.hash.clone()),
+                (Crm::HubSpot, bh.hash.clone()),
+            ]
+            .into(),
+            bases: [(Crm::Close, bc.fields), (Crm::HubSpot, bh.fields)].into(),
+        };
+        (link, [(Crm::Close, sc), (Crm::HubSpot, sh)].into())
+    }
+
+    #[test]
+    fn an_unchanged_link_writes_nothing_and_an_echo_is_not_sent_back() {
+        let c = cfg();
+        let a = company("lead_1", "Acme", None);
+        let b = company("11", "Acme", None);
+        let p = plan(
+            &c,
+            ObjectKind::Company,
+            Input {
+                linked: vec![linked(&c, a.clone(), b.clone(), None)],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        assert!(p.is_empty() && p.groups.is_empty());
+        assert_eq!((p.unchanged, p.echoes), (1, 2));
+
+        let renamed = company("lead_1", "Acme Two", None);
+        let p = plan(
+            &c,
+            ObjectKind::Company,
+            Input {
+                linked: vec![linked(&c, renamed, b.clone(), Some((&a, &b)))],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        let ups: Vec<_> = p.updates().collect();
+        assert_eq!(ups.len(), 1);
+        assert_eq!(
+            ups[0].1.target,
+            RecordRef::new(Crm::HubSpot, ObjectKind::Company, "11")
+        );
+        assert_eq!(
+            ups[0].1.changes,
+            vec![FieldChange {
+                field: "name".into(),
+                from: Some(json!("Acme")),
+                to: Some(json!("Acme Two"))
+            }]
+        );
+        assert_eq!(p.echoes, 1, "HubSpot's unchanged side");
+    }
+
+    #[test]
+    fn manual_conflicts_write_nothing_for_the_field() {
+        let mut c = cfg();
+        c.company.conflict.policy = Some(PolicyKind::Manual);
+        let a = company("lead_1", "Acme", None);
+        let b = company("11", "Acme", None);
+        let p = plan(
+            &c,
+            ObjectKind::Company,
+            Input {
+                linked: vec![linked(
+                    &c,
+                    company("lead_1", "Acme C", None),
+                    company("11", "Acme H", None),
+                    Some((&a, &b)),
+                )],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        assert_eq!(p.groups[0].conflicts.len(), 1);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn references_are_translated_through_links_and_deals_match_within_their_company() {
+        let c = cfg();
+        let mut refs = RefTable::default();
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
+        );
+        let person = Record::Person(Person {
+            id: Some("cont_1".into()),
+            name: "Ann".into(),
+            emails: vec!["ann@acme.com".into()],
+            company_id: Some("lead_1".into()),
+            ..Person::default()
+        });
+        let p = plan(
+            &c,
+            ObjectKind::Person,
+            Input {
+                unlinked: vec![seen(&c, Crm::Close, person)],
+                ..Input::default()
+            },
+            &refs,
+        );
+        let (_, create) = p.creates().next().expect("a create");
+        assert_eq!(create.fields["company"], Some(json!("11")));
+        let Record::Person(made) = &create.record else {
+            panic!()
+        };
+        assert_eq!(made.company_id.as_deref(), Some("11"));
+
+        let deal = |crm_company: &str, id: &str, amount| {
+            Record::Deal(Deal {
+                id: Some(id.into()),
+                name: "Renewal 2025".into(),
+                company_id: Some(crm_company.into()),
+                amount: Some(Money::new(amount, "USD")),
+                ..Deal::default()
+            })
+        };
+        let p = plan(
+            &c,
+            ObjectKind::Deal,
+            Input {
+                unlinked: vec![
+                    seen(&c, Crm::Close, deal("lead_1", "oppo_1", 10_000)),
+                    seen(&c, Crm::HubSpot, deal("11", "d1", 10_000)),
+                ],
+                ..Input::default()
+            },
+            &refs,
+        );
+        assert_eq!(p.groups.len(), 1, "{p:?}");
+        assert_eq!(p.groups[0].ids.len(), 2);
+        assert!(p.is_empty(), "same values: a link and nothing to write");
+    }
+
+    #[test]
+    fn delete_policies() {
+        for (policy, targets) in [
+            (DeletePolicy::Ignore, 0),
+            (DeletePolicy::Flag, 0),
+            (DeletePolicy::Propagate, 1),
+        ] {
+            let mut c = cfg();
+            c.company.delete = policy;
+            let (link, _) = linked(
+                &c,
+                company("lead_1", "A", None),
+                company("11", "A", None),
+                None,
+            );
+            let p = plan(
+                &c,
+                ObjectKind::Company,
+                Input {
+                    deleted: vec![(
+                        RecordRef::new(Crm::Close, ObjectKind::Company, "lead_1"),
+                        link,
+                    )],
+                    ..Input::default()
+                },
+                &RefTable::default(),
+            );
+            assert_eq!(p.deletions.len(), 1);
+            assert_eq!(p.deletions[0].targets.len(), targets, "{policy:?}");
+            assert_eq!(p.deletions[0].policy, policy);
+        }
+    }
+}

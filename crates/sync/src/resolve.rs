@@ -1,0 +1,401 @@
+//! Canonical hashes of mapped fields, and field-level conflict resolution.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use crmkit_core::Crm;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::{EntityConfig, Rule};
+use crate::values::FieldMap;
+
+/// The canonical hash of a record's mapped fields: SHA-256 of their JSON with keys in
+/// order (the map is sorted and [`crate::values::canonical`] sorts nested objects and
+/// normalises numbers and strings), first 16 bytes in hex. Two records with the same
+/// synced values hash the same whatever CRM or key order they came from; a record whose
+/// hash equals the one stored for it has nothing new to sync.
+pub fn hash(fields: &FieldMap) -> String {
+    let mut h = Sha256::new();
+    // Writing a BTreeMap<String, Value> as JSON cannot fail.
+    let bytes = serde_json::to_vec(fields).unwrap_or_default();
+    h.update(&bytes);
+    hex::encode(&h.finalize()[..16])
+}
+
+/// One CRM's side of a linked record, as resolution sees it.
+#[derive(Debug, Clone)]
+pub struct Side<'a> {
+    /// The CRM.
+    pub crm: Crm,
+    /// Its current mapped values (references in a form comparable across CRMs).
+    pub fields: &'a FieldMap,
+    /// The values this side held when last synced, when known: a field differing from them
+    /// was changed on this side.
+    pub base: Option<&'a FieldMap>,
+    /// Whether the record changed since last synced (its hash differs from the stored one).
+    pub changed: bool,
+    /// The CRM's own modification time of the record.
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// How one field was settled where the CRMs held different values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// The unified field.
+    pub field: String,
+    /// The value every CRM gets (`None`: cleared).
+    pub value: Option<Value>,
+    /// The CRM whose value won.
+    pub winner: Crm,
+    /// The rule that settled a real conflict (several CRMs changed it differently); `None`
+    /// when only one CRM changed the field.
+    pub rule: Option<String>,
+}
+
+/// A field left for a person to decide (the `manual` rule).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldConflict {
+    /// The unified field.
+    pub field: String,
+    /// Each CRM's value (`None`: empty).
+    pub values: BTreeMap<Crm, Option<Value>>,
+}
+
+/// The outcome of resolving one linked record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Resolution {
+    /// The settled fields.
+    pub decisions: Vec<Decision>,
+    /// Fields queued as conflicts; nothing is written for them.
+    pub conflicts: Vec<FieldConflict>,
+    /// Per CRM: field → new value (`None` clears) to patch onto its record.
+    pub writes: BTreeMap<Crm, BTreeMap<String, Option<Value>>>,
+}
+
+/// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a
+/// reference that cannot be compared yet) are left alone.
+///
+/// For each field: the sides that changed it are those whose value differs from their base
+/// (or, without a base, that changed at all and hold a value: without a base an empty value
+/// is never taken for a deliberate clear). One changer, or changers that agree, win. Changers
+/// that disagree are a conflict, settled by the rule: `primary` — the primary CRM's value
+/// if it has one, else the first non-empty one fills it; `last_write_wins` — the changer
+/// with the latest modification time (ties: config order); `manual` — queued. A `primary`
+/// rule also wins when the primary did not change the field: its value is the truth and
+/// the others only fill its gaps.
+pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<String>) -> Resolution {
+    let mut out = Resolution::default();
+    let mut fields: BTreeSet<&String> = BTreeSet::new();
+    for s in sides {
+        fields.extend(s.fields.keys());
+        if let Some(b) = s.base {
+            fields.extend(b.keys());
+        }
+    }
+    for field in fields {
+        if skip.contains(field.as_str()) {
+            continue;
+        }
+        fn get<'v>(s: &Side<'v>, field: &str) -> Option<&'v Value> {
+            s.fields.get(field)
+        }
+        let value = |s: &Side<'a>| get(s, field.as_str());
+        let first = value(&sides[0]);
+        if sides.iter().all(|s| value(s) == first) {
+            continue;
+        }
+        let changers: Vec<&Side<'a>> = sides
+            .iter()
+            .filter(|s| match s.base {
+                Some(b) => b.get(field.as_str()) != value(s),
+                None => s.changed && value(s).is_some(),
+            })
+            .collect();
+        let rule = cfg.rule(field);
+        let decided: Option<(Option<Value>, Crm, Option<Rule>)> = match rule {
+            Rule::Primary(p) => {
+                let primary = sides.iter().find(|s| s.crm == p);
+                match primary.and_then(|s| value(s).map(|v| (v, s.crm))) {
+                    Some((v, c)) => Some((Some(v.clone()), c, Some(rule))),
+                    None => {
+                        let cleared = primary.is_some_and(|s| {
+                            s.base.is_some_and(|b| b.contains_key(field.as_str()))
+                        });
+                        if cleared {
+                            Some((None, p, Some(rule)))
+                        } else {
+                            changers.iter().copied().chain(sides.iter()).find_map(|s| {
+                                value(s).map(|v| (Some(v.clone()), s.crm, Some(rule)))
+                            })
+                        }
+                    }
+                }
+            }
+            Rule::LastWriteWins | Rule::Manual => {
+                let Some(head) = changers.first() else {
+                    continue;
+                };
+                if changers.iter().all(|s| value(s) == value(head)) {
+                    Some((value(head).cloned(), head.crm, None))
+                } else if rule == Rule::Manual {
+                    out.conflicts.push(FieldConflict {
+                        field: field.clone(),
+                        values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
+                    });
+                    None
+                } else {
+                    let mut best = *head;
+                    for s in &changers[1..] {
+                        if s.modified > best.modified {
+                            best = s;
+                        }
+                    }
+                    Some((value(best).cloned(), best.crm, Some(rule)))
+                }
+            }
+        };
+        let Some((v, winner, by)) = decided else {
+            continue;
+        };
+        let real_conflict = {
+            let mut distinct: Vec<Option<&Value>> = Vec::new();
+            for s in &changers {
+                if !distinct.contains(&value(s)) {
+                    distinct.push(value(s));
+                }
+            }
+            distinct.len() > 1
+        };
+        for s in sides {
+            if value(s) != v.as_ref() {
+                out.writes
+                    .entry(s.crm)
+                    .or_default()
+                    .insert(field.clone(), v.clone());
+            }
+        }
+        out.decisions.push(Decision {
+            field: field.clone(),
+            value: v,
+            winner,
+            rule: by.filter(|_| real_conflict).map(|r| r.to_string()),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{Config, PolicyKind};
+
+    fn map(pairs: &[(&str, Value)]) -> FieldMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn at(s: &str) -> Option<DateTime<Utc>> {
+        crmkit_core::time::parse_timestamp(s)
+    }
+
+    fn cfg() -> EntityConfig {
+        Config::new(vec![Crm::Close, Crm::HubSpot]).company
+    }
+
+    #[test]
+    fn hashes_ignore_key_order_and_number_forms() {
+        let a = map(&[("a", json!(1)), ("b", json!("x"))]);
+        let mut b = FieldMap::new();
+        b.insert("b".into(), crate::values::canonical(&json!(" x ")).unwrap());
+        b.insert("a".into(), crate::values::canonical(&json!(1.0)).unwrap());
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(hash(&a), hash(&map(&[("a", json!(2)), ("b", json!("x"))])));
+        assert_eq!(hash(&a).len(), 32);
+    }
+
+    #[test]
+    fn one_changed_side_wins_including_a_deliberate_clear() {
+        let base = map(&[("name", json!("Acme")), ("url", json!("a.com"))]);
+        let close = map(&[("name", json!("Acme 2"))]);
+        let hs = base.clone();
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: Some(&base),
+                changed: true,
+                modified: None,
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: Some(&base),
+                changed: false,
+                modified: None,
+            },
+        ];
+        let r = resolve(&cfg(), &sides, &BTreeSet::new());
+        assert!(r.conflicts.is_empty());
+        let hw = &r.writes[&Crm::HubSpot];
+        assert_eq!(hw["name"], Some(json!("Acme 2")));
+        assert_eq!(hw["url"], None, "cleared on Close, cleared on HubSpot");
+        assert!(!r.writes.contains_key(&Crm::Close));
+        assert!(
+            r.decisions
+                .iter()
+                .all(|d| d.winner == Crm::Close && d.rule.is_none())
+        );
+    }
+
+    #[test]
+    fn without_a_base_empty_values_only_get_filled() {
+        let close = map(&[("name", json!("Acme"))]);
+        let hs = map(&[("name", json!("Acme")), ("url", json!("a.com"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: None,
+                changed: true,
+                modified: at("2024-01-02T00:00:00Z"),
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: None,
+                changed: true,
+                modified: at("2024-01-01T00:00:00Z"),
+            },
+        ];
+        let r = resolve(&cfg(), &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::Close]["url"], Some(json!("a.com")));
+        assert!(!r.writes.contains_key(&Crm::HubSpot));
+    }
+
+    #[test]
+    fn each_policy_settles_a_real_conflict_its_way() {
+        let base = map(&[("name", json!("Acme"))]);
+        let close = map(&[
+            ("name", json!("Acme C")),
+            ("description", json!("from close")),
+        ]);
+        let hs = map(&[("name", json!("Acme H"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: Some(&base),
+                changed: true,
+                modified: at("2024-01-01T00:00:00Z"),
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: Some(&base),
+                changed: true,
+                modified: at("2024-01-02T00:00:00Z"),
+            },
+        ];
+        let none = BTreeSet::new();
+
+        let lww = resolve(&cfg(), &sides, &none);
+        assert_eq!(lww.writes[&Crm::Close]["name"], Some(json!("Acme H")));
+        assert_eq!(
+            lww.writes[&Crm::HubSpot]["description"],
+            Some(json!("from close"))
+        );
+        let d = lww.decisions.iter().find(|d| d.field == "name").unwrap();
+        assert_eq!(
+            (d.winner, d.rule.as_deref()),
+            (Crm::HubSpot, Some("last_write_wins"))
+        );
+
+        let mut primary = cfg();
+        primary.conflict.primary = Some(Crm::Close);
+        let p = resolve(&primary, &sides, &none);
+        assert_eq!(p.writes[&Crm::HubSpot]["name"], Some(json!("Acme C")));
+        assert!(!p.writes.contains_key(&Crm::Close));
+
+        let mut manual = cfg();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        let m = resolve(&manual, &sides, &none);
+        assert_eq!(m.conflicts.len(), 1);
+        assert_eq!(m.conflicts[0].field, "name");
+        assert_eq!(m.conflicts[0].values[&Crm::HubSpot], Some(json!("Acme H")));
+        assert!(
+            !m.writes.contains_key(&Crm::Close),
+            "nothing written for a manual field"
+        );
+        assert_eq!(
+            m.writes[&Crm::HubSpot]["description"],
+            Some(json!("from close")),
+            "one changer is no conflict"
+        );
+
+        let mut per_field = manual.clone();
+        per_field
+            .conflict
+            .fields
+            .insert("name".into(), "hubspot".into());
+        let f = resolve(&per_field, &sides, &none);
+        assert!(f.conflicts.is_empty());
+        assert_eq!(f.writes[&Crm::Close]["name"], Some(json!("Acme H")));
+    }
+
+    #[test]
+    fn primary_wins_over_an_unconflicted_change_and_is_filled_when_empty() {
+        let mut c = cfg();
+        c.conflict.primary = Some(Crm::Close);
+        let close = map(&[("name", json!("Acme"))]);
+        let hs = map(&[("name", json!("Acme Renamed")), ("url", json!("acme.com"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: None,
+                changed: false,
+                modified: None,
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: None,
+                changed: true,
+                modified: None,
+            },
+        ];
+        let r = resolve(&c, &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme")));
+        assert_eq!(r.writes[&Crm::Close]["url"], Some(json!("acme.com")));
+    }
+
+    #[test]
+    fn skipped_fields_are_left_alone() {
+        let close = map(&[("company", json!("lead_1"))]);
+        let hs = map(&[("company", json!("9"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: None,
+                changed: true,
+                modified: None,
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: None,
+                changed: true,
+                modified: None,
+            },
+        ];
+        let r = resolve(&cfg(), &sides, &["company".to_string()].into());
+        assert!(r.writes.is_empty() && r.decisions.is_empty());
+    }
+}

@@ -1,0 +1,551 @@
+//! Unified field values: reading the synced fields out of a record, their canonical form,
+//! unit conversions, and writing decided values back into a record as a patch.
+//!
+//! A [`FieldMap`] holds only non-empty values: `null`, blank strings, empty lists and empty
+//! objects are all "empty" and absent, so "no value" has one form on every CRM.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crmkit_core::{Company, Crm, Deal, Error, Money, ObjectKind, Person, Record, Result};
+use serde_json::{Map, Number, Value};
+
+use crate::config::{EntityConfig, Unit};
+
+/// Unified field name → canonical non-empty value.
+pub type FieldMap = BTreeMap<String, Value>;
+
+/// The reference fields: they hold a record id of the same CRM and are translated through
+/// links when copied to another CRM.
+pub const REFERENCES: [(&str, ObjectKind); 2] = [
+    ("company", ObjectKind::Company),
+    ("person", ObjectKind::Person),
+];
+
+/// The kind a reference field points at, if `field` is one.
+pub fn reference_kind(field: &str) -> Option<ObjectKind> {
+    REFERENCES
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, k)| *k)
+}
+
+/// Close-style minor units (cents) to a decimal amount: `1999` → `19.99`.
+pub fn cents_to_decimal(cents: i64) -> f64 {
+    cents as f64 / 100.0
+}
+
+/// A decimal amount to minor units, rounded half away from zero: `19.99` → `1999`. `None`
+/// for amounts no `i64` of cents can hold (or not finite).
+pub fn decimal_to_cents(amount: f64) -> Option<i64> {
+    let c = (amount * 100.0).round();
+    (c.is_finite() && c.abs() < 9.0e15).then_some(c as i64)
+}
+
+/// A 0.0–1.0 probability to a 0–100 confidence: `0.25` → `25`.
+pub fn probability_to_confidence(p: f64) -> Option<u8> {
+    (p.is_finite() && (0.0..=1.0).contains(&p)).then(|| (p * 100.0).round() as u8)
+}
+
+/// A 0–100 confidence to a 0.0–1.0 probability: `25` → `0.25`.
+pub fn confidence_to_probability(c: u8) -> f64 {
+    f64::from(c.min(100)) / 100.0
+}
+
+/// The canonical form of a value, or `None` when it is empty.
+///
+/// Strings are trimmed; a string in plain decimal form (`"5"`, `"-1.5"`, no leading zeros,
+/// no exponent) becomes that number, because HubSpot returns every property as a string;
+/// numbers with an integral value become integers (`1.0` → `1`); objects are rebuilt with
+/// sorted keys; lists keep their order but lose empty items.
+pub fn canonical(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Bool(_) => Some(v.clone()),
+        Value::Number(n) => Some(Value::Number(canonical_number(n))),
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return None;
+            }
+            if plain_decimal(t) {
+                if let Some(n) = t.parse::<f64>().ok().and_then(Number::from_f64) {
+                    return Some(Value::Number(canonical_number(&n)));
+                }
+            }
+            Some(Value::String(t.to_string()))
+        }
+        Value::Array(items) => {
+            let items: Vec<Value> = items.iter().filter_map(canonical).collect();
+            (!items.is_empty()).then_some(Value::Array(items))
+        }
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                if let Some(v) = o.get(k).and_then(canonical) {
+                    out.insert(k.clone(), v);
+                }
+            }
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+    }
+}
+
+fn plain_decimal(t: &str) -> bool {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && (int == "0" || !int.starts_with('0'))
+        && int.len() <= 15
+        && frac
+            .is_none_or(|f| !f.is_empty() && f.len() <= 6 && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn canonical_number(n: &Number) -> Number {
+    if n.is_i64() || n.is_u64() {
+        return n.clone();
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Number::from(f as i64),
+        Some(f) => Number::from_f64(f).unwrap_or_else(|| n.clone()),
+        None => n.clone(),
+    }
+}
+
+fn put(map: &mut FieldMap, field: &str, v: Value) {
+    if let Some(v) = canonical(&v) {
+        map.insert(field.to_string(), v);
+    }
+}
+
+fn text(map: &mut FieldMap, field: &str, v: &Option<String>) {
+    if let Some(s) = v {
+        put(map, field, Value::String(s.clone()));
+    }
+}
+
+/// A record id: trimmed text, never read as a number (HubSpot ids are digits).
+fn id_text(map: &mut FieldMap, field: &str, v: &Option<String>) {
+    if let Some(id) = v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        map.insert(field.to_string(), Value::String(id.to_string()));
+    }
+}
+
+fn date(t: &Option<DateTime<Utc>>) -> Option<Value> {
+    t.map(|t| Value::String(t.date_naive().to_string()))
+}
+
+fn list(items: &[String], lower: bool) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| {
+                let s = s.trim();
+                Value::String(if lower {
+                    s.to_lowercase()
+                } else {
+                    s.to_string()
+                })
+            })
+            .collect(),
+    )
+}
+
+fn unit_in(v: &Value, unit: Option<Unit>) -> Value {
+    let Some(f) = v.as_f64() else {
+        return v.clone();
+    };
+    let out = match unit {
+        Some(Unit::Cents) => f / 100.0,
+        Some(Unit::Fraction) => f * 100.0,
+        _ => return v.clone(),
+    };
+    Number::from_f64(out).map_or_else(|| v.clone(), Value::Number)
+}
+
+fn unit_out(v: &Value, unit: Option<Unit>) -> Value {
+    let Some(f) = v.as_f64() else {
+        return v.clone();
+    };
+    match unit {
+        Some(Unit::Cents) => decimal_to_cents(f).map_or_else(|| v.clone(), Value::from),
+        Some(Unit::Fraction) => {
+            Number::from_f64(f / 100.0).map_or_else(|| v.clone(), Value::Number)
+        }
+        _ => v.clone(),
+    }
+}
+
+/// The synced fields of `record` (read from `crm`) in unified, canonical form.
+///
+/// Fails only for a deal whose stage has no entry in the stage map and no fallback: an
+/// unmapped stage is never guessed.
+pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap> {
+    let mut m = FieldMap::new();
+    let wants = |f: &str| cfg.fields.iter().any(|x| x == f);
+    match record {
+        Record::Company(c) => {
+            if wants("name") {
+                put(&mut m, "name", Value::String(c.name.clone()));
+            }
+            if wants("domain") {
+                if let Some(d) = &c.domain {
+                    put(&mut m, "domain", Value::String(d.trim().to_lowercase()));
+                }
+            }
+            if wants("url") {
+                text(&mut m, "url", &c.url);
+            }
+            if wants("description") {
+                text(&mut m, "description", &c.description);
+            }
+        }
+        Record::Person(p) => {
+            if wants("name") {
+                put(&mut m, "name", Value::String(p.name.clone()));
+            }
+            if wants("title") {
+                text(&mut m, "title", &p.title);
+            }
+            if wants("emails") {
+                put(&mut m, "emails", list(&p.emails, true));
+            }
+            if wants("phones") {
+                put(&mut m, "phones", list(&p.phones, false));
+            }
+            if wants("company") {
+                id_text(&mut m, "company", &p.company_id);
+            }
+        }
+        Record::Deal(d) => {
+            if wants("name") {
+                put(&mut m, "name", Value::String(d.name.clone()));
+            }
+            if let Some(money) = &d.amount {
+                if wants("amount") {
+                    if let Some(n) = Number::from_f64(cents_to_decimal(money.minor)) {
+                        put(&mut m, "amount", Value::Number(n));
+                    }
+                }
+                if wants("currency") {
+                    put(
+                        &mut m,
+                        "currency",
+                        Value::String(money.currency.to_uppercase()),
+                    );
+                }
+            }
+            if wants("stage") {
+                if let Some(stage) = stage_of(d, crm, cfg)? {
+                    put(&mut m, "stage", Value::String(stage));
+                }
+            }
+            if wants("confidence") {
+                if let Some(c) = d.confidence {
+                    put(&mut m, "confidence", Value::from(c));
+                }
+            }
+            if wants("close_date") {
+                if let Some(v) = date(&d.close_date) {
+                    put(&mut m, "close_date", v);
+                }
+            }
+            if wants("company") {
+                id_text(&mut m, "company", &d.company_id);
+            }
+            if wants("person") {
+                id_text(&mut m, "person", &d.person_id);
+            }
+        }
+        Record::Activity(_) => {}
+    }
+    let custom = record.custom();
+    for (name, cf) in &cfg.custom {
+        if let Some(v) = cf.key(crm).and_then(|k| custom.get(k)) {
+            put(&mut m, name, unit_in(v, cf.units.get(&crm).copied()));
+        }
+    }
+    Ok(m)
+}
+
+fn stage_of(d: &Deal, crm: Crm, cfg: &EntityConfig) -> Result<Option<String>> {
+    let Some(stage_id) = d.stage_id.as_deref() else {
+        return Ok(None);
+    };
+    let describe = || format!("deal {} \"{}\"", d.id.as_deref().unwrap_or("(new)"), d.name);
+    let Some((pname, p)) = cfg.pipeline_for(crm, d.pipeline_id.as_deref()) else {
+        return Err(Error::config(format!(
+            "{crm} stage {stage_id:?}: no [deal.pipelines.default] stage map"
+        ))
+        .with_crm(crm)
+        .with_record(describe()));
+    };
+    if let Some((name, _)) = p
+        .stages
+        .iter()
+        .find(|(_, ids)| ids.get(crm) == Some(stage_id))
+    {
+        return Ok(Some(name.clone()));
+    }
+    match &p.fallback {
+        Some(fb) => Ok(Some(fb.clone())),
+        None => Err(Error::config(format!(
+            "{crm} stage {stage_id:?} is not in the stage map of pipeline {pname:?}: add it to [deal.pipelines.{pname}.stages] or set a fallback"
+        ))
+        .with_crm(crm)
+        .with_record(describe())),
+    }
+}
+
+/// An empty record of `kind`, to be filled by [`apply`] and created.
+pub fn blank(kind: ObjectKind) -> Record {
+    match kind {
+        ObjectKind::Company => Record::Company(Company::default()),
+        ObjectKind::Person => Record::Person(Person::default()),
+        ObjectKind::Deal => Record::Deal(Deal::default()),
+        ObjectKind::Activity => {
+            Record::Activity(crmkit_core::Activity::new(crmkit_core::ActivityKind::Note))
+        }
+    }
+}
+
+fn as_text(v: Option<&Value>) -> Option<String> {
+    v.map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn as_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items.iter().filter_map(|i| as_text(Some(i))).collect(),
+        Some(other) => as_text(Some(other)).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Writes `changes` (field → new value, `None` to clear) into `record`, a record of `crm`
+/// (the target's current record, so its `raw` lets the connector send only what differs, or
+/// a [`blank`] one for a create). Reference fields must already hold `crm`'s ids.
+pub fn apply(
+    record: &mut Record,
+    crm: Crm,
+    cfg: &EntityConfig,
+    changes: &BTreeMap<String, Option<Value>>,
+) -> Result<()> {
+    for (field, value) in changes {
+        let v = value.as_ref();
+        if let Some(cf) = cfg.custom.get(field) {
+            let Some(key) = cf.key(crm) else { continue };
+            let out = v.map_or(Value::Null, |v| unit_out(v, cf.units.get(&crm).copied()));
+            record.custom_mut().insert(key.to_string(), out);
+            continue;
+        }
+        match record {
+            Record::Company(c) => match field.as_str() {
+                "name" => c.name = as_text(v).unwrap_or_default(),
+                "domain" => c.domain = as_text(v),
+                "url" => c.url = as_text(v),
+                "description" => c.description = as_text(v),
+                _ => {}
+            },
+            Record::Person(p) => match field.as_str() {
+                "name" => p.name = as_text(v).unwrap_or_default(),
+                "title" => p.title = as_text(v),
+                "emails" => p.emails = as_list(v),
+                "phones" => p.phones = as_list(v),
+                "company" => p.company_id = as_text(v),
+                _ => {}
+            },
+            Record::Deal(d) => match field.as_str() {
+                "name" => d.name = as_text(v).unwrap_or_default(),
+                "amount" => {
+                    d.amount = match v.and_then(Value::as_f64) {
+                        Some(a) => {
+                            let minor = decimal_to_cents(a).ok_or_else(|| {
+                                Error::config(format!("amount {a} cannot be stored"))
+                                    .with_crm(crm)
+                                    .with_record(record_label(d))
+                            })?;
+                            let currency = changes
+                                .get("currency")
+                                .and_then(|c| as_text(c.as_ref()))
+                                .or_else(|| d.amount.as_ref().map(|m| m.currency.clone()))
+                                .unwrap_or_else(|| "USD".into());
+                            Some(Money::new(minor, currency))
+                        }
+                        None => None,
+                    }
+                }
+                "currency" => {
+                    if let (Some(m), Some(c)) = (d.amount.as_mut(), as_text(v)) {
+                        *m = Money::new(m.minor, c);
+                    }
+                }
+                "stage" => set_stage(d, crm, cfg, as_text(v))?,
+                "confidence" => d.confidence = v.and_then(Value::as_u64).map(|c| c.min(100) as u8),
+                "close_date" => {
+                    d.close_date = as_text(v)
+                        .and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+                        .and_then(|day| day.and_hms_opt(0, 0, 0))
+                        .map(|t| t.and_utc())
+                }
+                "company" => d.company_id = as_text(v),
+                "person" => d.person_id = as_text(v),
+                _ => {}
+            },
+            Record::Activity(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn record_label(d: &Deal) -> String {
+    format!("deal {} \"{}\"", d.id.as_deref().unwrap_or("(new)"), d.name)
+}
+
+fn set_stage(d: &mut Deal, crm: Crm, cfg: &EntityConfig, stage: Option<String>) -> Result<()> {
+    let Some(stage) = stage else {
+        d.stage_id = None;
+        return Ok(());
+    };
+    let Some((pname, p)) = cfg.pipeline_for(crm, d.pipeline_id.as_deref()) else {
+        return Err(Error::config("no [deal.pipelines.default] stage map").with_crm(crm));
+    };
+    let Some(id) = p.stages.get(&stage).and_then(|ids| ids.get(crm)) else {
+        return Err(Error::config(format!(
+            "stage {stage:?} has no {crm} stage in pipeline {pname:?}: add it to [deal.pipelines.{pname}.stages]"
+        ))
+        .with_crm(crm)
+        .with_record(record_label(d)));
+    };
+    d.stage_id = Some(id.to_string());
+    if d.pipeline_id.is_none() {
+        d.pipeline_id = p.ids.get(crm).map(str::to_string);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{Config, CustomField};
+
+    #[test]
+    fn canonical_forms_make_equal_values_equal() {
+        assert_eq!(canonical(&json!(1.0)), Some(json!(1)));
+        assert_eq!(canonical(&json!("1")), Some(json!(1)));
+        assert_eq!(canonical(&json!(" 1.50 ")), Some(json!(1.5)));
+        assert_eq!(
+            canonical(&json!("007")),
+            Some(json!("007")),
+            "not a plain number"
+        );
+        assert_eq!(canonical(&json!("1e3")), Some(json!("1e3")));
+        assert_eq!(canonical(&json!("  Acme ")), Some(json!("Acme")));
+        assert_eq!(canonical(&json!("   ")), None);
+        assert_eq!(canonical(&json!([])), None);
+        assert_eq!(
+            canonical(&json!({"b": 1, "a": null})),
+            Some(json!({"b": 1}))
+        );
+        assert_eq!(canonical(&Value::Null), None);
+    }
+
+    #[test]
+    fn conversions_round_trip() {
+        assert_eq!(cents_to_decimal(1999), 19.99);
+        assert_eq!(decimal_to_cents(19.99), Some(1999));
+        assert_eq!(decimal_to_cents(0.005), Some(1));
+        assert_eq!(decimal_to_cents(f64::NAN), None);
+        assert_eq!(probability_to_confidence(0.25), Some(25));
+        assert_eq!(probability_to_confidence(1.5), None);
+        assert_eq!(confidence_to_probability(40), 0.4);
+    }
+
+    #[test]
+    fn deals_extract_and_apply_through_the_stage_map_and_units() {
+        let mut cfg = Config::new(vec![Crm::Close, Crm::HubSpot]).deal;
+        cfg.custom.insert(
+            "budget".into(),
+            CustomField {
+                close: Some("custom.cf_budget".into()),
+                hubspot: Some("budget".into()),
+                salesforce: None,
+                units: [(Crm::Close, Unit::Cents)].into(),
+            },
+        );
+        let mut close = Deal {
+            id: Some("oppo_1".into()),
+            name: " Big deal ".into(),
+            amount: Some(Money::new(150_050, "usd")),
+            stage_id: Some("Opportunity".into()),
+            confidence: Some(40),
+            ..Deal::default()
+        };
+        close.custom.insert("cf_budget".into(), json!(250_000));
+        let close = Record::Deal(close);
+        let m = extract(&close, Crm::Close, &cfg).expect("maps");
+        assert_eq!(m["name"], json!("Big deal"));
+        assert_eq!(m["amount"], json!(1500.5));
+        assert_eq!(m["currency"], json!("USD"));
+        assert_eq!(m["stage"], json!("Demo"));
+        assert_eq!(m["budget"], json!(2500));
+
+        let mut hs = blank(ObjectKind::Deal);
+        let changes = m
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        apply(&mut hs, Crm::HubSpot, &cfg, &changes).expect("applies");
+        let Record::Deal(d) = &hs else { panic!() };
+        assert_eq!(d.stage_id.as_deref(), Some("presentationscheduled"));
+        assert_eq!(d.amount, Some(Money::new(150_050, "USD")));
+        assert_eq!(d.custom["budget"], json!(2500));
+        assert_eq!(extract(&hs, Crm::HubSpot, &cfg).expect("maps"), m);
+
+        let mut odd = close.clone();
+        if let Record::Deal(d) = &mut odd {
+            d.stage_id = Some("stat_unknown".into());
+        }
+        let e = extract(&odd, Crm::Close, &cfg).expect_err("unmapped");
+        assert!(e.to_string().contains("stat_unknown"), "{e}");
+        assert!(e.to_string().contains("oppo_1"), "{e}");
+        cfg.pipelines.get_mut("default").unwrap().fallback = Some("New".into());
+        assert_eq!(
+            extract(&odd, Crm::Close, &cfg).unwrap()["stage"],
+            json!("New")
+        );
+    }
+
+    #[test]
+    fn clearing_a_field_and_a_custom_field_is_explicit() {
+        let mut cfg = Config::new(vec![Crm::Close, Crm::HubSpot]).company;
+        cfg.custom.insert(
+            "tier".into(),
+            CustomField {
+                close: Some("custom.cf_tier".into()),
+                hubspot: Some("tier".into()),
+                ..CustomField::default()
+            },
+        );
+        let mut r = Record::Company(Company {
+            name: "Acme".into(),
+            url: Some("https://acme.com".into()),
+            ..Company::default()
+        });
+        let changes = [("url".to_string(), None), ("tier".to_string(), None)].into();
+        apply(&mut r, Crm::Close, &cfg, &changes).expect("applies");
+        let Record::Company(c) = &r else { panic!() };
+        assert_eq!(c.url, None);
+        assert_eq!(c.custom.get("cf_tier"), Some(&Value::Null));
+    }
+}

@@ -1,0 +1,138 @@
+//! Dry runs write nothing; an interrupted create is found by its marker, never made twice;
+//! one run at a time per pair.
+
+use std::time::Duration;
+
+use crmkit_core::{Crm, ErrorKind, ObjectKind, RecordRef};
+use crmkit_store::{CursorKey, IntentOp, NewIntent};
+use serde_json::json;
+
+use super::{Db, World, config};
+
+#[tokio::test]
+async fn a_dry_run_plans_and_writes_nothing() {
+    let w = World::new().await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.hs_create(
+        "companies",
+        json!({"name": "Globex", "domain": "globex.com"}),
+    )
+    .await;
+    w.settle().await;
+    let engine = w.engine(config());
+    w.reset_stats();
+    let dry = engine.dry_run().await.expect("dry run");
+    assert!(dry.dry_run && dry.run.is_none());
+    let creates: usize = dry.plans.iter().map(|p| p.creates().count()).sum();
+    assert_eq!(creates, 2, "{dry:?}");
+    assert_eq!(dry.created, 0);
+    assert_eq!(w.writes(), Vec::<String>::new());
+    let r = RecordRef::new(Crm::Close, ObjectKind::Company, lead);
+    assert!(w.store.link_by_record(&r).await.expect("store").is_none());
+    let key = CursorKey::new(engine.pair(), Crm::Close, ObjectKind::Company);
+    assert!(w.store.cursor(&key).await.expect("store").is_none());
+
+    let real = engine.run().await.expect("run");
+    assert_eq!(real.created, 2, "the same plan, applied: {real:?}");
+}
+
+#[tokio::test]
+async fn a_create_interrupted_after_sending_is_found_by_its_marker_not_made_twice() {
+    interrupted_create(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_recovered_on_postgres() {
+    interrupted_create(Db::Postgres).await;
+}
+
+async fn interrupted_create(db: Db) {
+    let w = World::on(db).await;
+    // A contact without an email cannot be matched: only its marker can find it again.
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "No Mail"}]}))
+        .await;
+    w.settle().await;
+    let engine = w.engine(config());
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.created, 2);
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let link = w
+        .store
+        .link_by_record(&close_ref)
+        .await
+        .expect("store")
+        .expect("linked");
+
+    // Rewind to the instant after HubSpot created the contact and before its id was stored:
+    // the link lacks it and the create's intent is still `sent`.
+    let link = w.store.unlink(&link, Crm::HubSpot).await.expect("store");
+    let intent = w
+        .store
+        .record_intent(
+            &NewIntent::new(
+                Crm::HubSpot,
+                ObjectKind::Person,
+                IntentOp::Create,
+                "interrupted-run:create",
+                json!({"marker": format!("close:person:{contact}")}),
+            )
+            .link(link.id.clone()),
+        )
+        .await
+        .expect("store");
+    w.store.mark_intent_sent(&intent.id).await.expect("store");
+
+    w.settle().await;
+    let second = engine.run().await.expect("second run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(second.recovered, 1, "{second:?}");
+    assert_eq!(second.created, 0, "nothing made twice: {second:?}");
+    assert_eq!(w.hs_sb.count("contacts"), 1);
+    let lead_now = w.close_get(&format!("lead/{lead}/")).await;
+    assert_eq!(lead_now["contacts"].as_array().map(Vec::len), Some(1));
+    let link = w
+        .store
+        .link_by_record(&close_ref)
+        .await
+        .expect("store")
+        .expect("linked");
+    assert!(
+        link.crm_id(Crm::HubSpot).is_some(),
+        "the link has its HubSpot id back"
+    );
+    assert!(w.store.unsettled_intents().await.expect("store").is_empty());
+    w.finish().await;
+}
+
+#[tokio::test]
+async fn one_run_at_a_time_per_pair() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let held = w
+        .store
+        .acquire_lease(
+            &format!("sync:{}", engine.pair()),
+            "someone-else",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("store")
+        .expect("free");
+    let e = engine
+        .run()
+        .await
+        .expect_err("refused while another run holds the lease");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("another sync"), "{e}");
+    w.store.release_lease(&held).await.expect("store");
+    engine.run().await.expect("runs once the lease is free");
+}
