@@ -160,3 +160,41 @@ async fn close_marker_field(client: &crmkit_close::Client, object: &str) -> Resu
         ))
     })
 }
+
+/// Frees the sync lease of `pair` when its holder is a `crmkit sync` process of this
+/// machine that no longer runs (killed, so it never released it): on SQLite, a file only
+/// this machine's processes use, always; on PostgreSQL only with `force`, since a process
+/// of another machine may hold it under a process id that is free here. The lease is
+/// released by its fencing token, so a lease taken over meanwhile is left alone.
+pub async fn free_dead_lease(store: &Store, pair: &str, force: bool) -> Result<()> {
+    let name = format!("sync:{pair}");
+    let lease = store
+        .lease(&name)
+        .await
+        .map_err(|e| Error::config(format!("sync store: {e}")))?;
+    let Some(lease) = lease else { return Ok(()) };
+    let pid = lease
+        .holder
+        .strip_prefix("crmkit-sync-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    let Some(pid) = pid else { return Ok(()) };
+    let local = store.backend() == crmkit_store::Backend::Sqlite || force;
+    let can_tell = Path::new("/proc/self").exists();
+    if !local || !can_tell || pid == std::process::id() {
+        return Ok(());
+    }
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        return Ok(());
+    }
+    let freed = store
+        .release_lease(&lease)
+        .await
+        .map_err(|e| Error::config(format!("sync store: {e}")))?;
+    if freed {
+        eprintln!(
+            "note: freed the lease of an interrupted sync (process {pid} no longer runs); its unsettled writes are reconciled now"
+        );
+    }
+    Ok(())
+}

@@ -60,6 +60,10 @@ pub struct SyncArgs {
     /// Write the JSON run report to this file instead of printing it.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// On PostgreSQL, free the lease of an interrupted sync whose process no longer runs on
+    /// this machine (on SQLite that happens on its own).
+    #[arg(long)]
+    pub break_lease: bool,
     #[command(flatten)]
     pub db: Db,
     #[command(subcommand)]
@@ -153,6 +157,9 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
     }
     let settings = Settings::load(config_path)?;
     let config = connect::load_config(config_path, &settings)?;
+    if !args.dry_run {
+        connect::free_dead_lease(&store, &pair(&config), args.break_lease).await?;
+    }
     run_engine(&settings, config, store, args.dry_run, args.report.as_deref()).await
 }
 
@@ -174,6 +181,9 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
         e.conflict.primary = Some(args.from);
     }
     let store = connect::open_store(args.db.database_url.as_deref()).await?;
+    if !args.dry_run {
+        connect::free_dead_lease(&store, &pair(&config), false).await?;
+    }
     run_engine(&settings, config, store, args.dry_run, args.report.as_deref()).await
 }
 

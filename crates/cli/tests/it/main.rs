@@ -8,3 +8,5 @@ mod hubspot;
 mod listing;
 mod options;
 mod support;
+mod sync_crash;
+mod sync_support;
