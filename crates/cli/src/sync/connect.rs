@@ -134,8 +134,23 @@ pub async fn connectors(
 }
 
 /// The id of the Close text custom field named [`MARKER_NAME`] on `object`, created when
-/// missing (https://developer.close.com/resources/custom-fields/).
+/// missing (https://developer.close.com/resources/custom-fields/). A failed creation is
+/// tried again after listing again, so a creation that happened but whose answer was lost
+/// is found instead of made twice.
 async fn close_marker_field(client: &crmkit_close::Client, object: &str) -> Result<String> {
+    let mut attempt = 0;
+    loop {
+        match close_marker_field_once(client, object).await {
+            Err(e) if e.is_retryable() && attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn close_marker_field_once(client: &crmkit_close::Client, object: &str) -> Result<String> {
     let listed = client
         .raw(&ApiRequest::get(format!("custom_field/{object}/")))
         .await?;

@@ -9,4 +9,5 @@ mod listing;
 mod options;
 mod support;
 mod sync_crash;
+mod sync_faults;
 mod sync_support;

@@ -309,3 +309,17 @@ pub fn assert_no_duplicates(crm: &str, contents: &Contents, reference: &Contents
     let twice: Vec<_> = contents.markers.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "{crm} markers on several records: {twice:?}");
 }
+
+/// Rows only in `a` and rows only in `b`, per kind, for failure messages.
+pub fn diff(a: &Contents, b: &Contents) -> String {
+    let mut out = String::new();
+    for (kind, rows) in &a.rows {
+        let other = b.rows.get(kind).cloned().unwrap_or_default();
+        let only_a: Vec<_> = rows.iter().filter(|r| !other.contains(r)).collect();
+        let only_b: Vec<_> = other.iter().filter(|r| !rows.contains(r)).collect();
+        if !only_a.is_empty() || !only_b.is_empty() {
+            out.push_str(&format!("{kind}: only here {only_a:?}; only in the reference {only_b:?}\n"));
+        }
+    }
+    out
+}
