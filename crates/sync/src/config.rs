@@ -8,9 +8,10 @@ use std::fmt;
 use crmkit_core::{Crm, Error, ObjectKind, Result};
 use serde::{Deserialize, Serialize};
 
-/// The whole `crmkit.toml` sync configuration.
+/// The sync configuration in `crmkit.toml`. Other tables of the file (`[close]`,
+/// `[hubspot]`: credentials and URLs, read by the CLI) are left alone; unknown keys inside
+/// the sync tables are errors.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Which CRMs take part.
     pub sync: SyncSection,
@@ -649,6 +650,15 @@ mod tests {
                 .contains("no hubspot stage")
         );
         assert!(Config::from_toml("[sync]\ncrms = [\"close\"]").is_err());
+        assert!(
+            Config::from_toml("[sync]\ncrms = [\"close\", \"hubspot\"]\nfoo = 1").is_err(),
+            "a typo in a sync table is refused"
+        );
+        let shared = "[close]\napi_key = \"x\"\n[sync]\ncrms = [\"close\", \"hubspot\"]";
+        assert!(
+            Config::from_toml(shared).is_ok(),
+            "the CLI's tables are left alone"
+        );
         assert!(Config::from_toml("[sync]\ncrms = [\"close\", \"close\"]").is_err());
         assert!(Config::from_toml("[sync]\ncrms = [\"close\", \"zoho\"]").is_err());
     }

@@ -29,6 +29,9 @@ const READ_CONCURRENCY: usize = 8;
 /// Records per batch write call.
 const WRITE_BATCH: usize = 100;
 
+/// The side hash of a linked record known to be deleted (no real hash looks like it).
+const DELETED: &str = "deleted";
+
 /// How long a run's lease lasts unless renewed (it is renewed between kinds).
 const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
@@ -589,6 +592,18 @@ impl Engine {
         Ok(table)
     }
 
+    /// Notes on `link` that its record in `crm` is deleted.
+    async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
+        self.store
+            .update_link(
+                link,
+                &LinkUpdate::new().hash(crm, Some(DELETED.to_string())),
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
     /// Records a write as an intent before it is sent; `None` (and an error in the report)
     /// when the store refuses it, so the write is not sent.
     async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
@@ -664,8 +679,13 @@ impl Engine {
             };
             match d.policy {
                 // The link keeps the deleted id, so the record is not created again from the
-                // others; they stay as they are.
-                DeletePolicy::Ignore => report.deletes_ignored += 1,
+                // others; they stay as they are. The side's hash becomes `DELETED`, so a
+                // tombstone read again (overlap windows) is not reported twice.
+                _ if link.hash(d.deleted.crm) == Some(DELETED) => {}
+                DeletePolicy::Ignore => {
+                    self.mark_deleted(&link, d.deleted.crm).await?;
+                    report.deletes_ignored += 1;
+                }
                 DeletePolicy::Flag => {
                     let what = json!({
                         "deleted": d.deleted.to_string(),
@@ -677,6 +697,7 @@ impl Engine {
                         .enqueue_review(kind, &what, "deleted in one CRM (delete = \"flag\"): delete the others or restore it")
                         .await
                         .map_err(store_err)?;
+                    self.mark_deleted(&link, d.deleted.crm).await?;
                     report.flagged.push(d.deleted.clone());
                 }
                 DeletePolicy::Propagate => {

@@ -1,6 +1,7 @@
 //! The planner: from what each CRM holds now and what was stored at the last sync, the
 //! writes that bring the CRMs into agreement. Pure and in memory: nothing here does I/O.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crmkit_core::{Crm, ObjectKind, Record, RecordRef, Result};
@@ -470,11 +471,17 @@ fn plan_group(
     };
     // References compared across CRMs as the anchor CRM's ids.
     let mut skip: BTreeSet<String> = BTreeSet::new();
-    let mut comparable: BTreeMap<Crm, FieldMap> = BTreeMap::new();
+    let mut comparable: BTreeMap<Crm, Cow<'_, FieldMap>> = BTreeMap::new();
     let mut bases: BTreeMap<Crm, FieldMap> = BTreeMap::new();
     for s in sides.values() {
-        let mut f = s.fields.clone();
-        to_anchor(&mut f, s.crm, anchor, refs, &mut skip);
+        // Only records holding references need a translated copy.
+        let f = if s.fields.keys().any(|k| reference_kind(k).is_some()) {
+            let mut f = s.fields.clone();
+            to_anchor(&mut f, s.crm, anchor, refs, &mut skip);
+            Cow::Owned(f)
+        } else {
+            Cow::Borrowed(&s.fields)
+        };
         comparable.insert(s.crm, f);
         if let Some(b) = link.as_ref().and_then(|l| l.bases.get(&s.crm)) {
             let mut b = b.clone();
@@ -502,10 +509,7 @@ fn plan_group(
             .iter()
             .map(|(c, s)| (*c, s.id().to_string()))
             .collect(),
-        seen: sides
-            .iter()
-            .map(|(c, s)| (*c, (s.hash.clone(), s.fields.clone())))
-            .collect(),
+        seen: BTreeMap::new(),
         updates: Vec::new(),
         creates: Vec::new(),
         decisions: resolution.decisions,
@@ -539,7 +543,7 @@ fn plan_group(
         });
     }
     // The agreed values: the first side's, with its writes applied.
-    let mut agreed = comparable[&first.crm].clone();
+    let mut agreed: FieldMap = comparable[&first.crm].clone().into_owned();
     if let Some(w) = resolution.writes.get(&first.crm) {
         for (f, v) in w {
             match v {
@@ -594,6 +598,11 @@ fn plan_group(
             record,
         });
     }
+    drop(comparable);
+    group.seen = sides
+        .into_iter()
+        .map(|(c, s)| (c, (s.hash, s.fields)))
+        .collect();
     out.groups.push(group);
 }
 

@@ -124,9 +124,22 @@ fn put(map: &mut FieldMap, field: &str, v: Value) {
     }
 }
 
+/// `put` for text, with one allocation instead of two.
+fn put_str(map: &mut FieldMap, field: &str, s: &str) {
+    let t = s.trim();
+    if t.is_empty() {
+        return;
+    }
+    if plain_decimal(t) {
+        put(map, field, Value::String(t.to_string()));
+    } else {
+        map.insert(field.to_string(), Value::String(t.to_string()));
+    }
+}
+
 fn text(map: &mut FieldMap, field: &str, v: &Option<String>) {
     if let Some(s) = v {
-        put(map, field, Value::String(s.clone()));
+        put_str(map, field, s);
     }
 }
 
@@ -192,7 +205,7 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
     match record {
         Record::Company(c) => {
             if wants("name") {
-                put(&mut m, "name", Value::String(c.name.clone()));
+                put_str(&mut m, "name", &c.name);
             }
             if wants("domain") {
                 if let Some(d) = &c.domain {
@@ -208,7 +221,7 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
         }
         Record::Person(p) => {
             if wants("name") {
-                put(&mut m, "name", Value::String(p.name.clone()));
+                put_str(&mut m, "name", &p.name);
             }
             if wants("title") {
                 text(&mut m, "title", &p.title);
@@ -225,7 +238,7 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
         }
         Record::Deal(d) => {
             if wants("name") {
-                put(&mut m, "name", Value::String(d.name.clone()));
+                put_str(&mut m, "name", &d.name);
             }
             if let Some(money) = &d.amount {
                 if wants("amount") {

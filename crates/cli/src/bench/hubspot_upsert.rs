@@ -8,10 +8,11 @@
 //! could be measured. The reference loop gets the same time budget, so a run takes about a
 //! minute.
 //!
-//! With several batch calls in flight the client leaves part of each window unused: it takes
-//! every request sent after an answered one off the server's `remaining`, including those the
-//! server had already counted. At the defaults that measured a rate ratio of 0.94, and 1.00
-//! with `--concurrency 1`.
+//! With several batch calls in flight the client once left part of each window unused: it
+//! took every request sent after an answered one off the server's `remaining` (including
+//! those the server had already counted) and dated the window's end from each answer. It now
+//! keeps HubSpot's rolling window in its send log (see `crmkit_core::http::rate`); at the
+//! defaults the rate ratio went from 0.83–0.88 to 1.00, with no 429.
 
 use std::time::{Duration, Instant};
 

@@ -7,11 +7,32 @@
 //!   replace the starting guess. A quota the user configured is kept as a *ceiling* and is
 //!   enforced beside the server's, so the server can lower the pace but never raise it above
 //!   what the user asked for.
-//! - **Remaining.** When the server says `remaining=r, reset=t`, at most `r` more requests
-//!   leave before the reset, less the ones we sent after the answered request (they are in
-//!   flight and will spend that allowance). So another process spending the same key slows
-//!   us down too. A whole-second `reset` with nothing remaining is taken as at least one
-//!   second: a server that rounds down says `reset=0` during the last second of a window.
+//! - **Remaining, fixed window.** When the server says `remaining=r, reset=t` (Close), its
+//!   window ends at the reset, so at most `r` more requests leave before then, less the ones
+//!   we sent after the answered request: a server that counts a request when it arrives
+//!   (Close does) has not counted those yet. If it had, the allowance is short only until
+//!   their own answers come back, each replacing it with a newer count. A whole-second
+//!   `reset` with nothing remaining is taken as at least one second: a server that rounds
+//!   down says `reset=0` during the last second of a window.
+//! - **Remaining, rolling window.** A server that names no reset (HubSpot's
+//!   `X-HubSpot-RateLimit-Max/-Remaining/-Interval-Milliseconds`, policy
+//!   `TEN_SECONDLY_ROLLING`) counts a rolling window: each request leaves it one window after
+//!   it arrived, not at a common end. Dating such a window's end from the answer's arrival
+//!   would hold back every slot by the round trip and by the burst's spread, later with each
+//!   answer. So the send log, which knows exactly when each of our requests went and thus when
+//!   it leaves, stays the model, and the answer only tells about requests that are *not*
+//!   ours: the server counted `limit - r` at some instant between our send and its answer.
+//!   Which of our requests then in flight it had counted is unknown (the ones that reached it
+//!   before it counted, yes; the later ones, not yet), so all of ours it *can* have counted
+//!   (sent from one window before the answered request up to the answer) are taken off that
+//!   count. What is left is at least what others spent (another process on the same key);
+//!   those hold room until one window after the answer. Nothing of ours is counted twice, and
+//!   a request of ours the server had not counted yet is still in the log. An answer to an
+//!   earlier request than the one that gave the current view does not replace it. The
+//!   answered request's own place in the log is dated at its answer, the latest it can have
+//!   reached the server: the server frees it one window after it arrived, and a request sent
+//!   exactly one window after ours may get there faster than ours did. That dates each
+//!   request once, so nothing drifts: at most one round trip per window is left unused.
 //! - **Pauses.** After a 429 the whole budget waits until the reset.
 //!
 //! A request charged to several budgets is admitted by all of them **in one step**
@@ -197,10 +218,24 @@ impl Slot {
     }
 }
 
+/// What a server that names a reset said is left until then (a fixed window).
 #[derive(Debug, Clone, Copy)]
 struct Allowance {
     left: u32,
     until: Instant,
+}
+
+/// Requests in a rolling window that are not ours (another process spending the same key),
+/// as the newest answer showed them.
+#[derive(Debug, Clone, Copy)]
+struct Others {
+    /// At least this many of the server's count were not ours.
+    count: u32,
+    /// They hold room until then at the latest: one window after the answer arrived.
+    until: Instant,
+    /// When the answered request was sent; an answer to an earlier request is an older view
+    /// and does not replace this one.
+    basis: Instant,
 }
 
 /// A daily budget's count since its last reset.
@@ -224,6 +259,8 @@ struct State {
     /// in-flight counting only).
     sent: VecDeque<Instant>,
     allowance: Option<Allowance>,
+    /// Room other clients of the key hold in a rolling window.
+    others: Option<Others>,
     day: Day,
     paused_until: Option<Instant>,
 }
@@ -260,11 +297,14 @@ impl State {
 
     fn keep(&self) -> Duration {
         match self.kind {
+            // Two windows: an answer's count may take in requests sent up to one window
+            // before the answered one, which itself may have left a while ago.
             BudgetKind::Rolling => self
                 .quotas()
                 .map(|q| q.counted_window())
                 .max()
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .saturating_mul(2),
             BudgetKind::Daily => IN_FLIGHT_SPAN,
         }
     }
@@ -276,7 +316,8 @@ impl State {
                 .map(|q| usize::try_from(q.limit).unwrap_or(usize::MAX))
                 .max()
                 .unwrap_or(1)
-                // Beyond the limit, entries only serve to count requests in flight.
+                // Two windows' worth (see `keep`).
+                .saturating_mul(2)
                 .clamp(1_024, MAX_TRACKED),
             BudgetKind::Daily => MAX_TRACKED,
         }
@@ -318,19 +359,21 @@ impl State {
                 return Check::Wait(a.until - now);
             }
         }
+        if self.others.is_some_and(|o| o.until <= now) {
+            self.others = None;
+        }
+        // Other clients of the key spend the server's quota, not the user's ceiling.
+        let server = self.server.unwrap_or(self.guess);
+        let others = self.others.map_or((0, now), |o| (o.count, o.until));
         let mut wait = Duration::ZERO;
-        for q in self.quotas() {
-            let window = q.counted_window();
-            let start = self
-                .sent
-                .partition_point(|t| t.checked_add(window).is_none_or(|end| end <= now));
-            let in_window = self.sent.len() - start;
-            let limit = usize::try_from(q.limit.max(1)).unwrap_or(usize::MAX);
-            if in_window >= limit {
-                let oldest = self.sent[self.sent.len() - limit];
-                let free_at = oldest.checked_add(window).unwrap_or(now + LONGEST_WAIT);
-                wait = wait.max(free_at.saturating_duration_since(now));
-            }
+        for (q, (reserved, until)) in self
+            .ceiling
+            .map(|c| (c, (0, now)))
+            .into_iter()
+            .chain(Some((server, others)))
+        {
+            let free_at = room_at(&self.sent, q, reserved, until, now);
+            wait = wait.max(free_at.saturating_duration_since(now));
         }
         if wait.is_zero() {
             Check::Admit
@@ -361,12 +404,92 @@ impl State {
         }
     }
 
+    /// Learns from a rolling window's answer: the server counted `limit - remaining`
+    /// requests at some instant between sending the request (`from`) and the answer (`now`).
+    ///
+    /// Our own requests are in the log, which is exact, so the answer is only needed for
+    /// what the log cannot know: requests of others. Which of our requests in flight the
+    /// server had counted is unknown (those that reached it before it counted, yes; the
+    /// others, not yet), so every one of ours it *can* have counted is taken off: sent
+    /// after `from - window` (it counts what reached it in the window before its count) and
+    /// before `now`. What is left is a lower bound of the others' requests, so none of ours
+    /// is counted twice, and those the server had not counted yet stay in the log.
+    ///
+    /// The answered request's own place is dated at the answer: it reached the server at
+    /// the latest then, and the server frees its place one window after its arrival, so
+    /// ours must not be freed one window after sending when the way there took longer than
+    /// for the request that would take its place.
+    fn learn_rolling(&mut self, remaining: u32, sent_at: Option<Instant>, now: Instant) {
+        let from = sent_at.unwrap_or(now);
+        if let Some(at) = sent_at {
+            let i = self.sent.partition_point(|t| *t < at);
+            if self.sent.get(i) == Some(&at) {
+                // `now` is no earlier than any send time, so the log stays in order.
+                self.sent.remove(i);
+                self.sent.push_back(now);
+            }
+        }
+        if self.others.is_some_and(|o| o.basis > from) {
+            return;
+        }
+        let q = self.server.unwrap_or(self.guess);
+        let window = q.counted_window();
+        let counted = q.limit.saturating_sub(remaining);
+        let start = self
+            .sent
+            .partition_point(|t| t.checked_add(window).is_none_or(|end| end <= from));
+        let ours = u32::try_from(self.sent.len() - start).unwrap_or(u32::MAX);
+        self.others = Some(Others {
+            count: counted.saturating_sub(ours),
+            // The others' requests were sent before the answer, so none is in the window
+            // any more one window after it.
+            until: now.checked_add(window).unwrap_or(now + LONGEST_WAIT),
+            basis: from,
+        });
+    }
+
     fn pause(&mut self, now: Instant, wait: Duration) {
         let until = now + wait.min(LONGEST_WAIT);
         if self.paused_until.is_none_or(|p| p < until) {
             self.paused_until = Some(until);
         }
     }
+}
+
+/// When the log `sent` (oldest first, none after `now`) leaves room for one more request
+/// under `quota`, while `reserved` places are held by others until `until`.
+fn room_at(
+    sent: &VecDeque<Instant>,
+    quota: Quota,
+    reserved: u32,
+    until: Instant,
+    now: Instant,
+) -> Instant {
+    let window = quota.counted_window();
+    let far = now + LONGEST_WAIT;
+    let start = sent.partition_point(|t| t.checked_add(window).is_none_or(|end| end <= now));
+    let in_window = sent.len() - start;
+    // When at most `room - 1` of ours are left in the window: when the `room`-th newest
+    // leaves it.
+    let ours_below = |room: usize| -> Option<Instant> {
+        if room == 0 {
+            None
+        } else if in_window < room {
+            Some(now)
+        } else {
+            Some(sent[sent.len() - room].checked_add(window).unwrap_or(far))
+        }
+    };
+    let limit = usize::try_from(quota.limit.max(1)).unwrap_or(usize::MAX);
+    let alone = ours_below(limit).unwrap_or(now);
+    let reserved = usize::try_from(reserved).unwrap_or(usize::MAX);
+    if reserved == 0 || until <= now {
+        return alone;
+    }
+    // Either ours make room beside the others' before they leave, or we wait for them to
+    // leave too; whichever comes first.
+    let once_others_left = alone.max(until);
+    ours_below(limit.saturating_sub(reserved)).map_or(once_others_left, |t| t.min(once_others_left))
 }
 
 /// The allowance of one endpoint group (or other budget) of one credential.
@@ -419,6 +542,7 @@ impl Budget {
                 server: None,
                 sent: VecDeque::new(),
                 allowance: None,
+                others: None,
                 day: Day::default(),
                 paused_until: None,
             }),
@@ -462,8 +586,8 @@ impl Budget {
     }
 
     /// Learns from the limit headers of the response to the request admitted as `slot`;
-    /// requests admitted after it are taken as in flight and spending the server's
-    /// `remaining`.
+    /// requests admitted after it were in flight when the server counted (see the module
+    /// docs for how they are accounted in fixed and rolling windows).
     pub fn observe_after(&self, info: RateInfo, slot: &Slot) {
         self.learn(info, Some(slot.at));
     }
@@ -483,6 +607,12 @@ impl Budget {
         let Some(remaining) = info.remaining else {
             return;
         };
+        if s.kind == BudgetKind::Rolling && info.reset.is_none() {
+            // No reset named: the window rolls (HubSpot's TEN_SECONDLY_ROLLING), each request
+            // leaving it on its own one window after it was sent.
+            s.learn_rolling(remaining, sent_at, now);
+            return;
+        }
         let mut reset = info.reset.unwrap_or(s.period()).min(LONGEST_WAIT);
         // A whole number of seconds may be rounded down: `reset=0` can mean "in 0.9 s".
         if remaining == 0 && reset.subsec_nanos() == 0 {

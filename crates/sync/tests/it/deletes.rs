@@ -61,6 +61,13 @@ async fn ignore_and_flag_leave_the_other_records_alone() {
         assert!(!r.wrote(), "{policy:?}: {r:?}");
         assert_eq!(w.writes(), Vec::<String>::new(), "{policy:?}");
         assert!(hs_exists(&w, &hs).await, "{policy:?}");
+        // The tombstone is read again (the feed's overlap window): not reported twice.
+        w.settle().await;
+        let again = engine.run().await.expect("run");
+        assert!(
+            again.flagged.is_empty() && again.deletes_ignored == 0,
+            "{again:?}"
+        );
         let reviews = w.store.open_reviews(10).await.expect("store");
         match policy {
             DeletePolicy::Flag => {

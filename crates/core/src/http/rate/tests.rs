@@ -497,3 +497,131 @@ async fn a_window_of_centuries_neither_panics_nor_lets_a_second_request_through(
         .expect_err("still fails fast");
     assert_eq!(e.kind(), ErrorKind::RateLimited);
 }
+
+/// A rolling window's answer as HubSpot writes it: limit, remaining and interval, no reset.
+fn rolling(limit: u32, remaining: u32, window: Duration) -> RateInfo {
+    RateInfo {
+        limit: Some(limit),
+        remaining: Some(remaining),
+        reset: None,
+        window: Some(window),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_count_that_took_in_requests_in_flight_does_not_count_them_twice() {
+    let b = Budget::new(Quota::new(10, secs(10)));
+    let t0 = Instant::now();
+    let first = b.acquire_within(secs(60)).await.expect("room");
+    // Four more leave 1, 2, 3 and 4 ms later, while the first is in flight.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        b.acquire().await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The server had counted all five when it answered the first: five are left.
+    b.observe_after(rolling(10, 5, secs(10)), &first);
+    let start = Instant::now();
+    for _ in 0..5 {
+        b.acquire().await;
+    }
+    assert_eq!(since(start), Duration::ZERO, "all five left are usable");
+    // Ten in the window: the next leaves when the one sent at 1 ms leaves it (the first is
+    // dated at its answer).
+    b.acquire().await;
+    waited(t0, secs(10) + Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_count_that_missed_requests_in_flight_still_has_them_counted() {
+    let b = Budget::new(Quota::new(10, secs(10)));
+    let t0 = Instant::now();
+    let first = b.acquire_within(secs(60)).await.expect("room");
+    // Four more leave 1, 2, 3 and 4 ms later, while the first is in flight.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        b.acquire().await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The server counted only the first: the four in flight reach it later.
+    b.observe_after(rolling(10, 9, secs(10)), &first);
+    let start = Instant::now();
+    for _ in 0..5 {
+        b.acquire().await;
+    }
+    assert_eq!(since(start), Duration::ZERO);
+    assert_eq!(b.sent_log().len(), 10);
+    // Never an eleventh in the window.
+    b.acquire().await;
+    waited(t0, secs(10) + Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_window_frees_each_slot_one_window_after_its_own_answer_without_drift() {
+    let b = Budget::new(Quota::new(3, secs(10)));
+    // Sent at 0, 1 and 2 s, each answered 100 ms later, the last saying the window is full.
+    for left in (0..3).rev() {
+        let slot = b.acquire_within(secs(60)).await.expect("room");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.observe_after(rolling(3, left, secs(10)), &slot);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    let start = Instant::now();
+    // The first place frees at 10.1 s and the second at 11.1 s, whatever came later: not
+    // one window after the last answer (12.1 s).
+    b.acquire().await;
+    waited(start, Duration::from_millis(7_100));
+    b.acquire().await;
+    waited(start, Duration::from_millis(8_100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_request_holds_its_rolling_place_until_one_window_after_its_answer() {
+    let b = Budget::new(Quota::new(1, secs(10)));
+    let slot = b.acquire_within(secs(60)).await.expect("room");
+    // It may have reached the server only just before the answer came, 2 s after sending.
+    tokio::time::sleep(secs(2)).await;
+    b.observe_after(rolling(1, 0, secs(10)), &slot);
+    let start = Instant::now();
+    b.acquire().await;
+    waited(start, secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_process_in_a_rolling_window_holds_room_until_its_requests_can_have_left() {
+    let b = Budget::new(Quota::new(10, secs(10)));
+    // Sent at 0 s, answered without limit headers.
+    b.acquire().await;
+    tokio::time::sleep(secs(1)).await;
+    let second = b.acquire_within(secs(60)).await.expect("room");
+    // The server counted six: our two and four of another process spending the key.
+    b.observe_after(rolling(10, 4, secs(10)), &second);
+    let start = Instant::now();
+    for _ in 0..4 {
+        b.acquire().await;
+    }
+    assert_eq!(since(start), Duration::ZERO);
+    // Six of ours and four of theirs: our first leaves at 10 s, before the others' can
+    // all have left (11 s, one window after the answer).
+    b.acquire().await;
+    waited(start, secs(9));
+    // Then the five of ours sent at 1 s and the others' leave together at 11 s.
+    b.acquire().await;
+    waited(start, secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_to_an_earlier_request_does_not_replace_a_newer_rolling_count() {
+    let b = Budget::new(Quota::new(10, secs(10)));
+    let early = b.acquire_within(secs(60)).await.expect("room");
+    tokio::time::sleep(secs(1)).await;
+    let late = b.acquire_within(secs(60)).await.expect("room");
+    // The newer count shows only our two; the older one, arriving last, showed more.
+    b.observe_after(rolling(10, 8, secs(10)), &late);
+    b.observe_after(rolling(10, 1, secs(10)), &early);
+    let start = Instant::now();
+    for _ in 0..8 {
+        b.acquire().await;
+    }
+    assert_eq!(since(start), Duration::ZERO);
+}
