@@ -6,6 +6,7 @@ mod hubspot_upsert;
 mod rate;
 mod reference;
 mod sandbox;
+mod sync_noop;
 mod sync_plan;
 
 use crate::failure::Failure;
@@ -41,6 +42,12 @@ pub enum Bench {
     /// Last line: `pairs_per_s=… peak_rss_mb=…`. Targets (release build, 2 cores):
     /// at least 1,000,000 pairs/s, under 1 GB for 1,000,000 pairs.
     SyncPlan(sync_plan::Args),
+    /// Re-sync N linked Close/HubSpot companies that changed nowhere (seeded, synced once,
+    /// then the second sync timed): it must write nothing and only list.
+    ///
+    /// Last line: `writes=… calls=… seconds=…`. Target (release build, SQLite): writes=0,
+    /// under 2 s for 10,000 records.
+    SyncNoop(sync_noop::Args),
 }
 
 /// Runs a benchmark.
@@ -50,5 +57,6 @@ pub async fn run(bench: Bench) -> Result<(), Failure> {
         Bench::HubspotUpsert(args) => hubspot_upsert::run(args).await,
         Bench::Sandbox(args) => sandbox::run(args).await,
         Bench::SyncPlan(args) => sync_plan::run(args),
+        Bench::SyncNoop(args) => sync_noop::run(args).await,
     }
 }

@@ -8,7 +8,7 @@
 //! with credentials is synced with the defaults. Close and HubSpot are supported; this build
 //! has no Salesforce connector for sync.
 
-mod connect;
+pub(crate) mod connect;
 mod show;
 pub mod world;
 mod watch;
