@@ -9,6 +9,7 @@
 //! has no Salesforce connector for sync.
 
 pub(crate) mod connect;
+pub mod demo;
 mod show;
 pub mod world;
 mod watch;
