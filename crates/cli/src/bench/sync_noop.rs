@@ -58,7 +58,10 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     settings.hubspot.base_url = Some(hubspot.base_url());
     let dir = std::env::temp_dir().join(format!("crmkit-bench-sync-noop-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let db = args.database.clone().unwrap_or_else(|| dir.join("crmkit.db"));
+    let db = args
+        .database
+        .clone()
+        .unwrap_or_else(|| dir.join("crmkit.db"));
     let _ = std::fs::remove_file(&db);
     let store = crate::sync::connect::open_store(Some(&format!("sqlite:{}", db.display()))).await?;
     let mut config = Config::new(vec![Crm::Close, Crm::HubSpot]);
@@ -89,7 +92,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let seconds = started.elapsed().as_secs_f64();
     let close_reqs: Vec<RequestLog> = close.stats().requests.into_iter().skip(c0).collect();
     let hs_reqs: Vec<RequestLog> = hubspot.stats().requests.into_iter().skip(h0).collect();
-    let write_count = close_reqs.iter().chain(&hs_reqs).filter(|r| writes(r)).count();
+    let write_count = close_reqs
+        .iter()
+        .chain(&hs_reqs)
+        .filter(|r| writes(r))
+        .count();
     let calls = close_reqs.len() + hs_reqs.len();
     store.close().await;
     if args.database.is_none() {
@@ -98,7 +105,10 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     if second.wrote() || write_count > 0 || !second.errors.is_empty() {
         return Err(Failure::Bench(format!(
             "the no-op sync wrote: created {}, updated {}, {} write calls, errors {:?}",
-            second.created, second.updated, write_count, second.errors.first()
+            second.created,
+            second.updated,
+            write_count,
+            second.errors.first()
         )));
     }
     let mut by_route = std::collections::BTreeMap::<String, usize>::new();
@@ -106,7 +116,13 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         let route: String = r
             .path
             .split('/')
-            .map(|seg| if seg.len() > 20 || seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() { "{id}" } else { seg })
+            .map(|seg| {
+                if seg.len() > 20 || seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+                    "{id}"
+                } else {
+                    seg
+                }
+            })
             .collect::<Vec<_>>()
             .join("/");
         *by_route.entry(format!("{} {route}", r.method)).or_default() += 1;

@@ -28,7 +28,11 @@ pub const MARKER_PROPERTY: &str = "crmkit_marker";
 pub async fn open_store(url: Option<&str>) -> Result<Store> {
     let url = url
         .map(str::to_string)
-        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty()))
+        .or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+        })
         .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
     Store::open(&url)
         .await

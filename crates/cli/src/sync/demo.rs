@@ -81,7 +81,13 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
                 if shown.1 < 2 {
                     shown.1 += 1;
                     let name = c.fields.get("name").cloned().flatten();
-                    println!("    created  {} {} in {} from {}", plan.kind, show(&name), c.target, c.source);
+                    println!(
+                        "    created  {} {} in {} from {}",
+                        plan.kind,
+                        show(&name),
+                        c.target,
+                        c.source
+                    );
                 }
             }
             for d in &g.decisions {
@@ -102,7 +108,12 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
             }
         }
     }
-    step(3, &format!("{decided} field conflicts settled by policy (default last_write_wins: each CRM's own modification time)"));
+    step(
+        3,
+        &format!(
+            "{decided} field conflicts settled by policy (default last_write_wins: each CRM's own modification time)"
+        ),
+    );
     // HubSpot's feed leaves the current second for the next run.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = engine.run().await?;
@@ -121,6 +132,9 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
     out.insert("sync_created".into(), json!(first.created));
     out.insert("sync_updated".into(), json!(first.updated));
     out.insert("sync_conflicts_settled".into(), json!(decided));
-    out.insert("sync_second_run_writes".into(), json!(second.created + second.updated + second.deleted));
+    out.insert(
+        "sync_second_run_writes".into(),
+        json!(second.created + second.updated + second.deleted),
+    );
     Ok(out)
 }

@@ -11,8 +11,8 @@
 pub(crate) mod connect;
 pub mod demo;
 mod show;
-pub mod world;
 mod watch;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,7 +161,14 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
     if !args.dry_run {
         connect::free_dead_lease(&store, &pair(&config), args.break_lease).await?;
     }
-    run_engine(&settings, config, store, args.dry_run, args.report.as_deref()).await
+    run_engine(
+        &settings,
+        config,
+        store,
+        args.dry_run,
+        args.report.as_deref(),
+    )
+    .await
 }
 
 /// Runs `crmkit migrate --from A --to B`: a sync of the two in which `from` wins every
@@ -185,7 +192,14 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
     if !args.dry_run {
         connect::free_dead_lease(&store, &pair(&config), false).await?;
     }
-    run_engine(&settings, config, store, args.dry_run, args.report.as_deref()).await
+    run_engine(
+        &settings,
+        config,
+        store,
+        args.dry_run,
+        args.report.as_deref(),
+    )
+    .await
 }
 
 /// Writes a commented `crmkit.toml`.
@@ -261,7 +275,11 @@ async fn run_engine(
         }
         None if !dry_run => {
             use std::io::Write;
-            writeln!(out, "{}", serde_json::to_string_pretty(&json).unwrap_or_default())?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            )?;
         }
         None => {}
     }
@@ -336,7 +354,11 @@ pub async fn links(cmd: LinksCommand) -> Result<(), Failure> {
     let LinksCommand::Show { id, db } = cmd;
     let store = connect::open_store(db.database_url.as_deref()).await?;
     let Some(link) = find_link(&store, &id).await? else {
-        return Err(Error::new(crmkit_core::ErrorKind::NotFound, format!("no link holds {id:?}")).into());
+        return Err(Error::new(
+            crmkit_core::ErrorKind::NotFound,
+            format!("no link holds {id:?}"),
+        )
+        .into());
     };
     show::link(&store, &link).await
 }
@@ -379,7 +401,12 @@ async fn resolve(
         .conflict(&conflict_id)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| Error::new(crmkit_core::ErrorKind::NotFound, format!("no conflict {id}")))?;
+        .ok_or_else(|| {
+            Error::new(
+                crmkit_core::ErrorKind::NotFound,
+                format!("no conflict {id}"),
+            )
+        })?;
     let chosen: Option<Value> = match (take, value) {
         (Some(crm), _) => match conflict.values.get(&crm) {
             Some(Value::Null) | None => None,
@@ -392,10 +419,15 @@ async fn resolve(
         .link(&conflict.link)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| Error::new(crmkit_core::ErrorKind::NotFound, format!("the link of conflict {id} is gone")))?;
-    let cfg = config.entity(conflict.entity).ok_or_else(|| {
-        Error::config(format!("{}s are not synced", conflict.entity))
-    })?;
+        .ok_or_else(|| {
+            Error::new(
+                crmkit_core::ErrorKind::NotFound,
+                format!("the link of conflict {id} is gone"),
+            )
+        })?;
+    let cfg = config
+        .entity(conflict.entity)
+        .ok_or_else(|| Error::config(format!("{}s are not synced", conflict.entity)))?;
     let crms: Vec<Crm> = config
         .sync
         .crms
@@ -410,7 +442,9 @@ async fn resolve(
     let mut written = Vec::new();
     for conn in &conns {
         let crm = conn.crm();
-        let Some(rid) = link.crm_id(crm) else { continue };
+        let Some(rid) = link.crm_id(crm) else {
+            continue;
+        };
         let current = conflict.values.get(&crm).filter(|v| !v.is_null()).cloned();
         if current == chosen {
             continue;
@@ -422,11 +456,15 @@ async fn resolve(
             Some(Ok(_)) => written.push(format!("{crm}:{rid}")),
             Some(Err(e)) => return Err(e.into()),
             None => {
-                return Err(Error::bad_response(format!("no result for the update of {crm} {rid}")).into());
+                return Err(Error::bad_response(format!(
+                    "no result for the update of {crm} {rid}"
+                ))
+                .into());
             }
         }
     }
-    let resolution = json!({"field": conflict.field, "value": chosen, "take": take, "written": written});
+    let resolution =
+        json!({"field": conflict.field, "value": chosen, "take": take, "written": written});
     store
         .resolve_conflict(&conflict_id, &resolution, "crmkit conflicts resolve")
         .await
@@ -435,7 +473,11 @@ async fn resolve(
         "resolved {id}: {} = {} (written to {})",
         conflict.field,
         chosen.map_or("(empty)".to_string(), |v| v.to_string()),
-        if written.is_empty() { "none: every CRM already agreed".to_string() } else { written.join(", ") }
+        if written.is_empty() {
+            "none: every CRM already agreed".to_string()
+        } else {
+            written.join(", ")
+        }
     );
     Ok(())
 }

@@ -57,7 +57,13 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
                 counts.entry((p.kind, u.target.crm)).or_default()[1] += 1;
                 writeln!(out, "update  {}", u.target)?;
                 for ch in &u.changes {
-                    writeln!(out, "          {}: {} -> {}", ch.field, short(&ch.from), short(&ch.to))?;
+                    writeln!(
+                        out,
+                        "          {}: {} -> {}",
+                        ch.field,
+                        short(&ch.from),
+                        short(&ch.to)
+                    )?;
                 }
             }
             for c in &g.conflicts {
@@ -65,7 +71,12 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
                     counts.entry((p.kind, *crm)).or_default()[3] += 1;
                 }
                 let ids: Vec<String> = g.ids.iter().map(|(c, id)| format!("{c}:{id}")).collect();
-                writeln!(out, "conflict {} field {} (manual)", ids.join(" <-> "), c.field)?;
+                writeln!(
+                    out,
+                    "conflict {} field {} (manual)",
+                    ids.join(" <-> "),
+                    c.field
+                )?;
                 for (crm, v) in &c.values {
                     writeln!(out, "          {crm}: {}", short(v))?;
                 }
@@ -73,7 +84,12 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         }
         for a in &p.ambiguous {
             let c: Vec<String> = a.candidates.iter().map(ToString::to_string).collect();
-            writeln!(out, "review  {} matches several: {}", a.record, c.join(", "))?;
+            writeln!(
+                out,
+                "review  {} matches several: {}",
+                a.record,
+                c.join(", ")
+            )?;
         }
         for d in &p.deletions {
             writeln!(out, "deleted {} (policy {:?})", d.deleted, d.policy)?;
@@ -82,11 +98,22 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             writeln!(out, "error   {}: {}", e.record, e.message)?;
         }
         if p.unchanged > 0 || p.echoes > 0 {
-            writeln!(out, "({} unchanged, {} echoes of our own writes)", p.unchanged, p.echoes)?;
+            writeln!(
+                out,
+                "({} unchanged, {} echoes of our own writes)",
+                p.unchanged, p.echoes
+            )?;
         }
     }
     let mut t = table();
-    t.set_header(vec!["object", "crm", "creates", "updates", "links", "conflicts"]);
+    t.set_header(vec![
+        "object",
+        "crm",
+        "creates",
+        "updates",
+        "links",
+        "conflicts",
+    ]);
     for ((kind, crm), [c, u, l, x]) in &counts {
         t.add_row(vec![
             kind.to_string(),
@@ -109,7 +136,9 @@ pub fn summary(
     tallies: &BTreeMap<(Crm, ObjectKind), Tally>,
 ) -> std::io::Result<()> {
     let mut t = table();
-    t.set_header(vec!["crm", "object", "read", "created", "updated", "deleted", "failed"]);
+    t.set_header(vec![
+        "crm", "object", "read", "created", "updated", "deleted", "failed",
+    ]);
     for ((crm, kind), x) in tallies {
         t.add_row(vec![
             crm.to_string(),
@@ -145,7 +174,16 @@ pub async fn status(store: &Store, pair: &str, runs: u32) -> Result<(), Failure>
     let mut out = std::io::stdout().lock();
     let list = store.runs(pair, runs).await.map_err(store_err)?;
     let mut t = table();
-    t.set_header(vec!["run", "started", "status", "read", "created", "updated", "failed", "conflicts"]);
+    t.set_header(vec![
+        "run",
+        "started",
+        "status",
+        "read",
+        "created",
+        "updated",
+        "failed",
+        "conflicts",
+    ]);
     for r in &list {
         t.add_row(vec![
             r.id.to_string(),
@@ -163,7 +201,11 @@ pub async fn status(store: &Store, pair: &str, runs: u32) -> Result<(), Failure>
     let mut t = table();
     t.set_header(vec!["crm", "object", "cursor", "moved"]);
     for c in &cursors {
-        let v = if c.value.len() > 60 { format!("{}…", &c.value[..c.value.floor_char_boundary(59)]) } else { c.value.clone() };
+        let v = if c.value.chars().count() > 60 {
+            format!("{}…", c.value.chars().take(59).collect::<String>())
+        } else {
+            c.value.clone()
+        };
         t.add_row(vec![
             c.key.crm.to_string(),
             c.key.object.to_string(),
@@ -174,10 +216,18 @@ pub async fn status(store: &Store, pair: &str, runs: u32) -> Result<(), Failure>
     writeln!(out, "Cursors\n{t}")?;
     let conflicts = store.open_conflicts(1000).await.map_err(store_err)?;
     let reviews = store.open_reviews(1000).await.map_err(store_err)?;
-    writeln!(out, "Open conflicts: {} (crmkit conflicts list)", conflicts.len())?;
+    writeln!(
+        out,
+        "Open conflicts: {} (crmkit conflicts list)",
+        conflicts.len()
+    )?;
     writeln!(out, "Open reviews: {}", reviews.len())?;
     for r in &reviews {
-        writeln!(out, "  {} {}: {} {}", r.id, r.entity, r.reason, r.candidates)?;
+        writeln!(
+            out,
+            "  {} {}: {} {}",
+            r.id, r.entity, r.reason, r.candidates
+        )?;
     }
     Ok(())
 }
@@ -207,23 +257,38 @@ pub async fn conflicts(store: &Store) -> Result<(), Failure> {
         ]);
     }
     writeln!(out, "{t}")?;
-    writeln!(out, "settle one with: crmkit conflicts resolve <conflict> --take <crm> | --value <value>")?;
+    writeln!(
+        out,
+        "settle one with: crmkit conflicts resolve <conflict> --take <crm> | --value <value>"
+    )?;
     Ok(())
 }
 
 /// Prints one link: its ids and hashes per CRM, last sync, conflicts and audit trail.
 pub async fn link(store: &Store, link: &Link) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "link {} ({}, version {})", link.id, link.entity, link.version)?;
+    writeln!(
+        out,
+        "link {} ({}, version {})",
+        link.id, link.entity, link.version
+    )?;
     let mut t = table();
     t.set_header(vec!["crm", "id", "hash"]);
     for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
         if let Some(id) = link.crm_id(crm) {
-            t.add_row(vec![crm.to_string(), id.to_string(), link.hash(crm).unwrap_or("-").to_string()]);
+            t.add_row(vec![
+                crm.to_string(),
+                id.to_string(),
+                link.hash(crm).unwrap_or("-").to_string(),
+            ]);
         }
     }
     writeln!(out, "{t}")?;
-    for (label, v) in [("email", &link.email), ("domain", &link.domain), ("company", &link.company_name)] {
+    for (label, v) in [
+        ("email", &link.email),
+        ("domain", &link.domain),
+        ("company", &link.company_name),
+    ] {
         if let Some(v) = v {
             writeln!(out, "{label}: {v}")?;
         }
@@ -231,12 +296,17 @@ pub async fn link(store: &Store, link: &Link) -> Result<(), Failure> {
     writeln!(
         out,
         "last synced: {} (source {})",
-        link.last_synced_at.map_or("never".to_string(), |t| t.to_rfc3339()),
+        link.last_synced_at
+            .map_or("never".to_string(), |t| t.to_rfc3339()),
         link.sync_source.map_or("-".to_string(), |c| c.to_string())
     )?;
     let conflicts = store.link_conflicts(&link.id).await.map_err(store_err)?;
     for c in &conflicts {
-        writeln!(out, "conflict {} on {} ({}): {:?}", c.id, c.field, c.status, c.values)?;
+        writeln!(
+            out,
+            "conflict {} on {} ({}): {:?}",
+            c.id, c.field, c.status, c.values
+        )?;
     }
     let audit = store.link_audit(&link.id).await.map_err(store_err)?;
     let mut t = table();

@@ -31,10 +31,13 @@ pub struct Tally {
     pub failed: u64,
 }
 
+/// Each CRM and object's tally and its progress counter (once something was counted).
+type Tallies = BTreeMap<(Crm, ObjectKind), (Tally, Option<Arc<Progress>>)>;
+
 /// Tallies and progress counters shared by the watched connectors of one command.
 #[derive(Clone, Default)]
 pub struct Board {
-    inner: Arc<Mutex<BTreeMap<(Crm, ObjectKind), (Tally, Option<Arc<Progress>>)>>>,
+    inner: Arc<Mutex<Tallies>>,
     waits: Waits,
     show: bool,
 }

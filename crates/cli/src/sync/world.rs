@@ -88,7 +88,9 @@ pub async fn run(options: Options) -> Result<()> {
         options.seed, options.companies
     );
     println!("# Salesforce: no sandbox on this build.");
-    println!("# Paste these lines into another shell, then try `crmkit sync --dry-run` and `crmkit sync`:");
+    println!(
+        "# Paste these lines into another shell, then try `crmkit sync --dry-run` and `crmkit sync`:"
+    );
     for (k, v) in sb.env() {
         println!("export {k}={v}");
     }

@@ -118,8 +118,16 @@ async fn crash_run(db_for: impl Fn(&Scratch) -> String) {
     let got_hs = hubspot_contents(&crashed).await;
     assert_no_duplicates("close", &got_close, &want_close);
     assert_no_duplicates("hubspot", &got_hs, &want_hs);
-    assert!(got_close.rows == want_close.rows, "Close differs from the uninterrupted run: {}", diff(&got_close, &want_close));
-    assert!(got_hs.rows == want_hs.rows, "HubSpot differs from the uninterrupted run: {}", diff(&got_hs, &want_hs));
+    assert!(
+        got_close.rows == want_close.rows,
+        "Close differs from the uninterrupted run: {}",
+        diff(&got_close, &want_close)
+    );
+    assert!(
+        got_hs.rows == want_hs.rows,
+        "HubSpot differs from the uninterrupted run: {}",
+        diff(&got_hs, &want_hs)
+    );
     assert_eq!(got_hs.markers.len(), want_hs.markers.len());
 }
 

@@ -72,7 +72,11 @@ async fn sync_converges_through_faults_and_reports_what_it_could_not_write() {
     let calm_dir = Scratch::new("faults-ref");
     converge(&calm, &calm_dir.0, &calm_dir.sqlite(), 6).await;
     let (want_close, want_hs) = (close_contents(&calm).await, hubspot_contents(&calm).await);
-    assert!(close.rows == want_close.rows, "Close differs from a run without faults: {}", diff(&close, &want_close));
+    assert!(
+        close.rows == want_close.rows,
+        "Close differs from a run without faults: {}",
+        diff(&close, &want_close)
+    );
     // Companies only: people deferred while their company was refused ("retried next run")
     // are not read again, because the engine moves the person cursor although the plan
     // had such deferrals (crates/sync engine: the cursor moves when the apply was clean

@@ -186,7 +186,10 @@ async fn close_all(c: &crmkit_close::Client, path: &str) -> Vec<Value> {
     loop {
         let sep = if path.contains('?') { '&' } else { '?' };
         let page = c
-            .raw(&ApiRequest::get(format!("{path}{sep}_limit=100&_skip={}", out.len())))
+            .raw(&ApiRequest::get(format!(
+                "{path}{sep}_limit=100&_skip={}",
+                out.len()
+            )))
             .await
             .expect("Close lists");
         let data = page["data"].as_array().cloned().unwrap_or_default();
@@ -299,7 +302,11 @@ fn counts(rows: &[String]) -> BTreeMap<&String, usize> {
 /// its row: email or name and domain), and no marker is on two records.
 pub fn assert_no_duplicates(crm: &str, contents: &Contents, reference: &Contents) {
     for (kind, rows) in &contents.rows {
-        let allowed = reference.rows.get(kind).map(|r| counts(r)).unwrap_or_default();
+        let allowed = reference
+            .rows
+            .get(kind)
+            .map(|r| counts(r))
+            .unwrap_or_default();
         let twice: Vec<_> = counts(rows)
             .into_iter()
             .filter(|(r, n)| *n > allowed.get(r).copied().unwrap_or(1).max(1))
@@ -307,7 +314,10 @@ pub fn assert_no_duplicates(crm: &str, contents: &Contents, reference: &Contents
         assert!(twice.is_empty(), "{crm} {kind}s duplicated: {twice:?}");
     }
     let twice: Vec<_> = contents.markers.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "{crm} markers on several records: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "{crm} markers on several records: {twice:?}"
+    );
 }
 
 /// Rows only in `a` and rows only in `b`, per kind, for failure messages.
@@ -318,7 +328,9 @@ pub fn diff(a: &Contents, b: &Contents) -> String {
         let only_a: Vec<_> = rows.iter().filter(|r| !other.contains(r)).collect();
         let only_b: Vec<_> = other.iter().filter(|r| !rows.contains(r)).collect();
         if !only_a.is_empty() || !only_b.is_empty() {
-            out.push_str(&format!("{kind}: only here {only_a:?}; only in the reference {only_b:?}\n"));
+            out.push_str(&format!(
+                "{kind}: only here {only_a:?}; only in the reference {only_b:?}\n"
+            ));
         }
     }
     out
