@@ -8,6 +8,7 @@ mod hubspot;
 mod listing;
 mod options;
 mod support;
+mod sync_commands;
 mod sync_crash;
 mod sync_faults;
 mod sync_support;
