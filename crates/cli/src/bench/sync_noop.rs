@@ -73,8 +73,14 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let engine = Engine::new(config, store.clone(), conns)?;
 
     let spin = Progress::spinner(&format!("first sync: linking {} companies", args.records));
+    let t0 = Instant::now();
     let first = engine.run().await?;
     spin.done();
+    println!(
+        "first_sync_seconds={:.3} first_sync_calls={}",
+        t0.elapsed().as_secs_f64(),
+        close.stats().requests.len() + hubspot.stats().requests.len()
+    );
     if !first.errors.is_empty() || first.created != args.records {
         return Err(Failure::Bench(format!(
             "the first sync created {} of {} companies ({} errors, first: {:?})",
