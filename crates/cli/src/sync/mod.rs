@@ -178,7 +178,12 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
         return Err(Error::config("--from and --to name the same CRM").into());
     }
     let settings = Settings::load(config_path)?;
-    let mut config = Config::new(vec![args.from, args.to]);
+    // The entity settings of crmkit.toml (fields, custom fields, stage maps) apply; the CRMs
+    // and the conflict policy are the migration's.
+    let mut config = connect::load_config(config_path, &settings)
+        .unwrap_or_else(|_| Config::new(vec![args.from, args.to]));
+    config.sync.crms = vec![args.from, args.to];
+    config.sync.dry_run = false;
     for kind in [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal] {
         let e = match kind {
             ObjectKind::Company => &mut config.company,
@@ -187,6 +192,7 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
         };
         e.conflict.policy = Some(PolicyKind::Primary);
         e.conflict.primary = Some(args.from);
+        e.conflict.fields.clear();
     }
     let store = connect::open_store(args.db.database_url.as_deref()).await?;
     if !args.dry_run {
