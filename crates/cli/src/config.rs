@@ -56,6 +56,16 @@ pub struct SalesforceSettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    // The sync tables, read and checked by the sync commands on their own
+    // (`crmkit_sync::Config`); named here only so they are not refused as unknown.
+    #[serde(default, rename = "sync")]
+    _sync: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "company")]
+    _company: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "person")]
+    _person: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "deal")]
+    _deal: Option<serde::de::IgnoredAny>,
     /// Close settings.
     #[serde(default)]
     pub close: CloseSettings,

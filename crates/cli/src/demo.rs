@@ -292,9 +292,12 @@ pub async fn run(leads: usize, seed: u64) -> Result<()> {
     });
     let (hubspot, next) = hubspot::tour(14, leads, seed).await?;
     let salesforce = salesforce::tour(next, leads, seed).await?;
+    // The sync part keeps to a small world so the demo stays quick.
+    let sync = crate::sync::demo::tour(leads.clamp(1, 40), seed).await?;
     if let Some(all) = summary.as_object_mut() {
         all.extend(hubspot);
         all.extend(salesforce);
+        all.extend(sync);
         all.insert(
             "seconds".into(),
             json!((started.elapsed().as_secs_f64() * 100.0).round() / 100.0),

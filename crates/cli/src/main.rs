@@ -46,6 +46,7 @@ mod listing;
 mod output;
 mod progress;
 mod salesforce;
+mod sync;
 mod waits;
 
 use std::path::PathBuf;
@@ -135,6 +136,22 @@ enum Command {
         #[command(subcommand)]
         bench: bench::Bench,
     },
+    /// Sync the configured CRMs both ways (`--dry-run` prints the plan); `sync status`.
+    Sync(sync::SyncArgs),
+    /// Show what the sync store links across CRMs.
+    Links {
+        #[command(subcommand)]
+        command: sync::LinksCommand,
+    },
+    /// List and settle field conflicts the sync queued (policy `manual`).
+    Conflicts {
+        #[command(subcommand)]
+        command: sync::ConflictsCommand,
+    },
+    /// Copy everything from one CRM into another through the sync engine (the source wins).
+    Migrate(sync::MigrateArgs),
+    /// Write a commented crmkit.toml.
+    Init(sync::InitArgs),
     /// Print a shell completion script, e.g. `crmkit completions bash > ~/.local/share/bash-completion/completions/crmkit`.
     Completions {
         /// The shell.
@@ -145,6 +162,25 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SandboxCommand {
+    /// Close and HubSpot sandboxes seeded from one shared world (overlapping records with
+    /// differing fields); prints the `export` lines that point crmkit at them.
+    All {
+        /// Seed of the world.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Companies in the world (at most 10,000,000).
+        #[arg(long, default_value_t = 40, value_parser = bounds::leads())]
+        companies: usize,
+        /// Close's port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8025)]
+        close_port: u16,
+        /// HubSpot's port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8026)]
+        hubspot_port: u16,
+        /// Faults both inject from the start, as JSON, e.g. '{"rate_429":0.05}'.
+        #[arg(long)]
+        faults: Option<String>,
+    },
     /// The Close API emulator.
     Close {
         /// Port on 127.0.0.1 (0 for any free port).
@@ -473,6 +509,34 @@ async fn run(cli: Cli) -> Outcome {
                 .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
             Ok(())
         }
+        Command::Sandbox {
+            crm:
+                SandboxCommand::All {
+                    seed,
+                    companies,
+                    close_port,
+                    hubspot_port,
+                    faults,
+                },
+        } => {
+            let faults = match faults {
+                Some(text) => parse_faults(&text)?,
+                None => crmkit_sandbox::faults::Faults::default(),
+            };
+            Ok(sync::world::run(sync::world::Options {
+                seed,
+                companies,
+                ports: (close_port, hubspot_port),
+                faults,
+                rate_limit: 100,
+            })
+            .await?)
+        }
+        Command::Sync(args) => sync::sync(&cli.config, args).await,
+        Command::Links { command } => sync::links(command).await,
+        Command::Conflicts { command } => sync::conflicts(&cli.config, command).await,
+        Command::Migrate(args) => sync::migrate(&cli.config, args).await,
+        Command::Init(args) => sync::init(&cli.config, args),
         Command::Doctor => doctor(&Settings::load(&cli.config)?).await,
         Command::Salesforce { command } => {
             salesforce::run(&Settings::load(&cli.config)?, command).await

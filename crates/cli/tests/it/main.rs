@@ -10,3 +10,7 @@ mod listing;
 mod options;
 mod salesforce;
 mod support;
+mod sync_commands;
+mod sync_crash;
+mod sync_faults;
+mod sync_support;

@@ -240,7 +240,7 @@ impl CloseSandbox {
     /// Seeds the data and starts serving.
     pub async fn start(self) -> std::io::Result<RunningClose> {
         let mut data = Data::new(self.config.seed);
-        let seed_ids = seed::seed(&mut data, self.config.leads);
+        let seed_ids = seed::seed(&mut data, self.config.seed, self.config.leads);
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
             gate: Gate::new(self.config.faults.clone()),

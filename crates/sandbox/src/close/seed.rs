@@ -35,8 +35,9 @@ fn backdate(data: &mut Data, table: &'static str, id: &Value, at: DateTime<Utc>)
     });
 }
 
-/// Fills `data` with `leads` leads and the configuration they use.
-pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
+/// Fills `data` with `leads` leads of the shared world of `seed` (the world the other
+/// sandboxes started with the same seed hold their share of) and the configuration they use.
+pub(crate) fn seed(data: &mut Data, seed: u64, leads: usize) -> SeedIds {
     data.seeding = true;
     for label in ["Potential", "Qualified", "Customer", "Bad Fit"] {
         made(data, Kind::LeadStatus, json!({"label": label}));
@@ -70,7 +71,7 @@ pub(crate) fn seed(data: &mut Data, leads: usize) -> SeedIds {
     let origin = DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
         .expect("valid constant")
         .with_timezone(&Utc);
-    let world = World::generate(data.rng.u64(..), leads);
+    let world = World::generate(seed, leads);
     for company in world.members(Crm::Close) {
         let i = company.index;
         let contacts: Vec<Value> = world.people[company.people.clone()]

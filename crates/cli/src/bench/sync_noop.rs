@@ -1,0 +1,148 @@
+//! `bench sync-noop`: a re-sync of linked records that changed nowhere must write nothing
+//! and call only the listings. Seeds a Close sandbox, syncs its companies into an empty
+//! HubSpot sandbox once (creating and linking them), then times the second sync.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crmkit_core::{Connector, Crm, SecretString};
+use crmkit_sandbox::close::CloseSandbox;
+use crmkit_sandbox::hubspot::HubSpotSandbox;
+use crmkit_sandbox::shared::stats::RequestLog;
+use crmkit_sync::{Config, Engine};
+
+use crate::config::Settings;
+use crate::failure::Failure;
+use crate::progress::Progress;
+use crate::waits::Waits;
+
+/// A limit no run reaches.
+const UNLIMITED: u32 = 1_000_000_000;
+
+/// Options of `bench sync-noop`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Linked companies (the target applies to 10,000 on a release build).
+    #[arg(long, default_value_t = 10_000, value_parser = crate::bounds::leads())]
+    records: usize,
+    /// The SQLite file of the store (default: a temporary file, removed after).
+    #[arg(long)]
+    database: Option<std::path::PathBuf>,
+}
+
+/// Whether a request writes: anything but reads, searches and batch reads.
+fn writes(r: &RequestLog) -> bool {
+    r.method != "GET" && !r.path.contains("search") && !r.path.ends_with("/batch/read")
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: Args) -> Result<(), Failure> {
+    let spin = Progress::spinner(&format!("seeding {} Close leads", args.records));
+    let close = CloseSandbox::builder()
+        .leads(args.records)
+        .rate_limit(UNLIMITED, Duration::from_secs(1))
+        .start()
+        .await
+        .map_err(|e| Failure::Bench(format!("the Close sandbox does not start: {e}")))?;
+    let hubspot = HubSpotSandbox::builder()
+        .companies(0)
+        .burst_limit(UNLIMITED, Duration::from_secs(10))
+        .start()
+        .await
+        .map_err(|e| Failure::Bench(format!("the HubSpot sandbox does not start: {e}")))?;
+    spin.done();
+    let mut settings = Settings::default();
+    settings.close.api_key = Some(SecretString::from("bench".to_string()));
+    settings.close.base_url = Some(close.api_url());
+    settings.hubspot.access_token = Some(SecretString::from("bench".to_string()));
+    settings.hubspot.base_url = Some(hubspot.base_url());
+    let dir = std::env::temp_dir().join(format!("crmkit-bench-sync-noop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = args
+        .database
+        .clone()
+        .unwrap_or_else(|| dir.join("crmkit.db"));
+    let _ = std::fs::remove_file(&db);
+    let store = crate::sync::connect::open_store(Some(&format!("sqlite:{}", db.display()))).await?;
+    let mut config = Config::new(vec![Crm::Close, Crm::HubSpot]);
+    config.person.enabled = false;
+    config.deal.enabled = false;
+    let waits = Waits::default();
+    let conns: Vec<Arc<dyn Connector>> =
+        crate::sync::connect::connectors(&settings, &config.sync.crms, &waits).await?;
+    let engine = Engine::new(config, store.clone(), conns)?;
+
+    let spin = Progress::spinner(&format!("first sync: linking {} companies", args.records));
+    let t0 = Instant::now();
+    let first = engine.run().await?;
+    spin.done();
+    println!(
+        "first_sync_seconds={:.3} first_sync_calls={}",
+        t0.elapsed().as_secs_f64(),
+        close.stats().requests.len() + hubspot.stats().requests.len()
+    );
+    if !first.errors.is_empty() || first.created != args.records {
+        return Err(Failure::Bench(format!(
+            "the first sync created {} of {} companies ({} errors, first: {:?})",
+            first.created,
+            args.records,
+            first.errors.len(),
+            first.errors.first()
+        )));
+    }
+    // The HubSpot feed leaves records changed in the current second for the next run.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (c0, h0) = (close.stats().requests.len(), hubspot.stats().requests.len());
+    let started = Instant::now();
+    let second = engine.run().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let close_reqs: Vec<RequestLog> = close.stats().requests.into_iter().skip(c0).collect();
+    let hs_reqs: Vec<RequestLog> = hubspot.stats().requests.into_iter().skip(h0).collect();
+    let write_count = close_reqs
+        .iter()
+        .chain(&hs_reqs)
+        .filter(|r| writes(r))
+        .count();
+    let calls = close_reqs.len() + hs_reqs.len();
+    store.close().await;
+    if args.database.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if second.wrote() || write_count > 0 || !second.errors.is_empty() {
+        return Err(Failure::Bench(format!(
+            "the no-op sync wrote: created {}, updated {}, {} write calls, errors {:?}",
+            second.created,
+            second.updated,
+            write_count,
+            second.errors.first()
+        )));
+    }
+    let mut by_route = std::collections::BTreeMap::<String, usize>::new();
+    for r in close_reqs.iter().chain(&hs_reqs) {
+        let route: String = r
+            .path
+            .split('/')
+            .map(|seg| {
+                if seg.len() > 20 || seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+                    "{id}"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        *by_route.entry(format!("{} {route}", r.method)).or_default() += 1;
+    }
+    for (route, n) in &by_route {
+        println!("calls {route}: {n}");
+    }
+    println!(
+        "records={} close_calls={} hubspot_calls={} read={}",
+        args.records,
+        close_reqs.len(),
+        hs_reqs.len(),
+        second.read
+    );
+    println!("writes={write_count} calls={calls} seconds={seconds:.3}");
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! `crmkit sync`, `crmkit sync status`, `crmkit links show`, `crmkit conflicts list|resolve`,
+//! `crmkit migrate` and `crmkit init`: the sync engine (`crmkit-sync`) on the store
+//! (`crmkit-store`) with connectors built from the same settings as the other commands.
+//!
+//! The store is `--database-url`, else `DATABASE_URL`, else the SQLite file `crmkit.db`.
+//! The sync configuration is the `[sync]`, `[company]`, `[person]` and `[deal]` tables of
+//! `crmkit.toml` (`crmkit init` writes a commented one); without a `[sync]` table every CRM
+//! with credentials is synced with the defaults. Close and HubSpot are supported; this build
+//! has no Salesforce connector for sync.
+
+pub(crate) mod connect;
+pub mod demo;
+mod show;
+mod watch;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crmkit_core::{Connector, Crm, Error, ObjectKind, RecordRef};
+use crmkit_store::{ConflictId, Link, LinkId, Store};
+use crmkit_sync::config::PolicyKind;
+use crmkit_sync::{Config, Engine, Report};
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::failure::Failure;
+use crate::waits::Waits;
+
+pub use watch::{Board, Tally};
+
+/// Parses a CRM name.
+pub fn parse_crm(s: &str) -> Result<Crm, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "close" => Ok(Crm::Close),
+        "hubspot" => Ok(Crm::HubSpot),
+        "salesforce" => Ok(Crm::Salesforce),
+        other => Err(format!(
+            "unknown CRM {other:?}: use close, hubspot or salesforce"
+        )),
+    }
+}
+
+/// Where the sync state lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Db {
+    /// The sync database: postgres://… or a SQLite file (default: DATABASE_URL, else crmkit.db).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+/// `crmkit sync`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SyncArgs {
+    /// Print the plan (creates, updates, links, conflicts per CRM, with field diffs) and
+    /// write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the JSON run report to this file instead of printing it.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// On PostgreSQL, free the lease of an interrupted sync whose process no longer runs on
+    /// this machine (on SQLite that happens on its own).
+    #[arg(long)]
+    pub break_lease: bool,
+    #[command(flatten)]
+    pub db: Db,
+    #[command(subcommand)]
+    pub command: Option<SyncCommand>,
+}
+
+/// `crmkit sync <command>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SyncCommand {
+    /// The last runs, the cursors, and the open conflicts and reviews.
+    Status {
+        /// Runs to show.
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+    },
+}
+
+/// `crmkit links`.
+#[derive(Debug, clap::Subcommand)]
+pub enum LinksCommand {
+    /// A link by its uuid or by any CRM id it holds: ids per CRM, hashes, last sync, the
+    /// audit trail and its conflicts.
+    Show {
+        /// A link uuid or a CRM record id.
+        id: String,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+/// `crmkit conflicts`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConflictsCommand {
+    /// The open conflicts.
+    List {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Settles a conflict: writes the chosen value to every linked CRM that differs.
+    Resolve {
+        /// The conflict's id.
+        id: String,
+        /// Take this CRM's value.
+        #[arg(long, value_parser = parse_crm, conflicts_with = "value", required_unless_present = "value")]
+        take: Option<Crm>,
+        /// Take this value (JSON, or plain text).
+        #[arg(long)]
+        value: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+/// `crmkit migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The CRM copied from; it wins every field.
+    #[arg(long, value_parser = parse_crm)]
+    pub from: Crm,
+    /// The CRM copied into.
+    #[arg(long, value_parser = parse_crm)]
+    pub to: Crm,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the JSON run report to this file instead of printing it.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: Db,
+}
+
+/// `crmkit init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The CRMs to sync.
+    #[arg(long, value_parser = parse_crm, value_delimiter = ',', default_value = "close,hubspot")]
+    pub crms: Vec<Crm>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs `crmkit sync`.
+pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
+    let store = connect::open_store(args.db.database_url.as_deref()).await?;
+    if let Some(SyncCommand::Status { runs }) = args.command {
+        let settings = Settings::load(config_path)?;
+        let config = connect::load_config(config_path, &settings)?;
+        return show::status(&store, &pair(&config), runs).await;
+    }
+    let settings = Settings::load(config_path)?;
+    let config = connect::load_config(config_path, &settings)?;
+    if !args.dry_run {
+        connect::free_dead_lease(&store, &pair(&config), args.break_lease).await?;
+    }
+    run_engine(
+        &settings,
+        config,
+        store,
+        args.dry_run,
+        args.report.as_deref(),
+    )
+    .await
+}
+
+/// Runs `crmkit migrate --from A --to B`: a sync of the two in which `from` wins every
+/// field, so records missing in `to` are created through its batch paths and linked.
+pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failure> {
+    if args.from == args.to {
+        return Err(Error::config("--from and --to name the same CRM").into());
+    }
+    let settings = Settings::load(config_path)?;
+    // The entity settings of crmkit.toml (fields, custom fields, stage maps) apply; the CRMs
+    // and the conflict policy are the migration's.
+    let mut config = connect::load_config(config_path, &settings)
+        .unwrap_or_else(|_| Config::new(vec![args.from, args.to]));
+    config.sync.crms = vec![args.from, args.to];
+    config.sync.dry_run = false;
+    for kind in [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal] {
+        let e = match kind {
+            ObjectKind::Company => &mut config.company,
+            ObjectKind::Person => &mut config.person,
+            _ => &mut config.deal,
+        };
+        e.conflict.policy = Some(PolicyKind::Primary);
+        e.conflict.primary = Some(args.from);
+        e.conflict.fields.clear();
+    }
+    let store = connect::open_store(args.db.database_url.as_deref()).await?;
+    if !args.dry_run {
+        connect::free_dead_lease(&store, &pair(&config), false).await?;
+    }
+    run_engine(
+        &settings,
+        config,
+        store,
+        args.dry_run,
+        args.report.as_deref(),
+    )
+    .await
+}
+
+/// Writes a commented `crmkit.toml`.
+pub fn init(config_path: &Path, args: InitArgs) -> Result<(), Failure> {
+    if config_path.exists() && !args.force {
+        return Err(Error::config(format!(
+            "{} exists; pass --force to overwrite it",
+            config_path.display()
+        ))
+        .into());
+    }
+    let mut text = crmkit_sync::config::render_default(&args.crms);
+    text.push_str(
+        "\n# Credentials may live here too (the environment wins):\n# [close]\n# api_key = \"…\"\n# base_url = \"https://api.close.com/api/v1/\"\n# [hubspot]\n# access_token = \"…\"\n",
+    );
+    Config::from_toml(&text)?;
+    std::fs::write(config_path, text)?;
+    println!("wrote {}", config_path.display());
+    Ok(())
+}
+
+fn pair(config: &Config) -> String {
+    config
+        .sync
+        .crms
+        .iter()
+        .map(Crm::to_string)
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Builds the watched connectors and runs (or plans) one sync, then prints the plan or
+/// the summary and the run report.
+async fn run_engine(
+    settings: &Settings,
+    config: Config,
+    store: Store,
+    dry_run: bool,
+    report_path: Option<&Path>,
+) -> Result<(), Failure> {
+    let waits = Waits::default();
+    let board = Board::new(waits.clone(), !dry_run);
+    let conns: Vec<Arc<dyn Connector>> = connect::connectors(settings, &config.sync.crms, &waits)
+        .await?
+        .into_iter()
+        .map(|c| board.watch(c))
+        .collect();
+    let engine = Engine::new(config, store.clone(), conns)?;
+    let started = std::time::Instant::now();
+    let outcome = if dry_run {
+        engine.dry_run().await
+    } else {
+        engine.run().await
+    };
+    let tallies = board.finish();
+    let report = outcome?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    if dry_run {
+        show::plan(&mut out, &report)?;
+    } else {
+        show::summary(&mut out, &report, &tallies)?;
+    }
+    let json = run_report(&report, &tallies, seconds);
+    match report_path {
+        Some(p) => {
+            let full = if dry_run {
+                serde_json::to_value(&report).unwrap_or(json)
+            } else {
+                json
+            };
+            std::fs::write(p, serde_json::to_string_pretty(&full).unwrap_or_default())?;
+        }
+        None if !dry_run => {
+            use std::io::Write;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            )?;
+        }
+        None => {}
+    }
+    if !report.errors.is_empty() && !dry_run {
+        return Err(Error::new(
+            crmkit_core::ErrorKind::Transient,
+            format!(
+                "{} record(s) could not be synced (listed above with the reason); run crmkit sync again to retry them",
+                report.errors.len()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The JSON run report: counts, per CRM and object tallies, and every record not synced
+/// with the reason.
+pub fn run_report(
+    report: &Report,
+    tallies: &BTreeMap<(Crm, ObjectKind), Tally>,
+    seconds: f64,
+) -> Value {
+    let per: Vec<Value> = tallies
+        .iter()
+        .map(|((crm, kind), t)| {
+            json!({"crm": crm, "object": kind, "read": t.read, "created": t.created,
+                   "updated": t.updated, "deleted": t.deleted, "failed": t.failed})
+        })
+        .collect();
+    json!({
+        "run": report.run.as_ref().map(|r| r.to_string()),
+        "dry_run": report.dry_run,
+        "status": if report.errors.is_empty() { "succeeded" } else { "partial" },
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "read": report.read,
+        "created": report.created,
+        "updated": report.updated,
+        "linked": report.linked,
+        "deleted": report.deleted,
+        "echoes": report.echoes,
+        "recovered": report.recovered,
+        "per_crm": per,
+        "conflicts": report.conflicts,
+        "ambiguous": report.ambiguous,
+        "errors": report.errors,
+    })
+}
+
+/// Finds a link by its uuid or by any CRM id.
+async fn find_link(store: &Store, id: &str) -> Result<Option<Link>, Failure> {
+    let map = |e: crmkit_store::Error| Failure::Crm(Error::config(format!("sync store: {e}")));
+    if let Some(l) = store.link(&LinkId::new(id)).await.map_err(map)? {
+        return Ok(Some(l));
+    }
+    for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
+        for kind in [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal] {
+            if let Some(l) = store
+                .link_by_record(&RecordRef::new(crm, kind, id))
+                .await
+                .map_err(map)?
+            {
+                return Ok(Some(l));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Runs `crmkit links`.
+pub async fn links(cmd: LinksCommand) -> Result<(), Failure> {
+    let LinksCommand::Show { id, db } = cmd;
+    let store = connect::open_store(db.database_url.as_deref()).await?;
+    let Some(link) = find_link(&store, &id).await? else {
+        return Err(Error::new(
+            crmkit_core::ErrorKind::NotFound,
+            format!("no link holds {id:?}"),
+        )
+        .into());
+    };
+    show::link(&store, &link).await
+}
+
+/// Runs `crmkit conflicts`.
+pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), Failure> {
+    match cmd {
+        ConflictsCommand::List { db } => {
+            let store = connect::open_store(db.database_url.as_deref()).await?;
+            show::conflicts(&store).await
+        }
+        ConflictsCommand::Resolve {
+            id,
+            take,
+            value,
+            db,
+        } => {
+            let store = connect::open_store(db.database_url.as_deref()).await?;
+            let settings = Settings::load(config_path)?;
+            let config = connect::load_config(config_path, &settings)?;
+            resolve(&settings, &config, &store, &id, take, value).await
+        }
+    }
+}
+
+fn store_err(e: crmkit_store::Error) -> Failure {
+    Failure::Crm(Error::config(format!("sync store: {e}")))
+}
+
+async fn resolve(
+    settings: &Settings,
+    config: &Config,
+    store: &Store,
+    id: &str,
+    take: Option<Crm>,
+    value: Option<String>,
+) -> Result<(), Failure> {
+    let conflict_id = ConflictId::new(id);
+    let conflict = store
+        .conflict(&conflict_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            Error::new(
+                crmkit_core::ErrorKind::NotFound,
+                format!("no conflict {id}"),
+            )
+        })?;
+    let chosen: Option<Value> = match (take, value) {
+        (Some(crm), _) => match conflict.values.get(&crm) {
+            Some(Value::Null) | None => None,
+            Some(v) => Some(v.clone()),
+        },
+        (None, Some(text)) => Some(serde_json::from_str(&text).unwrap_or(Value::String(text))),
+        (None, None) => return Err(Error::config("give --take <crm> or --value <value>").into()),
+    };
+    let link = store
+        .link(&conflict.link)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            Error::new(
+                crmkit_core::ErrorKind::NotFound,
+                format!("the link of conflict {id} is gone"),
+            )
+        })?;
+    let cfg = config
+        .entity(conflict.entity)
+        .ok_or_else(|| Error::config(format!("{}s are not synced", conflict.entity)))?;
+    let crms: Vec<Crm> = config
+        .sync
+        .crms
+        .iter()
+        .copied()
+        .filter(|c| link.crm_id(*c).is_some())
+        .collect();
+    let waits = Waits::default();
+    let conns = connect::connectors(settings, &crms, &waits).await?;
+    let mut changes = BTreeMap::new();
+    changes.insert(conflict.field.clone(), chosen.clone());
+    let mut written = Vec::new();
+    for conn in &conns {
+        let crm = conn.crm();
+        let Some(rid) = link.crm_id(crm) else {
+            continue;
+        };
+        let current = conflict.values.get(&crm).filter(|v| !v.is_null()).cloned();
+        if current == chosen {
+            continue;
+        }
+        let mut record = conn.get(conflict.entity, rid).await?;
+        crmkit_sync::values::apply(&mut record, crm, cfg, &changes)?;
+        let mut out = conn.update(vec![record]).await;
+        match out.results.pop() {
+            Some(Ok(_)) => written.push(format!("{crm}:{rid}")),
+            Some(Err(e)) => return Err(e.into()),
+            None => {
+                return Err(Error::bad_response(format!(
+                    "no result for the update of {crm} {rid}"
+                ))
+                .into());
+            }
+        }
+    }
+    let resolution =
+        json!({"field": conflict.field, "value": chosen, "take": take, "written": written});
+    store
+        .resolve_conflict(&conflict_id, &resolution, "crmkit conflicts resolve")
+        .await
+        .map_err(store_err)?;
+    println!(
+        "resolved {id}: {} = {} (written to {})",
+        conflict.field,
+        chosen.map_or("(empty)".to_string(), |v| v.to_string()),
+        if written.is_empty() {
+            "none: every CRM already agreed".to_string()
+        } else {
+            written.join(", ")
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `crmkit sync --dry-run`, `sync`, `sync status`, `links show`, `conflicts list|resolve` and
+//! `init`, run as the binary against sandboxes of one world.
+
+use crmkit_sandbox::faults::Faults;
+
+use crate::sync_support::*;
+
+async fn run_async(pair: &Pair, dir: &Scratch, args: &[&str]) -> (bool, String, String) {
+    let mut child = command(pair, &dir.0, &dir.sqlite(), args)
+        .spawn()
+        .expect("crmkit starts");
+    let status = wait(&mut child).await;
+    let out = child.wait_with_output().expect("output");
+    (
+        status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolved() {
+    let pair = pair(5, 8, Faults::default()).await;
+    let dir = Scratch::new("commands");
+    // Company names differ between the CRMs by design: with `manual` each is queued.
+    std::fs::write(
+        dir.0.join("crmkit.toml"),
+        "[sync]\ncrms = [\"close\", \"hubspot\"]\n\n[company]\nfields = [\"name\", \"domain\"]\n\n[company.conflict]\npolicy = \"manual\"\n\n[person]\nfields = [\"name\"]\nenabled = false\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
+    )
+    .expect("config");
+    let before = hubspot_contents(&pair).await;
+    let (ok, plan, err) = run_async(&pair, &dir, &["sync", "--dry-run"]).await;
+    assert!(ok, "{err}");
+    assert!(plan.contains("Plan (dry run"), "{plan}");
+    assert!(
+        plan.contains("create  hubspot company from close:company:lead_"),
+        "{plan}"
+    );
+    assert!(plan.contains("link    close:"), "{plan}");
+    assert!(plan.contains("conflict close:"), "{plan}");
+    assert_eq!(
+        hubspot_contents(&pair).await,
+        before,
+        "a dry run writes nothing"
+    );
+    let (ok, status, err) = run_async(&pair, &dir, &["sync", "status"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        !status.contains("succeeded"),
+        "no run stored by the dry run: {status}"
+    );
+
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "--report", "report.json"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("│ hubspot"), "summary table: {out}");
+    let r = report(&dir.0);
+    assert!(
+        r["created"].as_u64() > Some(0) && r["linked"].as_u64() > Some(0),
+        "{r}"
+    );
+    let queued = r["conflicts"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(queued > 0, "name conflicts queued: {r}");
+
+    let (ok, status, err) = run_async(&pair, &dir, &["sync", "status"]).await;
+    assert!(ok, "{err}");
+    assert!(status.contains("succeeded"), "{status}");
+    assert!(
+        status.contains(&format!("Open conflicts: {queued}")),
+        "{status}"
+    );
+
+    // A linked company, shown by its Close id.
+    let lead = r["conflicts"][0]["records"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|x| x["crm"] == "close"))
+        .and_then(|x| x["id"].as_str())
+        .expect("a Close id in the conflict")
+        .to_string();
+    let (ok, shown, err) = run_async(&pair, &dir, &["links", "show", &lead]).await;
+    assert!(ok, "{err}");
+    assert!(
+        shown.contains(&lead) && shown.contains("hubspot"),
+        "{shown}"
+    );
+    assert!(shown.contains("audit trail"), "{shown}");
+
+    let (ok, list, err) = run_async(&pair, &dir, &["conflicts", "list"]).await;
+    assert!(ok, "{err}");
+    let id = list
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.len() == 36 && w.chars().filter(|c| *c == '-').count() == 4)
+        })
+        .expect("a conflict id listed")
+        .to_string();
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &["conflicts", "resolve", &id, "--take", "close"],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("written to hubspot:"), "{out}");
+    let (ok, list, _) = run_async(&pair, &dir, &["conflicts", "list"]).await;
+    assert!(
+        ok && !list.contains(&id),
+        "resolved conflicts leave the list: {list}"
+    );
+}
+
+#[test]
+fn init_writes_a_config_sync_accepts_and_refuses_to_overwrite_it() {
+    let dir = Scratch::new("init");
+    std::fs::remove_file(dir.0.join("crmkit.toml")).expect("start without one");
+    let init = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crmkit"))
+            .current_dir(&dir.0)
+            .args(["--config", "crmkit.toml", "init"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let out = init(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.0.join("crmkit.toml")).expect("written");
+    assert!(text.contains("[sync]") && text.contains("# "), "{text}");
+    crmkit_sync::Config::from_toml(&text).expect("it parses");
+    let again = init(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
