@@ -115,11 +115,13 @@ async fn fetch(
         .order_by("SystemModstamp")
         .order_by("Id")
         .limit(u32::try_from(req.limit).unwrap_or(2000).min(2000));
-    let page = client
-        .query_page(&q.build()?, crate::query::Scope::Live)
-        .await?;
-    let next = if page.records.len() >= req.limit {
-        page.records
+    // The whole answer, batch after batch until `done`: Salesforce may hand out fewer rows
+    // per batch than the LIMIT (the batch size is only a hint, and wide rows or long-text
+    // fields shrink it), so a short batch says nothing about the end of the slice. Only a
+    // query read to its end with fewer rows than the LIMIT does.
+    let records: Vec<Fields> = client.query(q.build()?).try_collect().await?;
+    let next = if records.len() >= req.limit {
+        records
             .last()
             .map(stamp)
             .transpose()?
@@ -128,7 +130,7 @@ async fn fetch(
         None
     };
     Ok(SlicePage {
-        items: page.records,
+        items: records,
         next,
     })
 }

@@ -106,6 +106,25 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
 }
 
 #[tokio::test]
+async fn the_feed_reads_every_batch_when_salesforce_answers_shorter_than_the_limit() {
+    // Batches of 2 rows under a LIMIT of 5: each keyset query is answered in three
+    // batches, and only the whole answer says whether the slice is finished.
+    let sandbox = strict(23, 2).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_page_size(5);
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let accounts = sandbox.count("Account");
+    assert!(accounts > 5);
+    let ids: HashSet<&str> = first.iter().filter_map(Change::id).collect();
+    assert_eq!(ids.len(), accounts, "no account skipped");
+    assert_eq!(first.len(), accounts, "every account once");
+}
+
+#[tokio::test]
 async fn updates_are_patches_and_an_unchanged_record_sends_nothing() {
     let sandbox = strict(6, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox));
