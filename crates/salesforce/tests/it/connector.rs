@@ -125,6 +125,32 @@ async fn the_feed_reads_every_batch_when_salesforce_answers_shorter_than_the_lim
 }
 
 #[tokio::test]
+async fn a_cursor_older_than_the_deletion_log_stops_for_a_resync_and_stays_put() {
+    let sandbox = strict(3, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let cursor = first.last().expect("changes").cursor().clone();
+    let json = cursor.0.strip_prefix("sf1.").expect("salesforce cursor");
+    let mut state: Value = serde_json::from_str(json).expect("cursor state");
+    // Deletions last read 20 days ago: getDeleted no longer answers for all of them.
+    let old = Utc::now() - chrono::Duration::days(20);
+    state["d"] = Value::String(old.to_rfc3339());
+    let stale = crmkit_core::ChangeCursor(format!("sf1.{state}"));
+    let mut feed = conn.changes(ObjectKind::Company, Some(stale));
+    let e = match feed.try_next().await {
+        Err(e) => e,
+        Ok(c) => panic!("a stale cursor must stop the run before any change: {c:?}"),
+    };
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.to_string().contains("full resync"), "{e}");
+}
+
+#[tokio::test]
 async fn updates_are_patches_and_an_unchanged_record_sends_nothing() {
     let sandbox = strict(6, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox));
