@@ -9,7 +9,13 @@
 //! Uploads are CSV with a header row; an empty cell leaves a field alone and `#N/A` sets it
 //! to null. Result CSVs carry `sf__Id` and `sf__Created` (successful) or `sf__Error`
 //! (failed) before the uploaded columns; [`Client::insert_many`] matches them back to the
-//! input by those columns, since the results come in no particular order.
+//! input by those columns, since the results come in no particular order and carry no row
+//! number. Salesforce echoes the values as it processed them, which may differ from the
+//! upload (number or boolean spelling), so a record no result row matches is reported with
+//! an [`ErrorKind::BadResponse`] "outcome unknown" error, never as a retryable failure
+//! (that retry could duplicate it); only rows in `unprocessedrecords/` are
+//! [`ErrorKind::Transient`]. Creates that must be exact should carry an external id and go
+//! through an upsert job, whose results are matched by that key.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -331,6 +337,13 @@ impl Client {
                 .or_default()
                 .push_back(Err(e));
         }
+        // Only a record Salesforce lists as unprocessed is safe to retry; one whose result
+        // row cannot be matched (Salesforce may echo normalised values) may well exist, so
+        // its outcome is reported as unknown rather than as a retryable failure.
+        let mut unprocessed: HashMap<Vec<String>, usize> = HashMap::new();
+        for row in &results.unprocessed {
+            *unprocessed.entry(signature(row, &header)).or_default() += 1;
+        }
         records
             .iter()
             .enumerate()
@@ -339,14 +352,27 @@ impl Client {
                 pending
                     .get_mut(&sig)
                     .and_then(VecDeque::pop_front)
-                    .unwrap_or_else(|| {
-                        Err(Error::new(
-                            ErrorKind::Transient,
+                    .unwrap_or_else(|| match unprocessed.get_mut(&sig) {
+                        Some(n) if *n > 0 => {
+                            *n -= 1;
+                            Err(Error::new(
+                                ErrorKind::Transient,
+                                format!(
+                                    "the Bulk API job {} ended {} without processing this record",
+                                    info.id, info.state
+                                ),
+                            ))
+                        }
+                        _ => Err(Error::new(
+                            ErrorKind::BadResponse,
                             format!(
-                                "the Bulk API job {} ended {} without processing this record",
-                                info.id, info.state
+                                "the outcome of this record in Bulk API job {} is unknown: no \
+                                 result row matches it, so it may have been created; check \
+                                 before retrying (creates with an external id field are safe \
+                                 to repeat as upserts)",
+                                info.id
                             ),
-                        ))
+                        )),
                     })
                     .map_err(|e| e.with_crm(Crm::Salesforce).with_record(label(i)))
             })

@@ -10,9 +10,16 @@
 //!   (Salesforce's clock), never from the local clock.
 //! - **Tombstones.** `GET sobjects/{Type}/deleted/?start=&end=` for the window since the
 //!   last run (less the overlap), reported before the upserts: a record deleted then
-//!   undeleted ends as an upsert. Salesforce keeps deletions for at most 30 days (REST API
-//!   guide, "Get Deleted Records"); an older cursor reads the last 29 days only and may miss
-//!   tombstones. The first run reports none (there is nothing to remove yet).
+//!   undeleted ends as an upsert. getDeleted answers for no more than 15 days before the
+//!   day of the call, or less when the Recycle Bin was purged
+//!   (<https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getdeleted.htm>),
+//!   and an `earliestDateAvailable` later than the start means deletions were purged and
+//!   the data must be resynced
+//!   (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted_getdeletedresult.htm>).
+//!   So a cursor whose deletion watermark is older than 14 days, or older than
+//!   `earliestDateAvailable`, stops the run with an [`ErrorKind::Validation`] error saying a
+//!   full resync is needed, and its watermark is never moved past deletions not read.
+//!   The first run reports none (there is nothing to remove yet).
 //! - **Cursor.** `sf1.` + JSON: one keyset position per sObject and the tombstone watermark.
 //!   Tombstones carry the watermark the run started from (all but the last, which carries
 //!   the new one), so a run that stops among them reads them again.
@@ -23,7 +30,7 @@ use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::keyset::{KeysetConfig, KeysetCursor, SlicePage, SliceRequest};
-use crmkit_core::{ChangeCursor, Crm, Error, ObjectKind, RecordRef, Result};
+use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,8 +69,21 @@ pub(super) struct FeedConfig {
     pub currency: String,
 }
 
-/// How far back getDeleted is asked (Salesforce answers for the last 30 days).
-const DELETED_SPAN: Duration = Duration::days(29);
+/// How far back getDeleted is trusted: it answers for no more than 15 days before the
+/// day of the call, so a day less leaves room for the day boundary.
+const DELETED_SPAN: Duration = Duration::days(14);
+
+/// The error of a cursor whose unread deletions Salesforce may no longer know.
+fn resync_needed(kind: ObjectKind, since: DateTime<Utc>, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Validation,
+        format!(
+            "this change cursor last read deletions at {since}, {why}: deletions may be lost, \
+             so a full resync is needed (start the {kind:?} feed without a cursor)"
+        ),
+    )
+    .with_crm(Crm::Salesforce)
+}
 
 /// The keyset page token: the last (time, id) of a full page.
 #[derive(Serialize, Deserialize)]
@@ -115,11 +135,13 @@ async fn fetch(
         .order_by("SystemModstamp")
         .order_by("Id")
         .limit(u32::try_from(req.limit).unwrap_or(2000).min(2000));
-    let page = client
-        .query_page(&q.build()?, crate::query::Scope::Live)
-        .await?;
-    let next = if page.records.len() >= req.limit {
-        page.records
+    // The whole answer, batch after batch until `done`: Salesforce may hand out fewer rows
+    // per batch than the LIMIT (the batch size is only a hint, and wide rows or long-text
+    // fields shrink it), so a short batch says nothing about the end of the slice. Only a
+    // query read to its end with fewer rows than the LIMIT does.
+    let records: Vec<Fields> = client.query(q.build()?).try_collect().await?;
+    let next = if records.len() >= req.limit {
+        records
             .last()
             .map(stamp)
             .transpose()?
@@ -128,7 +150,7 @@ async fn fetch(
         None
     };
     Ok(SlicePage {
-        items: page.records,
+        items: records,
         next,
     })
 }
@@ -159,9 +181,28 @@ pub(super) fn changes(
         let mut tombstones = Vec::new();
         let mut covered = until;
         if let Some(d) = start.d {
-            let from = (d - config.overlap).max(until - DELETED_SPAN);
+            let from = d - config.overlap;
+            if from < until - DELETED_SPAN {
+                return Err(resync_needed(
+                    kind,
+                    d,
+                    "longer ago than Salesforce keeps deletions for getDeleted (15 days)",
+                ));
+            }
             for (sobject, _) in &sobjects {
                 let del = client.sobject(sobject).deleted(from, until).await?;
+                if let Some(earliest) = del
+                    .earliest_date_available
+                    .as_deref()
+                    .and_then(crmkit_core::time::parse_timestamp)
+                    .filter(|e| *e > from)
+                {
+                    return Err(resync_needed(
+                        kind,
+                        d,
+                        &format!("before {sobject} deletions still known ({earliest})"),
+                    ));
+                }
                 if let Some(c) = del
                     .latest_date_covered
                     .as_deref()

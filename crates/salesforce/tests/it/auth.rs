@@ -177,31 +177,14 @@ async fn a_token_naming_a_foreign_instance_is_refused_before_anything_is_sent_th
 #[tokio::test]
 async fn a_wrong_key_is_refused_by_the_token_endpoint_as_an_auth_error() {
     let (base, _org) = org().await;
-    let other = std::process::Command::new("openssl")
-        .args(["genrsa", "2048"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
-    // Without openssl on the machine, the committed public key's mismatch is shown with
-    // the right key signing for another audience instead.
-    let flow = match other {
-        Some(pem) => JwtBearer::new(
-            "consumer-key",
-            "ada@example.com",
-            &SecretString::from(pem),
-            &base,
-        )
-        .expect("key")
-        .audience("https://login.example.test"),
-        None => JwtBearer::new(
-            "consumer-key",
-            "ada@example.com",
-            &SecretString::from(fixture("throwaway-test-key.pem")),
-            &base,
-        )
-        .expect("key"),
-    };
+    // A committed second throwaway key, for the right audience: only the signature is wrong.
+    let flow = JwtBearer::new(
+        "consumer-key",
+        "ada@example.com",
+        &SecretString::from(fixture("throwaway-other-key.pem")),
+        &base,
+    )
+    .expect("key");
     let c = Client::builder()
         .login_url(&base)
         .jwt(flow)

@@ -106,6 +106,121 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
 }
 
 #[tokio::test]
+async fn the_feed_reads_every_batch_when_salesforce_answers_shorter_than_the_limit() {
+    // Batches of 2 rows under a LIMIT of 5: each keyset query is answered in three
+    // batches, and only the whole answer says whether the slice is finished.
+    let sandbox = strict(23, 2).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_page_size(5);
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let accounts = sandbox.count("Account");
+    assert!(accounts > 5);
+    let ids: HashSet<&str> = first.iter().filter_map(Change::id).collect();
+    assert_eq!(ids.len(), accounts, "no account skipped");
+    assert_eq!(first.len(), accounts, "every account once");
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_deletion_log_stops_for_a_resync_and_stays_put() {
+    let sandbox = strict(3, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let cursor = first.last().expect("changes").cursor().clone();
+    let json = cursor.0.strip_prefix("sf1.").expect("salesforce cursor");
+    let mut state: Value = serde_json::from_str(json).expect("cursor state");
+    // Deletions last read 20 days ago: getDeleted no longer answers for all of them.
+    let old = Utc::now() - chrono::Duration::days(20);
+    state["d"] = Value::String(old.to_rfc3339());
+    let stale = crmkit_core::ChangeCursor(format!("sf1.{state}"));
+    let mut feed = conn.changes(ObjectKind::Company, Some(stale));
+    let e = match feed.try_next().await {
+        Err(e) => e,
+        Ok(c) => panic!("a stale cursor must stop the run before any change: {c:?}"),
+    };
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.to_string().contains("full resync"), "{e}");
+}
+
+#[tokio::test]
+async fn records_sharing_one_stamp_and_their_deletions_are_all_read() {
+    let sandbox = strict(2, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_page_size(3);
+    next_second().await;
+    let start: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let cursor = start.last().expect("changes").cursor().clone();
+    // One collection call: the records share whole-second stamps.
+    let made = conn
+        .create((0..40).map(|i| company(&format!("Tie{i}"))).collect())
+        .await;
+    let ids: HashSet<String> = made
+        .results
+        .iter()
+        .map(|r| r.as_ref().expect("created").id.clone())
+        .collect();
+    assert_eq!(ids.len(), 40);
+    next_second().await;
+    let run: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect()
+        .await
+        .expect("feed");
+    let seen: HashSet<String> = run
+        .iter()
+        .filter_map(Change::id)
+        .map(str::to_string)
+        .collect();
+    assert!(ids.is_subset(&seen), "every tied record read");
+    let cursor = run.last().expect("changes").cursor().clone();
+    let gone = conn
+        .delete(
+            ids.iter()
+                .map(|id| {
+                    RecordRef::new(
+                        crmkit_core::Crm::Salesforce,
+                        ObjectKind::Company,
+                        id.clone(),
+                    )
+                })
+                .collect(),
+        )
+        .await;
+    assert!(gone.results.iter().all(Result::is_ok));
+    // Two runs, as a scheduler makes them: together they report every deletion.
+    let mut tombstones = HashSet::new();
+    let mut cursor = cursor;
+    for _ in 0..2 {
+        next_second().await;
+        let run: Vec<Change> = conn
+            .changes(ObjectKind::Company, Some(cursor.clone()))
+            .try_collect()
+            .await
+            .expect("feed");
+        for c in &run {
+            if let Change::Deleted { record, .. } = c {
+                tombstones.insert(record.id.clone());
+            }
+        }
+        if let Some(last) = run.last() {
+            cursor = last.cursor().clone();
+        }
+    }
+    assert_eq!(tombstones, ids, "every deletion reported");
+}
+
+#[tokio::test]
 async fn updates_are_patches_and_an_unchanged_record_sends_nothing() {
     let sandbox = strict(6, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox));

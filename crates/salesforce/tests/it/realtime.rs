@@ -47,6 +47,14 @@ async fn a_large_insert_runs_as_a_bulk_job_and_a_bulk_query_reads_it_back() {
         !paths.iter().any(|p| p.contains("composite/sobjects")),
         "{paths:?}"
     );
+    // The job passed through InProgress: the client polled on until JobComplete.
+    let polls = sandbox.stats().requests[before..]
+        .iter()
+        .filter(|r| {
+            r.method == "GET" && r.path.contains("/jobs/ingest/") && !r.path.contains("Results")
+        })
+        .count();
+    assert!(polls >= 2, "{paths:?}");
     // Each id is the record with that input's name.
     let first = out[0].as_ref().expect("ok");
     let read = base

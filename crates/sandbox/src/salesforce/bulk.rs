@@ -6,8 +6,8 @@
 //! column delimiter and line ending.
 //!
 //! A job is processed when its upload completes; the answer to that `PATCH` still says
-//! `UploadComplete`, and the next poll finds `JobComplete` (or `Failed`), as a client
-//! polling the real service sees the states go by.
+//! `UploadComplete`, the next poll finds `InProgress` and the one after `JobComplete` (or
+//! `Failed`), as a client polling the real service sees the states go by.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -175,8 +175,13 @@ pub(crate) fn read(
         }
         ["ingest", id] => {
             let job = jobs.ingest.get_mut(*id).ok_or_else(no_job)?;
-            if job.done && job.info["state"] == "UploadComplete" {
+            // A closed job is picked up (`InProgress`) before it completes; each poll sees
+            // one step, so a client meets every documented state on its way
+            // (<https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_info.htm>).
+            if job.done && job.info["state"] == "InProgress" {
                 job.info["state"] = json!("JobComplete");
+            } else if job.done && job.info["state"] == "UploadComplete" {
+                job.info["state"] = json!("InProgress");
             }
             Ok(Answer::json(200, job.info.clone()))
         }
@@ -199,9 +204,12 @@ pub(crate) fn read(
         }
         ["query", id] => {
             let job = jobs.query.get_mut(*id).ok_or_else(no_job)?;
-            if job.info["state"] == "UploadComplete" {
+            // UploadComplete, then InProgress, then JobComplete, one step per poll.
+            if job.info["state"] == "InProgress" {
+                job.info["state"] = json!("JobComplete");
+            } else if job.info["state"] == "UploadComplete" {
                 if job.polled {
-                    job.info["state"] = json!("JobComplete");
+                    job.info["state"] = json!("InProgress");
                 }
                 job.polled = true;
             }

@@ -577,6 +577,7 @@ fn subrequest(
         params,
         body: Bytes::from(body),
         content_type: "application/json".into(),
+        batch_size: None,
     };
     dispatch::route(state, data, &req)
 }

@@ -132,13 +132,15 @@ impl Data {
         data
     }
 
-    /// The current time, strictly after every earlier answer of this function at
-    /// millisecond precision, so `SystemModstamp` orders changes.
+    /// The current time in whole seconds, never before an earlier answer and never after
+    /// the clock. Salesforce's audit fields come in whole seconds (`.000`), so writes in the
+    /// same second share their `SystemModstamp` and only `(SystemModstamp, Id)` orders them;
+    /// and they are never later than the server's clock, which the `Date` header and
+    /// getDeleted's `latestDateCovered` read
+    /// (<https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/system_fields.htm>).
     pub(crate) fn now(&mut self) -> DateTime<Utc> {
-        let mut micros = Utc::now().timestamp_millis() * 1000;
-        if micros <= self.last_micros {
-            micros = self.last_micros + 1000;
-        }
+        let micros = Utc::now().timestamp() * 1_000_000;
+        let micros = micros.max(self.last_micros);
         self.last_micros = micros;
         DateTime::from_timestamp_micros(micros).unwrap_or_else(Utc::now)
     }

@@ -42,6 +42,9 @@ pub struct Auth {
     pub refresh_tokens: Vec<String>,
     /// Session tokens accepted as `Authorization: Bearer` besides the issued ones.
     pub session_tokens: Vec<String>,
+    /// JWT audiences accepted: when any is given, exactly these (an Experience Cloud site
+    /// URL, say); when none, the login hosts and the sandbox's own address.
+    pub audiences: Vec<String>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for Auth {
             .field("password", &self.password.is_some())
             .field("refresh_tokens", &self.refresh_tokens.len())
             .field("session_tokens", &self.session_tokens.len())
+            .field("audiences", &self.audiences)
             .finish()
     }
 }
@@ -116,18 +120,40 @@ fn token_text(org: &str) -> String {
     format!("{}!AR{tail}", org.get(..15).unwrap_or(org))
 }
 
-/// The JWT audiences Salesforce accepts: the login hosts (help.salesforce.com
-/// remoteaccess_oauth_jwt_flow: "https://login.salesforce.com, https://test.salesforce.com,
-/// or … Experience Cloud site"), plus the sandbox's own address standing for a My Domain.
-fn audience_ok(aud: &Value, own: &str) -> bool {
+/// The JWT audiences Salesforce accepts: `https://login.salesforce.com`,
+/// `https://test.salesforce.com`, or an Experience Cloud site URL; a My Domain or instance
+/// URL is refused with "audience is invalid"
+/// (<https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm&type=5>).
+/// The sandbox's own address stands for the login host. Configured audiences are accepted
+/// exactly and alone; without them, a lenient sandbox also takes any https Experience Cloud
+/// site host (`*.my.site.com`, `*.force.com`, not `*.my.salesforce.com`), which a strict one
+/// does not know and refuses.
+fn audience_ok(aud: &Value, own: &str, auth: &Auth) -> bool {
     let ok = |s: &str| {
         let s = s.trim_end_matches('/');
-        s == "https://login.salesforce.com"
-            || s == "https://test.salesforce.com"
-            || s == own
-            || s.ends_with(".my.salesforce.com")
-            || s.ends_with(".force.com")
-            || s.ends_with(".salesforce.com")
+        if !auth.audiences.is_empty() {
+            return auth.audiences.iter().any(|a| a.trim_end_matches('/') == s);
+        }
+        if s == "https://login.salesforce.com" || s == "https://test.salesforce.com" || s == own {
+            return true;
+        }
+        if auth.strict() {
+            return false;
+        }
+        let host = s
+            .strip_prefix("https://")
+            .map(|rest| {
+                rest.split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let label = |suffix: &str| {
+            host.strip_suffix(suffix)
+                .is_some_and(|name| !name.is_empty() && !name.ends_with('.'))
+        };
+        label(".my.site.com") || label(".force.com")
     };
     match aud {
         Value::String(s) => ok(s),
@@ -195,7 +221,7 @@ fn check_jwt(
     if iss.is_empty() || auth.client_id.as_deref().is_some_and(|id| id != iss) {
         return Err(("invalid_client_id", "client identifier invalid"));
     }
-    if !audience_ok(&claims["aud"], own) {
+    if !audience_ok(&claims["aud"], own, auth) {
         return Err(("invalid_grant", "audience is invalid"));
     }
     let exp = exp_of(&claims["exp"]).ok_or_else(invalid)?;

@@ -408,3 +408,63 @@ async fn it_can_serve_https_with_a_given_certificate() {
             .is_err()
     );
 }
+
+/// The token endpoint's answer to a JWT for `aud`.
+async fn with_audience(root: &str, aud: &str) -> (u16, Value) {
+    let mut c = claims(json!(soon()));
+    c["aud"] = json!(aud);
+    token(
+        root,
+        &[("grant_type", JWT_GRANT), ("assertion", &jwt(KEY, &c))],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_login_test_and_site_audiences_are_accepted() {
+    let sb = salesforce(0).await;
+    let root = sb.instance_url();
+    for ok in [
+        "https://login.salesforce.com",
+        "https://test.salesforce.com/",
+        "https://acme.my.site.com",
+        root.as_str(),
+    ] {
+        let (status, body) = with_audience(&root, ok).await;
+        assert_eq!(status, 200, "{ok}: {body}");
+    }
+    // A My Domain, an instance, a plain-http login host, a look-alike: all refused.
+    for bad in [
+        "https://acme.my.salesforce.com",
+        "https://na1.salesforce.com",
+        "https://evil.salesforce.com",
+        "http://login.salesforce.com",
+        "https://login.salesforce.com.evil.example",
+    ] {
+        let (status, body) = with_audience(&root, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error_description"], "audience is invalid", "{bad}");
+    }
+
+    // Strict with a configured audience: exactly that one.
+    let strict = SalesforceSandbox::builder()
+        .auth(Auth {
+            certificate: Some(CERT.to_string()),
+            audiences: vec!["https://test.salesforce.com".into()],
+            ..Auth::default()
+        })
+        .start()
+        .await
+        .expect("starts");
+    let root = strict.instance_url();
+    let (status, body) = with_audience(&root, "https://test.salesforce.com").await;
+    assert_eq!(status, 200, "{body}");
+    for bad in [
+        "https://login.salesforce.com",
+        "https://acme.my.site.com",
+        root.as_str(),
+    ] {
+        let (status, body) = with_audience(&root, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}

@@ -44,6 +44,9 @@ async fn ingest_jobs_process_csv_and_report_results() {
         )
         .await;
     assert_eq!(done.body["state"], "UploadComplete");
+    // Each poll sees one step: picked up, then complete.
+    let info = api.get(&format!("/jobs/ingest/{id}"), &[]).await;
+    assert_eq!(info.body["state"], "InProgress");
     let info = api.get(&format!("/jobs/ingest/{id}"), &[]).await;
     assert_eq!(info.body["state"], "JobComplete");
     assert_eq!(info.body["numberRecordsProcessed"], 3);
@@ -171,13 +174,16 @@ async fn query_jobs_page_results_by_locator() {
     assert_eq!(job.body["state"], "UploadComplete");
     let id = job.body["id"].as_str().unwrap_or_default().to_string();
     let mut state = Value::Null;
+    let mut seen = Vec::new();
     for _ in 0..5 {
         state = api.get(&format!("/jobs/query/{id}"), &[]).await.body["state"].clone();
+        seen.push(state.clone());
         if state == "JobComplete" {
             break;
         }
     }
     assert_eq!(state, "JobComplete");
+    assert!(seen.contains(&json!("InProgress")), "{seen:?}");
     let mut rows = 0;
     let mut locator = String::new();
     loop {

@@ -57,7 +57,8 @@ async fn create_read_update_delete_round_trip() {
         after.body["Name"], "Acme",
         "a patch keeps the fields it does not name"
     );
-    assert!(after.body["SystemModstamp"].as_str().unwrap_or_default() > created.as_str());
+    // Whole seconds: a change in the same second keeps the stamp, never goes back.
+    assert!(after.body["SystemModstamp"].as_str().unwrap_or_default() >= created.as_str());
 
     assert_eq!(
         api.delete(&format!("/sobjects/Account/{id}")).await.status,
@@ -311,4 +312,42 @@ async fn describe_reports_fields_picklists_and_relationships() {
     );
     let unknown = api.get("/sobjects/Whizbang/describe", &[]).await;
     assert_eq!((unknown.status, code(&unknown.body)), (404, "NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn stamps_are_whole_seconds_never_ahead_of_the_clock() {
+    let sb = salesforce(0).await;
+    let api = Sf::new(&sb);
+    let records: Vec<serde_json::Value> = (0..200)
+        .map(|i| json!({"attributes": {"type": "Account"}, "Name": format!("Tie {i}")}))
+        .collect();
+    let a = api
+        .post(
+            "/composite/sobjects",
+            &json!({"allOrNone": false, "records": records}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let after = chrono::Utc::now();
+    let q = api
+        .get(
+            "/query",
+            &[(
+                "q",
+                "SELECT Id, SystemModstamp FROM Account WHERE Name LIKE 'Tie %'",
+            )],
+        )
+        .await;
+    let stamps: Vec<String> = q.body["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["SystemModstamp"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(stamps.len(), 200);
+    for s in &stamps {
+        assert!(s.ends_with(".000+0000"), "whole seconds: {s}");
+        let t = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").expect("stamp");
+        assert!(t <= after, "{s} is ahead of the clock ({after})");
+    }
 }

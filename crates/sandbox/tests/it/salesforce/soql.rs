@@ -211,3 +211,38 @@ async fn pages_follow_next_records_url_including_subqueries() {
         sub["records"][0]["LastName"]
     );
 }
+
+#[tokio::test]
+async fn the_query_options_header_sets_the_batch_size_within_its_bounds() {
+    let sb = SalesforceSandbox::builder()
+        .seed(3)
+        .companies(400)
+        .start()
+        .await
+        .expect("starts");
+    let api = Sf::new(&sb);
+    let total = sb.count("Contact");
+    assert!(total > 250, "{total}");
+    let batch = |options: &'static str| {
+        let req = api
+            .raw(reqwest::Method::GET, "/query")
+            .query(&[("q", "SELECT Id FROM Contact")]);
+        async move {
+            let r = req
+                .header("Sforce-Query-Options", options)
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.expect("json");
+            (
+                body["records"].as_array().map_or(0, Vec::len),
+                body["done"].clone(),
+            )
+        }
+    };
+    // 200 is the smallest batch Salesforce hands out; smaller asks get 200.
+    assert_eq!(batch("batchSize=200").await, (200, json!(false)));
+    assert_eq!(batch("batchSize=5").await, (200, json!(false)));
+    assert_eq!(batch("batchSize=5000").await.0, total.min(2_000));
+}
