@@ -130,3 +130,41 @@ async fn unsettled_intents_survive_a_restart(db: TestDb) {
         ]
     );
 }
+
+both_backends!(a_failed_operation_leaves_the_tx_usable);
+
+/// A failed operation in a `Tx` undoes only itself: the writes before and after it commit,
+/// on PostgreSQL (where a failed statement aborts the transaction) as on SQLite.
+async fn a_failed_operation_leaves_the_tx_usable(db: TestDb) {
+    let s = &db.store;
+    let new = NewIntent::new(
+        Crm::HubSpot,
+        ObjectKind::Company,
+        IntentOp::Create,
+        "crmkit:dup",
+        json!({}),
+    );
+    s.record_intent(&new).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let before = tx
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_before"))
+        .await
+        .unwrap();
+    let e = tx.record_intent(&new).await.unwrap_err();
+    assert!(matches!(e, Error::MarkerTaken { .. }), "{e}");
+    // The holder can be looked up in the same transaction.
+    assert!(tx.intent_by_marker("crmkit:dup").await.unwrap().is_some());
+    // A taken CRM id fails the same way and also leaves the transaction usable.
+    let e = tx
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_before"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::CrmIdTaken { .. }), "{e}");
+    let after = tx
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_after"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.link(&before.id).await.unwrap().as_ref(), Some(&before));
+    assert_eq!(s.link(&after.id).await.unwrap().as_ref(), Some(&after));
+}
