@@ -272,6 +272,11 @@ impl Tx {
         Ok(())
     }
 
+    /// Makes the transaction unable to commit (a fence failed).
+    pub(crate) fn poison(&mut self) {
+        self.broken = true;
+    }
+
     /// Closes the savepoint of [`Tx::begin_op`]: kept on success, undone on failure.
     pub(crate) async fn end_op<T>(&mut self, out: Result<T>) -> Result<T> {
         if out.is_err() {
