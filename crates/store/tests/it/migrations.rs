@@ -87,8 +87,18 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
     }
 }
 
+/// Undoes migration 5 (intents per pair, one open conflict per field).
+async fn undo_5(db: &TestDb) {
+    db.raw("DROP INDEX sync_conflicts_open").await;
+    db.raw("DROP INDEX write_intents_pair").await;
+    db.raw("ALTER TABLE write_intents DROP COLUMN pair").await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 5")
+        .await;
+}
+
 /// Takes the database back to schema version 2 (before the inbox delivery ids).
 async fn downgrade_to_2(db: &TestDb) {
+    undo_5(db).await;
     db.raw("DROP INDEX webhook_inbox_delivery").await;
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
@@ -99,7 +109,7 @@ async fn downgrade_to_2(db: &TestDb) {
 async fn an_older_database_is_upgraded_in_place(db: TestDb) {
     assert_eq!(
         Store::latest_schema_version(),
-        3,
+        5,
         "update this test for new migrations"
     );
     let s = &db.store;
@@ -109,8 +119,8 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
         .unwrap();
     downgrade_to_2(&db).await;
     assert_eq!(s.schema_version().await.unwrap(), 2);
-    assert_eq!(s.migrate().await.unwrap(), 1);
-    assert_eq!(s.schema_version().await.unwrap(), 3);
+    assert_eq!(s.migrate().await.unwrap(), 2);
+    assert_eq!(s.schema_version().await.unwrap(), 5);
     let item = s.inbox_item(&kept.id).await.unwrap().unwrap();
     assert_eq!(item.delivery_id, None);
     assert!(
@@ -122,6 +132,7 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
 }
 
 async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
+    undo_5(&db).await;
     // Forget that migration 3 ran but keep its column: applying it again fails midway.
     db.raw("DROP INDEX webhook_inbox_delivery").await;
     db.raw("DELETE FROM crmkit_migrations WHERE version = 3")
@@ -142,6 +153,6 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
     // Repaired by hand, it migrates.
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
-    assert_eq!(db.store.migrate().await.unwrap(), 1);
-    assert_eq!(db.store.schema_version().await.unwrap(), 3);
+    assert_eq!(db.store.migrate().await.unwrap(), 2);
+    assert_eq!(db.store.schema_version().await.unwrap(), 5);
 }

@@ -25,7 +25,8 @@ async fn a_password_in_the_url_never_shows() {
 
 #[tokio::test]
 async fn a_store_shows_its_url_without_the_password() {
-    let base = crate::support::pg_base_url();
+    // A schema of its own, so this test never migrates the shared database's default one.
+    let (base, cleanup) = crate::support::fresh(crate::support::Kind::Postgres).await;
     // The test PostgreSQL trusts local connections, so a password we add is ignored by it;
     // a URL that already has one keeps it.
     let (url, password) = match base.split_once("://") {
@@ -52,4 +53,5 @@ async fn a_store_shows_its_url_without_the_password() {
         "{shown}"
     );
     store.close().await;
+    cleanup.run().await;
 }
