@@ -55,3 +55,22 @@ async fn a_store_shows_its_url_without_the_password() {
     store.close().await;
     cleanup.run().await;
 }
+
+#[tokio::test]
+async fn odd_passwords_never_show_in_errors() {
+    for (url, secret) in [
+        ("postgres://crm:ab/cd+ef@127.0.0.1:1/crm", "ab/cd+ef"),
+        ("postgres://crm:ab#cd@127.0.0.1:1/crm", "ab#cd"),
+        ("postgres://crm:p?w@127.0.0.1:1/crm", "p?w"),
+        (
+            "postgres://127.0.0.1:1/crm?user=crm&Password=s3cret",
+            "s3cret",
+        ),
+        ("postgres://crm:s3cret@127.0.0.1:notaport/crm", "s3cret"),
+    ] {
+        let e = Store::open(url).await.unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
+}
