@@ -199,17 +199,25 @@ async fn open(conn: &mut AnyConnection, new: &NewConflict) -> Result<Conflict> {
     // racing openers leave one open conflict, and a conflict resolved meanwhile is never
     // rewritten (it is no longer in the index, so the insert opens a new one).
     let id = ConflictId::new(new_id());
-    let row = sqlx::query(
+    // SQLite does not always match a partial index as the conflict target; without a target
+    // it takes whichever unique index the row violates, which can only be that one (the
+    // id is new).
+    let target = if conn.backend_name() == "PostgreSQL" {
+        "(link_id, field) WHERE status = 'open' "
+    } else {
+        ""
+    };
+    let row = sqlx::query(&format!(
         "INSERT INTO sync_conflicts (id, link_id, entity_type, field, close_value, \
          hubspot_value, salesforce_value, status, resolution, resolved_by, \
          resolved_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (link_id, field) WHERE status = 'open' DO UPDATE SET \
+         ON CONFLICT {target}DO UPDATE SET \
          close_value = excluded.close_value, hubspot_value = excluded.hubspot_value, \
          salesforce_value = excluded.salesforce_value \
          WHERE sync_conflicts.status = 'open' \
-         RETURNING id",
-    )
+         RETURNING id"
+    ))
     .bind(id.as_str())
     .bind(new.link.as_str())
     .bind(object_str(new.entity))

@@ -352,8 +352,9 @@ impl crate::Store {
     ///
     /// An upsert decides nothing from what it read, so when another writer gets in between
     /// (it created a link with one of the same ids at the same instant, or changed the link
-    /// being merged into) the upsert is simply run again on what is stored now, up to
-    /// [`UPSERT_ATTEMPTS`] times in all.
+    /// being merged into), or the database reports a deadlock, a serialization failure or
+    /// a busy lock ([`Error::is_retryable`]), the upsert is simply run again on what is
+    /// stored now, up to [`UPSERT_ATTEMPTS`] times in all.
     pub async fn upsert_link(&self, new: &NewLink) -> Result<Upserted> {
         let mut attempt = 1;
         loop {
@@ -363,9 +364,7 @@ impl crate::Store {
                 Err(e) => Err(e),
             };
             match outcome {
-                Err(Error::CrmIdTaken { .. } | Error::VersionConflict { .. })
-                    if attempt < UPSERT_ATTEMPTS =>
-                {
+                Err(e) if e.is_retryable() && attempt < UPSERT_ATTEMPTS => {
                     attempt += 1;
                 }
                 other => return other,

@@ -208,12 +208,16 @@ async fn ensure_table(pool: &AnyPool) -> Result<()> {
     )";
     // Two PostgreSQL sessions creating the same table at once can race in the catalog even
     // with IF NOT EXISTS (one gets "type already exists" or a unique violation on pg_type);
-    // a later try sees the table and does nothing.
+    // a later try sees the table and does nothing. Only those race errors are retried;
+    // anything else (say, permission denied) fails at once.
     let mut attempt = 0;
     loop {
         match sqlx::query(create).execute(pool).await {
             Ok(_) => return Ok(()),
-            Err(sqlx::Error::Database(_)) if attempt < 5 => {
+            Err(sqlx::Error::Database(d))
+                if attempt < 5
+                    && matches!(d.code().as_deref(), Some("23505" | "42P07" | "42710")) =>
+            {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
