@@ -152,6 +152,10 @@ pub enum Error {
         /// The fencing token it held.
         token: i64,
     },
+    /// A [`Tx`](crate::Tx) was left broken (an operation could not be undone to its
+    /// savepoint, or was cancelled midway); it was rolled back and nothing of it was kept.
+    #[error("the transaction was aborted and rolled back; nothing of it was written")]
+    TxAborted,
     /// An argument was refused before anything was written.
     #[error("{field}: {reason}")]
     InvalidInput {
@@ -181,6 +185,35 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+}
+
+impl Error {
+    /// Whether the same work, run again in a new transaction, may well succeed: PostgreSQL
+    /// chose this transaction as a deadlock victim (SQLSTATE `40P01`) or could not serialize
+    /// it (`40001`), SQLite stayed busy (locked by another writer) past the wait, or another
+    /// writer created the same CRM id or changed the same link at the same instant
+    /// ([`Error::CrmIdTaken`], [`Error::VersionConflict`]). Retry the whole transaction, not
+    /// the one operation: the database may have undone more than it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::CrmIdTaken { .. } | Error::VersionConflict { .. } => true,
+            Error::Database { source, .. } => is_transient(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error is a deadlock, a serialization failure or SQLite being busy.
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // SQLite's primary codes 5 (BUSY) and 6 (LOCKED), with their extended forms.
+            let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            code == "40P01" || code == "40001" || sqlite_busy
+        }
+        _ => false,
+    }
 }
 
 /// The store's result type.

@@ -375,10 +375,12 @@ impl crate::Tx {
     /// Fails with [`Error::AmbiguousLinks`] if its ids belong to two links and with
     /// [`Error::CrmIdMismatch`] if the link holds a different id for a side. If another
     /// process creates a link with one of the same ids at the same instant, this fails with
-    /// [`Error::CrmIdTaken`] (and the transaction must be dropped); running the upsert again
-    /// in a new transaction merges into that link.
+    /// [`Error::CrmIdTaken`] (only this upsert is undone; the transaction stays usable);
+    /// running the upsert again merges into that link.
     pub async fn upsert_link(&mut self, new: &NewLink) -> Result<Upserted> {
-        upsert(self.conn(), new).await
+        self.begin_op().await?;
+        let out = upsert(self.conn(), new).await;
+        self.end_op(out).await
     }
 }
 
@@ -390,8 +392,9 @@ impl crate::Store {
     ///
     /// An upsert decides nothing from what it read, so when another writer gets in between
     /// (it created a link with one of the same ids at the same instant, or changed the link
-    /// being merged into) the upsert is simply run again on what is stored now, up to
-    /// [`UPSERT_ATTEMPTS`] times in all.
+    /// being merged into), or the database reports a deadlock, a serialization failure or
+    /// a busy lock ([`Error::is_retryable`]), the upsert is simply run again on what is
+    /// stored now, up to [`UPSERT_ATTEMPTS`] times in all.
     pub async fn upsert_link(&self, new: &NewLink) -> Result<Upserted> {
         let mut attempt = 1;
         loop {
@@ -401,9 +404,7 @@ impl crate::Store {
                 Err(e) => Err(e),
             };
             match outcome {
-                Err(Error::CrmIdTaken { .. } | Error::VersionConflict { .. })
-                    if attempt < UPSERT_ATTEMPTS =>
-                {
+                Err(e) if e.is_retryable() && attempt < UPSERT_ATTEMPTS => {
                     attempt += 1;
                 }
                 other => return other,

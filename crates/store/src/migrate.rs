@@ -175,6 +175,32 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE crm_sync_records ADD COLUMN salesforce_fields TEXT",
         ],
     },
+    Migration {
+        version: 5,
+        name: "intents per pair, one open conflict per field",
+        statements: &[
+            // Each intent belongs to a sync pair, so a process reconciles only the pair whose
+            // lease it holds. Older intents take their run's pair.
+            "ALTER TABLE write_intents ADD COLUMN pair TEXT NOT NULL DEFAULT ''",
+            "UPDATE write_intents SET pair = COALESCE(
+                (SELECT sync_runs.pair FROM sync_runs WHERE sync_runs.id = write_intents.run_id),
+                '')",
+            "CREATE INDEX write_intents_pair ON write_intents (pair, state, created_at)",
+            // At most one open conflict per (link, field). Older duplicates are resolved as
+            // superseded, keeping the newest open.
+            "UPDATE sync_conflicts SET status = 'resolved', \
+             resolution = '\"superseded by a newer open conflict\"', \
+             resolved_by = 'crmkit schema migration 5', resolved_at = created_at \
+             WHERE status = 'open' AND EXISTS (SELECT 1 FROM sync_conflicts newer \
+                WHERE newer.link_id = sync_conflicts.link_id \
+                AND newer.field = sync_conflicts.field AND newer.status = 'open' \
+                AND (newer.created_at > sync_conflicts.created_at \
+                    OR (newer.created_at = sync_conflicts.created_at \
+                        AND newer.id > sync_conflicts.id)))",
+            "CREATE UNIQUE INDEX sync_conflicts_open ON sync_conflicts (link_id, field) \
+             WHERE status = 'open'",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -191,12 +217,16 @@ async fn ensure_table(pool: &AnyPool) -> Result<()> {
     )";
     // Two PostgreSQL sessions creating the same table at once can race in the catalog even
     // with IF NOT EXISTS (one gets "type already exists" or a unique violation on pg_type);
-    // a later try sees the table and does nothing.
+    // a later try sees the table and does nothing. Only those race errors are retried;
+    // anything else (say, permission denied) fails at once.
     let mut attempt = 0;
     loop {
         match sqlx::query(create).execute(pool).await {
             Ok(_) => return Ok(()),
-            Err(sqlx::Error::Database(_)) if attempt < 5 => {
+            Err(sqlx::Error::Database(d))
+                if attempt < 5
+                    && matches!(d.code().as_deref(), Some("23505" | "42P07" | "42710")) =>
+            {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
