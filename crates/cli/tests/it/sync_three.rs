@@ -81,11 +81,11 @@ async fn three_way_sync_spreads_single_crm_companies_and_then_writes_nothing() {
         .await
         .expect("Salesforce sandbox starts");
     let dir = Scratch::new("three-way");
-    // Companies only: the seeded Close opportunity statuses are ids no default stage map
-    // knows, and people follow their companies in the two-way tests.
+    // Companies and people; deals are left out: the seeded Close opportunity statuses are
+    // ids no default stage map knows.
     std::fs::write(
         dir.0.join("crmkit.toml"),
-        "[sync]\ncrms = [\"close\", \"hubspot\", \"salesforce\"]\n\n[person]\nfields = [\"name\"]\nenabled = false\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
+        "[sync]\ncrms = [\"close\", \"hubspot\", \"salesforce\"]\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
     )
     .expect("config");
 
