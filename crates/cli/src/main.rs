@@ -162,8 +162,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SandboxCommand {
-    /// Close and HubSpot sandboxes seeded from one shared world (overlapping records with
-    /// differing fields); prints the `export` lines that point crmkit at them.
+    /// Close, HubSpot and Salesforce sandboxes seeded from one shared world (overlapping
+    /// records with differing fields); prints the `export` lines that point crmkit at them.
     All {
         /// Seed of the world.
         #[arg(long, default_value_t = 7)]
@@ -177,7 +177,10 @@ enum SandboxCommand {
         /// HubSpot's port on 127.0.0.1 (0 for any free port).
         #[arg(long, default_value_t = 8026)]
         hubspot_port: u16,
-        /// Faults both inject from the start, as JSON, e.g. '{"rate_429":0.05}'.
+        /// Salesforce's port on 127.0.0.1 (0 for any free port).
+        #[arg(long, default_value_t = 8027)]
+        salesforce_port: u16,
+        /// Faults each injects from the start, as JSON, e.g. '{"rate_429":0.05}'.
         #[arg(long)]
         faults: Option<String>,
     },
@@ -516,6 +519,7 @@ async fn run(cli: Cli) -> Outcome {
                     companies,
                     close_port,
                     hubspot_port,
+                    salesforce_port,
                     faults,
                 },
         } => {
@@ -526,7 +530,7 @@ async fn run(cli: Cli) -> Outcome {
             Ok(sync::world::run(sync::world::Options {
                 seed,
                 companies,
-                ports: (close_port, hubspot_port),
+                ports: (close_port, hubspot_port, salesforce_port),
                 faults,
                 rate_limit: 100,
             })

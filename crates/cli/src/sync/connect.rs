@@ -8,6 +8,7 @@ use crmkit_close::CloseConnector;
 use crmkit_core::http::ApiRequest;
 use crmkit_core::{Connector, Crm, Error, ObjectKind, Result};
 use crmkit_hubspot::HubSpotConnector;
+use crmkit_salesforce::SalesforceConnector;
 use crmkit_store::Store;
 use crmkit_sync::Config;
 use serde_json::json;
@@ -23,6 +24,20 @@ pub const DEFAULT_DATABASE: &str = "crmkit.db";
 pub const MARKER_NAME: &str = "crmkit marker";
 /// The HubSpot property holding markers (unique, so HubSpot finds records by it).
 pub const MARKER_PROPERTY: &str = "crmkit_marker";
+/// The Salesforce field holding markers on Account, Contact and Opportunity unless
+/// `SF_MARKER_FIELD` names another: a custom text field marked External ID, so records are
+/// found by it (https://help.salesforce.com/s/articleView?id=sf.custom_field_attributes.htm).
+/// It is not created by crmkit: an admin adds it in Setup (the sandbox has it).
+pub const SALESFORCE_MARKER_FIELD: &str = "External_Id__c";
+
+/// The Salesforce marker field: `SF_MARKER_FIELD`, else [`SALESFORCE_MARKER_FIELD`].
+pub fn salesforce_marker_field() -> String {
+    std::env::var("SF_MARKER_FIELD")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| SALESFORCE_MARKER_FIELD.to_string())
+}
 
 /// Opens the store at `url`, or `DATABASE_URL`, or [`DEFAULT_DATABASE`].
 pub async fn open_store(url: Option<&str>) -> Result<Store> {
@@ -71,15 +86,15 @@ pub fn load_config(path: &Path, settings: &Settings) -> Result<Config> {
     let crms = available(settings);
     if crms.len() < 2 {
         return Err(Error::config(
-            "sync needs two CRMs: set CLOSE_API_KEY and HUBSPOT_ACCESS_TOKEN (with \
-             CLOSE_BASE_URL / HUBSPOT_BASE_URL for a sandbox), or list them under [sync] crms \
-             in crmkit.toml (`crmkit init` writes one)",
+            "sync needs two CRMs: set two of CLOSE_API_KEY, HUBSPOT_ACCESS_TOKEN and the SF_* \
+             variables (with CLOSE_BASE_URL / HUBSPOT_BASE_URL / SF_INSTANCE_URL for a \
+             sandbox), or list them under [sync] crms in crmkit.toml (`crmkit init` writes one)",
         ));
     }
     Ok(Config::new(crms))
 }
 
-/// The CRMs whose credentials are configured. Salesforce has no connector on this build.
+/// The CRMs whose credentials are configured.
 pub fn available(settings: &Settings) -> Vec<Crm> {
     let mut crms = Vec::new();
     if settings.close.api_key.is_some() {
@@ -87,6 +102,9 @@ pub fn available(settings: &Settings) -> Vec<Crm> {
     }
     if settings.hubspot.access_token.is_some() {
         crms.push(Crm::HubSpot);
+    }
+    if settings.salesforce_configured() {
+        crms.push(Crm::Salesforce);
     }
     crms
 }
@@ -127,10 +145,13 @@ pub async fn connectors(
                 out.push(Arc::new(conn));
             }
             Crm::Salesforce => {
-                return Err(Error::config(
-                    "this build of crmkit has no Salesforce connector for sync yet: list \
-                     close and hubspot under [sync] crms",
-                ));
+                let client = settings
+                    .salesforce_builder()?
+                    .observer(waits.observer())
+                    .build()?;
+                let conn =
+                    SalesforceConnector::new(client).with_marker_field(&salesforce_marker_field());
+                out.push(Arc::new(conn));
             }
         }
     }

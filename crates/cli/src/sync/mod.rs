@@ -5,8 +5,9 @@
 //! The store is `--database-url`, else `DATABASE_URL`, else the SQLite file `crmkit.db`.
 //! The sync configuration is the `[sync]`, `[company]`, `[person]` and `[deal]` tables of
 //! `crmkit.toml` (`crmkit init` writes a commented one); without a `[sync]` table every CRM
-//! with credentials is synced with the defaults. Close and HubSpot are supported; this build
-//! has no Salesforce connector for sync.
+//! with credentials is synced with the defaults. Close, HubSpot and Salesforce are supported;
+//! Salesforce keeps markers in an External ID text field (`External_Id__c`, or
+//! `SF_MARKER_FIELD`) on Account, Contact and Opportunity.
 
 pub(crate) mod connect;
 pub mod demo;

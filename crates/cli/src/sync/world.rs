@@ -1,7 +1,7 @@
-//! `crmkit sandbox all`: the Close and HubSpot sandboxes seeded from one shared world (the
-//! sandbox crate's `shared::world`), so the same companies and people appear in both,
-//! HubSpot holding about 70 % of them under shorter names: records to match, link and
-//! reconcile. Salesforce has no sandbox on this build.
+//! `crmkit sandbox all`: the Close, HubSpot and Salesforce sandboxes seeded from one shared
+//! world (the sandbox crate's `shared::world`), so the same companies and people appear in
+//! each, HubSpot holding about 70 % of them under shorter names and Salesforce about half:
+//! records to match, link and reconcile.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use crmkit_core::{Error, Result};
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use crmkit_sandbox::faults::Faults;
 use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
+use crmkit_sandbox::salesforce::{RunningSalesforce, SalesforceSandbox};
 
 /// The sandboxes of one world.
 pub struct Sandboxes {
@@ -16,6 +17,8 @@ pub struct Sandboxes {
     pub close: RunningClose,
     /// The HubSpot sandbox.
     pub hubspot: RunningHubSpot,
+    /// The Salesforce sandbox.
+    pub salesforce: RunningSalesforce,
 }
 
 /// How to start the sandboxes.
@@ -23,13 +26,13 @@ pub struct Sandboxes {
 pub struct Options {
     /// The world's seed (the same in every sandbox).
     pub seed: u64,
-    /// Companies in the world (Close holds all, HubSpot about 70 %).
+    /// Companies in the world (Close holds all, HubSpot about 70 %, Salesforce about half).
     pub companies: usize,
-    /// Close's port and HubSpot's (0: any free port).
-    pub ports: (u16, u16),
-    /// Faults both inject from the start.
+    /// Close's port, HubSpot's and Salesforce's (0: any free port).
+    pub ports: (u16, u16, u16),
+    /// Faults each injects from the start.
     pub faults: Faults,
-    /// Requests per ten seconds each allows.
+    /// Requests per ten seconds Close and HubSpot allow (Salesforce counts a daily quota).
     pub rate_limit: u32,
 }
 
@@ -38,7 +41,7 @@ impl Default for Options {
         Self {
             seed: 7,
             companies: 40,
-            ports: (0, 0),
+            ports: (0, 0, 0),
             faults: Faults::default(),
             rate_limit: 1000,
         }
@@ -65,7 +68,19 @@ pub async fn start(options: &Options) -> Result<Sandboxes> {
         .start()
         .await
         .map_err(|e| Error::config(format!("cannot start the HubSpot sandbox: {e}")))?;
-    Ok(Sandboxes { close, hubspot })
+    let salesforce = SalesforceSandbox::builder()
+        .seed(options.seed)
+        .companies(options.companies)
+        .faults(options.faults.clone())
+        .bind(([127, 0, 0, 1], options.ports.2).into())
+        .start()
+        .await
+        .map_err(|e| Error::config(format!("cannot start the Salesforce sandbox: {e}")))?;
+    Ok(Sandboxes {
+        close,
+        hubspot,
+        salesforce,
+    })
 }
 
 impl Sandboxes {
@@ -76,6 +91,10 @@ impl Sandboxes {
             ("CLOSE_BASE_URL", self.close.api_url()),
             ("HUBSPOT_ACCESS_TOKEN", "sandbox".to_string()),
             ("HUBSPOT_BASE_URL", self.hubspot.base_url()),
+            ("SF_INSTANCE_URL", self.salesforce.instance_url()),
+            ("SF_LOGIN_URL", self.salesforce.instance_url()),
+            ("SF_CLIENT_ID", "crmkit-sandbox".to_string()),
+            ("SF_CLIENT_SECRET", "crmkit-sandbox".to_string()),
         ]
     }
 }
@@ -84,10 +103,9 @@ impl Sandboxes {
 pub async fn run(options: Options) -> Result<()> {
     let sb = start(&options).await?;
     println!(
-        "# Close and HubSpot sandboxes of world seed {} ({} companies; HubSpot holds about 70 % of them, named without the legal suffix).",
+        "# Close, HubSpot and Salesforce sandboxes of world seed {} ({} companies; HubSpot holds about 70 % of them, named without the legal suffix, Salesforce about half).",
         options.seed, options.companies
     );
-    println!("# Salesforce: no sandbox on this build.");
     println!(
         "# Paste these lines into another shell, then try `crmkit sync --dry-run` and `crmkit sync`:"
     );

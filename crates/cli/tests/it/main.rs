@@ -14,3 +14,4 @@ mod sync_commands;
 mod sync_crash;
 mod sync_faults;
 mod sync_support;
+mod sync_three;
