@@ -195,57 +195,53 @@ async fn open(conn: &mut AnyConnection, new: &NewConflict) -> Result<Conflict> {
         });
     }
     let context = || format!("opening a conflict on {} of link {}", new.field, new.link);
-    let existing = sqlx::query(&format!(
-        "{CONFLICT_SELECT} WHERE link_id = $1 AND field = $2 AND status = $3"
-    ))
+    // One statement against the partial unique index on (link, field) of open conflicts:
+    // racing openers leave one open conflict, and a conflict resolved meanwhile is never
+    // rewritten (it is no longer in the index, so the insert opens a new one).
+    let id = ConflictId::new(new_id());
+    let row = sqlx::query(
+        "INSERT INTO sync_conflicts (id, link_id, entity_type, field, close_value, \
+         hubspot_value, salesforce_value, status, resolution, resolved_by, \
+         resolved_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (link_id, field) WHERE status = 'open' DO UPDATE SET \
+         close_value = excluded.close_value, hubspot_value = excluded.hubspot_value, \
+         salesforce_value = excluded.salesforce_value \
+         WHERE sync_conflicts.status = 'open' \
+         RETURNING id",
+    )
+    .bind(id.as_str())
     .bind(new.link.as_str())
+    .bind(object_str(new.entity))
     .bind(new.field.as_str())
+    .bind(value_of(&new.values, Crm::Close))
+    .bind(value_of(&new.values, Crm::HubSpot))
+    .bind(value_of(&new.values, Crm::Salesforce))
     .bind(ConflictStatus::Open.as_str())
+    .bind(None::<String>)
+    .bind(None::<String>)
+    .bind(None::<i64>)
+    .bind(now_ms())
     .fetch_optional(&mut *conn)
     .await
     .map_err(db(context()))?;
-    let id = match existing {
-        Some(row) => {
-            let id = conflict_from_row(&row)?.id;
-            sqlx::query(
-                "UPDATE sync_conflicts SET close_value = $1, hubspot_value = $2, \
-                 salesforce_value = $3 WHERE id = $4",
-            )
-            .bind(value_of(&new.values, Crm::Close))
-            .bind(value_of(&new.values, Crm::HubSpot))
-            .bind(value_of(&new.values, Crm::Salesforce))
-            .bind(id.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(db(context()))?;
-            id
-        }
-        None => {
-            let id = ConflictId::new(new_id());
-            sqlx::query(
-                "INSERT INTO sync_conflicts (id, link_id, entity_type, field, close_value, \
-                 hubspot_value, salesforce_value, status, resolution, resolved_by, \
-                 resolved_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(id.as_str())
-            .bind(new.link.as_str())
-            .bind(object_str(new.entity))
-            .bind(new.field.as_str())
-            .bind(value_of(&new.values, Crm::Close))
-            .bind(value_of(&new.values, Crm::HubSpot))
-            .bind(value_of(&new.values, Crm::Salesforce))
-            .bind(ConflictStatus::Open.as_str())
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<i64>)
-            .bind(now_ms())
-            .execute(&mut *conn)
-            .await
-            .map_err(db(context()))?;
-            id
-        }
+    let Some(row) = row else {
+        return Err(Error::InvalidState {
+            what: "conflict",
+            id: format!("{} of link {}", new.field, new.link),
+            from: ConflictStatus::Resolved.to_string(),
+            to: ConflictStatus::Open.to_string(),
+        });
     };
+    let id =
+        ConflictId::new(
+            sqlx::Row::try_get::<String, _>(&row, 0).map_err(|e| Error::Corrupt {
+                table: "sync_conflicts",
+                column: "id",
+                id: "?".into(),
+                reason: e.to_string(),
+            })?,
+        );
     reread_conflict(conn, &id).await
 }
 

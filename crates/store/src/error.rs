@@ -152,6 +152,10 @@ pub enum Error {
         /// The fencing token it held.
         token: i64,
     },
+    /// A [`Tx`](crate::Tx) was left broken (an operation could not be undone to its
+    /// savepoint, or was cancelled midway); it was rolled back and nothing of it was kept.
+    #[error("the transaction was aborted and rolled back; nothing of it was written")]
+    TxAborted,
     /// An argument was refused before anything was written.
     #[error("{field}: {reason}")]
     InvalidInput {

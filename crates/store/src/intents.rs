@@ -3,9 +3,15 @@
 //!
 //! An intent goes `pending` (recorded) → `sent` (handed to the CRM) → `settled` (the CRM
 //! confirmed it, with the resulting id) or `failed` (the CRM refused it). After a crash,
-//! [`Store::unsettled_intents`](crate::Store::unsettled_intents) lists what was pending or
-//! sent; its `marker` (the idempotency key the create carried) lets the engine find in the
+//! [`Store::unsettled_intents`](crate::Store::unsettled_intents) lists what a sync pair left
+//! pending or sent; its `marker` (the idempotency key the create carried) lets the engine find in the
 //! CRM whether a sent write arrived, instead of sending it twice.
+//!
+//! Every intent belongs to a sync pair (given with [`NewIntent::pair`], or that of its run).
+//! Several processes may sync different pairs on one database at once, and a pair's
+//! unsettled intents may be in flight in its live process rather than left by a crash. So
+//! reconcile a pair's unsettled intents **only while holding that pair's lease** (and fence
+//! the transactions that settle them, see [`Tx::fence`](crate::Tx::fence)).
 
 use chrono::{DateTime, Utc};
 use crmkit_core::{Crm, ObjectKind};
@@ -48,6 +54,7 @@ str_enum! {
 /// A write to record before sending it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIntent {
+    pair: Option<String>,
     run: Option<RunId>,
     link: Option<LinkId>,
     crm: Crm,
@@ -68,6 +75,7 @@ impl NewIntent {
         payload: serde_json::Value,
     ) -> Self {
         Self {
+            pair: None,
             run: None,
             link: None,
             crm,
@@ -76,6 +84,13 @@ impl NewIntent {
             marker: marker.into(),
             payload,
         }
+    }
+
+    /// The sync pair the write belongs to. Without it, the intent takes the pair of its run
+    /// (see [`NewIntent::run`]); with neither, its pair is empty.
+    pub fn pair(mut self, pair: impl Into<String>) -> Self {
+        self.pair = Some(pair.into());
+        self
     }
 
     /// The run that plans the write.
@@ -97,6 +112,10 @@ impl NewIntent {
 pub struct Intent {
     /// The intent's id.
     pub id: IntentId,
+    /// The sync pair it belongs to (empty for intents recorded without a pair or run, and
+    /// for those recorded before schema version 5 without a run).
+    #[serde(default)]
+    pub pair: String,
     /// The run that planned it.
     pub run: Option<RunId>,
     /// The link it is for.
@@ -123,13 +142,14 @@ pub struct Intent {
     pub updated_at: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT id, run_id, link_id, crm, object, op, marker, payload, state, \
+const SELECT: &str = "SELECT id, pair, run_id, link_id, crm, object, op, marker, payload, state, \
     result_id, error, created_at, updated_at FROM write_intents";
 
 fn from_row(row: &AnyRow) -> Result<Intent> {
     let r = Reader::new(row, "write_intents", "id");
     Ok(Intent {
         id: IntentId::new(r.id()),
+        pair: r.text("pair")?,
         run: r.opt_text("run_id")?.map(RunId::new),
         link: r.opt_text("link_id")?.map(LinkId::new),
         crm: r.crm("crm")?,
@@ -160,9 +180,15 @@ ops! {
     read fn intent(id: &IntentId) -> Option<Intent> = get;
     /// The intent recorded with this marker.
     read fn intent_by_marker(marker: &str) -> Option<Intent> = by_marker;
-    /// Every intent still `pending` or `sent`, oldest first: what a crash may have left
-    /// half-done.
-    read fn unsettled_intents() -> Vec<Intent> = unsettled;
+    /// The intents of sync pair `pair` still `pending` or `sent`, oldest first: what a crash
+    /// may have left half-done. Call it only while holding the pair's lease: otherwise they
+    /// may be in flight in the process that holds it.
+    read fn unsettled_intents(pair: &str) -> Vec<Intent> = unsettled;
+    /// Every intent still `pending` or `sent`, of all pairs, oldest first. For inspection
+    /// (`crmkit` status, tests): to reconcile, use
+    /// [`Store::unsettled_intents`](crate::Store::unsettled_intents) with the pair whose lease
+    /// is held.
+    read fn all_unsettled_intents() -> Vec<Intent> = unsettled_all;
     /// The intents of one run, oldest first.
     read fn run_intents(run: &RunId) -> Vec<Intent> = of_run;
 }
@@ -175,8 +201,24 @@ async fn record(conn: &mut AnyConnection, new: &NewIntent) -> Result<Intent> {
         });
     }
     let now = now_ms();
+    let pair = match (&new.pair, &new.run) {
+        (Some(pair), _) => pair.clone(),
+        (None, Some(run)) => {
+            sqlx::query_scalar::<_, String>("SELECT pair FROM sync_runs WHERE id = $1")
+                .bind(run.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db(format!("reading the pair of run {run}")))?
+                .ok_or_else(|| Error::NotFound {
+                    what: "run",
+                    id: run.to_string(),
+                })?
+        }
+        (None, None) => String::new(),
+    };
     let intent = Intent {
         id: IntentId::new(new_id()),
+        pair,
         run: new.run.clone(),
         link: new.link.clone(),
         crm: new.crm,
@@ -192,8 +234,8 @@ async fn record(conn: &mut AnyConnection, new: &NewIntent) -> Result<Intent> {
     };
     let inserted = sqlx::query(
         "INSERT INTO write_intents (id, run_id, link_id, crm, object, op, marker, payload, \
-         state, result_id, error, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         state, result_id, error, created_at, updated_at, pair) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(intent.id.as_str())
     .bind(intent.run.as_ref().map(|r| r.as_str().to_owned()))
@@ -208,6 +250,7 @@ async fn record(conn: &mut AnyConnection, new: &NewIntent) -> Result<Intent> {
     .bind(None::<String>)
     .bind(now)
     .bind(now)
+    .bind(intent.pair.as_str())
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -243,7 +286,22 @@ async fn by_marker(conn: &mut AnyConnection, marker: &str) -> Result<Option<Inte
     row.as_ref().map(from_row).transpose()
 }
 
-async fn unsettled(conn: &mut AnyConnection) -> Result<Vec<Intent>> {
+async fn unsettled(conn: &mut AnyConnection, pair: &str) -> Result<Vec<Intent>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE pair = $1 AND state IN ($2, $3) ORDER BY created_at, id"
+    ))
+    .bind(pair)
+    .bind(IntentState::Pending.as_str())
+    .bind(IntentState::Sent.as_str())
+    .fetch_all(conn)
+    .await
+    .map_err(db(format!(
+        "listing the unsettled intents of pair {pair:?}"
+    )))?;
+    rows.iter().map(from_row).collect()
+}
+
+async fn unsettled_all(conn: &mut AnyConnection) -> Result<Vec<Intent>> {
     let rows = sqlx::query(&format!(
         "{SELECT} WHERE state IN ($1, $2) ORDER BY created_at, id"
     ))

@@ -5,10 +5,22 @@
 //! atomic statement (an insert, or an update that only matches an expired row), so two
 //! processes never hold the same lease, and a holder that dies loses it when its time to live
 //! runs out. Expiry is judged by the database's clock, so the holders' clocks may disagree.
-//! Each take increments the lease's fencing `token`: work guarded by a lease can carry it and
-//! a stale holder's writes can be told apart.
+//! Each take increments the lease's fencing `token`.
+//!
+//! A holder can stall (a pause, a slow CRM call) past its time to live while another process
+//! takes the lease over, then wake up and write. Two guards stop it:
+//! - **Fencing.** Every transaction doing guarded work (the sync engine: each one that moves
+//!   cursors, links or intents of a pair) must call [`Tx::fence`](crate::Tx::fence) (or start
+//!   with [`Store::begin_fenced`]). The check runs on the database: if the lease's holder or
+//!   token no longer matches, or it expired, it fails with [`Error::LeaseLost`] and the
+//!   transaction can no longer commit. On PostgreSQL the check locks the lease row
+//!   (`FOR SHARE`), so a takeover waits until the fenced transaction ends; on SQLite the
+//!   transaction already holds the write lock.
+//! - **A local deadline.** [`Lease::local_deadline`] is this process's monotonic clock at the
+//!   request plus the time to live: the lease surely expired by then whatever the database's
+//!   clock says, so a holder should stop (or renew) before it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,8 +30,9 @@ use crate::error::db;
 use crate::store::Reader;
 use crate::{Backend, Error, Result, Store};
 
-/// A held lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A held lease. Two leases compare equal when their stored fields are equal (the local
+/// deadline is this process's view, not part of the lease).
+#[derive(Debug, Clone, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Lease {
     /// What it guards.
@@ -32,6 +45,21 @@ pub struct Lease {
     pub acquired_at: DateTime<Utc>,
     /// When it expires unless renewed (database clock).
     pub expires_at: DateTime<Utc>,
+    /// When it expires at the latest by this process's monotonic clock (taken before the
+    /// request was sent, plus the time to live): stop or renew before then. `None` for a
+    /// lease only read ([`Store::lease`]) or deserialized.
+    #[serde(skip)]
+    pub local_deadline: Option<Instant>,
+}
+
+impl PartialEq for Lease {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.holder == other.holder
+            && self.token == other.token
+            && self.acquired_at == other.acquired_at
+            && self.expires_at == other.expires_at
+    }
 }
 
 const COLUMNS: &str = "name, holder, token, acquired_at, expires_at";
@@ -44,6 +72,7 @@ fn from_row(row: &AnyRow) -> Result<Lease> {
         token: r.int("token")?,
         acquired_at: r.time("acquired_at")?,
         expires_at: r.time("expires_at")?,
+        local_deadline: None,
     })
 }
 
@@ -78,6 +107,8 @@ impl Store {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>> {
+        let started = Instant::now();
+        let ttl_dur = ttl;
         let ttl = ttl_ms(&format!("lease {name:?}"), ttl)?;
         if holder.is_empty() {
             return Err(Error::InvalidInput {
@@ -100,12 +131,18 @@ impl Store {
         .fetch_optional(self.pool())
         .await
         .map_err(db(format!("taking lease {name:?} for {holder:?}")))?;
-        row.as_ref().map(from_row).transpose()
+        let lease = row.as_ref().map(from_row).transpose()?;
+        Ok(lease.map(|l| Lease {
+            local_deadline: started.checked_add(ttl_dur),
+            ..l
+        }))
     }
 
     /// Extends a held lease to `ttl` from now. If it expired or was taken over meanwhile, it
     /// is [`Error::LeaseLost`]: stop the work it guarded.
     pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        let started = Instant::now();
+        let ttl_dur = ttl;
         let ttl = ttl_ms(&format!("lease {:?}", lease.name), ttl)?;
         let now = db_now(self.backend());
         let row = sqlx::query(&format!(
@@ -124,7 +161,10 @@ impl Store {
             lease.name, lease.holder
         )))?;
         match row {
-            Some(row) => from_row(&row),
+            Some(row) => Ok(Lease {
+                local_deadline: started.checked_add(ttl_dur),
+                ..from_row(&row)?
+            }),
             None => Err(Error::LeaseLost {
                 name: lease.name.clone(),
                 holder: lease.holder.clone(),
@@ -154,6 +194,14 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Starts a transaction fenced by `lease` (see [`Tx::fence`](crate::Tx::fence)): fails
+    /// with [`Error::LeaseLost`] if the lease is no longer held.
+    pub async fn begin_fenced(&self, lease: &Lease) -> Result<crate::Tx> {
+        let mut tx = self.begin().await?;
+        tx.fence(lease).await?;
+        Ok(tx)
+    }
+
     /// The current holder of lease `name`, if it is held (not expired).
     pub async fn lease(&self, name: &str) -> Result<Option<Lease>> {
         let now = db_now(self.backend());
@@ -165,5 +213,51 @@ impl Store {
         .await
         .map_err(db(format!("reading lease {name:?}")))?;
         row.as_ref().map(from_row).transpose()
+    }
+}
+
+impl crate::Tx {
+    /// Checks, on the database and inside this transaction, that `lease` is still held (same
+    /// holder and token, not expired). If not, it fails with [`Error::LeaseLost`] and the
+    /// transaction can no longer commit (commit fails with [`Error::TxAborted`]): drop it and
+    /// stop the guarded work. The sync engine must call it in every transaction that moves a
+    /// pair's cursors, links or intents, so a stale holder cannot write after a takeover.
+    ///
+    /// On PostgreSQL it locks the lease row until the transaction ends, so a concurrent
+    /// takeover waits for this transaction instead of overlapping it.
+    pub async fn fence(&mut self, lease: &Lease) -> Result<()> {
+        let now = db_now(self.backend());
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        self.begin_op().await?;
+        let found = sqlx::query(&format!(
+            "SELECT token FROM leases \
+             WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > {now}{lock}"
+        ))
+        .bind(lease.name.as_str())
+        .bind(lease.holder.as_str())
+        .bind(lease.token)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db(format!(
+            "checking lease {:?} of {:?}",
+            lease.name, lease.holder
+        )));
+        let out = match found {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::LeaseLost {
+                name: lease.name.clone(),
+                holder: lease.holder.clone(),
+                token: lease.token,
+            }),
+            Err(e) => Err(e),
+        };
+        let out = self.end_op(out).await;
+        if out.is_err() {
+            self.poison();
+        }
+        out
     }
 }

@@ -375,10 +375,12 @@ impl crate::Tx {
     /// Fails with [`Error::AmbiguousLinks`] if its ids belong to two links and with
     /// [`Error::CrmIdMismatch`] if the link holds a different id for a side. If another
     /// process creates a link with one of the same ids at the same instant, this fails with
-    /// [`Error::CrmIdTaken`] (and the transaction must be dropped); running the upsert again
-    /// in a new transaction merges into that link.
+    /// [`Error::CrmIdTaken`] (only this upsert is undone; the transaction stays usable);
+    /// running the upsert again merges into that link.
     pub async fn upsert_link(&mut self, new: &NewLink) -> Result<Upserted> {
-        upsert(self.conn(), new).await
+        self.begin_op().await?;
+        let out = upsert(self.conn(), new).await;
+        self.end_op(out).await
     }
 }
 

@@ -175,6 +175,32 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE crm_sync_records ADD COLUMN salesforce_fields TEXT",
         ],
     },
+    Migration {
+        version: 5,
+        name: "intents per pair, one open conflict per field",
+        statements: &[
+            // Each intent belongs to a sync pair, so a process reconciles only the pair whose
+            // lease it holds. Older intents take their run's pair.
+            "ALTER TABLE write_intents ADD COLUMN pair TEXT NOT NULL DEFAULT ''",
+            "UPDATE write_intents SET pair = COALESCE(
+                (SELECT sync_runs.pair FROM sync_runs WHERE sync_runs.id = write_intents.run_id),
+                '')",
+            "CREATE INDEX write_intents_pair ON write_intents (pair, state, created_at)",
+            // At most one open conflict per (link, field). Older duplicates are resolved as
+            // superseded, keeping the newest open.
+            "UPDATE sync_conflicts SET status = 'resolved', \
+             resolution = '\"superseded by a newer open conflict\"', \
+             resolved_by = 'crmkit schema migration 5', resolved_at = created_at \
+             WHERE status = 'open' AND EXISTS (SELECT 1 FROM sync_conflicts newer \
+                WHERE newer.link_id = sync_conflicts.link_id \
+                AND newer.field = sync_conflicts.field AND newer.status = 'open' \
+                AND (newer.created_at > sync_conflicts.created_at \
+                    OR (newer.created_at = sync_conflicts.created_at \
+                        AND newer.id > sync_conflicts.id)))",
+            "CREATE UNIQUE INDEX sync_conflicts_open ON sync_conflicts (link_id, field) \
+             WHERE status = 'open'",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

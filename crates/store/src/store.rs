@@ -143,6 +143,7 @@ impl Store {
         Ok(Tx {
             inner,
             backend: self.backend,
+            broken: false,
         })
     }
 
@@ -201,9 +202,19 @@ pub(crate) async fn begin_on(
 
 /// A transaction on the store. Operations on it see its own writes; [`Tx::commit`] makes
 /// them durable together; dropping it without committing rolls everything back.
+///
+/// Each operation runs inside a savepoint of its own: an operation that fails (say
+/// [`Error::MarkerTaken`] or [`Error::CrmIdTaken`]) undoes only its own statements and the
+/// `Tx` stays usable, with the same outcome on SQLite and PostgreSQL (where a failed
+/// statement would otherwise abort the whole transaction). If the store cannot restore the
+/// savepoint, or an operation's future was dropped midway, the `Tx` is marked broken: later
+/// operations and [`Tx::commit`] fail with [`Error::TxAborted`] and nothing is written.
 pub struct Tx {
     inner: Transaction<'static, Any>,
     backend: Backend,
+    /// Set when an operation could not be undone to its savepoint (or did not finish):
+    /// the transaction must not commit.
+    broken: bool,
 }
 
 impl fmt::Debug for Tx {
@@ -215,8 +226,13 @@ impl fmt::Debug for Tx {
 }
 
 impl Tx {
-    /// Makes every write of this transaction durable, all at once.
+    /// Makes every write of this transaction durable, all at once. Fails with
+    /// [`Error::TxAborted`] (and rolls back) if an operation left the transaction broken.
     pub async fn commit(self) -> Result<()> {
+        if self.broken {
+            self.inner.rollback().await.ok();
+            return Err(Error::TxAborted);
+        }
         self.inner
             .commit()
             .await
@@ -239,6 +255,42 @@ impl Tx {
     /// The transaction's connection.
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.inner
+    }
+
+    /// Opens the savepoint one operation runs in. The `Tx` counts as broken until
+    /// [`Tx::end_op`] closes it, so an operation whose future is dropped midway cannot
+    /// commit half done.
+    pub(crate) async fn begin_op(&mut self) -> Result<()> {
+        if self.broken {
+            return Err(Error::TxAborted);
+        }
+        self.broken = true;
+        sqlx::query("SAVEPOINT crmkit_op")
+            .execute(&mut *self.inner)
+            .await
+            .map_err(db("opening a savepoint"))?;
+        Ok(())
+    }
+
+    /// Makes the transaction unable to commit (a fence failed).
+    pub(crate) fn poison(&mut self) {
+        self.broken = true;
+    }
+
+    /// Closes the savepoint of [`Tx::begin_op`]: kept on success, undone on failure.
+    pub(crate) async fn end_op<T>(&mut self, out: Result<T>) -> Result<T> {
+        if out.is_err() {
+            sqlx::query("ROLLBACK TO SAVEPOINT crmkit_op")
+                .execute(&mut *self.inner)
+                .await
+                .map_err(db("undoing a failed operation"))?;
+        }
+        sqlx::query("RELEASE SAVEPOINT crmkit_op")
+            .execute(&mut *self.inner)
+            .await
+            .map_err(db("releasing a savepoint"))?;
+        self.broken = false;
+        out
     }
 }
 
@@ -264,7 +316,9 @@ macro_rules! ops {
             $(
                 $(#[$meta])*
                 pub async fn $name(&mut self, $($arg: $ty),*) -> $crate::Result<$ret> {
-                    $imp(self.conn(), $($arg),*).await
+                    self.begin_op().await?;
+                    let out = $imp(self.conn(), $($arg),*).await;
+                    self.end_op(out).await
                 }
             )*
         }

@@ -30,8 +30,10 @@ pub(crate) struct DbUrl {
     pub memory: bool,
     /// The URL with its password replaced by `[REDACTED]`.
     pub redacted: String,
-    /// The password, to blank it out of driver messages.
-    pub password: Option<String>,
+    /// The passwords, to blank them out of driver messages.
+    pub passwords: Vec<String>,
+    /// The URL as given, to blank it out of driver messages.
+    raw: String,
 }
 
 impl DbUrl {
@@ -39,7 +41,8 @@ impl DbUrl {
     /// `sqlite://PATH`, or a bare file path (SQLite).
     pub fn parse(url: &str) -> Result<Self> {
         let redacted = redact(url);
-        let password = password_of(url);
+        let passwords = passwords_of(url);
+        let raw = url.to_owned();
         let url = url.trim();
         if url.is_empty() {
             return Err(Error::InvalidUrl {
@@ -55,7 +58,8 @@ impl DbUrl {
                 driver_url: url.to_owned(),
                 memory: false,
                 redacted,
-                password,
+                passwords,
+                raw,
             });
         }
         if lower == "sqlite::memory:" || lower == "sqlite://:memory:" || lower == ":memory:" {
@@ -64,7 +68,8 @@ impl DbUrl {
                 driver_url: "sqlite::memory:".into(),
                 memory: true,
                 redacted,
-                password,
+                passwords,
+                raw,
             });
         }
         let sqlite_url = if lower.starts_with("sqlite:") {
@@ -93,7 +98,8 @@ impl DbUrl {
             driver_url,
             memory: false,
             redacted,
-            password,
+            passwords,
+            raw,
         })
     }
 
@@ -102,55 +108,118 @@ impl DbUrl {
         self.backend == Backend::Sqlite && self.driver_url.contains("mode=ro")
     }
 
-    /// Blanks the password out of a driver message.
+    /// Blanks the password out of a driver message (and, should the driver quote the URL,
+    /// the whole URL).
     pub fn scrub(&self, message: &str) -> String {
-        match &self.password {
-            Some(p) if !p.is_empty() => message.replace(p.as_str(), "[REDACTED]"),
-            _ => message.to_owned(),
+        let mut message = message
+            .replace(self.raw.as_str(), &self.redacted)
+            .replace(self.driver_url.as_str(), &redact(&self.driver_url));
+        for p in &self.passwords {
+            message = message.replace(p.as_str(), "[REDACTED]");
+        }
+        message
+    }
+}
+
+/// The passwords of `url` (user info, `password=` parameters), longest first, to blank
+/// them out of driver messages.
+fn passwords_of(url: &str) -> Vec<String> {
+    let mut found: Vec<String> = secret_spans(url)
+        .into_iter()
+        .map(|(a, b)| url[a..b].to_owned())
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    found
+}
+
+/// The byte ranges of every secret in `url`:
+/// - the password of `scheme://user:password@host…`, taken as everything from the first `:`
+///   after `://` to the **last** `@` (so an unencoded `/`, `?`, `#` or `@` in the password is
+///   covered; if the URL is odd, more than the password is hidden, never less);
+/// - the value of every parameter whose key contains `password` in any case (`password=`,
+///   `Password=`, `sslpassword=`), in a URL query or a `key=value` connection string
+///   (`host=h password='x y'`).
+fn secret_spans(url: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    if let Some(i) = url.find("://") {
+        let start = i + 3;
+        let rest = &url[start..];
+        if let Some(at) = rest.rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                if colon + 1 < at {
+                    spans.push((start + colon + 1, start + at));
+                }
+            }
         }
     }
-}
-
-/// The password of `scheme://user:password@host…` or of a `password=` query parameter.
-fn password_of(url: &str) -> Option<String> {
-    if let Some(p) = userinfo_password(url) {
-        return Some(p.to_owned());
+    let is_url = url.contains("://");
+    let lower = url.to_ascii_lowercase();
+    let bytes = url.as_bytes();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("password") {
+        let key_end = from + found + "password".len();
+        from = key_end;
+        let mut i = key_end;
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        while !is_url && i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        let value_start = i;
+        if !is_url && bytes.get(i) == Some(&b'\'') {
+            // A quoted value of a connection string: up to the closing quote (a backslash
+            // escapes the next character).
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'\'' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(bytes.len());
+        } else {
+            while i < bytes.len() {
+                let c = bytes[i];
+                let end = if is_url {
+                    c == b'&' || c.is_ascii_whitespace()
+                } else {
+                    c.is_ascii_whitespace()
+                };
+                if end {
+                    break;
+                }
+                i += 1;
+            }
+        }
+        if i > value_start {
+            spans.push((value_start, i));
+        }
+        from = from.max(i);
     }
-    query_password(url).map(str::to_owned)
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
 }
 
-/// The byte range of the password in `scheme://user:password@host…`.
-fn userinfo_password(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let at = authority.rfind('@')?;
-    let userinfo = &authority[..at];
-    let (_, password) = userinfo.split_once(':')?;
-    Some(password)
-}
-
-/// The value of a `password=` query parameter.
-fn query_password(url: &str) -> Option<&str> {
-    let (_, query) = url.split_once('?')?;
-    query.split('&').find_map(|kv| kv.strip_prefix("password="))
-}
-
-/// `url` with its password (in the user info or a `password=` parameter) replaced by
-/// `[REDACTED]`.
+/// `url` with its passwords (in the user info, `password=` parameters in any case, or a
+/// `key=value` connection string) replaced by `[REDACTED]`.
 pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(p) = userinfo_password(url).filter(|p| !p.is_empty()) {
-        // The password starts after the first ':' of the user info, which starts right
-        // after "://".
-        let userinfo_start = url.find("://").map_or(0, |i| i + 3);
-        if let Some(colon) = url[userinfo_start..].find(':') {
-            let start = userinfo_start + colon + 1;
-            out = format!("{}[REDACTED]{}", &url[..start], &url[start + p.len()..]);
-        }
+    let mut out = String::with_capacity(url.len());
+    let mut at = 0;
+    for (a, b) in secret_spans(url) {
+        out.push_str(&url[at..a]);
+        out.push_str("[REDACTED]");
+        at = b;
     }
-    if let Some(p) = query_password(&out.clone()).filter(|p| !p.is_empty()) {
-        out = out.replace(&format!("password={p}"), "password=[REDACTED]");
-    }
+    out.push_str(&url[at..]);
     out
 }
 
@@ -177,6 +246,59 @@ mod tests {
             redact("postgres://ab:ab@h/d"),
             "postgres://ab:[REDACTED]@h/d"
         );
+    }
+
+    #[test]
+    fn odd_passwords_are_redacted() {
+        for (url, shown) in [
+            (
+                "postgres://crm:ab/cd+ef@127.0.0.1:1/crm",
+                "postgres://crm:[REDACTED]@127.0.0.1:1/crm",
+            ),
+            (
+                "postgres://crm:ab#cd@127.0.0.1:1/crm",
+                "postgres://crm:[REDACTED]@127.0.0.1:1/crm",
+            ),
+            (
+                "postgres://crm:a?b@c/d@h:5432/crm?sslmode=require",
+                "postgres://crm:[REDACTED]@h:5432/crm?sslmode=require",
+            ),
+            (
+                "postgres://127.0.0.1:1/crm?user=crm&Password=s3cret",
+                "postgres://127.0.0.1:1/crm?user=crm&Password=[REDACTED]",
+            ),
+            (
+                "postgres://h/crm?PASSWORD=s3cret&sslpassword=k3y&x=1",
+                "postgres://h/crm?PASSWORD=[REDACTED]&sslpassword=[REDACTED]&x=1",
+            ),
+            (
+                "host=db user=crm password=s3cret dbname=crm",
+                "host=db user=crm password=[REDACTED] dbname=crm",
+            ),
+            (
+                "host=db Password = 's3 c\\'ret' dbname=crm",
+                "host=db Password = [REDACTED] dbname=crm",
+            ),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn errors_never_show_the_raw_url() {
+        for url in [
+            "postgres://crm:ab/cd@127.0.0.1:notaport/crm",
+            "mysql://crm:ab#cd@h/d",
+            "host=db password=s3cret",
+        ] {
+            let shown = match DbUrl::parse(url) {
+                Err(e) => format!("{e} {e:?}"),
+                Ok(u) => format!("{} {}", u.redacted, u.scrub(&format!("bad {url}"))),
+            };
+            for secret in ["ab/cd", "ab#cd", "s3cret"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
     }
 
     #[test]

@@ -251,7 +251,11 @@ impl Engine {
     /// planned again), an update is planned again (the link's hashes were not moved), a
     /// delete is sent again.
     async fn reconcile(&self, report: &mut Report) -> Result<()> {
-        let intents = self.store.unsettled_intents().await.map_err(store_err)?;
+        let intents = self
+            .store
+            .unsettled_intents(&self.pair)
+            .await
+            .map_err(store_err)?;
         for intent in intents {
             if !self.config.sync.crms.contains(&intent.crm) {
                 continue;

@@ -182,3 +182,44 @@ async fn every_field_change_is_audited(db: TestDb) {
     s.delete_link(&link).await.unwrap();
     assert_eq!(s.link_audit(&link.id).await.unwrap().len(), 3);
 }
+
+both_backends!(racing_openers_leave_one_open_conflict);
+
+/// Processes opening the same conflict at once leave one open conflict, and a conflict
+/// resolved meanwhile keeps the values it was resolved against.
+async fn racing_openers_leave_one_open_conflict(db: TestDb) {
+    let s = &db.store;
+    let link = s
+        .insert_link(&NewLink::new(ObjectKind::Person).crm_id(Crm::Close, "cont_r"))
+        .await
+        .unwrap();
+    let new = |v: u32| {
+        NewConflict::new(link.id.clone(), ObjectKind::Person, "phone")
+            .value(Crm::Close, json!(v))
+            .value(Crm::HubSpot, json!("x"))
+    };
+    let stores = [s.clone(), db.open_another().await, db.open_another().await];
+    let mut tasks = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        for j in 0..3 {
+            let store = store.clone();
+            let new = new(u32::try_from(i * 3 + j).unwrap());
+            tasks.push(tokio::spawn(async move { store.open_conflict(&new).await }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let of_link = s.link_conflicts(&link.id).await.unwrap();
+    assert_eq!(of_link.len(), 1, "{of_link:?}");
+    let open = &of_link[0];
+    let resolved = s
+        .resolve_conflict(&open.id, &json!("close"), "ann")
+        .await
+        .unwrap();
+    // Seen again after the resolution: a new conflict; the resolved one is untouched.
+    let reopened = s.open_conflict(&new(99)).await.unwrap();
+    assert_ne!(reopened.id, open.id);
+    assert_eq!(s.conflict(&open.id).await.unwrap().unwrap(), resolved);
+    assert_eq!(s.open_conflicts(10).await.unwrap().len(), 1);
+}

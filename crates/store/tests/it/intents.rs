@@ -88,7 +88,8 @@ async fn intents_go_pending_sent_settled_or_failed(db: TestDb) {
         .map(|i| i.id)
         .collect();
     assert_eq!(of_run, vec![intent.id]);
-    assert!(s.unsettled_intents().await.unwrap().is_empty());
+    assert!(s.unsettled_intents("p").await.unwrap().is_empty());
+    assert!(s.all_unsettled_intents().await.unwrap().is_empty());
 }
 
 async fn unsettled_intents_survive_a_restart(db: TestDb) {
@@ -116,7 +117,7 @@ async fn unsettled_intents_survive_a_restart(db: TestDb) {
     // The process "dies": a new handle sees what was pending or sent, oldest first.
     db.store.close().await;
     let after = db.open_another().await;
-    let unsettled = after.unsettled_intents().await.unwrap();
+    let unsettled = after.all_unsettled_intents().await.unwrap();
     let seen: Vec<_> = unsettled
         .iter()
         .map(|i| (i.marker.as_str(), i.state))
@@ -129,4 +130,77 @@ async fn unsettled_intents_survive_a_restart(db: TestDb) {
             ("m4", IntentState::Pending)
         ]
     );
+}
+
+both_backends!(a_failed_operation_leaves_the_tx_usable);
+
+/// A failed operation in a `Tx` undoes only itself: the writes before and after it commit,
+/// on PostgreSQL (where a failed statement aborts the transaction) as on SQLite.
+async fn a_failed_operation_leaves_the_tx_usable(db: TestDb) {
+    let s = &db.store;
+    let new = NewIntent::new(
+        Crm::HubSpot,
+        ObjectKind::Company,
+        IntentOp::Create,
+        "crmkit:dup",
+        json!({}),
+    );
+    s.record_intent(&new).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let before = tx
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_before"))
+        .await
+        .unwrap();
+    let e = tx.record_intent(&new).await.unwrap_err();
+    assert!(matches!(e, Error::MarkerTaken { .. }), "{e}");
+    // The holder can be looked up in the same transaction.
+    assert!(tx.intent_by_marker("crmkit:dup").await.unwrap().is_some());
+    // A taken CRM id fails the same way and also leaves the transaction usable.
+    let e = tx
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_before"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::CrmIdTaken { .. }), "{e}");
+    let after = tx
+        .insert_link(&NewLink::new(ObjectKind::Company).crm_id(Crm::Close, "lead_after"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.link(&before.id).await.unwrap().as_ref(), Some(&before));
+    assert_eq!(s.link(&after.id).await.unwrap().as_ref(), Some(&after));
+}
+
+both_backends!(unsettled_intents_are_listed_per_pair);
+
+/// Two pairs syncing on one database each see only their own unsettled intents: one
+/// process restarting must not reconcile the other's writes in flight.
+async fn unsettled_intents_are_listed_per_pair(db: TestDb) {
+    let s = &db.store;
+    let run_a = s.start_run("a").await.unwrap();
+    let intent = |marker: &str| {
+        NewIntent::new(
+            Crm::HubSpot,
+            ObjectKind::Company,
+            IntentOp::Create,
+            marker,
+            json!({}),
+        )
+    };
+    // The pair of its run, or given outright.
+    let a = s.record_intent(&intent("a1").run(run_a.id)).await.unwrap();
+    let b = s.record_intent(&intent("b1").pair("b")).await.unwrap();
+    assert_eq!((a.pair.as_str(), b.pair.as_str()), ("a", "b"));
+    let of = |pair: &'static str| async move {
+        s.unsettled_intents(pair)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.marker)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("a").await, vec!["a1"]);
+    assert_eq!(of("b").await, vec!["b1"]);
+    assert_eq!(s.all_unsettled_intents().await.unwrap().len(), 2);
+    let read = s.intent(&a.id).await.unwrap().unwrap();
+    assert_eq!(read, a);
 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crmkit_store::Error;
+use crmkit_core::{Crm, ObjectKind};
+use crmkit_store::{CursorKey, Error};
 
 use crate::support::{TestDb, both_backends};
 
@@ -128,4 +129,50 @@ async fn racing_processes_never_share_a_lease(db: TestDb) {
         assert_eq!(held.holder, winners[0]);
         assert_eq!(held.token, 1);
     }
+}
+
+both_backends!(a_stale_holder_cannot_commit_fenced_work);
+
+/// A holder that stalled past its time to live while another took the lease over cannot
+/// commit a fenced transaction; the new holder can. The local deadline is at most the time
+/// to live away.
+async fn a_stale_holder_cannot_commit_fenced_work(db: TestDb) {
+    let s = &db.store;
+    let asked = std::time::Instant::now();
+    let a = s.acquire_lease("pair", "a", SHORT).await.unwrap().unwrap();
+    let deadline = a
+        .local_deadline
+        .expect("a taken lease has a local deadline");
+    assert!(deadline <= std::time::Instant::now() + SHORT && deadline >= asked);
+    // While held, fenced work commits.
+    let mut tx = s.begin_fenced(&a).await.unwrap();
+    tx.set_cursor(&key(), "c1").await.unwrap();
+    tx.commit().await.unwrap();
+
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    let b = s.acquire_lease("pair", "b", LONG).await.unwrap().unwrap();
+    // A wakes up, writes, then checks its lease: the transaction is lost.
+    let mut tx = s.begin().await.unwrap();
+    tx.set_cursor(&key(), "stale").await.unwrap();
+    let e = tx.fence(&a).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::LeaseLost { holder, .. } if holder == "a"),
+        "{e}"
+    );
+    let e = tx.commit().await.unwrap_err();
+    assert!(matches!(e, Error::TxAborted), "{e}");
+    assert!(matches!(
+        s.begin_fenced(&a).await,
+        Err(Error::LeaseLost { .. })
+    ));
+    let mut tx = s.begin_fenced(&b).await.unwrap();
+    assert_eq!(
+        tx.cursor(&key()).await.unwrap().map(|c| c.value).as_deref(),
+        Some("c1")
+    );
+    tx.commit().await.unwrap();
+}
+
+fn key() -> CursorKey {
+    CursorKey::new("pair", Crm::Close, ObjectKind::Company)
 }

@@ -25,7 +25,8 @@ async fn a_password_in_the_url_never_shows() {
 
 #[tokio::test]
 async fn a_store_shows_its_url_without_the_password() {
-    let base = crate::support::pg_base_url();
+    // A schema of its own, so this test never migrates the shared database's default one.
+    let (base, cleanup) = crate::support::fresh(crate::support::Kind::Postgres).await;
     // The test PostgreSQL trusts local connections, so a password we add is ignored by it;
     // a URL that already has one keeps it.
     let (url, password) = match base.split_once("://") {
@@ -52,4 +53,24 @@ async fn a_store_shows_its_url_without_the_password() {
         "{shown}"
     );
     store.close().await;
+    cleanup.run().await;
+}
+
+#[tokio::test]
+async fn odd_passwords_never_show_in_errors() {
+    for (url, secret) in [
+        ("postgres://crm:ab/cd+ef@127.0.0.1:1/crm", "ab/cd+ef"),
+        ("postgres://crm:ab#cd@127.0.0.1:1/crm", "ab#cd"),
+        ("postgres://crm:p?w@127.0.0.1:1/crm", "p?w"),
+        (
+            "postgres://127.0.0.1:1/crm?user=crm&Password=s3cret",
+            "s3cret",
+        ),
+        ("postgres://crm:s3cret@127.0.0.1:notaport/crm", "s3cret"),
+    ] {
+        let e = Store::open(url).await.unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
 }

@@ -109,7 +109,13 @@ async fn interrupted_create(db: Db) {
         link.crm_id(Crm::HubSpot).is_some(),
         "the link has its HubSpot id back"
     );
-    assert!(w.store.unsettled_intents().await.expect("store").is_empty());
+    assert!(
+        w.store
+            .all_unsettled_intents()
+            .await
+            .expect("store")
+            .is_empty()
+    );
     w.finish().await;
 }
 
