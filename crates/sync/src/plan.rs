@@ -156,6 +156,10 @@ pub struct Group {
     pub decisions: Vec<Decision>,
     /// Fields queued for a person.
     pub conflicts: Vec<FieldConflict>,
+    /// A create or patch of this group could not be planned yet (its parent is not linked
+    /// in the target, or its values do not fit): nothing of it is stored as synced and the
+    /// kind's cursor stays, so the next run reads it again.
+    pub deferred: bool,
 }
 
 /// An unlinked record that matched several candidates: for the review queue.
@@ -515,6 +519,7 @@ fn plan_group(
         creates: Vec::new(),
         decisions: resolution.decisions,
         conflicts: resolution.conflicts,
+        deferred: false,
     };
     for (crm, writes) in &resolution.writes {
         let Some(s) = sides.get(crm) else { continue };
@@ -528,6 +533,7 @@ fn plan_group(
                 record: s.reference(),
                 message: e.to_string(),
             });
+            group.deferred = true;
             continue;
         }
         group.updates.push(Update {
@@ -578,7 +584,8 @@ fn plan_group(
             out.errors.push(PlanError {
                 record: first.reference(),
                 message: format!(
-                    "not created in {crm} yet: its {} is not linked there (retried next run)",
+                    "not created in {crm} yet: its {} is not linked there \\
+                     (the cursor is held, so it is read again next run)",
                     unlinked
                         .iter()
                         .map(|s| s.as_str())
@@ -586,6 +593,7 @@ fn plan_group(
                         .join(", ")
                 ),
             });
+            group.deferred = true;
             continue;
         }
         let mut record = values::blank(kind);
@@ -594,6 +602,7 @@ fn plan_group(
                 record: first.reference(),
                 message: format!("cannot create it in {crm}: {e}"),
             });
+            group.deferred = true;
             continue;
         }
         group.creates.push(Create {
