@@ -478,11 +478,16 @@ fn plan_group(
     let mut skip: BTreeSet<String> = BTreeSet::new();
     let mut comparable: BTreeMap<Crm, Cow<'_, FieldMap>> = BTreeMap::new();
     let mut bases: BTreeMap<Crm, FieldMap> = BTreeMap::new();
+    // References a side holds now that cannot be translated yet (their target not linked).
+    let mut untranslated: Vec<(RecordRef, String)> = Vec::new();
     for s in sides.values() {
         // Only records holding references need a translated copy.
         let f = if s.fields.keys().any(|k| reference_kind(k).is_some()) {
             let mut f = s.fields.clone();
-            to_anchor(&mut f, s.crm, anchor, refs, &mut skip);
+            let mut now = BTreeSet::new();
+            to_anchor(&mut f, s.crm, anchor, refs, &mut now);
+            untranslated.extend(now.iter().map(|f| (s.reference(), f.clone())));
+            skip.extend(now);
             Cow::Owned(f)
         } else {
             Cow::Borrowed(&s.fields)
@@ -521,9 +526,34 @@ fn plan_group(
         conflicts: resolution.conflicts,
         deferred: false,
     };
+    // A linked record whose reference cannot be translated yet is not stored as synced: its
+    // bases stay, so the change is planned again once the referenced record is linked.
+    if link.is_some() {
+        for (record, field) in &untranslated {
+            out.errors.push(PlanError {
+                record: record.clone(),
+                message: format!(
+                    "its {field} is not linked in every CRM yet: not synced \\
+                     (the cursor is held, so it is read again next run)"
+                ),
+            });
+            group.deferred = true;
+        }
+    }
     for (crm, writes) in &resolution.writes {
         let Some(s) = sides.get(crm) else { continue };
-        let (writes, _) = from_anchor(writes, anchor, *crm, refs);
+        let (writes, dropped) = from_anchor(writes, anchor, *crm, refs);
+        if !dropped.is_empty() {
+            out.errors.push(PlanError {
+                record: s.reference(),
+                message: format!(
+                    "{} not linked in {crm} yet: not written \\
+                     (the cursor is held, so it is read again next run)",
+                    dropped.join(", ")
+                ),
+            });
+            group.deferred = true;
+        }
         if writes.is_empty() {
             continue;
         }
