@@ -365,6 +365,7 @@ impl Engine {
         // keeps its latest state.
         let mut upserts: BTreeMap<(Crm, String), Record> = BTreeMap::new();
         let mut deletes: BTreeSet<(Crm, String)> = BTreeSet::new();
+        let mut held = false;
         let mut cursors: BTreeMap<Crm, ChangeCursor> = BTreeMap::new();
         for crm in &crms {
             let key = CursorKey::new(self.pair.clone(), *crm, kind);
@@ -395,9 +396,13 @@ impl Engine {
                         cause: SkipReason::Malformed,
                         reason,
                         ..
-                    } => report
-                        .errors
-                        .push(format!("{record}: could not be read: {reason}")),
+                    } => {
+                        // Its cursor must not pass it: the next run reads it again.
+                        held = true;
+                        report
+                            .errors
+                            .push(format!("{record}: could not be read: {reason}"));
+                    }
                     Change::Skipped { .. } => {}
                 }
             }
@@ -411,6 +416,7 @@ impl Engine {
             let seen = match Seen::new(crm, record, cfg, true) {
                 Ok(s) => s,
                 Err(e) => {
+                    held = true;
                     report.errors.push(e.to_string());
                     continue;
                 }
@@ -476,6 +482,7 @@ impl Engine {
                         }
                     }
                     Err(e) => {
+                        held = true;
                         report.errors.push(e.to_string());
                         groups.remove(&key);
                     }
@@ -487,6 +494,7 @@ impl Engine {
                     }
                 }
                 Err(e) => {
+                    held = true;
                     report.errors.push(format!("reading {r}: {e}"));
                     groups.remove(&key);
                 }
@@ -500,6 +508,9 @@ impl Engine {
         // 4. Plan.
         let plan = plan::plan(&self.config, kind, input, &refs);
         report.echoes += plan.echoes;
+        // A record that could not be planned (a failed patch, a create whose parent is not
+        // linked yet) holds the cursor too.
+        held |= !plan.errors.is_empty() || plan.groups.iter().any(|g| g.deferred);
         for e in &plan.errors {
             report.errors.push(format!("{}: {}", e.record, e.message));
         }
@@ -521,10 +532,12 @@ impl Engine {
             return Ok(());
         };
 
-        // 5. Apply; the cursors move only when everything they cover is stored.
+        // 5. Apply; the cursors move only when everything they cover is stored. A record
+        // dropped before apply (unreadable, unmapped, deferred) keeps every cursor of the
+        // kind where it was: the next run reads the same changes again, idempotently.
         let clean = self.apply(kind, run, &plan, &mut links, report).await?;
         report.plans.push(plan);
-        if clean {
+        if clean && !held {
             for (crm, cursor) in cursors {
                 let key = CursorKey::new(self.pair.clone(), crm, kind);
                 self.store
@@ -611,6 +624,8 @@ impl Engine {
     /// Records a write as an intent before it is sent; `None` (and an error in the report)
     /// when the store refuses it, so the write is not sent.
     async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
+        // Tagged with the pair, so only a run holding this pair's lease reconciles it.
+        let new = new.pair(self.pair.clone());
         match self.store.record_intent(&new).await {
             Ok(i) => match self.store.mark_intent_sent(&i.id).await {
                 Ok(i) => Some(i),
@@ -754,6 +769,12 @@ impl Engine {
         let mut group_links: Vec<Option<Link>> = Vec::with_capacity(plan.groups.len());
         for g in &plan.groups {
             let existing = g.link.as_ref().and_then(|k| links.get(k)).cloned();
+            // A deferred group gets no new link: linked with its create missing, the record
+            // would look synced and never be created.
+            if g.deferred && existing.is_none() {
+                group_links.push(None);
+                continue;
+            }
             let link = match existing {
                 Some(l) if g.ids.iter().all(|(c, id)| l.crm_id(*c) == Some(id)) => l,
                 _ => {
@@ -792,8 +813,15 @@ impl Engine {
             group_links.push(Some(link));
         }
 
-        // Creates and updates, batched per CRM, each recorded as an intent first.
-        let mut failed: BTreeSet<usize> = BTreeSet::new();
+        // Creates and updates, batched per CRM, each recorded as an intent first. A deferred
+        // group keeps its old hashes and bases, so it is planned again.
+        let mut failed: BTreeSet<usize> = plan
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.deferred)
+            .map(|(i, _)| i)
+            .collect();
         let mut written: Vec<(usize, RecordRef)> = Vec::new();
         let mut audit: Vec<NewAuditEntry> = Vec::new();
         for crm in &self.config.sync.crms {

@@ -156,6 +156,10 @@ pub struct Group {
     pub decisions: Vec<Decision>,
     /// Fields queued for a person.
     pub conflicts: Vec<FieldConflict>,
+    /// A create or patch of this group could not be planned yet (its parent is not linked
+    /// in the target, or its values do not fit): nothing of it is stored as synced and the
+    /// kind's cursor stays, so the next run reads it again.
+    pub deferred: bool,
 }
 
 /// An unlinked record that matched several candidates: for the review queue.
@@ -474,11 +478,16 @@ fn plan_group(
     let mut skip: BTreeSet<String> = BTreeSet::new();
     let mut comparable: BTreeMap<Crm, Cow<'_, FieldMap>> = BTreeMap::new();
     let mut bases: BTreeMap<Crm, FieldMap> = BTreeMap::new();
+    // References a side holds now that cannot be translated yet (their target not linked).
+    let mut untranslated: Vec<(RecordRef, String)> = Vec::new();
     for s in sides.values() {
         // Only records holding references need a translated copy.
         let f = if s.fields.keys().any(|k| reference_kind(k).is_some()) {
             let mut f = s.fields.clone();
-            to_anchor(&mut f, s.crm, anchor, refs, &mut skip);
+            let mut now = BTreeSet::new();
+            to_anchor(&mut f, s.crm, anchor, refs, &mut now);
+            untranslated.extend(now.iter().map(|f| (s.reference(), f.clone())));
+            skip.extend(now);
             Cow::Owned(f)
         } else {
             Cow::Borrowed(&s.fields)
@@ -515,10 +524,36 @@ fn plan_group(
         creates: Vec::new(),
         decisions: resolution.decisions,
         conflicts: resolution.conflicts,
+        deferred: false,
     };
+    // A linked record whose reference cannot be translated yet is not stored as synced: its
+    // bases stay, so the change is planned again once the referenced record is linked.
+    if link.is_some() {
+        for (record, field) in &untranslated {
+            out.errors.push(PlanError {
+                record: record.clone(),
+                message: format!(
+                    "its {field} is not linked in every CRM yet: not synced \\
+                     (the cursor is held, so it is read again next run)"
+                ),
+            });
+            group.deferred = true;
+        }
+    }
     for (crm, writes) in &resolution.writes {
         let Some(s) = sides.get(crm) else { continue };
-        let (writes, _) = from_anchor(writes, anchor, *crm, refs);
+        let (writes, dropped) = from_anchor(writes, anchor, *crm, refs);
+        if !dropped.is_empty() {
+            out.errors.push(PlanError {
+                record: s.reference(),
+                message: format!(
+                    "{} not linked in {crm} yet: not written \\
+                     (the cursor is held, so it is read again next run)",
+                    dropped.join(", ")
+                ),
+            });
+            group.deferred = true;
+        }
         if writes.is_empty() {
             continue;
         }
@@ -528,6 +563,7 @@ fn plan_group(
                 record: s.reference(),
                 message: e.to_string(),
             });
+            group.deferred = true;
             continue;
         }
         group.updates.push(Update {
@@ -578,7 +614,8 @@ fn plan_group(
             out.errors.push(PlanError {
                 record: first.reference(),
                 message: format!(
-                    "not created in {crm} yet: its {} is not linked there (retried next run)",
+                    "not created in {crm} yet: its {} is not linked there \\
+                     (the cursor is held, so it is read again next run)",
                     unlinked
                         .iter()
                         .map(|s| s.as_str())
@@ -586,6 +623,7 @@ fn plan_group(
                         .join(", ")
                 ),
             });
+            group.deferred = true;
             continue;
         }
         let mut record = values::blank(kind);
@@ -594,6 +632,7 @@ fn plan_group(
                 record: first.reference(),
                 message: format!("cannot create it in {crm}: {e}"),
             });
+            group.deferred = true;
             continue;
         }
         group.creates.push(Create {

@@ -287,3 +287,78 @@ async fn deals_cross_with_their_stage_amount_and_company() {
     assert!(!again.wrote(), "{again:?}");
     assert_eq!(w.writes(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_deal_in_an_unmapped_stage_is_synced_once_the_stage_is_mapped() {
+    let w = World::new().await;
+    let statuses = w.close_get("status/opportunity/").await;
+    let status = |label: &str| -> String {
+        statuses["data"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["label"] == label))
+            .and_then(|s| s["id"].as_str())
+            .unwrap_or_else(|| panic!("Close status {label}: {statuses}"))
+            .to_string()
+    };
+    let deal_config = |with_proposal: bool| {
+        let mut c = config();
+        c.deal.enabled = true;
+        c.deal.fields = ["name", "stage", "company"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let stages = &mut c.deal.pipelines.get_mut("default").expect("default").stages;
+        for (unified, close_label, hubspot) in [
+            ("New", "Active", "appointmentscheduled"),
+            ("Demo", "Demo Scheduled", "presentationscheduled"),
+            ("Proposal", "Proposal Sent", "decisionmakerboughtin"),
+            ("Won", "Won", "closedwon"),
+            ("Lost", "Lost", "closedlost"),
+        ] {
+            let s = stages.get_mut(unified).expect("default stage");
+            s.close = Some(status(close_label));
+            s.hubspot = Some(hubspot.into());
+        }
+        stages.remove("Qualified");
+        if !with_proposal {
+            stages.remove("Proposal");
+        }
+        c
+    };
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.close
+        .raw(&crmkit_core::http::ApiRequest::post(
+            "opportunity/",
+            json!({"lead_id": lead, "note": "Anvil order", "status_id": status("Proposal Sent")}),
+        ))
+        .await
+        .expect("opportunity");
+    w.settle().await;
+    let first = w.engine(deal_config(false)).run().await.expect("run");
+    assert!(
+        first.errors.iter().any(|e| e.contains("stage map")),
+        "the unmapped stage is reported: {:?}",
+        first.errors
+    );
+    assert_eq!(w.hs_all("deals", "dealname").await.len(), 0);
+    // The deals' cursors stay where they were (none yet), so the next run reads it again
+    // however long the wait.
+    let engine = w.engine(deal_config(false));
+    for crm in [Crm::Close, Crm::HubSpot] {
+        let key = crmkit_store::CursorKey::new(engine.pair(), crm, crmkit_core::ObjectKind::Deal);
+        assert!(
+            w.store.cursor(&key).await.expect("cursor").is_none(),
+            "{crm} deal cursor moved past an unsynced deal"
+        );
+    }
+
+    // The stage gets mapped: the deal, unchanged since, is read again and crosses.
+    w.settle().await;
+    let second = w.engine(deal_config(true)).run().await.expect("run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    let deals = w.hs_all("deals", "dealname,dealstage").await;
+    assert_eq!(deals.len(), 1, "{deals:?}");
+    assert_eq!(deals[0]["properties"]["dealstage"], "decisionmakerboughtin");
+}

@@ -85,6 +85,7 @@ async fn interrupted_create(db: Db) {
                 "interrupted-run:create",
                 json!({"marker": format!("close:person:{contact}")}),
             )
+            .pair(engine.pair())
             .link(link.id.clone()),
         )
         .await
