@@ -24,7 +24,7 @@ fn slow() -> Faults {
 /// Create intents the store holds unsettled.
 async fn unsettled_creates(db: &str) -> Vec<String> {
     let store = Store::open(db).await.expect("store opens");
-    let open = store.unsettled_intents().await.expect("intents");
+    let open = store.all_unsettled_intents().await.expect("intents");
     store.close().await;
     open.into_iter()
         .filter(|i| i.op == crmkit_store::IntentOp::Create)
