@@ -331,9 +331,12 @@ fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
         .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
-/// `--faults` as JSON, with each share a number from 0 to 1 and the latency within
-/// [`bounds::MAX_LATENCY_MS`].
-fn parse_faults(text: &str) -> crmkit_core::Result<crmkit_sandbox::faults::Faults> {
+/// `--faults` as JSON (none when not given), with each share a number from 0 to 1 and the
+/// latency within [`bounds::MAX_LATENCY_MS`].
+fn parse_faults(text: Option<&str>) -> crmkit_core::Result<crmkit_sandbox::faults::Faults> {
+    let Some(text) = text else {
+        return Ok(crmkit_sandbox::faults::Faults::default());
+    };
     let faults: crmkit_sandbox::faults::Faults = serde_json::from_str(text)
         .map_err(|e| Error::config(format!("--faults is not valid: {e}")))?;
     let shares = [
@@ -356,6 +359,23 @@ fn parse_faults(text: &str) -> crmkit_core::Result<crmkit_sandbox::faults::Fault
         )));
     }
     Ok(faults)
+}
+
+/// The error of a sandbox (`which`: Close, HubSpot, Salesforce) that could not listen on
+/// `port`.
+pub(crate) fn cannot_start(which: &'static str, port: u16) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| {
+        Error::config(format!(
+            "cannot start the {which} sandbox on port {port}: {e}"
+        ))
+    }
+}
+
+/// Waits until the user presses Ctrl-C (a sandbox command serves until then).
+pub(crate) async fn until_ctrl_c() -> crmkit_core::Result<()> {
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))
 }
 
 fn main() -> ExitCode {
@@ -399,10 +419,7 @@ async fn run(cli: Cli) -> Outcome {
                     faults,
                 },
         } => {
-            let faults = match faults {
-                Some(text) => parse_faults(&text)?,
-                None => crmkit_sandbox::faults::Faults::default(),
-            };
+            let faults = parse_faults(faults.as_deref())?;
             let mut b = crmkit_sandbox::close::CloseSandbox::builder()
                 .faults(faults)
                 .seed(seed)
@@ -412,11 +429,7 @@ async fn run(cli: Cli) -> Outcome {
             for k in api_keys {
                 b = b.api_key(k);
             }
-            let sandbox = b.start().await.map_err(|e| {
-                Error::config(format!(
-                    "cannot start the Close sandbox on port {port}: {e}"
-                ))
-            })?;
+            let sandbox = b.start().await.map_err(cannot_start("Close", port))?;
             println!(
                 "Close sandbox listening at {} (API root {})",
                 sandbox.base_url(),
@@ -426,10 +439,7 @@ async fn run(cli: Cli) -> Outcome {
                 "Point crmkit at it with CLOSE_BASE_URL={} and any CLOSE_API_KEY. Ctrl-C stops it.",
                 sandbox.api_url()
             );
-            tokio::signal::ctrl_c()
-                .await
-                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
-            Ok(())
+            Ok(until_ctrl_c().await?)
         }
         Command::Sandbox {
             crm:
@@ -442,10 +452,7 @@ async fn run(cli: Cli) -> Outcome {
                     faults,
                 },
         } => {
-            let faults = match faults {
-                Some(text) => parse_faults(&text)?,
-                None => crmkit_sandbox::faults::Faults::default(),
-            };
+            let faults = parse_faults(faults.as_deref())?;
             let sandbox = crmkit_sandbox::hubspot::HubSpotSandbox::builder()
                 .faults(faults)
                 .seed(seed)
@@ -455,20 +462,13 @@ async fn run(cli: Cli) -> Outcome {
                 .bind(([127, 0, 0, 1], port).into())
                 .start()
                 .await
-                .map_err(|e| {
-                    Error::config(format!(
-                        "cannot start the HubSpot sandbox on port {port}: {e}"
-                    ))
-                })?;
+                .map_err(cannot_start("HubSpot", port))?;
             println!("HubSpot sandbox listening at {}", sandbox.base_url());
             println!(
                 "Point a HubSpot client at it with HUBSPOT_BASE_URL={} and any HUBSPOT_ACCESS_TOKEN. Ctrl-C stops it.",
                 sandbox.base_url()
             );
-            tokio::signal::ctrl_c()
-                .await
-                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
-            Ok(())
+            Ok(until_ctrl_c().await?)
         }
         Command::Sandbox {
             crm:
@@ -481,10 +481,7 @@ async fn run(cli: Cli) -> Outcome {
                     faults,
                 },
         } => {
-            let faults = match faults {
-                Some(text) => parse_faults(&text)?,
-                None => crmkit_sandbox::faults::Faults::default(),
-            };
+            let faults = parse_faults(faults.as_deref())?;
             let sandbox = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
                 .faults(faults)
                 .seed(seed)
@@ -494,11 +491,7 @@ async fn run(cli: Cli) -> Outcome {
                 .bind(([127, 0, 0, 1], port).into())
                 .start()
                 .await
-                .map_err(|e| {
-                    Error::config(format!(
-                        "cannot start the Salesforce sandbox on port {port}: {e}"
-                    ))
-                })?;
+                .map_err(cannot_start("Salesforce", port))?;
             let url = sandbox.instance_url();
             println!("Salesforce sandbox listening at {url}");
             println!(
@@ -507,10 +500,7 @@ async fn run(cli: Cli) -> Outcome {
             for line in salesforce_env(&url) {
                 println!("{line}");
             }
-            tokio::signal::ctrl_c()
-                .await
-                .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
-            Ok(())
+            Ok(until_ctrl_c().await?)
         }
         Command::Sandbox {
             crm:
@@ -523,10 +513,7 @@ async fn run(cli: Cli) -> Outcome {
                     faults,
                 },
         } => {
-            let faults = match faults {
-                Some(text) => parse_faults(&text)?,
-                None => crmkit_sandbox::faults::Faults::default(),
-            };
+            let faults = parse_faults(faults.as_deref())?;
             Ok(sync::world::run(sync::world::Options {
                 seed,
                 companies,

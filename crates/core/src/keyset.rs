@@ -38,14 +38,16 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::connector::ChangeCursor;
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::Crm;
 
 /// A position in a keyset listing: every record older than `time` was read, and of the
 /// records at exactly `time`, the ones in `ids` (at most [`MAX_CURSOR_IDS`] of them).
@@ -86,6 +88,32 @@ impl KeysetCursor {
                     "this change cursor was not made by crmkit's keyset slicer",
                 )
             })
+    }
+}
+
+/// Where a change feed over several object types stands: a keyset position per type and
+/// the time before which its tombstones were reported. Connectors keep it in their
+/// [`ChangeCursor`] under a prefix of their own (see [`ChangeCursor::with_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedPosition {
+    /// Keyset position per object type.
+    #[serde(rename = "u", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_type: BTreeMap<String, KeysetCursor>,
+    /// Tombstones (deletions, archives) before this time were reported.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub tombstones_before: Option<DateTime<Utc>>,
+}
+
+impl FeedPosition {
+    /// This position as the cursor of the connector whose cursors start with `prefix`.
+    pub fn encode(&self, prefix: &str) -> ChangeCursor {
+        ChangeCursor::with_state(prefix, self)
+    }
+
+    /// The position in `cursor`, made by `crm`'s connector with `prefix`; any other cursor
+    /// is a validation error naming `crm`.
+    pub fn decode(cursor: &ChangeCursor, prefix: &str, crm: Crm) -> Result<Self> {
+        cursor.state(prefix, crm)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crmkit_core::http::auth::{Auth, TokenSource};
 use crmkit_core::http::rate::Quota;
 use crmkit_core::http::retry::RetryPolicy;
-use crmkit_core::http::{ApiRequest, ApiResponse, Observer, Transport};
+use crmkit_core::http::{ApiRequest, ApiResponse, Observer, Transport, TransportOptions};
 use crmkit_core::{Crm, Error, ErrorKind, Result, SecretString};
 use serde_json::Value;
 
@@ -64,9 +64,7 @@ pub struct ClientBuilder {
     tier: RateTier,
     daily_limit: u32,
     search_per_second: u32,
-    retry: Option<RetryPolicy>,
-    timeout: Option<Duration>,
-    observer: Option<Observer>,
+    transport: TransportOptions,
 }
 
 impl ClientBuilder {
@@ -116,19 +114,19 @@ impl ClientBuilder {
 
     /// Sets the retry policy.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = Some(retry);
+        self.transport.retry = Some(retry);
         self
     }
 
     /// Sets the per-attempt timeout (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.transport.timeout = Some(timeout);
         self
     }
 
     /// Tells `observer` about admissions, rate-limit waits and retries.
     pub fn observer(mut self, observer: Observer) -> Self {
-        self.observer = Some(observer);
+        self.transport.observer = Some(observer);
         self
     }
 
@@ -139,18 +137,11 @@ impl ClientBuilder {
                 .with_crm(Crm::HubSpot)
         })?;
         let dialect = HubSpotDialect::new(self.daily_limit, self.search_per_second);
-        let mut t = Transport::builder(self.base_url, Arc::new(dialect))
-            .auth(auth)
-            .quota(Quota::new(self.tier.per_ten_seconds(), BURST_WINDOW));
-        if let Some(r) = self.retry {
-            t = t.retry(r);
-        }
-        if let Some(d) = self.timeout {
-            t = t.timeout(d);
-        }
-        if let Some(o) = self.observer {
-            t = t.observer(o);
-        }
+        let t = self.transport.apply(
+            Transport::builder(self.base_url, Arc::new(dialect))
+                .auth(auth)
+                .quota(Quota::new(self.tier.per_ten_seconds(), BURST_WINDOW)),
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: t.build()?,
@@ -179,9 +170,7 @@ impl Client {
             tier: RateTier::Standard,
             daily_limit: DEFAULT_DAILY_LIMIT,
             search_per_second: DEFAULT_SEARCH_PER_SECOND,
-            retry: None,
-            timeout: None,
-            observer: None,
+            transport: TransportOptions::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crmkit_core::http::auth::{Auth, TokenRefresher, TokenSource};
 use crmkit_core::http::rate::Quota;
 use crmkit_core::http::retry::RetryPolicy;
-use crmkit_core::http::{ApiRequest, ApiResponse, Observer, Transport};
+use crmkit_core::http::{ApiRequest, ApiResponse, Observer, Transport, TransportOptions};
 use crmkit_core::{Crm, Error, ErrorKind, Result, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -92,9 +92,7 @@ pub struct ClientBuilder {
     credentials: Option<Credentials>,
     daily_limit: u32,
     quota: Option<Quota>,
-    retry: Option<RetryPolicy>,
-    timeout: Option<Duration>,
-    observer: Option<Observer>,
+    transport: TransportOptions,
     max_concurrency: usize,
     bulk_threshold: usize,
     /// What identifies the org before a token names its instance.
@@ -170,19 +168,19 @@ impl ClientBuilder {
 
     /// Sets the retry policy.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = Some(retry);
+        self.transport.retry = Some(retry);
         self
     }
 
     /// Sets the per-attempt timeout (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.transport.timeout = Some(timeout);
         self
     }
 
     /// Tells `observer` about admissions and retries.
     pub fn observer(mut self, observer: Observer) -> Self {
-        self.observer = Some(observer);
+        self.transport.observer = Some(observer);
         self
     }
 
@@ -258,15 +256,7 @@ impl ClientBuilder {
         if let Some(q) = self.quota {
             t = t.quota(q);
         }
-        if let Some(r) = self.retry {
-            t = t.retry(r);
-        }
-        if let Some(d) = self.timeout {
-            t = t.timeout(d);
-        }
-        if let Some(o) = self.observer {
-            t = t.observer(o);
-        }
+        let t = self.transport.apply(t);
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: t.build()?,
@@ -313,9 +303,7 @@ impl Client {
             credentials: None,
             daily_limit: DEFAULT_DAILY_LIMIT,
             quota: None,
-            retry: None,
-            timeout: None,
-            observer: None,
+            transport: TransportOptions::default(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             bulk_threshold: DEFAULT_BULK_THRESHOLD,
             org_hint: None,

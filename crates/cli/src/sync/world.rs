@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crmkit_core::{Error, Result};
+use crmkit_core::Result;
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use crmkit_sandbox::faults::Faults;
 use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
@@ -58,7 +58,7 @@ pub async fn start(options: &Options) -> Result<Sandboxes> {
         .bind(([127, 0, 0, 1], options.ports.0).into())
         .start()
         .await
-        .map_err(|e| Error::config(format!("cannot start the Close sandbox: {e}")))?;
+        .map_err(crate::cannot_start("Close", options.ports.0))?;
     let hubspot = HubSpotSandbox::builder()
         .seed(options.seed)
         .companies(options.companies)
@@ -67,7 +67,7 @@ pub async fn start(options: &Options) -> Result<Sandboxes> {
         .bind(([127, 0, 0, 1], options.ports.1).into())
         .start()
         .await
-        .map_err(|e| Error::config(format!("cannot start the HubSpot sandbox: {e}")))?;
+        .map_err(crate::cannot_start("HubSpot", options.ports.1))?;
     let salesforce = SalesforceSandbox::builder()
         .seed(options.seed)
         .companies(options.companies)
@@ -75,7 +75,7 @@ pub async fn start(options: &Options) -> Result<Sandboxes> {
         .bind(([127, 0, 0, 1], options.ports.2).into())
         .start()
         .await
-        .map_err(|e| Error::config(format!("cannot start the Salesforce sandbox: {e}")))?;
+        .map_err(crate::cannot_start("Salesforce", options.ports.2))?;
     Ok(Sandboxes {
         close,
         hubspot,
@@ -113,8 +113,6 @@ pub async fn run(options: Options) -> Result<()> {
         println!("export {k}={v}");
     }
     println!("# Ctrl-C stops the sandboxes.");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| Error::config(format!("cannot wait for Ctrl-C: {e}")))?;
+    crate::until_ctrl_c().await?;
     Ok(())
 }

@@ -21,5 +21,5 @@ pub use reqwest::Method;
 pub use reqwest::header::HeaderMap;
 pub use transport::{
     ApiRequest, ApiResponse, Body, Dialect, InstanceUrlPolicy, Observer, Transport,
-    TransportBuilder, TransportEvent,
+    TransportBuilder, TransportEvent, TransportOptions,
 };

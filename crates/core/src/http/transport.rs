@@ -253,6 +253,35 @@ pub struct TransportBuilder {
     observer: Option<Observer>,
 }
 
+/// The transport settings a client builder collects before it knows its base URL and
+/// dialect (retries, timeout, observer); [`TransportOptions::apply`] hands the ones set to
+/// the [`TransportBuilder`] it then makes, leaving the transport's defaults for the rest.
+#[derive(Default)]
+pub struct TransportOptions {
+    /// The retry policy, if set.
+    pub retry: Option<RetryPolicy>,
+    /// The per-attempt timeout, if set.
+    pub timeout: Option<Duration>,
+    /// Who hears about admissions, waits and retries, if anyone.
+    pub observer: Option<Observer>,
+}
+
+impl TransportOptions {
+    /// `builder` with every option that was set.
+    pub fn apply(self, mut builder: TransportBuilder) -> TransportBuilder {
+        if let Some(r) = self.retry {
+            builder = builder.retry(r);
+        }
+        if let Some(d) = self.timeout {
+            builder = builder.timeout(d);
+        }
+        if let Some(o) = self.observer {
+            builder = builder.observer(o);
+        }
+        builder
+    }
+}
+
 impl TransportBuilder {
     /// Sets the base URL requests are relative to.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {

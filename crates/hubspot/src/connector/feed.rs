@@ -51,10 +51,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
-use crmkit_core::keyset::{KeysetConfig, KeysetCursor, Sliced};
+use crmkit_core::keyset::{FeedPosition as FeedCursor, KeysetConfig, KeysetCursor, Sliced};
 use crmkit_core::{ChangeCursor, Crm, Error, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 
 use super::mapping::{linked, object_types, to_record};
 use crate::Client;
@@ -63,25 +62,11 @@ use crate::batch::BATCH_SIZE;
 use crate::objects::{AssociatedId, AssociatedIds, HubSpotObject, ObjectType, ReadOptions};
 use crate::search::SearchRequest;
 
-/// Where a HubSpot change feed stands.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct FeedCursor {
-    /// Keyset position per object type.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    u: BTreeMap<String, KeysetCursor>,
-    /// Archives before this time were reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    d: Option<DateTime<Utc>>,
-}
+/// The feed's cursors start with this (the format's version).
+const PREFIX: &str = "hs1.";
 
-impl FeedCursor {
-    fn encode(&self) -> ChangeCursor {
-        ChangeCursor::with_state("hs1.", self)
-    }
-
-    fn decode(c: &ChangeCursor) -> Result<Self> {
-        c.state("hs1.", Crm::HubSpot)
-    }
+fn decode(cursor: &ChangeCursor) -> Result<FeedCursor> {
+    FeedCursor::decode(cursor, PREFIX, Crm::HubSpot)
 }
 
 /// How one run reads.
@@ -100,7 +85,7 @@ pub(super) fn changes(
     config: FeedConfig,
     properties: BTreeMap<String, Vec<String>>,
 ) -> BoxStream<'static, Result<Change>> {
-    let start = match since.as_ref().map(FeedCursor::decode).transpose() {
+    let start = match since.as_ref().map(decode).transpose() {
         Ok(c) => c.unwrap_or_default(),
         Err(e) => return stream::once(async { Err(e) }).boxed(),
     };
@@ -109,7 +94,7 @@ pub(super) fn changes(
         let until = server_now(&client, &object_types(kind)[0]).await?;
         let tomb = tombstones(&client, kind, &start, until, config.overlap);
         let mut moving = start.clone();
-        moving.d = Some(until);
+        moving.tombstones_before = Some(until);
         // One position for the whole run, shared by the type streams (which run one after
         // another): each cursor a type emits carries the final positions of the types before
         // it, so resuming from the last cursor resumes every type where it stopped.
@@ -120,7 +105,7 @@ pub(super) fn changes(
             ups.push(upserts(
                 &client,
                 t.clone(),
-                start.u.get(t.as_str()).cloned(),
+                start.per_type.get(t.as_str()).cloned(),
                 Arc::clone(&moving),
                 until,
                 &config,
@@ -156,13 +141,13 @@ fn tombstones(
     until: DateTime<Utc>,
     overlap: Duration,
 ) -> BoxStream<'static, Result<Change>> {
-    let Some(since) = start.d else {
+    let Some(since) = start.tombstones_before else {
         return stream::empty().boxed();
     };
     let from = since
         .checked_sub_signed(overlap)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let cursor = start.encode();
+    let cursor = start.encode(PREFIX);
     let client = client.clone();
     let lists = object_types(kind).iter().map(move |t| {
         let cursor = cursor.clone();
@@ -265,12 +250,16 @@ fn upserts(
                     Row::Read(s) => {
                         // Merged-away ids first, under the cursor before the winner: a run
                         // that stops among them reads the winner (and them) again.
-                        out.extend(merged_away(&t, &s.item, base.encode()).into_iter().map(Ok));
-                        base.u.insert(t.as_str().to_string(), s.cursor);
-                        out.push(Ok(to_change(&t, &s.item, base.encode())));
+                        out.extend(
+                            merged_away(&t, &s.item, base.encode(PREFIX))
+                                .into_iter()
+                                .map(Ok),
+                        );
+                        base.per_type.insert(t.as_str().to_string(), s.cursor);
+                        out.push(Ok(to_change(&t, &s.item, base.encode(PREFIX))));
                     }
                     Row::Failed(s, e) => {
-                        base.u.insert(t.as_str().to_string(), s.cursor);
+                        base.per_type.insert(t.as_str().to_string(), s.cursor);
                         out.push(Ok(Change::Skipped {
                             record: RecordRef::new(
                                 Crm::HubSpot,
@@ -279,7 +268,7 @@ fn upserts(
                             ),
                             cause: SkipReason::Malformed,
                             reason: format!("found by the search but not read back: {e}"),
-                            cursor: base.encode(),
+                            cursor: base.encode(PREFIX),
                         }));
                     }
                 }
@@ -419,13 +408,16 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         let c = FeedCursor {
-            d: Some(DateTime::<Utc>::UNIX_EPOCH),
+            tombstones_before: Some(DateTime::<Utc>::UNIX_EPOCH),
             ..FeedCursor::default()
         };
-        let enc = c.encode();
+        let enc = c.encode(PREFIX);
         assert!(enc.0.starts_with("hs1."));
-        assert_eq!(FeedCursor::decode(&enc).expect("decodes").d, c.d);
-        let e = FeedCursor::decode(&ChangeCursor("close1.{}".into())).expect_err("foreign");
+        assert_eq!(
+            decode(&enc).expect("decodes").tombstones_before,
+            c.tombstones_before
+        );
+        let e = decode(&ChangeCursor("close1.{}".into())).expect_err("foreign");
         assert_eq!(e.kind(), ErrorKind::Validation);
     }
 }

@@ -24,12 +24,10 @@
 //!   Tombstones carry the watermark the run started from (all but the last, which carries
 //!   the new one), so a run that stops among them reads them again.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
-use crmkit_core::keyset::{KeysetConfig, KeysetCursor, SlicePage, SliceRequest};
+use crmkit_core::keyset::{FeedPosition as FeedCursor, KeysetConfig, SlicePage, SliceRequest};
 use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -40,25 +38,11 @@ use crate::client::Client;
 use crate::sobjects::Fields;
 use crate::soql::{Condition, Soql};
 
-/// Where a Salesforce change feed stands.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct FeedCursor {
-    /// Keyset position per sObject.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    u: BTreeMap<String, KeysetCursor>,
-    /// Deletions before this time were reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    d: Option<DateTime<Utc>>,
-}
+/// The feed's cursors start with this (the format's version).
+const PREFIX: &str = "sf1.";
 
-impl FeedCursor {
-    fn encode(&self) -> ChangeCursor {
-        ChangeCursor::with_state("sf1.", self)
-    }
-
-    fn decode(c: &ChangeCursor) -> Result<Self> {
-        c.state("sf1.", Crm::Salesforce)
-    }
+fn decode(cursor: &ChangeCursor) -> Result<FeedCursor> {
+    FeedCursor::decode(cursor, PREFIX, Crm::Salesforce)
 }
 
 /// How one run reads.
@@ -164,7 +148,7 @@ pub(super) fn changes(
     since: Option<ChangeCursor>,
     config: FeedConfig,
 ) -> BoxStream<'static, Result<Change>> {
-    let start = match since.as_ref().map(FeedCursor::decode).transpose() {
+    let start = match since.as_ref().map(decode).transpose() {
         Ok(c) => c.unwrap_or_default(),
         Err(e) => return stream::once(async move { Err(e) }).boxed(),
     };
@@ -180,7 +164,7 @@ pub(super) fn changes(
         // Tombstones of every sObject, oldest first.
         let mut tombstones = Vec::new();
         let mut covered = until;
-        if let Some(d) = start.d {
+        if let Some(d) = start.tombstones_before {
             let from = d - config.overlap;
             if from < until - DELETED_SPAN {
                 return Err(resync_needed(
@@ -218,8 +202,8 @@ pub(super) fn changes(
         }
         tombstones.sort();
         let after_tombstones = FeedCursor {
-            u: start.u.clone(),
-            d: Some(covered.max(start.d.unwrap_or(covered))),
+            per_type: start.per_type.clone(),
+            tombstones_before: Some(covered.max(start.tombstones_before.unwrap_or(covered))),
         };
         let n = tombstones.len();
         let deleted = {
@@ -234,7 +218,7 @@ pub(super) fn changes(
                         Ok(Change::Deleted {
                             record: RecordRef::new(Crm::Salesforce, kind, id),
                             at,
-                            cursor: cursor.encode(),
+                            cursor: cursor.encode(PREFIX),
                         })
                     }),
             )
@@ -245,7 +229,7 @@ pub(super) fn changes(
         let upserts = stream::iter(sobjects)
             .map(move |(sobject, fields)| {
                 let client = client.clone();
-                let position = start.u.get(&sobject).cloned();
+                let position = start.per_type.get(&sobject).cloned();
                 let keyset = KeysetConfig::new(config.page_size)
                     .overlap(config.overlap)
                     .until(until);
@@ -262,8 +246,8 @@ pub(super) fn changes(
                     let item = item?;
                     let cursor = {
                         let mut c = shared.lock().unwrap_or_else(|p| p.into_inner());
-                        c.u.insert(sobject.clone(), item.cursor.clone());
-                        c.encode()
+                        c.per_type.insert(sobject.clone(), item.cursor.clone());
+                        c.encode(PREFIX)
                     };
                     Ok(match to_record(&sobject, &item.item, &currency) {
                         Ok(record) => Change::Upsert { record, cursor },
