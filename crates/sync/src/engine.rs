@@ -862,7 +862,16 @@ impl Engine {
                     })
                     .collect();
                 let out = self.conn(*crm).create_marked(batch).await;
-                for ((i, c, intent), r) in sent.into_iter().zip(out.results) {
+                for ((i, c, intent), r) in sent.into_iter().zip(per_input(out.results)) {
+                    let Some(r) = r else {
+                        clean = false;
+                        failed.insert(i);
+                        report.errors.push(format!(
+                            "{crm} reported no outcome for the create from {}; its intent stays open for the next run to reconcile",
+                            c.source
+                        ));
+                        continue;
+                    };
                     match r {
                         Ok(made) => {
                             report.created += 1;
@@ -938,7 +947,16 @@ impl Engine {
                 }
                 let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
                 let out = self.conn(*crm).update(batch).await;
-                for ((i, u, intent), r) in sent.into_iter().zip(out.results) {
+                for ((i, u, intent), r) in sent.into_iter().zip(per_input(out.results)) {
+                    let Some(r) = r else {
+                        clean = false;
+                        failed.insert(i);
+                        report.errors.push(format!(
+                            "{crm} reported no outcome for the update of {}; its intent stays open for the next run to reconcile",
+                            u.target
+                        ));
+                        continue;
+                    };
                     match r {
                         Ok(_) => {
                             report.updated += 1;
@@ -1120,4 +1138,25 @@ fn describe_ids(kind: ObjectKind, ids: &BTreeMap<Crm, String>) -> String {
         .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
         .collect::<Vec<_>>()
         .join(" + ")
+}
+
+/// A batch's results, one per input whatever the connector answered: `None` for an input it
+/// reported nothing for, so a short answer never lets the others pass as written.
+fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
+    results
+        .into_iter()
+        .map(Some)
+        .chain(std::iter::repeat_with(|| None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_input;
+
+    #[test]
+    fn a_short_batch_answer_leaves_the_unanswered_inputs_without_an_outcome() {
+        let inputs = ["a", "b", "c"];
+        let paired: Vec<_> = inputs.iter().zip(per_input(vec![1, 2])).collect();
+        assert_eq!(paired, [(&"a", Some(1)), (&"b", Some(2)), (&"c", None)]);
+    }
 }

@@ -534,7 +534,7 @@ fn plan_group(
                 record: record.clone(),
                 message: format!(
                     "its {field} is not linked in every CRM yet: not synced \\
-                     (the cursor is held, so it is read again next run)"
+                     (synced when it next changes)"
                 ),
             });
             group.deferred = true;
@@ -548,7 +548,7 @@ fn plan_group(
                 record: s.reference(),
                 message: format!(
                     "{} not linked in {crm} yet: not written \\
-                     (the cursor is held, so it is read again next run)",
+                     (synced when it next changes)",
                     dropped.join(", ")
                 ),
             });
@@ -615,7 +615,7 @@ fn plan_group(
                 record: first.reference(),
                 message: format!(
                     "not created in {crm} yet: its {} is not linked there \\
-                     (the cursor is held, so it is read again next run)",
+                     (synced when it next changes)",
                     unlinked
                         .iter()
                         .map(|s| s.as_str())

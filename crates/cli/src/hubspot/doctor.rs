@@ -1,6 +1,7 @@
 //! `crmkit doctor` for HubSpot: the token with a cheap call, then its scopes: a private-app
 //! token's (`pat-…`) from `POST /oauth/v2/private-apps/get/access-token-info`, an OAuth
-//! access token's from `GET /oauth/v1/access-tokens/{token}`; each is tried in turn.
+//! access token's from `GET /oauth/v1/access-tokens/{token}`, then the private-app call
+//! (a `pat-` token is only ever sent in that call's body).
 
 use std::time::Duration;
 
@@ -94,10 +95,9 @@ async fn granted_scopes(base_url: &str, token: &SecretString) -> Option<Vec<Stri
         .build()
         .ok()?;
     if token.expose_secret().starts_with("pat-") {
-        match private_app_scopes(&http, base_url, token).await {
-            Some(s) => Some(s),
-            None => oauth_scopes(&http, base_url, token).await,
-        }
+        // A private-app token is no OAuth token: it never goes into the OAuth endpoint's
+        // URL path, where proxies and server logs would keep it.
+        private_app_scopes(&http, base_url, token).await
     } else {
         match oauth_scopes(&http, base_url, token).await {
             Some(s) => Some(s),

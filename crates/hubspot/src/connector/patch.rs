@@ -256,6 +256,24 @@ fn name_parts(name: &str, first: &str, last: &str) -> Vec<(&'static str, String)
     if !name.contains(' ') && first.is_empty() && !last.is_empty() {
         return vec![("firstname", String::new()), ("lastname", name.to_string())];
     }
+    // A part the new name still starts or ends with stays as HubSpot holds it, so a
+    // two-word first name ("Mary Ann") is never re-split by a change of the last name.
+    let keep = |part: &str, rest: Option<&str>| {
+        rest.filter(|_| !part.is_empty())
+            .map(|r| r.trim().to_string())
+    };
+    if let Some(l) = keep(
+        first,
+        name.strip_prefix(first).and_then(|r| r.strip_prefix(' ')),
+    ) {
+        return vec![("firstname", first.to_string()), ("lastname", l)];
+    }
+    if let Some(f) = keep(
+        last,
+        name.strip_suffix(last).and_then(|r| r.strip_suffix(' ')),
+    ) {
+        return vec![("firstname", f), ("lastname", last.to_string())];
+    }
     let (f, l) = split_name(name);
     vec![("firstname", f), ("lastname", l)]
 }
@@ -440,6 +458,12 @@ mod tests {
         let mut p = person(json!({"firstname": "Ada", "lastname": "Lovelace"}));
         p.name = "Ada King".into();
         assert_eq!(sent(p), [("lastname".into(), "King".into())]);
+        let mut p = person(json!({"firstname": "Mary Ann", "lastname": "Smith"}));
+        p.name = "Mary Ann Jones".into();
+        assert_eq!(sent(p), [("lastname".into(), "Jones".into())]);
+        let mut p = person(json!({"firstname": "Ada", "lastname": "van Rossum"}));
+        p.name = "Ida van Rossum".into();
+        assert_eq!(sent(p), [("firstname".into(), "Ida".into())]);
     }
 
     #[test]

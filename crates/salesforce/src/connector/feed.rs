@@ -165,7 +165,10 @@ pub(super) fn changes(
         let mut tombstones = Vec::new();
         let mut covered = until;
         if let Some(d) = start.tombstones_before {
-            let from = d - config.overlap;
+            // Checked: a configured overlap of any length must not panic.
+            let from = d
+                .checked_sub_signed(config.overlap)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
             if from < until - DELETED_SPAN {
                 return Err(resync_needed(
                     kind,
