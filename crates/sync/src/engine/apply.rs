@@ -1,0 +1,527 @@
+//! Writing a plan: review queue, deletions, links, intents, batched creates and updates,
+//! read-back and stored hashes.
+
+use super::*;
+
+impl Engine {
+    /// Notes on `link` that its record in `crm` is deleted.
+    async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
+        self.store
+            .update_link(
+                link,
+                &LinkUpdate::new().hash(crm, Some(DELETED.to_string())),
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    /// Records a write as an intent before it is sent; `None` (and an error in the report)
+    /// when the store refuses it, so the write is not sent.
+    async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
+        // Tagged with the pair, so only a run holding this pair's lease reconciles it.
+        let new = new.pair(self.pair.clone());
+        match self.store.record_intent(&new).await {
+            Ok(i) => match self.store.mark_intent_sent(&i.id).await {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("recording a write: {}", store_err(e)));
+                    None
+                }
+            },
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("recording a write: {}", store_err(e)));
+                None
+            }
+        }
+    }
+
+    /// Settles (`Ok`: the id written) or fails an intent after the CRM answered.
+    async fn settle(
+        &self,
+        intent: &crmkit_store::Intent,
+        outcome: std::result::Result<&str, String>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(id) => self.store.settle_intent(&intent.id, Some(id)).await,
+            Err(e) => self.store.fail_intent(&intent.id, &e).await,
+        }
+        .map(|_| ())
+        .map_err(store_err)
+    }
+
+    /// Writes `plan`; returns whether every write succeeded.
+    pub(super) async fn apply(
+        &self,
+        kind: ObjectKind,
+        run: &RunId,
+        plan: &Plan,
+        links: &mut BTreeMap<String, Link>,
+        report: &mut Report,
+    ) -> Result<bool> {
+        let mut clean = true;
+        let cfg = self
+            .config
+            .entity(kind)
+            .cloned()
+            .unwrap_or_else(|| self.config.company.clone());
+
+        // Ambiguous matches go to the review queue.
+        for a in &plan.ambiguous {
+            let candidates = json!({
+                "record": a.record.to_string(),
+                "candidates": a.candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            self.store
+                .enqueue_review(
+                    kind,
+                    &candidates,
+                    "ambiguous match: several records fit; link one by hand",
+                )
+                .await
+                .map_err(store_err)?;
+        }
+
+        // Deletions.
+        for d in &plan.deletions {
+            let Some(link) = links.get(&d.link).cloned() else {
+                continue;
+            };
+            match d.policy {
+                // The link keeps the deleted id, so the record is not created again from the
+                // others; they stay as they are. The side's hash becomes `DELETED`, so a
+                // tombstone read again (overlap windows) is not reported twice.
+                _ if link.hash(d.deleted.crm) == Some(DELETED) => {}
+                DeletePolicy::Ignore => {
+                    self.mark_deleted(&link, d.deleted.crm).await?;
+                    report.deletes_ignored += 1;
+                }
+                DeletePolicy::Flag => {
+                    let what = json!({
+                        "deleted": d.deleted.to_string(),
+                        "linked": link_state(&link).ids.iter()
+                            .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
+                            .collect::<Vec<_>>(),
+                    });
+                    self.store
+                        .enqueue_review(kind, &what, "deleted in one CRM (delete = \"flag\"): delete the others or restore it")
+                        .await
+                        .map_err(store_err)?;
+                    self.mark_deleted(&link, d.deleted.crm).await?;
+                    report.flagged.push(d.deleted.clone());
+                }
+                DeletePolicy::Propagate => {
+                    let mut all_gone = true;
+                    for target in &d.targets {
+                        let new = NewIntent::new(
+                            target.crm,
+                            kind,
+                            IntentOp::Delete,
+                            format!("{run}:delete:{target}"),
+                            json!({"id": target.id, "because": d.deleted.to_string()}),
+                        )
+                        .run(run.clone())
+                        .link(link.id.clone());
+                        let Some(intent) = self.intent(new, report).await else {
+                            all_gone = false;
+                            clean = false;
+                            continue;
+                        };
+                        let out = self.conn(target.crm).delete(vec![target.clone()]).await;
+                        let result =
+                            out.results.into_iter().next().unwrap_or_else(|| {
+                                Err(Error::bad_response("no result for a delete"))
+                            });
+                        match result {
+                            Ok(_) => {
+                                report.deleted += 1;
+                                self.settle(&intent, Ok(&target.id)).await?;
+                            }
+                            Err(e) if e.kind() == ErrorKind::NotFound => {
+                                self.settle(&intent, Ok(&target.id)).await?;
+                            }
+                            Err(e) => {
+                                all_gone = false;
+                                clean = false;
+                                self.settle(&intent, Err(e.to_string())).await?;
+                                report.errors.push(format!("deleting {target}: {e}"));
+                            }
+                        }
+                    }
+                    if all_gone {
+                        self.store.delete_link(&link).await.map_err(store_err)?;
+                    }
+                }
+            }
+        }
+
+        // Links for every group, before anything is written: a create's intent names its
+        // link, so after a crash the created record is found by its marker and linked.
+        let mut group_links: Vec<Option<Link>> = Vec::with_capacity(plan.groups.len());
+        for g in &plan.groups {
+            let existing = g.link.as_ref().and_then(|k| links.get(k)).cloned();
+            // A deferred group gets no new link: linked with its create missing, the record
+            // would look synced and never be created.
+            if g.deferred && existing.is_none() {
+                group_links.push(None);
+                continue;
+            }
+            let link = match existing {
+                Some(l) if g.ids.iter().all(|(c, id)| l.crm_id(*c) == Some(id)) => l,
+                _ => {
+                    let mut new = NewLink::new(kind);
+                    for (c, id) in &g.ids {
+                        new = new.crm_id(*c, id.clone());
+                    }
+                    new = match_attributes(new, plan, g);
+                    match self.store.upsert_link(&new).await {
+                        Ok(up) => {
+                            if g.link.is_none() && g.ids.len() > 1 {
+                                report.linked += 1;
+                            }
+                            up.link
+                        }
+                        Err(e) => {
+                            clean = false;
+                            report.errors.push(format!(
+                                "linking {}: {}",
+                                describe_ids(kind, &g.ids),
+                                store_err(e)
+                            ));
+                            group_links.push(None);
+                            continue;
+                        }
+                    }
+                }
+            };
+            for c in &g.conflicts {
+                let mut new = NewConflict::new(link.id.clone(), kind, c.field.clone());
+                for (crm, v) in &c.values {
+                    new = new.value(*crm, v.clone().unwrap_or(Value::Null));
+                }
+                self.store.open_conflict(&new).await.map_err(store_err)?;
+            }
+            group_links.push(Some(link));
+        }
+
+        // Creates and updates, batched per CRM, each recorded as an intent first. A deferred
+        // group keeps its old hashes and bases, so it is planned again.
+        let mut failed: BTreeSet<usize> = plan
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.deferred)
+            .map(|(i, _)| i)
+            .collect();
+        let mut written: Vec<(usize, RecordRef)> = Vec::new();
+        let mut audit: Vec<NewAuditEntry> = Vec::new();
+        for crm in &self.config.sync.crms {
+            let creates: Vec<(usize, &plan::Create)> = plan
+                .creates()
+                .filter(|(i, c)| c.target == *crm && group_links[*i].is_some())
+                .collect();
+            for chunk in creates.chunks(WRITE_BATCH) {
+                let mut sent = Vec::new();
+                for (i, c) in chunk {
+                    let Some(link) = &group_links[*i] else {
+                        continue;
+                    };
+                    let new = NewIntent::new(
+                        *crm,
+                        kind,
+                        IntentOp::Create,
+                        format!("{run}:create:{crm}:{}", c.marker),
+                        json!({"marker": c.marker, "source": c.source.to_string(), "fields": c.fields}),
+                    )
+                    .run(run.clone())
+                    .link(link.id.clone());
+                    match self.intent(new, report).await {
+                        Some(intent) => sent.push((*i, *c, intent)),
+                        None => {
+                            clean = false;
+                            failed.insert(*i);
+                        }
+                    }
+                }
+                let batch = sent
+                    .iter()
+                    .map(|(_, c, _)| Marked {
+                        record: c.record.clone(),
+                        marker: c.marker.clone(),
+                    })
+                    .collect();
+                let out = self.conn(*crm).create_marked(batch).await;
+                for ((i, c, intent), r) in sent.into_iter().zip(per_input(out.results)) {
+                    let Some(r) = r else {
+                        clean = false;
+                        failed.insert(i);
+                        report.errors.push(format!(
+                            "{crm} reported no outcome for the create from {}; its intent stays open for the next run to reconcile",
+                            c.source
+                        ));
+                        continue;
+                    };
+                    match r {
+                        Ok(made) => {
+                            report.created += 1;
+                            if let Some(link) = group_links[i].take() {
+                                match self.store.set_crm_id(&link, *crm, &made.id).await {
+                                    Ok(l) => {
+                                        for (field, v) in &c.fields {
+                                            audit.push(
+                                                NewAuditEntry::new(
+                                                    l.id.clone(),
+                                                    *crm,
+                                                    field.clone(),
+                                                    format!("sync:{}", c.source.crm),
+                                                )
+                                                .run(run.clone())
+                                                .change(None, v.clone()),
+                                            );
+                                        }
+                                        group_links[i] = Some(l);
+                                    }
+                                    Err(e) => {
+                                        clean = false;
+                                        failed.insert(i);
+                                        report.errors.push(format!(
+                                            "linking {made} created from {}: {}",
+                                            c.source,
+                                            store_err(e)
+                                        ));
+                                        group_links[i] = Some(link);
+                                    }
+                                }
+                            }
+                            self.settle(&intent, Ok(&made.id)).await?;
+                            written.push((i, made));
+                        }
+                        Err(e) => {
+                            clean = false;
+                            failed.insert(i);
+                            self.settle(&intent, Err(e.to_string())).await?;
+                            report
+                                .errors
+                                .push(format!("creating {} in {crm}: {e}", c.source));
+                        }
+                    }
+                }
+            }
+            let updates: Vec<(usize, &plan::Update)> = plan
+                .updates()
+                .filter(|(i, u)| u.target.crm == *crm && group_links[*i].is_some())
+                .collect();
+            for chunk in updates.chunks(WRITE_BATCH) {
+                let mut sent = Vec::new();
+                for (i, u) in chunk {
+                    let Some(link) = &group_links[*i] else {
+                        continue;
+                    };
+                    let new = NewIntent::new(
+                        *crm,
+                        kind,
+                        IntentOp::Update,
+                        format!("{run}:update:{}", u.target),
+                        json!({"id": u.target.id, "changes": u.changes}),
+                    )
+                    .run(run.clone())
+                    .link(link.id.clone());
+                    match self.intent(new, report).await {
+                        Some(intent) => sent.push((*i, *u, intent)),
+                        None => {
+                            clean = false;
+                            failed.insert(*i);
+                        }
+                    }
+                }
+                let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
+                let out = self.conn(*crm).update(batch).await;
+                for ((i, u, intent), r) in sent.into_iter().zip(per_input(out.results)) {
+                    let Some(r) = r else {
+                        clean = false;
+                        failed.insert(i);
+                        report.errors.push(format!(
+                            "{crm} reported no outcome for the update of {}; its intent stays open for the next run to reconcile",
+                            u.target
+                        ));
+                        continue;
+                    };
+                    match r {
+                        Ok(_) => {
+                            report.updated += 1;
+                            self.settle(&intent, Ok(&u.target.id)).await?;
+                            if let Some(link) = &group_links[i] {
+                                let winners: BTreeMap<&str, Crm> = plan.groups[i]
+                                    .decisions
+                                    .iter()
+                                    .map(|d| (d.field.as_str(), d.winner))
+                                    .collect();
+                                for ch in &u.changes {
+                                    let source = winners.get(ch.field.as_str()).map_or_else(
+                                        || "sync".to_string(),
+                                        |w| format!("sync:{w}"),
+                                    );
+                                    audit.push(
+                                        NewAuditEntry::new(
+                                            link.id.clone(),
+                                            *crm,
+                                            ch.field.clone(),
+                                            source,
+                                        )
+                                        .run(run.clone())
+                                        .change(ch.from.clone(), ch.to.clone()),
+                                    );
+                                }
+                            }
+                            written.push((i, u.target.clone()));
+                        }
+                        Err(e) => {
+                            clean = false;
+                            failed.insert(i);
+                            self.settle(&intent, Err(e.to_string())).await?;
+                            report.errors.push(format!("updating {}: {e}", u.target));
+                        }
+                    }
+                }
+            }
+        }
+        if !audit.is_empty() {
+            self.store.record_audit(&audit).await.map_err(store_err)?;
+        }
+
+        // Hashes: what each side holds now. Written records are read back, so a CRM that
+        // normalises or ignores a value does not make our own write look like its change.
+        let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
+            plan.groups.iter().map(|g| g.seen.clone()).collect();
+        let reads: Vec<(usize, RecordRef, Result<Record>)> = stream::iter(written)
+            .filter(|(i, _)| futures::future::ready(!failed.contains(i)))
+            .map(|(i, r)| async move {
+                let got = self.conn(r.crm).get(r.object, &r.id).await;
+                (i, r, got)
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, r, got) in reads {
+            match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
+                Ok(seen) => {
+                    hashes[i].insert(r.crm, (seen.hash, seen.fields));
+                }
+                Err(e) => {
+                    clean = false;
+                    failed.insert(i);
+                    report.errors.push(format!("reading back {r}: {e}"));
+                }
+            }
+        }
+        for (i, link) in group_links.into_iter().enumerate() {
+            // A group with a failed write keeps its old hashes, so the next run plans it again.
+            let (Some(link), false) = (link, failed.contains(&i)) else {
+                continue;
+            };
+            let mut update = LinkUpdate::new();
+            let mut any = false;
+            for (crm, (h, fields)) in &hashes[i] {
+                if link.hash(*crm) != Some(h.as_str()) {
+                    update = update.hash(*crm, Some(h.clone()));
+                    any = true;
+                }
+                // The side's values are the base that tells next run's changes (and clears)
+                // on that side from the fields it left alone.
+                let values = fields_json(fields);
+                if link.fields(*crm) != Some(&values) {
+                    update = update.fields(*crm, Some(values));
+                    any = true;
+                }
+            }
+            if any {
+                if let Err(e) = self.store.update_link(&link, &update).await {
+                    clean = false;
+                    report.errors.push(format!(
+                        "storing hashes of link {}: {}",
+                        link.id,
+                        store_err(e)
+                    ));
+                }
+            }
+        }
+        Ok(clean)
+    }
+}
+
+/// The matching attributes of a group's first side, stored on its link so records seen in
+/// later runs can match it.
+fn match_attributes(mut new: NewLink, plan: &Plan, g: &plan::Group) -> NewLink {
+    let Some((_, (_, fields))) = g.seen.iter().next() else {
+        return new;
+    };
+    match plan.kind {
+        ObjectKind::Person => {
+            let first = fields
+                .get("emails")
+                .and_then(|v| v.as_array())
+                .and_then(|a| a.first())
+                .and_then(|v| v.as_str())
+                .and_then(matching::normalize_email);
+            if let Some(e) = first {
+                new = new.email(e);
+            }
+        }
+        ObjectKind::Company => {
+            let domain = fields
+                .get("domain")
+                .and_then(|v| v.as_str())
+                .and_then(matching::normalize_domain)
+                .or_else(|| {
+                    fields
+                        .get("url")
+                        .and_then(|v| v.as_str())
+                        .and_then(matching::normalize_domain)
+                });
+            if let Some(d) = domain {
+                new = new.domain(d);
+            }
+            if let Some(n) = fields
+                .get("name")
+                .and_then(|v| v.as_str())
+                .and_then(matching::normalize_company_name)
+            {
+                new = new.company_name(n);
+            }
+        }
+        _ => {}
+    }
+    new
+}
+
+fn describe_ids(kind: ObjectKind, ids: &BTreeMap<Crm, String>) -> String {
+    ids.iter()
+        .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// A batch's results, one per input whatever the connector answered: `None` for an input it
+/// reported nothing for, so a short answer never lets the others pass as written.
+fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
+    results
+        .into_iter()
+        .map(Some)
+        .chain(std::iter::repeat_with(|| None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_input;
+
+    #[test]
+    fn a_short_batch_answer_leaves_the_unanswered_inputs_without_an_outcome() {
+        let inputs = ["a", "b", "c"];
+        let paired: Vec<_> = inputs.iter().zip(per_input(vec![1, 2])).collect();
+        assert_eq!(paired, [(&"a", Some(1)), (&"b", Some(2)), (&"c", None)]);
+    }
+}

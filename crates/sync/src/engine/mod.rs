@@ -1,0 +1,285 @@
+//! The run loop: pull each CRM's changes since the stored cursor, plan, apply through the
+//! connectors' batch methods, store links and hashes, then move the cursors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crmkit_core::connector::Marked;
+use crmkit_core::{
+    Change, ChangeCursor, Connector, Crm, Error, ErrorKind, ObjectKind, Record, RecordRef, Result,
+    SkipReason,
+};
+use crmkit_store::{
+    CursorKey, IntentOp, Link, LinkUpdate, NewAuditEntry, NewConflict, NewIntent, NewLink,
+    RunCounts, RunId, RunStatus, Store,
+};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::{Config, DeletePolicy};
+use crate::matching;
+use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen};
+use crate::resolve::FieldConflict;
+use crate::values::{FieldMap, reference_kind};
+
+mod apply;
+mod kind;
+mod reconcile;
+
+/// Reads in flight at once when completing links and reading written records back.
+const READ_CONCURRENCY: usize = 8;
+
+/// Records per batch write call.
+const WRITE_BATCH: usize = 100;
+
+/// The side hash of a linked record known to be deleted (no real hash looks like it).
+const DELETED: &str = "deleted";
+
+/// How long a run's lease lasts unless renewed (it is renewed between kinds).
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A store failure as a crmkit error.
+fn store_err(e: crmkit_store::Error) -> Error {
+    let kind = match &e {
+        crmkit_store::Error::InvalidUrl { .. } | crmkit_store::Error::SchemaTooNew { .. } => {
+            ErrorKind::Config
+        }
+        crmkit_store::Error::CrmIdTaken { .. }
+        | crmkit_store::Error::CrmIdMismatch { .. }
+        | crmkit_store::Error::AmbiguousLinks { .. }
+        | crmkit_store::Error::VersionConflict { .. } => ErrorKind::Conflict,
+        _ => ErrorKind::Transient,
+    };
+    Error::new(kind, format!("sync store: {e}"))
+}
+
+/// A conflict queued for a person, with the records it concerns.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedConflict {
+    /// The linked records.
+    pub records: Vec<RecordRef>,
+    /// The field and each CRM's value.
+    pub conflict: FieldConflict,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Whether this was a dry run: planned, nothing written.
+    pub dry_run: bool,
+    /// The plan of each kind.
+    pub plans: Vec<Plan>,
+    /// Records created.
+    pub created: usize,
+    /// Records updated.
+    pub updated: usize,
+    /// Links made between existing records (matches).
+    pub linked: usize,
+    /// Records deleted (delete policy `propagate`).
+    pub deleted: usize,
+    /// Deletions left alone (policy `ignore`).
+    pub deletes_ignored: usize,
+    /// Deletions put in the review queue (policy `flag`).
+    pub flagged: Vec<RecordRef>,
+    /// Field conflicts queued (policy `manual`).
+    pub conflicts: Vec<QueuedConflict>,
+    /// Ambiguous matches queued.
+    pub ambiguous: Vec<Ambiguous>,
+    /// Feed records that were our own writes coming back (or changed nothing synced).
+    pub echoes: usize,
+    /// Changes read from the feeds.
+    pub read: usize,
+    /// Writes an interrupted earlier run left unsettled, settled now (creates found by
+    /// their marker, deletes resent).
+    pub recovered: usize,
+    /// Per-record failures; the run went on.
+    pub errors: Vec<String>,
+    /// The stored run (not for dry runs).
+    pub run: Option<RunId>,
+}
+
+impl Report {
+    /// Whether the run wrote anything to a CRM.
+    pub fn wrote(&self) -> bool {
+        self.created + self.updated + self.deleted > 0
+    }
+}
+
+/// The sync engine for one set of CRMs.
+pub struct Engine {
+    config: Config,
+    store: Store,
+    connectors: BTreeMap<Crm, Arc<dyn Connector>>,
+    pair: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("pair", &self.pair)
+            .field("crms", &self.connectors.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine keeping `config.sync.crms` in agreement through `connectors`, with its
+    /// state in `store`. Every CRM of the config needs a connector.
+    pub fn new(config: Config, store: Store, connectors: Vec<Arc<dyn Connector>>) -> Result<Self> {
+        config.validate()?;
+        let connectors: BTreeMap<Crm, Arc<dyn Connector>> =
+            connectors.into_iter().map(|c| (c.crm(), c)).collect();
+        for crm in &config.sync.crms {
+            if !connectors.contains_key(crm) {
+                return Err(Error::config(format!(
+                    "no connector for {crm}, which [sync] crms lists"
+                )));
+            }
+        }
+        let pair = config
+            .sync
+            .crms
+            .iter()
+            .map(Crm::to_string)
+            .collect::<Vec<_>>()
+            .join("-");
+        Ok(Self {
+            config,
+            store,
+            connectors,
+            pair,
+        })
+    }
+
+    /// The name this engine's cursors are stored under (`close-hubspot`).
+    pub fn pair(&self) -> &str {
+        &self.pair
+    }
+
+    /// Runs one sync (or plans one, when `[sync] dry_run` is set).
+    pub async fn run(&self) -> Result<Report> {
+        self.run_with(self.config.sync.dry_run).await
+    }
+
+    /// Plans one sync and writes nothing: no CRM write, no link, no cursor.
+    pub async fn dry_run(&self) -> Result<Report> {
+        self.run_with(true).await
+    }
+
+    async fn run_with(&self, dry_run: bool) -> Result<Report> {
+        let mut report = Report {
+            dry_run,
+            ..Report::default()
+        };
+        if dry_run {
+            for kind in self.config.kinds() {
+                self.run_kind(kind, None, &mut report).await?;
+            }
+            return Ok(report);
+        }
+        // One run at a time per pair.
+        let lease_name = format!("sync:{}", self.pair);
+        let holder = format!(
+            "crmkit-sync-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        let Some(mut lease) = self
+            .store
+            .acquire_lease(&lease_name, &holder, LEASE_TTL)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "another sync of {} is running (it holds lease {lease_name:?})",
+                    self.pair
+                ),
+            ));
+        };
+        let run = self.store.start_run(&self.pair).await.map_err(store_err)?;
+        report.run = Some(run.id.clone());
+        let mut outcome = self.reconcile(&mut report).await;
+        if outcome.is_ok() {
+            for kind in self.config.kinds() {
+                outcome = self.run_kind(kind, Some(&run.id), &mut report).await;
+                if outcome.is_err() {
+                    break;
+                }
+                match self.store.renew_lease(&lease, LEASE_TTL).await {
+                    Ok(l) => lease = l,
+                    Err(e) => {
+                        outcome = Err(store_err(e));
+                        break;
+                    }
+                }
+            }
+        }
+        let mut counts = RunCounts::default();
+        counts.read = report.read as u64;
+        counts.created = report.created as u64;
+        counts.updated = report.updated as u64;
+        counts.deleted = report.deleted as u64;
+        counts.skipped = report.echoes as u64;
+        counts.failed = report.errors.len() as u64;
+        counts.conflicts = report.conflicts.len() as u64;
+        let mut errors: Vec<Value> = report
+            .errors
+            .iter()
+            .map(|e| json!({"message": e}))
+            .collect();
+        let status = match &outcome {
+            Err(e) => {
+                errors.push(json!({"message": e.to_string(), "fatal": true}));
+                RunStatus::Failed
+            }
+            Ok(()) if report.errors.is_empty() => RunStatus::Succeeded,
+            Ok(()) => RunStatus::Partial,
+        };
+        let finished = self
+            .store
+            .finish_run(&run.id, status, &counts, &errors)
+            .await
+            .map_err(store_err);
+        let released = self.store.release_lease(&lease).await.map_err(store_err);
+        outcome?;
+        finished?;
+        released?;
+        Ok(report)
+    }
+
+    fn conn(&self, crm: Crm) -> &dyn Connector {
+        // `new` checked that every configured CRM has one.
+        self.connectors[&crm].as_ref()
+    }
+}
+
+fn link_state(link: &Link) -> LinkState {
+    let mut ids = BTreeMap::new();
+    let mut hashes = BTreeMap::new();
+    let mut bases = BTreeMap::new();
+    for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
+        if let Some(serde_json::Value::Object(m)) = link.fields(crm) {
+            bases.insert(crm, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        }
+        if let Some(id) = link.crm_id(crm) {
+            ids.insert(crm, id.to_string());
+        }
+        if let Some(h) = link.hash(crm) {
+            hashes.insert(crm, h.to_string());
+        }
+    }
+    LinkState {
+        key: link.id.to_string(),
+        ids,
+        hashes,
+        bases,
+    }
+}
+
+/// A side's mapped fields as the JSON object the store keeps.
+fn fields_json(fields: &FieldMap) -> serde_json::Value {
+    serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}

@@ -1,0 +1,104 @@
+//! Settling the writes an interrupted run left open, before anything new is planned.
+
+use super::*;
+
+impl Engine {
+    /// Settles the writes an interrupted run left `pending` or `sent`: a create is looked up
+    /// by its marker (found: the link gets its id; not found: it never happened and is
+    /// planned again), an update is planned again (the link's hashes were not moved), a
+    /// delete is sent again.
+    pub(super) async fn reconcile(&self, report: &mut Report) -> Result<()> {
+        let intents = self
+            .store
+            .unsettled_intents(&self.pair)
+            .await
+            .map_err(store_err)?;
+        for intent in intents {
+            if !self.config.sync.crms.contains(&intent.crm) {
+                continue;
+            }
+            match intent.op {
+                IntentOp::Create => {
+                    let marker = intent.payload["marker"].as_str().unwrap_or_default();
+                    match self
+                        .conn(intent.crm)
+                        .find_by_marker(intent.object, marker)
+                        .await
+                    {
+                        Ok(Some(found)) => {
+                            if let Some(link) = match &intent.link {
+                                Some(id) => self.store.link(id).await.map_err(store_err)?,
+                                None => None,
+                            } {
+                                if link.crm_id(intent.crm).is_none() {
+                                    if let Err(e) =
+                                        self.store.set_crm_id(&link, intent.crm, &found.id).await
+                                    {
+                                        report.errors.push(format!(
+                                            "linking {found}, created before an interruption: {}",
+                                            store_err(e)
+                                        ));
+                                        continue;
+                                    }
+                                }
+                            }
+                            self.store
+                                .settle_intent(&intent.id, Some(&found.id))
+                                .await
+                                .map_err(store_err)?;
+                            report.recovered += 1;
+                        }
+                        Ok(None) => {
+                            self.store
+                                .fail_intent(
+                                    &intent.id,
+                                    "interrupted before the CRM created it; planned again",
+                                )
+                                .await
+                                .map_err(store_err)?;
+                        }
+                        Err(e) => report.errors.push(format!(
+                            "looking up marker {marker:?} in {}: {e}",
+                            intent.crm
+                        )),
+                    }
+                }
+                IntentOp::Update => {
+                    self.store
+                        .fail_intent(
+                            &intent.id,
+                            "interrupted; the record is planned again from its stored hashes",
+                        )
+                        .await
+                        .map_err(store_err)?;
+                }
+                IntentOp::Delete => {
+                    let Some(id) = intent.payload["id"].as_str() else {
+                        continue;
+                    };
+                    let target = RecordRef::new(intent.crm, intent.object, id);
+                    let out = self.conn(intent.crm).delete(vec![target.clone()]).await;
+                    match out.results.into_iter().next() {
+                        Some(Ok(_)) => {
+                            self.store
+                                .settle_intent(&intent.id, Some(id))
+                                .await
+                                .map_err(store_err)?;
+                            report.recovered += 1;
+                        }
+                        Some(Err(e)) if e.kind() == ErrorKind::NotFound => {
+                            self.store
+                                .settle_intent(&intent.id, Some(id))
+                                .await
+                                .map_err(store_err)?;
+                            report.recovered += 1;
+                        }
+                        Some(Err(e)) => report.errors.push(format!("deleting {target}: {e}")),
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
