@@ -42,7 +42,11 @@
 //!   connector's choice (an external-id field, or a configured custom field). Records of one
 //!   batch that share a marker are created once and all get that one result. A kind that
 //!   cannot store a marker is refused with a [`crate::ErrorKind::Config`] error, never
-//!   created without one.
+//!   created without one, unless the connector finds its records by a natural key instead:
+//!   then [`Connector::find_created`] is that lookup, and `create_marked` uses it before
+//!   creating (Close's built-in activities, which have no custom fields, are found by their
+//!   lead, type, time and text). A sync engine settling an interrupted create calls
+//!   [`Connector::find_created`] with the record it sent, never `find_by_marker` alone.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -231,6 +235,15 @@ pub trait Connector: Send + Sync {
     async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
         let _ = (kind, marker);
         Err(no_markers(self.crm()))
+    }
+
+    /// Finds the record that [`Connector::create_marked`] made (or would have found) for
+    /// `created`: by its marker ([`Connector::find_by_marker`], the default), or, where a
+    /// kind cannot hold a marker, by the natural key the connector matches on before
+    /// creating (see the module docs).
+    async fn find_created(&self, created: &Marked) -> Result<Option<RecordRef>> {
+        self.find_by_marker(created.record.kind(), &created.marker)
+            .await
     }
 
     /// Updates records (each must carry its id) as patches: only what changed is sent.

@@ -149,6 +149,10 @@ impl Connector for Watched {
         self.inner.find_by_marker(kind, marker).await
     }
 
+    async fn find_created(&self, created: &Marked) -> Result<Option<RecordRef>> {
+        self.inner.find_created(created).await
+    }
+
     async fn update(&self, records: Vec<Record>) -> BatchOutcome {
         let kinds: Vec<ObjectKind> = records.iter().map(Record::kind).collect();
         let out = self.inner.update(records).await;

@@ -48,6 +48,58 @@ pub(crate) fn activity_kind(close_type: &str) -> Option<ActivityKind> {
     }
 }
 
+/// The Close `_type` of a unified activity kind (tasks are not Close activities, so no
+/// activity has the type `Task`).
+pub(crate) fn activity_type_name(kind: ActivityKind) -> &'static str {
+    match kind {
+        ActivityKind::Call => "Call",
+        ActivityKind::Email => "Email",
+        ActivityKind::Meeting => "Meeting",
+        ActivityKind::Note => "Note",
+        ActivityKind::Task => "Task",
+    }
+}
+
+/// What tells one Close activity from another where no marker can: type, time to the
+/// second, contact, and subject and body with whitespace runs as one space.
+#[derive(Debug, PartialEq)]
+pub(crate) struct NaturalKey {
+    kind: ActivityKind,
+    at: Option<i64>,
+    person: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+}
+
+impl NaturalKey {
+    /// Whether `other` (an activity Close holds) is the one this key describes. A key
+    /// without a time matches any time: Close stamps an activity created without one.
+    pub(crate) fn matches(&self, other: &NaturalKey) -> bool {
+        self.kind == other.kind
+            && (self.at.is_none() || self.at == other.at)
+            && self.person == other.person
+            && self.subject == other.subject
+            && self.body == other.body
+    }
+}
+
+fn folded(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+}
+
+/// The natural key of an activity.
+pub(crate) fn natural_key(a: &Activity) -> NaturalKey {
+    NaturalKey {
+        kind: a.kind,
+        at: a.occurred_at.map(|t| t.timestamp()),
+        person: a.person_id.clone(),
+        subject: folded(&a.subject),
+        body: folded(&a.body),
+    }
+}
+
 /// Maps a Close object (as JSON) of `kind` to a unified record.
 pub(crate) fn to_record(kind: ObjectKind, raw: Value) -> Result<Record> {
     let id = text(&raw["id"]);

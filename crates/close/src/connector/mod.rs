@@ -10,7 +10,15 @@
 //! exists. Creates of companies, people and deals can carry an idempotency marker stored in a
 //! custom field ([`CloseConnector::with_marker_field`]); built-in activities cannot hold one
 //! (Close custom fields exist on leads, contacts, opportunities and custom activities only,
-//! developer.close.com custom fields docs), so marked activity creates are refused.
+//! developer.close.com custom fields docs), so a marked activity create is made idempotent
+//! by a natural key instead: the lead's activities of the same type are listed (`GET
+//! /activity/<type>/?lead_id=…`, close-openapi.yml) and one with the same type, time
+//! (`activity_at`, to the second), contact, subject and body (trimmed, whitespace runs as one
+//! space) is taken as the record already created and returned. [`Connector::find_created`]
+//! is the same lookup; `find_by_marker` refuses activities, as the marker alone finds
+//! nothing. The limit: two genuinely identical activities on one lead at the same second
+//! (same contact, subject and body) are one; an activity created without a time is matched
+//! on its text alone (Close stamps it with the time of creation).
 //!
 //! A marker is looked up twice before a create: through `/data/search/` (reading the
 //! marker field back and comparing it exactly), then, because Close's search index updates
@@ -87,8 +95,8 @@ impl CloseConnector {
     }
 
     /// Stores idempotency markers of `kind` in the custom field `field_id`. For
-    /// [`ObjectKind::Activity`] marked creates are still refused: built-in activities have
-    /// no custom fields.
+    /// [`ObjectKind::Activity`] the field is not used: built-in activities have no custom
+    /// fields, so marked activity creates go by their natural key (see the module docs).
     pub fn with_marker_field_for(mut self, kind: ObjectKind, field_id: &str) -> Self {
         self.markers.insert(kind, field_id.to_string());
         self
@@ -104,7 +112,7 @@ impl CloseConnector {
     fn marker_field(&self, kind: ObjectKind) -> Result<&str> {
         if kind == ObjectKind::Activity {
             return Err(Error::config(
-                "Close notes, calls, emails and meetings cannot hold an idempotency marker: custom fields exist on leads, contacts, opportunities and custom activities only",
+                "Close notes, calls, emails and meetings cannot hold an idempotency marker (custom fields exist on leads, contacts, opportunities and custom activities only): find a created activity with find_created, by its natural key",
             )
             .with_crm(Crm::Close));
         }
@@ -137,6 +145,12 @@ impl CloseConnector {
 
     async fn create_marked_one(&self, m: Marked) -> Result<RecordRef> {
         let kind = m.record.kind();
+        if kind == ObjectKind::Activity {
+            if let Some(found) = self.same_activity(&m.record).await? {
+                return Ok(found);
+            }
+            return self.create_one(m.record).await;
+        }
         let field = self.marker_field(kind)?.to_string();
         if let Some(found) = self.find_by_marker(kind, &m.marker).await? {
             return Ok(found);
@@ -147,6 +161,42 @@ impl CloseConnector {
         let mut record = m.record;
         record.custom_mut().insert(field, Value::String(m.marker));
         self.create_one(record).await
+    }
+
+    /// The activity of `record`'s lead that `record` would be once created, if one exists:
+    /// the natural-key lookup that stands in for a marker (see the module docs).
+    async fn same_activity(&self, record: &Record) -> Result<Option<RecordRef>> {
+        let (collection, mut body) = patch::create_body(record)?;
+        let Some(lead) = body["lead_id"].as_str().map(str::to_string) else {
+            // Close refuses an activity without its lead: nothing can exist to be found.
+            return Ok(None);
+        };
+        let lead = close_id(&lead)?.to_string();
+        let Record::Activity(a) = record else {
+            return Ok(None);
+        };
+        body["_type"] = Value::String(mapping::activity_type_name(a.kind).to_string());
+        // Compared as Close holds it: what it does not store (a call's subject) never counts.
+        let Record::Activity(shaped) = to_record(ObjectKind::Activity, body)? else {
+            return Ok(None);
+        };
+        let want = mapping::natural_key(&shaped);
+        let found = self
+            .client
+            .resource::<Value>(&collection)
+            .list()
+            .filter("lead_id", lead)
+            .stream()
+            .try_filter_map(|v| {
+                let hit = match to_record(ObjectKind::Activity, v) {
+                    Ok(Record::Activity(a)) if want.matches(&mapping::natural_key(&a)) => a.id,
+                    _ => None,
+                };
+                future::ready(Ok(hit))
+            })
+            .try_next()
+            .await?;
+        Ok(found.map(|id| RecordRef::new(Crm::Close, ObjectKind::Activity, id)))
     }
 
     /// A record of `kind` whose `created` event of the last few minutes carries `marker`,
@@ -294,6 +344,13 @@ impl Connector for CloseConnector {
             .try_next()
             .await?;
         hit.map(|v| record_ref(kind, &v)).transpose()
+    }
+
+    async fn find_created(&self, created: &Marked) -> Result<Option<RecordRef>> {
+        match created.record.kind() {
+            ObjectKind::Activity => self.same_activity(&created.record).await,
+            kind => self.find_by_marker(kind, &created.marker).await,
+        }
     }
 
     async fn update(&self, records: Vec<Record>) -> BatchOutcome {

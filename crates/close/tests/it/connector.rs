@@ -471,22 +471,56 @@ async fn the_same_marker_twice_in_one_batch_creates_once() {
 }
 
 #[tokio::test]
-async fn built_in_activities_cannot_carry_a_marker() {
-    let (sb, _c, conn, cf_id) = marked_setup().await;
-    let conn = conn.with_marker_field_for(ObjectKind::Activity, &cf_id);
+async fn built_in_activities_are_created_once_by_their_natural_key() {
+    let (sb, c, conn, _cf_id) = marked_setup().await;
+    let lead = c
+        .raw(&ApiRequest::post("lead/", json!({"name": "Acme"})))
+        .await
+        .expect("lead")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let at = chrono::DateTime::parse_from_rfc3339("2025-03-01T10:15:00Z")
+        .expect("time")
+        .to_utc();
+    let note = |body: &str| {
+        let mut n = crmkit_core::Activity::new(crmkit_core::ActivityKind::Note);
+        n.body = Some(body.into());
+        n.company_id = Some(lead.clone());
+        n.occurred_at = Some(at);
+        Marked {
+            record: Record::Activity(n),
+            marker: "hubspot:activity:1".into(),
+        }
+    };
     let before = sb.count("activity");
-    let mut note = crmkit_core::Activity::new(crmkit_core::ActivityKind::Note);
-    note.body = Some("hello".into());
-    let out = conn
-        .create_marked(vec![Marked {
-            record: Record::Activity(note),
-            marker: "hubspot:note:1".into(),
-        }])
-        .await;
-    let e = out.results[0].as_ref().unwrap_err();
+    let first = conn.create_marked(vec![note("Intro  call\n")]).await;
+    let made = first.results[0].as_ref().expect("created").clone();
+    assert_eq!(sb.count("activity"), before + 1);
+    // A retry after an interruption: same lead, type, time and text (whitespace aside).
+    let again = conn.create_marked(vec![note(" Intro call")]).await;
+    assert_eq!(again.results[0].as_ref().expect("found"), &made);
+    assert_eq!(sb.count("activity"), before + 1, "nothing created twice");
+    assert_eq!(
+        conn.find_created(&note("Intro call"))
+            .await
+            .expect("lookup"),
+        Some(made.clone())
+    );
+    // Another text is another activity.
+    assert_eq!(
+        conn.find_created(&note("Other")).await.expect("lookup"),
+        None
+    );
+    let other = conn.create_marked(vec![note("Other")]).await;
+    assert_ne!(other.results[0].as_ref().expect("created"), &made);
+    // The marker alone cannot find a built-in activity.
+    let e = conn
+        .find_by_marker(ObjectKind::Activity, "hubspot:activity:1")
+        .await
+        .expect_err("no marker field on activities");
     assert_eq!(e.kind(), ErrorKind::Config);
-    assert!(e.to_string().contains("custom fields exist on"), "{e}");
-    assert_eq!(sb.count("activity"), before, "nothing created");
+    assert!(e.to_string().contains("natural key"), "{e}");
 }
 
 #[tokio::test]

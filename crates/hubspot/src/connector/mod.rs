@@ -47,12 +47,15 @@
 //!   request. Batch answers are matched to their inputs, not taken in order. Deletes
 //!   archive (batch archive).
 //! - **Idempotent creates**: the marker is stored in a unique property — `email` for
-//!   contacts, [`DEFAULT_MARKER_PROPERTY`] (`crmkit_id`) for companies and deals, a
-//!   configured property for activities or to override
-//!   ([`HubSpotConnector::with_marker_property`]). On the first marked create the property
-//!   is checked and, on companies, deals and contacts, created when missing (a text
-//!   property with `hasUniqueValue: true`; the token needs the properties write scope —
-//!   otherwise create it beforehand); a property that exists but is not unique is refused.
+//!   contacts, [`DEFAULT_MARKER_PROPERTY`] (`crmkit_id`) for companies, deals and
+//!   activities (notes, calls, emails, meetings and tasks each have their own), or a
+//!   configured one ([`HubSpotConnector::with_marker_property`]). On the first marked create
+//!   the property is checked and created when missing (a text property with
+//!   `hasUniqueValue: true`, in the type's own property group for engagements; the token
+//!   needs the properties write scope — otherwise create it beforehand); a property that
+//!   exists but is not unique is refused. Every engagement type documents batch upsert by
+//!   `idProperty` (HubSpot's CRM objects v3 reference for calls, emails, meetings, notes and
+//!   tasks), so activities go the same way as companies and deals.
 //!   `find_by_marker` answers `None` while the property does not exist. Records whose marker exists are returned
 //!   untouched (batch read by `idProperty`); the rest go through batch upsert by
 //!   `idProperty`, so a create retried after an interruption updates the record it made
@@ -121,8 +124,8 @@ pub struct HubSpotConnector {
 }
 
 impl HubSpotConnector {
-    /// A connector using `client`; contacts' markers live in `email`, companies' and deals'
-    /// in [`DEFAULT_MARKER_PROPERTY`].
+    /// A connector using `client`; contacts' markers live in `email`, those of companies,
+    /// deals and activities in [`DEFAULT_MARKER_PROPERTY`].
     pub fn new(client: Client) -> Self {
         Self {
             client,
@@ -130,6 +133,7 @@ impl HubSpotConnector {
                 (ObjectKind::Person, "email".to_string()),
                 (ObjectKind::Company, DEFAULT_MARKER_PROPERTY.to_string()),
                 (ObjectKind::Deal, DEFAULT_MARKER_PROPERTY.to_string()),
+                (ObjectKind::Activity, DEFAULT_MARKER_PROPERTY.to_string()),
             ]),
             overlap: chrono::Duration::minutes(1),
             page_size: 200,
@@ -178,8 +182,8 @@ impl HubSpotConnector {
     }
 
     /// Makes sure the marker property `prop` of `t` exists and is unique, creating it (a
-    /// text property with `hasUniqueValue: true`) on companies, deals and contacts when it
-    /// is missing; checked once per connector. HubSpot takes only unique properties as
+    /// text property with `hasUniqueValue: true`) when it is missing; checked once per
+    /// connector. HubSpot takes only unique properties as
     /// `idProperty` (developers.hubspot.com/changelog/updating-objects-by-custom-field-and-adding-owner-properties-via-the-api).
     async fn ensure_marker(&self, t: &ObjectType, prop: &str) -> Result<()> {
         let key = format!("{}/{prop}", t.as_str());
@@ -197,24 +201,34 @@ impl HubSpotConnector {
                 .with_crm(Crm::HubSpot));
             }
             None => {
+                // Engagements (notes, calls, emails, meetings, tasks) take custom properties
+                // too (developers.hubspot.com/docs/api/crm/properties); their group is the
+                // one their own properties are in.
                 let group = match t {
-                    ObjectType::Companies => "companyinformation",
-                    ObjectType::Deals => "dealinformation",
-                    ObjectType::Contacts => "contactinformation",
-                    _ => {
-                        return Err(Error::config(format!(
-                            "HubSpot {t} have no property {prop}: create it as a unique \
-                             (hasUniqueValue) text property before creating marked records"
-                        ))
-                        .with_crm(Crm::HubSpot));
-                    }
+                    ObjectType::Companies => "companyinformation".to_string(),
+                    ObjectType::Deals => "dealinformation".to_string(),
+                    ObjectType::Contacts => "contactinformation".to_string(),
+                    _ => match defs
+                        .iter()
+                        .find(|p| p.hubspot_defined == Some(true) && !p.group_name.is_empty())
+                        .map(|p| p.group_name.clone())
+                    {
+                        Some(g) => g,
+                        None => {
+                            return Err(Error::config(format!(
+                                "HubSpot {t} have no property {prop}: create it as a unique \
+                                 (hasUniqueValue) text property before creating marked records"
+                            ))
+                            .with_crm(Crm::HubSpot));
+                        }
+                    },
                 };
                 let new = NewProperty {
                     name: prop.to_string(),
                     label: "crmkit id".to_string(),
                     kind: "string".to_string(),
                     field_type: "text".to_string(),
-                    group_name: group.to_string(),
+                    group_name: group,
                     description: Some(
                         "Idempotency marker written by crmkit; unique per record.".to_string(),
                     ),
