@@ -24,6 +24,12 @@ pub struct Config {
     /// Deals (Close opportunities, HubSpot deals, Salesforce Opportunities).
     #[serde(default = "EntityConfig::deal")]
     pub deal: EntityConfig,
+    /// Activities (Close notes, calls, emails and meetings; HubSpot engagements; Salesforce
+    /// Tasks and Events). Off unless the file has an `[activity]` table (which turns them on
+    /// unless it says `enabled = false`): a config written before activities were synced
+    /// keeps doing what it did, rather than copying every past activity on its next run.
+    #[serde(default = "EntityConfig::activity")]
+    pub activity: EntityConfig,
 }
 
 /// The `[sync]` table.
@@ -186,7 +192,7 @@ pub struct Pipeline {
     pub fallback: Option<String>,
 }
 
-/// `[company]`, `[person]` or `[deal]`.
+/// `[company]`, `[person]`, `[deal]` or `[activity]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityConfig {
@@ -228,7 +234,17 @@ pub fn standard_fields(kind: ObjectKind) -> &'static [&'static str] {
             "company",
             "person",
         ],
-        ObjectKind::Activity => &[],
+        ObjectKind::Activity => &[
+            "kind",
+            "subject",
+            "body",
+            "occurred_at",
+            "duration",
+            "direction",
+            "completed",
+            "company",
+            "person",
+        ],
     }
 }
 
@@ -299,6 +315,14 @@ impl EntityConfig {
         d
     }
 
+    /// Activities with every standard field, last write wins, deletes ignored; off (see
+    /// [`Config::activity`]).
+    pub fn activity() -> Self {
+        let mut a = Self::standard(ObjectKind::Activity);
+        a.enabled = false;
+        a
+    }
+
     /// The rule that settles `field`: its per-field rule, else the entity's policy.
     pub fn rule(&self, field: &str) -> Rule {
         if let Some(r) = self.conflict.fields.get(field) {
@@ -332,6 +356,14 @@ impl EntityConfig {
     }
 }
 
+/// Every kind, in the order they sync.
+const ALL_KINDS: [ObjectKind; 4] = [
+    ObjectKind::Company,
+    ObjectKind::Person,
+    ObjectKind::Deal,
+    ObjectKind::Activity,
+];
+
 fn parse_rule(text: &str) -> Result<Rule> {
     Ok(match text {
         "last_write_wins" => Rule::LastWriteWins,
@@ -350,17 +382,6 @@ fn parse_rule(text: &str) -> Result<Rule> {
 impl Config {
     /// Parses and checks `crmkit.toml` text; errors name the table and key at fault.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::config(format!("crmkit.toml: {}", e.message().trim())))?;
-        // Asking for activities must not pass for syncing them: they are not synced yet.
-        if table.contains_key("activity") {
-            return Err(Error::config(
-                "crmkit.toml [activity]: activities are not synced by this version: the engine \
-                 does not map activity fields, and the Close connector cannot create activities \
-                 idempotently (built-in activities have no custom field to hold a marker), so a \
-                 restarted run could duplicate them; remove the [activity] table",
-            ));
-        }
         let config: Config = toml::from_str(text)
             .map_err(|e| Error::config(format!("crmkit.toml: {}", e.message().trim())))?;
         config.validate()?;
@@ -377,22 +398,24 @@ impl Config {
             company: EntityConfig::company(),
             person: EntityConfig::person(),
             deal: EntityConfig::deal(),
+            activity: EntityConfig::activity(),
         }
     }
 
-    /// The settings of `kind` (activities are not synced: `None`).
+    /// The settings of `kind`.
     pub fn entity(&self, kind: ObjectKind) -> Option<&EntityConfig> {
-        match kind {
-            ObjectKind::Company => Some(&self.company),
-            ObjectKind::Person => Some(&self.person),
-            ObjectKind::Deal => Some(&self.deal),
-            ObjectKind::Activity => None,
-        }
+        Some(match kind {
+            ObjectKind::Company => &self.company,
+            ObjectKind::Person => &self.person,
+            ObjectKind::Deal => &self.deal,
+            ObjectKind::Activity => &self.activity,
+        })
     }
 
-    /// The kinds synced, parents first so links exist before the records that point at them.
+    /// The kinds synced, parents first so links exist before the records that point at them
+    /// (activities last: they point at companies and people).
     pub fn kinds(&self) -> Vec<ObjectKind> {
-        [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal]
+        ALL_KINDS
             .into_iter()
             .filter(|k| self.entity(*k).is_some_and(|e| e.enabled))
             .collect()
@@ -410,7 +433,7 @@ impl Config {
                 "[sync] crms must list two or three different CRMs (close, hubspot, salesforce)",
             ));
         }
-        for kind in [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal] {
+        for kind in ALL_KINDS {
             let Some(e) = self.entity(kind) else { continue };
             let at = |key: &str| format!("[{kind}] {key}");
             let known = standard_fields(kind);
@@ -471,6 +494,11 @@ impl Config {
                     )));
                 }
             }
+            if kind == ObjectKind::Activity && e.enabled && !e.fields.iter().any(|f| f == "kind") {
+                return Err(Error::config(
+                    "[activity] fields: \"kind\" is required: it says what each CRM creates (a note, a call…)",
+                ));
+            }
             if kind == ObjectKind::Deal && e.enabled && e.fields.iter().any(|f| f == "stage") {
                 if !e.pipelines.contains_key("default") {
                     return Err(Error::config(
@@ -502,7 +530,8 @@ impl Config {
 }
 
 /// A commented default `crmkit.toml` syncing `crms`, for `crmkit init`. It parses back into
-/// [`Config::new`]`(crms)`.
+/// [`Config::new`]`(crms)` with activities turned on: a new setup syncs them, while a
+/// config without an `[activity]` table (one written before they were synced) does not.
 pub fn render_default(crms: &[Crm]) -> String {
     let list = crms
         .iter()
@@ -575,6 +604,23 @@ policy = "last_write_wins"
             ids.salesforce.unwrap_or_default()
         ));
     }
+    out.push_str(
+        r#"
+# Activities: notes, calls, emails, meetings and tasks, after the companies and people they
+# belong to (an activity whose company or person is not linked yet waits for it). Each is
+# created once in the other CRMs and then kept in agreement; activities are never matched
+# by content. `kind` is set when an activity is created and never changed. Close cannot
+# create meetings or hold tasks, and a Salesforce note becomes a Task: such records are
+# reported, not retried. Without this table activities are not synced.
+[activity]
+enabled = true
+fields = ["kind", "subject", "body", "occurred_at", "duration", "direction", "completed", "company", "person"]
+delete = "ignore"
+
+[activity.conflict]
+policy = "last_write_wins"
+"#,
+    );
     out
 }
 
@@ -597,10 +643,23 @@ mod tests {
         let text = render_default(&[Crm::Close, Crm::HubSpot]);
         let parsed = Config::from_toml(&text).expect("default parses");
         let mut want = Config::new(vec![Crm::Close, Crm::HubSpot]);
-        for e in [&mut want.company, &mut want.person, &mut want.deal] {
+        for e in [
+            &mut want.company,
+            &mut want.person,
+            &mut want.deal,
+            &mut want.activity,
+        ] {
             e.conflict.policy = Some(PolicyKind::LastWriteWins);
         }
+        want.activity.enabled = true;
         assert_eq!(parsed, want);
+        assert_eq!(
+            parsed.kinds().last(),
+            Some(&ObjectKind::Activity),
+            "activities after their parents"
+        );
+        let old = Config::from_toml("[sync]\ncrms = [\"close\", \"hubspot\"]").expect("parses");
+        assert!(!old.activity.enabled, "no [activity] table: not synced");
         assert_eq!(
             parsed.deal.pipelines["default"].stages["Demo"].get(Crm::Salesforce),
             Some("Needs Analysis")
@@ -644,7 +703,8 @@ mod tests {
                 .to_string()
         };
         assert!(bad("[company]\nfields = [\"nmae\"]").contains("unknown field \"nmae\""));
-        assert!(bad("[activity]\nenabled = true").contains("activities are not synced"));
+        assert!(bad("[activity]\nfields = [\"subject\"]").contains("\"kind\" is required"));
+        assert!(bad("[activity]\nfields = [\"kind\", \"title\"]").contains("unknown field"));
         assert!(
             bad("[company]\nfields = [\"name\"]\nconflict = { primary = \"salesforce\" }")
                 .contains("does not take part")

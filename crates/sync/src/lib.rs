@@ -138,6 +138,7 @@
 //!   stored links (by e-mail or domain); an older record never seen by a feed is not a
 //!   candidate.
 
+pub mod activity;
 pub mod bench;
 pub mod config;
 pub mod engine;

@@ -632,7 +632,11 @@ fn plan_group(
                 record: first.reference(),
                 message: format!("cannot create it in {crm}: {e}"),
             });
-            group.deferred = true;
+            // A record the target can never hold (a meeting for Close) is reported, and the
+            // rest of the group is stored as synced: waiting would not make it fit.
+            if e.kind() != crmkit_core::ErrorKind::Validation {
+                group.deferred = true;
+            }
             continue;
         }
         group.creates.push(Create {

@@ -305,7 +305,7 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                 id_text(&mut m, "person", &d.person_id);
             }
         }
-        Record::Activity(_) => {}
+        Record::Activity(a) => crate::activity::extract(a, wants, &mut m, put_str),
     }
     let custom = record.custom();
     for (name, cf) in &cfg.custom {
@@ -442,8 +442,11 @@ pub fn apply(
                 "person" => d.person_id = as_text(v),
                 _ => {}
             },
-            Record::Activity(_) => {}
+            Record::Activity(a) => crate::activity::set(a, field, v),
         }
+    }
+    if let Record::Activity(a) = record {
+        crate::activity::ready_for_create(a, crm)?;
     }
     Ok(())
 }

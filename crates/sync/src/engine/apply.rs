@@ -235,7 +235,10 @@ impl Engine {
                         kind,
                         IntentOp::Create,
                         format!("{run}:create:{crm}:{}", c.marker),
-                        json!({"marker": c.marker, "source": c.source.to_string(), "fields": c.fields}),
+                        // The record too: a connector that finds creates by a natural key
+                        // rather than the marker (Close activities) needs it to reconcile.
+                        json!({"marker": c.marker, "source": c.source.to_string(), "fields": c.fields,
+                               "record": c.record}),
                     )
                     .run(run.clone())
                     .link(link.id.clone());

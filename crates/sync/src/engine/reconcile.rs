@@ -4,8 +4,9 @@ use super::*;
 
 impl Engine {
     /// Settles the writes an interrupted run left `pending` or `sent`: a create is looked up
-    /// by its marker (found: the link gets its id; not found: it never happened and is
-    /// planned again), an update is planned again (the link's hashes were not moved), a
+    /// with [`Connector::find_created`] (by its marker, or the natural key of a kind that
+    /// holds none; found: the link gets its id; not found: it never happened and is planned
+    /// again), an update is planned again (the link's hashes were not moved), a
     /// delete is sent again.
     pub(super) async fn reconcile(&self, report: &mut Report) -> Result<()> {
         let intents = self
@@ -20,11 +21,23 @@ impl Engine {
             match intent.op {
                 IntentOp::Create => {
                     let marker = intent.payload["marker"].as_str().unwrap_or_default();
-                    match self
-                        .conn(intent.crm)
-                        .find_by_marker(intent.object, marker)
-                        .await
-                    {
+                    // Intents from before the record was kept hold only the marker.
+                    let found =
+                        match serde_json::from_value::<Record>(intent.payload["record"].clone()) {
+                            Ok(record) => {
+                                let sent = Marked {
+                                    record,
+                                    marker: marker.to_string(),
+                                };
+                                self.conn(intent.crm).find_created(&sent).await
+                            }
+                            Err(_) => {
+                                self.conn(intent.crm)
+                                    .find_by_marker(intent.object, marker)
+                                    .await
+                            }
+                        };
+                    match found {
                         Ok(Some(found)) => {
                             if let Some(link) = match &intent.link {
                                 Some(id) => self.store.link(id).await.map_err(store_err)?,
