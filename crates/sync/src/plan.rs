@@ -628,15 +628,17 @@ fn plan_group(
         }
         let mut record = values::blank(kind);
         if let Err(e) = values::apply(&mut record, *crm, cfg, &fields) {
-            out.errors.push(PlanError {
-                record: first.reference(),
-                message: format!("cannot create it in {crm}: {e}"),
-            });
-            // A record the target can never hold (a meeting for Close) is reported, and the
-            // rest of the group is stored as synced: waiting would not make it fit.
-            if e.kind() != crmkit_core::ErrorKind::Validation {
-                group.deferred = true;
+            // A record the target can never hold (a meeting for Close) is reported when it
+            // changes, not each time a feed's overlap brings it back, and the rest of the
+            // group is stored as synced: waiting would not make it fit.
+            let never = e.kind() == crmkit_core::ErrorKind::Validation;
+            if !never || any_changed {
+                out.errors.push(PlanError {
+                    record: first.reference(),
+                    message: format!("cannot create it in {crm}: {e}"),
+                });
             }
+            group.deferred |= !never;
             continue;
         }
         group.creates.push(Create {

@@ -1,6 +1,7 @@
 //! The sync engine end to end: the Close and HubSpot sandboxes over loopback HTTP, the
 //! connectors, and a real SQLite store.
 
+mod activities;
 mod deletes;
 mod policies;
 mod propagation;

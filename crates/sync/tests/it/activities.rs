@@ -1,0 +1,390 @@
+//! Activities across Close, HubSpot and Salesforce: created once in the others under the
+//! linked company, edits carried across, quiet when nothing changed, and no duplicate after
+//! an interrupted create, whether found by marker (HubSpot, Salesforce) or by natural key
+//! (Close's built-in activities hold no marker).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crmkit_core::{
+    Activity, ActivityKind, Connector, Crm, ObjectKind, Record, RecordRef, SecretString,
+};
+use crmkit_salesforce::{Client as SalesforceClient, SalesforceConnector};
+use crmkit_sandbox::salesforce::{Auth, Config as SfConfig, RunningSalesforce, SalesforceSandbox};
+use crmkit_store::{IntentOp, NewIntent};
+use crmkit_sync::config::Config;
+use crmkit_sync::engine::Engine;
+use serde_json::{Value, json};
+
+use super::World;
+
+/// The two-CRM world plus a Salesforce sandbox and its connector (marker field
+/// `External_Id__c`, the external id field every sandbox object has).
+struct Three {
+    w: World,
+    sf_sb: RunningSalesforce,
+    sf: Arc<dyn Connector>,
+}
+
+impl Three {
+    async fn new() -> Three {
+        let w = World::new().await;
+        let sf_sb = SalesforceSandbox::builder()
+            .config(SfConfig {
+                replication_whole_minutes: false,
+                ..SfConfig::default()
+            })
+            .auth(Auth {
+                session_tokens: vec!["t".into()],
+                ..Auth::default()
+            })
+            .companies(0)
+            .start()
+            .await
+            .expect("Salesforce sandbox starts");
+        let client = SalesforceClient::builder()
+            .instance_url(sf_sb.instance_url())
+            .access_token(SecretString::from("t".to_string()))
+            .retry(crmkit_core::http::retry::RetryPolicy {
+                base_delay: Duration::from_millis(20),
+                ..Default::default()
+            })
+            .build()
+            .expect("client");
+        let sf: Arc<dyn Connector> =
+            Arc::new(SalesforceConnector::new(client).with_marker_field("External_Id__c"));
+        Three { w, sf_sb, sf }
+    }
+
+    fn engine(&self) -> Engine {
+        let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        c.deal.enabled = false;
+        c.activity.enabled = true;
+        let mut conns = self.w.connectors.clone();
+        conns.push(self.sf.clone());
+        Engine::new(c, self.w.store.clone(), conns).expect("engine")
+    }
+
+    fn conn(&self, crm: Crm) -> &dyn Connector {
+        match crm {
+            Crm::Close => self.w.connectors[0].as_ref(),
+            Crm::HubSpot => self.w.connectors[1].as_ref(),
+            Crm::Salesforce => self.sf.as_ref(),
+        }
+    }
+
+    /// The id in `crm` of the record linked to `r`.
+    async fn linked(&self, r: &RecordRef, crm: Crm) -> String {
+        self.w
+            .store
+            .link_by_record(r)
+            .await
+            .expect("store")
+            .unwrap_or_else(|| panic!("{r} is linked"))
+            .crm_id(crm)
+            .unwrap_or_else(|| panic!("{r} has a {crm} record"))
+            .to_string()
+    }
+
+    async fn activity(&self, crm: Crm, id: &str) -> Activity {
+        match self.conn(crm).get(ObjectKind::Activity, id).await {
+            Ok(Record::Activity(a)) => a,
+            other => panic!("{crm} activity {id}: {other:?}"),
+        }
+    }
+
+    /// A Close activity of `kind` (`note`, `call`) on `lead`.
+    async fn close_activity(&self, kind: &str, body: Value) -> String {
+        let v = self
+            .w
+            .close
+            .raw(&crmkit_core::http::ApiRequest::post(
+                format!("activity/{kind}/"),
+                body,
+            ))
+            .await
+            .expect("activity created");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// The Close activities of `lead` of type `kind` (`note`, `call`).
+    async fn close_activities(&self, kind: &str, lead: &str) -> Vec<Value> {
+        let v = self
+            .w
+            .close_get(&format!("activity/{kind}/?lead_id={lead}"))
+            .await;
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// A HubSpot note on company `company`, made outside the sync.
+    async fn hs_note(&self, company: &str, body: &str) -> String {
+        let mut n = Activity::new(ActivityKind::Note);
+        n.body = Some(body.into());
+        n.company_id = Some(company.into());
+        n.occurred_at = Some(chrono::Utc::now());
+        let out = self
+            .conn(Crm::HubSpot)
+            .create(vec![Record::Activity(n)])
+            .await;
+        out.results[0].as_ref().expect("note created").id.clone()
+    }
+
+    /// Rewinds to the instant after `crm` created the copy of `source` and before its id
+    /// was stored: the link lacks it and the create's intent is still `sent`.
+    async fn interrupt(&self, engine: &Engine, source: &RecordRef, crm: Crm) {
+        let id = self.linked(source, crm).await;
+        let mut sent = self.activity(crm, &id).await;
+        sent.id = None;
+        sent.raw = Value::Null;
+        let link = self
+            .w
+            .store
+            .link_by_record(source)
+            .await
+            .expect("store")
+            .expect("linked");
+        let link = self.w.store.unlink(&link, crm).await.expect("store");
+        let marker = format!("{}:activity:{}", source.crm, source.id);
+        let intent = self
+            .w
+            .store
+            .record_intent(
+                &NewIntent::new(
+                    crm,
+                    ObjectKind::Activity,
+                    IntentOp::Create,
+                    format!("interrupted-run:create:{crm}:{marker}"),
+                    json!({"marker": marker, "record": Record::Activity(sent)}),
+                )
+                .pair(engine.pair())
+                .link(link.id.clone()),
+            )
+            .await
+            .expect("store");
+        self.w
+            .store
+            .mark_intent_sent(&intent.id)
+            .await
+            .expect("store");
+    }
+}
+
+fn close_ref(id: &str) -> RecordRef {
+    RecordRef::new(Crm::Close, ObjectKind::Activity, id)
+}
+
+#[tokio::test]
+async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() {
+    let t = Three::new().await;
+    let engine = t.engine();
+    let lead =
+        t.w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+            .await;
+    let note = t
+        .close_activity(
+            "note",
+            json!({"lead_id": lead, "note": "Intro notes", "activity_at": "2025-03-01T10:15:00.000000+00:00"}),
+        )
+        .await;
+    let call = t
+        .close_activity(
+            "call",
+            json!({"lead_id": lead, "note": "Discussed pricing", "direction": "outbound", "duration": 120,
+                   "activity_at": "2025-03-02T09:00:00.000000+00:00"}),
+        )
+        .await;
+    t.w.settle().await;
+
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(
+        first.created,
+        2 + 4,
+        "Acme and two activities, twice: {first:?}"
+    );
+    let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+    let (hs_company, account) = (
+        t.linked(&company, Crm::HubSpot).await,
+        t.linked(&company, Crm::Salesforce).await,
+    );
+
+    // HubSpot: a note and a call, associated with the linked company.
+    let hs_note = t
+        .activity(
+            Crm::HubSpot,
+            &t.linked(&close_ref(&note), Crm::HubSpot).await,
+        )
+        .await;
+    assert_eq!(hs_note.kind, ActivityKind::Note);
+    assert_eq!(hs_note.body.as_deref(), Some("Intro notes"));
+    assert_eq!(hs_note.company_id.as_deref(), Some(hs_company.as_str()));
+    let hs_call_id = t.linked(&close_ref(&call), Crm::HubSpot).await;
+    let hs_call = t.activity(Crm::HubSpot, &hs_call_id).await;
+    assert_eq!(hs_call.kind, ActivityKind::Call);
+    assert_eq!(
+        (hs_call.duration_secs, hs_call.direction.as_deref()),
+        (Some(120), Some("outbound"))
+    );
+    assert_eq!(hs_call.company_id.as_deref(), Some(hs_company.as_str()));
+    assert_eq!(t.w.hs_sb.count("notes"), 1);
+
+    // Salesforce: Tasks under the linked Account; a note is a completed Task.
+    let sf_note_id = t.linked(&close_ref(&note), Crm::Salesforce).await;
+    let sf_note = t.activity(Crm::Salesforce, &sf_note_id).await;
+    assert_eq!(sf_note.raw["WhatId"], json!(account));
+    assert_eq!(
+        (sf_note.kind, sf_note.completed),
+        (ActivityKind::Task, Some(true))
+    );
+    assert_eq!(sf_note.body.as_deref(), Some("Intro notes"));
+    let sf_call = t
+        .activity(
+            Crm::Salesforce,
+            &t.linked(&close_ref(&call), Crm::Salesforce).await,
+        )
+        .await;
+    assert_eq!(sf_call.kind, ActivityKind::Call);
+    assert_eq!(sf_call.raw["WhatId"], json!(account));
+    assert_eq!(t.sf_sb.count("Task"), 2);
+
+    // A HubSpot note reaches Close (on the lead) and Salesforce.
+    let from_hs = t.hs_note(&hs_company, "Sent the proposal").await;
+    t.w.settle().await;
+    let second = engine.run().await.expect("second run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(second.created, 2, "{second:?}");
+    let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, from_hs);
+    let in_close = t
+        .activity(Crm::Close, &t.linked(&hs_ref, Crm::Close).await)
+        .await;
+    assert_eq!(
+        (
+            in_close.kind,
+            in_close.body.as_deref(),
+            in_close.company_id.as_deref()
+        ),
+        (
+            ActivityKind::Note,
+            Some("Sent the proposal"),
+            Some(lead.as_str())
+        )
+    );
+    assert_eq!(t.close_activities("note", &lead).await.len(), 2);
+
+    // An edit in Close propagates to both.
+    t.w.close_update(
+        &format!("activity/call/{call}/"),
+        json!({"note": "Discussed pricing and terms"}),
+    )
+    .await;
+    t.w.settle().await;
+    let third = engine.run().await.expect("third run");
+    assert!(third.errors.is_empty(), "{:?}", third.errors);
+    assert_eq!((third.created, third.updated), (0, 2), "{third:?}");
+    let hs_call = t.activity(Crm::HubSpot, &hs_call_id).await;
+    assert_eq!(hs_call.body.as_deref(), Some("Discussed pricing and terms"));
+
+    // Nothing changed: nothing written.
+    t.w.settle().await;
+    t.w.reset_stats();
+    let fourth = engine.run().await.expect("fourth run");
+    assert!(fourth.errors.is_empty(), "{:?}", fourth.errors);
+    assert!(!fourth.wrote(), "{fourth:?}");
+    assert_eq!(t.w.writes(), Vec::<String>::new());
+    assert_eq!((t.w.hs_sb.count("notes"), t.w.hs_sb.count("calls")), (2, 1));
+    assert_eq!(t.sf_sb.count("Task"), 3);
+}
+
+#[tokio::test]
+async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_made_twice() {
+    let t = Three::new().await;
+    let engine = t.engine();
+    let lead =
+        t.w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+            .await;
+    let note = t
+        .close_activity("note", json!({"lead_id": lead, "note": "Intro notes"}))
+        .await;
+    t.w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+    let hs_company = t.linked(&company, Crm::HubSpot).await;
+    let from_hs = t.hs_note(&hs_company, "Sent the proposal").await;
+    t.w.settle().await;
+    let second = engine.run().await.expect("second run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(second.created, 2, "{second:?}");
+
+    // Interrupted: the Close note's copies in HubSpot and Salesforce (found by marker), and
+    // the HubSpot note's copy in Close (no marker: found by lead, type, time and text).
+    let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, from_hs);
+    t.interrupt(&engine, &close_ref(&note), Crm::HubSpot).await;
+    t.interrupt(&engine, &close_ref(&note), Crm::Salesforce)
+        .await;
+    t.interrupt(&engine, &hs_ref, Crm::Close).await;
+
+    t.w.settle().await;
+    let third = engine.run().await.expect("third run");
+    assert!(third.errors.is_empty(), "{:?}", third.errors);
+    assert_eq!(third.recovered, 3, "{third:?}");
+    assert_eq!(third.created, 0, "nothing made twice: {third:?}");
+    assert_eq!(t.close_activities("note", &lead).await.len(), 2);
+    assert_eq!(t.w.hs_sb.count("notes"), 2);
+    assert_eq!(t.sf_sb.count("Task"), 2);
+    assert!(
+        t.w.store
+            .all_unsettled_intents()
+            .await
+            .expect("store")
+            .is_empty()
+    );
+    for (r, crm) in [
+        (close_ref(&note), Crm::HubSpot),
+        (close_ref(&note), Crm::Salesforce),
+        (hs_ref, Crm::Close),
+    ] {
+        t.linked(&r, crm).await;
+    }
+
+    // And a run after that changes nothing.
+    t.w.settle().await;
+    let fourth = engine.run().await.expect("fourth run");
+    assert!(fourth.errors.is_empty(), "{:?}", fourth.errors);
+    assert!(!fourth.wrote(), "{fourth:?}");
+}
+
+#[tokio::test]
+async fn an_activity_a_crm_cannot_hold_is_reported_not_retried() {
+    let w = World::new().await;
+    let mut c = super::config();
+    c.activity.enabled = true;
+    let engine = w.engine(c);
+    let (_lead, hs_company) = super::linked_acme(&w, &engine).await;
+    let mut meeting = Activity::new(ActivityKind::Meeting);
+    meeting.subject = Some("Kick-off".into());
+    meeting.company_id = Some(hs_company);
+    meeting.occurred_at = Some(chrono::Utc::now());
+    let hs = w.connectors[1]
+        .create(vec![Record::Activity(meeting)])
+        .await;
+    hs.results[0].as_ref().expect("meeting created");
+    w.settle().await;
+    let before = w.close_sb.count("activity");
+
+    let run = engine.run().await.expect("run");
+    assert_eq!(run.errors.len(), 1, "{:?}", run.errors);
+    assert!(
+        run.errors[0].contains("cannot create meetings"),
+        "{:?}",
+        run.errors
+    );
+    w.settle().await;
+    let again = engine.run().await.expect("run");
+    assert!(again.errors.is_empty(), "not retried: {:?}", again.errors);
+    assert_eq!(
+        w.close_sb.count("activity"),
+        before,
+        "nothing made in Close"
+    );
+}
