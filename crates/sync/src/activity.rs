@@ -109,11 +109,9 @@ fn text_of(v: Option<&Value>) -> Option<String> {
 /// being created (no id yet).
 pub fn set(a: &mut Activity, field: &str, v: Option<&Value>) {
     match field {
-        "kind" => {
-            if a.id.is_none() {
-                if let Some(k) = text_of(v).as_deref().and_then(kind_named) {
-                    a.kind = k;
-                }
+        "kind" if a.id.is_none() => {
+            if let Some(k) = text_of(v).as_deref().and_then(kind_named) {
+                a.kind = k;
             }
         }
         "subject" => a.subject = text_of(v),

@@ -10,11 +10,13 @@
 //!    is recorded (start, counts, errors, status).
 //! 2. **Reconcile.** Writes an earlier, interrupted run left `pending` or `sent` in the
 //!    intent log are settled first: a create is looked up with
-//!    [`Connector::find_by_marker`](crmkit_core::Connector::find_by_marker) and, when found,
+//!    [`Connector::find_created`](crmkit_core::Connector::find_created) (by its marker, or,
+//!    where the CRM cannot store one, by the natural key of the record the intent kept) and,
+//!    when found,
 //!    its id goes onto the link it was for, so nothing is created twice; an update is
 //!    simply planned again (the link's hashes did not move); a delete is sent again.
-//! 3. **Pull.** Per kind (companies, then people, then deals, so parents are linked before
-//!    the records pointing at them) and per CRM: every change since the stored cursor. A
+//! 3. **Pull.** Per kind (companies, then people, then deals, then activities, so parents
+//!    are linked before the records pointing at them) and per CRM: every change since the stored cursor. A
 //!    record delivered twice (the feeds' overlap windows) keeps its last state; tombstones
 //!    are deletions; records a connector could not read are reported.
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
@@ -48,7 +50,8 @@
 //! # Guarantees
 //!
 //! - **No duplicates after a crash.** Creates carry a marker and are logged before sending;
-//!   a restarted run finds them by marker before anything is created again.
+//!   a restarted run finds them by marker (or, for Close's built-in activities, which hold
+//!   none, by lead, type, time, contact and text) before anything is created again.
 //! - **Patches only.** Updates hold the target's current record with the changed fields
 //!   set, so connectors send only what differs; fields that are not synced are never
 //!   touched; custom fields not mapped are never cleared.
@@ -90,7 +93,7 @@
 //! crms = ["close", "hubspot"]         # two or three of close, hubspot, salesforce
 //! dry_run = false
 //!
-//! [company]                            # also [person] and [deal]
+//! [company]                            # also [person], [deal] and [activity]
 //! enabled = true
 //! fields = ["name", "domain", "url", "description"]
 //! delete = "ignore"                    # ignore | flag | propagate
@@ -114,11 +117,25 @@
 //!
 //! Standard fields: companies `name`, `domain`, `url`, `description`; people `name`, `title`,
 //! `emails`, `phones`, `company`; deals `name`, `amount`, `currency`, `stage`, `confidence`,
-//! `close_date`, `company`, `person`. [`config::render_default`] prints a commented default
-//! with the default stage table (New, Qualified, Demo, Proposal, Won, Lost). Activities are
-//! not synced: an `[activity]` table is a configuration error saying so (Close's built-in
-//! activities hold no marker, so their creates could not be made idempotent), never a
-//! silent skip.
+//! `close_date`, `company`, `person`; activities `kind` (required), `subject`, `body`,
+//! `occurred_at`, `duration`, `direction`, `completed`, `company`, `person`.
+//! [`config::render_default`] prints a commented default with the default stage table (New,
+//! Qualified, Demo, Proposal, Won, Lost) and activities turned on; without an `[activity]`
+//! table (a config written before activities were synced) they are off.
+//!
+//! # Activities
+//!
+//! Activities sync after companies and people; their `company` and `person` are translated
+//! through those links, and one whose company or person is not linked in a target yet waits
+//! (reported). They are never matched by content: an unlinked activity is created in the
+//! other CRMs, idempotently (a marker in HubSpot and Salesforce; in Close, whose built-in
+//! activities have no custom fields, the lead's activity with the same type, time to the
+//! second, contact and text is taken as the one created, so two identical activities on one
+//! lead at the same second are one). `kind` is set on create and never changed. What a CRM
+//! cannot hold ([`activity::holds`]: a meeting or task for Close, an activity without a
+//! company for Close) is reported for that record when it changes, never retried; a note
+//! becomes a completed Salesforce Task. Times compare to the second; a Salesforce Task keeps
+//! only the day, so its copy's time differs from the source's without that being a change.
 //!
 //! # Matching
 //!
@@ -129,6 +146,10 @@
 //! # Limits
 //!
 //! - A kind's changes are held in memory for the run.
+//! - Fields a CRM cannot hold (a Close note's `completed`, a Salesforce Task's time of day)
+//!   differ between linked activities; while each side's stored values are known this is no
+//!   change, but a side with none (a create recovered after an interruption) may be planned
+//!   an update that its connector finds nothing to send for.
 //! - Links stored before the store kept field values get them at their next change; until
 //!   then (no base) a clear on one side is not told from a field never filled, and is not
 //!   propagated.

@@ -54,8 +54,9 @@ pub async fn open_store(url: Option<&str>) -> Result<Store> {
         .map_err(|e| Error::config(format!("cannot open the sync database: {e}")))
 }
 
-/// The sync configuration: the `[sync]`, `[company]`, `[person]` and `[deal]` tables of
-/// `path` when it has a `[sync]` table, else every default over the CRMs with credentials.
+/// The sync configuration: the `[sync]`, `[company]`, `[person]`, `[deal]` and `[activity]`
+/// tables of `path` when it has a `[sync]` table, else every default over the CRMs with
+/// credentials.
 pub fn load_config(path: &Path, settings: &Settings) -> Result<Config> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),

@@ -1,6 +1,8 @@
 //! The sync part of `crmkit demo`: Close and HubSpot sandboxes seeded from one world, a
 //! real two-way sync between them on an in-memory store, and what it linked, created,
-//! updated and which conflicts it settled how; then a second run that writes nothing.
+//! updated and which conflicts it settled how; then a second run that writes nothing. The
+//! tour syncs companies and people; deals and activities (which `crmkit sync` syncs with
+//! `[deal]` and `[activity]` in `crmkit.toml`) are left out of it.
 
 use std::sync::Arc;
 use std::time::Duration;

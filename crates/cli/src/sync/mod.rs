@@ -3,11 +3,12 @@
 //! (`crmkit-store`) with connectors built from the same settings as the other commands.
 //!
 //! The store is `--database-url`, else `DATABASE_URL`, else the SQLite file `crmkit.db`.
-//! The sync configuration is the `[sync]`, `[company]`, `[person]` and `[deal]` tables of
-//! `crmkit.toml` (`crmkit init` writes a commented one); without a `[sync]` table every CRM
-//! with credentials is synced with the defaults. Close, HubSpot and Salesforce are supported;
-//! Salesforce keeps markers in an External ID text field (`External_Id__c`, or
-//! `SF_MARKER_FIELD`) on Account, Contact and Opportunity.
+//! The sync configuration is the `[sync]`, `[company]`, `[person]`, `[deal]` and
+//! `[activity]` tables of `crmkit.toml` (`crmkit init` writes a commented one, activities
+//! on); without a `[sync]` table every CRM with credentials is synced with the defaults
+//! (activities off). Close, HubSpot and Salesforce are supported; Salesforce keeps markers
+//! in an External ID text field (`External_Id__c`, or `SF_MARKER_FIELD`) on Account,
+//! Contact, Opportunity, and Task and Event for activities.
 
 pub(crate) mod connect;
 pub mod demo;
