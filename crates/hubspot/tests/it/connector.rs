@@ -353,18 +353,28 @@ async fn a_marked_create_repeated_creates_once() {
         ("Grace Hopper", vec!["grace@navy.mil".to_string()])
     );
 
-    // Kinds without a configured marker property are refused, never created unmarked.
-    let out = conn
-        .create_marked(vec![Marked {
-            record: Record::Activity(Activity::new(ActivityKind::Note)),
-            marker: "m-1".into(),
-        }])
-        .await;
+    // Activities keep theirs in the default property, made on the engagement type on first
+    // use: a repeated create finds the note instead of making a second one.
+    let note = || {
+        let mut n = Activity::new(ActivityKind::Note);
+        n.body = Some("Intro".into());
+        n.occurred_at = Some(chrono::Utc::now());
+        Marked {
+            record: Record::Activity(n),
+            marker: "close:activity:acti_1".into(),
+        }
+    };
+    let made = conn.create_marked(vec![note()]).await.results.remove(0);
+    let made = made.expect("note created");
+    let again = conn.create_marked(vec![note()]).await.results.remove(0);
+    assert_eq!(again.expect("found"), made);
+    assert_eq!(sb.count("notes"), 1);
     assert_eq!(
-        out.results[0].as_ref().err().map(|e| e.kind()),
-        Some(crmkit_core::ErrorKind::Config)
+        conn.find_by_marker(ObjectKind::Activity, "close:activity:acti_1")
+            .await
+            .expect("looks up"),
+        Some(made)
     );
-    assert_eq!(sb.count("notes"), 0);
 }
 
 #[tokio::test]
