@@ -1,7 +1,7 @@
 //! Activities in unified form: their synced fields, and what each CRM can hold.
 //!
-//! An activity's `kind` is always part of its fields (even when `[activity] fields` would
-//! leave it out it is required by the config check): it says what to create. It is set when
+//! An activity's `kind` is always part of its fields (the config check requires it in
+//! `[activity] fields`): it says what to create. It is set when
 //! the activity is created and never changed afterwards, because no CRM turns a note into a
 //! call: a `kind` written onto an existing record is ignored, so a CRM that holds a kind as
 //! another (a Salesforce Task made from a note) is never "corrected".

@@ -1,5 +1,5 @@
-//! The sync engine end to end: the Close and HubSpot sandboxes over loopback HTTP, the
-//! connectors, and a real SQLite store.
+//! The sync engine end to end: the Close and HubSpot sandboxes (and, for activities, the
+//! Salesforce one) over loopback HTTP, the connectors, and a real SQLite store.
 
 mod activities;
 mod deletes;
