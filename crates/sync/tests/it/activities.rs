@@ -388,3 +388,37 @@ async fn an_activity_a_crm_cannot_hold_is_reported_not_retried() {
         "nothing made in Close"
     );
 }
+
+#[tokio::test]
+async fn an_activity_whose_company_is_not_linked_waits_and_is_reported() {
+    let w = World::new().await;
+    let mut c = super::config();
+    c.activity.enabled = true;
+    let engine = w.engine(c);
+    // Two Close leads fit one HubSpot company: the match goes to review, nothing is linked.
+    w.close_lead(json!({"name": "Acme Inc"})).await;
+    w.close_lead(json!({"name": "Acme LLC"})).await;
+    let hs_company = w.hs_create("companies", json!({"name": "Acme"})).await;
+    let mut note = Activity::new(ActivityKind::Note);
+    note.body = Some("Call back Monday".into());
+    note.company_id = Some(hs_company);
+    note.occurred_at = Some(chrono::Utc::now());
+    let made = w.connectors[1].create(vec![Record::Activity(note)]).await;
+    let note = made.results[0].as_ref().expect("note created").id.clone();
+    w.settle().await;
+    let before = w.close_sb.count("activity");
+
+    let run = engine.run().await.expect("run");
+    assert!(!run.ambiguous.is_empty(), "{run:?}");
+    let waiting: Vec<&String> = run.errors.iter().filter(|e| e.contains(&note)).collect();
+    assert_eq!(waiting.len(), 1, "{:?}", run.errors);
+    assert!(
+        waiting[0].contains("its company is not linked there"),
+        "{waiting:?}"
+    );
+    assert_eq!(
+        w.close_sb.count("activity"),
+        before,
+        "not created under no lead"
+    );
+}
