@@ -11,8 +11,9 @@
 //! custom field ([`CloseConnector::with_marker_field`]); built-in activities cannot hold one
 //! (Close custom fields exist on leads, contacts, opportunities and custom activities only,
 //! developer.close.com custom fields docs), so a marked activity create is made idempotent
-//! by a natural key instead: the lead's activities of the same type are listed (`GET
-//! /activity/<type>/?lead_id=…`, close-openapi.yml) and one with the same type, time
+//! by a natural key instead: the lead's activities of the same type and second are listed
+//! (`GET /activity/<type>/?lead_id=…&activity_at__gte=…&activity_at__lt=…`,
+//! close-openapi.yml) and one with the same type, time
 //! (`activity_at`, to the second), contact, subject and body (trimmed, whitespace runs as one
 //! space) is taken as the record already created and returned. [`Connector::find_created`]
 //! is the same lookup; `find_by_marker` refuses activities, as the marker alone finds
@@ -181,11 +182,21 @@ impl CloseConnector {
             return Ok(None);
         };
         let want = mapping::natural_key(&shaped);
-        let found = self
+        let mut list = self
             .client
             .resource::<Value>(&collection)
             .list()
-            .filter("lead_id", lead)
+            .filter("lead_id", lead);
+        // Only the activities of that second (`activity_at__gte` / `__lt`, close-openapi.yml
+        // /activity/<type>/), so a lead with years of notes is not read whole per create.
+        if let Some(at) = shaped.occurred_at {
+            let second = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+            let next = second + chrono::Duration::seconds(1);
+            list = list
+                .filter("activity_at__gte", crmkit_core::time::format_close(second))
+                .filter("activity_at__lt", crmkit_core::time::format_close(next));
+        }
+        let found = list
             .stream()
             .try_filter_map(|v| {
                 let hit = match to_record(ObjectKind::Activity, v) {

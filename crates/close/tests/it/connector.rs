@@ -514,6 +514,21 @@ async fn built_in_activities_are_created_once_by_their_natural_key() {
     );
     let other = conn.create_marked(vec![note("Other")]).await;
     assert_ne!(other.results[0].as_ref().expect("created"), &made);
+    // Another second is another activity too, and does not hide the first.
+    let mut later = note("Intro call");
+    if let Record::Activity(a) = &mut later.record {
+        a.occurred_at = Some(at + chrono::Duration::seconds(1));
+    }
+    assert_eq!(conn.find_created(&later).await.expect("lookup"), None);
+    let later = conn.create_marked(vec![later]).await;
+    assert_ne!(later.results[0].as_ref().expect("created"), &made);
+    assert_eq!(
+        conn.find_created(&note("Intro call"))
+            .await
+            .expect("lookup"),
+        Some(made.clone()),
+        "the one of that second"
+    );
     // The marker alone cannot find a built-in activity.
     let e = conn
         .find_by_marker(ObjectKind::Activity, "hubspot:activity:1")
