@@ -12,13 +12,13 @@
 //!    intent log are settled first: a create is looked up with
 //!    [`Connector::find_created`](crmkit_core::Connector::find_created) (by its marker, or,
 //!    where the CRM cannot store one, by the natural key of the record the intent kept) and,
-//!    when found,
-//!    its id goes onto the link it was for, so nothing is created twice; an update is
+//!    when found, its id goes onto the link it was for, with its hash and values as that
+//!    side's (it holds what was sent), so nothing is created twice; an update is
 //!    simply planned again (the link's hashes did not move); a delete is sent again.
 //! 3. **Pull.** Per kind (companies, then people, then deals, then activities, so parents
-//!    are linked before the records pointing at them) and per CRM: every change since the stored cursor. A
-//!    record delivered twice (the feeds' overlap windows) keeps its last state; tombstones
-//!    are deletions; records a connector could not read are reported.
+//!    are linked before the records pointing at them) and per CRM: every change since the
+//!    stored cursor. A record delivered twice (the feeds' overlap windows) keeps its last
+//!    state; tombstones are deletions; records a connector could not read are reported.
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
 //! 5. **Sort.** A record with a stored link joins its link's group; the group is completed
@@ -147,9 +147,9 @@
 //!
 //! - A kind's changes are held in memory for the run.
 //! - Fields a CRM cannot hold (a Close note's `completed`, a Salesforce Task's time of day)
-//!   differ between linked activities; while each side's stored values are known this is no
-//!   change, but a side with none (a create recovered after an interruption) may be planned
-//!   an update that its connector finds nothing to send for.
+//!   differ between linked activities; each side's stored values tell that this is no
+//!   change. Under `primary`, a change to another field of the activity also sends the
+//!   primary's value of such a field, which the connector then finds nothing to send for.
 //! - Links stored before the store kept field values get them at their next change; until
 //!   then (no base) a clear on one side is not told from a field never filled, and is not
 //!   propagated.

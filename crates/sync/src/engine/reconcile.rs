@@ -3,6 +3,43 @@
 use super::*;
 
 impl Engine {
+    /// Stores what a record recovered after an interruption holds as its side's hash and
+    /// values, as a settled create would have: without them the next run would take every
+    /// value of it as a change of that side, and a value the CRM holds coarser than the
+    /// source (a Salesforce Task's day for an activity's time) would be copied back over the
+    /// finer one. A failure is reported; the side then just stays without a base.
+    async fn store_base(&self, link: &Link, found: &RecordRef, report: &mut Report) {
+        let Some(cfg) = self.config.entity(found.object) else {
+            return;
+        };
+        if link.hash(found.crm).is_some() {
+            return;
+        }
+        let seen = self
+            .conn(found.crm)
+            .get(found.object, &found.id)
+            .await
+            .and_then(|r| Seen::new(found.crm, r, cfg, false));
+        let stored = match seen {
+            Ok(seen) => {
+                let update = LinkUpdate::new()
+                    .hash(found.crm, Some(seen.hash))
+                    .fields(found.crm, Some(fields_json(&seen.fields)));
+                self.store
+                    .update_link(link, &update)
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            report.errors.push(format!(
+                "reading back {found}, created before an interruption: {e}"
+            ));
+        }
+    }
+
     /// Settles the writes an interrupted run left `pending` or `sent`: a create is looked up
     /// with [`Connector::find_created`] (by its marker, or the natural key of a kind that
     /// holds none; found: the link gets its id; not found: it never happened and is planned
@@ -44,14 +81,16 @@ impl Engine {
                                 None => None,
                             } {
                                 if link.crm_id(intent.crm).is_none() {
-                                    if let Err(e) =
-                                        self.store.set_crm_id(&link, intent.crm, &found.id).await
+                                    match self.store.set_crm_id(&link, intent.crm, &found.id).await
                                     {
-                                        report.errors.push(format!(
-                                            "linking {found}, created before an interruption: {}",
-                                            store_err(e)
-                                        ));
-                                        continue;
+                                        Ok(link) => self.store_base(&link, &found, report).await,
+                                        Err(e) => {
+                                            report.errors.push(format!(
+                                                "linking {found}, created before an interruption: {}",
+                                                store_err(e)
+                                            ));
+                                            continue;
+                                        }
                                     }
                                 }
                             }

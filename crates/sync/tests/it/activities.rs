@@ -11,7 +11,7 @@ use crmkit_core::{
 };
 use crmkit_salesforce::{Client as SalesforceClient, SalesforceConnector};
 use crmkit_sandbox::salesforce::{Auth, Config as SfConfig, RunningSalesforce, SalesforceSandbox};
-use crmkit_store::{IntentOp, NewIntent};
+use crmkit_store::{IntentOp, LinkUpdate, NewIntent};
 use crmkit_sync::config::Config;
 use crmkit_sync::engine::Engine;
 use serde_json::{Value, json};
@@ -144,6 +144,13 @@ impl Three {
             .expect("store")
             .expect("linked");
         let link = self.w.store.unlink(&link, crm).await.expect("store");
+        // Nor were its hash and values stored.
+        let link = self
+            .w
+            .store
+            .update_link(&link, &LinkUpdate::new().hash(crm, None).fields(crm, None))
+            .await
+            .expect("store");
         let marker = format!("{}:activity:{}", source.crm, source.id);
         let intent = self
             .w
@@ -305,6 +312,7 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
     let note = t
         .close_activity("note", json!({"lead_id": lead, "note": "Intro notes"}))
         .await;
+    let note_at = t.activity(Crm::Close, &note).await.occurred_at;
     t.w.settle().await;
     let first = engine.run().await.expect("first run");
     assert!(first.errors.is_empty(), "{:?}", first.errors);
@@ -329,6 +337,11 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
     assert!(third.errors.is_empty(), "{:?}", third.errors);
     assert_eq!(third.recovered, 3, "{third:?}");
     assert_eq!(third.created, 0, "nothing made twice: {third:?}");
+    // The recovered copies are known as written: the Salesforce Task's day is not taken for
+    // a new time of the note, nothing is written back.
+    assert_eq!(third.updated, 0, "{third:?}");
+    let close_note = t.activity(Crm::Close, &note).await;
+    assert_eq!(close_note.occurred_at, note_at);
     assert_eq!(t.close_activities("note", &lead).await.len(), 2);
     assert_eq!(t.w.hs_sb.count("notes"), 2);
     assert_eq!(t.sf_sb.count("Task"), 2);
