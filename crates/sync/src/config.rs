@@ -494,10 +494,22 @@ impl Config {
                     )));
                 }
             }
-            if kind == ObjectKind::Activity && e.enabled && !e.fields.iter().any(|f| f == "kind") {
-                return Err(Error::config(
-                    "[activity] fields: \"kind\" is required: it says what each CRM creates (a note, a call…)",
-                ));
+            if kind == ObjectKind::Activity && e.enabled {
+                if !e.fields.iter().any(|f| f == "kind") {
+                    return Err(Error::config(
+                        "[activity] fields: \"kind\" is required: it says what each CRM creates (a note, a call…)",
+                    ));
+                }
+                // A reference to a kind that is not synced could never be translated: every
+                // activity holding one would wait forever.
+                for (field, parent) in [("company", &self.company), ("person", &self.person)] {
+                    if !parent.enabled && e.fields.iter().any(|f| f == field) {
+                        return Err(Error::config(format!(
+                            "[activity] fields: {field:?} needs [{field}] synced (enabled = true), \
+                             or take it out of the activity fields"
+                        )));
+                    }
+                }
             }
             if kind == ObjectKind::Deal && e.enabled && e.fields.iter().any(|f| f == "stage") {
                 if !e.pipelines.contains_key("default") {
@@ -705,6 +717,10 @@ mod tests {
         assert!(bad("[company]\nfields = [\"nmae\"]").contains("unknown field \"nmae\""));
         assert!(bad("[activity]\nfields = [\"subject\"]").contains("\"kind\" is required"));
         assert!(bad("[activity]\nfields = [\"kind\", \"title\"]").contains("unknown field"));
+        assert!(
+            bad("[person]\nfields = [\"name\"]\nenabled = false\n[activity]\nfields = [\"kind\", \"person\"]")
+                .contains("needs [person] synced")
+        );
         assert!(
             bad("[company]\nfields = [\"name\"]\nconflict = { primary = \"salesforce\" }")
                 .contains("does not take part")
