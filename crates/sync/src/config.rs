@@ -622,8 +622,8 @@ policy = "last_write_wins"
 # belong to (an activity whose company or person is not linked yet waits for it). Each is
 # created once in the other CRMs and then kept in agreement; activities are never matched
 # by content. `kind` is set when an activity is created and never changed. Close cannot
-# create meetings or hold tasks, and a Salesforce note becomes a Task: such records are
-# reported, not retried. Without this table activities are not synced.
+# create meetings or hold tasks (such records are reported, not retried); in Salesforce a
+# note becomes a completed Task. Without this table activities are not synced.
 [activity]
 enabled = true
 fields = ["kind", "subject", "body", "occurred_at", "duration", "direction", "completed", "company", "person"]
