@@ -35,11 +35,15 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
     let sandbox = strict(40, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_page_size(3);
     next_second().await;
-    let first: Vec<Change> = conn
+    let mut first: Vec<Change> = conn
         .changes(ObjectKind::Company, None)
         .try_collect()
         .await
         .expect("feed");
+    let cursor = first.last().expect("changes").cursor().clone();
+    // The seeded accounts were last changed long before the run's bound: it ends on a
+    // checkpoint there.
+    assert!(matches!(first.pop(), Some(Change::Checkpoint { .. })));
     let accounts = sandbox.count("Account");
     assert!(accounts > 3);
     assert_eq!(first.len(), accounts, "every account once");
@@ -53,7 +57,6 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
         assert!(record.updated_at() >= last_time, "oldest first");
         last_time = record.updated_at();
     }
-    let cursor = first.last().expect("changes").cursor().clone();
 
     // Nothing changed: a resumed run re-reads at most the overlap window.
     let again: Vec<Change> = conn
@@ -61,7 +64,11 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
         .try_collect()
         .await
         .expect("feed");
-    assert!(again.iter().all(|c| matches!(c, Change::Upsert { .. })));
+    assert!(
+        again
+            .iter()
+            .all(|c| matches!(c, Change::Upsert { .. } | Change::Checkpoint { .. }))
+    );
 
     let created = conn.create(vec![company("Fresh")]).await;
     let fresh = created.results[0].as_ref().expect("created").clone();
@@ -117,6 +124,10 @@ async fn the_feed_reads_every_batch_when_salesforce_answers_shorter_than_the_lim
         .try_collect()
         .await
         .expect("feed");
+    let first: Vec<Change> = first
+        .into_iter()
+        .filter(|c| !matches!(c, Change::Checkpoint { .. }))
+        .collect();
     let accounts = sandbox.count("Account");
     assert!(accounts > 5);
     let ids: HashSet<&str> = first.iter().filter_map(Change::id).collect();
@@ -146,6 +157,73 @@ async fn a_cursor_older_than_the_deletion_log_stops_for_a_resync_and_stays_put()
         Err(e) => e,
         Ok(c) => panic!("a stale cursor must stop the run before any change: {c:?}"),
     };
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.to_string().contains("full resync"), "{e}");
+}
+
+#[tokio::test]
+async fn a_quiet_feed_keeps_its_cursor_fresh_past_the_deletion_window() {
+    let sandbox = strict(3, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let mut cursor = first.last().expect("changes").cursor().clone();
+    // 18 days without a single change, read every 6 days: longer than getDeleted keeps
+    // deletions, so only checkpoints keep the cursor usable.
+    for _ in 0..3 {
+        sandbox.advance_clock(Duration::from_secs(6 * 86_400));
+        let quiet: Vec<Change> = conn
+            .changes(ObjectKind::Company, Some(cursor.clone()))
+            .try_collect()
+            .await
+            .expect("a quiet run works");
+        assert!(
+            quiet.iter().all(|c| matches!(c, Change::Checkpoint { .. })),
+            "nothing changed: {quiet:?}"
+        );
+        cursor = quiet
+            .last()
+            .expect("a quiet run still moves its cursor")
+            .cursor()
+            .clone();
+    }
+    let created = conn.create(vec![company("Awake")]).await;
+    let fresh = created.results[0].as_ref().expect("created").clone();
+    let victim = first[0].id().expect("id").to_string();
+    let gone = conn
+        .delete(vec![RecordRef::new(
+            crmkit_core::Crm::Salesforce,
+            ObjectKind::Company,
+            victim.clone(),
+        )])
+        .await;
+    assert!(gone.results[0].is_ok());
+    next_second().await;
+    let later: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor.clone()))
+        .try_collect()
+        .await
+        .expect("the feed still works after 18 quiet days");
+    assert!(
+        later
+            .iter()
+            .any(|c| matches!(c, Change::Deleted { record, .. } if record.id == victim))
+    );
+    assert!(later.iter().any(|c| c.id() == Some(fresh.id.as_str())));
+
+    // Deletions purged from the log (the Recycle Bin emptied) since the cursor: resync.
+    let cursor = later.last().expect("changes").cursor().clone();
+    next_second().await;
+    sandbox.purge_deletions();
+    let e = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("purged deletions");
     assert_eq!(e.kind(), ErrorKind::Validation);
     assert!(e.to_string().contains("full resync"), "{e}");
 }

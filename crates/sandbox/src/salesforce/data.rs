@@ -47,6 +47,11 @@ pub(crate) struct Data {
     journal: Vec<Undo>,
     marks: Vec<(usize, usize)>,
     last_micros: i64,
+    /// How far the org's clock runs ahead of the machine's (tests of long quiet spells).
+    pub clock_offset: chrono::Duration,
+    /// Deletions up to this time were purged from the deletion log (the Recycle Bin
+    /// emptied), so getDeleted no longer answers for them.
+    pub purged_through: Option<DateTime<Utc>>,
     /// Changes not yet handed to outbound messaging.
     pub events: Vec<Change>,
     /// The user the API acts as (`OwnerId`, `CreatedById` defaults).
@@ -114,6 +119,8 @@ impl Data {
             journal: Vec::new(),
             marks: Vec::new(),
             last_micros: 0,
+            clock_offset: chrono::Duration::zero(),
+            purged_through: None,
             events: Vec::new(),
             user_id: ids::make("005", first_id),
             org_id: ids::make("00D", first_id),
@@ -139,10 +146,17 @@ impl Data {
     /// getDeleted's `latestDateCovered` read
     /// (<https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/system_fields.htm>).
     pub(crate) fn now(&mut self) -> DateTime<Utc> {
-        let micros = Utc::now().timestamp() * 1_000_000;
+        let micros = self.clock().timestamp() * 1_000_000;
         let micros = micros.max(self.last_micros);
         self.last_micros = micros;
         DateTime::from_timestamp_micros(micros).unwrap_or_else(Utc::now)
+    }
+
+    /// The org's clock: the machine's, moved by [`Data::clock_offset`].
+    pub(crate) fn clock(&self) -> DateTime<Utc> {
+        Utc::now()
+            .checked_add_signed(self.clock_offset)
+            .unwrap_or_else(Utc::now)
     }
 
     /// The table of `object`.
