@@ -401,11 +401,7 @@ impl SalesforceConnector {
                 }
             }
             let bodies = missing.iter().map(|(_, (_, _, f))| f.clone()).collect();
-            let results = self
-                .client
-                .collections(sobject)
-                .upsert(&field, bodies)
-                .await;
+            let results = self.client.upsert_many(sobject, &field, bodies).await;
             for ((i, (m, label, _)), res) in missing.into_iter().zip(results) {
                 out[i] = Some(
                     res.and_then(|u| {

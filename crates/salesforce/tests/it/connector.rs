@@ -408,6 +408,43 @@ async fn marked_creates_are_idempotent_and_share_results_within_a_batch() {
 }
 
 #[tokio::test]
+async fn marked_creates_above_the_bulk_threshold_go_through_an_upsert_job_safe_to_retry() {
+    let sandbox = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
+        .start()
+        .await
+        .expect("sandbox");
+    let conn = SalesforceConnector::new(crate::bulk::bulk_client(&sandbox, 2))
+        .with_marker_field("External_Id__c");
+    let before = sandbox.count("Account");
+    let batch = || {
+        ["Alpha", "Beta", "Gamma"]
+            .iter()
+            .map(|n| Marked {
+                record: company(n),
+                marker: format!("bulk-{n}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    // The job is closed and runs, but its results cannot be read.
+    sandbox.set_faults(crate::bulk::unreadable_jobs());
+    let first = conn.create_marked(batch()).await;
+    assert!(first.results.iter().all(Result::is_err), "{first:?}");
+    sandbox.set_faults(crmkit_sandbox::faults::Faults::default());
+    let jobs: Value = conn
+        .client()
+        .json(&crmkit_core::http::ApiRequest::get("jobs/ingest"))
+        .await
+        .expect("jobs");
+    let job = &jobs["records"][0];
+    assert_eq!(job["operation"], "upsert", "{jobs}");
+    assert_eq!(job["externalIdFieldName"], "External_Id__c");
+    // The retry finds what the job made: nothing twice.
+    let again = conn.create_marked(batch()).await;
+    assert!(again.results.iter().all(Result::is_ok), "{again:?}");
+    assert_eq!(sandbox.count("Account"), before + 3);
+}
+
+#[tokio::test]
 async fn people_deals_and_activities_round_trip() {
     let sandbox = strict(0, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox));
