@@ -324,6 +324,7 @@ impl Data {
             ));
         }
         let given = self.validate(o, body, true)?;
+        self.check_unique(o, None, &given)?;
         let id = ids::make(o.prefix, self.next);
         self.next += 1;
         let now = self.now();
@@ -375,6 +376,7 @@ impl Data {
     ) -> Result<(), ApiError> {
         let old = self.live(o, id)?.clone();
         let given = self.validate(o, body, false)?;
+        self.check_unique(o, Some(id), &given)?;
         let now = self.now();
         let mut row = old;
         for (k, v) in &given {
@@ -391,6 +393,37 @@ impl Data {
             kind: ChangeKind::Updated,
             record: row,
         });
+        Ok(())
+    }
+
+    /// Refuses a value of a Unique field that another live record holds (compared without
+    /// case, as the index keys are), with Salesforce's `DUPLICATE_VALUE`.
+    fn check_unique(
+        &self,
+        o: &'static Object,
+        id: Option<&str>,
+        given: &Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        let me = id.and_then(ids::to18);
+        for f in o.fields.iter().filter(|f| f.unique) {
+            let Some(v) = given.get(f.name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let other = self
+                .lookup(o, f, v)
+                .into_iter()
+                .find(|other| Some(other) != me.as_ref() && self.live(o, other).is_ok());
+            if let Some(other) = other {
+                return Err(ApiError::bad(
+                    "DUPLICATE_VALUE",
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other}",
+                        f.name
+                    ),
+                )
+                .with_fields([f.name]));
+            }
+        }
         Ok(())
     }
 

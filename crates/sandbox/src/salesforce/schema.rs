@@ -117,6 +117,9 @@ pub(crate) struct Field {
     pub relationship: Option<&'static str>,
     /// An External ID field.
     pub external_id: bool,
+    /// A Unique field whose values are compared without case ("Treat ABC and abc as
+    /// duplicate values"): a second record with the same value is refused.
+    pub unique: bool,
     /// Usable to identify a record (Id, external ids, Email).
     pub id_lookup: bool,
     /// Kept in an equality index for queries and upserts.
@@ -144,6 +147,7 @@ const fn f(name: &'static str, label: &'static str, ftype: FType) -> Field {
         refs: &[],
         relationship: None,
         external_id: false,
+        unique: false,
         id_lookup: false,
         indexed: false,
         custom: false,
@@ -270,9 +274,15 @@ fn system_fields(owner: bool) -> Vec<Field> {
     v
 }
 
+/// `External_Id__c`: External ID and Unique, case-insensitive (the default choice for a
+/// Unique text field), so an upsert by it matches `ABC123` with `abc123`
+/// (<https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>)
+/// and SOQL compares it without case as every field that is not unique case-sensitive
+/// (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm>).
 fn external_id() -> Field {
     let mut x = f("External_Id__c", "External Id", FType::String);
     x.external_id = true;
+    x.unique = true;
     x.id_lookup = true;
     x.indexed = true;
     x.custom = true;
@@ -803,7 +813,7 @@ pub(crate) fn describe(v: &str, o: &Object) -> Value {
                 "updateable": x.access == Access::ReadWrite && o.createable,
                 "defaultedOnCreate": defaulted,
                 "externalId": x.external_id, "idLookup": x.id_lookup,
-                "unique": false, "custom": x.custom, "filterable": true, "sortable": true,
+                "unique": x.unique, "caseSensitive": false, "custom": x.custom, "filterable": true, "sortable": true,
                 "calculated": false, "restrictedPicklist": x.restricted,
                 "picklistValues": picklist,
                 "referenceTo": x.refs, "relationshipName": x.relationship,

@@ -231,28 +231,46 @@ async fn upsert_by_external_id_creates_updates_and_reports_multiple_matches() {
         "before 46.0 an update answers 204"
     );
 
-    api.post(
-        "/sobjects/Account",
-        &json!({"Name": "Dup A", "External_Id__c": "dup"}),
-    )
-    .await;
-    api.post(
-        "/sobjects/Account",
-        &json!({"Name": "Dup B", "External_Id__c": "dup"}),
-    )
-    .await;
-    let m = api
+    // External_Id__c is Unique and case-insensitive: `EXT-1` is `ext-1`, and no second
+    // record may take it.
+    let c = api
         .patch(
-            "/sobjects/Account/External_Id__c/dup",
-            &json!({"Name": "?"}),
+            "/sobjects/Account/External_Id__c/EXT-1",
+            &json!({"Name": "Eins"}),
         )
         .await;
-    assert_eq!(m.status, 300);
+    assert_eq!((c.status, &c.body["id"]), (200, &id), "{}", c.body);
+    let dup = api
+        .post(
+            "/sobjects/Account",
+            &json!({"Name": "Dup", "External_Id__c": "Ext-1"}),
+        )
+        .await;
+    assert_eq!(dup.status, 400);
+    assert_eq!(dup.body[0]["errorCode"], "DUPLICATE_VALUE", "{}", dup.body);
+    let got = api.get("/sobjects/Account/External_Id__c/eXt-1", &[]).await;
+    assert_eq!(got.body["Id"], id);
+
+    // A lookup field that is not unique can match several records: 300.
+    for name in ["Dup A", "Dup B"] {
+        api.post(
+            "/sobjects/Contact",
+            &json!({"LastName": name, "Email": "dup@example.com"}),
+        )
+        .await;
+    }
+    let m = api
+        .patch(
+            "/sobjects/Contact/Email/dup@example.com",
+            &json!({"Title": "?"}),
+        )
+        .await;
+    assert_eq!(m.status, 300, "{}", m.body);
     assert_eq!(m.body.as_array().map(Vec::len), Some(2));
     assert!(
         m.body[0]
             .as_str()
-            .is_some_and(|u| u.starts_with("/services/data/v59.0/sobjects/Account/001"))
+            .is_some_and(|u| u.starts_with("/services/data/v59.0/sobjects/Contact/003"))
     );
 
     let bad = api
@@ -264,7 +282,7 @@ async fn upsert_by_external_id_creates_updates_and_reports_multiple_matches() {
         "Provided external ID field does not exist or is not accessible: Namez"
     );
     let got = api.get("/sobjects/Account/External_Id__c/ext-1", &[]).await;
-    assert_eq!(got.body["Name"], "Ein");
+    assert_eq!(got.body["Name"], "Eins");
 }
 
 #[tokio::test]
