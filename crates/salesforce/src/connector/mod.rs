@@ -29,8 +29,11 @@
 //! - **Idempotent creates**: the marker lives in an external id field
 //!   ([`SalesforceConnector::with_marker_field`], such as `crmkit_id__c`, defined as
 //!   External ID and Unique on each object). Markers already stored are found with one SOQL
-//!   query per object and returned untouched; the rest are upserted by that field, so a
-//!   create retried after an interruption updates the record it made.
+//!   query per object and returned untouched; the rest are upserted by that field
+//!   (collections, or a Bulk API 2.0 upsert job from the bulk threshold on), so a create
+//!   retried after an interruption updates the record it made. Markers match as the field
+//!   does: without case unless its describe says `caseSensitive` (a Unique field defined
+//!   case-sensitive), so `SRC-1` and `src-1` are one record.
 //! - **Search**: a text search with `LIKE '%text%'` on the name fields (Name; FirstName,
 //!   LastName, Email; Subject), the text escaped as a literal.
 //!
@@ -309,9 +312,23 @@ impl SalesforceConnector {
         finish(out)
     }
 
-    /// The ids of the records of `sobject` whose marker is in `markers`.
+    /// Whether `sobject`'s marker field compares values with case. SOQL comparisons and
+    /// upserts by an external id match without case unless the field is unique and
+    /// case-sensitive
+    /// (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm>,
+    /// <https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>);
+    /// the field's describe says which (`caseSensitive`).
+    async fn marker_case_sensitive(&self, sobject: &str) -> Result<bool> {
+        let field = self.marker_field()?;
+        let describe = self.client.sobject(sobject).describe().await?;
+        Ok(describe.field(field).is_some_and(|f| f.case_sensitive))
+    }
+
+    /// The ids of the records of `sobject` whose marker is in `markers`, keyed by
+    /// [`marker_key`] as Salesforce matches them.
     async fn lookup(&self, sobject: &str, markers: &[String]) -> Result<HashMap<String, String>> {
         let field = self.marker_field()?;
+        let case = self.marker_case_sensitive(sobject).await?;
         let mut found = HashMap::new();
         for chunk in markers.chunks(200) {
             let q = Soql::select(["Id", field])
@@ -323,7 +340,7 @@ impl SalesforceConnector {
                     r.get("Id").and_then(Value::as_str),
                     r.get(field).and_then(Value::as_str),
                 ) {
-                    found.insert(m.to_string(), id.to_string());
+                    found.insert(marker_key(m, case), id.to_string());
                 }
             }
         }
@@ -342,6 +359,7 @@ impl SalesforceConnector {
             }
         };
         let mut first: HashMap<(&'static str, String), usize> = HashMap::new();
+        let mut case: HashMap<&'static str, bool> = HashMap::new();
         let mut copies = Vec::new();
         let mut items = Vec::new();
         for (i, m) in records.into_iter().enumerate() {
@@ -356,11 +374,23 @@ impl SalesforceConnector {
                     continue;
                 }
             };
-            if let Some(&at) = first.get(&(sobject, m.marker.clone())) {
+            let sensitive = match case.get(sobject) {
+                Some(&c) => c,
+                None => match self.marker_case_sensitive(sobject).await {
+                    Ok(c) => *case.entry(sobject).or_insert(c),
+                    Err(e) => {
+                        out[i] = Some(Err(named(e, &label)));
+                        continue;
+                    }
+                },
+            };
+            // Markers Salesforce takes for one value are one record.
+            let key = (sobject, marker_key(&m.marker, sensitive));
+            if let Some(&at) = first.get(&key) {
                 copies.push((i, at));
                 continue;
             }
-            first.insert((sobject, m.marker.clone()), i);
+            first.insert(key, i);
             fields = match self.writable(sobject, fields).await {
                 Ok(f) => f,
                 Err(e) => {
@@ -388,8 +418,9 @@ impl SalesforceConnector {
                 }
             };
             let mut missing = Vec::new();
+            let sensitive = case.get(sobject).copied().unwrap_or(true);
             for (i, (m, label, fields)) in group {
-                match found.get(&m.marker) {
+                match found.get(&marker_key(&m.marker, sensitive)) {
                     Some(id) => {
                         out[i] = Some(Ok(RecordRef::new(
                             Crm::Salesforce,
@@ -436,6 +467,15 @@ impl SalesforceConnector {
             }
         }
         finish(out)
+    }
+}
+
+/// A marker as its field compares it: as is when case-sensitive, else lower-cased.
+fn marker_key(marker: &str, case_sensitive: bool) -> String {
+    if case_sensitive {
+        marker.to_string()
+    } else {
+        marker.to_lowercase()
     }
 }
 
@@ -512,7 +552,8 @@ impl Connector for SalesforceConnector {
     async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
         for sobject in self.sobjects(kind) {
             let found = self.lookup(sobject, &[marker.to_string()]).await?;
-            if let Some(id) = found.get(marker) {
+            let key = marker_key(marker, self.marker_case_sensitive(sobject).await?);
+            if let Some(id) = found.get(&key) {
                 return Ok(Some(RecordRef::new(Crm::Salesforce, kind, id.clone())));
             }
         }

@@ -408,6 +408,48 @@ async fn marked_creates_are_idempotent_and_share_results_within_a_batch() {
 }
 
 #[tokio::test]
+async fn markers_match_without_case_as_the_external_id_field_does() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_marker_field("External_Id__c");
+    let marked = |name: &str, marker: &str| Marked {
+        record: company(name),
+        marker: marker.into(),
+    };
+    let first = conn
+        .create_marked(vec![
+            marked("Upper", "SRC-1"),
+            marked("Mixed", "Case-X"),
+            marked("Mixed again", "case-x"),
+        ])
+        .await;
+    let upper = first.results[0].as_ref().expect("created").clone();
+    assert_eq!(
+        first.results[1].as_ref().expect("created"),
+        first.results[2].as_ref().expect("shared"),
+        "one value to Salesforce, one record"
+    );
+    assert_eq!(sandbox.count("Account"), 2);
+    // Found in any case, and left untouched.
+    let again = conn.create_marked(vec![marked("Renamed", "src-1")]).await;
+    assert_eq!(again.results[0].as_ref().expect("found"), &upper);
+    let stored = conn
+        .get(ObjectKind::Company, &upper.id)
+        .await
+        .expect("reads");
+    let Record::Company(stored) = stored else {
+        panic!("a company: {stored:?}")
+    };
+    assert_eq!(stored.name, "Upper", "a found record is not overwritten");
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "Src-1")
+            .await
+            .expect("lookup"),
+        Some(upper)
+    );
+    assert_eq!(sandbox.count("Account"), 2);
+}
+
+#[tokio::test]
 async fn marked_creates_above_the_bulk_threshold_go_through_an_upsert_job_safe_to_retry() {
     let sandbox = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
         .start()
