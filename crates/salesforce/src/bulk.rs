@@ -223,13 +223,20 @@ impl Client {
         self.json(&req).await
     }
 
-    /// Polls `jobs/{kind}/{id}` with backoff until the job ends.
-    async fn bulk_wait(&self, kind: &str, job_id: &str) -> Result<JobInfo> {
+    /// Polls `jobs/{kind}/{id}` with backoff until the job ends, showing each answer to
+    /// `on_poll`.
+    async fn bulk_wait(
+        &self,
+        kind: &str,
+        job_id: &str,
+        mut on_poll: impl FnMut(&JobInfo),
+    ) -> Result<JobInfo> {
         let policy = poll_policy();
         let path = format!("jobs/{kind}/{}", path_segment("job id", job_id)?);
         let mut attempt = 0u32;
         loop {
             let info: JobInfo = self.json(&ApiRequest::get(path.clone())).await?;
+            on_poll(&info);
             if info.finished() {
                 return Ok(info);
             }
@@ -238,9 +245,20 @@ impl Client {
         }
     }
 
-    /// Waits for an ingest job to end.
+    /// Waits for an ingest job to end: polls its state from once a second, doubling the
+    /// pause up to 30 s. Its results can be read once it has ended.
     pub async fn bulk_wait_ingest(&self, job_id: &str) -> Result<JobInfo> {
-        self.bulk_wait("ingest", job_id).await
+        self.bulk_wait("ingest", job_id, |_| ()).await
+    }
+
+    /// [`Client::bulk_wait_ingest`], showing every poll's answer to `on_poll` (progress:
+    /// `number_records_processed`).
+    pub async fn bulk_wait_ingest_with(
+        &self,
+        job_id: &str,
+        on_poll: impl FnMut(&JobInfo),
+    ) -> Result<JobInfo> {
+        self.bulk_wait("ingest", job_id, on_poll).await
     }
 
     async fn bulk_csv(&self, path: String) -> Result<Vec<Map<String, Value>>> {
@@ -636,7 +654,7 @@ impl Client {
                 let (job, locator) = match next {
                     Next::Start(q) => {
                         let job = client.bulk_query_job(&q, all).await?;
-                        let info = client.bulk_wait("query", &job.id).await?;
+                        let info = client.bulk_wait("query", &job.id, |_| ()).await?;
                         if info.state != "JobComplete" {
                             return Err(Error::new(
                                 ErrorKind::BadResponse,
