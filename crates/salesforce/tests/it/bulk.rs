@@ -248,7 +248,7 @@ async fn a_bulk_query_streams_every_page_by_locator() {
 pub fn bulk_client(sb: &crmkit_sandbox::salesforce::RunningSalesforce, threshold: usize) -> Client {
     Client::builder()
         .access_token(SecretString::from("bulk"))
-        .instance_url(&sb.instance_url())
+        .instance_url(sb.instance_url())
         .retry(fast_retry())
         .bulk_threshold(threshold)
         .build()

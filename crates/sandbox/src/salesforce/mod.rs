@@ -418,7 +418,7 @@ impl RunningSalesforce {
     pub fn advance_clock(&self, by: std::time::Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
         let mut data = self.state.write();
-        data.clock_offset = data.clock_offset + by;
+        data.clock_offset += by;
     }
 
     /// Empties the Recycle Bin as an administrator can: every deletion up to now leaves
