@@ -13,7 +13,10 @@
 //!   (contacts only; a lead's `Company` text stays in `custom` and is required on create);
 //!   Opportunity — `Name`, `Amount` → [`crmkit_core::Money`] in cents with
 //!   `CurrencyIsoCode` (or the configured currency, default USD), `StageName` → stage,
-//!   `Probability` → confidence, `CloseDate`, `AccountId`; Task — `TaskSubtype` `Call` /
+//!   `Probability` → confidence, `CloseDate`, `AccountId`, `ContactId` → person (the
+//!   primary contact: sent on create; a later change makes that contact's
+//!   OpportunityContactRole primary, creating it if needed, since `ContactId` cannot be
+//!   updated; `None` takes the flag from the primary role); Task — `TaskSubtype` `Call` /
 //!   `Email` / other → call / email / task, `Subject`, `Description` → body,
 //!   `ActivityDate`, `CallDurationInSeconds`, `CallType` → direction, `Status`
 //!   `Completed` (or `IsClosed`) → completed; Event → meeting with `ActivityDateTime`,
@@ -296,13 +299,33 @@ impl SalesforceConnector {
                     continue;
                 }
             };
+            // An Opportunity's ContactId is set on create only; later its primary contact
+            // role carries the change.
+            let contact = if sobject == "Opportunity" {
+                patch.remove("ContactId")
+            } else {
+                None
+            };
             patch.insert("Id".into(), Value::String(id.clone()));
-            items.push((i, sobject, (r, id, patch)));
+            items.push((i, sobject, (r, id, patch, contact)));
         }
         for (sobject, group) in Self::group(items) {
-            let bodies = group.iter().map(|(_, (_, _, p))| p.clone()).collect();
-            let results = self.client.update_many(sobject, bodies).await;
-            for ((i, (r, id, _)), res) in group.into_iter().zip(results) {
+            let (sent, unsent): (Vec<_>, Vec<_>) =
+                group.into_iter().partition(|(_, (_, _, p, _))| p.len() > 1);
+            let bodies = sent.iter().map(|(_, (_, _, p, _))| p.clone()).collect();
+            let results = if sent.is_empty() {
+                Vec::new()
+            } else {
+                self.client.update_many(sobject, bodies).await
+            };
+            let done = sent
+                .into_iter()
+                .zip(results)
+                .chain(unsent.into_iter().map(|item| (item, Ok(()))));
+            for ((i, (r, id, _, contact)), mut res) in done {
+                if let (Ok(()), Some(contact)) = (&res, contact) {
+                    res = self.set_primary_contact(&id, contact).await;
+                }
                 out[i] = Some(
                     res.map(|()| RecordRef::new(Crm::Salesforce, r.kind(), id))
                         .map_err(|e| named(e, &r.describe())),
@@ -310,6 +333,46 @@ impl SalesforceConnector {
             }
         }
         finish(out)
+    }
+
+    /// Makes `contact` (an id, or `null` for none) the primary contact of Opportunity
+    /// `opportunity` through its OpportunityContactRole, the only way to change the
+    /// Opportunity's `ContactId` after create (Object Reference, Opportunity `ContactId`:
+    /// <https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm>):
+    /// an existing role of that contact is made primary, else a primary role is created;
+    /// `null` takes the flag from the primary role.
+    async fn set_primary_contact(&self, opportunity: &str, contact: Value) -> Result<()> {
+        let roles = self.client.sobject("OpportunityContactRole");
+        let mut cond = Condition::eq("OpportunityId", opportunity);
+        cond = match contact.as_str() {
+            Some(c) => cond.and(Condition::eq("ContactId", c)),
+            None => cond.and(Condition::eq("IsPrimary", true)),
+        };
+        let q = Soql::select(["Id"])
+            .from("OpportunityContactRole")
+            .filter(cond);
+        let found: Vec<_> = self.client.query_soql(&q).try_collect().await?;
+        let ids: Vec<&str> = found
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str))
+            .collect();
+        let primary = contact.is_string();
+        let mut flag = crate::sobjects::Fields::new();
+        flag.insert("IsPrimary".into(), Value::Bool(primary));
+        match (ids.first(), contact) {
+            (Some(role), Value::String(_)) => roles.update(role, &flag).await,
+            (None, Value::String(c)) => {
+                flag.insert("OpportunityId".into(), Value::String(opportunity.into()));
+                flag.insert("ContactId".into(), Value::String(c));
+                roles.create(&flag).await.map(drop)
+            }
+            _ => {
+                for role in ids {
+                    roles.update(role, &flag).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Whether `sobject`'s marker field compares values with case. SOQL comparisons and

@@ -487,6 +487,76 @@ async fn marked_creates_above_the_bulk_threshold_go_through_an_upsert_job_safe_t
 }
 
 #[tokio::test]
+async fn a_deals_person_round_trips_through_its_primary_contact_role() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    let person = |name: &str| {
+        Record::Person(Person {
+            name: name.into(),
+            ..Person::default()
+        })
+    };
+    let people = conn
+        .create(vec![person("Ada Lovelace"), person("Charles Babbage")])
+        .await;
+    let ada = people.results[0].as_ref().expect("ada").id.clone();
+    let charles = people.results[1].as_ref().expect("charles").id.clone();
+    let deal = Record::Deal(Deal {
+        name: "Engines".into(),
+        stage_id: Some("Prospecting".into()),
+        close_date: Some(Utc::now()),
+        person_id: Some(ada.clone()),
+        ..Deal::default()
+    });
+    let id = conn.create(vec![deal]).await.results[0]
+        .as_ref()
+        .expect("deal")
+        .id
+        .clone();
+    let read = |conn: &SalesforceConnector| {
+        let (conn, id) = (conn.clone(), id.clone());
+        async move {
+            match conn.get(ObjectKind::Deal, &id).await.expect("deal") {
+                Record::Deal(d) => d,
+                other => panic!("a deal: {other:?}"),
+            }
+        }
+    };
+    let d = read(&conn).await;
+    assert_eq!(d.person_id.as_deref(), Some(ada.as_str()));
+    // Read and written back unchanged: nothing to send.
+    let out = conn.update(vec![Record::Deal(d.clone())]).await;
+    assert!(out.results[0].is_ok());
+    // Another person: the primary contact role moves.
+    let mut moved = d.clone();
+    moved.person_id = Some(charles.clone());
+    let out = conn.update(vec![Record::Deal(moved)]).await;
+    assert!(out.results[0].is_ok(), "{:?}", out.results[0]);
+    let d = read(&conn).await;
+    assert_eq!(d.person_id.as_deref(), Some(charles.as_str()));
+    // And back to the first, whose role exists already: still one primary.
+    let mut back = d.clone();
+    back.person_id = Some(ada.clone());
+    assert!(conn.update(vec![Record::Deal(back)]).await.results[0].is_ok());
+    let d = read(&conn).await;
+    assert_eq!(d.person_id.as_deref(), Some(ada.as_str()));
+    let roles: Vec<_> = conn
+        .client()
+        .query(format!(
+            "SELECT ContactId FROM OpportunityContactRole WHERE OpportunityId = '{id}' AND IsPrimary = true"
+        ))
+        .try_collect()
+        .await
+        .expect("roles");
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    // No person.
+    let mut none = d.clone();
+    none.person_id = None;
+    assert!(conn.update(vec![Record::Deal(none)]).await.results[0].is_ok());
+    assert_eq!(read(&conn).await.person_id, None);
+}
+
+#[tokio::test]
 async fn people_deals_and_activities_round_trip() {
     let sandbox = strict(0, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox));

@@ -335,8 +335,9 @@ impl Data {
         self.events.push(Change {
             object: o.name,
             kind: ChangeKind::Created,
-            record: row,
+            record: row.clone(),
         });
+        self.primary_contact(o, &row, None)?;
         Ok(id)
     }
 
@@ -387,13 +388,84 @@ impl Data {
         row["LastModifiedById"] = json!(self.user_id);
         derive(o, &mut row, &given);
         check_event(o, &row)?;
+        let before = self.live(o, id)?.clone();
         self.put(o, row.clone());
         self.events.push(Change {
             object: o.name,
             kind: ChangeKind::Updated,
-            record: row,
+            record: row.clone(),
         });
+        self.primary_contact(o, &row, Some(&before))?;
         Ok(())
+    }
+
+    /// Keeps an Opportunity's `ContactId` and its primary OpportunityContactRole in step:
+    /// an Opportunity created with `ContactId` gets a primary role for that contact; a role
+    /// made primary takes the flag from the others and sets the Opportunity's `ContactId`;
+    /// the primary role losing the flag clears it (Object Reference, Opportunity
+    /// `ContactId` and OpportunityContactRole `IsPrimary`: "Each Opportunity has only one
+    /// primary contact").
+    fn primary_contact(
+        &mut self,
+        o: &'static Object,
+        row: &Value,
+        before: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let Some(roles) = schema::object("OpportunityContactRole") else {
+            return Ok(());
+        };
+        match o.name {
+            "Opportunity" if before.is_none() && row["ContactId"].is_string() => {
+                let role = json!({
+                    "OpportunityId": row["Id"], "ContactId": row["ContactId"], "IsPrimary": true,
+                });
+                self.create(roles, &role).map(drop)
+            }
+            "OpportunityContactRole" => {
+                let primary = row["IsPrimary"] == json!(true);
+                let was = before.is_some_and(|b| b["IsPrimary"] == json!(true));
+                if primary {
+                    let mine = row["Id"].as_str().unwrap_or_default().to_string();
+                    let others = roles
+                        .field("OpportunityId")
+                        .map(|f| self.lookup(roles, f, &row["OpportunityId"]))
+                        .unwrap_or_default();
+                    for other in others.into_iter().filter(|id| *id != mine) {
+                        if let Ok(r) = self.live(roles, &other)
+                            && r["IsPrimary"] == json!(true)
+                        {
+                            let mut r = r.clone();
+                            r["IsPrimary"] = json!(false);
+                            r["SystemModstamp"] = json!(sf_time(self.now()));
+                            self.put(roles, r);
+                        }
+                    }
+                    self.set_opportunity_contact(&row["OpportunityId"], row["ContactId"].clone());
+                } else if was {
+                    self.set_opportunity_contact(&row["OpportunityId"], Value::Null);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the derived `ContactId` of the live Opportunity `id`; a change moves its
+    /// `SystemModstamp`, as a system update does.
+    fn set_opportunity_contact(&mut self, id: &Value, contact: Value) {
+        let (Some(o), Some(id)) = (schema::object("Opportunity"), id.as_str()) else {
+            return;
+        };
+        let Ok(row) = self.live(o, id) else {
+            return;
+        };
+        if row["ContactId"] == contact {
+            return;
+        }
+        let mut row = row.clone();
+        row["ContactId"] = contact;
+        row["SystemModstamp"] = json!(sf_time(self.now()));
+        self.put(o, row);
     }
 
     /// Refuses a value of a Unique field that another live record holds (compared without
@@ -441,6 +513,9 @@ impl Data {
         row["IsDeleted"] = json!(true);
         row["SystemModstamp"] = json!(sf_time(now));
         self.put(o, row.clone());
+        if o.name == "OpportunityContactRole" && row["IsPrimary"] == json!(true) {
+            self.set_opportunity_contact(&row["OpportunityId"], Value::Null);
+        }
         self.events.push(Change {
             object: o.name,
             kind: ChangeKind::Deleted,

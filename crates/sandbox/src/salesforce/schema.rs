@@ -169,6 +169,11 @@ const fn ro(mut x: Field) -> Field {
     x
 }
 
+const fn create_only(mut x: Field) -> Field {
+    x.access = Access::CreateOnly;
+    x
+}
+
 const fn pick(mut x: Field, values: &'static [&'static str], restricted: bool) -> Field {
     x.picklist = values;
     x.restricted = restricted;
@@ -521,6 +526,16 @@ fn build() -> Vec<Object> {
     opportunity.extend([
         req(len(f("Name", "Name", FType::String), 120)),
         reference("AccountId", "Account ID", &["Account"], "Account"),
+        // The primary contact: set on create only (which makes a primary
+        // OpportunityContactRole), afterwards derived from the primary role (Object
+        // Reference, Opportunity, ContactId, API 46.0+:
+        // https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm).
+        create_only(reference(
+            "ContactId",
+            "Contact ID",
+            &["Contact"],
+            "Contact",
+        )),
         req(pick(
             len(f("StageName", "Stage", FType::Picklist), 255),
             STAGE_NAMES,
@@ -600,6 +615,41 @@ fn build() -> Vec<Object> {
         v.push(external_id());
         v
     };
+
+    // OpportunityContactRole: the role a Contact plays on an Opportunity; one primary per
+    // Opportunity (Object Reference:
+    // https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunitycontactrole.htm).
+    let mut contact_role = system_fields(false);
+    contact_role.extend([
+        req(create_only(reference(
+            "OpportunityId",
+            "Opportunity ID",
+            &["Opportunity"],
+            "Opportunity",
+        ))),
+        req(reference(
+            "ContactId",
+            "Contact ID",
+            &["Contact"],
+            "Contact",
+        )),
+        f("IsPrimary", "Primary", FType::Boolean),
+        pick(
+            f("Role", "Role", FType::Picklist),
+            &[
+                "Business User",
+                "Decision Maker",
+                "Economic Buyer",
+                "Economic Decision Maker",
+                "Evaluator",
+                "Executive Sponsor",
+                "Influencer",
+                "Technical Buyer",
+                "Other",
+            ],
+            false,
+        ),
+    ]);
 
     let mut user = system_fields(false);
     user.extend([
@@ -697,6 +747,11 @@ fn build() -> Vec<Object> {
             fields: opportunity,
             children: &[
                 Child {
+                    name: "OpportunityContactRoles",
+                    object: "OpportunityContactRole",
+                    field: "OpportunityId",
+                },
+                Child {
                     name: "Tasks",
                     object: "Task",
                     field: "WhatId",
@@ -724,6 +779,15 @@ fn build() -> Vec<Object> {
             prefix: "00U",
             createable: true,
             fields: activity(true),
+            children: &[],
+        },
+        Object {
+            name: "OpportunityContactRole",
+            label: "Opportunity Contact Role",
+            plural: "Opportunity Contact Roles",
+            prefix: "00K",
+            createable: true,
+            fields: contact_role,
             children: &[],
         },
         Object {

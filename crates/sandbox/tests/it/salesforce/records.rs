@@ -369,3 +369,84 @@ async fn stamps_are_whole_seconds_never_ahead_of_the_clock() {
         assert!(t <= after, "{s} is ahead of the clock ({after})");
     }
 }
+
+#[tokio::test]
+async fn an_opportunitys_contact_is_its_primary_contact_role() {
+    let sb = salesforce(0).await;
+    let api = Sf::new(&sb);
+    let ada = api
+        .post("/sobjects/Contact", &json!({"LastName": "Lovelace"}))
+        .await
+        .body["id"]
+        .clone();
+    let charles = api
+        .post("/sobjects/Contact", &json!({"LastName": "Babbage"}))
+        .await
+        .body["id"]
+        .clone();
+    let opp = api
+        .post(
+            "/sobjects/Opportunity",
+            &json!({"Name": "Engines", "StageName": "Prospecting", "CloseDate": "2025-01-01", "ContactId": ada}),
+        )
+        .await;
+    assert_eq!(opp.status, 201, "{}", opp.body);
+    let opp = opp.body["id"].as_str().unwrap_or_default().to_string();
+    let r = roles(&api, &opp).await;
+    assert_eq!(r["totalSize"], 1, "{r}");
+    assert_eq!(
+        (&r["records"][0]["ContactId"], &r["records"][0]["IsPrimary"]),
+        (&ada, &json!(true))
+    );
+    // ContactId is set on create only.
+    let e = api
+        .patch(
+            &format!("/sobjects/Opportunity/{opp}"),
+            &json!({"ContactId": charles}),
+        )
+        .await;
+    assert_eq!(
+        (e.status, code(&e.body)),
+        (400, "INVALID_FIELD_FOR_INSERT_UPDATE")
+    );
+    // A role needs its Opportunity; a new primary role moves the flag and the ContactId.
+    let e = api
+        .post(
+            "/sobjects/OpportunityContactRole",
+            &json!({"ContactId": charles}),
+        )
+        .await;
+    assert_eq!((e.status, code(&e.body)), (400, "REQUIRED_FIELD_MISSING"));
+    let role = api
+        .post(
+            "/sobjects/OpportunityContactRole",
+            &json!({"OpportunityId": opp, "ContactId": charles, "IsPrimary": true, "Role": "Decision Maker"}),
+        )
+        .await;
+    assert_eq!(role.status, 201, "{}", role.body);
+    let o = api.get(&format!("/sobjects/Opportunity/{opp}"), &[]).await;
+    assert_eq!(o.body["ContactId"], charles);
+    let r = roles(&api, &opp).await;
+    let primary: Vec<&serde_json::Value> = r["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["IsPrimary"] == true)
+        .map(|x| &x["ContactId"])
+        .collect();
+    assert_eq!(primary, vec![&charles], "one primary: {r}");
+    // Deleting the primary role leaves no primary contact.
+    let role = role.body["id"].as_str().unwrap_or_default().to_string();
+    api.delete(&format!("/sobjects/OpportunityContactRole/{role}"))
+        .await;
+    let o = api.get(&format!("/sobjects/Opportunity/{opp}"), &[]).await;
+    assert_eq!(o.body["ContactId"], serde_json::Value::Null);
+}
+
+/// The contact roles of Opportunity `opp`, oldest first.
+async fn roles(api: &Sf, opp: &str) -> serde_json::Value {
+    let q = format!(
+        "SELECT ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId = '{opp}' ORDER BY CreatedDate"
+    );
+    api.get("/query", &[("q", q.as_str())]).await.body
+}
