@@ -11,7 +11,9 @@
 //!   change may be delivered again after a resume (the feed re-reads an overlap window for
 //!   records the CRM indexed late), but none is ever skipped: records changed while a run is
 //!   going are left for the next run, which starts where this one stopped (see
-//!   [`crate::keyset`]). Consumers must therefore be idempotent per record id.
+//!   [`crate::keyset`]). Consumers must therefore be idempotent per record id. A feed may
+//!   end with a [`Change::Checkpoint`], which carries no record, only a cursor to persist
+//!   like any other.
 //! - **Tombstones.** Deleted records come out as [`Change::Deleted`], from the CRM's own
 //!   deletion log, so a mirror can remove them.
 //! - **Nothing unmappable is fatal.** A record the connector cannot express in the unified
@@ -127,6 +129,13 @@ pub enum Change {
         /// Resume here to continue after this change.
         cursor: ChangeCursor,
     },
+    /// No record: the feed read everything up to a point and says so, so a consumer can
+    /// persist a cursor even when nothing changed (a feed whose source forgets old history,
+    /// such as Salesforce's 15-day deletion log, would otherwise go stale while idle).
+    Checkpoint {
+        /// Resume here.
+        cursor: ChangeCursor,
+    },
 }
 
 impl Change {
@@ -135,7 +144,8 @@ impl Change {
         match self {
             Change::Upsert { cursor, .. }
             | Change::Deleted { cursor, .. }
-            | Change::Skipped { cursor, .. } => cursor,
+            | Change::Skipped { cursor, .. }
+            | Change::Checkpoint { cursor } => cursor,
         }
     }
 
@@ -146,6 +156,7 @@ impl Change {
             Change::Deleted { record, .. } | Change::Skipped { record, .. } => {
                 Some(record.id.as_str())
             }
+            Change::Checkpoint { .. } => None,
         }
     }
 }

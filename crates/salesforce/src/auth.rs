@@ -15,9 +15,11 @@
 //!   authentication, against the org's My Domain (Salesforce refuses it on login.salesforce.com).
 //!
 //! The token answer names the `instance_url` to call. [`instance_url_policy`] accepts it only
-//! over https on a Salesforce domain or on the host the user configured; plain http only on
-//! the loopback address `127.0.0.1` (a local sandbox). Anything else fails the request, so
-//! an access token never travels to a host nobody chose.
+//! over https on a documented org host (a My Domain `*.my.salesforce.com` or an instance
+//! `InstanceName.salesforce.com`, see [`is_salesforce_host`]) or on the host the user
+//! configured; plain http only on the loopback address `127.0.0.1` (a local sandbox).
+//! Anything else fails the request, so an access token never travels to a host nobody
+//! chose.
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,16 +42,19 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// How long a signed assertion is valid (Salesforce allows at most three minutes).
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(180);
 
-/// Domains whose hosts Salesforce serves orgs from (My Domain, instances, sandboxes,
-/// Experience Cloud sites, Government Cloud).
-const SALESFORCE_DOMAINS: &[&str] = &[
-    "salesforce.com",
-    "force.com",
-    "cloudforce.com",
-    "database.com",
-    "salesforce.mil",
-    "sfcrmproducts.cn",
-];
+/// The parent domain of every org's My Domain host, `MyDomainName.my.salesforce.com`, and of
+/// its partitioned forms (`MyDomainName--SandboxName.sandbox.my.salesforce.com`,
+/// `….develop.my.salesforce.com`, `….scratch.my.salesforce.com`, …): help.salesforce.com,
+/// "My Domain" (<https://help.salesforce.com/s/articleView?id=sf.domain_name_overview.htm&type=5>)
+/// and "My Domain URL Formats"
+/// (<https://help.salesforce.com/s/articleView?id=sf.domain_name_app_url_changes.htm&type=5>).
+const MY_DOMAIN_SUFFIX: &str = ".my.salesforce.com";
+
+/// The domain of instanced URLs, `https://InstanceName.salesforce.com` (such as
+/// `na1.salesforce.com` or `eu55.salesforce.com`): one label under it, never deeper
+/// (MyDomainSettings,
+/// <https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_mydomainsettings.htm>).
+const INSTANCE_DOMAIN: &str = ".salesforce.com";
 
 /// The token endpoint at `login_url` (`{login_url}/services/oauth2/token`).
 pub fn token_url(login_url: &str) -> String {
@@ -277,12 +282,20 @@ impl TokenRefresher for ClientCredentials {
     }
 }
 
-/// Whether `host` is a Salesforce domain or one of its subdomains.
+/// Whether `host` is one Salesforce documents as an org's API host: a My Domain
+/// (`*.my.salesforce.com`) or an instance (`InstanceName.salesforce.com`). Other Salesforce
+/// domains (`*.force.com` Visualforce and site hosts, `*.my.site.com` Experience Cloud
+/// sites, content domains) serve pages and user content, not the REST API, and a token
+/// never goes there unless the user configured that host.
 pub fn is_salesforce_host(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    SALESFORCE_DOMAINS
-        .iter()
-        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    let label_ok =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if let Some(sub) = host.strip_suffix(MY_DOMAIN_SUFFIX) {
+        return sub.split('.').all(label_ok);
+    }
+    host.strip_suffix(INSTANCE_DOMAIN)
+        .is_some_and(|instance| !instance.contains('.') && label_ok(instance))
 }
 
 /// The `scheme://host[:port]` of `url`, checked: no user info, a host, http or https.
@@ -354,8 +367,10 @@ mod tests {
         let trusted = vec!["https://crm.example.org".to_string(), LOGIN_URL.to_string()];
         for ok in [
             "https://na1.salesforce.com",
+            "https://eu55.salesforce.com",
             "https://acme.my.salesforce.com/",
             "https://acme--dev.sandbox.my.salesforce.com",
+            "https://acme-dev-ed.develop.my.salesforce.com",
             "https://crm.example.org",
             "http://127.0.0.1:8080",
         ] {
@@ -365,6 +380,13 @@ mod tests {
             "http://na1.salesforce.com",
             "https://salesforce.com.evil.example",
             "https://evilsalesforce.com",
+            "https://attacker.force.com",
+            "https://acme.my.site.com",
+            "https://acme--c.vf.force.com",
+            "https://a.b.salesforce.com",
+            "https://salesforce.com",
+            "https://x_y.my.salesforce.com",
+            "https://acme.cloudforce.com",
             "https://user:pw@na1.salesforce.com",
             "http://localhost:8080",
             "http://10.0.0.1",

@@ -14,8 +14,11 @@
 //! upload (number or boolean spelling), so a record no result row matches is reported with
 //! an [`ErrorKind::BadResponse`] "outcome unknown" error, never as a retryable failure
 //! (that retry could duplicate it); only rows in `unprocessedrecords/` are
-//! [`ErrorKind::Transient`]. Creates that must be exact should carry an external id and go
-//! through an upsert job, whose results are matched by that key.
+//! [`ErrorKind::Transient`]. The same holds for a whole insert job that was closed (its
+//! data handed over for processing) but whose end or results could not be read: every
+//! record's outcome is unknown. Creates that must be exact should carry an external id and
+//! go through an upsert job ([`Client::upsert_many`]), whose results are matched by that key
+//! and which a retry can never duplicate.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -29,7 +32,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{Client, path_segment};
 use crate::ids::SalesforceId;
-use crate::sobjects::Fields;
+use crate::sobjects::{Fields, Upserted};
 
 /// What an ingest job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,13 +223,20 @@ impl Client {
         self.json(&req).await
     }
 
-    /// Polls `jobs/{kind}/{id}` with backoff until the job ends.
-    async fn bulk_wait(&self, kind: &str, job_id: &str) -> Result<JobInfo> {
+    /// Polls `jobs/{kind}/{id}` with backoff until the job ends, showing each answer to
+    /// `on_poll`.
+    async fn bulk_wait(
+        &self,
+        kind: &str,
+        job_id: &str,
+        mut on_poll: impl FnMut(&JobInfo),
+    ) -> Result<JobInfo> {
         let policy = poll_policy();
         let path = format!("jobs/{kind}/{}", path_segment("job id", job_id)?);
         let mut attempt = 0u32;
         loop {
             let info: JobInfo = self.json(&ApiRequest::get(path.clone())).await?;
+            on_poll(&info);
             if info.finished() {
                 return Ok(info);
             }
@@ -235,9 +245,20 @@ impl Client {
         }
     }
 
-    /// Waits for an ingest job to end.
+    /// Waits for an ingest job to end: polls its state from once a second, doubling the
+    /// pause up to 30 s. Its results can be read once it has ended.
     pub async fn bulk_wait_ingest(&self, job_id: &str) -> Result<JobInfo> {
-        self.bulk_wait("ingest", job_id).await
+        self.bulk_wait("ingest", job_id, |_| ()).await
+    }
+
+    /// [`Client::bulk_wait_ingest`], showing every poll's answer to `on_poll` (progress:
+    /// `number_records_processed`).
+    pub async fn bulk_wait_ingest_with(
+        &self,
+        job_id: &str,
+        on_poll: impl FnMut(&JobInfo),
+    ) -> Result<JobInfo> {
+        self.bulk_wait("ingest", job_id, on_poll).await
     }
 
     async fn bulk_csv(&self, path: String) -> Result<Vec<Map<String, Value>>> {
@@ -246,7 +267,8 @@ impl Client {
         parse_csv(&String::from_utf8_lossy(&resp.body))
     }
 
-    /// The successful, failed and unprocessed records of a finished ingest job.
+    /// The successful, failed and unprocessed records of a finished ingest job (Salesforce
+    /// serves them only once the job ended: wait with [`Client::bulk_wait_ingest`]).
     pub async fn bulk_results(&self, job_id: &str) -> Result<IngestResults> {
         let base = format!("jobs/ingest/{}", path_segment("job id", job_id)?);
         let mut out = IngestResults::default();
@@ -272,18 +294,35 @@ impl Client {
         external_id_field: Option<&str>,
         records: &[Fields],
     ) -> Result<(JobInfo, IngestResults)> {
-        let (_, csv) = to_csv(records)?;
+        self.run_ingest(sobject, operation, external_id_field, records)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Client::bulk_ingest`], whose error also says whether the job was closed: from
+    /// then on Salesforce may process its records whatever the client sees.
+    async fn run_ingest(
+        &self,
+        sobject: &str,
+        operation: Operation,
+        external_id_field: Option<&str>,
+        records: &[Fields],
+    ) -> std::result::Result<(JobInfo, IngestResults), (Error, Option<String>)> {
+        let (_, csv) = to_csv(records).map_err(|e| (e, None))?;
         let job = self
             .bulk_create_job(sobject, operation, external_id_field)
-            .await?;
+            .await
+            .map_err(|e| (e, None))?;
         if let Err(e) = self.bulk_upload(&job.id, csv).await {
-            // Leave no open job behind; the upload's error is the one to report.
+            // Leave no open job behind; the upload's error is the one to report. An open
+            // job is never processed, aborted or not.
             let _ = self.bulk_close(&job.id, true).await;
-            return Err(e);
+            return Err((e, None));
         }
-        self.bulk_close(&job.id, false).await?;
-        let info = self.bulk_wait_ingest(&job.id).await?;
-        let results = self.bulk_results(&job.id).await?;
+        let closed = |e: Error| (e, Some(job.id.clone()));
+        self.bulk_close(&job.id, false).await.map_err(closed)?;
+        let info = self.bulk_wait_ingest(&job.id).await.map_err(closed)?;
+        let results = self.bulk_results(&job.id).await.map_err(closed)?;
         Ok((info, results))
     }
 
@@ -308,11 +347,26 @@ impl Client {
             }
         };
         let (info, results) = match self
-            .bulk_ingest(sobject, Operation::Insert, None, &records)
+            .run_ingest(sobject, Operation::Insert, None, &records)
             .await
         {
             Ok(r) => r,
-            Err(e) => {
+            Err((e, closed)) => {
+                // Once closed, the job may have created any of the records: a retry could
+                // make them twice, so none is reported as retryable.
+                let e = match closed {
+                    Some(job) => Error::new(
+                        ErrorKind::BadResponse,
+                        format!(
+                            "the outcome of this record in Bulk API job {job} is unknown: the \
+                             job was closed for processing but its results could not be read \
+                             ({e}); check before retrying (creates with an external id field \
+                             are safe to repeat as upserts)"
+                        ),
+                    )
+                    .with_crm(Crm::Salesforce),
+                    None => e,
+                };
                 return (0..records.len())
                     .map(|i| Err(e.clone().with_record(label(i))))
                     .collect();
@@ -379,6 +433,47 @@ impl Client {
             .collect()
     }
 
+    /// Upserts `records` of `sobject` by their external id `field` (which each must carry),
+    /// one result per record in input order: sObject collections below the bulk threshold,
+    /// a Bulk API 2.0 upsert job from it on (results matched back by `field`). Repeating it
+    /// after any failure updates what the first attempt made, so nothing is created twice.
+    pub async fn upsert_many(
+        &self,
+        sobject: &str,
+        field: &str,
+        records: Vec<Fields>,
+    ) -> Vec<Result<Upserted>> {
+        if records.len() < self.bulk_threshold() {
+            return self.collections(sobject).upsert(field, records).await;
+        }
+        let keys = records
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(field))
+                    .map(|(_, v)| cell(v))
+                    .filter(|v| !v.is_empty())
+            })
+            .collect();
+        self.bulk_by_key(
+            sobject,
+            Operation::Upsert,
+            Some(field),
+            field,
+            records,
+            keys,
+        )
+        .await
+        .into_iter()
+        .map(|r| {
+            r.map(|(id, created)| Upserted {
+                id: Some(id),
+                created,
+            })
+        })
+        .collect()
+    }
+
     /// Patches `records` of `sobject` (each carrying `Id`), one result per record in input
     /// order: sObject collections below the bulk threshold, a Bulk API 2.0 update job from
     /// it on (results matched back by `Id`).
@@ -434,7 +529,7 @@ impl Client {
         key_field: &str,
         records: Vec<Fields>,
         keys: Vec<Option<String>>,
-    ) -> Vec<Result<SalesforceId>> {
+    ) -> Vec<Result<(SalesforceId, bool)>> {
         let label = |i: usize| format!("{sobject} #{i}");
         let sendable: Vec<Fields> = records
             .iter()
@@ -468,9 +563,13 @@ impl Client {
                     .collect();
             }
         };
-        let mut by_key: HashMap<String, VecDeque<Result<SalesforceId>>> = HashMap::new();
+        let mut by_key: HashMap<String, VecDeque<Result<(SalesforceId, bool)>>> = HashMap::new();
         let key_of = |row: &Map<String, Value>, fallback: &str| {
-            let v = row.get(key_field).map(cell).unwrap_or_default();
+            let v = row
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key_field))
+                .map(|(_, v)| cell(v))
+                .unwrap_or_default();
             let v = if v.is_empty() {
                 fallback.to_string()
             } else {
@@ -482,11 +581,11 @@ impl Client {
                 v
             }
         };
-        for (id, _, row) in &results.successful {
+        for (id, created, row) in &results.successful {
             by_key
                 .entry(key_of(row, id))
                 .or_default()
-                .push_back(Ok(SalesforceId::new(id.clone())));
+                .push_back(Ok((SalesforceId::new(id.clone()), *created)));
         }
         for (error, row) in &results.failed {
             let (code, message) = error.split_once(':').unwrap_or(("", error.as_str()));
@@ -555,7 +654,7 @@ impl Client {
                 let (job, locator) = match next {
                     Next::Start(q) => {
                         let job = client.bulk_query_job(&q, all).await?;
-                        let info = client.bulk_wait("query", &job.id).await?;
+                        let info = client.bulk_wait("query", &job.id, |_| ()).await?;
                         if info.state != "JobComplete" {
                             return Err(Error::new(
                                 ErrorKind::BadResponse,

@@ -88,6 +88,13 @@ pub struct FieldDescribe {
     /// Whether it is an external id.
     #[serde(default)]
     pub external_id: bool,
+    /// Whether it is Unique.
+    #[serde(default)]
+    pub unique: bool,
+    /// Whether its values are compared with case: only unique case-sensitive fields are;
+    /// SOQL and upserts match every other one without case.
+    #[serde(default)]
+    pub case_sensitive: bool,
     /// Picklist values, for picklists.
     #[serde(default)]
     pub picklist_values: Vec<PicklistValue>,

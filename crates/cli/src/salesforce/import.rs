@@ -2,10 +2,8 @@
 //! progress bar of the rows the job has processed, and the failed rows written out.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::ValueEnum;
-use crmkit_core::http::ApiRequest;
 use crmkit_core::{Error, ErrorKind};
 use crmkit_salesforce::Client;
 use crmkit_salesforce::bulk::{IngestResults, JobInfo, Operation};
@@ -19,11 +17,6 @@ use crate::waits::Waits;
 /// upload, about 100 MB of CSV (Bulk API 2.0 limits,
 /// developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_bulkapi.htm).
 const MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
-
-/// The job's first status poll comes this soon; each later one waits longer, up to
-/// [`POLL_MAX`].
-const POLL_FIRST: Duration = Duration::from_millis(250);
-const POLL_MAX: Duration = Duration::from_secs(5);
 
 /// What the job does with each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,24 +187,20 @@ pub async fn run(client: &Client, args: &Args, file: Prepared, waits: &Waits) ->
     .into())
 }
 
-/// Polls the job until it ends, moving the bar to the rows it has processed.
+/// Waits for the job through the client's poll (with its backoff), moving the bar to the
+/// rows it has processed.
 async fn wait(client: &Client, job_id: &str, rows: u64, waits: &Waits) -> Result<JobInfo, Failure> {
     let progress = Progress::bar(rows, "rows processed", waits);
-    let mut pause = POLL_FIRST;
     let mut shown = 0u64;
-    let path = format!("jobs/ingest/{job_id}");
-    loop {
-        let info: JobInfo = client.json(&ApiRequest::get(path.clone())).await?;
-        let processed = info.number_records_processed.unwrap_or(0).min(rows);
-        progress.inc(processed.saturating_sub(shown));
-        shown = shown.max(processed);
-        if info.finished() {
-            progress.done();
-            return Ok(info);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(POLL_MAX);
-    }
+    let info = client
+        .bulk_wait_ingest_with(job_id, |info| {
+            let processed = info.number_records_processed.unwrap_or(0).min(rows);
+            progress.inc(processed.saturating_sub(shown));
+            shown = shown.max(processed);
+        })
+        .await?;
+    progress.done();
+    Ok(info)
 }
 
 fn name(op: ImportOperation) -> &'static str {

@@ -20,14 +20,28 @@
 //!   `earliestDateAvailable`, stops the run with an [`ErrorKind::Validation`] error saying a
 //!   full resync is needed, and its watermark is never moved past deletions not read.
 //!   The first run reports none (there is nothing to remove yet).
-//! - **Cursor.** `sf1.` + JSON: one keyset position per sObject and the tombstone watermark.
+//!   getDeleted takes whole minutes and wants its start more than a minute before its end
+//!   (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>),
+//!   so its start is at least two whole minutes before the bound; an
+//!   `INVALID_REPLICATION_DATE` answer (deletions purged since the watermark) is the same
+//!   "full resync needed" error.
+//! - **Checkpoint.** A run that read everything up to its bound ends with a
+//!   [`Change::Checkpoint`] when its last change left a position behind: every sObject's
+//!   position moves up to the bound less the overlap window (records committed late with
+//!   an older stamp are still read again on resume), and the deletion watermark to what
+//!   getDeleted covered. So a quiet object, with no change for weeks, keeps a fresh cursor
+//!   instead of falling out of getDeleted's 15 days. A run that fails midway yields none.
+//! - **Cursor.** `sf1.` + JSON: one keyset position per sObject and the tombstone watermark
+//!   (the format is unchanged by checkpoints, so older cursors read as before).
 //!   Tombstones carry the watermark the run started from (all but the last, which carries
 //!   the new one), so a run that stops among them reads them again.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use crmkit_core::connector::{Change, SkipReason};
 use crmkit_core::http::ApiRequest;
-use crmkit_core::keyset::{FeedPosition as FeedCursor, KeysetConfig, SlicePage, SliceRequest};
+use crmkit_core::keyset::{
+    FeedPosition as FeedCursor, KeysetConfig, KeysetCursor, SlicePage, SliceRequest,
+};
 use crmkit_core::{ChangeCursor, Crm, Error, ErrorKind, ObjectKind, RecordRef, Result};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -67,6 +81,46 @@ fn resync_needed(kind: ObjectKind, since: DateTime<Utc>, why: &str) -> Error {
         ),
     )
     .with_crm(Crm::Salesforce)
+}
+
+/// The minute a replication date falls in: getUpdated and getDeleted ignore seconds.
+fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::minutes(1)).unwrap_or(t)
+}
+
+/// The cursor a run that read everything before `until` may end on: each position moved
+/// up to `until - overlap` (none moved back), for `sobjects`.
+fn checkpoint(
+    mut at: FeedCursor,
+    sobjects: &[String],
+    until: DateTime<Utc>,
+    overlap: Duration,
+) -> FeedCursor {
+    let mark = until.checked_sub_signed(overlap).unwrap_or(until);
+    for s in sobjects {
+        let behind = at.per_type.get(s).is_none_or(|p| p.time < mark);
+        if behind {
+            at.per_type.insert(
+                s.clone(),
+                KeysetCursor {
+                    time: mark,
+                    ids: Vec::new(),
+                },
+            );
+        }
+    }
+    at
+}
+
+/// Where a run stands while its changes go out.
+#[derive(Clone)]
+struct Run {
+    /// The cursor of the last change handed out.
+    at: FeedCursor,
+    /// Whether any change carried a cursor yet.
+    carried: bool,
+    /// Whether a slice failed.
+    failed: bool,
 }
 
 /// The keyset page token: the last (time, id) of a full page.
@@ -165,10 +219,13 @@ pub(super) fn changes(
         let mut tombstones = Vec::new();
         let mut covered = until;
         if let Some(d) = start.tombstones_before {
-            // Checked: a configured overlap of any length must not panic.
+            // Checked: a configured overlap of any length must not panic. getDeleted wants
+            // its start more than a minute before its end, seconds cut: reading a little
+            // further back only repeats tombstones.
             let from = d
                 .checked_sub_signed(config.overlap)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+                .min(minute(until) - Duration::minutes(2));
             if from < until - DELETED_SPAN {
                 return Err(resync_needed(
                     kind,
@@ -177,12 +234,22 @@ pub(super) fn changes(
                 ));
             }
             for (sobject, _) in &sobjects {
-                let del = client.sobject(sobject).deleted(from, until).await?;
+                let del = match client.sobject(sobject).deleted(from, until).await {
+                    Ok(del) => del,
+                    Err(e) if e.message().starts_with("INVALID_REPLICATION_DATE") => {
+                        return Err(resync_needed(
+                            kind,
+                            d,
+                            &format!("and Salesforce refuses that start for {sobject}: {e}"),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
                 if let Some(earliest) = del
                     .earliest_date_available
                     .as_deref()
                     .and_then(crmkit_core::time::parse_timestamp)
-                    .filter(|e| *e > from)
+                    .filter(|e| *e > minute(from))
                 {
                     return Err(resync_needed(
                         kind,
@@ -190,13 +257,14 @@ pub(super) fn changes(
                         &format!("before {sobject} deletions still known ({earliest})"),
                     ));
                 }
-                if let Some(c) = del
+                // What the answer covers: its latestDateCovered, else the minute its end
+                // was cut to.
+                let c = del
                     .latest_date_covered
                     .as_deref()
                     .and_then(crmkit_core::time::parse_timestamp)
-                {
-                    covered = covered.min(c);
-                }
+                    .unwrap_or_else(|| minute(until));
+                covered = covered.min(c);
                 for r in del.deleted_records {
                     let at = crmkit_core::time::parse_timestamp(&r.deleted_date);
                     tombstones.push((at, r.id));
@@ -227,8 +295,16 @@ pub(super) fn changes(
             )
         };
         // One cursor for the whole run: the positions of sObjects read earlier in it stay
-        // in the cursors of the later ones.
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(after_tombstones));
+        // in the cursors of the later ones. With it: whether a change carried it, and
+        // whether a slice failed (a consumer polling on after an error must not be handed
+        // a checkpoint past what it did not read).
+        let names: Vec<String> = sobjects.iter().map(|(s, _)| s.clone()).collect();
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Run {
+            at: after_tombstones,
+            carried: n > 0,
+            failed: false,
+        }));
+        let last = shared.clone();
         let upserts = stream::iter(sobjects)
             .map(move |(sobject, fields)| {
                 let client = client.clone();
@@ -246,12 +322,18 @@ pub(super) fn changes(
                 let currency = config.currency.clone();
                 let shared = shared.clone();
                 slices.map(move |item| {
-                    let item = item?;
-                    let cursor = {
-                        let mut c = shared.lock().unwrap_or_else(|p| p.into_inner());
-                        c.per_type.insert(sobject.clone(), item.cursor.clone());
-                        c.encode(PREFIX)
+                    let mut run = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    let item = match item {
+                        Ok(item) => item,
+                        Err(e) => {
+                            run.failed = true;
+                            return Err(e);
+                        }
                     };
+                    run.at.per_type.insert(sobject.clone(), item.cursor.clone());
+                    run.carried = true;
+                    let cursor = run.at.encode(PREFIX);
+                    drop(run);
                     Ok(match to_record(&sobject, &item.item, &currency) {
                         Ok(record) => Change::Upsert { record, cursor },
                         Err(e) => Change::Skipped {
@@ -271,7 +353,19 @@ pub(super) fn changes(
                 })
             })
             .flatten();
-        Ok::<_, Error>(deleted.chain(upserts))
+        // Reached only when every slice was read to the bound.
+        let overlap = config.overlap;
+        let end = stream::once(async move {
+            let run = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let moved = checkpoint(run.at.clone(), &names, until, overlap);
+            (!run.failed && (moved != run.at || !run.carried)).then(|| {
+                Ok(Change::Checkpoint {
+                    cursor: moved.encode(PREFIX),
+                })
+            })
+        })
+        .filter_map(futures::future::ready);
+        Ok::<_, Error>(deleted.chain(upserts).chain(end))
     })
     .try_flatten()
     .boxed()

@@ -54,6 +54,7 @@ pub(super) fn mapped(sobject: &str) -> &'static [&'static str] {
             "Probability",
             "CloseDate",
             "AccountId",
+            "ContactId",
             "CreatedDate",
             "SystemModstamp",
         ],
@@ -219,7 +220,7 @@ pub(super) fn to_record(sobject: &str, f: &Fields, currency: &str) -> Result<Rec
                 pipeline_id: None,
                 confidence: number(f, "Probability").map(|p| p.clamp(0.0, 100.0).round() as u8),
                 company_id: text(f, "AccountId"),
-                person_id: None,
+                person_id: text(f, "ContactId"),
                 close_date: time(f, "CloseDate"),
                 custom,
                 created_at,
@@ -322,6 +323,7 @@ pub(super) fn canonical(sobject: &str, record: &Record) -> Fields {
             put(&mut m, "Probability", d.confidence.map(Value::from));
             put(&mut m, "CloseDate", date(d.close_date));
             put(&mut m, "AccountId", s(&d.company_id));
+            put(&mut m, "ContactId", s(&d.person_id));
         }
         Record::Activity(a) => {
             put(&mut m, "Subject", s(&a.subject));

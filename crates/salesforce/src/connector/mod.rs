@@ -13,7 +13,10 @@
 //!   (contacts only; a lead's `Company` text stays in `custom` and is required on create);
 //!   Opportunity — `Name`, `Amount` → [`crmkit_core::Money`] in cents with
 //!   `CurrencyIsoCode` (or the configured currency, default USD), `StageName` → stage,
-//!   `Probability` → confidence, `CloseDate`, `AccountId`; Task — `TaskSubtype` `Call` /
+//!   `Probability` → confidence, `CloseDate`, `AccountId`, `ContactId` → person (the
+//!   primary contact: sent on create; a later change makes that contact's
+//!   OpportunityContactRole primary, creating it if needed, since `ContactId` cannot be
+//!   updated; `None` takes the flag from the primary role); Task — `TaskSubtype` `Call` /
 //!   `Email` / other → call / email / task, `Subject`, `Description` → body,
 //!   `ActivityDate`, `CallDurationInSeconds`, `CallType` → direction, `Status`
 //!   `Completed` (or `IsClosed`) → completed; Event → meeting with `ActivityDateTime`,
@@ -29,8 +32,11 @@
 //! - **Idempotent creates**: the marker lives in an external id field
 //!   ([`SalesforceConnector::with_marker_field`], such as `crmkit_id__c`, defined as
 //!   External ID and Unique on each object). Markers already stored are found with one SOQL
-//!   query per object and returned untouched; the rest are upserted by that field, so a
-//!   create retried after an interruption updates the record it made.
+//!   query per object and returned untouched; the rest are upserted by that field
+//!   (collections, or a Bulk API 2.0 upsert job from the bulk threshold on), so a create
+//!   retried after an interruption updates the record it made. Markers match as the field
+//!   does: without case unless its describe says `caseSensitive` (a Unique field defined
+//!   case-sensitive), so `SRC-1` and `src-1` are one record.
 //! - **Search**: a text search with `LIKE '%text%'` on the name fields (Name; FirstName,
 //!   LastName, Email; Subject), the text escaped as a literal.
 //!
@@ -293,13 +299,33 @@ impl SalesforceConnector {
                     continue;
                 }
             };
+            // An Opportunity's ContactId is set on create only; later its primary contact
+            // role carries the change.
+            let contact = if sobject == "Opportunity" {
+                patch.remove("ContactId")
+            } else {
+                None
+            };
             patch.insert("Id".into(), Value::String(id.clone()));
-            items.push((i, sobject, (r, id, patch)));
+            items.push((i, sobject, (r, id, patch, contact)));
         }
         for (sobject, group) in Self::group(items) {
-            let bodies = group.iter().map(|(_, (_, _, p))| p.clone()).collect();
-            let results = self.client.update_many(sobject, bodies).await;
-            for ((i, (r, id, _)), res) in group.into_iter().zip(results) {
+            let (sent, unsent): (Vec<_>, Vec<_>) =
+                group.into_iter().partition(|(_, (_, _, p, _))| p.len() > 1);
+            let bodies = sent.iter().map(|(_, (_, _, p, _))| p.clone()).collect();
+            let results = if sent.is_empty() {
+                Vec::new()
+            } else {
+                self.client.update_many(sobject, bodies).await
+            };
+            let done = sent
+                .into_iter()
+                .zip(results)
+                .chain(unsent.into_iter().map(|item| (item, Ok(()))));
+            for ((i, (r, id, _, contact)), mut res) in done {
+                if let (Ok(()), Some(contact)) = (&res, contact) {
+                    res = self.set_primary_contact(&id, contact).await;
+                }
                 out[i] = Some(
                     res.map(|()| RecordRef::new(Crm::Salesforce, r.kind(), id))
                         .map_err(|e| named(e, &r.describe())),
@@ -309,9 +335,63 @@ impl SalesforceConnector {
         finish(out)
     }
 
-    /// The ids of the records of `sobject` whose marker is in `markers`.
+    /// Makes `contact` (an id, or `null` for none) the primary contact of Opportunity
+    /// `opportunity` through its OpportunityContactRole, the only way to change the
+    /// Opportunity's `ContactId` after create (Object Reference, Opportunity `ContactId`:
+    /// <https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm>):
+    /// an existing role of that contact is made primary, else a primary role is created;
+    /// `null` takes the flag from the primary role.
+    async fn set_primary_contact(&self, opportunity: &str, contact: Value) -> Result<()> {
+        let roles = self.client.sobject("OpportunityContactRole");
+        let mut cond = Condition::eq("OpportunityId", opportunity);
+        cond = match contact.as_str() {
+            Some(c) => cond.and(Condition::eq("ContactId", c)),
+            None => cond.and(Condition::eq("IsPrimary", true)),
+        };
+        let q = Soql::select(["Id"])
+            .from("OpportunityContactRole")
+            .filter(cond);
+        let found: Vec<_> = self.client.query_soql(&q).try_collect().await?;
+        let ids: Vec<&str> = found
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str))
+            .collect();
+        let primary = contact.is_string();
+        let mut flag = crate::sobjects::Fields::new();
+        flag.insert("IsPrimary".into(), Value::Bool(primary));
+        match (ids.first(), contact) {
+            (Some(role), Value::String(_)) => roles.update(role, &flag).await,
+            (None, Value::String(c)) => {
+                flag.insert("OpportunityId".into(), Value::String(opportunity.into()));
+                flag.insert("ContactId".into(), Value::String(c));
+                roles.create(&flag).await.map(drop)
+            }
+            _ => {
+                for role in ids {
+                    roles.update(role, &flag).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `sobject`'s marker field compares values with case. SOQL comparisons and
+    /// upserts by an external id match without case unless the field is unique and
+    /// case-sensitive
+    /// (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm>,
+    /// <https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>);
+    /// the field's describe says which (`caseSensitive`).
+    async fn marker_case_sensitive(&self, sobject: &str) -> Result<bool> {
+        let field = self.marker_field()?;
+        let describe = self.client.sobject(sobject).describe().await?;
+        Ok(describe.field(field).is_some_and(|f| f.case_sensitive))
+    }
+
+    /// The ids of the records of `sobject` whose marker is in `markers`, keyed by
+    /// [`marker_key`] as Salesforce matches them.
     async fn lookup(&self, sobject: &str, markers: &[String]) -> Result<HashMap<String, String>> {
         let field = self.marker_field()?;
+        let case = self.marker_case_sensitive(sobject).await?;
         let mut found = HashMap::new();
         for chunk in markers.chunks(200) {
             let q = Soql::select(["Id", field])
@@ -323,7 +403,7 @@ impl SalesforceConnector {
                     r.get("Id").and_then(Value::as_str),
                     r.get(field).and_then(Value::as_str),
                 ) {
-                    found.insert(m.to_string(), id.to_string());
+                    found.insert(marker_key(m, case), id.to_string());
                 }
             }
         }
@@ -342,6 +422,7 @@ impl SalesforceConnector {
             }
         };
         let mut first: HashMap<(&'static str, String), usize> = HashMap::new();
+        let mut case: HashMap<&'static str, bool> = HashMap::new();
         let mut copies = Vec::new();
         let mut items = Vec::new();
         for (i, m) in records.into_iter().enumerate() {
@@ -356,11 +437,23 @@ impl SalesforceConnector {
                     continue;
                 }
             };
-            if let Some(&at) = first.get(&(sobject, m.marker.clone())) {
+            let sensitive = match case.get(sobject) {
+                Some(&c) => c,
+                None => match self.marker_case_sensitive(sobject).await {
+                    Ok(c) => *case.entry(sobject).or_insert(c),
+                    Err(e) => {
+                        out[i] = Some(Err(named(e, &label)));
+                        continue;
+                    }
+                },
+            };
+            // Markers Salesforce takes for one value are one record.
+            let key = (sobject, marker_key(&m.marker, sensitive));
+            if let Some(&at) = first.get(&key) {
                 copies.push((i, at));
                 continue;
             }
-            first.insert((sobject, m.marker.clone()), i);
+            first.insert(key, i);
             fields = match self.writable(sobject, fields).await {
                 Ok(f) => f,
                 Err(e) => {
@@ -388,8 +481,9 @@ impl SalesforceConnector {
                 }
             };
             let mut missing = Vec::new();
+            let sensitive = case.get(sobject).copied().unwrap_or(true);
             for (i, (m, label, fields)) in group {
-                match found.get(&m.marker) {
+                match found.get(&marker_key(&m.marker, sensitive)) {
                     Some(id) => {
                         out[i] = Some(Ok(RecordRef::new(
                             Crm::Salesforce,
@@ -401,11 +495,7 @@ impl SalesforceConnector {
                 }
             }
             let bodies = missing.iter().map(|(_, (_, _, f))| f.clone()).collect();
-            let results = self
-                .client
-                .collections(sobject)
-                .upsert(&field, bodies)
-                .await;
+            let results = self.client.upsert_many(sobject, &field, bodies).await;
             for ((i, (m, label, _)), res) in missing.into_iter().zip(results) {
                 out[i] = Some(
                     res.and_then(|u| {
@@ -440,6 +530,15 @@ impl SalesforceConnector {
             }
         }
         finish(out)
+    }
+}
+
+/// A marker as its field compares it: as is when case-sensitive, else lower-cased.
+fn marker_key(marker: &str, case_sensitive: bool) -> String {
+    if case_sensitive {
+        marker.to_string()
+    } else {
+        marker.to_lowercase()
     }
 }
 
@@ -516,7 +615,8 @@ impl Connector for SalesforceConnector {
     async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
         for sobject in self.sobjects(kind) {
             let found = self.lookup(sobject, &[marker.to_string()]).await?;
-            if let Some(id) = found.get(marker) {
+            let key = marker_key(marker, self.marker_case_sensitive(sobject).await?);
+            if let Some(id) = found.get(&key) {
                 return Ok(Some(RecordRef::new(Crm::Salesforce, kind, id.clone())));
             }
         }

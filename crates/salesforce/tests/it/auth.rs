@@ -158,20 +158,89 @@ async fn a_401_reauthenticates_once_for_all_concurrent_callers() {
     assert!(org.data_calls.load(Ordering::SeqCst) <= 16);
 }
 
+/// A reachable host nobody configured: a listener on another loopback address that counts
+/// the connections it gets and whether any request carried an `Authorization` header.
+struct Foreign {
+    port: u16,
+    connections: Arc<AtomicU32>,
+    authorizations: Arc<AtomicU32>,
+}
+
+async fn foreign() -> Foreign {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("binds a second loopback address");
+    let port = listener.local_addr().expect("address").port();
+    let connections = Arc::new(AtomicU32::new(0));
+    let authorizations = Arc::new(AtomicU32::new(0));
+    let (c, a) = (connections.clone(), authorizations.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let a = a.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = tokio::time::timeout(
+                    std::time::Duration::from_millis(500),
+                    socket.read(&mut buf),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                if text.contains("authorization") || text.contains("00dx!tok-") {
+                    a.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    Foreign {
+        port,
+        connections,
+        authorizations,
+    }
+}
+
 #[tokio::test]
 async fn a_token_naming_a_foreign_instance_is_refused_before_anything_is_sent_there() {
     let (base, org) = org().await;
-    *org.instance.lock().expect("lock") = "https://attacker.example".into();
-    let c = jwt_client(&base);
-    let e = c
-        .sobject("Account")
-        .get("001D000000IqhSLIAZ", &[])
-        .await
-        .expect_err("refused");
-    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
-    assert!(e.to_string().contains("attacker.example"), "{e}");
-    assert!(!e.to_string().contains("tok-"), "no token in errors: {e}");
+    let host = foreign().await;
+    for instance in [
+        format!("https://127.0.0.2:{}", host.port),
+        format!("http://127.0.0.2:{}", host.port),
+    ] {
+        *org.instance.lock().expect("lock") = instance.clone();
+        let c = jwt_client(&base);
+        let e = c
+            .sobject("Account")
+            .get("001D000000IqhSLIAZ", &[])
+            .await
+            .expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+        assert!(e.to_string().contains("127.0.0.2"), "{e}");
+        assert!(!e.to_string().contains("tok-"), "no token in errors: {e}");
+    }
     assert_eq!(org.data_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        host.connections.load(Ordering::SeqCst),
+        0,
+        "nothing may even connect to the foreign instance"
+    );
+    assert_eq!(host.authorizations.load(Ordering::SeqCst), 0);
+    // The listener was there to be reached: a connection of our own is counted.
+    let probe = tokio::net::TcpStream::connect(("127.0.0.2", host.port))
+        .await
+        .expect("the foreign host is reachable");
+    drop(probe);
+    for _ in 0..100 {
+        if host.connections.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(host.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

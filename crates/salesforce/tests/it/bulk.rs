@@ -242,3 +242,55 @@ async fn a_bulk_query_streams_every_page_by_locator() {
     let names: Vec<&str> = rows.iter().filter_map(|r| r["Name"].as_str()).collect();
     assert_eq!(names, vec!["Acme, Inc.", "Beta", "Gamma"]);
 }
+
+/// A client of the lenient sandbox `sb` that switches to Bulk API 2.0 from `threshold`
+/// records.
+pub fn bulk_client(sb: &crmkit_sandbox::salesforce::RunningSalesforce, threshold: usize) -> Client {
+    Client::builder()
+        .access_token(SecretString::from("bulk"))
+        .instance_url(sb.instance_url())
+        .retry(fast_retry())
+        .bulk_threshold(threshold)
+        .build()
+        .expect("builds")
+}
+
+/// Every read of an ingest job (its state, its results) answers 500 from now on.
+pub fn unreadable_jobs() -> crmkit_sandbox::faults::Faults {
+    crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some("GET /services/data/v59.0/jobs/ingest/*".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_insert_job_closed_but_unreadable_is_outcome_unknown_never_retryable() {
+    let sb = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
+        .start()
+        .await
+        .expect("sandbox");
+    let c = bulk_client(&sb, 2);
+    let before = sb.count("Account");
+    sb.set_faults(unreadable_jobs());
+    let rows: Vec<Fields> = ["Uno", "Dos", "Tres"]
+        .iter()
+        .map(|n| {
+            let mut f = Fields::new();
+            f.insert("Name".into(), json!(n));
+            f
+        })
+        .collect();
+    let out = c.insert_many("Account", rows).await;
+    assert_eq!(out.len(), 3);
+    for r in &out {
+        let e = r.as_ref().expect_err("results unreadable");
+        assert!(!e.is_retryable(), "a retry would create it twice: {e}");
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
+    assert_eq!(
+        sb.count("Account"),
+        before + 3,
+        "the job did create them: retrying would have duplicated them"
+    );
+}

@@ -35,11 +35,15 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
     let sandbox = strict(40, 2000).await;
     let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_page_size(3);
     next_second().await;
-    let first: Vec<Change> = conn
+    let mut first: Vec<Change> = conn
         .changes(ObjectKind::Company, None)
         .try_collect()
         .await
         .expect("feed");
+    let cursor = first.last().expect("changes").cursor().clone();
+    // The seeded accounts were last changed long before the run's bound: it ends on a
+    // checkpoint there.
+    assert!(matches!(first.pop(), Some(Change::Checkpoint { .. })));
     let accounts = sandbox.count("Account");
     assert!(accounts > 3);
     assert_eq!(first.len(), accounts, "every account once");
@@ -53,7 +57,6 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
         assert!(record.updated_at() >= last_time, "oldest first");
         last_time = record.updated_at();
     }
-    let cursor = first.last().expect("changes").cursor().clone();
 
     // Nothing changed: a resumed run re-reads at most the overlap window.
     let again: Vec<Change> = conn
@@ -61,7 +64,11 @@ async fn the_feed_reads_everything_in_keyset_pages_resumes_and_reports_deletions
         .try_collect()
         .await
         .expect("feed");
-    assert!(again.iter().all(|c| matches!(c, Change::Upsert { .. })));
+    assert!(
+        again
+            .iter()
+            .all(|c| matches!(c, Change::Upsert { .. } | Change::Checkpoint { .. }))
+    );
 
     let created = conn.create(vec![company("Fresh")]).await;
     let fresh = created.results[0].as_ref().expect("created").clone();
@@ -117,6 +124,10 @@ async fn the_feed_reads_every_batch_when_salesforce_answers_shorter_than_the_lim
         .try_collect()
         .await
         .expect("feed");
+    let first: Vec<Change> = first
+        .into_iter()
+        .filter(|c| !matches!(c, Change::Checkpoint { .. }))
+        .collect();
     let accounts = sandbox.count("Account");
     assert!(accounts > 5);
     let ids: HashSet<&str> = first.iter().filter_map(Change::id).collect();
@@ -146,6 +157,73 @@ async fn a_cursor_older_than_the_deletion_log_stops_for_a_resync_and_stays_put()
         Err(e) => e,
         Ok(c) => panic!("a stale cursor must stop the run before any change: {c:?}"),
     };
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.to_string().contains("full resync"), "{e}");
+}
+
+#[tokio::test]
+async fn a_quiet_feed_keeps_its_cursor_fresh_past_the_deletion_window() {
+    let sandbox = strict(3, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    next_second().await;
+    let first: Vec<Change> = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect()
+        .await
+        .expect("feed");
+    let mut cursor = first.last().expect("changes").cursor().clone();
+    // 18 days without a single change, read every 6 days: longer than getDeleted keeps
+    // deletions, so only checkpoints keep the cursor usable.
+    for _ in 0..3 {
+        sandbox.advance_clock(Duration::from_secs(6 * 86_400));
+        let quiet: Vec<Change> = conn
+            .changes(ObjectKind::Company, Some(cursor.clone()))
+            .try_collect()
+            .await
+            .expect("a quiet run works");
+        assert!(
+            quiet.iter().all(|c| matches!(c, Change::Checkpoint { .. })),
+            "nothing changed: {quiet:?}"
+        );
+        cursor = quiet
+            .last()
+            .expect("a quiet run still moves its cursor")
+            .cursor()
+            .clone();
+    }
+    let created = conn.create(vec![company("Awake")]).await;
+    let fresh = created.results[0].as_ref().expect("created").clone();
+    let victim = first[0].id().expect("id").to_string();
+    let gone = conn
+        .delete(vec![RecordRef::new(
+            crmkit_core::Crm::Salesforce,
+            ObjectKind::Company,
+            victim.clone(),
+        )])
+        .await;
+    assert!(gone.results[0].is_ok());
+    next_second().await;
+    let later: Vec<Change> = conn
+        .changes(ObjectKind::Company, Some(cursor.clone()))
+        .try_collect()
+        .await
+        .expect("the feed still works after 18 quiet days");
+    assert!(
+        later
+            .iter()
+            .any(|c| matches!(c, Change::Deleted { record, .. } if record.id == victim))
+    );
+    assert!(later.iter().any(|c| c.id() == Some(fresh.id.as_str())));
+
+    // Deletions purged from the log (the Recycle Bin emptied) since the cursor: resync.
+    let cursor = later.last().expect("changes").cursor().clone();
+    next_second().await;
+    sandbox.purge_deletions();
+    let e = conn
+        .changes(ObjectKind::Company, Some(cursor))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("purged deletions");
     assert_eq!(e.kind(), ErrorKind::Validation);
     assert!(e.to_string().contains("full resync"), "{e}");
 }
@@ -327,6 +405,155 @@ async fn marked_creates_are_idempotent_and_share_results_within_a_batch() {
         .remove(0)
         .expect_err("no marker field");
     assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn markers_match_without_case_as_the_external_id_field_does() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_marker_field("External_Id__c");
+    let marked = |name: &str, marker: &str| Marked {
+        record: company(name),
+        marker: marker.into(),
+    };
+    let first = conn
+        .create_marked(vec![
+            marked("Upper", "SRC-1"),
+            marked("Mixed", "Case-X"),
+            marked("Mixed again", "case-x"),
+        ])
+        .await;
+    let upper = first.results[0].as_ref().expect("created").clone();
+    assert_eq!(
+        first.results[1].as_ref().expect("created"),
+        first.results[2].as_ref().expect("shared"),
+        "one value to Salesforce, one record"
+    );
+    assert_eq!(sandbox.count("Account"), 2);
+    // Found in any case, and left untouched.
+    let again = conn.create_marked(vec![marked("Renamed", "src-1")]).await;
+    assert_eq!(again.results[0].as_ref().expect("found"), &upper);
+    let stored = conn
+        .get(ObjectKind::Company, &upper.id)
+        .await
+        .expect("reads");
+    let Record::Company(stored) = stored else {
+        panic!("a company: {stored:?}")
+    };
+    assert_eq!(stored.name, "Upper", "a found record is not overwritten");
+    assert_eq!(
+        conn.find_by_marker(ObjectKind::Company, "Src-1")
+            .await
+            .expect("lookup"),
+        Some(upper)
+    );
+    assert_eq!(sandbox.count("Account"), 2);
+}
+
+#[tokio::test]
+async fn marked_creates_above_the_bulk_threshold_go_through_an_upsert_job_safe_to_retry() {
+    let sandbox = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
+        .start()
+        .await
+        .expect("sandbox");
+    let conn = SalesforceConnector::new(crate::bulk::bulk_client(&sandbox, 2))
+        .with_marker_field("External_Id__c");
+    let before = sandbox.count("Account");
+    let batch = || {
+        ["Alpha", "Beta", "Gamma"]
+            .iter()
+            .map(|n| Marked {
+                record: company(n),
+                marker: format!("bulk-{n}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    // The job is closed and runs, but its results cannot be read.
+    sandbox.set_faults(crate::bulk::unreadable_jobs());
+    let first = conn.create_marked(batch()).await;
+    assert!(first.results.iter().all(Result::is_err), "{first:?}");
+    sandbox.set_faults(crmkit_sandbox::faults::Faults::default());
+    let jobs: Value = conn
+        .client()
+        .json(&crmkit_core::http::ApiRequest::get("jobs/ingest"))
+        .await
+        .expect("jobs");
+    let job = &jobs["records"][0];
+    assert_eq!(job["operation"], "upsert", "{jobs}");
+    assert_eq!(job["externalIdFieldName"], "External_Id__c");
+    // The retry finds what the job made: nothing twice.
+    let again = conn.create_marked(batch()).await;
+    assert!(again.results.iter().all(Result::is_ok), "{again:?}");
+    assert_eq!(sandbox.count("Account"), before + 3);
+}
+
+#[tokio::test]
+async fn a_deals_person_round_trips_through_its_primary_contact_role() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    let person = |name: &str| {
+        Record::Person(Person {
+            name: name.into(),
+            ..Person::default()
+        })
+    };
+    let people = conn
+        .create(vec![person("Ada Lovelace"), person("Charles Babbage")])
+        .await;
+    let ada = people.results[0].as_ref().expect("ada").id.clone();
+    let charles = people.results[1].as_ref().expect("charles").id.clone();
+    let deal = Record::Deal(Deal {
+        name: "Engines".into(),
+        stage_id: Some("Prospecting".into()),
+        close_date: Some(Utc::now()),
+        person_id: Some(ada.clone()),
+        ..Deal::default()
+    });
+    let id = conn.create(vec![deal]).await.results[0]
+        .as_ref()
+        .expect("deal")
+        .id
+        .clone();
+    let read = |conn: &SalesforceConnector| {
+        let (conn, id) = (conn.clone(), id.clone());
+        async move {
+            match conn.get(ObjectKind::Deal, &id).await.expect("deal") {
+                Record::Deal(d) => d,
+                other => panic!("a deal: {other:?}"),
+            }
+        }
+    };
+    let d = read(&conn).await;
+    assert_eq!(d.person_id.as_deref(), Some(ada.as_str()));
+    // Read and written back unchanged: nothing to send.
+    let out = conn.update(vec![Record::Deal(d.clone())]).await;
+    assert!(out.results[0].is_ok());
+    // Another person: the primary contact role moves.
+    let mut moved = d.clone();
+    moved.person_id = Some(charles.clone());
+    let out = conn.update(vec![Record::Deal(moved)]).await;
+    assert!(out.results[0].is_ok(), "{:?}", out.results[0]);
+    let d = read(&conn).await;
+    assert_eq!(d.person_id.as_deref(), Some(charles.as_str()));
+    // And back to the first, whose role exists already: still one primary.
+    let mut back = d.clone();
+    back.person_id = Some(ada.clone());
+    assert!(conn.update(vec![Record::Deal(back)]).await.results[0].is_ok());
+    let d = read(&conn).await;
+    assert_eq!(d.person_id.as_deref(), Some(ada.as_str()));
+    let roles: Vec<_> = conn
+        .client()
+        .query(format!(
+            "SELECT ContactId FROM OpportunityContactRole WHERE OpportunityId = '{id}' AND IsPrimary = true"
+        ))
+        .try_collect()
+        .await
+        .expect("roles");
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    // No person.
+    let mut none = d.clone();
+    none.person_id = None;
+    assert!(conn.update(vec![Record::Deal(none)]).await.results[0].is_ok());
+    assert_eq!(read(&conn).await.person_id, None);
 }
 
 #[tokio::test]

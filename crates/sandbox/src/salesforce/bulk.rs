@@ -137,6 +137,25 @@ fn no_job() -> ApiError {
     ApiError::not_found("Could not find job").code("NOT_FOUND")
 }
 
+/// Results exist only for a job that ended: "for a completed job"
+/// (<https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_successful_results.htm>).
+/// Before that the answer is a 400 `InvalidJobState`, the Bulk API 2.0 error for an
+/// operation the job's state does not allow
+/// (<https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/bulk_api_2_0_errors.htm>).
+fn finished(info: &Value) -> Result<()> {
+    match info["state"].as_str() {
+        Some("JobComplete" | "Failed" | "Aborted") => Ok(()),
+        state => Err(ApiError::bad(
+            "InvalidJobState",
+            format!(
+                "Job {} is in state {}: its results are available once it is complete",
+                info["id"].as_str().unwrap_or_default(),
+                state.unwrap_or("unknown")
+            ),
+        )),
+    }
+}
+
 fn csv_answer(status: u16, text: String) -> Answer {
     Answer {
         status,
@@ -187,6 +206,7 @@ pub(crate) fn read(
         }
         ["ingest", id, which] => {
             let job = jobs.ingest.get(*id).ok_or_else(no_job)?;
+            finished(&job.info)?;
             let (mut headers, rows) = match *which {
                 "successfulResults" => (
                     vec!["sf__Id".to_string(), "sf__Created".to_string()],
@@ -217,6 +237,7 @@ pub(crate) fn read(
         }
         ["query", id, "results"] => {
             let job = jobs.query.get(*id).ok_or_else(no_job)?;
+            finished(&job.info)?;
             let start = match req
                 .params
                 .iter()

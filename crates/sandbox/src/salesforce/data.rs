@@ -47,6 +47,11 @@ pub(crate) struct Data {
     journal: Vec<Undo>,
     marks: Vec<(usize, usize)>,
     last_micros: i64,
+    /// How far the org's clock runs ahead of the machine's (tests of long quiet spells).
+    pub clock_offset: chrono::Duration,
+    /// Deletions up to this time were purged from the deletion log (the Recycle Bin
+    /// emptied), so getDeleted no longer answers for them.
+    pub purged_through: Option<DateTime<Utc>>,
     /// Changes not yet handed to outbound messaging.
     pub events: Vec<Change>,
     /// The user the API acts as (`OwnerId`, `CreatedById` defaults).
@@ -114,6 +119,8 @@ impl Data {
             journal: Vec::new(),
             marks: Vec::new(),
             last_micros: 0,
+            clock_offset: chrono::Duration::zero(),
+            purged_through: None,
             events: Vec::new(),
             user_id: ids::make("005", first_id),
             org_id: ids::make("00D", first_id),
@@ -139,10 +146,17 @@ impl Data {
     /// getDeleted's `latestDateCovered` read
     /// (<https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/system_fields.htm>).
     pub(crate) fn now(&mut self) -> DateTime<Utc> {
-        let micros = Utc::now().timestamp() * 1_000_000;
+        let micros = self.clock().timestamp() * 1_000_000;
         let micros = micros.max(self.last_micros);
         self.last_micros = micros;
         DateTime::from_timestamp_micros(micros).unwrap_or_else(Utc::now)
+    }
+
+    /// The org's clock: the machine's, moved by [`Data::clock_offset`].
+    pub(crate) fn clock(&self) -> DateTime<Utc> {
+        Utc::now()
+            .checked_add_signed(self.clock_offset)
+            .unwrap_or_else(Utc::now)
     }
 
     /// The table of `object`.
@@ -310,6 +324,7 @@ impl Data {
             ));
         }
         let given = self.validate(o, body, true)?;
+        self.check_unique(o, None, &given)?;
         let id = ids::make(o.prefix, self.next);
         self.next += 1;
         let now = self.now();
@@ -320,8 +335,9 @@ impl Data {
         self.events.push(Change {
             object: o.name,
             kind: ChangeKind::Created,
-            record: row,
+            record: row.clone(),
         });
+        self.primary_contact(o, &row, None)?;
         Ok(id)
     }
 
@@ -361,6 +377,7 @@ impl Data {
     ) -> Result<(), ApiError> {
         let old = self.live(o, id)?.clone();
         let given = self.validate(o, body, false)?;
+        self.check_unique(o, Some(id), &given)?;
         let now = self.now();
         let mut row = old;
         for (k, v) in &given {
@@ -371,12 +388,114 @@ impl Data {
         row["LastModifiedById"] = json!(self.user_id);
         derive(o, &mut row, &given);
         check_event(o, &row)?;
+        let before = self.live(o, id)?.clone();
         self.put(o, row.clone());
         self.events.push(Change {
             object: o.name,
             kind: ChangeKind::Updated,
-            record: row,
+            record: row.clone(),
         });
+        self.primary_contact(o, &row, Some(&before))?;
+        Ok(())
+    }
+
+    /// Keeps an Opportunity's `ContactId` and its primary OpportunityContactRole in step:
+    /// an Opportunity created with `ContactId` gets a primary role for that contact; a role
+    /// made primary takes the flag from the others and sets the Opportunity's `ContactId`;
+    /// the primary role losing the flag clears it (Object Reference, Opportunity
+    /// `ContactId` and OpportunityContactRole `IsPrimary`: "Each Opportunity has only one
+    /// primary contact").
+    fn primary_contact(
+        &mut self,
+        o: &'static Object,
+        row: &Value,
+        before: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let Some(roles) = schema::object("OpportunityContactRole") else {
+            return Ok(());
+        };
+        match o.name {
+            "Opportunity" if before.is_none() && row["ContactId"].is_string() => {
+                let role = json!({
+                    "OpportunityId": row["Id"], "ContactId": row["ContactId"], "IsPrimary": true,
+                });
+                self.create(roles, &role).map(drop)
+            }
+            "OpportunityContactRole" => {
+                let primary = row["IsPrimary"] == json!(true);
+                let was = before.is_some_and(|b| b["IsPrimary"] == json!(true));
+                if primary {
+                    let mine = row["Id"].as_str().unwrap_or_default().to_string();
+                    let others = roles
+                        .field("OpportunityId")
+                        .map(|f| self.lookup(roles, f, &row["OpportunityId"]))
+                        .unwrap_or_default();
+                    for other in others.into_iter().filter(|id| *id != mine) {
+                        if let Ok(r) = self.live(roles, &other)
+                            && r["IsPrimary"] == json!(true)
+                        {
+                            let mut r = r.clone();
+                            r["IsPrimary"] = json!(false);
+                            r["SystemModstamp"] = json!(sf_time(self.now()));
+                            self.put(roles, r);
+                        }
+                    }
+                    self.set_opportunity_contact(&row["OpportunityId"], row["ContactId"].clone());
+                } else if was {
+                    self.set_opportunity_contact(&row["OpportunityId"], Value::Null);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the derived `ContactId` of the live Opportunity `id`; a change moves its
+    /// `SystemModstamp`, as a system update does.
+    fn set_opportunity_contact(&mut self, id: &Value, contact: Value) {
+        let (Some(o), Some(id)) = (schema::object("Opportunity"), id.as_str()) else {
+            return;
+        };
+        let Ok(row) = self.live(o, id) else {
+            return;
+        };
+        if row["ContactId"] == contact {
+            return;
+        }
+        let mut row = row.clone();
+        row["ContactId"] = contact;
+        row["SystemModstamp"] = json!(sf_time(self.now()));
+        self.put(o, row);
+    }
+
+    /// Refuses a value of a Unique field that another live record holds (compared without
+    /// case, as the index keys are), with Salesforce's `DUPLICATE_VALUE`.
+    fn check_unique(
+        &self,
+        o: &'static Object,
+        id: Option<&str>,
+        given: &Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        let me = id.and_then(ids::to18);
+        for f in o.fields.iter().filter(|f| f.unique) {
+            let Some(v) = given.get(f.name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let other = self
+                .lookup(o, f, v)
+                .into_iter()
+                .find(|other| Some(other) != me.as_ref() && self.live(o, other).is_ok());
+            if let Some(other) = other {
+                return Err(ApiError::bad(
+                    "DUPLICATE_VALUE",
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other}",
+                        f.name
+                    ),
+                )
+                .with_fields([f.name]));
+            }
+        }
         Ok(())
     }
 
@@ -394,6 +513,9 @@ impl Data {
         row["IsDeleted"] = json!(true);
         row["SystemModstamp"] = json!(sf_time(now));
         self.put(o, row.clone());
+        if o.name == "OpportunityContactRole" && row["IsPrimary"] == json!(true) {
+            self.set_opportunity_contact(&row["OpportunityId"], Value::Null);
+        }
         self.events.push(Change {
             object: o.name,
             kind: ChangeKind::Deleted,

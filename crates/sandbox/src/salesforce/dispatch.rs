@@ -599,11 +599,21 @@ fn truncate_minute(t: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
-/// getUpdated / getDeleted (developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getupdated.htm,
-/// resources_getdeleted.htm): ids changed (or deleted) with `SystemModstamp` in
-/// `[start, end)`; `start` may be at most 30 days back; the span is taken in whole minutes
-/// (seconds ignored, as the SOAP `getUpdated` reference states), unless
-/// [`super::Config::replication_whole_minutes`] is off.
+/// getUpdated / getDeleted
+/// (<https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getupdated.htm>,
+/// <https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getdeleted.htm>):
+/// ids changed (or deleted) with `SystemModstamp` in `[start, end)`.
+///
+/// As the SOAP reference states for both calls
+/// (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>,
+/// <https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getupdated.htm>):
+/// the seconds of `start` and `end` are ignored (unless
+/// [`super::Config::replication_whole_minutes`] is off); `start` must precede `end` by more
+/// than one minute, else `INVALID_REPLICATION_DATE`. getDeleted answers for no more than 15
+/// days before the day of the call, and not before a purge of the deletion log (both
+/// `INVALID_REPLICATION_DATE`); getUpdated for 30 days. `earliestDateAvailable` is where
+/// the deletion log starts: the 15-day window, or the last purged deletion when later;
+/// `latestDateCovered` is the (cut) end, never past the org's clock.
 fn updated(
     state: &State,
     data: &Data,
@@ -630,23 +640,45 @@ fn updated(
             })
     };
     let (mut start, mut end) = (parse("start")?, parse("end")?);
-    let now = Utc::now();
-    if state.config.replication_whole_minutes {
+    let now = data.clock();
+    let whole = state.config.replication_whole_minutes;
+    if whole {
         start = truncate_minute(start);
         end = truncate_minute(end.min(now));
     } else {
         end = end.min(now + Duration::milliseconds(1));
     }
-    if end < start {
+    let gap = if whole {
+        Duration::minutes(1)
+    } else {
+        Duration::zero()
+    };
+    if end - start <= gap {
         return Err(ApiError::bad(
             "INVALID_REPLICATION_DATE",
-            "end date must be after start date",
+            "startDate must chronologically precede endDate by more than one minute",
         ));
     }
-    if start < now - Duration::days(30) {
+    // "no more than 15 days previous to the day the call is executed": from midnight UTC.
+    let days = if deleted { 15 } else { 30 };
+    let window = (now - Duration::days(days))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(now - Duration::days(days), |t| t.and_utc());
+    if start < window {
         return Err(ApiError::bad(
             "INVALID_REPLICATION_DATE",
-            "startDate cannot be more than 30 days ago",
+            format!("startDate cannot be more than {days} days ago"),
+        ));
+    }
+    let log_start = data.purged_through.map_or(window, |p| p.max(window));
+    if deleted && start < log_start {
+        return Err(ApiError::bad(
+            "INVALID_REPLICATION_DATE",
+            format!(
+                "the deletion log was purged through {}: startDate must not be earlier",
+                sf_time(log_start)
+            ),
         ));
     }
     let ids = data.by_time(o.name, TimeField::Updated, Some(start), Some(end), false);
@@ -660,7 +692,7 @@ fn updated(
         Ok(Answer::json(
             200,
             json!({"deletedRecords": list,
-                   "earliestDateAvailable": sf_time(truncate_minute(now - Duration::days(30))),
+                   "earliestDateAvailable": sf_time(truncate_minute(log_start)),
                    "latestDateCovered": covered}),
         ))
     } else {

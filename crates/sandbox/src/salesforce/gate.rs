@@ -124,5 +124,11 @@ pub(crate) async fn check(
     if let Ok(v) = HeaderValue::from_str(&format!("api-usage={used}/{max}")) {
         resp.headers_mut().insert("sforce-limit-info", v);
     }
+    // The org's clock (RFC 9110 IMF-fixdate), which clients bound their reads by; it may
+    // run ahead of the machine's (`RunningSalesforce::advance_clock`).
+    let date = state.read().clock().format("%a, %d %b %Y %H:%M:%S GMT");
+    if let Ok(v) = HeaderValue::from_str(&date.to_string()) {
+        resp.headers_mut().insert("date", v);
+    }
     resp
 }

@@ -47,8 +47,11 @@
 //!   `Aborted`), results are CSV with `sf__Id`, `sf__Created` or `sf__Error`; query jobs
 //!   answer CSV pages with `Sforce-Locator` (`null` on the last) and
 //!   `Sforce-NumberOfRecords`.
-//! - getUpdated and getDeleted take whole minutes and at most 30 days back
-//!   (`INVALID_REPLICATION_DATE`), unless [`Config::replication_whole_minutes`] is off.
+//! - getUpdated and getDeleted take whole minutes (unless
+//!   [`Config::replication_whole_minutes`] is off), a start more than a minute before the
+//!   end, and at most 30 (getUpdated) or 15 (getDeleted) days back, else
+//!   `INVALID_REPLICATION_DATE`; getDeleted's `earliestDateAvailable` is where its deletion
+//!   log starts ([`RunningSalesforce::purge_deletions`] moves it).
 //! - Outbound messages: creations and edits of a configured object are POSTed as SOAP
 //!   `notifications` (up to 100) and retried with a doubling delay until the endpoint
 //!   answers a `notificationsResponse` with `<Ack>true</Ack>`; deletions send nothing.
@@ -407,6 +410,24 @@ impl RunningSalesforce {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .expire_all();
+    }
+
+    /// Moves the org's clock `by` ahead (never back): audit stamps, getUpdated and
+    /// getDeleted windows and the REST answers' `Date` header follow it, so a test can let
+    /// weeks pass. (Token lifetimes and SOQL date literals stay on the machine's clock.)
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
+        let mut data = self.state.write();
+        data.clock_offset += by;
+    }
+
+    /// Empties the Recycle Bin as an administrator can: every deletion up to now leaves
+    /// the deletion log, so getDeleted refuses starts before now with
+    /// `INVALID_REPLICATION_DATE` and its `earliestDateAvailable` moves here
+    /// (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>).
+    pub fn purge_deletions(&self) {
+        let mut data = self.state.write();
+        data.purged_through = Some(data.clock());
     }
 
     /// API requests used today and the daily maximum.

@@ -117,6 +117,9 @@ pub(crate) struct Field {
     pub relationship: Option<&'static str>,
     /// An External ID field.
     pub external_id: bool,
+    /// A Unique field whose values are compared without case ("Treat ABC and abc as
+    /// duplicate values"): a second record with the same value is refused.
+    pub unique: bool,
     /// Usable to identify a record (Id, external ids, Email).
     pub id_lookup: bool,
     /// Kept in an equality index for queries and upserts.
@@ -144,6 +147,7 @@ const fn f(name: &'static str, label: &'static str, ftype: FType) -> Field {
         refs: &[],
         relationship: None,
         external_id: false,
+        unique: false,
         id_lookup: false,
         indexed: false,
         custom: false,
@@ -162,6 +166,11 @@ const fn req(mut x: Field) -> Field {
 
 const fn ro(mut x: Field) -> Field {
     x.access = Access::ReadOnly;
+    x
+}
+
+const fn create_only(mut x: Field) -> Field {
+    x.access = Access::CreateOnly;
     x
 }
 
@@ -270,9 +279,15 @@ fn system_fields(owner: bool) -> Vec<Field> {
     v
 }
 
+/// `External_Id__c`: External ID and Unique, case-insensitive (the default choice for a
+/// Unique text field), so an upsert by it matches `ABC123` with `abc123`
+/// (<https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>)
+/// and SOQL compares it without case as every field that is not unique case-sensitive
+/// (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm>).
 fn external_id() -> Field {
     let mut x = f("External_Id__c", "External Id", FType::String);
     x.external_id = true;
+    x.unique = true;
     x.id_lookup = true;
     x.indexed = true;
     x.custom = true;
@@ -511,6 +526,16 @@ fn build() -> Vec<Object> {
     opportunity.extend([
         req(len(f("Name", "Name", FType::String), 120)),
         reference("AccountId", "Account ID", &["Account"], "Account"),
+        // The primary contact: set on create only (which makes a primary
+        // OpportunityContactRole), afterwards derived from the primary role (Object
+        // Reference, Opportunity, ContactId, API 46.0+:
+        // https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm).
+        create_only(reference(
+            "ContactId",
+            "Contact ID",
+            &["Contact"],
+            "Contact",
+        )),
         req(pick(
             len(f("StageName", "Stage", FType::Picklist), 255),
             STAGE_NAMES,
@@ -590,6 +615,41 @@ fn build() -> Vec<Object> {
         v.push(external_id());
         v
     };
+
+    // OpportunityContactRole: the role a Contact plays on an Opportunity; one primary per
+    // Opportunity (Object Reference:
+    // https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunitycontactrole.htm).
+    let mut contact_role = system_fields(false);
+    contact_role.extend([
+        req(create_only(reference(
+            "OpportunityId",
+            "Opportunity ID",
+            &["Opportunity"],
+            "Opportunity",
+        ))),
+        req(reference(
+            "ContactId",
+            "Contact ID",
+            &["Contact"],
+            "Contact",
+        )),
+        f("IsPrimary", "Primary", FType::Boolean),
+        pick(
+            f("Role", "Role", FType::Picklist),
+            &[
+                "Business User",
+                "Decision Maker",
+                "Economic Buyer",
+                "Economic Decision Maker",
+                "Evaluator",
+                "Executive Sponsor",
+                "Influencer",
+                "Technical Buyer",
+                "Other",
+            ],
+            false,
+        ),
+    ]);
 
     let mut user = system_fields(false);
     user.extend([
@@ -687,6 +747,11 @@ fn build() -> Vec<Object> {
             fields: opportunity,
             children: &[
                 Child {
+                    name: "OpportunityContactRoles",
+                    object: "OpportunityContactRole",
+                    field: "OpportunityId",
+                },
+                Child {
                     name: "Tasks",
                     object: "Task",
                     field: "WhatId",
@@ -714,6 +779,15 @@ fn build() -> Vec<Object> {
             prefix: "00U",
             createable: true,
             fields: activity(true),
+            children: &[],
+        },
+        Object {
+            name: "OpportunityContactRole",
+            label: "Opportunity Contact Role",
+            plural: "Opportunity Contact Roles",
+            prefix: "00K",
+            createable: true,
+            fields: contact_role,
             children: &[],
         },
         Object {
@@ -803,7 +877,7 @@ pub(crate) fn describe(v: &str, o: &Object) -> Value {
                 "updateable": x.access == Access::ReadWrite && o.createable,
                 "defaultedOnCreate": defaulted,
                 "externalId": x.external_id, "idLookup": x.id_lookup,
-                "unique": false, "custom": x.custom, "filterable": true, "sortable": true,
+                "unique": x.unique, "caseSensitive": false, "custom": x.custom, "filterable": true, "sortable": true,
                 "calculated": false, "restrictedPicklist": x.restricted,
                 "picklistValues": picklist,
                 "referenceTo": x.refs, "relationshipName": x.relationship,

@@ -31,7 +31,7 @@ impl Engine {
                 .map(|c| ChangeCursor(c.value));
             let mut feed = self.conn(*crm).changes(kind, since);
             while let Some(change) = feed.try_next().await? {
-                report.read += 1;
+                report.read += usize::from(!matches!(change, Change::Checkpoint { .. }));
                 cursors.insert(*crm, change.cursor().clone());
                 match change {
                     Change::Upsert { record, .. } => {
@@ -57,7 +57,7 @@ impl Engine {
                             .errors
                             .push(format!("{record}: could not be read: {reason}"));
                     }
-                    Change::Skipped { .. } => {}
+                    Change::Skipped { .. } | Change::Checkpoint { .. } => {}
                 }
             }
         }

@@ -115,6 +115,15 @@ async fn ingest_jobs_process_csv_and_report_results() {
         &json!({"state": "UploadComplete"}),
     )
     .await;
+    // No results before the job ends: each of the three answers 400 InvalidJobState.
+    for which in ["successfulResults", "failedResults", "unprocessedrecords"] {
+        let (status, _, body) = csv(&api, &format!("/jobs/ingest/{uid}/{which}/"), &[]).await;
+        assert_eq!(status, 400, "{which}: {body}");
+        assert!(body.contains("InvalidJobState"), "{body}");
+    }
+    for _ in 0..2 {
+        api.get(&format!("/jobs/ingest/{uid}"), &[]).await;
+    }
     let (_, _, ok) = csv(&api, &format!("/jobs/ingest/{uid}/successfulResults/"), &[]).await;
     assert!(
         ok.contains(",false,q1,Renamed") && ok.contains(",true,q9,Brand New"),

@@ -231,28 +231,46 @@ async fn upsert_by_external_id_creates_updates_and_reports_multiple_matches() {
         "before 46.0 an update answers 204"
     );
 
-    api.post(
-        "/sobjects/Account",
-        &json!({"Name": "Dup A", "External_Id__c": "dup"}),
-    )
-    .await;
-    api.post(
-        "/sobjects/Account",
-        &json!({"Name": "Dup B", "External_Id__c": "dup"}),
-    )
-    .await;
-    let m = api
+    // External_Id__c is Unique and case-insensitive: `EXT-1` is `ext-1`, and no second
+    // record may take it.
+    let c = api
         .patch(
-            "/sobjects/Account/External_Id__c/dup",
-            &json!({"Name": "?"}),
+            "/sobjects/Account/External_Id__c/EXT-1",
+            &json!({"Name": "Eins"}),
         )
         .await;
-    assert_eq!(m.status, 300);
+    assert_eq!((c.status, &c.body["id"]), (200, &id), "{}", c.body);
+    let dup = api
+        .post(
+            "/sobjects/Account",
+            &json!({"Name": "Dup", "External_Id__c": "Ext-1"}),
+        )
+        .await;
+    assert_eq!(dup.status, 400);
+    assert_eq!(dup.body[0]["errorCode"], "DUPLICATE_VALUE", "{}", dup.body);
+    let got = api.get("/sobjects/Account/External_Id__c/eXt-1", &[]).await;
+    assert_eq!(got.body["Id"], id);
+
+    // A lookup field that is not unique can match several records: 300.
+    for name in ["Dup A", "Dup B"] {
+        api.post(
+            "/sobjects/Contact",
+            &json!({"LastName": name, "Email": "dup@example.com"}),
+        )
+        .await;
+    }
+    let m = api
+        .patch(
+            "/sobjects/Contact/Email/dup@example.com",
+            &json!({"Title": "?"}),
+        )
+        .await;
+    assert_eq!(m.status, 300, "{}", m.body);
     assert_eq!(m.body.as_array().map(Vec::len), Some(2));
     assert!(
         m.body[0]
             .as_str()
-            .is_some_and(|u| u.starts_with("/services/data/v59.0/sobjects/Account/001"))
+            .is_some_and(|u| u.starts_with("/services/data/v59.0/sobjects/Contact/003"))
     );
 
     let bad = api
@@ -264,7 +282,7 @@ async fn upsert_by_external_id_creates_updates_and_reports_multiple_matches() {
         "Provided external ID field does not exist or is not accessible: Namez"
     );
     let got = api.get("/sobjects/Account/External_Id__c/ext-1", &[]).await;
-    assert_eq!(got.body["Name"], "Ein");
+    assert_eq!(got.body["Name"], "Eins");
 }
 
 #[tokio::test]
@@ -350,4 +368,85 @@ async fn stamps_are_whole_seconds_never_ahead_of_the_clock() {
         let t = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").expect("stamp");
         assert!(t <= after, "{s} is ahead of the clock ({after})");
     }
+}
+
+#[tokio::test]
+async fn an_opportunitys_contact_is_its_primary_contact_role() {
+    let sb = salesforce(0).await;
+    let api = Sf::new(&sb);
+    let ada = api
+        .post("/sobjects/Contact", &json!({"LastName": "Lovelace"}))
+        .await
+        .body["id"]
+        .clone();
+    let charles = api
+        .post("/sobjects/Contact", &json!({"LastName": "Babbage"}))
+        .await
+        .body["id"]
+        .clone();
+    let opp = api
+        .post(
+            "/sobjects/Opportunity",
+            &json!({"Name": "Engines", "StageName": "Prospecting", "CloseDate": "2025-01-01", "ContactId": ada}),
+        )
+        .await;
+    assert_eq!(opp.status, 201, "{}", opp.body);
+    let opp = opp.body["id"].as_str().unwrap_or_default().to_string();
+    let r = roles(&api, &opp).await;
+    assert_eq!(r["totalSize"], 1, "{r}");
+    assert_eq!(
+        (&r["records"][0]["ContactId"], &r["records"][0]["IsPrimary"]),
+        (&ada, &json!(true))
+    );
+    // ContactId is set on create only.
+    let e = api
+        .patch(
+            &format!("/sobjects/Opportunity/{opp}"),
+            &json!({"ContactId": charles}),
+        )
+        .await;
+    assert_eq!(
+        (e.status, code(&e.body)),
+        (400, "INVALID_FIELD_FOR_INSERT_UPDATE")
+    );
+    // A role needs its Opportunity; a new primary role moves the flag and the ContactId.
+    let e = api
+        .post(
+            "/sobjects/OpportunityContactRole",
+            &json!({"ContactId": charles}),
+        )
+        .await;
+    assert_eq!((e.status, code(&e.body)), (400, "REQUIRED_FIELD_MISSING"));
+    let role = api
+        .post(
+            "/sobjects/OpportunityContactRole",
+            &json!({"OpportunityId": opp, "ContactId": charles, "IsPrimary": true, "Role": "Decision Maker"}),
+        )
+        .await;
+    assert_eq!(role.status, 201, "{}", role.body);
+    let o = api.get(&format!("/sobjects/Opportunity/{opp}"), &[]).await;
+    assert_eq!(o.body["ContactId"], charles);
+    let r = roles(&api, &opp).await;
+    let primary: Vec<&serde_json::Value> = r["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["IsPrimary"] == true)
+        .map(|x| &x["ContactId"])
+        .collect();
+    assert_eq!(primary, vec![&charles], "one primary: {r}");
+    // Deleting the primary role leaves no primary contact.
+    let role = role.body["id"].as_str().unwrap_or_default().to_string();
+    api.delete(&format!("/sobjects/OpportunityContactRole/{role}"))
+        .await;
+    let o = api.get(&format!("/sobjects/Opportunity/{opp}"), &[]).await;
+    assert_eq!(o.body["ContactId"], serde_json::Value::Null);
+}
+
+/// The contact roles of Opportunity `opp`, oldest first.
+async fn roles(api: &Sf, opp: &str) -> serde_json::Value {
+    let q = format!(
+        "SELECT ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId = '{opp}' ORDER BY CreatedDate"
+    );
+    api.get("/query", &[("q", q.as_str())]).await.body
 }
