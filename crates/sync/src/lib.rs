@@ -38,9 +38,16 @@
 //!    Written records are read back and their hashes and field values stored (the base of
 //!    the next run), so a CRM that normalises a value (or ignores one) does not make our
 //!    write look like its own change next time.
-//! 8. **Cursors.** A kind's cursors are saved only after everything they cover is stored,
-//!    and only when every write of the kind succeeded: a failed record is read again next
-//!    run (the rest is idempotent, as its hashes moved).
+//! 8. **Cursors and the retry list.** A record that failed on its own (unreadable,
+//!    unmappable, rejected by the CRM, its parent not linked yet) goes on the store's retry
+//!    list, in the transaction that moves the kind's cursors past it; the next runs read it
+//!    again with [`Connector::get`](crmkit_core::Connector::get) when it is due (exponential
+//!    back-off, `[sync.retry]`) and after `max_attempts` it is given up: kept on the list and
+//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped. A failure of
+//!    the connection (429, 5xx, timeouts, auth, quota, the store), a write without a reported
+//!    outcome and a failed propagated delete hold the kind's cursors instead, so the next run
+//!    reads the same changes again and no attempt is counted (the rest is idempotent, as its
+//!    hashes moved).
 //!
 //! [`engine::Engine::dry_run`] (or `dry_run = true`) stops after step 6 and returns the plans:
 //! no CRM write, no link, no cursor, no lease.
@@ -89,6 +96,11 @@
 //! [sync]
 //! crms = ["close", "hubspot"]         # two or three of close, hubspot, salesforce
 //! dry_run = false
+//!
+//! [sync.retry]                         # records that failed to sync
+//! max_attempts = 10                    # then given up (kept on the list, reported)
+//! first_delay_seconds = 60             # doubled per failure…
+//! max_delay_seconds = 21600            # …up to this
 //!
 //! [company]                            # also [person] and [deal]
 //! enabled = true

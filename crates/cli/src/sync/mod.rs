@@ -333,6 +333,9 @@ pub fn run_report(
         "conflicts": report.conflicts,
         "ambiguous": report.ambiguous,
         "errors": report.errors,
+        "retried": report.retried,
+        "retrying": report.retrying,
+        "given_up": report.given_up,
     })
 }
 

@@ -54,16 +54,16 @@ impl Engine {
         .map_err(store_err)
     }
 
-    /// Writes `plan`; returns whether every write succeeded.
+    /// Writes `plan`; what failed goes into `failures`.
     pub(super) async fn apply(
         &self,
         kind: ObjectKind,
         run: &RunId,
         plan: &Plan,
         links: &mut BTreeMap<String, Link>,
+        failures: &mut retry::Failures,
         report: &mut Report,
-    ) -> Result<bool> {
-        let mut clean = true;
+    ) -> Result<()> {
         let cfg = self
             .config
             .entity(kind)
@@ -128,7 +128,7 @@ impl Engine {
                         .link(link.id.clone());
                         let Some(intent) = self.intent(new, report).await else {
                             all_gone = false;
-                            clean = false;
+                            failures.hold();
                             continue;
                         };
                         let out = self.conn(target.crm).delete(vec![target.clone()]).await;
@@ -144,9 +144,11 @@ impl Engine {
                             Err(e) if e.kind() == ErrorKind::NotFound => {
                                 self.settle(&intent, Ok(&target.id)).await?;
                             }
+                            // Only the tombstone tells of the deletion, and the cursor past
+                            // it would lose it: a failed delete holds the cursor.
                             Err(e) => {
                                 all_gone = false;
-                                clean = false;
+                                failures.hold();
                                 self.settle(&intent, Err(e.to_string())).await?;
                                 report.errors.push(format!("deleting {target}: {e}"));
                             }
@@ -186,12 +188,10 @@ impl Engine {
                             up.link
                         }
                         Err(e) => {
-                            clean = false;
-                            report.errors.push(format!(
-                                "linking {}: {}",
-                                describe_ids(kind, &g.ids),
-                                store_err(e)
-                            ));
+                            let e = store_err(e);
+                            let why = format!("linking {}: {e}", describe_ids(kind, &g.ids));
+                            failures.error(&e, retry::group_refs(kind, &g.ids), &why);
+                            report.errors.push(why);
                             group_links.push(None);
                             continue;
                         }
@@ -242,7 +242,7 @@ impl Engine {
                     match self.intent(new, report).await {
                         Some(intent) => sent.push((*i, *c, intent)),
                         None => {
-                            clean = false;
+                            failures.hold();
                             failed.insert(*i);
                         }
                     }
@@ -257,7 +257,7 @@ impl Engine {
                 let out = self.conn(*crm).create_marked(batch).await;
                 for ((i, c, intent), r) in sent.into_iter().zip(per_input(out.results)) {
                     let Some(r) = r else {
-                        clean = false;
+                        failures.hold();
                         failed.insert(i);
                         report.errors.push(format!(
                             "{crm} reported no outcome for the create from {}; its intent stays open for the next run to reconcile",
@@ -286,13 +286,18 @@ impl Engine {
                                         group_links[i] = Some(l);
                                     }
                                     Err(e) => {
-                                        clean = false;
+                                        let e = store_err(e);
+                                        let why = format!(
+                                            "linking {made} created from {}: {e}",
+                                            c.source
+                                        );
                                         failed.insert(i);
-                                        report.errors.push(format!(
-                                            "linking {made} created from {}: {}",
-                                            c.source,
-                                            store_err(e)
-                                        ));
+                                        failures.error(
+                                            &e,
+                                            retry::group_refs(kind, &plan.groups[i].ids),
+                                            &why,
+                                        );
+                                        report.errors.push(why);
                                         group_links[i] = Some(link);
                                     }
                                 }
@@ -301,12 +306,11 @@ impl Engine {
                             written.push((i, made));
                         }
                         Err(e) => {
-                            clean = false;
                             failed.insert(i);
                             self.settle(&intent, Err(e.to_string())).await?;
-                            report
-                                .errors
-                                .push(format!("creating {} in {crm}: {e}", c.source));
+                            let why = format!("creating {} in {crm}: {e}", c.source);
+                            failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                            report.errors.push(why);
                         }
                     }
                 }
@@ -333,7 +337,7 @@ impl Engine {
                     match self.intent(new, report).await {
                         Some(intent) => sent.push((*i, *u, intent)),
                         None => {
-                            clean = false;
+                            failures.hold();
                             failed.insert(*i);
                         }
                     }
@@ -342,7 +346,7 @@ impl Engine {
                 let out = self.conn(*crm).update(batch).await;
                 for ((i, u, intent), r) in sent.into_iter().zip(per_input(out.results)) {
                     let Some(r) = r else {
-                        clean = false;
+                        failures.hold();
                         failed.insert(i);
                         report.errors.push(format!(
                             "{crm} reported no outcome for the update of {}; its intent stays open for the next run to reconcile",
@@ -380,10 +384,11 @@ impl Engine {
                             written.push((i, u.target.clone()));
                         }
                         Err(e) => {
-                            clean = false;
                             failed.insert(i);
                             self.settle(&intent, Err(e.to_string())).await?;
-                            report.errors.push(format!("updating {}: {e}", u.target));
+                            let why = format!("updating {}: {e}", u.target);
+                            failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                            report.errors.push(why);
                         }
                     }
                 }
@@ -412,9 +417,10 @@ impl Engine {
                     hashes[i].insert(r.crm, (seen.hash, seen.fields));
                 }
                 Err(e) => {
-                    clean = false;
                     failed.insert(i);
-                    report.errors.push(format!("reading back {r}: {e}"));
+                    let why = format!("reading back {r}: {e}");
+                    failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                    report.errors.push(why);
                 }
             }
         }
@@ -440,16 +446,14 @@ impl Engine {
             }
             if any {
                 if let Err(e) = self.store.update_link(&link, &update).await {
-                    clean = false;
-                    report.errors.push(format!(
-                        "storing hashes of link {}: {}",
-                        link.id,
-                        store_err(e)
-                    ));
+                    let e = store_err(e);
+                    let why = format!("storing hashes of link {}: {e}", link.id);
+                    failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                    report.errors.push(why);
                 }
             }
         }
-        Ok(clean)
+        Ok(())
     }
 }
 

@@ -26,6 +26,9 @@ use crate::values::{FieldMap, reference_kind};
 mod apply;
 mod kind;
 mod reconcile;
+mod retry;
+
+pub use retry::GivenUp;
 
 /// Reads in flight at once when completing links and reading written records back.
 const READ_CONCURRENCY: usize = 8;
@@ -95,6 +98,13 @@ pub struct Report {
     pub recovered: usize,
     /// Per-record failures; the run went on.
     pub errors: Vec<String>,
+    /// Records read again from the retry list (they failed in an earlier run).
+    pub retried: usize,
+    /// Records on the retry list after the run, waiting for their next attempt.
+    pub retrying: usize,
+    /// Records on the retry list that failed every attempt: not retried until they change
+    /// again, never dropped.
+    pub given_up: Vec<GivenUp>,
     /// The stored run (not for dry runs).
     pub run: Option<RunId>,
 }
@@ -112,6 +122,8 @@ pub struct Engine {
     store: Store,
     connectors: BTreeMap<Crm, Arc<dyn Connector>>,
     pair: String,
+    /// The lease of the run under way: every store transaction of the run is fenced by it.
+    lease: std::sync::Mutex<Option<crmkit_store::Lease>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -149,6 +161,7 @@ impl Engine {
             store,
             connectors,
             pair,
+            lease: std::sync::Mutex::new(None),
         })
     }
 
@@ -248,6 +261,21 @@ impl Engine {
         finished?;
         released?;
         Ok(report)
+    }
+
+    /// A store transaction, fenced by the run's lease when there is one: it fails with a
+    /// lost-lease error instead of writing once another process took the pair over.
+    async fn tx(&self) -> Result<crmkit_store::Tx> {
+        let lease = self
+            .lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match lease {
+            Some(lease) => self.store.begin_fenced(&lease).await,
+            None => self.store.begin().await,
+        }
+        .map_err(store_err)
     }
 
     fn conn(&self, crm: Crm) -> &dyn Connector {

@@ -4,6 +4,7 @@
 mod deletes;
 mod policies;
 mod propagation;
+mod retries;
 mod safety;
 
 use std::sync::Arc;
