@@ -5,9 +5,13 @@
 //!
 //! # The algorithm (one run, [`engine::Engine::run`])
 //!
-//! 1. **Lease and run.** The run takes the store's lease `sync:<pair>` (`close-hubspot`):
-//!    one run at a time per pair; a second one is refused with a `Conflict` error. The run
-//!    is recorded (start, counts, errors, status).
+//! 1. **Lease and run.** The run takes the store's lease `sync:<pair>` (`close-hubspot`,
+//!    the CRMs' names sorted whatever the order of `[sync] crms`): one run at a time per
+//!    pair; a second one is refused with a `Conflict` error. The lease is renewed in the
+//!    background while the run goes on, and every store transaction of the run is fenced by
+//!    it, so a run that lost it stops with an error instead of writing
+//!    ([`engine::pair_name`]). The run is recorded (start, counts,
+//!    errors, status).
 //! 2. **Reconcile.** Writes an earlier, interrupted run left `pending` or `sent` in the
 //!    intent log are settled first: a create is looked up with
 //!    [`Connector::find_by_marker`](crmkit_core::Connector::find_by_marker) and, when found,

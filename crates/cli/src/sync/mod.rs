@@ -229,13 +229,7 @@ pub fn init(config_path: &Path, args: InitArgs) -> Result<(), Failure> {
 }
 
 fn pair(config: &Config) -> String {
-    config
-        .sync
-        .crms
-        .iter()
-        .map(Crm::to_string)
-        .collect::<Vec<_>>()
-        .join("-")
+    crmkit_sync::engine::pair_name(&config.sync.crms)
 }
 
 /// Builds the watched connectors and runs (or plans) one sync, then prints the plan or

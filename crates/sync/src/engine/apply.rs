@@ -6,14 +6,14 @@ use super::*;
 impl Engine {
     /// Notes on `link` that its record in `crm` is deleted.
     async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
-        self.store
-            .update_link(
+        fenced!(
+            self,
+            update_link(
                 link,
-                &LinkUpdate::new().hash(crm, Some(DELETED.to_string())),
+                &LinkUpdate::new().hash(crm, Some(DELETED.to_string()))
             )
-            .await
-            .map(|_| ())
-            .map_err(store_err)
+        )
+        .map(|_| ())
     }
 
     /// Records a write as an intent before it is sent; `None` (and an error in the report)
@@ -21,20 +21,18 @@ impl Engine {
     async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
         // Tagged with the pair, so only a run holding this pair's lease reconciles it.
         let new = new.pair(self.pair.clone());
-        match self.store.record_intent(&new).await {
-            Ok(i) => match self.store.mark_intent_sent(&i.id).await {
-                Ok(i) => Some(i),
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("recording a write: {}", store_err(e)));
-                    None
-                }
-            },
+        let recorded = async {
+            let mut tx = self.tx().await?;
+            let pending = tx.record_intent(&new).await.map_err(store_err)?;
+            let sent = tx.mark_intent_sent(&pending.id).await.map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            Ok::<_, Error>(sent)
+        }
+        .await;
+        match recorded {
+            Ok(i) => Some(i),
             Err(e) => {
-                report
-                    .errors
-                    .push(format!("recording a write: {}", store_err(e)));
+                report.errors.push(format!("recording a write: {e}"));
                 None
             }
         }
@@ -47,11 +45,10 @@ impl Engine {
         outcome: std::result::Result<&str, String>,
     ) -> Result<()> {
         match outcome {
-            Ok(id) => self.store.settle_intent(&intent.id, Some(id)).await,
-            Err(e) => self.store.fail_intent(&intent.id, &e).await,
+            Ok(id) => fenced!(self, settle_intent(&intent.id, Some(id))),
+            Err(e) => fenced!(self, fail_intent(&intent.id, &e)),
         }
         .map(|_| ())
-        .map_err(store_err)
     }
 
     /// Writes `plan`; what failed goes into `failures`.
@@ -76,14 +73,14 @@ impl Engine {
                 "record": a.record.to_string(),
                 "candidates": a.candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
-            self.store
-                .enqueue_review(
+            fenced!(
+                self,
+                enqueue_review(
                     kind,
                     &candidates,
-                    "ambiguous match: several records fit; link one by hand",
+                    "ambiguous match: several records fit; link one by hand"
                 )
-                .await
-                .map_err(store_err)?;
+            )?;
         }
 
         // Deletions.
@@ -107,10 +104,14 @@ impl Engine {
                             .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
                             .collect::<Vec<_>>(),
                     });
-                    self.store
-                        .enqueue_review(kind, &what, "deleted in one CRM (delete = \"flag\"): delete the others or restore it")
-                        .await
-                        .map_err(store_err)?;
+                    fenced!(
+                        self,
+                        enqueue_review(
+                            kind,
+                            &what,
+                            "deleted in one CRM (delete = \"flag\"): delete the others or restore it"
+                        )
+                    )?;
                     self.mark_deleted(&link, d.deleted.crm).await?;
                     report.flagged.push(d.deleted.clone());
                 }
@@ -131,6 +132,7 @@ impl Engine {
                             failures.hold();
                             continue;
                         };
+                        self.ensure_leased()?;
                         let out = self.conn(target.crm).delete(vec![target.clone()]).await;
                         let result =
                             out.results.into_iter().next().unwrap_or_else(|| {
@@ -155,7 +157,7 @@ impl Engine {
                         }
                     }
                     if all_gone {
-                        self.store.delete_link(&link).await.map_err(store_err)?;
+                        fenced!(self, delete_link(&link))?;
                     }
                 }
             }
@@ -180,7 +182,7 @@ impl Engine {
                         new = new.crm_id(*c, id.clone());
                     }
                     new = match_attributes(new, plan, g);
-                    match self.store.upsert_link(&new).await {
+                    match fenced!(self, upsert_link(&new)) {
                         Ok(up) => {
                             if g.link.is_none() && g.ids.len() > 1 {
                                 report.linked += 1;
@@ -188,7 +190,6 @@ impl Engine {
                             up.link
                         }
                         Err(e) => {
-                            let e = store_err(e);
                             let why = format!("linking {}: {e}", describe_ids(kind, &g.ids));
                             failures.error(&e, retry::group_refs(kind, &g.ids), &why);
                             report.errors.push(why);
@@ -203,7 +204,7 @@ impl Engine {
                 for (crm, v) in &c.values {
                     new = new.value(*crm, v.clone().unwrap_or(Value::Null));
                 }
-                self.store.open_conflict(&new).await.map_err(store_err)?;
+                fenced!(self, open_conflict(&new))?;
             }
             group_links.push(Some(link));
         }
@@ -254,6 +255,7 @@ impl Engine {
                         marker: c.marker.clone(),
                     })
                     .collect();
+                self.ensure_leased()?;
                 let out = self.conn(*crm).create_marked(batch).await;
                 for ((i, c, intent), r) in sent.into_iter().zip(per_input(out.results)) {
                     let Some(r) = r else {
@@ -269,7 +271,7 @@ impl Engine {
                         Ok(made) => {
                             report.created += 1;
                             if let Some(link) = group_links[i].take() {
-                                match self.store.set_crm_id(&link, *crm, &made.id).await {
+                                match fenced!(self, set_crm_id(&link, *crm, &made.id)) {
                                     Ok(l) => {
                                         for (field, v) in &c.fields {
                                             audit.push(
@@ -286,7 +288,6 @@ impl Engine {
                                         group_links[i] = Some(l);
                                     }
                                     Err(e) => {
-                                        let e = store_err(e);
                                         let why = format!(
                                             "linking {made} created from {}: {e}",
                                             c.source
@@ -343,6 +344,7 @@ impl Engine {
                     }
                 }
                 let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
+                self.ensure_leased()?;
                 let out = self.conn(*crm).update(batch).await;
                 for ((i, u, intent), r) in sent.into_iter().zip(per_input(out.results)) {
                     let Some(r) = r else {
@@ -395,7 +397,7 @@ impl Engine {
             }
         }
         if !audit.is_empty() {
-            self.store.record_audit(&audit).await.map_err(store_err)?;
+            fenced!(self, record_audit(&audit))?;
         }
 
         // Hashes: what each side holds now. Written records are read back, so a CRM that
@@ -445,8 +447,7 @@ impl Engine {
                 }
             }
             if any {
-                if let Err(e) = self.store.update_link(&link, &update).await {
-                    let e = store_err(e);
+                if let Err(e) = fenced!(self, update_link(&link, &update)) {
                     let why = format!("storing hashes of link {}: {e}", link.id);
                     failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
                     report.errors.push(why);

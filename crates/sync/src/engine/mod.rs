@@ -23,11 +23,27 @@ use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen};
 use crate::resolve::FieldConflict;
 use crate::values::{FieldMap, reference_kind};
 
+/// Runs one store write (`$method` of [`crmkit_store::Tx`]) in a transaction of its own,
+/// fenced by the run's lease ([`Engine::tx`]): a run that lost its lease writes nothing.
+macro_rules! fenced {
+    ($engine:expr, $method:ident($($arg:expr),* $(,)?)) => {
+        async {
+            let mut tx = $engine.tx().await?;
+            let out = tx.$method($($arg),*).await.map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            Ok::<_, Error>(out)
+        }
+        .await
+    };
+}
+
 mod apply;
 mod kind;
+mod lease;
 mod reconcile;
 mod retry;
 
+pub use lease::pair_name;
 pub use retry::GivenUp;
 
 /// Reads in flight at once when completing links and reading written records back.
@@ -39,7 +55,7 @@ const WRITE_BATCH: usize = 100;
 /// The side hash of a linked record known to be deleted (no real hash looks like it).
 const DELETED: &str = "deleted";
 
-/// How long a run's lease lasts unless renewed (it is renewed between kinds).
+/// How long a run's lease lasts unless renewed (it is renewed in the background).
 const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// A store failure as a crmkit error.
@@ -51,7 +67,8 @@ fn store_err(e: crmkit_store::Error) -> Error {
         crmkit_store::Error::CrmIdTaken { .. }
         | crmkit_store::Error::CrmIdMismatch { .. }
         | crmkit_store::Error::AmbiguousLinks { .. }
-        | crmkit_store::Error::VersionConflict { .. } => ErrorKind::Conflict,
+        | crmkit_store::Error::VersionConflict { .. }
+        | crmkit_store::Error::LeaseLost { .. } => ErrorKind::Conflict,
         _ => ErrorKind::Transient,
     };
     Error::new(kind, format!("sync store: {e}"))
@@ -124,6 +141,10 @@ pub struct Engine {
     pair: String,
     /// The lease of the run under way: every store transaction of the run is fenced by it.
     lease: std::sync::Mutex<Option<crmkit_store::Lease>>,
+    /// Set when the run's lease is known lost: nothing more is written.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    /// The lease's time to live.
+    lease_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for Engine {
@@ -149,23 +170,28 @@ impl Engine {
                 )));
             }
         }
-        let pair = config
-            .sync
-            .crms
-            .iter()
-            .map(Crm::to_string)
-            .collect::<Vec<_>>()
-            .join("-");
+        let pair = pair_name(&config.sync.crms);
         Ok(Self {
             config,
             store,
             connectors,
             pair,
             lease: std::sync::Mutex::new(None),
+            lost: Arc::default(),
+            lease_ttl: LEASE_TTL,
         })
     }
 
-    /// The name this engine's cursors are stored under (`close-hubspot`).
+    /// Sets how long the run's lease lasts unless renewed (15 minutes by default); it is
+    /// renewed every third of that while a run goes on, so another process can take the
+    /// pair over that long after this one died.
+    pub fn with_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// The canonical name of this engine's CRMs ([`pair_name`], `close-hubspot`): its lease,
+    /// cursors, retry list, intents and runs are stored under it.
     pub fn pair(&self) -> &str {
         &self.pair
     }
@@ -193,17 +219,7 @@ impl Engine {
         }
         // One run at a time per pair.
         let lease_name = format!("sync:{}", self.pair);
-        let holder = format!(
-            "crmkit-sync-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let Some(mut lease) = self
-            .store
-            .acquire_lease(&lease_name, &holder, LEASE_TTL)
-            .await
-            .map_err(store_err)?
-        else {
+        let Some(held) = self.hold_lease(&lease_name).await? else {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
@@ -212,24 +228,30 @@ impl Engine {
                 ),
             ));
         };
-        let run = self.store.start_run(&self.pair).await.map_err(store_err)?;
+        let run = match self.store.start_run(&self.pair).await {
+            Ok(run) => run,
+            Err(e) => {
+                let lease = held.stop();
+                self.drop_lease();
+                self.store.release_lease(&lease).await.ok();
+                return Err(store_err(e));
+            }
+        };
         report.run = Some(run.id.clone());
-        let mut outcome = self.reconcile(&mut report).await;
+        let mut outcome = self.adopt_legacy_state().await;
+        if outcome.is_ok() {
+            outcome = self.reconcile(&mut report).await;
+        }
         if outcome.is_ok() {
             for kind in self.config.kinds() {
                 outcome = self.run_kind(kind, Some(&run.id), &mut report).await;
                 if outcome.is_err() {
                     break;
                 }
-                match self.store.renew_lease(&lease, LEASE_TTL).await {
-                    Ok(l) => lease = l,
-                    Err(e) => {
-                        outcome = Err(store_err(e));
-                        break;
-                    }
-                }
             }
         }
+        let lease = held.stop();
+        self.drop_lease();
         let mut counts = RunCounts::default();
         counts.read = report.read as u64;
         counts.created = report.created as u64;
@@ -261,21 +283,6 @@ impl Engine {
         finished?;
         released?;
         Ok(report)
-    }
-
-    /// A store transaction, fenced by the run's lease when there is one: it fails with a
-    /// lost-lease error instead of writing once another process took the pair over.
-    async fn tx(&self) -> Result<crmkit_store::Tx> {
-        let lease = self
-            .lease
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        match lease {
-            Some(lease) => self.store.begin_fenced(&lease).await,
-            None => self.store.begin().await,
-        }
-        .map_err(store_err)
     }
 
     fn conn(&self, crm: Crm) -> &dyn Connector {

@@ -8,11 +8,20 @@ impl Engine {
     /// planned again), an update is planned again (the link's hashes were not moved), a
     /// delete is sent again.
     pub(super) async fn reconcile(&self, report: &mut Report) -> Result<()> {
-        let intents = self
+        // Intents an older crmkit left under the config-order name are this pair's too.
+        let mut intents = self
             .store
             .unsettled_intents(&self.pair)
             .await
             .map_err(store_err)?;
+        if let Some(old) = lease::legacy_pair_name(&self.config.sync.crms) {
+            intents.extend(
+                self.store
+                    .unsettled_intents(&old)
+                    .await
+                    .map_err(store_err)?,
+            );
+        }
         for intent in intents {
             if !self.config.sync.crms.contains(&intent.crm) {
                 continue;
@@ -32,30 +41,27 @@ impl Engine {
                             } {
                                 if link.crm_id(intent.crm).is_none() {
                                     if let Err(e) =
-                                        self.store.set_crm_id(&link, intent.crm, &found.id).await
+                                        fenced!(self, set_crm_id(&link, intent.crm, &found.id))
                                     {
+                                        self.ensure_leased()?;
                                         report.errors.push(format!(
-                                            "linking {found}, created before an interruption: {}",
-                                            store_err(e)
+                                            "linking {found}, created before an interruption: {e}"
                                         ));
                                         continue;
                                     }
                                 }
                             }
-                            self.store
-                                .settle_intent(&intent.id, Some(&found.id))
-                                .await
-                                .map_err(store_err)?;
+                            fenced!(self, settle_intent(&intent.id, Some(&found.id)))?;
                             report.recovered += 1;
                         }
                         Ok(None) => {
-                            self.store
-                                .fail_intent(
+                            fenced!(
+                                self,
+                                fail_intent(
                                     &intent.id,
-                                    "interrupted before the CRM created it; planned again",
+                                    "interrupted before the CRM created it; planned again"
                                 )
-                                .await
-                                .map_err(store_err)?;
+                            )?;
                         }
                         Err(e) => report.errors.push(format!(
                             "looking up marker {marker:?} in {}: {e}",
@@ -64,33 +70,28 @@ impl Engine {
                     }
                 }
                 IntentOp::Update => {
-                    self.store
-                        .fail_intent(
+                    fenced!(
+                        self,
+                        fail_intent(
                             &intent.id,
-                            "interrupted; the record is planned again from its stored hashes",
+                            "interrupted; the record is planned again from its stored hashes"
                         )
-                        .await
-                        .map_err(store_err)?;
+                    )?;
                 }
                 IntentOp::Delete => {
                     let Some(id) = intent.payload["id"].as_str() else {
                         continue;
                     };
                     let target = RecordRef::new(intent.crm, intent.object, id);
+                    self.ensure_leased()?;
                     let out = self.conn(intent.crm).delete(vec![target.clone()]).await;
                     match out.results.into_iter().next() {
                         Some(Ok(_)) => {
-                            self.store
-                                .settle_intent(&intent.id, Some(id))
-                                .await
-                                .map_err(store_err)?;
+                            fenced!(self, settle_intent(&intent.id, Some(id)))?;
                             report.recovered += 1;
                         }
                         Some(Err(e)) if e.kind() == ErrorKind::NotFound => {
-                            self.store
-                                .settle_intent(&intent.id, Some(id))
-                                .await
-                                .map_err(store_err)?;
+                            fenced!(self, settle_intent(&intent.id, Some(id)))?;
                             report.recovered += 1;
                         }
                         Some(Err(e)) => report.errors.push(format!("deleting {target}: {e}")),

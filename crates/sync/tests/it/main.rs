@@ -2,6 +2,7 @@
 //! connectors, and a real SQLite store.
 
 mod deletes;
+mod leases;
 mod policies;
 mod propagation;
 mod retries;
