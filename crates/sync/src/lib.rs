@@ -24,8 +24,13 @@
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
 //! 5. **Sort.** A record with a stored link joins its link's group; the group is completed
-//!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get);
-//!    a side that is gone is a deletion). Unlinked records are matched ([`matching`]) against
+//!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get)).
+//!    Only a tombstone is a deletion: a side that answers "not found" without one may be
+//!    merged or hidden from us, so under `propagate` it is queued for review instead of
+//!    deleting the others (under `ignore` and `flag` it is handled like a deletion, which
+//!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
+//!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
+//!    the merge is queued for review when it is. Unlinked records are matched ([`matching`]) against
 //!    each other and against stored links by e-mail and domain.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.

@@ -370,6 +370,7 @@ fn tombstones(
                     out.push(Ok(Change::Deleted {
                         record: RecordRef::new(Crm::Close, kind, id),
                         at: Some(t),
+                        merged_into: None,
                         cursor: cursor.clone(),
                     }));
                 }

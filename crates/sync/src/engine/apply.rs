@@ -5,7 +5,7 @@ use super::*;
 
 impl Engine {
     /// Notes on `link` that its record in `crm` is deleted.
-    async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
+    pub(super) async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
         fenced!(
             self,
             update_link(

@@ -19,6 +19,8 @@ impl Engine {
         // keeps its latest state.
         let mut upserts: BTreeMap<(Crm, String), Record> = BTreeMap::new();
         let mut deletes: BTreeSet<(Crm, String)> = BTreeSet::new();
+        // Records merged away, with the id of the record each was merged into.
+        let mut merges: Vec<(RecordRef, String)> = Vec::new();
         let mut failures = retry::Failures::default();
         let mut cursors: BTreeMap<Crm, ChangeCursor> = BTreeMap::new();
         for crm in &crms {
@@ -41,6 +43,15 @@ impl Engine {
                         deletes.remove(&(*crm, id.clone()));
                         upserts.insert((*crm, id), record);
                     }
+                    // Merged, not deleted: never propagated as a delete.
+                    Change::Deleted {
+                        record,
+                        merged_into: Some(into),
+                        ..
+                    } => {
+                        upserts.remove(&(*crm, record.id.clone()));
+                        merges.push((record, into));
+                    }
                     Change::Deleted { record, .. } => {
                         upserts.remove(&(*crm, record.id.clone()));
                         deletes.insert((*crm, record.id));
@@ -62,6 +73,10 @@ impl Engine {
             }
         }
 
+        // Merges first, so a winner relinked now joins its link's group below.
+        if run.is_some() {
+            self.follow_merges(kind, merges, report).await?;
+        }
         // Records on the retry list that are due, read again and planned with the feeds'.
         let listed = if run.is_some() {
             self.read_due(kind, &mut upserts, &deletes, &mut failures, report)
@@ -158,10 +173,18 @@ impl Engine {
                         }
                     }
                 },
-                // Gone without a tombstone reaching us: a deletion like any other.
+                // Gone without a tombstone reaching us: maybe merged or hidden from us, not
+                // deleted. Under `propagate` it is flagged, never deleted elsewhere; under
+                // `ignore` and `flag` a deletion deletes nothing anyway.
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     if let Some((state, _)) = groups.remove(&key) {
-                        input.deleted.push((r, state));
+                        match (cfg.delete, run, links.get(&key)) {
+                            (DeletePolicy::Propagate, Some(_), Some(link)) => {
+                                self.flag_not_found(kind, r, link, report).await?;
+                            }
+                            (DeletePolicy::Propagate, _, _) => {}
+                            _ => input.deleted.push((r, state)),
+                        }
                     }
                 }
                 Err(e) => {

@@ -38,6 +38,7 @@ macro_rules! fenced {
 }
 
 mod apply;
+mod gone;
 mod kind;
 mod lease;
 mod reconcile;
@@ -100,8 +101,12 @@ pub struct Report {
     pub deleted: usize,
     /// Deletions left alone (policy `ignore`).
     pub deletes_ignored: usize,
-    /// Deletions put in the review queue (policy `flag`).
+    /// Deletions put in the review queue (policy `flag`), and records gone without a
+    /// deletion that were queued instead of deleted (not found with no tombstone under
+    /// `propagate`, merged into a record linked to others).
     pub flagged: Vec<RecordRef>,
+    /// Links moved from a merged-away record to the record it was merged into.
+    pub relinked: usize,
     /// Field conflicts queued (policy `manual`).
     pub conflicts: Vec<QueuedConflict>,
     /// Ambiguous matches queued.
