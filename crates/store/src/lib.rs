@@ -62,7 +62,7 @@
 //! | `match_reviews` | `id`, `entity_type`, `candidates` (JSON), `reason`, `status`, `decision`, `decided_by`, `decided_at`, `created_at` |
 //! | `leases` | `name`, `holder`, `token`, `acquired_at`, `expires_at` |
 //! | `sync_retries` | records a run could not sync: `pair`, `crm`, `object`, `record_id` (the key), `reason`, `attempts`, `first_failed_at`, `last_failed_at`, `next_attempt_at` (NULL once given up) |
-//! | `webhook_inbox` | `id`, `crm`, `delivery_id` (unique per CRM), `received_at`, `body`, `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at` |
+//! | `webhook_inbox` | `id`, `crm`, `delivery_id` (unique per CRM), `received_at`, `body` (hex-encoded when `body_encoding = 'hex'`), `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at`, `last_error`, `dead_at` |
 //!
 //! CRM ids are unique per entity type rather than globally because HubSpot numbers each
 //! object type on its own (a company and a contact can both be `101`). The store compares ids
@@ -91,7 +91,10 @@
 //!   only if it is free or expired, judged by the database's clock; two processes never hold
 //!   one lease at once, and a dead holder's lease expires after its time to live.
 //! - **Inbox claims exclude.** [`Store::inbox_claim`] hands each unprocessed row to one worker
-//!   until its claim expires; processed rows are never handed out again. A delivery stored
+//!   until its claim expires; processed rows are never handed out again; only the claimant
+//!   settles a row; a row claimed `max_attempts` times becomes a dead letter, kept and
+//!   listed ([`Store::inbox_dead_letters`]), never retried forever. Bodies are kept exactly
+//!   (NUL characters included) on both backends. A delivery stored
 //!   with its CRM's delivery id ([`Store::inbox_insert_once`]) is stored once however often
 //!   the CRM retries it.
 //! - **Secrets.** A password in the database URL never appears in errors or `Debug` output

@@ -222,6 +222,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX sync_retries_due ON sync_retries (pair, object, next_attempt_at)",
         ],
     },
+    Migration {
+        version: 7,
+        name: "webhook inbox: encoded bodies, errors, dead letters",
+        statements: &[
+            // How `body` is stored: NULL (older rows) as received, 'hex' hex-encoded, so a
+            // body holding NUL characters (which PostgreSQL text refuses) is kept exactly.
+            "ALTER TABLE webhook_inbox ADD COLUMN body_encoding TEXT",
+            "ALTER TABLE webhook_inbox ADD COLUMN last_error TEXT",
+            // Set when an item used up its attempts: never claimed again, kept for a person.
+            "ALTER TABLE webhook_inbox ADD COLUMN dead_at BIGINT",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.
