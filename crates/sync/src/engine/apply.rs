@@ -218,7 +218,8 @@ impl Engine {
             .filter(|(_, g)| g.deferred)
             .map(|(i, _)| i)
             .collect();
-        let mut written: Vec<(usize, RecordRef)> = Vec::new();
+        // What was written where, with the fields sent (for the read-back).
+        let mut written: Vec<(usize, RecordRef, Sent)> = Vec::new();
         let mut audit: Vec<NewAuditEntry> = Vec::new();
         for crm in &self.config.sync.crms {
             let creates: Vec<(usize, &plan::Create)> = plan
@@ -304,7 +305,7 @@ impl Engine {
                                 }
                             }
                             self.settle(&intent, Ok(&made.id)).await?;
-                            written.push((i, made));
+                            written.push((i, made, c.fields.clone()));
                         }
                         Err(e) => {
                             failed.insert(i);
@@ -383,7 +384,12 @@ impl Engine {
                                     );
                                 }
                             }
-                            written.push((i, u.target.clone()));
+                            let sent = u
+                                .changes
+                                .iter()
+                                .map(|ch| (ch.field.clone(), ch.to.clone()))
+                                .collect();
+                            written.push((i, u.target.clone(), sent));
                         }
                         Err(e) => {
                             failed.insert(i);
@@ -401,22 +407,39 @@ impl Engine {
         }
 
         // Hashes: what each side holds now. Written records are read back, so a CRM that
-        // normalises or ignores a value does not make our own write look like its change.
+        // normalises or ignores a value does not make our own write look like its change;
+        // an edit someone made meanwhile is not taken as synced (see `readback`).
         let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
-        let reads: Vec<(usize, RecordRef, Result<Record>)> = stream::iter(written)
-            .filter(|(i, _)| futures::future::ready(!failed.contains(i)))
-            .map(|(i, r)| async move {
+        let reads: Vec<(usize, RecordRef, Sent, Result<Record>)> = stream::iter(written)
+            .filter(|(i, _, _)| futures::future::ready(!failed.contains(i)))
+            .map(|(i, r, sent)| async move {
                 let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (i, r, got)
+                (i, r, sent, got)
             })
             .buffer_unordered(READ_CONCURRENCY)
             .collect()
             .await;
-        for (i, r, got) in reads {
+        for (i, r, sent, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
                 Ok(seen) => {
-                    hashes[i].insert(r.crm, (seen.hash, seen.fields));
+                    let before = plan.groups[i].seen.get(&r.crm).map(|(_, f)| f);
+                    let old_base = group_links[i]
+                        .as_ref()
+                        .and_then(|l| link_state(l).bases.remove(&r.crm));
+                    let stored = match readback::base_after_write(
+                        &seen.fields,
+                        before,
+                        &sent,
+                        old_base.as_ref(),
+                    ) {
+                        None => (seen.hash, seen.fields),
+                        Some(base) => {
+                            report.edited_meanwhile.push(r.clone());
+                            (crate::resolve::hash(&base), base)
+                        }
+                    };
+                    hashes[i].insert(r.crm, stored);
                 }
                 Err(e) => {
                     failed.insert(i);
@@ -457,6 +480,9 @@ impl Engine {
         Ok(())
     }
 }
+
+/// The fields a write sent (`None`: cleared).
+type Sent = BTreeMap<String, Option<Value>>;
 
 /// The matching attributes of a group's first side, stored on its link so records seen in
 /// later runs can match it.

@@ -41,6 +41,7 @@ mod apply;
 mod gone;
 mod kind;
 mod lease;
+mod readback;
 mod reconcile;
 mod retry;
 
@@ -107,6 +108,9 @@ pub struct Report {
     pub flagged: Vec<RecordRef>,
     /// Links moved from a merged-away record to the record it was merged into.
     pub relinked: usize,
+    /// Written records someone else edited between our write and our read-back: their
+    /// edit is not taken as synced, so the next run syncs it.
+    pub edited_meanwhile: Vec<RecordRef>,
     /// Field conflicts queued (policy `manual`).
     pub conflicts: Vec<QueuedConflict>,
     /// Ambiguous matches queued.

@@ -5,6 +5,7 @@ mod deletes;
 mod leases;
 mod policies;
 mod propagation;
+mod readback;
 mod retries;
 mod safety;
 
