@@ -46,13 +46,13 @@
 //!    `delete`), and settled or failed per record after. Each field change is audited.
 //!    Written records are read back and their hashes and field values stored (the base of
 //!    the next run), so a CRM that normalises a value (or ignores one) does not make our
-//!    write look like its own change next time. A field whose read-back value is neither
-//!    what we sent (or, left alone, what we planned from) in canonical form, nor missing
-//!    because the CRM ignored it, was edited by someone between our write and our
-//!    read-back: it keeps the side's old base (and the side's stored hash is the base's),
-//!    so the next run syncs that edit instead of taking it as synced
-//!    ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)). A CRM that rewrites a
-//!    sent value beyond canonical form has its form synced back once.
+//!    write look like its own change next time. A field whose read-back value is not what
+//!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a
+//!    sent value (missing: ignored; part of a list: kept what it can; the same letters and
+//!    digits, or phone digits give or take a country code: normalised), was edited by
+//!    someone between our write and our read-back: it keeps the side's old base (and the
+//!    side's stored hash is the base's), so the next run syncs that edit instead of taking
+//!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).
 //! 8. **Cursors and the retry list.** A record that failed on its own (unreadable,
 //!    unmappable, rejected by the CRM, its parent not linked yet) goes on the store's retry
 //!    list, in the transaction that moves the kind's cursors past it; the next runs read it

@@ -8,15 +8,22 @@
 //! - it holds what we expected (what we sent, for a field we wrote; what we read while
 //!   planning, for a field we left alone; for a field a create did not send, whatever the
 //!   CRM set): the read-back value is the base;
-//! - a field we sent is missing from the read-back: the CRM ignored it (a property it does
-//!   not keep), not a person clearing it in that instant: the read-back value is the base;
-//! - otherwise (a value other than the one expected, compared in canonical form, so mere
-//!   normalisation such as case, spacing or number form is no difference) it is someone
-//!   else's edit: the field keeps the side's old base, and the side's stored hash is that of
-//!   the base, so the next run sees the edit as that side's change and syncs it.
+//! - a field we sent is missing from the read-back, or holds only some of the values of the
+//!   list we sent: the CRM ignored it or kept what it can (a property it does not keep, a
+//!   single e-mail of two), not a person editing it in that instant: the read-back value is
+//!   the base;
+//! - a field we sent reads back the same in substance: the CRM normalised it (letters and
+//!   digits the same regardless of case, punctuation and spacing; a phone number the same
+//!   digits, give or take a country code: Close stores `(234) 361-7485` as
+//!   `+12343617485`): the read-back value is the base;
+//! - otherwise (a value other than the one expected, beyond canonical form and such
+//!   normalisation) it is someone else's edit: the field keeps the side's old base, and the
+//!   side's stored hash is that of the base, so the next run sees the edit as that side's
+//!   change and syncs it.
 //!
-//! The cost: a CRM that rewrites a value we sent beyond canonical form (say, reformats a
-//! phone number) has its form synced back to the others once, after which all agree.
+//! The cost: a CRM that rewrites a value we sent in substance (not only its form) has its
+//! value synced back to the others once, after which all agree; an edit that only reformats
+//! a value we just wrote is taken as the CRM's normalisation.
 
 use serde_json::Value;
 
@@ -46,7 +53,9 @@ pub(super) fn base_after_write(
             (None, Some(b)) => b.get(f),
             (None, None) => now,
         };
-        let keep = if now == expected || (sent.contains_key(f) && now.is_none()) {
+        let kept_by_crm = sent.contains_key(f) && kept_part(now, expected);
+        let normalised = sent.contains_key(f) && same_in_substance(now, expected);
+        let keep = if now == expected || kept_by_crm || normalised {
             now
         } else {
             edited = true;
@@ -57,6 +66,55 @@ pub(super) fn base_after_write(
         }
     }
     edited.then_some(base)
+}
+
+/// Whether `now` is what a CRM keeps of a value we sent (`sent`): nothing, or some of the
+/// values of a list (one e-mail of two, where it keeps a single one).
+fn kept_part(now: Option<&Value>, sent: Option<&Value>) -> bool {
+    match (now, sent) {
+        (None, _) => true,
+        (Some(Value::Array(kept)), Some(Value::Array(sent))) => {
+            kept.iter().all(|v| sent.contains(v))
+        }
+        _ => false,
+    }
+}
+
+/// Whether two values differ only in form: strings with the same letters and digits
+/// (ignoring case, punctuation and spacing), or the same phone digits give or take a
+/// leading country code of up to three digits; lists element by element.
+fn same_in_substance(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::String(a)), Some(Value::String(b))) => {
+            let letters = |s: &str| -> String {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .collect()
+            };
+            let (a, b) = (letters(a), letters(b));
+            if a == b {
+                return true;
+            }
+            let phone = |s: &str| s.len() >= 7 && s.chars().all(|c| c.is_ascii_digit());
+            let (long, short) = if a.len() >= b.len() {
+                (&a, &b)
+            } else {
+                (&b, &a)
+            };
+            phone(long)
+                && phone(short)
+                && long.len() - short.len() <= 3
+                && long.ends_with(short.as_str())
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| same_in_substance(Some(x), Some(y)))
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +175,22 @@ mod tests {
             base_after_write(&read_back, Some(&before), &sent, Some(&before)),
             None
         );
+        // It keeps one e-mail of the two sent.
+        let sent = BTreeMap::from([("emails".to_string(), Some(json!(["a@x.com", "b@x.com"])))]);
+        let read_back = map(&[("name", json!("Acme")), ("emails", json!(["a@x.com"]))]);
+        assert_eq!(
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            None
+        );
+        // A phone number normalised by the CRM is not an edit.
+        let sent = BTreeMap::from([("phones".to_string(), Some(json!(["(234) 361-7485"])))]);
+        let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343617485"]))]);
+        assert_eq!(
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            None
+        );
+        let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343610000"]))]);
+        assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
         // A create: what the CRM filled in by itself is not an edit.
         let read_back = map(&[("name", json!("Acme Inc")), ("domain", json!("acme.com"))]);
         assert_eq!(base_after_write(&read_back, None, &sent, None), None);
