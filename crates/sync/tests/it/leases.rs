@@ -9,7 +9,7 @@ use crmkit_store::CursorKey;
 use crmkit_sync::config::Config;
 use serde_json::json;
 
-use super::{World, config};
+use super::{Db, World, config};
 
 /// Every HubSpot answer `ms` late, so a run takes a while.
 fn slow_hubspot(w: &World, ms: u64) {
@@ -80,7 +80,16 @@ async fn a_run_longer_than_the_lease_keeps_it() {
 
 #[tokio::test]
 async fn a_run_that_lost_its_lease_stops_without_writing() {
-    let w = World::new().await;
+    lost_lease(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_stops_without_writing_on_postgres() {
+    lost_lease(Db::Postgres).await;
+}
+
+async fn lost_lease(db: Db) {
+    let w = World::on(db).await;
     w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
     w.settle().await;
@@ -117,4 +126,5 @@ async fn a_run_that_lost_its_lease_stops_without_writing() {
             .expect("store")
             .is_empty()
     );
+    w.finish().await;
 }

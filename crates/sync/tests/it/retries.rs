@@ -10,7 +10,7 @@ use crmkit_store::{CursorKey, NewLink};
 use crmkit_sync::engine::Engine;
 use serde_json::json;
 
-use super::{World, config};
+use super::{Db, World, config};
 
 /// The world's connectors, with a HubSpot feed that re-reads no overlap window, so a record
 /// is delivered once and only the retry list can bring it back.
@@ -104,7 +104,16 @@ async fn a_contact_waiting_for_its_company_is_retried_until_it_syncs() {
 
 #[tokio::test]
 async fn a_record_deferred_for_its_parent_syncs_once_the_parent_is_linked_unchanged() {
-    let w = World::new().await;
+    deferred_then_linked(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_record_deferred_for_its_parent_syncs_once_the_parent_is_linked_on_postgres() {
+    deferred_then_linked(Db::Postgres).await;
+}
+
+async fn deferred_then_linked(db: Db) {
+    let w = World::on(db).await;
     let mut c = config();
     c.company.enabled = false;
     c.sync.retry.first_delay_seconds = 0;
@@ -144,4 +153,5 @@ async fn a_record_deferred_for_its_parent_syncs_once_the_parent_is_linked_unchan
         Some(1),
         "{contacts}"
     );
+    w.finish().await;
 }
