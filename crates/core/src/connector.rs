@@ -14,7 +14,7 @@
 //!   [`crate::keyset`]). Consumers must therefore be idempotent per record id.
 //! - **Tombstones.** Deleted records come out as [`Change::Deleted`], from the CRM's own
 //!   deletion log, so a mirror can remove them. A record that is gone because it was merged
-//!   into another (HubSpot merges) comes out the same way with `merged_into` set to the
+//!   into another (HubSpot and Close merges) comes out the same way with `merged_into` set to the
 //!   surviving record's id: its data was not deleted, so a mirror should follow the
 //!   survivor rather than delete. A record a read answers "not found" for without a tombstone
 //!   is not known to be deleted (it may be merged, or hidden from these credentials).
