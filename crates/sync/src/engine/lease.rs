@@ -36,9 +36,10 @@ pub(super) fn legacy_pair_name(crms: &[Crm]) -> Option<String> {
     (old != pair_name(crms)).then_some(old)
 }
 
-/// A held lease and the task renewing it; [`Held::stop`] ends the renewal.
+/// A held lease and the task renewing it; [`Held::stop`] (or dropping it, when a run's
+/// future is dropped midway) ends the renewal, so the lease expires if not released.
 pub(super) struct Held {
-    pub(super) lease: Lease,
+    lease: Lease,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -46,7 +47,13 @@ impl Held {
     /// Ends the renewal task (the lease itself is released by the caller).
     pub(super) fn stop(self) -> Lease {
         self.renewal.abort();
-        self.lease
+        self.lease.clone()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renewal.abort();
     }
 }
 
