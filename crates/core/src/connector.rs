@@ -15,7 +15,11 @@
 //!   end with a [`Change::Checkpoint`], which carries no record, only a cursor to persist
 //!   like any other.
 //! - **Tombstones.** Deleted records come out as [`Change::Deleted`], from the CRM's own
-//!   deletion log, so a mirror can remove them.
+//!   deletion log, so a mirror can remove them. A record that is gone because it was merged
+//!   into another (HubSpot and Close merges) comes out the same way with `merged_into` set to the
+//!   surviving record's id: its data was not deleted, so a mirror should follow the
+//!   survivor rather than delete. A record a read answers "not found" for without a tombstone
+//!   is not known to be deleted (it may be merged, or hidden from these credentials).
 //! - **Nothing unmappable is fatal.** A record the connector cannot express in the unified
 //!   model comes out as [`Change::Skipped`] with the reason and the feed goes on. The
 //!   [`SkipReason`] tells a design gap ([`SkipReason::Unmappable`]: an SMS, a status-change
@@ -109,12 +113,15 @@ pub enum Change {
         /// Resume here to continue after this change.
         cursor: ChangeCursor,
     },
-    /// A record was deleted (a tombstone).
+    /// A record was deleted (a tombstone), or merged into another record.
     Deleted {
         /// The record that is gone.
         record: RecordRef,
         /// When it was deleted, if the CRM says.
         at: Option<DateTime<Utc>>,
+        /// The id of the record it was merged into, when it is gone because of a merge
+        /// (its data lives on in that record): not a deletion to mirror.
+        merged_into: Option<String>,
         /// Resume here to continue after this change.
         cursor: ChangeCursor,
     },

@@ -7,6 +7,17 @@
 //! turns. Two claimers never get the same row while its claim lasts; a worker that dies
 //! without marking its rows processed loses the claim when it expires, and another worker
 //! gets them (delivery to workers is at least once).
+//!
+//! - **Only the claimant settles.** [`Store::inbox_mark_processed`], [`Store::inbox_fail`]
+//!   and [`Store::inbox_release`] act only for the worker named in the row's claim: a worker
+//!   whose claim expired and was taken by another cannot settle the other's work.
+//! - **Dead letters.** An item claimed `max_attempts` times without being processed (its
+//!   workers failed it or died) is not claimed again: the next claim moves it to the dead
+//!   letters ([`Store::inbox_dead_letters`]), with the last error, to be looked at by a
+//!   person; it is never retried forever nor dropped.
+//! - **Any body.** Bodies are stored hex-encoded (`body_encoding = 'hex'`), so a body holding
+//!   NUL characters, which PostgreSQL text refuses, is stored and read back exactly on both
+//!   backends. Rows stored before (no encoding) are read as they are.
 
 use std::time::Duration;
 
@@ -43,26 +54,44 @@ pub struct InboxItem {
     pub attempts: i64,
     /// When it was marked processed.
     pub processed_at: Option<DateTime<Utc>>,
+    /// Why its last attempt failed ([`Store::inbox_fail`]).
+    pub last_error: Option<String>,
+    /// When it was given up after its last attempt (a dead letter, never claimed again).
+    pub dead_at: Option<DateTime<Utc>>,
     /// The CRM's own id of the delivery, if it was stored with one.
     pub delivery_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, crm, received_at, body, headers, claimed_by, claimed_until, \
-    attempts, processed_at, delivery_id";
+    attempts, processed_at, delivery_id, body_encoding, last_error, dead_at";
+
+/// How new bodies are stored.
+const HEX: &str = "hex";
 
 fn from_row(row: &AnyRow) -> Result<InboxItem> {
     let r = Reader::new(row, "webhook_inbox", "id");
+    let stored = r.text("body")?;
+    let body = match r.opt_text("body_encoding")?.as_deref() {
+        None => stored,
+        Some(HEX) => hex::decode(&stored)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| r.corrupt("body", "not hex-encoded UTF-8"))?,
+        Some(other) => return Err(r.corrupt("body_encoding", format!("unknown {other:?}"))),
+    };
     Ok(InboxItem {
         id: InboxId::new(r.id()),
         crm: r.crm("crm")?,
         received_at: r.time("received_at")?,
-        body: r.text("body")?,
+        body,
         headers: r.json("headers")?,
         claimed_by: r.opt_text("claimed_by")?,
         claimed_until: r.opt_time("claimed_until")?,
         attempts: r.int("attempts")?,
         processed_at: r.opt_time("processed_at")?,
         delivery_id: r.opt_text("delivery_id")?,
+        last_error: r.opt_text("last_error")?,
+        dead_at: r.opt_time("dead_at")?,
     })
 }
 
@@ -81,12 +110,19 @@ ops! {
     /// Deletes processed items processed before `before`; returns how many. Unprocessed
     /// items are never deleted.
     write fn inbox_prune(before: DateTime<Utc>) -> u64 = prune;
-    /// Marks an item processed; `false` if it already was (another worker got it after this
-    /// one's claim expired). Processed items are never claimed again.
-    write fn inbox_mark_processed(id: &InboxId) -> bool = mark_processed;
+    /// Marks an item `worker` claimed processed; `false` if `worker` no longer holds its
+    /// claim (another worker got it after this one's claim expired) or it already was
+    /// processed. Processed items are never claimed again.
+    write fn inbox_mark_processed(id: &InboxId, worker: &str) -> bool = mark_processed;
+    /// Gives back `worker`'s claim on an item whose processing failed, noting why, so it
+    /// can be claimed again (or, after its last attempt, becomes a dead letter at the next
+    /// claim); `false` if `worker` did not hold the claim.
+    write fn inbox_fail(id: &InboxId, worker: &str, error: &str) -> bool = fail;
+    /// The dead letters: items given up after their last attempt, oldest first.
+    read fn inbox_dead_letters(limit: u32) -> Vec<InboxItem> = dead_letters;
     /// The item with this id.
     read fn inbox_item(id: &InboxId) -> Option<InboxItem> = get;
-    /// How many items are not processed yet.
+    /// How many items are waiting: not processed and not dead letters.
     read fn inbox_unprocessed_count() -> i64 = unprocessed_count;
 }
 
@@ -153,22 +189,27 @@ async fn store_item(
         attempts: 0,
         processed_at: None,
         delivery_id: delivery_id.map(str::to_owned),
+        last_error: None,
+        dead_at: None,
     };
     let done = sqlx::query(&format!(
         "INSERT INTO webhook_inbox ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (crm, delivery_id) DO NOTHING"
     ))
     .bind(item.id.as_str())
     .bind(crm_str(crm))
     .bind(item.received_at.timestamp_millis())
-    .bind(body)
+    .bind(hex::encode(body))
     .bind(json_text(headers))
     .bind(None::<String>)
     .bind(None::<i64>)
     .bind(0_i64)
     .bind(None::<i64>)
     .bind(item.delivery_id.clone())
+    .bind(HEX)
+    .bind(None::<String>)
+    .bind(None::<i64>)
     .execute(conn)
     .await
     .map_err(db(format!("storing a {crm} webhook in the inbox")))?;
@@ -186,29 +227,65 @@ async fn get(conn: &mut AnyConnection, id: &InboxId) -> Result<Option<InboxItem>
     row.as_ref().map(from_row).transpose()
 }
 
-async fn mark_processed(conn: &mut AnyConnection, id: &InboxId) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE webhook_inbox SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(id.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(db(format!("marking inbox item {id} processed")))?;
-    if done.rows_affected() == 0 && get(conn, id).await?.is_none() {
+/// Whether a statement that acted on item `id` for its claimant changed it; an item that
+/// does not exist is an error.
+async fn claimant_acted(conn: &mut AnyConnection, id: &InboxId, rows: u64) -> Result<bool> {
+    if rows == 0 && get(conn, id).await?.is_none() {
         return Err(Error::NotFound {
             what: "inbox item",
             id: id.to_string(),
         });
     }
-    Ok(done.rows_affected() > 0)
+    Ok(rows > 0)
+}
+
+async fn mark_processed(conn: &mut AnyConnection, id: &InboxId, worker: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE webhook_inbox SET processed_at = $1 \
+         WHERE id = $2 AND claimed_by = $3 AND processed_at IS NULL AND dead_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id.as_str())
+    .bind(worker)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(format!("marking inbox item {id} processed")))?;
+    claimant_acted(conn, id, done.rows_affected()).await
+}
+
+async fn fail(conn: &mut AnyConnection, id: &InboxId, worker: &str, error: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL, last_error = $1 \
+         WHERE id = $2 AND claimed_by = $3 AND processed_at IS NULL AND dead_at IS NULL",
+    )
+    .bind(error)
+    .bind(id.as_str())
+    .bind(worker)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(format!("failing inbox item {id} of {worker:?}")))?;
+    claimant_acted(conn, id, done.rows_affected()).await
+}
+
+async fn dead_letters(conn: &mut AnyConnection, limit: u32) -> Result<Vec<InboxItem>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM webhook_inbox WHERE dead_at IS NOT NULL \
+         ORDER BY dead_at, id LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(db("listing the inbox's dead letters"))?;
+    rows.iter().map(from_row).collect()
 }
 
 async fn unprocessed_count(conn: &mut AnyConnection) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL")
-        .fetch_one(conn)
-        .await
-        .map_err(db("counting unprocessed inbox items"))?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL AND dead_at IS NULL",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(db("counting unprocessed inbox items"))?;
     sqlx::Row::try_get::<i64, _>(&row, "n").map_err(|e| Error::Corrupt {
         table: "webhook_inbox",
         column: "COUNT(*)",
@@ -221,21 +298,42 @@ impl Store {
     /// Claims up to `limit` unprocessed items, oldest first, for `worker` until `ttl` from
     /// now. Items claimed by another worker whose claim has not expired are left alone. Mark
     /// each processed with [`Store::inbox_mark_processed`] before the claim expires, or give
-    /// it back with [`Store::inbox_release`].
+    /// it back with [`Store::inbox_fail`] or [`Store::inbox_release`]. Items already claimed
+    /// `max_attempts` times are not claimed again: they become dead letters.
     pub async fn inbox_claim(
         &self,
         worker: &str,
         ttl: Duration,
         limit: u32,
+        max_attempts: u32,
     ) -> Result<Vec<InboxItem>> {
         let ttl = ttl_ms("an inbox claim", ttl)?;
+        if max_attempts == 0 {
+            return Err(Error::InvalidInput {
+                field: "inbox max_attempts".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         let now = db_now(self.backend());
         let skip_locked = match self.backend() {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let free =
-            format!("processed_at IS NULL AND (claimed_until IS NULL OR claimed_until <= {now})");
+        let unclaimed = format!(
+            "processed_at IS NULL AND dead_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until <= {now})"
+        );
+        sqlx::query(&format!(
+            "UPDATE webhook_inbox SET dead_at = {now}, claimed_by = NULL, claimed_until = NULL \
+             WHERE {unclaimed} AND attempts >= $1"
+        ))
+        .bind(i64::from(max_attempts))
+        .execute(self.pool())
+        .await
+        .map_err(db(
+            "moving inbox items past their last attempt to the dead letters",
+        ))?;
+        let free = format!("{unclaimed} AND attempts < {max_attempts}");
         let rows = sqlx::query(&format!(
             "UPDATE webhook_inbox SET claimed_by = $1, claimed_until = {now} + $2, \
              attempts = attempts + 1 \
@@ -260,7 +358,7 @@ impl Store {
     pub async fn inbox_release(&self, id: &InboxId, worker: &str) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL \
-             WHERE id = $1 AND claimed_by = $2 AND processed_at IS NULL",
+             WHERE id = $1 AND claimed_by = $2 AND processed_at IS NULL AND dead_at IS NULL",
         )
         .bind(id.as_str())
         .bind(worker)

@@ -4,7 +4,8 @@
 //! the [links](Link) between one record's ids in Close, HubSpot and Salesforce, the change-feed
 //! [cursors](Cursor), the [runs](Run), the [write intents](Intent) logged before each write,
 //! [conflicts](Conflict), an [audit](AuditEntry) of every field change, a [review](Review)
-//! queue for ambiguous matches, [leases](Lease) between processes, and the webhook
+//! queue for ambiguous matches, the [retry list](Retry) of records a run could not sync,
+//! [leases](Lease) between processes, and the webhook
 //! [inbox](InboxItem).
 //!
 //! ```no_run
@@ -60,7 +61,8 @@
 //! | `sync_audit` | `id`, `link_id`, `run_id`, `crm`, `field`, `old_value`, `new_value`, `source`, `changed_at` |
 //! | `match_reviews` | `id`, `entity_type`, `candidates` (JSON), `reason`, `status`, `decision`, `decided_by`, `decided_at`, `created_at` |
 //! | `leases` | `name`, `holder`, `token`, `acquired_at`, `expires_at` |
-//! | `webhook_inbox` | `id`, `crm`, `delivery_id` (unique per CRM), `received_at`, `body`, `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at` |
+//! | `sync_retries` | records a run could not sync: `pair`, `crm`, `object`, `record_id` (the key), `reason`, `attempts`, `first_failed_at`, `last_failed_at`, `next_attempt_at` (NULL once given up) |
+//! | `webhook_inbox` | `id`, `crm`, `delivery_id` (unique per CRM), `received_at`, `body` (hex-encoded when `body_encoding = 'hex'`), `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at`, `last_error`, `dead_at` |
 //!
 //! CRM ids are unique per entity type rather than globally because HubSpot numbers each
 //! object type on its own (a company and a contact can both be `101`). The store compares ids
@@ -81,11 +83,18 @@
 //! - **Writes are logged before they are sent.** An [`Intent`] goes pending → sent → settled
 //!   or failed, never back; its marker is unique;
 //!   [`Store::unsettled_intents`] lists what a crash left pending or sent.
+//! - **Failed records are kept.** A record a run could not sync goes on the
+//!   [retry list](Retry) ([`Store::record_retry`]) with exponential, capped back-off; after
+//!   the policy's last attempt it stays listed as given up until it syncs
+//!   ([`Store::clear_retry`]); nothing is dropped from it in silence.
 //! - **Leases exclude.** [`Store::acquire_lease`] is one atomic statement that takes a lease
 //!   only if it is free or expired, judged by the database's clock; two processes never hold
 //!   one lease at once, and a dead holder's lease expires after its time to live.
 //! - **Inbox claims exclude.** [`Store::inbox_claim`] hands each unprocessed row to one worker
-//!   until its claim expires; processed rows are never handed out again. A delivery stored
+//!   until its claim expires; processed rows are never handed out again; only the claimant
+//!   settles a row; a row claimed `max_attempts` times becomes a dead letter, kept and
+//!   listed ([`Store::inbox_dead_letters`]), never retried forever. Bodies are kept exactly
+//!   (NUL characters included) on both backends. A delivery stored
 //!   with its CRM's delivery id ([`Store::inbox_insert_once`]) is stored once however often
 //!   the CRM retries it.
 //! - **Secrets.** A password in the database URL never appears in errors or `Debug` output
@@ -101,6 +110,7 @@ mod intents;
 mod leases;
 mod links;
 mod migrate;
+mod retries;
 mod runs;
 mod store;
 mod url;
@@ -113,6 +123,7 @@ pub use inbox::InboxItem;
 pub use intents::{Intent, IntentOp, IntentState, NewIntent};
 pub use leases::Lease;
 pub use links::{Link, LinkUpdate, NewLink, UPSERT_ATTEMPTS, Upserted};
+pub use retries::{Retry, RetryPolicy};
 pub use runs::{Run, RunCounts, RunStatus};
 pub use store::{Store, Tx};
 pub use url::{Backend, redact};

@@ -201,6 +201,39 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
              WHERE status = 'open'",
         ],
     },
+    Migration {
+        version: 6,
+        name: "per-record retry list",
+        statements: &[
+            // Records a run could not sync, so the feed's cursor can move past them without
+            // losing them. `next_attempt_at` is NULL once a record is given up.
+            "CREATE TABLE sync_retries (
+                pair TEXT NOT NULL,
+                crm TEXT NOT NULL,
+                object TEXT NOT NULL,
+                record_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                attempts BIGINT NOT NULL,
+                first_failed_at BIGINT NOT NULL,
+                last_failed_at BIGINT NOT NULL,
+                next_attempt_at BIGINT,
+                PRIMARY KEY (pair, crm, object, record_id)
+            )",
+            "CREATE INDEX sync_retries_due ON sync_retries (pair, object, next_attempt_at)",
+        ],
+    },
+    Migration {
+        version: 7,
+        name: "webhook inbox: encoded bodies, errors, dead letters",
+        statements: &[
+            // How `body` is stored: NULL (older rows) as received, 'hex' hex-encoded, so a
+            // body holding NUL characters (which PostgreSQL text refuses) is kept exactly.
+            "ALTER TABLE webhook_inbox ADD COLUMN body_encoding TEXT",
+            "ALTER TABLE webhook_inbox ADD COLUMN last_error TEXT",
+            // Set when an item used up its attempts: never claimed again, kept for a person.
+            "ALTER TABLE webhook_inbox ADD COLUMN dead_at BIGINT",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -418,7 +418,8 @@ impl<'r> Reader<'r> {
         &self.id
     }
 
-    fn corrupt(&self, column: &'static str, reason: impl Into<String>) -> Error {
+    /// A [`Error::Corrupt`] naming this row's `column` and why.
+    pub fn corrupt(&self, column: &'static str, reason: impl Into<String>) -> Error {
         Error::Corrupt {
             table: self.table,
             column,

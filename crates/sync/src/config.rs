@@ -41,6 +41,45 @@ pub struct SyncSection {
     /// Plan only: report what would be written and write nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// How records that failed to sync are retried (`[sync.retry]`).
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// The `[sync.retry]` table: records that failed to sync go on a retry list and are read
+/// again after `first_delay_seconds`, doubled after each failure up to
+/// `max_delay_seconds`; after `max_attempts` failures a record is given up (still listed and
+/// reported, never dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Failures after which a record is given up (at least 1).
+    pub max_attempts: u32,
+    /// The wait after the first failure, in seconds (0: the next run).
+    pub first_delay_seconds: u64,
+    /// The longest wait between two attempts, in seconds.
+    pub max_delay_seconds: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            first_delay_seconds: 60,
+            max_delay_seconds: 6 * 3600,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The store's retry policy for these settings.
+    pub fn policy(&self) -> crmkit_store::RetryPolicy {
+        crmkit_store::RetryPolicy {
+            first_delay: std::time::Duration::from_secs(self.first_delay_seconds),
+            max_delay: std::time::Duration::from_secs(self.max_delay_seconds),
+            max_attempts: self.max_attempts,
+        }
+    }
 }
 
 /// One field's source of truth.
@@ -394,6 +433,7 @@ impl Config {
             sync: SyncSection {
                 crms,
                 dry_run: false,
+                retry: RetryConfig::default(),
             },
             company: EntityConfig::company(),
             person: EntityConfig::person(),
@@ -424,6 +464,11 @@ impl Config {
     /// Checks everything serde cannot: two or three distinct CRMs, known fields, rules that
     /// name a CRM taking part, stage maps complete for every CRM.
     pub fn validate(&self) -> Result<()> {
+        if self.sync.retry.max_attempts == 0 {
+            return Err(Error::config(
+                "[sync.retry] max_attempts must be at least 1",
+            ));
+        }
         let crms = &self.sync.crms;
         let mut seen = crms.clone();
         seen.sort();
@@ -558,6 +603,14 @@ pub fn render_default(crms: &[Crm]) -> String {
 crms = [{list}]
 # true: plan and report only, write nothing.
 dry_run = false
+
+# Records that fail to sync (a validation error, a parent not linked yet) go on a retry
+# list and the feed moves on; they are read again after a back-off that doubles per
+# failure, and after max_attempts they are given up (listed in `crmkit sync status`).
+# [sync.retry]
+# max_attempts = 10
+# first_delay_seconds = 60
+# max_delay_seconds = 21600
 
 # Each kind: the unified fields kept in agreement, custom fields, the conflict policy and
 # the delete policy.

@@ -5,9 +5,13 @@
 //!
 //! # The algorithm (one run, [`engine::Engine::run`])
 //!
-//! 1. **Lease and run.** The run takes the store's lease `sync:<pair>` (`close-hubspot`):
-//!    one run at a time per pair; a second one is refused with a `Conflict` error. The run
-//!    is recorded (start, counts, errors, status).
+//! 1. **Lease and run.** The run takes the store's lease `sync:<pair>` (`close-hubspot`,
+//!    the CRMs' names sorted whatever the order of `[sync] crms`): one run at a time per
+//!    pair; a second one is refused with a `Conflict` error. The lease is renewed in the
+//!    background while the run goes on, and every store transaction of the run is fenced by
+//!    it, so a run that lost it stops with an error instead of writing
+//!    ([`engine::pair_name`]). The run is recorded (start, counts,
+//!    errors, status).
 //! 2. **Reconcile.** Writes an earlier, interrupted run left `pending` or `sent` in the
 //!    intent log are settled first: a create is looked up with
 //!    [`Connector::find_created`](crmkit_core::Connector::find_created) (by its marker, or,
@@ -22,8 +26,13 @@
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
 //! 5. **Sort.** A record with a stored link joins its link's group; the group is completed
-//!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get);
-//!    a side that is gone is a deletion). Unlinked records are matched ([`matching`]) against
+//!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get)).
+//!    Only a tombstone is a deletion: a side that answers "not found" without one may be
+//!    merged or hidden from us, so under `propagate` it is queued for review instead of
+//!    deleting the others (under `ignore` and `flag` it is handled like a deletion, which
+//!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
+//!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
+//!    the merge is queued for review when it is. Unlinked records are matched ([`matching`]) against
 //!    each other and against stored links by e-mail and domain.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
@@ -39,10 +48,23 @@
 //!    `delete`), and settled or failed per record after. Each field change is audited.
 //!    Written records are read back and their hashes and field values stored (the base of
 //!    the next run), so a CRM that normalises a value (or ignores one) does not make our
-//!    write look like its own change next time.
-//! 8. **Cursors.** A kind's cursors are saved only after everything they cover is stored,
-//!    and only when every write of the kind succeeded: a failed record is read again next
-//!    run (the rest is idempotent, as its hashes moved).
+//!    write look like its own change next time. A field whose read-back value is not what
+//!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a
+//!    sent value (missing: ignored; part of a list: kept what it can; the same letters and
+//!    digits, or phone digits give or take a country code: normalised), was edited by
+//!    someone between our write and our read-back: it keeps the side's old base (and the
+//!    side's stored hash is the base's), so the next run syncs that edit instead of taking
+//!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).
+//! 8. **Cursors and the retry list.** A record that failed on its own (unreadable,
+//!    unmappable, rejected by the CRM, its parent not linked yet) goes on the store's retry
+//!    list, in the transaction that moves the kind's cursors past it; the next runs read it
+//!    again with [`Connector::get`](crmkit_core::Connector::get) when it is due (exponential
+//!    back-off, `[sync.retry]`) and after `max_attempts` it is given up: kept on the list and
+//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped. A failure of
+//!    the connection (429, 5xx, timeouts, auth, quota, the store), a write without a reported
+//!    outcome and a failed propagated delete hold the kind's cursors instead, so the next run
+//!    reads the same changes again and no attempt is counted (the rest is idempotent, as its
+//!    hashes moved).
 //!
 //! [`engine::Engine::dry_run`] (or `dry_run = true`) stops after step 6 and returns the plans:
 //! no CRM write, no link, no cursor, no lease.
@@ -92,6 +114,11 @@
 //! [sync]
 //! crms = ["close", "hubspot"]         # two or three of close, hubspot, salesforce
 //! dry_run = false
+//!
+//! [sync.retry]                         # records that failed to sync
+//! max_attempts = 10                    # then given up (kept on the list, reported)
+//! first_delay_seconds = 60             # doubled per failure…
+//! max_delay_seconds = 21600            # …up to this
 //!
 //! [company]                            # also [person], [deal] and [activity]
 //! enabled = true

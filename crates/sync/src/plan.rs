@@ -534,7 +534,7 @@ fn plan_group(
                 record: record.clone(),
                 message: format!(
                     "its {field} is not linked in every CRM yet: not synced \\
-                     (synced when it next changes)"
+                     (retried from the retry list)"
                 ),
             });
             group.deferred = true;
@@ -548,7 +548,7 @@ fn plan_group(
                 record: s.reference(),
                 message: format!(
                     "{} not linked in {crm} yet: not written \\
-                     (synced when it next changes)",
+                     (retried from the retry list)",
                     dropped.join(", ")
                 ),
             });
@@ -615,7 +615,7 @@ fn plan_group(
                 record: first.reference(),
                 message: format!(
                     "not created in {crm} yet: its {} is not linked there \\
-                     (synced when it next changes)",
+                     (retried from the retry list)",
                     unlinked
                         .iter()
                         .map(|s| s.as_str())

@@ -230,13 +230,7 @@ pub fn init(config_path: &Path, args: InitArgs) -> Result<(), Failure> {
 }
 
 fn pair(config: &Config) -> String {
-    config
-        .sync
-        .crms
-        .iter()
-        .map(Crm::to_string)
-        .collect::<Vec<_>>()
-        .join("-")
+    crmkit_sync::engine::pair_name(&config.sync.crms)
 }
 
 /// Builds the watched connectors and runs (or plans) one sync, then prints the plan or
@@ -334,6 +328,9 @@ pub fn run_report(
         "conflicts": report.conflicts,
         "ambiguous": report.ambiguous,
         "errors": report.errors,
+        "retried": report.retried,
+        "retrying": report.retrying,
+        "given_up": report.given_up,
     })
 }
 

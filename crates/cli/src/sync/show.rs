@@ -166,6 +166,20 @@ pub fn summary(
     for e in &report.errors {
         writeln!(out, "not synced: {e}")?;
     }
+    if report.retrying > 0 {
+        writeln!(
+            out,
+            "{} record(s) on the retry list (crmkit sync status)",
+            report.retrying
+        )?;
+    }
+    for g in &report.given_up {
+        writeln!(
+            out,
+            "given up after {} attempts: {}: {}",
+            g.attempts, g.record, g.reason
+        )?;
+    }
     Ok(())
 }
 
@@ -222,6 +236,24 @@ pub async fn status(store: &Store, pair: &str, runs: u32) -> Result<(), Failure>
         conflicts.len()
     )?;
     writeln!(out, "Open reviews: {}", reviews.len())?;
+    let retries = store.retries(pair, None).await.map_err(store_err)?;
+    let given_up = retries.iter().filter(|r| r.given_up()).count();
+    writeln!(
+        out,
+        "Retry list: {} waiting, {given_up} given up",
+        retries.len() - given_up
+    )?;
+    for r in &retries {
+        let next = match r.next_attempt_at {
+            Some(t) => format!("next attempt {}", t.format("%Y-%m-%d %H:%M:%S")),
+            None => "given up".to_string(),
+        };
+        writeln!(
+            out,
+            "  {} ({} attempts, {next}): {}",
+            r.record, r.attempts, r.reason
+        )?;
+    }
     for r in &reviews {
         writeln!(
             out,

@@ -68,6 +68,12 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
         status.contains(&format!("Open conflicts: {queued}")),
         "{status}"
     );
+    // The retry list is shown, and the run report lists what was given up.
+    assert!(
+        status.contains("Retry list: 0 waiting, 0 given up"),
+        "{status}"
+    );
+    assert_eq!(r["given_up"], serde_json::json!([]), "{r}");
 
     // A linked company, shown by its Close id.
     let lead = r["conflicts"][0]["records"]

@@ -9,7 +9,7 @@
 //! retention is refused, since deletions may already be gone from the log.
 //!
 //! Tombstones cover: Company — `lead` deleted, and the source lead of a `lead` merged event
-//! (`meta.merge_source_lead_id`); Person and Deal — their own `deleted` events and the
+//! (`meta.merge_source_lead_id`, reported `merged_into` the destination lead); Person and Deal — their own `deleted` events and the
 //! `contacts` / `opportunities` inside a deleted lead's `previous_data` (Close deletes a
 //! lead's children with it; `previous_data` reaches non-admins only for events under an hour
 //! old); Activity — `deleted` events of notes, calls, emails and meetings. Activities removed
@@ -134,6 +134,18 @@ fn sources(kind: ObjectKind) -> &'static [Source] {
         ObjectKind::Person => PERSON,
         ObjectKind::Deal => DEAL,
         ObjectKind::Activity => ACTIVITY,
+    }
+}
+
+/// The lead a merge folded the removed lead into (`meta.merge_destination_lead_id`, else the
+/// event's object): a merged-away lead's data lives on there, so it is no deletion.
+fn merged_into(e: &Event, removed: Removed) -> Option<String> {
+    match removed {
+        Removed::MergeSource => e.meta["merge_destination_lead_id"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| e.object_id.clone()),
+        Removed::Own | Removed::Nested(_) => None,
     }
 }
 
@@ -370,6 +382,7 @@ fn tombstones(
                     out.push(Ok(Change::Deleted {
                         record: RecordRef::new(Crm::Close, kind, id),
                         at: Some(t),
+                        merged_into: merged_into(e, source.removed),
                         cursor: cursor.clone(),
                     }));
                 }
@@ -458,6 +471,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(removed_ids(&merged, Removed::MergeSource), ["lead_src"]);
+        assert_eq!(
+            merged_into(&merged, Removed::MergeSource).as_deref(),
+            Some("lead_dest")
+        );
         let deleted: Event = serde_json::from_value(json!({
             "object_type": "lead", "action": "deleted", "object_id": "lead_1", "data": null,
             "previous_data": {"id": "lead_1",
@@ -466,6 +483,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(removed_ids(&deleted, Removed::Own), ["lead_1"]);
+        assert_eq!(merged_into(&deleted, Removed::Own), None);
         assert_eq!(
             removed_ids(&deleted, Removed::Nested("contacts")),
             ["cont_1", "cont_2"]

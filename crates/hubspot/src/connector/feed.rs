@@ -25,8 +25,8 @@
 //!   none (nothing to remove).
 //! - **Merges.** A merged-away contact, company or deal is in no listing; its id stays in the
 //!   winner's `hs_merged_object_ids`, and the merge changes the winner, so the winner's
-//!   upsert comes with a [`Change::Deleted`] for each id merged into it, just before it
-//!   (and again whenever the winner changes: at-least-once).
+//!   upsert comes with a [`Change::Deleted`] for each id merged into it, `merged_into` the
+//!   winner's id, just before it (and again whenever the winner changes: at-least-once).
 //! - **Lean search.** The search asks only for `hs_object_id` and the modification time
 //!   (the keyset's keys); each page of up to 100 records is then read in full with one
 //!   batch read (see `upserts`), because a search body is capped at 3,000 characters and a
@@ -169,6 +169,7 @@ fn tombstones(
                     .map(|t| Change::Deleted {
                         record: RecordRef::new(Crm::HubSpot, kind, o.id),
                         at: Some(t),
+                        merged_into: None,
                         cursor: cursor.clone(),
                     });
                 futures::future::ready(Ok(change))
@@ -379,6 +380,7 @@ fn merged_away(t: &ObjectType, o: &HubSpotObject, cursor: ChangeCursor) -> Vec<C
         .map(|id| Change::Deleted {
             record: RecordRef::new(Crm::HubSpot, kind, id),
             at,
+            merged_into: Some(o.id.clone()),
             cursor: cursor.clone(),
         })
         .collect()

@@ -721,9 +721,10 @@ async fn a_merged_away_contact_is_reported_as_deleted() {
         .try_collect()
         .await
         .expect("second run");
-    let gone = second
-        .iter()
-        .position(|c| matches!(c, Change::Deleted { record, .. } if record.id == ids[1]));
+    let gone = second.iter().position(|c| {
+        matches!(c, Change::Deleted { record, merged_into: Some(into), .. }
+            if record.id == ids[1] && *into == ids[0])
+    });
     let winner = second
         .iter()
         .position(|c| matches!(c, Change::Upsert { .. }) && c.id() == Some(ids[0].as_str()));

@@ -289,6 +289,7 @@ pub(super) fn changes(
                         Ok(Change::Deleted {
                             record: RecordRef::new(Crm::Salesforce, kind, id),
                             at,
+                            merged_into: None,
                             cursor: cursor.encode(PREFIX),
                         })
                     }),

@@ -15,6 +15,8 @@ both_backends!(
     claim_process_and_reclaim,
     concurrent_claimers_never_share_a_row,
     a_retried_delivery_is_stored_once_and_old_items_are_pruned,
+    a_body_with_nul_characters_is_stored_exactly,
+    only_the_claimant_settles_and_used_up_items_become_dead_letters,
 );
 
 async fn claim_process_and_reclaim(db: TestDb) {
@@ -30,7 +32,7 @@ async fn claim_process_and_reclaim(db: TestDb) {
     let stored = s.inbox_item(&first.id).await.unwrap().unwrap();
     assert_eq!((stored.body.as_str(), &stored.headers), (body, &headers));
 
-    let claimed = s.inbox_claim("w1", SHORT, 10).await.unwrap();
+    let claimed = s.inbox_claim("w1", SHORT, 10, 10).await.unwrap();
     let ids: Vec<_> = claimed.iter().map(|i| i.id.clone()).collect();
     assert_eq!(
         ids,
@@ -44,17 +46,17 @@ async fn claim_process_and_reclaim(db: TestDb) {
     );
     // Claimed rows are not handed out again while the claim lasts.
     assert!(
-        s.inbox_claim("w2", Duration::from_secs(60), 10)
+        s.inbox_claim("w2", Duration::from_secs(60), 10, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    assert!(s.inbox_mark_processed(&first.id).await.unwrap());
-    assert!(!s.inbox_mark_processed(&first.id).await.unwrap());
+    assert!(s.inbox_mark_processed(&first.id, "w1").await.unwrap());
+    assert!(!s.inbox_mark_processed(&first.id, "w1").await.unwrap());
     // w1 "dies" holding the second item: after its claim expires, w2 gets it.
     tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
     let reclaimed = s
-        .inbox_claim("w2", Duration::from_secs(60), 10)
+        .inbox_claim("w2", Duration::from_secs(60), 10, 10)
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), 1);
@@ -64,22 +66,22 @@ async fn claim_process_and_reclaim(db: TestDb) {
     assert!(!s.inbox_release(&second.id, "w1").await.unwrap());
     assert!(s.inbox_release(&second.id, "w2").await.unwrap());
     assert_eq!(
-        s.inbox_claim("w3", Duration::from_secs(60), 10)
+        s.inbox_claim("w3", Duration::from_secs(60), 10, 10)
             .await
             .unwrap()
             .len(),
         1
     );
-    assert!(s.inbox_mark_processed(&second.id).await.unwrap());
+    assert!(s.inbox_mark_processed(&second.id, "w3").await.unwrap());
     assert!(
-        s.inbox_claim("w4", Duration::from_secs(60), 10)
+        s.inbox_claim("w4", Duration::from_secs(60), 10, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 0);
     assert!(matches!(
-        s.inbox_mark_processed(&crmkit_store::InboxId::new("missing"))
+        s.inbox_mark_processed(&crmkit_store::InboxId::new("missing"), "w1")
             .await,
         Err(crmkit_store::Error::NotFound { .. })
     ));
@@ -106,7 +108,7 @@ async fn concurrent_claimers_never_share_a_row(db: TestDb) {
                 let mut got = Vec::new();
                 loop {
                     let batch = store
-                        .inbox_claim(&me, Duration::from_secs(60), 3)
+                        .inbox_claim(&me, Duration::from_secs(60), 3, 10)
                         .await
                         .unwrap();
                     if batch.is_empty() {
@@ -159,10 +161,71 @@ async fn a_retried_delivery_is_stored_once_and_old_items_are_pruned(db: TestDb) 
     ));
 
     // Pruning removes processed items only.
-    assert!(s.inbox_mark_processed(&first.id).await.unwrap());
+    let claimed = s
+        .inbox_claim("w1", Duration::from_secs(60), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, first.id);
+    assert!(s.inbox_mark_processed(&first.id, "w1").await.unwrap());
     let later = chrono::Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(s.inbox_prune(later).await.unwrap(), 1);
     assert_eq!(s.inbox_item(&first.id).await.unwrap(), None);
     assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 3);
     assert_eq!(s.inbox_prune(later).await.unwrap(), 0);
+}
+
+async fn a_body_with_nul_characters_is_stored_exactly(db: TestDb) {
+    let s = &db.store;
+    let body = "{\"note\":\"a\u{0}b\"}\u{0}tail é\\";
+    let item = s
+        .inbox_insert(Crm::Close, body, &json!({"x": "y\u{0}"}))
+        .await
+        .unwrap();
+    let stored = s.inbox_item(&item.id).await.unwrap().unwrap();
+    assert_eq!(stored.body, body);
+    assert_eq!(stored.headers, json!({"x": "y\u{0}"}));
+    let claimed = s
+        .inbox_claim("w1", Duration::from_secs(60), 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].body, body);
+}
+
+async fn only_the_claimant_settles_and_used_up_items_become_dead_letters(db: TestDb) {
+    let s = &db.store;
+    let item = s
+        .inbox_insert(Crm::HubSpot, "[]", &json!({}))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    assert_eq!(s.inbox_claim("w1", ttl, 10, 2).await.unwrap().len(), 1);
+    // Another worker can neither mark it processed nor fail or release it.
+    assert!(!s.inbox_mark_processed(&item.id, "w2").await.unwrap());
+    assert!(!s.inbox_fail(&item.id, "w2", "not mine").await.unwrap());
+    assert!(!s.inbox_release(&item.id, "w2").await.unwrap());
+    // The claimant fails it: claimable again, with the error kept.
+    assert!(
+        s.inbox_fail(&item.id, "w1", "HubSpot answered 500")
+            .await
+            .unwrap()
+    );
+    let again = s.inbox_claim("w2", ttl, 10, 2).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].last_error.as_deref(), Some("HubSpot answered 500"));
+    assert!(s.inbox_fail(&item.id, "w2", "still 500").await.unwrap());
+    // Its attempts are used up: not claimed again, a dead letter, not counted as waiting.
+    assert!(s.inbox_claim("w3", ttl, 10, 2).await.unwrap().is_empty());
+    let dead = s.inbox_dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, item.id);
+    assert_eq!(dead[0].last_error.as_deref(), Some("still 500"));
+    assert!(dead[0].dead_at.is_some());
+    assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 0);
+    assert!(!s.inbox_mark_processed(&item.id, "w2").await.unwrap());
+    assert!(s.inbox_claim("w3", ttl, 10, 5).await.unwrap().is_empty());
+    assert!(matches!(
+        s.inbox_claim("w3", ttl, 10, 0).await,
+        Err(crmkit_store::Error::InvalidInput { .. })
+    ));
 }

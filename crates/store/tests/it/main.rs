@@ -13,5 +13,6 @@ mod leases;
 mod links;
 mod memory;
 mod migrations;
+mod retries;
 mod runs;
 mod secrets;

@@ -87,8 +87,27 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
     }
 }
 
-/// Undoes migration 5 (intents per pair, one open conflict per field).
+/// Undoes migration 7 (inbox body encoding, errors, dead letters).
+async fn undo_7(db: &TestDb) {
+    for column in ["body_encoding", "last_error", "dead_at"] {
+        db.raw(&format!("ALTER TABLE webhook_inbox DROP COLUMN {column}"))
+            .await;
+    }
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 7")
+        .await;
+}
+
+/// Undoes migrations 7 and 6 (the retry list).
+async fn undo_6(db: &TestDb) {
+    undo_7(db).await;
+    db.raw("DROP TABLE sync_retries").await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 6")
+        .await;
+}
+
+/// Undoes migrations 6 and 5 (intents per pair, one open conflict per field).
 async fn undo_5(db: &TestDb) {
+    undo_6(db).await;
     db.raw("DROP INDEX sync_conflicts_open").await;
     db.raw("DROP INDEX write_intents_pair").await;
     db.raw("ALTER TABLE write_intents DROP COLUMN pair").await;
@@ -122,7 +141,7 @@ async fn downgrade_to_2(db: &TestDb) {
 async fn an_older_database_is_upgraded_in_place(db: TestDb) {
     assert_eq!(
         Store::latest_schema_version(),
-        5,
+        7,
         "update this test for new migrations"
     );
     let s = &db.store;
@@ -139,8 +158,8 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
         .unwrap();
     downgrade_to_2(&db).await;
     assert_eq!(s.schema_version().await.unwrap(), 2);
-    assert_eq!(s.migrate().await.unwrap(), 3);
-    assert_eq!(s.schema_version().await.unwrap(), 5);
+    assert_eq!(s.migrate().await.unwrap(), 5);
+    assert_eq!(s.schema_version().await.unwrap(), 7);
     // A link from before migration 4 has no field values, and can be given some.
     let old = s.link(&link.id).await.unwrap().unwrap();
     assert_eq!(old.fields(crmkit_core::Crm::Close), None);
@@ -185,6 +204,6 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
     // Repaired by hand, it migrates.
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
-    assert_eq!(db.store.migrate().await.unwrap(), 3);
-    assert_eq!(db.store.schema_version().await.unwrap(), 5);
+    assert_eq!(db.store.migrate().await.unwrap(), 5);
+    assert_eq!(db.store.schema_version().await.unwrap(), 7);
 }

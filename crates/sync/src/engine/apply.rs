@@ -5,15 +5,15 @@ use super::*;
 
 impl Engine {
     /// Notes on `link` that its record in `crm` is deleted.
-    async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
-        self.store
-            .update_link(
+    pub(super) async fn mark_deleted(&self, link: &Link, crm: Crm) -> Result<()> {
+        fenced!(
+            self,
+            update_link(
                 link,
-                &LinkUpdate::new().hash(crm, Some(DELETED.to_string())),
+                &LinkUpdate::new().hash(crm, Some(DELETED.to_string()))
             )
-            .await
-            .map(|_| ())
-            .map_err(store_err)
+        )
+        .map(|_| ())
     }
 
     /// Records a write as an intent before it is sent; `None` (and an error in the report)
@@ -21,20 +21,18 @@ impl Engine {
     async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
         // Tagged with the pair, so only a run holding this pair's lease reconciles it.
         let new = new.pair(self.pair.clone());
-        match self.store.record_intent(&new).await {
-            Ok(i) => match self.store.mark_intent_sent(&i.id).await {
-                Ok(i) => Some(i),
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("recording a write: {}", store_err(e)));
-                    None
-                }
-            },
+        let recorded = async {
+            let mut tx = self.tx().await?;
+            let pending = tx.record_intent(&new).await.map_err(store_err)?;
+            let sent = tx.mark_intent_sent(&pending.id).await.map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            Ok::<_, Error>(sent)
+        }
+        .await;
+        match recorded {
+            Ok(i) => Some(i),
             Err(e) => {
-                report
-                    .errors
-                    .push(format!("recording a write: {}", store_err(e)));
+                report.errors.push(format!("recording a write: {e}"));
                 None
             }
         }
@@ -47,23 +45,22 @@ impl Engine {
         outcome: std::result::Result<&str, String>,
     ) -> Result<()> {
         match outcome {
-            Ok(id) => self.store.settle_intent(&intent.id, Some(id)).await,
-            Err(e) => self.store.fail_intent(&intent.id, &e).await,
+            Ok(id) => fenced!(self, settle_intent(&intent.id, Some(id))),
+            Err(e) => fenced!(self, fail_intent(&intent.id, &e)),
         }
         .map(|_| ())
-        .map_err(store_err)
     }
 
-    /// Writes `plan`; returns whether every write succeeded.
+    /// Writes `plan`; what failed goes into `failures`.
     pub(super) async fn apply(
         &self,
         kind: ObjectKind,
         run: &RunId,
         plan: &Plan,
         links: &mut BTreeMap<String, Link>,
+        failures: &mut retry::Failures,
         report: &mut Report,
-    ) -> Result<bool> {
-        let mut clean = true;
+    ) -> Result<()> {
         let cfg = self
             .config
             .entity(kind)
@@ -76,14 +73,14 @@ impl Engine {
                 "record": a.record.to_string(),
                 "candidates": a.candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
-            self.store
-                .enqueue_review(
+            fenced!(
+                self,
+                enqueue_review(
                     kind,
                     &candidates,
-                    "ambiguous match: several records fit; link one by hand",
+                    "ambiguous match: several records fit; link one by hand"
                 )
-                .await
-                .map_err(store_err)?;
+            )?;
         }
 
         // Deletions.
@@ -107,10 +104,14 @@ impl Engine {
                             .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
                             .collect::<Vec<_>>(),
                     });
-                    self.store
-                        .enqueue_review(kind, &what, "deleted in one CRM (delete = \"flag\"): delete the others or restore it")
-                        .await
-                        .map_err(store_err)?;
+                    fenced!(
+                        self,
+                        enqueue_review(
+                            kind,
+                            &what,
+                            "deleted in one CRM (delete = \"flag\"): delete the others or restore it"
+                        )
+                    )?;
                     self.mark_deleted(&link, d.deleted.crm).await?;
                     report.flagged.push(d.deleted.clone());
                 }
@@ -128,9 +129,10 @@ impl Engine {
                         .link(link.id.clone());
                         let Some(intent) = self.intent(new, report).await else {
                             all_gone = false;
-                            clean = false;
+                            failures.hold();
                             continue;
                         };
+                        self.ensure_leased()?;
                         let out = self.conn(target.crm).delete(vec![target.clone()]).await;
                         let result =
                             out.results.into_iter().next().unwrap_or_else(|| {
@@ -144,16 +146,18 @@ impl Engine {
                             Err(e) if e.kind() == ErrorKind::NotFound => {
                                 self.settle(&intent, Ok(&target.id)).await?;
                             }
+                            // Only the tombstone tells of the deletion, and the cursor past
+                            // it would lose it: a failed delete holds the cursor.
                             Err(e) => {
                                 all_gone = false;
-                                clean = false;
+                                failures.hold();
                                 self.settle(&intent, Err(e.to_string())).await?;
                                 report.errors.push(format!("deleting {target}: {e}"));
                             }
                         }
                     }
                     if all_gone {
-                        self.store.delete_link(&link).await.map_err(store_err)?;
+                        fenced!(self, delete_link(&link))?;
                     }
                 }
             }
@@ -178,7 +182,7 @@ impl Engine {
                         new = new.crm_id(*c, id.clone());
                     }
                     new = match_attributes(new, plan, g);
-                    match self.store.upsert_link(&new).await {
+                    match fenced!(self, upsert_link(&new)) {
                         Ok(up) => {
                             if g.link.is_none() && g.ids.len() > 1 {
                                 report.linked += 1;
@@ -186,12 +190,9 @@ impl Engine {
                             up.link
                         }
                         Err(e) => {
-                            clean = false;
-                            report.errors.push(format!(
-                                "linking {}: {}",
-                                describe_ids(kind, &g.ids),
-                                store_err(e)
-                            ));
+                            let why = format!("linking {}: {e}", describe_ids(kind, &g.ids));
+                            failures.error(&e, retry::group_refs(kind, &g.ids), &why);
+                            report.errors.push(why);
                             group_links.push(None);
                             continue;
                         }
@@ -203,7 +204,7 @@ impl Engine {
                 for (crm, v) in &c.values {
                     new = new.value(*crm, v.clone().unwrap_or(Value::Null));
                 }
-                self.store.open_conflict(&new).await.map_err(store_err)?;
+                fenced!(self, open_conflict(&new))?;
             }
             group_links.push(Some(link));
         }
@@ -217,7 +218,8 @@ impl Engine {
             .filter(|(_, g)| g.deferred)
             .map(|(i, _)| i)
             .collect();
-        let mut written: Vec<(usize, RecordRef)> = Vec::new();
+        // What was written where, with the fields sent (for the read-back).
+        let mut written: Vec<(usize, RecordRef, Sent)> = Vec::new();
         let mut audit: Vec<NewAuditEntry> = Vec::new();
         for crm in &self.config.sync.crms {
             let creates: Vec<(usize, &plan::Create)> = plan
@@ -245,7 +247,7 @@ impl Engine {
                     match self.intent(new, report).await {
                         Some(intent) => sent.push((*i, *c, intent)),
                         None => {
-                            clean = false;
+                            failures.hold();
                             failed.insert(*i);
                         }
                     }
@@ -257,10 +259,11 @@ impl Engine {
                         marker: c.marker.clone(),
                     })
                     .collect();
+                self.ensure_leased()?;
                 let out = self.conn(*crm).create_marked(batch).await;
                 for ((i, c, intent), r) in sent.into_iter().zip(per_input(out.results)) {
                     let Some(r) = r else {
-                        clean = false;
+                        failures.hold();
                         failed.insert(i);
                         report.errors.push(format!(
                             "{crm} reported no outcome for the create from {}; its intent stays open for the next run to reconcile",
@@ -272,7 +275,7 @@ impl Engine {
                         Ok(made) => {
                             report.created += 1;
                             if let Some(link) = group_links[i].take() {
-                                match self.store.set_crm_id(&link, *crm, &made.id).await {
+                                match fenced!(self, set_crm_id(&link, *crm, &made.id)) {
                                     Ok(l) => {
                                         for (field, v) in &c.fields {
                                             audit.push(
@@ -289,27 +292,30 @@ impl Engine {
                                         group_links[i] = Some(l);
                                     }
                                     Err(e) => {
-                                        clean = false;
+                                        let why = format!(
+                                            "linking {made} created from {}: {e}",
+                                            c.source
+                                        );
                                         failed.insert(i);
-                                        report.errors.push(format!(
-                                            "linking {made} created from {}: {}",
-                                            c.source,
-                                            store_err(e)
-                                        ));
+                                        failures.error(
+                                            &e,
+                                            retry::group_refs(kind, &plan.groups[i].ids),
+                                            &why,
+                                        );
+                                        report.errors.push(why);
                                         group_links[i] = Some(link);
                                     }
                                 }
                             }
                             self.settle(&intent, Ok(&made.id)).await?;
-                            written.push((i, made));
+                            written.push((i, made, c.fields.clone()));
                         }
                         Err(e) => {
-                            clean = false;
                             failed.insert(i);
                             self.settle(&intent, Err(e.to_string())).await?;
-                            report
-                                .errors
-                                .push(format!("creating {} in {crm}: {e}", c.source));
+                            let why = format!("creating {} in {crm}: {e}", c.source);
+                            failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                            report.errors.push(why);
                         }
                     }
                 }
@@ -336,16 +342,17 @@ impl Engine {
                     match self.intent(new, report).await {
                         Some(intent) => sent.push((*i, *u, intent)),
                         None => {
-                            clean = false;
+                            failures.hold();
                             failed.insert(*i);
                         }
                     }
                 }
                 let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
+                self.ensure_leased()?;
                 let out = self.conn(*crm).update(batch).await;
                 for ((i, u, intent), r) in sent.into_iter().zip(per_input(out.results)) {
                     let Some(r) = r else {
-                        clean = false;
+                        failures.hold();
                         failed.insert(i);
                         report.errors.push(format!(
                             "{crm} reported no outcome for the update of {}; its intent stays open for the next run to reconcile",
@@ -380,44 +387,68 @@ impl Engine {
                                     );
                                 }
                             }
-                            written.push((i, u.target.clone()));
+                            let sent = u
+                                .changes
+                                .iter()
+                                .map(|ch| (ch.field.clone(), ch.to.clone()))
+                                .collect();
+                            written.push((i, u.target.clone(), sent));
                         }
                         Err(e) => {
-                            clean = false;
                             failed.insert(i);
                             self.settle(&intent, Err(e.to_string())).await?;
-                            report.errors.push(format!("updating {}: {e}", u.target));
+                            let why = format!("updating {}: {e}", u.target);
+                            failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                            report.errors.push(why);
                         }
                     }
                 }
             }
         }
         if !audit.is_empty() {
-            self.store.record_audit(&audit).await.map_err(store_err)?;
+            fenced!(self, record_audit(&audit))?;
         }
 
         // Hashes: what each side holds now. Written records are read back, so a CRM that
-        // normalises or ignores a value does not make our own write look like its change.
+        // normalises or ignores a value does not make our own write look like its change;
+        // an edit someone made meanwhile is not taken as synced (see `readback`).
         let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
-        let reads: Vec<(usize, RecordRef, Result<Record>)> = stream::iter(written)
-            .filter(|(i, _)| futures::future::ready(!failed.contains(i)))
-            .map(|(i, r)| async move {
+        let reads: Vec<(usize, RecordRef, Sent, Result<Record>)> = stream::iter(written)
+            .filter(|(i, _, _)| futures::future::ready(!failed.contains(i)))
+            .map(|(i, r, sent)| async move {
                 let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (i, r, got)
+                (i, r, sent, got)
             })
             .buffer_unordered(READ_CONCURRENCY)
             .collect()
             .await;
-        for (i, r, got) in reads {
+        for (i, r, sent, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
                 Ok(seen) => {
-                    hashes[i].insert(r.crm, (seen.hash, seen.fields));
+                    let before = plan.groups[i].seen.get(&r.crm).map(|(_, f)| f);
+                    let old_base = group_links[i]
+                        .as_ref()
+                        .and_then(|l| link_state(l).bases.remove(&r.crm));
+                    let stored = match readback::base_after_write(
+                        &seen.fields,
+                        before,
+                        &sent,
+                        old_base.as_ref(),
+                    ) {
+                        None => (seen.hash, seen.fields),
+                        Some(base) => {
+                            report.edited_meanwhile.push(r.clone());
+                            (crate::resolve::hash(&base), base)
+                        }
+                    };
+                    hashes[i].insert(r.crm, stored);
                 }
                 Err(e) => {
-                    clean = false;
                     failed.insert(i);
-                    report.errors.push(format!("reading back {r}: {e}"));
+                    let why = format!("reading back {r}: {e}");
+                    failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                    report.errors.push(why);
                 }
             }
         }
@@ -442,19 +473,19 @@ impl Engine {
                 }
             }
             if any {
-                if let Err(e) = self.store.update_link(&link, &update).await {
-                    clean = false;
-                    report.errors.push(format!(
-                        "storing hashes of link {}: {}",
-                        link.id,
-                        store_err(e)
-                    ));
+                if let Err(e) = fenced!(self, update_link(&link, &update)) {
+                    let why = format!("storing hashes of link {}: {e}", link.id);
+                    failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
+                    report.errors.push(why);
                 }
             }
         }
-        Ok(clean)
+        Ok(())
     }
 }
+
+/// The fields a write sent (`None`: cleared).
+type Sent = BTreeMap<String, Option<Value>>;
 
 /// The matching attributes of a group's first side, stored on its link so records seen in
 /// later runs can match it.

@@ -19,7 +19,9 @@ impl Engine {
         // keeps its latest state.
         let mut upserts: BTreeMap<(Crm, String), Record> = BTreeMap::new();
         let mut deletes: BTreeSet<(Crm, String)> = BTreeSet::new();
-        let mut held = false;
+        // Records merged away, with the id of the record each was merged into.
+        let mut merges: Vec<(RecordRef, String)> = Vec::new();
+        let mut failures = retry::Failures::default();
         let mut cursors: BTreeMap<Crm, ChangeCursor> = BTreeMap::new();
         for crm in &crms {
             let key = CursorKey::new(self.pair.clone(), *crm, kind);
@@ -41,6 +43,15 @@ impl Engine {
                         deletes.remove(&(*crm, id.clone()));
                         upserts.insert((*crm, id), record);
                     }
+                    // Merged, not deleted: never propagated as a delete.
+                    Change::Deleted {
+                        record,
+                        merged_into: Some(into),
+                        ..
+                    } => {
+                        upserts.remove(&(*crm, record.id.clone()));
+                        merges.push((record, into));
+                    }
                     Change::Deleted { record, .. } => {
                         upserts.remove(&(*crm, record.id.clone()));
                         deletes.insert((*crm, record.id));
@@ -51,27 +62,44 @@ impl Engine {
                         reason,
                         ..
                     } => {
-                        // Its cursor must not pass it: the next run reads it again.
-                        held = true;
+                        // Its cursor may pass it: it goes on the retry list.
                         report
                             .errors
                             .push(format!("{record}: could not be read: {reason}"));
+                        failures.record(record, format!("could not be read: {reason}"));
                     }
                     Change::Skipped { .. } | Change::Checkpoint { .. } => {}
                 }
             }
         }
 
+        // Merges first, so a winner relinked now joins its link's group below.
+        if run.is_some() {
+            self.follow_merges(kind, merges, report).await?;
+        }
+        // Records on the retry list that are due, read again and planned with the feeds'.
+        let listed = if run.is_some() {
+            self.read_due(kind, &mut upserts, &deletes, &mut failures, report)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let seen_now: BTreeSet<RecordRef> = upserts
+            .keys()
+            .chain(deletes.iter())
+            .map(|(crm, id)| RecordRef::new(*crm, kind, id.clone()))
+            .collect();
+
         // 2. Map, and sort into linked and unlinked records.
         let mut input = Input::default();
         let mut groups: BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)> = BTreeMap::new();
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
-        for ((crm, _), record) in upserts {
+        for ((crm, id), record) in upserts {
             let seen = match Seen::new(crm, record, cfg, true) {
                 Ok(s) => s,
                 Err(e) => {
-                    held = true;
                     report.errors.push(e.to_string());
+                    failures.record(RecordRef::new(crm, kind, id), e.to_string());
                     continue;
                 }
             };
@@ -136,21 +164,35 @@ impl Engine {
                         }
                     }
                     Err(e) => {
-                        held = true;
                         report.errors.push(e.to_string());
-                        groups.remove(&key);
+                        if let Some((_, sides)) = groups.remove(&key) {
+                            let why = format!("its linked {r} cannot be mapped: {e}");
+                            for s in sides.values() {
+                                failures.record(s.reference(), why.clone());
+                            }
+                        }
                     }
                 },
-                // Gone without a tombstone reaching us: a deletion like any other.
+                // Gone without a tombstone reaching us: maybe merged or hidden from us, not
+                // deleted. Under `propagate` it is flagged, never deleted elsewhere; under
+                // `ignore` and `flag` a deletion deletes nothing anyway.
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     if let Some((state, _)) = groups.remove(&key) {
-                        input.deleted.push((r, state));
+                        match (cfg.delete, run, links.get(&key)) {
+                            (DeletePolicy::Propagate, Some(_), Some(link)) => {
+                                self.flag_not_found(kind, r, link, report).await?;
+                            }
+                            (DeletePolicy::Propagate, _, _) => {}
+                            _ => input.deleted.push((r, state)),
+                        }
                     }
                 }
                 Err(e) => {
-                    held = true;
+                    let why = format!("reading its linked {r}: {e}");
                     report.errors.push(format!("reading {r}: {e}"));
-                    groups.remove(&key);
+                    if let Some((_, sides)) = groups.remove(&key) {
+                        failures.error(&e, sides.values().map(Seen::reference), &why);
+                    }
                 }
             }
         }
@@ -163,12 +205,12 @@ impl Engine {
         let plan = plan::plan(&self.config, kind, input, &refs);
         report.echoes += plan.echoes;
         // A record that could not be planned (a failed patch, a create whose parent is not
-        // linked yet) is reported by id and reason but does not hold the cursor: a parent
-        // that stays unlinked (in review, or lost by an interrupted run) would hold the kind
-        // forever. It is planned again when it changes; a per-record retry list is the fix
-        // still to come (see the README's notes).
+        // linked yet) is reported by id and reason and goes on the retry list; it does not
+        // hold the cursor: a parent that stays unlinked (in review, or lost by an
+        // interrupted run) would hold the kind forever.
         for e in &plan.errors {
             report.errors.push(format!("{}: {}", e.record, e.message));
+            failures.record(e.record.clone(), e.message.clone());
         }
         report.ambiguous.extend(plan.ambiguous.iter().cloned());
         for g in &plan.groups {
@@ -188,21 +230,15 @@ impl Engine {
             return Ok(());
         };
 
-        // 5. Apply; the cursors move only when everything they cover is stored. A record
-        // dropped before apply (unreadable, unmapped, deferred) keeps every cursor of the
-        // kind where it was: the next run reads the same changes again, idempotently.
-        let clean = self.apply(kind, run, &plan, &mut links, report).await?;
+        // 5. Apply; the cursors move only when everything they cover is stored: a record
+        // that failed on its own is on the retry list by then (same transaction), and a
+        // connection failure keeps every cursor of the kind where it was, so the next run
+        // reads the same changes again, idempotently.
+        self.apply(kind, run, &plan, &mut links, &mut failures, report)
+            .await?;
         report.plans.push(plan);
-        if clean && !held {
-            for (crm, cursor) in cursors {
-                let key = CursorKey::new(self.pair.clone(), crm, kind);
-                self.store
-                    .set_cursor(&key, &cursor.0)
-                    .await
-                    .map_err(store_err)?;
-            }
-        }
-        Ok(())
+        self.settle_kind(kind, &listed, &seen_now, failures, cursors, report)
+            .await
     }
 
     /// Stored links an unlinked record matches by e-mail or domain.

@@ -23,9 +23,30 @@ use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen};
 use crate::resolve::FieldConflict;
 use crate::values::{FieldMap, reference_kind};
 
+/// Runs one store write (`$method` of [`crmkit_store::Tx`]) in a transaction of its own,
+/// fenced by the run's lease ([`Engine::tx`]): a run that lost its lease writes nothing.
+macro_rules! fenced {
+    ($engine:expr, $method:ident($($arg:expr),* $(,)?)) => {
+        async {
+            let mut tx = $engine.tx().await?;
+            let out = tx.$method($($arg),*).await.map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            Ok::<_, Error>(out)
+        }
+        .await
+    };
+}
+
 mod apply;
+mod gone;
 mod kind;
+mod lease;
+mod readback;
 mod reconcile;
+mod retry;
+
+pub use lease::pair_name;
+pub use retry::GivenUp;
 
 /// Reads in flight at once when completing links and reading written records back.
 const READ_CONCURRENCY: usize = 8;
@@ -36,7 +57,7 @@ const WRITE_BATCH: usize = 100;
 /// The side hash of a linked record known to be deleted (no real hash looks like it).
 const DELETED: &str = "deleted";
 
-/// How long a run's lease lasts unless renewed (it is renewed between kinds).
+/// How long a run's lease lasts unless renewed (it is renewed in the background).
 const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// A store failure as a crmkit error.
@@ -48,7 +69,8 @@ fn store_err(e: crmkit_store::Error) -> Error {
         crmkit_store::Error::CrmIdTaken { .. }
         | crmkit_store::Error::CrmIdMismatch { .. }
         | crmkit_store::Error::AmbiguousLinks { .. }
-        | crmkit_store::Error::VersionConflict { .. } => ErrorKind::Conflict,
+        | crmkit_store::Error::VersionConflict { .. }
+        | crmkit_store::Error::LeaseLost { .. } => ErrorKind::Conflict,
         _ => ErrorKind::Transient,
     };
     Error::new(kind, format!("sync store: {e}"))
@@ -80,8 +102,15 @@ pub struct Report {
     pub deleted: usize,
     /// Deletions left alone (policy `ignore`).
     pub deletes_ignored: usize,
-    /// Deletions put in the review queue (policy `flag`).
+    /// Deletions put in the review queue (policy `flag`), and records gone without a
+    /// deletion that were queued instead of deleted (not found with no tombstone under
+    /// `propagate`, merged into a record linked to others).
     pub flagged: Vec<RecordRef>,
+    /// Links moved from a merged-away record to the record it was merged into.
+    pub relinked: usize,
+    /// Written records someone else edited between our write and our read-back: their
+    /// edit is not taken as synced, so the next run syncs it.
+    pub edited_meanwhile: Vec<RecordRef>,
     /// Field conflicts queued (policy `manual`).
     pub conflicts: Vec<QueuedConflict>,
     /// Ambiguous matches queued.
@@ -95,6 +124,13 @@ pub struct Report {
     pub recovered: usize,
     /// Per-record failures; the run went on.
     pub errors: Vec<String>,
+    /// Records read again from the retry list (they failed in an earlier run).
+    pub retried: usize,
+    /// Records on the retry list after the run, waiting for their next attempt.
+    pub retrying: usize,
+    /// Records on the retry list that failed every attempt: not retried until they change
+    /// again, never dropped.
+    pub given_up: Vec<GivenUp>,
     /// The stored run (not for dry runs).
     pub run: Option<RunId>,
 }
@@ -112,6 +148,12 @@ pub struct Engine {
     store: Store,
     connectors: BTreeMap<Crm, Arc<dyn Connector>>,
     pair: String,
+    /// The lease of the run under way: every store transaction of the run is fenced by it.
+    lease: std::sync::Mutex<Option<crmkit_store::Lease>>,
+    /// Set when the run's lease is known lost: nothing more is written.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    /// The lease's time to live.
+    lease_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,22 +179,28 @@ impl Engine {
                 )));
             }
         }
-        let pair = config
-            .sync
-            .crms
-            .iter()
-            .map(Crm::to_string)
-            .collect::<Vec<_>>()
-            .join("-");
+        let pair = pair_name(&config.sync.crms);
         Ok(Self {
             config,
             store,
             connectors,
             pair,
+            lease: std::sync::Mutex::new(None),
+            lost: Arc::default(),
+            lease_ttl: LEASE_TTL,
         })
     }
 
-    /// The name this engine's cursors are stored under (`close-hubspot`).
+    /// Sets how long the run's lease lasts unless renewed (15 minutes by default); it is
+    /// renewed every third of that while a run goes on, so another process can take the
+    /// pair over that long after this one died.
+    pub fn with_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// The canonical name of this engine's CRMs ([`pair_name`], `close-hubspot`): its lease,
+    /// cursors, retry list, intents and runs are stored under it.
     pub fn pair(&self) -> &str {
         &self.pair
     }
@@ -180,17 +228,7 @@ impl Engine {
         }
         // One run at a time per pair.
         let lease_name = format!("sync:{}", self.pair);
-        let holder = format!(
-            "crmkit-sync-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let Some(mut lease) = self
-            .store
-            .acquire_lease(&lease_name, &holder, LEASE_TTL)
-            .await
-            .map_err(store_err)?
-        else {
+        let Some(held) = self.hold_lease(&lease_name).await? else {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
@@ -199,24 +237,30 @@ impl Engine {
                 ),
             ));
         };
-        let run = self.store.start_run(&self.pair).await.map_err(store_err)?;
+        let run = match self.store.start_run(&self.pair).await {
+            Ok(run) => run,
+            Err(e) => {
+                let lease = held.stop();
+                self.drop_lease();
+                self.store.release_lease(&lease).await.ok();
+                return Err(store_err(e));
+            }
+        };
         report.run = Some(run.id.clone());
-        let mut outcome = self.reconcile(&mut report).await;
+        let mut outcome = self.adopt_legacy_state().await;
+        if outcome.is_ok() {
+            outcome = self.reconcile(&mut report).await;
+        }
         if outcome.is_ok() {
             for kind in self.config.kinds() {
                 outcome = self.run_kind(kind, Some(&run.id), &mut report).await;
                 if outcome.is_err() {
                     break;
                 }
-                match self.store.renew_lease(&lease, LEASE_TTL).await {
-                    Ok(l) => lease = l,
-                    Err(e) => {
-                        outcome = Err(store_err(e));
-                        break;
-                    }
-                }
             }
         }
+        let lease = held.stop();
+        self.drop_lease();
         let mut counts = RunCounts::default();
         counts.read = report.read as u64;
         counts.created = report.created as u64;

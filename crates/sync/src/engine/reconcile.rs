@@ -8,12 +8,12 @@ impl Engine {
     /// value of it as a change of that side, and a value the CRM holds coarser than the
     /// source (a Salesforce Task's day for an activity's time) would be copied back over the
     /// finer one. A failure is reported; the side then just stays without a base.
-    async fn store_base(&self, link: &Link, found: &RecordRef, report: &mut Report) {
+    async fn store_base(&self, link: &Link, found: &RecordRef, report: &mut Report) -> Result<()> {
         let Some(cfg) = self.config.entity(found.object) else {
-            return;
+            return Ok(());
         };
         if link.hash(found.crm).is_some() {
-            return;
+            return Ok(());
         }
         let seen = self
             .conn(found.crm)
@@ -25,19 +25,17 @@ impl Engine {
                 let update = LinkUpdate::new()
                     .hash(found.crm, Some(seen.hash))
                     .fields(found.crm, Some(fields_json(&seen.fields)));
-                self.store
-                    .update_link(link, &update)
-                    .await
-                    .map(|_| ())
-                    .map_err(store_err)
+                fenced!(self, update_link(link, &update)).map(|_| ())
             }
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
+            self.ensure_leased()?;
             report.errors.push(format!(
                 "reading back {found}, created before an interruption: {e}"
             ));
         }
+        Ok(())
     }
 
     /// Settles the writes an interrupted run left `pending` or `sent`: a create is looked up
@@ -46,11 +44,20 @@ impl Engine {
     /// again), an update is planned again (the link's hashes were not moved), a
     /// delete is sent again.
     pub(super) async fn reconcile(&self, report: &mut Report) -> Result<()> {
-        let intents = self
+        // Intents an older crmkit left under the config-order name are this pair's too.
+        let mut intents = self
             .store
             .unsettled_intents(&self.pair)
             .await
             .map_err(store_err)?;
+        if let Some(old) = lease::legacy_pair_name(&self.config.sync.crms) {
+            intents.extend(
+                self.store
+                    .unsettled_intents(&old)
+                    .await
+                    .map_err(store_err)?,
+            );
+        }
         for intent in intents {
             if !self.config.sync.crms.contains(&intent.crm) {
                 continue;
@@ -81,33 +88,29 @@ impl Engine {
                                 None => None,
                             } {
                                 if link.crm_id(intent.crm).is_none() {
-                                    match self.store.set_crm_id(&link, intent.crm, &found.id).await
-                                    {
-                                        Ok(link) => self.store_base(&link, &found, report).await,
+                                    match fenced!(self, set_crm_id(&link, intent.crm, &found.id)) {
+                                        Ok(link) => self.store_base(&link, &found, report).await?,
                                         Err(e) => {
+                                            self.ensure_leased()?;
                                             report.errors.push(format!(
-                                                "linking {found}, created before an interruption: {}",
-                                                store_err(e)
+                                                "linking {found}, created before an interruption: {e}"
                                             ));
                                             continue;
                                         }
                                     }
                                 }
                             }
-                            self.store
-                                .settle_intent(&intent.id, Some(&found.id))
-                                .await
-                                .map_err(store_err)?;
+                            fenced!(self, settle_intent(&intent.id, Some(&found.id)))?;
                             report.recovered += 1;
                         }
                         Ok(None) => {
-                            self.store
-                                .fail_intent(
+                            fenced!(
+                                self,
+                                fail_intent(
                                     &intent.id,
-                                    "interrupted before the CRM created it; planned again",
+                                    "interrupted before the CRM created it; planned again"
                                 )
-                                .await
-                                .map_err(store_err)?;
+                            )?;
                         }
                         Err(e) => report.errors.push(format!(
                             "looking up marker {marker:?} in {}: {e}",
@@ -116,33 +119,28 @@ impl Engine {
                     }
                 }
                 IntentOp::Update => {
-                    self.store
-                        .fail_intent(
+                    fenced!(
+                        self,
+                        fail_intent(
                             &intent.id,
-                            "interrupted; the record is planned again from its stored hashes",
+                            "interrupted; the record is planned again from its stored hashes"
                         )
-                        .await
-                        .map_err(store_err)?;
+                    )?;
                 }
                 IntentOp::Delete => {
                     let Some(id) = intent.payload["id"].as_str() else {
                         continue;
                     };
                     let target = RecordRef::new(intent.crm, intent.object, id);
+                    self.ensure_leased()?;
                     let out = self.conn(intent.crm).delete(vec![target.clone()]).await;
                     match out.results.into_iter().next() {
                         Some(Ok(_)) => {
-                            self.store
-                                .settle_intent(&intent.id, Some(id))
-                                .await
-                                .map_err(store_err)?;
+                            fenced!(self, settle_intent(&intent.id, Some(id)))?;
                             report.recovered += 1;
                         }
                         Some(Err(e)) if e.kind() == ErrorKind::NotFound => {
-                            self.store
-                                .settle_intent(&intent.id, Some(id))
-                                .await
-                                .map_err(store_err)?;
+                            fenced!(self, settle_intent(&intent.id, Some(id)))?;
                             report.recovered += 1;
                         }
                         Some(Err(e)) => report.errors.push(format!("deleting {target}: {e}")),

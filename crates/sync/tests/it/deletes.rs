@@ -81,3 +81,123 @@ async fn ignore_and_flag_leave_the_other_records_alone() {
         }
     }
 }
+
+/// A Close lead with contact Bob, synced to HubSpot by a first run of `engine`: the Close
+/// contact id and the HubSpot contact id.
+async fn linked_bob(w: &World, engine: &crmkit_sync::Engine) -> (String, String) {
+    let lead = w
+        .close_lead(
+            serde_json::json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}),
+        )
+        .await;
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(
+            Crm::Close,
+            ObjectKind::Person,
+            contact.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    (contact, hs)
+}
+
+async fn close_contact_exists(w: &World, id: &str) -> bool {
+    match w
+        .close
+        .raw(&ApiRequest::get(format!("contact/{id}/")))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => panic!("reading the contact: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_record_not_found_without_a_tombstone_is_flagged_not_propagated() {
+    let w = World::new().await;
+    let mut c = config();
+    c.person.delete = DeletePolicy::Propagate;
+    let engine = w.engine(c);
+    let (contact, hs) = linked_bob(&w, &engine).await;
+    // Gone from HubSpot with no tombstone (a GDPR delete is in no archived listing; a merge
+    // or lost permission looks the same), while Bob changes in Close.
+    w.hs.raw(&ApiRequest::post(
+        "crm/v3/objects/contacts/gdpr-delete",
+        serde_json::json!({"objectId": hs}),
+    ))
+    .await
+    .expect("gdpr delete");
+    w.close_update(
+        &format!("contact/{contact}/"),
+        serde_json::json!({"title": "CTO"}),
+    )
+    .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert!(
+        close_contact_exists(&w, &contact).await,
+        "not deleted in Close"
+    );
+    assert_eq!(
+        r.flagged,
+        vec![RecordRef::new(Crm::HubSpot, ObjectKind::Person, hs)],
+        "{r:?}"
+    );
+    assert_eq!(w.store.open_reviews(10).await.expect("store").len(), 1);
+}
+
+#[tokio::test]
+async fn a_merge_moves_the_link_to_the_winner_and_deletes_nothing() {
+    let w = World::new().await;
+    let mut c = config();
+    c.person.delete = DeletePolicy::Propagate;
+    let engine = w.engine(c);
+    let (contact, loser) = linked_bob(&w, &engine).await;
+    // Bob's HubSpot contact is merged into another, not linked yet.
+    let winner = w
+        .hs_create(
+            "contacts",
+            serde_json::json!({"email": "robert@acme.com", "firstname": "Robert", "lastname": "Stone"}),
+        )
+        .await;
+    w.hs.raw(&ApiRequest::post(
+        "crm/v3/objects/contacts/merge",
+        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
+    ))
+    .await
+    .expect("merged");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert_eq!(r.relinked, 1, "{r:?}");
+    assert!(
+        close_contact_exists(&w, &contact).await,
+        "not deleted in Close"
+    );
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(Crm::HubSpot, ObjectKind::Person, winner))
+        .await
+        .expect("store")
+        .expect("the winner is linked");
+    assert_eq!(link.crm_id(Crm::Close), Some(contact.as_str()));
+    let people = w.close_get("contact/?_limit=100").await;
+    assert_eq!(
+        people["data"].as_array().map(Vec::len),
+        Some(1),
+        "no second Close contact for the winner: {people}"
+    );
+}

@@ -3,8 +3,11 @@
 
 mod activities;
 mod deletes;
+mod leases;
 mod policies;
 mod propagation;
+mod readback;
+mod retries;
 mod safety;
 
 use std::sync::Arc;

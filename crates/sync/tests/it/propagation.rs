@@ -323,6 +323,7 @@ async fn a_deal_in_an_unmapped_stage_is_synced_once_the_stage_is_mapped() {
         if !with_proposal {
             stages.remove("Proposal");
         }
+        c.sync.retry.first_delay_seconds = 0;
         c
     };
     let lead = w
@@ -343,22 +344,37 @@ async fn a_deal_in_an_unmapped_stage_is_synced_once_the_stage_is_mapped() {
         first.errors
     );
     assert_eq!(w.hs_all("deals", "dealname").await.len(), 0);
-    // The deals' cursors stay where they were (none yet), so the next run reads it again
-    // however long the wait.
+    // The deal is on the retry list, so the Close deal cursor moves on past it: one
+    // unmappable record does not stop the kind.
     let engine = w.engine(deal_config(false));
-    for crm in [Crm::Close, Crm::HubSpot] {
-        let key = crmkit_store::CursorKey::new(engine.pair(), crm, crmkit_core::ObjectKind::Deal);
-        assert!(
-            w.store.cursor(&key).await.expect("cursor").is_none(),
-            "{crm} deal cursor moved past an unsynced deal"
-        );
-    }
+    let key =
+        crmkit_store::CursorKey::new(engine.pair(), Crm::Close, crmkit_core::ObjectKind::Deal);
+    assert!(
+        w.store.cursor(&key).await.expect("cursor").is_some(),
+        "the Close deal cursor is held by one unmappable deal"
+    );
+    let listed = w
+        .store
+        .retries(engine.pair(), Some(crmkit_core::ObjectKind::Deal))
+        .await
+        .expect("retries");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].record.crm, Crm::Close);
+    assert!(listed[0].reason.contains("stage map"), "{listed:?}");
 
-    // The stage gets mapped: the deal, unchanged since, is read again and crosses.
+    // The stage gets mapped: the deal, unchanged since, is read again (from the retry list,
+    // or the feed's overlap window) and crosses, and leaves the list.
     w.settle().await;
     let second = w.engine(deal_config(true)).run().await.expect("run");
     assert!(second.errors.is_empty(), "{:?}", second.errors);
     let deals = w.hs_all("deals", "dealname,dealstage").await;
     assert_eq!(deals.len(), 1, "{deals:?}");
     assert_eq!(deals[0]["properties"]["dealstage"], "decisionmakerboughtin");
+    assert!(
+        w.store
+            .retries(engine.pair(), None)
+            .await
+            .expect("retries")
+            .is_empty()
+    );
 }

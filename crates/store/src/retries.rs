@@ -1,0 +1,214 @@
+//! The retry list: records a sync run could not sync, kept per (pair, CRM, kind, record id)
+//! so the kind's change-feed cursor can move past them without losing them.
+//!
+//! A failure is recorded with [`Store::record_retry`] (in the transaction that moves the
+//! cursor past the record, so the record is on the list before the cursor passes it). Each
+//! failure counts an attempt and sets when the record is due again, backing off
+//! exponentially up to a cap ([`RetryPolicy`]); after `max_attempts` the record stays on the
+//! list as *given up* (no next attempt), visible in [`Store::retries`], never dropped in
+//! silence. [`Store::clear_retry`] removes a record once it synced.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crmkit_core::{ObjectKind, RecordRef};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::error::db;
+use crate::store::{Reader, crm_str, now_ms, object_str, ops};
+use crate::{Error, Result};
+
+/// How failed records are retried: the delay after the first failure, doubled after each
+/// further one up to `max_delay`, and how many failures give a record up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// The wait after the first failure (zero: due at the next run).
+    pub first_delay: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+    /// Failures after which a record is given up (kept on the list, not retried). At least 1.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(6 * 3600),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempts`-th failure.
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(32);
+        self.first_delay
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max_delay)
+    }
+}
+
+/// A record on the retry list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Retry {
+    /// The sync pair that failed to sync it.
+    pub pair: String,
+    /// The record.
+    pub record: RecordRef,
+    /// Why its last attempt failed.
+    pub reason: String,
+    /// How many attempts failed.
+    pub attempts: i64,
+    /// When the first attempt failed.
+    pub first_failed_at: DateTime<Utc>,
+    /// When the last attempt failed.
+    pub last_failed_at: DateTime<Utc>,
+    /// When it is due again; `None` once given up.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl Retry {
+    /// Whether it failed too often to be retried (it stays listed until it syncs).
+    pub fn given_up(&self) -> bool {
+        self.next_attempt_at.is_none()
+    }
+
+    /// Whether a run at `now` should try it again.
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        self.next_attempt_at.is_some_and(|t| t <= now)
+    }
+}
+
+const COLUMNS: &str = "pair, crm, object, record_id, reason, attempts, first_failed_at, \
+    last_failed_at, next_attempt_at";
+
+fn from_row(row: &AnyRow) -> Result<Retry> {
+    let r = Reader::new(row, "sync_retries", "record_id");
+    Ok(Retry {
+        pair: r.text("pair")?,
+        record: RecordRef::new(r.crm("crm")?, r.object("object")?, r.text("record_id")?),
+        reason: r.text("reason")?,
+        attempts: r.int("attempts")?,
+        first_failed_at: r.time("first_failed_at")?,
+        last_failed_at: r.time("last_failed_at")?,
+        next_attempt_at: r.opt_time("next_attempt_at")?,
+    })
+}
+
+ops! {
+    /// Records a failed attempt to sync `record` for `pair`: puts it on the list (or counts
+    /// one more attempt), and sets when it is due again by `policy`, or gives it up after
+    /// `policy.max_attempts` failures. Returns the entry as stored.
+    write fn record_retry(
+        pair: &str,
+        record: &RecordRef,
+        reason: &str,
+        policy: &RetryPolicy,
+    ) -> Retry = put;
+    /// Removes `record` from `pair`'s list (it synced); `false` if it was not listed.
+    write fn clear_retry(pair: &str, record: &RecordRef) -> bool = clear;
+    /// `pair`'s listed records, of `kind` only when given, due or given up, oldest failure
+    /// first.
+    read fn retries(pair: &str, kind: Option<ObjectKind>) -> Vec<Retry> = list;
+}
+
+async fn fetch(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<Option<Retry>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_retries \
+         WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4"
+    ))
+    .bind(pair)
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(db(format!("reading the retry entry of {record}")))?;
+    row.as_ref().map(from_row).transpose()
+}
+
+async fn put(
+    conn: &mut AnyConnection,
+    pair: &str,
+    record: &RecordRef,
+    reason: &str,
+    policy: &RetryPolicy,
+) -> Result<Retry> {
+    if policy.max_attempts == 0 {
+        return Err(Error::InvalidInput {
+            field: "retry policy max_attempts".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    let now = now_ms();
+    let attempts = fetch(&mut *conn, pair, record)
+        .await?
+        .map_or(1, |r| r.attempts.saturating_add(1));
+    let next = (attempts < i64::from(policy.max_attempts)).then(|| {
+        let delay = policy.delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+        now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+    });
+    sqlx::query(&format!(
+        "INSERT INTO sync_retries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
+         ON CONFLICT (pair, crm, object, record_id) DO UPDATE SET \
+         reason = excluded.reason, attempts = excluded.attempts, \
+         last_failed_at = excluded.last_failed_at, next_attempt_at = excluded.next_attempt_at"
+    ))
+    .bind(pair)
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .bind(reason)
+    .bind(attempts)
+    .bind(now)
+    .bind(next)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(format!("putting {record} on the retry list")))?;
+    fetch(conn, pair, record)
+        .await?
+        .ok_or_else(|| Error::Corrupt {
+            table: "sync_retries",
+            column: "record_id",
+            id: record.to_string(),
+            reason: "the entry just stored is missing".into(),
+        })
+}
+
+async fn clear(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<bool> {
+    let done = sqlx::query(
+        "DELETE FROM sync_retries \
+         WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4",
+    )
+    .bind(pair)
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .execute(conn)
+    .await
+    .map_err(db(format!("taking {record} off the retry list")))?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn list(
+    conn: &mut AnyConnection,
+    pair: &str,
+    kind: Option<ObjectKind>,
+) -> Result<Vec<Retry>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_retries \
+         WHERE pair = $1 AND ($2 = '' OR object = $2) \
+         ORDER BY first_failed_at, crm, record_id"
+    ))
+    .bind(pair)
+    .bind(kind.map_or("", object_str))
+    .fetch_all(conn)
+    .await
+    .map_err(db(format!("listing the retry list of {pair}")))?;
+    rows.iter().map(from_row).collect()
+}

@@ -1,0 +1,198 @@
+//! What a written record's side stores as its base after our write.
+//!
+//! A written record is read back, so a CRM that normalises a value does not make our write
+//! look like its own change next run. But someone may edit the record between our write and
+//! our read-back; storing the read-back as the base would take that edit as synced, and it
+//! would never reach the other CRMs. The rule, per field of the read-back:
+//!
+//! - it holds what we expected (what we sent, for a field we wrote; what we read while
+//!   planning, for a field we left alone; for a field a create did not send, whatever the
+//!   CRM set): the read-back value is the base;
+//! - a field we sent is missing from the read-back, or holds only some of the values of the
+//!   list we sent: the CRM ignored it or kept what it can (a property it does not keep, a
+//!   single e-mail of two), not a person editing it in that instant: the read-back value is
+//!   the base;
+//! - a field we sent reads back the same in substance: the CRM normalised it (letters and
+//!   digits the same regardless of case, punctuation and spacing; a phone number the same
+//!   digits, give or take a country code: Close stores `(234) 361-7485` as
+//!   `+12343617485`): the read-back value is the base;
+//! - otherwise (a value other than the one expected, beyond canonical form and such
+//!   normalisation) it is someone else's edit: the field keeps the side's old base, and the
+//!   side's stored hash is that of the base, so the next run sees the edit as that side's
+//!   change and syncs it.
+//!
+//! The cost: a CRM that rewrites a value we sent in substance (not only its form) has its
+//! value synced back to the others once, after which all agree; an edit that only reformats
+//! a value we just wrote is taken as the CRM's normalisation.
+
+use serde_json::Value;
+
+use crate::values::FieldMap;
+
+/// The base to store for a side we wrote, when the read-back shows someone else's edit:
+/// `None` when the read-back is the base as it is.
+///
+/// `read_back` is what the CRM holds now, `before` what the side held when planned (`None`
+/// for a create), `sent` what we wrote (`None` values are clears), `old_base` the side's
+/// stored base.
+pub(super) fn base_after_write(
+    read_back: &FieldMap,
+    before: Option<&FieldMap>,
+    sent: &std::collections::BTreeMap<String, Option<Value>>,
+    old_base: Option<&FieldMap>,
+) -> Option<FieldMap> {
+    let mut fields: std::collections::BTreeSet<&String> = read_back.keys().collect();
+    fields.extend(sent.keys());
+    fields.extend(before.into_iter().flat_map(|b| b.keys()));
+    let mut base = FieldMap::new();
+    let mut edited = false;
+    for f in fields {
+        let now = read_back.get(f);
+        let expected = match (sent.get(f), before) {
+            (Some(v), _) => v.as_ref(),
+            (None, Some(b)) => b.get(f),
+            (None, None) => now,
+        };
+        let kept_by_crm = sent.contains_key(f) && kept_part(now, expected);
+        let normalised = sent.contains_key(f) && same_in_substance(now, expected);
+        let keep = if now == expected || kept_by_crm || normalised {
+            now
+        } else {
+            edited = true;
+            old_base.and_then(|b| b.get(f))
+        };
+        if let Some(v) = keep {
+            base.insert(f.clone(), v.clone());
+        }
+    }
+    edited.then_some(base)
+}
+
+/// Whether `now` is what a CRM keeps of a value we sent (`sent`): nothing, or some of the
+/// values of a list (one e-mail of two, where it keeps a single one).
+fn kept_part(now: Option<&Value>, sent: Option<&Value>) -> bool {
+    match (now, sent) {
+        (None, _) => true,
+        (Some(Value::Array(kept)), Some(Value::Array(sent))) => {
+            kept.iter().all(|v| sent.contains(v))
+        }
+        _ => false,
+    }
+}
+
+/// Whether two values differ only in form: strings with the same letters and digits
+/// (ignoring case, punctuation and spacing), or the same phone digits give or take a
+/// leading country code of up to three digits; lists element by element.
+fn same_in_substance(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::String(a)), Some(Value::String(b))) => {
+            let letters = |s: &str| -> String {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .collect()
+            };
+            let (a, b) = (letters(a), letters(b));
+            if a == b {
+                return true;
+            }
+            let phone = |s: &str| s.len() >= 7 && s.chars().all(|c| c.is_ascii_digit());
+            let (long, short) = if a.len() >= b.len() {
+                (&a, &b)
+            } else {
+                (&b, &a)
+            };
+            phone(long)
+                && phone(short)
+                && long.len() - short.len() <= 3
+                && long.ends_with(short.as_str())
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| same_in_substance(Some(x), Some(y)))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(pairs: &[(&str, Value)]) -> FieldMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn an_edit_made_between_our_write_and_our_read_back_keeps_the_old_base() {
+        let before = map(&[("name", json!("Acme")), ("description", json!("old"))]);
+        let old_base = before.clone();
+        let sent = BTreeMap::from([("name".to_string(), Some(json!("Acme Inc")))]);
+        // Our write landed; someone changed the description meanwhile.
+        let read_back = map(&[
+            ("name", json!("Acme Inc")),
+            ("description", json!("theirs")),
+        ]);
+        let base = base_after_write(&read_back, Some(&before), &sent, Some(&old_base));
+        assert_eq!(
+            base,
+            Some(map(&[
+                ("name", json!("Acme Inc")),
+                ("description", json!("old"))
+            ]))
+        );
+        // Someone overwrote the very field we wrote.
+        let read_back = map(&[("name", json!("Acme Corp")), ("description", json!("old"))]);
+        let base = base_after_write(&read_back, Some(&before), &sent, Some(&old_base));
+        assert_eq!(
+            base,
+            Some(map(&[
+                ("name", json!("Acme")),
+                ("description", json!("old"))
+            ]))
+        );
+    }
+
+    #[test]
+    fn a_read_back_as_expected_or_missing_a_sent_field_is_the_base() {
+        let before = map(&[("name", json!("Acme"))]);
+        let sent = BTreeMap::from([
+            ("name".to_string(), Some(json!("Acme Inc"))),
+            ("url".to_string(), Some(json!("https://acme.com"))),
+        ]);
+        // The CRM kept the name and ignored the url.
+        let read_back = map(&[("name", json!("Acme Inc"))]);
+        assert_eq!(
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            None
+        );
+        // It keeps one e-mail of the two sent.
+        let sent = BTreeMap::from([("emails".to_string(), Some(json!(["a@x.com", "b@x.com"])))]);
+        let read_back = map(&[("name", json!("Acme")), ("emails", json!(["a@x.com"]))]);
+        assert_eq!(
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            None
+        );
+        // A phone number normalised by the CRM is not an edit.
+        let sent = BTreeMap::from([("phones".to_string(), Some(json!(["(234) 361-7485"])))]);
+        let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343617485"]))]);
+        assert_eq!(
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            None
+        );
+        let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343610000"]))]);
+        assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
+        // A create: what the CRM filled in by itself is not an edit.
+        let read_back = map(&[("name", json!("Acme Inc")), ("domain", json!("acme.com"))]);
+        assert_eq!(base_after_write(&read_back, None, &sent, None), None);
+    }
+}

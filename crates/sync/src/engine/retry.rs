@@ -1,0 +1,206 @@
+//! The per-record retry list in a run.
+//!
+//! The rule: a failure that belongs to *one record* (it cannot be read or mapped, the CRM
+//! rejects its write, its parent is not linked yet, it is gone when read again) puts that
+//! record on the store's retry list, and the kind's cursors move past it. A failure of the
+//! *connection* (429, 5xx, a timeout or dropped connection, bad credentials, a used-up
+//! quota, a store error) holds the kind's cursors instead, as before: the next run reads the
+//! same changes again, no attempt is counted, so an outage never uses up a record's
+//! attempts or gives it up. The list entries and the cursors are written in one fenced
+//! transaction, so a record is on the list before a cursor passes it.
+//!
+//! Each kind's run first reads the records that are due ([`crmkit_store::Retry::due`]) with
+//! [`Connector::get`] and plans them with the feed's changes (a record that is on the list
+//! and changed again is simply planned from the feed). A listed record that synced leaves the
+//! list; one that failed again counts an attempt and backs off; after the configured
+//! `max_attempts` it is given up: kept on the list and reported (run report,
+//! `crmkit sync status`), never retried or dropped in silence.
+
+use crmkit_store::Retry;
+
+use super::*;
+
+/// What failed during one kind's run.
+#[derive(Debug, Default)]
+pub(super) struct Failures {
+    /// A connection failure: the kind's cursors must not move.
+    hold: bool,
+    /// Records that failed on their own, with why: they go on the retry list.
+    records: BTreeMap<RecordRef, String>,
+    /// Records whose failure was the connection's: left on the list as they are.
+    kept: BTreeSet<RecordRef>,
+}
+
+/// Whether `e` is a failure of the connection (or of our store) rather than of the record:
+/// worth the same request again soon, and no reason to count against the record.
+fn of_the_connection(e: &Error) -> bool {
+    e.is_retryable()
+        || matches!(
+            e.kind(),
+            ErrorKind::Auth | ErrorKind::QuotaExhausted | ErrorKind::Config
+        )
+}
+
+impl Failures {
+    /// `record` failed on its own.
+    pub(super) fn record(&mut self, record: RecordRef, reason: impl Into<String>) {
+        self.records.entry(record).or_insert_with(|| reason.into());
+    }
+
+    /// Something failed that is not any one record's fault: the cursors stay.
+    pub(super) fn hold(&mut self) {
+        self.hold = true;
+    }
+
+    /// `records` could not be synced because of `e`: listed, or the cursors held when `e`
+    /// is the connection's.
+    pub(super) fn error(
+        &mut self,
+        e: &Error,
+        records: impl IntoIterator<Item = RecordRef>,
+        reason: &str,
+    ) {
+        if of_the_connection(e) {
+            self.hold = true;
+            self.kept.extend(records);
+        } else {
+            for r in records {
+                self.record(r, reason);
+            }
+        }
+    }
+
+    /// Whether the kind's cursors may move.
+    pub(super) fn cursors_may_move(&self) -> bool {
+        !self.hold
+    }
+}
+
+/// The records of a group, as references.
+pub(super) fn group_refs(
+    kind: ObjectKind,
+    ids: &BTreeMap<Crm, String>,
+) -> impl Iterator<Item = RecordRef> + '_ {
+    ids.iter()
+        .map(move |(c, id)| RecordRef::new(*c, kind, id.clone()))
+}
+
+impl Engine {
+    /// The retry list's entries of `kind`, and the due ones not in this run's feeds read
+    /// again: each read record joins `upserts`; a record that cannot be read fails again.
+    pub(super) async fn read_due(
+        &self,
+        kind: ObjectKind,
+        upserts: &mut BTreeMap<(Crm, String), Record>,
+        deletes: &BTreeSet<(Crm, String)>,
+        failures: &mut Failures,
+        report: &mut Report,
+    ) -> Result<Vec<Retry>> {
+        let listed = self
+            .store
+            .retries(&self.pair, Some(kind))
+            .await
+            .map_err(store_err)?;
+        let now = chrono::Utc::now();
+        let due: Vec<RecordRef> = listed
+            .iter()
+            .filter(|r| r.due(now) && self.config.sync.crms.contains(&r.record.crm))
+            .map(|r| r.record.clone())
+            .filter(|r| {
+                let key = (r.crm, r.id.clone());
+                !upserts.contains_key(&key) && !deletes.contains(&key)
+            })
+            .collect();
+        report.retried += due.len();
+        let read: Vec<(RecordRef, Result<Record>)> = stream::iter(due)
+            .map(|r| async move {
+                let got = self.conn(r.crm).get(r.object, &r.id).await;
+                (r, got)
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (r, got) in read {
+            match got {
+                Ok(record) => {
+                    upserts.insert((r.crm, r.id.clone()), record);
+                }
+                // No tombstone came for it: it may be merged away or hidden from us, not
+                // deleted, so nothing is deleted; it stays listed (and is given up in time).
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    let why = format!("not found when read again (no deletion in its feed): {e}");
+                    report.errors.push(format!("{r}: {why}"));
+                    failures.record(r, why);
+                }
+                Err(e) => {
+                    let why = format!("reading it again: {e}");
+                    report.errors.push(format!("{r}: {why}"));
+                    failures.error(&e, [r], &why);
+                }
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Ends a kind's run in one fenced transaction: failed records onto the retry list,
+    /// listed records that synced (`seen`, not failed) off it, and the cursors moved unless
+    /// a connection failure holds them. Given-up records of the kind go into the report.
+    pub(super) async fn settle_kind(
+        &self,
+        kind: ObjectKind,
+        listed: &[Retry],
+        seen: &BTreeSet<RecordRef>,
+        failures: Failures,
+        cursors: BTreeMap<Crm, ChangeCursor>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let policy = self.config.sync.retry.policy();
+        let mut tx = self.tx().await?;
+        for (record, reason) in &failures.records {
+            tx.record_retry(&self.pair, record, reason, &policy)
+                .await
+                .map_err(store_err)?;
+        }
+        for entry in listed {
+            let r = &entry.record;
+            if seen.contains(r) && !failures.records.contains_key(r) && !failures.kept.contains(r) {
+                tx.clear_retry(&self.pair, r).await.map_err(store_err)?;
+            }
+        }
+        if failures.cursors_may_move() {
+            for (crm, cursor) in cursors {
+                let key = CursorKey::new(self.pair.clone(), crm, kind);
+                tx.set_cursor(&key, &cursor.0).await.map_err(store_err)?;
+            }
+        }
+        let now_listed = tx
+            .retries(&self.pair, Some(kind))
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        for entry in now_listed {
+            if entry.given_up() {
+                report.given_up.push(GivenUp {
+                    record: entry.record,
+                    attempts: entry.attempts,
+                    reason: entry.reason,
+                });
+            } else {
+                report.retrying += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record the retry list gave up on: it failed every attempt and is not retried until
+/// it changes again in its CRM (or is fixed and the entry cleared).
+#[derive(Debug, Clone, Serialize)]
+pub struct GivenUp {
+    /// The record.
+    pub record: RecordRef,
+    /// How many attempts failed.
+    pub attempts: i64,
+    /// Why the last one failed.
+    pub reason: String,
+}

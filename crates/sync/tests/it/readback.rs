@@ -1,0 +1,111 @@
+//! An edit someone makes between our write and our read-back is not taken as synced.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use crmkit_core::connector::{BatchOutcome, Marked};
+use crmkit_core::{Change, ChangeCursor, Connector, Crm, ObjectKind, Record, RecordRef, Result};
+use crmkit_hubspot::HubSpotConnector;
+use crmkit_sync::engine::Engine;
+use futures::stream::BoxStream;
+use serde_json::json;
+
+use super::{World, config, hs_company, linked_acme};
+
+/// The real HubSpot connector, with a person editing each company's description in HubSpot
+/// right after the engine's update of it answered (before the engine reads it back).
+struct EditAfterUpdate {
+    inner: HubSpotConnector,
+    hs: crmkit_hubspot::Client,
+}
+
+#[async_trait]
+impl Connector for EditAfterUpdate {
+    fn crm(&self) -> Crm {
+        self.inner.crm()
+    }
+    fn changes(
+        &self,
+        kind: ObjectKind,
+        since: Option<ChangeCursor>,
+    ) -> BoxStream<'_, Result<Change>> {
+        self.inner.changes(kind, since)
+    }
+    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
+        self.inner.get(kind, id).await
+    }
+    async fn create(&self, records: Vec<Record>) -> BatchOutcome {
+        self.inner.create(records).await
+    }
+    async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
+        self.inner.create_marked(records).await
+    }
+    async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
+        self.inner.find_by_marker(kind, marker).await
+    }
+    async fn update(&self, records: Vec<Record>) -> BatchOutcome {
+        let out = self.inner.update(records).await;
+        for r in out.succeeded() {
+            let props: crmkit_hubspot::Properties =
+                [("description".to_string(), "Edited in HubSpot".to_string())]
+                    .into_iter()
+                    .collect();
+            self.hs
+                .objects("companies")
+                .update(&r.id, &props)
+                .await
+                .expect("the person's edit");
+        }
+        out
+    }
+    async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
+        self.inner.delete(refs).await
+    }
+    fn search(&self, kind: ObjectKind, query: &str) -> BoxStream<'_, Result<Record>> {
+        self.inner.search(kind, query)
+    }
+}
+
+#[tokio::test]
+async fn an_edit_between_our_write_and_our_read_back_is_synced_next_run() {
+    let w = World::new().await;
+    let (close, hs) = linked_acme(&w, &w.engine(config())).await;
+    w.close_update(&format!("lead/{close}/"), json!({"name": "Acme Inc"}))
+        .await;
+    w.settle().await;
+    let racing = Engine::new(
+        config(),
+        w.store.clone(),
+        vec![
+            w.connectors[0].clone(),
+            Arc::new(EditAfterUpdate {
+                inner: HubSpotConnector::new(w.hs.clone())
+                    .with_marker_property_for(ObjectKind::Person, "crmkit_id"),
+                hs: w.hs.clone(),
+            }),
+        ],
+    )
+    .expect("engine");
+    let first = racing.run().await.expect("run");
+    assert_eq!(first.updated, 1, "{first:?}");
+    assert_eq!(
+        first.edited_meanwhile,
+        vec![RecordRef::new(
+            Crm::HubSpot,
+            ObjectKind::Company,
+            hs.clone()
+        )],
+        "{first:?}"
+    );
+    let (name, description) = hs_company(&w, &hs).await;
+    assert_eq!(name, "Acme Inc");
+    assert_eq!(description, "Edited in HubSpot");
+
+    // The edit is HubSpot's change: the next run brings it to Close.
+    w.settle().await;
+    let second = w.engine(config()).run().await.expect("run");
+    assert!(second.errors.is_empty(), "{second:?}");
+    let lead = w.close_get(&format!("lead/{close}/")).await;
+    assert_eq!(lead["description"], "Edited in HubSpot", "{second:?}");
+    assert_eq!(lead["display_name"], "Acme Inc");
+}
