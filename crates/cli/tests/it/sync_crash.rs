@@ -108,9 +108,7 @@ async fn kill_loop(pair: &Pair, scratch: &Scratch, db: &str, kills: usize) -> Ki
                 KillPoint::Share(0.05 + 0.9 * ((attempt * 37) % 100) as f64 / 100.0)
             }
             1 => KillPoint::CreateSent,
-            2 => KillPoint::AfterCreate(Duration::from_millis(
-                LATENCY_MS + 5 + (attempt * 7) % 40,
-            )),
+            2 => KillPoint::AfterCreate(Duration::from_millis(LATENCY_MS + 5 + (attempt * 7) % 40)),
             _ => KillPoint::Share(0.05 + 0.9 * ((attempt * 37) % 100) as f64 / 100.0),
         };
         let before: BTreeSet<String> = unsettled_creates(&store)
@@ -208,7 +206,11 @@ async fn crash_run(db: &TestDb, reference_db: &TestDb) {
         assert_eq!(got.markers.len(), want.markers.len(), "{crm} markers");
     }
     assert_all_linked(&db.url, &[Crm::Close, Crm::HubSpot, Crm::Salesforce]).await;
-    assert_all_linked(&reference_db.url, &[Crm::Close, Crm::HubSpot, Crm::Salesforce]).await;
+    assert_all_linked(
+        &reference_db.url,
+        &[Crm::Close, Crm::HubSpot, Crm::Salesforce],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

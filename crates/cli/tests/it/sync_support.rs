@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use crmkit_core::SecretString;
 use crmkit_core::http::ApiRequest;
+use crmkit_core::{Crm, ObjectKind};
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use crmkit_sandbox::faults::Faults;
 use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
 use crmkit_sandbox::salesforce::{RunningSalesforce, SalesforceSandbox};
-use crmkit_core::{Crm, ObjectKind};
 use crmkit_store::Store;
 use crmkit_sync::matching;
 use futures::TryStreamExt;
@@ -390,10 +390,23 @@ pub async fn salesforce_contents(pair: &Pair) -> Contents {
         let found: Vec<_> = c.query(soql).try_collect().await.expect("Salesforce lists");
         let mut list = Vec::new();
         for r in found {
-            let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let last = if kind == "person" { text("LastName") } else { String::new() };
+            let text = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let last = if kind == "person" {
+                text("LastName")
+            } else {
+                String::new()
+            };
             list.push(format!("{} | {} {last}", text(a).to_lowercase(), text(b)));
-            if let Some(m) = r.get("External_Id__c").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+            if let Some(m) = r
+                .get("External_Id__c")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+            {
                 *markers.entry(m.to_string()).or_default() += 1;
             }
         }

@@ -4,14 +4,18 @@
 use super::*;
 
 impl Engine {
+    /// Syncs one kind; `parents_held` says a kind synced before it in this run kept its
+    /// cursor. Returns whether this kind kept its cursor (the next run reads its changes
+    /// again).
     pub(super) async fn run_kind(
         &self,
         kind: ObjectKind,
         run: Option<&RunId>,
+        parents_held: bool,
         report: &mut Report,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(cfg) = self.config.entity(kind) else {
-            return Ok(());
+            return Ok(false);
         };
         let crms = self.config.sync.crms.clone();
 
@@ -185,24 +189,32 @@ impl Engine {
         }
         let Some(run) = run else {
             report.plans.push(plan);
-            return Ok(());
+            return Ok(false);
         };
+        // A deferred record does hold the cursor when the parent it may wait for could not
+        // be written in this run (the parent's kind kept its cursor, so the parent is retried
+        // next run): otherwise a person deferred for a company whose create failed (a 5xx)
+        // would never be read again once the company is made.
+        if parents_held && plan.groups.iter().any(|g| g.deferred) {
+            held = true;
+        }
 
         // 5. Apply; the cursors move only when everything they cover is stored. A record
         // dropped before apply (unreadable, unmapped, deferred) keeps every cursor of the
         // kind where it was: the next run reads the same changes again, idempotently.
         let clean = self.apply(kind, run, &plan, &mut links, report).await?;
         report.plans.push(plan);
-        if clean && !held {
-            for (crm, cursor) in cursors {
-                let key = CursorKey::new(self.pair.clone(), crm, kind);
-                self.store
-                    .set_cursor(&key, &cursor.0)
-                    .await
-                    .map_err(store_err)?;
-            }
+        if !clean || held {
+            return Ok(true);
         }
-        Ok(())
+        for (crm, cursor) in cursors {
+            let key = CursorKey::new(self.pair.clone(), crm, kind);
+            self.store
+                .set_cursor(&key, &cursor.0)
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(false)
     }
 
     /// Stored links an unlinked record matches by e-mail or domain.

@@ -174,7 +174,7 @@ impl Engine {
         };
         if dry_run {
             for kind in self.config.kinds() {
-                self.run_kind(kind, None, &mut report).await?;
+                self.run_kind(kind, None, false, &mut report).await?;
             }
             return Ok(report);
         }
@@ -203,8 +203,18 @@ impl Engine {
         report.run = Some(run.id.clone());
         let mut outcome = self.reconcile(&mut report).await;
         if outcome.is_ok() {
+            // Whether a kind synced before kept its cursor (a write failed or a record was
+            // unreadable): the later kinds' records deferred for a parent of it are read
+            // again next run, when that parent is retried.
+            let mut held = false;
             for kind in self.config.kinds() {
-                outcome = self.run_kind(kind, Some(&run.id), &mut report).await;
+                outcome = match self.run_kind(kind, Some(&run.id), held, &mut report).await {
+                    Ok(kept) => {
+                        held |= kept;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
                 if outcome.is_err() {
                     break;
                 }
