@@ -14,17 +14,16 @@ use crmkit_store::{IntentOp, Store};
 use crate::sync_support::*;
 
 const SEED: u64 = 11;
-const COMPANIES: usize = 16;
+/// A world in which two companies share a name and a domain (Maple Air Inc, in Close twice
+/// and in Salesforce twice, in HubSpot once): an ambiguous match that stays in the review
+/// queue, its people waiting for it, in the uninterrupted run as in the killed ones.
+const COMPANIES: usize = 24;
 const KILLS: usize = 22;
-/// How late each sandbox answers.
-const LATENCY_MS: u64 = 25;
-
-/// Faults that widen every window: each answer comes late, so a kill often lands while a
-/// create is in flight (sent, not yet made), and a CRM's answer is followed by the other
-/// requests of the batch (associations) before the creates are settled.
+/// Faults that widen every window: each answer comes 25 ms late, so a kill often lands
+/// while a create is in flight (sent, not yet made).
 fn slow() -> Faults {
     Faults {
-        latency_ms: LATENCY_MS,
+        latency_ms: 25,
         ..Faults::default()
     }
 }
@@ -65,14 +64,36 @@ async fn made_but_unsettled(pair: &Pair, open: &[OpenCreate]) -> bool {
     })
 }
 
+/// How many create requests the sandboxes have answered with success (logged once the
+/// request was processed): HubSpot batch upserts by marker, Salesforce collection upserts
+/// by the marker field, Close lead and contact posts.
+fn creates_answered(pair: &Pair) -> usize {
+    let mut logs = vec![pair.close.stats(), pair.hubspot.stats()];
+    logs.extend(pair.salesforce.as_ref().map(|sf| sf.stats()));
+    logs.iter()
+        .flat_map(|s| &s.requests)
+        .filter(|r| (200..300).contains(&r.status))
+        .filter(|r| match r.method.as_str() {
+            "POST" => {
+                r.path.ends_with("/batch/upsert")
+                    || r.path.ends_with("/batch/create")
+                    || r.path == "/lead/"
+                    || r.path == "/contact/"
+            }
+            "PATCH" => r.path.contains("/composite/sobjects/"),
+            _ => false,
+        })
+        .count()
+}
+
 /// Where one attempt kills the sync.
 #[derive(Debug, Clone, Copy)]
 enum KillPoint {
     /// As soon as a new create intent is sent: the CRM has not made the record yet.
     CreateSent,
-    /// This long after a new create intent is sent: past the sandbox's latency, so the CRM
-    /// has made the record and the run is settling the batch (or reading associations).
-    AfterCreate(Duration),
+    /// As soon as a CRM has answered a create request: the record is made and the run is
+    /// about to settle it (or still reading associations).
+    CreateAnswered,
     /// This share of an uninterrupted run's duration after the start.
     Share(f64),
 }
@@ -89,9 +110,9 @@ struct Kills {
 }
 
 /// Kills `crmkit sync` at least `kills` times, then lets it finish. Attempts cycle through
-/// the kill points: right after a create is sent, after the CRM made it (before it is
-/// settled), and after delays spread over a run (startup, feeds, links, patches); a point
-/// watching for creates is dropped once creates no longer happen.
+/// the kill points: right after a create is sent, right after a CRM answered it (before it
+/// is settled), and after delays spread over a run (startup, feeds, links, patches); the
+/// points watching for creates are dropped once creates no longer happen.
 async fn kill_loop(pair: &Pair, scratch: &Scratch, db: &str, kills: usize) -> Kills {
     let store = Store::open(db).await.expect("store opens");
     let mut seen = Kills::default();
@@ -108,7 +129,7 @@ async fn kill_loop(pair: &Pair, scratch: &Scratch, db: &str, kills: usize) -> Ki
                 KillPoint::Share(0.05 + 0.9 * ((attempt * 37) % 100) as f64 / 100.0)
             }
             1 => KillPoint::CreateSent,
-            2 => KillPoint::AfterCreate(Duration::from_millis(LATENCY_MS + 5 + (attempt * 7) % 40)),
+            2 => KillPoint::CreateAnswered,
             _ => KillPoint::Share(0.05 + 0.9 * ((attempt * 37) % 100) as f64 / 100.0),
         };
         let before: BTreeSet<String> = unsettled_creates(&store)
@@ -116,31 +137,34 @@ async fn kill_loop(pair: &Pair, scratch: &Scratch, db: &str, kills: usize) -> Ki
             .into_iter()
             .map(|(id, _, _)| id)
             .collect();
+        let answered = creates_answered(pair);
         let mut child = spawn_sync(pair, &scratch.0, db);
         let started = Instant::now();
         match point {
-            KillPoint::CreateSent | KillPoint::AfterCreate(_) => {
-                // Watch for a create in flight, for up to 30 s.
-                let mut sent = false;
+            KillPoint::CreateSent | KillPoint::CreateAnswered => {
+                // Watch for the point, for up to 30 s.
+                let mut hit = false;
                 while started.elapsed() < Duration::from_secs(30) {
                     if child.try_wait().expect("poll").is_some() {
                         break;
                     }
-                    let now = unsettled_creates(&store).await;
-                    if now.iter().any(|(id, _, _)| !before.contains(id)) {
-                        sent = true;
+                    hit = match point {
+                        KillPoint::CreateSent => unsettled_creates(&store)
+                            .await
+                            .iter()
+                            .any(|(id, _, _)| !before.contains(id)),
+                        _ => creates_answered(pair) > answered,
+                    };
+                    if hit {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
-                if !sent {
+                if !hit {
                     watch_misses += 1;
                     let _ = wait(&mut child).await;
                     typical = started.elapsed();
                     continue;
-                }
-                if let KillPoint::AfterCreate(d) = point {
-                    tokio::time::sleep(d).await;
                 }
             }
             KillPoint::Share(share) => tokio::time::sleep(typical.mul_f64(share)).await,
@@ -167,16 +191,45 @@ async fn kill_loop(pair: &Pair, scratch: &Scratch, db: &str, kills: usize) -> Ki
     seen
 }
 
+/// An error a settled run may still report: a person whose company is in the review queue
+/// (not linked), read again while its feed's overlap window still covers it.
+fn waits_for_review(error: &str) -> bool {
+    error.contains("its company is not linked")
+}
+
+/// The records named by the open reviews in the store at `url`.
+async fn in_review(url: &str) -> BTreeSet<String> {
+    let store = Store::open(url).await.expect("store opens");
+    let reviews = store.open_reviews(10_000).await.expect("reviews");
+    store.close().await;
+    reviews
+        .iter()
+        .flat_map(|r| {
+            let record = r.candidates.get("record").cloned();
+            let candidates = r.candidates["candidates"].as_array().cloned();
+            record.into_iter().chain(candidates.into_iter().flatten())
+        })
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
 async fn crash_run(db: &TestDb, reference_db: &TestDb) {
     // The reference: an uninterrupted sync of the same world into fresh sandboxes.
     let reference = trio(SEED, COMPANIES, slow()).await;
     let ref_dir = Scratch::for_pair("crash-ref", &reference);
-    let first = converge(&reference, &ref_dir.0, &reference_db.url, 6).await;
-    assert_eq!(first["errors"].as_array().map(Vec::len), Some(0), "{first}");
+    converge_allowing(
+        &reference,
+        &ref_dir.0,
+        &reference_db.url,
+        6,
+        waits_for_review,
+    )
+    .await;
     let want = all_contents(&reference).await;
     for (crm, c) in &want {
+        // All but the ambiguous pair.
         assert!(
-            c.rows["company"].len() >= COMPANIES,
+            c.rows["company"].len() >= COMPANIES - 2,
             "the reference sync spread every company to {crm}: {:?}",
             c.rows["company"]
         );
@@ -194,7 +247,7 @@ async fn crash_run(db: &TestDb, reference_db: &TestDb) {
         kills.made > 0,
         "no kill landed after a CRM made a record and before it was settled: {kills:?}"
     );
-    converge(&crashed, &dir.0, &db.url, 8).await;
+    converge_allowing(&crashed, &dir.0, &db.url, 8, waits_for_review).await;
     let got = all_contents(&crashed).await;
     for ((crm, got), (_, want)) in got.iter().zip(&want) {
         assert_no_duplicates(crm, got, want);
@@ -206,6 +259,13 @@ async fn crash_run(db: &TestDb, reference_db: &TestDb) {
         assert_eq!(got.markers.len(), want.markers.len(), "{crm} markers");
     }
     assert_all_linked(&db.url, &[Crm::Close, Crm::HubSpot, Crm::Salesforce]).await;
+    let waiting = in_review(&reference_db.url).await;
+    assert!(!waiting.is_empty(), "the ambiguous match is in review");
+    assert_eq!(
+        in_review(&db.url).await,
+        waiting,
+        "the same records wait in the review queue as after the uninterrupted run"
+    );
     assert_all_linked(
         &reference_db.url,
         &[Crm::Close, Crm::HubSpot, Crm::Salesforce],

@@ -104,6 +104,17 @@ impl Engine {
                 links.insert(link.id.to_string(), link);
             }
         }
+        // The records of an ambiguous match still open in the review queue stay out of the
+        // plan until a person decides: planned again, one of them read without the others
+        // (changed later, or its feed re-read after an interrupted run while theirs had
+        // moved on) would find no candidate and be created in the other CRMs, a duplicate of
+        // the records it is ambiguous with.
+        let in_review = self.in_review(kind).await?;
+        if !in_review.is_empty() {
+            input
+                .unlinked
+                .retain(|s| !in_review.contains(&s.reference().to_string()));
+        }
         // Stored links an unlinked record may belong to (matched in an earlier run, not
         // linked in its CRM yet).
         for s in &input.unlinked {
@@ -207,14 +218,47 @@ impl Engine {
         if !clean || held {
             return Ok(true);
         }
+        // One transaction for all of the kind's cursors. Written one by one, a crash between
+        // two writes left one CRM's cursor behind the others: the next run read that CRM's
+        // records again without their counterparts in the other CRMs (past their cursors),
+        // so a record still unlinked there (an ambiguous match in review, a deferred one)
+        // found no candidate and was created in the other CRMs as a duplicate.
+        let mut tx = self.store.begin().await.map_err(store_err)?;
         for (crm, cursor) in cursors {
             let key = CursorKey::new(self.pair.clone(), crm, kind);
-            self.store
-                .set_cursor(&key, &cursor.0)
-                .await
-                .map_err(store_err)?;
+            tx.set_cursor(&key, &cursor.0).await.map_err(store_err)?;
         }
+        tx.commit().await.map_err(store_err)?;
         Ok(false)
+    }
+
+    /// The records (`crm:kind:id`) named by the open ambiguous-match reviews of `kind`.
+    async fn in_review(&self, kind: ObjectKind) -> Result<BTreeSet<String>> {
+        if !matching::matchable(kind) {
+            return Ok(BTreeSet::new());
+        }
+        let reviews = self
+            .store
+            .open_reviews(OPEN_REVIEWS_READ)
+            .await
+            .map_err(store_err)?;
+        let mut out = BTreeSet::new();
+        for r in reviews.iter().filter(|r| r.entity == kind) {
+            let record = r.candidates.get("record").into_iter();
+            let candidates = r
+                .candidates
+                .get("candidates")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            out.extend(
+                record
+                    .chain(candidates)
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+        }
+        Ok(out)
     }
 
     /// Stored links an unlinked record matches by e-mail or domain.

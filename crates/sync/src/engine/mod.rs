@@ -30,6 +30,10 @@ mod reconcile;
 /// Reads in flight at once when completing links and reading written records back.
 const READ_CONCURRENCY: usize = 8;
 
+/// Open reviews read per run and kind to leave their records alone (far more than a review
+/// queue a person works through holds).
+const OPEN_REVIEWS_READ: u32 = 100_000;
+
 /// Records per batch write call.
 const WRITE_BATCH: usize = 100;
 
