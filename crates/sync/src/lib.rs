@@ -22,7 +22,8 @@
 //! 5. **Sort.** A record with a stored link joins its link's group; the group is completed
 //!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get);
 //!    a side that is gone is a deletion). Unlinked records are matched ([`matching`]) against
-//!    each other and against stored links by e-mail and domain.
+//!    each other and against stored links by e-mail and domain; records named by an open
+//!    ambiguous-match review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
 //!    Per group: sides whose hash equals the stored one did not change (a feed record like that is our own write coming back: an *echo*, never sent
@@ -40,7 +41,9 @@
 //!    write look like its own change next time.
 //! 8. **Cursors.** A kind's cursors are saved only after everything they cover is stored,
 //!    and only when every write of the kind succeeded: a failed record is read again next
-//!    run (the rest is idempotent, as its hashes moved).
+//!    run (the rest is idempotent, as its hashes moved). They are saved together in one
+//!    transaction, so no CRM's feed is left behind the others'. A kind with records deferred
+//!    for a parent whose kind kept its cursor in this run keeps its cursor too.
 //!
 //! [`engine::Engine::dry_run`] (or `dry_run = true`) stops after step 6 and returns the plans:
 //! no CRM write, no link, no cursor, no lease.
