@@ -49,19 +49,13 @@ async fn made_but_unsettled(pair: &Pair, open: &[OpenCreate]) -> bool {
     if open.is_empty() {
         return false;
     }
-    let markers: BTreeSet<(&'static str, String)> = all_contents(pair)
+    let markers: BTreeSet<(String, String)> = all_contents(pair)
         .await
         .into_iter()
-        .flat_map(|(crm, c)| c.markers.into_keys().map(move |m| (crm, m)))
+        .flat_map(|(crm, c)| c.markers.into_keys().map(move |m| (crm.to_string(), m)))
         .collect();
-    open.iter().any(|(_, crm, marker)| {
-        let name = match crm {
-            Crm::Close => "close",
-            Crm::HubSpot => "hubspot",
-            Crm::Salesforce => "salesforce",
-        };
-        markers.contains(&(name, marker.clone()))
-    })
+    open.iter()
+        .any(|(_, crm, marker)| markers.contains(&(crm.to_string(), marker.clone())))
 }
 
 /// How many create requests the sandboxes have answered with success (logged once the
