@@ -33,7 +33,8 @@
 //!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
 //!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
 //!    the merge is queued for review when it is. Unlinked records are matched ([`matching`]) against
-//!    each other and against stored links by e-mail and domain.
+//!    each other and against stored links by e-mail and domain; records named by an open
+//!    ambiguous-match review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
 //!    Per group: sides whose hash equals the stored one did not change (a feed record like that is our own write coming back: an *echo*, never sent
@@ -64,7 +65,10 @@
 //!    the connection (429, 5xx, timeouts, auth, quota, the store), a write without a reported
 //!    outcome and a failed propagated delete hold the kind's cursors instead, so the next run
 //!    reads the same changes again and no attempt is counted (the rest is idempotent, as its
-//!    hashes moved).
+//!    hashes moved). The list entries and all the
+//!    kind's cursors are written in one transaction, so no CRM's feed is left behind the
+//!    others'. A kind with records deferred for a parent whose kind kept its cursor in this
+//!    run keeps its cursor too, so both are read again next run.
 //!
 //! [`engine::Engine::dry_run`] (or `dry_run = true`) stops after step 6 and returns the plans:
 //! no CRM write, no link, no cursor, no lease.

@@ -11,6 +11,16 @@
 //!
 //! A key that finds exactly one candidate links; several candidates are an ambiguous match
 //! for the review queue, never merged silently.
+//!
+//! A company **name** is weaker evidence than a domain: "Acme Inc" (acme.com) and "Acme Ltd"
+//! (acme.co.uk) share a normalised name and may be two companies, or one company's two
+//! regional sites. So a name match between two companies that both have a domain, and
+//! different ones, never links: it goes to the review queue as ambiguous
+//! ([`Found::Many`]). Not matching at all would create each in the other CRM, a duplicate
+//! whenever they are in fact one company; linking would merge two companies' data. The
+//! review queue does neither and lets a person decide. A name match where one side has no
+//! domain links as before: the name is then the only evidence there is, and nothing
+//! contradicts it.
 
 use std::collections::HashMap;
 
@@ -134,12 +144,19 @@ pub fn normalize_company_name(name: &str) -> Option<String> {
 pub struct Keys {
     /// Key strength tiers: each a list of keys; the first tier that finds anyone decides.
     pub tiers: Vec<Vec<String>>,
+    /// A company's own domain (normalised): a name match with a company of another domain
+    /// is sent to review instead of linked.
+    pub domain: Option<String>,
 }
+
+/// The prefix of company-name keys, the tier a domain mismatch vetoes.
+const NAME_KEY: &str = "name:";
 
 /// The matching keys of `record`. Deals match on their company (as `company_key`, the same
 /// for linked companies in every CRM) plus normalised name.
 pub fn keys(record: &Record, company_key: Option<&str>) -> Keys {
     let mut tiers = Vec::new();
+    let mut own_domain = None;
     match record {
         Record::Person(p) => {
             tiers.push(
@@ -156,13 +173,20 @@ pub fn keys(record: &Record, company_key: Option<&str>) -> Keys {
                 .as_deref()
                 .and_then(normalize_domain)
                 .or_else(|| c.url.as_deref().and_then(normalize_domain));
-            tiers.push(domain.map(|d| format!("domain:{d}")).into_iter().collect());
             tiers.push(
-                normalize_company_name(&c.name)
-                    .map(|n| format!("name:{n}"))
+                domain
+                    .as_ref()
+                    .map(|d| format!("domain:{d}"))
                     .into_iter()
                     .collect(),
             );
+            tiers.push(
+                normalize_company_name(&c.name)
+                    .map(|n| format!("{NAME_KEY}{n}"))
+                    .into_iter()
+                    .collect(),
+            );
+            own_domain = domain;
         }
         Record::Deal(d) => {
             if let (Some(co), Some(n)) = (company_key, normalize_company_name(&d.name)) {
@@ -172,7 +196,10 @@ pub fn keys(record: &Record, company_key: Option<&str>) -> Keys {
         Record::Activity(_) => {}
     }
     tiers.retain(|t: &Vec<String>| !t.is_empty());
-    Keys { tiers }
+    Keys {
+        tiers,
+        domain: own_domain,
+    }
 }
 
 /// What a lookup found.
@@ -182,14 +209,22 @@ pub enum Found<T> {
     None,
     /// Exactly one candidate: link.
     One(T),
-    /// Several: an ambiguous match for the review queue.
+    /// Several, or companies that share only a name across two different domains: an
+    /// ambiguous match for the review queue, never linked.
     Many(Vec<T>),
 }
 
 /// An index of candidates by matching key.
 #[derive(Debug)]
 pub struct Index<T> {
-    by_key: HashMap<String, Slot<T>>,
+    by_key: HashMap<String, Slot<Candidate<T>>>,
+}
+
+/// A candidate and its own domain (companies), which a name match is checked against.
+#[derive(Debug, Clone)]
+struct Candidate<T> {
+    item: T,
+    domain: Option<String>,
 }
 
 /// The candidates under one key. Nearly every key has exactly one, so that one is held
@@ -225,21 +260,25 @@ impl<T: Clone + PartialEq> Index<T> {
 
     /// Adds `item` under each of its keys.
     pub fn insert(&mut self, keys: &Keys, item: T) {
+        let candidate = Candidate {
+            item,
+            domain: keys.domain.clone(),
+        };
         for tier in &keys.tiers {
             for k in tier {
                 match self.by_key.get_mut(k.as_str()) {
                     None => {
-                        self.by_key.insert(k.clone(), Slot::One(item.clone()));
+                        self.by_key.insert(k.clone(), Slot::One(candidate.clone()));
                     }
                     Some(slot) => match slot {
-                        Slot::One(first) if *first == item => {}
+                        Slot::One(first) if first.item == candidate.item => {}
                         Slot::One(first) => {
                             let first = first.clone();
-                            *slot = Slot::Many(vec![first, item.clone()]);
+                            *slot = Slot::Many(vec![first, candidate.clone()]);
                         }
                         Slot::Many(items) => {
-                            if !items.contains(&item) {
-                                items.push(item.clone());
+                            if !items.iter().any(|c| c.item == candidate.item) {
+                                items.push(candidate.clone());
                             }
                         }
                     },
@@ -248,15 +287,24 @@ impl<T: Clone + PartialEq> Index<T> {
         }
     }
 
-    /// The candidates for `keys`: the first tier that finds any decides.
+    /// The candidates for `keys`: the first tier that finds any decides. A name match with
+    /// a company whose domain differs from `keys`' own is never [`Found::One`] (see the
+    /// module docs).
     pub fn find(&self, keys: &Keys) -> Found<T> {
         for tier in &keys.tiers {
             // One candidate is the common case: a list only once a second distinct one
             // turns up.
             let mut one: Option<&T> = None;
             let mut many: Vec<T> = Vec::new();
+            let mut other_domain = false;
             for k in tier {
-                for item in self.by_key.get(k.as_str()).map_or(&[][..], Slot::items) {
+                let by_name = k.starts_with(NAME_KEY);
+                for c in self.by_key.get(k.as_str()).map_or(&[][..], Slot::items) {
+                    if by_name && matches!((&keys.domain, &c.domain), (Some(a), Some(b)) if a != b)
+                    {
+                        other_domain = true;
+                    }
+                    let item = &c.item;
                     match one {
                         None => one = Some(item),
                         Some(o) if o == item => {}
@@ -274,6 +322,7 @@ impl<T: Clone + PartialEq> Index<T> {
             match one {
                 None => continue,
                 Some(_) if !many.is_empty() => return Found::Many(many),
+                Some(o) if other_domain => return Found::Many(vec![o.clone()]),
                 Some(o) => return Found::One(o.clone()),
             }
         }
@@ -398,5 +447,57 @@ mod tests {
             Found::Many(vec!["a", "b"])
         );
         assert_eq!(people.find(&k(&person(&[]))), Found::None);
+    }
+
+    fn company(name: &str, domain: Option<&str>) -> Record {
+        Record::Company(Company {
+            name: name.into(),
+            domain: domain.map(Into::into),
+            ..Company::default()
+        })
+    }
+
+    /// Looks `query` up in an index holding `candidate` alone.
+    fn find_one(candidate: &Record, query: &Record) -> Found<u8> {
+        let mut idx = Index::new();
+        idx.insert(&keys(candidate, None), 1);
+        idx.find(&keys(query, None))
+    }
+
+    #[test]
+    fn the_same_name_and_domain_links() {
+        assert_eq!(
+            find_one(
+                &company("Acme Inc", Some("acme.com")),
+                &company("ACME", Some("https://www.acme.com/"))
+            ),
+            Found::One(1)
+        );
+    }
+
+    #[test]
+    fn the_same_name_across_different_domains_goes_to_review_never_links() {
+        let inc = company("Acme Inc", Some("acme.com"));
+        let ltd = company("Acme Ltd", Some("acme.co.uk"));
+        assert_eq!(find_one(&inc, &ltd), Found::Many(vec![1]));
+        assert_eq!(find_one(&ltd, &inc), Found::Many(vec![1]));
+        // A website counts as the domain when there is no domain field.
+        let site = Record::Company(Company {
+            name: "Acme".into(),
+            url: Some("https://acme.de".into()),
+            ..Company::default()
+        });
+        assert_eq!(find_one(&inc, &site), Found::Many(vec![1]));
+    }
+
+    #[test]
+    fn a_name_match_where_one_side_has_no_domain_links() {
+        let with = company("Acme Inc", Some("acme.com"));
+        let without = company("ACME Corp.", None);
+        assert_eq!(find_one(&with, &without), Found::One(1));
+        assert_eq!(find_one(&without, &with), Found::One(1));
+        // A free-mail "domain" is no domain: it neither matches nor contradicts.
+        let free = company("Acme", Some("gmail.com"));
+        assert_eq!(find_one(&with, &free), Found::One(1));
     }
 }

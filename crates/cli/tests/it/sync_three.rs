@@ -7,30 +7,16 @@ use std::process::Stdio;
 use crmkit_core::SecretString;
 use crmkit_core::http::ApiRequest;
 use crmkit_sandbox::faults::Faults;
-use crmkit_sandbox::salesforce::{RunningSalesforce, SalesforceSandbox};
 use serde_json::{Value, json};
 
-use crate::support::SALESFORCE_VARS;
 use crate::sync_support::*;
 
 /// Runs `crmkit args` pointed at all three sandboxes: success, stdout, stderr.
-async fn run3(
-    pair: &Pair,
-    sf: &RunningSalesforce,
-    dir: &Scratch,
-    args: &[&str],
-) -> (bool, String, String) {
-    let mut cmd = command(pair, &dir.0, &dir.sqlite(), args);
-    for var in SALESFORCE_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("SF_MARKER_FIELD")
-        .env("SF_INSTANCE_URL", sf.instance_url())
-        .env("SF_LOGIN_URL", sf.instance_url())
-        .env("SF_CLIENT_ID", "it-client")
-        .env("SF_CLIENT_SECRET", "it-secret")
-        .stdout(Stdio::piped());
-    let mut child = cmd.spawn().expect("crmkit starts");
+async fn run3(pair: &Pair, dir: &Scratch, args: &[&str]) -> (bool, String, String) {
+    let mut child = command(pair, &dir.0, &dir.sqlite(), args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("crmkit starts");
     let status = wait(&mut child).await;
     let out = child.wait_with_output().expect("output");
     (
@@ -41,10 +27,9 @@ async fn run3(
 }
 
 /// The names of Salesforce's Accounts, read with `crmkit salesforce query`.
-async fn account_names(pair: &Pair, sf: &RunningSalesforce, dir: &Scratch) -> Vec<String> {
+async fn account_names(pair: &Pair, dir: &Scratch) -> Vec<String> {
     let (ok, out, err) = run3(
         pair,
-        sf,
         dir,
         &[
             "salesforce",
@@ -73,25 +58,12 @@ fn company_names(contents: &Contents) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_way_sync_spreads_single_crm_companies_and_then_writes_nothing() {
-    let pair = pair(11, 6, Faults::default()).await;
-    let sf = SalesforceSandbox::builder()
-        .seed(11)
-        .companies(6)
-        .start()
-        .await
-        .expect("Salesforce sandbox starts");
-    let dir = Scratch::new("three-way");
-    // Companies and people; deals are left out: the seeded Close opportunity statuses are
-    // ids no default stage map knows.
-    std::fs::write(
-        dir.0.join("crmkit.toml"),
-        "[sync]\ncrms = [\"close\", \"hubspot\", \"salesforce\"]\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
-    )
-    .expect("config");
+    let pair = trio(11, 6, Faults::default()).await;
+    // Companies and people; deals are left out (see `Scratch::new`).
+    let dir = Scratch::for_pair("three-way", &pair);
 
     let (ok, out, err) = run3(
         &pair,
-        &sf,
         &dir,
         &[
             "salesforce",
@@ -121,14 +93,14 @@ async fn three_way_sync_spreads_single_crm_companies_and_then_writes_nothing() {
     // likewise leaves the current second: records made in it belong to the next run.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
-    let (ok, out, err) = run3(&pair, &sf, &dir, &["sync", "--report", "report.json"]).await;
+    let (ok, out, err) = run3(&pair, &dir, &["sync", "--report", "report.json"]).await;
     assert!(ok, "{out}\n{err}");
     let first = report(&dir.0);
     assert!(first["created"].as_u64() > Some(0), "{first}");
 
     let in_close = company_names(&close_contents(&pair).await);
     let in_hubspot = company_names(&hubspot_contents(&pair).await);
-    let in_sf: Vec<String> = account_names(&pair, &sf, &dir)
+    let in_sf: Vec<String> = account_names(&pair, &dir)
         .await
         .iter()
         .map(|n| n.to_lowercase())
@@ -156,7 +128,7 @@ async fn three_way_sync_spreads_single_crm_companies_and_then_writes_nothing() {
 
     // HubSpot's feed leaves records changed in the current second for the next run.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (ok, out, err) = run3(&pair, &sf, &dir, &["sync", "--report", "report.json"]).await;
+    let (ok, out, err) = run3(&pair, &dir, &["sync", "--report", "report.json"]).await;
     assert!(ok, "{out}\n{err}");
     let second = report(&dir.0);
     assert_eq!(
@@ -165,7 +137,7 @@ async fn three_way_sync_spreads_single_crm_companies_and_then_writes_nothing() {
         "the second sync writes nothing: {second}"
     );
     assert_eq!(
-        account_names(&pair, &sf, &dir).await.len(),
+        account_names(&pair, &dir).await.len(),
         in_sf.len(),
         "no Account added by the second sync"
     );

@@ -4,14 +4,18 @@
 use super::*;
 
 impl Engine {
+    /// Syncs one kind; `parents_held` says a kind synced before it in this run kept its
+    /// cursor. Returns whether this kind kept its cursor (the next run reads its changes
+    /// again).
     pub(super) async fn run_kind(
         &self,
         kind: ObjectKind,
         run: Option<&RunId>,
+        parents_held: bool,
         report: &mut Report,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(cfg) = self.config.entity(kind) else {
-            return Ok(());
+            return Ok(false);
         };
         let crms = self.config.sync.crms.clone();
 
@@ -128,6 +132,17 @@ impl Engine {
                 links.insert(link.id.to_string(), link);
             }
         }
+        // The records of an ambiguous match still open in the review queue stay out of the
+        // plan until a person decides: planned again, one of them read without the others
+        // (changed later, or its feed re-read after an interrupted run while theirs had
+        // moved on) would find no candidate and be created in the other CRMs, a duplicate of
+        // the records it is ambiguous with.
+        let in_review = self.in_review(kind).await?;
+        if !in_review.is_empty() {
+            input
+                .unlinked
+                .retain(|s| !in_review.contains(&s.reference().to_string()));
+        }
         // Stored links an unlinked record may belong to (matched in an earlier run, not
         // linked in its CRM yet).
         for s in &input.unlinked {
@@ -227,8 +242,15 @@ impl Engine {
         }
         let Some(run) = run else {
             report.plans.push(plan);
-            return Ok(());
+            return Ok(false);
         };
+        // A deferred record does hold the cursor when the parent it may wait for could not
+        // be written in this run (the parent's kind kept its cursor, so the parent is retried
+        // next run): otherwise a person deferred for a company whose create failed (a 5xx)
+        // would never be read again once the company is made.
+        if parents_held && plan.groups.iter().any(|g| g.deferred) {
+            failures.hold();
+        }
 
         // 5. Apply; the cursors move only when everything they cover is stored: a record
         // that failed on its own is on the retry list by then (same transaction), and a
@@ -239,6 +261,35 @@ impl Engine {
         report.plans.push(plan);
         self.settle_kind(kind, &listed, &seen_now, failures, cursors, report)
             .await
+    }
+
+    /// The records (`crm:kind:id`) named by the open ambiguous-match reviews of `kind`.
+    async fn in_review(&self, kind: ObjectKind) -> Result<BTreeSet<String>> {
+        if !matching::matchable(kind) {
+            return Ok(BTreeSet::new());
+        }
+        let reviews = self
+            .store
+            .open_reviews(OPEN_REVIEWS_READ)
+            .await
+            .map_err(store_err)?;
+        let mut out = BTreeSet::new();
+        for r in reviews.iter().filter(|r| r.entity == kind) {
+            let record = r.candidates.get("record").into_iter();
+            let candidates = r
+                .candidates
+                .get("candidates")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            out.extend(
+                record
+                    .chain(candidates)
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+        }
+        Ok(out)
     }
 
     /// Stored links an unlinked record matches by e-mail or domain.

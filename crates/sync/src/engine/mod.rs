@@ -51,6 +51,10 @@ pub use retry::GivenUp;
 /// Reads in flight at once when completing links and reading written records back.
 const READ_CONCURRENCY: usize = 8;
 
+/// Open reviews read per run and kind to leave their records alone (far more than a review
+/// queue a person works through holds).
+const OPEN_REVIEWS_READ: u32 = 100_000;
+
 /// Records per batch write call.
 const WRITE_BATCH: usize = 100;
 
@@ -222,7 +226,7 @@ impl Engine {
         };
         if dry_run {
             for kind in self.config.kinds() {
-                self.run_kind(kind, None, &mut report).await?;
+                self.run_kind(kind, None, false, &mut report).await?;
             }
             return Ok(report);
         }
@@ -252,8 +256,18 @@ impl Engine {
             outcome = self.reconcile(&mut report).await;
         }
         if outcome.is_ok() {
+            // Whether a kind synced before kept its cursor (a write failed or a record was
+            // unreadable): the later kinds' records deferred for a parent of it are read
+            // again next run, when that parent is retried.
+            let mut held = false;
             for kind in self.config.kinds() {
-                outcome = self.run_kind(kind, Some(&run.id), &mut report).await;
+                outcome = match self.run_kind(kind, Some(&run.id), held, &mut report).await {
+                    Ok(kept) => {
+                        held |= kept;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
                 if outcome.is_err() {
                     break;
                 }

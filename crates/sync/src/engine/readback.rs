@@ -15,7 +15,8 @@
 //! - a field we sent reads back the same in substance: the CRM normalised it (letters and
 //!   digits the same regardless of case, punctuation and spacing; a phone number the same
 //!   digits, give or take a country code: Close stores `(234) 361-7485` as
-//!   `+12343617485`): the read-back value is the base;
+//!   `+12343617485`; a time read back as midnight of the same day, where the CRM keeps a
+//!   date only, as Salesforce's Task `ActivityDate`): the read-back value is the base;
 //! - otherwise (a value other than the one expected, beyond canonical form and such
 //!   normalisation) it is someone else's edit: the field keeps the side's old base, and the
 //!   side's stored hash is that of the base, so the next run sees the edit as that side's
@@ -41,6 +42,8 @@ pub(super) fn base_after_write(
     sent: &std::collections::BTreeMap<String, Option<Value>>,
     old_base: Option<&FieldMap>,
 ) -> Option<FieldMap> {
+    // A create: no one else can have edited it yet (see the module docs).
+    before?;
     let mut fields: std::collections::BTreeSet<&String> = read_back.keys().collect();
     fields.extend(sent.keys());
     fields.extend(before.into_iter().flat_map(|b| b.keys()));
@@ -92,6 +95,9 @@ fn same_in_substance(a: Option<&Value>, b: Option<&Value>) -> bool {
                     .flat_map(char::to_lowercase)
                     .collect()
             };
+            if same_day_kept_as_date(a, b) || same_day_kept_as_date(b, a) {
+                return true;
+            }
             let (a, b) = (letters(a), letters(b));
             if a == b {
                 return true;
@@ -115,6 +121,21 @@ fn same_in_substance(a: Option<&Value>, b: Option<&Value>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `kept` is `sent` (a canonical time, `2025-03-02T14:30:00Z`) held as a date only:
+/// midnight of the same day.
+fn same_day_kept_as_date(kept: &str, sent: &str) -> bool {
+    let is_date = |s: &str| {
+        s.len() >= 10
+            && s.as_bytes()[4] == b'-'
+            && s.as_bytes()[7] == b'-'
+            && s.is_char_boundary(10)
+    };
+    is_date(kept)
+        && is_date(sent)
+        && kept[..10] == sent[..10]
+        && matches!(&kept[10..], "" | "T00:00:00Z")
 }
 
 #[cfg(test)]
@@ -194,5 +215,37 @@ mod tests {
         // A create: what the CRM filled in by itself is not an edit.
         let read_back = map(&[("name", json!("Acme Inc")), ("domain", json!("acme.com"))]);
         assert_eq!(base_after_write(&read_back, None, &sent, None), None);
+    }
+
+    #[test]
+    fn a_create_and_a_time_kept_as_a_date_are_the_crms_shaping_not_edits() {
+        // A note created in Salesforce reads back as a completed Task with a date only.
+        let sent = BTreeMap::from([
+            ("kind".to_string(), Some(json!("note"))),
+            (
+                "occurred_at".to_string(),
+                Some(json!("2025-03-02T14:30:00Z")),
+            ),
+        ]);
+        let read_back = map(&[
+            ("kind", json!("task")),
+            ("completed", json!(true)),
+            ("occurred_at", json!("2025-03-02T00:00:00Z")),
+        ]);
+        assert_eq!(base_after_write(&read_back, None, &sent, None), None);
+        // An update of the time, kept as that day's date: normalised, not an edit.
+        let before = map(&[("occurred_at", json!("2025-03-01T00:00:00Z"))]);
+        let sent = BTreeMap::from([(
+            "occurred_at".to_string(),
+            Some(json!("2025-03-02T14:30:00Z")),
+        )]);
+        let read_back = map(&[("occurred_at", json!("2025-03-02T00:00:00Z"))]);
+        assert_eq!(
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            None
+        );
+        // Another day is someone's edit.
+        let read_back = map(&[("occurred_at", json!("2025-03-05T00:00:00Z"))]);
+        assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
     }
 }

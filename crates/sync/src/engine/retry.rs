@@ -145,6 +145,7 @@ impl Engine {
     /// Ends a kind's run in one fenced transaction: failed records onto the retry list,
     /// listed records that synced (`seen`, not failed) off it, and the cursors moved unless
     /// a connection failure holds them. Given-up records of the kind go into the report.
+    /// Returns whether the cursors were held.
     pub(super) async fn settle_kind(
         &self,
         kind: ObjectKind,
@@ -153,7 +154,7 @@ impl Engine {
         failures: Failures,
         cursors: BTreeMap<Crm, ChangeCursor>,
         report: &mut Report,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let policy = self.config.sync.retry.policy();
         let mut tx = self.tx().await?;
         for (record, reason) in &failures.records {
@@ -167,7 +168,8 @@ impl Engine {
                 tx.clear_retry(&self.pair, r).await.map_err(store_err)?;
             }
         }
-        if failures.cursors_may_move() {
+        let held = !failures.cursors_may_move();
+        if !held {
             for (crm, cursor) in cursors {
                 let key = CursorKey::new(self.pair.clone(), crm, kind);
                 tx.set_cursor(&key, &cursor.0).await.map_err(store_err)?;
@@ -189,7 +191,7 @@ impl Engine {
                 report.retrying += 1;
             }
         }
-        Ok(())
+        Ok(held)
     }
 }
 
