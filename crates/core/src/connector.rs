@@ -43,10 +43,15 @@
 //!   batch that share a marker are created once and all get that one result. A kind that
 //!   cannot store a marker is refused with a [`crate::ErrorKind::Config`] error, never
 //!   created without one.
+//! - **Batch reads keep their places.** [`Connector::get_many`] answers one result per id,
+//!   in the order of the ids: an id that names no record (never created, deleted, or of
+//!   another kind) is that id's [`crate::ErrorKind::NotFound`], never left out, so no
+//!   result ever shifts onto another id.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +195,10 @@ impl BatchOutcome {
     }
 }
 
+/// Reads in flight at once in the default [`Connector::get_many`]: enough to hide the
+/// round trips, few enough to stay inside the CRMs' burst limits.
+const GET_MANY_CONCURRENCY: usize = 8;
+
 fn no_markers(crm: Crm) -> Error {
     Error::config(format!(
         "the {crm} connector has no idempotency marker configured"
@@ -214,6 +223,20 @@ pub trait Connector: Send + Sync {
 
     /// Reads one record.
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record>;
+
+    /// Reads the records of `kind` with `ids`: one result per id, in the order of `ids`;
+    /// an id that names no record is that id's [`crate::ErrorKind::NotFound`]. The default
+    /// reads them one by one, a few at a time; a connector whose CRM documents a batch read
+    /// overrides it.
+    async fn get_many(&self, kind: ObjectKind, ids: &[String]) -> Vec<Result<Record>> {
+        // Owned ids: a closure over borrowed ones is not `Send` for every lifetime, which
+        // the boxed future of an async trait method needs.
+        stream::iter(ids.to_vec())
+            .map(|id| async move { self.get(kind, &id).await })
+            .buffered(GET_MANY_CONCURRENCY)
+            .collect()
+            .await
+    }
 
     /// Creates records; each result carries the new id or that record's error.
     async fn create(&self, records: Vec<Record>) -> BatchOutcome;

@@ -397,14 +397,13 @@ impl Engine {
         // normalises or ignores a value does not make our own write look like its change.
         let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
-        let reads: Vec<(usize, RecordRef, Result<Record>)> = stream::iter(written)
-            .filter(|(i, _)| futures::future::ready(!failed.contains(i)))
-            .map(|(i, r)| async move {
-                let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (i, r, got)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
+        let reads = self
+            .read_many(
+                written
+                    .into_iter()
+                    .filter(|(i, _)| !failed.contains(i))
+                    .collect(),
+            )
             .await;
         for (i, r, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
@@ -507,7 +506,7 @@ fn describe_ids(kind: ObjectKind, ids: &BTreeMap<Crm, String>) -> String {
 
 /// A batch's results, one per input whatever the connector answered: `None` for an input it
 /// reported nothing for, so a short answer never lets the others pass as written.
-fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
+pub(super) fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
     results
         .into_iter()
         .map(Some)

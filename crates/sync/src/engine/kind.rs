@@ -110,6 +110,8 @@ impl Engine {
                 }
             }
         }
+        // Groups of nothing but echoes changed nowhere: counted and dropped before any read.
+        report.echoes += echo::drop_echoes(kind, &crms, &mut groups, &input.unlinked);
         // Complete each linked record with the sides that did not change.
         let mut missing: Vec<(String, RecordRef)> = Vec::new();
         for (key, (state, sides)) in &groups {
@@ -119,14 +121,7 @@ impl Engine {
                 }
             }
         }
-        let read: Vec<(String, RecordRef, Result<Record>)> = stream::iter(missing)
-            .map(|(key, r)| async move {
-                let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (key, r, got)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
-            .await;
+        let read = self.read_many(missing).await;
         for (key, r, got) in read {
             match got {
                 Ok(record) => match Seen::new(r.crm, record, cfg, false) {

@@ -13,7 +13,7 @@ use crmkit_store::{
     CursorKey, IntentOp, Link, LinkUpdate, NewAuditEntry, NewConflict, NewIntent, NewLink,
     RunCounts, RunId, RunStatus, Store,
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -24,11 +24,10 @@ use crate::resolve::FieldConflict;
 use crate::values::{FieldMap, reference_kind};
 
 mod apply;
+mod echo;
 mod kind;
+mod read;
 mod reconcile;
-
-/// Reads in flight at once when completing links and reading written records back.
-const READ_CONCURRENCY: usize = 8;
 
 /// Records per batch write call.
 const WRITE_BATCH: usize = 100;
