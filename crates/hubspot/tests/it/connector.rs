@@ -1127,14 +1127,15 @@ async fn get_many_reads_in_batches_keeps_the_order_and_reports_each_missing_id()
     assert_eq!(got.len(), 3);
     // The same records `get` reads, in the order asked; the missing id is its own NotFound.
     for (i, at) in [(1, 0), (0, 2)] {
-        let one = conn
-            .get(ObjectKind::Company, &ids[i])
-            .await
-            .expect("reads");
+        let one = conn.get(ObjectKind::Company, &ids[i]).await.expect("reads");
         assert_eq!(got[at].as_ref().expect("found"), &one);
     }
     let missing = got[1].as_ref().expect_err("no such company");
-    assert_eq!(missing.kind(), crmkit_core::ErrorKind::NotFound, "{missing}");
+    assert_eq!(
+        missing.kind(),
+        crmkit_core::ErrorKind::NotFound,
+        "{missing}"
+    );
     assert!(
         reads
             .iter()
