@@ -2,6 +2,7 @@
 //! connectors, and a real SQLite store.
 
 mod deletes;
+mod echoes;
 mod policies;
 mod propagation;
 mod safety;
@@ -32,6 +33,8 @@ pub struct World {
     pub hs: HubSpotClient,
     /// The connectors, markers configured.
     pub connectors: Vec<Arc<dyn Connector>>,
+    /// The Close connector of `connectors`, to build variants of.
+    pub close_conn: CloseConnector,
     /// The sync store (SQLite file in a temporary directory).
     pub store: Store,
     /// The PostgreSQL schema to drop, if the store is there.
@@ -172,7 +175,8 @@ impl World {
             hs_sb,
             close,
             hs: hs.clone(),
-            connectors: vec![Arc::new(close_conn), Arc::new(hs_conn)],
+            connectors: vec![Arc::new(close_conn.clone()), Arc::new(hs_conn)],
+            close_conn,
             store,
             schema,
             seen: std::sync::Mutex::new((0, 0)),
