@@ -79,3 +79,103 @@ fn loose_keys(record: &Record) -> Vec<String> {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crmkit_core::Company;
+
+    use super::*;
+
+    const ALL: [Crm; 3] = [Crm::Close, Crm::HubSpot, Crm::Salesforce];
+
+    fn seen(crm: Crm, id: &str, name: &str, fed: bool) -> Seen {
+        let cfg = Config::new(ALL.to_vec()).company;
+        let record = Record::Company(Company {
+            id: Some(id.into()),
+            name: name.into(),
+            domain: Some(format!("{}.com", name.to_lowercase())),
+            ..Company::default()
+        });
+        Seen::new(crm, record, &cfg, fed).expect("maps")
+    }
+
+    /// A link of "Acme" in all three CRMs, as the last sync stored it.
+    fn link() -> LinkState {
+        let mut state = LinkState {
+            key: "l1".into(),
+            ..LinkState::default()
+        };
+        for crm in ALL {
+            let s = seen(crm, &format!("{crm}-1"), "Acme", false);
+            state.ids.insert(crm, s.id().to_string());
+            state.hashes.insert(crm, s.hash);
+        }
+        state
+    }
+
+    fn groups(
+        state: LinkState,
+        sides: Vec<Seen>,
+    ) -> BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)> {
+        let sides = sides.into_iter().map(|s| (s.crm, s)).collect();
+        BTreeMap::from([(state.key.clone(), (state, sides))])
+    }
+
+    #[test]
+    fn a_group_of_echoes_in_three_crms_is_counted_and_dropped() {
+        let mut g = groups(
+            link(),
+            vec![
+                seen(Crm::HubSpot, "hubspot-1", "Acme", true),
+                seen(Crm::Salesforce, "salesforce-1", "Acme", true),
+            ],
+        );
+        assert_eq!(drop_echoes(ObjectKind::Company, &ALL, &mut g, &[]), 2);
+        assert!(g.is_empty());
+    }
+
+    #[test]
+    fn one_real_change_keeps_the_group_whatever_the_other_sides_echo() {
+        let mut g = groups(
+            link(),
+            vec![
+                seen(Crm::HubSpot, "hubspot-1", "Acme", true),
+                seen(Crm::Salesforce, "salesforce-1", "Acme Renamed", true),
+            ],
+        );
+        assert_eq!(drop_echoes(ObjectKind::Company, &ALL, &mut g, &[]), 0);
+        assert_eq!(g.len(), 1, "completed and planned");
+    }
+
+    #[test]
+    fn a_link_missing_a_side_or_holding_a_deletion_is_not_an_echo() {
+        let mut missing = link();
+        missing.ids.remove(&Crm::Salesforce);
+        missing.hashes.remove(&Crm::Salesforce);
+        let mut deleted = link();
+        deleted.hashes.insert(Crm::Salesforce, DELETED.into());
+        let mut unhashed = link();
+        unhashed.hashes.remove(&Crm::Close);
+        for state in [missing, deleted, unhashed] {
+            let mut g = groups(state, vec![seen(Crm::HubSpot, "hubspot-1", "Acme", true)]);
+            assert_eq!(drop_echoes(ObjectKind::Company, &ALL, &mut g, &[]), 0);
+            assert_eq!(g.len(), 1);
+        }
+        // Two CRMs synced: the link's Salesforce side does not matter.
+        let mut missing = link();
+        missing.ids.remove(&Crm::Salesforce);
+        let mut g = groups(missing, vec![seen(Crm::HubSpot, "hubspot-1", "Acme", true)]);
+        let pair = [Crm::Close, Crm::HubSpot];
+        assert_eq!(drop_echoes(ObjectKind::Company, &pair, &mut g, &[]), 1);
+    }
+
+    #[test]
+    fn an_echo_an_unlinked_record_may_match_stays_for_the_planner() {
+        let unlinked = [seen(Crm::Close, "close-2", "ACME", true)];
+        let mut g = groups(link(), vec![seen(Crm::HubSpot, "hubspot-1", "Acme", true)]);
+        assert_eq!(drop_echoes(ObjectKind::Company, &ALL, &mut g, &unlinked), 0);
+        assert_eq!(g.len(), 1);
+        let other = [seen(Crm::Close, "close-3", "Globex", true)];
+        assert_eq!(drop_echoes(ObjectKind::Company, &ALL, &mut g, &other), 1);
+    }
+}
