@@ -66,35 +66,47 @@ impl Engine {
         let mut input = Input::default();
         let mut groups: BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)> = BTreeMap::new();
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
+        let mut mapped: Vec<Seen> = Vec::new();
         for ((crm, _), record) in upserts {
-            let seen = match Seen::new(crm, record, cfg, true) {
-                Ok(s) => s,
+            match Seen::new(crm, record, cfg, true) {
+                Ok(s) => mapped.push(s),
                 Err(e) => {
                     held = true;
                     report.errors.push(e.to_string());
-                    continue;
                 }
-            };
-            match self
-                .store
-                .link_by_record(&seen.reference())
-                .await
-                .map_err(store_err)?
-            {
+            }
+        }
+        // One lookup per few hundred records, not a query each.
+        let refs: Vec<RecordRef> = mapped.iter().map(Seen::reference).collect();
+        let found = self
+            .store
+            .links_by_records(&refs)
+            .await
+            .map_err(store_err)?;
+        for (seen, link) in mapped.into_iter().zip(found) {
+            match link {
                 Some(link) => {
                     let key = link.id.to_string();
                     let entry = groups
                         .entry(key.clone())
                         .or_insert_with(|| (link_state(&link), BTreeMap::new()));
-                    entry.1.insert(crm, seen);
+                    entry.1.insert(seen.crm, seen);
                     links.insert(key, link);
                 }
                 None => input.unlinked.push(seen),
             }
         }
-        for (crm, id) in deletes {
-            let r = RecordRef::new(crm, kind, id);
-            if let Some(link) = self.store.link_by_record(&r).await.map_err(store_err)? {
+        let gone: Vec<RecordRef> = deletes
+            .into_iter()
+            .map(|(crm, id)| RecordRef::new(crm, kind, id))
+            .collect();
+        let found = self
+            .store
+            .links_by_records(&gone)
+            .await
+            .map_err(store_err)?;
+        for (r, link) in gone.into_iter().zip(found) {
+            if let Some(link) = link {
                 groups.remove(link.id.as_str());
                 input.deleted.push((r, link_state(&link)));
                 links.insert(link.id.to_string(), link);
@@ -250,8 +262,14 @@ impl Engine {
         }
         let mut table = RefTable::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
-        for r in wanted {
-            if let Some(link) = self.store.link_by_record(&r).await.map_err(store_err)? {
+        let wanted: Vec<RecordRef> = wanted.into_iter().collect();
+        let found = self
+            .store
+            .links_by_records(&wanted)
+            .await
+            .map_err(store_err)?;
+        for (r, link) in wanted.iter().zip(found) {
+            if let Some(link) = link {
                 if done.insert(link.id.to_string()) {
                     table.link(r.object, link_state(&link).ids);
                 }
