@@ -19,10 +19,15 @@
 //!    are deletions; records a connector could not read are reported.
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
-//! 5. **Sort.** A record with a stored link joins its link's group; the group is completed
-//!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get);
-//!    a side that is gone is a deletion). Unlinked records are matched ([`matching`]) against
-//!    each other and against stored links by e-mail and domain.
+//! 5. **Sort.** A record with a stored link joins its link's group (the links are looked up
+//!    a few hundred records per query). A group whose every side read holds the hash stored
+//!    for it (our own writes coming back: *echoes*), whose link has a live, hashed record
+//!    in every CRM synced and that no unlinked record of the run may match, changed nowhere:
+//!    it is counted as echoes and dropped. Any other group is completed by reading the
+//!    sides that did not change, in batches
+//!    ([`Connector::get_many`](crmkit_core::Connector::get_many); a side that is gone is a
+//!    deletion). Unlinked records are matched ([`matching`]) against each other and against
+//!    stored links by e-mail and domain.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
 //!    Per group: sides whose hash equals the stored one did not change (a feed record like that is our own write coming back: an *echo*, never sent
@@ -35,9 +40,9 @@
 //!    `sent`) before it goes out through the connectors' batch methods
 //!    ([`Connector::create_marked`](crmkit_core::Connector::create_marked), `update`,
 //!    `delete`), and settled or failed per record after. Each field change is audited.
-//!    Written records are read back and their hashes and field values stored (the base of
-//!    the next run), so a CRM that normalises a value (or ignores one) does not make our
-//!    write look like its own change next time.
+//!    Written records are read back (`get_many` again) and their hashes and field values
+//!    stored (the base of the next run), so a CRM that normalises a value (or ignores one)
+//!    does not make our write look like its own change next time.
 //! 8. **Cursors.** A kind's cursors are saved only after everything they cover is stored,
 //!    and only when every write of the kind succeeded: a failed record is read again next
 //!    run (the rest is idempotent, as its hashes moved).
