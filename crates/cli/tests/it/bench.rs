@@ -54,8 +54,9 @@ async fn bench_close_import_compares_with_the_reference_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_sync_noop_writes_nothing_and_reads_only_the_listings() {
-    let records = 300;
-    let out = crmkit(None, &["bench", "sync-noop", "--records", "300"]).await;
+    let records: usize = 300;
+    let n = records.to_string();
+    let out = crmkit(None, &["bench", "sync-noop", "--records", &n]).await;
     let figures = figures(&out);
     assert_eq!(figures.get("writes"), Some(&0.0), "{out}");
     assert!(figures.get("seconds").is_some_and(|s| *s > 0.0), "{out}");
