@@ -270,6 +270,69 @@ pub trait Connector: Send + Sync {
 mod tests {
     use super::*;
 
+    /// Companies `a`…`z` (one letter ids); a later letter answers sooner, so reads finish
+    /// out of order.
+    struct Letters;
+
+    #[async_trait]
+    impl Connector for Letters {
+        fn crm(&self) -> Crm {
+            Crm::Close
+        }
+        fn changes(&self, _: ObjectKind, _: Option<ChangeCursor>) -> BoxStream<'_, Result<Change>> {
+            stream::empty().boxed()
+        }
+        async fn get(&self, _: ObjectKind, id: &str) -> Result<Record> {
+            let letter = id
+                .bytes()
+                .next()
+                .filter(|b| id.len() == 1 && b.is_ascii_lowercase());
+            let Some(b) = letter else {
+                return Err(Error::new(ErrorKind::NotFound, format!("no {id}")));
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(b'z' - b))).await;
+            Ok(Record::Company(crate::Company {
+                id: Some(id.to_string()),
+                ..crate::Company::default()
+            }))
+        }
+        async fn create(&self, _: Vec<Record>) -> BatchOutcome {
+            BatchOutcome::default()
+        }
+        async fn update(&self, _: Vec<Record>) -> BatchOutcome {
+            BatchOutcome::default()
+        }
+        async fn delete(&self, _: Vec<RecordRef>) -> BatchOutcome {
+            BatchOutcome::default()
+        }
+        fn search(&self, _: ObjectKind, _: &str) -> BoxStream<'_, Result<Record>> {
+            stream::empty().boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_get_many_keeps_each_result_in_its_ids_place() {
+        let ids: Vec<String> = ["a", "zz", "m", "z", "b"].map(String::from).to_vec();
+        let got = Letters.get_many(ObjectKind::Company, &ids).await;
+        let read: Vec<std::result::Result<String, ErrorKind>> = got
+            .into_iter()
+            .map(|r| {
+                r.map(|rec| rec.id().unwrap_or_default().to_string())
+                    .map_err(|e| e.kind())
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                Ok("a".to_string()),
+                Err(ErrorKind::NotFound),
+                Ok("m".to_string()),
+                Ok("z".to_string()),
+                Ok("b".to_string()),
+            ]
+        );
+    }
+
     #[test]
     fn a_cursor_state_round_trips_and_a_foreign_cursor_is_refused() {
         let c = ChangeCursor::with_state("x1.", &vec![1, 2]);
