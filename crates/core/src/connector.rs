@@ -53,10 +53,15 @@
 //!   creating (Close's built-in activities, which have no custom fields, are found by their
 //!   lead, type, time and text). A sync engine settling an interrupted create calls
 //!   [`Connector::find_created`] with the record it sent, never `find_by_marker` alone.
+//! - **Batch reads keep their places.** [`Connector::get_many`] answers one result per id,
+//!   in the order of the ids: an id that names no record (never created, deleted, or of
+//!   another kind) is that id's [`crate::ErrorKind::NotFound`], never left out, so no
+//!   result ever shifts onto another id.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -212,6 +217,10 @@ impl BatchOutcome {
     }
 }
 
+/// Reads in flight at once in the default [`Connector::get_many`]: enough to hide the
+/// round trips, few enough to stay inside the CRMs' burst limits.
+const GET_MANY_CONCURRENCY: usize = 8;
+
 fn no_markers(crm: Crm) -> Error {
     Error::config(format!(
         "the {crm} connector has no idempotency marker configured"
@@ -236,6 +245,20 @@ pub trait Connector: Send + Sync {
 
     /// Reads one record.
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record>;
+
+    /// Reads the records of `kind` with `ids`: one result per id, in the order of `ids`;
+    /// an id that names no record is that id's [`crate::ErrorKind::NotFound`]. The default
+    /// reads them one by one, a few at a time; a connector whose CRM documents a batch read
+    /// overrides it.
+    async fn get_many(&self, kind: ObjectKind, ids: &[String]) -> Vec<Result<Record>> {
+        // Owned ids: a closure over borrowed ones is not `Send` for every lifetime, which
+        // the boxed future of an async trait method needs.
+        stream::iter(ids.to_vec())
+            .map(|id| async move { self.get(kind, &id).await })
+            .buffered(GET_MANY_CONCURRENCY)
+            .collect()
+            .await
+    }
 
     /// Creates records; each result carries the new id or that record's error.
     async fn create(&self, records: Vec<Record>) -> BatchOutcome;
@@ -277,6 +300,69 @@ pub trait Connector: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Companies `a`…`z` (one letter ids); a later letter answers sooner, so reads finish
+    /// out of order.
+    struct Letters;
+
+    #[async_trait]
+    impl Connector for Letters {
+        fn crm(&self) -> Crm {
+            Crm::Close
+        }
+        fn changes(&self, _: ObjectKind, _: Option<ChangeCursor>) -> BoxStream<'_, Result<Change>> {
+            stream::empty().boxed()
+        }
+        async fn get(&self, _: ObjectKind, id: &str) -> Result<Record> {
+            let letter = id
+                .bytes()
+                .next()
+                .filter(|b| id.len() == 1 && b.is_ascii_lowercase());
+            let Some(b) = letter else {
+                return Err(Error::new(ErrorKind::NotFound, format!("no {id}")));
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(b'z' - b))).await;
+            Ok(Record::Company(crate::Company {
+                id: Some(id.to_string()),
+                ..crate::Company::default()
+            }))
+        }
+        async fn create(&self, _: Vec<Record>) -> BatchOutcome {
+            BatchOutcome::default()
+        }
+        async fn update(&self, _: Vec<Record>) -> BatchOutcome {
+            BatchOutcome::default()
+        }
+        async fn delete(&self, _: Vec<RecordRef>) -> BatchOutcome {
+            BatchOutcome::default()
+        }
+        fn search(&self, _: ObjectKind, _: &str) -> BoxStream<'_, Result<Record>> {
+            stream::empty().boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_get_many_keeps_each_result_in_its_ids_place() {
+        let ids: Vec<String> = ["a", "zz", "m", "z", "b"].map(String::from).to_vec();
+        let got = Letters.get_many(ObjectKind::Company, &ids).await;
+        let read: Vec<std::result::Result<String, ErrorKind>> = got
+            .into_iter()
+            .map(|r| {
+                r.map(|rec| rec.id().unwrap_or_default().to_string())
+                    .map_err(|e| e.kind())
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                Ok("a".to_string()),
+                Err(ErrorKind::NotFound),
+                Ok("m".to_string()),
+                Ok("z".to_string()),
+                Ok("b".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn a_cursor_state_round_trips_and_a_foreign_cursor_is_refused() {

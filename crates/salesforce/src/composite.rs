@@ -28,6 +28,10 @@ pub const MAX_SUBREQUESTS: usize = 25;
 pub const MAX_TREE_RECORDS: usize = 200;
 /// Collection calls in flight at once for one write.
 const CONCURRENCY: usize = 4;
+/// Most ids per collections retrieve (`GET composite/sobjects/{Type}?ids=…`). The REST API
+/// guide says about 800 ids fit before the URL is too long (HTTP 414); 200 leaves room for
+/// a long field list as well.
+pub const RETRIEVE_SIZE: usize = 200;
 
 /// The sObject collections of one type.
 #[derive(Debug, Clone)]
@@ -62,6 +66,15 @@ fn outcome(r: SaveResult, label: &str) -> Result<Upserted> {
         }),
         (false, _) => Err(save_error(&r.errors, label)),
     }
+}
+
+fn invalid_id(sobject: &str, id: &str) -> Error {
+    Error::new(
+        ErrorKind::Validation,
+        format!("{id:?} is not a valid record id"),
+    )
+    .with_crm(Crm::Salesforce)
+    .with_record(format!("{sobject} {id}"))
 }
 
 impl Client {
@@ -191,6 +204,74 @@ impl Collections {
         .await
     }
 
+    /// `GET composite/sobjects/{Type}?ids=…&fields=…`: the records with `ids`, with
+    /// `fields`, one result per id in order, [`RETRIEVE_SIZE`] ids per call. Salesforce
+    /// answers `null` in the place of an id it cannot find (or the caller cannot see),
+    /// which becomes that id's `NotFound` (developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_retrieve.htm).
+    /// An id that cannot be one fails alone, before anything is sent.
+    pub async fn retrieve(&self, ids: &[String], fields: &[&str]) -> Vec<Result<Fields>> {
+        let sobject = self.sobject.clone();
+        let path =
+            path_segment("sObject name", &sobject).map(|s| format!("composite/sobjects/{s}"));
+        let fields = fields.join(",");
+        let mut out: Vec<Option<Result<Fields>>> = Vec::with_capacity(ids.len());
+        let mut send = Vec::new();
+        for id in ids {
+            if path_segment("record id", id).is_ok() && !id.contains(',') {
+                out.push(None);
+                send.push(id.clone());
+            } else {
+                out.push(Some(Err(invalid_id(&sobject, id))));
+            }
+        }
+        let mut done = batch::chunked(
+            send,
+            RETRIEVE_SIZE,
+            CONCURRENCY,
+            |id| format!("{sobject} {id}"),
+            |chunk| {
+                let req = path.clone().map(|p| {
+                    ApiRequest::get(p)
+                        .query("ids", chunk.join(","))
+                        .query("fields", fields.clone())
+                });
+                let sobject = sobject.clone();
+                async move {
+                    let found: Vec<Option<Fields>> = self.client.json(&req?).await?;
+                    if found.len() != chunk.len() {
+                        return Err(Error::bad_response(format!(
+                            "the collection answered {} records for {} ids",
+                            found.len(),
+                            chunk.len()
+                        ))
+                        .with_crm(Crm::Salesforce));
+                    }
+                    Ok(found
+                        .into_iter()
+                        .zip(chunk)
+                        .map(|(f, id)| {
+                            f.ok_or_else(|| {
+                                Error::new(ErrorKind::NotFound, format!("no {sobject} {id}"))
+                                    .with_crm(Crm::Salesforce)
+                                    .with_record(format!("{sobject} {id}"))
+                            })
+                        })
+                        .collect())
+                }
+            },
+        )
+        .await
+        .into_iter();
+        out.into_iter()
+            .map(|slot| match slot {
+                Some(r) => r,
+                None => done
+                    .next()
+                    .unwrap_or_else(|| Err(Error::bad_response("missing result"))),
+            })
+            .collect()
+    }
+
     /// `DELETE composite/sobjects?ids=…&allOrNone=false`: deletes each id. An id that
     /// cannot be one fails alone, before anything is sent.
     pub async fn delete(&self, ids: Vec<String>) -> Vec<Result<()>> {
@@ -202,12 +283,7 @@ impl Collections {
                 out.push(None);
                 send.push(id);
             } else {
-                out.push(Some(Err(Error::new(
-                    ErrorKind::Validation,
-                    format!("{id:?} is not a valid record id"),
-                )
-                .with_crm(Crm::Salesforce)
-                .with_record(format!("{sobject} {id}")))));
+                out.push(Some(Err(invalid_id(&sobject, &id))));
             }
         }
         let mut done = batch::chunked(

@@ -27,7 +27,10 @@
 //! [`Store::open`] takes one URL:
 //! - a file path such as `crmkit.db`, or `sqlite:PATH` / `sqlite://PATH`: **SQLite**, the
 //!   embedded default. The file is created if missing (unless the URL sets `mode=`) and put in
-//!   write-ahead-log mode. Several processes may share the file.
+//!   write-ahead-log mode with `synchronous = NORMAL`: commits do not wait for the disk, a
+//!   process crash loses nothing committed, and a power loss may roll back only the last
+//!   commits, never corrupt the file (the sync engine repeats such work idempotently; see
+//!   the reasoning at `sync_normal` in `store.rs`). Several processes may share the file.
 //! - `sqlite::memory:`: a private in-memory SQLite database living as long as the store (one
 //!   connection; for tests and dry runs).
 //! - `postgres://user[:password]@host[:port]/database[?param=…]` (also `postgresql://`):
@@ -122,7 +125,7 @@ pub use error::{Error, Result};
 pub use inbox::InboxItem;
 pub use intents::{Intent, IntentOp, IntentState, NewIntent};
 pub use leases::Lease;
-pub use links::{Link, LinkUpdate, NewLink, UPSERT_ATTEMPTS, Upserted};
+pub use links::{LOOKUP_CHUNK, Link, LinkUpdate, NewLink, UPSERT_ATTEMPTS, Upserted};
 pub use retries::{Retry, RetryPolicy};
 pub use runs::{Run, RunCounts, RunStatus};
 pub use store::{Store, Tx};

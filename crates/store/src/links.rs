@@ -340,6 +340,10 @@ ops! {
     read fn link(id: &LinkId) -> Option<Link> = get;
     /// The link holding `record` (its CRM id for its kind).
     read fn link_by_record(record: &RecordRef) -> Option<Link> = by_record;
+    /// The link holding each of `records`, in the order of `records`: what
+    /// [`Store::link_by_record`](crate::Store::link_by_record) answers for each, in one
+    /// query per CRM and kind for up to [`LOOKUP_CHUNK`] records.
+    read fn links_by_records(records: &[RecordRef]) -> Vec<Option<Link>> = by_records;
     /// The links of kind `entity` whose e-mail address is `email` (for matching).
     read fn links_by_email(entity: ObjectKind, email: &str) -> Vec<Link> = by_email;
     /// The links of kind `entity` whose domain is `domain` (for matching).
@@ -470,6 +474,47 @@ async fn find_holder(
 
 async fn by_record(conn: &mut AnyConnection, record: &RecordRef) -> Result<Option<Link>> {
     holder(conn, record.object, record.crm, &record.id).await
+}
+
+/// Records per query of [`Store::links_by_records`](crate::Store::links_by_records): far
+/// below SQLite's bound-parameter limit (999 before SQLite 3.32).
+pub const LOOKUP_CHUNK: usize = 500;
+
+async fn by_records(conn: &mut AnyConnection, records: &[RecordRef]) -> Result<Vec<Option<Link>>> {
+    let mut out: Vec<Option<Link>> = vec![None; records.len()];
+    let mut by_source: BTreeMap<(ObjectKind, Crm), Vec<usize>> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        by_source.entry((r.object, r.crm)).or_default().push(i);
+    }
+    for ((entity, crm), at) in by_source {
+        for chunk in at.chunks(LOOKUP_CHUNK) {
+            let params: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
+            let sql = format!(
+                "{SELECT} WHERE entity_type = $1 AND {} IN ({})",
+                id_column(crm),
+                params.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(object_str(entity));
+            for &i in chunk {
+                query = query.bind(records[i].id.as_str());
+            }
+            let rows = query.fetch_all(&mut *conn).await.map_err(db(format!(
+                "looking up the links of {} {crm} {entity} records",
+                chunk.len()
+            )))?;
+            let mut found: BTreeMap<String, Link> = BTreeMap::new();
+            for row in &rows {
+                let link = Link::from_row(row)?;
+                if let Some(id) = link.crm_id(crm) {
+                    found.insert(id.to_string(), link);
+                }
+            }
+            for &i in chunk {
+                out[i] = found.get(&records[i].id).cloned();
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn by_column(

@@ -25,16 +25,21 @@
 //!    state; tombstones are deletions; records a connector could not read are reported.
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
-//! 5. **Sort.** A record with a stored link joins its link's group; the group is completed
-//!    by reading the sides that did not change ([`Connector::get`](crmkit_core::Connector::get)).
-//!    Only a tombstone is a deletion: a side that answers "not found" without one may be
+//! 5. **Sort.** A record with a stored link joins its link's group (the links are looked up
+//!    a few hundred records per query). A group whose every side read holds the hash stored
+//!    for it (our own writes coming back: *echoes*), whose link has a live, hashed record
+//!    in every CRM synced and that no unlinked record of the run may match, changed nowhere:
+//!    it is counted as echoes and dropped. Any other group is completed by reading the
+//!    sides that did not change, in batches
+//!    ([`Connector::get_many`](crmkit_core::Connector::get_many); a side that is gone is a
+//!    deletion). Unlinked records are matched ([`matching`]) against each other and against
+//!    stored links by e-mail and domain. Only a tombstone is a deletion: a side that answers "not found" without one may be
 //!    merged or hidden from us, so under `propagate` it is queued for review instead of
 //!    deleting the others (under `ignore` and `flag` it is handled like a deletion, which
 //!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
 //!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
-//!    the merge is queued for review when it is. Unlinked records are matched ([`matching`]) against
-//!    each other and against stored links by e-mail and domain; records named by an open
-//!    ambiguous-match review are left out until a person decides.
+//!    the merge is queued for review when it is. Records named by an open ambiguous-match
+//!    review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
 //!    Per group: sides whose hash equals the stored one did not change (a feed record like that is our own write coming back: an *echo*, never sent
@@ -47,7 +52,7 @@
 //!    `sent`) before it goes out through the connectors' batch methods
 //!    ([`Connector::create_marked`](crmkit_core::Connector::create_marked), `update`,
 //!    `delete`), and settled or failed per record after. Each field change is audited.
-//!    Written records are read back and their hashes and field values stored (the base of
+//!    Written records are read back (`get_many` again) and their hashes and field values stored (the base of
 //!    the next run), so a CRM that normalises a value (or ignores one) does not make our
 //!    write look like its own change next time. A field whose read-back value is not what
 //!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a

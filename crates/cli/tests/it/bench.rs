@@ -51,3 +51,23 @@ async fn bench_close_import_compares_with_the_reference_loop() {
     assert!(reference > 0.0 && reference < 0.1, "{out}");
     assert!(figures["speedup"] > 1.0, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sync_noop_writes_nothing_and_reads_only_the_listings() {
+    let records: usize = 300;
+    let n = records.to_string();
+    let out = crmkit(None, &["bench", "sync-noop", "--records", &n]).await;
+    let figures = figures(&out);
+    assert_eq!(figures.get("writes"), Some(&0.0), "{out}");
+    assert!(figures.get("seconds").is_some_and(|s| *s > 0.0), "{out}");
+    // The feeds' pages (search pages of 200 and batch reads of 100, the Close event log)
+    // and nothing per record: no single-record read of a linked record's other side.
+    let pages = records.div_ceil(100) as f64;
+    let calls = figures["calls"];
+    assert!(calls > 0.0 && calls <= 10.0 + 2.0 * pages, "{out}");
+    let single: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("calls GET") && l.contains("{id}"))
+        .collect();
+    assert!(single.is_empty(), "{single:?} in {out}");
+}

@@ -95,6 +95,9 @@ use crate::schema::NewProperty;
 use crate::search::SearchRequest;
 use mapping::{linked, object_type_of, object_types, to_record};
 
+/// Batch reads in flight at once in `get_many`; the rate budgets pace them anyway.
+const GET_CONCURRENCY: usize = 4;
+
 /// The association types a link the connector writes from `t` to `to` gets: HubSpot's
 /// unlabelled type, plus the primary type where the pair has one (contact or deal →
 /// company), so the company written is the one read back (reads prefer the primary).
@@ -331,6 +334,80 @@ impl HubSpotConnector {
             Error::new(ErrorKind::NotFound, format!("no HubSpot {kind} {id}"))
                 .with_crm(Crm::HubSpot),
         )
+    }
+
+    /// Records of `kind` by id, one result per id in order: batch reads of up to 100 ids
+    /// (`POST crm/v3/objects/{type}/batch/read`), a few in flight, each page's links read
+    /// as the change feed reads them. Activity ids not found in one type are looked up in
+    /// the next; an id found in none is its own `NotFound`.
+    async fn get_all(&self, kind: ObjectKind, ids: &[String]) -> Vec<Result<Record>> {
+        let chunks: Vec<Vec<String>> = ids
+            .chunks(crate::batch::BATCH_SIZE)
+            .map(<[String]>::to_vec)
+            .collect();
+        let parts: Vec<Vec<Result<Record>>> = stream::iter(chunks)
+            .map(|chunk| self.get_chunk(kind, chunk))
+            .buffered(GET_CONCURRENCY)
+            .collect()
+            .await;
+        parts.into_iter().flatten().collect()
+    }
+
+    /// [`Self::get_all`] for at most 100 ids.
+    async fn get_chunk(&self, kind: ObjectKind, ids: Vec<String>) -> Vec<Result<Record>> {
+        let not_found = |id: &str| {
+            Error::new(ErrorKind::NotFound, format!("no HubSpot {kind} {id}"))
+                .with_crm(Crm::HubSpot)
+                .with_record(format!("{kind} {id}"))
+        };
+        let mut out: Vec<Result<Record>> = ids.iter().map(|id| Err(not_found(id))).collect();
+        for t in object_types(kind) {
+            let pending: Vec<usize> = (0..ids.len())
+                .filter(|&i| matches!(&out[i], Err(e) if e.kind() == ErrorKind::NotFound))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let props = match self.properties(t).await {
+                Ok(p) => p,
+                Err(e) => {
+                    for i in pending {
+                        out[i] = Err(e.clone());
+                    }
+                    break;
+                }
+            };
+            let wanted = pending.iter().map(|&i| ids[i].clone()).collect();
+            let mut found: Vec<(usize, HubSpotObject)> = Vec::new();
+            for (i, got) in pending
+                .into_iter()
+                .zip(feed::hydrate(&self.client, t, wanted, &props).await)
+            {
+                match got {
+                    Ok(o) => found.push((i, o)),
+                    // Not of this type: the next one may hold it.
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => out[i] = Err(e),
+                }
+            }
+            let read: Vec<usize> = found.iter().map(|f| f.0).collect();
+            match feed::with_links(&self.client, t, found, |f| &mut f.1).await {
+                Ok(linked) => {
+                    for (i, o) in linked {
+                        out[i] = to_record(t, &o).map_err(|e| {
+                            e.with_crm(Crm::HubSpot)
+                                .with_record(format!("{kind} {}", ids[i]))
+                        });
+                    }
+                }
+                Err(e) => {
+                    for i in read {
+                        out[i] = Err(e.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Ends the link from record `id` of `t` to `old` of `to` without losing a label a user
@@ -762,6 +839,10 @@ impl Connector for HubSpotConnector {
             .pop()
             .ok_or_else(|| Error::bad_response("the associations read lost the record"))?;
         to_record(&t, &o).map_err(|e| e.with_crm(Crm::HubSpot).with_record(format!("{kind} {id}")))
+    }
+
+    async fn get_many(&self, kind: ObjectKind, ids: &[String]) -> Vec<Result<Record>> {
+        self.get_all(kind, ids).await
     }
 
     async fn create(&self, records: Vec<Record>) -> BatchOutcome {

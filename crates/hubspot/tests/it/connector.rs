@@ -1118,3 +1118,73 @@ async fn feed_and_search_read_every_custom_property_of_a_wide_portal() {
     };
     assert_eq!(p.custom["custom_field_number_149"], "deep", "read in full");
 }
+
+#[tokio::test]
+async fn get_many_reads_in_batches_keeps_the_order_and_reports_each_missing_id() {
+    let sb = sandbox().await;
+    let conn = HubSpotConnector::new(client(&sb.base_url(), "conn-get-many"));
+    let out = conn
+        .create(vec![company("Linked"), company("Second")])
+        .await;
+    let ids: Vec<String> = out.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{:?}", out.results);
+    let asked = vec![ids[1].clone(), "999999999".to_string(), ids[0].clone()];
+    let before = sb.stats().requests.len();
+    let got = conn.get_many(ObjectKind::Company, &asked).await;
+    let reads: Vec<String> = sb.stats().requests[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(got.len(), 3);
+    // The same records `get` reads, in the order asked; the missing id is its own NotFound.
+    for (i, at) in [(1, 0), (0, 2)] {
+        let one = conn.get(ObjectKind::Company, &ids[i]).await.expect("reads");
+        assert_eq!(got[at].as_ref().expect("found"), &one);
+    }
+    let missing = got[1].as_ref().expect_err("no such company");
+    assert_eq!(
+        missing.kind(),
+        crmkit_core::ErrorKind::NotFound,
+        "{missing}"
+    );
+    assert!(
+        reads
+            .iter()
+            .all(|r| !r.starts_with("GET /crm/v3/objects/companies/")),
+        "no single reads: {reads:?}"
+    );
+    assert!(
+        reads.contains(&"POST /crm/v3/objects/companies/batch/read".to_string()),
+        "{reads:?}"
+    );
+
+    // Activities are looked up type by type: a note and a call in one call, in order.
+    let mut note = Activity::new(ActivityKind::Note);
+    note.body = Some("Met at the fair".into());
+    note.occurred_at = chrono::DateTime::from_timestamp(1_767_225_600, 0);
+    let mut call = Activity::new(ActivityKind::Call);
+    call.body = Some("Called back".into());
+    call.occurred_at = chrono::DateTime::from_timestamp(1_767_225_600, 0);
+    let out = conn
+        .create(vec![Record::Activity(call), Record::Activity(note)])
+        .await;
+    let acts: Vec<String> = out.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(acts.len(), 2, "{:?}", out.results);
+    let asked = vec![acts[1].clone(), "888888888".to_string(), acts[0].clone()];
+    let got = conn.get_many(ObjectKind::Activity, &asked).await;
+    let kinds: Vec<Option<ActivityKind>> = got
+        .iter()
+        .map(|r| match r {
+            Ok(Record::Activity(a)) => Some(a.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [Some(ActivityKind::Note), None, Some(ActivityKind::Call)]
+    );
+    assert_eq!(
+        got[1].as_ref().expect_err("missing").kind(),
+        crmkit_core::ErrorKind::NotFound
+    );
+}

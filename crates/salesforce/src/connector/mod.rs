@@ -531,6 +531,49 @@ impl SalesforceConnector {
         }
         finish(out)
     }
+
+    /// Records of `kind` by id, one result per id in order: per sObject (told by the id's
+    /// prefix, as `get` does), through sObject Collections retrieve.
+    async fn get_all(&self, kind: ObjectKind, ids: &[String]) -> Vec<Result<Record>> {
+        let mut by_sobject: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            by_sobject
+                .entry(self.sobject_of_ref(kind, id))
+                .or_default()
+                .push(i);
+        }
+        let mut out: Vec<Option<Result<Record>>> = ids.iter().map(|_| None).collect();
+        for (sobject, at) in by_sobject {
+            let wanted: Vec<String> = at.iter().map(|&i| ids[i].clone()).collect();
+            let got = match self.fields(sobject).await {
+                Ok(fields) => {
+                    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+                    self.client
+                        .collections(sobject)
+                        .retrieve(&wanted, &refs)
+                        .await
+                }
+                Err(e) => wanted.iter().map(|_| Err(e.clone())).collect(),
+            };
+            for (i, f) in at.into_iter().zip(got) {
+                let label = format!("{kind} {}", ids[i]);
+                out[i] = Some(
+                    f.and_then(|f| to_record(sobject, &f, &self.currency))
+                        .map_err(|e| named(e, &label)),
+                );
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(
+                        Error::bad_response("the batch read did not account for this record")
+                            .with_crm(Crm::Salesforce),
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// A marker as its field compares it: as is when case-sensitive, else lower-cased.
@@ -598,6 +641,10 @@ impl Connector for SalesforceConnector {
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
         let f = self.client.sobject(sobject).get(id, &refs).await?;
         to_record(sobject, &f, &self.currency).map_err(|e| named(e, &format!("{kind} {id}")))
+    }
+
+    async fn get_many(&self, kind: ObjectKind, ids: &[String]) -> Vec<Result<Record>> {
+        self.get_all(kind, ids).await
     }
 
     async fn create(&self, records: Vec<Record>) -> BatchOutcome {

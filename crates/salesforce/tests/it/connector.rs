@@ -693,3 +693,82 @@ async fn people_can_be_leads_with_their_company_in_custom() {
     assert_eq!(p.name, "Grace Hopper");
     assert_eq!(p.custom["Company"], "Compilers Inc");
 }
+
+#[tokio::test]
+async fn get_many_reads_through_collections_in_order_and_reports_each_missing_id() {
+    let sandbox = strict(0, 2000).await;
+    let conn = SalesforceConnector::new(jwt_client(&sandbox));
+    let out = conn
+        .create((0..250).map(|i| company(&format!("Co{i}"))).collect())
+        .await;
+    let mut ids: Vec<String> = out
+        .results
+        .iter()
+        .map(|r| r.as_ref().expect("created").id.clone())
+        .collect();
+    assert_eq!(ids.len(), 250);
+    let gone = ids.pop().expect("one");
+    let out = conn
+        .delete(vec![RecordRef::new(
+            crmkit_core::Crm::Salesforce,
+            ObjectKind::Company,
+            gone.clone(),
+        )])
+        .await;
+    assert_eq!(out.failed().count(), 0, "{:?}", out.results);
+    ids.reverse();
+    ids.insert(100, gone);
+    let before = sandbox.stats().requests.len();
+    let got = conn.get_many(ObjectKind::Company, &ids).await;
+    let calls: Vec<String> = sandbox.stats().requests[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(got.len(), 250);
+    // 250 ids in calls of at most 200, never one read per record.
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.starts_with("GET ") && c.ends_with("/composite/sobjects/Account")),
+        "{calls:?}"
+    );
+    let missing = got[100].as_ref().expect_err("deleted");
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    // Every other place holds its own record, as `get` reads it.
+    for at in [0, 99, 101, 249] {
+        let one = conn
+            .get(ObjectKind::Company, &ids[at])
+            .await
+            .expect("reads");
+        assert_eq!(got[at].as_ref().expect("found"), &one, "place {at}");
+    }
+    assert_eq!(got.iter().filter(|r| r.is_ok()).count(), 249);
+
+    // Activities: tasks and events told apart by their ids, in the order asked.
+    let mut call = Activity::new(ActivityKind::Call);
+    call.subject = Some("Intro call".into());
+    let mut meeting = Activity::new(ActivityKind::Meeting);
+    meeting.subject = Some("Kick-off".into());
+    meeting.occurred_at = Some(Utc::now());
+    meeting.duration_secs = Some(1800);
+    let out = conn
+        .create(vec![Record::Activity(meeting), Record::Activity(call)])
+        .await;
+    let acts: Vec<String> = out
+        .results
+        .iter()
+        .map(|r| r.as_ref().expect("created").id.clone())
+        .collect();
+    let got = conn
+        .get_many(ObjectKind::Activity, &[acts[1].clone(), acts[0].clone()])
+        .await;
+    let kinds: Vec<ActivityKind> = got
+        .iter()
+        .map(|r| match r {
+            Ok(Record::Activity(a)) => a.kind,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, [ActivityKind::Call, ActivityKind::Meeting]);
+}

@@ -18,6 +18,7 @@ both_backends!(
     unlink_and_hashes,
     field_values_per_side,
     list_pages_in_id_order,
+    batch_lookups_answer_in_order_past_a_chunk,
 );
 
 async fn insert_and_look_up_by_every_id(db: TestDb) {
@@ -476,4 +477,51 @@ async fn list_pages_in_id_order(db: TestDb) {
     }
     ids.sort();
     assert_eq!(seen, ids);
+}
+
+async fn batch_lookups_answer_in_order_past_a_chunk(db: TestDb) {
+    let s = &db.store;
+    let n = crmkit_store::LOOKUP_CHUNK + 20;
+    let mut asked = Vec::new();
+    for i in 0..n {
+        let link = s
+            .insert_link(
+                &NewLink::new(ObjectKind::Company)
+                    .crm_id(Crm::Close, format!("lead_{i}"))
+                    .crm_id(Crm::HubSpot, format!("{}", 1000 + i)),
+            )
+            .await
+            .unwrap();
+        // Asked by either side, newest first, with a missing id and an id of another kind
+        // in between.
+        let crm = if i % 2 == 0 { Crm::Close } else { Crm::HubSpot };
+        asked.push((Some(link.clone()), link.record(crm).unwrap()));
+    }
+    asked.reverse();
+    asked.insert(
+        3,
+        (
+            None,
+            RecordRef::new(Crm::Close, ObjectKind::Company, "lead_none"),
+        ),
+    );
+    asked.insert(
+        7,
+        (
+            None,
+            RecordRef::new(Crm::Close, ObjectKind::Person, "lead_5"),
+        ),
+    );
+    let refs: Vec<RecordRef> = asked.iter().map(|(_, r)| r.clone()).collect();
+    let got = s.links_by_records(&refs).await.unwrap();
+    assert_eq!(got.len(), refs.len());
+    for ((want, r), got) in asked.iter().zip(&got) {
+        assert_eq!(
+            got.as_ref().map(|l| &l.id),
+            want.as_ref().map(|l| &l.id),
+            "{r}"
+        );
+        assert_eq!(got, &s.link_by_record(r).await.unwrap(), "{r}");
+    }
+    assert_eq!(s.links_by_records(&[]).await.unwrap(), Vec::new());
 }

@@ -414,16 +414,16 @@ impl Engine {
         // an edit someone made meanwhile is not taken as synced (see `readback`).
         let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
-        let reads: Vec<(usize, RecordRef, Sent, Result<Record>)> = stream::iter(written)
-            .filter(|(i, _, _)| futures::future::ready(!failed.contains(i)))
-            .map(|(i, r, sent)| async move {
-                let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (i, r, sent, got)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
+        let reads = self
+            .read_many(
+                written
+                    .into_iter()
+                    .filter(|(i, _, _)| !failed.contains(i))
+                    .map(|(i, r, sent)| ((i, sent), r))
+                    .collect(),
+            )
             .await;
-        for (i, r, sent, got) in reads {
+        for ((i, sent), r, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
                 Ok(seen) => {
                     let before = plan.groups[i].seen.get(&r.crm).map(|(_, f)| f);
@@ -541,7 +541,7 @@ fn describe_ids(kind: ObjectKind, ids: &BTreeMap<Crm, String>) -> String {
 
 /// A batch's results, one per input whatever the connector answered: `None` for an input it
 /// reported nothing for, so a short answer never lets the others pass as written.
-fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
+pub(super) fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
     results
         .into_iter()
         .map(Some)

@@ -98,35 +98,47 @@ impl Engine {
         let mut input = Input::default();
         let mut groups: BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)> = BTreeMap::new();
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
+        let mut mapped: Vec<Seen> = Vec::new();
         for ((crm, id), record) in upserts {
-            let seen = match Seen::new(crm, record, cfg, true) {
-                Ok(s) => s,
+            match Seen::new(crm, record, cfg, true) {
+                Ok(s) => mapped.push(s),
                 Err(e) => {
                     report.errors.push(e.to_string());
                     failures.record(RecordRef::new(crm, kind, id), e.to_string());
-                    continue;
                 }
-            };
-            match self
-                .store
-                .link_by_record(&seen.reference())
-                .await
-                .map_err(store_err)?
-            {
+            }
+        }
+        // One lookup per few hundred records, not a query each.
+        let refs: Vec<RecordRef> = mapped.iter().map(Seen::reference).collect();
+        let found = self
+            .store
+            .links_by_records(&refs)
+            .await
+            .map_err(store_err)?;
+        for (seen, link) in mapped.into_iter().zip(found) {
+            match link {
                 Some(link) => {
                     let key = link.id.to_string();
                     let entry = groups
                         .entry(key.clone())
                         .or_insert_with(|| (link_state(&link), BTreeMap::new()));
-                    entry.1.insert(crm, seen);
+                    entry.1.insert(seen.crm, seen);
                     links.insert(key, link);
                 }
                 None => input.unlinked.push(seen),
             }
         }
-        for (crm, id) in deletes {
-            let r = RecordRef::new(crm, kind, id);
-            if let Some(link) = self.store.link_by_record(&r).await.map_err(store_err)? {
+        let gone: Vec<RecordRef> = deletes
+            .into_iter()
+            .map(|(crm, id)| RecordRef::new(crm, kind, id))
+            .collect();
+        let found = self
+            .store
+            .links_by_records(&gone)
+            .await
+            .map_err(store_err)?;
+        for (r, link) in gone.into_iter().zip(found) {
+            if let Some(link) = link {
                 groups.remove(link.id.as_str());
                 input.deleted.push((r, link_state(&link)));
                 links.insert(link.id.to_string(), link);
@@ -153,6 +165,9 @@ impl Engine {
                 }
             }
         }
+        // Groups of nothing but echoes changed nowhere: counted and dropped before any read.
+        let on_list: BTreeSet<RecordRef> = listed.iter().map(|r| r.record.clone()).collect();
+        report.echoes += echo::drop_echoes(kind, &crms, &mut groups, &input.unlinked, &on_list);
         // Complete each linked record with the sides that did not change.
         let mut missing: Vec<(String, RecordRef)> = Vec::new();
         for (key, (state, sides)) in &groups {
@@ -162,14 +177,7 @@ impl Engine {
                 }
             }
         }
-        let read: Vec<(String, RecordRef, Result<Record>)> = stream::iter(missing)
-            .map(|(key, r)| async move {
-                let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (key, r, got)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
-            .await;
+        let read = self.read_many(missing).await;
         for (key, r, got) in read {
             match got {
                 Ok(record) => match Seen::new(r.crm, record, cfg, false) {
@@ -342,8 +350,14 @@ impl Engine {
         }
         let mut table = RefTable::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
-        for r in wanted {
-            if let Some(link) = self.store.link_by_record(&r).await.map_err(store_err)? {
+        let wanted: Vec<RecordRef> = wanted.into_iter().collect();
+        let found = self
+            .store
+            .links_by_records(&wanted)
+            .await
+            .map_err(store_err)?;
+        for (r, link) in wanted.iter().zip(found) {
+            if let Some(link) = link {
                 if done.insert(link.id.to_string()) {
                     table.link(r.object, link_state(&link).ids);
                 }

@@ -13,7 +13,7 @@ use crmkit_store::{
     CursorKey, IntentOp, Link, LinkUpdate, NewAuditEntry, NewConflict, NewIntent, NewLink,
     RunCounts, RunId, RunStatus, Store,
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -38,18 +38,17 @@ macro_rules! fenced {
 }
 
 mod apply;
+mod echo;
 mod gone;
 mod kind;
 mod lease;
+mod read;
 mod readback;
 mod reconcile;
 mod retry;
 
 pub use lease::pair_name;
 pub use retry::GivenUp;
-
-/// Reads in flight at once when completing links and reading written records back.
-const READ_CONCURRENCY: usize = 8;
 
 /// Open reviews read per run and kind to leave their records alone (far more than a review
 /// queue a person works through holds).

@@ -112,15 +112,10 @@ impl Engine {
             })
             .collect();
         report.retried += due.len();
-        let read: Vec<(RecordRef, Result<Record>)> = stream::iter(due)
-            .map(|r| async move {
-                let got = self.conn(r.crm).get(r.object, &r.id).await;
-                (r, got)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
+        let read = self
+            .read_many(due.into_iter().map(|r| ((), r)).collect())
             .await;
-        for (r, got) in read {
+        for ((), r, got) in read {
             match got {
                 Ok(record) => {
                     upserts.insert((r.crm, r.id.clone()), record);

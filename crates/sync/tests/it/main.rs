@@ -3,6 +3,7 @@
 
 mod activities;
 mod deletes;
+mod echoes;
 mod leases;
 mod policies;
 mod propagation;
@@ -36,6 +37,8 @@ pub struct World {
     pub hs: HubSpotClient,
     /// The connectors, markers configured.
     pub connectors: Vec<Arc<dyn Connector>>,
+    /// The Close connector of `connectors`, to build variants of.
+    pub close_conn: CloseConnector,
     /// The sync store (SQLite file in a temporary directory).
     pub store: Store,
     /// The PostgreSQL schema to drop, if the store is there.
@@ -176,7 +179,8 @@ impl World {
             hs_sb,
             close,
             hs: hs.clone(),
-            connectors: vec![Arc::new(close_conn), Arc::new(hs_conn)],
+            connectors: vec![Arc::new(close_conn.clone()), Arc::new(hs_conn)],
+            close_conn,
             store,
             schema,
             seen: std::sync::Mutex::new((0, 0)),
