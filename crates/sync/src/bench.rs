@@ -15,7 +15,7 @@ use std::time::Instant;
 use crmkit_core::{Company, Crm, ObjectKind, Record};
 
 use crate::config::Config;
-use crate::plan::{self, Input, LinkState, RefTable, Seen};
+use crate::plan::{self, Input, LinkState, RefTable, Seen, Sides};
 
 /// Pairs planned per chunk: the engine plans a page of changes at a time, so memory stays
 /// bounded whatever the total.
@@ -118,7 +118,7 @@ fn plan_chunk(config: &Config, from: usize, to: usize) -> usize {
             };
             input
                 .linked
-                .push((link, BTreeMap::from([(Crm::Close, c), (Crm::HubSpot, h)])));
+                .push((link, Sides::from([(Crm::Close, c), (Crm::HubSpot, h)])));
         } else {
             input.unlinked.push(c);
             input.unlinked.push(h);
