@@ -402,9 +402,14 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         refs.translate(ObjectKind::Company, s.crm, id, anchor)
     };
     let key_of = |s: &Seen| -> Keys { matching::keys(&s.record, company_key(s).as_deref()) };
-    let mut index: BTreeMap<Crm, Index<usize>> = BTreeMap::new();
-    let mut nodes: Vec<Node> = Vec::new();
     let free_keys: Vec<Keys> = unlinked.iter().map(key_of).collect();
+    let linked_keys: Vec<Keys> = linked
+        .iter()
+        .flat_map(|(_, sides)| sides.values())
+        .map(key_of)
+        .collect();
+    let mut index: BTreeMap<Crm, Index<'_, usize>> = BTreeMap::new();
+    let mut nodes: Vec<Node> = Vec::new();
     for (i, s) in unlinked.iter().enumerate() {
         index
             .entry(s.crm)
@@ -412,12 +417,10 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
             .insert(&free_keys[i], nodes.len());
         nodes.push(Node::Free(i));
     }
+    let mut keys = linked_keys.iter();
     for (g, (_, sides)) in linked.iter().enumerate() {
-        for s in sides.values() {
-            index
-                .entry(s.crm)
-                .or_default()
-                .insert(&key_of(s), nodes.len());
+        for (s, k) in sides.values().zip(&mut keys) {
+            index.entry(s.crm).or_default().insert(k, nodes.len());
         }
         nodes.push(Node::Linked(g));
     }
