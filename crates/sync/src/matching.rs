@@ -225,7 +225,11 @@ impl Keys {
 /// The matching keys of `record`. Deals match on their company (as `company_key`, the same
 /// for linked companies in every CRM) plus normalised name.
 pub fn keys(record: &Record, company_key: Option<&str>) -> Keys {
-    let mut keys = Keys::default();
+    // Room for a company's domain and name keys: the buffer is not grown key by key.
+    let mut keys = Keys {
+        text: String::with_capacity(96),
+        ends: Vec::with_capacity(2),
+    };
     match record {
         Record::Person(p) => {
             for e in &p.emails {

@@ -348,7 +348,9 @@ pub struct Input {
 pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) -> Plan {
     let mut out = Plan {
         kind,
-        groups: Vec::new(),
+        // A group per changed link and per matched pair, typically: reserved so the list
+        // of large groups is not copied as it grows.
+        groups: Vec::with_capacity(input.linked.len() + input.unlinked.len() / 2),
         ambiguous: Vec::new(),
         deletions: Vec::new(),
         errors: Vec::new(),
@@ -409,7 +411,7 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         .map(key_of)
         .collect();
     let mut index: BTreeMap<Crm, Index<'_, usize>> = BTreeMap::new();
-    let mut nodes: Vec<Node> = Vec::new();
+    let mut nodes: Vec<Node> = Vec::with_capacity(unlinked.len() + linked.len());
     for (i, s) in unlinked.iter().enumerate() {
         index
             .entry(s.crm)
@@ -440,13 +442,14 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         }
     };
     if matching::matchable(kind) {
-        let mut claimed: BTreeMap<(Crm, usize), Vec<usize>> = BTreeMap::new();
+        // (claimant's CRM, node claimed, claimant): sorted, each node's claimants in a run.
+        let mut claimed: Vec<(Crm, usize, usize)> = Vec::new();
         for (i, s) in unlinked.iter().enumerate() {
             for c in crms.iter().filter(|c| **c != s.crm) {
                 let Some(idx) = index.get(c) else { continue };
                 match idx.find(&free_keys[i]) {
                     Found::None => {}
-                    Found::One(n) => claimed.entry((s.crm, n)).or_default().push(i),
+                    Found::One(n) => claimed.push((s.crm, n, i)),
                     Found::Many(ns) => {
                         ambiguous.insert(i);
                         out.ambiguous.push(Ambiguous {
@@ -457,18 +460,20 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
                 }
             }
         }
-        for ((_, n), claimants) in claimed {
-            if claimants.len() > 1 {
-                for i in &claimants {
-                    if ambiguous.insert(*i) {
+        claimed.sort_unstable();
+        for run in claimed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (n, first) = (run[0].1, run[0].2);
+            if run.len() > 1 {
+                for &(_, _, i) in run {
+                    if ambiguous.insert(i) {
                         out.ambiguous.push(Ambiguous {
-                            record: unlinked[*i].reference(),
+                            record: unlinked[i].reference(),
                             candidates: describe(n),
                         });
                     }
                 }
-            } else if !ambiguous.contains(&claimants[0]) {
-                let (a, b) = (root(&mut parent, claimants[0]), root(&mut parent, n));
+            } else if !ambiguous.contains(&first) {
+                let (a, b) = (root(&mut parent, first), root(&mut parent, n));
                 parent[a] = b;
             }
         }
@@ -616,7 +621,7 @@ fn plan_group(
         link: link.as_ref().map(|l| l.key.clone()),
         ids: sides.iter().map(|(c, s)| (c, s.id().to_string())).collect(),
         seen: BTreeMap::new(),
-        updates: Vec::new(),
+        updates: Vec::with_capacity(resolution.writes.len()),
         creates: Vec::new(),
         decisions: resolution.decisions,
         conflicts: resolution.conflicts,
