@@ -216,6 +216,11 @@ impl Keys {
             })
     }
 
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     /// Whether there is no key at all.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
@@ -305,6 +310,13 @@ impl<'k, T: Clone + PartialEq> Index<'k, T> {
     /// An empty index.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty index with room for about `n` keys.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            by_key: HashMap::with_capacity(n),
+        }
     }
 
     /// Adds `item` under each of its keys.

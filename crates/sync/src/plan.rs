@@ -410,7 +410,21 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         .flat_map(|(_, sides)| sides.values())
         .map(key_of)
         .collect();
+    // Each CRM's index sized for its records' keys up front: it is not rehashed as it grows.
     let mut index: BTreeMap<Crm, Index<'_, usize>> = BTreeMap::new();
+    let mut sizes: BTreeMap<Crm, usize> = BTreeMap::new();
+    let all_seen = unlinked.iter().zip(&free_keys).chain(
+        linked
+            .iter()
+            .flat_map(|(_, s)| s.values())
+            .zip(&linked_keys),
+    );
+    for (s, k) in all_seen {
+        *sizes.entry(s.crm).or_default() += k.len();
+    }
+    for (crm, n) in sizes {
+        index.insert(crm, Index::with_capacity(n));
+    }
     let mut nodes: Vec<Node> = Vec::with_capacity(unlinked.len() + linked.len());
     for (i, s) in unlinked.iter().enumerate() {
         index
