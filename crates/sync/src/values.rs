@@ -811,7 +811,7 @@ mod tests {
         let mut hs = blank(ObjectKind::Deal);
         let changes = m
             .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .map(|(k, v)| (*k, Some(v.clone())))
             .collect();
         apply(&mut hs, Crm::HubSpot, &cfg, &changes).expect("applies");
         let Record::Deal(d) = &hs else { panic!() };

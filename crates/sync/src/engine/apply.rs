@@ -199,7 +199,7 @@ impl Engine {
                 }
             };
             for c in &g.conflicts {
-                let mut new = NewConflict::new(link.id.clone(), kind, c.field.clone());
+                let mut new = NewConflict::new(link.id.clone(), kind, c.field);
                 for (crm, v) in &c.values {
                     new = new.value(*crm, v.clone().unwrap_or(Value::Null));
                 }
@@ -276,7 +276,7 @@ impl Engine {
                                                 NewAuditEntry::new(
                                                     l.id.clone(),
                                                     *crm,
-                                                    field.clone(),
+                                                    *field,
                                                     format!("sync:{}", c.source.crm),
                                                 )
                                                 .run(run.clone())
@@ -369,7 +369,7 @@ impl Engine {
                                         NewAuditEntry::new(
                                             link.id.clone(),
                                             *crm,
-                                            ch.field.clone(),
+                                            ch.field,
                                             source,
                                         )
                                         .run(run.clone())
