@@ -390,11 +390,10 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         Free(usize),
         Linked(usize),
     }
-    let linked: Vec<(LinkState, Sides)> = input
-        .linked
-        .into_iter()
-        .filter(|(l, _)| !gone.contains(&l.key))
-        .collect();
+    let mut linked = input.linked;
+    if !gone.is_empty() {
+        linked.retain(|(l, _)| !gone.contains(&l.key));
+    }
     let unlinked = input.unlinked;
     let company_key = |s: &Seen| -> Option<String> {
         let Record::Deal(d) = &s.record else {
@@ -500,7 +499,9 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         .map(|n| (root(&mut parent, n), n))
         .collect();
     comps.sort_unstable();
-    let mut linked_slots: Vec<Option<(LinkState, Sides)>> = linked.into_iter().map(Some).collect();
+    // Each linked node sits in exactly one component: its entry is taken in place (the
+    // records are large; they are not copied into a second list first).
+    let mut linked_taken = vec![false; linked.len()];
     let mut free_slots: Vec<Option<Seen>> = unlinked.into_iter().map(Some).collect();
     for members in comps.chunk_by(|a, b| a.0 == b.0) {
         let mut link: Option<LinkState> = None;
@@ -510,9 +511,10 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         for &(_, n) in members {
             match nodes[n] {
                 Node::Linked(g) => {
-                    let Some((l, s)) = linked_slots[g].take() else {
+                    if std::mem::replace(&mut linked_taken[g], true) {
                         continue;
-                    };
+                    }
+                    let (l, s) = std::mem::take(&mut linked[g]);
                     if link.is_some() {
                         clash = true;
                     }

@@ -809,10 +809,7 @@ mod tests {
         assert_eq!(m["budget"], json!(2500));
 
         let mut hs = blank(ObjectKind::Deal);
-        let changes = m
-            .iter()
-            .map(|(k, v)| (*k, Some(v.clone())))
-            .collect();
+        let changes = m.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
         apply(&mut hs, Crm::HubSpot, &cfg, &changes).expect("applies");
         let Record::Deal(d) = &hs else { panic!() };
         assert_eq!(d.stage_id.as_deref(), Some("presentationscheduled"));

@@ -366,14 +366,9 @@ impl Engine {
                                         |w| format!("sync:{w}"),
                                     );
                                     audit.push(
-                                        NewAuditEntry::new(
-                                            link.id.clone(),
-                                            *crm,
-                                            ch.field,
-                                            source,
-                                        )
-                                        .run(run.clone())
-                                        .change(ch.from.clone(), ch.to.clone()),
+                                        NewAuditEntry::new(link.id.clone(), *crm, ch.field, source)
+                                            .run(run.clone())
+                                            .change(ch.from.clone(), ch.to.clone()),
                                     );
                                 }
                             }
