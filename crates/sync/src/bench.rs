@@ -2,7 +2,7 @@
 //! memory (`crmkit bench sync-plan`).
 //!
 //! What is timed, per chunk of pairs and on every core: building the synthetic records
-//! (a few short strings each, a small share of the time), mapping and hashing each record
+//! (a few short strings each), mapping and hashing each record
 //! as the engine does on reading it ([`Seen::new`]: extract, canonical form, SHA-256),
 //! building the stored link states, the real [`plan::plan`] (matching index, components,
 //! conflict resolution, patches with their records) and dropping the plan. Nothing is
