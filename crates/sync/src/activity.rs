@@ -54,10 +54,10 @@ pub fn extract(
     a: &Activity,
     wants: impl Fn(&str) -> bool,
     m: &mut FieldMap,
-    put_text: impl Fn(&mut FieldMap, &str, &str),
+    put_text: impl Fn(&mut FieldMap, &'static str, &str),
 ) {
     m.insert("kind".into(), Value::String(kind_name(a.kind).into()));
-    let text = |m: &mut FieldMap, field: &str, v: &Option<String>| {
+    let text = |m: &mut FieldMap, field: &'static str, v: &Option<String>| {
         if let Some(s) = v.as_deref().filter(|_| wants(field)) {
             put_text(m, field, s);
         }

@@ -2,7 +2,7 @@
 //! memory (`crmkit bench sync-plan`).
 //!
 //! What is timed, per chunk of pairs and on every core: building the synthetic records
-//! (a few short strings each, a small share of the time), mapping and hashing each record
+//! (a few short strings each), mapping and hashing each record
 //! as the engine does on reading it ([`Seen::new`]: extract, canonical form, SHA-256),
 //! building the stored link states, the real [`plan::plan`] (matching index, components,
 //! conflict resolution, patches with their records) and dropping the plan. Nothing is
@@ -15,7 +15,7 @@ use std::time::Instant;
 use crmkit_core::{Company, Crm, ObjectKind, Record};
 
 use crate::config::Config;
-use crate::plan::{self, Input, LinkState, RefTable, Seen};
+use crate::plan::{self, Input, LinkState, RefTable, Seen, Sides};
 
 /// Pairs planned per chunk: the engine plans a page of changes at a time, so memory stays
 /// bounded whatever the total.
@@ -118,7 +118,7 @@ fn plan_chunk(config: &Config, from: usize, to: usize) -> usize {
             };
             input
                 .linked
-                .push((link, BTreeMap::from([(Crm::Close, c), (Crm::HubSpot, h)])));
+                .push((link, Sides::from([(Crm::Close, c), (Crm::HubSpot, h)])));
         } else {
             input.unlinked.push(c);
             input.unlinked.push(h);

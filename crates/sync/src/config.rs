@@ -157,6 +157,19 @@ pub enum Unit {
     Fraction,
 }
 
+/// What a custom field holds, which decides how its values compare across CRMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Text (the default): compared as trimmed text, never read as a number, so `"2.10"`
+    /// and `"2.1"` differ; a number a CRM gives for it is compared as its text.
+    #[default]
+    Text,
+    /// A number: text that reads as a number is that number (HubSpot returns every property
+    /// as text, so its `"1000.00"` equals Close's `1000`).
+    Number,
+}
+
 /// `[<entity>.custom.<name>]`: one custom field and where it lives in each CRM.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +183,9 @@ pub struct CustomField {
     /// How a CRM stores the number when it differs from the unified form.
     #[serde(default)]
     pub units: BTreeMap<Crm, Unit>,
+    /// `type = "text" | "number"`; unset means text, or number when `units` are given.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FieldType>,
 }
 
 impl CustomField {
@@ -181,6 +197,15 @@ impl CustomField {
             Crm::Salesforce => self.salesforce.as_deref(),
         }?;
         Some(raw.strip_prefix("custom.").unwrap_or(raw))
+    }
+
+    /// What the field holds: its `type`, else a number when it has `units`, else text.
+    pub fn field_type(&self) -> FieldType {
+        self.kind.unwrap_or(if self.units.is_empty() {
+            FieldType::Text
+        } else {
+            FieldType::Number
+        })
     }
 }
 
@@ -497,6 +522,11 @@ impl Config {
                         "[{kind}.custom.{name}]: {name:?} is a standard field name; pick another"
                     )));
                 }
+                if cf.kind == Some(FieldType::Text) && !cf.units.is_empty() {
+                    return Err(Error::config(format!(
+                        "[{kind}.custom.{name}]: units convert numbers, but type = \"text\"; use type = \"number\""
+                    )));
+                }
                 for c in crms {
                     if cf.key(*c).is_none() {
                         return Err(Error::config(format!(
@@ -634,7 +664,9 @@ policy = "last_write_wins"
 # close = "custom.cf_XXXX"
 # hubspot = "tier"
 # salesforce = "Tier__c"
-# units = {{ close = "cents" }}   # cents | decimal | percent | fraction
+# type = "text"                  # text (default) | number: numbers compare as numbers
+#                                # ("1000.00" = 1000), text as text ("2.10" is not "2.1")
+# units = {{ close = "cents" }}   # cents | decimal | percent | fraction (implies number)
 
 [person]
 fields = ["name", "title", "emails", "phones", "company"]
@@ -747,9 +779,26 @@ mod tests {
             close = "custom.cf_tier"
             hubspot = "tier"
             salesforce = "Tier__c"
+            [deal.custom.budget]
+            close = "custom.cf_budget"
+            hubspot = "budget"
+            salesforce = "Budget__c"
+            type = "number"
+            [deal.custom.spend]
+            close = "custom.cf_spend"
+            hubspot = "spend"
+            salesforce = "Spend__c"
+            units = { close = "cents" }
             "#,
         )
         .expect("parses");
+        assert_eq!(c.deal.custom["tier"].field_type(), FieldType::Text);
+        assert_eq!(c.deal.custom["budget"].field_type(), FieldType::Number);
+        assert_eq!(
+            c.deal.custom["spend"].field_type(),
+            FieldType::Number,
+            "units imply a number"
+        );
         assert_eq!(c.deal.rule("stage"), Rule::Primary(Crm::Close));
         assert_eq!(c.deal.rule("amount"), Rule::Primary(Crm::Salesforce));
         assert_eq!(c.deal.rule("name"), Rule::Manual);
@@ -785,6 +834,14 @@ mod tests {
         assert!(
             bad("[company]\nfields = [\"name\"]\n[company.custom.tier]\nclose = \"cf_x\"")
                 .contains("no field named for hubspot")
+        );
+        assert!(
+            bad("[company]\nfields = [\"name\"]\n[company.custom.tier]\nclose = \"cf_x\"\nhubspot = \"tier\"\ntype = \"text\"\nunits = { close = \"cents\" }")
+                .contains("use type = \"number\"")
+        );
+        assert!(
+            bad("[company]\nfields = [\"name\"]\n[company.custom.tier]\nclose = \"cf_x\"\nhubspot = \"tier\"\ntype = \"numbr\"")
+                .contains("numbr")
         );
         assert!(
             bad("[deal]\nfields = [\"stage\"]\n[deal.pipelines.default]\nstages.New = { close = \"x\" }")

@@ -95,9 +95,12 @@
 //! # Canonical values and hashes
 //!
 //! Empty values (`null`, blank strings, empty lists or objects) are absent; strings are
-//! trimmed; a string in plain decimal form (`"5"`, `"1.5"`, not `"007"` or `"1e3"`) is that
-//! number, because HubSpot returns every property as text; integral numbers are integers
-//! (`1.0` = `1`); object keys are sorted; e-mails are lower-cased; domains lower-cased;
+//! trimmed. Numbers are normalised by the field's *type*, never by how a value looks: in a
+//! number field (`amount`, `confidence`, custom fields with `type = "number"` or `units`)
+//! text that reads as a number is that number, because HubSpot returns every property as
+//! text (`"1000.00"` = `1000`); every other field is text, compared as text (`"2.10"` is not
+//! `"2.1"`, `"007"` stays `"007"`, and a number given for a text field is its text).
+//! Integral numbers are integers (`1.0` = `1`); object keys are sorted; e-mails are lower-cased; domains lower-cased;
 //! dates are days (`2025-03-01`); money is a decimal amount plus an upper-case currency.
 //! The hash is SHA-256 over the JSON of the sorted field map (first 16 bytes, hex); an
 //! unchanged hash means no write. Reference fields (`company`, `person`) hold record ids,
@@ -143,7 +146,8 @@
 //! close = "custom.cf_tier"
 //! hubspot = "tier"
 //! salesforce = "Tier__c"
-//! units = { close = "cents" }          # cents | decimal | percent | fraction
+//! type = "text"                        # text (default) | number
+//! units = { close = "cents" }          # cents | decimal | percent | fraction (implies number)
 //!
 //! [deal.pipelines.default]             # unified stage = each CRM's stage id
 //! ids = { hubspot = "default" }

@@ -104,11 +104,24 @@ pub fn work_domain(email: &str) -> Option<String> {
 /// A domain or URL in matching form: the lower-case host without `www.`; `None` for free
 /// mail providers and for text with no dot.
 pub fn normalize_domain(text: &str) -> Option<String> {
-    let t = text.trim().to_lowercase();
+    let mut out = String::new();
+    push_domain(text, &mut out).then_some(out)
+}
+
+/// Appends `text`'s domain in matching form ([`normalize_domain`]) to `out`; `false` (and
+/// nothing appended) when it has none. Lower-cases a copy only when `text` needs it.
+fn push_domain(text: &str, out: &mut String) -> bool {
+    let t = text.trim();
+    let lower = if t.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(t.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(t)
+    };
+    let t: &str = &lower;
     let t = t
         .strip_prefix("https://")
         .or_else(|| t.strip_prefix("http://"))
-        .unwrap_or(&t);
+        .unwrap_or(t);
     let host = t.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or_default();
     let host = host.split(':').next().unwrap_or_default();
@@ -117,37 +130,123 @@ pub fn normalize_domain(text: &str) -> Option<String> {
         .unwrap_or(host)
         .trim_end_matches('.');
     if !host.contains('.') || FREE_MAIL.contains(&host) {
-        return None;
+        return false;
     }
-    Some(host.to_string())
+    out.push_str(host);
+    true
 }
 
 /// A company name in matching form (`"ACME, Inc."` → `"acme"`); `None` when nothing is
 /// left.
 pub fn normalize_company_name(name: &str) -> Option<String> {
-    let cleaned: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
-    let mut words: Vec<&str> = cleaned.split_whitespace().collect();
-    while words.len() > 1 && words.last().is_some_and(|w| LEGAL_SUFFIXES.contains(w)) {
-        words.pop();
+    let mut out = String::new();
+    push_company_name(name, &mut out).then_some(out)
+}
+
+/// Appends `name` in matching form ([`normalize_company_name`]) to `out`; `false` (and
+/// nothing appended) when nothing is left.
+fn push_company_name(name: &str, out: &mut String) -> bool {
+    let start = out.len();
+    if name.is_ascii() {
+        // The common case, without the copies: words of letters and digits, lower-cased,
+        // one space apart.
+        let mut gap = false;
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() {
+                if gap && out.len() > start {
+                    out.push(' ');
+                }
+                gap = false;
+                out.push(char::from(b.to_ascii_lowercase()));
+            } else {
+                gap = true;
+            }
+        }
+    } else {
+        let cleaned: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+            .collect();
+        for (i, w) in cleaned.split_whitespace().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(w);
+        }
     }
-    let out = words.join(" ");
-    (!out.is_empty()).then_some(out)
+    // Legal suffixes off the end, never the only word.
+    while let Some(i) = out[start..].rfind(' ') {
+        if !LEGAL_SUFFIXES.contains(&&out[start + i + 1..]) {
+            break;
+        }
+        out.truncate(start + i);
+    }
+    out.len() > start
 }
 
 /// The matching keys of a record, strongest first; a record matches another on the first
-/// key kind both have in common.
+/// key kind both have in common. All keys share one buffer, so a record's keys cost two
+/// allocations whatever their number.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keys {
-    /// Key strength tiers: each a list of keys; the first tier that finds anyone decides.
-    pub tiers: Vec<Vec<String>>,
-    /// A company's own domain (normalised): a name match with a company of another domain
-    /// is sent to review instead of linked.
-    pub domain: Option<String>,
+    /// Every key's text, one after another (each starts with its kind: `domain:acme.com`).
+    text: String,
+    /// Per key: its strength tier (0 strongest) and where it ends in `text`.
+    ends: Vec<(u8, usize)>,
 }
+
+impl Keys {
+    /// Writes one key of `tier` through `write` (which appends its text and says whether
+    /// there is one); a key with no text is dropped.
+    fn push(&mut self, tier: u8, kind: &str, write: impl FnOnce(&mut String) -> bool) {
+        let start = self.text.len();
+        self.text.push_str(kind);
+        if write(&mut self.text) {
+            self.ends.push((tier, self.text.len()));
+        } else {
+            self.text.truncate(start);
+        }
+    }
+
+    /// The keys of each tier, strongest tier first.
+    pub fn tiers(&self) -> impl Iterator<Item = impl Iterator<Item = &str>> {
+        let text = self.text.as_str();
+        self.ends
+            .chunk_by(|a, b| a.0 == b.0)
+            .scan(0, move |start, tier| {
+                let first = *start;
+                *start = tier.last().map_or(first, |(_, end)| *end);
+                let mut from = first;
+                Some(tier.iter().map(move |(_, end)| {
+                    let k = &text[from..*end];
+                    from = *end;
+                    k
+                }))
+            })
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// A company's own domain (normalised), which vetoes a name match with a company of
+    /// another domain.
+    pub fn domain(&self) -> Option<&str> {
+        self.tiers()
+            .flatten()
+            .find_map(|k| k.strip_prefix(DOMAIN_KEY))
+    }
+}
+
+/// The prefix of a company's domain key.
+const DOMAIN_KEY: &str = "domain:";
 
 /// The prefix of company-name keys, the tier a domain mismatch vetoes.
 const NAME_KEY: &str = "name:";
@@ -155,51 +254,38 @@ const NAME_KEY: &str = "name:";
 /// The matching keys of `record`. Deals match on their company (as `company_key`, the same
 /// for linked companies in every CRM) plus normalised name.
 pub fn keys(record: &Record, company_key: Option<&str>) -> Keys {
-    let mut tiers = Vec::new();
-    let mut own_domain = None;
+    // Room for a company's domain and name keys: the buffer is not grown key by key.
+    let mut keys = Keys {
+        text: String::with_capacity(96),
+        ends: Vec::with_capacity(2),
+    };
     match record {
         Record::Person(p) => {
-            tiers.push(
-                p.emails
-                    .iter()
-                    .filter_map(|e| normalize_email(e))
-                    .map(|e| format!("email:{e}"))
-                    .collect(),
-            );
+            for e in &p.emails {
+                keys.push(0, "email:", |out| {
+                    normalize_email(e).map(|e| out.push_str(&e)).is_some()
+                });
+            }
         }
         Record::Company(c) => {
-            let domain = c
-                .domain
-                .as_deref()
-                .and_then(normalize_domain)
-                .or_else(|| c.url.as_deref().and_then(normalize_domain));
-            tiers.push(
-                domain
-                    .as_ref()
-                    .map(|d| format!("domain:{d}"))
-                    .into_iter()
-                    .collect(),
-            );
-            tiers.push(
-                normalize_company_name(&c.name)
-                    .map(|n| format!("{NAME_KEY}{n}"))
-                    .into_iter()
-                    .collect(),
-            );
-            own_domain = domain;
+            keys.push(0, DOMAIN_KEY, |out| {
+                c.domain.as_deref().is_some_and(|d| push_domain(d, out))
+                    || c.url.as_deref().is_some_and(|u| push_domain(u, out))
+            });
+            keys.push(1, NAME_KEY, |out| push_company_name(&c.name, out));
         }
         Record::Deal(d) => {
-            if let (Some(co), Some(n)) = (company_key, normalize_company_name(&d.name)) {
-                tiers.push(vec![format!("deal:{co}:{n}")]);
+            if let Some(co) = company_key {
+                keys.push(0, "deal:", |out| {
+                    out.push_str(co);
+                    out.push(':');
+                    push_company_name(&d.name, out)
+                });
             }
         }
         Record::Activity(_) => {}
     }
-    tiers.retain(|t: &Vec<String>| !t.is_empty());
-    Keys {
-        tiers,
-        domain: own_domain,
-    }
+    keys
 }
 
 /// What a lookup found.
@@ -209,22 +295,21 @@ pub enum Found<T> {
     None,
     /// Exactly one candidate: link.
     One(T),
-    /// Several, or companies that share only a name across two different domains: an
-    /// ambiguous match for the review queue, never linked.
+    /// Several: an ambiguous match for the review queue.
     Many(Vec<T>),
 }
 
-/// An index of candidates by matching key.
+/// An index of candidates by matching key, borrowing the keys it was given.
 #[derive(Debug)]
-pub struct Index<T> {
-    by_key: HashMap<String, Slot<Candidate<T>>>,
+pub struct Index<'k, T> {
+    by_key: HashMap<&'k str, Slot<Candidate<'k, T>>>,
 }
 
 /// A candidate and its own domain (companies), which a name match is checked against.
 #[derive(Debug, Clone)]
-struct Candidate<T> {
+struct Candidate<'k, T> {
     item: T,
-    domain: Option<String>,
+    domain: Option<&'k str>,
 }
 
 /// The candidates under one key. Nearly every key has exactly one, so that one is held
@@ -244,7 +329,7 @@ impl<T> Slot<T> {
     }
 }
 
-impl<T> Default for Index<T> {
+impl<T> Default for Index<'_, T> {
     fn default() -> Self {
         Self {
             by_key: HashMap::new(),
@@ -252,23 +337,30 @@ impl<T> Default for Index<T> {
     }
 }
 
-impl<T: Clone + PartialEq> Index<T> {
+impl<'k, T: Clone + PartialEq> Index<'k, T> {
     /// An empty index.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty index with room for about `n` keys.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            by_key: HashMap::with_capacity(n),
+        }
+    }
+
     /// Adds `item` under each of its keys.
-    pub fn insert(&mut self, keys: &Keys, item: T) {
+    pub fn insert(&mut self, keys: &'k Keys, item: T) {
         let candidate = Candidate {
             item,
-            domain: keys.domain.clone(),
+            domain: keys.domain(),
         };
-        for tier in &keys.tiers {
+        for tier in keys.tiers() {
             for k in tier {
-                match self.by_key.get_mut(k.as_str()) {
+                match self.by_key.get_mut(k) {
                     None => {
-                        self.by_key.insert(k.clone(), Slot::One(candidate.clone()));
+                        self.by_key.insert(k, Slot::One(candidate.clone()));
                     }
                     Some(slot) => match slot {
                         Slot::One(first) if first.item == candidate.item => {}
@@ -291,7 +383,8 @@ impl<T: Clone + PartialEq> Index<T> {
     /// a company whose domain differs from `keys`' own is never [`Found::One`] (see the
     /// module docs).
     pub fn find(&self, keys: &Keys) -> Found<T> {
-        for tier in &keys.tiers {
+        let own = keys.domain();
+        for tier in keys.tiers() {
             // One candidate is the common case: a list only once a second distinct one
             // turns up.
             let mut one: Option<&T> = None;
@@ -299,9 +392,8 @@ impl<T: Clone + PartialEq> Index<T> {
             let mut other_domain = false;
             for k in tier {
                 let by_name = k.starts_with(NAME_KEY);
-                for c in self.by_key.get(k.as_str()).map_or(&[][..], Slot::items) {
-                    if by_name && matches!((&keys.domain, &c.domain), (Some(a), Some(b)) if a != b)
-                    {
+                for c in self.by_key.get(k).map_or(&[][..], Slot::items) {
+                    if by_name && matches!((own, c.domain), (Some(a), Some(b)) if a != b) {
                         other_domain = true;
                     }
                     let item = &c.item;
@@ -409,11 +501,16 @@ mod tests {
             })
         };
         let k = |r: &Record| keys(r, None);
+        let held = [
+            k(&company("Acme Inc", Some("https://acme.com"))),
+            k(&company("Acme LLC", None)),
+            k(&company("Globex", None)),
+            k(&company("Globex Corp", None)),
+        ];
         let mut idx = Index::new();
-        idx.insert(&k(&company("Acme Inc", Some("https://acme.com"))), 1);
-        idx.insert(&k(&company("Acme LLC", None)), 2);
-        idx.insert(&k(&company("Globex", None)), 3);
-        idx.insert(&k(&company("Globex Corp", None)), 4);
+        for (i, keys) in held.iter().enumerate() {
+            idx.insert(keys, i + 1);
+        }
         // The domain decides before the (shared) name.
         assert_eq!(
             idx.find(&k(&company("ACME", Some("www.acme.com")))),
@@ -435,9 +532,13 @@ mod tests {
                 ..Person::default()
             })
         };
+        let (ann, bob) = (
+            k(&person(&["Ann@Acme.com", "ann@home.net"])),
+            k(&person(&["bob@acme.com"])),
+        );
         let mut people = Index::new();
-        people.insert(&k(&person(&["Ann@Acme.com", "ann@home.net"])), "a");
-        people.insert(&k(&person(&["bob@acme.com"])), "b");
+        people.insert(&ann, "a");
+        people.insert(&bob, "b");
         assert_eq!(
             people.find(&k(&person(&["ann@acme.com "]))),
             Found::One("a")
@@ -447,6 +548,10 @@ mod tests {
             Found::Many(vec!["a", "b"])
         );
         assert_eq!(people.find(&k(&person(&[]))), Found::None);
+        assert!(k(&person(&["not an address"])).is_empty());
+        let both = k(&company("Acme, Inc.", Some("https://WWW.Acme.com/x")));
+        let tiers: Vec<Vec<&str>> = both.tiers().map(Iterator::collect).collect();
+        assert_eq!(tiers, [vec!["domain:acme.com"], vec!["name:acme"]]);
     }
 
     fn company(name: &str, domain: Option<&str>) -> Record {
@@ -459,8 +564,9 @@ mod tests {
 
     /// Looks `query` up in an index holding `candidate` alone.
     fn find_one(candidate: &Record, query: &Record) -> Found<u8> {
+        let candidate = keys(candidate, None);
         let mut idx = Index::new();
-        idx.insert(&keys(candidate, None), 1);
+        idx.insert(&candidate, 1);
         idx.find(&keys(query, None))
     }
 

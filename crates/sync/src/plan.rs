@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::config::{Config, DeletePolicy, EntityConfig};
 use crate::matching::{self, Found, Index, Keys};
 use crate::resolve::{self, Decision, FieldConflict, Side};
-use crate::values::{self, FieldMap, reference_kind};
+use crate::values::{self, Field, FieldMap, reference_kind};
 
 /// A record read from one CRM during this run, mapped to unified fields.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +50,100 @@ impl Seen {
     /// A reference to the record.
     pub fn reference(&self) -> RecordRef {
         RecordRef::new(self.crm, self.record.kind(), self.id())
+    }
+}
+
+/// The sides of one linked record: at most one [`Seen`] per CRM, held inline so grouping
+/// records moves no record into a freshly allocated map node. Iterates in CRM order, as a
+/// `BTreeMap<Crm, Seen>` would.
+#[derive(Debug, Clone, Default)]
+pub struct Sides([Option<Seen>; 3]);
+
+fn slot(crm: Crm) -> usize {
+    match crm {
+        Crm::Close => 0,
+        Crm::HubSpot => 1,
+        Crm::Salesforce => 2,
+    }
+}
+
+impl Sides {
+    /// No sides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `crm`'s side, returning the one it replaces.
+    pub fn insert(&mut self, crm: Crm, seen: Seen) -> Option<Seen> {
+        self.0[slot(crm)].replace(seen)
+    }
+
+    /// `crm`'s side.
+    pub fn get(&self, crm: &Crm) -> Option<&Seen> {
+        self.0[slot(*crm)].as_ref()
+    }
+
+    /// `crm`'s side, to change.
+    pub fn get_mut(&mut self, crm: &Crm) -> Option<&mut Seen> {
+        self.0[slot(*crm)].as_mut()
+    }
+
+    /// Whether `crm` has a side.
+    pub fn contains_key(&self, crm: &Crm) -> bool {
+        self.0[slot(*crm)].is_some()
+    }
+
+    /// Takes `crm`'s side out.
+    pub fn remove(&mut self, crm: &Crm) -> Option<Seen> {
+        self.0[slot(*crm)].take()
+    }
+
+    /// The sides, in CRM order.
+    pub fn values(&self) -> impl Iterator<Item = &Seen> {
+        self.0.iter().flatten()
+    }
+
+    /// Each CRM with its side, in CRM order.
+    pub fn iter(&self) -> impl Iterator<Item = (Crm, &Seen)> {
+        self.values().map(|s| (s.crm, s))
+    }
+
+    /// Whether there is no side.
+    pub fn is_empty(&self) -> bool {
+        self.values().next().is_none()
+    }
+
+    /// The number of sides.
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+}
+
+impl IntoIterator for Sides {
+    type Item = (Crm, Seen);
+    type IntoIter = std::iter::Map<
+        std::iter::Flatten<std::array::IntoIter<Option<Seen>, 3>>,
+        fn(Seen) -> (Crm, Seen),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten().map(|s| (s.crm, s))
+    }
+}
+
+impl FromIterator<(Crm, Seen)> for Sides {
+    fn from_iter<I: IntoIterator<Item = (Crm, Seen)>>(iter: I) -> Self {
+        let mut out = Self::new();
+        for (c, s) in iter {
+            out.insert(c, s);
+        }
+        out
+    }
+}
+
+impl<const N: usize> From<[(Crm, Seen); N]> for Sides {
+    fn from(sides: [(Crm, Seen); N]) -> Self {
+        sides.into_iter().collect()
     }
 }
 
@@ -110,7 +204,7 @@ pub struct Create {
     /// The idempotency marker (`<crm>:<kind>:<id>` of the source).
     pub marker: String,
     /// The fields set.
-    pub fields: BTreeMap<String, Option<Value>>,
+    pub fields: BTreeMap<Field, Option<Value>>,
     /// The record to send.
     pub record: Record,
 }
@@ -119,7 +213,7 @@ pub struct Create {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {
     /// The unified field.
-    pub field: String,
+    pub field: Field,
     /// The value before (`None`: empty).
     pub from: Option<Value>,
     /// The value after (`None`: cleared).
@@ -243,7 +337,7 @@ impl Plan {
 pub struct Input {
     /// Linked records: the stored link and every side read (a side missing here no longer
     /// exists in its CRM or is not linked yet).
-    pub linked: Vec<(LinkState, BTreeMap<Crm, Seen>)>,
+    pub linked: Vec<(LinkState, Sides)>,
     /// Records with no link.
     pub unlinked: Vec<Seen>,
     /// Tombstones of linked records.
@@ -254,7 +348,9 @@ pub struct Input {
 pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) -> Plan {
     let mut out = Plan {
         kind,
-        groups: Vec::new(),
+        // A group per changed link and per matched pair, typically: reserved so the list
+        // of large groups is not copied as it grows.
+        groups: Vec::with_capacity(input.linked.len() + input.unlinked.len() / 2),
         ambiguous: Vec::new(),
         deletions: Vec::new(),
         errors: Vec::new(),
@@ -294,11 +390,10 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         Free(usize),
         Linked(usize),
     }
-    let linked: Vec<(LinkState, BTreeMap<Crm, Seen>)> = input
-        .linked
-        .into_iter()
-        .filter(|(l, _)| !gone.contains(&l.key))
-        .collect();
+    let mut linked = input.linked;
+    if !gone.is_empty() {
+        linked.retain(|(l, _)| !gone.contains(&l.key));
+    }
     let unlinked = input.unlinked;
     let company_key = |s: &Seen| -> Option<String> {
         let Record::Deal(d) = &s.record else {
@@ -308,9 +403,28 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         refs.translate(ObjectKind::Company, s.crm, id, anchor)
     };
     let key_of = |s: &Seen| -> Keys { matching::keys(&s.record, company_key(s).as_deref()) };
-    let mut index: BTreeMap<Crm, Index<usize>> = BTreeMap::new();
-    let mut nodes: Vec<Node> = Vec::new();
     let free_keys: Vec<Keys> = unlinked.iter().map(key_of).collect();
+    let linked_keys: Vec<Keys> = linked
+        .iter()
+        .flat_map(|(_, sides)| sides.values())
+        .map(key_of)
+        .collect();
+    // Each CRM's index sized for its records' keys up front: it is not rehashed as it grows.
+    let mut index: BTreeMap<Crm, Index<'_, usize>> = BTreeMap::new();
+    let mut sizes: BTreeMap<Crm, usize> = BTreeMap::new();
+    let all_seen = unlinked.iter().zip(&free_keys).chain(
+        linked
+            .iter()
+            .flat_map(|(_, s)| s.values())
+            .zip(&linked_keys),
+    );
+    for (s, k) in all_seen {
+        *sizes.entry(s.crm).or_default() += k.len();
+    }
+    for (crm, n) in sizes {
+        index.insert(crm, Index::with_capacity(n));
+    }
+    let mut nodes: Vec<Node> = Vec::with_capacity(unlinked.len() + linked.len());
     for (i, s) in unlinked.iter().enumerate() {
         index
             .entry(s.crm)
@@ -318,12 +432,10 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
             .insert(&free_keys[i], nodes.len());
         nodes.push(Node::Free(i));
     }
+    let mut keys = linked_keys.iter();
     for (g, (_, sides)) in linked.iter().enumerate() {
-        for s in sides.values() {
-            index
-                .entry(s.crm)
-                .or_default()
-                .insert(&key_of(s), nodes.len());
+        for (s, k) in sides.values().zip(&mut keys) {
+            index.entry(s.crm).or_default().insert(k, nodes.len());
         }
         nodes.push(Node::Linked(g));
     }
@@ -343,13 +455,14 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         }
     };
     if matching::matchable(kind) {
-        let mut claimed: BTreeMap<(Crm, usize), Vec<usize>> = BTreeMap::new();
+        // (claimant's CRM, node claimed, claimant): sorted, each node's claimants in a run.
+        let mut claimed: Vec<(Crm, usize, usize)> = Vec::new();
         for (i, s) in unlinked.iter().enumerate() {
             for c in crms.iter().filter(|c| **c != s.crm) {
                 let Some(idx) = index.get(c) else { continue };
                 match idx.find(&free_keys[i]) {
                     Found::None => {}
-                    Found::One(n) => claimed.entry((s.crm, n)).or_default().push(i),
+                    Found::One(n) => claimed.push((s.crm, n, i)),
                     Found::Many(ns) => {
                         ambiguous.insert(i);
                         out.ambiguous.push(Ambiguous {
@@ -360,18 +473,20 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
                 }
             }
         }
-        for ((_, n), claimants) in claimed {
-            if claimants.len() > 1 {
-                for i in &claimants {
-                    if ambiguous.insert(*i) {
+        claimed.sort_unstable();
+        for run in claimed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (n, first) = (run[0].1, run[0].2);
+            if run.len() > 1 {
+                for &(_, _, i) in run {
+                    if ambiguous.insert(i) {
                         out.ambiguous.push(Ambiguous {
-                            record: unlinked[*i].reference(),
+                            record: unlinked[i].reference(),
                             candidates: describe(n),
                         });
                     }
                 }
-            } else if !ambiguous.contains(&claimants[0]) {
-                let (a, b) = (root(&mut parent, claimants[0]), root(&mut parent, n));
+            } else if !ambiguous.contains(&first) {
+                let (a, b) = (root(&mut parent, first), root(&mut parent, n));
                 parent[a] = b;
             }
         }
@@ -384,20 +499,22 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         .map(|n| (root(&mut parent, n), n))
         .collect();
     comps.sort_unstable();
-    let mut linked_slots: Vec<Option<(LinkState, BTreeMap<Crm, Seen>)>> =
-        linked.into_iter().map(Some).collect();
+    // Each linked node sits in exactly one component: its entry is taken in place (the
+    // records are large; they are not copied into a second list first).
+    let mut linked_taken = vec![false; linked.len()];
     let mut free_slots: Vec<Option<Seen>> = unlinked.into_iter().map(Some).collect();
     for members in comps.chunk_by(|a, b| a.0 == b.0) {
         let mut link: Option<LinkState> = None;
-        let mut sides: BTreeMap<Crm, Seen> = BTreeMap::new();
+        let mut sides = Sides::new();
         let mut clash = false;
         let mut free_members = Vec::new();
         for &(_, n) in members {
             match nodes[n] {
                 Node::Linked(g) => {
-                    let Some((l, s)) = linked_slots[g].take() else {
+                    if std::mem::replace(&mut linked_taken[g], true) {
                         continue;
-                    };
+                    }
+                    let (l, s) = std::mem::take(&mut linked[g]);
                     if link.is_some() {
                         clash = true;
                     }
@@ -451,7 +568,7 @@ fn plan_group(
     kind: ObjectKind,
     anchor: Crm,
     link: Option<LinkState>,
-    sides: BTreeMap<Crm, Seen>,
+    sides: Sides,
     refs: &dyn Refs,
     out: &mut Plan,
 ) {
@@ -474,19 +591,20 @@ fn plan_group(
     let Some(first) = config.sync.crms.iter().find_map(|c| sides.get(c)) else {
         return;
     };
+    let first_crm = first.crm;
     // References compared across CRMs as the anchor CRM's ids.
-    let mut skip: BTreeSet<String> = BTreeSet::new();
+    let mut skip: BTreeSet<Field> = BTreeSet::new();
     let mut comparable: BTreeMap<Crm, Cow<'_, FieldMap>> = BTreeMap::new();
     let mut bases: BTreeMap<Crm, FieldMap> = BTreeMap::new();
     // References a side holds now that cannot be translated yet (their target not linked).
-    let mut untranslated: Vec<(RecordRef, String)> = Vec::new();
+    let mut untranslated: Vec<(RecordRef, Field)> = Vec::new();
     for s in sides.values() {
         // Only records holding references need a translated copy.
         let f = if s.fields.keys().any(|k| reference_kind(k).is_some()) {
             let mut f = s.fields.clone();
             let mut now = BTreeSet::new();
             to_anchor(&mut f, s.crm, anchor, refs, &mut now);
-            untranslated.extend(now.iter().map(|f| (s.reference(), f.clone())));
+            untranslated.extend(now.iter().map(|f| (s.reference(), *f)));
             skip.extend(now);
             Cow::Owned(f)
         } else {
@@ -495,6 +613,7 @@ fn plan_group(
         comparable.insert(s.crm, f);
         if let Some(b) = link.as_ref().and_then(|l| l.bases.get(&s.crm)) {
             let mut b = b.clone();
+            values::upgrade_base(&mut b, &s.fields);
             to_anchor(&mut b, s.crm, anchor, refs, &mut skip);
             bases.insert(s.crm, b);
         }
@@ -513,14 +632,12 @@ fn plan_group(
         })
         .collect();
     let resolution = resolve::resolve(cfg, &side_list, &skip);
+    drop(side_list);
     let mut group = Group {
         link: link.as_ref().map(|l| l.key.clone()),
-        ids: sides
-            .iter()
-            .map(|(c, s)| (*c, s.id().to_string()))
-            .collect(),
+        ids: sides.iter().map(|(c, s)| (c, s.id().to_string())).collect(),
         seen: BTreeMap::new(),
-        updates: Vec::new(),
+        updates: Vec::with_capacity(resolution.writes.len()),
         creates: Vec::new(),
         decisions: resolution.decisions,
         conflicts: resolution.conflicts,
@@ -540,56 +657,18 @@ fn plan_group(
             group.deferred = true;
         }
     }
-    for (crm, writes) in &resolution.writes {
-        let Some(s) = sides.get(crm) else { continue };
-        let (writes, dropped) = from_anchor(writes, anchor, *crm, refs);
-        if !dropped.is_empty() {
-            out.errors.push(PlanError {
-                record: s.reference(),
-                message: format!(
-                    "{} not linked in {crm} yet: not written \\
-                     (retried from the retry list)",
-                    dropped.join(", ")
-                ),
-            });
-            group.deferred = true;
-        }
-        if writes.is_empty() {
-            continue;
-        }
-        let mut record = s.record.clone();
-        if let Err(e) = values::apply(&mut record, *crm, cfg, &writes) {
-            out.errors.push(PlanError {
-                record: s.reference(),
-                message: e.to_string(),
-            });
-            group.deferred = true;
-            continue;
-        }
-        group.updates.push(Update {
-            target: s.reference(),
-            changes: writes
-                .iter()
-                .map(|(f, v)| FieldChange {
-                    field: f.clone(),
-                    from: s.fields.get(f).cloned(),
-                    to: v.clone(),
-                })
-                .collect(),
-            record,
-        });
-    }
     // The agreed values: the first side's, with its writes applied.
     // Only creates need them: not built when every CRM holds the record.
     let mut agreed: FieldMap = if complete {
         FieldMap::new()
     } else {
-        comparable[&first.crm].clone().into_owned()
+        comparable[&first_crm].clone().into_owned()
     };
-    if let Some(w) = resolution.writes.get(&first.crm).filter(|_| !complete) {
+    drop(comparable);
+    if let Some(w) = resolution.writes.get(&first_crm).filter(|_| !complete) {
         for (f, v) in w {
             match v {
-                Some(v) => agreed.insert(f.clone(), v.clone()),
+                Some(v) => agreed.insert(*f, v.clone()),
                 None => agreed.remove(f),
             };
         }
@@ -597,59 +676,109 @@ fn plan_group(
     for skipped in &skip {
         agreed.remove(skipped);
     }
-    for crm in config.sync.crms.iter().filter(|c| !sides.contains_key(c)) {
-        let all: BTreeMap<String, Option<Value>> = agreed
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        let (fields, dropped) = from_anchor(&all, anchor, *crm, refs);
-        // A record whose parent is not linked in the target yet waits: created without it,
-        // it would land under no company (or, in Close, under a new lead of its own).
-        let unlinked: Vec<&String> = first
-            .fields
-            .keys()
-            .filter(|f| reference_kind(f).is_some() && (skip.contains(*f) || dropped.contains(*f)))
-            .collect();
-        if !unlinked.is_empty() {
+    // The source of creates, taken before any update takes its side's record.
+    let source = (!complete).then(|| sides.get(&first_crm).map(Seen::reference));
+    let mut sides = sides;
+    for (crm, writes) in resolution.writes {
+        let Some(s) = sides.get_mut(&crm) else {
+            continue;
+        };
+        let (writes, dropped) = from_anchor(writes, anchor, crm, refs);
+        if !dropped.is_empty() {
             out.errors.push(PlanError {
-                record: first.reference(),
+                record: s.reference(),
                 message: format!(
-                    "not created in {crm} yet: its {} is not linked there \\
+                    "{} not linked in {crm} yet: not written \\
                      (retried from the retry list)",
-                    unlinked
+                    dropped
                         .iter()
-                        .map(|s| s.as_str())
+                        .map(|f| f.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
             });
             group.deferred = true;
+        }
+        if writes.is_empty() {
             continue;
         }
-        let mut record = values::blank(kind);
-        if let Err(e) = values::apply(&mut record, *crm, cfg, &fields) {
-            // A record the target can never hold (a meeting for Close) is reported when it
-            // changes, not each time a feed's overlap brings it back, and the rest of the
-            // group is stored as synced: waiting would not make it fit.
-            let never = e.kind() == crmkit_core::ErrorKind::Validation;
-            if !never || any_changed {
-                out.errors.push(PlanError {
-                    record: first.reference(),
-                    message: format!("cannot create it in {crm}: {e}"),
-                });
-            }
-            group.deferred |= !never;
+        let target = s.reference();
+        // The patch is the side's own record, moved rather than copied: the side keeps its
+        // fields and hash (stored as the base), and nothing reads its record again.
+        let mut record = std::mem::replace(&mut s.record, values::blank(kind));
+        if let Err(e) = values::apply(&mut record, crm, cfg, &writes) {
+            out.errors.push(PlanError {
+                record: target,
+                message: e.to_string(),
+            });
+            group.deferred = true;
             continue;
         }
-        group.creates.push(Create {
-            target: *crm,
-            source: first.reference(),
-            marker: format!("{}:{}:{}", first.crm, kind, first.id()),
-            fields,
+        let changes = writes
+            .into_iter()
+            .map(|(f, to)| FieldChange {
+                field: f,
+                from: s.fields.get(&f).cloned(),
+                to,
+            })
+            .collect();
+        group.updates.push(Update {
+            target,
+            changes,
             record,
         });
     }
-    drop(comparable);
+    if let Some(Some(source)) = source {
+        let first = sides.get(&first_crm).map_or(&agreed, |s| &s.fields);
+        for crm in config.sync.crms.iter().filter(|c| !sides.contains_key(c)) {
+            let all: BTreeMap<Field, Option<Value>> =
+                agreed.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
+            let (fields, dropped) = from_anchor(all, anchor, *crm, refs);
+            // A record whose parent is not linked in the target yet waits: created without
+            // it, it would land under no company (or, in Close, under a new lead of its own).
+            let unlinked: Vec<&str> = first
+                .keys()
+                .filter(|f| {
+                    reference_kind(f).is_some() && (skip.contains(*f) || dropped.contains(*f))
+                })
+                .map(|f| f.as_str())
+                .collect();
+            if !unlinked.is_empty() {
+                out.errors.push(PlanError {
+                    record: source.clone(),
+                    message: format!(
+                        "not created in {crm} yet: its {} is not linked there \\
+                         (retried from the retry list)",
+                        unlinked.join(", ")
+                    ),
+                });
+                group.deferred = true;
+                continue;
+            }
+            let mut record = values::blank(kind);
+            if let Err(e) = values::apply(&mut record, *crm, cfg, &fields) {
+                // A record the target can never hold (a meeting for Close) is reported when
+                // it changes, not each time a feed's overlap brings it back, and the rest of
+                // the group is stored as synced: waiting would not make it fit.
+                let never = e.kind() == crmkit_core::ErrorKind::Validation;
+                if !never || any_changed {
+                    out.errors.push(PlanError {
+                        record: source.clone(),
+                        message: format!("cannot create it in {crm}: {e}"),
+                    });
+                }
+                group.deferred |= !never;
+                continue;
+            }
+            group.creates.push(Create {
+                target: *crm,
+                marker: format!("{}:{}:{}", source.crm, kind, source.id),
+                source: source.clone(),
+                fields,
+                record,
+            });
+        }
+    }
     group.seen = sides
         .into_iter()
         .map(|(c, s)| (c, (s.hash, s.fields)))
@@ -659,13 +788,7 @@ fn plan_group(
 
 /// Rewrites reference fields of a record of `crm` into the anchor CRM's ids; a reference
 /// with no link yet is taken out of the comparison.
-fn to_anchor(
-    f: &mut FieldMap,
-    crm: Crm,
-    anchor: Crm,
-    refs: &dyn Refs,
-    skip: &mut BTreeSet<String>,
-) {
+fn to_anchor(f: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs, skip: &mut BTreeSet<Field>) {
     for (field, v) in f.iter_mut() {
         let Some(rk) = reference_kind(field) else {
             continue;
@@ -677,7 +800,7 @@ fn to_anchor(
         match refs.translate(rk, crm, &id, anchor) {
             Some(a) => *v = Value::String(a),
             None => {
-                skip.insert(field.clone());
+                skip.insert(*field);
             }
         }
     }
@@ -686,27 +809,26 @@ fn to_anchor(
 /// The writes for `crm` with references as `crm`'s ids; references with no link in `crm`
 /// are left out (and listed).
 fn from_anchor(
-    writes: &BTreeMap<String, Option<Value>>,
+    mut writes: BTreeMap<Field, Option<Value>>,
     anchor: Crm,
     crm: Crm,
     refs: &dyn Refs,
-) -> (BTreeMap<String, Option<Value>>, Vec<String>) {
-    let mut out = BTreeMap::new();
+) -> (BTreeMap<Field, Option<Value>>, Vec<Field>) {
     let mut dropped = Vec::new();
-    for (field, v) in writes {
-        match (reference_kind(field), v) {
-            (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
-                Some(local) => {
-                    out.insert(field.clone(), Some(Value::String(local)));
-                }
-                None => dropped.push(field.clone()),
-            },
-            _ => {
-                out.insert(field.clone(), v.clone());
+    writes.retain(|field, v| match (reference_kind(field), v) {
+        (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
+            Some(local) => {
+                *id = local;
+                true
             }
-        }
-    }
-    (out, dropped)
+            None => {
+                dropped.push(*field);
+                false
+            }
+        },
+        _ => true,
+    });
+    (writes, dropped)
 }
 
 #[cfg(test)]
@@ -800,7 +922,7 @@ mod tests {
         close: Record,
         hs: Record,
         base_from: Option<(&Record, &Record)>,
-    ) -> (LinkState, BTreeMap<Crm, Seen>) {
+    ) -> (LinkState, Sides) {
         let sc = seen(c, Crm::Close, close);
         let sh = seen(c, Crm::HubSpot, hs);
         let (bc, bh) = match base_from {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{EntityConfig, Rule};
-use crate::values::FieldMap;
+use crate::values::{Field, FieldMap};
 
 /// The canonical hash of a record's mapped fields ([`crate::values::hash`]). Two records
 /// with the same synced values hash the same whatever CRM or key order they came from; a
@@ -37,7 +37,7 @@ pub struct Side<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     /// The unified field.
-    pub field: String,
+    pub field: Field,
     /// The value every CRM gets (`None`: cleared).
     pub value: Option<Value>,
     /// The CRM whose value won.
@@ -51,7 +51,7 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldConflict {
     /// The unified field.
-    pub field: String,
+    pub field: Field,
     /// Each CRM's value (`None`: empty).
     pub values: BTreeMap<Crm, Option<Value>>,
 }
@@ -64,7 +64,7 @@ pub struct Resolution {
     /// Fields queued as conflicts; nothing is written for them.
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
-    pub writes: BTreeMap<Crm, BTreeMap<String, Option<Value>>>,
+    pub writes: BTreeMap<Crm, BTreeMap<Field, Option<Value>>>,
 }
 
 /// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a
@@ -79,17 +79,20 @@ pub struct Resolution {
 /// only); `last_write_wins` — the changer with the latest modification time (ties: config
 /// order); `manual` — queued. Where values differ but no side is known to have changed the
 /// field (no stored base), `primary` still decides and the other rules leave it alone.
-pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<String>) -> Resolution {
+pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
-    let mut fields: BTreeSet<&String> = BTreeSet::new();
+    // Every field any side or base holds, in order: a sorted list, cheaper than a set.
+    let mut fields: Vec<Field> = Vec::new();
     for s in sides {
         fields.extend(s.fields.keys());
         if let Some(b) = s.base {
             fields.extend(b.keys());
         }
     }
+    fields.sort_unstable();
+    fields.dedup();
     for field in fields {
-        if skip.contains(field.as_str()) {
+        if skip.contains(&field) {
             continue;
         }
         fn get<'v>(s: &Side<'v>, field: &str) -> Option<&'v Value> {
@@ -107,7 +110,7 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Strin
                 None => s.changed && value(s).is_some(),
             })
             .collect();
-        let rule = cfg.rule(field);
+        let rule = cfg.rule(&field);
         let agree = changers
             .first()
             .is_some_and(|head| changers.iter().all(|s| value(s) == value(head)));
@@ -145,7 +148,7 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Strin
                     };
                     if rule == Rule::Manual {
                         out.conflicts.push(FieldConflict {
-                            field: field.clone(),
+                            field,
                             values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
                         });
                         None
@@ -178,11 +181,11 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Strin
                 out.writes
                     .entry(s.crm)
                     .or_default()
-                    .insert(field.clone(), v.clone());
+                    .insert(field, v.clone());
             }
         }
         out.decisions.push(Decision {
-            field: field.clone(),
+            field,
             value: v,
             winner,
             rule: by.filter(|_| real_conflict).map(|r| r.to_string()),
@@ -196,12 +199,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::{Config, PolicyKind};
+    use crate::config::{Config, FieldType, PolicyKind};
 
     fn map(pairs: &[(&str, Value)]) -> FieldMap {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (Field::intern(k), v.clone()))
             .collect()
     }
 
@@ -217,8 +220,14 @@ mod tests {
     fn hashes_ignore_key_order_and_number_forms() {
         let a = map(&[("a", json!(1)), ("b", json!("x"))]);
         let mut b = FieldMap::new();
-        b.insert("b".into(), crate::values::canonical(&json!(" x ")).unwrap());
-        b.insert("a".into(), crate::values::canonical(&json!(1.0)).unwrap());
+        b.insert(
+            "b".into(),
+            crate::values::canonical(&json!(" x "), FieldType::Text).unwrap(),
+        );
+        b.insert(
+            "a".into(),
+            crate::values::canonical(&json!(1.0), FieldType::Number).unwrap(),
+        );
         assert_eq!(hash(&a), hash(&b));
         assert_ne!(hash(&a), hash(&map(&[("a", json!(2)), ("b", json!("x"))])));
         assert_eq!(hash(&a).len(), 32);
@@ -469,7 +478,7 @@ mod tests {
                 modified: None,
             },
         ];
-        let r = resolve(&cfg(), &sides, &["company".to_string()].into());
+        let r = resolve(&cfg(), &sides, &[Field::new("company")].into());
         assert!(r.writes.is_empty() && r.decisions.is_empty());
     }
 }

@@ -4,17 +4,121 @@
 //! A [`FieldMap`] holds only non-empty values: `null`, blank strings, empty lists and empty
 //! objects are all "empty" and absent, so "no value" has one form on every CRM.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use crmkit_core::{Company, Crm, Deal, Error, Money, ObjectKind, Person, Record, Result};
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::{EntityConfig, Unit};
+use crate::config::{EntityConfig, FieldType, Unit};
 
 /// Unified field name → canonical non-empty value.
-pub type FieldMap = BTreeMap<String, Value>;
+pub type FieldMap = BTreeMap<Field, Value>;
+
+/// A unified field name, copied freely: the standard names are `'static` text and any
+/// other name (custom fields, names read back from the store) is interned once per process,
+/// so a record's field map allocates no key strings. Compares, orders and hashes as its
+/// text, so maps keyed by it iterate (and hash) exactly as maps keyed by `String` did.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Field(&'static str);
+
+impl Field {
+    /// A field named by static text (no interning needed).
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// The field named `name`, interning it on first use. The interned names are the field
+    /// names of the configuration and of stored field values, so they stay few.
+    pub fn intern(name: &str) -> Self {
+        static NAMES: std::sync::Mutex<BTreeSet<&'static str>> =
+            std::sync::Mutex::new(BTreeSet::new());
+        let mut names = NAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = names.get(name) {
+            return Self(n);
+        }
+        let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        names.insert(n);
+        Self(n)
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Field {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Field {
+    fn borrow(&self) -> &str {
+        self.0
+    }
+}
+
+impl From<&str> for Field {
+    fn from(name: &str) -> Self {
+        Self::intern(name)
+    }
+}
+
+impl From<String> for Field {
+    fn from(name: String) -> Self {
+        Self::intern(&name)
+    }
+}
+
+impl From<Field> for String {
+    fn from(f: Field) -> Self {
+        f.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Field {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Field {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Debug for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl serde::Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::intern(&name))
+    }
+}
 
 /// The canonical hash of mapped fields: SHA-256 of their compact JSON (keys in order: the
 /// map is sorted and [`canonical`] sorts nested objects and normalises numbers and
@@ -81,31 +185,40 @@ pub fn confidence_to_probability(c: u8) -> f64 {
     f64::from(c.min(100)) / 100.0
 }
 
-/// The canonical form of a value, or `None` when it is empty.
+/// The canonical form of a value of a field of type `ty`, or `None` when it is empty.
 ///
-/// Strings are trimmed; a string in plain decimal form (`"5"`, `"-1.5"`, no leading zeros,
-/// no exponent) becomes that number, because HubSpot returns every property as a string;
-/// numbers with an integral value become integers (`1.0` → `1`); objects are rebuilt with
-/// sorted keys; lists keep their order but lose empty items.
-pub fn canonical(v: &Value) -> Option<Value> {
+/// Strings are trimmed. In a [`FieldType::Number`] field, text that reads as a finite
+/// number becomes that number, because HubSpot returns every property as text (`"1000.00"`
+/// → `1000`); in a [`FieldType::Text`] field text stays text (`"2.10"` is not `"2.1"`) and a
+/// number becomes its text. Numbers with an integral value become integers (`1.0` → `1`);
+/// objects are rebuilt with sorted keys; lists keep their order but lose empty items.
+pub fn canonical(v: &Value, ty: FieldType) -> Option<Value> {
     match v {
         Value::Null => None,
         Value::Bool(_) => Some(v.clone()),
-        Value::Number(n) => Some(Value::Number(canonical_number(n))),
+        Value::Number(n) => Some(match ty {
+            FieldType::Number => Value::Number(canonical_number(n)),
+            FieldType::Text => Value::String(canonical_number(n).to_string()),
+        }),
         Value::String(s) => {
             let t = s.trim();
             if t.is_empty() {
                 return None;
             }
-            if plain_decimal(t) {
-                if let Some(n) = t.parse::<f64>().ok().and_then(Number::from_f64) {
+            if ty == FieldType::Number {
+                if let Some(n) = t
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .and_then(Number::from_f64)
+                {
                     return Some(Value::Number(canonical_number(&n)));
                 }
             }
             Some(Value::String(t.to_string()))
         }
         Value::Array(items) => {
-            let items: Vec<Value> = items.iter().filter_map(canonical).collect();
+            let items: Vec<Value> = items.iter().filter_map(|i| canonical(i, ty)).collect();
             (!items.is_empty()).then_some(Value::Array(items))
         }
         Value::Object(o) => {
@@ -113,7 +226,7 @@ pub fn canonical(v: &Value) -> Option<Value> {
             keys.sort();
             let mut out = Map::new();
             for k in keys {
-                if let Some(v) = o.get(k).and_then(canonical) {
+                if let Some(v) = o.get(k).and_then(|v| canonical(v, ty)) {
                     out.insert(k.clone(), v);
                 }
             }
@@ -122,18 +235,17 @@ pub fn canonical(v: &Value) -> Option<Value> {
     }
 }
 
-fn plain_decimal(t: &str) -> bool {
-    let digits = t.strip_prefix('-').unwrap_or(t);
-    let (int, frac) = match digits.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (digits, None),
-    };
-    !int.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && (int == "0" || !int.starts_with('0'))
-        && int.len() <= 15
-        && frac
-            .is_none_or(|f| !f.is_empty() && f.len() <= 6 && f.bytes().all(|b| b.is_ascii_digit()))
+/// Takes a stored base from before fields had types, which held numeric-looking text as a
+/// number (`"2.10"` stored as `2.1`), as the current text when that text reads as the same
+/// number: the upgrade is not mistaken for a change on that side.
+pub fn upgrade_base(base: &mut FieldMap, now: &FieldMap) {
+    for (field, b) in base.iter_mut() {
+        if let (Value::Number(n), Some(Value::String(s))) = (&*b, now.get(field)) {
+            if s.parse::<f64>().ok().is_some_and(|f| Some(f) == n.as_f64()) {
+                *b = Value::String(s.clone());
+            }
+        }
+    }
 }
 
 fn canonical_number(n: &Number) -> Number {
@@ -147,35 +259,30 @@ fn canonical_number(n: &Number) -> Number {
     }
 }
 
-fn put(map: &mut FieldMap, field: &str, v: Value) {
-    if let Some(v) = canonical(&v) {
-        map.insert(field.to_string(), v);
+fn put(map: &mut FieldMap, field: Field, v: Value, ty: FieldType) {
+    if let Some(v) = canonical(&v, ty) {
+        map.insert(field, v);
     }
 }
 
 /// `put` for text, with one allocation instead of two.
-fn put_str(map: &mut FieldMap, field: &str, s: &str) {
+fn put_str(map: &mut FieldMap, field: &'static str, s: &str) {
     let t = s.trim();
-    if t.is_empty() {
-        return;
-    }
-    if plain_decimal(t) {
-        put(map, field, Value::String(t.to_string()));
-    } else {
-        map.insert(field.to_string(), Value::String(t.to_string()));
+    if !t.is_empty() {
+        map.insert(Field(field), Value::String(t.to_string()));
     }
 }
 
-fn text(map: &mut FieldMap, field: &str, v: &Option<String>) {
+fn text(map: &mut FieldMap, field: &'static str, v: &Option<String>) {
     if let Some(s) = v {
         put_str(map, field, s);
     }
 }
 
 /// A record id: trimmed text, never read as a number (HubSpot ids are digits).
-fn id_text(map: &mut FieldMap, field: &str, v: &Option<String>) {
+fn id_text(map: &mut FieldMap, field: &'static str, v: &Option<String>) {
     if let Some(id) = v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        map.insert(field.to_string(), Value::String(id.to_string()));
+        map.insert(Field(field), Value::String(id.to_string()));
     }
 }
 
@@ -237,8 +344,10 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                 put_str(&mut m, "name", &c.name);
             }
             if wants("domain") {
-                if let Some(d) = &c.domain {
-                    put(&mut m, "domain", Value::String(d.trim().to_lowercase()));
+                if let Some(d) = c.domain.as_deref().map(|d| d.trim().to_lowercase()) {
+                    if !d.is_empty() {
+                        m.insert(Field("domain"), Value::String(d));
+                    }
                 }
             }
             if wants("url") {
@@ -256,10 +365,20 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                 text(&mut m, "title", &p.title);
             }
             if wants("emails") {
-                put(&mut m, "emails", list(&p.emails, true));
+                put(
+                    &mut m,
+                    Field("emails"),
+                    list(&p.emails, true),
+                    FieldType::Text,
+                );
             }
             if wants("phones") {
-                put(&mut m, "phones", list(&p.phones, false));
+                put(
+                    &mut m,
+                    Field("phones"),
+                    list(&p.phones, false),
+                    FieldType::Text,
+                );
             }
             if wants("company") {
                 id_text(&mut m, "company", &p.company_id);
@@ -272,30 +391,31 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
             if let Some(money) = &d.amount {
                 if wants("amount") {
                     if let Some(n) = Number::from_f64(cents_to_decimal(money.minor)) {
-                        put(&mut m, "amount", Value::Number(n));
+                        put(&mut m, Field("amount"), Value::Number(n), FieldType::Number);
                     }
                 }
                 if wants("currency") {
-                    put(
-                        &mut m,
-                        "currency",
-                        Value::String(money.currency.to_uppercase()),
-                    );
+                    put_str(&mut m, "currency", &money.currency.to_uppercase());
                 }
             }
             if wants("stage") {
                 if let Some(stage) = stage_of(d, crm, cfg)? {
-                    put(&mut m, "stage", Value::String(stage));
+                    put_str(&mut m, "stage", &stage);
                 }
             }
             if wants("confidence") {
                 if let Some(c) = d.confidence {
-                    put(&mut m, "confidence", Value::from(c));
+                    put(
+                        &mut m,
+                        Field("confidence"),
+                        Value::from(c),
+                        FieldType::Number,
+                    );
                 }
             }
             if wants("close_date") {
                 if let Some(v) = date(&d.close_date) {
-                    put(&mut m, "close_date", v);
+                    put(&mut m, Field("close_date"), v, FieldType::Text);
                 }
             }
             if wants("company") {
@@ -310,7 +430,16 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
     let custom = record.custom();
     for (name, cf) in &cfg.custom {
         if let Some(v) = cf.key(crm).and_then(|k| custom.get(k)) {
-            put(&mut m, name, unit_in(v, cf.units.get(&crm).copied()));
+            // Units convert the canonical number (HubSpot's text "1999" included).
+            let ty = cf.field_type();
+            if let Some(c) = canonical(v, ty) {
+                put(
+                    &mut m,
+                    Field::intern(name),
+                    unit_in(&c, cf.units.get(&crm).copied()),
+                    ty,
+                );
+            }
         }
     }
     Ok(m)
@@ -379,11 +508,11 @@ pub fn apply(
     record: &mut Record,
     crm: Crm,
     cfg: &EntityConfig,
-    changes: &BTreeMap<String, Option<Value>>,
+    changes: &BTreeMap<Field, Option<Value>>,
 ) -> Result<()> {
     for (field, value) in changes {
         let v = value.as_ref();
-        if let Some(cf) = cfg.custom.get(field) {
+        if let Some(cf) = cfg.custom.get(field.as_str()) {
             let Some(key) = cf.key(crm) else { continue };
             let out = v.map_or(Value::Null, |v| unit_out(v, cf.units.get(&crm).copied()));
             record.custom_mut().insert(key.to_string(), out);
@@ -485,34 +614,150 @@ mod tests {
     use crate::config::{Config, CustomField};
 
     #[test]
-    fn canonical_forms_make_equal_values_equal() {
-        assert_eq!(canonical(&json!(1.0)), Some(json!(1)));
-        assert_eq!(canonical(&json!("1")), Some(json!(1)));
-        assert_eq!(canonical(&json!(" 1.50 ")), Some(json!(1.5)));
+    fn canonical_forms_follow_the_field_type_not_the_look_of_the_value() {
+        use FieldType::{Number as N, Text as T};
+        // Number fields: HubSpot's text is the number it reads as.
+        assert_eq!(canonical(&json!(1.0), N), Some(json!(1)));
+        assert_eq!(canonical(&json!("1"), N), Some(json!(1)));
+        assert_eq!(canonical(&json!(" 1.50 "), N), Some(json!(1.5)));
+        assert_eq!(canonical(&json!("1000.00"), N), canonical(&json!(1000), N));
+        assert_eq!(canonical(&json!("007"), N), Some(json!(7)));
+        assert_eq!(canonical(&json!("1e3"), N), Some(json!(1000)));
         assert_eq!(
-            canonical(&json!("007")),
-            Some(json!("007")),
-            "not a plain number"
+            canonical(&json!("n/a"), N),
+            Some(json!("n/a")),
+            "kept, not lost"
         );
-        assert_eq!(canonical(&json!("1e3")), Some(json!("1e3")));
-        assert_eq!(canonical(&json!("  Acme ")), Some(json!("Acme")));
-        assert_eq!(canonical(&json!("   ")), None);
-        assert_eq!(canonical(&json!([])), None);
+        assert_eq!(canonical(&json!("NaN"), N), Some(json!("NaN")));
+        // Text fields: text stays text, so a change from "2.10" to "2.1" is a change.
+        assert_eq!(canonical(&json!("2.10"), T), Some(json!("2.10")));
+        assert_ne!(canonical(&json!("2.10"), T), canonical(&json!("2.1"), T));
+        assert_eq!(canonical(&json!("007"), T), Some(json!("007")));
+        assert_eq!(canonical(&json!(" 5 "), T), Some(json!("5")));
         assert_eq!(
-            canonical(&json!({"b": 1, "a": null})),
-            Some(json!({"b": 1}))
+            canonical(&json!(5.0), T),
+            Some(json!("5")),
+            "a number as its text"
         );
-        assert_eq!(canonical(&Value::Null), None);
+        assert_eq!(canonical(&json!("  Acme "), T), Some(json!("Acme")));
+        assert_eq!(canonical(&json!("   "), T), None);
+        assert_eq!(canonical(&json!([]), T), None);
+        assert_eq!(
+            canonical(&json!({"b": "1", "a": null}), T),
+            Some(json!({"b": "1"}))
+        );
+        assert_eq!(canonical(&Value::Null, N), None);
+    }
+
+    #[test]
+    fn text_fields_keep_numeric_looking_text_and_number_fields_read_hubspot_text() {
+        let mut cfg = Config::new(vec![Crm::Close, Crm::HubSpot]).company;
+        for (name, kind, units) in [
+            ("code", None, BTreeMap::new()),
+            ("budget", Some(FieldType::Number), BTreeMap::new()),
+            ("spend", None, BTreeMap::from([(Crm::Close, Unit::Cents)])),
+        ] {
+            cfg.custom.insert(
+                name.into(),
+                CustomField {
+                    close: Some(format!("custom.cf_{name}")),
+                    hubspot: Some(name.into()),
+                    units,
+                    kind,
+                    ..CustomField::default()
+                },
+            );
+        }
+        let company = |description: &str, custom: &[(&str, Value)]| {
+            Record::Company(Company {
+                name: "Acme".into(),
+                description: Some(description.into()),
+                custom: custom
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                ..Company::default()
+            })
+        };
+        let close = company(
+            "2.10",
+            &[
+                ("cf_code", json!("2.10")),
+                ("cf_budget", json!(1000)),
+                ("cf_spend", json!(199_900)),
+            ],
+        );
+        let hs = company(
+            "2.10",
+            &[
+                ("code", json!("2.10")),
+                ("budget", json!("1000.00")),
+                ("spend", json!("1999")),
+            ],
+        );
+        let c = extract(&close, Crm::Close, &cfg).expect("maps");
+        let h = extract(&hs, Crm::HubSpot, &cfg).expect("maps");
+        assert_eq!(c["description"], json!("2.10"));
+        assert_eq!(c["code"], json!("2.10"));
+        assert_eq!(h["budget"], json!(1000));
+        assert_eq!(h["spend"], json!(1999));
+        assert_eq!(c, h, "the same values in both CRMs");
+        assert_eq!(hash(&c), hash(&h));
+        // A text edit that a number would hide is a change.
+        let edited = company(
+            "2.1",
+            &[
+                ("code", json!("2.1")),
+                ("budget", json!("1000")),
+                ("spend", json!("1999.0")),
+            ],
+        );
+        let e = extract(&edited, Crm::HubSpot, &cfg).expect("maps");
+        assert_ne!(hash(&e), hash(&h));
+        assert_eq!(e["description"], json!("2.1"));
+        assert_eq!((&e["budget"], &e["spend"]), (&h["budget"], &h["spend"]));
+    }
+
+    #[test]
+    fn a_base_stored_as_a_number_before_types_counts_as_the_same_text() {
+        let now: FieldMap = [(Field::new("code"), json!("2.10"))].into();
+        let mut base: FieldMap = [
+            (Field::new("code"), json!(2.1)),
+            (Field::new("other"), json!(3)),
+        ]
+        .into();
+        upgrade_base(&mut base, &now);
+        assert_eq!(base["code"], json!("2.10"));
+        assert_eq!(base["other"], json!(3));
+        let mut changed: FieldMap = [(Field::new("code"), json!(2.5))].into();
+        upgrade_base(&mut changed, &now);
+        assert_eq!(
+            changed["code"],
+            json!(2.5),
+            "a different number stays a change"
+        );
     }
 
     #[test]
     fn the_hash_is_sha256_of_the_compact_json_and_ignores_number_forms_order_and_padding() {
         let mut a = FieldMap::new();
-        a.insert("name".into(), canonical(&json!("  Acme ")).unwrap());
-        a.insert("amount".into(), canonical(&json!(1.0)).unwrap());
+        a.insert(
+            "name".into(),
+            canonical(&json!("  Acme "), FieldType::Text).unwrap(),
+        );
+        a.insert(
+            "amount".into(),
+            canonical(&json!(1.0), FieldType::Number).unwrap(),
+        );
         let mut b = FieldMap::new();
-        b.insert("amount".into(), canonical(&json!("1")).unwrap());
-        b.insert("name".into(), canonical(&json!("Acme")).unwrap());
+        b.insert(
+            "amount".into(),
+            canonical(&json!("1"), FieldType::Number).unwrap(),
+        );
+        b.insert(
+            "name".into(),
+            canonical(&json!("Acme"), FieldType::Text).unwrap(),
+        );
         assert_eq!(hash(&a), hash(&b));
         // Pinned: the stored hashes of existing links depend on these exact bytes.
         let want = Sha256::digest(br#"{"amount":1,"name":"Acme"}"#);
@@ -546,6 +791,7 @@ mod tests {
                 hubspot: Some("budget".into()),
                 salesforce: None,
                 units: [(Crm::Close, Unit::Cents)].into(),
+                kind: None,
             },
         );
         let mut close = Deal {
@@ -566,10 +812,7 @@ mod tests {
         assert_eq!(m["budget"], json!(2500));
 
         let mut hs = blank(ObjectKind::Deal);
-        let changes = m
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
+        let changes = m.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
         apply(&mut hs, Crm::HubSpot, &cfg, &changes).expect("applies");
         let Record::Deal(d) = &hs else { panic!() };
         assert_eq!(d.stage_id.as_deref(), Some("presentationscheduled"));
@@ -607,7 +850,7 @@ mod tests {
             url: Some("https://acme.com".into()),
             ..Company::default()
         });
-        let changes = [("url".to_string(), None), ("tier".to_string(), None)].into();
+        let changes = [(Field::new("url"), None), (Field::new("tier"), None)].into();
         apply(&mut r, Crm::Close, &cfg, &changes).expect("applies");
         let Record::Company(c) = &r else { panic!() };
         assert_eq!(c.url, None);

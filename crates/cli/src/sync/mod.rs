@@ -443,7 +443,10 @@ async fn resolve(
     let waits = Waits::default();
     let conns = connect::connectors(settings, &crms, &waits).await?;
     let mut changes = BTreeMap::new();
-    changes.insert(conflict.field.clone(), chosen.clone());
+    changes.insert(
+        crmkit_sync::values::Field::intern(&conflict.field),
+        chosen.clone(),
+    );
     let mut written = Vec::new();
     for conn in &conns {
         let crm = conn.crm();

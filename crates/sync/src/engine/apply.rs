@@ -200,7 +200,7 @@ impl Engine {
                 }
             };
             for c in &g.conflicts {
-                let mut new = NewConflict::new(link.id.clone(), kind, c.field.clone());
+                let mut new = NewConflict::new(link.id.clone(), kind, c.field);
                 for (crm, v) in &c.values {
                     new = new.value(*crm, v.clone().unwrap_or(Value::Null));
                 }
@@ -282,7 +282,7 @@ impl Engine {
                                                 NewAuditEntry::new(
                                                     l.id.clone(),
                                                     *crm,
-                                                    field.clone(),
+                                                    *field,
                                                     format!("sync:{}", c.source.crm),
                                                 )
                                                 .run(run.clone())
@@ -376,21 +376,16 @@ impl Engine {
                                         |w| format!("sync:{w}"),
                                     );
                                     audit.push(
-                                        NewAuditEntry::new(
-                                            link.id.clone(),
-                                            *crm,
-                                            ch.field.clone(),
-                                            source,
-                                        )
-                                        .run(run.clone())
-                                        .change(ch.from.clone(), ch.to.clone()),
+                                        NewAuditEntry::new(link.id.clone(), *crm, ch.field, source)
+                                            .run(run.clone())
+                                            .change(ch.from.clone(), ch.to.clone()),
                                     );
                                 }
                             }
                             let sent = u
                                 .changes
                                 .iter()
-                                .map(|ch| (ch.field.clone(), ch.to.clone()))
+                                .map(|ch| (ch.field, ch.to.clone()))
                                 .collect();
                             written.push((i, u.target.clone(), sent));
                         }
@@ -485,7 +480,7 @@ impl Engine {
 }
 
 /// The fields a write sent (`None`: cleared).
-type Sent = BTreeMap<String, Option<Value>>;
+type Sent = BTreeMap<crate::values::Field, Option<Value>>;
 
 /// The matching attributes of a group's first side, stored on its link so records seen in
 /// later runs can match it.

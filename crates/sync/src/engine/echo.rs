@@ -15,7 +15,7 @@ use super::*;
 pub(super) fn drop_echoes(
     kind: ObjectKind,
     crms: &[Crm],
-    groups: &mut BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)>,
+    groups: &mut BTreeMap<String, (LinkState, Sides)>,
     unlinked: &[Seen],
     listed: &BTreeSet<RecordRef>,
 ) -> usize {
@@ -63,7 +63,7 @@ pub(super) fn drop_echoes(
 /// A group whose last plan failed or was deferred is never one: its link keeps the hashes
 /// from before, which the side read now does not match. Groups with a tombstone this run
 /// were taken out as deletions before this is asked.
-fn is_echo(crms: &[Crm], state: &LinkState, sides: &BTreeMap<Crm, Seen>) -> bool {
+fn is_echo(crms: &[Crm], state: &LinkState, sides: &Sides) -> bool {
     let synced =
         |c: &Crm| state.ids.contains_key(c) && state.hashes.get(c).is_some_and(|h| h != DELETED);
     !sides.is_empty()
@@ -83,9 +83,9 @@ fn loose_keys(record: &Record) -> Vec<String> {
             .into_iter()
             .collect(),
         other => matching::keys(other, None)
-            .tiers
-            .into_iter()
+            .tiers()
             .flatten()
+            .map(str::to_string)
             .collect(),
     }
 }
@@ -123,10 +123,7 @@ mod tests {
         state
     }
 
-    fn groups(
-        state: LinkState,
-        sides: Vec<Seen>,
-    ) -> BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)> {
+    fn groups(state: LinkState, sides: Vec<Seen>) -> BTreeMap<String, (LinkState, Sides)> {
         let sides = sides.into_iter().map(|s| (s.crm, s)).collect();
         BTreeMap::from([(state.key.clone(), (state, sides))])
     }

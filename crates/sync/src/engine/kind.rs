@@ -96,7 +96,7 @@ impl Engine {
 
         // 2. Map, and sort into linked and unlinked records.
         let mut input = Input::default();
-        let mut groups: BTreeMap<String, (LinkState, BTreeMap<Crm, Seen>)> = BTreeMap::new();
+        let mut groups: BTreeMap<String, (LinkState, Sides)> = BTreeMap::new();
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
         let mut mapped: Vec<Seen> = Vec::new();
         for ((crm, id), record) in upserts {
@@ -121,7 +121,7 @@ impl Engine {
                     let key = link.id.to_string();
                     let entry = groups
                         .entry(key.clone())
-                        .or_insert_with(|| (link_state(&link), BTreeMap::new()));
+                        .or_insert_with(|| (link_state(&link), Sides::new()));
                     entry.1.insert(seen.crm, seen);
                     links.insert(key, link);
                 }
@@ -160,7 +160,7 @@ impl Engine {
         for s in &input.unlinked {
             for link in self.stored_candidates(kind, s).await? {
                 if link.crm_id(s.crm).is_none() && !groups.contains_key(link.id.as_str()) {
-                    groups.insert(link.id.to_string(), (link_state(&link), BTreeMap::new()));
+                    groups.insert(link.id.to_string(), (link_state(&link), Sides::new()));
                     links.insert(link.id.to_string(), link);
                 }
             }

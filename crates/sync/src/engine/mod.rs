@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, DeletePolicy};
 use crate::matching;
-use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen};
+use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen, Sides};
 use crate::resolve::FieldConflict;
-use crate::values::{FieldMap, reference_kind};
+use crate::values::{Field, FieldMap, reference_kind};
 
 /// Runs one store write (`$method` of [`crmkit_store::Tx`]) in a transaction of its own,
 /// fenced by the run's lease ([`Engine::tx`]): a run that lost its lease writes nothing.
@@ -319,7 +319,12 @@ fn link_state(link: &Link) -> LinkState {
     let mut bases = BTreeMap::new();
     for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
         if let Some(serde_json::Value::Object(m)) = link.fields(crm) {
-            bases.insert(crm, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+            bases.insert(
+                crm,
+                m.iter()
+                    .map(|(k, v)| (Field::intern(k), v.clone()))
+                    .collect(),
+            );
         }
         if let Some(id) = link.crm_id(crm) {
             ids.insert(crm, id.to_string());
@@ -338,5 +343,10 @@ fn link_state(link: &Link) -> LinkState {
 
 /// A side's mapped fields as the JSON object the store keeps.
 fn fields_json(fields: &FieldMap) -> serde_json::Value {
-    serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    serde_json::Value::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
 }

@@ -28,7 +28,7 @@
 
 use serde_json::Value;
 
-use crate::values::FieldMap;
+use crate::values::{Field, FieldMap};
 
 /// The base to store for a side we wrote, when the read-back shows someone else's edit:
 /// `None` when the read-back is the base as it is.
@@ -39,17 +39,17 @@ use crate::values::FieldMap;
 pub(super) fn base_after_write(
     read_back: &FieldMap,
     before: Option<&FieldMap>,
-    sent: &std::collections::BTreeMap<String, Option<Value>>,
+    sent: &std::collections::BTreeMap<Field, Option<Value>>,
     old_base: Option<&FieldMap>,
 ) -> Option<FieldMap> {
     // A create: no one else can have edited it yet (see the module docs).
     before?;
-    let mut fields: std::collections::BTreeSet<&String> = read_back.keys().collect();
-    fields.extend(sent.keys());
-    fields.extend(before.into_iter().flat_map(|b| b.keys()));
+    let mut fields: std::collections::BTreeSet<Field> = read_back.keys().copied().collect();
+    fields.extend(sent.keys().copied());
+    fields.extend(before.into_iter().flat_map(|b| b.keys().copied()));
     let mut base = FieldMap::new();
     let mut edited = false;
-    for f in fields {
+    for f in &fields {
         let now = read_back.get(f);
         let expected = match (sent.get(f), before) {
             (Some(v), _) => v.as_ref(),
@@ -65,7 +65,7 @@ pub(super) fn base_after_write(
             old_base.and_then(|b| b.get(f))
         };
         if let Some(v) = keep {
-            base.insert(f.clone(), v.clone());
+            base.insert(*f, v.clone());
         }
     }
     edited.then_some(base)
@@ -149,7 +149,7 @@ mod tests {
     fn map(pairs: &[(&str, Value)]) -> FieldMap {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (Field::intern(k), v.clone()))
             .collect()
     }
 
@@ -157,7 +157,7 @@ mod tests {
     fn an_edit_made_between_our_write_and_our_read_back_keeps_the_old_base() {
         let before = map(&[("name", json!("Acme")), ("description", json!("old"))]);
         let old_base = before.clone();
-        let sent = BTreeMap::from([("name".to_string(), Some(json!("Acme Inc")))]);
+        let sent = BTreeMap::from([(Field::intern("name"), Some(json!("Acme Inc")))]);
         // Our write landed; someone changed the description meanwhile.
         let read_back = map(&[
             ("name", json!("Acme Inc")),
@@ -187,8 +187,8 @@ mod tests {
     fn a_read_back_as_expected_or_missing_a_sent_field_is_the_base() {
         let before = map(&[("name", json!("Acme"))]);
         let sent = BTreeMap::from([
-            ("name".to_string(), Some(json!("Acme Inc"))),
-            ("url".to_string(), Some(json!("https://acme.com"))),
+            (Field::intern("name"), Some(json!("Acme Inc"))),
+            (Field::intern("url"), Some(json!("https://acme.com"))),
         ]);
         // The CRM kept the name and ignored the url.
         let read_back = map(&[("name", json!("Acme Inc"))]);
@@ -197,14 +197,14 @@ mod tests {
             None
         );
         // It keeps one e-mail of the two sent.
-        let sent = BTreeMap::from([("emails".to_string(), Some(json!(["a@x.com", "b@x.com"])))]);
+        let sent = BTreeMap::from([(Field::intern("emails"), Some(json!(["a@x.com", "b@x.com"])))]);
         let read_back = map(&[("name", json!("Acme")), ("emails", json!(["a@x.com"]))]);
         assert_eq!(
             base_after_write(&read_back, Some(&before), &sent, Some(&before)),
             None
         );
         // A phone number normalised by the CRM is not an edit.
-        let sent = BTreeMap::from([("phones".to_string(), Some(json!(["(234) 361-7485"])))]);
+        let sent = BTreeMap::from([(Field::intern("phones"), Some(json!(["(234) 361-7485"])))]);
         let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343617485"]))]);
         assert_eq!(
             base_after_write(&read_back, Some(&before), &sent, Some(&before)),
@@ -221,9 +221,9 @@ mod tests {
     fn a_create_and_a_time_kept_as_a_date_are_the_crms_shaping_not_edits() {
         // A note created in Salesforce reads back as a completed Task with a date only.
         let sent = BTreeMap::from([
-            ("kind".to_string(), Some(json!("note"))),
+            (Field::intern("kind"), Some(json!("note"))),
             (
-                "occurred_at".to_string(),
+                Field::intern("occurred_at"),
                 Some(json!("2025-03-02T14:30:00Z")),
             ),
         ]);
@@ -236,7 +236,7 @@ mod tests {
         // An update of the time, kept as that day's date: normalised, not an edit.
         let before = map(&[("occurred_at", json!("2025-03-01T00:00:00Z"))]);
         let sent = BTreeMap::from([(
-            "occurred_at".to_string(),
+            Field::intern("occurred_at"),
             Some(json!("2025-03-02T14:30:00Z")),
         )]);
         let read_back = map(&[("occurred_at", json!("2025-03-02T00:00:00Z"))]);
