@@ -7,7 +7,9 @@
 //!   timestamp are never lost and no OFFSET is used. `SystemModstamp` changes on every
 //!   change, by users and by the system (Object Reference, "System Fields").
 //! - **Upper bound.** Fixed per run from the `Date` header of a `GET limits/` answer
-//!   (Salesforce's clock), never from the local clock.
+//!   (Salesforce's clock), never from the local clock; a header more than the clock
+//!   tolerance (default five minutes) away from the local clock stops the run with an
+//!   error instead (refused rather than clamped: a clamp would hide a broken clock).
 //! - **Tombstones.** `GET sobjects/{Type}/deleted/?start=&end=` for the window since the
 //!   last run (less the overlap), reported before the upserts: a record deleted then
 //!   undeleted ends as an upsert. getDeleted answers for no more than 15 days before the
@@ -27,9 +29,10 @@
 //!   "full resync needed" error.
 //! - **Checkpoint.** A run that read everything up to its bound ends with a
 //!   [`Change::Checkpoint`] when its last change left a position behind: every sObject's
-//!   position moves up to the bound less the overlap window (records committed late with
-//!   an older stamp are still read again on resume), and the deletion watermark to what
-//!   getDeleted covered. So a quiet object, with no change for weeks, keeps a fresh cursor
+//!   position moves up to what getUpdated's `latestDateCovered` says the database has
+//!   complete (never past the bound), less the overlap window, and never backwards; the
+//!   deletion watermark is what getDeleted covered (its `latestDateCovered`, even when
+//!   earlier than the last one, as Salesforce says the next start must be). So a quiet object, with no change for weeks, keeps a fresh cursor
 //!   instead of falling out of getDeleted's 15 days. A run that fails midway yields none.
 //! - **Cursor.** `sf1.` + JSON: one keyset position per sObject and the tombstone watermark
 //!   (the format is unchanged by checkpoints, so older cursors read as before).
@@ -65,6 +68,8 @@ pub(super) struct FeedConfig {
     pub overlap: Duration,
     pub page_size: usize,
     pub currency: String,
+    /// How far Salesforce's `Date` header may be from the local clock.
+    pub clock_tolerance: Duration,
 }
 
 /// How far back getDeleted is trusted: it answers for no more than 15 days before the
@@ -89,17 +94,42 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The cursor a run that read everything before `until` may end on: each position moved
-/// up to `until - overlap` (none moved back), for `sobjects`.
-fn checkpoint(
+/// up to what Salesforce's own database says is complete, less the overlap (none moved
+/// back), for `sobjects`.
+///
+/// `until` is the `Date` header of one answer, the web server's clock: a record committed
+/// late (a long transaction stamps it before it is visible) or a skewed header could put it
+/// past records not read yet. getUpdated's `latestDateCovered` is where the database itself
+/// says no change still in flight starts earlier
+/// (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getupdated_getupdatedresult.htm>),
+/// so the mark is never past it. An sObject whose answer has none keeps its position.
+async fn checkpoint(
+    client: &Client,
     mut at: FeedCursor,
     sobjects: &[String],
     until: DateTime<Utc>,
     overlap: Duration,
-) -> FeedCursor {
-    let mark = until.checked_sub_signed(overlap).unwrap_or(until);
+) -> Result<FeedCursor> {
+    let behind = |at: &FeedCursor, s: &String, mark: DateTime<Utc>| {
+        at.per_type.get(s).is_none_or(|p| p.time < mark)
+    };
+    let back = |t: DateTime<Utc>| t.checked_sub_signed(overlap).unwrap_or(t);
+    // getUpdated wants its start more than a minute before its end, seconds cut.
+    let from = minute(until) - Duration::minutes(2);
     for s in sobjects {
-        let behind = at.per_type.get(s).is_none_or(|p| p.time < mark);
-        if behind {
+        if !behind(&at, s, back(until)) {
+            continue;
+        }
+        let covered = client
+            .sobject(s)
+            .updated(from, until)
+            .await?
+            .latest_date_covered
+            .as_deref()
+            .and_then(crmkit_core::time::parse_timestamp);
+        let Some(covered) = covered else { continue };
+        let mark = back(covered.min(until));
+        if behind(&at, s, mark) {
             at.per_type.insert(
                 s.clone(),
                 KeysetCursor {
@@ -109,7 +139,23 @@ fn checkpoint(
             );
         }
     }
-    at
+    Ok(at)
+}
+
+/// The run's bound, Salesforce's `Date` header, refused when it is further than
+/// `tolerance` from this machine's clock: a header far ahead would bound the run past what
+/// the database holds, one far behind points at a broken clock on one side or the other.
+fn checked_bound(date: DateTime<Utc>, tolerance: Duration) -> Result<DateTime<Utc>> {
+    let skew = date.signed_duration_since(Utc::now());
+    if skew.abs() > tolerance {
+        return Err(Error::bad_response(format!(
+            "Salesforce's Date header says {date}, {}s away from this machine's clock (at most              {}s allowed): the run is not bounded by a clock that far off, so nothing is read;              fix the clock, or allow more with `with_clock_tolerance`",
+            skew.num_seconds(),
+            tolerance.num_seconds()
+        ))
+        .with_crm(Crm::Salesforce));
+    }
+    Ok(date)
 }
 
 /// Where a run stands while its changes go out.
@@ -215,6 +261,7 @@ pub(super) fn changes(
             )
             .with_crm(Crm::Salesforce)
         })?;
+        let until = checked_bound(until, config.clock_tolerance)?;
         // Tombstones of every sObject, oldest first.
         let mut tombstones = Vec::new();
         let mut covered = until;
@@ -274,7 +321,9 @@ pub(super) fn changes(
         tombstones.sort();
         let after_tombstones = FeedCursor {
             per_type: start.per_type.clone(),
-            tombstones_before: Some(covered.max(start.tombstones_before.unwrap_or(covered))),
+            // What getDeleted covered, even when earlier than the last watermark: its next
+            // start is its latestDateCovered (a deletion committed late lands before it).
+            tombstones_before: Some(covered),
         };
         let n = tombstones.len();
         let deleted = {
@@ -306,6 +355,7 @@ pub(super) fn changes(
             failed: false,
         }));
         let last = shared.clone();
+        let marks = client.clone();
         let upserts = stream::iter(sobjects)
             .map(move |(sobject, fields)| {
                 let client = client.clone();
@@ -358,12 +408,17 @@ pub(super) fn changes(
         let overlap = config.overlap;
         let end = stream::once(async move {
             let run = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let moved = checkpoint(run.at.clone(), &names, until, overlap);
-            (!run.failed && (moved != run.at || !run.carried)).then(|| {
-                Ok(Change::Checkpoint {
-                    cursor: moved.encode(PREFIX),
-                })
-            })
+            if run.failed {
+                return None;
+            }
+            match checkpoint(&marks, run.at.clone(), &names, until, overlap).await {
+                Ok(moved) => (moved != run.at || !run.carried).then(|| {
+                    Ok(Change::Checkpoint {
+                        cursor: moved.encode(PREFIX),
+                    })
+                }),
+                Err(e) => Some(Err(e)),
+            }
         })
         .filter_map(futures::future::ready);
         Ok::<_, Error>(deleted.chain(upserts).chain(end))

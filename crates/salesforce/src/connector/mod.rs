@@ -71,6 +71,7 @@ pub struct SalesforceConnector {
     overlap: chrono::Duration,
     page_size: usize,
     currency: String,
+    clock_tolerance: chrono::Duration,
     /// Fields to read per sObject (the mapped ones the org has, its custom ones, the
     /// marker), found once.
     fields: Arc<Mutex<HashMap<String, Vec<String>>>>,
@@ -86,6 +87,7 @@ impl SalesforceConnector {
             overlap: chrono::Duration::minutes(1),
             page_size: 200,
             currency: "USD".into(),
+            clock_tolerance: chrono::Duration::minutes(5),
             fields: Arc::default(),
         }
     }
@@ -112,6 +114,14 @@ impl SalesforceConnector {
     /// How far before a resumed cursor the feed starts again (default one minute).
     pub fn with_overlap(mut self, overlap: std::time::Duration) -> Self {
         self.overlap = chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
+        self
+    }
+
+    /// How far Salesforce's clock (its `Date` header) may be from this machine's before the
+    /// change feed refuses to run (default five minutes).
+    pub fn with_clock_tolerance(mut self, tolerance: std::time::Duration) -> Self {
+        self.clock_tolerance =
+            chrono::Duration::from_std(tolerance).unwrap_or(chrono::Duration::MAX);
         self
     }
 
@@ -619,6 +629,7 @@ impl Connector for SalesforceConnector {
             overlap: self.overlap.max(chrono::Duration::zero()),
             page_size: self.page_size,
             currency: self.currency.clone(),
+            clock_tolerance: self.clock_tolerance,
         };
         stream::once(async move {
             let mut sobjects = Vec::new();

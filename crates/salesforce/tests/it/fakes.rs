@@ -1,6 +1,6 @@
 //! Behaviours the sandbox cannot show on demand, against small fakes: records sharing one
-//! `SystemModstamp` across keyset pages, the per-client concurrency cap, and publishing a
-//! Platform Event.
+//! `SystemModstamp` across keyset pages, the per-client concurrency cap, publishing a
+//! Platform Event, and the change feed against a database behind its web server's clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,6 +74,12 @@ async fn records_sharing_one_timestamp_are_all_read_across_pages() {
             "/services/data/v59.0/limits/",
             get(|| async {
                 axum::Json(json!({"DailyApiRequests":{"Max":15000,"Remaining":14000}}))
+            }),
+        )
+        .route(
+            "/services/data/v59.0/sobjects/Account/updated/",
+            get(|| async {
+                axum::Json(json!({"ids":[],"latestDateCovered":"2024-05-01T10:01:00.000+0000"}))
             }),
         );
     let conn = SalesforceConnector::new(client(&serve(app).await, "ties")).with_page_size(3);
@@ -185,4 +191,124 @@ async fn a_platform_event_is_published_as_an_sobject() {
         .await
         .expect_err("not an event");
     assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+/// Salesforce's replication date format.
+fn sf_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
+/// An org with no Account changes whose web server's clock reads `date` and whose
+/// getUpdated and getDeleted say their database is complete up to `updated` and `deleted`.
+async fn quiet_org(
+    token: &str,
+    date: chrono::DateTime<chrono::Utc>,
+    updated: chrono::DateTime<chrono::Utc>,
+    deleted: chrono::DateTime<chrono::Utc>,
+) -> SalesforceConnector {
+    let header = date.to_rfc2822().replace("+0000", "GMT");
+    let app = Router::new()
+        .route(
+            "/services/data/v59.0/limits/",
+            get(move || {
+                let header = header.clone();
+                async move { ([("date", header)], axum::Json(json!({}))) }
+            }),
+        )
+        .route(
+            "/services/data/v59.0/sobjects/Account/describe/",
+            get(|| async {
+                axum::Json(json!({"name":"Account","fields":[
+                    {"name":"Id","type":"id"},{"name":"SystemModstamp","type":"datetime"}]}))
+            }),
+        )
+        .route(
+            "/services/data/v59.0/query/",
+            get(|| async { axum::Json(json!({"totalSize":0,"done":true,"records":[]})) }),
+        )
+        .route(
+            "/services/data/v59.0/sobjects/Account/updated/",
+            get(move || async move {
+                axum::Json(json!({"ids":[],"latestDateCovered": sf_time(updated)}))
+            }),
+        )
+        .route(
+            "/services/data/v59.0/sobjects/Account/deleted/",
+            get(move || async move {
+                axum::Json(json!({"deletedRecords":[],
+                    "earliestDateAvailable": sf_time(deleted - chrono::Duration::days(10)),
+                    "latestDateCovered": sf_time(deleted)}))
+            }),
+        );
+    SalesforceConnector::new(client(&serve(app).await, token))
+}
+
+/// The cursor state a run ended on.
+async fn last_state(conn: &SalesforceConnector, since: Option<String>) -> Value {
+    let run: Vec<Change> = conn
+        .changes(ObjectKind::Company, since.map(crmkit_core::ChangeCursor))
+        .try_collect()
+        .await
+        .expect("feed");
+    let last = run.last().expect("a checkpoint");
+    assert!(matches!(last, Change::Checkpoint { .. }), "{run:?}");
+    let json = last
+        .cursor()
+        .0
+        .strip_prefix("sf1.")
+        .expect("salesforce cursor");
+    serde_json::from_str(json).expect("cursor state")
+}
+
+fn state_time(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .expect("a time")
+        .to_utc()
+}
+
+#[tokio::test]
+async fn a_checkpoint_never_passes_what_the_database_says_is_complete() {
+    // A long transaction still in flight: getUpdated covers only up to ten minutes ago,
+    // though the web server's clock says now.
+    let now = chrono::Utc::now();
+    let covered = now - chrono::Duration::minutes(10);
+    let conn = quiet_org("late-commit", now, covered, now).await;
+    let state = last_state(&conn, None).await;
+    let mark = state_time(&state["u"]["Account"]["t"]);
+    assert!(
+        mark <= covered - chrono::Duration::minutes(1),
+        "the checkpoint {mark} passes latestDateCovered {covered} less the overlap"
+    );
+}
+
+#[tokio::test]
+async fn a_date_header_far_from_the_local_clock_stops_the_run() {
+    let now = chrono::Utc::now();
+    let ahead = now + chrono::Duration::hours(1);
+    let conn = quiet_org("skewed", ahead, ahead, ahead).await;
+    let e = conn
+        .changes(ObjectKind::Company, None)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("a skewed clock is refused");
+    assert_eq!(e.kind(), ErrorKind::BadResponse);
+    assert!(e.to_string().contains("Date header"), "{e}");
+}
+
+#[tokio::test]
+async fn the_deletion_watermark_is_what_get_deleted_covered_even_when_earlier() {
+    let now = chrono::Utc::now();
+    let before = now - chrono::Duration::minutes(3);
+    // Deletions still being committed: getDeleted covers less than the last run did.
+    let covered = before - chrono::Duration::minutes(2);
+    let conn = quiet_org("deleted-back", now, now, covered).await;
+    let since = format!("sf1.{}", json!({"d": before.to_rfc3339()}));
+    let state = last_state(&conn, Some(since)).await;
+    let watermark = state_time(&state["d"]);
+    assert_eq!(
+        watermark.timestamp(),
+        covered.timestamp(),
+        "the next getDeleted starts at latestDateCovered"
+    );
 }
