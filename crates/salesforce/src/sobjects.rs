@@ -91,8 +91,9 @@ pub struct FieldDescribe {
     /// Whether it is Unique.
     #[serde(default)]
     pub unique: bool,
-    /// Whether its values are compared with case: only unique case-sensitive fields are;
-    /// SOQL and upserts match every other one without case.
+    /// Whether a Unique field's values are compared with case. SOQL compares every other
+    /// text field without case; upserts match without case only Unique fields that are
+    /// not case-sensitive.
     #[serde(default)]
     pub case_sensitive: bool,
     /// Picklist values, for picklists.

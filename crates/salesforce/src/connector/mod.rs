@@ -34,9 +34,10 @@
 //!   External ID and Unique on each object). Markers already stored are found with one SOQL
 //!   query per object and returned untouched; the rest are upserted by that field
 //!   (collections, or a Bulk API 2.0 upsert job from the bulk threshold on), so a create
-//!   retried after an interruption updates the record it made. Markers match as the field
-//!   does: without case unless its describe says `caseSensitive` (a Unique field defined
-//!   case-sensitive), so `SRC-1` and `src-1` are one record.
+//!   retried after an interruption updates the record it made. Markers match as Salesforce's
+//!   upsert does: without case (ASCII letters) only when the field's describe says Unique
+//!   and not `caseSensitive`, so `SRC-1` and `src-1` are one record there and two records
+//!   on a non-unique or case-sensitive field (or one missing from the describe).
 //! - **Search**: a text search with `LIKE '%text%'` on the name fields (Name; FirstName,
 //!   LastName, Email; Subject), the text escaped as a literal.
 //!
@@ -385,23 +386,24 @@ impl SalesforceConnector {
         }
     }
 
-    /// Whether `sobject`'s marker field compares values with case. SOQL comparisons and
-    /// upserts by an external id match without case unless the field is unique and
-    /// case-sensitive
-    /// (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm>,
-    /// <https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>);
-    /// the field's describe says which (`caseSensitive`).
-    async fn marker_case_sensitive(&self, sobject: &str) -> Result<bool> {
+    /// Whether Salesforce takes `sobject`'s markers without case: an upsert by a custom
+    /// field matches without case only when the field is Unique and case-insensitive
+    /// (<https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>),
+    /// as its describe says (`unique`, `caseSensitive`). A non-unique External ID field, a
+    /// case-sensitive one, or one the describe does not show: markers match exactly.
+    async fn marker_folds(&self, sobject: &str) -> Result<bool> {
         let field = self.marker_field()?;
         let describe = self.client.sobject(sobject).describe().await?;
-        Ok(describe.field(field).is_some_and(|f| f.case_sensitive))
+        Ok(describe
+            .field(field)
+            .is_some_and(|f| f.unique && !f.case_sensitive))
     }
 
     /// The ids of the records of `sobject` whose marker is in `markers`, keyed by
     /// [`marker_key`] as Salesforce matches them.
     async fn lookup(&self, sobject: &str, markers: &[String]) -> Result<HashMap<String, String>> {
         let field = self.marker_field()?;
-        let case = self.marker_case_sensitive(sobject).await?;
+        let folds = self.marker_folds(sobject).await?;
         let mut found = HashMap::new();
         for chunk in markers.chunks(200) {
             let q = Soql::select(["Id", field])
@@ -413,7 +415,7 @@ impl SalesforceConnector {
                     r.get("Id").and_then(Value::as_str),
                     r.get(field).and_then(Value::as_str),
                 ) {
-                    found.insert(marker_key(m, case), id.to_string());
+                    found.insert(marker_key(m, folds), id.to_string());
                 }
             }
         }
@@ -432,7 +434,7 @@ impl SalesforceConnector {
             }
         };
         let mut first: HashMap<(&'static str, String), usize> = HashMap::new();
-        let mut case: HashMap<&'static str, bool> = HashMap::new();
+        let mut folding: HashMap<&'static str, bool> = HashMap::new();
         let mut copies = Vec::new();
         let mut items = Vec::new();
         for (i, m) in records.into_iter().enumerate() {
@@ -447,10 +449,10 @@ impl SalesforceConnector {
                     continue;
                 }
             };
-            let sensitive = match case.get(sobject) {
+            let folds = match folding.get(sobject) {
                 Some(&c) => c,
-                None => match self.marker_case_sensitive(sobject).await {
-                    Ok(c) => *case.entry(sobject).or_insert(c),
+                None => match self.marker_folds(sobject).await {
+                    Ok(c) => *folding.entry(sobject).or_insert(c),
                     Err(e) => {
                         out[i] = Some(Err(named(e, &label)));
                         continue;
@@ -458,7 +460,7 @@ impl SalesforceConnector {
                 },
             };
             // Markers Salesforce takes for one value are one record.
-            let key = (sobject, marker_key(&m.marker, sensitive));
+            let key = (sobject, marker_key(&m.marker, folds));
             if let Some(&at) = first.get(&key) {
                 copies.push((i, at));
                 continue;
@@ -491,9 +493,9 @@ impl SalesforceConnector {
                 }
             };
             let mut missing = Vec::new();
-            let sensitive = case.get(sobject).copied().unwrap_or(true);
+            let folds = folding.get(sobject).copied().unwrap_or(false);
             for (i, (m, label, fields)) in group {
-                match found.get(&marker_key(&m.marker, sensitive)) {
+                match found.get(&marker_key(&m.marker, folds)) {
                     Some(id) => {
                         out[i] = Some(Ok(RecordRef::new(
                             Crm::Salesforce,
@@ -586,12 +588,13 @@ impl SalesforceConnector {
     }
 }
 
-/// A marker as its field compares it: as is when case-sensitive, else lower-cased.
-fn marker_key(marker: &str, case_sensitive: bool) -> String {
-    if case_sensitive {
-        marker.to_string()
+/// A marker as its field compares it: ASCII letters lower-cased when Salesforce `folds`
+/// its case, else as is.
+fn marker_key(marker: &str, folds: bool) -> String {
+    if folds {
+        marker.to_ascii_lowercase()
     } else {
-        marker.to_lowercase()
+        marker.to_string()
     }
 }
 
@@ -673,7 +676,7 @@ impl Connector for SalesforceConnector {
     async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
         for sobject in self.sobjects(kind) {
             let found = self.lookup(sobject, &[marker.to_string()]).await?;
-            let key = marker_key(marker, self.marker_case_sensitive(sobject).await?);
+            let key = marker_key(marker, self.marker_folds(sobject).await?);
             if let Some(id) = found.get(&key) {
                 return Ok(Some(RecordRef::new(Crm::Salesforce, kind, id.clone())));
             }

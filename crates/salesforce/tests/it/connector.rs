@@ -774,3 +774,35 @@ async fn get_many_reads_through_collections_in_order_and_reports_each_missing_id
         .collect();
     assert_eq!(kinds, [ActivityKind::Call, ActivityKind::Meeting]);
 }
+
+#[tokio::test]
+async fn markers_match_exactly_on_a_non_unique_or_case_sensitive_external_id_field() {
+    for field in ["Legacy_Id__c", "Source_Key__c"] {
+        let sandbox = strict(0, 2000).await;
+        let conn = SalesforceConnector::new(jwt_client(&sandbox)).with_marker_field(field);
+        let marked = |name: &str, marker: &str| Marked {
+            record: company(name),
+            marker: marker.into(),
+        };
+        let first = conn
+            .create_marked(vec![marked("Upper", "SRC-1"), marked("Lower", "src-1")])
+            .await;
+        let upper = first.results[0].as_ref().expect("created").clone();
+        let lower = first.results[1].as_ref().expect("created").clone();
+        assert_ne!(
+            upper, lower,
+            "{field}: two values to Salesforce, two records"
+        );
+        assert_eq!(sandbox.count("Account"), 2, "{field}");
+        let again = conn.create_marked(vec![marked("Again", "src-1")]).await;
+        assert_eq!(again.results[0].as_ref().expect("found"), &lower, "{field}");
+        assert_eq!(
+            conn.find_by_marker(ObjectKind::Company, "Src-1")
+                .await
+                .expect("lookup"),
+            None,
+            "{field}"
+        );
+        assert_eq!(sandbox.count("Account"), 2, "{field}");
+    }
+}

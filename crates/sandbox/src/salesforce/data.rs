@@ -95,13 +95,15 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-/// The key a value is indexed and compared under (ids as 18 characters, text lower-cased).
+/// The key a value is indexed and compared under (ids as 18 characters, text lower-cased
+/// unless the field is case-sensitive).
 pub(crate) fn index_key(field: &Field, v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) if matches!(field.ftype, FType::Id | FType::Reference) => {
             Some(ids::to18(s).unwrap_or_else(|| s.clone()))
         }
+        other if field.case_sensitive => Some(as_text(other)),
         other => Some(as_text(other).to_lowercase()),
     }
 }

@@ -481,9 +481,19 @@ fn live_matches(data: &Data, o: &'static Object, f: &schema::Field, value: &str)
             .into_iter()
             .collect();
     }
+    // Matching by an external id ignores case only for a Unique case-insensitive field
+    // (<https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>);
+    // the index folds case for every other text field too, as SOQL compares them.
+    let folds = f.unique && !f.case_sensitive;
     data.lookup(o, f, &Value::String(value.to_string()))
         .into_iter()
         .filter(|id| data.live(o, id).is_ok())
+        .filter(|id| {
+            folds
+                || data
+                    .get(o.name, id)
+                    .is_some_and(|r| r[f.name].as_str() == Some(value))
+        })
         .collect()
 }
 

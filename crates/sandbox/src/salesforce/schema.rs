@@ -4,7 +4,8 @@
 //! (developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/);
 //! each object also carries one custom external id text field, `External_Id__c`, so that
 //! upserts by external id can be exercised (External ID fields need not be unique:
-//! help.salesforce.com "Custom Field Attributes").
+//! help.salesforce.com "Custom Field Attributes"); Account adds a non-unique one,
+//! `Legacy_Id__c`, and a unique case-sensitive one, `Source_Key__c`.
 
 use serde_json::{Value, json};
 
@@ -120,6 +121,9 @@ pub(crate) struct Field {
     /// A Unique field whose values are compared without case ("Treat ABC and abc as
     /// duplicate values"): a second record with the same value is refused.
     pub unique: bool,
+    /// A Unique field with "Treat ABC and abc as different values": its values are
+    /// compared with case, by SOQL and by upserts alike.
+    pub case_sensitive: bool,
     /// Usable to identify a record (Id, external ids, Email).
     pub id_lookup: bool,
     /// Kept in an equality index for queries and upserts.
@@ -148,6 +152,7 @@ const fn f(name: &'static str, label: &'static str, ftype: FType) -> Field {
         relationship: None,
         external_id: false,
         unique: false,
+        case_sensitive: false,
         id_lookup: false,
         indexed: false,
         custom: false,
@@ -288,6 +293,32 @@ fn external_id() -> Field {
     let mut x = f("External_Id__c", "External Id", FType::String);
     x.external_id = true;
     x.unique = true;
+    x.id_lookup = true;
+    x.indexed = true;
+    x.custom = true;
+    x
+}
+
+/// `Legacy_Id__c`: External ID without Unique (an attribute of its own: help.salesforce.com
+/// "Custom Field Attributes"), so an upsert by it matches values with case
+/// (<https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/langCon_apex_dml_examples_upsert.htm>)
+/// while SOQL compares it without.
+fn legacy_id() -> Field {
+    let mut x = f("Legacy_Id__c", "Legacy Id", FType::String);
+    x.external_id = true;
+    x.id_lookup = true;
+    x.indexed = true;
+    x.custom = true;
+    x
+}
+
+/// `Source_Key__c`: External ID, Unique and case-sensitive, so SOQL and upserts compare
+/// its values with case (the two pages cited on [`external_id`]).
+fn source_key() -> Field {
+    let mut x = f("Source_Key__c", "Source Key", FType::String);
+    x.external_id = true;
+    x.unique = true;
+    x.case_sensitive = true;
     x.id_lookup = true;
     x.indexed = true;
     x.custom = true;
@@ -444,7 +475,7 @@ fn build() -> Vec<Object> {
         reference("ParentId", "Parent Account ID", &["Account"], "Parent"),
     ]);
     account.extend(address("Billing"));
-    account.push(external_id());
+    account.extend([external_id(), legacy_id(), source_key()]);
 
     let mut contact = system_fields(true);
     contact.extend([
@@ -877,7 +908,7 @@ pub(crate) fn describe(v: &str, o: &Object) -> Value {
                 "updateable": x.access == Access::ReadWrite && o.createable,
                 "defaultedOnCreate": defaulted,
                 "externalId": x.external_id, "idLookup": x.id_lookup,
-                "unique": x.unique, "caseSensitive": false, "custom": x.custom, "filterable": true, "sortable": true,
+                "unique": x.unique, "caseSensitive": x.case_sensitive, "custom": x.custom, "filterable": true, "sortable": true,
                 "calculated": false, "restrictedPicklist": x.restricted,
                 "picklistValues": picklist,
                 "referenceTo": x.refs, "relationshipName": x.relationship,

@@ -735,6 +735,7 @@ fn lit_as_text(l: &Lit, f: &Field) -> Option<String> {
         Lit::Str(s) if matches!(f.ftype, FType::Id | FType::Reference) => {
             Some(ids::to18(s).unwrap_or_else(|| s.clone()))
         }
+        Lit::Str(s) if f.case_sensitive => Some(s.clone()),
         Lit::Str(s) => Some(s.to_lowercase()),
         Lit::Num(n) => Some(n.to_string()),
         Lit::Bool(b) => Some(b.to_string()),
