@@ -446,13 +446,15 @@ impl Client {
         if records.len() < self.bulk_threshold() {
             return self.collections(sobject).upsert(field, records).await;
         }
+        // A null key would go out as the CSV null marker `#N/A`, and Salesforce would
+        // match or create a record by it: a record without a key fails alone instead.
         let keys = records
             .iter()
             .map(|r| {
                 r.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(field))
+                    .find(|(k, v)| k.eq_ignore_ascii_case(field) && !v.is_null())
                     .map(|(_, v)| cell(v))
-                    .filter(|v| !v.is_empty())
+                    .filter(|v| !v.trim().is_empty())
             })
             .collect();
         self.bulk_by_key(

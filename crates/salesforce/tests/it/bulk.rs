@@ -255,6 +255,47 @@ pub fn bulk_client(sb: &crmkit_sandbox::salesforce::RunningSalesforce, threshold
         .expect("builds")
 }
 
+#[tokio::test]
+async fn an_upsert_job_record_without_its_key_fails_alone_and_is_never_sent() {
+    let sb = crmkit_sandbox::salesforce::SalesforceSandbox::builder()
+        .start()
+        .await
+        .expect("sandbox");
+    let c = bulk_client(&sb, 2);
+    let before = sb.count("Account");
+    let row = |name: &str, key: Option<Value>| {
+        let mut f = Fields::new();
+        f.insert("Name".into(), json!(name));
+        if let Some(key) = key {
+            f.insert("External_Id__c".into(), key);
+        }
+        f
+    };
+    let out = c
+        .upsert_many(
+            "Account",
+            "External_Id__c",
+            vec![
+                row("Keyed", Some(json!("K-1"))),
+                row("Null key", Some(Value::Null)),
+                row("No key", None),
+                row("Blank key", Some(json!(" "))),
+            ],
+        )
+        .await;
+    assert!(out[0].is_ok(), "{:?}", out[0]);
+    for r in &out[1..] {
+        let e = r.as_ref().expect_err("no key");
+        assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+        assert!(e.to_string().contains("no External_Id__c"), "{e}");
+    }
+    assert_eq!(
+        sb.count("Account"),
+        before + 1,
+        "only the keyed record is written"
+    );
+}
+
 /// Every read of an ingest job (its state, its results) answers 500 from now on.
 pub fn unreadable_jobs() -> crmkit_sandbox::faults::Faults {
     crmkit_sandbox::faults::Faults {
