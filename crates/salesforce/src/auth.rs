@@ -16,7 +16,7 @@
 //!
 //! The token answer names the `instance_url` to call. [`instance_url_policy`] accepts it only
 //! over https on a documented org host (a My Domain `*.my.salesforce.com` or an instance
-//! `InstanceName.salesforce.com`, see [`is_salesforce_host`]) or on the host the user
+//! `InstanceName.salesforce.com` of an instance name's shape, see [`is_salesforce_host`]) or on the host the user
 //! configured; plain http only on the loopback address `127.0.0.1` (a local sandbox).
 //! Anything else fails the request, so an access token never travels to a host nobody
 //! chose.
@@ -53,8 +53,32 @@ const MY_DOMAIN_SUFFIX: &str = ".my.salesforce.com";
 /// The domain of instanced URLs, `https://InstanceName.salesforce.com` (such as
 /// `na1.salesforce.com` or `eu55.salesforce.com`): one label under it, never deeper
 /// (MyDomainSettings,
-/// <https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_mydomainsettings.htm>).
+/// <https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_mydomainsettings.htm>),
+/// and only of an instance name's shape ([`is_instance_name`]).
+///
+/// Other partitions (Government Cloud Plus on `salesforce.mil`, Alibaba Cloud on
+/// `sfcrmproducts.cn`) are not listed: no Salesforce page found states their API hosts, so
+/// such an org's instance URL must be configured (a configured host is trusted as is).
 const INSTANCE_DOMAIN: &str = ".salesforce.com";
+
+/// Whether `label` has an instance name's shape: letters, then digits, then at most one
+/// letter (`na1`, `eu55`, `cs42`, `usa556s`), as the instance names of Salesforce's
+/// instanced URLs are (the examples of the page cited on [`INSTANCE_DOMAIN`], and
+/// `usa77.salesforce.com` in help.salesforce.com "Set the My Domain Login Policy",
+/// <https://help.salesforce.com/s/articleView?id=xcloud.domain_name_setting_login_policy.htm&type=5>).
+/// So `help`, `trailhead`, `api` or `login` under `salesforce.com` are not instances.
+fn is_instance_name(label: &str) -> bool {
+    let b = label.as_bytes();
+    let letters = b.iter().take_while(|c| c.is_ascii_lowercase()).count();
+    let digits = b[letters..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let rest = &b[letters + digits..];
+    letters > 0
+        && digits > 0
+        && (rest.is_empty() || (rest.len() == 1 && rest[0].is_ascii_lowercase()))
+}
 
 /// The token endpoint at `login_url` (`{login_url}/services/oauth2/token`).
 pub fn token_url(login_url: &str) -> String {
@@ -295,7 +319,7 @@ pub fn is_salesforce_host(host: &str) -> bool {
         return sub.split('.').all(label_ok);
     }
     host.strip_suffix(INSTANCE_DOMAIN)
-        .is_some_and(|instance| !instance.contains('.') && label_ok(instance))
+        .is_some_and(is_instance_name)
 }
 
 /// The `scheme://host[:port]` of `url`, checked: no user info, a host, http or https.
@@ -368,6 +392,8 @@ mod tests {
         for ok in [
             "https://na1.salesforce.com",
             "https://eu55.salesforce.com",
+            "https://cs42.salesforce.com",
+            "https://usa556s.salesforce.com",
             "https://acme.my.salesforce.com/",
             "https://acme--dev.sandbox.my.salesforce.com",
             "https://acme-dev-ed.develop.my.salesforce.com",
@@ -384,6 +410,15 @@ mod tests {
             "https://acme.my.site.com",
             "https://acme--c.vf.force.com",
             "https://a.b.salesforce.com",
+            "https://help.salesforce.com",
+            "https://trailhead.salesforce.com",
+            "https://api.salesforce.com",
+            "https://test.salesforce.com",
+            "https://na.salesforce.com",
+            "https://55.salesforce.com",
+            "https://na1ab.salesforce.com",
+            "https://na1-x.salesforce.com",
+            "https://acme.my.salesforce.mil",
             "https://salesforce.com",
             "https://x_y.my.salesforce.com",
             "https://acme.cloudforce.com",
