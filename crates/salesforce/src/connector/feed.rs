@@ -25,8 +25,9 @@
 //!   getDeleted takes whole minutes and wants its start more than a minute before its end
 //!   (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>),
 //!   so its start is at least two whole minutes before the bound; an
-//!   `INVALID_REPLICATION_DATE` answer (deletions purged since the watermark) is the same
-//!   "full resync needed" error.
+//!   `INVALID_REPLICATION_DATE` answer (a start older than Salesforce serves) is the same
+//!   "full resync needed" error. A purge of the Recycle Bin is not refused by Salesforce:
+//!   it shows as an `earliestDateAvailable` later than the start, checked on every answer.
 //! - **Checkpoint.** A run that read everything up to its bound ends with a
 //!   [`Change::Checkpoint`] when its last change left a position behind: every sObject's
 //!   position moves up to what getUpdated's `latestDateCovered` says the database has

@@ -620,9 +620,10 @@ fn truncate_minute(t: DateTime<Utc>) -> DateTime<Utc> {
 /// the seconds of `start` and `end` are ignored (unless
 /// [`super::Config::replication_whole_minutes`] is off); `start` must precede `end` by more
 /// than one minute, else `INVALID_REPLICATION_DATE`. getDeleted answers for no more than 15
-/// days before the day of the call, and not before a purge of the deletion log (both
-/// `INVALID_REPLICATION_DATE`); getUpdated for 30 days. `earliestDateAvailable` is where
-/// the deletion log starts: the 15-day window, or the last purged deletion when later;
+/// days before the day of the call, getUpdated for 30 days (an earlier start is
+/// `INVALID_REPLICATION_DATE`). `earliestDateAvailable` is where the deletion log starts:
+/// the 15-day window, or the last purge when later (a start before it is answered, without
+/// the purged deletions);
 /// `latestDateCovered` is the (cut) end, never past the org's clock.
 fn updated(
     state: &State,
@@ -681,22 +682,25 @@ fn updated(
             format!("startDate cannot be more than {days} days ago"),
         ));
     }
+    // A purge is not refused: the answer is a 200 whose `earliestDateAvailable` (the last
+    // physically deleted record) is later than the start, which tells the caller to resync
+    // (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted_getdeletedresult.htm>),
+    // and the purged deletions are gone from it.
     let log_start = data.purged_through.map_or(window, |p| p.max(window));
-    if deleted && start < log_start {
-        return Err(ApiError::bad(
-            "INVALID_REPLICATION_DATE",
-            format!(
-                "the deletion log was purged through {}: startDate must not be earlier",
-                sf_time(log_start)
-            ),
-        ));
-    }
     let ids = data.by_time(o.name, TimeField::Updated, Some(start), Some(end), false);
     let rows = ids.iter().filter_map(|id| data.get(o.name, id));
     let covered = sf_time(end);
     if deleted {
+        let purged = |r: &Value| {
+            data.purged_through.is_some_and(|p| {
+                r["SystemModstamp"]
+                    .as_str()
+                    .and_then(super::data::parse_datetime)
+                    .is_none_or(|t| t <= p)
+            })
+        };
         let list: Vec<Value> = rows
-            .filter(|r| r["IsDeleted"] == json!(true))
+            .filter(|r| r["IsDeleted"] == json!(true) && !purged(r))
             .map(|r| json!({"id": r["Id"], "deletedDate": r["SystemModstamp"]}))
             .collect();
         Ok(Answer::json(

@@ -422,9 +422,10 @@ impl RunningSalesforce {
     }
 
     /// Empties the Recycle Bin as an administrator can: every deletion up to now leaves
-    /// the deletion log, so getDeleted refuses starts before now with
-    /// `INVALID_REPLICATION_DATE` and its `earliestDateAvailable` moves here
-    /// (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>).
+    /// the deletion log, so getDeleted no longer lists them and its `earliestDateAvailable`
+    /// moves here, later than any start before now: the caller must resync
+    /// (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>,
+    /// <https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted_getdeletedresult.htm>).
     pub fn purge_deletions(&self) {
         let mut data = self.state.write();
         data.purged_through = Some(data.clock());

@@ -142,10 +142,30 @@ async fn get_deleted_serves_15_days_from_where_its_log_starts() {
         .await;
     assert_eq!((r.status, code(&r.body)), (400, "INVALID_REPLICATION_DATE"));
 
-    // Emptying the Recycle Bin moves the log's start: earlier starts are refused.
+    // Emptying the Recycle Bin moves the log's start: an earlier start is answered, with an
+    // `earliestDateAvailable` later than it (the caller must resync) and no purged deletion.
+    let gone = api
+        .post("/sobjects/Contact", &json!({"LastName": "Purged"}))
+        .await;
+    let gone = gone.body["id"].as_str().unwrap_or_default().to_string();
+    let r = api.delete(&format!("/sobjects/Contact/{gone}")).await;
+    assert_eq!(r.status, 204);
+    let from = now - chrono::Duration::days(1);
+    assert!(deleted(at(from)).await.body.to_string().contains(&gone));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     sb.purge_deletions();
-    let r = deleted(at(now - chrono::Duration::days(1))).await;
-    assert_eq!((r.status, code(&r.body)), (400, "INVALID_REPLICATION_DATE"));
+    let r = deleted(at(from)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let earliest = r.body["earliestDateAvailable"].as_str().unwrap_or_default();
+    assert!(
+        earliest
+            > from
+                .format("%Y-%m-%dT%H:%M:%S.000+0000")
+                .to_string()
+                .as_str(),
+        "{earliest}"
+    );
+    assert_eq!(r.body["deletedRecords"], json!([]), "{}", r.body);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let later = deleted(at(chrono::Utc::now())).await;
     assert_eq!(later.status, 200, "{}", later.body);
