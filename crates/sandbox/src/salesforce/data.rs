@@ -406,7 +406,10 @@ impl Data {
     /// made primary takes the flag from the others and sets the Opportunity's `ContactId`;
     /// the primary role losing the flag clears it (Object Reference, Opportunity
     /// `ContactId` and OpportunityContactRole `IsPrimary`: "Each Opportunity has only one
-    /// primary contact").
+    /// primary contact",
+    /// <https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunitycontactrole.htm>).
+    /// UNCONFIRMED: that a role made primary demotes the previous primary (rather than
+    /// being refused) is this emulator's reading of "only one"; no page states it.
     fn primary_contact(
         &mut self,
         o: &'static Object,
@@ -453,7 +456,9 @@ impl Data {
     }
 
     /// Sets the derived `ContactId` of the live Opportunity `id`; a change moves its
-    /// `SystemModstamp`, as a system update does.
+    /// `SystemModstamp`, as a system update does. UNCONFIRMED: no Salesforce page says a
+    /// change of the primary OpportunityContactRole moves the Opportunity's
+    /// `SystemModstamp`; a real org may not, and then a feed on Opportunity alone misses it.
     fn set_opportunity_contact(&mut self, id: &Value, contact: Value) {
         let (Some(o), Some(id)) = (schema::object("Opportunity"), id.as_str()) else {
             return;
