@@ -118,7 +118,8 @@ impl Connector for Watched {
         self.inner
             .changes(kind, since)
             .inspect(move |c| {
-                if c.is_ok() {
+                // A checkpoint only moves the cursor: no record was read.
+                if matches!(c, Ok(c) if !matches!(c, Change::Checkpoint { .. })) {
                     self.board.add(crm, kind, |t| t.read += 1, 1);
                 }
             })

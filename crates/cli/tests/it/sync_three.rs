@@ -97,6 +97,15 @@ async fn three_way_sync_spreads_single_crm_companies_and_then_writes_nothing() {
     assert!(ok, "{out}\n{err}");
     let first = report(&dir.0);
     assert!(first["created"].as_u64() > Some(0), "{first}");
+    // The per-CRM reads count records only: a checkpoint (a cursor moved over a quiet
+    // object, such as Salesforce's contacts here) is not a read.
+    let per_crm_read: u64 = first["per_crm"]
+        .as_array()
+        .expect("per CRM tallies")
+        .iter()
+        .filter_map(|t| t["read"].as_u64())
+        .sum();
+    assert_eq!(Some(per_crm_read), first["read"].as_u64(), "{first}");
 
     let in_close = company_names(&close_contents(&pair).await);
     let in_hubspot = company_names(&hubspot_contents(&pair).await);
