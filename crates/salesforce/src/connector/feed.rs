@@ -21,7 +21,9 @@
 //!   So a cursor whose deletion watermark is older than 14 days, or older than
 //!   `earliestDateAvailable`, stops the run with an [`ErrorKind::Validation`] error saying a
 //!   full resync is needed, and its watermark is never moved past deletions not read.
-//!   The first run reports none (there is nothing to remove yet).
+//!   The first run reports none (there is nothing to remove yet), but asks getDeleted
+//!   for the last two minutes all the same: its watermark is that answer's
+//!   `latestDateCovered`, not the `Date` header.
 //!   getDeleted takes whole minutes and wants its start more than a minute before its end
 //!   (<https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm>),
 //!   so its start is at least two whole minutes before the bound; an
@@ -266,7 +268,11 @@ pub(super) fn changes(
         // Tombstones of every sObject, oldest first.
         let mut tombstones = Vec::new();
         let mut covered = until;
-        if let Some(d) = start.tombstones_before {
+        // A first run reports no deletion, but still asks getDeleted where its log is
+        // complete: the watermark it starts from is that, not the Date header.
+        let first = start.tombstones_before.is_none();
+        {
+            let d = start.tombstones_before.unwrap_or(until);
             // Checked: a configured overlap of any length must not panic. getDeleted wants
             // its start more than a minute before its end, seconds cut: reading a little
             // further back only repeats tombstones.
@@ -274,7 +280,7 @@ pub(super) fn changes(
                 .checked_sub_signed(config.overlap)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
                 .min(minute(until) - Duration::minutes(2));
-            if from < until - DELETED_SPAN {
+            if !first && from < until - DELETED_SPAN {
                 return Err(resync_needed(
                     kind,
                     d,
@@ -297,7 +303,7 @@ pub(super) fn changes(
                     .earliest_date_available
                     .as_deref()
                     .and_then(crmkit_core::time::parse_timestamp)
-                    .filter(|e| *e > minute(from))
+                    .filter(|e| !first && *e > minute(from))
                 {
                     return Err(resync_needed(
                         kind,
@@ -313,6 +319,9 @@ pub(super) fn changes(
                     .and_then(crmkit_core::time::parse_timestamp)
                     .unwrap_or_else(|| minute(until));
                 covered = covered.min(c);
+                if first {
+                    continue;
+                }
                 for r in del.deleted_records {
                     let at = crmkit_core::time::parse_timestamp(&r.deleted_date);
                     tombstones.push((at, r.id));

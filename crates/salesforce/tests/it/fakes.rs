@@ -81,6 +81,14 @@ async fn records_sharing_one_timestamp_are_all_read_across_pages() {
             get(|| async {
                 axum::Json(json!({"ids":[],"latestDateCovered":"2024-05-01T10:01:00.000+0000"}))
             }),
+        )
+        .route(
+            "/services/data/v59.0/sobjects/Account/deleted/",
+            get(|| async {
+                axum::Json(
+                    json!({"deletedRecords":[],"latestDateCovered":"2024-05-01T10:01:00.000+0000"}),
+                )
+            }),
         );
     let conn = SalesforceConnector::new(client(&serve(app).await, "ties")).with_page_size(3);
     let changes: Vec<Change> = conn
@@ -270,11 +278,22 @@ fn state_time(v: &Value) -> chrono::DateTime<chrono::Utc> {
 #[tokio::test]
 async fn a_checkpoint_never_passes_what_the_database_says_is_complete() {
     // A long transaction still in flight: getUpdated covers only up to ten minutes ago,
-    // though the web server's clock says now.
+    // getDeleted up to three, though the web server's clock says now.
     let now = chrono::Utc::now();
     let covered = now - chrono::Duration::minutes(10);
-    let conn = quiet_org("late-commit", now, covered, now).await;
+    let conn = quiet_org(
+        "late-commit",
+        now,
+        covered,
+        now - chrono::Duration::minutes(3),
+    )
+    .await;
     let state = last_state(&conn, None).await;
+    let watermark = state_time(&state["d"]);
+    assert!(
+        watermark <= now - chrono::Duration::minutes(3),
+        "{watermark}"
+    );
     let mark = state_time(&state["u"]["Account"]["t"]);
     assert!(
         mark <= covered - chrono::Duration::minutes(1),
