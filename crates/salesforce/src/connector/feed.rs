@@ -35,8 +35,9 @@
 //!   position moves up to what getUpdated's `latestDateCovered` says the database has
 //!   complete (never past the bound), less the overlap window, and never backwards; the
 //!   deletion watermark is what getDeleted covered (its `latestDateCovered`, even when
-//!   earlier than the last one, as Salesforce says the next start must be). So a quiet object, with no change for weeks, keeps a fresh cursor
-//!   instead of falling out of getDeleted's 15 days. A run that fails midway yields none.
+//!   earlier than the last one, as Salesforce says the next start must be). So a quiet
+//!   object, with no change for weeks, keeps a fresh cursor instead of falling out of
+//!   getDeleted's 15 days. A run that fails midway yields none.
 //! - **Cursor.** `sf1.` + JSON: one keyset position per sObject and the tombstone watermark
 //!   (the format is unchanged by checkpoints, so older cursors read as before).
 //!   Tombstones carry the watermark the run started from (all but the last, which carries
@@ -152,7 +153,9 @@ fn checked_bound(date: DateTime<Utc>, tolerance: Duration) -> Result<DateTime<Ut
     let skew = date.signed_duration_since(Utc::now());
     if skew.abs() > tolerance {
         return Err(Error::bad_response(format!(
-            "Salesforce's Date header says {date}, {}s away from this machine's clock (at most              {}s allowed): the run is not bounded by a clock that far off, so nothing is read;              fix the clock, or allow more with `with_clock_tolerance`",
+            "Salesforce's Date header says {date}, {}s away from this machine's clock (at most \
+             {}s allowed): the run is not bounded by a clock that far off, so nothing is read; \
+             fix the clock, or allow more with `with_clock_tolerance`",
             skew.num_seconds(),
             tolerance.num_seconds()
         ))
@@ -271,61 +274,59 @@ pub(super) fn changes(
         // A first run reports no deletion, but still asks getDeleted where its log is
         // complete: the watermark it starts from is that, not the Date header.
         let first = start.tombstones_before.is_none();
-        {
-            let d = start.tombstones_before.unwrap_or(until);
-            // Checked: a configured overlap of any length must not panic. getDeleted wants
-            // its start more than a minute before its end, seconds cut: reading a little
-            // further back only repeats tombstones.
-            let from = d
-                .checked_sub_signed(config.overlap)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC)
-                .min(minute(until) - Duration::minutes(2));
-            if !first && from < until - DELETED_SPAN {
-                return Err(resync_needed(
-                    kind,
-                    d,
-                    "longer ago than Salesforce keeps deletions for getDeleted (15 days)",
-                ));
-            }
-            for (sobject, _) in &sobjects {
-                let del = match client.sobject(sobject).deleted(from, until).await {
-                    Ok(del) => del,
-                    Err(e) if e.message().starts_with("INVALID_REPLICATION_DATE") => {
-                        return Err(resync_needed(
-                            kind,
-                            d,
-                            &format!("and Salesforce refuses that start for {sobject}: {e}"),
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                };
-                if let Some(earliest) = del
-                    .earliest_date_available
-                    .as_deref()
-                    .and_then(crmkit_core::time::parse_timestamp)
-                    .filter(|e| !first && *e > minute(from))
-                {
+        let d = start.tombstones_before.unwrap_or(until);
+        // Checked: a configured overlap of any length must not panic. getDeleted wants
+        // its start more than a minute before its end, seconds cut: reading a little
+        // further back only repeats tombstones.
+        let from = d
+            .checked_sub_signed(config.overlap)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .min(minute(until) - Duration::minutes(2));
+        if !first && from < until - DELETED_SPAN {
+            return Err(resync_needed(
+                kind,
+                d,
+                "longer ago than Salesforce keeps deletions for getDeleted (15 days)",
+            ));
+        }
+        for (sobject, _) in &sobjects {
+            let del = match client.sobject(sobject).deleted(from, until).await {
+                Ok(del) => del,
+                Err(e) if e.message().starts_with("INVALID_REPLICATION_DATE") => {
                     return Err(resync_needed(
                         kind,
                         d,
-                        &format!("before {sobject} deletions still known ({earliest})"),
+                        &format!("and Salesforce refuses that start for {sobject}: {e}"),
                     ));
                 }
-                // What the answer covers: its latestDateCovered, else the minute its end
-                // was cut to.
-                let c = del
-                    .latest_date_covered
-                    .as_deref()
-                    .and_then(crmkit_core::time::parse_timestamp)
-                    .unwrap_or_else(|| minute(until));
-                covered = covered.min(c);
-                if first {
-                    continue;
-                }
-                for r in del.deleted_records {
-                    let at = crmkit_core::time::parse_timestamp(&r.deleted_date);
-                    tombstones.push((at, r.id));
-                }
+                Err(e) => return Err(e),
+            };
+            if let Some(earliest) = del
+                .earliest_date_available
+                .as_deref()
+                .and_then(crmkit_core::time::parse_timestamp)
+                .filter(|e| !first && *e > minute(from))
+            {
+                return Err(resync_needed(
+                    kind,
+                    d,
+                    &format!("before {sobject} deletions still known ({earliest})"),
+                ));
+            }
+            // What the answer covers: its latestDateCovered, else the minute its end
+            // was cut to.
+            let c = del
+                .latest_date_covered
+                .as_deref()
+                .and_then(crmkit_core::time::parse_timestamp)
+                .unwrap_or_else(|| minute(until));
+            covered = covered.min(c);
+            if first {
+                continue;
+            }
+            for r in del.deleted_records {
+                let at = crmkit_core::time::parse_timestamp(&r.deleted_date);
+                tombstones.push((at, r.id));
             }
         }
         tombstones.sort();
