@@ -8,15 +8,19 @@
 //! - it holds what we expected (what we sent, for a field we wrote; what we read while
 //!   planning, for a field we left alone; for a field a create did not send, whatever the
 //!   CRM set): the read-back value is the base;
-//! - a field we sent is missing from the read-back, or holds only some of the values of the
-//!   list we sent: the CRM ignored it or kept what it can (a property it does not keep, a
-//!   single e-mail of two), not a person editing it in that instant: the read-back value is
-//!   the base;
-//! - a field we sent reads back the same in substance: the CRM normalised it (letters and
-//!   digits the same regardless of case, punctuation and spacing; a phone number the same
-//!   digits, give or take a country code: Close stores `(234) 361-7485` as
-//!   `+12343617485`; a time read back as midnight of the same day, where the CRM keeps a
-//!   date only, as Salesforce's Task `ActivityDate`): the read-back value is the base;
+//! - a field we sent is missing from the read-back and was empty before our write: the CRM
+//!   ignored it (a property it does not keep); a field that held a value and reads back
+//!   empty was cleared by someone;
+//! - e-mails or phones read back as a non-empty part of the list we sent: the CRM kept
+//!   what it can (a single e-mail of two); an emptied list is someone's edit;
+//! - a field we sent reads back the same in substance: the CRM normalised it. Free text
+//!   (names, titles, descriptions, subjects, bodies, custom text) with the same letters and
+//!   digits regardless of case, punctuation and spacing; phones with the same digits, or a
+//!   country code of one to three digits put in front of a number we sent without one
+//!   (Close stores `(234) 361-7485` as `+12343617485`); a time read back as midnight of the
+//!   same day, where the CRM keeps a date only (Salesforce's Task `ActivityDate`). E-mails,
+//!   domains, URLs, references and other coded values must read back exactly as sent
+//!   (in canonical form): `john.smith@…` → `johnsmith@…` is an edit;
 //! - otherwise (a value other than the one expected, beyond canonical form and such
 //!   normalisation) it is someone else's edit: the field keeps the side's old base, and the
 //!   side's stored hash is that of the base, so the next run sees the edit as that side's
@@ -56,8 +60,9 @@ pub(super) fn base_after_write(
             (None, Some(b)) => b.get(f),
             (None, None) => now,
         };
-        let kept_by_crm = sent.contains_key(f) && kept_part(now, expected);
-        let normalised = sent.contains_key(f) && same_in_substance(now, expected);
+        let was_empty = before.is_none_or(|b| b.get(f).is_none());
+        let kept_by_crm = sent.contains_key(f) && kept_part(f, now, expected, was_empty);
+        let normalised = sent.contains_key(f) && same_in_substance(f, now, expected);
         let keep = if now == expected || kept_by_crm || normalised {
             now
         } else {
@@ -71,56 +76,73 @@ pub(super) fn base_after_write(
     edited.then_some(base)
 }
 
-/// Whether `now` is what a CRM keeps of a value we sent (`sent`): nothing, or some of the
-/// values of a list (one e-mail of two, where it keeps a single one).
-fn kept_part(now: Option<&Value>, sent: Option<&Value>) -> bool {
+/// Whether `now` is what a CRM keeps of a value we sent (`sent`) to `field`: nothing, for a
+/// field that was empty before the write (`was_empty`), or a non-empty part of the e-mails
+/// or phones we sent (a CRM that keeps a single one).
+fn kept_part(field: &str, now: Option<&Value>, sent: Option<&Value>, was_empty: bool) -> bool {
     match (now, sent) {
-        (None, _) => true,
+        (None, _) => was_empty,
         (Some(Value::Array(kept)), Some(Value::Array(sent))) => {
-            kept.iter().all(|v| sent.contains(v))
+            matches!(field, "emails" | "phones")
+                && !kept.is_empty()
+                && kept.iter().all(|v| sent.contains(v))
         }
         _ => false,
     }
 }
 
-/// Whether two values differ only in form: strings with the same letters and digits
-/// (ignoring case, punctuation and spacing), or the same phone digits give or take a
-/// leading country code of up to three digits; lists element by element.
-fn same_in_substance(a: Option<&Value>, b: Option<&Value>) -> bool {
+/// Fields whose values are codes (addresses, ids, choices): any difference is a change.
+const CODED: &[&str] = &[
+    "emails",
+    "domain",
+    "url",
+    "company",
+    "person",
+    "stage",
+    "currency",
+    "kind",
+    "direction",
+];
+
+/// Whether two values of `field` differ only in form (see the module docs); lists element
+/// by element.
+fn same_in_substance(field: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
     match (a, b) {
-        (Some(Value::String(a)), Some(Value::String(b))) => {
+        (Some(Value::String(now)), Some(Value::String(sent))) => {
+            if same_day_kept_as_date(now, sent) {
+                return true;
+            }
+            if field == "phones" {
+                return same_phone(now, sent);
+            }
             let letters = |s: &str| -> String {
                 s.chars()
                     .filter(|c| c.is_alphanumeric())
                     .flat_map(char::to_lowercase)
                     .collect()
             };
-            if same_day_kept_as_date(a, b) || same_day_kept_as_date(b, a) {
-                return true;
-            }
-            let (a, b) = (letters(a), letters(b));
-            if a == b {
-                return true;
-            }
-            let phone = |s: &str| s.len() >= 7 && s.chars().all(|c| c.is_ascii_digit());
-            let (long, short) = if a.len() >= b.len() {
-                (&a, &b)
-            } else {
-                (&b, &a)
-            };
-            phone(long)
-                && phone(short)
-                && long.len() - short.len() <= 3
-                && long.ends_with(short.as_str())
+            !CODED.contains(&field) && letters(now) == letters(sent)
         }
         (Some(Value::Array(a)), Some(Value::Array(b))) => {
             a.len() == b.len()
                 && a.iter()
                     .zip(b)
-                    .all(|(x, y)| same_in_substance(Some(x), Some(y)))
+                    .all(|(x, y)| same_in_substance(field, Some(x), Some(y)))
         }
         _ => false,
     }
+}
+
+/// Whether the phone number `now` is `sent` reformatted: the same digits, or a country code
+/// of one to three digits put in front of a number sent without one.
+fn same_phone(now: &str, sent: &str) -> bool {
+    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (n, s) = (digits(now), digits(sent));
+    if n == s {
+        return true;
+    }
+    let international = sent.trim_start().starts_with('+');
+    !international && s.len() >= 7 && n.len() > s.len() && n.len() - s.len() <= 3 && n.ends_with(&s)
 }
 
 /// Whether `kept` is `sent` (a canonical time, `2025-03-02T14:30:00Z`) held as a date only:
@@ -247,5 +269,53 @@ mod tests {
         // Another day is someone's edit.
         let read_back = map(&[("occurred_at", json!("2025-03-05T00:00:00Z"))]);
         assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
+    }
+
+    #[test]
+    fn edits_that_look_like_normalisation_of_coded_values_are_edits() {
+        let edited = |field: &str, before: Value, sent: Value, now: Option<Value>| {
+            let before = map(&[(field, before)]);
+            let sent = BTreeMap::from([(Field::intern(field), Some(sent))]);
+            let read_back = match now {
+                Some(v) => map(&[(field, v)]),
+                None => FieldMap::new(),
+            };
+            base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some()
+        };
+        // Cleared right after our write: the field held a value before.
+        assert!(edited("title", json!("CEO"), json!("CTO"), None));
+        // A list emptied, or an element the CRM could keep removed by someone.
+        assert!(edited(
+            "emails",
+            json!(["a@x.com"]),
+            json!(["b@x.com"]),
+            Some(json!([]))
+        ));
+        assert!(edited(
+            "domain",
+            json!("acme.com"),
+            json!("ac-me.com"),
+            Some(json!("acme.com"))
+        ));
+        assert!(edited(
+            "emails",
+            json!(["x@y.com"]),
+            json!(["john.smith@x.com"]),
+            Some(json!(["johnsmith@x.com"]))
+        ));
+        // A number sent with its country code, read back with another one.
+        assert!(edited(
+            "phones",
+            json!(["+1 555 0100 000"]),
+            json!(["+12343617485"]),
+            Some(json!(["+442343617485"]))
+        ));
+        // Free text reformatted is still the CRM's doing.
+        assert!(!edited(
+            "name",
+            json!("Acme"),
+            json!("ACME, Inc."),
+            Some(json!("Acme Inc"))
+        ));
     }
 }
