@@ -160,6 +160,9 @@ pub struct LinkState {
     pub bases: BTreeMap<Crm, FieldMap>,
 }
 
+/// The side hash of a linked record known to be deleted (no real hash looks like it).
+pub const DELETED: &str = "deleted";
+
 /// Translates a record id of one CRM into the linked record's id in another.
 pub trait Refs {
     /// The id in `to` of the record of `kind` that is `id` in `from`, if they are linked.
@@ -583,7 +586,16 @@ fn plan_group(
             any_changed = true;
         }
     }
-    let complete = config.sync.crms.iter().all(|c| sides.contains_key(c));
+    // A side whose record is known to be deleted is neither read nor created again.
+    let gone = |c: &Crm| {
+        link.as_ref()
+            .is_some_and(|l| l.hashes.get(c).is_some_and(|h| h == DELETED))
+    };
+    let complete = config
+        .sync
+        .crms
+        .iter()
+        .all(|c| sides.contains_key(c) || gone(c));
     if link.is_some() && !any_changed && complete {
         out.unchanged += 1;
         return;
@@ -730,7 +742,12 @@ fn plan_group(
     }
     if let Some(Some(source)) = source {
         let first = sides.get(&first_crm).map_or(&agreed, |s| &s.fields);
-        for crm in config.sync.crms.iter().filter(|c| !sides.contains_key(c)) {
+        for crm in config
+            .sync
+            .crms
+            .iter()
+            .filter(|c| !sides.contains_key(c) && !gone(c))
+        {
             let all: BTreeMap<Field, Option<Value>> =
                 agreed.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
             let (fields, dropped) = from_anchor(all, anchor, *crm, refs);

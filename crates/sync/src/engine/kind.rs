@@ -138,8 +138,20 @@ impl Engine {
             .await
             .map_err(store_err)?;
         for (r, link) in gone.into_iter().zip(found) {
-            if let Some(link) = link {
-                groups.remove(link.id.as_str());
+            // A deletion already noted (a tombstone the feed's overlap window brings again)
+            // changes nothing: the group is planned without that side.
+            if let Some(link) = link.filter(|l| l.hash(r.crm) != Some(DELETED)) {
+                // Changes read in the other CRMs in this run are planned again on a later
+                // run, without the deleted side, rather than dropped with the group.
+                if let Some((_, sides)) = groups.remove(link.id.as_str()) {
+                    let others_stay = cfg.delete != DeletePolicy::Propagate;
+                    for s in sides.values().filter(|s| s.fed && others_stay) {
+                        failures.record(
+                            s.reference(),
+                            format!("planned again without its linked {r}, deleted"),
+                        );
+                    }
+                }
                 input.deleted.push((r, link_state(&link)));
                 links.insert(link.id.to_string(), link);
             }
@@ -172,7 +184,10 @@ impl Engine {
         let mut missing: Vec<(String, RecordRef)> = Vec::new();
         for (key, (state, sides)) in &groups {
             for (crm, id) in &state.ids {
-                if crms.contains(crm) && !sides.contains_key(crm) {
+                // A side known to be gone is not read again (it would answer "not found"
+                // and take the group with it); the planner leaves it out.
+                let gone = state.hashes.get(crm).is_some_and(|h| h == DELETED);
+                if crms.contains(crm) && !sides.contains_key(crm) && !gone {
                     missing.push((key.clone(), RecordRef::new(*crm, kind, id.clone())));
                 }
             }
@@ -200,7 +215,16 @@ impl Engine {
                 // deleted. Under `propagate` it is flagged, never deleted elsewhere; under
                 // `ignore` and `flag` a deletion deletes nothing anyway.
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    if let Some((state, _)) = groups.remove(&key) {
+                    if let Some((state, sides)) = groups.remove(&key) {
+                        // The changes read in the other CRMs are planned again on a later
+                        // run, without the gone side (its hash is `DELETED` by then), so
+                        // with three CRMs the other two keep syncing.
+                        for s in sides.values().filter(|s| s.fed) {
+                            failures.record(
+                                s.reference(),
+                                format!("planned again without its linked {r}, which is gone"),
+                            );
+                        }
                         match (cfg.delete, run, links.get(&key)) {
                             (DeletePolicy::Propagate, Some(_), Some(link)) => {
                                 self.flag_not_found(kind, r, link, report).await?;

@@ -57,8 +57,7 @@ const OPEN_REVIEWS_READ: u32 = 100_000;
 /// Records per batch write call.
 const WRITE_BATCH: usize = 100;
 
-/// The side hash of a linked record known to be deleted (no real hash looks like it).
-const DELETED: &str = "deleted";
+use crate::plan::DELETED;
 
 /// How long a run's lease lasts unless renewed (it is renewed in the background).
 const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);

@@ -435,3 +435,57 @@ async fn an_activity_whose_company_is_not_linked_waits_and_is_reported() {
         "not created under no lead"
     );
 }
+
+/// Three CRMs: a record deleted in one of them (policy `ignore`) does not stop the other
+/// two from syncing, and is not created again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_deleted_in_one_of_three_crms_leaves_the_other_two_syncing() {
+    let t = Three::new().await;
+    let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+    c.deal.enabled = false;
+    c.sync.retry.first_delay_seconds = 0;
+    let mut conns = t.w.connectors.clone();
+    conns.push(t.sf.clone());
+    let engine = Engine::new(c, t.w.store.clone(), conns).expect("engine");
+    let lead =
+        t.w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+            .await;
+    t.w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+    let (hs, account) = (
+        t.linked(&company, Crm::HubSpot).await,
+        t.linked(&company, Crm::Salesforce).await,
+    );
+    assert_eq!(t.sf_sb.count("Account"), 1);
+
+    // The Account is deleted in Salesforce while the lead is renamed in Close.
+    let out =
+        t.sf.delete(vec![RecordRef::new(
+            Crm::Salesforce,
+            ObjectKind::Company,
+            account.clone(),
+        )])
+        .await;
+    assert!(out.results[0].is_ok(), "{:?}", out.results);
+    t.w.close_update(&format!("lead/{lead}/"), json!({"name": "Acme Renamed"}))
+        .await;
+    t.w.settle().await;
+    for _ in 0..3 {
+        engine.run().await.expect("run");
+        t.w.settle().await;
+    }
+    let name = match t.conn(Crm::HubSpot).get(ObjectKind::Company, &hs).await {
+        Ok(Record::Company(c)) => c.name,
+        other => panic!("HubSpot company {hs}: {other:?}"),
+    };
+    assert_eq!(name, "Acme Renamed", "Close and HubSpot keep syncing");
+    assert_eq!(
+        t.sf_sb.count("Account"),
+        0,
+        "the deleted Account is not made again"
+    );
+    let quiet = engine.run().await.expect("quiet run");
+    assert!(!quiet.wrote(), "{quiet:?}");
+}
