@@ -66,7 +66,9 @@
 //!    list, in the transaction that moves the kind's cursors past it; the next runs read it
 //!    again with [`Connector::get`](crmkit_core::Connector::get) when it is due (exponential
 //!    back-off, `[sync.retry]`) and after `max_attempts` it is given up: kept on the list and
-//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped. A failure of
+//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped; a record
+//!    waiting for a parent to be linked or for a mapping the configuration lacks is never
+//!    given up (it syncs unchanged once that is fixed). A failure of
 //!    the connection (429, 5xx, timeouts, auth, quota, the store), a write without a reported
 //!    outcome and a failed propagated delete hold the kind's cursors instead, so the next run
 //!    reads the same changes again and no attempt is counted (the rest is idempotent, as its

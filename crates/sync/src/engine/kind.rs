@@ -104,7 +104,12 @@ impl Engine {
                 Ok(s) => mapped.push(s),
                 Err(e) => {
                     report.errors.push(e.to_string());
-                    failures.record(RecordRef::new(crm, kind, id), e.to_string());
+                    let r = RecordRef::new(crm, kind, id);
+                    if e.kind() == ErrorKind::Config {
+                        failures.wait(r, e.to_string());
+                    } else {
+                        failures.record(r, e.to_string());
+                    }
                 }
             }
         }
@@ -257,7 +262,7 @@ impl Engine {
         // interrupted run) would hold the kind forever.
         for e in &plan.errors {
             report.errors.push(format!("{}: {}", e.record, e.message));
-            failures.record(e.record.clone(), e.message.clone());
+            failures.wait(e.record.clone(), e.message.clone());
         }
         report.ambiguous.extend(plan.ambiguous.iter().cloned());
         for g in &plan.groups {

@@ -14,7 +14,9 @@
 //! and changed again is simply planned from the feed). A listed record that synced leaves the
 //! list; one that failed again counts an attempt and backs off; after the configured
 //! `max_attempts` it is given up: kept on the list and reported (run report,
-//! `crmkit sync status`), never retried or dropped in silence.
+//! `crmkit sync status`), never retried or dropped in silence. A record that only waits for
+//! something outside it (a parent not linked yet, a mapping the configuration lacks) is
+//! never given up: nothing in it is wrong, and it syncs unchanged once that is fixed.
 
 use crmkit_store::Retry;
 
@@ -29,6 +31,9 @@ pub(super) struct Failures {
     records: BTreeMap<RecordRef, String>,
     /// Records whose failure was the connection's: left on the list as they are.
     kept: BTreeSet<RecordRef>,
+    /// Records waiting for something outside them (a parent to be linked, a mapping to be
+    /// configured): listed with back-off but never given up, as nothing they hold is wrong.
+    waiting: BTreeSet<RecordRef>,
 }
 
 /// Whether `e` is a failure of the connection (or of our store) rather than of the record:
@@ -45,6 +50,14 @@ impl Failures {
     /// `record` failed on its own.
     pub(super) fn record(&mut self, record: RecordRef, reason: impl Into<String>) {
         self.records.entry(record).or_insert_with(|| reason.into());
+    }
+
+    /// `record` waits for something outside it: a parent not linked yet, or a mapping the
+    /// configuration lacks (an unmapped stage). Listed like a failure, but never given up:
+    /// once the parent is linked or the configuration fixed, it syncs on its next attempt.
+    pub(super) fn wait(&mut self, record: RecordRef, reason: impl Into<String>) {
+        self.waiting.insert(record.clone());
+        self.record(record, reason);
     }
 
     /// Something failed that is not any one record's fault: the cursors stay.
@@ -152,8 +165,17 @@ impl Engine {
     ) -> Result<bool> {
         let policy = self.config.sync.retry.policy();
         let mut tx = self.tx().await?;
+        let patient = crmkit_store::RetryPolicy {
+            max_attempts: u32::MAX,
+            ..policy
+        };
         for (record, reason) in &failures.records {
-            tx.record_retry(&self.pair, record, reason, &policy)
+            let policy = if failures.waiting.contains(record) {
+                &patient
+            } else {
+                &policy
+            };
+            tx.record_retry(&self.pair, record, reason, policy)
                 .await
                 .map_err(store_err)?;
         }
