@@ -14,7 +14,8 @@
 //! - **Dead letters.** An item claimed `max_attempts` times without being processed (its
 //!   workers failed it or died) is not claimed again: the next claim moves it to the dead
 //!   letters ([`Store::inbox_dead_letters`]), with the last error, to be looked at by a
-//!   person; it is never retried forever nor dropped.
+//!   person; it is never retried forever nor dropped. A release ([`Store::inbox_release`], a
+//!   worker shutting down) gives its attempt back: it is not a failure.
 //! - **Any body.** Bodies are stored hex-encoded (`body_encoding = 'hex'`), so a body holding
 //!   NUL characters, which PostgreSQL text refuses, is stored and read back exactly on both
 //!   backends. Rows stored before (no encoding) are read as they are.
@@ -354,10 +355,15 @@ impl Store {
     }
 
     /// Gives back `worker`'s claim on an unprocessed item so it can be claimed again at once
-    /// (after a failure worth retrying); `false` if `worker` did not hold it.
+    /// (a worker shutting down before it processed it); `false` if `worker` did not hold it.
+    /// A release is not an attempt: the claim's attempt is given back, so items released
+    /// any number of times never become dead letters for it.
     pub async fn inbox_release(&self, id: &InboxId, worker: &str) -> Result<bool> {
+        // The claim counted an attempt; a polite release undoes it (only a failure or a
+        // claim left to expire uses one up).
         let done = sqlx::query(
-            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL \
+            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
              WHERE id = $1 AND claimed_by = $2 AND processed_at IS NULL AND dead_at IS NULL",
         )
         .bind(id.as_str())

@@ -17,6 +17,7 @@ both_backends!(
     a_retried_delivery_is_stored_once_and_old_items_are_pruned,
     a_body_with_nul_characters_is_stored_exactly,
     only_the_claimant_settles_and_used_up_items_become_dead_letters,
+    releases_alone_never_make_a_dead_letter,
 );
 
 async fn claim_process_and_reclaim(db: TestDb) {
@@ -228,4 +229,19 @@ async fn only_the_claimant_settles_and_used_up_items_become_dead_letters(db: Tes
         s.inbox_claim("w3", ttl, 10, 0).await,
         Err(crmkit_store::Error::InvalidInput { .. })
     ));
+}
+
+async fn releases_alone_never_make_a_dead_letter(db: TestDb) {
+    let s = &db.store;
+    let item = s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    let ttl = Duration::from_secs(60);
+    // Workers shutting down give the item back, again and again: no attempt is used up.
+    for _ in 0..3 {
+        assert_eq!(s.inbox_claim("w1", ttl, 10, 2).await.unwrap().len(), 1);
+        assert!(s.inbox_release(&item.id, "w1").await.unwrap());
+    }
+    let claimed = s.inbox_claim("w2", ttl, 10, 2).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
 }
