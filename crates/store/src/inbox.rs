@@ -15,7 +15,9 @@
 //!   workers failed it or died) is not claimed again: the next claim moves it to the dead
 //!   letters ([`Store::inbox_dead_letters`]), with the last error, to be looked at by a
 //!   person; it is never retried forever nor dropped. A release ([`Store::inbox_release`], a
-//!   worker shutting down) gives its attempt back: it is not a failure.
+//!   worker shutting down) gives its attempt back: it is not a failure. A claimed row that
+//!   cannot be read (a body that is not the hex it claims to be) becomes a dead letter at
+//!   once, with why and its body as stored; the rest of its batch is delivered.
 //! - **Any body.** Bodies are stored hex-encoded (`body_encoding = 'hex'`), so a body holding
 //!   NUL characters, which PostgreSQL text refuses, is stored and read back exactly on both
 //!   backends. Rows stored before (no encoding) are read as they are.
@@ -349,7 +351,35 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("claiming inbox items for {worker:?}")))?;
-        let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        // The batch is claimed already: one row that cannot be read must not keep the others
+        // from their worker, nor stay claimed in silence. It becomes a dead letter on its own,
+        // with why, for a person to look at; its body is then read as stored (no encoding),
+        // so the dead letters can be listed and the stored text is not lost.
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match from_row(row) {
+                Ok(item) => items.push(item),
+                Err(e) => {
+                    let id: String = sqlx::Row::try_get(row, "id").map_err(|e| Error::Corrupt {
+                        table: "webhook_inbox",
+                        column: "id",
+                        id: "-".into(),
+                        reason: e.to_string(),
+                    })?;
+                    sqlx::query(&format!(
+                        "UPDATE webhook_inbox SET dead_at = {now}, claimed_by = NULL, \
+                         claimed_until = NULL, last_error = $1, body_encoding = NULL WHERE id = $2"
+                    ))
+                    .bind(e.to_string())
+                    .bind(&id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(db(format!(
+                        "moving unreadable inbox item {id} to the dead letters"
+                    )))?;
+                }
+            }
+        }
         items.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
         Ok(items)
     }

@@ -18,6 +18,7 @@ both_backends!(
     a_body_with_nul_characters_is_stored_exactly,
     only_the_claimant_settles_and_used_up_items_become_dead_letters,
     releases_alone_never_make_a_dead_letter,
+    an_unreadable_row_is_a_dead_letter_and_the_rest_is_delivered,
 );
 
 async fn claim_process_and_reclaim(db: TestDb) {
@@ -244,4 +245,29 @@ async fn releases_alone_never_make_a_dead_letter(db: TestDb) {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempts, 1);
     assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
+}
+
+async fn an_unreadable_row_is_a_dead_letter_and_the_rest_is_delivered(db: TestDb) {
+    let s = &db.store;
+    let bad = s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    let good = s.inbox_insert(Crm::Close, "[]", &json!({})).await.unwrap();
+    db.raw(&format!(
+        "UPDATE webhook_inbox SET body = 'zz' WHERE id = '{}'",
+        bad.id
+    ))
+    .await;
+    let claimed = s
+        .inbox_claim("w1", Duration::from_secs(60), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, good.id);
+    assert_eq!(claimed[0].body, "[]");
+    // The other is a dead letter saying why, its stored text kept, no longer waiting.
+    assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 1);
+    let dead = s.inbox_dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, bad.id);
+    assert_eq!(dead[0].body, "zz");
+    assert!(dead[0].last_error.as_deref().unwrap().contains("hex"));
 }
