@@ -302,7 +302,8 @@ impl Store {
     /// now. Items claimed by another worker whose claim has not expired are left alone. Mark
     /// each processed with [`Store::inbox_mark_processed`] before the claim expires, or give
     /// it back with [`Store::inbox_fail`] or [`Store::inbox_release`]. Items already claimed
-    /// `max_attempts` times are not claimed again: they become dead letters.
+    /// `max_attempts` times are not claimed again: they become dead letters (one whose last
+    /// claim expired only after a further `ttl`, so its worker may still settle it).
     pub async fn inbox_claim(
         &self,
         worker: &str,
@@ -326,11 +327,16 @@ impl Store {
             "processed_at IS NULL AND dead_at IS NULL \
              AND (claimed_until IS NULL OR claimed_until <= {now})"
         );
+        // A claim that expired on its last attempt may still be worked on by a slow worker,
+        // which may yet mark it processed: it is given one more claim's length (`ttl`)
+        // before it is taken for a dead letter.
         sqlx::query(&format!(
             "UPDATE webhook_inbox SET dead_at = {now}, claimed_by = NULL, claimed_until = NULL \
-             WHERE {unclaimed} AND attempts >= $1"
+             WHERE processed_at IS NULL AND dead_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until <= {now} - $2) AND attempts >= $1"
         ))
         .bind(i64::from(max_attempts))
+        .bind(ttl)
         .execute(self.pool())
         .await
         .map_err(db(

@@ -19,6 +19,7 @@ both_backends!(
     only_the_claimant_settles_and_used_up_items_become_dead_letters,
     releases_alone_never_make_a_dead_letter,
     an_unreadable_row_is_a_dead_letter_and_the_rest_is_delivered,
+    a_slow_worker_past_its_claim_on_the_last_attempt_may_still_settle_it,
 );
 
 async fn claim_process_and_reclaim(db: TestDb) {
@@ -270,4 +271,21 @@ async fn an_unreadable_row_is_a_dead_letter_and_the_rest_is_delivered(db: TestDb
     assert_eq!(dead[0].id, bad.id);
     assert_eq!(dead[0].body, "zz");
     assert!(dead[0].last_error.as_deref().unwrap().contains("hex"));
+}
+
+async fn a_slow_worker_past_its_claim_on_the_last_attempt_may_still_settle_it(db: TestDb) {
+    let s = &db.store;
+    let item = s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    assert_eq!(s.inbox_claim("w1", SHORT, 10, 1).await.unwrap().len(), 1);
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    // Its claim expired on its last attempt; another claim does not bury it at once.
+    assert!(
+        s.inbox_claim("w2", SHORT * 4, 10, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
+    assert!(s.inbox_mark_processed(&item.id, "w1").await.unwrap());
+    assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
 }
