@@ -14,7 +14,10 @@
 //! - **Dead letters.** An item claimed `max_attempts` times without being processed (its
 //!   workers failed it or died) is not claimed again: the next claim moves it to the dead
 //!   letters ([`Store::inbox_dead_letters`]), with the last error, to be looked at by a
-//!   person; it is never retried forever nor dropped.
+//!   person; it is never retried forever nor dropped. A release ([`Store::inbox_release`], a
+//!   worker shutting down) gives its attempt back: it is not a failure. A claimed row that
+//!   cannot be read (a body that is not the hex it claims to be) becomes a dead letter at
+//!   once, with why and its body as stored; the rest of its batch is delivered.
 //! - **Any body.** Bodies are stored hex-encoded (`body_encoding = 'hex'`), so a body holding
 //!   NUL characters, which PostgreSQL text refuses, is stored and read back exactly on both
 //!   backends. Rows stored before (no encoding) are read as they are.
@@ -299,7 +302,8 @@ impl Store {
     /// now. Items claimed by another worker whose claim has not expired are left alone. Mark
     /// each processed with [`Store::inbox_mark_processed`] before the claim expires, or give
     /// it back with [`Store::inbox_fail`] or [`Store::inbox_release`]. Items already claimed
-    /// `max_attempts` times are not claimed again: they become dead letters.
+    /// `max_attempts` times are not claimed again: they become dead letters (one whose last
+    /// claim expired only after a further `ttl`, so its worker may still settle it).
     pub async fn inbox_claim(
         &self,
         worker: &str,
@@ -323,11 +327,16 @@ impl Store {
             "processed_at IS NULL AND dead_at IS NULL \
              AND (claimed_until IS NULL OR claimed_until <= {now})"
         );
+        // A claim that expired on its last attempt may still be worked on by a slow worker,
+        // which may yet mark it processed: it is given one more claim's length (`ttl`)
+        // before it is taken for a dead letter.
         sqlx::query(&format!(
             "UPDATE webhook_inbox SET dead_at = {now}, claimed_by = NULL, claimed_until = NULL \
-             WHERE {unclaimed} AND attempts >= $1"
+             WHERE processed_at IS NULL AND dead_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until <= {now} - $2) AND attempts >= $1"
         ))
         .bind(i64::from(max_attempts))
+        .bind(ttl)
         .execute(self.pool())
         .await
         .map_err(db(
@@ -348,16 +357,49 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("claiming inbox items for {worker:?}")))?;
-        let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        // The batch is claimed already: one row that cannot be read must not keep the others
+        // from their worker, nor stay claimed in silence. It becomes a dead letter on its own,
+        // with why, for a person to look at; its body is then read as stored (no encoding),
+        // so the dead letters can be listed and the stored text is not lost.
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match from_row(row) {
+                Ok(item) => items.push(item),
+                Err(e) => {
+                    let id: String = sqlx::Row::try_get(row, "id").map_err(|e| Error::Corrupt {
+                        table: "webhook_inbox",
+                        column: "id",
+                        id: "-".into(),
+                        reason: e.to_string(),
+                    })?;
+                    sqlx::query(&format!(
+                        "UPDATE webhook_inbox SET dead_at = {now}, claimed_by = NULL, \
+                         claimed_until = NULL, last_error = $1, body_encoding = NULL WHERE id = $2"
+                    ))
+                    .bind(e.to_string())
+                    .bind(&id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(db(format!(
+                        "moving unreadable inbox item {id} to the dead letters"
+                    )))?;
+                }
+            }
+        }
         items.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
         Ok(items)
     }
 
     /// Gives back `worker`'s claim on an unprocessed item so it can be claimed again at once
-    /// (after a failure worth retrying); `false` if `worker` did not hold it.
+    /// (a worker shutting down before it processed it); `false` if `worker` did not hold it.
+    /// A release is not an attempt: the claim's attempt is given back, so items released
+    /// any number of times never become dead letters for it.
     pub async fn inbox_release(&self, id: &InboxId, worker: &str) -> Result<bool> {
+        // The claim counted an attempt; a polite release undoes it (only a failure or a
+        // claim left to expire uses one up).
         let done = sqlx::query(
-            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL \
+            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
              WHERE id = $1 AND claimed_by = $2 AND processed_at IS NULL AND dead_at IS NULL",
         )
         .bind(id.as_str())

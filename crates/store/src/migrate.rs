@@ -234,6 +234,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE webhook_inbox ADD COLUMN dead_at BIGINT",
         ],
     },
+    Migration {
+        version: 8,
+        name: "webhook inbox: attempts of rows from before the attempt cap",
+        statements: &[
+            // Before migration 7 attempts were counted without a cap; such rows (the only ones
+            // without a body encoding) would become dead letters at their first claim after
+            // the upgrade. They start afresh.
+            "UPDATE webhook_inbox SET attempts = 0 \
+             WHERE body_encoding IS NULL AND processed_at IS NULL AND dead_at IS NULL",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -17,6 +17,9 @@ both_backends!(
     a_retried_delivery_is_stored_once_and_old_items_are_pruned,
     a_body_with_nul_characters_is_stored_exactly,
     only_the_claimant_settles_and_used_up_items_become_dead_letters,
+    releases_alone_never_make_a_dead_letter,
+    an_unreadable_row_is_a_dead_letter_and_the_rest_is_delivered,
+    a_slow_worker_past_its_claim_on_the_last_attempt_may_still_settle_it,
 );
 
 async fn claim_process_and_reclaim(db: TestDb) {
@@ -228,4 +231,61 @@ async fn only_the_claimant_settles_and_used_up_items_become_dead_letters(db: Tes
         s.inbox_claim("w3", ttl, 10, 0).await,
         Err(crmkit_store::Error::InvalidInput { .. })
     ));
+}
+
+async fn releases_alone_never_make_a_dead_letter(db: TestDb) {
+    let s = &db.store;
+    let item = s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    let ttl = Duration::from_secs(60);
+    // Workers shutting down give the item back, again and again: no attempt is used up.
+    for _ in 0..3 {
+        assert_eq!(s.inbox_claim("w1", ttl, 10, 2).await.unwrap().len(), 1);
+        assert!(s.inbox_release(&item.id, "w1").await.unwrap());
+    }
+    let claimed = s.inbox_claim("w2", ttl, 10, 2).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
+}
+
+async fn an_unreadable_row_is_a_dead_letter_and_the_rest_is_delivered(db: TestDb) {
+    let s = &db.store;
+    let bad = s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    let good = s.inbox_insert(Crm::Close, "[]", &json!({})).await.unwrap();
+    db.raw(&format!(
+        "UPDATE webhook_inbox SET body = 'zz' WHERE id = '{}'",
+        bad.id
+    ))
+    .await;
+    let claimed = s
+        .inbox_claim("w1", Duration::from_secs(60), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, good.id);
+    assert_eq!(claimed[0].body, "[]");
+    // The other is a dead letter saying why, its stored text kept, no longer waiting.
+    assert_eq!(s.inbox_unprocessed_count().await.unwrap(), 1);
+    let dead = s.inbox_dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, bad.id);
+    assert_eq!(dead[0].body, "zz");
+    assert!(dead[0].last_error.as_deref().unwrap().contains("hex"));
+}
+
+async fn a_slow_worker_past_its_claim_on_the_last_attempt_may_still_settle_it(db: TestDb) {
+    let s = &db.store;
+    let item = s.inbox_insert(Crm::Close, "{}", &json!({})).await.unwrap();
+    assert_eq!(s.inbox_claim("w1", SHORT, 10, 1).await.unwrap().len(), 1);
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    // Its claim expired on its last attempt; another claim does not bury it at once.
+    assert!(
+        s.inbox_claim("w2", SHORT * 4, 10, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
+    assert!(s.inbox_mark_processed(&item.id, "w1").await.unwrap());
+    assert!(s.inbox_dead_letters(10).await.unwrap().is_empty());
 }

@@ -87,8 +87,11 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
     }
 }
 
-/// Undoes migration 7 (inbox body encoding, errors, dead letters).
+/// Undoes migrations 8 (attempts reset, data only) and 7 (inbox body encoding, errors,
+/// dead letters).
 async fn undo_7(db: &TestDb) {
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 8")
+        .await;
     for column in ["body_encoding", "last_error", "dead_at"] {
         db.raw(&format!("ALTER TABLE webhook_inbox DROP COLUMN {column}"))
             .await;
@@ -141,14 +144,10 @@ async fn downgrade_to_2(db: &TestDb) {
 async fn an_older_database_is_upgraded_in_place(db: TestDb) {
     assert_eq!(
         Store::latest_schema_version(),
-        7,
+        8,
         "update this test for new migrations"
     );
     let s = &db.store;
-    let kept = s
-        .inbox_insert(crmkit_core::Crm::Close, "{}", &serde_json::json!({}))
-        .await
-        .unwrap();
     let link = s
         .insert_link(
             &crmkit_store::NewLink::new(crmkit_core::ObjectKind::Company)
@@ -158,8 +157,16 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
         .unwrap();
     downgrade_to_2(&db).await;
     assert_eq!(s.schema_version().await.unwrap(), 2);
-    assert_eq!(s.migrate().await.unwrap(), 5);
-    assert_eq!(s.schema_version().await.unwrap(), 7);
+    // A webhook stored by a build of that time: body as received, attempts counted with no
+    // cap.
+    let body = r#"{"event":{"id":"ev_1"}}"#;
+    db.raw(&format!(
+        "INSERT INTO webhook_inbox (id, crm, received_at, body, headers, attempts) \
+         VALUES ('old_1', 'close', 1700000000000, '{body}', '{{}}', 40)"
+    ))
+    .await;
+    assert_eq!(s.migrate().await.unwrap(), 6);
+    assert_eq!(s.schema_version().await.unwrap(), 8);
     // A link from before migration 4 has no field values, and can be given some.
     let old = s.link(&link.id).await.unwrap().unwrap();
     assert_eq!(old.fields(crmkit_core::Crm::Close), None);
@@ -172,8 +179,18 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(new.fields(crmkit_core::Crm::Close), Some(&v));
-    let item = s.inbox_item(&kept.id).await.unwrap().unwrap();
+    // It reads back unchanged, and is claimed, not made a dead letter by its old attempts.
+    let kept = crmkit_store::InboxId::new("old_1".to_owned());
+    let item = s.inbox_item(&kept).await.unwrap().unwrap();
     assert_eq!(item.delivery_id, None);
+    assert_eq!(item.body, body);
+    let claimed = s
+        .inbox_claim("w1", std::time::Duration::from_secs(60), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].body, body);
+    assert_eq!(claimed[0].attempts, 1);
     assert!(
         s.inbox_insert_once(crmkit_core::Crm::Close, "e1", "{}", &serde_json::json!({}))
             .await
@@ -204,6 +221,6 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
     // Repaired by hand, it migrates.
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
-    assert_eq!(db.store.migrate().await.unwrap(), 5);
-    assert_eq!(db.store.schema_version().await.unwrap(), 7);
+    assert_eq!(db.store.migrate().await.unwrap(), 6);
+    assert_eq!(db.store.schema_version().await.unwrap(), 8);
 }

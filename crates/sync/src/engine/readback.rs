@@ -8,19 +8,19 @@
 //! - it holds what we expected (what we sent, for a field we wrote; what we read while
 //!   planning, for a field we left alone; for a field a create did not send, whatever the
 //!   CRM set): the read-back value is the base;
-//! - a field we sent is missing from the read-back and was empty before our write: the CRM
-//!   ignored it (a property it does not keep); a field that held a value and reads back
-//!   empty was cleared by someone;
-//! - e-mails or phones read back as a non-empty part of the list we sent: the CRM kept
-//!   what it can (a single e-mail of two); an emptied list is someone's edit;
-//! - a field we sent reads back the same in substance: the CRM normalised it. Free text
-//!   (names, titles, descriptions, subjects, bodies, custom text) with the same letters and
-//!   digits regardless of case, punctuation and spacing; phones with the same digits, or a
-//!   country code of one to three digits put in front of a number we sent without one
-//!   (Close stores `(234) 361-7485` as `+12343617485`); a time read back as midnight of the
-//!   same day, where the CRM keeps a date only (Salesforce's Task `ActivityDate`). E-mails,
-//!   domains, URLs, references and other coded values must read back exactly as sent
-//!   (in canonical form): `john.smith@…` → `johnsmith@…` is an edit;
+//! - a field we sent is missing from the read-back where the side held nothing before
+//!   either, or an `emails`/`phones` list holds some (at least one) of the values we sent:
+//!   the CRM ignored it or kept what it can (a property it does not keep, a single e-mail of
+//!   two): the read-back value is the base. A field missing that held a value before, an
+//!   emptied list, or another list short of an element is someone's edit;
+//! - a field we sent reads back the same in substance: the CRM normalised it (free text —
+//!   name, title, description, subject, body, custom fields — with the same letters and
+//!   digits regardless of case, punctuation and spacing; a `phones` number we sent without a
+//!   `+` or country code read back with one to three leading digits more: Close stores
+//!   `(234) 361-7485` as `+12343617485`; a time read back as midnight of the same day, where
+//!   the CRM keeps a date only, as Salesforce's Task `ActivityDate`): the read-back value is
+//!   the base. E-mails, domains, urls and ids are compared exactly: there a dot or a hyphen
+//!   is a different value;
 //! - otherwise (a value other than the one expected, beyond canonical form and such
 //!   normalisation) it is someone else's edit: the field keeps the side's old base, and the
 //!   side's stored hash is that of the base, so the next run sees the edit as that side's
@@ -60,9 +60,9 @@ pub(super) fn base_after_write(
             (None, Some(b)) => b.get(f),
             (None, None) => now,
         };
-        let was_empty = before.is_none_or(|b| b.get(f).is_none());
-        let kept_by_crm = sent.contains_key(f) && kept_part(f, now, expected, was_empty);
-        let normalised = sent.contains_key(f) && same_in_substance(f, now, expected);
+        let was = before.and_then(|b| b.get(f));
+        let kept_by_crm = sent.contains_key(f) && kept_part(*f, now, expected, was);
+        let normalised = sent.contains_key(f) && same_in_substance(*f, now, expected);
         let keep = if now == expected || kept_by_crm || normalised {
             now
         } else {
@@ -76,14 +76,15 @@ pub(super) fn base_after_write(
     edited.then_some(base)
 }
 
-/// Whether `now` is what a CRM keeps of a value we sent (`sent`) to `field`: nothing, for a
-/// field that was empty before the write (`was_empty`), or a non-empty part of the e-mails
-/// or phones we sent (a CRM that keeps a single one).
-fn kept_part(field: &str, now: Option<&Value>, sent: Option<&Value>, was_empty: bool) -> bool {
+/// Whether `now` is what a CRM keeps of a value we sent (`sent`) to `field`, which held
+/// `was` before: nothing, only where it held nothing before either (a property the CRM does
+/// not keep; a cleared value is an edit), or some (at least one) of the values of an
+/// `emails`/`phones` list (one e-mail of two, where it keeps a single one).
+fn kept_part(field: Field, now: Option<&Value>, sent: Option<&Value>, was: Option<&Value>) -> bool {
     match (now, sent) {
-        (None, _) => was_empty,
+        (None, _) => was.is_none_or(is_empty),
         (Some(Value::Array(kept)), Some(Value::Array(sent))) => {
-            matches!(field, "emails" | "phones")
+            matches!(field.as_str(), "emails" | "phones")
                 && !kept.is_empty()
                 && kept.iter().all(|v| sent.contains(v))
         }
@@ -91,29 +92,46 @@ fn kept_part(field: &str, now: Option<&Value>, sent: Option<&Value>, was_empty: 
     }
 }
 
-/// Fields whose values are codes (addresses, ids, choices): any difference is a change.
-const CODED: &[&str] = &[
-    "emails",
-    "domain",
-    "url",
-    "company",
-    "person",
-    "stage",
-    "currency",
-    "kind",
-    "direction",
-];
+/// Whether a value holds nothing: null, an empty string or an empty list.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
 
-/// Whether two values of `field` differ only in form (see the module docs); lists element
-/// by element.
-fn same_in_substance(field: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
+/// Whether `field` holds free text, whose case, punctuation and spacing a CRM may reshape;
+/// e-mails, domains, urls and ids are not: there each character counts.
+fn free_text(field: Field) -> bool {
+    matches!(
+        field.as_str(),
+        "name" | "first_name" | "last_name" | "title" | "description" | "subject" | "body"
+    ) || field.as_str().starts_with("custom.")
+}
+
+/// Whether `long` is the phone number `short` we sent, without a country code, read back
+/// with one: `short` has no leading `+`, `long` is `+` or digits followed by one to three
+/// digits and then exactly the digits of `short`.
+fn phone_with_country_code(long: &str, short: &str) -> bool {
+    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (l, s) = (digits(long), digits(short));
+    !short.trim_start().starts_with('+')
+        && s.len() >= 7
+        && (1..=3).contains(&l.len().saturating_sub(s.len()))
+        && l.ends_with(s.as_str())
+}
+
+/// Whether two values of `field` (`now` read back, `sent` written) differ only in form: a
+/// time kept as that day's date; free text with the same letters and digits (ignoring case,
+/// punctuation and spacing); a phone we sent without a country code read back with one;
+/// lists element by element.
+fn same_in_substance(field: Field, now: Option<&Value>, sent: Option<&Value>) -> bool {
+    match (now, sent) {
         (Some(Value::String(now)), Some(Value::String(sent))) => {
             if same_day_kept_as_date(now, sent) {
                 return true;
-            }
-            if field == "phones" {
-                return same_phone(now, sent);
             }
             let letters = |s: &str| -> String {
                 s.chars()
@@ -121,28 +139,18 @@ fn same_in_substance(field: &str, a: Option<&Value>, b: Option<&Value>) -> bool 
                     .flat_map(char::to_lowercase)
                     .collect()
             };
-            !CODED.contains(&field) && letters(now) == letters(sent)
+            (free_text(field) && letters(now) == letters(sent))
+                || (field.as_str() == "phones" && phone_with_country_code(now, sent))
         }
-        (Some(Value::Array(a)), Some(Value::Array(b))) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
+        (Some(Value::Array(now)), Some(Value::Array(sent))) => {
+            now.len() == sent.len()
+                && now
+                    .iter()
+                    .zip(sent)
                     .all(|(x, y)| same_in_substance(field, Some(x), Some(y)))
         }
         _ => false,
     }
-}
-
-/// Whether the phone number `now` is `sent` reformatted: the same digits, or a country code
-/// of one to three digits put in front of a number sent without one.
-fn same_phone(now: &str, sent: &str) -> bool {
-    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
-    let (n, s) = (digits(now), digits(sent));
-    if n == s {
-        return true;
-    }
-    let international = sent.trim_start().starts_with('+');
-    !international && s.len() >= 7 && n.len() > s.len() && n.len() - s.len() <= 3 && n.ends_with(&s)
 }
 
 /// Whether `kept` is `sent` (a canonical time, `2025-03-02T14:30:00Z`) held as a date only:
@@ -271,50 +279,75 @@ mod tests {
         assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
     }
 
+    /// `base_after_write` for an update of `field` from `was` to `sent`, read back as `now`:
+    /// `true` when it is taken as someone's edit.
+    fn edited(field: &str, was: Option<Value>, sent: Value, now: Option<Value>) -> bool {
+        let f = Field::intern(field);
+        let before: FieldMap = was.into_iter().map(|v| (f, v)).collect();
+        let read_back: FieldMap = now.into_iter().map(|v| (f, v)).collect();
+        let sent = BTreeMap::from([(f, Some(sent))]);
+        base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some()
+    }
+
     #[test]
-    fn edits_that_look_like_normalisation_of_coded_values_are_edits() {
-        let edited = |field: &str, before: Value, sent: Value, now: Option<Value>| {
-            let before = map(&[(field, before)]);
-            let sent = BTreeMap::from([(Field::intern(field), Some(sent))]);
-            let read_back = match now {
-                Some(v) => map(&[(field, v)]),
-                None => FieldMap::new(),
-            };
-            base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some()
-        };
-        // Cleared right after our write: the field held a value before.
-        assert!(edited("title", json!("CEO"), json!("CTO"), None));
-        // A list emptied, or an element the CRM could keep removed by someone.
+    fn a_user_edit_right_after_our_write_is_not_taken_for_normalisation() {
+        // Cleared by the user: the field held a value before, so missing now is an edit.
+        assert!(edited("title", Some(json!("CTO")), json!("CEO"), None));
+        // Missing where it was missing before too: the CRM does not keep it.
+        assert!(!edited("title", None, json!("CEO"), None));
+        // A list emptied, or an element removed where the CRM keeps them all.
+        let two = json!(["a@x.com", "b@x.com"]);
         assert!(edited(
             "emails",
-            json!(["a@x.com"]),
-            json!(["b@x.com"]),
+            Some(json!(["a@x.com"])),
+            two.clone(),
             Some(json!([]))
+        ));
+        let tags = json!(["vip", "eu"]);
+        assert!(edited(
+            "tags",
+            Some(json!(["vip"])),
+            tags,
+            Some(json!(["vip"]))
+        ));
+        // Characters that count in an e-mail, a domain, an id.
+        assert!(edited(
+            "emails",
+            Some(json!(["j@x.com"])),
+            json!(["john.smith@x.com"]),
+            Some(json!(["johnsmith@x.com"]))
         ));
         assert!(edited(
             "domain",
-            json!("acme.com"),
+            Some(json!("old.com")),
             json!("ac-me.com"),
             Some(json!("acme.com"))
         ));
         assert!(edited(
-            "emails",
-            json!(["x@y.com"]),
-            json!(["john.smith@x.com"]),
-            Some(json!(["johnsmith@x.com"]))
+            "external_id",
+            None,
+            json!("1234567"),
+            Some(json!("91234567"))
         ));
-        // A number sent with its country code, read back with another one.
+        // A number that is not a phone list does not gain a country code.
+        assert!(edited(
+            "custom.cf_phone",
+            None,
+            json!("2343617485"),
+            Some(json!("+442343617485"))
+        ));
+        // A phone we sent with its country code read back with another.
         assert!(edited(
             "phones",
-            json!(["+1 555 0100 000"]),
+            None,
             json!(["+12343617485"]),
             Some(json!(["+442343617485"]))
         ));
-        // Free text reformatted is still the CRM's doing.
+        // Free text reshaped by the CRM is still normalisation.
         assert!(!edited(
             "name",
-            json!("Acme"),
-            json!("ACME, Inc."),
+            None,
+            json!("acme  inc."),
             Some(json!("Acme Inc"))
         ));
     }
