@@ -168,7 +168,7 @@ impl Collections {
                 .with_record(format!("{} #{i}", self.sobject)))));
             }
         }
-        let mut done = self
+        let done = self
             .run(send, |records| {
                 Ok(ApiRequest::new(Method::PATCH, "composite/sobjects")
                     .json(json!({ "allOrNone": false, "records": records }))
@@ -176,15 +176,7 @@ impl Collections {
             })
             .await
             .into_iter();
-        out.into_iter()
-            .map(|slot| match slot {
-                Some(r) => r,
-                None => done
-                    .next()
-                    .unwrap_or_else(|| Err(Error::bad_response("missing result")))
-                    .map(drop),
-            })
-            .collect()
+        in_order(out, done.map(|r| r.map(drop)))
     }
 
     /// `PATCH composite/sobjects/{Type}/{field}`: upserts each record by its external id
@@ -224,7 +216,7 @@ impl Collections {
                 out.push(Some(Err(invalid_id(&sobject, id))));
             }
         }
-        let mut done = batch::chunked(
+        let done = batch::chunked(
             send,
             RETRIEVE_SIZE,
             CONCURRENCY,
@@ -262,14 +254,7 @@ impl Collections {
         )
         .await
         .into_iter();
-        out.into_iter()
-            .map(|slot| match slot {
-                Some(r) => r,
-                None => done
-                    .next()
-                    .unwrap_or_else(|| Err(Error::bad_response("missing result"))),
-            })
-            .collect()
+        in_order(out, done)
     }
 
     /// `DELETE composite/sobjects?ids=…&allOrNone=false`: deletes each id. An id that
@@ -286,7 +271,7 @@ impl Collections {
                 out.push(Some(Err(invalid_id(&sobject, &id))));
             }
         }
-        let mut done = batch::chunked(
+        let done = batch::chunked(
             send,
             COLLECTION_SIZE,
             CONCURRENCY,
@@ -305,14 +290,7 @@ impl Collections {
         )
         .await
         .into_iter();
-        out.into_iter()
-            .map(|slot| match slot {
-                Some(r) => r,
-                None => done
-                    .next()
-                    .unwrap_or_else(|| Err(Error::bad_response("missing result"))),
-            })
-            .collect()
+        in_order(out, done)
     }
 }
 
@@ -524,4 +502,21 @@ impl Client {
             })
             .collect())
     }
+}
+
+/// The results in input order: each slot settled before sending (`Some`) as it is, each
+/// other from the batch answers (`sent`) in turn; an answer missing is that record's error.
+fn in_order<T>(
+    slots: Vec<Option<Result<T>>>,
+    mut sent: impl Iterator<Item = Result<T>>,
+) -> Vec<Result<T>> {
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Some(r) => r,
+            None => sent
+                .next()
+                .unwrap_or_else(|| Err(Error::bad_response("missing result"))),
+        })
+        .collect()
 }
