@@ -54,8 +54,11 @@ pub use retry::GivenUp;
 /// queue a person works through holds).
 const OPEN_REVIEWS_READ: u32 = 100_000;
 
-/// Records per batch write call.
-const WRITE_BATCH: usize = 100;
+/// Records handed to a connector's batch write at once. Connectors split them into the
+/// CRM's own batches (HubSpot 100, Salesforce collections 200) and take their bulk path
+/// above its threshold (Salesforce Bulk API 2.0 from 2,000 records), so an initial
+/// migration of thousands of records goes through the bulk paths.
+const WRITE_BATCH: usize = 5_000;
 
 use crate::plan::DELETED;
 
