@@ -1,13 +1,24 @@
 //! `bench sync-noop`: a re-sync of linked records that changed nowhere must write nothing
 //! and call only the listings. Seeds a Close sandbox, syncs its companies into an empty
-//! HubSpot sandbox once (creating and linking them), then times the second sync.
+//! HubSpot sandbox once (creating and linking them), then times two syncs: the *echo* run,
+//! whose HubSpot feed returns every company the first sync created (our own writes coming
+//! back), and the *no-op* re-sync after it, when nothing changed anywhere. Both must write
+//! nothing and read no record one by one.
+//!
+//! A no-op re-sync happens after the feeds' overlap has passed: a feed re-reads the overlap
+//! before the bound of the run before it (records indexed late), so the timed runs start
+//! `--settle-seconds` after the first sync's writes. The echo run still reads them all
+//! (the first sync's bound came before them) and its checkpoint passes them; the no-op
+//! run then finds nothing. Slept before the echo run rather than between the two: the
+//! no-op run re-reads the overlap before the echo run's bound, so only an echo run started
+//! after the overlap leaves the creates behind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crmkit_core::{Connector, Crm, SecretString};
-use crmkit_sandbox::close::CloseSandbox;
-use crmkit_sandbox::hubspot::HubSpotSandbox;
+use crmkit_sandbox::close::{CloseSandbox, RunningClose};
+use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
 use crmkit_sandbox::shared::stats::RequestLog;
 use crmkit_sync::{Config, Engine};
 
@@ -28,6 +39,11 @@ pub struct Args {
     /// The SQLite file of the store (default: a temporary file, removed after).
     #[arg(long)]
     database: Option<std::path::PathBuf>,
+    /// Seconds slept after the first sync, so the no-op re-sync happens after the feeds'
+    /// overlap has passed (default: just over the HubSpot feed's one-minute overlap); with
+    /// 0 the no-op run reads the first sync's creates again.
+    #[arg(long, default_value_t = 65)]
+    settle_seconds: u64,
 }
 
 /// Whether a request writes: anything but reads, searches and batch reads.
@@ -90,35 +106,91 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             first.errors.first()
         )));
     }
-    // The HubSpot feed leaves records changed in the current second for the next run.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (c0, h0) = (close.stats().requests.len(), hubspot.stats().requests.len());
-    let started = Instant::now();
-    let second = engine.run().await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let close_reqs: Vec<RequestLog> = close.stats().requests.into_iter().skip(c0).collect();
-    let hs_reqs: Vec<RequestLog> = hubspot.stats().requests.into_iter().skip(h0).collect();
-    let write_count = close_reqs
-        .iter()
-        .chain(&hs_reqs)
-        .filter(|r| writes(r))
-        .count();
-    let calls = close_reqs.len() + hs_reqs.len();
+    if args.settle_seconds > 0 {
+        let spin = Progress::spinner(&format!(
+            "waiting {} s for the feeds' overlap to pass",
+            args.settle_seconds
+        ));
+        tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
+        spin.done();
+    }
+    // The echo run: the HubSpot feed returns the companies the first sync created (our own
+    // writes coming back); nothing may be written and no record read one by one.
+    let echo = measured_run(&engine, &close, &hubspot, "echo").await?;
+    // The no-op re-sync: nothing changed anywhere since the last sync.
+    let noop = measured_run(&engine, &close, &hubspot, "no-op").await?;
     store.close().await;
     if args.database.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    if second.wrote() || write_count > 0 || !second.errors.is_empty() {
+    for (name, m) in [("echo", &echo), ("noop", &noop)] {
+        for (route, n) in &m.routes {
+            println!("{name} calls {route}: {n}");
+        }
+    }
+    // The HubSpot feed pages through CRM search, which HubSpot limits to 5 requests per
+    // second per account (developers.hubspot.com/docs/api/crm/search): the sixth search
+    // starts a second after the first, and so on, a floor no engine change moves, printed
+    // so the echo run's time is read against it.
+    println!(
+        "records={} echo_read={} echoes={} echo_hubspot_searches={} search_floor_seconds={:.1}",
+        args.records,
+        echo.read,
+        echo.echoes,
+        echo.searches,
+        (echo.searches.saturating_sub(1) / 5) as f64,
+    );
+    println!(
+        "writes={} calls={} seconds={:.3} echo_writes={} echo_calls={} echo_seconds={:.3}",
+        noop.writes, noop.calls, noop.seconds, echo.writes, echo.calls, echo.seconds
+    );
+    Ok(())
+}
+
+/// What one timed sync cost.
+struct Measured {
+    writes: usize,
+    calls: usize,
+    searches: usize,
+    seconds: f64,
+    read: usize,
+    echoes: usize,
+    /// Calls per route (`GET /crm/v3/objects/companies/{id}`), ids folded.
+    routes: std::collections::BTreeMap<String, usize>,
+}
+
+/// Runs one sync after the HubSpot feed's second has passed and counts its calls; a run
+/// that writes anything or reports an error fails the benchmark.
+async fn measured_run(
+    engine: &Engine,
+    close: &RunningClose,
+    hubspot: &RunningHubSpot,
+    name: &str,
+) -> Result<Measured, Failure> {
+    // The HubSpot feed leaves records changed in the current second for the next run.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (c0, h0) = (close.stats().requests.len(), hubspot.stats().requests.len());
+    let started = Instant::now();
+    let report = engine.run().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let requests: Vec<RequestLog> = close
+        .stats()
+        .requests
+        .into_iter()
+        .skip(c0)
+        .chain(hubspot.stats().requests.into_iter().skip(h0))
+        .collect();
+    let writes = requests.iter().filter(|r| writes(r)).count();
+    if report.wrote() || writes > 0 || !report.errors.is_empty() {
         return Err(Failure::Bench(format!(
-            "the no-op sync wrote: created {}, updated {}, {} write calls, errors {:?}",
-            second.created,
-            second.updated,
-            write_count,
-            second.errors.first()
+            "the {name} sync wrote: created {}, updated {}, {writes} write calls, errors {:?}",
+            report.created,
+            report.updated,
+            report.errors.first()
         )));
     }
-    let mut by_route = std::collections::BTreeMap::<String, usize>::new();
-    for r in close_reqs.iter().chain(&hs_reqs) {
+    let mut routes = std::collections::BTreeMap::<String, usize>::new();
+    for r in &requests {
         let route: String = r
             .path
             .split('/')
@@ -131,28 +203,18 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             })
             .collect::<Vec<_>>()
             .join("/");
-        *by_route.entry(format!("{} {route}", r.method)).or_default() += 1;
+        *routes.entry(format!("{} {route}", r.method)).or_default() += 1;
     }
-    for (route, n) in &by_route {
-        println!("calls {route}: {n}");
-    }
-    // The HubSpot feed pages through CRM search, which HubSpot limits to 5 requests per
-    // second per account (developers.hubspot.com/docs/api/crm/search): the sixth search
-    // starts a second after the first, and so on, a floor no engine change moves, printed
-    // so the time is read against it.
-    let searches = hs_reqs
-        .iter()
-        .filter(|r| r.path.ends_with("/search"))
-        .count();
-    println!(
-        "records={} close_calls={} hubspot_calls={} hubspot_searches={searches} search_floor_seconds={:.1} read={} echoes={}",
-        args.records,
-        close_reqs.len(),
-        hs_reqs.len(),
-        (searches.saturating_sub(1) / 5) as f64,
-        second.read,
-        second.echoes
-    );
-    println!("writes={write_count} calls={calls} seconds={seconds:.3}");
-    Ok(())
+    Ok(Measured {
+        writes,
+        calls: requests.len(),
+        searches: requests
+            .iter()
+            .filter(|r| r.path.ends_with("/search"))
+            .count(),
+        seconds,
+        read: report.read,
+        echoes: report.echoes,
+        routes,
+    })
 }

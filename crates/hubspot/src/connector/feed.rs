@@ -8,6 +8,17 @@
 //!   error rather than a fall back to the local clock.
 //! - **Overlap.** A resumed run starts the configured overlap (default one minute) before
 //!   its cursor: the search index lags writes by a few seconds (HubSpot CRM search guide).
+//! - **Checkpoint.** A run that read every object type of the kind up to its bound, and the
+//!   archived list, without a failure ends with a [`Change::Checkpoint`] moving each type's
+//!   position that is behind the bound up to it (no ids: none at the bound was read), when
+//!   that moves the cursor of its last change. Nothing before the bound is left to deliver
+//!   but what the index had not caught up with, which the next run's overlap (the bound
+//!   less the overlap, not twice) reads again; HubSpot's current second is past the bound.
+//!   So after a mass change (10,000 records created in a few seconds), the first run that
+//!   starts more than the overlap after it, having read it, leaves it behind: without the
+//!   checkpoint each later run would read the minute before the newest record again, all
+//!   10,000 records, until something newer changed. A run whose slice (or archived list)
+//!   fails yields none, even when polled on past the error.
 //! - **Associations.** Search answers carry no associations, so each page of up to 100
 //!   records has its company and contact links read with one associations v4 batch read
 //!   per linked type; of several associated companies the primary one is the link (see
@@ -41,9 +52,11 @@
 //!   again (nothing with a zero overlap). A position lists at most
 //!   [`crmkit_core::keyset::MAX_CURSOR_IDS`] ids read at its instant, so a crowded instant
 //!   (an import stamping thousands of records with one time) keeps cursors small; a run
-//!   resumed in such an instant reads its other records again (at least once). Tombstones carry the watermark the run started from, so a run that
-//!   stops among them reads them again; the watermark moves to the run's bound with the
-//!   first upsert after them.
+//!   resumed in such an instant reads its other records again (at least once). Tombstones
+//!   carry the watermark the run started from, so a run that stops among them reads them
+//!   again; the watermark moves to the run's bound with the first upsert after them, or
+//!   with the checkpoint. Checkpoints write the same format, so older cursors read as
+//!   before.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -112,10 +125,81 @@ pub(super) fn changes(
                 props,
             ));
         }
-        Ok::<_, Error>(tomb.chain(stream::iter(ups).flatten()))
+        let names: Vec<String> = object_types(kind)
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect();
+        Ok::<_, Error>(with_checkpoint(
+            tomb.chain(stream::iter(ups).flatten()).boxed(),
+            names,
+            until,
+        ))
     })
     .try_flatten()
     .boxed()
+}
+
+/// `changes` followed, once every one of them was read without a failure, by a
+/// [`Change::Checkpoint`] whose positions are moved up to `until` for each of `types` that
+/// stands behind it (the archive watermark is `until` already), when that moves the cursor
+/// of the last change (or no change carried one).
+///
+/// Nothing before `until` is left to deliver: the run read every type up to it, and `until`
+/// is HubSpot's clock rounded down to its second, so the records of that second are still
+/// ahead. Records committed before `until` but indexed after their slice was searched are
+/// read again by the next run, which starts the overlap before the position.
+fn with_checkpoint(
+    changes: BoxStream<'static, Result<Change>>,
+    types: Vec<String>,
+    until: DateTime<Utc>,
+) -> BoxStream<'static, Result<Change>> {
+    // What the stream handed out so far: the last cursor, and whether anything failed (a
+    // consumer polling on after an error must not be handed a checkpoint past what it did
+    // not read).
+    let seen = Arc::new(Mutex::new((None::<ChangeCursor>, false)));
+    let track = Arc::clone(&seen);
+    let changes = changes.inspect(move |c| {
+        let mut seen = track
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match c {
+            Ok(c) => seen.0 = Some(c.cursor().clone()),
+            Err(_) => seen.1 = true,
+        }
+    });
+    let end = stream::once(async move {
+        let (last, failed) = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if failed {
+            return None;
+        }
+        let mut at = match last.as_ref().map(decode).transpose() {
+            Ok(at) => at.unwrap_or_default(),
+            Err(e) => return Some(Err(e)),
+        };
+        let before = last.is_some().then(|| at.clone());
+        at.tombstones_before = Some(until);
+        for t in types {
+            if at.per_type.get(&t).is_none_or(|p| p.time < until) {
+                at.per_type.insert(
+                    t,
+                    KeysetCursor {
+                        time: until,
+                        ids: Vec::new(),
+                    },
+                );
+            }
+        }
+        (before.as_ref() != Some(&at)).then(|| {
+            Ok(Change::Checkpoint {
+                cursor: at.encode(PREFIX),
+            })
+        })
+    })
+    .filter_map(futures::future::ready);
+    changes.chain(end).boxed()
 }
 
 /// HubSpot's clock, from the `Date` header of a one-record list (whole seconds, rounded

@@ -4,6 +4,7 @@
 mod associations;
 mod batch;
 mod connector;
+mod feed;
 mod objects;
 mod sandbox;
 mod schema;
