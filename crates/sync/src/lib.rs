@@ -206,6 +206,7 @@ pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod matching;
+pub mod per_crm;
 pub mod plan;
 pub mod resolve;
 pub mod values;

@@ -24,6 +24,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use crmkit_core::{ObjectKind, Record};
 
 /// Domains of free mail providers: an address there says nothing about the company.
@@ -302,7 +304,10 @@ pub enum Found<T> {
 /// An index of candidates by matching key, borrowing the keys it was given.
 #[derive(Debug)]
 pub struct Index<'k, T> {
-    by_key: HashMap<&'k str, Slot<Candidate<'k, T>>>,
+    /// foldhash rather than the default SipHash: the index is built for every record of a
+    /// run and hashing its keys was a large share of planning; foldhash's per-process
+    /// random seed still keeps crafted keys from colliding on purpose.
+    by_key: HashMap<&'k str, Slot<Candidate<'k, T>>, RandomState>,
 }
 
 /// A candidate and its own domain (companies), which a name match is checked against.
@@ -332,7 +337,7 @@ impl<T> Slot<T> {
 impl<T> Default for Index<'_, T> {
     fn default() -> Self {
         Self {
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
         }
     }
 }
@@ -346,7 +351,7 @@ impl<'k, T: Clone + PartialEq> Index<'k, T> {
     /// An empty index with room for about `n` keys.
     pub fn with_capacity(n: usize) -> Self {
         Self {
-            by_key: HashMap::with_capacity(n),
+            by_key: HashMap::with_capacity_and_hasher(n, RandomState::default()),
         }
     }
 

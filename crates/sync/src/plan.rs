@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::config::{Config, DeletePolicy, EntityConfig};
 use crate::matching::{self, Found, Index, Keys};
+use crate::per_crm::PerCrm;
 use crate::resolve::{self, Decision, FieldConflict, Side};
 use crate::values::{self, Field, FieldMap, reference_kind};
 
@@ -54,98 +55,8 @@ impl Seen {
 }
 
 /// The sides of one linked record: at most one [`Seen`] per CRM, held inline so grouping
-/// records moves no record into a freshly allocated map node. Iterates in CRM order, as a
-/// `BTreeMap<Crm, Seen>` would.
-#[derive(Debug, Clone, Default)]
-pub struct Sides([Option<Seen>; 3]);
-
-fn slot(crm: Crm) -> usize {
-    match crm {
-        Crm::Close => 0,
-        Crm::HubSpot => 1,
-        Crm::Salesforce => 2,
-    }
-}
-
-impl Sides {
-    /// No sides.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `crm`'s side, returning the one it replaces.
-    pub fn insert(&mut self, crm: Crm, seen: Seen) -> Option<Seen> {
-        self.0[slot(crm)].replace(seen)
-    }
-
-    /// `crm`'s side.
-    pub fn get(&self, crm: &Crm) -> Option<&Seen> {
-        self.0[slot(*crm)].as_ref()
-    }
-
-    /// `crm`'s side, to change.
-    pub fn get_mut(&mut self, crm: &Crm) -> Option<&mut Seen> {
-        self.0[slot(*crm)].as_mut()
-    }
-
-    /// Whether `crm` has a side.
-    pub fn contains_key(&self, crm: &Crm) -> bool {
-        self.0[slot(*crm)].is_some()
-    }
-
-    /// Takes `crm`'s side out.
-    pub fn remove(&mut self, crm: &Crm) -> Option<Seen> {
-        self.0[slot(*crm)].take()
-    }
-
-    /// The sides, in CRM order.
-    pub fn values(&self) -> impl Iterator<Item = &Seen> {
-        self.0.iter().flatten()
-    }
-
-    /// Each CRM with its side, in CRM order.
-    pub fn iter(&self) -> impl Iterator<Item = (Crm, &Seen)> {
-        self.values().map(|s| (s.crm, s))
-    }
-
-    /// Whether there is no side.
-    pub fn is_empty(&self) -> bool {
-        self.values().next().is_none()
-    }
-
-    /// The number of sides.
-    pub fn len(&self) -> usize {
-        self.values().count()
-    }
-}
-
-impl IntoIterator for Sides {
-    type Item = (Crm, Seen);
-    type IntoIter = std::iter::Map<
-        std::iter::Flatten<std::array::IntoIter<Option<Seen>, 3>>,
-        fn(Seen) -> (Crm, Seen),
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter().flatten().map(|s| (s.crm, s))
-    }
-}
-
-impl FromIterator<(Crm, Seen)> for Sides {
-    fn from_iter<I: IntoIterator<Item = (Crm, Seen)>>(iter: I) -> Self {
-        let mut out = Self::new();
-        for (c, s) in iter {
-            out.insert(c, s);
-        }
-        out
-    }
-}
-
-impl<const N: usize> From<[(Crm, Seen); N]> for Sides {
-    fn from(sides: [(Crm, Seen); N]) -> Self {
-        sides.into_iter().collect()
-    }
-}
+/// records moves no record into a freshly allocated map node.
+pub type Sides = PerCrm<Seen>;
 
 /// What was stored about a link at the end of the last sync.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -153,11 +64,11 @@ pub struct LinkState {
     /// The store's key for the link.
     pub key: String,
     /// The linked record's id in each CRM.
-    pub ids: BTreeMap<Crm, String>,
+    pub ids: PerCrm<String>,
     /// The hash of each side's mapped fields as last read from or written to it.
-    pub hashes: BTreeMap<Crm, String>,
+    pub hashes: PerCrm<String>,
     /// Each side's mapped fields as last read from or written to it, when stored.
-    pub bases: BTreeMap<Crm, FieldMap>,
+    pub bases: PerCrm<FieldMap>,
 }
 
 /// The side hash of a linked record known to be deleted (no real hash looks like it).
@@ -172,16 +83,16 @@ pub trait Refs {
 /// [`Refs`] from an in-memory table, for tests and benchmarks.
 #[derive(Debug, Default, Clone)]
 pub struct RefTable {
-    groups: Vec<BTreeMap<Crm, String>>,
+    groups: Vec<PerCrm<String>>,
     by_id: BTreeMap<(ObjectKind, Crm, String), (ObjectKind, usize)>,
 }
 
 impl RefTable {
     /// Records that `ids` are one record of `kind`.
-    pub fn link(&mut self, kind: ObjectKind, ids: BTreeMap<Crm, String>) {
+    pub fn link(&mut self, kind: ObjectKind, ids: PerCrm<String>) {
         let n = self.groups.len();
         for (c, id) in &ids {
-            self.by_id.insert((kind, *c, id.clone()), (kind, n));
+            self.by_id.insert((kind, c, id.clone()), (kind, n));
         }
         self.groups.push(ids);
     }
@@ -241,10 +152,10 @@ pub struct Group {
     /// The stored link, if it existed before this run.
     pub link: Option<String>,
     /// The record's id in each CRM it exists in.
-    pub ids: BTreeMap<Crm, String>,
+    pub ids: PerCrm<String>,
     /// Each present side's hash and fields as read this run (stored as the new base for
     /// sides not written).
-    pub seen: BTreeMap<Crm, (String, FieldMap)>,
+    pub seen: PerCrm<(String, FieldMap)>,
     /// Patches.
     pub updates: Vec<Update>,
     /// Creates in CRMs that lack the record.
@@ -373,8 +284,8 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         let targets = if cfg.delete == DeletePolicy::Propagate {
             link.ids
                 .iter()
-                .filter(|(c, _)| **c != deleted.crm)
-                .map(|(c, id)| RecordRef::new(*c, kind, id.clone()))
+                .filter(|(c, _)| *c != deleted.crm)
+                .map(|(c, id)| RecordRef::new(c, kind, id.clone()))
                 .collect()
         } else {
             Vec::new()
@@ -413,8 +324,8 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         .map(key_of)
         .collect();
     // Each CRM's index sized for its records' keys up front: it is not rehashed as it grows.
-    let mut index: BTreeMap<Crm, Index<'_, usize>> = BTreeMap::new();
-    let mut sizes: BTreeMap<Crm, usize> = BTreeMap::new();
+    let mut index: PerCrm<Index<'_, usize>> = PerCrm::new();
+    let mut sizes: PerCrm<usize> = PerCrm::new();
     let all_seen = unlinked.iter().zip(&free_keys).chain(
         linked
             .iter()
@@ -422,7 +333,7 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
             .zip(&linked_keys),
     );
     for (s, k) in all_seen {
-        *sizes.entry(s.crm).or_default() += k.len();
+        *sizes.get_or_insert_with(s.crm, Default::default) += k.len();
     }
     for (crm, n) in sizes {
         index.insert(crm, Index::with_capacity(n));
@@ -430,15 +341,14 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
     let mut nodes: Vec<Node> = Vec::with_capacity(unlinked.len() + linked.len());
     for (i, s) in unlinked.iter().enumerate() {
         index
-            .entry(s.crm)
-            .or_default()
+            .get_or_insert_with(s.crm, Default::default)
             .insert(&free_keys[i], nodes.len());
         nodes.push(Node::Free(i));
     }
     let mut keys = linked_keys.iter();
     for (g, (_, sides)) in linked.iter().enumerate() {
         for (s, k) in sides.values().zip(&mut keys) {
-            index.entry(s.crm).or_default().insert(k, nodes.len());
+            index.get_or_insert_with(s.crm, Default::default).insert(k, nodes.len());
         }
         nodes.push(Node::Linked(g));
     }
@@ -606,8 +516,8 @@ fn plan_group(
     let first_crm = first.crm;
     // References compared across CRMs as the anchor CRM's ids.
     let mut skip: BTreeSet<Field> = BTreeSet::new();
-    let mut comparable: BTreeMap<Crm, Cow<'_, FieldMap>> = BTreeMap::new();
-    let mut bases: BTreeMap<Crm, FieldMap> = BTreeMap::new();
+    let mut comparable: PerCrm<Cow<'_, FieldMap>> = PerCrm::new();
+    let mut bases: PerCrm<FieldMap> = PerCrm::new();
     // References a side holds now that cannot be translated yet (their target not linked).
     let mut untranslated: Vec<(RecordRef, Field)> = Vec::new();
     for s in sides.values() {
@@ -648,7 +558,7 @@ fn plan_group(
     let mut group = Group {
         link: link.as_ref().map(|l| l.key.clone()),
         ids: sides.iter().map(|(c, s)| (c, s.id().to_string())).collect(),
-        seen: BTreeMap::new(),
+        seen: PerCrm::new(),
         updates: Vec::with_capacity(resolution.writes.len()),
         creates: Vec::new(),
         decisions: resolution.decisions,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{EntityConfig, Rule};
+use crate::per_crm::PerCrm;
 use crate::values::{Field, FieldMap};
 
 /// The canonical hash of a record's mapped fields ([`crate::values::hash`]). Two records
@@ -64,7 +65,7 @@ pub struct Resolution {
     /// Fields queued as conflicts; nothing is written for them.
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
-    pub writes: BTreeMap<Crm, BTreeMap<Field, Option<Value>>>,
+    pub writes: PerCrm<BTreeMap<Field, Option<Value>>>,
 }
 
 /// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a
@@ -179,8 +180,7 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
         for s in sides {
             if value(s) != v.as_ref() {
                 out.writes
-                    .entry(s.crm)
-                    .or_default()
+                    .get_or_insert_with(s.crm, Default::default)
                     .insert(field, v.clone());
             }
         }

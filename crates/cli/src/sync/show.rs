@@ -43,7 +43,7 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
                 let ids: Vec<String> = g.ids.iter().map(|(c, id)| format!("{c}:{id}")).collect();
                 writeln!(out, "link    {} (matched)", ids.join(" <-> "))?;
                 for crm in g.ids.keys() {
-                    counts.entry((p.kind, *crm)).or_default()[2] += 1;
+                    counts.entry((p.kind, crm)).or_default()[2] += 1;
                 }
             }
             for c in &g.creates {

@@ -101,7 +101,7 @@ impl Engine {
                     let what = json!({
                         "deleted": d.deleted.to_string(),
                         "linked": link_state(&link).ids.iter()
-                            .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
+                            .map(|(c, id)| RecordRef::new(c, kind, id.clone()).to_string())
                             .collect::<Vec<_>>(),
                     });
                     fenced!(
@@ -175,11 +175,11 @@ impl Engine {
                 continue;
             }
             let link = match existing {
-                Some(l) if g.ids.iter().all(|(c, id)| l.crm_id(*c) == Some(id)) => l,
+                Some(l) if g.ids.iter().all(|(c, id)| l.crm_id(c) == Some(id)) => l,
                 _ => {
                     let mut new = NewLink::new(kind);
                     for (c, id) in &g.ids {
-                        new = new.crm_id(*c, id.clone());
+                        new = new.crm_id(c, id.clone());
                     }
                     new = match_attributes(new, plan, g);
                     match fenced!(self, upsert_link(&new)) {
@@ -407,7 +407,7 @@ impl Engine {
         // Hashes: what each side holds now. Written records are read back, so a CRM that
         // normalises or ignores a value does not make our own write look like its change;
         // an edit someone made meanwhile is not taken as synced (see `readback`).
-        let mut hashes: Vec<BTreeMap<Crm, (String, FieldMap)>> =
+        let mut hashes: Vec<PerCrm<(String, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
         let reads = self
             .read_many(
@@ -455,15 +455,15 @@ impl Engine {
             let mut update = LinkUpdate::new();
             let mut any = false;
             for (crm, (h, fields)) in &hashes[i] {
-                if link.hash(*crm) != Some(h.as_str()) {
-                    update = update.hash(*crm, Some(h.clone()));
+                if link.hash(crm) != Some(h.as_str()) {
+                    update = update.hash(crm, Some(h.clone()));
                     any = true;
                 }
                 // The side's values are the base that tells next run's changes (and clears)
                 // on that side from the fields it left alone.
                 let values = fields_json(fields);
-                if link.fields(*crm) != Some(&values) {
-                    update = update.fields(*crm, Some(values));
+                if link.fields(crm) != Some(&values) {
+                    update = update.fields(crm, Some(values));
                     any = true;
                 }
             }
@@ -527,9 +527,9 @@ fn match_attributes(mut new: NewLink, plan: &Plan, g: &plan::Group) -> NewLink {
     new
 }
 
-fn describe_ids(kind: ObjectKind, ids: &BTreeMap<Crm, String>) -> String {
+fn describe_ids(kind: ObjectKind, ids: &PerCrm<String>) -> String {
     ids.iter()
-        .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
+        .map(|(c, id)| RecordRef::new(c, kind, id.clone()).to_string())
         .collect::<Vec<_>>()
         .join(" + ")
 }

@@ -42,7 +42,7 @@ pub(super) fn drop_echoes(
             state
                 .ids
                 .iter()
-                .any(|(c, id)| listed.contains(&RecordRef::new(*c, kind, id.clone())))
+                .any(|(c, id)| listed.contains(&RecordRef::new(c, kind, id.clone())))
         };
         if is_echo(crms, state, sides) && !matched() && !on_list() {
             echoes += sides.len();

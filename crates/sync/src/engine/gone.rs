@@ -104,6 +104,6 @@ fn describe_link(kind: ObjectKind, link: &Link) -> Vec<String> {
     link_state(link)
         .ids
         .iter()
-        .map(|(c, id)| RecordRef::new(*c, kind, id.clone()).to_string())
+        .map(|(c, id)| RecordRef::new(c, kind, id.clone()).to_string())
         .collect()
 }

@@ -191,9 +191,9 @@ impl Engine {
             for (crm, id) in &state.ids {
                 // A side known to be gone is not read again (it would answer "not found"
                 // and take the group with it); the planner leaves it out.
-                let gone = state.hashes.get(crm).is_some_and(|h| h == DELETED);
-                if crms.contains(crm) && !sides.contains_key(crm) && !gone {
-                    missing.push((key.clone(), RecordRef::new(*crm, kind, id.clone())));
+                let gone = state.hashes.get(&crm).is_some_and(|h| h == DELETED);
+                if crms.contains(&crm) && !sides.contains_key(&crm) && !gone {
+                    missing.push((key.clone(), RecordRef::new(crm, kind, id.clone())));
                 }
             }
         }
@@ -271,7 +271,7 @@ impl Engine {
                     records: g
                         .ids
                         .iter()
-                        .map(|(crm, id)| RecordRef::new(*crm, kind, id.clone()))
+                        .map(|(crm, id)| RecordRef::new(crm, kind, id.clone()))
                         .collect(),
                     conflict: c.clone(),
                 });

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, DeletePolicy};
 use crate::matching;
+use crate::per_crm::PerCrm;
 use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen, Sides};
 use crate::resolve::FieldConflict;
 use crate::values::{Field, FieldMap, reference_kind};
@@ -316,9 +317,9 @@ impl Engine {
 }
 
 fn link_state(link: &Link) -> LinkState {
-    let mut ids = BTreeMap::new();
-    let mut hashes = BTreeMap::new();
-    let mut bases = BTreeMap::new();
+    let mut ids = PerCrm::new();
+    let mut hashes = PerCrm::new();
+    let mut bases = PerCrm::new();
     for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
         if let Some(serde_json::Value::Object(m)) = link.fields(crm) {
             bases.insert(

@@ -92,10 +92,10 @@ impl Failures {
 /// The records of a group, as references.
 pub(super) fn group_refs(
     kind: ObjectKind,
-    ids: &BTreeMap<Crm, String>,
+    ids: &PerCrm<String>,
 ) -> impl Iterator<Item = RecordRef> + '_ {
     ids.iter()
-        .map(move |(c, id)| RecordRef::new(*c, kind, id.clone()))
+        .map(move |(c, id)| RecordRef::new(c, kind, id.clone()))
 }
 
 impl Engine {
