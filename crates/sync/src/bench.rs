@@ -58,11 +58,7 @@ fn text(prefix: &str, i: usize, suffix: &str) -> String {
 fn company(id: String, i: usize, renamed: bool) -> Record {
     Record::Company(Company {
         id: Some(id),
-        name: text(
-            "Company ",
-            i,
-            if renamed { " Renamed" } else { " Inc" },
-        ),
+        name: text("Company ", i, if renamed { " Renamed" } else { " Inc" }),
         domain: Some(text("company", i, ".example")),
         url: Some(text("https://www.company", i, ".example/")),
         description: Some(text("Customer number ", i, "")),
@@ -194,10 +190,25 @@ mod phases {
         let (mut tg, mut ts, mut tl, mut tp, mut td) = (0f64, 0f64, 0f64, 0f64, 0f64);
         for _ in 0..reps {
             let t = Instant::now();
-            let recs: Vec<(Record, Record)> = (0..n).map(|i| (company(format!("lead_{i}"), i, false), company(format!("{i}"), i, i % 2 == 0))).collect();
+            let recs: Vec<(Record, Record)> = (0..n)
+                .map(|i| {
+                    (
+                        company(format!("lead_{i}"), i, false),
+                        company(format!("{i}"), i, i % 2 == 0),
+                    )
+                })
+                .collect();
             tg += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let seen: Vec<(Seen, Seen)> = recs.into_iter().map(|(a, b)| (Seen::new(Crm::Close, a, cfg, true).unwrap(), Seen::new(Crm::HubSpot, b, cfg, true).unwrap())).collect();
+            let seen: Vec<(Seen, Seen)> = recs
+                .into_iter()
+                .map(|(a, b)| {
+                    (
+                        Seen::new(Crm::Close, a, cfg, true).unwrap(),
+                        Seen::new(Crm::HubSpot, b, cfg, true).unwrap(),
+                    )
+                })
+                .collect();
             ts += t.elapsed().as_secs_f64();
             let t = Instant::now();
             let mut input = Input::default();
@@ -205,11 +216,19 @@ mod phases {
                 if i % 2 == 0 {
                     let link = LinkState {
                         key: i.to_string(),
-                        ids: PerCrm::from([(Crm::Close, c.id().to_string()), (Crm::HubSpot, h.id().to_string())]),
-                        hashes: PerCrm::from([(Crm::Close, c.hash.clone()), (Crm::HubSpot, c.hash.clone())]),
+                        ids: PerCrm::from([
+                            (Crm::Close, c.id().to_string()),
+                            (Crm::HubSpot, h.id().to_string()),
+                        ]),
+                        hashes: PerCrm::from([
+                            (Crm::Close, c.hash.clone()),
+                            (Crm::HubSpot, c.hash.clone()),
+                        ]),
                         bases: PerCrm::new(),
                     };
-                    input.linked.push((link, Sides::from([(Crm::Close, c), (Crm::HubSpot, h)])));
+                    input
+                        .linked
+                        .push((link, Sides::from([(Crm::Close, c), (Crm::HubSpot, h)])));
                 } else {
                     input.unlinked.push(c);
                     input.unlinked.push(h);
@@ -224,6 +243,13 @@ mod phases {
             td += t.elapsed().as_secs_f64();
         }
         let per = |x: f64| x / (n * reps) as f64 * 1e9;
-        eprintln!("ns/pair gen={:.0} seen={:.0} link={:.0} plan={:.0} drop={:.0}", per(tg), per(ts), per(tl), per(tp), per(td));
+        eprintln!(
+            "ns/pair gen={:.0} seen={:.0} link={:.0} plan={:.0} drop={:.0}",
+            per(tg),
+            per(ts),
+            per(tl),
+            per(tp),
+            per(td)
+        );
     }
 }

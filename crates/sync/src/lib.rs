@@ -205,6 +205,7 @@ pub mod activity;
 pub mod bench;
 pub mod config;
 pub mod engine;
+pub mod field_map;
 pub mod matching;
 pub mod per_crm;
 pub mod plan;

@@ -348,7 +348,9 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
     let mut keys = linked_keys.iter();
     for (g, (_, sides)) in linked.iter().enumerate() {
         for (s, k) in sides.values().zip(&mut keys) {
-            index.get_or_insert_with(s.crm, Default::default).insert(k, nodes.len());
+            index
+                .get_or_insert_with(s.crm, Default::default)
+                .insert(k, nodes.len());
         }
         nodes.push(Node::Linked(g));
     }

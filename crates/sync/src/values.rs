@@ -13,8 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{EntityConfig, FieldType, Unit};
 
-/// Unified field name → canonical non-empty value.
-pub type FieldMap = BTreeMap<Field, Value>;
+pub use crate::field_map::FieldMap;
 
 /// A unified field name, copied freely: the standard names are `'static` text and any
 /// other name (custom fields, names read back from the store) is interned once per process,

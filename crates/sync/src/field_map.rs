@@ -1,0 +1,257 @@
+//! [`FieldMap`]: a record's synced fields, unified name → canonical value.
+//!
+//! A record has a handful of synced fields, read for every record of a run and compared,
+//! hashed and copied while planning. As a `BTreeMap` each map took a node sized for eleven
+//! entries and walked it on every lookup; this is one sorted list, allocated once at the
+//! size it needs, searched by bisection. It iterates, compares, prints and serialises
+//! exactly as the `BTreeMap<Field, Value>` it replaces (in field order), so hashes and
+//! stored values are unchanged.
+
+use std::borrow::Borrow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+use crate::values::Field;
+
+/// Unified field name → canonical non-empty value, in field order.
+#[derive(Clone, Default, PartialEq)]
+pub struct FieldMap(Vec<(Field, Value)>);
+
+impl FieldMap {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// No fields, with room for `n`.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(f, _)| f.as_str().cmp(key))
+    }
+
+    /// The value of `key`.
+    pub fn get<K: Borrow<str> + ?Sized>(&self, key: &K) -> Option<&Value> {
+        self.find(key.borrow()).ok().map(|i| &self.0[i].1)
+    }
+
+    /// The value of `key`, to change.
+    pub fn get_mut<K: Borrow<str> + ?Sized>(&mut self, key: &K) -> Option<&mut Value> {
+        self.find(key.borrow()).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key<K: Borrow<str> + ?Sized>(&self, key: &K) -> bool {
+        self.find(key.borrow()).is_ok()
+    }
+
+    /// Sets `field`, returning the value it replaces.
+    pub fn insert(&mut self, field: Field, value: Value) -> Option<Value> {
+        match self.find(field.as_str()) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (field, value));
+                None
+            }
+        }
+    }
+
+    /// Takes `key`'s value out.
+    pub fn remove<K: Borrow<str> + ?Sized>(&mut self, key: &K) -> Option<Value> {
+        self.find(key.borrow()).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// Keeps the fields `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Field, &mut Value) -> bool) {
+        self.0.retain_mut(|(f, v)| keep(f, v));
+    }
+
+    /// Each field with its value, in field order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.0.iter().map(|(f, v)| (f, v))
+    }
+
+    /// Each field with its value to change, in field order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Field, &mut Value)> {
+        self.0.iter_mut().map(|(f, v)| (&*f, v))
+    }
+
+    /// The fields, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Field> {
+        self.0.iter().map(|(f, _)| f)
+    }
+
+    /// The values, in field order.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no field.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The iterator of [`FieldMap::iter`].
+pub type Iter<'a> = std::iter::Map<
+    std::slice::Iter<'a, (Field, Value)>,
+    fn(&'a (Field, Value)) -> (&'a Field, &'a Value),
+>;
+
+impl<K: Borrow<str> + ?Sized> std::ops::Index<&K> for FieldMap {
+    type Output = Value;
+
+    /// `key`'s value; panics when it has none, as a map's index does.
+    fn index(&self, key: &K) -> &Value {
+        let key = key.borrow();
+        self.get(key)
+            .unwrap_or_else(|| panic!("no value for field {key}"))
+    }
+}
+
+impl<'a> IntoIterator for &'a FieldMap {
+    type Item = (&'a Field, &'a Value);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for FieldMap {
+    type Item = (Field, Value);
+    type IntoIter = std::vec::IntoIter<(Field, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl FromIterator<(Field, Value)> for FieldMap {
+    /// Later values of a field replace earlier ones, as inserting them one by one would.
+    fn from_iter<I: IntoIterator<Item = (Field, Value)>>(iter: I) -> Self {
+        let mut v: Vec<(Field, Value)> = iter.into_iter().collect();
+        // Stable, so of equal fields the last one given stays last and wins below.
+        v.sort_by_key(|a| a.0);
+        let mut out: Vec<(Field, Value)> = Vec::with_capacity(v.len());
+        for (f, x) in v {
+            match out.last_mut() {
+                Some(last) if last.0 == f => last.1 = x,
+                _ => out.push((f, x)),
+            }
+        }
+        Self(out)
+    }
+}
+
+impl Extend<(Field, Value)> for FieldMap {
+    fn extend<I: IntoIterator<Item = (Field, Value)>>(&mut self, iter: I) {
+        for (f, v) in iter {
+            self.insert(f, v);
+        }
+    }
+}
+
+impl<const N: usize> From<[(Field, Value); N]> for FieldMap {
+    fn from(fields: [(Field, Value); N]) -> Self {
+        fields.into_iter().collect()
+    }
+}
+
+impl fmt::Debug for FieldMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for FieldMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.len()))?;
+        for (f, v) in self.iter() {
+            m.serialize_entry(f, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = FieldMap;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of field values")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<FieldMap, A::Error> {
+                let mut out = FieldMap::with_capacity(a.size_hint().unwrap_or(0));
+                while let Some((f, v)) = a.next_entry::<Field, Value>()? {
+                    out.insert(f, v);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn behaves_as_the_btreemap_it_replaces() {
+        let pairs = [
+            ("name", json!("Acme")),
+            ("amount", json!(3)),
+            ("zeta", json!([1])),
+            ("name", json!("Acme 2")),
+        ];
+        let m: FieldMap = pairs
+            .iter()
+            .map(|(k, v)| (Field::intern(k), v.clone()))
+            .collect();
+        let b: BTreeMap<Field, Value> = pairs
+            .iter()
+            .map(|(k, v)| (Field::intern(k), v.clone()))
+            .collect();
+        assert_eq!(m.len(), b.len());
+        assert!(m.iter().eq(b.iter()));
+        assert_eq!(m["name"], json!("Acme 2"));
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        assert_eq!(format!("{m:?}"), format!("{b:?}"));
+        let back: FieldMap = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+
+        let mut m = m;
+        assert_eq!(m.insert(Field::new("beta"), json!(1)), None);
+        assert_eq!(m.insert(Field::new("beta"), json!(2)), Some(json!(1)));
+        assert_eq!(
+            m.keys().map(|f| f.as_str()).collect::<Vec<_>>(),
+            ["amount", "beta", "name", "zeta"]
+        );
+        assert_eq!(m.remove("amount"), Some(json!(3)));
+        assert!(!m.contains_key("amount") && m.get("amount").is_none());
+        m.retain(|f, _| f.as_str() != "zeta");
+        assert_eq!(m.len(), 2);
+        assert!(FieldMap::new().is_empty());
+    }
+}
