@@ -50,7 +50,8 @@ fn text(prefix: &str, i: usize, suffix: &str) -> String {
     }
     let mut out = String::with_capacity(prefix.len() + (digits.len() - at) + suffix.len());
     out.push_str(prefix);
-    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+    // ASCII digits only, so always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
     out.push_str(suffix);
     out
 }

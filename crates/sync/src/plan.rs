@@ -19,8 +19,10 @@ use crate::values::{self, Field, FieldMap, reference_kind};
 pub struct Seen {
     /// The CRM it was read from.
     pub crm: Crm,
-    /// The record as the connector gave it (its `raw` makes updates patches).
-    pub record: Record,
+    /// The record as the connector gave it (its `raw` makes updates patches). Boxed: a
+    /// record is several hundred bytes and the planner moves its [`Seen`]s between lists
+    /// several times, so they stay small.
+    pub record: Box<Record>,
     /// Its synced fields, canonical, with references as this CRM's ids.
     pub fields: FieldMap,
     /// [`resolve::hash`] of `fields`.
@@ -36,7 +38,7 @@ impl Seen {
         let hash = resolve::hash(&fields);
         Ok(Self {
             crm,
-            record,
+            record: Box::new(record),
             fields,
             hash,
             fed,
@@ -310,7 +312,7 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
     }
     let unlinked = input.unlinked;
     let company_key = |s: &Seen| -> Option<String> {
-        let Record::Deal(d) = &s.record else {
+        let Record::Deal(d) = &*s.record else {
             return None;
         };
         let id = d.company_id.as_deref()?;
@@ -629,7 +631,7 @@ fn plan_group(
         let target = s.reference();
         // The patch is the side's own record, moved rather than copied: the side keeps its
         // fields and hash (stored as the base), and nothing reads its record again.
-        let mut record = std::mem::replace(&mut s.record, values::blank(kind));
+        let mut record = std::mem::replace(&mut *s.record, values::blank(kind));
         if let Err(e) = values::apply(&mut record, crm, cfg, &writes) {
             out.errors.push(PlanError {
                 record: target,

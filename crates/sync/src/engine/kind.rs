@@ -332,7 +332,7 @@ impl Engine {
     /// Stored links an unlinked record matches by e-mail or domain.
     async fn stored_candidates(&self, kind: ObjectKind, s: &Seen) -> Result<Vec<Link>> {
         let mut out = Vec::new();
-        match &s.record {
+        match &*s.record {
             Record::Person(p) => {
                 for e in p.emails.iter().filter_map(|e| matching::normalize_email(e)) {
                     out.extend(
