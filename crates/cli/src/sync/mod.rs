@@ -161,7 +161,7 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
     let settings = Settings::load(config_path)?;
     let config = connect::load_config(config_path, &settings)?;
     if !args.dry_run {
-        connect::free_dead_lease(&store, &pair(&config), args.break_lease).await?;
+        connect::free_dead_lease(&store, &config.sync.crms, args.break_lease).await?;
     }
     run_engine(
         &settings,
@@ -198,7 +198,7 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
     }
     let store = connect::open_store(args.db.database_url.as_deref()).await?;
     if !args.dry_run {
-        connect::free_dead_lease(&store, &pair(&config), false).await?;
+        connect::free_dead_lease(&store, &config.sync.crms, false).await?;
     }
     run_engine(
         &settings,
