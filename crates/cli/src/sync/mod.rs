@@ -63,7 +63,7 @@ pub struct SyncArgs {
     /// Write the JSON run report to this file instead of printing it.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// On PostgreSQL, free the lease of an interrupted sync whose process no longer runs on
+    /// On PostgreSQL, free the leases of an interrupted sync whose process no longer runs on
     /// this machine (on SQLite that happens on its own).
     #[arg(long)]
     pub break_lease: bool,
