@@ -122,7 +122,7 @@ ops! {
     /// again from zero and it is due now. Returns the entry as stored, `None` if `record`
     /// is not listed (nothing is written then).
     write fn reset_retry(pair: &str, record: &RecordRef) -> Option<Retry> = reset;
-    /// Re-arms every given-up entry of `pair`'s list as [`Store::reset_retry`] does; the
+    /// Re-arms every given-up entry of `pair`'s list as [`Store::reset_retry`](crate::Store::reset_retry) does; the
     /// entries still waiting keep their back-off. Returns the entries re-armed.
     write fn reset_given_up(pair: &str) -> Vec<Retry> = reset_all_given_up;
 }
