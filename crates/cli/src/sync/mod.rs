@@ -218,26 +218,26 @@ async fn retry(store: &Store, pair: &str, command: RetryCommand) -> Result<(), F
             Ok(())
         }
         RetryCommand::Reset { records, .. } => {
-            // Every record is checked first, so a typo re-arms nothing.
-            let listed = store.retries(pair, None).await.map_err(store_err)?;
-            let missing: Vec<String> = records
-                .iter()
-                .filter(|r| !listed.iter().any(|e| &e.record == *r))
-                .map(ToString::to_string)
-                .collect();
+            // One transaction: a record not listed (a typo, or synced meanwhile) re-arms
+            // nothing at all.
+            let mut tx = store.begin().await.map_err(store_err)?;
+            let mut missing = Vec::new();
+            for r in &records {
+                if tx.reset_retry(pair, r).await.map_err(store_err)?.is_none() {
+                    missing.push(r.to_string());
+                }
+            }
             if !missing.is_empty() {
+                tx.rollback().await.map_err(store_err)?;
                 return Err(Error::new(
                     crmkit_core::ErrorKind::NotFound,
                     format!(
-                        "not on the retry list of {pair}: {} (crmkit sync retry list shows it)",
+                        "not on the retry list of {pair}: {} (crmkit sync retry list shows \
+                         it); nothing was re-armed",
                         missing.join(", ")
                     ),
                 )
                 .into());
-            }
-            let mut tx = store.begin().await.map_err(store_err)?;
-            for r in &records {
-                tx.reset_retry(pair, r).await.map_err(store_err)?;
             }
             tx.commit().await.map_err(store_err)?;
             for r in &records {
