@@ -42,7 +42,9 @@
 //!    deleting the others (under `ignore` and `flag` it is handled like a deletion, which
 //!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
 //!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
-//!    the merge is queued for review when it is. Records named by an open ambiguous-match
+//!    the merge is queued for review when it is; a chain of merges read in one run is
+//!    followed to the record that survives it. The moved side starts without a hash and
+//!    base, and the merged-away record leaves the retry list. Records named by an open ambiguous-match
 //!    review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
@@ -70,7 +72,8 @@
 //!    list, in the transaction that moves the kind's cursors past it; the next runs read it
 //!    again with [`Connector::get`](crmkit_core::Connector::get) when it is due (exponential
 //!    back-off, `[sync.retry]`) and after `max_attempts` it is given up: kept on the list and
-//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped; a record
+//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped, until a
+//!    person re-arms it (`crmkit sync retry reset`, [`crmkit_store::Store::reset_retry`]); a record
 //!    waiting for a parent to be linked or for a mapping the configuration lacks is never
 //!    given up (it syncs unchanged once that is fixed). A failure of
 //!    the connection (429, 5xx, timeouts, auth, quota, the store), a write without a reported
@@ -117,7 +120,10 @@
 //! Per field, the sides that *changed* it are those whose value differs from their stored
 //! base (a value set, changed or cleared). Without a stored base (a link from before the
 //! store kept them, or a first match) they are the sides whose hash moved and that hold a
-//! value, so an empty value is never mistaken for a deliberate clear. One changer, or
+//! value, so an empty value is never mistaken for a deliberate clear. A side without a base
+//! among sides with one (the record a merge left, relinked in place of the merged-away one)
+//! changed nothing: where no side with a base changed a field, agreeing values fill the
+//! empty sides and differing ones are left as they are (`primary` still decides them). One changer, or
 //! changers that agree, win whatever the rule: a field changed on one side only propagates
 //! from that side, and a clear as an explicit clear (typed fields emptied, custom fields set
 //! to `null`). Only changers that disagree are settled by the field's rule: `primary` (the
