@@ -12,6 +12,11 @@
 //! activities; Close activities belong to a lead, so one without a company cannot be made
 //! there. Salesforce keeps activities as Tasks and Events only: a note becomes a completed
 //! Task (its subject and body kept).
+//!
+//! Of the unified fields, each CRM's activity type keeps only some ([`holds_field`]), and
+//! some less of a value (a Salesforce Task's day); a write that would not change what the
+//! target keeps is not planned ([`write_lands`]), and a record the CRM lets no one edit (a
+//! sent Close email, [`refuses_edits`]) is reported instead of written.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use crmkit_core::{Activity, ActivityKind, Crm, Error, ErrorKind, Result};
