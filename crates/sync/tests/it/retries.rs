@@ -256,3 +256,42 @@ async fn a_record_the_crm_refuses_every_time_backs_off_and_is_given_up() {
         "only Ann: {contacts}"
     );
 }
+
+/// Back-off holds: a refused record is not tried again before it is due, however many runs
+/// come in between (an hour away here, by `first_delay_seconds`).
+#[tokio::test]
+async fn a_refused_record_is_not_tried_again_before_it_is_due() {
+    let w = World::new().await;
+    let mut c = config();
+    c.sync.retry.first_delay_seconds = 3600;
+    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
+    let company = w
+        .hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
+        .await;
+    let bob = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone", "phone": "call me maybe"}),
+            Some(&company),
+        )
+        .await;
+    let bob = RecordRef::new(Crm::HubSpot, ObjectKind::Person, bob);
+    w.settle().await;
+    let first = engine.run().await.expect("run");
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    let listed = w.store.retries(engine.pair(), None).await.expect("list");
+    assert_eq!((&listed[0].record, listed[0].attempts), (&bob, 1));
+    let due = listed[0].next_attempt_at.expect("due again");
+    assert_eq!((due - listed[0].last_failed_at).num_seconds(), 3600);
+
+    for _ in 0..2 {
+        w.settle().await;
+        let run = engine.run().await.expect("run");
+        assert_eq!(run.retried, 0, "not due: {run:?}");
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+        assert_eq!(run.retrying, 1, "{run:?}");
+    }
+    let listed = w.store.retries(engine.pair(), None).await.expect("list");
+    assert_eq!(listed[0].attempts, 1, "{listed:?}");
+    assert_eq!(listed[0].next_attempt_at, Some(due));
+}
