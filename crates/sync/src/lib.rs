@@ -189,6 +189,16 @@
 //! becomes a completed Salesforce Task. Times compare to the second; a Salesforce Task keeps
 //! only the day, so its copy's time differs from the source's without that being a change.
 //!
+//! Each CRM's activity type keeps only some fields ([`activity::holds_field`]: a Close call
+//! has no subject, a Close note or email no duration, direction or completion, a HubSpot
+//! note no subject, a Salesforce Event no completion), and some keep less of a value (a
+//! Salesforce Task's time is a day, an Event's duration whole minutes). Whatever the
+//! conflict policy, the plan holds no write a target cannot take ([`values::lands`]; the
+//! same goes for a custom field not named for the target CRM): it sends nothing, so it is
+//! neither planned, counted as an update nor audited. A sent Close email cannot be modified
+//! (Close modifies drafts only): an edit made elsewhere reaches the other CRMs, and Close's
+//! copy is reported (once per change, not retried) as not updated.
+//!
 //! # Matching
 //!
 //! See [`matching`]: e-mails trimmed and lower-cased (Gmail dots and `+tags` are not folded),
@@ -199,9 +209,10 @@
 //!
 //! - A kind's changes are held in memory for the run.
 //! - Fields a CRM cannot hold (a Close note's `completed`, a Salesforce Task's time of day)
-//!   differ between linked activities; each side's stored values tell that this is no
-//!   change. Under `primary`, a change to another field of the activity also sends the
-//!   primary's value of such a field, which the connector then finds nothing to send for.
+//!   differ between linked activities for good; each side's stored values tell that this is
+//!   no change, and no write of them is planned. Which fields a Salesforce org keeps is
+//!   taken from the standard Task and Event: a field an org's describe lacks is left out of
+//!   the write by the connector, but still planned.
 //! - Links stored before the store kept field values get them at their next change; until
 //!   then (no base) a clear on one side is not told from a field never filled, and is not
 //!   propagated.
