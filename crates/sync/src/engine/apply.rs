@@ -444,6 +444,7 @@ impl Engine {
                         .as_ref()
                         .and_then(|l| link_state(l).bases.remove(&r.crm));
                     let stored = match readback::base_after_write(
+                        r.crm,
                         &seen.fields,
                         before,
                         &sent,
