@@ -141,7 +141,8 @@ enum Command {
         #[command(subcommand)]
         bench: bench::Bench,
     },
-    /// Sync the configured CRMs both ways (`--dry-run` prints the plan); `sync status`.
+    /// Sync the configured CRMs both ways (`--dry-run` prints the plan); `sync status`;
+    /// `sync retry list|reset` (the retry list; given-up records re-armed).
     Sync(sync::SyncArgs),
     /// Show what the sync store links across CRMs.
     Links {

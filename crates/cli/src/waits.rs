@@ -119,6 +119,7 @@ pub fn describe(cause: Cause, label: &str, left: Duration) -> String {
 fn after(outcome: Outcome) -> String {
     match outcome {
         Outcome::Status(status) => status.to_string(),
+        Outcome::Limited(status) => format!("a {status} rate limit"),
         Outcome::Timeout => "a timeout".into(),
         Outcome::Connect => "a failed connection".into(),
         Outcome::Dropped => "a broken connection".into(),

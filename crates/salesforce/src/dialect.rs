@@ -9,8 +9,11 @@
 //!   Salesforce answers HTTP 403 `REQUEST_LIMIT_EXCEEDED` ("TotalRequests Limit exceeded.",
 //!   developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm):
 //!   that is [`ErrorKind::QuotaExhausted`] and the daily budget is marked used up, so later
-//!   requests fail locally instead of spending nothing but time. The same code with
-//!   `ConcurrentPerOrgLongTxn` means too many long requests at once: [`ErrorKind::RateLimited`].
+//!   requests fail locally instead of spending nothing but time. The same code with a
+//!   message naming a concurrent limit (`ConcurrentRequests (Concurrent API Requests) Limit
+//!   exceeded`, help.salesforce.com article 000389067; `ConcurrentPerOrgLongTxn`) means too
+//!   many long requests at once: [`ErrorKind::RateLimited`], which the transport waits out
+//!   and retries like a 429.
 //! - **Errors.** Bodies are JSON arrays `[{"message","errorCode","fields"}]`
 //!   (REST API guide, "Status Codes and Error Responses"); each becomes the message, the
 //!   error code decides the kind, and `fields` become per-field errors. A 300 (an external
@@ -275,6 +278,9 @@ mod tests {
         let limit = br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
         assert_eq!(d.error(403, &h, limit).kind(), ErrorKind::QuotaExhausted);
         assert_eq!(d.limited_budget(403, &h, limit).as_deref(), Some(DAILY));
+        let concurrent = br#"[{"message":"ConcurrentRequests (Concurrent API Requests) Limit exceeded","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert_eq!(d.error(403, &h, concurrent).kind(), ErrorKind::RateLimited);
+        assert_eq!(d.limited_budget(403, &h, concurrent), None);
         let session =
             br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
         assert_eq!(d.error(401, &h, session).kind(), ErrorKind::Auth);

@@ -19,6 +19,9 @@ pub enum Fault {
     /// Process the request (a write is applied), then close the connection instead of
     /// answering: the client sees a broken connection for a change that happened.
     ProcessedThenDrop,
+    /// No failure: answer normally. A gap in a queued schedule ([`Faults::next`],
+    /// [`Faults::spaced`]).
+    Pass,
 }
 
 /// What failures to inject, and how often.
@@ -92,10 +95,27 @@ impl Faults {
         self.pick(roll)
     }
 
+    /// A deterministic schedule: `faults` in order, each after `gap` requests answered
+    /// normally, then no faults. Where random shares may miss a CRM called only a few
+    /// times, this makes every listed failure happen once its CRM saw
+    /// `(gap + 1) * faults.len()` requests.
+    pub fn spaced(gap: usize, faults: &[Fault]) -> Faults {
+        Faults {
+            next: faults
+                .iter()
+                .flat_map(|f| std::iter::repeat_n(Fault::Pass, gap).chain([*f]))
+                .collect(),
+            ..Faults::default()
+        }
+    }
+
     /// Picks the fault (if any) for the next request, using `roll` in `[0, 1)`.
     pub fn pick(&mut self, roll: f64) -> Option<Fault> {
         if !self.next.is_empty() {
-            return Some(self.next.remove(0));
+            return match self.next.remove(0) {
+                Fault::Pass => None,
+                f => Some(f),
+            };
         }
         let mut edge = 0.0;
         for (share, fault) in [
@@ -128,6 +148,25 @@ mod tests {
         assert_eq!(f.pick(0.9), Some(Fault::Drop));
         assert_eq!(f.pick(0.9), None);
         assert_eq!(f.pick(0.1), Some(Fault::ServerError));
+    }
+
+    #[test]
+    fn a_spaced_schedule_fails_every_gap_plus_one_requests_then_stops() {
+        let mut f = Faults::spaced(2, &[Fault::RateLimit, Fault::Drop]);
+        let got: Vec<Option<Fault>> = (0..8).map(|_| f.pick(0.0)).collect();
+        assert_eq!(
+            got,
+            [
+                None,
+                None,
+                Some(Fault::RateLimit),
+                None,
+                None,
+                Some(Fault::Drop),
+                None,
+                None
+            ]
+        );
     }
 
     #[test]

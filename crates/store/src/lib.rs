@@ -89,7 +89,9 @@
 //! - **Failed records are kept.** A record a run could not sync goes on the
 //!   [retry list](Retry) ([`Store::record_retry`]) with exponential, capped back-off; after
 //!   the policy's last attempt it stays listed as given up until it syncs
-//!   ([`Store::clear_retry`]); nothing is dropped from it in silence.
+//!   ([`Store::clear_retry`]) or a person re-arms it ([`Store::reset_retry`],
+//!   [`Store::reset_given_up`]: attempts from zero, due now); nothing is dropped from it in
+//!   silence.
 //! - **Leases exclude.** [`Store::acquire_lease`] is one atomic statement that takes a lease
 //!   only if it is free or expired, judged by the database's clock; two processes never hold
 //!   one lease at once, and a dead holder's lease expires after its time to live.

@@ -6,7 +6,10 @@
 //! failure counts an attempt and sets when the record is due again, backing off
 //! exponentially up to a cap ([`RetryPolicy`]); after `max_attempts` the record stays on the
 //! list as *given up* (no next attempt), visible in [`Store::retries`], never dropped in
-//! silence. [`Store::clear_retry`] removes a record once it synced.
+//! silence. [`Store::clear_retry`] removes a record once it synced. A person who fixed what
+//! made a record fail re-arms it with [`Store::reset_retry`] (one record) or
+//! [`Store::reset_given_up`] (every given-up one): its attempts start again from zero and
+//! it is due at once, so the next run tries it again (`crmkit sync retry reset`).
 
 use std::time::Duration;
 
@@ -115,6 +118,13 @@ ops! {
     /// `pair`'s listed records, of `kind` only when given, due or given up, oldest failure
     /// first.
     read fn retries(pair: &str, kind: Option<ObjectKind>) -> Vec<Retry> = list;
+    /// Re-arms `record`'s entry on `pair`'s list, given up or waiting: its attempts start
+    /// again from zero and it is due now. Returns the entry as stored, `None` if `record`
+    /// is not listed (nothing is written then).
+    write fn reset_retry(pair: &str, record: &RecordRef) -> Option<Retry> = reset;
+    /// Re-arms every given-up entry of `pair`'s list as [`Store::reset_retry`](crate::Store::reset_retry) does; the
+    /// entries still waiting keep their back-off. Returns the entries re-armed.
+    write fn reset_given_up(pair: &str) -> Vec<Retry> = reset_all_given_up;
 }
 
 async fn fetch(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<Option<Retry>> {
@@ -211,4 +221,35 @@ async fn list(
     .await
     .map_err(db(format!("listing the retry list of {pair}")))?;
     rows.iter().map(from_row).collect()
+}
+
+async fn reset(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<Option<Retry>> {
+    sqlx::query(
+        "UPDATE sync_retries SET attempts = 0, next_attempt_at = $5 \
+         WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4",
+    )
+    .bind(pair)
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(db(format!("re-arming the retry entry of {record}")))?;
+    fetch(conn, pair, record).await
+}
+
+async fn reset_all_given_up(conn: &mut AnyConnection, pair: &str) -> Result<Vec<Retry>> {
+    let given_up: Vec<Retry> = list(&mut *conn, pair, None)
+        .await?
+        .into_iter()
+        .filter(Retry::given_up)
+        .collect();
+    let mut out = Vec::with_capacity(given_up.len());
+    for entry in given_up {
+        if let Some(e) = reset(&mut *conn, pair, &entry.record).await? {
+            out.push(e);
+        }
+    }
+    Ok(out)
 }

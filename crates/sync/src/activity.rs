@@ -12,6 +12,11 @@
 //! activities; Close activities belong to a lead, so one without a company cannot be made
 //! there. Salesforce keeps activities as Tasks and Events only: a note becomes a completed
 //! Task (its subject and body kept).
+//!
+//! Of the unified fields, each CRM's activity type keeps only some ([`holds_field`]), and
+//! some less of a value (a Salesforce Task's day); a write that would not change what the
+//! target keeps is not planned ([`write_lands`]), and a record the CRM lets no one edit (a
+//! sent Close email, [`refuses_edits`]) is reported instead of written.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use crmkit_core::{Activity, ActivityKind, Crm, Error, ErrorKind, Result};
@@ -134,6 +139,91 @@ pub fn set(a: &mut Activity, field: &str, v: Option<&Value>) {
     }
 }
 
+/// Whether `crm` keeps the unified `field` on an activity it holds as `kind`: what each
+/// CRM's activity type has (connectors' mappings; Close's writable fields per type,
+/// close-openapi.yml `POST`/`PUT /activity/{type}/`). `kind` itself, the references and
+/// the time every type has; a Close call no subject, a Close note or email no duration,
+/// direction or completion, a Close meeting only its title, note, time and contact (the
+/// only fields its `PUT` takes); HubSpot notes no subject, and only calls duration, only
+/// calls and emails direction, only tasks completion; Salesforce Events (meetings) no
+/// completion, Tasks duration and direction only as calls. Custom fields are the
+/// configuration's business ([`crate::values::lands`]).
+pub fn holds_field(crm: Crm, kind: ActivityKind, field: &str) -> bool {
+    use ActivityKind::{Call, Email, Meeting, Note, Task};
+    match field {
+        "kind" | "occurred_at" | "body" | "person" => true,
+        "company" => !(crm == Crm::Close && kind == Meeting),
+        "subject" => match crm {
+            Crm::Close => kind != Call,
+            Crm::HubSpot => kind != Note,
+            Crm::Salesforce => true,
+        },
+        "duration" => match crm {
+            Crm::Close | Crm::HubSpot => kind == Call,
+            Crm::Salesforce => matches!(kind, Call | Meeting),
+        },
+        "direction" => match crm {
+            Crm::Close | Crm::Salesforce => kind == Call,
+            Crm::HubSpot => matches!(kind, Call | Email),
+        },
+        "completed" => match crm {
+            Crm::Close => false,
+            Crm::HubSpot => kind == Task,
+            Crm::Salesforce => matches!(kind, Note | Call | Email | Task),
+        },
+        // Fields no activity has (a custom field is decided by the configuration).
+        _ => false,
+    }
+}
+
+/// Why `crm` takes no edit of `a` at all, if it does not: Close lets only draft emails be
+/// modified (close-openapi.yml `PUT /activity/email/{id}/`: "Only drafts can be
+/// modified"), and every email the sync creates there is logged as sent.
+pub fn refuses_edits(crm: Crm, a: &Activity) -> Option<&'static str> {
+    (crm == Crm::Close
+        && a.kind == ActivityKind::Email
+        && a.raw["status"].as_str().is_some_and(|s| s != "draft"))
+    .then_some("Close lets only draft emails be modified, and this one is sent")
+}
+
+/// The canonical value of `field` once `v` is written into an activity `crm` holds as
+/// `kind`, where the CRM keeps less than the unified value: a Salesforce Task's time is a
+/// day (`ActivityDate`), read back as its midnight; a Salesforce Event's duration is whole
+/// minutes (`DurationInMinutes`, rounded up on write).
+fn as_kept(crm: Crm, kind: ActivityKind, field: &str, v: Option<&Value>) -> Option<Value> {
+    let v = v?;
+    match (crm, kind, field) {
+        (Crm::Salesforce, k, "occurred_at") if k != ActivityKind::Meeting => v
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .and_then(|t| t.to_utc().date_naive().and_hms_opt(0, 0, 0))
+            .map(|t| Value::String(time_text(t.and_utc())))
+            .or_else(|| Some(v.clone())),
+        (Crm::Salesforce, ActivityKind::Meeting, "duration") => Some(
+            v.as_u64()
+                .map_or_else(|| v.clone(), |s| Value::from(s.div_ceil(60) * 60)),
+        ),
+        _ => Some(v.clone()),
+    }
+}
+
+/// Whether writing `v` (`None` clears) into `field` of `a`, an activity `crm` holds whose
+/// field reads `now`, changes what `crm` keeps: not for `kind` (an existing activity keeps
+/// its kind), a field the activity cannot hold ([`holds_field`]), or a value the CRM would
+/// keep as `now` already (a time of the day a Salesforce Task holds). Such a write sends
+/// nothing, so it is neither planned nor counted.
+pub fn write_lands(
+    crm: Crm,
+    a: &Activity,
+    field: &str,
+    v: Option<&Value>,
+    now: Option<&Value>,
+) -> bool {
+    field != "kind"
+        && holds_field(crm, a.kind, field)
+        && as_kept(crm, a.kind, field, v).as_ref() != now
+}
+
 /// Whether `crm` can hold an activity like `a` once created; the kind it is created as
 /// there (a Salesforce note is a Task). A refusal is a [`ErrorKind::Validation`] error saying
 /// why: the record is reported, never retried, as no later run could create it either.
@@ -225,6 +315,75 @@ mod tests {
             ActivityKind::Call,
             "an existing activity keeps its kind"
         );
+    }
+
+    #[test]
+    fn a_write_an_activity_cannot_take_does_not_land() {
+        let mut call = call();
+        call.id = Some("acti_1".into());
+        let lands = |crm, a: &Activity, f, v: Value, now: Option<Value>| {
+            write_lands(crm, a, f, Some(&v), now.as_ref())
+        };
+        assert!(!lands(Crm::Close, &call, "completed", json!(false), None));
+        assert!(!lands(Crm::Close, &call, "subject", json!("Intro"), None));
+        assert!(lands(Crm::Close, &call, "body", json!("Notes"), None));
+        assert!(lands(Crm::HubSpot, &call, "subject", json!("Intro"), None));
+        assert!(
+            !lands(
+                Crm::Close,
+                &call,
+                "kind",
+                json!("note"),
+                Some(json!("call"))
+            ),
+            "an existing activity keeps its kind"
+        );
+        // A Salesforce Task keeps the day; an Event whole minutes.
+        let day = Some(json!("2025-03-01T00:00:00Z"));
+        assert!(!lands(
+            Crm::Salesforce,
+            &call,
+            "occurred_at",
+            json!("2025-03-01T10:15:00Z"),
+            day.clone()
+        ));
+        assert!(lands(
+            Crm::Salesforce,
+            &call,
+            "occurred_at",
+            json!("2025-03-02T10:15:00Z"),
+            day
+        ));
+        let mut meeting = call.clone();
+        meeting.kind = ActivityKind::Meeting;
+        assert!(!lands(
+            Crm::Salesforce,
+            &meeting,
+            "duration",
+            json!(90),
+            Some(json!(120))
+        ));
+        assert!(lands(
+            Crm::Salesforce,
+            &meeting,
+            "duration",
+            json!(150),
+            Some(json!(120))
+        ));
+        assert!(!lands(
+            Crm::Salesforce,
+            &meeting,
+            "completed",
+            json!(true),
+            None
+        ));
+        // Close modifies draft emails only.
+        let mut email = Activity::new(ActivityKind::Email);
+        email.raw = json!({"id": "acti_2", "status": "sent"});
+        assert!(refuses_edits(Crm::Close, &email).is_some());
+        assert!(refuses_edits(Crm::HubSpot, &email).is_none());
+        email.raw["status"] = json!("draft");
+        assert!(refuses_edits(Crm::Close, &email).is_none());
     }
 
     #[test]

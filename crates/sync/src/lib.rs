@@ -10,8 +10,12 @@
 //!    pair; a second one is refused with a `Conflict` error. The lease is renewed in the
 //!    background while the run goes on, and every store transaction of the run is fenced by
 //!    it, so a run that lost it stops with an error instead of writing
-//!    ([`engine::pair_name`]). The run is recorded (start, counts,
-//!    errors, status).
+//!    ([`engine::pair_name`]). When the config's order is not the sorted one, the run also
+//!    holds the lease an older crmkit takes under that order (`sync:hubspot-close`) for its
+//!    whole duration, so an old and a new process never sync the same CRMs at once during
+//!    an upgrade ([`engine::lease_names`]). Every CRM write is preceded by a fenced store
+//!    transaction too (the one recording its intent as sent). The run is recorded (start,
+//!    counts, errors, status).
 //! 2. **Reconcile.** Writes an earlier, interrupted run left `pending` or `sent` in the
 //!    intent log are settled first: a create is looked up with
 //!    [`Connector::find_created`](crmkit_core::Connector::find_created) (by its marker, or,
@@ -38,7 +42,9 @@
 //!    deleting the others (under `ignore` and `flag` it is handled like a deletion, which
 //!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
 //!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
-//!    the merge is queued for review when it is. Records named by an open ambiguous-match
+//!    the merge is queued for review when it is; a chain of merges read in one run is
+//!    followed to the record that survives it. The moved side starts without a hash and
+//!    base, and the merged-away record leaves the retry list. Records named by an open ambiguous-match
 //!    review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
@@ -57,7 +63,8 @@
 //!    write look like its own change next time. A field whose read-back value is not what
 //!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a
 //!    sent value (missing: ignored; part of a list: kept what it can; the same letters and
-//!    digits, or phone digits give or take a country code: normalised), was edited by
+//!    digits, or a phone as that CRM itself stores the number sent — Close's E.164 with
+//!    `+1` for a number without a country code — normalised), was edited by
 //!    someone between our write and our read-back: it keeps the side's old base (and the
 //!    side's stored hash is the base's), so the next run syncs that edit instead of taking
 //!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).
@@ -66,7 +73,8 @@
 //!    list, in the transaction that moves the kind's cursors past it; the next runs read it
 //!    again with [`Connector::get`](crmkit_core::Connector::get) when it is due (exponential
 //!    back-off, `[sync.retry]`) and after `max_attempts` it is given up: kept on the list and
-//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped; a record
+//!    reported ([`Report::given_up`](engine::Report::given_up)), never dropped, until a
+//!    person re-arms it (`crmkit sync retry reset`, [`crmkit_store::Store::reset_retry`]); a record
 //!    waiting for a parent to be linked or for a mapping the configuration lacks is never
 //!    given up (it syncs unchanged once that is fixed). A failure of
 //!    the connection (429, 5xx, timeouts, auth, quota, the store), a write without a reported
@@ -113,7 +121,10 @@
 //! Per field, the sides that *changed* it are those whose value differs from their stored
 //! base (a value set, changed or cleared). Without a stored base (a link from before the
 //! store kept them, or a first match) they are the sides whose hash moved and that hold a
-//! value, so an empty value is never mistaken for a deliberate clear. One changer, or
+//! value, so an empty value is never mistaken for a deliberate clear. A side without a base
+//! among sides with one (the record a merge left, relinked in place of the merged-away one)
+//! changed nothing: where no side with a base changed a field, agreeing values fill the
+//! empty sides and differing ones are left as they are (`primary` still decides them). One changer, or
 //! changers that agree, win whatever the rule: a field changed on one side only propagates
 //! from that side, and a clear as an explicit clear (typed fields emptied, custom fields set
 //! to `null`). Only changers that disagree are settled by the field's rule: `primary` (the
@@ -179,6 +190,16 @@
 //! becomes a completed Salesforce Task. Times compare to the second; a Salesforce Task keeps
 //! only the day, so its copy's time differs from the source's without that being a change.
 //!
+//! Each CRM's activity type keeps only some fields ([`activity::holds_field`]: a Close call
+//! has no subject, a Close note or email no duration, direction or completion, a HubSpot
+//! note no subject, a Salesforce Event no completion), and some keep less of a value (a
+//! Salesforce Task's time is a day, an Event's duration whole minutes). Whatever the
+//! conflict policy, the plan holds no write a target cannot take ([`values::lands`]; the
+//! same goes for a custom field not named for the target CRM): it sends nothing, so it is
+//! neither planned, counted as an update nor audited. A sent Close email cannot be modified
+//! (Close modifies drafts only): an edit made elsewhere reaches the other CRMs, and Close's
+//! copy is reported (once per change, not retried) as not updated.
+//!
 //! # Matching
 //!
 //! See [`matching`]: e-mails trimmed and lower-cased (Gmail dots and `+tags` are not folded),
@@ -189,9 +210,10 @@
 //!
 //! - A kind's changes are held in memory for the run.
 //! - Fields a CRM cannot hold (a Close note's `completed`, a Salesforce Task's time of day)
-//!   differ between linked activities; each side's stored values tell that this is no
-//!   change. Under `primary`, a change to another field of the activity also sends the
-//!   primary's value of such a field, which the connector then finds nothing to send for.
+//!   differ between linked activities for good; each side's stored values tell that this is
+//!   no change, and no write of them is planned. Which fields a Salesforce org keeps is
+//!   taken from the standard Task and Event: a field an org's describe lacks is left out of
+//!   the write by the connector, but still planned.
 //! - Links stored before the store kept field values get them at their next change; until
 //!   then (no base) a clear on one side is not told from a field never filled, and is not
 //!   propagated.

@@ -609,7 +609,11 @@ fn plan_group(
         let Some(s) = sides.get_mut(&crm) else {
             continue;
         };
-        let (writes, dropped) = from_anchor(writes, anchor, crm, refs);
+        let (mut writes, dropped) = from_anchor(writes, anchor, crm, refs);
+        // A write the target cannot take (a field its record does not have, a value it keeps
+        // already at its precision) would send nothing: it is not planned, so the report
+        // counts only updates that send something.
+        writes.retain(|f, v| values::lands(&s.record, crm, cfg, *f, v.as_ref(), s.fields.get(f)));
         if !dropped.is_empty() {
             out.errors.push(PlanError {
                 record: s.reference(),
@@ -626,6 +630,24 @@ fn plan_group(
             group.deferred = true;
         }
         if writes.is_empty() {
+            continue;
+        }
+        if let Some(why) = refuses_edits(&s.record, crm) {
+            // No later run could write it either: reported when the record changes, not
+            // each time a feed's overlap brings it back, and the group is stored as synced.
+            if any_changed {
+                out.errors.push(PlanError {
+                    record: s.reference(),
+                    message: format!(
+                        "not updated ({}): {why}",
+                        writes
+                            .keys()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
             continue;
         }
         let target = s.reference();
@@ -701,6 +723,10 @@ fn plan_group(
                 group.deferred |= !never;
                 continue;
             }
+            // The fields the created record keeps, as audited and read back: a Close note
+            // made from a Salesforce Task has no `completed`.
+            let mut fields = fields;
+            fields.retain(|f, _| values::holds(&record, *crm, cfg, *f));
             group.creates.push(Create {
                 target: *crm,
                 marker: format!("{}:{}:{}", source.crm, kind, source.id),
@@ -715,6 +741,14 @@ fn plan_group(
         .map(|(c, s)| (c, (s.hash, s.fields)))
         .collect();
     out.groups.push(group);
+}
+
+/// Why `crm` takes no edit of `record` at all, if it does not (a sent Close email).
+fn refuses_edits(record: &Record, crm: Crm) -> Option<&'static str> {
+    match record {
+        Record::Activity(a) => crate::activity::refuses_edits(crm, a),
+        _ => None,
+    }
 }
 
 /// Rewrites reference fields of a record of `crm` into the anchor CRM's ids; a reference
@@ -922,6 +956,46 @@ mod tests {
             }]
         );
         assert_eq!(p.echoes, 1, "HubSpot's unchanged side");
+    }
+
+    #[test]
+    fn a_field_the_target_cannot_hold_is_not_planned() {
+        // `tier` is a Close custom field HubSpot has no property for.
+        let mut c = cfg();
+        c.company.custom.insert(
+            "tier".into(),
+            crate::config::CustomField {
+                close: Some("custom.cf_tier".into()),
+                ..crate::config::CustomField::default()
+            },
+        );
+        let tiered = |id: &str, name: &str, tier: &str| {
+            let mut r = company(id, name, None);
+            r.custom_mut().insert("cf_tier".into(), json!(tier));
+            r
+        };
+        let (a, b) = (
+            tiered("lead_1", "Acme", "gold"),
+            company("11", "Acme", None),
+        );
+        let plan_for = |close: Record| {
+            plan(
+                &c,
+                ObjectKind::Company,
+                Input {
+                    linked: vec![linked(&c, close, b.clone(), Some((&a, &b)))],
+                    ..Input::default()
+                },
+                &RefTable::default(),
+            )
+        };
+        let p = plan_for(tiered("lead_1", "Acme", "platinum"));
+        assert!(p.is_empty(), "nothing HubSpot can hold changed: {p:?}");
+        let p = plan_for(tiered("lead_1", "Acme Two", "platinum"));
+        let ups: Vec<_> = p.updates().collect();
+        assert_eq!(ups.len(), 1);
+        let fields: Vec<&str> = ups[0].1.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["name"]);
     }
 
     #[test]

@@ -80,8 +80,16 @@ pub struct Resolution {
 /// only); `last_write_wins` — the changer with the latest modification time (ties: config
 /// order); `manual` — queued. Where values differ but no side is known to have changed the
 /// field (no stored base), `primary` still decides and the other rules leave it alone.
+///
+/// A side without a base among sides with one is a newcomer to the link (the record a
+/// merge left, relinked in place of the merged-away one): what it holds was never synced,
+/// so none of it counts as an edit. Where no side with a base changed a field, the sides
+/// holding a value fill the others' gaps when those values agree, and differing values
+/// are left to `primary` as above; an edit made on a side with a base propagates as usual.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
+    let any_base = sides.iter().any(|s| s.base.is_some());
+    let newcomer = any_base && sides.iter().any(|s| s.base.is_none());
     // Every field any side or base holds, in order: a sorted list, cheaper than a set.
     let mut fields: Vec<Field> = Vec::new();
     for s in sides {
@@ -104,13 +112,20 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
         if sides.iter().all(|s| value(s) == first) {
             continue;
         }
-        let changers: Vec<&Side<'a>> = sides
+        let mut changers: Vec<&Side<'a>> = sides
             .iter()
             .filter(|s| match s.base {
                 Some(b) => b.get(field.as_str()) != value(s),
-                None => s.changed && value(s).is_some(),
+                None => !any_base && s.changed && value(s).is_some(),
             })
             .collect();
+        if newcomer && changers.is_empty() {
+            // Nobody edited it: gaps are filled from the sides that agree, nothing else.
+            let holding: Vec<&Side<'a>> = sides.iter().filter(|s| value(s).is_some()).collect();
+            if holding.iter().all(|s| value(s) == value(holding[0])) {
+                changers = holding;
+            }
+        }
         let rule = cfg.rule(&field);
         let agree = changers
             .first()
@@ -290,6 +305,55 @@ mod tests {
         let r = resolve(&cfg(), &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::Close]["url"], Some(json!("a.com")));
         assert!(!r.writes.contains_key(&Crm::HubSpot));
+    }
+
+    #[test]
+    fn a_side_new_to_the_link_only_fills_gaps() {
+        // HubSpot's record was relinked after a merge: it has no base, and its values
+        // differ from what Close last synced.
+        let base = map(&[("name", json!("Acme")), ("phone", json!("1"))]);
+        let close = base.clone();
+        let hs = map(&[("name", json!("Acme Inc")), ("url", json!("a.com"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: Some(&base),
+                changed: false,
+                modified: at("2024-01-01T00:00:00Z"),
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: None,
+                changed: true,
+                modified: at("2024-01-02T00:00:00Z"),
+            },
+        ];
+        let r = resolve(&cfg(), &sides, &BTreeSet::new());
+        let cw = &r.writes[&Crm::Close];
+        assert_eq!(cw.get("url"), Some(&Some(json!("a.com"))), "a gap filled");
+        assert!(
+            !cw.contains_key("name"),
+            "Close's name is not overwritten: {cw:?}"
+        );
+        assert_eq!(
+            r.writes[&Crm::HubSpot],
+            [(Field::intern("phone"), Some(json!("1")))].into(),
+            "HubSpot's gap filled, its name left alone"
+        );
+        // An edit made in Close since the last sync still propagates.
+        let edited = map(&[("name", json!("Acme Corp")), ("phone", json!("1"))]);
+        let sides = [
+            Side {
+                fields: &edited,
+                changed: true,
+                ..sides[0].clone()
+            },
+            sides[1].clone(),
+        ];
+        let r = resolve(&cfg(), &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme Corp")));
     }
 
     #[test]

@@ -538,6 +538,42 @@ fn as_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// Whether `record`, held by `crm` (or about to be created there), keeps the unified
+/// `field`: a custom field only where the configuration names it for `crm`; an activity's
+/// field only where its type has it ([`crate::activity::holds_field`]); every standard field
+/// of companies, people and deals.
+pub fn holds(record: &Record, crm: Crm, cfg: &EntityConfig, field: Field) -> bool {
+    if let Some(cf) = cfg.custom.get(field.as_str()) {
+        return cf.key(crm).is_some();
+    }
+    match record {
+        Record::Activity(a) => crate::activity::holds_field(crm, a.kind, &field),
+        _ => true,
+    }
+}
+
+/// Whether writing `v` (`None` clears) into `field` of `record`, a record `crm` holds whose
+/// field reads `now`, changes anything there. A write that cannot (a field the record
+/// cannot hold, see [`holds`]; an activity's `kind`; a value the CRM keeps as `now`
+/// already) sends nothing, so the planner leaves it out: neither planned, counted nor
+/// audited.
+pub fn lands(
+    record: &Record,
+    crm: Crm,
+    cfg: &EntityConfig,
+    field: Field,
+    v: Option<&Value>,
+    now: Option<&Value>,
+) -> bool {
+    if let Some(cf) = cfg.custom.get(field.as_str()) {
+        return cf.key(crm).is_some();
+    }
+    match record {
+        Record::Activity(a) => crate::activity::write_lands(crm, a, &field, v, now),
+        _ => true,
+    }
+}
+
 /// Writes `changes` (field → new value, `None` to clear) into `record`, a record of `crm`
 /// (the target's current record, so its `raw` lets the connector send only what differs, or
 /// a [`blank`] one for a create). Reference fields must already hold `crm`'s ids.

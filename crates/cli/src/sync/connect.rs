@@ -202,15 +202,25 @@ async fn close_marker_field_once(client: &crmkit_close::Client, object: &str) ->
     })
 }
 
-/// Frees the sync lease of `pair` when its holder is a `crmkit sync` process of this
-/// machine that no longer runs (killed, so it never released it): on SQLite, a file only
-/// this machine's processes use, always; on PostgreSQL only with `force`, since a process
-/// of another machine may hold it under a process id that is free here. The lease is
-/// released by its fencing token, so a lease taken over meanwhile is left alone.
-pub async fn free_dead_lease(store: &Store, pair: &str, force: bool) -> Result<()> {
-    let name = format!("sync:{pair}");
+/// Frees the sync leases of `crms` ([`crmkit_sync::engine::lease_names`]: the canonical
+/// name, and the config-order name an older crmkit used, which a run holds too) whose holder
+/// is a `crmkit sync` process of this machine that no longer runs (killed, so it never
+/// released them): on SQLite, a file only this machine's processes use, always; on
+/// PostgreSQL only with `force`, since a process of another machine may hold one under a
+/// process id that is free here. A lease is released by its fencing token, so one taken
+/// over meanwhile is left alone.
+pub async fn free_dead_lease(store: &Store, crms: &[Crm], force: bool) -> Result<()> {
+    for name in crmkit_sync::engine::lease_names(crms) {
+        free_dead(store, &name, force).await?;
+    }
+    Ok(())
+}
+
+/// Frees lease `name` when its holder is a dead `crmkit sync` process (see
+/// [`free_dead_lease`]).
+async fn free_dead(store: &Store, name: &str, force: bool) -> Result<()> {
     let lease = store
-        .lease(&name)
+        .lease(name)
         .await
         .map_err(|e| Error::config(format!("sync store: {e}")))?;
     let Some(lease) = lease else { return Ok(()) };
@@ -234,8 +244,53 @@ pub async fn free_dead_lease(store: &Store, pair: &str, force: bool) -> Result<(
         .map_err(|e| Error::config(format!("sync store: {e}")))?;
     if freed {
         eprintln!(
-            "note: freed the lease of an interrupted sync (process {pid} no longer runs); its unsettled writes are reconciled now"
+            "note: freed the lease {name:?} of an interrupted sync (process {pid} no longer runs); its unsettled writes are reconciled now"
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_killed_run_of_crms_out_of_order_leaves_both_its_leases_free() {
+        let store = Store::open("sqlite::memory:").await.expect("store");
+        // No process has an id this high (Linux caps them at 2^22).
+        let dead = "crmkit-sync-4000000000-1";
+        // Process 1 (init) always runs.
+        let alive = "crmkit-sync-1-1";
+        let ttl = Duration::from_secs(600);
+        for (name, holder) in [
+            ("sync:close-hubspot", dead),
+            ("sync:hubspot-close", dead),
+            ("sync:close-salesforce", alive),
+        ] {
+            store
+                .acquire_lease(name, holder, ttl)
+                .await
+                .expect("store")
+                .expect("free");
+        }
+        free_dead_lease(&store, &[Crm::HubSpot, Crm::Close], false)
+            .await
+            .expect("freed");
+        for name in ["sync:close-hubspot", "sync:hubspot-close"] {
+            assert_eq!(store.lease(name).await.expect("store"), None, "{name}");
+        }
+        free_dead_lease(&store, &[Crm::Close, Crm::Salesforce], false)
+            .await
+            .expect("left alone");
+        assert!(
+            store
+                .lease("sync:close-salesforce")
+                .await
+                .expect("store")
+                .is_some(),
+            "a live process keeps its lease"
+        );
+    }
 }

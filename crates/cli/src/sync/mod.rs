@@ -1,4 +1,5 @@
-//! `crmkit sync`, `crmkit sync status`, `crmkit links show`, `crmkit conflicts list|resolve`,
+//! `crmkit sync`, `crmkit sync status`, `crmkit sync retry list|reset`, `crmkit links show`,
+//! `crmkit conflicts list|resolve`,
 //! `crmkit migrate` and `crmkit init`: the sync engine (`crmkit-sync`) on the store
 //! (`crmkit-store`) with connectors built from the same settings as the other commands.
 //!
@@ -63,7 +64,7 @@ pub struct SyncArgs {
     /// Write the JSON run report to this file instead of printing it.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// On PostgreSQL, free the lease of an interrupted sync whose process no longer runs on
+    /// On PostgreSQL, free the leases of an interrupted sync whose process no longer runs on
     /// this machine (on SQLite that happens on its own).
     #[arg(long)]
     pub break_lease: bool,
@@ -82,6 +83,57 @@ pub enum SyncCommand {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
+    /// The retry list: records that failed on their own and are tried again by later runs,
+    /// or were given up after `[sync.retry] max_attempts` failures.
+    Retry {
+        #[command(subcommand)]
+        command: RetryCommand,
+    },
+}
+
+/// `crmkit sync retry <command>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RetryCommand {
+    /// Every entry: CRM, kind, id, attempts, when it is due next, whether it was given up,
+    /// and why its last attempt failed.
+    List,
+    /// Re-arms entries (once what made them fail is fixed): their attempts start again from
+    /// zero and they are due now, so the next `crmkit sync` tries them again.
+    Reset {
+        /// Re-arm every given-up entry (entries still waiting keep their back-off).
+        #[arg(long, conflicts_with = "records", required_unless_present = "records")]
+        all: bool,
+        /// The records to re-arm, as `<crm>:<kind>:<id>` (`crmkit sync retry list` shows
+        /// them), given up or still waiting.
+        #[arg(value_name = "CRM:KIND:ID", value_parser = parse_record)]
+        records: Vec<RecordRef>,
+    },
+}
+
+/// Parses a record as `<crm>:<kind>:<id>` (`hubspot:person:101`).
+pub fn parse_record(s: &str) -> Result<RecordRef, String> {
+    let mut parts = s.splitn(3, ':');
+    let (Some(crm), Some(kind), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!(
+            "{s:?} is not <crm>:<kind>:<id> (hubspot:person:101)"
+        ));
+    };
+    let kind = match kind.trim().to_ascii_lowercase().as_str() {
+        "company" => ObjectKind::Company,
+        "person" => ObjectKind::Person,
+        "deal" => ObjectKind::Deal,
+        "activity" => ObjectKind::Activity,
+        other => {
+            return Err(format!(
+                "unknown kind {other:?}: use company, person, deal or activity"
+            ));
+        }
+    };
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(format!("{s:?} has no record id"));
+    }
+    Ok(RecordRef::new(parse_crm(crm)?, kind, id))
 }
 
 /// `crmkit links`.
@@ -150,18 +202,76 @@ pub struct InitArgs {
     pub force: bool,
 }
 
+/// Runs `crmkit sync retry list|reset` on `pair`'s retry list.
+async fn retry(store: &Store, pair: &str, command: RetryCommand) -> Result<(), Failure> {
+    match command {
+        RetryCommand::List => show::retries(store, pair).await,
+        RetryCommand::Reset { all: true, .. } => {
+            let done = store.reset_given_up(pair).await.map_err(store_err)?;
+            for e in &done {
+                println!("re-armed {}", e.record);
+            }
+            println!(
+                "{} given-up record(s) re-armed: the next crmkit sync tries them again",
+                done.len()
+            );
+            Ok(())
+        }
+        RetryCommand::Reset { records, .. } => {
+            // One transaction: a record not listed (a typo, or synced meanwhile) re-arms
+            // nothing at all.
+            let mut tx = store.begin().await.map_err(store_err)?;
+            let mut missing = Vec::new();
+            for r in &records {
+                if tx.reset_retry(pair, r).await.map_err(store_err)?.is_none() {
+                    missing.push(r.to_string());
+                }
+            }
+            if !missing.is_empty() {
+                tx.rollback().await.map_err(store_err)?;
+                return Err(Error::new(
+                    crmkit_core::ErrorKind::NotFound,
+                    format!(
+                        "not on the retry list of {pair}: {} (crmkit sync retry list shows \
+                         it); nothing was re-armed",
+                        missing.join(", ")
+                    ),
+                )
+                .into());
+            }
+            tx.commit().await.map_err(store_err)?;
+            for r in &records {
+                println!("re-armed {r}");
+            }
+            println!(
+                "{} record(s) re-armed: the next crmkit sync tries them again",
+                records.len()
+            );
+            Ok(())
+        }
+    }
+}
+
 /// Runs `crmkit sync`.
 pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
     let store = connect::open_store(args.db.database_url.as_deref()).await?;
-    if let Some(SyncCommand::Status { runs }) = args.command {
-        let settings = Settings::load(config_path)?;
-        let config = connect::load_config(config_path, &settings)?;
-        return show::status(&store, &pair(&config), runs).await;
+    match args.command {
+        Some(SyncCommand::Status { runs }) => {
+            let settings = Settings::load(config_path)?;
+            let config = connect::load_config(config_path, &settings)?;
+            return show::status(&store, &pair(&config), runs).await;
+        }
+        Some(SyncCommand::Retry { command }) => {
+            let settings = Settings::load(config_path)?;
+            let config = connect::load_config(config_path, &settings)?;
+            return retry(&store, &pair(&config), command).await;
+        }
+        None => {}
     }
     let settings = Settings::load(config_path)?;
     let config = connect::load_config(config_path, &settings)?;
     if !args.dry_run {
-        connect::free_dead_lease(&store, &pair(&config), args.break_lease).await?;
+        connect::free_dead_lease(&store, &config.sync.crms, args.break_lease).await?;
     }
     run_engine(
         &settings,
@@ -198,7 +308,7 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
     }
     let store = connect::open_store(args.db.database_url.as_deref()).await?;
     if !args.dry_run {
-        connect::free_dead_lease(&store, &pair(&config), false).await?;
+        connect::free_dead_lease(&store, &config.sync.crms, false).await?;
     }
     run_engine(
         &settings,

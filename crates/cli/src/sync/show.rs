@@ -264,6 +264,47 @@ pub async fn status(store: &Store, pair: &str, runs: u32) -> Result<(), Failure>
     Ok(())
 }
 
+/// Prints `pair`'s retry list.
+pub async fn retries(store: &Store, pair: &str) -> Result<(), Failure> {
+    let list = store.retries(pair, None).await.map_err(store_err)?;
+    let mut out = std::io::stdout().lock();
+    if list.is_empty() {
+        writeln!(out, "the retry list of {pair} is empty")?;
+        return Ok(());
+    }
+    let mut t = table();
+    t.set_header(vec![
+        "crm",
+        "kind",
+        "id",
+        "attempts",
+        "next due",
+        "given up",
+        "last reason",
+    ]);
+    for r in &list {
+        t.add_row(vec![
+            r.record.crm.to_string(),
+            r.record.object.to_string(),
+            r.record.id.clone(),
+            r.attempts.to_string(),
+            r.next_attempt_at.map_or("-".to_string(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            }),
+            if r.given_up() { "yes" } else { "no" }.to_string(),
+            r.reason.clone(),
+        ]);
+    }
+    let given_up = list.iter().filter(|r| r.given_up()).count();
+    writeln!(out, "Retry list of {pair}\n{t}")?;
+    writeln!(
+        out,
+        "{} waiting, {given_up} given up; re-arm with: crmkit sync retry reset --all | <crm>:<kind>:<id>…",
+        list.len() - given_up
+    )?;
+    Ok(())
+}
+
 /// Prints the open conflicts.
 pub async fn conflicts(store: &Store) -> Result<(), Failure> {
     let list = store.open_conflicts(1000).await.map_err(store_err)?;

@@ -1,5 +1,5 @@
-//! `crmkit sync --dry-run`, `sync`, `sync status`, `links show`, `conflicts list|resolve` and
-//! `init`, run as the binary against sandboxes of one world.
+//! `crmkit sync --dry-run`, `sync`, `sync status`, `sync retry list|reset`, `links show`,
+//! `conflicts list|resolve` and `init`, run as the binary against sandboxes of one world.
 
 use crmkit_sandbox::faults::Faults;
 
@@ -112,6 +112,125 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
     assert!(
         ok && !list.contains(&id),
         "resolved conflicts leave the list: {list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_records_are_listed_and_re_armed_for_the_next_sync() {
+    use crmkit_core::{Crm, ObjectKind, RecordRef};
+
+    let pair = pair(6, 3, Faults::default()).await;
+    let dir = Scratch::new("retry");
+    std::fs::write(
+        dir.0.join("crmkit.toml"),
+        "[sync]\ncrms = [\"close\", \"hubspot\"]\n\n[company]\nfields = [\"name\", \"domain\"]\n\n[person]\nfields = [\"name\"]\nenabled = false\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
+    )
+    .expect("config");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync"]).await;
+    assert!(ok, "{out}\n{err}");
+    let (ok, list, err) = run_async(&pair, &dir, &["sync", "retry", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        list.contains("retry list of close-hubspot is empty"),
+        "{list}"
+    );
+
+    // A linked company given up after its one allowed attempt (as when the CRM refused it).
+    let store = crmkit_store::Store::open(&dir.sqlite())
+        .await
+        .expect("store");
+    let link = store
+        .list_links(ObjectKind::Company, None, 1)
+        .await
+        .expect("links")
+        .pop()
+        .expect("a company linked");
+    let lead = link.crm_id(Crm::Close).expect("in Close").to_string();
+    let record = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+    let once = crmkit_store::RetryPolicy {
+        max_attempts: 1,
+        ..crmkit_store::RetryPolicy::default()
+    };
+    let pair_name = crmkit_sync::engine::pair_name(&[Crm::Close, Crm::HubSpot]);
+    let entry = store
+        .record_retry(&pair_name, &record, "refused: name too long", &once)
+        .await
+        .expect("listed");
+    assert!(entry.given_up());
+
+    let (ok, list, err) = run_async(&pair, &dir, &["sync", "retry", "list"]).await;
+    assert!(ok, "{err}");
+    let row = list
+        .lines()
+        .find(|l| l.contains(&lead))
+        .unwrap_or_else(|| panic!("the entry is listed: {list}"));
+    for cell in ["close", "company", "yes", "refused: name too long"] {
+        assert!(row.contains(cell), "{cell:?} in {row}");
+    }
+    assert!(list.contains("0 waiting, 1 given up"), "{list}");
+
+    // Bad input is refused and re-arms nothing.
+    let (ok, _, err) = run_async(&pair, &dir, &["sync", "retry", "reset"]).await;
+    assert!(!ok && err.contains("--all"), "{err}");
+    let (ok, _, err) = run_async(&pair, &dir, &["sync", "retry", "reset", "lead_1"]).await;
+    assert!(!ok && err.contains("<crm>:<kind>:<id>"), "{err}");
+    let missing = "close:company:lead_missing";
+    let (ok, _, err) = run_async(
+        &pair,
+        &dir,
+        &["sync", "retry", "reset", &record.to_string(), missing],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("not on the retry list") && err.contains(missing),
+        "{err}"
+    );
+    assert!(
+        store.retries(&pair_name, None).await.expect("store")[0].given_up(),
+        "nothing re-armed by a refused reset"
+    );
+
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &["sync", "retry", "reset", &record.to_string()],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains(&format!("re-armed {record}")), "{out}");
+    let (ok, list, err) = run_async(&pair, &dir, &["sync", "retry", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(list.contains("1 waiting, 0 given up"), "{list}");
+    let listed = store.retries(&pair_name, None).await.expect("store");
+    assert_eq!(listed[0].attempts, 0, "{listed:?}");
+    assert!(listed[0].due(chrono::Utc::now()), "{listed:?}");
+
+    // The next sync tries it again; it syncs and leaves the list.
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "--report", "report.json"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(report(&dir.0)["given_up"], serde_json::json!([]));
+    assert!(
+        store
+            .retries(&pair_name, None)
+            .await
+            .expect("store")
+            .is_empty(),
+        "synced, off the list"
+    );
+
+    // --all re-arms every given-up entry, and only those.
+    store
+        .record_retry(&pair_name, &record, "refused again", &once)
+        .await
+        .expect("listed");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "retry", "reset", "--all"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("1 given-up record(s) re-armed"), "{out}");
+    assert!(!store.retries(&pair_name, None).await.expect("store")[0].given_up());
+    let (ok, help, _) = run_async(&pair, &dir, &["sync", "retry", "--help"]).await;
+    assert!(
+        ok && help.contains("reset") && help.contains("list"),
+        "{help}"
     );
 }
 

@@ -1,24 +1,32 @@
 //! A three-way `crmkit sync` (Close, HubSpot, Salesforce) against sandboxes injecting 429s,
-//! 5xx answers and dropped connections: records it could not write are reported by id and
-//! reason in the run's JSON report, and reruns converge to what a run without faults makes.
+//! 5xx answers and dropped connections on a fixed schedule: records it could not write are
+//! reported by id and reason in the run's JSON report, and reruns converge to what a run
+//! without faults makes.
 
 use crmkit_core::Crm;
-use crmkit_sandbox::faults::Faults;
+use crmkit_sandbox::faults::{Fault, Faults};
 
 use crate::sync_support::*;
 
 const SEED: u64 = 23;
 const COMPANIES: usize = 12;
 
-/// Random 429s, 500s, 503s and dropped connections on every route.
-fn noisy() -> Faults {
-    Faults {
-        rate_429: 0.08,
-        rate_500: 0.04,
-        rate_503: 0.04,
-        rate_drop: 0.03,
-        ..Faults::default()
-    }
+/// Requests answered normally between two injected failures.
+const GAP: usize = 2;
+
+/// Each CRM's fixed schedule, twice over: a rate limit (429; Salesforce's REST API has no
+/// 429, so its sandbox answers its rate limit, 403 `REQUEST_LIMIT_EXCEEDED` for too many
+/// concurrent requests), a 500, a 503 and a dropped connection, each after [`GAP`] requests
+/// answered normally, then no more faults. Random shares could miss a CRM the engine calls
+/// only a few times; this one fails each CRM in every way once it saw 24 requests.
+fn scheduled() -> Faults {
+    let round = [
+        Fault::RateLimit,
+        Fault::ServerError,
+        Fault::Unavailable,
+        Fault::Drop,
+    ];
+    Faults::spaced(GAP, &[round, round].concat())
 }
 
 /// Every request on `route` answered `500` (or `503`).
@@ -48,13 +56,13 @@ async fn three_way_sync_converges_through_faults_and_reports_what_it_could_not_w
     converge(&calm, &calm_dir.0, &calm_dir.sqlite(), 6).await;
     let want = all_contents(&calm).await;
 
-    let trio = trio(SEED, COMPANIES, noisy()).await;
+    let trio = trio(SEED, COMPANIES, scheduled()).await;
     let dir = Scratch::for_pair("faults", &trio);
     let db = dir.sqlite();
 
     // HubSpot refuses every company batch upsert and Salesforce every Account upsert (their
     // creates, by the marker property or field): each company bound for them is reported with its
-    // source id and the reason, and the run exits non-zero. Close keeps its random faults.
+    // source id and the reason, and the run exits non-zero. Close keeps its schedule.
     trio.hubspot.set_faults(refused(
         "POST /crm/v3/objects/companies/batch/upsert",
         false,
@@ -111,10 +119,60 @@ async fn three_way_sync_converges_through_faults_and_reports_what_it_could_not_w
         "the report says the run was partial"
     );
 
-    // With only the random faults left, on all three, reruns converge to a full,
-    // duplicate-free copy: the same as the run without faults.
-    trio.set_faults(noisy());
-    let last = converge(&trio, &dir.0, &db, 10).await;
+    // Every CRM on its schedule afresh: the reruns meet each CRM's rate limit, 500, 503 and
+    // dropped connection, report every record they could not write by id and reason, and
+    // converge to a full, duplicate-free copy: the same as the run without faults.
+    trio.set_faults(scheduled());
+    let logged = [
+        trio.close.stats().requests.len(),
+        trio.hubspot.stats().requests.len(),
+        salesforce.stats().requests.len(),
+    ];
+    let mut runs = Vec::new();
+    let last = loop {
+        assert!(
+            runs.len() < 10,
+            "the sync did not settle in 10 runs: {runs:#?}"
+        );
+        // HubSpot's feed leaves records changed in the current second for the next run.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let _ = std::fs::remove_file(dir.0.join("report.json"));
+        let (ok, out, err) = run_sync(&trio, &dir.0, &db).await;
+        let Ok(r) = std::fs::read_to_string(dir.0.join("report.json")) else {
+            panic!("a run wrote no report:\n{out}\n{err}");
+        };
+        let r: serde_json::Value = serde_json::from_str(&r).expect("the report is JSON");
+        let errors: Vec<&str> = r["errors"]
+            .as_array()
+            .expect("errors listed")
+            .iter()
+            .map(|e| e.as_str().unwrap_or_default())
+            .collect();
+        for e in &errors {
+            // "creating close:company:lead_… in hubspot: …", "updating salesforce:person:003…: …":
+            // the record, then the reason.
+            let Some(rest) = ["creating ", "updating ", "deleting "]
+                .iter()
+                .find_map(|verb| e.strip_prefix(verb))
+            else {
+                continue;
+            };
+            let record = rest.split(' ').next().unwrap_or_default();
+            let record = record.strip_suffix(':').unwrap_or(record);
+            assert!(
+                record.split(':').count() == 3
+                    && record.rsplit(':').next().is_some_and(|i| i.len() > 3),
+                "an unwritten record is named by its id: {e}"
+            );
+            let reason = rest.split_once(": ").map(|(_, why)| why.trim());
+            assert!(reason.is_some_and(|w| !w.is_empty()), "and the reason: {e}");
+        }
+        let quiet = r["created"] == 0 && r["updated"] == 0 && r["deleted"] == 0;
+        runs.push(r);
+        if ok && quiet {
+            break runs.last().cloned().expect("a run");
+        }
+    };
     assert_eq!(last["errors"].as_array().map(Vec::len), Some(0), "{last}");
     let got = all_contents(&trio).await;
     for ((crm, got), (_, want)) in got.iter().zip(&want) {
@@ -126,25 +184,23 @@ async fn three_way_sync_converges_through_faults_and_reports_what_it_could_not_w
         );
     }
     assert_all_linked(&db, &[Crm::Close, Crm::HubSpot, Crm::Salesforce]).await;
-    let mut statuses = Vec::new();
-    let mut limited_somewhere = false;
-    // Salesforce's REST API has no 429: its rate limit answers 403 REQUEST_LIMIT_EXCEEDED
-    // (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm).
-    // The faults are random shares: a CRM the engine calls only a few times (the echo filter
-    // and batch reads keep HubSpot's calls few) may draw no rate limit, so the rate limits
-    // are required of the three together, which make enough calls to draw some for certain
-    // in practice.
-    for (stats, limited) in [
-        (trio.close.stats(), 429),
-        (trio.hubspot.stats(), 429),
-        (salesforce.stats(), 403),
-    ] {
-        limited_somewhere |= stats.requests.iter().any(|r| r.status == limited);
-        statuses.extend(stats.requests.iter().map(|r| r.status));
-    }
-    assert!(limited_somewhere, "rate limits were answered");
-    // 0: a connection dropped without an answer.
-    for want in [0, 500, 503] {
-        assert!(statuses.contains(&want), "{want} was injected");
+    // Each CRM answered its rate limit, a 500, a 503 and a dropped connection (logged as 0)
+    // after the schedule was set.
+    for ((crm, stats, limited), from) in [
+        ("close", trio.close.stats(), 429),
+        ("hubspot", trio.hubspot.stats(), 429),
+        ("salesforce", salesforce.stats(), 403),
+    ]
+    .into_iter()
+    .zip(logged)
+    {
+        let statuses: Vec<u16> = stats.requests[from..].iter().map(|r| r.status).collect();
+        for want in [limited, 500, 503, 0] {
+            assert!(
+                statuses.contains(&want),
+                "{crm} answered {want} ({} requests after the schedule was set: {statuses:?})",
+                statuses.len()
+            );
+        }
     }
 }

@@ -170,7 +170,13 @@ pub(crate) fn to_record(kind: ObjectKind, raw: Value) -> Result<Record> {
             a.duration_secs = raw["duration"]
                 .as_u64()
                 .map(|d| u32::try_from(d).unwrap_or(u32::MAX));
-            a.direction = text(&raw["direction"]);
+            // Calls say `inbound`/`outbound`, emails `incoming`/`outgoing` (`CommunicationDirection`,
+            // close-openapi.yml); the unified model has the former.
+            a.direction = text(&raw["direction"]).map(|d| match d.as_str() {
+                "incoming" => "inbound".to_string(),
+                "outgoing" => "outbound".to_string(),
+                _ => d,
+            });
             a.company_id = text(&raw["lead_id"]);
             a.person_id = text(&raw["contact_id"]);
             a.custom = custom;
@@ -214,6 +220,21 @@ mod tests {
         let Record::Deal(d) = r else { panic!("deal") };
         assert_eq!(d.name, "");
         assert_eq!(d.raw["lead_name"], "Acme");
+    }
+
+    #[test]
+    fn an_email_direction_is_inbound_or_outbound_like_a_call() {
+        for (close, unified) in [("incoming", "inbound"), ("outgoing", "outbound")] {
+            let r = to_record(
+                ObjectKind::Activity,
+                json!({"id": "acti_1", "_type": "Email", "direction": close}),
+            )
+            .unwrap();
+            let Record::Activity(a) = r else {
+                panic!("activity")
+            };
+            assert_eq!(a.direction.as_deref(), Some(unified));
+        }
     }
 
     #[test]

@@ -42,12 +42,24 @@ impl Default for RetryPolicy {
 pub enum Outcome {
     /// The server answered with this status.
     Status(u16),
+    /// The server refused the request for a passing rate limit with this status, not a 429
+    /// (the CRM's error reads as [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited):
+    /// Salesforce answers too many concurrent requests with 403 `REQUEST_LIMIT_EXCEEDED`).
+    /// Retried like a 429: the request was refused, not served.
+    Limited(u16),
     /// No answer in time; the server may have processed the request.
     Timeout,
     /// The connection could not be established; nothing was sent.
     Connect,
     /// The connection broke after the request was sent.
     Dropped,
+}
+
+impl Outcome {
+    /// Whether the server refused the request for a rate limit: a 429, or [`Outcome::Limited`].
+    pub fn is_rate_limit(self) -> bool {
+        matches!(self, Outcome::Status(429) | Outcome::Limited(_))
+    }
 }
 
 /// Whether to try again, and after how long.
@@ -62,7 +74,7 @@ pub enum Decision {
 /// Retries made so far for one request, counted per cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Attempts {
-    /// Retries after a 429.
+    /// Retries after a 429 or another rate-limit refusal ([`Outcome::is_rate_limit`]).
     pub rate_limited: u32,
     /// Retries after a 5xx, timeout, broken or refused connection.
     pub failed: u32,
@@ -71,7 +83,7 @@ pub struct Attempts {
 impl Attempts {
     /// Counts one more retry after `outcome`, in the counter its cause uses.
     pub fn record(&mut self, outcome: Outcome) {
-        if outcome == Outcome::Status(429) {
+        if outcome.is_rate_limit() {
             self.rate_limited = self.rate_limited.saturating_add(1);
         } else {
             self.failed = self.failed.saturating_add(1);
@@ -79,7 +91,8 @@ impl Attempts {
     }
 }
 
-/// Decides what to do after the retries in `attempts`: a 429 is judged against
+/// Decides what to do after the retries in `attempts`: a 429 (or [`Outcome::Limited`]) is
+/// judged against
 /// `max_rate_limit_retries` and the 429 count, anything else against `max_retries` and the
 /// failure count.
 ///
@@ -95,7 +108,9 @@ pub fn decide_counted(
     jitter: f64,
 ) -> Decision {
     let (allowed, done, needs_safe) = match outcome {
-        Outcome::Status(429) => (policy.max_rate_limit_retries, attempts.rate_limited, false),
+        Outcome::Status(429) | Outcome::Limited(_) => {
+            (policy.max_rate_limit_retries, attempts.rate_limited, false)
+        }
         Outcome::Status(500 | 502 | 503 | 504) | Outcome::Timeout | Outcome::Dropped => {
             (policy.max_retries, attempts.failed, true)
         }

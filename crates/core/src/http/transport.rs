@@ -6,7 +6,9 @@
 //! [`ErrorKind::RateLimited`] instead of sleeping; a used-up daily quota fails with
 //! [`ErrorKind::QuotaExhausted`].
 //!
-//! After a 429 the transport pauses the budget the answer speaks about
+//! After a 429 (or another refusal the dialect's error reads as
+//! [`ErrorKind::RateLimited`], as Salesforce's 403 for too many concurrent requests) the
+//! transport pauses the budget the answer speaks about
 //! ([`Dialect::limited_budget`], by default the request's first) for the longer of the
 //! rate-limit `reset` and `Retry-After`, and never for less than the retry policy's backoff,
 //! so a `Retry-After: 0` cannot spend every retry at once. A hint longer than `max_hint`
@@ -606,13 +608,18 @@ impl Transport {
                                 .and_then(|name| budgets.iter().find(|b| b.name() == name))
                                 .unwrap_or(&budgets[primary]);
                             let err = inner.dialect.error(status, &headers, &body);
+                            // A refusal the CRM's error says is a passing rate limit under
+                            // another status (Salesforce's 403 for too many concurrent
+                            // requests) is waited out and retried like a 429.
+                            let rate_limited =
+                                status == 429 || err.kind() == ErrorKind::RateLimited;
                             if err.kind() == ErrorKind::QuotaExhausted {
                                 // The dialect knows a quota is spent: no retry helps, and
                                 // later requests fail here instead of being refused there.
                                 limited.exhaust(err.retry_after().or(hint));
                                 return Err(self.fail(req, err.with_status(status)));
                             }
-                            if status == 429 {
+                            if rate_limited {
                                 if let Some(h) = hint.filter(|h| *h > inner.retry.max_hint) {
                                     limited.pause(h);
                                     let wait = Error::rate_limited_for(h, inner.retry.max_hint);
@@ -625,7 +632,7 @@ impl Transport {
                                         ),
                                     )
                                     .with_retry_after(h)
-                                    .with_status(429);
+                                    .with_status(status);
                                     if let Some(b) = err.body() {
                                         out = out.with_body(b.clone());
                                     }
@@ -645,7 +652,12 @@ impl Transport {
                                 Some(h) => err.with_retry_after(h),
                                 None => err,
                             };
-                            (Outcome::Status(status), hint, err.with_status(status))
+                            let outcome = if rate_limited && status != 429 {
+                                Outcome::Limited(status)
+                            } else {
+                                Outcome::Status(status)
+                            };
+                            (outcome, hint, err.with_status(status))
                         }
                         Err(e) => (
                             Outcome::Dropped,
@@ -695,7 +707,7 @@ impl Transport {
                         wait,
                     });
                     // After a 429 the budget's pause does the waiting, for every task at once.
-                    if outcome != Outcome::Status(429) {
+                    if !outcome.is_rate_limit() {
                         tokio::time::sleep(wait).await;
                     }
                     attempts.record(outcome);

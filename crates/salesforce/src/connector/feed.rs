@@ -33,7 +33,9 @@
 //! - **Checkpoint.** A run that read everything up to its bound ends with a
 //!   [`Change::Checkpoint`] when its last change left a position behind: every sObject's
 //!   position moves up to what getUpdated's `latestDateCovered` says the database has
-//!   complete (never past the bound), less the overlap window, and never backwards; the
+//!   complete (never past the bound) and never backwards, so the next run, which starts
+//!   each position's keyset one overlap window earlier, re-reads exactly one overlap before
+//!   that mark (the mark itself takes no overlap off: that would re-read two); the
 //!   deletion watermark is what getDeleted covered (its `latestDateCovered`, even when
 //!   earlier than the last one, as Salesforce says the next start must be). So a quiet
 //!   object, with no change for weeks, keeps a fresh cursor instead of falling out of
@@ -98,8 +100,13 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The cursor a run that read everything before `until` may end on: each position moved
-/// up to what Salesforce's own database says is complete, less the overlap (none moved
-/// back), for `sobjects`.
+/// up to what Salesforce's own database says is complete (none moved back), for
+/// `sobjects`.
+///
+/// The mark is `latestDateCovered` itself, not less the overlap: a position is where the
+/// next run's keyset resumes, and the keyset starts a resumed run one overlap earlier
+/// (`KeysetConfig::overlap`), so that run re-reads the one overlap window before the mark,
+/// where a record committed late could still land.
 ///
 /// `until` is the `Date` header of one answer, the web server's clock: a record committed
 /// late (a long transaction stamps it before it is visible) or a skewed header could put it
@@ -112,16 +119,16 @@ async fn checkpoint(
     mut at: FeedCursor,
     sobjects: &[String],
     until: DateTime<Utc>,
-    overlap: Duration,
 ) -> Result<FeedCursor> {
     let behind = |at: &FeedCursor, s: &String, mark: DateTime<Utc>| {
         at.per_type.get(s).is_none_or(|p| p.time < mark)
     };
-    let back = |t: DateTime<Utc>| t.checked_sub_signed(overlap).unwrap_or(t);
     // getUpdated wants its start more than a minute before its end, seconds cut.
     let from = minute(until) - Duration::minutes(2);
     for s in sobjects {
-        if !behind(&at, s, back(until)) {
+        // getUpdated ignores the seconds of its end, so what it covers is not past the
+        // minute `until` falls in: a position there has nothing to gain from the call.
+        if !behind(&at, s, minute(until)) {
             continue;
         }
         let covered = client
@@ -132,7 +139,7 @@ async fn checkpoint(
             .as_deref()
             .and_then(crmkit_core::time::parse_timestamp);
         let Some(covered) = covered else { continue };
-        let mark = back(covered.min(until));
+        let mark = covered.min(until);
         if behind(&at, s, mark) {
             at.per_type.insert(
                 s.clone(),
@@ -416,13 +423,12 @@ pub(super) fn changes(
             })
             .flatten();
         // Reached only when every slice was read to the bound.
-        let overlap = config.overlap;
         let end = stream::once(async move {
             let run = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if run.failed {
                 return None;
             }
-            match checkpoint(&marks, run.at.clone(), &names, until, overlap).await {
+            match checkpoint(&marks, run.at.clone(), &names, until).await {
                 Ok(moved) => (moved != run.at || !run.carried).then(|| {
                     Ok(Change::Checkpoint {
                         cursor: moved.encode(PREFIX),

@@ -207,13 +207,16 @@ fn sf_time(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// An org with no Account changes whose web server's clock reads `date` and whose
-/// getUpdated and getDeleted say their database is complete up to `updated` and `deleted`.
+/// getUpdated and getDeleted say their database is complete up to `updated` and `deleted`,
+/// with the log of the SOQL queries it was asked.
 async fn quiet_org(
     token: &str,
     date: chrono::DateTime<chrono::Utc>,
     updated: chrono::DateTime<chrono::Utc>,
     deleted: chrono::DateTime<chrono::Utc>,
-) -> SalesforceConnector {
+) -> (SalesforceConnector, Log) {
+    let log = log();
+    let l = log.clone();
     let header = date.to_rfc2822().replace("+0000", "GMT");
     let app = Router::new()
         .route(
@@ -232,7 +235,13 @@ async fn quiet_org(
         )
         .route(
             "/services/data/v59.0/query/",
-            get(|| async { axum::Json(json!({"totalSize":0,"done":true,"records":[]})) }),
+            get(move |Query(q): Query<Q>| {
+                let l = l.clone();
+                async move {
+                    l.lock().expect("log").push(("GET query".into(), q.q));
+                    axum::Json(json!({"totalSize":0,"done":true,"records":[]}))
+                }
+            }),
         )
         .route(
             "/services/data/v59.0/sobjects/Account/updated/",
@@ -248,7 +257,10 @@ async fn quiet_org(
                     "latestDateCovered": sf_time(deleted)}))
             }),
         );
-    SalesforceConnector::new(client(&serve(app).await, token))
+    (
+        SalesforceConnector::new(client(&serve(app).await, token)),
+        log,
+    )
 }
 
 /// The cursor state a run ended on.
@@ -280,8 +292,9 @@ async fn a_checkpoint_never_passes_what_the_database_says_is_complete() {
     // A long transaction still in flight: getUpdated covers only up to ten minutes ago,
     // getDeleted up to three, though the web server's clock says now.
     let now = chrono::Utc::now();
-    let covered = now - chrono::Duration::minutes(10);
-    let conn = quiet_org(
+    // Whole seconds, as Salesforce's replication dates have.
+    let covered = chrono::SubsecRound::trunc_subsecs(now - chrono::Duration::minutes(10), 0);
+    let (conn, queries) = quiet_org(
         "late-commit",
         now,
         covered,
@@ -296,8 +309,23 @@ async fn a_checkpoint_never_passes_what_the_database_says_is_complete() {
     );
     let mark = state_time(&state["u"]["Account"]["t"]);
     assert!(
-        mark <= covered - chrono::Duration::minutes(1),
-        "the checkpoint {mark} passes latestDateCovered {covered} less the overlap"
+        mark <= covered,
+        "the checkpoint {mark} passes latestDateCovered {covered}"
+    );
+
+    // The next run re-reads exactly one overlap window (a minute by default) before what
+    // the database covered: not two, and not less.
+    let cursor = format!("sf1.{state}");
+    queries.lock().expect("log").clear();
+    last_state(&conn, Some(cursor)).await;
+    let start = crmkit_salesforce::soql::datetime(covered - chrono::Duration::minutes(1));
+    let asked: Vec<String> = seen(&queries).into_iter().map(|(_, q)| q).collect();
+    assert!(!asked.is_empty());
+    assert!(
+        asked
+            .iter()
+            .all(|q| q.contains(&format!("SystemModstamp >= {start} "))),
+        "the next run starts at {start}: {asked:#?}"
     );
 }
 
@@ -305,7 +333,7 @@ async fn a_checkpoint_never_passes_what_the_database_says_is_complete() {
 async fn a_date_header_far_from_the_local_clock_stops_the_run() {
     let now = chrono::Utc::now();
     let ahead = now + chrono::Duration::hours(1);
-    let conn = quiet_org("skewed", ahead, ahead, ahead).await;
+    let (conn, _) = quiet_org("skewed", ahead, ahead, ahead).await;
     let e = conn
         .changes(ObjectKind::Company, None)
         .try_collect::<Vec<_>>()
@@ -321,7 +349,7 @@ async fn the_deletion_watermark_is_what_get_deleted_covered_even_when_earlier() 
     let before = now - chrono::Duration::minutes(3);
     // Deletions still being committed: getDeleted covers less than the last run did.
     let covered = before - chrono::Duration::minutes(2);
-    let conn = quiet_org("deleted-back", now, now, covered).await;
+    let (conn, _) = quiet_org("deleted-back", now, now, covered).await;
     let since = format!("sf1.{}", json!({"d": before.to_rfc3339()}));
     let state = last_state(&conn, Some(since)).await;
     let watermark = state_time(&state["d"]);

@@ -100,6 +100,12 @@ fn handle(
         };
         return Ok((200, body, vec![]));
     }
+    if method == Method::POST && segments.as_slice() == ["lead", "merge"] {
+        let mut data = state.data();
+        data.begin_request();
+        let done = writes::merge_leads(&mut data, json_body()?, &full_path)?;
+        return Ok((done.status, done.body, done.events));
+    }
     let Some((kind, id)) = Kind::parse(&segments) else {
         return Err(ApiError::NotFound("Resource".into()));
     };

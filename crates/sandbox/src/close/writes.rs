@@ -306,3 +306,81 @@ pub(crate) fn delete(
         events,
     })
 }
+
+/// `POST /lead/merge/` with `{"source": …, "destination": …}`: the source lead is merged
+/// into the destination lead and then deleted (developer.close.com/api/resources/leads/merge
+/// and …/activities/lead-merges). Its contacts, opportunities, tasks and activities move to
+/// the destination; the destination keeps its own fields. The event log gets one `lead`
+/// `merged` event on the destination whose `meta` names both leads
+/// (`merge_source_lead_id`, `merge_destination_lead_id`), and an `updated` event for each
+/// moved child; the source gets no `deleted` event of its own (the merge event tells what
+/// became of it).
+pub(crate) fn merge_leads(data: &mut Data, body: Value, path: &str) -> Result<Changed, ApiError> {
+    let obj = body_object(body)?;
+    let id_of = |key: &str| -> Result<String, ApiError> {
+        match obj.get(key).and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => Err(ApiError::field(key, "This field is required.")),
+        }
+    };
+    let (source, destination) = (id_of("source")?, id_of("destination")?);
+    if source == destination {
+        return Err(ApiError::Errors(vec![
+            "A lead cannot be merged into itself.".into(),
+        ]));
+    }
+    find(data, Kind::Lead, &source)?;
+    find(data, Kind::Lead, &destination)?;
+    let mut events = Vec::new();
+    let now = json!(stamp(Utc::now()));
+    for table in ["contact", "opportunity", "task", "activity"] {
+        let children: Vec<String> = data
+            .children(table, &source)
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect();
+        for child in children {
+            let Some(row) = data.update_row(table, &child, |row| {
+                row["lead_id"] = json!(destination);
+                row["date_updated"] = now.clone();
+            }) else {
+                continue;
+            };
+            let previous: Map<String, Value> = [("lead_id".to_string(), json!(source))]
+                .into_iter()
+                .collect();
+            events.extend(change_event(
+                data, table, "updated", &row, previous, "POST", path,
+            ));
+        }
+    }
+    data.table_mut("lead").remove(&source);
+    let row = data
+        .update_row("lead", &destination, |row| {
+            row["date_updated"] = now.clone()
+        })
+        .ok_or_else(|| ApiError::NotFound(Kind::Lead.model_name()))?;
+    if !data.seeding {
+        data.record_event(
+            "lead",
+            "merged",
+            &destination,
+            Some(&destination),
+            render(data, "lead", row),
+            Map::new(),
+            Vec::new(),
+            "POST",
+            path,
+        );
+        // The merge names both leads in the logged event's `meta`.
+        if let Some((_, logged)) = data.events.back_mut() {
+            logged["meta"]["merge_source_lead_id"] = json!(source);
+            logged["meta"]["merge_destination_lead_id"] = json!(destination);
+            events.push(logged.clone());
+        }
+    }
+    Ok(Changed {
+        status: 200,
+        body: json!({}),
+        events,
+    })
+}

@@ -641,6 +641,13 @@ fn build() -> Vec<Object> {
                     false,
                 ),
                 f("CallDurationInSeconds", "Call Duration", FType::Int),
+                // Object Reference, Task: "CallType … The type of call being answered:
+                // Inbound, Internal, or Outbound."
+                pick(
+                    f("CallType", "Call Type", FType::Picklist),
+                    &["Inbound", "Internal", "Outbound"],
+                    false,
+                ),
             ]);
         }
         v.push(external_id());

@@ -26,8 +26,25 @@ pub trait GateHooks: Send + Sync {
     fn windows(&self, group: &str) -> Vec<Window>;
     /// The 401 answer.
     fn unauthorized(&self) -> Response;
-    /// The 429 answer for an exhausted (or injected) window.
+    /// The 429 answer for an exhausted window.
     fn too_many(&self, admission: &Admission, group: &str) -> Response;
+    /// The answer to an injected [`Fault::RateLimit`] on a request of `group`, charged to
+    /// `windows`: by default [`Self::too_many`] for the first window, as if it were spent.
+    /// A CRM whose spent-window answer is not a passing rate limit (Salesforce's daily
+    /// quota) answers with the passing one it has instead.
+    fn injected_limit(&self, group: &str, windows: &[Window]) -> Response {
+        let (limit, window) = windows
+            .first()
+            .map_or((0, 1.0), |w| (w.limit, w.length.as_secs_f64()));
+        let injected = Admission {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset: 1.0,
+            window,
+        };
+        self.too_many(&injected, group)
+    }
     /// An injected 500 or 503.
     fn server_error(&self, status: u16) -> Response;
     /// Adds the rate-limit headers to an admitted answer.
@@ -97,20 +114,13 @@ impl Gate {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         let windows = hooks.windows(&group);
+        // An injected failure is answered here, before the rate windows admit (and count)
+        // the request: it stands for a refusal at the CRM's edge (a rate limiter, a load
+        // balancer, a dropped connection) that never reached the API handling, and
+        // counting, calls, so it uses none of the caller's allowance (a daily quota such
+        // as Salesforce's included). `ProcessedThenDrop` was served, and is counted.
         match fault {
-            Some(Fault::RateLimit) => {
-                let (limit, window) = windows
-                    .first()
-                    .map_or((0, 1.0), |w| (w.limit, w.length.as_secs_f64()));
-                let injected = Admission {
-                    allowed: false,
-                    limit,
-                    remaining: 0,
-                    reset: 1.0,
-                    window,
-                };
-                return log(hooks.too_many(&injected, &group));
-            }
+            Some(Fault::RateLimit) => return log(hooks.injected_limit(&group, &windows)),
             Some(Fault::ServerError) => return log(hooks.server_error(500)),
             Some(Fault::Unavailable) => return log(hooks.server_error(503)),
             Some(Fault::Drop) => {
@@ -118,7 +128,7 @@ impl Gate {
                 r.extensions_mut().insert(DropConnection);
                 return log(r);
             }
-            Some(Fault::ProcessedThenDrop) | None => {}
+            Some(Fault::ProcessedThenDrop | Fault::Pass) | None => {}
         }
         let admission = self.windows.admit(&cred, &group, &windows);
         if !admission.allowed {

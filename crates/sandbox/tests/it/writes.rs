@@ -1,5 +1,6 @@
 //! Writes: PUT is a partial update on every collection, meetings cannot be created,
-//! `id__in` finds activities of any type, and a contact always belongs to a lead.
+//! `id__in` finds activities of any type, a contact always belongs to a lead, and a lead
+//! merge moves the source's children to the destination and logs one `merged` event.
 
 use serde_json::{Value, json};
 
@@ -307,4 +308,61 @@ async fn a_null_lead_id_makes_a_lead_on_create_and_is_refused_on_update() {
     assert_eq!(kept.body["lead_id"], lead_id.as_str());
     let listed = api.get("contact/", &[("lead_id", lead_id.as_str())]).await;
     assert_eq!(ids(&listed.body), [id]);
+}
+
+#[tokio::test]
+async fn a_lead_merge_moves_the_children_and_logs_one_merged_event() {
+    let sb = sandbox(0).await;
+    let api = Api::new(&sb);
+    let made = |name: &str| {
+        json!({"name": name, "description": format!("{name}'s"),
+               "contacts": [{"name": format!("{name} Person")}]})
+    };
+    let source = api.post("lead/", &made("Source")).await.body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let dest = api.post("lead/", &made("Destination")).await.body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for (body, status) in [
+        (json!({"source": source}), 400),
+        (json!({"source": source, "destination": source}), 400),
+        (json!({"source": "lead_none", "destination": dest}), 404),
+    ] {
+        let a = api.post("lead/merge/", &body).await;
+        assert_eq!(a.status, status, "{body}: {}", a.body);
+    }
+    let merged = api
+        .post(
+            "lead/merge/",
+            &json!({"source": source, "destination": dest}),
+        )
+        .await;
+    assert_eq!(merged.status, 200, "{}", merged.body);
+    assert_eq!(api.get(&format!("lead/{source}/"), &[]).await.status, 404);
+    let lead = api.get(&format!("lead/{dest}/"), &[]).await.body;
+    assert_eq!(lead["name"], "Destination", "its own fields kept: {lead}");
+    assert_eq!(lead["description"], "Destination's");
+    let mut people: Vec<&str> = lead["contacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    people.sort_unstable();
+    assert_eq!(people, ["Destination Person", "Source Person"]);
+    let log = api
+        .get("event/", &[("object_type", "lead"), ("action", "merged")])
+        .await;
+    let events = log.body["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "{}", log.body);
+    assert_eq!(events[0]["object_id"], json!(dest));
+    assert_eq!(events[0]["meta"]["merge_source_lead_id"], json!(source));
+    assert_eq!(events[0]["meta"]["merge_destination_lead_id"], json!(dest));
+    let deleted = api
+        .get("event/", &[("object_type", "lead"), ("action", "deleted")])
+        .await;
+    assert_eq!(deleted.body["data"], json!([]), "no deletion logged");
 }

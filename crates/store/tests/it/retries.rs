@@ -10,7 +10,8 @@ use crate::support::{TestDb, both_backends};
 
 both_backends!(
     failures_back_off_and_are_given_up_but_kept,
-    a_record_is_listed_before_the_cursor_passes_it
+    a_record_is_listed_before_the_cursor_passes_it,
+    given_up_entries_are_re_armed_by_a_reset
 );
 
 async fn failures_back_off_and_are_given_up_but_kept(db: TestDb) {
@@ -100,4 +101,64 @@ async fn a_record_is_listed_before_the_cursor_passes_it(db: TestDb) {
     tx.set_cursor(&key, "past-7").await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(s.retries("close-hubspot", None).await.unwrap().len(), 1);
+}
+
+async fn given_up_entries_are_re_armed_by_a_reset(db: TestDb) {
+    let s = &db.store;
+    let policy = RetryPolicy {
+        first_delay: Duration::from_secs(3600),
+        max_delay: Duration::from_secs(3600),
+        max_attempts: 2,
+    };
+    let pair = "close-hubspot";
+    let gone = RecordRef::new(Crm::HubSpot, ObjectKind::Person, "101");
+    let also = RecordRef::new(Crm::Close, ObjectKind::Company, "lead_1");
+    let waiting = RecordRef::new(Crm::Close, ObjectKind::Deal, "oppo_1");
+    for r in [&gone, &gone, &also, &also, &waiting] {
+        s.record_retry(pair, r, "refused", &policy).await.unwrap();
+    }
+    s.record_retry("close-salesforce", &gone, "refused", &policy)
+        .await
+        .unwrap();
+    s.record_retry("close-salesforce", &gone, "refused", &policy)
+        .await
+        .unwrap();
+
+    // One record: due now, attempts from zero, the reason and first failure kept.
+    let before = s.retries(pair, Some(ObjectKind::Person)).await.unwrap();
+    assert!(before[0].given_up());
+    let now = chrono::Utc::now();
+    let one = s.reset_retry(pair, &gone).await.unwrap().expect("listed");
+    assert!(!one.given_up());
+    assert!(one.due(now + chrono::Duration::seconds(1)), "{one:?}");
+    assert_eq!(one.attempts, 0);
+    assert_eq!(one.reason, "refused");
+    assert_eq!(one.first_failed_at, before[0].first_failed_at);
+    // Failing again counts from one, with the first back-off.
+    let again = s
+        .record_retry(pair, &gone, "refused", &policy)
+        .await
+        .unwrap();
+    assert_eq!(again.attempts, 1);
+    assert!(!again.given_up());
+    // A record not listed: nothing.
+    let absent = RecordRef::new(Crm::Close, ObjectKind::Person, "cont_9");
+    assert_eq!(s.reset_retry(pair, &absent).await.unwrap(), None);
+    assert!(s.retries(pair, Some(ObjectKind::Person)).await.unwrap()[0].attempts == 1);
+
+    // Every given-up entry of the pair, and only those: the waiting one keeps its back-off,
+    // the other pair's given-up entry stays given up.
+    let waiting_before = s.retries(pair, Some(ObjectKind::Deal)).await.unwrap();
+    let all = s.reset_given_up(pair).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.record.clone()).collect::<Vec<_>>(),
+        vec![also.clone()]
+    );
+    assert!(all[0].due(chrono::Utc::now() + chrono::Duration::seconds(1)));
+    assert_eq!(
+        s.retries(pair, Some(ObjectKind::Deal)).await.unwrap(),
+        waiting_before
+    );
+    assert!(s.retries("close-salesforce", None).await.unwrap()[0].given_up());
+    assert!(s.reset_given_up(pair).await.unwrap().is_empty());
 }

@@ -16,9 +16,15 @@ impl Engine {
         .map(|_| ())
     }
 
-    /// Records a write as an intent before it is sent; `None` (and an error in the report)
-    /// when the store refuses it, so the write is not sent.
-    async fn intent(&self, new: NewIntent, report: &mut Report) -> Option<crmkit_store::Intent> {
+    /// Records a write as an intent, marked sent, before it is sent: a fenced transaction,
+    /// so it is also the check on the database that the run still holds its lease right
+    /// before the CRM write. `None` (and an error in the report) when the store refuses it,
+    /// so the write is not sent; an error when the lease was lost, which stops the run.
+    async fn intent(
+        &self,
+        new: NewIntent,
+        report: &mut Report,
+    ) -> Result<Option<crmkit_store::Intent>> {
         // Tagged with the pair, so only a run holding this pair's lease reconciles it.
         let new = new.pair(self.pair.clone());
         let recorded = async {
@@ -30,10 +36,11 @@ impl Engine {
         }
         .await;
         match recorded {
-            Ok(i) => Some(i),
+            Ok(i) => Ok(Some(i)),
             Err(e) => {
+                self.ensure_leased()?;
                 report.errors.push(format!("recording a write: {e}"));
-                None
+                Ok(None)
             }
         }
     }
@@ -127,11 +134,13 @@ impl Engine {
                         )
                         .run(run.clone())
                         .link(link.id.clone());
-                        let Some(intent) = self.intent(new, report).await else {
+                        let Some(intent) = self.intent(new, report).await? else {
                             all_gone = false;
                             failures.hold();
                             continue;
                         };
+                        // Recording the intent was the fenced check that the lease is still
+                        // this run's; the flag covers a loss the renewal saw since.
                         self.ensure_leased()?;
                         let out = self.conn(target.crm).delete(vec![target.clone()]).await;
                         let result =
@@ -244,13 +253,18 @@ impl Engine {
                     )
                     .run(run.clone())
                     .link(link.id.clone());
-                    match self.intent(new, report).await {
+                    match self.intent(new, report).await? {
                         Some(intent) => sent.push((*i, *c, intent)),
                         None => {
                             failures.hold();
                             failed.insert(*i);
                         }
                     }
+                }
+                // Every intent refused: nothing to send. Otherwise the last intent's fenced
+                // transaction was the check on the database just before the batch.
+                if sent.is_empty() {
+                    continue;
                 }
                 let batch = sent
                     .iter()
@@ -339,13 +353,17 @@ impl Engine {
                     )
                     .run(run.clone())
                     .link(link.id.clone());
-                    match self.intent(new, report).await {
+                    match self.intent(new, report).await? {
                         Some(intent) => sent.push((*i, *u, intent)),
                         None => {
                             failures.hold();
                             failed.insert(*i);
                         }
                     }
+                }
+                // As for creates: the last intent's fenced transaction was the check.
+                if sent.is_empty() {
+                    continue;
                 }
                 let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
                 self.ensure_leased()?;
@@ -426,6 +444,7 @@ impl Engine {
                         .as_ref()
                         .and_then(|l| link_state(l).bases.remove(&r.crm));
                     let stored = match readback::base_after_write(
+                        r.crm,
                         &seen.fields,
                         before,
                         &sent,

@@ -6,7 +6,9 @@
 //!   link takes the winner's id (relinked), so the counterparts now follow the winner; when
 //!   the winner is linked to other records too, the two links would have to be merged: that
 //!   goes to the review queue, and the loser's side is noted as gone so it is not created
-//!   again.
+//!   again. A chain of merges read in one run (A merged into B, B into C, whatever order
+//!   the feed gives them in) is followed to its end: the link takes C, the record that
+//!   survives, never B, which is gone too.
 //! - **Not found without a tombstone** while completing a linked group: it may be a merge,
 //!   or a record these credentials may no longer see, not a deletion. Under
 //!   `delete = "propagate"` it is flagged for review and noted as gone, and the other
@@ -28,7 +30,7 @@ impl Engine {
         merges: Vec<(RecordRef, String)>,
         report: &mut Report,
     ) -> Result<()> {
-        for (loser, winner_id) in merges {
+        for (loser, winner_id) in survivors(merges) {
             let Some(link) = self.store.link_by_record(&loser).await.map_err(store_err)? else {
                 continue;
             };
@@ -43,7 +45,20 @@ impl Engine {
                 // changes).
                 Some(w) if w.id == link.id => {}
                 None => {
-                    fenced!(self, set_crm_id(&link, loser.crm, &winner_id))?;
+                    // The new id clears that side's stored hash and base (the store does
+                    // so whenever a side's id changes): they described the loser, and
+                    // against them the winner's own values would look like edits made on
+                    // that side. Without a base its values only fill the others' gaps
+                    // ([`crate::resolve::resolve`]). The loser's retry entry goes too: it
+                    // can never be read again, and the winner is synced in its place.
+                    let mut tx = self.tx().await?;
+                    tx.set_crm_id(&link, loser.crm, &winner_id)
+                        .await
+                        .map_err(store_err)?;
+                    tx.clear_retry(&self.pair, &loser)
+                        .await
+                        .map_err(store_err)?;
+                    tx.commit().await.map_err(store_err)?;
                     report.relinked += 1;
                 }
                 Some(w) => {
@@ -66,6 +81,7 @@ impl Engine {
                         )
                     )?;
                     self.mark_deleted(&link, loser.crm).await?;
+                    fenced!(self, clear_retry(&self.pair, &loser))?;
                     report.flagged.push(loser);
                 }
             }
@@ -99,6 +115,32 @@ impl Engine {
     }
 }
 
+/// Each merged-away record with the record that survives it: the end of its chain of
+/// merges (A into B and B into C: A's survivor is C), whatever order the merges came in.
+/// A loop (never made by a CRM, but a feed is input) ends at the last record before it
+/// comes round.
+fn survivors(merges: Vec<(RecordRef, String)>) -> Vec<(RecordRef, String)> {
+    let into: BTreeMap<(Crm, &str), &str> = merges
+        .iter()
+        .map(|(loser, winner)| ((loser.crm, loser.id.as_str()), winner.as_str()))
+        .collect();
+    let end = |loser: &RecordRef| {
+        let mut at = loser.id.as_str();
+        let mut seen = BTreeSet::from([at]);
+        while let Some(&next) = into.get(&(loser.crm, at)) {
+            if !seen.insert(next) {
+                break;
+            }
+            at = next;
+        }
+        at.to_string()
+    };
+    merges
+        .iter()
+        .map(|(loser, _)| (loser.clone(), end(loser)))
+        .collect()
+}
+
 /// A link's records as text, for the review queue.
 fn describe_link(kind: ObjectKind, link: &Link) -> Vec<String> {
     link_state(link)
@@ -106,4 +148,48 @@ fn describe_link(kind: ObjectKind, link: &Link) -> Vec<String> {
         .iter()
         .map(|(c, id)| RecordRef::new(c, kind, id.clone()).to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn company(id: &str) -> RecordRef {
+        RecordRef::new(Crm::Close, ObjectKind::Company, id)
+    }
+
+    #[test]
+    fn a_chain_of_merges_ends_at_the_surviving_record_in_either_order() {
+        let ab = (company("a"), "b".to_string());
+        let bc = (company("b"), "c".to_string());
+        for merges in [vec![ab.clone(), bc.clone()], vec![bc, ab]] {
+            let got: BTreeMap<String, String> = survivors(merges)
+                .into_iter()
+                .map(|(l, w)| (l.id, w))
+                .collect();
+            assert_eq!(got["a"], "c");
+            assert_eq!(got["b"], "c");
+        }
+    }
+
+    #[test]
+    fn a_loop_of_merges_ends() {
+        let got = survivors(vec![
+            (company("a"), "b".to_string()),
+            (company("b"), "a".to_string()),
+        ]);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn merges_in_other_crms_do_not_chain() {
+        let got = survivors(vec![
+            (company("a"), "b".to_string()),
+            (
+                RecordRef::new(Crm::HubSpot, ObjectKind::Company, "b"),
+                "c".to_string(),
+            ),
+        ]);
+        assert_eq!(got[0].1, "b");
+    }
 }

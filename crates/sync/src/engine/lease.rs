@@ -1,17 +1,29 @@
 //! The run's lease: one run at a time per set of CRMs, kept alive in the background and
-//! checked by every store transaction of the run (fencing).
+//! checked by every store transaction of the run and before every CRM write (fencing).
 //!
 //! - **Name.** A set of CRMs has one name whatever the order of `[sync] crms`: the names
 //!   sorted and joined (`close-hubspot`), for the lease (`sync:close-hubspot`), the cursors,
 //!   the retry list, the intents and the runs. Cursors stored by an older crmkit under the
 //!   config's order are moved to the canonical name once ([`Engine::adopt_legacy_state`]),
 //!   and intents it left unsettled under that name are reconciled too.
-//! - **Renewal.** A background task renews the lease every third of its time to live while
-//!   the run goes on, so a long kind cannot outlive it; the task ends with the run.
+//! - **The legacy lease.** An older crmkit takes its lease under the config's order
+//!   (`sync:hubspot-close`) and knows nothing of the canonical name. So that a rolling
+//!   upgrade cannot run an old and a new process on the same CRMs at once, a run whose
+//!   config's order differs from the sorted one also holds the lease under that legacy name
+//!   ([`lease_names`]), for its whole duration: it takes the canonical lease, then the legacy
+//!   one, renews both together, fences with both and releases both. If either is held by
+//!   another live holder the run does not start, says which lease is held, and gives back
+//!   the one it already took.
+//! - **Renewal.** A background task renews the leases every third of their time to live
+//!   while the run goes on, so a long kind cannot outlive them; the task ends with the run.
 //! - **Fencing.** Every store transaction of the run first checks, on the database, that the
-//!   lease is still this run's ([`crmkit_store::Tx::fence`]). A run whose lease was lost (its
-//!   renewal failed, it expired or another process took it over) stops with an error saying
-//!   so before its next write, to the store or to a CRM.
+//!   leases are still this run's ([`crmkit_store::Tx::fence`]). A write to a CRM is preceded
+//!   by such a transaction too: the one recording (or, when reconciling, marking) its intent
+//!   as sent, once per record in `apply` (where each write is recorded anyway) and once per
+//!   batch of resent deletes in `reconcile`. A run whose lease was lost (its renewal failed,
+//!   it expired or another process took it over) stops with an error saying so before its
+//!   next write, to the store or to a CRM; only a takeover in the moment between that check
+//!   and the CRM request itself goes unseen.
 
 use std::sync::atomic::Ordering;
 
@@ -36,18 +48,28 @@ pub(super) fn legacy_pair_name(crms: &[Crm]) -> Option<String> {
     (old != pair_name(crms)).then_some(old)
 }
 
-/// A held lease and the task renewing it; [`Held::stop`] (or dropping it, when a run's
-/// future is dropped midway) ends the renewal, so the lease expires if not released.
+/// The leases a run of `crms` holds, in the order it takes them: `sync:<pair_name>`, then
+/// `sync:<the CRMs in the config's order>` when that differs (the name an older crmkit
+/// takes, so the two never sync the same CRMs at once).
+pub fn lease_names(crms: &[Crm]) -> Vec<String> {
+    std::iter::once(pair_name(crms))
+        .chain(legacy_pair_name(crms))
+        .map(|pair| format!("sync:{pair}"))
+        .collect()
+}
+
+/// The held leases and the task renewing them; [`Held::stop`] (or dropping it, when a run's
+/// future is dropped midway) ends the renewal, so the leases expire if not released.
 pub(super) struct Held {
-    lease: Lease,
+    leases: Vec<Lease>,
     renewal: tokio::task::JoinHandle<()>,
 }
 
 impl Held {
-    /// Ends the renewal task (the lease itself is released by the caller).
-    pub(super) fn stop(self) -> Lease {
+    /// Ends the renewal task (the leases themselves are released by the caller).
+    pub(super) fn stop(self) -> Vec<Lease> {
         self.renewal.abort();
-        self.lease.clone()
+        self.leases.clone()
     }
 }
 
@@ -58,55 +80,83 @@ impl Drop for Held {
 }
 
 impl Engine {
-    /// Takes the pair's lease and renews it in the background; `None` when another run
-    /// holds it.
-    pub(super) async fn hold_lease(&self, name: &str) -> Result<Option<Held>> {
+    /// Takes the run's leases ([`lease_names`]) and renews them in the background;
+    /// `Err(name)` when another holder holds lease `name`. A lease already taken is
+    /// released again when a later one cannot be taken (held, or a store failure).
+    pub(super) async fn hold_leases(&self) -> Result<std::result::Result<Held, String>> {
         let holder = format!(
             "crmkit-sync-{}-{}",
             std::process::id(),
             chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
         );
-        let Some(lease) = self
-            .store
-            .acquire_lease(name, &holder, self.lease_ttl)
-            .await
-            .map_err(store_err)?
-        else {
-            return Ok(None);
-        };
+        let mut leases = Vec::new();
+        for name in lease_names(&self.config.sync.crms) {
+            let taken = self
+                .store
+                .acquire_lease(&name, &holder, self.lease_ttl)
+                .await
+                .map_err(store_err);
+            match taken {
+                Ok(Some(lease)) => leases.push(lease),
+                Ok(None) => {
+                    self.release_leases(&leases).await.ok();
+                    return Ok(Err(name));
+                }
+                Err(e) => {
+                    self.release_leases(&leases).await.ok();
+                    return Err(e);
+                }
+            }
+        }
         self.lost.store(false, Ordering::SeqCst);
         *self
             .lease
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lease.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = leases.clone();
         let store = self.store.clone();
         let lost = Arc::clone(&self.lost);
         let ttl = self.lease_ttl;
-        let mut current = lease.clone();
+        let mut current = leases.clone();
         let renewal = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                match store.renew_lease(&current, ttl).await {
-                    Ok(l) => current = l,
-                    Err(crmkit_store::Error::LeaseLost { .. }) => {
-                        lost.store(true, Ordering::SeqCst);
-                        return;
+                for lease in &mut current {
+                    match store.renew_lease(lease, ttl).await {
+                        Ok(l) => *lease = l,
+                        Err(crmkit_store::Error::LeaseLost { .. }) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        // A passing store failure: the next tick tries again, and the fence
+                        // stops the run if the lease ran out meanwhile.
+                        Err(_) => {}
                     }
-                    // A passing store failure: the next tick tries again, and the fence
-                    // stops the run if the lease ran out meanwhile.
-                    Err(_) => {}
                 }
             }
         });
-        Ok(Some(Held { lease, renewal }))
+        Ok(Ok(Held { leases, renewal }))
     }
 
-    /// Forgets the run's lease (after it was released).
+    /// Gives `leases` back, each even when giving back another failed; the first failure is
+    /// returned. A lease no longer held (expired, taken over) is left alone.
+    pub(super) async fn release_leases(&self, leases: &[Lease]) -> Result<()> {
+        let mut out = Ok(());
+        for lease in leases {
+            if let Err(e) = self.store.release_lease(lease).await {
+                if out.is_ok() {
+                    out = Err(store_err(e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Forgets the run's leases (before they are released).
     pub(super) fn drop_lease(&self) {
-        *self
-            .lease
+        self.lease
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Fails once the run's lease is known lost, so nothing more is written.
@@ -128,19 +178,24 @@ impl Engine {
         )
     }
 
-    /// A store transaction, fenced by the run's lease when there is one: once another
-    /// process took the pair over, it fails (and the run stops) instead of writing.
+    /// A store transaction, fenced by each of the run's leases when it holds them: once
+    /// another process took the pair over (under either name), it fails (and the run stops)
+    /// instead of writing.
     pub(super) async fn tx(&self) -> Result<crmkit_store::Tx> {
         self.ensure_leased()?;
-        let lease = self
+        let leases = self
             .lease
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let begun = match &lease {
-            Some(lease) => self.store.begin_fenced(lease).await,
-            None => self.store.begin().await,
-        };
+        let begun = async {
+            let mut tx = self.store.begin().await?;
+            for lease in &leases {
+                tx.fence(lease).await?;
+            }
+            Ok::<_, crmkit_store::Error>(tx)
+        }
+        .await;
         match begun {
             Ok(tx) => Ok(tx),
             Err(crmkit_store::Error::LeaseLost { .. }) => {

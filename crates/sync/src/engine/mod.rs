@@ -48,7 +48,7 @@ mod readback;
 mod reconcile;
 mod retry;
 
-pub use lease::pair_name;
+pub use lease::{lease_names, pair_name};
 pub use retry::GivenUp;
 
 /// Open reviews read per run and kind to leave their records alone (far more than a review
@@ -154,8 +154,9 @@ pub struct Engine {
     store: Store,
     connectors: BTreeMap<Crm, Arc<dyn Connector>>,
     pair: String,
-    /// The lease of the run under way: every store transaction of the run is fenced by it.
-    lease: std::sync::Mutex<Option<crmkit_store::Lease>>,
+    /// The leases of the run under way ([`lease_names`]; none between runs): every store
+    /// transaction of the run is fenced by each.
+    lease: std::sync::Mutex<Vec<crmkit_store::Lease>>,
     /// Set when the run's lease is known lost: nothing more is written.
     lost: Arc<std::sync::atomic::AtomicBool>,
     /// The lease's time to live.
@@ -191,7 +192,7 @@ impl Engine {
             store,
             connectors,
             pair,
-            lease: std::sync::Mutex::new(None),
+            lease: std::sync::Mutex::default(),
             lost: Arc::default(),
             lease_ttl: LEASE_TTL,
         })
@@ -232,23 +233,25 @@ impl Engine {
             }
             return Ok(report);
         }
-        // One run at a time per pair.
-        let lease_name = format!("sync:{}", self.pair);
-        let Some(held) = self.hold_lease(&lease_name).await? else {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "another sync of {} is running (it holds lease {lease_name:?})",
-                    self.pair
-                ),
-            ));
+        // One run at a time per pair, under its canonical name and an older crmkit's.
+        let held = match self.hold_leases().await? {
+            Ok(held) => held,
+            Err(name) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "another sync of {} is running (it holds lease {name:?})",
+                        self.pair
+                    ),
+                ));
+            }
         };
         let run = match self.store.start_run(&self.pair).await {
             Ok(run) => run,
             Err(e) => {
-                let lease = held.stop();
+                let leases = held.stop();
                 self.drop_lease();
-                self.store.release_lease(&lease).await.ok();
+                self.release_leases(&leases).await.ok();
                 return Err(store_err(e));
             }
         };
@@ -275,7 +278,7 @@ impl Engine {
                 }
             }
         }
-        let lease = held.stop();
+        let leases = held.stop();
         self.drop_lease();
         let mut counts = RunCounts::default();
         counts.read = report.read as u64;
@@ -303,7 +306,7 @@ impl Engine {
             .finish_run(&run.id, status, &counts, &errors)
             .await
             .map_err(store_err);
-        let released = self.store.release_lease(&lease).await.map_err(store_err);
+        let released = self.release_leases(&leases).await;
         outcome?;
         finished?;
         released?;

@@ -15,12 +15,14 @@
 //!   emptied list, or another list short of an element is someone's edit;
 //! - a field we sent reads back the same in substance: the CRM normalised it (free text —
 //!   name, title, description, subject, body, custom fields — with the same letters and
-//!   digits regardless of case, punctuation and spacing; a `phones` number we sent without a
-//!   `+` or country code read back with one to three leading digits more: Close stores
-//!   `(234) 361-7485` as `+12343617485`; a time read back as midnight of the same day, where
-//!   the CRM keeps a date only, as Salesforce's Task `ActivityDate`): the read-back value is
-//!   the base. E-mails, domains, urls and ids are compared exactly: there a dot or a hyphen
-//!   is a different value;
+//!   digits regardless of case, punctuation and spacing; a `phones` number read back as
+//!   exactly what the written CRM itself makes of the number we sent (see
+//!   [`phone_as_stored`]: only Close rewrites phones, to E.164 with the North American `+1`
+//!   for a number sent without a country code, so `(234) 361-7485` reads back as
+//!   `+12343617485`; the same number read back with another country code, `+44…`, is an
+//!   edit); a time read back as midnight of the same day, where the CRM keeps a date only, as
+//!   Salesforce's Task `ActivityDate`): the read-back value is the base. E-mails, domains,
+//!   urls and ids are compared exactly: there a dot or a hyphen is a different value;
 //! - otherwise (a value other than the one expected, beyond canonical form and such
 //!   normalisation) it is someone else's edit: the field keeps the side's old base, and the
 //!   side's stored hash is that of the base, so the next run sees the edit as that side's
@@ -30,6 +32,7 @@
 //! value synced back to the others once, after which all agree; an edit that only reformats
 //! a value we just wrote is taken as the CRM's normalisation.
 
+use crmkit_core::Crm;
 use serde_json::Value;
 
 use crate::values::{Field, FieldMap};
@@ -37,10 +40,11 @@ use crate::values::{Field, FieldMap};
 /// The base to store for a side we wrote, when the read-back shows someone else's edit:
 /// `None` when the read-back is the base as it is.
 ///
-/// `read_back` is what the CRM holds now, `before` what the side held when planned (`None`
+/// `crm` is the side written, `read_back` what it holds now, `before` what the side held when planned (`None`
 /// for a create), `sent` what we wrote (`None` values are clears), `old_base` the side's
 /// stored base.
 pub(super) fn base_after_write(
+    crm: Crm,
     read_back: &FieldMap,
     before: Option<&FieldMap>,
     sent: &std::collections::BTreeMap<Field, Option<Value>>,
@@ -62,7 +66,7 @@ pub(super) fn base_after_write(
         };
         let was = before.and_then(|b| b.get(f));
         let kept_by_crm = sent.contains_key(f) && kept_part(*f, now, expected, was);
-        let normalised = sent.contains_key(f) && same_in_substance(*f, now, expected);
+        let normalised = sent.contains_key(f) && same_in_substance(crm, *f, now, expected);
         let keep = if now == expected || kept_by_crm || normalised {
             now
         } else {
@@ -111,23 +115,38 @@ fn free_text(field: Field) -> bool {
     ) || field.as_str().starts_with("custom.")
 }
 
-/// Whether `long` is the phone number `short` we sent, without a country code, read back
-/// with one: `short` has no leading `+`, `long` is `+` or digits followed by one to three
-/// digits and then exactly the digits of `short`.
-fn phone_with_country_code(long: &str, short: &str) -> bool {
-    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
-    let (l, s) = (digits(long), digits(short));
-    !short.trim_start().starts_with('+')
-        && s.len() >= 7
-        && (1..=3).contains(&l.len().saturating_sub(s.len()))
-        && l.ends_with(s.as_str())
+/// What `crm` stores for a phone number we sent as `sent`, where it rewrites numbers
+/// (`None` where it keeps the text as given, so only that exact text is its doing).
+///
+/// Close keeps phones in E.164 (its contacts' `phone`, shown as `phone_formatted`:
+/// developer.close.com/resources/contacts): a number with a leading `+` loses its spacing
+/// and punctuation; one without is taken as North American (`+1`) when it has ten digits,
+/// or eleven starting with `1`, which is what the sandbox's Close does too
+/// (`crates/sandbox/src/close/validate/contacts.rs`). A number Close would not read that way
+/// gets no country code from it, so any read back is someone's edit: `555 0100` read back as
+/// `+44 555 0100` was not Close's doing. HubSpot's `phone` properties and Salesforce's
+/// `Phone` fields are text, stored through the API as sent (Salesforce formats numbers
+/// typed in its UI only), so they have no phone normalisation here.
+fn phone_as_stored(crm: Crm, sent: &str) -> Option<String> {
+    match crm {
+        Crm::Close => {
+            let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
+            match (sent.trim_start().starts_with('+'), digits.len()) {
+                (true, 8..=15) => Some(format!("+{digits}")),
+                (false, 10) => Some(format!("+1{digits}")),
+                (false, 11) if digits.starts_with('1') => Some(format!("+{digits}")),
+                _ => None,
+            }
+        }
+        Crm::HubSpot | Crm::Salesforce => None,
+    }
 }
 
-/// Whether two values of `field` (`now` read back, `sent` written) differ only in form: a
-/// time kept as that day's date; free text with the same letters and digits (ignoring case,
-/// punctuation and spacing); a phone we sent without a country code read back with one;
-/// lists element by element.
-fn same_in_substance(field: Field, now: Option<&Value>, sent: Option<&Value>) -> bool {
+/// Whether two values of `field` (`now` read back from `crm`, `sent` written) differ only in
+/// form: a time kept as that day's date; free text with the same letters and digits
+/// (ignoring case, punctuation and spacing); a phone read back as `crm` stores the number
+/// sent; lists element by element.
+fn same_in_substance(crm: Crm, field: Field, now: Option<&Value>, sent: Option<&Value>) -> bool {
     match (now, sent) {
         (Some(Value::String(now)), Some(Value::String(sent))) => {
             if same_day_kept_as_date(now, sent) {
@@ -140,14 +159,15 @@ fn same_in_substance(field: Field, now: Option<&Value>, sent: Option<&Value>) ->
                     .collect()
             };
             (free_text(field) && letters(now) == letters(sent))
-                || (field.as_str() == "phones" && phone_with_country_code(now, sent))
+                || (field.as_str() == "phones"
+                    && phone_as_stored(crm, sent).as_deref() == Some(now.as_str()))
         }
         (Some(Value::Array(now)), Some(Value::Array(sent))) => {
             now.len() == sent.len()
                 && now
                     .iter()
                     .zip(sent)
-                    .all(|(x, y)| same_in_substance(field, Some(x), Some(y)))
+                    .all(|(x, y)| same_in_substance(crm, field, Some(x), Some(y)))
         }
         _ => false,
     }
@@ -193,7 +213,13 @@ mod tests {
             ("name", json!("Acme Inc")),
             ("description", json!("theirs")),
         ]);
-        let base = base_after_write(&read_back, Some(&before), &sent, Some(&old_base));
+        let base = base_after_write(
+            Crm::Close,
+            &read_back,
+            Some(&before),
+            &sent,
+            Some(&old_base),
+        );
         assert_eq!(
             base,
             Some(map(&[
@@ -203,7 +229,13 @@ mod tests {
         );
         // Someone overwrote the very field we wrote.
         let read_back = map(&[("name", json!("Acme Corp")), ("description", json!("old"))]);
-        let base = base_after_write(&read_back, Some(&before), &sent, Some(&old_base));
+        let base = base_after_write(
+            Crm::Close,
+            &read_back,
+            Some(&before),
+            &sent,
+            Some(&old_base),
+        );
         assert_eq!(
             base,
             Some(map(&[
@@ -223,28 +255,33 @@ mod tests {
         // The CRM kept the name and ignored the url.
         let read_back = map(&[("name", json!("Acme Inc"))]);
         assert_eq!(
-            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            base_after_write(Crm::Close, &read_back, Some(&before), &sent, Some(&before)),
             None
         );
         // It keeps one e-mail of the two sent.
         let sent = BTreeMap::from([(Field::intern("emails"), Some(json!(["a@x.com", "b@x.com"])))]);
         let read_back = map(&[("name", json!("Acme")), ("emails", json!(["a@x.com"]))]);
         assert_eq!(
-            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            base_after_write(Crm::Close, &read_back, Some(&before), &sent, Some(&before)),
             None
         );
         // A phone number normalised by the CRM is not an edit.
         let sent = BTreeMap::from([(Field::intern("phones"), Some(json!(["(234) 361-7485"])))]);
         let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343617485"]))]);
         assert_eq!(
-            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            base_after_write(Crm::Close, &read_back, Some(&before), &sent, Some(&before)),
             None
         );
         let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343610000"]))]);
-        assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
+        assert!(
+            base_after_write(Crm::Close, &read_back, Some(&before), &sent, Some(&before)).is_some()
+        );
         // A create: what the CRM filled in by itself is not an edit.
         let read_back = map(&[("name", json!("Acme Inc")), ("domain", json!("acme.com"))]);
-        assert_eq!(base_after_write(&read_back, None, &sent, None), None);
+        assert_eq!(
+            base_after_write(Crm::Close, &read_back, None, &sent, None),
+            None
+        );
     }
 
     #[test]
@@ -262,7 +299,10 @@ mod tests {
             ("completed", json!(true)),
             ("occurred_at", json!("2025-03-02T00:00:00Z")),
         ]);
-        assert_eq!(base_after_write(&read_back, None, &sent, None), None);
+        assert_eq!(
+            base_after_write(Crm::Salesforce, &read_back, None, &sent, None),
+            None
+        );
         // An update of the time, kept as that day's date: normalised, not an edit.
         let before = map(&[("occurred_at", json!("2025-03-01T00:00:00Z"))]);
         let sent = BTreeMap::from([(
@@ -271,22 +311,48 @@ mod tests {
         )]);
         let read_back = map(&[("occurred_at", json!("2025-03-02T00:00:00Z"))]);
         assert_eq!(
-            base_after_write(&read_back, Some(&before), &sent, Some(&before)),
+            base_after_write(
+                Crm::Salesforce,
+                &read_back,
+                Some(&before),
+                &sent,
+                Some(&before)
+            ),
             None
         );
         // Another day is someone's edit.
         let read_back = map(&[("occurred_at", json!("2025-03-05T00:00:00Z"))]);
-        assert!(base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some());
+        assert!(
+            base_after_write(
+                Crm::Salesforce,
+                &read_back,
+                Some(&before),
+                &sent,
+                Some(&before)
+            )
+            .is_some()
+        );
     }
 
     /// `base_after_write` for an update of `field` from `was` to `sent`, read back as `now`:
     /// `true` when it is taken as someone's edit.
     fn edited(field: &str, was: Option<Value>, sent: Value, now: Option<Value>) -> bool {
+        edited_in(Crm::Close, field, was, sent, now)
+    }
+
+    /// [`edited`], written to `crm`.
+    fn edited_in(
+        crm: Crm,
+        field: &str,
+        was: Option<Value>,
+        sent: Value,
+        now: Option<Value>,
+    ) -> bool {
         let f = Field::intern(field);
         let before: FieldMap = was.into_iter().map(|v| (f, v)).collect();
         let read_back: FieldMap = now.into_iter().map(|v| (f, v)).collect();
         let sent = BTreeMap::from([(f, Some(sent))]);
-        base_after_write(&read_back, Some(&before), &sent, Some(&before)).is_some()
+        base_after_write(crm, &read_back, Some(&before), &sent, Some(&before)).is_some()
     }
 
     #[test]
@@ -350,5 +416,52 @@ mod tests {
             json!("acme  inc."),
             Some(json!("Acme Inc"))
         ));
+    }
+
+    #[test]
+    fn only_the_written_crms_own_phone_normalisation_is_not_an_edit() {
+        let phones = |v: &[&str]| json!(v);
+        // Close's E.164: the North American +1 for a number sent without a code, spacing
+        // dropped from one sent with a code.
+        for (sent, stored) in [
+            ("(650) 555-0100", "+16505550100"),
+            ("1 650 555 0100", "+16505550100"),
+            ("+44 20 7946 0958", "+442079460958"),
+        ] {
+            assert!(
+                !edited("phones", None, phones(&[sent]), Some(phones(&[stored]))),
+                "{sent} -> {stored}"
+            );
+        }
+        // Another country code than Close's default is not Close's doing: someone's edit.
+        for (sent, now) in [
+            ("555 0100", "+44 555 0100"),
+            ("555 0100", "+445550100"),
+            ("(650) 555-0100", "+446505550100"),
+            ("(650) 555-0100", "+33 6505550100"),
+            ("6505550100", "+6505550100"),
+        ] {
+            assert!(
+                edited("phones", None, phones(&[sent]), Some(phones(&[now]))),
+                "{sent} -> {now}"
+            );
+        }
+        // HubSpot and Salesforce keep phone text as given: any other text is an edit.
+        for crm in [Crm::HubSpot, Crm::Salesforce] {
+            assert!(edited_in(
+                crm,
+                "phones",
+                None,
+                phones(&["(650) 555-0100"]),
+                Some(phones(&["+16505550100"]))
+            ));
+            assert!(!edited_in(
+                crm,
+                "phones",
+                None,
+                phones(&["(650) 555-0100"]),
+                Some(phones(&["(650) 555-0100"]))
+            ));
+        }
     }
 }

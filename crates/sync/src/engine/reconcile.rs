@@ -58,6 +58,8 @@ impl Engine {
                     .map_err(store_err)?,
             );
         }
+        // Deletes are resent last, a batch per CRM, each batch after one fenced check.
+        let mut deletes: BTreeMap<Crm, Vec<(crmkit_store::Intent, RecordRef)>> = BTreeMap::new();
         for intent in intents {
             if !self.config.sync.crms.contains(&intent.crm) {
                 continue;
@@ -132,22 +134,60 @@ impl Engine {
                         continue;
                     };
                     let target = RecordRef::new(intent.crm, intent.object, id);
-                    self.ensure_leased()?;
-                    let out = self.conn(intent.crm).delete(vec![target.clone()]).await;
-                    match out.results.into_iter().next() {
-                        Some(Ok(_)) => {
-                            fenced!(self, settle_intent(&intent.id, Some(id)))?;
-                            report.recovered += 1;
-                        }
-                        Some(Err(e)) if e.kind() == ErrorKind::NotFound => {
-                            fenced!(self, settle_intent(&intent.id, Some(id)))?;
-                            report.recovered += 1;
-                        }
-                        Some(Err(e)) => report.errors.push(format!("deleting {target}: {e}")),
-                        None => {}
-                    }
+                    deletes
+                        .entry(intent.crm)
+                        .or_default()
+                        .push((intent, target));
                 }
             }
+        }
+        for (crm, deletes) in deletes {
+            for chunk in deletes.chunks(WRITE_BATCH) {
+                self.resend_deletes(crm, chunk, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the deletes of `batch` (intents of `crm` and their records) again, in one
+    /// request, after one fenced store transaction marking them sent: the intents are this
+    /// pair's, and only the run holding its lease may resend them, so a run whose lease was
+    /// taken over (its local flag not yet set) stops here without deleting anything.
+    async fn resend_deletes(
+        &self,
+        crm: Crm,
+        batch: &[(crmkit_store::Intent, RecordRef)],
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut tx = self.tx().await?;
+        for (intent, _) in batch {
+            // Only a pending one moves: a sent one stays as it is (marking it again would
+            // just rewrite its time).
+            if intent.state == crmkit_store::IntentState::Pending {
+                tx.mark_intent_sent(&intent.id).await.map_err(store_err)?;
+            }
+        }
+        tx.commit().await.map_err(store_err)?;
+        let targets = batch.iter().map(|(_, target)| target.clone()).collect();
+        let out = self.conn(crm).delete(targets).await;
+        for ((intent, target), r) in batch.iter().zip(apply::per_input(out.results)) {
+            match r {
+                Some(Ok(_)) => {}
+                // Already gone: what the delete was for.
+                Some(Err(e)) if e.kind() == ErrorKind::NotFound => {}
+                Some(Err(e)) => {
+                    report.errors.push(format!("deleting {target}: {e}"));
+                    continue;
+                }
+                None => {
+                    report.errors.push(format!(
+                        "{crm} reported no outcome for the delete of {target}; its intent stays open for the next run"
+                    ));
+                    continue;
+                }
+            }
+            fenced!(self, settle_intent(&intent.id, Some(&target.id)))?;
+            report.recovered += 1;
         }
         Ok(())
     }

@@ -14,7 +14,9 @@
 //! and changed again is simply planned from the feed). A listed record that synced leaves the
 //! list; one that failed again counts an attempt and backs off; after the configured
 //! `max_attempts` it is given up: kept on the list and reported (run report,
-//! `crmkit sync status`), never retried or dropped in silence. A record that only waits for
+//! `crmkit sync status`, `crmkit sync retry list`), never retried or dropped in silence,
+//! until a person re-arms it ([`crmkit_store::Store::reset_retry`], `crmkit sync retry
+//! reset`): then it is due, and the next run reads it again. A record that only waits for
 //! something outside it (a parent not linked yet, a mapping the configuration lacks) is
 //! never given up: nothing in it is wrong, and it syncs unchanged once that is fixed.
 
@@ -213,7 +215,7 @@ impl Engine {
 }
 
 /// A record the retry list gave up on: it failed every attempt and is not retried until
-/// it changes again in its CRM (or is fixed and the entry cleared).
+/// it changes again in its CRM, or a person re-arms its entry (`crmkit sync retry reset`).
 #[derive(Debug, Clone, Serialize)]
 pub struct GivenUp {
     /// The record.

@@ -12,7 +12,7 @@ use crmkit_core::{
 use crmkit_salesforce::{Client as SalesforceClient, SalesforceConnector};
 use crmkit_sandbox::salesforce::{Auth, Config as SfConfig, RunningSalesforce, SalesforceSandbox};
 use crmkit_store::{IntentOp, LinkUpdate, NewIntent};
-use crmkit_sync::config::Config;
+use crmkit_sync::config::{Config, PolicyKind};
 use crmkit_sync::engine::Engine;
 use serde_json::{Value, json};
 
@@ -57,12 +57,91 @@ impl Three {
     }
 
     fn engine(&self) -> Engine {
+        self.engine_with(|_| {})
+    }
+
+    /// An engine over the three CRMs, activities on, with `tweak` applied to its config.
+    fn engine_with(&self, tweak: impl FnOnce(&mut Config)) -> Engine {
         let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
         c.deal.enabled = false;
         c.activity.enabled = true;
+        tweak(&mut c);
         let mut conns = self.w.connectors.clone();
         conns.push(self.sf.clone());
         Engine::new(c, self.w.store.clone(), conns).expect("engine")
+    }
+
+    /// A Close lead "Acme" linked, after a first run, to the HubSpot company and the
+    /// Salesforce Account made for it: the three ids.
+    async fn acme(&self, engine: &Engine) -> (String, String, String) {
+        let lead = self
+            .w
+            .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+            .await;
+        self.w.settle().await;
+        let first = engine.run().await.expect("first run");
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+        let hs = self.linked(&company, Crm::HubSpot).await;
+        let account = self.linked(&company, Crm::Salesforce).await;
+        (lead, hs, account)
+    }
+
+    /// Creates `a` through `crm`'s connector: its id.
+    async fn create(&self, crm: Crm, a: Activity) -> String {
+        let out = self.conn(crm).create(vec![Record::Activity(a)]).await;
+        out.results[0]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{crm} activity created: {e}"))
+            .id
+            .clone()
+    }
+
+    /// Writes `edit` into `crm`'s activity `id` through the connector.
+    async fn edit(&self, crm: Crm, id: &str, edit: impl FnOnce(&mut Activity)) {
+        let mut a = self.activity(crm, id).await;
+        edit(&mut a);
+        let out = self.conn(crm).update(vec![Record::Activity(a)]).await;
+        out.results[0]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{crm} activity {id} updated: {e}"));
+    }
+
+    /// Runs until nothing is left to do, and checks that nothing was: two runs write and
+    /// report nothing, give nothing up, and leave the retry list empty (a record reported
+    /// for what a CRM cannot take is read again once and dropped, never retried for good).
+    async fn settled(&self, engine: &Engine) {
+        for _ in 0..2 {
+            self.w.settle().await;
+            let quiet = engine.run().await.expect("run");
+            assert!(
+                quiet.errors.is_empty(),
+                "not reported again: {:?}",
+                quiet.errors
+            );
+            assert!(!quiet.wrote(), "{quiet:?}");
+            assert!(quiet.given_up.is_empty(), "{quiet:?}");
+        }
+        let listed = self
+            .w
+            .store
+            .retries(engine.pair(), None)
+            .await
+            .expect("list");
+        assert!(listed.is_empty(), "not retried for good: {listed:?}");
+    }
+
+    /// Requests that wrote to Salesforce since `since` requests were logged (the connector
+    /// reads with GET: queries, records, describes).
+    fn sf_writes(&self, since: usize) -> Vec<String> {
+        self.sf_sb
+            .stats()
+            .requests
+            .into_iter()
+            .skip(since)
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("salesforce {} {}", r.method, r.path))
+            .collect()
     }
 
     fn conn(&self, crm: Crm) -> &dyn Connector {
@@ -488,4 +567,306 @@ async fn a_record_deleted_in_one_of_three_crms_leaves_the_other_two_syncing() {
     );
     let quiet = engine.run().await.expect("quiet run");
     assert!(!quiet.wrote(), "{quiet:?}");
+}
+
+fn at(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.to_utc())
+}
+
+/// Under `primary`, a field only some CRMs' activities have (a Salesforce Task's
+/// `completed`, its time kept as a day) is not planned as a write to the CRM that cannot
+/// hold it: an edit is counted once per CRM it is sent to, and nothing is sent to Close.
+#[tokio::test]
+async fn under_primary_an_edit_counts_only_the_updates_sent() {
+    let t = Three::new().await;
+    let engine = t.engine_with(|c| {
+        c.activity.conflict.policy = Some(PolicyKind::Primary);
+        c.activity.conflict.primary = Some(Crm::Close);
+    });
+    let (lead, _, _) = t.acme(&engine).await;
+    let call = t
+        .close_activity(
+            "call",
+            json!({"lead_id": lead, "note": "Discussed pricing", "direction": "outbound", "duration": 120,
+                   "activity_at": "2025-03-02T09:00:00.000000+00:00"}),
+        )
+        .await;
+    t.w.settle().await;
+    let first = engine.run().await.expect("run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.created, 2, "{first:?}");
+    // The Salesforce Task holds what a Close call has not: whether it is done, and a day
+    // instead of a time.
+    let sf_id = t.linked(&close_ref(&call), Crm::Salesforce).await;
+    let sf_call = t.activity(Crm::Salesforce, &sf_id).await;
+    assert_eq!(sf_call.completed, Some(false));
+    assert_eq!(sf_call.occurred_at, at("2025-03-02T00:00:00Z"));
+    assert_eq!(
+        (sf_call.duration_secs, sf_call.direction.as_deref()),
+        (Some(120), Some("outbound"))
+    );
+
+    t.w.close_update(
+        &format!("activity/call/{call}/"),
+        json!({"note": "Discussed pricing and terms"}),
+    )
+    .await;
+    t.w.settle().await;
+    t.w.reset_stats();
+    let sf_before = t.sf_sb.stats().requests.len();
+    let second = engine.run().await.expect("run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    let planned: Vec<(Crm, Vec<String>)> = second
+        .plans
+        .iter()
+        .flat_map(|p| p.updates())
+        .map(|(_, u)| {
+            (
+                u.target.crm,
+                u.changes.iter().map(|c| c.field.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        vec![
+            (Crm::HubSpot, vec!["body".to_string()]),
+            (Crm::Salesforce, vec!["body".to_string()]),
+        ],
+        "no `completed` for Close, no time of day for the Task"
+    );
+    assert_eq!((second.created, second.updated), (0, 2), "{second:?}");
+    let writes = t.w.writes();
+    assert!(
+        writes.iter().all(|w| !w.starts_with("close")),
+        "nothing sent to Close: {writes:?}"
+    );
+    assert_eq!(writes.len(), 1, "the HubSpot call: {writes:?}");
+    assert_eq!(t.sf_writes(sf_before).len(), 1, "the Salesforce Task");
+    let sf_call = t.activity(Crm::Salesforce, &sf_id).await;
+    assert_eq!(sf_call.body.as_deref(), Some("Discussed pricing and terms"));
+    let close_call = t.activity(Crm::Close, &call).await;
+    assert_eq!(close_call.occurred_at, at("2025-03-02T09:00:00Z"));
+
+    t.w.settle().await;
+    let quiet = engine.run().await.expect("run");
+    assert!(quiet.errors.is_empty(), "{:?}", quiet.errors);
+    assert!(!quiet.wrote(), "{quiet:?}");
+}
+
+/// An email logged in Close reaches HubSpot as an email engagement and Salesforce as a
+/// Task of the Email subtype, under the linked company. Close keeps a sent email as it is
+/// (only drafts can be modified): an edit made in HubSpot reaches Salesforce, and Close's
+/// refusal is reported once, not retried as a failure.
+#[tokio::test]
+async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
+    let t = Three::new().await;
+    // Retries due at the next run: a record reported is read again once, then dropped.
+    let engine = t.engine_with(|c| c.sync.retry.first_delay_seconds = 0);
+    let (lead, hs_company, account) = t.acme(&engine).await;
+    let email = t
+        .close_activity(
+            "email",
+            json!({"lead_id": lead, "status": "sent", "subject": "Proposal", "body_text": "Attached, as promised.",
+                   "activity_at": "2025-03-03T08:30:00.000000+00:00"}),
+        )
+        .await;
+    t.w.settle().await;
+    let first = engine.run().await.expect("run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.created, 2, "{first:?}");
+
+    let hs_id = t.linked(&close_ref(&email), Crm::HubSpot).await;
+    let hs = t.activity(Crm::HubSpot, &hs_id).await;
+    assert_eq!(
+        (
+            hs.kind,
+            hs.subject.as_deref(),
+            hs.body.as_deref(),
+            hs.direction.as_deref()
+        ),
+        (
+            ActivityKind::Email,
+            Some("Proposal"),
+            Some("Attached, as promised."),
+            Some("outbound")
+        )
+    );
+    assert_eq!(hs.occurred_at, at("2025-03-03T08:30:00Z"));
+    assert_eq!(hs.company_id.as_deref(), Some(hs_company.as_str()));
+    assert_eq!(t.w.hs_sb.count("emails"), 1);
+    let sf_id = t.linked(&close_ref(&email), Crm::Salesforce).await;
+    let sf = t.activity(Crm::Salesforce, &sf_id).await;
+    assert_eq!(
+        (sf.kind, sf.subject.as_deref(), sf.body.as_deref()),
+        (
+            ActivityKind::Email,
+            Some("Proposal"),
+            Some("Attached, as promised.")
+        )
+    );
+    assert_eq!(sf.raw["TaskSubtype"], json!("Email"));
+    assert_eq!(sf.raw["WhatId"], json!(account));
+    assert_eq!(
+        sf.occurred_at,
+        at("2025-03-03T00:00:00Z"),
+        "a Task keeps the day"
+    );
+
+    // Edited in HubSpot: Salesforce follows; the sent Close email cannot be modified.
+    t.w.hs_update("emails", &hs_id, &[("hs_email_subject", "Proposal v2")])
+        .await;
+    t.w.settle().await;
+    t.w.reset_stats();
+    let second = engine.run().await.expect("run");
+    assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
+    assert_eq!(second.errors.len(), 1, "{:?}", second.errors);
+    assert!(
+        second.errors[0].contains(&email) && second.errors[0].contains("only draft emails"),
+        "{:?}",
+        second.errors
+    );
+    assert!(
+        t.w.writes().iter().all(|w| !w.starts_with("close")),
+        "{:?}",
+        t.w.writes()
+    );
+    let sf = t.activity(Crm::Salesforce, &sf_id).await;
+    assert_eq!(sf.subject.as_deref(), Some("Proposal v2"));
+    let close = t.activity(Crm::Close, &email).await;
+    assert_eq!(close.subject.as_deref(), Some("Proposal"));
+
+    // Nothing changed since: nothing written, nothing reported again.
+    t.settled(&engine).await;
+}
+
+/// A Salesforce Event reaches HubSpot as a meeting under the linked company, and an edit
+/// follows; Close's API creates no meetings, which is reported when the Event changes,
+/// never retried into a failure.
+#[tokio::test]
+async fn a_salesforce_event_becomes_a_hubspot_meeting_and_close_reports_it_once() {
+    let t = Three::new().await;
+    // Retries due at the next run: a record reported is read again once, then dropped.
+    let engine = t.engine_with(|c| c.sync.retry.first_delay_seconds = 0);
+    let (_lead, hs_company, account) = t.acme(&engine).await;
+    let mut event = Activity::new(ActivityKind::Meeting);
+    event.subject = Some("Kick-off".into());
+    event.body = Some("Agenda: scope, dates".into());
+    event.occurred_at = at("2025-03-05T14:00:00Z");
+    event.duration_secs = Some(1800);
+    event.company_id = Some(account.clone());
+    let event = t.create(Crm::Salesforce, event).await;
+    assert_eq!(t.sf_sb.count("Event"), 1);
+    let close_before = t.w.close_sb.count("activity");
+    t.w.settle().await;
+
+    let first = engine.run().await.expect("run");
+    assert_eq!(first.created, 1, "{first:?}");
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert!(
+        first.errors[0].contains(&event) && first.errors[0].contains("cannot create meetings"),
+        "{:?}",
+        first.errors
+    );
+    let sf_ref = RecordRef::new(Crm::Salesforce, ObjectKind::Activity, event.clone());
+    let hs_id = t.linked(&sf_ref, Crm::HubSpot).await;
+    let hs = t.activity(Crm::HubSpot, &hs_id).await;
+    assert_eq!(
+        (hs.kind, hs.subject.as_deref(), hs.body.as_deref()),
+        (
+            ActivityKind::Meeting,
+            Some("Kick-off"),
+            Some("Agenda: scope, dates")
+        )
+    );
+    assert_eq!(hs.occurred_at, at("2025-03-05T14:00:00Z"));
+    assert_eq!(hs.company_id.as_deref(), Some(hs_company.as_str()));
+    assert_eq!(t.w.hs_sb.count("meetings"), 1);
+
+    t.edit(Crm::Salesforce, &event, |a| {
+        a.subject = Some("Kick-off (moved)".into());
+    })
+    .await;
+    t.w.settle().await;
+    let second = engine.run().await.expect("run");
+    assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
+    assert!(
+        second
+            .errors
+            .iter()
+            .all(|e| e.contains("cannot create meetings")),
+        "{:?}",
+        second.errors
+    );
+    let hs = t.activity(Crm::HubSpot, &hs_id).await;
+    assert_eq!(hs.subject.as_deref(), Some("Kick-off (moved)"));
+
+    t.settled(&engine).await;
+    assert_eq!(t.w.close_sb.count("activity"), close_before);
+    assert_eq!(t.w.hs_sb.count("meetings"), 1);
+}
+
+/// A HubSpot task reaches Salesforce as a Task under the linked Account, and marking it
+/// done there follows; Close tasks are not activities, which is reported, not retried.
+#[tokio::test]
+async fn a_hubspot_task_becomes_a_salesforce_task_and_its_completion_follows() {
+    let t = Three::new().await;
+    // Retries due at the next run: a record reported is read again once, then dropped.
+    let engine = t.engine_with(|c| c.sync.retry.first_delay_seconds = 0);
+    let (_lead, hs_company, account) = t.acme(&engine).await;
+    let mut task = Activity::new(ActivityKind::Task);
+    task.subject = Some("Send the contract".into());
+    task.body = Some("Before Friday".into());
+    task.completed = Some(false);
+    task.occurred_at = at("2025-03-07T09:00:00Z");
+    task.company_id = Some(hs_company.clone());
+    let task = t.create(Crm::HubSpot, task).await;
+    let close_before = t.w.close_sb.count("activity");
+    t.w.settle().await;
+
+    let first = engine.run().await.expect("run");
+    assert_eq!(first.created, 1, "{first:?}");
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert!(
+        first.errors[0].contains(&task)
+            && first.errors[0].contains("Close tasks are not activities"),
+        "{:?}",
+        first.errors
+    );
+    let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, task.clone());
+    let sf_id = t.linked(&hs_ref, Crm::Salesforce).await;
+    let sf = t.activity(Crm::Salesforce, &sf_id).await;
+    assert_eq!(
+        (
+            sf.kind,
+            sf.subject.as_deref(),
+            sf.body.as_deref(),
+            sf.completed
+        ),
+        (
+            ActivityKind::Task,
+            Some("Send the contract"),
+            Some("Before Friday"),
+            Some(false)
+        )
+    );
+    assert_eq!(sf.raw["WhatId"], json!(account));
+    assert_eq!(sf.occurred_at, at("2025-03-07T00:00:00Z"));
+
+    t.w.hs_update("tasks", &task, &[("hs_task_status", "COMPLETED")])
+        .await;
+    t.w.settle().await;
+    let second = engine.run().await.expect("run");
+    assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
+    let sf = t.activity(Crm::Salesforce, &sf_id).await;
+    assert_eq!(
+        (sf.completed, sf.raw["Status"].clone()),
+        (Some(true), json!("Completed"))
+    );
+
+    t.settled(&engine).await;
+    assert_eq!(t.w.close_sb.count("activity"), close_before);
+    assert_eq!(t.w.close_sb.count("task"), 0, "nor made a Close task");
 }

@@ -201,3 +201,190 @@ async fn a_merge_moves_the_link_to_the_winner_and_deletes_nothing() {
         "no second Close contact for the winner: {people}"
     );
 }
+
+/// Merges Close lead `source` into `destination` (`POST /lead/merge/`).
+async fn merge_close_leads(w: &World, source: &str, destination: &str) {
+    w.close
+        .raw(&ApiRequest::post(
+            "lead/merge/",
+            serde_json::json!({"source": source, "destination": destination}),
+        ))
+        .await
+        .expect("merged");
+}
+
+/// The link holding Close company `id`.
+async fn close_company_link(w: &World, id: &str) -> Option<crmkit_store::Link> {
+    w.store
+        .link_by_record(&RecordRef::new(Crm::Close, ObjectKind::Company, id))
+        .await
+        .expect("store")
+}
+
+#[tokio::test]
+async fn a_chain_of_merges_moves_the_link_to_the_surviving_record() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let (a, hs) = linked_acme(&w, &engine).await;
+    // B and C are new and not linked yet; A goes into B, then B into C, before the next
+    // run: Close's event log gives the two merges newest first (B into C, then A into B).
+    let b = w.close_lead(serde_json::json!({"name": "Acme B"})).await;
+    let c = w.close_lead(serde_json::json!({"name": "Acme C"})).await;
+    merge_close_leads(&w, &a, &b).await;
+    merge_close_leads(&w, &b, &c).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert_eq!(r.relinked, 1, "{r:?}");
+    assert!(r.flagged.is_empty(), "{r:?}");
+    let link = close_company_link(&w, &c).await.expect("C is linked");
+    assert_eq!(link.crm_id(Crm::HubSpot), Some(hs.as_str()));
+    assert!(close_company_link(&w, &b).await.is_none(), "B is gone");
+    assert!(hs_exists(&w, &hs).await);
+    assert_eq!(
+        w.hs_all("companies", "name").await.len(),
+        1,
+        "no second HubSpot company for C"
+    );
+}
+
+#[tokio::test]
+async fn a_chain_of_merges_into_a_linked_record_goes_to_review() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let (a, hs_a) = linked_acme(&w, &engine).await;
+    let c = w
+        .close_lead(serde_json::json!({"name": "Beta", "url": "https://beta.example"}))
+        .await;
+    w.settle().await;
+    let second = engine.run().await.expect("second run");
+    assert_eq!(second.created, 1, "{second:?}");
+    let hs_c = close_company_link(&w, &c)
+        .await
+        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
+        .expect("C is linked");
+    let b = w.close_lead(serde_json::json!({"name": "Acme B"})).await;
+    merge_close_leads(&w, &a, &b).await;
+    merge_close_leads(&w, &b, &c).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert_eq!(r.relinked, 0, "{r:?}");
+    assert_eq!(
+        r.flagged,
+        vec![RecordRef::new(Crm::Close, ObjectKind::Company, a.clone())],
+        "A's link and C's link would have to be merged: {r:?}"
+    );
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(
+        reviews[0]
+            .candidates
+            .to_string()
+            .contains(&RecordRef::new(Crm::Close, ObjectKind::Company, c.clone()).to_string()),
+        "the review names C, the surviving record: {:?}",
+        reviews[0].candidates
+    );
+    let link_c = close_company_link(&w, &c).await.expect("C keeps its link");
+    assert_eq!(link_c.crm_id(Crm::HubSpot), Some(hs_c.as_str()));
+    assert!(
+        close_company_link(&w, &b).await.is_none(),
+        "B is linked nowhere"
+    );
+    assert!(hs_exists(&w, &hs_a).await && hs_exists(&w, &hs_c).await);
+}
+
+#[tokio::test]
+async fn a_merge_winner_fills_gaps_and_overwrites_nothing() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let lead = w
+        .close_lead(
+            serde_json::json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "Bob Stone", "title": "CTO",
+                "emails": [{"email": "bob@acme.com"}]}]}),
+        )
+        .await;
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let loser = w
+        .store
+        .link_by_record(&RecordRef::new(
+            Crm::Close,
+            ObjectKind::Person,
+            contact.clone(),
+        ))
+        .await
+        .expect("store")
+        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
+        .expect("linked");
+    // The winner holds other values than the loser (whose values were Close's, synced):
+    // after the merge they stay its own, HubSpot only filling its gaps from the loser.
+    let winner = w
+        .hs_create(
+            "contacts",
+            serde_json::json!({"email": "robert@acme.com", "firstname": "Robert",
+                "lastname": "Stone", "jobtitle": "Founder", "phone": "+14155550100"}),
+        )
+        .await;
+    // The loser failed once before the merge: its entry must not outlive it.
+    let loser_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Person, loser.clone());
+    let due_now = crmkit_store::RetryPolicy {
+        first_delay: std::time::Duration::ZERO,
+        ..crmkit_store::RetryPolicy::default()
+    };
+    w.store
+        .record_retry(engine.pair(), &loser_ref, "a write was refused", &due_now)
+        .await
+        .expect("store");
+    w.hs.raw(&ApiRequest::post(
+        "crm/v3/objects/contacts/merge",
+        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
+    ))
+    .await
+    .expect("merged");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.relinked, 1, "{r:?}");
+    let listed = w.store.retries(engine.pair(), None).await.expect("store");
+    assert!(
+        listed.iter().all(|e| e.record != loser_ref),
+        "the loser's retry entry went with it: {listed:?}"
+    );
+    w.settle().await;
+    let again = engine.run().await.expect("next run");
+    assert!(again.errors.is_empty(), "{again:?}");
+    let close = w.close_get(&format!("contact/{contact}/")).await;
+    assert_eq!(close["name"], "Bob Stone", "Close's name kept: {close}");
+    assert_eq!(close["title"], "CTO", "Close's title kept: {close}");
+    let emails: Vec<&str> = close["emails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["email"].as_str())
+        .collect();
+    assert_eq!(emails, ["bob@acme.com"], "Close's e-mail kept: {close}");
+    let phones: Vec<&str> = close["phones"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["phone"].as_str())
+        .collect();
+    assert_eq!(phones, ["+14155550100"], "Close's gap filled: {close}");
+    let hs =
+        w.hs.raw(&ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{winner}?properties=firstname,jobtitle,email"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(hs["properties"]["firstname"], "Robert", "{hs}");
+    assert_eq!(hs["properties"]["jobtitle"], "Founder", "{hs}");
+    assert_eq!(hs["properties"]["email"], "robert@acme.com", "{hs}");
+}

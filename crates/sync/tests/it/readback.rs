@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use crmkit_close::CloseConnector;
 use crmkit_core::connector::{BatchOutcome, Marked};
+use crmkit_core::http::ApiRequest;
 use crmkit_core::{Change, ChangeCursor, Connector, Crm, ObjectKind, Record, RecordRef, Result};
 use crmkit_hubspot::HubSpotConnector;
 use crmkit_sync::engine::Engine;
@@ -108,4 +110,131 @@ async fn an_edit_between_our_write_and_our_read_back_is_synced_next_run() {
     let lead = w.close_get(&format!("lead/{close}/")).await;
     assert_eq!(lead["description"], "Edited in HubSpot", "{second:?}");
     assert_eq!(lead["display_name"], "Acme Inc");
+}
+
+/// The real Close connector, with a person changing each contact's phone to a UK number in
+/// Close right after the engine's update of it answered (before the engine reads it back).
+struct PhoneEditAfterUpdate {
+    inner: CloseConnector,
+    close: crmkit_close::Client,
+}
+
+#[async_trait]
+impl Connector for PhoneEditAfterUpdate {
+    fn crm(&self) -> Crm {
+        self.inner.crm()
+    }
+    fn changes(
+        &self,
+        kind: ObjectKind,
+        since: Option<ChangeCursor>,
+    ) -> BoxStream<'_, Result<Change>> {
+        self.inner.changes(kind, since)
+    }
+    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
+        self.inner.get(kind, id).await
+    }
+    async fn create(&self, records: Vec<Record>) -> BatchOutcome {
+        self.inner.create(records).await
+    }
+    async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
+        self.inner.create_marked(records).await
+    }
+    async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
+        self.inner.find_by_marker(kind, marker).await
+    }
+    async fn update(&self, records: Vec<Record>) -> BatchOutcome {
+        let out = self.inner.update(records).await;
+        for r in out.succeeded() {
+            if r.object == ObjectKind::Person {
+                self.close
+                    .raw(&ApiRequest::put(
+                        format!("contact/{}/", r.id),
+                        json!({"phones": [{"phone": "+44 650 555 0100", "type": "office"}]}),
+                    ))
+                    .await
+                    .expect("the person's edit");
+            }
+        }
+        out
+    }
+    async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
+        self.inner.delete(refs).await
+    }
+    fn search(&self, kind: ObjectKind, query: &str) -> BoxStream<'_, Result<Record>> {
+        self.inner.search(kind, query)
+    }
+}
+
+#[tokio::test]
+async fn a_phone_given_another_country_code_meanwhile_is_an_edit_not_normalisation() {
+    let w = World::new().await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}))
+        .await;
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    w.settle().await;
+    let first = w.engine(config()).run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(
+            Crm::Close,
+            ObjectKind::Person,
+            contact.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+
+    // A US number without a country code in HubSpot, which Close would store as
+    // +16505550100; someone makes it a UK number in Close before our read-back.
+    w.hs_update("contacts", &hs, &[("phone", "(650) 555-0100")])
+        .await;
+    w.settle().await;
+    let racing = Engine::new(
+        config(),
+        w.store.clone(),
+        vec![
+            Arc::new(PhoneEditAfterUpdate {
+                inner: w.close_conn.clone(),
+                close: w.close.clone(),
+            }),
+            w.connectors[1].clone(),
+        ],
+    )
+    .expect("engine");
+    let second = racing.run().await.expect("run");
+    assert!(second.errors.is_empty(), "{second:?}");
+    assert_eq!(
+        second.edited_meanwhile,
+        vec![RecordRef::new(
+            Crm::Close,
+            ObjectKind::Person,
+            contact.clone()
+        )],
+        "{second:?}"
+    );
+    let phone = |v: &serde_json::Value| v["phones"][0]["phone"].clone();
+    assert_eq!(
+        phone(&w.close_get(&format!("contact/{contact}/")).await),
+        "+446505550100"
+    );
+
+    // The UK number is Close's change: the next run brings it to HubSpot.
+    w.settle().await;
+    let third = w.engine(config()).run().await.expect("run");
+    assert!(third.errors.is_empty(), "{third:?}");
+    let v =
+        w.hs.raw(&ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{hs}?properties=phone"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(v["properties"]["phone"], "+446505550100", "{third:?}");
 }

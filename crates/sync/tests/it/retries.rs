@@ -153,3 +153,145 @@ async fn deferred_then_linked(db: Db) {
     );
     w.finish().await;
 }
+
+/// A record the CRM refuses on every attempt: a HubSpot contact whose phone Close rejects
+/// ("Enter a valid phone number."; Close keeps phones in E.164). It goes on the retry list
+/// while the cursor moves past it, is tried again when due, each wait twice the last
+/// (`[sync.retry]`), and after `max_attempts` it is given up and reported by id and reason.
+/// Its colleague of the same run syncs as usual.
+#[tokio::test]
+async fn a_record_the_crm_refuses_every_time_backs_off_and_is_given_up() {
+    let w = World::new().await;
+    let mut c = config();
+    c.sync.retry.first_delay_seconds = 1;
+    c.sync.retry.max_delay_seconds = 3600;
+    c.sync.retry.max_attempts = 3;
+    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
+    let company = w
+        .hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
+        .await;
+    let ann = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "ann@acme.com", "firstname": "Ann", "lastname": "Lee", "phone": "+14155550100"}),
+            Some(&company),
+        )
+        .await;
+    let bob = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone", "phone": "call me maybe"}),
+            Some(&company),
+        )
+        .await;
+    let bob = RecordRef::new(Crm::HubSpot, ObjectKind::Person, bob);
+    w.settle().await;
+
+    let first = engine.run().await.expect("run");
+    assert_eq!(first.created, 2, "Acme and Ann: {first:?}");
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert!(
+        first.errors[0].contains(&bob.id) && first.errors[0].contains("valid phone number"),
+        "{:?}",
+        first.errors
+    );
+    let ann_link = w
+        .store
+        .link_by_record(&RecordRef::new(Crm::HubSpot, ObjectKind::Person, ann))
+        .await
+        .expect("store")
+        .expect("Ann is linked");
+    let ann_close = ann_link.crm_id(Crm::Close).expect("Ann is in Close");
+    assert_eq!(
+        w.close_get(&format!("contact/{ann_close}/")).await["name"],
+        json!("Ann Lee")
+    );
+    let key = CursorKey::new(engine.pair(), Crm::HubSpot, ObjectKind::Person);
+    assert!(
+        w.store.cursor(&key).await.expect("cursor").is_some(),
+        "the cursor moves past Bob"
+    );
+
+    // Each failure counts an attempt and doubles the wait: 1 s, then 2 s.
+    for (attempts, wait) in [(1, 1), (2, 2)] {
+        let listed = w.store.retries(engine.pair(), None).await.expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let entry = &listed[0];
+        assert_eq!((&entry.record, entry.attempts), (&bob, attempts));
+        assert!(entry.reason.contains("valid phone number"), "{entry:?}");
+        let due = entry.next_attempt_at.expect("due again, not given up");
+        assert_eq!(
+            (due - entry.last_failed_at).num_seconds(),
+            wait,
+            "{entry:?}"
+        );
+        // Read again from the list once due (the feed, past it, does not bring it back).
+        let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(until_due + std::time::Duration::from_millis(50)).await;
+        let again = engine.run().await.expect("run");
+        assert_eq!(again.retried, 1, "{again:?}");
+        assert_eq!(again.created, 0, "{again:?}");
+        assert_eq!(again.errors.len(), 1, "{:?}", again.errors);
+    }
+
+    // The third failure was the last: given up, reported by id and reason, kept listed.
+    let listed = w.store.retries(engine.pair(), None).await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].given_up(), "{listed:?}");
+    assert_eq!(listed[0].attempts, 3);
+    for _ in 0..2 {
+        w.settle().await;
+        let later = engine.run().await.expect("run");
+        assert_eq!(later.retried, 0, "not tried again: {later:?}");
+        assert!(later.errors.is_empty(), "{:?}", later.errors);
+        assert_eq!(later.given_up.len(), 1, "{later:?}");
+        let g = &later.given_up[0];
+        assert_eq!((&g.record, g.attempts), (&bob, 3));
+        assert!(g.reason.contains("valid phone number"), "{g:?}");
+    }
+    let contacts = w.close_get("contact/?_limit=100").await;
+    assert_eq!(
+        contacts["data"].as_array().map(Vec::len),
+        Some(1),
+        "only Ann: {contacts}"
+    );
+}
+
+/// Back-off holds: a refused record is not tried again before it is due, however many runs
+/// come in between (an hour away here, by `first_delay_seconds`).
+#[tokio::test]
+async fn a_refused_record_is_not_tried_again_before_it_is_due() {
+    let w = World::new().await;
+    let mut c = config();
+    c.sync.retry.first_delay_seconds = 3600;
+    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
+    let company = w
+        .hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
+        .await;
+    let bob = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone", "phone": "call me maybe"}),
+            Some(&company),
+        )
+        .await;
+    let bob = RecordRef::new(Crm::HubSpot, ObjectKind::Person, bob);
+    w.settle().await;
+    let first = engine.run().await.expect("run");
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    let listed = w.store.retries(engine.pair(), None).await.expect("list");
+    assert_eq!((&listed[0].record, listed[0].attempts), (&bob, 1));
+    let due = listed[0].next_attempt_at.expect("due again");
+    assert_eq!((due - listed[0].last_failed_at).num_seconds(), 3600);
+
+    for _ in 0..2 {
+        w.settle().await;
+        let run = engine.run().await.expect("run");
+        assert_eq!(run.retried, 0, "not due: {run:?}");
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+        assert_eq!(run.retrying, 1, "{run:?}");
+    }
+    let listed = w.store.retries(engine.pair(), None).await.expect("list");
+    assert_eq!(listed[0].attempts, 1, "{listed:?}");
+    assert_eq!(listed[0].next_attempt_at, Some(due));
+}

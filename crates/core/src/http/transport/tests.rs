@@ -318,8 +318,11 @@ impl Dialect for PolicyDialect {
         None
     }
     fn error(&self, status: u16, _: &HeaderMap, body: &[u8]) -> Error {
-        if String::from_utf8_lossy(body).contains("DAILY") {
+        let body = String::from_utf8_lossy(body);
+        if body.contains("DAILY") {
             Error::new(ErrorKind::QuotaExhausted, "daily limit reached")
+        } else if body.contains("CONCURRENT") {
+            Error::new(ErrorKind::RateLimited, "too many requests at once")
         } else {
             Error::new(ErrorKind::from_status(status), "test server said no")
         }
@@ -383,6 +386,27 @@ async fn a_429_pauses_the_budget_the_server_names_not_the_first() {
     );
     search.await.expect("task").expect("search retried");
     assert_eq!(seen.lock().expect("log").len(), 3);
+}
+
+#[tokio::test]
+async fn a_rate_limit_refused_under_another_status_is_retried_like_a_429() {
+    // Salesforce's 403 REQUEST_LIMIT_EXCEEDED for too many concurrent requests: refused,
+    // not served, so even a POST is sent again, after a pause, and nothing is marked spent.
+    let (base, seen) = script(vec![
+        Answer::Json(403, r#"{"code":"CONCURRENT"}"#),
+        Answer::Json(403, r#"{"code":"CONCURRENT"}"#),
+        Answer::Json(200, "{}"),
+        Answer::Json(200, "{}"),
+    ])
+    .await;
+    let t = policy_transport(&base, "policy-concurrent");
+    t.send(&ApiRequest::post("other/", serde_json::json!({})))
+        .await
+        .expect("retried until served");
+    t.send(&ApiRequest::get("other/"))
+        .await
+        .expect("nothing marked spent");
+    assert_eq!(seen.lock().expect("log").len(), 4);
 }
 
 #[tokio::test]

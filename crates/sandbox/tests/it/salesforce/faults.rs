@@ -21,8 +21,17 @@ async fn injected_faults_answer_like_salesforce() {
     });
     let a = api.post("/sobjects/Account", &json!({"Name": "F"})).await;
     assert_eq!((a.status, code(&a.body)), (500, "UNKNOWN_EXCEPTION"));
+    // The injected rate limit is Salesforce's passing one, too many concurrent requests,
+    // not its spent daily quota ("TotalRequests Limit exceeded.").
     let a = api.post("/sobjects/Account", &json!({"Name": "F"})).await;
     assert_eq!((a.status, code(&a.body)), (403, "REQUEST_LIMIT_EXCEEDED"));
+    assert!(
+        a.body[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ConcurrentRequests")),
+        "{}",
+        a.body
+    );
     let a = api.post("/sobjects/Account", &json!({"Name": "F"})).await;
     assert_eq!((a.status, code(&a.body)), (503, "SERVER_UNAVAILABLE"));
     // Other routes are untouched while the targeted one fails.
@@ -36,4 +45,7 @@ async fn injected_faults_answer_like_salesforce() {
     assert_eq!(sb.count("Account"), 1, "but the write was applied");
     let log = sb.stats();
     assert!(log.requests.iter().any(|r| r.status == 0));
+    // Refused at the edge, the three injected failures used none of the daily quota: the
+    // served `/limits` and the processed-then-dropped write did.
+    assert_eq!(sb.api_usage().0, 2);
 }

@@ -328,6 +328,23 @@ async fn describe_reports_fields_picklists_and_relationships() {
             .as_array()
             .is_some_and(|v| v.iter().any(|p| p["value"] == "Closed Won"))
     );
+    // A call Task's direction (Object Reference, Task: CallType).
+    let d = api.get("/sobjects/Task/describe", &[]).await;
+    let call_type = d.body["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["name"] == "CallType")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(call_type["type"], "picklist");
+    let values: Vec<&str> = call_type["picklistValues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["value"].as_str())
+        .collect();
+    assert_eq!(values, ["Inbound", "Internal", "Outbound"]);
     let unknown = api.get("/sobjects/Whizbang/describe", &[]).await;
     assert_eq!((unknown.status, code(&unknown.body)), (404, "NOT_FOUND"));
 }
