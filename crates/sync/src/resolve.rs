@@ -104,10 +104,12 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
         if skip.contains(&field) {
             continue;
         }
-        fn get<'v>(s: &Side<'v>, field: &str) -> Option<&'v Value> {
-            s.fields.get(field)
+        // Each side's value, looked up once per field (by CRM: a side per CRM).
+        let mut values: PerCrm<Option<&'a Value>> = PerCrm::new();
+        for s in sides {
+            values.insert(s.crm, s.fields.get(field.as_str()));
         }
-        let value = |s: &Side<'a>| get(s, field.as_str());
+        let value = |s: &Side<'a>| values.get(&s.crm).copied().flatten();
         let first = value(&sides[0]);
         if sides.iter().all(|s| value(s) == first) {
             continue;
