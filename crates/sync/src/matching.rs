@@ -195,7 +195,54 @@ pub struct Keys {
     /// Every key's text, one after another (each starts with its kind: `domain:acme.com`).
     text: String,
     /// Per key: its strength tier (0 strongest) and where it ends in `text`.
-    ends: Vec<(u8, usize)>,
+    ends: Ends,
+}
+
+/// The ends of a record's keys: held inline up to three (a company has two keys, a deal
+/// one, a person one per email), in a list beyond; keys are built for every record of a
+/// run, so most cost no allocation for their ends.
+#[derive(Debug, Clone)]
+enum Ends {
+    Inline(u8, [(u8, usize); 3]),
+    Heap(Vec<(u8, usize)>),
+}
+
+impl PartialEq for Ends {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Ends {}
+
+impl Default for Ends {
+    fn default() -> Self {
+        Ends::Inline(0, [(0, 0); 3])
+    }
+}
+
+impl Ends {
+    fn push(&mut self, end: (u8, usize)) {
+        match self {
+            Ends::Inline(n, items) if usize::from(*n) < items.len() => {
+                items[usize::from(*n)] = end;
+                *n += 1;
+            }
+            Ends::Inline(_, items) => {
+                let mut v = items.to_vec();
+                v.push(end);
+                *self = Ends::Heap(v);
+            }
+            Ends::Heap(v) => v.push(end),
+        }
+    }
+
+    fn as_slice(&self) -> &[(u8, usize)] {
+        match self {
+            Ends::Inline(n, items) => &items[..usize::from(*n)],
+            Ends::Heap(v) => v,
+        }
+    }
 }
 
 impl Keys {
@@ -215,6 +262,7 @@ impl Keys {
     pub fn tiers(&self) -> impl Iterator<Item = impl Iterator<Item = &str>> {
         let text = self.text.as_str();
         self.ends
+            .as_slice()
             .chunk_by(|a, b| a.0 == b.0)
             .scan(0, move |start, tier| {
                 let first = *start;
@@ -230,12 +278,12 @@ impl Keys {
 
     /// The number of keys.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.ends.as_slice().len()
     }
 
     /// Whether there is no key at all.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.as_slice().is_empty()
     }
 
     /// A company's own domain (normalised), which vetoes a name match with a company of
@@ -259,7 +307,7 @@ pub fn keys(record: &Record, company_key: Option<&str>) -> Keys {
     // Room for a company's domain and name keys: the buffer is not grown key by key.
     let mut keys = Keys {
         text: String::with_capacity(96),
-        ends: Vec::with_capacity(2),
+        ends: Ends::default(),
     };
     match record {
         Record::Person(p) => {

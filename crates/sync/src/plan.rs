@@ -484,7 +484,7 @@ fn plan_group(
     cfg: &EntityConfig,
     kind: ObjectKind,
     anchor: Crm,
-    link: Option<LinkState>,
+    mut link: Option<LinkState>,
     sides: Sides,
     refs: &dyn Refs,
     out: &mut Plan,
@@ -501,10 +501,14 @@ fn plan_group(
         }
     }
     // A side whose record is known to be deleted is neither read nor created again.
-    let gone = |c: &Crm| {
-        link.as_ref()
-            .is_some_and(|l| l.hashes.get(c).is_some_and(|h| h == DELETED))
-    };
+    let gone_sides: PerCrm<()> = link.as_ref().map_or_else(PerCrm::new, |l| {
+        l.hashes
+            .iter()
+            .filter(|(_, h)| *h == DELETED)
+            .map(|(c, _)| (c, ()))
+            .collect()
+    });
+    let gone = |c: &Crm| gone_sides.contains_key(c);
     let complete = config
         .sync
         .crms
@@ -559,9 +563,21 @@ fn plan_group(
         .collect();
     let resolution = resolve::resolve(cfg, &side_list, &skip);
     drop(side_list);
+    // The link's key and ids are moved into the group rather than copied: nothing reads
+    // them from the link again.
+    let ids = sides
+        .iter()
+        .map(|(c, s)| {
+            let stored = link
+                .as_mut()
+                .and_then(|l| l.ids.remove(&c))
+                .filter(|id| id == s.id());
+            (c, stored.unwrap_or_else(|| s.id().to_string()))
+        })
+        .collect();
     let mut group = Group {
-        link: link.as_ref().map(|l| l.key.clone()),
-        ids: sides.iter().map(|(c, s)| (c, s.id().to_string())).collect(),
+        link: link.as_mut().map(|l| std::mem::take(&mut l.key)),
+        ids,
         seen: PerCrm::new(),
         updates: Vec::with_capacity(resolution.writes.len()),
         creates: Vec::new(),

@@ -373,7 +373,8 @@ fn unit_out(v: &Value, unit: Option<Unit>) -> Value {
 /// Fails only for a deal whose stage has no entry in the stage map and no fallback: an
 /// unmapped stage is never guessed.
 pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap> {
-    let mut m = FieldMap::new();
+    // Sized for every synced field up front: never grown while filled.
+    let mut m = FieldMap::with_capacity(cfg.fields.len() + cfg.custom.len());
     let wants = |f: &str| cfg.fields.iter().any(|x| x == f);
     match record {
         Record::Company(c) => {

@@ -19,11 +19,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
             r.writes, args.pairs
         )));
     }
+    // `seconds` and `pairs_per_s` are planning time; `wall_*` include building the
+    // synthetic input (see crmkit_sync::bench).
     println!(
-        "pairs={} seconds={:.3} pairs_per_s={:.0} peak_rss_mb={:.1}",
+        "pairs={} seconds={:.3} pairs_per_s={:.0} wall_seconds={:.3} wall_pairs_per_s={:.0} peak_rss_mb={:.1}",
         r.pairs,
         r.seconds,
         r.pairs_per_s,
+        r.wall_seconds,
+        r.pairs as f64 / r.wall_seconds,
         crmkit_sync::bench::peak_rss_mb()
     );
     Ok(())
