@@ -16,11 +16,24 @@ use serde_json::Value;
 
 use crate::values::Field;
 
-/// Unified field name → canonical non-empty value, in field order.
-#[derive(Clone, Default, PartialEq)]
-pub struct FieldMap(Vec<(Field, Value)>);
+/// Unified field name → value, in field order: [`FieldMap`] for values read, [`Writes`]
+/// for values to set (`None` clears).
+#[derive(Clone, PartialEq)]
+pub struct FieldList<V>(Vec<(Field, V)>);
 
-impl FieldMap {
+/// Unified field name → canonical non-empty value, in field order.
+pub type FieldMap = FieldList<Value>;
+
+/// Unified field name → the value to set (`None`: clear it), in field order.
+pub type Writes = FieldList<Option<Value>>;
+
+impl<V> Default for FieldList<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> FieldList<V> {
     /// No fields.
     pub fn new() -> Self {
         Self::default()
@@ -36,12 +49,12 @@ impl FieldMap {
     }
 
     /// The value of `key`.
-    pub fn get<K: Borrow<str> + ?Sized>(&self, key: &K) -> Option<&Value> {
+    pub fn get<K: Borrow<str> + ?Sized>(&self, key: &K) -> Option<&V> {
         self.find(key.borrow()).ok().map(|i| &self.0[i].1)
     }
 
     /// The value of `key`, to change.
-    pub fn get_mut<K: Borrow<str> + ?Sized>(&mut self, key: &K) -> Option<&mut Value> {
+    pub fn get_mut<K: Borrow<str> + ?Sized>(&mut self, key: &K) -> Option<&mut V> {
         self.find(key.borrow()).ok().map(|i| &mut self.0[i].1)
     }
 
@@ -51,7 +64,7 @@ impl FieldMap {
     }
 
     /// Sets `field`, returning the value it replaces.
-    pub fn insert(&mut self, field: Field, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, field: Field, value: V) -> Option<V> {
         match self.find(field.as_str()) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -62,22 +75,22 @@ impl FieldMap {
     }
 
     /// Takes `key`'s value out.
-    pub fn remove<K: Borrow<str> + ?Sized>(&mut self, key: &K) -> Option<Value> {
+    pub fn remove<K: Borrow<str> + ?Sized>(&mut self, key: &K) -> Option<V> {
         self.find(key.borrow()).ok().map(|i| self.0.remove(i).1)
     }
 
     /// Keeps the fields `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Field, &mut Value) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Field, &mut V) -> bool) {
         self.0.retain_mut(|(f, v)| keep(f, v));
     }
 
     /// Each field with its value, in field order.
-    pub fn iter(&self) -> Iter<'_> {
+    pub fn iter(&self) -> Iter<'_, V> {
         self.0.iter().map(|(f, v)| (f, v))
     }
 
     /// Each field with its value to change, in field order.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Field, &mut Value)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Field, &mut V)> {
         self.0.iter_mut().map(|(f, v)| (&*f, v))
     }
 
@@ -87,7 +100,7 @@ impl FieldMap {
     }
 
     /// The values, in field order.
-    pub fn values(&self) -> impl Iterator<Item = &Value> {
+    pub fn values(&self) -> impl Iterator<Item = &V> {
         self.0.iter().map(|(_, v)| v)
     }
 
@@ -115,48 +128,46 @@ fn name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     x.len().cmp(&y.len())
 }
 
-/// The iterator of [`FieldMap::iter`].
-pub type Iter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (Field, Value)>,
-    fn(&'a (Field, Value)) -> (&'a Field, &'a Value),
->;
+/// The iterator of [`FieldList::iter`].
+pub type Iter<'a, V> =
+    std::iter::Map<std::slice::Iter<'a, (Field, V)>, fn(&'a (Field, V)) -> (&'a Field, &'a V)>;
 
-impl<K: Borrow<str> + ?Sized> std::ops::Index<&K> for FieldMap {
-    type Output = Value;
+impl<K: Borrow<str> + ?Sized, V> std::ops::Index<&K> for FieldList<V> {
+    type Output = V;
 
     /// `key`'s value; panics when it has none, as a map's index does.
-    fn index(&self, key: &K) -> &Value {
+    fn index(&self, key: &K) -> &V {
         let key = key.borrow();
         self.get(key)
             .unwrap_or_else(|| panic!("no value for field {key}"))
     }
 }
 
-impl<'a> IntoIterator for &'a FieldMap {
-    type Item = (&'a Field, &'a Value);
-    type IntoIter = Iter<'a>;
+impl<'a, V> IntoIterator for &'a FieldList<V> {
+    type Item = (&'a Field, &'a V);
+    type IntoIter = Iter<'a, V>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
 
-impl IntoIterator for FieldMap {
-    type Item = (Field, Value);
-    type IntoIter = std::vec::IntoIter<(Field, Value)>;
+impl<V> IntoIterator for FieldList<V> {
+    type Item = (Field, V);
+    type IntoIter = std::vec::IntoIter<(Field, V)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
 }
 
-impl FromIterator<(Field, Value)> for FieldMap {
+impl<V> FromIterator<(Field, V)> for FieldList<V> {
     /// Later values of a field replace earlier ones, as inserting them one by one would.
-    fn from_iter<I: IntoIterator<Item = (Field, Value)>>(iter: I) -> Self {
-        let mut v: Vec<(Field, Value)> = iter.into_iter().collect();
+    fn from_iter<I: IntoIterator<Item = (Field, V)>>(iter: I) -> Self {
+        let mut v: Vec<(Field, V)> = iter.into_iter().collect();
         // Stable, so of equal fields the last one given stays last and wins below.
         v.sort_by_key(|a| a.0);
-        let mut out: Vec<(Field, Value)> = Vec::with_capacity(v.len());
+        let mut out: Vec<(Field, V)> = Vec::with_capacity(v.len());
         for (f, x) in v {
             match out.last_mut() {
                 Some(last) if last.0 == f => last.1 = x,
@@ -167,27 +178,27 @@ impl FromIterator<(Field, Value)> for FieldMap {
     }
 }
 
-impl Extend<(Field, Value)> for FieldMap {
-    fn extend<I: IntoIterator<Item = (Field, Value)>>(&mut self, iter: I) {
+impl<V> Extend<(Field, V)> for FieldList<V> {
+    fn extend<I: IntoIterator<Item = (Field, V)>>(&mut self, iter: I) {
         for (f, v) in iter {
             self.insert(f, v);
         }
     }
 }
 
-impl<const N: usize> From<[(Field, Value); N]> for FieldMap {
-    fn from(fields: [(Field, Value); N]) -> Self {
+impl<V, const N: usize> From<[(Field, V); N]> for FieldList<V> {
+    fn from(fields: [(Field, V); N]) -> Self {
         fields.into_iter().collect()
     }
 }
 
-impl fmt::Debug for FieldMap {
+impl<V: fmt::Debug> fmt::Debug for FieldList<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl Serialize for FieldMap {
+impl<V: Serialize> Serialize for FieldList<V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.len()))?;
         for (f, v) in self.iter() {
@@ -197,25 +208,25 @@ impl Serialize for FieldMap {
     }
 }
 
-impl<'de> Deserialize<'de> for FieldMap {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for FieldList<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = FieldMap;
+        struct Fields<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Fields<V> {
+            type Value = FieldList<V>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object of field values")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<FieldMap, A::Error> {
-                let mut out = FieldMap::with_capacity(a.size_hint().unwrap_or(0));
-                while let Some((f, v)) = a.next_entry::<Field, Value>()? {
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<FieldList<V>, A::Error> {
+                let mut out = FieldList::with_capacity(a.size_hint().unwrap_or(0));
+                while let Some((f, v)) = a.next_entry::<Field, V>()? {
                     out.insert(f, v);
                 }
                 Ok(out)
             }
         }
-        d.deserialize_map(Fields)
+        d.deserialize_map(Fields(std::marker::PhantomData))
     }
 }
 

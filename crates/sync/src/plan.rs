@@ -12,7 +12,7 @@ use crate::config::{Config, DeletePolicy, EntityConfig};
 use crate::matching::{self, Found, Index, Keys};
 use crate::per_crm::PerCrm;
 use crate::resolve::{self, Decision, FieldConflict, Side};
-use crate::values::{self, Field, FieldMap, reference_kind};
+use crate::values::{self, Field, FieldMap, Writes, reference_kind};
 
 /// A record read from one CRM during this run, mapped to unified fields.
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +120,7 @@ pub struct Create {
     /// The idempotency marker (`<crm>:<kind>:<id>` of the source).
     pub marker: String,
     /// The fields set.
-    pub fields: BTreeMap<Field, Option<Value>>,
+    pub fields: Writes,
     /// The record to send.
     pub record: Record,
 }
@@ -700,8 +700,7 @@ fn plan_group(
             .iter()
             .filter(|c| !sides.contains_key(c) && !gone(c))
         {
-            let all: BTreeMap<Field, Option<Value>> =
-                agreed.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
+            let all: Writes = agreed.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
             let (fields, dropped) = from_anchor(all, anchor, *crm, refs);
             // A record whose parent is not linked in the target yet waits: created without
             // it, it would land under no company (or, in Close, under a new lead of its own).
@@ -789,12 +788,7 @@ fn to_anchor(f: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs, skip: &mu
 
 /// The writes for `crm` with references as `crm`'s ids; references with no link in `crm`
 /// are left out (and listed).
-fn from_anchor(
-    mut writes: BTreeMap<Field, Option<Value>>,
-    anchor: Crm,
-    crm: Crm,
-    refs: &dyn Refs,
-) -> (BTreeMap<Field, Option<Value>>, Vec<Field>) {
+fn from_anchor(mut writes: Writes, anchor: Crm, crm: Crm, refs: &dyn Refs) -> (Writes, Vec<Field>) {
     let mut dropped = Vec::new();
     writes.retain(|field, v| match (reference_kind(field), v) {
         (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::{EntityConfig, Rule};
 use crate::per_crm::PerCrm;
-use crate::values::{Field, FieldMap};
+use crate::values::{Field, FieldMap, Writes};
 
 /// The canonical hash of a record's mapped fields ([`crate::values::hash`]). Two records
 /// with the same synced values hash the same whatever CRM or key order they came from; a
@@ -65,7 +65,7 @@ pub struct Resolution {
     /// Fields queued as conflicts; nothing is written for them.
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
-    pub writes: PerCrm<BTreeMap<Field, Option<Value>>>,
+    pub writes: PerCrm<Writes>,
 }
 
 /// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a

@@ -4,7 +4,7 @@
 //! A [`FieldMap`] holds only non-empty values: `null`, blank strings, empty lists and empty
 //! objects are all "empty" and absent, so "no value" has one form on every CRM.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use crmkit_core::{Company, Crm, Deal, Error, Money, ObjectKind, Person, Record, Result};
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{EntityConfig, FieldType, Unit};
 
-pub use crate::field_map::FieldMap;
+pub use crate::field_map::{FieldMap, Writes};
 
 /// A unified field name, copied freely: the standard names are `'static` text and any
 /// other name (custom fields, names read back from the store) is interned once per process,
@@ -578,12 +578,7 @@ pub fn lands(
 /// Writes `changes` (field → new value, `None` to clear) into `record`, a record of `crm`
 /// (the target's current record, so its `raw` lets the connector send only what differs, or
 /// a [`blank`] one for a create). Reference fields must already hold `crm`'s ids.
-pub fn apply(
-    record: &mut Record,
-    crm: Crm,
-    cfg: &EntityConfig,
-    changes: &BTreeMap<Field, Option<Value>>,
-) -> Result<()> {
+pub fn apply(record: &mut Record, crm: Crm, cfg: &EntityConfig, changes: &Writes) -> Result<()> {
     for (field, value) in changes {
         let v = value.as_ref();
         if let Some(cf) = cfg.custom.get(field.as_str()) {
@@ -682,6 +677,8 @@ fn set_stage(d: &mut Deal, crm: Crm, cfg: &EntityConfig, stage: Option<String>) 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use serde_json::json;
 
     use super::*;

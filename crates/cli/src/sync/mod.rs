@@ -552,7 +552,7 @@ async fn resolve(
         .collect();
     let waits = Waits::default();
     let conns = connect::connectors(settings, &crms, &waits).await?;
-    let mut changes = BTreeMap::new();
+    let mut changes = crmkit_sync::values::Writes::new();
     changes.insert(
         crmkit_sync::values::Field::intern(&conflict.field),
         chosen.clone(),

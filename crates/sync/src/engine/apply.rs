@@ -499,7 +499,7 @@ impl Engine {
 }
 
 /// The fields a write sent (`None`: cleared).
-type Sent = BTreeMap<crate::values::Field, Option<Value>>;
+type Sent = crate::values::Writes;
 
 /// The matching attributes of a group's first side, stored on its link so records seen in
 /// later runs can match it.

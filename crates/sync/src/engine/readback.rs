@@ -47,7 +47,7 @@ pub(super) fn base_after_write(
     crm: Crm,
     read_back: &FieldMap,
     before: Option<&FieldMap>,
-    sent: &std::collections::BTreeMap<Field, Option<Value>>,
+    sent: &crate::values::Writes,
     old_base: Option<&FieldMap>,
 ) -> Option<FieldMap> {
     // A create: no one else can have edited it yet (see the module docs).
@@ -190,7 +190,6 @@ fn same_day_kept_as_date(kept: &str, sent: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use serde_json::json;
 
@@ -207,7 +206,7 @@ mod tests {
     fn an_edit_made_between_our_write_and_our_read_back_keeps_the_old_base() {
         let before = map(&[("name", json!("Acme")), ("description", json!("old"))]);
         let old_base = before.clone();
-        let sent = BTreeMap::from([(Field::intern("name"), Some(json!("Acme Inc")))]);
+        let sent = crate::values::Writes::from([(Field::intern("name"), Some(json!("Acme Inc")))]);
         // Our write landed; someone changed the description meanwhile.
         let read_back = map(&[
             ("name", json!("Acme Inc")),
@@ -248,7 +247,7 @@ mod tests {
     #[test]
     fn a_read_back_as_expected_or_missing_a_sent_field_is_the_base() {
         let before = map(&[("name", json!("Acme"))]);
-        let sent = BTreeMap::from([
+        let sent = crate::values::Writes::from([
             (Field::intern("name"), Some(json!("Acme Inc"))),
             (Field::intern("url"), Some(json!("https://acme.com"))),
         ]);
@@ -259,14 +258,20 @@ mod tests {
             None
         );
         // It keeps one e-mail of the two sent.
-        let sent = BTreeMap::from([(Field::intern("emails"), Some(json!(["a@x.com", "b@x.com"])))]);
+        let sent = crate::values::Writes::from([(
+            Field::intern("emails"),
+            Some(json!(["a@x.com", "b@x.com"])),
+        )]);
         let read_back = map(&[("name", json!("Acme")), ("emails", json!(["a@x.com"]))]);
         assert_eq!(
             base_after_write(Crm::Close, &read_back, Some(&before), &sent, Some(&before)),
             None
         );
         // A phone number normalised by the CRM is not an edit.
-        let sent = BTreeMap::from([(Field::intern("phones"), Some(json!(["(234) 361-7485"])))]);
+        let sent = crate::values::Writes::from([(
+            Field::intern("phones"),
+            Some(json!(["(234) 361-7485"])),
+        )]);
         let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343617485"]))]);
         assert_eq!(
             base_after_write(Crm::Close, &read_back, Some(&before), &sent, Some(&before)),
@@ -287,7 +292,7 @@ mod tests {
     #[test]
     fn a_create_and_a_time_kept_as_a_date_are_the_crms_shaping_not_edits() {
         // A note created in Salesforce reads back as a completed Task with a date only.
-        let sent = BTreeMap::from([
+        let sent = crate::values::Writes::from([
             (Field::intern("kind"), Some(json!("note"))),
             (
                 Field::intern("occurred_at"),
@@ -305,7 +310,7 @@ mod tests {
         );
         // An update of the time, kept as that day's date: normalised, not an edit.
         let before = map(&[("occurred_at", json!("2025-03-01T00:00:00Z"))]);
-        let sent = BTreeMap::from([(
+        let sent = crate::values::Writes::from([(
             Field::intern("occurred_at"),
             Some(json!("2025-03-02T14:30:00Z")),
         )]);
@@ -351,7 +356,7 @@ mod tests {
         let f = Field::intern(field);
         let before: FieldMap = was.into_iter().map(|v| (f, v)).collect();
         let read_back: FieldMap = now.into_iter().map(|v| (f, v)).collect();
-        let sent = BTreeMap::from([(f, Some(sent))]);
+        let sent = crate::values::Writes::from([(f, Some(sent))]);
         base_after_write(crm, &read_back, Some(&before), &sent, Some(&before)).is_some()
     }
 
