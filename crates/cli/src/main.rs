@@ -36,7 +36,11 @@
 //! `crmkit bench sandbox` and `crmkit bench close-import` measure the sandbox and the
 //! budgeted client; each ends with one line of `name=value` figures (see their `--help`).
 
-/// The allocator.
+/// The allocator: mimalloc, because planning a sync allocates and frees many small values
+/// (field values, ids, hashes) and glibc's malloc spent much of a plan's time on them. Its
+/// v2 line, because v3 handed freed pages back and faulted them in again on every chunk of
+/// `bench sync-plan` (a seventh of the time); v2 keeps them for reuse, which bounds a long
+/// `crmkit sync` or sandbox process by its peak, not its total, allocation.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -219,7 +219,8 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for FieldList<V> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<FieldList<V>, A::Error> {
-                let mut out = FieldList::with_capacity(a.size_hint().unwrap_or(0));
+                // The input's claimed size is capped, as serde's own maps do.
+                let mut out = FieldList::with_capacity(a.size_hint().unwrap_or(0).min(64));
                 while let Some((f, v)) = a.next_entry::<Field, V>()? {
                     out.insert(f, v);
                 }

@@ -484,7 +484,7 @@ fn plan_group(
     cfg: &EntityConfig,
     kind: ObjectKind,
     anchor: Crm,
-    mut link: Option<LinkState>,
+    link: Option<LinkState>,
     sides: Sides,
     refs: &dyn Refs,
     out: &mut Plan,
@@ -563,20 +563,19 @@ fn plan_group(
         .collect();
     let resolution = resolve::resolve(cfg, &side_list, &skip);
     drop(side_list);
-    // The link's key and ids are moved into the group rather than copied: nothing reads
-    // them from the link again.
+    // The link's key and ids are moved into the group rather than copied; the link is
+    // consumed here, so nothing can read it half-emptied later.
+    let linked = link.is_some();
+    let (key, mut stored_ids) = link.map_or((None, PerCrm::new()), |l| (Some(l.key), l.ids));
     let ids = sides
         .iter()
         .map(|(c, s)| {
-            let stored = link
-                .as_mut()
-                .and_then(|l| l.ids.remove(&c))
-                .filter(|id| id == s.id());
+            let stored = stored_ids.remove(&c).filter(|id| id == s.id());
             (c, stored.unwrap_or_else(|| s.id().to_string()))
         })
         .collect();
     let mut group = Group {
-        link: link.as_mut().map(|l| std::mem::take(&mut l.key)),
+        link: key,
         ids,
         seen: PerCrm::new(),
         updates: Vec::with_capacity(resolution.writes.len()),
@@ -587,7 +586,7 @@ fn plan_group(
     };
     // A linked record whose reference cannot be translated yet is not stored as synced: its
     // bases stay, so the change is planned again once the referenced record is linked.
-    if link.is_some() {
+    if linked {
         for (record, field) in &untranslated {
             out.errors.push(PlanError {
                 record: record.clone(),

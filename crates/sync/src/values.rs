@@ -839,21 +839,38 @@ mod tests {
         );
         b.insert("amount".into(), json!(1.5));
         assert_ne!(hash(&a), hash(&b));
-        // Text that must be escaped, non-ASCII text, lists and objects: the same bytes as
-        // serde_json writes for the whole map.
-        let mut odd = FieldMap::new();
-        for (k, v) in [
+        // Text that must be escaped (in keys and values), text serde_json passes through
+        // raw (DEL, U+2028, non-ASCII), lists and objects: the same bytes as serde_json
+        // writes for the map as it was stored before field lists, a BTreeMap of strings.
+        let pairs = [
             ("quote\"d", json!("say \"hi\"")),
-            ("path", json!("C:\\dir\\f")),
-            ("ctl", json!("tab\there\nnew\u{1}x\u{7f}")),
+            ("path\\", json!("C:\\dir\\f")),
+            (
+                "ctl\u{0}\u{1f}",
+                json!("tab\there\nnew\u{0}\u{1}x\u{1f}\u{7f}"),
+            ),
+            ("sep\u{2028}", json!("line\u{2028}para\u{2029}")),
             ("utf", json!("Zürich — 東京 🚀")),
             ("list", json!(["a", "b\"c", 1, 2.5])),
             ("obj", json!({"k": "v", "n": null, "t": true})),
-        ] {
-            odd.insert(Field::intern(k), v);
-        }
-        let want = Sha256::digest(serde_json::to_vec(&odd).unwrap());
+        ];
+        let odd: FieldMap = pairs
+            .iter()
+            .map(|(k, v)| (Field::intern(k), v.clone()))
+            .collect();
+        let reference: BTreeMap<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let want = Sha256::digest(serde_json::to_vec(&reference).unwrap());
         assert_eq!(hash(&odd), hex::encode(&want[..16]));
+        // Each value alone too, so one escape cannot hide behind another.
+        for (k, v) in &pairs {
+            let one: FieldMap = [(Field::intern(k), v.clone())].into();
+            let reference = BTreeMap::from([(k.to_string(), v.clone())]);
+            let want = Sha256::digest(serde_json::to_vec(&reference).unwrap());
+            assert_eq!(hash(&one), hex::encode(&want[..16]), "{k}");
+        }
     }
 
     #[test]
