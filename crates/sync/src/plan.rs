@@ -561,8 +561,15 @@ fn plan_group(
             modified: s.record.updated_at(),
         })
         .collect();
-    let resolution = resolve::resolve(cfg, &side_list, &skip);
+    let mut resolution = resolve::resolve(cfg, &side_list, &skip);
     drop(side_list);
+    // Values held apart that nobody changed are queued as conflicts, so they are seen,
+    // unless the CRMs' own keeping of one value explains the difference (a Salesforce Task's
+    // day for a time, a single e-mail of a list, a value a record cannot hold).
+    let diverged = std::mem::take(&mut resolution.diverged);
+    resolution
+        .conflicts
+        .extend(diverged.into_iter().filter(|c| !kept_alike(cfg, &sides, c)));
     // The link's key and ids are moved into the group rather than copied: nothing reads
     // them from the link again.
     let ids = sides
@@ -756,6 +763,32 @@ fn plan_group(
         .map(|(c, s)| (c, (s.hash, s.fields)))
         .collect();
     out.groups.push(group);
+}
+
+/// Whether every two values of `conflict` (a field nobody changed, held apart) are one
+/// value as the CRMs holding them keep it: alike in substance or in part
+/// ([`crate::engine::readback::kept_alike`]), or one that would not land on the other's
+/// record ([`values::lands`]: a field it cannot hold, a value it keeps at its precision).
+fn kept_alike(cfg: &EntityConfig, sides: &Sides, conflict: &FieldConflict) -> bool {
+    let f = conflict.field;
+    let held: Vec<(Crm, &Value)> = conflict
+        .values
+        .iter()
+        .filter_map(|(c, v)| v.as_ref().map(|v| (*c, v)))
+        .collect();
+    let lands_on = |c: Crm, v: &Value| {
+        sides
+            .get(&c)
+            .is_none_or(|s| values::lands(&s.record, c, cfg, f, Some(v), s.fields.get(&f)))
+    };
+    held.iter().enumerate().all(|(i, &(ca, va))| {
+        held[i + 1..].iter().all(|&(cb, vb)| {
+            va == vb
+                || crate::engine::readback::kept_alike(f, ca, va, cb, vb)
+                || !lands_on(cb, va)
+                || !lands_on(ca, vb)
+        })
+    })
 }
 
 /// Why `crm` takes no edit of `record` at all, if it does not (a sent Close email).
