@@ -1042,6 +1042,44 @@ mod tests {
     }
 
     #[test]
+    fn values_held_apart_are_queued_unless_a_crm_keeping_them_explains_it() {
+        // Each side's base is its own values (a relinked merge winner's, say): the names
+        // differ only in case and punctuation, the urls for real. Close's description is
+        // an edit, so the link is planned.
+        let c = cfg();
+        let with = |r: Record, description: Option<&str>| match r {
+            Record::Company(co) => Record::Company(Company {
+                description: description.map(Into::into),
+                ..co
+            }),
+            other => other,
+        };
+        let close_base = company("lead_1", "Acme Inc", Some("https://a.example"));
+        let hs = company("11", "ACME, inc.", Some("https://b.example"));
+        let p = plan(
+            &c,
+            ObjectKind::Company,
+            Input {
+                linked: vec![linked(
+                    &c,
+                    with(close_base.clone(), Some("new")),
+                    hs.clone(),
+                    Some((&close_base, &hs)),
+                )],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        let g = &p.groups[0];
+        let fields: Vec<&str> = g.conflicts.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["url"], "{:?}", g.conflicts);
+        let ups: Vec<_> = p.updates().collect();
+        assert_eq!(ups.len(), 1, "{ups:?}");
+        let changed: Vec<&str> = ups[0].1.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(changed, ["description"], "nothing else written");
+    }
+
+    #[test]
     fn manual_conflicts_write_nothing_for_the_field() {
         let mut c = cfg();
         c.company.conflict.policy = Some(PolicyKind::Manual);

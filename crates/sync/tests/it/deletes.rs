@@ -414,3 +414,39 @@ async fn a_merge_winner_keeps_its_values_and_differences_are_queued_as_conflicts
     let open = w.store.open_conflicts(10).await.expect("store");
     assert_eq!(open.len(), 2, "not queued again: {open:?}");
 }
+
+#[tokio::test]
+async fn a_merge_into_a_record_that_cannot_be_read_goes_to_review_and_overwrites_nothing() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let (a, hs) = linked_acme(&w, &engine).await;
+    // A goes into B, then B is deleted before the run: B cannot be read, so its values
+    // cannot become its base. Relinked without one, they would count as its edits.
+    let b = w
+        .close_lead(serde_json::json!({"name": "Acme Holdings", "url": "https://holdings.example"}))
+        .await;
+    merge_close_leads(&w, &a, &b).await;
+    delete_close_lead(&w, &b).await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.relinked, 0, "{r:?}");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert_eq!(
+        r.flagged,
+        vec![RecordRef::new(Crm::Close, ObjectKind::Company, a.clone())],
+        "{r:?}"
+    );
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(
+        reviews[0].reason.contains("could not be read"),
+        "{reviews:?}"
+    );
+    let link = close_company_link(&w, &a).await.expect("still linked");
+    assert_eq!(link.hash(Crm::Close), Some("deleted"), "{link:?}");
+    assert!(
+        close_company_link(&w, &b).await.is_none(),
+        "B is linked nowhere"
+    );
+    let (name, _) = super::hs_company(&w, &hs).await;
+    assert_eq!(name, "Acme", "HubSpot's company untouched");
+}
