@@ -43,8 +43,10 @@
 //!    deletes nothing). A record merged away (`Change::Deleted` with `merged_into`) is never
 //!    deleted elsewhere: its link moves to the winner when the winner is not linked yet, or
 //!    the merge is queued for review when it is; a chain of merges read in one run is
-//!    followed to the record that survives it. The moved side starts without a hash and
-//!    base, and the merged-away record leaves the retry list. Records named by an open ambiguous-match
+//!    followed to the record that survives it. The moved side's base becomes the winner's
+//!    own values, read and stored with the move (a winner that cannot be read is not moved:
+//!    held for the next run on a connection failure, else queued for review), and the
+//!    merged-away record leaves the retry list. Records named by an open ambiguous-match
 //!    review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.
@@ -121,17 +123,21 @@
 //! Per field, the sides that *changed* it are those whose value differs from their stored
 //! base (a value set, changed or cleared). Without a stored base (a link from before the
 //! store kept them, or a first match) they are the sides whose hash moved and that hold a
-//! value, so an empty value is never mistaken for a deliberate clear. A side without a base
-//! among sides with one (the record a merge left, relinked in place of the merged-away one)
-//! changed nothing: where no side with a base changed a field, agreeing values fill the
-//! empty sides and differing ones are left as they are (`primary` still decides them). One changer, or
+//! value, so an empty value is never mistaken for a deliberate clear (a source whose create
+//! was recovered after an interruption is such a side: its edits made meanwhile propagate). One changer, or
 //! changers that agree, win whatever the rule: a field changed on one side only propagates
 //! from that side, and a clear as an explicit clear (typed fields emptied, custom fields set
 //! to `null`). Only changers that disagree are settled by the field's rule: `primary` (the
 //! primary CRM's value when it has one, otherwise the first non-empty one fills it; it also
 //! decides where values differ and no side is known to have changed them),
 //! `last_write_wins` (the changer whose record was modified last, by its own CRM's clock),
-//! or `manual` (nothing is written for the field; a conflict is queued).
+//! or `manual` (nothing is written for the field; a conflict is queued). Under
+//! `last_write_wins` and `manual`, values that differ where every side has a base and none
+//! changed them (a merge winner relinked with its own values as its base) are queued as a
+//! conflict too, nothing written (the store keeps one open conflict per link and field),
+//! unless the difference is one CRM's keeping of the other's value (a day for a time, part
+//! of an e-mail list, a normalised phone or text, a field or precision a record cannot
+//! hold); an empty side is not a difference of values (a CRM may not keep the field).
 //!
 //! # `crmkit.toml` reference
 //!

@@ -561,8 +561,15 @@ fn plan_group(
             modified: s.record.updated_at(),
         })
         .collect();
-    let resolution = resolve::resolve(cfg, &side_list, &skip);
+    let mut resolution = resolve::resolve(cfg, &side_list, &skip);
     drop(side_list);
+    // Values held apart that nobody changed are queued as conflicts, so they are seen,
+    // unless the CRMs' own keeping of one value explains the difference (a Salesforce Task's
+    // day for a time, a single e-mail of a list, a value a record cannot hold).
+    let diverged = std::mem::take(&mut resolution.diverged);
+    resolution
+        .conflicts
+        .extend(diverged.into_iter().filter(|c| !kept_alike(cfg, &sides, c)));
     // The link's key and ids are moved into the group rather than copied; the link is
     // consumed here, so nothing can read it half-emptied later.
     let linked = link.is_some();
@@ -755,6 +762,32 @@ fn plan_group(
         .map(|(c, s)| (c, (s.hash, s.fields)))
         .collect();
     out.groups.push(group);
+}
+
+/// Whether every two values of `conflict` (a field nobody changed, held apart) are one
+/// value as the CRMs holding them keep it: alike in substance or in part
+/// ([`crate::engine::readback::kept_alike`]), or one that would not land on the other's
+/// record ([`values::lands`]: a field it cannot hold, a value it keeps at its precision).
+fn kept_alike(cfg: &EntityConfig, sides: &Sides, conflict: &FieldConflict) -> bool {
+    let f = conflict.field;
+    let held: Vec<(Crm, &Value)> = conflict
+        .values
+        .iter()
+        .filter_map(|(c, v)| v.as_ref().map(|v| (*c, v)))
+        .collect();
+    let lands_on = |c: Crm, v: &Value| {
+        sides
+            .get(&c)
+            .is_none_or(|s| values::lands(&s.record, c, cfg, f, Some(v), s.fields.get(&f)))
+    };
+    held.iter().enumerate().all(|(i, &(ca, va))| {
+        held[i + 1..].iter().all(|&(cb, vb)| {
+            va == vb
+                || crate::engine::readback::kept_alike(f, ca, va, cb, vb)
+                || !lands_on(cb, va)
+                || !lands_on(ca, vb)
+        })
+    })
 }
 
 /// Why `crm` takes no edit of `record` at all, if it does not (a sent Close email).
@@ -1005,6 +1038,44 @@ mod tests {
         assert_eq!(ups.len(), 1);
         let fields: Vec<&str> = ups[0].1.changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["name"]);
+    }
+
+    #[test]
+    fn values_held_apart_are_queued_unless_a_crm_keeping_them_explains_it() {
+        // Each side's base is its own values (a relinked merge winner's, say): the names
+        // differ only in case and punctuation, the urls for real. Close's description is
+        // an edit, so the link is planned.
+        let c = cfg();
+        let with = |r: Record, description: Option<&str>| match r {
+            Record::Company(co) => Record::Company(Company {
+                description: description.map(Into::into),
+                ..co
+            }),
+            other => other,
+        };
+        let close_base = company("lead_1", "Acme Inc", Some("https://a.example"));
+        let hs = company("11", "ACME, inc.", Some("https://b.example"));
+        let p = plan(
+            &c,
+            ObjectKind::Company,
+            Input {
+                linked: vec![linked(
+                    &c,
+                    with(close_base.clone(), Some("new")),
+                    hs.clone(),
+                    Some((&close_base, &hs)),
+                )],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        let g = &p.groups[0];
+        let fields: Vec<&str> = g.conflicts.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["url"], "{:?}", g.conflicts);
+        let ups: Vec<_> = p.updates().collect();
+        assert_eq!(ups.len(), 1, "{ups:?}");
+        let changed: Vec<&str> = ups[0].1.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(changed, ["description"], "nothing else written");
     }
 
     #[test]

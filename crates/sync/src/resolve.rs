@@ -66,6 +66,11 @@ pub struct Resolution {
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
     pub writes: PerCrm<Writes>,
+    /// Fields (under `last_write_wins` or `manual`) where every side has a base, no side
+    /// changed the field since, and at least two sides hold different values: nothing is
+    /// written for them. The planner queues them as conflicts unless the difference is one
+    /// CRM's keeping of the other's value ([`crate::plan::plan`]).
+    pub diverged: Vec<FieldConflict>,
 }
 
 /// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a
@@ -79,17 +84,14 @@ pub struct Resolution {
 /// CRM's value if it has one, else the first non-empty one fills it (the primary's gaps
 /// only); `last_write_wins` — the changer with the latest modification time (ties: config
 /// order); `manual` — queued. Where values differ but no side is known to have changed the
-/// field (no stored base), `primary` still decides and the other rules leave it alone.
-///
-/// A side without a base among sides with one is a newcomer to the link (the record a
-/// merge left, relinked in place of the merged-away one): what it holds was never synced,
-/// so none of it counts as an edit. Where no side with a base changed a field, the sides
-/// holding a value fill the others' gaps when those values agree, and differing values
-/// are left to `primary` as above; an edit made on a side with a base propagates as usual.
+/// field, `primary` still decides. The other rules write nothing then; where every side has
+/// a base and two of them hold different values that none changed (a *stale divergence*:
+/// the record a merge left, relinked with its own values as its base), the field is listed
+/// in [`Resolution::diverged`] for the caller to queue as a conflict unless a CRM's own
+/// shaping of the value explains the difference.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
-    let any_base = sides.iter().any(|s| s.base.is_some());
-    let newcomer = any_base && sides.iter().any(|s| s.base.is_none());
+    let all_based = sides.iter().all(|s| s.base.is_some());
     // Every field any side or base holds, in order: a sorted list, cheaper than a set.
     let mut fields: Vec<Field> = Vec::new();
     for s in sides {
@@ -114,20 +116,13 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
         if sides.iter().all(|s| value(s) == first) {
             continue;
         }
-        let mut changers: Vec<&Side<'a>> = sides
+        let changers: Vec<&Side<'a>> = sides
             .iter()
             .filter(|s| match s.base {
                 Some(b) => b.get(field.as_str()) != value(s),
-                None => !any_base && s.changed && value(s).is_some(),
+                None => s.changed && value(s).is_some(),
             })
             .collect();
-        if newcomer && changers.is_empty() {
-            // Nobody edited it: gaps are filled from the sides that agree, nothing else.
-            let holding: Vec<&Side<'a>> = sides.iter().filter(|s| value(s).is_some()).collect();
-            if holding.iter().all(|s| value(s) == value(holding[0])) {
-                changers = holding;
-            }
-        }
         let rule = cfg.rule(&field);
         let agree = changers
             .first()
@@ -162,6 +157,16 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                 }
                 Rule::LastWriteWins | Rule::Manual => {
                     let Some(head) = changers.first() else {
+                        // Nobody changed it. Two values held apart (not a gap: a CRM may
+                        // not keep a field at all) are listed, so the divergence is seen.
+                        let mut held = sides.iter().filter_map(value);
+                        let first_held = held.next();
+                        if all_based && held.any(|v| Some(v) != first_held) {
+                            out.diverged.push(FieldConflict {
+                                field,
+                                values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
+                            });
+                        }
                         continue;
                     };
                     if rule == Rule::Manual {
@@ -310,45 +315,41 @@ mod tests {
     }
 
     #[test]
-    fn a_side_new_to_the_link_only_fills_gaps() {
-        // HubSpot's record was relinked after a merge: it has no base, and its values
-        // differ from what Close last synced.
-        let base = map(&[("name", json!("Acme")), ("phone", json!("1"))]);
-        let close = base.clone();
+    fn values_held_apart_that_nobody_changed_are_listed_not_written() {
+        // HubSpot's record was relinked after a merge, its own values stored as its base:
+        // they differ from Close's, and neither side changed anything since.
+        let close = map(&[("name", json!("Acme")), ("phone", json!("1"))]);
         let hs = map(&[("name", json!("Acme Inc")), ("url", json!("a.com"))]);
-        let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: Some(&base),
-                changed: false,
-                modified: at("2024-01-01T00:00:00Z"),
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: None,
-                changed: true,
-                modified: at("2024-01-02T00:00:00Z"),
-            },
-        ];
-        let r = resolve(&cfg(), &sides, &BTreeSet::new());
-        let cw = &r.writes[&Crm::Close];
-        assert_eq!(cw.get("url"), Some(&Some(json!("a.com"))), "a gap filled");
-        assert!(
-            !cw.contains_key("name"),
-            "Close's name is not overwritten: {cw:?}"
-        );
-        assert_eq!(
-            r.writes[&Crm::HubSpot],
-            [(Field::intern("phone"), Some(json!("1")))].into(),
-            "HubSpot's gap filled, its name left alone"
-        );
-        // An edit made in Close since the last sync still propagates.
+        let side = |crm, fields| Side {
+            crm,
+            fields,
+            base: Some(fields),
+            changed: false,
+            modified: at("2024-01-01T00:00:00Z"),
+        };
+        let sides = [side(Crm::Close, &close), side(Crm::HubSpot, &hs)];
+        let mut manual = cfg();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        for c in [cfg(), manual] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert!(r.writes.is_empty(), "nothing overwritten: {r:?}");
+            assert!(r.conflicts.is_empty());
+            assert_eq!(r.diverged.len(), 1, "only the name, not the gaps: {r:?}");
+            assert_eq!(r.diverged[0].field, "name");
+            assert_eq!(r.diverged[0].values[&Crm::HubSpot], Some(json!("Acme Inc")));
+        }
+        // `primary` still decides.
+        let mut primary = cfg();
+        primary.conflict.primary = Some(Crm::Close);
+        let r = resolve(&primary, &sides, &BTreeSet::new());
+        assert!(r.diverged.is_empty());
+        assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme")));
+        // An edit made in Close since still propagates.
         let edited = map(&[("name", json!("Acme Corp")), ("phone", json!("1"))]);
         let sides = [
             Side {
                 fields: &edited,
+                base: Some(&close),
                 changed: true,
                 ..sides[0].clone()
             },
@@ -356,6 +357,42 @@ mod tests {
         ];
         let r = resolve(&cfg(), &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme Corp")));
+        assert!(r.diverged.is_empty());
+    }
+
+    #[test]
+    fn a_changed_side_without_a_base_propagates_to_sides_with_one() {
+        // A create recovered after an interruption: the created side (HubSpot) got a base,
+        // the source (Close) none, and Close's record was edited since.
+        let hs = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
+        let close = map(&[("name", json!("Bob")), ("title", json!("CEO"))]);
+        let sides = [
+            Side {
+                crm: Crm::Close,
+                fields: &close,
+                base: None,
+                changed: true,
+                modified: at("2024-01-01T00:00:00Z"),
+            },
+            Side {
+                crm: Crm::HubSpot,
+                fields: &hs,
+                base: Some(&hs),
+                changed: false,
+                modified: at("2024-01-02T00:00:00Z"),
+            },
+        ];
+        let mut primary = cfg();
+        primary.conflict.primary = Some(Crm::HubSpot);
+        for c in [cfg(), primary] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert_eq!(
+                r.writes[&Crm::HubSpot]["title"],
+                Some(json!("CEO")),
+                "{r:?}"
+            );
+            assert!(!r.writes.contains_key(&Crm::Close));
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!   link takes the winner's id (relinked), so the counterparts now follow the winner; when
 //!   the winner is linked to other records too, the two links would have to be merged: that
 //!   goes to the review queue, and the loser's side is noted as gone so it is not created
-//!   again. A chain of merges read in one run (A merged into B, B into C, whatever order
+//!   again. The relinked side's base is the winner's own values ([`Engine::relink`]); a
+//!   winner that cannot be read is not relinked (held for the next run on a connection
+//!   failure, else queued for review). A chain of merges read in one run (A merged into B, B into C, whatever order
 //!   the feed gives them in) is followed to its end: the link takes C, the record that
 //!   survives, never B, which is gone too.
 //! - **Not found without a tombstone** while completing a linked group: it may be a merge,
@@ -16,6 +18,7 @@
 //!   deletes nothing either.
 
 use super::*;
+use crate::config::EntityConfig;
 
 /// Why a gone record goes to review.
 const NOT_FOUND_REASON: &str = "not found, with no deletion in its CRM's feed (merged, or no \
@@ -23,11 +26,16 @@ const NOT_FOUND_REASON: &str = "not found, with no deletion in its CRM's feed (m
     then delete them or restore it";
 
 impl Engine {
-    /// Follows the merges a feed reported: relinks, or queues for review.
+    /// Follows the merges a feed reported: relinks, or queues for review. A relinked
+    /// winner's record (from `upserts` when the feed brought it, else read now) joins
+    /// `upserts`, so the run plans its link against the very values stored as its base.
     pub(super) async fn follow_merges(
         &self,
         kind: ObjectKind,
+        cfg: &EntityConfig,
         merges: Vec<(RecordRef, String)>,
+        upserts: &mut BTreeMap<(Crm, String), Record>,
+        failures: &mut retry::Failures,
         report: &mut Report,
     ) -> Result<()> {
         for (loser, winner_id) in survivors(merges) {
@@ -45,21 +53,52 @@ impl Engine {
                 // changes).
                 Some(w) if w.id == link.id => {}
                 None => {
-                    // The new id clears that side's stored hash and base (the store does
-                    // so whenever a side's id changes): they described the loser, and
-                    // against them the winner's own values would look like edits made on
-                    // that side. Without a base its values only fill the others' gaps
-                    // ([`crate::resolve::resolve`]). The loser's retry entry goes too: it
-                    // can never be read again, and the winner is synced in its place.
-                    let mut tx = self.tx().await?;
-                    tx.set_crm_id(&link, loser.crm, &winner_id)
-                        .await
-                        .map_err(store_err)?;
-                    tx.clear_retry(&self.pair, &loser)
-                        .await
-                        .map_err(store_err)?;
-                    tx.commit().await.map_err(store_err)?;
-                    report.relinked += 1;
+                    // The feed's record when it brought one, so the plan compares the
+                    // winner with exactly the values stored as its base; else read now.
+                    let got = match upserts.get(&(winner.crm, winner_id.clone())) {
+                        Some(r) => Ok(r.clone()),
+                        None => self.conn(winner.crm).get(kind, &winner_id).await,
+                    };
+                    let seen = match got {
+                        // Not relinked without the winner's values as its base: without
+                        // one, every value it holds would count as its edit and overwrite
+                        // the others. Held, the merge is read again next run.
+                        Err(e) if retry::of_the_connection(&e) => {
+                            let why =
+                                format!("reading {winner}, which {loser} was merged into: {e}");
+                            failures.error(&e, [loser], &why);
+                            report.errors.push(why);
+                            continue;
+                        }
+                        got => got.and_then(|r| Seen::new(winner.crm, r, cfg, true)),
+                    };
+                    match seen {
+                        Ok(seen) => {
+                            self.relink(&link, &loser, &seen).await?;
+                            upserts
+                                .entry((winner.crm, winner_id))
+                                .or_insert(*seen.record);
+                            report.relinked += 1;
+                        }
+                        // It cannot be read or mapped (gone again, an unmapped stage): a
+                        // person links it; nothing is deleted or overwritten meanwhile.
+                        Err(e) => {
+                            let what = json!({
+                                "merged": loser.to_string(),
+                                "into": winner.to_string(),
+                                "linked": describe_link(kind, &link),
+                            });
+                            let why = format!(
+                                "merged into a record that could not be read ({e}): link it \
+                                 to the counterparts by hand (nothing was deleted)"
+                            );
+                            fenced!(self, enqueue_review(kind, &what, &why))?;
+                            self.mark_deleted(&link, loser.crm).await?;
+                            fenced!(self, clear_retry(&self.pair, &loser))?;
+                            report.errors.push(format!("{loser}: {why}"));
+                            report.flagged.push(loser);
+                        }
+                    }
                 }
                 Some(w) => {
                     if link.hash(loser.crm) == Some(DELETED) {
@@ -87,6 +126,46 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Moves `link`'s side from `loser` to the merge winner `seen`, in one fenced
+    /// transaction with its base and the loser's retry entry.
+    ///
+    /// The new id clears the side's stored hash and base (the store does so whenever a
+    /// side's id changes): they described the loser. The winner's own values become its
+    /// base, so none of them counts as an edit of that side: where they differ from the
+    /// others' and nobody changes them, `primary` decides, or a conflict is queued
+    /// ([`crate::resolve::resolve`]). A field only the winner holds, which no other side's
+    /// base has, is left out of its base: it counts as the winner's addition and fills the
+    /// others' gaps. No hash is stored, so the run plans the link (and shows any
+    /// difference) now, then stores it as for any side. The loser's retry entry goes: it
+    /// can never be read again, and the winner is synced in its place.
+    async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
+        let others: Vec<&serde_json::Map<String, Value>> =
+            [Crm::Close, Crm::HubSpot, Crm::Salesforce]
+                .into_iter()
+                .filter(|c| *c != loser.crm && link.hash(*c) != Some(DELETED))
+                .filter_map(|c| link.fields(c).and_then(Value::as_object))
+                .collect();
+        let base: FieldMap = seen
+            .fields
+            .iter()
+            .filter(|(f, _)| others.is_empty() || others.iter().any(|o| o.contains_key(f.as_str())))
+            .map(|(f, v)| (*f, v.clone()))
+            .collect();
+        let mut tx = self.tx().await?;
+        let moved = tx
+            .set_crm_id(link, loser.crm, seen.id())
+            .await
+            .map_err(store_err)?;
+        tx.update_link(
+            &moved,
+            &LinkUpdate::new().fields(loser.crm, Some(fields_json(&base))),
+        )
+        .await
+        .map_err(store_err)?;
+        tx.clear_retry(&self.pair, loser).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)
     }
 
     /// Flags a linked record that answered "not found" without a tombstone under

@@ -79,7 +79,8 @@ impl Engine {
 
         // Merges first, so a winner relinked now joins its link's group below.
         if run.is_some() {
-            self.follow_merges(kind, merges, report).await?;
+            self.follow_merges(kind, cfg, merges, &mut upserts, &mut failures, report)
+                .await?;
         }
         // Records on the retry list that are due, read again and planned with the feeds'.
         let listed = if run.is_some() {

@@ -44,7 +44,7 @@ mod gone;
 mod kind;
 mod lease;
 mod read;
-mod readback;
+pub(crate) mod readback;
 mod reconcile;
 mod retry;
 

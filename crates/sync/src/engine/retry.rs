@@ -40,7 +40,7 @@ pub(super) struct Failures {
 
 /// Whether `e` is a failure of the connection (or of our store) rather than of the record:
 /// worth the same request again soon, and no reason to count against the record.
-fn of_the_connection(e: &Error) -> bool {
+pub(super) fn of_the_connection(e: &Error) -> bool {
     e.is_retryable()
         || matches!(
             e.kind(),

@@ -296,7 +296,7 @@ async fn a_chain_of_merges_into_a_linked_record_goes_to_review() {
 }
 
 #[tokio::test]
-async fn a_merge_winner_fills_gaps_and_overwrites_nothing() {
+async fn a_merge_winner_keeps_its_values_and_differences_are_queued_as_conflicts() {
     let w = World::new().await;
     let engine = w.engine(config());
     let lead = w
@@ -325,7 +325,9 @@ async fn a_merge_winner_fills_gaps_and_overwrites_nothing() {
         .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
         .expect("linked");
     // The winner holds other values than the loser (whose values were Close's, synced):
-    // after the merge they stay its own, HubSpot only filling its gaps from the loser.
+    // after the merge each CRM keeps its own, the differences are queued as conflicts
+    // (last_write_wins: nobody changed them), and the winner's phone, which no CRM held,
+    // fills Close's gap.
     let winner = w
         .hs_create(
             "contacts",
@@ -353,6 +355,13 @@ async fn a_merge_winner_fills_gaps_and_overwrites_nothing() {
     let r = engine.run().await.expect("run");
     assert!(r.errors.is_empty(), "{r:?}");
     assert_eq!(r.relinked, 1, "{r:?}");
+    let mut fields: Vec<&str> = r
+        .conflicts
+        .iter()
+        .map(|c| c.conflict.field.as_str())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["name", "title"], "{:?}", r.conflicts);
     let listed = w.store.retries(engine.pair(), None).await.expect("store");
     assert!(
         listed.iter().all(|e| e.record != loser_ref),
@@ -361,6 +370,12 @@ async fn a_merge_winner_fills_gaps_and_overwrites_nothing() {
     w.settle().await;
     let again = engine.run().await.expect("next run");
     assert!(again.errors.is_empty(), "{again:?}");
+    assert_eq!(again.updated, 0, "{again:?}");
+    let open = w.store.open_conflicts(10).await.expect("store");
+    assert_eq!(open.len(), 2, "queued once each: {open:?}");
+    let title = open.iter().find(|c| c.field == "title").expect("title");
+    assert_eq!(title.values[&Crm::Close], "CTO");
+    assert_eq!(title.values[&Crm::HubSpot], "Founder");
     let close = w.close_get(&format!("contact/{contact}/")).await;
     assert_eq!(close["name"], "Bob Stone", "Close's name kept: {close}");
     assert_eq!(close["title"], "CTO", "Close's title kept: {close}");
@@ -387,4 +402,51 @@ async fn a_merge_winner_fills_gaps_and_overwrites_nothing() {
     assert_eq!(hs["properties"]["firstname"], "Robert", "{hs}");
     assert_eq!(hs["properties"]["jobtitle"], "Founder", "{hs}");
     assert_eq!(hs["properties"]["email"], "robert@acme.com", "{hs}");
+    // A later edit of the winner's phone propagates; the link, planned again, finds the
+    // same differences, still one open conflict each.
+    w.hs_update("contacts", &winner, &[("phone", "+14155550199")])
+        .await;
+    w.settle().await;
+    let third = engine.run().await.expect("third run");
+    assert!(third.errors.is_empty(), "{third:?}");
+    assert_eq!(third.updated, 1, "{third:?}");
+    assert_eq!(third.conflicts.len(), 2, "{third:?}");
+    let open = w.store.open_conflicts(10).await.expect("store");
+    assert_eq!(open.len(), 2, "not queued again: {open:?}");
+}
+
+#[tokio::test]
+async fn a_merge_into_a_record_that_cannot_be_read_goes_to_review_and_overwrites_nothing() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let (a, hs) = linked_acme(&w, &engine).await;
+    // A goes into B, then B is deleted before the run: B cannot be read, so its values
+    // cannot become its base. Relinked without one, they would count as its edits.
+    let b = w
+        .close_lead(serde_json::json!({"name": "Acme Holdings", "url": "https://holdings.example"}))
+        .await;
+    merge_close_leads(&w, &a, &b).await;
+    delete_close_lead(&w, &b).await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.relinked, 0, "{r:?}");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert_eq!(
+        r.flagged,
+        vec![RecordRef::new(Crm::Close, ObjectKind::Company, a.clone())],
+        "{r:?}"
+    );
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(
+        reviews[0].reason.contains("could not be read"),
+        "{reviews:?}"
+    );
+    let link = close_company_link(&w, &a).await.expect("still linked");
+    assert_eq!(link.hash(Crm::Close), Some("deleted"), "{link:?}");
+    assert!(
+        close_company_link(&w, &b).await.is_none(),
+        "B is linked nowhere"
+    );
+    let (name, _) = super::hs_company(&w, &hs).await;
+    assert_eq!(name, "Acme", "HubSpot's company untouched");
 }

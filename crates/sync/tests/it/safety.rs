@@ -1,10 +1,11 @@
-//! Dry runs write nothing; an interrupted create is found by its marker, never made twice;
-//! one run at a time per pair.
+//! Dry runs write nothing; an interrupted create is found by its marker, never made twice,
+//! and an edit made to its source meanwhile still reaches it; one run at a time per pair.
 
 use std::time::Duration;
 
+use crmkit_core::http::ApiRequest;
 use crmkit_core::{Crm, ErrorKind, ObjectKind, RecordRef};
-use crmkit_store::{CursorKey, IntentOp, NewIntent};
+use crmkit_store::{CursorKey, IntentOp, LinkUpdate, NewIntent};
 use serde_json::json;
 
 use super::{Db, World, config};
@@ -118,6 +119,97 @@ async fn interrupted_create(db: Db) {
             .is_empty()
     );
     w.finish().await;
+}
+
+#[tokio::test]
+async fn an_edit_to_the_source_before_an_interrupted_create_is_recovered_reaches_it() {
+    edit_before_recovery(None).await;
+}
+
+#[tokio::test]
+async fn an_edit_to_the_source_before_recovery_wins_even_with_the_target_as_primary() {
+    edit_before_recovery(Some(Crm::HubSpot)).await;
+}
+
+/// A Close contact's create in HubSpot interrupted after sending; its title edited in Close
+/// before the run that recovers the create: the edit must reach HubSpot (under `primary`,
+/// the recovered copy must not overwrite it either).
+async fn edit_before_recovery(primary: Option<Crm>) {
+    let w = World::new().await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "No Mail", "title": "CTO"}]}))
+        .await;
+    w.settle().await;
+    let mut cfg = config();
+    cfg.person.conflict.primary = primary;
+    let engine = w.engine(cfg);
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let link = w
+        .store
+        .link_by_record(&close_ref)
+        .await
+        .expect("store")
+        .expect("linked");
+    let hs = link.crm_id(Crm::HubSpot).expect("created").to_string();
+
+    // Rewind to where an interrupted run leaves it: the link made for the create holds the
+    // source alone, with no hash or base yet, and the create's intent is `sent`.
+    let link = w.store.unlink(&link, Crm::HubSpot).await.expect("store");
+    let link = w
+        .store
+        .update_link(
+            &link,
+            &LinkUpdate::new()
+                .hash(Crm::Close, None)
+                .fields(Crm::Close, None),
+        )
+        .await
+        .expect("store");
+    let intent = w
+        .store
+        .record_intent(
+            &NewIntent::new(
+                Crm::HubSpot,
+                ObjectKind::Person,
+                IntentOp::Create,
+                "interrupted-run:create",
+                json!({"marker": format!("close:person:{contact}")}),
+            )
+            .pair(engine.pair())
+            .link(link.id.clone()),
+        )
+        .await
+        .expect("store");
+    w.store.mark_intent_sent(&intent.id).await.expect("store");
+    w.close_update(&format!("contact/{contact}/"), json!({"title": "CEO"}))
+        .await;
+
+    w.settle().await;
+    let second = engine.run().await.expect("second run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(second.recovered, 1, "{second:?}");
+    assert_eq!(second.created, 0, "{second:?}");
+    assert_eq!(second.updated, 1, "the edit went out: {second:?}");
+    let got =
+        w.hs.raw(&ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{hs}?properties=jobtitle"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(got["properties"]["jobtitle"], "CEO", "{got}");
+    let close = w.close_get(&format!("contact/{contact}/")).await;
+    assert_eq!(close["title"], "CEO", "{close}");
+    // And it stays: the next run finds both sides agreeing.
+    w.settle().await;
+    let third = engine.run().await.expect("third run");
+    assert!(third.errors.is_empty() && !third.wrote(), "{third:?}");
 }
 
 #[tokio::test]
