@@ -8,14 +8,28 @@
 //! the watermark, as Close's event-log docs advise; a watermark older than the log's 30-day
 //! retention is refused, since deletions may already be gone from the log.
 //!
-//! Tombstones cover: Company — `lead` deleted, and the source lead of a `lead` merged event
-//! (`meta.merge_source_lead_id`, reported `merged_into` the destination lead); Person and Deal — their own `deleted` events and the
-//! `contacts` / `opportunities` inside a deleted lead's `previous_data` (Close deletes a
-//! lead's children with it; `previous_data` reaches non-admins only for events under an hour
-//! old); Activity — `deleted` events of notes, calls, emails and meetings. Activities removed
-//! with their lead come only through their own `deleted` events, which Close says it logs
-//! for a lead's children (developer.close.com/resources/event-log/list-of-events): a deleted
-//! lead's `previous_data` does not hold its activities.
+//! Tombstones cover: Company — `lead` deleted; Person and Deal — their own `deleted` events
+//! and the `contacts` / `opportunities` inside a deleted lead's `previous_data` (Close deletes
+//! a lead's children with it; `previous_data` reaches non-admins only for events under an
+//! hour old); Activity — `deleted` events of notes, calls, emails and meetings. Activities
+//! removed with their lead come only through their own `deleted` events, which Close says it
+//! logs for a lead's children (developer.close.com/api/resources/events/list-of-event-types):
+//! a deleted lead's `previous_data` does not hold its activities.
+//!
+//! Merges: per the same page, merging lead A into lead B logs a `lead` `merged` event on B
+//! and also "`updated` and `deleted` events for the leads and any related objects involved
+//! in the merge", every one with `merge_source_lead_id` and `merge_destination_lead_id` in
+//! `meta`. An event with `meta.merge_source_lead_id` is read as part of a merge: the source
+//! lead's `deleted` event is its one tombstone, `merged_into` the destination (so the
+//! `merged` event itself is not read: it would name the same lead twice), and its
+//! `previous_data` gives no child tombstones, since its contacts and opportunities moved to
+//! the destination (their `updated` events make them upserts through the search slices).
+//! Close's own report of deleted leads reads merges the same way: a `lead` `deleted` event
+//! with `meta.merge_source_lead_id` is "Merged with another lead"
+//! (closeio/close-api-scripts, scripts/run_leads_deleted_report.py). A
+//! merge deletion naming no destination is skipped as malformed, never taken for a
+//! deletion. An object's own `deleted` event stays a tombstone, in a merge or not: Close
+//! says that object is gone.
 
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
@@ -86,8 +100,6 @@ pub(super) fn object_type(kind: ObjectKind) -> &'static str {
 enum Removed {
     /// The event's own object.
     Own,
-    /// The lead a merge folded into another (`meta.merge_source_lead_id`).
-    MergeSource,
     /// The objects listed under this key of the deleted lead's `previous_data`.
     Nested(&'static str),
 }
@@ -111,10 +123,8 @@ const fn src(object_type: &'static str, action: &'static str, removed: Removed) 
 /// The event-log queries whose events remove records of `kind` (A9; event object types
 /// from developer.close.com/resources/event-log).
 fn sources(kind: ObjectKind) -> &'static [Source] {
-    const COMPANY: &[Source] = &[
-        src("lead", "deleted", Removed::Own),
-        src("lead", "merged", Removed::MergeSource),
-    ];
+    // A merged-away lead comes through its own `deleted` event (see the module docs).
+    const COMPANY: &[Source] = &[src("lead", "deleted", Removed::Own)];
     const PERSON: &[Source] = &[
         src("contact", "deleted", Removed::Own),
         src("lead", "deleted", Removed::Nested("contacts")),
@@ -137,15 +147,36 @@ fn sources(kind: ObjectKind) -> &'static [Source] {
     }
 }
 
-/// The lead a merge folded the removed lead into (`meta.merge_destination_lead_id`, else the
-/// event's object): a merged-away lead's data lives on there, so it is no deletion.
-fn merged_into(e: &Event, removed: Removed) -> Option<String> {
-    match removed {
-        Removed::MergeSource => e.meta["merge_destination_lead_id"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| e.object_id.clone()),
-        Removed::Own | Removed::Nested(_) => None,
+/// Whether the event is part of a lead merge: Close puts `meta.merge_source_lead_id` on every
+/// event a merge causes (developer.close.com/api/resources/events/list-of-event-types).
+fn in_merge(e: &Event) -> bool {
+    e.meta
+        .get("merge_source_lead_id")
+        .is_some_and(Value::is_string)
+}
+
+/// What one deletion event says became of a record it removes.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    /// Deleted: a tombstone.
+    Deleted,
+    /// Merged into this lead, where its data lives on: no deletion to mirror.
+    MergedInto(String),
+    /// Removed by a merge whose destination the event does not name.
+    MergedUnnamed,
+}
+
+/// The fate of the records a deletion event of `source` removes. Only a lead's own deletion
+/// can be a merge's: the source lead is the one object a merge removes.
+fn fate(e: &Event, source: &Source) -> Fate {
+    if source.object_type != "lead" || source.removed != Removed::Own || !in_merge(e) {
+        return Fate::Deleted;
+    }
+    match e.meta["merge_destination_lead_id"].as_str() {
+        Some(into) if !into.is_empty() && e.object_id.as_deref() != Some(into) => {
+            Fate::MergedInto(into.to_string())
+        }
+        _ => Fate::MergedUnnamed,
     }
 }
 
@@ -157,15 +188,12 @@ fn event_time(e: &Event) -> Option<DateTime<Utc>> {
         .and_then(crmkit_core::time::parse_timestamp)
 }
 
-/// The ids an event removes, per its source.
+/// The ids an event removes, per its source. A lead merged away removes none of its
+/// children: they moved to the destination lead.
 fn removed_ids(e: &Event, removed: Removed) -> Vec<String> {
     match removed {
         Removed::Own => e.object_id.iter().cloned().collect(),
-        Removed::MergeSource => e.meta["merge_source_lead_id"]
-            .as_str()
-            .map(str::to_string)
-            .into_iter()
-            .collect(),
+        Removed::Nested(_) if in_merge(e) => Vec::new(),
         Removed::Nested(key) => e
             .previous_data
             .get(key)
@@ -378,12 +406,30 @@ fn tombstones(
                     }),
                 }
                 .encode();
+                let fate = fate(e, source);
                 for id in removed_ids(e, source.removed) {
-                    out.push(Ok(Change::Deleted {
-                        record: RecordRef::new(Crm::Close, kind, id),
-                        at: Some(t),
-                        merged_into: merged_into(e, source.removed),
-                        cursor: cursor.clone(),
+                    let record = RecordRef::new(Crm::Close, kind, id);
+                    out.push(Ok(match &fate {
+                        Fate::Deleted => Change::Deleted {
+                            record,
+                            at: Some(t),
+                            merged_into: None,
+                            cursor: cursor.clone(),
+                        },
+                        Fate::MergedInto(into) => Change::Deleted {
+                            record,
+                            at: Some(t),
+                            merged_into: Some(into.clone()),
+                            cursor: cursor.clone(),
+                        },
+                        Fate::MergedUnnamed => Change::Skipped {
+                            record,
+                            cause: SkipReason::Malformed,
+                            reason: "merged away in Close, but the event names no \
+                                     merge_destination_lead_id: not taken for a deletion"
+                                .into(),
+                            cursor: cursor.clone(),
+                        },
                     }));
                 }
             }
@@ -463,27 +509,24 @@ mod tests {
         assert!(reason.contains("SMS"));
     }
 
+    /// A Close event from its JSON.
+    fn event(v: Value) -> Event {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
-    fn merged_and_cascaded_deletions_name_the_records_they_remove() {
-        let merged: Event = serde_json::from_value(json!({
-            "object_type": "lead", "action": "merged", "object_id": "lead_dest",
-            "meta": {"merge_source_lead_id": "lead_src", "merge_destination_lead_id": "lead_dest"}
-        }))
-        .unwrap();
-        assert_eq!(removed_ids(&merged, Removed::MergeSource), ["lead_src"]);
-        assert_eq!(
-            merged_into(&merged, Removed::MergeSource).as_deref(),
-            Some("lead_dest")
-        );
-        let deleted: Event = serde_json::from_value(json!({
+    fn cascaded_deletions_name_the_records_they_remove() {
+        let deleted = event(json!({
             "object_type": "lead", "action": "deleted", "object_id": "lead_1", "data": null,
             "previous_data": {"id": "lead_1",
                 "contacts": [{"id": "cont_1"}, {"id": "cont_2"}],
                 "opportunities": [{"id": "oppo_1"}]}
-        }))
-        .unwrap();
+        }));
         assert_eq!(removed_ids(&deleted, Removed::Own), ["lead_1"]);
-        assert_eq!(merged_into(&deleted, Removed::Own), None);
+        assert_eq!(
+            fate(&deleted, &sources(ObjectKind::Company)[0]),
+            Fate::Deleted
+        );
         assert_eq!(
             removed_ids(&deleted, Removed::Nested("contacts")),
             ["cont_1", "cont_2"]
@@ -493,11 +536,55 @@ mod tests {
             ["oppo_1"]
         );
         // Without previous_data (non-admins after an hour) nothing is guessed.
-        let bare: Event = serde_json::from_value(json!({
+        let bare = event(json!({
             "object_type": "lead", "action": "deleted", "object_id": "lead_1"
-        }))
-        .unwrap();
+        }));
         assert!(removed_ids(&bare, Removed::Nested("contacts")).is_empty());
+    }
+
+    #[test]
+    fn a_merged_away_lead_is_merged_into_its_destination_and_its_children_stay() {
+        let merge = json!({"merge_source_lead_id": "lead_src",
+                           "merge_destination_lead_id": "lead_dest"});
+        let source_deleted = event(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_src", "data": null,
+            "meta": merge,
+            "previous_data": {"id": "lead_src", "contacts": [{"id": "cont_1"}],
+                              "opportunities": [{"id": "oppo_1"}]}
+        }));
+        let company = sources(ObjectKind::Company)[0];
+        assert_eq!(removed_ids(&source_deleted, company.removed), ["lead_src"]);
+        assert_eq!(
+            fate(&source_deleted, &company),
+            Fate::MergedInto("lead_dest".into())
+        );
+        for (kind, key) in [
+            (ObjectKind::Person, "contacts"),
+            (ObjectKind::Deal, "opportunities"),
+        ] {
+            let nested = sources(kind)
+                .iter()
+                .find(|s| s.removed == Removed::Nested(key))
+                .copied()
+                .unwrap();
+            assert!(
+                removed_ids(&source_deleted, nested.removed).is_empty(),
+                "moved {key} are no tombstones"
+            );
+        }
+        // A child's own deletion is one, in a merge or not: Close says it is gone.
+        let contact_deleted = event(json!({
+            "object_type": "contact", "action": "deleted", "object_id": "cont_9", "meta": merge
+        }));
+        let person = sources(ObjectKind::Person)[0];
+        assert_eq!(removed_ids(&contact_deleted, person.removed), ["cont_9"]);
+        assert_eq!(fate(&contact_deleted, &person), Fate::Deleted);
+        // A merge deletion naming no destination is not taken for a deletion.
+        let unnamed = event(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_src",
+            "meta": {"merge_source_lead_id": "lead_src"}
+        }));
+        assert_eq!(fate(&unnamed, &company), Fate::MergedUnnamed);
     }
 
     #[test]
@@ -510,11 +597,9 @@ mod tests {
         ] {
             assert_eq!(sources(kind)[0].removed, Removed::Own);
             assert_eq!(sources(kind)[0].action, "deleted");
+            // A merge is read from its deletions; its `merged` event would name the
+            // merged-away lead a second time.
+            assert!(sources(kind).iter().all(|s| s.action == "deleted"));
         }
-        assert!(
-            sources(ObjectKind::Company)
-                .iter()
-                .any(|s| s.action == "merged")
-        );
     }
 }

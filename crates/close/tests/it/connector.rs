@@ -313,6 +313,111 @@ async fn the_change_feed_sees_every_change_made_while_it_runs() {
 }
 
 #[tokio::test]
+async fn a_lead_merge_is_one_merged_deletion_and_moves_its_children_as_upserts() {
+    let sb = sandbox(0).await;
+    let c = client(&sb, "k");
+    let conn = CloseConnector::new(c.clone());
+    let post = |path: &'static str, body: Value| {
+        let c = c.clone();
+        async move { c.raw(&ApiRequest::post(path, body)).await.expect(path) }
+    };
+    let source = post(
+        "lead/",
+        json!({"name": "Source", "contacts": [{"name": "Sam Source"}]}),
+    )
+    .await;
+    let (source_id, contact_id) = (
+        source["id"].as_str().unwrap().to_string(),
+        source["contacts"][0]["id"].as_str().unwrap().to_string(),
+    );
+    let dest = post(
+        "lead/",
+        json!({"name": "Destination", "contacts": [{"name": "Dee Dest"}]}),
+    )
+    .await;
+    let dest_id = dest["id"].as_str().unwrap().to_string();
+    let deal = post(
+        "opportunity/",
+        json!({"lead_id": source_id, "note": "Deal"}),
+    )
+    .await;
+    let note = post(
+        "activity/note/",
+        json!({"lead_id": source_id, "note": "Met"}),
+    )
+    .await;
+    let kinds = [
+        ObjectKind::Company,
+        ObjectKind::Person,
+        ObjectKind::Deal,
+        ObjectKind::Activity,
+    ];
+    let mut cursors = Vec::new();
+    for kind in kinds {
+        let first = run(&conn, kind, None).await;
+        cursors.push(
+            first
+                .last()
+                .expect("a record of each kind")
+                .cursor()
+                .clone(),
+        );
+    }
+    post(
+        "lead/merge/",
+        json!({"source": source_id, "destination": dest_id}),
+    )
+    .await;
+    for (kind, cursor) in kinds.into_iter().zip(cursors) {
+        let changes = run(&conn, kind, Some(cursor)).await;
+        let deleted: Vec<(&str, Option<&str>)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Deleted {
+                    record,
+                    merged_into,
+                    ..
+                } => Some((record.id.as_str(), merged_into.as_deref())),
+                _ => None,
+            })
+            .collect();
+        let malformed = changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::Skipped {
+                    cause: SkipReason::Malformed,
+                    ..
+                }
+            )
+        });
+        assert!(!malformed, "{kind}: {changes:?}");
+        let upserted: Vec<&str> = upserts(&changes).iter().filter_map(|r| r.id()).collect();
+        match kind {
+            ObjectKind::Company => {
+                assert_eq!(
+                    deleted,
+                    [(source_id.as_str(), Some(dest_id.as_str()))],
+                    "one deletion, merged into the destination"
+                );
+                assert!(upserted.contains(&dest_id.as_str()), "{upserted:?}");
+            }
+            _ => {
+                assert_eq!(deleted, [], "{kind}: moved, not deleted");
+                let moved = match kind {
+                    ObjectKind::Person => contact_id.as_str(),
+                    ObjectKind::Deal => deal["id"].as_str().unwrap(),
+                    _ => note["id"].as_str().unwrap(),
+                };
+                assert!(
+                    upserted.contains(&moved),
+                    "{kind}: the moved record is an upsert: {upserted:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn activities_without_a_unified_form_are_reported_not_fatal() {
     let sb = sandbox(2).await;
     let c = client(&sb, "k");

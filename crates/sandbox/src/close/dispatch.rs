@@ -109,6 +109,9 @@ fn handle(
     let Some((kind, id)) = Kind::parse(&segments) else {
         return Err(ApiError::NotFound("Resource".into()));
     };
+    if kind.read_only() {
+        return Err(ApiError::MethodNotAllowed);
+    }
     let mut data = state.data();
     data.begin_request();
     let done = match (method, id) {

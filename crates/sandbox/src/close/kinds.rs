@@ -1,13 +1,17 @@
 //! Which collection a path names, and the per-collection facts (id prefix, event type,
 //! model name used in 404 bodies).
 
-/// The activity types and the event/object names Close gives them.
+/// The activity types: the path segment (also the event `object_type` suffix) and the
+/// `_type` Close gives them.
 pub(crate) const ACTIVITY_TYPES: &[(&str, &str)] = &[
     ("note", "Note"),
     ("call", "Call"),
     ("email", "Email"),
     ("meeting", "Meeting"),
     ("sms", "SMS"),
+    // Read-only: only a merge creates them; Close documents list and get, no writes
+    // (developer.close.com/api/resources/activities/lead-merges).
+    ("lead_merge", "LeadMerge"),
 ];
 
 /// Object types that may carry custom fields.
@@ -129,6 +133,12 @@ impl Kind {
         }
     }
 
+    /// Whether the collection can only be read (LeadMerge activities: Close documents
+    /// `GET /activity/lead_merge/` and `GET /activity/lead_merge/{id}/` only).
+    pub(crate) fn read_only(self) -> bool {
+        self == Kind::Activity(Some("lead_merge"))
+    }
+
     /// The activity `_type` value of a typed activity path.
     pub(crate) fn activity_type(self) -> Option<&'static str> {
         match self {
@@ -146,10 +156,15 @@ pub(crate) fn event_type(table: &str, row: &serde_json::Value) -> Option<String>
     Some(match table {
         "lead" | "contact" | "opportunity" => table.to_string(),
         "task" => "task.lead".to_string(),
-        "activity" => format!(
-            "activity.{}",
-            row["_type"].as_str().unwrap_or("note").to_ascii_lowercase()
-        ),
+        // The type's path segment (`activity.lead_merge`), else its lowercased `_type`.
+        "activity" => {
+            let ty = row["_type"].as_str().unwrap_or("Note");
+            let seg = ACTIVITY_TYPES
+                .iter()
+                .find(|(_, t)| *t == ty)
+                .map_or_else(|| ty.to_ascii_lowercase(), |(s, _)| s.to_string());
+            format!("activity.{seg}")
+        }
         _ => return None,
     })
 }
@@ -170,6 +185,18 @@ mod tests {
             Some((Kind::CustomField("lead"), None))
         );
         assert_eq!(Kind::parse(&["nope"]), None);
+        assert!(
+            Kind::parse(&["activity", "lead_merge"])
+                .is_some_and(|(k, _)| k.read_only() && k.activity_type() == Some("LeadMerge"))
+        );
+        assert_eq!(
+            event_type("activity", &serde_json::json!({"_type": "LeadMerge"})).as_deref(),
+            Some("activity.lead_merge")
+        );
+        assert_eq!(
+            event_type("activity", &serde_json::json!({"_type": "SMS"})).as_deref(),
+            Some("activity.sms")
+        );
         assert_eq!(Kind::CustomField("lead").model_name(), "LeadCustomField");
     }
 }

@@ -309,12 +309,26 @@ pub(crate) fn delete(
 
 /// `POST /lead/merge/` with `{"source": …, "destination": …}`: the source lead is merged
 /// into the destination lead and then deleted (developer.close.com/api/resources/leads/merge
-/// and …/activities/lead-merges). Its contacts, opportunities, tasks and activities move to
-/// the destination; the destination keeps its own fields. The event log gets one `lead`
-/// `merged` event on the destination whose `meta` names both leads
-/// (`merge_source_lead_id`, `merge_destination_lead_id`), and an `updated` event for each
-/// moved child; the source gets no `deleted` event of its own (the merge event tells what
-/// became of it).
+/// and developer.close.com/api/resources/activities/lead-merges). Its contacts,
+/// opportunities, tasks and activities move to the destination; the destination keeps its
+/// own fields (the docs point to the app's merge feature and say no more).
+///
+/// The event log follows developer.close.com/api/resources/events/list-of-event-types
+/// (`lead` `merged`): "you will also get `updated` and `deleted` events for the leads and
+/// any related objects involved in the merge. All events related to the merge contain
+/// `merge_source_lead_id` and `merge_destination_lead_id` in the `meta` field". So a merge
+/// logs an `updated` event for each moved child (`lead_id` changed), the source lead's
+/// `deleted` event (its `previous_data` the lead as it was before the merge, children
+/// included, as a plain delete gives it), an `updated` event for the destination lead, and
+/// one `merged` event whose `lead_id` and `data` are the destination's; every one of them
+/// carries both ids in `meta`. The moved children get no `deleted` event: they still exist.
+///
+/// A LeadMerge activity records the merge ("LeadMerge activities are created when you merge
+/// one lead into another", …/activities/lead-merges) with the fields of that page's schema.
+/// The sandbox merges at once, so its `merge_status` is `completed`, and it sits on the
+/// destination lead, where the source's activities went. Close's example shows an
+/// `in_progress` one whose `lead_id` is the source; where a finished one sits is not
+/// documented. The sandbox logs no event for it: whether Close does is not documented.
 pub(crate) fn merge_leads(data: &mut Data, body: Value, path: &str) -> Result<Changed, ApiError> {
     let obj = body_object(body)?;
     let id_of = |key: &str| -> Result<String, ApiError> {
@@ -329,9 +343,15 @@ pub(crate) fn merge_leads(data: &mut Data, body: Value, path: &str) -> Result<Ch
             "A lead cannot be merged into itself.".into(),
         ]));
     }
-    find(data, Kind::Lead, &source)?;
-    find(data, Kind::Lead, &destination)?;
-    let mut events = Vec::new();
+    let source_row = find(data, Kind::Lead, &source)?.clone();
+    let destination_row = find(data, Kind::Lead, &destination)?.clone();
+    // The source's tombstone shows it as it was, children included, like a plain delete's.
+    let prior = match render(data, "lead", source_row) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    // Every event logged after this one belongs to the merge and gets its `meta`.
+    let logged_before = data.events.back().map_or(0, |(seq, _)| *seq);
     let now = json!(stamp(Utc::now()));
     for table in ["contact", "opportunity", "task", "activity"] {
         let children: Vec<String> = data
@@ -348,17 +368,51 @@ pub(crate) fn merge_leads(data: &mut Data, body: Value, path: &str) -> Result<Ch
             let previous: Map<String, Value> = [("lead_id".to_string(), json!(source))]
                 .into_iter()
                 .collect();
-            events.extend(change_event(
-                data, table, "updated", &row, previous, "POST", path,
-            ));
+            change_event(data, table, "updated", &row, previous, "POST", path);
         }
     }
-    data.table_mut("lead").remove(&source);
+    let activity_id = data.new_id(Kind::Activity(None).prefix());
+    let display = |lead: &Value| lead.get("name").cloned().unwrap_or(Value::Null);
+    data.insert(
+        "activity",
+        json!({
+            "id": activity_id,
+            "_type": "LeadMerge",
+            "organization_id": data.org_id,
+            "lead_id": destination,
+            "contact_id": null,
+            "source_lead_id": source,
+            "destination_lead_id": destination,
+            "source_display_name": display(&Value::Object(prior.clone())),
+            "destination_display_name": display(&destination_row),
+            "merge_status": "completed",
+            "error_message": null,
+            "activity_at": now,
+            "date_created": now,
+            "date_updated": now,
+            "created_by": data.user_id,
+            "updated_by": data.user_id,
+            "user_id": data.user_id,
+            "users": [],
+        }),
+    );
+    let removed = data
+        .table_mut("lead")
+        .remove(&source)
+        .ok_or_else(|| ApiError::NotFound(Kind::Lead.model_name()))?;
+    change_event(data, "lead", "deleted", &removed, prior, "POST", path);
+    let previous: Map<String, Value> = [(
+        "date_updated".to_string(),
+        destination_row["date_updated"].clone(),
+    )]
+    .into_iter()
+    .collect();
     let row = data
         .update_row("lead", &destination, |row| {
             row["date_updated"] = now.clone()
         })
         .ok_or_else(|| ApiError::NotFound(Kind::Lead.model_name()))?;
+    change_event(data, "lead", "updated", &row, previous, "POST", path);
     if !data.seeding {
         data.record_event(
             "lead",
@@ -371,13 +425,20 @@ pub(crate) fn merge_leads(data: &mut Data, body: Value, path: &str) -> Result<Ch
             "POST",
             path,
         );
-        // The merge names both leads in the logged event's `meta`.
-        if let Some((_, logged)) = data.events.back_mut() {
-            logged["meta"]["merge_source_lead_id"] = json!(source);
-            logged["meta"]["merge_destination_lead_id"] = json!(destination);
-            events.push(logged.clone());
-        }
     }
+    let mut events = Vec::new();
+    for (_, logged) in data
+        .events
+        .iter_mut()
+        .rev()
+        .take_while(|(seq, _)| *seq > logged_before)
+    {
+        logged["meta"]["merge_source_lead_id"] = json!(source);
+        logged["meta"]["merge_destination_lead_id"] = json!(destination);
+        events.push(logged.clone());
+    }
+    // Oldest first, as they were logged.
+    events.reverse();
     Ok(Changed {
         status: 200,
         body: json!({}),

@@ -311,17 +311,17 @@ async fn a_null_lead_id_makes_a_lead_on_create_and_is_refused_on_update() {
 }
 
 #[tokio::test]
-async fn a_lead_merge_moves_the_children_and_logs_one_merged_event() {
+async fn a_lead_merge_moves_the_children_and_logs_the_documented_events() {
     let sb = sandbox(0).await;
     let api = Api::new(&sb);
     let made = |name: &str| {
         json!({"name": name, "description": format!("{name}'s"),
                "contacts": [{"name": format!("{name} Person")}]})
     };
-    let source = api.post("lead/", &made("Source")).await.body["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let source_body = api.post("lead/", &made("Source")).await.body;
+    let source = source_body["id"].as_str().unwrap_or_default().to_string();
+    let source_contact = source_body["contacts"][0]["id"].clone();
+    assert!(source_contact.is_string(), "{source_body}");
     let dest = api.post("lead/", &made("Destination")).await.body["id"]
         .as_str()
         .unwrap_or_default()
@@ -361,8 +361,85 @@ async fn a_lead_merge_moves_the_children_and_logs_one_merged_event() {
     assert_eq!(events[0]["object_id"], json!(dest));
     assert_eq!(events[0]["meta"]["merge_source_lead_id"], json!(source));
     assert_eq!(events[0]["meta"]["merge_destination_lead_id"], json!(dest));
-    let deleted = api
-        .get("event/", &[("object_type", "lead"), ("action", "deleted")])
+    // developer.close.com/api/resources/events/list-of-event-types: a merge also logs
+    // `updated` and `deleted` events for the leads and the objects involved, all naming both
+    // leads in `meta`.
+    let merge_meta = |e: &Value| {
+        e["meta"]["merge_source_lead_id"] == json!(source)
+            && e["meta"]["merge_destination_lead_id"] == json!(dest)
+    };
+    let logged = |object_type: &'static str, action: &'static str| {
+        let api = &api;
+        async move {
+            let page = api
+                .get(
+                    "event/",
+                    &[("object_type", object_type), ("action", action)],
+                )
+                .await;
+            page.body["data"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let deleted = logged("lead", "deleted").await;
+    assert_eq!(deleted.len(), 1, "the source's deletion: {deleted:?}");
+    assert_eq!(deleted[0]["object_id"], json!(source));
+    assert!(merge_meta(&deleted[0]), "{}", deleted[0]);
+    assert_eq!(deleted[0]["data"], Value::Null);
+    assert_eq!(
+        deleted[0]["previous_data"]["contacts"][0]["id"], source_contact,
+        "the source as it was before the merge"
+    );
+    let updated = logged("lead", "updated").await;
+    assert_eq!(updated.len(), 1, "the destination's update: {updated:?}");
+    assert_eq!(updated[0]["object_id"], json!(dest));
+    assert!(merge_meta(&updated[0]), "{}", updated[0]);
+    let moved = logged("contact", "updated").await;
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["object_id"], source_contact);
+    assert_eq!(moved[0]["lead_id"], json!(dest));
+    assert_eq!(moved[0]["previous_data"]["lead_id"], json!(source));
+    assert!(merge_meta(&moved[0]), "{}", moved[0]);
+    assert!(
+        logged("contact", "deleted").await.is_empty(),
+        "a moved contact is not deleted"
+    );
+    let request = events[0]["request_id"].as_str().unwrap_or_default();
+    let all = api.get("event/", &[("request_id", request)]).await.body;
+    let all = all["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        all.len(),
+        4,
+        "moved contact, source, destination, merge: {all:?}"
+    );
+    assert!(all.iter().all(merge_meta), "{all:?}");
+
+    // developer.close.com/api/resources/activities/lead-merges: a LeadMerge activity.
+    let merges = api
+        .get("activity/lead_merge/", &[("lead_id", dest.as_str())])
         .await;
-    assert_eq!(deleted.body["data"], json!([]), "no deletion logged");
+    assert_eq!(merges.status, 200, "{}", merges.body);
+    let merges = merges.body["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(merges.len(), 1, "{merges:?}");
+    let m = &merges[0];
+    assert_eq!(m["_type"], "LeadMerge");
+    assert_eq!(m["source_lead_id"], json!(source));
+    assert_eq!(m["destination_lead_id"], json!(dest));
+    assert_eq!(m["source_display_name"], "Source");
+    assert_eq!(m["destination_display_name"], "Destination");
+    assert_eq!(m["merge_status"], "completed");
+    assert_eq!(m["error_message"], Value::Null);
+    let id = m["id"].as_str().unwrap_or_default();
+    let one = api.get(&format!("activity/lead_merge/{id}/"), &[]).await;
+    assert_eq!(one.body["id"], m["id"], "{}", one.body);
+    let written = api
+        .post(
+            "activity/lead_merge/",
+            &json!({"lead_id": dest, "source_lead_id": source}),
+        )
+        .await;
+    assert_eq!(
+        written.status, 405,
+        "only a merge makes one: {}",
+        written.body
+    );
 }

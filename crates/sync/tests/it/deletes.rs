@@ -222,6 +222,52 @@ async fn close_company_link(w: &World, id: &str) -> Option<crmkit_store::Link> {
 }
 
 #[tokio::test]
+async fn a_close_merge_under_propagate_deletes_neither_the_company_nor_its_moved_contacts() {
+    // Close logs the merged-away lead's own `deleted` event (with merge `meta`, its contacts
+    // in `previous_data`) beside the `merged` one: neither may become a deletion.
+    let w = World::new().await;
+    let mut c = config();
+    c.company.delete = DeletePolicy::Propagate;
+    c.person.delete = DeletePolicy::Propagate;
+    let engine = w.engine(c);
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = w.close_get(&format!("contact/{contact}/")).await["lead_id"]
+        .as_str()
+        .expect("lead id")
+        .to_string();
+    let hs_company = close_company_link(&w, &lead)
+        .await
+        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
+        .expect("Acme is linked");
+    let other = w.close_lead(serde_json::json!({"name": "Acme Two"})).await;
+    merge_close_leads(&w, &lead, &other).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert!(
+        hs_exists(&w, &hs_company).await,
+        "the HubSpot company stays"
+    );
+    w.hs.raw(&ApiRequest::get(format!(
+        "crm/v3/objects/contacts/{hs_contact}"
+    )))
+    .await
+    .expect("the HubSpot contact stays");
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(Crm::Close, ObjectKind::Person, contact))
+        .await
+        .expect("store")
+        .expect("Bob keeps his link");
+    assert_eq!(link.crm_id(Crm::HubSpot), Some(hs_contact.as_str()));
+    let moved = close_company_link(&w, &other)
+        .await
+        .expect("the winner is linked");
+    assert_eq!(moved.crm_id(Crm::HubSpot), Some(hs_company.as_str()));
+}
+
+#[tokio::test]
 async fn a_chain_of_merges_moves_the_link_to_the_surviving_record() {
     let w = World::new().await;
     let engine = w.engine(config());
