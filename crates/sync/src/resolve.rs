@@ -106,12 +106,17 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
         if skip.contains(&field) {
             continue;
         }
-        // Each side's value, looked up once per field (by CRM: a side per CRM).
-        let mut values: PerCrm<Option<&'a Value>> = PerCrm::new();
-        for s in sides {
-            values.insert(s.crm, s.fields.get(field.as_str()));
+        // Each side's value, looked up once per field for the first three sides (a side per
+        // CRM, so all of them); a side is found by where it sits in `sides`, so two sides of
+        // one CRM would still each be read as themselves.
+        let mut cached: [Option<&'a Value>; 3] = [None; 3];
+        for (slot, s) in cached.iter_mut().zip(sides) {
+            *slot = s.fields.get(field.as_str());
         }
-        let value = |s: &Side<'a>| values.get(&s.crm).copied().flatten();
+        let value = |s: &Side<'a>| match sides.iter().position(|x| std::ptr::eq(x, s)) {
+            Some(i) if i < cached.len() => cached[i],
+            _ => s.fields.get(field.as_str()),
+        };
         let first = value(&sides[0]);
         if sides.iter().all(|s| value(s) == first) {
             continue;
@@ -583,5 +588,19 @@ mod tests {
         ];
         let r = resolve(&cfg(), &sides, &[Field::new("company")].into());
         assert!(r.writes.is_empty() && r.decisions.is_empty());
+    }
+
+    #[test]
+    fn each_side_is_read_as_itself_even_when_two_share_a_crm() {
+        let (a, b) = (map(&[("name", json!("A"))]), map(&[("name", json!("B"))]));
+        let side = |fields| Side {
+            crm: Crm::Close,
+            fields,
+            base: None,
+            changed: true,
+            modified: None,
+        };
+        let r = resolve(&cfg(), &[side(&a), side(&b)], &BTreeSet::new());
+        assert_eq!(r.decisions.len(), 1, "the names differ: {r:?}");
     }
 }
