@@ -6,14 +6,16 @@
 //!   the retry list, the intents and the runs. Cursors stored by an older crmkit under the
 //!   config's order are moved to the canonical name once ([`Engine::adopt_legacy_state`]),
 //!   and intents it left unsettled under that name are reconciled too.
-//! - **The legacy lease.** An older crmkit takes its lease under the config's order
-//!   (`sync:hubspot-close`) and knows nothing of the canonical name. So that a rolling
-//!   upgrade cannot run an old and a new process on the same CRMs at once, a run whose
-//!   config's order differs from the sorted one also holds the lease under that legacy name
-//!   ([`lease_names`]), for its whole duration: it takes the canonical lease, then the legacy
-//!   one, renews both together, fences with both and releases both. If either is held by
-//!   another live holder the run does not start, says which lease is held, and gives back
-//!   the one it already took.
+//! - **The legacy leases.** An older crmkit takes its lease under the config's order
+//!   (`sync:hubspot-close`) and knows nothing of the canonical name, and during a rolling
+//!   upgrade it may be configured in another order than the new process. So that an old and
+//!   a new process never run on the same CRMs at once, every run holds the lease under the
+//!   name of *every* order of its CRMs ([`lease_names`]: 2 names for two CRMs, 6 for three),
+//!   whatever its own config's order, for its whole duration: it takes them one after the
+//!   other in sorted order (so two new processes never each hold a name the other waits
+//!   for), renews them together, fences with all of them and releases all of them. If one
+//!   is held by another live holder the run does not start, says which lease is held, and
+//!   gives back the ones it already took.
 //! - **Renewal.** A background task renews the leases every third of their time to live
 //!   while the run goes on, so a long kind cannot outlive them; the task ends with the run.
 //! - **Fencing.** Every store transaction of the run first checks, on the database, that the
@@ -48,14 +50,36 @@ pub(super) fn legacy_pair_name(crms: &[Crm]) -> Option<String> {
     (old != pair_name(crms)).then_some(old)
 }
 
-/// The leases a run of `crms` holds, in the order it takes them: `sync:<pair_name>`, then
-/// `sync:<the CRMs in the config's order>` when that differs (the name an older crmkit
-/// takes, so the two never sync the same CRMs at once).
+/// The leases a run of `crms` holds, in the order it takes them (sorted, so the canonical
+/// `sync:<pair_name>` comes first): `sync:<the CRMs in that order>` for every order of the
+/// CRMs, since an older crmkit takes the lease under its config's order, whichever that is,
+/// and a new one must never sync the same CRMs at the same time.
 pub fn lease_names(crms: &[Crm]) -> Vec<String> {
-    std::iter::once(pair_name(crms))
-        .chain(legacy_pair_name(crms))
-        .map(|pair| format!("sync:{pair}"))
-        .collect()
+    let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
+    let mut out: Vec<String> = orders(&names)
+        .into_iter()
+        .map(|order| format!("sync:{}", order.join("-")))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every order of `items` (n! of them; `[sync] crms` has two or three).
+fn orders(items: &[String]) -> Vec<Vec<String>> {
+    if items.is_empty() {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for (i, first) in items.iter().enumerate() {
+        let mut rest = items.to_vec();
+        rest.remove(i);
+        for mut tail in orders(&rest) {
+            tail.insert(0, first.clone());
+            out.push(tail);
+        }
+    }
+    out
 }
 
 /// The held leases and the task renewing them; [`Held::stop`] (or dropping it, when a run's
@@ -179,7 +203,7 @@ impl Engine {
     }
 
     /// A store transaction, fenced by each of the run's leases when it holds them: once
-    /// another process took the pair over (under either name), it fails (and the run stops)
+    /// another process took the pair over (under any of its names), it fails (and the run stops)
     /// instead of writing.
     pub(super) async fn tx(&self) -> Result<crmkit_store::Tx> {
         self.ensure_leased()?;
