@@ -3,9 +3,10 @@
 //!
 //! - **Name.** A set of CRMs has one name whatever the order of `[sync] crms`: the names
 //!   sorted and joined (`close-hubspot`), for the lease (`sync:close-hubspot`), the cursors,
-//!   the retry list, the intents and the runs. Cursors stored by an older crmkit under the
-//!   config's order are moved to the canonical name once ([`Engine::adopt_legacy_state`]),
-//!   and intents it left unsettled under that name are reconciled too.
+//!   the retry list, the intents and the runs. Cursors stored by an older crmkit under
+//!   another order (its config's) are moved to the canonical name once
+//!   ([`Engine::adopt_legacy_state`]), and intents it left unsettled under such a name are
+//!   reconciled too, whatever this config's order.
 //! - **The legacy leases.** An older crmkit takes its lease under the config's order
 //!   (`sync:hubspot-close`) and knows nothing of the canonical name, and during a rolling
 //!   upgrade it may be configured in another order than the new process. So that an old and
@@ -40,14 +41,29 @@ pub fn pair_name(crms: &[Crm]) -> String {
     names.join("-")
 }
 
-/// The name older crmkit versions used: the CRMs in the config's order, when that differs.
-pub(super) fn legacy_pair_name(crms: &[Crm]) -> Option<String> {
-    let old = crms
+/// The names older crmkit versions may have used for `crms`: the CRMs in their config's
+/// order, so every order but the sorted one. The config's own order comes first (its
+/// cursors are the ones this config's older runs stored), then the others, sorted.
+pub(super) fn legacy_pair_names(crms: &[Crm]) -> Vec<String> {
+    let canonical = pair_name(crms);
+    let own = crms
         .iter()
         .map(Crm::to_string)
         .collect::<Vec<_>>()
         .join("-");
-    (old != pair_name(crms)).then_some(old)
+    let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
+    let mut others: Vec<String> = orders(&names)
+        .into_iter()
+        .map(|order| order.join("-"))
+        .filter(|name| *name != canonical && *name != own)
+        .collect();
+    others.sort();
+    others.dedup();
+    (own != canonical)
+        .then_some(own)
+        .into_iter()
+        .chain(others)
+        .collect()
 }
 
 /// The leases a run of `crms` holds, in the order it takes them (sorted, so the canonical
@@ -230,15 +246,20 @@ impl Engine {
         }
     }
 
-    /// Moves cursors stored under the config-order name of an older crmkit to the canonical
-    /// name, once: a cursor already stored under the canonical name is kept.
+    /// Moves cursors stored under the name of another order of the CRMs (an older crmkit's,
+    /// [`legacy_pair_names`]) to the canonical name, once: a cursor already stored under the
+    /// canonical name is kept, and of two older names holding one, the first listed wins
+    /// (the config's own order); every legacy cursor is removed.
     pub(super) async fn adopt_legacy_state(&self) -> Result<()> {
-        let Some(old) = legacy_pair_name(&self.config.sync.crms) else {
+        let mut found = Vec::new();
+        for old in legacy_pair_names(&self.config.sync.crms) {
+            found.extend(self.store.cursors(&old).await.map_err(store_err)?);
+        }
+        if found.is_empty() {
             return Ok(());
-        };
-        let cursors = self.store.cursors(&old).await.map_err(store_err)?;
+        }
         let mut tx = self.tx().await?;
-        for c in cursors {
+        for c in found {
             let key = CursorKey::new(self.pair.clone(), c.key.crm, c.key.object);
             if tx.cursor(&key).await.map_err(store_err)?.is_none() {
                 tx.set_cursor(&key, &c.value).await.map_err(store_err)?;

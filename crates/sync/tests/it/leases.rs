@@ -318,16 +318,39 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
         w.hs_all("companies", "name").await.is_empty(),
         "nothing synced"
     );
-    // Once the older process is done, the run goes on.
+    // Once the older process is done (killed mid-run: it left its cursor and a delete
+    // unsettled under its name), the run goes on and takes both over.
+    let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
+    w.store.set_cursor(&old, "close1.{}").await.expect("store");
+    let lead = open_delete(&w, "hubspot-close", IntentState::Sent).await;
     w.store.release_lease(&older).await.expect("store");
     w.settle().await;
     let report = engine.run().await.expect("run");
     assert_eq!(report.created, 1, "{report:?}");
+    assert_eq!(report.recovered, 1, "{report:?}");
+    assert!(
+        w.close_leads()
+            .await
+            .iter()
+            .all(|l| l["id"] != lead.as_str()),
+        "the older run's delete was sent again"
+    );
+    assert!(
+        w.store
+            .all_unsettled_intents()
+            .await
+            .expect("store")
+            .is_empty()
+    );
+    assert_eq!(w.store.cursor(&old).await.expect("store"), None);
+    let new = CursorKey::new("close-hubspot", Crm::Close, ObjectKind::Company);
+    assert!(w.store.cursor(&new).await.expect("store").is_some());
 }
 
-/// A delete an interrupted run left open (for a Close lead), and a HubSpot create before it
-/// whose lookup fails slowly, so the lease can be taken over while the run reconciles.
-async fn open_delete(w: &World, state: IntentState) -> String {
+/// A delete an interrupted run of `pair` left open (for a Close lead), and a HubSpot create
+/// before it whose lookup fails slowly, so the lease can be taken over while the run
+/// reconciles.
+async fn open_delete(w: &World, pair: &str, state: IntentState) -> String {
     let lead = w.close_lead(json!({"name": "Gone Inc"})).await;
     let delete = w
         .store
@@ -339,7 +362,7 @@ async fn open_delete(w: &World, state: IntentState) -> String {
                 "interrupted-run:delete",
                 json!({"id": lead, "because": "hubspot:company:1"}),
             )
-            .pair("close-hubspot"),
+            .pair(pair),
         )
         .await
         .expect("store");
@@ -352,7 +375,7 @@ async fn open_delete(w: &World, state: IntentState) -> String {
 #[tokio::test]
 async fn an_interrupted_delete_is_sent_again_and_settled() {
     let w = World::new().await;
-    let lead = open_delete(&w, IntentState::Pending).await;
+    let lead = open_delete(&w, "close-hubspot", IntentState::Pending).await;
     let report = w.engine(config()).run().await.expect("run");
     assert_eq!(report.recovered, 1, "{report:?}");
     assert!(
@@ -390,7 +413,7 @@ async fn a_run_whose_lease_was_taken_over_resends_no_delete() {
         )
         .await
         .expect("store");
-    let lead = open_delete(&w, IntentState::Sent).await;
+    let lead = open_delete(&w, "close-hubspot", IntentState::Sent).await;
     w.hs_sb.set_faults(Faults {
         rate_500: 1.0,
         latency_ms: 100,
