@@ -10,10 +10,11 @@
 //!    pair; a second one is refused with a `Conflict` error. The lease is renewed in the
 //!    background while the run goes on, and every store transaction of the run is fenced by
 //!    it, so a run that lost it stops with an error instead of writing
-//!    ([`engine::pair_name`]). When the config's order is not the sorted one, the run also
-//!    holds the lease an older crmkit takes under that order (`sync:hubspot-close`) for its
-//!    whole duration, so an old and a new process never sync the same CRMs at once during
-//!    an upgrade ([`engine::lease_names`]). Every CRM write is preceded by a fenced store
+//!    ([`engine::pair_name`]). The run also holds, for its whole duration, the lease under
+//!    every other order of its CRMs (`sync:hubspot-close`), the name an older crmkit
+//!    configured in that order takes, so an old and a new process never sync the same CRMs
+//!    at once during an upgrade, whatever the order each is configured in
+//!    ([`engine::lease_names`]). Every CRM write is preceded by a fenced store
 //!    transaction too (the one recording its intent as sent). The run is recorded (start,
 //!    counts, errors, status).
 //! 2. **Reconcile.** Writes an earlier, interrupted run left `pending` or `sent` in the

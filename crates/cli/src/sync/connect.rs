@@ -203,7 +203,8 @@ async fn close_marker_field_once(client: &crmkit_close::Client, object: &str) ->
 }
 
 /// Frees the sync leases of `crms` ([`crmkit_sync::engine::lease_names`]: the canonical
-/// name, and the config-order name an older crmkit used, which a run holds too) whose holder
+/// name, and the name of every other order of the CRMs, which an older crmkit used and a
+/// run holds too) whose holder
 /// is a `crmkit sync` process of this machine that no longer runs (killed, so it never
 /// released them): on SQLite, a file only this machine's processes use, always; on
 /// PostgreSQL only with `force`, since a process of another machine may hold one under a
@@ -257,7 +258,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_killed_run_of_crms_out_of_order_leaves_both_its_leases_free() {
+    async fn a_killed_run_leaves_the_leases_of_every_order_of_its_crms_free() {
         let store = Store::open("sqlite::memory:").await.expect("store");
         // No process has an id this high (Linux caps them at 2^22).
         let dead = "crmkit-sync-4000000000-1";
@@ -275,7 +276,9 @@ mod tests {
                 .expect("store")
                 .expect("free");
         }
-        free_dead_lease(&store, &[Crm::HubSpot, Crm::Close], false)
+        // Configured in sorted order, the name of the other order is freed too (a run holds
+        // both, whatever its config's order).
+        free_dead_lease(&store, &[Crm::Close, Crm::HubSpot], false)
             .await
             .expect("freed");
         for name in ["sync:close-hubspot", "sync:hubspot-close"] {

@@ -98,7 +98,8 @@ pub enum RetryCommand {
     /// and why its last attempt failed.
     List,
     /// Re-arms entries (once what made them fail is fixed): their attempts start again from
-    /// zero and they are due now, so the next `crmkit sync` tries them again.
+    /// zero and they are due now, so the next `crmkit sync` tries them again. Refused while
+    /// a sync of these CRMs is running.
     Reset {
         /// Re-arm every given-up entry (entries still waiting keep their back-off).
         #[arg(long, conflicts_with = "records", required_unless_present = "records")]
@@ -202,54 +203,125 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-/// Runs `crmkit sync retry list|reset` on `pair`'s retry list.
-async fn retry(store: &Store, pair: &str, command: RetryCommand) -> Result<(), Failure> {
-    match command {
-        RetryCommand::List => show::retries(store, pair).await,
-        RetryCommand::Reset { all: true, .. } => {
-            let done = store.reset_given_up(pair).await.map_err(store_err)?;
-            for e in &done {
-                println!("re-armed {}", e.record);
-            }
-            println!(
-                "{} given-up record(s) re-armed: the next crmkit sync tries them again",
-                done.len()
-            );
-            Ok(())
+/// Runs `crmkit sync retry list|reset` on the retry list of `crms`.
+async fn retry(store: &Store, crms: &[Crm], command: RetryCommand) -> Result<(), Failure> {
+    let pair = crmkit_sync::engine::pair_name(crms);
+    let RetryCommand::Reset { all, records } = command else {
+        return show::retries(store, &pair).await;
+    };
+    // A run records and clears retry entries as it goes: a reset holds the pair's leases, as
+    // a run does, and writes fenced by them, so it never interleaves with a run's updates
+    // (the leases of a killed sync are freed first, as `crmkit sync` does).
+    connect::free_dead_lease(store, crms, false).await?;
+    let leases = hold_sync_leases(store, crms, &pair).await?;
+    let out = reset_retries(store, &pair, &leases, all, &records).await;
+    for lease in &leases {
+        // Released even after a failed reset; when only releasing fails, the lease expires.
+        let released = store.release_lease(lease).await.map_err(store_err);
+        if out.is_ok() {
+            released?;
         }
-        RetryCommand::Reset { records, .. } => {
-            // One transaction: a record not listed (a typo, or synced meanwhile) re-arms
-            // nothing at all.
-            let mut tx = store.begin().await.map_err(store_err)?;
-            let mut missing = Vec::new();
-            for r in &records {
-                if tx.reset_retry(pair, r).await.map_err(store_err)?.is_none() {
-                    missing.push(r.to_string());
+    }
+    out
+}
+
+/// How long a `crmkit sync retry reset` holds the pair's leases at most (it gives them back
+/// at once; a killed one's expire then, or the next command frees them on SQLite).
+const RESET_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes every sync lease of `crms` ([`crmkit_sync::engine::lease_names`], in that order as
+/// a run does); refused, naming the lease, while a sync of the pair holds one.
+async fn hold_sync_leases(
+    store: &Store,
+    crms: &[Crm],
+    pair: &str,
+) -> Result<Vec<crmkit_store::Lease>, Failure> {
+    // The holder names this process as a run's does, so a killed reset's leases are freed
+    // like a killed run's ([`connect::free_dead_lease`]).
+    let holder = format!(
+        "crmkit-sync-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let mut leases = Vec::new();
+    for name in crmkit_sync::engine::lease_names(crms) {
+        let taken = store.acquire_lease(&name, &holder, RESET_LEASE_TTL).await;
+        match taken {
+            Ok(Some(lease)) => leases.push(lease),
+            held_or_failed => {
+                for lease in &leases {
+                    store.release_lease(lease).await.ok();
                 }
-            }
-            if !missing.is_empty() {
-                tx.rollback().await.map_err(store_err)?;
+                held_or_failed.map_err(store_err)?;
                 return Err(Error::new(
-                    crmkit_core::ErrorKind::NotFound,
+                    crmkit_core::ErrorKind::Conflict,
                     format!(
-                        "not on the retry list of {pair}: {} (crmkit sync retry list shows \
-                         it); nothing was re-armed",
-                        missing.join(", ")
+                        "a sync of {pair} is running (it holds lease {name:?}): the retry \
+                         list cannot be reset meanwhile; nothing was re-armed, run this \
+                         again once that sync has ended"
                     ),
                 )
                 .into());
             }
-            tx.commit().await.map_err(store_err)?;
-            for r in &records {
-                println!("re-armed {r}");
-            }
-            println!(
-                "{} record(s) re-armed: the next crmkit sync tries them again",
-                records.len()
-            );
-            Ok(())
         }
     }
+    Ok(leases)
+}
+
+/// Re-arms `records` (or, with `all`, every given-up entry) of `pair`'s retry list in one
+/// transaction fenced by `leases`.
+async fn reset_retries(
+    store: &Store,
+    pair: &str,
+    leases: &[crmkit_store::Lease],
+    all: bool,
+    records: &[RecordRef],
+) -> Result<(), Failure> {
+    let mut tx = store.begin().await.map_err(store_err)?;
+    for lease in leases {
+        tx.fence(lease).await.map_err(store_err)?;
+    }
+    if all {
+        let done = tx.reset_given_up(pair).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        for e in &done {
+            println!("re-armed {}", e.record);
+        }
+        println!(
+            "{} given-up record(s) re-armed: the next crmkit sync tries them again",
+            done.len()
+        );
+        return Ok(());
+    }
+    // One transaction: a record not listed (a typo, or synced meanwhile) re-arms nothing
+    // at all.
+    let mut missing = Vec::new();
+    for r in records {
+        if tx.reset_retry(pair, r).await.map_err(store_err)?.is_none() {
+            missing.push(r.to_string());
+        }
+    }
+    if !missing.is_empty() {
+        tx.rollback().await.map_err(store_err)?;
+        return Err(Error::new(
+            crmkit_core::ErrorKind::NotFound,
+            format!(
+                "not on the retry list of {pair}: {} (crmkit sync retry list shows it); \
+                 nothing was re-armed",
+                missing.join(", ")
+            ),
+        )
+        .into());
+    }
+    tx.commit().await.map_err(store_err)?;
+    for r in records {
+        println!("re-armed {r}");
+    }
+    println!(
+        "{} record(s) re-armed: the next crmkit sync tries them again",
+        records.len()
+    );
+    Ok(())
 }
 
 /// Runs `crmkit sync`.
@@ -264,7 +336,7 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
         Some(SyncCommand::Retry { command }) => {
             let settings = Settings::load(config_path)?;
             let config = connect::load_config(config_path, &settings)?;
-            return retry(&store, &pair(&config), command).await;
+            return retry(&store, &config.sync.crms, command).await;
         }
         None => {}
     }

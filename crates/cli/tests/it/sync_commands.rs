@@ -190,6 +190,39 @@ async fn given_up_records_are_listed_and_re_armed_for_the_next_sync() {
         "nothing re-armed by a refused reset"
     );
 
+    // While a sync of the pair runs (here an older crmkit's, configured `[hubspot, close]`,
+    // of a live process: pid 1), a reset would race its retry updates: refused, naming the
+    // lease.
+    let running = store
+        .acquire_lease(
+            "sync:hubspot-close",
+            "crmkit-sync-1-1",
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .expect("store")
+        .expect("free");
+    for args in [
+        &["sync", "retry", "reset", &record.to_string()][..],
+        &["sync", "retry", "reset", "--all"][..],
+    ] {
+        let (ok, out, err) = run_async(&pair, &dir, args).await;
+        assert!(
+            !ok && err.contains("\"sync:hubspot-close\"") && err.contains("running"),
+            "{args:?}: {out}\n{err}"
+        );
+    }
+    assert!(
+        store.retries(&pair_name, None).await.expect("store")[0].given_up(),
+        "nothing re-armed while a sync runs"
+    );
+    assert_eq!(
+        store.lease("sync:close-hubspot").await.expect("store"),
+        None,
+        "the lease the refused reset took first is given back"
+    );
+    store.release_lease(&running).await.expect("store");
+
     let (ok, out, err) = run_async(
         &pair,
         &dir,

@@ -10,7 +10,10 @@
 //!   winner that cannot be read is not relinked (held for the next run on a connection
 //!   failure, else queued for review). A chain of merges read in one run (A merged into B, B into C, whatever order
 //!   the feed gives them in) is followed to its end: the link takes C, the record that
-//!   survives, never B, which is gone too.
+//!   survives, never B, which is gone too. A loop of merges (A into B and B into A: never
+//!   made by a CRM, but a feed is input) names no survivor: each linked record on it, or
+//!   merged into it, goes to the review queue and its link is left as it was (relinking A
+//!   onto B and B onto A would swap the two links' records).
 //! - **Not found without a tombstone** while completing a linked group: it may be a merge,
 //!   or a record these credentials may no longer see, not a deletion. Under
 //!   `delete = "propagate"` it is flagged for review and noted as gone, and the other
@@ -38,9 +41,34 @@ impl Engine {
         failures: &mut retry::Failures,
         report: &mut Report,
     ) -> Result<()> {
-        for (loser, winner_id) in survivors(merges) {
+        for (loser, survivor) in survivors(merges) {
             let Some(link) = self.store.link_by_record(&loser).await.map_err(store_err)? else {
                 continue;
+            };
+            let winner_id = match survivor {
+                Survivor::Record(id) => id,
+                Survivor::Loop(ids) => {
+                    let what = json!({
+                        "merged": loser.to_string(),
+                        "loop": ids
+                            .iter()
+                            .map(|id| RecordRef::new(loser.crm, kind, id.clone()).to_string())
+                            .collect::<Vec<_>>(),
+                        "linked": describe_link(kind, &link),
+                    });
+                    fenced!(
+                        self,
+                        enqueue_review(
+                            kind,
+                            &what,
+                            "its merges form a loop, so no record survives them: find the \
+                             record that remains and relink it by hand (nothing was relinked \
+                             or deleted)"
+                        )
+                    )?;
+                    report.flagged.push(loser);
+                    continue;
+                }
             };
             let winner = RecordRef::new(loser.crm, kind, winner_id.clone());
             match self
@@ -110,17 +138,28 @@ impl Engine {
                         "linked": describe_link(kind, &link),
                         "winner_linked": describe_link(kind, &w),
                     });
-                    fenced!(
-                        self,
-                        enqueue_review(
-                            kind,
-                            &what,
-                            "merged into a record that is linked to other records: merge \
-                             their counterparts by hand (nothing was deleted)"
-                        )
-                    )?;
-                    self.mark_deleted(&link, loser.crm).await?;
-                    fenced!(self, clear_retry(&self.pair, &loser))?;
+                    // One transaction: a review without the side noted as gone would have
+                    // the loser created again; a side noted gone without its review, the
+                    // merge forgotten.
+                    let mut tx = self.tx().await?;
+                    tx.enqueue_review(
+                        kind,
+                        &what,
+                        "merged into a record that is linked to other records: merge their \
+                         counterparts by hand (nothing was deleted)",
+                    )
+                    .await
+                    .map_err(store_err)?;
+                    tx.update_link(
+                        &link,
+                        &LinkUpdate::new().hash(loser.crm, Some(DELETED.to_string())),
+                    )
+                    .await
+                    .map_err(store_err)?;
+                    tx.clear_retry(&self.pair, &loser)
+                        .await
+                        .map_err(store_err)?;
+                    tx.commit().await.map_err(store_err)?;
                     report.flagged.push(loser);
                 }
             }
@@ -194,25 +233,40 @@ impl Engine {
     }
 }
 
-/// Each merged-away record with the record that survives it: the end of its chain of
-/// merges (A into B and B into C: A's survivor is C), whatever order the merges came in.
-/// A loop (never made by a CRM, but a feed is input) ends at the last record before it
-/// comes round.
-fn survivors(merges: Vec<(RecordRef, String)>) -> Vec<(RecordRef, String)> {
+/// What a merged-away record's chain of merges ends at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Survivor {
+    /// The record that survives it (the chain's end).
+    Record(String),
+    /// The chain comes round: these records (sorted) merge into each other, and none of
+    /// them is known to survive.
+    Loop(Vec<String>),
+}
+
+/// Each merged-away record with what survives it: the end of its chain of merges (A into B
+/// and B into C: A's survivor is C), whatever order the merges came in, or the loop its
+/// chain runs into. A record merged into itself names no other record: its chain ends at it.
+fn survivors(merges: Vec<(RecordRef, String)>) -> Vec<(RecordRef, Survivor)> {
     let into: BTreeMap<(Crm, &str), &str> = merges
         .iter()
         .map(|(loser, winner)| ((loser.crm, loser.id.as_str()), winner.as_str()))
         .collect();
     let end = |loser: &RecordRef| {
+        let mut path = vec![loser.id.as_str()];
         let mut at = loser.id.as_str();
-        let mut seen = BTreeSet::from([at]);
         while let Some(&next) = into.get(&(loser.crm, at)) {
-            if !seen.insert(next) {
+            if next == at {
                 break;
             }
+            if let Some(start) = path.iter().position(|&p| p == next) {
+                let mut ring: Vec<String> = path[start..].iter().map(|p| p.to_string()).collect();
+                ring.sort();
+                return Survivor::Loop(ring);
+            }
+            path.push(next);
             at = next;
         }
-        at.to_string()
+        Survivor::Record(at.to_string())
     };
     merges
         .iter()
@@ -242,22 +296,47 @@ mod tests {
         let ab = (company("a"), "b".to_string());
         let bc = (company("b"), "c".to_string());
         for merges in [vec![ab.clone(), bc.clone()], vec![bc, ab]] {
-            let got: BTreeMap<String, String> = survivors(merges)
+            let got: BTreeMap<String, Survivor> = survivors(merges)
                 .into_iter()
                 .map(|(l, w)| (l.id, w))
                 .collect();
-            assert_eq!(got["a"], "c");
-            assert_eq!(got["b"], "c");
+            assert_eq!(got["a"], Survivor::Record("c".into()));
+            assert_eq!(got["b"], Survivor::Record("c".into()));
         }
     }
 
     #[test]
     fn a_loop_of_merges_ends() {
+        let ring = Survivor::Loop(vec!["a".into(), "b".into()]);
         let got = survivors(vec![
             (company("a"), "b".to_string()),
             (company("b"), "a".to_string()),
+            (company("c"), "a".to_string()),
         ]);
-        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got,
+            [
+                (company("a"), ring.clone()),
+                (company("b"), ring.clone()),
+                (company("c"), ring),
+            ],
+            "no survivor: neither is relinked onto the other"
+        );
+    }
+
+    #[test]
+    fn a_record_merged_into_itself_survives() {
+        let got = survivors(vec![
+            (company("a"), "a".to_string()),
+            (company("c"), "a".to_string()),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (company("a"), Survivor::Record("a".into())),
+                (company("c"), Survivor::Record("a".into())),
+            ]
+        );
     }
 
     #[test]
@@ -269,6 +348,6 @@ mod tests {
                 "c".to_string(),
             ),
         ]);
-        assert_eq!(got[0].1, "b");
+        assert_eq!(got[0].1, Survivor::Record("b".into()));
     }
 }

@@ -3,17 +3,20 @@
 //!
 //! - **Name.** A set of CRMs has one name whatever the order of `[sync] crms`: the names
 //!   sorted and joined (`close-hubspot`), for the lease (`sync:close-hubspot`), the cursors,
-//!   the retry list, the intents and the runs. Cursors stored by an older crmkit under the
-//!   config's order are moved to the canonical name once ([`Engine::adopt_legacy_state`]),
-//!   and intents it left unsettled under that name are reconciled too.
-//! - **The legacy lease.** An older crmkit takes its lease under the config's order
-//!   (`sync:hubspot-close`) and knows nothing of the canonical name. So that a rolling
-//!   upgrade cannot run an old and a new process on the same CRMs at once, a run whose
-//!   config's order differs from the sorted one also holds the lease under that legacy name
-//!   ([`lease_names`]), for its whole duration: it takes the canonical lease, then the legacy
-//!   one, renews both together, fences with both and releases both. If either is held by
-//!   another live holder the run does not start, says which lease is held, and gives back
-//!   the one it already took.
+//!   the retry list, the intents and the runs. Cursors stored by an older crmkit under
+//!   another order (its config's) are moved to the canonical name once
+//!   ([`Engine::adopt_legacy_state`]), and intents it left unsettled under such a name are
+//!   reconciled too, whatever this config's order.
+//! - **The legacy leases.** An older crmkit takes its lease under the config's order
+//!   (`sync:hubspot-close`) and knows nothing of the canonical name, and during a rolling
+//!   upgrade it may be configured in another order than the new process. So that an old and
+//!   a new process never run on the same CRMs at once, every run holds the lease under the
+//!   name of *every* order of its CRMs ([`lease_names`]: 2 names for two CRMs, 6 for three),
+//!   whatever its own config's order, for its whole duration: it takes them one after the
+//!   other in sorted order (so two new processes never each hold a name the other waits
+//!   for), renews them together, fences with all of them and releases all of them. If one
+//!   is held by another live holder the run does not start, says which lease is held, and
+//!   gives back the ones it already took.
 //! - **Renewal.** A background task renews the leases every third of their time to live
 //!   while the run goes on, so a long kind cannot outlive them; the task ends with the run.
 //! - **Fencing.** Every store transaction of the run first checks, on the database, that the
@@ -38,24 +41,61 @@ pub fn pair_name(crms: &[Crm]) -> String {
     names.join("-")
 }
 
-/// The name older crmkit versions used: the CRMs in the config's order, when that differs.
-pub(super) fn legacy_pair_name(crms: &[Crm]) -> Option<String> {
-    let old = crms
+/// The names older crmkit versions may have used for `crms`: the CRMs in their config's
+/// order, so every order but the sorted one. The config's own order comes first (its
+/// cursors are the ones this config's older runs stored), then the others, sorted.
+pub(super) fn legacy_pair_names(crms: &[Crm]) -> Vec<String> {
+    let canonical = pair_name(crms);
+    let own = crms
         .iter()
         .map(Crm::to_string)
         .collect::<Vec<_>>()
         .join("-");
-    (old != pair_name(crms)).then_some(old)
+    let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
+    let mut others: Vec<String> = orders(&names)
+        .into_iter()
+        .map(|order| order.join("-"))
+        .filter(|name| *name != canonical && *name != own)
+        .collect();
+    others.sort();
+    others.dedup();
+    (own != canonical)
+        .then_some(own)
+        .into_iter()
+        .chain(others)
+        .collect()
 }
 
-/// The leases a run of `crms` holds, in the order it takes them: `sync:<pair_name>`, then
-/// `sync:<the CRMs in the config's order>` when that differs (the name an older crmkit
-/// takes, so the two never sync the same CRMs at once).
+/// The leases a run of `crms` holds, in the order it takes them (sorted, so the canonical
+/// `sync:<pair_name>` comes first): `sync:<the CRMs in that order>` for every order of the
+/// CRMs, since an older crmkit takes the lease under its config's order, whichever that is,
+/// and a new one must never sync the same CRMs at the same time.
 pub fn lease_names(crms: &[Crm]) -> Vec<String> {
-    std::iter::once(pair_name(crms))
-        .chain(legacy_pair_name(crms))
-        .map(|pair| format!("sync:{pair}"))
-        .collect()
+    let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
+    let mut out: Vec<String> = orders(&names)
+        .into_iter()
+        .map(|order| format!("sync:{}", order.join("-")))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every order of `items` (n! of them; `[sync] crms` has two or three).
+fn orders(items: &[String]) -> Vec<Vec<String>> {
+    if items.is_empty() {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for (i, first) in items.iter().enumerate() {
+        let mut rest = items.to_vec();
+        rest.remove(i);
+        for mut tail in orders(&rest) {
+            tail.insert(0, first.clone());
+            out.push(tail);
+        }
+    }
+    out
 }
 
 /// The held leases and the task renewing them; [`Held::stop`] (or dropping it, when a run's
@@ -179,7 +219,7 @@ impl Engine {
     }
 
     /// A store transaction, fenced by each of the run's leases when it holds them: once
-    /// another process took the pair over (under either name), it fails (and the run stops)
+    /// another process took the pair over (under any of its names), it fails (and the run stops)
     /// instead of writing.
     pub(super) async fn tx(&self) -> Result<crmkit_store::Tx> {
         self.ensure_leased()?;
@@ -206,15 +246,20 @@ impl Engine {
         }
     }
 
-    /// Moves cursors stored under the config-order name of an older crmkit to the canonical
-    /// name, once: a cursor already stored under the canonical name is kept.
+    /// Moves cursors stored under the name of another order of the CRMs (an older crmkit's,
+    /// [`legacy_pair_names`]) to the canonical name, once: a cursor already stored under the
+    /// canonical name is kept, and of two older names holding one, the first listed wins
+    /// (the config's own order); every legacy cursor is removed.
     pub(super) async fn adopt_legacy_state(&self) -> Result<()> {
-        let Some(old) = legacy_pair_name(&self.config.sync.crms) else {
+        let mut found = Vec::new();
+        for old in legacy_pair_names(&self.config.sync.crms) {
+            found.extend(self.store.cursors(&old).await.map_err(store_err)?);
+        }
+        if found.is_empty() {
             return Ok(());
-        };
-        let cursors = self.store.cursors(&old).await.map_err(store_err)?;
+        }
         let mut tx = self.tx().await?;
-        for c in cursors {
+        for c in found {
             let key = CursorKey::new(self.pair.clone(), c.key.crm, c.key.object);
             if tx.cursor(&key).await.map_err(store_err)?.is_none() {
                 tx.set_cursor(&key, &c.value).await.map_err(store_err)?;

@@ -233,7 +233,8 @@ impl Engine {
             }
             return Ok(report);
         }
-        // One run at a time per pair, under its canonical name and an older crmkit's.
+        // One run at a time per pair, under its canonical name and every name an older
+        // crmkit may take for it (any order of the CRMs).
         let held = match self.hold_leases().await? {
             Ok(held) => held,
             Err(name) => {

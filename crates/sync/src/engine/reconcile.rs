@@ -44,13 +44,14 @@ impl Engine {
     /// again), an update is planned again (the link's hashes were not moved), a
     /// delete is sent again.
     pub(super) async fn reconcile(&self, report: &mut Report) -> Result<()> {
-        // Intents an older crmkit left under the config-order name are this pair's too.
+        // Intents an older crmkit left under its config-order name, whichever order that
+        // was, are this pair's too.
         let mut intents = self
             .store
             .unsettled_intents(&self.pair)
             .await
             .map_err(store_err)?;
-        if let Some(old) = lease::legacy_pair_name(&self.config.sync.crms) {
+        for old in lease::legacy_pair_names(&self.config.sync.crms) {
             intents.extend(
                 self.store
                     .unsettled_intents(&old)

@@ -38,6 +38,35 @@ fn steal(store: &Store, name: &'static str) -> tokio::task::JoinHandle<Lease> {
     })
 }
 
+/// Watches leases `names` while a run goes on, until each was seen renewed (the same holder
+/// and token, a later expiry) or the run gave them all back; returns which were renewed, in
+/// the order of `names`.
+async fn renewals(store: &Store, names: &[&str]) -> Vec<bool> {
+    let mut first: Vec<Option<Lease>> = vec![None; names.len()];
+    let mut renewed = vec![false; names.len()];
+    for _ in 0..4_000 {
+        let mut held = 0;
+        for (i, name) in names.iter().enumerate() {
+            let Some(now) = store.lease(name).await.expect("store") else {
+                continue;
+            };
+            held += 1;
+            match &first[i] {
+                Some(f) if f.holder == now.holder && f.token == now.token => {
+                    renewed[i] |= now.expires_at > f.expires_at;
+                }
+                _ => first[i] = Some(now),
+            }
+        }
+        let seen = first.iter().all(Option::is_some);
+        if renewed.iter().all(|r| *r) || (seen && held == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    renewed
+}
+
 /// Every HubSpot answer `ms` late, so a run takes a while.
 fn slow_hubspot(w: &World, ms: u64) {
     w.hs_sb.set_faults(Faults {
@@ -96,12 +125,9 @@ async fn a_run_longer_than_the_lease_keeps_it() {
     let engine = w
         .engine(config())
         .with_lease_ttl(Duration::from_millis(900));
-    let started = std::time::Instant::now();
-    let report = engine.run().await.expect("renewed while it ran");
-    assert!(
-        started.elapsed() > Duration::from_millis(900),
-        "the run outlived the lease's time to live"
-    );
+    let (report, renewed) = tokio::join!(engine.run(), renewals(&w.store, &["sync:close-hubspot"]));
+    let report = report.expect("renewed while it ran");
+    assert_eq!(renewed, [true], "the run renewed its lease");
     assert_eq!(report.created, 1, "{report:?}");
 }
 
@@ -155,7 +181,23 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
         lease_names(&cfg.sync.crms),
         ["sync:close-hubspot", "sync:hubspot-close"]
     );
-    assert_eq!(lease_names(&config().sync.crms), ["sync:close-hubspot"]);
+    assert_eq!(
+        lease_names(&config().sync.crms),
+        ["sync:close-hubspot", "sync:hubspot-close"],
+        "whatever the config's order"
+    );
+    assert_eq!(
+        lease_names(&[Crm::Salesforce, Crm::Close, Crm::HubSpot]),
+        [
+            "sync:close-hubspot-salesforce",
+            "sync:close-salesforce-hubspot",
+            "sync:hubspot-close-salesforce",
+            "sync:hubspot-salesforce-close",
+            "sync:salesforce-close-hubspot",
+            "sync:salesforce-hubspot-close",
+        ],
+        "every order of three CRMs, sorted"
+    );
     let engine = w.engine(cfg);
     // An older crmkit, still running during an upgrade, syncs these CRMs under the
     // config-order name.
@@ -233,19 +275,82 @@ async fn a_run_longer_than_the_lease_keeps_both_names() {
     let engine = w
         .engine(hubspot_first())
         .with_lease_ttl(Duration::from_millis(900));
-    let started = std::time::Instant::now();
     // Were the config-order lease not renewed, the fence would stop the run once it expired.
-    let report = engine.run().await.expect("both renewed while it ran");
-    assert!(
-        started.elapsed() > Duration::from_millis(900),
-        "the run outlived the leases' time to live"
+    let (report, renewed) = tokio::join!(
+        engine.run(),
+        renewals(&w.store, &["sync:close-hubspot", "sync:hubspot-close"])
     );
+    let report = report.expect("both renewed while it ran");
+    assert_eq!(renewed, [true, true], "the run renewed both leases");
     assert_eq!(report.created, 1, "{report:?}");
 }
 
-/// A delete an interrupted run left open (for a Close lead), and a HubSpot create before it
-/// whose lookup fails slowly, so the lease can be taken over while the run reconciles.
-async fn open_delete(w: &World, state: IntentState) -> String {
+#[tokio::test]
+async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_them_reversed() {
+    let w = World::new().await;
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    // An older crmkit configured `[hubspot, close]`, still running during the upgrade of
+    // this one, configured `[close, hubspot]`.
+    let older = w
+        .store
+        .acquire_lease(
+            "sync:hubspot-close",
+            "crmkit-sync-older",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("store")
+        .expect("free");
+    let engine = w.engine(config());
+    let e = engine
+        .run()
+        .await
+        .expect_err("the older process holds the pair");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
+    assert_eq!(
+        w.store.lease("sync:close-hubspot").await.expect("store"),
+        None,
+        "the canonical lease, taken first, is given back"
+    );
+    assert!(
+        w.hs_all("companies", "name").await.is_empty(),
+        "nothing synced"
+    );
+    // Once the older process is done (killed mid-run: it left its cursor and a delete
+    // unsettled under its name), the run goes on and takes both over.
+    let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
+    w.store.set_cursor(&old, "close1.{}").await.expect("store");
+    let lead = open_delete(&w, "hubspot-close", IntentState::Sent).await;
+    w.store.release_lease(&older).await.expect("store");
+    w.settle().await;
+    let report = engine.run().await.expect("run");
+    assert_eq!(report.created, 1, "{report:?}");
+    assert_eq!(report.recovered, 1, "{report:?}");
+    assert!(
+        w.close_leads()
+            .await
+            .iter()
+            .all(|l| l["id"] != lead.as_str()),
+        "the older run's delete was sent again"
+    );
+    assert!(
+        w.store
+            .all_unsettled_intents()
+            .await
+            .expect("store")
+            .is_empty()
+    );
+    assert_eq!(w.store.cursor(&old).await.expect("store"), None);
+    let new = CursorKey::new("close-hubspot", Crm::Close, ObjectKind::Company);
+    assert!(w.store.cursor(&new).await.expect("store").is_some());
+}
+
+/// A delete an interrupted run of `pair` left open (for a Close lead), and a HubSpot create
+/// before it whose lookup fails slowly, so the lease can be taken over while the run
+/// reconciles.
+async fn open_delete(w: &World, pair: &str, state: IntentState) -> String {
     let lead = w.close_lead(json!({"name": "Gone Inc"})).await;
     let delete = w
         .store
@@ -257,7 +362,7 @@ async fn open_delete(w: &World, state: IntentState) -> String {
                 "interrupted-run:delete",
                 json!({"id": lead, "because": "hubspot:company:1"}),
             )
-            .pair("close-hubspot"),
+            .pair(pair),
         )
         .await
         .expect("store");
@@ -270,7 +375,7 @@ async fn open_delete(w: &World, state: IntentState) -> String {
 #[tokio::test]
 async fn an_interrupted_delete_is_sent_again_and_settled() {
     let w = World::new().await;
-    let lead = open_delete(&w, IntentState::Pending).await;
+    let lead = open_delete(&w, "close-hubspot", IntentState::Pending).await;
     let report = w.engine(config()).run().await.expect("run");
     assert_eq!(report.recovered, 1, "{report:?}");
     assert!(
@@ -308,7 +413,7 @@ async fn a_run_whose_lease_was_taken_over_resends_no_delete() {
         )
         .await
         .expect("store");
-    let lead = open_delete(&w, IntentState::Sent).await;
+    let lead = open_delete(&w, "close-hubspot", IntentState::Sent).await;
     w.hs_sb.set_faults(Faults {
         rate_500: 1.0,
         latency_ms: 100,
