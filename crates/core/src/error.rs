@@ -123,6 +123,13 @@ impl Error {
         Self::new(ErrorKind::BadResponse, message)
     }
 
+    /// The same error as another kind: what the transport makes of a dialect's reading when
+    /// the status says otherwise (a 5xx whose body reads as a rate limit is a failure).
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// Names the CRM that produced the error.
     pub fn with_crm(mut self, crm: Crm) -> Self {
         self.crm = Some(crm);

@@ -13,7 +13,9 @@
 //!   message naming a concurrent limit (`ConcurrentRequests (Concurrent API Requests) Limit
 //!   exceeded`, help.salesforce.com article 000389067; `ConcurrentPerOrgLongTxn`) means too
 //!   many long requests at once: [`ErrorKind::RateLimited`], which the transport waits out
-//!   and retries like a 429.
+//!   and retries like a 429. The limit names are matched without regard to case; a
+//!   message naming no limit known here is taken as the quota spent: retrying a spent
+//!   daily quota would hammer an org that has nothing left.
 //! - **Errors.** Bodies are JSON arrays `[{"message","errorCode","fields"}]`
 //!   (REST API guide, "Status Codes and Error Responses"); each becomes the message, the
 //!   error code decides the kind, and `fields` become per-field errors. A 300 (an external
@@ -101,12 +103,50 @@ fn entries(json: &Value) -> Vec<(String, String, Vec<String>)> {
         .collect()
 }
 
+/// The limits a `REQUEST_LIMIT_EXCEEDED` message names first (`<Name> Limit exceeded.`,
+/// `<Name> (<label>) Limit exceeded`), as lower case, with what each means for a caller:
+///
+/// - `ConcurrentRequests`: too many long-running API requests at once (help.salesforce.com
+///   article 000389067, "ConcurrentRequests (Concurrent API Requests) Limit exceeded"; the
+///   limits cheat sheet, "API Request Limits and Allocations": no new long request is
+///   served until fewer run). It passes as they finish: waited out and retried.
+/// - `ConcurrentPerOrgLongTxn`: too many long-running transactions at once, the same kind
+///   of limit (seen in the field as 403 `REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn
+///   Limit exceeded", e.g. github.com/mautic/mautic/issues/5006; Salesforce's own pages
+///   describe the limit, "Concurrent Long-Running Apex Limit", not the message).
+/// - `TotalRequests`: the org's API requests over the rolling 24 hours are spent ("Total
+///   API Request Allocations" in the cheat sheet): no retry helps until they come back.
+const REQUEST_LIMITS: [(&str, ErrorKind); 3] = [
+    ("concurrentrequests", ErrorKind::RateLimited),
+    ("concurrentperorglongtxn", ErrorKind::RateLimited),
+    ("totalrequests", ErrorKind::QuotaExhausted),
+];
+
+/// What a `REQUEST_LIMIT_EXCEEDED` refusal with `message` means: the first of
+/// [`REQUEST_LIMITS`] it names, compared without regard to case (the names are
+/// identifiers, but nothing promises their case, and a SOAP-style message puts the code
+/// before them).
+///
+/// A message naming none of them is taken as the daily quota spent
+/// ([`ErrorKind::QuotaExhausted`]): the run stops and the daily budget is marked used up.
+/// Taking it for a passing limit instead would retry it up to the rate-limit allowance on
+/// every request, and if it is the org's quota (the one limit every integration on the org
+/// shares), that hammers an org that has nothing left, for all of its users. A stop that
+/// was not needed costs a run that a person restarts; the error keeps Salesforce's message.
+fn request_limit_kind(message: &str) -> ErrorKind {
+    let message = message.to_ascii_lowercase();
+    REQUEST_LIMITS
+        .iter()
+        .filter_map(|(name, kind)| message.find(name).map(|at| (at, *kind)))
+        .min_by_key(|(at, _)| *at)
+        .map_or(ErrorKind::QuotaExhausted, |(_, kind)| kind)
+}
+
 /// The kind a caller acts on for a Salesforce error code; the status decides otherwise.
 pub fn kind_of(status: u16, code: &str, message: &str) -> ErrorKind {
     match code {
         "INVALID_SESSION_ID" => ErrorKind::Auth,
-        "REQUEST_LIMIT_EXCEEDED" if message.contains("Concurrent") => ErrorKind::RateLimited,
-        "REQUEST_LIMIT_EXCEEDED" => ErrorKind::QuotaExhausted,
+        "REQUEST_LIMIT_EXCEEDED" => request_limit_kind(message),
         "NOT_FOUND" | "ENTITY_IS_DELETED" => ErrorKind::NotFound,
         "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" | "DUPLICATE_EXTERNAL_ID" => ErrorKind::Conflict,
         "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "API_DISABLED_FOR_ORG" => {
@@ -290,5 +330,60 @@ mod tests {
         assert!(e.message().contains("2 records"), "{e}");
         assert!(e.message().contains("001E000000Kr9v1IAB"), "{e}");
         assert_eq!(d.error(502, &h, b"<html>").kind(), ErrorKind::Transient);
+    }
+
+    #[test]
+    fn a_request_limit_is_read_by_the_limit_it_names_in_any_case() {
+        let d = SalesforceDialect::default();
+        let h = HeaderMap::new();
+        for (message, want) in [
+            (
+                "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                ErrorKind::RateLimited,
+            ),
+            (
+                "concurrentrequests (concurrent api requests) limit exceeded",
+                ErrorKind::RateLimited,
+            ),
+            (
+                "ConcurrentPerOrgLongTxn Limit exceeded.",
+                ErrorKind::RateLimited,
+            ),
+            (
+                "CONCURRENTPERORGLONGTXN LIMIT EXCEEDED",
+                ErrorKind::RateLimited,
+            ),
+            (
+                "REQUEST_LIMIT_EXCEEDED: ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                ErrorKind::RateLimited,
+            ),
+            ("TotalRequests Limit exceeded.", ErrorKind::QuotaExhausted),
+            ("totalrequests limit exceeded.", ErrorKind::QuotaExhausted),
+            // The daily quota named first: "concurrent" further on does not make it pass.
+            (
+                "TotalRequests Limit exceeded (Concurrent integrations share it).",
+                ErrorKind::QuotaExhausted,
+            ),
+            // Not a limit name: a word that merely starts like one.
+            (
+                "Concurrent users Limit exceeded.",
+                ErrorKind::QuotaExhausted,
+            ),
+            // No limit known here, or none named at all: taken as the quota spent.
+            ("SomeNewLimit Limit exceeded.", ErrorKind::QuotaExhausted),
+            ("", ErrorKind::QuotaExhausted),
+        ] {
+            let body =
+                serde_json::json!([{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+                    .to_string();
+            let e = d.error(403, &h, body.as_bytes());
+            assert_eq!(e.kind(), want, "{message:?}");
+            let marks_daily = want == ErrorKind::QuotaExhausted;
+            assert_eq!(
+                d.limited_budget(403, &h, body.as_bytes()).as_deref(),
+                marks_daily.then_some(DAILY),
+                "{message:?}"
+            );
+        }
     }
 }

@@ -13,6 +13,10 @@
 //! there. Salesforce keeps activities as Tasks and Events only: a note becomes a completed
 //! Task (its subject and body kept).
 //!
+//! The unified fields are one table, [`ActivityField`]; the configuration's activity fields,
+//! the extractor, the setter and [`holds_field`] are all derived from or matched
+//! exhaustively over it, so a new field cannot be dropped by one of them unnoticed.
+//!
 //! Of the unified fields, each CRM's activity type keeps only some ([`holds_field`]), and
 //! some less of a value (a Salesforce Task's day); a write that would not change what the
 //! target keeps is not planned ([`write_lands`]), and a record the CRM lets no one edit (a
@@ -47,6 +51,78 @@ fn kind_named(name: &str) -> Option<ActivityKind> {
     .find(|k| kind_name(*k) == name)
 }
 
+/// A unified activity field: the one list of them. The configuration's activity fields
+/// ([`crate::config::standard_fields`]), what [`extract`] produces, what [`set`] writes and
+/// what [`holds_field`] decides all come from it, and every `match` over it is exhaustive,
+/// so a field added here cannot be left out of any of them unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActivityField {
+    /// What the activity is: note, call, email, meeting, task.
+    Kind,
+    /// Its title.
+    Subject,
+    /// Its text.
+    Body,
+    /// When it happened, canonical time text.
+    OccurredAt,
+    /// How long it lasted, in seconds.
+    Duration,
+    /// `inbound` or `outbound`, lower case.
+    Direction,
+    /// Whether it is done.
+    Completed,
+    /// The company it belongs to (the CRM's own id).
+    Company,
+    /// The person it concerns (the CRM's own id).
+    Person,
+}
+
+impl ActivityField {
+    /// Every field, in the order the configuration lists them.
+    pub const ALL: [ActivityField; 9] = [
+        ActivityField::Kind,
+        ActivityField::Subject,
+        ActivityField::Body,
+        ActivityField::OccurredAt,
+        ActivityField::Duration,
+        ActivityField::Direction,
+        ActivityField::Completed,
+        ActivityField::Company,
+        ActivityField::Person,
+    ];
+
+    /// The names of [`Self::ALL`], as the configuration and field maps spell them.
+    pub const NAMES: [&'static str; 9] = {
+        let mut names = [""; 9];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
+    /// The unified name, as the configuration and field maps spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ActivityField::Kind => "kind",
+            ActivityField::Subject => "subject",
+            ActivityField::Body => "body",
+            ActivityField::OccurredAt => "occurred_at",
+            ActivityField::Duration => "duration",
+            ActivityField::Direction => "direction",
+            ActivityField::Completed => "completed",
+            ActivityField::Company => "company",
+            ActivityField::Person => "person",
+        }
+    }
+
+    /// The field named `name`, if an activity has one.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
 /// The canonical text of a time: UTC, to the second (`2025-03-01T10:15:00Z`); CRMs keep
 /// different sub-second precision.
 pub fn time_text(t: DateTime<Utc>) -> String {
@@ -61,43 +137,47 @@ pub fn extract(
     m: &mut FieldMap,
     put_text: impl Fn(&mut FieldMap, &'static str, &str),
 ) {
-    m.insert("kind".into(), Value::String(kind_name(a.kind).into()));
-    let text = |m: &mut FieldMap, field: &'static str, v: &Option<String>| {
-        if let Some(s) = v.as_deref().filter(|_| wants(field)) {
-            put_text(m, field, s);
+    use ActivityField as F;
+    m.insert(
+        F::Kind.name().into(),
+        Value::String(kind_name(a.kind).into()),
+    );
+    let text = |m: &mut FieldMap, field: F, v: &Option<String>| {
+        if let Some(s) = v.as_deref().filter(|_| wants(field.name())) {
+            put_text(m, field.name(), s);
         }
     };
-    text(m, "subject", &a.subject);
-    text(m, "body", &a.body);
-    if wants("occurred_at") {
+    text(m, F::Subject, &a.subject);
+    text(m, F::Body, &a.body);
+    if wants(F::OccurredAt.name()) {
         if let Some(t) = a.occurred_at {
-            m.insert("occurred_at".into(), Value::String(time_text(t)));
+            m.insert(F::OccurredAt.name().into(), Value::String(time_text(t)));
         }
     }
-    if wants("duration") {
+    if wants(F::Duration.name()) {
         if let Some(d) = a.duration_secs {
-            m.insert("duration".into(), Value::from(d));
+            m.insert(F::Duration.name().into(), Value::from(d));
         }
     }
-    if wants("direction") {
+    if wants(F::Direction.name()) {
         if let Some(d) = a
             .direction
             .as_deref()
             .map(str::trim)
             .filter(|d| !d.is_empty())
         {
-            m.insert("direction".into(), Value::String(d.to_lowercase()));
+            m.insert(F::Direction.name().into(), Value::String(d.to_lowercase()));
         }
     }
-    if wants("completed") {
+    if wants(F::Completed.name()) {
         if let Some(c) = a.completed {
-            m.insert("completed".into(), Value::Bool(c));
+            m.insert(F::Completed.name().into(), Value::Bool(c));
         }
     }
-    for (field, id) in [("company", &a.company_id), ("person", &a.person_id)] {
+    for (field, id) in [(F::Company, &a.company_id), (F::Person, &a.person_id)] {
         if let Some(id) = id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            if wants(field) {
-                m.insert(field.into(), Value::String(id.to_string()));
+            if wants(field.name()) {
+                m.insert(field.name().into(), Value::String(id.to_string()));
             }
         }
     }
@@ -111,31 +191,34 @@ fn text_of(v: Option<&Value>) -> Option<String> {
 }
 
 /// Sets one unified `field` of `a` to `v` (`None` clears). `kind` changes only an activity
-/// being created (no id yet).
-pub fn set(a: &mut Activity, field: &str, v: Option<&Value>) {
+/// being created (no id yet): no CRM turns one kind of activity into another.
+pub fn set(a: &mut Activity, field: ActivityField, v: Option<&Value>) {
     match field {
-        "kind" if a.id.is_none() => {
-            if let Some(k) = text_of(v).as_deref().and_then(kind_named) {
+        ActivityField::Kind => {
+            if let Some(k) = text_of(v)
+                .as_deref()
+                .and_then(kind_named)
+                .filter(|_| a.id.is_none())
+            {
                 a.kind = k;
             }
         }
-        "subject" => a.subject = text_of(v),
-        "body" => a.body = text_of(v),
-        "occurred_at" => {
+        ActivityField::Subject => a.subject = text_of(v),
+        ActivityField::Body => a.body = text_of(v),
+        ActivityField::OccurredAt => {
             a.occurred_at = text_of(v)
                 .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
                 .map(|t| t.to_utc())
         }
-        "duration" => {
+        ActivityField::Duration => {
             a.duration_secs = v
                 .and_then(Value::as_u64)
                 .map(|d| u32::try_from(d).unwrap_or(u32::MAX))
         }
-        "direction" => a.direction = text_of(v),
-        "completed" => a.completed = v.and_then(Value::as_bool),
-        "company" => a.company_id = text_of(v),
-        "person" => a.person_id = text_of(v),
-        _ => {}
+        ActivityField::Direction => a.direction = text_of(v),
+        ActivityField::Completed => a.completed = v.and_then(Value::as_bool),
+        ActivityField::Company => a.company_id = text_of(v),
+        ActivityField::Person => a.person_id = text_of(v),
     }
 }
 
@@ -148,31 +231,35 @@ pub fn set(a: &mut Activity, field: &str, v: Option<&Value>) {
 /// calls and emails direction, only tasks completion; Salesforce Events (meetings) no
 /// completion, Tasks duration and direction only as calls. Custom fields are the
 /// configuration's business ([`crate::values::lands`]).
-pub fn holds_field(crm: Crm, kind: ActivityKind, field: &str) -> bool {
+///
+/// The decision is made per [`ActivityField`], exhaustively: a field added to the table
+/// does not compile until each CRM's answer for it is written here.
+pub fn holds_field(crm: Crm, kind: ActivityKind, field: ActivityField) -> bool {
     use ActivityKind::{Call, Email, Meeting, Note, Task};
     match field {
-        "kind" | "occurred_at" | "body" | "person" => true,
-        "company" => !(crm == Crm::Close && kind == Meeting),
-        "subject" => match crm {
+        ActivityField::Kind
+        | ActivityField::OccurredAt
+        | ActivityField::Body
+        | ActivityField::Person => true,
+        ActivityField::Company => !(crm == Crm::Close && kind == Meeting),
+        ActivityField::Subject => match crm {
             Crm::Close => kind != Call,
             Crm::HubSpot => kind != Note,
             Crm::Salesforce => true,
         },
-        "duration" => match crm {
+        ActivityField::Duration => match crm {
             Crm::Close | Crm::HubSpot => kind == Call,
             Crm::Salesforce => matches!(kind, Call | Meeting),
         },
-        "direction" => match crm {
+        ActivityField::Direction => match crm {
             Crm::Close | Crm::Salesforce => kind == Call,
             Crm::HubSpot => matches!(kind, Call | Email),
         },
-        "completed" => match crm {
+        ActivityField::Completed => match crm {
             Crm::Close => false,
             Crm::HubSpot => kind == Task,
             Crm::Salesforce => matches!(kind, Note | Call | Email | Task),
         },
-        // Fields no activity has (a custom field is decided by the configuration).
-        _ => false,
     }
 }
 
@@ -190,16 +277,16 @@ pub fn refuses_edits(crm: Crm, a: &Activity) -> Option<&'static str> {
 /// `kind`, where the CRM keeps less than the unified value: a Salesforce Task's time is a
 /// day (`ActivityDate`), read back as its midnight; a Salesforce Event's duration is whole
 /// minutes (`DurationInMinutes`, rounded up on write).
-fn as_kept(crm: Crm, kind: ActivityKind, field: &str, v: Option<&Value>) -> Option<Value> {
+fn as_kept(crm: Crm, kind: ActivityKind, field: ActivityField, v: Option<&Value>) -> Option<Value> {
     let v = v?;
     match (crm, kind, field) {
-        (Crm::Salesforce, k, "occurred_at") if k != ActivityKind::Meeting => v
+        (Crm::Salesforce, k, ActivityField::OccurredAt) if k != ActivityKind::Meeting => v
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .and_then(|t| t.to_utc().date_naive().and_hms_opt(0, 0, 0))
             .map(|t| Value::String(time_text(t.and_utc())))
             .or_else(|| Some(v.clone())),
-        (Crm::Salesforce, ActivityKind::Meeting, "duration") => Some(
+        (Crm::Salesforce, ActivityKind::Meeting, ActivityField::Duration) => Some(
             v.as_u64()
                 .map_or_else(|| v.clone(), |s| Value::from(s.div_ceil(60) * 60)),
         ),
@@ -215,11 +302,11 @@ fn as_kept(crm: Crm, kind: ActivityKind, field: &str, v: Option<&Value>) -> Opti
 pub fn write_lands(
     crm: Crm,
     a: &Activity,
-    field: &str,
+    field: ActivityField,
     v: Option<&Value>,
     now: Option<&Value>,
 ) -> bool {
-    field != "kind"
+    field != ActivityField::Kind
         && holds_field(crm, a.kind, field)
         && as_kept(crm, a.kind, field, v).as_ref() != now
 }
@@ -266,6 +353,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::config;
 
     fn call() -> Activity {
         let mut a = Activity::new(ActivityKind::Call);
@@ -301,15 +389,19 @@ mod tests {
     #[test]
     fn kind_is_set_on_create_only_and_times_round_trip() {
         let mut a = Activity::new(ActivityKind::Note);
-        set(&mut a, "kind", Some(&json!("call")));
-        set(&mut a, "occurred_at", Some(&json!("2025-03-01T09:15:00Z")));
+        set(&mut a, ActivityField::Kind, Some(&json!("call")));
+        set(
+            &mut a,
+            ActivityField::OccurredAt,
+            Some(&json!("2025-03-01T09:15:00Z")),
+        );
         assert_eq!(a.kind, ActivityKind::Call);
         assert_eq!(
             a.occurred_at.map(time_text).as_deref(),
             Some("2025-03-01T09:15:00Z")
         );
         a.id = Some("1".into());
-        set(&mut a, "kind", Some(&json!("email")));
+        set(&mut a, ActivityField::Kind, Some(&json!("email")));
         assert_eq!(
             a.kind,
             ActivityKind::Call,
@@ -324,15 +416,39 @@ mod tests {
         let lands = |crm, a: &Activity, f, v: Value, now: Option<Value>| {
             write_lands(crm, a, f, Some(&v), now.as_ref())
         };
-        assert!(!lands(Crm::Close, &call, "completed", json!(false), None));
-        assert!(!lands(Crm::Close, &call, "subject", json!("Intro"), None));
-        assert!(lands(Crm::Close, &call, "body", json!("Notes"), None));
-        assert!(lands(Crm::HubSpot, &call, "subject", json!("Intro"), None));
+        assert!(!lands(
+            Crm::Close,
+            &call,
+            ActivityField::Completed,
+            json!(false),
+            None
+        ));
+        assert!(!lands(
+            Crm::Close,
+            &call,
+            ActivityField::Subject,
+            json!("Intro"),
+            None
+        ));
+        assert!(lands(
+            Crm::Close,
+            &call,
+            ActivityField::Body,
+            json!("Notes"),
+            None
+        ));
+        assert!(lands(
+            Crm::HubSpot,
+            &call,
+            ActivityField::Subject,
+            json!("Intro"),
+            None
+        ));
         assert!(
             !lands(
                 Crm::Close,
                 &call,
-                "kind",
+                ActivityField::Kind,
                 json!("note"),
                 Some(json!("call"))
             ),
@@ -343,14 +459,14 @@ mod tests {
         assert!(!lands(
             Crm::Salesforce,
             &call,
-            "occurred_at",
+            ActivityField::OccurredAt,
             json!("2025-03-01T10:15:00Z"),
             day.clone()
         ));
         assert!(lands(
             Crm::Salesforce,
             &call,
-            "occurred_at",
+            ActivityField::OccurredAt,
             json!("2025-03-02T10:15:00Z"),
             day
         ));
@@ -359,21 +475,21 @@ mod tests {
         assert!(!lands(
             Crm::Salesforce,
             &meeting,
-            "duration",
+            ActivityField::Duration,
             json!(90),
             Some(json!(120))
         ));
         assert!(lands(
             Crm::Salesforce,
             &meeting,
-            "duration",
+            ActivityField::Duration,
             json!(150),
             Some(json!(120))
         ));
         assert!(!lands(
             Crm::Salesforce,
             &meeting,
-            "completed",
+            ActivityField::Completed,
             json!(true),
             None
         ));
@@ -384,6 +500,80 @@ mod tests {
         assert!(refuses_edits(Crm::HubSpot, &email).is_none());
         email.raw["status"] = json!("draft");
         assert!(refuses_edits(Crm::Close, &email).is_none());
+    }
+
+    /// Walks every field the extractor produces, for every kind, and checks each CRM's
+    /// answer against what is intended here: a field the extractor gains without an answer
+    /// below, or an answer that changes, fails.
+    #[test]
+    fn every_extracted_field_has_an_intended_answer_for_every_crm() {
+        use ActivityKind::{Call, Email, Meeting, Note, Task};
+        let kinds = [Note, Call, Email, Meeting, Task];
+        // Per field, per CRM (Close, HubSpot, Salesforce): one character per kind in the
+        // order of `kinds` (note, call, email, meeting, task), `.` where it is not kept.
+        let intended: [(&str, [&str; 3]); 9] = [
+            ("kind", ["ncemt", "ncemt", "ncemt"]),
+            ("subject", ["n.emt", ".cemt", "ncemt"]),
+            ("body", ["ncemt", "ncemt", "ncemt"]),
+            ("occurred_at", ["ncemt", "ncemt", "ncemt"]),
+            ("duration", [".c...", ".c...", ".c.m."]),
+            ("direction", [".c...", ".ce..", ".c..."]),
+            ("completed", [".....", "....t", "nce.t"]),
+            ("company", ["nce.t", "ncemt", "ncemt"]),
+            ("person", ["ncemt", "ncemt", "ncemt"]),
+        ];
+        let mut produced = std::collections::BTreeSet::new();
+        for kind in kinds {
+            let mut a = call();
+            a.kind = kind;
+            a.body = Some("Notes".into());
+            a.completed = Some(true);
+            a.person_id = Some("cont_1".into());
+            let mut m = FieldMap::new();
+            extract(
+                &a,
+                |_| true,
+                &mut m,
+                |m, f, s| {
+                    m.insert(f.into(), json!(s));
+                },
+            );
+            produced.extend(m.keys().map(|f| f.as_str().to_string()));
+        }
+        let table: Vec<&str> = ActivityField::ALL.iter().map(|f| f.name()).collect();
+        let listed: Vec<&str> = intended.iter().map(|(f, _)| *f).collect();
+        let table_set: std::collections::BTreeSet<String> =
+            table.iter().map(|f| f.to_string()).collect();
+        assert_eq!(
+            produced, table_set,
+            "the extractor produces every field of the table, and no other"
+        );
+        assert_eq!(listed, table, "an intended answer for every field");
+        for name in &produced {
+            let field = ActivityField::named(name)
+                .unwrap_or_else(|| panic!("{name:?} is extracted but not in the table"));
+            let (_, per_crm) = intended
+                .iter()
+                .find(|(f, _)| f == name)
+                .unwrap_or_else(|| panic!("no intended answer for {name:?}"));
+            for (crm, kept) in [Crm::Close, Crm::HubSpot, Crm::Salesforce]
+                .into_iter()
+                .zip(per_crm)
+            {
+                for (kind, mark) in kinds.into_iter().zip(kept.chars()) {
+                    assert_eq!(
+                        holds_field(crm, kind, field),
+                        mark != '.',
+                        "{crm} {kind:?} {name}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            config::standard_fields(crmkit_core::ObjectKind::Activity),
+            table.as_slice(),
+            "the configuration's activity fields are the table's"
+        );
     }
 
     #[test]

@@ -298,17 +298,7 @@ pub fn standard_fields(kind: ObjectKind) -> &'static [&'static str] {
             "company",
             "person",
         ],
-        ObjectKind::Activity => &[
-            "kind",
-            "subject",
-            "body",
-            "occurred_at",
-            "duration",
-            "direction",
-            "completed",
-            "company",
-            "person",
-        ],
+        ObjectKind::Activity => &crate::activity::ActivityField::NAMES,
     }
 }
 

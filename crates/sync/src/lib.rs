@@ -66,8 +66,9 @@
 //!    write look like its own change next time. A field whose read-back value is not what
 //!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a
 //!    sent value (missing: ignored; part of a list: kept what it can; the same letters and
-//!    digits, or a phone as that CRM itself stores the number sent — Close's E.164 with
-//!    `+1` for a number without a country code — normalised), was edited by
+//!    digits, or a phone as that CRM itself stores the number sent — Close's E.164 of a
+//!    number sent with its country code; one sent without gets the Close account's country
+//!    code, unknown here, so it counts as an edit and syncs back once — normalised), was edited by
 //!    someone between our write and our read-back: it keeps the side's old base (and the
 //!    side's stored hash is the base's), so the next run syncs that edit instead of taking
 //!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).

@@ -11,6 +11,7 @@ use crmkit_core::{Company, Crm, Deal, Error, Money, ObjectKind, Person, Record, 
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
+use crate::activity::ActivityField;
 use crate::config::{EntityConfig, FieldType, Unit};
 
 pub use crate::field_map::{FieldMap, Writes};
@@ -548,9 +549,20 @@ pub fn holds(record: &Record, crm: Crm, cfg: &EntityConfig, field: Field) -> boo
         return cf.key(crm).is_some();
     }
     match record {
-        Record::Activity(a) => crate::activity::holds_field(crm, a.kind, &field),
+        Record::Activity(a) => {
+            activity_field(field).is_some_and(|f| crate::activity::holds_field(crm, a.kind, f))
+        }
         _ => true,
     }
+}
+
+/// The activity field named `field`. `None` is a name no activity has: the configuration
+/// check refuses one in `[activity] fields`, and [`crate::activity::extract`] produces only
+/// the names of [`ActivityField::ALL`], so such a name can only come from elsewhere (a
+/// stored base of a version that synced a field since removed). No activity can hold it:
+/// it is neither kept nor written.
+fn activity_field(field: Field) -> Option<ActivityField> {
+    ActivityField::named(field.as_str())
 }
 
 /// Whether writing `v` (`None` clears) into `field` of `record`, a record `crm` holds whose
@@ -570,7 +582,9 @@ pub fn lands(
         return cf.key(crm).is_some();
     }
     match record {
-        Record::Activity(a) => crate::activity::write_lands(crm, a, &field, v, now),
+        Record::Activity(a) => {
+            activity_field(field).is_some_and(|f| crate::activity::write_lands(crm, a, f, v, now))
+        }
         _ => true,
     }
 }
@@ -640,7 +654,11 @@ pub fn apply(record: &mut Record, crm: Crm, cfg: &EntityConfig, changes: &Writes
                 "person" => d.person_id = as_text(v),
                 _ => {}
             },
-            Record::Activity(a) => crate::activity::set(a, field, v),
+            Record::Activity(a) => {
+                if let Some(f) = activity_field(*field) {
+                    crate::activity::set(a, f, v);
+                }
+            }
         }
     }
     if let Record::Activity(a) = record {

@@ -42,7 +42,7 @@ impl Default for RetryPolicy {
 pub enum Outcome {
     /// The server answered with this status.
     Status(u16),
-    /// The server refused the request for a passing rate limit with this status, not a 429
+    /// The server refused the request for a passing rate limit with this 4xx status, not a 429
     /// (the CRM's error reads as [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited):
     /// Salesforce answers too many concurrent requests with 403 `REQUEST_LIMIT_EXCEEDED`).
     /// Retried like a 429: the request was refused, not served.

@@ -6,7 +6,7 @@
 //! [`ErrorKind::RateLimited`] instead of sleeping; a used-up daily quota fails with
 //! [`ErrorKind::QuotaExhausted`].
 //!
-//! After a 429 (or another refusal the dialect's error reads as
+//! After a 429 (or another 4xx refusal the dialect's error reads as
 //! [`ErrorKind::RateLimited`], as Salesforce's 403 for too many concurrent requests) the
 //! transport pauses the budget the answer speaks about
 //! ([`Dialect::limited_budget`], by default the request's first) for the longer of the
@@ -14,7 +14,9 @@
 //! so a `Retry-After: 0` cannot spend every retry at once. A hint longer than `max_hint`
 //! fails the request with the server's message attached. When the dialect maps an answer
 //! to [`ErrorKind::QuotaExhausted`], that budget is marked used up, so later requests fail
-//! locally instead of being sent to be refused.
+//! locally instead of being sent to be refused. A 5xx is never taken as a rate limit,
+//! whatever its body reads: the server may have processed the request before failing, so
+//! it is a [`ErrorKind::Transient`] failure, retried only when the request is repeat-safe.
 //!
 //! When an OAuth token comes with an instance URL (Salesforce), the transport sends to it,
 //! but only through the CRM's [`TransportBuilder::instance_url_policy`], which validates it:
@@ -609,10 +611,21 @@ impl Transport {
                                 .unwrap_or(&budgets[primary]);
                             let err = inner.dialect.error(status, &headers, &body);
                             // A refusal the CRM's error says is a passing rate limit under
-                            // another status (Salesforce's 403 for too many concurrent
-                            // requests) is waited out and retried like a 429.
-                            let rate_limited =
-                                status == 429 || err.kind() == ErrorKind::RateLimited;
+                            // another 4xx status (Salesforce's 403 for too many concurrent
+                            // requests) is waited out and retried like a 429: a 4xx says
+                            // the request was refused, not served. A 5xx says no such
+                            // thing, whatever its body reads: the server may have done the
+                            // work before failing, so it takes the 5xx path (retried only
+                            // when repeat-safe) and is reported as the failure it is; a
+                            // POST retried there could create the record twice.
+                            let rate_limited = status == 429
+                                || ((400..500).contains(&status)
+                                    && err.kind() == ErrorKind::RateLimited);
+                            let err = if status >= 500 && err.kind() == ErrorKind::RateLimited {
+                                err.with_kind(ErrorKind::Transient)
+                            } else {
+                                err
+                            };
                             if err.kind() == ErrorKind::QuotaExhausted {
                                 // The dialect knows a quota is spent: no retry helps, and
                                 // later requests fail here instead of being refused there.

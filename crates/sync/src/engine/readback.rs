@@ -17,10 +17,11 @@
 //!   name, title, description, subject, body, custom fields — with the same letters and
 //!   digits regardless of case, punctuation and spacing; a `phones` number read back as
 //!   exactly what the written CRM itself makes of the number we sent (see
-//!   [`phone_as_stored`]: only Close rewrites phones, to E.164 with the North American `+1`
-//!   for a number sent without a country code, so `(234) 361-7485` reads back as
-//!   `+12343617485`; the same number read back with another country code, `+44…`, is an
-//!   edit); a time read back as midnight of the same day, where the CRM keeps a date only, as
+//!   [`phone_as_stored`]: only Close rewrites phones, to E.164, and only a number sent with
+//!   its country code has a form we can predict, `+44 20 7946 0958` read back as
+//!   `+442079460958`; one sent without gets the country code of the Close account's
+//!   settings, which we do not know, so any other read-back of it is taken as an edit); a
+//!   time read back as midnight of the same day, where the CRM keeps a date only, as
 //!   Salesforce's Task `ActivityDate`): the read-back value is the base. E-mails, domains,
 //!   urls and ids are compared exactly: there a dot or a hyphen is a different value;
 //! - otherwise (a value other than the one expected, beyond canonical form and such
@@ -127,27 +128,31 @@ fn free_text(field: Field) -> bool {
 }
 
 /// What `crm` stores for a phone number we sent as `sent`, where it rewrites numbers
-/// (`None` where it keeps the text as given, so only that exact text is its doing).
+/// (`None` where it keeps the text as given, or where we cannot know what it makes of it:
+/// then only that exact text is its doing).
 ///
-/// Close keeps phones in E.164 (its contacts' `phone`, shown as `phone_formatted`:
-/// developer.close.com/resources/contacts): a number with a leading `+` loses its spacing
-/// and punctuation; one without is taken as North American (`+1`) when it has ten digits,
-/// or eleven starting with `1`, which is what the sandbox's Close does too
-/// (`crates/sandbox/src/close/validate/contacts.rs`). A number Close would not read that way
-/// gets no country code from it, so any read back is someone's edit: `555 0100` read back as
-/// `+44 555 0100` was not Close's doing. HubSpot's `phone` properties and Salesforce's
-/// `Phone` fields are text, stored through the API as sent (Salesforce formats numbers
-/// typed in its UI only), so they have no phone normalisation here.
+/// Close keeps phones in E.164 (its contacts' `phone`, e.g. `+14155552671`, shown as
+/// `phone_formatted`: developer.close.com/api/resources/contacts/create). A number sent
+/// with a leading `+` carries its country code, so Close's form of it is `+` and its
+/// digits. A number sent without one gets "the default country code from Account
+/// Settings", the country the Close user chose (help.close.com/v1/docs/account-settings,
+/// "Country Settings": Germany adds `+49`); that setting is not ours to know, and nothing
+/// documents how a national trunk prefix is dropped. So no read-back of such a number is
+/// taken as Close's normalisation: it is an edit, and the E.164 text is synced to the
+/// other CRMs once, after which all agree. The other way round would be worse: taking a
+/// country code we guessed as Close's doing, where someone gave the number another country
+/// meanwhile, would store their edit as synced and lose it.
+///
+/// HubSpot's `phone` properties and Salesforce's `Phone` fields are text, stored through
+/// the API as sent (Salesforce formats numbers typed in its UI only), so they have no phone
+/// normalisation here.
 fn phone_as_stored(crm: Crm, sent: &str) -> Option<String> {
     match crm {
         Crm::Close => {
             let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
-            match (sent.trim_start().starts_with('+'), digits.len()) {
-                (true, 8..=15) => Some(format!("+{digits}")),
-                (false, 10) => Some(format!("+1{digits}")),
-                (false, 11) if digits.starts_with('1') => Some(format!("+{digits}")),
-                _ => None,
-            }
+            // E.164 allows at most 15 digits; fewer than 8 is no number Close takes.
+            (sent.trim_start().starts_with('+') && (8..=15).contains(&digits.len()))
+                .then(|| format!("+{digits}"))
         }
         Crm::HubSpot | Crm::Salesforce => None,
     }
@@ -281,7 +286,7 @@ mod tests {
         // A phone number normalised by the CRM is not an edit.
         let sent = crate::values::Writes::from([(
             Field::intern("phones"),
-            Some(json!(["(234) 361-7485"])),
+            Some(json!(["+1 (234) 361-7485"])),
         )]);
         let read_back = map(&[("name", json!("Acme")), ("phones", json!(["+12343617485"]))]);
         assert_eq!(
@@ -437,25 +442,31 @@ mod tests {
     #[test]
     fn only_the_written_crms_own_phone_normalisation_is_not_an_edit() {
         let phones = |v: &[&str]| json!(v);
-        // Close's E.164: the North American +1 for a number sent without a code, spacing
-        // dropped from one sent with a code.
+        // Close's E.164 of a number sent with its country code: spacing and punctuation
+        // dropped.
         for (sent, stored) in [
-            ("(650) 555-0100", "+16505550100"),
-            ("1 650 555 0100", "+16505550100"),
             ("+44 20 7946 0958", "+442079460958"),
+            ("+1 (650) 555-0100", "+16505550100"),
+            ("+16505550100", "+16505550100"),
         ] {
             assert!(
                 !edited("phones", None, phones(&[sent]), Some(phones(&[stored]))),
                 "{sent} -> {stored}"
             );
         }
-        // Another country code than Close's default is not Close's doing: someone's edit.
+        // A number sent without a country code gets the Close account's, which we do not
+        // know: +1 is no more Close's doing than +44 (an edit, synced back once), and
+        // another country code, or digits lost, is someone's edit.
         for (sent, now) in [
+            ("(650) 555-0100", "+16505550100"),
+            ("1 650 555 0100", "+16505550100"),
+            ("030 1234567", "+49301234567"),
             ("555 0100", "+44 555 0100"),
             ("555 0100", "+445550100"),
             ("(650) 555-0100", "+446505550100"),
             ("(650) 555-0100", "+33 6505550100"),
             ("6505550100", "+6505550100"),
+            ("+44 20 7946 0958", "+4420794609"),
         ] {
             assert!(
                 edited("phones", None, phones(&[sent]), Some(phones(&[now]))),

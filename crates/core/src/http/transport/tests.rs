@@ -410,6 +410,37 @@ async fn a_rate_limit_refused_under_another_status_is_retried_like_a_429() {
 }
 
 #[tokio::test]
+async fn a_5xx_whose_body_reads_as_a_rate_limit_is_a_failure_not_a_refusal() {
+    // A 5xx may come after the server did the work: a POST is not sent again, however its
+    // body reads, and the failure is reported as one.
+    let (base, seen) = script(vec![
+        Answer::Json(503, r#"{"code":"CONCURRENT"}"#),
+        Answer::Json(200, "{}"),
+    ])
+    .await;
+    let t = policy_transport(&base, "policy-5xx-post");
+    let e = t
+        .send(&ApiRequest::post("other/", serde_json::json!({})))
+        .await
+        .expect_err("not retried");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert_eq!(e.status(), Some(503));
+    assert_eq!(seen.lock().expect("log").len(), 1, "the POST went once");
+
+    // A repeat-safe request takes the same 5xx path, where it is retried.
+    let (base, seen) = script(vec![
+        Answer::Json(503, r#"{"code":"CONCURRENT"}"#),
+        Answer::Json(200, "{}"),
+    ])
+    .await;
+    let t = policy_transport(&base, "policy-5xx-get");
+    t.send(&ApiRequest::get("other/"))
+        .await
+        .expect("retried after the 5xx");
+    assert_eq!(seen.lock().expect("log").len(), 2);
+}
+
+#[tokio::test]
 async fn a_quota_the_server_says_is_spent_fails_later_requests_locally() {
     let (base, seen) = script(vec![Answer::Headed(
         429,

@@ -63,6 +63,9 @@ pub(super) fn contact(
     check_custom_fields(data, "contact", obj, current)
 }
 
+/// A phone as Close stores it: E.164. A number without a leading `+` gets the country code
+/// of the Close user's Country setting (help.close.com/v1/docs/account-settings, "Country
+/// Settings"); the sandbox's account is set to the United States, hence `+1`.
 fn e164(raw: &str) -> Option<String> {
     let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
     match (raw.trim_start().starts_with('+'), digits.len()) {
