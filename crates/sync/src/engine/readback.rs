@@ -16,11 +16,10 @@
 //! - a field we sent reads back the same in substance: the CRM normalised it (free text —
 //!   name, title, description, subject, body, custom fields — with the same letters and
 //!   digits regardless of case, punctuation and spacing; a `phones` number read back as
-//!   exactly what the written CRM itself makes of the number we sent (see
-//!   [`phone_as_stored`]: only Close rewrites phones, to E.164, and only a number sent with
-//!   its country code has a form we can predict, `+44 20 7946 0958` read back as
-//!   `+442079460958`; one sent without gets the country code of the Close account's
-//!   settings, which we do not know, so any other read-back of it is taken as an edit); a
+//!   what the written CRM itself makes of the number we sent (see [`phone_kept_as`]: only
+//!   Close rewrites phones, to E.164: `+44 20 7946 0958` reads back as `+442079460958`,
+//!   and a number sent without a country code as `+`, the Close account's country code and
+//!   the same digits, whatever that code is); a
 //!   time read back as midnight of the same day, where the CRM keeps a date only, as
 //!   Salesforce's Task `ActivityDate`): the read-back value is the base. E-mails, domains,
 //!   urls and ids are compared exactly: there a dot or a hyphen is a different value;
@@ -127,34 +126,47 @@ fn free_text(field: Field) -> bool {
     ) || field.as_str().starts_with("custom.")
 }
 
-/// What `crm` stores for a phone number we sent as `sent`, where it rewrites numbers
-/// (`None` where it keeps the text as given, or where we cannot know what it makes of it:
-/// then only that exact text is its doing).
+/// Whether `now`, read back from `crm`, is what `crm` makes of the phone number we sent
+/// as `sent` (where it keeps the text as given, only that exact text is).
 ///
 /// Close keeps phones in E.164 (its contacts' `phone`, e.g. `+14155552671`, shown as
 /// `phone_formatted`: developer.close.com/api/resources/contacts/create). A number sent
-/// with a leading `+` carries its country code, so Close's form of it is `+` and its
-/// digits. A number sent without one gets "the default country code from Account
+/// with a leading `+` carries its country code, so Close's form of it is exactly `+` and
+/// its digits. A number sent without one gets "the default country code from Account
 /// Settings", the country the Close user chose (help.close.com/v1/docs/account-settings,
-/// "Country Settings": Germany adds `+49`); that setting is not ours to know, and nothing
-/// documents how a national trunk prefix is dropped. So no read-back of such a number is
-/// taken as Close's normalisation: it is an edit, and the E.164 text is synced to the
-/// other CRMs once, after which all agree. The other way round would be worse: taking a
-/// country code we guessed as Close's doing, where someone gave the number another country
-/// meanwhile, would store their edit as synced and lose it.
+/// "Country Settings": Germany adds `+49`), which we do not know; so `+`, a country code
+/// of one to three digits, then exactly the digits we sent (a national trunk `0` dropped)
+/// is taken as Close's doing, whatever the code. The cost of that choice: a person who,
+/// in the second between our write and our read-back, gives the same digits another
+/// country code has that edit taken as synced. The other way (any code taken as an edit)
+/// would copy Close's E.164 text back to the other CRMs after every such write, so a
+/// second run would never be quiet; digits changed, or a form other than E.164, stay an
+/// edit.
 ///
 /// HubSpot's `phone` properties and Salesforce's `Phone` fields are text, stored through
 /// the API as sent (Salesforce formats numbers typed in its UI only), so they have no phone
 /// normalisation here.
-fn phone_as_stored(crm: Crm, sent: &str) -> Option<String> {
+fn phone_kept_as(crm: Crm, sent: &str, now: &str) -> bool {
     match crm {
         Crm::Close => {
             let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
+            let Some(stored) = now.strip_prefix('+') else {
+                return false;
+            };
             // E.164 allows at most 15 digits; fewer than 8 is no number Close takes.
-            (sent.trim_start().starts_with('+') && (8..=15).contains(&digits.len()))
-                .then(|| format!("+{digits}"))
+            if !stored.bytes().all(|b| b.is_ascii_digit()) || !(8..=15).contains(&stored.len()) {
+                return false;
+            }
+            if sent.trim_start().starts_with('+') {
+                return stored == digits;
+            }
+            let national = digits.strip_prefix('0').unwrap_or(&digits);
+            !national.is_empty()
+                && stored
+                    .strip_suffix(national)
+                    .is_some_and(|code| (1..=3).contains(&code.len()))
         }
-        Crm::HubSpot | Crm::Salesforce => None,
+        Crm::HubSpot | Crm::Salesforce => false,
     }
 }
 
@@ -175,8 +187,7 @@ fn same_in_substance(crm: Crm, field: Field, now: Option<&Value>, sent: Option<&
                     .collect()
             };
             (free_text(field) && letters(now) == letters(sent))
-                || (field.as_str() == "phones"
-                    && phone_as_stored(crm, sent).as_deref() == Some(now.as_str()))
+                || (field.as_str() == "phones" && phone_kept_as(crm, sent, now))
         }
         (Some(Value::Array(now)), Some(Value::Array(sent))) => {
             now.len() == sent.len()
@@ -454,19 +465,30 @@ mod tests {
                 "{sent} -> {stored}"
             );
         }
-        // A number sent without a country code gets the Close account's, which we do not
-        // know: +1 is no more Close's doing than +44 (an edit, synced back once), and
-        // another country code, or digits lost, is someone's edit.
-        for (sent, now) in [
+        // A number sent without a country code gets the Close account's, whichever it is,
+        // a national trunk 0 dropped.
+        for (sent, stored) in [
             ("(650) 555-0100", "+16505550100"),
-            ("1 650 555 0100", "+16505550100"),
             ("030 1234567", "+49301234567"),
-            ("555 0100", "+44 555 0100"),
             ("555 0100", "+445550100"),
             ("(650) 555-0100", "+446505550100"),
+        ] {
+            assert!(
+                !edited("phones", None, phones(&[sent]), Some(phones(&[stored]))),
+                "{sent} -> {stored}"
+            );
+        }
+        // Other digits, a form that is not E.164, no country code or one too long, a code
+        // changed on a number sent with one: someone's edit.
+        for (sent, now) in [
+            ("1 650 555 0100", "+16505550100"),
+            ("555 0100", "+44 555 0100"),
             ("(650) 555-0100", "+33 6505550100"),
+            ("(650) 555-0100", "+16505550199"),
             ("6505550100", "+6505550100"),
+            ("6505550100", "+12346505550100"),
             ("+44 20 7946 0958", "+4420794609"),
+            ("+44 20 7946 0958", "+12079460958"),
         ] {
             assert!(
                 edited("phones", None, phones(&[sent]), Some(phones(&[now]))),

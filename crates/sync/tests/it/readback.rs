@@ -112,8 +112,8 @@ async fn an_edit_between_our_write_and_our_read_back_is_synced_next_run() {
     assert_eq!(lead["display_name"], "Acme Inc");
 }
 
-/// The real Close connector, with a person changing each contact's phone to a UK number in
-/// Close right after the engine's update of it answered (before the engine reads it back).
+/// The real Close connector, with a person changing each contact's phone to another number
+/// in Close right after the engine's update of it answered (before the engine reads it back).
 struct PhoneEditAfterUpdate {
     inner: CloseConnector,
     close: crmkit_close::Client,
@@ -150,7 +150,7 @@ impl Connector for PhoneEditAfterUpdate {
                 self.close
                     .raw(&ApiRequest::put(
                         format!("contact/{}/", r.id),
-                        json!({"phones": [{"phone": "+44 650 555 0100", "type": "office"}]}),
+                        json!({"phones": [{"phone": "+44 20 7946 0958", "type": "office"}]}),
                     ))
                     .await
                     .expect("the person's edit");
@@ -167,7 +167,7 @@ impl Connector for PhoneEditAfterUpdate {
 }
 
 #[tokio::test]
-async fn a_phone_given_another_country_code_meanwhile_is_an_edit_not_normalisation() {
+async fn a_phone_changed_meanwhile_is_an_edit_not_normalisation() {
     let w = World::new().await;
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com",
@@ -193,7 +193,8 @@ async fn a_phone_given_another_country_code_meanwhile_is_an_edit_not_normalisati
     let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
 
     // A US number without a country code in HubSpot, which Close would store as
-    // +16505550100; someone makes it a UK number in Close before our read-back.
+    // +16505550100; someone gives the contact a London number in Close before our
+    // read-back.
     w.hs_update("contacts", &hs, &[("phone", "(650) 555-0100")])
         .await;
     w.settle().await;
@@ -223,10 +224,10 @@ async fn a_phone_given_another_country_code_meanwhile_is_an_edit_not_normalisati
     let phone = |v: &serde_json::Value| v["phones"][0]["phone"].clone();
     assert_eq!(
         phone(&w.close_get(&format!("contact/{contact}/")).await),
-        "+446505550100"
+        "+442079460958"
     );
 
-    // The UK number is Close's change: the next run brings it to HubSpot.
+    // The London number is Close's change: the next run brings it to HubSpot.
     w.settle().await;
     let third = w.engine(config()).run().await.expect("run");
     assert!(third.errors.is_empty(), "{third:?}");
@@ -236,5 +237,5 @@ async fn a_phone_given_another_country_code_meanwhile_is_an_edit_not_normalisati
         )))
         .await
         .expect("read");
-    assert_eq!(v["properties"]["phone"], "+446505550100", "{third:?}");
+    assert_eq!(v["properties"]["phone"], "+442079460958", "{third:?}");
 }
