@@ -86,15 +86,12 @@ async fn the_crms_in_either_order_share_one_lease_and_their_old_cursors() {
     let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
     w.store.set_cursor(&old, "close1.{}").await.expect("store");
     let held = w
-        .store
-        .acquire_lease(
+        .hold_lease(
             "sync:close-hubspot",
             "someone-else",
             Duration::from_secs(60),
         )
-        .await
-        .expect("store")
-        .expect("free");
+        .await;
     let e = engine
         .run()
         .await
@@ -201,15 +198,12 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
     let engine = w.engine(cfg);
     // An older crmkit, still running during an upgrade, syncs these CRMs under the
     // config-order name.
-    w.store
-        .acquire_lease(
-            "sync:hubspot-close",
-            "crmkit-sync-older",
-            Duration::from_millis(500),
-        )
-        .await
-        .expect("store")
-        .expect("free");
+    w.hold_lease(
+        "sync:hubspot-close",
+        "crmkit-sync-older",
+        Duration::from_millis(500),
+    )
+    .await;
     let e = engine
         .run()
         .await
@@ -293,15 +287,12 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
     // An older crmkit configured `[hubspot, close]`, still running during the upgrade of
     // this one, configured `[close, hubspot]`.
     let older = w
-        .store
-        .acquire_lease(
+        .hold_lease(
             "sync:hubspot-close",
             "crmkit-sync-older",
             Duration::from_secs(60),
         )
-        .await
-        .expect("store")
-        .expect("free");
+        .await;
     let engine = w.engine(config());
     let e = engine
         .run()
@@ -329,19 +320,10 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
     assert_eq!(report.created, 1, "{report:?}");
     assert_eq!(report.recovered, 1, "{report:?}");
     assert!(
-        w.close_leads()
-            .await
-            .iter()
-            .all(|l| l["id"] != lead.as_str()),
+        !w.close_has_lead(&lead).await,
         "the older run's delete was sent again"
     );
-    assert!(
-        w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(w.unsettled_intents().await.is_empty());
     assert_eq!(w.store.cursor(&old).await.expect("store"), None);
     let new = CursorKey::new("close-hubspot", Crm::Close, ObjectKind::Company);
     assert!(w.store.cursor(&new).await.expect("store").is_some());
@@ -378,20 +360,8 @@ async fn an_interrupted_delete_is_sent_again_and_settled() {
     let lead = open_delete(&w, "close-hubspot", IntentState::Pending).await;
     let report = w.engine(config()).run().await.expect("run");
     assert_eq!(report.recovered, 1, "{report:?}");
-    assert!(
-        w.close_leads()
-            .await
-            .iter()
-            .all(|l| l["id"] != lead.as_str()),
-        "deleted"
-    );
-    assert!(
-        w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(!w.close_has_lead(&lead).await, "deleted");
+    assert!(w.unsettled_intents().await.is_empty());
 }
 
 #[tokio::test]
@@ -433,15 +403,9 @@ async fn a_run_whose_lease_was_taken_over_resends_no_delete() {
         "{:?}",
         w.writes()
     );
-    assert!(
-        w.close_leads()
-            .await
-            .iter()
-            .any(|l| l["id"] == lead.as_str()),
-        "the lead is still there"
-    );
+    assert!(w.close_has_lead(&lead).await, "the lead is still there");
     // Left for the run holding the lease now.
-    let open = w.store.all_unsettled_intents().await.expect("store");
+    let open = w.unsettled_intents().await;
     assert!(open.iter().any(|i| i.op == IntentOp::Delete), "{open:?}");
     assert_eq!(
         w.store.lease("sync:close-hubspot").await.expect("store"),

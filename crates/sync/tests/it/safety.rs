@@ -111,13 +111,7 @@ async fn interrupted_create(db: Db) {
         link.crm_id(Crm::HubSpot).is_some(),
         "the link has its HubSpot id back"
     );
-    assert!(
-        w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(w.unsettled_intents().await.is_empty());
     w.finish().await;
 }
 
@@ -217,15 +211,12 @@ async fn one_run_at_a_time_per_pair() {
     let w = World::new().await;
     let engine = w.engine(config());
     let held = w
-        .store
-        .acquire_lease(
+        .hold_lease(
             &format!("sync:{}", engine.pair()),
             "someone-else",
             Duration::from_secs(60),
         )
-        .await
-        .expect("store")
-        .expect("free");
+        .await;
     let e = engine
         .run()
         .await
