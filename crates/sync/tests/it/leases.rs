@@ -7,7 +7,7 @@ use crmkit_core::{Crm, ErrorKind, ObjectKind};
 use crmkit_sandbox::faults::Faults;
 use crmkit_store::{CursorKey, IntentOp, IntentState, Lease, NewIntent, Store};
 use crmkit_sync::config::Config;
-use crmkit_sync::engine::lease_names;
+use crmkit_sync::engine::{Engine, lease_names};
 use serde_json::json;
 
 use super::{Db, World, config};
@@ -73,6 +73,26 @@ fn slow_hubspot(w: &World, ms: u64) {
         latency_ms: ms,
         ..Faults::default()
     });
+}
+
+/// Runs `engine` while an older crmkit holds `sync:hubspot-close`: the run must be refused,
+/// naming that lease, give back the canonical lease it took first, and sync nothing.
+async fn refused_by_older(w: &World, engine: &Engine) {
+    let e = engine
+        .run()
+        .await
+        .expect_err("the older process holds the pair");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
+    assert_eq!(
+        w.store.lease("sync:close-hubspot").await.expect("store"),
+        None,
+        "the canonical lease, taken first, is given back"
+    );
+    assert!(
+        w.hs_all("companies", "name").await.is_empty(),
+        "nothing synced"
+    );
 }
 
 #[tokio::test]
@@ -204,18 +224,7 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
         Duration::from_millis(500),
     )
     .await;
-    let e = engine
-        .run()
-        .await
-        .expect_err("the older process holds them");
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
-    assert_eq!(
-        w.store.lease("sync:close-hubspot").await.expect("store"),
-        None,
-        "the canonical lease, taken first, is given back"
-    );
-    assert!(w.hs_all("companies", "name").await.is_empty());
+    refused_by_older(&w, &engine).await;
 
     // Once the older process's lease expired, the run goes on, holding both names all along:
     // an older crmkit starting meanwhile is refused.
@@ -294,21 +303,7 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
         )
         .await;
     let engine = w.engine(config());
-    let e = engine
-        .run()
-        .await
-        .expect_err("the older process holds the pair");
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
-    assert_eq!(
-        w.store.lease("sync:close-hubspot").await.expect("store"),
-        None,
-        "the canonical lease, taken first, is given back"
-    );
-    assert!(
-        w.hs_all("companies", "name").await.is_empty(),
-        "nothing synced"
-    );
+    refused_by_older(&w, &engine).await;
     // Once the older process is done (killed mid-run: it left its cursor and a delete
     // unsettled under its name), the run goes on and takes both over.
     let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
