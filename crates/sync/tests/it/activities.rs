@@ -13,7 +13,7 @@ use crmkit_salesforce::{Client as SalesforceClient, SalesforceConnector};
 use crmkit_sandbox::salesforce::{Auth, Config as SfConfig, RunningSalesforce, SalesforceSandbox};
 use crmkit_store::{IntentOp, LinkUpdate, NewIntent};
 use crmkit_sync::config::{Config, PolicyKind};
-use crmkit_sync::engine::Engine;
+use crmkit_sync::engine::{Engine, Report};
 use serde_json::{Value, json};
 
 use super::World;
@@ -78,13 +78,26 @@ impl Three {
             .w
             .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
             .await;
-        self.w.settle().await;
-        let first = engine.run().await.expect("first run");
-        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        self.clean_run(engine, "first run").await;
         let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
         let hs = self.linked(&company, Crm::HubSpot).await;
         let account = self.linked(&company, Crm::Salesforce).await;
         (lead, hs, account)
+    }
+
+    /// Lets the changes made so far into the feeds and runs `engine`, which must report no
+    /// error: its report (`what` names the run should it fail).
+    async fn clean_run(&self, engine: &Engine, what: &str) -> Report {
+        self.w.settle().await;
+        let report = engine.run().await.expect(what);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        report
+    }
+
+    /// A [`Three::clean_run`] that must also write nothing.
+    async fn quiet_run(&self, engine: &Engine, what: &str) {
+        let quiet = self.clean_run(engine, what).await;
+        assert!(!quiet.wrote(), "{quiet:?}");
     }
 
     /// Creates `a` through `crm`'s connector: its id.
@@ -279,10 +292,7 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
                    "activity_at": "2025-03-02T09:00:00.000000+00:00"}),
         )
         .await;
-    t.w.settle().await;
-
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let first = t.clean_run(&engine, "first run").await;
     assert_eq!(
         first.created,
         2 + 4,
@@ -335,9 +345,7 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
 
     // A HubSpot note reaches Close (on the lead) and Salesforce.
     let from_hs = t.hs_note(&hs_company, "Sent the proposal").await;
-    t.w.settle().await;
-    let second = engine.run().await.expect("second run");
-    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    let second = t.clean_run(&engine, "second run").await;
     assert_eq!(second.created, 2, "{second:?}");
     let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, from_hs);
     let in_close = t
@@ -363,9 +371,7 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
         json!({"note": "Discussed pricing and terms"}),
     )
     .await;
-    t.w.settle().await;
-    let third = engine.run().await.expect("third run");
-    assert!(third.errors.is_empty(), "{:?}", third.errors);
+    let third = t.clean_run(&engine, "third run").await;
     assert_eq!((third.created, third.updated), (0, 2), "{third:?}");
     let hs_call = t.activity(Crm::HubSpot, &hs_call_id).await;
     assert_eq!(hs_call.body.as_deref(), Some("Discussed pricing and terms"));
@@ -392,15 +398,11 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
         .close_activity("note", json!({"lead_id": lead, "note": "Intro notes"}))
         .await;
     let note_at = t.activity(Crm::Close, &note).await.occurred_at;
-    t.w.settle().await;
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    t.clean_run(&engine, "first run").await;
     let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
     let hs_company = t.linked(&company, Crm::HubSpot).await;
     let from_hs = t.hs_note(&hs_company, "Sent the proposal").await;
-    t.w.settle().await;
-    let second = engine.run().await.expect("second run");
-    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    let second = t.clean_run(&engine, "second run").await;
     assert_eq!(second.created, 2, "{second:?}");
 
     // Interrupted: the Close note's copies in HubSpot and Salesforce (found by marker), and
@@ -411,9 +413,7 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
         .await;
     t.interrupt(&engine, &hs_ref, Crm::Close).await;
 
-    t.w.settle().await;
-    let third = engine.run().await.expect("third run");
-    assert!(third.errors.is_empty(), "{:?}", third.errors);
+    let third = t.clean_run(&engine, "third run").await;
     assert_eq!(third.recovered, 3, "{third:?}");
     assert_eq!(third.created, 0, "nothing made twice: {third:?}");
     // The recovered copies are known as written: the Salesforce Task's day is not taken for
@@ -424,13 +424,7 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
     assert_eq!(t.close_activities("note", &lead).await.len(), 2);
     assert_eq!(t.w.hs_sb.count("notes"), 2);
     assert_eq!(t.sf_sb.count("Task"), 2);
-    assert!(
-        t.w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(t.w.unsettled_intents().await.is_empty());
     for (r, crm) in [
         (close_ref(&note), Crm::HubSpot),
         (close_ref(&note), Crm::Salesforce),
@@ -440,10 +434,7 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
     }
 
     // And a run after that changes nothing.
-    t.w.settle().await;
-    let fourth = engine.run().await.expect("fourth run");
-    assert!(fourth.errors.is_empty(), "{:?}", fourth.errors);
-    assert!(!fourth.wrote(), "{fourth:?}");
+    t.quiet_run(&engine, "fourth run").await;
 }
 
 #[tokio::test]
@@ -529,9 +520,7 @@ async fn a_record_deleted_in_one_of_three_crms_leaves_the_other_two_syncing() {
     let lead =
         t.w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
             .await;
-    t.w.settle().await;
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    t.clean_run(&engine, "first run").await;
     let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
     let (hs, account) = (
         t.linked(&company, Crm::HubSpot).await,
@@ -593,9 +582,7 @@ async fn under_primary_an_edit_counts_only_the_updates_sent() {
                    "activity_at": "2025-03-02T09:00:00.000000+00:00"}),
         )
         .await;
-    t.w.settle().await;
-    let first = engine.run().await.expect("run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let first = t.clean_run(&engine, "run").await;
     assert_eq!(first.created, 2, "{first:?}");
     // The Salesforce Task holds what a Close call has not: whether it is done, and a day
     // instead of a time.
@@ -650,10 +637,7 @@ async fn under_primary_an_edit_counts_only_the_updates_sent() {
     let close_call = t.activity(Crm::Close, &call).await;
     assert_eq!(close_call.occurred_at, at("2025-03-02T09:00:00Z"));
 
-    t.w.settle().await;
-    let quiet = engine.run().await.expect("run");
-    assert!(quiet.errors.is_empty(), "{:?}", quiet.errors);
-    assert!(!quiet.wrote(), "{quiet:?}");
+    t.quiet_run(&engine, "run").await;
 }
 
 /// An email logged in Close reaches HubSpot as an email engagement and Salesforce as a
@@ -673,9 +657,7 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
                    "activity_at": "2025-03-03T08:30:00.000000+00:00"}),
         )
         .await;
-    t.w.settle().await;
-    let first = engine.run().await.expect("run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let first = t.clean_run(&engine, "run").await;
     assert_eq!(first.created, 2, "{first:?}");
 
     let hs_id = t.linked(&close_ref(&email), Crm::HubSpot).await;

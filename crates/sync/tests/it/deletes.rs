@@ -85,12 +85,23 @@ async fn ignore_and_flag_leave_the_other_records_alone() {
 /// A Close lead with contact Bob, synced to HubSpot by a first run of `engine`: the Close
 /// contact id and the HubSpot contact id.
 async fn linked_bob(w: &World, engine: &crmkit_sync::Engine) -> (String, String) {
-    let lead = w
-        .close_lead(
-            serde_json::json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}),
-        )
-        .await;
+    linked_contact(
+        w,
+        engine,
+        serde_json::json!({"name": "Acme", "url": "https://acme.com",
+        "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}),
+    )
+    .await
+}
+
+/// Close lead `lead` (its first contact the one to follow), synced to HubSpot by a first
+/// run of `engine`: the Close contact id and the HubSpot contact id.
+async fn linked_contact(
+    w: &World,
+    engine: &crmkit_sync::Engine,
+    lead: serde_json::Value,
+) -> (String, String) {
+    let lead = w.close_lead(lead).await;
     let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
         .as_str()
         .expect("contact id")
@@ -173,12 +184,7 @@ async fn a_merge_moves_the_link_to_the_winner_and_deletes_nothing() {
             serde_json::json!({"email": "robert@acme.com", "firstname": "Robert", "lastname": "Stone"}),
         )
         .await;
-    w.hs.raw(&ApiRequest::post(
-        "crm/v3/objects/contacts/merge",
-        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
-    ))
-    .await
-    .expect("merged");
+    merge_hs_contacts(&w, &winner, &loser).await;
     w.settle().await;
     let r = engine.run().await.expect("run");
     assert_eq!(r.deleted, 0, "{r:?}");
@@ -200,6 +206,16 @@ async fn a_merge_moves_the_link_to_the_winner_and_deletes_nothing() {
         Some(1),
         "no second Close contact for the winner: {people}"
     );
+}
+
+/// Merges HubSpot contact `loser` into `winner` (`POST /crm/v3/objects/contacts/merge`).
+async fn merge_hs_contacts(w: &World, winner: &str, loser: &str) {
+    w.hs.raw(&ApiRequest::post(
+        "crm/v3/objects/contacts/merge",
+        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
+    ))
+    .await
+    .expect("merged");
 }
 
 /// Merges Close lead `source` into `destination` (`POST /lead/merge/`).
@@ -345,31 +361,14 @@ async fn a_chain_of_merges_into_a_linked_record_goes_to_review() {
 async fn a_merge_winner_keeps_its_values_and_differences_are_queued_as_conflicts() {
     let w = World::new().await;
     let engine = w.engine(config());
-    let lead = w
-        .close_lead(
-            serde_json::json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "Bob Stone", "title": "CTO",
-                "emails": [{"email": "bob@acme.com"}]}]}),
-        )
-        .await;
-    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
-        .as_str()
-        .expect("contact id")
-        .to_string();
-    w.settle().await;
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{first:?}");
-    let loser = w
-        .store
-        .link_by_record(&RecordRef::new(
-            Crm::Close,
-            ObjectKind::Person,
-            contact.clone(),
-        ))
-        .await
-        .expect("store")
-        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
-        .expect("linked");
+    let (contact, loser) = linked_contact(
+        &w,
+        &engine,
+        serde_json::json!({"name": "Acme", "url": "https://acme.com",
+        "contacts": [{"name": "Bob Stone", "title": "CTO",
+            "emails": [{"email": "bob@acme.com"}]}]}),
+    )
+    .await;
     // The winner holds other values than the loser (whose values were Close's, synced):
     // after the merge each CRM keeps its own, the differences are queued as conflicts
     // (last_write_wins: nobody changed them), and the winner's phone, which no CRM held,
@@ -391,12 +390,7 @@ async fn a_merge_winner_keeps_its_values_and_differences_are_queued_as_conflicts
         .record_retry(engine.pair(), &loser_ref, "a write was refused", &due_now)
         .await
         .expect("store");
-    w.hs.raw(&ApiRequest::post(
-        "crm/v3/objects/contacts/merge",
-        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
-    ))
-    .await
-    .expect("merged");
+    merge_hs_contacts(&w, &winner, &loser).await;
     w.settle().await;
     let r = engine.run().await.expect("run");
     assert!(r.errors.is_empty(), "{r:?}");

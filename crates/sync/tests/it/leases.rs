@@ -7,7 +7,7 @@ use crmkit_core::{Crm, ErrorKind, ObjectKind};
 use crmkit_sandbox::faults::Faults;
 use crmkit_store::{CursorKey, IntentOp, IntentState, Lease, NewIntent, Store};
 use crmkit_sync::config::Config;
-use crmkit_sync::engine::lease_names;
+use crmkit_sync::engine::{Engine, lease_names};
 use serde_json::json;
 
 use super::{Db, World, config};
@@ -75,6 +75,26 @@ fn slow_hubspot(w: &World, ms: u64) {
     });
 }
 
+/// Runs `engine` while an older crmkit holds `sync:hubspot-close`: the run must be refused,
+/// naming that lease, give back the canonical lease it took first, and sync nothing.
+async fn refused_by_older(w: &World, engine: &Engine) {
+    let e = engine
+        .run()
+        .await
+        .expect_err("the older process holds the pair");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
+    assert_eq!(
+        w.store.lease("sync:close-hubspot").await.expect("store"),
+        None,
+        "the canonical lease, taken first, is given back"
+    );
+    assert!(
+        w.hs_all("companies", "name").await.is_empty(),
+        "nothing synced"
+    );
+}
+
 #[tokio::test]
 async fn the_crms_in_either_order_share_one_lease_and_their_old_cursors() {
     let w = World::new().await;
@@ -86,15 +106,12 @@ async fn the_crms_in_either_order_share_one_lease_and_their_old_cursors() {
     let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
     w.store.set_cursor(&old, "close1.{}").await.expect("store");
     let held = w
-        .store
-        .acquire_lease(
+        .hold_lease(
             "sync:close-hubspot",
             "someone-else",
             Duration::from_secs(60),
         )
-        .await
-        .expect("store")
-        .expect("free");
+        .await;
     let e = engine
         .run()
         .await
@@ -201,27 +218,13 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
     let engine = w.engine(cfg);
     // An older crmkit, still running during an upgrade, syncs these CRMs under the
     // config-order name.
-    w.store
-        .acquire_lease(
-            "sync:hubspot-close",
-            "crmkit-sync-older",
-            Duration::from_millis(500),
-        )
-        .await
-        .expect("store")
-        .expect("free");
-    let e = engine
-        .run()
-        .await
-        .expect_err("the older process holds them");
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
-    assert_eq!(
-        w.store.lease("sync:close-hubspot").await.expect("store"),
-        None,
-        "the canonical lease, taken first, is given back"
-    );
-    assert!(w.hs_all("companies", "name").await.is_empty());
+    w.hold_lease(
+        "sync:hubspot-close",
+        "crmkit-sync-older",
+        Duration::from_millis(500),
+    )
+    .await;
+    refused_by_older(&w, &engine).await;
 
     // Once the older process's lease expired, the run goes on, holding both names all along:
     // an older crmkit starting meanwhile is refused.
@@ -293,31 +296,14 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
     // An older crmkit configured `[hubspot, close]`, still running during the upgrade of
     // this one, configured `[close, hubspot]`.
     let older = w
-        .store
-        .acquire_lease(
+        .hold_lease(
             "sync:hubspot-close",
             "crmkit-sync-older",
             Duration::from_secs(60),
         )
-        .await
-        .expect("store")
-        .expect("free");
+        .await;
     let engine = w.engine(config());
-    let e = engine
-        .run()
-        .await
-        .expect_err("the older process holds the pair");
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
-    assert_eq!(
-        w.store.lease("sync:close-hubspot").await.expect("store"),
-        None,
-        "the canonical lease, taken first, is given back"
-    );
-    assert!(
-        w.hs_all("companies", "name").await.is_empty(),
-        "nothing synced"
-    );
+    refused_by_older(&w, &engine).await;
     // Once the older process is done (killed mid-run: it left its cursor and a delete
     // unsettled under its name), the run goes on and takes both over.
     let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
@@ -329,19 +315,10 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
     assert_eq!(report.created, 1, "{report:?}");
     assert_eq!(report.recovered, 1, "{report:?}");
     assert!(
-        w.close_leads()
-            .await
-            .iter()
-            .all(|l| l["id"] != lead.as_str()),
+        !w.close_has_lead(&lead).await,
         "the older run's delete was sent again"
     );
-    assert!(
-        w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(w.unsettled_intents().await.is_empty());
     assert_eq!(w.store.cursor(&old).await.expect("store"), None);
     let new = CursorKey::new("close-hubspot", Crm::Close, ObjectKind::Company);
     assert!(w.store.cursor(&new).await.expect("store").is_some());
@@ -378,20 +355,8 @@ async fn an_interrupted_delete_is_sent_again_and_settled() {
     let lead = open_delete(&w, "close-hubspot", IntentState::Pending).await;
     let report = w.engine(config()).run().await.expect("run");
     assert_eq!(report.recovered, 1, "{report:?}");
-    assert!(
-        w.close_leads()
-            .await
-            .iter()
-            .all(|l| l["id"] != lead.as_str()),
-        "deleted"
-    );
-    assert!(
-        w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(!w.close_has_lead(&lead).await, "deleted");
+    assert!(w.unsettled_intents().await.is_empty());
 }
 
 #[tokio::test]
@@ -433,15 +398,9 @@ async fn a_run_whose_lease_was_taken_over_resends_no_delete() {
         "{:?}",
         w.writes()
     );
-    assert!(
-        w.close_leads()
-            .await
-            .iter()
-            .any(|l| l["id"] == lead.as_str()),
-        "the lead is still there"
-    );
+    assert!(w.close_has_lead(&lead).await, "the lead is still there");
     // Left for the run holding the lease now.
-    let open = w.store.all_unsettled_intents().await.expect("store");
+    let open = w.unsettled_intents().await;
     assert!(open.iter().any(|i| i.op == IntentOp::Delete), "{open:?}");
     assert_eq!(
         w.store.lease("sync:close-hubspot").await.expect("store"),

@@ -321,6 +321,27 @@ impl World {
         let v = self.close_get("lead/?_limit=100").await;
         v["data"].as_array().cloned().unwrap_or_default()
     }
+
+    /// Whether Close lead `id` is among [`World::close_leads`]: to check a delete was sent,
+    /// or held back.
+    pub async fn close_has_lead(&self, id: &str) -> bool {
+        self.close_leads().await.iter().any(|l| l["id"] == id)
+    }
+
+    /// Every intent of the store not settled yet, of any pair: to check a run left none
+    /// open, or which it left.
+    pub async fn unsettled_intents(&self) -> Vec<crmkit_store::Intent> {
+        self.store.all_unsettled_intents().await.expect("store")
+    }
+
+    /// Takes lease `name` as `holder` for `ttl`, as another process would; it must be free.
+    pub async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration) -> crmkit_store::Lease {
+        self.store
+            .acquire_lease(name, holder, ttl)
+            .await
+            .expect("store")
+            .expect("free")
+    }
 }
 
 /// A config syncing Close and HubSpot companies and people (deals off unless a test turns

@@ -8,18 +8,40 @@ use std::sync::Arc;
 use crmkit_core::{Connector, Crm, ObjectKind, RecordRef};
 use crmkit_hubspot::HubSpotConnector;
 use crmkit_store::{CursorKey, NewLink};
+use crmkit_sync::config::Config;
 use crmkit_sync::engine::Engine;
 use serde_json::json;
 
 use super::{Db, World, config};
 
-/// The world's connectors, with a HubSpot feed that re-reads no overlap window, so a record
-/// is delivered once and only the retry list can bring it back.
-fn without_overlap(w: &World) -> Vec<Arc<dyn Connector>> {
+/// An engine with config `c` over the world's connectors, with a HubSpot feed that re-reads
+/// no overlap window, so a record is delivered once and only the retry list can bring it
+/// back.
+fn engine_without_overlap(w: &World, c: Config) -> Engine {
     let hs = HubSpotConnector::new(w.hs.clone())
         .with_marker_property_for(ObjectKind::Person, "crmkit_id")
         .with_overlap(std::time::Duration::ZERO);
-    vec![w.connectors[0].clone(), Arc::new(hs)]
+    let connectors: Vec<Arc<dyn Connector>> = vec![w.connectors[0].clone(), Arc::new(hs)];
+    Engine::new(c, w.store.clone(), connectors).expect("engine")
+}
+
+/// HubSpot company Acme (acme.com), made outside the sync: its id.
+async fn hs_acme(w: &World) -> String {
+    w.hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
+        .await
+}
+
+/// HubSpot contact Bob under company `company`, with a phone Close refuses ("Enter a valid
+/// phone number."): the record.
+async fn refused_bob(w: &World, company: &str) -> RecordRef {
+    let bob = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone", "phone": "call me maybe"}),
+            Some(company),
+        )
+        .await;
+    RecordRef::new(Crm::HubSpot, ObjectKind::Person, bob)
 }
 
 #[tokio::test]
@@ -30,10 +52,8 @@ async fn a_contact_waiting_for_its_company_is_retried_never_given_up_until_it_sy
     c.company.enabled = false;
     c.sync.retry.first_delay_seconds = 0;
     c.sync.retry.max_attempts = 2;
-    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
-    let company = w
-        .hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
-        .await;
+    let engine = engine_without_overlap(&w, c);
+    let company = hs_acme(&w).await;
     let contact = w
         .hs_create_linked(
             "contacts",
@@ -115,7 +135,7 @@ async fn deferred_then_linked(db: Db) {
     let mut c = config();
     c.company.enabled = false;
     c.sync.retry.first_delay_seconds = 0;
-    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
+    let engine = engine_without_overlap(&w, c);
     let company = w
         .hs_create(
             "companies",
@@ -166,10 +186,8 @@ async fn a_record_the_crm_refuses_every_time_backs_off_and_is_given_up() {
     c.sync.retry.first_delay_seconds = 1;
     c.sync.retry.max_delay_seconds = 3600;
     c.sync.retry.max_attempts = 3;
-    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
-    let company = w
-        .hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
-        .await;
+    let engine = engine_without_overlap(&w, c);
+    let company = hs_acme(&w).await;
     let ann = w
         .hs_create_linked(
             "contacts",
@@ -177,14 +195,7 @@ async fn a_record_the_crm_refuses_every_time_backs_off_and_is_given_up() {
             Some(&company),
         )
         .await;
-    let bob = w
-        .hs_create_linked(
-            "contacts",
-            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone", "phone": "call me maybe"}),
-            Some(&company),
-        )
-        .await;
-    let bob = RecordRef::new(Crm::HubSpot, ObjectKind::Person, bob);
+    let bob = refused_bob(&w, &company).await;
     w.settle().await;
 
     let first = engine.run().await.expect("run");
@@ -264,18 +275,9 @@ async fn a_refused_record_is_not_tried_again_before_it_is_due() {
     let w = World::new().await;
     let mut c = config();
     c.sync.retry.first_delay_seconds = 3600;
-    let engine = Engine::new(c, w.store.clone(), without_overlap(&w)).expect("engine");
-    let company = w
-        .hs_create("companies", json!({"name": "Acme", "domain": "acme.com"}))
-        .await;
-    let bob = w
-        .hs_create_linked(
-            "contacts",
-            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone", "phone": "call me maybe"}),
-            Some(&company),
-        )
-        .await;
-    let bob = RecordRef::new(Crm::HubSpot, ObjectKind::Person, bob);
+    let engine = engine_without_overlap(&w, c);
+    let company = hs_acme(&w).await;
+    let bob = refused_bob(&w, &company).await;
     w.settle().await;
     let first = engine.run().await.expect("run");
     assert_eq!(first.errors.len(), 1, "{:?}", first.errors);

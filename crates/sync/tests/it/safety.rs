@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crmkit_core::http::ApiRequest;
 use crmkit_core::{Crm, ErrorKind, ObjectKind, RecordRef};
-use crmkit_store::{CursorKey, IntentOp, LinkUpdate, NewIntent};
+use crmkit_store::{CursorKey, IntentOp, Link, LinkId, LinkUpdate, NewIntent};
+use crmkit_sync::engine::Engine;
 use serde_json::json;
 
 use super::{Db, World, config};
@@ -39,6 +40,44 @@ async fn a_dry_run_plans_and_writes_nothing() {
     assert_eq!(real.created, 2, "the same plan, applied: {real:?}");
 }
 
+/// The id of the first contact of Close lead `lead`.
+async fn first_contact(w: &World, lead: &str) -> String {
+    w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string()
+}
+
+/// The link holding `r`, which must be linked.
+async fn linked(w: &World, r: &RecordRef) -> Link {
+    w.store
+        .link_by_record(r)
+        .await
+        .expect("store")
+        .expect("linked")
+}
+
+/// The create of Close contact `contact` in HubSpot as a run of `engine` interrupted after
+/// sending it leaves it: its intent, for link `link`, recorded and marked sent.
+async fn sent_create(w: &World, engine: &Engine, contact: &str, link: &LinkId) {
+    let intent = w
+        .store
+        .record_intent(
+            &NewIntent::new(
+                Crm::HubSpot,
+                ObjectKind::Person,
+                IntentOp::Create,
+                "interrupted-run:create",
+                json!({"marker": format!("close:person:{contact}")}),
+            )
+            .pair(engine.pair())
+            .link(link.clone()),
+        )
+        .await
+        .expect("store");
+    w.store.mark_intent_sent(&intent.id).await.expect("store");
+}
+
 #[tokio::test]
 async fn a_create_interrupted_after_sending_is_found_by_its_marker_not_made_twice() {
     interrupted_create(Db::Sqlite).await;
@@ -61,37 +100,14 @@ async fn interrupted_create(db: Db) {
     let first = engine.run().await.expect("first run");
     assert!(first.errors.is_empty(), "{:?}", first.errors);
     assert_eq!(first.created, 2);
-    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
-        .as_str()
-        .expect("contact id")
-        .to_string();
+    let contact = first_contact(&w, &lead).await;
     let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
-    let link = w
-        .store
-        .link_by_record(&close_ref)
-        .await
-        .expect("store")
-        .expect("linked");
+    let link = linked(&w, &close_ref).await;
 
     // Rewind to the instant after HubSpot created the contact and before its id was stored:
     // the link lacks it and the create's intent is still `sent`.
     let link = w.store.unlink(&link, Crm::HubSpot).await.expect("store");
-    let intent = w
-        .store
-        .record_intent(
-            &NewIntent::new(
-                Crm::HubSpot,
-                ObjectKind::Person,
-                IntentOp::Create,
-                "interrupted-run:create",
-                json!({"marker": format!("close:person:{contact}")}),
-            )
-            .pair(engine.pair())
-            .link(link.id.clone()),
-        )
-        .await
-        .expect("store");
-    w.store.mark_intent_sent(&intent.id).await.expect("store");
+    sent_create(&w, &engine, &contact, &link.id).await;
 
     w.settle().await;
     let second = engine.run().await.expect("second run");
@@ -101,23 +117,12 @@ async fn interrupted_create(db: Db) {
     assert_eq!(w.hs_sb.count("contacts"), 1);
     let lead_now = w.close_get(&format!("lead/{lead}/")).await;
     assert_eq!(lead_now["contacts"].as_array().map(Vec::len), Some(1));
-    let link = w
-        .store
-        .link_by_record(&close_ref)
-        .await
-        .expect("store")
-        .expect("linked");
+    let link = linked(&w, &close_ref).await;
     assert!(
         link.crm_id(Crm::HubSpot).is_some(),
         "the link has its HubSpot id back"
     );
-    assert!(
-        w.store
-            .all_unsettled_intents()
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(w.unsettled_intents().await.is_empty());
     w.finish().await;
 }
 
@@ -146,17 +151,9 @@ async fn edit_before_recovery(primary: Option<Crm>) {
     let engine = w.engine(cfg);
     let first = engine.run().await.expect("first run");
     assert!(first.errors.is_empty(), "{:?}", first.errors);
-    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
-        .as_str()
-        .expect("contact id")
-        .to_string();
+    let contact = first_contact(&w, &lead).await;
     let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
-    let link = w
-        .store
-        .link_by_record(&close_ref)
-        .await
-        .expect("store")
-        .expect("linked");
+    let link = linked(&w, &close_ref).await;
     let hs = link.crm_id(Crm::HubSpot).expect("created").to_string();
 
     // Rewind to where an interrupted run leaves it: the link made for the create holds the
@@ -172,22 +169,7 @@ async fn edit_before_recovery(primary: Option<Crm>) {
         )
         .await
         .expect("store");
-    let intent = w
-        .store
-        .record_intent(
-            &NewIntent::new(
-                Crm::HubSpot,
-                ObjectKind::Person,
-                IntentOp::Create,
-                "interrupted-run:create",
-                json!({"marker": format!("close:person:{contact}")}),
-            )
-            .pair(engine.pair())
-            .link(link.id.clone()),
-        )
-        .await
-        .expect("store");
-    w.store.mark_intent_sent(&intent.id).await.expect("store");
+    sent_create(&w, &engine, &contact, &link.id).await;
     w.close_update(&format!("contact/{contact}/"), json!({"title": "CEO"}))
         .await;
 
@@ -217,15 +199,12 @@ async fn one_run_at_a_time_per_pair() {
     let w = World::new().await;
     let engine = w.engine(config());
     let held = w
-        .store
-        .acquire_lease(
+        .hold_lease(
             &format!("sync:{}", engine.pair()),
             "someone-else",
             Duration::from_secs(60),
         )
-        .await
-        .expect("store")
-        .expect("free");
+        .await;
     let e = engine
         .run()
         .await
