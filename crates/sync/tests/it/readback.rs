@@ -3,22 +3,25 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use crmkit_close::CloseConnector;
 use crmkit_core::connector::{BatchOutcome, Marked};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::{Change, ChangeCursor, Connector, Crm, ObjectKind, Record, RecordRef, Result};
 use crmkit_hubspot::HubSpotConnector;
 use crmkit_sync::engine::Engine;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::json;
 
 use super::{World, config, hs_company, linked_acme};
 
-/// The real HubSpot connector, with a person editing each company's description in HubSpot
-/// right after the engine's update of it answered (before the engine reads it back).
+/// A person's edit of a record, made right after the engine's update of it answered.
+type Edit = Box<dyn Fn(RecordRef) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A real connector, with a person editing each record the engine updates right after the
+/// update answered (before the engine reads it back).
 struct EditAfterUpdate {
-    inner: HubSpotConnector,
-    hs: crmkit_hubspot::Client,
+    inner: Arc<dyn Connector>,
+    edit: Edit,
 }
 
 #[async_trait]
@@ -48,15 +51,7 @@ impl Connector for EditAfterUpdate {
     async fn update(&self, records: Vec<Record>) -> BatchOutcome {
         let out = self.inner.update(records).await;
         for r in out.succeeded() {
-            let props: crmkit_hubspot::Properties =
-                [("description".to_string(), "Edited in HubSpot".to_string())]
-                    .into_iter()
-                    .collect();
-            self.hs
-                .objects("companies")
-                .update(&r.id, &props)
-                .await
-                .expect("the person's edit");
+            (self.edit)(r.clone()).await;
         }
         out
     }
@@ -81,9 +76,27 @@ async fn an_edit_between_our_write_and_our_read_back_is_synced_next_run() {
         vec![
             w.connectors[0].clone(),
             Arc::new(EditAfterUpdate {
-                inner: HubSpotConnector::new(w.hs.clone())
-                    .with_marker_property_for(ObjectKind::Person, "crmkit_id"),
-                hs: w.hs.clone(),
+                inner: Arc::new(
+                    HubSpotConnector::new(w.hs.clone())
+                        .with_marker_property_for(ObjectKind::Person, "crmkit_id"),
+                ),
+                // Someone edits the company's description in HubSpot.
+                edit: {
+                    let hs = w.hs.clone();
+                    Box::new(move |r: RecordRef| {
+                        let hs = hs.clone();
+                        Box::pin(async move {
+                            let props: crmkit_hubspot::Properties =
+                                [("description".to_string(), "Edited in HubSpot".to_string())]
+                                    .into_iter()
+                                    .collect();
+                            hs.objects("companies")
+                                .update(&r.id, &props)
+                                .await
+                                .expect("the person's edit");
+                        })
+                    })
+                },
             }),
         ],
     )
@@ -110,60 +123,6 @@ async fn an_edit_between_our_write_and_our_read_back_is_synced_next_run() {
     let lead = w.close_get(&format!("lead/{close}/")).await;
     assert_eq!(lead["description"], "Edited in HubSpot", "{second:?}");
     assert_eq!(lead["display_name"], "Acme Inc");
-}
-
-/// The real Close connector, with a person changing each contact's phone to another number
-/// in Close right after the engine's update of it answered (before the engine reads it back).
-struct PhoneEditAfterUpdate {
-    inner: CloseConnector,
-    close: crmkit_close::Client,
-}
-
-#[async_trait]
-impl Connector for PhoneEditAfterUpdate {
-    fn crm(&self) -> Crm {
-        self.inner.crm()
-    }
-    fn changes(
-        &self,
-        kind: ObjectKind,
-        since: Option<ChangeCursor>,
-    ) -> BoxStream<'_, Result<Change>> {
-        self.inner.changes(kind, since)
-    }
-    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Record> {
-        self.inner.get(kind, id).await
-    }
-    async fn create(&self, records: Vec<Record>) -> BatchOutcome {
-        self.inner.create(records).await
-    }
-    async fn create_marked(&self, records: Vec<Marked>) -> BatchOutcome {
-        self.inner.create_marked(records).await
-    }
-    async fn find_by_marker(&self, kind: ObjectKind, marker: &str) -> Result<Option<RecordRef>> {
-        self.inner.find_by_marker(kind, marker).await
-    }
-    async fn update(&self, records: Vec<Record>) -> BatchOutcome {
-        let out = self.inner.update(records).await;
-        for r in out.succeeded() {
-            if r.object == ObjectKind::Person {
-                self.close
-                    .raw(&ApiRequest::put(
-                        format!("contact/{}/", r.id),
-                        json!({"phones": [{"phone": "+44 20 7946 0958", "type": "office"}]}),
-                    ))
-                    .await
-                    .expect("the person's edit");
-            }
-        }
-        out
-    }
-    async fn delete(&self, refs: Vec<RecordRef>) -> BatchOutcome {
-        self.inner.delete(refs).await
-    }
-    fn search(&self, kind: ObjectKind, query: &str) -> BoxStream<'_, Result<Record>> {
-        self.inner.search(kind, query)
-    }
 }
 
 #[tokio::test]
@@ -202,9 +161,27 @@ async fn a_phone_changed_meanwhile_is_an_edit_not_normalisation() {
         config(),
         w.store.clone(),
         vec![
-            Arc::new(PhoneEditAfterUpdate {
-                inner: w.close_conn.clone(),
-                close: w.close.clone(),
+            Arc::new(EditAfterUpdate {
+                inner: Arc::new(w.close_conn.clone()),
+                // Someone gives the contact another phone number in Close.
+                edit: {
+                    let close = w.close.clone();
+                    Box::new(move |r: RecordRef| {
+                        let close = close.clone();
+                        Box::pin(async move {
+                            if r.object == ObjectKind::Person {
+                                close
+                                    .raw(&ApiRequest::put(
+                                        format!("contact/{}/", r.id),
+                                        json!({"phones": [{"phone": "+44 20 7946 0958",
+                                            "type": "office"}]}),
+                                    ))
+                                    .await
+                                    .expect("the person's edit");
+                            }
+                        })
+                    })
+                },
             }),
             w.connectors[1].clone(),
         ],
