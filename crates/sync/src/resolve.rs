@@ -235,6 +235,23 @@ mod tests {
             .collect()
     }
 
+    /// One CRM's side as resolution sees it.
+    fn side<'a>(
+        crm: Crm,
+        fields: &'a FieldMap,
+        base: Option<&'a FieldMap>,
+        changed: bool,
+        modified: Option<DateTime<Utc>>,
+    ) -> Side<'a> {
+        Side {
+            crm,
+            fields,
+            base,
+            changed,
+            modified,
+        }
+    }
+
     fn at(s: &str) -> Option<DateTime<Utc>> {
         crmkit_core::time::parse_timestamp(s)
     }
@@ -266,20 +283,8 @@ mod tests {
         let close = map(&[("name", json!("Acme 2"))]);
         let hs = base.clone();
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: Some(&base),
-                changed: true,
-                modified: None,
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: Some(&base),
-                changed: false,
-                modified: None,
-            },
+            side(Crm::Close, &close, Some(&base), true, None),
+            side(Crm::HubSpot, &hs, Some(&base), false, None),
         ];
         let r = resolve(&cfg(), &sides, &BTreeSet::new());
         assert!(r.conflicts.is_empty());
@@ -299,20 +304,8 @@ mod tests {
         let close = map(&[("name", json!("Acme"))]);
         let hs = map(&[("name", json!("Acme")), ("url", json!("a.com"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: None,
-                changed: true,
-                modified: at("2024-01-02T00:00:00Z"),
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: None,
-                changed: true,
-                modified: at("2024-01-01T00:00:00Z"),
-            },
+            side(Crm::Close, &close, None, true, at("2024-01-02T00:00:00Z")),
+            side(Crm::HubSpot, &hs, None, true, at("2024-01-01T00:00:00Z")),
         ];
         let r = resolve(&cfg(), &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::Close]["url"], Some(json!("a.com")));
@@ -325,14 +318,9 @@ mod tests {
         // they differ from Close's, and neither side changed anything since.
         let close = map(&[("name", json!("Acme")), ("phone", json!("1"))]);
         let hs = map(&[("name", json!("Acme Inc")), ("url", json!("a.com"))]);
-        let side = |crm, fields| Side {
-            crm,
-            fields,
-            base: Some(fields),
-            changed: false,
-            modified: at("2024-01-01T00:00:00Z"),
-        };
-        let sides = [side(Crm::Close, &close), side(Crm::HubSpot, &hs)];
+        let synced =
+            |crm, fields| side(crm, fields, Some(fields), false, at("2024-01-01T00:00:00Z"));
+        let sides = [synced(Crm::Close, &close), synced(Crm::HubSpot, &hs)];
         let mut manual = cfg();
         manual.conflict.policy = Some(PolicyKind::Manual);
         for c in [cfg(), manual] {
@@ -372,20 +360,14 @@ mod tests {
         let hs = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
         let close = map(&[("name", json!("Bob")), ("title", json!("CEO"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: None,
-                changed: true,
-                modified: at("2024-01-01T00:00:00Z"),
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: Some(&hs),
-                changed: false,
-                modified: at("2024-01-02T00:00:00Z"),
-            },
+            side(Crm::Close, &close, None, true, at("2024-01-01T00:00:00Z")),
+            side(
+                Crm::HubSpot,
+                &hs,
+                Some(&hs),
+                false,
+                at("2024-01-02T00:00:00Z"),
+            ),
         ];
         let mut primary = cfg();
         primary.conflict.primary = Some(Crm::HubSpot);
@@ -409,20 +391,20 @@ mod tests {
         ]);
         let hs = map(&[("name", json!("Acme H"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: Some(&base),
-                changed: true,
-                modified: at("2024-01-01T00:00:00Z"),
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: Some(&base),
-                changed: true,
-                modified: at("2024-01-02T00:00:00Z"),
-            },
+            side(
+                Crm::Close,
+                &close,
+                Some(&base),
+                true,
+                at("2024-01-01T00:00:00Z"),
+            ),
+            side(
+                Crm::HubSpot,
+                &hs,
+                Some(&base),
+                true,
+                at("2024-01-02T00:00:00Z"),
+            ),
         ];
         let none = BTreeSet::new();
 
@@ -478,20 +460,20 @@ mod tests {
         let close = base.clone();
         let hs = map(&[("name", json!("Acme Renamed"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: Some(&base),
-                changed: false,
-                modified: at("2024-01-03T00:00:00Z"),
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: Some(&base),
-                changed: true,
-                modified: at("2024-01-01T00:00:00Z"),
-            },
+            side(
+                Crm::Close,
+                &close,
+                Some(&base),
+                false,
+                at("2024-01-03T00:00:00Z"),
+            ),
+            side(
+                Crm::HubSpot,
+                &hs,
+                Some(&base),
+                true,
+                at("2024-01-01T00:00:00Z"),
+            ),
         ];
         let mut primary = cfg();
         primary.conflict.primary = Some(Crm::Close);
@@ -522,20 +504,20 @@ mod tests {
         let close = map(&[("name", json!("Acme C"))]);
         let hs = map(&[("name", json!("Acme H")), ("url", json!("acme.com"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: Some(&base),
-                changed: true,
-                modified: at("2024-01-01T00:00:00Z"),
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: Some(&base),
-                changed: true,
-                modified: at("2024-01-02T00:00:00Z"),
-            },
+            side(
+                Crm::Close,
+                &close,
+                Some(&base),
+                true,
+                at("2024-01-01T00:00:00Z"),
+            ),
+            side(
+                Crm::HubSpot,
+                &hs,
+                Some(&base),
+                true,
+                at("2024-01-02T00:00:00Z"),
+            ),
         ];
         let r = resolve(&c, &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme C")));
@@ -546,20 +528,8 @@ mod tests {
         let close = map(&[("name", json!("Acme"))]);
         let hs = map(&[("name", json!("Acme Inc")), ("url", json!("acme.com"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: None,
-                changed: true,
-                modified: None,
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: None,
-                changed: true,
-                modified: None,
-            },
+            side(Crm::Close, &close, None, true, None),
+            side(Crm::HubSpot, &hs, None, true, None),
         ];
         let r = resolve(&c, &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme")));
@@ -571,20 +541,8 @@ mod tests {
         let close = map(&[("company", json!("lead_1"))]);
         let hs = map(&[("company", json!("9"))]);
         let sides = [
-            Side {
-                crm: Crm::Close,
-                fields: &close,
-                base: None,
-                changed: true,
-                modified: None,
-            },
-            Side {
-                crm: Crm::HubSpot,
-                fields: &hs,
-                base: None,
-                changed: true,
-                modified: None,
-            },
+            side(Crm::Close, &close, None, true, None),
+            side(Crm::HubSpot, &hs, None, true, None),
         ];
         let r = resolve(&cfg(), &sides, &[Field::new("company")].into());
         assert!(r.writes.is_empty() && r.decisions.is_empty());
@@ -593,14 +551,8 @@ mod tests {
     #[test]
     fn each_side_is_read_as_itself_even_when_two_share_a_crm() {
         let (a, b) = (map(&[("name", json!("A"))]), map(&[("name", json!("B"))]));
-        let side = |fields| Side {
-            crm: Crm::Close,
-            fields,
-            base: None,
-            changed: true,
-            modified: None,
-        };
-        let r = resolve(&cfg(), &[side(&a), side(&b)], &BTreeSet::new());
+        let close = |fields| side(Crm::Close, fields, None, true, None);
+        let r = resolve(&cfg(), &[close(&a), close(&b)], &BTreeSet::new());
         assert_eq!(r.decisions.len(), 1, "the names differ: {r:?}");
     }
 }
