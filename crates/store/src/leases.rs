@@ -226,38 +226,65 @@ impl crate::Tx {
     /// On PostgreSQL it locks the lease row until the transaction ends, so a concurrent
     /// takeover waits for this transaction instead of overlapping it.
     pub async fn fence(&mut self, lease: &Lease) -> Result<()> {
+        self.fence_all(std::slice::from_ref(lease)).await
+    }
+
+    /// [`Tx::fence`](crate::Tx::fence) for several leases in one query (a sync run holds a
+    /// lease per name of its CRMs and per CRM, and fences every transaction with all of
+    /// them): fails with [`Error::LeaseLost`], naming the first of `leases` no longer held,
+    /// if any is not. On PostgreSQL it locks every lease row until the transaction ends.
+    pub async fn fence_all(&mut self, leases: &[Lease]) -> Result<()> {
+        if leases.is_empty() {
+            return Ok(());
+        }
         let now = db_now(self.backend());
         let lock = match self.backend() {
             Backend::Postgres => " FOR SHARE",
             Backend::Sqlite => "",
         };
+        let placeholders: Vec<String> = (1..=leases.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT name, holder, token FROM leases \
+             WHERE name IN ({}) AND expires_at > {now}{lock}",
+            placeholders.join(", ")
+        );
         self.begin_op().await?;
-        let found = sqlx::query(&format!(
-            "SELECT token FROM leases \
-             WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > {now}{lock}"
-        ))
-        .bind(lease.name.as_str())
-        .bind(lease.holder.as_str())
-        .bind(lease.token)
-        .fetch_optional(self.conn())
-        .await
-        .map_err(db(format!(
-            "checking lease {:?} of {:?}",
-            lease.name, lease.holder
-        )));
-        let out = match found {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Error::LeaseLost {
-                name: lease.name.clone(),
-                holder: lease.holder.clone(),
-                token: lease.token,
-            }),
-            Err(e) => Err(e),
-        };
+        let mut query = sqlx::query(&sql);
+        for lease in leases {
+            query = query.bind(lease.name.as_str());
+        }
+        let found = query
+            .fetch_all(self.conn())
+            .await
+            .map_err(db(format!("checking leases {:?}", names(leases))));
+        let out = found.and_then(|rows| {
+            let mut held = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let r = Reader::new(row, "leases", "name");
+                held.push((r.text("name")?, r.text("holder")?, r.int("token")?));
+            }
+            match leases.iter().find(|l| {
+                !held
+                    .iter()
+                    .any(|(n, h, t)| *n == l.name && *h == l.holder && *t == l.token)
+            }) {
+                None => Ok(()),
+                Some(lost) => Err(Error::LeaseLost {
+                    name: lost.name.clone(),
+                    holder: lost.holder.clone(),
+                    token: lost.token,
+                }),
+            }
+        });
         let out = self.end_op(out).await;
         if out.is_err() {
             self.poison();
         }
         out
     }
+}
+
+/// The names of `leases`, for messages.
+fn names(leases: &[Lease]) -> Vec<&str> {
+    leases.iter().map(|l| l.name.as_str()).collect()
 }

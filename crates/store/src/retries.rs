@@ -20,7 +20,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::error::db;
-use crate::store::{Reader, crm_str, now_ms, object_str, ops};
+use crate::store::{Reader, crm_str, now_ms, object_str, ops, to_ms};
 use crate::{Error, Result};
 
 /// How failed records are retried: the delay after the first failure, doubled after each
@@ -125,6 +125,13 @@ ops! {
     /// Re-arms every given-up entry of `pair`'s list as [`Store::reset_retry`](crate::Store::reset_retry) does; the
     /// entries still waiting keep their back-off. Returns the entries re-armed.
     write fn reset_given_up(pair: &str) -> Vec<Retry> = reset_all_given_up;
+    /// `record`'s entry on `pair`'s list, if it is listed.
+    read fn retry(pair: &str, record: &RecordRef) -> Option<Retry> = fetch;
+    /// Stores `entry` as it is (its pair, attempts, times, given-up state and reason),
+    /// replacing the entry of the same pair and record if there is one. For moving an
+    /// entry from one pair name to another (the sync engine adopting an older crmkit's
+    /// state); a failed attempt is [`Store::record_retry`](crate::Store::record_retry).
+    write fn put_retry(entry: &Retry) -> () = put_as_is;
 }
 
 async fn fetch(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<Option<Retry>> {
@@ -188,6 +195,33 @@ async fn put(
             id: record.to_string(),
             reason: "the entry just stored is missing".into(),
         })
+}
+
+async fn put_as_is(conn: &mut AnyConnection, entry: &Retry) -> Result<()> {
+    let record = &entry.record;
+    sqlx::query(&format!(
+        "INSERT INTO sync_retries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (pair, crm, object, record_id) DO UPDATE SET \
+         reason = excluded.reason, attempts = excluded.attempts, \
+         first_failed_at = excluded.first_failed_at, last_failed_at = excluded.last_failed_at, \
+         next_attempt_at = excluded.next_attempt_at"
+    ))
+    .bind(entry.pair.as_str())
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .bind(entry.reason.as_str())
+    .bind(entry.attempts)
+    .bind(to_ms(entry.first_failed_at))
+    .bind(to_ms(entry.last_failed_at))
+    .bind(entry.next_attempt_at.map(to_ms))
+    .execute(conn)
+    .await
+    .map_err(db(format!(
+        "storing the retry entry of {record} under {}",
+        entry.pair
+    )))?;
+    Ok(())
 }
 
 async fn clear(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<bool> {

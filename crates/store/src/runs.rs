@@ -109,6 +109,10 @@ ops! {
     read fn run(id: &RunId) -> Option<Run> = get;
     /// The latest `limit` runs of `pair`, newest first.
     read fn runs(pair: &str, limit: u32) -> Vec<Run> = list;
+    /// Every pair name the store holds sync state of: that has a run or a change-feed
+    /// cursor stored, sorted. The sync engine checks it so that one store serves one set
+    /// of CRMs.
+    read fn sync_pairs() -> Vec<String> = pairs;
 }
 
 fn counts_text(counts: &RunCounts) -> String {
@@ -164,6 +168,17 @@ async fn list(conn: &mut AnyConnection, pair: &str, limit: u32) -> Result<Vec<Ru
 }
 
 /// The error for a write to run `id` that found it not running.
+async fn pairs(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT pair FROM sync_runs UNION SELECT pair FROM sync_cursors ORDER BY pair")
+            .fetch_all(conn)
+            .await
+            .map_err(db("listing the pairs with sync state"))?;
+    rows.iter()
+        .map(|row| Reader::new(row, "sync_runs", "pair").text("pair"))
+        .collect()
+}
+
 async fn not_running(conn: &mut AnyConnection, id: &RunId, to: RunStatus) -> Error {
     match get(conn, id).await {
         Ok(Some(run)) => Error::InvalidState {

@@ -131,7 +131,10 @@ async fn racing_processes_never_share_a_lease(db: TestDb) {
     }
 }
 
-both_backends!(a_stale_holder_cannot_commit_fenced_work);
+both_backends!(
+    a_stale_holder_cannot_commit_fenced_work,
+    one_fence_checks_every_lease
+);
 
 /// A holder that stalled past its time to live while another took the lease over cannot
 /// commit a fenced transaction; the new holder can. The local deadline is at most the time
@@ -175,4 +178,77 @@ async fn a_stale_holder_cannot_commit_fenced_work(db: TestDb) {
 
 fn key() -> CursorKey {
     CursorKey::new("pair", Crm::Close, ObjectKind::Company)
+}
+
+/// [`Tx::fence_all`](crmkit_store::Tx::fence_all) passes while every lease is held and names
+/// the one lost otherwise: released, taken over (another holder, a higher token) or never
+/// taken under that name.
+async fn one_fence_checks_every_lease(db: TestDb) {
+    let s = &db.store;
+    let a = s
+        .acquire_lease("sync:a", "me", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let b = s
+        .acquire_lease("sync:b", "me", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = s
+        .acquire_lease("sync:c", "me", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.fence_all(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    tx.set_cursor(&key(), "c1").await.unwrap();
+    tx.commit().await.unwrap();
+
+    // B released and taken by another holder: the fence names it, whatever its place.
+    s.release_lease(&b).await.unwrap();
+    s.acquire_lease("sync:b", "other", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let e = tx
+        .fence_all(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::LeaseLost { name, .. } if name == "sync:b"),
+        "{e}"
+    );
+    assert!(matches!(tx.commit().await, Err(Error::TxAborted)));
+
+    // The same holder with an older token (taken again since) is lost too.
+    s.release_lease(&c).await.unwrap();
+    s.acquire_lease("sync:c", "me", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let e = tx.fence_all(&[a.clone(), c.clone()]).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::LeaseLost { name, .. } if name == "sync:c"),
+        "{e}"
+    );
+    drop(tx);
+
+    // A lease whose name was never taken is not held.
+    let mut ghost = a.clone();
+    ghost.name = "sync:ghost".into();
+    let mut tx = s.begin().await.unwrap();
+    let e = tx.fence_all(&[a.clone(), ghost]).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::LeaseLost { name, .. } if name == "sync:ghost"),
+        "{e}"
+    );
+    drop(tx);
+    let mut tx = s.begin().await.unwrap();
+    tx.fence_all(&[a]).await.unwrap();
+    tx.commit().await.unwrap();
 }

@@ -11,7 +11,8 @@ use crate::support::{TestDb, both_backends};
 both_backends!(
     failures_back_off_and_are_given_up_but_kept,
     a_record_is_listed_before_the_cursor_passes_it,
-    given_up_entries_are_re_armed_by_a_reset
+    given_up_entries_are_re_armed_by_a_reset,
+    an_entry_is_stored_as_it_is_under_another_pair
 );
 
 async fn failures_back_off_and_are_given_up_but_kept(db: TestDb) {
@@ -161,4 +162,44 @@ async fn given_up_entries_are_re_armed_by_a_reset(db: TestDb) {
     );
     assert!(s.retries("close-salesforce", None).await.unwrap()[0].given_up());
     assert!(s.reset_given_up(pair).await.unwrap().is_empty());
+}
+
+/// [`Store::put_retry`](crmkit_store::Store::put_retry) keeps everything of an entry moved
+/// to another pair name: attempts, times, given-up state and reason.
+async fn an_entry_is_stored_as_it_is_under_another_pair(db: TestDb) {
+    let s = &db.store;
+    let policy = RetryPolicy {
+        first_delay: Duration::from_secs(3600),
+        max_delay: Duration::from_secs(3600),
+        max_attempts: 2,
+    };
+    let rec = RecordRef::new(Crm::HubSpot, ObjectKind::Person, "101");
+    let waiting = RecordRef::new(Crm::Close, ObjectKind::Company, "lead_1");
+    s.record_retry("hubspot-close", &rec, "first", &policy)
+        .await
+        .unwrap();
+    let given_up = s
+        .record_retry("hubspot-close", &rec, "no company", &policy)
+        .await
+        .unwrap();
+    assert!(given_up.given_up());
+    let due = s
+        .record_retry("hubspot-close", &waiting, "refused", &policy)
+        .await
+        .unwrap();
+    // The target pair holds an entry of the same record already: it is replaced.
+    s.record_retry("close-hubspot", &rec, "other", &policy)
+        .await
+        .unwrap();
+    for entry in [&given_up, &due] {
+        let mut moved = entry.clone();
+        moved.pair = "close-hubspot".into();
+        s.put_retry(&moved).await.unwrap();
+        assert_eq!(
+            s.retry("close-hubspot", &entry.record).await.unwrap(),
+            Some(moved)
+        );
+    }
+    assert_eq!(s.retries("close-hubspot", None).await.unwrap().len(), 2);
+    assert_eq!(s.retries("hubspot-close", None).await.unwrap().len(), 2);
 }

@@ -5,7 +5,34 @@ use serde_json::json;
 
 use crate::support::{TestDb, both_backends};
 
-both_backends!(a_run_starts_progresses_and_finishes_once);
+both_backends!(
+    a_run_starts_progresses_and_finishes_once,
+    the_pairs_with_sync_state_are_listed
+);
+
+/// A pair has sync state once it has a run or a cursor stored; each is listed once.
+async fn the_pairs_with_sync_state_are_listed(db: TestDb) {
+    let s = &db.store;
+    assert!(s.sync_pairs().await.unwrap().is_empty());
+    s.start_run("close-hubspot").await.unwrap();
+    s.start_run("close-hubspot").await.unwrap();
+    let key = crmkit_store::CursorKey::new(
+        "hubspot-salesforce",
+        crmkit_core::Crm::HubSpot,
+        crmkit_core::ObjectKind::Company,
+    );
+    s.set_cursor(&key, "c").await.unwrap();
+    let key = crmkit_store::CursorKey::new(
+        "close-hubspot",
+        crmkit_core::Crm::Close,
+        crmkit_core::ObjectKind::Company,
+    );
+    s.set_cursor(&key, "c").await.unwrap();
+    assert_eq!(
+        s.sync_pairs().await.unwrap(),
+        ["close-hubspot", "hubspot-salesforce"]
+    );
+}
 
 async fn a_run_starts_progresses_and_finishes_once(db: TestDb) {
     let s = &db.store;
