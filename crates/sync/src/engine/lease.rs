@@ -1,5 +1,6 @@
-//! The run's lease: one run at a time per set of CRMs, kept alive in the background and
-//! checked by every store transaction of the run and before every CRM write (fencing).
+//! The run's lease: one run at a time per set of CRMs, and per CRM, kept alive in the
+//! background and checked by every store transaction of the run and before every CRM write
+//! (fencing).
 //!
 //! - **Name.** A set of CRMs has one name whatever the order of `[sync] crms`: the names
 //!   sorted and joined (`close-hubspot`), for the lease (`sync:close-hubspot`), the cursors,
@@ -17,6 +18,15 @@
 //!   for), renews them together, fences with all of them and releases all of them. If one
 //!   is held by another live holder the run does not start, says which lease is held, and
 //!   gives back the ones it already took.
+//! - **One lease per CRM.** Runs over different sets of CRMs sharing a CRM (`[close,
+//!   hubspot]` and `[close, hubspot, salesforce]`) share the links, so a run also holds
+//!   `sync-crm:<crm>` ([`crm_lease_name`]) for each of its CRMs, taken, renewed, fenced with
+//!   and released with the others: no two runs touching one CRM overlap.
+//! - **One store, one set of CRMs.** Even one after the other, two sets sharing a CRM would
+//!   share each CRM's last synced values (the base a change is told from), so a change one
+//!   run synced would never reach the other's third CRM: a run refuses to start when the
+//!   store holds runs or cursors of another set sharing a CRM that is not part of its own
+//!   ([`Engine::check_crm_set`]). Growing a pair into a three-way sync is allowed.
 //! - **Renewal.** A background task renews the leases every third of their time to live
 //!   while the run goes on, so a long kind cannot outlive them; the task ends with the run.
 //! - **Fencing.** Every store transaction of the run first checks, on the database, that the
@@ -66,19 +76,41 @@ pub(super) fn legacy_pair_names(crms: &[Crm]) -> Vec<String> {
         .collect()
 }
 
-/// The leases a run of `crms` holds, in the order it takes them (sorted, so the canonical
-/// `sync:<pair_name>` comes first): `sync:<the CRMs in that order>` for every order of the
-/// CRMs, since an older crmkit takes the lease under its config's order, whichever that is,
-/// and a new one must never sync the same CRMs at the same time.
+/// The leases a run of `crms` holds, in the order it takes them (sorted): `sync-crm:<crm>`
+/// for each of its CRMs, so no two runs touching one CRM overlap whatever their sets (see
+/// [`crm_lease_name`]), then `sync:<the CRMs in that order>` for every order of the CRMs
+/// (the canonical `sync:<pair_name>` first), since an older crmkit takes the lease under its
+/// config's order, whichever that is, and a new one must never sync the same CRMs at the
+/// same time.
 pub fn lease_names(crms: &[Crm]) -> Vec<String> {
     let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
     let mut out: Vec<String> = orders(&names)
         .into_iter()
         .map(|order| format!("sync:{}", order.join("-")))
+        .chain(crms.iter().map(|crm| crm_lease_name(*crm)))
         .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// The lease every run touching `crm` holds (`sync-crm:close`), whatever its other CRMs: runs
+/// over different sets sharing a CRM (`[close, hubspot]` and `[close, hubspot, salesforce]`)
+/// would otherwise run at once on the same links and create records twice.
+pub fn crm_lease_name(crm: Crm) -> String {
+    format!("sync-crm:{crm}")
+}
+
+/// The set of CRMs a stored pair name names (`hubspot-close`: Close and HubSpot), `None`
+/// when a part is not a CRM's name.
+fn crms_of(pair: &str) -> Option<BTreeSet<Crm>> {
+    pair.split('-')
+        .map(|part| {
+            [Crm::Close, Crm::HubSpot, Crm::Salesforce]
+                .into_iter()
+                .find(|crm| crm.to_string() == part)
+        })
+        .collect()
 }
 
 /// Every order of `items` (n! of them; `[sync] crms` has two or three).
@@ -230,9 +262,8 @@ impl Engine {
             .clone();
         let begun = async {
             let mut tx = self.store.begin().await?;
-            for lease in &leases {
-                tx.fence(lease).await?;
-            }
+            // One query for every lease, as every transaction of the run pays for it.
+            tx.fence_all(&leases).await?;
             Ok::<_, crmkit_store::Error>(tx)
         }
         .await;
@@ -246,26 +277,91 @@ impl Engine {
         }
     }
 
-    /// Moves cursors stored under the name of another order of the CRMs (an older crmkit's,
-    /// [`legacy_pair_names`]) to the canonical name, once: a cursor already stored under the
-    /// canonical name is kept, and of two older names holding one, the first listed wins
-    /// (the config's own order); every legacy cursor is removed.
-    pub(super) async fn adopt_legacy_state(&self) -> Result<()> {
-        let mut found = Vec::new();
-        for old in legacy_pair_names(&self.config.sync.crms) {
-            found.extend(self.store.cursors(&old).await.map_err(store_err)?);
+    /// Refuses, with a configuration error naming both sets, a run over this engine's CRMs
+    /// when the store holds sync state (runs or cursors, [`crmkit_store::Store::sync_pairs`])
+    /// of another set of CRMs that shares a CRM with this one and is not a subset of it.
+    ///
+    /// The links and, in each link, every CRM's last synced values (the base a change is
+    /// told from) are shared by every run of a store: a Close change a `close-hubspot` run
+    /// synced becomes Close's base, so a `close-salesforce` run on the same store would
+    /// never see it. Growing a set (a pair into a three-way sync) is allowed: the bigger
+    /// run reads every one of its CRMs' changes from its own cursors and writes to all of
+    /// them. Shrinking it, or another set sharing a CRM, is not.
+    pub(super) async fn check_crm_set(&self) -> Result<()> {
+        let mine: BTreeSet<Crm> = self.config.sync.crms.iter().copied().collect();
+        for pair in self.store.sync_pairs().await.map_err(store_err)? {
+            let Some(theirs) = crms_of(&pair) else {
+                continue;
+            };
+            if theirs.is_disjoint(&mine) || theirs.is_subset(&mine) {
+                continue;
+            }
+            let theirs: Vec<Crm> = theirs.into_iter().collect();
+            return Err(Error::config(format!(
+                "this store holds the sync state of {} ([sync] crms = {theirs:?}), which \
+                 shares a CRM with this sync of {} but is not part of it: one store serves \
+                 one set of CRMs (it may grow into more CRMs, never shrink or pair them \
+                 differently, since the links and each CRM's last synced values are \
+                 shared); use another database for this set (--database-url or \
+                 DATABASE_URL)",
+                pair_name(&theirs),
+                self.pair
+            )));
         }
-        if found.is_empty() {
+        Ok(())
+    }
+
+    /// Moves the sync state stored under the name of another order of the CRMs (an older
+    /// crmkit's, [`legacy_pair_names`]) to the canonical name, once, in one fenced
+    /// transaction:
+    /// - **cursors**: a cursor already stored under the canonical name is kept, and of two
+    ///   older names holding one, the first listed wins (the config's own order);
+    /// - **retry entries**, as they are (attempts, next attempt, given-up state, reason), so
+    ///   a record an older run deferred is retried and listed; where two names hold the
+    ///   same record, the entry kept is the one still retried, or of two retried, the one
+    ///   due first (an entry given up under one name but waiting under another is tried
+    ///   again rather than left alone).
+    ///
+    /// Every legacy cursor and retry entry is removed.
+    pub(super) async fn adopt_legacy_state(&self) -> Result<()> {
+        let mut cursors = Vec::new();
+        let mut retries = Vec::new();
+        for old in legacy_pair_names(&self.config.sync.crms) {
+            cursors.extend(self.store.cursors(&old).await.map_err(store_err)?);
+            retries.extend(self.store.retries(&old, None).await.map_err(store_err)?);
+        }
+        if cursors.is_empty() && retries.is_empty() {
             return Ok(());
         }
         let mut tx = self.tx().await?;
-        for c in found {
+        for c in cursors {
             let key = CursorKey::new(self.pair.clone(), c.key.crm, c.key.object);
             if tx.cursor(&key).await.map_err(store_err)?.is_none() {
                 tx.set_cursor(&key, &c.value).await.map_err(store_err)?;
             }
             tx.delete_cursor(&c.key).await.map_err(store_err)?;
         }
+        for old in retries {
+            let mut moved = old.clone();
+            moved.pair = self.pair.clone();
+            let kept = tx.retry(&self.pair, &old.record).await.map_err(store_err)?;
+            if kept.is_none_or(|kept| retried_sooner(&moved, &kept)) {
+                tx.put_retry(&moved).await.map_err(store_err)?;
+            }
+            tx.clear_retry(&old.pair, &old.record)
+                .await
+                .map_err(store_err)?;
+        }
         tx.commit().await.map_err(store_err)
+    }
+}
+
+/// Whether retry entry `a` should be kept over `b` (of the same record): it is still
+/// retried and `b` is given up, or both are retried and `a` is due first.
+fn retried_sooner(a: &crmkit_store::Retry, b: &crmkit_store::Retry) -> bool {
+    match (a.next_attempt_at, b.next_attempt_at) {
+        (Some(a), Some(b)) => a < b,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }

@@ -48,7 +48,7 @@ pub(crate) mod readback;
 mod reconcile;
 mod retry;
 
-pub use lease::{lease_names, pair_name};
+pub use lease::{crm_lease_name, lease_names, pair_name};
 pub use retry::GivenUp;
 
 /// Open reviews read per run and kind to leave their records alone (far more than a review
@@ -228,6 +228,8 @@ impl Engine {
             ..Report::default()
         };
         if dry_run {
+            // A dry run's plan against another set's bases would mislead as much as a run.
+            self.check_crm_set().await?;
             for kind in self.config.kinds() {
                 self.run_kind(kind, None, false, &mut report).await?;
             }
@@ -241,19 +243,25 @@ impl Engine {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
-                        "another sync of {} is running (it holds lease {name:?})",
+                        "another sync of {} (or of other CRMs including one of these) is \
+                         running (it holds lease {name:?})",
                         self.pair
                     ),
                 ));
             }
         };
-        let run = match self.store.start_run(&self.pair).await {
+        // Checked under the leases, so no run of another set starts meanwhile.
+        let started = match self.check_crm_set().await {
+            Ok(()) => self.store.start_run(&self.pair).await.map_err(store_err),
+            Err(e) => Err(e),
+        };
+        let run = match started {
             Ok(run) => run,
             Err(e) => {
                 let leases = held.stop();
                 self.drop_lease();
                 self.release_leases(&leases).await.ok();
-                return Err(store_err(e));
+                return Err(e);
             }
         };
         report.run = Some(run.id.clone());

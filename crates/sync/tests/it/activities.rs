@@ -20,14 +20,18 @@ use super::World;
 
 /// The two-CRM world plus a Salesforce sandbox and its connector (marker field
 /// `External_Id__c`, the external id field every sandbox object has).
-struct Three {
-    w: World,
+pub(super) struct Three {
+    /// The two-CRM world.
+    pub(super) w: World,
     sf_sb: RunningSalesforce,
     sf: Arc<dyn Connector>,
+    /// The Salesforce connector of `sf`, to build variants of.
+    pub(super) sf_conn: SalesforceConnector,
 }
 
 impl Three {
-    async fn new() -> Three {
+    /// The world, a Salesforce sandbox with no records, and its connector.
+    pub(super) async fn new() -> Three {
         let w = World::new().await;
         let sf_sb = SalesforceSandbox::builder()
             .config(SfConfig {
@@ -51,9 +55,14 @@ impl Three {
             })
             .build()
             .expect("client");
-        let sf: Arc<dyn Connector> =
-            Arc::new(SalesforceConnector::new(client).with_marker_field("External_Id__c"));
-        Three { w, sf_sb, sf }
+        let sf_conn = SalesforceConnector::new(client).with_marker_field("External_Id__c");
+        let sf: Arc<dyn Connector> = Arc::new(sf_conn.clone());
+        Three {
+            w,
+            sf_sb,
+            sf,
+            sf_conn,
+        }
     }
 
     fn engine(&self) -> Engine {
@@ -61,7 +70,7 @@ impl Three {
     }
 
     /// An engine over the three CRMs, activities on, with `tweak` applied to its config.
-    fn engine_with(&self, tweak: impl FnOnce(&mut Config)) -> Engine {
+    pub(super) fn engine_with(&self, tweak: impl FnOnce(&mut Config)) -> Engine {
         let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
         c.deal.enabled = false;
         c.activity.enabled = true;

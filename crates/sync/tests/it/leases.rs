@@ -1,7 +1,11 @@
 //! The run's lease: one name per set of CRMs whatever their order, renewed while a run goes
 //! on, and a run that lost it stops instead of writing.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crmkit_core::Connector;
+use crmkit_hubspot::HubSpotConnector;
 
 use crmkit_core::{Crm, ErrorKind, ObjectKind};
 use crmkit_sandbox::faults::Faults;
@@ -95,16 +99,83 @@ async fn refused_by_older(w: &World, engine: &Engine) {
     );
 }
 
+/// An engine with `cfg` over the world's CRMs (and Salesforce, given its connector) whose
+/// feeds re-read no overlap window: a run after a run that read everything reads nothing,
+/// unless it lost its cursors.
+fn engine_without_overlap(
+    w: &World,
+    cfg: Config,
+    salesforce: Option<&crmkit_salesforce::SalesforceConnector>,
+) -> Engine {
+    let hs = HubSpotConnector::new(w.hs.clone())
+        .with_marker_property_for(ObjectKind::Person, "crmkit_id")
+        .with_overlap(Duration::ZERO);
+    let mut connectors: Vec<Arc<dyn Connector>> = vec![
+        Arc::new(w.close_conn.clone().with_overlap(Duration::ZERO)),
+        Arc::new(hs),
+    ];
+    if let Some(sf) = salesforce {
+        connectors.push(Arc::new(sf.clone().with_overlap(Duration::ZERO)));
+    }
+    Engine::new(cfg, w.store.clone(), connectors).expect("engine")
+}
+
+/// Runs `engine` again after a run that wrote: the other feeds read those writes back (as
+/// echoes), so the run after this one reads nothing unless its cursors were lost.
+async fn read_own_writes_back(w: &World, engine: &Engine) {
+    w.settle().await;
+    let report = engine.run().await.expect("run");
+    assert_eq!(report.echoes, report.read, "only echoes: {report:?}");
+    w.settle().await;
+}
+
+/// Moves every cursor of `from` to pair name `to` (as an older crmkit configured in that
+/// order stored them); returns them as they were, keyed by CRM and kind.
+async fn rename_cursors(w: &World, from: &str, to: &str) -> Vec<(Crm, ObjectKind, String)> {
+    let mut out = Vec::new();
+    for c in w.store.cursors(from).await.expect("store") {
+        let key = CursorKey::new(to, c.key.crm, c.key.object);
+        w.store.set_cursor(&key, &c.value).await.expect("store");
+        w.store.delete_cursor(&c.key).await.expect("store");
+        out.push((c.key.crm, c.key.object, c.value));
+    }
+    assert!(!out.is_empty(), "the earlier run stored cursors");
+    out
+}
+
+/// Asserts `now` holds a cursor of each feed `then` held, and of no other (the values
+/// record the time each feed was read up to, which moves with every run).
+fn assert_same_feeds(now: &[(Crm, ObjectKind, String)], then: &[(Crm, ObjectKind, String)]) {
+    let feeds = |c: &[(Crm, ObjectKind, String)]| -> Vec<(Crm, ObjectKind)> {
+        c.iter().map(|(crm, kind, _)| (*crm, *kind)).collect()
+    };
+    assert_eq!(feeds(now), feeds(then), "{now:?} vs {then:?}");
+}
+
+/// The cursors stored under `pair`, as [`rename_cursors`] returns them.
+async fn cursor_values(w: &World, pair: &str) -> Vec<(Crm, ObjectKind, String)> {
+    w.store
+        .cursors(pair)
+        .await
+        .expect("store")
+        .into_iter()
+        .map(|c| (c.key.crm, c.key.object, c.value))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_crms_in_either_order_share_one_lease_and_their_old_cursors() {
     let w = World::new().await;
-    let mut reversed = config();
-    reversed.sync.crms = vec![Crm::HubSpot, Crm::Close];
-    let engine = w.engine(reversed.clone());
+    let engine = engine_without_overlap(&w, hubspot_first(), None);
     assert_eq!(engine.pair(), "close-hubspot");
-    // Cursors an older crmkit stored under the config's order are taken over once.
-    let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
-    w.store.set_cursor(&old, "close1.{}").await.expect("store");
+    // An earlier run synced a lead; an older crmkit configured `[hubspot, close]` would have
+    // stored its cursors under that order.
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    assert_eq!(engine.run().await.expect("run").created, 1);
+    read_own_writes_back(&w, &engine).await;
+    let stored = rename_cursors(&w, "close-hubspot", "hubspot-close").await;
     let held = w
         .hold_lease(
             "sync:close-hubspot",
@@ -119,13 +190,64 @@ async fn the_crms_in_either_order_share_one_lease_and_their_old_cursors() {
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     w.store.release_lease(&held).await.expect("store");
     w.settle().await;
-    engine.run().await.expect("run");
-    assert_eq!(w.store.cursor(&old).await.expect("store"), None);
-    let new = CursorKey::new("close-hubspot", Crm::Close, ObjectKind::Company);
-    assert!(w.store.cursor(&new).await.expect("store").is_some());
+    // Taken over: nothing read again (from the start of the feeds the lead and the company
+    // made for it would be), and the cursors are the stored ones.
+    let report = engine.run().await.expect("run");
+    assert_eq!(report.read, 0, "{report:?}");
+    assert_eq!(report.created + report.updated, 0, "{report:?}");
+    assert_same_feeds(&cursor_values(&w, "close-hubspot").await, &stored);
     assert!(
         w.store
             .cursors("hubspot-close")
+            .await
+            .expect("store")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_canonical_cursor_wins_over_an_older_names() {
+    let w = World::new().await;
+    let engine = engine_without_overlap(&w, hubspot_first(), None);
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    engine.run().await.expect("run");
+    read_own_writes_back(&w, &engine).await;
+    let canonical = cursor_values(&w, "close-hubspot").await;
+    // An older process's cursor of the config's order, from the start of the feed (Close's
+    // `close1.{}`), left beside the canonical one: the canonical one is kept.
+    let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
+    w.store.set_cursor(&old, "close1.{}").await.expect("store");
+    let report = engine.run().await.expect("run");
+    assert_eq!(report.read, 0, "nothing read again: {report:?}");
+    assert_same_feeds(&cursor_values(&w, "close-hubspot").await, &canonical);
+    assert_eq!(w.store.cursor(&old).await.expect("store"), None);
+}
+
+#[tokio::test]
+async fn three_crms_take_over_the_cursors_of_an_order_other_than_the_configs() {
+    let t = super::activities::Three::new().await;
+    let w = &t.w;
+    let mut cfg = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+    cfg.deal.enabled = false;
+    let engine = engine_without_overlap(w, cfg, Some(&t.sf_conn));
+    assert_eq!(engine.pair(), "close-hubspot-salesforce");
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    assert_eq!(engine.run().await.expect("run").created, 2);
+    read_own_writes_back(w, &engine).await;
+    // An older crmkit configured `[salesforce, close, hubspot]`: neither the sorted order
+    // nor this config's.
+    let stored = rename_cursors(w, "close-hubspot-salesforce", "salesforce-close-hubspot").await;
+    let report = engine.run().await.expect("run");
+    assert_eq!(report.read, 0, "nothing read again: {report:?}");
+    assert_eq!(report.created + report.updated, 0, "{report:?}");
+    assert_same_feeds(&cursor_values(w, "close-hubspot-salesforce").await, &stored);
+    assert!(
+        w.store
+            .cursors("salesforce-close-hubspot")
             .await
             .expect("store")
             .is_empty()
@@ -163,6 +285,16 @@ async fn a_run_that_lost_the_config_order_lease_stops_without_writing() {
     lost_lease(Db::Sqlite, hubspot_first(), "sync:hubspot-close").await;
 }
 
+#[tokio::test]
+async fn a_run_in_sorted_order_that_lost_the_other_orders_lease_stops_without_writing() {
+    lost_lease(Db::Sqlite, config(), "sync:hubspot-close").await;
+}
+
+#[tokio::test]
+async fn a_run_that_lost_a_crm_lease_stops_without_writing() {
+    lost_lease(Db::Sqlite, config(), "sync-crm:hubspot").await;
+}
+
 async fn lost_lease(db: Db, cfg: Config, stolen: &'static str) {
     let w = World::on(db).await;
     w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
@@ -196,16 +328,24 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
     let cfg = hubspot_first();
     assert_eq!(
         lease_names(&cfg.sync.crms),
-        ["sync:close-hubspot", "sync:hubspot-close"]
+        [
+            "sync-crm:close",
+            "sync-crm:hubspot",
+            "sync:close-hubspot",
+            "sync:hubspot-close"
+        ]
     );
     assert_eq!(
         lease_names(&config().sync.crms),
-        ["sync:close-hubspot", "sync:hubspot-close"],
+        lease_names(&cfg.sync.crms),
         "whatever the config's order"
     );
     assert_eq!(
         lease_names(&[Crm::Salesforce, Crm::Close, Crm::HubSpot]),
         [
+            "sync-crm:close",
+            "sync-crm:hubspot",
+            "sync-crm:salesforce",
             "sync:close-hubspot-salesforce",
             "sync:close-salesforce-hubspot",
             "sync:hubspot-close-salesforce",
@@ -213,7 +353,7 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
             "sync:salesforce-close-hubspot",
             "sync:salesforce-hubspot-close",
         ],
-        "every order of three CRMs, sorted"
+        "each CRM, then every order of three CRMs, sorted"
     );
     let engine = w.engine(cfg);
     // An older crmkit, still running during an upgrade, syncs these CRMs under the
@@ -302,31 +442,61 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
             Duration::from_secs(60),
         )
         .await;
-    let engine = w.engine(config());
+    let engine = engine_without_overlap(&w, config(), None);
     refused_by_older(&w, &engine).await;
-    // Once the older process is done (killed mid-run: it left its cursor and a delete
-    // unsettled under its name), the run goes on and takes both over.
-    let old = CursorKey::new("hubspot-close", Crm::Close, ObjectKind::Company);
-    w.store.set_cursor(&old, "close1.{}").await.expect("store");
+    // Once the older process is done (killed mid-run: it left its cursors and a delete
+    // unsettled under its name), the run goes on and takes both over. Its cursors are
+    // those of a real earlier run, past a lead synced then.
+    w.store.release_lease(&older).await.expect("store");
+    w.settle().await;
+    assert_eq!(engine.run().await.expect("run").created, 1);
+    read_own_writes_back(&w, &engine).await;
+    let stored = rename_cursors(&w, "close-hubspot", "hubspot-close").await;
+    let older = w
+        .hold_lease(
+            "sync:hubspot-close",
+            "crmkit-sync-older",
+            Duration::from_secs(60),
+        )
+        .await;
+    refused_by_older_after_a_run(&w, &engine).await;
     let lead = open_delete(&w, "hubspot-close", IntentState::Sent).await;
     w.store.release_lease(&older).await.expect("store");
     w.settle().await;
     let report = engine.run().await.expect("run");
-    assert_eq!(report.created, 1, "{report:?}");
+    assert_eq!(report.created, 0, "{report:?}");
     assert_eq!(report.recovered, 1, "{report:?}");
     assert!(
         !w.close_has_lead(&lead).await,
         "the older run's delete was sent again"
     );
     assert!(w.unsettled_intents().await.is_empty());
-    assert_eq!(w.store.cursor(&old).await.expect("store"), None);
-    let new = CursorKey::new("close-hubspot", Crm::Close, ObjectKind::Company);
-    assert!(w.store.cursor(&new).await.expect("store").is_some());
+    assert!(
+        w.store
+            .cursors("hubspot-close")
+            .await
+            .expect("store")
+            .is_empty()
+    );
+    // Acme, read again from the start of the feeds, would be an echo.
+    assert_eq!(report.echoes, 0, "{report:?}");
+    assert_same_feeds(&cursor_values(&w, "close-hubspot").await, &stored);
 }
 
-/// A delete an interrupted run of `pair` left open (for a Close lead), and a HubSpot create
-/// before it whose lookup fails slowly, so the lease can be taken over while the run
-/// reconciles.
+/// Runs `engine` while an older crmkit holds `sync:hubspot-close`, after a first run synced
+/// Acme: refused, naming that lease, and nothing more is created.
+async fn refused_by_older_after_a_run(w: &World, engine: &Engine) {
+    let e = engine
+        .run()
+        .await
+        .expect_err("the older process holds the pair");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("\"sync:hubspot-close\""), "{e}");
+    assert_eq!(w.hs_all("companies", "name").await.len(), 1, "nothing more");
+}
+
+/// A delete an interrupted run of `pair` left open, in state `state` (pending or sent), of a
+/// Close lead made for it ("Gone Inc"): the lead's id.
 async fn open_delete(w: &World, pair: &str, state: IntentState) -> String {
     let lead = w.close_lead(json!({"name": "Gone Inc"})).await;
     let delete = w
@@ -405,5 +575,103 @@ async fn a_run_whose_lease_was_taken_over_resends_no_delete() {
     assert_eq!(
         w.store.lease("sync:close-hubspot").await.expect("store"),
         Some(stolen)
+    );
+}
+
+#[tokio::test]
+async fn runs_over_different_sets_sharing_a_crm_never_overlap() {
+    let t = super::activities::Three::new().await;
+    let w = &t.w;
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    slow_hubspot(w, 150);
+    let pair = w.engine(config());
+    let three = t.engine_with(|c| c.activity.enabled = false);
+    // The three-way run starts once the pair's run holds its leases.
+    let second = async {
+        for _ in 0..2_000 {
+            if w.store
+                .lease("sync-crm:close")
+                .await
+                .expect("store")
+                .is_some()
+            {
+                return three.run().await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the pair's run never took its leases");
+    };
+    let (first, second) = tokio::join!(pair.run(), second);
+    assert_eq!(first.expect("the pair runs").created, 1);
+    let e = second.expect_err("refused while the pair runs");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("\"sync-crm:close\""), "{e}");
+    assert_eq!(w.hs_all("companies", "name").await.len(), 1, "created once");
+}
+
+#[tokio::test]
+async fn one_store_serves_one_set_of_crms_which_may_grow() {
+    let t = super::activities::Three::new().await;
+    let w = &t.w;
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    let pair = w.engine(config());
+    assert_eq!(pair.run().await.expect("run").created, 1);
+    // Growing the pair into a three-way sync is allowed.
+    let three = t.engine_with(|c| c.activity.enabled = false);
+    w.settle().await;
+    assert_eq!(three.run().await.expect("grown").created, 1);
+    // Shrinking it back is refused, a dry run too, naming both sets; nothing is written.
+    w.close_lead(json!({"name": "Initech", "url": "https://initech.com"}))
+        .await;
+    w.settle().await;
+    for e in [
+        pair.run().await.expect_err("shrunk"),
+        pair.dry_run().await.expect_err("shrunk"),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        let text = e.to_string();
+        for part in [
+            "close-hubspot-salesforce",
+            "close-hubspot",
+            "one store serves one set of CRMs",
+            "another database",
+        ] {
+            assert!(text.contains(part), "{part:?} in {text}");
+        }
+    }
+    assert_eq!(
+        w.hs_all("companies", "name").await.len(),
+        1,
+        "nothing synced"
+    );
+    for name in lease_names(&config().sync.crms) {
+        assert_eq!(w.store.lease(&name).await.expect("store"), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_pair_sharing_a_crm_with_the_stores_pair_is_refused() {
+    let w = World::new().await;
+    // A Close-Salesforce sync ran on this store (as an older crmkit named it).
+    w.store.start_run("salesforce-close").await.expect("store");
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    let e = w
+        .engine(config())
+        .run()
+        .await
+        .expect_err("another pair sharing Close");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("close-salesforce"), "{e}");
+    assert!(w.hs_all("companies", "name").await.is_empty());
+    assert_eq!(
+        w.store.runs("close-hubspot", 10).await.expect("store"),
+        [],
+        "no run started"
     );
 }

@@ -174,6 +174,135 @@ async fn deferred_then_linked(db: Db) {
     w.finish().await;
 }
 
+/// Moves every cursor and retry entry of `from` to pair name `to`, as an older crmkit
+/// configured in another order would have stored them.
+async fn rename_state(w: &World, from: &str, to: &str) {
+    for c in w.store.cursors(from).await.expect("store") {
+        let key = CursorKey::new(to, c.key.crm, c.key.object);
+        w.store.set_cursor(&key, &c.value).await.expect("store");
+        w.store.delete_cursor(&c.key).await.expect("store");
+    }
+    for r in w.store.retries(from, None).await.expect("store") {
+        let mut moved = r.clone();
+        moved.pair = to.into();
+        w.store.put_retry(&moved).await.expect("store");
+        w.store.clear_retry(from, &r.record).await.expect("store");
+    }
+}
+
+#[tokio::test]
+async fn a_record_an_older_crmkit_deferred_under_another_order_is_retried() {
+    let w = World::new().await;
+    let mut c = config();
+    c.company.enabled = false;
+    c.sync.retry.first_delay_seconds = 0;
+    let engine = engine_without_overlap(&w, c);
+    let company = hs_acme(&w).await;
+    let contact = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone"}),
+            Some(&company),
+        )
+        .await;
+    w.settle().await;
+    let first = engine.run().await.expect("run");
+    assert_eq!(first.created, 0, "{first:?}");
+    // As an older crmkit configured `[hubspot, close]` left it: the contact waiting for its
+    // company on the retry list, and the cursor past it, under its name.
+    rename_state(&w, "close-hubspot", "hubspot-close").await;
+    let old = w.store.retries("hubspot-close", None).await.expect("list");
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert_eq!(
+        old[0].record,
+        RecordRef::new(Crm::HubSpot, ObjectKind::Person, contact)
+    );
+
+    let lead = w.close_lead(json!({"name": "Acme"})).await;
+    w.store
+        .upsert_link(
+            &NewLink::new(ObjectKind::Company)
+                .crm_id(Crm::Close, lead.clone())
+                .crm_id(Crm::HubSpot, company),
+        )
+        .await
+        .expect("link");
+    w.settle().await;
+    let second = engine.run().await.expect("run");
+    assert!(second.errors.is_empty(), "{second:?}");
+    assert_eq!(
+        second.created, 1,
+        "created from the moved entry: {second:?}"
+    );
+    for pair in ["hubspot-close", "close-hubspot"] {
+        assert!(
+            w.store.retries(pair, None).await.expect("list").is_empty(),
+            "{pair}"
+        );
+    }
+    let contacts = w.close_get(&format!("contact/?lead_id={lead}")).await;
+    assert_eq!(
+        contacts["data"].as_array().map(Vec::len),
+        Some(1),
+        "{contacts}"
+    );
+}
+
+#[tokio::test]
+async fn of_two_names_listing_a_record_the_entry_still_retried_is_kept() {
+    let w = World::new().await;
+    let rec = RecordRef::new(Crm::HubSpot, ObjectKind::Person, "404");
+    let policy = crmkit_store::RetryPolicy {
+        first_delay: std::time::Duration::from_secs(3600),
+        max_delay: std::time::Duration::from_secs(3600),
+        max_attempts: 2,
+    };
+    // Given up under the canonical name, waiting (not due before the run ends) under the
+    // older name: the waiting one is kept, as it is.
+    for _ in 0..2 {
+        w.store
+            .record_retry("close-hubspot", &rec, "refused", &policy)
+            .await
+            .expect("store");
+    }
+    let waiting = w
+        .store
+        .record_retry("hubspot-close", &rec, "no company yet", &policy)
+        .await
+        .expect("store");
+    // Another record only the older name lists, given up: moved as it is.
+    let other = RecordRef::new(Crm::Close, ObjectKind::Company, "lead_gone");
+    let mut given_up = None;
+    for _ in 0..2 {
+        given_up = Some(
+            w.store
+                .record_retry("hubspot-close", &other, "refused", &policy)
+                .await
+                .expect("store"),
+        );
+    }
+    w.engine(config()).run().await.expect("run");
+    let mut expected = waiting.clone();
+    expected.pair = "close-hubspot".into();
+    assert_eq!(
+        w.store.retry("close-hubspot", &rec).await.expect("store"),
+        Some(expected)
+    );
+    let mut expected = given_up.expect("recorded");
+    expected.pair = "close-hubspot".into();
+    assert_eq!(
+        w.store.retry("close-hubspot", &other).await.expect("store"),
+        Some(expected)
+    );
+    assert!(
+        w.store
+            .retries("hubspot-close", None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
 /// A record the CRM refuses on every attempt: a HubSpot contact whose phone Close rejects
 /// ("Enter a valid phone number."; Close keeps phones in E.164). It goes on the retry list
 /// while the cursor moves past it, is tried again when due, each wait twice the last
