@@ -209,17 +209,32 @@ async fn close_marker_field_once(client: &crmkit_close::Client, object: &str) ->
 /// released them): on SQLite, a file only this machine's processes use, always; on
 /// PostgreSQL only with `force`, since a process of another machine may hold one under a
 /// process id that is free here. A lease is released by its fencing token, so one taken
-/// over meanwhile is left alone.
-pub async fn free_dead_lease(store: &Store, crms: &[Crm], force: bool) -> Result<()> {
+/// over meanwhile is left alone. `freeing` is the command doing it, for the note printed.
+pub async fn free_dead_lease(
+    store: &Store,
+    crms: &[Crm],
+    force: bool,
+    freeing: Freeing,
+) -> Result<()> {
     for name in crmkit_sync::engine::lease_names(crms) {
-        free_dead(store, &name, force).await?;
+        free_dead(store, &name, force, freeing).await?;
     }
     Ok(())
 }
 
+/// The command freeing a killed sync's leases ([`free_dead_lease`]): what happens to the
+/// writes that sync left unsettled depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freeing {
+    /// A sync (or migrate) run, which reconciles them before anything else.
+    Sync,
+    /// `crmkit sync retry reset`, which leaves them to the next sync.
+    Reset,
+}
+
 /// Frees lease `name` when its holder is a dead `crmkit sync` process (see
 /// [`free_dead_lease`]).
-async fn free_dead(store: &Store, name: &str, force: bool) -> Result<()> {
+async fn free_dead(store: &Store, name: &str, force: bool, freeing: Freeing) -> Result<()> {
     let lease = store
         .lease(name)
         .await
@@ -244,8 +259,12 @@ async fn free_dead(store: &Store, name: &str, force: bool) -> Result<()> {
         .await
         .map_err(|e| Error::config(format!("sync store: {e}")))?;
     if freed {
+        let then = match freeing {
+            Freeing::Sync => "its unsettled writes are reconciled now",
+            Freeing::Reset => "the next crmkit sync reconciles its unsettled writes",
+        };
         eprintln!(
-            "note: freed the lease {name:?} of an interrupted sync (process {pid} no longer runs); its unsettled writes are reconciled now"
+            "note: freed the lease {name:?} of an interrupted sync (process {pid} no longer runs); {then}"
         );
     }
     Ok(())
@@ -278,13 +297,13 @@ mod tests {
         }
         // Configured in sorted order, the name of the other order is freed too (a run holds
         // both, whatever its config's order).
-        free_dead_lease(&store, &[Crm::Close, Crm::HubSpot], false)
+        free_dead_lease(&store, &[Crm::Close, Crm::HubSpot], false, Freeing::Sync)
             .await
             .expect("freed");
         for name in ["sync:close-hubspot", "sync:hubspot-close"] {
             assert_eq!(store.lease(name).await.expect("store"), None, "{name}");
         }
-        free_dead_lease(&store, &[Crm::Close, Crm::Salesforce], false)
+        free_dead_lease(&store, &[Crm::Close, Crm::Salesforce], false, Freeing::Sync)
             .await
             .expect("left alone");
         assert!(

@@ -108,6 +108,11 @@ pub enum RetryCommand {
         /// them), given up or still waiting.
         #[arg(value_name = "CRM:KIND:ID", value_parser = parse_record)]
         records: Vec<RecordRef>,
+        /// On PostgreSQL, first free the leases of an interrupted sync whose process no
+        /// longer runs on this machine (on SQLite that happens on its own), as
+        /// `crmkit sync --break-lease` does.
+        #[arg(long)]
+        break_lease: bool,
     },
 }
 
@@ -206,23 +211,33 @@ pub struct InitArgs {
 /// Runs `crmkit sync retry list|reset` on the retry list of `crms`.
 async fn retry(store: &Store, crms: &[Crm], command: RetryCommand) -> Result<(), Failure> {
     let pair = crmkit_sync::engine::pair_name(crms);
-    let RetryCommand::Reset { all, records } = command else {
+    let RetryCommand::Reset {
+        all,
+        records,
+        break_lease,
+    } = command
+    else {
         return show::retries(store, &pair).await;
     };
     // A run records and clears retry entries as it goes: a reset holds the pair's leases, as
     // a run does, and writes fenced by them, so it never interleaves with a run's updates
     // (the leases of a killed sync are freed first, as `crmkit sync` does).
-    connect::free_dead_lease(store, crms, false).await?;
+    connect::free_dead_lease(store, crms, break_lease, connect::Freeing::Reset).await?;
     let leases = hold_sync_leases(store, crms, &pair).await?;
     let out = reset_retries(store, &pair, &leases, all, &records).await;
+    // Every lease is released even when releasing another failed (one left held expires
+    // after its time to live); the reset's own failure comes first, then the first release's.
+    let mut released = Ok(());
     for lease in &leases {
-        // Released even after a failed reset; when only releasing fails, the lease expires.
-        let released = store.release_lease(lease).await.map_err(store_err);
-        if out.is_ok() {
-            released?;
+        if let Err(e) = store.release_lease(lease).await {
+            if released.is_ok() {
+                released = Err(store_err(e));
+            }
         }
     }
-    out
+    out?;
+    released?;
+    Ok(())
 }
 
 /// How long a `crmkit sync retry reset` holds the pair's leases at most (it gives them back
@@ -253,12 +268,25 @@ async fn hold_sync_leases(
                     store.release_lease(lease).await.ok();
                 }
                 held_or_failed.map_err(store_err)?;
+                // Who holds it and until when, as far as the store still says (it may have
+                // been released since).
+                let holder = match store.lease(&name).await.ok().flatten() {
+                    Some(l) => format!(
+                        "held by {} until {} (database clock)",
+                        l.holder,
+                        l.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    None => "held".to_string(),
+                };
                 return Err(Error::new(
                     crmkit_core::ErrorKind::Conflict,
                     format!(
-                        "a sync of {pair} is running (it holds lease {name:?}): the retry \
-                         list cannot be reset meanwhile; nothing was re-armed, run this \
-                         again once that sync has ended"
+                        "lease {name:?} is {holder}: a sync touching {pair} is running, or \
+                         was killed before it released it; the retry list cannot be reset \
+                         meanwhile and nothing was re-armed. Run this again once that sync \
+                         has ended; if its process no longer runs, on PostgreSQL pass \
+                         --break-lease (on SQLite its lease is freed on its own), or wait \
+                         until the lease expires"
                     ),
                 )
                 .into());
@@ -343,7 +371,13 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
     let settings = Settings::load(config_path)?;
     let config = connect::load_config(config_path, &settings)?;
     if !args.dry_run {
-        connect::free_dead_lease(&store, &config.sync.crms, args.break_lease).await?;
+        connect::free_dead_lease(
+            &store,
+            &config.sync.crms,
+            args.break_lease,
+            connect::Freeing::Sync,
+        )
+        .await?;
     }
     run_engine(
         &settings,
@@ -366,6 +400,11 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
     // and the conflict policy are the migration's.
     let mut config = connect::load_config(config_path, &settings)
         .unwrap_or_else(|_| Config::new(vec![args.from, args.to]));
+    // A run of [from, to] like any other, so one store still serves one set of CRMs: into a
+    // store of a three-way sync the engine refuses it. Letting it in "because it only
+    // creates" would not be safe: it also links and moves the bases of `from` and `to`,
+    // so the three-way run would never send what it copied to the third CRM; a three-way
+    // `crmkit sync` creates missing records itself.
     config.sync.crms = vec![args.from, args.to];
     config.sync.dry_run = false;
     for kind in [ObjectKind::Company, ObjectKind::Person, ObjectKind::Deal] {
@@ -380,7 +419,7 @@ pub async fn migrate(config_path: &Path, args: MigrateArgs) -> Result<(), Failur
     }
     let store = connect::open_store(args.db.database_url.as_deref()).await?;
     if !args.dry_run {
-        connect::free_dead_lease(&store, &config.sync.crms, false).await?;
+        connect::free_dead_lease(&store, &config.sync.crms, false, connect::Freeing::Sync).await?;
     }
     run_engine(
         &settings,

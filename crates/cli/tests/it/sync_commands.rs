@@ -211,6 +211,11 @@ async fn given_up_records_are_listed_and_re_armed_for_the_next_sync() {
             !ok && err.contains("\"sync:hubspot-close\"") && err.contains("running"),
             "{args:?}: {out}\n{err}"
         );
+        // Who holds it, and the way out when that process is gone.
+        assert!(
+            err.contains("crmkit-sync-1-1") && err.contains("--break-lease"),
+            "{args:?}: {err}"
+        );
     }
     assert!(
         store.retries(&pair_name, None).await.expect("store")[0].given_up(),
@@ -231,6 +236,13 @@ async fn given_up_records_are_listed_and_re_armed_for_the_next_sync() {
     .await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains(&format!("re-armed {record}")), "{out}");
+    for name in crmkit_sync::engine::lease_names(&[Crm::Close, Crm::HubSpot]) {
+        assert_eq!(
+            store.lease(&name).await.expect("store"),
+            None,
+            "{name} released after the reset"
+        );
+    }
     let (ok, list, err) = run_async(&pair, &dir, &["sync", "retry", "list"]).await;
     assert!(ok, "{err}");
     assert!(list.contains("1 waiting, 0 given up"), "{list}");
@@ -265,6 +277,73 @@ async fn given_up_records_are_listed_and_re_armed_for_the_next_sync() {
         ok && help.contains("reset") && help.contains("list"),
         "{help}"
     );
+}
+
+/// On PostgreSQL the leases of a killed sync are only freed with `--break-lease` (another
+/// machine may hold them): a reset without it is refused, naming the holder and the flag;
+/// with it, the reset goes on, says the next sync reconciles the killed run's writes, and
+/// gives every lease back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_reset_breaks_a_killed_syncs_lease_on_postgres_when_asked() {
+    use crmkit_core::{Crm, ObjectKind, RecordRef};
+
+    let pair = pair(7, 1, Faults::default()).await;
+    let dir = Scratch::new("retry-pg");
+    let db = TestDb::postgres().await;
+    let store = crmkit_store::Store::open(&db.url).await.expect("store");
+    let record = RecordRef::new(Crm::Close, ObjectKind::Company, "lead_1");
+    let once = crmkit_store::RetryPolicy {
+        max_attempts: 1,
+        ..crmkit_store::RetryPolicy::default()
+    };
+    store
+        .record_retry("close-hubspot", &record, "refused", &once)
+        .await
+        .expect("listed");
+    // A sync killed mid-run: no process has an id this high (Linux caps them at 2^22).
+    store
+        .acquire_lease(
+            "sync:close-hubspot",
+            "crmkit-sync-4000000000-1",
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .expect("store")
+        .expect("free");
+    let reset = |extra: &'static [&'static str]| {
+        let mut args = vec!["sync", "retry", "reset", "--all"];
+        args.extend_from_slice(extra);
+        let mut child = command(&pair, &dir.0, &db.url, &args)
+            .spawn()
+            .expect("crmkit starts");
+        async move {
+            let status = wait(&mut child).await;
+            let out = child.wait_with_output().expect("output");
+            (
+                status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, out, err) = reset(&[]).await;
+    assert!(
+        !ok && err.contains("crmkit-sync-4000000000-1") && err.contains("--break-lease"),
+        "{out}\n{err}"
+    );
+    assert!(store.retries("close-hubspot", None).await.expect("store")[0].given_up());
+
+    let (ok, out, err) = reset(&["--break-lease"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("1 given-up record(s) re-armed"), "{out}");
+    assert!(
+        err.contains("freed the lease") && err.contains("the next crmkit sync reconciles"),
+        "{err}"
+    );
+    assert!(!store.retries("close-hubspot", None).await.expect("store")[0].given_up());
+    for name in crmkit_sync::engine::lease_names(&[Crm::Close, Crm::HubSpot]) {
+        assert_eq!(store.lease(&name).await.expect("store"), None, "{name}");
+    }
 }
 
 #[test]
