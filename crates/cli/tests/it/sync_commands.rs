@@ -346,6 +346,49 @@ async fn a_retry_reset_breaks_a_killed_syncs_lease_on_postgres_when_asked() {
     }
 }
 
+/// One store serves one set of CRMs: a migration of two of them into the store of a
+/// three-way sync is refused (it would move two CRMs' bases behind the third's back), names
+/// both sets, and starts no run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_into_the_store_of_a_three_way_sync_is_refused() {
+    let pair = pair(8, 2, Faults::default()).await;
+    let dir = Scratch::new("migrate-set");
+    let store = crmkit_store::Store::open(&dir.sqlite())
+        .await
+        .expect("store");
+    store
+        .start_run("close-hubspot-salesforce")
+        .await
+        .expect("store");
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &["migrate", "--from", "close", "--to", "hubspot"],
+    )
+    .await;
+    assert!(!ok, "{out}\n{err}");
+    for part in [
+        "close-hubspot-salesforce",
+        "close-hubspot",
+        "one store serves one set of CRMs",
+    ] {
+        assert!(err.contains(part), "{part:?} in {err}");
+    }
+    assert_eq!(
+        store.runs("close-hubspot", 10).await.expect("store"),
+        [],
+        "no run started"
+    );
+    assert!(
+        store
+            .list_links(crmkit_core::ObjectKind::Company, None, 1)
+            .await
+            .expect("links")
+            .is_empty(),
+        "nothing linked"
+    );
+}
+
 #[test]
 fn init_writes_a_config_sync_accepts_and_refuses_to_overwrite_it() {
     let dir = Scratch::new("init");
