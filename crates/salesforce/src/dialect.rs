@@ -11,11 +11,13 @@
 //!   that is [`ErrorKind::QuotaExhausted`] and the daily budget is marked used up, so later
 //!   requests fail locally instead of spending nothing but time. The same code with a
 //!   message naming a concurrent limit (`ConcurrentRequests (Concurrent API Requests) Limit
-//!   exceeded`, help.salesforce.com article 000389067; `ConcurrentPerOrgLongTxn`) means too
-//!   many long requests at once: [`ErrorKind::RateLimited`], which the transport waits out
-//!   and retries like a 429. The limit names are matched without regard to case; a
-//!   message naming no limit known here is taken as the quota spent: retrying a spent
-//!   daily quota would hammer an org that has nothing left.
+//!   exceeded`, help.salesforce.com article 000389067; `ConcurrentPerOrgLongTxn`,
+//!   `ConcurrentPerOrgApex`) means too many long requests at once:
+//!   [`ErrorKind::RateLimited`], which the transport waits out and retries like a 429. The
+//!   limit names are matched without regard to case. A message naming no limit known here
+//!   is read by the answer's `Sforce-Limit-Info`: the quota spent only if `api-usage` used
+//!   reaches the maximum, otherwise a passing limit; without the header, the quota spent:
+//!   retrying a spent daily quota would hammer an org that has nothing left.
 //! - **Errors.** Bodies are JSON arrays `[{"message","errorCode","fields"}]`
 //!   (REST API guide, "Status Codes and Error Responses"); each becomes the message, the
 //!   error code decides the kind, and `fields` become per-field errors. A 300 (an external
@@ -108,17 +110,22 @@ fn entries(json: &Value) -> Vec<(String, String, Vec<String>)> {
 ///
 /// - `ConcurrentRequests`: too many long-running API requests at once (help.salesforce.com
 ///   article 000389067, "ConcurrentRequests (Concurrent API Requests) Limit exceeded"; the
-///   limits cheat sheet, "API Request Limits and Allocations": no new long request is
-///   served until fewer run). It passes as they finish: waited out and retried.
+///   limits cheat sheet, developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/guide/salesforce-app-limits-platform-api.html:
+///   at the limit "no new concurrent requests are allowed" until fewer run). It passes as
+///   they finish: waited out and retried.
 /// - `ConcurrentPerOrgLongTxn`: too many long-running transactions at once, the same kind
 ///   of limit (seen in the field as 403 `REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn
 ///   Limit exceeded", e.g. github.com/mautic/mautic/issues/5006; Salesforce's own pages
 ///   describe the limit, "Concurrent Long-Running Apex Limit", not the message).
+/// - `ConcurrentPerOrgApex`: the org's concurrent Apex requests, another limit on requests
+///   running at once ("ConcurrentPerOrgApex Limit exceeded"), passing as they finish.
 /// - `TotalRequests`: the org's API requests over the rolling 24 hours are spent ("Total
-///   API Request Allocations" in the cheat sheet): no retry helps until they come back.
-const REQUEST_LIMITS: [(&str, ErrorKind); 3] = [
+///   API Request Allocations" in the cheat sheet; message "TotalRequests Limit
+///   exceeded."): no retry helps until they come back.
+const REQUEST_LIMITS: [(&str, ErrorKind); 4] = [
     ("concurrentrequests", ErrorKind::RateLimited),
     ("concurrentperorglongtxn", ErrorKind::RateLimited),
+    ("concurrentperorgapex", ErrorKind::RateLimited),
     ("totalrequests", ErrorKind::QuotaExhausted),
 ];
 
@@ -127,26 +134,39 @@ const REQUEST_LIMITS: [(&str, ErrorKind); 3] = [
 /// identifiers, but nothing promises their case, and a SOAP-style message puts the code
 /// before them).
 ///
-/// A message naming none of them is taken as the daily quota spent
-/// ([`ErrorKind::QuotaExhausted`]): the run stops and the daily budget is marked used up.
-/// Taking it for a passing limit instead would retry it up to the rate-limit allowance on
-/// every request, and if it is the org's quota (the one limit every integration on the org
-/// shares), that hammers an org that has nothing left, for all of its users. A stop that
-/// was not needed costs a run that a person restarts; the error keeps Salesforce's message.
-fn request_limit_kind(message: &str) -> ErrorKind {
+/// A message naming none of them is decided by `usage`, the answer's own
+/// `Sforce-Limit-Info` `api-usage` (used, maximum), when it carries one: the daily quota is
+/// spent only if used reaches the maximum ([`ErrorKind::QuotaExhausted`]: the run stops for
+/// Salesforce and the daily budget is marked used up); below it, the refusal is some other
+/// limit, one that passes ([`ErrorKind::RateLimited`]: waited out and retried with backoff,
+/// up to the transport's rate-limit allowance). Without that figure it is taken as the
+/// quota spent: retrying what may be the org's quota (the one limit every integration on
+/// the org shares) would hammer an org that has nothing left, for all of its users, while
+/// a stop that was not needed costs a run that a person restarts; the error keeps
+/// Salesforce's message.
+fn request_limit_kind(message: &str, usage: Option<(u32, u32)>) -> ErrorKind {
     let message = message.to_ascii_lowercase();
     REQUEST_LIMITS
         .iter()
         .filter_map(|(name, kind)| message.find(name).map(|at| (at, *kind)))
         .min_by_key(|(at, _)| *at)
-        .map_or(ErrorKind::QuotaExhausted, |(_, kind)| kind)
+        .map_or_else(
+            || match usage {
+                Some((used, max)) if used < max => ErrorKind::RateLimited,
+                _ => ErrorKind::QuotaExhausted,
+            },
+            |(_, kind)| kind,
+        )
 }
 
 /// The kind a caller acts on for a Salesforce error code; the status decides otherwise.
-pub fn kind_of(status: u16, code: &str, message: &str) -> ErrorKind {
+/// `usage` is the answer's `Sforce-Limit-Info` `api-usage` (used, maximum), when it carried
+/// one: it decides a `REQUEST_LIMIT_EXCEEDED` naming no known limit (quota spent only when
+/// used reaches the maximum).
+pub fn kind_of(status: u16, code: &str, message: &str, usage: Option<(u32, u32)>) -> ErrorKind {
     match code {
         "INVALID_SESSION_ID" => ErrorKind::Auth,
-        "REQUEST_LIMIT_EXCEEDED" => request_limit_kind(message),
+        "REQUEST_LIMIT_EXCEEDED" => request_limit_kind(message, usage),
         "NOT_FOUND" | "ENTITY_IS_DELETED" => ErrorKind::NotFound,
         "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" | "DUPLICATE_EXTERNAL_ID" => ErrorKind::Conflict,
         "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "API_DISABLED_FOR_ORG" => {
@@ -162,6 +182,11 @@ pub fn kind_of(status: u16, code: &str, message: &str) -> ErrorKind {
 /// One error out of a Salesforce error list: the first entry decides the kind, every entry
 /// goes into the message, every named field into the field errors.
 pub fn error_from_entries(status: u16, json: &Value) -> Error {
+    entries_error(status, json, None)
+}
+
+/// [`error_from_entries`], with the answer's `api-usage` (used, maximum) when it carried one.
+fn entries_error(status: u16, json: &Value, usage: Option<(u32, u32)>) -> Error {
     let list = entries(json);
     let Some((code, message, _)) = list.first() else {
         return Error::new(
@@ -169,7 +194,7 @@ pub fn error_from_entries(status: u16, json: &Value) -> Error {
             format!("Salesforce answered HTTP {status}"),
         );
     };
-    let kind = kind_of(status, code, message);
+    let kind = kind_of(status, code, message, usage);
     let text = list
         .iter()
         .map(|(c, m, _)| {
@@ -203,6 +228,11 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `api-usage` (used, maximum) an answer's `Sforce-Limit-Info` header carries, if any.
+fn usage(h: &HeaderMap) -> Option<(u32, u32)> {
+    parse_limit_info(header(h, "sforce-limit-info")?)
+}
+
 impl crmkit_core::http::Dialect for SalesforceDialect {
     fn crm(&self) -> Crm {
         Crm::Salesforce
@@ -223,7 +253,7 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
 
     /// `Sforce-Limit-Info: api-usage=used/max` speaks about the daily budget.
     fn rate_info(&self, _status: u16, headers: &HeaderMap, _body: &[u8]) -> Option<RateInfo> {
-        let (used, max) = parse_limit_info(header(headers, "sforce-limit-info")?)?;
+        let (used, max) = usage(headers)?;
         Some(RateInfo {
             limit: Some(max),
             remaining: Some(max.saturating_sub(used)),
@@ -232,15 +262,16 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
         })
     }
 
-    fn limited_budget(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    fn limited_budget(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Option<String> {
         let json: Value = serde_json::from_slice(body).ok()?;
+        let usage = usage(headers);
         entries(&json)
             .iter()
-            .any(|(c, m, _)| kind_of(status, c, m) == ErrorKind::QuotaExhausted)
+            .any(|(c, m, _)| kind_of(status, c, m, usage) == ErrorKind::QuotaExhausted)
             .then(|| DAILY.to_string())
     }
 
-    fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Error {
+    fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
         match serde_json::from_slice::<Value>(body) {
             Ok(json) if status == 300 => {
                 let urls: Vec<String> = json
@@ -259,7 +290,9 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
                 )
                 .with_body(json)
             }
-            Ok(json) if json.is_array() || json.is_object() => error_from_entries(status, &json),
+            Ok(json) if json.is_array() || json.is_object() => {
+                entries_error(status, &json, usage(headers))
+            }
             _ => {
                 let text = String::from_utf8_lossy(body);
                 let text = text.trim();
@@ -354,6 +387,10 @@ mod tests {
                 ErrorKind::RateLimited,
             ),
             (
+                "ConcurrentPerOrgApex Limit exceeded",
+                ErrorKind::RateLimited,
+            ),
+            (
                 "REQUEST_LIMIT_EXCEEDED: ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
                 ErrorKind::RateLimited,
             ),
@@ -385,5 +422,48 @@ mod tests {
                 "{message:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_limit_is_the_quota_only_when_the_answers_api_usage_is_spent() {
+        let d = SalesforceDialect::default();
+        let body =
+            br#"[{"message":"SomeNewLimit Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        for (info, want) in [
+            // Requests left today: some limit that passes, retried with backoff.
+            (Some("api-usage=4200/5000"), ErrorKind::RateLimited),
+            (
+                Some("api-usage=4999/5000; api-bursts=1/750"),
+                ErrorKind::RateLimited,
+            ),
+            // The day's requests are used up: the quota, whatever the message names.
+            (Some("api-usage=5000/5000"), ErrorKind::QuotaExhausted),
+            (Some("api-usage=5003/5000"), ErrorKind::QuotaExhausted),
+            // No figure to go by: the quota, as the safe reading.
+            (None, ErrorKind::QuotaExhausted),
+            (
+                Some("per-app-api-usage=17/250(appName=x)"),
+                ErrorKind::QuotaExhausted,
+            ),
+        ] {
+            let mut h = HeaderMap::new();
+            if let Some(info) = info {
+                h.insert("sforce-limit-info", info.parse().expect("value"));
+            }
+            assert_eq!(d.error(403, &h, body).kind(), want, "{info:?}");
+            assert_eq!(
+                d.limited_budget(403, &h, body).as_deref(),
+                (want == ErrorKind::QuotaExhausted).then_some(DAILY),
+                "{info:?}"
+            );
+        }
+        // A known name decides whatever the usage says.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "sforce-limit-info",
+            "api-usage=10/5000".parse().expect("value"),
+        );
+        let total = br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert_eq!(d.error(403, &h, total).kind(), ErrorKind::QuotaExhausted);
     }
 }

@@ -65,6 +65,7 @@
 //! | `match_reviews` | `id`, `entity_type`, `candidates` (JSON), `reason`, `status`, `decision`, `decided_by`, `decided_at`, `created_at` |
 //! | `leases` | `name`, `holder`, `token`, `acquired_at`, `expires_at` |
 //! | `sync_retries` | records a run could not sync: `pair`, `crm`, `object`, `record_id` (the key), `reason`, `attempts`, `first_failed_at`, `last_failed_at`, `next_attempt_at` (NULL once given up) |
+//! | `account_facts` | facts learned about a CRM account: `crm`, `name` (the key), `fact_value`, `updated_at` |
 //! | `webhook_inbox` | `id`, `crm`, `delivery_id` (unique per CRM), `received_at`, `body` (hex-encoded when `body_encoding = 'hex'`), `headers` (JSON), `claimed_by`, `claimed_until`, `attempts`, `processed_at`, `last_error`, `dead_at` |
 //!
 //! CRM ids are unique per entity type rather than globally because HubSpot numbers each
@@ -110,6 +111,7 @@ mod audit;
 mod conflicts;
 mod cursors;
 mod error;
+mod facts;
 mod inbox;
 mod intents;
 mod leases;

@@ -245,6 +245,21 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
              WHERE body_encoding IS NULL AND processed_at IS NULL AND dead_at IS NULL",
         ],
     },
+    Migration {
+        version: 9,
+        name: "facts learned about CRM accounts",
+        statements: &[
+            // One value per CRM and name, learned from the CRM's answers (the country code a
+            // Close account gives phone numbers sent without one).
+            "CREATE TABLE account_facts (
+                crm TEXT NOT NULL,
+                name TEXT NOT NULL,
+                fact_value TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (crm, name)
+            )",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -251,6 +251,13 @@ pub fn holds_field(crm: Crm, kind: ActivityKind, field: ActivityField) -> bool {
             Crm::Close | Crm::HubSpot => kind == Call,
             Crm::Salesforce => matches!(kind, Call | Meeting),
         },
+        // A Close email's `direction` (`incoming`/`outgoing`, `EmailActivity` in
+        // close-openapi.yml) is read, but no request sets it: `CreateEmailActivity` has no
+        // `direction`, Close derives it from `status` (developer.close.com/api/resources/activities/emails/create:
+        // `inbox` "to log an already received email", `sent` "to log an already sent
+        // email"), and only drafts can be modified afterwards. The connector logs every
+        // email it creates as `sent`; an incoming one would need `inbox`, which requires a
+        // `sender` the unified activity does not carry. So Close does not hold it here.
         ActivityField::Direction => match crm {
             Crm::Close | Crm::Salesforce => kind == Call,
             Crm::HubSpot => matches!(kind, Call | Email),

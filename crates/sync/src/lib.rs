@@ -75,8 +75,9 @@
 //!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a
 //!    sent value (missing: ignored; part of a list: kept what it can; the same letters and
 //!    digits, or a phone as that CRM itself stores the number sent — Close's E.164 of a
-//!    number sent with its country code, and of one sent without: `+`, the Close account's
-//!    country code (whichever it is) and the same digits — normalised), was edited by
+//!    number sent with its country code (after `+` or `00`, or as its leading digits), and
+//!    of one sent without: `+`, the Close account's country code (whichever it is) and the
+//!    same digits, the code then stored as learned — normalised), was edited by
 //!    someone between our write and our read-back: it keeps the side's old base (and the
 //!    side's stored hash is the base's), so the next run syncs that edit instead of taking
 //!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).

@@ -258,6 +258,11 @@ pub struct Input {
     pub unlinked: Vec<Seen>,
     /// Tombstones of linked records.
     pub deleted: Vec<(RecordRef, LinkState)>,
+    /// The country code the Close account gives phone numbers sent without one, as learned
+    /// from Close's read-backs of our writes (none yet: `None`). Linked phones held apart
+    /// that nobody changed count as one number only with this code: the values may predate
+    /// the link, and `(650) 555-0100` against `+446505550100` are two numbers.
+    pub close_country_code: Option<String>,
 }
 
 /// Plans `kind` from `input`. `refs` translates reference fields through links.
@@ -278,6 +283,7 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
     };
     let crms = &config.sync.crms;
     let anchor = crms[0];
+    let close_code = input.close_country_code;
 
     // Deletions first: a record deleted and changed in one run is only deleted.
     let mut gone: BTreeSet<String> = BTreeSet::new();
@@ -473,7 +479,17 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
             }
             continue;
         }
-        plan_group(config, cfg, kind, anchor, link, sides, refs, &mut out);
+        plan_group(
+            config,
+            cfg,
+            kind,
+            anchor,
+            link,
+            sides,
+            refs,
+            close_code.as_deref(),
+            &mut out,
+        );
     }
     out
 }
@@ -487,6 +503,7 @@ fn plan_group(
     link: Option<LinkState>,
     sides: Sides,
     refs: &dyn Refs,
+    close_code: Option<&str>,
     out: &mut Plan,
 ) {
     let stored = |c: Crm| link.as_ref().and_then(|l| l.hashes.get(&c));
@@ -565,11 +582,14 @@ fn plan_group(
     drop(side_list);
     // Values held apart that nobody changed are queued as conflicts, so they are seen,
     // unless the CRMs' own keeping of one value explains the difference (a Salesforce Task's
-    // day for a time, a single e-mail of a list, a value a record cannot hold).
+    // day for a time, a single e-mail of a list, a value a record cannot hold, Close's E.164
+    // of a phone number with the account's learned country code).
     let diverged = std::mem::take(&mut resolution.diverged);
-    resolution
-        .conflicts
-        .extend(diverged.into_iter().filter(|c| !kept_alike(cfg, &sides, c)));
+    resolution.conflicts.extend(
+        diverged
+            .into_iter()
+            .filter(|c| !kept_alike(cfg, &sides, c, close_code)),
+    );
     // The link's key and ids are moved into the group rather than copied; the link is
     // consumed here, so nothing can read it half-emptied later.
     let linked = link.is_some();
@@ -768,7 +788,13 @@ fn plan_group(
 /// value as the CRMs holding them keep it: alike in substance or in part
 /// ([`crate::engine::readback::kept_alike`]), or one that would not land on the other's
 /// record ([`values::lands`]: a field it cannot hold, a value it keeps at its precision).
-fn kept_alike(cfg: &EntityConfig, sides: &Sides, conflict: &FieldConflict) -> bool {
+/// `close_code` is the Close account's phone country code, if learned ([`Input`]).
+fn kept_alike(
+    cfg: &EntityConfig,
+    sides: &Sides,
+    conflict: &FieldConflict,
+    close_code: Option<&str>,
+) -> bool {
     let f = conflict.field;
     let held: Vec<(Crm, &Value)> = conflict
         .values
@@ -783,7 +809,7 @@ fn kept_alike(cfg: &EntityConfig, sides: &Sides, conflict: &FieldConflict) -> bo
     held.iter().enumerate().all(|(i, &(ca, va))| {
         held[i + 1..].iter().all(|&(cb, vb)| {
             va == vb
-                || crate::engine::readback::kept_alike(f, ca, va, cb, vb)
+                || crate::engine::readback::kept_alike(f, ca, va, cb, vb, close_code)
                 || !lands_on(cb, va)
                 || !lands_on(ca, vb)
         })

@@ -7,6 +7,7 @@ mod support;
 
 mod conflicts;
 mod cursors;
+mod facts;
 mod inbox;
 mod intents;
 mod leases;

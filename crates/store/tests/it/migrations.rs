@@ -87,9 +87,17 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
     }
 }
 
-/// Undoes migrations 8 (attempts reset, data only) and 7 (inbox body encoding, errors,
+/// Undoes migration 9 (facts learned about CRM accounts).
+async fn undo_9(db: &TestDb) {
+    db.raw("DROP TABLE account_facts").await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 9")
+        .await;
+}
+
+/// Undoes migrations 9, 8 (attempts reset, data only) and 7 (inbox body encoding, errors,
 /// dead letters).
 async fn undo_7(db: &TestDb) {
+    undo_9(db).await;
     db.raw("DELETE FROM crmkit_migrations WHERE version = 8")
         .await;
     for column in ["body_encoding", "last_error", "dead_at"] {
@@ -144,7 +152,7 @@ async fn downgrade_to_2(db: &TestDb) {
 async fn an_older_database_is_upgraded_in_place(db: TestDb) {
     assert_eq!(
         Store::latest_schema_version(),
-        8,
+        9,
         "update this test for new migrations"
     );
     let s = &db.store;
@@ -165,8 +173,8 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
          VALUES ('old_1', 'close', 1700000000000, '{body}', '{{}}', 40)"
     ))
     .await;
-    assert_eq!(s.migrate().await.unwrap(), 6);
-    assert_eq!(s.schema_version().await.unwrap(), 8);
+    assert_eq!(s.migrate().await.unwrap(), 7);
+    assert_eq!(s.schema_version().await.unwrap(), 9);
     // A link from before migration 4 has no field values, and can be given some.
     let old = s.link(&link.id).await.unwrap().unwrap();
     assert_eq!(old.fields(crmkit_core::Crm::Close), None);
@@ -221,6 +229,6 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
     // Repaired by hand, it migrates.
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
-    assert_eq!(db.store.migrate().await.unwrap(), 6);
-    assert_eq!(db.store.schema_version().await.unwrap(), 8);
+    assert_eq!(db.store.migrate().await.unwrap(), 7);
+    assert_eq!(db.store.schema_version().await.unwrap(), 9);
 }

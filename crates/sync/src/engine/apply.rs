@@ -436,9 +436,16 @@ impl Engine {
                     .collect(),
             )
             .await;
+        // The country code Close was seen to give a number we sent without one: stored, so
+        // later runs tell Close's form of such a number from another number (see
+        // `readback::CountryCode`).
+        let mut code_seen: Option<String> = None;
         for ((i, sent), r, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
                 Ok(seen) => {
+                    if let Some(code) = readback::country_code_seen(r.crm, &seen.fields, &sent) {
+                        code_seen = Some(code);
+                    }
                     let before = plan.groups[i].seen.get(&r.crm).map(|(_, f)| f);
                     let old_base = group_links[i]
                         .as_ref()
@@ -464,6 +471,19 @@ impl Engine {
                     failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
                     report.errors.push(why);
                 }
+            }
+        }
+        if let Some(code) = code_seen {
+            let known = self
+                .store
+                .account_fact(Crm::Close, readback::CLOSE_COUNTRY_CODE)
+                .await
+                .map_err(store_err)?;
+            if known.as_deref() != Some(code.as_str()) {
+                fenced!(
+                    self,
+                    set_account_fact(Crm::Close, readback::CLOSE_COUNTRY_CODE, &code)
+                )?;
             }
         }
         for (i, link) in group_links.into_iter().enumerate() {

@@ -251,8 +251,16 @@ impl Engine {
         }
         input.linked = groups.into_values().collect();
 
-        // 3. References, translated through the links of the kinds synced before.
+        // 3. References, translated through the links of the kinds synced before; the Close
+        // account's phone country code, as learned from read-backs of earlier writes.
         let refs = self.ref_table(&input).await?;
+        if self.connectors.contains_key(&Crm::Close) {
+            input.close_country_code = self
+                .store
+                .account_fact(Crm::Close, readback::CLOSE_COUNTRY_CODE)
+                .await
+                .map_err(store_err)?;
+        }
 
         // 4. Plan.
         let plan = plan::plan(&self.config, kind, input, &refs);

@@ -17,9 +17,10 @@
 //!   name, title, description, subject, body, custom fields — with the same letters and
 //!   digits regardless of case, punctuation and spacing; a `phones` number read back as
 //!   what the written CRM itself makes of the number we sent (see [`phone_kept_as`]: only
-//!   Close rewrites phones, to E.164: `+44 20 7946 0958` reads back as `+442079460958`,
-//!   and a number sent without a country code as `+`, the Close account's country code and
-//!   the same digits, whatever that code is); a
+//!   Close rewrites phones, to E.164: `+44 20 7946 0958` and `0044 20 7946 0958` read back
+//!   as `+442079460958`, `1 650 555 0100` as `+16505550100`, and a number sent without a
+//!   country code as `+`, the Close account's country code and the same digits, whatever
+//!   that code is here: [`CountryCode::Any`]); a
 //!   time read back as midnight of the same day, where the CRM keeps a date only, as
 //!   Salesforce's Task `ActivityDate`): the read-back value is the base. E-mails, domains,
 //!   urls and ids are compared exactly: there a dot or a hyphen is a different value;
@@ -36,6 +37,29 @@ use crmkit_core::Crm;
 use serde_json::Value;
 
 use crate::values::{Field, FieldMap};
+
+/// The name of the Close account's phone country code among the facts the store keeps
+/// ([`crmkit_store::Store::account_fact`]), learned by [`country_code_seen`].
+pub(crate) const CLOSE_COUNTRY_CODE: &str = "phone_country_code";
+
+/// Which country code Close may have given a phone number sent without one.
+///
+/// Close gives such a number "the default country code from Account Settings"
+/// (help.close.com/v1/docs/account-settings, "Country Settings"), which its API does not
+/// tell. Reading back our own write, a second after it, any code is taken as that default
+/// (`Any`): the other way, Close's E.164 text would be copied back over the text a person
+/// typed in the other CRMs after every such write. Comparing linked records that nobody
+/// changed (a stale divergence, [`kept_alike`]) is another matter: those values may have
+/// been apart since before the link, and `(650) 555-0100` against `+446505550100` are two
+/// numbers, so only the code Close was seen to add to one of our writes counts (`Learned`,
+/// stored as [`CLOSE_COUNTRY_CODE`]; none learned yet, none counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CountryCode<'a> {
+    /// Any code of one to three digits: the read-back of our own write.
+    Any,
+    /// Only the code learned from Close's read-backs, if one was.
+    Learned(Option<&'a str>),
+}
 
 /// The base to store for a side we wrote, when the read-back shows someone else's edit:
 /// `None` when the read-back is the base as it is.
@@ -66,7 +90,8 @@ pub(super) fn base_after_write(
         };
         let was = before.and_then(|b| b.get(f));
         let kept_by_crm = sent.contains_key(f) && kept_part(*f, now, expected, was);
-        let normalised = sent.contains_key(f) && same_in_substance(crm, *f, now, expected);
+        let normalised =
+            sent.contains_key(f) && same_in_substance(crm, *f, now, expected, CountryCode::Any);
         let keep = if now == expected || kept_by_crm || normalised {
             now
         } else {
@@ -84,9 +109,21 @@ pub(super) fn base_after_write(
 /// two CRMs keep it: one is what its CRM makes of the other (see [`same_in_substance`]), or
 /// an `emails`/`phones` list is part of the other (a CRM keeping fewer, see [`kept_part`]).
 /// Such values differ between linked records for good without anyone having diverged.
-pub(crate) fn kept_alike(field: Field, a_crm: Crm, a: &Value, b_crm: Crm, b: &Value) -> bool {
-    same_in_substance(a_crm, field, Some(a), Some(b))
-        || same_in_substance(b_crm, field, Some(b), Some(a))
+///
+/// A phone number without a country code is alike a Close number only with the code
+/// learned from Close's read-backs (`close_code`, see [`CountryCode`]): the two values may
+/// have been apart since before the link, when no write of ours explains them.
+pub(crate) fn kept_alike(
+    field: Field,
+    a_crm: Crm,
+    a: &Value,
+    b_crm: Crm,
+    b: &Value,
+    close_code: Option<&str>,
+) -> bool {
+    let code = CountryCode::Learned(close_code);
+    same_in_substance(a_crm, field, Some(a), Some(b), code)
+        || same_in_substance(b_crm, field, Some(b), Some(a), code)
         || kept_part(field, Some(a), Some(b), None)
         || kept_part(field, Some(b), Some(a), None)
 }
@@ -127,54 +164,126 @@ fn free_text(field: Field) -> bool {
 }
 
 /// Whether `now`, read back from `crm`, is what `crm` makes of the phone number we sent
-/// as `sent` (where it keeps the text as given, only that exact text is).
+/// as `sent` (where it keeps the text as given, only that exact text is); `code` is which
+/// country code Close may have added to a number sent without one ([`CountryCode`]).
 ///
 /// Close keeps phones in E.164 (its contacts' `phone`, e.g. `+14155552671`, shown as
-/// `phone_formatted`: developer.close.com/api/resources/contacts/create). A number sent
-/// with a leading `+` carries its country code, so Close's form of it is exactly `+` and
-/// its digits. A number sent without one gets "the default country code from Account
-/// Settings", the country the Close user chose (help.close.com/v1/docs/account-settings,
-/// "Country Settings": Germany adds `+49`), which we do not know; so `+`, a country code
-/// of one to three digits, then exactly the digits we sent (a national trunk `0` dropped)
-/// is taken as Close's doing, whatever the code. The cost of that choice: a person who,
-/// in the second between our write and our read-back, gives the same digits another
-/// country code has that edit taken as synced. The other way (any code taken as an edit)
-/// would copy Close's E.164 text back to the other CRMs after every such write, so a
-/// second run would never be quiet; digits changed, or a form other than E.164, stay an
-/// edit.
+/// `phone_formatted`: developer.close.com/api/resources/contacts/create):
+///
+/// - a number sent with a leading `+` carries its country code: Close's form of it is
+///   exactly `+` and its digits;
+/// - one sent with the international prefix `00` (`0044 20 7946 0958`, the prefix ITU-T
+///   E.164 recommends and most countries dial) carries it too: `+` and the digits after
+///   the `00`;
+/// - one sent without either gets the account's default country code (see
+///   [`CountryCode`]): `+`, that code, then exactly the digits we sent (a national trunk
+///   `0` dropped), or, where the digits sent already start with the code (`1 650 555
+///   0100` in a `+1` account), `+` and the digits as sent. With [`CountryCode::Any`] (our
+///   own write, read back) any code of one to three digits, or none, is taken as Close's
+///   doing; the cost: a person who, in the second between our write and our read-back,
+///   gives the same digits another country code has that edit taken as synced.
+///
+/// Digits changed, or a form other than E.164, stay an edit.
 ///
 /// HubSpot's `phone` properties and Salesforce's `Phone` fields are text, stored through
 /// the API as sent (Salesforce formats numbers typed in its UI only), so they have no phone
 /// normalisation here.
-fn phone_kept_as(crm: Crm, sent: &str, now: &str) -> bool {
+fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool {
     match crm {
         Crm::Close => {
-            let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
-            let Some(stored) = now.strip_prefix('+') else {
+            let Some(stored) = e164_digits(now) else {
                 return false;
             };
-            // E.164 allows at most 15 digits; fewer than 8 is no number Close takes.
-            if !stored.bytes().all(|b| b.is_ascii_digit()) || !(8..=15).contains(&stored.len()) {
-                return false;
-            }
-            if sent.trim_start().starts_with('+') {
+            let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
+            let sent = sent.trim_start();
+            if sent.starts_with('+') {
                 return stored == digits;
             }
+            if sent.starts_with("00") {
+                return digits.strip_prefix("00") == Some(stored);
+            }
             let national = digits.strip_prefix('0').unwrap_or(&digits);
-            !national.is_empty()
-                && stored
-                    .strip_suffix(national)
-                    .is_some_and(|code| (1..=3).contains(&code.len()))
+            if national.is_empty() {
+                return false;
+            }
+            match code {
+                CountryCode::Any => {
+                    stored == digits
+                        || stored
+                            .strip_suffix(national)
+                            .is_some_and(|code| (1..=3).contains(&code.len()))
+                }
+                CountryCode::Learned(Some(code)) => {
+                    (stored == digits && digits.starts_with(code))
+                        || stored.strip_prefix(code) == Some(national)
+                }
+                CountryCode::Learned(None) => false,
+            }
         }
         Crm::HubSpot | Crm::Salesforce => false,
     }
+}
+
+/// The digits of `phone` when it is in E.164: `+` and 8 to 15 digits (E.164 allows at most
+/// 15; fewer than 8 is no number Close takes).
+fn e164_digits(phone: &str) -> Option<&str> {
+    let digits = phone.strip_prefix('+')?;
+    (digits.bytes().all(|b| b.is_ascii_digit()) && (8..=15).contains(&digits.len()))
+        .then_some(digits)
+}
+
+/// The country code Close was seen to give a phone number we sent without one, if the
+/// read-back of a write to `crm` shows one: the first number of `phones` sent without `+`
+/// or `00` that reads back as `+`, a code of one to three digits and the digits sent (a
+/// national trunk `0` dropped). A number read back as its own digits (`1 650 555 0100` as
+/// `+16505550100`) shows no code: where its code ends is not known.
+pub(super) fn country_code_seen(
+    crm: Crm,
+    read_back: &FieldMap,
+    sent: &crate::values::Writes,
+) -> Option<String> {
+    if crm != Crm::Close {
+        return None;
+    }
+    let field = Field::intern("phones");
+    let (Some(Value::Array(now)), Some(Some(Value::Array(sent)))) =
+        (read_back.get(&field), sent.get(&field))
+    else {
+        return None;
+    };
+    if now.len() != sent.len() {
+        return None;
+    }
+    now.iter().zip(sent).find_map(|(now, sent)| {
+        let (Some(now), Some(sent)) = (now.as_str(), sent.as_str()) else {
+            return None;
+        };
+        let stored = e164_digits(now)?;
+        let sent = sent.trim_start();
+        if sent.starts_with('+') || sent.starts_with("00") {
+            return None;
+        }
+        let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
+        let national = digits.strip_prefix('0').unwrap_or(&digits);
+        if national.is_empty() || stored == digits {
+            return None;
+        }
+        let code = stored.strip_suffix(national)?;
+        (1..=3).contains(&code.len()).then(|| code.to_string())
+    })
 }
 
 /// Whether two values of `field` (`now` read back from `crm`, `sent` written) differ only in
 /// form: a time kept as that day's date; free text with the same letters and digits
 /// (ignoring case, punctuation and spacing); a phone read back as `crm` stores the number
 /// sent; lists element by element.
-fn same_in_substance(crm: Crm, field: Field, now: Option<&Value>, sent: Option<&Value>) -> bool {
+fn same_in_substance(
+    crm: Crm,
+    field: Field,
+    now: Option<&Value>,
+    sent: Option<&Value>,
+    code: CountryCode<'_>,
+) -> bool {
     match (now, sent) {
         (Some(Value::String(now)), Some(Value::String(sent))) => {
             if same_day_kept_as_date(now, sent) {
@@ -187,14 +296,14 @@ fn same_in_substance(crm: Crm, field: Field, now: Option<&Value>, sent: Option<&
                     .collect()
             };
             (free_text(field) && letters(now) == letters(sent))
-                || (field.as_str() == "phones" && phone_kept_as(crm, sent, now))
+                || (field.as_str() == "phones" && phone_kept_as(crm, sent, now, code))
         }
         (Some(Value::Array(now)), Some(Value::Array(sent))) => {
             now.len() == sent.len()
                 && now
                     .iter()
                     .zip(sent)
-                    .all(|(x, y)| same_in_substance(crm, field, Some(x), Some(y)))
+                    .all(|(x, y)| same_in_substance(crm, field, Some(x), Some(y), code))
         }
         _ => false,
     }
@@ -463,39 +572,43 @@ mod tests {
                 );
             }
         };
-        // Close's E.164 of a number sent with its country code: spacing and punctuation
-        // dropped.
+        // Close's E.164 of a number sent with its country code, after `+` or the
+        // international prefix `00`: spacing and punctuation dropped.
         check(
             &[
                 ("+44 20 7946 0958", "+442079460958"),
                 ("+1 (650) 555-0100", "+16505550100"),
                 ("+16505550100", "+16505550100"),
+                ("0044 20 7946 0958", "+442079460958"),
+                ("00 1 650 555 0100", "+16505550100"),
             ],
             false,
         );
         // A number sent without a country code gets the Close account's, whichever it is,
-        // a national trunk 0 dropped.
+        // a national trunk 0 dropped; one whose digits already start with the code keeps
+        // them.
         check(
             &[
                 ("(650) 555-0100", "+16505550100"),
                 ("030 1234567", "+49301234567"),
                 ("555 0100", "+445550100"),
                 ("(650) 555-0100", "+446505550100"),
+                ("1 650 555 0100", "+16505550100"),
             ],
             false,
         );
         // Other digits, a form that is not E.164, no country code or one too long, a code
-        // changed on a number sent with one: someone's edit.
+        // changed on a number sent with one (after `+` or `00`): someone's edit.
         check(
             &[
-                ("1 650 555 0100", "+16505550100"),
                 ("555 0100", "+44 555 0100"),
                 ("(650) 555-0100", "+33 6505550100"),
                 ("(650) 555-0100", "+16505550199"),
-                ("6505550100", "+6505550100"),
                 ("6505550100", "+12346505550100"),
                 ("+44 20 7946 0958", "+4420794609"),
                 ("+44 20 7946 0958", "+12079460958"),
+                ("0044 20 7946 0958", "+12079460958"),
+                ("0044 20 7946 0958", "+10044207946095"),
             ],
             true,
         );
@@ -516,5 +629,80 @@ mod tests {
                 Some(phones(&["(650) 555-0100"]))
             ));
         }
+    }
+
+    #[test]
+    fn linked_phones_nobody_changed_are_alike_only_with_the_learned_country_code() {
+        let phones = Field::intern("phones");
+        let alike = |hs: &str, close: &str, code: Option<&str>| {
+            kept_alike(
+                phones,
+                Crm::HubSpot,
+                &json!([hs]),
+                Crm::Close,
+                &json!([close]),
+                code,
+            )
+        };
+        // The account's code, learned: Close's form of the number.
+        assert!(alike("(650) 555-0100", "+16505550100", Some("1")));
+        assert!(alike("1 650 555 0100", "+16505550100", Some("1")));
+        assert!(alike("020 7946 0958", "+442079460958", Some("44")));
+        // Another code is another number, however the values came apart.
+        assert!(!alike("(650) 555-0100", "+446505550100", Some("1")));
+        assert!(!alike("6505550100", "+6505550100", Some("1")));
+        // No code learned yet: a number without one is alike no Close number.
+        assert!(!alike("(650) 555-0100", "+16505550100", None));
+        assert!(!alike("(650) 555-0100", "+446505550100", None));
+        // A number carrying its code is one whatever the account's code.
+        assert!(alike("+44 20 7946 0958", "+442079460958", None));
+        assert!(alike("0044 20 7946 0958", "+442079460958", None));
+        assert!(!alike("0044 20 7946 0958", "+12079460958", Some("1")));
+    }
+
+    #[test]
+    fn the_country_code_close_gave_a_number_we_sent_is_learned() {
+        let phones = Field::intern("phones");
+        let seen = |crm: Crm, sent: &[&str], now: &[&str]| {
+            let read_back: FieldMap = [(phones, json!(now))].into_iter().collect();
+            let sent = crate::values::Writes::from([(phones, Some(json!(sent)))]);
+            country_code_seen(crm, &read_back, &sent)
+        };
+        assert_eq!(
+            seen(Crm::Close, &["(650) 555-0100"], &["+16505550100"]).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            seen(
+                Crm::Close,
+                &["+44 20 7946 0958", "030 1234567"],
+                &["+442079460958", "+49301234567"]
+            )
+            .as_deref(),
+            Some("49")
+        );
+        // Numbers that carried their code, or kept their digits: nothing shows the
+        // account's code.
+        assert_eq!(
+            seen(Crm::Close, &["+44 20 7946 0958"], &["+442079460958"]),
+            None
+        );
+        assert_eq!(
+            seen(Crm::Close, &["0044 20 7946 0958"], &["+442079460958"]),
+            None
+        );
+        assert_eq!(
+            seen(Crm::Close, &["1 650 555 0100"], &["+16505550100"]),
+            None
+        );
+        // Other digits, or another CRM: nothing learned.
+        assert_eq!(
+            seen(Crm::Close, &["(650) 555-0100"], &["+16505550199"]),
+            None
+        );
+        assert_eq!(
+            seen(Crm::HubSpot, &["(650) 555-0100"], &["+16505550100"]),
+            None
+        );
     }
 }

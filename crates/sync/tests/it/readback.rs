@@ -216,3 +216,105 @@ async fn a_phone_changed_meanwhile_is_an_edit_not_normalisation() {
         .expect("read");
     assert_eq!(v["properties"]["phone"], "+442079460958", "{third:?}");
 }
+
+/// Sends HubSpot's `phone` for the linked contact through the engine to Close: Close's
+/// phone after the run, and the run's report.
+async fn phone_to_close(
+    w: &World,
+    hs: &str,
+    contact: &str,
+    phone: &str,
+) -> (serde_json::Value, crmkit_sync::engine::Report) {
+    w.hs_update("contacts", hs, &[("phone", phone)]).await;
+    w.settle().await;
+    let run = w.engine(config()).run().await.expect("run");
+    assert!(run.errors.is_empty(), "{run:?}");
+    assert!(run.edited_meanwhile.is_empty(), "{phone}: {run:?}");
+    let now = w.close_get(&format!("contact/{contact}/")).await["phones"][0]["phone"].clone();
+    (now, run)
+}
+
+#[tokio::test]
+async fn close_e164_of_a_number_we_sent_stays_quiet_and_keeps_the_senders_text() {
+    let w = World::new().await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}))
+        .await;
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    w.settle().await;
+    let first = w.engine(config()).run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let hs = w
+        .store
+        .link_by_record(&RecordRef::new(
+            Crm::Close,
+            ObjectKind::Person,
+            contact.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked")
+        .crm_id(Crm::HubSpot)
+        .expect("in HubSpot")
+        .to_string();
+    let hs_phone = || async {
+        w.hs.raw(&ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{hs}?properties=phone"
+        )))
+        .await
+        .expect("read")["properties"]["phone"]
+            .clone()
+    };
+    let learned = || async {
+        w.store
+            .account_fact(Crm::Close, "phone_country_code")
+            .await
+            .expect("store")
+    };
+
+    // The sandbox (and Close) reads a leading country code, or `00`, as the number's own:
+    // its E.164 is no edit, so nothing is written back over HubSpot's text, and the next
+    // run writes nothing. Neither shows the account's code.
+    for (sent, e164) in [
+        ("1 650 555 0100", "+16505550100"),
+        ("0044 20 7946 0958", "+442079460958"),
+    ] {
+        let (now, _) = phone_to_close(&w, &hs, &contact, sent).await;
+        assert_eq!(now, e164, "{sent}");
+        assert_eq!(hs_phone().await, sent);
+        w.settle().await;
+        w.reset_stats();
+        let again = w.engine(config()).run().await.expect("run");
+        assert!(again.errors.is_empty(), "{again:?}");
+        assert_eq!(w.writes(), Vec::<String>::new(), "{sent}: {again:?}");
+        assert_eq!(hs_phone().await, sent);
+    }
+    assert_eq!(learned().await, None);
+
+    // A number without a code gets the account's (`+1` in the sandbox), which is learned.
+    let (now, _) = phone_to_close(&w, &hs, &contact, "(650) 555-0100").await;
+    assert_eq!(now, "+16505550100");
+    assert_eq!(learned().await.as_deref(), Some("1"));
+    w.settle().await;
+    w.reset_stats();
+    let again = w.engine(config()).run().await.expect("run");
+    assert!(again.errors.is_empty(), "{again:?}");
+    assert_eq!(w.writes(), Vec::<String>::new(), "{again:?}");
+
+    // Another field changed later: the contact is planned again, and the two phones, held
+    // apart by nobody's change, are one number with the learned code, not a conflict.
+    w.hs_update("contacts", &hs, &[("jobtitle", "CTO")]).await;
+    w.settle().await;
+    let later = w.engine(config()).run().await.expect("run");
+    assert!(later.errors.is_empty(), "{later:?}");
+    assert!(later.conflicts.is_empty(), "{:?}", later.conflicts);
+    assert_eq!(hs_phone().await, "(650) 555-0100");
+    assert_eq!(
+        w.close_get(&format!("contact/{contact}/")).await["title"],
+        "CTO"
+    );
+}

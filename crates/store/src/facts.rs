@@ -1,0 +1,45 @@
+//! Facts learned about a CRM account, one text per (CRM, name): what the sync engine cannot
+//! ask the CRM and sees only in its answers (the country code a Close account adds to a
+//! phone number sent without one).
+
+use crmkit_core::Crm;
+use sqlx::{AnyConnection, Row};
+
+use crate::Result;
+use crate::error::db;
+use crate::store::{crm_str, now_ms, ops};
+
+ops! {
+    /// The value learned as `name` for `crm`, if any.
+    read fn account_fact(crm: Crm, name: &str) -> Option<String> = get;
+    /// Stores `value` as `name` for `crm`, replacing what was learned before.
+    write fn set_account_fact(crm: Crm, name: &str, value: &str) -> () = set;
+}
+
+async fn get(conn: &mut AnyConnection, crm: Crm, name: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT fact_value FROM account_facts WHERE crm = $1 AND name = $2")
+        .bind(crm_str(crm))
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .map_err(db(format!("reading {crm}'s {name}")))?;
+    row.map(|r| r.try_get::<String, _>("fact_value"))
+        .transpose()
+        .map_err(db(format!("reading {crm}'s {name}")))
+}
+
+async fn set(conn: &mut AnyConnection, crm: Crm, name: &str, value: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO account_facts (crm, name, fact_value, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (crm, name) DO UPDATE \
+         SET fact_value = excluded.fact_value, updated_at = excluded.updated_at",
+    )
+    .bind(crm_str(crm))
+    .bind(name)
+    .bind(value)
+    .bind(now_ms())
+    .execute(conn)
+    .await
+    .map_err(db(format!("storing {crm}'s {name}")))?;
+    Ok(())
+}
