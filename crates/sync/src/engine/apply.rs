@@ -208,6 +208,26 @@ impl Engine {
                     }
                 }
             };
+            // The source of a create gets its base (what it holds now, which the create
+            // copies) before the create is sent: if the run stops before the hashes are
+            // stored, the recovering run still tells an edit of the source from one of the
+            // created record. Without it, the source would be new to the link and could
+            // neither propagate an edit nor be told from one ([`crate::resolve`]).
+            let link = match source_base(&link, g) {
+                None => link,
+                Some(update) => match fenced!(self, update_link(&link, &update)) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        self.ensure_leased()?;
+                        let why =
+                            format!("storing the base of {}: {e}", describe_ids(kind, &g.ids));
+                        failures.error(&e, retry::group_refs(kind, &g.ids), &why);
+                        report.errors.push(why);
+                        group_links.push(None);
+                        continue;
+                    }
+                },
+            };
             for c in &g.conflicts {
                 let mut new = NewConflict::new(link.id.clone(), kind, c.field);
                 for (crm, v) in &c.values {
@@ -544,6 +564,23 @@ fn match_attributes(mut new: NewLink, plan: &Plan, g: &plan::Group) -> NewLink {
         _ => {}
     }
     new
+}
+
+/// The update giving the source of `g`'s creates its current values as its base, when the
+/// group creates anything and `link` holds no hash for the source yet. A deferred group
+/// keeps its old hashes and bases (a change held back would otherwise look synced): its
+/// source, if a create of it is interrupted, gets its base at recovery.
+fn source_base(link: &Link, g: &plan::Group) -> Option<LinkUpdate> {
+    let source = g.creates.first()?.source.crm;
+    if g.deferred || link.hash(source).is_some() {
+        return None;
+    }
+    let (hash, fields) = g.seen.get(&source)?;
+    Some(
+        LinkUpdate::new()
+            .hash(source, Some(hash.clone()))
+            .fields(source, Some(fields_json(fields))),
+    )
 }
 
 fn describe_ids(kind: ObjectKind, ids: &PerCrm<String>) -> String {
