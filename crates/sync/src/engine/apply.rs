@@ -228,12 +228,29 @@ impl Engine {
                     }
                 },
             };
+            // The report counts the conflicts this run opens: one still open from an earlier
+            // run (the record planned again, its values still apart) is only refreshed.
+            let open: BTreeSet<String> = if g.conflicts.is_empty() {
+                BTreeSet::new()
+            } else {
+                self.store
+                    .link_conflicts(&link.id)
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .filter(|c| c.status == crmkit_store::ConflictStatus::Open)
+                    .map(|c| c.field)
+                    .collect()
+            };
             for c in &g.conflicts {
                 let mut new = NewConflict::new(link.id.clone(), kind, c.field);
                 for (crm, v) in &c.values {
                     new = new.value(*crm, v.clone().unwrap_or(Value::Null));
                 }
                 fenced!(self, open_conflict(&new))?;
+                if !open.contains(c.field.as_str()) {
+                    report.conflicts.push(QueuedConflict::new(kind, g, c));
+                }
             }
             group_links.push(Some(link));
         }
