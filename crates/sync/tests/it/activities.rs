@@ -720,8 +720,11 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
     let close = t.activity(Crm::Close, &email).await;
     assert_eq!(close.subject.as_deref(), Some("Proposal"));
 
-    // Nothing changed since: nothing written, nothing reported again.
+    // Nothing changed since: nothing written, nothing reported again, and the subject Close
+    // keeps (no edit could change it) is no conflict to decide.
     t.settled(&engine).await;
+    let open = t.w.store.open_conflicts(10).await.expect("store");
+    assert!(open.is_empty(), "{open:?}");
 }
 
 /// A Salesforce Event reaches HubSpot as a meeting under the linked company, and an edit
