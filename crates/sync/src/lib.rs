@@ -132,10 +132,16 @@
 //! # Conflict resolution
 //!
 //! Per field, the sides that *changed* it are those whose value differs from their stored
-//! base (a value set, changed or cleared). Without a stored base (a link from before the
-//! store kept them, or a first match) they are the sides whose hash moved and that hold a
-//! value, so an empty value is never mistaken for a deliberate clear (a source whose create
-//! was recovered after an interruption is such a side: its edits made meanwhile propagate). One changer, or
+//! base (a value set, changed or cleared). Where no side has a stored base (a link from
+//! before the store kept them, or a first match) they are the sides whose hash moved and
+//! that hold a value, so an empty value is never mistaken for a deliberate clear. Where some
+//! sides have a base, a side without one is new to the link (a third CRM's record newly
+//! matched in): its values were never synced and none counts as an edit, so it never
+//! overwrites a synced side by itself; it fills empty fields where the values agree, and a
+//! value it holds apart is left to `primary` or queued under the other rules. A create's
+//! source gets its base before the create is sent, and a create recovered after an
+//! interruption gets its from what was sent (a field reading back otherwise is an edit made
+//! meanwhile, kept and synced), so edits on either side made meanwhile are told apart. One changer, or
 //! changers that agree, win whatever the rule: a field changed on one side only propagates
 //! from that side, and a clear as an explicit clear (typed fields emptied, custom fields set
 //! to `null`). Only changers that disagree are settled by the field's rule: `primary` (the
@@ -143,12 +149,14 @@
 //! decides where values differ and no side is known to have changed them),
 //! `last_write_wins` (the changer whose record was modified last, by its own CRM's clock),
 //! or `manual` (nothing is written for the field; a conflict is queued). Under
-//! `last_write_wins` and `manual`, values that differ where every side has a base and none
-//! changed them (a merge winner relinked with its own values as its base) are queued as a
-//! conflict too, nothing written (the store keeps one open conflict per link and field),
-//! unless the difference is one CRM's keeping of the other's value (a day for a time, part
-//! of an e-mail list, a normalised phone or text, a field or precision a record cannot
-//! hold); an empty side is not a difference of values (a CRM may not keep the field).
+//! `last_write_wins` and `manual`, values that differ where a side has a base and none
+//! changed them (a merge winner relinked with its own values as its base, a side new to the
+//! link) are queued as a conflict too, nothing written (the store keeps one open conflict
+//! per link and field; a run reports those it opened), unless the difference is one CRM's
+//! keeping of the other's value (a day for a time, part of a list where the CRM holding
+//! fewer cannot be written more — one e-mail in HubSpot or Salesforce, not in Close —, a
+//! normalised phone or text, a field or precision a record cannot hold, a record taking no
+//! edit); an empty side is not a difference of values (a CRM may not keep the field).
 //!
 //! # `crmkit.toml` reference
 //!

@@ -785,10 +785,12 @@ fn plan_group(
 }
 
 /// Whether every two values of `conflict` (a field nobody changed, held apart) are one
-/// value as the CRMs holding them keep it: alike in substance or in part
-/// ([`crate::engine::readback::kept_alike`]), or one that would not land on the other's
-/// record ([`values::lands`]: a field it cannot hold, a value it keeps at its precision).
-/// `close_code` is the Close account's phone country code, if learned ([`Input`]).
+/// value as the CRMs holding them keep it: alike in substance
+/// ([`crate::engine::readback::kept_alike`]), a list the CRM holding it keeps fewer of
+/// ([`kept_fewer`]), or one that would not land on the other's record ([`values::lands`]: a
+/// field it cannot hold, a value it keeps at its precision; or a record that takes no edit
+/// at all, a sent Close email). `close_code` is the Close account's phone country code, if
+/// learned ([`Input`]).
 fn kept_alike(
     cfg: &EntityConfig,
     sides: &Sides,
@@ -802,18 +804,54 @@ fn kept_alike(
         .filter_map(|(c, v)| v.as_ref().map(|v| (*c, v)))
         .collect();
     let lands_on = |c: Crm, v: &Value| {
-        sides
-            .get(&c)
-            .is_none_or(|s| values::lands(&s.record, c, cfg, f, Some(v), s.fields.get(&f)))
+        sides.get(&c).is_none_or(|s| {
+            refuses_edits(&s.record, c).is_none()
+                && values::lands(&s.record, c, cfg, f, Some(v), s.fields.get(&f))
+        })
     };
     held.iter().enumerate().all(|(i, &(ca, va))| {
         held[i + 1..].iter().all(|&(cb, vb)| {
             va == vb
                 || crate::engine::readback::kept_alike(f, ca, va, cb, vb, close_code)
+                || kept_fewer(f, ca, va, vb)
+                || kept_fewer(f, cb, vb, va)
                 || !lands_on(cb, va)
                 || !lands_on(ca, vb)
         })
     })
+}
+
+/// How many values of an `emails`/`phones` list `crm` can be written (`None`: the whole
+/// list). Close contacts keep lists of both; HubSpot writes one e-mail (`email`; its
+/// `hs_additional_emails` are read-only through the objects API) and two phones (`phone`,
+/// `mobilephone`); Salesforce one e-mail (`Email`) and two phones (`Phone`, `MobilePhone`).
+/// See the connectors' patch mappings.
+fn list_capacity(crm: Crm, field: Field) -> Option<usize> {
+    match (crm, field.as_str()) {
+        (Crm::Close, _) => None,
+        (Crm::HubSpot | Crm::Salesforce, "emails") => Some(1),
+        (Crm::HubSpot | Crm::Salesforce, "phones") => Some(2),
+        _ => None,
+    }
+}
+
+/// Whether `fewer`, the `emails`/`phones` list `crm` holds, is what `crm` keeps of `more`,
+/// another CRM's list: `crm` cannot be written the whole of `more`, the slots it can be
+/// written hold what `more` would put there, and the rest of `fewer` is part of `more` too
+/// (HubSpot's read-only extra e-mails). A CRM that could hold all of `more` (Close) holding
+/// part of it is a difference: the rest would reach it if synced.
+fn kept_fewer(field: Field, crm: Crm, fewer: &Value, more: &Value) -> bool {
+    let (Value::Array(fewer), Value::Array(more)) = (fewer, more) else {
+        return false;
+    };
+    let Some(cap) = list_capacity(crm, field) else {
+        return false;
+    };
+    !fewer.is_empty()
+        && fewer.len() < more.len()
+        && cap < more.len()
+        && fewer.iter().take(cap).eq(more.iter().take(cap))
+        && fewer.iter().all(|v| more.contains(v))
 }
 
 /// Why `crm` takes no edit of `record` at all, if it does not (a sent Close email).
@@ -888,6 +926,48 @@ mod tests {
     fn seen(c: &Config, crm: Crm, r: Record) -> Seen {
         let kind = r.kind();
         Seen::new(crm, r, c.entity(kind).unwrap(), true).unwrap()
+    }
+
+    #[test]
+    fn a_list_held_in_part_is_kept_alike_only_by_a_crm_that_keeps_fewer() {
+        let emails = Field::new("emails");
+        let both = json!(["robert@acme.com", "bob@acme.com"]);
+        // Close could hold both: its one address is a difference, whichever it is.
+        assert!(!kept_fewer(
+            emails,
+            Crm::Close,
+            &json!(["bob@acme.com"]),
+            &both
+        ));
+        assert!(!kept_fewer(
+            emails,
+            Crm::Close,
+            &json!(["robert@acme.com"]),
+            &both
+        ));
+        // HubSpot is written one address: the first is what it keeps of both.
+        assert!(kept_fewer(
+            emails,
+            Crm::HubSpot,
+            &json!(["robert@acme.com"]),
+            &both
+        ));
+        assert!(!kept_fewer(
+            emails,
+            Crm::HubSpot,
+            &json!(["bob@acme.com"]),
+            &both
+        ));
+        // Salesforce keeps two phones of three, not one.
+        let phones = Field::new("phones");
+        let three = json!(["+1", "+2", "+3"]);
+        assert!(kept_fewer(
+            phones,
+            Crm::Salesforce,
+            &json!(["+1", "+2"]),
+            &three
+        ));
+        assert!(!kept_fewer(phones, Crm::Salesforce, &json!(["+1"]), &three));
     }
 
     #[test]

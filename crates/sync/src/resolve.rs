@@ -66,9 +66,9 @@ pub struct Resolution {
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
     pub writes: PerCrm<Writes>,
-    /// Fields (under `last_write_wins` or `manual`) where every side has a base, no side
-    /// changed the field since, and at least two sides hold different values: nothing is
-    /// written for them. The planner queues them as conflicts unless the difference is one
+    /// Fields (under `last_write_wins` or `manual`) where a side has a base, no side changed
+    /// the field since, and at least two sides hold different values (synced ones, or one of
+    /// a side new to the link): nothing is written for them. The planner queues them as conflicts unless the difference is one
     /// CRM's keeping of the other's value ([`crate::plan::plan`]).
     pub diverged: Vec<FieldConflict>,
 }
@@ -76,22 +76,28 @@ pub struct Resolution {
 /// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a
 /// reference that cannot be compared yet) are left alone.
 ///
-/// For each field: the sides that changed it are those whose value differs from their base
-/// (or, without a base, that changed at all and hold a value: without a base an empty value
-/// is never taken for a deliberate clear). One changer, or changers that agree, win whatever
-/// the rule: a value changed in one CRM only propagates from there, a clear as a clear.
-/// Changers that disagree are a conflict, settled by the rule: `primary` — the primary
-/// CRM's value if it has one, else the first non-empty one fills it (the primary's gaps
-/// only); `last_write_wins` — the changer with the latest modification time (ties: config
-/// order); `manual` — queued. Where values differ but no side is known to have changed the
-/// field, `primary` still decides. The other rules write nothing then; where every side has
-/// a base and two of them hold different values that none changed (a *stale divergence*:
-/// the record a merge left, relinked with its own values as its base), the field is listed
-/// in [`Resolution::diverged`] for the caller to queue as a conflict unless a CRM's own
-/// shaping of the value explains the difference.
+/// For each field: the sides that changed it are those whose value differs from their base.
+/// Where no side has a base (a first sync), every side that changed at all and holds a value
+/// counts as a changer (an empty value is never taken for a deliberate clear). Where some
+/// sides have a base, a side without one is *new to the link* (a record of a third CRM newly
+/// matched in, the source of a create whose base an older crmkit never stored): it never
+/// counts as a changer, so it cannot overwrite a synced side by itself; where no synced side
+/// changed the field and the sides holding a value agree, they only fill the others' gaps.
+/// One changer, or changers that agree, win whatever the rule: a value changed in one CRM
+/// only propagates from there, a clear as a clear. Changers that disagree are a conflict,
+/// settled by the rule: `primary` — the primary CRM's value if it has one, else the first
+/// non-empty one fills it (the primary's gaps only); `last_write_wins` — the changer with
+/// the latest modification time (ties: config order); `manual` — queued. Where values
+/// differ but no side is known to have changed the field, `primary` still decides. The
+/// other rules write nothing then; where a side has a base and two sides hold different
+/// values that none changed (a *stale divergence*: the record a merge left, relinked with
+/// its own values as its base, or a side new to the link holding another value), the field
+/// is listed in [`Resolution::diverged`] for the caller to queue as a conflict unless a
+/// CRM's own shaping of the value explains the difference.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
-    let all_based = sides.iter().all(|s| s.base.is_some());
+    let any_based = sides.iter().any(|s| s.base.is_some());
+    let newcomer = any_based && sides.iter().any(|s| s.base.is_none());
     // Every field any side or base holds, in order: a sorted list, cheaper than a set.
     let mut fields: Vec<Field> = Vec::new();
     for s in sides {
@@ -121,13 +127,24 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
         if sides.iter().all(|s| value(s) == first) {
             continue;
         }
-        let changers: Vec<&Side<'a>> = sides
+        let mut changers: Vec<&Side<'a>> = sides
             .iter()
             .filter(|s| match s.base {
                 Some(b) => b.get(field.as_str()) != value(s),
-                None => s.changed && value(s).is_some(),
+                // Among sides with a base, one without is new to the link: what it holds
+                // was never synced, so it is no edit (taken for one, it would overwrite the
+                // synced sides whatever the rule).
+                None => !any_based && s.changed && value(s).is_some(),
             })
             .collect();
+        if newcomer && changers.is_empty() {
+            // Nobody edited it: where the sides holding a value agree, they fill the
+            // others' gaps; a real difference is left to the rule below.
+            let holding: Vec<&Side<'a>> = sides.iter().filter(|s| value(s).is_some()).collect();
+            if holding.iter().all(|s| value(s) == value(holding[0])) {
+                changers = holding;
+            }
+        }
         let rule = cfg.rule(&field);
         let agree = changers
             .first()
@@ -163,10 +180,11 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                 Rule::LastWriteWins | Rule::Manual => {
                     let Some(head) = changers.first() else {
                         // Nobody changed it. Two values held apart (not a gap: a CRM may
-                        // not keep a field at all) are listed, so the divergence is seen.
+                        // not keep a field at all) are listed, so the divergence is seen,
+                        // whether they were synced or one side is new to the link.
                         let mut held = sides.iter().filter_map(value);
                         let first_held = held.next();
-                        if all_based && held.any(|v| Some(v) != first_held) {
+                        if any_based && held.any(|v| Some(v) != first_held) {
                             out.diverged.push(FieldConflict {
                                 field,
                                 values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
@@ -354,11 +372,13 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_side_without_a_base_propagates_to_sides_with_one() {
-        // A create recovered after an interruption: the created side (HubSpot) got a base,
-        // the source (Close) none, and Close's record was edited since.
-        let hs = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
-        let close = map(&[("name", json!("Bob")), ("title", json!("CEO"))]);
+    fn a_side_without_a_base_never_overwrites_a_synced_one() {
+        // A create recovered after an interruption by an older crmkit: the created side
+        // (HubSpot) got a base, the source (Close) none, and HubSpot's title was edited
+        // before the recovery read it back. Close's value is no edit: it is listed, not
+        // written, unless the primary decides.
+        let close = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
+        let hs = map(&[("name", json!("Bob")), ("title", json!("VP"))]);
         let sides = [
             side(Crm::Close, &close, None, true, at("2024-01-01T00:00:00Z")),
             side(
@@ -369,16 +389,72 @@ mod tests {
                 at("2024-01-02T00:00:00Z"),
             ),
         ];
+        let mut manual = cfg();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        for c in [cfg(), manual] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert!(r.writes.is_empty(), "{r:?}");
+            assert_eq!(r.diverged.len(), 1, "{r:?}");
+            assert_eq!(r.diverged[0].field, "title");
+        }
         let mut primary = cfg();
         primary.conflict.primary = Some(Crm::HubSpot);
-        for c in [cfg(), primary] {
+        let r = resolve(&primary, &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::Close]["title"], Some(json!("VP")), "{r:?}");
+        assert!(!r.writes.contains_key(&Crm::HubSpot));
+        // An edit made on the synced side still propagates to the new one.
+        let base = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
+        let sides = [
+            sides[0].clone(),
+            side(Crm::HubSpot, &hs, Some(&base), true, None),
+        ];
+        let r = resolve(&cfg(), &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::Close]["title"], Some(json!("VP")), "{r:?}");
+    }
+
+    #[test]
+    fn review_a_side_new_to_a_based_link_does_not_overwrite_it() {
+        // Salesforce's record newly matched into a synced Close–HubSpot link.
+        let synced = map(&[("name", json!("Acme Inc"))]);
+        let sf = map(&[("name", json!("Acme Corporation"))]);
+        let based = |crm, f| side(crm, f, Some(f), false, at("2024-01-02T00:00:00Z"));
+        let sides = [
+            based(Crm::Close, &synced),
+            based(Crm::HubSpot, &synced),
+            side(Crm::Salesforce, &sf, None, true, at("2024-01-01T00:00:00Z")),
+        ];
+        let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]).company;
+        c.conflict.primary = Some(Crm::Close);
+        let r = resolve(&c, &sides, &BTreeSet::new());
+        assert!(!r.writes.contains_key(&Crm::Close), "{r:?}");
+        assert!(!r.writes.contains_key(&Crm::HubSpot), "{r:?}");
+        assert_eq!(r.writes[&Crm::Salesforce]["name"], Some(json!("Acme Inc")));
+    }
+
+    #[test]
+    fn a_side_new_to_a_based_link_only_fills_gaps_and_its_differences_are_listed() {
+        let synced = map(&[("name", json!("Acme Inc"))]);
+        let sf = map(&[("name", json!("Acme Corporation")), ("url", json!("a.com"))]);
+        let based = |crm, f| side(crm, f, Some(f), false, at("2024-01-02T00:00:00Z"));
+        let sides = [
+            based(Crm::Close, &synced),
+            based(Crm::HubSpot, &synced),
+            side(Crm::Salesforce, &sf, None, true, at("2024-01-03T00:00:00Z")),
+        ];
+        let three = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]).company;
+        let mut manual = three.clone();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        for c in [three, manual] {
             let r = resolve(&c, &sides, &BTreeSet::new());
-            assert_eq!(
-                r.writes[&Crm::HubSpot]["title"],
-                Some(json!("CEO")),
-                "{r:?}"
-            );
-            assert!(!r.writes.contains_key(&Crm::Close));
+            for crm in [Crm::Close, Crm::HubSpot] {
+                let w = &r.writes[&crm];
+                assert_eq!(w["url"], Some(json!("a.com")), "a gap filled: {r:?}");
+                assert!(!w.contains_key(&Field::new("name")), "{r:?}");
+            }
+            assert!(!r.writes.contains_key(&Crm::Salesforce), "{r:?}");
+            assert!(r.conflicts.is_empty(), "{r:?}");
+            assert_eq!(r.diverged.len(), 1, "{r:?}");
+            assert_eq!(r.diverged[0].field, "name");
         }
     }
 

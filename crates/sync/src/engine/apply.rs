@@ -208,12 +208,49 @@ impl Engine {
                     }
                 }
             };
+            // The source of a create gets its base (what it holds now, which the create
+            // copies) before the create is sent: if the run stops before the hashes are
+            // stored, the recovering run still tells an edit of the source from one of the
+            // created record. Without it, the source would be new to the link and could
+            // neither propagate an edit nor be told from one ([`crate::resolve`]).
+            let link = match source_base(&link, g) {
+                None => link,
+                Some(update) => match fenced!(self, update_link(&link, &update)) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        self.ensure_leased()?;
+                        let why =
+                            format!("storing the base of {}: {e}", describe_ids(kind, &g.ids));
+                        failures.error(&e, retry::group_refs(kind, &g.ids), &why);
+                        report.errors.push(why);
+                        group_links.push(None);
+                        continue;
+                    }
+                },
+            };
+            // The report counts the conflicts this run opens: one still open from an earlier
+            // run (the record planned again, its values still apart) is only refreshed.
+            let open: BTreeSet<String> = if g.conflicts.is_empty() {
+                BTreeSet::new()
+            } else {
+                self.store
+                    .link_conflicts(&link.id)
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .filter(|c| c.status == crmkit_store::ConflictStatus::Open)
+                    .map(|c| c.field)
+                    .collect()
+            };
             for c in &g.conflicts {
                 let mut new = NewConflict::new(link.id.clone(), kind, c.field);
                 for (crm, v) in &c.values {
                     new = new.value(*crm, v.clone().unwrap_or(Value::Null));
                 }
                 fenced!(self, open_conflict(&new))?;
+                if !open.contains(c.field.as_str()) {
+                    report.conflicts.push(QueuedConflict::new(kind, g, c));
+                }
             }
             group_links.push(Some(link));
         }
@@ -564,6 +601,23 @@ fn match_attributes(mut new: NewLink, plan: &Plan, g: &plan::Group) -> NewLink {
         _ => {}
     }
     new
+}
+
+/// The update giving the source of `g`'s creates its current values as its base, when the
+/// group creates anything and `link` holds no hash for the source yet. A deferred group
+/// keeps its old hashes and bases (a change held back would otherwise look synced): its
+/// source, if a create of it is interrupted, gets its base at recovery.
+fn source_base(link: &Link, g: &plan::Group) -> Option<LinkUpdate> {
+    let source = g.creates.first()?.source.crm;
+    if g.deferred || link.hash(source).is_some() {
+        return None;
+    }
+    let (hash, fields) = g.seen.get(&source)?;
+    Some(
+        LinkUpdate::new()
+            .hash(source, Some(hash.clone()))
+            .fields(source, Some(fields_json(fields))),
+    )
 }
 
 fn describe_ids(kind: ObjectKind, ids: &PerCrm<String>) -> String {

@@ -274,19 +274,14 @@ impl Engine {
             failures.wait(e.record.clone(), e.message.clone());
         }
         report.ambiguous.extend(plan.ambiguous.iter().cloned());
-        for g in &plan.groups {
-            for c in &g.conflicts {
-                report.conflicts.push(QueuedConflict {
-                    records: g
-                        .ids
-                        .iter()
-                        .map(|(crm, id)| RecordRef::new(crm, kind, id.clone()))
-                        .collect(),
-                    conflict: c.clone(),
-                });
-            }
-        }
         let Some(run) = run else {
+            // A dry run lists every conflict its plan would queue; a run, those it opens
+            // (see `apply`).
+            for g in &plan.groups {
+                for c in &g.conflicts {
+                    report.conflicts.push(QueuedConflict::new(kind, g, c));
+                }
+            }
             report.plans.push(plan);
             return Ok(false);
         };

@@ -91,6 +91,20 @@ pub struct QueuedConflict {
     pub conflict: FieldConflict,
 }
 
+impl QueuedConflict {
+    /// Conflict `c` of group `g` of a plan of `kind`.
+    fn new(kind: ObjectKind, g: &plan::Group, c: &FieldConflict) -> Self {
+        QueuedConflict {
+            records: g
+                .ids
+                .iter()
+                .map(|(crm, id)| RecordRef::new(crm, kind, id.clone()))
+                .collect(),
+            conflict: c.clone(),
+        }
+    }
+}
+
 /// What a run did (or, dry, would do).
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -117,7 +131,9 @@ pub struct Report {
     /// Written records someone else edited between our write and our read-back: their
     /// edit is not taken as synced, so the next run syncs it.
     pub edited_meanwhile: Vec<RecordRef>,
-    /// Field conflicts queued (policy `manual`).
+    /// Field conflicts this run opened (changes that disagree under `manual`, values held
+    /// apart that nobody changed); one already open on the same field of the record is not
+    /// counted again. A dry run lists every conflict its plan would queue.
     pub conflicts: Vec<QueuedConflict>,
     /// Ambiguous matches queued.
     pub ambiguous: Vec<Ambiguous>,

@@ -106,9 +106,10 @@ pub(super) fn base_after_write(
 }
 
 /// Whether `a`, held by `a_crm`, and `b`, held by `b_crm`, are one value of `field` as the
-/// two CRMs keep it: one is what its CRM makes of the other (see [`same_in_substance`]), or
-/// an `emails`/`phones` list is part of the other (a CRM keeping fewer, see [`kept_part`]).
-/// Such values differ between linked records for good without anyone having diverged.
+/// two CRMs keep it: one is what its CRM makes of the other (see [`same_in_substance`]).
+/// Such values differ between linked records for good without anyone having diverged. A
+/// list part of the other is not judged here: that depends on which CRM holds fewer (see
+/// the planner's `kept_fewer`).
 ///
 /// A phone number without a country code is alike a Close number only with the code
 /// learned from Close's read-backs (`close_code`, see [`CountryCode`]): the two values may
@@ -124,8 +125,6 @@ pub(crate) fn kept_alike(
     let code = CountryCode::Learned(close_code);
     same_in_substance(a_crm, field, Some(a), Some(b), code)
         || same_in_substance(b_crm, field, Some(b), Some(a), code)
-        || kept_part(field, Some(a), Some(b), None)
-        || kept_part(field, Some(b), Some(a), None)
 }
 
 /// Whether `now` is what a CRM keeps of a value we sent (`sent`) to `field`, which held

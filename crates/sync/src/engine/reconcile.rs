@@ -1,20 +1,41 @@
 //! Settling the writes an interrupted run left open, before anything new is planned.
 
 use super::*;
+use crate::values::Writes;
 
 impl Engine {
-    /// Stores what a record recovered after an interruption holds as its side's hash and
-    /// values, as a settled create would have: without them the next run would take every
-    /// value of it as a change of that side, and a value the CRM holds coarser than the
-    /// source (a Salesforce Task's day for an activity's time) would be copied back over the
-    /// finer one. A failure is reported; the side then just stays without a base.
-    async fn store_base(&self, link: &Link, found: &RecordRef, report: &mut Report) -> Result<()> {
+    /// Stores the bases of a record recovered after an interruption (`found`, created by
+    /// `intent`) and of its source, as a settled create would have, so the next run compares
+    /// three ways: without them every value of a side would be taken as its change (or, for a
+    /// side new to the link, as none), and a value the CRM holds coarser than the source (a
+    /// Salesforce Task's day for an activity's time) would be copied back over the finer one.
+    ///
+    /// The created record's base is what it holds, except a field that reads back other than
+    /// what the create sent (and not as the CRM's keeping of it, see [`readback`]): someone
+    /// edited it before this run, so its base is the value sent and the edit is synced as that
+    /// side's change. The source's base, when an older crmkit did not store it before sending
+    /// the create, is what the create sent (the intent's fields; the created record's base for
+    /// intents holding none), references left out as they name the target's records. A
+    /// failure is reported; the sides then just stay without a base.
+    async fn store_base(
+        &self,
+        link: &Link,
+        found: &RecordRef,
+        intent: &crmkit_store::Intent,
+        report: &mut Report,
+    ) -> Result<()> {
         let Some(cfg) = self.config.entity(found.object) else {
             return Ok(());
         };
         if link.hash(found.crm).is_some() {
             return Ok(());
         }
+        let sent: Option<Writes> = serde_json::from_value(intent.payload["fields"].clone()).ok();
+        let source = intent.payload["marker"]
+            .as_str()
+            .and_then(|m| m.split(':').next())
+            .and_then(|c| serde_json::from_value::<Crm>(json!(c)).ok())
+            .filter(|c| *c != found.crm && link.crm_id(*c).is_some() && link.hash(*c).is_none());
         let seen = self
             .conn(found.crm)
             .get(found.object, &found.id)
@@ -22,9 +43,33 @@ impl Engine {
             .and_then(|r| Seen::new(found.crm, r, cfg, false));
         let stored = match seen {
             Ok(seen) => {
-                let update = LinkUpdate::new()
-                    .hash(found.crm, Some(seen.hash))
-                    .fields(found.crm, Some(fields_json(&seen.fields)));
+                let base = match &sent {
+                    Some(sent) => recovered_base(found.crm, &seen.fields, sent),
+                    None => None,
+                };
+                let (hash, fields) = match base {
+                    Some(base) => {
+                        report.edited_meanwhile.push(found.clone());
+                        (crate::resolve::hash(&base), base)
+                    }
+                    None => (seen.hash, seen.fields),
+                };
+                let mut update = LinkUpdate::new()
+                    .hash(found.crm, Some(hash))
+                    .fields(found.crm, Some(fields_json(&fields)));
+                if let Some(source) = source {
+                    let mut base: FieldMap = match &sent {
+                        Some(sent) => sent
+                            .iter()
+                            .filter_map(|(f, v)| v.clone().map(|v| (*f, v)))
+                            .collect(),
+                        None => fields,
+                    };
+                    base.retain(|f, _| reference_kind(f).is_none());
+                    update = update
+                        .hash(source, Some(crate::resolve::hash(&base)))
+                        .fields(source, Some(fields_json(&base)));
+                }
                 fenced!(self, update_link(link, &update)).map(|_| ())
             }
             Err(e) => Err(e),
@@ -92,7 +137,9 @@ impl Engine {
                             } {
                                 if link.crm_id(intent.crm).is_none() {
                                     match fenced!(self, set_crm_id(&link, intent.crm, &found.id)) {
-                                        Ok(link) => self.store_base(&link, &found, report).await?,
+                                        Ok(link) => {
+                                            self.store_base(&link, &found, &intent, report).await?
+                                        }
                                         Err(e) => {
                                             self.ensure_leased()?;
                                             report.errors.push(format!(
@@ -192,4 +239,20 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The base of a record of `crm` created before an interruption and read back now as
+/// `read_back`, when a field `sent` by the create reads back as someone's edit (`None`: the
+/// read-back is the base). The check is the one after any write
+/// ([`readback::base_after_write`]), as if the record had held what it holds now before:
+/// only a field sent that reads back otherwise (beyond the CRM's keeping of it) is an edit,
+/// its base the value sent; a field sent that reads back empty is taken as one the CRM did
+/// not keep (a clear is never guessed), and a field the CRM filled by itself is its own, as
+/// after a create.
+fn recovered_base(crm: Crm, read_back: &FieldMap, sent: &Writes) -> Option<FieldMap> {
+    let sent_values: FieldMap = sent
+        .iter()
+        .filter_map(|(f, v)| v.clone().map(|v| (*f, v)))
+        .collect();
+    readback::base_after_write(crm, read_back, Some(read_back), sent, Some(&sent_values))
 }

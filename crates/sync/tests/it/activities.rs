@@ -731,6 +731,20 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
 
     // Nothing changed since: nothing written, nothing reported again.
     t.settled(&engine).await;
+    // The email planned again (another edit in HubSpot): the subject Close keeps, which no
+    // edit can change, is no conflict to decide.
+    t.w.hs_update(
+        "emails",
+        &hs_id,
+        &[("hs_email_text", "Attached, as promised. v2")],
+    )
+    .await;
+    t.w.settle().await;
+    let third = engine.run().await.expect("run");
+    assert_eq!(third.updated, 1, "{third:?}");
+    assert!(third.conflicts.is_empty(), "{third:?}");
+    let open = t.w.store.open_conflicts(10).await.expect("store");
+    assert!(open.is_empty(), "{open:?}");
 }
 
 /// A Salesforce Event reaches HubSpot as a meeting under the linked company, and an edit

@@ -1,5 +1,6 @@
 //! Dry runs write nothing; an interrupted create is found by its marker, never made twice,
-//! and an edit made to its source meanwhile still reaches it; one run at a time per pair.
+//! an edit made to its source meanwhile still reaches it and one made to the created record
+//! is not overwritten; one run at a time per pair.
 
 use std::time::Duration;
 
@@ -58,8 +59,25 @@ async fn linked(w: &World, r: &RecordRef) -> Link {
 }
 
 /// The create of Close contact `contact` in HubSpot as a run of `engine` interrupted after
-/// sending it leaves it: its intent, for link `link`, recorded and marked sent.
+/// sending it leaves it: its intent, for link `link`, recorded and marked sent, holding the
+/// marker alone (as an older crmkit recorded it).
 async fn sent_create(w: &World, engine: &Engine, contact: &str, link: &LinkId) {
+    sent_create_of(w, engine, contact, link, None).await;
+}
+
+/// [`sent_create`], the intent also holding the fields the create sent (`fields`), as the
+/// engine records them.
+async fn sent_create_of(
+    w: &World,
+    engine: &Engine,
+    contact: &str,
+    link: &LinkId,
+    fields: Option<serde_json::Value>,
+) {
+    let mut payload = json!({"marker": format!("close:person:{contact}")});
+    if let Some(fields) = fields {
+        payload["fields"] = fields;
+    }
     let intent = w
         .store
         .record_intent(
@@ -68,7 +86,7 @@ async fn sent_create(w: &World, engine: &Engine, contact: &str, link: &LinkId) {
                 ObjectKind::Person,
                 IntentOp::Create,
                 "interrupted-run:create",
-                json!({"marker": format!("close:person:{contact}")}),
+                payload,
             )
             .pair(engine.pair())
             .link(link.clone()),
@@ -189,6 +207,69 @@ async fn edit_before_recovery(primary: Option<Crm>) {
     let close = w.close_get(&format!("contact/{contact}/")).await;
     assert_eq!(close["title"], "CEO", "{close}");
     // And it stays: the next run finds both sides agreeing.
+    w.settle().await;
+    let third = engine.run().await.expect("third run");
+    assert!(third.errors.is_empty() && !third.wrote(), "{third:?}");
+}
+
+#[tokio::test]
+async fn an_edit_to_the_created_record_before_its_interrupted_create_is_recovered_is_kept() {
+    edit_to_the_target_before_recovery(None).await;
+}
+
+#[tokio::test]
+async fn an_edit_to_the_created_record_before_recovery_is_kept_with_the_source_as_primary() {
+    edit_to_the_target_before_recovery(Some(Crm::Close)).await;
+}
+
+/// A Close contact's create in HubSpot interrupted after sending (the source's base stored
+/// before the create, as the engine does); the created contact's title edited in HubSpot
+/// before the run that recovers the create: the edit must not be overwritten by the
+/// source's value, and reaches Close as HubSpot's change, whatever the rule.
+async fn edit_to_the_target_before_recovery(primary: Option<Crm>) {
+    let w = World::new().await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "No Mail", "title": "CTO"}]}))
+        .await;
+    w.settle().await;
+    let mut cfg = config();
+    cfg.person.conflict.primary = primary;
+    let engine = w.engine(cfg);
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let contact = first_contact(&w, &lead).await;
+    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let link = linked(&w, &close_ref).await;
+    let hs = link.crm_id(Crm::HubSpot).expect("created").to_string();
+    let sent = link.fields(Crm::HubSpot).expect("HubSpot's base").clone();
+
+    // Rewind to where an interrupted run leaves it now: the link holds the source and its
+    // base, the created record's id is missing, and the create's intent is `sent`.
+    let link = w.store.unlink(&link, Crm::HubSpot).await.expect("store");
+    sent_create_of(&w, &engine, &contact, &link.id, Some(sent)).await;
+    w.hs_update("contacts", &hs, &[("jobtitle", "VP")]).await;
+
+    w.settle().await;
+    let second = engine.run().await.expect("second run");
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(second.recovered, 1, "{second:?}");
+    assert_eq!(second.created, 0, "{second:?}");
+    let got =
+        w.hs.raw(&ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{hs}?properties=jobtitle"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(
+        got["properties"]["jobtitle"], "VP",
+        "not overwritten: {got}"
+    );
+    let close = w.close_get(&format!("contact/{contact}/")).await;
+    assert_eq!(
+        close["title"], "VP",
+        "HubSpot's edit reached Close: {close}"
+    );
     w.settle().await;
     let third = engine.run().await.expect("third run");
     assert!(third.errors.is_empty() && !third.wrote(), "{third:?}");
