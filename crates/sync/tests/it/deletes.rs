@@ -489,4 +489,12 @@ async fn a_merge_into_a_record_that_cannot_be_read_goes_to_review_and_overwrites
     );
     let (name, _) = super::hs_company(&w, &hs).await;
     assert_eq!(name, "Acme", "HubSpot's company untouched");
+    // Close's feed gives the merge again (it re-reads its recent deletions): it is queued
+    // once, not once a run.
+    w.settle().await;
+    let again = engine.run().await.expect("next run");
+    assert!(again.flagged.is_empty(), "{again:?}");
+    assert!(again.errors.is_empty(), "{again:?}");
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "one open review: {reviews:?}");
 }
