@@ -190,41 +190,55 @@ impl Engine {
     }
 
     /// Moves `link`'s side from `loser` to the merge winner `seen`, in one fenced
-    /// transaction with its base and the loser's retry entry.
+    /// transaction with the bases and the loser's retry entry.
     ///
     /// The new id clears the side's stored hash and base (the store does so whenever a
     /// side's id changes): they described the loser. The winner's own values become its
     /// base, so none of them counts as an edit of that side: where they differ from the
     /// others' and nobody changes them, `primary` decides, or a conflict is queued
-    /// ([`crate::resolve::resolve`]). A field only the winner holds, which no other side's
-    /// base has, is left out of its base: it counts as the winner's addition and fills the
-    /// others' gaps. No hash is stored, so the run plans the link (and shows any
-    /// difference) now, then stores it as for any side. The loser's retry entry goes: it
-    /// can never be read again, and the winner is synced in its place.
+    /// ([`crate::resolve::resolve`]). Gaps are filled both ways: a field only the winner
+    /// holds, which no other side's base has, is left out of its base, so it counts as the
+    /// winner's addition and fills the others' gaps; a field another side's base holds but
+    /// the winner lacks (the loser's counterpart held it, the winner never did) is dropped
+    /// from that side's base, so it counts as that side's addition and fills the winner's
+    /// gap rather than being left apart in silence. No hash is stored, so the run plans the
+    /// link (and shows any difference) now, then stores it as for any side. The loser's
+    /// retry entry goes: it can never be read again, and the winner is synced in its place.
     async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
-        let others: Vec<&serde_json::Map<String, Value>> =
-            [Crm::Close, Crm::HubSpot, Crm::Salesforce]
-                .into_iter()
-                .filter(|c| *c != loser.crm && link.hash(*c) != Some(DELETED))
-                .filter_map(|c| link.fields(c).and_then(Value::as_object))
-                .collect();
+        let others: Vec<(Crm, &serde_json::Map<String, Value>)> = self
+            .config
+            .sync
+            .crms
+            .iter()
+            .copied()
+            .filter(|c| *c != loser.crm && link.hash(*c) != Some(DELETED))
+            .filter_map(|c| link.fields(c).and_then(Value::as_object).map(|b| (c, b)))
+            .collect();
         let base: FieldMap = seen
             .fields
             .iter()
-            .filter(|(f, _)| others.is_empty() || others.iter().any(|o| o.contains_key(f.as_str())))
+            .filter(|(f, _)| {
+                others.is_empty() || others.iter().any(|(_, o)| o.contains_key(f.as_str()))
+            })
             .map(|(f, v)| (*f, v.clone()))
             .collect();
+        let mut update = LinkUpdate::new().fields(loser.crm, Some(fields_json(&base)));
+        for (c, other) in &others {
+            let kept: serde_json::Map<String, Value> = other
+                .iter()
+                .filter(|(f, _)| seen.fields.contains_key(f.as_str()))
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect();
+            if kept.len() != other.len() {
+                update = update.fields(*c, Some(Value::Object(kept)));
+            }
+        }
         let mut tx = self.tx().await?;
         let moved = tx
             .set_crm_id(link, loser.crm, seen.id())
             .await
             .map_err(store_err)?;
-        tx.update_link(
-            &moved,
-            &LinkUpdate::new().fields(loser.crm, Some(fields_json(&base))),
-        )
-        .await
-        .map_err(store_err)?;
+        tx.update_link(&moved, &update).await.map_err(store_err)?;
         tx.clear_retry(&self.pair, loser).await.map_err(store_err)?;
         tx.commit().await.map_err(store_err)
     }
