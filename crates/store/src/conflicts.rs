@@ -173,7 +173,15 @@ ops! {
     read fn open_conflicts(limit: u32) -> Vec<Conflict> = list_open;
     /// Every conflict (open or resolved) of one link, oldest first.
     read fn link_conflicts(link: &LinkId) -> Vec<Conflict> = of_link;
-    /// Queues an ambiguous match of a record of kind `entity` for review.
+    /// Closes the open conflicts of `link` that a sync run found settled (the values agree
+    /// now, or an edit or rule decided them): those on a field not in `still_open` whose
+    /// CRMs are all in `seen` (a conflict with a CRM the run did not read is left open).
+    /// Each is resolved as superseded by `by`, so a later decision cannot write its stale
+    /// values. Returns the conflicts closed.
+    write fn supersede_conflicts(link: &LinkId, still_open: &[String], seen: &[Crm], by: &str) -> Vec<Conflict> = supersede;
+    /// Queues an ambiguous match of a record of kind `entity` for review; an identical
+    /// review still open (same kind, candidates and reason, as a feed that reports the
+    /// same case again queues it) is returned instead of queued twice.
     write fn enqueue_review(entity: ObjectKind, candidates: &serde_json::Value, reason: &str) -> Review = enqueue;
     /// Closes an open review as `status` (resolved or dismissed) with `decision`, by `by`.
     write fn decide_review(id: &ReviewId, status: ReviewStatus, decision: &serde_json::Value, by: &str) -> Review = decide;
@@ -325,12 +333,71 @@ async fn resolve(
     Ok(current)
 }
 
+/// The resolution stored on a conflict a sync run found settled.
+const SUPERSEDED: &str = "superseded: the values agree, or a later edit settled them";
+
+async fn supersede(
+    conn: &mut AnyConnection,
+    link: &LinkId,
+    still_open: &[String],
+    seen: &[Crm],
+    by: &str,
+) -> Result<Vec<Conflict>> {
+    let rows = sqlx::query(&format!(
+        "{CONFLICT_SELECT} WHERE link_id = $1 AND status = $2 ORDER BY created_at, id"
+    ))
+    .bind(link.as_str())
+    .bind(ConflictStatus::Open.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(format!("listing the open conflicts of link {link}")))?;
+    let mut closed = Vec::new();
+    for row in &rows {
+        let c = conflict_from_row(row)?;
+        if still_open.contains(&c.field) || !c.values.keys().all(|crm| seen.contains(crm)) {
+            continue;
+        }
+        // Only while still open: one resolved meanwhile by a person keeps their decision.
+        let done = sqlx::query(
+            "UPDATE sync_conflicts SET status = $1, resolution = $2, resolved_by = $3, \
+             resolved_at = $4 WHERE id = $5 AND status = $6",
+        )
+        .bind(ConflictStatus::Resolved.as_str())
+        .bind(json_text(&serde_json::Value::from(SUPERSEDED)))
+        .bind(by)
+        .bind(now_ms())
+        .bind(c.id.as_str())
+        .bind(ConflictStatus::Open.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db(format!("closing conflict {}", c.id)))?;
+        if done.rows_affected() > 0 {
+            closed.push(reread_conflict(conn, &c.id).await?);
+        }
+    }
+    Ok(closed)
+}
+
 async fn enqueue(
     conn: &mut AnyConnection,
     entity: ObjectKind,
     candidates: &serde_json::Value,
     reason: &str,
 ) -> Result<Review> {
+    let same = sqlx::query(&format!(
+        "{REVIEW_SELECT} WHERE status = $1 AND entity_type = $2 AND candidates = $3 \
+         AND reason = $4 ORDER BY created_at, id LIMIT 1"
+    ))
+    .bind(ReviewStatus::Open.as_str())
+    .bind(object_str(entity))
+    .bind(json_text(candidates))
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db(format!("looking for an open {entity} review")))?;
+    if let Some(row) = same {
+        return review_from_row(&row);
+    }
     let review = Review {
         id: ReviewId::new(new_id()),
         entity,

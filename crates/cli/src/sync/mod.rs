@@ -610,6 +610,30 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
     }
 }
 
+/// A value as shown in a message: its JSON, or "(empty)".
+fn shown(v: Option<&Value>) -> String {
+    v.map_or("(empty)".to_string(), Value::to_string)
+}
+
+/// The id in `to` of the `kind` record `id` of `from`, through its link; `None` when it is
+/// not linked there.
+async fn translate(
+    store: &Store,
+    kind: ObjectKind,
+    from: Crm,
+    id: &str,
+    to: Crm,
+) -> Result<Option<String>, Failure> {
+    if from == to {
+        return Ok(Some(id.to_string()));
+    }
+    let link = store
+        .link_by_record(&RecordRef::new(from, kind, id))
+        .await
+        .map_err(store_err)?;
+    Ok(link.and_then(|l| l.crm_id(to).map(str::to_string)))
+}
+
 fn store_err(e: crmkit_store::Error) -> Failure {
     Failure::Crm(Error::config(format!("sync store: {e}")))
 }
@@ -663,22 +687,81 @@ async fn resolve(
         .collect();
     let waits = Waits::default();
     let conns = connect::connectors(settings, &crms, &waits).await?;
-    let mut changes = crmkit_sync::values::Writes::new();
-    changes.insert(
-        crmkit_sync::values::Field::intern(&conflict.field),
-        chosen.clone(),
-    );
-    let mut written = Vec::new();
+    // References are compared (and queued) as the anchor CRM's ids, the first of
+    // `[sync] crms`, as the sync plans them.
+    let anchor = config.sync.crms.first().copied().unwrap_or(Crm::Close);
+    let reference = crmkit_sync::values::reference_kind(&conflict.field);
+    // Every record read first: a value changed since the conflict was queued (an edit,
+    // or a sync that settled it) makes its stored values stale, and writing one of them
+    // would overwrite the newer value.
+    let mut current = Vec::new();
+    let mut stale = Vec::new();
     for conn in &conns {
         let crm = conn.crm();
         let Some(rid) = link.crm_id(crm) else {
             continue;
         };
-        let current = conflict.values.get(&crm).filter(|v| !v.is_null()).cloned();
-        if current == chosen {
+        let record = conn.get(conflict.entity, rid).await?;
+        let mut now = crmkit_sync::values::extract(&record, crm, cfg)?
+            .get(conflict.field.as_str())
+            .cloned();
+        if let (Some(kind), Some(Value::String(local))) = (reference, &now) {
+            now = translate(store, kind, crm, local, anchor)
+                .await?
+                .map(Value::String);
+        }
+        let queued = conflict.values.get(&crm).filter(|v| !v.is_null()).cloned();
+        if conflict.values.contains_key(&crm) && now != queued {
+            stale.push(format!(
+                "{crm} {} {rid}: {} is {} now, {} when the conflict was queued",
+                conflict.entity,
+                conflict.field,
+                shown(now.as_ref()),
+                shown(queued.as_ref())
+            ));
+        }
+        current.push((conn, crm, rid, record, now));
+    }
+    if !stale.is_empty() {
+        return Err(Error::config(format!(
+            "conflict {id} is out of date, its values changed since it was queued ({}): \
+             nothing was written; run `crmkit sync` to plan the record again (it closes the \
+             conflict or queues it anew with the current values)",
+            stale.join("; ")
+        ))
+        .into());
+    }
+    let mut written = Vec::new();
+    for (conn, crm, rid, mut record, now) in current {
+        if now == chosen {
             continue;
         }
-        let mut record = conn.get(conflict.entity, rid).await?;
+        // A reference is chosen as the anchor's id: written as this CRM's own id of the
+        // same record, never as another CRM's id.
+        let value = match (reference, &chosen) {
+            (Some(kind), Some(Value::String(anchored))) => {
+                match translate(store, kind, anchor, anchored, crm).await? {
+                    Some(local) => Some(Value::String(local)),
+                    None => {
+                        return Err(Error::config(format!(
+                            "{} {anchored} of {anchor}, chosen for {} of {crm} {rid}, is not \
+                             linked in {crm}: run `crmkit sync` to link it first{}",
+                            kind,
+                            conflict.field,
+                            if written.is_empty() {
+                                " (nothing was written)".to_string()
+                            } else {
+                                format!(" (written so far: {})", written.join(", "))
+                            }
+                        ))
+                        .into());
+                    }
+                }
+            }
+            _ => chosen.clone(),
+        };
+        let mut changes = crmkit_sync::values::Writes::new();
+        changes.insert(crmkit_sync::values::Field::intern(&conflict.field), value);
         crmkit_sync::values::apply(&mut record, crm, cfg, &changes)?;
         let mut out = conn.update(vec![record]).await;
         match out.results.pop() {

@@ -1,6 +1,8 @@
 //! `crmkit sync --dry-run`, `sync`, `sync status`, `sync retry list|reset`, `links show`,
 //! `conflicts list|resolve` and `init`, run as the binary against sandboxes of one world.
 
+use crmkit_core::Crm;
+use crmkit_core::http::ApiRequest;
 use crmkit_sandbox::faults::Faults;
 
 use crate::sync_support::*;
@@ -113,6 +115,54 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
         ok && !list.contains(&id),
         "resolved conflicts leave the list: {list}"
     );
+
+    // A conflict whose values changed since it was queued (a person renamed the Close
+    // company meanwhile) is refused: its stored HubSpot value would overwrite the rename.
+    let store = crmkit_store::Store::open(&dir.sqlite())
+        .await
+        .expect("store opens");
+    let open = store.open_conflicts(100).await.expect("conflicts");
+    let stale = open.first().expect("another name conflict open");
+    let link = store
+        .link(&stale.link)
+        .await
+        .expect("store")
+        .expect("linked");
+    let lead = link.crm_id(Crm::Close).expect("in Close").to_string();
+    let close = close_client(&pair);
+    close
+        .raw(&ApiRequest::put(
+            format!("lead/{lead}/"),
+            serde_json::json!({"name": "Renamed meanwhile"}),
+        ))
+        .await
+        .expect("renamed");
+    let stale_id = stale.id.to_string();
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &["conflicts", "resolve", &stale_id, "--take", "hubspot"],
+    )
+    .await;
+    assert!(!ok, "refused: {out}\n{err}");
+    assert!(
+        err.contains("out of date")
+            && err.contains(&lead)
+            && err.contains("name")
+            && err.contains("Renamed meanwhile"),
+        "which record and field changed: {err}"
+    );
+    let now = close
+        .raw(&ApiRequest::get(format!("lead/{lead}/")))
+        .await
+        .expect("read");
+    assert_eq!(now["name"], "Renamed meanwhile", "the rename is kept");
+    let still = store
+        .conflict(&stale.id)
+        .await
+        .expect("store")
+        .expect("kept");
+    assert_eq!(still.status, crmkit_store::ConflictStatus::Open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

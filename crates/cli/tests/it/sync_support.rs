@@ -255,7 +255,8 @@ pub struct Contents {
     pub markers: BTreeMap<String, usize>,
 }
 
-fn close_client(pair: &Pair) -> crmkit_close::Client {
+/// A client of the Close sandbox, to read or edit it as a person would.
+pub fn close_client(pair: &Pair) -> crmkit_close::Client {
     crmkit_close::Client::builder()
         .api_key(SecretString::from("it-key".to_string()))
         .base_url(pair.close.api_url())

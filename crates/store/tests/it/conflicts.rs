@@ -8,6 +8,7 @@ use crate::support::{TestDb, both_backends};
 
 both_backends!(
     conflicts_open_once_and_resolve_once,
+    settled_conflicts_are_superseded,
     reviews_queue_ambiguous_matches,
     every_field_change_is_audited
 );
@@ -108,6 +109,16 @@ async fn reviews_queue_ambiguous_matches(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status, ReviewStatus::Open);
+    // The same case queued again (a feed reporting it again) is the same review.
+    let same = s
+        .enqueue_review(
+            ObjectKind::Company,
+            &candidates,
+            "two companies share acme.example",
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.id, r.id);
     let r2 = s
         .enqueue_review(ObjectKind::Person, &json!([]), "no email")
         .await
@@ -143,7 +154,78 @@ async fn reviews_queue_ambiguous_matches(db: TestDb) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(open, vec![r2.id]);
+    assert_eq!(open, vec![r2.id.clone()]);
+    // Once decided, the same case seen again is a new review.
+    let later = s
+        .enqueue_review(
+            ObjectKind::Company,
+            &candidates,
+            "two companies share acme.example",
+        )
+        .await
+        .unwrap();
+    assert_ne!(later.id, r.id);
+    assert_eq!(s.open_reviews(10).await.unwrap().len(), 2);
+}
+
+async fn settled_conflicts_are_superseded(db: TestDb) {
+    let s = &db.store;
+    let link = s
+        .insert_link(
+            &NewLink::new(ObjectKind::Person)
+                .crm_id(Crm::Close, "cont_c")
+                .crm_id(Crm::HubSpot, "31")
+                .crm_id(Crm::Salesforce, "003"),
+        )
+        .await
+        .unwrap();
+    let open = |field: &str, with_salesforce: bool| {
+        let mut new = NewConflict::new(link.id.clone(), ObjectKind::Person, field)
+            .value(Crm::Close, json!("a"))
+            .value(Crm::HubSpot, json!("b"));
+        if with_salesforce {
+            new = new.value(Crm::Salesforce, json!("c"));
+        }
+        new
+    };
+    let title = s.open_conflict(&open("title", false)).await.unwrap();
+    let phone = s.open_conflict(&open("phone", false)).await.unwrap();
+    let name = s.open_conflict(&open("name", true)).await.unwrap();
+    let decided = s.open_conflict(&open("city", false)).await.unwrap();
+    s.resolve_conflict(&decided.id, &json!("a"), "ada")
+        .await
+        .unwrap();
+    let closed = s
+        .supersede_conflicts(
+            &link.id,
+            &["phone".to_string()],
+            &[Crm::Close, Crm::HubSpot],
+            "crmkit sync",
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = closed.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![title.id.clone()],
+        "phone is still held apart, name has a CRM not read, city was decided"
+    );
+    assert_eq!(closed[0].status, ConflictStatus::Resolved);
+    assert_eq!(closed[0].resolved_by.as_deref(), Some("crmkit sync"));
+    let still: Vec<_> = s
+        .open_conflicts(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(still, vec![phone.id, name.id]);
+    let city = s.conflict(&decided.id).await.unwrap().unwrap();
+    assert_eq!(
+        city.resolved_by.as_deref(),
+        Some("ada"),
+        "a decision is kept"
+    );
 }
 
 async fn every_field_change_is_audited(db: TestDb) {

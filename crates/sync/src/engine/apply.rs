@@ -544,7 +544,27 @@ impl Engine {
                 }
             }
             if any {
-                if let Err(e) = fenced!(self, update_link(&link, &update)) {
+                // A side changed, so an open conflict of the link may be settled: its values
+                // agree now, or an edit or rule decided it this run. Closed with the new
+                // bases, so a later `conflicts resolve` cannot write its stale values; the
+                // fields still held apart were queued again above and stay open. A link made
+                // this run has no older conflicts.
+                let g = &plan.groups[i];
+                let still_open: Vec<String> =
+                    g.conflicts.iter().map(|c| c.field.to_string()).collect();
+                let seen: Vec<Crm> = hashes[i].iter().map(|(c, _)| c).collect();
+                let stored = async {
+                    let mut tx = self.tx().await?;
+                    tx.update_link(&link, &update).await.map_err(store_err)?;
+                    if g.link.is_some() {
+                        tx.supersede_conflicts(&link.id, &still_open, &seen, SETTLED_BY)
+                            .await
+                            .map_err(store_err)?;
+                    }
+                    tx.commit().await.map_err(store_err)
+                }
+                .await;
+                if let Err(e) = stored {
                     let why = format!("storing hashes of link {}: {e}", link.id);
                     failures.error(&e, retry::group_refs(kind, &plan.groups[i].ids), &why);
                     report.errors.push(why);
@@ -554,6 +574,9 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Who closes the conflicts a run found settled.
+const SETTLED_BY: &str = "crmkit sync";
 
 /// The fields a write sent (`None`: cleared).
 type Sent = crate::values::Writes;

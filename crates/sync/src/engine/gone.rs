@@ -7,8 +7,10 @@
 //!   the winner is linked to other records too, the two links would have to be merged: that
 //!   goes to the review queue, and the loser's side is noted as gone so it is not created
 //!   again. The relinked side's base is the winner's own values ([`Engine::relink`]); a
-//!   winner that cannot be read is not relinked (held for the next run on a connection
-//!   failure, else queued for review). A chain of merges read in one run (A merged into B, B into C, whatever order
+//!   winner that cannot be read or mapped is not relinked: held for the next run on a
+//!   connection failure or a mapping the configuration lacks (an unmapped stage), so it is
+//!   relinked once mappable rather than created again; else (gone again) queued for review,
+//!   once however often the feed reports the merge again. A chain of merges read in one run (A merged into B, B into C, whatever order
 //!   the feed gives them in) is followed to its end: the link takes C, the record that
 //!   survives, never B, which is gone too. A loop of merges (A into B and B into A: never
 //!   made by a CRM, but a feed is input) names no survivor: each linked record on it, or
@@ -19,6 +21,12 @@
 //!   `delete = "propagate"` it is flagged for review and noted as gone, and the other
 //!   records are left alone; under `ignore` and `flag` it is handled like a deletion, which
 //!   deletes nothing either.
+//!
+//! The winner's base is read at run time, not at the merge: an edit made to the winner
+//! between the merge and the run becomes part of its base, so it counts as a value the
+//! winner held, not as its edit. Where it differs from the others', the conflict rule
+//! decides as for any value nobody changed: under `primary` with another CRM primary it is
+//! overwritten by that CRM's value; else it is kept and queued as a conflict.
 
 use super::*;
 use crate::config::EntityConfig;
@@ -87,20 +95,19 @@ impl Engine {
                         Some(r) => Ok(r.clone()),
                         None => self.conn(winner.crm).get(kind, &winner_id).await,
                     };
-                    let seen = match got {
-                        // Not relinked without the winner's values as its base: without
-                        // one, every value it holds would count as its edit and overwrite
-                        // the others. Held, the merge is read again next run.
+                    // Not relinked without the winner's values as its base: without one,
+                    // every value it holds would count as its edit and overwrite the others.
+                    // A failure of the connection, or one the configuration can fix (an
+                    // unmapped stage), holds the merge: it is read again next run, once
+                    // mappable relinked rather than created anew.
+                    let seen = got.and_then(|r| Seen::new(winner.crm, r, cfg, true));
+                    match seen {
                         Err(e) if retry::of_the_connection(&e) => {
                             let why =
                                 format!("reading {winner}, which {loser} was merged into: {e}");
                             failures.error(&e, [loser], &why);
                             report.errors.push(why);
-                            continue;
                         }
-                        got => got.and_then(|r| Seen::new(winner.crm, r, cfg, true)),
-                    };
-                    match seen {
                         Ok(seen) => {
                             self.relink(&link, &loser, &seen).await?;
                             upserts
@@ -108,8 +115,12 @@ impl Engine {
                                 .or_insert(*seen.record);
                             report.relinked += 1;
                         }
-                        // It cannot be read or mapped (gone again, an unmapped stage): a
-                        // person links it; nothing is deleted or overwritten meanwhile.
+                        // Already queued: the feed reports the merge again (Close re-reads
+                        // its recent deletions, HubSpot reports it whenever the winner
+                        // changes).
+                        Err(_) if link.hash(loser.crm) == Some(DELETED) => {}
+                        // It cannot be read (gone again): a person links it; nothing is
+                        // deleted or overwritten meanwhile.
                         Err(e) => {
                             let what = json!({
                                 "merged": loser.to_string(),
@@ -120,9 +131,7 @@ impl Engine {
                                 "merged into a record that could not be read ({e}): link it \
                                  to the counterparts by hand (nothing was deleted)"
                             );
-                            fenced!(self, enqueue_review(kind, &what, &why))?;
-                            self.mark_deleted(&link, loser.crm).await?;
-                            fenced!(self, clear_retry(&self.pair, &loser))?;
+                            self.queue_merge(kind, &link, &loser, &what, &why).await?;
                             report.errors.push(format!("{loser}: {why}"));
                             report.flagged.push(loser);
                         }
@@ -138,28 +147,15 @@ impl Engine {
                         "linked": describe_link(kind, &link),
                         "winner_linked": describe_link(kind, &w),
                     });
-                    // One transaction: a review without the side noted as gone would have
-                    // the loser created again; a side noted gone without its review, the
-                    // merge forgotten.
-                    let mut tx = self.tx().await?;
-                    tx.enqueue_review(
+                    self.queue_merge(
                         kind,
+                        &link,
+                        &loser,
                         &what,
                         "merged into a record that is linked to other records: merge their \
                          counterparts by hand (nothing was deleted)",
                     )
-                    .await
-                    .map_err(store_err)?;
-                    tx.update_link(
-                        &link,
-                        &LinkUpdate::new().hash(loser.crm, Some(DELETED.to_string())),
-                    )
-                    .await
-                    .map_err(store_err)?;
-                    tx.clear_retry(&self.pair, &loser)
-                        .await
-                        .map_err(store_err)?;
-                    tx.commit().await.map_err(store_err)?;
+                    .await?;
                     report.flagged.push(loser);
                 }
             }
@@ -167,42 +163,82 @@ impl Engine {
         Ok(())
     }
 
+    /// Queues a merge that is not followed for review, with `loser`'s side noted as gone and
+    /// its retry entry dropped, in one fenced transaction: a review without the side noted
+    /// as gone would have the loser created again; a side noted gone without its review,
+    /// the merge forgotten.
+    async fn queue_merge(
+        &self,
+        kind: ObjectKind,
+        link: &Link,
+        loser: &RecordRef,
+        what: &Value,
+        why: &str,
+    ) -> Result<()> {
+        let mut tx = self.tx().await?;
+        tx.enqueue_review(kind, what, why)
+            .await
+            .map_err(store_err)?;
+        tx.update_link(
+            link,
+            &LinkUpdate::new().hash(loser.crm, Some(DELETED.to_string())),
+        )
+        .await
+        .map_err(store_err)?;
+        tx.clear_retry(&self.pair, loser).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)
+    }
+
     /// Moves `link`'s side from `loser` to the merge winner `seen`, in one fenced
-    /// transaction with its base and the loser's retry entry.
+    /// transaction with the bases and the loser's retry entry.
     ///
     /// The new id clears the side's stored hash and base (the store does so whenever a
     /// side's id changes): they described the loser. The winner's own values become its
     /// base, so none of them counts as an edit of that side: where they differ from the
     /// others' and nobody changes them, `primary` decides, or a conflict is queued
-    /// ([`crate::resolve::resolve`]). A field only the winner holds, which no other side's
-    /// base has, is left out of its base: it counts as the winner's addition and fills the
-    /// others' gaps. No hash is stored, so the run plans the link (and shows any
-    /// difference) now, then stores it as for any side. The loser's retry entry goes: it
-    /// can never be read again, and the winner is synced in its place.
+    /// ([`crate::resolve::resolve`]). Gaps are filled both ways: a field only the winner
+    /// holds, which no other side's base has, is left out of its base, so it counts as the
+    /// winner's addition and fills the others' gaps; a field another side's base holds but
+    /// the winner lacks (the loser's counterpart held it, the winner never did) is dropped
+    /// from that side's base, so it counts as that side's addition and fills the winner's
+    /// gap rather than being left apart in silence. No hash is stored, so the run plans the
+    /// link (and shows any difference) now, then stores it as for any side. The loser's
+    /// retry entry goes: it can never be read again, and the winner is synced in its place.
     async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
-        let others: Vec<&serde_json::Map<String, Value>> =
-            [Crm::Close, Crm::HubSpot, Crm::Salesforce]
-                .into_iter()
-                .filter(|c| *c != loser.crm && link.hash(*c) != Some(DELETED))
-                .filter_map(|c| link.fields(c).and_then(Value::as_object))
-                .collect();
+        let others: Vec<(Crm, &serde_json::Map<String, Value>)> = self
+            .config
+            .sync
+            .crms
+            .iter()
+            .copied()
+            .filter(|c| *c != loser.crm && link.hash(*c) != Some(DELETED))
+            .filter_map(|c| link.fields(c).and_then(Value::as_object).map(|b| (c, b)))
+            .collect();
         let base: FieldMap = seen
             .fields
             .iter()
-            .filter(|(f, _)| others.is_empty() || others.iter().any(|o| o.contains_key(f.as_str())))
+            .filter(|(f, _)| {
+                others.is_empty() || others.iter().any(|(_, o)| o.contains_key(f.as_str()))
+            })
             .map(|(f, v)| (*f, v.clone()))
             .collect();
+        let mut update = LinkUpdate::new().fields(loser.crm, Some(fields_json(&base)));
+        for (c, other) in &others {
+            let kept: serde_json::Map<String, Value> = other
+                .iter()
+                .filter(|(f, _)| seen.fields.contains_key(f.as_str()))
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect();
+            if kept.len() != other.len() {
+                update = update.fields(*c, Some(Value::Object(kept)));
+            }
+        }
         let mut tx = self.tx().await?;
         let moved = tx
             .set_crm_id(link, loser.crm, seen.id())
             .await
             .map_err(store_err)?;
-        tx.update_link(
-            &moved,
-            &LinkUpdate::new().fields(loser.crm, Some(fields_json(&base))),
-        )
-        .await
-        .map_err(store_err)?;
+        tx.update_link(&moved, &update).await.map_err(store_err)?;
         tx.clear_retry(&self.pair, loser).await.map_err(store_err)?;
         tx.commit().await.map_err(store_err)
     }

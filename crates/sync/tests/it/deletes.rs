@@ -462,6 +462,49 @@ async fn a_merge_winner_keeps_its_values_and_differences_are_queued_as_conflicts
 }
 
 #[tokio::test]
+async fn a_value_only_the_losers_counterpart_holds_fills_the_winners_gap() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let a = w
+        .close_lead(
+            serde_json::json!({"name": "Acme", "url": "https://acme.com",
+            "description": "Maker of anvils"}),
+        )
+        .await;
+    w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let hs = close_company_link(&w, &a)
+        .await
+        .expect("linked")
+        .crm_id(Crm::HubSpot)
+        .expect("in HubSpot")
+        .to_string();
+    // A goes into B, which has no description (Close's merge keeps the destination's
+    // fields): HubSpot's description, the loser's counterpart's, fills B's gap rather than
+    // being left apart, neither written nor queued.
+    let b = w
+        .close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    merge_close_leads(&w, &a, &b).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.relinked, 1, "{r:?}");
+    let lead = w.close_get(&format!("lead/{b}/")).await;
+    assert_eq!(
+        lead["description"], "Maker of anvils",
+        "B's gap filled: {lead}"
+    );
+    let (_, description) = super::hs_company(&w, &hs).await;
+    assert_eq!(description, "Maker of anvils", "HubSpot's kept");
+    w.settle().await;
+    let again = engine.run().await.expect("next run");
+    assert!(again.errors.is_empty(), "{again:?}");
+    assert_eq!(again.updated, 0, "settled: {again:?}");
+}
+
+#[tokio::test]
 async fn a_merge_into_a_record_that_cannot_be_read_goes_to_review_and_overwrites_nothing() {
     let w = World::new().await;
     let engine = w.engine(config());
@@ -495,4 +538,12 @@ async fn a_merge_into_a_record_that_cannot_be_read_goes_to_review_and_overwrites
     );
     let (name, _) = super::hs_company(&w, &hs).await;
     assert_eq!(name, "Acme", "HubSpot's company untouched");
+    // Close's feed gives the merge again (it re-reads its recent deletions): it is queued
+    // once, not once a run.
+    w.settle().await;
+    let again = engine.run().await.expect("next run");
+    assert!(again.flagged.is_empty(), "{again:?}");
+    assert!(again.errors.is_empty(), "{again:?}");
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "one open review: {reviews:?}");
 }

@@ -94,6 +94,46 @@ async fn manual_queues_the_conflict_and_writes_nothing_for_the_field() {
 }
 
 #[tokio::test]
+async fn a_conflict_settled_by_a_later_edit_is_closed() {
+    let w = World::new().await;
+    let mut c = config();
+    c.company.conflict.policy = Some(PolicyKind::Manual);
+    let engine = w.engine(c);
+    let (close, hs) = linked_acme(&w, &engine).await;
+    rename_both(&w, &close, &hs).await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.conflicts.len(), 1, "{r:?}");
+    // Still held apart: still open.
+    w.settle().await;
+    let again = engine.run().await.expect("run");
+    assert!(again.errors.is_empty(), "{again:?}");
+    assert_eq!(w.store.open_conflicts(10).await.expect("store").len(), 1);
+    // A person settles it by editing Close: the edit propagates and the conflict, whose
+    // values are stale now, is closed, so it can no longer be resolved with them.
+    w.close_update(&format!("lead/{close}/"), json!({"name": "Acme Inc"}))
+        .await;
+    w.settle().await;
+    let settled = engine.run().await.expect("run");
+    assert!(settled.errors.is_empty(), "{settled:?}");
+    assert_eq!(hs_company(&w, &hs).await.0, "Acme Inc");
+    let open = w.store.open_conflicts(10).await.expect("store");
+    assert!(open.is_empty(), "{open:?}");
+    let link = w
+        .store
+        .link_by_record(&crmkit_core::RecordRef::new(
+            Crm::Close,
+            crmkit_core::ObjectKind::Company,
+            close.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let closed = w.store.link_conflicts(&link.id).await.expect("store");
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].resolved_by.as_deref(), Some("crmkit sync"));
+}
+
+#[tokio::test]
 async fn a_per_field_rule_overrides_the_policy() {
     let w = World::new().await;
     let mut c = config();

@@ -288,44 +288,134 @@ async fn deals_cross_with_their_stage_amount_and_company() {
     assert_eq!(w.writes(), Vec::<String>::new());
 }
 
+/// The id of Close's opportunity status `label`.
+fn close_status(statuses: &serde_json::Value, label: &str) -> String {
+    statuses["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["label"] == label))
+        .and_then(|s| s["id"].as_str())
+        .unwrap_or_else(|| panic!("Close status {label}: {statuses}"))
+        .to_string()
+}
+
+/// Deals synced with the default stages mapped to Close's `statuses` and HubSpot's, but
+/// Qualified, and Proposal only `with_proposal`; retries due at once.
+fn deal_config(statuses: &serde_json::Value, with_proposal: bool) -> crmkit_sync::Config {
+    let mut c = config();
+    c.deal.enabled = true;
+    c.deal.fields = ["name", "stage", "company"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let stages = &mut c.deal.pipelines.get_mut("default").expect("default").stages;
+    for (unified, close_label, hubspot) in [
+        ("New", "Active", "appointmentscheduled"),
+        ("Demo", "Demo Scheduled", "presentationscheduled"),
+        ("Proposal", "Proposal Sent", "decisionmakerboughtin"),
+        ("Won", "Won", "closedwon"),
+        ("Lost", "Lost", "closedlost"),
+    ] {
+        let s = stages.get_mut(unified).expect("default stage");
+        s.close = Some(close_status(statuses, close_label));
+        s.hubspot = Some(hubspot.into());
+    }
+    stages.remove("Qualified");
+    if !with_proposal {
+        stages.remove("Proposal");
+    }
+    c.sync.retry.first_delay_seconds = 0;
+    c
+}
+
+#[tokio::test]
+async fn a_deal_merged_into_one_in_an_unmapped_stage_is_relinked_once_mapped_not_created_again() {
+    let w = World::new().await;
+    let statuses = w.close_get("status/opportunity/").await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    let opp = w
+        .close
+        .raw(&crmkit_core::http::ApiRequest::post(
+            "opportunity/",
+            json!({"lead_id": lead, "note": "Anvil order",
+                "status_id": close_status(&statuses, "Active")}),
+        ))
+        .await
+        .expect("opportunity")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    w.settle().await;
+    let engine = w.engine(deal_config(&statuses, true));
+    let first = engine.run().await.expect("run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let opp_ref = RecordRef::new(Crm::Close, ObjectKind::Deal, opp.clone());
+    let loser = w
+        .store
+        .link_by_record(&opp_ref)
+        .await
+        .expect("store")
+        .expect("linked")
+        .crm_id(Crm::HubSpot)
+        .expect("in HubSpot")
+        .to_string();
+    // The HubSpot deal is merged into one in a stage the configuration does not map yet.
+    let winner = w
+        .hs_create(
+            "deals",
+            json!({"dealname": "Anvil order", "dealstage": "decisionmakerboughtin",
+                "pipeline": "default"}),
+        )
+        .await;
+    w.hs.raw(&crmkit_core::http::ApiRequest::post(
+        "crm/v3/objects/deals/merge",
+        json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
+    ))
+    .await
+    .expect("merged");
+    w.settle().await;
+    let held = w
+        .engine(deal_config(&statuses, false))
+        .run()
+        .await
+        .expect("run");
+    assert_eq!(held.relinked, 0, "{held:?}");
+    assert!(held.flagged.is_empty(), "not queued for review: {held:?}");
+    assert!(w.store.open_reviews(10).await.expect("store").is_empty());
+    let link = w
+        .store
+        .link_by_record(&opp_ref)
+        .await
+        .expect("store")
+        .expect("still linked");
+    assert_ne!(link.hash(Crm::HubSpot), Some("deleted"), "{link:?}");
+    // Mapped: the merge, read again, relinks the Close deal to the winner; nothing is
+    // created again in Close.
+    w.settle().await;
+    let mapped = engine.run().await.expect("run");
+    assert_eq!(mapped.relinked, 1, "{mapped:?}");
+    let link = w
+        .store
+        .link_by_record(&opp_ref)
+        .await
+        .expect("store")
+        .expect("linked");
+    assert_eq!(link.crm_id(Crm::HubSpot), Some(winner.as_str()));
+    let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
+    assert_eq!(
+        opps["data"].as_array().map(Vec::len),
+        Some(1),
+        "no second Close deal: {opps}"
+    );
+}
+
 #[tokio::test]
 async fn a_deal_in_an_unmapped_stage_is_synced_once_the_stage_is_mapped() {
     let w = World::new().await;
     let statuses = w.close_get("status/opportunity/").await;
-    let status = |label: &str| -> String {
-        statuses["data"]
-            .as_array()
-            .and_then(|all| all.iter().find(|s| s["label"] == label))
-            .and_then(|s| s["id"].as_str())
-            .unwrap_or_else(|| panic!("Close status {label}: {statuses}"))
-            .to_string()
-    };
-    let deal_config = |with_proposal: bool| {
-        let mut c = config();
-        c.deal.enabled = true;
-        c.deal.fields = ["name", "stage", "company"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let stages = &mut c.deal.pipelines.get_mut("default").expect("default").stages;
-        for (unified, close_label, hubspot) in [
-            ("New", "Active", "appointmentscheduled"),
-            ("Demo", "Demo Scheduled", "presentationscheduled"),
-            ("Proposal", "Proposal Sent", "decisionmakerboughtin"),
-            ("Won", "Won", "closedwon"),
-            ("Lost", "Lost", "closedlost"),
-        ] {
-            let s = stages.get_mut(unified).expect("default stage");
-            s.close = Some(status(close_label));
-            s.hubspot = Some(hubspot.into());
-        }
-        stages.remove("Qualified");
-        if !with_proposal {
-            stages.remove("Proposal");
-        }
-        c.sync.retry.first_delay_seconds = 0;
-        c
-    };
+    let status = |label: &str| close_status(&statuses, label);
+    let deal_config = |with_proposal: bool| deal_config(&statuses, with_proposal);
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
