@@ -136,9 +136,9 @@
 //! before the store kept them, or a first match) they are the sides whose hash moved and
 //! that hold a value, so an empty value is never mistaken for a deliberate clear. Where some
 //! sides have a base, a side without one is new to the link (a third CRM's record newly
-//! matched in): its values were never synced and none counts as an edit, so it never
-//! overwrites a synced side by itself; it fills empty fields where the values agree, and a
-//! value it holds apart is left to `primary` or queued under the other rules. A create's
+//! matched in): its values were never synced and none counts as an edit; where no synced
+//! side changed a field, the field is settled as on a first sync (agreeing values fill
+//! gaps, a value held apart goes to the rule with every side holding one a candidate). A create's
 //! source gets its base before the create is sent, and a create recovered after an
 //! interruption gets its from what was sent (a field reading back otherwise is an edit made
 //! meanwhile, kept and synced), so edits on either side made meanwhile are told apart. One changer, or

@@ -66,9 +66,9 @@ pub struct Resolution {
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
     pub writes: PerCrm<Writes>,
-    /// Fields (under `last_write_wins` or `manual`) where a side has a base, no side changed
-    /// the field since, and at least two sides hold different values (synced ones, or one of
-    /// a side new to the link): nothing is written for them. The planner queues them as conflicts unless the difference is one
+    /// Fields (under `last_write_wins` or `manual`) where every side has a base, no side
+    /// changed the field since, and at least two sides hold different values: nothing is
+    /// written for them. The planner queues them as conflicts unless the difference is one
     /// CRM's keeping of the other's value ([`crate::plan::plan`]).
     pub diverged: Vec<FieldConflict>,
 }
@@ -81,19 +81,21 @@ pub struct Resolution {
 /// counts as a changer (an empty value is never taken for a deliberate clear). Where some
 /// sides have a base, a side without one is *new to the link* (a record of a third CRM newly
 /// matched in, the source of a create whose base an older crmkit never stored): it never
-/// counts as a changer, so it cannot overwrite a synced side by itself; where no synced side
-/// changed the field and the sides holding a value agree, they only fill the others' gaps.
+/// counts as a changer by itself; where no synced side changed the field, every side holding
+/// a value is a candidate, as on a first sync (agreeing values fill the others' gaps).
 /// One changer, or changers that agree, win whatever the rule: a value changed in one CRM
 /// only propagates from there, a clear as a clear. Changers that disagree are a conflict,
 /// settled by the rule: `primary` — the primary CRM's value if it has one, else the first
 /// non-empty one fills it (the primary's gaps only); `last_write_wins` — the changer with
 /// the latest modification time (ties: config order); `manual` — queued. Where values
-/// differ but no side is known to have changed the field, `primary` still decides. The
-/// other rules write nothing then; where a side has a base and two sides hold different
-/// values that none changed (a *stale divergence*: the record a merge left, relinked with
-/// its own values as its base, or a side new to the link holding another value), the field
-/// is listed in [`Resolution::diverged`] for the caller to queue as a conflict unless a
-/// CRM's own shaping of the value explains the difference.
+/// differ but no side is known to have changed the field, `primary` still decides. A side
+/// new to the link (no base, among sides with one) is never an edit: where no synced side
+/// changed a field, the field is settled as on a first sync, every side holding a value a
+/// candidate for the rule; where a synced side changed it, that edit propagates to the
+/// newcomer. The other rules write nothing where values differ that none changed; where
+/// every side has a base (a *stale divergence*: the record a merge left, relinked with its
+/// own values as its base), the field is listed in [`Resolution::diverged`] for the caller
+/// to queue as a conflict unless a CRM's own shaping of the value explains the difference.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
     let any_based = sides.iter().any(|s| s.base.is_some());
@@ -138,12 +140,13 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
             })
             .collect();
         if newcomer && changers.is_empty() {
-            // Nobody edited it: where the sides holding a value agree, they fill the
-            // others' gaps; a real difference is left to the rule below.
-            let holding: Vec<&Side<'a>> = sides.iter().filter(|s| value(s).is_some()).collect();
-            if holding.iter().all(|s| value(s) == value(holding[0])) {
-                changers = holding;
-            }
+            // Nobody edited it since the last sync, and a side new to the link holds a value
+            // never synced: the field is settled as a first sync would settle it, every side
+            // holding a value a candidate. Agreeing values fill the others' gaps; a real
+            // difference goes to the rule (the primary's value, the latest modification,
+            // or a queued conflict), so a run that links the three records at once and one
+            // that links them over two runs (a sync killed in between) agree.
+            changers = sides.iter().filter(|s| value(s).is_some()).collect();
         }
         let rule = cfg.rule(&field);
         let agree = changers
@@ -180,8 +183,7 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                 Rule::LastWriteWins | Rule::Manual => {
                     let Some(head) = changers.first() else {
                         // Nobody changed it. Two values held apart (not a gap: a CRM may
-                        // not keep a field at all) are listed, so the divergence is seen,
-                        // whether they were synced or one side is new to the link.
+                        // not keep a field at all) are listed, so the divergence is seen.
                         let mut held = sides.iter().filter_map(value);
                         let first_held = held.next();
                         if any_based && held.any(|v| Some(v) != first_held) {
@@ -372,11 +374,11 @@ mod tests {
     }
 
     #[test]
-    fn a_side_without_a_base_never_overwrites_a_synced_one() {
+    fn a_side_without_a_base_is_no_edit_and_is_settled_as_on_a_first_sync() {
         // A create recovered after an interruption by an older crmkit: the created side
         // (HubSpot) got a base, the source (Close) none, and HubSpot's title was edited
-        // before the recovery read it back. Close's value is no edit: it is listed, not
-        // written, unless the primary decides.
+        // (later than Close's record) before the recovery read it back. Close's value is no
+        // edit: the rule settles the two values as a first sync would.
         let close = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
         let hs = map(&[("name", json!("Bob")), ("title", json!("VP"))]);
         let sides = [
@@ -389,19 +391,29 @@ mod tests {
                 at("2024-01-02T00:00:00Z"),
             ),
         ];
+        // last_write_wins: HubSpot's later edit wins; HubSpot is not written.
+        let r = resolve(&cfg(), &sides, &BTreeSet::new());
+        assert_eq!(r.writes[&Crm::Close]["title"], Some(json!("VP")), "{r:?}");
+        assert!(!r.writes.contains_key(&Crm::HubSpot), "{r:?}");
+        // manual: queued, nothing written.
         let mut manual = cfg();
         manual.conflict.policy = Some(PolicyKind::Manual);
-        for c in [cfg(), manual] {
-            let r = resolve(&c, &sides, &BTreeSet::new());
-            assert!(r.writes.is_empty(), "{r:?}");
-            assert_eq!(r.diverged.len(), 1, "{r:?}");
-            assert_eq!(r.diverged[0].field, "title");
-        }
+        let r = resolve(&manual, &sides, &BTreeSet::new());
+        assert!(r.writes.is_empty(), "{r:?}");
+        assert_eq!(r.conflicts.len(), 1, "{r:?}");
+        assert_eq!(r.conflicts[0].field, "title");
+        // primary: the primary decides, whichever side is new.
         let mut primary = cfg();
         primary.conflict.primary = Some(Crm::HubSpot);
         let r = resolve(&primary, &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::Close]["title"], Some(json!("VP")), "{r:?}");
         assert!(!r.writes.contains_key(&Crm::HubSpot));
+        // Without the new side counting as an edit, a newer synced side is never
+        // overwritten by it, whatever the rule.
+        for c in [cfg(), primary] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert!(!r.writes.contains_key(&Crm::HubSpot), "{r:?}");
+        }
         // An edit made on the synced side still propagates to the new one.
         let base = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
         let sides = [
@@ -432,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn a_side_new_to_a_based_link_only_fills_gaps_and_its_differences_are_listed() {
+    fn a_side_new_to_a_based_link_fills_gaps_and_its_differences_go_to_the_rule() {
         let synced = map(&[("name", json!("Acme Inc"))]);
         let sf = map(&[("name", json!("Acme Corporation")), ("url", json!("a.com"))]);
         let based = |crm, f| side(crm, f, Some(f), false, at("2024-01-02T00:00:00Z"));
@@ -444,18 +456,26 @@ mod tests {
         let three = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]).company;
         let mut manual = three.clone();
         manual.conflict.policy = Some(PolicyKind::Manual);
-        for c in [three, manual] {
-            let r = resolve(&c, &sides, &BTreeSet::new());
-            for crm in [Crm::Close, Crm::HubSpot] {
-                let w = &r.writes[&crm];
-                assert_eq!(w["url"], Some(json!("a.com")), "a gap filled: {r:?}");
-                assert!(!w.contains_key(&Field::new("name")), "{r:?}");
-            }
-            assert!(!r.writes.contains_key(&Crm::Salesforce), "{r:?}");
-            assert!(r.conflicts.is_empty(), "{r:?}");
-            assert_eq!(r.diverged.len(), 1, "{r:?}");
-            assert_eq!(r.diverged[0].field, "name");
+        // last_write_wins, as on a first sync of the three: Salesforce's record is the
+        // latest write.
+        let r = resolve(&three, &sides, &BTreeSet::new());
+        for crm in [Crm::Close, Crm::HubSpot] {
+            let w = &r.writes[&crm];
+            assert_eq!(w["url"], Some(json!("a.com")), "a gap filled: {r:?}");
+            assert_eq!(w["name"], Some(json!("Acme Corporation")), "{r:?}");
         }
+        assert!(!r.writes.contains_key(&Crm::Salesforce), "{r:?}");
+        // manual: the difference is queued; the gap is filled all the same.
+        let r = resolve(&manual, &sides, &BTreeSet::new());
+        for crm in [Crm::Close, Crm::HubSpot] {
+            let w = &r.writes[&crm];
+            assert_eq!(w["url"], Some(json!("a.com")), "a gap filled: {r:?}");
+            assert!(!w.contains_key(&Field::new("name")), "{r:?}");
+        }
+        assert!(!r.writes.contains_key(&Crm::Salesforce), "{r:?}");
+        assert_eq!(r.conflicts.len(), 1, "{r:?}");
+        assert_eq!(r.conflicts[0].field, "name");
+        assert!(r.diverged.is_empty(), "{r:?}");
     }
 
     #[test]
