@@ -492,7 +492,7 @@ async fn a_contact_deleted_in_a_merge_is_gone_not_a_tombstone() {
     let changes = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
     let (deleted, gone) = removals(&changes);
     assert_eq!(deleted, [], "no tombstone: {changes:?}");
-    assert_eq!(gone, [contact.clone()], "{changes:?}");
+    assert_eq!(gone, [contact], "{changes:?}");
     let Some(Change::Gone { reason, .. }) =
         changes.iter().find(|c| matches!(c, Change::Gone { .. }))
     else {
