@@ -18,8 +18,12 @@
 //!   deletion log, so a mirror can remove them. A record that is gone because it was merged
 //!   into another (HubSpot and Close merges) comes out the same way with `merged_into` set to the
 //!   surviving record's id: its data was not deleted, so a mirror should follow the
-//!   survivor rather than delete. A record a read answers "not found" for without a tombstone
-//!   is not known to be deleted (it may be merged, or hidden from these credentials).
+//!   survivor rather than delete. A record the CRM says a merge removed without saying where
+//!   its data went (a Close contact whose own `deleted` event carries merge `meta`) comes out
+//!   as [`Change::Gone`]: not a deletion to mirror, and its successor is unknown, so a mirror
+//!   should have a person look at it. A record a read answers "not found" for without a
+//!   tombstone is not known to be deleted (it may be merged, or hidden from these
+//!   credentials).
 //! - **Nothing unmappable is fatal.** A record the connector cannot express in the unified
 //!   model comes out as [`Change::Skipped`] with the reason and the feed goes on. The
 //!   [`SkipReason`] tells a design gap ([`SkipReason::Unmappable`]: an SMS, a status-change
@@ -130,6 +134,17 @@ pub enum Change {
         /// Resume here to continue after this change.
         cursor: ChangeCursor,
     },
+    /// A record removed from its CRM by something other than a deletion (a merge), whose
+    /// successor the CRM does not name: its data may live on elsewhere, so it is not a
+    /// deletion to mirror, and a mirror cannot follow it either (a person must).
+    Gone {
+        /// The record that is gone.
+        record: RecordRef,
+        /// What the CRM said, in words.
+        reason: String,
+        /// Resume here to continue after this change.
+        cursor: ChangeCursor,
+    },
     /// A record changed but was not turned into a unified record; reported, not fatal.
     Skipped {
         /// The record that was passed over.
@@ -156,6 +171,7 @@ impl Change {
         match self {
             Change::Upsert { cursor, .. }
             | Change::Deleted { cursor, .. }
+            | Change::Gone { cursor, .. }
             | Change::Skipped { cursor, .. }
             | Change::Checkpoint { cursor } => cursor,
         }
@@ -165,9 +181,9 @@ impl Change {
     pub fn id(&self) -> Option<&str> {
         match self {
             Change::Upsert { record, .. } => record.id(),
-            Change::Deleted { record, .. } | Change::Skipped { record, .. } => {
-                Some(record.id.as_str())
-            }
+            Change::Deleted { record, .. }
+            | Change::Gone { record, .. }
+            | Change::Skipped { record, .. } => Some(record.id.as_str()),
             Change::Checkpoint { .. } => None,
         }
     }

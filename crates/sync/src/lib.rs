@@ -55,7 +55,9 @@
 //!    followed to the record that survives it. The moved side's base becomes the winner's
 //!    own values, read and stored with the move (a winner that cannot be read is not moved:
 //!    held for the next run on a connection failure, else queued for review), and the
-//!    merged-away record leaves the retry list. Records named by an open ambiguous-match
+//!    merged-away record leaves the retry list. A record a merge removed without naming its
+//!    successor (`Change::Gone`) is never deleted elsewhere either: under every policy its
+//!    link goes to the review queue and the side is noted as gone. Records named by an open ambiguous-match
 //!    review are left out until a person decides.
 //! 6. **Plan** ([`plan::plan`]). Each side's stored field values (its *base*, kept by the
 //!    store per side) tell, per field, whether that side changed it, left it or cleared it.

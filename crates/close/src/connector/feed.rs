@@ -16,20 +16,39 @@
 //! logs for a lead's children (developer.close.com/api/resources/events/list-of-event-types):
 //! a deleted lead's `previous_data` does not hold its activities.
 //!
-//! Merges: per the same page, merging lead A into lead B logs a `lead` `merged` event on B
+//! Merges: per the same page, merging lead A into lead B logs a `lead` `merged` event
+//! ("`lead_id` and `data` contain the lead ID and data of the resulting (destination) lead")
 //! and also "`updated` and `deleted` events for the leads and any related objects involved
 //! in the merge", every one with `merge_source_lead_id` and `merge_destination_lead_id` in
-//! `meta`. An event with `meta.merge_source_lead_id` is read as part of a merge: the source
-//! lead's `deleted` event is its one tombstone, `merged_into` the destination (so the
-//! `merged` event itself is not read: it would name the same lead twice), and its
-//! `previous_data` gives no child tombstones, since its contacts and opportunities moved to
-//! the destination (their `updated` events make them upserts through the search slices).
-//! Close's own report of deleted leads reads merges the same way: a `lead` `deleted` event
-//! with `meta.merge_source_lead_id` is "Merged with another lead"
-//! (closeio/close-api-scripts, scripts/run_leads_deleted_report.py). A
-//! merge deletion naming no destination is skipped as malformed, never taken for a
-//! deletion. An object's own `deleted` event stays a tombstone, in a merge or not: Close
-//! says that object is gone.
+//! `meta`. A deletion event with `meta.merge_source_lead_id` is part of a merge, never a
+//! plain deletion:
+//! - the source lead's own `deleted` event (its `object_id` is `merge_source_lead_id`) is its
+//!   one tombstone, `merged_into` the destination, and its `previous_data` gives no child
+//!   tombstones, since its contacts and opportunities moved to the destination (their
+//!   `updated` events make them upserts through the search slices). Close's own report of
+//!   deleted leads reads merges the same way: a `lead` `deleted` event with
+//!   `meta.merge_source_lead_id` is "Merged with another lead" (closeio/close-api-scripts,
+//!   scripts/run_leads_deleted_report.py);
+//! - any other deletion in a merge (a contact, opportunity or activity deleted by it, which
+//!   Close may re-create under another id; a lead that is not the merge's source; a source
+//!   whose event names no destination) is [`Change::Gone`]: removed, successor unknown, so
+//!   a person looks at it and nothing is deleted elsewhere.
+//!
+//! Close may fold several actions on one object made close together into one event
+//! (developer.close.com/api/resources/events: "existing events can be updated if multiple
+//! actions to the same object happen in a short time frame"), and a merge runs in the
+//! background (developer.close.com/api/resources/activities/lead-merges, `merge_status`), so
+//! a source lead's deletion might reach us without its merge `meta`. The `lead` `merged`
+//! events are read as a cross-check: each names a source and its destination in `meta`, and
+//! a lead whose deletion carries no merge `meta` but which a `merged` event names as a
+//! source is still merged into that destination (and its `previous_data` gives no child
+//! tombstones). They are read from the window's start with no upper bound (a merge logged
+//! after the window still says what became of the lead), all at once before the window's
+//! deletions: one pair of ids per merge. The `merged` event itself is never a tombstone: it
+//! would name the same lead twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use crmkit_core::connector::{Change, SkipReason};
@@ -147,13 +166,22 @@ fn sources(kind: ObjectKind) -> &'static [Source] {
     }
 }
 
-/// Whether the event is part of a lead merge: Close puts `meta.merge_source_lead_id` on every
-/// event a merge causes (developer.close.com/api/resources/events/list-of-event-types).
-fn in_merge(e: &Event) -> bool {
-    e.meta
-        .get("merge_source_lead_id")
-        .is_some_and(Value::is_string)
+/// The lead merge an event is part of, as (source, destination) from its `meta`: Close puts
+/// both ids on every event a merge causes
+/// (developer.close.com/api/resources/events/list-of-event-types). The destination is
+/// `None` when the event does not name one.
+fn merge_of(e: &Event) -> Option<(&str, Option<&str>)> {
+    let source = e.meta.get("merge_source_lead_id")?.as_str()?;
+    let destination = e
+        .meta
+        .get("merge_destination_lead_id")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty());
+    Some((source, destination))
 }
+
+/// Source leads of the merges the `lead` `merged` events name, with their destinations.
+type Merged = BTreeMap<String, String>;
 
 /// What one deletion event says became of a record it removes.
 #[derive(Debug, PartialEq, Eq)]
@@ -162,21 +190,39 @@ enum Fate {
     Deleted,
     /// Merged into this lead, where its data lives on: no deletion to mirror.
     MergedInto(String),
-    /// Removed by a merge whose destination the event does not name.
-    MergedUnnamed,
+    /// Removed by a merge without a successor Close names: [`Change::Gone`], with why.
+    Gone(String),
 }
 
-/// The fate of the records a deletion event of `source` removes. Only a lead's own deletion
-/// can be a merge's: the source lead is the one object a merge removes.
-fn fate(e: &Event, source: &Source) -> Fate {
-    if source.object_type != "lead" || source.removed != Removed::Own || !in_merge(e) {
-        return Fate::Deleted;
+/// The fate of the records a deletion event of `source` removes; `merged` holds the merges
+/// the `lead` `merged` events of the window name.
+fn fate(e: &Event, source: &Source, merged: &Merged) -> Fate {
+    let own = e.object_id.as_deref();
+    let Some((from, into)) = merge_of(e) else {
+        // A source lead's deletion that reached us without its merge `meta` (folded).
+        return match own.and_then(|id| merged.get(id)) {
+            Some(into) if source.object_type == "lead" => Fate::MergedInto(into.clone()),
+            _ => Fate::Deleted,
+        };
+    };
+    let merge = format!(
+        "lead {from} into {}",
+        into.unwrap_or("a lead it does not name")
+    );
+    if source.object_type != "lead" {
+        return Fate::Gone(format!(
+            "deleted in Close by the merge of {merge}: it may live on under another id"
+        ));
     }
-    match e.meta["merge_destination_lead_id"].as_str() {
-        Some(into) if !into.is_empty() && e.object_id.as_deref() != Some(into) => {
-            Fate::MergedInto(into.to_string())
-        }
-        _ => Fate::MergedUnnamed,
+    match into {
+        Some(into) if own == Some(from) && into != from => Fate::MergedInto(into.to_string()),
+        _ if own == Some(from) => Fate::Gone(format!(
+            "merged away in Close, but the event names no other merge_destination_lead_id \
+             ({merge})"
+        )),
+        _ => Fate::Gone(format!(
+            "deleted in Close during the merge of {merge}, of which it is not the source"
+        )),
     }
 }
 
@@ -188,12 +234,21 @@ fn event_time(e: &Event) -> Option<DateTime<Utc>> {
         .and_then(crmkit_core::time::parse_timestamp)
 }
 
-/// The ids an event removes, per its source. A lead merged away removes none of its
-/// children: they moved to the destination lead.
-fn removed_ids(e: &Event, removed: Removed) -> Vec<String> {
+/// The ids an event removes, per its source. A lead deleted in a merge (its event says so,
+/// or a `merged` event names it as a source) removes none of its children: a merge source's
+/// children moved to the destination, and any other child deleted in the merge has its own
+/// `deleted` event, which says so.
+fn removed_ids(e: &Event, removed: Removed, merged: &Merged) -> Vec<String> {
     match removed {
         Removed::Own => e.object_id.iter().cloned().collect(),
-        Removed::Nested(_) if in_merge(e) => Vec::new(),
+        Removed::Nested(_)
+            if merge_of(e).is_some()
+                || e.object_id
+                    .as_ref()
+                    .is_some_and(|id| merged.contains_key(id)) =>
+        {
+            Vec::new()
+        }
         Removed::Nested(key) => e
             .previous_data
             .get(key)
@@ -356,9 +411,87 @@ fn tombstones(
         },
     };
     let all = sources(kind);
+    let reads_leads = all.iter().any(|s| s.object_type == "lead");
+    let window = Window { since, from, until };
+    stream::once(async move {
+        let merged = if reads_leads {
+            merged_sources(&client, from).await?
+        } else {
+            Merged::new()
+        };
+        Ok::<_, Error>(deletions(
+            client,
+            kind,
+            reading,
+            Arc::new(merged),
+            upserts,
+            window,
+        ))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+/// A deletion window being read: `[from, until)`, `since` the watermark it started from.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    since: DateTime<Utc>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+/// The `lead` `merged` events logged since `from` (to now: see the module docs), as each
+/// merge's source lead with its destination. An event naming no destination names no
+/// merge to follow, and is left out.
+async fn merged_sources(client: &Client, from: DateTime<Utc>) -> Result<Merged> {
+    let mut merged = Merged::new();
+    let mut page: Option<String> = None;
+    loop {
+        let mut req = ApiRequest::get("event/")
+            .query("object_type", "lead")
+            .query("action", "merged")
+            .query("date_updated__gte", crmkit_core::time::format_close(from))
+            .query("_limit", "50");
+        if let Some(c) = &page {
+            req = req.query("_cursor", c.clone());
+        }
+        let got: EventPage = client.json(&req).await?;
+        let mut older = false;
+        for e in &got.data {
+            if event_time(e).is_some_and(|t| t < from) {
+                // Newest first (A9): everything after this is older still.
+                older = true;
+                break;
+            }
+            if let Some((source, Some(into))) = merge_of(e) {
+                if source != into {
+                    merged.insert(source.to_string(), into.to_string());
+                }
+            }
+        }
+        page = got.cursor_next.filter(|_| !older);
+        if page.is_none() {
+            return Ok(merged);
+        }
+    }
+}
+
+/// The deletion events of `kind`'s sources in `window`, from where `reading` stands, as
+/// changes; `merged` holds the merges the window's `merged` events name.
+fn deletions(
+    client: Client,
+    kind: ObjectKind,
+    reading: Reading,
+    merged: Arc<Merged>,
+    upserts: Option<KeysetCursor>,
+    window: Window,
+) -> BoxStream<'static, Result<Change>> {
+    let Window { since, from, until } = window;
+    let all = sources(kind);
     stream::try_unfold(reading, move |mut r| {
         let client = client.clone();
         let upserts = upserts.clone();
+        let merged = merged.clone();
         async move {
             if r.source_done {
                 r = Reading {
@@ -406,8 +539,8 @@ fn tombstones(
                     }),
                 }
                 .encode();
-                let fate = fate(e, source);
-                for id in removed_ids(e, source.removed) {
+                let fate = fate(e, source, &merged);
+                for id in removed_ids(e, source.removed, &merged) {
                     let record = RecordRef::new(Crm::Close, kind, id);
                     out.push(Ok(match &fate {
                         Fate::Deleted => Change::Deleted {
@@ -422,12 +555,9 @@ fn tombstones(
                             merged_into: Some(into.clone()),
                             cursor: cursor.clone(),
                         },
-                        Fate::MergedUnnamed => Change::Skipped {
+                        Fate::Gone(reason) => Change::Gone {
                             record,
-                            cause: SkipReason::Malformed,
-                            reason: "merged away in Close, but the event names no \
-                                     merge_destination_lead_id: not taken for a deletion"
-                                .into(),
+                            reason: reason.clone(),
                             cursor: cursor.clone(),
                         },
                     }));
@@ -516,75 +646,166 @@ mod tests {
 
     #[test]
     fn cascaded_deletions_name_the_records_they_remove() {
+        let none = Merged::new();
         let deleted = event(json!({
             "object_type": "lead", "action": "deleted", "object_id": "lead_1", "data": null,
             "previous_data": {"id": "lead_1",
                 "contacts": [{"id": "cont_1"}, {"id": "cont_2"}],
                 "opportunities": [{"id": "oppo_1"}]}
         }));
-        assert_eq!(removed_ids(&deleted, Removed::Own), ["lead_1"]);
+        assert_eq!(removed_ids(&deleted, Removed::Own, &none), ["lead_1"]);
         assert_eq!(
-            fate(&deleted, &sources(ObjectKind::Company)[0]),
+            fate(&deleted, &sources(ObjectKind::Company)[0], &none),
             Fate::Deleted
         );
         assert_eq!(
-            removed_ids(&deleted, Removed::Nested("contacts")),
+            removed_ids(&deleted, Removed::Nested("contacts"), &none),
             ["cont_1", "cont_2"]
         );
         assert_eq!(
-            removed_ids(&deleted, Removed::Nested("opportunities")),
+            removed_ids(&deleted, Removed::Nested("opportunities"), &none),
             ["oppo_1"]
         );
         // Without previous_data (non-admins after an hour) nothing is guessed.
         let bare = event(json!({
             "object_type": "lead", "action": "deleted", "object_id": "lead_1"
         }));
-        assert!(removed_ids(&bare, Removed::Nested("contacts")).is_empty());
+        assert!(removed_ids(&bare, Removed::Nested("contacts"), &none).is_empty());
+    }
+
+    /// The source that reads `kind`'s records nested under `key` of a deleted lead.
+    fn nested(kind: ObjectKind, key: &'static str) -> Source {
+        sources(kind)
+            .iter()
+            .find(|s| s.removed == Removed::Nested(key))
+            .copied()
+            .unwrap()
+    }
+
+    /// A `lead` `deleted` event of `id` with merge `meta`.
+    fn lead_deleted_in_merge(id: &str, meta: Value) -> Event {
+        event(json!({
+            "object_type": "lead", "action": "deleted", "object_id": id, "data": null,
+            "meta": meta,
+            "previous_data": {"id": id, "contacts": [{"id": "cont_1"}],
+                              "opportunities": [{"id": "oppo_1"}]}
+        }))
     }
 
     #[test]
     fn a_merged_away_lead_is_merged_into_its_destination_and_its_children_stay() {
+        let none = Merged::new();
         let merge = json!({"merge_source_lead_id": "lead_src",
                            "merge_destination_lead_id": "lead_dest"});
-        let source_deleted = event(json!({
-            "object_type": "lead", "action": "deleted", "object_id": "lead_src", "data": null,
-            "meta": merge,
-            "previous_data": {"id": "lead_src", "contacts": [{"id": "cont_1"}],
-                              "opportunities": [{"id": "oppo_1"}]}
-        }));
+        let source_deleted = lead_deleted_in_merge("lead_src", merge.clone());
         let company = sources(ObjectKind::Company)[0];
-        assert_eq!(removed_ids(&source_deleted, company.removed), ["lead_src"]);
         assert_eq!(
-            fate(&source_deleted, &company),
+            removed_ids(&source_deleted, company.removed, &none),
+            ["lead_src"]
+        );
+        assert_eq!(
+            fate(&source_deleted, &company, &none),
             Fate::MergedInto("lead_dest".into())
         );
         for (kind, key) in [
             (ObjectKind::Person, "contacts"),
             (ObjectKind::Deal, "opportunities"),
         ] {
-            let nested = sources(kind)
-                .iter()
-                .find(|s| s.removed == Removed::Nested(key))
-                .copied()
-                .unwrap();
             assert!(
-                removed_ids(&source_deleted, nested.removed).is_empty(),
+                removed_ids(&source_deleted, nested(kind, key).removed, &none).is_empty(),
                 "moved {key} are no tombstones"
             );
         }
-        // A child's own deletion is one, in a merge or not: Close says it is gone.
-        let contact_deleted = event(json!({
-            "object_type": "contact", "action": "deleted", "object_id": "cont_9", "meta": merge
-        }));
-        let person = sources(ObjectKind::Person)[0];
-        assert_eq!(removed_ids(&contact_deleted, person.removed), ["cont_9"]);
-        assert_eq!(fate(&contact_deleted, &person), Fate::Deleted);
         // A merge deletion naming no destination is not taken for a deletion.
-        let unnamed = event(json!({
-            "object_type": "lead", "action": "deleted", "object_id": "lead_src",
-            "meta": {"merge_source_lead_id": "lead_src"}
+        let unnamed =
+            lead_deleted_in_merge("lead_src", json!({"merge_source_lead_id": "lead_src"}));
+        assert!(matches!(fate(&unnamed, &company, &none), Fate::Gone(_)));
+    }
+
+    #[test]
+    fn a_child_deleted_in_a_merge_is_gone_not_deleted() {
+        let none = Merged::new();
+        let merge = json!({"merge_source_lead_id": "lead_src",
+                           "merge_destination_lead_id": "lead_dest"});
+        for (kind, object_type) in [
+            (ObjectKind::Person, "contact"),
+            (ObjectKind::Deal, "opportunity"),
+            (ObjectKind::Activity, "activity.note"),
+        ] {
+            let deleted = event(json!({
+                "object_type": object_type, "action": "deleted", "object_id": "obj_9",
+                "meta": merge
+            }));
+            let own = sources(kind)[0];
+            assert_eq!(removed_ids(&deleted, own.removed, &none), ["obj_9"]);
+            let Fate::Gone(why) = fate(&deleted, &own, &none) else {
+                panic!("{kind}: a deletion in a merge is no plain tombstone")
+            };
+            assert!(
+                why.contains("lead_src") && why.contains("lead_dest"),
+                "{why}"
+            );
+            // Without merge `meta` it is a deletion like any other.
+            let plain = event(json!({
+                "object_type": object_type, "action": "deleted", "object_id": "obj_9"
+            }));
+            assert_eq!(fate(&plain, &own, &none), Fate::Deleted, "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_lead_deleted_in_a_merge_it_is_not_the_source_of_is_gone() {
+        let none = Merged::new();
+        let company = sources(ObjectKind::Company)[0];
+        let merge = json!({"merge_source_lead_id": "lead_src",
+                           "merge_destination_lead_id": "lead_dest"});
+        // The destination itself, or a third lead, deleted with the merge's `meta`: not
+        // merged into the destination, and not a plain deletion either.
+        for id in ["lead_dest", "lead_other"] {
+            let deleted = lead_deleted_in_merge(id, merge.clone());
+            let Fate::Gone(why) = fate(&deleted, &company, &none) else {
+                panic!("{id} is not merged into lead_dest, nor plainly deleted")
+            };
+            assert!(why.contains("not the source"), "{why}");
+            for (kind, key) in [
+                (ObjectKind::Person, "contacts"),
+                (ObjectKind::Deal, "opportunities"),
+            ] {
+                assert!(
+                    removed_ids(&deleted, nested(kind, key).removed, &none).is_empty(),
+                    "{id}: its {key} come through their own events"
+                );
+            }
+        }
+        // A source "merged" into itself names no destination.
+        let itself = lead_deleted_in_merge(
+            "lead_src",
+            json!({"merge_source_lead_id": "lead_src", "merge_destination_lead_id": "lead_src"}),
+        );
+        assert!(matches!(fate(&itself, &company, &none), Fate::Gone(_)));
+    }
+
+    #[test]
+    fn a_source_deletion_without_meta_is_merged_when_a_merged_event_names_it() {
+        let merged: Merged = [("lead_src".to_string(), "lead_dest".to_string())].into();
+        let folded = event(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_src", "data": null,
+            "previous_data": {"id": "lead_src", "contacts": [{"id": "cont_1"}]}
         }));
-        assert_eq!(fate(&unnamed, &company), Fate::MergedUnnamed);
+        let company = sources(ObjectKind::Company)[0];
+        assert_eq!(
+            fate(&folded, &company, &merged),
+            Fate::MergedInto("lead_dest".into())
+        );
+        let contacts = nested(ObjectKind::Person, "contacts");
+        assert!(removed_ids(&folded, contacts.removed, &merged).is_empty());
+        // The destination's own plain deletion stays one.
+        let dest = event(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_dest", "data": null,
+            "previous_data": {"id": "lead_dest", "contacts": [{"id": "cont_2"}]}
+        }));
+        assert_eq!(fate(&dest, &company, &merged), Fate::Deleted);
+        assert_eq!(removed_ids(&dest, contacts.removed, &merged), ["cont_2"]);
     }
 
     #[test]
@@ -597,8 +818,8 @@ mod tests {
         ] {
             assert_eq!(sources(kind)[0].removed, Removed::Own);
             assert_eq!(sources(kind)[0].action, "deleted");
-            // A merge is read from its deletions; its `merged` event would name the
-            // merged-away lead a second time.
+            // A merge's `merged` event is a cross-check, never a tombstone source: it
+            // would name the merged-away lead a second time.
             assert!(sources(kind).iter().all(|s| s.action == "deleted"));
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crmkit_close::{Client, CloseConnector, Contact, LeadFields, Opportunity, Patch};
 use crmkit_core::connector::{Marked, SkipReason};
-use crmkit_core::http::ApiRequest;
+use crmkit_core::http::{ApiRequest, Method};
 use crmkit_core::{
     Change, ChangeCursor, Company, Connector, Crm, ErrorKind, ObjectKind, Record, RecordRef,
     SecretString,
@@ -415,6 +415,184 @@ async fn a_lead_merge_is_one_merged_deletion_and_moves_its_children_as_upserts()
             }
         }
     }
+}
+
+/// Two leads with a contact each, and each kind's feed read once: the sandbox, a client and
+/// connector for it, (source, its contact, destination, its contact), and the cursors of
+/// Company and Person.
+async fn two_leads_read() -> (
+    RunningClose,
+    Client,
+    CloseConnector,
+    [String; 4],
+    Vec<ChangeCursor>,
+) {
+    let sb = sandbox(0).await;
+    let c = client(&sb, "k");
+    let conn = CloseConnector::new(c.clone());
+    let mut ids = Vec::new();
+    for name in ["Source", "Destination"] {
+        let lead = c
+            .raw(&ApiRequest::post(
+                "lead/",
+                json!({"name": name, "contacts": [{"name": format!("{name} Person")}]}),
+            ))
+            .await
+            .expect("lead");
+        ids.push(lead["id"].as_str().unwrap().to_string());
+        ids.push(lead["contacts"][0]["id"].as_str().unwrap().to_string());
+    }
+    let mut cursors = Vec::new();
+    for kind in [ObjectKind::Company, ObjectKind::Person] {
+        let first = run(&conn, kind, None).await;
+        cursors.push(first.last().expect("a change").cursor().clone());
+    }
+    (sb, c, conn, ids.try_into().expect("four ids"), cursors)
+}
+
+/// The feed's tombstones and gone records: (id, merged_into) of each `Deleted`, ids `Gone`.
+fn removals(changes: &[Change]) -> (Vec<(String, Option<String>)>, Vec<String>) {
+    let mut deleted = Vec::new();
+    let mut gone = Vec::new();
+    for c in changes {
+        match c {
+            Change::Deleted {
+                record,
+                merged_into,
+                ..
+            } => deleted.push((record.id.clone(), merged_into.clone())),
+            Change::Gone { record, .. } => gone.push(record.id.clone()),
+            _ => {}
+        }
+    }
+    (deleted, gone)
+}
+
+/// Merge `meta` naming `source` and `destination`.
+fn merge_meta(source: &str, destination: &str) -> Value {
+    json!({"merge_source_lead_id": source, "merge_destination_lead_id": destination})
+}
+
+#[tokio::test]
+async fn a_contact_deleted_in_a_merge_is_gone_not_a_tombstone() {
+    let (sb, c, conn, [source, _, dest, contact], cursors) = two_leads_read().await;
+    // Close may delete a child in a merge (and re-create it under another id): the sandbox's
+    // merge does not, so its deletion is made, then given the merge's `meta`.
+    c.raw(&ApiRequest::new(
+        Method::DELETE,
+        format!("contact/{contact}/"),
+    ))
+    .await
+    .expect("deleted");
+    sb.edit_events(|e| {
+        if e["object_id"] == json!(contact) {
+            e["meta"] = merge_meta(&source, &dest);
+        }
+    });
+    let changes = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
+    let (deleted, gone) = removals(&changes);
+    assert_eq!(deleted, [], "no tombstone: {changes:?}");
+    assert_eq!(gone, [contact], "{changes:?}");
+    let Some(Change::Gone { reason, .. }) =
+        changes.iter().find(|c| matches!(c, Change::Gone { .. }))
+    else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains(&source) && reason.contains(&dest),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_lead_deleted_with_merge_meta_it_is_not_the_source_of_is_gone() {
+    let (sb, c, conn, [source, _, dest, _], cursors) = two_leads_read().await;
+    let third = c
+        .raw(&ApiRequest::post("lead/", json!({"name": "Third"})))
+        .await
+        .expect("lead")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for id in [&third, &dest] {
+        c.raw(&ApiRequest::new(Method::DELETE, format!("lead/{id}/")))
+            .await
+            .expect("deleted");
+    }
+    // Both deletions carry the meta of a merge of `source` into `dest`: the destination's
+    // own, and a lead's that is neither.
+    sb.edit_events(|e| {
+        if e["object_type"] == "lead" && e["action"] == "deleted" {
+            e["meta"] = merge_meta(&source, &dest);
+        }
+    });
+    let changes = run(&conn, ObjectKind::Company, Some(cursors[0].clone())).await;
+    let (deleted, mut gone) = removals(&changes);
+    gone.sort();
+    let mut want = vec![third, dest];
+    want.sort();
+    assert_eq!(deleted, [], "neither is merged nor deleted: {changes:?}");
+    assert_eq!(gone, want, "{changes:?}");
+}
+
+#[tokio::test]
+async fn a_merged_event_makes_a_source_deletion_without_meta_a_merge() {
+    let (sb, c, conn, [source, source_contact, dest, _], cursors) = two_leads_read().await;
+    c.raw(&ApiRequest::post(
+        "lead/merge/",
+        json!({"source": source, "destination": dest}),
+    ))
+    .await
+    .expect("merged");
+    // Folded with an earlier action, the source's deletion lost its merge `meta`; the
+    // `merged` event keeps it.
+    sb.edit_events(|e| {
+        if e["action"] == "deleted" {
+            e["meta"] = json!({});
+        }
+    });
+    let changes = run(&conn, ObjectKind::Company, Some(cursors[0].clone())).await;
+    assert_eq!(
+        removals(&changes),
+        (vec![(source.clone(), Some(dest.clone()))], vec![]),
+        "one merge, not a second tombstone"
+    );
+    let people = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
+    let (deleted, gone) = removals(&people);
+    assert_eq!((deleted, gone), (vec![], vec![]), "{people:?}");
+    assert!(
+        upserts(&people)
+            .iter()
+            .any(|r| r.id() == Some(source_contact.as_str())),
+        "the moved contact is an upsert"
+    );
+}
+
+#[tokio::test]
+async fn the_destination_deleted_after_a_merge_is_a_tombstone() {
+    let (_sb, c, conn, [source, _, dest, dest_contact], cursors) = two_leads_read().await;
+    c.raw(&ApiRequest::post(
+        "lead/merge/",
+        json!({"source": source, "destination": dest}),
+    ))
+    .await
+    .expect("merged");
+    c.raw(&ApiRequest::new(Method::DELETE, format!("lead/{dest}/")))
+        .await
+        .expect("deleted");
+    let changes = run(&conn, ObjectKind::Company, Some(cursors[0].clone())).await;
+    let (mut deleted, gone) = removals(&changes);
+    deleted.sort();
+    let mut want = vec![(source, Some(dest.clone())), (dest, None)];
+    want.sort();
+    assert_eq!(deleted, want, "a genuine deletion stays one: {changes:?}");
+    assert_eq!(gone, Vec::<String>::new());
+    let people = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
+    let (deleted, _) = removals(&people);
+    assert!(
+        deleted.contains(&(dest_contact, None)),
+        "its own contact is deleted with it: {people:?}"
+    );
 }
 
 #[tokio::test]

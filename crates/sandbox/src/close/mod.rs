@@ -324,6 +324,17 @@ impl RunningClose {
         &self.state.seed_ids
     }
 
+    /// Rewrites every event in the log with `f`, for tests of event logs Close may give but
+    /// the sandbox does not write by itself: Close may fold several actions on one object into
+    /// one event ("existing events can be updated if multiple actions to the same object
+    /// happen in a short time frame", developer.close.com/api/resources/events), and does not
+    /// document every event a merge logs. The log keeps its order; `f` may edit any field.
+    pub fn edit_events(&self, mut f: impl FnMut(&mut Value)) {
+        for (_, event) in self.state.data().events.iter_mut() {
+            f(event);
+        }
+    }
+
     /// How many records a collection holds (`lead`, `contact`, `opportunity`, `activity`…).
     pub fn count(&self, collection: &str) -> usize {
         let data = self.state.read();

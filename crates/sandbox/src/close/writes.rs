@@ -316,12 +316,20 @@ pub(crate) fn delete(
 /// The event log follows developer.close.com/api/resources/events/list-of-event-types
 /// (`lead` `merged`): "you will also get `updated` and `deleted` events for the leads and
 /// any related objects involved in the merge. All events related to the merge contain
-/// `merge_source_lead_id` and `merge_destination_lead_id` in the `meta` field". So a merge
-/// logs an `updated` event for each moved child (`lead_id` changed), the source lead's
-/// `deleted` event (its `previous_data` the lead as it was before the merge, children
-/// included, as a plain delete gives it), an `updated` event for the destination lead, and
-/// one `merged` event whose `lead_id` and `data` are the destination's; every one of them
-/// carries both ids in `meta`. The moved children get no `deleted` event: they still exist.
+/// `merge_source_lead_id` and `merge_destination_lead_id` in the `meta` field", and the
+/// `merged` event's "`lead_id` and `data` contain the lead ID and data of the resulting
+/// (destination) lead". So a merge logs an `updated` event for each moved child (`lead_id`
+/// changed), the source lead's `deleted` event, an `updated` event for the destination lead,
+/// and one `merged` event whose `lead_id` and `data` are the destination's (its `object_id`
+/// is the destination too: the docs do not say); every one of them carries both ids in
+/// `meta`. The moved children get no `deleted` event: they still exist.
+///
+/// Close documents neither the order of these events nor what the source's `deleted` event
+/// holds in `previous_data`. The sandbox takes an undocumented worst case, chosen to be harsh
+/// on a client: the deletion is logged before the destination's `updated` and `merged`
+/// events, and its `previous_data` is the source lead as it was before the merge, children
+/// included, as a plain delete gives it, so a client that reads a lead's `previous_data`
+/// children as deleted without looking at `meta` deletes the moved ones.
 ///
 /// A LeadMerge activity records the merge ("LeadMerge activities are created when you merge
 /// one lead into another", …/activities/lead-merges) with the fields of that page's schema.
@@ -345,7 +353,8 @@ pub(crate) fn merge_leads(data: &mut Data, body: Value, path: &str) -> Result<Ch
     }
     let source_row = find(data, Kind::Lead, &source)?.clone();
     let destination_row = find(data, Kind::Lead, &destination)?.clone();
-    // The source's tombstone shows it as it was, children included, like a plain delete's.
+    // The source's tombstone shows it as it was, children included, like a plain delete's
+    // (not documented: the harsh case, see above).
     let prior = match render(data, "lead", source_row) {
         Value::Object(m) => m,
         _ => Map::new(),

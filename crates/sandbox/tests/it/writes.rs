@@ -359,6 +359,9 @@ async fn a_lead_merge_moves_the_children_and_logs_the_documented_events() {
     let events = log.body["data"].as_array().cloned().unwrap_or_default();
     assert_eq!(events.len(), 1, "{}", log.body);
     assert_eq!(events[0]["object_id"], json!(dest));
+    // "`lead_id` and `data` contain the lead ID and data of the resulting (destination) lead"
+    assert_eq!(events[0]["lead_id"], json!(dest));
+    assert_eq!(events[0]["data"]["id"], json!(dest));
     assert_eq!(events[0]["meta"]["merge_source_lead_id"], json!(source));
     assert_eq!(events[0]["meta"]["merge_destination_lead_id"], json!(dest));
     // developer.close.com/api/resources/events/list-of-event-types: a merge also logs
@@ -412,6 +415,15 @@ async fn a_lead_merge_moves_the_children_and_logs_the_documented_events() {
         "moved contact, source, destination, merge: {all:?}"
     );
     assert!(all.iter().all(merge_meta), "{all:?}");
+    // A test may present the log as Close may fold it: the source's deletion without `meta`.
+    sb.edit_events(|e| {
+        if e["action"] == "deleted" {
+            e["meta"] = json!({});
+        }
+    });
+    let folded = logged("lead", "deleted").await;
+    assert_eq!(folded[0]["meta"], json!({}), "{folded:?}");
+    assert!(merge_meta(&logged("lead", "merged").await[0]));
 
     // developer.close.com/api/resources/activities/lead-merges: a LeadMerge activity.
     let merges = api

@@ -1,7 +1,8 @@
 //! Records gone without a deletion: merged into another record, or answering "not found"
 //! with no tombstone in their CRM's deletion feed. Neither is ever propagated as a delete.
 //!
-//! - **Merges** ([`Change::Deleted`] with `merged_into`, from HubSpot's merges): the merged
+//! - **Merges** ([`Change::Deleted`] with `merged_into`, from HubSpot's contact, company and
+//!   deal merges and Close's lead merges): the merged
 //!   record's data lives on in the winner. When the winner is not linked yet, the loser's
 //!   link takes the winner's id (relinked), so the counterparts now follow the winner; when
 //!   the winner is linked to other records too, the two links would have to be merged: that
@@ -16,6 +17,11 @@
 //!   made by a CRM, but a feed is input) names no survivor: each linked record on it, or
 //!   merged into it, goes to the review queue and its link is left as it was (relinking A
 //!   onto B and B onto A would swap the two links' records).
+//! - **Removed by a merge, successor unknown** ([`Change::Gone`]: a Close contact,
+//!   opportunity or activity whose own `deleted` event is part of a lead merge, or a lead
+//!   deleted in a merge it is not the source of): its data may live on under another id, so
+//!   under every delete policy it is flagged for review and noted as gone, and nothing is
+//!   deleted or relinked.
 //! - **Not found without a tombstone** while completing a linked group: it may be a merge,
 //!   or a record these credentials may no longer see, not a deletion. Under
 //!   `delete = "propagate"` it is flagged for review and noted as gone, and the other
@@ -265,6 +271,59 @@ impl Engine {
             .errors
             .push(format!("{gone}: {NOT_FOUND_REASON}; queued for review"));
         report.flagged.push(gone);
+        Ok(())
+    }
+
+    /// Flags the linked records a feed said a merge removed without naming their successor
+    /// ([`Change::Gone`]), under every delete policy: queued for review with what their CRM
+    /// said, and noted as gone; nothing is deleted or relinked. An unlinked one needs nothing.
+    pub(super) async fn flag_removed(
+        &self,
+        kind: ObjectKind,
+        removed: BTreeMap<(Crm, String), String>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let refs: Vec<RecordRef> = removed
+            .keys()
+            .map(|(crm, id)| RecordRef::new(*crm, kind, id.clone()))
+            .collect();
+        let found = self
+            .store
+            .links_by_records(&refs)
+            .await
+            .map_err(store_err)?;
+        for ((gone, reason), link) in refs.into_iter().zip(removed.into_values()).zip(found) {
+            let Some(link) = link.filter(|l| l.hash(gone.crm) != Some(DELETED)) else {
+                continue;
+            };
+            let what = json!({
+                "removed": gone.to_string(),
+                "linked": describe_link(kind, &link),
+            });
+            let why = format!(
+                "{reason}: the linked records were not deleted; find where its data went and \
+                 link them to it, or delete them"
+            );
+            // One transaction, as for a merge: a review without the side noted as gone would
+            // have it read (and answer "not found") again; a side noted gone without its
+            // review, the link forgotten.
+            let mut tx = self.tx().await?;
+            tx.enqueue_review(kind, &what, &why)
+                .await
+                .map_err(store_err)?;
+            tx.update_link(
+                &link,
+                &LinkUpdate::new().hash(gone.crm, Some(DELETED.to_string())),
+            )
+            .await
+            .map_err(store_err)?;
+            tx.clear_retry(&self.pair, &gone).await.map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            report
+                .errors
+                .push(format!("{gone}: {why}; queued for review"));
+            report.flagged.push(gone);
+        }
         Ok(())
     }
 }

@@ -25,6 +25,8 @@ impl Engine {
         let mut deletes: BTreeSet<(Crm, String)> = BTreeSet::new();
         // Records merged away, with the id of the record each was merged into.
         let mut merges: Vec<(RecordRef, String)> = Vec::new();
+        // Records a merge removed without naming a successor, with what their CRM said.
+        let mut removed: BTreeMap<(Crm, String), String> = BTreeMap::new();
         let mut failures = retry::Failures::default();
         let mut cursors: BTreeMap<Crm, ChangeCursor> = BTreeMap::new();
         for crm in &crms {
@@ -45,6 +47,7 @@ impl Engine {
                             continue;
                         };
                         deletes.remove(&(*crm, id.clone()));
+                        removed.remove(&(*crm, id.clone()));
                         upserts.insert((*crm, id), record);
                     }
                     // Merged, not deleted: never propagated as a delete.
@@ -58,7 +61,18 @@ impl Engine {
                     }
                     Change::Deleted { record, .. } => {
                         upserts.remove(&(*crm, record.id.clone()));
-                        deletes.insert((*crm, record.id));
+                        // Once said to be gone by a merge, a plain tombstone of the same
+                        // record does not make it a deletion to mirror.
+                        if !removed.contains_key(&(*crm, record.id.clone())) {
+                            deletes.insert((*crm, record.id));
+                        }
+                    }
+                    // Removed, not deleted, and not followable: never propagated as a delete.
+                    Change::Gone { record, reason, .. } => {
+                        let key = (*crm, record.id);
+                        upserts.remove(&key);
+                        deletes.remove(&key);
+                        removed.insert(key, reason);
                     }
                     Change::Skipped {
                         record,
@@ -81,6 +95,7 @@ impl Engine {
         if run.is_some() {
             self.follow_merges(kind, cfg, merges, &mut upserts, &mut failures, report)
                 .await?;
+            self.flag_removed(kind, removed, report).await?;
         }
         // Records on the retry list that are due, read again and planned with the feeds'.
         let listed = if run.is_some() {

@@ -547,3 +547,56 @@ async fn a_merge_into_a_record_that_cannot_be_read_goes_to_review_and_overwrites
     let reviews = w.store.open_reviews(10).await.expect("store");
     assert_eq!(reviews.len(), 1, "one open review: {reviews:?}");
 }
+
+#[tokio::test]
+async fn a_contact_deleted_in_a_close_merge_is_flagged_never_propagated() {
+    // Close logs `deleted` events for the objects involved in a merge, with the merge's
+    // `meta`: a contact it deletes may live on under another id, so under `propagate` its
+    // counterpart stays and the link goes to review.
+    let w = World::new().await;
+    let mut c = config();
+    c.person.delete = DeletePolicy::Propagate;
+    let engine = w.engine(c);
+    let (contact, hs) = linked_bob(&w, &engine).await;
+    let lead = w.close_get(&format!("contact/{contact}/")).await["lead_id"]
+        .as_str()
+        .expect("lead id")
+        .to_string();
+    let other = w.close_lead(serde_json::json!({"name": "Acme Two"})).await;
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    // The sandbox's merge moves contacts; this deletion is given the merge's `meta` as
+    // Close would log it.
+    w.close_sb.edit_events(|e| {
+        if e["object_id"] == serde_json::json!(contact) && e["action"] == "deleted" {
+            e["meta"] = serde_json::json!({"merge_source_lead_id": lead,
+                                           "merge_destination_lead_id": other});
+        }
+    });
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    w.hs.raw(&ApiRequest::get(format!("crm/v3/objects/contacts/{hs}")))
+        .await
+        .expect("the HubSpot contact stays");
+    let gone = RecordRef::new(Crm::Close, ObjectKind::Person, contact);
+    assert_eq!(r.flagged, vec![gone.clone()], "{r:?}");
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(Crm::HubSpot, ObjectKind::Person, hs))
+        .await
+        .expect("store")
+        .expect("the link is kept");
+    assert_eq!(link.crm_id(Crm::Close), Some(gone.id.as_str()));
+    // Read again (the event log's overlap window), it is not flagged twice.
+    let again = engine.run().await.expect("run");
+    assert!(again.flagged.is_empty(), "{again:?}");
+    assert_eq!(w.store.open_reviews(10).await.expect("store").len(), 1);
+}
