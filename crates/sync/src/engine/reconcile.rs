@@ -23,7 +23,7 @@ impl Engine {
         let stored = match seen {
             Ok(seen) => {
                 let update = LinkUpdate::new()
-                    .hash(found.crm, Some(seen.hash))
+                    .hash(found.crm, Some(seen.hash.to_string()))
                     .fields(found.crm, Some(fields_json(&seen.fields)));
                 fenced!(self, update_link(link, &update)).map(|_| ())
             }
