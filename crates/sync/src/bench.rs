@@ -137,7 +137,7 @@ fn synthetic_chunk(config: &Config, from: usize, to: usize) -> Vec<SyntheticPair
             let hs = company(text("", i, ""), i, i % 2 == 0);
             let link = (i % 2 == 0).then(|| {
                 let stored = crate::values::extract(&close, Crm::Close, cfg)
-                    .map(|f| crate::values::hash(&f))
+                    .map(|f| crate::values::hash(&f).to_string())
                     .unwrap_or_default();
                 LinkState {
                     key: text("", i, ""),

@@ -12,7 +12,7 @@ use crate::config::{Config, DeletePolicy, EntityConfig};
 use crate::matching::{self, Found, Index, Keys};
 use crate::per_crm::PerCrm;
 use crate::resolve::{self, Decision, FieldConflict, Side};
-use crate::values::{self, Field, FieldMap, Writes, reference_kind};
+use crate::values::{self, Field, FieldMap, FieldsHash, Writes, reference_kind};
 
 /// A record read from one CRM during this run, mapped to unified fields.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +26,7 @@ pub struct Seen {
     /// Its synced fields, canonical, with references as this CRM's ids.
     pub fields: FieldMap,
     /// [`resolve::hash`] of `fields`.
-    pub hash: String,
+    pub hash: FieldsHash,
     /// Whether it came from the change feed (rather than being read to complete a link).
     pub fed: bool,
 }
@@ -157,7 +157,7 @@ pub struct Group {
     pub ids: PerCrm<String>,
     /// Each present side's hash and fields as read this run (stored as the new base for
     /// sides not written).
-    pub seen: PerCrm<(String, FieldMap)>,
+    pub seen: PerCrm<(FieldsHash, FieldMap)>,
     /// Patches.
     pub updates: Vec<Update>,
     /// Creates in CRMs that lack the record.
@@ -506,10 +506,10 @@ fn plan_group(
     close_code: Option<&str>,
     out: &mut Plan,
 ) {
-    let stored = |c: Crm| link.as_ref().and_then(|l| l.hashes.get(&c));
+    let stored = |c: Crm| link.as_ref().and_then(|l| l.hashes.get(&c)).map(String::as_str);
     let mut any_changed = false;
     for s in sides.values() {
-        if stored(s.crm) == Some(&s.hash) {
+        if stored(s.crm) == Some(s.hash.as_str()) {
             if s.fed {
                 out.echoes += 1;
             }
@@ -574,7 +574,7 @@ fn plan_group(
             crm: s.crm,
             fields: &comparable[&s.crm],
             base: bases.get(&s.crm),
-            changed: stored(s.crm) != Some(&s.hash),
+            changed: stored(s.crm) != Some(s.hash.as_str()),
             modified: s.record.updated_at(),
         })
         .collect();
@@ -1053,8 +1053,8 @@ mod tests {
             ]
             .into(),
             hashes: [
-                (Crm::Close, bc.hash.clone()),
-                (Crm::HubSpot, bh.hash.clone()),
+                (Crm::Close, bc.hash.to_string()),
+                (Crm::HubSpot, bh.hash.to_string()),
             ]
             .into(),
             bases: [(Crm::Close, bc.fields), (Crm::HubSpot, bh.fields)].into(),

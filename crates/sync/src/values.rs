@@ -128,7 +128,7 @@ impl<'de> serde::Deserialize<'de> for Field {
 /// first, and text needing no escapes (nearly all of it) is written as it is: the hash is
 /// computed for every record read, so the planner's speed depends on it. The bytes hashed,
 /// and so the hash, are exactly those of `serde_json::to_vec`.
-pub fn hash(fields: &FieldMap) -> String {
+pub fn hash(fields: &FieldMap) -> FieldsHash {
     let mut h = Sha256::new();
     h.update(b"{");
     for (i, (field, v)) in fields.iter().enumerate() {
@@ -147,7 +147,7 @@ pub fn hash(fields: &FieldMap) -> String {
         }
     }
     h.update(b"}");
-    hex16(&h.finalize())
+    FieldsHash::of_digest(&h.finalize())
 }
 
 /// Feeds `s` as a JSON string: as it is when serde_json would escape nothing in it.
@@ -161,15 +161,52 @@ fn hash_str(h: &mut Sha256, s: &str) {
     }
 }
 
-/// The first 16 bytes of `digest` in lower-case hex, built in one allocation.
-fn hex16(digest: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for b in &digest[..16] {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+/// A [`hash`]: the first 16 bytes of a SHA-256 in lower-case hex, held inline. Every record
+/// read gets one, so it is not a heap string: the store keeps it as its text
+/// ([`FieldsHash::as_str`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldsHash([u8; 32]);
+
+impl FieldsHash {
+    fn of_digest(digest: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (pair, b) in out.chunks_exact_mut(2).zip(&digest[..16]) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
+        }
+        Self(out)
     }
-    out
+
+    /// The hash as the store keeps it: 32 lower-case hex digits.
+    pub fn as_str(&self) -> &str {
+        // Built from ASCII hex digits only, so always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for FieldsHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for FieldsHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl serde::Serialize for FieldsHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl From<FieldsHash> for String {
+    fn from(h: FieldsHash) -> Self {
+        h.as_str().to_string()
+    }
 }
 
 /// An `io::Write` that feeds a SHA-256 state.
@@ -850,9 +887,9 @@ mod tests {
         assert_eq!(hash(&a), hash(&b));
         // Pinned: the stored hashes of existing links depend on these exact bytes.
         let want = Sha256::digest(br#"{"amount":1,"name":"Acme"}"#);
-        assert_eq!(hash(&a), hex::encode(&want[..16]));
+        assert_eq!(hash(&a).as_str(), hex::encode(&want[..16]));
         assert_eq!(
-            hash(&FieldMap::new()),
+            hash(&FieldMap::new()).as_str(),
             hex::encode(&Sha256::digest(b"{}")[..16])
         );
         b.insert("amount".into(), json!(1.5));
@@ -881,13 +918,13 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let want = Sha256::digest(serde_json::to_vec(&reference).unwrap());
-        assert_eq!(hash(&odd), hex::encode(&want[..16]));
+        assert_eq!(hash(&odd).as_str(), hex::encode(&want[..16]));
         // Each value alone too, so one escape cannot hide behind another.
         for (k, v) in &pairs {
             let one: FieldMap = [(Field::intern(k), v.clone())].into();
             let reference = BTreeMap::from([(k.to_string(), v.clone())]);
             let want = Sha256::digest(serde_json::to_vec(&reference).unwrap());
-            assert_eq!(hash(&one), hex::encode(&want[..16]), "{k}");
+            assert_eq!(hash(&one).as_str(), hex::encode(&want[..16]), "{k}");
         }
     }
 

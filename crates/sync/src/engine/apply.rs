@@ -462,7 +462,7 @@ impl Engine {
         // Hashes: what each side holds now. Written records are read back, so a CRM that
         // normalises or ignores a value does not make our own write look like its change;
         // an edit someone made meanwhile is not taken as synced (see `readback`).
-        let mut hashes: Vec<PerCrm<(String, FieldMap)>> =
+        let mut hashes: Vec<PerCrm<(FieldsHash, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
         let reads = self
             .read_many(
@@ -532,7 +532,7 @@ impl Engine {
             let mut any = false;
             for (crm, (h, fields)) in &hashes[i] {
                 if link.hash(crm) != Some(h.as_str()) {
-                    update = update.hash(crm, Some(h.clone()));
+                    update = update.hash(crm, Some(h.to_string()));
                     any = true;
                 }
                 // The side's values are the base that tells next run's changes (and clears)
@@ -638,7 +638,7 @@ fn source_base(link: &Link, g: &plan::Group) -> Option<LinkUpdate> {
     let (hash, fields) = g.seen.get(&source)?;
     Some(
         LinkUpdate::new()
-            .hash(source, Some(hash.clone()))
+            .hash(source, Some(hash.to_string()))
             .fields(source, Some(fields_json(fields))),
     )
 }

@@ -70,7 +70,7 @@ fn is_echo(crms: &[Crm], state: &LinkState, sides: &Sides) -> bool {
         && crms.iter().all(synced)
         && sides
             .values()
-            .all(|s| s.fed && state.hashes.get(&s.crm) == Some(&s.hash))
+            .all(|s| s.fed && state.hashes.get(&s.crm).map(String::as_str) == Some(s.hash.as_str()))
 }
 
 /// Every matching key a record could be found by, whatever its tier. Deals are keyed by
@@ -118,7 +118,7 @@ mod tests {
         for crm in ALL {
             let s = seen(crm, &format!("{crm}-1"), "Acme", false);
             state.ids.insert(crm, s.id().to_string());
-            state.hashes.insert(crm, s.hash);
+            state.hashes.insert(crm, s.hash.to_string());
         }
         state
     }

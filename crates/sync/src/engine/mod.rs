@@ -22,7 +22,7 @@ use crate::matching;
 use crate::per_crm::PerCrm;
 use crate::plan::{self, Ambiguous, Input, LinkState, Plan, RefTable, Seen, Sides};
 use crate::resolve::FieldConflict;
-use crate::values::{Field, FieldMap, reference_kind};
+use crate::values::{Field, FieldMap, FieldsHash, reference_kind};
 
 /// Runs one store write (`$method` of [`crmkit_store::Tx`]) in a transaction of its own,
 /// fenced by the run's lease ([`Engine::tx`]): a run that lost its lease writes nothing.

@@ -50,9 +50,9 @@ impl Engine {
                 let (hash, fields) = match base {
                     Some(base) => {
                         report.edited_meanwhile.push(found.clone());
-                        (crate::resolve::hash(&base), base)
+                        (crate::resolve::hash(&base).to_string(), base)
                     }
-                    None => (seen.hash, seen.fields),
+                    None => (seen.hash.to_string(), seen.fields),
                 };
                 let mut update = LinkUpdate::new()
                     .hash(found.crm, Some(hash))
@@ -67,7 +67,7 @@ impl Engine {
                     };
                     base.retain(|f, _| reference_kind(f).is_none());
                     update = update
-                        .hash(source, Some(crate::resolve::hash(&base)))
+                        .hash(source, Some(crate::resolve::hash(&base).to_string()))
                         .fields(source, Some(fields_json(&base)));
                 }
                 fenced!(self, update_link(link, &update)).map(|_| ())
