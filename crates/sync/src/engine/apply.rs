@@ -627,12 +627,13 @@ fn match_attributes(mut new: NewLink, plan: &Plan, g: &plan::Group) -> NewLink {
 }
 
 /// The update giving the source of `g`'s creates its current values as its base, when the
-/// group creates anything and `link` holds no hash for the source yet. A deferred group
+/// group creates anything and `link` holds no hash or base for the source yet. A deferred group
 /// keeps its old hashes and bases (a change held back would otherwise look synced): its
 /// source, if a create of it is interrupted, gets its base at recovery.
 fn source_base(link: &Link, g: &plan::Group) -> Option<LinkUpdate> {
     let source = g.creates.first()?.source.crm;
-    if g.deferred || link.hash(source).is_some() {
+    // A relinked merge winner has a base but no hash yet: its relink base stands.
+    if g.deferred || link.hash(source).is_some() || link.fields(source).is_some() {
         return None;
     }
     let (hash, fields) = g.seen.get(&source)?;

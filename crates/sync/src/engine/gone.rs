@@ -204,10 +204,11 @@ impl Engine {
     /// others' and nobody changes them, `primary` decides, or a conflict is queued
     /// ([`crate::resolve::resolve`]). Gaps are filled both ways: a field only the winner
     /// holds, which no other side's base has, is left out of its base, so it counts as the
-    /// winner's addition and fills the others' gaps; a field another side's base holds but
-    /// the winner lacks (the loser's counterpart held it, the winner never did) is dropped
-    /// from that side's base, so it counts as that side's addition and fills the winner's
-    /// gap rather than being left apart in silence. No hash is stored, so the run plans the
+    /// winner's addition and fills the others' gaps; a field the other sides' bases all hold
+    /// alike but the winner lacks (the loser's counterpart held it, the winner never did) is
+    /// dropped from those bases, so it counts as their addition and fills the winner's gap
+    /// rather than being left apart in silence. Where the other sides' bases differ on it,
+    /// they are kept: each would otherwise look edited and one overwrite the other. No hash is stored, so the run plans the
     /// link (and shows any difference) now, then stores it as for any side. The loser's
     /// retry entry goes: it can never be read again, and the winner is synced in its place.
     async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
@@ -229,10 +230,14 @@ impl Engine {
             .map(|(f, v)| (*f, v.clone()))
             .collect();
         let mut update = LinkUpdate::new().fields(loser.crm, Some(fields_json(&base)));
+        // A field the winner lacks fills its gap only where the other sides agree on it:
+        // dropped from bases holding different values, it would make each of them look
+        // edited, and one would overwrite the other (a list one keeps in part, say).
+        let agreed = |f: &str, v: &Value| others.iter().all(|(_, o)| o.get(f) == Some(v));
         for (c, other) in &others {
             let kept: serde_json::Map<String, Value> = other
                 .iter()
-                .filter(|(f, _)| seen.fields.contains_key(f.as_str()))
+                .filter(|(f, v)| seen.fields.contains_key(f.as_str()) || !agreed(f, v))
                 .map(|(f, v)| (f.clone(), v.clone()))
                 .collect();
             if kept.len() != other.len() {
