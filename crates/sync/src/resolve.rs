@@ -425,7 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn review_a_side_new_to_a_based_link_does_not_overwrite_it() {
+    fn a_side_new_to_a_based_link_never_overwrites_the_primary() {
         // Salesforce's record newly matched into a synced Close–HubSpot link.
         let synced = map(&[("name", json!("Acme Inc"))]);
         let sf = map(&[("name", json!("Acme Corporation"))]);
