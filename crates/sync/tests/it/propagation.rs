@@ -208,33 +208,12 @@ async fn matching_records_are_linked_and_ambiguous_ones_queued_never_merged() {
 async fn deals_cross_with_their_stage_amount_and_company() {
     let w = World::new().await;
     let statuses = w.close_get("status/opportunity/").await;
-    let status = |label: &str| -> String {
-        statuses["data"]
-            .as_array()
-            .and_then(|all| all.iter().find(|s| s["label"] == label))
-            .and_then(|s| s["id"].as_str())
-            .unwrap_or_else(|| panic!("Close status {label}: {statuses}"))
-            .to_string()
-    };
-    let mut c = config();
-    c.deal.enabled = true;
+    let status = |label: &str| close_status(&statuses, label);
+    let mut c = deal_config(&statuses, true);
     c.deal.fields = ["name", "amount", "currency", "stage", "company"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let stages = &mut c.deal.pipelines.get_mut("default").expect("default").stages;
-    for (unified, close_label, hubspot) in [
-        ("New", "Active", "appointmentscheduled"),
-        ("Demo", "Demo Scheduled", "presentationscheduled"),
-        ("Proposal", "Proposal Sent", "decisionmakerboughtin"),
-        ("Won", "Won", "closedwon"),
-        ("Lost", "Lost", "closedlost"),
-    ] {
-        let s = stages.get_mut(unified).expect("default stage");
-        s.close = Some(status(close_label));
-        s.hubspot = Some(hubspot.into());
-    }
-    stages.remove("Qualified");
     // HubSpot deals have `deal_currency_code` out of the box
     // (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties), and so
     // does the sandbox: nothing is defined here.
