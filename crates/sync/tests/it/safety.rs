@@ -154,10 +154,16 @@ async fn an_edit_to_the_source_before_recovery_wins_even_with_the_target_as_prim
     edit_before_recovery(Some(Crm::HubSpot)).await;
 }
 
-/// A Close contact's create in HubSpot interrupted after sending; its title edited in Close
-/// before the run that recovers the create: the edit must reach HubSpot (under `primary`,
-/// the recovered copy must not overwrite it either).
-async fn edit_before_recovery(primary: Option<Crm>) {
+/// A Close contact ("No Mail", title CTO) synced once into HubSpot under `primary`.
+struct Synced {
+    w: World,
+    engine: crmkit_sync::Engine,
+    contact: String,
+    link: crmkit_store::Link,
+    hs: String,
+}
+
+async fn synced_contact(primary: Option<Crm>) -> Synced {
     let w = World::new().await;
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com",
@@ -173,6 +179,26 @@ async fn edit_before_recovery(primary: Option<Crm>) {
     let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
     let link = linked(&w, &close_ref).await;
     let hs = link.crm_id(Crm::HubSpot).expect("created").to_string();
+    Synced {
+        w,
+        engine,
+        contact,
+        link,
+        hs,
+    }
+}
+
+/// A Close contact's create in HubSpot interrupted after sending; its title edited in Close
+/// before the run that recovers the create: the edit must reach HubSpot (under `primary`,
+/// the recovered copy must not overwrite it either).
+async fn edit_before_recovery(primary: Option<Crm>) {
+    let Synced {
+        w,
+        engine,
+        contact,
+        link,
+        hs,
+    } = synced_contact(primary).await;
 
     // Rewind to where an interrupted run leaves it: the link made for the create holds the
     // source alone, with no hash or base yet, and the create's intent is `sent`.
@@ -227,21 +253,13 @@ async fn an_edit_to_the_created_record_before_recovery_is_kept_with_the_source_a
 /// before the run that recovers the create: the edit must not be overwritten by the
 /// source's value, and reaches Close as HubSpot's change, whatever the rule.
 async fn edit_to_the_target_before_recovery(primary: Option<Crm>) {
-    let w = World::new().await;
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "No Mail", "title": "CTO"}]}))
-        .await;
-    w.settle().await;
-    let mut cfg = config();
-    cfg.person.conflict.primary = primary;
-    let engine = w.engine(cfg);
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
-    let contact = first_contact(&w, &lead).await;
-    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
-    let link = linked(&w, &close_ref).await;
-    let hs = link.crm_id(Crm::HubSpot).expect("created").to_string();
+    let Synced {
+        w,
+        engine,
+        contact,
+        link,
+        hs,
+    } = synced_contact(primary).await;
     let sent = link.fields(Crm::HubSpot).expect("HubSpot's base").clone();
 
     // Rewind to where an interrupted run leaves it now: the link holds the source and its
