@@ -15,9 +15,10 @@
 //!   `ConcurrentPerOrgApex`) means too many long requests at once:
 //!   [`ErrorKind::RateLimited`], which the transport waits out and retries like a 429. The
 //!   limit names are matched without regard to case. A message naming no limit known here
-//!   is read by the answer's `Sforce-Limit-Info`: the quota spent only if `api-usage` used
-//!   reaches the maximum, otherwise a passing limit; without the header, the quota spent:
-//!   retrying a spent daily quota would hammer an org that has nothing left.
+//!   is read by the answer's `Sforce-Limit-Info`: the quota spent if `api-usage` used, or a
+//!   connected app's `per-app-api-usage` used, reaches its maximum, otherwise a passing
+//!   limit; without either figure, the quota spent: retrying a spent daily quota would
+//!   hammer an org that has nothing left.
 //! - **Errors.** Bodies are JSON arrays `[{"message","errorCode","fields"}]`
 //!   (REST API guide, "Status Codes and Error Responses"); each becomes the message, the
 //!   error code decides the kind, and `fields` become per-field errors. A 300 (an external
@@ -64,13 +65,33 @@ impl SalesforceDialect {
 /// `api-usage=used/max` out of a `Sforce-Limit-Info` value (other parts such as
 /// `api-bursts=…` or `per-app-api-usage=…` are ignored).
 pub fn parse_limit_info(value: &str) -> Option<(u32, u32)> {
-    value.split(';').find_map(|part| {
+    figures(value).find_map(|(name, usage)| (name == "api-usage").then_some(usage))
+}
+
+/// Whether a `Sforce-Limit-Info` value says a daily quota is spent: `Some(true)` when its
+/// `api-usage` (the org's) or a `per-app-api-usage` (a connected app's own 24-hour limit,
+/// `per-app-api-usage=250/250(appName=…)`; REST API Developer Guide, "Sforce-Limit-Info"
+/// response header: developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm)
+/// has reached its maximum, `Some(false)` when it carries such figures and none has, `None`
+/// when it carries none (parts that do not read as `used/max` are skipped).
+pub fn quota_spent(value: &str) -> Option<bool> {
+    figures(value)
+        .filter(|(name, _)| matches!(*name, "api-usage" | "per-app-api-usage"))
+        .map(|(_, (used, max))| used >= max)
+        .reduce(|a, b| a || b)
+}
+
+/// The `name=used/max` parts of a `Sforce-Limit-Info` value, a trailing `(appName=…)` left
+/// out; parts that read otherwise are skipped.
+fn figures(value: &str) -> impl Iterator<Item = (&str, (u32, u32))> {
+    value.split(';').filter_map(|part| {
         let (name, usage) = part.trim().split_once('=')?;
-        if name.trim() != "api-usage" {
-            return None;
-        }
+        let usage = usage.split_once('(').map_or(usage, |(figure, _)| figure);
         let (used, max) = usage.trim().split_once('/')?;
-        Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
+        Some((
+            name.trim(),
+            (used.trim().parse().ok()?, max.trim().parse().ok()?),
+        ))
     })
 }
 
@@ -134,39 +155,39 @@ const REQUEST_LIMITS: [(&str, ErrorKind); 4] = [
 /// identifiers, but nothing promises their case, and a SOAP-style message puts the code
 /// before them).
 ///
-/// A message naming none of them is decided by `usage`, the answer's own
-/// `Sforce-Limit-Info` `api-usage` (used, maximum), when it carries one: the daily quota is
-/// spent only if used reaches the maximum ([`ErrorKind::QuotaExhausted`]: the run stops for
-/// Salesforce and the daily budget is marked used up); below it, the refusal is some other
-/// limit, one that passes ([`ErrorKind::RateLimited`]: waited out and retried with backoff,
-/// up to the transport's rate-limit allowance). Without that figure it is taken as the
-/// quota spent: retrying what may be the org's quota (the one limit every integration on
+/// A message naming none of them is decided by `spent`, what the answer's own
+/// `Sforce-Limit-Info` says ([`quota_spent`]): a daily quota is spent if the org's
+/// `api-usage` or a connected app's `per-app-api-usage` reached its maximum
+/// ([`ErrorKind::QuotaExhausted`]: the run stops for Salesforce and the daily budget is
+/// marked used up); below them, the refusal is some other limit, one that passes
+/// ([`ErrorKind::RateLimited`]: waited out and retried with backoff, up to the transport's
+/// rate-limit allowance). Without such figures it is taken as the quota spent: retrying what may be the org's quota (the one limit every integration on
 /// the org shares) would hammer an org that has nothing left, for all of its users, while
 /// a stop that was not needed costs a run that a person restarts; the error keeps
 /// Salesforce's message.
-fn request_limit_kind(message: &str, usage: Option<(u32, u32)>) -> ErrorKind {
+fn request_limit_kind(message: &str, spent: Option<bool>) -> ErrorKind {
     let message = message.to_ascii_lowercase();
     REQUEST_LIMITS
         .iter()
         .filter_map(|(name, kind)| message.find(name).map(|at| (at, *kind)))
         .min_by_key(|(at, _)| *at)
         .map_or_else(
-            || match usage {
-                Some((used, max)) if used < max => ErrorKind::RateLimited,
-                _ => ErrorKind::QuotaExhausted,
+            || match spent {
+                Some(false) => ErrorKind::RateLimited,
+                Some(true) | None => ErrorKind::QuotaExhausted,
             },
             |(_, kind)| kind,
         )
 }
 
 /// The kind a caller acts on for a Salesforce error code; the status decides otherwise.
-/// `usage` is the answer's `Sforce-Limit-Info` `api-usage` (used, maximum), when it carried
-/// one: it decides a `REQUEST_LIMIT_EXCEEDED` naming no known limit (quota spent only when
-/// used reaches the maximum).
-pub fn kind_of(status: u16, code: &str, message: &str, usage: Option<(u32, u32)>) -> ErrorKind {
+/// `spent` is what the answer's `Sforce-Limit-Info` says of the daily quotas
+/// ([`quota_spent`]), when it carried figures: it decides a `REQUEST_LIMIT_EXCEEDED` naming
+/// no known limit (quota spent only when a figure reaches its maximum).
+pub fn kind_of(status: u16, code: &str, message: &str, spent: Option<bool>) -> ErrorKind {
     match code {
         "INVALID_SESSION_ID" => ErrorKind::Auth,
-        "REQUEST_LIMIT_EXCEEDED" => request_limit_kind(message, usage),
+        "REQUEST_LIMIT_EXCEEDED" => request_limit_kind(message, spent),
         "NOT_FOUND" | "ENTITY_IS_DELETED" => ErrorKind::NotFound,
         "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" | "DUPLICATE_EXTERNAL_ID" => ErrorKind::Conflict,
         "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "API_DISABLED_FOR_ORG" => {
@@ -185,8 +206,9 @@ pub fn error_from_entries(status: u16, json: &Value) -> Error {
     entries_error(status, json, None)
 }
 
-/// [`error_from_entries`], with the answer's `api-usage` (used, maximum) when it carried one.
-fn entries_error(status: u16, json: &Value, usage: Option<(u32, u32)>) -> Error {
+/// [`error_from_entries`], with what the answer's `Sforce-Limit-Info` says of the daily
+/// quotas ([`quota_spent`]).
+fn entries_error(status: u16, json: &Value, spent: Option<bool>) -> Error {
     let list = entries(json);
     let Some((code, message, _)) = list.first() else {
         return Error::new(
@@ -194,7 +216,7 @@ fn entries_error(status: u16, json: &Value, usage: Option<(u32, u32)>) -> Error 
             format!("Salesforce answered HTTP {status}"),
         );
     };
-    let kind = kind_of(status, code, message, usage);
+    let kind = kind_of(status, code, message, spent);
     let text = list
         .iter()
         .map(|(c, m, _)| {
@@ -233,6 +255,11 @@ fn usage(h: &HeaderMap) -> Option<(u32, u32)> {
     parse_limit_info(header(h, "sforce-limit-info")?)
 }
 
+/// What an answer's `Sforce-Limit-Info` header says of the daily quotas ([`quota_spent`]).
+fn spent(h: &HeaderMap) -> Option<bool> {
+    quota_spent(header(h, "sforce-limit-info")?)
+}
+
 impl crmkit_core::http::Dialect for SalesforceDialect {
     fn crm(&self) -> Crm {
         Crm::Salesforce
@@ -264,10 +291,10 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
 
     fn limited_budget(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Option<String> {
         let json: Value = serde_json::from_slice(body).ok()?;
-        let usage = usage(headers);
+        let spent = spent(headers);
         entries(&json)
             .iter()
-            .any(|(c, m, _)| kind_of(status, c, m, usage) == ErrorKind::QuotaExhausted)
+            .any(|(c, m, _)| kind_of(status, c, m, spent) == ErrorKind::QuotaExhausted)
             .then(|| DAILY.to_string())
     }
 
@@ -291,7 +318,7 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
                 .with_body(json)
             }
             Ok(json) if json.is_array() || json.is_object() => {
-                entries_error(status, &json, usage(headers))
+                entries_error(status, &json, spent(headers))
             }
             _ => {
                 let text = String::from_utf8_lossy(body);
@@ -314,6 +341,36 @@ impl crmkit_core::http::Dialect for SalesforceDialect {
 mod tests {
     use super::*;
     use crmkit_core::http::Dialect;
+
+    #[test]
+    fn quota_spent_reads_every_daily_figure_and_skips_odd_parts() {
+        assert_eq!(quota_spent("api-usage=18/5000"), Some(false));
+        assert_eq!(
+            quota_spent("api-usage=120/5000; per-app-api-usage=250/250(appName=crmkit)"),
+            Some(true)
+        );
+        assert_eq!(quota_spent("api-usage=5000/5000"), Some(true));
+        assert_eq!(quota_spent("api-bursts=1/750"), None);
+        for odd in [
+            "",
+            ";;",
+            "per-app-api-usage",
+            "per-app-api-usage=",
+            "per-app-api-usage=/",
+            "per-app-api-usage=250(appName=x)/250",
+            "per-app-api-usage=-1/250",
+            "per-app-api-usage=99999999999/250",
+            "per-app-api-usage=250/250(",
+            "api-usage=é/ü",
+        ] {
+            let got = quota_spent(odd);
+            assert!(
+                got.is_none() || odd.contains("250/250("),
+                "{odd:?}: {got:?}"
+            );
+        }
+        assert_eq!(quota_spent("per-app-api-usage=250/250("), Some(true));
+    }
 
     #[test]
     fn limit_info_reads_api_usage_among_other_parts() {
@@ -425,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_limit_is_the_quota_only_when_the_answers_api_usage_is_spent() {
+    fn an_unknown_limit_is_the_quota_only_when_an_org_or_per_app_usage_is_spent() {
         let d = SalesforceDialect::default();
         let body =
             br#"[{"message":"SomeNewLimit Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
@@ -442,8 +499,32 @@ mod tests {
             // No figure to go by: the quota, as the safe reading.
             (None, ErrorKind::QuotaExhausted),
             (
-                Some("per-app-api-usage=17/250(appName=x)"),
+                Some("api-usage=abc/5000; nonsense"),
                 ErrorKind::QuotaExhausted,
+            ),
+            // A connected app's own 24-hour limit spent while the org has requests left:
+            // the quota, for this integration.
+            (
+                Some("api-usage=120/5000; per-app-api-usage=250/250(appName=crmkit)"),
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                Some("per-app-api-usage=251/250(appName=crmkit)"),
+                ErrorKind::QuotaExhausted,
+            ),
+            // Both below their maximum: a passing limit.
+            (
+                Some("api-usage=120/5000; per-app-api-usage=17/250(appName=crmkit)"),
+                ErrorKind::RateLimited,
+            ),
+            (
+                Some("per-app-api-usage=17/250(appName=x)"),
+                ErrorKind::RateLimited,
+            ),
+            // An odd per-app part is skipped, not taken for a figure.
+            (
+                Some("api-usage=120/5000; per-app-api-usage=(appName=x)"),
+                ErrorKind::RateLimited,
             ),
         ] {
             let mut h = HeaderMap::new();

@@ -260,8 +260,9 @@ pub struct Input {
     pub deleted: Vec<(RecordRef, LinkState)>,
     /// The country code the Close account gives phone numbers sent without one, as learned
     /// from Close's read-backs of our writes (none yet: `None`). Linked phones held apart
-    /// that nobody changed count as one number only with this code: the values may predate
-    /// the link, and `(650) 555-0100` against `+446505550100` are two numbers.
+    /// that nobody changed count as one number only with this code once it is learned: the
+    /// values may predate the link, and `(650) 555-0100` against `+446505550100` are two
+    /// numbers. Before, any code counts (see `readback::CountryCode`).
     pub close_country_code: Option<String>,
 }
 
@@ -587,7 +588,7 @@ fn plan_group(
     // Values held apart that nobody changed are queued as conflicts, so they are seen,
     // unless the CRMs' own keeping of one value explains the difference (a Salesforce Task's
     // day for a time, a single e-mail of a list, a value a record cannot hold, Close's E.164
-    // of a phone number with the account's learned country code).
+    // of a phone number with the account's learned country code, or any before one is).
     let diverged = std::mem::take(&mut resolution.diverged);
     resolution.conflicts.extend(
         diverged

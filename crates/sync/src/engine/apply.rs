@@ -475,13 +475,16 @@ impl Engine {
             .await;
         // The country code Close was seen to give a number we sent without one: stored, so
         // later runs tell Close's form of such a number from another number (see
-        // `readback::CountryCode`).
+        // `readback::CountryCode`). Only the first one seen is stored, and a stored code is
+        // never replaced: a person who gives the number another code in the second between
+        // our write and our read-back would otherwise have their code learned as the
+        // account's, and every linked number judged by it.
         let mut code_seen: Option<String> = None;
         for ((i, sent), r, got) in reads {
             match got.and_then(|rec| Seen::new(r.crm, rec, &cfg, false)) {
                 Ok(seen) => {
-                    if let Some(code) = readback::country_code_seen(r.crm, &seen.fields, &sent) {
-                        code_seen = Some(code);
+                    if code_seen.is_none() {
+                        code_seen = readback::country_code_seen(r.crm, &seen.fields, &sent);
                     }
                     let before = plan.groups[i].seen.get(&r.crm).map(|(_, f)| f);
                     let old_base = group_links[i]
@@ -516,7 +519,7 @@ impl Engine {
                 .account_fact(Crm::Close, readback::CLOSE_COUNTRY_CODE)
                 .await
                 .map_err(store_err)?;
-            if known.as_deref() != Some(code.as_str()) {
+            if known.is_none() {
                 fenced!(
                     self,
                     set_account_fact(Crm::Close, readback::CLOSE_COUNTRY_CODE, &code)

@@ -51,13 +51,18 @@ pub(crate) const CLOSE_COUNTRY_CODE: &str = "phone_country_code";
 /// typed in the other CRMs after every such write. Comparing linked records that nobody
 /// changed (a stale divergence, [`kept_alike`]) is another matter: those values may have
 /// been apart since before the link, and `(650) 555-0100` against `+446505550100` are two
-/// numbers, so only the code Close was seen to add to one of our writes counts (`Learned`,
-/// stored as [`CLOSE_COUNTRY_CODE`]; none learned yet, none counts).
+/// numbers, so once Close was seen to add a code to one of our writes (`Learned(Some)`,
+/// stored as [`CLOSE_COUNTRY_CODE`]) only that code counts. Until then (`Learned(None)`:
+/// every store from before the code was learned) any code counts, as for `Any`: the
+/// trade-off is that, until Close has shown its code, a number differing from Close's only
+/// by a country prefix is taken as Close's normalisation, not as another number; the other
+/// way every contact synced before the upgrade would get a phones conflict as soon as it
+/// is read again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CountryCode<'a> {
     /// Any code of one to three digits: the read-back of our own write.
     Any,
-    /// Only the code learned from Close's read-backs, if one was.
+    /// Only the code learned from Close's read-backs; none learned yet, any (as `Any`).
     Learned(Option<&'a str>),
 }
 
@@ -113,7 +118,8 @@ pub(super) fn base_after_write(
 ///
 /// A phone number without a country code is alike a Close number only with the code
 /// learned from Close's read-backs (`close_code`, see [`CountryCode`]): the two values may
-/// have been apart since before the link, when no write of ours explains them.
+/// have been apart since before the link, when no write of ours explains them. Until a
+/// code is learned, any code of one to three digits is (see [`CountryCode`] for the cost).
 pub(crate) fn kept_alike(
     field: Field,
     a_crm: Crm,
@@ -175,12 +181,15 @@ fn free_text(field: Field) -> bool {
 ///   E.164 recommends and most countries dial) carries it too: `+` and the digits after
 ///   the `00`;
 /// - one sent without either gets the account's default country code (see
-///   [`CountryCode`]): `+`, that code, then exactly the digits we sent (a national trunk
-///   `0` dropped), or, where the digits sent already start with the code (`1 650 555
-///   0100` in a `+1` account), `+` and the digits as sent. With [`CountryCode::Any`] (our
-///   own write, read back) any code of one to three digits, or none, is taken as Close's
-///   doing; the cost: a person who, in the second between our write and our read-back,
-///   gives the same digits another country code has that edit taken as synced.
+///   [`CountryCode`]): `+`, that code, then exactly the digits we sent (a leading `0`
+///   kept, as Italy's, or dropped as a national trunk prefix, as the United Kingdom's),
+///   or, where the digits sent already start with the code (`1 650 555 0100` in a `+1`
+///   account), `+` and the digits as sent. With [`CountryCode::Any`] (our own write, read
+///   back) or no code learned yet, any code of one to three digits, or none, is taken as
+///   Close's doing; the cost: a person who, in the second between our write and our
+///   read-back, gives the same digits another country code has that edit taken as synced.
+///   A trunk prefix other than a single `0` (Hungary's `06`) is not known here: such a
+///   number against Close's form of it is alike only before a code is learned.
 ///
 /// Digits changed, or a form other than E.164, stay an edit.
 ///
@@ -206,17 +215,19 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
                 return false;
             }
             match code {
-                CountryCode::Any => {
+                CountryCode::Any | CountryCode::Learned(None) => {
                     stored == digits
                         || stored
                             .strip_suffix(national)
                             .is_some_and(|code| (1..=3).contains(&code.len()))
                 }
+                // Close may keep a leading `0` (Italy's numbers keep it after `+39`) or
+                // drop it as a trunk prefix (the United Kingdom's after `+44`).
                 CountryCode::Learned(Some(code)) => {
                     (stored == digits && digits.starts_with(code))
+                        || stored.strip_prefix(code) == Some(digits.as_str())
                         || stored.strip_prefix(code) == Some(national)
                 }
-                CountryCode::Learned(None) => false,
             }
         }
         Crm::HubSpot | Crm::Salesforce => false,
@@ -233,9 +244,14 @@ fn e164_digits(phone: &str) -> Option<&str> {
 
 /// The country code Close was seen to give a phone number we sent without one, if the
 /// read-back of a write to `crm` shows one: the first number of `phones` sent without `+`
-/// or `00` that reads back as `+`, a code of one to three digits and the digits sent (a
-/// national trunk `0` dropped). A number read back as its own digits (`1 650 555 0100` as
-/// `+16505550100`) shows no code: where its code ends is not known.
+/// or `00` that reads back as `+`, a country code and the digits sent. The code is what
+/// precedes all the digits sent where that is a country code (Italy keeps a leading `0`:
+/// `06 1234 5678` as `+390612345678` shows `39`), else what precedes them without a
+/// leading trunk `0` (`020 7946 0958` as `+442079460958` shows `44`). Only an assigned
+/// country code is taken ([`is_country_code`]), so a trunk prefix other than `0` shows
+/// nothing (Hungary's `06 1 234 5678` as `+3612345678` is not taken for code `3`). A number
+/// read back as its own digits (`1 650 555 0100` as `+16505550100`) shows no code: where
+/// its code ends is not known.
 pub(super) fn country_code_seen(
     crm: Crm,
     read_back: &FieldMap,
@@ -267,9 +283,36 @@ pub(super) fn country_code_seen(
         if national.is_empty() || stored == digits {
             return None;
         }
-        let code = stored.strip_suffix(national)?;
-        (1..=3).contains(&code.len()).then(|| code.to_string())
+        [digits.as_str(), national]
+            .into_iter()
+            .filter_map(|d| stored.strip_suffix(d))
+            .find(|code| is_country_code(code))
+            .map(str::to_string)
     })
+}
+
+/// The two-digit country codes assigned by the ITU (ITU-T E.164 Annex to ITU Operational
+/// Bulletin, "List of ITU-T Recommendation E.164 assigned country codes").
+const TWO_DIGIT_CODES: [&str; 44] = [
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47",
+    "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
+    "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+];
+
+/// Whether `code` can be a country code: E.164 codes are prefix-free (none is the start of
+/// another), so one digit is only `1` or `7`, two digits only an assigned two-digit code,
+/// and three digits any that start with neither. This tells `39` from `390` and `3`.
+fn is_country_code(code: &str) -> bool {
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let one = |c: &str| matches!(c, "1" | "7");
+    match code.len() {
+        1 => one(code),
+        2 => TWO_DIGIT_CODES.contains(&code),
+        3 => !one(&code[..1]) && !TWO_DIGIT_CODES.contains(&&code[..2]),
+        _ => false,
+    }
 }
 
 /// Whether two values of `field` (`now` read back from `crm`, `sent` written) differ only in
@@ -631,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn linked_phones_nobody_changed_are_alike_only_with_the_learned_country_code() {
+    fn linked_phones_nobody_changed_are_alike_with_the_learned_country_code_or_any_before() {
         let phones = Field::intern("phones");
         let alike = |hs: &str, close: &str, code: Option<&str>| {
             kept_alike(
@@ -650,9 +693,20 @@ mod tests {
         // Another code is another number, however the values came apart.
         assert!(!alike("(650) 555-0100", "+446505550100", Some("1")));
         assert!(!alike("6505550100", "+6505550100", Some("1")));
-        // No code learned yet: a number without one is alike no Close number.
-        assert!(!alike("(650) 555-0100", "+16505550100", None));
-        assert!(!alike("(650) 555-0100", "+446505550100", None));
+        // Italy keeps the leading 0 after its code; its mobiles have none.
+        assert!(alike("06 1234 5678", "+390612345678", Some("39")));
+        assert!(alike("333 123 4567", "+393331234567", Some("39")));
+        assert!(!alike("06 1234 5678", "+440612345678", Some("39")));
+        // Hungary's trunk `06` is not known: alike only before a code is learned.
+        assert!(!alike("06 1 234 5678", "+3612345678", Some("36")));
+        assert!(alike("1 234 5678", "+3612345678", Some("36")));
+        // No code learned yet (a store from before codes were learned): any code of one to
+        // three digits is taken as Close's, so links synced before raise no conflict.
+        assert!(alike("(650) 555-0100", "+16505550100", None));
+        assert!(alike("(650) 555-0100", "+446505550100", None));
+        assert!(alike("06 1 234 5678", "+3612345678", None));
+        assert!(!alike("(650) 555-0100", "+16505550199", None));
+        assert!(!alike("6505550100", "+12346505550100", None));
         // A number carrying its code is one whatever the account's code.
         assert!(alike("+44 20 7946 0958", "+442079460958", None));
         assert!(alike("0044 20 7946 0958", "+442079460958", None));
@@ -679,6 +733,33 @@ mod tests {
             )
             .as_deref(),
             Some("49")
+        );
+        // United States and United Kingdom: a trunk 0 dropped.
+        assert_eq!(
+            seen(Crm::Close, &["020 7946 0958"], &["+442079460958"]).as_deref(),
+            Some("44")
+        );
+        // Italy keeps the leading 0 (`39`, not `390`); its mobiles have none.
+        assert_eq!(
+            seen(Crm::Close, &["06 1234 5678"], &["+390612345678"]).as_deref(),
+            Some("39")
+        );
+        assert_eq!(
+            seen(Crm::Close, &["333 123 4567"], &["+393331234567"]).as_deref(),
+            Some("39")
+        );
+        // Egypt drops its trunk 0 after `20`, whose own 0 looks like a kept one: `2` is no
+        // country code.
+        assert_eq!(
+            seen(Crm::Close, &["02 1234 5678"], &["+20212345678"]).as_deref(),
+            Some("20")
+        );
+        // Hungary's trunk `06` dropped: `3` is no country code, nothing is learned; a
+        // number sent without the trunk shows `36`.
+        assert_eq!(seen(Crm::Close, &["06 1 234 5678"], &["+3612345678"]), None);
+        assert_eq!(
+            seen(Crm::Close, &["1 234 5678"], &["+3612345678"]).as_deref(),
+            Some("36")
         );
         // Numbers that carried their code, or kept their digits: nothing shows the
         // account's code.

@@ -64,28 +64,19 @@ pub(super) fn contact(
 }
 
 /// A phone as Close stores it: E.164 (developer.close.com/api/resources/contacts/create).
-/// A number after `+`, or after the international prefix `00` (the one ITU-T E.164
-/// recommends, dialled in most countries), carries its country code. A number without
-/// either gets the country code of the Close user's Country setting
-/// (help.close.com/v1/docs/account-settings, "Country Settings"); the sandbox's account is
-/// set to the United States, hence `+1` before ten digits, while eleven starting with `1`
-/// already carry it.
+/// A number after `+` carries its country code. A number without one gets the country
+/// code of the Close user's Country setting (help.close.com/v1/docs/account-settings,
+/// "Country Settings"); the sandbox's account is set to the United States, hence `+1`
+/// before ten digits, while eleven starting with `1` already carry it. Close documents no
+/// reading of an international dialling prefix (the United States' is `011`, not `00`), so
+/// the sandbox reads none: `0044 …` is not a number it takes.
 fn e164(raw: &str) -> Option<String> {
     let raw = raw.trim_start();
     let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
-    let international = if raw.starts_with('+') {
-        Some(digits.as_str())
-    } else if raw.starts_with("00") {
-        digits.strip_prefix("00")
-    } else {
-        None
-    };
-    match (international, digits.len()) {
-        (Some(number), _) => (8..=15)
-            .contains(&number.len())
-            .then(|| format!("+{number}")),
-        (None, 10) => Some(format!("+1{digits}")),
-        (None, 11) if digits.starts_with('1') => Some(format!("+{digits}")),
+    match (raw.starts_with('+'), digits.len()) {
+        (true, n) => (8..=15).contains(&n).then(|| format!("+{digits}")),
+        (false, 10) => Some(format!("+1{digits}")),
+        (false, 11) if digits.starts_with('1') => Some(format!("+{digits}")),
         _ => None,
     }
 }
@@ -98,7 +89,7 @@ mod tests {
     fn phones_normalise_to_e164() {
         assert_eq!(e164("(650) 555-1234").as_deref(), Some("+16505551234"));
         assert_eq!(e164("+44 20 7946 0958").as_deref(), Some("+442079460958"));
-        assert_eq!(e164("0044 20 7946 0958").as_deref(), Some("+442079460958"));
+        assert_eq!(e164("0044 20 7946 0958"), None);
         assert_eq!(e164("1 650 555 1234").as_deref(), Some("+16505551234"));
         assert_eq!(e164("00 12"), None);
         assert_eq!(e164("12"), None);
