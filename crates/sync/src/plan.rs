@@ -506,7 +506,11 @@ fn plan_group(
     close_code: Option<&str>,
     out: &mut Plan,
 ) {
-    let stored = |c: Crm| link.as_ref().and_then(|l| l.hashes.get(&c)).map(String::as_str);
+    let stored = |c: Crm| {
+        link.as_ref()
+            .and_then(|l| l.hashes.get(&c))
+            .map(String::as_str)
+    };
     let mut any_changed = false;
     for s in sides.values() {
         if stored(s.crm) == Some(s.hash.as_str()) {
