@@ -173,6 +173,10 @@ pub enum ConflictsCommand {
         /// Take this value (JSON, or plain text).
         #[arg(long)]
         value: Option<String>,
+        /// On PostgreSQL, first free the leases of an interrupted sync whose process no
+        /// longer runs, as `crmkit sync --break-lease` does.
+        #[arg(long)]
+        break_lease: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -223,33 +227,51 @@ async fn retry(store: &Store, crms: &[Crm], command: RetryCommand) -> Result<(),
     // a run does, and writes fenced by them, so it never interleaves with a run's updates
     // (the leases of a killed sync are freed first, as `crmkit sync` does).
     connect::free_dead_lease(store, crms, break_lease, connect::Freeing::Reset).await?;
-    let leases = hold_sync_leases(store, crms, &pair).await?;
+    let leases = hold_sync_leases(
+        store,
+        crms,
+        &pair,
+        RESET_LEASE_TTL,
+        "the retry list cannot be reset meanwhile and nothing was re-armed",
+    )
+    .await?;
     let out = reset_retries(store, &pair, &leases, all, &records).await;
-    // Every lease is released even when releasing another failed (one left held expires
-    // after its time to live); the reset's own failure comes first, then the first release's.
+    let released = release_leases(store, &leases).await;
+    out?;
+    released
+}
+
+/// Releases every lease of `leases`, even when releasing another failed (one left held
+/// expires after its time to live); the first release's failure is returned.
+async fn release_leases(store: &Store, leases: &[crmkit_store::Lease]) -> Result<(), Failure> {
     let mut released = Ok(());
-    for lease in &leases {
+    for lease in leases {
         if let Err(e) = store.release_lease(lease).await {
             if released.is_ok() {
                 released = Err(store_err(e));
             }
         }
     }
-    out?;
-    released?;
-    Ok(())
+    released
 }
 
 /// How long a `crmkit sync retry reset` holds the pair's leases at most (it gives them back
 /// at once; a killed one's expire then, or the next command frees them on SQLite).
 const RESET_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long a `crmkit conflicts resolve` holds the pair's leases at most: it reads and
+/// writes the record in each CRM meanwhile, which a rate limit may slow down.
+const RESOLVE_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Takes every sync lease of `crms` ([`crmkit_sync::engine::lease_names`], in that order as
-/// a run does); refused, naming the lease, while a sync of the pair holds one.
+/// a run does) for `ttl`; refused, naming the lease and saying what was not done
+/// (`refused`), while a sync of the pair holds one.
 async fn hold_sync_leases(
     store: &Store,
     crms: &[Crm],
     pair: &str,
+    ttl: std::time::Duration,
+    refused: &str,
 ) -> Result<Vec<crmkit_store::Lease>, Failure> {
     // The holder names this process as a run's does, so a killed reset's leases are freed
     // like a killed run's ([`connect::free_dead_lease`]).
@@ -260,7 +282,7 @@ async fn hold_sync_leases(
     );
     let mut leases = Vec::new();
     for name in crmkit_sync::engine::lease_names(crms) {
-        let taken = store.acquire_lease(&name, &holder, RESET_LEASE_TTL).await;
+        let taken = store.acquire_lease(&name, &holder, ttl).await;
         match taken {
             Ok(Some(lease)) => leases.push(lease),
             held_or_failed => {
@@ -282,9 +304,8 @@ async fn hold_sync_leases(
                     crmkit_core::ErrorKind::Conflict,
                     format!(
                         "lease {name:?} is {holder}: a sync touching {pair} is running, or \
-                         was killed before it released it; the retry list cannot be reset \
-                         meanwhile and nothing was re-armed. Run this again once that sync \
-                         has ended; if its process no longer runs, on PostgreSQL pass \
+                         was killed before it released it; {refused}. Run this again once \
+                         that sync has ended; if its process no longer runs, on PostgreSQL pass \
                          --break-lease (on SQLite its lease is freed on its own), or wait \
                          until the lease expires"
                     ),
@@ -600,12 +621,29 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
             id,
             take,
             value,
+            break_lease,
             db,
         } => {
             let store = connect::open_store(db.database_url.as_deref()).await?;
             let settings = Settings::load(config_path)?;
             let config = connect::load_config(config_path, &settings)?;
-            resolve(&settings, &config, &store, &id, take, value).await
+            // A run plans from the links' stored bases and closes conflicts it finds
+            // settled: a resolve holds the pair's leases, as a run does, so neither acts on
+            // what the other is changing (a killed sync's leases are freed first).
+            let crms = &config.sync.crms;
+            connect::free_dead_lease(&store, crms, break_lease, connect::Freeing::Reset).await?;
+            let leases = hold_sync_leases(
+                &store,
+                crms,
+                &pair(&config),
+                RESOLVE_LEASE_TTL,
+                "the conflict cannot be resolved meanwhile and nothing was written",
+            )
+            .await?;
+            let out = resolve(&settings, &config, &store, &leases, &id, take, value).await;
+            let released = release_leases(&store, &leases).await;
+            out?;
+            released
         }
     }
 }
@@ -642,6 +680,7 @@ async fn resolve(
     settings: &Settings,
     config: &Config,
     store: &Store,
+    leases: &[crmkit_store::Lease],
     id: &str,
     take: Option<Crm>,
     value: Option<String>,
@@ -657,6 +696,20 @@ async fn resolve(
                 format!("no conflict {id}"),
             )
         })?;
+    // Checked under the leases: a run closes the conflicts it finds settled (superseded),
+    // and writing a closed conflict's values would overwrite what decided it.
+    if conflict.status != crmkit_store::ConflictStatus::Open {
+        let by = conflict.resolved_by.as_deref().unwrap_or("someone");
+        return Err(Error::new(
+            crmkit_core::ErrorKind::Conflict,
+            format!(
+                "conflict {id} is no longer open: it was resolved by {by} (a sync closes a \
+                 conflict it finds settled or superseded); nothing was written. `crmkit \
+                 conflicts list` shows the open ones"
+            ),
+        )
+        .into());
+    }
     let chosen: Option<Value> = match (take, value) {
         (Some(crm), _) => match conflict.values.get(&crm) {
             Some(Value::Null) | None => None,
@@ -702,9 +755,8 @@ async fn resolve(
             continue;
         };
         let record = conn.get(conflict.entity, rid).await?;
-        let mut now = crmkit_sync::values::extract(&record, crm, cfg)?
-            .get(conflict.field.as_str())
-            .cloned();
+        let before = crmkit_sync::values::extract(&record, crm, cfg)?;
+        let mut now = before.get(conflict.field.as_str()).cloned();
         if let (Some(kind), Some(Value::String(local))) = (reference, &now) {
             now = translate(store, kind, crm, local, anchor)
                 .await?
@@ -720,7 +772,7 @@ async fn resolve(
                 shown(queued.as_ref())
             ));
         }
-        current.push((conn, crm, rid, record, now));
+        current.push((conn, crm, rid, record, before, now));
     }
     if !stale.is_empty() {
         return Err(Error::config(format!(
@@ -731,56 +783,103 @@ async fn resolve(
         ))
         .into());
     }
+    let field = crmkit_sync::values::Field::intern(&conflict.field);
     let mut written = Vec::new();
-    for (conn, crm, rid, mut record, now) in current {
+    // What the link stores for each side afterwards, so the next run sees no change where
+    // the side holds the chosen value (see `crmkit_sync::engine::side_after_write`).
+    let mut update = crmkit_store::LinkUpdate::new();
+    let mut out = Ok(());
+    for (conn, crm, rid, record, before, now) in current {
         if now == chosen {
+            // Not written: its base of the field becomes what it holds, the chosen value,
+            // as its own ids for a reference.
+            let held: crmkit_sync::values::Writes =
+                [(field, before.get(&field).cloned())].into_iter().collect();
+            let (hash, base) =
+                crmkit_sync::engine::side_after_write(&link, crm, &before, &before, &held);
+            update = stored_side(update, crm, &hash, &base);
             continue;
         }
-        // A reference is chosen as the anchor's id: written as this CRM's own id of the
-        // same record, never as another CRM's id.
-        let value = match (reference, &chosen) {
-            (Some(kind), Some(Value::String(anchored))) => {
-                match translate(store, kind, anchor, anchored, crm).await? {
-                    Some(local) => Some(Value::String(local)),
-                    None => {
-                        return Err(Error::config(format!(
-                            "{} {anchored} of {anchor}, chosen for {} of {crm} {rid}, is not \
-                             linked in {crm}: run `crmkit sync` to link it first{}",
-                            kind,
-                            conflict.field,
-                            if written.is_empty() {
-                                " (nothing was written)".to_string()
-                            } else {
-                                format!(" (written so far: {})", written.join(", "))
-                            }
-                        ))
-                        .into());
+        // Written, then read back and judged as a run judges its writes.
+        let step = async {
+            // A reference is chosen as the anchor's id: written as this CRM's own id of
+            // the same record, never as another CRM's id.
+            let value = match (reference, &chosen) {
+                (Some(kind), Some(Value::String(anchored))) => {
+                    match translate(store, kind, anchor, anchored, crm).await? {
+                        Some(local) => Some(Value::String(local)),
+                        None => {
+                            return Err(Error::config(format!(
+                                "{} {anchored} of {anchor}, chosen for {} of {crm} {rid}, is \
+                                 not linked in {crm}: run `crmkit sync` to link it first{}",
+                                kind,
+                                conflict.field,
+                                if written.is_empty() {
+                                    " (nothing was written)".to_string()
+                                } else {
+                                    format!(" (written so far: {})", written.join(", "))
+                                }
+                            ))
+                            .into());
+                        }
                     }
                 }
+                _ => chosen.clone(),
+            };
+            let changes: crmkit_sync::values::Writes = [(field, value)].into_iter().collect();
+            let mut record = record;
+            crmkit_sync::values::apply(&mut record, crm, cfg, &changes)?;
+            let mut out = conn.update(vec![record]).await;
+            match out.results.pop() {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(Failure::from(e)),
+                None => {
+                    return Err(Error::bad_response(format!(
+                        "no result for the update of {crm} {rid}"
+                    ))
+                    .into());
+                }
             }
-            _ => chosen.clone(),
-        };
-        let mut changes = crmkit_sync::values::Writes::new();
-        changes.insert(crmkit_sync::values::Field::intern(&conflict.field), value);
-        crmkit_sync::values::apply(&mut record, crm, cfg, &changes)?;
-        let mut out = conn.update(vec![record]).await;
-        match out.results.pop() {
-            Some(Ok(_)) => written.push(format!("{crm}:{rid}")),
-            Some(Err(e)) => return Err(e.into()),
-            None => {
-                return Err(Error::bad_response(format!(
-                    "no result for the update of {crm} {rid}"
-                ))
-                .into());
+            // The CRM may keep the value its own way (one e-mail of two, a phone in E.164,
+            // a time as a date): its read-back is the base, or the next run would take it
+            // for an edit there and copy it over the others.
+            let read_back = conn.get(conflict.entity, rid).await?;
+            let read_back = crmkit_sync::values::extract(&read_back, crm, cfg)?;
+            Ok(crmkit_sync::engine::side_after_write(
+                &link, crm, &read_back, &before, &changes,
+            ))
+        }
+        .await;
+        match step {
+            Ok((hash, base)) => {
+                update = stored_side(update, crm, &hash, &base);
+                written.push(format!("{crm}:{rid}"));
+            }
+            Err(e) => {
+                out = Err(e);
+                break;
             }
         }
     }
-    let resolution =
-        json!({"field": conflict.field, "value": chosen, "take": take, "written": written});
-    store
-        .resolve_conflict(&conflict_id, &resolution, "crmkit conflicts resolve")
-        .await
-        .map_err(store_err)?;
+    // One transaction fenced by the leases: the sides' new bases, and the conflict closed
+    // if every write went through. A side written before a failed one still stores its
+    // base, so the next run does not take our write for its edit.
+    let mut tx = store.begin().await.map_err(store_err)?;
+    for lease in leases {
+        tx.fence(lease).await.map_err(store_err)?;
+    }
+    if out.is_ok() {
+        tx.update_link(&link, &update).await.map_err(store_err)?;
+        let resolution =
+            json!({"field": conflict.field, "value": chosen, "take": take, "written": written});
+        tx.resolve_conflict(&conflict_id, &resolution, "crmkit conflicts resolve")
+            .await
+            .map_err(store_err)?;
+    } else if !written.is_empty() {
+        tx.update_link(&link, &update).await.map_err(store_err)?;
+    }
+    tx.commit().await.map_err(store_err)?;
+    out?;
     println!(
         "resolved {id}: {} = {} (written to {})",
         conflict.field,
@@ -792,4 +891,20 @@ async fn resolve(
         }
     );
     Ok(())
+}
+
+/// `update` storing `hash` and `base` for the `crm` side of a link.
+fn stored_side(
+    update: crmkit_store::LinkUpdate,
+    crm: Crm,
+    hash: &crmkit_sync::values::FieldsHash,
+    base: &crmkit_sync::values::FieldMap,
+) -> crmkit_store::LinkUpdate {
+    let fields = base
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    update
+        .hash(crm, Some(hash.to_string()))
+        .fields(crm, Some(Value::Object(fields)))
 }

@@ -464,3 +464,123 @@ fn init_writes_a_config_sync_accepts_and_refuses_to_overwrite_it() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 }
+
+/// A resolve stores, for the side it wrote, the value that side reads back as: Close
+/// keeps a phone number in E.164, and the next sync must not take that for Close's edit
+/// and copy it over the text HubSpot holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_value_the_crm_kept_its_own_way_is_not_synced_back() {
+    let pair = pair(7, 0, Faults::default()).await;
+    let dir = Scratch::new("resolve-readback");
+    std::fs::write(
+        dir.0.join("crmkit.toml"),
+        "[sync]\ncrms = [\"close\", \"hubspot\"]\n\n[company]\nfields = [\"name\"]\n\n[person]\nfields = [\"name\", \"emails\", \"phones\"]\n\n[person.conflict]\npolicy = \"manual\"\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
+    )
+    .expect("config");
+    let close = close_client(&pair);
+    let lead = close
+        .raw(&ApiRequest::post(
+            "lead/".to_string(),
+            serde_json::json!({"name": "Acme", "contacts": [{"name": "Bob Stone",
+                "emails": [{"email": "bob@acme.com", "type": "office"}]}]}),
+        ))
+        .await
+        .expect("lead");
+    let contact = lead["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    let (ok, out, err) = run_async(&pair, &dir, &["sync"]).await;
+    assert!(ok, "{out}\n{err}");
+    let store = crmkit_store::Store::open(&dir.sqlite())
+        .await
+        .expect("store opens");
+    let link = store
+        .link_by_record(&crmkit_core::RecordRef::new(
+            Crm::Close,
+            crmkit_core::ObjectKind::Person,
+            contact.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+
+    // Both sides given another number: a conflict on phones.
+    close
+        .raw(&ApiRequest::put(
+            format!("contact/{contact}/"),
+            serde_json::json!({"phones": [{"phone": "+44 20 7946 0958", "type": "office"}]}),
+        ))
+        .await
+        .expect("Close edit");
+    let hubspot = hubspot_client(&pair);
+    hubspot
+        .raw(
+            &ApiRequest::new(
+                crmkit_core::http::Method::PATCH,
+                format!("crm/v3/objects/contacts/{hs}"),
+            )
+            .json(serde_json::json!({"properties": {"phone": "(650) 555-0100"}})),
+        )
+        .await
+        .expect("HubSpot edit");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync"]).await;
+    assert!(ok, "{out}\n{err}");
+    let open = store.open_conflicts(100).await.expect("conflicts");
+    let conflict = open
+        .iter()
+        .find(|c| c.link == link.id && c.field == "phones")
+        .expect("a phones conflict");
+
+    // HubSpot's number taken: Close stores it as +16505550100.
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &[
+            "conflicts",
+            "resolve",
+            conflict.id.as_ref(),
+            "--take",
+            "hubspot",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("written to close:"), "{out}");
+    let phone = close
+        .raw(&ApiRequest::get(format!("contact/{contact}/")))
+        .await
+        .expect("read")["phones"][0]["phone"]
+        .clone();
+    assert_eq!(phone, "+16505550100");
+
+    // The next sync finds nothing to write: HubSpot keeps the text it holds.
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "--report", "report.json"]).await;
+    assert!(ok, "{out}\n{err}");
+    let r = report(&dir.0);
+    assert_eq!(r["updated"], 0, "{r}");
+    let v = hubspot
+        .raw(&ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{hs}?properties=phone"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(v["properties"]["phone"], "(650) 555-0100", "{r}");
+
+    // A resolved conflict is refused before anything is written.
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &[
+            "conflicts",
+            "resolve",
+            conflict.id.as_ref(),
+            "--take",
+            "close",
+        ],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("no longer open"), "{err}");
+}

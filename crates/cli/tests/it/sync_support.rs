@@ -264,7 +264,8 @@ pub fn close_client(pair: &Pair) -> crmkit_close::Client {
         .expect("client")
 }
 
-fn hubspot_client(pair: &Pair) -> crmkit_hubspot::Client {
+/// A client of the HubSpot sandbox, to read or edit it as a person would.
+pub fn hubspot_client(pair: &Pair) -> crmkit_hubspot::Client {
     crmkit_hubspot::Client::builder()
         .access_token(SecretString::from("it-token".to_string()))
         .base_url(pair.hubspot.base_url())

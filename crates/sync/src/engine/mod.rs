@@ -344,6 +344,45 @@ impl Engine {
     }
 }
 
+/// What `link` stores for its `crm` side after a write outside a sync run (`crmkit
+/// conflicts resolve`) of `sent` to a record that held `before` (its mapped fields, read
+/// just before the write) and reads back as `read_back`: the side's hash and base (the
+/// last-synced values).
+///
+/// Only the fields sent take a new base, judged as a run judges its own writes
+/// ([`readback::base_after_write`]: a value the CRM kept its own way is the base, someone
+/// else's edit keeps the old base so the next run syncs it); every other field keeps its
+/// old base, so an edit made to it since the last run is still seen as a change then. The
+/// hash is the new base's, so the next run finds nothing new on a side that holds exactly
+/// that. A side with no stored base takes the whole judged read-back, as a run would.
+///
+/// A side not written because it already holds the chosen value is stored by passing what
+/// it holds as `read_back` and `before`, and that value as `sent`.
+pub fn side_after_write(
+    link: &Link,
+    crm: Crm,
+    read_back: &FieldMap,
+    before: &FieldMap,
+    sent: &crate::values::Writes,
+) -> (FieldsHash, FieldMap) {
+    let old_base = link_state(link).bases.remove(&crm);
+    let judged = readback::base_after_write(crm, read_back, Some(before), sent, old_base.as_ref())
+        .unwrap_or_else(|| read_back.clone());
+    let base = match old_base {
+        Some(mut base) => {
+            for f in sent.keys() {
+                match judged.get(f) {
+                    Some(v) => base.insert(*f, v.clone()),
+                    None => base.remove(f),
+                };
+            }
+            base
+        }
+        None => judged,
+    };
+    (crate::resolve::hash(&base), base)
+}
+
 fn link_state(link: &Link) -> LinkState {
     let mut ids = PerCrm::new();
     let mut hashes = PerCrm::new();
