@@ -9,7 +9,9 @@ use crmkit_hubspot::HubSpotConnector;
 
 use crmkit_core::{Crm, ErrorKind, ObjectKind};
 use crmkit_sandbox::faults::Faults;
-use crmkit_store::{CursorKey, IntentOp, IntentState, Lease, NewIntent, Store};
+use crmkit_store::{
+    CursorKey, IntentOp, IntentState, Lease, NewIntent, RunCounts, RunStatus, Store,
+};
 use crmkit_sync::config::Config;
 use crmkit_sync::engine::{Engine, lease_names};
 use serde_json::json;
@@ -656,8 +658,15 @@ async fn one_store_serves_one_set_of_crms_which_may_grow() {
 #[tokio::test]
 async fn a_pair_sharing_a_crm_with_the_stores_pair_is_refused() {
     let w = World::new().await;
-    // A Close-Salesforce sync ran on this store (as an older crmkit named it).
-    w.store.start_run("salesforce-close").await.expect("store");
+    // A Close-Salesforce sync ran on this store (as an older crmkit named it) and created a
+    // record.
+    let run = w.store.start_run("salesforce-close").await.expect("store");
+    let mut counts = RunCounts::default();
+    counts.created = 1;
+    w.store
+        .finish_run(&run.id, RunStatus::Succeeded, &counts, &[])
+        .await
+        .expect("store");
     w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
     w.settle().await;
@@ -667,11 +676,39 @@ async fn a_pair_sharing_a_crm_with_the_stores_pair_is_refused() {
         .await
         .expect_err("another pair sharing Close");
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    assert!(e.to_string().contains("close-salesforce"), "{e}");
+    for part in [
+        "close-salesforce",
+        "\"salesforce-close\": 1 runs that wrote to a CRM",
+        "created again",
+    ] {
+        assert!(e.to_string().contains(part), "{part:?} in {e}");
+    }
     assert!(w.hs_all("companies", "name").await.is_empty());
     assert_eq!(
         w.store.runs("close-hubspot", 10).await.expect("store"),
         [],
         "no run started"
     );
+}
+
+#[tokio::test]
+async fn a_failed_run_of_another_set_that_wrote_nothing_does_not_lock_the_store() {
+    let w = World::new().await;
+    // A first three-way sync failed at once (bad Salesforce credentials), writing nothing,
+    // and a Close-Salesforce one was killed before it read anything.
+    let run = w
+        .store
+        .start_run("close-hubspot-salesforce")
+        .await
+        .expect("store");
+    w.store
+        .finish_run(&run.id, RunStatus::Failed, &RunCounts::default(), &[])
+        .await
+        .expect("store");
+    w.store.start_run("close-salesforce").await.expect("store");
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    let report = w.engine(config()).run().await.expect("back to the pair");
+    assert_eq!(report.created, 1, "{report:?}");
 }
