@@ -12,10 +12,12 @@
 //!   its cursors not ([`subset_pair_names`]).
 //! - **The legacy leases.** An older crmkit takes its lease under the config's order
 //!   (`sync:hubspot-close`) and knows nothing of the canonical name, and during a rolling
-//!   upgrade it may be configured in another order than the new process. So that an old and
-//!   a new process never run on the same CRMs at once, every run holds the lease under the
-//!   name of *every* order of its CRMs ([`lease_names`]: 2 names for two CRMs, 6 for three),
-//!   whatever its own config's order, for its whole duration: it takes them one after the
+//!   upgrade it may be configured in another order than the new process, or sync another
+//!   set sharing a CRM. So that an old and a new process never run on the same CRMs at
+//!   once, every run holds the lease under the name of *every* order of *every* set of 2 or
+//!   more CRMs sharing one of its CRMs ([`lease_names`]: its own set's, 2 names for two CRMs
+//!   or 6 for three, and the other sets'; with three CRMs known, all 12), whatever its own
+//!   config's order, for its whole duration: it takes them one after the
 //!   other in sorted order (so two new processes never each hold a name the other waits
 //!   for), renews them together, fences with all of them and releases all of them. If one
 //!   is held by another live holder the run does not start, says which lease is held, and
@@ -85,40 +87,57 @@ pub(super) fn legacy_pair_names(crms: &[Crm]) -> Vec<String> {
 /// three-way sync leaves its writes open under the pair's name.
 pub(super) fn subset_pair_names(crms: &[Crm]) -> Vec<String> {
     let canonical = pair_name(crms);
-    let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
-    let mut out = Vec::new();
-    // Every subset by its bit mask, those of 2 or more CRMs in every order.
-    for mask in 1u32..(1 << names.len()) {
-        let subset: Vec<String> = names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| mask & (1 << i) != 0)
-            .map(|(_, n)| n.clone())
-            .collect();
-        if subset.len() < 2 {
-            continue;
-        }
-        out.extend(orders(&subset).into_iter().map(|order| order.join("-")));
-    }
-    out.retain(|name| *name != canonical);
+    let mut out: Vec<String> = sets(crms)
+        .iter()
+        .flat_map(|set| orders(set))
+        .map(|order| order.join("-"))
+        .filter(|name| *name != canonical)
+        .collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// The leases a run of `crms` holds, in the order it takes them (sorted, so the
-/// `sync-crm:<crm>` ones come first): `sync-crm:<crm>` for each of its CRMs, so no two runs
-/// touching one CRM overlap whatever their sets (see [`crm_lease_name`]), and
-/// `sync:<the CRMs in that order>` for every order of the CRMs (the canonical
-/// `sync:<pair_name>` among them), since an older crmkit takes the lease under its
-/// config's order, whichever that is, and a new one must never sync the same CRMs at the
-/// same time.
-pub fn lease_names(crms: &[Crm]) -> Vec<String> {
+/// Every set of 2 or more of `crms`, each in `crms`' order.
+fn sets(crms: &[Crm]) -> Vec<Vec<String>> {
     let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
-    let mut out: Vec<String> = orders(&names)
+    // Every subset by its bit mask.
+    (1u32..(1 << names.len()))
+        .map(|mask| {
+            names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, n)| n.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|set| set.len() >= 2)
+        .collect()
+}
+
+/// The leases a run of `crms` holds, in the order it takes them (sorted, so the
+/// `sync-crm:<crm>` ones come first):
+/// - `sync-crm:<crm>` for each of its CRMs, so no two runs touching one CRM overlap
+///   whatever their sets (see [`crm_lease_name`]);
+/// - `sync:<the CRMs in that order>` for every order of every set of 2 or more CRMs
+///   sharing one of its CRMs (its own set among them, the canonical `sync:<pair_name>`
+///   too): an older crmkit knows nothing of `sync-crm:*` and takes only the lease of its
+///   config's order, whichever that is, so during a rolling upgrade a new run must hold
+///   that name to never sync the same CRMs at the same time, whether the old process
+///   syncs this set or another one sharing a CRM (`[close, salesforce]` beside
+///   `[close, hubspot]`).
+pub fn lease_names(crms: &[Crm]) -> Vec<String> {
+    let all = [Crm::Close, Crm::HubSpot, Crm::Salesforce];
+    let sharing: Vec<String> = sets(&all)
         .into_iter()
+        .filter(|set| crms.iter().any(|crm| set.contains(&crm.to_string())))
+        .flat_map(|set| orders(&set))
         .map(|order| format!("sync:{}", order.join("-")))
-        .chain(crms.iter().map(|crm| crm_lease_name(*crm)))
+        .collect();
+    let mut out: Vec<String> = crms
+        .iter()
+        .map(|crm| crm_lease_name(*crm))
+        .chain(sharing)
         .collect();
     out.sort();
     out.dedup();
