@@ -30,8 +30,9 @@
 //!    from). The run is recorded
 //!    (start, counts, errors, status).
 //! 2. **Reconcile.** Writes an earlier, interrupted run (of these CRMs or of a smaller set
-//!    of them) left `pending` or `sent` in the intent log are settled first: a create is looked up with
-//!    [`Connector::find_created`](crmkit_core::Connector::find_created) (by its marker, or,
+//!    of them) left `pending` or `sent` in the intent log are settled first: a create is
+//!    looked up with [`Connector::find_created`](crmkit_core::Connector::find_created) (by
+//!    its marker, or,
 //!    where the CRM cannot store one, by the natural key of the record the intent kept) and,
 //!    when found, its id goes onto the link it was for, with its hash and values as that
 //!    side's (it holds what was sent), so nothing is created twice; an update is
