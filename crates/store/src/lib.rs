@@ -131,7 +131,7 @@ pub use intents::{Intent, IntentOp, IntentState, NewIntent};
 pub use leases::Lease;
 pub use links::{LOOKUP_CHUNK, Link, LinkUpdate, NewLink, UPSERT_ATTEMPTS, Upserted};
 pub use retries::{Retry, RetryPolicy};
-pub use runs::{Run, RunCounts, RunStatus};
+pub use runs::{PairState, Run, RunCounts, RunStatus};
 pub use store::{Store, Tx};
 pub use url::{Backend, redact};
 

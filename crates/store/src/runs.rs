@@ -1,5 +1,7 @@
 //! Sync runs: one row per run of a sync pair, with its outcome, counts and errors.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
@@ -44,6 +46,21 @@ pub struct RunCounts {
     pub failed: u64,
     /// Conflicts opened.
     pub conflicts: u64,
+}
+
+/// The sync state stored under one pair name that moved something (see
+/// [`Store::sync_pairs`](crate::Store::sync_pairs)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PairState {
+    /// The pair name (`close-hubspot`).
+    pub pair: String,
+    /// How many change-feed cursors it has stored.
+    pub cursors: u64,
+    /// How many of its runs wrote to a CRM (created, updated or deleted a record).
+    pub writing_runs: u64,
+    /// How many write intents it recorded, settled or not.
+    pub intents: u64,
 }
 
 /// One run of a sync pair.
@@ -109,10 +126,13 @@ ops! {
     read fn run(id: &RunId) -> Option<Run> = get;
     /// The latest `limit` runs of `pair`, newest first.
     read fn runs(pair: &str, limit: u32) -> Vec<Run> = list;
-    /// Every pair name the store holds sync state of: that has a run or a change-feed
-    /// cursor stored, sorted. The sync engine checks it so that one store serves one set
-    /// of CRMs.
-    read fn sync_pairs() -> Vec<String> = pairs;
+    /// Every pair name under which the store holds sync state that moved something, sorted
+    /// by name: change-feed cursors, runs that wrote to a CRM (created, updated or deleted
+    /// a record) or write intents (a write sent, or about to be, by a run that may have been
+    /// killed before storing its counts). A run that wrote nothing (one that failed at
+    /// once, on bad credentials) is left out. The sync engine checks it so that one store
+    /// serves one set of CRMs.
+    read fn sync_pairs() -> Vec<PairState> = pairs;
 }
 
 fn counts_text(counts: &RunCounts) -> String {
@@ -167,18 +187,70 @@ async fn list(conn: &mut AnyConnection, pair: &str, limit: u32) -> Result<Vec<Ru
     rows.iter().map(from_row).collect()
 }
 
-/// The error for a write to run `id` that found it not running.
-async fn pairs(conn: &mut AnyConnection) -> Result<Vec<String>> {
+async fn pairs(conn: &mut AnyConnection) -> Result<Vec<PairState>> {
+    let mut out: BTreeMap<String, PairState> = BTreeMap::new();
+    let rows = sqlx::query("SELECT pair, COUNT(*) AS n FROM sync_cursors GROUP BY pair")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("counting the cursors of each pair"))?;
+    for row in &rows {
+        let r = Reader::new(row, "sync_cursors", "pair");
+        entry(&mut out, r.text("pair")?).cursors = count(&r)?;
+    }
+    // Intents recorded without a pair or run have an empty one: no set of CRMs.
     let rows =
-        sqlx::query("SELECT pair FROM sync_runs UNION SELECT pair FROM sync_cursors ORDER BY pair")
-            .fetch_all(conn)
+        sqlx::query("SELECT pair, COUNT(*) AS n FROM write_intents WHERE pair <> '' GROUP BY pair")
+            .fetch_all(&mut *conn)
             .await
-            .map_err(db("listing the pairs with sync state"))?;
-    rows.iter()
-        .map(|row| Reader::new(row, "sync_runs", "pair").text("pair"))
-        .collect()
+            .map_err(db("counting the write intents of each pair"))?;
+    for row in &rows {
+        let r = Reader::new(row, "write_intents", "pair");
+        entry(&mut out, r.text("pair")?).intents = count(&r)?;
+    }
+    // The counts are JSON (see `counts_text`): the runs that wrote nothing are left out in
+    // SQL by their text, and what is left is told from the counts themselves.
+    let rows = sqlx::query("SELECT pair, counts FROM sync_runs WHERE counts NOT LIKE $1")
+        .bind(r#"%"created":0,"updated":0,"deleted":0,%"#)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("listing the runs that wrote"))?;
+    let mut writing: BTreeMap<String, u64> = BTreeMap::new();
+    for row in &rows {
+        let r = Reader::new(row, "sync_runs", "pair");
+        let pair = r.text("pair")?;
+        let counts: RunCounts =
+            serde_json::from_value(r.json("counts")?).map_err(|e| Error::Corrupt {
+                table: "sync_runs",
+                column: "counts",
+                id: pair.clone(),
+                reason: e.to_string(),
+            })?;
+        if counts.created + counts.updated + counts.deleted > 0 {
+            *writing.entry(pair).or_default() += 1;
+        }
+    }
+    for (pair, n) in writing {
+        entry(&mut out, pair).writing_runs = n;
+    }
+    Ok(out.into_values().collect())
 }
 
+/// The state of `pair` in `out`, added empty when missing.
+fn entry(out: &mut BTreeMap<String, PairState>, pair: String) -> &mut PairState {
+    out.entry(pair.clone()).or_insert(PairState {
+        pair,
+        cursors: 0,
+        writing_runs: 0,
+        intents: 0,
+    })
+}
+
+/// A `COUNT(*) AS n` column.
+fn count(r: &Reader<'_>) -> Result<u64> {
+    Ok(u64::try_from(r.int("n")?).unwrap_or_default())
+}
+
+/// The error for a write to run `id` that found it not running.
 async fn not_running(conn: &mut AnyConnection, id: &RunId, to: RunStatus) -> Error {
     match get(conn, id).await {
         Ok(Some(run)) => Error::InvalidState {

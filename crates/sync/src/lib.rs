@@ -11,23 +11,28 @@
 //!    background while the run goes on, and every store transaction of the run is fenced by
 //!    it, so a run that lost it stops with an error instead of writing
 //!    ([`engine::pair_name`]). The run also holds, for its whole duration, the lease under
-//!    every other order of its CRMs (`sync:hubspot-close`), the name an older crmkit
-//!    configured in that order takes, so an old and a new process never sync the same CRMs
-//!    at once during an upgrade, whatever the order each is configured in
+//!    every other order of its CRMs (`sync:hubspot-close`) and of every other set sharing
+//!    one of them (`sync:salesforce-close`), the name an older crmkit configured in that
+//!    order takes, so an old and a new process never sync the same CRMs at once during an
+//!    upgrade, whatever the set and order each is configured with
 //!    ([`engine::lease_names`]), and the lease `sync-crm:<crm>` of each of its CRMs
 //!    ([`engine::crm_lease_name`]), so no two runs touching one CRM overlap whatever their
 //!    sets. Every CRM write is preceded by a fenced store transaction too (the one
 //!    recording its intent as sent). **One store serves one set of CRMs:** the links and
 //!    each CRM's last synced values in them are shared by every run of a store, so a run
 //!    (or dry run) is refused with a `Config` error naming both sets when the store holds
-//!    runs or cursors of another set sharing a CRM with its own that is not part of it
-//!    (growing a pair into a three-way sync is allowed; shrinking or pairing differently
-//!    is not: use another database). Cursors and retry entries an older crmkit stored
-//!    under another order of the CRMs are moved to the canonical name. The run is recorded
+//!    cursors, runs that wrote or write intents of another set sharing a CRM with its own
+//!    that is not part of it (a run that wrote nothing does not count; growing a pair into
+//!    a three-way sync is allowed; shrinking or pairing differently is not: use another
+//!    database, which matches every record again). Cursors and retry entries an older
+//!    crmkit stored under another order of the CRMs are moved to the canonical name, and
+//!    so are the retry entries of a smaller set of them (the pair a three-way sync grew
+//!    from). The run is recorded
 //!    (start, counts, errors, status).
-//! 2. **Reconcile.** Writes an earlier, interrupted run left `pending` or `sent` in the
-//!    intent log are settled first: a create is looked up with
-//!    [`Connector::find_created`](crmkit_core::Connector::find_created) (by its marker, or,
+//! 2. **Reconcile.** Writes an earlier, interrupted run (of these CRMs or of a smaller set
+//!    of them) left `pending` or `sent` in the intent log are settled first: a create is
+//!    looked up with [`Connector::find_created`](crmkit_core::Connector::find_created) (by
+//!    its marker, or,
 //!    where the CRM cannot store one, by the natural key of the record the intent kept) and,
 //!    when found, its id goes onto the link it was for, with its hash and values as that
 //!    side's (it holds what was sent), so nothing is created twice; an update is

@@ -202,10 +202,10 @@ async fn close_marker_field_once(client: &crmkit_close::Client, object: &str) ->
     })
 }
 
-/// Frees the sync leases of `crms` ([`crmkit_sync::engine::lease_names`]: the canonical
-/// name, and the name of every other order of the CRMs, which an older crmkit used and a
-/// run holds too) whose holder
-/// is a `crmkit sync` process of this machine that no longer runs (killed, so it never
+/// Frees the sync leases of `crms` ([`crmkit_sync::engine::lease_names`]: `sync-crm:*` of
+/// each CRM, the canonical name, and the name of every other order of the CRMs and of every
+/// other set sharing one of them, which an older crmkit used and a run holds too) whose
+/// holder is a `crmkit sync` process of this machine that no longer runs (killed, so it never
 /// released them): on SQLite, a file only this machine's processes use, always; on
 /// PostgreSQL only with `force`, since a process of another machine may hold one under a
 /// process id that is free here. A lease is released by its fencing token, so one taken

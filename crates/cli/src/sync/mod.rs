@@ -65,7 +65,8 @@ pub struct SyncArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// On PostgreSQL, free the leases of an interrupted sync whose process no longer runs on
-    /// this machine (on SQLite that happens on its own).
+    /// this machine (on SQLite that happens on its own): those of the set of CRMs under
+    /// every order (`sync:*`) and those of each of its CRMs (`sync-crm:*`).
     #[arg(long)]
     pub break_lease: bool,
     #[command(flatten)]
@@ -108,9 +109,9 @@ pub enum RetryCommand {
         /// them), given up or still waiting.
         #[arg(value_name = "CRM:KIND:ID", value_parser = parse_record)]
         records: Vec<RecordRef>,
-        /// On PostgreSQL, first free the leases of an interrupted sync whose process no
-        /// longer runs on this machine (on SQLite that happens on its own), as
-        /// `crmkit sync --break-lease` does.
+        /// On PostgreSQL, first free the leases (`sync:*` and `sync-crm:*`) of an
+        /// interrupted sync whose process no longer runs on this machine (on SQLite that
+        /// happens on its own), as `crmkit sync --break-lease` does.
         #[arg(long)]
         break_lease: bool,
     },

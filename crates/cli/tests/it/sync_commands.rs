@@ -406,10 +406,13 @@ async fn a_migration_into_the_store_of_a_three_way_sync_is_refused() {
     let store = crmkit_store::Store::open(&dir.sqlite())
         .await
         .expect("store");
-    store
-        .start_run("close-hubspot-salesforce")
-        .await
-        .expect("store");
+    // The three-way sync read its feeds: its cursors are stored.
+    let key = crmkit_store::CursorKey::new(
+        "close-hubspot-salesforce",
+        Crm::Salesforce,
+        crmkit_core::ObjectKind::Company,
+    );
+    store.set_cursor(&key, "c").await.expect("store");
     let (ok, out, err) = run_async(
         &pair,
         &dir,
@@ -421,6 +424,8 @@ async fn a_migration_into_the_store_of_a_three_way_sync_is_refused() {
         "close-hubspot-salesforce",
         "close-hubspot",
         "one store serves one set of CRMs",
+        "1 change-feed cursors",
+        "created again",
     ] {
         assert!(err.contains(part), "{part:?} in {err}");
     }

@@ -10,12 +10,29 @@ both_backends!(
     the_pairs_with_sync_state_are_listed
 );
 
-/// A pair has sync state once it has a run or a cursor stored; each is listed once.
+/// A pair has sync state once it has a cursor, a run that wrote or a write intent stored;
+/// a run that wrote nothing is no state.
 async fn the_pairs_with_sync_state_are_listed(db: TestDb) {
     let s = &db.store;
     assert!(s.sync_pairs().await.unwrap().is_empty());
-    s.start_run("close-hubspot").await.unwrap();
-    s.start_run("close-hubspot").await.unwrap();
+    // Runs that wrote nothing: one failed at once, one killed before storing counts.
+    let run = s.start_run("close-hubspot-salesforce").await.unwrap();
+    s.finish_run(&run.id, RunStatus::Failed, &RunCounts::default(), &[])
+        .await
+        .unwrap();
+    s.start_run("close-salesforce").await.unwrap();
+    assert!(s.sync_pairs().await.unwrap().is_empty());
+    // Two runs that wrote, one that read only.
+    for (created, deleted) in [(1, 0), (0, 2), (0, 0)] {
+        let run = s.start_run("close-hubspot").await.unwrap();
+        let mut counts = RunCounts::default();
+        counts.read = 5;
+        counts.created = created;
+        counts.deleted = deleted;
+        s.finish_run(&run.id, RunStatus::Succeeded, &counts, &[])
+            .await
+            .unwrap();
+    }
     let key = crmkit_store::CursorKey::new(
         "hubspot-salesforce",
         crmkit_core::Crm::HubSpot,
@@ -28,9 +45,33 @@ async fn the_pairs_with_sync_state_are_listed(db: TestDb) {
         crmkit_core::ObjectKind::Company,
     );
     s.set_cursor(&key, "c").await.unwrap();
+    // A killed run's intent, its counts never stored.
+    s.record_intent(
+        &crmkit_store::NewIntent::new(
+            crmkit_core::Crm::Salesforce,
+            crmkit_core::ObjectKind::Company,
+            crmkit_store::IntentOp::Create,
+            "m-1",
+            json!({}),
+        )
+        .pair("close-salesforce"),
+    )
+    .await
+    .unwrap();
+    let found: Vec<(String, u64, u64, u64)> = s
+        .sync_pairs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.pair, p.cursors, p.writing_runs, p.intents))
+        .collect();
     assert_eq!(
-        s.sync_pairs().await.unwrap(),
-        ["close-hubspot", "hubspot-salesforce"]
+        found,
+        [
+            ("close-hubspot".to_string(), 1, 2, 0),
+            ("close-salesforce".to_string(), 0, 0, 1),
+            ("hubspot-salesforce".to_string(), 1, 0, 0),
+        ]
     );
 }
 

@@ -7,13 +7,17 @@
 //!   the retry list, the intents and the runs. Cursors stored by an older crmkit under
 //!   another order (its config's) are moved to the canonical name once
 //!   ([`Engine::adopt_legacy_state`]), and intents it left unsettled under such a name are
-//!   reconciled too, whatever this config's order.
+//!   reconciled too, whatever this config's order. The intents and retry entries of a
+//!   smaller set of the CRMs (a pair grown into a three-way sync) are taken over as well,
+//!   its cursors not ([`subset_pair_names`]).
 //! - **The legacy leases.** An older crmkit takes its lease under the config's order
 //!   (`sync:hubspot-close`) and knows nothing of the canonical name, and during a rolling
-//!   upgrade it may be configured in another order than the new process. So that an old and
-//!   a new process never run on the same CRMs at once, every run holds the lease under the
-//!   name of *every* order of its CRMs ([`lease_names`]: 2 names for two CRMs, 6 for three),
-//!   whatever its own config's order, for its whole duration: it takes them one after the
+//!   upgrade it may be configured in another order than the new process, or sync another
+//!   set sharing a CRM. So that an old and a new process never run on the same CRMs at
+//!   once, every run holds the lease under the name of *every* order of *every* set of 2 or
+//!   more CRMs sharing one of its CRMs ([`lease_names`]: its own set's, 2 names for two CRMs
+//!   or 6 for three, and the other sets'; with three CRMs known, all 12), whatever its own
+//!   config's order, for its whole duration: it takes them one after the
 //!   other in sorted order (so two new processes never each hold a name the other waits
 //!   for), renews them together, fences with all of them and releases all of them. If one
 //!   is held by another live holder the run does not start, says which lease is held, and
@@ -25,8 +29,9 @@
 //! - **One store, one set of CRMs.** Even one after the other, two sets sharing a CRM would
 //!   share each CRM's last synced values (the base a change is told from), so a change one
 //!   run synced would never reach the other's third CRM: a run refuses to start when the
-//!   store holds runs or cursors of another set sharing a CRM that is not part of its own
-//!   ([`Engine::check_crm_set`]). Growing a pair into a three-way sync is allowed.
+//!   store holds cursors, runs that wrote or write intents of another set sharing a CRM
+//!   that is not part of its own ([`Engine::check_crm_set`]); a run that wrote nothing (it
+//!   failed at once) does not count. Growing a pair into a three-way sync is allowed.
 //! - **Renewal.** A background task renews the leases every third of their time to live
 //!   while the run goes on, so a long kind cannot outlive them; the task ends with the run.
 //! - **Fencing.** Every store transaction of the run first checks, on the database, that the
@@ -76,18 +81,63 @@ pub(super) fn legacy_pair_names(crms: &[Crm]) -> Vec<String> {
         .collect()
 }
 
-/// The leases a run of `crms` holds, in the order it takes them (sorted): `sync-crm:<crm>`
-/// for each of its CRMs, so no two runs touching one CRM overlap whatever their sets (see
-/// [`crm_lease_name`]), then `sync:<the CRMs in that order>` for every order of the CRMs
-/// (the canonical `sync:<pair_name>` first), since an older crmkit takes the lease under its
-/// config's order, whichever that is, and a new one must never sync the same CRMs at the
-/// same time.
-pub fn lease_names(crms: &[Crm]) -> Vec<String> {
+/// Every name a run of a set of 2 or more of `crms`' CRMs stored its state under (every
+/// order of every such set, the canonical [`pair_name`] of `crms` left out): where the
+/// intents and retry entries a run of `crms` takes over are, since a pair grown into a
+/// three-way sync leaves its writes open under the pair's name.
+pub(super) fn subset_pair_names(crms: &[Crm]) -> Vec<String> {
+    let canonical = pair_name(crms);
+    let mut out: Vec<String> = sets(crms)
+        .iter()
+        .flat_map(|set| orders(set))
+        .map(|order| order.join("-"))
+        .filter(|name| *name != canonical)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every set of 2 or more of `crms`, each in `crms`' order.
+fn sets(crms: &[Crm]) -> Vec<Vec<String>> {
     let names: Vec<String> = crms.iter().map(Crm::to_string).collect();
-    let mut out: Vec<String> = orders(&names)
+    // Every subset by its bit mask.
+    (1u32..(1 << names.len()))
+        .map(|mask| {
+            names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, n)| n.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|set| set.len() >= 2)
+        .collect()
+}
+
+/// The leases a run of `crms` holds, in the order it takes them (sorted, so the
+/// `sync-crm:<crm>` ones come first):
+/// - `sync-crm:<crm>` for each of its CRMs, so no two runs touching one CRM overlap
+///   whatever their sets (see [`crm_lease_name`]);
+/// - `sync:<the CRMs in that order>` for every order of every set of 2 or more CRMs
+///   sharing one of its CRMs (its own set among them, the canonical `sync:<pair_name>`
+///   too): an older crmkit knows nothing of `sync-crm:*` and takes only the lease of its
+///   config's order, whichever that is, so during a rolling upgrade a new run must hold
+///   that name to never sync the same CRMs at the same time, whether the old process
+///   syncs this set or another one sharing a CRM (`[close, salesforce]` beside
+///   `[close, hubspot]`).
+pub fn lease_names(crms: &[Crm]) -> Vec<String> {
+    let all = [Crm::Close, Crm::HubSpot, Crm::Salesforce];
+    let sharing: Vec<String> = sets(&all)
         .into_iter()
+        .filter(|set| crms.iter().any(|crm| set.contains(&crm.to_string())))
+        .flat_map(|set| orders(&set))
         .map(|order| format!("sync:{}", order.join("-")))
-        .chain(crms.iter().map(|crm| crm_lease_name(*crm)))
+        .collect();
+    let mut out: Vec<String> = crms
+        .iter()
+        .map(|crm| crm_lease_name(*crm))
+        .chain(sharing)
         .collect();
     out.sort();
     out.dedup();
@@ -277,9 +327,12 @@ impl Engine {
         }
     }
 
-    /// Refuses, with a configuration error naming both sets, a run over this engine's CRMs
-    /// when the store holds sync state (runs or cursors, [`crmkit_store::Store::sync_pairs`])
-    /// of another set of CRMs that shares a CRM with this one and is not a subset of it.
+    /// Refuses, with a configuration error naming both sets and the state found, a run over
+    /// this engine's CRMs when the store holds sync state that moved something (cursors,
+    /// runs that wrote or write intents, [`crmkit_store::Store::sync_pairs`]) of another set
+    /// of CRMs that shares a CRM with this one and is not a subset of it. A run that wrote
+    /// nothing (a first three-way run failing on bad credentials) does not count, so it
+    /// never locks the store against going back to the pair.
     ///
     /// The links and, in each link, every CRM's last synced values (the base a change is
     /// told from) are shared by every run of a store: a Close change a `close-hubspot` run
@@ -289,45 +342,57 @@ impl Engine {
     /// them. Shrinking it, or another set sharing a CRM, is not.
     pub(super) async fn check_crm_set(&self) -> Result<()> {
         let mine: BTreeSet<Crm> = self.config.sync.crms.iter().copied().collect();
-        for pair in self.store.sync_pairs().await.map_err(store_err)? {
-            let Some(theirs) = crms_of(&pair) else {
+        for state in self.store.sync_pairs().await.map_err(store_err)? {
+            let Some(theirs) = crms_of(&state.pair) else {
                 continue;
             };
             if theirs.is_disjoint(&mine) || theirs.is_subset(&mine) {
                 continue;
             }
             let theirs: Vec<Crm> = theirs.into_iter().collect();
+            let found: Vec<String> = [
+                (state.cursors, "change-feed cursors"),
+                (state.writing_runs, "runs that wrote to a CRM"),
+                (state.intents, "write intents"),
+            ]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
             return Err(Error::config(format!(
-                "this store holds the sync state of {} ([sync] crms = {theirs:?}), which \
-                 shares a CRM with this sync of {} but is not part of it: one store serves \
-                 one set of CRMs (it may grow into more CRMs, never shrink or pair them \
-                 differently, since the links and each CRM's last synced values are \
-                 shared); use another database for this set (--database-url or \
-                 DATABASE_URL)",
+                "this store holds the sync state of {} ([sync] crms = {theirs:?}; found                  under {:?}: {}), which shares a CRM with this sync of {} but is not part                  of it: one store serves one set of CRMs (it may grow into more CRMs, never                  shrink or pair them differently, since the links and each CRM's last                  synced values are shared). Go on with [sync] crms = {theirs:?} (or a set                  holding them), or use another database for this set (--database-url or                  DATABASE_URL), knowing that a new database starts with no links: every                  record is matched again, and those no natural key matches (deals,                  activities) are created again in the other CRMs",
                 pair_name(&theirs),
+                state.pair,
+                found.join(", "),
                 self.pair
             )));
         }
         Ok(())
     }
 
-    /// Moves the sync state stored under the name of another order of the CRMs (an older
-    /// crmkit's, [`legacy_pair_names`]) to the canonical name, once, in one fenced
-    /// transaction:
-    /// - **cursors**: a cursor already stored under the canonical name is kept, and of two
-    ///   older names holding one, the first listed wins (the config's own order);
-    /// - **retry entries**, as they are (attempts, next attempt, given-up state, reason), so
-    ///   a record an older run deferred is retried and listed; where two names hold the
-    ///   same record, the entry kept is the one still retried, or of two retried, the one
-    ///   due first (an entry given up under one name but waiting under another is tried
-    ///   again rather than left alone).
+    /// Moves the sync state stored under another name to the canonical name, once, in one
+    /// fenced transaction:
+    /// - **cursors** stored under the name of another order of the CRMs (an older
+    ///   crmkit's, [`legacy_pair_names`]): a cursor already stored under the canonical name
+    ///   is kept, and of two older names holding one, the first listed wins (the config's
+    ///   own order). A smaller set's cursors (a pair grown into a three-way sync) are left
+    ///   alone: they skip what that set read, which this run must read too, for its other
+    ///   CRMs;
+    /// - **retry entries** stored under the name of this set in another order or of a
+    ///   smaller set of its CRMs ([`subset_pair_names`]), as they are (attempts, next
+    ///   attempt, given-up state, reason), so a record an older or smaller run deferred is
+    ///   retried and listed; where two names hold the same record, the entry kept is the
+    ///   one still retried, or of two retried, the one due first (an entry given up under
+    ///   one name but waiting under another is tried again rather than left alone).
     ///
-    /// Every legacy cursor and retry entry is removed.
+    /// Every moved cursor and retry entry is removed from its old name.
     pub(super) async fn adopt_legacy_state(&self) -> Result<()> {
         let mut cursors = Vec::new();
-        let mut retries = Vec::new();
         for old in legacy_pair_names(&self.config.sync.crms) {
             cursors.extend(self.store.cursors(&old).await.map_err(store_err)?);
+        }
+        let mut retries = Vec::new();
+        for old in subset_pair_names(&self.config.sync.crms) {
             retries.extend(self.store.retries(&old, None).await.map_err(store_err)?);
         }
         if cursors.is_empty() && retries.is_empty() {

@@ -83,20 +83,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Settles the writes an interrupted run left `pending` or `sent`: a create is looked up
+    /// Settles the writes an interrupted run of these CRMs, or of a smaller set of them, left
+    /// `pending` or `sent`: a create is looked up
     /// with [`Connector::find_created`] (by its marker, or the natural key of a kind that
     /// holds none; found: the link gets its id; not found: it never happened and is planned
     /// again), an update is planned again (the link's hashes were not moved), a
     /// delete is sent again.
     pub(super) async fn reconcile(&self, report: &mut Report) -> Result<()> {
         // Intents an older crmkit left under its config-order name, whichever order that
-        // was, are this pair's too.
+        // was, are this pair's too, and so are those of a smaller set of these CRMs (a pair
+        // grown into a three-way sync): left open, the bigger run would create again what
+        // the smaller one's interrupted create made.
         let mut intents = self
             .store
             .unsettled_intents(&self.pair)
             .await
             .map_err(store_err)?;
-        for old in lease::legacy_pair_names(&self.config.sync.crms) {
+        for old in lease::subset_pair_names(&self.config.sync.crms) {
             intents.extend(
                 self.store
                     .unsettled_intents(&old)

@@ -9,7 +9,9 @@ use crmkit_hubspot::HubSpotConnector;
 
 use crmkit_core::{Crm, ErrorKind, ObjectKind};
 use crmkit_sandbox::faults::Faults;
-use crmkit_store::{CursorKey, IntentOp, IntentState, Lease, NewIntent, Store};
+use crmkit_store::{
+    CursorKey, IntentOp, IntentState, Lease, NewIntent, RunCounts, RunStatus, Store,
+};
 use crmkit_sync::config::Config;
 use crmkit_sync::engine::{Engine, lease_names};
 use serde_json::json;
@@ -326,34 +328,39 @@ async fn a_run_of_crms_out_of_order_holds_the_older_crmkits_lease_too() {
     w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
     let cfg = hubspot_first();
-    assert_eq!(
-        lease_names(&cfg.sync.crms),
-        [
-            "sync-crm:close",
-            "sync-crm:hubspot",
-            "sync:close-hubspot",
-            "sync:hubspot-close"
-        ]
-    );
+    // Every order of every set sharing a CRM: an older crmkit of any of them takes one.
+    let every_set = [
+        "sync:close-hubspot",
+        "sync:close-hubspot-salesforce",
+        "sync:close-salesforce",
+        "sync:close-salesforce-hubspot",
+        "sync:hubspot-close",
+        "sync:hubspot-close-salesforce",
+        "sync:hubspot-salesforce",
+        "sync:hubspot-salesforce-close",
+        "sync:salesforce-close",
+        "sync:salesforce-close-hubspot",
+        "sync:salesforce-hubspot",
+        "sync:salesforce-hubspot-close",
+    ];
+    let pair: Vec<&str> = ["sync-crm:close", "sync-crm:hubspot"]
+        .into_iter()
+        .chain(every_set)
+        .collect();
+    assert_eq!(lease_names(&cfg.sync.crms), pair);
     assert_eq!(
         lease_names(&config().sync.crms),
         lease_names(&cfg.sync.crms),
         "whatever the config's order"
     );
+    let three: Vec<&str> = ["sync-crm:close", "sync-crm:hubspot", "sync-crm:salesforce"]
+        .into_iter()
+        .chain(every_set)
+        .collect();
     assert_eq!(
         lease_names(&[Crm::Salesforce, Crm::Close, Crm::HubSpot]),
-        [
-            "sync-crm:close",
-            "sync-crm:hubspot",
-            "sync-crm:salesforce",
-            "sync:close-hubspot-salesforce",
-            "sync:close-salesforce-hubspot",
-            "sync:hubspot-close-salesforce",
-            "sync:hubspot-salesforce-close",
-            "sync:salesforce-close-hubspot",
-            "sync:salesforce-hubspot-close",
-        ],
-        "each CRM, then every order of three CRMs, sorted"
+        three,
+        "each CRM, then every order of every set, sorted"
     );
     let engine = w.engine(cfg);
     // An older crmkit, still running during an upgrade, syncs these CRMs under the
@@ -656,8 +663,15 @@ async fn one_store_serves_one_set_of_crms_which_may_grow() {
 #[tokio::test]
 async fn a_pair_sharing_a_crm_with_the_stores_pair_is_refused() {
     let w = World::new().await;
-    // A Close-Salesforce sync ran on this store (as an older crmkit named it).
-    w.store.start_run("salesforce-close").await.expect("store");
+    // A Close-Salesforce sync ran on this store (as an older crmkit named it) and created a
+    // record.
+    let run = w.store.start_run("salesforce-close").await.expect("store");
+    let mut counts = RunCounts::default();
+    counts.created = 1;
+    w.store
+        .finish_run(&run.id, RunStatus::Succeeded, &counts, &[])
+        .await
+        .expect("store");
     w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
     w.settle().await;
@@ -667,11 +681,69 @@ async fn a_pair_sharing_a_crm_with_the_stores_pair_is_refused() {
         .await
         .expect_err("another pair sharing Close");
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    assert!(e.to_string().contains("close-salesforce"), "{e}");
+    for part in [
+        "close-salesforce",
+        "\"salesforce-close\": 1 runs that wrote to a CRM",
+        "created again",
+    ] {
+        assert!(e.to_string().contains(part), "{part:?} in {e}");
+    }
     assert!(w.hs_all("companies", "name").await.is_empty());
     assert_eq!(
         w.store.runs("close-hubspot", 10).await.expect("store"),
         [],
         "no run started"
     );
+}
+
+#[tokio::test]
+async fn a_failed_run_of_another_set_that_wrote_nothing_does_not_lock_the_store() {
+    let w = World::new().await;
+    // A first three-way sync failed at once (bad Salesforce credentials), writing nothing,
+    // and a Close-Salesforce one was killed before it read anything.
+    let run = w
+        .store
+        .start_run("close-hubspot-salesforce")
+        .await
+        .expect("store");
+    w.store
+        .finish_run(&run.id, RunStatus::Failed, &RunCounts::default(), &[])
+        .await
+        .expect("store");
+    w.store.start_run("close-salesforce").await.expect("store");
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    let report = w.engine(config()).run().await.expect("back to the pair");
+    assert_eq!(report.created, 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_run_is_refused_while_an_older_crmkit_syncs_another_set_sharing_a_crm() {
+    let w = World::new().await;
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    // An older crmkit (no `sync-crm:*` leases) syncing `[salesforce, close]` during the
+    // upgrade of this one.
+    let older = w
+        .hold_lease(
+            "sync:salesforce-close",
+            "crmkit-sync-older",
+            Duration::from_secs(60),
+        )
+        .await;
+    let engine = w.engine(config());
+    let e = engine
+        .run()
+        .await
+        .expect_err("the older process holds Close");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("\"sync:salesforce-close\""), "{e}");
+    assert!(w.hs_all("companies", "name").await.is_empty());
+    for name in ["sync-crm:close", "sync:close-hubspot"] {
+        assert_eq!(w.store.lease(name).await.expect("store"), None, "{name}");
+    }
+    w.store.release_lease(&older).await.expect("store");
+    assert_eq!(engine.run().await.expect("run").created, 1);
 }

@@ -313,3 +313,39 @@ async fn one_run_at_a_time_per_pair() {
     w.store.release_lease(&held).await.expect("store");
     engine.run().await.expect("runs once the lease is free");
 }
+
+#[tokio::test]
+async fn a_create_a_pair_run_left_sent_is_recovered_by_the_three_way_sync_it_grew_into() {
+    let t = super::activities::Three::new().await;
+    let w = &t.w;
+    // A contact without an email cannot be matched: only its marker can find it again.
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
+            "contacts": [{"name": "No Mail"}]}))
+        .await;
+    w.settle().await;
+    let pair = w.engine(config());
+    let first = pair.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.created, 2);
+    let contact = first_contact(w, &lead).await;
+    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let link = linked(w, &close_ref).await;
+    // The pair's run killed after HubSpot created the contact, before its id was stored.
+    let link = w.store.unlink(&link, Crm::HubSpot).await.expect("store");
+    sent_create(w, &pair, &contact, &link.id).await;
+
+    // The config then grows to three CRMs: the three-way run settles the pair's intent.
+    let three = t.engine_with(|c| c.activity.enabled = false);
+    w.settle().await;
+    let report = three.run().await.expect("three-way run");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.recovered, 1, "{report:?}");
+    assert_eq!(w.hs_sb.count("contacts"), 1, "not created again in HubSpot");
+    let link = linked(w, &close_ref).await;
+    assert!(
+        link.crm_id(Crm::HubSpot).is_some(),
+        "the link has its HubSpot id back"
+    );
+    assert!(w.unsettled_intents().await.is_empty());
+}
