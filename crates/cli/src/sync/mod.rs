@@ -713,8 +713,23 @@ async fn resolve(
     }
     let chosen: Option<Value> = match (take, value) {
         (Some(crm), _) => match conflict.values.get(&crm) {
-            Some(Value::Null) | None => None,
+            Some(Value::Null) => None,
             Some(v) => Some(v.clone()),
+            // Not a side of the conflict: taken as "empty", it would clear the field in
+            // every CRM.
+            None => {
+                return Err(Error::config(format!(
+                    "{crm} is not part of conflict {id} (its values are from {}): nothing \
+                     was written",
+                    conflict
+                        .values
+                        .keys()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
         },
         (None, Some(text)) => Some(serde_json::from_str(&text).unwrap_or(Value::String(text))),
         (None, None) => return Err(Error::config("give --take <crm> or --value <value>").into()),
@@ -772,6 +787,28 @@ async fn resolve(
                 shown(now.as_ref()),
                 shown(queued.as_ref())
             ));
+        } else if !conflict.values.contains_key(&crm) {
+            // A CRM the conflict does not name is written too: only where it still holds
+            // what was last synced to it, so an edit made there since is not overwritten.
+            let held = before.get(conflict.field.as_str());
+            let synced = link
+                .fields(crm)
+                .and_then(|b| b.get(conflict.field.as_str()))
+                .filter(|v| !v.is_null());
+            let unknown = link.fields(crm).is_none() && held.is_some();
+            if unknown || (link.fields(crm).is_some() && held != synced) {
+                stale.push(format!(
+                    "{crm} {} {rid}: {} is {} now, {} when last synced",
+                    conflict.entity,
+                    conflict.field,
+                    shown(held),
+                    if unknown {
+                        "unknown".to_string()
+                    } else {
+                        shown(synced)
+                    }
+                ));
+            }
         }
         current.push((conn, crm, rid, record, before, now));
     }

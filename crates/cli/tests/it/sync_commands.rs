@@ -538,6 +538,27 @@ async fn a_resolved_value_the_crm_kept_its_own_way_is_not_synced_back() {
         .find(|c| c.link == link.id && c.field == "phones")
         .expect("a phones conflict");
 
+    // A CRM that is no side of the conflict is refused: taken as "empty", it would clear
+    // the phones everywhere.
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &[
+            "conflicts",
+            "resolve",
+            conflict.id.as_ref(),
+            "--take",
+            "salesforce",
+        ],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("not part of conflict"), "{err}");
+    assert_eq!(
+        store.open_conflicts(100).await.expect("conflicts").len(),
+        open.len()
+    );
+
     // HubSpot's number taken: Close stores it as +16505550100.
     let (ok, out, err) = run_async(
         &pair,
