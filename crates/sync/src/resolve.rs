@@ -272,6 +272,30 @@ mod tests {
         }
     }
 
+    /// Close and HubSpot both changed since `base`, HubSpot the later.
+    fn both_changed<'a>(
+        close: &'a FieldMap,
+        hs: &'a FieldMap,
+        base: &'a FieldMap,
+    ) -> [Side<'a>; 2] {
+        [
+            side(
+                Crm::Close,
+                close,
+                Some(base),
+                true,
+                at("2024-01-01T00:00:00Z"),
+            ),
+            side(
+                Crm::HubSpot,
+                hs,
+                Some(base),
+                true,
+                at("2024-01-02T00:00:00Z"),
+            ),
+        ]
+    }
+
     fn at(s: &str) -> Option<DateTime<Utc>> {
         crmkit_core::time::parse_timestamp(s)
     }
@@ -486,22 +510,7 @@ mod tests {
             ("description", json!("from close")),
         ]);
         let hs = map(&[("name", json!("Acme H"))]);
-        let sides = [
-            side(
-                Crm::Close,
-                &close,
-                Some(&base),
-                true,
-                at("2024-01-01T00:00:00Z"),
-            ),
-            side(
-                Crm::HubSpot,
-                &hs,
-                Some(&base),
-                true,
-                at("2024-01-02T00:00:00Z"),
-            ),
-        ];
+        let sides = both_changed(&close, &hs, &base);
         let none = BTreeSet::new();
 
         let lww = resolve(&cfg(), &sides, &none);
@@ -599,22 +608,7 @@ mod tests {
         let base = map(&[("name", json!("Acme"))]);
         let close = map(&[("name", json!("Acme C"))]);
         let hs = map(&[("name", json!("Acme H")), ("url", json!("acme.com"))]);
-        let sides = [
-            side(
-                Crm::Close,
-                &close,
-                Some(&base),
-                true,
-                at("2024-01-01T00:00:00Z"),
-            ),
-            side(
-                Crm::HubSpot,
-                &hs,
-                Some(&base),
-                true,
-                at("2024-01-02T00:00:00Z"),
-            ),
-        ];
+        let sides = both_changed(&close, &hs, &base);
         let r = resolve(&c, &sides, &BTreeSet::new());
         assert_eq!(r.writes[&Crm::HubSpot]["name"], Some(json!("Acme C")));
         assert_eq!(r.writes[&Crm::Close]["url"], Some(json!("acme.com")));

@@ -20,6 +20,11 @@ async fn run_async(pair: &Pair, dir: &Scratch, args: &[&str]) -> (bool, String, 
     )
 }
 
+/// `crmkit conflicts resolve <id> --take <crm>`, as [`run_async`] runs it.
+async fn take(pair: &Pair, dir: &Scratch, id: &str, crm: &str) -> (bool, String, String) {
+    run_async(pair, dir, &["conflicts", "resolve", id, "--take", crm]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolved() {
     let pair = pair(5, 8, Faults::default()).await;
@@ -102,12 +107,7 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
         })
         .expect("a conflict id listed")
         .to_string();
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &["conflicts", "resolve", &id, "--take", "close"],
-    )
-    .await;
+    let (ok, out, err) = take(&pair, &dir, &id, "close").await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("written to hubspot:"), "{out}");
     let (ok, list, _) = run_async(&pair, &dir, &["conflicts", "list"]).await;
@@ -138,12 +138,7 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
         .await
         .expect("renamed");
     let stale_id = stale.id.to_string();
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &["conflicts", "resolve", &stale_id, "--take", "hubspot"],
-    )
-    .await;
+    let (ok, out, err) = take(&pair, &dir, &stale_id, "hubspot").await;
     assert!(!ok, "refused: {out}\n{err}");
     assert!(
         err.contains("out of date")
@@ -540,18 +535,7 @@ async fn a_resolved_value_the_crm_kept_its_own_way_is_not_synced_back() {
 
     // A CRM that is no side of the conflict is refused: taken as "empty", it would clear
     // the phones everywhere.
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &[
-            "conflicts",
-            "resolve",
-            conflict.id.as_ref(),
-            "--take",
-            "salesforce",
-        ],
-    )
-    .await;
+    let (ok, out, err) = take(&pair, &dir, conflict.id.as_ref(), "salesforce").await;
     assert!(!ok, "{out}");
     assert!(err.contains("not part of conflict"), "{err}");
     assert_eq!(
@@ -560,18 +544,7 @@ async fn a_resolved_value_the_crm_kept_its_own_way_is_not_synced_back() {
     );
 
     // HubSpot's number taken: Close stores it as +16505550100.
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &[
-            "conflicts",
-            "resolve",
-            conflict.id.as_ref(),
-            "--take",
-            "hubspot",
-        ],
-    )
-    .await;
+    let (ok, out, err) = take(&pair, &dir, conflict.id.as_ref(), "hubspot").await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("written to close:"), "{out}");
     let phone = close
@@ -595,18 +568,7 @@ async fn a_resolved_value_the_crm_kept_its_own_way_is_not_synced_back() {
     assert_eq!(v["properties"]["phone"], "(650) 555-0100", "{r}");
 
     // A resolved conflict is refused before anything is written.
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &[
-            "conflicts",
-            "resolve",
-            conflict.id.as_ref(),
-            "--take",
-            "close",
-        ],
-    )
-    .await;
+    let (ok, out, err) = take(&pair, &dir, conflict.id.as_ref(), "close").await;
     assert!(!ok, "{out}");
     assert!(err.contains("no longer open"), "{err}");
 }

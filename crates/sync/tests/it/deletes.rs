@@ -4,7 +4,7 @@ use crmkit_core::http::{ApiRequest, Method};
 use crmkit_core::{Crm, ErrorKind, ObjectKind, RecordRef};
 use crmkit_sync::config::DeletePolicy;
 
-use super::{World, config, linked_acme};
+use super::{World, config, linked_acme, linked_bob, linked_contact};
 
 async fn delete_close_lead(w: &World, id: &str) {
     w.close
@@ -80,47 +80,6 @@ async fn ignore_and_flag_leave_the_other_records_alone() {
             }
         }
     }
-}
-
-/// A Close lead with contact Bob, synced to HubSpot by a first run of `engine`: the Close
-/// contact id and the HubSpot contact id.
-async fn linked_bob(w: &World, engine: &crmkit_sync::Engine) -> (String, String) {
-    linked_contact(
-        w,
-        engine,
-        serde_json::json!({"name": "Acme", "url": "https://acme.com",
-        "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}),
-    )
-    .await
-}
-
-/// Close lead `lead` (its first contact the one to follow), synced to HubSpot by a first
-/// run of `engine`: the Close contact id and the HubSpot contact id.
-async fn linked_contact(
-    w: &World,
-    engine: &crmkit_sync::Engine,
-    lead: serde_json::Value,
-) -> (String, String) {
-    let lead = w.close_lead(lead).await;
-    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
-        .as_str()
-        .expect("contact id")
-        .to_string();
-    w.settle().await;
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{first:?}");
-    let link = w
-        .store
-        .link_by_record(&RecordRef::new(
-            Crm::Close,
-            ObjectKind::Person,
-            contact.clone(),
-        ))
-        .await
-        .expect("store")
-        .expect("linked");
-    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
-    (contact, hs)
 }
 
 async fn close_contact_exists(w: &World, id: &str) -> bool {

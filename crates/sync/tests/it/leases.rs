@@ -154,6 +154,21 @@ fn assert_same_feeds(now: &[(Crm, ObjectKind, String)], then: &[(Crm, ObjectKind
     assert_eq!(feeds(now), feeds(then), "{now:?} vs {then:?}");
 }
 
+/// Asserts `pair` took over the cursors `stored` under `old`: a cursor of each feed, and
+/// `old` holds none any more.
+async fn assert_cursors_moved(
+    w: &World,
+    old: &str,
+    pair: &str,
+    stored: &[(Crm, ObjectKind, String)],
+) {
+    assert_same_feeds(&cursor_values(w, pair).await, stored);
+    assert!(
+        cursor_values(w, old).await.is_empty(),
+        "{old} keeps cursors"
+    );
+}
+
 /// The cursors stored under `pair`, as [`rename_cursors`] returns them.
 async fn cursor_values(w: &World, pair: &str) -> Vec<(Crm, ObjectKind, String)> {
     w.store
@@ -197,14 +212,7 @@ async fn the_crms_in_either_order_share_one_lease_and_their_old_cursors() {
     let report = engine.run().await.expect("run");
     assert_eq!(report.read, 0, "{report:?}");
     assert_eq!(report.created + report.updated, 0, "{report:?}");
-    assert_same_feeds(&cursor_values(&w, "close-hubspot").await, &stored);
-    assert!(
-        w.store
-            .cursors("hubspot-close")
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert_cursors_moved(&w, "hubspot-close", "close-hubspot", &stored).await;
 }
 
 #[tokio::test]
@@ -246,14 +254,13 @@ async fn three_crms_take_over_the_cursors_of_an_order_other_than_the_configs() {
     let report = engine.run().await.expect("run");
     assert_eq!(report.read, 0, "nothing read again: {report:?}");
     assert_eq!(report.created + report.updated, 0, "{report:?}");
-    assert_same_feeds(&cursor_values(w, "close-hubspot-salesforce").await, &stored);
-    assert!(
-        w.store
-            .cursors("salesforce-close-hubspot")
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert_cursors_moved(
+        w,
+        "salesforce-close-hubspot",
+        "close-hubspot-salesforce",
+        &stored,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -312,13 +319,7 @@ async fn lost_lease(db: Db, cfg: Config, stolen: &'static str) {
         w.hs_all("companies", "name").await.is_empty(),
         "nothing written"
     );
-    assert!(
-        w.store
-            .cursors("close-hubspot")
-            .await
-            .expect("store")
-            .is_empty()
-    );
+    assert!(cursor_values(&w, "close-hubspot").await.is_empty());
     w.finish().await;
 }
 
@@ -478,16 +479,9 @@ async fn a_run_of_crms_in_sorted_order_is_refused_while_an_older_crmkit_runs_the
         "the older run's delete was sent again"
     );
     assert!(w.unsettled_intents().await.is_empty());
-    assert!(
-        w.store
-            .cursors("hubspot-close")
-            .await
-            .expect("store")
-            .is_empty()
-    );
     // Acme, read again from the start of the feeds, would be an echo.
     assert_eq!(report.echoes, 0, "{report:?}");
-    assert_same_feeds(&cursor_values(&w, "close-hubspot").await, &stored);
+    assert_cursors_moved(&w, "hubspot-close", "close-hubspot", &stored).await;
 }
 
 /// Runs `engine` while an older crmkit holds `sync:hubspot-close`, after a first run synced

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crmkit_close::{Client as CloseClient, CloseConnector};
 use crmkit_core::http::ApiRequest;
-use crmkit_core::{Connector, Crm, SecretString};
+use crmkit_core::{Connector, Crm, ObjectKind, RecordRef, SecretString};
 use crmkit_hubspot::{Client as HubSpotClient, HubSpotConnector};
 use crmkit_sandbox::close::{CloseSandbox, RunningClose};
 use crmkit_sandbox::hubspot::{HubSpotSandbox, RunningHubSpot};
@@ -387,6 +387,47 @@ pub async fn linked_acme(w: &World, engine: &Engine) -> (String, String) {
         .expect("created in HubSpot")
         .to_string();
     (close, hs)
+}
+
+/// A Close lead with contact Bob, synced to HubSpot by a first run of `engine`: the Close
+/// contact id and the HubSpot contact id.
+pub async fn linked_bob(w: &World, engine: &Engine) -> (String, String) {
+    linked_contact(
+        w,
+        engine,
+        serde_json::json!({"name": "Acme", "url": "https://acme.com",
+        "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}),
+    )
+    .await
+}
+
+/// Close lead `lead` (its first contact the one to follow), synced to HubSpot by a first
+/// run of `engine`: the Close contact id and the HubSpot contact id.
+pub async fn linked_contact(
+    w: &World,
+    engine: &Engine,
+    lead: serde_json::Value,
+) -> (String, String) {
+    let lead = w.close_lead(lead).await;
+    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(
+            Crm::Close,
+            ObjectKind::Person,
+            contact.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    (contact, hs)
 }
 
 /// The HubSpot company `id`'s `name` and `description`.

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::json;
 
-use super::{World, config, hs_company, linked_acme};
+use super::{World, config, hs_company, linked_acme, linked_bob};
 
 /// A person's edit of a record, made right after the engine's update of it answered.
 type Edit = Box<dyn Fn(RecordRef) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -128,28 +128,7 @@ async fn an_edit_between_our_write_and_our_read_back_is_synced_next_run() {
 #[tokio::test]
 async fn a_phone_changed_meanwhile_is_an_edit_not_normalisation() {
     let w = World::new().await;
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}))
-        .await;
-    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
-        .as_str()
-        .expect("contact id")
-        .to_string();
-    w.settle().await;
-    let first = w.engine(config()).run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{first:?}");
-    let link = w
-        .store
-        .link_by_record(&RecordRef::new(
-            Crm::Close,
-            ObjectKind::Person,
-            contact.clone(),
-        ))
-        .await
-        .expect("store")
-        .expect("linked");
-    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    let (contact, hs) = linked_bob(&w, &w.engine(config())).await;
 
     // A US number without a country code in HubSpot, which Close would store as
     // +16505550100; someone gives the contact a London number in Close before our
@@ -237,30 +216,7 @@ async fn phone_to_close(
 #[tokio::test]
 async fn close_e164_of_a_number_we_sent_stays_quiet_and_keeps_the_senders_text() {
     let w = World::new().await;
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "Bob Stone", "emails": [{"email": "bob@acme.com"}]}]}))
-        .await;
-    let contact = w.close_get(&format!("lead/{lead}/")).await["contacts"][0]["id"]
-        .as_str()
-        .expect("contact id")
-        .to_string();
-    w.settle().await;
-    let first = w.engine(config()).run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{first:?}");
-    let hs = w
-        .store
-        .link_by_record(&RecordRef::new(
-            Crm::Close,
-            ObjectKind::Person,
-            contact.clone(),
-        ))
-        .await
-        .expect("store")
-        .expect("linked")
-        .crm_id(Crm::HubSpot)
-        .expect("in HubSpot")
-        .to_string();
+    let (contact, hs) = linked_bob(&w, &w.engine(config())).await;
     let hs_phone = || async {
         w.hs.raw(&ApiRequest::get(format!(
             "crm/v3/objects/contacts/{hs}?properties=phone"

@@ -31,6 +31,16 @@ async fn hs_acme(w: &World) -> String {
         .await
 }
 
+/// HubSpot contact Bob under company `company`, made outside the sync: his id.
+async fn hs_bob(w: &World, company: &str) -> String {
+    w.hs_create_linked(
+        "contacts",
+        json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone"}),
+        Some(company),
+    )
+    .await
+}
+
 /// HubSpot contact Bob under company `company`, with a phone Close refuses ("Enter a valid
 /// phone number."): the record.
 async fn refused_bob(w: &World, company: &str) -> RecordRef {
@@ -54,13 +64,7 @@ async fn a_contact_waiting_for_its_company_is_retried_never_given_up_until_it_sy
     c.sync.retry.max_attempts = 2;
     let engine = engine_without_overlap(&w, c);
     let company = hs_acme(&w).await;
-    let contact = w
-        .hs_create_linked(
-            "contacts",
-            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone"}),
-            Some(&company),
-        )
-        .await;
+    let contact = hs_bob(&w, &company).await;
     let bob = RecordRef::new(Crm::HubSpot, ObjectKind::Person, contact.clone());
     w.settle().await;
 
@@ -198,13 +202,7 @@ async fn a_record_an_older_crmkit_deferred_under_another_order_is_retried() {
     c.sync.retry.first_delay_seconds = 0;
     let engine = engine_without_overlap(&w, c);
     let company = hs_acme(&w).await;
-    let contact = w
-        .hs_create_linked(
-            "contacts",
-            json!({"email": "bob@acme.com", "firstname": "Bob", "lastname": "Stone"}),
-            Some(&company),
-        )
-        .await;
+    let contact = hs_bob(&w, &company).await;
     w.settle().await;
     let first = engine.run().await.expect("run");
     assert_eq!(first.created, 0, "{first:?}");

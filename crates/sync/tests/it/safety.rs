@@ -108,19 +108,11 @@ async fn an_interrupted_create_is_recovered_on_postgres() {
 
 async fn interrupted_create(db: Db) {
     let w = World::on(db).await;
-    // A contact without an email cannot be matched: only its marker can find it again.
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "No Mail"}]}))
-        .await;
-    w.settle().await;
     let engine = w.engine(config());
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    // A contact without an email cannot be matched: only its marker can find it again.
+    let (first, lead, contact, link) = synced_once(&w, &engine, json!({"name": "No Mail"})).await;
     assert_eq!(first.created, 2);
-    let contact = first_contact(&w, &lead).await;
     let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
-    let link = linked(&w, &close_ref).await;
 
     // Rewind to the instant after HubSpot created the contact and before its id was stored:
     // the link lacks it and the create's intent is still `sent`.
@@ -154,30 +146,42 @@ async fn an_edit_to_the_source_before_recovery_wins_even_with_the_target_as_prim
     edit_before_recovery(Some(Crm::HubSpot)).await;
 }
 
+/// Close lead Acme with one contact (`contact`: its fields) synced by a first run of
+/// `engine`, which reports no error: that run's report, the lead's and the contact's Close
+/// ids and the contact's link.
+async fn synced_once(
+    w: &World,
+    engine: &Engine,
+    contact: serde_json::Value,
+) -> (crmkit_sync::engine::Report, String, String, Link) {
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com", "contacts": [contact]}))
+        .await;
+    w.settle().await;
+    let first = engine.run().await.expect("first run");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let contact = first_contact(w, &lead).await;
+    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let link = linked(w, &close_ref).await;
+    (first, lead, contact, link)
+}
+
 /// A Close contact ("No Mail", title CTO) synced once into HubSpot under `primary`.
 struct Synced {
     w: World,
-    engine: crmkit_sync::Engine,
+    engine: Engine,
     contact: String,
-    link: crmkit_store::Link,
+    link: Link,
     hs: String,
 }
 
 async fn synced_contact(primary: Option<Crm>) -> Synced {
     let w = World::new().await;
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "No Mail", "title": "CTO"}]}))
-        .await;
-    w.settle().await;
     let mut cfg = config();
     cfg.person.conflict.primary = primary;
     let engine = w.engine(cfg);
-    let first = engine.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
-    let contact = first_contact(&w, &lead).await;
-    let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
-    let link = linked(&w, &close_ref).await;
+    let (_, _, contact, link) =
+        synced_once(&w, &engine, json!({"name": "No Mail", "title": "CTO"})).await;
     let hs = link.crm_id(Crm::HubSpot).expect("created").to_string();
     Synced {
         w,
@@ -318,19 +322,11 @@ async fn one_run_at_a_time_per_pair() {
 async fn a_create_a_pair_run_left_sent_is_recovered_by_the_three_way_sync_it_grew_into() {
     let t = super::activities::Three::new().await;
     let w = &t.w;
-    // A contact without an email cannot be matched: only its marker can find it again.
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com",
-            "contacts": [{"name": "No Mail"}]}))
-        .await;
-    w.settle().await;
     let pair = w.engine(config());
-    let first = pair.run().await.expect("first run");
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    // A contact without an email cannot be matched: only its marker can find it again.
+    let (first, _, contact, link) = synced_once(w, &pair, json!({"name": "No Mail"})).await;
     assert_eq!(first.created, 2);
-    let contact = first_contact(w, &lead).await;
     let close_ref = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
-    let link = linked(w, &close_ref).await;
     // The pair's run killed after HubSpot created the contact, before its id was stored.
     let link = w.store.unlink(&link, Crm::HubSpot).await.expect("store");
     sent_create(w, &pair, &contact, &link.id).await;
