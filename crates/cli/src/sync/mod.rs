@@ -237,22 +237,10 @@ async fn retry(store: &Store, crms: &[Crm], command: RetryCommand) -> Result<(),
     )
     .await?;
     let out = reset_retries(store, &pair, &leases, all, &records).await;
-    let released = release_leases(store, &leases).await;
+    let released = crmkit_sync::engine::release_leases(store, &leases)
+        .await
+        .map_err(Failure::from);
     out?;
-    released
-}
-
-/// Releases every lease of `leases`, even when releasing another failed (one left held
-/// expires after its time to live); the first release's failure is returned.
-async fn release_leases(store: &Store, leases: &[crmkit_store::Lease]) -> Result<(), Failure> {
-    let mut released = Ok(());
-    for lease in leases {
-        if let Err(e) = store.release_lease(lease).await {
-            if released.is_ok() {
-                released = Err(store_err(e));
-            }
-        }
-    }
     released
 }
 
@@ -274,48 +262,34 @@ async fn hold_sync_leases(
     ttl: std::time::Duration,
     refused: &str,
 ) -> Result<Vec<crmkit_store::Lease>, Failure> {
-    // The holder names this process as a run's does, so a killed reset's leases are freed
-    // like a killed run's ([`connect::free_dead_lease`]).
-    let holder = format!(
-        "crmkit-sync-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    );
-    let mut leases = Vec::new();
-    for name in crmkit_sync::engine::lease_names(crms) {
-        let taken = store.acquire_lease(&name, &holder, ttl).await;
-        match taken {
-            Ok(Some(lease)) => leases.push(lease),
-            held_or_failed => {
-                for lease in &leases {
-                    store.release_lease(lease).await.ok();
-                }
-                held_or_failed.map_err(store_err)?;
-                // Who holds it and until when, as far as the store still says (it may have
-                // been released since).
-                let holder = match store.lease(&name).await.ok().flatten() {
-                    Some(l) => format!(
-                        "held by {} until {} (database clock)",
-                        l.holder,
-                        l.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
-                    ),
-                    None => "held".to_string(),
-                };
-                return Err(Error::new(
-                    crmkit_core::ErrorKind::Conflict,
-                    format!(
-                        "lease {name:?} is {holder}: a sync touching {pair} is running, or \
+    // Taken as a run takes them, under a holder naming this process, so a killed command's
+    // leases are freed like a killed run's ([`connect::free_dead_lease`]).
+    match crmkit_sync::engine::take_leases(store, crms, ttl).await? {
+        Ok(leases) => Ok(leases),
+        Err(name) => {
+            // Who holds it and until when, as far as the store still says (it may have
+            // been released since).
+            let holder = match store.lease(&name).await.ok().flatten() {
+                Some(l) => format!(
+                    "held by {} until {} (database clock)",
+                    l.holder,
+                    l.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+                None => "held".to_string(),
+            };
+            Err(Error::new(
+                crmkit_core::ErrorKind::Conflict,
+                format!(
+                    "lease {name:?} is {holder}: a sync touching {pair} is running, or \
                          was killed before it released it; {refused}. Run this again once \
                          that sync has ended; if its process no longer runs, on PostgreSQL pass \
                          --break-lease (on SQLite its lease is freed on its own), or wait \
                          until the lease expires"
-                    ),
-                )
-                .into());
-            }
+                ),
+            )
+            .into())
         }
     }
-    Ok(leases)
 }
 
 /// Re-arms `records` (or, with `all`, every given-up entry) of `pair`'s retry list in one
@@ -642,7 +616,9 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
             )
             .await?;
             let out = resolve(&settings, &config, &store, &leases, &id, take, value).await;
-            let released = release_leases(&store, &leases).await;
+            let released = crmkit_sync::engine::release_leases(&store, &leases)
+                .await
+                .map_err(Failure::from);
             out?;
             released
         }
@@ -835,7 +811,7 @@ async fn resolve(
                 [(field, before.get(&field).cloned())].into_iter().collect();
             let (hash, base) =
                 crmkit_sync::engine::side_after_write(&link, crm, &before, &before, &held);
-            update = stored_side(update, crm, &hash, &base);
+            update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
             continue;
         }
         // Written, then read back and judged as a run judges its writes.
@@ -890,7 +866,7 @@ async fn resolve(
         .await;
         match step {
             Ok((hash, base)) => {
-                update = stored_side(update, crm, &hash, &base);
+                update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
                 written.push(format!("{crm}:{rid}"));
             }
             Err(e) => {
@@ -929,20 +905,4 @@ async fn resolve(
         }
     );
     Ok(())
-}
-
-/// `update` storing `hash` and `base` for the `crm` side of a link.
-fn stored_side(
-    update: crmkit_store::LinkUpdate,
-    crm: Crm,
-    hash: &crmkit_sync::values::FieldsHash,
-    base: &crmkit_sync::values::FieldMap,
-) -> crmkit_store::LinkUpdate {
-    let fields = base
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    update
-        .hash(crm, Some(hash.to_string()))
-        .fields(crm, Some(Value::Object(fields)))
 }

@@ -640,11 +640,12 @@ fn source_base(link: &Link, g: &plan::Group) -> Option<LinkUpdate> {
         return None;
     }
     let (hash, fields) = g.seen.get(&source)?;
-    Some(
-        LinkUpdate::new()
-            .hash(source, Some(hash.to_string()))
-            .fields(source, Some(fields_json(fields))),
-    )
+    Some(stored_side(
+        LinkUpdate::new(),
+        source,
+        hash.as_str(),
+        fields,
+    ))
 }
 
 fn describe_ids(kind: ObjectKind, ids: &PerCrm<String>) -> String {

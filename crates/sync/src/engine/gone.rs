@@ -169,8 +169,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues a merge that is not followed for review, with `loser`'s side noted as gone and
-    /// its retry entry dropped, in one fenced transaction: a review without the side noted
+    /// Queues a merge that is not followed (or a record a merge removed, see
+    /// [`Self::flag_removed`]) for review, with `loser`'s side noted as gone and its retry
+    /// entry dropped, in one fenced transaction: a review without the side noted
     /// as gone would have the loser created again; a side noted gone without its review,
     /// the merge forgotten.
     async fn queue_merge(
@@ -309,21 +310,10 @@ impl Engine {
                 "{reason}: the linked records were not deleted; find where its data went and \
                  link them to it, or delete them"
             );
-            // One transaction, as for a merge: a review without the side noted as gone would
-            // have it read (and answer "not found") again; a side noted gone without its
-            // review, the link forgotten.
-            let mut tx = self.tx().await?;
-            tx.enqueue_review(kind, &what, &why)
-                .await
-                .map_err(store_err)?;
-            tx.update_link(
-                &link,
-                &LinkUpdate::new().hash(gone.crm, Some(DELETED.to_string())),
-            )
-            .await
-            .map_err(store_err)?;
-            tx.clear_retry(&self.pair, &gone).await.map_err(store_err)?;
-            tx.commit().await.map_err(store_err)?;
+            // As for a merge: a review without the side noted as gone would have it read (and
+            // answer "not found") again; a side noted gone without its review, the link
+            // forgotten.
+            self.queue_merge(kind, &link, &gone, &what, &why).await?;
             report
                 .errors
                 .push(format!("{gone}: {why}; queued for review"));

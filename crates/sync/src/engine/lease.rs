@@ -195,6 +195,53 @@ impl Held {
     }
 }
 
+/// Takes every lease a sync of `crms` holds ([`lease_names`], in that order) for `ttl`,
+/// under a holder name of this process (`crmkit-sync-<pid>-<time>`, which
+/// `crmkit sync`'s freeing of a killed process's leases reads); `Err(name)` when another
+/// holder holds lease `name`. A lease already taken is released again when a later one
+/// cannot be taken (held, or a store failure). Shared by runs and by the commands that must
+/// not overlap one (`crmkit sync retry reset`, `crmkit conflicts resolve`).
+pub async fn take_leases(
+    store: &Store,
+    crms: &[Crm],
+    ttl: std::time::Duration,
+) -> Result<std::result::Result<Vec<Lease>, String>> {
+    let holder = format!(
+        "crmkit-sync-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let mut leases = Vec::new();
+    for name in lease_names(crms) {
+        match store.acquire_lease(&name, &holder, ttl).await {
+            Ok(Some(lease)) => leases.push(lease),
+            Ok(None) => {
+                release_leases(store, &leases).await.ok();
+                return Ok(Err(name));
+            }
+            Err(e) => {
+                release_leases(store, &leases).await.ok();
+                return Err(store_err(e));
+            }
+        }
+    }
+    Ok(Ok(leases))
+}
+
+/// Gives `leases` back, each even when giving back another failed; the first failure is
+/// returned. A lease no longer held (expired, taken over) is left alone.
+pub async fn release_leases(store: &Store, leases: &[Lease]) -> Result<()> {
+    let mut out = Ok(());
+    for lease in leases {
+        if let Err(e) = store.release_lease(lease).await {
+            if out.is_ok() {
+                out = Err(store_err(e));
+            }
+        }
+    }
+    out
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.renewal.abort();
@@ -206,30 +253,10 @@ impl Engine {
     /// `Err(name)` when another holder holds lease `name`. A lease already taken is
     /// released again when a later one cannot be taken (held, or a store failure).
     pub(super) async fn hold_leases(&self) -> Result<std::result::Result<Held, String>> {
-        let holder = format!(
-            "crmkit-sync-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let mut leases = Vec::new();
-        for name in lease_names(&self.config.sync.crms) {
-            let taken = self
-                .store
-                .acquire_lease(&name, &holder, self.lease_ttl)
-                .await
-                .map_err(store_err);
-            match taken {
-                Ok(Some(lease)) => leases.push(lease),
-                Ok(None) => {
-                    self.release_leases(&leases).await.ok();
-                    return Ok(Err(name));
-                }
-                Err(e) => {
-                    self.release_leases(&leases).await.ok();
-                    return Err(e);
-                }
-            }
-        }
+        let leases = match take_leases(&self.store, &self.config.sync.crms, self.lease_ttl).await? {
+            Ok(leases) => leases,
+            Err(name) => return Ok(Err(name)),
+        };
         self.lost.store(false, Ordering::SeqCst);
         *self
             .lease
@@ -257,20 +284,6 @@ impl Engine {
             }
         });
         Ok(Ok(Held { leases, renewal }))
-    }
-
-    /// Gives `leases` back, each even when giving back another failed; the first failure is
-    /// returned. A lease no longer held (expired, taken over) is left alone.
-    pub(super) async fn release_leases(&self, leases: &[Lease]) -> Result<()> {
-        let mut out = Ok(());
-        for lease in leases {
-            if let Err(e) = self.store.release_lease(lease).await {
-                if out.is_ok() {
-                    out = Err(store_err(e));
-                }
-            }
-        }
-        out
     }
 
     /// Forgets the run's leases (before they are released).

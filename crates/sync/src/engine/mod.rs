@@ -48,7 +48,7 @@ pub(crate) mod readback;
 mod reconcile;
 mod retry;
 
-pub use lease::{crm_lease_name, lease_names, pair_name};
+pub use lease::{crm_lease_name, lease_names, pair_name, release_leases, take_leases};
 pub use retry::GivenUp;
 
 /// Open reviews read per run and kind to leave their records alone (far more than a review
@@ -276,7 +276,7 @@ impl Engine {
             Err(e) => {
                 let leases = held.stop();
                 self.drop_lease();
-                self.release_leases(&leases).await.ok();
+                lease::release_leases(&self.store, &leases).await.ok();
                 return Err(e);
             }
         };
@@ -331,7 +331,7 @@ impl Engine {
             .finish_run(&run.id, status, &counts, &errors)
             .await
             .map_err(store_err);
-        let released = self.release_leases(&leases).await;
+        let released = lease::release_leases(&self.store, &leases).await;
         outcome?;
         finished?;
         released?;
@@ -409,6 +409,14 @@ fn link_state(link: &Link) -> LinkState {
         hashes,
         bases,
     }
+}
+
+/// `update` storing `hash` and `base` (the hash of and the values last synced to that side)
+/// for the `crm` side of a link.
+pub fn stored_side(update: LinkUpdate, crm: Crm, hash: &str, base: &FieldMap) -> LinkUpdate {
+    update
+        .hash(crm, Some(hash.to_string()))
+        .fields(crm, Some(fields_json(base)))
 }
 
 /// A side's mapped fields as the JSON object the store keeps.

@@ -50,13 +50,11 @@ impl Engine {
                 let (hash, fields) = match base {
                     Some(base) => {
                         report.edited_meanwhile.push(found.clone());
-                        (crate::resolve::hash(&base).to_string(), base)
+                        (crate::resolve::hash(&base), base)
                     }
-                    None => (seen.hash.to_string(), seen.fields),
+                    None => (seen.hash, seen.fields),
                 };
-                let mut update = LinkUpdate::new()
-                    .hash(found.crm, Some(hash))
-                    .fields(found.crm, Some(fields_json(&fields)));
+                let mut update = stored_side(LinkUpdate::new(), found.crm, hash.as_str(), &fields);
                 if let Some(source) = source {
                     let mut base: FieldMap = match &sent {
                         Some(sent) => sent
@@ -66,9 +64,8 @@ impl Engine {
                         None => fields,
                     };
                     base.retain(|f, _| reference_kind(f).is_none());
-                    update = update
-                        .hash(source, Some(crate::resolve::hash(&base).to_string()))
-                        .fields(source, Some(fields_json(&base)));
+                    let hash = crate::resolve::hash(&base);
+                    update = stored_side(update, source, hash.as_str(), &base);
                 }
                 fenced!(self, update_link(link, &update)).map(|_| ())
             }
