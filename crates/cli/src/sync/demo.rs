@@ -1,6 +1,7 @@
-//! The sync part of `crmkit demo`: Close and HubSpot sandboxes seeded from one world, a
-//! real two-way sync between them on an in-memory store, and what it linked, created,
-//! updated and which conflicts it settled how; then a second run that writes nothing. The
+//! The sync part of `crmkit demo`: Close, HubSpot and Salesforce sandboxes seeded from one
+//! world, a real three-way sync between them on an in-memory store, and what it linked,
+//! created, updated and which conflicts it settled how; then a second run that writes
+//! nothing. The
 //! tour syncs companies and people; deals and activities (which `crmkit sync` syncs with
 //! `[deal]` and `[activity]` in `crmkit.toml`) are left out of it.
 
@@ -30,7 +31,9 @@ fn show(v: &Option<Value>) -> String {
 
 /// Runs the sync tour over a world of `companies` companies; its summary figures.
 pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
-    println!("\nSync: Close and HubSpot seeded from one world, kept in agreement both ways");
+    println!(
+        "\nSync: Close, HubSpot and Salesforce seeded from one world, kept in agreement all ways"
+    );
     let sb = world::start(&world::Options {
         seed,
         companies,
@@ -43,32 +46,53 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
     settings.close.base_url = Some(sb.close.api_url());
     settings.hubspot.access_token = Some(SecretString::from("demo".to_string()));
     settings.hubspot.base_url = Some(sb.hubspot.base_url());
+    // The sandbox's connected app signs in with the client-credentials flow.
+    settings.salesforce.instance_url = Some(sb.salesforce.instance_url());
+    settings.salesforce.login_url = Some(sb.salesforce.instance_url());
+    settings.salesforce.client_id = Some("crmkit-sandbox".to_string());
+    settings.salesforce.client_secret = Some(SecretString::from("crmkit-sandbox".to_string()));
     let store = Store::open("sqlite::memory:")
         .await
         .map_err(|e| crmkit_core::Error::config(format!("sync store: {e}")))?;
-    let mut config = Config::new(vec![Crm::Close, Crm::HubSpot]);
+    let mut config = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
     // The seeded Close opportunity statuses are ids no default stage map knows.
     config.deal.enabled = false;
     let conns: Vec<Arc<dyn Connector>> =
         super::connect::connectors(&settings, &config.sync.crms, &Waits::default()).await?;
+    let engine_crms = config.sync.crms.clone();
     let engine = Engine::new(config, store.clone(), conns)?;
     step(
         1,
         &format!(
-            "World seed {seed}: {companies} companies in Close, about 70 % of them in HubSpot under names without the legal suffix"
+            "World seed {seed}: {companies} companies in Close, about 70 % of them in HubSpot under names without the legal suffix, about half in Salesforce"
         ),
     );
     let first = engine.run().await?;
     step(
         2,
         &format!(
-            "First sync: read {}, linked {} existing pairs (by e-mail, domain or name), created {}, updated {}, {} ambiguous matches queued for review",
+            "First sync: read {}, linked {} existing records across the CRMs (by e-mail, domain or name), created {}, updated {}, {} ambiguous matches queued for review",
             first.read,
             first.linked,
             first.created,
             first.updated,
             first.ambiguous.len()
         ),
+    );
+    // Creates per CRM: the tour shows the sync went all three ways.
+    let mut created: Vec<(Crm, usize)> = engine_crms.iter().map(|c| (*c, 0)).collect();
+    for (_, c) in first.plans.iter().flat_map(|p| p.creates()) {
+        if let Some(n) = created.iter_mut().find(|(crm, _)| *crm == c.target) {
+            n.1 += 1;
+        }
+    }
+    println!(
+        "    created  {}",
+        created
+            .iter()
+            .map(|(c, n)| format!("{n} in {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut decided = 0;
     let mut shown = (0, 0, 0);
@@ -132,6 +156,9 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     out.insert("sync_linked".into(), json!(first.linked));
     out.insert("sync_created".into(), json!(first.created));
+    for (crm, n) in &created {
+        out.insert(format!("sync_created_{crm}"), json!(n));
+    }
     out.insert("sync_updated".into(), json!(first.updated));
     out.insert("sync_conflicts_settled".into(), json!(decided));
     out.insert(

@@ -4,6 +4,7 @@ mod bench;
 mod bench_hubspot;
 mod bench_salesforce;
 mod completions;
+mod demo;
 mod failures;
 mod hubspot;
 mod listing;
