@@ -145,7 +145,11 @@
 //! sides have a base, a side without one is new to the link (a third CRM's record newly
 //! matched in): its values were never synced and none counts as an edit; where no synced
 //! side changed a field, the field is settled as on a first sync (agreeing values fill
-//! gaps, a value held apart goes to the rule with every side holding one a candidate). A create's
+//! gaps, a value held apart goes to the rule with every side holding one a candidate); where
+//! a synced side changed it, a newcomer's own differing value stands beside the edit for the
+//! rule (it wins as the `primary` CRM and yields as any other, the later modification wins
+//! under `last_write_wins`, `manual` queues a conflict), and a newcomer holding nothing or
+//! the value the edit replaced takes the edit. A create's
 //! source gets its base before the create is sent, and a create recovered after an
 //! interruption gets its from what was sent (a field reading back otherwise is an edit made
 //! meanwhile, kept and synced), so edits on either side made meanwhile are told apart. One changer, or
@@ -163,7 +167,9 @@
 //! keeping of the other's value (a day for a time, part of a list where the CRM holding
 //! fewer cannot be written more — one e-mail in HubSpot or Salesforce, not in Close —, a
 //! normalised phone or text, a field or precision a record cannot hold, a record taking no
-//! edit); an empty side is not a difference of values (a CRM may not keep the field).
+//! edit); an empty side is not a difference of values (a CRM may not keep the field),
+//! except on a relinked merge winner (a side with a base but no hash yet), whose gap for a
+//! field it never held is filled where the others hold it alike and nobody changed it.
 //!
 //! # `crmkit.toml` reference
 //!

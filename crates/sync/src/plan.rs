@@ -581,6 +581,8 @@ fn plan_group(
             base: bases.get(&s.crm),
             changed: stored(s.crm) != Some(s.hash.as_str()),
             modified: s.record.updated_at(),
+            // A base without a hash is a relinked merge winner's (see `Engine::relink`).
+            relinked: stored(s.crm).is_none() && bases.contains_key(&s.crm),
         })
         .collect();
     let mut resolution = resolve::resolve(cfg, &side_list, &skip);

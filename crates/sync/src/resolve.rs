@@ -30,6 +30,11 @@ pub struct Side<'a> {
     pub base: Option<&'a FieldMap>,
     /// Whether the record changed since last synced (its hash differs from the stored one).
     pub changed: bool,
+    /// Whether the side's base was stored without a hash: a merge winner moved into the link
+    /// in its loser's place, its own values as its base, not synced yet. A field it never
+    /// held (in neither its value nor its base) is filled from the other sides where they
+    /// hold it alike and nobody changed it.
+    pub relinked: bool,
     /// The CRM's own modification time of the record.
     pub modified: Option<DateTime<Utc>>,
 }
@@ -91,11 +96,15 @@ pub struct Resolution {
 /// differ but no side is known to have changed the field, `primary` still decides. A side
 /// new to the link (no base, among sides with one) is never an edit: where no synced side
 /// changed a field, the field is settled as on a first sync, every side holding a value a
-/// candidate for the rule; where a synced side changed it, that edit propagates to the
-/// newcomer. The other rules write nothing where values differ that none changed; where
-/// every side has a base (a *stale divergence*: the record a merge left, relinked with its
-/// own values as its base), the field is listed in [`Resolution::diverged`] for the caller
-/// to queue as a conflict unless a CRM's own shaping of the value explains the difference.
+/// candidate for the rule; where a synced side changed it, a newcomer holding a value
+/// contends with the edit by the rule (`primary`: it wins as the primary CRM and yields as
+/// any other; `last_write_wins`: the later modification; `manual`: queued), and a newcomer
+/// holding none takes the edit. The other rules write nothing where values differ that none
+/// changed, except that values held alike fill the gap of a side whose base never held the
+/// field (a merge winner relinked in its loser's place); where every side has a base (a
+/// *stale divergence*: the record a merge left, relinked with its own values as its base),
+/// the field is listed in [`Resolution::diverged`] for the caller to queue as a conflict
+/// unless a CRM's own shaping of the value explains the difference.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
     let any_based = sides.iter().any(|s| s.base.is_some());
@@ -139,6 +148,7 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                 None => !any_based && s.changed && value(s).is_some(),
             })
             .collect();
+        let rule = cfg.rule(&field);
         if newcomer && changers.is_empty() {
             // Nobody edited it since the last sync, and a side new to the link holds a value
             // never synced: the field is settled as a first sync would settle it, every side
@@ -147,8 +157,29 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
             // or a queued conflict), so a run that links the three records at once and one
             // that links them over two runs (a sync killed in between) agree.
             changers = sides.iter().filter(|s| value(s).is_some()).collect();
+        } else if newcomer {
+            // A synced side edited it, and a side new to the link may hold another value,
+            // never synced: neither is older knowledge than the other, so the newcomer's
+            // value stands beside the edit as the rule decides: as the primary it wins, as
+            // any other CRM it yields to the edit; under `last_write_wins` the later
+            // modification wins; under `manual` a person decides. A newcomer without a
+            // value takes the edit (a clear included), and so does one holding the value
+            // the edit replaced: it holds what the synced sides held, as one left alone.
+            let replaced: Vec<Option<&Value>> = changers
+                .iter()
+                .map(|c| c.base.and_then(|b| b.get(field.as_str())))
+                .collect();
+            let contenders = sides.iter().filter(|s| {
+                s.base.is_none()
+                    && value(s).is_some()
+                    && !replaced.contains(&value(s))
+                    && match rule {
+                        Rule::Primary(p) => s.crm == p,
+                        Rule::LastWriteWins | Rule::Manual => true,
+                    }
+            });
+            changers.extend(contenders);
         }
-        let rule = cfg.rule(&field);
         let agree = changers
             .first()
             .is_some_and(|head| changers.iter().all(|s| value(s) == value(head)));
@@ -182,16 +213,48 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                 }
                 Rule::LastWriteWins | Rule::Manual => {
                     let Some(head) = changers.first() else {
-                        // Nobody changed it. Two values held apart (not a gap: a CRM may
-                        // not keep a field at all) are listed, so the divergence is seen.
-                        let mut held = sides.iter().filter_map(value);
-                        let first_held = held.next();
-                        if any_based && held.any(|v| Some(v) != first_held) {
-                            out.diverged.push(FieldConflict {
-                                field,
-                                values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
-                            });
+                        // Nobody changed it. Two values held apart are listed, so the
+                        // divergence is seen. Held alike, they fill the gap of a side that
+                        // never held the field, not even in its base (a merge's winner
+                        // relinked in its loser's place): no edit is undone by that, and
+                        // the value is nobody's to keep apart. A side whose base holds the
+                        // field and whose record lacks it cleared it: a change, settled
+                        // above.
+                        let mut held = sides.iter().filter_map(|s| value(s).map(|v| (s, v)));
+                        let Some((holder, first_held)) = held.next() else {
+                            continue;
+                        };
+                        if held.any(|(_, v)| v != first_held) {
+                            if any_based {
+                                out.diverged.push(FieldConflict {
+                                    field,
+                                    values: sides
+                                        .iter()
+                                        .map(|s| (s.crm, value(s).cloned()))
+                                        .collect(),
+                                });
+                            }
+                            continue;
                         }
+                        let never_held = |s: &Side<'a>| {
+                            s.relinked
+                                && value(s).is_none()
+                                && s.base.is_some_and(|b| !b.contains_key(field.as_str()))
+                        };
+                        if !sides.iter().any(never_held) {
+                            continue;
+                        }
+                        for s in sides.iter().filter(|s| never_held(s)) {
+                            out.writes
+                                .get_or_insert_with(s.crm, Default::default)
+                                .insert(field, Some(first_held.clone()));
+                        }
+                        out.decisions.push(Decision {
+                            field,
+                            value: Some(first_held.clone()),
+                            winner: holder.crm,
+                            rule: None,
+                        });
                         continue;
                     };
                     if rule == Rule::Manual {
@@ -269,6 +332,7 @@ mod tests {
             base,
             changed,
             modified,
+            relinked: false,
         }
     }
 
@@ -364,12 +428,20 @@ mod tests {
         let hs = map(&[("name", json!("Acme Inc")), ("url", json!("a.com"))]);
         let synced =
             |crm, fields| side(crm, fields, Some(fields), false, at("2024-01-01T00:00:00Z"));
-        let sides = [synced(Crm::Close, &close), synced(Crm::HubSpot, &hs)];
+        let relinked = Side {
+            relinked: true,
+            ..synced(Crm::HubSpot, &hs)
+        };
+        let sides = [synced(Crm::Close, &close), relinked];
         let mut manual = cfg();
         manual.conflict.policy = Some(PolicyKind::Manual);
         for c in [cfg(), manual] {
             let r = resolve(&c, &sides, &BTreeSet::new());
-            assert!(r.writes.is_empty(), "nothing overwritten: {r:?}");
+            // Nothing overwritten: only the relinked side's gap (a field it never held) is
+            // filled; Close's lack of a url was synced as it is and stays.
+            assert_eq!(r.writes.len(), 1, "{r:?}");
+            assert_eq!(r.writes[&Crm::HubSpot].len(), 1, "{r:?}");
+            assert_eq!(r.writes[&Crm::HubSpot]["phone"], Some(json!("1")));
             assert!(r.conflicts.is_empty());
             assert_eq!(r.diverged.len(), 1, "only the name, not the gaps: {r:?}");
             assert_eq!(r.diverged[0].field, "name");
@@ -438,14 +510,157 @@ mod tests {
             let r = resolve(&c, &sides, &BTreeSet::new());
             assert!(!r.writes.contains_key(&Crm::HubSpot), "{r:?}");
         }
-        // An edit made on the synced side still propagates to the new one.
-        let base = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
+    }
+
+    #[test]
+    fn a_gap_is_filled_only_where_nobody_changed_the_field() {
+        // Close's record is a merge winner relinked with its own values as its base: it never
+        // held the description HubSpot and Salesforce were synced with.
+        let winner = map(&[("name", json!("Acme"))]);
+        let synced = map(&[("name", json!("Acme")), ("description", json!("Anvils"))]);
+        let t = at("2024-01-01T00:00:00Z");
+        let sides = [
+            Side {
+                relinked: true,
+                ..side(Crm::Close, &winner, Some(&winner), false, t)
+            },
+            side(Crm::HubSpot, &synced, Some(&synced), false, t),
+            side(Crm::Salesforce, &synced, Some(&synced), false, t),
+        ];
+        let mut manual = cfg();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        for c in [cfg(), manual.clone()] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert_eq!(
+                r.writes[&Crm::Close]["description"],
+                Some(json!("Anvils")),
+                "{r:?}"
+            );
+            assert_eq!(r.writes.len(), 1, "{r:?}");
+        }
+        // A user cleared it in HubSpot since the last sync: the clear is a change and wins,
+        // under every rule; the gap is not filled from Salesforce's old value.
+        let cleared = map(&[("name", json!("Acme"))]);
         let sides = [
             sides[0].clone(),
-            side(Crm::HubSpot, &hs, Some(&base), true, None),
+            side(Crm::HubSpot, &cleared, Some(&synced), true, t),
+            sides[2].clone(),
         ];
+        for c in [cfg(), manual] {
+            let r = resolve(&c, &sides, &BTreeSet::new());
+            assert_eq!(r.writes[&Crm::Salesforce]["description"], None, "{r:?}");
+            assert!(!r.writes.contains_key(&Crm::Close), "{r:?}");
+            assert!(!r.writes.contains_key(&Crm::HubSpot), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn an_edit_on_a_synced_side_and_a_new_sides_value_are_settled_by_the_rule() {
+        // HubSpot's title was synced as "CTO" and edited to "VP" (on the 3rd); Salesforce's
+        // record, newly matched in, holds "Founder" (modified on the 2nd), never synced; Close
+        // holds the synced "CTO".
+        let base = map(&[("name", json!("Bob")), ("title", json!("CTO"))]);
+        let hs = map(&[("name", json!("Bob")), ("title", json!("VP"))]);
+        let sf = map(&[("name", json!("Bob")), ("title", json!("Founder"))]);
+        let sides = [
+            side(
+                Crm::Close,
+                &base,
+                Some(&base),
+                false,
+                at("2024-01-01T00:00:00Z"),
+            ),
+            side(
+                Crm::HubSpot,
+                &hs,
+                Some(&base),
+                true,
+                at("2024-01-03T00:00:00Z"),
+            ),
+            side(Crm::Salesforce, &sf, None, true, at("2024-01-02T00:00:00Z")),
+        ];
+        let title = |r: &Resolution, c: Crm| r.writes.get(&c).and_then(|w| w.get("title")).cloned();
+        // last_write_wins: the later of the edit and the new side's value.
         let r = resolve(&cfg(), &sides, &BTreeSet::new());
-        assert_eq!(r.writes[&Crm::Close]["title"], Some(json!("VP")), "{r:?}");
+        assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
+        assert_eq!(title(&r, Crm::Close), Some(Some(json!("VP"))), "{r:?}");
+        let later = [
+            sides[0].clone(),
+            sides[1].clone(),
+            Side {
+                modified: at("2024-01-04T00:00:00Z"),
+                ..sides[2].clone()
+            },
+        ];
+        let r = resolve(&cfg(), &later, &BTreeSet::new());
+        assert_eq!(
+            title(&r, Crm::HubSpot),
+            Some(Some(json!("Founder"))),
+            "{r:?}"
+        );
+        // primary: the new side's value wins as the primary and yields as any other CRM.
+        let mut primary = cfg();
+        primary.conflict.primary = Some(Crm::Salesforce);
+        let r = resolve(&primary, &sides, &BTreeSet::new());
+        assert_eq!(
+            title(&r, Crm::HubSpot),
+            Some(Some(json!("Founder"))),
+            "{r:?}"
+        );
+        assert_eq!(title(&r, Crm::Salesforce), None, "{r:?}");
+        primary.conflict.primary = Some(Crm::Close);
+        let r = resolve(&primary, &sides, &BTreeSet::new());
+        assert_eq!(
+            title(&r, Crm::Salesforce),
+            Some(Some(json!("VP"))),
+            "the edit wins over a new side that is not the primary: {r:?}"
+        );
+        // manual: queued, nothing written.
+        let mut manual = cfg();
+        manual.conflict.policy = Some(PolicyKind::Manual);
+        let r = resolve(&manual, &sides, &BTreeSet::new());
+        assert!(title(&r, Crm::Close).is_none() && title(&r, Crm::Salesforce).is_none());
+        assert_eq!(r.conflicts.len(), 1, "{r:?}");
+        // A new side holding the value the edit replaced takes the edit, whatever the rule.
+        let old = [
+            sides[0].clone(),
+            sides[1].clone(),
+            side(
+                Crm::Salesforce,
+                &base,
+                None,
+                true,
+                at("2024-01-04T00:00:00Z"),
+            ),
+        ];
+        primary.conflict.primary = Some(Crm::Salesforce);
+        for c in [cfg(), primary, manual] {
+            let r = resolve(&c, &old, &BTreeSet::new());
+            assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
+            assert!(r.conflicts.is_empty(), "{r:?}");
+        }
+        // A new side holding no value takes the edit, a clear included.
+        let untitled = map(&[("name", json!("Bob"))]);
+        let cleared = [
+            sides[0].clone(),
+            side(
+                Crm::HubSpot,
+                &untitled,
+                Some(&base),
+                true,
+                at("2024-01-03T00:00:00Z"),
+            ),
+            side(
+                Crm::Salesforce,
+                &untitled,
+                None,
+                true,
+                at("2024-01-04T00:00:00Z"),
+            ),
+        ];
+        let r = resolve(&cfg(), &cleared, &BTreeSet::new());
+        assert_eq!(title(&r, Crm::Close), Some(None), "{r:?}");
+        assert_eq!(title(&r, Crm::Salesforce), None, "{r:?}");
     }
 
     #[test]

@@ -205,46 +205,31 @@ impl Engine {
     /// others' and nobody changes them, `primary` decides, or a conflict is queued
     /// ([`crate::resolve::resolve`]). Gaps are filled both ways: a field only the winner
     /// holds, which no other side's base has, is left out of its base, so it counts as the
-    /// winner's addition and fills the others' gaps; a field the other sides' bases all hold
-    /// alike but the winner lacks (the loser's counterpart held it, the winner never did) is
-    /// dropped from those bases, so it counts as their addition and fills the winner's gap
-    /// rather than being left apart in silence. Where the other sides' bases differ on it,
-    /// they are kept: each would otherwise look edited and one overwrite the other. No hash is stored, so the run plans the
-    /// link (and shows any difference) now, then stores it as for any side. The loser's
-    /// retry entry goes: it can never be read again, and the winner is synced in its place.
+    /// winner's addition and fills the others' gaps; a field the winner lacks is in neither
+    /// its value nor its base, so where the others hold it alike and nobody changed it, it
+    /// fills the winner's gap (resolution fills a side that never held a field). The other
+    /// sides' bases are left as they were: they hold what was last synced to them, so a
+    /// user's clear or edit there since is still seen as a change and wins as one. No hash is
+    /// stored, so the run plans the link (and shows any difference) now, then stores it as
+    /// for any side. The loser's retry entry goes: it can never be read again, and the winner
+    /// is synced in its place.
     async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
-        let others: Vec<(Crm, &serde_json::Map<String, Value>)> = self
+        let others: Vec<&serde_json::Map<String, Value>> = self
             .config
             .sync
             .crms
             .iter()
             .copied()
             .filter(|c| *c != loser.crm && link.hash(*c) != Some(DELETED))
-            .filter_map(|c| link.fields(c).and_then(Value::as_object).map(|b| (c, b)))
+            .filter_map(|c| link.fields(c).and_then(Value::as_object))
             .collect();
         let base: FieldMap = seen
             .fields
             .iter()
-            .filter(|(f, _)| {
-                others.is_empty() || others.iter().any(|(_, o)| o.contains_key(f.as_str()))
-            })
+            .filter(|(f, _)| others.is_empty() || others.iter().any(|o| o.contains_key(f.as_str())))
             .map(|(f, v)| (*f, v.clone()))
             .collect();
-        let mut update = LinkUpdate::new().fields(loser.crm, Some(fields_json(&base)));
-        // A field the winner lacks fills its gap only where the other sides agree on it:
-        // dropped from bases holding different values, it would make each of them look
-        // edited, and one would overwrite the other (a list one keeps in part, say).
-        let agreed = |f: &str, v: &Value| others.iter().all(|(_, o)| o.get(f) == Some(v));
-        for (c, other) in &others {
-            let kept: serde_json::Map<String, Value> = other
-                .iter()
-                .filter(|(f, v)| seen.fields.contains_key(f.as_str()) || !agreed(f, v))
-                .map(|(f, v)| (f.clone(), v.clone()))
-                .collect();
-            if kept.len() != other.len() {
-                update = update.fields(*c, Some(Value::Object(kept)));
-            }
-        }
+        let update = LinkUpdate::new().fields(loser.crm, Some(fields_json(&base)));
         let mut tx = self.tx().await?;
         let moved = tx
             .set_crm_id(link, loser.crm, seen.id())

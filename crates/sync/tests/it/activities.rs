@@ -65,7 +65,7 @@ impl Three {
         }
     }
 
-    fn engine(&self) -> Engine {
+    pub(super) fn engine(&self) -> Engine {
         self.engine_with(|_| {})
     }
 
@@ -96,7 +96,7 @@ impl Three {
 
     /// Lets the changes made so far into the feeds and runs `engine`, which must report no
     /// error: its report (`what` names the run should it fail).
-    async fn clean_run(&self, engine: &Engine, what: &str) -> Report {
+    pub(super) async fn clean_run(&self, engine: &Engine, what: &str) -> Report {
         self.w.settle().await;
         let report = engine.run().await.expect(what);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -166,7 +166,7 @@ impl Three {
             .collect()
     }
 
-    fn conn(&self, crm: Crm) -> &dyn Connector {
+    pub(super) fn conn(&self, crm: Crm) -> &dyn Connector {
         match crm {
             Crm::Close => self.w.connectors[0].as_ref(),
             Crm::HubSpot => self.w.connectors[1].as_ref(),
@@ -175,7 +175,7 @@ impl Three {
     }
 
     /// The id in `crm` of the record linked to `r`.
-    async fn linked(&self, r: &RecordRef, crm: Crm) -> String {
+    pub(super) async fn linked(&self, r: &RecordRef, crm: Crm) -> String {
         self.w
             .store
             .link_by_record(r)

@@ -559,3 +559,49 @@ async fn a_contact_deleted_in_a_close_merge_is_flagged_never_propagated() {
     assert!(again.flagged.is_empty(), "{again:?}");
     assert_eq!(w.store.open_reviews(10).await.expect("store").len(), 1);
 }
+
+#[tokio::test]
+async fn a_clear_made_since_the_last_sync_survives_a_relink_among_three_crms() {
+    let t = super::activities::Three::new().await;
+    let engine = t.engine();
+    let a =
+        t.w.close_lead(
+            serde_json::json!({"name": "Acme", "url": "https://acme.com",
+            "description": "Maker of anvils"}),
+        )
+        .await;
+    t.clean_run(&engine, "first run").await;
+    let company = RecordRef::new(Crm::Close, ObjectKind::Company, a.clone());
+    let hs = t.linked(&company, Crm::HubSpot).await;
+    let account = t.linked(&company, Crm::Salesforce).await;
+    // Someone clears HubSpot's description; then A is merged into B, which never had one.
+    t.w.hs_update("companies", &hs, &[("description", "")])
+        .await;
+    let b =
+        t.w.close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
+            .await;
+    merge_close_leads(&t.w, &a, &b).await;
+    let r = t.clean_run(&engine, "the run after the merge").await;
+    assert_eq!(r.relinked, 1, "{r:?}");
+    // The clear is the one change since the last sync: it reaches Salesforce, and neither
+    // Salesforce's old value nor the relink brings the description back anywhere.
+    let (_, description) = super::hs_company(&t.w, &hs).await;
+    assert!(
+        description.as_str().is_none_or(str::is_empty),
+        "HubSpot's clear kept: {description}"
+    );
+    let sf = t
+        .conn(Crm::Salesforce)
+        .get(ObjectKind::Company, &account)
+        .await
+        .expect("the Account");
+    let crmkit_core::Record::Company(sf) = sf else {
+        panic!("an Account is a company: {sf:?}")
+    };
+    assert_eq!(sf.description, None, "the clear reached Salesforce");
+    let lead = t.w.close_get(&format!("lead/{b}/")).await;
+    assert!(
+        lead["description"].as_str().is_none_or(str::is_empty),
+        "B never got the cleared value: {lead}"
+    );
+}
