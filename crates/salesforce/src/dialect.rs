@@ -138,8 +138,10 @@ fn entries(json: &Value) -> Vec<(String, String, Vec<String>)> {
 ///   of limit (seen in the field as 403 `REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn
 ///   Limit exceeded", e.g. github.com/mautic/mautic/issues/5006; Salesforce's own pages
 ///   describe the limit, "Concurrent Long-Running Apex Limit", not the message).
-/// - `ConcurrentPerOrgApex`: the org's concurrent Apex requests, another limit on requests
-///   running at once ("ConcurrentPerOrgApex Limit exceeded"), passing as they finish.
+/// - `ConcurrentPerOrgApex`: at most 10 synchronous Apex transactions running longer than
+///   5 s at once per org (the Salesforce developer blog's "Force.com Concurrent Request
+///   Limits", 2013, and the event log type ConcurrentLongRunningApexLimit), another limit
+///   on requests running at once, passing as they finish.
 /// - `TotalRequests`: the org's API requests over the rolling 24 hours are spent ("Total
 ///   API Request Allocations" in the cheat sheet; message "TotalRequests Limit
 ///   exceeded."): no retry helps until they come back.

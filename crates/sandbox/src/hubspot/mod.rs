@@ -54,7 +54,7 @@
 //! - Search: groups OR-ed, filters AND-ed, the thirteen operators; at most 5 groups, 6
 //!   filters per group and 18 in all; one sort; `limit` ≤ 200; `after` is an offset and one
 //!   at or beyond 10,000 is a 400; `total` counts every match. Its own window: 5 requests
-//!   per second per token.
+//!   per second per account, shared by every token.
 //! - Rate limits per token: a rolling ten-second window (100 by default, or 190 via
 //!   [`HubSpotSandbox::burst_limit`]) and a daily one (250,000 by default), reported in
 //!   `X-HubSpot-RateLimit-Max`, `-Remaining`, `-Interval-Milliseconds`, `-Daily` and
@@ -138,8 +138,9 @@ pub struct Config {
     pub burst_window: Duration,
     /// Requests per token per day (250,000 on the smallest tier, same source).
     pub daily_limit: u32,
-    /// Search requests per token per second (5; "The search endpoints are rate limited to
-    /// five requests per second per authentication token", developers.hubspot.com/docs/api/crm/search).
+    /// Search requests per second for the whole account, whatever the token (5; "The search
+    /// endpoints are rate limited to five requests per second per account",
+    /// developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm).
     pub search_limit: u32,
     /// OAuth client id and secret accepted at `/oauth/v1/token`.
     pub oauth_client: (String, String),

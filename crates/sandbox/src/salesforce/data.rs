@@ -408,8 +408,9 @@ impl Data {
     /// `ContactId` and OpportunityContactRole `IsPrimary`: "Each Opportunity has only one
     /// primary contact",
     /// <https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunitycontactrole.htm>).
-    /// UNCONFIRMED: that a role made primary demotes the previous primary (rather than
-    /// being refused) is this emulator's reading of "only one"; no page states it.
+    /// UNCONFIRMED by Salesforce: that a role made primary demotes the previous primary
+    /// (rather than being refused) is this emulator's reading of "only one", which only a
+    /// third-party how-to of the UI states (salesforcedictionary.com/how-to/primary-contact).
     fn primary_contact(
         &mut self,
         o: &'static Object,

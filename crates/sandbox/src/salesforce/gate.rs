@@ -99,14 +99,16 @@ impl GateHooks for State {
 
     /// Salesforce's REST API has no passing rate limit but one: too many long-running
     /// requests at once, refused with 403 `REQUEST_LIMIT_EXCEEDED` "ConcurrentRequests
-    /// (Concurrent API Requests) Limit exceeded" (help.salesforce.com, article 000389067),
+    /// (Concurrent API Requests) Limit exceeded." (help.salesforce.com, article 000389067;
+    /// the trailing full stop as users quote it from the wire, e.g.
+    /// github.com/SalesforceLabs/OrgCheck/issues/432),
     /// which a client retries later. `too_many`'s "TotalRequests" answer means the org's
     /// daily quota is spent, which no retry today helps: injecting that would stop every
     /// run it lands in, unlike any rate limit.
     fn injected_limit(&self, _group: &str, _windows: &[Window]) -> Response {
         reply(
             403,
-            json!([{"message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded",
+            json!([{"message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
                     "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
         )
     }

@@ -24,6 +24,12 @@ pub trait GateHooks: Send + Sync {
     fn group(&self, method: &str, path: &str) -> String;
     /// The windows a group is charged to.
     fn windows(&self, group: &str) -> Vec<Window>;
+    /// Whose allowance a request of `group` made with credential `cred` is counted against:
+    /// by default the credential's own; a CRM whose limit for a group is per account
+    /// returns one key for every credential.
+    fn rate_key(&self, cred: &str, _group: &str) -> String {
+        cred.to_string()
+    }
     /// The 401 answer.
     fn unauthorized(&self) -> Response;
     /// The 429 answer for an exhausted window.
@@ -130,7 +136,9 @@ impl Gate {
             }
             Some(Fault::ProcessedThenDrop | Fault::Pass) | None => {}
         }
-        let admission = self.windows.admit(&cred, &group, &windows);
+        let admission = self
+            .windows
+            .admit(&hooks.rate_key(&cred, &group), &group, &windows);
         if !admission.allowed {
             return log(hooks.too_many(&admission, &group));
         }

@@ -56,14 +56,15 @@ async fn each_window_answers_429_with_its_policy_name() {
         s.body["message"],
         json!("You have reached your secondly limit.")
     );
-    // Another token has its own windows.
+    // Another token has its own burst window, but the search window is the account's.
+    let other = Hs::with_token(&sb, "other");
+    assert_eq!(other.get("/crm/v3/objects/deals", &[]).await.status, 200);
+    let s = other.post("/crm/v3/objects/deals/search", &json!({})).await;
     assert_eq!(
-        Hs::with_token(&sb, "other")
-            .get("/crm/v3/objects/deals", &[])
-            .await
-            .status,
-        200
+        s.status, 429,
+        "search is limited per account, not per token"
     );
+    assert_eq!(s.body["policyName"], json!("SECONDLY"));
 
     let daily = HubSpotSandbox::builder()
         .daily_limit(1)
