@@ -23,6 +23,7 @@
 //! contradicts it.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use foldhash::fast::RandomState;
 
@@ -413,15 +414,16 @@ impl<'k, T: Clone + PartialEq> Index<'k, T> {
         };
         for tier in keys.tiers() {
             for k in tier {
-                match self.by_key.get_mut(k) {
-                    None => {
-                        self.by_key.insert(k, Slot::One(candidate.clone()));
+                // One lookup per key: the entry is found (or made) once.
+                match self.by_key.entry(k) {
+                    Entry::Vacant(v) => {
+                        v.insert(Slot::One(candidate.clone()));
                     }
-                    Some(slot) => match slot {
+                    Entry::Occupied(mut o) => match o.get_mut() {
                         Slot::One(first) if first.item == candidate.item => {}
                         Slot::One(first) => {
                             let first = first.clone();
-                            *slot = Slot::Many(vec![first, candidate.clone()]);
+                            *o.get_mut() = Slot::Many(vec![first, candidate.clone()]);
                         }
                         Slot::Many(items) => {
                             if !items.iter().any(|c| c.item == candidate.item) {
