@@ -166,9 +166,9 @@ fn hash_str(h: &mut Sha256, s: &str) {
 /// block in a few vector instructions: every string hashed is scanned.
 fn needs_escape(b: &[u8]) -> bool {
     b.chunks(16).any(|block| {
-        block
-            .iter()
-            .fold(false, |hit, &c| hit | (c == b'"') | (c == b'\\') | (c < 0x20))
+        block.iter().fold(false, |hit, &c| {
+            hit | (c == b'"') | (c == b'\\') | (c < 0x20)
+        })
     })
 }
 

@@ -65,7 +65,7 @@ impl Three {
         }
     }
 
-    pub(super) fn engine(&self) -> Engine {
+    fn engine(&self) -> Engine {
         self.engine_with(|_| {})
     }
 

@@ -1,9 +1,10 @@
 //! Delete policies.
 
 use crmkit_core::http::{ApiRequest, Method};
-use crmkit_core::{Crm, ErrorKind, ObjectKind, RecordRef};
+use crmkit_core::{Crm, ErrorKind, ObjectKind, Record, RecordRef};
 use crmkit_sync::config::DeletePolicy;
 
+use super::activities::Three;
 use super::{World, config, linked_acme, linked_bob, linked_contact};
 
 async fn delete_close_lead(w: &World, id: &str) {
@@ -560,48 +561,62 @@ async fn a_contact_deleted_in_a_close_merge_is_flagged_never_propagated() {
     assert_eq!(w.store.open_reviews(10).await.expect("store").len(), 1);
 }
 
-#[tokio::test]
-async fn a_clear_made_since_the_last_sync_survives_a_relink_among_three_crms() {
-    let t = super::activities::Three::new().await;
-    let engine = t.engine();
-    let a =
-        t.w.close_lead(
-            serde_json::json!({"name": "Acme", "url": "https://acme.com",
-            "description": "Maker of anvils"}),
-        )
-        .await;
-    t.clean_run(&engine, "first run").await;
-    let company = RecordRef::new(Crm::Close, ObjectKind::Company, a.clone());
-    let hs = t.linked(&company, Crm::HubSpot).await;
-    let account = t.linked(&company, Crm::Salesforce).await;
-    // Someone clears HubSpot's description; then A is merged into B, which never had one.
-    t.w.hs_update("companies", &hs, &[("description", "")])
-        .await;
-    let b =
-        t.w.close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
+/// The description `crm`'s company `id` holds (empty: none).
+async fn description(t: &Three, crm: Crm, id: &str) -> String {
+    match t.conn(crm).get(ObjectKind::Company, id).await {
+        Ok(Record::Company(c)) => c.description.unwrap_or_default(),
+        other => panic!("{crm} company {id}: {other:?}"),
+    }
+}
+
+/// Three CRMs: a user clears (or rewrites) a field in HubSpot while the Close lead linked
+/// to it is merged into one that never held the field. The relink leaves the other CRMs'
+/// bases as they were, so HubSpot's clear or edit is still its change and propagates to
+/// Salesforce and the winner, whatever the rule: the old value is not copied back from
+/// Salesforce over it (here even with Salesforce primary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_or_edit_made_in_another_crm_survives_a_merges_relink() {
+    for now in ["", "Maker of rockets"] {
+        let t = Three::new().await;
+        let engine = t.engine_with(|c| {
+            c.activity.enabled = false;
+            c.company.conflict.primary = Some(Crm::Salesforce);
+        });
+        let a =
+            t.w.close_lead(
+                serde_json::json!({"name": "Acme", "url": "https://acme.com",
+                "description": "Maker of anvils"}),
+            )
             .await;
-    merge_close_leads(&t.w, &a, &b).await;
-    let r = t.clean_run(&engine, "the run after the merge").await;
-    assert_eq!(r.relinked, 1, "{r:?}");
-    // The clear is the one change since the last sync: it reaches Salesforce, and neither
-    // Salesforce's old value nor the relink brings the description back anywhere.
-    let (_, description) = super::hs_company(&t.w, &hs).await;
-    assert!(
-        description.as_str().is_none_or(str::is_empty),
-        "HubSpot's clear kept: {description}"
-    );
-    let sf = t
-        .conn(Crm::Salesforce)
-        .get(ObjectKind::Company, &account)
-        .await
-        .expect("the Account");
-    let crmkit_core::Record::Company(sf) = sf else {
-        panic!("an Account is a company: {sf:?}")
-    };
-    assert_eq!(sf.description, None, "the clear reached Salesforce");
-    let lead = t.w.close_get(&format!("lead/{b}/")).await;
-    assert!(
-        lead["description"].as_str().is_none_or(str::is_empty),
-        "B never got the cleared value: {lead}"
-    );
+        t.clean_run(&engine, "first run").await;
+        let company = RecordRef::new(Crm::Close, ObjectKind::Company, a.clone());
+        let hs = t.linked(&company, Crm::HubSpot).await;
+        let account = t.linked(&company, Crm::Salesforce).await;
+        assert_eq!(
+            description(&t, Crm::Salesforce, &account).await,
+            "Maker of anvils"
+        );
+        t.w.hs_update("companies", &hs, &[("description", now)])
+            .await;
+        let b =
+            t.w.close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
+                .await;
+        merge_close_leads(&t.w, &a, &b).await;
+        let r = t.clean_run(&engine, "run").await;
+        assert_eq!(r.relinked, 1, "{r:?}");
+        assert!(r.conflicts.is_empty(), "{r:?}");
+        for (crm, id) in [
+            (Crm::Close, &b),
+            (Crm::HubSpot, &hs),
+            (Crm::Salesforce, &account),
+        ] {
+            assert_eq!(
+                description(&t, crm, id).await,
+                now,
+                "HubSpot's change holds in {crm}"
+            );
+        }
+        let again = t.clean_run(&engine, "next run").await;
+        assert!(!again.wrote(), "settled: {again:?}");
+    }
 }
