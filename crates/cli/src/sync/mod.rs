@@ -869,30 +869,47 @@ async fn resolve(
                 update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
                 written.push(format!("{crm}:{rid}"));
             }
-            Err(e) => {
+            Err(e) if written.is_empty() => {
                 out = Err(e);
+                break;
+            }
+            Err(e) => {
+                let kind = match &e {
+                    Failure::Crm(c) => c.kind(),
+                    _ => crmkit_core::ErrorKind::BadResponse,
+                };
+                out = Err(Error::new(
+                    kind,
+                    format!(
+                        "conflict {id}: {} = {} was written to {}, then the write to {crm}                          {rid} failed: {e}. The conflict stays open and no side's synced                          state was changed, so the next `crmkit sync` takes the new value                          where it was written for an edit and carries it to the others",
+                        conflict.field,
+                        shown(chosen.as_ref()),
+                        written.join(", ")
+                    ),
+                )
+                .into());
                 break;
             }
         }
     }
-    // One transaction fenced by the leases: the sides' new bases, and the conflict closed
-    // if every write went through. A side written before a failed one still stores its
-    // base, so the next run does not take our write for its edit.
-    let mut tx = store.begin().await.map_err(store_err)?;
-    for lease in leases {
-        tx.fence(lease).await.map_err(store_err)?;
-    }
+    // Every write went through: one transaction fenced by the leases stores the sides' new
+    // bases and closes the conflict. After a failed write nothing is stored: a side written
+    // before it keeps its last-synced base, so the next run sees the chosen value there as
+    // that side's change and propagates it (its bases stored instead, the written and the
+    // unwritten CRMs would both look unchanged and stay apart in silence).
     if out.is_ok() {
+        let mut tx = store.begin().await.map_err(store_err)?;
+        for lease in leases {
+            tx.fence(lease).await.map_err(store_err)?;
+        }
         tx.update_link(&link, &update).await.map_err(store_err)?;
         let resolution =
             json!({"field": conflict.field, "value": chosen, "take": take, "written": written});
         tx.resolve_conflict(&conflict_id, &resolution, "crmkit conflicts resolve")
             .await
             .map_err(store_err)?;
-    } else if !written.is_empty() {
-        tx.update_link(&link, &update).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
     }
-    tx.commit().await.map_err(store_err)?;
     out?;
     println!(
         "resolved {id}: {} = {} (written to {})",

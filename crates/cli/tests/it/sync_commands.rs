@@ -97,16 +97,7 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
     );
     assert!(shown.contains("audit trail"), "{shown}");
 
-    let (ok, list, err) = run_async(&pair, &dir, &["conflicts", "list"]).await;
-    assert!(ok, "{err}");
-    let id = list
-        .lines()
-        .find_map(|l| {
-            l.split_whitespace()
-                .find(|w| w.len() == 36 && w.chars().filter(|c| *c == '-').count() == 4)
-        })
-        .expect("a conflict id listed")
-        .to_string();
+    let id = first_conflict(&pair, &dir).await;
     let (ok, out, err) = take(&pair, &dir, &id, "close").await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("written to hubspot:"), "{out}");
@@ -158,6 +149,96 @@ async fn dry_run_writes_nothing_then_sync_links_and_manual_conflicts_are_resolve
         .expect("store")
         .expect("kept");
     assert_eq!(still.status, crmkit_store::ConflictStatus::Open);
+}
+
+/// The id of the first conflict `crmkit conflicts list` shows.
+async fn first_conflict(pair: &Pair, dir: &Scratch) -> String {
+    let (ok, list, err) = run_async(pair, dir, &["conflicts", "list"]).await;
+    assert!(ok, "{err}");
+    list.lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.len() == 36 && w.chars().filter(|c| *c == '-').count() == 4)
+        })
+        .unwrap_or_else(|| panic!("a conflict id listed: {list}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-partial");
+    std::fs::write(
+        dir.0.join("crmkit.toml"),
+        "[sync]\ncrms = [\"close\", \"hubspot\"]\n\n[company]\nfields = [\"name\", \"domain\"]\n\n[company.conflict]\npolicy = \"manual\"\n\n[person]\nfields = [\"name\"]\nenabled = false\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
+    )
+    .expect("config");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync"]).await;
+    assert!(ok, "{out}\n{err}");
+    let id = first_conflict(&pair, &dir).await;
+    let store = crmkit_store::Store::open(&dir.sqlite())
+        .await
+        .expect("store opens");
+    let conflict = store
+        .conflict(&crmkit_store::ConflictId::new(&id))
+        .await
+        .expect("store")
+        .expect("queued");
+    let link = store
+        .link(&conflict.link)
+        .await
+        .expect("store")
+        .expect("linked");
+    let lead = link.crm_id(Crm::Close).expect("in Close").to_string();
+    let company = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    // Close is written first; HubSpot's batch update then fails on every attempt.
+    pair.hubspot.set_faults(Faults {
+        rate_500: 1.0,
+        route: Some("POST /crm/v3/objects/companies/batch/update".into()),
+        ..Faults::default()
+    });
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &["conflicts", "resolve", &id, "--value", "Chosen Name"],
+    )
+    .await;
+    assert!(!ok, "the failed write is an error: {out}\n{err}");
+    assert!(
+        err.contains(&format!("written to close:{lead}"))
+            && err.contains("hubspot")
+            && err.contains("stays open"),
+        "what was written, what failed and what comes next: {err}"
+    );
+    let still = store
+        .conflict(&conflict.id)
+        .await
+        .expect("store")
+        .expect("kept");
+    assert_eq!(still.status, crmkit_store::ConflictStatus::Open);
+    // HubSpot answers again: the next sync sees Close's new name as its change and
+    // carries it over, and closes the conflict; nothing is left apart in silence.
+    pair.hubspot.set_faults(Faults::default());
+    let (ok, out, err) = run_async(&pair, &dir, &["sync"]).await;
+    assert!(ok, "{out}\n{err}");
+    let close = close_client(&pair)
+        .raw(&ApiRequest::get(format!("lead/{lead}/")))
+        .await
+        .expect("read");
+    assert_eq!(close["name"], "Chosen Name", "{close}");
+    let hs = hubspot_client(&pair)
+        .raw(&ApiRequest::get(format!(
+            "crm/v3/objects/companies/{company}?properties=name"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(hs["properties"]["name"], "Chosen Name", "{hs}");
+    let closed = store
+        .conflict(&conflict.id)
+        .await
+        .expect("store")
+        .expect("kept");
+    assert_ne!(closed.status, crmkit_store::ConflictStatus::Open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
