@@ -625,6 +625,47 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
     }
 }
 
+/// `--value`'s text as a value of the conflict's field, read the way the field's values
+/// are held (the conflict's own values show it): text stays text (`123` is the text "123";
+/// a JSON string such as `'"Acme"'` is read as its text), a number must read as one, a
+/// list or an object is given as JSON of that shape. Empty text clears the field. A value
+/// that does not fit is refused, naming the field.
+fn typed_value(
+    field: &str,
+    text: &str,
+    values: &std::collections::BTreeMap<Crm, Value>,
+) -> Result<Option<Value>, Failure> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let json: Option<Value> = serde_json::from_str(text).ok();
+    let refused = |holds: &str, example: &str| -> Failure {
+        Error::config(format!(
+            "{field} holds {holds}: --value {text:?} is not one (e.g. --value '{example}');              nothing was written"
+        ))
+        .into()
+    };
+    let value = match values.values().find(|v| !v.is_null()) {
+        None | Some(Value::Null | Value::String(_)) => match json {
+            Some(Value::String(s)) => Value::String(s),
+            _ => Value::String(text.to_string()),
+        },
+        Some(Value::Number(_)) => json
+            .filter(Value::is_number)
+            .ok_or_else(|| refused("numbers", "1500.5"))?,
+        Some(Value::Bool(_)) => json
+            .filter(Value::is_boolean)
+            .ok_or_else(|| refused("true or false", "true"))?,
+        Some(Value::Array(_)) => json
+            .filter(Value::is_array)
+            .ok_or_else(|| refused("a list, given as JSON", r#"["a@acme.com"]"#))?,
+        Some(Value::Object(_)) => json
+            .filter(Value::is_object)
+            .ok_or_else(|| refused("an object, given as JSON", r#"{"key": "value"}"#))?,
+    };
+    Ok(Some(value))
+}
+
 /// A value as shown in a message: its JSON, or "(empty)".
 fn shown(v: Option<&Value>) -> String {
     v.map_or("(empty)".to_string(), Value::to_string)
@@ -707,7 +748,7 @@ async fn resolve(
                 .into());
             }
         },
-        (None, Some(text)) => Some(serde_json::from_str(&text).unwrap_or(Value::String(text))),
+        (None, Some(text)) => typed_value(&conflict.field, &text, &conflict.values)?,
         (None, None) => return Err(Error::config("give --take <crm> or --value <value>").into()),
     };
     let link = store
@@ -728,7 +769,9 @@ async fn resolve(
         .crms
         .iter()
         .copied()
-        .filter(|c| link.crm_id(*c).is_some())
+        // A side known to be deleted is neither read nor written (a sync would not
+        // recreate it either).
+        .filter(|c| link.crm_id(*c).is_some() && link.hash(*c) != Some(crmkit_sync::plan::DELETED))
         .collect();
     let waits = Waits::default();
     let conns = connect::connectors(settings, &crms, &waits).await?;
@@ -922,4 +965,54 @@ async fn resolve(
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn held(v: Value) -> BTreeMap<Crm, Value> {
+        BTreeMap::from([(Crm::Close, v), (Crm::HubSpot, Value::Null)])
+    }
+
+    #[test]
+    fn a_chosen_value_is_read_as_the_field_holds_its_values() {
+        let text = held(json!("Acme"));
+        assert_eq!(
+            typed_value("name", "123", &text).unwrap(),
+            Some(json!("123")),
+            "text stays text"
+        );
+        assert_eq!(
+            typed_value("name", "true", &text).unwrap(),
+            Some(json!("true"))
+        );
+        assert_eq!(
+            typed_value("name", r#""Acme Inc""#, &text).unwrap(),
+            Some(json!("Acme Inc"))
+        );
+        assert_eq!(typed_value("name", "  ", &text).unwrap(), None, "clears");
+        let number = held(json!(1200));
+        assert_eq!(
+            typed_value("amount", "1500.5", &number).unwrap(),
+            Some(json!(1500.5))
+        );
+        let e = typed_value("amount", "lots", &number)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("amount") && e.contains("lots"), "{e}");
+        let list = held(json!(["a@acme.com"]));
+        assert_eq!(
+            typed_value("emails", r#"["b@acme.com"]"#, &list).unwrap(),
+            Some(json!(["b@acme.com"]))
+        );
+        let e = typed_value("emails", "b@acme.com", &list)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("emails") && e.contains("list"), "{e}");
+    }
 }
