@@ -299,18 +299,51 @@ const TWO_DIGIT_CODES: [&str; 44] = [
     "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
 ];
 
-/// Whether `code` can be a country code: E.164 codes are prefix-free (none is the start of
-/// another), so one digit is only `1` or `7`, two digits only an assigned two-digit code,
-/// and three digits any that start with neither. This tells `39` from `390` and `3`.
+/// The three-digit country codes assigned by the ITU (the same list as
+/// [`TWO_DIGIT_CODES`], as of 2023: 211 South Sudan since 2011, 383 Kosovo since 2017), by
+/// their first two digits and the third digits in use. Spare codes (210, 259, 28x, 384,
+/// 422, 671, 684, 978, 999, …) are left out; the non-geographic ones (800, 808, 870, 878,
+/// 881-883, 888, 979) are in.
+const THREE_DIGIT_CODES: [(&str, &str); 23] = [
+    ("21", "12368"),
+    ("22", "0123456789"),
+    ("23", "0123456789"),
+    ("24", "0123456789"),
+    ("25", "012345678"),
+    ("26", "0123456789"),
+    ("29", "01789"),
+    ("35", "0123456789"),
+    ("37", "0123456789"),
+    ("38", "012356789"),
+    ("42", "013"),
+    ("50", "0123456789"),
+    ("59", "0123456789"),
+    ("67", "023456789"),
+    ("68", "012356789"),
+    ("69", "012"),
+    ("80", "08"),
+    ("85", "02356"),
+    ("87", "08"),
+    ("88", "012368"),
+    ("96", "012345678"),
+    ("97", "012345679"),
+    ("99", "234568"),
+];
+
+/// Whether `code` is an assigned country code: `1` or `7`, an assigned two-digit code, or
+/// an assigned three-digit one. E.164 codes are prefix-free (none is the start of another),
+/// which this tells `39` from `390` and `3` by; an unassigned code is never learned as the
+/// Close account's.
 fn is_country_code(code: &str) -> bool {
     if !code.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let one = |c: &str| matches!(c, "1" | "7");
     match code.len() {
-        1 => one(code),
+        1 => matches!(code, "1" | "7"),
         2 => TWO_DIGIT_CODES.contains(&code),
-        3 => !one(&code[..1]) && !TWO_DIGIT_CODES.contains(&&code[..2]),
+        3 => THREE_DIGIT_CODES
+            .iter()
+            .any(|(head, last)| code.starts_with(head) && last.contains(&code[2..])),
         _ => false,
     }
 }
@@ -711,6 +744,22 @@ mod tests {
         assert!(alike("+44 20 7946 0958", "+442079460958", None));
         assert!(alike("0044 20 7946 0958", "+442079460958", None));
         assert!(!alike("0044 20 7946 0958", "+12079460958", Some("1")));
+    }
+
+    #[test]
+    fn only_assigned_country_codes_count() {
+        for code in [
+            "1", "7", "20", "44", "211", "353", "383", "420", "599", "852", "971",
+        ] {
+            assert!(is_country_code(code), "{code} is assigned");
+        }
+        // Spare codes, prefixes of longer codes, longer codes of a shorter one, non-digits.
+        for code in [
+            "2", "3", "21", "35", "210", "259", "280", "384", "422", "671", "684", "978", "999",
+            "440", "390", "100", "12", "1234", "4a", "",
+        ] {
+            assert!(!is_country_code(code), "{code} is no country code");
+        }
     }
 
     #[test]
