@@ -166,6 +166,10 @@ pub struct Group {
     pub decisions: Vec<Decision>,
     /// Fields queued for a person.
     pub conflicts: Vec<FieldConflict>,
+    /// Fields left alone this run: a reference whose record is not linked in the anchor CRM
+    /// (in a side's value or its base), so the values cannot be compared yet. An open
+    /// conflict on one stays open.
+    pub skipped: Vec<Field>,
     /// A create or patch of this group could not be planned yet (its parent is not linked
     /// in the target, or its values do not fit): nothing of it is stored as synced and the
     /// kind's cursor stays, so the next run reads it again.
@@ -616,6 +620,7 @@ fn plan_group(
         creates: Vec::new(),
         decisions: resolution.decisions,
         conflicts: resolution.conflicts,
+        skipped: skip.iter().copied().collect(),
         deferred: false,
     };
     // A linked record whose reference cannot be translated yet is not stored as synced: its
@@ -1270,6 +1275,48 @@ mod tests {
         assert_eq!(p.groups.len(), 1, "{p:?}");
         assert_eq!(p.groups[0].ids.len(), 2);
         assert!(p.is_empty(), "same values: a link and nothing to write");
+    }
+
+    #[test]
+    fn a_reference_that_cannot_be_compared_yet_is_skipped_and_listed() {
+        let c = cfg();
+        let mut refs = RefTable::default();
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
+        );
+        let person = |id: &str, name: &str, company: &str| {
+            Record::Person(Person {
+                id: Some(id.into()),
+                name: name.into(),
+                emails: vec!["ann@acme.com".into()],
+                company_id: Some(company.into()),
+                ..Person::default()
+            })
+        };
+        // HubSpot's base names company 99, linked nowhere: the company cannot be compared
+        // this run, while the rename in Close is planned.
+        let (link, sides) = linked(
+            &c,
+            person("cont_1", "Ann Lee", "lead_1"),
+            person("21", "Ann", "11"),
+            Some((
+                &person("cont_1", "Ann", "lead_1"),
+                &person("21", "Ann", "99"),
+            )),
+        );
+        let p = plan(
+            &c,
+            ObjectKind::Person,
+            Input {
+                linked: vec![(link, sides)],
+                ..Input::default()
+            },
+            &refs,
+        );
+        assert_eq!(p.groups.len(), 1, "{p:?}");
+        assert_eq!(p.groups[0].skipped, [Field::new("company")], "{p:?}");
+        assert_eq!(p.updates().count(), 1, "the rename still goes: {p:?}");
     }
 
     #[test]

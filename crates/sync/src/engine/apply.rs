@@ -553,8 +553,15 @@ impl Engine {
                 // fields still held apart were queued again above and stay open. A link made
                 // this run has no older conflicts.
                 let g = &plan.groups[i];
-                let still_open: Vec<String> =
-                    g.conflicts.iter().map(|c| c.field.to_string()).collect();
+                // A field skipped this run (a reference not comparable yet) was not settled
+                // either: its conflict stays open too.
+                let still_open: Vec<String> = g
+                    .conflicts
+                    .iter()
+                    .map(|c| c.field)
+                    .chain(g.skipped.iter().copied())
+                    .map(|f| f.to_string())
+                    .collect();
                 let seen: Vec<Crm> = hashes[i].iter().map(|(c, _)| c).collect();
                 let stored = async {
                     let mut tx = self.tx().await?;
