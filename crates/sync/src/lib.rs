@@ -88,6 +88,11 @@
 //!    someone between our write and our read-back: it keeps the side's old base (and the
 //!    side's stored hash is the base's), so the next run syncs that edit instead of taking
 //!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).
+//!    A created record is linked with the fields sent as its base (hash
+//!    [`plan::SENT`]), in one transaction with its id: if its read-back or another write of
+//!    its group fails, the next run takes what it reads then as its base but for a field
+//!    that reads back as an edit, so the CRM's shaping of a value sent is never taken for
+//!    the latest write and copied over the source's.
 //! 8. **Cursors and the retry list.** A record that failed on its own (unreadable,
 //!    unmappable, rejected by the CRM, its parent not linked yet) goes on the store's retry
 //!    list, in the transaction that moves the kind's cursors past it; the next runs read it
