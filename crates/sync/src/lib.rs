@@ -59,7 +59,9 @@
 //!    the merge is queued for review when it is; a chain of merges read in one run is
 //!    followed to the record that survives it. The moved side's base becomes the winner's
 //!    own values, read and stored with the move (a winner that cannot be read is not moved:
-//!    held for the next run on a connection failure, else queued for review), and the
+//!    held for the next run on a connection failure, else queued for review; one whose
+//!    stage is not mapped yet waits on the retry list with the merge noted, and the run that
+//!    retries it follows the merge, while the kind's cursors move on), and the
 //!    merged-away record leaves the retry list. A record a merge removed without naming its
 //!    successor (`Change::Gone`) is never deleted elsewhere either: under every policy its
 //!    link goes to the review queue and the side is noted as gone. Records named by an open ambiguous-match
