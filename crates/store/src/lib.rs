@@ -92,7 +92,7 @@
 //!   the policy's last attempt it stays listed as given up until it syncs
 //!   ([`Store::clear_retry`]) or a person re-arms it ([`Store::reset_retry`],
 //!   [`Store::reset_given_up`]: attempts from zero, due now); nothing is dropped from it in
-//!   silence.
+//!   silence. An entry may note a merge waiting on the record ([`Store::remember_merge`]).
 //! - **Leases exclude.** [`Store::acquire_lease`] is one atomic statement that takes a lease
 //!   only if it is free or expired, judged by the database's clock; two processes never hold
 //!   one lease at once, and a dead holder's lease expires after its time to live.

@@ -260,6 +260,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 10,
+        name: "retry list: merges waiting on their winner",
+        statements: &[
+            // The id of a record merged into the listed one whose merge waits on it (a winner
+            // whose stage is not mapped yet): followed when the listed record syncs, while
+            // the kind's cursors move on.
+            "ALTER TABLE sync_retries ADD COLUMN merged_from TEXT",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -73,6 +73,10 @@ pub struct Retry {
     pub last_failed_at: DateTime<Utc>,
     /// When it is due again; `None` once given up.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The id of a record of the same CRM and kind that was merged into this one, when the
+    /// merge waits on it ([`Store::remember_merge`](crate::Store::remember_merge)): the run
+    /// that syncs this record follows the merge then.
+    pub merged_from: Option<String>,
 }
 
 impl Retry {
@@ -88,7 +92,7 @@ impl Retry {
 }
 
 const COLUMNS: &str = "pair, crm, object, record_id, reason, attempts, first_failed_at, \
-    last_failed_at, next_attempt_at";
+    last_failed_at, next_attempt_at, merged_from";
 
 fn from_row(row: &AnyRow) -> Result<Retry> {
     let r = Reader::new(row, "sync_retries", "record_id");
@@ -100,6 +104,7 @@ fn from_row(row: &AnyRow) -> Result<Retry> {
         first_failed_at: r.time("first_failed_at")?,
         last_failed_at: r.time("last_failed_at")?,
         next_attempt_at: r.opt_time("next_attempt_at")?,
+        merged_from: r.opt_text("merged_from")?,
     })
 }
 
@@ -113,6 +118,12 @@ ops! {
         reason: &str,
         policy: &RetryPolicy,
     ) -> Retry = put;
+    /// Notes on `record`'s entry of `pair`'s list (recorded first, in the same transaction)
+    /// that the record `merged_from` of its CRM and kind was merged into it and the merge
+    /// waits on it (its stage cannot be mapped yet, say), so the run that retries it
+    /// follows the merge; a failure recorded later keeps the note. `false` if `record` is
+    /// not listed (nothing is written then).
+    write fn remember_merge(pair: &str, record: &RecordRef, merged_from: &str) -> bool = note_merge;
     /// Removes `record` from `pair`'s list (it synced); `false` if it was not listed.
     write fn clear_retry(pair: &str, record: &RecordRef) -> bool = clear;
     /// `pair`'s listed records, of `kind` only when given, due or given up, oldest failure
@@ -171,7 +182,7 @@ async fn put(
         now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
     });
     sqlx::query(&format!(
-        "INSERT INTO sync_retries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
+        "INSERT INTO sync_retries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, NULL) \
          ON CONFLICT (pair, crm, object, record_id) DO UPDATE SET \
          reason = excluded.reason, attempts = excluded.attempts, \
          last_failed_at = excluded.last_failed_at, next_attempt_at = excluded.next_attempt_at"
@@ -200,11 +211,11 @@ async fn put(
 async fn put_as_is(conn: &mut AnyConnection, entry: &Retry) -> Result<()> {
     let record = &entry.record;
     sqlx::query(&format!(
-        "INSERT INTO sync_retries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        "INSERT INTO sync_retries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (pair, crm, object, record_id) DO UPDATE SET \
          reason = excluded.reason, attempts = excluded.attempts, \
          first_failed_at = excluded.first_failed_at, last_failed_at = excluded.last_failed_at, \
-         next_attempt_at = excluded.next_attempt_at"
+         next_attempt_at = excluded.next_attempt_at, merged_from = excluded.merged_from"
     ))
     .bind(entry.pair.as_str())
     .bind(crm_str(record.crm))
@@ -215,6 +226,7 @@ async fn put_as_is(conn: &mut AnyConnection, entry: &Retry) -> Result<()> {
     .bind(to_ms(entry.first_failed_at))
     .bind(to_ms(entry.last_failed_at))
     .bind(entry.next_attempt_at.map(to_ms))
+    .bind(entry.merged_from.as_deref())
     .execute(conn)
     .await
     .map_err(db(format!(
@@ -222,6 +234,29 @@ async fn put_as_is(conn: &mut AnyConnection, entry: &Retry) -> Result<()> {
         entry.pair
     )))?;
     Ok(())
+}
+
+async fn note_merge(
+    conn: &mut AnyConnection,
+    pair: &str,
+    record: &RecordRef,
+    merged_from: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sync_retries SET merged_from = $5 \
+         WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4",
+    )
+    .bind(pair)
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .bind(merged_from)
+    .execute(conn)
+    .await
+    .map_err(db(format!(
+        "noting on the retry entry of {record} the merge of {merged_from} into it"
+    )))?;
+    Ok(done.rows_affected() > 0)
 }
 
 async fn clear(conn: &mut AnyConnection, pair: &str, record: &RecordRef) -> Result<bool> {

@@ -59,7 +59,9 @@
 //!    the merge is queued for review when it is; a chain of merges read in one run is
 //!    followed to the record that survives it. The moved side's base becomes the winner's
 //!    own values, read and stored with the move (a winner that cannot be read is not moved:
-//!    held for the next run on a connection failure, else queued for review), and the
+//!    held for the next run on a connection failure, else queued for review; one whose
+//!    stage is not mapped yet waits on the retry list with the merge noted, and the run that
+//!    retries it follows the merge, while the kind's cursors move on), and the
 //!    merged-away record leaves the retry list. A record a merge removed without naming its
 //!    successor (`Change::Gone`) is never deleted elsewhere either: under every policy its
 //!    link goes to the review queue and the side is noted as gone. Records named by an open ambiguous-match
@@ -88,6 +90,11 @@
 //!    someone between our write and our read-back: it keeps the side's old base (and the
 //!    side's stored hash is the base's), so the next run syncs that edit instead of taking
 //!    it as synced ([`Report::edited_meanwhile`](engine::Report::edited_meanwhile)).
+//!    A created record is linked with the fields sent as its base (hash
+//!    [`plan::SENT`]), in one transaction with its id: if its read-back or another write of
+//!    its group fails, the next run takes what it reads then as its base but for a field
+//!    that reads back as an edit, so the CRM's shaping of a value sent is never taken for
+//!    the latest write and copied over the source's.
 //! 8. **Cursors and the retry list.** A record that failed on its own (unreadable,
 //!    unmappable, rejected by the CRM, its parent not linked yet) goes on the store's retry
 //!    list, in the transaction that moves the kind's cursors past it; the next runs read it

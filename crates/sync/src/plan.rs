@@ -76,6 +76,13 @@ pub struct LinkState {
 /// The side hash of a linked record known to be deleted (no real hash looks like it).
 pub const DELETED: &str = "deleted";
 
+/// The side hash of a record this sync created whose base is what its create sent, not yet
+/// read back (the read-back failed, or its group failed elsewhere): the next run takes what
+/// it reads then as the base, but for a field that reads back as someone's edit
+/// ([`crate::engine::readback::created_base`]), so neither the CRM's shaping of a value
+/// (Close's E.164 of a phone number) counts as an edit nor an edit goes unseen.
+pub const SENT: &str = "sent";
+
 /// Translates a record id of one CRM into the linked record's id in another.
 pub trait Refs {
     /// The id in `to` of the record of `kind` that is `id` in `from`, if they are linked.
@@ -568,7 +575,13 @@ fn plan_group(
         };
         comparable.insert(s.crm, f);
         if let Some(b) = link.as_ref().and_then(|l| l.bases.get(&s.crm)) {
-            let mut b = b.clone();
+            let mut b = if stored(s.crm) == Some(SENT) {
+                let sent: Writes = b.iter().map(|(f, v)| (*f, Some(v.clone()))).collect();
+                crate::engine::readback::created_base(s.crm, &s.fields, &sent)
+                    .unwrap_or_else(|| s.fields.clone())
+            } else {
+                b.clone()
+            };
             values::upgrade_base(&mut b, &s.fields);
             to_anchor(&mut b, s.crm, anchor, refs, &mut skip);
             bases.insert(s.crm, b);

@@ -10,6 +10,7 @@ both_backends!(
     processes_opening_at_once_migrate_once,
     an_older_database_is_upgraded_in_place,
     a_failing_migration_leaves_nothing_behind,
+    a_retry_list_from_before_merge_notes_is_kept,
 );
 
 async fn migrations_are_idempotent(db: TestDb) {
@@ -87,14 +88,23 @@ async fn processes_opening_at_once_migrate_once(db: TestDb) {
     }
 }
 
-/// Undoes migration 9 (facts learned about CRM accounts).
+/// Undoes migration 10 (merges noted on the retry list).
+async fn undo_10(db: &TestDb) {
+    db.raw("ALTER TABLE sync_retries DROP COLUMN merged_from")
+        .await;
+    db.raw("DELETE FROM crmkit_migrations WHERE version = 10")
+        .await;
+}
+
+/// Undoes migrations 10 and 9 (facts learned about CRM accounts).
 async fn undo_9(db: &TestDb) {
+    undo_10(db).await;
     db.raw("DROP TABLE account_facts").await;
     db.raw("DELETE FROM crmkit_migrations WHERE version = 9")
         .await;
 }
 
-/// Undoes migrations 9, 8 (attempts reset, data only) and 7 (inbox body encoding, errors,
+/// Undoes migrations 10, 9, 8 (attempts reset, data only) and 7 (inbox body encoding, errors,
 /// dead letters).
 async fn undo_7(db: &TestDb) {
     undo_9(db).await;
@@ -152,7 +162,7 @@ async fn downgrade_to_2(db: &TestDb) {
 async fn an_older_database_is_upgraded_in_place(db: TestDb) {
     assert_eq!(
         Store::latest_schema_version(),
-        9,
+        10,
         "update this test for new migrations"
     );
     let s = &db.store;
@@ -173,8 +183,8 @@ async fn an_older_database_is_upgraded_in_place(db: TestDb) {
          VALUES ('old_1', 'close', 1700000000000, '{body}', '{{}}', 40)"
     ))
     .await;
-    assert_eq!(s.migrate().await.unwrap(), 7);
-    assert_eq!(s.schema_version().await.unwrap(), 9);
+    assert_eq!(s.migrate().await.unwrap(), 8);
+    assert_eq!(s.schema_version().await.unwrap(), 10);
     // A link from before migration 4 has no field values, and can be given some.
     let old = s.link(&link.id).await.unwrap().unwrap();
     assert_eq!(old.fields(crmkit_core::Crm::Close), None);
@@ -229,6 +239,43 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) {
     // Repaired by hand, it migrates.
     db.raw("ALTER TABLE webhook_inbox DROP COLUMN delivery_id")
         .await;
-    assert_eq!(db.store.migrate().await.unwrap(), 7);
-    assert_eq!(db.store.schema_version().await.unwrap(), 9);
+    assert_eq!(db.store.migrate().await.unwrap(), 8);
+    assert_eq!(db.store.schema_version().await.unwrap(), 10);
+}
+
+/// A retry entry stored before migration 10 is kept through it, holds no merge, and can be
+/// given one.
+async fn a_retry_list_from_before_merge_notes_is_kept(db: TestDb) {
+    let s = &db.store;
+    let deal = crmkit_core::RecordRef::new(
+        crmkit_core::Crm::HubSpot,
+        crmkit_core::ObjectKind::Deal,
+        "202",
+    );
+    let before = s
+        .record_retry(
+            "close-hubspot",
+            &deal,
+            "stage not mapped",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    undo_10(&db).await;
+    assert_eq!(s.migrate().await.unwrap(), 1);
+    assert_eq!(s.retry("close-hubspot", &deal).await.unwrap(), Some(before));
+    assert!(
+        s.remember_merge("close-hubspot", &deal, "201")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.retry("close-hubspot", &deal)
+            .await
+            .unwrap()
+            .unwrap()
+            .merged_from
+            .as_deref(),
+        Some("201")
+    );
 }

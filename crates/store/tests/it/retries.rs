@@ -12,7 +12,8 @@ both_backends!(
     failures_back_off_and_are_given_up_but_kept,
     a_record_is_listed_before_the_cursor_passes_it,
     given_up_entries_are_re_armed_by_a_reset,
-    an_entry_is_stored_as_it_is_under_another_pair
+    an_entry_is_stored_as_it_is_under_another_pair,
+    a_merge_noted_on_an_entry_stays_until_it_leaves_the_list
 );
 
 async fn failures_back_off_and_are_given_up_but_kept(db: TestDb) {
@@ -202,4 +203,56 @@ async fn an_entry_is_stored_as_it_is_under_another_pair(db: TestDb) {
     }
     assert_eq!(s.retries("close-hubspot", None).await.unwrap().len(), 2);
     assert_eq!(s.retries("hubspot-close", None).await.unwrap().len(), 2);
+}
+
+/// A merge noted on an entry ([`Store::remember_merge`](crmkit_store::Store::remember_merge))
+/// stays through later failures and a move to another pair name, and goes with the entry.
+async fn a_merge_noted_on_an_entry_stays_until_it_leaves_the_list(db: TestDb) {
+    let s = &db.store;
+    let policy = RetryPolicy::default();
+    let winner = RecordRef::new(Crm::HubSpot, ObjectKind::Deal, "202");
+    assert!(
+        !s.remember_merge("close-hubspot", &winner, "201")
+            .await
+            .unwrap(),
+        "not listed: nothing noted"
+    );
+    let mut tx = s.begin().await.unwrap();
+    let first = tx
+        .record_retry("close-hubspot", &winner, "stage not mapped", &policy)
+        .await
+        .unwrap();
+    assert_eq!(first.merged_from, None);
+    assert!(
+        tx.remember_merge("close-hubspot", &winner, "201")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let again = s
+        .record_retry("close-hubspot", &winner, "stage still not mapped", &policy)
+        .await
+        .unwrap();
+    assert_eq!(again.attempts, 2);
+    assert_eq!(again.merged_from.as_deref(), Some("201"));
+    let mut moved = again.clone();
+    moved.pair = "hubspot-close".into();
+    s.put_retry(&moved).await.unwrap();
+    assert_eq!(
+        s.retry("hubspot-close", &winner).await.unwrap(),
+        Some(moved)
+    );
+    assert!(s.clear_retry("close-hubspot", &winner).await.unwrap());
+    s.record_retry("close-hubspot", &winner, "refused", &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.retry("close-hubspot", &winner)
+            .await
+            .unwrap()
+            .unwrap()
+            .merged_from,
+        None,
+        "a new entry holds no merge"
+    );
 }

@@ -58,6 +58,29 @@ impl Engine {
         .map(|_| ())
     }
 
+    /// Links `made`, created for `link`'s group, with the fields `sent` as its base, in one
+    /// fenced transaction: linked without a base, a record whose read-back fails, or whose
+    /// group fails elsewhere, would be new to the link next run, and under
+    /// `last_write_wins` its CRM's shaping of a value (Close's E.164 of a phone number), the
+    /// latest write, would overwrite the source's own. The hash [`plan::SENT`] has the next
+    /// run take what it reads then as the base, but for a field someone edited meanwhile; a
+    /// read-back that succeeds replaces both.
+    async fn link_created(&self, link: &Link, made: &RecordRef, sent: &Sent) -> Result<Link> {
+        let base: FieldMap = sent
+            .iter()
+            .filter_map(|(f, v)| v.clone().map(|v| (*f, v)))
+            .collect();
+        let update = stored_side(LinkUpdate::new(), made.crm, plan::SENT, &base);
+        let mut tx = self.tx().await?;
+        let linked = tx
+            .set_crm_id(link, made.crm, &made.id)
+            .await
+            .map_err(store_err)?;
+        let linked = tx.update_link(&linked, &update).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(linked)
+    }
+
     /// Writes `plan`; what failed goes into `failures`.
     pub(super) async fn apply(
         &self,
@@ -326,7 +349,7 @@ impl Engine {
                         Ok(made) => {
                             report.created += 1;
                             if let Some(link) = group_links[i].take() {
-                                match fenced!(self, set_crm_id(&link, *crm, &made.id)) {
+                                match self.link_created(&link, &made, &c.fields).await {
                                     Ok(l) => {
                                         for (field, v) in &c.fields {
                                             audit.push(

@@ -9,8 +9,10 @@
 //!   goes to the review queue, and the loser's side is noted as gone so it is not created
 //!   again. The relinked side's base is the winner's own values ([`Engine::relink`]); a
 //!   winner that cannot be read or mapped is not relinked: held for the next run on a
-//!   connection failure or a mapping the configuration lacks (an unmapped stage), so it is
-//!   relinked once mappable rather than created again; else (gone again) queued for review,
+//!   connection failure; put on the retry list with the merge noted when the configuration
+//!   lacks a mapping for it (an unmapped stage), so the kind's cursors move on and the merge
+//!   is followed (relinked, or queued for review) by the run that retries the winner once it
+//!   is mappable, never created again meanwhile; else (gone again) queued for review,
 //!   once however often the feed reports the merge again. A chain of merges read in one run (A merged into B, B into C, whatever order
 //!   the feed gives them in) is followed to its end: the link takes C, the record that
 //!   survives, never B, which is gone too. A loop of merges (A into B and B into A: never
@@ -103,10 +105,21 @@ impl Engine {
                     };
                     // Not relinked without the winner's values as its base: without one,
                     // every value it holds would count as its edit and overwrite the others.
-                    // A failure of the connection, or one the configuration can fix (an
-                    // unmapped stage), holds the merge: it is read again next run, once
-                    // mappable relinked rather than created anew.
-                    let seen = got.and_then(|r| Seen::new(winner.crm, r, cfg, true));
+                    // A winner the configuration cannot map yet (an unmapped stage) waits on
+                    // the retry list with the merge noted, so the kind's other records move
+                    // on; once mappable it is relinked rather than created anew. A failure
+                    // of the connection holds the merge: it is read again next run.
+                    let seen = match got.map(|r| Seen::new(winner.crm, r, cfg, true)) {
+                        Ok(Err(e)) if e.kind() == ErrorKind::Config => {
+                            let why = format!("{loser} was merged into it: {e}");
+                            report.errors.push(format!("{winner}: {why}"));
+                            // Planned as a record of its own, it would fail to map again.
+                            upserts.remove(&(winner.crm, winner_id));
+                            failures.wait_merge(winner, &loser, why);
+                            continue;
+                        }
+                        other => other.and_then(|seen| seen),
+                    };
                     match seen {
                         Err(e) if retry::of_the_connection(&e) => {
                             let why =

@@ -91,19 +91,31 @@ impl Engine {
             }
         }
 
-        // Merges first, so a winner relinked now joins its link's group below.
+        let mut listed = Vec::new();
         if run.is_some() {
+            // Merges first, so a winner relinked now joins its link's group below; with them
+            // the merges waiting on a winner that could not be mapped, now due or changed.
+            let waiting = self
+                .store
+                .retries(&self.pair, Some(kind))
+                .await
+                .map_err(store_err)?;
+            let waiting =
+                retry::waiting_merges(&waiting, &crms, &upserts, &merges, chrono::Utc::now());
+            merges.extend(waiting);
             self.follow_merges(kind, cfg, merges, &mut upserts, &mut failures, report)
                 .await?;
             self.flag_removed(kind, removed, report).await?;
+            // Records on the retry list that are due, read again and planned with the feeds'.
+            // Listed after the merges, whose followed losers left the list.
+            listed = self
+                .store
+                .retries(&self.pair, Some(kind))
+                .await
+                .map_err(store_err)?;
+            self.read_due(&listed, &mut upserts, &deletes, &mut failures, report)
+                .await?;
         }
-        // Records on the retry list that are due, read again and planned with the feeds'.
-        let listed = if run.is_some() {
-            self.read_due(kind, &mut upserts, &deletes, &mut failures, report)
-                .await?
-        } else {
-            Vec::new()
-        };
         let seen_now: BTreeSet<RecordRef> = upserts
             .keys()
             .chain(deletes.iter())

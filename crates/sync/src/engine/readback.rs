@@ -110,6 +110,27 @@ pub(super) fn base_after_write(
     edited.then_some(base)
 }
 
+/// The base of a record of `crm` created by a write that sent `sent`, read back only later
+/// (after an interruption, or on the run after its read-back failed) as `read_back`: `None`
+/// when the read-back is the base, else the base with the value sent for each field that
+/// reads back as someone's edit. The check is the one after any write
+/// ([`base_after_write`]), as if the record had held what it holds now before: only a field
+/// sent that reads back otherwise (beyond the CRM's keeping of it: Close's E.164 of a phone
+/// number) is an edit, its base the value sent; a field sent that reads back empty is taken
+/// as one the CRM did not keep (a clear is never guessed), and a field the CRM filled by
+/// itself is its own, as after a create.
+pub(crate) fn created_base(
+    crm: Crm,
+    read_back: &FieldMap,
+    sent: &crate::values::Writes,
+) -> Option<FieldMap> {
+    let sent_values: FieldMap = sent
+        .iter()
+        .filter_map(|(f, v)| v.clone().map(|v| (*f, v)))
+        .collect();
+    base_after_write(crm, read_back, Some(read_back), sent, Some(&sent_values))
+}
+
 /// Whether `a`, held by `a_crm`, and `b`, held by `b_crm`, are one value of `field` as the
 /// two CRMs keep it: one is what its CRM makes of the other (see [`same_in_substance`]).
 /// Such values differ between linked records for good without anyone having diverged. A

@@ -44,7 +44,7 @@ impl Engine {
         let stored = match seen {
             Ok(seen) => {
                 let base = match &sent {
-                    Some(sent) => recovered_base(found.crm, &seen.fields, sent),
+                    Some(sent) => readback::created_base(found.crm, &seen.fields, sent),
                     None => None,
                 };
                 let (hash, fields) = match base {
@@ -239,20 +239,4 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-/// The base of a record of `crm` created before an interruption and read back now as
-/// `read_back`, when a field `sent` by the create reads back as someone's edit (`None`: the
-/// read-back is the base). The check is the one after any write
-/// ([`readback::base_after_write`]), as if the record had held what it holds now before:
-/// only a field sent that reads back otherwise (beyond the CRM's keeping of it) is an edit,
-/// its base the value sent; a field sent that reads back empty is taken as one the CRM did
-/// not keep (a clear is never guessed), and a field the CRM filled by itself is its own, as
-/// after a create.
-fn recovered_base(crm: Crm, read_back: &FieldMap, sent: &Writes) -> Option<FieldMap> {
-    let sent_values: FieldMap = sent
-        .iter()
-        .filter_map(|(f, v)| v.clone().map(|v| (*f, v)))
-        .collect();
-    readback::base_after_write(crm, read_back, Some(read_back), sent, Some(&sent_values))
 }

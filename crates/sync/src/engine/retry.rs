@@ -18,7 +18,10 @@
 //! until a person re-arms it ([`crmkit_store::Store::reset_retry`], `crmkit sync retry
 //! reset`): then it is due, and the next run reads it again. A record that only waits for
 //! something outside it (a parent not linked yet, a mapping the configuration lacks) is
-//! never given up: nothing in it is wrong, and it syncs unchanged once that is fixed.
+//! never given up: nothing in it is wrong, and it syncs unchanged once that is fixed. A merge
+//! winner that cannot be mapped waits so too, with the merge noted on its entry
+//! ([`crmkit_store::Retry::merged_from`]): the cursors move on, and the run that retries it
+//! (or whose feed brings it) follows the merge ([`waiting_merges`]).
 
 use crmkit_store::Retry;
 
@@ -36,6 +39,9 @@ pub(super) struct Failures {
     /// Records waiting for something outside them (a parent to be linked, a mapping to be
     /// configured): listed with back-off but never given up, as nothing they hold is wrong.
     waiting: BTreeSet<RecordRef>,
+    /// Merge winners waiting for a mapping, with the id of the record merged into each: the
+    /// merge is noted on the winner's entry, to be followed when it syncs.
+    merges: BTreeMap<RecordRef, String>,
 }
 
 /// Whether `e` is a failure of the connection (or of our store) rather than of the record:
@@ -60,6 +66,19 @@ impl Failures {
     pub(super) fn wait(&mut self, record: RecordRef, reason: impl Into<String>) {
         self.waiting.insert(record.clone());
         self.record(record, reason);
+    }
+
+    /// `winner`, which `loser` was merged into, cannot be mapped yet (a stage the
+    /// configuration lacks): it waits on the list with the merge noted, so the kind's
+    /// cursors move on, and the run that retries it follows the merge.
+    pub(super) fn wait_merge(
+        &mut self,
+        winner: RecordRef,
+        loser: &RecordRef,
+        reason: impl Into<String>,
+    ) {
+        self.merges.insert(winner.clone(), loser.id.clone());
+        self.wait(winner, reason);
     }
 
     /// Something failed that is not any one record's fault: the cursors stay.
@@ -100,22 +119,41 @@ pub(super) fn group_refs(
         .map(move |(c, id)| RecordRef::new(c, kind, id.clone()))
 }
 
+/// The merges noted on `listed` entries (winners that could not be mapped) to follow in this
+/// run, as the feed gives merges (the merged record, the winner's id): those of entries of
+/// `crms` due at `now`, or whose winner this run's feeds brought (`upserts`), and not given
+/// by the feeds again (`merges`).
+pub(super) fn waiting_merges(
+    listed: &[Retry],
+    crms: &[Crm],
+    upserts: &BTreeMap<(Crm, String), Record>,
+    merges: &[(RecordRef, String)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(RecordRef, String)> {
+    listed
+        .iter()
+        .filter(|e| crms.contains(&e.record.crm))
+        .filter(|e| e.due(now) || upserts.contains_key(&(e.record.crm, e.record.id.clone())))
+        .filter_map(|e| {
+            let loser = RecordRef::new(e.record.crm, e.record.object, e.merged_from.clone()?);
+            let fed = merges.iter().any(|(l, _)| *l == loser);
+            (!fed).then(|| (loser, e.record.id.clone()))
+        })
+        .collect()
+}
+
 impl Engine {
-    /// The retry list's entries of `kind`, and the due ones not in this run's feeds read
-    /// again: each read record joins `upserts`; a record that cannot be read fails again.
+    /// Reads again the due entries of `listed` (the retry list's entries of `kind`) not in
+    /// this run's feeds, nor merge winners this run already read: each read record joins
+    /// `upserts`; a record that cannot be read fails again.
     pub(super) async fn read_due(
         &self,
-        kind: ObjectKind,
+        listed: &[Retry],
         upserts: &mut BTreeMap<(Crm, String), Record>,
         deletes: &BTreeSet<(Crm, String)>,
         failures: &mut Failures,
         report: &mut Report,
-    ) -> Result<Vec<Retry>> {
-        let listed = self
-            .store
-            .retries(&self.pair, Some(kind))
-            .await
-            .map_err(store_err)?;
+    ) -> Result<()> {
         let now = chrono::Utc::now();
         let due: Vec<RecordRef> = listed
             .iter()
@@ -123,7 +161,9 @@ impl Engine {
             .map(|r| r.record.clone())
             .filter(|r| {
                 let key = (r.crm, r.id.clone());
-                !upserts.contains_key(&key) && !deletes.contains(&key)
+                !upserts.contains_key(&key)
+                    && !deletes.contains(&key)
+                    && !failures.merges.contains_key(r)
             })
             .collect();
         report.retried += due.len();
@@ -149,7 +189,7 @@ impl Engine {
                 }
             }
         }
-        Ok(listed)
+        Ok(())
     }
 
     /// Ends a kind's run in one fenced transaction: failed records onto the retry list,
@@ -178,6 +218,11 @@ impl Engine {
                 &policy
             };
             tx.record_retry(&self.pair, record, reason, policy)
+                .await
+                .map_err(store_err)?;
+        }
+        for (winner, loser) in &failures.merges {
+            tx.remember_merge(&self.pair, winner, loser)
                 .await
                 .map_err(store_err)?;
         }

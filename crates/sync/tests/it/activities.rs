@@ -23,7 +23,8 @@ use super::World;
 pub(super) struct Three {
     /// The two-CRM world.
     pub(super) w: World,
-    sf_sb: RunningSalesforce,
+    /// The Salesforce sandbox.
+    pub(super) sf_sb: RunningSalesforce,
     sf: Arc<dyn Connector>,
     /// The Salesforce connector of `sf`, to build variants of.
     pub(super) sf_conn: SalesforceConnector,
@@ -82,7 +83,7 @@ impl Three {
 
     /// A Close lead "Acme" linked, after a first run, to the HubSpot company and the
     /// Salesforce Account made for it: the three ids.
-    async fn acme(&self, engine: &Engine) -> (String, String, String) {
+    pub(super) async fn acme(&self, engine: &Engine) -> (String, String, String) {
         let lead = self
             .w
             .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))

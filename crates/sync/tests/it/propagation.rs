@@ -306,25 +306,29 @@ fn deal_config(statuses: &serde_json::Value, with_proposal: bool) -> crmkit_sync
     c
 }
 
-#[tokio::test]
-async fn a_deal_merged_into_one_in_an_unmapped_stage_is_relinked_once_mapped_not_created_again() {
-    let w = World::new().await;
-    let statuses = w.close_get("status/opportunity/").await;
-    let lead = w
-        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
-        .await;
-    let opp = w
-        .close
+/// Creates a Close opportunity `note` on `lead` in Close status `status`: its id.
+async fn close_opportunity(w: &World, lead: &str, note: &str, status: &str) -> String {
+    w.close
         .raw(&crmkit_core::http::ApiRequest::post(
             "opportunity/",
-            json!({"lead_id": lead, "note": "Anvil order",
-                "status_id": close_status(&statuses, "Active")}),
+            json!({"lead_id": lead, "note": note, "status_id": status}),
         ))
         .await
         .expect("opportunity")["id"]
         .as_str()
         .expect("id")
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_kind_and_is_relinked_once_mapped()
+ {
+    let w = World::new().await;
+    let statuses = w.close_get("status/opportunity/").await;
+    let lead = w
+        .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    let opp = close_opportunity(&w, &lead, "Anvil order", &close_status(&statuses, "Active")).await;
     w.settle().await;
     let engine = w.engine(deal_config(&statuses, true));
     let first = engine.run().await.expect("run");
@@ -354,13 +358,15 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_is_relinked_once_mapped_not
     .await
     .expect("merged");
     w.settle().await;
-    let held = w
-        .engine(deal_config(&statuses, false))
-        .run()
-        .await
-        .expect("run");
-    assert_eq!(held.relinked, 0, "{held:?}");
-    assert!(held.flagged.is_empty(), "not queued for review: {held:?}");
+    let unmapped = w.engine(deal_config(&statuses, false));
+    let cursor = crmkit_store::CursorKey::new(unmapped.pair(), Crm::HubSpot, ObjectKind::Deal);
+    let before = w.store.cursor(&cursor).await.expect("cursor");
+    let waiting = unmapped.run().await.expect("run");
+    assert_eq!(waiting.relinked, 0, "{waiting:?}");
+    assert!(
+        waiting.flagged.is_empty(),
+        "not queued for review: {waiting:?}"
+    );
     assert!(w.store.open_reviews(10).await.expect("store").is_empty());
     let link = w
         .store
@@ -369,11 +375,53 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_is_relinked_once_mapped_not
         .expect("store")
         .expect("still linked");
     assert_ne!(link.hash(Crm::HubSpot), Some("deleted"), "{link:?}");
-    // Mapped: the merge, read again, relinks the Close deal to the winner; nothing is
-    // created again in Close.
+    // The winner waits on the retry list with the merge, so HubSpot's deal cursor moves past
+    // the merge rather than holding every deal until the stage is mapped.
+    assert_ne!(
+        w.store.cursor(&cursor).await.expect("cursor"),
+        before,
+        "the HubSpot deal cursor is held by the unmappable merge winner: {waiting:?}"
+    );
+    let listed = w
+        .store
+        .retries(unmapped.pair(), Some(ObjectKind::Deal))
+        .await
+        .expect("retries");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        listed[0].record,
+        RecordRef::new(Crm::HubSpot, ObjectKind::Deal, winner.clone())
+    );
+    assert_eq!(listed[0].merged_from.as_deref(), Some(loser.as_str()));
+
+    // Another deal, made meanwhile, syncs while the winner still waits.
+    let other = close_opportunity(
+        &w,
+        &lead,
+        "Hammer order",
+        &close_status(&statuses, "Active"),
+    )
+    .await;
+    w.settle().await;
+    let meanwhile = unmapped.run().await.expect("run");
+    assert_eq!(meanwhile.created, 1, "{meanwhile:?}");
+    assert_eq!(meanwhile.relinked, 0, "{meanwhile:?}");
+    assert!(
+        w.store
+            .link_by_record(&RecordRef::new(Crm::Close, ObjectKind::Deal, other))
+            .await
+            .expect("store")
+            .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
+            .is_some(),
+        "the other deal reaches HubSpot: {meanwhile:?}"
+    );
+
+    // Mapped: the merge, remembered with the winner, relinks the Close deal to the winner;
+    // nothing is created again in Close, and the winner leaves the retry list.
     w.settle().await;
     let mapped = engine.run().await.expect("run");
     assert_eq!(mapped.relinked, 1, "{mapped:?}");
+    assert_eq!(mapped.created, 0, "{mapped:?}");
     let link = w
         .store
         .link_by_record(&opp_ref)
@@ -384,8 +432,15 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_is_relinked_once_mapped_not
     let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
     assert_eq!(
         opps["data"].as_array().map(Vec::len),
-        Some(1),
-        "no second Close deal: {opps}"
+        Some(2),
+        "no second Close deal for the winner: {opps}"
+    );
+    assert!(
+        w.store
+            .retries(engine.pair(), None)
+            .await
+            .expect("retries")
+            .is_empty()
     );
 }
 
@@ -398,13 +453,7 @@ async fn a_deal_in_an_unmapped_stage_is_synced_once_the_stage_is_mapped() {
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
-    w.close
-        .raw(&crmkit_core::http::ApiRequest::post(
-            "opportunity/",
-            json!({"lead_id": lead, "note": "Anvil order", "status_id": status("Proposal Sent")}),
-        ))
-        .await
-        .expect("opportunity");
+    close_opportunity(&w, &lead, "Anvil order", &status("Proposal Sent")).await;
     w.settle().await;
     let first = w.engine(deal_config(false)).run().await.expect("run");
     assert!(

@@ -7,11 +7,13 @@ use crmkit_core::connector::{BatchOutcome, Marked};
 use crmkit_core::http::ApiRequest;
 use crmkit_core::{Change, ChangeCursor, Connector, Crm, ObjectKind, Record, RecordRef, Result};
 use crmkit_hubspot::HubSpotConnector;
+use crmkit_sandbox::faults::Faults;
 use crmkit_sync::engine::Engine;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::json;
 
+use super::activities::Three;
 use super::{World, config, hs_company, linked_acme, linked_bob};
 
 /// A person's edit of a record, made right after the engine's update of it answered.
@@ -187,13 +189,7 @@ async fn a_phone_changed_meanwhile_is_an_edit_not_normalisation() {
     w.settle().await;
     let third = w.engine(config()).run().await.expect("run");
     assert!(third.errors.is_empty(), "{third:?}");
-    let v =
-        w.hs.raw(&ApiRequest::get(format!(
-            "crm/v3/objects/contacts/{hs}?properties=phone"
-        )))
-        .await
-        .expect("read");
-    assert_eq!(v["properties"]["phone"], "+442079460958", "{third:?}");
+    assert_eq!(hs_phone(&w, &hs).await, "+442079460958", "{third:?}");
 }
 
 /// Sends HubSpot's `phone` for the linked contact through the engine to Close: Close's
@@ -217,14 +213,6 @@ async fn phone_to_close(
 async fn close_e164_of_a_number_we_sent_stays_quiet_and_keeps_the_senders_text() {
     let w = World::new().await;
     let (contact, hs) = linked_bob(&w, &w.engine(config())).await;
-    let hs_phone = || async {
-        w.hs.raw(&ApiRequest::get(format!(
-            "crm/v3/objects/contacts/{hs}?properties=phone"
-        )))
-        .await
-        .expect("read")["properties"]["phone"]
-            .clone()
-    };
     let learned = || async {
         w.store
             .account_fact(Crm::Close, "phone_country_code")
@@ -238,13 +226,13 @@ async fn close_e164_of_a_number_we_sent_stays_quiet_and_keeps_the_senders_text()
     let sent = "1 650 555 0100";
     let (now, _) = phone_to_close(&w, &hs, &contact, sent).await;
     assert_eq!(now, "+16505550100");
-    assert_eq!(hs_phone().await, sent);
+    assert_eq!(hs_phone(&w, &hs).await, sent);
     w.settle().await;
     w.reset_stats();
     let again = w.engine(config()).run().await.expect("run");
     assert!(again.errors.is_empty(), "{again:?}");
     assert_eq!(w.writes(), Vec::<String>::new(), "{again:?}");
-    assert_eq!(hs_phone().await, sent);
+    assert_eq!(hs_phone(&w, &hs).await, sent);
     assert_eq!(learned().await, None);
 
     // A number without a code gets the account's (`+1` in the sandbox), which is learned.
@@ -264,9 +252,140 @@ async fn close_e164_of_a_number_we_sent_stays_quiet_and_keeps_the_senders_text()
     let later = w.engine(config()).run().await.expect("run");
     assert!(later.errors.is_empty(), "{later:?}");
     assert!(later.conflicts.is_empty(), "{:?}", later.conflicts);
-    assert_eq!(hs_phone().await, "(650) 555-0100");
+    assert_eq!(hs_phone(&w, &hs).await, "(650) 555-0100");
     assert_eq!(
         w.close_get(&format!("contact/{contact}/")).await["title"],
         "CTO"
     );
+}
+
+/// A HubSpot contact of the linked Acme with the phone `650-555-0100` (which Close keeps as
+/// `+16505550100`), created in Close by a run in which Close answered every read of a
+/// contact with 500s, so the create's read-back failed: the HubSpot and Close contact ids,
+/// and the run.
+async fn created_unread(w: &World) -> (String, String, crmkit_sync::engine::Report) {
+    let (_, hs_company) = linked_acme(w, &w.engine(config())).await;
+    let hs = w
+        .hs_create_linked(
+            "contacts",
+            json!({"email": "ann@acme.com", "firstname": "Ann", "lastname": "Lee",
+                   "phone": "650-555-0100"}),
+            Some(&hs_company),
+        )
+        .await;
+    w.settle().await;
+    w.close_sb.set_faults(Faults {
+        rate_500: 1.0,
+        route: Some("GET /contact/cont_*".into()),
+        ..Faults::default()
+    });
+    let run = w.engine(config()).run().await.expect("run");
+    w.close_sb.set_faults(Faults::default());
+    assert_eq!(run.created, 1, "{run:?}");
+    assert!(
+        run.errors.iter().any(|e| e.contains("reading back")),
+        "{run:?}"
+    );
+    let link = w
+        .store
+        .link_by_record(&RecordRef::new(
+            Crm::HubSpot,
+            ObjectKind::Person,
+            hs.clone(),
+        ))
+        .await
+        .expect("store")
+        .expect("linked");
+    let contact = link
+        .crm_id(Crm::Close)
+        .expect("created in Close")
+        .to_string();
+    (hs, contact, run)
+}
+
+/// HubSpot contact `id`'s `phone`.
+async fn hs_phone(w: &World, id: &str) -> serde_json::Value {
+    w.hs.raw(&ApiRequest::get(format!(
+        "crm/v3/objects/contacts/{id}?properties=phone"
+    )))
+    .await
+    .expect("read")["properties"]["phone"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_create_whose_read_back_failed_does_not_overwrite_its_source_with_the_crms_form() {
+    let w = World::new().await;
+    let (hs, contact, _) = created_unread(&w).await;
+
+    // Under last_write_wins Close's `+16505550100` is the latest write, but it is Close's
+    // keeping of the number sent, not an edit: HubSpot keeps its own text.
+    w.settle().await;
+    let second = w.engine(config()).run().await.expect("run");
+    assert!(second.errors.is_empty(), "{second:?}");
+    assert_eq!(hs_phone(&w, &hs).await, "650-555-0100", "{second:?}");
+    let close_phone = || async {
+        w.close_get(&format!("contact/{contact}/")).await["phones"][0]["phone"].clone()
+    };
+    assert_eq!(close_phone().await, "+16505550100");
+    w.settle().await;
+    w.reset_stats();
+    let quiet = w.engine(config()).run().await.expect("run");
+    assert!(quiet.errors.is_empty(), "{quiet:?}");
+    assert_eq!(w.writes(), Vec::<String>::new(), "{quiet:?}");
+}
+
+#[tokio::test]
+async fn a_create_whose_group_failed_elsewhere_does_not_overwrite_its_source_with_the_crms_form() {
+    let t = Three::new().await;
+    let engine = t.engine_with(|_| {});
+    let (_, hs_company, _) = t.acme(&engine).await;
+    let hs =
+        t.w.hs_create_linked(
+            "contacts",
+            json!({"email": "ann@acme.com", "firstname": "Ann", "lastname": "Lee",
+                   "phone": "650-555-0100"}),
+            Some(&hs_company),
+        )
+        .await;
+    t.w.settle().await;
+    // Created in Close, but Salesforce fails its create: the group fails.
+    t.sf_sb.set_faults(Faults {
+        rate_500: 1.0,
+        route: Some("PATCH /services/data/v59.0/composite/sobjects/Contact/*".into()),
+        ..Faults::default()
+    });
+    let first = engine.run().await.expect("run");
+    t.sf_sb.set_faults(Faults::default());
+    assert_eq!(first.created, 1, "{first:?}");
+    assert!(!first.errors.is_empty(), "{first:?}");
+
+    // Salesforce gets it now; Close's `+16505550100` overwrites neither HubSpot's text nor
+    // what Salesforce is given.
+    t.w.settle().await;
+    let second = engine.run().await.expect("run");
+    assert!(second.errors.is_empty(), "{second:?}");
+    assert_eq!(second.created, 1, "{second:?}");
+    assert_eq!(hs_phone(&t.w, &hs).await, "650-555-0100", "{second:?}");
+}
+
+#[tokio::test]
+async fn an_edit_of_a_create_whose_read_back_failed_is_synced() {
+    let w = World::new().await;
+    let (hs, contact, _) = created_unread(&w).await;
+
+    // Someone gives the created contact another number in Close before the next run: an
+    // edit, synced to HubSpot even with HubSpot primary (the rule only settles edits that
+    // disagree, and HubSpot made none).
+    w.close_update(
+        &format!("contact/{contact}/"),
+        json!({"phones": [{"phone": "+44 20 7946 0958", "type": "office"}]}),
+    )
+    .await;
+    w.settle().await;
+    let mut c = config();
+    c.person.conflict.primary = Some(Crm::HubSpot);
+    let second = w.engine(c).run().await.expect("run");
+    assert!(second.errors.is_empty(), "{second:?}");
+    assert_eq!(hs_phone(&w, &hs).await, "+442079460958", "{second:?}");
 }
