@@ -641,7 +641,8 @@ fn typed_value(
     let json: Option<Value> = serde_json::from_str(text).ok();
     let refused = |holds: &str, example: &str| -> Failure {
         Error::config(format!(
-            "{field} holds {holds}: --value {text:?} is not one (e.g. --value '{example}');              nothing was written"
+            "{field} holds {holds}: --value {text:?} is not one (e.g. --value '{example}'); \
+             nothing was written"
         ))
         .into()
     };
@@ -924,7 +925,12 @@ async fn resolve(
                 out = Err(Error::new(
                     kind,
                     format!(
-                        "conflict {id}: {} = {} was written to {}, then the write to {crm}                          {rid} failed: {e}. The conflict stays open and no side's synced                          state was changed, so the next `crmkit sync` takes the new value                          where it was written for an edit and carries it to the others",
+                        "conflict {id}: {} = {} was written to {}, then the write to {crm} \
+                         {rid} failed: {e}. The conflict stays open and no side's synced \
+                         state was changed, so the next `crmkit sync` takes the new value \
+                         where it was written for that CRM's edit and carries it to the \
+                         others (settled by the field's rule where another CRM's value \
+                         changed too)",
                         conflict.field,
                         shown(chosen.as_ref()),
                         written.join(", ")
@@ -1004,7 +1010,10 @@ mod tests {
         let e = typed_value("amount", "lots", &number)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("amount") && e.contains("lots"), "{e}");
+        assert!(
+            e.contains("amount") && e.contains("lots") && !e.contains("  "),
+            "{e}"
+        );
         let list = held(json!(["a@acme.com"]));
         assert_eq!(
             typed_value("emails", r#"["b@acme.com"]"#, &list).unwrap(),

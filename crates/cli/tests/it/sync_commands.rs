@@ -205,9 +205,9 @@ async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() 
     .await;
     assert!(!ok, "the failed write is an error: {out}\n{err}");
     assert!(
-        err.contains(&format!("written to close:{lead}"))
-            && err.contains("hubspot")
-            && err.contains("stays open"),
+        err.contains(&format!(
+            "written to close:{lead}, then the write to hubspot {company} failed"
+        )) && err.contains("stays open"),
         "what was written, what failed and what comes next: {err}"
     );
     let still = store
