@@ -691,6 +691,22 @@ async fn translate(
     Ok(link.and_then(|l| l.crm_id(to).map(str::to_string)))
 }
 
+/// `update` with `crm`'s side as [`crmkit_sync::engine::side_after_write`] judged it; a
+/// side it leaves without a base (none was stored) is not touched.
+fn stored(
+    update: crmkit_store::LinkUpdate,
+    crm: Crm,
+    after: Option<(
+        crmkit_sync::values::FieldsHash,
+        crmkit_sync::values::FieldMap,
+    )>,
+) -> crmkit_store::LinkUpdate {
+    match after {
+        Some((hash, base)) => crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base),
+        None => update,
+    }
+}
+
 fn store_err(e: crmkit_store::Error) -> Failure {
     Failure::Crm(Error::config(format!("sync store: {e}")))
 }
@@ -765,7 +781,9 @@ async fn resolve(
     let cfg = config
         .entity(conflict.entity)
         .ok_or_else(|| Error::config(format!("{}s are not synced", conflict.entity)))?;
-    let crms: Vec<Crm> = config
+    // A side known to be deleted is neither read nor written (a sync would not recreate it
+    // either), and the output says so.
+    let (deleted, crms): (Vec<Crm>, Vec<Crm>) = config
         .sync
         .crms
         .iter()
@@ -853,9 +871,8 @@ async fn resolve(
             // as its own ids for a reference.
             let held: crmkit_sync::values::Writes =
                 [(field, before.get(&field).cloned())].into_iter().collect();
-            let (hash, base) =
-                crmkit_sync::engine::side_after_write(&link, crm, &before, &before, &held);
-            update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
+            let after = crmkit_sync::engine::side_after_write(&link, crm, &before, &before, &held);
+            update = stored(update, crm, after);
             continue;
         }
         // Written, then read back and judged as a run judges its writes.
@@ -909,8 +926,8 @@ async fn resolve(
         }
         .await;
         match step {
-            Ok((hash, base)) => {
-                update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
+            Ok(after) => {
+                update = stored(update, crm, after);
                 written.push(format!("{crm}:{rid}"));
             }
             Err(e) if written.is_empty() => {
@@ -961,7 +978,7 @@ async fn resolve(
     }
     out?;
     println!(
-        "resolved {id}: {} = {} (written to {})",
+        "resolved {id}: {} = {} (written to {}){}",
         conflict.field,
         chosen.map_or("(empty)".to_string(), |v| v.to_string()),
         if written.is_empty() {
