@@ -788,10 +788,8 @@ async fn resolve(
         .crms
         .iter()
         .copied()
-        // A side known to be deleted is neither read nor written (a sync would not
-        // recreate it either).
-        .filter(|c| link.crm_id(*c).is_some() && link.hash(*c) != Some(crmkit_sync::plan::DELETED))
-        .collect();
+        .filter(|c| link.crm_id(*c).is_some())
+        .partition(|c| link.hash(*c) == Some(crmkit_sync::plan::DELETED));
     let waits = Waits::default();
     let conns = connect::connectors(settings, &crms, &waits).await?;
     // References are compared (and queued) as the anchor CRM's ids, the first of
@@ -985,7 +983,13 @@ async fn resolve(
             "none: every CRM already agreed".to_string()
         } else {
             written.join(", ")
-        }
+        },
+        deleted
+            .iter()
+            .filter_map(|c| link
+                .crm_id(*c)
+                .map(|rid| format!("; skipped {c}:{rid}, deleted there")))
+            .collect::<String>()
     );
     Ok(())
 }

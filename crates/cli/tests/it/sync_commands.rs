@@ -236,6 +236,51 @@ async fn a_side_without_a_base_keeps_none_after_a_resolve() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_known_deleted_is_neither_read_nor_written_by_a_resolve() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-deleted");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    let company = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    let read_hs = || async {
+        hubspot_client(&pair)
+            .raw(&ApiRequest::get(format!(
+                "crm/v3/objects/companies/{company}?properties=name"
+            )))
+            .await
+            .expect("read")["properties"]["name"]
+            .clone()
+    };
+    let before = read_hs().await;
+    // The link knows HubSpot's company as deleted (as a sync marks one gone there).
+    store
+        .update_link(
+            &link,
+            &crmkit_store::LinkUpdate::new()
+                .hash(Crm::HubSpot, Some(crmkit_sync::plan::DELETED.to_string())),
+        )
+        .await
+        .expect("marked deleted");
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &[
+            "conflicts",
+            "resolve",
+            conflict.id.as_ref(),
+            "--value",
+            "Chosen Name",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("skipped hubspot:{company}, deleted there")),
+        "{out}"
+    );
+    assert_eq!(read_hs().await, before, "HubSpot's record is not written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() {
     let pair = pair(5, 4, Faults::default()).await;
     let dir = Scratch::new("resolve-partial");
