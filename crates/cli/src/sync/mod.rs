@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crmkit_core::{Connector, Crm, Error, ObjectKind, RecordRef};
 use crmkit_store::{ConflictId, Link, LinkId, Store};
-use crmkit_sync::config::PolicyKind;
+use crmkit_sync::config::{FieldType, PolicyKind};
 use crmkit_sync::{Config, Engine, Report};
 use serde_json::{Value, json};
 
@@ -626,12 +626,15 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
 }
 
 /// `--value`'s text as a value of the conflict's field, read the way the field's values
-/// are held (the conflict's own values show it): text stays text (`123` is the text "123";
-/// a JSON string such as `'"Acme"'` is read as its text), a number must read as one, a
-/// list or an object is given as JSON of that shape. Empty text clears the field. A value
-/// that does not fit is refused, naming the field.
+/// are held: a custom field by its configured `type` (`ty`), which a value held apart from
+/// it (a number field holding text a CRM let in) does not override; a built-in field as its
+/// conflict's values show it. Text stays text (`123` is the text "123"; a JSON string such
+/// as `'"Acme"'` is read as its text), a number must read as one, a list or an object is
+/// given as JSON of that shape. Empty text clears the field. A value that does not fit is
+/// refused, naming the field.
 fn typed_value(
     field: &str,
+    ty: Option<FieldType>,
     text: &str,
     values: &std::collections::BTreeMap<Crm, Value>,
 ) -> Result<Option<Value>, Failure> {
@@ -646,7 +649,14 @@ fn typed_value(
         ))
         .into()
     };
-    let value = match values.values().find(|v| !v.is_null()) {
+    // A value of the kind the field holds: any number stands for a number field.
+    let a_number = json!(0);
+    let held = match ty {
+        Some(FieldType::Text) => None,
+        Some(FieldType::Number) => Some(&a_number),
+        None => values.values().find(|v| !v.is_null()),
+    };
+    let value = match held {
         None | Some(Value::Null | Value::String(_)) => match json {
             Some(Value::String(s)) => Value::String(s),
             _ => Value::String(text.to_string()),
@@ -765,7 +775,13 @@ async fn resolve(
                 .into());
             }
         },
-        (None, Some(text)) => typed_value(&conflict.field, &text, &conflict.values)?,
+        (None, Some(text)) => {
+            let ty = config
+                .entity(conflict.entity)
+                .and_then(|c| c.custom.get(&conflict.field))
+                .map(crmkit_sync::config::CustomField::field_type);
+            typed_value(&conflict.field, ty, &text, &conflict.values)?
+        }
         (None, None) => return Err(Error::config("give --take <crm> or --value <value>").into()),
     };
     let link = store
@@ -1010,25 +1026,29 @@ mod tests {
     fn a_chosen_value_is_read_as_the_field_holds_its_values() {
         let text = held(json!("Acme"));
         assert_eq!(
-            typed_value("name", "123", &text).unwrap(),
+            typed_value("name", None, "123", &text).unwrap(),
             Some(json!("123")),
             "text stays text"
         );
         assert_eq!(
-            typed_value("name", "true", &text).unwrap(),
+            typed_value("name", None, "true", &text).unwrap(),
             Some(json!("true"))
         );
         assert_eq!(
-            typed_value("name", r#""Acme Inc""#, &text).unwrap(),
+            typed_value("name", None, r#""Acme Inc""#, &text).unwrap(),
             Some(json!("Acme Inc"))
         );
-        assert_eq!(typed_value("name", "  ", &text).unwrap(), None, "clears");
+        assert_eq!(
+            typed_value("name", None, "  ", &text).unwrap(),
+            None,
+            "clears"
+        );
         let number = held(json!(1200));
         assert_eq!(
-            typed_value("amount", "1500.5", &number).unwrap(),
+            typed_value("amount", None, "1500.5", &number).unwrap(),
             Some(json!(1500.5))
         );
-        let e = typed_value("amount", "lots", &number)
+        let e = typed_value("amount", None, "lots", &number)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1037,12 +1057,26 @@ mod tests {
         );
         let list = held(json!(["a@acme.com"]));
         assert_eq!(
-            typed_value("emails", r#"["b@acme.com"]"#, &list).unwrap(),
+            typed_value("emails", None, r#"["b@acme.com"]"#, &list).unwrap(),
             Some(json!(["b@acme.com"]))
         );
-        let e = typed_value("emails", "b@acme.com", &list)
+        let e = typed_value("emails", None, "b@acme.com", &list)
             .unwrap_err()
             .to_string();
         assert!(e.contains("emails") && e.contains("list"), "{e}");
+        // A custom field's configured type decides, whatever a CRM let it hold.
+        let odd = held(json!("n/a"));
+        let e = typed_value("budget", Some(FieldType::Number), "lots", &odd)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("budget") && e.contains("numbers"), "{e}");
+        assert_eq!(
+            typed_value("budget", Some(FieldType::Number), "1500", &odd).unwrap(),
+            Some(json!(1500))
+        );
+        assert_eq!(
+            typed_value("tier", Some(FieldType::Text), "2.10", &number).unwrap(),
+            Some(json!("2.10"))
+        );
     }
 }
