@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crmkit_core::{Connector, Crm, Error, ObjectKind, RecordRef};
 use crmkit_store::{ConflictId, Link, LinkId, Store};
-use crmkit_sync::config::PolicyKind;
+use crmkit_sync::config::{FieldType, PolicyKind};
 use crmkit_sync::{Config, Engine, Report};
 use serde_json::{Value, json};
 
@@ -626,12 +626,15 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
 }
 
 /// `--value`'s text as a value of the conflict's field, read the way the field's values
-/// are held (the conflict's own values show it): text stays text (`123` is the text "123";
-/// a JSON string such as `'"Acme"'` is read as its text), a number must read as one, a
-/// list or an object is given as JSON of that shape. Empty text clears the field. A value
-/// that does not fit is refused, naming the field.
+/// are held: a custom field by its configured `type` (`ty`), which a value held apart from
+/// it (a number field holding text a CRM let in) does not override; a built-in field as its
+/// conflict's values show it. Text stays text (`123` is the text "123"; a JSON string such
+/// as `'"Acme"'` is read as its text), a number must read as one, a list or an object is
+/// given as JSON of that shape. Empty text clears the field. A value that does not fit is
+/// refused, naming the field.
 fn typed_value(
     field: &str,
+    ty: Option<FieldType>,
     text: &str,
     values: &std::collections::BTreeMap<Crm, Value>,
 ) -> Result<Option<Value>, Failure> {
@@ -641,11 +644,19 @@ fn typed_value(
     let json: Option<Value> = serde_json::from_str(text).ok();
     let refused = |holds: &str, example: &str| -> Failure {
         Error::config(format!(
-            "{field} holds {holds}: --value {text:?} is not one (e.g. --value '{example}');              nothing was written"
+            "{field} holds {holds}: --value {text:?} is not one (e.g. --value '{example}'); \
+             nothing was written"
         ))
         .into()
     };
-    let value = match values.values().find(|v| !v.is_null()) {
+    // A value of the kind the field holds: any number stands for a number field.
+    let a_number = json!(0);
+    let held = match ty {
+        Some(FieldType::Text) => None,
+        Some(FieldType::Number) => Some(&a_number),
+        None => values.values().find(|v| !v.is_null()),
+    };
+    let value = match held {
         None | Some(Value::Null | Value::String(_)) => match json {
             Some(Value::String(s)) => Value::String(s),
             _ => Value::String(text.to_string()),
@@ -688,6 +699,22 @@ async fn translate(
         .await
         .map_err(store_err)?;
     Ok(link.and_then(|l| l.crm_id(to).map(str::to_string)))
+}
+
+/// `update` with `crm`'s side as [`crmkit_sync::engine::side_after_write`] judged it; a
+/// side it leaves without a base (none was stored) is not touched.
+fn stored(
+    update: crmkit_store::LinkUpdate,
+    crm: Crm,
+    after: Option<(
+        crmkit_sync::values::FieldsHash,
+        crmkit_sync::values::FieldMap,
+    )>,
+) -> crmkit_store::LinkUpdate {
+    match after {
+        Some((hash, base)) => crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base),
+        None => update,
+    }
 }
 
 fn store_err(e: crmkit_store::Error) -> Failure {
@@ -748,7 +775,13 @@ async fn resolve(
                 .into());
             }
         },
-        (None, Some(text)) => typed_value(&conflict.field, &text, &conflict.values)?,
+        (None, Some(text)) => {
+            let ty = config
+                .entity(conflict.entity)
+                .and_then(|c| c.custom.get(&conflict.field))
+                .map(crmkit_sync::config::CustomField::field_type);
+            typed_value(&conflict.field, ty, &text, &conflict.values)?
+        }
         (None, None) => return Err(Error::config("give --take <crm> or --value <value>").into()),
     };
     let link = store
@@ -764,15 +797,15 @@ async fn resolve(
     let cfg = config
         .entity(conflict.entity)
         .ok_or_else(|| Error::config(format!("{}s are not synced", conflict.entity)))?;
-    let crms: Vec<Crm> = config
+    // A side known to be deleted is neither read nor written (a sync would not recreate it
+    // either), and the output says so.
+    let (deleted, crms): (Vec<Crm>, Vec<Crm>) = config
         .sync
         .crms
         .iter()
         .copied()
-        // A side known to be deleted is neither read nor written (a sync would not
-        // recreate it either).
-        .filter(|c| link.crm_id(*c).is_some() && link.hash(*c) != Some(crmkit_sync::plan::DELETED))
-        .collect();
+        .filter(|c| link.crm_id(*c).is_some())
+        .partition(|c| link.hash(*c) == Some(crmkit_sync::plan::DELETED));
     let waits = Waits::default();
     let conns = connect::connectors(settings, &crms, &waits).await?;
     // References are compared (and queued) as the anchor CRM's ids, the first of
@@ -852,9 +885,8 @@ async fn resolve(
             // as its own ids for a reference.
             let held: crmkit_sync::values::Writes =
                 [(field, before.get(&field).cloned())].into_iter().collect();
-            let (hash, base) =
-                crmkit_sync::engine::side_after_write(&link, crm, &before, &before, &held);
-            update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
+            let after = crmkit_sync::engine::side_after_write(&link, crm, &before, &before, &held);
+            update = stored(update, crm, after);
             continue;
         }
         // Written, then read back and judged as a run judges its writes.
@@ -908,8 +940,8 @@ async fn resolve(
         }
         .await;
         match step {
-            Ok((hash, base)) => {
-                update = crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base);
+            Ok(after) => {
+                update = stored(update, crm, after);
                 written.push(format!("{crm}:{rid}"));
             }
             Err(e) if written.is_empty() => {
@@ -924,7 +956,12 @@ async fn resolve(
                 out = Err(Error::new(
                     kind,
                     format!(
-                        "conflict {id}: {} = {} was written to {}, then the write to {crm}                          {rid} failed: {e}. The conflict stays open and no side's synced                          state was changed, so the next `crmkit sync` takes the new value                          where it was written for an edit and carries it to the others",
+                        "conflict {id}: {} = {} was written to {}, then the write to {crm} \
+                         {rid} failed: {e}. The conflict stays open and no side's synced \
+                         state was changed, so the next `crmkit sync` takes the new value \
+                         where it was written for that CRM's edit and carries it to the \
+                         others (settled by the field's rule where another CRM's value \
+                         changed too)",
                         conflict.field,
                         shown(chosen.as_ref()),
                         written.join(", ")
@@ -955,14 +992,20 @@ async fn resolve(
     }
     out?;
     println!(
-        "resolved {id}: {} = {} (written to {})",
+        "resolved {id}: {} = {} (written to {}){}",
         conflict.field,
         chosen.map_or("(empty)".to_string(), |v| v.to_string()),
         if written.is_empty() {
             "none: every CRM already agreed".to_string()
         } else {
             written.join(", ")
-        }
+        },
+        deleted
+            .iter()
+            .filter_map(|c| link
+                .crm_id(*c)
+                .map(|rid| format!("; skipped {c}:{rid}, deleted there")))
+            .collect::<String>()
     );
     Ok(())
 }
@@ -983,36 +1026,57 @@ mod tests {
     fn a_chosen_value_is_read_as_the_field_holds_its_values() {
         let text = held(json!("Acme"));
         assert_eq!(
-            typed_value("name", "123", &text).unwrap(),
+            typed_value("name", None, "123", &text).unwrap(),
             Some(json!("123")),
             "text stays text"
         );
         assert_eq!(
-            typed_value("name", "true", &text).unwrap(),
+            typed_value("name", None, "true", &text).unwrap(),
             Some(json!("true"))
         );
         assert_eq!(
-            typed_value("name", r#""Acme Inc""#, &text).unwrap(),
+            typed_value("name", None, r#""Acme Inc""#, &text).unwrap(),
             Some(json!("Acme Inc"))
         );
-        assert_eq!(typed_value("name", "  ", &text).unwrap(), None, "clears");
+        assert_eq!(
+            typed_value("name", None, "  ", &text).unwrap(),
+            None,
+            "clears"
+        );
         let number = held(json!(1200));
         assert_eq!(
-            typed_value("amount", "1500.5", &number).unwrap(),
+            typed_value("amount", None, "1500.5", &number).unwrap(),
             Some(json!(1500.5))
         );
-        let e = typed_value("amount", "lots", &number)
+        let e = typed_value("amount", None, "lots", &number)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("amount") && e.contains("lots"), "{e}");
+        assert!(
+            e.contains("amount") && e.contains("lots") && !e.contains("  "),
+            "{e}"
+        );
         let list = held(json!(["a@acme.com"]));
         assert_eq!(
-            typed_value("emails", r#"["b@acme.com"]"#, &list).unwrap(),
+            typed_value("emails", None, r#"["b@acme.com"]"#, &list).unwrap(),
             Some(json!(["b@acme.com"]))
         );
-        let e = typed_value("emails", "b@acme.com", &list)
+        let e = typed_value("emails", None, "b@acme.com", &list)
             .unwrap_err()
             .to_string();
         assert!(e.contains("emails") && e.contains("list"), "{e}");
+        // A custom field's configured type decides, whatever a CRM let it hold.
+        let odd = held(json!("n/a"));
+        let e = typed_value("budget", Some(FieldType::Number), "lots", &odd)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("budget") && e.contains("numbers"), "{e}");
+        assert_eq!(
+            typed_value("budget", Some(FieldType::Number), "1500", &odd).unwrap(),
+            Some(json!(1500))
+        );
+        assert_eq!(
+            typed_value("tier", Some(FieldType::Text), "2.10", &number).unwrap(),
+            Some(json!("2.10"))
+        );
     }
 }

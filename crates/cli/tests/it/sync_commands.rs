@@ -164,18 +164,24 @@ async fn first_conflict(pair: &Pair, dir: &Scratch) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() {
-    let pair = pair(5, 4, Faults::default()).await;
-    let dir = Scratch::new("resolve-partial");
+/// Companies synced once between Close and HubSpot under the `manual` rule (the sandbox's
+/// matched companies differ in name): the store, the first conflict queued and its link.
+async fn manual_company_conflict(
+    pair: &Pair,
+    dir: &Scratch,
+) -> (
+    crmkit_store::Store,
+    crmkit_store::Conflict,
+    crmkit_store::Link,
+) {
     std::fs::write(
         dir.0.join("crmkit.toml"),
         "[sync]\ncrms = [\"close\", \"hubspot\"]\n\n[company]\nfields = [\"name\", \"domain\"]\n\n[company.conflict]\npolicy = \"manual\"\n\n[person]\nfields = [\"name\"]\nenabled = false\n\n[deal]\nfields = [\"name\"]\nenabled = false\n",
     )
     .expect("config");
-    let (ok, out, err) = run_async(&pair, &dir, &["sync"]).await;
+    let (ok, out, err) = run_async(pair, dir, &["sync"]).await;
     assert!(ok, "{out}\n{err}");
-    let id = first_conflict(&pair, &dir).await;
+    let id = first_conflict(pair, dir).await;
     let store = crmkit_store::Store::open(&dir.sqlite())
         .await
         .expect("store opens");
@@ -189,6 +195,97 @@ async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() 
         .await
         .expect("store")
         .expect("linked");
+    (store, conflict, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_without_a_base_keeps_none_after_a_resolve() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-baseless");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    // HubSpot's side as an older crmkit left a create's source: no base stored.
+    let link = store
+        .update_link(
+            &link,
+            &crmkit_store::LinkUpdate::new().fields(Crm::HubSpot, None),
+        )
+        .await
+        .expect("base dropped");
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &[
+            "conflicts",
+            "resolve",
+            conflict.id.as_ref(),
+            "--value",
+            "Chosen Name",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    let after = store.link(&link.id).await.expect("store").expect("linked");
+    // Its whole record taken as synced, a domain never synced from there would look
+    // agreed; it stays new to the link, planned by the rule next run.
+    assert_eq!(after.fields(Crm::HubSpot), None, "{after:?}");
+    assert_eq!(
+        after.fields(Crm::Close).and_then(|b| b.get("name")),
+        Some(&serde_json::json!("Chosen Name")),
+        "{after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_known_deleted_is_neither_read_nor_written_by_a_resolve() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-deleted");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    let company = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    let read_hs = || async {
+        hubspot_client(&pair)
+            .raw(&ApiRequest::get(format!(
+                "crm/v3/objects/companies/{company}?properties=name"
+            )))
+            .await
+            .expect("read")["properties"]["name"]
+            .clone()
+    };
+    let before = read_hs().await;
+    // The link knows HubSpot's company as deleted (as a sync marks one gone there).
+    store
+        .update_link(
+            &link,
+            &crmkit_store::LinkUpdate::new()
+                .hash(Crm::HubSpot, Some(crmkit_sync::plan::DELETED.to_string())),
+        )
+        .await
+        .expect("marked deleted");
+    let (ok, out, err) = run_async(
+        &pair,
+        &dir,
+        &[
+            "conflicts",
+            "resolve",
+            conflict.id.as_ref(),
+            "--value",
+            "Chosen Name",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("skipped hubspot:{company}, deleted there")),
+        "{out}"
+    );
+    assert_eq!(read_hs().await, before, "HubSpot's record is not written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-partial");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    let id = conflict.id.as_ref().to_string();
     let lead = link.crm_id(Crm::Close).expect("in Close").to_string();
     let company = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
     // Close is written first; HubSpot's batch update then fails on every attempt.
@@ -205,9 +302,9 @@ async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() 
     .await;
     assert!(!ok, "the failed write is an error: {out}\n{err}");
     assert!(
-        err.contains(&format!("written to close:{lead}"))
-            && err.contains("hubspot")
-            && err.contains("stays open"),
+        err.contains(&format!(
+            "written to close:{lead}, then the write to hubspot {company} failed"
+        )) && err.contains("stays open"),
         "what was written, what failed and what comes next: {err}"
     );
     let still = store

@@ -354,7 +354,15 @@ impl Engine {
 /// else's edit keeps the old base so the next run syncs it); every other field keeps its
 /// old base, so an edit made to it since the last run is still seen as a change then. The
 /// hash is the new base's, so the next run finds nothing new on a side that holds exactly
-/// that. A side with no stored base takes the whole judged read-back, as a run would.
+/// that.
+///
+/// `None` for a side with no stored base: it is left without one. Such a side is new to
+/// the link, and the next run settles its values by the rule as on a first sync
+/// ([`crate::resolve::resolve`]); its whole read-back as base would make every other value
+/// it holds (an edit there, a value never synced) look synced, never reaching the rule,
+/// and a base of the sent field alone would make those values look like edits that
+/// overwrite the other CRMs. Unstored, it holds the chosen value like the others, so that
+/// field agrees next run, and the rest is planned as it was before.
 ///
 /// A side not written because it already holds the chosen value is stored by passing what
 /// it holds as `read_back` and `before`, and that value as `sent`.
@@ -364,23 +372,17 @@ pub fn side_after_write(
     read_back: &FieldMap,
     before: &FieldMap,
     sent: &crate::values::Writes,
-) -> (FieldsHash, FieldMap) {
-    let old_base = link_state(link).bases.remove(&crm);
-    let judged = readback::base_after_write(crm, read_back, Some(before), sent, old_base.as_ref())
+) -> Option<(FieldsHash, FieldMap)> {
+    let mut base = link_state(link).bases.remove(&crm)?;
+    let judged = readback::base_after_write(crm, read_back, Some(before), sent, Some(&base))
         .unwrap_or_else(|| read_back.clone());
-    let base = match old_base {
-        Some(mut base) => {
-            for f in sent.keys() {
-                match judged.get(f) {
-                    Some(v) => base.insert(*f, v.clone()),
-                    None => base.remove(f),
-                };
-            }
-            base
-        }
-        None => judged,
-    };
-    (crate::resolve::hash(&base), base)
+    for f in sent.keys() {
+        match judged.get(f) {
+            Some(v) => base.insert(*f, v.clone()),
+            None => base.remove(f),
+        };
+    }
+    Some((crate::resolve::hash(&base), base))
 }
 
 fn link_state(link: &Link) -> LinkState {
