@@ -615,7 +615,21 @@ pub async fn conflicts(config_path: &Path, cmd: ConflictsCommand) -> Result<(), 
                 "the conflict cannot be resolved meanwhile and nothing was written",
             )
             .await?;
-            let out = resolve(&settings, &config, &store, &leases, &id, take, value).await;
+            // Renewed while the records are read and written (a slow CRM may take longer
+            // than the leases live); once one is lost, nothing more is written.
+            let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let renewal = crmkit_sync::engine::renew_leases(
+                store.clone(),
+                leases.clone(),
+                RESOLVE_LEASE_TTL,
+                std::sync::Arc::clone(&lost),
+            );
+            let held = Held {
+                leases: &leases,
+                lost: &lost,
+            };
+            let out = resolve(&settings, &config, &store, &held, &id, take, value).await;
+            renewal.abort();
             let released = crmkit_sync::engine::release_leases(&store, &leases)
                 .await
                 .map_err(Failure::from);
@@ -721,11 +735,40 @@ fn store_err(e: crmkit_store::Error) -> Failure {
     Failure::Crm(Error::config(format!("sync store: {e}")))
 }
 
+/// The sync leases a command holds, and whether their renewal found one lost.
+struct Held<'a> {
+    leases: &'a [crmkit_store::Lease],
+    lost: &'a std::sync::atomic::AtomicBool,
+}
+
+impl Held<'_> {
+    /// Fails once a lease is known lost: another holder (a sync started with
+    /// `--break-lease`) may be writing the same records.
+    fn check(&self, written: &[String]) -> Result<(), Failure> {
+        if !self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(Error::new(
+            crmkit_core::ErrorKind::Conflict,
+            format!(
+                "the sync leases were lost (taken over by another process) before the next \
+                 write, so nothing more was written{}",
+                if written.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (written before: {})", written.join(", "))
+                }
+            ),
+        )
+        .into())
+    }
+}
+
 async fn resolve(
     settings: &Settings,
     config: &Config,
     store: &Store,
-    leases: &[crmkit_store::Lease],
+    held: &Held<'_>,
     id: &str,
     take: Option<Crm>,
     value: Option<String>,
@@ -891,6 +934,7 @@ async fn resolve(
         }
         // Written, then read back and judged as a run judges its writes.
         let step = async {
+            held.check(&written)?;
             // A reference is chosen as the anchor's id: written as this CRM's own id of
             // the same record, never as another CRM's id.
             let value = match (reference, &chosen) {
@@ -979,7 +1023,7 @@ async fn resolve(
     // unwritten CRMs would both look unchanged and stay apart in silence).
     if out.is_ok() {
         let mut tx = store.begin().await.map_err(store_err)?;
-        for lease in leases {
+        for lease in held.leases {
             tx.fence(lease).await.map_err(store_err)?;
         }
         tx.update_link(&link, &update).await.map_err(store_err)?;

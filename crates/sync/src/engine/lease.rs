@@ -228,6 +228,35 @@ pub async fn take_leases(
     Ok(Ok(leases))
 }
 
+/// Renews `leases` for `ttl` every third of it, in a task of its own, until the task is
+/// aborted; sets `lost` (and stops) once one of them is known lost (expired and taken over),
+/// so its holder writes nothing more. Shared by runs and by the commands that hold a run's
+/// leases for longer than a moment (`crmkit conflicts resolve`).
+pub fn renew_leases(
+    store: Store,
+    mut leases: Vec<Lease>,
+    ttl: std::time::Duration,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            for lease in &mut leases {
+                match store.renew_lease(lease, ttl).await {
+                    Ok(l) => *lease = l,
+                    Err(crmkit_store::Error::LeaseLost { .. }) => {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // A passing store failure: the next tick tries again, and the fence
+                    // stops the holder if the lease ran out meanwhile.
+                    Err(_) => {}
+                }
+            }
+        }
+    })
+}
+
 /// Gives `leases` back, each even when giving back another failed; the first failure is
 /// returned. A lease no longer held (expired, taken over) is left alone.
 pub async fn release_leases(store: &Store, leases: &[Lease]) -> Result<()> {
@@ -262,27 +291,12 @@ impl Engine {
             .lease
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = leases.clone();
-        let store = self.store.clone();
-        let lost = Arc::clone(&self.lost);
-        let ttl = self.lease_ttl;
-        let mut current = leases.clone();
-        let renewal = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ttl / 3).await;
-                for lease in &mut current {
-                    match store.renew_lease(lease, ttl).await {
-                        Ok(l) => *lease = l,
-                        Err(crmkit_store::Error::LeaseLost { .. }) => {
-                            lost.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        // A passing store failure: the next tick tries again, and the fence
-                        // stops the run if the lease ran out meanwhile.
-                        Err(_) => {}
-                    }
-                }
-            }
-        });
+        let renewal = renew_leases(
+            self.store.clone(),
+            leases.clone(),
+            self.lease_ttl,
+            Arc::clone(&self.lost),
+        );
         Ok(Ok(Held { leases, renewal }))
     }
 

@@ -48,7 +48,9 @@ pub(crate) mod readback;
 mod reconcile;
 mod retry;
 
-pub use lease::{crm_lease_name, lease_names, pair_name, release_leases, take_leases};
+pub use lease::{
+    crm_lease_name, lease_names, pair_name, release_leases, renew_leases, take_leases,
+};
 pub use retry::GivenUp;
 
 /// Open reviews read per run and kind to leave their records alone (far more than a review
