@@ -153,10 +153,10 @@
 //! matched in): its values were never synced and none counts as an edit; where no synced
 //! side changed a field, the field is settled as on a first sync (agreeing values fill
 //! gaps, a value held apart goes to the rule with every side holding one a candidate); where
-//! a synced side changed it, a newcomer's own differing value stands beside the edit for the
-//! rule (it wins as the `primary` CRM and yields as any other, the later modification wins
-//! under `last_write_wins`, `manual` queues a conflict), and a newcomer holding nothing or
-//! the value the edit replaced takes the edit. A create's
+//! a synced side changed it, a newcomer's own differing value wins if it is the `primary`
+//! CRM, is queued with the edit under `manual` and otherwise yields to the edit (under
+//! `last_write_wins` too: its record's modification time is not the field's), and a
+//! newcomer holding nothing or the value the edit replaced takes the edit. A create's
 //! source gets its base before the create is sent, and a create recovered after an
 //! interruption gets its from what was sent (a field reading back otherwise is an edit made
 //! meanwhile, kept and synced), so edits on either side made meanwhile are told apart. One changer, or

@@ -643,7 +643,7 @@ fn plan_group(
             out.errors.push(PlanError {
                 record: record.clone(),
                 message: format!(
-                    "its {field} is not linked in every CRM yet: not synced \\
+                    "its {field} is not linked in every CRM yet: not synced \
                      (retried from the retry list)"
                 ),
             });
@@ -685,7 +685,7 @@ fn plan_group(
             out.errors.push(PlanError {
                 record: s.reference(),
                 message: format!(
-                    "{} not linked in {crm} yet: not written \\
+                    "{} not linked in {crm} yet: not written \
                      (retried from the retry list)",
                     dropped
                         .iter()
@@ -766,7 +766,7 @@ fn plan_group(
                 out.errors.push(PlanError {
                     record: source.clone(),
                     message: format!(
-                        "not created in {crm} yet: its {} is not linked there \\
+                        "not created in {crm} yet: its {} is not linked there \
                          (retried from the retry list)",
                         unlinked.join(", ")
                     ),

@@ -96,10 +96,10 @@ pub struct Resolution {
 /// differ but no side is known to have changed the field, `primary` still decides. A side
 /// new to the link (no base, among sides with one) is never an edit: where no synced side
 /// changed a field, the field is settled as on a first sync, every side holding a value a
-/// candidate for the rule; where a synced side changed it, a newcomer holding a value
-/// contends with the edit by the rule (`primary`: it wins as the primary CRM and yields as
-/// any other; `last_write_wins`: the later modification; `manual`: queued), and a newcomer
-/// holding none takes the edit. The other rules write nothing where values differ that none
+/// candidate for the rule; where a synced side changed it, a newcomer holding another value
+/// wins as the `primary` CRM, is queued with the edit under `manual`, and otherwise yields to
+/// the edit (under `last_write_wins` too: its modification time is its record's, not the
+/// field's); a newcomer holding nothing or the value the edit replaced takes the edit. The other rules write nothing where values differ that none
 /// changed, except that values held alike fill the gap of a side whose base never held the
 /// field (a merge winner relinked in its loser's place); where every side has a base (a
 /// *stale divergence*: the record a merge left, relinked with its own values as its base),
@@ -159,12 +159,14 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
             changers = sides.iter().filter(|s| value(s).is_some()).collect();
         } else if newcomer {
             // A synced side edited it, and a side new to the link may hold another value,
-            // never synced: neither is older knowledge than the other, so the newcomer's
-            // value stands beside the edit as the rule decides: as the primary it wins, as
-            // any other CRM it yields to the edit; under `last_write_wins` the later
-            // modification wins; under `manual` a person decides. A newcomer without a
-            // value takes the edit (a clear included), and so does one holding the value
-            // the edit replaced: it holds what the synced sides held, as one left alone.
+            // never synced: it is not overwritten unheard where the rule gives it a say: as
+            // the primary it wins, and under `manual` a person decides. Under
+            // `last_write_wins` the edit wins: the newcomer's modification time is its
+            // record's, which says nothing of when this field got its value (a phone changed
+            // yesterday would make a title set years ago look newer than today's edit). A
+            // newcomer without a value takes the edit (a clear included), and so does one
+            // holding the value the edit replaced: it holds what the synced sides held, as
+            // one left alone.
             let replaced: Vec<Option<&Value>> = changers
                 .iter()
                 .map(|c| c.base.and_then(|b| b.get(field.as_str())))
@@ -175,7 +177,8 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                     && !replaced.contains(&value(s))
                     && match rule {
                         Rule::Primary(p) => s.crm == p,
-                        Rule::LastWriteWins | Rule::Manual => true,
+                        Rule::Manual => true,
+                        Rule::LastWriteWins => false,
                     }
             });
             changers.extend(contenders);
@@ -580,10 +583,8 @@ mod tests {
             side(Crm::Salesforce, &sf, None, true, at("2024-01-02T00:00:00Z")),
         ];
         let title = |r: &Resolution, c: Crm| r.writes.get(&c).and_then(|w| w.get("title")).cloned();
-        // last_write_wins: the later of the edit and the new side's value.
-        let r = resolve(&cfg(), &sides, &BTreeSet::new());
-        assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
-        assert_eq!(title(&r, Crm::Close), Some(Some(json!("VP"))), "{r:?}");
+        // last_write_wins: the edit, even against a new side modified later (its record's
+        // time, not the field's).
         let later = [
             sides[0].clone(),
             sides[1].clone(),
@@ -592,12 +593,12 @@ mod tests {
                 ..sides[2].clone()
             },
         ];
-        let r = resolve(&cfg(), &later, &BTreeSet::new());
-        assert_eq!(
-            title(&r, Crm::HubSpot),
-            Some(Some(json!("Founder"))),
-            "{r:?}"
-        );
+        for s in [&sides, &later] {
+            let r = resolve(&cfg(), s, &BTreeSet::new());
+            assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
+            assert_eq!(title(&r, Crm::Close), Some(Some(json!("VP"))), "{r:?}");
+            assert!(r.conflicts.is_empty(), "{r:?}");
+        }
         // primary: the new side's value wins as the primary and yields as any other CRM.
         let mut primary = cfg();
         primary.conflict.primary = Some(Crm::Salesforce);

@@ -94,6 +94,10 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // What waits (a person whose company went to review) or failed, by record and reason.
+    for e in first.errors.iter().take(3) {
+        println!("    not yet   {e}");
+    }
     let mut decided = 0;
     let mut shown = (0, 0, 0);
     for plan in &first.plans {
@@ -160,6 +164,11 @@ pub async fn tour(companies: usize, seed: u64) -> Result<Map<String, Value>> {
         out.insert(format!("sync_created_{crm}"), json!(n));
     }
     out.insert("sync_updated".into(), json!(first.updated));
+    // Records either run could not write yet, each reported by id and reason.
+    out.insert(
+        "sync_errors".into(),
+        json!(first.errors.len() + second.errors.len()),
+    );
     out.insert("sync_conflicts_settled".into(), json!(decided));
     out.insert(
         "sync_second_run_writes".into(),
