@@ -81,6 +81,38 @@ impl Engine {
         Ok(linked)
     }
 
+    /// Adds what was written to a relinked merge winner (a side with a base but no hash,
+    /// see `Engine::relink`; `written` holds only those) in a group that failed elsewhere or
+    /// waits to that side's base, as one fenced write per side. Such a group stores no new base,
+    /// so without this a value filled into the winner's gap would count as never held
+    /// there again next run, and be filled again over a user's clear of it.
+    async fn keep_relinked_writes(
+        &self,
+        written: &[(usize, RecordRef, Sent)],
+        failed: &BTreeSet<usize>,
+        group_links: &[Option<Link>],
+    ) -> Result<()> {
+        for (i, target, sent) in written.iter().filter(|(i, _, _)| failed.contains(i)) {
+            let Some(link) = group_links.get(*i).and_then(Option::as_ref) else {
+                continue;
+            };
+            let Some(serde_json::Value::Object(base)) = link.fields(target.crm) else {
+                continue;
+            };
+            let mut base = base.clone();
+            for (f, v) in sent {
+                match v {
+                    Some(v) => base.insert(f.to_string(), v.clone()),
+                    None => base.remove(f.as_str()),
+                };
+            }
+            let update =
+                LinkUpdate::new().fields(target.crm, Some(serde_json::Value::Object(base)));
+            fenced!(self, update_link(link, &update))?;
+        }
+        Ok(())
+    }
+
     /// Writes `plan`; what failed goes into `failures`.
     pub(super) async fn apply(
         &self,
@@ -487,6 +519,17 @@ impl Engine {
         // an edit someone made meanwhile is not taken as synced (see `readback`).
         let mut hashes: Vec<PerCrm<(FieldsHash, FieldMap)>> =
             plan.groups.iter().map(|g| g.seen.clone()).collect();
+        // Writes to relinked merge winners, kept should their group fail (read-backs
+        // included) or wait: see `keep_relinked_writes`.
+        let relinked_writes: Vec<(usize, RecordRef, Sent)> = written
+            .iter()
+            .filter(|(i, r, _)| {
+                group_links[*i]
+                    .as_ref()
+                    .is_some_and(|l| l.hash(r.crm).is_none() && l.fields(r.crm).is_some())
+            })
+            .cloned()
+            .collect();
         let reads = self
             .read_many(
                 written
@@ -549,6 +592,8 @@ impl Engine {
                 )?;
             }
         }
+        self.keep_relinked_writes(&relinked_writes, &failed, &group_links)
+            .await?;
         for (i, link) in group_links.into_iter().enumerate() {
             // A group with a failed write keeps its old hashes, so the next run plans it again.
             let (Some(link), false) = (link, failed.contains(&i)) else {

@@ -561,6 +561,63 @@ async fn a_contact_deleted_in_a_close_merge_is_flagged_never_propagated() {
     assert_eq!(w.store.open_reviews(10).await.expect("store").len(), 1);
 }
 
+#[tokio::test]
+async fn a_filled_gap_whose_read_back_failed_is_not_filled_again_over_a_clear() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let a = w
+        .close_lead(
+            serde_json::json!({"name": "Acme", "url": "https://acme.com",
+            "description": "Maker of anvils"}),
+        )
+        .await;
+    w.settle().await;
+    assert!(engine.run().await.expect("first run").errors.is_empty());
+    let hs = close_company_link(&w, &a)
+        .await
+        .expect("linked")
+        .crm_id(Crm::HubSpot)
+        .expect("in HubSpot")
+        .to_string();
+    let b = w
+        .close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    merge_close_leads(&w, &a, &b).await;
+    w.settle().await;
+    // The gap fill reaches B, but reading B back fails: the group stores no new base.
+    w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some(format!("GET /lead/{b}/")),
+        ..Default::default()
+    });
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.relinked, 1, "{r:?}");
+    assert!(!r.errors.is_empty(), "the read-back failed: {r:?}");
+    w.close_sb
+        .set_faults(crmkit_sandbox::faults::Faults::default());
+    let lead = w.close_get(&format!("lead/{b}/")).await;
+    assert_eq!(lead["description"], "Maker of anvils", "{lead}");
+    // Someone clears it in B: the clear is B's change, never undone by another fill.
+    w.close_update(
+        &format!("lead/{b}/"),
+        serde_json::json!({"description": ""}),
+    )
+    .await;
+    w.settle().await;
+    let next = engine.run().await.expect("next run");
+    assert!(next.errors.is_empty(), "{next:?}");
+    let lead = w.close_get(&format!("lead/{b}/")).await;
+    assert!(
+        lead["description"].as_str().is_none_or(str::is_empty),
+        "B's clear kept: {lead}"
+    );
+    let (_, description) = super::hs_company(&w, &hs).await;
+    assert!(
+        description.as_str().is_none_or(str::is_empty),
+        "the clear reached HubSpot: {description}"
+    );
+}
+
 /// The description `crm`'s company `id` holds (empty: none).
 async fn description(t: &Three, crm: Crm, id: &str) -> String {
     match t.conn(crm).get(ObjectKind::Company, id).await {
