@@ -291,28 +291,33 @@ pub(super) fn country_code_seen(
     })
 }
 
-/// The two-digit country codes assigned by the ITU (ITU-T E.164 Annex to ITU Operational
-/// Bulletin, "List of ITU-T Recommendation E.164 assigned country codes").
-const TWO_DIGIT_CODES: [&str; 44] = [
-    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47",
-    "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
-    "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+/// The country calling codes ITU-T assigns (ITU-T, "List of ITU-T Recommendation E.164
+/// assigned country codes", the Annex to the ITU Operational Bulletin): one, two and three
+/// digits, sorted, geographic and the shared non-geographic ones (800, 808, 870, 881–883,
+/// 888, 979…). Spare codes (`210`, `259`, `671`…) are no country's.
+const COUNTRY_CODES: [u16; 218] = [
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 379, 380, 381, 382, 383, 385, 386, 387, 388, 389, 420, 421, 423, 500, 501, 502, 503, 504,
+    505, 506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674,
+    675, 676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808,
+    850, 852, 853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965,
+    966, 967, 968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 991, 992, 993, 994, 995, 996, 998,
 ];
 
-/// Whether `code` can be a country code: E.164 codes are prefix-free (none is the start of
-/// another), so one digit is only `1` or `7`, two digits only an assigned two-digit code,
-/// and three digits any that start with neither. This tells `39` from `390` and `3`.
+/// Whether `code` is an assigned country code ([`COUNTRY_CODES`]): E.164 codes are
+/// prefix-free (none is the start of another), which tells `39` from `390` and `3`.
 fn is_country_code(code: &str) -> bool {
-    if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    let one = |c: &str| matches!(c, "1" | "7");
-    match code.len() {
-        1 => one(code),
-        2 => TWO_DIGIT_CODES.contains(&code),
-        3 => !one(&code[..1]) && !TWO_DIGIT_CODES.contains(&&code[..2]),
-        _ => false,
-    }
+    (1..=3).contains(&code.len())
+        && !code.starts_with('0')
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && code
+            .parse::<u16>()
+            .is_ok_and(|n| COUNTRY_CODES.binary_search(&n).is_ok())
 }
 
 /// Whether two values of `field` (`now` read back from `crm`, `sent` written) differ only in
@@ -711,6 +716,20 @@ mod tests {
         assert!(alike("+44 20 7946 0958", "+442079460958", None));
         assert!(alike("0044 20 7946 0958", "+442079460958", None));
         assert!(!alike("0044 20 7946 0958", "+12079460958", Some("1")));
+    }
+
+    #[test]
+    fn only_assigned_country_codes_count() {
+        assert!(COUNTRY_CODES.is_sorted());
+        for code in ["1", "7", "44", "39", "225", "262", "380", "998"] {
+            assert!(is_country_code(code), "{code}");
+        }
+        // Spare codes, prefixes of assigned ones, and what is no code at all.
+        for code in [
+            "2", "3", "210", "259", "671", "684", "999", "390", "01", "", "4a", "4444",
+        ] {
+            assert!(!is_country_code(code), "{code}");
+        }
     }
 
     #[test]
