@@ -17,8 +17,8 @@
 //!   name, title, description, subject, body, custom fields — with the same letters and
 //!   digits regardless of case, punctuation and spacing; a `phones` number read back as
 //!   what the written CRM itself makes of the number we sent (see [`phone_kept_as`]: only
-//!   Close rewrites phones, to E.164: `+44 20 7946 0958` and `0044 20 7946 0958` read back
-//!   as `+442079460958`, `1 650 555 0100` as `+16505550100`, and a number sent without a
+//!   Close rewrites phones, to E.164: `+44 20 7946 0958` reads back as `+442079460958`
+//!   (one sent with the international prefix `00` has no such form, see [`phone_kept_as`]), `1 650 555 0100` as `+16505550100`, and a number sent without a
 //!   country code as `+`, the Close account's country code and the same digits, whatever
 //!   that code is here: [`CountryCode::Any`]); a
 //!   time read back as midnight of the same day, where the CRM keeps a date only, as
@@ -177,9 +177,11 @@ fn free_text(field: Field) -> bool {
 ///
 /// - a number sent with a leading `+` carries its country code: Close's form of it is
 ///   exactly `+` and its digits;
-/// - one sent with the international prefix `00` (`0044 20 7946 0958`, the prefix ITU-T
-///   E.164 recommends and most countries dial) carries it too: `+` and the digits after
-///   the `00`;
+/// - one sent with the international prefix `00` (`0044 20 7946 0958`) has no form taken
+///   as Close's: `00` is the prefix ITU-T recommends and most countries dial, but not every
+///   country (the United States dial `011`, and Brazil dials `00` and a carrier's two digits,
+///   where `0021 1 650 555 0100` is `+1 650 555 0100`, not `+211…`), so "`+` and the digits
+///   after `00`" could make two numbers one; Close's E.164 of it is an edit, synced back once;
 /// - one sent without either gets the account's default country code (see
 ///   [`CountryCode`]): `+`, that code, then exactly the digits we sent (a leading `0`
 ///   kept, as Italy's, or dropped as a national trunk prefix, as the United Kingdom's),
@@ -208,7 +210,7 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
                 return stored == digits;
             }
             if sent.starts_with("00") {
-                return digits.strip_prefix("00") == Some(stored);
+                return false;
             }
             let national = digits.strip_prefix('0').unwrap_or(&digits);
             if national.is_empty() {
@@ -619,15 +621,13 @@ mod tests {
                 );
             }
         };
-        // Close's E.164 of a number sent with its country code, after `+` or the
-        // international prefix `00`: spacing and punctuation dropped.
+        // Close's E.164 of a number sent with its country code after `+`: spacing and
+        // punctuation dropped.
         check(
             &[
                 ("+44 20 7946 0958", "+442079460958"),
                 ("+1 (650) 555-0100", "+16505550100"),
                 ("+16505550100", "+16505550100"),
-                ("0044 20 7946 0958", "+442079460958"),
-                ("00 1 650 555 0100", "+16505550100"),
             ],
             false,
         );
@@ -656,6 +656,9 @@ mod tests {
                 ("+44 20 7946 0958", "+12079460958"),
                 ("0044 20 7946 0958", "+12079460958"),
                 ("0044 20 7946 0958", "+10044207946095"),
+                // `00` is not every country's international prefix.
+                ("0044 20 7946 0958", "+442079460958"),
+                ("0021 1 650 555 0100", "+2116505550100"),
             ],
             true,
         );
@@ -714,7 +717,7 @@ mod tests {
         assert!(!alike("6505550100", "+12346505550100", None));
         // A number carrying its code is one whatever the account's code.
         assert!(alike("+44 20 7946 0958", "+442079460958", None));
-        assert!(alike("0044 20 7946 0958", "+442079460958", None));
+        assert!(!alike("0021 1 650 555 0100", "+2116505550100", None));
         assert!(!alike("0044 20 7946 0958", "+12079460958", Some("1")));
     }
 
