@@ -217,8 +217,13 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
                 return false;
             }
             match code {
+                // Digits read back as they were sent, with no code added, are Close's doing
+                // only where the digits already started with the account's code. Unknown
+                // here, that is taken only for a North American number written with its
+                // `1`, which is both that plan's country code and its trunk prefix: no code
+                // added to `6505550100` is `+6505550100`, Singapore's 65 and no US number.
                 CountryCode::Any | CountryCode::Learned(None) => {
-                    stored == digits
+                    (stored == digits && nanp_with_code(&digits))
                         || stored
                             .strip_suffix(national)
                             .is_some_and(|code| (1..=3).contains(&code.len()))
@@ -234,6 +239,13 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
         }
         Crm::HubSpot | Crm::Salesforce => false,
     }
+}
+
+/// Whether `digits` are a North American Numbering Plan number with its leading `1`:
+/// `1`, an area code and an exchange code each starting with 2 to 9, and four digits.
+fn nanp_with_code(digits: &str) -> bool {
+    let d = digits.as_bytes();
+    d.len() == 11 && d[0] == b'1' && (b'2'..=b'9').contains(&d[1]) && (b'2'..=b'9').contains(&d[4])
 }
 
 /// The digits of `phone` when it is in E.164: `+` and 8 to 15 digits (E.164 allows at most
@@ -659,6 +671,7 @@ mod tests {
                 // `00` is not every country's international prefix.
                 ("0044 20 7946 0958", "+442079460958"),
                 ("0021 1 650 555 0100", "+2116505550100"),
+                ("6505550100", "+6505550100"),
             ],
             true,
         );
@@ -718,6 +731,9 @@ mod tests {
         // A number carrying its code is one whatever the account's code.
         assert!(alike("+44 20 7946 0958", "+442079460958", None));
         assert!(!alike("0021 1 650 555 0100", "+2116505550100", None));
+        // The same digits behind a `+`, no code added: another country's number.
+        assert!(!alike("6505550100", "+6505550100", None));
+        assert!(alike("1 650 555 0100", "+16505550100", None));
         assert!(!alike("0044 20 7946 0958", "+12079460958", Some("1")));
     }
 
