@@ -138,10 +138,14 @@ fn entries(json: &Value) -> Vec<(String, String, Vec<String>)> {
 ///   of limit (seen in the field as 403 `REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn
 ///   Limit exceeded", e.g. github.com/mautic/mautic/issues/5006; Salesforce's own pages
 ///   describe the limit, "Concurrent Long-Running Apex Limit", not the message).
-/// - `ConcurrentPerOrgApex`: at most 10 synchronous Apex transactions running longer than
-///   5 s at once per org (the Salesforce developer blog's "Force.com Concurrent Request
-///   Limits", 2013, and the event log type ConcurrentLongRunningApexLimit), another limit
-///   on requests running at once, passing as they finish.
+/// - `ConcurrentPerOrgApex`: the org's concurrent long-running Apex requests, another limit
+///   on requests running at once, passing as they finish. Salesforce documents the limit,
+///   not the message: requests with an Apex context running 5 seconds or more count, and
+///   past the org's limit new ones are denied until fewer run (developer.salesforce.com,
+///   Object Reference, "Concurrent Long-Running Apex Limit Event Type" and
+///   "ConcurApexLimitEventLog"). The message text, "ConcurrentPerOrgApex Limit exceeded",
+///   is as reported in the field (a salesforce.stackexchange.com answer to "Concurrent API
+///   Request Limits per org or per user"; mautic/mautic#5006), not from Salesforce's pages.
 /// - `TotalRequests`: the org's API requests over the rolling 24 hours are spent ("Total
 ///   API Request Allocations" in the cheat sheet; message "TotalRequests Limit
 ///   exceeded."): no retry helps until they come back.

@@ -84,7 +84,8 @@
 //!    we sent (or, left alone, what we planned from), nor the CRM's evident doing with a
 //!    sent value (missing: ignored; part of a list: kept what it can; the same letters and
 //!    digits, or a phone as that CRM itself stores the number sent — Close's E.164 of a
-//!    number sent with its country code (after `+` or `00`, or as its leading digits), and
+//!    number sent with its country code (after `+`, or as its leading digits; not after
+//!    `00`, which not every country dials as its international prefix), and
 //!    of one sent without: `+`, the Close account's country code (whichever it is) and the
 //!    same digits, the code then stored as learned — normalised), was edited by
 //!    someone between our write and our read-back: it keeps the side's old base (and the

@@ -287,6 +287,9 @@ mod tests {
         for (name, holder) in [
             ("sync:close-hubspot", dead),
             ("sync:hubspot-close", dead),
+            ("sync-crm:close", dead),
+            ("sync-crm:hubspot", dead),
+            ("sync-crm:salesforce", dead),
             ("sync:close-salesforce", alive),
         ] {
             store
@@ -296,16 +299,29 @@ mod tests {
                 .expect("free");
         }
         // Configured in sorted order, the name of the other order is freed too (a run holds
-        // both, whatever its config's order).
+        // both, whatever its config's order), and so is each of its CRMs' own lease.
         free_dead_lease(&store, &[Crm::Close, Crm::HubSpot], false, Freeing::Sync)
             .await
             .expect("freed");
-        for name in ["sync:close-hubspot", "sync:hubspot-close"] {
+        for name in [
+            "sync:close-hubspot",
+            "sync:hubspot-close",
+            "sync-crm:close",
+            "sync-crm:hubspot",
+        ] {
             assert_eq!(store.lease(name).await.expect("store"), None, "{name}");
         }
-        free_dead_lease(&store, &[Crm::Close, Crm::Salesforce], false, Freeing::Sync)
-            .await
-            .expect("left alone");
+        // Salesforce is no CRM of this run: its lease is left to a run that holds it.
+        assert!(
+            store
+                .lease("sync-crm:salesforce")
+                .await
+                .expect("store")
+                .is_some(),
+            "another CRM's lease is left alone"
+        );
+        // `sync:close-salesforce` is among the names a `[close, hubspot]` run holds (a set
+        // sharing Close), so the same call judged it: a live process keeps its lease.
         assert!(
             store
                 .lease("sync:close-salesforce")

@@ -17,8 +17,8 @@
 //!   name, title, description, subject, body, custom fields — with the same letters and
 //!   digits regardless of case, punctuation and spacing; a `phones` number read back as
 //!   what the written CRM itself makes of the number we sent (see [`phone_kept_as`]: only
-//!   Close rewrites phones, to E.164: `+44 20 7946 0958` and `0044 20 7946 0958` read back
-//!   as `+442079460958`, `1 650 555 0100` as `+16505550100`, and a number sent without a
+//!   Close rewrites phones, to E.164: `+44 20 7946 0958` reads back as `+442079460958`
+//!   (one sent with the international prefix `00` has no such form, see [`phone_kept_as`]), `1 650 555 0100` as `+16505550100`, and a number sent without a
 //!   country code as `+`, the Close account's country code and the same digits, whatever
 //!   that code is here: [`CountryCode::Any`]); a
 //!   time read back as midnight of the same day, where the CRM keeps a date only, as
@@ -198,9 +198,11 @@ fn free_text(field: Field) -> bool {
 ///
 /// - a number sent with a leading `+` carries its country code: Close's form of it is
 ///   exactly `+` and its digits;
-/// - one sent with the international prefix `00` (`0044 20 7946 0958`, the prefix ITU-T
-///   E.164 recommends and most countries dial) carries it too: `+` and the digits after
-///   the `00`;
+/// - one sent with the international prefix `00` (`0044 20 7946 0958`) has no form taken
+///   as Close's: `00` is the prefix ITU-T recommends and most countries dial, but not every
+///   country (the United States dial `011`, and Brazil dials `00` and a carrier's two digits,
+///   where `0021 1 650 555 0100` is `+1 650 555 0100`, not `+211…`), so "`+` and the digits
+///   after `00`" could make two numbers one; Close's E.164 of it is an edit, synced back once;
 /// - one sent without either gets the account's default country code (see
 ///   [`CountryCode`]): `+`, that code, then exactly the digits we sent (a leading `0`
 ///   kept, as Italy's, or dropped as a national trunk prefix, as the United Kingdom's),
@@ -229,15 +231,20 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
                 return stored == digits;
             }
             if sent.starts_with("00") {
-                return digits.strip_prefix("00") == Some(stored);
+                return false;
             }
             let national = digits.strip_prefix('0').unwrap_or(&digits);
             if national.is_empty() {
                 return false;
             }
             match code {
+                // Digits read back as they were sent, with no code added, are Close's doing
+                // only where the digits already started with the account's code. Unknown
+                // here, that is taken only for a North American number written with its
+                // `1`, which is both that plan's country code and its trunk prefix: no code
+                // added to `6505550100` is `+6505550100`, Singapore's 65 and no US number.
                 CountryCode::Any | CountryCode::Learned(None) => {
-                    stored == digits
+                    (stored == digits && nanp_with_code(&digits))
                         || stored
                             .strip_suffix(national)
                             .is_some_and(|code| (1..=3).contains(&code.len()))
@@ -253,6 +260,13 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
         }
         Crm::HubSpot | Crm::Salesforce => false,
     }
+}
+
+/// Whether `digits` are a North American Numbering Plan number with its leading `1`:
+/// `1`, an area code and an exchange code each starting with 2 to 9, and four digits.
+fn nanp_with_code(digits: &str) -> bool {
+    let d = digits.as_bytes();
+    d.len() == 11 && d[0] == b'1' && (b'2'..=b'9').contains(&d[1]) && (b'2'..=b'9').contains(&d[4])
 }
 
 /// The digits of `phone` when it is in E.164: `+` and 8 to 15 digits (E.164 allows at most
@@ -312,61 +326,33 @@ pub(super) fn country_code_seen(
     })
 }
 
-/// The two-digit country codes assigned by the ITU (ITU-T E.164 Annex to ITU Operational
-/// Bulletin, "List of ITU-T Recommendation E.164 assigned country codes").
-const TWO_DIGIT_CODES: [&str; 44] = [
-    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47",
-    "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
-    "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+/// The country calling codes ITU-T assigns (ITU-T, "List of ITU-T Recommendation E.164
+/// assigned country codes", the Annex to the ITU Operational Bulletin): one, two and three
+/// digits, sorted, geographic and the shared non-geographic ones (800, 808, 870, 881–883,
+/// 888, 979…). Spare codes (`210`, `259`, `671`…) are no country's.
+const COUNTRY_CODES: [u16; 218] = [
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 379, 380, 381, 382, 383, 385, 386, 387, 388, 389, 420, 421, 423, 500, 501, 502, 503, 504,
+    505, 506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674,
+    675, 676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808,
+    850, 852, 853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965,
+    966, 967, 968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 991, 992, 993, 994, 995, 996, 998,
 ];
 
-/// The three-digit country codes assigned by the ITU (the same list as
-/// [`TWO_DIGIT_CODES`], as of 2023: 211 South Sudan since 2011, 383 Kosovo since 2017), by
-/// their first two digits and the third digits in use. Spare codes (210, 259, 28x, 384,
-/// 422, 671, 684, 978, 999, …) are left out; the non-geographic ones (800, 808, 870, 878,
-/// 881-883, 888, 979) are in.
-const THREE_DIGIT_CODES: [(&str, &str); 23] = [
-    ("21", "12368"),
-    ("22", "0123456789"),
-    ("23", "0123456789"),
-    ("24", "0123456789"),
-    ("25", "012345678"),
-    ("26", "0123456789"),
-    ("29", "01789"),
-    ("35", "0123456789"),
-    ("37", "0123456789"),
-    ("38", "012356789"),
-    ("42", "013"),
-    ("50", "0123456789"),
-    ("59", "0123456789"),
-    ("67", "023456789"),
-    ("68", "012356789"),
-    ("69", "012"),
-    ("80", "08"),
-    ("85", "02356"),
-    ("87", "08"),
-    ("88", "012368"),
-    ("96", "012345678"),
-    ("97", "012345679"),
-    ("99", "234568"),
-];
-
-/// Whether `code` is an assigned country code: `1` or `7`, an assigned two-digit code, or
-/// an assigned three-digit one. E.164 codes are prefix-free (none is the start of another),
-/// which this tells `39` from `390` and `3` by; an unassigned code is never learned as the
-/// Close account's.
+/// Whether `code` is an assigned country code ([`COUNTRY_CODES`]): E.164 codes are
+/// prefix-free (none is the start of another), which tells `39` from `390` and `3`.
 fn is_country_code(code: &str) -> bool {
-    if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    match code.len() {
-        1 => matches!(code, "1" | "7"),
-        2 => TWO_DIGIT_CODES.contains(&code),
-        3 => THREE_DIGIT_CODES
-            .iter()
-            .any(|(head, last)| code.starts_with(head) && last.contains(&code[2..])),
-        _ => false,
-    }
+    (1..=3).contains(&code.len())
+        && !code.starts_with('0')
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && code
+            .parse::<u16>()
+            .is_ok_and(|n| COUNTRY_CODES.binary_search(&n).is_ok())
 }
 
 /// Whether two values of `field` (`now` read back from `crm`, `sent` written) differ only in
@@ -668,15 +654,13 @@ mod tests {
                 );
             }
         };
-        // Close's E.164 of a number sent with its country code, after `+` or the
-        // international prefix `00`: spacing and punctuation dropped.
+        // Close's E.164 of a number sent with its country code after `+`: spacing and
+        // punctuation dropped.
         check(
             &[
                 ("+44 20 7946 0958", "+442079460958"),
                 ("+1 (650) 555-0100", "+16505550100"),
                 ("+16505550100", "+16505550100"),
-                ("0044 20 7946 0958", "+442079460958"),
-                ("00 1 650 555 0100", "+16505550100"),
             ],
             false,
         );
@@ -705,6 +689,10 @@ mod tests {
                 ("+44 20 7946 0958", "+12079460958"),
                 ("0044 20 7946 0958", "+12079460958"),
                 ("0044 20 7946 0958", "+10044207946095"),
+                // `00` is not every country's international prefix.
+                ("0044 20 7946 0958", "+442079460958"),
+                ("0021 1 650 555 0100", "+2116505550100"),
+                ("6505550100", "+6505550100"),
             ],
             true,
         );
@@ -763,21 +751,27 @@ mod tests {
         assert!(!alike("6505550100", "+12346505550100", None));
         // A number carrying its code is one whatever the account's code.
         assert!(alike("+44 20 7946 0958", "+442079460958", None));
-        assert!(alike("0044 20 7946 0958", "+442079460958", None));
+        assert!(!alike("0021 1 650 555 0100", "+2116505550100", None));
+        // The same digits behind a `+`, no code added: another country's number.
+        assert!(!alike("6505550100", "+6505550100", None));
+        assert!(alike("1 650 555 0100", "+16505550100", None));
         assert!(!alike("0044 20 7946 0958", "+12079460958", Some("1")));
     }
 
     #[test]
     fn only_assigned_country_codes_count() {
+        assert!(COUNTRY_CODES.is_sorted());
         for code in [
-            "1", "7", "20", "44", "211", "353", "383", "420", "599", "852", "971",
+            "1", "7", "20", "44", "39", "211", "225", "262", "353", "380", "383", "420", "599",
+            "852", "971", "998",
         ] {
             assert!(is_country_code(code), "{code} is assigned");
         }
-        // Spare codes, prefixes of longer codes, longer codes of a shorter one, non-digits.
+        // Spare codes, prefixes of assigned ones, longer codes of a shorter one, and what is
+        // no code at all.
         for code in [
             "2", "3", "21", "35", "210", "259", "280", "384", "422", "671", "684", "978", "999",
-            "440", "390", "100", "12", "1234", "4a", "",
+            "440", "390", "100", "12", "01", "", "4a", "4444",
         ] {
             assert!(!is_country_code(code), "{code} is no country code");
         }
