@@ -14,6 +14,9 @@ ops! {
     read fn account_fact(crm: Crm, name: &str) -> Option<String> = get;
     /// Stores `value` as `name` for `crm`, replacing what was learned before.
     write fn set_account_fact(crm: Crm, name: &str, value: &str) -> () = set;
+    /// Forgets what was learned as `name` for `crm` (learned again from later answers);
+    /// whether there was anything to forget.
+    write fn forget_account_fact(crm: Crm, name: &str) -> bool = forget;
 }
 
 async fn get(conn: &mut AnyConnection, crm: Crm, name: &str) -> Result<Option<String>> {
@@ -42,4 +45,14 @@ async fn set(conn: &mut AnyConnection, crm: Crm, name: &str, value: &str) -> Res
     .await
     .map_err(db(format!("storing {crm}'s {name}")))?;
     Ok(())
+}
+
+async fn forget(conn: &mut AnyConnection, crm: Crm, name: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM account_facts WHERE crm = $1 AND name = $2")
+        .bind(crm_str(crm))
+        .bind(name)
+        .execute(conn)
+        .await
+        .map_err(db(format!("forgetting {crm}'s {name}")))?;
+    Ok(done.rows_affected() > 0)
 }

@@ -90,6 +90,29 @@ pub enum SyncCommand {
         #[command(subcommand)]
         command: RetryCommand,
     },
+    /// What the sync learned about the CRM accounts from their answers: the country code
+    /// the Close account gives phone numbers sent without one.
+    Facts {
+        #[command(subcommand)]
+        command: FactsCommand,
+    },
+}
+
+/// `crmkit sync facts <command>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum FactsCommand {
+    /// Shows what was learned.
+    Show,
+    /// Forgets the Close account's learned phone country code (learned wrongly, or the
+    /// account's setting changed): learned again from the next number Close reads back
+    /// with a code added; until then any assigned code counts as Close's. Refused while a
+    /// sync of these CRMs is running.
+    Forget {
+        /// On PostgreSQL, first free the leases of an interrupted sync whose process no
+        /// longer runs on this machine, as `crmkit sync --break-lease` does.
+        #[arg(long)]
+        break_lease: bool,
+    },
 }
 
 /// `crmkit sync retry <command>`.
@@ -244,6 +267,62 @@ async fn retry(store: &Store, crms: &[Crm], command: RetryCommand) -> Result<(),
     released
 }
 
+async fn facts(store: &Store, crms: &[Crm], command: FactsCommand) -> Result<(), Failure> {
+    let name = crmkit_sync::engine::CLOSE_COUNTRY_CODE;
+    let FactsCommand::Forget { break_lease } = command else {
+        let code = store
+            .account_fact(Crm::Close, name)
+            .await
+            .map_err(store_err)?;
+        println!(
+            "Close phone country code: {}",
+            code.map_or(
+                "not learned yet (any assigned code counts as Close's)".into(),
+                |c| {
+                    format!(
+                        "+{c} (learned from a read-back; `crmkit sync facts forget` forgets it)"
+                    )
+                }
+            )
+        );
+        return Ok(());
+    };
+    // A run reads the learned code when it starts and stores one it sees: the forgetting
+    // holds the sync leases, as a run does, so it never lands in the middle of one.
+    connect::free_dead_lease(store, crms, break_lease, connect::Freeing::Reset).await?;
+    let pair = crmkit_sync::engine::pair_name(crms);
+    let leases = hold_sync_leases(
+        store,
+        crms,
+        &pair,
+        RESET_LEASE_TTL,
+        "the learned facts cannot be changed meanwhile and nothing was forgotten",
+    )
+    .await?;
+    let forgotten = async {
+        let mut tx = store.begin().await.map_err(store_err)?;
+        for lease in &leases {
+            tx.fence(lease).await.map_err(store_err)?;
+        }
+        let had = tx
+            .forget_account_fact(Crm::Close, name)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok::<_, Failure>(had)
+    }
+    .await;
+    let released = crmkit_sync::engine::release_leases(store, &leases)
+        .await
+        .map_err(Failure::from);
+    if forgotten? {
+        println!("forgot the Close phone country code: the next read-back teaches it again");
+    } else {
+        println!("no Close phone country code was learned: nothing to forget");
+    }
+    released
+}
+
 /// How long a `crmkit sync retry reset` holds the pair's leases at most (it gives them back
 /// at once; a killed one's expire then, or the next command frees them on SQLite).
 const RESET_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -361,6 +440,11 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> Result<(), Failure> {
             let settings = Settings::load(config_path)?;
             let config = connect::load_config(config_path, &settings)?;
             return retry(&store, &config.sync.crms, command).await;
+        }
+        Some(SyncCommand::Facts { command }) => {
+            let settings = Settings::load(config_path)?;
+            let config = connect::load_config(config_path, &settings)?;
+            return facts(&store, &config.sync.crms, command).await;
         }
         None => {}
     }

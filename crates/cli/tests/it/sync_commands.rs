@@ -339,6 +339,37 @@ async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_close_country_code_is_shown_and_forgotten() {
+    let pair = pair(6, 2, Faults::default()).await;
+    let dir = Scratch::new("facts");
+    std::fs::write(
+        dir.0.join("crmkit.toml"),
+        "[sync]\ncrms = [\"close\", \"hubspot\"]\n",
+    )
+    .expect("config");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "facts", "show"]).await;
+    assert!(ok && out.contains("not learned yet"), "{out}\n{err}");
+    let store = crmkit_store::Store::open(&dir.sqlite())
+        .await
+        .expect("store opens");
+    let name = crmkit_sync::engine::CLOSE_COUNTRY_CODE;
+    store
+        .set_account_fact(Crm::Close, name, "44")
+        .await
+        .expect("stored");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "facts", "show"]).await;
+    assert!(ok && out.contains("+44"), "{out}\n{err}");
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "facts", "forget"]).await;
+    assert!(ok && out.contains("forgot"), "{out}\n{err}");
+    assert_eq!(
+        store.account_fact(Crm::Close, name).await.expect("store"),
+        None
+    );
+    let (ok, out, err) = run_async(&pair, &dir, &["sync", "facts", "forget"]).await;
+    assert!(ok && out.contains("nothing to forget"), "{out}\n{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_up_records_are_listed_and_re_armed_for_the_next_sync() {
     use crmkit_core::{Crm, ObjectKind, RecordRef};
 

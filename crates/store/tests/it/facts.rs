@@ -51,4 +51,27 @@ async fn a_fact_is_kept_per_crm_and_name_and_replaced(db: TestDb) {
             .as_deref(),
         Some("49")
     );
+    // Forgotten: gone for that CRM only, and forgetting it again finds nothing.
+    assert!(
+        s.forget_account_fact(Crm::Close, "phone_country_code")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.account_fact(Crm::Close, "phone_country_code")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !s.forget_account_fact(Crm::Close, "phone_country_code")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.account_fact(Crm::HubSpot, "phone_country_code")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

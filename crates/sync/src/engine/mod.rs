@@ -51,6 +51,7 @@ mod retry;
 pub use lease::{
     crm_lease_name, lease_names, pair_name, release_leases, renew_leases, take_leases,
 };
+pub use readback::CLOSE_COUNTRY_CODE;
 pub use retry::GivenUp;
 
 /// Open reviews read per run and kind to leave their records alone (far more than a review

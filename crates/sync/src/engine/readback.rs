@@ -40,7 +40,7 @@ use crate::values::{Field, FieldMap};
 
 /// The name of the Close account's phone country code among the facts the store keeps
 /// ([`crmkit_store::Store::account_fact`]), learned by [`country_code_seen`].
-pub(crate) const CLOSE_COUNTRY_CODE: &str = "phone_country_code";
+pub const CLOSE_COUNTRY_CODE: &str = "phone_country_code";
 
 /// Which country code Close may have given a phone number sent without one.
 ///
