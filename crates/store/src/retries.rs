@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crmkit_core::{ObjectKind, RecordRef};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::error::db;
 use crate::store::{Reader, crm_str, now_ms, object_str, ops, to_ms};
@@ -73,13 +73,23 @@ pub struct Retry {
     pub last_failed_at: DateTime<Utc>,
     /// When it is due again; `None` once given up.
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The id of a record of the same CRM and kind that was merged into this one, when the
-    /// merge waits on it ([`Store::remember_merge`](crate::Store::remember_merge)): the run
-    /// that syncs this record follows the merge then.
+    /// The ids of the records of the same CRM and kind that were merged into this one, when
+    /// the merges wait on it ([`Store::remember_merge`](crate::Store::remember_merge)), one
+    /// per line ([`Retry::merged_losers`]): the run that syncs this record follows them then.
     pub merged_from: Option<String>,
 }
 
 impl Retry {
+    /// The ids of the records merged into this one whose merges wait on it
+    /// ([`Retry::merged_from`]), in the order they were noted.
+    pub fn merged_losers(&self) -> impl Iterator<Item = &str> {
+        self.merged_from
+            .as_deref()
+            .into_iter()
+            .flat_map(str::lines)
+            .filter(|id| !id.is_empty())
+    }
+
     /// Whether it failed too often to be retried (it stays listed until it syncs).
     pub fn given_up(&self) -> bool {
         self.next_attempt_at.is_none()
@@ -121,8 +131,9 @@ ops! {
     /// Notes on `record`'s entry of `pair`'s list (recorded first, in the same transaction)
     /// that the record `merged_from` of its CRM and kind was merged into it and the merge
     /// waits on it (its stage cannot be mapped yet, say), so the run that retries it
-    /// follows the merge; a failure recorded later keeps the note. `false` if `record` is
-    /// not listed (nothing is written then).
+    /// follows the merge; merges noted before are kept beside it (several records may be
+    /// merged into one while it waits), and a failure recorded later keeps the notes.
+    /// `false` if `record` is not listed (nothing is written then).
     write fn remember_merge(pair: &str, record: &RecordRef, merged_from: &str) -> bool = note_merge;
     /// Removes `record` from `pair`'s list (it synced); `false` if it was not listed.
     write fn clear_retry(pair: &str, record: &RecordRef) -> bool = clear;
@@ -242,6 +253,27 @@ async fn note_merge(
     record: &RecordRef,
     merged_from: &str,
 ) -> Result<bool> {
+    let what =
+        || format!("noting on the retry entry of {record} the merge of {merged_from} into it");
+    let row = sqlx::query(
+        "SELECT merged_from FROM sync_retries \
+         WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4",
+    )
+    .bind(pair)
+    .bind(crm_str(record.crm))
+    .bind(object_str(record.object))
+    .bind(record.id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db(what()))?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let noted: Option<String> = row.try_get("merged_from").map_err(db(what()))?;
+    let mut losers: Vec<&str> = noted.as_deref().into_iter().flat_map(str::lines).collect();
+    if !losers.contains(&merged_from) {
+        losers.push(merged_from);
+    }
     let done = sqlx::query(
         "UPDATE sync_retries SET merged_from = $5 \
          WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4",
@@ -250,12 +282,10 @@ async fn note_merge(
     .bind(crm_str(record.crm))
     .bind(object_str(record.object))
     .bind(record.id.as_str())
-    .bind(merged_from)
+    .bind(losers.join("\n"))
     .execute(conn)
     .await
-    .map_err(db(format!(
-        "noting on the retry entry of {record} the merge of {merged_from} into it"
-    )))?;
+    .map_err(db(what()))?;
     Ok(done.rows_affected() > 0)
 }
 

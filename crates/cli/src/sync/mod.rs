@@ -970,12 +970,13 @@ async fn resolve(
             // A CRM the conflict does not name is written too: only where it still holds
             // what was last synced to it, so an edit made there since is not overwritten.
             let held = before.get(conflict.field.as_str());
-            let synced = link
-                .fields(crm)
+            let last = crmkit_sync::engine::last_synced(&link, crm, &before);
+            let synced = last
+                .as_ref()
                 .and_then(|b| b.get(conflict.field.as_str()))
                 .filter(|v| !v.is_null());
-            let unknown = link.fields(crm).is_none() && held.is_some();
-            if unknown || (link.fields(crm).is_some() && held != synced) {
+            let unknown = last.is_none() && held.is_some();
+            if unknown || (last.is_some() && held != synced) {
                 stale.push(format!(
                     "{crm} {} {rid}: {} is {} now, {} when last synced",
                     conflict.entity,
@@ -1000,6 +1001,11 @@ async fn resolve(
         ))
         .into());
     }
+    // Sides with a synced state first: should a later write fail, a side written before it
+    // holds the chosen value against its last-synced one, an edit the next sync carries on.
+    // A side with none (new to the link, or a relinked merge winner) is no edit by itself,
+    // so it is written last.
+    current.sort_by_key(|(_, crm, ..)| link.hash(*crm).is_none());
     let field = crmkit_sync::values::Field::intern(&conflict.field);
     let mut written = Vec::new();
     // What the link stores for each side afterwards, so the next run sees no change where

@@ -235,6 +235,16 @@ async fn a_merge_noted_on_an_entry_stays_until_it_leaves_the_list(db: TestDb) {
         .unwrap();
     assert_eq!(again.attempts, 2);
     assert_eq!(again.merged_from.as_deref(), Some("201"));
+    // A second record merged into it while it waits: both merges are kept, once each.
+    for loser in ["202", "201"] {
+        assert!(
+            s.remember_merge("close-hubspot", &winner, loser)
+                .await
+                .unwrap()
+        );
+    }
+    let again = s.retry("close-hubspot", &winner).await.unwrap().unwrap();
+    assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "202"]);
     let mut moved = again.clone();
     moved.pair = "hubspot-close".into();
     s.put_retry(&moved).await.unwrap();

@@ -359,7 +359,8 @@ impl Engine {
 /// hash is the new base's, so the next run finds nothing new on a side that holds exactly
 /// that.
 ///
-/// `None` for a side with no stored base: it is left without one. Such a side is new to
+/// `None` for a side with no stored base, or with a base but no hash (a relinked merge
+/// winner): it is left as it is. Such a side is new to
 /// the link, and the next run settles its values by the rule as on a first sync
 /// ([`crate::resolve::resolve`]); its whole read-back as base would make every other value
 /// it holds (an edit there, a value never synced) look synced, never reaching the rule,
@@ -376,7 +377,11 @@ pub fn side_after_write(
     before: &FieldMap,
     sent: &crate::values::Writes,
 ) -> Option<(FieldsHash, FieldMap)> {
-    let mut base = link_state(link).bases.remove(&crm)?;
+    // A relinked merge winner (a base but no hash) is left as it is too: stored with a hash
+    // it would stop being one, and its gaps would no longer be filled; unstored, a written
+    // value counts as its addition next run, which the other sides already agree with.
+    link.hash(crm)?;
+    let mut base = last_synced(link, crm, before)?;
     let judged = readback::base_after_write(crm, read_back, Some(before), sent, Some(&base))
         .unwrap_or_else(|| read_back.clone());
     for f in sent.keys() {
@@ -386,6 +391,20 @@ pub fn side_after_write(
         };
     }
     Some((crate::resolve::hash(&base), base))
+}
+
+/// `crm`'s side of `link` as last synced, as a run judges it against `now` (what the record
+/// holds): its stored base, or, for a created record not read back yet (hash
+/// [`plan::SENT`]), the base rebuilt from what it holds as the next run would (the CRM's
+/// reshaping of a sent value is its keeping, a real difference someone's edit). `None`
+/// where no base is stored.
+pub fn last_synced(link: &Link, crm: Crm, now: &FieldMap) -> Option<FieldMap> {
+    let base = link_state(link).bases.remove(&crm)?;
+    if link.hash(crm) != Some(plan::SENT) {
+        return Some(base);
+    }
+    let sent: crate::values::Writes = base.iter().map(|(f, v)| (*f, Some(v.clone()))).collect();
+    Some(readback::created_base(crm, now, &sent).unwrap_or_else(|| now.clone()))
 }
 
 fn link_state(link: &Link) -> LinkState {

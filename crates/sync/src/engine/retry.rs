@@ -41,7 +41,7 @@ pub(super) struct Failures {
     waiting: BTreeSet<RecordRef>,
     /// Merge winners waiting for a mapping, with the id of the record merged into each: the
     /// merge is noted on the winner's entry, to be followed when it syncs.
-    merges: BTreeMap<RecordRef, String>,
+    merges: BTreeMap<RecordRef, Vec<String>>,
 }
 
 /// Whether `e` is a failure of the connection (or of our store) rather than of the record:
@@ -77,7 +77,11 @@ impl Failures {
         loser: &RecordRef,
         reason: impl Into<String>,
     ) {
-        self.merges.insert(winner.clone(), loser.id.clone());
+        // Several records may be merged into one waiting winner: each merge is kept.
+        let losers = self.merges.entry(winner.clone()).or_default();
+        if !losers.contains(&loser.id) {
+            losers.push(loser.id.clone());
+        }
         self.wait(winner, reason);
     }
 
@@ -134,10 +138,11 @@ pub(super) fn waiting_merges(
         .iter()
         .filter(|e| crms.contains(&e.record.crm))
         .filter(|e| e.due(now) || upserts.contains_key(&(e.record.crm, e.record.id.clone())))
-        .filter_map(|e| {
-            let loser = RecordRef::new(e.record.crm, e.record.object, e.merged_from.clone()?);
-            let fed = merges.iter().any(|(l, _)| *l == loser);
-            (!fed).then(|| (loser, e.record.id.clone()))
+        .flat_map(|e| {
+            e.merged_losers()
+                .map(|id| RecordRef::new(e.record.crm, e.record.object, id))
+                .filter(|loser| !merges.iter().any(|(l, _)| l == loser))
+                .map(|loser| (loser, e.record.id.clone()))
         })
         .collect()
 }
@@ -221,10 +226,12 @@ impl Engine {
                 .await
                 .map_err(store_err)?;
         }
-        for (winner, loser) in &failures.merges {
-            tx.remember_merge(&self.pair, winner, loser)
-                .await
-                .map_err(store_err)?;
+        for (winner, losers) in &failures.merges {
+            for loser in losers {
+                tx.remember_merge(&self.pair, winner, loser)
+                    .await
+                    .map_err(store_err)?;
+            }
         }
         for entry in listed {
             let r = &entry.record;
