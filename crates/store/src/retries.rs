@@ -255,6 +255,14 @@ async fn note_merge(
 ) -> Result<bool> {
     let what =
         || format!("noting on the retry entry of {record} the merge of {merged_from} into it");
+    // The noted ids are kept one per line: an id holding a line break would be read back
+    // as other ids. No CRM's record ids hold one.
+    if merged_from.is_empty() || merged_from.contains(['\n', '\r']) {
+        return Err(crate::Error::InvalidInput {
+            field: "merged_from".into(),
+            reason: format!("{merged_from:?} is no record id (merged into {record})"),
+        });
+    }
     let row = sqlx::query(
         "SELECT merged_from FROM sync_retries \
          WHERE pair = $1 AND crm = $2 AND object = $3 AND record_id = $4",

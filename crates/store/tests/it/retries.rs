@@ -245,6 +245,14 @@ async fn a_merge_noted_on_an_entry_stays_until_it_leaves_the_list(db: TestDb) {
     }
     let again = s.retry("close-hubspot", &winner).await.unwrap().unwrap();
     assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "202"]);
+    // An id that would read back as two is refused, and nothing is noted.
+    assert!(
+        s.remember_merge("close-hubspot", &winner, "203\n204")
+            .await
+            .is_err()
+    );
+    let again = s.retry("close-hubspot", &winner).await.unwrap().unwrap();
+    assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "202"]);
     let mut moved = again.clone();
     moved.pair = "hubspot-close".into();
     s.put_retry(&moved).await.unwrap();

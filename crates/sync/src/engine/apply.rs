@@ -92,6 +92,9 @@ impl Engine {
         failed: &BTreeSet<usize>,
         group_links: &[Option<Link>],
     ) -> Result<()> {
+        // One update per link, all its written winners' sides together: the link is
+        // version-checked, so a second update of the same link would find it stale.
+        let mut per_link: BTreeMap<usize, LinkUpdate> = BTreeMap::new();
         for (i, target, sent) in written.iter().filter(|(i, _, _)| failed.contains(i)) {
             let Some(link) = group_links.get(*i).and_then(Option::as_ref) else {
                 continue;
@@ -106,9 +109,16 @@ impl Engine {
                     None => base.remove(f.as_str()),
                 };
             }
-            let update =
-                LinkUpdate::new().fields(target.crm, Some(serde_json::Value::Object(base)));
-            fenced!(self, update_link(link, &update))?;
+            let update = per_link.remove(i).unwrap_or_default();
+            per_link.insert(
+                *i,
+                update.fields(target.crm, Some(serde_json::Value::Object(base))),
+            );
+        }
+        for (i, update) in per_link {
+            if let Some(link) = group_links.get(i).and_then(Option::as_ref) {
+                fenced!(self, update_link(link, &update))?;
+            }
         }
         Ok(())
     }

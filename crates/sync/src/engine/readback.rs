@@ -198,14 +198,11 @@ fn free_text(field: Field) -> bool {
 ///
 /// - a number sent with a leading `+` carries its country code: Close's form of it is
 ///   exactly `+` and its digits;
-/// - one sent with the international prefix `00` (`0044 20 7946 0958`, the prefix ITU-T
-///   recommends and most countries dial) is read back as Close keeps it when Close holds
-///   `+` and exactly the digits after `00`: that is Close's reading of the number we sent,
-///   not someone's edit, even where `00` meant something else to the sender (Brazil dials
-///   `00` and a carrier's two digits, so `0021 1 650 555 0100` there is `+1 650 555 0100`;
-///   which number it is, is the sender's matter, not a change to sync back); any other
-///   form of it is an edit. Between linked values held apart that nobody changed, a `00`
-///   number is never taken as the same as a `+` one: there it may mean another number;
+/// - one sent with the international prefix `00` (`0044 20 7946 0958`) has no form taken
+///   as Close's: `00` is the prefix ITU-T recommends and most countries dial, but not every
+///   country (the United States dial `011`, and Brazil dials `00` and a carrier's two digits,
+///   where `0021 1 650 555 0100` is `+1 650 555 0100`, not `+211…`), so "`+` and the digits
+///   after `00`" could make two numbers one; Close's E.164 of it is an edit, synced back once;
 /// - one sent without either gets the account's default country code (see
 ///   [`CountryCode`]): `+`, that code, then exactly the digits we sent (a leading `0`
 ///   kept, as Italy's, or dropped as a national trunk prefix, as the United Kingdom's),
@@ -234,10 +231,7 @@ fn phone_kept_as(crm: Crm, sent: &str, now: &str, code: CountryCode<'_>) -> bool
                 return stored == digits;
             }
             if sent.starts_with("00") {
-                // Only for our own write read back: between linked values nobody changed
-                // (held apart before the link) `00` may have meant another number.
-                return matches!(code, CountryCode::Any)
-                    && digits.strip_prefix("00") == Some(stored);
+                return false;
             }
             let national = digits.strip_prefix('0').unwrap_or(&digits);
             if national.is_empty() {
@@ -695,18 +689,12 @@ mod tests {
                 ("+44 20 7946 0958", "+12079460958"),
                 ("0044 20 7946 0958", "+12079460958"),
                 ("0044 20 7946 0958", "+10044207946095"),
+                // `00` is not every country's international prefix.
+                ("0044 20 7946 0958", "+442079460958"),
+                ("0021 1 650 555 0100", "+2116505550100"),
                 ("6505550100", "+6505550100"),
             ],
             true,
-        );
-        // A number we sent with `00`, read back as `+` and the digits after it: Close's
-        // reading of what we sent, whatever `00` meant to its sender.
-        check(
-            &[
-                ("0044 20 7946 0958", "+442079460958"),
-                ("0021 1 650 555 0100", "+2116505550100"),
-            ],
-            false,
         );
         // HubSpot and Salesforce keep phone text as given: any other text is an edit.
         for crm in [Crm::HubSpot, Crm::Salesforce] {
