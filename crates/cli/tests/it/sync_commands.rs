@@ -20,6 +20,11 @@ async fn run_async(pair: &Pair, dir: &Scratch, args: &[&str]) -> (bool, String, 
     )
 }
 
+/// `crmkit conflicts resolve <id> --value <value>`, as [`run_async`] runs it.
+async fn choose(pair: &Pair, dir: &Scratch, id: &str, value: &str) -> (bool, String, String) {
+    run_async(pair, dir, &["conflicts", "resolve", id, "--value", value]).await
+}
+
 /// `crmkit conflicts resolve <id> --take <crm>`, as [`run_async`] runs it.
 async fn take(pair: &Pair, dir: &Scratch, id: &str, crm: &str) -> (bool, String, String) {
     run_async(pair, dir, &["conflicts", "resolve", id, "--take", crm]).await
@@ -211,18 +216,7 @@ async fn a_side_without_a_base_keeps_none_after_a_resolve() {
         )
         .await
         .expect("base dropped");
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &[
-            "conflicts",
-            "resolve",
-            conflict.id.as_ref(),
-            "--value",
-            "Chosen Name",
-        ],
-    )
-    .await;
+    let (ok, out, err) = choose(&pair, &dir, conflict.id.as_ref(), "Chosen Name").await;
     assert!(ok, "{out}\n{err}");
     let after = store.link(&link.id).await.expect("store").expect("linked");
     // Its whole record taken as synced, a domain never synced from there would look
@@ -260,18 +254,7 @@ async fn a_side_known_deleted_is_neither_read_nor_written_by_a_resolve() {
         )
         .await
         .expect("marked deleted");
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &[
-            "conflicts",
-            "resolve",
-            conflict.id.as_ref(),
-            "--value",
-            "Chosen Name",
-        ],
-    )
-    .await;
+    let (ok, out, err) = choose(&pair, &dir, conflict.id.as_ref(), "Chosen Name").await;
     assert!(ok, "{out}\n{err}");
     assert!(
         out.contains(&format!("skipped hubspot:{company}, deleted there")),
@@ -294,12 +277,7 @@ async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() 
         route: Some("POST /crm/v3/objects/companies/batch/update".into()),
         ..Faults::default()
     });
-    let (ok, out, err) = run_async(
-        &pair,
-        &dir,
-        &["conflicts", "resolve", &id, "--value", "Chosen Name"],
-    )
-    .await;
+    let (ok, out, err) = choose(&pair, &dir, &id, "Chosen Name").await;
     assert!(!ok, "the failed write is an error: {out}\n{err}");
     assert!(
         err.contains(&format!(

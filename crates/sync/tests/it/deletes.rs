@@ -421,10 +421,13 @@ async fn a_merge_winner_keeps_its_values_and_differences_are_queued_as_conflicts
     assert_eq!(open.len(), 3, "not queued again: {open:?}");
 }
 
-#[tokio::test]
-async fn a_value_only_the_losers_counterpart_holds_fills_the_winners_gap() {
-    let w = World::new().await;
-    let engine = w.engine(config());
+/// Close lead A "Acme", described "Maker of anvils", synced to HubSpot, then merged into
+/// lead B of the same name and site, which has no description (the merge not run yet):
+/// B's id and HubSpot's company id.
+async fn acme_merged_into_one_without_description(
+    w: &World,
+    engine: &crmkit_sync::engine::Engine,
+) -> (String, String) {
     let a = w
         .close_lead(
             serde_json::json!({"name": "Acme", "url": "https://acme.com",
@@ -434,20 +437,28 @@ async fn a_value_only_the_losers_counterpart_holds_fills_the_winners_gap() {
     w.settle().await;
     let first = engine.run().await.expect("first run");
     assert!(first.errors.is_empty(), "{first:?}");
-    let hs = close_company_link(&w, &a)
+    let hs = close_company_link(w, &a)
         .await
         .expect("linked")
         .crm_id(Crm::HubSpot)
         .expect("in HubSpot")
         .to_string();
-    // A goes into B, which has no description (Close's merge keeps the destination's
-    // fields): HubSpot's description, the loser's counterpart's, fills B's gap rather than
-    // being left apart, neither written nor queued.
     let b = w
         .close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
-    merge_close_leads(&w, &a, &b).await;
+    merge_close_leads(w, &a, &b).await;
     w.settle().await;
+    (b, hs)
+}
+
+#[tokio::test]
+async fn a_value_only_the_losers_counterpart_holds_fills_the_winners_gap() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    // A goes into B, which has no description (Close's merge keeps the destination's
+    // fields): HubSpot's description, the loser's counterpart's, fills B's gap rather than
+    // being left apart, neither written nor queued.
+    let (b, hs) = acme_merged_into_one_without_description(&w, &engine).await;
     let r = engine.run().await.expect("run");
     assert!(r.errors.is_empty(), "{r:?}");
     assert_eq!(r.relinked, 1, "{r:?}");
@@ -565,25 +576,7 @@ async fn a_contact_deleted_in_a_close_merge_is_flagged_never_propagated() {
 async fn a_filled_gap_whose_read_back_failed_is_not_filled_again_over_a_clear() {
     let w = World::new().await;
     let engine = w.engine(config());
-    let a = w
-        .close_lead(
-            serde_json::json!({"name": "Acme", "url": "https://acme.com",
-            "description": "Maker of anvils"}),
-        )
-        .await;
-    w.settle().await;
-    assert!(engine.run().await.expect("first run").errors.is_empty());
-    let hs = close_company_link(&w, &a)
-        .await
-        .expect("linked")
-        .crm_id(Crm::HubSpot)
-        .expect("in HubSpot")
-        .to_string();
-    let b = w
-        .close_lead(serde_json::json!({"name": "Acme", "url": "https://acme.com"}))
-        .await;
-    merge_close_leads(&w, &a, &b).await;
-    w.settle().await;
+    let (b, hs) = acme_merged_into_one_without_description(&w, &engine).await;
     // The gap fill reaches B, but reading B back fails: the group stores no new base.
     w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
         rate_500: 1.0,
