@@ -805,12 +805,15 @@ fn stored(
     update: crmkit_store::LinkUpdate,
     crm: Crm,
     after: Option<(
-        crmkit_sync::values::FieldsHash,
+        Option<crmkit_sync::values::FieldsHash>,
         crmkit_sync::values::FieldMap,
     )>,
 ) -> crmkit_store::LinkUpdate {
     match after {
-        Some((hash, base)) => crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base),
+        Some((Some(hash), base)) => {
+            crmkit_sync::engine::stored_side(update, crm, hash.as_str(), &base)
+        }
+        Some((None, base)) => crmkit_sync::engine::stored_base(update, crm, &base),
         None => update,
     }
 }

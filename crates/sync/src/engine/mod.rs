@@ -359,8 +359,11 @@ impl Engine {
 /// hash is the new base's, so the next run finds nothing new on a side that holds exactly
 /// that.
 ///
-/// `None` for a side with no stored base, or with a base but no hash (a relinked merge
-/// winner): it is left as it is. Such a side is new to
+/// A relinked merge winner (a base but no hash) keeps no hash (stored with one it would
+/// stop being one): the written fields join its base, so a value written there counts as
+/// held (a later clear of it is a change, never a gap to fill).
+///
+/// `None` for a side with no stored base: it is left as it is. Such a side is new to
 /// the link, and the next run settles its values by the rule as on a first sync
 /// ([`crate::resolve::resolve`]); its whole read-back as base would make every other value
 /// it holds (an edit there, a value never synced) look synced, never reaching the rule,
@@ -376,11 +379,7 @@ pub fn side_after_write(
     read_back: &FieldMap,
     before: &FieldMap,
     sent: &crate::values::Writes,
-) -> Option<(FieldsHash, FieldMap)> {
-    // A relinked merge winner (a base but no hash) is left as it is too: stored with a hash
-    // it would stop being one, and its gaps would no longer be filled; unstored, a written
-    // value counts as its addition next run, which the other sides already agree with.
-    link.hash(crm)?;
+) -> Option<(Option<FieldsHash>, FieldMap)> {
     let mut base = last_synced(link, crm, before)?;
     let judged = readback::base_after_write(crm, read_back, Some(before), sent, Some(&base))
         .unwrap_or_else(|| read_back.clone());
@@ -390,7 +389,8 @@ pub fn side_after_write(
             None => base.remove(f),
         };
     }
-    Some((crate::resolve::hash(&base), base))
+    let hash = link.hash(crm).map(|_| crate::resolve::hash(&base));
+    Some((hash, base))
 }
 
 /// `crm`'s side of `link` as last synced, as a run judges it against `now` (what the record
@@ -438,9 +438,13 @@ fn link_state(link: &Link) -> LinkState {
 /// `update` storing `hash` and `base` (the hash of and the values last synced to that side)
 /// for the `crm` side of a link.
 pub fn stored_side(update: LinkUpdate, crm: Crm, hash: &str, base: &FieldMap) -> LinkUpdate {
-    update
-        .hash(crm, Some(hash.to_string()))
-        .fields(crm, Some(fields_json(base)))
+    stored_base(update.hash(crm, Some(hash.to_string())), crm, base)
+}
+
+/// `update` storing `base` (the values last synced) for the `crm` side of a link, its hash
+/// left as it is (a relinked merge winner's stays unset).
+pub fn stored_base(update: LinkUpdate, crm: Crm, base: &FieldMap) -> LinkUpdate {
+    update.fields(crm, Some(fields_json(base)))
 }
 
 /// A side's mapped fields as the JSON object the store keeps.
