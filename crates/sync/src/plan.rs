@@ -576,9 +576,7 @@ fn plan_group(
         comparable.insert(s.crm, f);
         if let Some(b) = link.as_ref().and_then(|l| l.bases.get(&s.crm)) {
             let mut b = if stored(s.crm) == Some(SENT) {
-                let sent: Writes = b.iter().map(|(f, v)| (*f, Some(v.clone()))).collect();
-                crate::engine::readback::created_base(s.crm, &s.fields, &sent)
-                    .unwrap_or_else(|| s.fields.clone())
+                crate::engine::sent_base(s.crm, b, &s.fields)
             } else {
                 b.clone()
             };

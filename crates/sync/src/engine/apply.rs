@@ -99,21 +99,17 @@ impl Engine {
             let Some(link) = group_links.get(*i).and_then(Option::as_ref) else {
                 continue;
             };
-            let Some(serde_json::Value::Object(base)) = link.fields(target.crm) else {
+            let Some(mut base) = link_state(link).bases.remove(&target.crm) else {
                 continue;
             };
-            let mut base = base.clone();
             for (f, v) in sent {
                 match v {
-                    Some(v) => base.insert(f.to_string(), v.clone()),
-                    None => base.remove(f.as_str()),
+                    Some(v) => base.insert(*f, v.clone()),
+                    None => base.remove(f),
                 };
             }
             let update = per_link.remove(i).unwrap_or_default();
-            per_link.insert(
-                *i,
-                update.fields(target.crm, Some(serde_json::Value::Object(base))),
-            );
+            per_link.insert(*i, stored_base(update, target.crm, &base));
         }
         for (i, update) in per_link {
             if let Some(link) = group_links.get(i).and_then(Option::as_ref) {

@@ -403,8 +403,15 @@ pub fn last_synced(link: &Link, crm: Crm, now: &FieldMap) -> Option<FieldMap> {
     if link.hash(crm) != Some(plan::SENT) {
         return Some(base);
     }
-    let sent: crate::values::Writes = base.iter().map(|(f, v)| (*f, Some(v.clone()))).collect();
-    Some(readback::created_base(crm, now, &sent).unwrap_or_else(|| now.clone()))
+    Some(sent_base(crm, &base, now))
+}
+
+/// The base of a created record stored as what its create sent (hash [`plan::SENT`]),
+/// rebuilt against `now`, what it holds: the CRM's reshaping of a sent value is its keeping,
+/// a real difference someone's edit ([`readback::created_base`]).
+pub(crate) fn sent_base(crm: Crm, sent: &FieldMap, now: &FieldMap) -> FieldMap {
+    let sent: crate::values::Writes = sent.iter().map(|(f, v)| (*f, Some(v.clone()))).collect();
+    readback::created_base(crm, now, &sent).unwrap_or_else(|| now.clone())
 }
 
 fn link_state(link: &Link) -> LinkState {

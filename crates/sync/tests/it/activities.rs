@@ -90,8 +90,8 @@ impl Three {
             .await;
         self.clean_run(engine, "first run").await;
         let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
-        let hs = self.linked(&company, Crm::HubSpot).await;
-        let account = self.linked(&company, Crm::Salesforce).await;
+        let hs = self.w.linked_id(&company, Crm::HubSpot).await;
+        let account = self.w.linked_id(&company, Crm::Salesforce).await;
         (lead, hs, account)
     }
 
@@ -175,19 +175,6 @@ impl Three {
         }
     }
 
-    /// The id in `crm` of the record linked to `r`.
-    pub(super) async fn linked(&self, r: &RecordRef, crm: Crm) -> String {
-        self.w
-            .store
-            .link_by_record(r)
-            .await
-            .expect("store")
-            .unwrap_or_else(|| panic!("{r} is linked"))
-            .crm_id(crm)
-            .unwrap_or_else(|| panic!("{r} has a {crm} record"))
-            .to_string()
-    }
-
     async fn activity(&self, crm: Crm, id: &str) -> Activity {
         match self.conn(crm).get(ObjectKind::Activity, id).await {
             Ok(Record::Activity(a)) => a,
@@ -234,7 +221,7 @@ impl Three {
     /// Rewinds to the instant after `crm` created the copy of `source` and before its id
     /// was stored: the link lacks it and the create's intent is still `sent`.
     async fn interrupt(&self, engine: &Engine, source: &RecordRef, crm: Crm) {
-        let id = self.linked(source, crm).await;
+        let id = self.w.linked_id(source, crm).await;
         let mut sent = self.activity(crm, &id).await;
         sent.id = None;
         sent.raw = Value::Null;
@@ -310,21 +297,21 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
     );
     let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
     let (hs_company, account) = (
-        t.linked(&company, Crm::HubSpot).await,
-        t.linked(&company, Crm::Salesforce).await,
+        t.w.linked_id(&company, Crm::HubSpot).await,
+        t.w.linked_id(&company, Crm::Salesforce).await,
     );
 
     // HubSpot: a note and a call, associated with the linked company.
     let hs_note = t
         .activity(
             Crm::HubSpot,
-            &t.linked(&close_ref(&note), Crm::HubSpot).await,
+            &t.w.linked_id(&close_ref(&note), Crm::HubSpot).await,
         )
         .await;
     assert_eq!(hs_note.kind, ActivityKind::Note);
     assert_eq!(hs_note.body.as_deref(), Some("Intro notes"));
     assert_eq!(hs_note.company_id.as_deref(), Some(hs_company.as_str()));
-    let hs_call_id = t.linked(&close_ref(&call), Crm::HubSpot).await;
+    let hs_call_id = t.w.linked_id(&close_ref(&call), Crm::HubSpot).await;
     let hs_call = t.activity(Crm::HubSpot, &hs_call_id).await;
     assert_eq!(hs_call.kind, ActivityKind::Call);
     assert_eq!(
@@ -335,7 +322,7 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
     assert_eq!(t.w.hs_sb.count("notes"), 1);
 
     // Salesforce: Tasks under the linked Account; a note is a completed Task.
-    let sf_note_id = t.linked(&close_ref(&note), Crm::Salesforce).await;
+    let sf_note_id = t.w.linked_id(&close_ref(&note), Crm::Salesforce).await;
     let sf_note = t.activity(Crm::Salesforce, &sf_note_id).await;
     assert_eq!(sf_note.raw["WhatId"], json!(account));
     assert_eq!(
@@ -346,7 +333,7 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
     let sf_call = t
         .activity(
             Crm::Salesforce,
-            &t.linked(&close_ref(&call), Crm::Salesforce).await,
+            &t.w.linked_id(&close_ref(&call), Crm::Salesforce).await,
         )
         .await;
     assert_eq!(sf_call.kind, ActivityKind::Call);
@@ -359,7 +346,7 @@ async fn activities_reach_every_crm_under_the_linked_company_and_edits_follow() 
     assert_eq!(second.created, 2, "{second:?}");
     let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, from_hs);
     let in_close = t
-        .activity(Crm::Close, &t.linked(&hs_ref, Crm::Close).await)
+        .activity(Crm::Close, &t.w.linked_id(&hs_ref, Crm::Close).await)
         .await;
     assert_eq!(
         (
@@ -410,7 +397,7 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
     let note_at = t.activity(Crm::Close, &note).await.occurred_at;
     t.clean_run(&engine, "first run").await;
     let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
-    let hs_company = t.linked(&company, Crm::HubSpot).await;
+    let hs_company = t.w.linked_id(&company, Crm::HubSpot).await;
     let from_hs = t.hs_note(&hs_company, "Sent the proposal").await;
     let second = t.clean_run(&engine, "second run").await;
     assert_eq!(second.created, 2, "{second:?}");
@@ -440,7 +427,7 @@ async fn an_interrupted_activity_create_is_found_by_marker_or_natural_key_not_ma
         (close_ref(&note), Crm::Salesforce),
         (hs_ref, Crm::Close),
     ] {
-        t.linked(&r, crm).await;
+        t.w.linked_id(&r, crm).await;
     }
 
     // And a run after that changes nothing.
@@ -533,8 +520,8 @@ async fn a_record_deleted_in_one_of_three_crms_leaves_the_other_two_syncing() {
     t.clean_run(&engine, "first run").await;
     let company = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
     let (hs, account) = (
-        t.linked(&company, Crm::HubSpot).await,
-        t.linked(&company, Crm::Salesforce).await,
+        t.w.linked_id(&company, Crm::HubSpot).await,
+        t.w.linked_id(&company, Crm::Salesforce).await,
     );
     assert_eq!(t.sf_sb.count("Account"), 1);
 
@@ -596,7 +583,7 @@ async fn under_primary_an_edit_counts_only_the_updates_sent() {
     assert_eq!(first.created, 2, "{first:?}");
     // The Salesforce Task holds what a Close call has not: whether it is done, and a day
     // instead of a time.
-    let sf_id = t.linked(&close_ref(&call), Crm::Salesforce).await;
+    let sf_id = t.w.linked_id(&close_ref(&call), Crm::Salesforce).await;
     let sf_call = t.activity(Crm::Salesforce, &sf_id).await;
     assert_eq!(sf_call.completed, Some(false));
     assert_eq!(sf_call.occurred_at, at("2025-03-02T00:00:00Z"));
@@ -670,7 +657,7 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
     let first = t.clean_run(&engine, "run").await;
     assert_eq!(first.created, 2, "{first:?}");
 
-    let hs_id = t.linked(&close_ref(&email), Crm::HubSpot).await;
+    let hs_id = t.w.linked_id(&close_ref(&email), Crm::HubSpot).await;
     let hs = t.activity(Crm::HubSpot, &hs_id).await;
     assert_eq!(
         (
@@ -689,7 +676,7 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
     assert_eq!(hs.occurred_at, at("2025-03-03T08:30:00Z"));
     assert_eq!(hs.company_id.as_deref(), Some(hs_company.as_str()));
     assert_eq!(t.w.hs_sb.count("emails"), 1);
-    let sf_id = t.linked(&close_ref(&email), Crm::Salesforce).await;
+    let sf_id = t.w.linked_id(&close_ref(&email), Crm::Salesforce).await;
     let sf = t.activity(Crm::Salesforce, &sf_id).await;
     assert_eq!(
         (sf.kind, sf.subject.as_deref(), sf.body.as_deref()),
@@ -777,7 +764,7 @@ async fn a_salesforce_event_becomes_a_hubspot_meeting_and_close_reports_it_once(
         first.errors
     );
     let sf_ref = RecordRef::new(Crm::Salesforce, ObjectKind::Activity, event.clone());
-    let hs_id = t.linked(&sf_ref, Crm::HubSpot).await;
+    let hs_id = t.w.linked_id(&sf_ref, Crm::HubSpot).await;
     let hs = t.activity(Crm::HubSpot, &hs_id).await;
     assert_eq!(
         (hs.kind, hs.subject.as_deref(), hs.body.as_deref()),
@@ -842,7 +829,7 @@ async fn a_hubspot_task_becomes_a_salesforce_task_and_its_completion_follows() {
         first.errors
     );
     let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, task.clone());
-    let sf_id = t.linked(&hs_ref, Crm::Salesforce).await;
+    let sf_id = t.w.linked_id(&hs_ref, Crm::Salesforce).await;
     let sf = t.activity(Crm::Salesforce, &sf_id).await;
     assert_eq!(
         (

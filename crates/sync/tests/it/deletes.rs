@@ -640,8 +640,8 @@ async fn a_clear_or_edit_made_in_another_crm_survives_a_merges_relink() {
             .await;
         t.clean_run(&engine, "first run").await;
         let company = RecordRef::new(Crm::Close, ObjectKind::Company, a.clone());
-        let hs = t.linked(&company, Crm::HubSpot).await;
-        let account = t.linked(&company, Crm::Salesforce).await;
+        let hs = t.w.linked_id(&company, Crm::HubSpot).await;
+        let account = t.w.linked_id(&company, Crm::Salesforce).await;
         assert_eq!(
             description(&t, Crm::Salesforce, &account).await,
             "Maker of anvils"

@@ -89,6 +89,18 @@ fn fast_retry() -> crmkit_core::http::retry::RetryPolicy {
 }
 
 impl World {
+    /// The id in `crm` of the record linked to `r`.
+    pub async fn linked_id(&self, r: &RecordRef, crm: Crm) -> String {
+        self.store
+            .link_by_record(r)
+            .await
+            .expect("store")
+            .unwrap_or_else(|| panic!("{r} is linked"))
+            .crm_id(crm)
+            .unwrap_or_else(|| panic!("{r} has a {crm} record"))
+            .to_string()
+    }
+
     /// Empty sandboxes with marker fields, connectors and a fresh SQLite store.
     pub async fn new() -> World {
         Self::on(Db::Sqlite).await
@@ -372,20 +384,8 @@ pub async fn linked_acme(w: &World, engine: &Engine) -> (String, String) {
     let report = engine.run().await.expect("first run");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.created, 1, "{report:?}");
-    let link = w
-        .store
-        .link_by_record(&crmkit_core::RecordRef::new(
-            Crm::Close,
-            crmkit_core::ObjectKind::Company,
-            close.clone(),
-        ))
-        .await
-        .expect("store")
-        .expect("linked");
-    let hs = link
-        .crm_id(Crm::HubSpot)
-        .expect("created in HubSpot")
-        .to_string();
+    let company = RecordRef::new(Crm::Close, ObjectKind::Company, close.clone());
+    let hs = w.linked_id(&company, Crm::HubSpot).await;
     (close, hs)
 }
 
@@ -416,17 +416,8 @@ pub async fn linked_contact(
     w.settle().await;
     let first = engine.run().await.expect("first run");
     assert!(first.errors.is_empty(), "{first:?}");
-    let link = w
-        .store
-        .link_by_record(&RecordRef::new(
-            Crm::Close,
-            ObjectKind::Person,
-            contact.clone(),
-        ))
-        .await
-        .expect("store")
-        .expect("linked");
-    let hs = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    let person = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let hs = w.linked_id(&person, Crm::HubSpot).await;
     (contact, hs)
 }
 

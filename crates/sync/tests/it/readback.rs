@@ -286,20 +286,8 @@ async fn created_unread(w: &World) -> (String, String, crmkit_sync::engine::Repo
         run.errors.iter().any(|e| e.contains("reading back")),
         "{run:?}"
     );
-    let link = w
-        .store
-        .link_by_record(&RecordRef::new(
-            Crm::HubSpot,
-            ObjectKind::Person,
-            hs.clone(),
-        ))
-        .await
-        .expect("store")
-        .expect("linked");
-    let contact = link
-        .crm_id(Crm::Close)
-        .expect("created in Close")
-        .to_string();
+    let person = RecordRef::new(Crm::HubSpot, ObjectKind::Person, hs.clone());
+    let contact = w.linked_id(&person, Crm::Close).await;
     (hs, contact, run)
 }
 
