@@ -83,14 +83,22 @@ impl Engine {
 
     /// Adds what was written to a relinked merge winner (a side with a base but no hash,
     /// see `Engine::relink`; `written` holds only those) in a group that failed elsewhere or
-    /// waits to that side's base, as one fenced write per side. Such a group stores no new base,
-    /// so without this a value filled into the winner's gap would count as never held
+    /// waits to that side's base, as one fenced write per link. Such a group stores no new
+    /// base, so without this a value filled into the winner's gap would count as never held
     /// there again next run, and be filled again over a user's clear of it.
+    ///
+    /// What joins the base is what the read-back showed the CRM kept of each field written
+    /// (`kept`, the side's base as judged after any write), not the value sent: a value the
+    /// CRM dropped would otherwise read as a clear next run and be cleared in the other
+    /// CRMs. Only where the read-back failed too is the value sent taken: leaving the base
+    /// as it was would have the next run fill the gap again over a user's clear, a loss
+    /// more likely than a CRM dropping a value it accepted.
     async fn keep_relinked_writes(
         &self,
         written: &[(usize, RecordRef, Sent)],
         failed: &BTreeSet<usize>,
         group_links: &[Option<Link>],
+        kept: &BTreeMap<(usize, Crm), FieldMap>,
     ) -> Result<()> {
         // One update per link, all its written winners' sides together: the link is
         // version-checked, so a second update of the same link would find it stale.
@@ -102,12 +110,7 @@ impl Engine {
             let Some(mut base) = link_state(link).bases.remove(&target.crm) else {
                 continue;
             };
-            for (f, v) in sent {
-                match v {
-                    Some(v) => base.insert(*f, v.clone()),
-                    None => base.remove(f),
-                };
-            }
+            join_written(&mut base, sent, kept.get(&(*i, target.crm)));
             let update = per_link.remove(i).unwrap_or_default();
             per_link.insert(*i, stored_base(update, target.crm, &base));
         }
@@ -536,11 +539,18 @@ impl Engine {
             })
             .cloned()
             .collect();
+        // A relinked winner's write is read back even where its group failed, so what the
+        // CRM kept of it can join its base.
+        let relinked: BTreeSet<(usize, Crm)> = relinked_writes
+            .iter()
+            .map(|(i, r, _)| (*i, r.crm))
+            .collect();
+        let mut kept: BTreeMap<(usize, Crm), FieldMap> = BTreeMap::new();
         let reads = self
             .read_many(
                 written
                     .into_iter()
-                    .filter(|(i, _, _)| !failed.contains(i))
+                    .filter(|(i, r, _)| !failed.contains(i) || relinked.contains(&(*i, r.crm)))
                     .map(|(i, r, sent)| ((i, sent), r))
                     .collect(),
             )
@@ -575,6 +585,9 @@ impl Engine {
                             (crate::resolve::hash(&base), base)
                         }
                     };
+                    if relinked.contains(&(i, r.crm)) {
+                        kept.insert((i, r.crm), stored.1.clone());
+                    }
                     hashes[i].insert(r.crm, stored);
                 }
                 Err(e) => {
@@ -598,7 +611,7 @@ impl Engine {
                 )?;
             }
         }
-        self.keep_relinked_writes(&relinked_writes, &failed, &group_links)
+        self.keep_relinked_writes(&relinked_writes, &failed, &group_links, &kept)
             .await?;
         for (i, link) in group_links.into_iter().enumerate() {
             // A group with a failed write keeps its old hashes, so the next run plans it again.
@@ -656,6 +669,19 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Joins the fields `sent` to a relinked winner to its `base`: each as the read-back showed
+/// the CRM kept it (`kept`, the side's base as judged after the write: a value it dropped
+/// is absent, one someone edited meanwhile is the old base's), or as sent where there is
+/// no read-back (see `Engine::keep_relinked_writes`).
+fn join_written(base: &mut FieldMap, sent: &Sent, kept: Option<&FieldMap>) {
+    for (f, v) in sent {
+        match kept.map_or(v.as_ref(), |k| k.get(f)) {
+            Some(v) => base.insert(*f, v.clone()),
+            None => base.remove(f),
+        };
     }
 }
 
@@ -747,7 +773,65 @@ pub(super) fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
 
 #[cfg(test)]
 mod tests {
-    use super::per_input;
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(pairs: &[(&str, Value)]) -> FieldMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (Field::intern(k), v.clone()))
+            .collect()
+    }
+
+    /// A relinked HubSpot winner (its own values its base) whose gap was filled with two
+    /// e-mails in a group that failed elsewhere, read back as `read_back`: the base joined.
+    fn joined(read_back: Option<&FieldMap>) -> FieldMap {
+        let own = map(&[("name", json!("Robert Stone"))]);
+        let sent = Sent::from([(
+            Field::intern("emails"),
+            Some(json!(["bob@acme.com", "bob@home.example"])),
+        )]);
+        let kept = read_back.map(|r| {
+            readback::base_after_write(Crm::HubSpot, r, Some(&own), &sent, Some(&own))
+                .unwrap_or_else(|| r.clone())
+        });
+        let mut base = own.clone();
+        join_written(&mut base, &sent, kept.as_ref());
+        base
+    }
+
+    #[test]
+    fn a_relinked_winner_keeps_in_its_base_what_the_crm_kept_of_a_write_not_what_was_sent() {
+        // HubSpot holds one e-mail of the two sent: stored as sent, the next run would read
+        // the second's absence as a removal in HubSpot and remove it from the other CRMs.
+        let read_back = map(&[
+            ("name", json!("Robert Stone")),
+            ("emails", json!(["bob@acme.com"])),
+        ]);
+        assert_eq!(
+            joined(Some(&read_back)),
+            map(&[
+                ("name", json!("Robert Stone")),
+                ("emails", json!(["bob@acme.com"]))
+            ])
+        );
+        // Someone put their own value there between our write and our read-back: it is
+        // their edit, so the field stays out of the base (a change next run, not synced).
+        let theirs = map(&[
+            ("name", json!("Robert Stone")),
+            ("emails", json!(["robert@other.example"])),
+        ]);
+        assert_eq!(
+            joined(Some(&theirs)),
+            map(&[("name", json!("Robert Stone"))])
+        );
+        // No read-back: the value sent.
+        assert_eq!(
+            joined(None)[&Field::intern("emails")],
+            json!(["bob@acme.com", "bob@home.example"])
+        );
+    }
 
     #[test]
     fn a_short_batch_answer_leaves_the_unanswered_inputs_without_an_outcome() {

@@ -213,6 +213,40 @@ impl Engine {
         // Groups of nothing but echoes changed nowhere: counted and dropped before any read.
         let on_list: BTreeSet<RecordRef> = listed.iter().map(|r| r.record.clone()).collect();
         report.echoes += echo::drop_echoes(kind, &crms, &mut groups, &input.unlinked, &on_list);
+        // A link whose record was merged into a winner still waiting to be mapped names the
+        // merged record until the merge is followed. Read, it answers "not found" (taken
+        // for gone: flagged for review under `propagate`) or, from HubSpot, with the winner
+        // under the winner's id (a failed read, reported as a batch answer naming no input).
+        // Its group waits with the merge instead, its changed records on the retry list.
+        let waiting_losers = if run.is_some() {
+            retry::waiting_losers(&listed)
+        } else {
+            let stored = self
+                .store
+                .retries(&self.pair, Some(kind))
+                .await
+                .map_err(store_err)?;
+            retry::waiting_losers(&stored)
+        };
+        if !waiting_losers.is_empty() {
+            groups.retain(|_, (state, sides)| {
+                let Some((loser, winner)) = state
+                    .ids
+                    .iter()
+                    .map(|(crm, id)| RecordRef::new(crm, kind, id.clone()))
+                    .find_map(|r| waiting_losers.get_key_value(&r))
+                else {
+                    return true;
+                };
+                let why = format!(
+                    "waits for the merge of its linked {loser} into {winner}, which waits to be mapped"
+                );
+                for s in sides.values().filter(|s| s.fed) {
+                    failures.record(s.reference(), why.clone());
+                }
+                false
+            });
+        }
         // Complete each linked record with the sides that did not change.
         let mut missing: Vec<(String, RecordRef)> = Vec::new();
         for (key, (state, sides)) in &groups {

@@ -147,6 +147,22 @@ pub(super) fn waiting_merges(
         .collect()
 }
 
+/// The losers of the merges noted on `listed` entries (winners waiting to be mapped), each
+/// with its winner: their links still name them until the merge is followed.
+pub(super) fn waiting_losers(listed: &[Retry]) -> BTreeMap<RecordRef, RecordRef> {
+    listed
+        .iter()
+        .flat_map(|e| {
+            e.merged_losers().map(|id| {
+                (
+                    RecordRef::new(e.record.crm, e.record.object, id),
+                    e.record.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
 impl Engine {
     /// Reads again the due entries of `listed` (the retry list's entries of `kind`) not in
     /// this run's feeds, nor merge winners this run already read: each read record joins

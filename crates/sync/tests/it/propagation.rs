@@ -320,30 +320,30 @@ async fn close_opportunity(w: &World, lead: &str, note: &str, status: &str) -> S
         .to_string()
 }
 
-#[tokio::test]
-async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_kind_and_is_relinked_once_mapped()
- {
-    let w = World::new().await;
+/// A Close opportunity on lead "Acme", synced to HubSpot, whose HubSpot deal (the loser)
+/// is then merged into one in a stage the configuration does not map yet (the winner):
+/// Close's statuses, the lead, the opportunity, the loser's and the winner's ids.
+async fn deal_merged_into_an_unmapped_winner(
+    w: &World,
+    c: impl Fn(&serde_json::Value) -> crmkit_sync::Config,
+) -> (serde_json::Value, String, String, String, String) {
     let statuses = w.close_get("status/opportunity/").await;
     let lead = w
         .close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
         .await;
-    let opp = close_opportunity(&w, &lead, "Anvil order", &close_status(&statuses, "Active")).await;
+    let opp = close_opportunity(w, &lead, "Anvil order", &close_status(&statuses, "Active")).await;
     w.settle().await;
-    let engine = w.engine(deal_config(&statuses, true));
-    let first = engine.run().await.expect("run");
+    let first = w.engine(c(&statuses)).run().await.expect("run");
     assert!(first.errors.is_empty(), "{:?}", first.errors);
-    let opp_ref = RecordRef::new(Crm::Close, ObjectKind::Deal, opp.clone());
     let loser = w
         .store
-        .link_by_record(&opp_ref)
+        .link_by_record(&RecordRef::new(Crm::Close, ObjectKind::Deal, opp.clone()))
         .await
         .expect("store")
         .expect("linked")
         .crm_id(Crm::HubSpot)
         .expect("in HubSpot")
         .to_string();
-    // The HubSpot deal is merged into one in a stage the configuration does not map yet.
     let winner = w
         .hs_create(
             "deals",
@@ -358,6 +358,17 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_k
     .await
     .expect("merged");
     w.settle().await;
+    (statuses, lead, opp, loser, winner)
+}
+
+#[tokio::test]
+async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_kind_and_is_relinked_once_mapped()
+ {
+    let w = World::new().await;
+    let (statuses, lead, opp, loser, winner) =
+        deal_merged_into_an_unmapped_winner(&w, |s| deal_config(s, true)).await;
+    let opp_ref = RecordRef::new(Crm::Close, ObjectKind::Deal, opp.clone());
+    let engine = w.engine(deal_config(&statuses, true));
     let unmapped = w.engine(deal_config(&statuses, false));
     let cursor = crmkit_store::CursorKey::new(unmapped.pair(), Crm::HubSpot, ObjectKind::Deal);
     let before = w.store.cursor(&cursor).await.expect("cursor");
@@ -442,6 +453,78 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_k
             .expect("retries")
             .is_empty()
     );
+}
+
+/// While a merge waits for its winner to be mapped, the link names the merged record: an
+/// edit of its counterpart waits with the merge, named as the reason, rather than reading
+/// the merged record (which answers with the winner under another id, a failed read, or
+/// "not found", flagged under `propagate` for a review saying to delete the linked
+/// records). Once mapped, the merge is followed and the edit reaches the winner.
+#[tokio::test]
+async fn an_edit_linked_to_a_merged_record_waits_with_the_merge_and_flags_nothing() {
+    let w = World::new().await;
+    let propagate = |s: &serde_json::Value, mapped: bool| {
+        let mut c = deal_config(s, mapped);
+        c.deal.delete = crmkit_sync::config::DeletePolicy::Propagate;
+        c
+    };
+    let (statuses, _, opp, _, winner) =
+        deal_merged_into_an_unmapped_winner(&w, |s| propagate(s, true)).await;
+    let unmapped = w.engine(propagate(&statuses, false));
+    let waiting = unmapped.run().await.expect("run");
+    assert_eq!(waiting.relinked, 0, "{waiting:?}");
+    w.close_update(
+        &format!("opportunity/{opp}/"),
+        json!({"note": "Anvil order, two crates"}),
+    )
+    .await;
+    w.settle().await;
+    let edited = unmapped.run().await.expect("run");
+    assert!(edited.flagged.is_empty(), "nothing flagged: {edited:?}");
+    assert_eq!(edited.updated, 0, "{edited:?}");
+    assert!(
+        w.store.open_reviews(10).await.expect("store").is_empty(),
+        "no review to delete anything"
+    );
+    let opp_ref = RecordRef::new(Crm::Close, ObjectKind::Deal, opp.clone());
+    let link = w
+        .store
+        .link_by_record(&opp_ref)
+        .await
+        .expect("store")
+        .expect("linked");
+    assert_ne!(link.hash(Crm::HubSpot), Some("deleted"), "{link:?}");
+    let listed = w
+        .store
+        .retries(unmapped.pair(), Some(ObjectKind::Deal))
+        .await
+        .expect("retries");
+    let edit = listed
+        .iter()
+        .find(|e| e.record == opp_ref)
+        .unwrap_or_else(|| panic!("the edit waits on the retry list: {listed:?}"));
+    assert!(edit.reason.contains("merge"), "{edit:?}");
+    // Mapped: the merge is followed and the edit reaches the winner.
+    w.settle().await;
+    let mapped = w
+        .engine(propagate(&statuses, true))
+        .run()
+        .await
+        .expect("run");
+    assert!(mapped.errors.is_empty(), "{mapped:?}");
+    assert_eq!(mapped.relinked, 1, "{mapped:?}");
+    assert!(mapped.flagged.is_empty(), "{mapped:?}");
+    let deal =
+        w.hs.raw(&crmkit_core::http::ApiRequest::get(format!(
+            "crm/v3/objects/deals/{winner}?properties=dealname"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(
+        deal["properties"]["dealname"], "Anvil order, two crates",
+        "{deal}"
+    );
+    assert!(w.store.open_reviews(10).await.expect("store").is_empty());
 }
 
 #[tokio::test]
