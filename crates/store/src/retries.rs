@@ -133,7 +133,8 @@ ops! {
     /// waits on it (its stage cannot be mapped yet, say), so the run that retries it
     /// follows the merge; merges noted before are kept beside it (several records may be
     /// merged into one while it waits), and a failure recorded later keeps the notes.
-    /// `false` if `record` is not listed (nothing is written then).
+    /// `false` if `record` is not listed (nothing is written then). An id that is empty,
+    /// holds a line break or is `record`'s own is refused ([`crate::Error::InvalidInput`]).
     write fn remember_merge(pair: &str, record: &RecordRef, merged_from: &str) -> bool = note_merge;
     /// Removes `record` from `pair`'s list (it synced); `false` if it was not listed.
     write fn clear_retry(pair: &str, record: &RecordRef) -> bool = clear;
@@ -261,6 +262,14 @@ async fn note_merge(
         return Err(crate::Error::InvalidInput {
             field: "merged_from".into(),
             reason: format!("{merged_from:?} is no record id (merged into {record})"),
+        });
+    }
+    // Noted, the winner's own id would have the run follow a merge of the winner into
+    // itself; a feed saying so is wrong, and no CRM merges a record with itself.
+    if merged_from == record.id {
+        return Err(crate::Error::InvalidInput {
+            field: "merged_from".into(),
+            reason: format!("{record} cannot be merged into itself"),
         });
     }
     let row = sqlx::query(

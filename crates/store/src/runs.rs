@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use crmkit_core::Crm;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -61,6 +62,8 @@ pub struct PairState {
     pub writing_runs: u64,
     /// How many write intents it recorded, settled or not.
     pub intents: u64,
+    /// How many links join records of exactly this pair's CRMs (two or three of them).
+    pub links: u64,
 }
 
 /// One run of a sync pair.
@@ -129,9 +132,12 @@ ops! {
     /// Every pair name under which the store holds sync state that moved something, sorted
     /// by name: change-feed cursors, runs that wrote to a CRM (created, updated or deleted
     /// a record) or write intents (a write sent, or about to be, by a run that may have been
-    /// killed before storing its counts). A run that wrote nothing (one that failed at
-    /// once, on bad credentials) is left out. The sync engine checks it so that one store
-    /// serves one set of CRMs.
+    /// killed before storing its counts), and links joining records of two or more CRMs,
+    /// counted under the name of the CRMs each joins (`close-hubspot`: the CRM names
+    /// sorted, joined by `-`), since a link stores every side's last synced values even
+    /// where its run failed before writing or storing a cursor. A run that wrote nothing
+    /// (one that failed at once, on bad credentials) is left out. The sync engine checks it
+    /// so that one store serves one set of CRMs.
     read fn sync_pairs() -> Vec<PairState> = pairs;
 }
 
@@ -232,6 +238,30 @@ async fn pairs(conn: &mut AnyConnection) -> Result<Vec<PairState>> {
     for (pair, n) in writing {
         entry(&mut out, pair).writing_runs = n;
     }
+    // One bit per CRM a link holds an id of, in the order of their names.
+    let rows = sqlx::query(
+        "SELECT CAST(CASE WHEN close_id IS NULL THEN 0 ELSE 1 END \
+                   + CASE WHEN hubspot_id IS NULL THEN 0 ELSE 2 END \
+                   + CASE WHEN salesforce_id IS NULL THEN 0 ELSE 4 END AS BIGINT) AS crms, \
+                COUNT(*) AS n \
+         FROM crm_sync_records GROUP BY crms",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("counting the links of each set of CRMs"))?;
+    for row in &rows {
+        let r = Reader::new(row, "crm_sync_records", "crms");
+        let bits = r.int("crms")?;
+        let crms: Vec<String> = [Crm::Close, Crm::HubSpot, Crm::Salesforce]
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, crm)| crm.to_string())
+            .collect();
+        if crms.len() >= 2 {
+            entry(&mut out, crms.join("-")).links = count(&r)?;
+        }
+    }
     Ok(out.into_values().collect())
 }
 
@@ -242,6 +272,7 @@ fn entry(out: &mut BTreeMap<String, PairState>, pair: String) -> &mut PairState 
         cursors: 0,
         writing_runs: 0,
         intents: 0,
+        links: 0,
     })
 }
 

@@ -236,7 +236,7 @@ async fn a_merge_noted_on_an_entry_stays_until_it_leaves_the_list(db: TestDb) {
     assert_eq!(again.attempts, 2);
     assert_eq!(again.merged_from.as_deref(), Some("201"));
     // A second record merged into it while it waits: both merges are kept, once each.
-    for loser in ["202", "201"] {
+    for loser in ["203", "201"] {
         assert!(
             s.remember_merge("close-hubspot", &winner, loser)
                 .await
@@ -244,15 +244,19 @@ async fn a_merge_noted_on_an_entry_stays_until_it_leaves_the_list(db: TestDb) {
         );
     }
     let again = s.retry("close-hubspot", &winner).await.unwrap().unwrap();
-    assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "202"]);
-    // An id that would read back as two is refused, and nothing is noted.
-    assert!(
-        s.remember_merge("close-hubspot", &winner, "203\n204")
-            .await
-            .is_err()
-    );
+    assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "203"]);
+    // An id that would read back as two is refused, and nothing is noted; so is the
+    // winner's own id (a record is never merged into itself).
+    for bad in ["204\n205", "202"] {
+        assert!(
+            s.remember_merge("close-hubspot", &winner, bad)
+                .await
+                .is_err(),
+            "{bad:?}"
+        );
+    }
     let again = s.retry("close-hubspot", &winner).await.unwrap().unwrap();
-    assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "202"]);
+    assert_eq!(again.merged_losers().collect::<Vec<_>>(), ["201", "203"]);
     let mut moved = again.clone();
     moved.pair = "hubspot-close".into();
     s.put_retry(&moved).await.unwrap();

@@ -10,8 +10,8 @@ both_backends!(
     the_pairs_with_sync_state_are_listed
 );
 
-/// A pair has sync state once it has a cursor, a run that wrote or a write intent stored;
-/// a run that wrote nothing is no state.
+/// A pair has sync state once it has a cursor, a run that wrote, a write intent or a link
+/// joining its CRMs stored; a run that wrote nothing is no state.
 async fn the_pairs_with_sync_state_are_listed(db: TestDb) {
     let s = &db.store;
     assert!(s.sync_pairs().await.unwrap().is_empty());
@@ -58,19 +58,37 @@ async fn the_pairs_with_sync_state_are_listed(db: TestDb) {
     )
     .await
     .unwrap();
-    let found: Vec<(String, u64, u64, u64)> = s
+    // Links, counted under the CRMs each joins: one alone joins nothing.
+    use crmkit_core::Crm::{Close, HubSpot, Salesforce};
+    for (i, crms) in [
+        &[Close, HubSpot][..],
+        &[Close, HubSpot],
+        &[Close, HubSpot, Salesforce],
+        &[Salesforce],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut new = crmkit_store::NewLink::new(crmkit_core::ObjectKind::Company);
+        for crm in crms {
+            new = new.crm_id(*crm, format!("{crm}-{i}"));
+        }
+        s.insert_link(&new).await.unwrap();
+    }
+    let found: Vec<(String, u64, u64, u64, u64)> = s
         .sync_pairs()
         .await
         .unwrap()
         .into_iter()
-        .map(|p| (p.pair, p.cursors, p.writing_runs, p.intents))
+        .map(|p| (p.pair, p.cursors, p.writing_runs, p.intents, p.links))
         .collect();
     assert_eq!(
         found,
         [
-            ("close-hubspot".to_string(), 1, 2, 0),
-            ("close-salesforce".to_string(), 0, 0, 1),
-            ("hubspot-salesforce".to_string(), 1, 0, 0),
+            ("close-hubspot".to_string(), 1, 2, 0, 2),
+            ("close-hubspot-salesforce".to_string(), 0, 0, 0, 1),
+            ("close-salesforce".to_string(), 0, 0, 1, 0),
+            ("hubspot-salesforce".to_string(), 1, 0, 0, 0),
         ]
     );
 }

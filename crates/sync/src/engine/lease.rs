@@ -356,10 +356,11 @@ impl Engine {
 
     /// Refuses, with a configuration error naming both sets and the state found, a run over
     /// this engine's CRMs when the store holds sync state that moved something (cursors,
-    /// runs that wrote or write intents, [`crmkit_store::Store::sync_pairs`]) of another set
-    /// of CRMs that shares a CRM with this one and is not a subset of it. A run that wrote
-    /// nothing (a first three-way run failing on bad credentials) does not count, so it
-    /// never locks the store against going back to the pair.
+    /// runs that wrote, write intents or links, [`crmkit_store::Store::sync_pairs`]) of
+    /// another set of CRMs that shares a CRM with this one and is not a subset of it. A run
+    /// that wrote and linked nothing (a first three-way run failing on bad credentials) does
+    /// not count, so it never locks the store against going back to the pair; one that
+    /// linked records and failed before writing does, as its links hold every side's base.
     ///
     /// The links and, in each link, every CRM's last synced values (the base a change is
     /// told from) are shared by every run of a store: a Close change a `close-hubspot` run
@@ -381,6 +382,7 @@ impl Engine {
                 (state.cursors, "change-feed cursors"),
                 (state.writing_runs, "runs that wrote to a CRM"),
                 (state.intents, "write intents"),
+                (state.links, "links"),
             ]
             .into_iter()
             .filter(|(n, _)| *n > 0)

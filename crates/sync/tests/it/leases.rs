@@ -713,6 +713,35 @@ async fn a_failed_run_of_another_set_that_wrote_nothing_does_not_lock_the_store(
 }
 
 #[tokio::test]
+async fn links_of_another_set_tie_the_store_even_when_their_run_wrote_nothing() {
+    let w = World::new().await;
+    // A three-way run linked a Close lead and a Salesforce account by their domain, then
+    // failed before any write or cursor: the link holds both sides' bases.
+    w.store
+        .insert_link(
+            &crmkit_store::NewLink::new(ObjectKind::Company)
+                .crm_id(Crm::Close, "lead_matched")
+                .crm_id(Crm::Salesforce, "001000000000001AAA"),
+        )
+        .await
+        .expect("store");
+    w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
+        .await;
+    w.settle().await;
+    let e = w
+        .engine(config())
+        .run()
+        .await
+        .expect_err("a pair sharing Close with the linked set");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(
+        e.to_string().contains("\"close-salesforce\": 1 links"),
+        "{e}"
+    );
+    assert!(w.hs_all("companies", "name").await.is_empty());
+}
+
+#[tokio::test]
 async fn a_run_is_refused_while_an_older_crmkit_syncs_another_set_sharing_a_crm() {
     let w = World::new().await;
     w.close_lead(json!({"name": "Acme", "url": "https://acme.com"}))
