@@ -177,7 +177,8 @@
 //! normalised phone or text, a field or precision a record cannot hold, a record taking no
 //! edit); an empty side is not a difference of values (a CRM may not keep the field),
 //! except on a relinked merge winner (a side with a base but no hash yet), whose gap for a
-//! field it never held is filled where the others hold it alike and nobody changed it.
+//! field it never held is filled where the others hold it alike (equal, or one value in each
+//! CRM's form, the longest list or a form other than Close's taken) and nobody changed it.
 //!
 //! # `crmkit.toml` reference
 //!

@@ -607,11 +607,38 @@ fn plan_group(
     // day for a time, a single e-mail of a list, a value a record cannot hold, Close's E.164
     // of a phone number with the account's learned country code, or any before one is).
     let diverged = std::mem::take(&mut resolution.diverged);
-    resolution.conflicts.extend(
-        diverged
-            .into_iter()
-            .filter(|c| !kept_alike(cfg, &sides, c, close_code)),
-    );
+    for c in diverged {
+        if !kept_alike(cfg, &sides, &c, close_code) {
+            resolution.conflicts.push(c);
+            continue;
+        }
+        // Held alike, each in its CRM's form: a relinked merge winner that never held the
+        // field takes it, as it takes a value held equal (see `resolve`).
+        let never_held: Vec<Crm> = c
+            .values
+            .iter()
+            .filter(|(crm, v)| {
+                v.is_none()
+                    && stored(**crm).is_none()
+                    && bases.get(crm).is_some_and(|b| !b.contains_key(&c.field))
+            })
+            .map(|(crm, _)| *crm)
+            .collect();
+        if let (false, Some((holder, v))) = (never_held.is_empty(), gap_filler(&c)) {
+            for crm in never_held {
+                resolution
+                    .writes
+                    .get_or_insert_with(crm, Default::default)
+                    .insert(c.field, Some(v.clone()));
+            }
+            resolution.decisions.push(Decision {
+                field: c.field,
+                value: Some(v.clone()),
+                winner: holder,
+                rule: None,
+            });
+        }
+    }
     // The link's key and ids are moved into the group rather than copied; the link is
     // consumed here, so nothing can read it half-emptied later.
     let linked = link.is_some();
@@ -842,6 +869,18 @@ fn kept_alike(
                 || !lands_on(ca, vb)
         })
     })
+}
+
+/// The value of `c` (values held alike, each in its CRM's form) that fills a relinked
+/// winner's gap, with its holder: the longest list, else the first held, preferring a CRM
+/// other than Close, whose form is its own shaping (Close's E.164 of a number typed in
+/// another form elsewhere).
+fn gap_filler(c: &FieldConflict) -> Option<(Crm, &Value)> {
+    let len = |v: &Value| v.as_array().map_or(1, Vec::len);
+    c.values
+        .iter()
+        .filter_map(|(crm, v)| v.as_ref().map(|v| (*crm, v)))
+        .min_by_key(|(crm, v)| (std::cmp::Reverse(len(v)), *crm == Crm::Close))
 }
 
 /// How many values of an `emails`/`phones` list `crm` can be written (`None`: the whole
@@ -1205,6 +1244,77 @@ mod tests {
         assert_eq!(ups.len(), 1, "{ups:?}");
         let changed: Vec<&str> = ups[0].1.changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(changed, ["description"], "nothing else written");
+    }
+
+    #[test]
+    fn a_relinked_winners_gap_is_filled_from_values_held_alike_in_different_forms() {
+        // Salesforce holds the number as typed, Close its E.164 of it; HubSpot's record is
+        // a merge winner relinked with its own values as its base, never holding one: it
+        // takes the number, in Salesforce's form (Close's is its own shaping).
+        let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        let person = |id: &str, phones: &[&str]| {
+            Record::Person(Person {
+                id: Some(id.into()),
+                name: "Bob Stone".into(),
+                emails: vec!["bob@acme.com".into()],
+                phones: phones.iter().map(|p| p.to_string()).collect(),
+                ..Person::default()
+            })
+        };
+        let sides: Sides = [
+            (
+                Crm::Close,
+                seen(&c, Crm::Close, person("cont_1", &["+14155550100"])),
+            ),
+            (Crm::HubSpot, seen(&c, Crm::HubSpot, person("11", &[]))),
+            (
+                Crm::Salesforce,
+                seen(&c, Crm::Salesforce, person("003A", &["(415) 555-0100"])),
+            ),
+        ]
+        .into();
+        let link = LinkState {
+            key: "1".into(),
+            ids: sides
+                .iter()
+                .map(|(crm, s)| (crm, s.id().to_string()))
+                .collect(),
+            hashes: [Crm::Close, Crm::Salesforce]
+                .into_iter()
+                .map(|crm| (crm, sides[&crm].hash.to_string()))
+                .collect(),
+            bases: sides
+                .iter()
+                .map(|(crm, s)| (crm, s.fields.clone()))
+                .collect(),
+        };
+        let p = plan(
+            &c,
+            ObjectKind::Person,
+            Input {
+                linked: vec![(link, sides)],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        assert!(
+            p.groups[0].conflicts.is_empty(),
+            "{:?}",
+            p.groups[0].conflicts
+        );
+        let ups: Vec<_> = p.updates().collect();
+        assert_eq!(ups.len(), 1, "{ups:?}");
+        assert_eq!(ups[0].1.target.crm, Crm::HubSpot);
+        let phones = ups[0]
+            .1
+            .changes
+            .iter()
+            .find(|ch| ch.field.as_str() == "phones");
+        assert_eq!(
+            phones.map(|ch| ch.to.clone()),
+            Some(Some(json!(["(415) 555-0100"]))),
+            "{ups:?}"
+        );
     }
 
     #[test]
