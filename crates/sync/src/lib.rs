@@ -164,8 +164,10 @@
 //! changers that agree, win whatever the rule: a field changed on one side only propagates
 //! from that side, and a clear as an explicit clear (typed fields emptied, custom fields set
 //! to `null`). Only changers that disagree are settled by the field's rule: `primary` (the
-//! primary CRM's value when it has one, otherwise the first non-empty one fills it; it also
-//! decides where values differ and no side is known to have changed them),
+//! primary CRM's value when it has one, otherwise the others fill it where they agree, and
+//! where they disagree nothing is overwritten and a conflict is queued, unless the values
+//! are one in each CRM's form, which fills it; it also decides where values differ and no
+//! side is known to have changed them),
 //! `last_write_wins` (the changer whose record was modified last, by its own CRM's clock),
 //! or `manual` (nothing is written for the field; a conflict is queued). Under
 //! `last_write_wins` and `manual`, values that differ where a side has a base and none

@@ -607,37 +607,29 @@ fn plan_group(
     // day for a time, a single e-mail of a list, a value a record cannot hold, Close's E.164
     // of a phone number with the account's learned country code, or any before one is).
     let diverged = std::mem::take(&mut resolution.diverged);
-    for c in diverged {
-        if !kept_alike(cfg, &sides, &c, close_code) {
-            resolution.conflicts.push(c);
+    for d in diverged {
+        if !kept_alike(cfg, &sides, &d.conflict, close_code) {
+            resolution.conflicts.push(d.conflict);
             continue;
         }
-        // Held alike, each in its CRM's form: a relinked merge winner that never held the
-        // field takes it, as it takes a value held equal (see `resolve`).
-        let never_held: Vec<Crm> = c
-            .values
-            .iter()
-            .filter(|(crm, v)| {
-                v.is_none()
-                    && stored(**crm).is_none()
-                    && bases.get(crm).is_some_and(|b| !b.contains_key(&c.field))
-            })
-            .map(|(crm, _)| *crm)
-            .collect();
-        if let (false, Some((holder, v))) = (never_held.is_empty(), gap_filler(&c)) {
-            for crm in never_held {
-                resolution
-                    .writes
-                    .get_or_insert_with(crm, Default::default)
-                    .insert(c.field, Some(v.clone()));
-            }
-            resolution.decisions.push(Decision {
-                field: c.field,
-                value: Some(v.clone()),
-                winner: holder,
-                rule: None,
-            });
+        // Held alike, each in its CRM's form: a gap listed (a relinked merge winner that
+        // never held the field, the primary holding nothing) takes the value, as it takes
+        // a value held equal (see `resolve`).
+        let Some((holder, v)) = gap_filler(&d.conflict).filter(|_| !d.gaps.is_empty()) else {
+            continue;
+        };
+        for crm in d.gaps {
+            resolution
+                .writes
+                .get_or_insert_with(crm, Default::default)
+                .insert(d.conflict.field, Some(v.clone()));
         }
+        resolution.decisions.push(Decision {
+            field: d.conflict.field,
+            value: Some(v.clone()),
+            winner: holder,
+            rule: None,
+        });
     }
     // The link's key and ids are moved into the group rather than copied; the link is
     // consumed here, so nothing can read it half-emptied later.

@@ -71,11 +71,24 @@ pub struct Resolution {
     pub conflicts: Vec<FieldConflict>,
     /// Per CRM: field → new value (`None` clears) to patch onto its record.
     pub writes: PerCrm<Writes>,
-    /// Fields (under `last_write_wins` or `manual`) where every side has a base, no side
-    /// changed the field since, and at least two sides hold different values: nothing is
-    /// written for them. The planner queues them as conflicts unless the difference is one
-    /// CRM's keeping of the other's value ([`crate::plan::plan`]).
-    pub diverged: Vec<FieldConflict>,
+    /// Fields held differently that no rule settles here, nothing written for them: under
+    /// `last_write_wins` or `manual` where every side has a base and no side changed the
+    /// field since; under `primary` where the primary holds nothing (and did not clear it)
+    /// and the others, the candidates to fill it, disagree. The planner queues them as
+    /// conflicts unless the difference is one CRM's keeping of the other's value, and then
+    /// fills the listed gaps ([`crate::plan::plan`]).
+    pub diverged: Vec<Divergence>,
+}
+
+/// Values held apart that no rule settles (see [`Resolution::diverged`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Divergence {
+    /// The field and each CRM's value.
+    pub conflict: FieldConflict,
+    /// The CRMs whose empty field is filled should the values turn out to be one value in
+    /// each CRM's form: a relinked merge winner that never held the field, the `primary`
+    /// CRM holding nothing.
+    pub gaps: Vec<Crm>,
 }
 
 /// Settles every field on which `sides` disagree, per `cfg`'s rules. Fields in `skip` (a
@@ -90,8 +103,11 @@ pub struct Resolution {
 /// a value is a candidate, as on a first sync (agreeing values fill the others' gaps).
 /// One changer, or changers that agree, win whatever the rule: a value changed in one CRM
 /// only propagates from there, a clear as a clear. Changers that disagree are a conflict,
-/// settled by the rule: `primary` — the primary CRM's value if it has one, else the first
-/// non-empty one fills it (the primary's gaps only); `last_write_wins` — the changer with
+/// settled by the rule: `primary` — the primary CRM's value if it has one, else (it holds
+/// nothing and did not clear it) the changers' value, or where none changed it the value
+/// the others hold, fills it where they agree, and where they disagree nothing is written
+/// ([`Resolution::diverged`]: the planner queues a conflict, or fills the primary's gap
+/// where the values are one in each CRM's form); `last_write_wins` — the changer with
 /// the latest modification time (ties: config order); `manual` — queued. Where values
 /// differ but no side is known to have changed the field, `primary` still decides. A side
 /// new to the link (no base, among sides with one) is never an edit: where no synced side
@@ -204,12 +220,48 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                             let cleared = primary.is_some_and(|s| {
                                 s.base.is_some_and(|b| b.contains_key(field.as_str()))
                             });
+                            // The fillers: the changers, or where none changed it, every side
+                            // holding a value. Where they disagree nothing says which fills
+                            // it, and taking one would overwrite the others' values: listed
+                            // as diverged, a conflict unless the CRMs' forms explain it.
+                            let fillers: Vec<&Side<'a>> = if changers.is_empty() {
+                                sides.iter().filter(|s| value(s).is_some()).collect()
+                            } else {
+                                changers.clone()
+                            };
+                            let one = fillers
+                                .first()
+                                .is_some_and(|h| fillers.iter().all(|s| value(s) == value(h)));
                             if cleared {
                                 Some((None, p, Some(rule)))
+                            } else if one {
+                                fillers
+                                    .first()
+                                    .map(|s| (value(s).cloned(), s.crm, Some(rule)))
                             } else {
-                                changers.iter().copied().chain(sides.iter()).find_map(|s| {
-                                    value(s).map(|v| (Some(v.clone()), s.crm, Some(rule)))
-                                })
+                                let gaps = sides
+                                    .iter()
+                                    .filter(|s| {
+                                        value(s).is_none()
+                                            && (s.crm == p
+                                                || (s.relinked
+                                                    && s.base.is_some_and(|b| {
+                                                        !b.contains_key(field.as_str())
+                                                    })))
+                                    })
+                                    .map(|s| s.crm)
+                                    .collect();
+                                out.diverged.push(Divergence {
+                                    conflict: FieldConflict {
+                                        field,
+                                        values: sides
+                                            .iter()
+                                            .map(|s| (s.crm, value(s).cloned()))
+                                            .collect(),
+                                    },
+                                    gaps,
+                                });
+                                None
                             }
                         }
                     }
@@ -227,23 +279,30 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                         let Some((holder, first_held)) = held.next() else {
                             continue;
                         };
-                        if held.any(|(_, v)| v != first_held) {
-                            if any_based {
-                                out.diverged.push(FieldConflict {
-                                    field,
-                                    values: sides
-                                        .iter()
-                                        .map(|s| (s.crm, value(s).cloned()))
-                                        .collect(),
-                                });
-                            }
-                            continue;
-                        }
                         let never_held = |s: &Side<'a>| {
                             s.relinked
                                 && value(s).is_none()
                                 && s.base.is_some_and(|b| !b.contains_key(field.as_str()))
                         };
+                        if held.any(|(_, v)| v != first_held) {
+                            if any_based {
+                                out.diverged.push(Divergence {
+                                    conflict: FieldConflict {
+                                        field,
+                                        values: sides
+                                            .iter()
+                                            .map(|s| (s.crm, value(s).cloned()))
+                                            .collect(),
+                                    },
+                                    gaps: sides
+                                        .iter()
+                                        .filter(|s| never_held(s))
+                                        .map(|s| s.crm)
+                                        .collect(),
+                                });
+                            }
+                            continue;
+                        }
                         if !sides.iter().any(never_held) {
                             continue;
                         }
@@ -372,6 +431,38 @@ mod tests {
     }
 
     #[test]
+    fn a_primary_holding_nothing_is_filled_only_where_the_others_agree() {
+        // Three CRMs, HubSpot primary with no description and none in its base; nobody
+        // changed it. Close and Salesforce agree: HubSpot is filled. They disagree: no CRM
+        // says which value is right, so nothing is overwritten and the field is listed
+        // with HubSpot's gap (filled by the planner only where the forms explain it).
+        let mut primary = cfg();
+        primary.conflict.primary = Some(Crm::HubSpot);
+        let empty = map(&[("name", json!("Acme"))]);
+        let a = map(&[("name", json!("Acme")), ("description", json!("Anvils"))]);
+        let b = map(&[("name", json!("Acme")), ("description", json!("Rockets"))]);
+        fn three<'a>(close: &'a FieldMap, hs: &'a FieldMap, sf: &'a FieldMap) -> [Side<'a>; 3] {
+            [
+                side(Crm::Close, close, Some(close), false, None),
+                side(Crm::HubSpot, hs, Some(hs), false, None),
+                side(Crm::Salesforce, sf, Some(sf), false, None),
+            ]
+        }
+        let r = resolve(&primary, &three(&a, &empty, &a), &BTreeSet::new());
+        assert_eq!(r.writes.len(), 1, "{r:?}");
+        assert_eq!(
+            r.writes[&Crm::HubSpot].get(&Field::intern("description")),
+            Some(&Some(json!("Anvils"))),
+            "{r:?}"
+        );
+        let r = resolve(&primary, &three(&a, &empty, &b), &BTreeSet::new());
+        assert!(r.writes.is_empty(), "nothing overwritten: {r:?}");
+        assert_eq!(r.diverged.len(), 1, "{r:?}");
+        assert_eq!(r.diverged[0].conflict.field, "description");
+        assert_eq!(r.diverged[0].gaps, [Crm::HubSpot]);
+    }
+
+    #[test]
     fn hashes_ignore_key_order_and_number_forms() {
         let a = map(&[("a", json!(1)), ("b", json!("x"))]);
         let mut b = FieldMap::new();
@@ -447,8 +538,11 @@ mod tests {
             assert_eq!(r.writes[&Crm::HubSpot]["phone"], Some(json!("1")));
             assert!(r.conflicts.is_empty());
             assert_eq!(r.diverged.len(), 1, "only the name, not the gaps: {r:?}");
-            assert_eq!(r.diverged[0].field, "name");
-            assert_eq!(r.diverged[0].values[&Crm::HubSpot], Some(json!("Acme Inc")));
+            assert_eq!(r.diverged[0].conflict.field, "name");
+            assert_eq!(
+                r.diverged[0].conflict.values[&Crm::HubSpot],
+                Some(json!("Acme Inc"))
+            );
         }
         // `primary` still decides.
         let mut primary = cfg();
