@@ -21,10 +21,10 @@
 //!    recording its intent as sent). **One store serves one set of CRMs:** the links and
 //!    each CRM's last synced values in them are shared by every run of a store, so a run
 //!    (or dry run) is refused with a `Config` error naming both sets when the store holds
-//!    cursors, runs that wrote or write intents of another set sharing a CRM with its own
-//!    that is not part of it (a run that wrote nothing does not count; growing a pair into
-//!    a three-way sync is allowed; shrinking or pairing differently is not: use another
-//!    database, which matches every record again). Cursors and retry entries an older
+//!    cursors, runs that wrote, write intents or links of another set sharing a CRM with
+//!    its own that is not part of it (a run that wrote and linked nothing does not count;
+//!    growing a pair into a three-way sync is allowed; shrinking or pairing differently is
+//!    not: use another database, which matches every record again). Cursors and retry entries an older
 //!    crmkit stored under another order of the CRMs are moved to the canonical name, and
 //!    so are the retry entries of a smaller set of them (the pair a three-way sync grew
 //!    from). The run is recorded

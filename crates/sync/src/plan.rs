@@ -863,16 +863,17 @@ fn kept_alike(
     })
 }
 
-/// The value of `c` (values held alike, each in its CRM's form) that fills a relinked
-/// winner's gap, with its holder: the longest list, else the first held, preferring a CRM
-/// other than Close, whose form is its own shaping (Close's E.164 of a number typed in
-/// another form elsewhere).
+/// The value of `c` (values held alike, each in its CRM's form) that fills a gap, with its
+/// holder: the longest list, else the first held in config order, except that phone
+/// numbers are taken from a CRM other than Close where one holds them (Close's E.164 is its
+/// own shaping of a number typed in another form elsewhere).
 fn gap_filler(c: &FieldConflict) -> Option<(Crm, &Value)> {
     let len = |v: &Value| v.as_array().map_or(1, Vec::len);
+    let phones = c.field.as_str() == "phones";
     c.values
         .iter()
         .filter_map(|(crm, v)| v.as_ref().map(|v| (*crm, v)))
-        .min_by_key(|(crm, v)| (std::cmp::Reverse(len(v)), *crm == Crm::Close))
+        .min_by_key(|(crm, v)| (std::cmp::Reverse(len(v)), phones && *crm == Crm::Close))
 }
 
 /// How many values of an `emails`/`phones` list `crm` can be written (`None`: the whole

@@ -180,7 +180,8 @@ impl Engine {
                         enqueue_review(
                             kind,
                             &what,
-                            "deleted in one CRM (delete = \"flag\"): delete the others or restore it"
+                            "deleted in one CRM, not deleted in the others (delete = \"flag\", or a merge \
+                             of a linked record waits): delete them or restore it"
                         )
                     )?;
                     self.mark_deleted(&link, d.deleted.crm).await?;

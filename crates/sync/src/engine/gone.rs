@@ -12,10 +12,12 @@
 //!   connection failure; put on the retry list with the merge noted when the configuration
 //!   lacks a mapping for it (an unmapped stage), so the kind's cursors move on and the merge
 //!   is followed (relinked, or queued for review) by the run that retries the winner once it
-//!   is mappable, never created again meanwhile (changes to records linked to the loser wait
-//!   with it on the retry list: their link still names the loser, which cannot be read); else (gone again) queued for review,
-//!   once however often the feed reports the merge again. A chain of merges read in one run (A merged into B, B into C, whatever order
-//!   the feed gives them in) is followed to its end: the link takes C, the record that
+//!   is mappable, never created again meanwhile (changes to records linked to the loser
+//!   wait with it on the retry list, since their link still names the loser, which cannot
+//!   be read, and a deletion of one goes to review rather than to the loser's id); else
+//!   (gone again) queued for review, once however often the feed reports the merge again.
+//!   A chain of merges read in one run (A merged into B, B into C, whatever order the feed
+//!   gives them in) is followed to its end: the link takes C, the record that
 //!   survives, never B, which is gone too. A loop of merges (A into B and B into A: never
 //!   made by a CRM, but a feed is input) names no survivor: each linked record on it, or
 //!   merged into it, goes to the review queue and its link is left as it was (relinking A

@@ -116,6 +116,22 @@ impl Engine {
             self.read_due(&listed, &mut upserts, &deletes, &mut failures, report)
                 .await?;
         }
+        // The records merged into a winner still waiting to be mapped: their links name them
+        // until the merge is followed. Read, one answers "not found" (taken for gone:
+        // flagged for review under `propagate`) or, from HubSpot, with the winner under the
+        // winner's id (a failed read); deleted, it would be the target of a propagated
+        // delete. Their groups wait with the merge instead, their changed records on the
+        // retry list, and a deletion linked to one goes to review.
+        let waiting_losers = if run.is_some() {
+            retry::waiting_losers(&listed)
+        } else {
+            let stored = self
+                .store
+                .retries(&self.pair, Some(kind))
+                .await
+                .map_err(store_err)?;
+            retry::waiting_losers(&stored)
+        };
         let seen_now: BTreeSet<RecordRef> = upserts
             .keys()
             .chain(deletes.iter())
@@ -213,36 +229,27 @@ impl Engine {
         // Groups of nothing but echoes changed nowhere: counted and dropped before any read.
         let on_list: BTreeSet<RecordRef> = listed.iter().map(|r| r.record.clone()).collect();
         report.echoes += echo::drop_echoes(kind, &crms, &mut groups, &input.unlinked, &on_list);
-        // A link whose record was merged into a winner still waiting to be mapped names the
-        // merged record until the merge is followed. Read, it answers "not found" (taken
-        // for gone: flagged for review under `propagate`) or, from HubSpot, with the winner
-        // under the winner's id (a failed read, reported as a batch answer naming no input).
-        // Its group waits with the merge instead, its changed records on the retry list.
-        let waiting_losers = if run.is_some() {
-            retry::waiting_losers(&listed)
-        } else {
-            let stored = self
-                .store
-                .retries(&self.pair, Some(kind))
-                .await
-                .map_err(store_err)?;
-            retry::waiting_losers(&stored)
-        };
+        // Groups whose link names a record merged into a winner still waiting: they wait too.
         if !waiting_losers.is_empty() {
             groups.retain(|_, (state, sides)| {
+                // A side noted gone is not read anyway: the group is planned without it.
                 let Some((loser, winner)) = state
                     .ids
                     .iter()
+                    .filter(|(crm, _)| state.hashes.get(crm).is_none_or(|h| h != DELETED))
                     .map(|(crm, id)| RecordRef::new(crm, kind, id.clone()))
                     .find_map(|r| waiting_losers.get_key_value(&r))
                 else {
                     return true;
                 };
                 let why = format!(
-                    "waits for the merge of its linked {loser} into {winner}, which waits to be mapped"
+                    "waits for the merge of its linked {loser} into {winner} \
+                     (which waits to be mapped)"
                 );
                 for s in sides.values().filter(|s| s.fed) {
-                    failures.record(s.reference(), why.clone());
+                    report.errors.push(format!("{}: {why}", s.reference()));
+                    // Never given up: the wait ends when the winner is mapped.
+                    failures.wait(s.reference(), why.clone());
                 }
                 false
             });
@@ -324,8 +331,27 @@ impl Engine {
         }
 
         // 4. Plan.
-        let plan = plan::plan(&self.config, kind, input, &refs);
+        let mut plan = plan::plan(&self.config, kind, input, &refs);
         report.echoes += plan.echoes;
+        // A deletion to propagate to a record merged into a waiting winner would delete by
+        // the merged id, which may answer for the winner, holding both records' data: it
+        // goes to review instead.
+        for d in &mut plan.deletions {
+            let Some((loser, winner)) = d
+                .targets
+                .iter()
+                .find_map(|t| waiting_losers.get_key_value(t))
+            else {
+                continue;
+            };
+            report.errors.push(format!(
+                "{}: deleted while its linked {loser} waits to be merged into {winner}: \
+                 not propagated, queued for review",
+                d.deleted
+            ));
+            d.policy = DeletePolicy::Flag;
+            d.targets.clear();
+        }
         // A record that could not be planned (a failed patch, a create whose parent is not
         // linked yet) is reported by id and reason and goes on the retry list; it does not
         // hold the cursor: a parent that stays unlinked (in review, or lost by an

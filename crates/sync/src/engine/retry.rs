@@ -77,6 +77,11 @@ impl Failures {
         loser: &RecordRef,
         reason: impl Into<String>,
     ) {
+        // A merge of a record into itself (never made by a CRM, but a feed is input) would
+        // be refused when noted, failing the run's settlement: the winner just waits.
+        if loser.id == winner.id {
+            return self.wait(winner, reason);
+        }
         // Several records may be merged into one waiting winner: each merge is kept.
         let losers = self.merges.entry(winner.clone()).or_default();
         if !losers.contains(&loser.id) {
@@ -148,10 +153,12 @@ pub(super) fn waiting_merges(
 }
 
 /// The losers of the merges noted on `listed` entries (winners waiting to be mapped), each
-/// with its winner: their links still name them until the merge is followed.
+/// with its winner: their links still name them until the merge is followed. A given-up
+/// entry's notes are left out: it is retried no more, so nothing would end the wait.
 pub(super) fn waiting_losers(listed: &[Retry]) -> BTreeMap<RecordRef, RecordRef> {
     listed
         .iter()
+        .filter(|e| e.next_attempt_at.is_some())
         .flat_map(|e| {
             e.merged_losers().map(|id| {
                 (

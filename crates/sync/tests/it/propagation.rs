@@ -306,6 +306,13 @@ fn deal_config(statuses: &serde_json::Value, with_proposal: bool) -> crmkit_sync
     c
 }
 
+/// [`deal_config`] with deletions propagated.
+fn propagating(statuses: &serde_json::Value, with_proposal: bool) -> crmkit_sync::Config {
+    let mut c = deal_config(statuses, with_proposal);
+    c.deal.delete = crmkit_sync::config::DeletePolicy::Propagate;
+    c
+}
+
 /// Creates a Close opportunity `note` on `lead` in Close status `status`: its id.
 async fn close_opportunity(w: &World, lead: &str, note: &str, status: &str) -> String {
     w.close
@@ -463,14 +470,13 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_k
 #[tokio::test]
 async fn an_edit_linked_to_a_merged_record_waits_with_the_merge_and_flags_nothing() {
     let w = World::new().await;
-    let propagate = |s: &serde_json::Value, mapped: bool| {
-        let mut c = deal_config(s, mapped);
-        c.deal.delete = crmkit_sync::config::DeletePolicy::Propagate;
-        c
-    };
     let (statuses, _, opp, _, winner) =
-        deal_merged_into_an_unmapped_winner(&w, |s| propagate(s, true)).await;
-    let unmapped = w.engine(propagate(&statuses, false));
+        deal_merged_into_an_unmapped_winner(&w, |s| propagating(s, true)).await;
+    // Waiting is no failure: however long the stage stays unmapped, the edit is never given
+    // up (one attempt would give up a failure).
+    let mut c = propagating(&statuses, false);
+    c.sync.retry.max_attempts = 1;
+    let unmapped = w.engine(c);
     let waiting = unmapped.run().await.expect("run");
     assert_eq!(waiting.relinked, 0, "{waiting:?}");
     w.close_update(
@@ -504,10 +510,14 @@ async fn an_edit_linked_to_a_merged_record_waits_with_the_merge_and_flags_nothin
         .find(|e| e.record == opp_ref)
         .unwrap_or_else(|| panic!("the edit waits on the retry list: {listed:?}"));
     assert!(edit.reason.contains("merge"), "{edit:?}");
+    for _ in 0..2 {
+        let again = unmapped.run().await.expect("run");
+        assert!(again.given_up.is_empty(), "{again:?}");
+    }
     // Mapped: the merge is followed and the edit reaches the winner.
     w.settle().await;
     let mapped = w
-        .engine(propagate(&statuses, true))
+        .engine(propagating(&statuses, true))
         .run()
         .await
         .expect("run");
@@ -525,6 +535,39 @@ async fn an_edit_linked_to_a_merged_record_waits_with_the_merge_and_flags_nothin
         "{deal}"
     );
     assert!(w.store.open_reviews(10).await.expect("store").is_empty());
+}
+
+/// A deletion under `propagate` linked to a record merged into a waiting winner is not sent
+/// to the merged id (which may answer for the winner, holding both deals): it goes to review.
+#[tokio::test]
+async fn a_deletion_linked_to_a_merged_record_goes_to_review_while_the_merge_waits() {
+    let w = World::new().await;
+    let (statuses, _, opp, _, winner) =
+        deal_merged_into_an_unmapped_winner(&w, |s| propagating(s, true)).await;
+    let unmapped = w.engine(propagating(&statuses, false));
+    assert_eq!(unmapped.run().await.expect("run").relinked, 0);
+    w.close
+        .raw(&crmkit_core::http::ApiRequest::new(
+            crmkit_core::http::Method::DELETE,
+            format!("opportunity/{opp}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    let r = unmapped.run().await.expect("run");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert!(
+        r.errors.iter().any(|e| e.contains("not propagated")),
+        "{:?}",
+        r.errors
+    );
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    w.hs.raw(&crmkit_core::http::ApiRequest::get(format!(
+        "crm/v3/objects/deals/{winner}"
+    )))
+    .await
+    .expect("the winner stays");
 }
 
 #[tokio::test]
