@@ -462,6 +462,124 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_k
     );
 }
 
+/// Two deals merged one after another into the same winner while its stage is unmapped:
+/// both merges wait on the winner's retry entry, and once the stage is mapped both are
+/// followed, one relinked to the winner and the other (the winner linked by then) queued for
+/// review with its side noted gone, neither forgotten nor created again.
+#[tokio::test]
+async fn two_deals_merged_into_one_unmapped_winner_both_wait_and_are_both_followed_once_mapped() {
+    let w = World::new().await;
+    let (statuses, lead, first_opp, first_loser, winner) =
+        deal_merged_into_an_unmapped_winner(&w, |s| deal_config(s, true)).await;
+    let unmapped = w.engine(deal_config(&statuses, false));
+    let waiting = unmapped.run().await.expect("run");
+    assert_eq!(waiting.relinked, 0, "{waiting:?}");
+    // A second Close deal reaches HubSpot, and its deal is merged into the same winner.
+    let second_opp = close_opportunity(
+        &w,
+        &lead,
+        "Hammer order",
+        &close_status(&statuses, "Active"),
+    )
+    .await;
+    w.settle().await;
+    let created = unmapped.run().await.expect("run");
+    assert_eq!(created.created, 1, "{created:?}");
+    let second_ref = RecordRef::new(Crm::Close, ObjectKind::Deal, second_opp.clone());
+    let second_loser = w.linked_id(&second_ref, Crm::HubSpot).await;
+    w.hs.raw(&crmkit_core::http::ApiRequest::post(
+        "crm/v3/objects/deals/merge",
+        json!({"primaryObjectId": winner, "objectIdToMerge": second_loser}),
+    ))
+    .await
+    .expect("merged");
+    w.settle().await;
+    let both = unmapped.run().await.expect("run");
+    assert_eq!(both.relinked, 0, "{both:?}");
+    assert!(both.flagged.is_empty(), "{both:?}");
+    let listed = w
+        .store
+        .retries(unmapped.pair(), Some(ObjectKind::Deal))
+        .await
+        .expect("retries");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        listed[0].record,
+        RecordRef::new(Crm::HubSpot, ObjectKind::Deal, winner.clone())
+    );
+    assert_eq!(
+        listed[0].merged_losers().collect::<Vec<_>>(),
+        [first_loser.as_str(), second_loser.as_str()],
+        "both merges wait on the winner: {listed:?}"
+    );
+
+    // Mapped: one merge relinks its Close deal to the winner; the winner is then linked, so
+    // the other goes to review.
+    w.settle().await;
+    let engine = w.engine(deal_config(&statuses, true));
+    let mapped = engine.run().await.expect("run");
+    assert_eq!(mapped.relinked, 1, "{mapped:?}");
+    assert_eq!(mapped.created, 0, "{mapped:?}");
+    assert_eq!(mapped.flagged.len(), 1, "{mapped:?}");
+    let first_ref = RecordRef::new(Crm::Close, ObjectKind::Deal, first_opp);
+    let mut sides = Vec::new();
+    for r in [&first_ref, &second_ref] {
+        let link = w
+            .store
+            .link_by_record(r)
+            .await
+            .expect("store")
+            .expect("linked");
+        sides.push((
+            link.crm_id(Crm::HubSpot).map(str::to_string),
+            link.hash(Crm::HubSpot).map(str::to_string),
+        ));
+    }
+    let relinked = sides
+        .iter()
+        .filter(|(id, _)| id.as_deref() == Some(winner.as_str()))
+        .count();
+    assert_eq!(
+        relinked, 1,
+        "one Close deal linked to the winner: {sides:?}"
+    );
+    let gone: Vec<&String> = sides
+        .iter()
+        .filter(|(_, h)| h.as_deref() == Some("deleted"))
+        .filter_map(|(id, _)| id.as_ref())
+        .collect();
+    assert_eq!(gone.len(), 1, "the other's side is noted gone: {sides:?}");
+    assert!(
+        [&first_loser, &second_loser].contains(&gone[0]),
+        "the side noted gone is a merged deal's: {sides:?}"
+    );
+    assert_eq!(
+        mapped.flagged,
+        [RecordRef::new(
+            Crm::HubSpot,
+            ObjectKind::Deal,
+            gone[0].clone()
+        )],
+        "{mapped:?}"
+    );
+    let reviews = w.store.open_reviews(10).await.expect("store");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
+    assert_eq!(
+        opps["data"].as_array().map(Vec::len),
+        Some(2),
+        "no Close deal created for the winner: {opps}"
+    );
+    assert!(
+        w.store
+            .retries(engine.pair(), None)
+            .await
+            .expect("retries")
+            .is_empty(),
+        "the winner leaves the retry list with both merges followed"
+    );
+}
+
 /// While a merge waits for its winner to be mapped, the link names the merged record: an
 /// edit of its counterpart waits with the merge, named as the reason, rather than reading
 /// the merged record (which answers with the winner under another id, a failed read, or
