@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crmkit_core::Crm;
+use crmkit_core::{Crm, ObjectKind, RecordRef};
 use crmkit_sync::config::PolicyKind;
 use serde_json::json;
 
@@ -258,4 +258,102 @@ async fn clears_propagate(db: Db) {
     let again = engine.run().await.expect("run");
     assert!(!again.wrote(), "{again:?}");
     w.finish().await;
+}
+
+/// A conflict on a reference whose field cannot be compared in a run (HubSpot's base names a
+/// company no side refers to now, so it has no anchor id this run) stays open when the run
+/// settles another field of the same link: that field was skipped, not settled, and closing
+/// its conflict with the new bases stored would leave the records apart in silence.
+#[tokio::test]
+async fn a_reference_conflict_skipped_in_a_run_stays_open_when_the_run_settles_another_field() {
+    let w = World::new().await;
+    let mut c = config();
+    c.person.conflict.policy = Some(PolicyKind::Manual);
+    let engine = w.engine(c);
+    let mut companies = Vec::new();
+    for (name, url) in [
+        ("Acme", "https://acme.com"),
+        ("Globex", "https://globex.com"),
+        ("Initech", "https://initech.com"),
+    ] {
+        companies.push(w.close_lead(json!({"name": name, "url": url})).await);
+    }
+    w.settle().await;
+    let first = engine.run().await.expect("run");
+    assert!(first.errors.is_empty(), "{first:?}");
+    let mut hs_companies = Vec::new();
+    for lead in &companies {
+        let r = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+        hs_companies.push(w.linked_id(&r, Crm::HubSpot).await);
+    }
+    // Bob is at Acme in Close and at Globex in HubSpot: linked by his e-mail, the companies
+    // held apart make a conflict under `manual`.
+    let contact = w
+        .close
+        .raw(&crmkit_core::http::ApiRequest::post(
+            "contact/",
+            json!({"lead_id": companies[0], "name": "Bob Stone",
+                "emails": [{"email": "bob@acme.com", "type": "office"}]}),
+        ))
+        .await
+        .expect("contact")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let bob_hs = w
+        .hs_create(
+            "contacts",
+            json!({"firstname": "Bob", "lastname": "Stone", "email": "bob@acme.com",
+                "associatedcompanyid": hs_companies[1]}),
+        )
+        .await;
+    w.settle().await;
+    let linked = engine.run().await.expect("run");
+    assert!(linked.errors.is_empty(), "{linked:?}");
+    let bob = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    assert_eq!(w.linked_id(&bob, Crm::HubSpot).await, bob_hs);
+    let open = w.store.open_conflicts(10).await.expect("store");
+    assert_eq!(open.len(), 1, "{linked:?}");
+    assert_eq!(open[0].field, "company", "{open:?}");
+
+    // HubSpot moves Bob to Initech (its base, Globex, is referred to by no side now: not
+    // comparable this run) while Close renames him.
+    w.hs_update(
+        "contacts",
+        &bob_hs,
+        &[("associatedcompanyid", &hs_companies[2])],
+    )
+    .await;
+    w.close_update(
+        &format!("contact/{contact}/"),
+        json!({"name": "Robert Stone"}),
+    )
+    .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.updated > 0, "the rename is written: {r:?}");
+    let name =
+        w.hs.raw(&crmkit_core::http::ApiRequest::get(format!(
+            "crm/v3/objects/contacts/{bob_hs}?properties=firstname,lastname"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(name["properties"]["firstname"], "Robert", "{name}");
+    let skipped = r
+        .plans
+        .iter()
+        .flat_map(|p| &p.groups)
+        .find(|g| g.ids.get(&Crm::Close) == Some(&contact))
+        .map(|g| g.skipped.clone());
+    assert_eq!(
+        skipped,
+        Some(vec![crmkit_sync::values::Field::new("company")]),
+        "the company is not comparable this run: {r:?}"
+    );
+    let still = w.store.open_conflicts(10).await.expect("store");
+    assert_eq!(
+        still.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&open[0].id],
+        "the company conflict stays open: {r:?}"
+    );
 }
