@@ -316,6 +316,92 @@ async fn a_resolve_whose_second_write_fails_leaves_the_next_sync_to_finish_it() 
     assert_ne!(closed.status, crmkit_store::ConflictStatus::Open);
 }
 
+/// Drops `crm`'s stored hash from `link`, keeping its base: the side as a Close lead merge or
+/// a HubSpot merge followed by a sync leaves a relinked winner (`Engine::relink`), with no
+/// synced state of its own yet.
+async fn as_relinked_winner(
+    store: &crmkit_store::Store,
+    link: &crmkit_store::Link,
+    crm: Crm,
+    base: Option<serde_json::Value>,
+) -> crmkit_store::Link {
+    let mut update = crmkit_store::LinkUpdate::new().hash(crm, None);
+    if base.is_some() {
+        update = update.fields(crm, base);
+    }
+    let link = store.update_link(link, &update).await.expect("store");
+    assert_eq!(link.hash(crm), None, "{link:?}");
+    assert!(link.fields(crm).is_some(), "{link:?}");
+    link
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_writes_sides_with_a_synced_state_before_a_relinked_one() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-order");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    let lead = link.crm_id(Crm::Close).expect("in Close").to_string();
+    let company = link.crm_id(Crm::HubSpot).expect("in HubSpot").to_string();
+    // Close, first of `[sync] crms`, is the side without a synced state: HubSpot's is
+    // written first. Close's write then fails on every attempt.
+    as_relinked_winner(&store, &link, Crm::Close, None).await;
+    pair.close.set_faults(Faults {
+        rate_500: 1.0,
+        route: Some("PUT /lead/*".into()),
+        ..Faults::default()
+    });
+    let (ok, out, err) = choose(&pair, &dir, conflict.id.as_ref(), "Chosen Name").await;
+    pair.close.set_faults(Faults::default());
+    assert!(!ok, "the failed write is an error: {out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "written to hubspot:{company}, then the write to close {lead} failed"
+        )),
+        "HubSpot, with a synced state, written before Close: {err}"
+    );
+    let hs = hubspot_client(&pair)
+        .raw(&ApiRequest::get(format!(
+            "crm/v3/objects/companies/{company}?properties=name"
+        )))
+        .await
+        .expect("read");
+    assert_eq!(hs["properties"]["name"], "Chosen Name", "{hs}");
+    let still = store
+        .conflict(&conflict.id)
+        .await
+        .expect("store")
+        .expect("kept");
+    assert_eq!(still.status, crmkit_store::ConflictStatus::Open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_joins_the_written_field_to_a_relinked_winners_base_and_stores_no_hash() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-relinked");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    // A relinked winner's base holds none of the fields only it holds (its domain here).
+    let base = serde_json::json!({"name": conflict.values[&Crm::Close]});
+    let link = as_relinked_winner(&store, &link, Crm::Close, Some(base)).await;
+    let (ok, out, err) = choose(&pair, &dir, conflict.id.as_ref(), "Chosen Name").await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("close:") && out.contains("hubspot:"), "{out}");
+    let after = store.link(&link.id).await.expect("store").expect("linked");
+    // With a hash it would stop being a relinked winner; with its read-back as base, its
+    // domain would look synced rather than its own addition.
+    assert_eq!(after.hash(Crm::Close), None, "{after:?}");
+    assert_eq!(
+        after.fields(Crm::Close),
+        Some(&serde_json::json!({"name": "Chosen Name"})),
+        "{after:?}"
+    );
+    assert!(after.hash(Crm::HubSpot).is_some(), "{after:?}");
+    assert_eq!(
+        after.fields(Crm::HubSpot).and_then(|b| b.get("name")),
+        Some(&serde_json::json!("Chosen Name")),
+        "{after:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learned_close_country_code_is_shown_and_forgotten() {
     let pair = pair(6, 2, Faults::default()).await;
