@@ -402,6 +402,64 @@ async fn a_resolve_joins_the_written_field_to_a_relinked_winners_base_and_stores
     );
 }
 
+/// A resolve whose sync lease is taken over while it writes (a `crmkit sync --break-lease`
+/// started meanwhile) stores nothing: the conflict stays open and the link keeps its synced
+/// state, as the new holder may be planning the same link; the taken lease is left alone.
+/// (Its renewal, every third of its ten minutes, finds the loss too late for a test; the
+/// fence of the closing transaction is what stops this resolve.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_that_lost_its_lease_while_writing_stores_nothing() {
+    let pair = pair(5, 4, Faults::default()).await;
+    let dir = Scratch::new("resolve-lease-lost");
+    let (store, conflict, link) = manual_company_conflict(&pair, &dir).await;
+    // HubSpot slow, so the lease is taken over while the resolve reads and writes.
+    pair.hubspot.set_faults(Faults {
+        latency_ms: 500,
+        ..Faults::default()
+    });
+    let name = "sync:close-hubspot";
+    let thief = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(current) = store.lease(name).await.expect("store") {
+                    store.release_lease(&current).await.expect("store");
+                    return store
+                        .acquire_lease(name, "crmkit-sync-1-1", std::time::Duration::from_secs(60))
+                        .await
+                        .expect("store")
+                        .expect("free");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let (ok, out, err) = choose(&pair, &dir, conflict.id.as_ref(), "Chosen Name").await;
+    pair.hubspot.set_faults(Faults::default());
+    let taken = thief.await.expect("taken over");
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("lease \"{name}\" is no longer held")),
+        "{err}"
+    );
+    let still = store
+        .conflict(&conflict.id)
+        .await
+        .expect("store")
+        .expect("kept");
+    assert_eq!(still.status, crmkit_store::ConflictStatus::Open);
+    let after = store.link(&link.id).await.expect("store").expect("linked");
+    for crm in [Crm::Close, Crm::HubSpot] {
+        assert_eq!(after.hash(crm), link.hash(crm), "{crm}: {after:?}");
+        assert_eq!(after.fields(crm), link.fields(crm), "{crm}: {after:?}");
+    }
+    assert_eq!(
+        store.lease(name).await.expect("store"),
+        Some(taken),
+        "the new holder keeps it"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learned_close_country_code_is_shown_and_forgotten() {
     let pair = pair(6, 2, Faults::default()).await;
