@@ -165,6 +165,20 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
             })
             .collect();
         let rule = cfg.rule(&field);
+        // A relinked merge winner that never held the field, not even in its base.
+        let never_held = |s: &Side<'a>| {
+            s.relinked
+                && value(s).is_none()
+                && s.base.is_some_and(|b| !b.contains_key(field.as_str()))
+        };
+        // The field held apart with no rule settling it, `gap` the sides it may fill.
+        let diverged = |gap: &dyn Fn(&Side<'a>) -> bool| Divergence {
+            conflict: FieldConflict {
+                field,
+                values: sides.iter().map(|s| (s.crm, value(s).cloned())).collect(),
+            },
+            gaps: sides.iter().filter(|s| gap(s)).map(|s| s.crm).collect(),
+        };
         if newcomer && changers.is_empty() {
             // Nobody edited it since the last sync, and a side new to the link holds a value
             // never synced: the field is settled as a first sync would settle it, every side
@@ -239,28 +253,9 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                                     .first()
                                     .map(|s| (value(s).cloned(), s.crm, Some(rule)))
                             } else {
-                                let gaps = sides
-                                    .iter()
-                                    .filter(|s| {
-                                        value(s).is_none()
-                                            && (s.crm == p
-                                                || (s.relinked
-                                                    && s.base.is_some_and(|b| {
-                                                        !b.contains_key(field.as_str())
-                                                    })))
-                                    })
-                                    .map(|s| s.crm)
-                                    .collect();
-                                out.diverged.push(Divergence {
-                                    conflict: FieldConflict {
-                                        field,
-                                        values: sides
-                                            .iter()
-                                            .map(|s| (s.crm, value(s).cloned()))
-                                            .collect(),
-                                    },
-                                    gaps,
-                                });
+                                let primary_gap = |s: &Side<'a>| s.crm == p && value(s).is_none();
+                                out.diverged
+                                    .push(diverged(&|s| primary_gap(s) || never_held(s)));
                                 None
                             }
                         }
@@ -279,27 +274,9 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                         let Some((holder, first_held)) = held.next() else {
                             continue;
                         };
-                        let never_held = |s: &Side<'a>| {
-                            s.relinked
-                                && value(s).is_none()
-                                && s.base.is_some_and(|b| !b.contains_key(field.as_str()))
-                        };
                         if held.any(|(_, v)| v != first_held) {
                             if any_based {
-                                out.diverged.push(Divergence {
-                                    conflict: FieldConflict {
-                                        field,
-                                        values: sides
-                                            .iter()
-                                            .map(|s| (s.crm, value(s).cloned()))
-                                            .collect(),
-                                    },
-                                    gaps: sides
-                                        .iter()
-                                        .filter(|s| never_held(s))
-                                        .map(|s| s.crm)
-                                        .collect(),
-                                });
+                                out.diverged.push(diverged(&never_held));
                             }
                             continue;
                         }

@@ -313,6 +313,22 @@ fn propagating(statuses: &serde_json::Value, with_proposal: bool) -> crmkit_sync
     c
 }
 
+/// After a waiting merge was followed: `lead` holds its two Close deals, none created for
+/// the winner, and nothing is left on the retry list.
+async fn merges_followed(w: &World, engine: &crmkit_sync::engine::Engine, lead: &str) {
+    let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
+    assert_eq!(
+        opps["data"].as_array().map(Vec::len),
+        Some(2),
+        "no Close deal created for the winner: {opps}"
+    );
+    let left = w.store.retries(engine.pair(), None).await.expect("retries");
+    assert!(
+        left.is_empty(),
+        "the merges' retry entries are gone: {left:?}"
+    );
+}
+
 /// Creates a Close opportunity `note` on `lead` in Close status `status`: its id.
 async fn close_opportunity(w: &World, lead: &str, note: &str, status: &str) -> String {
     w.close
@@ -447,19 +463,7 @@ async fn a_deal_merged_into_one_in_an_unmapped_stage_waits_without_holding_the_k
         .expect("store")
         .expect("linked");
     assert_eq!(link.crm_id(Crm::HubSpot), Some(winner.as_str()));
-    let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
-    assert_eq!(
-        opps["data"].as_array().map(Vec::len),
-        Some(2),
-        "no second Close deal for the winner: {opps}"
-    );
-    assert!(
-        w.store
-            .retries(engine.pair(), None)
-            .await
-            .expect("retries")
-            .is_empty()
-    );
+    merges_followed(&w, &engine, &lead).await;
 }
 
 /// Two deals merged one after another into the same winner while its stage is unmapped:
@@ -564,20 +568,7 @@ async fn two_deals_merged_into_one_unmapped_winner_both_wait_and_are_both_follow
     );
     let reviews = w.store.open_reviews(10).await.expect("store");
     assert_eq!(reviews.len(), 1, "{reviews:?}");
-    let opps = w.close_get(&format!("opportunity/?lead_id={lead}")).await;
-    assert_eq!(
-        opps["data"].as_array().map(Vec::len),
-        Some(2),
-        "no Close deal created for the winner: {opps}"
-    );
-    assert!(
-        w.store
-            .retries(engine.pair(), None)
-            .await
-            .expect("retries")
-            .is_empty(),
-        "the winner leaves the retry list with both merges followed"
-    );
+    merges_followed(&w, &engine, &lead).await;
 }
 
 /// While a merge waits for its winner to be mapped, the link names the merged record: an
