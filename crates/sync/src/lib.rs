@@ -142,7 +142,12 @@
 //! dates are days (`2025-03-01`); money is a decimal amount plus an upper-case currency.
 //! The hash is SHA-256 over the JSON of the sorted field map (first 16 bytes, hex); an
 //! unchanged hash means no write. Reference fields (`company`, `person`) hold record ids,
-//! kept as text and translated through links when compared or copied.
+//! kept as text and translated through links when compared or copied: a side's current
+//! value and its stored base alike, so a side that moved a record to another company is
+//! seen as changing the field even when no record read in the run names the company it
+//! left. A base naming a record no longer linked (deleted, merged away) still counts as
+//! differing from any current value; a current value naming a record not linked yet is
+//! left out of the comparison and the record waits on the retry list.
 //!
 //! # Conflict resolution
 //!

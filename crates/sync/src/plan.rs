@@ -173,8 +173,8 @@ pub struct Group {
     pub decisions: Vec<Decision>,
     /// Fields queued for a person.
     pub conflicts: Vec<FieldConflict>,
-    /// Fields left alone this run: a reference whose record is not linked in the anchor CRM
-    /// (in a side's value or its base), so the values cannot be compared yet. An open
+    /// Fields left alone this run: a reference a side holds whose record is not linked in
+    /// the anchor CRM, so the values cannot be compared yet. An open
     /// conflict on one stays open.
     pub skipped: Vec<Field>,
     /// A create or patch of this group could not be planned yet (its parent is not linked
@@ -525,7 +525,7 @@ fn plan_group(
     };
     let mut any_changed = false;
     for s in sides.values() {
-        if stored(s.crm) == Some(s.hash.as_str()) {
+        if stored(s.crm).is_some_and(|h| s.hash == *h) {
             if s.fed {
                 out.echoes += 1;
             }
@@ -581,7 +581,7 @@ fn plan_group(
                 b.clone()
             };
             values::upgrade_base(&mut b, &s.fields);
-            to_anchor(&mut b, s.crm, anchor, refs, &mut skip);
+            base_to_anchor(&mut b, s.crm, anchor, refs);
             bases.insert(s.crm, b);
         }
     }
@@ -594,7 +594,7 @@ fn plan_group(
             crm: s.crm,
             fields: &comparable[&s.crm],
             base: bases.get(&s.crm),
-            changed: stored(s.crm) != Some(s.hash.as_str()),
+            changed: stored(s.crm).is_none_or(|h| s.hash != *h),
             modified: s.record.updated_at(),
             // A base without a hash is a relinked merge winner's (see `Engine::relink`).
             relinked: stored(s.crm).is_none() && bases.contains_key(&s.crm),
@@ -920,6 +920,34 @@ fn refuses_edits(record: &Record, crm: Crm) -> Option<&'static str> {
 /// Rewrites reference fields of a record of `crm` into the anchor CRM's ids; a reference
 /// with no link yet is taken out of the comparison.
 fn to_anchor(f: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs, skip: &mut BTreeSet<Field>) {
+    translate_refs(f, crm, anchor, refs, |field, _, _| {
+        skip.insert(field);
+    });
+}
+
+/// Rewrites the reference fields of a side's base into the anchor CRM's ids, as
+/// [`to_anchor`] does its values. A reference whose record is no longer linked (deleted, or
+/// merged away) cannot be compared across CRMs, but it still tells whether this side changed
+/// the field since: it becomes a value no anchor id equals, so the side counts as having
+/// changed the field exactly where its record now references another record. Skipping the
+/// field instead would store the new reference as the base unsynced, and the move (a contact
+/// put under another lead) would never reach the other CRMs.
+fn base_to_anchor(b: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs) {
+    translate_refs(b, crm, anchor, refs, |_, v, id| {
+        *v = Value::String(format!("{crm} {id}, no longer linked"));
+    });
+}
+
+/// Rewrites each reference field of `f` (ids of `crm`) into the anchor CRM's id of the
+/// linked record; `untranslated` is given the field, its value and the id where there is
+/// no link.
+fn translate_refs(
+    f: &mut FieldMap,
+    crm: Crm,
+    anchor: Crm,
+    refs: &dyn Refs,
+    mut untranslated: impl FnMut(Field, &mut Value, &str),
+) {
     for (field, v) in f.iter_mut() {
         let Some(rk) = reference_kind(field) else {
             continue;
@@ -930,9 +958,7 @@ fn to_anchor(f: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs, skip: &mu
         };
         match refs.translate(rk, crm, &id, anchor) {
             Some(a) => *v = Value::String(a),
-            None => {
-                skip.insert(*field);
-            }
+            None => untranslated(*field, v, &id),
         }
     }
 }
@@ -1399,6 +1425,10 @@ mod tests {
             ObjectKind::Company,
             [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
         );
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_2".into()), (Crm::HubSpot, "12".into())].into(),
+        );
         let person = |id: &str, name: &str, company: &str| {
             Record::Person(Person {
                 id: Some(id.into()),
@@ -1408,29 +1438,48 @@ mod tests {
                 ..Person::default()
             })
         };
-        // HubSpot's base names company 99, linked nowhere: the company cannot be compared
-        // this run, while the rename in Close is planned.
-        let (link, sides) = linked(
-            &c,
-            person("cont_1", "Ann Lee", "lead_1"),
-            person("21", "Ann", "11"),
-            Some((
-                &person("cont_1", "Ann", "lead_1"),
-                &person("21", "Ann", "99"),
-            )),
-        );
-        let p = plan(
-            &c,
-            ObjectKind::Person,
-            Input {
+        let planned = |hs_now: &str, hs_base: &str| {
+            let (link, sides) = linked(
+                &c,
+                person("cont_1", "Ann Lee", "lead_1"),
+                person("21", "Ann", hs_now),
+                Some((
+                    &person("cont_1", "Ann", "lead_1"),
+                    &person("21", "Ann", hs_base),
+                )),
+            );
+            let input = Input {
                 linked: vec![(link, sides)],
                 ..Input::default()
-            },
-            &refs,
-        );
+            };
+            plan(&c, ObjectKind::Person, input, &refs)
+        };
+        // HubSpot's record names company 99, linked nowhere: the company cannot be
+        // compared this run, while the rename in Close is planned.
+        let p = planned("99", "11");
         assert_eq!(p.groups.len(), 1, "{p:?}");
         assert_eq!(p.groups[0].skipped, [Field::new("company")], "{p:?}");
         assert_eq!(p.updates().count(), 1, "the rename still goes: {p:?}");
+        assert!(
+            p.updates()
+                .all(|(_, u)| u.changes.iter().all(|c| c.field != "company")),
+            "{p:?}"
+        );
+
+        // Its base names company 99 and its record company 12: HubSpot moved the person
+        // from a company no longer linked to one that is, and the move goes to Close.
+        let p = planned("12", "99");
+        assert!(p.groups[0].skipped.is_empty(), "{p:?}");
+        let to_close = p
+            .updates()
+            .find(|(_, u)| u.target.crm == Crm::Close)
+            .expect("Close is patched");
+        let moved = to_close.1.changes.iter().find(|c| c.field == "company");
+        assert_eq!(
+            moved.and_then(|c| c.to.clone()),
+            Some(json!("lead_2")),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -457,14 +457,19 @@ impl Engine {
     /// The links of every record a reference field of `input` points at.
     async fn ref_table(&self, input: &Input) -> Result<RefTable> {
         let mut wanted: BTreeSet<RecordRef> = BTreeSet::new();
-        let all = input
+        // The references each side holds now, and those its stored base held: a side's
+        // change of a reference (a contact moved to another lead) is seen only when both
+        // are compared as the anchor CRM's ids.
+        let now = input
             .unlinked
             .iter()
-            .chain(input.linked.iter().flat_map(|(_, s)| s.values()));
-        for s in all {
-            for (field, v) in &s.fields {
+            .chain(input.linked.iter().flat_map(|(_, s)| s.values()))
+            .map(|s| (s.crm, &s.fields));
+        let before = input.linked.iter().flat_map(|(l, _)| l.bases.iter());
+        for (crm, fields) in now.chain(before) {
+            for (field, v) in fields {
                 if let (Some(rk), Some(id)) = (reference_kind(field), v.as_str()) {
-                    wanted.insert(RecordRef::new(s.crm, rk, id));
+                    wanted.insert(RecordRef::new(crm, rk, id));
                 }
             }
         }

@@ -150,6 +150,49 @@ async fn records_flow_both_ways(db: Db) {
     assert_eq!(w.writes(), Vec::<String>::new());
 }
 
+/// A contact moved to another lead in Close moves to the linked company in HubSpot, and the
+/// next run writes nothing.
+#[tokio::test]
+async fn a_contact_moved_to_another_lead_moves_to_the_linked_company() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let globex = w
+        .close_lead(json!({"name": "Globex", "url": "https://globex.com"}))
+        .await;
+    let (bob, hs_bob) = super::linked_bob(&w, &engine).await;
+    let hs_globex = w
+        .linked_id(
+            &RecordRef::new(Crm::Close, ObjectKind::Company, globex.clone()),
+            Crm::HubSpot,
+        )
+        .await;
+    let hs_company = |w: &World| {
+        let hs_bob = hs_bob.clone();
+        let conn = w.connectors[1].clone();
+        async move {
+            match conn.get(ObjectKind::Person, &hs_bob).await {
+                Ok(crmkit_core::Record::Person(p)) => p.company_id,
+                other => panic!("HubSpot contact {hs_bob}: {other:?}"),
+            }
+        }
+    };
+    assert_ne!(hs_company(&w).await.as_deref(), Some(hs_globex.as_str()));
+
+    w.close_update(&format!("contact/{bob}/"), json!({"lead_id": globex}))
+        .await;
+    w.settle().await;
+    let moved = engine.run().await.expect("run after the move");
+    assert!(moved.errors.is_empty(), "{:?}", moved.errors);
+    assert_eq!(moved.updated, 1, "{moved:?}");
+    assert_eq!(hs_company(&w).await.as_deref(), Some(hs_globex.as_str()));
+
+    w.settle().await;
+    w.reset_stats();
+    let again = engine.run().await.expect("run after the move is synced");
+    assert!(!again.wrote(), "{again:?}");
+    assert_eq!(w.writes(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn matching_records_are_linked_and_ambiguous_ones_queued_never_merged() {
     let w = World::new().await;
