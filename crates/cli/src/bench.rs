@@ -42,8 +42,8 @@ pub enum Bench {
     Sandbox(sandbox::Args),
     /// Plan N synthetic Close/HubSpot record pairs in memory: match, hash, resolve.
     ///
-    /// Last line: `pairs=… seconds=… pairs_per_s=… wall_seconds=… wall_pairs_per_s=…
-    /// peak_rss_mb=…`. `pairs_per_s` is planning alone (mapping and hashing the records,
+    /// Last line: `pairs=… plan_pairs=… seconds=… pairs_per_s=… wall_seconds=…
+    /// wall_pairs_per_s=… peak_rss_mb=…`. `pairs_per_s` is planning alone (mapping and hashing the records,
     /// matching, resolving, building and dropping the plan), the figure the target is for;
     /// `wall_pairs_per_s` also counts building the synthetic records and stored link
     /// states, which a real run gets from the connectors and the store. Targets (release

@@ -14,7 +14,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
-use crate::values::Field;
+use crate::values::{Field, name_cmp};
 
 /// Unified field name → value, in field order: [`FieldMap`] for values read, [`Writes`]
 /// for values to set (`None` clears).
@@ -65,6 +65,11 @@ impl<V> FieldList<V> {
 
     /// Sets `field`, returning the value it replaces.
     pub fn insert(&mut self, field: Field, value: V) -> Option<V> {
+        // Fields set in name order (as a record's are read) are each appended.
+        if self.0.last().is_none_or(|(last, _)| *last < field) {
+            self.0.push((field, value));
+            return None;
+        }
         match self.find(field.as_str()) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -113,19 +118,6 @@ impl<V> FieldList<V> {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-}
-
-/// Orders field names as text. Written out rather than left to `str::cmp`, which calls the
-/// C library's `memcmp` for every comparison: names are short and nearly always differ in
-/// their first byte, and these comparisons ran for every value a plan looked up.
-fn name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let (x, y) = (a.as_bytes(), b.as_bytes());
-    for (p, q) in x.iter().zip(y) {
-        if p != q {
-            return p.cmp(q);
-        }
-    }
-    x.len().cmp(&y.len())
 }
 
 /// The iterator of [`FieldList::iter`].

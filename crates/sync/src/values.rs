@@ -20,8 +20,51 @@ pub use crate::field_map::{FieldMap, Writes};
 /// other name (custom fields, names read back from the store) is interned once per process,
 /// so a record's field map allocates no key strings. Compares, orders and hashes as its
 /// text, so maps keyed by it iterate (and hash) exactly as maps keyed by `String` did.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct Field(&'static str);
+
+/// Hashed as its text, as equal fields have equal text.
+impl std::hash::Hash for Field {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+// Compared as their text, written out rather than derived: the derived forms call the C
+// library's `memcmp` for every comparison, and field names are short, nearly always differ
+// in their first byte, and are compared for every value a plan sorts or looks up. Two
+// fields of one name are nearly always one `'static` text, which settles equality at once.
+impl PartialEq for Field {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0) || name_cmp(self.0, other.0).is_eq()
+    }
+}
+
+impl PartialOrd for Field {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Field {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::ptr::eq(self.0, other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        name_cmp(self.0, other.0)
+    }
+}
+
+/// Orders field names as text (as `str::cmp` does) byte by byte, without a call to `memcmp`.
+pub(crate) fn name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    for (p, q) in x.iter().zip(y) {
+        if p != q {
+            return p.cmp(q);
+        }
+    }
+    x.len().cmp(&y.len())
+}
 
 impl Field {
     /// A field named by static text (no interning needed).
@@ -124,40 +167,46 @@ impl<'de> serde::Deserialize<'de> for Field {
 /// map is sorted and [`canonical`] sorts nested objects and normalises numbers and
 /// strings), first 16 bytes in hex.
 ///
-/// The JSON is streamed straight into the SHA-256 state rather than built in a buffer
-/// first, and text needing no escapes (nearly all of it) is written as it is: the hash is
-/// computed for every record read, so the planner's speed depends on it. The bytes hashed,
-/// and so the hash, are exactly those of `serde_json::to_vec`.
+/// The JSON is written into a buffer kept per thread and hashed in one piece (feeding the
+/// SHA-256 state piece by piece cost more than the hashing), and text needing no escapes
+/// (nearly all of it) is copied as it is: the hash is computed for every record read, so
+/// the planner's speed depends on it. The bytes hashed, and so the hash, are exactly those
+/// of `serde_json::to_vec`.
 pub fn hash(fields: &FieldMap) -> FieldsHash {
-    let mut h = Sha256::new();
-    h.update(b"{");
-    for (i, (field, v)) in fields.iter().enumerate() {
-        if i > 0 {
-            h.update(b",");
-        }
-        hash_str(&mut h, field.as_str());
-        h.update(b":");
-        match v {
-            Value::String(s) => hash_str(&mut h, s),
-            // Numbers, lists and objects: serde_json's own form. Writing a Value into a sink
-            // that never fails cannot fail.
-            other => {
-                let _ = serde_json::to_writer(HashSink(&mut h), other);
+    thread_local! {
+        static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    JSON.with_borrow_mut(|json| {
+        json.clear();
+        json.push(b'{');
+        for (i, (field, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json_str(json, field.as_str());
+            json.push(b':');
+            match v {
+                Value::String(s) => json_str(json, s),
+                // Numbers, lists and objects: serde_json's own form. Writing into a Vec
+                // cannot fail.
+                other => {
+                    let _ = serde_json::to_writer(&mut *json, other);
+                }
             }
         }
-    }
-    h.update(b"}");
-    FieldsHash::of_digest(&h.finalize())
+        json.push(b'}');
+        FieldsHash::of_digest(&Sha256::digest(json.as_slice()))
+    })
 }
 
-/// Feeds `s` as a JSON string: as it is when serde_json would escape nothing in it.
-fn hash_str(h: &mut Sha256, s: &str) {
+/// Appends `s` as a JSON string: as it is when serde_json would escape nothing in it.
+fn json_str(json: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
-        let _ = serde_json::to_writer(HashSink(h), s);
+        let _ = serde_json::to_writer(&mut *json, s);
     } else {
-        h.update(b"\"");
-        h.update(s.as_bytes());
-        h.update(b"\"");
+        json.push(b'"');
+        json.extend_from_slice(s.as_bytes());
+        json.push(b'"');
     }
 }
 
@@ -196,6 +245,13 @@ impl FieldsHash {
     }
 }
 
+/// Compared with the text the store keeps, byte for byte.
+impl PartialEq<str> for FieldsHash {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
 impl std::fmt::Display for FieldsHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -217,20 +273,6 @@ impl serde::Serialize for FieldsHash {
 impl From<FieldsHash> for String {
     fn from(h: FieldsHash) -> Self {
         h.as_str().to_string()
-    }
-}
-
-/// An `io::Write` that feeds a SHA-256 state.
-struct HashSink<'a>(&'a mut Sha256);
-
-impl std::io::Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -425,10 +467,11 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
     // Sized for every synced field up front: never grown while filled.
     let mut m = FieldMap::with_capacity(cfg.fields.len() + cfg.custom.len());
     let wants = |f: &str| cfg.fields.iter().any(|x| x == f);
+    // Each kind's fields are read in name order, so each is appended to the map.
     match record {
         Record::Company(c) => {
-            if wants("name") {
-                put_str(&mut m, "name", &c.name);
+            if wants("description") {
+                text(&mut m, "description", &c.description);
             }
             if wants("domain") {
                 if let Some(d) = c.domain.as_deref().map(|d| d.trim().to_lowercase()) {
@@ -437,19 +480,16 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                     }
                 }
             }
+            if wants("name") {
+                put_str(&mut m, "name", &c.name);
+            }
             if wants("url") {
                 text(&mut m, "url", &c.url);
             }
-            if wants("description") {
-                text(&mut m, "description", &c.description);
-            }
         }
         Record::Person(p) => {
-            if wants("name") {
-                put_str(&mut m, "name", &p.name);
-            }
-            if wants("title") {
-                text(&mut m, "title", &p.title);
+            if wants("company") {
+                id_text(&mut m, "company", &p.company_id);
             }
             if wants("emails") {
                 put(
@@ -459,6 +499,9 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                     FieldType::Text,
                 );
             }
+            if wants("name") {
+                put_str(&mut m, "name", &p.name);
+            }
             if wants("phones") {
                 put(
                     &mut m,
@@ -467,28 +510,23 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                     FieldType::Text,
                 );
             }
-            if wants("company") {
-                id_text(&mut m, "company", &p.company_id);
+            if wants("title") {
+                text(&mut m, "title", &p.title);
             }
         }
         Record::Deal(d) => {
-            if wants("name") {
-                put_str(&mut m, "name", &d.name);
-            }
-            if let Some(money) = &d.amount {
-                if wants("amount") {
-                    if let Some(n) = Number::from_f64(cents_to_decimal(money.minor)) {
-                        put(&mut m, Field("amount"), Value::Number(n), FieldType::Number);
-                    }
-                }
-                if wants("currency") {
-                    put_str(&mut m, "currency", &money.currency.to_uppercase());
+            if let Some(money) = d.amount.as_ref().filter(|_| wants("amount")) {
+                if let Some(n) = Number::from_f64(cents_to_decimal(money.minor)) {
+                    put(&mut m, Field("amount"), Value::Number(n), FieldType::Number);
                 }
             }
-            if wants("stage") {
-                if let Some(stage) = stage_of(d, crm, cfg)? {
-                    put_str(&mut m, "stage", &stage);
+            if wants("close_date") {
+                if let Some(v) = date(&d.close_date) {
+                    put(&mut m, Field("close_date"), v, FieldType::Text);
                 }
+            }
+            if wants("company") {
+                id_text(&mut m, "company", &d.company_id);
             }
             if wants("confidence") {
                 if let Some(c) = d.confidence {
@@ -500,16 +538,19 @@ pub fn extract(record: &Record, crm: Crm, cfg: &EntityConfig) -> Result<FieldMap
                     );
                 }
             }
-            if wants("close_date") {
-                if let Some(v) = date(&d.close_date) {
-                    put(&mut m, Field("close_date"), v, FieldType::Text);
-                }
+            if let Some(money) = d.amount.as_ref().filter(|_| wants("currency")) {
+                put_str(&mut m, "currency", &money.currency.to_uppercase());
             }
-            if wants("company") {
-                id_text(&mut m, "company", &d.company_id);
+            if wants("name") {
+                put_str(&mut m, "name", &d.name);
             }
             if wants("person") {
                 id_text(&mut m, "person", &d.person_id);
+            }
+            if wants("stage") {
+                if let Some(stage) = stage_of(d, crm, cfg)? {
+                    put_str(&mut m, "stage", &stage);
+                }
             }
         }
         Record::Activity(a) => crate::activity::extract(a, wants, &mut m, put_str),

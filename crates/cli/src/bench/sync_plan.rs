@@ -8,11 +8,14 @@ pub struct Args {
     /// Record pairs to plan (targets apply to 1,000,000 on a release build).
     #[arg(long, default_value_t = 1_000_000)]
     pairs: usize,
+    /// Record pairs per plan (each plan one run's changes, with its own matching index).
+    #[arg(long, default_value_t = crmkit_sync::bench::PLAN_PAIRS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    plan_pairs: usize,
 }
 
 /// Runs the benchmark and prints its figures.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let r = crmkit_sync::bench::bench_sync_plan(args.pairs);
+    let r = crmkit_sync::bench::bench_sync_plan(args.pairs, args.plan_pairs);
     if r.writes != args.pairs {
         return Err(Failure::Bench(format!(
             "the plans hold {} writes or links for {} pairs",
@@ -22,8 +25,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // `seconds` and `pairs_per_s` are planning time; `wall_*` include building the
     // synthetic input (see crmkit_sync::bench).
     println!(
-        "pairs={} seconds={:.3} pairs_per_s={:.0} wall_seconds={:.3} wall_pairs_per_s={:.0} peak_rss_mb={:.1}",
+        "pairs={} plan_pairs={} seconds={:.3} pairs_per_s={:.0} wall_seconds={:.3} wall_pairs_per_s={:.0} peak_rss_mb={:.1}",
         r.pairs,
+        r.plan_pairs,
         r.seconds,
         r.pairs_per_s,
         r.wall_seconds,
