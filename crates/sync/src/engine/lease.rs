@@ -389,7 +389,15 @@ impl Engine {
             .map(|(n, what)| format!("{n} {what}"))
             .collect();
             return Err(Error::config(format!(
-                "this store holds the sync state of {} ([sync] crms = {theirs:?}; found                  under {:?}: {}), which shares a CRM with this sync of {} but is not part                  of it: one store serves one set of CRMs (it may grow into more CRMs, never                  shrink or pair them differently, since the links and each CRM's last                  synced values are shared). Go on with [sync] crms = {theirs:?} (or a set                  holding them), or use another database for this set (--database-url or                  DATABASE_URL), knowing that a new database starts with no links: every                  record is matched again, and those no natural key matches (deals,                  activities) are created again in the other CRMs",
+                "this store holds the sync state of {} ([sync] crms = {theirs:?}; found \
+                 under {:?}: {}), which shares a CRM with this sync of {} but is not part \
+                 of it: one store serves one set of CRMs (it may grow into more CRMs, never \
+                 shrink or pair them differently, since the links and each CRM's last \
+                 synced values are shared). Go on with [sync] crms = {theirs:?} (or a set \
+                 holding them), or use another database for this set (--database-url or \
+                 DATABASE_URL), knowing that a new database starts with no links: every \
+                 record is matched again, and those no natural key matches (deals, \
+                 activities) are created again in the other CRMs",
                 pair_name(&theirs),
                 state.pair,
                 found.join(", "),

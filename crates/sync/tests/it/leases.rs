@@ -643,6 +643,10 @@ async fn one_store_serves_one_set_of_crms_which_may_grow() {
         ] {
             assert!(text.contains(part), "{part:?} in {text}");
         }
+        assert!(
+            !text.contains("  "),
+            "one sentence, one space apart: {text}"
+        );
     }
     assert_eq!(
         w.hs_all("companies", "name").await.len(),
