@@ -145,7 +145,9 @@
 //! kept as text and translated through links when compared or copied: a side's current
 //! value and its stored base alike, so a side that moved a record to another company is
 //! seen as changing the field even when no record read in the run names the company it
-//! left. A base naming a record no longer linked (deleted, merged away) still counts as
+//! left. A base naming a record merged away reads as the record it went into (the merges
+//! crmkit followed are noted in the store), so a record the merge moved is not taken for
+//! an edit; a base naming a record no longer linked otherwise (deleted) counts as
 //! differing from any current value; a current value naming a record not linked yet is
 //! left out of the comparison and the record waits on the retry list.
 //!

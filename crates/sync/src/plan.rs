@@ -89,11 +89,13 @@ pub trait Refs {
     fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
 }
 
-/// [`Refs`] from an in-memory table, for tests and benchmarks.
+/// [`Refs`] from an in-memory table: the links of the records a run's references name, and
+/// the ids merged away into linked records.
 #[derive(Debug, Default, Clone)]
 pub struct RefTable {
     groups: Vec<PerCrm<String>>,
-    by_id: BTreeMap<(ObjectKind, Crm, String), (ObjectKind, usize)>,
+    by_id: BTreeMap<(ObjectKind, Crm, String), usize>,
+    merged: BTreeMap<(ObjectKind, Crm, String), String>,
 }
 
 impl RefTable {
@@ -101,18 +103,30 @@ impl RefTable {
     pub fn link(&mut self, kind: ObjectKind, ids: PerCrm<String>) {
         let n = self.groups.len();
         for (c, id) in &ids {
-            self.by_id.insert((kind, c, id.clone()), (kind, n));
+            self.by_id.insert((kind, c, id.clone()), n);
         }
         self.groups.push(ids);
+    }
+
+    /// Records that the record `old` of `kind` in `crm` was merged into `now` there: a
+    /// reference still naming `old` (a stored base from before the merge) names `now`, so
+    /// the merge's moving of a record to the winner is not taken for anyone's edit.
+    pub fn merged(&mut self, kind: ObjectKind, crm: Crm, old: &str, now: &str) {
+        self.merged
+            .insert((kind, crm, old.to_string()), now.to_string());
     }
 }
 
 impl Refs for RefTable {
     fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String> {
+        let id = self
+            .merged
+            .get(&(kind, from, id.to_string()))
+            .map_or(id, String::as_str);
         if from == to {
             return Some(id.to_string());
         }
-        let (_, g) = self.by_id.get(&(kind, from, id.to_string()))?;
+        let g = self.by_id.get(&(kind, from, id.to_string()))?;
         self.groups.get(*g)?.get(&to).cloned()
     }
 }
@@ -864,9 +878,10 @@ fn kept_alike(
 }
 
 /// The value of `c` (values held alike, each in its CRM's form) that fills a gap, with its
-/// holder: the longest list, else the first held in config order, except that phone
-/// numbers are taken from a CRM other than Close where one holds them (Close's E.164 is its
-/// own shaping of a number typed in another form elsewhere).
+/// holder: the longest list, else the first held in the order Close, HubSpot, Salesforce
+/// (a conflict's values are keyed by CRM), except that phone numbers are taken from a CRM
+/// other than Close where one holds them (Close's E.164 is its own shaping of a number
+/// typed in another form elsewhere).
 fn gap_filler(c: &FieldConflict) -> Option<(Crm, &Value)> {
     let len = |v: &Value| v.as_array().map_or(1, Vec::len);
     let phones = c.field.as_str() == "phones";
@@ -1513,5 +1528,140 @@ mod tests {
             assert_eq!(p.deletions[0].targets.len(), targets, "{policy:?}");
             assert_eq!(p.deletions[0].policy, policy);
         }
+    }
+
+    /// HubSpot company 11 was merged into 12 and the link relinked ({lead_1, 12}): 11 is in
+    /// no link any more, and the table knows the merge. HubSpot's contact follows the merge
+    /// (11 -> 12), which is lead_1's record all along: no user moved it.
+    fn merged_company_case(policy: PolicyKind, close_base: &str, close_now: &str) -> Plan {
+        let mut c = cfg();
+        c.person.conflict.policy = Some(policy);
+        let mut refs = RefTable::default();
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "12".into())].into(),
+        );
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_2".into()), (Crm::HubSpot, "13".into())].into(),
+        );
+        refs.merged(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        let person = |id: &str, company: &str, at: &str| {
+            Record::Person(Person {
+                id: Some(id.into()),
+                name: "Ann".into(),
+                emails: vec!["ann@acme.com".into()],
+                company_id: Some(company.into()),
+                updated_at: crmkit_core::time::parse_timestamp(at),
+                ..Person::default()
+            })
+        };
+        let (link, sides) = linked(
+            &c,
+            person("cont_1", close_now, "2024-01-01T00:00:00Z"),
+            person("21", "12", "2024-01-02T00:00:00Z"),
+            Some((
+                &person("cont_1", close_base, "2023-01-01T00:00:00Z"),
+                &person("21", "11", "2023-01-01T00:00:00Z"),
+            )),
+        );
+        let input = Input {
+            linked: vec![(link, sides)],
+            ..Input::default()
+        };
+        plan(&c, ObjectKind::Person, input, &refs)
+    }
+
+    #[test]
+    fn a_followed_merge_does_not_settle_a_reference_held_apart() {
+        // Held apart under manual: Close lead_2, HubSpot 11 (lead_1). Nobody decided.
+        let p = merged_company_case(PolicyKind::Manual, "lead_2", "lead_2");
+        let close_company = p
+            .updates()
+            .filter(|(_, u)| u.target.crm == Crm::Close)
+            .flat_map(|(_, u)| u.changes.iter())
+            .find(|c| c.field == "company")
+            .cloned();
+        assert_eq!(
+            close_company, None,
+            "Close's held-apart value overwritten: {p:?}"
+        );
+    }
+
+    #[test]
+    fn a_followed_merge_does_not_revert_an_edit_of_the_reference() {
+        // Close moved the contact lead_1 -> lead_2; HubSpot only followed a company merge.
+        let p = merged_company_case(PolicyKind::LastWriteWins, "lead_1", "lead_2");
+        let close_company = p
+            .updates()
+            .filter(|(_, u)| u.target.crm == Crm::Close)
+            .flat_map(|(_, u)| u.changes.iter())
+            .find(|c| c.field == "company")
+            .cloned();
+        assert_eq!(close_company, None, "Close's edit reverted: {p:?}");
+    }
+
+    #[test]
+    fn a_clear_against_a_value_is_a_conflict_when_the_primary_holds_nothing() {
+        // HubSpot primary, never held the description (a relinked merge winner). Close
+        // cleared it, Salesforce changed it: two changers disagree.
+        let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        c.company.conflict.primary = Some(Crm::HubSpot);
+        let co = |id: &str, d: Option<&str>| {
+            Record::Company(Company {
+                id: Some(id.into()),
+                name: "Acme".into(),
+                description: d.map(Into::into),
+                ..Company::default()
+            })
+        };
+        let close = seen(&c, Crm::Close, co("lead_1", None));
+        let hs = seen(&c, Crm::HubSpot, co("11", None));
+        let sf = seen(&c, Crm::Salesforce, co("001A", Some("X")));
+        let close_base = seen(&c, Crm::Close, co("lead_1", Some("Y")));
+        let sf_base = seen(&c, Crm::Salesforce, co("001A", Some("Y")));
+        let link = LinkState {
+            key: "1".into(),
+            ids: [
+                (Crm::Close, "lead_1".to_string()),
+                (Crm::HubSpot, "11".to_string()),
+                (Crm::Salesforce, "001A".to_string()),
+            ]
+            .into(),
+            hashes: [
+                (Crm::Close, close_base.hash.to_string()),
+                (Crm::Salesforce, sf_base.hash.to_string()),
+            ]
+            .into(),
+            bases: [
+                (Crm::Close, close_base.fields.clone()),
+                (Crm::HubSpot, hs.fields.clone()),
+                (Crm::Salesforce, sf_base.fields.clone()),
+            ]
+            .into(),
+        };
+        let sides: Sides = [
+            (Crm::Close, close),
+            (Crm::HubSpot, hs),
+            (Crm::Salesforce, sf),
+        ]
+        .into();
+        let p = plan(
+            &c,
+            ObjectKind::Company,
+            Input {
+                linked: vec![(link, sides)],
+                ..Input::default()
+            },
+            &RefTable::default(),
+        );
+        let g = &p.groups[0];
+        let filled = p
+            .updates()
+            .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "description"));
+        assert!(
+            !g.conflicts.is_empty() || !filled,
+            "a clear against a set settled with no conflict: {p:?}"
+        );
     }
 }

@@ -107,7 +107,8 @@ pub struct Divergence {
 /// nothing and did not clear it) the changers' value, or where none changed it the value
 /// the others hold, fills it where they agree, and where they disagree nothing is written
 /// ([`Resolution::diverged`]: the planner queues a conflict, or fills the primary's gap
-/// where the values are one in each CRM's form); `last_write_wins` — the changer with
+/// where the values are one in each CRM's form; a changer's clear against another's value
+/// is queued as a conflict here); `last_write_wins` — the changer with
 /// the latest modification time (ties: config order); `manual` — queued. Where values
 /// differ but no side is known to have changed the field, `primary` still decides. A side
 /// new to the link (no base, among sides with one) is never an edit: where no synced side
@@ -196,10 +197,19 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
             // yesterday would make a title set years ago look newer than today's edit). A
             // newcomer without a value takes the edit (a clear included), and so does one
             // holding the value the edit replaced: it holds what the synced sides held, as
-            // one left alone.
+            // one left alone. What the synced sides held: the changers' bases, and the value
+            // of each synced side that left the field alone.
             let replaced: Vec<Option<&Value>> = changers
                 .iter()
                 .map(|c| c.base.and_then(|b| b.get(field.as_str())))
+                .chain(
+                    sides
+                        .iter()
+                        .filter(|s| {
+                            s.base.is_some() && !changers.iter().any(|c| std::ptr::eq(*c, *s))
+                        })
+                        .map(value),
+                )
                 .collect();
             let contenders = sides.iter().filter(|s| {
                 s.base.is_none()
@@ -252,6 +262,12 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
                                 fillers
                                     .first()
                                     .map(|s| (value(s).cloned(), s.crm, Some(rule)))
+                            } else if fillers.iter().any(|s| value(s).is_none()) {
+                                // A clear against a value: no CRM's form of a value explains
+                                // that, and filling the primary would overwrite the clear
+                                // on its next change. A person decides.
+                                out.conflicts.push(diverged(&|_| false).conflict);
+                                None
                             } else {
                                 let primary_gap = |s: &Side<'a>| s.crm == p && value(s).is_none();
                                 out.diverged
@@ -711,6 +727,25 @@ mod tests {
             assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
             assert!(r.conflicts.is_empty(), "{r:?}");
         }
+        // So does one holding what a synced side that left the field alone holds, though
+        // that side held it apart from the edited side's base.
+        let apart = map(&[("name", json!("Bob")), ("title", json!("Founder"))]);
+        let held = [
+            side(
+                Crm::Close,
+                &apart,
+                Some(&apart),
+                false,
+                at("2024-01-01T00:00:00Z"),
+            ),
+            sides[1].clone(),
+            sides[2].clone(),
+        ];
+        let mut sf_primary = cfg();
+        sf_primary.conflict.primary = Some(Crm::Salesforce);
+        let r = resolve(&sf_primary, &held, &BTreeSet::new());
+        assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
+        assert_eq!(title(&r, Crm::Close), Some(Some(json!("VP"))), "{r:?}");
         // A new side holding no value takes the edit, a clear included.
         let untitled = map(&[("name", json!("Bob"))]);
         let cleared = [

@@ -195,9 +195,17 @@ pub fn hash(fields: &FieldMap) -> FieldsHash {
             }
         }
         json.push(b'}');
-        FieldsHash::of_digest(&Sha256::digest(json.as_slice()))
+        let digest = Sha256::digest(json.as_slice());
+        // One long value (an e-mail body) does not keep its size of buffer for good.
+        if json.capacity() > HASH_BUFFER_KEPT {
+            *json = Vec::new();
+        }
+        FieldsHash::of_digest(&digest)
     })
 }
+
+/// The largest buffer [`hash`] keeps for the next record, in bytes.
+const HASH_BUFFER_KEPT: usize = 64 * 1024;
 
 /// Appends `s` as a JSON string: as it is when serde_json would escape nothing in it.
 fn json_str(json: &mut Vec<u8>, s: &str) {

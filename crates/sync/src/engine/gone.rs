@@ -228,7 +228,8 @@ impl Engine {
     /// user's clear or edit there since is still seen as a change and wins as one. No hash is
     /// stored, so the run plans the link (and shows any difference) now, then stores it as
     /// for any side. The loser's retry entry goes: it can never be read again, and the winner
-    /// is synced in its place.
+    /// is synced in its place. The merge is noted as an account fact ([`merged_fact`]), so a
+    /// stored base naming the loser is read as naming the winner ([`RefTable::merged`]).
     async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
         let others: Vec<&serde_json::Map<String, Value>> = self
             .config
@@ -252,6 +253,9 @@ impl Engine {
             .await
             .map_err(store_err)?;
         tx.update_link(&moved, &update).await.map_err(store_err)?;
+        tx.set_account_fact(loser.crm, &merged_fact(loser.object, &loser.id), seen.id())
+            .await
+            .map_err(store_err)?;
         tx.clear_retry(&self.pair, loser).await.map_err(store_err)?;
         tx.commit().await.map_err(store_err)
     }
@@ -366,6 +370,12 @@ fn survivors(merges: Vec<(RecordRef, String)>) -> Vec<(RecordRef, Survivor)> {
 }
 
 /// A link's records as text, for the review queue.
+/// The name of the account fact noting that the record `id` of `kind` was merged into the
+/// record the fact holds (see [`Engine::relink`]).
+pub(super) fn merged_fact(kind: ObjectKind, id: &str) -> String {
+    format!("merged {kind} {id}")
+}
+
 fn describe_link(kind: ObjectKind, link: &Link) -> Vec<String> {
     link_state(link)
         .ids

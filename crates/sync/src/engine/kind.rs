@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How many merges in a row a reference to a merged-away record is followed through.
+const MERGE_HOPS: usize = 16;
+
 impl Engine {
     /// Syncs one kind; `parents_held` says a kind synced before it in this run kept its
     /// cursor. Returns whether this kind kept its cursor (the next run reads its changes
@@ -454,7 +457,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// The links of every record a reference field of `input` points at.
+    /// The links of every record a reference field of `input` points at (in a side's value
+    /// or its stored base), and for a record merged away since, the merges followed to the
+    /// record it went into.
     async fn ref_table(&self, input: &Input) -> Result<RefTable> {
         let mut wanted: BTreeSet<RecordRef> = BTreeSet::new();
         // The references each side holds now, and those its stored base held: a side's
@@ -468,9 +473,16 @@ impl Engine {
         let before = input.linked.iter().flat_map(|(l, _)| l.bases.iter());
         for (crm, fields) in now.chain(before) {
             for (field, v) in fields {
-                if let (Some(rk), Some(id)) = (reference_kind(field), v.as_str()) {
-                    wanted.insert(RecordRef::new(crm, rk, id));
-                }
+                let Some(rk) = reference_kind(field) else {
+                    continue;
+                };
+                // An id stored as a number (a base from before fields had types) is its text.
+                let id = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                wanted.insert(RecordRef::new(crm, rk, id));
             }
         }
         let mut table = RefTable::default();
@@ -481,11 +493,40 @@ impl Engine {
             .links_by_records(&wanted)
             .await
             .map_err(store_err)?;
+        let mut unlinked = Vec::new();
         for (r, link) in wanted.iter().zip(found) {
-            if let Some(link) = link {
-                if done.insert(link.id.to_string()) {
-                    table.link(r.object, link_state(&link).ids);
+            match link {
+                Some(link) => {
+                    if done.insert(link.id.to_string()) {
+                        table.link(r.object, link_state(&link).ids);
+                    }
                 }
+                None => unlinked.push(r),
+            }
+        }
+        // A record merged away (a base from before the merge names it) stands for the
+        // record it went into, through as many merges as were followed.
+        for r in unlinked {
+            let mut id = r.id.clone();
+            for _ in 0..MERGE_HOPS {
+                let fact = gone::merged_fact(r.object, &id);
+                let Some(winner) = self
+                    .store
+                    .account_fact(r.crm, &fact)
+                    .await
+                    .map_err(store_err)?
+                else {
+                    break;
+                };
+                table.merged(r.object, r.crm, &r.id, &winner);
+                let now = RecordRef::new(r.crm, r.object, winner.clone());
+                if let Some(link) = self.store.link_by_record(&now).await.map_err(store_err)? {
+                    if done.insert(link.id.to_string()) {
+                        table.link(r.object, link_state(&link).ids);
+                    }
+                    break;
+                }
+                id = winner;
             }
         }
         Ok(table)

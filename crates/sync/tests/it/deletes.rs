@@ -243,6 +243,61 @@ async fn a_close_merge_under_propagate_deletes_neither_the_company_nor_its_moved
     assert_eq!(moved.crm_id(Crm::HubSpot), Some(hs_company.as_str()));
 }
 
+/// A contact moved by a company merge crmkit followed is not taken for an edit of its
+/// company: HubSpot moves Bob to Globex, then Close merges Bob's lead into an unlinked one
+/// (the link follows, Bob moves with the merge) and his Close record is edited later. The
+/// only move anyone made is HubSpot's, and it reaches Close although Close's record is the
+/// newer (`last_write_wins`); the run after writes nothing.
+#[tokio::test]
+async fn a_contact_moved_by_a_followed_merge_does_not_undo_a_move_in_the_other_crm() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let globex = w
+        .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
+        .await;
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = w.close_get(&format!("contact/{contact}/")).await["lead_id"]
+        .as_str()
+        .expect("lead id")
+        .to_string();
+    let hs_globex = close_company_link(&w, &globex)
+        .await
+        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
+        .expect("Globex is linked");
+
+    w.hs_update(
+        "contacts",
+        &hs_contact,
+        &[("associatedcompanyid", hs_globex.as_str())],
+    )
+    .await;
+    let other = w.close_lead(serde_json::json!({"name": "Acme Two"})).await;
+    merge_close_leads(&w, &lead, &other).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    w.close_update(
+        &format!("contact/{contact}/"),
+        serde_json::json!({"title": "CTO"}),
+    )
+    .await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.relinked, 1, "{r:?}");
+    let in_close = w.close_get(&format!("contact/{contact}/")).await;
+    assert_eq!(in_close["lead_id"], globex.as_str(), "{r:?}");
+    let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_contact).await {
+        Ok(Record::Person(p)) => p,
+        other => panic!("HubSpot contact {hs_contact}: {other:?}"),
+    };
+    assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
+    assert_eq!(in_hubspot.title.as_deref(), Some("CTO"));
+
+    w.settle().await;
+    w.reset_stats();
+    let again = engine.run().await.expect("run after");
+    assert!(!again.wrote(), "{again:?}");
+}
+
 #[tokio::test]
 async fn a_chain_of_merges_moves_the_link_to_the_surviving_record() {
     let w = World::new().await;
