@@ -1659,9 +1659,12 @@ mod tests {
         let filled = p
             .updates()
             .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "description"));
-        assert!(
-            !g.conflicts.is_empty() || !filled,
-            "a clear against a set settled with no conflict: {p:?}"
+        assert!(!filled, "nothing is written for the field: {p:?}");
+        let queued: Vec<Field> = g.conflicts.iter().map(|c| c.field).collect();
+        assert_eq!(
+            queued,
+            [Field::new("description")],
+            "a clear against a value is queued: {p:?}"
         );
     }
 }
