@@ -5,7 +5,7 @@ use crmkit_core::{Crm, ErrorKind, ObjectKind, Record, RecordRef};
 use crmkit_sync::config::DeletePolicy;
 
 use super::activities::Three;
-use super::{World, config, linked_acme, linked_bob, linked_contact};
+use super::{Db, World, config, linked_acme, linked_bob, linked_contact};
 
 async fn delete_close_lead(w: &World, id: &str) {
     w.close
@@ -250,7 +250,16 @@ async fn a_close_merge_under_propagate_deletes_neither_the_company_nor_its_moved
 /// newer (`last_write_wins`); the run after writes nothing.
 #[tokio::test]
 async fn a_contact_moved_by_a_followed_merge_does_not_undo_a_move_in_the_other_crm() {
-    let w = World::new().await;
+    contact_moved_by_a_followed_merge(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_contact_moved_by_a_followed_merge_does_not_undo_a_move_on_postgres() {
+    contact_moved_by_a_followed_merge(Db::Postgres).await;
+}
+
+async fn contact_moved_by_a_followed_merge(db: Db) {
+    let w = World::on(db).await;
     let engine = w.engine(config());
     let globex = w
         .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
@@ -296,6 +305,7 @@ async fn a_contact_moved_by_a_followed_merge_does_not_undo_a_move_in_the_other_c
     w.reset_stats();
     let again = engine.run().await.expect("run after");
     assert!(!again.wrote(), "{again:?}");
+    w.finish().await;
 }
 
 #[tokio::test]
