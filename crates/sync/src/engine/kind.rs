@@ -505,29 +505,50 @@ impl Engine {
             }
         }
         // A record merged away (a base from before the merge names it) stands for the
-        // record it went into, through as many merges as were followed.
-        for r in unlinked {
-            let mut id = r.id.clone();
-            for _ in 0..MERGE_HOPS {
-                let fact = gone::merged_fact(r.object, &id);
-                let Some(winner) = self
-                    .store
-                    .account_fact(r.crm, &fact)
-                    .await
-                    .map_err(store_err)?
-                else {
-                    break;
-                };
-                table.merged(r.object, r.crm, &r.id, &winner);
-                let now = RecordRef::new(r.crm, r.object, winner.clone());
-                if let Some(link) = self.store.link_by_record(&now).await.map_err(store_err)? {
-                    if done.insert(link.id.to_string()) {
-                        table.link(r.object, link_state(&link).ids);
-                    }
-                    break;
+        // record it went into, through as many merges as were followed: each hop one query
+        // per CRM for the merges of every id still unresolved, one for the winners' links.
+        let mut pending: Vec<(&RecordRef, String)> =
+            unlinked.into_iter().map(|r| (r, r.id.clone())).collect();
+        for _ in 0..MERGE_HOPS {
+            let mut next = Vec::new();
+            for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
+                let of_crm: Vec<&(&RecordRef, String)> =
+                    pending.iter().filter(|(r, _)| r.crm == crm).collect();
+                if of_crm.is_empty() {
+                    continue;
                 }
-                id = winner;
+                let names: Vec<String> = of_crm
+                    .iter()
+                    .map(|(r, id)| gone::merged_fact(r.object, id))
+                    .collect();
+                let winners = self
+                    .store
+                    .account_facts(crm, &names)
+                    .await
+                    .map_err(store_err)?;
+                let merged: Vec<(&RecordRef, RecordRef)> = of_crm
+                    .into_iter()
+                    .zip(winners)
+                    .filter_map(|((r, _), w)| w.map(|w| (*r, RecordRef::new(crm, r.object, w))))
+                    .collect();
+                let now: Vec<RecordRef> = merged.iter().map(|(_, w)| w.clone()).collect();
+                let links = self.store.links_by_records(&now).await.map_err(store_err)?;
+                for ((r, winner), link) in merged.into_iter().zip(links) {
+                    table.merged(r.object, crm, &r.id, &winner.id);
+                    match link {
+                        Some(link) => {
+                            if done.insert(link.id.to_string()) {
+                                table.link(r.object, link_state(&link).ids);
+                            }
+                        }
+                        None => next.push((r, winner.id)),
+                    }
+                }
             }
+            if next.is_empty() {
+                break;
+            }
+            pending = next;
         }
         Ok(table)
     }
