@@ -1572,16 +1572,20 @@ mod tests {
         plan(&c, ObjectKind::Person, input, &refs)
     }
 
+    /// The change of `field` the plan makes to the Close record, if any.
+    fn close_change(p: &Plan, field: &str) -> Option<FieldChange> {
+        p.updates()
+            .filter(|(_, u)| u.target.crm == Crm::Close)
+            .flat_map(|(_, u)| u.changes.iter())
+            .find(|c| c.field == field)
+            .cloned()
+    }
+
     #[test]
     fn a_followed_merge_does_not_settle_a_reference_held_apart() {
         // Held apart under manual: Close lead_2, HubSpot 11 (lead_1). Nobody decided.
         let p = merged_company_case(PolicyKind::Manual, "lead_2", "lead_2");
-        let close_company = p
-            .updates()
-            .filter(|(_, u)| u.target.crm == Crm::Close)
-            .flat_map(|(_, u)| u.changes.iter())
-            .find(|c| c.field == "company")
-            .cloned();
+        let close_company = close_change(&p, "company");
         assert_eq!(
             close_company, None,
             "Close's held-apart value overwritten: {p:?}"
@@ -1592,12 +1596,7 @@ mod tests {
     fn a_followed_merge_does_not_revert_an_edit_of_the_reference() {
         // Close moved the contact lead_1 -> lead_2; HubSpot only followed a company merge.
         let p = merged_company_case(PolicyKind::LastWriteWins, "lead_1", "lead_2");
-        let close_company = p
-            .updates()
-            .filter(|(_, u)| u.target.crm == Crm::Close)
-            .flat_map(|(_, u)| u.changes.iter())
-            .find(|c| c.field == "company")
-            .cloned();
+        let close_company = close_change(&p, "company");
         assert_eq!(close_company, None, "Close's edit reverted: {p:?}");
     }
 

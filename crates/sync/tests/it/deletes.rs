@@ -189,6 +189,21 @@ async fn merge_close_leads(w: &World, source: &str, destination: &str) {
         .expect("merged");
 }
 
+/// The Close lead Close contact `contact` is under.
+async fn close_lead_of(w: &World, contact: &str) -> String {
+    w.close_get(&format!("contact/{contact}/")).await["lead_id"]
+        .as_str()
+        .expect("lead id")
+        .to_string()
+}
+
+/// The HubSpot company linked to Close lead `lead`, if it is linked.
+async fn hs_company_of(w: &World, lead: &str) -> Option<String> {
+    close_company_link(w, lead)
+        .await
+        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
+}
+
 /// The link holding Close company `id`.
 async fn close_company_link(w: &World, id: &str) -> Option<crmkit_store::Link> {
     w.store
@@ -207,14 +222,8 @@ async fn a_close_merge_under_propagate_deletes_neither_the_company_nor_its_moved
     c.person.delete = DeletePolicy::Propagate;
     let engine = w.engine(c);
     let (contact, hs_contact) = linked_bob(&w, &engine).await;
-    let lead = w.close_get(&format!("contact/{contact}/")).await["lead_id"]
-        .as_str()
-        .expect("lead id")
-        .to_string();
-    let hs_company = close_company_link(&w, &lead)
-        .await
-        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
-        .expect("Acme is linked");
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_company = hs_company_of(&w, &lead).await.expect("Acme is linked");
     let other = w.close_lead(serde_json::json!({"name": "Acme Two"})).await;
     merge_close_leads(&w, &lead, &other).await;
     w.settle().await;
@@ -265,14 +274,8 @@ async fn contact_moved_by_a_followed_merge(db: Db) {
         .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
         .await;
     let (contact, hs_contact) = linked_bob(&w, &engine).await;
-    let lead = w.close_get(&format!("contact/{contact}/")).await["lead_id"]
-        .as_str()
-        .expect("lead id")
-        .to_string();
-    let hs_globex = close_company_link(&w, &globex)
-        .await
-        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
-        .expect("Globex is linked");
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_globex = hs_company_of(&w, &globex).await.expect("Globex is linked");
 
     w.hs_update(
         "contacts",
@@ -347,10 +350,7 @@ async fn a_chain_of_merges_into_a_linked_record_goes_to_review() {
     w.settle().await;
     let second = engine.run().await.expect("second run");
     assert_eq!(second.created, 1, "{second:?}");
-    let hs_c = close_company_link(&w, &c)
-        .await
-        .and_then(|l| l.crm_id(Crm::HubSpot).map(str::to_string))
-        .expect("C is linked");
+    let hs_c = hs_company_of(&w, &c).await.expect("C is linked");
     let b = w.close_lead(serde_json::json!({"name": "Acme B"})).await;
     merge_close_leads(&w, &a, &b).await;
     merge_close_leads(&w, &b, &c).await;
@@ -594,10 +594,7 @@ async fn a_contact_deleted_in_a_close_merge_is_flagged_never_propagated() {
     c.person.delete = DeletePolicy::Propagate;
     let engine = w.engine(c);
     let (contact, hs) = linked_bob(&w, &engine).await;
-    let lead = w.close_get(&format!("contact/{contact}/")).await["lead_id"]
-        .as_str()
-        .expect("lead id")
-        .to_string();
+    let lead = close_lead_of(&w, &contact).await;
     let other = w.close_lead(serde_json::json!({"name": "Acme Two"})).await;
     w.close
         .raw(&ApiRequest::new(
