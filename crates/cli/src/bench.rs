@@ -43,11 +43,11 @@ pub enum Bench {
     /// Plan N synthetic Close/HubSpot record pairs in memory: match, hash, resolve.
     ///
     /// Last line: `pairs=… plan_pairs=… seconds=… pairs_per_s=… wall_seconds=…
-    /// wall_pairs_per_s=… peak_rss_mb=…`. `pairs_per_s` is planning alone (mapping and hashing the records,
-    /// matching, resolving, building and dropping the plan), the figure the target is for;
-    /// `wall_pairs_per_s` also counts building the synthetic records and stored link
-    /// states, which a real run gets from the connectors and the store. Targets (release
-    /// build, 2 cores): at least 1,000,000 pairs/s, under 1 GB for 1,000,000 pairs.
+    /// wall_pairs_per_s=… peak_rss_mb=…`. `pairs_per_s` is planning alone (mapping and
+    /// hashing the records, matching, resolving, building and dropping the plan), the figure
+    /// the target is for; `wall_pairs_per_s` also counts building the synthetic records and
+    /// stored link states, which a real run gets from the connectors and the store. Targets
+    /// (release build, 2 cores): at least 1,000,000 pairs/s, under 1 GB for 1,000,000 pairs.
     SyncPlan(sync_plan::Args),
     /// Import contacts into the Salesforce sandbox through the client's bulk path (a Bulk
     /// API 2.0 job from 2,000 records on), then a sample one POST per contact.

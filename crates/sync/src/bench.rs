@@ -4,11 +4,10 @@
 //! The pairs are planned in chunks of [`PLAN_PAIRS`] (by default), on every core. Per
 //! chunk, the input is built first and not timed: the synthetic records (in a real run the
 //! connectors deliver them) and the stored link states of the linked half (in a real run
-//! the store's rows). Then what is
-//! timed: mapping and hashing each record as the engine does on reading it ([`Seen::new`]:
-//! extract, canonical form, SHA-256), sorting them into linked and unlinked records, the
-//! real [`plan::plan`] (matching index, components, conflict resolution, patches with their
-//! records) and dropping the plan. There is no bench-only path through the planner; the
+//! the store's rows). Then what is timed: mapping and hashing each record as the engine
+//! does on reading it ([`Seen::new`]: extract, canonical form, SHA-256), sorting them into
+//! linked and unlinked records, the real [`plan::plan`] (matching index, components,
+//! conflict resolution, patches with their records) and dropping the plan. There is no bench-only path through the planner; the
 //! write count returned is checked against the number of pairs. The wall time of the whole
 //! run, input building included, is reported beside it.
 //!

@@ -967,10 +967,7 @@ fn translate_refs(
         let Some(rk) = reference_kind(field) else {
             continue;
         };
-        let id = match &*v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+        let id = values::reference_id(v);
         match refs.translate(rk, crm, &id, anchor) {
             Some(a) => *v = Value::String(a),
             None => untranslated(*field, v, &id),

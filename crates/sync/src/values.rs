@@ -291,6 +291,15 @@ pub const REFERENCES: [(&str, ObjectKind); 2] = [
     ("person", ObjectKind::Person),
 ];
 
+/// The record id a reference field's value holds, as text: an id stored as a number (a
+/// base from before fields had types) is its digits.
+pub fn reference_id(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The kind a reference field points at, if `field` is one.
 pub fn reference_kind(field: &str) -> Option<ObjectKind> {
     REFERENCES

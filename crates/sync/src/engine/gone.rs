@@ -369,13 +369,13 @@ fn survivors(merges: Vec<(RecordRef, String)>) -> Vec<(RecordRef, Survivor)> {
         .collect()
 }
 
-/// A link's records as text, for the review queue.
 /// The name of the account fact noting that the record `id` of `kind` was merged into the
 /// record the fact holds (see [`Engine::relink`]).
 pub(super) fn merged_fact(kind: ObjectKind, id: &str) -> String {
     format!("merged {kind} {id}")
 }
 
+/// A link's records as text, for the review queue.
 fn describe_link(kind: ObjectKind, link: &Link) -> Vec<String> {
     link_state(link)
         .ids

@@ -473,16 +473,9 @@ impl Engine {
         let before = input.linked.iter().flat_map(|(l, _)| l.bases.iter());
         for (crm, fields) in now.chain(before) {
             for (field, v) in fields {
-                let Some(rk) = reference_kind(field) else {
-                    continue;
-                };
-                // An id stored as a number (a base from before fields had types) is its text.
-                let id = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Number(n) => n.to_string(),
-                    _ => continue,
-                };
-                wanted.insert(RecordRef::new(crm, rk, id));
+                if let Some(rk) = reference_kind(field) {
+                    wanted.insert(RecordRef::new(crm, rk, crate::values::reference_id(v)));
+                }
             }
         }
         let mut table = RefTable::default();
@@ -496,22 +489,29 @@ impl Engine {
         let mut unlinked = Vec::new();
         for (r, link) in wanted.iter().zip(found) {
             match link {
-                Some(link) => {
-                    if done.insert(link.id.to_string()) {
-                        table.link(r.object, link_state(&link).ids);
-                    }
-                }
-                None => unlinked.push(r),
+                Some(link) => add_link(&mut table, &mut done, r.object, &link),
+                None => unlinked.push((r, r.id.clone())),
             }
         }
-        // A record merged away (a base from before the merge names it) stands for the
-        // record it went into, through as many merges as were followed: each hop one query
-        // per CRM for the merges of every id still unresolved, one for the winners' links.
-        let mut pending: Vec<(&RecordRef, String)> =
-            unlinked.into_iter().map(|r| (r, r.id.clone())).collect();
+        self.merged_references(&mut table, &mut done, unlinked)
+            .await?;
+        Ok(table)
+    }
+
+    /// Adds to `table` the merges followed from each of `pending` (a reference no link holds,
+    /// with the id to look up), and the link of the record each went into: a record merged
+    /// away (a base from before the merge names it) stands for it, through as many merges
+    /// as were followed. Each hop is one query per CRM for the merges of every id still
+    /// unresolved, and one for the winners' links.
+    async fn merged_references(
+        &self,
+        table: &mut RefTable,
+        done: &mut BTreeSet<String>,
+        mut pending: Vec<(&RecordRef, String)>,
+    ) -> Result<()> {
         for _ in 0..MERGE_HOPS {
             let mut next = Vec::new();
-            for crm in [Crm::Close, Crm::HubSpot, Crm::Salesforce] {
+            for crm in self.config.sync.crms.iter().copied() {
                 let of_crm: Vec<&(&RecordRef, String)> =
                     pending.iter().filter(|(r, _)| r.crm == crm).collect();
                 if of_crm.is_empty() {
@@ -536,11 +536,7 @@ impl Engine {
                 for ((r, winner), link) in merged.into_iter().zip(links) {
                     table.merged(r.object, crm, &r.id, &winner.id);
                     match link {
-                        Some(link) => {
-                            if done.insert(link.id.to_string()) {
-                                table.link(r.object, link_state(&link).ids);
-                            }
-                        }
+                        Some(link) => add_link(table, done, r.object, &link),
                         None => next.push((r, winner.id)),
                     }
                 }
@@ -550,6 +546,14 @@ impl Engine {
             }
             pending = next;
         }
-        Ok(table)
+        Ok(())
+    }
+}
+
+/// Adds `link`'s ids to `table` as one record of `kind`, once however many references name
+/// it (`done` holds the links added).
+fn add_link(table: &mut RefTable, done: &mut BTreeSet<String>, kind: ObjectKind, link: &Link) {
+    if done.insert(link.id.to_string()) {
+        table.link(kind, link_state(link).ids);
     }
 }
