@@ -145,11 +145,13 @@
 //! kept as text and translated through links when compared or copied: a side's current
 //! value and its stored base alike, so a side that moved a record to another company is
 //! seen as changing the field even when no record read in the run names the company it
-//! left. A base naming a record merged away reads as the record it went into (the merges
-//! crmkit followed are noted in the store), so a record the merge moved is not taken for
+//! left. A base naming a record merged away reads as the record it went into (every merge
+//! a feed reports is noted in the store), so a record the merge moved is not taken for
 //! an edit; a base naming a record no longer linked otherwise (deleted) counts as
-//! differing from any current value; a current value naming a record not linked yet is
-//! left out of the comparison and the record waits on the retry list.
+//! differing from any current value the side holds, and where the side now references
+//! nothing the field is left alone (the association went with the record: no clear to
+//! spread, and Close refuses a contact without a lead); a current value naming a record
+//! not linked yet is left out of the comparison and the record waits on the retry list.
 //!
 //! # Conflict resolution
 //!
@@ -164,7 +166,8 @@
 //! a synced side changed it, a newcomer's own differing value wins if it is the `primary`
 //! CRM, is queued with the edit under `manual` and otherwise yields to the edit (under
 //! `last_write_wins` too: its record's modification time is not the field's), and a
-//! newcomer holding nothing or the value the edit replaced takes the edit. A create's
+//! newcomer holding nothing or the value the edit replaced (the edited side's base) takes
+//! the edit. A create's
 //! source gets its base before the create is sent, and a create recovered after an
 //! interruption gets its from what was sent (a field reading back otherwise is an edit made
 //! meanwhile, kept and synced), so edits on either side made meanwhile are told apart. One changer, or

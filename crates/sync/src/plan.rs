@@ -108,9 +108,11 @@ impl RefTable {
         self.groups.push(ids);
     }
 
-    /// Records that the record `old` of `kind` in `crm` was merged into `now` there: a
-    /// reference still naming `old` (a stored base from before the merge) names `now`, so
-    /// the merge's moving of a record to the winner is not taken for anyone's edit.
+    /// Records that the record `old` of `kind` in `crm` was merged into `now` there (a merge
+    /// a feed reported, noted by the engine): `translate` reads `old` as `now`, so a stored
+    /// base from before the merge that names `old` compares equal to a current value naming
+    /// `now`. The engine adds it only for ids whose own link cannot translate them (none, or
+    /// its side noted gone); a merge no feed reported is not known here.
     pub fn merged(&mut self, kind: ObjectKind, crm: Crm, old: &str, now: &str) {
         self.merged
             .insert((kind, crm, old.to_string()), now.to_string());
@@ -571,6 +573,9 @@ fn plan_group(
     let first_crm = first.crm;
     // References compared across CRMs as the anchor CRM's ids.
     let mut skip: BTreeSet<Field> = BTreeSet::new();
+    // References a base held to a record gone from the link table, where the side now
+    // references nothing: left out of resolution only (see `base_to_anchor`).
+    let mut gone_refs: BTreeSet<Field> = BTreeSet::new();
     let mut comparable: PerCrm<Cow<'_, FieldMap>> = PerCrm::new();
     let mut bases: PerCrm<FieldMap> = PerCrm::new();
     // References a side holds now that cannot be translated yet (their target not linked).
@@ -595,7 +600,7 @@ fn plan_group(
                 b.clone()
             };
             values::upgrade_base(&mut b, &s.fields);
-            base_to_anchor(&mut b, s.crm, anchor, refs);
+            base_to_anchor(&mut b, &s.fields, s.crm, anchor, refs, &mut gone_refs);
             bases.insert(s.crm, b);
         }
     }
@@ -614,7 +619,10 @@ fn plan_group(
             relinked: stored(s.crm).is_none() && bases.contains_key(&s.crm),
         })
         .collect();
-    let mut resolution = resolve::resolve(cfg, &side_list, &skip);
+    // Left out of resolution: references not comparable now or in a base.
+    let mut unsettled = gone_refs;
+    unsettled.extend(skip.iter().copied());
+    let mut resolution = resolve::resolve(cfg, &side_list, &unsettled);
     drop(side_list);
     // Values held apart that nobody changed are queued as conflicts, so they are seen,
     // unless the CRMs' own keeping of one value explains the difference (a Salesforce Task's
@@ -664,7 +672,7 @@ fn plan_group(
         creates: Vec::new(),
         decisions: resolution.decisions,
         conflicts: resolution.conflicts,
-        skipped: skip.iter().copied().collect(),
+        skipped: unsettled.into_iter().collect(),
         deferred: false,
     };
     // A linked record whose reference cannot be translated yet is not stored as synced: its
@@ -941,15 +949,33 @@ fn to_anchor(f: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs, skip: &mu
 }
 
 /// Rewrites the reference fields of a side's base into the anchor CRM's ids, as
-/// [`to_anchor`] does its values. A reference whose record is no longer linked (deleted, or
-/// merged away) cannot be compared across CRMs, but it still tells whether this side changed
-/// the field since: it becomes a value no anchor id equals, so the side counts as having
-/// changed the field exactly where its record now references another record. Skipping the
-/// field instead would store the new reference as the base unsynced, and the move (a contact
-/// put under another lead) would never reach the other CRMs.
-fn base_to_anchor(b: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs) {
-    translate_refs(b, crm, anchor, refs, |_, v, id| {
-        *v = Value::String(format!("{crm} {id}, no longer linked"));
+/// [`to_anchor`] does its values (`now`, the side's current values, untranslated). A
+/// reference whose record is no longer linked (deleted, or merged away by a merge crmkit
+/// did not note) cannot be compared across CRMs, but where the side references a record
+/// now it still tells whether the side changed the field since: it becomes a value no
+/// anchor id equals, so the side counts as having changed the field exactly where its
+/// record now references another record. Skipping the field instead would store the new
+/// reference as the base unsynced, and the move (a contact put under another lead) would
+/// never reach the other CRMs. Where the side references nothing now, the field goes to
+/// `gone`, left out of resolution this run (and the side's base takes its current value):
+/// the record the reference named is gone from the link table, so a removed association
+/// (a deleted company's contacts) is no one's clear to spread, and a clear sent to a CRM
+/// whose records always belong to one (a Close contact's lead) would be refused on every
+/// run.
+fn base_to_anchor(
+    b: &mut FieldMap,
+    now: &FieldMap,
+    crm: Crm,
+    anchor: Crm,
+    refs: &dyn Refs,
+    gone: &mut BTreeSet<Field>,
+) {
+    translate_refs(b, crm, anchor, refs, |field, v, id| {
+        if now.contains_key(field.as_str()) {
+            *v = Value::String(format!("{crm} {id}, no longer linked"));
+        } else {
+            gone.insert(field);
+        }
     });
 }
 
@@ -1441,12 +1467,13 @@ mod tests {
             ObjectKind::Company,
             [(Crm::Close, "lead_2".into()), (Crm::HubSpot, "12".into())].into(),
         );
+        // An empty company: the person is under none.
         let person = |id: &str, name: &str, company: &str| {
             Record::Person(Person {
                 id: Some(id.into()),
                 name: name.into(),
                 emails: vec!["ann@acme.com".into()],
-                company_id: Some(company.into()),
+                company_id: (!company.is_empty()).then(|| company.into()),
                 ..Person::default()
             })
         };
@@ -1492,6 +1519,14 @@ mod tests {
             Some(json!("lead_2")),
             "{p:?}"
         );
+
+        // Its base names company 99 and its record none: the company it was under is gone
+        // from the link table, and the association with it went too. That is no clear for
+        // Close (a Close contact is always under a lead): the company is left alone.
+        let p = planned("", "99");
+        assert_eq!(p.groups[0].skipped, [Field::new("company")], "{p:?}");
+        assert_eq!(close_change(&p, "company"), None, "{p:?}");
+        assert_eq!(p.updates().count(), 1, "the rename still goes: {p:?}");
     }
 
     #[test]
@@ -1582,11 +1617,12 @@ mod tests {
     fn a_followed_merge_does_not_settle_a_reference_held_apart() {
         // Held apart under manual: Close lead_2, HubSpot 11 (lead_1). Nobody decided.
         let p = merged_company_case(PolicyKind::Manual, "lead_2", "lead_2");
-        let close_company = close_change(&p, "company");
-        assert_eq!(
-            close_company, None,
-            "Close's held-apart value overwritten: {p:?}"
-        );
+        let written = p
+            .updates()
+            .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "company"));
+        assert!(!written, "a held-apart company overwritten: {p:?}");
+        let queued: Vec<Field> = p.groups[0].conflicts.iter().map(|c| c.field).collect();
+        assert_eq!(queued, [Field::new("company")], "{p:?}");
     }
 
     #[test]
@@ -1599,68 +1635,73 @@ mod tests {
 
     #[test]
     fn a_clear_against_a_value_is_a_conflict_when_the_primary_holds_nothing() {
-        // HubSpot primary, never held the description (a relinked merge winner). Close
-        // cleared it, Salesforce changed it: two changers disagree.
-        let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
-        c.company.conflict.primary = Some(Crm::HubSpot);
-        let co = |id: &str, d: Option<&str>| {
-            Record::Company(Company {
-                id: Some(id.into()),
-                name: "Acme".into(),
-                description: d.map(Into::into),
-                ..Company::default()
-            })
-        };
-        let close = seen(&c, Crm::Close, co("lead_1", None));
-        let hs = seen(&c, Crm::HubSpot, co("11", None));
-        let sf = seen(&c, Crm::Salesforce, co("001A", Some("X")));
-        let close_base = seen(&c, Crm::Close, co("lead_1", Some("Y")));
-        let sf_base = seen(&c, Crm::Salesforce, co("001A", Some("Y")));
-        let link = LinkState {
-            key: "1".into(),
-            ids: [
-                (Crm::Close, "lead_1".to_string()),
-                (Crm::HubSpot, "11".to_string()),
-                (Crm::Salesforce, "001A".to_string()),
+        // HubSpot primary, never held the description: a relinked merge winner (a base with
+        // no hash), or a side synced without it (a base with its hash). Close cleared it,
+        // Salesforce changed it: two changers disagree.
+        for hs_synced in [false, true] {
+            let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+            c.company.conflict.primary = Some(Crm::HubSpot);
+            let co = |id: &str, d: Option<&str>| {
+                Record::Company(Company {
+                    id: Some(id.into()),
+                    name: "Acme".into(),
+                    description: d.map(Into::into),
+                    ..Company::default()
+                })
+            };
+            let close = seen(&c, Crm::Close, co("lead_1", None));
+            let hs = seen(&c, Crm::HubSpot, co("11", None));
+            let sf = seen(&c, Crm::Salesforce, co("001A", Some("X")));
+            let close_base = seen(&c, Crm::Close, co("lead_1", Some("Y")));
+            let sf_base = seen(&c, Crm::Salesforce, co("001A", Some("Y")));
+            let link = LinkState {
+                key: "1".into(),
+                ids: [
+                    (Crm::Close, "lead_1".to_string()),
+                    (Crm::HubSpot, "11".to_string()),
+                    (Crm::Salesforce, "001A".to_string()),
+                ]
+                .into(),
+                hashes: [
+                    (Crm::Close, close_base.hash.to_string()),
+                    (Crm::Salesforce, sf_base.hash.to_string()),
+                ]
+                .into_iter()
+                .chain(hs_synced.then(|| (Crm::HubSpot, hs.hash.to_string())))
+                .collect(),
+                bases: [
+                    (Crm::Close, close_base.fields.clone()),
+                    (Crm::HubSpot, hs.fields.clone()),
+                    (Crm::Salesforce, sf_base.fields.clone()),
+                ]
+                .into(),
+            };
+            let sides: Sides = [
+                (Crm::Close, close),
+                (Crm::HubSpot, hs),
+                (Crm::Salesforce, sf),
             ]
-            .into(),
-            hashes: [
-                (Crm::Close, close_base.hash.to_string()),
-                (Crm::Salesforce, sf_base.hash.to_string()),
-            ]
-            .into(),
-            bases: [
-                (Crm::Close, close_base.fields.clone()),
-                (Crm::HubSpot, hs.fields.clone()),
-                (Crm::Salesforce, sf_base.fields.clone()),
-            ]
-            .into(),
-        };
-        let sides: Sides = [
-            (Crm::Close, close),
-            (Crm::HubSpot, hs),
-            (Crm::Salesforce, sf),
-        ]
-        .into();
-        let p = plan(
-            &c,
-            ObjectKind::Company,
-            Input {
-                linked: vec![(link, sides)],
-                ..Input::default()
-            },
-            &RefTable::default(),
-        );
-        let g = &p.groups[0];
-        let filled = p
-            .updates()
-            .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "description"));
-        assert!(!filled, "nothing is written for the field: {p:?}");
-        let queued: Vec<Field> = g.conflicts.iter().map(|c| c.field).collect();
-        assert_eq!(
-            queued,
-            [Field::new("description")],
-            "a clear against a value is queued: {p:?}"
-        );
+            .into();
+            let p = plan(
+                &c,
+                ObjectKind::Company,
+                Input {
+                    linked: vec![(link, sides)],
+                    ..Input::default()
+                },
+                &RefTable::default(),
+            );
+            let g = &p.groups[0];
+            let filled = p
+                .updates()
+                .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "description"));
+            assert!(!filled, "nothing is written for the field: {p:?}");
+            let queued: Vec<Field> = g.conflicts.iter().map(|c| c.field).collect();
+            assert_eq!(
+                queued,
+                [Field::new("description")],
+                "a clear against a value is queued (HubSpot synced: {hs_synced}): {p:?}"
+            );
+        }
     }
 }

@@ -116,7 +116,8 @@ pub struct Divergence {
 /// candidate for the rule; where a synced side changed it, a newcomer holding another value
 /// wins as the `primary` CRM, is queued with the edit under `manual`, and otherwise yields to
 /// the edit (under `last_write_wins` too: its modification time is its record's, not the
-/// field's); a newcomer holding nothing or the value the edit replaced takes the edit. The other rules write nothing where values differ that none
+/// field's); a newcomer holding nothing or the value the edit replaced (a changer's base
+/// value) takes the edit. The other rules write nothing where values differ that none
 /// changed, except that values held alike fill the gap of a side whose base never held the
 /// field (a merge winner relinked in its loser's place); where every side has a base (a
 /// *stale divergence*: the record a merge left, relinked with its own values as its base),
@@ -197,19 +198,13 @@ pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field
             // yesterday would make a title set years ago look newer than today's edit). A
             // newcomer without a value takes the edit (a clear included), and so does one
             // holding the value the edit replaced: it holds what the synced sides held, as
-            // one left alone. What the synced sides held: the changers' bases, and the value
-            // of each synced side that left the field alone.
+            // one left alone. The value replaced is what a changer's base held: a value only
+            // a side that left the field alone holds (held apart from the edited side, or a
+            // relinked merge winner's own) was never what the edit replaced, and a primary
+            // newcomer holding it keeps its say.
             let replaced: Vec<Option<&Value>> = changers
                 .iter()
                 .map(|c| c.base.and_then(|b| b.get(field.as_str())))
-                .chain(
-                    sides
-                        .iter()
-                        .filter(|s| {
-                            s.base.is_some() && !changers.iter().any(|c| std::ptr::eq(*c, *s))
-                        })
-                        .map(value),
-                )
                 .collect();
             let contenders = sides.iter().filter(|s| {
                 s.base.is_none()
@@ -727,25 +722,37 @@ mod tests {
             assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
             assert!(r.conflicts.is_empty(), "{r:?}");
         }
-        // So does one holding what a synced side that left the field alone holds, though
-        // that side held it apart from the edited side's base.
+        // A value only a side that left the field alone holds is not what the edit
+        // replaced: held apart from the edited side's base, or a relinked merge winner's
+        // own, it was never synced to the edited side, so a primary newcomer holding it
+        // keeps the primary's say.
         let apart = map(&[("name", json!("Bob")), ("title", json!("Founder"))]);
-        let held = [
-            side(
-                Crm::Close,
-                &apart,
-                Some(&apart),
-                false,
-                at("2024-01-01T00:00:00Z"),
-            ),
-            sides[1].clone(),
-            sides[2].clone(),
-        ];
-        let mut sf_primary = cfg();
-        sf_primary.conflict.primary = Some(Crm::Salesforce);
-        let r = resolve(&sf_primary, &held, &BTreeSet::new());
-        assert_eq!(title(&r, Crm::Salesforce), Some(Some(json!("VP"))), "{r:?}");
-        assert_eq!(title(&r, Crm::Close), Some(Some(json!("VP"))), "{r:?}");
+        for relinked in [false, true] {
+            let held = [
+                Side {
+                    relinked,
+                    ..side(
+                        Crm::Close,
+                        &apart,
+                        Some(&apart),
+                        false,
+                        at("2024-01-01T00:00:00Z"),
+                    )
+                },
+                sides[1].clone(),
+                sides[2].clone(),
+            ];
+            let mut sf_primary = cfg();
+            sf_primary.conflict.primary = Some(Crm::Salesforce);
+            let r = resolve(&sf_primary, &held, &BTreeSet::new());
+            assert_eq!(title(&r, Crm::Salesforce), None, "{r:?}");
+            assert_eq!(
+                title(&r, Crm::HubSpot),
+                Some(Some(json!("Founder"))),
+                "{r:?}"
+            );
+            assert_eq!(title(&r, Crm::Close), None, "{r:?}");
+        }
         // A new side holding no value takes the edit, a clear included.
         let untitled = map(&[("name", json!("Bob"))]);
         let cleared = [

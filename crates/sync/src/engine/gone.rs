@@ -60,7 +60,9 @@ impl Engine {
         failures: &mut retry::Failures,
         report: &mut Report,
     ) -> Result<()> {
-        for (loser, survivor) in survivors(merges) {
+        let survivors = survivors(merges);
+        self.note_merges(&survivors).await?;
+        for (loser, survivor) in survivors {
             let Some(link) = self.store.link_by_record(&loser).await.map_err(store_err)? else {
                 continue;
             };
@@ -185,6 +187,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Notes each merge with a survivor as an account fact ([`merged_fact`], the loser's
+    /// id → the survivor's), in one fenced transaction, before anything else is done with
+    /// it: whether its loser was linked, is relinked now, waits or goes to review, a stored
+    /// base naming the loser reads as naming the survivor ([`RefTable::merged`]), so a record
+    /// the merge moved to the survivor (a contact to the winning company) is not taken for
+    /// someone's move. A loop notes nothing: no record survives it.
+    async fn note_merges(&self, survivors: &[(RecordRef, Survivor)]) -> Result<()> {
+        let facts: Vec<(&RecordRef, &str)> = survivors
+            .iter()
+            .filter_map(|(loser, s)| match s {
+                Survivor::Record(id) if *id != loser.id => Some((loser, id.as_str())),
+                _ => None,
+            })
+            .collect();
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.tx().await?;
+        for (loser, winner) in facts {
+            tx.set_account_fact(loser.crm, &merged_fact(loser.object, &loser.id), winner)
+                .await
+                .map_err(store_err)?;
+        }
+        tx.commit().await.map_err(store_err)
+    }
+
     /// Queues a merge that is not followed (or a record a merge removed, see
     /// [`Self::flag_removed`]) for review, with `loser`'s side noted as gone and its retry
     /// entry dropped, in one fenced transaction: a review without the side noted
@@ -228,8 +256,8 @@ impl Engine {
     /// user's clear or edit there since is still seen as a change and wins as one. No hash is
     /// stored, so the run plans the link (and shows any difference) now, then stores it as
     /// for any side. The loser's retry entry goes: it can never be read again, and the winner
-    /// is synced in its place. The merge is noted as an account fact ([`merged_fact`]), so a
-    /// stored base naming the loser is read as naming the winner ([`RefTable::merged`]).
+    /// is synced in its place. The merge was noted as an account fact before
+    /// ([`Self::note_merges`]).
     async fn relink(&self, link: &Link, loser: &RecordRef, seen: &Seen) -> Result<()> {
         let others: Vec<&serde_json::Map<String, Value>> = self
             .config
@@ -253,9 +281,6 @@ impl Engine {
             .await
             .map_err(store_err)?;
         tx.update_link(&moved, &update).await.map_err(store_err)?;
-        tx.set_account_fact(loser.crm, &merged_fact(loser.object, &loser.id), seen.id())
-            .await
-            .map_err(store_err)?;
         tx.clear_retry(&self.pair, loser).await.map_err(store_err)?;
         tx.commit().await.map_err(store_err)
     }

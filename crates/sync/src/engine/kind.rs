@@ -489,7 +489,14 @@ impl Engine {
         let mut unlinked = Vec::new();
         for (r, link) in wanted.iter().zip(found) {
             match link {
-                Some(link) => add_link(&mut table, &mut done, r.object, &link),
+                // A side noted gone may be a merge's loser whose merge went to review (its
+                // link still names it): a noted merge reads it as its survivor.
+                Some(link) => {
+                    if link.hash(r.crm) == Some(DELETED) {
+                        unlinked.push((r, r.id.clone()));
+                    }
+                    add_link(&mut table, &mut done, r.object, &link);
+                }
                 None => unlinked.push((r, r.id.clone())),
             }
         }
@@ -498,10 +505,10 @@ impl Engine {
         Ok(table)
     }
 
-    /// Adds to `table` the merges followed from each of `pending` (a reference no link holds,
-    /// with the id to look up), and the link of the record each went into: a record merged
-    /// away (a base from before the merge names it) stands for it, through as many merges
-    /// as were followed. Each hop is one query per CRM for the merges of every id still
+    /// Adds to `table` the merges noted from each of `pending` (a reference no link holds, or
+    /// whose side of its link is noted gone, with the id to look up), and the link of the
+    /// record each went into: a record merged away (a base from before the merge names it)
+    /// stands for it, through as many merges as were noted. Each hop is one query per CRM for the merges of every id still
     /// unresolved, and one for the winners' links.
     async fn merged_references(
         &self,

@@ -252,27 +252,46 @@ async fn a_close_merge_under_propagate_deletes_neither_the_company_nor_its_moved
     assert_eq!(moved.crm_id(Crm::HubSpot), Some(hs_company.as_str()));
 }
 
-/// A contact moved by a company merge crmkit followed is not taken for an edit of its
-/// company: HubSpot moves Bob to Globex, then Close merges Bob's lead into an unlinked one
-/// (the link follows, Bob moves with the merge) and his Close record is edited later. The
-/// only move anyone made is HubSpot's, and it reaches Close although Close's record is the
-/// newer (`last_write_wins`); the run after writes nothing.
+/// A contact moved by a company merge is not taken for an edit of its company: HubSpot
+/// moves Bob to Globex, then Close merges Bob's lead into another (Bob moves with the
+/// merge) and his Close record is edited later. The only move anyone made is HubSpot's, and
+/// it reaches Close although Close's record is the newer (`last_write_wins`); the run after
+/// writes nothing. Whether the link follows the merge (the winner is not linked yet) or the
+/// merge goes to review (the winner is linked to other records, so its link still names the
+/// merged-away lead), the merge is noted and read as such.
 #[tokio::test]
 async fn a_contact_moved_by_a_followed_merge_does_not_undo_a_move_in_the_other_crm() {
-    contact_moved_by_a_followed_merge(Db::Sqlite).await;
+    contact_moved_by_a_merge(Db::Sqlite, Winner::Unlinked).await;
 }
 
 #[tokio::test]
 async fn a_contact_moved_by_a_followed_merge_does_not_undo_a_move_on_postgres() {
-    contact_moved_by_a_followed_merge(Db::Postgres).await;
+    contact_moved_by_a_merge(Db::Postgres, Winner::Unlinked).await;
 }
 
-async fn contact_moved_by_a_followed_merge(db: Db) {
+#[tokio::test]
+async fn a_contact_moved_by_a_merge_sent_to_review_does_not_undo_a_move_in_the_other_crm() {
+    contact_moved_by_a_merge(Db::Sqlite, Winner::Linked).await;
+}
+
+/// Whether a merge's winner is linked before the merge.
+#[derive(PartialEq)]
+enum Winner {
+    Unlinked,
+    Linked,
+}
+
+async fn contact_moved_by_a_merge(db: Db, winner: Winner) {
     let w = World::on(db).await;
     let engine = w.engine(config());
     let globex = w
         .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
         .await;
+    let two = serde_json::json!({"name": "Acme Two", "url": "https://acme-two.com"});
+    let linked_other = match winner {
+        Winner::Linked => Some(w.close_lead(two.clone()).await),
+        Winner::Unlinked => None,
+    };
     let (contact, hs_contact) = linked_bob(&w, &engine).await;
     let lead = close_lead_of(&w, &contact).await;
     let hs_globex = hs_company_of(&w, &globex).await.expect("Globex is linked");
@@ -283,7 +302,10 @@ async fn contact_moved_by_a_followed_merge(db: Db) {
         &[("associatedcompanyid", hs_globex.as_str())],
     )
     .await;
-    let other = w.close_lead(serde_json::json!({"name": "Acme Two"})).await;
+    let other = match linked_other {
+        Some(other) => other,
+        None => w.close_lead(two).await,
+    };
     merge_close_leads(&w, &lead, &other).await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     w.close_update(
@@ -294,7 +316,14 @@ async fn contact_moved_by_a_followed_merge(db: Db) {
     w.settle().await;
     let r = engine.run().await.expect("run");
     assert!(r.errors.is_empty(), "{r:?}");
-    assert_eq!(r.relinked, 1, "{r:?}");
+    let merged = RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone());
+    match winner {
+        Winner::Unlinked => assert_eq!(r.relinked, 1, "{r:?}"),
+        Winner::Linked => {
+            assert_eq!(r.relinked, 0, "{r:?}");
+            assert_eq!(r.flagged, [merged], "the merge goes to review: {r:?}");
+        }
+    }
     let in_close = w.close_get(&format!("contact/{contact}/")).await;
     assert_eq!(in_close["lead_id"], globex.as_str(), "{r:?}");
     let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_contact).await {
@@ -309,6 +338,31 @@ async fn contact_moved_by_a_followed_merge(db: Db) {
     let again = engine.run().await.expect("run after");
     assert!(!again.wrote(), "{again:?}");
     w.finish().await;
+}
+
+/// A merge of records crmkit never linked (both made and merged between two runs) is noted
+/// too, so a base that names the merged-away record (stored while it was not linked) reads
+/// as naming the survivor rather than as a move.
+#[tokio::test]
+async fn a_merge_of_records_never_linked_is_noted() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    linked_acme(&w, &engine).await;
+    let gone = w.close_lead(serde_json::json!({"name": "Initech"})).await;
+    let kept = w
+        .close_lead(serde_json::json!({"name": "Initech Two"}))
+        .await;
+    merge_close_leads(&w, &gone, &kept).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.relinked, 0, "{r:?}");
+    let noted = w
+        .store
+        .account_fact(Crm::Close, &format!("merged company {gone}"))
+        .await
+        .expect("store");
+    assert_eq!(noted.as_deref(), Some(kept.as_str()));
 }
 
 #[tokio::test]
