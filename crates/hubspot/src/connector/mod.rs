@@ -506,15 +506,17 @@ impl HubSpotConnector {
             if new.is_none() && before.is_none() {
                 continue;
             }
-            if let Some(old) = &old {
-                self.unlink_default(t, id, &to, old).await?;
-            }
+            // The new link first: should either call fail, the record is left linked to
+            // both records rather than to none, so no association is lost.
             if let Some(new) = new {
                 let types: Vec<AssociationSpec> = link_types(t, &to)
                     .into_iter()
                     .map(AssociationSpec::hubspot_defined)
                     .collect();
                 assoc.associate(t, id, &to, new, &types).await?;
+            }
+            if let Some(old) = &old {
+                self.unlink_default(t, id, &to, old).await?;
             }
         }
         Ok(())

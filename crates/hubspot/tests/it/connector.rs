@@ -612,6 +612,45 @@ async fn a_changed_company_link_keeps_the_labels_users_put_on_the_old_one() {
     assert_eq!(plain[0].0, ids[1]);
 }
 
+/// A move to a company HubSpot refuses (deleted since) fails that record and leaves its old
+/// company association in place: the contact is never left under no company.
+#[tokio::test]
+async fn a_refused_company_move_keeps_the_old_association() {
+    let sb = sandbox().await;
+    let hs = client(&sb.base_url(), "conn-refused-move");
+    let conn = HubSpotConnector::new(hs.clone());
+    let made = conn
+        .create(vec![company("Old Co"), company("Gone Co")])
+        .await;
+    let ids: Vec<String> = made.succeeded().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{:?}", made.results);
+    let people = conn
+        .create(vec![Record::Person(Person {
+            name: "Ann".into(),
+            emails: vec!["ann@x.io".into()],
+            company_id: Some(ids[0].clone()),
+            ..Person::default()
+        })])
+        .await;
+    let pid = people.succeeded().next().expect("created").id.clone();
+    hs.raw(&crmkit_core::http::ApiRequest::new(
+        crmkit_core::http::Method::DELETE,
+        format!("crm/v3/objects/companies/{}", ids[1]),
+    ))
+    .await
+    .expect("archived");
+    let Record::Person(mut p) = conn.get(ObjectKind::Person, &pid).await.expect("reads") else {
+        panic!("person")
+    };
+    p.company_id = Some(ids[1].clone());
+    let out = conn.update(vec![Record::Person(p)]).await;
+    assert_eq!(out.failed().count(), 1, "{:?}", out.results);
+    let Record::Person(after) = conn.get(ObjectKind::Person, &pid).await.expect("reads") else {
+        panic!("person")
+    };
+    assert_eq!(after.company_id.as_deref(), Some(ids[0].as_str()));
+}
+
 #[tokio::test]
 async fn per_record_outcomes_keep_input_order_when_hubspot_shuffles_batch_results() {
     let sb = sandbox().await;
