@@ -145,13 +145,18 @@
 //! kept as text and translated through links when compared or copied: a side's current
 //! value and its stored base alike, so a side that moved a record to another company is
 //! seen as changing the field even when no record read in the run names the company it
-//! left. A base naming a record merged away reads as the record it went into (every merge
-//! a feed reports is noted in the store), so a record the merge moved is not taken for
-//! an edit; a base naming a record no longer linked otherwise (deleted) counts as
-//! differing from any current value the side holds, and where the side now references
-//! nothing the field is left alone (the association went with the record: no clear to
-//! spread, and Close refuses a contact without a lead); a current value naming a record
-//! not linked yet is left out of the comparison and the record waits on the retry list.
+//! left. A base naming a record merged away reads as the record it went into where the
+//! link followed the merge or the record was never linked (every merge a feed reports is
+//! noted in the store), so a record the merge moved is not taken for an edit; where the
+//! merge went to review, the move is that side's change unless another side's user changed
+//! the field (then the base reads as the survivor and the user's change wins). A base
+//! naming a record no longer linked otherwise (deleted) counts as differing from any
+//! current value the side holds; where the side now references nothing and the record the
+//! base named is gone, the field is left alone unless another side changed it (the
+//! association went with the record: no clear to spread, and Close refuses a contact
+//! without a lead). A reference is never written naming a record noted gone in the
+//! target (reported). A current value naming a record not linked yet is left out of the
+//! comparison and the record waits on the retry list.
 //!
 //! # Conflict resolution
 //!

@@ -87,15 +87,24 @@ pub const SENT: &str = "sent";
 pub trait Refs {
     /// The id in `to` of the record of `kind` that is `id` in `from`, if they are linked.
     fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
+    /// Where `id` was merged into a record whose link its own link could not follow (the
+    /// merge went to review, so `id`'s link still names it, noted gone): the id in `to` of
+    /// the record that survives it.
+    fn survivor(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
+    /// Whether the record `id` of `kind` in `crm` is noted gone (deleted, or merged away
+    /// without its link following).
+    fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool;
 }
 
 /// [`Refs`] from an in-memory table: the links of the records a run's references name, and
-/// the ids merged away into linked records.
+/// the ids merged away into other records.
 #[derive(Debug, Default, Clone)]
 pub struct RefTable {
     groups: Vec<PerCrm<String>>,
     by_id: BTreeMap<(ObjectKind, Crm, String), usize>,
     merged: BTreeMap<(ObjectKind, Crm, String), String>,
+    survivors: BTreeMap<(ObjectKind, Crm, String), String>,
+    gone: BTreeSet<(ObjectKind, Crm, String)>,
 }
 
 impl RefTable {
@@ -108,28 +117,56 @@ impl RefTable {
         self.groups.push(ids);
     }
 
-    /// Records that the record `old` of `kind` in `crm` was merged into `now` there (a merge
-    /// a feed reported, noted by the engine): `translate` reads `old` as `now`, so a stored
-    /// base from before the merge that names `old` compares equal to a current value naming
-    /// `now`. The engine adds it only for ids whose own link cannot translate them (none, or
-    /// its side noted gone); a merge no feed reported is not known here.
+    /// Records that the record `old` of `kind` in `crm`, which no link holds any more, was
+    /// merged into `now` there (the link followed the merge, or `old` was never linked):
+    /// `translate` reads `old` as `now`, so a stored base from before the merge naming `old`
+    /// compares equal to a current value naming `now`, and the merge's moving of a record
+    /// to the winner is not taken for anyone's edit.
     pub fn merged(&mut self, kind: ObjectKind, crm: Crm, old: &str, now: &str) {
         self.merged
             .insert((kind, crm, old.to_string()), now.to_string());
+    }
+
+    /// Records that the record `old` of `kind` in `crm` was merged into `now` there while
+    /// `old`'s link still names it, noted gone (the merge went to review): `translate` still
+    /// reads `old` through its link, and `survivor` gives `now`'s id (see
+    /// [`Refs::survivor`]).
+    pub fn merged_apart(&mut self, kind: ObjectKind, crm: Crm, old: &str, now: &str) {
+        self.survivors
+            .insert((kind, crm, old.to_string()), now.to_string());
+    }
+
+    /// Records that the record `id` of `kind` in `crm` is noted gone in its link.
+    pub fn gone(&mut self, kind: ObjectKind, crm: Crm, id: &str) {
+        self.gone.insert((kind, crm, id.to_string()));
+    }
+
+    /// `id`, or the record it was merged into where its link followed the merge.
+    fn current<'a>(&'a self, kind: ObjectKind, crm: Crm, id: &'a str) -> &'a str {
+        self.merged
+            .get(&(kind, crm, id.to_string()))
+            .map_or(id, String::as_str)
     }
 }
 
 impl Refs for RefTable {
     fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String> {
-        let id = self
-            .merged
-            .get(&(kind, from, id.to_string()))
-            .map_or(id, String::as_str);
+        let id = self.current(kind, from, id);
         if from == to {
             return Some(id.to_string());
         }
         let g = self.by_id.get(&(kind, from, id.to_string()))?;
         self.groups.get(*g)?.get(&to).cloned()
+    }
+
+    fn survivor(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String> {
+        let now = self.survivors.get(&(kind, from, id.to_string()))?;
+        self.translate(kind, from, now, to)
+    }
+
+    fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool {
+        let id = self.current(kind, crm, id);
+        self.gone.contains(&(kind, crm, id.to_string()))
     }
 }
 
@@ -576,6 +613,7 @@ fn plan_group(
     // References a base held to a record gone from the link table, where the side now
     // references nothing: left out of resolution only (see `base_to_anchor`).
     let mut gone_refs: BTreeSet<Field> = BTreeSet::new();
+    let mut readings: Vec<Reading> = Vec::new();
     let mut comparable: PerCrm<Cow<'_, FieldMap>> = PerCrm::new();
     let mut bases: PerCrm<FieldMap> = PerCrm::new();
     // References a side holds now that cannot be translated yet (their target not linked).
@@ -600,10 +638,19 @@ fn plan_group(
                 b.clone()
             };
             values::upgrade_base(&mut b, &s.fields);
-            base_to_anchor(&mut b, &s.fields, s.crm, anchor, refs, &mut gone_refs);
+            base_to_anchor(
+                &mut b,
+                &s.fields,
+                s.crm,
+                anchor,
+                refs,
+                &mut gone_refs,
+                &mut readings,
+            );
             bases.insert(s.crm, b);
         }
     }
+    settle_readings(readings, &mut bases, &comparable, &mut gone_refs);
     let side_list: Vec<Side<'_>> = config
         .sync
         .crms
@@ -715,7 +762,23 @@ fn plan_group(
         let Some(s) = sides.get_mut(&crm) else {
             continue;
         };
-        let (mut writes, dropped) = from_anchor(writes, anchor, crm, refs);
+        let Translated {
+            mut writes,
+            dropped,
+            gone,
+        } = from_anchor(writes, anchor, crm, refs);
+        if !gone.is_empty() {
+            // The value names a record deleted (or merged away) there: reported, and the
+            // rest of the group is synced; no later run could write it.
+            out.errors.push(PlanError {
+                record: s.reference(),
+                message: format!(
+                    "{} not written: the record it names is deleted in {crm} \
+                     (or merged away, under review)",
+                    names(&gone)
+                ),
+            });
+        }
         // A write the target cannot take (a field its record does not have, a value it keeps
         // already at its precision) would send nothing: it is not planned, so the report
         // counts only updates that send something.
@@ -726,11 +789,7 @@ fn plan_group(
                 message: format!(
                     "{} not linked in {crm} yet: not written \
                      (retried from the retry list)",
-                    dropped
-                        .iter()
-                        .map(|f| f.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names(&dropped)
                 ),
             });
             group.deferred = true;
@@ -791,7 +850,14 @@ fn plan_group(
             .filter(|c| !sides.contains_key(c) && !gone(c))
         {
             let all: Writes = agreed.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
-            let (fields, dropped) = from_anchor(all, anchor, *crm, refs);
+            let Translated {
+                writes: fields,
+                mut dropped,
+                gone,
+            } = from_anchor(all, anchor, *crm, refs);
+            // Created without it, it would land under no company: it waits, as for a
+            // company not linked there.
+            dropped.extend(gone);
             // A record whose parent is not linked in the target yet waits: created without
             // it, it would land under no company (or, in Close, under a new lead of its own).
             let unlinked: Vec<&str> = first
@@ -948,20 +1014,33 @@ fn to_anchor(f: &mut FieldMap, crm: Crm, anchor: Crm, refs: &dyn Refs, skip: &mu
     });
 }
 
+/// A side's stored base reference read a second way, `(side, field, value)`: the reading
+/// in which the side did not change the field (`None`: the field left out of its base).
+type Reading = (Crm, Field, Option<Value>);
+
 /// Rewrites the reference fields of a side's base into the anchor CRM's ids, as
-/// [`to_anchor`] does its values (`now`, the side's current values, untranslated). A
-/// reference whose record is no longer linked (deleted, or merged away by a merge crmkit
-/// did not note) cannot be compared across CRMs, but where the side references a record
-/// now it still tells whether the side changed the field since: it becomes a value no
-/// anchor id equals, so the side counts as having changed the field exactly where its
-/// record now references another record. Skipping the field instead would store the new
-/// reference as the base unsynced, and the move (a contact put under another lead) would
-/// never reach the other CRMs. Where the side references nothing now, the field goes to
-/// `gone`, left out of resolution this run (and the side's base takes its current value):
-/// the record the reference named is gone from the link table, so a removed association
-/// (a deleted company's contacts) is no one's clear to spread, and a clear sent to a CRM
-/// whose records always belong to one (a Close contact's lead) would be refused on every
-/// run.
+/// [`to_anchor`] does its values (`now`, the side's current values, untranslated).
+///
+/// - A reference whose record is no longer linked (deleted, or merged away with no merge
+///   noted) cannot be compared across CRMs, but where the side references a record now it
+///   still tells whether the side changed the field since: it becomes a value no anchor id
+///   equals, so the side counts as having changed the field exactly where its record now
+///   references another record. Skipping the field instead would store the new reference
+///   as the base unsynced, and the move (a contact put under another lead) would never
+///   reach the other CRMs.
+/// - Where the side references nothing now and the record its base named is gone (noted
+///   deleted in its link, or in no link), the association went with the record: that is no
+///   one's clear to spread (and a clear sent to a CRM whose records always belong to one,
+///   a Close contact's lead, would be refused on every run). The field goes to `gone`,
+///   left out of resolution this run, with the reading without it in `readings`.
+/// - A reference to a record merged away while its link stayed (the merge went to review)
+///   reads through that link, so the merge's moving of the record to the winner is this
+///   side's change and the other CRMs follow it; the reading as the survivor, in which the
+///   side changed nothing, goes to `readings`.
+///
+/// The readings apply where another side really changed the field
+/// ([`settle_readings`]): then a merge or a deletion is not taken for an edit that would
+/// undo a user's.
 fn base_to_anchor(
     b: &mut FieldMap,
     now: &FieldMap,
@@ -969,14 +1048,68 @@ fn base_to_anchor(
     anchor: Crm,
     refs: &dyn Refs,
     gone: &mut BTreeSet<Field>,
+    readings: &mut Vec<Reading>,
 ) {
-    translate_refs(b, crm, anchor, refs, |field, v, id| {
-        if now.contains_key(field.as_str()) {
-            *v = Value::String(format!("{crm} {id}, no longer linked"));
-        } else {
-            gone.insert(field);
+    for (field, v) in b.iter_mut() {
+        let Some(rk) = reference_kind(field) else {
+            continue;
+        };
+        let id = values::reference_id(v);
+        let translated = refs.translate(rk, crm, &id, anchor);
+        if !now.contains_key(field.as_str()) && (translated.is_none() || refs.is_gone(rk, crm, &id))
+        {
+            gone.insert(*field);
+            readings.push((crm, *field, None));
+            continue;
         }
-    });
+        let Some(a) = translated else {
+            *v = Value::String(format!("{crm} {id}, no longer linked"));
+            continue;
+        };
+        if let Some(s) = refs.survivor(rk, crm, &id, anchor).filter(|s| *s != a) {
+            readings.push((crm, *field, Some(Value::String(s))));
+        }
+        *v = Value::String(a);
+    }
+}
+
+/// Applies each of `readings` (see [`base_to_anchor`]) whose field another side really
+/// changed (its value differs from its base, read no second way): the side's base takes
+/// the reading, so it is no changer and the other side's change wins; a field left out
+/// of the base is compared again (taken out of `gone`). Elsewhere the first reading
+/// stands: the merge's move propagates, a gone reference stays left out.
+fn settle_readings(
+    readings: Vec<Reading>,
+    bases: &mut PerCrm<FieldMap>,
+    current: &PerCrm<Cow<'_, FieldMap>>,
+    gone: &mut BTreeSet<Field>,
+) {
+    let read_twice: BTreeSet<(Crm, Field)> = readings.iter().map(|(c, f, _)| (*c, *f)).collect();
+    let really_changed = |bases: &PerCrm<FieldMap>, field: Field, but: Crm| {
+        bases.iter().any(|(c, b)| {
+            c != but
+                && !read_twice.contains(&(c, field))
+                && b.get(field.as_str()) != current.get(&c).and_then(|f| f.get(field.as_str()))
+        })
+    };
+    let apply: Vec<Reading> = readings
+        .into_iter()
+        .filter(|(crm, field, _)| really_changed(bases, *field, *crm))
+        .collect();
+    for (crm, field, reading) in apply {
+        let Some(b) = bases.get_mut(&crm) else {
+            continue;
+        };
+        match reading {
+            Some(v) => {
+                b.insert(field, v);
+            }
+            None => {
+                b.remove(&field);
+                gone.remove(&field);
+            }
+        }
+    }
 }
 
 /// Rewrites each reference field of `f` (ids of `crm`) into the anchor CRM's id of the
@@ -1002,11 +1135,17 @@ fn translate_refs(
 }
 
 /// The writes for `crm` with references as `crm`'s ids; references with no link in `crm`
-/// are left out (and listed).
-fn from_anchor(mut writes: Writes, anchor: Crm, crm: Crm, refs: &dyn Refs) -> (Writes, Vec<Field>) {
+/// are left out (and listed), and so are references to a record noted gone in `crm`
+/// (listed apart: no later run can write them).
+fn from_anchor(mut writes: Writes, anchor: Crm, crm: Crm, refs: &dyn Refs) -> Translated {
     let mut dropped = Vec::new();
+    let mut gone = Vec::new();
     writes.retain(|field, v| match (reference_kind(field), v) {
         (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
+            Some(local) if refs.is_gone(rk, crm, &local) => {
+                gone.push(*field);
+                false
+            }
             Some(local) => {
                 *id = local;
                 true
@@ -1018,7 +1157,30 @@ fn from_anchor(mut writes: Writes, anchor: Crm, crm: Crm, refs: &dyn Refs) -> (W
         },
         _ => true,
     });
-    (writes, dropped)
+    Translated {
+        writes,
+        dropped,
+        gone,
+    }
+}
+
+/// The fields' names, for a message.
+fn names(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes translated for one CRM ([`from_anchor`]).
+struct Translated {
+    /// What can be written.
+    writes: Writes,
+    /// References whose record is not linked in the CRM yet.
+    dropped: Vec<Field>,
+    /// References whose record is noted gone in the CRM.
+    gone: Vec<Field>,
 }
 
 #[cfg(test)]
@@ -1566,8 +1728,6 @@ mod tests {
     /// no link any more, and the table knows the merge. HubSpot's contact follows the merge
     /// (11 -> 12), which is lead_1's record all along: no user moved it.
     fn merged_company_case(policy: PolicyKind, close_base: &str, close_now: &str) -> Plan {
-        let mut c = cfg();
-        c.person.conflict.policy = Some(policy);
         let mut refs = RefTable::default();
         refs.link(
             ObjectKind::Company,
@@ -1578,30 +1738,164 @@ mod tests {
             [(Crm::Close, "lead_2".into()), (Crm::HubSpot, "13".into())].into(),
         );
         refs.merged(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        person_case(policy, &refs, (close_base, close_now), ("11", "12"))
+    }
+
+    /// The plan of a contact linked in Close and HubSpot whose company was `(base, now)` in
+    /// each (an empty id: under none), HubSpot's record modified after Close's.
+    fn person_case(
+        policy: PolicyKind,
+        refs: &RefTable,
+        close: (&str, &str),
+        hs: (&str, &str),
+    ) -> Plan {
+        let mut c = cfg();
+        c.person.conflict.policy = Some(policy);
         let person = |id: &str, company: &str, at: &str| {
             Record::Person(Person {
                 id: Some(id.into()),
                 name: "Ann".into(),
                 emails: vec!["ann@acme.com".into()],
-                company_id: Some(company.into()),
+                company_id: (!company.is_empty()).then(|| company.into()),
                 updated_at: crmkit_core::time::parse_timestamp(at),
                 ..Person::default()
             })
         };
         let (link, sides) = linked(
             &c,
-            person("cont_1", close_now, "2024-01-01T00:00:00Z"),
-            person("21", "12", "2024-01-02T00:00:00Z"),
+            person("cont_1", close.1, "2024-01-01T00:00:00Z"),
+            person("21", hs.1, "2024-01-02T00:00:00Z"),
             Some((
-                &person("cont_1", close_base, "2023-01-01T00:00:00Z"),
-                &person("21", "11", "2023-01-01T00:00:00Z"),
+                &person("cont_1", close.0, "2023-01-01T00:00:00Z"),
+                &person("21", hs.0, "2023-01-01T00:00:00Z"),
             )),
         );
         let input = Input {
             linked: vec![(link, sides)],
             ..Input::default()
         };
-        plan(&c, ObjectKind::Person, input, &refs)
+        plan(&c, ObjectKind::Person, input, refs)
+    }
+
+    /// The change of `field` the plan makes to the HubSpot record, if any.
+    fn hs_change(p: &Plan, field: &str) -> Option<FieldChange> {
+        p.updates()
+            .filter(|(_, u)| u.target.crm == Crm::HubSpot)
+            .flat_map(|(_, u)| u.changes.iter())
+            .find(|c| c.field == field)
+            .cloned()
+    }
+
+    /// HubSpot company 11 (linked to lead_1) was merged into 12 (linked to lead_2), and the
+    /// merge went to review: 11's link still names it, noted gone. lead_3 is linked to 13.
+    fn merge_in_review() -> RefTable {
+        let mut refs = RefTable::default();
+        for (lead, hs) in [("lead_1", "11"), ("lead_2", "12"), ("lead_3", "13")] {
+            refs.link(
+                ObjectKind::Company,
+                [(Crm::Close, lead.into()), (Crm::HubSpot, hs.into())].into(),
+            );
+        }
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        refs.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        refs
+    }
+
+    #[test]
+    fn a_move_made_by_a_merge_in_review_is_followed_where_nobody_moved_the_record() {
+        for policy in [PolicyKind::LastWriteWins, PolicyKind::Manual] {
+            let p = person_case(
+                policy,
+                &merge_in_review(),
+                ("lead_1", "lead_1"),
+                ("11", "12"),
+            );
+            let to = close_change(&p, "company").and_then(|c| c.to);
+            assert_eq!(to, Some(json!("lead_2")), "{policy:?}: {p:?}");
+            assert!(p.groups[0].conflicts.is_empty(), "{policy:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn a_move_made_by_a_merge_in_review_never_undoes_a_users_move() {
+        // Close's user moved the contact to lead_3; HubSpot's record, the newer, only
+        // followed the merge.
+        for policy in [PolicyKind::LastWriteWins, PolicyKind::Manual] {
+            let p = person_case(
+                policy,
+                &merge_in_review(),
+                ("lead_1", "lead_3"),
+                ("11", "12"),
+            );
+            assert_eq!(close_change(&p, "company"), None, "{policy:?}: {p:?}");
+            let to = hs_change(&p, "company").and_then(|c| c.to);
+            assert_eq!(to, Some(json!("13")), "{policy:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn a_reference_to_a_deleted_record_is_never_written() {
+        // Close (primary) holds lead_1, whose HubSpot company 11 is deleted; HubSpot's
+        // contact lost the association with it. Nothing is written to HubSpot's company.
+        let mut refs = RefTable::default();
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
+        );
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        let p = person_case(
+            PolicyKind::LastWriteWins,
+            &refs,
+            ("lead_1", "lead_1"),
+            ("11", ""),
+        );
+        assert_eq!(
+            close_change(&p, "company"),
+            None,
+            "no clear for Close: {p:?}"
+        );
+        assert_eq!(p.groups[0].skipped, [Field::new("company")], "{p:?}");
+        // Close's user moves a contact HubSpot holds under no company to lead_1, whose
+        // HubSpot company is gone: reported, not written.
+        refs.link(
+            ObjectKind::Company,
+            [(Crm::Close, "lead_3".into()), (Crm::HubSpot, "13".into())].into(),
+        );
+        let p = person_case(
+            PolicyKind::LastWriteWins,
+            &refs,
+            ("lead_3", "lead_1"),
+            ("", ""),
+        );
+        assert_eq!(hs_change(&p, "company"), None, "{p:?}");
+        assert!(
+            p.errors
+                .iter()
+                .any(|e| e.message.contains("deleted in hubspot")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_move_in_another_crm_reaches_a_side_whose_company_is_gone() {
+        // HubSpot's base names company 99, in no link any more, and its contact is under
+        // none; Close's user moved the contact lead_1 -> lead_2: the move reaches HubSpot.
+        let mut refs = RefTable::default();
+        for (lead, hs) in [("lead_1", "11"), ("lead_2", "12")] {
+            refs.link(
+                ObjectKind::Company,
+                [(Crm::Close, lead.into()), (Crm::HubSpot, hs.into())].into(),
+            );
+        }
+        let p = person_case(
+            PolicyKind::LastWriteWins,
+            &refs,
+            ("lead_1", "lead_2"),
+            ("99", ""),
+        );
+        let to = hs_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("12")), "{p:?}");
+        assert!(p.groups[0].skipped.is_empty(), "{p:?}");
     }
 
     /// The change of `field` the plan makes to the Close record, if any.

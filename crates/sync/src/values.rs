@@ -674,8 +674,10 @@ fn activity_field(field: Field) -> Option<ActivityField> {
 /// Whether writing `v` (`None` clears) into `field` of `record`, a record `crm` holds whose
 /// field reads `now`, changes anything there. A write that cannot (a field the record
 /// cannot hold, see [`holds`]; an activity's `kind`; a value the CRM keeps as `now`
-/// already) sends nothing, so the planner leaves it out: neither planned, counted nor
-/// audited.
+/// already; a clear of the lead of a Close contact, opportunity or activity, each of
+/// which belongs to exactly one lead, so Close refuses a null `lead_id` on update:
+/// developer.close.com/resources/contacts) sends nothing, so the planner leaves it out:
+/// neither planned, counted nor audited.
 pub fn lands(
     record: &Record,
     crm: Crm,
@@ -686,6 +688,9 @@ pub fn lands(
 ) -> bool {
     if let Some(cf) = cfg.custom.get(field.as_str()) {
         return cf.key(crm).is_some();
+    }
+    if crm == Crm::Close && v.is_none() && field.as_str() == "company" {
+        return false;
     }
     match record {
         Record::Activity(a) => {

@@ -395,7 +395,7 @@ fn survivors(merges: Vec<(RecordRef, String)>) -> Vec<(RecordRef, Survivor)> {
 }
 
 /// The name of the account fact noting that the record `id` of `kind` was merged into the
-/// record the fact holds (see [`Engine::relink`]).
+/// record the fact holds (see [`Engine::note_merges`]).
 pub(super) fn merged_fact(kind: ObjectKind, id: &str) -> String {
     format!("merged {kind} {id}")
 }

@@ -458,8 +458,8 @@ impl Engine {
     }
 
     /// The links of every record a reference field of `input` points at (in a side's value
-    /// or its stored base), and for a record merged away since, the merges followed to the
-    /// record it went into.
+    /// or its stored base), with the sides noted gone, and for a record merged away since,
+    /// the merges noted to the record it went into.
     async fn ref_table(&self, input: &Input) -> Result<RefTable> {
         let mut wanted: BTreeSet<RecordRef> = BTreeSet::new();
         // The references each side holds now, and those its stored base held: a side's
@@ -490,14 +490,14 @@ impl Engine {
         for (r, link) in wanted.iter().zip(found) {
             match link {
                 // A side noted gone may be a merge's loser whose merge went to review (its
-                // link still names it): a noted merge reads it as its survivor.
+                // link still names it): its survivor is looked up too.
                 Some(link) => {
                     if link.hash(r.crm) == Some(DELETED) {
-                        unlinked.push((r, r.id.clone()));
+                        unlinked.push(Pending::apart(r));
                     }
                     add_link(&mut table, &mut done, r.object, &link);
                 }
-                None => unlinked.push((r, r.id.clone())),
+                None => unlinked.push(Pending::unlinked(r)),
             }
         }
         self.merged_references(&mut table, &mut done, unlinked)
@@ -505,47 +505,64 @@ impl Engine {
         Ok(table)
     }
 
-    /// Adds to `table` the merges noted from each of `pending` (a reference no link holds, or
-    /// whose side of its link is noted gone, with the id to look up), and the link of the
-    /// record each went into: a record merged away (a base from before the merge names it)
-    /// stands for it, through as many merges as were noted. Each hop is one query per CRM for the merges of every id still
-    /// unresolved, and one for the winners' links.
+    /// Adds to `table` the merges noted from each of `pending` and the link of the record
+    /// each went into: a record merged away (a base from before the merge names it) stands
+    /// for it, through as many merges as were noted. A chain that reaches a record whose
+    /// link still names it, noted gone (a merge sent to review), goes on from there, its
+    /// end then read as [`RefTable::merged_apart`]. Each hop is one query per CRM for the
+    /// merges of every id still unresolved, and one for the winners' links.
     async fn merged_references(
         &self,
         table: &mut RefTable,
         done: &mut BTreeSet<String>,
-        mut pending: Vec<(&RecordRef, String)>,
+        mut pending: Vec<Pending<'_>>,
     ) -> Result<()> {
         for _ in 0..MERGE_HOPS {
             let mut next = Vec::new();
             for crm in self.config.sync.crms.iter().copied() {
-                let of_crm: Vec<&(&RecordRef, String)> =
-                    pending.iter().filter(|(r, _)| r.crm == crm).collect();
+                let of_crm: Vec<&Pending<'_>> =
+                    pending.iter().filter(|p| p.from.crm == crm).collect();
                 if of_crm.is_empty() {
                     continue;
                 }
                 let names: Vec<String> = of_crm
                     .iter()
-                    .map(|(r, id)| gone::merged_fact(r.object, id))
+                    .map(|p| gone::merged_fact(p.from.object, &p.at))
                     .collect();
                 let winners = self
                     .store
                     .account_facts(crm, &names)
                     .await
                     .map_err(store_err)?;
-                let merged: Vec<(&RecordRef, RecordRef)> = of_crm
+                let merged: Vec<(&Pending<'_>, RecordRef)> = of_crm
                     .into_iter()
                     .zip(winners)
-                    .filter_map(|((r, _), w)| w.map(|w| (*r, RecordRef::new(crm, r.object, w))))
+                    .filter_map(|(p, w)| w.map(|w| (p, RecordRef::new(crm, p.from.object, w))))
                     .collect();
                 let now: Vec<RecordRef> = merged.iter().map(|(_, w)| w.clone()).collect();
                 let links = self.store.links_by_records(&now).await.map_err(store_err)?;
-                for ((r, winner), link) in merged.into_iter().zip(links) {
-                    table.merged(r.object, crm, &r.id, &winner.id);
-                    match link {
-                        Some(link) => add_link(table, done, r.object, &link),
-                        None => next.push((r, winner.id)),
+                for ((p, winner), link) in merged.into_iter().zip(links) {
+                    let r = p.from;
+                    if p.apart {
+                        table.merged_apart(r.object, crm, &r.id, &winner.id);
+                    } else {
+                        table.merged(r.object, crm, &r.id, &winner.id);
                     }
+                    let apart = match link {
+                        Some(link) => {
+                            add_link(table, done, r.object, &link);
+                            if link.hash(crm) != Some(DELETED) {
+                                continue;
+                            }
+                            true
+                        }
+                        None => p.apart,
+                    };
+                    next.push(Pending {
+                        from: r,
+                        at: winner.id,
+                        apart,
+                    });
                 }
             }
             if next.is_empty() {
@@ -557,10 +574,45 @@ impl Engine {
     }
 }
 
+/// A reference whose merges are to be looked up ([`Engine::merged_references`]).
+struct Pending<'a> {
+    /// The reference as a base holds it.
+    from: &'a RecordRef,
+    /// The id whose merge is looked up next (the reference's, then each winner's).
+    at: String,
+    /// Whether the chain passed a record whose link still names it, noted gone.
+    apart: bool,
+}
+
+impl<'a> Pending<'a> {
+    /// A reference no link holds.
+    fn unlinked(from: &'a RecordRef) -> Self {
+        Self {
+            from,
+            at: from.id.clone(),
+            apart: false,
+        }
+    }
+
+    /// A reference whose link notes its record gone.
+    fn apart(from: &'a RecordRef) -> Self {
+        Self {
+            apart: true,
+            ..Self::unlinked(from)
+        }
+    }
+}
+
 /// Adds `link`'s ids to `table` as one record of `kind`, once however many references name
 /// it (`done` holds the links added).
 fn add_link(table: &mut RefTable, done: &mut BTreeSet<String>, kind: ObjectKind, link: &Link) {
     if done.insert(link.id.to_string()) {
-        table.link(kind, link_state(link).ids);
+        let ids = link_state(link).ids;
+        for (crm, id) in &ids {
+            if link.hash(crm) == Some(DELETED) {
+                table.gone(kind, crm, id);
+            }
+        }
+        table.link(kind, ids);
     }
 }

@@ -786,3 +786,106 @@ async fn a_clear_or_edit_made_in_another_crm_survives_a_merges_relink() {
         assert!(!again.wrote(), "settled: {again:?}");
     }
 }
+
+/// A company deleted in HubSpot under the default `delete = "ignore"` (its link keeps it,
+/// noted deleted) takes its contacts' association with it, and a HubSpot user may remove a
+/// contact's association with a company that lives on. Neither reaches Close as a clear of
+/// the contact's company (Close keeps every contact under a lead and would refuse it on
+/// every run), and the contact's other edits still sync.
+#[tokio::test]
+async fn a_lost_association_is_no_clear_for_close_and_other_edits_sync() {
+    for deleted in [true, false] {
+        let w = World::new().await;
+        let engine = w.engine(config());
+        let (contact, hs_contact) = linked_bob(&w, &engine).await;
+        let lead = close_lead_of(&w, &contact).await;
+        let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+        if deleted {
+            w.hs.raw(&ApiRequest::new(
+                Method::DELETE,
+                format!("crm/v3/objects/companies/{hs_co}"),
+            ))
+            .await
+            .expect("deleted");
+        }
+        w.hs.raw(&ApiRequest::post(
+            "crm/v4/associations/contacts/companies/batch/archive",
+            serde_json::json!({"inputs": [{"from": {"id": hs_contact}, "to": [{"id": hs_co}]}]}),
+        ))
+        .await
+        .expect("association removed");
+        w.hs_update(
+            "contacts",
+            &hs_contact,
+            &[("associatedcompanyid", ""), ("jobtitle", "CTO")],
+        )
+        .await;
+        w.settle().await;
+        let r = engine.run().await.expect("run");
+        assert!(r.errors.is_empty(), "deleted: {deleted}: {r:?}");
+        let in_close = w.close_get(&format!("contact/{contact}/")).await;
+        assert_eq!(
+            in_close["lead_id"],
+            lead.as_str(),
+            "deleted: {deleted}: {r:?}"
+        );
+        assert_eq!(in_close["title"], "CTO", "deleted: {deleted}: {r:?}");
+        w.settle().await;
+        let again = engine.run().await.expect("run after");
+        assert!(again.errors.is_empty(), "deleted: {deleted}: {again:?}");
+        assert!(!again.wrote(), "deleted: {deleted}: {again:?}");
+        w.finish().await;
+    }
+}
+
+/// HubSpot merges Bob's company into another linked one (the merge goes to review, its
+/// link still naming the merged-away company) and moves Bob with it; nobody moved him in
+/// Close. Under every policy, Close primary included, Bob follows to the merge's winner's
+/// counterpart in Close: his company is never written back to the merged-away one, which
+/// HubSpot would refuse on every run.
+#[tokio::test]
+async fn a_move_made_by_a_merge_sent_to_review_is_followed_under_every_policy() {
+    use crmkit_sync::config::PolicyKind;
+    for (policy, primary) in [
+        (PolicyKind::Primary, Some(Crm::Close)),
+        (PolicyKind::LastWriteWins, None),
+        (PolicyKind::Manual, None),
+    ] {
+        let w = World::new().await;
+        let mut c = config();
+        c.person.conflict.policy = Some(policy);
+        c.person.conflict.primary = primary;
+        let engine = w.engine(c);
+        let globex = w
+            .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
+            .await;
+        let (contact, hs_contact) = linked_bob(&w, &engine).await;
+        let lead = close_lead_of(&w, &contact).await;
+        let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
+        let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
+        w.hs.raw(&ApiRequest::post(
+            "crm/v3/objects/companies/merge",
+            serde_json::json!({"primaryObjectId": hs_globex, "objectIdToMerge": hs_acme}),
+        ))
+        .await
+        .expect("merged");
+        w.hs_update(
+            "contacts",
+            &hs_contact,
+            &[("associatedcompanyid", hs_globex.as_str())],
+        )
+        .await;
+        w.settle().await;
+        let r = engine.run().await.expect("run");
+        assert!(r.errors.is_empty(), "{policy:?}: {r:?}");
+        assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
+        assert!(r.conflicts.is_empty(), "{policy:?}: {r:?}");
+        let in_close = w.close_get(&format!("contact/{contact}/")).await;
+        assert_eq!(in_close["lead_id"], globex.as_str(), "{policy:?}: {r:?}");
+        w.settle().await;
+        let again = engine.run().await.expect("run after");
+        assert!(again.errors.is_empty(), "{policy:?}: {again:?}");
+        assert!(!again.wrote(), "{policy:?}: {again:?}");
+        w.finish().await;
+    }
+}
