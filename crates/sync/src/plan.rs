@@ -1563,11 +1563,7 @@ mod tests {
     #[test]
     fn references_are_translated_through_links_and_deals_match_within_their_company() {
         let c = cfg();
-        let mut refs = RefTable::default();
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
-        );
+        let refs = company_links(&[("lead_1", "11")]);
         let person = Record::Person(Person {
             id: Some("cont_1".into()),
             name: "Ann".into(),
@@ -1620,15 +1616,7 @@ mod tests {
     #[test]
     fn a_reference_that_cannot_be_compared_yet_is_skipped_and_listed() {
         let c = cfg();
-        let mut refs = RefTable::default();
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
-        );
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_2".into()), (Crm::HubSpot, "12".into())].into(),
-        );
+        let refs = company_links(&[("lead_1", "11"), ("lead_2", "12")]);
         // An empty company: the person is under none.
         let person = |id: &str, name: &str, company: &str| {
             Record::Person(Person {
@@ -1728,17 +1716,25 @@ mod tests {
     /// no link any more, and the table knows the merge. HubSpot's contact follows the merge
     /// (11 -> 12), which is lead_1's record all along: no user moved it.
     fn merged_company_case(policy: PolicyKind, close_base: &str, close_now: &str) -> Plan {
-        let mut refs = RefTable::default();
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "12".into())].into(),
-        );
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_2".into()), (Crm::HubSpot, "13".into())].into(),
-        );
+        let mut refs = company_links(&[("lead_1", "12"), ("lead_2", "13")]);
         refs.merged(ObjectKind::Company, Crm::HubSpot, "11", "12");
         person_case(policy, &refs, (close_base, close_now), ("11", "12"))
+    }
+
+    /// A table linking each (Close lead, HubSpot company) pair.
+    fn company_links(pairs: &[(&str, &str)]) -> RefTable {
+        let mut refs = RefTable::default();
+        for (lead, hs) in pairs {
+            refs.link(
+                ObjectKind::Company,
+                [
+                    (Crm::Close, lead.to_string()),
+                    (Crm::HubSpot, hs.to_string()),
+                ]
+                .into(),
+            );
+        }
+        refs
     }
 
     /// The plan of a contact linked in Close and HubSpot whose company was `(base, now)` in
@@ -1789,13 +1785,7 @@ mod tests {
     /// HubSpot company 11 (linked to lead_1) was merged into 12 (linked to lead_2), and the
     /// merge went to review: 11's link still names it, noted gone. lead_3 is linked to 13.
     fn merge_in_review() -> RefTable {
-        let mut refs = RefTable::default();
-        for (lead, hs) in [("lead_1", "11"), ("lead_2", "12"), ("lead_3", "13")] {
-            refs.link(
-                ObjectKind::Company,
-                [(Crm::Close, lead.into()), (Crm::HubSpot, hs.into())].into(),
-            );
-        }
+        let mut refs = company_links(&[("lead_1", "11"), ("lead_2", "12"), ("lead_3", "13")]);
         refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
         refs.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
         refs
@@ -1837,11 +1827,7 @@ mod tests {
     fn a_reference_to_a_deleted_record_is_never_written() {
         // Close (primary) holds lead_1, whose HubSpot company 11 is deleted; HubSpot's
         // contact lost the association with it. Nothing is written to HubSpot's company.
-        let mut refs = RefTable::default();
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_1".into()), (Crm::HubSpot, "11".into())].into(),
-        );
+        let mut refs = company_links(&[("lead_1", "11"), ("lead_3", "13")]);
         refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
         let p = person_case(
             PolicyKind::LastWriteWins,
@@ -1857,10 +1843,6 @@ mod tests {
         assert_eq!(p.groups[0].skipped, [Field::new("company")], "{p:?}");
         // Close's user moves a contact HubSpot holds under no company to lead_1, whose
         // HubSpot company is gone: reported, not written.
-        refs.link(
-            ObjectKind::Company,
-            [(Crm::Close, "lead_3".into()), (Crm::HubSpot, "13".into())].into(),
-        );
         let p = person_case(
             PolicyKind::LastWriteWins,
             &refs,
@@ -1880,13 +1862,7 @@ mod tests {
     fn a_move_in_another_crm_reaches_a_side_whose_company_is_gone() {
         // HubSpot's base names company 99, in no link any more, and its contact is under
         // none; Close's user moved the contact lead_1 -> lead_2: the move reaches HubSpot.
-        let mut refs = RefTable::default();
-        for (lead, hs) in [("lead_1", "11"), ("lead_2", "12")] {
-            refs.link(
-                ObjectKind::Company,
-                [(Crm::Close, lead.into()), (Crm::HubSpot, hs.into())].into(),
-            );
-        }
+        let refs = company_links(&[("lead_1", "11"), ("lead_2", "12")]);
         let p = person_case(
             PolicyKind::LastWriteWins,
             &refs,
