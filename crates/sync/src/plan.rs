@@ -143,6 +143,10 @@ impl RefTable {
 
     /// `id`, or the record it was merged into where its link followed the merge.
     fn current<'a>(&'a self, kind: ObjectKind, crm: Crm, id: &'a str) -> &'a str {
+        // Most runs follow no merge: no key is built for an empty map.
+        if self.merged.is_empty() {
+            return id;
+        }
         self.merged
             .get(&(kind, crm, id.to_string()))
             .map_or(id, String::as_str)
@@ -160,11 +164,17 @@ impl Refs for RefTable {
     }
 
     fn survivor(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String> {
+        if self.survivors.is_empty() {
+            return None;
+        }
         let now = self.survivors.get(&(kind, from, id.to_string()))?;
         self.translate(kind, from, now, to)
     }
 
     fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool {
+        if self.gone.is_empty() {
+            return false;
+        }
         let id = self.current(kind, crm, id);
         self.gone.contains(&(kind, crm, id.to_string()))
     }
