@@ -155,7 +155,9 @@
 //! base named is gone, the field is left alone unless another side changed it (the
 //! association went with the record: no clear to spread, and Close refuses a contact
 //! without a lead). A reference is never written naming a record noted gone in the
-//! target (reported). A current value naming a record not linked yet is left out of the
+//! target (reported; a create there goes under no company, except in Close, which needs a
+//! lead: not created there). Close is never sent a clear of a company (its contacts,
+//! opportunities and activities belong to a lead): reported instead. A current value naming a record not linked yet is left out of the
 //! comparison and the record waits on the retry list.
 //!
 //! # Conflict resolution

@@ -237,8 +237,9 @@ pub struct Group {
     /// Fields queued for a person.
     pub conflicts: Vec<FieldConflict>,
     /// Fields left alone this run: a reference a side holds whose record is not linked in
-    /// the anchor CRM, so the values cannot be compared yet. An open
-    /// conflict on one stays open.
+    /// the anchor CRM, so the values cannot be compared yet, or one a side's base held to
+    /// a record gone since while the side now references nothing. An open conflict on one
+    /// stays open.
     pub skipped: Vec<Field>,
     /// A create or patch of this group could not be planned yet (its parent is not linked
     /// in the target, or its values do not fit): nothing of it is stored as synced and the
@@ -792,6 +793,14 @@ fn plan_group(
         // A write the target cannot take (a field its record does not have, a value it keeps
         // already at its precision) would send nothing: it is not planned, so the report
         // counts only updates that send something.
+        if crm == Crm::Close && writes.get("company").is_some_and(Option::is_none) {
+            out.errors.push(PlanError {
+                record: s.reference(),
+                message: "its company is not cleared in close: every Close contact, \
+                          opportunity and activity belongs to a lead"
+                    .to_string(),
+            });
+        }
         writes.retain(|f, v| values::lands(&s.record, crm, cfg, *f, v.as_ref(), s.fields.get(f)));
         if !dropped.is_empty() {
             out.errors.push(PlanError {
@@ -862,12 +871,34 @@ fn plan_group(
             let all: Writes = agreed.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
             let Translated {
                 writes: fields,
-                mut dropped,
+                dropped,
                 gone,
             } = from_anchor(all, anchor, *crm, refs);
-            // Created without it, it would land under no company: it waits, as for a
-            // company not linked there.
-            dropped.extend(gone);
+            if !gone.is_empty() {
+                // Its company is deleted there (or merged away, under review): waiting would
+                // not bring it back. Close keeps every contact, opportunity and activity
+                // under a lead, so it is not created there; elsewhere it is created under
+                // no company. Reported when the record changes, not on every run.
+                let close = *crm == Crm::Close;
+                if any_changed {
+                    out.errors.push(PlanError {
+                        record: source.clone(),
+                        message: format!(
+                            "{} in {crm}: its {} names a record deleted there (or merged \
+                             away, under review)",
+                            if close {
+                                "not created"
+                            } else {
+                                "created without it"
+                            },
+                            names(&gone)
+                        ),
+                    });
+                }
+                if close {
+                    continue;
+                }
+            }
             // A record whose parent is not linked in the target yet waits: created without
             // it, it would land under no company (or, in Close, under a new lead of its own).
             let unlinked: Vec<&str> = first
@@ -1083,28 +1114,37 @@ fn base_to_anchor(
     }
 }
 
-/// Applies each of `readings` (see [`base_to_anchor`]) whose field another side really
-/// changed (its value differs from its base, read no second way): the side's base takes
-/// the reading, so it is no changer and the other side's change wins; a field left out
-/// of the base is compared again (taken out of `gone`). Elsewhere the first reading
-/// stands: the merge's move propagates, a gone reference stays left out.
+/// Applies each of `readings` (see [`base_to_anchor`]) whose field another side changed:
+/// the side's base takes the reading, so it is no changer and the other side's change
+/// wins; a field left out of the base is compared again (taken out of `gone`). Elsewhere
+/// the first reading stands: the merge's move propagates, a gone reference stays left out.
+///
+/// Another side changed the field where its value differs from its base and it has no
+/// reading without a reference of its own. Against a survivor reading it must also differ
+/// from its own survivor reading (a user's move, not a merge's); a field left out for a
+/// gone reference is compared again for any change, a merge's move included, so the move
+/// is followed rather than left out with the field.
 fn settle_readings(
     readings: Vec<Reading>,
     bases: &mut PerCrm<FieldMap>,
     current: &PerCrm<Cow<'_, FieldMap>>,
     gone: &mut BTreeSet<Field>,
 ) {
-    let read_twice: BTreeSet<(Crm, Field)> = readings.iter().map(|(c, f, _)| (*c, *f)).collect();
-    let really_changed = |bases: &PerCrm<FieldMap>, field: Field, but: Crm| {
+    let changed = |bases: &PerCrm<FieldMap>, field: Field, but: Crm, users_only: bool| {
         bases.iter().any(|(c, b)| {
+            let now = current.get(&c).and_then(|f| f.get(field.as_str()));
             c != but
-                && !read_twice.contains(&(c, field))
-                && b.get(field.as_str()) != current.get(&c).and_then(|f| f.get(field.as_str()))
+                && b.get(field.as_str()) != now
+                && readings
+                    .iter()
+                    .filter(|(rc, rf, _)| *rc == c && *rf == field)
+                    .all(|(_, _, r)| r.is_some() && !(users_only && r.as_ref() == now))
         })
     };
     let apply: Vec<Reading> = readings
-        .into_iter()
-        .filter(|(crm, field, _)| really_changed(bases, *field, *crm))
+        .iter()
+        .filter(|(crm, field, r)| changed(bases, *field, *crm, r.is_some()))
+        .cloned()
         .collect();
     for (crm, field, reading) in apply {
         let Some(b) = bases.get_mut(&crm) else {
@@ -1866,6 +1906,150 @@ mod tests {
                 .any(|e| e.message.contains("deleted in hubspot")),
             "{p:?}"
         );
+    }
+
+    /// Close, HubSpot and Salesforce each linking lead_n, 1n and 001<letter>.
+    fn three_crm_links() -> RefTable {
+        let mut refs = RefTable::default();
+        for (lead, hs, sf) in [
+            ("lead_1", "11", "001A"),
+            ("lead_2", "12", "001B"),
+            ("lead_3", "13", "001C"),
+        ] {
+            refs.link(
+                ObjectKind::Company,
+                [
+                    (Crm::Close, lead.to_string()),
+                    (Crm::HubSpot, hs.to_string()),
+                    (Crm::Salesforce, sf.to_string()),
+                ]
+                .into(),
+            );
+        }
+        refs
+    }
+
+    /// A contact of Close, HubSpot and Salesforce (ids cont_1, 21, 003A), each with its
+    /// company `(base, now)` (an empty id: under none), modified on the given day of 2024.
+    fn three_crm_person(refs: &RefTable, companies: [(&str, &str, u32); 3]) -> Plan {
+        let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        let mut ids = PerCrm::new();
+        let mut hashes = PerCrm::new();
+        let mut bases = PerCrm::new();
+        let mut sides: Sides = PerCrm::new();
+        let crms = [
+            (Crm::Close, "cont_1"),
+            (Crm::HubSpot, "21"),
+            (Crm::Salesforce, "003A"),
+        ];
+        for ((crm, id), (base, now, day)) in crms.into_iter().zip(companies) {
+            let person = |company: &str, day: u32| {
+                Record::Person(Person {
+                    id: Some(id.into()),
+                    name: "Ann".into(),
+                    emails: vec!["ann@acme.com".into()],
+                    company_id: (!company.is_empty()).then(|| company.into()),
+                    updated_at: crmkit_core::time::parse_timestamp(&format!(
+                        "2024-01-{day:02}T00:00:00Z"
+                    )),
+                    ..Person::default()
+                })
+            };
+            let b = seen(&c, crm, person(base, 1));
+            ids.insert(crm, id.to_string());
+            hashes.insert(crm, b.hash.to_string());
+            bases.insert(crm, b.fields);
+            sides.insert(crm, seen(&c, crm, person(now, day)));
+        }
+        let link = LinkState {
+            key: "1".into(),
+            ids,
+            hashes,
+            bases,
+        };
+        let input = Input {
+            linked: vec![(link, sides)],
+            ..Input::default()
+        };
+        plan(&c, ObjectKind::Person, input, refs)
+    }
+
+    #[test]
+    fn a_users_move_wins_over_merges_in_review_in_other_crms() {
+        // HubSpot 11 -> 12 and Salesforce 001A -> 001B, both merges in review. HubSpot's
+        // user then moved the contact to 13; Salesforce's contact was only moved by its
+        // merge, and its record is the newest. The user's move reaches Close.
+        let mut refs = three_crm_links();
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        refs.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        refs.gone(ObjectKind::Company, Crm::Salesforce, "001A");
+        refs.merged_apart(ObjectKind::Company, Crm::Salesforce, "001A", "001B");
+        let p = three_crm_person(
+            &refs,
+            [
+                ("lead_1", "lead_1", 2),
+                ("11", "13", 3),
+                ("001A", "001B", 4),
+            ],
+        );
+        let to = close_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("lead_3")), "{p:?}");
+        // With Salesforce's account deleted instead (its contact under none), the move
+        // is not left out with the field.
+        let mut refs = three_crm_links();
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        refs.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        refs.gone(ObjectKind::Company, Crm::Salesforce, "001A");
+        let p = three_crm_person(
+            &refs,
+            [("lead_1", "lead_1", 2), ("11", "13", 3), ("001A", "", 4)],
+        );
+        let to = close_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("lead_3")), "{p:?}");
+        // And where HubSpot's contact was only moved by the merge, the merge's move is
+        // followed, Salesforce's lost association notwithstanding.
+        let p = three_crm_person(
+            &refs,
+            [("lead_1", "lead_1", 2), ("11", "12", 3), ("001A", "", 4)],
+        );
+        let to = close_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("lead_2")), "{p:?}");
+    }
+
+    #[test]
+    fn a_new_record_under_a_company_gone_in_a_crm_is_created_elsewhere() {
+        // A new Close contact under lead_1, whose HubSpot company 11 is deleted: created in
+        // HubSpot under no company and in Salesforce under 001A, never waiting.
+        let mut refs = three_crm_links();
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        let person = Record::Person(Person {
+            id: Some("cont_9".into()),
+            name: "Ann".into(),
+            emails: vec!["ann@acme.com".into()],
+            company_id: Some("lead_1".into()),
+            ..Person::default()
+        });
+        let input = Input {
+            unlinked: vec![seen(&c, Crm::Close, person)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let g = &p.groups[0];
+        assert!(!g.deferred, "{p:?}");
+        let company = |crm: Crm| {
+            g.creates
+                .iter()
+                .find(|c| c.target == crm)
+                .map(|c| c.fields.get("company").cloned())
+        };
+        assert_eq!(company(Crm::HubSpot), Some(None), "{p:?}");
+        assert_eq!(
+            company(Crm::Salesforce),
+            Some(Some(Some(json!("001A")))),
+            "{p:?}"
+        );
+        assert_eq!(p.errors.len(), 1, "reported: {p:?}");
     }
 
     #[test]
