@@ -157,7 +157,9 @@
 //! without a lead). A reference is never written naming a record noted gone in the
 //! target (reported; a create there goes under no company, except in Close, which needs a
 //! lead: not created there). Close is never sent a clear of a company (its contacts,
-//! opportunities and activities belong to a lead): reported instead. A current value naming a record not linked yet is left out of the
+//! opportunities and activities belong to a lead): reported instead. A reference held
+//! apart for either reason that nobody changes since is left alone (no conflict, no
+//! primary overwriting it). A current value naming a record not linked yet is left out of the
 //! comparison and the record waits on the retry list.
 //!
 //! # Conflict resolution

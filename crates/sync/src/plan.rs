@@ -677,9 +677,11 @@ fn plan_group(
             relinked: stored(s.crm).is_none() && bases.contains_key(&s.crm),
         })
         .collect();
-    // Left out of resolution: references not comparable now or in a base.
+    // Left out of resolution: references not comparable now or in a base, and those held
+    // apart since a value could not be written.
     let mut unsettled = gone_refs;
     unsettled.extend(skip.iter().copied());
+    unsettled.extend(unwritable_apart(cfg, &side_list, &sides, anchor, refs));
     let mut resolution = resolve::resolve(cfg, &side_list, &unsettled);
     drop(side_list);
     // Values held apart that nobody changed are queued as conflicts, so they are seen,
@@ -1160,6 +1162,56 @@ fn settle_readings(
             }
         }
     }
+}
+
+/// The reference fields of a link's synced sides that nobody changed since the last sync
+/// and that differ only because a value could not be written into another of its CRMs: it
+/// names a record noted gone there (a move to a company deleted in the other CRM), or it
+/// is a clear that CRM does not take (a Close contact always has a lead). The difference
+/// was reported (or is by design) when it arose; it is no one's change now, so it is
+/// neither a conflict to queue nor the primary's to overwrite (which would undo the move
+/// or re-add the association a user removed). Any later change of the field is settled as
+/// usual.
+fn unwritable_apart<'a>(
+    cfg: &EntityConfig,
+    side_list: &[Side<'a>],
+    sides: &Sides,
+    anchor: Crm,
+    refs: &dyn Refs,
+) -> Vec<Field> {
+    if side_list.len() < 2 || side_list.iter().any(|s| s.base.is_none() || s.relinked) {
+        return Vec::new();
+    }
+    let mut fields: Vec<Field> = side_list
+        .iter()
+        .flat_map(|s| s.fields.keys().copied())
+        .filter(|f| reference_kind(f).is_some())
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    fields.retain(|field| {
+        let value = |s: &Side<'a>| -> Option<&'a Value> { s.fields.get(field.as_str()) };
+        let untouched = side_list
+            .iter()
+            .all(|s| s.base.and_then(|b| b.get(field.as_str())) == value(s));
+        let cannot_take =
+            |from: &Side<'a>, to: &Side<'a>| match (value(from), reference_kind(field)) {
+                (Some(Value::String(id)), Some(rk)) => refs
+                    .translate(rk, anchor, id, to.crm)
+                    .is_some_and(|local| refs.is_gone(rk, to.crm, &local)),
+                (None, _) => sides.get(&to.crm).is_some_and(|s| {
+                    !values::lands(&s.record, to.crm, cfg, *field, None, s.fields.get(field))
+                }),
+                _ => false,
+            };
+        untouched
+            && side_list.iter().any(|a| {
+                side_list
+                    .iter()
+                    .any(|b| a.crm != b.crm && value(a) != value(b) && cannot_take(a, b))
+            })
+    });
+    fields
 }
 
 /// Rewrites each reference field of `f` (ids of `crm`) into the anchor CRM's id of the
@@ -2050,6 +2102,55 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(p.errors.len(), 1, "reported: {p:?}");
+    }
+
+    #[test]
+    fn a_move_that_could_not_be_written_is_not_undone_by_a_later_edit() {
+        // Close's user moved the contact to lead_1, whose HubSpot company 11 is gone: not
+        // written, and the bases were stored (Close lead_1, HubSpot 13). HubSpot's title is
+        // edited later: neither the primary nor a conflict undoes the move.
+        let mut refs = company_links(&[("lead_1", "11"), ("lead_3", "13")]);
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        let person = |id: &str, company: &str, title: &str| {
+            Record::Person(Person {
+                id: Some(id.into()),
+                name: "Ann".into(),
+                emails: vec!["ann@acme.com".into()],
+                title: Some(title.into()),
+                company_id: Some(company.into()),
+                ..Person::default()
+            })
+        };
+        for (policy, primary) in [
+            (PolicyKind::Primary, Some(Crm::HubSpot)),
+            (PolicyKind::Primary, Some(Crm::Close)),
+            (PolicyKind::LastWriteWins, None),
+            (PolicyKind::Manual, None),
+        ] {
+            let mut c = cfg();
+            c.person.conflict.policy = Some(policy);
+            c.person.conflict.primary = primary;
+            let (link, sides) = linked(
+                &c,
+                person("cont_1", "lead_1", "CTO"),
+                person("21", "13", "VP"),
+                Some((
+                    &person("cont_1", "lead_1", "CTO"),
+                    &person("21", "13", "CTO"),
+                )),
+            );
+            let input = Input {
+                linked: vec![(link, sides)],
+                ..Input::default()
+            };
+            let p = plan(&c, ObjectKind::Person, input, &refs);
+            assert_eq!(close_change(&p, "company"), None, "{policy:?}: {p:?}");
+            assert_eq!(hs_change(&p, "company"), None, "{policy:?}: {p:?}");
+            assert!(p.groups[0].conflicts.is_empty(), "{policy:?}: {p:?}");
+            assert!(p.errors.is_empty(), "{policy:?}: {p:?}");
+            let title = close_change(&p, "title").and_then(|c| c.to);
+            assert_eq!(title, Some(json!("VP")), "{policy:?}: {p:?}");
+        }
     }
 
     #[test]

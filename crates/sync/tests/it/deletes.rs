@@ -844,6 +844,53 @@ async fn a_lost_association_is_no_clear_for_close_and_other_edits_sync() {
     }
 }
 
+/// A HubSpot user's removal of a contact's company, which Close cannot take, stays removed:
+/// a later edit in Close neither re-adds the association nor queues a conflict, whichever
+/// CRM is primary.
+#[tokio::test]
+async fn a_removed_association_close_cannot_take_is_not_re_added_by_a_later_edit() {
+    use crmkit_sync::config::PolicyKind;
+    for primary in [Crm::Close, Crm::HubSpot] {
+        let w = World::new().await;
+        let mut c = config();
+        c.person.conflict.policy = Some(PolicyKind::Primary);
+        c.person.conflict.primary = Some(primary);
+        let engine = w.engine(c);
+        let (contact, hs_contact) = linked_bob(&w, &engine).await;
+        let lead = close_lead_of(&w, &contact).await;
+        let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+        w.hs.raw(&ApiRequest::post(
+            "crm/v4/associations/contacts/companies/batch/archive",
+            serde_json::json!({"inputs": [{"from": {"id": hs_contact}, "to": [{"id": hs_co}]}]}),
+        ))
+        .await
+        .expect("association removed");
+        w.hs_update("contacts", &hs_contact, &[("associatedcompanyid", "")])
+            .await;
+        w.settle().await;
+        engine.run().await.expect("run");
+        w.close_update(
+            &format!("contact/{contact}/"),
+            serde_json::json!({"title": "CTO"}),
+        )
+        .await;
+        w.settle().await;
+        let r = engine.run().await.expect("run after the edit");
+        assert!(r.errors.is_empty(), "{primary}: {r:?}");
+        assert!(r.conflicts.is_empty(), "{primary}: {r:?}");
+        let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_contact).await {
+            Ok(Record::Person(p)) => p,
+            other => panic!("HubSpot contact {hs_contact}: {other:?}"),
+        };
+        assert_eq!(in_hubspot.company_id, None, "{primary}: {r:?}");
+        assert_eq!(in_hubspot.title.as_deref(), Some("CTO"), "{primary}: {r:?}");
+        w.settle().await;
+        let again = engine.run().await.expect("run again");
+        assert!(!again.wrote(), "{primary}: {again:?}");
+        w.finish().await;
+    }
+}
+
 /// HubSpot merges Bob's company into another linked one (the merge goes to review, its
 /// link still naming the merged-away company) and moves Bob with it; nobody moved him in
 /// Close. Under every policy, Close primary included, Bob follows to the merge's winner's
