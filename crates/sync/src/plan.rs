@@ -237,9 +237,10 @@ pub struct Group {
     /// Fields queued for a person.
     pub conflicts: Vec<FieldConflict>,
     /// Fields left alone this run: a reference a side holds whose record is not linked in
-    /// the anchor CRM, so the values cannot be compared yet, or one a side's base held to
-    /// a record gone since while the side now references nothing. An open conflict on one
-    /// stays open.
+    /// the anchor CRM, so the values cannot be compared yet; one a side's base held to a
+    /// record gone since while the side now references nothing; or one held apart, untouched
+    /// since, because a value could not be written into another CRM. An open conflict on
+    /// one stays open.
     pub skipped: Vec<Field>,
     /// A create or patch of this group could not be planned yet (its parent is not linked
     /// in the target, or its values do not fit): nothing of it is stored as synced and the
@@ -779,7 +780,7 @@ fn plan_group(
             mut writes,
             dropped,
             gone,
-        } = from_anchor(writes, anchor, crm, refs);
+        } = from_anchor(writes, anchor, crm, refs, false);
         if !gone.is_empty() {
             // The value names a record deleted (or merged away) there: reported, and the
             // rest of the group is synced; no later run could write it.
@@ -875,13 +876,14 @@ fn plan_group(
                 writes: fields,
                 dropped,
                 gone,
-            } = from_anchor(all, anchor, *crm, refs);
+            } = from_anchor(all, anchor, *crm, refs, true);
             if !gone.is_empty() {
-                // Its company is deleted there (or merged away, under review): waiting would
-                // not bring it back. Close keeps every contact, opportunity and activity
-                // under a lead, so it is not created there; elsewhere it is created under
-                // no company. Reported when the record changes, not on every run.
-                let close = *crm == Crm::Close;
+                // Its company or person is deleted there (or merged away, under review):
+                // waiting would not bring it back. Close keeps every contact, opportunity
+                // and activity under a lead, so without its company it is not created
+                // there; otherwise it is created without the reference. Reported when the
+                // record changes, not on every run.
+                let close = *crm == Crm::Close && gone.iter().any(|f| f.as_str() == "company");
                 if any_changed {
                     out.errors.push(PlanError {
                         record: source.clone(),
@@ -1204,12 +1206,21 @@ fn unwritable_apart<'a>(
                 }),
                 _ => false,
             };
+        // Every two sides holding it apart are explained, one way or the other: a third
+        // side's value that could be written is still the rule's to settle.
+        let mut apart = side_list.iter().enumerate().flat_map(|(i, a)| {
+            side_list[i + 1..]
+                .iter()
+                .filter(move |b| value(a) != value(b))
+                .map(move |b| (a, b))
+        });
+        let first = apart.next();
         untouched
-            && side_list.iter().any(|a| {
-                side_list
-                    .iter()
-                    .any(|b| a.crm != b.crm && value(a) != value(b) && cannot_take(a, b))
-            })
+            && first.is_some()
+            && first
+                .into_iter()
+                .chain(apart)
+                .all(|(a, b)| cannot_take(a, b) || cannot_take(b, a))
     });
     fields
 }
@@ -1238,13 +1249,28 @@ fn translate_refs(
 
 /// The writes for `crm` with references as `crm`'s ids; references with no link in `crm`
 /// are left out (and listed), and so are references to a record noted gone in `crm`
-/// (listed apart: no later run can write them).
-fn from_anchor(mut writes: Writes, anchor: Crm, crm: Crm, refs: &dyn Refs) -> Translated {
+/// (listed apart: no later run can write them). With `to_survivor` (a record to create,
+/// which must go somewhere), a reference to a record merged away under review names the
+/// record that survives it instead; a patch is not redirected: the review decides it.
+fn from_anchor(
+    mut writes: Writes,
+    anchor: Crm,
+    crm: Crm,
+    refs: &dyn Refs,
+    to_survivor: bool,
+) -> Translated {
     let mut dropped = Vec::new();
     let mut gone = Vec::new();
     writes.retain(|field, v| match (reference_kind(field), v) {
         (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
             Some(local) if refs.is_gone(rk, crm, &local) => {
+                let survivor = refs
+                    .survivor(rk, crm, &local, crm)
+                    .filter(|s| to_survivor && !refs.is_gone(rk, crm, s));
+                if let Some(s) = survivor {
+                    *id = s;
+                    return true;
+                }
                 gone.push(*field);
                 false
             }
@@ -1985,6 +2011,16 @@ mod tests {
     /// company `(base, now)` (an empty id: under none), modified on the given day of 2024.
     fn three_crm_person(refs: &RefTable, companies: [(&str, &str, u32); 3]) -> Plan {
         let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        three_crm_person_in(&c, refs, companies, None)
+    }
+
+    /// [`three_crm_person`] under `c`, the record of `retitled` given a new title.
+    fn three_crm_person_in(
+        c: &Config,
+        refs: &RefTable,
+        companies: [(&str, &str, u32); 3],
+        retitled: Option<Crm>,
+    ) -> Plan {
         let mut ids = PerCrm::new();
         let mut hashes = PerCrm::new();
         let mut bases = PerCrm::new();
@@ -2000,6 +2036,7 @@ mod tests {
                     id: Some(id.into()),
                     name: "Ann".into(),
                     emails: vec!["ann@acme.com".into()],
+                    title: (day > 1 && retitled == Some(crm)).then(|| "VP".into()),
                     company_id: (!company.is_empty()).then(|| company.into()),
                     updated_at: crmkit_core::time::parse_timestamp(&format!(
                         "2024-01-{day:02}T00:00:00Z"
@@ -2007,11 +2044,11 @@ mod tests {
                     ..Person::default()
                 })
             };
-            let b = seen(&c, crm, person(base, 1));
+            let b = seen(c, crm, person(base, 1));
             ids.insert(crm, id.to_string());
             hashes.insert(crm, b.hash.to_string());
             bases.insert(crm, b.fields);
-            sides.insert(crm, seen(&c, crm, person(now, day)));
+            sides.insert(crm, seen(c, crm, person(now, day)));
         }
         let link = LinkState {
             key: "1".into(),
@@ -2023,7 +2060,26 @@ mod tests {
             linked: vec![(link, sides)],
             ..Input::default()
         };
-        plan(&c, ObjectKind::Person, input, refs)
+        plan(c, ObjectKind::Person, input, refs)
+    }
+
+    #[test]
+    fn a_difference_a_writable_value_explains_is_still_the_rules_to_settle() {
+        // Close lead_1, HubSpot none (a clear Close refused), Salesforce 001C: nobody
+        // touched the company since. Salesforce's value could be written to both others, so
+        // the primary (Salesforce) settles it when Close's title changes.
+        let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        c.person.conflict.policy = Some(PolicyKind::Primary);
+        c.person.conflict.primary = Some(Crm::Salesforce);
+        let p = three_crm_person_in(
+            &c,
+            &three_crm_links(),
+            [("lead_1", "lead_1", 2), ("", "", 2), ("001C", "001C", 2)],
+            Some(Crm::Close),
+        );
+        assert!(p.groups[0].skipped.is_empty(), "{p:?}");
+        let to = close_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("lead_3")), "{p:?}");
     }
 
     #[test]
@@ -2071,22 +2127,39 @@ mod tests {
     #[test]
     fn a_new_record_under_a_company_gone_in_a_crm_is_created_elsewhere() {
         // A new Close contact under lead_1, whose HubSpot company 11 is deleted: created in
-        // HubSpot under no company and in Salesforce under 001A, never waiting.
+        // HubSpot under no company and in Salesforce under 001A, never waiting; where 11
+        // was merged into 12 under review instead, created in HubSpot under 12.
         let mut refs = three_crm_links();
         refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        let mut merged = refs.clone();
+        merged.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
         let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
-        let person = Record::Person(Person {
-            id: Some("cont_9".into()),
-            name: "Ann".into(),
-            emails: vec!["ann@acme.com".into()],
-            company_id: Some("lead_1".into()),
-            ..Person::default()
-        });
-        let input = Input {
-            unlinked: vec![seen(&c, Crm::Close, person)],
-            ..Input::default()
+        let new_ann = |refs: &RefTable| {
+            let person = Record::Person(Person {
+                id: Some("cont_9".into()),
+                name: "Ann".into(),
+                emails: vec!["ann@acme.com".into()],
+                company_id: Some("lead_1".into()),
+                ..Person::default()
+            });
+            let input = Input {
+                unlinked: vec![seen(&c, Crm::Close, person)],
+                ..Input::default()
+            };
+            plan(&c, ObjectKind::Person, input, refs)
         };
-        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let p = new_ann(&merged);
+        let to_hubspot = p.groups[0]
+            .creates
+            .iter()
+            .find(|c| c.target == Crm::HubSpot);
+        assert_eq!(
+            to_hubspot.and_then(|c| c.fields.get("company").cloned()),
+            Some(Some(json!("12"))),
+            "{p:?}"
+        );
+        assert!(p.errors.is_empty(), "{p:?}");
+        let p = new_ann(&refs);
         let g = &p.groups[0];
         assert!(!g.deferred, "{p:?}");
         let company = |crm: Crm| {

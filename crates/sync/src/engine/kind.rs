@@ -487,19 +487,24 @@ impl Engine {
             .await
             .map_err(store_err)?;
         let mut unlinked = Vec::new();
+        // A side noted gone may be a merge's loser whose merge went to review (its link still
+        // names it): its survivor is looked up, for a reference naming it and for a record
+        // to create under it.
+        let mut gone_sides: BTreeSet<RecordRef> = BTreeSet::new();
         for (r, link) in wanted.iter().zip(found) {
             match link {
-                // A side noted gone may be a merge's loser whose merge went to review (its
-                // link still names it): its survivor is looked up too.
                 Some(link) => {
-                    if link.hash(r.crm) == Some(DELETED) {
-                        unlinked.push(Pending::apart(r));
+                    for crm in self.config.sync.crms.iter().copied() {
+                        if let (Some(DELETED), Some(id)) = (link.hash(crm), link.crm_id(crm)) {
+                            gone_sides.insert(RecordRef::new(crm, r.object, id));
+                        }
                     }
                     add_link(&mut table, &mut done, r.object, &link);
                 }
                 None => unlinked.push(Pending::unlinked(r)),
             }
         }
+        unlinked.extend(gone_sides.iter().map(Pending::apart));
         self.merged_references(&mut table, &mut done, unlinked)
             .await?;
         Ok(table)
@@ -594,7 +599,7 @@ impl<'a> Pending<'a> {
         }
     }
 
-    /// A reference whose link notes its record gone.
+    /// A record its link notes gone.
     fn apart(from: &'a RecordRef) -> Self {
         Self {
             apart: true,
