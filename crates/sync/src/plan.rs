@@ -168,6 +168,12 @@ impl Refs for RefTable {
             return None;
         }
         let now = self.survivors.get(&(kind, from, id.to_string()))?;
+        // Only a survivor that is linked: one merged away again or deleted since, with no
+        // link, names nothing a record can be put under.
+        let now = self.current(kind, from, now);
+        if !self.by_id.contains_key(&(kind, from, now.to_string())) {
+            return None;
+        }
         self.translate(kind, from, now, to)
     }
 
@@ -2148,17 +2154,21 @@ mod tests {
             };
             plan(&c, ObjectKind::Person, input, refs)
         };
+        let hs_company = |p: &Plan| {
+            let to_hubspot = p.groups[0]
+                .creates
+                .iter()
+                .find(|c| c.target == Crm::HubSpot);
+            to_hubspot.map(|c| c.fields.get("company").cloned())
+        };
         let p = new_ann(&merged);
-        let to_hubspot = p.groups[0]
-            .creates
-            .iter()
-            .find(|c| c.target == Crm::HubSpot);
-        assert_eq!(
-            to_hubspot.and_then(|c| c.fields.get("company").cloned()),
-            Some(Some(json!("12"))),
-            "{p:?}"
-        );
+        assert_eq!(hs_company(&p), Some(Some(Some(json!("12")))), "{p:?}");
         assert!(p.errors.is_empty(), "{p:?}");
+        // A survivor linked nowhere (deleted since) names nothing to go under.
+        let mut unlinked = refs.clone();
+        unlinked.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "99");
+        let p = new_ann(&unlinked);
+        assert_eq!(hs_company(&p), Some(None), "{p:?}");
         let p = new_ann(&refs);
         let g = &p.groups[0];
         assert!(!g.deferred, "{p:?}");

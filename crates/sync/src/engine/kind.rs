@@ -458,8 +458,9 @@ impl Engine {
     }
 
     /// The links of every record a reference field of `input` points at (in a side's value
-    /// or its stored base), with the sides noted gone, and for a record merged away since,
-    /// the merges noted to the record it went into.
+    /// or its stored base), with the sides noted gone, and for a record merged away since
+    /// (a reference naming it, or any side of those links noted gone), the merges noted to
+    /// the record it went into.
     async fn ref_table(&self, input: &Input) -> Result<RefTable> {
         let mut wanted: BTreeSet<RecordRef> = BTreeSet::new();
         // The references each side holds now, and those its stored base held: a side's

@@ -891,6 +891,52 @@ async fn a_removed_association_close_cannot_take_is_not_re_added_by_a_later_edit
     }
 }
 
+/// HubSpot merges Acme's company into Globex's (both linked: the merge goes to review), and
+/// a new contact is then added to Acme in Close: it is created in HubSpot under the company
+/// that survived the merge, not under none.
+#[tokio::test]
+async fn a_record_new_under_a_company_merged_away_under_review_goes_under_the_survivor() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let globex = w
+        .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
+        .await;
+    let (contact, _) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
+    let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
+    w.hs.raw(&ApiRequest::post(
+        "crm/v3/objects/companies/merge",
+        serde_json::json!({"primaryObjectId": hs_globex, "objectIdToMerge": hs_acme}),
+    ))
+    .await
+    .expect("merged");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
+    let ann = w
+        .close
+        .raw(&ApiRequest::post(
+            "contact/",
+            serde_json::json!({"lead_id": lead, "name": "Ann Lee",
+                               "emails": [{"email": "ann@acme.com"}]}),
+        ))
+        .await
+        .expect("created");
+    let ann = ann["id"].as_str().expect("id").to_string();
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let person = RecordRef::new(Crm::Close, ObjectKind::Person, ann);
+    let hs_ann = w.linked_id(&person, Crm::HubSpot).await;
+    let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_ann).await {
+        Ok(Record::Person(p)) => p,
+        other => panic!("HubSpot contact {hs_ann}: {other:?}"),
+    };
+    assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
+    w.finish().await;
+}
+
 /// HubSpot merges Bob's company into another linked one (the merge goes to review, its
 /// link still naming the merged-away company) and moves Bob with it; nobody moved him in
 /// Close. Under every policy, Close primary included, Bob follows to the merge's winner's
