@@ -178,6 +178,41 @@ async fn merge_hs_contacts(w: &World, winner: &str, loser: &str) {
     .expect("merged");
 }
 
+/// Merges HubSpot company `loser` into `winner` (`POST /crm/v3/objects/companies/merge`).
+async fn merge_hs_companies(w: &World, winner: &str, loser: &str) {
+    w.hs.raw(&ApiRequest::post(
+        "crm/v3/objects/companies/merge",
+        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
+    ))
+    .await
+    .expect("merged");
+}
+
+/// Removes HubSpot contact `contact`'s association with company `company` (associations
+/// v4 batch archive).
+async fn unassociate_hs_contact(w: &World, contact: &str, company: &str) {
+    w.hs.raw(&ApiRequest::post(
+        "crm/v4/associations/contacts/companies/batch/archive",
+        serde_json::json!({"inputs": [{"from": {"id": contact}, "to": [{"id": company}]}]}),
+    ))
+    .await
+    .expect("association removed");
+}
+
+/// HubSpot contact `id` as the connector reads it.
+async fn hs_person(w: &World, id: &str) -> crmkit_core::Person {
+    match w.connectors[1].get(ObjectKind::Person, id).await {
+        Ok(Record::Person(p)) => p,
+        other => panic!("HubSpot contact {id}: {other:?}"),
+    }
+}
+
+/// A Close lead Globex (globex.com), not synced yet.
+async fn globex(w: &World) -> String {
+    w.close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
+        .await
+}
+
 /// Merges Close lead `source` into `destination` (`POST /lead/merge/`).
 async fn merge_close_leads(w: &World, source: &str, destination: &str) {
     w.close
@@ -284,9 +319,7 @@ enum Winner {
 async fn contact_moved_by_a_merge(db: Db, winner: Winner) {
     let w = World::on(db).await;
     let engine = w.engine(config());
-    let globex = w
-        .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
-        .await;
+    let globex = globex(&w).await;
     let two = serde_json::json!({"name": "Acme Two", "url": "https://acme-two.com"});
     let linked_other = match winner {
         Winner::Linked => Some(w.close_lead(two.clone()).await),
@@ -326,10 +359,7 @@ async fn contact_moved_by_a_merge(db: Db, winner: Winner) {
     }
     let in_close = w.close_get(&format!("contact/{contact}/")).await;
     assert_eq!(in_close["lead_id"], globex.as_str(), "{r:?}");
-    let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_contact).await {
-        Ok(Record::Person(p)) => p,
-        other => panic!("HubSpot contact {hs_contact}: {other:?}"),
-    };
+    let in_hubspot = hs_person(&w, &hs_contact).await;
     assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
     assert_eq!(in_hubspot.title.as_deref(), Some("CTO"));
 
@@ -808,12 +838,7 @@ async fn a_lost_association_is_no_clear_for_close_and_other_edits_sync() {
             .await
             .expect("deleted");
         }
-        w.hs.raw(&ApiRequest::post(
-            "crm/v4/associations/contacts/companies/batch/archive",
-            serde_json::json!({"inputs": [{"from": {"id": hs_contact}, "to": [{"id": hs_co}]}]}),
-        ))
-        .await
-        .expect("association removed");
+        unassociate_hs_contact(&w, &hs_contact, &hs_co).await;
         w.hs_update(
             "contacts",
             &hs_contact,
@@ -859,12 +884,7 @@ async fn a_removed_association_close_cannot_take_is_not_re_added_by_a_later_edit
         let (contact, hs_contact) = linked_bob(&w, &engine).await;
         let lead = close_lead_of(&w, &contact).await;
         let hs_co = hs_company_of(&w, &lead).await.expect("linked");
-        w.hs.raw(&ApiRequest::post(
-            "crm/v4/associations/contacts/companies/batch/archive",
-            serde_json::json!({"inputs": [{"from": {"id": hs_contact}, "to": [{"id": hs_co}]}]}),
-        ))
-        .await
-        .expect("association removed");
+        unassociate_hs_contact(&w, &hs_contact, &hs_co).await;
         w.hs_update("contacts", &hs_contact, &[("associatedcompanyid", "")])
             .await;
         w.settle().await;
@@ -878,10 +898,7 @@ async fn a_removed_association_close_cannot_take_is_not_re_added_by_a_later_edit
         let r = engine.run().await.expect("run after the edit");
         assert!(r.errors.is_empty(), "{primary}: {r:?}");
         assert!(r.conflicts.is_empty(), "{primary}: {r:?}");
-        let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_contact).await {
-            Ok(Record::Person(p)) => p,
-            other => panic!("HubSpot contact {hs_contact}: {other:?}"),
-        };
+        let in_hubspot = hs_person(&w, &hs_contact).await;
         assert_eq!(in_hubspot.company_id, None, "{primary}: {r:?}");
         assert_eq!(in_hubspot.title.as_deref(), Some("CTO"), "{primary}: {r:?}");
         w.settle().await;
@@ -898,19 +915,12 @@ async fn a_removed_association_close_cannot_take_is_not_re_added_by_a_later_edit
 async fn a_record_new_under_a_company_merged_away_under_review_goes_under_the_survivor() {
     let w = World::new().await;
     let engine = w.engine(config());
-    let globex = w
-        .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
-        .await;
+    let globex = globex(&w).await;
     let (contact, _) = linked_bob(&w, &engine).await;
     let lead = close_lead_of(&w, &contact).await;
     let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
     let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
-    w.hs.raw(&ApiRequest::post(
-        "crm/v3/objects/companies/merge",
-        serde_json::json!({"primaryObjectId": hs_globex, "objectIdToMerge": hs_acme}),
-    ))
-    .await
-    .expect("merged");
+    merge_hs_companies(&w, &hs_globex, &hs_acme).await;
     w.settle().await;
     let r = engine.run().await.expect("run");
     assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
@@ -929,10 +939,7 @@ async fn a_record_new_under_a_company_merged_away_under_review_goes_under_the_su
     assert!(r.errors.is_empty(), "{r:?}");
     let person = RecordRef::new(Crm::Close, ObjectKind::Person, ann);
     let hs_ann = w.linked_id(&person, Crm::HubSpot).await;
-    let in_hubspot = match w.connectors[1].get(ObjectKind::Person, &hs_ann).await {
-        Ok(Record::Person(p)) => p,
-        other => panic!("HubSpot contact {hs_ann}: {other:?}"),
-    };
+    let in_hubspot = hs_person(&w, &hs_ann).await;
     assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
     w.finish().await;
 }
@@ -955,19 +962,12 @@ async fn a_move_made_by_a_merge_sent_to_review_is_followed_under_every_policy() 
         c.person.conflict.policy = Some(policy);
         c.person.conflict.primary = primary;
         let engine = w.engine(c);
-        let globex = w
-            .close_lead(serde_json::json!({"name": "Globex", "url": "https://globex.com"}))
-            .await;
+        let globex = globex(&w).await;
         let (contact, hs_contact) = linked_bob(&w, &engine).await;
         let lead = close_lead_of(&w, &contact).await;
         let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
         let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
-        w.hs.raw(&ApiRequest::post(
-            "crm/v3/objects/companies/merge",
-            serde_json::json!({"primaryObjectId": hs_globex, "objectIdToMerge": hs_acme}),
-        ))
-        .await
-        .expect("merged");
+        merge_hs_companies(&w, &hs_globex, &hs_acme).await;
         w.hs_update(
             "contacts",
             &hs_contact,
