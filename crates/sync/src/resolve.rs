@@ -125,6 +125,12 @@ pub struct Divergence {
 /// unless a CRM's own shaping of the value explains the difference.
 pub fn resolve<'a>(cfg: &EntityConfig, sides: &[Side<'a>], skip: &BTreeSet<Field>) -> Resolution {
     let mut out = Resolution::default();
+    // Every side holding the same values leaves nothing to settle, whatever the bases say
+    // (a field held alike by all is skipped below): the usual case of a newly matched pair
+    // and of a side that changed back, settled without the field-by-field walk.
+    if sides.windows(2).all(|w| w[0].fields == w[1].fields) {
+        return out;
+    }
     let any_based = sides.iter().any(|s| s.base.is_some());
     let newcomer = any_based && sides.iter().any(|s| s.base.is_none());
     // Every field any side or base holds, in order: a sorted list, cheaper than a set.
