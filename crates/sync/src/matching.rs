@@ -125,9 +125,19 @@ fn push_domain(text: &str, out: &mut String) -> bool {
         .strip_prefix("https://")
         .or_else(|| t.strip_prefix("http://"))
         .unwrap_or(t);
-    let host = t.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = host.rsplit('@').next().unwrap_or_default();
-    let host = host.split(':').next().unwrap_or_default();
+    // Cut at ASCII delimiters found byte by byte (always char boundaries): a domain is
+    // read for every company planned, and the `str` splitters decode characters.
+    let b = t.as_bytes();
+    let end = b
+        .iter()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(b.len());
+    let start = b[..end]
+        .iter()
+        .rposition(|c| *c == b'@')
+        .map_or(0, |i| i + 1);
+    let host = &t[start..end];
+    let host = host.find(':').map_or(host, |i| &host[..i]);
     let host = host
         .strip_prefix("www.")
         .unwrap_or(host)
@@ -151,20 +161,26 @@ pub fn normalize_company_name(name: &str) -> Option<String> {
 fn push_company_name(name: &str, out: &mut String) -> bool {
     let start = out.len();
     if name.is_ascii() {
-        // The common case, without the copies: words of letters and digits, lower-cased,
-        // one space apart.
-        let mut gap = false;
-        for b in name.bytes() {
-            if b.is_ascii_alphanumeric() {
-                if gap && out.len() > start {
-                    out.push(' ');
-                }
-                gap = false;
-                out.push(char::from(b.to_ascii_lowercase()));
-            } else {
-                gap = true;
+        // The common case, without the copies: words of letters and digits, one space
+        // apart, each appended in one piece (found byte by byte: the text is ASCII) and the
+        // whole lower-cased at the end.
+        let b = name.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if !b[i].is_ascii_alphanumeric() {
+                i += 1;
+                continue;
             }
+            let from = i;
+            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            if out.len() > start {
+                out.push(' ');
+            }
+            out.push_str(&name[from..i]);
         }
+        out[start..].make_ascii_lowercase();
     } else {
         let cleaned: String = name
             .to_lowercase()
