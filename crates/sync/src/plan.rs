@@ -89,8 +89,11 @@ pub trait Refs {
     fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
     /// Where `id` was merged into a record whose link its own link could not follow (the
     /// merge went to review, so `id`'s link still names it, noted gone): the id in `to` of
-    /// the record that survives it.
+    /// the record that survives it (in `from` itself, whether it is linked or not).
     fn survivor(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
+    /// Whether the record `id` of `kind` in `crm` is linked (a link names it, or the record
+    /// it was merged into where its link followed the merge).
+    fn is_linked(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool;
     /// Whether the record `id` of `kind` in `crm` is noted gone (deleted, or merged away
     /// without its link following).
     fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool;
@@ -168,13 +171,12 @@ impl Refs for RefTable {
             return None;
         }
         let now = self.survivors.get(&(kind, from, id.to_string()))?;
-        // Only a survivor that is linked: one merged away again or deleted since, with no
-        // link, names nothing a record can be put under.
-        let now = self.current(kind, from, now);
-        if !self.by_id.contains_key(&(kind, from, now.to_string())) {
-            return None;
-        }
         self.translate(kind, from, now, to)
+    }
+
+    fn is_linked(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool {
+        let id = self.current(kind, crm, id);
+        self.by_id.contains_key(&(kind, crm, id.to_string()))
     }
 
     fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool {
@@ -1087,7 +1089,8 @@ type Reading = (Crm, Field, Option<Value>);
 /// - A reference to a record merged away while its link stayed (the merge went to review)
 ///   reads through that link, so the merge's moving of the record to the winner is this
 ///   side's change and the other CRMs follow it; the reading as the survivor, in which the
-///   side changed nothing, goes to `readings`.
+///   side changed nothing, goes to `readings` (a survivor in the anchor CRM whether it is
+///   linked or not: its id is what the side holds after the merge either way).
 ///
 /// The readings apply where another side really changed the field
 /// ([`settle_readings`]): then a merge or a deletion is not taken for an edit that would
@@ -1257,7 +1260,8 @@ fn translate_refs(
 /// are left out (and listed), and so are references to a record noted gone in `crm`
 /// (listed apart: no later run can write them). With `to_survivor` (a record to create,
 /// which must go somewhere), a reference to a record merged away under review names the
-/// record that survives it instead; a patch is not redirected: the review decides it.
+/// record that survives it instead, where that is linked and not noted gone; a patch is
+/// not redirected: the review decides it.
 fn from_anchor(
     mut writes: Writes,
     anchor: Crm,
@@ -1270,9 +1274,11 @@ fn from_anchor(
     writes.retain(|field, v| match (reference_kind(field), v) {
         (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
             Some(local) if refs.is_gone(rk, crm, &local) => {
-                let survivor = refs
-                    .survivor(rk, crm, &local, crm)
-                    .filter(|s| to_survivor && !refs.is_gone(rk, crm, s));
+                // Only a survivor that is linked: one merged away again or deleted since,
+                // with no link, names nothing a record can be put under.
+                let survivor = refs.survivor(rk, crm, &local, crm).filter(|s| {
+                    to_survivor && refs.is_linked(rk, crm, s) && !refs.is_gone(rk, crm, s)
+                });
                 if let Some(s) = survivor {
                     *id = s;
                     return true;
@@ -2067,6 +2073,46 @@ mod tests {
             ..Input::default()
         };
         plan(c, ObjectKind::Person, input, refs)
+    }
+
+    #[test]
+    fn a_users_move_wins_over_a_merge_in_review_into_an_unlinked_record() {
+        // Close lead_1 was merged into lead_9 (linked nowhere, unreadable yet) under review,
+        // which moved the contact there; HubSpot's user moved it 11 -> 13 meanwhile. The
+        // merge's move is no one's edit against it: the user's move wins, Close's record
+        // the newer notwithstanding.
+        let mut refs = company_links(&[("lead_1", "11"), ("lead_3", "13")]);
+        refs.gone(ObjectKind::Company, Crm::Close, "lead_1");
+        refs.merged_apart(ObjectKind::Company, Crm::Close, "lead_1", "lead_9");
+        let mut c = cfg();
+        c.person.conflict.policy = Some(PolicyKind::LastWriteWins);
+        let person = |id: &str, company: &str, at: &str| {
+            Record::Person(Person {
+                id: Some(id.into()),
+                name: "Ann".into(),
+                emails: vec!["ann@acme.com".into()],
+                company_id: Some(company.into()),
+                updated_at: crmkit_core::time::parse_timestamp(at),
+                ..Person::default()
+            })
+        };
+        let (link, sides) = linked(
+            &c,
+            person("cont_1", "lead_9", "2024-01-03T00:00:00Z"),
+            person("21", "13", "2024-01-02T00:00:00Z"),
+            Some((
+                &person("cont_1", "lead_1", "2023-01-01T00:00:00Z"),
+                &person("21", "11", "2023-01-01T00:00:00Z"),
+            )),
+        );
+        let input = Input {
+            linked: vec![(link, sides)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let to = close_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("lead_3")), "{p:?}");
+        assert_eq!(hs_change(&p, "company"), None, "{p:?}");
     }
 
     #[test]
