@@ -1181,8 +1181,10 @@ fn settle_readings(
 /// is a clear that CRM does not take (a Close contact always has a lead). The difference
 /// was reported (or is by design) when it arose; it is no one's change now, so it is
 /// neither a conflict to queue nor the primary's to overwrite (which would undo the move
-/// or re-add the association a user removed). Any later change of the field is settled as
-/// usual.
+/// or re-add the association a user removed). So is a field where one value held accounts
+/// for every side: each holds it or what a create from it wrote there (a record created
+/// under a merge's survivor, or without the reference, in one CRM or several). Any later
+/// change of the field is settled as usual.
 fn unwritable_apart<'a>(
     cfg: &EntityConfig,
     side_list: &[Side<'a>],
@@ -1224,12 +1226,41 @@ fn unwritable_apart<'a>(
                 .map(move |b| (a, b))
         });
         let first = apart.next();
-        untouched
-            && first.is_some()
-            && first
-                .into_iter()
-                .chain(apart)
-                .all(|(a, b)| cannot_take(a, b) || cannot_take(b, a))
+        if !untouched || first.is_none() {
+            return false;
+        }
+        if first
+            .into_iter()
+            .chain(apart)
+            .all(|(a, b)| cannot_take(a, b) || cannot_take(b, a))
+        {
+            return true;
+        }
+        // Or one value held accounts for every side: each holds it, or what a create of
+        // the record from it wrote there (its record's linked survivor of a merge under
+        // review, or none where that record is gone), as anchor ids. The sides of a record
+        // created so hold values no two of which need explain each other (Close's lead_1,
+        // HubSpot's survivor, Salesforce's none).
+        let rk = reference_kind(field);
+        let image = |v: &Value, to: &Side<'a>| -> Option<Option<Value>> {
+            let (Value::String(id), Some(rk)) = (v, rk) else {
+                return None;
+            };
+            match written_ref(refs, rk, anchor, id, to.crm, true) {
+                Written::Id(_) => Some(Some(v.clone())),
+                Written::Survivor { now } => {
+                    let now = refs.translate(rk, to.crm, &now, anchor)?;
+                    Some(Some(Value::String(now)))
+                }
+                Written::Gone => Some(None),
+                Written::Unlinked => None,
+            }
+        };
+        side_list.iter().filter_map(value).any(|v| {
+            side_list.iter().all(|to| {
+                value(to) == Some(v) || image(v, to).is_some_and(|i| i.as_ref() == value(to))
+            })
+        })
     });
     fields
 }
@@ -1272,35 +1303,69 @@ fn from_anchor(
     let mut dropped = Vec::new();
     let mut gone = Vec::new();
     writes.retain(|field, v| match (reference_kind(field), v) {
-        (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
-            Some(local) if refs.is_gone(rk, crm, &local) => {
-                // Only a survivor that is linked: one merged away again or deleted since,
-                // with no link, names nothing a record can be put under.
-                let survivor = refs.survivor(rk, crm, &local, crm).filter(|s| {
-                    to_survivor && refs.is_linked(rk, crm, s) && !refs.is_gone(rk, crm, s)
-                });
-                if let Some(s) = survivor {
-                    *id = s;
-                    return true;
+        (Some(rk), Some(Value::String(id))) => {
+            match written_ref(refs, rk, anchor, id, crm, to_survivor) {
+                Written::Id(local) | Written::Survivor { now: local } => {
+                    *id = local;
+                    true
                 }
-                gone.push(*field);
-                false
+                Written::Gone => {
+                    gone.push(*field);
+                    false
+                }
+                Written::Unlinked => {
+                    dropped.push(*field);
+                    false
+                }
             }
-            Some(local) => {
-                *id = local;
-                true
-            }
-            None => {
-                dropped.push(*field);
-                false
-            }
-        },
+        }
         _ => true,
     });
     Translated {
         writes,
         dropped,
         gone,
+    }
+}
+
+/// What a reference is written as in a CRM ([`written_ref`]).
+enum Written {
+    /// The linked record's id.
+    Id(String),
+    /// The id of the linked record that survives the linked record, merged away there
+    /// under review (a create only).
+    Survivor { now: String },
+    /// Nothing: the linked record is noted gone there.
+    Gone,
+    /// Nothing yet: the record is not linked there.
+    Unlinked,
+}
+
+/// What the reference `id` (an id of the anchor CRM) of `kind` is written as in `crm`, as
+/// [`from_anchor`] writes it: with `to_survivor`, a record noted gone there that was merged
+/// away under review gives way to the record that survives it, where that is linked (one
+/// merged away again or deleted since, with no link, names nothing a record can be put
+/// under) and not noted gone.
+fn written_ref(
+    refs: &dyn Refs,
+    kind: ObjectKind,
+    anchor: Crm,
+    id: &str,
+    crm: Crm,
+    to_survivor: bool,
+) -> Written {
+    let Some(local) = refs.translate(kind, anchor, id, crm) else {
+        return Written::Unlinked;
+    };
+    if !refs.is_gone(kind, crm, &local) {
+        return Written::Id(local);
+    }
+    let survivor = refs
+        .survivor(kind, crm, &local, crm)
+        .filter(|s| to_survivor && refs.is_linked(kind, crm, s) && !refs.is_gone(kind, crm, s));
+    match survivor {
+        Some(now) => Written::Survivor { now },
+        None => Written::Gone,
     }
 }
 
@@ -2073,6 +2138,88 @@ mod tests {
             ..Input::default()
         };
         plan(c, ObjectKind::Person, input, refs)
+    }
+
+    /// HubSpot company 11 (lead_1's) merged into 12 (lead_2's) under review, and
+    /// Salesforce account 001A (lead_1's) deleted.
+    fn survivor_and_gone_apart() -> RefTable {
+        let mut refs = three_crm_links();
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        refs.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        refs.gone(ObjectKind::Company, Crm::Salesforce, "001A");
+        refs
+    }
+
+    #[test]
+    fn a_record_created_under_a_survivor_keeps_its_company_held_apart_in_three_crms() {
+        // Ann, added in Close under lead_1: created in HubSpot under 12 (11 merged into it,
+        // under review) and in Salesforce under none (001A deleted).
+        let refs = survivor_and_gone_apart();
+        let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        let person = Record::Person(Person {
+            id: Some("cont_9".into()),
+            name: "Ann".into(),
+            emails: vec!["ann@acme.com".into()],
+            company_id: Some("lead_1".into()),
+            ..Person::default()
+        });
+        let input = Input {
+            unlinked: vec![seen(&c, Crm::Close, person)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let company = |crm: Crm| {
+            p.groups[0]
+                .creates
+                .iter()
+                .find(|x| x.target == crm)
+                .map(|x| x.fields.get("company").cloned())
+        };
+        assert_eq!(
+            company(Crm::HubSpot),
+            Some(Some(Some(json!("12")))),
+            "{p:?}"
+        );
+        assert_eq!(company(Crm::Salesforce), Some(None), "{p:?}");
+        // The next run, Close's title edited: the company stays as it is everywhere, with
+        // no conflict, under any policy, until the review decides the merge.
+        for primary in [None, Some(Crm::HubSpot), Some(Crm::Salesforce)] {
+            let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+            if primary.is_some() {
+                c.person.conflict.policy = Some(PolicyKind::Primary);
+                c.person.conflict.primary = primary;
+            }
+            let p = three_crm_person_in(
+                &c,
+                &refs,
+                [("lead_1", "lead_1", 2), ("12", "12", 2), ("", "", 2)],
+                Some(Crm::Close),
+            );
+            let g = &p.groups[0];
+            let company_written = p
+                .updates()
+                .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "company"));
+            assert!(!company_written, "{primary:?}: {p:?}");
+            assert!(g.conflicts.is_empty(), "{primary:?}: {p:?}");
+            assert_eq!(g.skipped, [Field::new("company")], "{primary:?}: {p:?}");
+            let title = p
+                .updates()
+                .filter(|(_, u)| u.target.crm == Crm::HubSpot)
+                .flat_map(|(_, u)| u.changes.iter())
+                .find(|ch| ch.field == "title")
+                .and_then(|ch| ch.to.clone());
+            assert_eq!(title, Some(json!("VP")), "{primary:?}: {p:?}");
+        }
+        // A user's move afterwards is settled as usual: Close's move to lead_3 reaches both.
+        let p = three_crm_person(
+            &refs,
+            [("lead_1", "lead_3", 3), ("12", "12", 2), ("", "", 2)],
+        );
+        assert!(p.groups[0].skipped.is_empty(), "{p:?}");
+        assert_eq!(
+            hs_change(&p, "company").and_then(|c| c.to),
+            Some(json!("13"))
+        );
     }
 
     #[test]
