@@ -788,6 +788,7 @@ fn plan_group(
             mut writes,
             dropped,
             gone,
+            ..
         } = from_anchor(writes, anchor, crm, refs, false);
         if !gone.is_empty() {
             // The value names a record deleted (or merged away) there: reported, and the
@@ -884,6 +885,7 @@ fn plan_group(
                 writes: fields,
                 dropped,
                 gone,
+                survivors,
             } = from_anchor(all, anchor, *crm, refs, true);
             if !gone.is_empty() {
                 // Its company or person is deleted there (or merged away, under review):
@@ -951,6 +953,19 @@ fn plan_group(
             // made from a Salesforce Task has no `completed`.
             let mut fields = fields;
             fields.retain(|f, _| values::holds(&record, *crm, cfg, *f));
+            // Put under another record than its source's (a merge's survivor, the merge
+            // under review): reported when the record changes, as a gone reference is.
+            if any_changed {
+                for (field, merged, now) in &survivors {
+                    out.errors.push(PlanError {
+                        record: source.clone(),
+                        message: format!(
+                            "created in {crm} under {now}: its {field} {merged} was merged \
+                             into it (merge under review)"
+                        ),
+                    });
+                }
+            }
             group.creates.push(Create {
                 target: *crm,
                 marker: format!("{}:{}:{}", source.crm, kind, source.id),
@@ -1248,7 +1263,7 @@ fn unwritable_apart<'a>(
             };
             match written_ref(refs, rk, anchor, id, to.crm, true) {
                 Written::Id(_) => Some(Some(v.clone())),
-                Written::Survivor { now } => {
+                Written::Survivor { now, .. } => {
                     let now = refs.translate(rk, to.crm, &now, anchor)?;
                     Some(Some(Value::String(now)))
                 }
@@ -1302,11 +1317,17 @@ fn from_anchor(
 ) -> Translated {
     let mut dropped = Vec::new();
     let mut gone = Vec::new();
+    let mut survivors = Vec::new();
     writes.retain(|field, v| match (reference_kind(field), v) {
         (Some(rk), Some(Value::String(id))) => {
             match written_ref(refs, rk, anchor, id, crm, to_survivor) {
-                Written::Id(local) | Written::Survivor { now: local } => {
+                Written::Id(local) => {
                     *id = local;
+                    true
+                }
+                Written::Survivor { merged, now } => {
+                    survivors.push((*field, merged, now.clone()));
+                    *id = now;
                     true
                 }
                 Written::Gone => {
@@ -1325,6 +1346,7 @@ fn from_anchor(
         writes,
         dropped,
         gone,
+        survivors,
     }
 }
 
@@ -1332,9 +1354,9 @@ fn from_anchor(
 enum Written {
     /// The linked record's id.
     Id(String),
-    /// The id of the linked record that survives the linked record, merged away there
-    /// under review (a create only).
-    Survivor { now: String },
+    /// The id of the linked record that survives `merged`, the linked record merged away
+    /// there under review (a create only).
+    Survivor { merged: String, now: String },
     /// Nothing: the linked record is noted gone there.
     Gone,
     /// Nothing yet: the record is not linked there.
@@ -1364,7 +1386,7 @@ fn written_ref(
         .survivor(kind, crm, &local, crm)
         .filter(|s| to_survivor && refs.is_linked(kind, crm, s) && !refs.is_gone(kind, crm, s));
     match survivor {
-        Some(now) => Written::Survivor { now },
+        Some(now) => Written::Survivor { merged: local, now },
         None => Written::Gone,
     }
 }
@@ -1386,6 +1408,9 @@ struct Translated {
     dropped: Vec<Field>,
     /// References whose record is noted gone in the CRM.
     gone: Vec<Field>,
+    /// References written as the survivor of their record, merged away under review:
+    /// `(field, merged-away id, survivor id)`, ids of the CRM.
+    survivors: Vec<(Field, String, String)>,
 }
 
 #[cfg(test)]
@@ -2153,7 +2178,7 @@ mod tests {
     #[test]
     fn a_record_created_under_a_survivor_keeps_its_company_held_apart_in_three_crms() {
         // Ann, added in Close under lead_1: created in HubSpot under 12 (11 merged into it,
-        // under review) and in Salesforce under none (001A deleted).
+        // under review) and in Salesforce under none (001A deleted), both reported.
         let refs = survivor_and_gone_apart();
         let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
         let person = Record::Person(Person {
@@ -2181,6 +2206,17 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(company(Crm::Salesforce), Some(None), "{p:?}");
+        let errors: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            errors,
+            [
+                "created in hubspot under 12: its company 11 was merged into it \
+                 (merge under review)",
+                "created without it in salesforce: its company names a record deleted \
+                 there (or merged away, under review)",
+            ],
+            "{p:?}"
+        );
         // The next run, Close's title edited: the company stays as it is everywhere, with
         // no conflict, under any policy, until the review decides the merge.
         for primary in [None, Some(Crm::HubSpot), Some(Crm::Salesforce)] {
@@ -2356,7 +2392,12 @@ mod tests {
         };
         let p = new_ann(&merged);
         assert_eq!(hs_company(&p), Some(Some(Some(json!("12")))), "{p:?}");
-        assert!(p.errors.is_empty(), "{p:?}");
+        let errors: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            errors,
+            ["created in hubspot under 12: its company 11 was merged into it (merge under review)"],
+            "reported: {p:?}"
+        );
         // A survivor linked nowhere (deleted since) names nothing to go under.
         let mut unlinked = refs.clone();
         unlinked.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "99");
