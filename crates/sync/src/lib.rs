@@ -155,11 +155,12 @@
 //! base named is gone, the field is left alone unless another side changed it (the
 //! association went with the record: no clear to spread, and Close refuses a contact
 //! without a lead). A reference is never written naming a record noted gone in the
-//! target (reported, unless a create goes under the linked survivor of a merge under
-//! review; else a create goes without the reference, except in Close, which needs a lead:
-//! not created there without its company). Close is never sent a clear of a company (its contacts, opportunities and
+//! target (reported; a create goes under the linked survivor of a merge under review,
+//! reported too, else without the reference, except in Close, which needs a lead: not
+//! created there without its company). Close is never sent a clear of a company (its contacts, opportunities and
 //! activities belong to a lead): reported instead. A reference held apart for either
-//! reason (every two CRMs holding it apart explained so) that nobody changes since is left
+//! reason (every two CRMs holding it apart explained so, or every CRM holding one value or
+//! what a create from it wrote there) that nobody changes since is left
 //! alone (no conflict, no primary overwriting it). A current value naming a record not
 //! linked yet is left out of the comparison and the record waits on the retry list.
 //!

@@ -89,8 +89,11 @@ pub trait Refs {
     fn translate(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
     /// Where `id` was merged into a record whose link its own link could not follow (the
     /// merge went to review, so `id`'s link still names it, noted gone): the id in `to` of
-    /// the record that survives it.
+    /// the record that survives it (in `from` itself, whether it is linked or not).
     fn survivor(&self, kind: ObjectKind, from: Crm, id: &str, to: Crm) -> Option<String>;
+    /// Whether the record `id` of `kind` in `crm` is linked (a link names it, or the record
+    /// it was merged into where its link followed the merge).
+    fn is_linked(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool;
     /// Whether the record `id` of `kind` in `crm` is noted gone (deleted, or merged away
     /// without its link following).
     fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool;
@@ -168,13 +171,12 @@ impl Refs for RefTable {
             return None;
         }
         let now = self.survivors.get(&(kind, from, id.to_string()))?;
-        // Only a survivor that is linked: one merged away again or deleted since, with no
-        // link, names nothing a record can be put under.
-        let now = self.current(kind, from, now);
-        if !self.by_id.contains_key(&(kind, from, now.to_string())) {
-            return None;
-        }
         self.translate(kind, from, now, to)
+    }
+
+    fn is_linked(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool {
+        let id = self.current(kind, crm, id);
+        self.by_id.contains_key(&(kind, crm, id.to_string()))
     }
 
     fn is_gone(&self, kind: ObjectKind, crm: Crm, id: &str) -> bool {
@@ -786,6 +788,7 @@ fn plan_group(
             mut writes,
             dropped,
             gone,
+            ..
         } = from_anchor(writes, anchor, crm, refs, false);
         if !gone.is_empty() {
             // The value names a record deleted (or merged away) there: reported, and the
@@ -882,6 +885,7 @@ fn plan_group(
                 writes: fields,
                 dropped,
                 gone,
+                survivors,
             } = from_anchor(all, anchor, *crm, refs, true);
             if !gone.is_empty() {
                 // Its company or person is deleted there (or merged away, under review):
@@ -949,6 +953,19 @@ fn plan_group(
             // made from a Salesforce Task has no `completed`.
             let mut fields = fields;
             fields.retain(|f, _| values::holds(&record, *crm, cfg, *f));
+            // Put under another record than its source's (a merge's survivor, the merge
+            // under review): reported when the record changes, as a gone reference is.
+            if any_changed {
+                for (field, merged, now) in &survivors {
+                    out.errors.push(PlanError {
+                        record: source.clone(),
+                        message: format!(
+                            "created in {crm} under {now}: its {field} {merged} was merged \
+                             into it (merge under review)"
+                        ),
+                    });
+                }
+            }
             group.creates.push(Create {
                 target: *crm,
                 marker: format!("{}:{}:{}", source.crm, kind, source.id),
@@ -1087,7 +1104,8 @@ type Reading = (Crm, Field, Option<Value>);
 /// - A reference to a record merged away while its link stayed (the merge went to review)
 ///   reads through that link, so the merge's moving of the record to the winner is this
 ///   side's change and the other CRMs follow it; the reading as the survivor, in which the
-///   side changed nothing, goes to `readings`.
+///   side changed nothing, goes to `readings` (a survivor in the anchor CRM whether it is
+///   linked or not: its id is what the side holds after the merge either way).
 ///
 /// The readings apply where another side really changed the field
 /// ([`settle_readings`]): then a merge or a deletion is not taken for an edit that would
@@ -1178,8 +1196,10 @@ fn settle_readings(
 /// is a clear that CRM does not take (a Close contact always has a lead). The difference
 /// was reported (or is by design) when it arose; it is no one's change now, so it is
 /// neither a conflict to queue nor the primary's to overwrite (which would undo the move
-/// or re-add the association a user removed). Any later change of the field is settled as
-/// usual.
+/// or re-add the association a user removed). So is a field where one value held accounts
+/// for every side: each holds it or what a create from it wrote there (a record created
+/// under a merge's survivor, or without the reference, in one CRM or several). Any later
+/// change of the field is settled as usual.
 fn unwritable_apart<'a>(
     cfg: &EntityConfig,
     side_list: &[Side<'a>],
@@ -1221,12 +1241,41 @@ fn unwritable_apart<'a>(
                 .map(move |b| (a, b))
         });
         let first = apart.next();
-        untouched
-            && first.is_some()
-            && first
-                .into_iter()
-                .chain(apart)
-                .all(|(a, b)| cannot_take(a, b) || cannot_take(b, a))
+        if !untouched || first.is_none() {
+            return false;
+        }
+        if first
+            .into_iter()
+            .chain(apart)
+            .all(|(a, b)| cannot_take(a, b) || cannot_take(b, a))
+        {
+            return true;
+        }
+        // Or one value held accounts for every side: each holds it, or what a create of
+        // the record from it wrote there (its record's linked survivor of a merge under
+        // review, or none where that record is gone), as anchor ids. The sides of a record
+        // created so hold values no two of which need explain each other (Close's lead_1,
+        // HubSpot's survivor, Salesforce's none).
+        let rk = reference_kind(field);
+        let image = |v: &Value, to: &Side<'a>| -> Option<Option<Value>> {
+            let (Value::String(id), Some(rk)) = (v, rk) else {
+                return None;
+            };
+            match written_ref(refs, rk, anchor, id, to.crm, true) {
+                Written::Id(_) => Some(Some(v.clone())),
+                Written::Survivor { now, .. } => {
+                    let now = refs.translate(rk, to.crm, &now, anchor)?;
+                    Some(Some(Value::String(now)))
+                }
+                Written::Gone => Some(None),
+                Written::Unlinked => None,
+            }
+        };
+        side_list.iter().filter_map(value).any(|v| {
+            side_list.iter().all(|to| {
+                value(to) == Some(v) || image(v, to).is_some_and(|i| i.as_ref() == value(to))
+            })
+        })
     });
     fields
 }
@@ -1257,7 +1306,8 @@ fn translate_refs(
 /// are left out (and listed), and so are references to a record noted gone in `crm`
 /// (listed apart: no later run can write them). With `to_survivor` (a record to create,
 /// which must go somewhere), a reference to a record merged away under review names the
-/// record that survives it instead; a patch is not redirected: the review decides it.
+/// record that survives it instead, where that is linked and not noted gone; a patch is
+/// not redirected: the review decides it.
 fn from_anchor(
     mut writes: Writes,
     anchor: Crm,
@@ -1267,34 +1317,77 @@ fn from_anchor(
 ) -> Translated {
     let mut dropped = Vec::new();
     let mut gone = Vec::new();
+    let mut survivors = Vec::new();
     writes.retain(|field, v| match (reference_kind(field), v) {
-        (Some(rk), Some(Value::String(id))) => match refs.translate(rk, anchor, id, crm) {
-            Some(local) if refs.is_gone(rk, crm, &local) => {
-                let survivor = refs
-                    .survivor(rk, crm, &local, crm)
-                    .filter(|s| to_survivor && !refs.is_gone(rk, crm, s));
-                if let Some(s) = survivor {
-                    *id = s;
-                    return true;
+        (Some(rk), Some(Value::String(id))) => {
+            match written_ref(refs, rk, anchor, id, crm, to_survivor) {
+                Written::Id(local) => {
+                    *id = local;
+                    true
                 }
-                gone.push(*field);
-                false
+                Written::Survivor { merged, now } => {
+                    survivors.push((*field, merged, now.clone()));
+                    *id = now;
+                    true
+                }
+                Written::Gone => {
+                    gone.push(*field);
+                    false
+                }
+                Written::Unlinked => {
+                    dropped.push(*field);
+                    false
+                }
             }
-            Some(local) => {
-                *id = local;
-                true
-            }
-            None => {
-                dropped.push(*field);
-                false
-            }
-        },
+        }
         _ => true,
     });
     Translated {
         writes,
         dropped,
         gone,
+        survivors,
+    }
+}
+
+/// What a reference is written as in a CRM ([`written_ref`]).
+enum Written {
+    /// The linked record's id.
+    Id(String),
+    /// The id of the linked record that survives `merged`, the linked record merged away
+    /// there under review (a create only).
+    Survivor { merged: String, now: String },
+    /// Nothing: the linked record is noted gone there.
+    Gone,
+    /// Nothing yet: the record is not linked there.
+    Unlinked,
+}
+
+/// What the reference `id` (an id of the anchor CRM) of `kind` is written as in `crm`, as
+/// [`from_anchor`] writes it: with `to_survivor`, a record noted gone there that was merged
+/// away under review gives way to the record that survives it, where that is linked (one
+/// merged away again or deleted since, with no link, names nothing a record can be put
+/// under) and not noted gone.
+fn written_ref(
+    refs: &dyn Refs,
+    kind: ObjectKind,
+    anchor: Crm,
+    id: &str,
+    crm: Crm,
+    to_survivor: bool,
+) -> Written {
+    let Some(local) = refs.translate(kind, anchor, id, crm) else {
+        return Written::Unlinked;
+    };
+    if !refs.is_gone(kind, crm, &local) {
+        return Written::Id(local);
+    }
+    let survivor = refs
+        .survivor(kind, crm, &local, crm)
+        .filter(|s| to_survivor && refs.is_linked(kind, crm, s) && !refs.is_gone(kind, crm, s));
+    match survivor {
+        Some(now) => Written::Survivor { merged: local, now },
+        None => Written::Gone,
     }
 }
 
@@ -1315,6 +1408,9 @@ struct Translated {
     dropped: Vec<Field>,
     /// References whose record is noted gone in the CRM.
     gone: Vec<Field>,
+    /// References written as the survivor of their record, merged away under review:
+    /// `(field, merged-away id, survivor id)`, ids of the CRM.
+    survivors: Vec<(Field, String, String)>,
 }
 
 #[cfg(test)]
@@ -2069,6 +2165,139 @@ mod tests {
         plan(c, ObjectKind::Person, input, refs)
     }
 
+    /// HubSpot company 11 (lead_1's) merged into 12 (lead_2's) under review, and
+    /// Salesforce account 001A (lead_1's) deleted.
+    fn survivor_and_gone_apart() -> RefTable {
+        let mut refs = three_crm_links();
+        refs.gone(ObjectKind::Company, Crm::HubSpot, "11");
+        refs.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "12");
+        refs.gone(ObjectKind::Company, Crm::Salesforce, "001A");
+        refs
+    }
+
+    #[test]
+    fn a_record_created_under_a_survivor_keeps_its_company_held_apart_in_three_crms() {
+        // Ann, added in Close under lead_1: created in HubSpot under 12 (11 merged into it,
+        // under review) and in Salesforce under none (001A deleted), both reported.
+        let refs = survivor_and_gone_apart();
+        let c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+        let person = Record::Person(Person {
+            id: Some("cont_9".into()),
+            name: "Ann".into(),
+            emails: vec!["ann@acme.com".into()],
+            company_id: Some("lead_1".into()),
+            ..Person::default()
+        });
+        let input = Input {
+            unlinked: vec![seen(&c, Crm::Close, person)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let company = |crm: Crm| {
+            p.groups[0]
+                .creates
+                .iter()
+                .find(|x| x.target == crm)
+                .map(|x| x.fields.get("company").cloned())
+        };
+        assert_eq!(
+            company(Crm::HubSpot),
+            Some(Some(Some(json!("12")))),
+            "{p:?}"
+        );
+        assert_eq!(company(Crm::Salesforce), Some(None), "{p:?}");
+        let errors: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            errors,
+            [
+                "created in hubspot under 12: its company 11 was merged into it \
+                 (merge under review)",
+                "created without it in salesforce: its company names a record deleted \
+                 there (or merged away, under review)",
+            ],
+            "{p:?}"
+        );
+        // The next run, Close's title edited: the company stays as it is everywhere, with
+        // no conflict, under any policy, until the review decides the merge.
+        for primary in [None, Some(Crm::HubSpot), Some(Crm::Salesforce)] {
+            let mut c = Config::new(vec![Crm::Close, Crm::HubSpot, Crm::Salesforce]);
+            if primary.is_some() {
+                c.person.conflict.policy = Some(PolicyKind::Primary);
+                c.person.conflict.primary = primary;
+            }
+            let p = three_crm_person_in(
+                &c,
+                &refs,
+                [("lead_1", "lead_1", 2), ("12", "12", 2), ("", "", 2)],
+                Some(Crm::Close),
+            );
+            let g = &p.groups[0];
+            let company_written = p
+                .updates()
+                .any(|(_, u)| u.changes.iter().any(|ch| ch.field == "company"));
+            assert!(!company_written, "{primary:?}: {p:?}");
+            assert!(g.conflicts.is_empty(), "{primary:?}: {p:?}");
+            assert_eq!(g.skipped, [Field::new("company")], "{primary:?}: {p:?}");
+            let title = p
+                .updates()
+                .filter(|(_, u)| u.target.crm == Crm::HubSpot)
+                .flat_map(|(_, u)| u.changes.iter())
+                .find(|ch| ch.field == "title")
+                .and_then(|ch| ch.to.clone());
+            assert_eq!(title, Some(json!("VP")), "{primary:?}: {p:?}");
+        }
+        // A user's move afterwards is settled as usual: Close's move to lead_3 reaches both.
+        let p = three_crm_person(
+            &refs,
+            [("lead_1", "lead_3", 3), ("12", "12", 2), ("", "", 2)],
+        );
+        assert!(p.groups[0].skipped.is_empty(), "{p:?}");
+        assert_eq!(
+            hs_change(&p, "company").and_then(|c| c.to),
+            Some(json!("13"))
+        );
+    }
+
+    #[test]
+    fn a_users_move_wins_over_a_merge_in_review_into_an_unlinked_record() {
+        // Close lead_1 was merged into lead_9 (linked nowhere, unreadable yet) under review,
+        // which moved the contact there; HubSpot's user moved it 11 -> 13 meanwhile. The
+        // merge's move is no one's edit against it: the user's move wins, Close's record
+        // the newer notwithstanding.
+        let mut refs = company_links(&[("lead_1", "11"), ("lead_3", "13")]);
+        refs.gone(ObjectKind::Company, Crm::Close, "lead_1");
+        refs.merged_apart(ObjectKind::Company, Crm::Close, "lead_1", "lead_9");
+        let mut c = cfg();
+        c.person.conflict.policy = Some(PolicyKind::LastWriteWins);
+        let person = |id: &str, company: &str, at: &str| {
+            Record::Person(Person {
+                id: Some(id.into()),
+                name: "Ann".into(),
+                emails: vec!["ann@acme.com".into()],
+                company_id: Some(company.into()),
+                updated_at: crmkit_core::time::parse_timestamp(at),
+                ..Person::default()
+            })
+        };
+        let (link, sides) = linked(
+            &c,
+            person("cont_1", "lead_9", "2024-01-03T00:00:00Z"),
+            person("21", "13", "2024-01-02T00:00:00Z"),
+            Some((
+                &person("cont_1", "lead_1", "2023-01-01T00:00:00Z"),
+                &person("21", "11", "2023-01-01T00:00:00Z"),
+            )),
+        );
+        let input = Input {
+            linked: vec![(link, sides)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let to = close_change(&p, "company").and_then(|c| c.to);
+        assert_eq!(to, Some(json!("lead_3")), "{p:?}");
+        assert_eq!(hs_change(&p, "company"), None, "{p:?}");
+    }
+
     #[test]
     fn a_difference_a_writable_value_explains_is_still_the_rules_to_settle() {
         // Close lead_1, HubSpot none (a clear Close refused), Salesforce 001C: nobody
@@ -2163,7 +2392,12 @@ mod tests {
         };
         let p = new_ann(&merged);
         assert_eq!(hs_company(&p), Some(Some(Some(json!("12")))), "{p:?}");
-        assert!(p.errors.is_empty(), "{p:?}");
+        let errors: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            errors,
+            ["created in hubspot under 12: its company 11 was merged into it (merge under review)"],
+            "reported: {p:?}"
+        );
         // A survivor linked nowhere (deleted since) names nothing to go under.
         let mut unlinked = refs.clone();
         unlinked.merged_apart(ObjectKind::Company, Crm::HubSpot, "11", "99");

@@ -910,38 +910,71 @@ async fn a_removed_association_close_cannot_take_is_not_re_added_by_a_later_edit
 
 /// HubSpot merges Acme's company into Globex's (both linked: the merge goes to review), and
 /// a new contact is then added to Acme in Close: it is created in HubSpot under the company
-/// that survived the merge, not under none.
+/// that survived the merge, not under none, and that is reported. A later edit of the
+/// contact in Close leaves its company as it is in both CRMs until the review decides,
+/// HubSpot primary or not.
 #[tokio::test]
 async fn a_record_new_under_a_company_merged_away_under_review_goes_under_the_survivor() {
-    let w = World::new().await;
-    let engine = w.engine(config());
-    let globex = globex(&w).await;
-    let (contact, _) = linked_bob(&w, &engine).await;
-    let lead = close_lead_of(&w, &contact).await;
-    let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
-    let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
-    merge_hs_companies(&w, &hs_globex, &hs_acme).await;
-    w.settle().await;
-    let r = engine.run().await.expect("run");
-    assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
-    let ann = w
-        .close
-        .raw(&ApiRequest::post(
-            "contact/",
-            serde_json::json!({"lead_id": lead, "name": "Ann Lee",
-                               "emails": [{"email": "ann@acme.com"}]}),
-        ))
-        .await
-        .expect("created");
-    let ann = ann["id"].as_str().expect("id").to_string();
-    w.settle().await;
-    let r = engine.run().await.expect("run");
-    assert!(r.errors.is_empty(), "{r:?}");
-    let person = RecordRef::new(Crm::Close, ObjectKind::Person, ann);
-    let hs_ann = w.linked_id(&person, Crm::HubSpot).await;
-    let in_hubspot = hs_person(&w, &hs_ann).await;
-    assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
-    w.finish().await;
+    use crmkit_sync::config::PolicyKind;
+    for primary in [None, Some(Crm::HubSpot)] {
+        let w = World::new().await;
+        let mut c = config();
+        if primary.is_some() {
+            c.person.conflict.policy = Some(PolicyKind::Primary);
+            c.person.conflict.primary = primary;
+        }
+        let engine = w.engine(c);
+        let globex = globex(&w).await;
+        let (contact, _) = linked_bob(&w, &engine).await;
+        let lead = close_lead_of(&w, &contact).await;
+        let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
+        let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
+        merge_hs_companies(&w, &hs_globex, &hs_acme).await;
+        w.settle().await;
+        let r = engine.run().await.expect("run");
+        assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
+        let ann = w
+            .close
+            .raw(&ApiRequest::post(
+                "contact/",
+                serde_json::json!({"lead_id": lead, "name": "Ann Lee",
+                                   "emails": [{"email": "ann@acme.com"}]}),
+            ))
+            .await
+            .expect("created");
+        let ann = ann["id"].as_str().expect("id").to_string();
+        w.settle().await;
+        let r = engine.run().await.expect("run");
+        assert_eq!(r.errors.len(), 1, "{primary:?}: {r:?}");
+        let reported = format!(
+            "created in hubspot under {hs_globex}: its company {hs_acme} was merged into it \
+             (merge under review)"
+        );
+        assert!(r.errors[0].ends_with(&reported), "{primary:?}: {r:?}");
+        let person = RecordRef::new(Crm::Close, ObjectKind::Person, ann.clone());
+        let hs_ann = w.linked_id(&person, Crm::HubSpot).await;
+        let in_hubspot = hs_person(&w, &hs_ann).await;
+        assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
+        w.close_update(
+            &format!("contact/{ann}/"),
+            serde_json::json!({"title": "CTO"}),
+        )
+        .await;
+        w.settle().await;
+        let r = engine.run().await.expect("run after the edit");
+        assert!(r.errors.is_empty(), "{primary:?}: {r:?}");
+        assert!(r.conflicts.is_empty(), "{primary:?}: {r:?}");
+        let in_close = w.close_get(&format!("contact/{ann}/")).await;
+        assert_eq!(in_close["lead_id"], lead.as_str(), "{primary:?}: {r:?}");
+        let in_hubspot = hs_person(&w, &hs_ann).await;
+        assert_eq!(in_hubspot.company_id.as_deref(), Some(hs_globex.as_str()));
+        assert_eq!(
+            in_hubspot.title.as_deref(),
+            Some("CTO"),
+            "{primary:?}: {r:?}"
+        );
+        w.finish().await;
+    }
 }
 
 /// HubSpot merges Bob's company into another linked one (the merge goes to review, its
