@@ -41,6 +41,13 @@
 //!    are linked before the records pointing at them) and per CRM: every change since the
 //!    stored cursor. A record delivered twice (the feeds' overlap windows) keeps its last
 //!    state; tombstones are deletions; records a connector could not read are reported.
+//!    A CRM's cascade of a user's deletion (Close's lead takes its contacts) is that CRM's
+//!    deletions; a cascade of a deletion crmkit made itself is not: a tombstone whose
+//!    `parent` (`Change::Deleted`) crmkit deleted as a propagated delete (each one is noted
+//!    in the store with its intent, before it is sent) is an echo of that write, in this run
+//!    or a later one: its side of its link is noted gone, neither created again there nor
+//!    deleted elsewhere, and the run reports it
+//!    ([`Report::cascades`](engine::Report::cascades)).
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
 //! 5. **Sort.** A record with a stored link joins its link's group (the links are looked up

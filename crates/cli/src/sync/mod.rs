@@ -629,6 +629,7 @@ pub fn run_report(
         "conflicts": report.conflicts,
         "ambiguous": report.ambiguous,
         "errors": report.errors,
+        "cascades": report.cascades,
         "retried": report.retried,
         "retrying": report.retrying,
         "given_up": report.given_up,

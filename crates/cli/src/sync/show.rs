@@ -166,6 +166,9 @@ pub fn summary(
     for e in &report.errors {
         writeln!(out, "not synced: {e}")?;
     }
+    for c in &report.cascades {
+        writeln!(out, "kept: {c}")?;
+    }
     if report.retrying > 0 {
         writeln!(
             out,

@@ -16,6 +16,12 @@
 //! logs for a lead's children (developer.close.com/api/resources/events/list-of-event-types):
 //! a deleted lead's `previous_data` does not hold its activities.
 //!
+//! A tombstone of a contact, opportunity or activity names its lead as its `parent` (the
+//! deleted lead for the children in its `previous_data`, the event's `lead_id` for a child's
+//! own `deleted` event), so a consumer can tell the children a lead's deletion took with it
+//! when it deleted that lead itself (the sync engine does not mirror those: see
+//! `crmkit_sync`).
+//!
 //! Merges: per the same page, merging lead A into lead B logs a `lead` `merged` event
 //! ("`lead_id` and `data` contain the lead ID and data of the resulting (destination) lead")
 //! and also "`updated` and `deleted` events for the leads and any related objects involved
@@ -261,6 +267,24 @@ fn removed_ids(e: &Event, removed: Removed, merged: &Merged) -> Vec<String> {
             })
             .unwrap_or_default(),
     }
+}
+
+/// The lead a deletion event of `source` removes records from, for their tombstones'
+/// `parent`: the deleted lead itself for the children in its `previous_data`, the event's
+/// `lead_id` for a contact's, opportunity's or activity's own `deleted` event (Close logs
+/// one for each child a lead's deletion takes with it, and one for a child deleted alone).
+/// A lead's own deletion has none.
+fn parent_lead(e: &Event, source: &Source) -> Option<RecordRef> {
+    let lead = match source.removed {
+        Removed::Nested(_) => e.object_id.as_deref(),
+        Removed::Own if source.object_type != "lead" => e
+            .lead_id
+            .as_deref()
+            .filter(|l| Some(*l) != e.object_id.as_deref()),
+        Removed::Own => None,
+    };
+    lead.filter(|l| !l.is_empty())
+        .map(|l| RecordRef::new(Crm::Close, ObjectKind::Company, l))
 }
 
 /// One search result as a change: an upsert, or a skip when it has no unified form.
@@ -540,6 +564,7 @@ fn deletions(
                 }
                 .encode();
                 let fate = fate(e, source, &merged);
+                let parent = parent_lead(e, source);
                 for id in removed_ids(e, source.removed, &merged) {
                     let record = RecordRef::new(Crm::Close, kind, id);
                     out.push(Ok(match &fate {
@@ -547,12 +572,14 @@ fn deletions(
                             record,
                             at: Some(t),
                             merged_into: None,
+                            parent: parent.clone(),
                             cursor: cursor.clone(),
                         },
                         Fate::MergedInto(into) => Change::Deleted {
                             record,
                             at: Some(t),
                             merged_into: Some(into.clone()),
+                            parent: None,
                             cursor: cursor.clone(),
                         },
                         Fate::Gone(reason) => Change::Gone {
@@ -671,6 +698,45 @@ mod tests {
             "object_type": "lead", "action": "deleted", "object_id": "lead_1"
         }));
         assert!(removed_ids(&bare, Removed::Nested("contacts"), &none).is_empty());
+    }
+
+    #[test]
+    fn a_childs_tombstone_names_its_lead_as_parent() {
+        let lead = |id: &str| Some(RecordRef::new(Crm::Close, ObjectKind::Company, id));
+        let deleted = event(json!({
+            "object_type": "lead", "action": "deleted", "object_id": "lead_1",
+            "lead_id": "lead_1", "previous_data": {"contacts": [{"id": "cont_1"}]}
+        }));
+        // The lead's own tombstone has none; the contacts in its previous_data, the lead.
+        assert_eq!(
+            parent_lead(&deleted, &sources(ObjectKind::Company)[0]),
+            None
+        );
+        assert_eq!(
+            parent_lead(&deleted, &nested(ObjectKind::Person, "contacts")),
+            lead("lead_1")
+        );
+        // A child's own deleted event: its lead_id, whether the lead went too or not.
+        for (kind, object_type) in [
+            (ObjectKind::Person, "contact"),
+            (ObjectKind::Deal, "opportunity"),
+            (ObjectKind::Activity, "activity.note"),
+        ] {
+            let own = sources(kind)
+                .iter()
+                .find(|s| s.object_type == object_type)
+                .copied()
+                .unwrap();
+            let child = event(json!({
+                "object_type": object_type, "action": "deleted", "object_id": "x_1",
+                "lead_id": "lead_1"
+            }));
+            assert_eq!(parent_lead(&child, &own), lead("lead_1"), "{object_type}");
+            let orphan = event(json!({
+                "object_type": object_type, "action": "deleted", "object_id": "x_1"
+            }));
+            assert_eq!(parent_lead(&orphan, &own), None, "{object_type}");
+        }
     }
 
     /// The source that reads `kind`'s records nested under `key` of a deleted lead.

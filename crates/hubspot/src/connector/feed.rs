@@ -254,6 +254,7 @@ fn tombstones(
                         record: RecordRef::new(Crm::HubSpot, kind, o.id),
                         at: Some(t),
                         merged_into: None,
+                        parent: None,
                         cursor: cursor.clone(),
                     });
                 futures::future::ready(Ok(change))
@@ -465,6 +466,7 @@ fn merged_away(t: &ObjectType, o: &HubSpotObject, cursor: ChangeCursor) -> Vec<C
             record: RecordRef::new(Crm::HubSpot, kind, id),
             at,
             merged_into: Some(o.id.clone()),
+            parent: None,
             cursor: cursor.clone(),
         })
         .collect()

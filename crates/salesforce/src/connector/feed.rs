@@ -357,6 +357,7 @@ pub(super) fn changes(
                             record: RecordRef::new(Crm::Salesforce, kind, id),
                             at,
                             merged_into: None,
+                            parent: None,
                             cursor: cursor.encode(PREFIX),
                         })
                     }),

@@ -25,10 +25,26 @@ impl Engine {
         new: NewIntent,
         report: &mut Report,
     ) -> Result<Option<crmkit_store::Intent>> {
+        self.intent_noting(new, None, report).await
+    }
+
+    /// [`Engine::intent`], storing with it the account fact `fact` (CRM, name, value) in the
+    /// same transaction.
+    async fn intent_noting(
+        &self,
+        new: NewIntent,
+        fact: Option<(Crm, &str, &str)>,
+        report: &mut Report,
+    ) -> Result<Option<crmkit_store::Intent>> {
         // Tagged with the pair, so only a run holding this pair's lease reconciles it.
         let new = new.pair(self.pair.clone());
         let recorded = async {
             let mut tx = self.tx().await?;
+            if let Some((crm, name, value)) = fact {
+                tx.set_account_fact(crm, name, value)
+                    .await
+                    .map_err(store_err)?;
+            }
             let pending = tx.record_intent(&new).await.map_err(store_err)?;
             let sent = tx.mark_intent_sent(&pending.id).await.map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
@@ -154,7 +170,9 @@ impl Engine {
             )?;
         }
 
-        // Deletions.
+        // Deletions. A record whose own deletion this plan holds was deleted by someone
+        // else: deleting it too is no deletion of ours.
+        let deleted_now: BTreeSet<&RecordRef> = plan.deletions.iter().map(|d| &d.deleted).collect();
         for d in &plan.deletions {
             let Some(link) = links.get(&d.link).cloned() else {
                 continue;
@@ -189,7 +207,20 @@ impl Engine {
                 }
                 DeletePolicy::Propagate => {
                     let mut all_gone = true;
+                    let because = d.deleted.to_string();
                     for target in &d.targets {
+                        // Noted as crmkit's own deletion with its intent, before it is sent:
+                        // a CRM's cascade of it (Close's lead takes its contacts) is then
+                        // known for an echo, in this run or a later one, and after a crash
+                        // between the delete and its settlement (see `echo`). The note stays
+                        // whatever the answer: "not found" may be the answer to a retry of
+                        // a delete that arrived, and a failed delete is sent again. A side
+                        // its link notes gone, or whose deletion this run read, is not
+                        // deleted by us.
+                        let fact = echo::deleted_fact(kind, &target.id);
+                        let ours =
+                            link.hash(target.crm) != Some(DELETED) && !deleted_now.contains(target);
+                        let noted = ours.then_some((target.crm, fact.as_str(), because.as_str()));
                         let new = NewIntent::new(
                             target.crm,
                             kind,
@@ -199,7 +230,7 @@ impl Engine {
                         )
                         .run(run.clone())
                         .link(link.id.clone());
-                        let Some(intent) = self.intent(new, report).await? else {
+                        let Some(intent) = self.intent_noting(new, noted, report).await? else {
                             all_gone = false;
                             failures.hold();
                             continue;

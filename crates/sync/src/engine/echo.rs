@@ -2,10 +2,130 @@
 //! not synced). A linked group made only of echoes changed nowhere, so it is dropped before
 //! the engine reads its other sides: a re-sync after a large write costs the listings, not
 //! a read per record.
+//!
+//! A CRM's cascade of a deletion crmkit made is an echo too. Under `propagate` the engine
+//! deletes a record's counterparts; where the CRM deletes that record's children with it
+//! (Close deletes a lead's contacts, opportunities and activities), their tombstones
+//! come back through the feed. Nobody deleted those children: taken as deletions, they
+//! would be propagated in turn (a company deleted in HubSpot, which keeps its contacts,
+//! would delete those contacts through Close). So every propagated delete is noted as an
+//! account fact of its target ([`deleted_fact`]), written with its intent before the delete
+//! is sent (so a crash between the delete and its settlement keeps it); a tombstone whose
+//! connector names a `parent` noted so ([`Engine::cascade_echoes`]) is not a deletion: its
+//! side of its link is noted gone (neither created again there nor deleted elsewhere) and
+//! the run reports it ([`Report::cascades`]), in this run or any later one.
 
 use std::collections::HashSet;
 
 use super::*;
+
+/// The account fact noting that crmkit deleted record `id` of `kind` as a propagated
+/// delete; its value is the deletion it propagated.
+pub(super) fn deleted_fact(kind: ObjectKind, id: &str) -> String {
+    format!("deleted {kind} {id}")
+}
+
+/// A tombstone that was its CRM's cascade of a deletion crmkit made itself: not propagated
+/// (see the module docs of `echo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cascade {
+    /// The record its CRM deleted together with its parent.
+    pub record: RecordRef,
+    /// The parent, which crmkit deleted.
+    pub parent: RecordRef,
+    /// The deletion crmkit propagated to the parent (`hubspot:company:123`).
+    pub because: String,
+}
+
+impl std::fmt::Display for Cascade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was deleted by its CRM with {}, which crmkit deleted because {} was deleted: \
+             not a user's deletion, so not propagated (its linked records stay)",
+            self.record, self.parent, self.because
+        )
+    }
+}
+
+impl Engine {
+    /// Takes out of `deletes` the tombstones whose parent (`parents`, as their feeds named
+    /// it) crmkit deleted as a propagated delete ([`deleted_fact`]), and notes each one's
+    /// side of its link gone (in a run: `run` is set) and reports it once, when newly noted.
+    /// Returns the records taken out.
+    pub(super) async fn cascade_echoes(
+        &self,
+        kind: ObjectKind,
+        deletes: &mut BTreeSet<(Crm, String)>,
+        parents: BTreeMap<(Crm, String), RecordRef>,
+        run: Option<&RunId>,
+        report: &mut Report,
+    ) -> Result<Vec<RecordRef>> {
+        let parents: Vec<((Crm, String), RecordRef)> = parents
+            .into_iter()
+            .filter(|(key, _)| deletes.contains(key))
+            .collect();
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One lookup per CRM for every parent of the run.
+        let mut deleted_by_us: BTreeMap<&RecordRef, String> = BTreeMap::new();
+        let wanted: BTreeSet<&RecordRef> = parents.iter().map(|(_, p)| p).collect();
+        for crm in self.config.sync.crms.iter().copied() {
+            let of_crm: Vec<&RecordRef> = wanted.iter().copied().filter(|p| p.crm == crm).collect();
+            if of_crm.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = of_crm
+                .iter()
+                .map(|p| deleted_fact(p.object, &p.id))
+                .collect();
+            let found = self
+                .store
+                .account_facts(crm, &names)
+                .await
+                .map_err(store_err)?;
+            for (p, because) in of_crm.into_iter().zip(found) {
+                if let Some(because) = because {
+                    deleted_by_us.insert(p, because);
+                }
+            }
+        }
+        let mut echoed: Vec<(RecordRef, RecordRef, String)> = Vec::new();
+        for ((crm, id), parent) in &parents {
+            let Some(because) = deleted_by_us.get(parent) else {
+                continue;
+            };
+            deletes.remove(&(*crm, id.clone()));
+            echoed.push((
+                RecordRef::new(*crm, kind, id.clone()),
+                parent.clone(),
+                because.clone(),
+            ));
+        }
+        let refs: Vec<RecordRef> = echoed.iter().map(|(r, _, _)| r.clone()).collect();
+        let found = self
+            .store
+            .links_by_records(&refs)
+            .await
+            .map_err(store_err)?;
+        for ((record, parent, because), link) in echoed.into_iter().zip(found) {
+            // Noted already (a tombstone a feed's overlap window brings again): said once.
+            let Some(link) = link.filter(|l| l.hash(record.crm) != Some(DELETED)) else {
+                continue;
+            };
+            if run.is_some() {
+                self.mark_deleted(&link, record.crm).await?;
+            }
+            report.cascades.push(Cascade {
+                record,
+                parent,
+                because,
+            });
+        }
+        Ok(refs)
+    }
+}
 
 /// Removes from `groups` every group that is only echoes (see [`is_echo`]) and returns how
 /// many feed records those groups held, for [`Report::echoes`]. A group with a record on

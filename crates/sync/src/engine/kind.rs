@@ -30,6 +30,9 @@ impl Engine {
         let mut merges: Vec<(RecordRef, String)> = Vec::new();
         // Records a merge removed without naming a successor, with what their CRM said.
         let mut removed: BTreeMap<(Crm, String), String> = BTreeMap::new();
+        // Deleted records whose feed named the record they were deleted with (a Close
+        // contact and its lead): a cascade of crmkit's own delete is no deletion.
+        let mut parents: BTreeMap<(Crm, String), RecordRef> = BTreeMap::new();
         let mut failures = retry::Failures::default();
         let mut cursors: BTreeMap<Crm, ChangeCursor> = BTreeMap::new();
         for crm in &crms {
@@ -51,6 +54,7 @@ impl Engine {
                         };
                         deletes.remove(&(*crm, id.clone()));
                         removed.remove(&(*crm, id.clone()));
+                        parents.remove(&(*crm, id.clone()));
                         upserts.insert((*crm, id), record);
                     }
                     // Merged, not deleted: never propagated as a delete.
@@ -62,11 +66,16 @@ impl Engine {
                         upserts.remove(&(*crm, record.id.clone()));
                         merges.push((record, into));
                     }
-                    Change::Deleted { record, .. } => {
+                    Change::Deleted { record, parent, .. } => {
                         upserts.remove(&(*crm, record.id.clone()));
                         // Once said to be gone by a merge, a plain tombstone of the same
                         // record does not make it a deletion to mirror.
                         if !removed.contains_key(&(*crm, record.id.clone())) {
+                            // A tombstone that names no parent (the lead's nested one and the
+                            // contact's own may both come) leaves the one that does.
+                            if let Some(parent) = parent {
+                                parents.insert((*crm, record.id.clone()), parent);
+                            }
                             deletes.insert((*crm, record.id));
                         }
                     }
@@ -75,6 +84,7 @@ impl Engine {
                         let key = (*crm, record.id);
                         upserts.remove(&key);
                         deletes.remove(&key);
+                        parents.remove(&key);
                         removed.insert(key, reason);
                     }
                     Change::Skipped {
@@ -93,6 +103,13 @@ impl Engine {
                 }
             }
         }
+
+        // A CRM's cascade of a deletion crmkit made (a Close lead deleted as a propagated
+        // delete takes its contacts) is an echo of that write, not a user's deletion: noted,
+        // never propagated.
+        let cascaded = self
+            .cascade_echoes(kind, &mut deletes, parents, run, report)
+            .await?;
 
         let mut listed = Vec::new();
         if run.is_some() {
@@ -139,6 +156,7 @@ impl Engine {
             .keys()
             .chain(deletes.iter())
             .map(|(crm, id)| RecordRef::new(*crm, kind, id.clone()))
+            .chain(cascaded)
             .collect();
 
         // 2. Map, and sort into linked and unlinked records.

@@ -48,6 +48,7 @@ pub(crate) mod readback;
 mod reconcile;
 mod retry;
 
+pub use echo::Cascade;
 pub use lease::{
     crm_lease_name, lease_names, pair_name, release_leases, renew_leases, take_leases,
 };
@@ -129,6 +130,11 @@ pub struct Report {
     /// deletion that were queued instead of deleted (not found with no tombstone under
     /// `propagate`, merged into a record linked to others).
     pub flagged: Vec<RecordRef>,
+    /// Tombstones that were their CRM's cascade of a deletion crmkit made (Close's
+    /// contacts of a lead crmkit deleted as a propagated delete): not a user's deletion, so
+    /// not propagated; each one's side of its link is noted gone. Reported once, when
+    /// noted.
+    pub cascades: Vec<Cascade>,
     /// Links moved from a merged-away record to the record it was merged into.
     pub relinked: usize,
     /// Written records someone else edited between our write and our read-back: their

@@ -208,11 +208,27 @@ impl Engine {
         report: &mut Report,
     ) -> Result<()> {
         let mut tx = self.tx().await?;
-        for (intent, _) in batch {
+        for (intent, target) in batch {
             // Only a pending one moves: a sent one stays as it is (marking it again would
             // just rewrite its time).
             if intent.state == crmkit_store::IntentState::Pending {
                 tx.mark_intent_sent(&intent.id).await.map_err(store_err)?;
+            }
+            // Noted as crmkit's own deletion, as when it was first sent (an intent an older
+            // crmkit left may lack the note), so the CRM's cascade of it is known for an echo.
+            let fact = echo::deleted_fact(target.object, &target.id);
+            if tx
+                .account_fact(crm, &fact)
+                .await
+                .map_err(store_err)?
+                .is_none()
+            {
+                let because = intent.payload["because"]
+                    .as_str()
+                    .unwrap_or("a deletion crmkit propagated");
+                tx.set_account_fact(crm, &fact, because)
+                    .await
+                    .map_err(store_err)?;
             }
         }
         tx.commit().await.map_err(store_err)?;

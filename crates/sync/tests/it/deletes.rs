@@ -1021,3 +1021,176 @@ async fn a_move_made_by_a_merge_sent_to_review_is_followed_under_every_policy() 
         w.finish().await;
     }
 }
+
+/// Archives HubSpot company `id`, as a user deleting it does (HubSpot keeps its contacts).
+async fn delete_hs_company(w: &World, id: &str) {
+    w.hs.raw(&ApiRequest::new(
+        Method::DELETE,
+        format!("crm/v3/objects/companies/{id}"),
+    ))
+    .await
+    .expect("deleted");
+    w.settle().await;
+}
+
+async fn hs_contact_exists(w: &World, id: &str) -> bool {
+    match w
+        .hs
+        .raw(&ApiRequest::get(format!("crm/v3/objects/contacts/{id}")))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => panic!("reading the contact: {e}"),
+    }
+}
+
+/// When Close, taking Bob with the lead crmkit deleted, reports his deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cascade {
+    /// In the run that deleted the lead.
+    SameRun,
+    /// In a later run (people were not synced in the run that deleted the lead).
+    LaterRun,
+    /// In the run that deleted the lead, whose answer to the delete was lost (Close
+    /// deleted it, then dropped the connection; the retry answers "not found").
+    AnswerLost,
+}
+
+#[tokio::test]
+async fn a_deletion_propagated_to_a_close_lead_does_not_delete_the_contacts_it_took_elsewhere() {
+    company_deleted_in_hubspot(Db::Sqlite, Cascade::SameRun).await;
+}
+
+#[tokio::test]
+async fn a_close_cascade_of_our_own_deletion_read_in_a_later_run_is_not_propagated() {
+    company_deleted_in_hubspot(Db::Sqlite, Cascade::LaterRun).await;
+}
+
+#[tokio::test]
+async fn a_close_cascade_of_our_own_deletion_whose_answer_was_lost_is_not_propagated() {
+    company_deleted_in_hubspot(Db::Sqlite, Cascade::AnswerLost).await;
+}
+
+#[tokio::test]
+async fn a_close_cascade_of_our_own_deletion_is_not_propagated_on_postgres() {
+    company_deleted_in_hubspot(Db::Postgres, Cascade::SameRun).await;
+}
+
+/// With `propagate` for companies and people, Bob's company is deleted in HubSpot (which
+/// keeps Bob): crmkit deletes the Close lead, Close deletes Bob with it, and that deletion,
+/// crmkit's own write coming back, is not propagated: Bob stays in HubSpot, his Close side
+/// noted gone, and the run says why.
+async fn company_deleted_in_hubspot(db: Db, when: Cascade) {
+    let w = World::on(db).await;
+    let mut c = config();
+    c.company.delete = DeletePolicy::Propagate;
+    c.person.delete = DeletePolicy::Propagate;
+    let engine = w.engine(c.clone());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    if when == Cascade::AnswerLost {
+        w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
+            next: vec![crmkit_sandbox::faults::Fault::ProcessedThenDrop],
+            route: Some(format!("DELETE /lead/{lead}/")),
+            ..Default::default()
+        });
+    }
+    let r = if when == Cascade::LaterRun {
+        let mut companies = c.clone();
+        companies.person.enabled = false;
+        let first = w.engine(companies).run().await.expect("run");
+        assert!(first.errors.is_empty(), "{first:?}");
+        assert_eq!(first.deleted, 1, "the Close lead: {first:?}");
+        assert!(first.cascades.is_empty(), "{first:?}");
+        w.settle().await;
+        engine.run().await.expect("run")
+    } else {
+        engine.run().await.expect("run")
+    };
+    w.close_sb
+        .set_faults(crmkit_sandbox::faults::Faults::default());
+    assert!(!w.close_has_lead(&lead).await, "the Close lead is deleted");
+    assert!(
+        !close_contact_exists(&w, &contact).await,
+        "Close took Bob with his lead"
+    );
+    assert!(r.errors.is_empty(), "{r:?}");
+    let deleted = match when {
+        Cascade::SameRun => 1,
+        // The lead alone in the earlier run; the retry of the lost delete found it gone.
+        Cascade::LaterRun | Cascade::AnswerLost => 0,
+    };
+    assert_eq!(r.deleted, deleted, "{r:?}");
+    assert!(w.unsettled_intents().await.is_empty());
+    assert!(
+        hs_contact_exists(&w, &hs_contact).await,
+        "Bob stays in HubSpot: {r:?}"
+    );
+    let bob = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    assert_eq!(r.cascades.len(), 1, "{r:?}");
+    assert_eq!(r.cascades[0].record, bob);
+    assert_eq!(
+        r.cascades[0].parent,
+        RecordRef::new(Crm::Close, ObjectKind::Company, lead.clone())
+    );
+    assert_eq!(r.cascades[0].because, format!("hubspot:company:{hs_co}"));
+    assert!(
+        hs_person(&w, &hs_contact)
+            .await
+            .emails
+            .contains(&"bob@acme.com".to_string()),
+        "and is readable"
+    );
+    let link = w
+        .store
+        .link_by_record(&bob)
+        .await
+        .expect("store")
+        .expect("Bob's link is kept");
+    assert_eq!(link.hash(Crm::Close), Some(crmkit_sync::plan::DELETED));
+    assert_eq!(link.crm_id(Crm::HubSpot), Some(hs_contact.as_str()));
+    // Nothing more to do: no write, no deletion, no second note (the event log's overlap
+    // window brings the tombstones again).
+    w.settle().await;
+    w.reset_stats();
+    let again = engine.run().await.expect("run");
+    assert!(again.errors.is_empty(), "{again:?}");
+    assert!(!again.wrote(), "{again:?}");
+    assert_eq!(again.deleted, 0, "{again:?}");
+    assert!(again.cascades.is_empty(), "{again:?}");
+    assert_eq!(w.writes(), Vec::<String>::new());
+    assert!(hs_contact_exists(&w, &hs_contact).await, "Bob stays");
+    w.finish().await;
+}
+
+#[tokio::test]
+async fn a_lead_a_user_deletes_in_close_takes_its_contacts_counterparts_with_it() {
+    // README: under `propagate` a CRM's own cascade of a user's deletion counts as its
+    // deletions: Close deletes the lead's contacts with it, and they are deleted in HubSpot.
+    let w = World::new().await;
+    let mut c = config();
+    c.company.delete = DeletePolicy::Propagate;
+    c.person.delete = DeletePolicy::Propagate;
+    let engine = w.engine(c);
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_close_lead(&w, &lead).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(r.cascades.is_empty(), "{r:?}");
+    assert_eq!(r.deleted, 2, "the company and Bob: {r:?}");
+    assert!(!hs_exists(&w, &hs_co).await, "the company is archived");
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob is archived in HubSpot"
+    );
+    let bob = RecordRef::new(Crm::Close, ObjectKind::Person, contact);
+    assert!(
+        w.store.link_by_record(&bob).await.expect("store").is_none(),
+        "Bob's link is gone"
+    );
+}
