@@ -208,6 +208,8 @@ pub fn hash(fields: &FieldMap) -> FieldsHash {
 const HASH_BUFFER_KEPT: usize = 64 * 1024;
 
 /// Appends `s` as a JSON string: as it is when serde_json would escape nothing in it.
+/// Inlined: it runs for every name and text value of every record read.
+#[inline(always)]
 fn json_str(json: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
         let _ = serde_json::to_writer(&mut *json, s);
