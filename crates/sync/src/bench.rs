@@ -34,10 +34,11 @@ use crate::plan::{self, Input, LinkState, RefTable, Seen, Sides};
 
 /// Pairs planned per plan by default: a plan of 2,048 records (a run's changes, a few
 /// listing pages of each CRM), whose working set (about 4 KB a pair: the records, their
-/// mapped fields, keys and the plan) stays within a core's cache between mapping and
-/// planning. Larger plans are slower per pair, as their records are read back from main
-/// memory: 4,096 pairs a plan ran at about 650,000 pairs/s here against about 1,200,000
-/// for 1,024 (`crmkit bench sync-plan --plan-pairs`).
+/// mapped fields, keys and the plan; 4 MB in all) is read back mostly from the caches
+/// between mapping and planning. Larger plans are slower per pair, as their records come
+/// back from main memory (4,096 pairs a plan ran at about 650,000 pairs/s against about
+/// 1,200,000 for 1,024 on one machine), and where busy neighbours share the caches smaller
+/// ones are faster (`crmkit bench sync-plan --plan-pairs`).
 pub const PLAN_PAIRS: usize = 1024;
 
 /// The figures of one run.
