@@ -101,6 +101,7 @@ impl Three {
         self.w.settle().await;
         let report = engine.run().await.expect(what);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.notices.is_empty(), "{:?}", report.notices);
         report
     }
 

@@ -1225,6 +1225,14 @@ async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
         .expect("created");
     let ann = ann["id"].as_str().expect("id").to_string();
     w.settle().await;
+    let noted = [format!(
+        "close:person:{ann}: created in hubspot under {hs_globex}: its company {hs_acme} \
+         was merged into it (merge under review)"
+    )];
+    // A dry run notes it as the run does.
+    let dry = engine.dry_run().await.expect("dry run");
+    assert!(dry.errors.is_empty(), "{dry:?}");
+    assert_eq!(dry.notices, noted, "{dry:?}");
     let r = engine.run().await.expect("run");
     assert_eq!(r.created, 1, "{r:?}");
     assert!(
@@ -1233,14 +1241,7 @@ async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
     );
     let listed = w.store.retries(engine.pair(), None).await.expect("store");
     assert!(listed.is_empty(), "nothing to retry: {listed:?}");
-    assert_eq!(
-        r.notices,
-        [format!(
-            "close:person:{ann}: created in hubspot under {hs_globex}: its company {hs_acme} \
-             was merged into it (merge under review)"
-        )],
-        "{r:?}"
-    );
+    assert_eq!(r.notices, noted, "{r:?}");
     let runs = w.store.runs(engine.pair(), 1).await.expect("store");
     assert_eq!(Some(&runs[0].id), r.run.as_ref(), "{runs:?}");
     assert_eq!(
