@@ -118,7 +118,13 @@
 //!    hashes moved). The list entries and all the
 //!    kind's cursors are written in one transaction, so no CRM's feed is left behind the
 //!    others'. A kind with records deferred for a parent whose kind kept its cursor in this
-//!    run keeps its cursor too, so both are read again next run.
+//!    run keeps its cursor too, so both are read again next run. Failures are the report's
+//!    [`errors`](engine::Report::errors) (the stored run is `partial`); what was done
+//!    otherwise than asked, or can never be done, where waiting changes nothing (a
+//!    reference to a deleted record, a create under a merge's survivor or without its
+//!    company, a record that takes no edit or that its target cannot hold) is a
+//!    [notice](engine::Report::notices): the record's group is stored as synced, nothing
+//!    goes on the retry list, and the run is not partial for it.
 //!
 //! [`engine::Engine::dry_run`] (or `dry_run = true`) stops after step 6 and returns the plans:
 //! no CRM write, no link, no cursor, no lease.
@@ -162,10 +168,13 @@
 //! base named is gone, the field is left alone unless another side changed it (the
 //! association went with the record: no clear to spread, and Close refuses a contact
 //! without a lead). A reference is never written naming a record noted gone in the
-//! target (reported; a create goes under the linked survivor of a merge under review,
-//! reported too, else without the reference, except in Close, which needs a lead: not
+//! target (noted; a create goes under the linked survivor of a merge under review,
+//! noted too, else without the reference, except in Close, which needs a lead: not
 //! created there without its company). Close is never sent a clear of a company (its contacts, opportunities and
-//! activities belong to a lead): reported instead. A reference held apart for either
+//! activities belong to a lead): noted instead. Each is a notice
+//! ([`Plan::notices`](plan::Plan::notices), [`Report::notices`](engine::Report::notices)),
+//! not a failure: the rest of the record is synced, no later run would do otherwise, so it
+//! is not retried and the run is not partial for it. A reference held apart for either
 //! reason (every two CRMs holding it apart explained so, or every CRM holding one value or
 //! what a create from it wrote there) that nobody changes since is left
 //! alone (no conflict, no primary overwriting it). A current value naming a record not

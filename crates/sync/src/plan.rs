@@ -278,7 +278,7 @@ pub struct Deletion {
     pub targets: Vec<RecordRef>,
 }
 
-/// A record the plan could not handle, and why.
+/// A record the plan could not handle, or handled otherwise than asked, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanError {
     /// The record.
@@ -298,8 +298,15 @@ pub struct Plan {
     pub ambiguous: Vec<Ambiguous>,
     /// Deletions.
     pub deletions: Vec<Deletion>,
-    /// Records that could not be planned.
+    /// Records that could not be planned: their group is not stored as synced (or their
+    /// write waits), and a later run plans them again (the engine puts each on the retry
+    /// list).
     pub errors: Vec<PlanError>,
+    /// Notices: what the plan did otherwise than the change asked, or could never do, that
+    /// no later run would change (a reference naming a record deleted there, a create under
+    /// a merge's survivor or without its company, a record that takes no edit, a record its
+    /// target can never hold). Their group is stored as synced: not failures, not retried.
+    pub notices: Vec<PlanError>,
     /// Linked records none of whose sides changed since the last sync.
     pub unchanged: usize,
     /// Feed records whose hash equals the stored one: our own writes coming back, or
@@ -360,6 +367,7 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         ambiguous: Vec::new(),
         deletions: Vec::new(),
         errors: Vec::new(),
+        notices: Vec::new(),
         unchanged: 0,
         echoes: 0,
     };
@@ -792,8 +800,8 @@ fn plan_group(
         } = from_anchor(writes, anchor, crm, refs, false);
         if !gone.is_empty() {
             // The value names a record deleted (or merged away) there: reported, and the
-            // rest of the group is synced; no later run could write it.
-            out.errors.push(PlanError {
+            // rest of the group is synced; no later run could write it: a notice.
+            out.notices.push(PlanError {
                 record: s.reference(),
                 message: format!(
                     "{} not written: the record it names is deleted in {crm} \
@@ -806,7 +814,8 @@ fn plan_group(
         // already at its precision) would send nothing: it is not planned, so the report
         // counts only updates that send something.
         if crm == Crm::Close && writes.get("company").is_some_and(Option::is_none) {
-            out.errors.push(PlanError {
+            // Never sendable, and the group is synced: a notice.
+            out.notices.push(PlanError {
                 record: s.reference(),
                 message: "its company is not cleared in close: every Close contact, \
                           opportunity and activity belongs to a lead"
@@ -830,9 +839,10 @@ fn plan_group(
         }
         if let Some(why) = refuses_edits(&s.record, crm) {
             // No later run could write it either: reported when the record changes, not
-            // each time a feed's overlap brings it back, and the group is stored as synced.
+            // each time a feed's overlap brings it back, and the group is stored as synced:
+            // a notice.
             if any_changed {
-                out.errors.push(PlanError {
+                out.notices.push(PlanError {
                     record: s.reference(),
                     message: format!(
                         "not updated ({}): {why}",
@@ -892,10 +902,10 @@ fn plan_group(
                 // waiting would not bring it back. Close keeps every contact, opportunity
                 // and activity under a lead, so without its company it is not created
                 // there; otherwise it is created without the reference. Reported when the
-                // record changes, not on every run.
+                // record changes, not on every run, as a notice: the group is synced.
                 let close = *crm == Crm::Close && gone.iter().any(|f| f.as_str() == "company");
                 if any_changed {
-                    out.errors.push(PlanError {
+                    out.notices.push(PlanError {
                         record: source.clone(),
                         message: format!(
                             "{} in {crm}: its {} names a record deleted there (or merged \
@@ -939,9 +949,15 @@ fn plan_group(
                 // A record the target can never hold (a meeting for Close) is reported when
                 // it changes, not each time a feed's overlap brings it back, and the rest of
                 // the group is stored as synced: waiting would not make it fit.
+                // That one is a notice; any other failure is an error, and the group waits.
                 let never = e.kind() == crmkit_core::ErrorKind::Validation;
                 if !never || any_changed {
-                    out.errors.push(PlanError {
+                    let list = if never {
+                        &mut out.notices
+                    } else {
+                        &mut out.errors
+                    };
+                    list.push(PlanError {
                         record: source.clone(),
                         message: format!("cannot create it in {crm}: {e}"),
                     });
@@ -954,10 +970,11 @@ fn plan_group(
             let mut fields = fields;
             fields.retain(|f, _| values::holds(&record, *crm, cfg, *f));
             // Put under another record than its source's (a merge's survivor, the merge
-            // under review): reported when the record changes, as a gone reference is.
+            // under review): reported when the record changes, as a gone reference is, as a
+            // notice: the record is created.
             if any_changed {
                 for (field, merged, now) in &survivors {
-                    out.errors.push(PlanError {
+                    out.notices.push(PlanError {
                         record: source.clone(),
                         message: format!(
                             "created in {crm} under {now}: its {field} {merged} was merged \
@@ -2081,11 +2098,13 @@ mod tests {
         );
         assert_eq!(hs_change(&p, "company"), None, "{p:?}");
         assert!(
-            p.errors
+            p.notices
                 .iter()
                 .any(|e| e.message.contains("deleted in hubspot")),
-            "{p:?}"
+            "a notice: {p:?}"
         );
+        assert!(p.errors.is_empty(), "not a failure: {p:?}");
+        assert!(!p.groups[0].deferred, "{p:?}");
     }
 
     /// Close, HubSpot and Salesforce each linking lead_n, 1n and 001<letter>.
@@ -2206,9 +2225,11 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(company(Crm::Salesforce), Some(None), "{p:?}");
-        let errors: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        // Notices, not failures: both records are created, the group is synced.
+        assert!(p.errors.is_empty() && !p.groups[0].deferred, "{p:?}");
+        let notices: Vec<&str> = p.notices.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
-            errors,
+            notices,
             [
                 "created in hubspot under 12: its company 11 was merged into it \
                  (merge under review)",
@@ -2392,9 +2413,10 @@ mod tests {
         };
         let p = new_ann(&merged);
         assert_eq!(hs_company(&p), Some(Some(Some(json!("12")))), "{p:?}");
-        let errors: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        assert!(p.errors.is_empty() && !p.groups[0].deferred, "{p:?}");
+        let notices: Vec<&str> = p.notices.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
-            errors,
+            notices,
             ["created in hubspot under 12: its company 11 was merged into it (merge under review)"],
             "reported: {p:?}"
         );
@@ -2418,7 +2440,14 @@ mod tests {
             Some(Some(Some(json!("001A")))),
             "{p:?}"
         );
-        assert_eq!(p.errors.len(), 1, "reported: {p:?}");
+        assert_eq!(p.notices.len(), 1, "reported: {p:?}");
+        assert!(
+            p.notices[0]
+                .message
+                .starts_with("created without it in hubspot: "),
+            "{p:?}"
+        );
+        assert!(p.errors.is_empty(), "not a failure: {p:?}");
     }
 
     #[test]
@@ -2465,6 +2494,7 @@ mod tests {
             assert_eq!(hs_change(&p, "company"), None, "{policy:?}: {p:?}");
             assert!(p.groups[0].conflicts.is_empty(), "{policy:?}: {p:?}");
             assert!(p.errors.is_empty(), "{policy:?}: {p:?}");
+            assert!(p.notices.is_empty(), "{policy:?}: {p:?}");
             let title = close_change(&p, "title").and_then(|c| c.to);
             assert_eq!(title, Some(json!("VP")), "{policy:?}: {p:?}");
         }
@@ -2585,5 +2615,106 @@ mod tests {
                 "a clear against a value is queued (HubSpot synced: {hs_synced}): {p:?}"
             );
         }
+    }
+
+    /// Asserts that `p` reports one notice, containing `what`, and no failure, its group
+    /// stored as synced (not deferred).
+    fn noted_only(p: &Plan, what: &str) {
+        assert!(p.errors.is_empty(), "not a failure: {p:?}");
+        assert!(p.groups.iter().all(|g| !g.deferred), "not deferred: {p:?}");
+        assert_eq!(p.notices.len(), 1, "{p:?}");
+        assert!(p.notices[0].message.contains(what), "{p:?}");
+    }
+
+    #[test]
+    fn a_company_clear_close_cannot_take_is_a_notice() {
+        // HubSpot's user takes the contact out of its company: never sent to Close, whose
+        // contacts belong to a lead; nothing a later run could do.
+        let refs = company_links(&[("lead_1", "11")]);
+        let p = person_case(
+            PolicyKind::LastWriteWins,
+            &refs,
+            ("lead_1", "lead_1"),
+            ("11", ""),
+        );
+        assert_eq!(close_change(&p, "company"), None, "{p:?}");
+        noted_only(&p, "its company is not cleared in close");
+    }
+
+    #[test]
+    fn an_edit_a_record_refuses_is_a_notice() {
+        // A sent Close email, whose subject HubSpot's user edits: Close takes no edit of it.
+        let mut c = cfg();
+        c.activity.enabled = true;
+        let email = |id: &str, subject: &str, at: &str| {
+            let mut a = crmkit_core::Activity::new(crmkit_core::ActivityKind::Email);
+            a.id = Some(id.into());
+            a.subject = Some(subject.into());
+            a.updated_at = crmkit_core::time::parse_timestamp(at);
+            a.raw = json!({"status": "sent"});
+            Record::Activity(a)
+        };
+        let (link, sides) = linked(
+            &c,
+            email("acti_1", "Hello", "2024-01-01T00:00:00Z"),
+            email("31", "Hello again", "2024-01-02T00:00:00Z"),
+            Some((
+                &email("acti_1", "Hello", "2023-01-01T00:00:00Z"),
+                &email("31", "Hello", "2023-01-01T00:00:00Z"),
+            )),
+        );
+        let input = Input {
+            linked: vec![(link, sides)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Activity, input, &RefTable::default());
+        assert!(
+            p.updates().all(|(_, u)| u.target.crm != Crm::Close),
+            "{p:?}"
+        );
+        noted_only(&p, "not updated (subject): Close lets only draft emails");
+    }
+
+    #[test]
+    fn a_contact_whose_close_lead_is_deleted_is_noted_not_created_there() {
+        // A new HubSpot contact under 11, whose Close lead is deleted: a Close contact
+        // needs a lead, so it is not created there; waiting would not bring the lead back.
+        let mut refs = company_links(&[("lead_1", "11")]);
+        refs.gone(ObjectKind::Company, Crm::Close, "lead_1");
+        let c = cfg();
+        let person = Record::Person(Person {
+            id: Some("21".into()),
+            name: "Ann".into(),
+            emails: vec!["ann@acme.com".into()],
+            company_id: Some("11".into()),
+            ..Person::default()
+        });
+        let input = Input {
+            unlinked: vec![seen(&c, Crm::HubSpot, person)],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Person, input, &refs);
+        assert!(p.creates().next().is_none(), "{p:?}");
+        noted_only(
+            &p,
+            "not created in close: its company names a record deleted there",
+        );
+    }
+
+    #[test]
+    fn a_record_its_target_can_never_hold_is_a_notice() {
+        // A HubSpot meeting: Close's API cannot create meetings, now or later.
+        let mut c = cfg();
+        c.activity.enabled = true;
+        let mut meeting = crmkit_core::Activity::new(crmkit_core::ActivityKind::Meeting);
+        meeting.id = Some("41".into());
+        meeting.subject = Some("Kick-off".into());
+        let input = Input {
+            unlinked: vec![seen(&c, Crm::HubSpot, Record::Activity(meeting))],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Activity, input, &RefTable::default());
+        assert!(p.creates().next().is_none(), "{p:?}");
+        noted_only(&p, "cannot create it in close: ");
     }
 }

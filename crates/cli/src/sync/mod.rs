@@ -599,8 +599,9 @@ async fn run_engine(
     Ok(())
 }
 
-/// The JSON run report: counts, per CRM and object tallies, and every record not synced
-/// with the reason.
+/// The JSON run report: counts, per CRM and object tallies, every record not synced with
+/// the reason (`errors`: the run is partial), and the notices (`notices`: done otherwise, or
+/// never doable; not failures).
 pub fn run_report(
     report: &Report,
     tallies: &BTreeMap<(Crm, ObjectKind), Tally>,
@@ -630,6 +631,7 @@ pub fn run_report(
         "ambiguous": report.ambiguous,
         "errors": report.errors,
         "cascades": report.cascades,
+        "notices": report.notices,
         "retried": report.retried,
         "retrying": report.retrying,
         "given_up": report.given_up,
@@ -1158,6 +1160,30 @@ mod tests {
 
     fn held(v: Value) -> BTreeMap<Crm, Value> {
         BTreeMap::from([(Crm::Close, v), (Crm::HubSpot, Value::Null)])
+    }
+
+    #[test]
+    fn a_notice_is_printed_and_reported_apart_from_failures() {
+        let report = Report {
+            notices: vec![
+                "close:person:cont_1: created in hubspot under 12: its company 11 \
+                           was merged into it (merge under review)"
+                    .into(),
+            ],
+            ..Report::default()
+        };
+        let mut out = Vec::new();
+        show::summary(&mut out, &report, &BTreeMap::new()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("note: close:person:cont_1: created in hubspot under 12"),
+            "{out}"
+        );
+        assert!(!out.contains("not synced"), "{out}");
+        let json = run_report(&report, &BTreeMap::new(), 0.0);
+        assert_eq!(json["status"], "succeeded", "{json}");
+        assert_eq!(json["errors"], json!([]), "{json}");
+        assert_eq!(json["notices"], json!(report.notices), "{json}");
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         for e in &p.errors {
             writeln!(out, "error   {}: {}", e.record, e.message)?;
         }
+        for n in &p.notices {
+            writeln!(out, "note    {}: {}", n.record, n.message)?;
+        }
         if p.unchanged > 0 || p.echoes > 0 {
             writeln!(
                 out,
@@ -129,7 +132,7 @@ pub fn plan(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
 }
 
 /// Prints a run's summary table (per CRM and object) and what it linked, resolved and
-/// could not write.
+/// could not write, then its notices (done otherwise, or never doable: not failures).
 pub fn summary(
     out: &mut impl Write,
     report: &Report,
@@ -168,6 +171,9 @@ pub fn summary(
     }
     for c in &report.cascades {
         writeln!(out, "kept: {c}")?;
+    }
+    for n in &report.notices {
+        writeln!(out, "note: {n}")?;
     }
     if report.retrying > 0 {
         writeln!(

@@ -381,6 +381,11 @@ impl Engine {
             report.errors.push(format!("{}: {}", e.record, e.message));
             failures.wait(e.record.clone(), e.message.clone());
         }
+        // What was done otherwise, or could never be done, is noted only: its group is
+        // stored as synced, and waiting would change nothing.
+        for n in &plan.notices {
+            report.notices.push(format!("{}: {}", n.record, n.message));
+        }
         report.ambiguous.extend(plan.ambiguous.iter().cloned());
         let Some(run) = run else {
             // A dry run lists every conflict its plan would queue; a run, those it opens

@@ -153,8 +153,16 @@ pub struct Report {
     /// Writes an interrupted earlier run left unsettled, settled now (creates found by
     /// their marker, deletes resent).
     pub recovered: usize,
-    /// Per-record failures; the run went on.
+    /// Per-record failures; the run went on. Each makes the run partial, and a record the
+    /// plan could not handle goes on the retry list.
     pub errors: Vec<String>,
+    /// Per-record notices (`<crm>:<kind>:<id>: <what>`): what a run did otherwise than the
+    /// change asked, or could never do, that no later run would change (a reference naming
+    /// a record deleted there, not written; a create under a merge's survivor, or without
+    /// its company; a Close company not cleared; a record that takes no edit or that its
+    /// target can never hold). The rest of the record is synced: not failures, not retried,
+    /// the run is not partial for them. Reported on the run that makes the change.
+    pub notices: Vec<String>,
     /// Records read again from the retry list (they failed in an earlier run).
     pub retried: usize,
     /// Records on the retry list after the run, waiting for their next attempt.

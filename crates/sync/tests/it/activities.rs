@@ -101,6 +101,7 @@ impl Three {
         self.w.settle().await;
         let report = engine.run().await.expect(what);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.notices.is_empty(), "{:?}", report.notices);
         report
     }
 
@@ -131,16 +132,17 @@ impl Three {
     }
 
     /// Runs until nothing is left to do, and checks that nothing was: two runs write and
-    /// report nothing, give nothing up, and leave the retry list empty (a record reported
-    /// for what a CRM cannot take is read again once and dropped, never retried for good).
+    /// report nothing, give nothing up, and leave the retry list empty (a record noted for
+    /// what a CRM cannot take is never put on it).
     async fn settled(&self, engine: &Engine) {
         for _ in 0..2 {
             self.w.settle().await;
             let quiet = engine.run().await.expect("run");
             assert!(
-                quiet.errors.is_empty(),
-                "not reported again: {:?}",
-                quiet.errors
+                quiet.errors.is_empty() && quiet.notices.is_empty(),
+                "not reported again: {:?} {:?}",
+                quiet.errors,
+                quiet.notices
             );
             assert!(!quiet.wrote(), "{quiet:?}");
             assert!(quiet.given_up.is_empty(), "{quiet:?}");
@@ -453,15 +455,19 @@ async fn an_activity_a_crm_cannot_hold_is_reported_not_retried() {
     let before = w.close_sb.count("activity");
 
     let run = engine.run().await.expect("run");
-    assert_eq!(run.errors.len(), 1, "{:?}", run.errors);
+    // A notice: nothing a later run could do, so no failure and nothing to retry.
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.retrying, 0, "{run:?}");
+    assert_eq!(run.notices.len(), 1, "{:?}", run.notices);
     assert!(
-        run.errors[0].contains("cannot create meetings"),
+        run.notices[0].contains("cannot create meetings"),
         "{:?}",
-        run.errors
+        run.notices
     );
     w.settle().await;
     let again = engine.run().await.expect("run");
     assert!(again.errors.is_empty(), "not retried: {:?}", again.errors);
+    assert!(again.notices.is_empty(), "not again: {:?}", again.notices);
     assert_eq!(
         w.close_sb.count("activity"),
         before,
@@ -644,7 +650,7 @@ async fn under_primary_an_edit_counts_only_the_updates_sent() {
 #[tokio::test]
 async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
     let t = Three::new().await;
-    // Retries due at the next run: a record reported is read again once, then dropped.
+    // Retries due at the next run: a record noted would be read again were it listed.
     let engine = t.engine_with(|c| c.sync.retry.first_delay_seconds = 0);
     let (lead, hs_company, account) = t.acme(&engine).await;
     let email = t
@@ -701,11 +707,12 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
     t.w.reset_stats();
     let second = engine.run().await.expect("run");
     assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
-    assert_eq!(second.errors.len(), 1, "{:?}", second.errors);
+    assert!(second.errors.is_empty(), "a notice only: {second:?}");
+    assert_eq!(second.notices.len(), 1, "{:?}", second.notices);
     assert!(
-        second.errors[0].contains(&email) && second.errors[0].contains("only draft emails"),
+        second.notices[0].contains(&email) && second.notices[0].contains("only draft emails"),
         "{:?}",
-        second.errors
+        second.notices
     );
     assert!(
         t.w.writes().iter().all(|w| !w.starts_with("close")),
@@ -741,7 +748,7 @@ async fn an_email_reaches_every_crm_and_an_edit_follows_where_it_can() {
 #[tokio::test]
 async fn a_salesforce_event_becomes_a_hubspot_meeting_and_close_reports_it_once() {
     let t = Three::new().await;
-    // Retries due at the next run: a record reported is read again once, then dropped.
+    // Retries due at the next run: a record noted would be read again were it listed.
     let engine = t.engine_with(|c| c.sync.retry.first_delay_seconds = 0);
     let (_lead, hs_company, account) = t.acme(&engine).await;
     let mut event = Activity::new(ActivityKind::Meeting);
@@ -757,11 +764,12 @@ async fn a_salesforce_event_becomes_a_hubspot_meeting_and_close_reports_it_once(
 
     let first = engine.run().await.expect("run");
     assert_eq!(first.created, 1, "{first:?}");
-    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert!(first.errors.is_empty(), "a notice only: {first:?}");
+    assert_eq!(first.notices.len(), 1, "{:?}", first.notices);
     assert!(
-        first.errors[0].contains(&event) && first.errors[0].contains("cannot create meetings"),
+        first.notices[0].contains(&event) && first.notices[0].contains("cannot create meetings"),
         "{:?}",
-        first.errors
+        first.notices
     );
     let sf_ref = RecordRef::new(Crm::Salesforce, ObjectKind::Activity, event.clone());
     let hs_id = t.w.linked_id(&sf_ref, Crm::HubSpot).await;
@@ -785,13 +793,14 @@ async fn a_salesforce_event_becomes_a_hubspot_meeting_and_close_reports_it_once(
     t.w.settle().await;
     let second = engine.run().await.expect("run");
     assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
+    assert!(second.errors.is_empty(), "{second:?}");
     assert!(
         second
-            .errors
+            .notices
             .iter()
             .all(|e| e.contains("cannot create meetings")),
         "{:?}",
-        second.errors
+        second.notices
     );
     let hs = t.activity(Crm::HubSpot, &hs_id).await;
     assert_eq!(hs.subject.as_deref(), Some("Kick-off (moved)"));
@@ -806,7 +815,7 @@ async fn a_salesforce_event_becomes_a_hubspot_meeting_and_close_reports_it_once(
 #[tokio::test]
 async fn a_hubspot_task_becomes_a_salesforce_task_and_its_completion_follows() {
     let t = Three::new().await;
-    // Retries due at the next run: a record reported is read again once, then dropped.
+    // Retries due at the next run: a record noted would be read again were it listed.
     let engine = t.engine_with(|c| c.sync.retry.first_delay_seconds = 0);
     let (_lead, hs_company, account) = t.acme(&engine).await;
     let mut task = Activity::new(ActivityKind::Task);
@@ -821,12 +830,13 @@ async fn a_hubspot_task_becomes_a_salesforce_task_and_its_completion_follows() {
 
     let first = engine.run().await.expect("run");
     assert_eq!(first.created, 1, "{first:?}");
-    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert!(first.errors.is_empty(), "a notice only: {first:?}");
+    assert_eq!(first.notices.len(), 1, "{:?}", first.notices);
     assert!(
-        first.errors[0].contains(&task)
-            && first.errors[0].contains("Close tasks are not activities"),
+        first.notices[0].contains(&task)
+            && first.notices[0].contains("Close tasks are not activities"),
         "{:?}",
-        first.errors
+        first.notices
     );
     let hs_ref = RecordRef::new(Crm::HubSpot, ObjectKind::Activity, task.clone());
     let sf_id = t.w.linked_id(&hs_ref, Crm::Salesforce).await;

@@ -850,9 +850,10 @@ async fn a_lost_association_is_no_clear_for_close_and_other_edits_sync() {
         if deleted {
             assert!(r.errors.is_empty(), "{r:?}");
         } else {
-            // A user's clear is reported as not sent, once.
-            assert_eq!(r.errors.len(), 1, "{r:?}");
-            assert!(r.errors[0].contains("not cleared in close"), "{r:?}");
+            // A user's clear is noted as not sent, once: not a failure, not retried.
+            assert!(r.errors.is_empty() && r.retrying == 0, "{r:?}");
+            assert_eq!(r.notices.len(), 1, "{r:?}");
+            assert!(r.notices[0].contains("not cleared in close"), "{r:?}");
         }
         let in_close = w.close_get(&format!("contact/{contact}/")).await;
         assert_eq!(
@@ -864,6 +865,7 @@ async fn a_lost_association_is_no_clear_for_close_and_other_edits_sync() {
         w.settle().await;
         let again = engine.run().await.expect("run after");
         assert!(again.errors.is_empty(), "deleted: {deleted}: {again:?}");
+        assert!(again.notices.is_empty(), "deleted: {deleted}: {again:?}");
         assert!(!again.wrote(), "deleted: {deleted}: {again:?}");
         w.finish().await;
     }
@@ -945,12 +947,14 @@ async fn a_record_new_under_a_company_merged_away_under_review_goes_under_the_su
         let ann = ann["id"].as_str().expect("id").to_string();
         w.settle().await;
         let r = engine.run().await.expect("run");
-        assert_eq!(r.errors.len(), 1, "{primary:?}: {r:?}");
+        // A notice: Ann is created, so the run is no failure and nothing is retried.
+        assert!(r.errors.is_empty() && r.retrying == 0, "{primary:?}: {r:?}");
+        assert_eq!(r.notices.len(), 1, "{primary:?}: {r:?}");
         let reported = format!(
             "created in hubspot under {hs_globex}: its company {hs_acme} was merged into it \
              (merge under review)"
         );
-        assert!(r.errors[0].ends_with(&reported), "{primary:?}: {r:?}");
+        assert!(r.notices[0].ends_with(&reported), "{primary:?}: {r:?}");
         let person = RecordRef::new(Crm::Close, ObjectKind::Person, ann.clone());
         let hs_ann = w.linked_id(&person, Crm::HubSpot).await;
         let in_hubspot = hs_person(&w, &hs_ann).await;
@@ -1192,5 +1196,57 @@ async fn a_lead_a_user_deletes_in_close_takes_its_contacts_counterparts_with_it(
     assert!(
         w.store.link_by_record(&bob).await.expect("store").is_none(),
         "Bob's link is gone"
+    );
+}
+
+/// A contact created under a merge's survivor was created: noted (`notices`), not a
+/// failure. The run is not partial, and the contact is not on the retry list.
+#[tokio::test]
+async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let globex = globex(&w).await;
+    let (contact, _) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
+    let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
+    merge_hs_companies(&w, &hs_globex, &hs_acme).await;
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
+    let ann = w
+        .close
+        .raw(&ApiRequest::post(
+            "contact/",
+            serde_json::json!({"lead_id": lead, "name": "Ann Lee",
+                               "emails": [{"email": "ann@acme.com"}]}),
+        ))
+        .await
+        .expect("created");
+    let ann = ann["id"].as_str().expect("id").to_string();
+    w.settle().await;
+    let noted = [format!(
+        "close:person:{ann}: created in hubspot under {hs_globex}: its company {hs_acme} \
+         was merged into it (merge under review)"
+    )];
+    // A dry run notes it as the run does.
+    let dry = engine.dry_run().await.expect("dry run");
+    assert!(dry.errors.is_empty(), "{dry:?}");
+    assert_eq!(dry.notices, noted, "{dry:?}");
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.created, 1, "{r:?}");
+    assert!(
+        r.errors.is_empty() && r.retrying == 0,
+        "a successful create reported as not synced: {r:?}"
+    );
+    let listed = w.store.retries(engine.pair(), None).await.expect("store");
+    assert!(listed.is_empty(), "nothing to retry: {listed:?}");
+    assert_eq!(r.notices, noted, "{r:?}");
+    let runs = w.store.runs(engine.pair(), 1).await.expect("store");
+    assert_eq!(Some(&runs[0].id), r.run.as_ref(), "{runs:?}");
+    assert_eq!(
+        runs[0].status,
+        crmkit_store::RunStatus::Succeeded,
+        "not partial: {runs:?}"
     );
 }
