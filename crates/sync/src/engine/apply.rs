@@ -173,10 +173,16 @@ impl Engine {
         // Deletions. A record whose own deletion this plan holds was deleted by someone
         // else: deleting it too is no deletion of ours.
         let deleted_now: BTreeSet<&RecordRef> = plan.deletions.iter().map(|d| &d.deleted).collect();
+        // Links a deletion of this plan removed: a record deleted in two CRMs is two
+        // deletions of one link, and the first one's deletes leave the second nothing to do.
+        let mut unlinked = BTreeSet::new();
         for d in &plan.deletions {
             let Some(link) = links.get(&d.link).cloned() else {
                 continue;
             };
+            if unlinked.contains(&link.id) {
+                continue;
+            }
             match d.policy {
                 // The link keeps the deleted id, so the record is not created again from the
                 // others; they stay as they are. The side's hash becomes `DELETED`, so a
@@ -263,6 +269,7 @@ impl Engine {
                     }
                     if all_gone {
                         fenced!(self, delete_link(&link))?;
+                        unlinked.insert(link.id.clone());
                     }
                 }
             }

@@ -1194,3 +1194,37 @@ async fn a_lead_a_user_deletes_in_close_takes_its_contacts_counterparts_with_it(
         "Bob's link is gone"
     );
 }
+
+/// A config propagating company and person deletions.
+fn propagating() -> crmkit_sync::config::Config {
+    let mut c = config();
+    c.company.delete = DeletePolicy::Propagate;
+    c.person.delete = DeletePolicy::Propagate;
+    c
+}
+
+/// A lead deleted in Close and its company in HubSpot, both read in one run: two deletions
+/// of one link under `propagate`. The first deletes the link (the other side answers "not
+/// found"), the second has nothing left to do; the run does not fail on the link gone, and
+/// the contacts the user's lead deletion took are the user's deletions, propagated.
+#[tokio::test]
+async fn a_record_deleted_in_both_crms_in_one_run_deletes_its_link_once() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    delete_close_lead(&w, &lead).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(r.cascades.is_empty(), "{r:?}");
+    assert!(
+        close_company_link(&w, &lead).await.is_none(),
+        "the link is gone"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted with his lead by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
