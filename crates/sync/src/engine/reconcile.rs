@@ -215,13 +215,16 @@ impl Engine {
                 tx.mark_intent_sent(&intent.id).await.map_err(store_err)?;
             }
             // Noted as crmkit's own deletion, as when it was first sent (an intent an older
-            // crmkit left may lack the note), so the CRM's cascade of it is known for an echo.
+            // crmkit left may lack the note), so the CRM's cascade of it is known for an echo;
+            // only what a tombstone can name as its parent (`echo::noted`).
+            let noted = echo::noted(target.object, target);
             let fact = echo::deleted_fact(target.object, &target.id);
-            if tx
-                .account_fact(crm, &fact)
-                .await
-                .map_err(store_err)?
-                .is_none()
+            if noted
+                && tx
+                    .account_fact(crm, &fact)
+                    .await
+                    .map_err(store_err)?
+                    .is_none()
             {
                 let because = intent.payload["because"]
                     .as_str()

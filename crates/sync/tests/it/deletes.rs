@@ -1195,12 +1195,157 @@ async fn a_lead_a_user_deletes_in_close_takes_its_contacts_counterparts_with_it(
     );
 }
 
+/// The account fact noting crmkit's propagated delete of Close lead `lead`.
+async fn lead_delete_note(w: &World, lead: &str) -> Option<String> {
+    w.store
+        .account_fact(
+            Crm::Close,
+            &format!("deleted {} {lead}", ObjectKind::Company),
+        )
+        .await
+        .expect("store")
+}
+
 /// A config propagating company and person deletions.
 fn propagating() -> crmkit_sync::config::Config {
     let mut c = config();
     c.company.delete = DeletePolicy::Propagate;
     c.person.delete = DeletePolicy::Propagate;
     c
+}
+
+/// A user deletes Bob in Close, and (separately) Bob's company in HubSpot, before the same
+/// run: Bob's deletion is a user's, made before crmkit deleted his lead (his `deleted`
+/// event, naming the lead, is of another request than the lead's), so it is propagated.
+#[tokio::test]
+async fn a_users_contact_deletion_before_our_lead_delete_is_propagated() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    delete_hs_company(&w, &hs_co).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(!w.close_has_lead(&lead).await, "crmkit deleted the lead");
+    assert!(
+        r.cascades.is_empty(),
+        "a user's deletion reported as a cascade: {r:?}"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
+
+/// crmkit's delete of the Close lead fails (Close answers 500 every time), so the lead
+/// lives on and its note is forgotten; a user then deletes Bob in Close. His deletion is a
+/// user's, propagated.
+#[tokio::test]
+async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagated() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some(format!("DELETE /lead/{lead}/")),
+        ..Default::default()
+    });
+    let r = engine.run().await.expect("run");
+    assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
+    assert!(w.close_has_lead(&lead).await, "the lead lives on");
+    assert_eq!(lead_delete_note(&w, &lead).await, None, "forgotten");
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(w.close_has_lead(&lead).await, "the lead still lives on");
+    assert!(
+        r.cascades.is_empty(),
+        "a user's deletion reported as a cascade: {r:?}"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
+
+/// crmkit's delete of the Close lead fails; a user then deletes the lead in Close, which
+/// takes Bob with it. That is a user's deletion (the note of crmkit's failed delete was
+/// forgotten), so Bob's deletion is propagated to HubSpot, as for any lead a user deletes.
+#[tokio::test]
+async fn a_users_lead_deletion_after_our_delete_of_it_failed_takes_its_contacts_counterparts() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some(format!("DELETE /lead/{lead}/")),
+        ..Default::default()
+    });
+    let r = engine.run().await.expect("run");
+    assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
+    w.close_sb
+        .set_faults(crmkit_sandbox::faults::Faults::default());
+    delete_close_lead(&w, &lead).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(
+        r.cascades.is_empty(),
+        "a user's deletion reported as a cascade: {r:?}"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted with his lead by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
+
+/// Only a Close lead is ever named as a tombstone's parent, so only a delete of one is
+/// noted: a contact deletion propagated to HubSpot leaves no note.
+#[tokio::test]
+async fn only_a_propagated_delete_of_a_close_lead_is_noted() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(!hs_contact_exists(&w, &hs_contact).await, "{r:?}");
+    let note = w
+        .store
+        .account_fact(
+            Crm::HubSpot,
+            &format!("deleted {} {hs_contact}", ObjectKind::Person),
+        )
+        .await
+        .expect("store");
+    assert_eq!(note, None);
 }
 
 /// A lead deleted in Close and its company in HubSpot, both read in one run: two deletions
