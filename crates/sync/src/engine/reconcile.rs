@@ -214,10 +214,11 @@ impl Engine {
             if intent.state == crmkit_store::IntentState::Pending {
                 tx.mark_intent_sent(&intent.id).await.map_err(store_err)?;
             }
-            // Noted as crmkit's own deletion, as when it was first sent (an intent an older
-            // crmkit left may lack the note), so the CRM's cascade of it is known for an echo;
-            // only what a tombstone can name as its parent (`echo::noted`).
-            let noted = echo::noted(target.object, target);
+            // Noted as crmkit's own deletion if it was when first sent (its payload's
+            // `noted`; an intent an older crmkit left says nothing, and may lack the note),
+            // so the CRM's cascade of it is known for an echo.
+            let noted = intent.payload["noted"].as_bool().unwrap_or(true)
+                && echo::noted(target.object, target);
             let fact = echo::deleted_fact(target.object, &target.id);
             if noted
                 && tx

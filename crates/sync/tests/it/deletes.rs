@@ -1348,6 +1348,50 @@ async fn only_a_propagated_delete_of_a_close_lead_is_noted() {
     assert_eq!(note, None);
 }
 
+/// A delete of a Close lead left open by an interrupted run, not noted when first sent
+/// (its payload says so: the lead's own deletion was read in that run), is sent again
+/// without a note; one whose payload says nothing (an older crmkit's) is noted.
+#[tokio::test]
+async fn an_open_delete_is_noted_when_sent_again_only_if_it_was_at_first() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let mut leads = Vec::new();
+    for (n, noted) in [Some(false), None].into_iter().enumerate() {
+        let lead = w
+            .close_lead(serde_json::json!({"name": format!("Gone {n}")}))
+            .await;
+        let mut payload = serde_json::json!({"id": lead, "because": "hubspot:company:1"});
+        if let Some(noted) = noted {
+            payload["noted"] = noted.into();
+        }
+        let open = w
+            .store
+            .record_intent(
+                &crmkit_store::NewIntent::new(
+                    Crm::Close,
+                    ObjectKind::Company,
+                    crmkit_store::IntentOp::Delete,
+                    format!("interrupted-run:delete:{n}"),
+                    payload,
+                )
+                .pair(engine.pair()),
+            )
+            .await
+            .expect("store");
+        w.store.mark_intent_sent(&open.id).await.expect("store");
+        leads.push(lead);
+    }
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.recovered, 2, "{r:?}");
+    assert!(w.unsettled_intents().await.is_empty());
+    assert_eq!(lead_delete_note(&w, &leads[0]).await, None, "not noted");
+    assert_eq!(
+        lead_delete_note(&w, &leads[1]).await.as_deref(),
+        Some("hubspot:company:1"),
+        "noted, as before"
+    );
+}
+
 /// A lead deleted in Close and its company in HubSpot, both read in one run: two deletions
 /// of one link under `propagate`. The first deletes the link (the other side answers "not
 /// found"), the second has nothing left to do; the run does not fail on the link gone, and
