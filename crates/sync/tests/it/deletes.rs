@@ -1319,6 +1319,36 @@ async fn a_users_lead_deletion_after_our_delete_of_it_failed_takes_its_contacts_
     );
 }
 
+/// Bob (Close) is on the retry list when crmkit deletes his lead: his cascade tombstone is
+/// an echo, and the run neither reads him again (he would be "not found") nor keeps him
+/// listed.
+#[tokio::test]
+async fn a_cascaded_record_on_the_retry_list_is_not_read_again() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, _hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    let bob = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let due_now = crmkit_store::RetryPolicy {
+        first_delay: std::time::Duration::ZERO,
+        ..crmkit_store::RetryPolicy::default()
+    };
+    w.store
+        .record_retry(engine.pair(), &bob, "a write was refused", &due_now)
+        .await
+        .expect("store");
+    delete_hs_company(&w, &hs_co).await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.cascades.len(), 1, "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let listed = w.store.retries(engine.pair(), None).await.expect("store");
+    assert!(
+        listed.iter().all(|e| e.record != bob),
+        "Bob stays listed: {listed:?}"
+    );
+}
+
 /// Only a Close lead is ever named as a tombstone's parent, so only a delete of one is
 /// noted: a contact deletion propagated to HubSpot leaves no note.
 #[tokio::test]
