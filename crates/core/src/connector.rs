@@ -22,9 +22,10 @@
 //!   its data went (a Close contact whose own `deleted` event carries merge `meta`) comes out
 //!   as [`Change::Gone`]: not a deletion to mirror, and its successor is unknown, so a mirror
 //!   should have a person look at it. Where a CRM deletes a record's children with it (Close
-//!   deletes a lead's contacts, opportunities and activities), a child's tombstone names
-//!   that parent in `parent`, so a mirror can tell a deletion it made itself (of the parent)
-//!   from one a user made (see the sync engine). A record a read answers "not found" for without a
+//!   deletes a lead's contacts, opportunities and activities), the tombstone of a child its
+//!   parent's deletion took names that parent in `parent` (a child deleted on its own names
+//!   none), so a mirror can tell a deletion it made itself (of the parent) from one a user
+//!   made (see the sync engine). A record a read answers "not found" for without a
 //!   tombstone is not known to be deleted (it may be merged, or hidden from these
 //!   credentials).
 //! - **Nothing unmappable is fatal.** A record the connector cannot express in the unified
@@ -134,10 +135,10 @@ pub enum Change {
         /// The id of the record it was merged into, when it is gone because of a merge
         /// (its data lives on in that record): not a deletion to mirror.
         merged_into: Option<String>,
-        /// The record it belonged to when it was deleted, where its CRM deletes such
-        /// records with that one (a Close contact, opportunity or activity and its lead): a
-        /// deletion that may be the CRM's own cascade of its parent's. `None` where the CRM
-        /// has no such cascade or does not say.
+        /// The record whose own deletion took it with it, where its CRM deletes such
+        /// records with that one (a Close contact, opportunity or activity and its lead, in
+        /// one request): the CRM's own cascade of its parent's deletion. `None` for a
+        /// record deleted on its own, and where the CRM has no such cascade or does not say.
         parent: Option<RecordRef>,
         /// Resume here to continue after this change.
         cursor: ChangeCursor,

@@ -43,11 +43,14 @@
 //!    state; tombstones are deletions; records a connector could not read are reported.
 //!    A CRM's cascade of a user's deletion (Close's lead takes its contacts) is that CRM's
 //!    deletions; a cascade of a deletion crmkit made itself is not: a tombstone whose
-//!    `parent` (`Change::Deleted`) crmkit deleted as a propagated delete (each one is noted
-//!    in the store with its intent, before it is sent) is an echo of that write, in this run
-//!    or a later one: its side of its link is noted gone, neither created again there nor
-//!    deleted elsewhere, and the run reports it
-//!    ([`Report::cascades`](engine::Report::cascades)).
+//!    `parent` (`Change::Deleted`: the Close feed names a child's lead only when the lead's
+//!    deletion took it, in the same request) crmkit deleted as a propagated delete is an
+//!    echo of that write, in this run or a later one: its side of its link is noted gone,
+//!    neither created again there nor deleted elsewhere, and the run reports it
+//!    ([`Report::cascades`](engine::Report::cascades)). Each propagated delete of a Close
+//!    lead is noted in the store with its intent, before it is sent; the note stays while
+//!    the delete is open or done and is forgotten when it fails, so a later deletion of a
+//!    lead crmkit failed to delete is a user's.
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
 //! 5. **Sort.** A record with a stored link joins its link's group (the links are looked up

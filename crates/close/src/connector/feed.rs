@@ -16,11 +16,16 @@
 //! logs for a lead's children (developer.close.com/api/resources/events/list-of-event-types):
 //! a deleted lead's `previous_data` does not hold its activities.
 //!
-//! A tombstone of a contact, opportunity or activity names its lead as its `parent` (the
-//! deleted lead for the children in its `previous_data`, the event's `lead_id` for a child's
-//! own `deleted` event), so a consumer can tell the children a lead's deletion took with it
-//! when it deleted that lead itself (the sync engine does not mirror those: see
-//! `crmkit_sync`).
+//! A tombstone of a contact, opportunity or activity names its lead as its `parent` only
+//! when that lead's deletion took it: the deleted lead for the children in its
+//! `previous_data`; for a child's own `deleted` event, the event's `lead_id` when the lead's
+//! own `deleted` event has the same `request_id` (Close gives every event of one API
+//! request that request's id, developer.close.com/api/resources/events), asked of the event
+//! log (`object_id` and `action`) once per lead a window's child events name. A child
+//! deleted alone, before its lead or under a lead that lives on, names no parent; so does
+//! an event without a `request_id`. A consumer can then tell the children a lead's deletion
+//! took with it when it deleted that lead itself (the sync engine does not mirror those:
+//! see `crmkit_sync`).
 //!
 //! Merges: per the same page, merging lead A into lead B logs a `lead` `merged` event
 //! ("`lead_id` and `data` contain the lead ID and data of the resulting (destination) lead")
@@ -269,22 +274,92 @@ fn removed_ids(e: &Event, removed: Removed, merged: &Merged) -> Vec<String> {
     }
 }
 
-/// The lead a deletion event of `source` removes records from, for their tombstones'
-/// `parent`: the deleted lead itself for the children in its `previous_data`, the event's
-/// `lead_id` for a contact's, opportunity's or activity's own `deleted` event (Close logs
-/// one for each child a lead's deletion takes with it, and one for a child deleted alone).
-/// A lead's own deletion has none.
-fn parent_lead(e: &Event, source: &Source) -> Option<RecordRef> {
-    let lead = match source.removed {
-        Removed::Nested(_) => e.object_id.as_deref(),
-        Removed::Own if source.object_type != "lead" => e
-            .lead_id
+/// The lead a deletion event of `source` names for its records' tombstones' `parent`.
+#[derive(Debug, PartialEq, Eq)]
+enum ParentLead<'a> {
+    /// No lead: a lead's own deletion, or a child's that names no lead or no request.
+    None,
+    /// This lead, whose deletion the event is: the children in its `previous_data`.
+    Deleted(&'a str),
+    /// This lead only if its own `deleted` event has this `request_id`: a contact's,
+    /// opportunity's or activity's own `deleted` event (Close logs one for each child a
+    /// lead's deletion takes with it, and one for a child deleted alone, both with the
+    /// child's `lead_id`). "Multiple events from the same request can be associated by
+    /// looking at the request identifier" (`request_id`, developer.close.com/api/resources/
+    /// events), so the child went with its lead's deletion exactly when the two share it.
+    IfDeletedIn { lead: &'a str, request: &'a str },
+}
+
+/// What a deletion event of `source` says of its records' lead (see [`ParentLead`]).
+fn parent_lead<'a>(e: &'a Event, source: &Source) -> ParentLead<'a> {
+    let nonempty = |s: &&str| !s.is_empty();
+    match source.removed {
+        Removed::Nested(_) => e
+            .object_id
             .as_deref()
-            .filter(|l| Some(*l) != e.object_id.as_deref()),
-        Removed::Own => None,
-    };
-    lead.filter(|l| !l.is_empty())
-        .map(|l| RecordRef::new(Crm::Close, ObjectKind::Company, l))
+            .filter(nonempty)
+            .map_or(ParentLead::None, ParentLead::Deleted),
+        Removed::Own if source.object_type != "lead" => {
+            let lead = e
+                .lead_id
+                .as_deref()
+                .filter(nonempty)
+                .filter(|l| Some(*l) != e.object_id.as_deref());
+            match (lead, request_id(e)) {
+                (Some(lead), Some(request)) => ParentLead::IfDeletedIn { lead, request },
+                _ => ParentLead::None,
+            }
+        }
+        Removed::Own => ParentLead::None,
+    }
+}
+
+/// The `request_id` of an event: the API request that caused it.
+fn request_id(e: &Event) -> Option<&str> {
+    e.extra
+        .get("request_id")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+}
+
+/// The `request_id`s of lead `lead`'s own `deleted` events, asked of the event log once per
+/// lead for a feed (`known`).
+async fn lead_deleted_in(
+    client: &Client,
+    known: &std::sync::Mutex<BTreeMap<String, Vec<String>>>,
+    lead: &str,
+) -> Result<Vec<String>> {
+    if let Some(got) = known.lock().expect("not poisoned").get(lead) {
+        return Ok(got.clone());
+    }
+    let mut requests = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let mut req = ApiRequest::get("event/")
+            .query("object_id", lead)
+            .query("action", "deleted")
+            .query("_limit", "50");
+        if let Some(c) = &page {
+            req = req.query("_cursor", c.clone());
+        }
+        let got: EventPage = client.json(&req).await?;
+        requests.extend(
+            got.data
+                .iter()
+                .filter(|e| e.object_type == "lead")
+                .filter_map(request_id)
+                .map(str::to_string),
+        );
+        page = got.cursor_next;
+        if page.is_none() {
+            break;
+        }
+    }
+    known
+        .lock()
+        .expect("not poisoned")
+        .insert(lead.to_string(), requests.clone());
+    Ok(requests)
 }
 
 /// One search result as a change: an upsert, or a skip when it has no unified form.
@@ -512,10 +587,13 @@ fn deletions(
 ) -> BoxStream<'static, Result<Change>> {
     let Window { since, from, until } = window;
     let all = sources(kind);
+    // The requests each lead a child's `deleted` event names was deleted in.
+    let leads = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     stream::try_unfold(reading, move |mut r| {
         let client = client.clone();
         let upserts = upserts.clone();
         let merged = merged.clone();
+        let leads = leads.clone();
         async move {
             if r.source_done {
                 r = Reading {
@@ -564,8 +642,21 @@ fn deletions(
                 }
                 .encode();
                 let fate = fate(e, source, &merged);
-                let parent = parent_lead(e, source);
-                for id in removed_ids(e, source.removed, &merged) {
+                let ids = removed_ids(e, source.removed, &merged);
+                let parent = match parent_lead(e, source) {
+                    _ if ids.is_empty() || fate != Fate::Deleted => None,
+                    ParentLead::None => None,
+                    ParentLead::Deleted(lead) => Some(lead),
+                    ParentLead::IfDeletedIn { lead, request } => {
+                        lead_deleted_in(&client, &leads, lead)
+                            .await?
+                            .iter()
+                            .any(|r| r == request)
+                            .then_some(lead)
+                    }
+                }
+                .map(|l| RecordRef::new(Crm::Close, ObjectKind::Company, l));
+                for id in ids {
                     let record = RecordRef::new(Crm::Close, kind, id);
                     out.push(Ok(match &fate {
                         Fate::Deleted => Change::Deleted {
@@ -702,7 +793,6 @@ mod tests {
 
     #[test]
     fn a_childs_tombstone_names_its_lead_as_parent() {
-        let lead = |id: &str| Some(RecordRef::new(Crm::Close, ObjectKind::Company, id));
         let deleted = event(json!({
             "object_type": "lead", "action": "deleted", "object_id": "lead_1",
             "lead_id": "lead_1", "previous_data": {"contacts": [{"id": "cont_1"}]}
@@ -710,13 +800,14 @@ mod tests {
         // The lead's own tombstone has none; the contacts in its previous_data, the lead.
         assert_eq!(
             parent_lead(&deleted, &sources(ObjectKind::Company)[0]),
-            None
+            ParentLead::None
         );
         assert_eq!(
             parent_lead(&deleted, &nested(ObjectKind::Person, "contacts")),
-            lead("lead_1")
+            ParentLead::Deleted("lead_1")
         );
-        // A child's own deleted event: its lead_id, whether the lead went too or not.
+        // A child's own deleted event: its lead_id, if the lead's own deleted event came
+        // from the same request; without a request_id, none.
         for (kind, object_type) in [
             (ObjectKind::Person, "contact"),
             (ObjectKind::Deal, "opportunity"),
@@ -729,13 +820,34 @@ mod tests {
                 .unwrap();
             let child = event(json!({
                 "object_type": object_type, "action": "deleted", "object_id": "x_1",
+                "lead_id": "lead_1", "request_id": "req_1"
+            }));
+            assert_eq!(
+                parent_lead(&child, &own),
+                ParentLead::IfDeletedIn {
+                    lead: "lead_1",
+                    request: "req_1"
+                },
+                "{object_type}"
+            );
+            let unasked = event(json!({
+                "object_type": object_type, "action": "deleted", "object_id": "x_1",
                 "lead_id": "lead_1"
             }));
-            assert_eq!(parent_lead(&child, &own), lead("lead_1"), "{object_type}");
+            assert_eq!(
+                parent_lead(&unasked, &own),
+                ParentLead::None,
+                "{object_type}"
+            );
             let orphan = event(json!({
-                "object_type": object_type, "action": "deleted", "object_id": "x_1"
+                "object_type": object_type, "action": "deleted", "object_id": "x_1",
+                "request_id": "req_1"
             }));
-            assert_eq!(parent_lead(&orphan, &own), None, "{object_type}");
+            assert_eq!(
+                parent_lead(&orphan, &own),
+                ParentLead::None,
+                "{object_type}"
+            );
         }
     }
 

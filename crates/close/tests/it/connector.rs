@@ -990,3 +990,44 @@ async fn the_sandbox_root_works_as_base_url_and_a_wrong_one_says_so() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("base URL is probably wrong"), "{e}");
 }
+
+#[tokio::test]
+async fn a_childs_tombstone_names_its_lead_only_when_the_leads_deletion_took_it() {
+    let (_sb, c, conn, [first, alone, second, taken], cursors) = two_leads_read().await;
+    let delete = |path: String| {
+        let c = c.clone();
+        async move {
+            c.raw(&ApiRequest::new(Method::DELETE, path))
+                .await
+                .expect("deleted")
+        }
+    };
+    // The first lead's contact is deleted on its own, then the lead; the second lead is
+    // deleted with its contact.
+    delete(format!("contact/{alone}/")).await;
+    delete(format!("lead/{first}/")).await;
+    delete(format!("lead/{second}/")).await;
+    let changes = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
+    let parents: Vec<(&str, Option<&str>)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Deleted { record, parent, .. } => {
+                Some((record.id.as_str(), parent.as_ref().map(|p| p.id.as_str())))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(parents.contains(&(alone.as_str(), None)), "{parents:?}");
+    assert!(
+        parents.contains(&(taken.as_str(), Some(second.as_str()))),
+        "{parents:?}"
+    );
+    assert!(
+        parents.iter().all(|(id, p)| if *id == alone {
+            p.is_none()
+        } else {
+            *p == Some(second.as_str())
+        }),
+        "{parents:?}"
+    );
+}

@@ -173,10 +173,16 @@ impl Engine {
         // Deletions. A record whose own deletion this plan holds was deleted by someone
         // else: deleting it too is no deletion of ours.
         let deleted_now: BTreeSet<&RecordRef> = plan.deletions.iter().map(|d| &d.deleted).collect();
+        // Links a deletion of this plan removed: a record deleted in two CRMs is two
+        // deletions of one link, and the first one's deletes leave the second nothing to do.
+        let mut unlinked = BTreeSet::new();
         for d in &plan.deletions {
             let Some(link) = links.get(&d.link).cloned() else {
                 continue;
             };
+            if unlinked.contains(&link.id) {
+                continue;
+            }
             match d.policy {
                 // The link keeps the deleted id, so the record is not created again from the
                 // others; they stay as they are. The side's hash becomes `DELETED`, so a
@@ -212,21 +218,26 @@ impl Engine {
                         // Noted as crmkit's own deletion with its intent, before it is sent:
                         // a CRM's cascade of it (Close's lead takes its contacts) is then
                         // known for an echo, in this run or a later one, and after a crash
-                        // between the delete and its settlement (see `echo`). The note stays
-                        // whatever the answer: "not found" may be the answer to a retry of
-                        // a delete that arrived, and a failed delete is sent again. A side
+                        // between the delete and its settlement (see `echo`). Only what a
+                        // tombstone can name as its parent is noted (`echo::noted`). The note
+                        // stays while the delete is unsettled or done ("not found" may be the
+                        // answer to a retry of a delete that arrived) and is forgotten when
+                        // it fails: the record lives on, and a later deletion of it is not
+                        // ours (a failed delete is sent again, noted again, next run). A side
                         // its link notes gone, or whose deletion this run read, is not
-                        // deleted by us.
+                        // deleted by us; the intent says whether it was noted, for
+                        // `reconcile`.
                         let fact = echo::deleted_fact(kind, &target.id);
-                        let ours =
-                            link.hash(target.crm) != Some(DELETED) && !deleted_now.contains(target);
+                        let ours = echo::noted(kind, target)
+                            && link.hash(target.crm) != Some(DELETED)
+                            && !deleted_now.contains(target);
                         let noted = ours.then_some((target.crm, fact.as_str(), because.as_str()));
                         let new = NewIntent::new(
                             target.crm,
                             kind,
                             IntentOp::Delete,
                             format!("{run}:delete:{target}"),
-                            json!({"id": target.id, "because": d.deleted.to_string()}),
+                            json!({"id": target.id, "because": d.deleted.to_string(), "noted": ours}),
                         )
                         .run(run.clone())
                         .link(link.id.clone());
@@ -257,12 +268,16 @@ impl Engine {
                                 all_gone = false;
                                 failures.hold();
                                 self.settle(&intent, Err(e.to_string())).await?;
+                                if ours {
+                                    fenced!(self, forget_account_fact(target.crm, &fact))?;
+                                }
                                 report.errors.push(format!("deleting {target}: {e}"));
                             }
                         }
                     }
                     if all_gone {
                         fenced!(self, delete_link(&link))?;
+                        unlinked.insert(link.id.clone());
                     }
                 }
             }

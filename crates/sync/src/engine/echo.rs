@@ -8,12 +8,16 @@
 //! (Close deletes a lead's contacts, opportunities and activities), their tombstones
 //! come back through the feed. Nobody deleted those children: taken as deletions, they
 //! would be propagated in turn (a company deleted in HubSpot, which keeps its contacts,
-//! would delete those contacts through Close). So every propagated delete is noted as an
-//! account fact of its target ([`deleted_fact`]), written with its intent before the delete
-//! is sent (so a crash between the delete and its settlement keeps it); a tombstone whose
-//! connector names a `parent` noted so ([`Engine::cascade_echoes`]) is not a deletion: its
-//! side of its link is noted gone (neither created again there nor deleted elsewhere) and
-//! the run reports it ([`Report::cascades`]), in this run or any later one.
+//! would delete those contacts through Close). So every propagated delete of what a
+//! tombstone can name as its parent ([`noted`]: a Close lead) is noted as an account fact of
+//! its target ([`deleted_fact`]), written with its intent before the delete is sent (so a
+//! crash between the delete and its settlement keeps it), kept while the delete is open or
+//! done and forgotten when it fails; a tombstone whose connector names a `parent` noted so
+//! ([`Engine::cascade_echoes`]) is not a deletion: its side of its link is noted gone
+//! (neither created again there nor deleted elsewhere) and the run reports it
+//! ([`Report::cascades`]), in this run or any later one. The Close feed names a child's
+//! lead only when the lead's own deletion, in the same request, took the child, so a child
+//! a user deleted on its own is never taken for a cascade.
 
 use std::collections::HashSet;
 
@@ -23,6 +27,13 @@ use super::*;
 /// delete; its value is the deletion it propagated.
 pub(super) fn deleted_fact(kind: ObjectKind, id: &str) -> String {
     format!("deleted {kind} {id}")
+}
+
+/// Whether a propagated delete of `target` (of `kind`) is noted ([`deleted_fact`]): only
+/// what a tombstone can name as its `parent`, a Close lead (the one connector that names
+/// parents, see `crmkit_close`); a note of anything else would never be looked up.
+pub(super) fn noted(kind: ObjectKind, target: &RecordRef) -> bool {
+    kind == ObjectKind::Company && target.crm == Crm::Close
 }
 
 /// A tombstone that was its CRM's cascade of a deletion crmkit made itself: not propagated

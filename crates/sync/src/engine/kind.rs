@@ -133,8 +133,15 @@ impl Engine {
                 .retries(&self.pair, Some(kind))
                 .await
                 .map_err(store_err)?;
-            self.read_due(&listed, &mut upserts, &deletes, &mut failures, report)
-                .await?;
+            self.read_due(
+                &listed,
+                &mut upserts,
+                &deletes,
+                &cascaded,
+                &mut failures,
+                report,
+            )
+            .await?;
         }
         // The records merged into a winner still waiting to be mapped: their links name them
         // until the merge is followed. Read, one answers "not found" (taken for gone:

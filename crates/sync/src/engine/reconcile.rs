@@ -214,14 +214,18 @@ impl Engine {
             if intent.state == crmkit_store::IntentState::Pending {
                 tx.mark_intent_sent(&intent.id).await.map_err(store_err)?;
             }
-            // Noted as crmkit's own deletion, as when it was first sent (an intent an older
-            // crmkit left may lack the note), so the CRM's cascade of it is known for an echo.
+            // Noted as crmkit's own deletion if it was when first sent (its payload's
+            // `noted`; an intent an older crmkit left says nothing, and may lack the note),
+            // so the CRM's cascade of it is known for an echo.
+            let noted = intent.payload["noted"].as_bool().unwrap_or(true)
+                && echo::noted(target.object, target);
             let fact = echo::deleted_fact(target.object, &target.id);
-            if tx
-                .account_fact(crm, &fact)
-                .await
-                .map_err(store_err)?
-                .is_none()
+            if noted
+                && tx
+                    .account_fact(crm, &fact)
+                    .await
+                    .map_err(store_err)?
+                    .is_none()
             {
                 let because = intent.payload["because"]
                     .as_str()

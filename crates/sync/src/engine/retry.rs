@@ -172,13 +172,16 @@ pub(super) fn waiting_losers(listed: &[Retry]) -> BTreeMap<RecordRef, RecordRef>
 
 impl Engine {
     /// Reads again the due entries of `listed` (the retry list's entries of `kind`) not in
-    /// this run's feeds, nor merge winners this run already read: each read record joins
-    /// `upserts`; a record that cannot be read fails again.
+    /// this run's feeds, nor merge winners this run already read, nor `cascaded` (tombstones
+    /// of this run taken for echoes of crmkit's own deletes: gone, and their entries leave
+    /// the list as seen): each read record joins `upserts`; a record that cannot be read
+    /// fails again.
     pub(super) async fn read_due(
         &self,
         listed: &[Retry],
         upserts: &mut BTreeMap<(Crm, String), Record>,
         deletes: &BTreeSet<(Crm, String)>,
+        cascaded: &[RecordRef],
         failures: &mut Failures,
         report: &mut Report,
     ) -> Result<()> {
@@ -191,6 +194,7 @@ impl Engine {
                 let key = (r.crm, r.id.clone());
                 !upserts.contains_key(&key)
                     && !deletes.contains(&key)
+                    && !cascaded.contains(r)
                     && !failures.merges.contains_key(r)
             })
             .collect();

@@ -1250,3 +1250,256 @@ async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
         "not partial: {runs:?}"
     );
 }
+
+/// The account fact noting crmkit's propagated delete of Close lead `lead`.
+async fn lead_delete_note(w: &World, lead: &str) -> Option<String> {
+    w.store
+        .account_fact(
+            Crm::Close,
+            &format!("deleted {} {lead}", ObjectKind::Company),
+        )
+        .await
+        .expect("store")
+}
+
+/// A config propagating company and person deletions.
+fn propagating() -> crmkit_sync::config::Config {
+    let mut c = config();
+    c.company.delete = DeletePolicy::Propagate;
+    c.person.delete = DeletePolicy::Propagate;
+    c
+}
+
+/// A user deletes Bob in Close, and (separately) Bob's company in HubSpot, before the same
+/// run: Bob's deletion is a user's, made before crmkit deleted his lead (his `deleted`
+/// event, naming the lead, is of another request than the lead's), so it is propagated.
+#[tokio::test]
+async fn a_users_contact_deletion_before_our_lead_delete_is_propagated() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    delete_hs_company(&w, &hs_co).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(!w.close_has_lead(&lead).await, "crmkit deleted the lead");
+    assert!(
+        r.cascades.is_empty(),
+        "a user's deletion reported as a cascade: {r:?}"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
+
+/// crmkit's delete of the Close lead fails (Close answers 500 every time), so the lead
+/// lives on and its note is forgotten; a user then deletes Bob in Close. His deletion is a
+/// user's, propagated.
+#[tokio::test]
+async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagated() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some(format!("DELETE /lead/{lead}/")),
+        ..Default::default()
+    });
+    let r = engine.run().await.expect("run");
+    assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
+    assert!(w.close_has_lead(&lead).await, "the lead lives on");
+    assert_eq!(lead_delete_note(&w, &lead).await, None, "forgotten");
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(w.close_has_lead(&lead).await, "the lead still lives on");
+    assert!(
+        r.cascades.is_empty(),
+        "a user's deletion reported as a cascade: {r:?}"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
+
+/// crmkit's delete of the Close lead fails; a user then deletes the lead in Close, which
+/// takes Bob with it. That is a user's deletion (the note of crmkit's failed delete was
+/// forgotten), so Bob's deletion is propagated to HubSpot, as for any lead a user deletes.
+#[tokio::test]
+async fn a_users_lead_deletion_after_our_delete_of_it_failed_takes_its_contacts_counterparts() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some(format!("DELETE /lead/{lead}/")),
+        ..Default::default()
+    });
+    let r = engine.run().await.expect("run");
+    assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
+    w.close_sb
+        .set_faults(crmkit_sandbox::faults::Faults::default());
+    delete_close_lead(&w, &lead).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(
+        r.cascades.is_empty(),
+        "a user's deletion reported as a cascade: {r:?}"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted with his lead by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
+
+/// Bob (Close) is on the retry list when crmkit deletes his lead: his cascade tombstone is
+/// an echo, and the run neither reads him again (he would be "not found") nor keeps him
+/// listed.
+#[tokio::test]
+async fn a_cascaded_record_on_the_retry_list_is_not_read_again() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, _hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    let bob = RecordRef::new(Crm::Close, ObjectKind::Person, contact.clone());
+    let due_now = crmkit_store::RetryPolicy {
+        first_delay: std::time::Duration::ZERO,
+        ..crmkit_store::RetryPolicy::default()
+    };
+    w.store
+        .record_retry(engine.pair(), &bob, "a write was refused", &due_now)
+        .await
+        .expect("store");
+    delete_hs_company(&w, &hs_co).await;
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.cascades.len(), 1, "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let listed = w.store.retries(engine.pair(), None).await.expect("store");
+    assert!(
+        listed.iter().all(|e| e.record != bob),
+        "Bob stays listed: {listed:?}"
+    );
+}
+
+/// Only a Close lead is ever named as a tombstone's parent, so only a delete of one is
+/// noted: a contact deletion propagated to HubSpot leaves no note.
+#[tokio::test]
+async fn only_a_propagated_delete_of_a_close_lead_is_noted() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    w.close
+        .raw(&ApiRequest::new(
+            Method::DELETE,
+            format!("contact/{contact}/"),
+        ))
+        .await
+        .expect("deleted");
+    w.settle().await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(!hs_contact_exists(&w, &hs_contact).await, "{r:?}");
+    let note = w
+        .store
+        .account_fact(
+            Crm::HubSpot,
+            &format!("deleted {} {hs_contact}", ObjectKind::Person),
+        )
+        .await
+        .expect("store");
+    assert_eq!(note, None);
+}
+
+/// A delete of a Close lead left open by an interrupted run, not noted when first sent
+/// (its payload says so: the lead's own deletion was read in that run), is sent again
+/// without a note; one whose payload says nothing (an older crmkit's) is noted.
+#[tokio::test]
+async fn an_open_delete_is_noted_when_sent_again_only_if_it_was_at_first() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let mut leads = Vec::new();
+    for (n, noted) in [Some(false), None].into_iter().enumerate() {
+        let lead = w
+            .close_lead(serde_json::json!({"name": format!("Gone {n}")}))
+            .await;
+        let mut payload = serde_json::json!({"id": lead, "because": "hubspot:company:1"});
+        if let Some(noted) = noted {
+            payload["noted"] = noted.into();
+        }
+        let open = w
+            .store
+            .record_intent(
+                &crmkit_store::NewIntent::new(
+                    Crm::Close,
+                    ObjectKind::Company,
+                    crmkit_store::IntentOp::Delete,
+                    format!("interrupted-run:delete:{n}"),
+                    payload,
+                )
+                .pair(engine.pair()),
+            )
+            .await
+            .expect("store");
+        w.store.mark_intent_sent(&open.id).await.expect("store");
+        leads.push(lead);
+    }
+    let r = engine.run().await.expect("run");
+    assert_eq!(r.recovered, 2, "{r:?}");
+    assert!(w.unsettled_intents().await.is_empty());
+    assert_eq!(lead_delete_note(&w, &leads[0]).await, None, "not noted");
+    assert_eq!(
+        lead_delete_note(&w, &leads[1]).await.as_deref(),
+        Some("hubspot:company:1"),
+        "noted, as before"
+    );
+}
+
+/// A lead deleted in Close and its company in HubSpot, both read in one run: two deletions
+/// of one link under `propagate`. The first deletes the link (the other side answers "not
+/// found"), the second has nothing left to do; the run does not fail on the link gone, and
+/// the contacts the user's lead deletion took are the user's deletions, propagated.
+#[tokio::test]
+async fn a_record_deleted_in_both_crms_in_one_run_deletes_its_link_once() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact) = linked_bob(&w, &engine).await;
+    let lead = close_lead_of(&w, &contact).await;
+    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
+    delete_hs_company(&w, &hs_co).await;
+    delete_close_lead(&w, &lead).await;
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(r.cascades.is_empty(), "{r:?}");
+    assert!(
+        close_company_link(&w, &lead).await.is_none(),
+        "the link is gone"
+    );
+    assert!(
+        !hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted with his lead by a user in Close, is archived in HubSpot: {r:?}"
+    );
+}
