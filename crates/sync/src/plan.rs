@@ -1590,6 +1590,20 @@ mod tests {
         (link, [(Crm::Close, sc), (Crm::HubSpot, sh)].into())
     }
 
+    /// Plans one linked record of `kind`.
+    fn plan_linked(
+        c: &Config,
+        kind: ObjectKind,
+        link: (LinkState, Sides),
+        refs: &dyn Refs,
+    ) -> Plan {
+        let input = Input {
+            linked: vec![link],
+            ..Input::default()
+        };
+        plan(c, kind, input, refs)
+    }
+
     #[test]
     fn an_unchanged_link_writes_nothing_and_an_echo_is_not_sent_back() {
         let c = cfg();
@@ -1754,15 +1768,7 @@ mod tests {
                 .map(|(crm, s)| (crm, s.fields.clone()))
                 .collect(),
         };
-        let p = plan(
-            &c,
-            ObjectKind::Person,
-            Input {
-                linked: vec![(link, sides)],
-                ..Input::default()
-            },
-            &RefTable::default(),
-        );
+        let p = plan_linked(&c, ObjectKind::Person, (link, sides), &RefTable::default());
         assert!(
             p.groups[0].conflicts.is_empty(),
             "{:?}",
@@ -1884,11 +1890,7 @@ mod tests {
                     &person("21", "Ann", hs_base),
                 )),
             );
-            let input = Input {
-                linked: vec![(link, sides)],
-                ..Input::default()
-            };
-            plan(&c, ObjectKind::Person, input, &refs)
+            plan_linked(&c, ObjectKind::Person, (link, sides), &refs)
         };
         // HubSpot's record names company 99, linked nowhere: the company cannot be
         // compared this run, while the rename in Close is planned.
@@ -2013,11 +2015,7 @@ mod tests {
                 &person("21", hs.0, "2023-01-01T00:00:00Z"),
             )),
         );
-        let input = Input {
-            linked: vec![(link, sides)],
-            ..Input::default()
-        };
-        plan(&c, ObjectKind::Person, input, refs)
+        plan_linked(&c, ObjectKind::Person, (link, sides), refs)
     }
 
     /// The change of `field` the plan makes to the HubSpot record, if any.
@@ -2177,11 +2175,7 @@ mod tests {
             hashes,
             bases,
         };
-        let input = Input {
-            linked: vec![(link, sides)],
-            ..Input::default()
-        };
-        plan(c, ObjectKind::Person, input, refs)
+        plan_linked(c, ObjectKind::Person, (link, sides), refs)
     }
 
     /// HubSpot company 11 (lead_1's) merged into 12 (lead_2's) under review, and
@@ -2309,11 +2303,7 @@ mod tests {
                 &person("21", "11", "2023-01-01T00:00:00Z"),
             )),
         );
-        let input = Input {
-            linked: vec![(link, sides)],
-            ..Input::default()
-        };
-        let p = plan(&c, ObjectKind::Person, input, &refs);
+        let p = plan_linked(&c, ObjectKind::Person, (link, sides), &refs);
         let to = close_change(&p, "company").and_then(|c| c.to);
         assert_eq!(to, Some(json!("lead_3")), "{p:?}");
         assert_eq!(hs_change(&p, "company"), None, "{p:?}");
@@ -2485,11 +2475,7 @@ mod tests {
                     &person("21", "13", "CTO"),
                 )),
             );
-            let input = Input {
-                linked: vec![(link, sides)],
-                ..Input::default()
-            };
-            let p = plan(&c, ObjectKind::Person, input, &refs);
+            let p = plan_linked(&c, ObjectKind::Person, (link, sides), &refs);
             assert_eq!(close_change(&p, "company"), None, "{policy:?}: {p:?}");
             assert_eq!(hs_change(&p, "company"), None, "{policy:?}: {p:?}");
             assert!(p.groups[0].conflicts.is_empty(), "{policy:?}: {p:?}");
@@ -2594,15 +2580,7 @@ mod tests {
                 (Crm::Salesforce, sf),
             ]
             .into();
-            let p = plan(
-                &c,
-                ObjectKind::Company,
-                Input {
-                    linked: vec![(link, sides)],
-                    ..Input::default()
-                },
-                &RefTable::default(),
-            );
+            let p = plan_linked(&c, ObjectKind::Company, (link, sides), &RefTable::default());
             let g = &p.groups[0];
             let filled = p
                 .updates()
@@ -2663,11 +2641,12 @@ mod tests {
                 &email("31", "Hello", "2023-01-01T00:00:00Z"),
             )),
         );
-        let input = Input {
-            linked: vec![(link, sides)],
-            ..Input::default()
-        };
-        let p = plan(&c, ObjectKind::Activity, input, &RefTable::default());
+        let p = plan_linked(
+            &c,
+            ObjectKind::Activity,
+            (link, sides),
+            &RefTable::default(),
+        );
         assert!(
             p.updates().all(|(_, u)| u.target.crm != Crm::Close),
             "{p:?}"

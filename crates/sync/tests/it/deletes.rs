@@ -926,26 +926,7 @@ async fn a_record_new_under_a_company_merged_away_under_review_goes_under_the_su
             c.person.conflict.primary = primary;
         }
         let engine = w.engine(c);
-        let globex = globex(&w).await;
-        let (contact, _) = linked_bob(&w, &engine).await;
-        let lead = close_lead_of(&w, &contact).await;
-        let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
-        let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
-        merge_hs_companies(&w, &hs_globex, &hs_acme).await;
-        w.settle().await;
-        let r = engine.run().await.expect("run");
-        assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
-        let ann = w
-            .close
-            .raw(&ApiRequest::post(
-                "contact/",
-                serde_json::json!({"lead_id": lead, "name": "Ann Lee",
-                                   "emails": [{"email": "ann@acme.com"}]}),
-            ))
-            .await
-            .expect("created");
-        let ann = ann["id"].as_str().expect("id").to_string();
-        w.settle().await;
+        let (ann, lead, hs_acme, hs_globex) = ann_under_a_merged_acme(&w, &engine).await;
         let r = engine.run().await.expect("run");
         // A notice: Ann is created, so the run is no failure and nothing is retried.
         assert!(r.errors.is_empty() && r.retrying == 0, "{primary:?}: {r:?}");
@@ -1199,18 +1180,19 @@ async fn a_lead_a_user_deletes_in_close_takes_its_contacts_counterparts_with_it(
     );
 }
 
-/// A contact created under a merge's survivor was created: noted (`notices`), not a
-/// failure. The run is not partial, and the contact is not on the retry list.
-#[tokio::test]
-async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
-    let w = World::new().await;
-    let engine = w.engine(config());
-    let globex = globex(&w).await;
-    let (contact, _) = linked_bob(&w, &engine).await;
-    let lead = close_lead_of(&w, &contact).await;
-    let hs_acme = hs_company_of(&w, &lead).await.expect("Acme linked");
-    let hs_globex = hs_company_of(&w, &globex).await.expect("Globex linked");
-    merge_hs_companies(&w, &hs_globex, &hs_acme).await;
+/// Bob's company Acme merged in HubSpot into Globex (the merge goes to review, a run
+/// checks), then Ann added under Acme's lead in Close: Ann's Close id, the lead, and
+/// HubSpot's Acme and Globex.
+async fn ann_under_a_merged_acme(
+    w: &World,
+    engine: &crmkit_sync::Engine,
+) -> (String, String, String, String) {
+    let globex = globex(w).await;
+    let (contact, _) = linked_bob(w, engine).await;
+    let lead = close_lead_of(w, &contact).await;
+    let hs_acme = hs_company_of(w, &lead).await.expect("Acme linked");
+    let hs_globex = hs_company_of(w, &globex).await.expect("Globex linked");
+    merge_hs_companies(w, &hs_globex, &hs_acme).await;
     w.settle().await;
     let r = engine.run().await.expect("run");
     assert_eq!(r.flagged.len(), 1, "the merge goes to review: {r:?}");
@@ -1219,12 +1201,22 @@ async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
         .raw(&ApiRequest::post(
             "contact/",
             serde_json::json!({"lead_id": lead, "name": "Ann Lee",
-                               "emails": [{"email": "ann@acme.com"}]}),
+                           "emails": [{"email": "ann@acme.com"}]}),
         ))
         .await
         .expect("created");
     let ann = ann["id"].as_str().expect("id").to_string();
     w.settle().await;
+    (ann, lead, hs_acme, hs_globex)
+}
+
+/// A contact created under a merge's survivor was created: noted (`notices`), not a
+/// failure. The run is not partial, and the contact is not on the retry list.
+#[tokio::test]
+async fn a_create_under_a_survivor_is_a_notice_not_a_failure() {
+    let w = World::new().await;
+    let engine = w.engine(config());
+    let (ann, _, hs_acme, hs_globex) = ann_under_a_merged_acme(&w, &engine).await;
     let noted = [format!(
         "close:person:{ann}: created in hubspot under {hs_globex}: its company {hs_acme} \
          was merged into it (merge under review)"
@@ -1302,17 +1294,16 @@ async fn a_users_contact_deletion_before_our_lead_delete_is_propagated() {
     );
 }
 
-/// crmkit's delete of the Close lead fails (Close answers 500 every time), so the lead
-/// lives on and its note is forgotten; a user then deletes Bob in Close. His deletion is a
-/// user's, propagated.
-#[tokio::test]
-async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagated() {
-    let w = World::new().await;
-    let engine = w.engine(propagating());
-    let (contact, hs_contact) = linked_bob(&w, &engine).await;
-    let lead = close_lead_of(&w, &contact).await;
-    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
-    delete_hs_company(&w, &hs_co).await;
+/// Bob linked, his HubSpot company deleted under propagate, and crmkit's delete of his
+/// Close lead refused (500) in a run: his Close and HubSpot ids and the lead's.
+async fn bob_under_a_failed_lead_delete(
+    w: &World,
+    engine: &crmkit_sync::Engine,
+) -> (String, String, String) {
+    let (contact, hs_contact) = linked_bob(w, engine).await;
+    let lead = close_lead_of(w, &contact).await;
+    let hs_co = hs_company_of(w, &lead).await.expect("linked");
+    delete_hs_company(w, &hs_co).await;
     w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
         rate_500: 1.0,
         route: Some(format!("DELETE /lead/{lead}/")),
@@ -1320,6 +1311,17 @@ async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagate
     });
     let r = engine.run().await.expect("run");
     assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
+    (contact, hs_contact, lead)
+}
+
+/// crmkit's delete of the Close lead fails (Close answers 500 every time), so the lead
+/// lives on and its note is forgotten; a user then deletes Bob in Close. His deletion is a
+/// user's, propagated.
+#[tokio::test]
+async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagated() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let (contact, hs_contact, lead) = bob_under_a_failed_lead_delete(&w, &engine).await;
     assert!(w.close_has_lead(&lead).await, "the lead lives on");
     assert_eq!(lead_delete_note(&w, &lead).await, None, "forgotten");
     w.close
@@ -1349,17 +1351,7 @@ async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagate
 async fn a_users_lead_deletion_after_our_delete_of_it_failed_takes_its_contacts_counterparts() {
     let w = World::new().await;
     let engine = w.engine(propagating());
-    let (contact, hs_contact) = linked_bob(&w, &engine).await;
-    let lead = close_lead_of(&w, &contact).await;
-    let hs_co = hs_company_of(&w, &lead).await.expect("linked");
-    delete_hs_company(&w, &hs_co).await;
-    w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
-        rate_500: 1.0,
-        route: Some(format!("DELETE /lead/{lead}/")),
-        ..Default::default()
-    });
-    let r = engine.run().await.expect("run");
-    assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
+    let (_, hs_contact, lead) = bob_under_a_failed_lead_delete(&w, &engine).await;
     w.close_sb
         .set_faults(crmkit_sandbox::faults::Faults::default());
     delete_close_lead(&w, &lead).await;
