@@ -221,9 +221,13 @@ impl Engine {
                         // between the delete and its settlement (see `echo`). Only what a
                         // tombstone can name as its parent is noted (`echo::noted`). The note
                         // stays while the delete is unsettled or done ("not found" may be the
-                        // answer to a retry of a delete that arrived) and is forgotten when
-                        // it fails: the record lives on, and a later deletion of it is not
-                        // ours (a failed delete is sent again, noted again, next run). A side
+                        // answer to a retry of a delete that arrived) and after a failure
+                        // that may have followed the deletion (a dropped connection, a
+                        // timeout, a 5xx: Close may have deleted the lead and its contacts,
+                        // whose tombstones the next kinds of this very run read). It is
+                        // forgotten only when the CRM refused the request ([`refused`]): the
+                        // record lives on, and a later deletion of it is not ours (a failed
+                        // delete is sent again, noted again, next run). A side
                         // its link notes gone, or whose deletion this run read, is not
                         // deleted by us; the intent says whether it was noted, for
                         // `reconcile`.
@@ -268,7 +272,7 @@ impl Engine {
                                 all_gone = false;
                                 failures.hold();
                                 self.settle(&intent, Err(e.to_string())).await?;
-                                if ours {
+                                if ours && refused(e.kind()) {
                                     fenced!(self, forget_account_fact(target.crm, &fact))?;
                                 }
                                 report.errors.push(format!("deleting {target}: {e}"));
@@ -816,6 +820,23 @@ pub(super) fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
         .into_iter()
         .map(Some)
         .chain(std::iter::repeat_with(|| None))
+}
+
+/// Whether a failure of kind `kind` is the CRM refusing a request it did not carry out
+/// (an HTTP 4xx: credentials, permission, input, state, rate or quota), rather than one
+/// whose effect is unknown (a dropped connection, a timeout, a 5xx, an answer that could
+/// not be read).
+fn refused(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Auth
+            | ErrorKind::Forbidden
+            | ErrorKind::Validation
+            | ErrorKind::Conflict
+            | ErrorKind::RateLimited
+            | ErrorKind::QuotaExhausted
+            | ErrorKind::Config
+    )
 }
 
 #[cfg(test)]

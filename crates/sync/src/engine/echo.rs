@@ -11,8 +11,8 @@
 //! would delete those contacts through Close). So every propagated delete of what a
 //! tombstone can name as its parent ([`noted`]: a Close lead) is noted as an account fact of
 //! its target ([`deleted_fact`]), written with its intent before the delete is sent (so a
-//! crash between the delete and its settlement keeps it), kept while the delete is open or
-//! done and forgotten when it fails; a tombstone whose connector names a `parent` noted so
+//! crash between the delete and its settlement keeps it), kept while the delete is open,
+//! done, or failed with an unknown effect, and forgotten when the CRM refused it; a tombstone whose connector names a `parent` noted so
 //! ([`Engine::cascade_echoes`]) is not a deletion: its side of its link is noted gone
 //! (neither created again there nor deleted elsewhere) and the run reports it
 //! ([`Report::cascades`]), in this run or any later one. The Close feed names a child's

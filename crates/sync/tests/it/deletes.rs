@@ -1294,36 +1294,51 @@ async fn a_users_contact_deletion_before_our_lead_delete_is_propagated() {
     );
 }
 
-/// Bob linked, his HubSpot company deleted under propagate, and crmkit's delete of his
-/// Close lead refused (500) in a run: his Close and HubSpot ids and the lead's.
+/// Bob linked, his HubSpot company deleted under propagate, and every answer to crmkit's
+/// delete of his Close lead in a run made `fault` (a 500, or the delete carried out and its
+/// answer lost): his Close and HubSpot ids and the lead's.
 async fn bob_under_a_failed_lead_delete(
     w: &World,
     engine: &crmkit_sync::Engine,
+    fault: crmkit_sandbox::faults::Faults,
 ) -> (String, String, String) {
     let (contact, hs_contact) = linked_bob(w, engine).await;
     let lead = close_lead_of(w, &contact).await;
     let hs_co = hs_company_of(w, &lead).await.expect("linked");
     delete_hs_company(w, &hs_co).await;
     w.close_sb.set_faults(crmkit_sandbox::faults::Faults {
-        rate_500: 1.0,
         route: Some(format!("DELETE /lead/{lead}/")),
-        ..Default::default()
+        ..fault
     });
     let r = engine.run().await.expect("run");
+    w.close_sb
+        .set_faults(crmkit_sandbox::faults::Faults::default());
     assert!(!r.errors.is_empty(), "the delete failed: {r:?}");
     (contact, hs_contact, lead)
 }
 
+fn answered_500() -> crmkit_sandbox::faults::Faults {
+    crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        ..Default::default()
+    }
+}
+
 /// crmkit's delete of the Close lead fails (Close answers 500 every time), so the lead
-/// lives on and its note is forgotten; a user then deletes Bob in Close. His deletion is a
-/// user's, propagated.
+/// lives on; its note stays (a 500 says nothing of whether Close deleted it). A user then
+/// deletes Bob in Close: no deletion of the lead took him, so his deletion is a user's,
+/// propagated.
 #[tokio::test]
 async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagated() {
     let w = World::new().await;
     let engine = w.engine(propagating());
-    let (contact, hs_contact, lead) = bob_under_a_failed_lead_delete(&w, &engine).await;
+    let (contact, hs_contact, lead) =
+        bob_under_a_failed_lead_delete(&w, &engine, answered_500()).await;
     assert!(w.close_has_lead(&lead).await, "the lead lives on");
-    assert_eq!(lead_delete_note(&w, &lead).await, None, "forgotten");
+    assert!(
+        lead_delete_note(&w, &lead).await.is_some(),
+        "the note stays"
+    );
     w.close
         .raw(&ApiRequest::new(
             Method::DELETE,
@@ -1333,7 +1348,6 @@ async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagate
         .expect("deleted");
     w.settle().await;
     let r = engine.run().await.expect("run");
-    assert!(w.close_has_lead(&lead).await, "the lead still lives on");
     assert!(
         r.cascades.is_empty(),
         "a user's deletion reported as a cascade: {r:?}"
@@ -1344,26 +1358,57 @@ async fn a_users_contact_deletion_under_a_lead_our_delete_failed_on_is_propagate
     );
 }
 
-/// crmkit's delete of the Close lead fails; a user then deletes the lead in Close, which
-/// takes Bob with it. That is a user's deletion (the note of crmkit's failed delete was
-/// forgotten), so Bob's deletion is propagated to HubSpot, as for any lead a user deletes.
+/// crmkit's delete of the Close lead is answered 500; a user then deletes the lead in
+/// Close, which takes Bob with it. crmkit cannot tell that deletion from its own carried
+/// out behind the 500, so it errs on the side of keeping: Bob stays in HubSpot, reported
+/// as kept.
 #[tokio::test]
-async fn a_users_lead_deletion_after_our_delete_of_it_failed_takes_its_contacts_counterparts() {
+async fn a_lead_deleted_after_our_delete_of_it_answered_500_keeps_its_contacts_elsewhere() {
     let w = World::new().await;
     let engine = w.engine(propagating());
-    let (_, hs_contact, lead) = bob_under_a_failed_lead_delete(&w, &engine).await;
-    w.close_sb
-        .set_faults(crmkit_sandbox::faults::Faults::default());
+    let (_, hs_contact, lead) = bob_under_a_failed_lead_delete(&w, &engine, answered_500()).await;
     delete_close_lead(&w, &lead).await;
     let r = engine.run().await.expect("run");
     assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.cascades.len(), 1, "{r:?}");
     assert!(
-        r.cascades.is_empty(),
-        "a user's deletion reported as a cascade: {r:?}"
+        hs_contact_exists(&w, &hs_contact).await,
+        "Bob is kept in HubSpot: {r:?}"
+    );
+}
+
+/// Close carries out crmkit's delete of the lead (and of Bob with it), but every answer of
+/// the run is lost: the note stays, so Bob's cascade, read by the same run's people, is
+/// crmkit's own, and Bob stays in HubSpot, where only his company was deleted.
+#[tokio::test]
+async fn a_lead_delete_whose_answers_are_all_lost_keeps_its_contacts_elsewhere() {
+    let w = World::new().await;
+    let engine = w.engine(propagating());
+    let lost = crmkit_sandbox::faults::Faults {
+        rate_processed_drop: 1.0,
+        ..Default::default()
+    };
+    let (contact, hs_contact, lead) = bob_under_a_failed_lead_delete(&w, &engine, lost).await;
+    assert!(
+        !w.close_has_lead(&lead).await,
+        "Close carried out the delete"
     );
     assert!(
-        !hs_contact_exists(&w, &hs_contact).await,
-        "Bob, deleted with his lead by a user in Close, is archived in HubSpot: {r:?}"
+        lead_delete_note(&w, &lead).await.is_some(),
+        "the note stays"
+    );
+    assert!(
+        hs_contact_exists(&w, &hs_contact).await,
+        "Bob, deleted only by Close's cascade of crmkit's own delete, is kept in HubSpot"
+    );
+    // The next run settles the delete ("not found") and keeps Bob.
+    let r = engine.run().await.expect("run");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(hs_contact_exists(&w, &hs_contact).await, "{r:?}");
+    let bob = RecordRef::new(Crm::Close, ObjectKind::Person, contact);
+    assert!(
+        w.store.link_by_record(&bob).await.expect("store").is_some(),
+        "Bob's link stays, his Close side noted gone"
     );
 }
 
