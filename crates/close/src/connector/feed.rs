@@ -16,16 +16,20 @@
 //! logs for a lead's children (developer.close.com/api/resources/events/list-of-event-types):
 //! a deleted lead's `previous_data` does not hold its activities.
 //!
-//! A tombstone of a contact, opportunity or activity names its lead as its `parent` only
-//! when that lead's deletion took it: the deleted lead for the children in its
+//! A tombstone of a contact, opportunity or activity names its lead as its `parent` when
+//! that lead's deletion may have taken it: the deleted lead for the children in its
 //! `previous_data`; for a child's own `deleted` event, the event's `lead_id` when the lead's
 //! own `deleted` event has the same `request_id` (Close gives every event of one API
 //! request that request's id, developer.close.com/api/resources/events), asked of the event
-//! log (`object_id` and `action`) once per lead a window's child events name. A child
-//! deleted alone, before its lead or under a lead that lives on, names no parent; so does
-//! an event without a `request_id`. A consumer can then tell the children a lead's deletion
-//! took with it when it deleted that lead itself (the sync engine does not mirror those:
-//! see `crmkit_sync`).
+//! log (`object_id` and `action`) once per lead a window's child events name. When no
+//! `deleted` event of the lead is found (Close may show events late, or fold actions into
+//! one) or the child's event has no `request_id`, the lead itself is asked for
+//! (`GET lead/{id}/`, once per lead): a 404 says it is deleted, and it is named all the
+//! same. A child deleted alone, before its lead (their `deleted` events have different
+//! `request_id`s) or under a lead that lives on, names no parent. A consumer can then tell
+//! the children a lead's deletion took with it when it deleted that lead itself (the sync
+//! engine does not mirror those, and decides with its own note whether it deleted the
+//! lead: see `crmkit_sync`). A failed request fails the page: nothing is skipped.
 //!
 //! Merges: per the same page, merging lead A into lead B logs a `lead` `merged` event
 //! ("`lead_id` and `data` contain the lead ID and data of the resulting (destination) lead")
@@ -71,7 +75,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::mapping::{activity_kind, to_record};
-use crate::client::Client;
+use crate::client::{Client, close_id};
 use crate::models::Event;
 
 /// How far back deletions are re-read at least (developer.close.com/resources/event-log:
@@ -277,17 +281,21 @@ fn removed_ids(e: &Event, removed: Removed, merged: &Merged) -> Vec<String> {
 /// The lead a deletion event of `source` names for its records' tombstones' `parent`.
 #[derive(Debug, PartialEq, Eq)]
 enum ParentLead<'a> {
-    /// No lead: a lead's own deletion, or a child's that names no lead or no request.
+    /// No lead: a lead's own deletion, or a child's that names no lead.
     None,
     /// This lead, whose deletion the event is: the children in its `previous_data`.
     Deleted(&'a str),
-    /// This lead only if its own `deleted` event has this `request_id`: a contact's,
-    /// opportunity's or activity's own `deleted` event (Close logs one for each child a
-    /// lead's deletion takes with it, and one for a child deleted alone, both with the
-    /// child's `lead_id`). "Multiple events from the same request can be associated by
-    /// looking at the request identifier" (`request_id`, developer.close.com/api/resources/
-    /// events), so the child went with its lead's deletion exactly when the two share it.
-    IfDeletedIn { lead: &'a str, request: &'a str },
+    /// This lead only if its deletion may have taken the child (see [`taken_with_lead`]):
+    /// a contact's, opportunity's or activity's own `deleted` event (Close logs one for each
+    /// child a lead's deletion takes with it, and one for a child deleted alone, both with
+    /// the child's `lead_id`), with the event's `request_id` if it has one. "Multiple events
+    /// from the same request can be associated by looking at the request identifier"
+    /// (`request_id`, developer.close.com/api/resources/events), so the child went with its
+    /// lead's deletion when the two share it.
+    IfDeletedIn {
+        lead: &'a str,
+        request: Option<&'a str>,
+    },
 }
 
 /// What a deletion event of `source` says of its records' lead (see [`ParentLead`]).
@@ -299,17 +307,15 @@ fn parent_lead<'a>(e: &'a Event, source: &Source) -> ParentLead<'a> {
             .as_deref()
             .filter(nonempty)
             .map_or(ParentLead::None, ParentLead::Deleted),
-        Removed::Own if source.object_type != "lead" => {
-            let lead = e
-                .lead_id
-                .as_deref()
-                .filter(nonempty)
-                .filter(|l| Some(*l) != e.object_id.as_deref());
-            match (lead, request_id(e)) {
-                (Some(lead), Some(request)) => ParentLead::IfDeletedIn { lead, request },
-                _ => ParentLead::None,
-            }
-        }
+        Removed::Own if source.object_type != "lead" => e
+            .lead_id
+            .as_deref()
+            .filter(nonempty)
+            .filter(|l| Some(*l) != e.object_id.as_deref())
+            .map_or(ParentLead::None, |lead| ParentLead::IfDeletedIn {
+                lead,
+                request: request_id(e),
+            }),
         Removed::Own => ParentLead::None,
     }
 }
@@ -322,15 +328,66 @@ fn request_id(e: &Event) -> Option<&str> {
         .filter(|r| !r.is_empty())
 }
 
-/// The `request_id`s of lead `lead`'s own `deleted` events, asked of the event log once per
-/// lead for a feed (`known`).
+/// What a feed has learnt of a lead that a child's `deleted` event names, each asked of
+/// Close at most once per lead for a feed.
+#[derive(Debug, Default)]
+struct LeadSeen {
+    /// The `request_id` of each of the lead's own `deleted` events in the event log (`None`
+    /// for an event without one).
+    deleted_in: Option<Vec<Option<String>>>,
+    /// Whether `GET lead/{id}/` answered 404: the lead is deleted (or merged away).
+    gone: Option<bool>,
+}
+
+/// What a feed knows of the leads its child events name, by lead id.
+type LeadsSeen = std::sync::Mutex<BTreeMap<String, LeadSeen>>;
+
+/// Whether lead `lead`'s deletion may have taken a child whose own `deleted` event has
+/// `request` as its `request_id`, so that its tombstone names the lead as `parent`:
+/// - the lead's own `deleted` event has the same `request_id`: yes;
+/// - the lead's own `deleted` events all have another `request_id`: no, the child was
+///   deleted by another request (alone, before its lead);
+/// - otherwise (no `deleted` event of the lead in the log, one without a `request_id`, or a
+///   child event without one) the lead itself is asked for: a 404 says it is deleted, its
+///   event missing or not logged yet (Close may show events late, and advises re-reading a
+///   few minutes back; it may fold actions into one event), and it is named; a lead that
+///   exists is not.
+///
+/// Naming a parent says only that the lead is deleted: whether crmkit deleted it is for the
+/// consumer to know (the sync engine keeps a note of its own lead deletions). Any failed
+/// request is an error, so the page fails and nothing is skipped.
+async fn taken_with_lead(
+    client: &Client,
+    known: &LeadsSeen,
+    lead: &str,
+    request: Option<&str>,
+) -> Result<bool> {
+    if let Some(request) = request {
+        let deleted_in = lead_deleted_in(client, known, lead).await?;
+        if deleted_in.iter().any(|r| r.as_deref() == Some(request)) {
+            return Ok(true);
+        }
+        if !deleted_in.is_empty() && deleted_in.iter().all(Option::is_some) {
+            return Ok(false);
+        }
+    }
+    lead_gone(client, known, lead).await
+}
+
+/// The `request_id`s of lead `lead`'s own `deleted` events (`None` for one without), asked
+/// of the event log once per lead for a feed (`known`).
 async fn lead_deleted_in(
     client: &Client,
-    known: &std::sync::Mutex<BTreeMap<String, Vec<String>>>,
+    known: &LeadsSeen,
     lead: &str,
-) -> Result<Vec<String>> {
-    if let Some(got) = known.lock().expect("not poisoned").get(lead) {
-        return Ok(got.clone());
+) -> Result<Vec<Option<String>>> {
+    if let Some(got) = known
+        .lock()
+        .expect("not poisoned")
+        .get(lead)
+        .and_then(|l| l.deleted_in.clone())
+    {
+        return Ok(got);
     }
     let mut requests = Vec::new();
     let mut page: Option<String> = None;
@@ -347,8 +404,7 @@ async fn lead_deleted_in(
             got.data
                 .iter()
                 .filter(|e| e.object_type == "lead")
-                .filter_map(request_id)
-                .map(str::to_string),
+                .map(|e| request_id(e).map(str::to_string)),
         );
         page = got.cursor_next;
         if page.is_none() {
@@ -358,8 +414,36 @@ async fn lead_deleted_in(
     known
         .lock()
         .expect("not poisoned")
-        .insert(lead.to_string(), requests.clone());
+        .entry(lead.to_string())
+        .or_default()
+        .deleted_in = Some(requests.clone());
     Ok(requests)
+}
+
+/// Whether Close answers `GET lead/{lead}/` with a 404: the lead is deleted. Asked once per
+/// lead for a feed (`known`); any other failure is an error.
+async fn lead_gone(client: &Client, known: &LeadsSeen, lead: &str) -> Result<bool> {
+    if let Some(gone) = known
+        .lock()
+        .expect("not poisoned")
+        .get(lead)
+        .and_then(|l| l.gone)
+    {
+        return Ok(gone);
+    }
+    let req = ApiRequest::get(format!("lead/{}/", close_id(lead)?)).query("_fields", "id");
+    let gone = match client.raw(&req).await {
+        Ok(_) => false,
+        Err(e) if e.kind() == ErrorKind::NotFound && e.status() == Some(404) => true,
+        Err(e) => return Err(e),
+    };
+    known
+        .lock()
+        .expect("not poisoned")
+        .entry(lead.to_string())
+        .or_default()
+        .gone = Some(gone);
+    Ok(gone)
 }
 
 /// One search result as a change: an upsert, or a skip when it has no unified form.
@@ -587,8 +671,8 @@ fn deletions(
 ) -> BoxStream<'static, Result<Change>> {
     let Window { since, from, until } = window;
     let all = sources(kind);
-    // The requests each lead a child's `deleted` event names was deleted in.
-    let leads = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    // What Close said of each lead a child's `deleted` event names (see [`taken_with_lead`]).
+    let leads: Arc<LeadsSeen> = Arc::default();
     stream::try_unfold(reading, move |mut r| {
         let client = client.clone();
         let upserts = upserts.clone();
@@ -648,10 +732,8 @@ fn deletions(
                     ParentLead::None => None,
                     ParentLead::Deleted(lead) => Some(lead),
                     ParentLead::IfDeletedIn { lead, request } => {
-                        lead_deleted_in(&client, &leads, lead)
+                        taken_with_lead(&client, &leads, lead, request)
                             .await?
-                            .iter()
-                            .any(|r| r == request)
                             .then_some(lead)
                     }
                 }
@@ -806,8 +888,8 @@ mod tests {
             parent_lead(&deleted, &nested(ObjectKind::Person, "contacts")),
             ParentLead::Deleted("lead_1")
         );
-        // A child's own deleted event: its lead_id, if the lead's own deleted event came
-        // from the same request; without a request_id, none.
+        // A child's own deleted event: its lead_id, with the event's request_id if it has
+        // one (whether the lead's deletion took it is asked of Close: `taken_with_lead`).
         for (kind, object_type) in [
             (ObjectKind::Person, "contact"),
             (ObjectKind::Deal, "opportunity"),
@@ -826,17 +908,20 @@ mod tests {
                 parent_lead(&child, &own),
                 ParentLead::IfDeletedIn {
                     lead: "lead_1",
-                    request: "req_1"
+                    request: Some("req_1")
                 },
                 "{object_type}"
             );
             let unasked = event(json!({
                 "object_type": object_type, "action": "deleted", "object_id": "x_1",
-                "lead_id": "lead_1"
+                "lead_id": "lead_1", "request_id": ""
             }));
             assert_eq!(
                 parent_lead(&unasked, &own),
-                ParentLead::None,
+                ParentLead::IfDeletedIn {
+                    lead: "lead_1",
+                    request: None
+                },
                 "{object_type}"
             );
             let orphan = event(json!({

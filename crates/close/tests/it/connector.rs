@@ -993,7 +993,7 @@ async fn the_sandbox_root_works_as_base_url_and_a_wrong_one_says_so() {
 
 #[tokio::test]
 async fn a_childs_tombstone_names_its_lead_only_when_the_leads_deletion_took_it() {
-    let (_sb, c, conn, [first, alone, second, taken], cursors) = two_leads_read().await;
+    let (sb, c, conn, [first, alone, second, taken], cursors) = two_leads_read().await;
     let delete = |path: String| {
         let c = c.clone();
         async move {
@@ -1002,13 +1002,50 @@ async fn a_childs_tombstone_names_its_lead_only_when_the_leads_deletion_took_it(
                 .expect("deleted")
         }
     };
-    // The first lead's contact is deleted on its own, then the lead; the second lead is
-    // deleted with its contact.
+    // A lead with two contacts, and their ids.
+    let lead = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            let l = c
+                .raw(&ApiRequest::post(
+                    "lead/",
+                    json!({"name": name, "contacts": [{"name": format!("{name} A")},
+                                                      {"name": format!("{name} B")}]}),
+                ))
+                .await
+                .expect("lead");
+            let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+            (id(&l), [id(&l["contacts"][0]), id(&l["contacts"][1])])
+        }
+    };
+    let (late, late_contacts) = lead("Late").await;
+    let (unasked, [unasked_contact, _]) = lead("Unasked").await;
+    let (alive, [alive_contact, alive_unasked]) = lead("Alive").await;
+    // The first lead's contact is deleted on its own, then the lead (two requests: different
+    // `request_id`s); the second lead is deleted with its contact.
     delete(format!("contact/{alone}/")).await;
     delete(format!("lead/{first}/")).await;
     delete(format!("lead/{second}/")).await;
+    // Deleted with its contacts, but its own `deleted` event is not in the log yet.
+    delete(format!("lead/{late}/")).await;
+    // Deleted with its contacts, whose `deleted` events carry no `request_id`.
+    delete(format!("lead/{unasked}/")).await;
+    // Two contacts deleted alone under a lead that lives on, one without a `request_id`.
+    delete(format!("contact/{alive_contact}/")).await;
+    delete(format!("contact/{alive_unasked}/")).await;
+    sb.edit_events(|e| {
+        if e["object_id"] == json!(late) && e["action"] == "deleted" {
+            e["action"] = json!("not_logged_yet");
+        }
+        if e["object_type"] == "contact"
+            && (e["lead_id"] == json!(unasked) || e["object_id"] == json!(alive_unasked))
+        {
+            e["request_id"] = Value::Null;
+        }
+    });
+    sb.reset_stats();
     let changes = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
-    let parents: Vec<(&str, Option<&str>)> = changes
+    let parents: HashMap<&str, Option<&str>> = changes
         .iter()
         .filter_map(|c| match c {
             Change::Deleted { record, parent, .. } => {
@@ -1017,17 +1054,79 @@ async fn a_childs_tombstone_names_its_lead_only_when_the_leads_deletion_took_it(
             _ => None,
         })
         .collect();
-    assert!(parents.contains(&(alone.as_str(), None)), "{parents:?}");
-    assert!(
-        parents.contains(&(taken.as_str(), Some(second.as_str()))),
-        "{parents:?}"
-    );
-    assert!(
-        parents.iter().all(|(id, p)| if *id == alone {
-            p.is_none()
-        } else {
-            *p == Some(second.as_str())
-        }),
-        "{parents:?}"
+    let mut want: HashMap<&str, Option<&str>> = HashMap::from([
+        // Its lead's deletion has another request_id.
+        (alone.as_str(), None),
+        (taken.as_str(), Some(second.as_str())),
+        (unasked_contact.as_str(), Some(unasked.as_str())),
+        // The lead lives on.
+        (alive_contact.as_str(), None),
+        (alive_unasked.as_str(), None),
+    ]);
+    for c in &late_contacts {
+        // No `deleted` event of the lead is visible, but Close answers 404 for it.
+        want.insert(c.as_str(), Some(late.as_str()));
+    }
+    for (id, p) in &want {
+        assert_eq!(parents.get(id), Some(p), "{id}: {parents:?}");
+    }
+    // Each lead is asked for once, however many children name it; a lead whose deletion
+    // event shares the child's request_id, or whose deletion has another, is not asked for.
+    let asked = |l: &str| {
+        sb.stats()
+            .requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&format!("lead/{l}/")))
+            .count()
+    };
+    assert_eq!(asked(&late), 1);
+    assert_eq!(asked(&unasked), 1);
+    assert_eq!(asked(&alive), 1);
+    assert_eq!(asked(&first), 0);
+    assert_eq!(asked(&second), 0);
+}
+
+#[tokio::test]
+async fn a_failed_lead_lookup_fails_the_page_and_skips_no_tombstone() {
+    let (sb, c, conn, [_, _, lead, contact], cursors) = two_leads_read().await;
+    c.raw(&ApiRequest::new(Method::DELETE, format!("lead/{lead}/")))
+        .await
+        .expect("deleted");
+    sb.edit_events(|e| {
+        if e["object_id"] == json!(lead) && e["action"] == "deleted" {
+            e["action"] = json!("not_logged_yet");
+        }
+    });
+    sb.set_faults(crmkit_sandbox::faults::Faults {
+        rate_500: 1.0,
+        route: Some(format!("GET /lead/{lead}/")),
+        ..Default::default()
+    });
+    let mut feed = conn.changes(ObjectKind::Person, Some(cursors[1].clone()));
+    let mut failed = false;
+    while let Some(item) = feed.next().await {
+        match item {
+            Ok(Change::Deleted { record, .. }) => {
+                panic!("{} came out without its lookup", record.id)
+            }
+            Ok(_) => {}
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    drop(feed);
+    assert!(failed, "the failed GET lead/{lead}/ fails the page");
+    sb.set_faults(crmkit_sandbox::faults::Faults::default());
+    let changes = run(&conn, ObjectKind::Person, Some(cursors[1].clone())).await;
+    let parent = changes.iter().find_map(|c| match c {
+        Change::Deleted { record, parent, .. } if record.id == contact => Some(parent.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        parent.flatten().map(|p| p.id),
+        Some(lead),
+        "read again once Close answers: {changes:?}"
     );
 }
