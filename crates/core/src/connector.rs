@@ -23,8 +23,7 @@
 //!   as [`Change::Gone`]: not a deletion to mirror, and its successor is unknown, so a mirror
 //!   should have a person look at it. Where a CRM deletes a record's children with it (Close
 //!   deletes a lead's contacts, opportunities and activities), the tombstone of a child its
-//!   parent's deletion took names that parent in `parent` (a child deleted on its own names
-//!   none), so a mirror can tell a deletion it made itself (of the parent) from one a user
+//!   parent's deletion took (or may have taken) names that parent in `parent`, so a mirror can tell a deletion it made itself (of the parent) from one a user
 //!   made (see the sync engine). A record a read answers "not found" for without a
 //!   tombstone is not known to be deleted (it may be merged, or hidden from these
 //!   credentials).
@@ -137,8 +136,10 @@ pub enum Change {
         merged_into: Option<String>,
         /// The record whose own deletion took it with it, where its CRM deletes such
         /// records with that one (a Close contact, opportunity or activity and its lead, in
-        /// one request): the CRM's own cascade of its parent's deletion. `None` for a
-        /// record deleted on its own, and where the CRM has no such cascade or does not say.
+        /// one request): the CRM's own cascade of its parent's deletion; also where the
+        /// parent is deleted and the CRM does not tell whether its deletion took this one.
+        /// `None` for a record known to be deleted on its own, and where the CRM has no such
+        /// cascade or does not say.
         parent: Option<RecordRef>,
         /// Resume here to continue after this change.
         cursor: ChangeCursor,

@@ -43,8 +43,9 @@
 //!    state; tombstones are deletions; records a connector could not read are reported.
 //!    A CRM's cascade of a user's deletion (Close's lead takes its contacts) is that CRM's
 //!    deletions; a cascade of a deletion crmkit made itself is not: a tombstone whose
-//!    `parent` (`Change::Deleted`: the Close feed names a child's lead only when the lead's
-//!    deletion took it, in the same request) crmkit deleted as a propagated delete is an
+//!    `parent` (`Change::Deleted`: the Close feed names a child's lead when the lead's
+//!    deletion took it, in the same request, or when the lead is deleted and its
+//!    deletion's event is not visible yet) crmkit deleted as a propagated delete is an
 //!    echo of that write, in this run or a later one: its side of its link is noted gone,
 //!    neither created again there nor deleted elsewhere, and the run reports it
 //!    ([`Report::cascades`](engine::Report::cascades)). Each propagated delete of a Close

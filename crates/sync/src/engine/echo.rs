@@ -16,8 +16,9 @@
 //! ([`Engine::cascade_echoes`]) is not a deletion: its side of its link is noted gone
 //! (neither created again there nor deleted elsewhere) and the run reports it
 //! ([`Report::cascades`]), in this run or any later one. The Close feed names a child's
-//! lead only when the lead's own deletion, in the same request, took the child, so a child
-//! a user deleted on its own is never taken for a cascade.
+//! lead when the lead's own deletion, in the same request, took the child, or when the lead
+//! is deleted and its deletion's event is not visible (yet); so a child a user deleted on
+//! its own is taken for a cascade only in that last case, where crmkit's note decides.
 
 use std::collections::HashSet;
 
