@@ -15,16 +15,21 @@ async fn delete_close_lead(w: &World, id: &str) {
     w.settle().await;
 }
 
-async fn hs_exists(w: &World, id: &str) -> bool {
+/// Whether HubSpot `object` (`companies`, `contacts`) `id` can be read (not archived).
+async fn hs_object_exists(w: &World, object: &str, id: &str) -> bool {
     match w
         .hs
-        .raw(&ApiRequest::get(format!("crm/v3/objects/companies/{id}")))
+        .raw(&ApiRequest::get(format!("crm/v3/objects/{object}/{id}")))
         .await
     {
         Ok(_) => true,
         Err(e) if e.kind() == ErrorKind::NotFound => false,
-        Err(e) => panic!("reading the company: {e}"),
+        Err(e) => panic!("reading {object} {id}: {e}"),
     }
+}
+
+async fn hs_exists(w: &World, id: &str) -> bool {
+    hs_object_exists(w, "companies", id).await
 }
 
 #[tokio::test]
@@ -1019,15 +1024,7 @@ async fn delete_hs_company(w: &World, id: &str) {
 }
 
 async fn hs_contact_exists(w: &World, id: &str) -> bool {
-    match w
-        .hs
-        .raw(&ApiRequest::get(format!("crm/v3/objects/contacts/{id}")))
-        .await
-    {
-        Ok(_) => true,
-        Err(e) if e.kind() == ErrorKind::NotFound => false,
-        Err(e) => panic!("reading the contact: {e}"),
-    }
+    hs_object_exists(w, "contacts", id).await
 }
 
 /// When Close, taking Bob with the lead crmkit deleted, reports his deletion.
