@@ -173,24 +173,23 @@ async fn a_merge_moves_the_link_to_the_winner_and_deletes_nothing() {
     );
 }
 
-/// Merges HubSpot contact `loser` into `winner` (`POST /crm/v3/objects/contacts/merge`).
-async fn merge_hs_contacts(w: &World, winner: &str, loser: &str) {
+/// Merges HubSpot `object` (`contacts`, `companies`) `loser` into `winner`
+/// (`POST /crm/v3/objects/<object>/merge`).
+async fn merge_hs(w: &World, object: &str, winner: &str, loser: &str) {
     w.hs.raw(&ApiRequest::post(
-        "crm/v3/objects/contacts/merge",
+        format!("crm/v3/objects/{object}/merge"),
         serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
     ))
     .await
     .expect("merged");
 }
 
-/// Merges HubSpot company `loser` into `winner` (`POST /crm/v3/objects/companies/merge`).
+async fn merge_hs_contacts(w: &World, winner: &str, loser: &str) {
+    merge_hs(w, "contacts", winner, loser).await;
+}
+
 async fn merge_hs_companies(w: &World, winner: &str, loser: &str) {
-    w.hs.raw(&ApiRequest::post(
-        "crm/v3/objects/companies/merge",
-        serde_json::json!({"primaryObjectId": winner, "objectIdToMerge": loser}),
-    ))
-    .await
-    .expect("merged");
+    merge_hs(w, "companies", winner, loser).await;
 }
 
 /// Removes HubSpot contact `contact`'s association with company `company` (associations
