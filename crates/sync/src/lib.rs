@@ -51,8 +51,8 @@
 //!    ([`Report::cascades`](engine::Report::cascades)). Each propagated delete of a Close
 //!    lead is noted in the store with its intent, before it is sent; the note stays while
 //!    the delete is open or done or failed with an unknown effect (a lost answer, a 5xx)
-//!    and is forgotten when Close refused it (a 4xx), so a later deletion of a lead Close
-//!    refused to delete is a user's.
+//!    and is forgotten when Close refused it (a 4xx other than a rate or quota limit), so
+//!    a later deletion of a lead Close refused to delete is a user's.
 //! 4. **Map and hash.** Each record's synced fields are read into unified, canonical form
 //!    ([`values::extract`]) and hashed ([`resolve::hash`]).
 //! 5. **Sort.** A record with a stored link joins its link's group (the links are looked up

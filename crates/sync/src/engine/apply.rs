@@ -823,9 +823,11 @@ pub(super) fn per_input<T>(results: Vec<T>) -> impl Iterator<Item = Option<T>> {
 }
 
 /// Whether a failure of kind `kind` is the CRM refusing a request it did not carry out
-/// (an HTTP 4xx: credentials, permission, input, state, rate or quota), rather than one
+/// (credentials, permission, input, state, or crmkit's own configuration), rather than one
 /// whose effect is unknown (a dropped connection, a timeout, a 5xx, an answer that could
-/// not be read).
+/// not be read). A rate limit or a used-up quota is not a refusal here: the transport
+/// returns the last attempt's error, and one ending a retry of a timed-out or dropped
+/// delete says nothing of whether the first attempt deleted the record.
 fn refused(kind: ErrorKind) -> bool {
     matches!(
         kind,
@@ -833,8 +835,6 @@ fn refused(kind: ErrorKind) -> bool {
             | ErrorKind::Forbidden
             | ErrorKind::Validation
             | ErrorKind::Conflict
-            | ErrorKind::RateLimited
-            | ErrorKind::QuotaExhausted
             | ErrorKind::Config
     )
 }
