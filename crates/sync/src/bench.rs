@@ -32,14 +32,14 @@ use crate::config::Config;
 use crate::per_crm::PerCrm;
 use crate::plan::{self, Input, LinkState, RefTable, Seen, Sides};
 
-/// Pairs planned per plan by default: a plan of 2,048 records (a run's changes, a few
-/// listing pages of each CRM), whose working set (about 4 KB a pair: the records, their
-/// mapped fields, keys and the plan; 4 MB in all) is read back mostly from the caches
-/// between mapping and planning. Larger plans are slower per pair, as their records come
-/// back from main memory (4,096 pairs a plan ran at about 650,000 pairs/s against about
-/// 1,200,000 for 1,024 on one machine), and where busy neighbours share the caches smaller
-/// ones are faster (`crmkit bench sync-plan --plan-pairs`).
-pub const PLAN_PAIRS: usize = 1024;
+/// Pairs planned per plan by default: a plan of 512 records (a run's changes, a listing
+/// page or two of each CRM), whose working set (about 4 KB a pair: the records, their
+/// mapped fields, keys and the plan; 1 MB in all) stays in a core's own cache (2 MB of L2
+/// on these machines) between mapping and planning. Larger plans are slower per pair, as
+/// their records come back from the shared cache or main memory: on one machine 1,024
+/// pairs a plan ran about 8% slower than 256, and 4,096 at about half the speed
+/// (`crmkit bench sync-plan --plan-pairs`).
+pub const PLAN_PAIRS: usize = 256;
 
 /// The figures of one run.
 #[derive(Debug, Clone, PartialEq)]

@@ -58,36 +58,42 @@ pub const FREE_MAIL: &[&str] = &[
     "163.com",
 ];
 
-/// Legal-form suffixes ignored at the end of a company name.
-pub const LEGAL_SUFFIXES: &[&str] = &[
-    "inc",
-    "incorporated",
-    "llc",
-    "llp",
-    "lp",
-    "ltd",
-    "limited",
-    "gmbh",
-    "corp",
-    "corporation",
-    "co",
-    "company",
-    "sa",
-    "sas",
-    "sarl",
-    "ag",
-    "bv",
-    "nv",
-    "plc",
-    "pty",
-    "oy",
-    "ab",
-    "as",
-    "srl",
-    "spa",
-    "kg",
-    "ug",
-];
+/// Whether `word` is a legal-form suffix ignored at the end of a company name (Inc, LLC,
+/// Ltd, GmbH, …). A `match` rather than a search of a list: it tests the length and then
+/// the bytes inline, where a list's comparisons each called the C library's `memcmp`, for
+/// the last words of every company name planned.
+pub fn is_legal_suffix(word: &str) -> bool {
+    matches!(
+        word,
+        "inc"
+            | "incorporated"
+            | "llc"
+            | "llp"
+            | "lp"
+            | "ltd"
+            | "limited"
+            | "gmbh"
+            | "corp"
+            | "corporation"
+            | "co"
+            | "company"
+            | "sa"
+            | "sas"
+            | "sarl"
+            | "ag"
+            | "bv"
+            | "nv"
+            | "plc"
+            | "pty"
+            | "oy"
+            | "ab"
+            | "as"
+            | "srl"
+            | "spa"
+            | "kg"
+            | "ug"
+    )
+}
 
 /// An email in matching form: trimmed and lower-cased; `None` unless it has one `@` with
 /// text on both sides.
@@ -114,7 +120,7 @@ pub fn normalize_domain(text: &str) -> Option<String> {
 /// Appends `text`'s domain in matching form ([`normalize_domain`]) to `out`; `false` (and
 /// nothing appended) when it has none. Lower-cases a copy only when `text` needs it.
 fn push_domain(text: &str, out: &mut String) -> bool {
-    let t = text.trim();
+    let t = crate::values::trim(text);
     let lower = if t.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
         std::borrow::Cow::Owned(t.to_lowercase())
     } else {
@@ -195,8 +201,10 @@ fn push_company_name(name: &str, out: &mut String) -> bool {
         }
     }
     // Legal suffixes off the end, never the only word.
-    while let Some(i) = out[start..].rfind(' ') {
-        if !LEGAL_SUFFIXES.contains(&&out[start + i + 1..]) {
+    // Spaces found byte by byte (ASCII, so at character boundaries): a name is short and
+    // `rfind` calls the C library for each.
+    while let Some(i) = out.as_bytes()[start..].iter().rposition(|c| *c == b' ') {
+        if !is_legal_suffix(&out[start + i + 1..]) {
             break;
         }
         out.truncate(start + i);

@@ -222,8 +222,9 @@ pub struct Update {
     /// What changes, field by field.
     pub changes: Vec<FieldChange>,
     /// The record to send: the current one with the changes applied, so the connector
-    /// sends only the changed fields.
-    pub record: Record,
+    /// sends only the changed fields. Boxed as the side's record is: it is moved out of the
+    /// side, not copied.
+    pub record: Box<Record>,
 }
 
 /// Everything planned for one linked (or newly matched) record.
@@ -523,6 +524,30 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         let mut link: Option<LinkState> = None;
         let mut sides = Sides::new();
         let mut clash = false;
+        // A member's reference is kept only where the component holds two records of one
+        // CRM or two links, which this walk (taking nothing) tells first: a consistent
+        // component, nearly every one, copies no id for a list it would not use.
+        let clashing = {
+            let mut held: PerCrm<()> = PerCrm::new();
+            let mut links = 0;
+            let mut twice = false;
+            for &(_, n) in members {
+                let crms: &mut dyn Iterator<Item = Crm> = match nodes[n] {
+                    Node::Linked(g) if !linked_taken[g] => {
+                        links += 1;
+                        &mut linked[g].1.keys()
+                    }
+                    Node::Free(i) if !ambiguous.contains(&i) => {
+                        &mut free_slots[i].iter().map(|s| s.crm)
+                    }
+                    _ => &mut std::iter::empty(),
+                };
+                for c in crms {
+                    twice |= held.insert(c, ()).is_some();
+                }
+            }
+            twice || links > 1
+        };
         let mut free_members = Vec::new();
         for &(_, n) in members {
             match nodes[n] {
@@ -549,7 +574,9 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
                     let Some(seen) = free_slots[i].take() else {
                         continue;
                     };
-                    free_members.push(seen.reference());
+                    if clashing {
+                        free_members.push(seen.reference());
+                    }
                     if sides.insert(seen.crm, seen).is_some() {
                         clash = true;
                     }
@@ -859,7 +886,7 @@ fn plan_group(
         let target = s.reference();
         // The patch is the side's own record, moved rather than copied: the side keeps its
         // fields and hash (stored as the base), and nothing reads its record again.
-        let mut record = std::mem::replace(&mut *s.record, values::blank(kind));
+        let mut record = std::mem::replace(&mut s.record, Box::new(values::blank(kind)));
         if let Err(e) = values::apply(&mut record, crm, cfg, &writes) {
             out.errors.push(PlanError {
                 record: target,

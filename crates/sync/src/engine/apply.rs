@@ -517,7 +517,10 @@ impl Engine {
                 if sent.is_empty() {
                     continue;
                 }
-                let batch = sent.iter().map(|(_, u, _)| u.record.clone()).collect();
+                let batch = sent
+                    .iter()
+                    .map(|(_, u, _)| Record::clone(&u.record))
+                    .collect();
                 self.ensure_leased()?;
                 let out = self.conn(*crm).update(batch).await;
                 for ((i, u, intent), r) in sent.into_iter().zip(per_input(out.results)) {
