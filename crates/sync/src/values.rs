@@ -255,25 +255,26 @@ fn json_str(json: &mut Vec<u8>, s: &str) {
 
 /// Whether JSON would escape a byte of `b` (a quote, a backslash or a control byte). Every
 /// string hashed is scanned, so eight bytes are tested at once, in a `u64` (the classic
-/// "has a byte less than n" test): no loop over single bytes but for the tail.
+/// "has a byte less than n" test), a tail as the last eight bytes (some tested twice,
+/// which does not change the answer): only text shorter than a word is read byte by byte.
 fn needs_escape(b: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     // Non-zero only where `x` has a byte below `n` (the borrow can mark a byte after a real
     // one as well, which does not change the answer).
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
-    let mut words = b.chunks_exact(8);
-    let hit = words.by_ref().any(|w| {
+    let escapes = |w: &[u8]| {
         let x = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
         below(x, 0x20)
             | below(x ^ (ONES * u64::from(b'"')), 1)
             | below(x ^ (ONES * u64::from(b'\\')), 1)
             != 0
-    });
-    hit || words
-        .remainder()
-        .iter()
-        .any(|&c| c == b'"' || c == b'\\' || c < 0x20)
+    };
+    if b.len() < 8 {
+        return b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20);
+    }
+    let mut words = b.chunks_exact(8);
+    words.by_ref().any(escapes) || (!words.remainder().is_empty() && escapes(&b[b.len() - 8..]))
 }
 
 /// A [`hash`]: the first 16 bytes of a SHA-256 in lower-case hex, held inline. Every record
@@ -1151,7 +1152,7 @@ mod tests {
     fn the_escape_scan_finds_every_byte_json_escapes_wherever_it_sits() {
         // Every byte value at every place of two words and a tail, among bytes that need no
         // escape on either side (multi-byte UTF-8 lead bytes included), against the rule.
-        for len in [1, 7, 8, 9, 16, 19] {
+        for len in [1, 2, 5, 7, 8, 9, 15, 16, 19] {
             for at in 0..len {
                 for b in 0..=255u8 {
                     let mut text = vec![b'a'; len];
