@@ -570,6 +570,36 @@ mod tests {
             "a name that is only a suffix stays"
         );
         assert_eq!(n(" ,. "), None);
+        // The ASCII pass agrees with the general form (lower-case, anything but letters
+        // and digits a space, words one space apart, suffixes off the end).
+        let general = |s: &str| {
+            let cleaned: String = s
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+                .collect();
+            let mut words: Vec<&str> = cleaned.split_whitespace().collect();
+            while words.len() > 1 && words.last().is_some_and(|w| is_legal_suffix(w)) {
+                words.pop();
+            }
+            (!words.is_empty()).then(|| words.join(" "))
+        };
+        for s in [
+            "",
+            "x",
+            "Inc",
+            "  Acme   Inc  ",
+            "...Acme---Widgets!!",
+            "A.B.C",
+            "Acme Inc Inc",
+            "ACME123 ltd.",
+            "9 to 5, LLC",
+            "\tTab\nNew Co",
+            "Co Co",
+            "acme-co",
+        ] {
+            assert_eq!(n(s), general(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -523,32 +523,32 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
     for members in comps.chunk_by(|a, b| a.0 == b.0) {
         let mut link: Option<LinkState> = None;
         let mut sides = Sides::new();
-        let mut clash = false;
-        // A member's reference is kept only where the component holds two records of one
-        // CRM or two links, which this walk (taking nothing) tells first: a consistent
-        // component, nearly every one, copies no id for a list it would not use.
-        let clashing = {
+        // Whether the component holds two records of one CRM or two links (ambiguous as a
+        // whole), told by a walk that takes nothing first: references for the review queue
+        // are copied only then, not for a consistent component (nearly every one).
+        let clash = {
             let mut held: PerCrm<()> = PerCrm::new();
             let mut links = 0;
             let mut twice = false;
+            let mut hold = |c: Crm| twice |= held.insert(c, ()).is_some();
             for &(_, n) in members {
-                let crms: &mut dyn Iterator<Item = Crm> = match nodes[n] {
+                match nodes[n] {
                     Node::Linked(g) if !linked_taken[g] => {
                         links += 1;
-                        &mut linked[g].1.keys()
+                        linked[g].1.keys().for_each(&mut hold);
                     }
                     Node::Free(i) if !ambiguous.contains(&i) => {
-                        &mut free_slots[i].iter().map(|s| s.crm)
+                        free_slots[i].iter().for_each(|s| hold(s.crm));
                     }
-                    _ => &mut std::iter::empty(),
-                };
-                for c in crms {
-                    twice |= held.insert(c, ()).is_some();
+                    _ => {}
                 }
             }
             twice || links > 1
         };
+        // On a clash: the free members, and every member record (each free one's candidates
+        // are all the others, the record it matched among them).
         let mut free_members = Vec::new();
+        let mut member_refs = Vec::new();
         for &(_, n) in members {
             match nodes[n] {
                 Node::Linked(g) => {
@@ -556,14 +556,12 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
                         continue;
                     }
                     let (l, s) = std::mem::take(&mut linked[g]);
-                    if link.is_some() {
-                        clash = true;
-                    }
                     link = Some(l);
                     for (c, seen) in s {
-                        if sides.insert(c, seen).is_some() {
-                            clash = true;
+                        if clash {
+                            member_refs.push(seen.reference());
                         }
+                        sides.insert(c, seen);
                     }
                 }
                 Node::Free(i) => {
@@ -574,12 +572,11 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
                     let Some(seen) = free_slots[i].take() else {
                         continue;
                     };
-                    if clashing {
+                    if clash {
                         free_members.push(seen.reference());
+                        member_refs.push(seen.reference());
                     }
-                    if sides.insert(seen.crm, seen).is_some() {
-                        clash = true;
-                    }
+                    sides.insert(seen.crm, seen);
                 }
             }
         }
@@ -589,12 +586,8 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         if clash {
             for r in free_members {
                 out.ambiguous.push(Ambiguous {
-                    record: r.clone(),
-                    candidates: sides
-                        .values()
-                        .map(Seen::reference)
-                        .filter(|x| *x != r)
-                        .collect(),
+                    candidates: member_refs.iter().filter(|x| **x != r).cloned().collect(),
+                    record: r,
                 });
             }
             continue;
@@ -1583,6 +1576,42 @@ mod tests {
             .unwrap();
         assert_eq!(hs.candidates.len(), 2);
         assert!(p.groups.is_empty(), "{:?}", p.groups);
+    }
+
+    #[test]
+    fn a_record_matching_into_a_linked_record_is_queued_with_every_record_it_joined() {
+        let c = cfg();
+        let website = Some("https://d.com");
+        // Close's "Acme" (no website) matches HubSpot's by name, which matches the linked
+        // pair by domain: one component holding two records of each CRM.
+        let input = Input {
+            linked: vec![linked(
+                &c,
+                company("lead_9", "Delta", website),
+                company("99", "Delta", website),
+                None,
+            )],
+            unlinked: vec![
+                seen(&c, Crm::Close, company("lead_1", "Acme", None)),
+                seen(&c, Crm::HubSpot, company("11", "Acme", website)),
+            ],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Company, input, &RefTable::default());
+        assert!(
+            p.groups.is_empty(),
+            "nothing linked or written: {:?}",
+            p.groups
+        );
+        let queued = |id: &str| {
+            let a = p.ambiguous.iter().find(|a| a.record.id == id).unwrap();
+            let mut ids: Vec<&str> = a.candidates.iter().map(|r| r.id.as_str()).collect();
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(p.ambiguous.len(), 2, "{:?}", p.ambiguous);
+        assert_eq!(queued("lead_1"), ["11", "99", "lead_9"]);
+        assert_eq!(queued("11"), ["99", "lead_1", "lead_9"]);
     }
 
     fn linked(

@@ -167,8 +167,9 @@ impl<'de> serde::Deserialize<'de> for Field {
 /// map is sorted and [`canonical`] sorts nested objects and normalises numbers and
 /// strings), first 16 bytes in hex.
 ///
-/// The JSON is written into a buffer kept per thread and hashed in one piece (feeding the
-/// SHA-256 state piece by piece cost more than the hashing), and text needing no escapes
+/// The JSON is written whole into a buffer kept per thread, padded there and its blocks
+/// compressed where they lie ([`sha256_padded`]; feeding a SHA-256 state piece by piece
+/// cost more than the hashing), and text needing no escapes
 /// (nearly all of it) is copied as it is: the hash is computed for every record read, so
 /// the planner's speed depends on it. The bytes hashed, and so the hash, are exactly those
 /// of `serde_json::to_vec`.
@@ -196,8 +197,10 @@ pub fn hash(fields: &FieldMap) -> FieldsHash {
         }
         json.push(b'}');
         let state = sha256_padded(json);
-        // One long value (an e-mail body) does not keep its size of buffer for good.
-        if json.capacity() > HASH_BUFFER_KEPT {
+        // One long value (an e-mail body) does not keep its size of buffer for good. Its
+        // length is read, not its capacity: padding may have doubled the capacity of a
+        // buffer just under the limit, which is no reason to let it go each time.
+        if json.len() > HASH_BUFFER_KEPT {
             *json = Vec::new();
         }
         FieldsHash::of_state(&state)
@@ -237,7 +240,8 @@ fn sha256_padded(message: &mut Vec<u8>) -> [u32; 8] {
     state
 }
 
-/// The largest buffer [`hash`] keeps for the next record, in bytes.
+/// The longest JSON whose buffer [`hash`] keeps for the next record, in bytes (the buffer
+/// may be up to twice that).
 const HASH_BUFFER_KEPT: usize = 64 * 1024;
 
 /// Appends `s` as a JSON string: as it is when serde_json would escape nothing in it.
@@ -280,12 +284,7 @@ fn needs_escape(b: &[u8]) -> bool {
 /// A [`hash`]: the first 16 bytes of a SHA-256 in lower-case hex, held inline. Every record
 /// read gets one, so it is not a heap string: the store keeps it as its text
 /// ([`FieldsHash::as_str`]).
-///
-/// Aligned as a word is: with its bytes at an odd offset of the groups and sides it is
-/// moved in (after a one-byte CRM), each move of them stalled the processor on loads
-/// straddling the stores that had just written it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(align(8))]
 pub struct FieldsHash([u8; 32]);
 
 impl FieldsHash {
@@ -1146,6 +1145,16 @@ mod tests {
                 json.len()
             );
         }
+        // Past the buffer kept between records, and a short one after it in a new buffer.
+        for n in [HASH_BUFFER_KEPT - 80, HASH_BUFFER_KEPT - 10, 70_000, 3] {
+            let m: FieldMap = [(Field::new("v"), json!("é".repeat(n / 2)))].into();
+            let want = Sha256::digest(serde_json::to_vec(&m).unwrap());
+            assert_eq!(hash(&m).as_str(), hex::encode(&want[..16]), "{n}");
+        }
+        assert_eq!(
+            hash(&FieldMap::new()).as_str(),
+            "44136fa355b3678a1146ad16f7e8649e"
+        );
     }
 
     #[test]
