@@ -37,7 +37,7 @@ use crate::plan::{self, Input, LinkState, RefTable, Seen, Sides};
 /// mapped fields, keys and the plan; 1 MB in all) stays in a core's own cache (2 MB of L2
 /// on these machines) between mapping and planning. Larger plans are slower per pair, as
 /// their records come back from the shared cache or main memory: on an Intel Xeon machine
-/// 1,024 pairs a plan ran 8% slower than 256 and 4,096 15% slower; on another machine,
+/// 1,024 pairs a plan ran 8–10% slower than 256 and 4,096 13–14% slower; on another machine,
 /// with an older planner, 4,096 ran at about half the speed of 1,024 (`crmkit bench
 /// sync-plan --plan-pairs`). A sync run plans each kind's changes as one plan, however
 /// many: a run with thousands of changes plans at the slower rate.

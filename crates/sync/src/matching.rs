@@ -10,7 +10,8 @@
 //!   suffixes (Inc, LLC, Ltd, GmbH, Corp, Co, SA, AG, BV, …) removed from the end.
 //!
 //! A key that finds exactly one candidate links; several candidates are an ambiguous match
-//! for the review queue, never merged silently.
+//! for the review queue, never merged silently. A record whose one candidate went to the
+//! review queue goes there too (see `plan::plan`): it is neither linked nor created.
 //!
 //! A company **name** is weaker evidence than a domain: "Acme Inc" (acme.com) and "Acme Ltd"
 //! (acme.co.uk) share a normalised name and may be two companies, or one company's two

@@ -491,18 +491,39 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
             }
         }
         claimed.sort_unstable();
-        for run in claimed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            let (n, first) = (run[0].1, run[0].2);
-            if run.len() > 1 {
-                for &(_, _, i) in run {
-                    if ambiguous.insert(i) {
-                        out.ambiguous.push(Ambiguous {
-                            record: unlinked[i].reference(),
-                            candidates: describe(n),
-                        });
-                    }
+        let runs = || claimed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1));
+        // Several claimants of one record: each is ambiguous.
+        for run in runs().filter(|run| run.len() > 1) {
+            for &(_, n, i) in run {
+                if ambiguous.insert(i) {
+                    out.ambiguous.push(Ambiguous {
+                        record: unlinked[i].reference(),
+                        candidates: describe(n),
+                    });
                 }
-            } else if !ambiguous.contains(&first) {
+            }
+        }
+        // The sole claimant of a record under review goes there with it: joined to it (the
+        // record left out of its group), it would be created as a copy of the record
+        // waiting in review. Repeated until none goes, as each may take its own claimant.
+        let under_review = |ambiguous: &BTreeSet<usize>, n: usize| matches!(nodes[n], Node::Free(j) if ambiguous.contains(&j));
+        loop {
+            let mut more = false;
+            for &(_, n, first) in runs().filter(|run| run.len() == 1).map(|run| &run[0]) {
+                if under_review(&ambiguous, n) && ambiguous.insert(first) {
+                    out.ambiguous.push(Ambiguous {
+                        record: unlinked[first].reference(),
+                        candidates: describe(n),
+                    });
+                    more = true;
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        for &(_, n, first) in runs().filter(|run| run.len() == 1).map(|run| &run[0]) {
+            if !ambiguous.contains(&first) && !under_review(&ambiguous, n) {
                 let (a, b) = (root(&mut parent, first), root(&mut parent, n));
                 parent[a] = b;
             }
@@ -556,13 +577,24 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
                         continue;
                     }
                     let (l, s) = std::mem::take(&mut linked[g]);
-                    link = Some(l);
                     for (c, seen) in s {
                         if clash {
                             member_refs.push(seen.reference());
+                            // Its link is not planned this run: a change waits on the retry
+                            // list (a later run plans it without the records in review).
+                            let stored = l.hashes.get(&c).map(String::as_str);
+                            if stored.is_none_or(|h| seen.hash != *h) {
+                                out.errors.push(PlanError {
+                                    record: seen.reference(),
+                                    message: "not synced this run: a record matching it went \
+                                              to the review queue (retried from the retry list)"
+                                        .to_string(),
+                                });
+                            }
                         }
                         sides.insert(c, seen);
                     }
+                    link = Some(l);
                 }
                 Node::Free(i) => {
                     if ambiguous.contains(&i) {
@@ -1579,17 +1611,49 @@ mod tests {
     }
 
     #[test]
+    fn the_sole_match_of_a_record_under_review_waits_there_with_it_and_is_not_created() {
+        let c = cfg();
+        let a = Some("https://a.com");
+        // Close's record matches two HubSpot records by domain (one of them linked): under
+        // review. HubSpot's free record matches only it.
+        let input = Input {
+            linked: vec![linked(
+                &c,
+                company("lead_9", "Nine", Some("https://b.com")),
+                company("99", "Ninety", a),
+                None,
+            )],
+            unlinked: vec![
+                seen(&c, Crm::Close, company("lead_1", "One", a)),
+                seen(&c, Crm::HubSpot, company("11", "Eleven", a)),
+            ],
+            ..Input::default()
+        };
+        let p = plan(&c, ObjectKind::Company, input, &RefTable::default());
+        assert_eq!(p.creates().count(), 0, "no copy of a record under review");
+        let queued: Vec<&str> = p.ambiguous.iter().map(|a| a.record.id.as_str()).collect();
+        assert_eq!(queued, ["lead_1", "11"]);
+        assert_eq!(p.ambiguous[1].candidates.len(), 1);
+        assert_eq!(p.ambiguous[1].candidates[0].id, "lead_1");
+        assert!(p.groups.is_empty(), "{:?}", p.groups);
+    }
+
+    #[test]
     fn a_record_matching_into_a_linked_record_is_queued_with_every_record_it_joined() {
         let c = cfg();
         let website = Some("https://d.com");
         // Close's "Acme" (no website) matches HubSpot's by name, which matches the linked
         // pair by domain: one component holding two records of each CRM.
         let input = Input {
+            // HubSpot's side of the link renamed since the last sync.
             linked: vec![linked(
                 &c,
                 company("lead_9", "Delta", website),
-                company("99", "Delta", website),
-                None,
+                company("99", "Delta Two", website),
+                Some((
+                    &company("lead_9", "Delta", website),
+                    &company("99", "Delta", website),
+                )),
             )],
             unlinked: vec![
                 seen(&c, Crm::Close, company("lead_1", "Acme", None)),
@@ -1612,6 +1676,9 @@ mod tests {
         assert_eq!(p.ambiguous.len(), 2, "{:?}", p.ambiguous);
         assert_eq!(queued("lead_1"), ["11", "99", "lead_9"]);
         assert_eq!(queued("11"), ["99", "lead_1", "lead_9"]);
+        // The link's change is not lost: it waits on the retry list.
+        let waiting: Vec<&str> = p.errors.iter().map(|e| e.record.id.as_str()).collect();
+        assert_eq!(waiting, ["99"], "{:?}", p.errors);
     }
 
     fn linked(

@@ -240,8 +240,8 @@ fn sha256_padded(message: &mut Vec<u8>) -> [u32; 8] {
     state
 }
 
-/// The longest JSON whose buffer [`hash`] keeps for the next record, in bytes (the buffer
-/// may be up to twice that).
+/// The longest padded JSON whose buffer [`hash`] keeps for the next record, in bytes (the
+/// buffer may be up to twice that).
 const HASH_BUFFER_KEPT: usize = 64 * 1024;
 
 /// Appends `s` as a JSON string: as it is when serde_json would escape nothing in it.
@@ -1145,7 +1145,8 @@ mod tests {
                 json.len()
             );
         }
-        // Past the buffer kept between records, and a short one after it in a new buffer.
+        // Long values, past the buffer kept between records, and a short one after them
+        // (the buffer dropped and grown again): the hashes, not the buffer's keeping.
         for n in [HASH_BUFFER_KEPT - 80, HASH_BUFFER_KEPT - 10, 70_000, 3] {
             let m: FieldMap = [(Field::new("v"), json!("é".repeat(n / 2)))].into();
             let want = Sha256::digest(serde_json::to_vec(&m).unwrap());
