@@ -492,15 +492,21 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         }
         claimed.sort_unstable();
         let runs = || claimed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1));
+        // Queues claimant `i` of node `n` for review, once; whether it was queued now.
+        let queue = |ambiguous: &mut BTreeSet<usize>, queued: &mut Vec<Ambiguous>, i, n| {
+            let new = ambiguous.insert(i);
+            if new {
+                queued.push(Ambiguous {
+                    record: unlinked[i].reference(),
+                    candidates: describe(n),
+                });
+            }
+            new
+        };
         // Several claimants of one record: each is ambiguous.
         for run in runs().filter(|run| run.len() > 1) {
             for &(_, n, i) in run {
-                if ambiguous.insert(i) {
-                    out.ambiguous.push(Ambiguous {
-                        record: unlinked[i].reference(),
-                        candidates: describe(n),
-                    });
-                }
+                queue(&mut ambiguous, &mut out.ambiguous, i, n);
             }
         }
         // The sole claimant of a record under review goes there with it: joined to it (the
@@ -510,12 +516,8 @@ pub fn plan(config: &Config, kind: ObjectKind, input: Input, refs: &dyn Refs) ->
         loop {
             let mut more = false;
             for &(_, n, first) in runs().filter(|run| run.len() == 1).map(|run| &run[0]) {
-                if under_review(&ambiguous, n) && ambiguous.insert(first) {
-                    out.ambiguous.push(Ambiguous {
-                        record: unlinked[first].reference(),
-                        candidates: describe(n),
-                    });
-                    more = true;
+                if under_review(&ambiguous, n) {
+                    more |= queue(&mut ambiguous, &mut out.ambiguous, first, n);
                 }
             }
             if !more {
